@@ -1,0 +1,116 @@
+from ccs.v1 import resources_pb2 as _resources_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RegisterRequest(_message.Message):
+    __slots__ = ("join_token", "name", "labels", "status")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    JOIN_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    join_token: str
+    name: str
+    labels: _containers.ScalarMap[str, str]
+    status: _resources_pb2.NodeStatus
+    def __init__(self, join_token: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ...) -> None: ...
+
+class RegisterResponse(_message.Message):
+    __slots__ = ("cluster", "node", "credential")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    node: _resources_pb2.Node
+    credential: str
+    def __init__(self, cluster: _Optional[str] = ..., node: _Optional[_Union[_resources_pb2.Node, _Mapping]] = ..., credential: _Optional[str] = ...) -> None: ...
+
+class SessionRequest(_message.Message):
+    __slots__ = ("agent_version",)
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    agent_version: str
+    def __init__(self, agent_version: _Optional[str] = ...) -> None: ...
+
+class Assignment(_message.Message):
+    __slots__ = ("action", "container")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[Assignment.Action]
+        ACTION_UPDATE: _ClassVar[Assignment.Action]
+        ACTION_REMOVE: _ClassVar[Assignment.Action]
+    ACTION_UNSPECIFIED: Assignment.Action
+    ACTION_UPDATE: Assignment.Action
+    ACTION_REMOVE: Assignment.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    action: Assignment.Action
+    container: _resources_pb2.Container
+    def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ...) -> None: ...
+
+class SessionMessage(_message.Message):
+    __slots__ = ("type", "version", "base_version", "assignments", "heartbeat_period_ms")
+    class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        TYPE_UNSPECIFIED: _ClassVar[SessionMessage.Type]
+        TYPE_COMPLETE: _ClassVar[SessionMessage.Type]
+        TYPE_INCREMENTAL: _ClassVar[SessionMessage.Type]
+    TYPE_UNSPECIFIED: SessionMessage.Type
+    TYPE_COMPLETE: SessionMessage.Type
+    TYPE_INCREMENTAL: SessionMessage.Type
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
+    type: SessionMessage.Type
+    version: int
+    base_version: int
+    assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
+    heartbeat_period_ms: int
+    def __init__(self, type: _Optional[_Union[SessionMessage.Type, str]] = ..., version: _Optional[int] = ..., base_version: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., heartbeat_period_ms: _Optional[int] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: _resources_pb2.NodeStatus
+    def __init__(self, status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("period_ms",)
+    PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
+    period_ms: int
+    def __init__(self, period_ms: _Optional[int] = ...) -> None: ...
+
+class ContainerStatusUpdate(_message.Message):
+    __slots__ = ("application", "service", "container", "status")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    service: str
+    container: str
+    status: _resources_pb2.ContainerStatus
+    def __init__(self, application: _Optional[str] = ..., service: _Optional[str] = ..., container: _Optional[str] = ..., status: _Optional[_Union[_resources_pb2.ContainerStatus, _Mapping]] = ...) -> None: ...
+
+class UpdateStatusRequest(_message.Message):
+    __slots__ = ("updates",)
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    updates: _containers.RepeatedCompositeFieldContainer[ContainerStatusUpdate]
+    def __init__(self, updates: _Optional[_Iterable[_Union[ContainerStatusUpdate, _Mapping]]] = ...) -> None: ...
+
+class UpdateStatusResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

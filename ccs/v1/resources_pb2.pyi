@@ -1,0 +1,597 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class NodeRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_ROLE_UNSPECIFIED: _ClassVar[NodeRole]
+    NODE_ROLE_WORKER: _ClassVar[NodeRole]
+    NODE_ROLE_MANAGER: _ClassVar[NodeRole]
+
+class NodeAvailability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_AVAILABILITY_UNSPECIFIED: _ClassVar[NodeAvailability]
+    NODE_AVAILABILITY_ACTIVE: _ClassVar[NodeAvailability]
+    NODE_AVAILABILITY_PAUSE: _ClassVar[NodeAvailability]
+    NODE_AVAILABILITY_DRAIN: _ClassVar[NodeAvailability]
+
+class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_STATE_UNSPECIFIED: _ClassVar[NodeState]
+    NODE_STATE_READY: _ClassVar[NodeState]
+    NODE_STATE_DOWN: _ClassVar[NodeState]
+    NODE_STATE_DISCONNECTED: _ClassVar[NodeState]
+
+class ServiceMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVICE_MODE_UNSPECIFIED: _ClassVar[ServiceMode]
+    SERVICE_MODE_REPLICATED: _ClassVar[ServiceMode]
+    SERVICE_MODE_GLOBAL: _ClassVar[ServiceMode]
+
+class DesiredState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DESIRED_STATE_UNSPECIFIED: _ClassVar[DesiredState]
+    DESIRED_STATE_RUNNING: _ClassVar[DesiredState]
+    DESIRED_STATE_STOPPED: _ClassVar[DesiredState]
+    DESIRED_STATE_REMOVED: _ClassVar[DesiredState]
+
+class ContainerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTAINER_STATE_UNSPECIFIED: _ClassVar[ContainerState]
+    CONTAINER_STATE_PENDING: _ClassVar[ContainerState]
+    CONTAINER_STATE_ASSIGNED: _ClassVar[ContainerState]
+    CONTAINER_STATE_PULLING: _ClassVar[ContainerState]
+    CONTAINER_STATE_STARTING: _ClassVar[ContainerState]
+    CONTAINER_STATE_RUNNING: _ClassVar[ContainerState]
+    CONTAINER_STATE_HEALTHY: _ClassVar[ContainerState]
+    CONTAINER_STATE_UNHEALTHY: _ClassVar[ContainerState]
+    CONTAINER_STATE_EXITED: _ClassVar[ContainerState]
+    CONTAINER_STATE_FAILED: _ClassVar[ContainerState]
+    CONTAINER_STATE_STOPPED: _ClassVar[ContainerState]
+    CONTAINER_STATE_REMOVED: _ClassVar[ContainerState]
+NODE_ROLE_UNSPECIFIED: NodeRole
+NODE_ROLE_WORKER: NodeRole
+NODE_ROLE_MANAGER: NodeRole
+NODE_AVAILABILITY_UNSPECIFIED: NodeAvailability
+NODE_AVAILABILITY_ACTIVE: NodeAvailability
+NODE_AVAILABILITY_PAUSE: NodeAvailability
+NODE_AVAILABILITY_DRAIN: NodeAvailability
+NODE_STATE_UNSPECIFIED: NodeState
+NODE_STATE_READY: NodeState
+NODE_STATE_DOWN: NodeState
+NODE_STATE_DISCONNECTED: NodeState
+SERVICE_MODE_UNSPECIFIED: ServiceMode
+SERVICE_MODE_REPLICATED: ServiceMode
+SERVICE_MODE_GLOBAL: ServiceMode
+DESIRED_STATE_UNSPECIFIED: DesiredState
+DESIRED_STATE_RUNNING: DesiredState
+DESIRED_STATE_STOPPED: DesiredState
+DESIRED_STATE_REMOVED: DesiredState
+CONTAINER_STATE_UNSPECIFIED: ContainerState
+CONTAINER_STATE_PENDING: ContainerState
+CONTAINER_STATE_ASSIGNED: ContainerState
+CONTAINER_STATE_PULLING: ContainerState
+CONTAINER_STATE_STARTING: ContainerState
+CONTAINER_STATE_RUNNING: ContainerState
+CONTAINER_STATE_HEALTHY: ContainerState
+CONTAINER_STATE_UNHEALTHY: ContainerState
+CONTAINER_STATE_EXITED: ContainerState
+CONTAINER_STATE_FAILED: ContainerState
+CONTAINER_STATE_STOPPED: ContainerState
+CONTAINER_STATE_REMOVED: ContainerState
+
+class Meta(_message.Message):
+    __slots__ = ("id", "name", "created_at", "updated_at", "labels", "resource_version")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    labels: _containers.ScalarMap[str, str]
+    resource_version: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[int] = ...) -> None: ...
+
+class Cluster(_message.Message):
+    __slots__ = ("meta", "description")
+    META_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    description: str
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class NodeResources(_message.Message):
+    __slots__ = ("cpus", "memory_bytes")
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    cpus: float
+    memory_bytes: int
+    def __init__(self, cpus: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+
+class NodeSpec(_message.Message):
+    __slots__ = ("role", "availability")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABILITY_FIELD_NUMBER: _ClassVar[int]
+    role: NodeRole
+    availability: NodeAvailability
+    def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., availability: _Optional[_Union[NodeAvailability, str]] = ...) -> None: ...
+
+class NodeStatus(_message.Message):
+    __slots__ = ("state", "address", "hostname", "capacity", "docker_version", "agent_version", "last_heartbeat", "message", "os", "arch")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    DOCKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    OS_FIELD_NUMBER: _ClassVar[int]
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    state: NodeState
+    address: str
+    hostname: str
+    capacity: NodeResources
+    docker_version: str
+    agent_version: str
+    last_heartbeat: _timestamp_pb2.Timestamp
+    message: str
+    os: str
+    arch: str
+    def __init__(self, state: _Optional[_Union[NodeState, str]] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., capacity: _Optional[_Union[NodeResources, _Mapping]] = ..., docker_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ...) -> None: ...
+
+class Node(_message.Message):
+    __slots__ = ("meta", "cluster", "spec", "status")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    cluster: str
+    spec: NodeSpec
+    status: NodeStatus
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ...) -> None: ...
+
+class PortSpec(_message.Message):
+    __slots__ = ("target", "published", "protocol", "host_ip", "mode")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    HOST_IP_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    target: int
+    published: int
+    protocol: str
+    host_ip: str
+    mode: str
+    def __init__(self, target: _Optional[int] = ..., published: _Optional[int] = ..., protocol: _Optional[str] = ..., host_ip: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
+
+class VolumeMount(_message.Message):
+    __slots__ = ("type", "source", "target", "read_only")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    source: str
+    target: str
+    read_only: bool
+    def __init__(self, type: _Optional[str] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
+
+class HealthCheck(_message.Message):
+    __slots__ = ("test", "interval_ms", "timeout_ms", "start_period_ms", "retries", "disable")
+    TEST_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    START_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_FIELD_NUMBER: _ClassVar[int]
+    test: _containers.RepeatedScalarFieldContainer[str]
+    interval_ms: int
+    timeout_ms: int
+    start_period_ms: int
+    retries: int
+    disable: bool
+    def __init__(self, test: _Optional[_Iterable[str]] = ..., interval_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., start_period_ms: _Optional[int] = ..., retries: _Optional[int] = ..., disable: _Optional[bool] = ...) -> None: ...
+
+class Probe(_message.Message):
+    __slots__ = ("kind", "port", "path", "cmd", "timeout_seconds", "initial_delay_seconds")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CMD_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    port: int
+    path: str
+    cmd: _containers.RepeatedScalarFieldContainer[str]
+    timeout_seconds: int
+    initial_delay_seconds: int
+    def __init__(self, kind: _Optional[str] = ..., port: _Optional[int] = ..., path: _Optional[str] = ..., cmd: _Optional[_Iterable[str]] = ..., timeout_seconds: _Optional[int] = ..., initial_delay_seconds: _Optional[int] = ...) -> None: ...
+
+class Dependency(_message.Message):
+    __slots__ = ("service", "condition", "restart", "required")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    RESTART_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    condition: str
+    restart: bool
+    required: bool
+    def __init__(self, service: _Optional[str] = ..., condition: _Optional[str] = ..., restart: _Optional[bool] = ..., required: _Optional[bool] = ...) -> None: ...
+
+class ServiceNetwork(_message.Message):
+    __slots__ = ("name", "aliases")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Placement(_message.Message):
+    __slots__ = ("constraints", "spread", "max_replicas_per_node")
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
+    SPREAD_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
+    constraints: _containers.RepeatedScalarFieldContainer[str]
+    spread: _containers.RepeatedScalarFieldContainer[str]
+    max_replicas_per_node: int
+    def __init__(self, constraints: _Optional[_Iterable[str]] = ..., spread: _Optional[_Iterable[str]] = ..., max_replicas_per_node: _Optional[int] = ...) -> None: ...
+
+class ResourceAmounts(_message.Message):
+    __slots__ = ("cpus", "memory_bytes", "pids")
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PIDS_FIELD_NUMBER: _ClassVar[int]
+    cpus: float
+    memory_bytes: int
+    pids: int
+    def __init__(self, cpus: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ...) -> None: ...
+
+class Resources(_message.Message):
+    __slots__ = ("limits", "reservations")
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    limits: ResourceAmounts
+    reservations: ResourceAmounts
+    def __init__(self, limits: _Optional[_Union[ResourceAmounts, _Mapping]] = ..., reservations: _Optional[_Union[ResourceAmounts, _Mapping]] = ...) -> None: ...
+
+class RestartPolicy(_message.Message):
+    __slots__ = ("condition", "delay_ms", "max_attempts", "window_ms")
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    condition: str
+    delay_ms: int
+    max_attempts: int
+    window_ms: int
+    def __init__(self, condition: _Optional[str] = ..., delay_ms: _Optional[int] = ..., max_attempts: _Optional[int] = ..., window_ms: _Optional[int] = ...) -> None: ...
+
+class UpdateConfig(_message.Message):
+    __slots__ = ("parallelism", "delay_ms", "failure_action", "monitor_ms", "max_failure_ratio", "order")
+    PARALLELISM_FIELD_NUMBER: _ClassVar[int]
+    DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_ACTION_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_FAILURE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    parallelism: int
+    delay_ms: int
+    failure_action: str
+    monitor_ms: int
+    max_failure_ratio: float
+    order: str
+    def __init__(self, parallelism: _Optional[int] = ..., delay_ms: _Optional[int] = ..., failure_action: _Optional[str] = ..., monitor_ms: _Optional[int] = ..., max_failure_ratio: _Optional[float] = ..., order: _Optional[str] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("port", "domain", "path")
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    port: int
+    domain: str
+    path: str
+    def __init__(self, port: _Optional[int] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class ServiceSpec(_message.Message):
+    __slots__ = ("image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "labels", "healthcheck", "restart", "depends_on", "networks", "mode", "replicas", "placement", "resources", "restart_policy", "update_config", "rollback_config", "probe", "routes", "session_sticky", "always_pull", "stop_grace_period_ms", "stop_signal", "user", "working_dir", "hostname", "strategy")
+    class EnvironmentEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    EXPOSE_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    HEALTHCHECK_FIELD_NUMBER: _ClassVar[int]
+    RESTART_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    RESTART_POLICY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    SESSION_STICKY_FIELD_NUMBER: _ClassVar[int]
+    ALWAYS_PULL_FIELD_NUMBER: _ClassVar[int]
+    STOP_GRACE_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
+    STOP_SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    entrypoint: _containers.RepeatedScalarFieldContainer[str]
+    environment: _containers.ScalarMap[str, str]
+    ports: _containers.RepeatedCompositeFieldContainer[PortSpec]
+    expose: _containers.RepeatedScalarFieldContainer[str]
+    volumes: _containers.RepeatedCompositeFieldContainer[VolumeMount]
+    labels: _containers.ScalarMap[str, str]
+    healthcheck: HealthCheck
+    restart: str
+    depends_on: _containers.RepeatedCompositeFieldContainer[Dependency]
+    networks: _containers.RepeatedCompositeFieldContainer[ServiceNetwork]
+    mode: ServiceMode
+    replicas: int
+    placement: Placement
+    resources: Resources
+    restart_policy: RestartPolicy
+    update_config: UpdateConfig
+    rollback_config: UpdateConfig
+    probe: Probe
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    session_sticky: bool
+    always_pull: bool
+    stop_grace_period_ms: int
+    stop_signal: str
+    user: str
+    working_dir: str
+    hostname: str
+    strategy: str
+    def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., environment: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortSpec, _Mapping]]] = ..., expose: _Optional[_Iterable[str]] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., restart: _Optional[str] = ..., depends_on: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[ServiceNetwork, _Mapping]]] = ..., mode: _Optional[_Union[ServiceMode, str]] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., update_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., session_sticky: _Optional[bool] = ..., always_pull: _Optional[bool] = ..., stop_grace_period_ms: _Optional[int] = ..., stop_signal: _Optional[str] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., hostname: _Optional[str] = ..., strategy: _Optional[str] = ...) -> None: ...
+
+class NamedVolume(_message.Message):
+    __slots__ = ("name", "driver", "external", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    driver: str
+    external: bool
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class NetworkDef(_message.Message):
+    __slots__ = ("name", "driver", "external", "internal")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    driver: str
+    external: bool
+    internal: bool
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., internal: _Optional[bool] = ...) -> None: ...
+
+class ApplicationSpec(_message.Message):
+    __slots__ = ("template", "env", "files", "version", "desired_state")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class FilesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_STATE_FIELD_NUMBER: _ClassVar[int]
+    template: str
+    env: _containers.ScalarMap[str, str]
+    files: _containers.ScalarMap[str, str]
+    version: str
+    desired_state: DesiredState
+    def __init__(self, template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ...) -> None: ...
+
+class ApplicationStatus(_message.Message):
+    __slots__ = ("phase", "message", "services", "containers_desired", "containers_running", "containers_healthy")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_DESIRED_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    message: str
+    services: int
+    containers_desired: int
+    containers_running: int
+    containers_healthy: int
+    def __init__(self, phase: _Optional[str] = ..., message: _Optional[str] = ..., services: _Optional[int] = ..., containers_desired: _Optional[int] = ..., containers_running: _Optional[int] = ..., containers_healthy: _Optional[int] = ...) -> None: ...
+
+class Application(_message.Message):
+    __slots__ = ("meta", "cluster", "spec", "status", "revision", "volumes", "networks", "warnings")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    cluster: str
+    spec: ApplicationSpec
+    status: ApplicationStatus
+    revision: int
+    volumes: _containers.RepeatedCompositeFieldContainer[NamedVolume]
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkDef]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., spec: _Optional[_Union[ApplicationSpec, _Mapping]] = ..., status: _Optional[_Union[ApplicationStatus, _Mapping]] = ..., revision: _Optional[int] = ..., volumes: _Optional[_Iterable[_Union[NamedVolume, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[NetworkDef, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Endpoint(_message.Message):
+    __slots__ = ("container", "node", "address", "published", "target", "protocol")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    node: str
+    address: str
+    published: int
+    target: int
+    protocol: str
+    def __init__(self, container: _Optional[str] = ..., node: _Optional[str] = ..., address: _Optional[str] = ..., published: _Optional[int] = ..., target: _Optional[int] = ..., protocol: _Optional[str] = ...) -> None: ...
+
+class ServiceStatus(_message.Message):
+    __slots__ = ("desired", "running", "healthy", "message", "endpoints")
+    DESIRED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    desired: int
+    running: int
+    healthy: int
+    message: str
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    def __init__(self, desired: _Optional[int] = ..., running: _Optional[int] = ..., healthy: _Optional[int] = ..., message: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+
+class Service(_message.Message):
+    __slots__ = ("meta", "cluster", "application", "spec", "status", "generation", "app_revision")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    APP_REVISION_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    cluster: str
+    application: str
+    spec: ServiceSpec
+    status: ServiceStatus
+    generation: int
+    app_revision: int
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ServiceStatus, _Mapping]] = ..., generation: _Optional[int] = ..., app_revision: _Optional[int] = ...) -> None: ...
+
+class ContainerStatus(_message.Message):
+    __slots__ = ("state", "exit_code", "message", "docker_id", "started_at", "updated_at", "endpoints")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DOCKER_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    state: ContainerState
+    exit_code: int
+    message: str
+    docker_id: str
+    started_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    def __init__(self, state: _Optional[_Union[ContainerState, str]] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ..., docker_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+
+class Container(_message.Message):
+    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    SPEC_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    APP_REVISION_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_STATE_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    cluster: str
+    application: str
+    service: str
+    node: str
+    slot: int
+    spec_generation: int
+    app_revision: int
+    desired_state: DesiredState
+    spec: ServiceSpec
+    status: ContainerStatus
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("meta", "cluster", "kind", "object", "type", "reason", "message")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    cluster: str
+    kind: str
+    object: str
+    type: str
+    reason: str
+    message: str
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., kind: _Optional[str] = ..., object: _Optional[str] = ..., type: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
