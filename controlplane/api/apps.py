@@ -1,0 +1,282 @@
+"""ApplicationService: an application and its services are written together or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import grpc
+
+from ccs.v1 import api_pb2, api_pb2_grpc
+from ccs.v1 import resources_pb2 as pb
+from controlplane.api.common import (
+    MAX_REPLICAS,
+    MAX_TEMPLATE_BYTES,
+    check_labels,
+    check_name,
+    new_meta,
+    record_event,
+    touch,
+)
+from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
+from controlplane.compose import ParsedTemplate, parse_template
+from controlplane.store import keys, reads
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+
+MAX_FILES_BYTES = 1024 * 1024
+STRATEGIES = ("", "rolling", "blue-green", "canary")
+
+
+def _check_inputs(template: str, env: Mapping[str, str], files: Mapping[str, str]) -> None:
+    size = len(template.encode())
+    if size > MAX_TEMPLATE_BYTES:
+        raise InvalidArgument("template", f"is {size} bytes; the limit is {MAX_TEMPLATE_BYTES} bytes (1 MiB)")
+    for k in env:
+        if not k or "=" in k or not k.replace("_", "a").isalnum():
+            raise InvalidArgument(f"env.{k}", "not a valid variable name")
+    total = sum(len(v.encode()) for v in files.values())
+    if total > MAX_FILES_BYTES:
+        raise InvalidArgument("files", f"are {total} bytes; the limit is {MAX_FILES_BYTES} bytes")
+
+
+async def _parse(template: str, env: Mapping[str, str], files: Mapping[str, str], app: str) -> ParsedTemplate:
+    _check_inputs(template, env, files)
+    # Parsing a large template is CPU work: keep it off the event loop.
+    parsed = await asyncio.to_thread(parse_template, template, env=dict(env), files=dict(files), app_name=app)
+    for name, spec in parsed.services.items():
+        if spec.replicas > MAX_REPLICAS:
+            raise InvalidArgument(
+                f"services.{name}.deploy.replicas", f"{spec.replicas} exceeds the limit of 1000"
+            )
+    return parsed
+
+
+def _service(cluster: str, app: str, name: str, spec: pb.ServiceSpec, revision: int) -> pb.Service:
+    svc = pb.Service(
+        meta=new_meta(name),
+        cluster=cluster,
+        application=app,
+        spec=spec,
+        generation=1,
+        app_revision=revision,
+    )
+    svc.status.desired = spec.replicas if spec.mode != pb.SERVICE_MODE_GLOBAL else 0
+    return svc
+
+
+def _apply_parsed(app: pb.Application, parsed: ParsedTemplate) -> None:
+    del app.volumes[:]
+    del app.networks[:]
+    del app.warnings[:]
+    app.volumes.extend(parsed.volumes)
+    app.networks.extend(parsed.networks)
+    app.warnings.extend(parsed.warnings)
+    app.status.services = len(parsed.services)
+
+
+@map_errors
+class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
+    def __init__(self, etcd: Etcd) -> None:
+        self.etcd = etcd
+
+    async def _get(self, cluster: str, name: str) -> pb.Application:
+        return await reads.get(self.etcd, keys.app(cluster, name), pb.Application, "application", name)
+
+    async def CreateApplication(
+        self, request: api_pb2.CreateApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Application:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        check_labels("labels", request.labels)
+        if not request.template.strip():
+            raise InvalidArgument("template", "is empty")
+        parsed = await _parse(request.template, request.env, request.files, name)
+        app = pb.Application(
+            meta=new_meta(name, request.labels),
+            cluster=cluster,
+            spec=pb.ApplicationSpec(
+                template=request.template,
+                env=request.env,
+                files=request.files,
+                version=request.version,
+                desired_state=pb.DESIRED_STATE_RUNNING,
+            ),
+            revision=1,
+        )
+        app.status.phase = "Deployed"
+        _apply_parsed(app, parsed)
+        services = [_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
+        if request.dry_run:
+            return app
+        txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
+        txn.create(keys.app(cluster, name), app, "application", name)
+        for svc in services:
+            txn.create(keys.service(cluster, name, svc.meta.name), svc, "service", svc.meta.name)
+        record_event(
+            txn,
+            cluster,
+            "application",
+            name,
+            "Created",
+            f"application {name} created with {len(services)} service(s)"
+            + (f", version {request.version}" if request.version else ""),
+        )
+        app.meta.resource_version = await txn.commit(self.etcd)
+        return app
+
+    async def GetApplication(
+        self, request: api_pb2.GetApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.GetApplicationResponse:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        app = await self._get(cluster, name)
+        services, _ = await reads.list_all(self.etcd, keys.services(cluster, name), pb.Service)
+        return api_pb2.GetApplicationResponse(application=app, services=services)
+
+    async def ListApplications(
+        self, request: api_pb2.ListApplicationsRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListApplicationsResponse:
+        cluster = check_name("cluster", request.cluster)
+        await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+        page = await reads.list_page(
+            self.etcd,
+            keys.apps(cluster),
+            pb.Application,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return api_pb2.ListApplicationsResponse(
+            applications=page.items, next_page_token=page.next_page_token, revision=page.revision
+        )
+
+    async def UpdateApplication(
+        self, request: api_pb2.UpdateApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Application:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        check_labels("labels", request.labels)
+        if request.strategy not in STRATEGIES:
+            raise InvalidArgument(
+                "strategy", f"{request.strategy!r} is not one of rolling, blue-green, canary"
+            )
+        app = await self._get(cluster, name)
+        if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
+            raise FailedPrecondition(f"application {name!r} is being deleted")
+        rv = request.resource_version or app.meta.resource_version
+        old_spec = pb.ApplicationSpec()
+        old_spec.CopyFrom(app.spec)
+        if request.template:
+            app.spec.template = request.template
+            app.spec.ClearField("files")
+            app.spec.files.update(request.files)
+        if request.replace_env:
+            app.spec.ClearField("env")
+        app.spec.env.update(request.env)
+        if request.version:
+            app.spec.version = request.version
+        for k, v in request.labels.items():
+            if v:
+                app.meta.labels[k] = v
+            else:
+                app.meta.labels.pop(k, None)
+        parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name)
+        changed = app.spec != old_spec
+        if changed:
+            app.revision += 1
+        _apply_parsed(app, parsed)
+        touch(app.meta)
+        if request.dry_run:
+            return app
+
+        current, _ = await reads.list_all(self.etcd, keys.services(cluster, name), pb.Service)
+        by_name = {s.meta.name: s for s in current}
+        txn = Txn().update(keys.app(cluster, name), app, "application", name, rv)
+        summary = []
+        for sname, spec in parsed.services.items():
+            key = keys.service(cluster, name, sname)
+            old = by_name.pop(sname, None)
+            if old is None:
+                txn.create(key, _service(cluster, name, sname, spec, app.revision), "service", sname)
+                summary.append(f"+{sname}")
+            elif old.spec != spec:
+                old.spec.CopyFrom(spec)
+                old.generation += 1
+                old.app_revision = app.revision
+                old.status.desired = spec.replicas if spec.mode != pb.SERVICE_MODE_GLOBAL else 0
+                touch(old.meta)
+                txn.update(key, old, "service", sname, old.meta.resource_version)
+                summary.append(f"~{sname}")
+        for sname, old in by_name.items():
+            key = keys.service(cluster, name, sname)
+            txn.require_revision(key, "service", sname, old.meta.resource_version).delete(key)
+            summary.append(f"-{sname}")
+        record_event(
+            txn,
+            cluster,
+            "application",
+            name,
+            "Updated",
+            f"revision {app.revision}"
+            + (f", version {app.spec.version}" if app.spec.version else "")
+            + (f", services {' '.join(summary)}" if summary else ", services unchanged"),
+        )
+        app.meta.resource_version = await txn.commit(self.etcd)
+        return app
+
+    async def DeleteApplication(
+        self, request: api_pb2.DeleteApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.DeleteApplicationResponse:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        app = await self._get(cluster, name)
+        rv = request.resource_version or app.meta.resource_version
+        has_containers = await self.etcd.count(keys.containers(cluster, name)) > 0
+        txn = Txn()
+        if has_containers:
+            # Containers must stop on their nodes first: mark the application for
+            # removal; the application reconciler deletes the keys once they are gone.
+            app.spec.desired_state = pb.DESIRED_STATE_REMOVED
+            app.status.phase = "Deleting"
+            if request.keep_volumes:
+                app.meta.labels["ccs.keep-volumes"] = "true"
+            touch(app.meta)
+            txn.update(keys.app(cluster, name), app, "application", name, rv)
+            record_event(txn, cluster, "application", name, "Deleting", "removing containers")
+        else:
+            txn.require_revision(keys.app(cluster, name), "application", name, rv)
+            txn.require_empty(keys.containers(cluster, name), "containers", f"application {name!r}")
+            txn.delete(keys.app(cluster, name)).delete_prefix(keys.services(cluster, name))
+            record_event(txn, cluster, "application", name, "Deleted", f"application {name} deleted")
+        await txn.commit(self.etcd)
+        return api_pb2.DeleteApplicationResponse()
+
+    async def _set_desired(
+        self, cluster: str, name: str, state: pb.DesiredState, reason: str
+    ) -> pb.Application:
+        app = await self._get(cluster, name)
+        if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
+            raise FailedPrecondition(f"application {name!r} is being deleted")
+        if app.spec.desired_state == state:
+            return app
+        app.spec.desired_state = state
+        app.status.phase = "Running" if state == pb.DESIRED_STATE_RUNNING else "Stopped"
+        touch(app.meta)
+        txn = Txn().update(keys.app(cluster, name), app, "application", name, app.meta.resource_version)
+        record_event(txn, cluster, "application", name, reason, f"application {name} {reason.lower()}")
+        app.meta.resource_version = await txn.commit(self.etcd)
+        return app
+
+    async def StartApplication(
+        self, request: api_pb2.StartApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Application:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        return await self._set_desired(cluster, name, pb.DESIRED_STATE_RUNNING, "Started")
+
+    async def StopApplication(
+        self, request: api_pb2.StopApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Application:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        return await self._set_desired(cluster, name, pb.DESIRED_STATE_STOPPED, "Stopped")

@@ -1,0 +1,95 @@
+"""Helpers shared by the servicers: names, metadata, limits, events."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Mapping
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ccs.v1 import resources_pb2 as pb
+from controlplane.api.errors import InvalidArgument
+from controlplane.store import keys
+from controlplane.store.txn import Txn
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$")
+MAX_LABELS = 64
+MAX_LABEL_VALUE = 1024
+MAX_TEMPLATE_BYTES = 1024 * 1024
+MAX_REPLICAS = 1000
+
+
+def check_name(field: str, value: str) -> str:
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if not DNS_LABEL.match(value):
+        raise InvalidArgument(
+            field,
+            f"{value!r} is not a valid name: use at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit",
+        )
+    return value
+
+
+def check_labels(field: str, labels: Mapping[str, str]) -> None:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(field, f"at most {MAX_LABELS} labels, got {len(labels)}")
+    for k, v in labels.items():
+        if not LABEL_KEY.match(k):
+            raise InvalidArgument(f"{field}.{k}", "invalid label key")
+        if len(v) > MAX_LABEL_VALUE:
+            raise InvalidArgument(f"{field}.{k}", f"value longer than {MAX_LABEL_VALUE} bytes")
+
+
+def now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def new_meta(name: str, labels: Mapping[str, str] | None = None) -> pb.Meta:
+    ts = now()
+    return pb.Meta(
+        id=uuid.uuid4().hex,
+        name=name,
+        created_at=ts,
+        updated_at=ts,
+        labels=dict(labels or {}),
+    )
+
+
+def touch(meta: pb.Meta) -> None:
+    meta.updated_at.CopyFrom(now())
+
+
+def event_id() -> str:
+    """Sortable by time, unique across API servers."""
+    return f"{time.time_ns():020d}-{os.urandom(4).hex()}"
+
+
+def record_event(
+    txn: Txn,
+    cluster: str,
+    kind: str,
+    obj: str,
+    reason: str,
+    message: str,
+    *,
+    warning: bool = False,
+) -> None:
+    """Add an Event to the same transaction as the change it describes."""
+    eid = event_id()
+    ev = pb.Event(
+        meta=new_meta(eid),
+        cluster=cluster,
+        kind=kind,
+        object=obj,
+        type="Warning" if warning else "Normal",
+        reason=reason,
+        message=message,
+    )
+    txn.put(keys.event(cluster, eid), ev)

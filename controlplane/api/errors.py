@@ -1,0 +1,103 @@
+"""The one place where exceptions become gRPC status codes."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+
+from controlplane import store
+from controlplane.store.reads import BadPageToken
+
+log = structlog.get_logger("ccs.api")
+
+
+class InvalidArgument(ValueError):
+    """A request field is wrong. The message names the field path."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class FailedPrecondition(Exception):
+    """The request is valid but the system is not in a state that allows it."""
+
+
+def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    from controlplane.compose import TemplateError  # local: keep the api importable alone
+
+    table: list[tuple[type[BaseException], grpc.StatusCode]] = [
+        (store.NotFound, grpc.StatusCode.NOT_FOUND),
+        (store.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+        (store.Conflict, grpc.StatusCode.ABORTED),
+        (store.NotEmpty, grpc.StatusCode.ABORTED),
+        (store.Compacted, grpc.StatusCode.OUT_OF_RANGE),
+        (store.StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
+        (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+        (BadPageToken, grpc.StatusCode.INVALID_ARGUMENT),
+        (TemplateError, grpc.StatusCode.INVALID_ARGUMENT),
+        (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    ]
+    for cls, code in table:
+        if isinstance(exc, cls):
+            return code, str(exc)
+    return None
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    mapped = _status(exc)
+    if mapped is None:
+        log.exception("unhandled error", method=method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+    else:
+        code, message = mapped
+        if code in (grpc.StatusCode.UNAVAILABLE,):
+            log.warning("rpc failed", method=method, code=code.name, error=message)
+        await context.abort(code, message)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _wrap(fn: F) -> F:
+    name = fn.__qualname__
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                async for item in fn(self, request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as e:
+                await _abort(context, e, name)
+
+        return stream  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:
+            await _abort(context, e, name)
+
+    return unary  # type: ignore[return-value]
+
+
+C = TypeVar("C", bound=type)
+
+
+def map_errors(cls: C) -> C:
+    """Class decorator: every RPC method (CamelCase) of a servicer maps its errors."""
+    for attr, fn in list(vars(cls).items()):
+        if attr[:1].isupper() and callable(fn):
+            setattr(cls, attr, _wrap(fn))
+    return cls

@@ -1,0 +1,94 @@
+"""NodeService: nodes appear when an agent registers; operators drain, label and remove them."""
+
+from __future__ import annotations
+
+import grpc
+
+from ccs.v1 import api_pb2, api_pb2_grpc
+from ccs.v1 import resources_pb2 as pb
+from controlplane.api.common import check_labels, check_name, record_event, touch
+from controlplane.api.errors import FailedPrecondition, map_errors
+from controlplane.store import keys, reads
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+
+_AVAILABILITY = {
+    pb.NODE_AVAILABILITY_ACTIVE: "active",
+    pb.NODE_AVAILABILITY_PAUSE: "pause",
+    pb.NODE_AVAILABILITY_DRAIN: "drain",
+}
+
+
+@map_errors
+class NodeServicer(api_pb2_grpc.NodeServiceServicer):
+    def __init__(self, etcd: Etcd) -> None:
+        self.etcd = etcd
+
+    async def GetNode(self, request: api_pb2.GetNodeRequest, context: grpc.aio.ServicerContext) -> pb.Node:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        return await reads.get(self.etcd, keys.node(cluster, name), pb.Node, "node", name)
+
+    async def ListNodes(
+        self, request: api_pb2.ListNodesRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListNodesResponse:
+        cluster = check_name("cluster", request.cluster)
+        await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+        page = await reads.list_page(
+            self.etcd,
+            keys.nodes(cluster),
+            pb.Node,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return api_pb2.ListNodesResponse(
+            nodes=page.items, next_page_token=page.next_page_token, revision=page.revision
+        )
+
+    async def UpdateNode(
+        self, request: api_pb2.UpdateNodeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Node:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        check_labels("labels", request.labels)
+        key = keys.node(cluster, name)
+        node = await reads.get(self.etcd, key, pb.Node, "node", name)
+        rv = request.resource_version or node.meta.resource_version
+        changes = []
+        if request.availability:
+            node.spec.availability = request.availability
+            changes.append(f"availability {_AVAILABILITY.get(request.availability, '?')}")
+        if request.role:
+            node.spec.role = request.role
+            changes.append(f"role {pb.NodeRole.Name(request.role)}")
+        for k, v in request.labels.items():
+            if v:
+                node.meta.labels[k] = v
+            else:
+                node.meta.labels.pop(k, None)
+            changes.append(f"label {k}={v}")
+        touch(node.meta)
+        txn = Txn().update(key, node, "node", name, rv)
+        record_event(txn, cluster, "node", name, "Updated", "; ".join(changes) or "no change")
+        node.meta.resource_version = await txn.commit(self.etcd)
+        return node
+
+    async def DeleteNode(
+        self, request: api_pb2.DeleteNodeRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.DeleteNodeResponse:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        key = keys.node(cluster, name)
+        node = await reads.get(self.etcd, key, pb.Node, "node", name)
+        if not request.force:
+            containers, _ = await reads.list_all(self.etcd, keys.containers(cluster), pb.Container)
+            mine = [c for c in containers if c.node == name]
+            if mine:
+                raise FailedPrecondition(
+                    f"node {name!r} still has {len(mine)} container(s); drain it first "
+                    "(ccs node drain) or remove it with force"
+                )
+        txn = Txn().require_revision(key, "node", name, node.meta.resource_version).delete(key)
+        record_event(txn, cluster, "node", name, "Removed", f"node {name} removed")
+        await txn.commit(self.etcd)
+        return api_pb2.DeleteNodeResponse()

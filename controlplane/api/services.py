@@ -1,0 +1,133 @@
+"""ServiceService and ContainerService: reads, and scaling a service."""
+
+from __future__ import annotations
+
+import grpc
+
+from ccs.v1 import api_pb2, api_pb2_grpc
+from ccs.v1 import resources_pb2 as pb
+from controlplane.api.common import MAX_REPLICAS, check_name, record_event, touch
+from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
+from controlplane.store import keys, reads
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+
+
+def check_service_name(field: str, value: str) -> str:
+    # Compose service names may hold '_' and '.'; the parser already vetted them.
+    if not value or "/" in value or len(value) > 63:
+        raise InvalidArgument(field, f"{value!r} is not a valid service name")
+    return value
+
+
+@map_errors
+class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
+    def __init__(self, etcd: Etcd) -> None:
+        self.etcd = etcd
+
+    async def GetService(
+        self, request: api_pb2.GetServiceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Service:
+        cluster = check_name("cluster", request.cluster)
+        app = check_name("application", request.application)
+        name = check_service_name("name", request.name)
+        return await reads.get(
+            self.etcd, keys.service(cluster, app, name), pb.Service, "service", f"{app}/{name}"
+        )
+
+    async def ListServices(
+        self, request: api_pb2.ListServicesRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListServicesResponse:
+        cluster = check_name("cluster", request.cluster)
+        if request.application:
+            app = check_name("application", request.application)
+            await reads.get(self.etcd, keys.app(cluster, app), pb.Application, "application", app)
+            prefix = keys.services(cluster, app)
+        else:
+            await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+            prefix = keys.services(cluster)
+        page = await reads.list_page(
+            self.etcd,
+            prefix,
+            pb.Service,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return api_pb2.ListServicesResponse(
+            services=page.items, next_page_token=page.next_page_token, revision=page.revision
+        )
+
+    async def ScaleService(
+        self, request: api_pb2.ScaleServiceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Service:
+        cluster = check_name("cluster", request.cluster)
+        app = check_name("application", request.application)
+        name = check_service_name("name", request.name)
+        if request.replicas > MAX_REPLICAS:
+            raise InvalidArgument("replicas", f"{request.replicas} exceeds the limit of {MAX_REPLICAS}")
+        key = keys.service(cluster, app, name)
+        svc = await reads.get(self.etcd, key, pb.Service, "service", f"{app}/{name}")
+        if svc.spec.mode == pb.SERVICE_MODE_GLOBAL:
+            raise FailedPrecondition(
+                f"service {app}/{name} is global (one container per node); it cannot be scaled"
+            )
+        rv = request.resource_version or svc.meta.resource_version
+        before = svc.spec.replicas
+        svc.spec.replicas = request.replicas
+        svc.status.desired = request.replicas
+        touch(svc.meta)
+        txn = Txn().update(key, svc, "service", f"{app}/{name}", rv)
+        record_event(
+            txn,
+            cluster,
+            "service",
+            f"{app}/{name}",
+            "Scaled",
+            f"replicas {before} -> {request.replicas}",
+        )
+        svc.meta.resource_version = await txn.commit(self.etcd)
+        return svc
+
+
+@map_errors
+class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
+    def __init__(self, etcd: Etcd) -> None:
+        self.etcd = etcd
+
+    async def GetContainer(
+        self, request: api_pb2.GetContainerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Container:
+        cluster = check_name("cluster", request.cluster)
+        app = check_name("application", request.application)
+        svc = check_service_name("service", request.service)
+        if not request.name:
+            raise InvalidArgument("name", "is required")
+        return await reads.get(
+            self.etcd,
+            keys.container(cluster, app, svc, request.name),
+            pb.Container,
+            "container",
+            request.name,
+        )
+
+    async def ListContainers(
+        self, request: api_pb2.ListContainersRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListContainersResponse:
+        cluster = check_name("cluster", request.cluster)
+        app = check_name("application", request.application) if request.application else None
+        svc = check_service_name("service", request.service) if request.service else None
+        if svc and not app:
+            raise InvalidArgument("service", "filtering by service needs application too")
+        await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+        node = request.node
+        page = await reads.list_page(
+            self.etcd,
+            keys.containers(cluster, app, svc),
+            pb.Container,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            keep=(lambda c: c.node == node) if node else None,
+        )
+        return api_pb2.ListContainersResponse(
+            containers=page.items, next_page_token=page.next_page_token, revision=page.revision
+        )

@@ -1,0 +1,41 @@
+"""Housekeeping that any API server may run: it is idempotent, so replicas need no leader."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from controlplane.store import keys
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+
+log = structlog.get_logger("ccs.janitor")
+
+EVENT_RETENTION_SECONDS = 3600
+
+
+async def prune_events(etcd: Etcd, retention: float = EVENT_RETENTION_SECONDS) -> None:
+    """Delete events older than ``retention`` in every cluster.
+
+    Event keys start with a zero-padded nanosecond timestamp, so "older than" is one
+    key range per cluster and nothing has to be read. All clusters go in one transaction.
+    """
+    cutoff = f"{int((time.time() - retention) * 1e9):020d}"
+    res = await etcd.range(keys.CLUSTERS, keys_only=True)
+    txn = Txn()
+    for kv in res.kvs:
+        prefix = keys.events(kv.key[len(keys.CLUSTERS) :])
+        txn.delete_range(prefix, prefix + cutoff)
+    if len(txn):
+        await txn.commit(etcd)
+
+
+async def prune_events_forever(etcd: Etcd, period: float = 60.0) -> None:
+    while True:
+        try:
+            await prune_events(etcd)
+        except Exception as e:  # a passing etcd outage must not kill housekeeping
+            log.warning("event pruning failed; will retry", error=str(e))
+        await asyncio.sleep(period)

@@ -1,0 +1,82 @@
+"""``ccs-server``: the ccs control plane."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from controlplane import logs
+from controlplane.server import ServerOptions, serve
+
+
+def default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/ccs")
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "ccs"
+
+
+def parse_args(argv: list[str] | None = None) -> ServerOptions:
+    p = argparse.ArgumentParser(
+        prog="ccs-server",
+        description="The ccs control plane: gRPC API over etcd. Without --etcd it starts and "
+        "supervises an embedded single-member etcd in its state directory.",
+    )
+    p.add_argument(
+        "--listen",
+        default=os.environ.get("CCS_LISTEN", "0.0.0.0:7443"),
+        help="gRPC listen address (default 0.0.0.0:7443)",
+    )
+    p.add_argument(
+        "--etcd",
+        default=os.environ.get("CCS_ETCD", ""),
+        help="comma-separated etcd client URLs; empty starts an embedded etcd",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default_state_dir(),
+        help="where the embedded etcd and the admin token live",
+    )
+    p.add_argument(
+        "--client-config",
+        type=Path,
+        default=None,
+        help="client config to write the admin context into on first start "
+        "(default: $CCS_CONFIG or ~/.config/ccs/config.yaml)",
+    )
+    p.add_argument("--context", default="local", help="name of the context written on first start")
+    p.add_argument("--embedded-etcd-port", type=int, default=23790)
+    p.add_argument(
+        "--shutdown-grace", type=float, default=10.0, help="seconds in-flight RPCs get to finish on SIGTERM"
+    )
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+    a = p.parse_args(argv)
+    logs.setup(a.log_level, a.log_format)
+    return ServerOptions(
+        listen=a.listen,
+        etcd_endpoints=[e for e in a.etcd.split(",") if e.strip()],
+        state_dir=a.state_dir,
+        client_config=a.client_config,
+        context_name=a.context,
+        embedded_etcd_port=a.embedded_etcd_port,
+        shutdown_grace=a.shutdown_grace,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    opts = parse_args(argv)
+    try:
+        asyncio.run(serve(opts))
+    except KeyboardInterrupt:
+        pass
+    except Exception as e:
+        print(f"ccs-server: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Process wiring for ``ccs-server``: etcd, auth, servicers, health, reflection, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ccs.config import Context, upsert_context
+from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
+from controlplane.api.apps import ApplicationServicer
+from controlplane.api.clusters import ClusterServicer
+from controlplane.api.events import EventServicer
+from controlplane.api.nodes import NodeServicer
+from controlplane.api.services import ContainerServicer, ServiceServicer
+from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
+from controlplane.embedded_etcd import EmbeddedEtcd
+from controlplane.janitor import prune_events_forever
+from controlplane.store.etcd import Etcd
+
+log = structlog.get_logger("ccs.server")
+
+SERVICE_NAMES = [
+    api_pb2.DESCRIPTOR.services_by_name[n].full_name
+    for n in (
+        "ClusterService",
+        "NodeService",
+        "ApplicationService",
+        "ServiceService",
+        "ContainerService",
+        "EventService",
+    )
+] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
+
+
+@dataclass
+class ServerOptions:
+    listen: str = "0.0.0.0:7443"
+    etcd_endpoints: list[str] = field(default_factory=list)
+    state_dir: Path = Path("/var/lib/ccs")
+    client_config: Path | None = None
+    context_name: str = "local"
+    embedded_etcd_port: int = 23790
+    shutdown_grace: float = 10.0
+
+
+def _client_address(listen: str, port: int) -> str:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{host}:{port}"
+
+
+class Server:
+    def __init__(self, opts: ServerOptions) -> None:
+        self.opts = opts
+        self.embedded: EmbeddedEtcd | None = None
+        self.etcd: Etcd | None = None
+        self.grpc: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        opts = self.opts
+        endpoints = opts.etcd_endpoints
+        if not endpoints:
+            self.embedded = EmbeddedEtcd(
+                opts.state_dir / "etcd",
+                client_port=opts.embedded_etcd_port,
+                peer_port=opts.embedded_etcd_port + 10,
+            )
+            await self.embedded.start()
+            endpoints = [self.embedded.client_url]
+        self.etcd = Etcd(endpoints)
+        await self.etcd.wait_ready()
+        log.info("etcd ready", endpoints=self.etcd.endpoints)
+
+        server = grpc.aio.server(
+            interceptors=[AuthInterceptor(TokenVerifier(self.etcd))],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        )
+        etcd = self.etcd
+        api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd), server)
+        api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd), server)
+        api_pb2_grpc.add_ApplicationServiceServicer_to_server(ApplicationServicer(etcd), server)
+        api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd), server)
+        api_pb2_grpc.add_ContainerServiceServicer_to_server(ContainerServicer(etcd), server)
+        api_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(etcd), server)
+        agent_pb2_grpc.add_DispatcherServicer_to_server(agent_pb2_grpc.DispatcherServicer(), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+        self.port = server.add_insecure_port(opts.listen)
+        if not self.port:
+            raise RuntimeError(f"cannot listen on {opts.listen}")
+        await server.start()
+        self.grpc = server
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        listen_host = opts.listen.rsplit(":", 1)[0]
+        log.info("ccs-server listening", address=f"{listen_host}:{self.port}")
+
+        token = await bootstrap_admin(etcd)
+        if token is not None:
+            await self._write_client_config(token)
+        self._tasks.append(asyncio.create_task(prune_events_forever(etcd)))
+
+    async def _write_client_config(self, token: str) -> None:
+        opts = self.opts
+        address = _client_address(opts.listen, self.port)
+        ctx = Context(server=address, token=token)
+        cfg_path = await asyncio.to_thread(upsert_context, opts.context_name, ctx, opts.client_config)
+        token_file = opts.state_dir / "admin.token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.touch(mode=0o600)
+        token_file.write_text(token + "\n")
+        log.info(
+            "first start: admin token created",
+            client_config=str(opts.client_config or "default"),
+            context=opts.context_name,
+            token_file=str(token_file),
+            contexts=list(cfg_path.contexts),
+        )
+
+    async def stop(self) -> None:
+        log.info("shutting down", grace_seconds=self.opts.shutdown_grace)
+        with contextlib.suppress(Exception):
+            await self.health.enter_graceful_shutdown()
+        for t in self._tasks:
+            t.cancel()
+        if self.grpc is not None:
+            # In-flight RPCs get the grace period to finish; new ones are refused.
+            await self.grpc.stop(self.opts.shutdown_grace)
+        if self.etcd is not None:
+            await self.etcd.close()
+        if self.embedded is not None:
+            await self.embedded.stop()
+        log.info("stopped")
+
+
+async def serve(opts: ServerOptions) -> None:
+    server = Server(opts)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        await server.stop()

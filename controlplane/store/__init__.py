@@ -1,0 +1,49 @@
+"""The etcd store: the only module that talks to etcd.
+
+Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless noted)::
+
+    /ccs/clusters/{cluster}                               Cluster
+    /ccs/c/{cluster}/nodes/{node}                         Node
+    /ccs/c/{cluster}/apps/{app}                           Application
+    /ccs/c/{cluster}/services/{app}/{service}             Service
+    /ccs/c/{cluster}/containers/{app}/{service}/{name}    Container
+    /ccs/c/{cluster}/events/{sortable id}                 Event (attached to a lease: expires)
+    /ccs/c/{cluster}/jointoken                            join token digest (node agents)
+    /ccs/tokens/{sha256 of token}                         API token record (JSON)
+    /ccs/bootstrap                                        marker: admin token was created
+
+Why this shape:
+
+- Everything that belongs to a cluster sits under one prefix ``/ccs/c/{cluster}/``, so
+  ``Watch`` is a single etcd watch over one range and resumes from a revision with no
+  gap and no duplicate, and a forced cluster delete is one range delete.
+- Services and containers nest under their application (and service), so "all services
+  of an app" and "all containers of a service" are prefix range reads, not scans.
+- Cluster objects sit outside the subtree so that listing clusters is a range read
+  over small values only.
+- ``resource_version`` is the key's etcd ``mod_revision``; it is not stored in the value
+  but filled in on read, so it can never disagree with etcd.
+
+Every write that touches several keys goes through :class:`controlplane.store.txn.Txn`,
+one etcd transaction guarded by create/mod revisions: it all happens or nothing does.
+"""
+
+from controlplane.store.errors import (
+    AlreadyExists,
+    Compacted,
+    Conflict,
+    NotEmpty,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = [
+    "AlreadyExists",
+    "Compacted",
+    "Conflict",
+    "NotEmpty",
+    "NotFound",
+    "StoreError",
+    "StoreUnavailable",
+]

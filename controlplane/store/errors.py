@@ -1,0 +1,53 @@
+"""Store errors. They carry the resource kind and name so the API can say what failed."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every store error."""
+
+
+class NotFound(StoreError):
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} not found")
+        self.kind, self.name = kind, name
+
+
+class AlreadyExists(StoreError):
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} already exists")
+        self.kind, self.name = kind, name
+
+
+class Conflict(StoreError):
+    """A write carried a stale resource_version: someone else changed the object first."""
+
+    def __init__(self, kind: str, name: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{kind} {name!r} was modified concurrently (resource_version {expected} is stale, "
+            f"current is {actual}); re-read and retry"
+        )
+        self.kind, self.name, self.expected, self.actual = kind, name, expected, actual
+
+
+class NotEmpty(StoreError):
+    """A guarded range (e.g. a cluster's applications) gained a key concurrently."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{name} is not empty: {kind} were added concurrently; retry")
+        self.kind, self.name = kind, name
+
+
+class Compacted(StoreError):
+    """A read or watch asked for a revision etcd has compacted away."""
+
+    def __init__(self, requested: int, compacted: int) -> None:
+        super().__init__(
+            f"revision {requested} has been compacted (oldest available is {compacted}); "
+            "re-list and watch from the list's revision + 1"
+        )
+        self.requested, self.compacted = requested, compacted
+
+
+class StoreUnavailable(StoreError):
+    """etcd could not be reached or did not answer in time. Safe to retry."""

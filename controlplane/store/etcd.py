@@ -1,0 +1,240 @@
+"""A thin asyncio wrapper over ``aetcd``.
+
+Why a wrapper: aetcd's ``get_prefix`` cannot page (no ``limit``, no ``revision``), its
+errors are its own, and it connects to one endpoint. This class adds paged and
+revision-pinned range reads (by calling the KV stub aetcd already holds), maps every
+transport failure to :class:`StoreUnavailable` and a compacted revision to
+:class:`Compacted`, and spreads one channel over several etcd members with gRPC's own
+``ipv4:`` multi-address target so a dead member fails over without our code noticing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aetcd
+import aetcd.exceptions
+import grpc
+from aetcd import rpc
+
+from controlplane.store.errors import Compacted, StoreUnavailable
+from controlplane.store.keys import prefix_end
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class KV:
+    key: str
+    value: bytes
+    mod_revision: int
+    create_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    kvs: list[KV]
+    more: bool
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedChange:
+    revision: int
+    deleted: bool
+    kv: KV
+    prev_value: bytes | None
+
+
+def _kv(raw: Any) -> KV:
+    return KV(raw.key.decode(), raw.value, raw.mod_revision, raw.create_revision)
+
+
+def parse_endpoints(endpoints: Sequence[str]) -> list[tuple[str, int]]:
+    """``http://127.0.0.1:2379`` or ``127.0.0.1:2379`` -> ``("127.0.0.1", 2379)``."""
+    out = []
+    for raw in endpoints:
+        raw = raw.strip()
+        if not raw:
+            continue
+        parts = urlsplit(raw if "://" in raw else f"http://{raw}")
+        if parts.scheme not in ("http", ""):
+            raise ValueError(f"etcd endpoint {raw!r}: only http:// endpoints are supported")
+        if not parts.hostname:
+            raise ValueError(f"etcd endpoint {raw!r}: no host")
+        out.append((parts.hostname, parts.port or 2379))
+    if not out:
+        raise ValueError("no etcd endpoint given")
+    return out
+
+
+class Etcd:
+    """One connection (one gRPC channel) to an etcd cluster."""
+
+    def __init__(self, endpoints: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        hosts = parse_endpoints(endpoints)
+        self.endpoints = [f"{h}:{p}" for h, p in hosts]
+        if len(hosts) == 1:
+            host, port = hosts[0]
+        else:
+            # aetcd builds the target as f"{host}:{port}"; give it gRPC's multi-address
+            # form "ipv4:a:1,b:2,c:3" by folding all but the last port into the host.
+            head = ",".join(f"{h}:{p}" for h, p in hosts[:-1])
+            host, port = f"ipv4:{head},{hosts[-1][0]}", hosts[-1][1]
+        self._timeout = timeout
+        self._client = aetcd.Client(
+            host=host,
+            port=port,
+            timeout=int(timeout),
+            options={
+                "grpc.keepalive_time_ms": 10_000,
+                "grpc.keepalive_timeout_ms": 5_000,
+                "grpc.max_receive_message_length": 64 * 1024 * 1024,
+            },
+        )
+
+    @property
+    def client(self) -> aetcd.Client:
+        return self._client
+
+    async def connect(self) -> None:
+        try:
+            await self._client.connect()
+        except aetcd.exceptions.ClientError as e:
+            raise StoreUnavailable(f"cannot connect to etcd at {self.endpoints}: {e}") from e
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.close()
+
+    async def wait_ready(self, deadline: float = 30.0) -> None:
+        """Block until etcd answers a read, or raise StoreUnavailable."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline
+        last: Exception | None = None
+        while loop.time() < end:
+            try:
+                await self.connect()
+                await self.get("/ccs/ping")
+                return
+            except StoreUnavailable as e:
+                last = e
+                await asyncio.sleep(0.2)
+        raise StoreUnavailable(f"etcd at {self.endpoints} not ready after {deadline}s: {last}")
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self._timeout, metadata=self._client.metadata)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in (e.details() or ""):
+                raise Compacted(getattr(request, "revision", 0), 0) from e
+            raise StoreUnavailable(f"etcd: {e.code().name}: {e.details()}") from e
+
+    async def _stub(self) -> Any:
+        await self.connect()
+        return self._client.kvstub
+
+    async def get(self, key: str) -> KV | None:
+        stub = await self._stub()
+        resp = await self._call(stub.Range, rpc.RangeRequest(key=key.encode()))
+        return _kv(resp.kvs[0]) if resp.kvs else None
+
+    async def get_with_revision(self, key: str) -> tuple[KV | None, int]:
+        stub = await self._stub()
+        resp = await self._call(stub.Range, rpc.RangeRequest(key=key.encode()))
+        return (_kv(resp.kvs[0]) if resp.kvs else None), resp.header.revision
+
+    async def range(
+        self,
+        prefix: str,
+        *,
+        start: str | None = None,
+        limit: int = 0,
+        revision: int = 0,
+        keys_only: bool = False,
+        count_only: bool = False,
+    ) -> RangeResult:
+        """Keys under ``prefix`` in key order, from ``start`` (inclusive) if given.
+
+        ``revision`` pins the read to a past revision (consistent paging); a compacted
+        one raises :class:`Compacted`.
+        """
+        stub = await self._stub()
+        req = rpc.RangeRequest(
+            key=(start or prefix).encode(),
+            range_end=prefix_end(prefix),
+            limit=limit,
+            revision=revision,
+            keys_only=keys_only,
+            count_only=count_only,
+        )
+        resp = await self._call(stub.Range, req)
+        return RangeResult([_kv(kv) for kv in resp.kvs], bool(resp.more), resp.header.revision)
+
+    async def count(self, prefix: str) -> int:
+        stub = await self._stub()
+        req = rpc.RangeRequest(key=prefix.encode(), range_end=prefix_end(prefix), count_only=True)
+        resp = await self._call(stub.Range, req)
+        return int(resp.count)
+
+    async def txn(
+        self, compare: list[Any], success: list[Any], failure: list[Any] | None = None
+    ) -> tuple[bool, Any]:
+        """Run one etcd transaction with raw ``rpc.Compare`` / ``rpc.RequestOp`` messages."""
+        stub = await self._stub()
+        req = rpc.TxnRequest(compare=compare, success=success, failure=failure or [])
+        resp = await self._call(stub.Txn, req)
+        return bool(resp.succeeded), resp
+
+    async def grant_lease(self, ttl: int) -> int:
+        await self.connect()
+        try:
+            lease = await self._client.lease(ttl)
+        except aetcd.exceptions.ClientError as e:
+            raise StoreUnavailable(f"etcd lease grant failed: {e}") from e
+        return int(lease.id)
+
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[WatchedChange]:
+        """Changes under ``prefix`` from ``start_revision`` (inclusive), in revision order.
+
+        Raises :class:`Compacted` when the start revision is gone, and
+        :class:`StoreUnavailable` when the stream breaks: the caller resumes from the
+        last revision it saw + 1.
+        """
+        await self.connect()
+        try:
+            watch = await self._client.watch(
+                prefix.encode(),
+                range_end=prefix_end(prefix),
+                start_revision=start_revision or None,
+                prev_kv=True,
+            )
+        except aetcd.exceptions.RevisionCompactedError as e:
+            raise Compacted(start_revision, int(e.compacted_revision)) from e
+        except aetcd.exceptions.ClientError as e:
+            raise StoreUnavailable(f"etcd watch failed: {e}") from e
+        try:
+            async for ev in watch:
+                kv = _kv(ev.kv)
+                yield WatchedChange(
+                    revision=kv.mod_revision,
+                    deleted=ev.kind == "DELETE",
+                    kv=kv,
+                    prev_value=ev.prev_kv.value if ev.prev_kv is not None else None,
+                )
+        except aetcd.exceptions.RevisionCompactedError as e:
+            raise Compacted(start_revision, int(e.compacted_revision)) from e
+        except aetcd.exceptions.ClientError as e:
+            raise StoreUnavailable(f"etcd watch broke: {e}") from e
+        finally:
+            with contextlib.suppress(Exception):
+                await watch.cancel()
+
+    async def compact(self, revision: int) -> None:
+        await self.connect()
+        await self._client.compact(revision, physical=True)

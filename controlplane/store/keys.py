@@ -1,0 +1,101 @@
+"""Key builders for the layout documented in :mod:`controlplane.store`. Pure functions."""
+
+from __future__ import annotations
+
+ROOT = "/ccs/"
+CLUSTERS = "/ccs/clusters/"
+TOKENS = "/ccs/tokens/"
+BOOTSTRAP = "/ccs/bootstrap"
+
+
+def cluster(name: str) -> str:
+    return f"{CLUSTERS}{name}"
+
+
+def subtree(cluster: str) -> str:
+    """The prefix holding everything that belongs to a cluster."""
+    return f"/ccs/c/{cluster}/"
+
+
+def nodes(cluster: str) -> str:
+    return f"{subtree(cluster)}nodes/"
+
+
+def node(cluster: str, name: str) -> str:
+    return f"{nodes(cluster)}{name}"
+
+
+def apps(cluster: str) -> str:
+    return f"{subtree(cluster)}apps/"
+
+
+def app(cluster: str, name: str) -> str:
+    return f"{apps(cluster)}{name}"
+
+
+def services(cluster: str, app: str | None = None) -> str:
+    base = f"{subtree(cluster)}services/"
+    return base if app is None else f"{base}{app}/"
+
+
+def service(cluster: str, app: str, name: str) -> str:
+    return f"{services(cluster, app)}{name}"
+
+
+def containers(cluster: str, app: str | None = None, service: str | None = None) -> str:
+    base = f"{subtree(cluster)}containers/"
+    if app is None:
+        return base
+    if service is None:
+        return f"{base}{app}/"
+    return f"{base}{app}/{service}/"
+
+
+def container(cluster: str, app: str, service: str, name: str) -> str:
+    return f"{containers(cluster, app, service)}{name}"
+
+
+def events(cluster: str) -> str:
+    return f"{subtree(cluster)}events/"
+
+
+def event(cluster: str, event_id: str) -> str:
+    return f"{events(cluster)}{event_id}"
+
+
+def join_token(cluster: str) -> str:
+    return f"{subtree(cluster)}jointoken"
+
+
+def token(digest: str) -> str:
+    return f"{TOKENS}{digest}"
+
+
+def kind_of(key: str) -> str | None:
+    """The resource kind of a key inside a cluster subtree, e.g. ``"service"``."""
+    if key.startswith(CLUSTERS):
+        return "cluster"
+    parts = key.split("/")
+    # ['', 'ccs', 'c', cluster, kind-plural, ...]
+    if len(parts) < 6 or parts[1] != "ccs" or parts[2] != "c":
+        return None
+    return _PLURALS.get(parts[4])
+
+
+_PLURALS = {
+    "nodes": "node",
+    "apps": "application",
+    "services": "service",
+    "containers": "container",
+    "events": "event",
+}
+
+
+def prefix_end(prefix: str) -> bytes:
+    """The etcd ``range_end`` that covers exactly the keys starting with ``prefix``."""
+    raw = bytearray(prefix.encode())
+    for i in reversed(range(len(raw))):
+        if raw[i] < 0xFF:
+            raw[i] += 1
+            return bytes(raw[: i + 1])
+    return b"\0"

@@ -1,0 +1,89 @@
+"""Typed reads: get one resource, or list a prefix page by page at a pinned revision."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+
+from controlplane.store.codec import decode
+from controlplane.store.errors import NotFound
+from controlplane.store.etcd import Etcd
+
+M = TypeVar("M", bound=Message)
+
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10_000
+
+
+class BadPageToken(ValueError):
+    pass
+
+
+@dataclass
+class Page(Generic[M]):
+    items: list[M]
+    next_page_token: str
+    revision: int
+
+
+def _encode_token(revision: int, next_key: str) -> str:
+    raw = json.dumps({"r": revision, "k": next_key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[int, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return int(data["r"]), str(data["k"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise BadPageToken("page_token: not a token this server issued") from e
+
+
+async def get(etcd: Etcd, key: str, cls: type[M], kind: str, name: str) -> M:
+    kv = await etcd.get(key)
+    if kv is None:
+        raise NotFound(kind, name)
+    return decode(kv, cls)
+
+
+async def list_page(
+    etcd: Etcd,
+    prefix: str,
+    cls: type[M],
+    *,
+    page_size: int = 0,
+    page_token: str = "",
+    keep: Callable[[M], bool] | None = None,
+) -> Page[M]:
+    """One page of the resources under ``prefix``.
+
+    Later pages are read at the first page's revision, so paging through a list that is
+    being written to still yields one consistent snapshot (or ``Compacted`` if it aged
+    out). ``keep`` filters server-side; a filtered page may hold fewer items.
+    """
+    if page_size < 0:
+        raise BadPageToken("page_size: must not be negative")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    revision, start = _decode_token(page_token) if page_token else (0, None)
+    if start is not None and not start.startswith(prefix):
+        raise BadPageToken("page_token: belongs to another list")
+    res = await etcd.range(prefix, start=start, limit=size, revision=revision)
+    items = [decode(kv, cls) for kv in res.kvs]
+    if keep is not None:
+        items = [m for m in items if keep(m)]
+    token = ""
+    if res.more and res.kvs:
+        token = _encode_token(revision or res.revision, res.kvs[-1].key + "\0")
+    return Page(items, token, revision or res.revision)
+
+
+async def list_all(etcd: Etcd, prefix: str, cls: type[M]) -> tuple[list[M], int]:
+    """Every resource under ``prefix`` in one consistent read (for internal use)."""
+    res = await etcd.range(prefix)
+    return [decode(kv, cls) for kv in res.kvs], res.revision

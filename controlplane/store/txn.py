@@ -1,0 +1,142 @@
+"""A transaction builder: several keys, one etcd transaction, all or nothing.
+
+Each operation states its precondition (the key must be absent, must exist, must be at
+a given mod_revision). On failure the transaction's failure branch reads back every
+guarded key, so the caller learns *which* precondition failed and gets the right error
+(:class:`NotFound`, :class:`AlreadyExists` or :class:`Conflict`) without a second,
+racy read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aetcd import rpc
+from google.protobuf.message import Message
+
+from controlplane.store.codec import encode
+from controlplane.store.errors import AlreadyExists, Conflict, NotEmpty, NotFound
+from controlplane.store.etcd import Etcd
+from controlplane.store.keys import prefix_end
+
+
+@dataclass(frozen=True, slots=True)
+class _Guard:
+    key: str
+    kind: str
+    name: str
+    # "absent" | "present" | "revision" | "empty" (no key under the prefix)
+    expect: str
+    revision: int = 0
+
+
+class Txn:
+    """Collects guarded puts and deletes, then commits them in one etcd transaction."""
+
+    def __init__(self) -> None:
+        self._guards: list[_Guard] = []
+        self._ops: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    # -- preconditions --------------------------------------------------------------
+
+    def require_absent(self, key: str, kind: str, name: str) -> Txn:
+        self._guards.append(_Guard(key, kind, name, "absent"))
+        return self
+
+    def require_present(self, key: str, kind: str, name: str) -> Txn:
+        self._guards.append(_Guard(key, kind, name, "present"))
+        return self
+
+    def require_revision(self, key: str, kind: str, name: str, revision: int) -> Txn:
+        """Guard on mod_revision; 0 means "must exist, any revision"."""
+        if revision:
+            self._guards.append(_Guard(key, kind, name, "revision", revision))
+        else:
+            self._guards.append(_Guard(key, kind, name, "present"))
+        return self
+
+    def require_empty(self, prefix: str, kind: str, name: str) -> Txn:
+        """Guard: no key exists under ``prefix`` (etcd compares every key in the range)."""
+        self._guards.append(_Guard(prefix, kind, name, "empty"))
+        return self
+
+    # -- operations -----------------------------------------------------------------
+
+    def put(self, key: str, value: Message | bytes, *, lease: int = 0) -> Txn:
+        raw = value if isinstance(value, bytes) else encode(value)
+        self._ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=raw, lease=lease)))
+        return self
+
+    def create(self, key: str, value: Message, kind: str, name: str) -> Txn:
+        return self.require_absent(key, kind, name).put(key, value)
+
+    def update(self, key: str, value: Message, kind: str, name: str, revision: int) -> Txn:
+        return self.require_revision(key, kind, name, revision).put(key, value)
+
+    def delete(self, key: str) -> Txn:
+        self._ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key.encode())))
+        return self
+
+    def delete_prefix(self, prefix: str) -> Txn:
+        req = rpc.DeleteRangeRequest(key=prefix.encode(), range_end=prefix_end(prefix))
+        self._ops.append(rpc.RequestOp(request_delete_range=req))
+        return self
+
+    def delete_range(self, start: str, end: str) -> Txn:
+        """Delete every key in ``[start, end)``."""
+        req = rpc.DeleteRangeRequest(key=start.encode(), range_end=end.encode())
+        self._ops.append(rpc.RequestOp(request_delete_range=req))
+        return self
+
+    # -- commit ---------------------------------------------------------------------
+
+    def _compares(self) -> list[Any]:
+        out = []
+        for g in self._guards:
+            c = rpc.Compare(key=g.key.encode())
+            if g.expect == "empty":
+                # Over a range with no keys etcd compares against a zero KeyValue, so
+                # version == 0 holds exactly when the range is empty.
+                c.range_end = prefix_end(g.key)
+                c.target, c.result, c.version = rpc.Compare.VERSION, rpc.Compare.EQUAL, 0
+            elif g.expect == "absent":
+                c.target, c.result, c.create_revision = rpc.Compare.CREATE, rpc.Compare.EQUAL, 0
+            elif g.expect == "present":
+                c.target, c.result, c.create_revision = rpc.Compare.CREATE, rpc.Compare.GREATER, 0
+            else:
+                c.target, c.result, c.mod_revision = rpc.Compare.MOD, rpc.Compare.EQUAL, g.revision
+            out.append(c)
+        return out
+
+    async def commit(self, etcd: Etcd) -> int:
+        """Apply everything or nothing. Returns the revision of the write."""
+        failure = [
+            rpc.RequestOp(
+                request_range=rpc.RangeRequest(
+                    key=g.key.encode(),
+                    range_end=prefix_end(g.key) if g.expect == "empty" else b"",
+                    keys_only=True,
+                    limit=1,
+                )
+            )
+            for g in self._guards
+        ]
+        ok, resp = await etcd.txn(self._compares(), self._ops, failure)
+        if ok:
+            return int(resp.header.revision)
+        for guard, r in zip(self._guards, resp.responses, strict=True):
+            kvs = r.response_range.kvs
+            if guard.expect == "empty" and kvs:
+                raise NotEmpty(guard.kind, guard.name)
+            if guard.expect == "absent" and kvs:
+                raise AlreadyExists(guard.kind, guard.name)
+            if guard.expect in ("present", "revision") and not kvs:
+                raise NotFound(guard.kind, guard.name)
+            if guard.expect == "revision" and kvs[0].mod_revision != guard.revision:
+                raise Conflict(guard.kind, guard.name, guard.revision, kvs[0].mod_revision)
+        # Every guard holds now: the conflicting write landed between the two reads.
+        raise Conflict("resource", self._guards[0].name if self._guards else "?", 0, 0)
