@@ -54,6 +54,11 @@ class DispatcherStub:
                 request_serializer=ccs_dot_v1_dot_agent__pb2.UpdateStatusRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_agent__pb2.UpdateStatusResponse.FromString,
                 _registered_method=True)
+        self.Logs = channel.stream_stream(
+                '/ccs.v1.Dispatcher/Logs',
+                request_serializer=ccs_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_agent__pb2.LogRequest.FromString,
+                _registered_method=True)
 
 
 class DispatcherServicer:
@@ -83,6 +88,14 @@ class DispatcherServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request_iterator, context):
+        """A reverse channel for logs: the agent opens it (it can reach the server, not the
+        other way round), the server sends requests down, the agent streams chunks up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatcherServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +118,11 @@ def add_DispatcherServicer_to_server(servicer, server):
                     servicer.UpdateStatus,
                     request_deserializer=ccs_dot_v1_dot_agent__pb2.UpdateStatusRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_agent__pb2.UpdateStatusResponse.SerializeToString,
+            ),
+            'Logs': grpc.stream_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=ccs_dot_v1_dot_agent__pb2.LogChunk.FromString,
+                    response_serializer=ccs_dot_v1_dot_agent__pb2.LogRequest.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +233,33 @@ class Dispatcher:
             '/ccs.v1.Dispatcher/UpdateStatus',
             ccs_dot_v1_dot_agent__pb2.UpdateStatusRequest.SerializeToString,
             ccs_dot_v1_dot_agent__pb2.UpdateStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ccs.v1.Dispatcher/Logs',
+            ccs_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
+            ccs_dot_v1_dot_agent__pb2.LogRequest.FromString,
             options,
             channel_credentials,
             insecure,

@@ -344,6 +344,32 @@ class ScaleServiceRequest(_message.Message):
     resource_version: int
     def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., name: _Optional[str] = ..., replicas: _Optional[int] = ..., resource_version: _Optional[int] = ...) -> None: ...
 
+class LogsRequest(_message.Message):
+    __slots__ = ("cluster", "application", "service", "container", "follow", "tail", "since")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    application: str
+    service: str
+    container: str
+    follow: bool
+    tail: int
+    since: float
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., container: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[float] = ...) -> None: ...
+
+class LogsResponse(_message.Message):
+    __slots__ = ("container", "data")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    data: bytes
+    def __init__(self, container: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class GetContainerRequest(_message.Message):
     __slots__ = ("cluster", "application", "service", "name")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -411,6 +437,14 @@ class WatchRequest(_message.Message):
     from_revision: int
     kinds: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, cluster: _Optional[str] = ..., from_revision: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ("revision", "events")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    events: _containers.RepeatedCompositeFieldContainer[WatchEvent]
+    def __init__(self, revision: _Optional[int] = ..., events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
     __slots__ = ("revision", "type", "kind", "cluster", "node", "application", "service", "container", "event")

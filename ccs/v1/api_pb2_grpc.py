@@ -1008,6 +1008,11 @@ class ContainerServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.ListContainersRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.ListContainersResponse.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/ccs.v1.ContainerService/Logs',
+                request_serializer=ccs_dot_v1_dot_api__pb2.LogsRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.LogsResponse.FromString,
+                _registered_method=True)
 
 
 class ContainerServiceServicer:
@@ -1027,6 +1032,13 @@ class ContainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """Logs of one container, or of every container of a service, relayed from the agents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1039,6 +1051,11 @@ def add_ContainerServiceServicer_to_server(servicer, server):
                     servicer.ListContainers,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.ListContainersRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.ListContainersResponse.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.LogsRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.LogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1107,6 +1124,33 @@ class ContainerService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ccs.v1.ContainerService/Logs',
+            ccs_dot_v1_dot_api__pb2.LogsRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.LogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class EventServiceStub:
     """---------------------------------------------------------------- events and watch
@@ -1127,7 +1171,7 @@ class EventServiceStub:
         self.Watch = channel.unary_stream(
                 '/ccs.v1.EventService/Watch',
                 request_serializer=ccs_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
-                response_deserializer=ccs_dot_v1_dot_api__pb2.WatchEvent.FromString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.WatchResponse.FromString,
                 _registered_method=True)
 
 
@@ -1143,10 +1187,11 @@ class EventServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Watch(self, request, context):
-        """Changes to every resource of a cluster, in etcd revision order. Resume after a
-        disconnect with from_revision = last seen revision + 1: no gap, no duplicate.
-        A compacted revision fails with OUT_OF_RANGE: re-list, then watch from the
-        list's revision + 1.
+        """Changes to every resource of a cluster, in etcd revision order. Each message holds
+        every change of one revision (one transaction), so a client that resumes after a
+        disconnect with from_revision = last received revision + 1 sees no gap and no
+        duplicate. A compacted revision fails with OUT_OF_RANGE: re-list, then watch from
+        the list's revision + 1.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1163,7 +1208,7 @@ def add_EventServiceServicer_to_server(servicer, server):
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.WatchRequest.FromString,
-                    response_serializer=ccs_dot_v1_dot_api__pb2.WatchEvent.SerializeToString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.WatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1221,7 +1266,7 @@ class EventService:
             target,
             '/ccs.v1.EventService/Watch',
             ccs_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
-            ccs_dot_v1_dot_api__pb2.WatchEvent.FromString,
+            ccs_dot_v1_dot_api__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
