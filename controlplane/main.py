@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     )
     p.add_argument("--context", default="local", help="name of the context written on first start")
     p.add_argument("--embedded-etcd-port", type=int, default=23790)
+    p.add_argument("--etcd-wait", type=float, default=30.0,
+                   help="seconds to wait for etcd at start-up before giving up")
     p.add_argument(
         "--shutdown-grace", type=float, default=10.0, help="seconds in-flight RPCs get to finish on SIGTERM"
     )
@@ -64,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         context_name=a.context,
         embedded_etcd_port=a.embedded_etcd_port,
         shutdown_grace=a.shutdown_grace,
+        etcd_wait=a.etcd_wait,
     )
 
 

@@ -49,6 +49,7 @@ class ServerOptions:
     context_name: str = "local"
     embedded_etcd_port: int = 23790
     shutdown_grace: float = 10.0
+    etcd_wait: float = 30.0
 
 
 def _client_address(listen: str, port: int) -> str:
@@ -80,7 +81,7 @@ class Server:
             await self.embedded.start()
             endpoints = [self.embedded.client_url]
         self.etcd = Etcd(endpoints)
-        await self.etcd.wait_ready()
+        await self.etcd.wait_ready(opts.etcd_wait)
         log.info("etcd ready", endpoints=self.etcd.endpoints)
 
         server = grpc.aio.server(

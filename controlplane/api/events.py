@@ -13,7 +13,7 @@ from controlplane.api.common import check_name
 from controlplane.api.errors import InvalidArgument, map_errors
 from controlplane.store import keys, reads
 from controlplane.store.codec import decode
-from controlplane.store.etcd import KV, Etcd
+from controlplane.store.etcd import KV, Etcd, WatchedChange
 
 log = structlog.get_logger("ccs.watch")
 
@@ -50,7 +50,7 @@ class EventServicer(api_pb2_grpc.EventServiceServicer):
 
     async def Watch(
         self, request: api_pb2.WatchRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[api_pb2.WatchEvent]:
+    ) -> AsyncIterator[api_pb2.WatchResponse]:
         cluster = check_name("cluster", request.cluster)
         for i, k in enumerate(request.kinds):
             if k not in KINDS:
@@ -62,19 +62,29 @@ class EventServicer(api_pb2_grpc.EventServiceServicer):
             await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
         start = request.from_revision or revision + 1
         wanted = set(request.kinds)
-        async for change in self.etcd.watch(keys.subtree(cluster), start):
-            kind = keys.kind_of(change.kv.key)
-            cls = _CLASSES.get(kind or "")
-            if cls is None or (wanted and kind not in wanted):
-                continue
-            if change.deleted:
-                if change.prev_value is None:
-                    continue
-                raw = KV(change.kv.key, change.prev_value, change.revision, 0)
-                typ = api_pb2.WatchEvent.TYPE_DELETE
-            else:
-                raw = change.kv
-                typ = api_pb2.WatchEvent.TYPE_PUT
-            ev = api_pb2.WatchEvent(revision=change.revision, type=typ, kind=kind or "")
-            getattr(ev, kind or "").CopyFrom(decode(raw, cls))
-            yield ev
+        async for batch in self.etcd.watch(keys.subtree(cluster), start):
+            resp = api_pb2.WatchResponse(revision=batch[0].revision)
+            for change in batch:
+                ev = _event(change)
+                if ev is not None and (not wanted or ev.kind in wanted):
+                    resp.events.append(ev)
+            if resp.events:
+                yield resp
+
+
+def _event(change: WatchedChange) -> api_pb2.WatchEvent | None:
+    kind = keys.kind_of(change.kv.key)
+    cls = _CLASSES.get(kind or "")
+    if kind is None or cls is None:
+        return None
+    if change.deleted:
+        if change.prev_value is None:
+            return None
+        raw = KV(change.kv.key, change.prev_value, change.revision, 0)
+        typ = api_pb2.WatchEvent.TYPE_DELETE
+    else:
+        raw = change.kv
+        typ = api_pb2.WatchEvent.TYPE_PUT
+    ev = api_pb2.WatchEvent(revision=change.revision, type=typ, kind=kind)
+    getattr(ev, kind).CopyFrom(decode(raw, cls))
+    return ev

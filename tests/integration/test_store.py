@@ -115,8 +115,8 @@ async def test_watch_resumes_without_gap_or_duplicate(store: Etcd, unique: str) 
     seen: list[int] = []
 
     async def take(from_rev: int, n: int) -> None:
-        async for ch in store.watch(keys.subtree(unique), from_rev):
-            seen.append(ch.revision)
+        async for batch in store.watch(keys.subtree(unique), from_rev):
+            seen.extend(ch.revision for ch in batch)
             if len(seen) >= n:
                 return
 
@@ -124,6 +124,21 @@ async def test_watch_resumes_without_gap_or_duplicate(store: Etcd, unique: str) 
     await asyncio.wait_for(take(seen[-1] + 1, 6), 10)
     assert len(seen) == len(set(seen)) == 6
     assert seen == sorted(seen)
+
+
+async def test_watch_yields_a_whole_transaction_at_once(store: Etcd, unique: str) -> None:
+    start = (await store.get_with_revision("/x"))[1] + 1
+    txn = Txn()
+    for i in range(5):
+        txn.put(keys.node(unique, f"n{i}"), pb.Node())
+    rev = await txn.commit(store)
+
+    async def first() -> list[int]:
+        async for batch in store.watch(keys.subtree(unique), start):
+            return [ch.revision for ch in batch]
+        return []
+
+    assert await asyncio.wait_for(first(), 10) == [rev] * 5
 
 
 async def test_watch_from_compacted_revision_says_so(store: Etcd, unique: str) -> None:

@@ -1,0 +1,44 @@
+"""Compose template parser: a Compose file in, ccs ServiceSpecs (or every problem found) out.
+
+Design choices:
+
+- **ruamel.yaml + the official compose-spec.json (jsonschema)**, not PyYAML and not the
+  ``compose-spec`` PyPI package. ruamel reads YAML 1.2 like Compose's Go parser (``no`` and ``on``
+  stay strings), refuses duplicate keys, and gives line numbers for messages. Validating against
+  the upstream schema, after interpolation as compose-go does, means ccs accepts exactly the
+  Compose language and stays current by replacing one vendored file. ``compose-spec`` 0.2.1 is a
+  Rust extension (binary wheels) that validates and round-trips but does no interpolation and
+  reports plain ValueErrors without field paths, so we would still need most of this package.
+- **Pure**: strings in, messages out. The CLI bundles ``.env`` and every env_file the template
+  names (see ``referenced_files``); variables come from deploy-time ``env`` then ``.env`` and
+  never from ``os.environ``, so a parse gives the same result on every API server.
+- **Every error at once**: stages report into one Diagnostics and the caller gets a
+  TemplateError listing each field path and what is wrong, with the YAML line when known.
+- **No silent loss**: ``support.RULES`` decides, per Compose key, supported / ignored with a
+  warning / refused, and is also the README table; unknown keys are refused.
+- **Claims**: settings that can come from several places (``deploy.replicas``, ``scale``,
+  ``aliyun.scale``; ``x-ccs`` vs aliyun labels) must agree; a disagreement names both.
+- **Service names** must be DNS labels (``[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?``), stricter than
+  Compose's ``[a-zA-Z0-9._-]+``, because they become DNS names and resource names in ccs.
+"""
+
+from controlplane.compose.errors import FieldError, TemplateError
+from controlplane.compose.support import RULES, Action, support_table_markdown
+from controlplane.compose.template import (
+    MAX_TEMPLATE_BYTES,
+    ParsedTemplate,
+    parse_template,
+    referenced_files,
+)
+
+__all__ = [
+    "MAX_TEMPLATE_BYTES",
+    "RULES",
+    "Action",
+    "FieldError",
+    "ParsedTemplate",
+    "TemplateError",
+    "parse_template",
+    "referenced_files",
+    "support_table_markdown",
+]

@@ -1,0 +1,143 @@
+"""The ``x-ccs`` service extension: ccs settings that Compose has no key for.
+
+```yaml
+services:
+  web:
+    x-ccs:
+      strategy: canary            # rolling | blue-green | canary
+      routes:
+        - {port: 80, domain: www.example.com, path: /}
+      session_sticky: true
+      always_pull: true
+      probe:                      # exactly one of http / tcp / cmd
+        http: {port: 80, path: /healthz}
+        timeout_seconds: 3
+        initial_delay_seconds: 5
+```
+
+It says the same things as the aliyun.* labels, in structured form, and records the same claims,
+so a template that says both must say them consistently. It is validated with its own JSON
+schema so that its errors read like Compose's.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from typing import Any
+
+from jsonschema import Draft7Validator
+
+from controlplane.compose.aliyun import make_route, port_number
+from controlplane.compose.claims import Claims
+from controlplane.compose.errors import Diagnostics, Path
+from controlplane.compose.loader import report_schema_errors
+from controlplane.compose.model import Probe, Route
+from controlplane.compose.units import to_bool, to_int
+
+_PORT = {"type": ["integer", "string"]}
+_BOOL = {"type": ["boolean", "string"]}
+X_CCS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "strategy": {"enum": ["rolling", "blue-green", "canary"]},
+        "routes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["port", "domain"],
+                "properties": {"port": _PORT, "domain": {"type": "string"}, "path": {"type": "string"}},
+            },
+        },
+        "session_sticky": _BOOL,
+        "always_pull": _BOOL,
+        "probe": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "http": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["port"],
+                    "properties": {"port": _PORT, "path": {"type": "string"}},
+                },
+                "tcp": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["port"],
+                    "properties": {"port": _PORT},
+                },
+                "cmd": {"type": ["string", "array"], "items": {"type": "string"}},
+                "timeout_seconds": _PORT,
+                "initial_delay_seconds": _PORT,
+            },
+        },
+    },
+}
+
+
+@functools.cache
+def _validator() -> Draft7Validator:
+    return Draft7Validator(X_CCS_SCHEMA)
+
+
+def _route(port: int, item: dict[str, Any]) -> Route:
+    return make_route(port, str(item["domain"]), str(item.get("path", "/")))
+
+
+def _probe(value: dict[str, Any], path: Path, diag: Diagnostics) -> Probe | None:
+    kinds = [k for k in ("http", "tcp", "cmd") if k in value]
+    if len(kinds) != 1:
+        diag.error(path, "needs exactly one of http, tcp or cmd")
+        return None
+    kind = kinds[0]
+    probe: Probe | None
+    if kind == "cmd":
+        cmd = value["cmd"]
+        argv = diag.convert((*path, "cmd"), shlex.split, cmd) if isinstance(cmd, str) else list(cmd)
+        if not argv:
+            diag.error((*path, "cmd"), "must not be empty")
+            return None
+        probe = Probe(kind="cmd", cmd=argv)
+    else:
+        port = diag.convert((*path, kind, "port"), port_number, value[kind]["port"])
+        if port is None:
+            return None
+        path_ = str(value[kind].get("path") or "/")
+        probe = Probe(kind="http", port=port, path=path_) if kind == "http" else Probe(kind="tcp", port=port)
+    for key in ("timeout_seconds", "initial_delay_seconds"):
+        if key in value:
+            setattr(probe, key, diag.convert((*path, key), to_int, value[key]))
+    return probe
+
+
+def extension_claims(value: Any, path: Path, diag: Diagnostics, claims: Claims) -> None:
+    """Validate ``x-ccs`` (found at ``path``) and record its claims."""
+    before = len(diag.errors)
+    report_schema_errors(_validator(), value, diag, path)
+    if len(diag.errors) != before or not isinstance(value, dict):
+        return
+    if "strategy" in value:
+        claims.add("strategy", (*path, "strategy"), value["strategy"])
+    if "routes" in value:
+        routes: list[Route] = []
+        for index, item in enumerate(value["routes"]):
+            where = (*path, "routes", index)
+            port = diag.convert((*where, "port"), port_number, item["port"])
+            if port is None:
+                continue
+            route = diag.convert(where, functools.partial(_route, port), item)
+            if route is not None:
+                routes.append(route)
+        claims.add(
+            "routes", (*path, "routes"), sorted(routes, key=lambda r: (r.port, r.domain, r.path)), "[...]"
+        )
+    for key in ("session_sticky", "always_pull"):
+        if key in value and (on := diag.convert((*path, key), to_bool, value[key])) is not None:
+            claims.add(key, (*path, key), on, value[key])
+    if "probe" in value:
+        probe = _probe(value["probe"], (*path, "probe"), diag)
+        if probe is not None:
+            claims.add("probe", (*path, "probe"), probe, "{...}")

@@ -1,0 +1,304 @@
+"""What ccs does with each Compose key: the single source for behaviour *and* README text.
+
+Every key the Compose schema allows in the scopes below has a rule. A key is either
+*supported* (converted into the ServiceSpec), *ignored with a warning* (it cannot change what the
+application does on ccs, or its effect is only local-development comfort), or *refused* (ignoring
+it would silently run the application differently from what the template asks, or weaker
+security than asked, so the user must decide). A key present in a template but missing from this
+table is refused, so a newer Compose schema can never lead to silent loss.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.compose.errors import Diagnostics, Path
+
+
+class Action(enum.StrEnum):
+    SUPPORTED = "supported"
+    WARN = "ignored, with a warning"
+    REFUSE = "refused"
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: Action
+    reason: str = ""
+
+
+S, W, R = Action.SUPPORTED, Action.WARN, Action.REFUSE
+_NO_SECRETS = "ccs has no secret/config store yet; pass values with environment or `ccs app deploy --env`"
+_REPLICAS = "a fixed value conflicts with running several replicas"
+_RESOURCES = "not implemented; use deploy.resources.{limits,reservations} (cpus, memory, pids)"
+_HOST = "shares or changes host-level isolation; ccs does not grant that to a service"
+_NOT_YET = "not implemented; ignoring it could break the application at run time"
+
+# Scopes are paths with "*" for any name and "[]" for any list item (long-syntax entries).
+SCOPES: tuple[tuple[str, ...], ...] = (
+    (),
+    ("services", "*"),
+    ("services", "*", "deploy"),
+    ("services", "*", "deploy", "resources"),
+    ("services", "*", "deploy", "resources", "limits"),
+    ("services", "*", "deploy", "resources", "reservations"),
+    ("services", "*", "deploy", "placement"),
+    ("services", "*", "healthcheck"),
+    ("services", "*", "ports", "[]"),
+    ("services", "*", "volumes", "[]"),
+    ("services", "*", "volumes", "[]", "bind"),
+    ("services", "*", "volumes", "[]", "volume"),
+    ("services", "*", "volumes", "[]", "tmpfs"),
+    ("services", "*", "networks", "*"),
+    ("volumes", "*"),
+    ("networks", "*"),
+)
+
+RULES: dict[str, Rule] = {
+    # ---- top level
+    "version": Rule(W, "obsolete in the Compose specification"),
+    "name": Rule(W, "the application name comes from `ccs app deploy NAME`"),
+    "include": Rule(R, "templates must be self-contained; other files are not bundled"),
+    "services": Rule(S),
+    "networks": Rule(S),
+    "volumes": Rule(S),
+    "secrets": Rule(W, "top-level definitions are unused: " + _NO_SECRETS),
+    "configs": Rule(W, "top-level definitions are unused: " + _NO_SECRETS),
+    "models": Rule(W, "AI model definitions are unused by ccs"),
+    # ---- services.*
+    "services.*.image": Rule(S),
+    "services.*.build": Rule(
+        S,
+        "refused without image: (images must be built and pushed first); "
+        "ignored with a warning when image: is set",
+    ),
+    "services.*.command": Rule(S),
+    "services.*.entrypoint": Rule(S),
+    "services.*.environment": Rule(S),
+    "services.*.env_file": Rule(S, "the CLI bundles the files; `format:` is refused"),
+    "services.*.ports": Rule(S),
+    "services.*.expose": Rule(S),
+    "services.*.volumes": Rule(S),
+    "services.*.tmpfs": Rule(S),
+    "services.*.labels": Rule(S),
+    "services.*.healthcheck": Rule(S),
+    "services.*.restart": Rule(S),
+    "services.*.depends_on": Rule(S),
+    "services.*.networks": Rule(S),
+    "services.*.stop_grace_period": Rule(S),
+    "services.*.stop_signal": Rule(S),
+    "services.*.user": Rule(S),
+    "services.*.working_dir": Rule(S),
+    "services.*.hostname": Rule(S),
+    "services.*.deploy": Rule(S),
+    "services.*.scale": Rule(S, "same as deploy.replicas"),
+    "services.*.pull_policy": Rule(
+        S, "always -> pull on every start; missing/if_not_present is the default; others are refused"
+    ),
+    "services.*.container_name": Rule(
+        W, "ccs names containers itself (<app>-<service>-<slot>), as Docker Swarm does; reach a "
+        "service by its service name on the application network"
+    ),
+    "services.*.privileged": Rule(R, _HOST),
+    "services.*.cap_add": Rule(R, _HOST),
+    "services.*.cap_drop": Rule(R, "not implemented; ignoring it would run with more privileges than asked"),
+    "services.*.security_opt": Rule(R, "not implemented; ignoring it would change the security profile"),
+    "services.*.read_only": Rule(R, "not implemented; ignoring it would make the root file system writable"),
+    "services.*.devices": Rule(R, _HOST),
+    "services.*.device_cgroup_rules": Rule(R, _HOST),
+    "services.*.network_mode": Rule(
+        R, "services join the application's networks; host/none/container modes would bypass them"
+    ),
+    "services.*.pid": Rule(R, _HOST),
+    "services.*.ipc": Rule(R, _HOST),
+    "services.*.uts": Rule(R, _HOST),
+    "services.*.userns_mode": Rule(R, _HOST),
+    "services.*.cgroup": Rule(R, _HOST),
+    "services.*.cgroup_parent": Rule(R, _HOST),
+    "services.*.use_api_socket": Rule(R, _HOST),
+    "services.*.sysctls": Rule(R, _NOT_YET),
+    "services.*.ulimits": Rule(R, _NOT_YET),
+    "services.*.shm_size": Rule(R, _NOT_YET),
+    "services.*.extra_hosts": Rule(R, _NOT_YET),
+    "services.*.dns": Rule(R, _NOT_YET),
+    "services.*.dns_opt": Rule(R, _NOT_YET),
+    "services.*.dns_search": Rule(R, _NOT_YET),
+    "services.*.group_add": Rule(R, _NOT_YET),
+    "services.*.storage_opt": Rule(R, _NOT_YET),
+    "services.*.runtime": Rule(R, _NOT_YET),
+    "services.*.isolation": Rule(R, _NOT_YET),
+    "services.*.gpus": Rule(R, _NOT_YET),
+    "services.*.post_start": Rule(R, _NOT_YET),
+    "services.*.pre_stop": Rule(R, _NOT_YET),
+    "services.*.volumes_from": Rule(R, "containers of a service may run on different nodes"),
+    "services.*.secrets": Rule(R, _NO_SECRETS),
+    "services.*.configs": Rule(R, _NO_SECRETS),
+    "services.*.models": Rule(R, "AI models are not provided by ccs"),
+    "services.*.provider": Rule(R, "provider services are not supported"),
+    "services.*.extends": Rule(R, "not implemented; write the service out in full"),
+    "services.*.profiles": Rule(R, "ccs deploys every service; remove the profile or the service"),
+    "services.*.label_file": Rule(R, "label files are not bundled; write labels inline"),
+    "services.*.mac_address": Rule(R, _REPLICAS),
+    "services.*.credential_spec": Rule(R, "Windows only"),
+    "services.*.blkio_config": Rule(R, _RESOURCES),
+    "services.*.cpu_count": Rule(R, _RESOURCES),
+    "services.*.cpu_percent": Rule(R, _RESOURCES),
+    "services.*.cpu_shares": Rule(R, _RESOURCES),
+    "services.*.cpu_quota": Rule(R, _RESOURCES),
+    "services.*.cpu_period": Rule(R, _RESOURCES),
+    "services.*.cpu_rt_period": Rule(R, _RESOURCES),
+    "services.*.cpu_rt_runtime": Rule(R, _RESOURCES),
+    "services.*.cpus": Rule(R, _RESOURCES),
+    "services.*.cpuset": Rule(R, _RESOURCES),
+    "services.*.mem_limit": Rule(R, _RESOURCES),
+    "services.*.mem_reservation": Rule(R, _RESOURCES),
+    "services.*.mem_swappiness": Rule(R, _RESOURCES),
+    "services.*.memswap_limit": Rule(R, _RESOURCES),
+    "services.*.oom_kill_disable": Rule(R, _RESOURCES),
+    "services.*.oom_score_adj": Rule(R, _RESOURCES),
+    "services.*.pids_limit": Rule(R, _RESOURCES),
+    "services.*.links": Rule(W, "services reach each other by name on the application network"),
+    "services.*.external_links": Rule(W, "services reach each other by name on the application network"),
+    "services.*.logging": Rule(W, "containers use the node's Docker default log driver"),
+    "services.*.platform": Rule(W, "each node pulls the image variant for its own platform"),
+    "services.*.stdin_open": Rule(W, "ccs containers have no interactive terminal"),
+    "services.*.tty": Rule(W, "ccs containers have no interactive terminal"),
+    "services.*.init": Rule(W, "no init process is injected; the image's entrypoint is PID 1"),
+    "services.*.attach": Rule(W, "ccs does not attach to container output"),
+    "services.*.develop": Rule(W, "compose watch is a local-development feature"),
+    "services.*.annotations": Rule(W, "OCI annotations are not passed to containers"),
+    "services.*.domainname": Rule(W, "containers use the cluster's DNS domain"),
+    "services.*.pull_refresh_after": Rule(W, "use pull_policy: always or aliyun.latest_image"),
+    "services.*.x-ccs": Rule(S, "ccs extension: strategy, routes, session_sticky, always_pull, probe"),
+    # ---- services.*.deploy
+    "services.*.deploy.mode": Rule(S),
+    "services.*.deploy.replicas": Rule(S, "at most 1000"),
+    "services.*.deploy.placement": Rule(S),
+    "services.*.deploy.resources": Rule(S),
+    "services.*.deploy.restart_policy": Rule(S),
+    "services.*.deploy.update_config": Rule(S),
+    "services.*.deploy.rollback_config": Rule(S),
+    "services.*.deploy.endpoint_mode": Rule(W, "the ccs router balances requests itself"),
+    "services.*.deploy.labels": Rule(W, "service-level labels are not kept; use labels:"),
+    "services.*.deploy.resources.limits": Rule(S),
+    "services.*.deploy.resources.reservations": Rule(S),
+    "services.*.deploy.resources.limits.cpus": Rule(S),
+    "services.*.deploy.resources.limits.memory": Rule(S),
+    "services.*.deploy.resources.limits.pids": Rule(S),
+    "services.*.deploy.resources.reservations.cpus": Rule(S),
+    "services.*.deploy.resources.reservations.memory": Rule(S),
+    "services.*.deploy.resources.reservations.generic_resources": Rule(R, _NOT_YET),
+    "services.*.deploy.resources.reservations.devices": Rule(R, _NOT_YET),
+    "services.*.deploy.placement.constraints": Rule(S),
+    "services.*.deploy.placement.preferences": Rule(S, "spread only"),
+    "services.*.deploy.placement.max_replicas_per_node": Rule(S),
+    # ---- services.*.healthcheck
+    "services.*.healthcheck.test": Rule(S),
+    "services.*.healthcheck.interval": Rule(S),
+    "services.*.healthcheck.timeout": Rule(S),
+    "services.*.healthcheck.start_period": Rule(S),
+    "services.*.healthcheck.retries": Rule(S),
+    "services.*.healthcheck.disable": Rule(S),
+    "services.*.healthcheck.start_interval": Rule(W, "the interval applies during the start period too"),
+    # ---- long-syntax ports
+    "services.*.ports.[].target": Rule(S),
+    "services.*.ports.[].published": Rule(S),
+    "services.*.ports.[].protocol": Rule(S, "tcp or udp"),
+    "services.*.ports.[].host_ip": Rule(S),
+    "services.*.ports.[].mode": Rule(S, "host or ingress"),
+    "services.*.ports.[].name": Rule(W, "descriptive only"),
+    "services.*.ports.[].app_protocol": Rule(W, "descriptive only; use x-ccs.routes for HTTP"),
+    # ---- long-syntax volumes
+    "services.*.volumes.[].type": Rule(S, "volume, bind or tmpfs; others are refused"),
+    "services.*.volumes.[].source": Rule(S),
+    "services.*.volumes.[].target": Rule(S),
+    "services.*.volumes.[].read_only": Rule(S),
+    "services.*.volumes.[].consistency": Rule(W, "macOS-only tuning"),
+    "services.*.volumes.[].bind": Rule(S),
+    "services.*.volumes.[].volume": Rule(S),
+    "services.*.volumes.[].tmpfs": Rule(S),
+    "services.*.volumes.[].image": Rule(R, _NOT_YET),
+    "services.*.volumes.[].bind.propagation": Rule(W, "mounts use Docker's default propagation"),
+    "services.*.volumes.[].bind.create_host_path": Rule(W, "missing host paths are created, as Docker does"),
+    "services.*.volumes.[].bind.selinux": Rule(W, "no SELinux relabelling is done"),
+    "services.*.volumes.[].bind.recursive": Rule(W, "mounts use Docker's default"),
+    "services.*.volumes.[].volume.nocopy": Rule(W, "image content is copied into new volumes"),
+    "services.*.volumes.[].volume.subpath": Rule(R, _NOT_YET),
+    "services.*.volumes.[].volume.labels": Rule(W, "set labels on the top-level volume"),
+    "services.*.volumes.[].tmpfs.size": Rule(W, "tmpfs mounts use Docker's default size"),
+    "services.*.volumes.[].tmpfs.mode": Rule(W, "tmpfs mounts use Docker's default mode"),
+    # ---- per-service network attachment
+    "services.*.networks.*.aliases": Rule(S),
+    "services.*.networks.*.ipv4_address": Rule(R, _REPLICAS),
+    "services.*.networks.*.ipv6_address": Rule(R, _REPLICAS),
+    "services.*.networks.*.mac_address": Rule(R, _REPLICAS),
+    "services.*.networks.*.link_local_ips": Rule(R, _REPLICAS),
+    "services.*.networks.*.interface_name": Rule(W, "Docker names the interfaces"),
+    "services.*.networks.*.priority": Rule(W, "networks are attached in template order"),
+    "services.*.networks.*.gw_priority": Rule(W, "Docker picks the default gateway"),
+    "services.*.networks.*.driver_opts": Rule(W, "driver options are not passed"),
+    # ---- top-level volumes and networks
+    "volumes.*.driver": Rule(S),
+    "volumes.*.external": Rule(S),
+    "volumes.*.labels": Rule(S),
+    "volumes.*.name": Rule(W, "ccs names volumes per application"),
+    "volumes.*.driver_opts": Rule(
+        R, "driver options (e.g. NFS) are not passed yet; ignoring them would store data elsewhere"
+    ),
+    "networks.*.driver": Rule(S),
+    "networks.*.external": Rule(S),
+    "networks.*.internal": Rule(S),
+    "networks.*.name": Rule(W, "ccs names networks per application"),
+    "networks.*.labels": Rule(W, "network labels are not kept"),
+    "networks.*.attachable": Rule(W, "application networks are private to the application"),
+    "networks.*.enable_ipv4": Rule(W, "Docker's default addressing is used"),
+    "networks.*.enable_ipv6": Rule(W, "Docker's default addressing is used"),
+    "networks.*.driver_opts": Rule(W, "driver options are not passed"),
+    "networks.*.ipam": Rule(
+        R, "ccs allocates subnets itself; fixed subnets cannot be honoured on every node"
+    ),
+}
+
+_UNKNOWN = Rule(R, "not supported by ccs")
+
+
+def _walk(node: Any, scope: tuple[str, ...], path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    if not scope:
+        if isinstance(node, dict):
+            yield path, node
+        return
+    head, rest = scope[0], scope[1:]
+    if head == "*" and isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, rest, (*path, key))
+    elif head == "[]" and isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, rest, (*path, index))
+    elif isinstance(node, dict) and head in node:
+        yield from _walk(node[head], rest, (*path, head))
+
+
+def check_support(doc: dict[str, Any], diag: Diagnostics) -> None:
+    """Refuse or warn about every key the table says so; ``x-`` keys are the user's business."""
+    for scope in SCOPES:
+        prefix = ".".join(scope)
+        for path, mapping in _walk(doc, scope, ()):
+            for key in mapping:
+                if key.startswith("x-") and key != "x-ccs":
+                    continue
+                rule = RULES.get(f"{prefix}.{key}" if prefix else key, _UNKNOWN)
+                if rule.action is Action.REFUSE:
+                    diag.error((*path, key), f"is not supported: {rule.reason}")
+                elif rule.action is Action.WARN:
+                    diag.warn((*path, key), f"ignored: {rule.reason}")
+
+
+def support_table_markdown() -> str:
+    """The README table: every key with what ccs does with it and why."""
+    lines = ["| Compose key | ccs | why |", "|---|---|---|"]
+    for key, rule in RULES.items():
+        lines.append(f"| `{key}` | {rule.action.value} | {rule.reason} |")
+    return "\n".join(lines)

@@ -1,0 +1,236 @@
+"""The parsing pipeline: text -> interpolated, validated document -> ServiceSpec messages.
+
+Stages, in order: size limit; YAML (broken YAML stops here); ``.env``; interpolation; the
+official schema (a schema-invalid document stops here, since converting it would only add
+confusing follow-up errors); the support table; per-service conversion with claims; checks
+across services. Every stage reports all it finds into one Diagnostics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccs.v1 import resources_pb2
+from controlplane.compose.aliyun import label_claims
+from controlplane.compose.claims import Claims
+from controlplane.compose.deploy import apply_deploy
+from controlplane.compose.dotenv import DotenvError, parse_dotenv
+from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateError
+from controlplane.compose.extension import extension_claims
+from controlplane.compose.graph import check_published_ports, start_order
+from controlplane.compose.interpolation import InterpolationError, interpolate, interpolate_tree
+from controlplane.compose.loader import load_yaml, validate_schema
+from controlplane.compose.model import (
+    Dependency,
+    NamedVolume,
+    NetworkDef,
+    PortSpec,
+    ServiceSpec,
+    UpdateConfig,
+    to_proto,
+)
+from controlplane.compose.service import Context, convert_service, key_values, normalize_path
+from controlplane.compose.support import check_support
+from controlplane.compose.units import to_bool
+
+MAX_TEMPLATE_BYTES = 1024 * 1024
+SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+BUILD_REFUSAL = "images must be built and pushed to a registry first; set image:"
+
+
+@dataclass
+class ParsedTemplate:
+    """What a template asks for, ready to store: one ServiceSpec per service, in start order."""
+
+    services: dict[str, resources_pb2.ServiceSpec] = field(default_factory=dict)
+    volumes: list[resources_pb2.NamedVolume] = field(default_factory=list)
+    networks: list[resources_pb2.NetworkDef] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _service_name_problem(name: str) -> str | None:
+    if SERVICE_NAME.fullmatch(name):
+        return None
+    suggestion = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+    hint = f"; for example {suggestion!r}" if suggestion and suggestion != name else ""
+    return (
+        "service names must be DNS labels: lowercase letters, digits and '-', starting and ending "
+        f"with a letter or digit, at most 63 characters{hint}"
+    )
+
+
+def _external(value: Any) -> bool:
+    return True if isinstance(value, dict) else to_bool(value) if value is not None else False
+
+
+def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume], list[NetworkDef]]:
+    volumes, networks = [], []
+    for name, options in (doc.get("volumes") or {}).items():
+        opts = options or {}
+        volumes.append(
+            NamedVolume(
+                name=name,
+                driver=opts.get("driver"),
+                external=bool(diag.convert(("volumes", name, "external"), _external, opts.get("external"))),
+                labels=key_values(opts.get("labels"), ("volumes", name, "labels"), diag, None),
+            )
+        )
+    for name, options in (doc.get("networks") or {}).items():
+        opts = options or {}
+        networks.append(
+            NetworkDef(
+                name=name,
+                driver=opts.get("driver"),
+                external=bool(diag.convert(("networks", name, "external"), _external, opts.get("external"))),
+                internal=bool(
+                    diag.convert(("networks", name, "internal"), to_bool, opts.get("internal", False))
+                ),
+            )
+        )
+    return volumes, networks
+
+
+def _apply_claims(spec: ServiceSpec, claims: Claims, path: Path, diag: Diagnostics) -> None:
+    resolved = claims.resolve(diag)
+    if resolved.get("mode") == "global":
+        spec.mode = "SERVICE_MODE_GLOBAL"
+        if "replicas" in resolved:
+            where = claims.items["replicas"][0].path
+            diag.error(where, "replicas cannot be set when the mode is global")
+    else:
+        spec.replicas = resolved.get("replicas", 1)
+    if "parallelism" in resolved:
+        spec.update_config = spec.update_config or UpdateConfig()
+        spec.update_config.parallelism = resolved["parallelism"]
+    for key in ("strategy", "probe", "routes", "session_sticky", "always_pull"):
+        if key in resolved:
+            setattr(spec, key, resolved[key])
+
+
+def _pull_policy(value: Any, path: Path, diag: Diagnostics, claims: Claims) -> None:
+    if value == "always":
+        claims.add("always_pull", path, True, value)
+    elif value not in ("missing", "if_not_present"):
+        diag.error(path, f"{value!r} is not supported; use always, missing or if_not_present")
+
+
+def _service(name: str, svc: dict[str, Any], ctx: Context) -> ServiceSpec:
+    diag, path = ctx.diag, ("services", name)
+    if (problem := _service_name_problem(name)) is not None:
+        diag.error(path, problem)
+    spec = convert_service(name, svc, ctx)
+    if "build" in svc and not spec.image:
+        diag.error((*path, "build"), BUILD_REFUSAL)
+    elif "build" in svc:
+        diag.warn((*path, "build"), "ignored: ccs deploys the image; build and push it first")
+    elif not spec.image:
+        diag.error((*path, "image"), "is required")
+    claims = Claims()
+    apply_deploy(spec, svc, path, diag, claims)
+    depends = label_claims(spec.labels, (*path, "labels"), diag, claims)
+    if "x-ccs" in svc:
+        extension_claims(svc["x-ccs"], (*path, "x-ccs"), diag, claims)
+    if "pull_policy" in svc:
+        _pull_policy(svc["pull_policy"], (*path, "pull_policy"), diag, claims)
+    _apply_claims(spec, claims, path, diag)
+    named = {d.service for d in spec.depends_on}
+    spec.depends_on += [Dependency(service=s) for s in depends if s not in named]
+    return spec
+
+
+def _dependencies(specs: dict[str, ServiceSpec], diag: Diagnostics) -> dict[str, list[str]]:
+    graph: dict[str, list[str]] = {}
+    for name, spec in specs.items():
+        kept = []
+        for dep in spec.depends_on:
+            if dep.service in specs:
+                kept.append(dep)
+            elif dep.required:
+                diag.error(("services", name, "depends_on"), f"service {dep.service!r} is not defined")
+            else:
+                diag.warn(
+                    ("services", name, "depends_on"),
+                    f"optional dependency {dep.service!r} is not defined; ignored",
+                )
+        spec.depends_on = kept
+        graph[name] = [d.service for d in kept]
+    return graph
+
+
+def parse_template(
+    template: str, *, env: Mapping[str, str], files: Mapping[str, str], app_name: str
+) -> ParsedTemplate:
+    """Parse a Compose template for application ``app_name``; raise TemplateError listing all errors.
+
+    ``env`` are deploy-time parameters and win over ``files[".env"]``; ``os.environ`` is never read.
+    """
+    size = len(template.encode("utf-8"))
+    if size > MAX_TEMPLATE_BYTES:
+        message = f"is {size} bytes; the limit is 1 MiB ({MAX_TEMPLATE_BYTES} bytes)"
+        raise TemplateError([FieldError("template", message)])
+    doc, _, diag = load_yaml(template)
+    bundled = {normalize_path(k): v for k, v in files.items()}
+    dotenv: dict[str, str] = {}
+    if ".env" in bundled:
+        try:
+            dotenv = parse_dotenv(bundled[".env"], env.get)
+        except DotenvError as exc:
+            diag.error((".env",), str(exc))
+
+    def lookup(name: str) -> str | None:
+        return env[name] if name in env else dotenv.get(name)
+
+    doc = interpolate_tree(doc, lookup, diag)
+    validate_schema(doc, diag)
+    if not isinstance(doc.get("services"), dict) or not doc["services"]:
+        diag.error(("services",), "is required and must name at least one service")
+    diag.raise_if_errors()
+    check_support(doc, diag)
+    if doc.get("name") not in (None, app_name):
+        diag.warn(("name",), f"the application is deployed as {app_name!r}")
+    volumes, networks = _top_level(doc, diag)
+    ctx = Context(diag, lookup, bundled, {v.name for v in volumes}, {n.name for n in networks})
+    specs = {name: _service(name, svc or {}, ctx) for name, svc in doc["services"].items()}
+    order = start_order(_dependencies(specs, diag), diag)
+    published: list[tuple[Path, PortSpec]] = []
+    for name, spec in specs.items():
+        published += [(("services", name, "ports", i), p) for i, p in enumerate(spec.ports)]
+    check_published_ports(published, diag)
+    diag.raise_if_errors()
+    return ParsedTemplate(
+        services={name: to_proto(specs[name], resources_pb2.ServiceSpec()) for name in order},
+        volumes=[to_proto(v, resources_pb2.NamedVolume()) for v in volumes],
+        networks=[to_proto(n, resources_pb2.NetworkDef()) for n in networks],
+        warnings=diag.warnings,
+    )
+
+
+def referenced_files(template: str) -> list[str]:
+    """The env_file paths a template names (normalized as bundle keys), best effort.
+
+    Never raises for a bad template: the parse that follows reports that. Paths are interpolated
+    with defaults only (``${X:-a.env}`` -> ``a.env``), since no values are known yet.
+    """
+    if len(template.encode("utf-8")) > MAX_TEMPLATE_BYTES:
+        return []
+    try:
+        doc, _, _ = load_yaml(template)
+    except TemplateError:
+        return []
+    found: list[str] = []
+    services = doc.get("services")
+    for svc in services.values() if isinstance(services, dict) else []:
+        value = svc.get("env_file") if isinstance(svc, dict) else None
+        for entry in value if isinstance(value, list) else [value]:
+            raw = entry.get("path") if isinstance(entry, dict) else entry
+            if not isinstance(raw, str) or not raw.strip():
+                continue
+            try:
+                raw = interpolate(raw, lambda _: None)[0]
+            except InterpolationError:
+                continue
+            found.append(normalize_path(raw))
+    return list(dict.fromkeys(found))

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what ccs needs on a Debian 12 host (as root) and create the project venv.
+# Idempotent: safe to run again. Usage: bash deploy/install.sh [--no-dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(etcd-server etcd-client docker.io haproxy docker-registry busybox-static apache2-utils
+      iproute2 iptables procps python3 python3-venv python3-dev gcc)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv with $($PY --version)"
+  $PY -m venv .venv
+fi
+extra='[dev]'
+[ "${1:-}" = "--no-dev" ] && extra=''
+.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+echo "==> pip install -e .${extra}"
+.venv/bin/pip install -q -e ".${extra}" 2>&1 | grep -v -i "warning" || true
+.venv/bin/python -c "import ccs, controlplane, cli" >/dev/null

@@ -1,0 +1,372 @@
+"""The gRPC API of a real ccs-server process on a real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from ccs.v1 import api_pb2
+from ccs.v1 import resources_pb2 as pb
+from tests.integration.grpc_helpers import Stubs, stubs
+
+pytestmark = pytest.mark.etcd
+
+TEMPLATE = """
+services:
+  web:
+    image: local/webapp:${TAG:-v1}
+    ports: ["8080:80"]
+    depends_on:
+      db: {condition: service_healthy}
+    deploy:
+      replicas: 3
+  db:
+    image: local/busybox:1
+    command: sleep 3600
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 5s
+"""
+
+
+@pytest.fixture
+async def api(ccs_server) -> AsyncIterator[Stubs]:  # type: ignore[no-untyped-def]
+    s = stubs(ccs_server.address, ccs_server.token)
+    yield s
+    await s.channel.close()
+
+
+async def make_cluster(api: Stubs, name: str) -> pb.Cluster:
+    return await api.clusters.CreateCluster(
+        api_pb2.CreateClusterRequest(name=name, description="test"), metadata=api.metadata
+    )
+
+
+async def deploy(api: Stubs, cluster: str, name: str = "shop", template: str = TEMPLATE,
+                 **kw: object) -> pb.Application:
+    req = api_pb2.CreateApplicationRequest(cluster=cluster, name=name, template=template, **kw)  # type: ignore[arg-type]
+    return await api.apps.CreateApplication(req, metadata=api.metadata)
+
+
+async def code_of(coro: object) -> tuple[grpc.StatusCode, str]:
+    try:
+        await coro  # type: ignore[misc]
+    except grpc.aio.AioRpcError as e:
+        return e.code(), e.details() or ""
+    raise AssertionError("the call succeeded")
+
+
+# ---------------------------------------------------------------- auth, health, reflection
+
+async def test_no_token_and_bad_token_are_unauthenticated(ccs_server) -> None:  # type: ignore[no-untyped-def]
+    for token in (None, "ccs_not-a-real-token"):
+        s = stubs(ccs_server.address, token)
+        code, _ = await code_of(s.clusters.ListClusters(api_pb2.ListClustersRequest(), metadata=s.metadata))
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        code, _ = await code_of(
+            s.events.Watch(api_pb2.WatchRequest(cluster="x"), metadata=s.metadata).read()
+        )
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        await s.channel.close()
+
+
+async def test_health_and_reflection_need_no_token(ccs_server) -> None:  # type: ignore[no-untyped-def]
+    async with grpc.aio.insecure_channel(ccs_server.address) as ch:
+        resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+        call = refl.ServerReflectionInfo()
+        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+        answer = await call.read()
+        await call.done_writing()
+        names = {s.name for s in answer.list_services_response.service}
+    assert {"ccs.v1.ClusterService", "ccs.v1.ApplicationService", "ccs.v1.EventService",
+            "ccs.v1.Dispatcher", "grpc.health.v1.Health"} <= names
+
+
+# ---------------------------------------------------------------- clusters
+
+async def test_cluster_lifecycle(api: Stubs, unique: str) -> None:
+    created = await make_cluster(api, unique)
+    assert created.meta.id and created.meta.resource_version > 0
+    assert created.meta.created_at.seconds > 0
+    got = await api.clusters.GetCluster(api_pb2.GetClusterRequest(name=unique), metadata=api.metadata)
+    assert got == created
+    listed = await api.clusters.ListClusters(api_pb2.ListClustersRequest(), metadata=api.metadata)
+    assert unique in [c.meta.name for c in listed.clusters]
+    code, msg = await code_of(make_cluster(api, unique))
+    assert code == grpc.StatusCode.ALREADY_EXISTS and unique in msg
+    await api.clusters.DeleteCluster(api_pb2.DeleteClusterRequest(name=unique), metadata=api.metadata)
+    code, _ = await code_of(
+        api.clusters.GetCluster(api_pb2.GetClusterRequest(name=unique), metadata=api.metadata)
+    )
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("name", ["", "UPPER", "-dash", "a" * 64, "under_score", "dot.ted"])
+async def test_invalid_cluster_names_name_the_field(api: Stubs, name: str) -> None:
+    code, msg = await code_of(make_cluster(api, name))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert msg.startswith("name:")
+
+
+async def test_delete_refuses_a_cluster_with_apps_unless_forced(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    await deploy(api, unique)
+    code, msg = await code_of(
+        api.clusters.DeleteCluster(api_pb2.DeleteClusterRequest(name=unique), metadata=api.metadata)
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "1 application" in msg
+    await api.clusters.DeleteCluster(
+        api_pb2.DeleteClusterRequest(name=unique, force=True), metadata=api.metadata
+    )
+    code, _ = await code_of(
+        api.apps.GetApplication(api_pb2.GetApplicationRequest(cluster=unique, name="shop"),
+                                metadata=api.metadata)
+    )
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_join_token_is_stable_until_rotated(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    req = api_pb2.GetJoinTokenRequest(cluster=unique)
+    t1 = (await api.clusters.GetJoinToken(req, metadata=api.metadata)).token
+    t2 = (await api.clusters.GetJoinToken(req, metadata=api.metadata)).token
+    t3 = (await api.clusters.GetJoinToken(
+        api_pb2.GetJoinTokenRequest(cluster=unique, rotate=True), metadata=api.metadata)).token
+    assert t1 == t2 != t3 and unique in t3
+
+
+# ---------------------------------------------------------------- applications
+
+async def test_deploy_creates_app_and_services_together(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    app = await deploy(api, unique, env={"TAG": "v7"}, version="1.0")
+    assert app.revision == 1 and app.spec.version == "1.0"
+    assert app.spec.desired_state == pb.DESIRED_STATE_RUNNING
+    got = await api.apps.GetApplication(
+        api_pb2.GetApplicationRequest(cluster=unique, name="shop"), metadata=api.metadata
+    )
+    services = {s.meta.name: s for s in got.services}
+    assert set(services) == {"web", "db"}
+    web = services["web"]
+    assert web.spec.image == "local/webapp:v7"
+    assert web.spec.replicas == 3 and web.status.desired == 3
+    assert web.spec.ports[0].published == 8080 and web.spec.ports[0].target == 80
+    assert web.spec.depends_on[0].service == "db"
+    assert web.spec.depends_on[0].condition == "service_healthy"
+    # all keys written by one transaction: same revision
+    assert {s.meta.resource_version for s in got.services} == {app.meta.resource_version}
+
+
+async def test_bad_template_names_the_field_and_writes_nothing(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    bad = TEMPLATE.replace("replicas: 3", "replicas: lots")
+    code, msg = await code_of(deploy(api, unique, template=bad))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "services.web.deploy.replicas" in msg
+    listed = await api.apps.ListApplications(
+        api_pb2.ListApplicationsRequest(cluster=unique), metadata=api.metadata
+    )
+    assert list(listed.applications) == []
+    services = await api.services.ListServices(
+        api_pb2.ListServicesRequest(cluster=unique), metadata=api.metadata
+    )
+    assert list(services.services) == []
+
+
+@pytest.mark.parametrize(
+    ("template", "field"),
+    [
+        ("services: [\n", "line"),
+        ("services:\n  web:\n    image: x\n    deploy: {replicas: 1001}\n", "services.web.deploy.replicas"),
+        ("services:\n  web:\n    image: ${IMAGE:?set IMAGE}\n", "IMAGE"),
+        ("services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
+         "cycle"),
+        ("services:\n  a:\n    image: x\n    ports: ['80:80']\n  b:\n    image: x\n    ports: ['80:81']\n",
+         "80"),
+        ("services:\n  web:\n    build: .\n", "services.web"),
+    ],
+)
+async def test_template_errors_are_invalid_argument(
+    api: Stubs, unique: str, template: str, field: str
+) -> None:
+    await make_cluster(api, unique)
+    code, msg = await code_of(deploy(api, unique, template=template))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in msg
+
+
+async def test_template_size_limit(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    huge = TEMPLATE + "#" + "x" * (1024 * 1024) + "\n"
+    code, msg = await code_of(deploy(api, unique, template=huge))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert msg.startswith("template:") and "1 MiB" in msg
+
+
+async def test_deploy_into_missing_cluster_is_not_found(api: Stubs, unique: str) -> None:
+    code, msg = await code_of(deploy(api, unique))
+    assert code == grpc.StatusCode.NOT_FOUND and unique in msg
+
+
+async def test_update_changes_services_in_one_step(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    app = await deploy(api, unique)
+    new = TEMPLATE.replace("replicas: 3", "replicas: 2") + "  cache:\n    image: local/busybox:1\n"
+    updated = await api.apps.UpdateApplication(
+        api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", template=new, env={"TAG": "v2"},
+                                         version="2.0", resource_version=app.meta.resource_version),
+        metadata=api.metadata,
+    )
+    assert updated.revision == 2 and updated.spec.version == "2.0"
+    got = await api.apps.GetApplication(
+        api_pb2.GetApplicationRequest(cluster=unique, name="shop"), metadata=api.metadata
+    )
+    services = {s.meta.name: s for s in got.services}
+    assert set(services) == {"web", "db", "cache"}
+    assert services["web"].spec.image == "local/webapp:v2"
+    assert services["web"].generation == 2 and services["web"].app_revision == 2
+    assert services["db"].generation == 1
+
+
+async def test_stale_resource_version_is_aborted_and_changes_nothing(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    app = await deploy(api, unique)
+    await api.apps.UpdateApplication(
+        api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", version="2"), metadata=api.metadata
+    )
+    code, msg = await code_of(api.apps.UpdateApplication(
+        api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", version="3",
+                                         resource_version=app.meta.resource_version),
+        metadata=api.metadata,
+    ))
+    assert code == grpc.StatusCode.ABORTED and "stale" in msg
+    got = await api.apps.GetApplication(
+        api_pb2.GetApplicationRequest(cluster=unique, name="shop"), metadata=api.metadata
+    )
+    assert got.application.spec.version == "2"
+
+
+async def test_start_stop_and_delete(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    await deploy(api, unique)
+    req = dict(cluster=unique, name="shop")
+    stopped = await api.apps.StopApplication(api_pb2.StopApplicationRequest(**req), metadata=api.metadata)
+    assert stopped.spec.desired_state == pb.DESIRED_STATE_STOPPED
+    started = await api.apps.StartApplication(api_pb2.StartApplicationRequest(**req), metadata=api.metadata)
+    assert started.spec.desired_state == pb.DESIRED_STATE_RUNNING
+    await api.apps.DeleteApplication(api_pb2.DeleteApplicationRequest(**req), metadata=api.metadata)
+    services = await api.services.ListServices(
+        api_pb2.ListServicesRequest(cluster=unique), metadata=api.metadata
+    )
+    assert list(services.services) == []
+
+
+# ---------------------------------------------------------------- services, containers
+
+async def test_scale_and_its_limits(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    await deploy(api, unique, template=TEMPLATE + "  agent:\n    image: x\n    deploy: {mode: global}\n")
+    scaled = await api.services.ScaleService(
+        api_pb2.ScaleServiceRequest(cluster=unique, application="shop", name="web", replicas=7),
+        metadata=api.metadata,
+    )
+    assert scaled.spec.replicas == 7 and scaled.generation == 1
+    code, msg = await code_of(api.services.ScaleService(
+        api_pb2.ScaleServiceRequest(cluster=unique, application="shop", name="web", replicas=1001),
+        metadata=api.metadata))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("replicas:") and "1000" in msg
+    code, msg = await code_of(api.services.ScaleService(
+        api_pb2.ScaleServiceRequest(cluster=unique, application="shop", name="agent", replicas=2),
+        metadata=api.metadata))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "global" in msg
+    code, _ = await code_of(api.services.ScaleService(
+        api_pb2.ScaleServiceRequest(cluster=unique, application="shop", name="nope", replicas=2),
+        metadata=api.metadata))
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_container_list_filters(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    await deploy(api, unique)
+    resp = await api.containers.ListContainers(
+        api_pb2.ListContainersRequest(cluster=unique, application="shop", service="web"),
+        metadata=api.metadata,
+    )
+    assert list(resp.containers) == []  # no node agent has run anything yet
+    code, msg = await code_of(api.containers.ListContainers(
+        api_pb2.ListContainersRequest(cluster=unique, service="web"), metadata=api.metadata))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("service:")
+
+
+# ---------------------------------------------------------------- events and watch
+
+async def test_events_are_recorded(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    await deploy(api, unique)
+    resp = await api.events.ListEvents(api_pb2.ListEventsRequest(cluster=unique), metadata=api.metadata)
+    reasons = [(e.kind, e.reason) for e in resp.events]
+    assert ("cluster", "Created") in reasons and ("application", "Created") in reasons
+
+
+async def test_watch_resumes_with_no_gap_and_no_duplicate(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    listed = await api.apps.ListApplications(
+        api_pb2.ListApplicationsRequest(cluster=unique), metadata=api.metadata
+    )
+    start = listed.revision + 1
+    for name in ("a1", "a2", "a3"):
+        await deploy(api, unique, name=name)
+
+    async def read(from_rev: int, responses: int) -> list[tuple[int, str, str]]:
+        out = []
+        call = api.events.Watch(api_pb2.WatchRequest(cluster=unique, from_revision=from_rev,
+                                                     kinds=["application", "service"]),
+                                metadata=api.metadata)
+        async for resp in call:
+            out += [(resp.revision, ev.kind, getattr(ev, ev.kind).meta.name) for ev in resp.events]
+            responses -= 1
+            if responses == 0:
+                call.cancel()
+                break
+        return out
+
+    everything = await asyncio.wait_for(read(start, 3), 10)
+    # one response per deploy: the application and its two services, same revision
+    assert len(everything) == 9 and len({r for r, _, _ in everything}) == 3
+    first = await asyncio.wait_for(read(start, 1), 10)  # then the client disconnects
+    rest = await asyncio.wait_for(read(first[-1][0] + 1, 2), 10)
+    assert first + rest == everything
+
+
+async def test_watch_of_compacted_revision_says_re_list(api: Stubs, unique: str, etcd) -> None:  # type: ignore[no-untyped-def]
+    from controlplane.store.etcd import Etcd
+
+    await make_cluster(api, unique)
+    await deploy(api, unique, name="old")
+    client = Etcd([etcd.url])
+    _, rev = await client.get_with_revision("/x")
+    await client.compact(rev)
+    await client.close()
+    call = api.events.Watch(api_pb2.WatchRequest(cluster=unique, from_revision=2), metadata=api.metadata)
+    code, msg = await code_of(call.read())
+    assert code == grpc.StatusCode.OUT_OF_RANGE and "re-list" in msg
+
+
+async def test_watch_sends_deletes_with_the_last_state(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    app = await deploy(api, unique)
+    call = api.events.Watch(api_pb2.WatchRequest(cluster=unique, from_revision=app.meta.resource_version + 1,
+                                                 kinds=["application"]), metadata=api.metadata)
+    await api.apps.DeleteApplication(api_pb2.DeleteApplicationRequest(cluster=unique, name="shop"),
+                                     metadata=api.metadata)
+    resp = await asyncio.wait_for(call.read(), 10)
+    call.cancel()
+    ev = resp.events[0]
+    assert ev.type == api_pb2.WatchEvent.TYPE_DELETE and ev.application.meta.name == "shop"

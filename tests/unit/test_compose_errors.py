@@ -1,0 +1,258 @@
+"""Refusals and errors: each names the field path and says what is wrong; all are reported."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from controlplane.compose import MAX_TEMPLATE_BYTES, TemplateError, parse_template, referenced_files
+
+
+def errors(text: str, env: dict[str, str] | None = None, files: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(TemplateError) as info:
+        parse_template(textwrap.dedent(text), env=env or {}, files=files or {}, app_name="app")
+    assert str(info.value) == "; ".join(str(e) for e in info.value.errors)
+    return [str(e) for e in info.value.errors]
+
+
+CASES = [
+    ("broken yaml", "services:\n  web: [\n", "template: invalid YAML at line 3, column 1"),
+    ("duplicate key", "services:\n  web: {image: a}\n  web: {image: b}\n", 'found duplicate key "web"'),
+    ("not a mapping", "- a\n- b\n", "template: must be a YAML mapping"),
+    ("empty", "", "template: is empty"),
+    ("no services", "volumes: {a: {}}\n", "services: is required and must name at least one service"),
+    (
+        "unknown key with hint",
+        "services:\n  web: {image: a, prots: ['80:80']}\n",
+        "services.web.prots: unknown key (not in the Compose specification); did you mean 'ports'? (line 2)",
+    ),
+    (
+        "wrong type",
+        "services:\n  web: {image: a, environment: 3}\n",
+        "services.web.environment: must be a mapping or a list, got a number",
+    ),
+    (
+        "oneOf picks relevant branch",
+        "services:\n  web:\n    image: a\n    ports:\n      - {target: 80, bogus: 1}\n",
+        "services.web.ports[0].bogus: unknown key",
+    ),
+    (
+        "enum",
+        "services:\n  web:\n    image: a\n    depends_on: {db: {condition: started}}\n  db: {image: d}\n",
+        "services.web.depends_on.db.condition: must be one of: service_started",
+    ),
+    (
+        "replicas bound",
+        "services:\n  web: {image: a, deploy: {replicas: 1001}}\n",
+        "services.web.deploy.replicas: must be <= 1000",
+    ),
+    (
+        "replicas not a number",
+        "services:\n  web: {image: a, deploy: {replicas: '${N}'}}\n",
+        "services.web.deploy.replicas: must be an integer, got 'x'",
+    ),
+    (
+        "required variable",
+        "services:\n  web: {image: 'a:${TAG:?set TAG to the release}'}\n",
+        "services.web.image: required variable TAG is missing a value: set TAG to the release",
+    ),
+    (
+        "build without image",
+        "services:\n  web: {build: .}\n",
+        "services.web.build: images must be built and pushed to a registry first; set image:",
+    ),
+    ("no image", "services:\n  web: {command: x}\n", "services.web.image: is required"),
+    (
+        "bad service name",
+        "services:\n  Web_1: {image: a}\n",
+        "services.Web_1: service names must be DNS labels",
+    ),
+    (
+        "privileged",
+        "services:\n  web: {image: a, privileged: true}\n",
+        "services.web.privileged: is not supported",
+    ),
+    (
+        "network_mode host",
+        "services:\n  web: {image: a, network_mode: host}\n",
+        "services.web.network_mode: is not supported",
+    ),
+    (
+        "cap_add",
+        "services:\n  web: {image: a, cap_add: [NET_ADMIN]}\n",
+        "services.web.cap_add: is not supported",
+    ),
+    (
+        "devices",
+        "services:\n  web: {image: a, devices: ['/dev/x:/dev/x']}\n",
+        "services.web.devices: is not supported",
+    ),
+    ("pid", "services:\n  web: {image: a, pid: host}\n", "services.web.pid: is not supported"),
+    ("ipc", "services:\n  web: {image: a, ipc: host}\n", "services.web.ipc: is not supported"),
+    (
+        "secrets",
+        "services:\n  web: {image: a, secrets: [s]}\nsecrets: {s: {file: s.txt}}\n",
+        "services.web.secrets: is not supported: ccs has no secret/config store",
+    ),
+    ("mem_limit hint", "services:\n  web: {image: a, mem_limit: 1g}\n", "use deploy.resources"),
+    (
+        "ipam",
+        "services:\n  web: {image: a}\nnetworks: {n: {ipam: {config: [{subnet: 10.0.0.0/24}]}}}\n",
+        "networks.n.ipam: is not supported",
+    ),
+    (
+        "static ip",
+        "services:\n  web: {image: a, networks: {n: {ipv4_address: 10.0.0.2}}}\nnetworks: {n: {}}\n",
+        "services.web.networks.n.ipv4_address: is not supported",
+    ),
+    (
+        "undeclared network",
+        "services:\n  web: {image: a, networks: [nope]}\n",
+        "services.web.networks[0]: network 'nope' is not declared",
+    ),
+    (
+        "undeclared volume",
+        "services:\n  web: {image: a, volumes: ['nope:/x']}\n",
+        "services.web.volumes[0]: volume 'nope' is not declared",
+    ),
+    (
+        "volume type",
+        "services:\n  web: {image: a, volumes: [{type: npipe, source: x, target: /x}]}\n",
+        "services.web.volumes[0]: type 'npipe' is not supported",
+    ),
+    ("bad volume mode", "services:\n  web: {image: a, volumes: ['./x:/x:rx']}\n", "unknown volume mode 'rx'"),
+    (
+        "bad port",
+        "services:\n  web: {image: a, ports: ['80:80:80:80']}\n",
+        "services.web.ports[0]: must look like",
+    ),
+    ("port protocol", "services:\n  web: {image: a, ports: ['80:80/sctp']}\n", "protocol must be tcp or udp"),
+    (
+        "port out of range",
+        "services:\n  web: {image: a, ports: ['70000:80']}\n",
+        "host port 70000 must be between 1 and 65535",
+    ),
+    (
+        "host range for one port",
+        "services:\n  web: {image: a, ports: ['8000-8010:80']}\n",
+        "a host port range (8000-8010) for one container port is not supported",
+    ),
+    ("range sizes", "services:\n  web: {image: a, ports: ['8000-8002:80-81']}\n", "differ in size"),
+    (
+        "duplicate port across services",
+        "services:\n  a: {image: a, ports: ['80:80']}\n  b: {image: b, ports: ['80:8080']}\n",
+        "services.b.ports[0]: host port 80/tcp is already published by services.a.ports[0]",
+    ),
+    (
+        "duplicate port in one service",
+        "services:\n  a: {image: a, ports: ['80:80', '0.0.0.0:80:81']}\n",
+        "services.a.ports[1]: host port 80/tcp is already published by services.a.ports[0]",
+    ),
+    (
+        "unknown dependency",
+        "services:\n  web: {image: a, depends_on: [db]}\n",
+        "services.web.depends_on: service 'db' is not defined",
+    ),
+    (
+        "cycle",
+        "services:\n  web: {image: a, depends_on: [api]}\n  api: {image: b, depends_on: [web]}\n",
+        "services.web.depends_on: dependency cycle: web -> api -> web",
+    ),
+    ("self cycle", "services:\n  web: {image: a, depends_on: [web]}\n", "dependency cycle: web -> web"),
+    (
+        "duration",
+        "services:\n  web: {image: a, stop_grace_period: 10 seconds}\n",
+        "services.web.stop_grace_period: must be a duration like",
+    ),
+    (
+        "memory",
+        "services:\n  web: {image: a, deploy: {resources: {limits: {memory: lots}}}}\n",
+        "services.web.deploy.resources.limits.memory: must be a size like",
+    ),
+    (
+        "restart",
+        "services:\n  web: {image: a, restart: sometimes}\n",
+        "services.web.restart: must be no, always",
+    ),
+    (
+        "missing env_file",
+        "services:\n  web: {image: a, env_file: web.env}\n",
+        "services.web.env_file: file 'web.env' was not provided with the template",
+    ),
+    (
+        "bad env_file",
+        "services:\n  web: {image: a, env_file: [web.env]}\n",
+        "services.web.env_file[0]: web.env: line 1",
+    ),
+    ("bad .env", "services:\n  web: {image: a}\n", ".env: line 2: invalid variable name"),
+    (
+        "profiles",
+        "services:\n  web: {image: a, profiles: [debug]}\n",
+        "services.web.profiles: is not supported",
+    ),
+    ("yaml tag", "services:\n  web: {image: !reset a}\n", "the YAML tag !reset is not supported"),
+]
+
+
+FILES = {"bad env_file": {"web.env": "not valid"}, "bad .env": {".env": "A=1\n2=b"}}
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_error_names_field_and_reason(case: str, text: str, expected: str) -> None:
+    found = errors(text, env={"N": "x"}, files=FILES.get(case, {}))
+    assert any(expected in e for e in found), found
+
+
+def test_all_errors_are_reported_together() -> None:
+    found = errors("""
+        services:
+          web:
+            image: a
+            privileged: true
+            deploy: {replicas: 2000}
+            ports: ['80:80']
+          api:
+            build: .
+            ports: ['80:80']
+            depends_on: [ghost]
+        """)
+    assert len(found) >= 5, found
+    for path in (
+        "services.web.privileged",
+        "services.web.deploy.replicas",
+        "services.api.build",
+        "services.api.depends_on",
+        "services.api.ports[0]",
+    ):
+        assert any(e.startswith(path + ":") for e in found), (path, found)
+
+
+def test_schema_errors_stop_before_conversion_but_are_all_listed() -> None:
+    found = errors("services:\n  a: {image: 1, restart: [x]}\n  b: {image: b, expose: {a: 1}}\n")
+    assert [e.split(":")[0] for e in found] == ["services.a.image", "services.a.restart", "services.b.expose"]
+
+
+def test_template_size_limit() -> None:
+    text = "services:\n  web: {image: a}\n" + "#" * MAX_TEMPLATE_BYTES
+    found = errors(text)
+    assert found == [f"template: is {len(text)} bytes; the limit is 1 MiB (1048576 bytes)"]
+
+
+def test_os_environ_is_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCS_TEST_TAG", "from-os")
+    parsed = parse_template(
+        "services:\n  web: {image: 'a:${CCS_TEST_TAG:-default}'}\n", env={}, files={}, app_name="app"
+    )
+    assert parsed.services["web"].image == "a:default"
+
+
+def test_referenced_files_lists_env_files_best_effort() -> None:
+    text = textwrap.dedent("""
+        services:
+          a: {image: a, env_file: ./a.env}
+          b: {image: b, env_file: [a.env, {path: 'conf/${X:-b}.env', required: false}, '${BAD']}
+          c: {image: c}
+        """)
+    assert referenced_files(text) == ["a.env", "conf/b.env"]
+    assert referenced_files("services: [") == []
