@@ -54,6 +54,14 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     p.add_argument(
         "--shutdown-grace", type=float, default=10.0, help="seconds in-flight RPCs get to finish on SIGTERM"
     )
+    p.add_argument("--heartbeat-period", type=float, default=5.0,
+                   help="seconds between agent heartbeats (the server tells agents)")
+    p.add_argument("--down-grace", type=float, default=30.0,
+                   help="seconds a node may stay down before its containers are rescheduled")
+    p.add_argument("--leader-ttl", type=int, default=10,
+                   help="leader lease TTL in seconds; another replica takes over within about this")
+    p.add_argument("--no-reconcilers", action="store_true",
+                   help="serve the API only; never run reconcilers (for read replicas and tests)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     a = p.parse_args(argv)
@@ -67,6 +75,10 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         embedded_etcd_port=a.embedded_etcd_port,
         shutdown_grace=a.shutdown_grace,
         etcd_wait=a.etcd_wait,
+        heartbeat_period=a.heartbeat_period,
+        down_grace=a.down_grace,
+        leader_ttl=a.leader_ttl,
+        run_reconcilers=not a.no_reconcilers,
     )
 
 

@@ -21,8 +21,14 @@ from controlplane.api.events import EventServicer
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.services import ContainerServicer, ServiceServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
+from controlplane.dispatcher.hub import AssignmentHub
+from controlplane.dispatcher.logs import LogBroker
+from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EmbeddedEtcd
 from controlplane.janitor import prune_events_forever
+from controlplane.leader import LeaderElector
+from controlplane.reconcile.cache import Informer
+from controlplane.reconcile.orchestrator import Orchestrator
 from controlplane.store.etcd import Etcd
 
 log = structlog.get_logger("ccs.server")
@@ -49,6 +55,10 @@ class ServerOptions:
     context_name: str = "local"
     embedded_etcd_port: int = 23790
     shutdown_grace: float = 10.0
+    heartbeat_period: float = 5.0
+    down_grace: float = 30.0
+    leader_ttl: int = 10
+    run_reconcilers: bool = True
     etcd_wait: float = 30.0
 
 
@@ -67,6 +77,9 @@ class Server:
         self.grpc: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.port = 0
+        self.informer: Informer | None = None
+        self.orchestrator: Orchestrator | None = None
+        self.elector: LeaderElector | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -84,8 +97,13 @@ class Server:
         await self.etcd.wait_ready(opts.etcd_wait)
         log.info("etcd ready", endpoints=self.etcd.endpoints)
 
+        self.informer = Informer(self.etcd)
+        await self.informer.start()
+        verifier = TokenVerifier(self.etcd)
+        self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000))
+        self.broker = LogBroker()
         server = grpc.aio.server(
-            interceptors=[AuthInterceptor(TokenVerifier(self.etcd))],
+            interceptors=[AuthInterceptor(verifier)],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
         )
         etcd = self.etcd
@@ -93,9 +111,13 @@ class Server:
         api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd), server)
         api_pb2_grpc.add_ApplicationServiceServicer_to_server(ApplicationServicer(etcd), server)
         api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd), server)
-        api_pb2_grpc.add_ContainerServiceServicer_to_server(ContainerServicer(etcd), server)
+        api_pb2_grpc.add_ContainerServiceServicer_to_server(
+            ContainerServicer(etcd, self.informer, self.broker), server
+        )
         api_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(etcd), server)
-        agent_pb2_grpc.add_DispatcherServicer_to_server(agent_pb2_grpc.DispatcherServicer(), server)
+        agent_pb2_grpc.add_DispatcherServicer_to_server(
+            DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             [
@@ -118,6 +140,16 @@ class Server:
         if token is not None:
             await self._write_client_config(token)
         self._tasks.append(asyncio.create_task(prune_events_forever(etcd)))
+        if opts.run_reconcilers:
+            orchestrator = Orchestrator(etcd, self.informer, heartbeat_period=opts.heartbeat_period,
+                                        down_grace=opts.down_grace)
+
+            async def elected() -> None:
+                orchestrator.start()
+
+            self.orchestrator = orchestrator
+            self.elector = LeaderElector(etcd, elected, orchestrator.stop, ttl=opts.leader_ttl)
+            self.elector.start()
 
     async def _write_client_config(self, token: str) -> None:
         opts = self.opts
@@ -142,9 +174,13 @@ class Server:
             await self.health.enter_graceful_shutdown()
         for t in self._tasks:
             t.cancel()
+        if self.elector is not None:
+            await self.elector.stop()
         if self.grpc is not None:
             # In-flight RPCs get the grace period to finish; new ones are refused.
             await self.grpc.stop(self.opts.shutdown_grace)
+        if self.informer is not None:
+            await self.informer.stop()
         if self.etcd is not None:
             await self.etcd.close()
         if self.embedded is not None:

@@ -15,6 +15,7 @@ from controlplane.api.common import (
     check_labels,
     check_name,
     new_meta,
+    read_modify_write,
     record_event,
     touch,
 )
@@ -153,6 +154,11 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     async def UpdateApplication(
         self, request: api_pb2.UpdateApplicationRequest, context: grpc.aio.ServicerContext
     ) -> pb.Application:
+        return await read_modify_write(request.resource_version, lambda: self._UpdateApplication(request))
+
+    async def _UpdateApplication(
+        self, request: api_pb2.UpdateApplicationRequest
+    ) -> pb.Application:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
@@ -227,6 +233,11 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     async def DeleteApplication(
         self, request: api_pb2.DeleteApplicationRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.DeleteApplicationResponse:
+        return await read_modify_write(request.resource_version, lambda: self._DeleteApplication(request))
+
+    async def _DeleteApplication(
+        self, request: api_pb2.DeleteApplicationRequest
+    ) -> api_pb2.DeleteApplicationResponse:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         app = await self._get(cluster, name)
@@ -252,6 +263,11 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         return api_pb2.DeleteApplicationResponse()
 
     async def _set_desired(
+        self, cluster: str, name: str, state: pb.DesiredState, reason: str
+    ) -> pb.Application:
+        return await read_modify_write(0, lambda: self._set_desired_once(cluster, name, state, reason))
+
+    async def _set_desired_once(
         self, cluster: str, name: str, state: pb.DesiredState, reason: str
     ) -> pb.Application:
         app = await self._get(cluster, name)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.errors import InvalidArgument
-from controlplane.store import keys
+from controlplane.store import Conflict, keys
 from controlplane.store.txn import Txn
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -93,3 +95,24 @@ def record_event(
         message=message,
     )
     txn.put(keys.event(cluster, eid), ev)
+
+
+T = TypeVar("T")
+
+
+async def read_modify_write(requested_rv: int, attempt: Callable[[], Awaitable[T]], tries: int = 8) -> T:
+    """Run a read-modify-write; retry it on a conflict unless the caller asked for a revision.
+
+    Objects also change under the user's feet when the control plane records status (as
+    in Kubernetes, every write bumps ``resource_version``). A request that names a
+    ``resource_version`` wants exactly that version and fails with ABORTED; one that does
+    not is applied to the latest version, so it re-reads and tries again.
+    """
+    for i in range(tries):
+        try:
+            return await attempt()
+        except Conflict:
+            if requested_rv or i == tries - 1:
+                raise
+            await asyncio.sleep(0.005 * 2**i)
+    raise AssertionError("unreachable")

@@ -6,7 +6,7 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import check_labels, check_name, record_event, touch
+from controlplane.api.common import check_labels, check_name, read_modify_write, record_event, touch
 from controlplane.api.errors import FailedPrecondition, map_errors
 from controlplane.store import keys, reads
 from controlplane.store.etcd import Etcd
@@ -48,6 +48,11 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
     async def UpdateNode(
         self, request: api_pb2.UpdateNodeRequest, context: grpc.aio.ServicerContext
     ) -> pb.Node:
+        return await read_modify_write(request.resource_version, lambda: self._UpdateNode(request))
+
+    async def _UpdateNode(
+        self, request: api_pb2.UpdateNodeRequest
+    ) -> pb.Node:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
@@ -76,6 +81,11 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
     async def DeleteNode(
         self, request: api_pb2.DeleteNodeRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.DeleteNodeResponse:
+        return await read_modify_write(0, lambda: self._DeleteNode(request))
+
+    async def _DeleteNode(
+        self, request: api_pb2.DeleteNodeRequest
+    ) -> api_pb2.DeleteNodeResponse:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         key = keys.node(cluster, name)
@@ -89,6 +99,9 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
                     "(ccs node drain) or remove it with force"
                 )
         txn = Txn().require_revision(key, "node", name, node.meta.resource_version).delete(key)
+        cred = await self.etcd.get(f"{keys.subtree(cluster)}nodecred/{name}")
+        if cred is not None:  # revoke the agent's credential with the node
+            txn.delete(keys.token(cred.value.decode())).delete(cred.key)
         record_event(txn, cluster, "node", name, "Removed", f"node {name} removed")
         await txn.commit(self.etcd)
         return api_pb2.DeleteNodeResponse()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import MAX_REPLICAS, check_name, record_event, touch
+from controlplane.api.common import MAX_REPLICAS, check_name, read_modify_write, record_event, touch
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
+from controlplane.dispatcher.logs import AgentNotConnected, LogBroker
+from controlplane.reconcile.cache import Informer
 from controlplane.store import keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
@@ -60,6 +65,11 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
     async def ScaleService(
         self, request: api_pb2.ScaleServiceRequest, context: grpc.aio.ServicerContext
     ) -> pb.Service:
+        return await read_modify_write(request.resource_version, lambda: self._ScaleService(request))
+
+    async def _ScaleService(
+        self, request: api_pb2.ScaleServiceRequest
+    ) -> pb.Service:
         cluster = check_name("cluster", request.cluster)
         app = check_name("application", request.application)
         name = check_service_name("name", request.name)
@@ -91,8 +101,8 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
 
 @map_errors
 class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
-    def __init__(self, etcd: Etcd) -> None:
-        self.etcd = etcd
+    def __init__(self, etcd: Etcd, informer: Informer, broker: LogBroker) -> None:
+        self.etcd, self.informer, self.broker = etcd, informer, broker
 
     async def GetContainer(
         self, request: api_pb2.GetContainerRequest, context: grpc.aio.ServicerContext
@@ -131,3 +141,58 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         return api_pb2.ListContainersResponse(
             containers=page.items, next_page_token=page.next_page_token, revision=page.revision
         )
+
+    async def Logs(
+        self, request: api_pb2.LogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api_pb2.LogsResponse]:
+        cluster = check_name("cluster", request.cluster)
+        app = check_name("application", request.application)
+        svc = check_service_name("service", request.service)
+        if request.container:
+            one = await reads.get(
+                self.etcd,
+                keys.container(cluster, app, svc, request.container),
+                pb.Container,
+                "container",
+                request.container,
+            )
+            targets = [one]
+        else:
+            await reads.get(self.etcd, keys.service(cluster, app, svc), pb.Service, "service", f"{app}/{svc}")
+            state = self.informer.clusters.get(cluster)
+            targets = [
+                c for c in (state.containers_of(app, svc) if state else []) if c.node and c.status.docker_id
+            ]
+        placed = [c for c in targets if c.node]
+        if not placed:
+            raise FailedPrecondition(f"no container of {app}/{svc} has been placed on a node yet")
+        queue: asyncio.Queue[api_pb2.LogsResponse | Exception | None] = asyncio.Queue(maxsize=256)
+        tail = request.tail if request.tail > 0 else -1
+
+        async def pump(c: pb.Container) -> None:
+            try:
+                async for data in self.broker.stream(
+                    cluster, c.node, c.meta.id, follow=request.follow, tail=tail, since=request.since
+                ):
+                    await queue.put(api_pb2.LogsResponse(container=c.meta.name, data=data))
+            except Exception as e:  # one container's failure ends the stream with its reason
+                await queue.put(e)
+            finally:
+                await queue.put(None)
+
+        tasks = [asyncio.create_task(pump(c)) for c in placed]
+        try:
+            running = len(tasks)
+            while running:
+                item = await queue.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, Exception):
+                    if isinstance(item, AgentNotConnected):
+                        raise FailedPrecondition(str(item)) from item
+                    raise item
+                else:
+                    yield item
+        finally:
+            for t in tasks:
+                t.cancel()

@@ -144,7 +144,7 @@ async def test_join_token_is_stable_until_rotated(api: Stubs, unique: str) -> No
 
 # ---------------------------------------------------------------- applications
 
-async def test_deploy_creates_app_and_services_together(api: Stubs, unique: str) -> None:
+async def test_deploy_creates_app_and_services_together(api: Stubs, unique: str, etcd) -> None:  # type: ignore[no-untyped-def]
     await make_cluster(api, unique)
     app = await deploy(api, unique, env={"TAG": "v7"}, version="1.0")
     assert app.revision == 1 and app.spec.version == "1.0"
@@ -160,8 +160,15 @@ async def test_deploy_creates_app_and_services_together(api: Stubs, unique: str)
     assert web.spec.ports[0].published == 8080 and web.spec.ports[0].target == 80
     assert web.spec.depends_on[0].service == "db"
     assert web.spec.depends_on[0].condition == "service_healthy"
-    # all keys written by one transaction: same revision
-    assert {s.meta.resource_version for s in got.services} == {app.meta.resource_version}
+    # all keys created by one transaction: the same create revision in etcd
+    from controlplane.store import keys
+    from controlplane.store.etcd import Etcd
+
+    client = Etcd([etcd.url])
+    created = {(await client.get(keys.service(unique, "shop", n))).create_revision for n in services}  # type: ignore[union-attr]
+    app_kv = await client.get(keys.app(unique, "shop"))
+    await client.close()
+    assert app_kv is not None and created == {app_kv.create_revision}
 
 
 async def test_bad_template_names_the_field_and_writes_nothing(api: Stubs, unique: str) -> None:
@@ -217,13 +224,20 @@ async def test_deploy_into_missing_cluster_is_not_found(api: Stubs, unique: str)
 
 async def test_update_changes_services_in_one_step(api: Stubs, unique: str) -> None:
     await make_cluster(api, unique)
-    app = await deploy(api, unique)
+    await deploy(api, unique)
     new = TEMPLATE.replace("replicas: 3", "replicas: 2") + "  cache:\n    image: local/busybox:1\n"
-    updated = await api.apps.UpdateApplication(
-        api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", template=new, env={"TAG": "v2"},
-                                         version="2.0", resource_version=app.meta.resource_version),
-        metadata=api.metadata,
-    )
+    for _ in range(10):  # a conditional update: re-read when the control plane wrote status
+        app = (await api.apps.GetApplication(
+            api_pb2.GetApplicationRequest(cluster=unique, name="shop"), metadata=api.metadata)).application
+        try:
+            updated = await api.apps.UpdateApplication(
+                api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", template=new, env={"TAG": "v2"},
+                                                 version="2.0", resource_version=app.meta.resource_version),
+                metadata=api.metadata,
+            )
+            break
+        except grpc.aio.AioRpcError as e:
+            assert e.code() == grpc.StatusCode.ABORTED
     assert updated.revision == 2 and updated.spec.version == "2.0"
     got = await api.apps.GetApplication(
         api_pb2.GetApplicationRequest(cluster=unique, name="shop"), metadata=api.metadata
@@ -292,14 +306,22 @@ async def test_scale_and_its_limits(api: Stubs, unique: str) -> None:
     assert code == grpc.StatusCode.NOT_FOUND
 
 
-async def test_container_list_filters(api: Stubs, unique: str) -> None:
+async def test_without_nodes_containers_stay_pending_with_a_reason(api: Stubs, unique: str) -> None:
     await make_cluster(api, unique)
     await deploy(api, unique)
-    resp = await api.containers.ListContainers(
-        api_pb2.ListContainersRequest(cluster=unique, application="shop", service="web"),
-        metadata=api.metadata,
-    )
-    assert list(resp.containers) == []  # no node agent has run anything yet
+    req = api_pb2.ListContainersRequest(cluster=unique, application="shop", service="db")
+    for _ in range(100):
+        resp = await api.containers.ListContainers(req, metadata=api.metadata)
+        if resp.containers:
+            break
+        await asyncio.sleep(0.05)
+    [db] = resp.containers
+    assert db.node == "" and db.status.state == pb.CONTAINER_STATE_PENDING
+    assert db.status.message == "no nodes in the cluster"
+    # web waits for db to be healthy: no container of web yet
+    web = await api.containers.ListContainers(
+        api_pb2.ListContainersRequest(cluster=unique, application="shop", service="web"), metadata=api.metadata)
+    assert list(web.containers) == []
     code, msg = await code_of(api.containers.ListContainers(
         api_pb2.ListContainersRequest(cluster=unique, service="web"), metadata=api.metadata))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("service:")
@@ -337,9 +359,11 @@ async def test_watch_resumes_with_no_gap_and_no_duplicate(api: Stubs, unique: st
                 break
         return out
 
+    # History below the current revision is immutable, so two reads from the same start see
+    # the same sequence even while reconcilers keep writing statuses.
     everything = await asyncio.wait_for(read(start, 3), 10)
-    # one response per deploy: the application and its two services, same revision
-    assert len(everything) == 9 and len({r for r, _, _ in everything}) == 3
+    first_deploy = [(k, n) for r, k, n in everything if r == everything[0][0]]
+    assert sorted(first_deploy) == [("application", "a1"), ("service", "db"), ("service", "web")]
     first = await asyncio.wait_for(read(start, 1), 10)  # then the client disconnects
     rest = await asyncio.wait_for(read(first[-1][0] + 1, 2), 10)
     assert first + rest == everything
@@ -366,7 +390,9 @@ async def test_watch_sends_deletes_with_the_last_state(api: Stubs, unique: str) 
                                                  kinds=["application"]), metadata=api.metadata)
     await api.apps.DeleteApplication(api_pb2.DeleteApplicationRequest(cluster=unique, name="shop"),
                                      metadata=api.metadata)
-    resp = await asyncio.wait_for(call.read(), 10)
+    deleted = None
+    while deleted is None:
+        resp = await asyncio.wait_for(call.read(), 10)
+        deleted = next((e for e in resp.events if e.type == api_pb2.WatchEvent.TYPE_DELETE), None)
     call.cancel()
-    ev = resp.events[0]
-    assert ev.type == api_pb2.WatchEvent.TYPE_DELETE and ev.application.meta.name == "shop"
+    assert deleted.application.meta.name == "shop" and deleted.application.cluster == unique

@@ -1,0 +1,91 @@
+"""Relay container logs from agents to API clients.
+
+An agent keeps one ``Logs`` stream open to the API server it is connected to. A user's
+``ContainerService.Logs`` call finds the agents that run the containers, sends each a
+``LogRequest`` with a fresh request id, and merges the chunks that come back.
+Limitation: the user must reach the same API server the agent is connected to (true
+for one server; with several replicas, a request for an agent connected elsewhere
+fails with UNAVAILABLE naming the node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from ccs.v1 import agent_pb2
+
+
+@dataclass(eq=False)
+class _Channel:
+    outbox: asyncio.Queue[agent_pb2.LogRequest | None] = field(default_factory=asyncio.Queue)
+    pending: dict[str, asyncio.Queue[agent_pb2.LogChunk]] = field(default_factory=dict)
+
+
+class AgentNotConnected(Exception):
+    pass
+
+
+class LogBroker:
+    def __init__(self) -> None:
+        self._channels: dict[tuple[str, str], _Channel] = {}
+
+    async def agent_channel(
+        self, cluster: str, node: str, chunks: AsyncIterator[agent_pb2.LogChunk]
+    ) -> AsyncIterator[agent_pb2.LogRequest]:
+        chan = _Channel()
+        old = self._channels.get((cluster, node))
+        if old is not None:
+            old.outbox.put_nowait(None)
+        self._channels[(cluster, node)] = chan
+
+        async def pump() -> None:
+            async for chunk in chunks:
+                q = chan.pending.get(chunk.request_id)
+                if q is not None:
+                    q.put_nowait(chunk)
+            chan.outbox.put_nowait(None)
+
+        reader = asyncio.create_task(pump())
+        try:
+            while True:
+                req = await chan.outbox.get()
+                if req is None:
+                    return
+                yield req
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            if self._channels.get((cluster, node)) is chan:
+                del self._channels[(cluster, node)]
+            for q in chan.pending.values():
+                q.put_nowait(agent_pb2.LogChunk(eof=True, error=f"node {node} disconnected"))
+
+    async def stream(
+        self, cluster: str, node: str, container_id: str, *, follow: bool, tail: int, since: float
+    ) -> AsyncIterator[bytes]:
+        chan = self._channels.get((cluster, node))
+        if chan is None:
+            raise AgentNotConnected(f"the agent of node {node!r} is not connected to this server")
+        rid = uuid.uuid4().hex
+        q: asyncio.Queue[agent_pb2.LogChunk] = asyncio.Queue()
+        chan.pending[rid] = q
+        chan.outbox.put_nowait(agent_pb2.LogRequest(
+            request_id=rid, container_id=container_id, follow=follow, tail=tail, since=since))
+        try:
+            while True:
+                chunk = await q.get()
+                if chunk.data:
+                    yield chunk.data
+                if chunk.error:
+                    raise AgentNotConnected(chunk.error)
+                if chunk.eof:
+                    return
+        finally:
+            chan.pending.pop(rid, None)
+            if follow:
+                chan.outbox.put_nowait(agent_pb2.LogRequest(request_id=rid, cancel=True))

@@ -1,0 +1,220 @@
+"""The Dispatcher servicer: registration, assignment sessions, heartbeats, status."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import grpc
+import structlog
+
+from ccs.v1 import agent_pb2, agent_pb2_grpc
+from ccs.v1 import resources_pb2 as pb
+from controlplane.api.common import check_labels, check_name, new_meta, now, record_event, touch
+from controlplane.api.errors import InvalidArgument, map_errors
+from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_token, token_record
+from controlplane.dispatcher.hub import AssignmentHub
+from controlplane.dispatcher.logs import LogBroker
+from controlplane.reconcile.cache import Informer
+from controlplane.store import Conflict, keys, reads
+from controlplane.store.codec import decode
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+
+log = structlog.get_logger("ccs.dispatcher")
+
+JOIN_PREFIX = "CCSJOIN-"
+SECRET_LEN = 43  # secrets.token_urlsafe(32)
+MAX_BATCH = 100  # etcd refuses transactions of more than 128 operations by default
+
+
+class PermissionDenied(Exception):
+    pass
+
+
+def cluster_of_join_token(token: str) -> str | None:
+    if not token.startswith(JOIN_PREFIX) or len(token) < len(JOIN_PREFIX) + SECRET_LEN + 2:
+        return None
+    return token[len(JOIN_PREFIX) : -(SECRET_LEN + 1)]
+
+
+def nodecred_key(cluster: str, node: str) -> str:
+    return f"{keys.subtree(cluster)}nodecred/{node}"
+
+
+@map_errors
+class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
+    def __init__(
+        self, etcd: Etcd, informer: Informer, hub: AssignmentHub, verifier: TokenVerifier,
+        broker: LogBroker,
+    ) -> None:
+        self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
+        self.broker = broker
+
+    async def _principal(self, context: grpc.aio.ServicerContext) -> Principal:
+        token = bearer(context.invocation_metadata())
+        p = await self.verifier.verify(token or "")
+        if p is None or p.role != "node":
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a node credential is required")
+            raise AssertionError("unreachable")
+        return p
+
+    async def Register(
+        self, request: agent_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.RegisterResponse:
+        cluster = cluster_of_join_token(request.join_token)
+        stored = await self.etcd.get(keys.join_token(cluster)) if cluster else None
+        if cluster is None or stored is None or not secrets.compare_digest(
+            stored.value, request.join_token.encode()
+        ):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or rotated join token")
+        assert cluster is not None
+        name = check_name("name", request.name)
+        check_labels("labels", request.labels)
+        if not request.status.address:
+            raise InvalidArgument("status.address", "is required (the node's reachable IP)")
+        key = keys.node(cluster, name)
+        credential = new_token("ccsnode")
+        old_kv = await self.etcd.get(key)
+        status = pb.NodeStatus()
+        status.CopyFrom(request.status)
+        status.state = pb.NODE_STATE_READY
+        status.last_heartbeat.CopyFrom(now())
+        txn = Txn().require_present(keys.join_token(cluster), "cluster", cluster)
+        if old_kv is None:
+            node = pb.Node(meta=new_meta(name, request.labels), cluster=cluster, status=status,
+                           spec=pb.NodeSpec(role=pb.NODE_ROLE_WORKER,
+                                            availability=pb.NODE_AVAILABILITY_ACTIVE))
+            txn.create(key, node, "node", name)
+            record_event(txn, cluster, "node", name, "Registered",
+                         f"node {name} joined at {status.address} ({status.capacity.cpus:g} CPUs)")
+        else:
+            node = decode(old_kv, pb.Node)
+            node.status.CopyFrom(status)
+            node.meta.labels.update(request.labels)
+            touch(node.meta)
+            txn.update(key, node, "node", name, old_kv.mod_revision)
+            record_event(txn, cluster, "node", name, "Reregistered", f"node {name} registered again")
+        old_cred = await self.etcd.get(nodecred_key(cluster, name))
+        if old_cred is not None:
+            txn.delete(keys.token(old_cred.value.decode()))
+        txn.put(keys.token(digest(credential)),
+                token_record(Principal(name, "node", cluster, name)))
+        txn.put(nodecred_key(cluster, name), digest(credential).encode())
+        node.meta.resource_version = await txn.commit(self.etcd)
+        log.info("node registered", cluster=cluster, node=name, address=status.address)
+        return agent_pb2.RegisterResponse(cluster=cluster, node=node, credential=credential)
+
+    async def Session(
+        self, request: agent_pb2.SessionRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[agent_pb2.SessionMessage]:
+        p = await self._principal(context)
+        await self.informer.synced.wait()
+        state = self.informer.clusters.get(p.cluster)
+        if state is None or p.node not in state.nodes:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"node {p.node!r} is not registered")
+        session, complete = self.hub.open(p.cluster, p.node)
+        log.info("session opened", cluster=p.cluster, node=p.node,
+                 assignments=len(complete.assignments), version=complete.version)
+        try:
+            yield complete
+            while True:
+                msg = await session.queue.get()
+                if msg is None:
+                    return
+                yield msg
+        finally:
+            self.hub.close(session)
+            log.info("session closed", cluster=p.cluster, node=p.node)
+
+    async def Heartbeat(
+        self, request: agent_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.HeartbeatResponse:
+        p = await self._principal(context)
+        key = keys.node(p.cluster, p.node)
+        for _ in range(5):
+            node = await reads.get(self.etcd, key, pb.Node, "node", p.node)
+            if request.HasField("status"):
+                st = request.status
+                node.status.address = st.address or node.status.address
+                node.status.hostname = st.hostname or node.status.hostname
+                if st.HasField("capacity"):
+                    node.status.capacity.CopyFrom(st.capacity)
+                node.status.docker_version = st.docker_version or node.status.docker_version
+                node.status.agent_version = st.agent_version or node.status.agent_version
+            was = node.status.state
+            node.status.state = pb.NODE_STATE_READY
+            node.status.message = ""
+            node.status.last_heartbeat.CopyFrom(now())
+            txn = Txn().update(key, node, "node", p.node, node.meta.resource_version)
+            if was != pb.NODE_STATE_READY:
+                record_event(txn, p.cluster, "node", p.node, "Ready", f"node {p.node} is ready again")
+            try:
+                await txn.commit(self.etcd)
+                break
+            except Conflict:
+                continue
+        return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms)
+
+    async def UpdateStatus(
+        self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.UpdateStatusResponse:
+        p = await self._principal(context)
+        latest: dict[str, agent_pb2.ContainerStatusUpdate] = {}
+        for u in request.updates:
+            latest[keys.container(p.cluster, u.application, u.service, u.container)] = u
+        items = list(latest.items())
+        for i in range(0, len(items), MAX_BATCH):
+            await self._write_statuses(p, items[i : i + MAX_BATCH], context)
+        return agent_pb2.UpdateStatusResponse()
+
+    async def _write_statuses(
+        self, p: Principal, items: list[tuple[str, agent_pb2.ContainerStatusUpdate]],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        state = self.informer.clusters.get(p.cluster)
+        for attempt in range(5):
+            txn = Txn()
+            for key, u in items:
+                cached = state.containers.get((u.application, u.service, u.container)) if state else None
+                if cached is None or attempt > 0:
+                    kv = await self.etcd.get(key)
+                    if kv is None:
+                        continue  # deleted meanwhile: nothing to report on
+                    current = decode(kv, pb.Container)
+                else:
+                    current = cached
+                if current.node != p.node:
+                    await context.abort(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f"container {u.container!r} is not assigned to node {p.node!r}",
+                    )
+                status = pb.ContainerStatus()
+                status.CopyFrom(u.status)
+                if not status.HasField("updated_at"):
+                    status.updated_at.CopyFrom(now())
+                probe = pb.ContainerStatus()
+                probe.CopyFrom(current.status)
+                probe.updated_at.CopyFrom(status.updated_at)
+                if probe == status:
+                    continue
+                new = pb.Container()
+                new.CopyFrom(current)
+                new.status.CopyFrom(status)
+                txn.update(key, new, "container", u.container, current.meta.resource_version)
+            if not len(txn):
+                return
+            try:
+                await txn.commit(self.etcd)
+                return
+            except Conflict:
+                await asyncio.sleep(0.01 * (attempt + 1))
+        log.warning("status update kept conflicting; dropped (agent will resend)", node=p.node)
+
+    async def Logs(
+        self, request_iterator: AsyncIterator[agent_pb2.LogChunk], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[agent_pb2.LogRequest]:
+        p = await self._principal(context)
+        async for req in self.broker.agent_channel(p.cluster, p.node, request_iterator):
+            yield req

@@ -1,0 +1,58 @@
+"""Pure planners: (desired state, observed state, now) -> actions. No I/O, no clock, no etcd.
+
+ccs reconcilers are level-triggered, in the controller-runtime style: a reconciler gets a key, reads
+the current records from etcd, calls a planner from this package, and a thin applier writes the
+returned actions in one etcd transaction guarded by ``mod_revision``. Because the planners are pure
+functions of their arguments (``now`` is passed in, never read), they are tested with tables of
+named cases and no mocks, and running one twice on the same input gives the same plan.
+
+* :func:`plan_service`: replica counts, global services, restarts (restart policy with delay,
+  max_attempts and window), application stop/start/remove, ``depends_on`` gating, draining, record
+  cleanup, and the ``ServiceStatus``. See :mod:`controlplane.planner.service` for the boundary with
+  the release reconcilers and the scheduler.
+* :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule; stale containers to
+  remove when the node comes back.
+* :func:`apply_actions`: the reference meaning of every action, for tests and dry runs.
+
+Restart history and final outcomes are kept in ``Container.meta.labels`` under the reserved
+``ccs.`` prefix (see :mod:`controlplane.planner.containers`), so no proto change was needed.
+"""
+
+from .actions import (
+    Action,
+    CreateContainer,
+    DeleteContainer,
+    MarkFinished,
+    SetDesired,
+    SetNodeState,
+    describe,
+)
+from .apply import apply_actions
+from .errors import PlanError
+from .node import NodePlan, plan_node
+from .restart import RestartPolicy, resolve_policy
+from .service import ServicePlan, plan_service, target_state
+from .status import Counts, DependencyState, count, waiting_for
+
+__all__ = [
+    "Action",
+    "Counts",
+    "CreateContainer",
+    "DeleteContainer",
+    "DependencyState",
+    "MarkFinished",
+    "NodePlan",
+    "PlanError",
+    "RestartPolicy",
+    "ServicePlan",
+    "SetDesired",
+    "SetNodeState",
+    "apply_actions",
+    "count",
+    "describe",
+    "plan_node",
+    "plan_service",
+    "resolve_policy",
+    "target_state",
+    "waiting_for",
+]

@@ -1,0 +1,143 @@
+"""Small, pure predicates over ``Container`` and ``Node`` messages shared by the planners.
+
+Keeping them in one place means the service planner, the node planner, the status counts and the
+reference ``apply_actions`` all agree on what "live", "dead", "ready" or "gone" mean.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ccs.v1 import resources_pb2 as pb
+
+from .errors import PlanError
+
+# Labels the control plane owns on Container.meta.labels. The ``ccs.`` prefix is reserved.
+LABEL_OUTCOME = "ccs.outcome"
+"""``completed`` or ``failed``: the planner stopped this container for good (restart policy said so)."""
+LABEL_OUTCOME_MESSAGE = "ccs.outcome.message"
+"""Human-readable reason for ``ccs.outcome``, e.g. the crash-loop message."""
+LABEL_RESTART_FAILURES = "ccs.restart.failures"
+"""Comma-separated ISO-8601 times of the slot's earlier failures that led to a restart."""
+LABEL_RESTART_COUNT = "ccs.restart.count"
+"""How many times this slot was restarted in total (informational, like Docker's RestartCount)."""
+
+OUTCOME_COMPLETED: Final[Literal["completed"]] = "completed"
+OUTCOME_FAILED: Final[Literal["failed"]] = "failed"
+
+S = pb.ContainerState
+TERMINAL_STATES = frozenset(
+    {S.CONTAINER_STATE_EXITED, S.CONTAINER_STATE_FAILED, S.CONTAINER_STATE_STOPPED,
+     S.CONTAINER_STATE_REMOVED}
+)
+RUNNING_STATES = frozenset(
+    {S.CONTAINER_STATE_RUNNING, S.CONTAINER_STATE_HEALTHY, S.CONTAINER_STATE_UNHEALTHY}
+)
+
+
+def timestamp(ts: Timestamp) -> datetime | None:
+    """A protobuf Timestamp as an aware UTC datetime; ``None`` when unset (the zero value)."""
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def require_aware(now: datetime) -> None:
+    """Planners compare ``now`` with UTC timestamps from etcd, so a naive datetime is a bug."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise PlanError("now: must be a timezone-aware datetime (got a naive one)")
+
+
+def desired(c: pb.Container) -> pb.DesiredState:
+    """The container's desired state; UNSPECIFIED (proto3 default) means RUNNING."""
+    d = c.desired_state
+    return pb.DESIRED_STATE_RUNNING if d == pb.DESIRED_STATE_UNSPECIFIED else d
+
+
+def is_gone(c: pb.Container) -> bool:
+    """Desired REMOVED: the record only waits for the agent to remove the Docker container."""
+    return desired(c) == pb.DESIRED_STATE_REMOVED
+
+
+def is_dead(c: pb.Container) -> bool:
+    """Should run, but the agent observed it stopped, exited, failed or vanished."""
+    return desired(c) == pb.DESIRED_STATE_RUNNING and c.status.state in TERMINAL_STATES
+
+
+def is_live(c: pb.Container) -> bool:
+    """Should run and has not (yet) been observed dead: pending, starting or running."""
+    return desired(c) == pb.DESIRED_STATE_RUNNING and c.status.state not in TERMINAL_STATES
+
+
+def outcome(c: pb.Container) -> str:
+    """``completed``/``failed`` when the planner has stopped this container for good, else ``""``."""
+    return str(c.meta.labels.get(LABEL_OUTCOME, ""))
+
+
+def is_parked(c: pb.Container) -> bool:
+    """Desired STOPPED because the application was stopped (not because of its restart policy)."""
+    return desired(c) == pb.DESIRED_STATE_STOPPED and not outcome(c)
+
+
+def has_health_check(spec: pb.ServiceSpec) -> bool:
+    """Whether the agent will ever report HEALTHY for a container of this spec."""
+    hc = spec.healthcheck
+    compose_check = bool(hc.test) and list(hc.test)[:1] != ["NONE"] and not hc.disable
+    return compose_check or bool(spec.probe.kind)
+
+
+def is_ready(c: pb.Container, fallback: pb.ServiceSpec) -> bool:
+    """Serving: HEALTHY, or RUNNING when its spec has no health check (as Swarm judges readiness).
+
+    ``fallback`` is used when the container carries no spec snapshot.
+    """
+    if not is_live(c):
+        return False
+    state = c.status.state
+    if state == S.CONTAINER_STATE_HEALTHY:
+        return True
+    spec = c.spec if c.HasField("spec") else fallback
+    return state == S.CONTAINER_STATE_RUNNING and not has_health_check(spec)
+
+
+def is_failure(c: pb.Container) -> bool:
+    """A dead container counts as a failure unless it exited (or was stopped) with code 0."""
+    state = c.status.state
+    clean = state in (S.CONTAINER_STATE_EXITED, S.CONTAINER_STATE_STOPPED)
+    return not (clean and c.status.exit_code == 0)
+
+
+def died_at(c: pb.Container) -> datetime | None:
+    """When the container was last seen changing state, the base of the restart delay.
+
+    The agent's ``status.updated_at`` is the best clock we have; the record's own update time is the
+    fallback. ``None`` means unknown, and the restart delay is then treated as elapsed: using ``now``
+    instead would push the restart back on every pass and never restart at all.
+    """
+    return timestamp(c.status.updated_at) or timestamp(c.meta.updated_at)
+
+
+def describe_exit(c: pb.Container) -> str:
+    """``exited with code 1`` / ``failed: pull access denied`` / ``was removed``: for messages."""
+    state = c.status.state
+    if state == S.CONTAINER_STATE_FAILED:
+        return f"failed: {c.status.message}" if c.status.message else "failed"
+    if state == S.CONTAINER_STATE_REMOVED:
+        return "was removed outside ccs"
+    if state == S.CONTAINER_STATE_STOPPED:
+        return f"was stopped outside ccs (code {c.status.exit_code})"
+    return f"exited with code {c.status.exit_code}"
+
+
+def sort_key_newest_first(c: pb.Container) -> tuple[float, str]:
+    """Newest record first, then by id, so every choice between containers is deterministic."""
+    created = timestamp(c.meta.created_at)
+    return (-(created.timestamp() if created else 0.0), c.meta.id)
+
+
+def node_is_draining(node: pb.Node | None) -> bool:
+    """Containers on a DRAIN node are moved elsewhere by the service planner."""
+    return node is not None and node.spec.availability == pb.NODE_AVAILABILITY_DRAIN

@@ -1,0 +1,125 @@
+"""``plan_node``: notice dead nodes and move their containers away, safely.
+
+Timeline for a node whose agent stops heartbeating (all derived from ``last_heartbeat`` and ``now``,
+so the plan is pure and the reconciler just requeues at ``requeue_after``):
+
+1. ``last_heartbeat + missed_heartbeats * heartbeat_period`` passes: the node is marked DOWN. Its
+   containers still count for their services: a short partition must not double a service.
+2. ``down_grace`` later: each container that should run there is set to desired REMOVED. The record
+   stays, so that the agent removes the container if the node comes back; the service planner no
+   longer counts it and creates a replacement, which the scheduler places elsewhere.
+3. The node heartbeats again: the dispatcher marks it READY (the dispatcher, not this planner, owns
+   READY since it sees the session). ``stale`` lists the containers that are desired REMOVED but not
+   yet reported removed, so the dispatcher can tell the agent to remove them at once and the cluster
+   never runs more replicas than desired for longer than one resync.
+
+Draining is done by the service planner (start the replacement first, then retire the old container
+once the replacement is ready); this planner only reports progress in ``message``.
+
+Containers are always rescheduled, never merely unassigned: a container that an unreachable agent
+may already be running cannot safely be moved by clearing its node, so every move goes through a new
+record and an explicit removal of the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ccs.v1 import resources_pb2 as pb
+
+from .actions import Action, SetDesired, SetNodeState
+from .containers import desired, is_gone, node_is_draining, require_aware, timestamp
+from .errors import PlanError
+from .restart import format_duration
+
+DEFAULT_MISSED_HEARTBEATS = 3
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """What to write for one node, when to look again, and which containers the agent must remove."""
+
+    actions: tuple[Action, ...]
+    requeue_after: float | None
+    stale: tuple[str, ...]
+    message: str
+
+
+def plan_node(
+    node: pb.Node,
+    containers_on_node: Sequence[pb.Container],
+    now: datetime,
+    heartbeat_period: timedelta,
+    down_grace: timedelta,
+    *,
+    missed_heartbeats: int = DEFAULT_MISSED_HEARTBEATS,
+) -> NodePlan:
+    """Plan one node. ``containers_on_node``: every container record whose ``node`` is this node's id.
+
+    A node that never heartbeated is judged from its ``meta.created_at``; with neither timestamp it
+    is treated as silent since forever. Raises ``PlanError`` for invalid input.
+    """
+    require_aware(now)
+    node_id = str(node.meta.id)
+    _validate(node_id, containers_on_node, heartbeat_period, down_grace, missed_heartbeats)
+
+    last_seen = timestamp(node.status.last_heartbeat) or timestamp(node.meta.created_at)
+    timeout = heartbeat_period * missed_heartbeats
+    down_at = last_seen + timeout if last_seen else None
+
+    actions: list[Action] = []
+    if down_at is not None and now < down_at:
+        stale = tuple(
+            sorted(
+                c.meta.id for c in containers_on_node
+                if is_gone(c) and c.status.state != pb.CONTAINER_STATE_REMOVED
+            )
+        )
+        return NodePlan((), (down_at - now).total_seconds(), stale, _ready_message(node, containers_on_node))
+
+    silent = f"no heartbeat for {format_duration(now - last_seen)}" if last_seen else "never heartbeated"
+    why = f"{silent} ({missed_heartbeats} heartbeats of {format_duration(heartbeat_period)} missed)"
+    if node.status.state != pb.NODE_STATE_DOWN:
+        actions.append(SetNodeState(node_id, pb.NODE_STATE_DOWN, why))
+
+    movable = sorted(
+        (c for c in containers_on_node if desired(c) == pb.DESIRED_STATE_RUNNING),
+        key=lambda c: c.meta.id,
+    )
+    reschedule_at = down_at + down_grace if down_at else None
+    if reschedule_at is not None and now < reschedule_at:
+        wait = (reschedule_at - now).total_seconds()
+        note = f"; {len(movable)} container(s) move in {wait:.0f}s" if movable else ""
+        return NodePlan(tuple(actions), wait, (), f"down: {why}{note}")
+
+    reason = f"node {node_id} down: {why}; rescheduled after {format_duration(down_grace)} grace"
+    actions.extend(SetDesired(c.meta.id, pb.DESIRED_STATE_REMOVED, reason) for c in movable)
+    moved = f"; {len(movable)} container(s) rescheduled" if movable else ""
+    return NodePlan(tuple(actions), None, (), f"down: {why}{moved}")
+
+
+def _ready_message(node: pb.Node, containers: Sequence[pb.Container]) -> str:
+    if node_is_draining(node):
+        left = sum(1 for c in containers if not is_gone(c))
+        return f"draining: {left} container(s) left" if left else "drained"
+    return "ok"
+
+
+def _validate(
+    node_id: str,
+    containers: Sequence[pb.Container],
+    heartbeat_period: timedelta,
+    down_grace: timedelta,
+    missed_heartbeats: int,
+) -> None:
+    if heartbeat_period <= timedelta(0):
+        raise PlanError(f"heartbeat_period must be positive (got {heartbeat_period})")
+    if down_grace < timedelta(0):
+        raise PlanError(f"down_grace must not be negative (got {down_grace})")
+    if missed_heartbeats < 1:
+        raise PlanError(f"missed_heartbeats must be at least 1 (got {missed_heartbeats})")
+    strays = [c.meta.id for c in containers if c.node != node_id]
+    if strays:
+        raise PlanError(f"containers_on_node: {', '.join(strays)} are not on node {node_id!r}")

@@ -1,0 +1,18 @@
+"""Reconcilers: level-triggered loops that turn desired state into container placements.
+
+Design (swarmkit's orchestrator + controller-runtime's work queue):
+
+- :mod:`.cache` is an informer: it lists every cluster subtree once, then follows one
+  etcd watch from that revision, so reconcilers read memory, not etcd. The dispatcher
+  uses the same cache to stream assignments to agents.
+- Changes mark things dirty (a service, a node) and enqueue the *cluster*. One pass per
+  cluster then plans every dirty service against one scheduler snapshot, so a burst of
+  20,000 status updates costs a handful of passes, not 20,000.
+- :mod:`.queue` gives per-key serial processing, parallelism across keys and
+  exponential backoff per key; ``requeue_after`` schedules timed work (restart delays,
+  heartbeat deadlines).
+- Planning is pure (:mod:`controlplane.planner`, :mod:`controlplane.scheduler`); the
+  applier writes the actions in etcd transactions guarded by the cached
+  ``mod_revision``. A stale cache shows up as a ``Conflict`` and simply requeues.
+- Reconcilers run only on the leader (:mod:`controlplane.leader`).
+"""

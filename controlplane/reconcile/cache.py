@@ -1,0 +1,235 @@
+"""The informer: an in-memory copy of every cluster's resources, kept current by one watch.
+
+List at revision R (paged, pinned to R), then watch from R+1; every watch batch is one
+etcd revision, applied atomically to the cache before listeners hear of it, so a
+listener never sees half a transaction. On a compacted revision the cache re-lists and
+tells listeners to resync (the dispatcher then sends complete sets again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ccs.v1 import resources_pb2 as pb
+from controlplane.store import Compacted, keys
+from controlplane.store.codec import decode
+from controlplane.store.etcd import KV, Etcd, WatchedChange
+
+log = structlog.get_logger("ccs.cache")
+
+ROOT = "/ccs/c/"
+_KINDS: dict[str, type[Any]] = {
+    "nodes": pb.Node,
+    "apps": pb.Application,
+    "services": pb.Service,
+    "containers": pb.Container,
+}
+
+SvcKey = tuple[str, str]  # (app, service)
+CtrKey = tuple[str, str, str]  # (app, service, container name)
+
+
+@dataclass
+class ClusterState:
+    name: str
+    nodes: dict[str, pb.Node] = field(default_factory=dict)
+    apps: dict[str, pb.Application] = field(default_factory=dict)
+    services: dict[SvcKey, pb.Service] = field(default_factory=dict)
+    containers: dict[CtrKey, pb.Container] = field(default_factory=dict)
+    by_node: dict[str, set[CtrKey]] = field(default_factory=dict)
+    by_service: dict[SvcKey, set[CtrKey]] = field(default_factory=dict)
+
+    def containers_of(self, app: str, service: str) -> list[pb.Container]:
+        return [self.containers[k] for k in sorted(self.by_service.get((app, service), ()))]
+
+    def containers_on(self, node: str) -> list[pb.Container]:
+        return [self.containers[k] for k in sorted(self.by_node.get(node, ()))]
+
+    def _index(self, key: CtrKey, old: pb.Container | None, new: pb.Container | None) -> None:
+        if old is not None and old.node:
+            s = self.by_node.get(old.node)
+            if s is not None:
+                s.discard(key)
+        if new is not None and new.node:
+            self.by_node.setdefault(new.node, set()).add(key)
+        if new is None:
+            s2 = self.by_service.get(key[:2])
+            if s2 is not None:
+                s2.discard(key)
+        else:
+            self.by_service.setdefault((key[0], key[1]), set()).add(key)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource change inside a cluster. ``old``/``new`` are None on create/delete."""
+
+    cluster: str
+    kind: str  # node | application | service | container
+    key: tuple[str, ...]
+    old: Any
+    new: Any
+    revision: int
+
+
+Listener = Callable[[list[Change]], None]
+ResyncListener = Callable[[], None]
+
+
+def parse_key(key: str) -> tuple[str, str, tuple[str, ...]] | None:
+    """``/ccs/c/{cluster}/{plural}/a/b`` -> (cluster, plural, (a, b))."""
+    if not key.startswith(ROOT):
+        return None
+    parts = key[len(ROOT) :].split("/")
+    if len(parts) < 3 or parts[1] not in _KINDS:
+        return None
+    return parts[0], parts[1], tuple(parts[2:])
+
+
+_KIND_NAME = {"nodes": "node", "apps": "application", "services": "service", "containers": "container"}
+
+
+class Informer:
+    def __init__(self, etcd: Etcd, *, page: int = 5000) -> None:
+        self.etcd = etcd
+        self.clusters: dict[str, ClusterState] = {}
+        self.revision = 0
+        self.synced = asyncio.Event()
+        self._listeners: list[Listener] = []
+        self._resync_listeners: list[ResyncListener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._page = page
+
+    def subscribe(self, listener: Listener, on_resync: ResyncListener | None = None) -> None:
+        self._listeners.append(listener)
+        if on_resync is not None:
+            self._resync_listeners.append(on_resync)
+
+    def cluster(self, name: str) -> ClusterState:
+        state = self.clusters.get(name)
+        if state is None:
+            state = self.clusters[name] = ClusterState(name)
+        return state
+
+    async def start(self) -> None:
+        await self._list()
+        self._task = asyncio.create_task(self._follow(), name="informer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _list(self) -> None:
+        clusters: dict[str, ClusterState] = {}
+        revision = 0
+        start: str | None = None
+        while True:
+            res = await self.etcd.range(ROOT, start=start, limit=self._page, revision=revision)
+            revision = revision or res.revision
+            for kv in res.kvs:
+                self._apply_kv(clusters, kv, deleted=False, revision=revision)
+            if not res.more or not res.kvs:
+                break
+            start = res.kvs[-1].key + "\0"
+        # Clusters with no resources yet still exist for the dispatcher.
+        for kv in (await self.etcd.range(keys.CLUSTERS, keys_only=True, revision=revision)).kvs:
+            name = kv.key[len(keys.CLUSTERS) :]
+            clusters.setdefault(name, ClusterState(name))
+        self.clusters = clusters
+        self.revision = revision
+        self.synced.set()
+        log.info("cache synced", revision=revision,
+                 containers=sum(len(c.containers) for c in clusters.values()))
+
+    def _apply_kv(
+        self, clusters: dict[str, ClusterState], kv: KV, *, deleted: bool, revision: int,
+        prev: bytes | None = None,
+    ) -> Change | None:
+        parsed = parse_key(kv.key)
+        if parsed is None:
+            return None
+        cluster, plural, rest = parsed
+        state = clusters.get(cluster)
+        if state is None:
+            state = clusters[cluster] = ClusterState(cluster)
+        cls = _KINDS[plural]
+        new: Any = None if deleted else decode(kv, cls)
+        old: Any
+        if plural == "nodes":
+            old = state.nodes.pop(rest[0], None)
+            if new is not None:
+                state.nodes[rest[0]] = new
+        elif plural == "apps":
+            old = state.apps.pop(rest[0], None)
+            if new is not None:
+                state.apps[rest[0]] = new
+        elif plural == "services":
+            skey = (rest[0], rest[1])
+            old = state.services.pop(skey, None)
+            if new is not None:
+                state.services[skey] = new
+        else:
+            ckey = (rest[0], rest[1], rest[2])
+            old = state.containers.pop(ckey, None)
+            if new is not None:
+                state.containers[ckey] = new
+            state._index(ckey, old, new)
+        return Change(cluster, _KIND_NAME[plural], rest, old, new, revision)
+
+    def _apply_batch(self, batch: list[WatchedChange]) -> None:
+        changes = []
+        for ch in batch:
+            if ch.kv.key.startswith(keys.CLUSTERS):
+                name = ch.kv.key[len(keys.CLUSTERS) :]
+                if ch.deleted:
+                    self.clusters.pop(name, None)
+                else:
+                    self.cluster(name)
+                continue
+            c = self._apply_kv(self.clusters, ch.kv, deleted=ch.deleted, revision=ch.revision)
+            if c is not None:
+                changes.append(c)
+        self.revision = batch[-1].revision
+        if changes:
+            for listener in self._listeners:
+                try:
+                    listener(changes)
+                except Exception:
+                    log.exception("cache listener failed")
+
+    async def _follow(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                # One watch over "/ccs/" would include tokens and events; two prefixes
+                # would lose ordering. Watch "/ccs/" and filter: events are skipped cheaply.
+                async for batch in self.etcd.watch("/ccs/", self.revision + 1):
+                    relevant = [
+                        c for c in batch
+                        if c.kv.key.startswith(keys.CLUSTERS) or parse_key(c.kv.key) is not None
+                    ]
+                    if relevant:
+                        self._apply_batch(relevant)
+                    else:
+                        self.revision = batch[-1].revision
+                    backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Compacted:
+                log.warning("cache fell behind a compaction; re-listing")
+                with contextlib.suppress(Exception):
+                    await self._list()
+                    for cb in self._resync_listeners:
+                        cb()
+            except Exception as e:
+                log.warning("cache watch broke; resuming", error=str(e), revision=self.revision)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,136 @@
+"""The orchestrator: dirty tracking over the cache, one serial pass per cluster.
+
+Changes mark services dirty (a container's change also dirties the other services of
+its application, whose ``depends_on`` gates may have opened); a scheduling-relevant node
+change dirties the whole cluster. The cluster key is queued; the pass then plans every
+dirty service against one scheduler snapshot. Heartbeat-only node changes are ignored
+here: node deadlines come back through ``requeue_after``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from ccs.v1 import resources_pb2 as pb
+from controlplane.reconcile.cache import Change, Informer, SvcKey
+from controlplane.reconcile.cluster_pass import ClusterPass
+from controlplane.reconcile.queue import Result, WorkQueue
+from controlplane.store.etcd import Etcd
+
+log = structlog.get_logger("ccs.orchestrator")
+
+RESYNC_PERIOD = 30.0
+
+
+def _node_relevant(old: pb.Node | None, new: pb.Node | None) -> bool:
+    if old is None or new is None:
+        return True
+    a, b = pb.Node(), pb.Node()
+    a.CopyFrom(old)
+    b.CopyFrom(new)
+    for n in (a, b):
+        n.status.ClearField("last_heartbeat")
+        n.meta.resource_version = 0
+        n.meta.ClearField("updated_at")
+    return a != b
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        etcd: Etcd,
+        informer: Informer,
+        *,
+        heartbeat_period: float = 5.0,
+        down_grace: float = 30.0,
+        workers: int = 2,
+    ) -> None:
+        self.etcd = etcd
+        self.informer = informer
+        self.heartbeat_period = timedelta(seconds=heartbeat_period)
+        self.down_grace = timedelta(seconds=down_grace)
+        self.queue = WorkQueue(self.reconcile, workers=workers, name="orchestrator")
+        self._dirty: dict[str, set[SvcKey]] = defaultdict(set)
+        self._all: set[str] = set()
+        self._running = False
+        self._next_full: dict[str, float] = {}
+        informer.subscribe(self._on_changes, self._on_resync)
+        self.last_pass_seconds = 0.0
+
+    def start(self) -> None:
+        self._running = True
+        self._on_resync()
+        self.queue.start()
+
+    async def stop(self) -> None:
+        self._running = False
+        await self.queue.stop()
+
+    def _on_resync(self) -> None:
+        for cluster in list(self.informer.clusters):
+            self._all.add(cluster)
+            if self._running:
+                self.queue.add(cluster)
+
+    def _on_changes(self, changes: list[Change]) -> None:
+        if not self._running:
+            return
+        touched: set[str] = set()
+        for ch in changes:
+            if ch.kind == "node":
+                if _node_relevant(ch.old, ch.new):
+                    self._all.add(ch.cluster)
+                    touched.add(ch.cluster)
+                continue
+            app = ch.key[0]
+            state = self.informer.clusters.get(ch.cluster)
+            if ch.kind == "application" or state is None:
+                self._all.add(ch.cluster)
+            else:
+                self._dirty[ch.cluster].add((app, ch.key[1]))
+                # siblings: their depends_on gates read this service's counts
+                self._dirty[ch.cluster].update(k for k in state.services if k[0] == app)
+            touched.add(ch.cluster)
+        for cluster in touched:
+            self.queue.add(cluster)
+
+    async def reconcile(self, cluster: str) -> Result:
+        state = self.informer.clusters.get(cluster)
+        if state is None:
+            self._dirty.pop(cluster, None)
+            self._all.discard(cluster)
+            return Result()
+        t0 = time.perf_counter()
+        if time.monotonic() >= self._next_full.get(cluster, 0.0):
+            self._all.add(cluster)  # the periodic safety net is a full pass
+        full = cluster in self._all
+        if full:
+            self._next_full[cluster] = time.monotonic() + RESYNC_PERIOD
+        self._all.discard(cluster)
+        dirty = self._dirty.pop(cluster, set())
+        if full:
+            dirty |= set(state.services) | {k for k in state.by_service if state.by_service[k]}
+        p = ClusterPass(state, datetime.now(UTC), heartbeat_period=self.heartbeat_period,
+                        down_grace=self.down_grace)
+        p.plan_nodes()
+        for app, svc in sorted(dirty):
+            p.plan_service(app, svc)
+        p.finish_apps({a for a, _ in dirty} | (set(state.apps) if full else set()))
+        try:
+            written = await p.writes.commit(self.etcd)
+        except Exception:
+            # What was dirty is still dirty.
+            self._dirty[cluster] |= dirty
+            if full:
+                self._all.add(cluster)
+            raise
+        self.last_pass_seconds = time.perf_counter() - t0
+        if written:
+            log.debug("pass", cluster=cluster, services=len(dirty), writes=written,
+                      seconds=round(self.last_pass_seconds, 3))
+        requeue = min([*p.requeue, RESYNC_PERIOD])
+        return Result(requeue_after=max(requeue, 0.05))

@@ -1,0 +1,83 @@
+"""Collect guarded writes during a reconcile pass, then commit them in bounded transactions.
+
+Every write is guarded by the ``mod_revision`` the pass read from the cache (or by "must
+not exist" for a new key). If the cache was behind, etcd refuses the transaction, the
+pass fails with ``Conflict`` and is retried with backoff once the cache has caught up:
+optimistic concurrency, never a lost update. Writes are split into transactions of at
+most ``MAX_OPS`` keys because etcd refuses larger ones (``--max-txn-ops``, 128 by
+default); each chunk is consistent on its own and the next pass finishes the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+
+MAX_OPS = 100
+
+
+@dataclass
+class _Write:
+    key: str
+    value: Message | None  # None: delete
+    revision: int  # 0: the key must not exist (create) / exist (delete without rv)
+    kind: str
+    name: str
+
+
+class Writes:
+    def __init__(self) -> None:
+        self._writes: dict[str, _Write] = {}
+        self._extra: list[tuple[str, Message]] = []
+
+    def __len__(self) -> int:
+        return len(self._writes) + len(self._extra)
+
+    def put(self, key: str, value: Message, revision: int, kind: str, name: str) -> None:
+        """Create (revision 0) or update (revision = the one read) ``key``."""
+        prior = self._writes.get(key)
+        if prior is not None:
+            revision = prior.revision  # a second write in one pass keeps the first guard
+        self._writes[key] = _Write(key, value, revision, kind, name)
+
+    def delete(self, key: str, revision: int, kind: str, name: str) -> None:
+        prior = self._writes.get(key)
+        if prior is not None and prior.revision == 0 and prior.value is not None:
+            del self._writes[key]  # created and deleted in the same pass: nothing to do
+            return
+        self._writes[key] = _Write(key, None, prior.revision if prior else revision, kind, name)
+
+    def deleted_keys(self) -> set[str]:
+        return {k for k, w in self._writes.items() if w.value is None}
+
+    def event(self, key: str, value: Message) -> None:
+        """An unguarded put (events): rides along with the first transaction."""
+        self._extra.append((key, value))
+
+    async def commit(self, etcd: Etcd) -> int:
+        writes = list(self._writes.values())
+        extra = list(self._extra)
+        committed = 0
+        while writes or extra:
+            chunk, writes = writes[:MAX_OPS], writes[MAX_OPS:]
+            room = MAX_OPS - len(chunk)
+            events, extra = extra[:room], extra[room:]
+            txn = Txn()
+            for w in chunk:
+                if w.value is None:
+                    txn.require_revision(w.key, w.kind, w.name, w.revision).delete(w.key)
+                elif w.revision == 0:
+                    txn.create(w.key, w.value, w.kind, w.name)
+                else:
+                    txn.update(w.key, w.value, w.kind, w.name, w.revision)
+            for key, value in events:
+                txn.put(key, value)
+            await txn.commit(etcd)
+            committed += len(chunk)
+        self._writes.clear()
+        self._extra.clear()
+        return committed

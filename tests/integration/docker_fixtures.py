@@ -1,0 +1,53 @@
+"""Docker fixtures for integration tests (imported by tests/integration/conftest.py).
+
+`docker_client` talks to the daemon named by DOCKER_HOST (default: the local socket);
+`test_image` builds the local test images once per session with tests/images/build.sh
+(a no-op when they are current) and names them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "images" / "build.sh"
+
+
+@dataclass(frozen=True)
+class TestImages:
+    """The local images tests may use; none needs a registry."""
+
+    __test__ = False  # not a test class, despite the name
+
+    busybox: str = "local/busybox:1"
+    webapp_v1: str = "local/webapp:v1"  # GET / -> "v1", GET /health -> 200, port 8080
+    webapp_v2: str = "local/webapp:v2"  # GET / -> "v2", GET /health -> 200, port 8080
+    webapp_bad: str = "local/webapp:bad"  # GET / -> "bad", GET /health -> 500, port 8080
+    missing: str = "local/nope:1"  # never built: for image-not-found paths
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A docker SDK client for the test daemon; fails clearly when there is none."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"no Docker Engine at {os.environ.get('DOCKER_HOST', 'the default socket')}: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def test_image(docker_client: docker.DockerClient) -> TestImages:
+    """Build (or confirm) the local test images once per session."""
+    result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"{BUILD_SCRIPT} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    return TestImages()
