@@ -1,17 +1,120 @@
-"""``ccs-agent``: the node agent."""
+"""``ccs-agent``: the node agent process (argument parsing, logging, signals; the rest is Agent)."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import signal
+import socket
 import sys
+from pathlib import Path
+
+import structlog
+
+from ccs.config import ConfigError as ClientConfigError
+from ccs.config import load_config
+
+from .agent import Agent
+from .config import ConfigError, default_state_dir, detect_address, parse_labels
+from .session import AgentError
+
+EXIT_USAGE = 2
+EXIT_FATAL = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
+    p.add_argument("--server", help="host:port of a ccs API server (default: current client context)")
+    p.add_argument("--join-token", help="the cluster's join token (needed on first start only)")
+    p.add_argument("--docker-host", help="Docker Engine URL (default: DOCKER_HOST or the local socket)")
+    p.add_argument("--name", default=socket.gethostname(), help="node name (default: the hostname)")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label (repeat)")
+    p.add_argument("--address", help="address other hosts reach this node at (default: detected)")
+    p.add_argument("--state-dir", type=Path, help="where the node credential is kept")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
+    return p
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    """JSON lines when not on a terminal; same approach as the control plane's logs.setup."""
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def resolve_server(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    try:
+        _, ctx = load_config().context()
+    except ClientConfigError as exc:
+        raise ConfigError(f"--server: not given and no usable client context ({exc})") from exc
+    return ctx.server
+
+
+async def _serve(agent: Agent) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    run = asyncio.create_task(agent.run())
+    stop = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if stop in done:
+        await agent.stop()  # containers keep running; only the agent leaves
+    else:
+        stop.cancel()
+    await run
 
 
 def main(argv: list[str] | None = None) -> None:
-    print(
-        "ccs-agent: the node agent is not implemented yet (see the project's issues); "
-        "this entry point is reserved.",
-        file=sys.stderr,
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    log = structlog.get_logger("ccs.agent")
+    try:
+        server = resolve_server(args.server)
+        labels = parse_labels(args.label)
+        address = args.address or detect_address(server)
+        state_dir = args.state_dir or default_state_dir(args.name)
+    except ConfigError as exc:
+        print(f"ccs-agent: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    import docker  # the docker SDK only where a real engine is used
+
+    from nodeagent.runtime import DockerRuntime
+
+    client = docker.DockerClient(base_url=args.docker_host) if args.docker_host else docker.from_env()
+    runtime = DockerRuntime(client)
+    agent = Agent(
+        server, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
+        address=address, state_dir=state_dir,
     )
-    sys.exit(2)
+    log.info("starting", server=server, node=args.name, address=address, state_dir=str(state_dir))
+    try:
+        asyncio.run(_serve(agent))
+    except (AgentError, ConfigError) as exc:
+        log.error("fatal", error=str(exc))
+        sys.exit(EXIT_FATAL)
+    finally:
+        asyncio.run(runtime.aclose())
+    log.info("stopped")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ CtrKey = tuple[str, str, str]  # (app, service, container name)
 @dataclass
 class ClusterState:
     name: str
+    # False for keys under /ccs/c/{name}/ without a cluster object (never reconciled).
+    exists: bool = False
     nodes: dict[str, pb.Node] = field(default_factory=dict)
     apps: dict[str, pb.Application] = field(default_factory=dict)
     services: dict[SvcKey, pb.Service] = field(default_factory=dict)
@@ -142,7 +144,7 @@ class Informer:
         # Clusters with no resources yet still exist for the dispatcher.
         for kv in (await self.etcd.range(keys.CLUSTERS, keys_only=True, revision=revision)).kvs:
             name = kv.key[len(keys.CLUSTERS) :]
-            clusters.setdefault(name, ClusterState(name))
+            clusters.setdefault(name, ClusterState(name)).exists = True
         self.clusters = clusters
         self.revision = revision
         self.synced.set()
@@ -192,7 +194,7 @@ class Informer:
                 if ch.deleted:
                     self.clusters.pop(name, None)
                 else:
-                    self.cluster(name)
+                    self.cluster(name).exists = True
                 continue
             c = self._apply_kv(self.clusters, ch.kv, deleted=ch.deleted, revision=ch.revision)
             if c is not None:

@@ -56,6 +56,7 @@ class ClusterPass:
         self.down_grace = down_grace
         self.writes = Writes()
         self.requeue: list[float] = []
+        self.service_requeue: dict[SvcKey, float] = {}
         # Containers as this pass has changed them so far (planning later services sees it).
         self.overlay: dict[CtrKey, pb.Container | None] = {}
         self.view = ClusterView(state.nodes.values(), state.containers.values())
@@ -161,6 +162,7 @@ class ClusterPass:
                             self.now, global_nodes=global_nodes, service_deleted=deleted)
         if plan.requeue_after is not None:
             self.requeue.append(plan.requeue_after)
+            self.service_requeue[(app_name, svc_name)] = plan.requeue_after
         after = apply_actions(records, plan.actions, service, self.now, new_id=lambda _: uuid.uuid4().hex)
         unplaced = self._diff(app_name, svc_name, service, records, after,
                               keep_volumes=app.meta.labels.get(KEEP_VOLUMES) == "true")

@@ -58,6 +58,8 @@ class Orchestrator:
         self._all: set[str] = set()
         self._running = False
         self._next_full: dict[str, float] = {}
+        # Services that asked to be planned again at a time (restart delays).
+        self._due: dict[str, dict[SvcKey, float]] = defaultdict(dict)
         informer.subscribe(self._on_changes, self._on_resync)
         self.last_pass_seconds = 0.0
 
@@ -100,7 +102,7 @@ class Orchestrator:
 
     async def reconcile(self, cluster: str) -> Result:
         state = self.informer.clusters.get(cluster)
-        if state is None:
+        if state is None or not state.exists:
             self._dirty.pop(cluster, None)
             self._all.discard(cluster)
             return Result()
@@ -112,6 +114,11 @@ class Orchestrator:
             self._next_full[cluster] = time.monotonic() + RESYNC_PERIOD
         self._all.discard(cluster)
         dirty = self._dirty.pop(cluster, set())
+        now_mono = time.monotonic()
+        due = self._due[cluster]
+        for key in [k for k, at in due.items() if at <= now_mono + 0.01]:
+            dirty.add(key)
+            del due[key]
         if full:
             dirty |= set(state.services) | {k for k in state.by_service if state.by_service[k]}
         p = ClusterPass(state, datetime.now(UTC), heartbeat_period=self.heartbeat_period,
@@ -128,6 +135,8 @@ class Orchestrator:
             if full:
                 self._all.add(cluster)
             raise
+        for key, after in p.service_requeue.items():
+            due[key] = min(due.get(key, float("inf")), time.monotonic() + after)
         self.last_pass_seconds = time.perf_counter() - t0
         if written:
             log.debug("pass", cluster=cluster, services=len(dirty), writes=written,

@@ -67,9 +67,11 @@ async def test_embedded_etcd_first_start_config_and_graceful_stop(tmp_path: Path
         assert srv2.stop() == 0
 
 
-async def test_sigterm_lets_in_flight_rpcs_finish(tmp_path: Path, etcd) -> None:  # type: ignore[no-untyped-def]
+async def test_sigterm_lets_in_flight_rpcs_finish(tmp_path: Path, etcd, ccs_server) -> None:  # type: ignore[no-untyped-def]
+    # A second API server on the same etcd: the admin token already exists there.
     srv = start_server(tmp_path / "state", etcd.url, tmp_path / "c.yaml")
-    s = stubs(srv.address, srv.token)
+    assert srv.token == ""
+    s = stubs(srv.address, ccs_server.token)
     try:
         await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name="inflight"), metadata=s.metadata)
         # A watch is an RPC that is in flight until the server ends it.

@@ -1,0 +1,101 @@
+"""The ccs Python SDK: a typed client for the ccs control plane's gRPC API.
+
+Layers, from the bottom (the temporal/httpx shape, without their duplicated sync classes):
+
+- ``ccs.v1``: generated protobuf and gRPC code, never edited by hand. Methods return these
+  messages, so results are typed by the generated ``.pyi`` files.
+- ``ccs._transport``: stubs, the bearer token, timeouts, paging, and the one boundary where
+  gRPC status codes become the exception tree of ``ccs.errors``.
+- ``ccs.clusters`` / ``ccs.applications`` / ``ccs.events``: one small class per resource
+  kind with the same verbs (create/get/list/update/delete), plus ``watch``.
+- ``ccs.client``: ``AsyncClient`` (the core, ``async with``) and ``Client``, a thin blocking
+  wrapper that runs the core on a private loop in a background thread.
+- ``ccs.config`` (contexts, like kubeconfig) and ``ccs.template`` (gathering a Compose file,
+  its ``.env`` and env_files) do no network I/O and import no grpc.
+- ``ccs.testing``: an in-process fake API server for tests of code that uses the SDK.
+
+Names are exported lazily so that ``import ccs.config`` (which the server does on first
+start) does not import grpc or the client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ccs._transport import Listing
+    from ccs.client import AsyncClient, Client
+    from ccs.config import ClientConfig, ConfigError, Context, load_config, save_config
+    from ccs.errors import (
+        AlreadyExists,
+        CcsError,
+        Conflict,
+        DeadlineExceeded,
+        FailedPrecondition,
+        Internal,
+        InvalidArgument,
+        NotFound,
+        OutOfRange,
+        PermissionDenied,
+        Unauthenticated,
+        Unavailable,
+    )
+    from ccs.template import TemplateError, load_bundle
+
+_EXPORTS: dict[str, str] = {
+    "AsyncClient": "ccs.client",
+    "Client": "ccs.client",
+    "Listing": "ccs._transport",
+    "ClientConfig": "ccs.config",
+    "ConfigError": "ccs.config",
+    "Context": "ccs.config",
+    "load_config": "ccs.config",
+    "save_config": "ccs.config",
+    "TemplateError": "ccs.template",
+    "load_bundle": "ccs.template",
+    **{
+        name: "ccs.errors"
+        for name in (
+            "AlreadyExists", "CcsError", "Conflict", "DeadlineExceeded", "FailedPrecondition",
+            "Internal", "InvalidArgument", "NotFound", "OutOfRange", "PermissionDenied",
+            "Unauthenticated", "Unavailable",
+        )
+    },
+}
+
+__all__ = [
+    "AlreadyExists",
+    "AsyncClient",
+    "CcsError",
+    "Client",
+    "ClientConfig",
+    "ConfigError",
+    "Conflict",
+    "Context",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "Listing",
+    "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "TemplateError",
+    "Unauthenticated",
+    "Unavailable",
+    "load_bundle",
+    "load_config",
+    "save_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ccs' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

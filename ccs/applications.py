@@ -1,0 +1,218 @@
+"""Typed calls for applications, their services and containers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+
+from ccs._transport import Listing, Transport, collect
+from ccs.v1 import api_pb2, resources_pb2
+
+__all__ = ["Applications", "Containers", "Services"]
+
+
+class Applications:
+    """An application is one Compose template deployed into a cluster."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    async def create(
+        self,
+        cluster: str,
+        name: str,
+        template: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        files: Mapping[str, str] | None = None,
+        version: str = "",
+        labels: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> resources_pb2.Application:
+        """Deploy ``template``; ``files`` are ``.env``/env_file contents keyed by their path
+        relative to the template (see ``ccs.template.load_bundle``); ``env`` wins over them.
+        ``dry_run`` validates and returns the application without writing it."""
+        req = api_pb2.CreateApplicationRequest(
+            cluster=cluster,
+            name=name,
+            template=template,
+            env=env,
+            files=files,
+            version=version,
+            labels=labels,
+            dry_run=dry_run,
+        )
+        return await self._t.unary(
+            self._t.applications.CreateApplication, req, resources_pb2.Application
+        )
+
+    async def get(self, cluster: str, name: str) -> api_pb2.GetApplicationResponse:
+        """The application and its services (``.application``, ``.services``)."""
+        req = api_pb2.GetApplicationRequest(cluster=cluster, name=name)
+        return await self._t.unary(
+            self._t.applications.GetApplication, req, api_pb2.GetApplicationResponse
+        )
+
+    async def list(
+        self, cluster: str, *, page_size: int = 0
+    ) -> Listing[resources_pb2.Application]:
+        async def page(token: str) -> api_pb2.ListApplicationsResponse:
+            req = api_pb2.ListApplicationsRequest(
+                cluster=cluster, page_size=page_size, page_token=token
+            )
+            return await self._t.unary(
+                self._t.applications.ListApplications, req, api_pb2.ListApplicationsResponse
+            )
+
+        return await collect(page, lambda r: r.applications)
+
+    async def update(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        template: str = "",
+        files: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        replace_env: bool = False,
+        version: str = "",
+        labels: Mapping[str, str] | None = None,
+        strategy: str = "",
+        resource_version: int = 0,
+        dry_run: bool = False,
+    ) -> resources_pb2.Application:
+        """Release a new template, environment or version. Empty ``template``/``version``
+        keep the current ones; ``env`` merges unless ``replace_env``; ``strategy`` is
+        rolling, blue-green or canary (empty: as the template says)."""
+        req = api_pb2.UpdateApplicationRequest(
+            cluster=cluster,
+            name=name,
+            template=template,
+            files=files,
+            env=env,
+            replace_env=replace_env,
+            version=version,
+            labels=labels,
+            strategy=strategy,
+            resource_version=resource_version,
+            dry_run=dry_run,
+        )
+        return await self._t.unary(
+            self._t.applications.UpdateApplication, req, resources_pb2.Application
+        )
+
+    async def delete(
+        self, cluster: str, name: str, *, keep_volumes: bool = False, resource_version: int = 0
+    ) -> None:
+        req = api_pb2.DeleteApplicationRequest(
+            cluster=cluster, name=name, keep_volumes=keep_volumes,
+            resource_version=resource_version,
+        )
+        await self._t.unary(
+            self._t.applications.DeleteApplication, req, api_pb2.DeleteApplicationResponse
+        )
+
+    async def start(self, cluster: str, name: str) -> resources_pb2.Application:
+        req = api_pb2.StartApplicationRequest(cluster=cluster, name=name)
+        return await self._t.unary(
+            self._t.applications.StartApplication, req, resources_pb2.Application
+        )
+
+    async def stop(self, cluster: str, name: str) -> resources_pb2.Application:
+        req = api_pb2.StopApplicationRequest(cluster=cluster, name=name)
+        return await self._t.unary(
+            self._t.applications.StopApplication, req, resources_pb2.Application
+        )
+
+
+class Services:
+    """Services are written by application create/update; the API reads and scales them."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    async def get(self, cluster: str, application: str, name: str) -> resources_pb2.Service:
+        req = api_pb2.GetServiceRequest(cluster=cluster, application=application, name=name)
+        return await self._t.unary(self._t.services.GetService, req, resources_pb2.Service)
+
+    async def list(
+        self, cluster: str, application: str = "", *, page_size: int = 0
+    ) -> Listing[resources_pb2.Service]:
+        """Services of one application, or of every application when it is empty."""
+
+        async def page(token: str) -> api_pb2.ListServicesResponse:
+            req = api_pb2.ListServicesRequest(
+                cluster=cluster, application=application, page_size=page_size, page_token=token
+            )
+            return await self._t.unary(
+                self._t.services.ListServices, req, api_pb2.ListServicesResponse
+            )
+
+        return await collect(page, lambda r: r.services)
+
+    async def scale(
+        self, cluster: str, application: str, name: str, replicas: int, *,
+        resource_version: int = 0,
+    ) -> resources_pb2.Service:
+        req = api_pb2.ScaleServiceRequest(
+            cluster=cluster, application=application, name=name, replicas=replicas,
+            resource_version=resource_version,
+        )
+        return await self._t.unary(self._t.services.ScaleService, req, resources_pb2.Service)
+
+
+class Containers:
+    """Containers are read-only through the API: the control plane and agents write them."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    async def get(
+        self, cluster: str, application: str, service: str, name: str
+    ) -> resources_pb2.Container:
+        req = api_pb2.GetContainerRequest(
+            cluster=cluster, application=application, service=service, name=name
+        )
+        return await self._t.unary(self._t.containers.GetContainer, req, resources_pb2.Container)
+
+    async def list(
+        self,
+        cluster: str,
+        *,
+        application: str = "",
+        service: str = "",
+        node: str = "",
+        page_size: int = 0,
+    ) -> Listing[resources_pb2.Container]:
+        """Containers of the cluster, optionally filtered (``service`` needs ``application``)."""
+
+        async def page(token: str) -> api_pb2.ListContainersResponse:
+            req = api_pb2.ListContainersRequest(
+                cluster=cluster, application=application, service=service, node=node,
+                page_size=page_size, page_token=token,
+            )
+            return await self._t.unary(
+                self._t.containers.ListContainers, req, api_pb2.ListContainersResponse
+            )
+
+        return await collect(page, lambda r: r.containers)
+
+    async def logs(
+        self,
+        cluster: str,
+        application: str,
+        service: str,
+        container: str = "",
+        *,
+        follow: bool = False,
+        tail: int = 0,
+        since: float = 0.0,
+    ) -> AsyncGenerator[api_pb2.LogsResponse, None]:
+        """Log chunks of one container (by name) or of every container of the service,
+        relayed from the agents; each chunk names its container. ``tail`` lines from the
+        end of each log (0: all), ``since`` in Unix seconds, ``follow`` to keep streaming."""
+        req = api_pb2.LogsRequest(
+            cluster=cluster, application=application, service=service, container=container,
+            follow=follow, tail=tail, since=since,
+        )
+        async for chunk in self._t.stream(self._t.containers.Logs, req, api_pb2.LogsResponse):
+            yield chunk

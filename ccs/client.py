@@ -1,0 +1,214 @@
+"""``AsyncClient`` (the core) and ``Client`` (a thin blocking wrapper over it).
+
+Resources hang off the client as namespaces with the same verbs everywhere, as in the
+server's stores: ``client.clusters.create(...)``, ``client.applications.get(...)``,
+``client.events.watch(...)``. List methods follow page tokens and return a ``Listing`` (a
+``list`` that also carries the revision to watch from).
+
+``Client`` does not repeat any of that. It runs one private event loop in a daemon thread and
+forwards attribute access to the ``AsyncClient`` living on that loop: coroutines are run to
+completion and async iterators become blocking iterators. The price is that the sync surface
+is dynamically typed; use ``AsyncClient`` (or ``Client.run``) for full static types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc.aio
+
+from ccs._transport import Transport, make_channel
+from ccs.applications import Applications, Containers, Services
+from ccs.clusters import Clusters, Nodes
+from ccs.config import load_config
+from ccs.events import Events
+
+__all__ = ["AsyncClient", "Client"]
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class AsyncClient:
+    """A connection to one ccs control plane.
+
+    ``channel`` is the transport seam: pass any ``grpc.aio.Channel`` (an in-process server's,
+    one with your own interceptors) and the client uses it without owning it.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        token: str | None = None,
+        *,
+        tls: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        channel: grpc.aio.Channel | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.address = address
+        self._owns_channel = channel is None
+        self._channel = channel if channel is not None else make_channel(
+            address, tls=tls, ca_file=ca_file
+        )
+        transport = Transport(self._channel, token, timeout)
+        self.clusters = Clusters(transport)
+        self.nodes = Nodes(transport)
+        self.applications = Applications(transport)
+        self.services = Services(transport)
+        self.containers = Containers(transport)
+        self.events = Events(transport)
+
+    @classmethod
+    def from_config(
+        cls, context: str | None = None, path: str | os.PathLike[str] | None = None
+    ) -> AsyncClient:
+        """A client for ``context`` (default: the current one) of the config at ``path``
+        (default: ``$CCS_CONFIG`` or ``~/.config/ccs/config.yaml``)."""
+        _, ctx = load_config(path).context(context)
+        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file)
+
+    async def close(self) -> None:
+        """Close the channel if the client created it."""
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class _Blocking:
+    """Forwards to an object on the client's loop, blocking on what it returns."""
+
+    def __init__(self, target: Any, client: Client) -> None:
+        self._target = target
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                return self._client.run(result)
+            if isinstance(result, AsyncIterator):
+                return self._client.iterate(result)
+            return result
+
+        call.__doc__ = attr.__doc__
+        return call
+
+    def __dir__(self) -> list[str]:
+        return [n for n in dir(self._target) if not n.startswith("_")]
+
+
+class Client:
+    """The blocking client: the same namespaces and methods as ``AsyncClient``, run on a
+    private event loop in a background thread. Use as a context manager or call ``close``."""
+
+    def __init__(
+        self,
+        address: str,
+        token: str | None = None,
+        *,
+        tls: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="ccs-client-loop", daemon=True
+        )
+        self._thread.start()
+
+        async def make() -> AsyncClient:  # grpc.aio binds a channel to the loop creating it
+            return AsyncClient(address, token, tls=tls, ca_file=ca_file, timeout=timeout)
+
+        try:
+            self.aio: AsyncClient = self.run(make())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @classmethod
+    def from_config(
+        cls, context: str | None = None, path: str | os.PathLike[str] | None = None
+    ) -> Client:
+        """As ``AsyncClient.from_config``."""
+        _, ctx = load_config(path).context(context)
+        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file)
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` on the client's loop and return its result (fully typed), e.g.
+        ``client.run(client.aio.clusters.get("prod"))``."""
+
+        async def wrap() -> T:
+            return await awaitable
+
+        coro: Coroutine[Any, Any, T] = wrap()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:  # e.g. KeyboardInterrupt: do not leave the call running
+            future.cancel()
+            raise
+
+    def iterate(self, aiter: AsyncIterator[T]) -> Iterator[T]:
+        """Turn an async iterator on the client's loop into a blocking one; closing the
+        iterator (or breaking out of a for loop) closes the async one."""
+        try:
+            while True:
+                try:
+                    yield self.run(aiter.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            aclose: Callable[[], Awaitable[None]] | None = getattr(aiter, "aclose", None)
+            if aclose is not None and self._loop.is_running():
+                self.run(aclose())
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("aio",):
+            raise AttributeError(name)
+        return _Blocking(getattr(self.aio, name), self)
+
+    def close(self) -> None:
+        """Close the channel and stop the background loop; idempotent."""
+        if not self._loop.is_running():
+            return
+        try:
+            self.run(self.aio.close())
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

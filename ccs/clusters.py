@@ -1,0 +1,95 @@
+"""Typed calls for clusters and their nodes (``client.clusters``, ``client.nodes``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ccs._transport import Listing, Transport, collect
+from ccs.v1 import api_pb2, resources_pb2
+
+__all__ = ["Clusters", "Nodes"]
+
+
+class Clusters:
+    """Cluster lifecycle and the join token nodes present."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    async def create(
+        self, name: str, *, description: str = "", labels: Mapping[str, str] | None = None
+    ) -> resources_pb2.Cluster:
+        req = api_pb2.CreateClusterRequest(name=name, description=description, labels=labels)
+        return await self._t.unary(self._t.clusters.CreateCluster, req, resources_pb2.Cluster)
+
+    async def get(self, name: str) -> resources_pb2.Cluster:
+        req = api_pb2.GetClusterRequest(name=name)
+        return await self._t.unary(self._t.clusters.GetCluster, req, resources_pb2.Cluster)
+
+    async def list(self, *, page_size: int = 0) -> Listing[resources_pb2.Cluster]:
+        async def page(token: str) -> api_pb2.ListClustersResponse:
+            req = api_pb2.ListClustersRequest(page_size=page_size, page_token=token)
+            return await self._t.unary(
+                self._t.clusters.ListClusters, req, api_pb2.ListClustersResponse
+            )
+
+        return await collect(page, lambda r: r.clusters)
+
+    async def delete(self, name: str, *, force: bool = False, resource_version: int = 0) -> None:
+        """Delete an empty cluster; ``force`` also deletes its nodes and applications."""
+        req = api_pb2.DeleteClusterRequest(
+            name=name, force=force, resource_version=resource_version
+        )
+        await self._t.unary(self._t.clusters.DeleteCluster, req, api_pb2.DeleteClusterResponse)
+
+    async def join_token(self, cluster: str, *, rotate: bool = False) -> str:
+        """The token a node agent presents to join; ``rotate`` invalidates the old one."""
+        req = api_pb2.GetJoinTokenRequest(cluster=cluster, rotate=rotate)
+        resp = await self._t.unary(
+            self._t.clusters.GetJoinToken, req, api_pb2.GetJoinTokenResponse
+        )
+        return resp.token
+
+
+class Nodes:
+    """Nodes join through their agent; the API reads, updates and removes them."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    async def get(self, cluster: str, name: str) -> resources_pb2.Node:
+        req = api_pb2.GetNodeRequest(cluster=cluster, name=name)
+        return await self._t.unary(self._t.nodes.GetNode, req, resources_pb2.Node)
+
+    async def list(self, cluster: str, *, page_size: int = 0) -> Listing[resources_pb2.Node]:
+        async def page(token: str) -> api_pb2.ListNodesResponse:
+            req = api_pb2.ListNodesRequest(cluster=cluster, page_size=page_size, page_token=token)
+            return await self._t.unary(self._t.nodes.ListNodes, req, api_pb2.ListNodesResponse)
+
+        return await collect(page, lambda r: r.nodes)
+
+    async def update(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        availability: resources_pb2.NodeAvailability | str | None = None,
+        role: resources_pb2.NodeRole | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        resource_version: int = 0,
+    ) -> resources_pb2.Node:
+        """Change availability (drain/pause/active), role or labels; unset arguments are
+        left as they are, and a label with an empty value is removed."""
+        req = api_pb2.UpdateNodeRequest(
+            cluster=cluster,
+            name=name,
+            availability=availability,
+            role=role,
+            labels=labels,
+            resource_version=resource_version,
+        )
+        return await self._t.unary(self._t.nodes.UpdateNode, req, resources_pb2.Node)
+
+    async def delete(self, cluster: str, name: str, *, force: bool = False) -> None:
+        req = api_pb2.DeleteNodeRequest(cluster=cluster, name=name, force=force)
+        await self._t.unary(self._t.nodes.DeleteNode, req, api_pb2.DeleteNodeResponse)

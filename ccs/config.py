@@ -1,0 +1,149 @@
+"""Client configuration: named contexts, like kubeconfig or ``docker context``.
+
+The file is YAML at ``$CCS_CONFIG`` or ``~/.config/ccs/config.yaml``::
+
+    current-context: local
+    contexts:
+      local: {server: "127.0.0.1:7443", token: "...", tls: false, ca_file: null, cluster: null}
+
+Design choices:
+
+- Pydantic models validate the file, so a typo (``tsl: true``) or a wrong type is reported
+  with the context name and field instead of being silently ignored.
+- This module imports neither grpc nor the rest of the SDK: the server imports it on first
+  start to write the admin context, and must not pay for (or be coupled to) the client.
+- Writes are atomic (temp file in the same directory, fsync, rename) and the file is mode
+  0600 because it holds bearer tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "ClientConfig",
+    "ConfigError",
+    "Context",
+    "default_config_path",
+    "load_config",
+    "save_config",
+    "upsert_context",
+]
+
+
+class ConfigError(ValueError):
+    """The client configuration is missing, unreadable or invalid; the message says where."""
+
+
+class Context(BaseModel):
+    """How to reach one ccs control plane."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: str = Field(min_length=1, description="host:port of a ccs API server")
+    token: str | None = None
+    tls: bool = False
+    ca_file: str | None = Field(default=None, description="PEM bundle to verify the server")
+    cluster: str | None = Field(default=None, description="default for the CLI's -c/--cluster")
+
+
+class ClientConfig(BaseModel):
+    """The whole config file."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    current_context: str | None = Field(default=None, alias="current-context")
+    contexts: dict[str, Context] = Field(default_factory=dict)
+
+    def context(self, name: str | None = None) -> tuple[str, Context]:
+        """Return ``(name, context)`` for ``name`` or the current context."""
+        chosen = name or self.current_context
+        if not chosen:
+            raise ConfigError("no context selected: pass a context name or set current-context")
+        try:
+            return chosen, self.contexts[chosen]
+        except KeyError:
+            known = ", ".join(sorted(self.contexts)) or "none"
+            raise ConfigError(f"context {chosen!r} not found (known: {known})") from None
+
+
+def default_config_path() -> Path:
+    """``$CCS_CONFIG`` if set, else ``~/.config/ccs/config.yaml``."""
+    env = os.environ.get("CCS_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".config" / "ccs" / "config.yaml"
+
+
+def _resolve(path: str | os.PathLike[str] | None) -> Path:
+    return Path(path).expanduser() if path is not None else default_config_path()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Read the config; a missing file is an empty config (nothing configured yet)."""
+    file = _resolve(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ClientConfig()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from exc
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if data is None:
+        return ClientConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level")
+    try:
+        return ClientConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{file}: {where}: {first['msg']}") from exc
+
+
+def save_config(cfg: ClientConfig, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``cfg`` atomically with mode 0600 (it holds tokens); returns the path written."""
+    file = _resolve(path)
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = cfg.model_dump(mode="json", by_alias=True)
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, file)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return file
+
+
+def upsert_context(
+    name: str,
+    ctx: Context,
+    path: str | os.PathLike[str] | None = None,
+    make_current: bool = True,
+) -> ClientConfig:
+    """Add or replace context ``name`` (keeping the others) and save; returns the new config."""
+    if not name:
+        raise ConfigError("context name must not be empty")
+    cfg = load_config(path)
+    cfg.contexts[name] = ctx
+    if make_current or cfg.current_context is None:
+        cfg.current_context = name
+    save_config(cfg, path)
+    return cfg

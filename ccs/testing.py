@@ -1,0 +1,84 @@
+"""An in-process fake of the ccs API, for tests of code built on the SDK (and of the CLI).
+
+This is the SDK's transport seam made concrete, like ``httpx.MockTransport``: a real
+``grpc.aio`` server on 127.0.0.1 with an in-memory servicer, so requests go through real
+gRPC (metadata, status codes, streaming), but no etcd and no agents are involved. It is
+deliberately *not* the server: it keeps just enough state to answer consistently (revisions,
+resource versions, paging with a small default page size, a watch history) and parses a
+template only as far as ``services.<name>.image`` and ``deploy.replicas``.
+
+Fault injection for watch tests: ``FakeApi.watch_faults`` is a list of response counts;
+each new Watch stream pops the first one and fails with ``watch_fault_code`` (UNAVAILABLE by
+default) after sending that many.
+
+Not thread-safe: mutate a running fake only from the server's event loop (or through RPCs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc.aio
+
+from ccs._fake_api import FakeApi
+from ccs.v1 import api_pb2_grpc
+
+__all__ = ["FakeApi", "ThreadedServer", "serve_in_thread", "start_server"]
+
+T = TypeVar("T")
+
+
+async def start_server(api: FakeApi, address: str = "127.0.0.1:0") -> tuple[grpc.aio.Server, str]:
+    """Start a grpc.aio server for ``api`` on the running loop; returns it and host:port."""
+    server = grpc.aio.server()
+    for add in (
+        api_pb2_grpc.add_ClusterServiceServicer_to_server,
+        api_pb2_grpc.add_NodeServiceServicer_to_server,
+        api_pb2_grpc.add_ApplicationServiceServicer_to_server,
+        api_pb2_grpc.add_ServiceServiceServicer_to_server,
+        api_pb2_grpc.add_ContainerServiceServicer_to_server,
+        api_pb2_grpc.add_EventServiceServicer_to_server,
+    ):
+        add(api, server)
+    port = server.add_insecure_port(address)
+    await server.start()
+    return server, f"{address.rsplit(':', 1)[0]}:{port}"
+
+
+@dataclass
+class ThreadedServer:
+    """A fake served from a background thread: its address, and a way to run code on the
+    server's loop (the fake is not thread-safe)."""
+
+    address: str
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the server's loop and return its result."""
+
+        async def run() -> T:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
+
+
+@contextmanager
+def serve_in_thread(api: FakeApi) -> Iterator[ThreadedServer]:
+    """Serve ``api`` from a background thread's loop (for synchronous callers such as a CLI
+    runner); stops the server on exit."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="ccs-fake-api", daemon=True)
+    thread.start()
+    server, address = asyncio.run_coroutine_threadsafe(start_server(api), loop).result()
+    try:
+        yield ThreadedServer(address, loop)
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

@@ -1,0 +1,31 @@
+"""``ccs``: the command-line client of the ccs control plane.
+
+Design choices:
+
+- A thin shell over the SDK's ``AsyncClient``: every command is "parse flags, make one or a few
+  SDK calls, render". Each command runs one coroutine with ``asyncio.run`` through
+  ``cli.session.Session.run``, which is also the one place SDK errors become exit codes.
+- typer (click) for parsing, help and shell completion (``--install-completion``); rich
+  tables only on a terminal, plain aligned text otherwise, so pipes and scripts get stable
+  output. ``-o json|yaml`` is the protobuf JSON mapping with proto field names.
+- Connection settings: ``--server``/``--token`` (or ``CCS_SERVER``/``CCS_TOKEN``) override the
+  context selected by ``--context`` (``CCS_CONTEXT``) from ``--config`` (``CCS_CONFIG``,
+  default ``~/.config/ccs/config.yaml``). ``-c/--cluster`` falls back to ``CCS_CLUSTER`` and
+  then to the context's ``cluster`` field.
+
+Exit codes (an error prints exactly one line, ``error: <message>``, on stderr):
+
+====  =====================================================================
+code  meaning
+====  =====================================================================
+0     success
+1     any other error (configuration, I/O, server INTERNAL, ...)
+2     usage error (bad flag or argument; reported by click)
+3     not found
+4     invalid argument (including an invalid template; the message names the field)
+5     conflict: already exists, stale resource_version (ABORTED), failed precondition
+6     unauthenticated or permission denied
+7     server unavailable (unreachable)
+130   interrupted (Ctrl-C)
+====  =====================================================================
+"""

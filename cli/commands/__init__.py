@@ -1,0 +1,1 @@
+"""One module per resource kind; each exposes a ``typer.Typer`` named ``app``."""

@@ -1,0 +1,67 @@
+"""``ccs cluster create|ls|get|rm|join-token``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ccs.v1 import resources_pb2
+from cli.output import Format, OutputOpt, age, emit, labels
+from cli.session import parse_pairs, session
+
+app = typer.Typer(help="Create, inspect and remove clusters.", no_args_is_help=True)
+
+HEADERS = ("NAME", "DESCRIPTION", "LABELS", "AGE")
+NameArg = Annotated[str, typer.Argument(help="Cluster name.")]
+
+
+def row(c: resources_pb2.Cluster) -> list[str]:
+    return [c.meta.name, c.description or "-", labels(c.meta.labels), age(c.meta.created_at)]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: NameArg,
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="k=v")] = None,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Create a cluster."""
+    lbls = parse_pairs(label or [], "--label")
+    c = session(ctx).run(lambda cl: cl.clusters.create(name, description=description, labels=lbls))
+    emit(c, output, HEADERS, row)
+
+
+@app.command("ls")
+def ls(ctx: typer.Context, output: OutputOpt = Format.table) -> None:
+    """List clusters."""
+    emit(session(ctx).run(lambda cl: cl.clusters.list()), output, HEADERS, row)
+
+
+@app.command("get")
+def get(ctx: typer.Context, name: NameArg, output: OutputOpt = Format.table) -> None:
+    """Show one cluster."""
+    emit(session(ctx).run(lambda cl: cl.clusters.get(name)), output, HEADERS, row)
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: NameArg,
+    force: Annotated[bool, typer.Option("--force", help="Also remove its nodes and apps.")] = False,
+) -> None:
+    """Remove a cluster (it must be empty unless --force)."""
+    session(ctx).run(lambda cl: cl.clusters.delete(name, force=force))
+    typer.echo(f"cluster {name} removed")
+
+
+@app.command("join-token")
+def join_token(
+    ctx: typer.Context,
+    name: NameArg,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Invalidate the old token.")] = False,
+) -> None:
+    """Print the token node agents present to join (only the token, for scripts)."""
+    typer.echo(session(ctx).run(lambda cl: cl.clusters.join_token(name, rotate=rotate)))

@@ -1,0 +1,75 @@
+"""``ccs service ls|get|scale``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ccs.v1 import resources_pb2
+from cli.output import Format, OutputOpt, emit
+from cli.session import ClusterOpt, session, split_service
+
+app = typer.Typer(help="Inspect and scale the services of applications.", no_args_is_help=True)
+
+HEADERS = ("APPLICATION", "SERVICE", "IMAGE", "REPLICAS", "HEALTHY", "PORTS")
+RefArg = Annotated[str, typer.Argument(metavar="APP/SERVICE", help="Application/service.")]
+
+
+def ports(spec: resources_pb2.ServiceSpec) -> str:
+    out = [
+        f"{p.published}:{p.target}/{p.protocol or 'tcp'}" if p.published
+        else f"{p.target}/{p.protocol or 'tcp'}"
+        for p in spec.ports
+    ]
+    return ",".join(out) or "-"
+
+
+def row(s: resources_pb2.Service) -> list[str]:
+    return [
+        s.application,
+        s.meta.name,
+        s.spec.image or "-",
+        f"{s.status.running}/{s.status.desired}",
+        str(s.status.healthy),
+        ports(s.spec),
+    ]
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    cluster: ClusterOpt = None,
+    application: Annotated[str, typer.Option("-a", "--app", help="Only this app.")] = "",
+    output: OutputOpt = Format.table,
+) -> None:
+    """List services (of one application with -a)."""
+    s = session(ctx)
+    c = s.cluster(cluster)
+    emit(s.run(lambda cl: cl.services.list(c, application)), output, HEADERS, row)
+
+
+@app.command("get")
+def get(
+    ctx: typer.Context, ref: RefArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
+) -> None:
+    """Show one service."""
+    app_name, name = split_service(ref)
+    s = session(ctx)
+    c = s.cluster(cluster)
+    emit(s.run(lambda cl: cl.services.get(c, app_name, name)), output, HEADERS, row)
+
+
+@app.command("scale")
+def scale(
+    ctx: typer.Context,
+    ref: RefArg,
+    replicas: Annotated[int, typer.Argument(min=0, help="Desired number of containers.")],
+    cluster: ClusterOpt = None,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Set the number of replicas of a service."""
+    app_name, name = split_service(ref)
+    s = session(ctx)
+    c = s.cluster(cluster)
+    emit(s.run(lambda cl: cl.services.scale(c, app_name, name, replicas)), output, HEADERS, row)

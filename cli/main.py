@@ -1,0 +1,63 @@
+"""The ``ccs`` command: the typer app, its global options and sub-commands.
+
+Errors become exit codes in ``cli.session`` (the table is in ``cli/__init__.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.commands import app as app_cmd
+from cli.commands import cluster, container, events, node, service
+from cli.session import Session
+
+app = typer.Typer(
+    name="ccs",
+    help="ccs: a self-hosted container service. Deploy Compose apps onto your own nodes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    context: Annotated[
+        str | None, typer.Option("--context", envvar="CCS_CONTEXT", help="Context from the config.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="CCS_CONFIG", help="Default: ~/.config/ccs/config.yaml."),
+    ] = None,
+    server: Annotated[
+        str | None, typer.Option("--server", envvar="CCS_SERVER", help="host:port of the API.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="CCS_TOKEN", help="Bearer token.")
+    ] = None,
+) -> None:
+    """Global options; they override the selected context."""
+    ctx.obj = Session(context=context, config=config, server=server, token=token)
+
+
+app.add_typer(cluster.app, name="cluster")
+app.add_typer(node.app, name="node")
+app.add_typer(app_cmd.app, name="app")
+app.add_typer(service.app, name="service")
+app.add_typer(container.app, name="container")
+app.command("ps", help="List containers (alias of 'container ls').")(container.ls)
+app.command("logs")(container.logs)
+app.command("events")(events.events)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="ccs")
+
+
+if __name__ == "__main__":
+    main()

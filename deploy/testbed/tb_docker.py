@@ -1,0 +1,168 @@
+"""Per-host dockerd and agent lifecycle.
+
+Design choices:
+- dockerd is started with ``nsenter --net=...`` (not ``ip netns exec``, which remounts /sys and
+  breaks dockerd's cgroup detection), in its own session so it outlives this script.
+- Everything of a host lives under its state directory (data root, exec root, socket, logs),
+  and it reads its own ``daemon.json``, so a shared /etc/docker/daemon.json cannot leak in.
+- ``--cgroup-parent /ccstb-hostN`` groups the host's containers, which lets a crash (``kill``)
+  find and SIGKILL them even though they live in namespaces of their own.
+- The agent hook is generic (any argv): the testbed knows nothing about ccs-agent's flags. Its
+  argv is remembered so that ``start`` after ``stop``/``kill`` brings it back like a boot does.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+
+import tb_procs
+from tb_common import REGISTRY_ADDR, HostLayout, TestbedError, clean_env, read_json, write_json
+
+DOCKERD_START_TIMEOUT = 90.0
+DOCKERD_STOP_GRACE = 60.0
+AGENT_STOP_GRACE = 15.0
+
+
+def ping(host: HostLayout, timeout: float = 2.0) -> bool:
+    """True if the host's dockerd answers ``GET /_ping`` with 200 on its unix socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(host.docker_sock))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = sock.recv(64)
+    except OSError:
+        return False
+    return reply.startswith(b"HTTP/1.") and b" 200 " in reply
+
+
+def dockerd_pid(host: HostLayout) -> int | None:
+    return tb_procs.owned_pid(host.dockerd_pidfile, host, str(host.dir))
+
+
+def start_dockerd(host: HostLayout) -> None:
+    """Start the host's dockerd unless it already runs; does not wait (see wait_dockerd)."""
+    if dockerd_pid(host) is not None:
+        return
+    for sub in ("data", "exec", "docker-config"):
+        (host.dir / sub).mkdir(parents=True, exist_ok=True)
+    # After a crash the pidfiles name dead (or zombie, or recycled) PIDs; dockerd refuses to start
+    # over a pidfile whose PID exists and would reuse a "running" containerd, so clear them.
+    host.dockerd_pidfile.unlink(missing_ok=True)
+    (host.dir / "exec" / "containerd" / "containerd.pid").unlink(missing_ok=True)
+    config = host.dir / "daemon.json"
+    if not config.exists():
+        config.write_text("{}\n")
+    argv = [
+        "nsenter", f"--net={host.netns_path}", "dockerd",
+        "--host", host.docker_host,
+        "--data-root", str(host.dir / "data"),
+        "--exec-root", str(host.dir / "exec"),
+        "--pidfile", str(host.dockerd_pidfile),
+        "--config-file", str(config),
+        "--bip", host.bip,
+        "--default-address-pool", host.address_pool,
+        "--insecure-registry", REGISTRY_ADDR,
+        "--cgroup-parent", host.cgroup_parent,
+        "--storage-driver", "overlay2",
+    ]
+    with open(host.dir / "dockerd.log", "ab") as out:
+        subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, env=clean_env(), close_fds=True,
+        )
+
+
+def wait_dockerd(host: HostLayout, timeout: float = DOCKERD_START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ping(host):
+            return
+        time.sleep(0.2)
+    tail = _tail(host.dir / "dockerd.log")
+    raise TestbedError(f"{host.name}: dockerd did not answer within {timeout:.0f}s; log tail:\n{tail}")
+
+
+def stop_host(host: HostLayout) -> None:
+    """Graceful power-off: agent first, then dockerd (which stops its containers), then stragglers."""
+    stop_agent(host, forget=False)
+    pid = dockerd_pid(host)
+    if pid is not None:
+        tb_procs.terminate({pid}, DOCKERD_STOP_GRACE)
+    # containerd and docker-proxy exit with dockerd; anything still in the namespace is a bug
+    # of the workload, and a real shutdown would kill it too.
+    tb_procs.terminate(tb_procs.host_pids(host), 10)
+
+
+def kill_host(host: HostLayout) -> None:
+    """Crash: SIGKILL the agent, dockerd, containerd, shims and containers at once."""
+    tb_procs.kill_host_processes(host)
+
+
+def login(host: HostLayout, user: str, password: str) -> None:
+    """``docker login`` through the host's own dockerd, storing the credentials per host."""
+    env = clean_env(host.env())
+    proc = subprocess.run(
+        ["docker", "login", REGISTRY_ADDR, "--username", user, "--password-stdin"],
+        input=password, capture_output=True, text=True, env=env, check=False,
+    )
+    if proc.returncode != 0:
+        raise TestbedError(f"{host.name}: docker login {REGISTRY_ADDR} failed: {proc.stderr.strip()}")
+
+
+def agent_pid(host: HostLayout) -> int | None:
+    return tb_procs.owned_pid(host.agent_pidfile, host, "")
+
+
+def start_agent(host: HostLayout, argv: Sequence[str]) -> int:
+    """Run ``argv`` inside the host's namespace in the background; return its PID."""
+    if not argv:
+        raise TestbedError("agent-start: CMD is missing (usage: agent-start HOST -- CMD ARGS...)")
+    if not host.netns_path.exists():
+        raise TestbedError(f"{host.name}: no such host (run 'up' first)")
+    running = agent_pid(host)
+    if running is not None:
+        raise TestbedError(f"{host.name}: an agent already runs (pid {running}); agent-stop first")
+    write_json(host.agent_spec, {"argv": list(argv)})
+    return _spawn_agent(host, list(argv))
+
+
+def restart_agent_if_wanted(host: HostLayout) -> int | None:
+    """After ``start``: bring back the agent the host had before it went down, if any."""
+    argv = read_json(host.agent_spec).get("argv")
+    if not argv or agent_pid(host) is not None:
+        return None
+    return _spawn_agent(host, [str(a) for a in argv])
+
+
+def _spawn_agent(host: HostLayout, argv: list[str]) -> int:
+    # nsenter without --fork execs the command after setns, so the PID is the agent's own.
+    with open(host.dir / "agent.log", "ab") as out:
+        proc = subprocess.Popen(
+            ["nsenter", f"--net={host.netns_path}", "--", *argv],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, env=clean_env(host.env()), cwd=host.dir, close_fds=True,
+        )
+    host.agent_pidfile.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_agent(host: HostLayout, *, forget: bool = True) -> None:
+    """SIGTERM the agent (SIGKILL after a grace period); ``forget`` drops it from future boots."""
+    pid = agent_pid(host)
+    if pid is not None:
+        tb_procs.terminate({pid}, AGENT_STOP_GRACE)
+    host.agent_pidfile.unlink(missing_ok=True)
+    if forget:
+        host.agent_spec.unlink(missing_ok=True)
+
+
+def _tail(path: object, lines: int = 15) -> str:
+    try:
+        with open(str(path), errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -1,0 +1,333 @@
+"""`Agent`: one node agent, as an object (many can run in one process for hollow nodes).
+
+Lifecycle of `run()`:
+1. Identity: an explicit credential, else the one saved in the state dir, else Register with
+   the join token (then saved). A saved credential refused with UNAUTHENTICATED is replaced
+   by registering again when a join token is at hand.
+2. Before any session: list the engine's managed containers so that running ones are known
+   (and adopted later, never restarted). Engine events and a slow periodic resync (30 s)
+   mark containers dirty for the executor for the agent's whole life.
+3. Session loop: open the stream; the COMPLETE set replaces the book and triggers a full
+   resync (which removes this cluster's orphans and reports every assignment once);
+   INCREMENTAL messages must chain on the held version or the stream is dropped. While a
+   session is up, heartbeats go out at the server's period, status batches flow, and the
+   logs relay serves requests. Any failure: keep containers running, back off with jitter
+   (0.5 s -> 10 s) and reconnect; queued statuses are sent after reconnecting.
+
+No globals and no signal handlers: `main.py` owns the process, `stop()` ends `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import platform
+import socket
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import structlog
+
+from ccs.v1 import agent_pb2, resources_pb2
+from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure
+
+from .assignments import COMPLETE, AssignmentBook, ChainBroken
+from .backoff import Backoff
+from .config import Identity, load_identity, save_identity
+from .executor import DEFAULT_CONCURRENCY, Executor
+from .logs_relay import LogsRelay
+from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
+from .session import AgentError, DispatcherClient, code_of, describe
+from .version import VERSION
+
+DEFAULT_HEARTBEAT = 5.0
+DEFAULT_RESYNC = 30.0
+
+
+class Agent:
+    def __init__(
+        self,
+        server_address: str,
+        *,
+        runtime: Runtime,
+        name: str,
+        credential: str | None = None,
+        cluster: str | None = None,
+        join_token: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        address: str = "127.0.0.1",
+        state_dir: Path | None = None,
+        channel: grpc.aio.Channel | None = None,
+        resync_period: float = DEFAULT_RESYNC,
+        status_linger: float = DEFAULT_LINGER,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        probe_period: float = 3.0,
+        reconnect: Backoff | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("name: the node name must not be empty")
+        if credential and not cluster:
+            raise ValueError("cluster: required together with credential (it scopes orphan removal)")
+        if not credential and not join_token and state_dir is None:
+            raise ValueError("credential: pass a credential, a join_token, or a state_dir holding one")
+        self.server_address = server_address
+        self.runtime = runtime
+        self.name = name
+        self.labels = dict(labels or {})
+        self.address = address
+        self.state_dir = state_dir
+        self._join_token = join_token
+        self._identity = Identity(cluster or "", name, credential, server_address) if credential else None
+        self._channel = channel
+        self._owns_channel = channel is None
+        self._resync_period = resync_period
+        self._linger = status_linger
+        self._concurrency = concurrency
+        self._probe_period = probe_period
+        self._reconnect = reconnect or Backoff(base=0.5, cap=10.0)
+        self.book = AssignmentBook()
+        self.batcher = StatusBatcher()
+        self.executor: Executor | None = None
+        self.heartbeat_period = DEFAULT_HEARTBEAT
+        self.connected = asyncio.Event()  # set while a session is up (for tests and health)
+        self._node_status = resources_pb2.NodeStatus()
+        self._main: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.log = structlog.get_logger("ccs.agent").bind(node=name)
+
+    @property
+    def cluster(self) -> str:
+        return self._identity.cluster if self._identity else ""
+
+    # ------------------------------------------------------------------ public
+
+    async def run(self) -> None:
+        """Run until `stop()` (returns) or a fatal error (raises AgentError). Containers stay."""
+        self._main = asyncio.create_task(self._run(), name=f"agent-{self.name}")
+        try:
+            await self._main
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+
+    # ------------------------------------------------------------------ main loop
+
+    async def _run(self) -> None:
+        channel = self._channel or grpc.aio.insecure_channel(self.server_address)
+        client = DispatcherClient(channel)
+        background: list[asyncio.Task[None]] = []
+        try:
+            self._node_status = await self._host_status()
+            await self._ensure_identity(client, fresh=False)
+            assert self._identity is not None
+            self.executor = Executor(
+                self.runtime, self.book, self.batcher.put, cluster=self._identity.cluster,
+                node=self.name, address=self.address, concurrency=self._concurrency,
+                probe_period=self._probe_period, log=self.log,
+            )
+            self.executor.observe_all(await self._list_managed())
+            background = [
+                asyncio.create_task(self._watch_events(), name=f"events-{self.name}"),
+                asyncio.create_task(self._periodic_resync(), name=f"resync-{self.name}"),
+            ]
+            while True:
+                try:
+                    await self._session(client)
+                    reason = "session stream ended"
+                except AgentError:
+                    raise
+                except ChainBroken as exc:
+                    reason = str(exc)
+                except Exception as exc:  # grpc errors, engine errors: reconnect
+                    if code_of(exc) is grpc.StatusCode.UNAUTHENTICATED:
+                        await self._ensure_identity(client, fresh=True)
+                        continue
+                    reason = describe(exc)
+                self.connected.clear()
+                delay = self._reconnect.next()
+                self.log.warning("disconnected", reason=reason, retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+        finally:
+            self.connected.clear()
+            for t in background:
+                t.cancel()
+            for t in background:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            if self.executor is not None:
+                await self.executor.close()
+            if self._owns_channel:
+                await channel.close()
+
+    async def _ensure_identity(self, client: DispatcherClient, *, fresh: bool) -> None:
+        """Load or obtain the node credential; `fresh` means the current one was refused."""
+        if fresh:
+            if not self._join_token:
+                raise AgentError(
+                    "the node credential was refused (UNAUTHENTICATED) and no join token was given"
+                )
+            self.log.warning("credential refused; registering again with the join token")
+            self._identity = None
+        if self._identity is None and self.state_dir is not None and not fresh:
+            self._identity = load_identity(self.state_dir)
+        if self._identity is None:
+            if not self._join_token:
+                raise AgentError(f"no saved credential in {self.state_dir} and no join token given")
+            self._identity = await self._register(client, self._join_token)
+        client.credential = self._identity.credential
+
+    async def _register(self, client: DispatcherClient, join_token: str) -> Identity:
+        while True:
+            try:
+                response = await client.register(join_token, self.name, self.labels, self._node_status)
+                break
+            except AgentError:
+                raise
+            except Exception as exc:
+                delay = self._reconnect.next()
+                self.log.warning("register failed", error=describe(exc), retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+        identity = Identity(
+            response.cluster, response.node.meta.name or self.name, response.credential, self.server_address
+        )
+        if self.state_dir is not None:
+            save_identity(self.state_dir, identity)
+        self.log.info("registered", cluster=identity.cluster, node_id=response.node.meta.id)
+        return identity
+
+    async def _session(self, client: DispatcherClient) -> None:
+        assert self.executor is not None
+        try:
+            await self._session_body(client)
+        except BaseExceptionGroup as group:  # TaskGroup wraps errors; the first one is the cause
+            raise group.exceptions[0] from None
+
+    async def _session_body(self, client: DispatcherClient) -> None:
+        assert self.executor is not None
+        stream = client.session(VERSION)
+        try:
+            await self._consume(stream, client)
+        finally:
+            cancel = getattr(stream, "cancel", None)  # a grpc call: do not leave it open
+            if cancel is not None:
+                cancel()
+
+    async def _consume(
+        self, stream: AsyncIterator[agent_pb2.SessionMessage], client: DispatcherClient
+    ) -> None:
+        assert self.executor is not None
+        async with asyncio.TaskGroup() as tg:
+            started = False
+            async for msg in stream:
+                if msg.heartbeat_period_ms > 0:
+                    self.heartbeat_period = msg.heartbeat_period_ms / 1000.0
+                changed = self.book.apply(msg)  # ChainBroken: drop the stream, reconnect
+                if msg.type == COMPLETE:
+                    self.log.info("complete set", version=msg.version, containers=len(self.book.desired))
+                    self.batcher.forget_sent()  # report every assignment once after (re)connect
+                    await self.resync()
+                else:
+                    for cid in changed:
+                        self.executor.enqueue(cid)
+                if not started:
+                    started = True
+                    self._reconnect.reset()
+                    self.connected.set()
+                    tg.create_task(self._heartbeats(client))
+                    tg.create_task(send_loop(self.batcher, client.update_status, linger=self._linger))
+                    tg.create_task(self._logs(client))
+            raise ConnectionError("session stream closed by the server")
+
+    # ------------------------------------------------------------------ session tasks
+
+    async def _heartbeats(self, client: DispatcherClient) -> None:
+        while True:
+            deadline = max(self.heartbeat_period, 5.0)
+            period = await client.heartbeat(self._node_status, deadline_seconds=deadline)
+            if period > 0:
+                self.heartbeat_period = period / 1000.0
+            await asyncio.sleep(self.heartbeat_period)
+
+    async def _logs(self, client: DispatcherClient) -> None:
+        """Keep the logs relay open; its failures never take the session down."""
+        assert self.executor is not None
+        executor = self.executor
+        backoff = Backoff(base=1.0, cap=30.0)
+        while True:
+            relay = LogsRelay(self.runtime, executor.docker_ids.get)
+            try:
+                await relay.run(client.logs_opener())
+            except Exception as exc:
+                self.log.info("logs relay closed", reason=describe(exc))
+            await asyncio.sleep(backoff.next())
+
+    # ------------------------------------------------------------------ engine side
+
+    async def resync(self) -> None:
+        """List the engine, re-plan every assigned container, and orphans once synced."""
+        assert self.executor is not None
+        present = self.executor.observe_all(await self._list_managed())
+        assigned = self.book.ids()
+        for cid in assigned:
+            self.executor.enqueue(cid)
+        if self.book.synced:
+            for cid in present - assigned:
+                self.executor.enqueue(cid)
+
+    async def _list_managed(self) -> list[Observed]:
+        return await self.runtime.list_managed()
+
+    async def _periodic_resync(self) -> None:
+        while True:
+            await asyncio.sleep(self._resync_period)
+            try:
+                await self.resync()
+            except RuntimeFailure as exc:
+                self.log.warning("resync failed", error=exc.reason)
+
+    async def _watch_events(self) -> None:
+        """Mark containers dirty on engine events; after a broken event stream, resync."""
+        assert self.executor is not None
+        backoff = Backoff(base=0.5, cap=10.0)
+        while True:
+            try:
+                async for event in self.runtime.events():
+                    backoff.reset()
+                    if event.labels.get("ccs.cluster") != self.cluster or not event.container_id:
+                        continue
+                    if event.container_id in self.book.ids():
+                        self.executor.enqueue(event.container_id)
+            except RuntimeFailure as exc:
+                self.log.warning("engine event stream broken", error=exc.reason)
+            await asyncio.sleep(backoff.next())
+            with contextlib.suppress(RuntimeFailure):
+                await self.resync()  # events may have been missed
+
+    async def _host_status(self) -> resources_pb2.NodeStatus:
+        while True:
+            try:
+                info = await self.runtime.info()
+                break
+            except RuntimeFailure as exc:
+                delay = self._reconnect.next()
+                self.log.warning("engine unavailable", error=exc.reason, retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+        self._reconnect.reset()
+        return resources_pb2.NodeStatus(
+            address=self.address,
+            hostname=info.hostname or socket.gethostname(),
+            capacity=resources_pb2.NodeResources(cpus=info.cpus, memory_bytes=info.memory_bytes),
+            docker_version=info.docker_version,
+            agent_version=VERSION,
+            os=info.os or platform.system().lower(),
+            arch=info.arch or platform.machine(),
+        )

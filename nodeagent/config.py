@@ -1,0 +1,130 @@
+"""Agent settings, the persisted node identity, and host address detection.
+
+The identity (cluster, node name, credential) is the only state the agent keeps on disk:
+everything about containers is recovered from the engine's labels. It is written atomically
+with mode 0600 (it is a bearer credential), so a restarted agent needs no join token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import struct
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+IDENTITY_FILE = "identity.json"
+DEFAULT_STATE_ROOT = Path("/var/lib/ccs-agent")
+
+
+class ConfigError(ValueError):
+    """A setting or the state file is unusable; the message names the field and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    cluster: str
+    node: str
+    credential: str
+    server: str = ""
+
+
+def load_identity(state_dir: Path) -> Identity | None:
+    """The saved identity, or None when the agent never registered with this state dir."""
+    path = state_dir / IDENTITY_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable identity file: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    for key in ("cluster", "node", "credential"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigError(f"{path}: {key}: missing or not a non-empty string")
+    return Identity(data["cluster"], data["node"], data["credential"], str(data.get("server", "")))
+
+
+def save_identity(state_dir: Path, identity: Identity) -> Path:
+    """Write the identity atomically with mode 0600."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir / IDENTITY_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".identity.", dir=state_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)
+            json.dump(asdict(identity), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def parse_labels(items: Iterable[str]) -> dict[str, str]:
+    """`k=v` strings -> dict; a bad one raises ConfigError naming it."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--label: expected KEY=VALUE, got {item!r}")
+        labels[key.strip()] = value
+    return labels
+
+
+def default_state_dir(name: str) -> Path:
+    return DEFAULT_STATE_ROOT / name
+
+
+def _route_source(host: str) -> str | None:
+    """The local IPv4 the kernel would use to reach `host` (a UDP connect sends nothing)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            addr = str(s.getsockname()[0])
+    except OSError:
+        return None
+    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
+
+
+def _interface_addresses() -> list[str]:
+    """IPv4 addresses of the interfaces, in interface index order (Linux SIOCGIFADDR)."""
+    out: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            try:
+                raw = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue
+            out.append(socket.inet_ntoa(raw[20:24]))
+    return out
+
+
+def detect_address(server: str = "") -> str:
+    """The node address others reach this host at, detected inside the current netns.
+
+    Preference: the source address of the route to the server, then of the default route,
+    then the first non-loopback IPv4 of any interface, then 127.0.0.1.
+    """
+    host = server.rsplit(":", 1)[0].strip("[]") if server else ""
+    candidates = [host] if host else []
+    candidates.append("192.0.2.1")  # TEST-NET-1: routed only by a default route
+    for target in candidates:
+        with contextlib.suppress(OSError, UnicodeError):
+            resolved = socket.gethostbyname(target)
+            addr = _route_source(resolved)
+            if addr:
+                return addr
+    for addr in _interface_addresses():
+        if not addr.startswith("127."):
+            return addr
+    return "127.0.0.1"

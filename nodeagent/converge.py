@@ -1,0 +1,166 @@
+"""Pure convergence planning: (desired container, observed container) -> local actions.
+
+The executor calls `plan_one` for one ccs container id each time that id is dirty (a new
+assignment, a Docker event, a resync); `orphans` finds the local containers of this cluster
+that a COMPLETE set no longer names. Nothing here does I/O, so every rule is a row in a
+table test:
+
+- RUNNING: create (prepare, create, start) when absent; start a created-but-never-started
+  container (an agent crash between create and start); otherwise adopt or just report.
+  An exited container is NOT restarted: the control plane owns restarts and creates a new
+  container, so the agent reports EXITED with the exit code.
+- STOPPED: stop with the grace period and keep the container; report STOPPED.
+- REMOVED / action REMOVE: stop with grace, remove (anonymous volumes unless the container's
+  meta.labels say `ccs.keep-volumes=true`), report REMOVED.
+- A permanent failure (bad image, invalid spec) is final for that container id: the plan
+  only re-reports it, it never retries the same spec.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+
+from ccs.v1 import resources_pb2
+from nodeagent.runtime.types import Observed, State
+
+KEEP_VOLUMES = "ccs.keep-volumes"
+DEFAULT_GRACE_SECONDS = 10.0
+
+#: Observed states in which the container's process is (still) running.
+LIVE_STATES = frozenset(
+    {
+        State.CONTAINER_STATE_RUNNING,
+        State.CONTAINER_STATE_HEALTHY,
+        State.CONTAINER_STATE_UNHEALTHY,
+        State.CONTAINER_STATE_STARTING,
+    }
+)
+
+
+class Kind(enum.Enum):
+    CREATE = "create"  # prepare (pull when needed), create, start
+    START = "start"  # created but never started
+    ADOPT = "adopt"  # found running after an agent restart: take it as it is
+    STOP = "stop"  # stop with grace, keep it
+    REMOVE = "remove"  # stop with grace, remove, report REMOVED
+    REMOVE_ORPHAN = "remove-orphan"  # stop and remove a container nobody assigns; no report
+    REPORT = "report"  # report the given state (observed, or a state the agent knows better)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAction:
+    """One step for the executor. `container` is None only for REMOVE_ORPHAN."""
+
+    kind: Kind
+    container_id: str
+    container: resources_pb2.Container | None = None
+    observed: Observed | None = None
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    volumes: bool = True
+    state: int = State.CONTAINER_STATE_UNSPECIFIED  # REPORT: the state to report
+    message: str | None = None  # REPORT: why, when the agent knows better than the engine
+
+
+def grace_seconds(c: resources_pb2.Container) -> float:
+    ms = c.spec.stop_grace_period_ms
+    return ms / 1000.0 if ms > 0 else DEFAULT_GRACE_SECONDS
+
+
+def remove_volumes(labels: Mapping[str, str]) -> bool:
+    """Anonymous volumes go with the container unless `ccs.keep-volumes=true`."""
+    return labels.get(KEEP_VOLUMES, "").lower() != "true"
+
+
+def never_started(o: Observed) -> bool:
+    return o.state == State.CONTAINER_STATE_STARTING and o.started_at is None
+
+
+def plan_one(
+    cid: str,
+    container: resources_pb2.Container | None,
+    removing: bool,
+    observed: Observed | None,
+    *,
+    tracked: bool,
+    failed: bool,
+) -> list[LocalAction]:
+    """The actions for one ccs container id.
+
+    `tracked`: the agent created or adopted this container before (else an observed one is
+    adopted; a tracked one that vanished is reported FAILED rather than recreated).
+    `failed`: a permanent failure was already reported for this id.
+    """
+    if container is None:
+        if observed is None:
+            return []
+        return [
+            LocalAction(Kind.REMOVE_ORPHAN, cid, observed=observed, volumes=remove_volumes(observed.labels))
+        ]
+    grace = grace_seconds(container)
+    if removing or container.desired_state == resources_pb2.DESIRED_STATE_REMOVED:
+        return [
+            LocalAction(
+                Kind.REMOVE, cid, container, observed, grace, remove_volumes(container.meta.labels)
+            )
+        ]
+    if container.desired_state == resources_pb2.DESIRED_STATE_STOPPED:
+        if observed is not None and observed.state in LIVE_STATES and not never_started(observed):
+            return [LocalAction(Kind.STOP, cid, container, observed, grace)]
+        return [LocalAction(Kind.REPORT, cid, container, observed, state=State.CONTAINER_STATE_STOPPED)]
+    # RUNNING (UNSPECIFIED is treated as RUNNING: an assignment means "run this").
+    if failed:
+        return [LocalAction(Kind.REPORT, cid, container, observed, state=State.CONTAINER_STATE_FAILED)]
+    if observed is None:
+        if tracked:  # it ran here and vanished: recreating it would be a restart, which is not ours
+            return [
+                LocalAction(
+                    Kind.REPORT, cid, container, state=State.CONTAINER_STATE_FAILED,
+                    message="container removed outside of ccs",
+                )
+            ]
+        return [LocalAction(Kind.CREATE, cid, container)]
+    if never_started(observed):
+        return [LocalAction(Kind.START, cid, container, observed)]
+    kind = Kind.REPORT if tracked else Kind.ADOPT
+    return [LocalAction(kind, cid, container, observed, state=observed.state)]
+
+
+def orphans(observed: Iterable[Observed], *, cluster: str, assigned: AbstractSet[str]) -> list[Observed]:
+    """Local ccs containers of `cluster` that no assignment names (other clusters are left alone)."""
+    return [
+        o
+        for o in observed
+        if o.labels.get("ccs.managed") == "true"
+        and o.labels.get("ccs.cluster") == cluster
+        and o.container_id not in assigned
+    ]
+
+
+def plan(
+    book_desired: Mapping[str, resources_pb2.Container],
+    book_removing: Mapping[str, resources_pb2.Container],
+    observed: Iterable[Observed],
+    *,
+    cluster: str,
+    tracked: AbstractSet[str] = frozenset(),
+    failed: AbstractSet[str] = frozenset(),
+) -> list[LocalAction]:
+    """Plan every container at once (after a COMPLETE set): `plan_one` per id, plus orphans."""
+    by_id: dict[str, Observed] = {}
+    for o in observed:
+        if o.labels.get("ccs.cluster") == cluster and o.container_id:
+            by_id[o.container_id] = o
+    actions: list[LocalAction] = []
+    for cid in sorted(set(book_desired) | set(book_removing)):
+        removing = cid in book_removing and cid not in book_desired
+        container = book_desired.get(cid) or book_removing.get(cid)
+        actions += plan_one(
+            cid, container, removing, by_id.get(cid), tracked=cid in tracked, failed=cid in failed
+        )
+    assigned = set(book_desired) | set(book_removing)
+    for o in orphans(by_id.values(), cluster=cluster, assigned=assigned):
+        actions += plan_one(o.container_id, None, False, o, tracked=True, failed=False)
+    return actions

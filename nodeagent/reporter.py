@@ -1,0 +1,112 @@
+"""Status reporting: coalesce container status changes, send them in batches.
+
+Why a coalescing buffer rather than a queue: only the latest state of a container matters to
+the control plane, so a burst (PULLING, STARTING, RUNNING within a few ms) or an outage of
+minutes costs one update per container, not one per change. Updates wait ~150 ms (or until
+100 are pending) so that a release touching many containers becomes a few RPCs.
+
+`StatusBatcher` is synchronous and clock-free (unit-tested without sleeping); `send_loop`
+adds the timing and the RPC. A batch that fails to send goes back to the buffer unless a newer
+status for the same container arrived meanwhile; the loop then raises so the session
+reconnects. Statuses equal to the last one sent are dropped, except right after a
+(re)connect, when `forget_sent()` makes every container report once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from ccs.v1 import agent_pb2, resources_pb2
+
+from .status import same_report
+
+Key = tuple[str, str, str]  # application, service, container name
+
+DEFAULT_LINGER = 0.15
+DEFAULT_MAX_BATCH = 100
+
+
+def key_of(u: agent_pb2.ContainerStatusUpdate) -> Key:
+    return (u.application, u.service, u.container)
+
+
+class StatusBatcher:
+    """Latest-wins buffer of pending updates plus the last status sent per container."""
+
+    def __init__(self, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch: must be >= 1, got {max_batch}")
+        self.max_batch = max_batch
+        self._pending: dict[Key, agent_pb2.ContainerStatusUpdate] = {}
+        self._sent: dict[Key, resources_pb2.ContainerStatus] = {}
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def put(self, u: agent_pb2.ContainerStatusUpdate) -> bool:
+        """Queue `u` (replacing a pending one of the same container); False if it adds nothing."""
+        k = key_of(u)
+        last = self._sent.get(k)
+        if k not in self._pending and last is not None and same_report(last, u.status):
+            return False
+        self._pending.pop(k, None)  # re-insert at the end: oldest-first batches stay fair
+        self._pending[k] = u
+        self._ready.set()
+        return True
+
+    def take(self) -> list[agent_pb2.ContainerStatusUpdate]:
+        """Remove and return up to max_batch pending updates, oldest first."""
+        keys = list(self._pending)[: self.max_batch]
+        batch = [self._pending.pop(k) for k in keys]
+        if not self._pending:
+            self._ready.clear()
+        return batch
+
+    def mark_sent(self, batch: list[agent_pb2.ContainerStatusUpdate]) -> None:
+        for u in batch:
+            if u.status.state == resources_pb2.CONTAINER_STATE_REMOVED:
+                self._sent.pop(key_of(u), None)  # gone for good: do not remember it forever
+            else:
+                self._sent[key_of(u)] = u.status
+
+    def requeue(self, batch: list[agent_pb2.ContainerStatusUpdate]) -> None:
+        """Put a failed batch back, except where a newer status is already pending."""
+        for u in batch:
+            k = key_of(u)
+            if k not in self._pending:
+                self._pending[k] = u
+        if self._pending:
+            self._ready.set()
+
+    def forget_sent(self) -> None:
+        """After a (re)connect: the next status of every container is sent even if unchanged."""
+        self._sent.clear()
+
+    def forget(self, k: Key) -> None:
+        """A removed container's final status was sent: stop remembering it."""
+        self._sent.pop(k, None)
+
+    async def wait(self) -> None:
+        await self._ready.wait()
+
+
+Sender = Callable[[agent_pb2.UpdateStatusRequest], Awaitable[object]]
+
+
+async def send_loop(batcher: StatusBatcher, send: Sender, *, linger: float = DEFAULT_LINGER) -> None:
+    """Send batches until cancelled; raises the send error (after requeueing) so the caller reconnects."""
+    while True:
+        await batcher.wait()
+        if len(batcher) < batcher.max_batch:
+            await asyncio.sleep(linger)  # let a burst coalesce
+        batch = batcher.take()
+        if not batch:
+            continue
+        try:
+            await send(agent_pb2.UpdateStatusRequest(updates=batch))
+        except BaseException:
+            batcher.requeue(batch)
+            raise
+        batcher.mark_sent(batch)

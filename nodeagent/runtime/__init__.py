@@ -1,0 +1,57 @@
+"""The node agent's container runtime layer: a narrow, faked-or-real seam to the engine.
+
+Design:
+- `types.Runtime` is the only thing the agent's reconcile code sees (prepare, create, start,
+  stop, remove, inspect, list_managed, events, logs, exec, remove_app_resources, info). It is
+  small so that `FakeRuntime` can back hollow nodes in scale tests while `DockerRuntime` is
+  tested against a real daemon, and the same agent code runs on both.
+- Pure and I/O code are apart: `translate` (spec -> Engine API body), `observe` (inspect/event
+  -> ccs state) and `naming` (names, labels) do no I/O and are tested with tables;
+  `docker_engine` and `streams` do the I/O.
+- The engine is cattle, labels are memory: every object carries ccs.* labels, so a restarted
+  agent adopts what runs (`list_managed`) instead of keeping a local database.
+- The control plane owns restarts: containers are created with Docker restart policy "no".
+- Errors carry their retry policy (`RuntimeFailure.permanent`) and a user-facing `reason`.
+"""
+
+from .docker_engine import DockerRuntime
+from .fake import FakeRuntime
+from .types import (
+    ContainerNotFound,
+    EngineUnavailable,
+    EventKind,
+    ExecResult,
+    HostInfo,
+    ImageNotFound,
+    InvalidSpec,
+    NotFound,
+    Observed,
+    PortBinding,
+    ResourceBusy,
+    Runtime,
+    RuntimeEvent,
+    RuntimeFailure,
+    StartFailed,
+    State,
+)
+
+__all__ = [
+    "ContainerNotFound",
+    "DockerRuntime",
+    "EngineUnavailable",
+    "EventKind",
+    "ExecResult",
+    "FakeRuntime",
+    "HostInfo",
+    "ImageNotFound",
+    "InvalidSpec",
+    "NotFound",
+    "Observed",
+    "PortBinding",
+    "ResourceBusy",
+    "Runtime",
+    "RuntimeEvent",
+    "RuntimeFailure",
+    "StartFailed",
+    "State",
+]

@@ -1,0 +1,388 @@
+"""DockerRuntime: the Runtime protocol against a real Docker Engine, through the docker SDK.
+
+Why the sync `docker` SDK in threads rather than an asyncio Docker client: it is the engine's
+official client, already a dependency, speaks every API version the engine negotiates, and
+reads the user's registry credentials from ~/.docker/config.json. Its calls are short request/
+response exchanges, so a small private thread pool (not the loop's default executor, which
+other agent code shares) carries them; the two long-lived streams (events, followed logs) get
+a dedicated thread each (see streams.py).
+
+Every docker error is mapped to the runtime error tree (types.py) here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import platform
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+from docker.utils import parse_repository_tag
+
+from ccs.v1 import resources_pb2
+
+from . import naming
+from .observe import event_from_docker, observed_from_inspect
+from .streams import ThreadStream
+from .translate import create_request
+from .types import (
+    ContainerNotFound,
+    EngineUnavailable,
+    ExecResult,
+    HostInfo,
+    ImageNotFound,
+    InvalidSpec,
+    NotFound,
+    Observed,
+    PullCallback,
+    ResourceBusy,
+    RuntimeEvent,
+    RuntimeFailure,
+    StartFailed,
+)
+
+T = TypeVar("T")
+
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
+
+
+def engine_error(exc: BaseException, doing: str) -> BaseException:
+    """Map a docker SDK / transport exception to the runtime error tree."""
+    if isinstance(exc, RuntimeFailure):
+        return exc
+    if isinstance(exc, docker.errors.APIError):
+        explanation = str(exc.explanation or exc)
+        if exc.status_code == 404:
+            missing = ContainerNotFound if "container" in explanation.lower() else NotFound
+            return missing(f"{doing}: {explanation}")
+        if exc.status_code is not None and exc.status_code >= 500:
+            return EngineUnavailable(f"{doing}: {explanation}")
+        return RuntimeFailure(f"{doing}: {explanation}")
+    if isinstance(exc, OSError | docker.errors.DockerException):  # requests errors are OSErrors
+        return EngineUnavailable(f"{doing}: engine unreachable: {exc}")
+    return exc
+
+
+def _status(exc: docker.errors.APIError) -> int:
+    return int(exc.status_code or 0)
+
+
+def _close_stream(stream: Any) -> None:
+    """Close a docker SDK CancellableStream for good.
+
+    `CancellableStream.close()` shuts the socket down, which unblocks a reader, but leaves the
+    HTTP response (and the socket's file object) open until garbage collection, which then
+    warns about an unclosed socket; closing the response too releases it at once.
+    """
+    try:
+        stream.close()
+    finally:
+        response = getattr(stream, "_response", None)
+        if response is not None:
+            response.close()
+
+
+class DockerRuntime:
+    """The node agent's Runtime backed by the local Docker Engine.
+
+    `bind_address` is where published ports listen unless a port names its own host_ip.
+    `cluster`, when given, scopes `list_managed` and `events` to that cluster's containers, so
+    two agents (or test sessions) sharing one engine never adopt each other's containers.
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        bind_address: str = "0.0.0.0",
+        cluster: str | None = None,
+        max_workers: int = 8,
+    ) -> None:
+        self._client = client if client is not None else docker.from_env()
+        self._api = self._client.api
+        self._bind_address = bind_address
+        self._selector = [f"{naming.MANAGED}=true"]
+        if cluster is not None:
+            self._selector.append(f"{naming.CLUSTER}={cluster}")
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="ccs-docker")
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def _call(self, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except Exception as exc:
+            raise engine_error(exc, doing) from exc
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    # ------------------------------------------------------------------ prepare / create
+
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
+        """Image (pulled when missing or when spec.always_pull), app network, named volumes."""
+        request = create_request(c, bind_address=self._bind_address)  # validates the spec first
+        await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
+        await self._ensure_network(request.network, naming.app_labels(c.cluster, c.application))
+        for volume in request.volumes:
+            await self._call(
+                f"create volume {volume.name}",
+                self._api.create_volume,
+                volume.name,
+                labels=volume.labels,
+            )
+
+    async def _image_exists(self, image: str) -> bool:
+        try:
+            await self._call(f"inspect image {image}", self._api.inspect_image, image)
+        except NotFound:
+            return False
+        return True
+
+    async def _ensure_image(self, image: str, *, always: bool, on_pull: PullCallback | None) -> None:
+        async with self._lock(f"image:{image}"):
+            present = await self._image_exists(image)
+            if present and not always:
+                return
+            if on_pull is not None:
+                on_pull(image)
+            detail = await self._call(f"pull {image}", self._pull, image)
+            if present or await self._image_exists(image):
+                # Like Swarm: a failed pull of an image that is present locally is not fatal,
+                # so a registry outage does not stop restarts of what already runs here.
+                return
+            raise ImageNotFound(image, detail)
+
+    def _pull(self, image: str) -> str:
+        """Pull in the calling thread; return the engine's error text ("" on success)."""
+        repository, tag = parse_repository_tag(image)
+        try:
+            for message in self._api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                if "error" in message:
+                    return str(message["error"])
+        except docker.errors.APIError as exc:
+            return f"pull failed: {exc.explanation or exc}"
+        return ""
+
+    async def _ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        async with self._lock(f"network:{name}"):
+            found = await self._call("list networks", self._api.networks, names=[name])
+            if any(n.get("Name") == name for n in found):  # the name filter matches substrings
+                return
+            try:
+                await self._call(
+                    f"create network {name}",
+                    self._api.create_network,
+                    name,
+                    driver="bridge",
+                    labels=labels,
+                    check_duplicate=True,
+                )
+            except RuntimeFailure as exc:
+                if "already exists" not in exc.reason:  # another agent process won the race
+                    raise
+
+    async def create(self, c: resources_pb2.Container) -> str:
+        """Create the container; idempotent per ccs container id (returns the existing one)."""
+        request = create_request(c, bind_address=self._bind_address)
+        try:
+            result = await self._call(
+                f"create {request.name}",
+                self._api.create_container_from_config,
+                request.body,
+                name=request.name,
+            )
+        except NotFound as exc:
+            if "image" in exc.reason.lower():
+                raise ImageNotFound(c.spec.image) from exc
+            raise
+        except RuntimeFailure as exc:
+            cause = exc.__cause__
+            if isinstance(cause, docker.errors.APIError) and _status(cause) == 409:
+                existing = await self.inspect(request.name)
+                if existing is not None and existing.container_id == c.meta.id:
+                    return existing.docker_id
+            if isinstance(cause, docker.errors.APIError) and _status(cause) == 400:
+                raise InvalidSpec("spec", str(cause.explanation or cause)) from exc
+            raise
+        return str(result["Id"])
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, docker_id: str) -> None:
+        try:
+            await self._call(f"start {docker_id[:12]}", self._api.start, docker_id)
+        except NotFound:
+            raise
+        except RuntimeFailure as exc:
+            cause = exc.__cause__
+            if isinstance(cause, docker.errors.APIError):  # the engine said no: not transient
+                raise StartFailed(f"start failed: {cause.explanation or cause}") from exc
+            raise
+
+    async def stop(self, docker_id: str, grace_seconds: float) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(
+                f"stop {docker_id[:12]}",
+                self._api.stop,
+                docker_id,
+                timeout=max(0, math.ceil(grace_seconds)),
+            )
+
+    async def remove(self, docker_id: str, *, volumes: bool) -> None:
+        try:
+            await self._call(
+                f"remove {docker_id[:12]}",
+                self._api.remove_container,
+                docker_id,
+                v=volumes,
+                force=True,
+            )
+        except NotFound:
+            return
+        except RuntimeFailure as exc:
+            if "already in progress" not in exc.reason:
+                raise
+
+    async def inspect(self, docker_id: str) -> Observed | None:
+        try:
+            attrs = await self._call(f"inspect {docker_id[:12]}", self._api.inspect_container, docker_id)
+        except NotFound:
+            return None
+        return observed_from_inspect(attrs)
+
+    async def list_managed(self) -> list[Observed]:
+        summaries = await self._call(
+            "list containers", self._api.containers, all=True, filters={"label": self._selector}
+        )
+        found = await asyncio.gather(*(self.inspect(s["Id"]) for s in summaries))
+        return [o for o in found if o is not None]  # removed between list and inspect
+
+    # ------------------------------------------------------------------ streams
+
+    def events(self, *, since: float | None = None) -> ThreadStream[RuntimeEvent]:
+        """Events from `since` (default: the moment of this call), so none falls in the gap
+        between subscribing and the thread's connection. Take `since` before `list_managed`
+        to adopt without missing a change. Ends with EngineUnavailable if the engine goes.
+        """
+        start = f"{time.time() if since is None else since:.9f}"
+
+        def opener() -> tuple[Iterator[Any], Callable[[], None]]:
+            stream = self._api.events(
+                since=start,
+                filters={"type": "container", "label": self._selector},
+                decode=True,
+            )
+            return stream, functools.partial(_close_stream, stream)
+
+        return ThreadStream(
+            opener,
+            event_from_docker,
+            name="ccs-docker-events",
+            map_error=lambda e: engine_error(e, "events"),
+            on_end=lambda: EngineUnavailable("events: the engine closed the event stream"),
+        )
+
+    def logs(
+        self, docker_id: str, *, follow: bool, tail: int | None, since: float | None
+    ) -> ThreadStream[bytes]:
+        """stdout+stderr chunks. Close it (`contextlib.aclosing`) when done with a follow."""
+
+        def opener() -> tuple[Iterator[Any], Callable[[], None]]:
+            stream = self._api.logs(
+                docker_id,
+                stream=True,
+                follow=follow,
+                tail="all" if tail is None else tail,
+                since=since,
+            )
+            return stream, functools.partial(_close_stream, stream)
+
+        return ThreadStream(
+            opener,
+            lambda chunk: bytes(chunk) or None,
+            name=f"ccs-docker-logs-{docker_id[:12]}",
+            map_error=lambda e: engine_error(e, f"logs {docker_id[:12]}"),
+        )
+
+    async def exec(self, docker_id: str, cmd: Sequence[str], *, timeout_seconds: float) -> ExecResult:
+        """Run `cmd` in the container; TimeoutError after `timeout_seconds`.
+
+        The engine cannot kill an exec, so a command that overruns keeps running in the
+        container (as with Kubernetes exec probes); only the wait is abandoned.
+        """
+        exec_id = (
+            await self._call(f"exec in {docker_id[:12]}", self._api.exec_create, docker_id, list(cmd))
+        )["Id"]
+
+        def opener() -> tuple[Iterator[Any], Callable[[], None]]:
+            stream = self._api.exec_start(exec_id, stream=True)
+            return stream, functools.partial(_close_stream, stream)
+
+        output = bytearray()
+        stream: ThreadStream[bytes] = ThreadStream(
+            opener,
+            lambda chunk: bytes(chunk) or None,
+            name=f"ccs-docker-exec-{docker_id[:12]}",
+            map_error=lambda e: engine_error(e, f"exec in {docker_id[:12]}"),
+        )
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                async for chunk in stream:
+                    output += chunk
+        finally:
+            await stream.aclose()
+        details = await self._call("inspect exec", self._api.exec_inspect, exec_id)
+        return ExecResult(int(details.get("ExitCode") or 0), bytes(output))
+
+    # ------------------------------------------------------------------ app / host
+
+    async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
+        """Remove the app network and the app's anonymous volumes; named volumes when asked.
+
+        Raises ResourceBusy while containers still use them: remove those first.
+        """
+        network = naming.network_name(cluster, app)
+        for net in await self._call("list networks", self._api.networks, names=[network]):
+            if net.get("Name") != network:
+                continue
+            try:
+                await self._call(f"remove network {network}", self._api.remove_network, net["Id"])
+            except NotFound:
+                pass
+            except RuntimeFailure as exc:
+                raise ResourceBusy(exc.reason) from exc
+        selector = [f"{naming.CLUSTER}={cluster}", f"{naming.APP}={app}"]
+        listing = await self._call("list volumes", self._api.volumes, filters={"label": selector})
+        for vol in listing.get("Volumes") or ():
+            if not volumes and (vol.get("Labels") or {}).get(naming.ANONYMOUS) != "true":
+                continue
+            try:
+                await self._call(f"remove volume {vol['Name']}", self._api.remove_volume, vol["Name"])
+            except NotFound:
+                pass
+            except RuntimeFailure as exc:
+                raise ResourceBusy(exc.reason) from exc
+
+    async def info(self) -> HostInfo:
+        raw = await self._call("info", self._api.info)
+        arch = str(raw.get("Architecture") or platform.machine())
+        return HostInfo(
+            cpus=float(raw.get("NCPU") or 0),
+            memory_bytes=int(raw.get("MemTotal") or 0),
+            docker_version=str(raw.get("ServerVersion") or ""),
+            os=str(raw.get("OSType") or "linux"),
+            arch=_ARCH.get(arch, arch),
+            hostname=str(raw.get("Name") or ""),
+        )
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._client.close)

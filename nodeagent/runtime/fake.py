@@ -1,0 +1,235 @@
+"""FakeRuntime: the Runtime protocol in memory, for hollow nodes in scale tests (kubemark style).
+
+A hollow node runs the real agent code against this fake, so one process can simulate
+hundreds of nodes: containers "start" at once, events are emitted as Docker would emit them
+(start, then health_status when a healthcheck is set; die; destroy), and nothing touches the
+host. Each container costs one small slotted record (~1 KB with its labels), so 20,000
+containers across 500 fake runtimes fit in tens of MB.
+
+Fault injection for release tests: images listed in `missing_images` fail `prepare` like an
+unreachable registry; images in `unhealthy_images` become UNHEALTHY (healthcheck) and fail
+exec probes; `crash()` makes a running container exit with a code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+
+from ccs.v1 import resources_pb2
+
+from . import naming
+from .translate import create_request
+from .types import (
+    ContainerNotFound,
+    EventKind,
+    ExecResult,
+    HostInfo,
+    ImageNotFound,
+    Observed,
+    PullCallback,
+    RuntimeEvent,
+    RuntimeFailure,
+    StartFailed,
+    State,
+)
+
+_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class _Record:
+    docker_id: str
+    name: str
+    image: str
+    labels: dict[str, str]
+    has_healthcheck: bool
+    running: bool = False
+    health: str = ""
+    exit_code: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    created: bool = True  # never started yet
+
+    def observed(self) -> Observed:
+        if self.running:
+            state = {
+                "healthy": State.CONTAINER_STATE_HEALTHY,
+                "unhealthy": State.CONTAINER_STATE_UNHEALTHY,
+                "starting": State.CONTAINER_STATE_STARTING,
+            }.get(self.health, State.CONTAINER_STATE_RUNNING)
+            message = ""
+        elif self.created:
+            state, message = State.CONTAINER_STATE_STARTING, "created"
+        else:
+            state = State.CONTAINER_STATE_EXITED
+            message = f"exited with code {self.exit_code}"
+        return Observed(
+            docker_id=self.docker_id,
+            name=self.name,
+            labels=self.labels,
+            image=self.image,
+            state=state,
+            exit_code=0 if self.running else self.exit_code,
+            message=message,
+            health=self.health,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+
+class FakeRuntime:
+    """An in-memory Runtime. Not thread-safe: use it from one event loop."""
+
+    def __init__(
+        self,
+        *,
+        hostname: str = "hollow",
+        cpus: float = 4.0,
+        memory_bytes: int = 8 << 30,
+        missing_images: Iterable[str] = (),
+        unhealthy_images: Iterable[str] = (),
+    ) -> None:
+        self._info = HostInfo(cpus, memory_bytes, "fake", "linux", "amd64", hostname)
+        self.missing_images = set(missing_images)
+        self.unhealthy_images = set(unhealthy_images)
+        self._containers: dict[str, _Record] = {}
+        self._by_name: dict[str, str] = {}
+        self._subscribers: list[asyncio.Queue[RuntimeEvent]] = []
+        self.networks: set[str] = set()
+        self.volumes: dict[str, tuple[str, str]] = {}  # name -> (cluster, app)
+        self.pulled: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
+        request = create_request(c, bind_address="0.0.0.0")  # same validation as the real one
+        if c.spec.image in self.missing_images:
+            if on_pull is not None:
+                on_pull(c.spec.image)
+            raise ImageNotFound(c.spec.image, "pull failed: no registry in a hollow node")
+        if c.spec.always_pull:
+            if on_pull is not None:
+                on_pull(c.spec.image)
+            self.pulled.append(c.spec.image)
+        self.networks.add(request.network)
+        self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes)
+
+    async def create(self, c: resources_pb2.Container) -> str:
+        request = create_request(c, bind_address="0.0.0.0")
+        if c.spec.image in self.missing_images:
+            raise ImageNotFound(c.spec.image)
+        existing = self._by_name.get(request.name)
+        if existing is not None:
+            if self._containers[existing].labels[naming.CONTAINER_ID] != c.meta.id:
+                raise RuntimeFailure(f"create {request.name}: name already in use by another container")
+            return existing
+        docker_id = f"{next(_ids):064x}"
+        health = c.spec.healthcheck
+        has_check = c.spec.HasField("healthcheck") and not health.disable and list(health.test) != ["NONE"]
+        self._containers[docker_id] = _Record(
+            docker_id, request.name, c.spec.image, naming.container_labels(c), has_check
+        )
+        self._by_name[request.name] = docker_id
+        return docker_id
+
+    async def start(self, docker_id: str) -> None:
+        r = self._get(docker_id)
+        if r.running:
+            return
+        if r.image in self.missing_images:
+            raise StartFailed(f"start failed: image {r.image} vanished")
+        r.running, r.created, r.exit_code = True, False, 0
+        r.started_at, r.finished_at = time.time(), None
+        self._emit(EventKind.START, r)
+        if r.has_healthcheck:
+            r.health = "unhealthy" if r.image in self.unhealthy_images else "healthy"
+            self._emit(EventKind.HEALTH_STATUS, r, health=r.health)
+
+    async def stop(self, docker_id: str, grace_seconds: float) -> None:
+        r = self._containers.get(docker_id)
+        if r is not None and r.running:
+            self._exit(r, 0)
+
+    def crash(self, docker_id: str, exit_code: int = 1) -> None:
+        """Make a running container exit by itself (fault injection)."""
+        r = self._get(docker_id)
+        if r.running:
+            self._exit(r, exit_code)
+
+    def _exit(self, r: _Record, exit_code: int) -> None:
+        r.running, r.health, r.exit_code, r.finished_at = False, "", exit_code, time.time()
+        self._emit(EventKind.DIE, r, exit_code=exit_code)
+
+    async def remove(self, docker_id: str, *, volumes: bool) -> None:
+        r = self._containers.pop(docker_id, None)
+        if r is None:
+            return
+        self._by_name.pop(r.name, None)
+        if r.running:
+            self._exit(r, 137)
+        self._emit(EventKind.DESTROY, r)
+
+    async def inspect(self, docker_id: str) -> Observed | None:
+        r = self._containers.get(docker_id)
+        return None if r is None else r.observed()
+
+    async def list_managed(self) -> list[Observed]:
+        return [r.observed() for r in self._containers.values()]
+
+    # ------------------------------------------------------------------ streams
+
+    def events(self, *, since: float | None = None) -> AsyncIterator[RuntimeEvent]:
+        """Events from now on (`since` is accepted for interface parity and ignored)."""
+        queue: asyncio.Queue[RuntimeEvent] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[RuntimeEvent]) -> AsyncIterator[RuntimeEvent]:
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.remove(queue)
+
+    def _emit(self, kind: EventKind, r: _Record, *, exit_code: int | None = None, health: str = "") -> None:
+        if not self._subscribers:
+            return
+        event = RuntimeEvent(kind, r.docker_id, r.labels, time.time(), exit_code, health)
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    async def logs(
+        self, docker_id: str, *, follow: bool, tail: int | None, since: float | None
+    ) -> AsyncIterator[bytes]:
+        r = self._get(docker_id)
+        if tail != 0:
+            yield f"{r.name}: hollow container started\n".encode()
+
+    async def exec(self, docker_id: str, cmd: Sequence[str], *, timeout_seconds: float) -> ExecResult:
+        r = self._get(docker_id)
+        if not r.running:
+            raise StartFailed(f"exec failed: container {r.name} is not running")
+        return ExecResult(1 if r.image in self.unhealthy_images else 0, b"")
+
+    # ------------------------------------------------------------------ app / host
+
+    async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
+        self.networks.discard(naming.network_name(cluster, app))
+        if volumes:
+            self.volumes = {k: v for k, v in self.volumes.items() if v != (cluster, app)}
+
+    async def info(self) -> HostInfo:
+        return self._info
+
+    async def aclose(self) -> None:
+        self._subscribers.clear()
+
+    def _get(self, docker_id: str) -> _Record:
+        r = self._containers.get(docker_id)
+        if r is None:
+            raise ContainerNotFound(f"no such container: {docker_id[:12]}")
+        return r

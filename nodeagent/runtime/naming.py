@@ -1,0 +1,72 @@
+"""Names and labels of the engine objects ccs creates: pure functions, one place.
+
+Labels are the agent's only memory that survives its own restart: every container, network and
+volume carries `ccs.managed=true` plus its ccs identity, so `list_managed` can adopt what a
+previous agent process left running, and app teardown can find what belongs to an app.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ccs.v1 import resources_pb2
+
+MANAGED = "ccs.managed"
+CLUSTER = "ccs.cluster"
+APP = "ccs.app"
+SERVICE = "ccs.service"
+CONTAINER = "ccs.container"
+CONTAINER_ID = "ccs.container-id"
+GENERATION = "ccs.generation"
+APP_REVISION = "ccs.app-revision"
+VOLUME = "ccs.volume"  # the Compose volume name of a named volume
+ANONYMOUS = "ccs.anonymous"  # "true" on volumes Docker makes for anonymous mounts
+
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
+
+
+def _safe(part: str) -> str:
+    """Docker object names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*; map anything else to '-'."""
+    return _UNSAFE.sub("-", part).strip("-.") or "x"
+
+
+def container_name(c: resources_pb2.Container) -> str:
+    """`ccs-<app>-<service>-<slot>-<id prefix>`: readable in `docker ps`, unique per ccs container.
+
+    The id prefix makes two generations of the same slot (start-first updates) coexist.
+    """
+    short = _safe(c.meta.id)[:12]
+    return f"ccs-{_safe(c.application)}-{_safe(c.service)}-{c.slot}-{short}"
+
+
+def network_name(cluster: str, app: str) -> str:
+    """The per-application bridge network every container of the app joins."""
+    return f"ccs-{_safe(cluster)}-{_safe(app)}"
+
+
+def volume_name(app: str, volume: str) -> str:
+    """The engine name of a Compose named volume: scoped to its app like Compose's project."""
+    return f"ccs-{_safe(app)}-{_safe(volume)}"
+
+
+def app_labels(cluster: str, app: str) -> dict[str, str]:
+    """Labels on app-level objects (network, volumes)."""
+    return {MANAGED: "true", CLUSTER: cluster, APP: app}
+
+
+def container_labels(c: resources_pb2.Container) -> dict[str, str]:
+    """User labels from the spec, then the ccs labels, which always win."""
+    labels = dict(c.spec.labels)
+    labels.update(
+        {
+            MANAGED: "true",
+            CLUSTER: c.cluster,
+            APP: c.application,
+            SERVICE: c.service,
+            CONTAINER: c.meta.name,
+            CONTAINER_ID: c.meta.id,
+            GENERATION: str(c.spec_generation),
+            APP_REVISION: str(c.app_revision),
+        }
+    )
+    return labels

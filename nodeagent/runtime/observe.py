@@ -1,0 +1,123 @@
+"""Docker inspect / event payloads -> ccs observations: pure functions, tested with tables.
+
+The state mapping follows Swarm's task states: a container with a healthcheck is STARTING
+until Docker calls it healthy, so a release can wait for HEALTHY; a container without one is
+RUNNING as soon as its process runs. A process that ended by itself is EXITED with its code
+(the control plane decides whether that is a failure, given the restart policy), while
+anything that never ran properly (engine start error, OOM kill, dead container) is FAILED with
+a reason a user can act on. The runtime cannot tell "stopped by the agent" from "exited": the
+agent, which knows what it asked for, reports STOPPED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from .types import EventKind, Observed, PortBinding, RuntimeEvent, State
+
+_HEALTH_STATE = {
+    "healthy": State.CONTAINER_STATE_HEALTHY,
+    "unhealthy": State.CONTAINER_STATE_UNHEALTHY,
+    "starting": State.CONTAINER_STATE_STARTING,
+}
+
+
+def map_state(state: Mapping[str, Any]) -> tuple[int, int, str]:
+    """Docker's `State` object -> (ContainerState, exit code, message)."""
+    status = state.get("Status", "")
+    exit_code = int(state.get("ExitCode") or 0)
+    error = str(state.get("Error") or "")
+    health = str((state.get("Health") or {}).get("Status", ""))
+    if status in ("running", "paused", "restarting"):
+        message = "" if status == "running" else status
+        return _HEALTH_STATE.get(health, State.CONTAINER_STATE_RUNNING), 0, message
+    if status == "created":
+        if error:
+            return State.CONTAINER_STATE_FAILED, exit_code, f"start failed: {error}"
+        return State.CONTAINER_STATE_STARTING, 0, "created"
+    if status == "exited":
+        if state.get("OOMKilled"):
+            return (
+                State.CONTAINER_STATE_FAILED,
+                exit_code,
+                f"out of memory: killed by the kernel (exit code {exit_code})",
+            )
+        if error:
+            return State.CONTAINER_STATE_FAILED, exit_code, f"start failed: {error}"
+        return State.CONTAINER_STATE_EXITED, exit_code, f"exited with code {exit_code}"
+    if status == "removing":
+        return State.CONTAINER_STATE_EXITED, exit_code, "removing"
+    if status == "dead":
+        return State.CONTAINER_STATE_FAILED, exit_code, f"dead: {error or 'removal failed'}"
+    return State.CONTAINER_STATE_FAILED, exit_code, f"unknown engine state {status!r}"
+
+
+def parse_time(value: str | None) -> float | None:
+    """Docker RFC 3339 timestamps ("0001-01-01..." meaning never) -> unix seconds."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    return datetime.fromisoformat(value).timestamp()
+
+
+def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
+    """A `docker inspect` document -> Observed."""
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    settings = attrs.get("NetworkSettings") or {}
+    ccs_state, exit_code, message = map_state(state)
+    networks = {
+        name: str(net.get("IPAddress") or "") for name, net in (settings.get("Networks") or {}).items()
+    }
+    ports: list[PortBinding] = []
+    for key, binds in sorted((settings.get("Ports") or {}).items()):
+        target, _, protocol = key.partition("/")
+        if not binds:
+            ports.append(PortBinding(int(target), protocol or "tcp"))
+        for b in binds or ():
+            ports.append(PortBinding(int(target), protocol or "tcp", b.get("HostIp", ""), int(b["HostPort"])))
+    return Observed(
+        docker_id=str(attrs["Id"]),
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        labels=dict(config.get("Labels") or {}),
+        image=str(config.get("Image", "")),
+        state=ccs_state,
+        exit_code=exit_code,
+        message=message,
+        health=str((state.get("Health") or {}).get("Status", "")),
+        started_at=parse_time(state.get("StartedAt")),
+        finished_at=parse_time(state.get("FinishedAt")),
+        oom_killed=bool(state.get("OOMKilled")),
+        networks=networks,
+        ports=tuple(ports),
+    )
+
+
+def event_from_docker(raw: Mapping[str, Any]) -> RuntimeEvent | None:
+    """A decoded Docker event -> RuntimeEvent, or None for actions the agent ignores.
+
+    `labels` are the event's actor attributes: the container's labels plus Docker's own
+    `name`, `image` and (on die) `exitCode`.
+    """
+    if raw.get("Type") != "container":
+        return None
+    action = str(raw.get("Action", ""))
+    verb, _, detail = action.partition(":")
+    try:
+        kind = EventKind(verb)
+    except ValueError:
+        return None
+    actor = raw.get("Actor") or {}
+    attributes: dict[str, str] = dict(actor.get("Attributes") or {})
+    exit_code = int(attributes["exitCode"]) if kind is EventKind.DIE and "exitCode" in attributes else None
+    time_nano = raw.get("timeNano")
+    when = time_nano / 1e9 if time_nano else float(raw.get("time", 0))
+    return RuntimeEvent(
+        kind=kind,
+        docker_id=str(actor.get("ID") or raw.get("id", "")),
+        labels=attributes,
+        time=when,
+        exit_code=exit_code,
+        health=detail.strip() if kind is EventKind.HEALTH_STATUS else "",
+    )

@@ -1,0 +1,224 @@
+"""Spec -> Docker Engine API request: a pure function, tested with tables.
+
+The output is the raw Engine API body of `POST /containers/create` (what `docker inspect` shows
+back under Config/HostConfig), not docker-SDK keyword arguments: the SDK's high-level
+`ports=` cannot expose a port without publishing it, and raw bodies make the unit tests read
+like the Engine API reference.
+
+Choices worth knowing:
+- Docker's restart policy is always "no". The control plane owns restarts (with backoff,
+  max attempts and rescheduling elsewhere); a daemon that restarts on its own would race the
+  agent and hide crashes from it. Swarm does the same: its tasks run with restart "no" and the
+  orchestrator makes a new task instead.
+- Every container joins one bridge network per application, with the service name (plus any
+  Compose aliases) as DNS alias, so services reach each other by name, as under Compose.
+- A port with `published: 0` is only exposed on the app network. A published port binds to
+  the port's own host_ip, else to the agent's `bind_address` (the node's address).
+- Named volumes become `ccs-<app>-<volume>` (created by `prepare`); anonymous volumes carry
+  app labels so app teardown finds those Docker leaves behind.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from ccs.v1 import resources_pb2
+
+from . import naming
+from .types import InvalidSpec
+
+_NS_PER_MS = 1_000_000
+_MIN_MEMORY = 6 * 1024 * 1024  # the engine refuses smaller limits
+_PROTOCOLS = ("tcp", "udp", "sctp")
+_HEALTH_KINDS = ("CMD", "CMD-SHELL", "NONE")
+
+
+@dataclass(frozen=True, slots=True)
+class NamedVolume:
+    """A named volume `prepare` must create before the container can mount it."""
+
+    name: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """Everything needed to create one container: its name and the Engine API body."""
+
+    name: str
+    network: str
+    body: dict[str, Any]
+    volumes: tuple[NamedVolume, ...]
+
+
+def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRequest:
+    """Translate a ccs container assignment into an Engine API create request.
+
+    Raises InvalidSpec naming the offending field when the spec cannot be honoured.
+    """
+    spec = c.spec
+    if not spec.image:
+        raise InvalidSpec("spec.image", "must not be empty")
+    network = naming.network_name(c.cluster, c.application)
+    exposed, bindings = _ports(spec, bind_address)
+    mounts, volumes = _mounts(c)
+    aliases = sorted({c.service, *(a for n in spec.networks for a in n.aliases)} - {""})
+
+    host_config: dict[str, Any] = {
+        "RestartPolicy": {"Name": "no"},
+        "NetworkMode": network,
+        "PortBindings": bindings,
+        "Mounts": mounts,
+        **_resources(spec),
+    }
+    body: dict[str, Any] = {
+        "Image": spec.image,
+        "Env": [f"{k}={v}" for k, v in sorted(spec.environment.items())],
+        "Labels": naming.container_labels(c),
+        "ExposedPorts": exposed,
+        "HostConfig": host_config,
+        "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": aliases}}},
+    }
+    if spec.command:
+        body["Cmd"] = list(spec.command)
+    if spec.entrypoint:
+        body["Entrypoint"] = list(spec.entrypoint)
+    if spec.user:
+        body["User"] = spec.user
+    if spec.working_dir:
+        if not posixpath.isabs(spec.working_dir):
+            raise InvalidSpec("spec.working_dir", f"must be an absolute path, got {spec.working_dir!r}")
+        body["WorkingDir"] = spec.working_dir
+    if spec.hostname:
+        body["Hostname"] = spec.hostname
+    if spec.stop_signal:
+        body["StopSignal"] = spec.stop_signal
+    if spec.stop_grace_period_ms < 0:
+        raise InvalidSpec("spec.stop_grace_period_ms", "must not be negative")
+    if spec.stop_grace_period_ms:
+        body["StopTimeout"] = math.ceil(spec.stop_grace_period_ms / 1000)
+    if spec.HasField("healthcheck"):
+        body["Healthcheck"] = _healthcheck(spec.healthcheck)
+    return CreateRequest(naming.container_name(c), network, body, volumes)
+
+
+def _ports(
+    spec: resources_pb2.ServiceSpec, bind_address: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, str]]]]:
+    exposed: dict[str, dict[str, Any]] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for i, p in enumerate(spec.ports):
+        where = f"spec.ports[{i}]"
+        protocol = p.protocol or "tcp"
+        if protocol not in _PROTOCOLS:
+            raise InvalidSpec(f"{where}.protocol", f"must be one of {_PROTOCOLS}, got {protocol!r}")
+        if not 1 <= p.target <= 65535:
+            raise InvalidSpec(f"{where}.target", f"must be a port in 1-65535, got {p.target}")
+        if p.published > 65535:
+            raise InvalidSpec(f"{where}.published", f"must be a port in 0-65535, got {p.published}")
+        key = f"{p.target}/{protocol}"
+        exposed[key] = {}
+        if p.published:
+            host_ip = p.host_ip or bind_address
+            bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": str(p.published)})
+    for i, item in enumerate(spec.expose):
+        for key in _expose(item, f"spec.expose[{i}]"):
+            exposed.setdefault(key, {})
+    return exposed, bindings
+
+
+def _expose(item: str, where: str) -> list[str]:
+    """`"80"`, `"80/udp"` or `"8000-8002"` -> engine port keys."""
+    port, _, protocol = item.partition("/")
+    protocol = protocol or "tcp"
+    if protocol not in _PROTOCOLS:
+        raise InvalidSpec(where, f"protocol must be one of {_PROTOCOLS}, got {protocol!r}")
+    first, _, last = port.partition("-")
+    try:
+        lo, hi = int(first), int(last or first)
+    except ValueError:
+        raise InvalidSpec(where, f"must be PORT[-PORT][/PROTOCOL], got {item!r}") from None
+    if not 1 <= lo <= hi <= 65535:
+        raise InvalidSpec(where, f"must be ports in 1-65535 with start <= end, got {item!r}")
+    return [f"{n}/{protocol}" for n in range(lo, hi + 1)]
+
+
+def _mounts(c: resources_pb2.Container) -> tuple[list[dict[str, Any]], tuple[NamedVolume, ...]]:
+    mounts: list[dict[str, Any]] = []
+    volumes: list[NamedVolume] = []
+    for i, v in enumerate(c.spec.volumes):
+        where = f"spec.volumes[{i}]"
+        if not posixpath.isabs(v.target):
+            raise InvalidSpec(f"{where}.target", f"must be an absolute path, got {v.target!r}")
+        mount: dict[str, Any] = {"Type": v.type or "volume", "Target": v.target}
+        if v.read_only:
+            mount["ReadOnly"] = True
+        if mount["Type"] == "volume" and v.source:
+            name = naming.volume_name(c.application, v.source)
+            labels = {**naming.app_labels(c.cluster, c.application), naming.VOLUME: v.source}
+            volumes.append(NamedVolume(name, labels))
+            mount["Source"] = name
+        elif mount["Type"] == "volume":
+            labels = {**naming.app_labels(c.cluster, c.application), naming.ANONYMOUS: "true"}
+            mount["VolumeOptions"] = {"Labels": labels}
+        elif mount["Type"] == "bind":
+            if not posixpath.isabs(v.source):
+                why = f"a bind mount needs an absolute host path, got {v.source!r}"
+                raise InvalidSpec(f"{where}.source", why)
+            mount["Source"] = v.source
+        elif mount["Type"] != "tmpfs":
+            raise InvalidSpec(f"{where}.type", f"must be volume, bind or tmpfs, got {v.type!r}")
+        mounts.append(mount)
+    return mounts, tuple(volumes)
+
+
+def _resources(spec: resources_pb2.ServiceSpec) -> dict[str, int]:
+    limits, reservations = spec.resources.limits, spec.resources.reservations
+    out: dict[str, int] = {}
+    if limits.cpus < 0:
+        raise InvalidSpec("spec.resources.limits.cpus", "must not be negative")
+    if limits.cpus:
+        out["NanoCpus"] = round(limits.cpus * 1e9)
+    for field_name, value, key in (
+        ("limits.memory_bytes", limits.memory_bytes, "Memory"),
+        ("reservations.memory_bytes", reservations.memory_bytes, "MemoryReservation"),
+    ):
+        if value < 0 or 0 < value < _MIN_MEMORY:
+            raise InvalidSpec(f"spec.resources.{field_name}", f"must be 0 or at least 6 MiB, got {value}")
+        if value:
+            out[key] = value
+    if limits.pids < 0:
+        raise InvalidSpec("spec.resources.limits.pids", "must not be negative")
+    if limits.pids:
+        out["PidsLimit"] = limits.pids
+    return out
+
+
+def _healthcheck(h: resources_pb2.HealthCheck) -> dict[str, Any]:
+    """Compose healthcheck -> engine Healthcheck (durations in nanoseconds).
+
+    An empty `test` keeps the image's own HEALTHCHECK command with the given timings.
+    """
+    test = list(h.test)
+    if h.disable or test == ["NONE"]:
+        return {"Test": ["NONE"]}
+    if test and test[0] not in _HEALTH_KINDS:
+        raise InvalidSpec("spec.healthcheck.test", f"must start with CMD or CMD-SHELL, got {test[0]!r}")
+    if test and len(test) < 2:
+        raise InvalidSpec("spec.healthcheck.test", f"{test[0]} needs a command")
+    out: dict[str, Any] = {"Test": test} if test else {}
+    for field_name, value, key in (
+        ("interval_ms", h.interval_ms, "Interval"),
+        ("timeout_ms", h.timeout_ms, "Timeout"),
+        ("start_period_ms", h.start_period_ms, "StartPeriod"),
+    ):
+        if value < 0:
+            raise InvalidSpec(f"spec.healthcheck.{field_name}", "must not be negative")
+        if value:
+            out[key] = value * _NS_PER_MS
+    if h.retries:
+        out["Retries"] = h.retries
+    return out

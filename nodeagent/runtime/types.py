@@ -1,0 +1,264 @@
+"""The runtime seam: the narrow interface the node agent drives, and the values it exchanges.
+
+Everything here is plain data (frozen dataclasses) and a `typing.Protocol`, so that the agent's
+reconcile logic, the real Docker runtime and the in-memory fake for hollow nodes all meet on
+types that do no I/O. Errors carry their retry policy (kopf style): the agent asks
+`err.permanent` instead of pattern-matching messages.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ccs.v1 import resources_pb2
+
+#: ccs.v1.ContainerState values, re-exported so callers need not spell the proto prefix.
+State = resources_pb2.ContainerState
+
+
+@dataclass(frozen=True, slots=True)
+class PortBinding:
+    """One container port and where the engine published it (host_port 0: not published)."""
+
+    target: int
+    protocol: str
+    host_ip: str = ""
+    host_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the engine reports about one managed container, already mapped to ccs terms.
+
+    `state` is a `ccs.v1.ContainerState` value; `message` says why when the state is FAILED
+    (or qualifies it, e.g. "paused"). The ccs identity comes back from the labels the runtime
+    set at create time, which is what makes adoption after an agent restart possible.
+    """
+
+    docker_id: str
+    name: str
+    labels: Mapping[str, str]
+    image: str
+    state: int
+    exit_code: int = 0
+    message: str = ""
+    health: str = ""  # "" (no healthcheck) | starting | healthy | unhealthy
+    started_at: float | None = None  # unix seconds
+    finished_at: float | None = None
+    oom_killed: bool = False
+    networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IPv4 address
+    ports: Sequence[PortBinding] = ()
+
+    @property
+    def container_id(self) -> str:
+        """The ccs container id (Meta.id), from the ccs.container-id label."""
+        return self.labels.get("ccs.container-id", "")
+
+    @property
+    def generation(self) -> int:
+        """The spec generation the container was created from (ccs.generation label)."""
+        return _int_label(self.labels, "ccs.generation")
+
+    @property
+    def app_revision(self) -> int:
+        """The application revision the container was created from (ccs.app-revision label)."""
+        return _int_label(self.labels, "ccs.app-revision")
+
+
+def _int_label(labels: Mapping[str, str], key: str) -> int:
+    try:
+        return int(labels.get(key, "0"))
+    except ValueError:
+        return 0
+
+
+class EventKind(enum.Enum):
+    """The engine events the agent reacts to (Docker actions of the same names)."""
+
+    START = "start"
+    DIE = "die"
+    HEALTH_STATUS = "health_status"
+    OOM = "oom"
+    DESTROY = "destroy"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeEvent:
+    """One engine event about a managed container.
+
+    Events are hints for a level-triggered agent: on any event it re-inspects the container
+    (or, for DESTROY, forgets it); nothing is computed from the event payload alone.
+    """
+
+    kind: EventKind
+    docker_id: str
+    labels: Mapping[str, str]
+    time: float  # unix seconds
+    exit_code: int | None = None  # DIE only
+    health: str = ""  # HEALTH_STATUS only: healthy | unhealthy | starting
+
+    @property
+    def container_id(self) -> str:
+        """The ccs container id (Meta.id), from the ccs.container-id label."""
+        return self.labels.get("ccs.container-id", "")
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    """Capacity and versions of the host, reported in NodeStatus."""
+
+    cpus: float
+    memory_bytes: int
+    docker_version: str
+    os: str
+    arch: str
+    hostname: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """The outcome of a command run inside a container."""
+
+    exit_code: int
+    output: bytes
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+class RuntimeFailure(Exception):
+    """Base of every error a runtime raises; `reason` is fit for ContainerStatus.message.
+
+    `permanent` tells the agent whether retrying the same spec can help: a missing image or an
+    invalid spec will not fix itself, an unreachable engine will.
+    """
+
+    permanent: bool = False
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ImageNotFound(RuntimeFailure):
+    """The image is not on the host and could not be pulled."""
+
+    permanent = True
+
+    def __init__(self, image: str, detail: str = "") -> None:
+        reason = f"image not found: {image}"
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.image = image
+        self.detail = detail
+
+
+class InvalidSpec(RuntimeFailure):
+    """The spec cannot be turned into an engine request; names the field and why."""
+
+    permanent = True
+
+    def __init__(self, field_name: str, why: str) -> None:
+        super().__init__(f"invalid spec: {field_name}: {why}")
+        self.field = field_name
+        self.why = why
+
+
+class StartFailed(RuntimeFailure):
+    """The engine refused to start the container (bad command, port already allocated...)."""
+
+    permanent = True
+
+
+class NotFound(RuntimeFailure):
+    """The engine object (image, network, volume, container) does not exist."""
+
+    permanent = True
+
+
+class ContainerNotFound(NotFound):
+    """No container with that docker id (it was removed behind the agent's back)."""
+
+
+class ResourceBusy(RuntimeFailure):
+    """A network or volume is still in use (its containers are not gone yet); retry later."""
+
+    permanent = False
+
+
+class EngineUnavailable(RuntimeFailure):
+    """The engine did not answer or answered with a server error; worth retrying."""
+
+    permanent = False
+
+
+# ------------------------------------------------------------------------------ protocol
+
+#: Called by `prepare` right before an image pull starts, so the agent can report PULLING.
+PullCallback = Callable[[str], None]
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """The narrow interface between the node agent and a container engine.
+
+    Every method is idempotent where the engine allows it (create returns the existing
+    container of the same ccs id, stop/remove of a gone container succeed), because the
+    agent is level-triggered and may repeat any step after a crash.
+    """
+
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
+        """Make the image, the app network and the named volumes exist."""
+        ...
+
+    async def create(self, c: resources_pb2.Container) -> str:
+        """Create (not start) the container; return its docker id."""
+        ...
+
+    async def start(self, docker_id: str) -> None:
+        """Start a created or exited container."""
+        ...
+
+    async def stop(self, docker_id: str, grace_seconds: float) -> None:
+        """Send the stop signal, then SIGKILL after `grace_seconds`."""
+        ...
+
+    async def remove(self, docker_id: str, *, volumes: bool) -> None:
+        """Remove the container (forcefully), and its anonymous volumes when asked."""
+        ...
+
+    async def inspect(self, docker_id: str) -> Observed | None:
+        """The container's observed state, or None when it does not exist."""
+        ...
+
+    async def list_managed(self) -> list[Observed]:
+        """Every container this runtime manages (labelled ccs.managed=true)."""
+        ...
+
+    def events(self, *, since: float | None = None) -> AsyncIterator[RuntimeEvent]:
+        """Engine events about managed containers, from `since` (default: now) on."""
+        ...
+
+    def logs(
+        self, docker_id: str, *, follow: bool, tail: int | None, since: float | None
+    ) -> AsyncIterator[bytes]:
+        """The container's stdout and stderr, interleaved as written."""
+        ...
+
+    async def exec(self, docker_id: str, cmd: Sequence[str], *, timeout_seconds: float) -> ExecResult:
+        """Run a command inside the running container (for cmd probes)."""
+        ...
+
+    async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
+        """Remove the app network and leftover anonymous volumes; named volumes if asked."""
+        ...
+
+    async def info(self) -> HostInfo:
+        """Host capacity and versions."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release threads and connections."""
+        ...

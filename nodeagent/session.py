@@ -1,0 +1,97 @@
+"""The agent's side of the Dispatcher protocol: stubs, credentials, and error classification.
+
+All gRPC calls of the agent go through `DispatcherClient`, so the bearer credential is attached
+and status codes are sorted into "fatal" (the agent cannot fix it by retrying: a refused join
+token, a revoked credential) and "retry" (everything else: the control plane is down,
+restarting, or behind a flaky network) in one place. The channel is passed in: the agent makes
+a real one, tests pass a channel to an in-process server (the transport seam).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import grpc
+import grpc.aio
+
+from ccs.v1 import agent_pb2, agent_pb2_grpc, resources_pb2
+
+from .logs_relay import OpenStream
+
+#: Codes that no amount of retrying the same request fixes.
+FATAL_REGISTER = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    }
+)
+
+
+class AgentError(Exception):
+    """A condition the agent cannot recover from by itself (exit and tell the operator)."""
+
+
+def code_of(exc: BaseException) -> grpc.StatusCode | None:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        code: grpc.StatusCode = exc.code()
+        return code
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class DispatcherClient:
+    def __init__(self, channel: grpc.aio.Channel, *, unary_timeout: float = 30.0) -> None:
+        self._stub = agent_pb2_grpc.DispatcherStub(channel)
+        self._timeout = unary_timeout
+        self.credential = ""
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.credential}"),) if self.credential else ()
+
+    async def register(
+        self, join_token: str, name: str, labels: Mapping[str, str], status: resources_pb2.NodeStatus
+    ) -> agent_pb2.RegisterResponse:
+        request = agent_pb2.RegisterRequest(join_token=join_token, name=name, labels=labels, status=status)
+        try:
+            response: agent_pb2.RegisterResponse = await self._stub.Register(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in FATAL_REGISTER:
+                raise AgentError(f"registration refused ({exc.code().name}): {exc.details()}") from exc
+            raise
+        if not response.credential or not response.cluster:
+            raise AgentError("registration answered without a credential or cluster")
+        return response
+
+    def session(self, agent_version: str) -> AsyncIterator[agent_pb2.SessionMessage]:
+        call: AsyncIterator[agent_pb2.SessionMessage] = self._stub.Session(
+            agent_pb2.SessionRequest(agent_version=agent_version), metadata=self.metadata
+        )
+        return call
+
+    async def heartbeat(self, status: resources_pb2.NodeStatus, *, deadline_seconds: float) -> int:
+        """Send a heartbeat; returns the period the server wants, in ms (0: unchanged)."""
+        response: agent_pb2.HeartbeatResponse = await self._stub.Heartbeat(
+            agent_pb2.HeartbeatRequest(status=status), metadata=self.metadata, timeout=deadline_seconds
+        )
+        return int(response.period_ms)
+
+    async def update_status(self, request: agent_pb2.UpdateStatusRequest) -> None:
+        await self._stub.UpdateStatus(request, metadata=self.metadata, timeout=self._timeout)
+
+    def logs_opener(self) -> OpenStream:
+        def open_stream(
+            out: AsyncIterator[agent_pb2.LogChunk],
+        ) -> AsyncIterator[agent_pb2.LogRequest]:
+            call: AsyncIterator[agent_pb2.LogRequest] = self._stub.Logs(out, metadata=self.metadata)
+            return call
+
+        return open_stream

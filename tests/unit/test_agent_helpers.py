@@ -1,0 +1,65 @@
+"""Builders shared by the test_agent_* tests (no tests here)."""
+
+from __future__ import annotations
+
+from ccs.v1 import agent_pb2, resources_pb2
+from nodeagent.runtime.types import Observed, State
+
+CLUSTER = "c1"
+
+
+def container(
+    cid: str,
+    desired: int = resources_pb2.DESIRED_STATE_RUNNING,
+    *,
+    app: str = "shop",
+    service: str = "web",
+    cluster: str = CLUSTER,
+    image: str = "local/busybox:1",
+    meta_labels: dict[str, str] | None = None,
+    grace_ms: int = 0,
+    published: int = 0,
+) -> resources_pb2.Container:
+    c = resources_pb2.Container(
+        meta=resources_pb2.Meta(id=cid, name=f"{service}-{cid}", labels=meta_labels or {}),
+        cluster=cluster, application=app, service=service, slot=1, desired_state=desired,  # type: ignore[arg-type]
+        spec=resources_pb2.ServiceSpec(image=image, stop_grace_period_ms=grace_ms),
+    )
+    if published:
+        c.spec.ports.add(target=80, published=published, protocol="tcp")
+    return c
+
+
+def observed(
+    cid: str,
+    state: int = State.CONTAINER_STATE_RUNNING,
+    *,
+    cluster: str = CLUSTER,
+    app: str = "shop",
+    started: float | None = 100.0,
+    exit_code: int = 0,
+    labels: dict[str, str] | None = None,
+) -> Observed:
+    base = {"ccs.managed": "true", "ccs.cluster": cluster, "ccs.app": app, "ccs.container-id": cid}
+    base.update(labels or {})
+    return Observed(
+        docker_id=f"d-{cid}", name=f"ccs-{cid}", labels=base, image="local/busybox:1", state=state,
+        exit_code=exit_code, started_at=started,
+    )
+
+
+def complete(version: int, *containers: resources_pb2.Container) -> agent_pb2.SessionMessage:
+    return agent_pb2.SessionMessage(
+        type=agent_pb2.SessionMessage.TYPE_COMPLETE, version=version,
+        assignments=[agent_pb2.Assignment(action=agent_pb2.Assignment.ACTION_UPDATE, container=c)
+                     for c in containers],
+    )
+
+
+def incremental(
+    base: int, version: int, *items: tuple[int, resources_pb2.Container]
+) -> agent_pb2.SessionMessage:
+    return agent_pb2.SessionMessage(
+        type=agent_pb2.SessionMessage.TYPE_INCREMENTAL, version=version, base_version=base,
+        assignments=[agent_pb2.Assignment(action=a, container=c) for a, c in items],  # type: ignore[arg-type]
+    )

@@ -1,0 +1,93 @@
+"""Status coalescing (nodeagent.reporter) and reconnect backoff bounds (nodeagent.backoff)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ccs.v1 import agent_pb2
+from ccs.v1 import resources_pb2 as pb
+from nodeagent.backoff import Backoff
+from nodeagent.reporter import StatusBatcher, send_loop
+
+
+def upd(name: str, state: int, message: str = "") -> agent_pb2.ContainerStatusUpdate:
+    return agent_pb2.ContainerStatusUpdate(
+        application="shop", service="web", container=name,
+        status=pb.ContainerStatus(state=state, message=message),  # type: ignore[arg-type]
+    )
+
+
+def test_latest_state_per_container_wins() -> None:
+    b = StatusBatcher()
+    for state in (pb.CONTAINER_STATE_PULLING, pb.CONTAINER_STATE_STARTING, pb.CONTAINER_STATE_RUNNING):
+        b.put(upd("a", state))
+    b.put(upd("b", pb.CONTAINER_STATE_RUNNING))
+    batch = b.take()
+    assert [(u.container, u.status.state) for u in batch] == [
+        ("a", pb.CONTAINER_STATE_RUNNING), ("b", pb.CONTAINER_STATE_RUNNING)
+    ]
+    assert len(b) == 0
+
+
+def test_batches_are_bounded() -> None:
+    b = StatusBatcher(max_batch=100)
+    for i in range(250):
+        b.put(upd(f"c{i}", pb.CONTAINER_STATE_RUNNING))
+    assert [len(b.take()) for _ in range(3)] == [100, 100, 50]
+
+
+def test_unchanged_status_is_not_resent_until_reconnect() -> None:
+    b = StatusBatcher()
+    b.put(upd("a", pb.CONTAINER_STATE_RUNNING))
+    b.mark_sent(b.take())
+    assert b.put(upd("a", pb.CONTAINER_STATE_RUNNING)) is False
+    assert b.put(upd("a", pb.CONTAINER_STATE_EXITED)) is True
+    b.mark_sent(b.take())
+    b.forget_sent()  # after a reconnect every container reports once
+    assert b.put(upd("a", pb.CONTAINER_STATE_EXITED)) is True
+
+
+def test_failed_batch_is_requeued_unless_superseded() -> None:
+    b = StatusBatcher()
+    b.put(upd("a", pb.CONTAINER_STATE_RUNNING))
+    b.put(upd("b", pb.CONTAINER_STATE_RUNNING))
+    failed = b.take()
+    b.put(upd("a", pb.CONTAINER_STATE_EXITED))  # newer than what failed to send
+    b.requeue(failed)
+    assert {(u.container, u.status.state) for u in b.take()} == {
+        ("a", pb.CONTAINER_STATE_EXITED), ("b", pb.CONTAINER_STATE_RUNNING)
+    }
+
+
+async def test_send_loop_requeues_and_raises_on_send_error() -> None:
+    b = StatusBatcher()
+    b.put(upd("a", pb.CONTAINER_STATE_RUNNING))
+
+    async def broken(_: agent_pb2.UpdateStatusRequest) -> None:
+        raise ConnectionError("control plane unreachable")
+
+    with pytest.raises(ConnectionError):
+        await send_loop(b, broken, linger=0)
+    assert [u.container for u in b.take()] == ["a"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_backoff_stays_within_bounds(seed: int) -> None:
+    bo = Backoff(base=0.5, cap=10.0, rng=random.Random(seed))
+    delays = [bo.next() for _ in range(40)]
+    assert all(0.25 <= d <= 10.0 for d in delays)
+    assert delays[0] <= 0.5  # the first retry is quick
+    assert max(delays[10:]) > 5.0  # and it grows to the cap
+    bo.reset()
+    assert bo.next() <= 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"base": 0}, "base"), ({"base": 2, "cap": 1}, "cap"), ({"factor": 0.5}, "factor")],
+)
+def test_backoff_rejects_bad_settings(kwargs: dict[str, float], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        Backoff(**kwargs)  # type: ignore[arg-type]

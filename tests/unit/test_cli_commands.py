@@ -1,0 +1,240 @@
+"""The CLI end to end over real gRPC to an in-process fake API (ccs.testing): argument
+parsing, output formats, and the error -> exit code table."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from ccs.config import Context, upsert_context
+from ccs.testing import FakeApi, ThreadedServer, serve_in_thread
+from ccs.v1 import resources_pb2
+from cli.main import app
+
+TOKEN = "cli-token"
+CLEAN_ENV = {k: None for k in ("CCS_SERVER", "CCS_TOKEN", "CCS_CONTEXT", "CCS_CLUSTER", "CCS_DEBUG")}
+TEMPLATE = "services:\n  web: {image: nginx, deploy: {replicas: 2}}\n  db: {image: postgres}\n"
+
+
+@pytest.fixture
+def fake() -> FakeApi:
+    return FakeApi(token=TOKEN, page_size=2)
+
+
+@pytest.fixture
+def served(fake: FakeApi) -> Iterator[ThreadedServer]:
+    with serve_in_thread(fake) as s:
+        yield s
+
+
+@pytest.fixture
+def config(tmp_path: Path, served: ThreadedServer) -> Path:
+    path = tmp_path / "config.yaml"
+    upsert_context("test", Context(server=served.address, token=TOKEN), path)
+    return path
+
+
+def ccs(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(app, ["--config", str(config), *args], env=CLEAN_ENV)
+
+
+def ok(config: Path, *args: str) -> str:
+    result = ccs(config, *args)
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout
+
+
+def fails(config: Path, code: int, *args: str) -> str:
+    """Run a failing command; check the exit code and the one-line error; return it."""
+    result = ccs(config, *args)
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def bundle(tmp_path: Path, name: str = "my_shop", template: str = TEMPLATE) -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "compose.yaml").write_text(template)
+    (d / ".env").write_text("TAG=1\n")
+    return d / "compose.yaml"
+
+
+def test_cluster_commands_and_formats(config: Path) -> None:
+    out = ok(config, "cluster", "create", "prod", "-d", "production", "--label", "tier=1")
+    assert out.splitlines()[0].split() == ["NAME", "DESCRIPTION", "LABELS", "AGE"]
+    assert out.splitlines()[1].split()[:3] == ["prod", "production", "tier=1"]
+    for name in ("a", "b", "c"):  # more than one page (the fake pages by 2)
+        ok(config, "cluster", "create", name)
+    listed = json.loads(ok(config, "cluster", "ls", "-o", "json"))
+    assert [c["meta"]["name"] for c in listed] == ["a", "b", "c", "prod"]
+    got = json.loads(ok(config, "cluster", "get", "prod", "-o", "json"))
+    assert got["description"] == "production" and got["meta"]["labels"] == {"tier": "1"}
+    assert "resource_version" in got["meta"]  # proto field names, not lowerCamelCase
+    assert yaml.safe_load(ok(config, "cluster", "get", "prod", "-o", "yaml")) == got
+    assert ok(config, "cluster", "join-token", "prod", "--rotate") == "join-prod-1\n"
+    assert ok(config, "cluster", "rm", "a") == "cluster a removed\n"
+    assert [r.split()[0] for r in ok(config, "cluster", "ls").splitlines()[1:]] == ["b", "c", "prod"]
+
+
+def test_app_deploy_get_update_and_remove(config: Path, tmp_path: Path, fake: FakeApi) -> None:
+    ok(config, "cluster", "create", "prod")
+    file = bundle(tmp_path)
+    app_json = json.loads(ok(config, "app", "deploy", "-c", "prod", "-f", str(file),
+                             "--env", "A=b=c", "--version", "v1", "-o", "json"))
+    assert app_json["meta"]["name"] == "my-shop"  # the directory name as a DNS label
+    assert app_json["spec"]["env"] == {"A": "b=c"}
+    assert app_json["spec"]["files"] == {".env": "TAG=1\n"}
+    got = json.loads(ok(config, "app", "get", "-c", "prod", "my-shop", "-o", "json"))
+    assert set(got) == {"application", "services"}
+    assert sorted(s["meta"]["name"] for s in got["services"]) == ["db", "web"]
+    table = ok(config, "app", "get", "-c", "prod", "my-shop")
+    assert "SERVICE" in table and "nginx" in table and "postgres" in table
+    assert ok(config, "app", "ls", "-c", "prod").splitlines()[1].split()[:4] == [
+        "my-shop", "running", "Deploying", "v1"]
+    updated = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--version", "v2",
+                            "--strategy", "canary", "-o", "json"))
+    assert updated["spec"]["version"] == "v2"
+    assert "stopped" in ok(config, "app", "stop", "-c", "prod", "my-shop")
+    assert "running" in ok(config, "app", "start", "-c", "prod", "my-shop")
+    assert ok(config, "app", "rm", "-c", "prod", "my-shop") == "application my-shop removed\n"
+    assert json.loads(ok(config, "app", "ls", "-c", "prod", "-o", "json")) == []
+
+
+def test_dry_run_deploys_nothing(config: Path, tmp_path: Path) -> None:
+    ok(config, "cluster", "create", "prod")
+    ok(config, "app", "deploy", "-c", "prod", "-f", str(bundle(tmp_path)), "--name", "x", "--dry-run")
+    assert json.loads(ok(config, "app", "ls", "-c", "prod", "-o", "json")) == []
+
+
+def test_services_containers_and_default_cluster_from_context(
+    config: Path, tmp_path: Path, served: ThreadedServer, fake: FakeApi
+) -> None:
+    ok(config, "cluster", "create", "prod")
+    ok(config, "app", "deploy", "-c", "prod", "-f", str(bundle(tmp_path)), "--name", "shop")
+    upsert_context("dflt", Context(server=served.address, token=TOKEN, cluster="prod"), config)
+    lines = ok(config, "service", "ls", "-a", "shop").splitlines()  # -c from the context
+    assert [ln.split()[:4] for ln in lines[1:]] == [["shop", "db", "postgres", "0/1"],
+                                                    ["shop", "web", "nginx", "0/2"]]
+    scaled = json.loads(ok(config, "service", "scale", "shop/web", "5", "-o", "json"))
+    assert scaled["spec"]["replicas"] == 5
+    assert json.loads(ok(config, "service", "get", "shop/web", "-o", "json"))["spec"]["replicas"] == 5
+    served.call(fake.add_container, "prod", "shop", "web", 1, "node-1")
+    served.call(fake.add_container, "prod", "shop", "db", 1, "node-2")
+    rows = ok(config, "ps", "-a", "shop", "-s", "web").splitlines()[1:]
+    assert [r.split()[:5] for r in rows] == [["shop-web-1", "shop", "web", "node-1", "running"]]
+    by_node = json.loads(ok(config, "container", "ls", "-n", "node-2", "-o", "json"))
+    assert [c["meta"]["name"] for c in by_node] == ["shop-db-1"]
+    assert ok(config, "logs", "shop/web") == "shop-web-1 | hello from shop-web-1\n"
+
+
+def test_nodes(config: Path, served: ThreadedServer, fake: FakeApi) -> None:
+    ok(config, "cluster", "create", "edge")
+    served.call(fake.add_node, "edge", "n1")
+    assert ok(config, "node", "ls", "-c", "edge").splitlines()[1].split()[:4] == [
+        "n1", "ready", "active", "worker"]
+    assert ok(config, "node", "drain", "-c", "edge", "n1") == "node n1: drain\n"
+    labelled = json.loads(ok(config, "node", "label", "-c", "edge", "n1", "zone=a", "-o", "json"))
+    assert labelled["meta"]["labels"] == {"zone": "a"}
+    assert json.loads(ok(config, "node", "get", "-c", "edge", "n1", "-o", "json"))["spec"][
+        "availability"] == "NODE_AVAILABILITY_DRAIN"
+    ok(config, "node", "rm", "-c", "edge", "n1")
+    fails(config, 3, "node", "get", "-c", "edge", "n1")
+
+
+def test_events_list_and_follow(config: Path, served: ThreadedServer, fake: FakeApi) -> None:
+    ok(config, "cluster", "create", "prod")
+    served.call(fake.add_event, "prod", "node", "n1", "Joined", "node n1 joined")
+    assert ok(config, "events", "-c", "prod").splitlines()[1].split()[1:] == [
+        "Normal", "Joined", "node/n1", "node", "n1", "joined"]
+    # Follow: the stream sends one revision, then fails with a non-retryable code so the
+    # command ends (exit 6) after printing the past and the live event.
+    fake.watch_faults, fake.watch_fault_code = [1], grpc.StatusCode.PERMISSION_DENIED
+    box: dict[str, Result] = {}
+    runner = threading.Thread(target=lambda: box.update(r=ccs(config, "events", "-c", "prod",
+                                                             "-f", "-o", "json")))
+    runner.start()
+    while not served.call(lambda: bool(fake.watch_requests)):
+        threading.Event().wait(0.01)
+    served.call(fake.add_event, "prod", "application", "shop", "Deployed", "live one")
+    served.call(fake.add_event, "prod", "application", "shop", "Again", "not delivered")
+    runner.join()
+    result = box["r"]
+    assert result.exit_code == 6, result.stderr
+    reasons = [json.loads(line)["reason"] for line in result.stdout.splitlines()]
+    assert reasons == ["Joined", "Deployed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["cluster", "get", "nope"], 3, "error: cluster 'nope' not found"),
+        (["cluster", "create", "dup"], 5, "error: cluster 'dup' exists"),
+        (["cluster", "rm", "dup"], 5, "is not empty"),
+        (["app", "get", "-c", "dup", "none"], 3, "application 'none' not found"),
+        (["service", "scale", "-c", "dup", "shop/none", "2"], 3, "not found"),
+    ],
+)
+def test_server_errors_map_to_exit_codes(
+    config: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    ok(config, "cluster", "create", "dup")
+    ok(config, "app", "deploy", "-c", "dup", "-f", str(bundle(tmp_path)), "--name", "shop")
+    assert message in fails(config, code, *args)
+
+
+def test_invalid_template_exits_4_naming_the_field(config: Path, tmp_path: Path) -> None:
+    ok(config, "cluster", "create", "prod")
+    bad = bundle(tmp_path, template="services:\n  web: {ports: ['80']}\n")
+    assert "services.web.image" in fails(config, 4, "app", "deploy", "-c", "prod", "-f", str(bad))
+    missing = bundle(tmp_path, "other", "services:\n  web: {image: x, env_file: [gone.env]}\n")
+    line = fails(config, 4, "app", "deploy", "-c", "prod", "-f", str(missing))
+    assert "services.web.env_file[0]" in line and "gone.env" in line
+
+
+def test_auth_and_connection_errors(config: Path, tmp_path: Path) -> None:
+    assert "bearer token" in fails(config, 6, "--token", "wrong", "cluster", "ls")
+    assert "cannot reach 127.0.0.1:1" in fails(config, 7, "--server", "127.0.0.1:1", "cluster", "ls")
+    empty = tmp_path / "empty.yaml"
+    assert "no server configured" in fails(empty, 1, "cluster", "ls")
+    assert "context 'zz' not found" in fails(config, 1, "--context", "zz", "cluster", "ls")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cluster", "create", "x", "--label", "novalue"],
+        ["service", "get", "-c", "x", "no-slash"],
+        ["service", "scale", "-c", "x", "a/b", "-1"],
+        ["ps", "-c", "x", "-s", "web"],
+        ["app", "update", "-c", "x", "a", "--strategy", "yolo"],
+        ["node", "ls"],  # no -c and no default cluster
+        ["cluster", "ls", "-o", "xml"],
+    ],
+)
+def test_usage_errors_exit_2(config: Path, args: list[str]) -> None:
+    assert ccs(config, *args).exit_code == 2
+
+
+def test_env_vars_select_server_and_token(served: ThreadedServer, tmp_path: Path) -> None:
+    env = {**CLEAN_ENV, "CCS_SERVER": served.address, "CCS_TOKEN": TOKEN, "CCS_CLUSTER": "e"}
+    runner = CliRunner()
+    no_cfg = ["--config", str(tmp_path / "none.yaml")]
+    assert runner.invoke(app, [*no_cfg, "cluster", "create", "e"], env=env).exit_code == 0
+    result = runner.invoke(app, [*no_cfg, "app", "ls", "-o", "json"], env=env)
+    assert (result.exit_code, json.loads(result.stdout)) == (0, [])
+
+
+def test_node_enum_names_render_in_tables() -> None:
+    from cli.output import enum_name
+
+    assert enum_name(resources_pb2.NODE_STATE_READY, resources_pb2.NodeState, "NODE_STATE_") == "ready"
+    assert enum_name(0, resources_pb2.NodeState, "NODE_STATE_") == "-"

@@ -1,0 +1,145 @@
+"""Table tests for ``plan_node``, and the node-failure story told through both planners."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+
+from ccs.v1 import resources_pb2 as pb
+from controlplane.planner import PlanError, apply_actions, plan_node, plan_service
+
+from .test_planner_helpers import T0, Ids, app, at, container, node, nodes, service, shorts
+
+PERIOD = timedelta(seconds=5)
+GRACE = timedelta(seconds=60)
+D_STOPPED = pb.DESIRED_STATE_STOPPED
+D_REMOVED = pb.DESIRED_STATE_REMOVED
+
+
+@dataclass
+class NodeCase:
+    name: str
+    node: pb.Node
+    containers: Sequence[pb.Container]
+    now: datetime
+    expect: list[str]
+    requeue_after: float | None
+    message: str
+    stale: tuple[str, ...] = ()
+
+
+CASES = [
+    NodeCase("fresh heartbeat: nothing, look again when it would expire",
+             node("n1", heartbeat=0), [container("a")], at(4), [], 11.0, "ok"),
+    NodeCase("three missed heartbeats mark it down; containers still count",
+             node("n1", heartbeat=0), [container("a")], at(15), ["n1 NODE_STATE_DOWN"], 60.0,
+             "down: no heartbeat for 15s (3 heartbeats of 5s missed); 1 container(s) move in 60s"),
+    NodeCase("already down, within the grace: wait",
+             node("n1", heartbeat=0, state=pb.NODE_STATE_DOWN), [container("a")], at(45), [], 30.0,
+             "down: no heartbeat for 45s"),
+    NodeCase("after the grace, containers that should run are rescheduled; stopped ones stay",
+             node("n1", heartbeat=0, state=pb.NODE_STATE_DOWN),
+             [container("a"), container("b", 2, desired=D_STOPPED),
+              container("c", 3, desired=D_REMOVED)],
+             at(75), ["remove a"], None, "down: no heartbeat for 1m15s (3 heartbeats of 5s missed); "
+             "1 container(s) rescheduled"),
+    NodeCase("a node that never heartbeated is judged from its creation",
+             node("n1", heartbeat=None), [], at(100), ["n1 NODE_STATE_DOWN"], None,
+             "no heartbeat for"),
+    NodeCase("back and ready: stale containers are listed for removal",
+             node("n1", heartbeat=200),
+             [container("a", desired=D_REMOVED), container("b", 2, desired=D_REMOVED,
+                                                          state=pb.CONTAINER_STATE_REMOVED),
+              container("c", 3)],
+             at(201), [], 14.0, "ok", stale=("a",)),
+    NodeCase("draining: progress is reported",
+             node("n1", heartbeat=0, availability=pb.NODE_AVAILABILITY_DRAIN),
+             [container("a"), container("b", 2, desired=D_REMOVED)], at(1), [], 14.0,
+             "draining: 1 container(s) left", stale=("b",)),
+    NodeCase("drained", node("n1", heartbeat=0, availability=pb.NODE_AVAILABILITY_DRAIN), [],
+             at(1), [], 14.0, "drained"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_plan_node(case: NodeCase) -> None:
+    if not case.node.status.HasField("last_heartbeat"):
+        case.node.meta.created_at.FromDatetime(at(0))
+    plan = plan_node(case.node, case.containers, case.now, PERIOD, GRACE)
+    assert shorts(plan.actions) == case.expect
+    assert plan.requeue_after == case.requeue_after
+    assert case.message in plan.message
+    assert plan.stale == case.stale
+
+
+def test_a_node_with_no_timestamp_at_all_is_down_and_moved_at_once() -> None:
+    plan = plan_node(node("n1", heartbeat=None), [container("a")], T0, PERIOD, GRACE)
+    assert shorts(plan.actions) == ["n1 NODE_STATE_DOWN", "remove a"]
+    assert "never heartbeated" in plan.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"heartbeat_period": timedelta(0)}, "heartbeat_period must be positive"),
+        ({"down_grace": timedelta(seconds=-1)}, "down_grace must not be negative"),
+        ({"missed_heartbeats": 0}, "missed_heartbeats must be at least 1"),
+        ({"containers": [container("x", node="n2")]}, "containers_on_node: x are not on node 'n1'"),
+        ({"now": datetime(2025, 1, 1)}, "now: must be a timezone-aware datetime"),
+    ],
+    ids=["period", "grace", "missed", "stray container", "naive now"],
+)
+def test_bad_input_is_refused_with_the_field_named(kwargs: dict[str, object], error: str) -> None:
+    args: dict[str, object] = {
+        "containers": [], "now": T0, "heartbeat_period": PERIOD, "down_grace": GRACE,
+        "missed_heartbeats": 3,
+    } | kwargs
+    with pytest.raises(PlanError, match=error):
+        plan_node(
+            node("n1"), args["containers"], args["now"], args["heartbeat_period"],  # type: ignore[arg-type]
+            args["down_grace"], missed_heartbeats=args["missed_heartbeats"],  # type: ignore[arg-type]
+        )
+
+
+def test_node_down_then_back_never_runs_more_than_desired_for_long() -> None:
+    """The whole story: n1 goes silent, its container moves to n2, n1 returns and is cleaned."""
+    svc, application, ids = service(replicas=1), app(), Ids()
+    cluster = nodes("n1", "n2")
+    cluster["n1"] = node("n1", heartbeat=0)
+    containers = [container("a", 1, "n1")]
+
+    # Down but within the grace: the service keeps its container, no replacement yet.
+    now = at(30)
+    node_plan = plan_node(cluster["n1"], containers, now, PERIOD, GRACE)
+    assert shorts(node_plan.actions) == ["n1 NODE_STATE_DOWN"]
+    cluster["n1"].status.state = pb.NODE_STATE_DOWN
+    assert shorts(plan_service(application, svc, containers, cluster, {}, now).actions) == []
+
+    # After the grace: rescheduled; the service planner creates the replacement.
+    now = at(80)
+    node_plan = plan_node(cluster["n1"], containers, now, PERIOD, GRACE)
+    assert shorts(node_plan.actions) == ["remove a"]
+    containers = apply_actions(containers, node_plan.actions, svc, now, ids)
+    plan = plan_service(application, svc, containers, cluster, {}, now)
+    assert shorts(plan.actions) == ["create 1"]
+    containers = apply_actions(containers, plan.actions, svc, now, ids)
+    (new,) = (c for c in containers if c.meta.id != "a")
+    new.node, new.status.state = "n2", pb.CONTAINER_STATE_RUNNING  # scheduler + agent
+
+    # n1 comes back: its old container is stale and listed for removal; nothing else changes.
+    now = at(300)
+    cluster["n1"].status.state = pb.NODE_STATE_READY
+    cluster["n1"].status.last_heartbeat.FromDatetime(now)
+    on_n1 = [c for c in containers if c.node == "n1"]
+    assert plan_node(cluster["n1"], on_n1, now, PERIOD, GRACE).stale == ("a",)
+    plan = plan_service(application, svc, containers, cluster, {}, now)
+    assert shorts(plan.actions) == []
+    assert plan.status.running == 1  # the stale one, still running on n1, is not counted
+
+    # The agent on n1 removes it; the record goes.
+    on_n1[0].status.state = pb.CONTAINER_STATE_REMOVED
+    plan = plan_service(application, svc, containers, cluster, {}, now)
+    assert shorts(plan.actions) == ["delete a"]

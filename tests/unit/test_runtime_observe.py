@@ -1,0 +1,115 @@
+"""Docker inspect documents and events -> ccs observations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nodeagent.runtime import EventKind, PortBinding, State
+from nodeagent.runtime.observe import event_from_docker, map_state, observed_from_inspect, parse_time
+
+S = State
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ({"Status": "running"}, (S.CONTAINER_STATE_RUNNING, 0, "")),
+        ({"Status": "running", "Health": {"Status": "starting"}}, (S.CONTAINER_STATE_STARTING, 0, "")),
+        ({"Status": "running", "Health": {"Status": "healthy"}}, (S.CONTAINER_STATE_HEALTHY, 0, "")),
+        ({"Status": "running", "Health": {"Status": "unhealthy"}}, (S.CONTAINER_STATE_UNHEALTHY, 0, "")),
+        ({"Status": "paused"}, (S.CONTAINER_STATE_RUNNING, 0, "paused")),
+        ({"Status": "created"}, (S.CONTAINER_STATE_STARTING, 0, "created")),
+        (
+            {"Status": "created", "ExitCode": 127, "Error": 'exec: "/nope": no such file'},
+            (S.CONTAINER_STATE_FAILED, 127, 'start failed: exec: "/nope": no such file'),
+        ),
+        ({"Status": "exited", "ExitCode": 0}, (S.CONTAINER_STATE_EXITED, 0, "exited with code 0")),
+        ({"Status": "exited", "ExitCode": 3}, (S.CONTAINER_STATE_EXITED, 3, "exited with code 3")),
+        (
+            {"Status": "exited", "ExitCode": 137, "OOMKilled": True},
+            (S.CONTAINER_STATE_FAILED, 137, "out of memory: killed by the kernel (exit code 137)"),
+        ),
+        ({"Status": "removing", "ExitCode": 1}, (S.CONTAINER_STATE_EXITED, 1, "removing")),
+        ({"Status": "dead"}, (S.CONTAINER_STATE_FAILED, 0, "dead: removal failed")),
+        ({"Status": "weird"}, (S.CONTAINER_STATE_FAILED, 0, "unknown engine state 'weird'")),
+    ],
+)
+def test_map_state(state: dict[str, Any], expected: tuple[int, int, str]) -> None:
+    assert map_state(state) == expected
+
+
+def test_parse_time() -> None:
+    assert parse_time("0001-01-01T00:00:00Z") is None
+    assert parse_time("") is None
+    assert parse_time("2024-01-02T03:04:05.5Z") == pytest.approx(1704164645.5)
+    assert parse_time("2024-01-02T03:04:05.123456789Z") == pytest.approx(1704164645.123456)
+
+
+def test_observed_from_inspect() -> None:
+    attrs = {
+        "Id": "abc123",
+        "Name": "/ccs-shop-web-1-xyz",
+        "Config": {"Image": "local/webapp:v1", "Labels": {"ccs.container-id": "c1", "ccs.generation": "5"}},
+        "State": {
+            "Status": "running",
+            "StartedAt": "2024-01-02T03:04:05Z",
+            "FinishedAt": "0001-01-01T00:00:00Z",
+            "Health": {"Status": "healthy"},
+        },
+        "NetworkSettings": {
+            "Networks": {"ccs-prod-shop": {"IPAddress": "172.20.0.2"}},
+            "Ports": {
+                "8080/tcp": [
+                    {"HostIp": "0.0.0.0", "HostPort": "32768"},
+                    {"HostIp": "::", "HostPort": "32768"},
+                ],
+                "9000/tcp": None,
+            },
+        },
+    }
+    o = observed_from_inspect(attrs)
+    assert (o.docker_id, o.name, o.image) == ("abc123", "ccs-shop-web-1-xyz", "local/webapp:v1")
+    assert (o.state, o.health, o.container_id, o.generation, o.app_revision) == (
+        S.CONTAINER_STATE_HEALTHY,
+        "healthy",
+        "c1",
+        5,
+        0,
+    )
+    assert o.started_at == pytest.approx(1704164645.0) and o.finished_at is None
+    assert o.networks == {"ccs-prod-shop": "172.20.0.2"}
+    assert list(o.ports) == [
+        PortBinding(8080, "tcp", "0.0.0.0", 32768),
+        PortBinding(8080, "tcp", "::", 32768),
+        PortBinding(9000, "tcp"),
+    ]
+
+
+def _event(action: str, **attributes: str) -> dict[str, Any]:
+    return {
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": "abc", "Attributes": {"ccs.container-id": "c1", **attributes}},
+        "time": 1700000000,
+        "timeNano": 1700000000_500000000,
+    }
+
+
+def test_events() -> None:
+    die = event_from_docker(_event("die", exitCode="137"))
+    assert die is not None
+    assert (die.kind, die.docker_id, die.exit_code, die.container_id) == (EventKind.DIE, "abc", 137, "c1")
+    assert die.time == pytest.approx(1700000000.5)
+    health = event_from_docker(_event("health_status: unhealthy"))
+    assert health is not None and (health.kind, health.health) == (EventKind.HEALTH_STATUS, "unhealthy")
+    for kind in ("start", "oom", "destroy"):
+        event = event_from_docker(_event(kind))
+        assert event is not None and event.kind is EventKind(kind) and event.exit_code is None
+
+
+@pytest.mark.parametrize("action", ["exec_start: sh -c true", "attach", "create", "kill"])
+def test_ignored_events(action: str) -> None:
+    assert event_from_docker(_event(action)) is None
+    assert event_from_docker({**_event("start"), "Type": "network"}) is None

@@ -1,0 +1,207 @@
+"""Spec -> Engine API body: what every field becomes, and clear errors for bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ccs.v1 import resources_pb2 as pb
+from nodeagent.runtime import InvalidSpec, naming
+from nodeagent.runtime.translate import create_request
+
+
+def make(**spec: Any) -> pb.Container:
+    c = pb.Container(
+        meta=pb.Meta(id="0123456789abcdef", name="web-3"),
+        cluster="prod",
+        application="shop",
+        service="web",
+        slot=3,
+        spec_generation=4,
+        app_revision=9,
+    )
+    c.spec.CopyFrom(pb.ServiceSpec(**{"image": "local/webapp:v1", **spec}))
+    return c
+
+
+def body(**spec: Any) -> dict[str, Any]:
+    return create_request(make(**spec), bind_address="10.0.0.5").body
+
+
+def test_minimal_spec_defaults() -> None:
+    request = create_request(make(), bind_address="10.0.0.5")
+    assert request.name == "ccs-shop-web-3-0123456789ab"
+    assert request.network == "ccs-prod-shop"
+    assert request.volumes == ()
+    b = request.body
+    assert b["Image"] == "local/webapp:v1"
+    assert "Cmd" not in b and "Entrypoint" not in b and "Healthcheck" not in b  # image defaults
+    assert b["HostConfig"]["RestartPolicy"] == {"Name": "no"}
+    assert b["HostConfig"]["NetworkMode"] == "ccs-prod-shop"
+    assert b["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop": {"Aliases": ["web"]}}}
+    assert b["Labels"] == {
+        "ccs.managed": "true",
+        "ccs.cluster": "prod",
+        "ccs.app": "shop",
+        "ccs.service": "web",
+        "ccs.container": "web-3",
+        "ccs.container-id": "0123456789abcdef",
+        "ccs.generation": "4",
+        "ccs.app-revision": "9",
+    }
+
+
+def test_user_labels_cannot_override_ccs_labels() -> None:
+    labels = body(labels={"team": "a", "ccs.app": "spoofed"})["Labels"]
+    assert (labels["team"], labels["ccs.app"]) == ("a", "shop")
+
+
+def test_process_fields() -> None:
+    b = body(
+        command=["serve", "--port", "80"],
+        entrypoint=["/bin/sh", "-c"],
+        environment={"B": "2", "A": "x=y"},
+        user="1000:1000",
+        working_dir="/srv",
+        hostname="h1",
+        stop_signal="SIGQUIT",
+        stop_grace_period_ms=2500,
+    )
+    assert (b["Cmd"], b["Entrypoint"]) == (["serve", "--port", "80"], ["/bin/sh", "-c"])
+    assert b["Env"] == ["A=x=y", "B=2"]
+    assert (b["User"], b["WorkingDir"], b["Hostname"]) == ("1000:1000", "/srv", "h1")
+    assert (b["StopSignal"], b["StopTimeout"]) == ("SIGQUIT", 3)  # rounded up to whole seconds
+
+
+def test_ports_publish_on_bind_address_or_own_host_ip_and_expose() -> None:
+    b = body(
+        ports=[
+            pb.PortSpec(target=80, published=8080),
+            pb.PortSpec(target=53, published=5353, protocol="udp", host_ip="127.0.0.1"),
+            pb.PortSpec(target=9000),  # published 0: only on the app network
+        ],
+        expose=["3000", "4000-4001/udp"],
+    )
+    assert set(b["ExposedPorts"]) == {"80/tcp", "53/udp", "9000/tcp", "3000/tcp", "4000/udp", "4001/udp"}
+    assert b["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "10.0.0.5", "HostPort": "8080"}],
+        "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+    }
+
+
+def test_volumes() -> None:
+    request = create_request(
+        make(
+            volumes=[
+                pb.VolumeMount(type="volume", source="db", target="/var/lib/db"),
+                pb.VolumeMount(source="logs", target="/logs", read_only=True),  # type defaults to volume
+                pb.VolumeMount(type="bind", source="/etc/app", target="/conf", read_only=True),
+                pb.VolumeMount(type="tmpfs", target="/tmp"),
+                pb.VolumeMount(type="volume", target="/cache"),
+            ]
+        ),
+        bind_address="0.0.0.0",
+    )
+    app = {"ccs.managed": "true", "ccs.cluster": "prod", "ccs.app": "shop"}
+    assert request.body["HostConfig"]["Mounts"] == [
+        {"Type": "volume", "Target": "/var/lib/db", "Source": "ccs-shop-db"},
+        {"Type": "volume", "Target": "/logs", "Source": "ccs-shop-logs", "ReadOnly": True},
+        {"Type": "bind", "Target": "/conf", "Source": "/etc/app", "ReadOnly": True},
+        {"Type": "tmpfs", "Target": "/tmp"},
+        {"Type": "volume", "Target": "/cache", "VolumeOptions": {"Labels": {**app, "ccs.anonymous": "true"}}},
+    ]
+    assert [(v.name, v.labels) for v in request.volumes] == [
+        ("ccs-shop-db", {**app, "ccs.volume": "db"}),
+        ("ccs-shop-logs", {**app, "ccs.volume": "logs"}),
+    ]
+
+
+def test_resources() -> None:
+    b = body(
+        resources=pb.Resources(
+            limits=pb.ResourceAmounts(cpus=1.5, memory_bytes=256 << 20, pids=64),
+            reservations=pb.ResourceAmounts(cpus=0.25, memory_bytes=128 << 20),
+        )
+    )
+    host = b["HostConfig"]
+    assert (host["NanoCpus"], host["Memory"], host["MemoryReservation"], host["PidsLimit"]) == (
+        1_500_000_000,
+        256 << 20,
+        128 << 20,
+        64,
+    )
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        (
+            pb.HealthCheck(test=["CMD", "curl", "-f", "http://localhost"], interval_ms=1500, retries=2),
+            {"Test": ["CMD", "curl", "-f", "http://localhost"], "Interval": 1_500_000_000, "Retries": 2},
+        ),
+        (
+            pb.HealthCheck(test=["CMD-SHELL", "pg_isready"], timeout_ms=3000, start_period_ms=10),
+            {"Test": ["CMD-SHELL", "pg_isready"], "Timeout": 3_000_000_000, "StartPeriod": 10_000_000},
+        ),
+        (pb.HealthCheck(test=["NONE"]), {"Test": ["NONE"]}),
+        (pb.HealthCheck(test=["CMD", "true"], disable=True), {"Test": ["NONE"]}),
+        (pb.HealthCheck(interval_ms=2000), {"Interval": 2_000_000_000}),  # keeps the image's test
+    ],
+)
+def test_healthcheck(check: pb.HealthCheck, expected: dict[str, Any]) -> None:
+    assert body(healthcheck=check)["Healthcheck"] == expected
+
+
+def test_aliases_include_compose_network_aliases() -> None:
+    b = body(networks=[pb.ServiceNetwork(name="default", aliases=["www", "web"])])
+    assert b["NetworkingConfig"]["EndpointsConfig"]["ccs-prod-shop"]["Aliases"] == ["web", "www"]
+
+
+def test_names_are_docker_safe() -> None:
+    c = make()
+    c.application, c.service, c.meta.id = "My App", "web/api", "id:with:colons"
+    assert naming.container_name(c) == "ccs-My-App-web-api-3-id-with-colo"  # 12-char id prefix
+    assert naming.network_name("prod cluster", "a") == "ccs-prod-cluster-a"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "why"),
+    [
+        ({"image": ""}, "spec.image", "must not be empty"),
+        ({"ports": [pb.PortSpec(target=0)]}, "spec.ports[0].target", "1-65535"),
+        ({"ports": [pb.PortSpec(target=80, published=70000)]}, "spec.ports[0].published", "0-65535"),
+        ({"ports": [pb.PortSpec(target=80, protocol="http")]}, "spec.ports[0].protocol", "'http'"),
+        ({"expose": ["80", "abc"]}, "spec.expose[1]", "PORT[-PORT][/PROTOCOL]"),
+        ({"expose": ["90-80"]}, "spec.expose[0]", "start <= end"),
+        ({"volumes": [pb.VolumeMount(source="d", target="data")]}, "spec.volumes[0].target", "absolute"),
+        (
+            {"volumes": [pb.VolumeMount(type="bind", source="./conf", target="/c")]},
+            "spec.volumes[0].source",
+            "absolute host path",
+        ),
+        ({"volumes": [pb.VolumeMount(type="npipe", target="/x")]}, "spec.volumes[0].type", "'npipe'"),
+        (
+            {"resources": pb.Resources(limits=pb.ResourceAmounts(memory_bytes=1024))},
+            "spec.resources.limits.memory_bytes",
+            "at least 6 MiB",
+        ),
+        (
+            {"resources": pb.Resources(limits=pb.ResourceAmounts(cpus=-1))},
+            "spec.resources.limits.cpus",
+            "negative",
+        ),
+        ({"healthcheck": pb.HealthCheck(test=["curl", "x"])}, "spec.healthcheck.test", "'curl'"),
+        ({"healthcheck": pb.HealthCheck(test=["CMD"])}, "spec.healthcheck.test", "needs a command"),
+        ({"healthcheck": pb.HealthCheck(interval_ms=-5)}, "spec.healthcheck.interval_ms", "negative"),
+        ({"working_dir": "srv"}, "spec.working_dir", "absolute"),
+        ({"stop_grace_period_ms": -1}, "spec.stop_grace_period_ms", "negative"),
+    ],
+)
+def test_bad_spec_names_the_field(spec: dict[str, Any], field: str, why: str) -> None:
+    with pytest.raises(InvalidSpec) as err:
+        body(**spec)
+    assert err.value.field == field
+    assert why in err.value.reason
+    assert err.value.reason.startswith(f"invalid spec: {field}: ")
+    assert err.value.permanent

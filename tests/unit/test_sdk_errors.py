@@ -1,0 +1,80 @@
+"""The one gRPC-code -> exception table, and that calls really go through it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import grpc.aio
+import pytest
+
+import ccs
+from ccs import errors
+from ccs.testing import FakeApi, start_server
+
+TABLE = [
+    (grpc.StatusCode.NOT_FOUND, errors.NotFound),
+    (grpc.StatusCode.ALREADY_EXISTS, errors.AlreadyExists),
+    (grpc.StatusCode.INVALID_ARGUMENT, errors.InvalidArgument),
+    (grpc.StatusCode.ABORTED, errors.Conflict),
+    (grpc.StatusCode.FAILED_PRECONDITION, errors.FailedPrecondition),
+    (grpc.StatusCode.UNAUTHENTICATED, errors.Unauthenticated),
+    (grpc.StatusCode.PERMISSION_DENIED, errors.PermissionDenied),
+    (grpc.StatusCode.UNAVAILABLE, errors.Unavailable),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, errors.DeadlineExceeded),
+    (grpc.StatusCode.OUT_OF_RANGE, errors.OutOfRange),
+    (grpc.StatusCode.INTERNAL, errors.Internal),
+    (grpc.StatusCode.UNIMPLEMENTED, errors.CcsError),
+    (grpc.StatusCode.UNKNOWN, errors.CcsError),
+]
+
+
+def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+@pytest.mark.parametrize(("code", "cls"), TABLE, ids=[c.name for c, _ in TABLE])
+def test_each_code_maps_to_its_class_and_keeps_code_and_message(
+    code: grpc.StatusCode, cls: type[errors.CcsError]
+) -> None:
+    err = errors.from_rpc_error(rpc_error(code, "services.web.image: required"))
+    assert type(err) is cls
+    assert err.code is code
+    assert err.message == "services.web.image: required"
+    assert str(err) == "services.web.image: required"
+
+
+def test_every_class_is_a_ccs_error_and_only_transient_ones_are_temporary() -> None:
+    temporary = {cls for _, cls in TABLE if cls.temporary}
+    assert temporary == {errors.Unavailable, errors.DeadlineExceeded}
+    assert all(issubclass(cls, errors.CcsError) for _, cls in TABLE)
+
+
+def test_empty_details_fall_back_to_the_code_name() -> None:
+    assert errors.from_rpc_error(rpc_error(grpc.StatusCode.NOT_FOUND, "")).message == "not found"
+
+
+@pytest.fixture
+async def fake_address() -> AsyncIterator[str]:
+    server, address = await start_server(FakeApi(token="s3cret"))
+    yield address
+    await server.stop(None)
+
+
+async def test_server_status_arrives_as_the_mapped_exception(fake_address: str) -> None:
+    async with ccs.AsyncClient(fake_address, "s3cret") as client:
+        with pytest.raises(ccs.NotFound, match="cluster 'nope' not found") as info:
+            await client.clusters.get("nope")
+    assert info.value.code is grpc.StatusCode.NOT_FOUND
+
+
+async def test_wrong_token_is_unauthenticated(fake_address: str) -> None:
+    async with ccs.AsyncClient(fake_address, "wrong") as client:
+        with pytest.raises(ccs.Unauthenticated):
+            await client.clusters.list()
+
+
+async def test_unreachable_server_is_unavailable() -> None:
+    async with ccs.AsyncClient("127.0.0.1:1", "t", timeout=5) as client:
+        with pytest.raises(ccs.Unavailable):
+            await client.clusters.list()
