@@ -60,7 +60,7 @@ class Assignment(_message.Message):
     def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ...) -> None: ...
 
 class SessionMessage(_message.Message):
-    __slots__ = ("type", "version", "base_version", "assignments", "heartbeat_period_ms")
+    __slots__ = ("type", "version", "base_version", "assignments", "heartbeat_period_ms", "routing")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[SessionMessage.Type]
@@ -74,18 +74,22 @@ class SessionMessage(_message.Message):
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
     type: SessionMessage.Type
     version: int
     base_version: int
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
     heartbeat_period_ms: int
-    def __init__(self, type: _Optional[_Union[SessionMessage.Type, str]] = ..., version: _Optional[int] = ..., base_version: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., heartbeat_period_ms: _Optional[int] = ...) -> None: ...
+    routing: _resources_pb2.RoutingTable
+    def __init__(self, type: _Optional[_Union[SessionMessage.Type, str]] = ..., version: _Optional[int] = ..., base_version: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., heartbeat_period_ms: _Optional[int] = ..., routing: _Optional[_Union[_resources_pb2.RoutingTable, _Mapping]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("status",)
+    __slots__ = ("status", "router_stats")
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_STATS_FIELD_NUMBER: _ClassVar[int]
     status: _resources_pb2.NodeStatus
-    def __init__(self, status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ...) -> None: ...
+    router_stats: _resources_pb2.RouterStats
+    def __init__(self, status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ..., router_stats: _Optional[_Union[_resources_pb2.RouterStats, _Mapping]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("period_ms",)

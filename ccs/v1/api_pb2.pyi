@@ -142,6 +142,32 @@ class DeleteNodeResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RollbackApplicationRequest(_message.Message):
+    __slots__ = ("cluster", "name", "to_revision", "strategy")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TO_REVISION_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    to_revision: int
+    strategy: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., to_revision: _Optional[int] = ..., strategy: _Optional[str] = ...) -> None: ...
+
+class ListRevisionsRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ListRevisionsResponse(_message.Message):
+    __slots__ = ("revisions",)
+    REVISIONS_FIELD_NUMBER: _ClassVar[int]
+    revisions: _containers.RepeatedCompositeFieldContainer[_resources_pb2.ApplicationRevision]
+    def __init__(self, revisions: _Optional[_Iterable[_Union[_resources_pb2.ApplicationRevision, _Mapping]]] = ...) -> None: ...
+
 class CreateApplicationRequest(_message.Message):
     __slots__ = ("cluster", "name", "template", "env", "files", "version", "labels", "dry_run")
     class EnvEntry(_message.Message):
@@ -220,7 +246,7 @@ class ListApplicationsResponse(_message.Message):
     def __init__(self, applications: _Optional[_Iterable[_Union[_resources_pb2.Application, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class UpdateApplicationRequest(_message.Message):
-    __slots__ = ("cluster", "name", "template", "files", "env", "replace_env", "version", "labels", "resource_version", "dry_run", "strategy")
+    __slots__ = ("cluster", "name", "template", "files", "env", "replace_env", "version", "labels", "resource_version", "dry_run", "strategy", "canary_replicas", "canary_steps", "canary_analysis", "match_header", "match_cookie", "match_value")
     class FilesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +279,12 @@ class UpdateApplicationRequest(_message.Message):
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    CANARY_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    CANARY_STEPS_FIELD_NUMBER: _ClassVar[int]
+    CANARY_ANALYSIS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_HEADER_FIELD_NUMBER: _ClassVar[int]
+    MATCH_COOKIE_FIELD_NUMBER: _ClassVar[int]
+    MATCH_VALUE_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     name: str
     template: str
@@ -264,7 +296,13 @@ class UpdateApplicationRequest(_message.Message):
     resource_version: int
     dry_run: bool
     strategy: str
-    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., template: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., env: _Optional[_Mapping[str, str]] = ..., replace_env: _Optional[bool] = ..., version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[int] = ..., dry_run: _Optional[bool] = ..., strategy: _Optional[str] = ...) -> None: ...
+    canary_replicas: int
+    canary_steps: _containers.RepeatedCompositeFieldContainer[_resources_pb2.CanaryStep]
+    canary_analysis: _resources_pb2.CanaryAnalysis
+    match_header: str
+    match_cookie: str
+    match_value: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., template: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., env: _Optional[_Mapping[str, str]] = ..., replace_env: _Optional[bool] = ..., version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[int] = ..., dry_run: _Optional[bool] = ..., strategy: _Optional[str] = ..., canary_replicas: _Optional[int] = ..., canary_steps: _Optional[_Iterable[_Union[_resources_pb2.CanaryStep, _Mapping]]] = ..., canary_analysis: _Optional[_Union[_resources_pb2.CanaryAnalysis, _Mapping]] = ..., match_header: _Optional[str] = ..., match_cookie: _Optional[str] = ..., match_value: _Optional[str] = ...) -> None: ...
 
 class DeleteApplicationRequest(_message.Message):
     __slots__ = ("cluster", "name", "resource_version", "keep_volumes")
@@ -475,3 +513,51 @@ class WatchEvent(_message.Message):
     container: _resources_pb2.Container
     event: _resources_pb2.Event
     def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., cluster: _Optional[_Union[_resources_pb2.Cluster, _Mapping]] = ..., node: _Optional[_Union[_resources_pb2.Node, _Mapping]] = ..., application: _Optional[_Union[_resources_pb2.Application, _Mapping]] = ..., service: _Optional[_Union[_resources_pb2.Service, _Mapping]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ..., event: _Optional[_Union[_resources_pb2.Event, _Mapping]] = ...) -> None: ...
+
+class ListReleasesRequest(_message.Message):
+    __slots__ = ("cluster", "application")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    application: str
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ...) -> None: ...
+
+class ListReleasesResponse(_message.Message):
+    __slots__ = ("releases",)
+    RELEASES_FIELD_NUMBER: _ClassVar[int]
+    releases: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Release]
+    def __init__(self, releases: _Optional[_Iterable[_Union[_resources_pb2.Release, _Mapping]]] = ...) -> None: ...
+
+class GetReleaseRequest(_message.Message):
+    __slots__ = ("cluster", "application", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    application: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ShiftTrafficRequest(_message.Message):
+    __slots__ = ("cluster", "application", "weight")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    application: str
+    weight: int
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
+
+class ReleaseActionRequest(_message.Message):
+    __slots__ = ("cluster", "application")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    application: str
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ...) -> None: ...
+
+class ListRoutesRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...

@@ -531,6 +531,16 @@ class ApplicationServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.StopApplicationRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_resources__pb2.Application.FromString,
                 _registered_method=True)
+        self.RollbackApplication = channel.unary_unary(
+                '/ccs.v1.ApplicationService/RollbackApplication',
+                request_serializer=ccs_dot_v1_dot_api__pb2.RollbackApplicationRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Application.FromString,
+                _registered_method=True)
+        self.ListRevisions = channel.unary_unary(
+                '/ccs.v1.ApplicationService/ListRevisions',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListRevisionsRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListRevisionsResponse.FromString,
+                _registered_method=True)
 
 
 class ApplicationServiceServicer:
@@ -582,6 +592,19 @@ class ApplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackApplication(self, request, context):
+        """Restore every service of the application to an earlier revision, in one step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevisions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -619,6 +642,16 @@ def add_ApplicationServiceServicer_to_server(servicer, server):
                     servicer.StopApplication,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.StopApplicationRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_resources__pb2.Application.SerializeToString,
+            ),
+            'RollbackApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackApplication,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.RollbackApplicationRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Application.SerializeToString,
+            ),
+            'ListRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevisions,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListRevisionsRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListRevisionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -812,6 +845,60 @@ class ApplicationService:
             '/ccs.v1.ApplicationService/StopApplication',
             ccs_dot_v1_dot_api__pb2.StopApplicationRequest.SerializeToString,
             ccs_dot_v1_dot_resources__pb2.Application.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ApplicationService/RollbackApplication',
+            ccs_dot_v1_dot_api__pb2.RollbackApplicationRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Application.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ApplicationService/ListRevisions',
+            ccs_dot_v1_dot_api__pb2.ListRevisionsRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListRevisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1267,6 +1354,420 @@ class EventService:
             '/ccs.v1.EventService/Watch',
             ccs_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ReleaseServiceStub:
+    """---------------------------------------------------------------- releases and routes
+
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListReleases = channel.unary_unary(
+                '/ccs.v1.ReleaseService/ListReleases',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListReleasesRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListReleasesResponse.FromString,
+                _registered_method=True)
+        self.GetRelease = channel.unary_unary(
+                '/ccs.v1.ReleaseService/GetRelease',
+                request_serializer=ccs_dot_v1_dot_api__pb2.GetReleaseRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Release.FromString,
+                _registered_method=True)
+        self.ShiftTraffic = channel.unary_unary(
+                '/ccs.v1.ReleaseService/ShiftTraffic',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ShiftTrafficRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Release.FromString,
+                _registered_method=True)
+        self.ConfirmRelease = channel.unary_unary(
+                '/ccs.v1.ReleaseService/ConfirmRelease',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Release.FromString,
+                _registered_method=True)
+        self.RollbackRelease = channel.unary_unary(
+                '/ccs.v1.ReleaseService/RollbackRelease',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Release.FromString,
+                _registered_method=True)
+        self.PromoteRelease = channel.unary_unary(
+                '/ccs.v1.ReleaseService/PromoteRelease',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Release.FromString,
+                _registered_method=True)
+        self.AbortRelease = channel.unary_unary(
+                '/ccs.v1.ReleaseService/AbortRelease',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Release.FromString,
+                _registered_method=True)
+
+
+class ReleaseServiceServicer:
+    """---------------------------------------------------------------- releases and routes
+
+    """
+
+    def ListReleases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRelease(self, request, context):
+        """The named release, or the application's latest when name is empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShiftTraffic(self, request, context):
+        """Blue-green and canary: send weight percent of traffic to the new revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmRelease(self, request, context):
+        """Blue-green: all traffic to the new revision, then remove the old.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackRelease(self, request, context):
+        """Any strategy: all traffic back to the old revision, then remove the new.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteRelease(self, request, context):
+        """Canary: go to the next step now (or finish); rolling: resume after a pause.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortRelease(self, request, context):
+        """Canary: stop and roll back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReleaseServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListReleases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReleases,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListReleasesRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListReleasesResponse.SerializeToString,
+            ),
+            'GetRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRelease,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.GetReleaseRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Release.SerializeToString,
+            ),
+            'ShiftTraffic': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShiftTraffic,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ShiftTrafficRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Release.SerializeToString,
+            ),
+            'ConfirmRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmRelease,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Release.SerializeToString,
+            ),
+            'RollbackRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackRelease,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Release.SerializeToString,
+            ),
+            'PromoteRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteRelease,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Release.SerializeToString,
+            ),
+            'AbortRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortRelease,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Release.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.ReleaseService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.ReleaseService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ReleaseService:
+    """---------------------------------------------------------------- releases and routes
+
+    """
+
+    @staticmethod
+    def ListReleases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ReleaseService/ListReleases',
+            ccs_dot_v1_dot_api__pb2.ListReleasesRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListReleasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ReleaseService/GetRelease',
+            ccs_dot_v1_dot_api__pb2.GetReleaseRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Release.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShiftTraffic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ReleaseService/ShiftTraffic',
+            ccs_dot_v1_dot_api__pb2.ShiftTrafficRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Release.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ReleaseService/ConfirmRelease',
+            ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Release.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ReleaseService/RollbackRelease',
+            ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Release.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ReleaseService/PromoteRelease',
+            ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Release.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ReleaseService/AbortRelease',
+            ccs_dot_v1_dot_api__pb2.ReleaseActionRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Release.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RouteServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListRoutes = channel.unary_unary(
+                '/ccs.v1.RouteService/ListRoutes',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListRoutesRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.RoutingTable.FromString,
+                _registered_method=True)
+
+
+class RouteServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def ListRoutes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RouteServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoutes,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListRoutesRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.RoutingTable.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.RouteService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.RouteService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RouteService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.RouteService/ListRoutes',
+            ccs_dot_v1_dot_api__pb2.ListRoutesRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.RoutingTable.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,18 @@ class ContainerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONTAINER_STATE_FAILED: _ClassVar[ContainerState]
     CONTAINER_STATE_STOPPED: _ClassVar[ContainerState]
     CONTAINER_STATE_REMOVED: _ClassVar[ContainerState]
+
+class ReleasePhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RELEASE_PHASE_UNSPECIFIED: _ClassVar[ReleasePhase]
+    RELEASE_PHASE_PROGRESSING: _ClassVar[ReleasePhase]
+    RELEASE_PHASE_PAUSED: _ClassVar[ReleasePhase]
+    RELEASE_PHASE_AWAITING_SHIFT: _ClassVar[ReleasePhase]
+    RELEASE_PHASE_ROLLING_BACK: _ClassVar[ReleasePhase]
+    RELEASE_PHASE_SUCCEEDED: _ClassVar[ReleasePhase]
+    RELEASE_PHASE_ROLLED_BACK: _ClassVar[ReleasePhase]
+    RELEASE_PHASE_FAILED: _ClassVar[ReleasePhase]
+    RELEASE_PHASE_SUPERSEDED: _ClassVar[ReleasePhase]
 NODE_ROLE_UNSPECIFIED: NodeRole
 NODE_ROLE_WORKER: NodeRole
 NODE_ROLE_MANAGER: NodeRole
@@ -87,6 +99,15 @@ CONTAINER_STATE_EXITED: ContainerState
 CONTAINER_STATE_FAILED: ContainerState
 CONTAINER_STATE_STOPPED: ContainerState
 CONTAINER_STATE_REMOVED: ContainerState
+RELEASE_PHASE_UNSPECIFIED: ReleasePhase
+RELEASE_PHASE_PROGRESSING: ReleasePhase
+RELEASE_PHASE_PAUSED: ReleasePhase
+RELEASE_PHASE_AWAITING_SHIFT: ReleasePhase
+RELEASE_PHASE_ROLLING_BACK: ReleasePhase
+RELEASE_PHASE_SUCCEEDED: ReleasePhase
+RELEASE_PHASE_ROLLED_BACK: ReleasePhase
+RELEASE_PHASE_FAILED: ReleasePhase
+RELEASE_PHASE_SUPERSEDED: ReleasePhase
 
 class Meta(_message.Message):
     __slots__ = ("id", "name", "created_at", "updated_at", "labels", "resource_version")
@@ -517,7 +538,7 @@ class ServiceStatus(_message.Message):
     def __init__(self, desired: _Optional[int] = ..., running: _Optional[int] = ..., healthy: _Optional[int] = ..., message: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
 
 class Service(_message.Message):
-    __slots__ = ("meta", "cluster", "application", "spec", "status", "generation", "app_revision")
+    __slots__ = ("meta", "cluster", "application", "spec", "status", "generation", "app_revision", "last_generation")
     META_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
@@ -525,6 +546,7 @@ class Service(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     APP_REVISION_FIELD_NUMBER: _ClassVar[int]
+    LAST_GENERATION_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     cluster: str
     application: str
@@ -532,7 +554,8 @@ class Service(_message.Message):
     status: ServiceStatus
     generation: int
     app_revision: int
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ServiceStatus, _Mapping]] = ..., generation: _Optional[int] = ..., app_revision: _Optional[int] = ...) -> None: ...
+    last_generation: int
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ServiceStatus, _Mapping]] = ..., generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., last_generation: _Optional[int] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
     __slots__ = ("state", "exit_code", "message", "docker_id", "started_at", "updated_at", "endpoints")
@@ -553,7 +576,7 @@ class ContainerStatus(_message.Message):
     def __init__(self, state: _Optional[_Union[ContainerState, str]] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ..., docker_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
 
 class Container(_message.Message):
-    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status")
+    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status", "stop_after")
     META_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
@@ -565,6 +588,7 @@ class Container(_message.Message):
     DESIRED_STATE_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    STOP_AFTER_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     cluster: str
     application: str
@@ -576,7 +600,8 @@ class Container(_message.Message):
     desired_state: DesiredState
     spec: ServiceSpec
     status: ContainerStatus
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ...) -> None: ...
+    stop_after: _timestamp_pb2.Timestamp
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., stop_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("meta", "cluster", "kind", "object", "type", "reason", "message")
@@ -595,3 +620,209 @@ class Event(_message.Message):
     reason: str
     message: str
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., kind: _Optional[str] = ..., object: _Optional[str] = ..., type: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class RouteBackend(_message.Message):
+    __slots__ = ("container", "node", "address", "port", "weight", "app_revision", "spec_generation", "group")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    APP_REVISION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    node: str
+    address: str
+    port: int
+    weight: int
+    app_revision: int
+    spec_generation: int
+    group: str
+    def __init__(self, container: _Optional[str] = ..., node: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., weight: _Optional[int] = ..., app_revision: _Optional[int] = ..., spec_generation: _Optional[int] = ..., group: _Optional[str] = ...) -> None: ...
+
+class RouteEntry(_message.Message):
+    __slots__ = ("application", "service", "domain", "path", "session_sticky", "backends", "match_header", "match_cookie", "match_value")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SESSION_STICKY_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_HEADER_FIELD_NUMBER: _ClassVar[int]
+    MATCH_COOKIE_FIELD_NUMBER: _ClassVar[int]
+    MATCH_VALUE_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    service: str
+    domain: str
+    path: str
+    session_sticky: bool
+    backends: _containers.RepeatedCompositeFieldContainer[RouteBackend]
+    match_header: str
+    match_cookie: str
+    match_value: str
+    def __init__(self, application: _Optional[str] = ..., service: _Optional[str] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ..., session_sticky: _Optional[bool] = ..., backends: _Optional[_Iterable[_Union[RouteBackend, _Mapping]]] = ..., match_header: _Optional[str] = ..., match_cookie: _Optional[str] = ..., match_value: _Optional[str] = ...) -> None: ...
+
+class RoutingTable(_message.Message):
+    __slots__ = ("cluster", "version", "routes")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    version: int
+    routes: _containers.RepeatedCompositeFieldContainer[RouteEntry]
+    def __init__(self, cluster: _Optional[str] = ..., version: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[RouteEntry, _Mapping]]] = ...) -> None: ...
+
+class BackendStats(_message.Message):
+    __slots__ = ("application", "service", "container", "requests", "responses_5xx", "connection_errors")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_5XX_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    service: str
+    container: str
+    requests: int
+    responses_5xx: int
+    connection_errors: int
+    def __init__(self, application: _Optional[str] = ..., service: _Optional[str] = ..., container: _Optional[str] = ..., requests: _Optional[int] = ..., responses_5xx: _Optional[int] = ..., connection_errors: _Optional[int] = ...) -> None: ...
+
+class RouterStats(_message.Message):
+    __slots__ = ("node", "collected_at", "backends", "routing_version")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    collected_at: _timestamp_pb2.Timestamp
+    backends: _containers.RepeatedCompositeFieldContainer[BackendStats]
+    routing_version: int
+    def __init__(self, node: _Optional[str] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backends: _Optional[_Iterable[_Union[BackendStats, _Mapping]]] = ..., routing_version: _Optional[int] = ...) -> None: ...
+
+class CanaryStep(_message.Message):
+    __slots__ = ("weight", "pause_ms")
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_MS_FIELD_NUMBER: _ClassVar[int]
+    weight: int
+    pause_ms: int
+    def __init__(self, weight: _Optional[int] = ..., pause_ms: _Optional[int] = ...) -> None: ...
+
+class CanaryAnalysis(_message.Message):
+    __slots__ = ("max_5xx_ratio", "min_requests", "max_unhealthy")
+    MAX_5XX_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
+    max_5xx_ratio: float
+    min_requests: int
+    max_unhealthy: int
+    def __init__(self, max_5xx_ratio: _Optional[float] = ..., min_requests: _Optional[int] = ..., max_unhealthy: _Optional[int] = ...) -> None: ...
+
+class ReleaseSpec(_message.Message):
+    __slots__ = ("strategy", "from_revision", "to_revision", "canary_replicas", "steps", "analysis", "match_header", "match_cookie", "match_value", "rolling", "is_rollback", "services", "previous_specs", "previous_generations", "previous_app_spec")
+    class PreviousSpecsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ServiceSpec
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ServiceSpec, _Mapping]] = ...) -> None: ...
+    class PreviousGenerationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    FROM_REVISION_FIELD_NUMBER: _ClassVar[int]
+    TO_REVISION_FIELD_NUMBER: _ClassVar[int]
+    CANARY_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    ANALYSIS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_HEADER_FIELD_NUMBER: _ClassVar[int]
+    MATCH_COOKIE_FIELD_NUMBER: _ClassVar[int]
+    MATCH_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROLLING_FIELD_NUMBER: _ClassVar[int]
+    IS_ROLLBACK_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SPECS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_APP_SPEC_FIELD_NUMBER: _ClassVar[int]
+    strategy: str
+    from_revision: int
+    to_revision: int
+    canary_replicas: int
+    steps: _containers.RepeatedCompositeFieldContainer[CanaryStep]
+    analysis: CanaryAnalysis
+    match_header: str
+    match_cookie: str
+    match_value: str
+    rolling: UpdateConfig
+    is_rollback: bool
+    services: _containers.RepeatedScalarFieldContainer[str]
+    previous_specs: _containers.MessageMap[str, ServiceSpec]
+    previous_generations: _containers.ScalarMap[str, int]
+    previous_app_spec: ApplicationSpec
+    def __init__(self, strategy: _Optional[str] = ..., from_revision: _Optional[int] = ..., to_revision: _Optional[int] = ..., canary_replicas: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[CanaryStep, _Mapping]]] = ..., analysis: _Optional[_Union[CanaryAnalysis, _Mapping]] = ..., match_header: _Optional[str] = ..., match_cookie: _Optional[str] = ..., match_value: _Optional[str] = ..., rolling: _Optional[_Union[UpdateConfig, _Mapping]] = ..., is_rollback: _Optional[bool] = ..., services: _Optional[_Iterable[str]] = ..., previous_specs: _Optional[_Mapping[str, ServiceSpec]] = ..., previous_generations: _Optional[_Mapping[str, int]] = ..., previous_app_spec: _Optional[_Union[ApplicationSpec, _Mapping]] = ...) -> None: ...
+
+class ReleaseStatus(_message.Message):
+    __slots__ = ("phase", "message", "weight", "step", "batches", "updated", "total", "phase_since", "finished_at", "history", "observed_5xx_ratio", "observed_requests", "requests", "failures")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PHASE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_5XX_RATIO_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    phase: ReleasePhase
+    message: str
+    weight: int
+    step: int
+    batches: int
+    updated: int
+    total: int
+    phase_since: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    history: _containers.RepeatedScalarFieldContainer[str]
+    observed_5xx_ratio: float
+    observed_requests: int
+    requests: _containers.RepeatedScalarFieldContainer[str]
+    failures: int
+    def __init__(self, phase: _Optional[_Union[ReleasePhase, str]] = ..., message: _Optional[str] = ..., weight: _Optional[int] = ..., step: _Optional[int] = ..., batches: _Optional[int] = ..., updated: _Optional[int] = ..., total: _Optional[int] = ..., phase_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[str]] = ..., observed_5xx_ratio: _Optional[float] = ..., observed_requests: _Optional[int] = ..., requests: _Optional[_Iterable[str]] = ..., failures: _Optional[int] = ...) -> None: ...
+
+class Release(_message.Message):
+    __slots__ = ("meta", "cluster", "application", "number", "spec", "status")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    cluster: str
+    application: str
+    number: int
+    spec: ReleaseSpec
+    status: ReleaseStatus
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., number: _Optional[int] = ..., spec: _Optional[_Union[ReleaseSpec, _Mapping]] = ..., status: _Optional[_Union[ReleaseStatus, _Mapping]] = ...) -> None: ...
+
+class ApplicationRevision(_message.Message):
+    __slots__ = ("meta", "revision", "spec", "note")
+    META_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    revision: int
+    spec: ApplicationSpec
+    note: str
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., revision: _Optional[int] = ..., spec: _Optional[_Union[ApplicationSpec, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
