@@ -19,6 +19,7 @@ from controlplane.api.apps import ApplicationServicer
 from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
 from controlplane.api.nodes import NodeServicer
+from controlplane.api.releases import ReleaseServicer
 from controlplane.api.services import ContainerServicer, ServiceServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.dispatcher.hub import AssignmentHub
@@ -115,6 +116,7 @@ class Server:
             ContainerServicer(etcd, self.informer, self.broker), server
         )
         api_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(etcd), server)
+        api_pb2_grpc.add_ReleaseServiceServicer_to_server(ReleaseServicer(etcd, self.informer), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker), server
         )

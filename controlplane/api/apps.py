@@ -9,6 +9,7 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.app_update import ReleaseOptions, apply_update, new_service, snapshot
 from controlplane.api.common import (
     MAX_REPLICAS,
     MAX_TEMPLATE_BYTES,
@@ -21,7 +22,8 @@ from controlplane.api.common import (
 )
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.compose import ParsedTemplate, parse_template
-from controlplane.store import keys, reads
+from controlplane.store import NotFound, keys, reads
+from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
@@ -51,19 +53,6 @@ async def _parse(template: str, env: Mapping[str, str], files: Mapping[str, str]
                 f"services.{name}.deploy.replicas", f"{spec.replicas} exceeds the limit of 1000"
             )
     return parsed
-
-
-def _service(cluster: str, app: str, name: str, spec: pb.ServiceSpec, revision: int) -> pb.Service:
-    svc = pb.Service(
-        meta=new_meta(name),
-        cluster=cluster,
-        application=app,
-        spec=spec,
-        generation=1,
-        app_revision=revision,
-    )
-    svc.status.desired = spec.replicas if spec.mode != pb.SERVICE_MODE_GLOBAL else 0
-    return svc
 
 
 def _apply_parsed(app: pb.Application, parsed: ParsedTemplate) -> None:
@@ -107,13 +96,14 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         )
         app.status.phase = "Deployed"
         _apply_parsed(app, parsed)
-        services = [_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
+        services = [new_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
         if request.dry_run:
             return app
         txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
         txn.create(keys.app(cluster, name), app, "application", name)
         for svc in services:
             txn.create(keys.service(cluster, name, svc.meta.name), svc, "service", svc.meta.name)
+        snapshot(txn, app, "deploy")
         record_event(
             txn,
             cluster,
@@ -156,9 +146,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     ) -> pb.Application:
         return await read_modify_write(request.resource_version, lambda: self._UpdateApplication(request))
 
-    async def _UpdateApplication(
-        self, request: api_pb2.UpdateApplicationRequest
-    ) -> pb.Application:
+    async def _UpdateApplication(self, request: api_pb2.UpdateApplicationRequest) -> pb.Application:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
@@ -187,48 +175,69 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             else:
                 app.meta.labels.pop(k, None)
         parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name)
-        changed = app.spec != old_spec
-        if changed:
+        if app.spec != old_spec:
             app.revision += 1
         _apply_parsed(app, parsed)
         touch(app.meta)
         if request.dry_run:
             return app
-
-        current, _ = await reads.list_all(self.etcd, keys.services(cluster, name), pb.Service)
-        by_name = {s.meta.name: s for s in current}
-        txn = Txn().update(keys.app(cluster, name), app, "application", name, rv)
-        summary = []
-        for sname, spec in parsed.services.items():
-            key = keys.service(cluster, name, sname)
-            old = by_name.pop(sname, None)
-            if old is None:
-                txn.create(key, _service(cluster, name, sname, spec, app.revision), "service", sname)
-                summary.append(f"+{sname}")
-            elif old.spec != spec:
-                old.spec.CopyFrom(spec)
-                old.generation += 1
-                old.app_revision = app.revision
-                old.status.desired = spec.replicas if spec.mode != pb.SERVICE_MODE_GLOBAL else 0
-                touch(old.meta)
-                txn.update(key, old, "service", sname, old.meta.resource_version)
-                summary.append(f"~{sname}")
-        for sname, old in by_name.items():
-            key = keys.service(cluster, name, sname)
-            txn.require_revision(key, "service", sname, old.meta.resource_version).delete(key)
-            summary.append(f"-{sname}")
-        record_event(
-            txn,
-            cluster,
-            "application",
-            name,
-            "Updated",
-            f"revision {app.revision}"
-            + (f", version {app.spec.version}" if app.spec.version else "")
-            + (f", services {' '.join(summary)}" if summary else ", services unchanged"),
+        options = ReleaseOptions(
+            strategy=request.strategy,
+            canary_replicas=request.canary_replicas,
+            canary_steps=list(request.canary_steps),
+            canary_analysis=request.canary_analysis if request.HasField("canary_analysis") else None,
+            match_header=request.match_header,
+            match_cookie=request.match_cookie,
+            match_value=request.match_value,
         )
-        app.meta.resource_version = await txn.commit(self.etcd)
-        return app
+        _check_release_options(options)
+        return await apply_update(self.etcd, app, old_spec, parsed, rv, options)
+
+    async def RollbackApplication(
+        self, request: api_pb2.RollbackApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Application:
+        return await read_modify_write(0, lambda: self._rollback(request))
+
+    async def _rollback(self, request: api_pb2.RollbackApplicationRequest) -> pb.Application:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        if request.strategy not in STRATEGIES:
+            raise InvalidArgument(
+                "strategy", f"{request.strategy!r} is not one of rolling, blue-green, canary"
+            )
+        app = await self._get(cluster, name)
+        if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
+            raise FailedPrecondition(f"application {name!r} is being deleted")
+        target = request.to_revision or app.revision - 1
+        if target < 1 or target >= app.revision:
+            raise InvalidArgument(
+                "to_revision",
+                f"must be an earlier revision, 1..{app.revision - 1} (current is {app.revision})",
+            )
+        kv = await self.etcd.get(keys.revision(cluster, name, target))
+        if kv is None:
+            raise NotFound("revision", f"{name}@{target}")
+        snap = decode(kv, pb.ApplicationRevision)
+        old_spec = pb.ApplicationSpec()
+        old_spec.CopyFrom(app.spec)
+        desired = app.spec.desired_state
+        app.spec.CopyFrom(snap.spec)
+        app.spec.desired_state = desired
+        parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name)
+        app.revision += 1
+        _apply_parsed(app, parsed)
+        touch(app.meta)
+        options = ReleaseOptions(strategy=request.strategy, is_rollback=True)
+        return await apply_update(self.etcd, app, old_spec, parsed, app.meta.resource_version, options)
+
+    async def ListRevisions(
+        self, request: api_pb2.ListRevisionsRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListRevisionsResponse:
+        cluster = check_name("cluster", request.cluster)
+        name = check_name("name", request.name)
+        await self._get(cluster, name)
+        revisions, _ = await reads.list_all(self.etcd, keys.revisions(cluster, name), pb.ApplicationRevision)
+        return api_pb2.ListRevisionsResponse(revisions=revisions)
 
     async def DeleteApplication(
         self, request: api_pb2.DeleteApplicationRequest, context: grpc.aio.ServicerContext
@@ -296,3 +305,32 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         return await self._set_desired(cluster, name, pb.DESIRED_STATE_STOPPED, "Stopped")
+
+
+def _check_release_options(o: ReleaseOptions) -> None:
+    if o.strategy != "canary" and (
+        o.canary_replicas
+        or o.canary_steps
+        or o.canary_analysis is not None
+        or o.match_header
+        or o.match_cookie
+    ):
+        raise InvalidArgument("strategy", "canary options need strategy canary")
+    if o.canary_replicas > MAX_REPLICAS:
+        raise InvalidArgument("canary_replicas", f"{o.canary_replicas} exceeds the limit of {MAX_REPLICAS}")
+    for i, step in enumerate(o.canary_steps):
+        if step.weight > 100:
+            raise InvalidArgument(f"canary_steps[{i}].weight", f"{step.weight} is not a percentage (0-100)")
+        if step.pause_ms < 0:
+            raise InvalidArgument(f"canary_steps[{i}].pause_ms", "must not be negative")
+    if o.canary_steps and o.canary_steps[-1].weight != 100:
+        raise InvalidArgument("canary_steps", "the last step must send 100% of traffic to the new revision")
+    a = o.canary_analysis
+    if a is not None and not 0 <= a.max_5xx_ratio <= 1:
+        raise InvalidArgument(
+            "canary_analysis.max_5xx_ratio", f"{a.max_5xx_ratio} is not a ratio between 0 and 1"
+        )
+    if (o.match_header or o.match_cookie) and not o.match_value:
+        raise InvalidArgument("match_value", "A/B routing by header or cookie needs the value to match")
+    if o.match_header and o.match_cookie:
+        raise InvalidArgument("match_cookie", "choose a header or a cookie, not both")

@@ -23,6 +23,7 @@ _CLASSES: dict[str, type] = {
     "service": pb.Service,
     "container": pb.Container,
     "event": pb.Event,
+    "release": pb.Release,
 }
 KINDS = ("cluster", *_CLASSES)
 

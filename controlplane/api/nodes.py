@@ -50,9 +50,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
     ) -> pb.Node:
         return await read_modify_write(request.resource_version, lambda: self._UpdateNode(request))
 
-    async def _UpdateNode(
-        self, request: api_pb2.UpdateNodeRequest
-    ) -> pb.Node:
+    async def _UpdateNode(self, request: api_pb2.UpdateNodeRequest) -> pb.Node:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
@@ -83,9 +81,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
     ) -> api_pb2.DeleteNodeResponse:
         return await read_modify_write(0, lambda: self._DeleteNode(request))
 
-    async def _DeleteNode(
-        self, request: api_pb2.DeleteNodeRequest
-    ) -> api_pb2.DeleteNodeResponse:
+    async def _DeleteNode(self, request: api_pb2.DeleteNodeRequest) -> api_pb2.DeleteNodeResponse:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         key = keys.node(cluster, name)

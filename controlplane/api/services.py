@@ -67,9 +67,7 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
     ) -> pb.Service:
         return await read_modify_write(request.resource_version, lambda: self._ScaleService(request))
 
-    async def _ScaleService(
-        self, request: api_pb2.ScaleServiceRequest
-    ) -> pb.Service:
+    async def _ScaleService(self, request: api_pb2.ScaleServiceRequest) -> pb.Service:
         cluster = check_name("cluster", request.cluster)
         app = check_name("application", request.application)
         name = check_service_name("name", request.name)

@@ -155,6 +155,13 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                 break
             except Conflict:
                 continue
+        if request.HasField("router_stats"):
+            stats = pb.RouterStats()
+            stats.CopyFrom(request.router_stats)
+            stats.node = p.node
+            if not stats.HasField("collected_at"):
+                stats.collected_at.CopyFrom(now())
+            await Txn().put(keys.router_stats(p.cluster, p.node), stats).commit(self.etcd)
         return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms)
 
     async def UpdateStatus(

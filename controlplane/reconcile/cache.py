@@ -29,6 +29,8 @@ _KINDS: dict[str, type[Any]] = {
     "apps": pb.Application,
     "services": pb.Service,
     "containers": pb.Container,
+    "releases": pb.Release,
+    "routerstats": pb.RouterStats,
 }
 
 SvcKey = tuple[str, str]  # (app, service)
@@ -46,6 +48,13 @@ class ClusterState:
     containers: dict[CtrKey, pb.Container] = field(default_factory=dict)
     by_node: dict[str, set[CtrKey]] = field(default_factory=dict)
     by_service: dict[SvcKey, set[CtrKey]] = field(default_factory=dict)
+    # (app, release name) -> Release; node -> RouterStats
+    releases: dict[tuple[str, str], pb.Release] = field(default_factory=dict)
+    router_stats: dict[str, pb.RouterStats] = field(default_factory=dict)
+
+    def latest_release(self, app: str) -> pb.Release | None:
+        mine = [r for (a, _), r in self.releases.items() if a == app]
+        return max(mine, key=lambda r: r.number) if mine else None
 
     def containers_of(self, app: str, service: str) -> list[pb.Container]:
         return [self.containers[k] for k in sorted(self.by_service.get((app, service), ()))]
@@ -89,12 +98,19 @@ def parse_key(key: str) -> tuple[str, str, tuple[str, ...]] | None:
     if not key.startswith(ROOT):
         return None
     parts = key[len(ROOT) :].split("/")
-    if len(parts) < 3 or parts[1] not in _KINDS:
+    if len(parts) < 3 or parts[1] not in _KINDS or (parts[1] == "releases" and len(parts) < 4):
         return None
     return parts[0], parts[1], tuple(parts[2:])
 
 
-_KIND_NAME = {"nodes": "node", "apps": "application", "services": "service", "containers": "container"}
+_KIND_NAME = {
+    "nodes": "node",
+    "apps": "application",
+    "services": "service",
+    "containers": "container",
+    "releases": "release",
+    "routerstats": "routerstats",
+}
 
 
 class Informer:
@@ -173,6 +189,15 @@ class Informer:
             old = state.apps.pop(rest[0], None)
             if new is not None:
                 state.apps[rest[0]] = new
+        elif plural == "releases":
+            rkey = (rest[0], rest[1])
+            old = state.releases.pop(rkey, None)
+            if new is not None:
+                state.releases[rkey] = new
+        elif plural == "routerstats":
+            old = state.router_stats.pop(rest[0], None)
+            if new is not None:
+                state.router_stats[rest[0]] = new
         elif plural == "services":
             skey = (rest[0], rest[1])
             old = state.services.pop(skey, None)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.app_update import TERMINAL
 from controlplane.reconcile.cache import Change, Informer, SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.queue import Result, WorkQueue
@@ -88,8 +89,19 @@ class Orchestrator:
                     self._all.add(ch.cluster)
                     touched.add(ch.cluster)
                 continue
-            app = ch.key[0]
             state = self.informer.clusters.get(ch.cluster)
+            if ch.kind == "routerstats":
+                # Only canary analysis reads router counters.
+                if state is not None and any(r.spec.strategy == "canary" and r.status.phase not in TERMINAL
+                                             for r in state.releases.values()):
+                    touched.add(ch.cluster)
+                continue
+            app = ch.key[0]
+            if ch.kind == "release":
+                if state is not None:
+                    self._dirty[ch.cluster].update(k for k in state.services if k[0] == app)
+                touched.add(ch.cluster)
+                continue
             if ch.kind == "application" or state is None:
                 self._all.add(ch.cluster)
             else:

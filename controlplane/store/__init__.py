@@ -7,7 +7,11 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/c/{cluster}/apps/{app}                           Application
     /ccs/c/{cluster}/services/{app}/{service}             Service
     /ccs/c/{cluster}/containers/{app}/{service}/{name}    Container
-    /ccs/c/{cluster}/events/{sortable id}                 Event (attached to a lease: expires)
+    /ccs/c/{cluster}/events/{sortable id}                 Event (pruned after an hour)
+    /ccs/c/{cluster}/releases/{app}/r{NNNNNN}             Release
+    /ccs/c/{cluster}/revisions/{app}/{NNNNNNNNNN}         ApplicationRevision (for rollback)
+    /ccs/c/{cluster}/routerstats/{node}                   RouterStats (from the node's agent)
+    /ccs/c/{cluster}/nodecred/{node}                      digest of the node's credential
     /ccs/c/{cluster}/jointoken                            join token digest (node agents)
     /ccs/tokens/{sha256 of token}                         API token record (JSON)
     /ccs/bootstrap                                        marker: admin token was created

@@ -63,6 +63,32 @@ def event(cluster: str, event_id: str) -> str:
     return f"{events(cluster)}{event_id}"
 
 
+def releases(cluster: str, app: str | None = None) -> str:
+    base = f"{subtree(cluster)}releases/"
+    return base if app is None else f"{base}{app}/"
+
+
+def release(cluster: str, app: str, number: int) -> str:
+    return f"{releases(cluster, app)}{release_name(number)}"
+
+
+def release_name(number: int) -> str:
+    # zero-padded so that key order is release order
+    return f"r{number:06d}"
+
+
+def revisions(cluster: str, app: str) -> str:
+    return f"{subtree(cluster)}revisions/{app}/"
+
+
+def revision(cluster: str, app: str, number: int) -> str:
+    return f"{revisions(cluster, app)}{number:010d}"
+
+
+def router_stats(cluster: str, node: str) -> str:
+    return f"{subtree(cluster)}routerstats/{node}"
+
+
 def join_token(cluster: str) -> str:
     return f"{subtree(cluster)}jointoken"
 
@@ -88,6 +114,7 @@ _PLURALS = {
     "services": "service",
     "containers": "container",
     "events": "event",
+    "releases": "release",
 }
 
 
