@@ -13,6 +13,7 @@ import grpc.aio
 import yaml
 from google.protobuf.message import Message
 
+from ccs._fake_releases import ReleasesFake
 from ccs.v1 import api_pb2, api_pb2_grpc, resources_pb2
 
 __all__ = ["FakeApi"]
@@ -25,16 +26,21 @@ _KINDS = {
     resources_pb2.Service: "service",
     resources_pb2.Container: "container",
     resources_pb2.Event: "event",
+    resources_pb2.Release: "release",  # WatchEvent has no field for it: sent without object
 }
+_EVENT_FIELDS = frozenset(f.name for f in api_pb2.WatchEvent.DESCRIPTOR.fields)
 
 
 class FakeApi(
+    ReleasesFake,  # first: its methods override the servicers' UNIMPLEMENTED stubs
     api_pb2_grpc.ClusterServiceServicer,
     api_pb2_grpc.NodeServiceServicer,
     api_pb2_grpc.ApplicationServiceServicer,
     api_pb2_grpc.ServiceServiceServicer,
     api_pb2_grpc.ContainerServiceServicer,
     api_pb2_grpc.EventServiceServicer,
+    api_pb2_grpc.ReleaseServiceServicer,
+    api_pb2_grpc.RouteServiceServicer,
 ):
     """Every ccs API service over dicts keyed by the resource's path."""
 
@@ -48,6 +54,13 @@ class FakeApi(
         self.watch_faults: list[int] = []
         self.watch_fault_code = grpc.StatusCode.UNAVAILABLE
         self.watch_requests: list[api_pb2.WatchRequest] = []
+        self.watch_kinds: frozenset[str] | None = None  # set: other kinds are INVALID_ARGUMENT
+        self.history_clusters: list[str] = []  # the cluster of each history entry
+        self.revisions: dict[tuple[str, str], list[resources_pb2.ApplicationRevision]] = {}
+        self.routes: dict[str, resources_pb2.RoutingTable] = {}
+        # Called as hook(api, cluster, app) after an application create/update is written: a
+        # test's stand-in for the reconciler and agents (e.g. to seed containers).
+        self.reconcile_hook: Callable[[FakeApi, str, str], None] | None = None
         self._changed: asyncio.Event | None = None
 
     # ------------------------------------------------------------ state helpers
@@ -77,8 +90,10 @@ class FakeApi(
     def _record(self, type_: int, obj: Message) -> None:
         kind = _KINDS[type(obj)]
         ev = api_pb2.WatchEvent(revision=self.revision, type=type_, kind=kind)  # type: ignore[arg-type]
-        getattr(ev, kind).CopyFrom(obj)
+        if kind in _EVENT_FIELDS:
+            getattr(ev, kind).CopyFrom(obj)
         self.history.append(ev)
+        self.history_clusters.append(_cluster_of(obj))
 
     def add_node(self, cluster: str, name: str, **status: Any) -> resources_pb2.Node:
         """Seed a ready, active worker node (nodes join through agents, not the API)."""
@@ -95,17 +110,38 @@ class FakeApi(
 
     def add_container(
         self, cluster: str, app: str, service: str, slot: int, node: str = "",
-        state: int = resources_pb2.CONTAINER_STATE_RUNNING,
+        state: int = resources_pb2.CONTAINER_STATE_RUNNING, *, generation: int = 1,
+        message: str = "", exit_code: int = 0, labels: dict[str, str] | None = None,
+        desired: int = resources_pb2.DESIRED_STATE_RUNNING,
     ) -> resources_pb2.Container:
-        """Seed a container (the control plane and agents write them, not the API)."""
-        name = f"{app}-{service}-{slot}"
+        """Seed or replace a container (the control plane and agents write them, not the API);
+        one per (service, generation, slot)."""
+        name = f"{app}-{service}-{slot}" + (f"-g{generation}" if generation > 1 else "")
         c = resources_pb2.Container(
-            meta=resources_pb2.Meta(name=name), cluster=cluster, application=app,
-            service=service, node=node, slot=slot,
-            status=resources_pb2.ContainerStatus(state=state),  # type: ignore[arg-type]
+            meta=resources_pb2.Meta(name=name, labels=labels), cluster=cluster, application=app,
+            service=service, node=node, slot=slot, spec_generation=generation,
+            desired_state=desired,  # type: ignore[arg-type]
+            status=resources_pb2.ContainerStatus(
+                state=state, message=message, exit_code=exit_code),  # type: ignore[arg-type]
         )
         self.commit([(("container", cluster, app, service, name), c)])
         return c
+
+    def set_service_status(
+        self, cluster: str, app: str, service: str, running: int, healthy: int, message: str = "",
+        desired: int | None = None,
+    ) -> resources_pb2.Service:
+        """Write a service's status as the reconciler would (``desired`` defaults to the spec's)."""
+        svc = resources_pb2.Service()
+        old = self.objects[("service", cluster, app, service)]
+        assert isinstance(old, resources_pb2.Service)
+        svc.CopyFrom(old)
+        want = svc.spec.replicas if desired is None else desired
+        svc.status.CopyFrom(resources_pb2.ServiceStatus(
+            desired=want, running=running, healthy=healthy,
+            message=message or f"{running}/{want} running"))
+        self.commit([(("service", cluster, app, service), svc)])
+        return svc
 
     def add_event(self, cluster: str, obj_kind: str, obj: str, reason: str, msg: str) -> int:
         name = f"{obj}.{self.revision + 1}"
@@ -268,7 +304,11 @@ class FakeApi(
         )
         if not request.dry_run:
             self.commit([(key, app), *self._service_puts(app, replicas, request.template)])
+            self.revisions[(request.cluster, request.name)] = []
+            self.snapshot_revision(app, "created")
             self.add_event(request.cluster, "application", request.name, "Created", "deployed")
+            if self.reconcile_hook is not None:
+                self.reconcile_hook(self, request.cluster, request.name)
         return app
 
     async def GetApplication(self, request: Any, context: Ctx) -> api_pb2.GetApplicationResponse:
@@ -307,12 +347,40 @@ class FakeApi(
             app.spec.env.update(request.env)
             app.revision += 1
 
-        return await self._set_app(request, context, change)
+        app = await self._set_app(request, context, change)
+        if request.template:
+            self._update_services(app)
+        self.snapshot_revision(app, "update")
+        self.start_release(app, request)
+        if self.reconcile_hook is not None:
+            self.reconcile_hook(self, request.cluster, request.name)
+        return app
+
+    def _update_services(self, app: resources_pb2.Application) -> None:
+        """As the server does: a changed spec bumps the service's generation and resets
+        ``status.desired``; services that left the template are deleted."""
+        replicas = {n: (s.get("deploy") or {}).get("replicas", 1)
+                    for n, s in yaml.safe_load(app.spec.template)["services"].items()}
+        current = {k[3]: o for k, o in self.objects.items()
+                   if k[0] == "service" and k[1:3] == (app.cluster, app.meta.name)}
+        puts: list[tuple[tuple[str, ...], Message]] = []
+        for key, new in self._service_puts(app, replicas, app.spec.template):
+            assert isinstance(new, resources_pb2.Service)
+            old: Any = current.pop(key[3], None)
+            if old is not None and old.spec == new.spec:
+                continue
+            if old is not None:
+                new.meta.CopyFrom(old.meta)
+                new.generation = old.generation + 1
+                new.status.CopyFrom(old.status)
+                new.status.desired = new.spec.replicas
+            puts.append((key, new))
+        self.commit(puts, [("service", app.cluster, app.meta.name, n) for n in current])
 
     async def DeleteApplication(self, request: Any, context: Ctx) -> api_pb2.DeleteApplicationResponse:
         await self.GetApplication(request, context)
         keys = [k for k in self.objects if k[1:3] == (request.cluster, request.name)
-                and k[0] in ("application", "service", "container")]
+                and k[0] in ("application", "service", "container", "release")]
         self.commit(deletes=keys)
         return api_pb2.DeleteApplicationResponse()
 
@@ -375,6 +443,9 @@ class FakeApi(
     async def Watch(self, request: Any, context: Ctx) -> AsyncIterator[api_pb2.WatchResponse]:
         await self._auth(context)
         self.watch_requests.append(request)
+        for i, k in enumerate(request.kinds):
+            if self.watch_kinds is not None and k not in self.watch_kinds:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"kinds[{i}]: {k!r} unknown")
         if request.from_revision and request.from_revision <= self.compacted:
             await context.abort(grpc.StatusCode.OUT_OF_RANGE, "from_revision: compacted")
         budget = self.watch_faults.pop(0) if self.watch_faults else None
@@ -386,8 +457,8 @@ class FakeApi(
             for rev in sorted({e.revision for e in self.history if e.revision >= nxt}):
                 nxt = rev + 1
                 resp = api_pb2.WatchResponse(revision=rev, events=[
-                    e for e in self.history if e.revision == rev
-                    and _cluster_of(getattr(e, e.kind)) == request.cluster
+                    e for e, cluster in zip(self.history, self.history_clusters, strict=True)
+                    if e.revision == rev and cluster == request.cluster
                     and (not request.kinds or e.kind in request.kinds)
                 ])
                 if not resp.events:

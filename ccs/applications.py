@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING
 
 from ccs._transport import Listing, Transport, collect
 from ccs.v1 import api_pb2, resources_pb2
+
+if TYPE_CHECKING:
+    from ccs.wait import Progress, ProgressCallback
 
 __all__ = ["Applications", "Containers", "Services"]
 
@@ -122,6 +126,33 @@ class Applications:
         return await self._t.unary(
             self._t.applications.StopApplication, req, resources_pb2.Application
         )
+
+    async def wait(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        timeout: float,
+        on_progress: ProgressCallback | None = None,
+        unschedulable_grace: float = 5.0,
+        resync_interval: float = 30.0,
+    ) -> Progress:
+        """Wait until every service of the application runs its current generation with
+        ``desired`` healthy containers; return the final ``ccs.wait.Progress``.
+
+        ``on_progress(progress)`` is called (and awaited if it returns an awaitable) whenever
+        the progress changes; with the blocking ``Client`` it runs on the client's thread.
+        Raises ``DeployFailed`` (image not found, crash loop, or no node fits for longer than
+        ``unschedulable_grace`` seconds), ``WaitTimeout`` after ``timeout`` seconds, and
+        ``NotFound`` if the application does not exist or is deleted. See ``ccs.wait``.
+        """
+        from ccs.wait import Waiter
+
+        waiter = Waiter(
+            self._t, cluster, name, timeout=timeout, on_progress=on_progress,
+            unschedulable_grace=unschedulable_grace, resync_interval=resync_interval,
+        )
+        return await waiter.run()
 
 
 class Services:

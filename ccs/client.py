@@ -27,6 +27,7 @@ from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Nodes
 from ccs.config import load_config
 from ccs.events import Events
+from ccs.releases import Releases, Routes
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -64,6 +65,8 @@ class AsyncClient:
         self.services = Services(transport)
         self.containers = Containers(transport)
         self.events = Events(transport)
+        self.releases = Releases(transport, self._channel)
+        self.routes = Routes(transport, self._channel)
 
     @classmethod
     def from_config(

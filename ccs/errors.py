@@ -18,14 +18,17 @@ __all__ = [
     "CcsError",
     "Conflict",
     "DeadlineExceeded",
+    "DeployFailed",
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "ReleaseFailed",
     "Unauthenticated",
     "Unavailable",
+    "WaitTimeout",
     "from_rpc_error",
 ]
 
@@ -91,6 +94,50 @@ class OutOfRange(CcsError):
 
 class Internal(CcsError):
     """A server bug or an unexpected server-side failure."""
+
+
+class DeployFailed(CcsError):
+    """``applications.wait``: the deploy cannot succeed without a change (image not found, crash
+    loop, no node fits). Raised by the SDK itself, never mapped from a gRPC code.
+
+    ``service`` is the service at fault ("" when it is the application, e.g. it was stopped),
+    ``reason`` the cause as the control plane or agent wrote it, ``exit_code`` the container's
+    last exit code when there is one.
+    """
+
+    def __init__(self, service: str, reason: str, exit_code: int | None = None) -> None:
+        super().__init__(f"service {service}: {reason}" if service else reason,
+                         grpc.StatusCode.FAILED_PRECONDITION)
+        self.service = service
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+class WaitTimeout(CcsError):
+    """``applications.wait`` ran out of time; ``pending`` maps each service that was not ready
+    to its status message. The deploy goes on: waiting again may succeed."""
+
+    temporary = True
+
+    def __init__(self, message: str, pending: dict[str, str] | None = None) -> None:
+        super().__init__(message, grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.pending = dict(pending or {})
+
+
+class ReleaseFailed(CcsError):
+    """``releases.wait``: the release ended without succeeding. Raised by the SDK itself,
+    never mapped from a gRPC code.
+
+    ``phase`` is the terminal phase as ``ccs release get`` shows it (``rolled-back``,
+    ``failed`` or ``superseded``), ``message`` the control plane's reason, ``release`` the
+    final ``ccs.v1.resources_pb2.Release`` (None only when built by hand).
+    """
+
+    def __init__(self, phase: str, message: str, release: object | None = None) -> None:
+        super().__init__(f"release {phase}: {message}", grpc.StatusCode.ABORTED)
+        self.phase = phase
+        self.message = message
+        self.release = release
 
 
 _BY_CODE: dict[grpc.StatusCode, type[CcsError]] = {

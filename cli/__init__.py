@@ -26,6 +26,9 @@ code  meaning
 5     conflict: already exists, stale resource_version (ABORTED), failed precondition
 6     unauthenticated or permission denied
 7     server unavailable (unreachable)
+8     ``--wait``: the deploy failed (image not found, crash loop, no node fits)
+9     ``--wait``: timed out before every service was ready (or the release ended)
+10    ``--wait``: the release was rolled back, failed or superseded (reason printed)
 130   interrupted (Ctrl-C)
 ====  =====================================================================
 """

@@ -32,6 +32,9 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (errors.Unauthenticated, 6),
     (errors.PermissionDenied, 6),
     (errors.Unavailable, 7),
+    (errors.DeployFailed, 8),
+    (errors.WaitTimeout, 9),
+    (errors.ReleaseFailed, 10),
 )
 
 ClusterOpt = Annotated[

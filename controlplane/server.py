@@ -20,7 +20,7 @@ from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.releases import ReleaseServicer
-from controlplane.api.services import ContainerServicer, ServiceServicer
+from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import LogBroker
@@ -117,6 +117,7 @@ class Server:
         )
         api_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(etcd), server)
         api_pb2_grpc.add_ReleaseServiceServicer_to_server(ReleaseServicer(etcd, self.informer), server)
+        api_pb2_grpc.add_RouteServiceServicer_to_server(RouteServicer(etcd, self.hub), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker), server
         )

@@ -13,6 +13,10 @@ Lifecycle of `run()`:
    session is up, heartbeats go out at the server's period, status batches flow, and the
    logs relay serves requests. Any failure: keep containers running, back off with jitter
    (0.5 s -> 10 s) and reconnect; queued statuses are sent after reconnecting.
+4. Router (optional, `nodeagent.router.Router`): started beside the session loop (retried
+   with backoff if HAProxy cannot start, e.g. its port is taken; the agent works without it),
+   fed every `SessionMessage.routing` (latest wins, applied in the background so a reload
+   never stalls the stream), its counters sent in every heartbeat, stopped with the agent.
 
 No globals and no signal handlers: `main.py` owns the process, `stop()` ends `run()`.
 """
@@ -39,6 +43,7 @@ from .config import Identity, load_identity, save_identity
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .logs_relay import LogsRelay
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
+from .router import Router, RouterError, RuntimeAPIError
 from .session import AgentError, DispatcherClient, code_of, describe
 from .version import VERSION
 
@@ -65,6 +70,7 @@ class Agent:
         concurrency: int = DEFAULT_CONCURRENCY,
         probe_period: float = 3.0,
         reconnect: Backoff | None = None,
+        router: Router | None = None,
     ) -> None:
         if not name:
             raise ValueError("name: the node name must not be empty")
@@ -87,6 +93,7 @@ class Agent:
         self._concurrency = concurrency
         self._probe_period = probe_period
         self._reconnect = reconnect or Backoff(base=0.5, cap=10.0)
+        self.router = router
         self.book = AssignmentBook()
         self.batcher = StatusBatcher()
         self.executor: Executor | None = None
@@ -139,6 +146,8 @@ class Agent:
                 asyncio.create_task(self._watch_events(), name=f"events-{self.name}"),
                 asyncio.create_task(self._periodic_resync(), name=f"resync-{self.name}"),
             ]
+            if self.router is not None:
+                background.append(asyncio.create_task(self._start_router(self.router), name="router"))
             while True:
                 try:
                     await self._session(client)
@@ -165,6 +174,8 @@ class Agent:
                     await t
             if self.executor is not None:
                 await self.executor.close()
+            if self.router is not None:
+                await self.router.stop()
             if self._owns_channel:
                 await channel.close()
 
@@ -231,6 +242,8 @@ class Agent:
                 if msg.heartbeat_period_ms > 0:
                     self.heartbeat_period = msg.heartbeat_period_ms / 1000.0
                 changed = self.book.apply(msg)  # ChainBroken: drop the stream, reconnect
+                if self.router is not None and msg.HasField("routing"):
+                    self.router.submit(msg.routing)
                 if msg.type == COMPLETE:
                     self.log.info("complete set", version=msg.version, containers=len(self.book.desired))
                     self.batcher.forget_sent()  # report every assignment once after (re)connect
@@ -252,10 +265,34 @@ class Agent:
     async def _heartbeats(self, client: DispatcherClient) -> None:
         while True:
             deadline = max(self.heartbeat_period, 5.0)
-            period = await client.heartbeat(self._node_status, deadline_seconds=deadline)
+            period = await client.heartbeat(
+                self._node_status, deadline_seconds=deadline, router_stats=await self._router_stats()
+            )
             if period > 0:
                 self.heartbeat_period = period / 1000.0
             await asyncio.sleep(self.heartbeat_period)
+
+    async def _router_stats(self) -> resources_pb2.RouterStats | None:
+        """The router's counters, or None (router off, not up yet, or not answering)."""
+        if self.router is None or self.router.pid is None:
+            return None
+        try:
+            return await asyncio.wait_for(self.router.collect(node=self.name), 2.0)
+        except (RouterError, RuntimeAPIError, OSError, TimeoutError) as exc:
+            self.log.warning("router stats unavailable", error=str(exc))
+            return None
+
+    async def _start_router(self, router: Router) -> None:
+        """Start HAProxy, retrying with backoff: containers are managed with or without it."""
+        backoff = Backoff(base=1.0, cap=30.0)
+        while True:
+            try:
+                await router.start()
+                return
+            except (RouterError, OSError) as exc:
+                delay = backoff.next()
+                self.log.error("router did not start", error=str(exc), retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
 
     async def _logs(self, client: DispatcherClient) -> None:
         """Keep the logs relay open; its failures never take the session down."""

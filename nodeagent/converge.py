@@ -14,6 +14,9 @@ table test:
   meta.labels say `ccs.keep-volumes=true`), report REMOVED.
 - A permanent failure (bad image, invalid spec) is final for that container id: the plan
   only re-reports it, it never retries the same spec.
+- Drain before stop: a STOP or REMOVE waits until the container's `stop_after` (the routers
+  drop a retiring container at once, and it keeps serving what they already sent it until
+  then). `drain_remaining` says how long; the executor re-plans the id after that.
 """
 
 from __future__ import annotations
@@ -67,6 +70,16 @@ class LocalAction:
 def grace_seconds(c: resources_pb2.Container) -> float:
     ms = c.spec.stop_grace_period_ms
     return ms / 1000.0 if ms > 0 else DEFAULT_GRACE_SECONDS
+
+
+def drain_remaining(action: LocalAction, now: float) -> float:
+    """Seconds a STOP/REMOVE must still wait for the container's `stop_after`; 0: go ahead."""
+    c = action.container
+    if action.kind not in (Kind.STOP, Kind.REMOVE) or c is None or not c.HasField("stop_after"):
+        return 0.0
+    if action.observed is None or action.observed.state not in LIVE_STATES:
+        return 0.0  # nothing is serving: no traffic to drain
+    return max(0.0, c.stop_after.ToNanoseconds() / 1e9 - now)
 
 
 def remove_volumes(labels: Mapping[str, str]) -> bool:

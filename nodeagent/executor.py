@@ -10,6 +10,10 @@ Errors carry their policy (runtime `RuntimeFailure.permanent`): a permanent one 
 as FAILED with its reason and never retried for that container id (the control plane
 decides whether to create a replacement); a temporary one re-queues the id with per-id
 exponential backoff.
+
+Drain before stop: a stop or removal whose `stop_after` is still ahead is not done yet, and
+nothing is reported; the id is re-queued for `stop_after` (a timer, not a sleeping worker, so
+draining containers hold no concurrency slot), and any pass before then re-checks.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure, State
 from . import status
 from .assignments import AssignmentBook
 from .backoff import Backoff
-from .converge import LIVE_STATES, Kind, LocalAction, plan_one
+from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one
 from .health import ProbeMonitor, has_probe
 
 DEFAULT_CONCURRENCY = 8
@@ -132,6 +136,15 @@ class Executor:
         loop = asyncio.get_running_loop()
         self._retries[cid] = loop.call_later(delay, self.enqueue, cid)
 
+    def _wake_later(self, cid: str, delay: float) -> None:
+        """Re-plan `cid` after `delay` seconds (drain); an earlier enqueue cancels the timer."""
+        old = self._retries.pop(cid, None)
+        if old is not None:
+            old.cancel()
+        self._log.info("draining before stop", container_id=cid, seconds=round(delay, 2))
+        loop = asyncio.get_running_loop()
+        self._retries[cid] = loop.call_later(delay, self.enqueue, cid)
+
     # ------------------------------------------------------------------ one container
 
     async def reconcile(self, cid: str) -> None:
@@ -140,6 +153,10 @@ class Executor:
         actions = plan_one(
             cid, container, removing, observed, tracked=cid in self.tracked, failed=cid in self.failed
         )
+        wait = max((drain_remaining(a, time.time()) for a in actions), default=0.0)
+        if wait > 0:
+            self._wake_later(cid, wait)
+            return
         for action in actions:
             await self._apply(action)
 

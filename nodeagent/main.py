@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import signal
 import socket
 import sys
@@ -17,6 +18,7 @@ from ccs.config import load_config
 
 from .agent import Agent
 from .config import ConfigError, default_state_dir, detect_address, parse_labels
+from .router import Router, RouterSettings
 from .session import AgentError
 
 EXIT_USAGE = 2
@@ -32,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label (repeat)")
     p.add_argument("--address", help="address other hosts reach this node at (default: detected)")
     p.add_argument("--state-dir", type=Path, help="where the node credential is kept")
+    p.add_argument(
+        "--router-port", type=int, default=9080, help="port of this node's HTTP router (default: 9080)"
+    )
+    p.add_argument(
+        "--no-router", action="store_true",
+        help="do not run the HAProxy router (default: run it when the haproxy binary is installed)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
     return p
@@ -56,6 +65,21 @@ def setup_logging(level: str, fmt: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def build_router(args: argparse.Namespace, address: str, state_dir: Path) -> Router | None:
+    """The node's HAProxy router, listening on the node address; None when off or not installed."""
+    if args.no_router:
+        return None
+    binary = shutil.which("haproxy")
+    if binary is None:
+        structlog.get_logger("ccs.agent").warning("haproxy not found: running without the HTTP router")
+        return None
+    try:
+        settings = RouterSettings(state_dir=state_dir / "router", bind_address=address, port=args.router_port)
+    except ValueError as exc:
+        raise ConfigError(f"--router-port/--address: {exc}") from exc
+    return Router(settings, binary=binary)
 
 
 def resolve_server(explicit: str | None) -> str:
@@ -92,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         labels = parse_labels(args.label)
         address = args.address or detect_address(server)
         state_dir = args.state_dir or default_state_dir(args.name)
+        router = build_router(args, address, state_dir)
     except ConfigError as exc:
         print(f"ccs-agent: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
@@ -104,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime = DockerRuntime(client)
     agent = Agent(
         server, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
-        address=address, state_dir=state_dir,
+        address=address, state_dir=state_dir, router=router,
     )
     log.info("starting", server=server, node=args.name, address=address, state_dir=str(state_dir))
     try:

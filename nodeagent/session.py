@@ -77,10 +77,20 @@ class DispatcherClient:
         )
         return call
 
-    async def heartbeat(self, status: resources_pb2.NodeStatus, *, deadline_seconds: float) -> int:
-        """Send a heartbeat; returns the period the server wants, in ms (0: unchanged)."""
+    async def heartbeat(
+        self,
+        status: resources_pb2.NodeStatus,
+        *,
+        deadline_seconds: float,
+        router_stats: resources_pb2.RouterStats | None = None,
+    ) -> int:
+        """Send a heartbeat (with the router's counters, if any); returns the period the server
+        wants, in ms (0: unchanged)."""
+        request = agent_pb2.HeartbeatRequest(status=status)
+        if router_stats is not None:
+            request.router_stats.CopyFrom(router_stats)
         response: agent_pb2.HeartbeatResponse = await self._stub.Heartbeat(
-            agent_pb2.HeartbeatRequest(status=status), metadata=self.metadata, timeout=deadline_seconds
+            request, metadata=self.metadata, timeout=deadline_seconds
         )
         return int(response.period_ms)
 

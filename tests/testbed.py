@@ -31,7 +31,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "testbed" / "testbed.py"
-BUILD_IMAGES = REPO / "tests" / "images" / "build.sh"
+BUILD_IMAGES = REPO / "deploy" / "images" / "build.sh"
 LOCK_FILE = Path("/run/ccs-testbed.lock")
 REQUIRED_TOOLS = ("ip", "iptables", "nsenter", "dockerd", "docker", "docker-registry", "htpasswd")
 ROOT_DOCKER = "unix:///var/run/docker.sock"
@@ -210,7 +210,7 @@ def missing_requirements() -> str | None:
 
 
 def ensure_test_images() -> None:
-    """Make sure the root daemon has local/busybox:1 (tests/images/build.sh if present)."""
+    """Make sure the root daemon has local/busybox:1 (deploy/images/build.sh if present)."""
     env = {**os.environ, "DOCKER_HOST": ROOT_DOCKER}
     if BUILD_IMAGES.exists():
         _run(["bash", str(BUILD_IMAGES)], env=env)

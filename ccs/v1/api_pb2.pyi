@@ -485,7 +485,7 @@ class WatchResponse(_message.Message):
     def __init__(self, revision: _Optional[int] = ..., events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ("revision", "type", "kind", "cluster", "node", "application", "service", "container", "event")
+    __slots__ = ("revision", "type", "kind", "cluster", "node", "application", "service", "container", "event", "release")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[WatchEvent.Type]
@@ -503,6 +503,7 @@ class WatchEvent(_message.Message):
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     revision: int
     type: WatchEvent.Type
     kind: str
@@ -512,7 +513,8 @@ class WatchEvent(_message.Message):
     service: _resources_pb2.Service
     container: _resources_pb2.Container
     event: _resources_pb2.Event
-    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., cluster: _Optional[_Union[_resources_pb2.Cluster, _Mapping]] = ..., node: _Optional[_Union[_resources_pb2.Node, _Mapping]] = ..., application: _Optional[_Union[_resources_pb2.Application, _Mapping]] = ..., service: _Optional[_Union[_resources_pb2.Service, _Mapping]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ..., event: _Optional[_Union[_resources_pb2.Event, _Mapping]] = ...) -> None: ...
+    release: _resources_pb2.Release
+    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., cluster: _Optional[_Union[_resources_pb2.Cluster, _Mapping]] = ..., node: _Optional[_Union[_resources_pb2.Node, _Mapping]] = ..., application: _Optional[_Union[_resources_pb2.Application, _Mapping]] = ..., service: _Optional[_Union[_resources_pb2.Service, _Mapping]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ..., event: _Optional[_Union[_resources_pb2.Event, _Mapping]] = ..., release: _Optional[_Union[_resources_pb2.Release, _Mapping]] = ...) -> None: ...
 
 class ListReleasesRequest(_message.Message):
     __slots__ = ("cluster", "application")

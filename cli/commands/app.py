@@ -9,10 +9,13 @@ from typing import Annotated
 import typer
 
 from ccs.client import AsyncClient
+from ccs.releases import CanaryOptions
 from ccs.template import default_app_name, load_bundle
 from ccs.v1 import resources_pb2
+from cli.commands import release as rel_cmd
 from cli.commands import service
 from cli.output import Format, OutputOpt, age, dump, emit, enum_name, table, to_data
+from cli.progress import DEFAULT_TIMEOUT, parse_duration, wait_for_app
 from cli.session import ClusterOpt, parse_pairs, session
 
 app = typer.Typer(help="Deploy and manage applications (Compose templates).", no_args_is_help=True)
@@ -25,6 +28,31 @@ EnvOpt = Annotated[
 LabelOpt = Annotated[list[str] | None, typer.Option("--label", "-l", help="k=v (repeatable).")]
 VersionOpt = Annotated[str, typer.Option("--version", help="A version string for this release.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing.")]
+WaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Wait until every service runs its new version, healthy; progress on stderr. "
+        "Exit 8 if the deploy fails (image, crash loop, no node fits), 9 on timeout.",
+    ),
+]
+TimeoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--timeout", help=f"With --wait: 90s, 5m, 1h or seconds (default {DEFAULT_TIMEOUT})."
+    ),
+]
+
+
+def _wait_timeout(wait: bool, timeout: str | None, dry_run: bool) -> float | None:
+    """Seconds to wait, or None without --wait; usage errors before anything is sent."""
+    if not wait:
+        if timeout is not None:
+            raise typer.BadParameter("only meaningful with --wait", param_hint="--timeout")
+        return None
+    if dry_run:
+        raise typer.BadParameter("cannot be combined with --dry-run", param_hint="--wait")
+    return parse_duration(timeout or DEFAULT_TIMEOUT)
 
 
 class Strategy(StrEnum):
@@ -64,20 +92,29 @@ def deploy(
     label: LabelOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Format.table,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Deploy a Compose template (with its .env and env_files) as a new application."""
     s = session(ctx)
     c = s.cluster(cluster)
     env_map, labels = parse_pairs(env or [], "--env"), parse_pairs(label or [], "--label")
+    wait_for = _wait_timeout(wait, timeout, dry_run)
 
     async def call(cl: AsyncClient) -> resources_pb2.Application:
         template, files = load_bundle(file)
-        return await cl.applications.create(
+        created = await cl.applications.create(
             c, name or default_app_name(file), template, env=env_map, files=files,
             version=version, labels=labels, dry_run=dry_run,
         )
+        if wait_for is not None:
+            _show(created, output)
+            await wait_for_app(cl, c, created.meta.name, wait_for)
+        return created
 
-    _show(s.run(call), output)
+    result = s.run(call)
+    if wait_for is None:
+        _show(result, output)
 
 
 @app.command("ls")
@@ -122,24 +159,100 @@ def update(
     strategy: Annotated[
         Strategy | None, typer.Option("--strategy", help="Release strategy for this update.")
     ] = None,
+    steps: Annotated[
+        str | None,
+        typer.Option("--steps", help="Canary steps, e.g. '10%,pause 30s,50%,pause 30s,100%' ('pause' alone: "
+                     "wait for ccs release promote)."),
+    ] = None,
+    canary_replicas: Annotated[int, typer.Option("--canary-replicas", min=0, help="Canary containers.")] = 0,
+    max_5xx_ratio: Annotated[
+        float, typer.Option("--max-5xx-ratio", min=0.0, max=1.0, help="Canary: abort above this 5xx ratio.")
+    ] = 0.0,
+    min_requests: Annotated[
+        int, typer.Option("--min-requests", min=0, help="Canary: judge the 5xx ratio after this many requests.")
+    ] = 0,
+    match_header: Annotated[str, typer.Option("--match-header", help="A/B: route by this request header.")] = "",
+    match_cookie: Annotated[str, typer.Option("--match-cookie", help="A/B: route by this cookie.")] = "",
+    match_value: Annotated[str, typer.Option("--match-value", help="A/B: the header/cookie value.")] = "",
     label: LabelOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Format.table,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Release a new template, parameters or version of an application."""
     s = session(ctx)
     c = s.cluster(cluster)
     env_map, labels = parse_pairs(env or [], "--env"), parse_pairs(label or [], "--label")
+    wait_for = _wait_timeout(wait, timeout, dry_run)
+    parsed_steps = rel_cmd.steps_option(steps)
+    canary = None
+    if strategy is Strategy.canary:
+        canary = CanaryOptions(
+            replicas=canary_replicas, steps=parsed_steps or [], max_5xx_ratio=max_5xx_ratio,
+            min_requests=min_requests, match_header=match_header, match_cookie=match_cookie,
+            match_value=match_value,
+        )
+    elif parsed_steps or canary_replicas or max_5xx_ratio or match_header or match_cookie:
+        raise typer.BadParameter("canary options need --strategy canary", param_hint="'--strategy'")
 
     async def call(cl: AsyncClient) -> resources_pb2.Application:
         template, files = load_bundle(file) if file is not None else ("", {})
-        return await cl.applications.update(
+        updated = await cl.releases.update_application(
             c, name, template=template, files=files, env=env_map, replace_env=replace_env,
             version=version, labels=labels, strategy=strategy.value if strategy else "",
-            dry_run=dry_run,
+            canary=canary, dry_run=dry_run,
         )
+        if wait_for is not None:
+            _show(updated, output)
+            await _wait_release_then_app(cl, c, updated, wait_for, output)
+        return updated
 
-    _show(s.run(call), output)
+    result = s.run(call)
+    if wait_for is None:
+        _show(result, output)
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    name: AppArg,
+    cluster: ClusterOpt = None,
+    to_revision: Annotated[
+        int, typer.Option("--to-revision", min=0, help="Revision to restore (default: the previous one).")
+    ] = 0,
+    strategy: Annotated[
+        Strategy | None, typer.Option("--strategy", help="Release strategy for the rollback.")
+    ] = None,
+    output: OutputOpt = Format.table,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Restore every service of the application to an earlier revision, in one step."""
+    s = session(ctx)
+    c = s.cluster(cluster)
+    wait_for = _wait_timeout(wait, timeout, False)
+
+    async def call(cl: AsyncClient) -> resources_pb2.Application:
+        restored = await cl.releases.rollback_application(
+            c, name, to_revision, strategy.value if strategy else ""
+        )
+        if wait_for is not None:
+            _show(restored, output)
+            await _wait_release_then_app(cl, c, restored, wait_for, output)
+        return restored
+
+    result = s.run(call)
+    if wait_for is None:
+        _show(result, output)
+
+
+async def _wait_release_then_app(
+    cl: AsyncClient, cluster: str, app_: resources_pb2.Application, seconds: float, output: Format
+) -> None:
+    """Follow the release the change started (if any), then wait for every service to be ready."""
+    await rel_cmd.follow_revision(cl, cluster, app_, timeout=seconds, err=True)
+    await wait_for_app(cl, cluster, app_.meta.name, seconds)
 
 
 @app.command("rm")

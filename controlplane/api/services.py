@@ -11,6 +11,7 @@ from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import MAX_REPLICAS, check_name, read_modify_write, record_event, touch
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
+from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import AgentNotConnected, LogBroker
 from controlplane.reconcile.cache import Informer
 from controlplane.store import keys, reads
@@ -194,3 +195,16 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         finally:
             for t in tasks:
                 t.cancel()
+
+
+@map_errors
+class RouteServicer(api_pb2_grpc.RouteServiceServicer):
+    def __init__(self, etcd: Etcd, hub: AssignmentHub) -> None:
+        self.etcd, self.hub = etcd, hub
+
+    async def ListRoutes(
+        self, request: api_pb2.ListRoutesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RoutingTable:
+        cluster = check_name("cluster", request.cluster)
+        await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+        return self.hub.routing(cluster)

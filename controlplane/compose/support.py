@@ -60,7 +60,7 @@ SCOPES: tuple[tuple[str, ...], ...] = (
 RULES: dict[str, Rule] = {
     # ---- top level
     "version": Rule(W, "obsolete in the Compose specification"),
-    "name": Rule(W, "the application name comes from `ccs app deploy NAME`"),
+    "name": Rule(W, "the application name comes from `ccs app deploy --name` (default: the directory name)"),
     "include": Rule(R, "templates must be self-contained; other files are not bundled"),
     "services": Rule(S),
     "networks": Rule(S),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.reconcile.cache import Change, Informer
+from controlplane.routing import routing_table, table_version
 
 UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 REMOVE = agent_pb2.Assignment.ACTION_REMOVE
@@ -43,7 +44,27 @@ class AssignmentHub:
         self.informer = informer
         self.heartbeat_period_ms = heartbeat_period_ms
         self._sessions: dict[tuple[str, str], set[NodeSession]] = defaultdict(set)
+        self._routing: dict[str, pb.RoutingTable] = {}
         informer.subscribe(self._on_changes, self._on_resync)
+
+    def routing(self, cluster: str) -> pb.RoutingTable:
+        """The cluster's current routing table (computed from the cache, then kept current)."""
+        table = self._routing.get(cluster)
+        if table is None:
+            table = self._compute_routing(cluster)
+            self._routing[cluster] = table
+        return table
+
+    def _compute_routing(self, cluster: str) -> pb.RoutingTable:
+        state = self.informer.clusters.get(cluster)
+        if state is None:
+            return pb.RoutingTable(cluster=cluster)
+        if not any(svc.spec.routes for svc in state.services.values()):
+            empty = pb.RoutingTable(cluster=cluster)
+            empty.version = table_version(empty)
+            return empty
+        latest = {app: state.latest_release(app) for app in state.apps}
+        return routing_table(cluster, state.services, state.containers.values(), latest)
 
     def connected(self, cluster: str, node: str) -> bool:
         return bool(self._sessions.get((cluster, node)))
@@ -63,6 +84,7 @@ class AssignmentHub:
             version=version,
             assignments=assignments,
             heartbeat_period_ms=self.heartbeat_period_ms,
+            routing=self.routing(cluster),
         )
         return session, msg
 
@@ -86,8 +108,11 @@ class AssignmentHub:
     def _on_changes(self, changes: list[Change]) -> None:
         per_node: dict[tuple[str, str], list[agent_pb2.Assignment]] = defaultdict(list)
         revision = 0
+        routed: set[str] = set()
         for ch in changes:
             revision = ch.revision
+            if ch.kind in ("service", "container", "release", "application"):
+                routed.add(ch.cluster)
             if ch.kind == "node" and ch.new is None:
                 self.disconnect(ch.cluster, ch.key[0])  # removed: end its session
                 continue
@@ -105,7 +130,17 @@ class AssignmentHub:
                 per_node[(ch.cluster, new_node)].append(
                     agent_pb2.Assignment(action=UPDATE, container=_assignment_view(new))
                 )
-        for key, assignments in per_node.items():
+        new_routing: dict[str, pb.RoutingTable] = {}
+        for cluster in routed:
+            before = self._routing.get(cluster)
+            table = self._compute_routing(cluster)
+            self._routing[cluster] = table
+            if before is None or before.version != table.version:
+                new_routing[cluster] = table
+        targets = set(per_node) | {k for k in self._sessions if k[0] in new_routing}
+        for key in targets:
+            assignments = per_node.get(key, [])
+            changed_table = new_routing.get(key[0])
             for s in self._sessions.get(key, ()):
                 msg = agent_pb2.SessionMessage(
                     type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
@@ -114,5 +149,7 @@ class AssignmentHub:
                     assignments=assignments,
                     heartbeat_period_ms=self.heartbeat_period_ms,
                 )
+                if changed_table is not None:
+                    msg.routing.CopyFrom(changed_table)
                 s.version = revision
                 s.queue.put_nowait(msg)

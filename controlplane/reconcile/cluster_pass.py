@@ -55,6 +55,8 @@ class ClusterPass:
         self.heartbeat_period = heartbeat_period
         self.down_grace = down_grace
         self.writes = Writes()
+        self._target = self.writes  # where container writes go (releases use their own)
+        self.skip_app_status: set[str] = set()
         self.requeue: list[float] = []
         self.service_requeue: dict[SvcKey, float] = {}
         # Containers as this pass has changed them so far (planning later services sees it).
@@ -82,15 +84,15 @@ class ClusterPass:
     def _put_container(self, key: CtrKey, c: pb.Container) -> None:
         orig = self.state.containers.get(key)
         self.overlay[key] = c
-        self.writes.put(keys.container(self.cluster, *key), c,
-                        orig.meta.resource_version if orig else 0, "container", key[2])
+        self._target.put(keys.container(self.cluster, *key), c,
+                         orig.meta.resource_version if orig else 0, "container", key[2])
 
     def _delete_container(self, key: CtrKey) -> None:
         orig = self.state.containers.get(key)
         self.overlay[key] = None
         if orig is not None:
-            self.writes.delete(keys.container(self.cluster, *key), orig.meta.resource_version,
-                               "container", key[2])
+            self._target.delete(keys.container(self.cluster, *key), orig.meta.resource_version,
+                                "container", key[2])
 
     def event(self, kind: str, obj: str, reason: str, message: str, warning: bool = False) -> None:
         eid = event_id()
@@ -181,6 +183,17 @@ class ClusterPass:
             self.writes.delete(keys.service(self.cluster, app_name, svc_name),
                                service.meta.resource_version, "service", svc_name)
 
+    def diff_into(
+        self, writes: Writes, app: str, svc: str, service: pb.Service, before: list[pb.Container],
+        after: list[pb.Container],
+    ) -> dict[str, str]:
+        """Like the service diff, but into ``writes`` (a release's own transaction)."""
+        self._target = writes
+        try:
+            return self._diff(app, svc, service, before, after, keep_volumes=False)
+        finally:
+            self._target = self.writes
+
     def _diff(
         self, app: str, svc: str, service: pb.Service, before: list[pb.Container],
         after: list[pb.Container], *, keep_volumes: bool,
@@ -255,6 +268,8 @@ class ClusterPass:
                          if keys.service(self.cluster, *k) not in self.writes.deleted_keys()]
             has_containers = any(self.containers_of(name, s) for (_, s) in services) or any(
                 k[0] == name and self.container(k) is not None for k in self.state.containers)
+            if name in self.skip_app_status:
+                continue
             if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
                 if not remaining and not has_containers:
                     self.writes.delete(keys.app(self.cluster, name), app.meta.resource_version,

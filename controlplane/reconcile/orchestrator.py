@@ -20,6 +20,9 @@ from controlplane.api.app_update import TERMINAL
 from controlplane.reconcile.cache import Change, Informer, SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.queue import Result, WorkQueue
+from controlplane.reconcile.release_pass import plan_releases
+from controlplane.reconcile.writes import Writes
+from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 
 log = structlog.get_logger("ccs.orchestrator")
@@ -136,11 +139,17 @@ class Orchestrator:
         p = ClusterPass(state, datetime.now(UTC), heartbeat_period=self.heartbeat_period,
                         down_grace=self.down_grace)
         p.plan_nodes()
+        release_writes = Writes()
+        for app in plan_releases(p, release_writes):
+            dirty.update(k for k in state.services if k[0] == app)
+            if release_writes.has(keys.app(cluster, app)):
+                p.skip_app_status.add(app)
         for app, svc in sorted(dirty):
             p.plan_service(app, svc)
         p.finish_apps({a for a, _ in dirty} | (set(state.apps) if full else set()))
         try:
-            written = await p.writes.commit(self.etcd)
+            written = await release_writes.commit(self.etcd)
+            written += await p.writes.commit(self.etcd)
         except Exception:
             # What was dirty is still dirty.
             self._dirty[cluster] |= dirty

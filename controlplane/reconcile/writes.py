@@ -51,6 +51,9 @@ class Writes:
             return
         self._writes[key] = _Write(key, None, prior.revision if prior else revision, kind, name)
 
+    def has(self, key: str) -> bool:
+        return key in self._writes
+
     def deleted_keys(self) -> set[str]:
         return {k for k, w in self._writes.items() if w.value is None}
 

@@ -14,6 +14,10 @@ Choices worth knowing:
   Compose aliases) as DNS alias, so services reach each other by name, as under Compose.
 - A port with `published: 0` is only exposed on the app network. A published port binds to
   the port's own host_ip, else to the agent's `bind_address` (the node's address).
+- A routed port (`spec.routes[].port`) that no `spec.ports` entry publishes gets an
+  ephemeral host port on `bind_address`: the routers of every node must reach it, and a
+  fixed port would collide between replicas on one node. The engine picks the port; the
+  agent reports it in the container's endpoints.
 - Named volumes become `ccs-<app>-<volume>` (created by `prepare`); anonymous volumes carry
   app labels so app teardown finds those Docker leaves behind.
 """
@@ -127,6 +131,16 @@ def _ports(
     for i, item in enumerate(spec.expose):
         for key in _expose(item, f"spec.expose[{i}]"):
             exposed.setdefault(key, {})
+    published = {p.target for p in spec.ports if p.published and (p.protocol or "tcp") == "tcp"}
+    for i, route in enumerate(spec.routes):
+        if not 1 <= route.port <= 65535:
+            raise InvalidSpec(f"spec.routes[{i}].port", f"must be a container port in 1-65535, got {route.port}")
+        if route.port in published:  # already reachable (several routes may share a port)
+            continue
+        published.add(route.port)
+        key = f"{route.port}/tcp"
+        exposed.setdefault(key, {})
+        bindings.setdefault(key, []).append({"HostIp": bind_address, "HostPort": ""})  # ephemeral
     return exposed, bindings
 
 

@@ -1,7 +1,7 @@
 """Docker fixtures for integration tests (imported by tests/integration/conftest.py).
 
 `docker_client` talks to the daemon named by DOCKER_HOST (default: the local socket);
-`test_image` builds the local test images once per session with tests/images/build.sh
+`test_image` builds the local test images once per session with deploy/images/build.sh
 (a no-op when they are current) and names them.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "images" / "build.sh"
+BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "images" / "build.sh"
 
 
 @dataclass(frozen=True)

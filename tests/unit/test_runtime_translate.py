@@ -90,6 +90,29 @@ def test_ports_publish_on_bind_address_or_own_host_ip_and_expose() -> None:
     }
 
 
+def test_routed_ports_get_an_ephemeral_host_port_unless_published() -> None:
+    b = body(
+        ports=[pb.PortSpec(target=80, published=8080), pb.PortSpec(target=9000)],
+        routes=[
+            pb.Route(port=80, domain="a.example"),  # published already: left as it is
+            pb.Route(port=9000, domain="b.example"),  # published 0: routed, so ephemeral
+            pb.Route(port=9000, domain="c.example", path="/x"),  # same port: one binding
+            pb.Route(port=7000, domain="d.example"),  # neither exposed nor published
+        ],
+    )
+    assert set(b["ExposedPorts"]) == {"80/tcp", "9000/tcp", "7000/tcp"}
+    assert b["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "10.0.0.5", "HostPort": "8080"}],
+        "9000/tcp": [{"HostIp": "10.0.0.5", "HostPort": ""}],
+        "7000/tcp": [{"HostIp": "10.0.0.5", "HostPort": ""}],
+    }
+
+
+def test_route_port_out_of_range_is_named() -> None:
+    with pytest.raises(InvalidSpec, match=r"spec\.routes\[1\]\.port.*1-65535, got 0"):
+        body(routes=[pb.Route(port=80), pb.Route(port=0, domain="x.example")])
+
+
 def test_volumes() -> None:
     request = create_request(
         make(

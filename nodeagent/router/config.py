@@ -1,0 +1,296 @@
+"""RoutingTable -> HAProxy 2.6 configuration. Pure: no I/O, tested with tables.
+
+Rendering choices (each one is there for zero failed requests while containers come and go):
+- Client side keep-alive with `option idle-close-on-response`: during a reload the old
+  worker answers the request already on an idle keep-alive connection and closes after the
+  response, instead of closing the idle connection under a client that is about to write.
+- Server side keep-alive with `http-reuse safe` (a client's first request never rides a
+  reused server connection), plus `retry-on conn-failure empty-response response-timeout`,
+  `retries 3` and `option redispatch 1`: a request that hits a container that just died (or
+  a server connection closed at the wrong moment) is retried, on another server.
+- `check` (TCP connect, every 2 s) per server: the control plane decides health, but it
+  learns of a dead container a heartbeat later; the check stops the retries sooner.
+- Routes: Host (any `:port` stripped, case-insensitive; `*.example.com` matches
+  subdomains; empty matches any host) and path prefix on segment boundaries (`/api` matches
+  `/api` and `/api/x`, not `/apix`). Specific hosts before wildcard before any-host, then the
+  longest path first. Unknown hosts get a 404 from the catch-all backend.
+- A/B (match_header/match_cookie): matching requests go to a second backend holding only the
+  release's new group ("canary"/"green"), the others to the main backend holding "stable".
+- Sticky sessions: `cookie CCSSRV insert indirect nocache`, one cookie value per server.
+
+Invalid entries are skipped and listed in `RenderedConfig.problems` (one bad route must not
+take every other route of the node down); the control plane validates before it gets here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ccs.v1 import resources_pb2
+
+MAX_WEIGHT = 256
+STABLE_GROUPS = frozenset({"", "stable"})
+NO_ROUTE_BACKEND = "be_no_route"
+_WEIGHT_MASK = "weight W"
+
+_DOMAIN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*$")
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # RFC 9110 token (header/cookie names)
+_VALUE = re.compile(r"^[A-Za-z0-9._~:/+=@-]+$")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.:-]+$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    """Where the router listens and keeps its files."""
+
+    state_dir: Path
+    bind_address: str = "0.0.0.0"
+    port: int = 9080
+    connect_timeout: str = "3s"
+    client_timeout: str = "60s"
+    server_timeout: str = "60s"
+    check_interval: str = "2s"
+    hard_stop_after: str = "30s"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port: must be in 1-65535, got {self.port}")
+        if not self.bind_address or not _ADDRESS.match(self.bind_address):
+            raise ValueError(f"bind_address: must be an IP address or host name, got {self.bind_address!r}")
+
+    @property
+    def socket_path(self) -> Path:
+        return self.state_dir / "haproxy.sock"
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "haproxy.cfg"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRef:
+    """The container behind one HAProxy server."""
+
+    application: str
+    service: str
+    container: str
+
+
+ServerKey = tuple[str, str]  # (backend, server)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedConfig:
+    text: str
+    structure: str  # `text` with weights masked: equal structures differ in weights only
+    version: int
+    weights: Mapping[ServerKey, int] = field(default_factory=dict)
+    servers: Mapping[ServerKey, ServerRef] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+
+def weight_changes(old: RenderedConfig | None, new: RenderedConfig) -> dict[ServerKey, int] | None:
+    """The `set weight` commands that turn `old` into `new`, or None when a reload is needed."""
+    if old is None or old.structure != new.structure:
+        return None
+    return {k: w for k, w in new.weights.items() if old.weights.get(k) != w}
+
+
+def check_entry(entry: resources_pb2.RouteEntry, where: str) -> None:
+    """Raise ValueError naming the field when `entry` cannot be rendered safely."""
+    if entry.domain and not _DOMAIN.match(entry.domain.lower()):
+        raise ValueError(f"{where}.domain: not a host name (or *.domain), got {entry.domain!r}")
+    if entry.path and not _PATH.match(entry.path):
+        raise ValueError(f"{where}.path: must start with / and hold URL path characters, got {entry.path!r}")
+    if entry.match_header and entry.match_cookie:
+        raise ValueError(f"{where}.match_header: set either match_header or match_cookie, not both")
+    name = entry.match_header or entry.match_cookie
+    if name:
+        kind = "match_header" if entry.match_header else "match_cookie"
+        if not _TOKEN.match(name):
+            raise ValueError(f"{where}.{kind}: must be an HTTP token, got {name!r}")
+        if not _VALUE.match(entry.match_value):
+            raise ValueError(
+                f"{where}.match_value: must be non-empty and hold only [A-Za-z0-9._~:/+=@-], "
+                f"got {entry.match_value!r}"
+            )
+    for i, b in enumerate(entry.backends):
+        if not b.address or not _ADDRESS.match(b.address):
+            raise ValueError(f"{where}.backends[{i}].address: not an address, got {b.address!r}")
+        if not 1 <= b.port <= 65535:
+            raise ValueError(f"{where}.backends[{i}].port: must be in 1-65535, got {b.port}")
+        if b.weight > MAX_WEIGHT:
+            raise ValueError(f"{where}.backends[{i}].weight: must be 0-{MAX_WEIGHT}, got {b.weight}")
+
+
+def sanitize(name: str) -> str:
+    return _UNSAFE.sub("_", name) or "_"
+
+
+def backend_name(entry: resources_pb2.RouteEntry) -> str:
+    """Stable across renders: the same route keeps its backend (and its counters) name."""
+    digest = hashlib.sha256(
+        "\0".join((entry.application, entry.service, entry.domain.lower(), _norm_path(entry.path))).encode()
+    ).hexdigest()[:8]
+    return f"be_{sanitize(entry.application)}_{sanitize(entry.service)}_{digest}"
+
+
+def _norm_path(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def _sort_key(entry: resources_pb2.RouteEntry) -> tuple[int, int, str, str]:
+    domain = entry.domain.lower()
+    rank = 2 if not domain else 1 if domain.startswith("*.") else 0
+    path = _norm_path(entry.path)
+    return (rank, -len(path), domain, path)
+
+
+def render(table: resources_pb2.RoutingTable, settings: RouterSettings) -> RenderedConfig:
+    """The whole HAProxy configuration for `table`."""
+    problems: list[str] = []
+    entries: list[resources_pb2.RouteEntry] = []
+    for i, entry in enumerate(table.routes):
+        try:
+            check_entry(entry, f"routes[{i}]")
+        except ValueError as exc:
+            problems.append(f"{entry.application}/{entry.service}: {exc}")
+            continue
+        entries.append(entry)
+    entries.sort(key=_sort_key)
+
+    frontend = _frontend_head(settings)
+    backends: list[str] = []
+    weights: dict[ServerKey, int] = {}
+    servers: dict[ServerKey, ServerRef] = {}
+    used: set[str] = set()
+    for entry in entries:
+        name = _unique(backend_name(entry), used)
+        canary = [b for b in entry.backends if b.group not in STABLE_GROUPS]
+        stable = [b for b in entry.backends if b.group in STABLE_GROUPS]
+        ab = bool((entry.match_header or entry.match_cookie) and canary)
+        conds = _conditions(entry, name, ab=ab)
+        frontend += conds.acls
+        if ab:
+            ab_name = f"{name}_ab"
+            frontend.append(f"    use_backend {ab_name} if {' '.join(filter(None, (conds.route, conds.ab)))}")
+            backends += _backend(ab_name, entry, canary, settings, weights, servers)
+        frontend.append(f"    use_backend {name}" + (f" if {conds.route}" if conds.route else ""))
+        main = stable if ab and stable else list(entry.backends)
+        backends += _backend(name, entry, main, settings, weights, servers)
+    frontend.append(f"    default_backend {NO_ROUTE_BACKEND}")
+    tail = [
+        f"backend {NO_ROUTE_BACKEND}",
+        '    http-request return status 404 content-type text/plain string "no route for this host and path"',
+        "",
+    ]
+    lines = _global(settings) + frontend + [""] + backends + tail
+    text = "\n".join(lines)
+    structure = re.sub(r"\bweight \d+", _WEIGHT_MASK, text)
+    return RenderedConfig(text, structure, table.version, weights, servers, tuple(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class _Conditions:
+    acls: list[str]
+    route: str  # ACL names that must all match (empty: any request)
+    ab: str
+
+
+def _conditions(entry: resources_pb2.RouteEntry, name: str, *, ab: bool) -> _Conditions:
+    acls: list[str] = []
+    route: list[str] = []
+    tag = name.removeprefix("be_")
+    domain = entry.domain.lower()
+    if domain:
+        host = "req.hdr(host),field(1,:),lower"
+        if domain.startswith("*."):
+            acls.append(f"    acl host_{tag} {host} -m end {domain[1:]}")
+        else:
+            acls.append(f"    acl host_{tag} {host} -m str {domain}")
+        route.append(f"host_{tag}")
+    path = _norm_path(entry.path)
+    if path != "/":
+        acls.append(f"    acl path_{tag} path -m str {path}")
+        acls.append(f"    acl path_{tag} path_beg {path}/")  # same name: the two are OR-ed
+        route.append(f"path_{tag}")
+    if not ab:
+        return _Conditions(acls, " ".join(route), "")
+    fetch = f"req.hdr({entry.match_header})" if entry.match_header else f"req.cook({entry.match_cookie})"
+    acls.append(f"    acl ab_{tag} {fetch} -m str {entry.match_value}")
+    return _Conditions(acls, " ".join(route), f"ab_{tag}")
+
+
+def _backend(
+    name: str,
+    entry: resources_pb2.RouteEntry,
+    members: Iterable[resources_pb2.RouteBackend],
+    settings: RouterSettings,
+    weights: dict[ServerKey, int],
+    servers: dict[ServerKey, ServerRef],
+) -> list[str]:
+    lines = [f"backend {name}", "    balance roundrobin"]
+    if entry.session_sticky:
+        lines.append("    cookie CCSSRV insert indirect nocache")
+    used: set[str] = set()
+    for b in sorted(members, key=lambda b: (b.container, b.address, b.port)):
+        srv = _unique(sanitize(b.container or f"{b.address}_{b.port}"), used)
+        host = f"[{b.address}]" if ":" in b.address else b.address
+        line = f"    server {srv} {host}:{b.port} weight {b.weight} check inter {settings.check_interval}"
+        if entry.session_sticky:
+            line += f" cookie {srv}"
+        lines.append(line)
+        weights[(name, srv)] = b.weight
+        servers[(name, srv)] = ServerRef(entry.application, entry.service, b.container)
+    lines.append("")
+    return lines
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in used:
+        candidate, n = f"{name}_{n}", n + 1
+    used.add(candidate)
+    return candidate
+
+
+def _frontend_head(settings: RouterSettings) -> list[str]:
+    address = f"[{settings.bind_address}]" if ":" in settings.bind_address else settings.bind_address
+    return [
+        "frontend ccs_http",
+        f"    bind {address}:{settings.port}",
+        "    option forwardfor",
+        "    http-request set-header X-Forwarded-Proto http",
+    ]
+
+
+def _global(s: RouterSettings) -> list[str]:
+    return [
+        "# Generated by the ccs agent; changes are overwritten.",
+        "global",
+        f"    stats socket {s.socket_path} mode 600 level admin expose-fd listeners",
+        "    stats timeout 30s",
+        f"    hard-stop-after {s.hard_stop_after}",
+        "    maxconn 4096",
+        "",
+        "defaults",
+        "    mode http",
+        f"    timeout connect {s.connect_timeout}",
+        f"    timeout client {s.client_timeout}",
+        f"    timeout server {s.server_timeout}",
+        "    timeout http-request 10s",
+        "    timeout http-keep-alive 10s",
+        "    timeout queue 10s",
+        "    option idle-close-on-response",
+        "    http-reuse safe",
+        "    retries 3",
+        "    retry-on conn-failure empty-response response-timeout",
+        "    option redispatch 1",
+        "",
+    ]
