@@ -48,6 +48,7 @@ from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, Set
 from .containers import (
     LABEL_OUTCOME_MESSAGE,
     OUTCOME_FAILED,
+    RUNNING_STATES,
     desired,
     is_dead,
     is_gone,
@@ -132,8 +133,11 @@ class _ServicePlanner:
     blocked: bool = False
     policy: restart.RestartPolicy = field(default_factory=restart.RestartPolicy)
     waiting: list[str] = field(default_factory=list)
+    waiting_stop: list[str] = field(default_factory=list)
     desired_count: int = 0
     global_mode: bool = False
+    # Slot (or node) -> retired containers that still run on a ready node.
+    stopping: dict[Key, list[pb.Container]] = field(default_factory=lambda: defaultdict(list))
 
     @property
     def name(self) -> str:
@@ -160,6 +164,8 @@ class _ServicePlanner:
             elif is_gone(c):
                 if c.status.state == pb.CONTAINER_STATE_REMOVED or not c.node:
                     self._delete(c, "removed")
+                elif self._still_running(c):
+                    self.stopping[c.node if self.global_mode else c.slot].append(c)
             elif self.target == pb.DESIRED_STATE_REMOVED:
                 self._retire(c, "application or service removed")
             else:
@@ -195,6 +201,14 @@ class _ServicePlanner:
     def _label(self, key: Key) -> str:
         return f"node {key}" if self.global_mode else f"slot {key}"
 
+    def _still_running(self, c: pb.Container) -> bool:
+        node = self.nodes.get(c.node)
+        return (
+            c.status.state in RUNNING_STATES
+            and node is not None
+            and node.status.state == pb.NODE_STATE_READY
+        )
+
     def _on_draining(self, c: pb.Container) -> bool:
         return bool(c.node) and node_is_draining(self.nodes.get(c.node))
 
@@ -226,6 +240,12 @@ class _ServicePlanner:
         for c in candidates:
             if primary is not None and c is not primary:
                 self._retire(c, f"duplicate in {self._label(key)}; keeping {primary.meta.id}")
+        if primary is None and self.stopping.get(key) and not leaving:
+            # Stop-first: the slot's old container is still shutting down on a healthy node;
+            # its replacement starts once the agent reports it gone. (A container on a DOWN
+            # node does not hold its slot, so node failure still reschedules at once.)
+            self.waiting_stop.append(f"{self._label(key)} waits for {self.stopping[key][0].meta.id} to stop")
+            return
         if primary is None:
             if leaving:
                 why = f"replaces {leaving[0].meta.id} on draining node {leaving[0].node}"
@@ -314,6 +334,8 @@ class _ServicePlanner:
             out.append(f"restart pending in {min(self.waits):.1f}s")
         if self.draining:
             out.append(f"draining: {len(self.draining)} container(s) wait for a ready replacement")
+        if self.waiting_stop:
+            out.append(f"{len(self.waiting_stop)} slot(s) wait for the old container to stop")
         if counts.completed:
             out.append(f"{counts.completed} completed")
         return out

@@ -11,7 +11,7 @@ import pytest
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import Counts, CreateContainer, PlanError, describe, plan_service
 
-from .test_planner_helpers import T0, app, at, container, nodes, replan, service, shorts
+from .test_planner_helpers import T0, app, at, container, node, nodes, replan, service, shorts
 
 RUNNING = pb.CONTAINER_STATE_RUNNING
 PENDING = pb.CONTAINER_STATE_PENDING
@@ -68,8 +68,12 @@ CASES = [
          [container("a", 1, "gone")], ["delete a", "create 1"]),
     Case("a removed container's record is deleted once the agent reports it", service(replicas=1),
          [container("a", 1, desired=D_REMOVED, state=REMOVED), container("b", 1)], ["delete a"]),
-    Case("a container being removed neither counts nor is touched", service(replicas=1),
-         [container("a", 1, desired=D_REMOVED, state=RUNNING)], ["create 1"]),
+    Case("a retired container still running on a ready node holds its slot until it stops (stop-first)",
+         service(replicas=1), [container("a", 1, desired=D_REMOVED, state=RUNNING)], [],
+         message="0/1 running; 1 slot(s) wait for the old container to stop"),
+    Case("a retired container on a down node does not hold its slot", service(replicas=1),
+         [container("a", 1, desired=D_REMOVED, state=RUNNING)], ["create 1"],
+         cluster={"n1": node("n1", state=pb.NODE_STATE_DOWN)}),
     # ---------------------------------------------------------------- global mode
     Case("global: one container per eligible node", service(glob=True), [],
          ["create n1", "create n2"], global_nodes=["n1", "n2"], message="0/2 running"),
