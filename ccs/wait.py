@@ -68,6 +68,15 @@ PERMANENT_FAILURES = ("image not found", "invalid spec", "start failed")
 # import the server, so the two names are repeated here.
 LABEL_OUTCOME = "ccs.outcome"
 LABEL_OUTCOME_MESSAGE = "ccs.outcome.message"
+LABEL_RESTART_COUNT = "ccs.restart.count"
+CRASH_LOOP_RESTARTS = 3
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 S = pb.ContainerState
 _TERMINAL = frozenset({S.CONTAINER_STATE_EXITED, S.CONTAINER_STATE_FAILED,
@@ -208,6 +217,16 @@ def _failure(
             where = f"node {c.node}" if svc.spec.mode == pb.SERVICE_MODE_GLOBAL else f"slot {c.slot}"
             reason = loop[0] if loop else f"{where}: {c.meta.labels.get(LABEL_OUTCOME_MESSAGE, 'failed')}"
             return DeployFailed(name, reason, c.status.exit_code), []
+    for c in current:
+        # Unlimited restarts (the default, as in Swarm) never end in a final failure, so a
+        # deploy that keeps dying would only time out: call it a crash loop after a few.
+        restarts = _int(c.meta.labels.get(LABEL_RESTART_COUNT, "0"))
+        if restarts >= CRASH_LOOP_RESTARTS and c.status.state == S.CONTAINER_STATE_EXITED and c.status.exit_code:
+            where = f"node {c.node}" if svc.spec.mode == pb.SERVICE_MODE_GLOBAL else f"slot {c.slot}"
+            return DeployFailed(
+                name, f"crash loop: {where} restarted {restarts} times, last exited with code {c.status.exit_code}",
+                c.status.exit_code,
+            ), []
     due: list[float] = []
     for c in current:
         if not is_unplaced(c):

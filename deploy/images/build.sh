@@ -7,6 +7,7 @@
 #   local/busybox:1     busybox with every applet linked; default command `sh`.
 #   local/webapp:v1/v2  busybox httpd on :8080; GET / answers "v1" / "v2", GET /health answers 200.
 #   local/webapp:bad    GET / answers "bad", GET /health answers 500 (for release-failure tests).
+#   local/webapp:err    GET / answers 500 "err", GET /health answers 200 (a healthy but failing canary).
 #
 # All webapp images run a tiny sh entrypoint as PID 1 that traps SIGTERM and stops the server,
 # because PID 1 in a container ignores signals it has no handler for: a bare `httpd -f` would
@@ -80,9 +81,11 @@ SH
   import "$root" "$image" "ENV VERSION=$version" 'EXPOSE 8080' 'CMD ["/bin/serve"]'
 done
 
-# --- local/webapp:bad (nc-driven responder: / -> 200 "bad", /health -> 500)
-if ! current local/webapp:bad; then
-  root=$work/webapp-bad
+# --- local/webapp:bad and :err (nc-driven responder; the status of / and /health come from the env)
+for variant in bad err; do
+  image=local/webapp:$variant
+  current "$image" && continue
+  root=$work/webapp-$variant
   make_root "$root"
   cat >"$root/bin/respond" <<'SH'
 #!/bin/sh
@@ -93,9 +96,11 @@ while read -r line; do
   [ -z "$line" ] && break
 done
 case "$path" in
-  /health*) status='500 Internal Server Error'; body='unhealthy' ;;
-  *) status='200 OK'; body='bad' ;;
+  /health*) code=$HEALTH_STATUS ;;
+  *) code=$ROOT_STATUS ;;
 esac
+if [ "$code" = 200 ]; then status='200 OK'; else status="$code Internal Server Error"; fi
+body=$VERSION
 printf 'HTTP/1.0 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n' \
   "$status" $((${#body} + 1)) "$body"
 SH
@@ -108,5 +113,10 @@ trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT
 wait "$pid"
 SH
   chmod +x "$root/bin/respond" "$root/bin/serve"
-  import "$root" local/webapp:bad 'ENV VERSION=bad' 'EXPOSE 8080' 'CMD ["/bin/serve"]'
-fi
+  if [ "$variant" = bad ]; then
+    statuses=('ENV ROOT_STATUS=200' 'ENV HEALTH_STATUS=500')
+  else
+    statuses=('ENV ROOT_STATUS=500' 'ENV HEALTH_STATUS=200')
+  fi
+  import "$root" "$image" "ENV VERSION=$variant" "${statuses[@]}" 'EXPOSE 8080' 'CMD ["/bin/serve"]'
+done

@@ -296,3 +296,19 @@ def test_blocking_client_waits_too(fake: FakeApi) -> None:
         blocking.applications.create("c", "shop", TEMPLATE)
         final = blocking.applications.wait("c", "shop", timeout=10, on_progress=seen.append)
     assert final.done and seen[-1] == final
+
+
+@pytest.mark.parametrize(("restarts", "state", "fails"), [
+    ("3", EXITED, True),   # the fourth instance of the slot died too: a crash loop
+    ("2", EXITED, False),  # still within the tolerance
+    ("5", RUNNING, False),  # restarted often, but running now
+])
+def test_unlimited_restarts_still_end_the_wait_as_a_crash_loop(restarts: str, state: int, fails: bool) -> None:
+    dying = ctr(2, state, ccs_restart_count=restarts)
+    failure = assess(snap([svc(running=1)], [ctr(1), dying]), 0.0, {}).failure
+    if fails:
+        assert failure is not None
+        assert failure.reason == "crash loop: slot 2 restarted 3 times, last exited with code 1"
+        assert failure.exit_code == 1
+    else:
+        assert failure is None

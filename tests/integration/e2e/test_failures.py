@@ -1,0 +1,125 @@
+"""Failures of a container, a whole host and an agent, checked against the API and every host's
+Docker: replacement per restart policy, rescheduling after the down grace, no duplicates after the
+host returns, and an agent restart that touches no container."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ccs.v1 import resources_pb2 as pb
+
+from .conftest import Cluster3
+from .helpers import IDLE, ids, per_host_counts
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+
+def idle_app(replicas: int, restart: str = "on-failure") -> str:
+    return f"""
+services:
+  idle:
+    image: local/busybox:1
+    command: {IDLE}
+    deploy:
+      replicas: {replicas}
+      restart_policy: {{condition: {restart}, delay: 1s}}
+"""
+
+
+def test_killed_container_is_replaced(cluster3: Cluster3, app_name: str) -> None:
+    c = cluster3
+    c.deploy(app_name, idle_app(3))
+    def three() -> list[pb.Container]:
+        live = c.live(app_name, "idle")
+        return live if len(live) == 3 else []
+
+    before = c.wait_for("3 idle running", three)
+    victim = before[0]
+    c.host(int(victim.node[-1])).docker("kill", victim.status.docker_id)
+
+    def replaced() -> bool:
+        live = c.live(app_name, "idle")
+        assert len(live) == 3, [(x.meta.name, pb.ContainerState.Name(x.status.state)) for x in live]
+        assert victim.meta.id not in {x.meta.id for x in live}, "the killed record is still live"
+        return True
+
+    c.wait_for("a new container record replacing the killed one", replaced, timeout=60)
+    live = c.live(app_name, "idle")
+    new = [x for x in live if x.meta.id not in {b.meta.id for b in before}]
+    assert len(new) == 1 and new[0].slot == victim.slot
+    docker = c.docker_by_host(app_name, "idle")
+    assert ids(docker) == {x.status.docker_id for x in live}
+    assert victim.status.docker_id not in ids(docker)
+
+
+def test_killed_host_reschedules_and_returns_without_duplicates(cluster3: Cluster3, app_name: str) -> None:
+    c = cluster3
+    c.deploy(app_name, idle_app(3, restart="any"))
+    c.wait_for("3 idle running, one per host", lambda: sorted(x.node for x in c.live(app_name, "idle"))
+               == c.host_names)
+    host3 = c.host(3)
+    host3.kill()
+    try:
+        c.wait_for("host3 DOWN", lambda: c.nodes()["host3"].status.state == pb.NODE_STATE_DOWN, timeout=60)
+
+        def moved() -> bool:
+            live = c.live(app_name, "idle")
+            nodes = sorted(x.node for x in live)
+            assert len(live) == 3 and "host3" not in nodes, nodes
+            return True
+
+        c.wait_for("3 idle running on host1/host2 after the down grace", moved, timeout=60)
+        running = {h: c.docker_containers(h, app_name, "idle") for h in ("host1", "host2")}  # host3 is dark
+        assert ids(running) == {x.status.docker_id for x in c.live(app_name, "idle")}
+    finally:
+        host3.start()  # boots dockerd (restarting its containers) and the agent again
+
+    c.wait_nodes_ready()
+
+    def no_duplicates() -> bool:
+        live = c.live(app_name, "idle")
+        docker = {h: c.docker_containers(h, app_name, "idle") for h in c.host_names}
+        counts = per_host_counts(docker)
+        assert len(live) == 3 and sum(counts.values()) == 3, (counts, [x.node for x in live])
+        assert ids(docker) == {x.status.docker_id for x in live}, "Docker and the API disagree"
+        return True
+
+    c.wait_for("exactly 3 running idle containers across all hosts, matching the API", no_duplicates,
+               timeout=60)
+    stale = c.docker_containers("host3", app_name, "idle", running_only=False)
+    assert not [s for s in stale if s["State"]["Running"]], stale
+
+
+def test_agent_restart_restarts_no_container(cluster3: Cluster3, app_name: str) -> None:
+    c = cluster3
+    c.deploy(app_name, idle_app(3))
+    c.wait_for("3 idle running, one per host", lambda: sorted(x.node for x in c.live(app_name, "idle"))
+               == c.host_names)
+    before = {d["Id"]: (d["State"]["StartedAt"], d["RestartCount"])
+              for d in c.docker_containers("host1", app_name, running_only=False)}
+    assert len(before) == 1
+
+    def sessions() -> int:
+        return sum(1 for line in c.server.log_path.read_text().splitlines()
+                   if '"session opened"' in line and '"node": "host1"' in line)
+
+    opened = sessions()
+    c.bed.agent_stop("host1")
+    restarted_at = time.time()
+    c.start_agent("host1")
+
+    def reconnected() -> bool:
+        hb = c.nodes()["host1"].status.last_heartbeat.ToDatetime().timestamp()
+        # Three heartbeats (1 s period) after the restart: the new agent has synced and converged.
+        assert sessions() > opened, "the new agent opened no session yet"
+        assert hb > restarted_at + 3, f"last heartbeat {hb:.1f} vs restart {restarted_at:.1f}"
+        return True
+
+    c.wait_for("heartbeats from the restarted agent", reconnected, timeout=60)
+    after = {d["Id"]: (d["State"]["StartedAt"], d["RestartCount"])
+             for d in c.docker_containers("host1", app_name, running_only=False)}
+    assert after == before
+    live = c.live(app_name, "idle")
+    assert {x.status.docker_id for x in live if x.node == "host1"} == set(before)
