@@ -38,9 +38,18 @@ AppArg = Annotated[str, typer.Argument(help="Application name.")]
 WaitOpt = Annotated[
     bool, typer.Option("--wait", help="Follow the release until it ends (exit 10 if it fails).")
 ]
+def _duration(value: str | float) -> float:
+    if isinstance(value, float | int):
+        return float(value)
+    from cli.progress import parse_duration
+
+    return parse_duration(value)
+
+
 TimeoutOpt = Annotated[
     float,
-    typer.Option("--timeout", min=0, help="Seconds --wait waits (0: no limit; exit 9 after)."),
+    typer.Option("--timeout", parser=_duration, metavar="DURATION",
+                 help="How long --wait waits: 90s, 5m, 1h or seconds (exit 9 after)."),
 ]
 DEFAULT_TIMEOUT = 900.0
 

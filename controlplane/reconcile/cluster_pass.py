@@ -54,13 +54,14 @@ class ClusterPass:
         self.now = now
         self.heartbeat_period = heartbeat_period
         self.down_grace = down_grace
-        self.writes = Writes()
+        self.writes = Writes(tolerate_conflicts=True)
         self._target = self.writes  # where container writes go (releases use their own)
         self.skip_app_status: set[str] = set()
         self.requeue: list[float] = []
         self.service_requeue: dict[SvcKey, float] = {}
         # Containers as this pass has changed them so far (planning later services sees it).
         self.overlay: dict[CtrKey, pb.Container | None] = {}
+        self.overlay_by_service: dict[SvcKey, set[CtrKey]] = {}
         self.view = ClusterView(state.nodes.values(), state.containers.values())
         self.by_id = {c.meta.id: k for k, c in state.containers.items()}
         self.status_by_service: dict[SvcKey, pb.ServiceStatus] = {}
@@ -73,7 +74,7 @@ class ClusterPass:
 
     def containers_of(self, app: str, svc: str) -> list[pb.Container]:
         keys_ = set(self.state.by_service.get((app, svc), ()))
-        keys_ |= {k for k in self.overlay if k[:2] == (app, svc)}
+        keys_ |= self.overlay_by_service.get((app, svc), set())
         out = []
         for k in sorted(keys_):
             c = self.container(k)
@@ -84,6 +85,7 @@ class ClusterPass:
     def _put_container(self, key: CtrKey, c: pb.Container) -> None:
         orig = self.state.containers.get(key)
         self.overlay[key] = c
+        self.overlay_by_service.setdefault((key[0], key[1]), set()).add(key)
         self._target.put(keys.container(self.cluster, *key), c,
                          orig.meta.resource_version if orig else 0, "container", key[2])
 
@@ -198,7 +200,12 @@ class ClusterPass:
         self, app: str, svc: str, service: pb.Service, before: list[pb.Container],
         after: list[pb.Container], *, keep_volumes: bool,
     ) -> dict[str, str]:
-        """Write the difference; place new and still-pending containers. Returns unplaced reasons."""
+        """Write the difference; place new and still-pending containers. Returns unplaced reasons.
+
+        Replicated containers without a node are placed in ONE scheduler call per service (in
+        slot order), which is what keeps a 500-replica service from rebuilding the spread
+        tree 500 times; containers pinned to a node (global mode) are checked one by one.
+        """
         old = {c.meta.id: c for c in before}
         new = {c.meta.id: c for c in after}
         ref = ServiceRef(app, svc, service.spec)
@@ -206,6 +213,8 @@ class ClusterPass:
         for cid, c in old.items():
             if cid not in new:
                 self._delete_container((app, svc, c.meta.name))
+        to_place: list[pb.Container] = []
+        to_write: list[pb.Container] = []
         for cid, c in new.items():
             prior = old.get(cid)
             if prior is None:
@@ -213,37 +222,46 @@ class ClusterPass:
                 c.meta.created_at.FromDatetime(self.now)
                 c.meta.updated_at.FromDatetime(self.now)
                 c.cluster = self.cluster
-                result = self.view.place(ref, [c.meta.name], on=c.node or None)
-                if c.meta.name in result.assigned:
-                    c.node = result.assigned[c.meta.name]
+                if c.node:  # global: pinned; if its node cannot take it now, write nothing yet
+                    result = self.view.place(ref, [c.meta.name], on=c.node)
+                    if c.meta.name not in result.assigned:
+                        unplaced[c.meta.name] = result.unplaced.get(c.meta.name, "cannot be placed")
+                        continue
                     c.status.state = pb.CONTAINER_STATE_ASSIGNED
-                elif c.node:  # global: its node cannot take it now; do not write, retry later
-                    unplaced[c.meta.name] = result.unplaced.get(c.meta.name, "cannot be placed")
-                    continue
+                    c.status.updated_at.FromDatetime(self.now)
+                    self._put_container((app, svc, c.meta.name), c)
                 else:
-                    c.status.state = pb.CONTAINER_STATE_PENDING
-                    c.status.message = result.unplaced.get(c.meta.name, "cannot be placed")
-                    unplaced[c.meta.name] = c.status.message
-                c.status.updated_at.FromDatetime(self.now)
-                self._put_container((app, svc, c.meta.name), c)
+                    to_place.append(c)
                 continue
             changed = pb.Container()
             changed.CopyFrom(c)
             if keep_volumes and changed.desired_state == pb.DESIRED_STATE_REMOVED:
                 changed.meta.labels[KEEP_VOLUMES] = "true"
             if not changed.node and changed.desired_state == pb.DESIRED_STATE_RUNNING:
-                result = self.view.place(ref, [changed.meta.name])
-                if changed.meta.name in result.assigned:
-                    changed.node = result.assigned[changed.meta.name]
-                    changed.status.state = pb.CONTAINER_STATE_ASSIGNED
-                    changed.status.message = ""
+                to_place.append(changed)
+            elif changed != prior:
+                to_write.append(changed)
+        if to_place:
+            to_place.sort(key=lambda c: (c.slot, c.meta.name))
+            result = self.view.place(ref, [c.meta.name for c in to_place])
+            for c in to_place:
+                node = result.assigned.get(c.meta.name)
+                if node is not None:
+                    c.node = node
+                    c.status.state = pb.CONTAINER_STATE_ASSIGNED
+                    c.status.message = ""
                 else:
-                    reason = result.unplaced.get(changed.meta.name, "cannot be placed")
-                    changed.status.message = reason
-                    unplaced[changed.meta.name] = reason
-            if changed != prior:
-                changed.meta.updated_at.FromDatetime(self.now)
-                self._put_container((app, svc, changed.meta.name), changed)
+                    c.status.state = pb.CONTAINER_STATE_PENDING
+                    c.status.message = result.unplaced.get(c.meta.name, "cannot be placed")
+                    unplaced[c.meta.name] = c.status.message
+                prior = old.get(c.meta.id)
+                if prior is None or c != prior:
+                    c.status.updated_at.FromDatetime(self.now)
+                    to_write.append(c)
+        for c in to_write:
+            if c.meta.id in old:
+                c.meta.updated_at.FromDatetime(self.now)
+            self._put_container((app, svc, c.meta.name), c)
         return unplaced
 
     def _write_service_status(

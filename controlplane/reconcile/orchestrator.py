@@ -9,6 +9,7 @@ here: node deadlines come back through ``requeue_after``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,7 @@ class Orchestrator:
         self._all: set[str] = set()
         self._running = False
         self._next_full: dict[str, float] = {}
+        self._not_before: dict[str, float] = {}
         # Services that asked to be planned again at a time (restart delays).
         self._due: dict[str, dict[SvcKey, float]] = defaultdict(dict)
         informer.subscribe(self._on_changes, self._on_resync)
@@ -109,8 +111,6 @@ class Orchestrator:
                 self._all.add(ch.cluster)
             else:
                 self._dirty[ch.cluster].add((app, ch.key[1]))
-                # siblings: their depends_on gates read this service's counts
-                self._dirty[ch.cluster].update(k for k in state.services if k[0] == app)
             touched.add(ch.cluster)
         for cluster in touched:
             self.queue.add(cluster)
@@ -121,15 +121,24 @@ class Orchestrator:
             self._dirty.pop(cluster, None)
             self._all.discard(cluster)
             return Result()
+        now_mono = time.monotonic()
+        wait = self._not_before.get(cluster, 0.0) - now_mono
+        if wait > 0:
+            # Leave the event loop to the dispatcher for as long as the last pass took: a
+            # flood of status reports then costs a few big passes, not one pass per report.
+            return Result(requeue_after=wait)
         t0 = time.perf_counter()
-        if time.monotonic() >= self._next_full.get(cluster, 0.0):
+        if now_mono >= self._next_full.get(cluster, 0.0):
             self._all.add(cluster)  # the periodic safety net is a full pass
         full = cluster in self._all
         if full:
-            self._next_full[cluster] = time.monotonic() + RESYNC_PERIOD
+            self._next_full[cluster] = now_mono + RESYNC_PERIOD
         self._all.discard(cluster)
         dirty = self._dirty.pop(cluster, set())
-        now_mono = time.monotonic()
+        # Services whose depends_on gate reads a dirty service's counts.
+        for key, service in state.services.items():
+            if any((key[0], d.service) in dirty for d in service.spec.depends_on):
+                dirty.add(key)
         due = self._due[cluster]
         for key in [k for k, at in due.items() if at <= now_mono + 0.01]:
             dirty.add(key)
@@ -146,6 +155,9 @@ class Orchestrator:
                 p.skip_app_status.add(app)
         for app, svc in sorted(dirty):
             p.plan_service(app, svc)
+            # A big pass is CPU work: let the dispatcher, heartbeats and the leader lease
+            # keepalive run between services instead of stalling for the whole pass.
+            await asyncio.sleep(0)
         p.finish_apps({a for a, _ in dirty} | (set(state.apps) if full else set()))
         try:
             written = await release_writes.commit(self.etcd)
@@ -156,9 +168,16 @@ class Orchestrator:
             if full:
                 self._all.add(cluster)
             raise
+        if p.writes.conflicts:
+            # Some chunks met a newer write (an agent's status, a heartbeat): the others
+            # landed. Replan what was dirty once the cache has caught up.
+            self._dirty[cluster] |= dirty
+            log.debug("pass had conflicts; replanning", cluster=cluster, chunks=p.writes.conflicts)
+            return Result(requeue_after=0.05)
         for key, after in p.service_requeue.items():
             due[key] = min(due.get(key, float("inf")), time.monotonic() + after)
         self.last_pass_seconds = time.perf_counter() - t0
+        self._not_before[cluster] = time.monotonic() + min(self.last_pass_seconds, 2.0)
         if written:
             log.debug("pass", cluster=cluster, services=len(dirty), writes=written,
                       seconds=round(self.last_pass_seconds, 3))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from controlplane.store.errors import AlreadyExists, Conflict, NotFound
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
@@ -30,9 +31,13 @@ class _Write:
 
 
 class Writes:
-    def __init__(self) -> None:
+    def __init__(self, *, tolerate_conflicts: bool = False) -> None:
         self._writes: dict[str, _Write] = {}
         self._extra: list[tuple[str, Message]] = []
+        # With tolerate_conflicts, a chunk that meets a concurrent write is skipped (and
+        # counted) while the other chunks still commit; the caller replans.
+        self.tolerate_conflicts = tolerate_conflicts
+        self.conflicts = 0
 
     def __len__(self) -> int:
         return len(self._writes) + len(self._extra)
@@ -79,7 +84,13 @@ class Writes:
                     txn.update(w.key, w.value, w.kind, w.name, w.revision)
             for key, value in events:
                 txn.put(key, value)
-            await txn.commit(etcd)
+            try:
+                await txn.commit(etcd)
+            except (Conflict, NotFound, AlreadyExists):
+                if not self.tolerate_conflicts:
+                    raise
+                self.conflicts += 1
+                continue
             committed += len(chunk)
         self._writes.clear()
         self._extra.clear()
