@@ -109,9 +109,9 @@ class Server:
         )
         etcd = self.etcd
         api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd), server)
-        api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd), server)
-        api_pb2_grpc.add_ApplicationServiceServicer_to_server(ApplicationServicer(etcd), server)
-        api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd), server)
+        api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd, self.informer), server)
+        api_pb2_grpc.add_ApplicationServiceServicer_to_server(ApplicationServicer(etcd, self.informer), server)
+        api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd, self.informer), server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server
         )

@@ -13,6 +13,7 @@ from controlplane.api.app_update import ReleaseOptions, apply_update, new_servic
 from controlplane.api.common import (
     MAX_REPLICAS,
     MAX_TEMPLATE_BYTES,
+    CacheReader,
     check_labels,
     check_name,
     new_meta,
@@ -22,6 +23,7 @@ from controlplane.api.common import (
 )
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.compose import ParsedTemplate, parse_template
+from controlplane.reconcile.cache import Informer
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
@@ -67,8 +69,9 @@ def _apply_parsed(app: pb.Application, parsed: ParsedTemplate) -> None:
 
 @map_errors
 class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
-    def __init__(self, etcd: Etcd) -> None:
+    def __init__(self, etcd: Etcd, informer: Informer | None = None) -> None:
         self.etcd = etcd
+        self.cache = CacheReader(etcd, informer)
 
     async def _get(self, cluster: str, name: str) -> pb.Application:
         return await reads.get(self.etcd, keys.app(cluster, name), pb.Application, "application", name)
@@ -121,6 +124,13 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     ) -> api_pb2.GetApplicationResponse:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
+        state = await self.cache.state(cluster)
+        if state is not False:
+            cached = state.apps.get(name) if state is not None else None
+            if state is None or cached is None:
+                raise NotFound("application", name)
+            mine = [svc for (a, _), svc in sorted(state.services.items()) if a == name]
+            return api_pb2.GetApplicationResponse(application=cached, services=mine)
         app = await self._get(cluster, name)
         services, _ = await reads.list_all(self.etcd, keys.services(cluster, name), pb.Service)
         return api_pb2.GetApplicationResponse(application=app, services=services)

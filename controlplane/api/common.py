@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -16,6 +16,10 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.api.errors import InvalidArgument
 from controlplane.store import Conflict, keys
 from controlplane.store.txn import Txn
+
+if TYPE_CHECKING:  # the cache imports the api layer's helpers; avoid the cycle at run time
+    from controlplane.reconcile.cache import ClusterState, Informer
+    from controlplane.store.etcd import Etcd
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$")
@@ -116,3 +120,23 @@ async def read_modify_write(requested_rv: int, attempt: Callable[[], Awaitable[T
                 raise
             await asyncio.sleep(0.005 * 2**i)
     raise AssertionError("unreachable")
+
+
+class CacheReader:
+    """Serve single-object reads from the watch cache, with read-your-writes.
+
+    A get from the cache costs no etcd round trip. It waits until the cache has applied
+    the newest write this server made (usually already true), so a client never reads
+    older data than it just wrote through this server; if the cache lags by more than a
+    moment, the caller falls back to etcd. A write made through *another* API server can
+    be seen a few milliseconds late (the watch delay); lists and pages still read etcd.
+    """
+
+    def __init__(self, etcd: Etcd, informer: Informer | None) -> None:
+        self.etcd, self.informer = etcd, informer
+
+    async def state(self, cluster: str) -> ClusterState | Literal[False] | None:
+        """The cluster's cached state (None if it has no resources), or False: read etcd."""
+        if self.informer is None or not await self.informer.caught_up(self.etcd.last_write_revision):
+            return False
+        return self.informer.clusters.get(cluster)

@@ -6,9 +6,10 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import check_labels, check_name, read_modify_write, record_event, touch
+from controlplane.api.common import CacheReader, check_labels, check_name, read_modify_write, record_event, touch
 from controlplane.api.errors import FailedPrecondition, map_errors
-from controlplane.store import keys, reads
+from controlplane.reconcile.cache import Informer
+from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
@@ -21,12 +22,19 @@ _AVAILABILITY = {
 
 @map_errors
 class NodeServicer(api_pb2_grpc.NodeServiceServicer):
-    def __init__(self, etcd: Etcd) -> None:
+    def __init__(self, etcd: Etcd, informer: Informer | None = None) -> None:
         self.etcd = etcd
+        self.cache = CacheReader(etcd, informer)
 
     async def GetNode(self, request: api_pb2.GetNodeRequest, context: grpc.aio.ServicerContext) -> pb.Node:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
+        state = await self.cache.state(cluster)
+        if state is not False:
+            node = state.nodes.get(name) if state is not None else None
+            if node is None:
+                raise NotFound("node", name)
+            return node
         return await reads.get(self.etcd, keys.node(cluster, name), pb.Node, "node", name)
 
     async def ListNodes(

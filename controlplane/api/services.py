@@ -9,12 +9,12 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import MAX_REPLICAS, check_name, read_modify_write, record_event, touch
+from controlplane.api.common import MAX_REPLICAS, CacheReader, check_name, read_modify_write, record_event, touch
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import AgentNotConnected, LogBroker
 from controlplane.reconcile.cache import Informer
-from controlplane.store import keys, reads
+from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
@@ -28,8 +28,9 @@ def check_service_name(field: str, value: str) -> str:
 
 @map_errors
 class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
-    def __init__(self, etcd: Etcd) -> None:
+    def __init__(self, etcd: Etcd, informer: Informer | None = None) -> None:
         self.etcd = etcd
+        self.cache = CacheReader(etcd, informer)
 
     async def GetService(
         self, request: api_pb2.GetServiceRequest, context: grpc.aio.ServicerContext
@@ -37,6 +38,12 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
         cluster = check_name("cluster", request.cluster)
         app = check_name("application", request.application)
         name = check_service_name("name", request.name)
+        state = await self.cache.state(cluster)
+        if state is not False:
+            svc = state.services.get((app, name)) if state is not None else None
+            if svc is None:
+                raise NotFound("service", f"{app}/{name}")
+            return svc
         return await reads.get(
             self.etcd, keys.service(cluster, app, name), pb.Service, "service", f"{app}/{name}"
         )
@@ -102,6 +109,7 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
 class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
     def __init__(self, etcd: Etcd, informer: Informer, broker: LogBroker) -> None:
         self.etcd, self.informer, self.broker = etcd, informer, broker
+        self.cache = CacheReader(etcd, informer)
 
     async def GetContainer(
         self, request: api_pb2.GetContainerRequest, context: grpc.aio.ServicerContext
@@ -111,6 +119,12 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         svc = check_service_name("service", request.service)
         if not request.name:
             raise InvalidArgument("name", "is required")
+        state = await self.cache.state(cluster)
+        if state is not False:
+            found = state.containers.get((app, svc, request.name)) if state is not None else None
+            if found is None:
+                raise NotFound("container", request.name)
+            return found
         return await reads.get(
             self.etcd,
             keys.container(cluster, app, svc, request.name),

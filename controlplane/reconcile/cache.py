@@ -123,6 +123,28 @@ class Informer:
         self._resync_listeners: list[ResyncListener] = []
         self._task: asyncio.Task[None] | None = None
         self._page = page
+        self._advanced = asyncio.Event()
+
+    def _advance(self, revision: int) -> None:
+        self.revision = revision
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def caught_up(self, revision: int, timeout: float = 2.0) -> bool:
+        """Wait until the cache reflects ``revision``; False if it did not within ``timeout``."""
+        if not self.synced.is_set():
+            return False
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.revision < revision:
+            remaining = end - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._advanced.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     def subscribe(self, listener: Listener, on_resync: ResyncListener | None = None) -> None:
         self._listeners.append(listener)
@@ -224,7 +246,7 @@ class Informer:
             c = self._apply_kv(self.clusters, ch.kv, deleted=ch.deleted, revision=ch.revision)
             if c is not None:
                 changes.append(c)
-        self.revision = batch[-1].revision
+        self._advance(batch[-1].revision)
         if changes:
             for listener in self._listeners:
                 try:
@@ -246,7 +268,7 @@ class Informer:
                     if relevant:
                         self._apply_batch(relevant)
                     else:
-                        self.revision = batch[-1].revision
+                        self._advance(batch[-1].revision)
                     backoff = 0.2
             except asyncio.CancelledError:
                 raise

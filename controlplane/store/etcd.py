@@ -87,6 +87,9 @@ class Etcd:
             head = ",".join(f"{h}:{p}" for h, p in hosts[:-1])
             host, port = f"ipv4:{head},{hosts[-1][0]}", hosts[-1][1]
         self._timeout = timeout
+        # The revision of the newest write made through this connection: reads served from
+        # the watch cache wait until the cache has seen it (read-your-writes).
+        self.last_write_revision = 0
         self._client = aetcd.Client(
             host=host,
             port=port,
@@ -189,6 +192,8 @@ class Etcd:
         stub = await self._stub()
         req = rpc.TxnRequest(compare=compare, success=success, failure=failure or [])
         resp = await self._call(stub.Txn, req)
+        if resp.succeeded and success:
+            self.last_write_revision = max(self.last_write_revision, int(resp.header.revision))
         return bool(resp.succeeded), resp
 
     async def grant_lease(self, ttl: int) -> int:
