@@ -98,6 +98,10 @@ def _entry(
                 draining.append((c, ep, group))
         elif is_ready(c, service.spec):
             serving.append((c, ep, group))
+        elif c.status.state in RUNNING_STATES:
+            # Running but not (or no longer) ready: configured with weight 0, so a health
+            # flip is a runtime-API weight change on every router, never a reload.
+            draining.append((c, ep, group))
     by_group: dict[str, int] = {}
     if release is None:
         by_group = {GROUP_STABLE: FULL}

@@ -276,10 +276,25 @@ async def test_start_stop_and_delete(api: Stubs, unique: str) -> None:
     started = await api.apps.StartApplication(api_pb2.StartApplicationRequest(**req), metadata=api.metadata)
     assert started.spec.desired_state == pb.DESIRED_STATE_RUNNING
     await api.apps.DeleteApplication(api_pb2.DeleteApplicationRequest(**req), metadata=api.metadata)
-    services = await api.services.ListServices(
-        api_pb2.ListServicesRequest(cluster=unique), metadata=api.metadata
-    )
-    assert list(services.services) == []
+    # The reconciler may already have made (pending) containers: then the delete is a
+    # "Deleting" phase that ends when they are gone; either way nothing is left.
+    for _ in range(200):
+        services = await api.services.ListServices(
+            api_pb2.ListServicesRequest(cluster=unique), metadata=api.metadata
+        )
+        containers = await api.containers.ListContainers(
+            api_pb2.ListContainersRequest(cluster=unique), metadata=api.metadata
+        )
+        try:
+            await api.apps.GetApplication(api_pb2.GetApplicationRequest(**req), metadata=api.metadata)
+            code = grpc.StatusCode.OK
+        except grpc.aio.AioRpcError as e:
+            code = e.code()
+        if not services.services and not containers.containers and code == grpc.StatusCode.NOT_FOUND:
+            break
+        await asyncio.sleep(0.05)
+    assert list(services.services) == [] and list(containers.containers) == []
+    assert code == grpc.StatusCode.NOT_FOUND
 
 
 # ---------------------------------------------------------------- services, containers

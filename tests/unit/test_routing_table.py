@@ -60,8 +60,16 @@ def test_no_release_gives_every_ready_container_equal_weight() -> None:
 
 
 def test_health_checked_containers_route_only_when_healthy() -> None:
+    # "a" runs but is not healthy yet: configured, with weight 0, so it joins by a weight change
     t = table([service(hc=True)], [ctr("a"), ctr("b", state=pb.CONTAINER_STATE_HEALTHY)])
-    assert [r[0] for r in rows(t)] == ["b"]
+    assert rows(t) == [("a", "stable", 0), ("b", "stable", FULL)]
+
+
+def test_a_health_flip_changes_only_weights() -> None:
+    healthy = table([service(hc=True)], [ctr("a", state=pb.CONTAINER_STATE_HEALTHY), ctr("b", state=pb.CONTAINER_STATE_HEALTHY)])
+    flipped = table([service(hc=True)], [ctr("a", state=pb.CONTAINER_STATE_UNHEALTHY), ctr("b", state=pb.CONTAINER_STATE_HEALTHY)])
+    assert [r[0] for r in rows(healthy)] == [r[0] for r in rows(flipped)] == ["a", "b"]
+    assert rows(flipped)[0][2] == 0 and rows(healthy)[0][2] == FULL
 
 
 def test_leaving_containers_stay_with_weight_zero_until_they_stop() -> None:
