@@ -12,7 +12,9 @@ Lifecycle of `run()`:
    INCREMENTAL messages must chain on the held version or the stream is dropped. While a
    session is up, heartbeats go out at the server's period, status batches flow, and the
    logs relay serves requests. Any failure: keep containers running, back off with jitter
-   (0.5 s -> 10 s) and reconnect; queued statuses are sent after reconnecting.
+   (0.5 s -> 10 s) and reconnect; queued statuses are sent after reconnecting. The session
+   returns only once its tasks have ended, so every loop in them checks `raise_if_cancelled()`
+   before it retries: grpc.aio can eat a cancellation when it meets an RPC that just failed.
 4. Router (optional, `nodeagent.router.Router`): started beside the session loop (retried
    with backoff if HAProxy cannot start, e.g. its port is taken; the agent works without it),
    fed every `SessionMessage.routing` (latest wins, applied in the background so a reload
@@ -49,6 +51,21 @@ from .version import VERSION
 
 DEFAULT_HEARTBEAT = 5.0
 DEFAULT_RESYNC = 30.0
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if cancelling the current task was requested, even if it was eaten.
+
+    Why: grpc.aio can swallow the CancelledError thrown into a task that awaits a stream call
+    whose RPC has just failed (the read then ends with the RPC's error, e.g. UNAVAILABLE "Stream
+    removed", instead of CancelledError). A session task that loops on such errors (the logs
+    relay reconnects) then never ends, and the session's TaskGroup waits for it forever: the
+    agent stays connected to nothing and never reconnects. `Task.cancelling()` keeps the count
+    of cancel requests, so a loop checks it before it retries anything.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Agent:
@@ -264,6 +281,7 @@ class Agent:
 
     async def _heartbeats(self, client: DispatcherClient) -> None:
         while True:
+            raise_if_cancelled()
             deadline = max(self.heartbeat_period, 5.0)
             period = await client.heartbeat(
                 self._node_status, deadline_seconds=deadline, router_stats=await self._router_stats()
@@ -305,6 +323,7 @@ class Agent:
                 await relay.run(client.logs_opener())
             except Exception as exc:
                 self.log.info("logs relay closed", reason=describe(exc))
+            raise_if_cancelled()  # the stream may have eaten our cancellation: never reopen then
             await asyncio.sleep(backoff.next())
 
     # ------------------------------------------------------------------ engine side

@@ -101,6 +101,10 @@ class Executor:
     def idle(self) -> bool:
         return not self._workers and not self._dirty
 
+    def waiting(self) -> frozenset[str]:
+        """Ids with a timer pending: draining before stop, or a retry after a temporary error."""
+        return frozenset(self._retries)
+
     async def close(self) -> None:
         """Cancel workers and retries; containers are left as they are."""
         for handle in self._retries.values():

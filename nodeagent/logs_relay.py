@@ -9,6 +9,12 @@ The transport is a seam: `run(open_stream)` takes a function from the outgoing c
 to the incoming request iterator, which is `lambda out: stub.Logs(out, metadata=...)` in the
 agent and a plain async generator in unit tests. All chunks go through one bounded queue, so a
 slow server back-pressures the log readers instead of growing memory.
+
+The outgoing iterator ends by itself when the relay closes (a sentinel in the queue). grpc
+consumes it in its own task and does not cancel that task when the call has already failed
+(a server that went away); an iterator that waited forever would keep that task pending until
+the garbage collector found it and tried to `aclose()` a generator suspended in `await`
+("aclose(): asynchronous generator is already running", "Task exception was never retrieved").
 """
 
 from __future__ import annotations
@@ -36,30 +42,52 @@ class LogsRelay:
     def __init__(self, runtime: Runtime, resolve: Resolve) -> None:
         self._runtime = runtime
         self._resolve = resolve
-        self._out: asyncio.Queue[agent_pb2.LogChunk] = asyncio.Queue(QUEUE_SIZE)
+        self._out: asyncio.Queue[agent_pb2.LogChunk | None] = asyncio.Queue(QUEUE_SIZE)  # None: end
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
 
     async def run(self, open_stream: OpenStream) -> None:
         """Serve requests until the stream ends (returns) or fails (raises); cancels its tasks."""
+        if self._closed:
+            raise RuntimeError("a LogsRelay runs once; make a new one to reconnect")
         await self._out.put(agent_pb2.LogChunk())  # hello: lets the server bind the stream to us
+        stream = open_stream(self._outgoing())
         try:
-            async for request in open_stream(self._outgoing()):
+            async for request in stream:
                 self._handle(request)
         finally:
+            cancel = getattr(stream, "cancel", None)  # a grpc call: never leave it open behind us
+            if cancel is not None:
+                cancel()
             await self.close()
 
     async def close(self) -> None:
+        """Cancel the request tasks and end the outgoing iterator; safe to call more than once.
+
+        Waiting for the tasks must not swallow a cancellation of the caller itself: `asyncio.wait`
+        (unlike `await task` under `suppress(CancelledError)`) raises only for the caller.
+        """
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        if tasks:
+            await asyncio.wait(tasks)
+        self._end_outgoing()
+
+    def _end_outgoing(self) -> None:
+        """Make `_outgoing` return: drop unsent chunks (nobody will read them) for the sentinel."""
+        self._closed = True
+        while self._out.full():
+            self._out.get_nowait()
+        self._out.put_nowait(None)
 
     async def _outgoing(self) -> AsyncIterator[agent_pb2.LogChunk]:
-        while True:
-            yield await self._out.get()
+        while not self._closed:
+            chunk = await self._out.get()
+            if chunk is None:
+                return
+            yield chunk
 
     def _handle(self, request: agent_pb2.LogRequest) -> None:
         rid = request.request_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
 import shutil
 import signal
@@ -92,11 +93,41 @@ def resolve_server(explicit: str | None) -> str:
     return ctx.server
 
 
+def dump_tasks() -> str:
+    """Every pending asyncio task with its await chain: what a stuck agent is waiting for.
+
+    Why: an event loop that is idle in `select` while the agent makes no progress is waiting on
+    some await that never completes, and only the tasks' await chains show which one (py-spy
+    shows the loop idle). `kill -USR1 <agent pid>` writes this to the log, like Go's SIGQUIT
+    dump. The chain is walked by hand (`cr_await`/`ag_await`) because `Task.print_stack` fails on
+    frames of compiled coroutines (grpc's) that have no line number.
+    """
+    out = io.StringIO()
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        out.write(f"--- task {task.get_name()} (cancelling={task.cancelling()})\n")
+        obj: object = task.get_coro()
+        for _ in range(64):
+            frame = getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
+            if frame is None:
+                out.write(f"    awaiting {obj!r:.200}\n")
+                break
+            code = frame.f_code
+            out.write(f"    {code.co_filename}:{frame.f_lineno} in {code.co_name}\n")
+            nxt = getattr(obj, "cr_await", None) or getattr(obj, "ag_await", None)
+            if nxt is None:
+                break
+            obj = nxt
+        out.write(f"    waits on {getattr(task, '_fut_waiter', None)!r:.300}\n")
+    return out.getvalue()
+
+
 async def _serve(agent: Agent) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    log = structlog.get_logger("ccs.agent")
+    loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("asyncio tasks", dump=dump_tasks()))
     run = asyncio.create_task(agent.run())
     stop = asyncio.create_task(stopping.wait())
     done, _ = await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
