@@ -6,9 +6,13 @@ slots belong to the current batch is read back from the cluster: a slot is in th
 new container was created at or after the batch start, or (stop-first) when its old container is
 on its way out and no new one exists yet. So a control-plane restart resumes mid-batch.
 
-A batch *resolves* when each of its slots is settled (new container ready for ``monitor``, old
-retired) or failed (dead, or not settled by the progress deadline). Failures are counted once, at
-resolution, together with a transition, so re-planning never counts them twice. Then:
+A batch *resolves* when each of its slots is settled (new container ready — HEALTHY, or RUNNING
+without a health check — and the old one retired) or failed (dead, or not ready by the progress
+deadline). As in Swarm's updater, ``monitor`` does not hold the next batch: a new container that
+dies within ``monitor`` of becoming ready fails the batch that is running when it dies, and the
+release is declared done only once the last batch has been watched for ``monitor``. Failures are
+counted once, at resolution, together with a transition, so re-planning never counts them twice.
+Then:
 
 * tolerated (``continue``, or failures/total <= ``max_failure_ratio``): the old container of a
   failed slot is retired and the slot is left to the restart policy (as Swarm continues);
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner.containers import describe_exit, is_live, is_ready
+from controlplane.planner.containers import describe_exit, is_live, is_ready, timestamp
 
 from .config import RollingConfig, rolling_config
 from .context import Context, deadline_for
@@ -64,11 +68,18 @@ def run(ctx: Context, *, rollback: bool) -> None:
     for slot in slots:
         _cutover(ctx, slot)
     batch = _read_batch(ctx, slots, cfgs)
+    _monitor_failures(ctx, slots, cfgs, batch)
     if batch.pending:
         return
     if batch.failed and not _resolve_failures(ctx, batch, cfgs, rollback, len(slots)):
         return
     if not batch.todo:
+        # As Swarm does, the last batch is watched for its whole monitor period before the
+        # release is called done (earlier batches were watched while later ones ran).
+        watched_until = _monitor_end(slots, cfgs)
+        if watched_until is not None and ctx.now < watched_until:
+            ctx.wait_until(watched_until)
+            return
         if rollback:
             ctx.transition(pb.RELEASE_PHASE_ROLLED_BACK, "the previous generation is back in every slot")
         else:
@@ -106,7 +117,6 @@ def _read_batch(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig])
             if slot.needs_update:
                 batch.todo.append(slot)
             continue
-        cfg = cfgs[slot.service]
         if best is None:
             if slot.old_stopped:
                 ctx.create(slot, f"{slot.label}: old container stopped (stop-first)")
@@ -115,15 +125,45 @@ def _read_batch(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig])
             batch.failed.append((slot, f"{best.meta.id} {describe_exit(best)}"))
         elif not is_ready(best, slot.spec):
             _pending_or_late(ctx, batch, slot, deadline, f"{best.meta.id} not ready")
+        elif slot.live_old:
+            batch.pending.append(slot)  # cut over in this pass; settled at the next
         else:
-            since = ready_since(best) or ctx.now
-            settle = since + cfg.monitor
-            if settle <= ctx.now and not slot.live_old:
-                batch.settled_at.append(settle)
-            else:
-                ctx.wait_until(settle)
-                batch.pending.append(slot)
+            # Ready and cut over: the next batch may start. The monitor period runs on in
+            # the background (see _monitor_failures), as in Swarm's updater.
+            batch.settled_at.append(ready_since(best) or ctx.now)
     return batch
+
+
+def _monitor_failures(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig], batch: _Batch) -> None:
+    """Slots of earlier batches whose new container died within ``monitor`` of becoming ready,
+    during the current batch, fail with it. Each death is counted by the batch it happened in."""
+    if ctx.status.step <= 1:
+        return
+    current = {id(s) for s in batch.pending} | {id(s) for s, _ in batch.failed}
+    for slot in slots:
+        if id(slot) in current or slot.live_old or not slot.new:
+            continue
+        best = slot.best_new
+        if best is None or not is_failed(best):
+            continue
+        died = timestamp(best.status.updated_at)
+        born = created_at(best)
+        if died is None or born is None or born >= ctx.since or died <= ctx.since:
+            continue
+        became_ready = timestamp(best.status.started_at) or born
+        if died <= became_ready + cfgs[slot.service].monitor:
+            batch.failed.append((slot, f"{best.meta.id} {describe_exit(best)} within the monitor period"))
+
+
+def _monitor_end(slots: list[Slot], cfgs: dict[str, RollingConfig]) -> datetime | None:
+    ends = []
+    for slot in slots:
+        best = slot.best_new
+        if best is not None and is_ready(best, slot.spec):
+            since = ready_since(best)
+            if since is not None:
+                ends.append(since + cfgs[slot.service].monitor)
+    return max(ends, default=None)
 
 
 def _pending_or_late(ctx: Context, batch: _Batch, slot: Slot, deadline: datetime, why: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 
@@ -60,12 +61,31 @@ def test_stop_first_creates_only_after_the_old_container_stopped() -> None:
         assert step > retired_at[slot], world.dump()
 
 
-def test_batches_wait_for_monitor_and_delay() -> None:
+def test_batches_wait_for_health_and_delay_and_the_monitor_runs_on() -> None:
     cfg = uc(order="start-first", parallelism=1, monitor_ms=20_000, delay_ms=10_000)
     world = World.deploy("rolling", spec("v1"), spec("v2", update_config=cfg)).run()
     steps = [step for step, _ in creates(world)]
-    # ready one step after creation, then 20 s monitor (4 steps) + 10 s delay (2 steps).
-    assert all(b - a >= 1 + 4 + 2 for a, b in itertools.pairwise(steps)), world.dump()
+    # As in Swarm's updater: the next batch starts once this one is ready (one step) and the
+    # delay (2 steps) passed; the 20 s monitor runs on in the background ...
+    assert all(b - a >= 1 + 2 for a, b in itertools.pairwise(steps)), world.dump()
+    assert any(b - a < 1 + 4 + 2 for a, b in itertools.pairwise(steps)), world.dump()
+    # ... except after the last batch: the release ends only once it was watched for 20 s.
+    done = next(t.step for t in world.trace if t.phase == "SUCCEEDED")
+    assert done - steps[-1] >= 1 + 4, world.dump()
+
+
+def test_a_container_that_dies_within_the_monitor_period_fails_the_release() -> None:
+    cfg = uc(order="start-first", parallelism=1, monitor_ms=60_000, failure_action="rollback")
+    world = World.deploy("rolling", spec("v1"), spec("v2", update_config=cfg))
+    world.run(until=lambda w: w.release.status.step >= 2)
+    first = next(c for c in world.containers.values() if c.spec_generation == 2 and c.slot == 1)
+    assert first.status.state == pb.CONTAINER_STATE_RUNNING
+    first.status.state = pb.CONTAINER_STATE_FAILED  # dies 10 s after its batch moved on
+    first.status.message = "exited with code 1"
+    first.status.updated_at.FromDatetime(world.now + timedelta(seconds=1))
+    world.run()
+    assert world.phase == "ROLLED_BACK", world.dump()
+    assert "within the monitor period" in "\n".join(world.release.status.history)
 
 
 def test_release_rolling_overrides_the_service_update_config() -> None:
