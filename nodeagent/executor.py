@@ -34,7 +34,7 @@ from .backoff import Backoff
 from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one
 from .health import ProbeMonitor, has_probe
 
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 32
 
 Report = Callable[[agent_pb2.ContainerStatusUpdate], object]
 

@@ -154,10 +154,17 @@ def main(argv: list[str] | None = None) -> None:
 
     import docker  # the docker SDK only where a real engine is used
 
+    from nodeagent.executor import DEFAULT_CONCURRENCY
     from nodeagent.runtime import DockerRuntime
 
-    client = docker.DockerClient(base_url=args.docker_host) if args.docker_host else docker.from_env()
-    runtime = DockerRuntime(client)
+    # One connection and one worker thread per concurrent container operation: a 30-replica
+    # deploy then starts its containers as fast as `docker run` would, not 8 at a time.
+    pool = DEFAULT_CONCURRENCY + 8  # + events, logs and probes
+    if args.docker_host:
+        client = docker.DockerClient(base_url=args.docker_host, max_pool_size=pool)
+    else:
+        client = docker.from_env(max_pool_size=pool)
+    runtime = DockerRuntime(client, max_workers=pool)
     agent = Agent(
         server, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
         address=address, state_dir=state_dir, router=router,
