@@ -25,6 +25,9 @@ fi
 extra='[dev]'
 [ "${1:-}" = "--no-dev" ] && extra=''
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-echo "==> pip install -e .${extra}"
-.venv/bin/pip install -q -e ".${extra}" 2>&1 | grep -v -i "warning" || true
+echo "==> pip install -e .${extra} (log: .venv/pip-install.log)"
+if ! .venv/bin/pip install -q -e ".${extra}" >.venv/pip-install.log 2>&1; then
+  cat .venv/pip-install.log >&2
+  exit 1
+fi
 .venv/bin/python -c "import ccs, controlplane, cli" >/dev/null

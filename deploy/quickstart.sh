@@ -32,7 +32,9 @@ ccs cluster get local >/dev/null 2>&1 || ccs cluster create local --description 
 if ! pgrep -f "ccs-agent .*--name $(hostname)" >/dev/null; then
   echo "==> starting ccs-agent for node $(hostname) (log $LOG/ccs-agent.log)"
   TOKEN=$(ccs cluster join-token local)
-  setsid ccs-agent --join-token "$TOKEN" --name "$(hostname)" --log-format json \
+  # --address 127.0.0.1: a one-host demo publishes ports and the router on loopback only;
+  # on a real node, leave it out (the agent uses the address it reaches the server from).
+  setsid ccs-agent --join-token "$TOKEN" --name "$(hostname)" --address 127.0.0.1 --log-format json \
     >>"$LOG/ccs-agent.log" 2>&1 < /dev/null &
 fi
 for _ in $(seq 1 80); do
