@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import time
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
+from ccs import errors
 from ccs.client import AsyncClient
 from ccs.v1 import resources_pb2
 from cli.output import Format, OutputOpt, age, emit, enum_name
@@ -50,25 +54,61 @@ def ls(
     emit(listing, output, HEADERS, row)
 
 
+def parse_since(value: str, now: float | None = None) -> float:
+    """``--since``: a duration back from now (``90s``, ``10m``, ``2h``), Unix seconds, or an
+    RFC 3339 time (``2026-11-26T05:00:00Z``) -> Unix seconds."""
+    now = time.time() if now is None else now
+    text = value.strip()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
+    if m:
+        scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        return now - float(m.group(1)) * scale
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: expected a duration (10m), Unix seconds or an RFC 3339 time", param_hint="'--since'"
+        ) from None
+
+
 def logs(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(metavar="APP/SERVICE", help="Application/service.")],
+    ref: Annotated[
+        str,
+        typer.Argument(metavar="APP/SERVICE|CONTAINER", help="Application/service, or one container's name."),
+    ],
     cluster: ClusterOpt = None,
     container: Annotated[str, typer.Option("--container", help="Only this container.")] = "",
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep streaming.")] = False,
     tail: Annotated[int, typer.Option("--tail", help="Lines from the end (0: all).")] = 0,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only lines after: 10m, Unix seconds or an RFC 3339 time.")
+    ] = None,
 ) -> None:
-    """Print the logs of a service's containers (each line prefixed with its container)."""
-    app_name, svc = split_service(ref)
+    """Print the logs of a service's containers (each line prefixed with its container), or of
+    one container named alone (``ccs logs web-1-3fa2c1``)."""
+    since_ts = parse_since(since) if since else 0.0
     s = session(ctx)
     c = s.cluster(cluster)
-    prefix = not container
 
     async def call(cl: AsyncClient) -> None:
+        app_name, svc, name = "", "", container
+        if "/" in ref:
+            app_name, svc = split_service(ref)
+        else:
+            found = [x for x in await cl.containers.list(c) if x.meta.name == ref]
+            if not found:
+                raise errors.NotFound(f"container {ref!r} not found in cluster {c!r}")
+            app_name, svc, name = found[0].application, found[0].service, ref
+        prefix = not name
         partial: dict[str, bytes] = {}  # a chunk may end mid-line
         out = sys.stdout.buffer
         async for chunk in cl.containers.logs(
-            c, app_name, svc, container, follow=follow, tail=tail
+            c, app_name, svc, name, follow=follow, tail=tail, since=since_ts
         ):
             if not prefix:
                 out.write(chunk.data)

@@ -69,7 +69,7 @@ async def test_embedded_etcd_first_start_config_and_graceful_stop(tmp_path: Path
 
 async def test_sigterm_lets_in_flight_rpcs_finish(tmp_path: Path, etcd, ccs_server) -> None:  # type: ignore[no-untyped-def]
     # A second API server on the same etcd: the admin token already exists there.
-    srv = start_server(tmp_path / "state", etcd.url, tmp_path / "c.yaml")
+    srv = start_server(tmp_path / "state", etcd.url, tmp_path / "c.yaml", expect_token=False)
     assert srv.token == ""
     s = stubs(srv.address, ccs_server.token)
     try:
@@ -146,3 +146,52 @@ def test_server_refuses_to_start_without_etcd(tmp_path: Path) -> None:
 
 
 _ = start_etcd
+
+
+def _elected(srv) -> bool:  # type: ignore[no-untyped-def]
+    return '"elected leader"' in srv.log_path.read_text()
+
+
+async def test_another_replica_takes_over_when_the_leader_dies(tmp_path: Path) -> None:
+    """Two API servers on their own etcd: kill the leader; the survivor leads and reconciles."""
+    own = start_etcd(tmp_path, "failover-etcd")
+    flags = ["--leader-ttl", "2"]
+    a = start_server(tmp_path / "a", own.url, tmp_path / "a.yaml", extra=flags)
+    b = start_server(tmp_path / "b", own.url, tmp_path / "b.yaml", extra=flags, expect_token=False)
+    token = a.token
+    try:
+        for _ in range(100):
+            if _elected(a) or _elected(b):
+                break
+            await asyncio.sleep(0.1)
+        leaders = [p for p in (a, b) if _elected(p)]
+        assert len(leaders) == 1, "exactly one replica must lead"
+        leader = leaders[0]
+        survivor = b if leader is a else a
+        s = stubs(survivor.address, token)
+        await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name="failover"), metadata=s.metadata)
+        await s.apps.CreateApplication(api_pb2.CreateApplicationRequest(
+            cluster="failover", name="app", template="services:\n  web:\n    image: x\n"), metadata=s.metadata)
+        leader.stop(signal.SIGKILL)
+        for _ in range(150):  # bounded wait: about the lease TTL plus the retry period
+            if _elected(survivor):
+                break
+            await asyncio.sleep(0.1)
+        assert _elected(survivor), survivor.log_path.read_text()[-2000:]
+        # The new leader reconciles: scaling makes the missing (pending: no nodes) containers.
+        await s.services.ScaleService(api_pb2.ScaleServiceRequest(
+            cluster="failover", application="app", name="web", replicas=3), metadata=s.metadata)
+        count = 0
+        for _ in range(100):
+            resp = await s.containers.ListContainers(
+                api_pb2.ListContainersRequest(cluster="failover", application="app"), metadata=s.metadata)
+            count = len(resp.containers)
+            if count == 3:
+                break
+            await asyncio.sleep(0.1)
+        await s.channel.close()
+        assert count == 3
+    finally:
+        a.stop()
+        b.stop()
+        own.stop()

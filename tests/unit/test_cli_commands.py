@@ -238,3 +238,24 @@ def test_node_enum_names_render_in_tables() -> None:
 
     assert enum_name(resources_pb2.NODE_STATE_READY, resources_pb2.NodeState, "NODE_STATE_") == "ready"
     assert enum_name(0, resources_pb2.NodeState, "NODE_STATE_") == "-"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("90s", 1000.0 - 90), ("10m", 1000.0 - 600), ("500ms", 999.5), ("123.5", 123.5),
+     ("1970-01-01T00:16:40Z", 1000.0)],
+)
+def test_logs_since_accepts_durations_seconds_and_times(value: str, expected: float) -> None:
+    from cli.commands.container import parse_since
+
+    assert parse_since(value, now=1000.0) == pytest.approx(expected)
+
+
+def test_logs_since_rejects_garbage_naming_the_option() -> None:
+    import typer
+
+    from cli.commands.container import parse_since
+
+    with pytest.raises(typer.BadParameter) as info:
+        parse_since("yesterday-ish", now=1000.0)
+    assert "'--since'" in info.value.format_message()

@@ -117,6 +117,15 @@ def test_logs_tail_and_follow(cluster3: Cluster3, app_name: str) -> None:
     numbers = [int(line.rsplit("line-", 1)[1]) for line in tail]
     assert numbers == list(range(numbers[0], numbers[0] + 3)) and numbers[0] >= 8, tail
 
+    # One container by its name alone, and --since: only what it wrote in the last 2 s.
+    name = c.live(app_name, "talker")[0].meta.name
+    whole = c.ccs("logs", "-c", c.name, name).stdout.splitlines()
+    recent = c.ccs("logs", "-c", c.name, name, "--since", "2s").stdout.splitlines()
+    assert whole and " | " not in whole[0], whole[:2]  # one container: no name prefix
+    assert 0 < len(recent) < len(whole), (len(recent), len(whole))
+    missing = c.ccs("logs", "-c", c.name, "no-such-container", check=False)
+    assert missing.returncode == 3 and "not found" in missing.stderr
+
     # -f: read lines as they are produced, then stop the follower.
     proc = subprocess.Popen(
         [CCS, "logs", "-c", c.name, f"{app_name}/talker", "-f", "--tail", "1"],
