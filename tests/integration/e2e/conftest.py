@@ -224,7 +224,7 @@ class Cluster3:
                 shutil.copy(path, dest / (name.replace(" ", "-") + ".log"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down before other packages need the testbed
 def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster3]:
     """etcd, ccs-server (0.0.0.0:<free port>, fast heartbeats), 3 hosts, cluster ``e2e``, 3 agents."""
     reason = tb.missing_requirements()
