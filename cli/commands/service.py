@@ -7,13 +7,20 @@ from typing import Annotated
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, emit
+from cli.output import Format, OutputOpt, emit, table
 from cli.session import ClusterOpt, session, split_service
 
 app = typer.Typer(help="Inspect and scale the services of applications.", no_args_is_help=True)
 
 HEADERS = ("APPLICATION", "SERVICE", "IMAGE", "REPLICAS", "HEALTHY", "PORTS")
 RefArg = Annotated[str, typer.Argument(metavar="APP/SERVICE", help="Application/service.")]
+
+
+ENDPOINT_HEADERS = ("CONTAINER", "NODE", "ENDPOINT", "TARGET")
+
+
+def endpoint_row(e: resources_pb2.Endpoint) -> list[str]:
+    return [e.container, e.node, f"{e.address}:{e.published}", f"{e.target}/{e.protocol or 'tcp'}"]
 
 
 def ports(spec: resources_pb2.ServiceSpec) -> str:
@@ -53,11 +60,19 @@ def ls(
 def get(
     ctx: typer.Context, ref: RefArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
 ) -> None:
-    """Show one service."""
+    """Show one service, its status message and the endpoints (node address:port) of its
+    running containers."""
     app_name, name = split_service(ref)
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.services.get(c, app_name, name)), output, HEADERS, row)
+    svc = s.run(lambda cl: cl.services.get(c, app_name, name))
+    emit(svc, output, HEADERS, row)
+    if output is Format.table:
+        if svc.status.message:
+            typer.echo(f"\n{svc.status.message}")
+        if svc.status.endpoints:
+            typer.echo("")
+            table(ENDPOINT_HEADERS, (endpoint_row(e) for e in svc.status.endpoints))
 
 
 @app.command("scale")

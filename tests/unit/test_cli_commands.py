@@ -259,3 +259,11 @@ def test_logs_since_rejects_garbage_naming_the_option() -> None:
     with pytest.raises(typer.BadParameter) as info:
         parse_since("yesterday-ish", now=1000.0)
     assert "'--since'" in info.value.format_message()
+
+
+def test_service_endpoints_render_as_node_address_and_port() -> None:
+    from ccs.v1 import resources_pb2 as R
+    from cli.commands.service import endpoint_row
+
+    e = R.Endpoint(container="web-1-abc123", node="host2", address="10.77.0.12", published=18081, target=8080)
+    assert endpoint_row(e) == ["web-1-abc123", "host2", "10.77.0.12:18081", "8080/tcp"]

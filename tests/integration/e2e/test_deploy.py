@@ -87,6 +87,8 @@ def test_three_services_placed_healthy_reachable(cluster3: Cluster3, app_name: s
     endpoints = {(e["address"], e["published"]) for e in svc["status"].get("endpoints", [])}
     assert endpoints == {(f"10.77.0.1{i}", WEB_PORT) for i in (1, 2, 3)}, svc["status"]
     assert svc["status"]["healthy"] == 3
+    shown = c.ccs("service", "get", "-c", c.name, f"{app_name}/web").stdout  # the table lists them too
+    assert all(f"10.77.0.1{i}:{WEB_PORT}" in shown for i in (1, 2, 3)), shown
 
     # Service-name resolution on the app network: client reaches "web" (the one on its host).
     client_host = c.host(int(client.node[-1]))
