@@ -217,3 +217,38 @@ def test_route_ls_shows_domains_backends_and_weights(cluster3: Cluster3, app_nam
     backends = mine[0]["backends"]
     assert len(backends) == 3 and all(b["weight"] > 0 for b in backends)
     assert {b["address"] for b in backends} == {"10.77.0.11", "10.77.0.12", "10.77.0.13"}
+
+
+def _get(router: str, host: str, headers: dict[str, str]) -> tuple[int, str]:
+    import http.client
+
+    addr, port = router.rsplit(":", 1)
+    conn = http.client.HTTPConnection(addr, int(port), timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": host, **headers})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode().strip()
+    finally:
+        conn.close()
+
+
+def test_ab_canary_routes_by_header_then_aborts(cluster3: Cluster3, app_name: str) -> None:
+    c, domain = cluster3, f"{app_name}.ab.test"
+    path = serve(c, app_name, domain)
+    c.ccs("app", "update", "-c", c.name, app_name, "-f", path, "--env", "TAG=v2", "--strategy", "canary",
+          "--steps", "50%,pause,100%", "--match-header", "X-Canary", "--match-value", "yes")
+
+    def split() -> bool:
+        beta = {_get(r, domain, {"X-Canary": "yes"}) for r in ROUTERS for _ in range(5)}
+        plain = {_get(r, domain, {}) for r in ROUTERS for _ in range(5)}
+        return beta == {(200, "v2")} and plain == {(200, "v1")}
+
+    c.wait_for("header requests on the canary, the rest on stable", split, timeout=90)
+    table = c.ccs_json("route", "ls", "-c", c.name)
+    mine = next(r for r in table["routes"] if r.get("domain") == domain)
+    assert mine["match_header"] == "X-Canary" and mine["match_value"] == "yes"
+    res = c.ccs("release", "abort", "-c", c.name, app_name, "--wait", "--timeout", "2m", check=False)
+    assert res.returncode == 10, res.stderr
+    c.wait_for("everyone back on v1", lambda: {_get(r, domain, {"X-Canary": "yes"}) for r in ROUTERS}
+               == {(200, "v1")}, timeout=60)
+    c.wait_for("only v1 left", lambda: versions_running(c, app_name) == {"v1"}, timeout=60)
