@@ -192,7 +192,7 @@ def render(table: resources_pb2.RoutingTable, settings: RouterSettings) -> Rende
     ]
     lines = _global(settings) + frontend + [""] + backends + tail
     text = "\n".join(lines)
-    structure = re.sub(r"\bweight \d+", _WEIGHT_MASK, text)
+    structure = re.sub(r" disabled$", "", re.sub(r"\bweight \d+", _WEIGHT_MASK, text), flags=re.M)
     return RenderedConfig(text, structure, table.version, weights, servers, tuple(problems))
 
 
@@ -245,6 +245,8 @@ def _backend(
         line = f"    server {srv} {host}:{b.port} weight {b.weight} check inter {settings.check_interval}"
         if entry.session_sticky:
             line += f" cookie {srv}"
+        if b.weight == 0:
+            line += " disabled"  # starts in maintenance: see RuntimeAPI.set_weight
         lines.append(line)
         weights[(name, srv)] = b.weight
         servers[(name, srv)] = ServerRef(entry.application, entry.service, b.container)

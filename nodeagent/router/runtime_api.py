@@ -48,10 +48,21 @@ class RuntimeAPI:
         return data.decode(errors="replace")
 
     async def set_weight(self, backend: str, server: str, weight: int) -> None:
-        """`set weight be/srv N`: effective at once, no reload. HAProxy answers nothing on success."""
-        answer = (await self.command(f"set weight {backend}/{server} {weight}")).strip()
+        """Apply a weight at once, no reload. Weight 0 also puts the server in maintenance, and
+        a positive weight takes it out: a server at weight 0 is leaving or not ready, and in
+        maintenance even sticky-cookie clients are sent elsewhere (at weight 0 alone HAProxy
+        still honours their cookie), while requests in flight on it complete."""
+        if weight > 0:
+            await self._ok(f"set server {backend}/{server} state ready")
+        await self._ok(f"set weight {backend}/{server} {weight}")
+        if weight == 0:
+            await self._ok(f"set server {backend}/{server} state maint")
+
+    async def _ok(self, command: str) -> None:
+        """Run a command that answers nothing on success."""
+        answer = (await self.command(command)).strip()
         if answer:
-            raise RuntimeAPIError(f"set weight {backend}/{server} {weight}: {answer}")
+            raise RuntimeAPIError(f"{command}: {answer}")
 
     async def show_stat(self) -> list[dict[str, str]]:
         return parse_stat(await self.command("show stat"))

@@ -205,6 +205,25 @@ async def test_sticky_cookie_and_ab_header_routing(router: Router, servers: dict
     for _ in range(10):
         assert (await get(port, "sticky.example", Cookie=cookie))[1] == first
 
+    # Draining: the pinned server drops to weight 0 (a weight change, no reload) and even the
+    # sticky client moves to the other server — nothing keeps a leaving container busy.
+    pid = router.pid
+    other = "web-2" if first == "web-1" else "web-1"
+    weights = {first: 0, other: 128}
+    draining = entry(
+        "web", "sticky.example", backend("web-1", servers["web-1"], weights["web-1"]),
+        backend("web-2", servers["web-2"], weights["web-2"]), session_sticky=True,
+    )
+    result = await router.apply(pb.RoutingTable(cluster="c", version=8, routes=[draining, ab]))
+    assert result is ApplyResult.WEIGHTS and router.pid == pid
+    for _ in range(10):
+        status, body, _ = await get(port, "sticky.example", Cookie=cookie)
+        assert (status, body) == (200, other)
+    # and back: weight again, the server takes new clients
+    await router.apply(pb.RoutingTable(cluster="c", version=9, routes=[sticky, ab]))
+    seen = {(await get(port, "sticky.example"))[1] for _ in range(10)}
+    assert seen == {"web-1", "web-2"}
+
     for _ in range(10):
         assert (await get(port, "ab.example", X_Variant="beta"))[1] == "new-1"
         assert (await get(port, "ab.example"))[1] == "api-1"

@@ -79,7 +79,7 @@ def test_backend_servers_weights_and_names() -> None:
     assert re.fullmatch(r"be_shop_web_[0-9a-f]{8}", name)
     assert section(rendered.text, f"backend {name}") == [
         "balance roundrobin",
-        "server web-2 10.0.0.7:32770 weight 0 check inter 2s",
+        "server web-2 10.0.0.7:32770 weight 0 check inter 2s disabled",
         "server web_1 10.0.0.7:32769 weight 256 check inter 2s",
     ]
     assert rendered.weights == {(name, "web-2"): 0, (name, "web_1"): 256}
