@@ -88,6 +88,14 @@ def record_event(
     warning: bool = False,
 ) -> None:
     """Add an Event to the same transaction as the change it describes."""
+    key, ev = new_event(cluster, kind, obj, reason, message, warning=warning)
+    txn.put(key, ev)
+
+
+def new_event(
+    cluster: str, kind: str, obj: str, reason: str, message: str, *, warning: bool = False
+) -> tuple[str, pb.Event]:
+    """An Event and the key it is stored under."""
     eid = event_id()
     ev = pb.Event(
         meta=new_meta(eid),
@@ -98,7 +106,7 @@ def record_event(
         reason=reason,
         message=message,
     )
-    txn.put(keys.event(cluster, eid), ev)
+    return keys.event(cluster, eid), ev
 
 
 T = TypeVar("T")

@@ -159,9 +159,13 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             stats = pb.RouterStats()
             stats.CopyFrom(request.router_stats)
             stats.node = p.node
-            if not stats.HasField("collected_at"):
-                stats.collected_at.CopyFrom(now())
-            await Txn().put(keys.router_stats(p.cluster, p.node), stats).commit(self.etcd)
+            state = self.informer.clusters.get(p.cluster)
+            stored = state.router_stats.get(p.node) if state is not None else None
+            if stored is None or not _same_counters(stored, stats):
+                # Idle routers report the same counters every heartbeat: write only changes.
+                if not stats.HasField("collected_at"):
+                    stats.collected_at.CopyFrom(now())
+                await Txn().put(keys.router_stats(p.cluster, p.node), stats).commit(self.etcd)
         return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms)
 
     async def UpdateStatus(
@@ -225,3 +229,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         p = await self._principal(context)
         async for req in self.broker.agent_channel(p.cluster, p.node, request_iterator):
             yield req
+
+
+def _same_counters(a: pb.RouterStats, b: pb.RouterStats) -> bool:
+    return a.routing_version == b.routing_version and list(a.backends) == list(b.backends)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import event_id, new_meta
+from controlplane.api.common import new_event
 from controlplane.planner import (
     Counts,
     SetDesired,
@@ -97,10 +97,7 @@ class ClusterPass:
                                 "container", key[2])
 
     def event(self, kind: str, obj: str, reason: str, message: str, warning: bool = False) -> None:
-        eid = event_id()
-        ev = pb.Event(meta=new_meta(eid), cluster=self.cluster, kind=kind, object=obj,
-                      type="Warning" if warning else "Normal", reason=reason, message=message)
-        self.writes.event(keys.event(self.cluster, eid), ev)
+        self.writes.event(*new_event(self.cluster, kind, obj, reason, message, warning=warning))
 
     # ------------------------------------------------------------------ nodes
     def plan_nodes(self) -> None:
