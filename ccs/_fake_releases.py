@@ -110,7 +110,7 @@ class ReleasesFake:
             spec.analysis.CopyFrom(request.canary_analysis)
             spec.match_header, spec.match_cookie = request.match_header, request.match_cookie
             spec.match_value = request.match_value
-        status = R.ReleaseStatus(phase=R.RELEASE_PHASE_PROGRESSING, total=total, batches=total)
+        status = R.ReleaseStatus(phase=R.RELEASE_PHASE_PROGRESSING, total=total, slots=total)
         if strategy == "blue-green":
             status.phase, status.updated = R.RELEASE_PHASE_AWAITING_SHIFT, total
         elif strategy == "canary":

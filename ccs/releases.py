@@ -2,7 +2,7 @@
 
 Design choices:
 
-- A release is a resource the control plane drives (rolling batches, blue-green traffic
+- A release is a resource the control plane drives (rolling window, blue-green traffic
   shifts, canary steps); the operator verbs (shift, confirm, rollback, promote, abort) are
   requests the release planner acts on, so the ``Release`` they return may not show their
   effect yet. ``wait`` is how a caller learns the outcome.

@@ -768,12 +768,12 @@ class ReleaseSpec(_message.Message):
     def __init__(self, strategy: _Optional[str] = ..., from_revision: _Optional[int] = ..., to_revision: _Optional[int] = ..., canary_replicas: _Optional[int] = ..., steps: _Optional[_Iterable[_Union[CanaryStep, _Mapping]]] = ..., analysis: _Optional[_Union[CanaryAnalysis, _Mapping]] = ..., match_header: _Optional[str] = ..., match_cookie: _Optional[str] = ..., match_value: _Optional[str] = ..., rolling: _Optional[_Union[UpdateConfig, _Mapping]] = ..., is_rollback: _Optional[bool] = ..., services: _Optional[_Iterable[str]] = ..., previous_specs: _Optional[_Mapping[str, ServiceSpec]] = ..., previous_generations: _Optional[_Mapping[str, int]] = ..., previous_app_spec: _Optional[_Union[ApplicationSpec, _Mapping]] = ...) -> None: ...
 
 class ReleaseStatus(_message.Message):
-    __slots__ = ("phase", "message", "weight", "step", "batches", "updated", "total", "phase_since", "finished_at", "history", "observed_5xx_ratio", "observed_requests", "requests", "failures")
+    __slots__ = ("phase", "message", "weight", "step", "slots", "updated", "total", "phase_since", "finished_at", "history", "observed_5xx_ratio", "observed_requests", "requests", "failures", "failed_containers", "updating")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
-    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     PHASE_SINCE_FIELD_NUMBER: _ClassVar[int]
@@ -783,11 +783,13 @@ class ReleaseStatus(_message.Message):
     OBSERVED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    UPDATING_FIELD_NUMBER: _ClassVar[int]
     phase: ReleasePhase
     message: str
     weight: int
     step: int
-    batches: int
+    slots: int
     updated: int
     total: int
     phase_since: _timestamp_pb2.Timestamp
@@ -797,7 +799,9 @@ class ReleaseStatus(_message.Message):
     observed_requests: int
     requests: _containers.RepeatedScalarFieldContainer[str]
     failures: int
-    def __init__(self, phase: _Optional[_Union[ReleasePhase, str]] = ..., message: _Optional[str] = ..., weight: _Optional[int] = ..., step: _Optional[int] = ..., batches: _Optional[int] = ..., updated: _Optional[int] = ..., total: _Optional[int] = ..., phase_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[str]] = ..., observed_5xx_ratio: _Optional[float] = ..., observed_requests: _Optional[int] = ..., requests: _Optional[_Iterable[str]] = ..., failures: _Optional[int] = ...) -> None: ...
+    failed_containers: _containers.RepeatedScalarFieldContainer[str]
+    updating: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, phase: _Optional[_Union[ReleasePhase, str]] = ..., message: _Optional[str] = ..., weight: _Optional[int] = ..., step: _Optional[int] = ..., slots: _Optional[int] = ..., updated: _Optional[int] = ..., total: _Optional[int] = ..., phase_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[str]] = ..., observed_5xx_ratio: _Optional[float] = ..., observed_requests: _Optional[int] = ..., requests: _Optional[_Iterable[str]] = ..., failures: _Optional[int] = ..., failed_containers: _Optional[_Iterable[str]] = ..., updating: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Release(_message.Message):
     __slots__ = ("meta", "cluster", "application", "number", "spec", "status")

@@ -56,12 +56,13 @@ DEFAULT_TIMEOUT = 900.0
 
 def step_text(rel: resources_pb2.Release) -> str:
     """Where the release is: the canary step (``2/3``, status.step is the 0-based index
-    into the spec's steps) or the rolling batch (``batch 2/5``); ``-`` otherwise."""
+    into the spec's steps) or how many rolling slots have started (``started 12/30``); ``-``
+    otherwise."""
     st, spec = rel.status, rel.spec
     if spec.strategy == "canary" and spec.steps:
         return f"{min(st.step + 1, len(spec.steps))}/{len(spec.steps)}"
-    if spec.strategy == "rolling" and st.batches:
-        return f"batch {st.step}/{st.batches}"
+    if spec.strategy == "rolling" and st.slots:
+        return f"started {st.step}/{st.slots}"
     return "-"
 
 
@@ -95,12 +96,12 @@ def steps_text(steps: list[resources_pb2.CanaryStep]) -> str:
 
 
 def progress_line(rel: resources_pb2.Release) -> str:
-    """One line of live progress: phase, batch/step, weights, health, canary analysis."""
+    """One line of live progress: phase, slots started or step, weights, health, canary analysis."""
     st, spec = rel.status, rel.spec
     parts = [f"release {rel.meta.name} {spec.strategy or '-'}: {phase_name(st.phase)}"]
     step = step_text(rel)
     if step != "-":
-        parts.append(step if step.startswith("batch") else f"step {step}")
+        parts.append(step if step.startswith("started") else f"step {step}")
     parts.append(f"{st.updated}/{st.total} updated ready")
     if spec.strategy in ("blue-green", "canary"):
         parts.append(f"weight new {st.weight}% / old {100 - st.weight}%")

@@ -8,9 +8,10 @@ router applied the current routing table, and writes the plan's actions, the new
 
 Design choices:
 
-* **Resumable from the records alone.** The Release persists only phase, step, weight, failures and
-  ``phase_since`` (stamped on every phase *or step* change, so it is also "when this batch/step
-  began"); everything else (which slots are in the current batch, whether a canary is ready, when a
+* **Resumable from the records alone.** The Release persists only phase, step, weight, failures,
+  ``phase_since`` (stamped on every phase *or step* change, so it is also "when this step began")
+  and, for rolling, the slots in the update window and the failed containers already counted;
+  everything else (whether a slot's new container is ready, whether a canary is ready, when a
   container became ready) is read back from the container records. A control-plane restart, a
   leader change or a replan with the same input gives the same plan.
 * **Beside, per slot.** New containers are created in the same slot (replicated) or on the same node
@@ -25,7 +26,7 @@ Design choices:
   not valid now is dropped with a history line saying why.
 * **Rollback is a phase, not a different release.** ROLLING_BACK returns ``revert=True`` until the
   services are back at ``previous_generations``; then the containers of the abandoned generation are
-  replaced (rolling: in batches; blue-green/canary: after traffic is off them) and the release ends
+  replaced (rolling: through the same window; blue-green/canary: after traffic is off them) and the release ends
   ROLLED_BACK.
 
 Strategy details are in :mod:`.rolling`, :mod:`.bluegreen` and :mod:`.canary`.

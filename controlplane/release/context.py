@@ -129,5 +129,5 @@ class Context:
 
 
 def deadline_for(monitor: timedelta) -> timedelta:
-    """How long a batch (or the canaries, or the green side) may take to become ready."""
+    """How long a rolling slot (or the canaries, or the green side) may take to become ready."""
     return max(timedelta(seconds=60), 10 * monitor)

@@ -1,37 +1,53 @@
-"""Rolling updates (and the rolling rollback), in batches, resumable from the records alone.
+"""Rolling updates (and the rolling rollback): a sliding window of ``parallelism`` slots per service.
 
-The only state kept in the Release is ``status.step`` (batches started), ``status.failures`` and
-``status.phase_since`` (when the current batch started: every batch start is a transition). Which
-slots belong to the current batch is read back from the cluster: a slot is in the batch when its
-new container was created at or after the batch start, or (stop-first) when its old container is
-on its way out and no new one exists yet. So a control-plane restart resumes mid-batch.
+Swarm's updater runs ``parallelism`` workers, and each takes the next slot as soon as its own is
+done. ccs does the same: a slot starts as soon as fewer than ``parallelism`` slots of its service
+are in the window. An earlier version ran fixed batches, and each batch waited for its slowest
+container. On a busy host the start-to-healthy times spread from 1 to 4 s, so batches cost about
+half the update time (see the README's figures).
 
-A batch *resolves* when each of its slots is settled (new container ready — HEALTHY, or RUNNING
-without a health check — and the old one retired) or failed (dead, or not ready by the progress
-deadline). As in Swarm's updater, ``monitor`` does not hold the next batch: a new container that
-dies within ``monitor`` of becoming ready fails the batch that is running when it dies, and the
-release is declared done only once the last batch has been watched for ``monitor``. Failures are
-counted once, at resolution, together with a transition, so re-planning never counts them twice.
-Then:
+State kept in the Release, so that a control-plane restart resumes mid-update:
 
-* tolerated (``continue``, or failures/total <= ``max_failure_ratio``): the old container of a
-  failed slot is retired and the slot is left to the restart policy (as Swarm continues);
-* ``pause``: PAUSED. ``resume``/``promote`` replaces the new containers that are not ready, and
-  batches start again;
-* ``rollback``: ROLLING_BACK with ``revert``; once the services are reverted the same batches put
-  the previous generation back (failures then always continue).
+* ``status.updating`` holds the labels of the slots in the window: started, not settled or failed yet;
+* ``status.failed_containers`` and ``status.failures`` hold the new containers whose failure was
+  counted, so each failure is counted once, whichever pass sees it first;
+* ``status.step`` / ``status.slots`` (slots no longer waiting / all slots) report progress only.
 
-Changed services advance in lockstep: batch N takes up to ``parallelism`` slots of every changed
-service, and the next batch waits for the largest ``delay``.
+Everything else is read back from the containers. A slot is
+
+* **waiting** when a live old container has no new one beside it;
+* **in the window** from its start until it is *settled*: its new container is ready (HEALTHY, or
+  RUNNING without a health check) and the old one is retired. Start-first creates the new container
+  beside the old one and retires the old one once the new is ready. Stop-first retires the old
+  container first and creates the new one once the old one is observed stopped;
+* **failed** when, while in the window, its new container dies, or is not ready by the progress
+  deadline (max(60 s, 10 x monitor) after it was created; for stop-first, the old container must also
+  stop within it). A settled slot also fails when its new container dies within ``monitor`` of
+  starting. As in Swarm, ``monitor`` does not hold the window, and the release is only declared done
+  once the last slot has been watched for ``monitor``.
+
+``delay`` keeps a worker busy for that long after its slot's container became ready (Swarm's
+per-worker delay). The failures seen in one pass are acted on together:
+
+* tolerated (``continue``, or failures/total <= ``max_failure_ratio``): the old container of a failed
+  slot is retired, and the slot is left to the restart policy, as Swarm continues;
+* ``pause``: PAUSED. ``resume``/``promote`` replaces the new containers that are not ready, and their
+  slots wait for their turn again;
+* ``rollback``: ROLLING_BACK with ``revert``. Once the services are reverted, the same window puts the
+  previous generation back. Failures then always continue.
+
+Each changed service has its own window. This matches Swarm, where every service updates
+independently.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner.containers import describe_exit, is_live, is_ready, timestamp
+from controlplane.planner.containers import TERMINAL_STATES, describe_exit, is_ready, timestamp
 
 from .config import RollingConfig, rolling_config
 from .context import Context, deadline_for
@@ -39,11 +55,13 @@ from .slots import Slot, created_at, is_failed, ready_since
 
 
 @dataclass
-class _Batch:
-    pending: list[Slot] = field(default_factory=list)
-    failed: list[tuple[Slot, str]] = field(default_factory=list)
-    settled_at: list[datetime] = field(default_factory=list)
-    todo: list[Slot] = field(default_factory=list)
+class _View:
+    """One pass's reading of the slots."""
+
+    waiting: list[Slot] = field(default_factory=list)
+    window: Counter[str] = field(default_factory=Counter)  # slots in the window, per service
+    cooling: dict[str, list[datetime]] = field(default_factory=dict)  # settled, delay not over
+    failed: list[tuple[Slot, str, str]] = field(default_factory=list)  # slot, key id, why
 
 
 def configs(ctx: Context, rollback: bool) -> dict[str, RollingConfig]:
@@ -59,38 +77,28 @@ def run(ctx: Context, *, rollback: bool) -> None:
     """One pass of a rolling release (PROGRESSING) or of any rolling rollback (ROLLING_BACK)."""
     cfgs = configs(ctx, rollback)
     slots = ctx.all_slots()
-    ctx.status.batches = max(
-        (-(-sum(1 for s in slots if s.service == name) // cfg.parallelism) for name, cfg in cfgs.items()),
-        default=0,
-    )
+    ctx.status.slots = len(slots)
     if ctx.phase == pb.RELEASE_PHASE_PAUSED:
         return
     for slot in slots:
         _cutover(ctx, slot)
-    batch = _read_batch(ctx, slots, cfgs)
-    _monitor_failures(ctx, slots, cfgs, batch)
-    if batch.pending:
+    view = _read(ctx, slots, cfgs)
+    if view.failed and not _resolve_failures(ctx, view, cfgs, rollback, len(slots)):
         return
-    if batch.failed and not _resolve_failures(ctx, batch, cfgs, rollback, len(slots)):
+    _fill_windows(ctx, view, cfgs, rollback)
+    ctx.status.step = len(slots) - len(view.waiting)
+    if view.waiting or ctx.status.updating:
         return
-    if not batch.todo:
-        # As Swarm does, the last batch is watched for its whole monitor period before the
-        # release is called done (earlier batches were watched while later ones ran).
-        watched_until = _monitor_end(slots, cfgs)
-        if watched_until is not None and ctx.now < watched_until:
-            ctx.wait_until(watched_until)
-            return
-        if rollback:
-            ctx.transition(pb.RELEASE_PHASE_ROLLED_BACK, "the previous generation is back in every slot")
-        else:
-            ctx.transition(pb.RELEASE_PHASE_SUCCEEDED, f"all {len(slots)} slot(s) updated")
+    # As Swarm does, the last slots are watched for their whole monitor period before the
+    # release is called done (earlier ones were watched while later ones ran).
+    watched_until = _monitor_end(slots, cfgs)
+    if watched_until is not None and ctx.now < watched_until:
+        ctx.wait_until(watched_until)
         return
-    delay = max((cfgs[s.service].delay for s in batch.todo), default=timedelta(0))
-    batch_end = max(batch.settled_at, default=ctx.since)
-    if ctx.status.step > 0 and ctx.now < batch_end + delay:
-        ctx.wait_until(batch_end + delay)
-        return
-    _start_batch(ctx, batch.todo, cfgs, rollback)
+    if rollback:
+        ctx.transition(pb.RELEASE_PHASE_ROLLED_BACK, "the previous generation is back in every slot")
+    else:
+        ctx.transition(pb.RELEASE_PHASE_SUCCEEDED, f"all {len(slots)} slot(s) updated")
 
 
 def _cutover(ctx: Context, slot: Slot) -> None:
@@ -101,58 +109,79 @@ def _cutover(ctx: Context, slot: Slot) -> None:
             ctx.retire(old, f"{slot.label}: replaced by {best.meta.id}, which is ready")
 
 
-def _read_batch(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig]) -> _Batch:
-    batch = _Batch()
-    start = ctx.since
-    monitor = max((c.monitor for c in cfgs.values()), default=timedelta(0))
-    deadline = start + deadline_for(monitor)
+def _read(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig]) -> _View:
+    view = _View()
+    updating = set(ctx.status.updating)
+    counted = set(ctx.status.failed_containers)
+    still: list[str] = []
     for slot in slots:
-        best = slot.best_new
-        born = created_at(best) if best is not None else None
-        in_batch = ctx.status.step > 0 and (
-            (best is not None and born is not None and born >= start)
-            or (best is None and bool(slot.leaving) and not slot.live_old)
-        )
-        if not in_batch:
+        cfg = cfgs[slot.service]
+        if slot.label not in updating:
             if slot.needs_update:
-                batch.todo.append(slot)
-            continue
-        if best is None:
-            if slot.old_stopped:
-                ctx.create(slot, f"{slot.label}: old container stopped (stop-first)")
-            _pending_or_late(ctx, batch, slot, deadline, "old container did not stop")
-        elif is_failed(best):
-            batch.failed.append((slot, f"{best.meta.id} {describe_exit(best)}"))
-        elif not is_ready(best, slot.spec):
-            _pending_or_late(ctx, batch, slot, deadline, f"{best.meta.id} not ready")
-        elif slot.live_old:
-            batch.pending.append(slot)  # cut over in this pass; settled at the next
-        else:
-            # Ready and cut over: the next batch may start. The monitor period runs on in
-            # the background (see _monitor_failures), as in Swarm's updater.
-            batch.settled_at.append(ready_since(best) or ctx.now)
-    return batch
-
-
-def _monitor_failures(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig], batch: _Batch) -> None:
-    """Slots of earlier batches whose new container died within ``monitor`` of becoming ready,
-    during the current batch, fail with it. Each death is counted by the batch it happened in."""
-    if ctx.status.step <= 1:
-        return
-    current = {id(s) for s in batch.pending} | {id(s) for s, _ in batch.failed}
-    for slot in slots:
-        if id(slot) in current or slot.live_old or not slot.new:
+                view.waiting.append(slot)
+            else:
+                _settled(ctx, view, slot, cfg, counted)
             continue
         best = slot.best_new
-        if best is None or not is_failed(best):
+        if best is None:
+            if slot.live_old and not slot.leaving:
+                # Its new container was removed (resume) or the service was reverted under it.
+                view.waiting.append(slot)
+                continue
+            if not slot.live_old and all(c.status.state in TERMINAL_STATES for c in slot.leaving):
+                ctx.create(slot, f"{slot.label}: old container stopped")
+            key = slot.leaving[0].meta.id if slot.leaving else slot.label
+            stops = [t for c in slot.leaving if (t := timestamp(c.stop_after)) is not None]
+            started = min(stops, default=ctx.now)
+            if _late(ctx, started, cfg) and key not in counted:
+                view.failed.append((slot, key, "the old container did not stop within the progress deadline"))
+                continue
+        elif best.meta.id in counted:
+            continue  # failed earlier and tolerated: the restart policy has it
+        elif is_failed(best):
+            view.failed.append((slot, best.meta.id, f"{best.meta.id} {describe_exit(best)}"))
             continue
+        elif not is_ready(best, slot.spec):
+            if _late(ctx, created_at(best) or ctx.now, cfg):
+                view.failed.append((slot, best.meta.id, f"{best.meta.id} not ready within the progress deadline"))
+                continue
+        elif not slot.live_old:
+            _settled(ctx, view, slot, cfg, counted)
+            continue
+        # else: ready, and its old container is retired in this pass; settled at the next.
+        view.window[slot.service] += 1
+        still.append(slot.label)
+    del ctx.status.updating[:]
+    ctx.status.updating.extend(still)
+    return view
+
+
+def _late(ctx: Context, started: datetime, cfg: RollingConfig) -> bool:
+    deadline = started + deadline_for(cfg.monitor)
+    if ctx.now >= deadline:
+        return True
+    ctx.wait_until(deadline)
+    return False
+
+
+def _settled(ctx: Context, view: _View, slot: Slot, cfg: RollingConfig, counted: set[str]) -> None:
+    """A slot out of the window: watch its new container for ``monitor``, and keep its worker
+    busy for ``delay`` after the container became ready."""
+    best = slot.best_new
+    if best is None or best.meta.id in counted:
+        return
+    if is_failed(best):
         died = timestamp(best.status.updated_at)
-        born = created_at(best)
-        if died is None or born is None or born >= ctx.since or died <= ctx.since:
-            continue
-        became_ready = timestamp(best.status.started_at) or born
-        if died <= became_ready + cfgs[slot.service].monitor:
-            batch.failed.append((slot, f"{best.meta.id} {describe_exit(best)} within the monitor period"))
+        began = timestamp(best.status.started_at) or created_at(best)
+        released = timestamp(ctx.release.meta.created_at)
+        if died is None or began is None or (released is not None and died < released):
+            return
+        if died <= began + cfg.monitor:
+            view.failed.append((slot, best.meta.id, f"{best.meta.id} {describe_exit(best)} within the monitor period"))
+        return
+    since = ready_since(best) if is_ready(best, slot.spec) else None
+    if cfg.delay and since is not None and ctx.now < since + cfg.delay:
+        view.cooling.setdefault(slot.service, []).append(since + cfg.delay)
 
 
 def _monitor_end(slots: list[Slot], cfgs: dict[str, RollingConfig]) -> datetime | None:
@@ -166,28 +195,21 @@ def _monitor_end(slots: list[Slot], cfgs: dict[str, RollingConfig]) -> datetime 
     return max(ends, default=None)
 
 
-def _pending_or_late(ctx: Context, batch: _Batch, slot: Slot, deadline: datetime, why: str) -> None:
-    if ctx.now >= deadline:
-        batch.failed.append((slot, f"{why} within the progress deadline"))
-    else:
-        ctx.wait_until(deadline)
-        batch.pending.append(slot)
-
-
 def _resolve_failures(
-    ctx: Context, batch: _Batch, cfgs: dict[str, RollingConfig], rollback: bool, total: int
+    ctx: Context, view: _View, cfgs: dict[str, RollingConfig], rollback: bool, total: int
 ) -> bool:
-    """Count the batch's failures and act on them. True: go on with the next batch."""
-    ctx.status.failures += len(batch.failed)
+    """Count the pass's failures and act on them. True: the window goes on."""
+    ctx.status.failures += len(view.failed)
+    ctx.status.failed_containers.extend(key for _, key, _ in view.failed)
     ratio = ctx.status.failures / max(total, 1)
-    detail = "; ".join(f"{s.label}: {why}" for s, why in batch.failed)
-    strictest = [cfgs[s.service] for s, _ in batch.failed]
+    detail = "; ".join(f"{s.label}: {why}" for s, _, why in view.failed)
+    strictest = [cfgs[s.service] for s, _, _ in view.failed]
     tolerated = rollback or all(
         c.failure_action == "continue" or ratio <= c.max_failure_ratio for c in strictest
     )
-    head = f"batch {ctx.status.step}: {len(batch.failed)} failed ({detail})"
+    head = f"{len(view.failed)} slot(s) failed ({detail})"
     if tolerated:
-        for slot, _ in batch.failed:
+        for slot, _, _ in view.failed:
             for old in slot.live_old:
                 ctx.retire(old, f"{slot.label}: update failed, continuing; the restart policy takes over")
         ctx.transition(ctx.phase, f"{head}; continuing")
@@ -200,35 +222,44 @@ def _resolve_failures(
     return False
 
 
-def _start_batch(ctx: Context, todo: list[Slot], cfgs: dict[str, RollingConfig], rollback: bool) -> None:
-    chosen: list[Slot] = []
-    taken: dict[str, int] = {}
-    for slot in todo:
-        if taken.get(slot.service, 0) < cfgs[slot.service].parallelism:
-            taken[slot.service] = taken.get(slot.service, 0) + 1
-            chosen.append(slot)
-    step = ctx.status.step + 1
-    what = "rollback batch" if rollback else "batch"
-    ctx.transition(
-        ctx.phase,
-        f"{what} {step}/{max(ctx.status.batches, step)}: {', '.join(s.label for s in chosen)}",
-        step=step,
+def _fill_windows(ctx: Context, view: _View, cfgs: dict[str, RollingConfig], rollback: bool) -> None:
+    """Start waiting slots, in slot order, while their service's window has room."""
+    what = "rollback" if rollback else "update"
+    started: list[Slot] = []
+    for service, cfg in cfgs.items():
+        cooling = sorted(view.cooling.get(service, []))
+        busy = view.window[service] + len(cooling)
+        queue = [s for s in view.waiting if s.service == service]
+        while queue and busy < cfg.parallelism:
+            slot = queue.pop(0)
+            busy += 1
+            started.append(slot)
+            if cfg.order == "start-first":
+                ctx.create(slot, f"{slot.label}: {what} (start-first)")
+            else:
+                for old in slot.live_old:
+                    ctx.retire(old, f"{slot.label}: {what} (stop-first)")
+            ctx.status.updating.append(slot.label)
+            view.window[service] += 1
+        if queue and cooling:
+            ctx.wait_until(cooling[0])
+    if not started:
+        return
+    view.waiting = [s for s in view.waiting if s not in started]
+    if len(ctx.status.updating) == len(started):  # the window was empty: say how it runs
+        ctx.note(f"{what} window: {', '.join(f'{n} x{c.parallelism}' for n, c in cfgs.items())}")
+    ctx.status.message = (
+        f"{what}: started {', '.join(s.label for s in started)}; "
+        f"{len(view.waiting)} slot(s) waiting, {sum(view.window.values())} in the window"
     )
-    for slot in chosen:
-        if cfgs[slot.service].order == "start-first":
-            ctx.create(slot, f"{slot.label}: {what} {step} (start-first)")
-        else:
-            for old in slot.live_old:
-                ctx.retire(old, f"{slot.label}: {what} {step} (stop-first)")
-    ctx.wait(deadline_for(max(c.monitor for c in cfgs.values())).total_seconds())
 
 
 def resume(ctx: Context) -> None:
-    """Retry after a pause: new containers that are not ready leave, their slots go back in line."""
+    """Retry after a pause: new containers that are not ready leave, their slots wait again."""
     for slot in ctx.all_slots():
         if not slot.live_old:
             continue
         for c in slot.new:
             if not is_ready(c, slot.spec):
-                why = "failed" if not is_live(c) else "not ready"
+                why = "failed" if is_failed(c) else "not ready"
                 ctx.retire(c, f"{slot.label}: {why}; retried after resume", drain=0.0)

@@ -16,7 +16,6 @@ from datetime import datetime
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner.containers import (
     OUTCOME_FAILED,
-    TERMINAL_STATES,
     is_dead,
     is_gone,
     is_live,
@@ -70,11 +69,6 @@ class Slot:
     def needs_update(self) -> bool:
         """Holds a live old container and no new one: the slot waits for its turn."""
         return bool(self.live_old) and not self.new
-
-    @property
-    def old_stopped(self) -> bool:
-        """Stop-first: the old container was retired and observed stopped (or its record is gone)."""
-        return not self.old and all(c.status.state in TERMINAL_STATES for c in self.leaving)
 
 
 def slots_of(service: pb.Service, containers: Sequence[pb.Container]) -> list[Slot]:

@@ -108,13 +108,22 @@ def swarm_v2_running() -> int:
     return sum(1 for image in out.split() if image.startswith(V2))
 
 
-def bench_swarm() -> float:
-    """Seconds from ``docker service update`` until the update completed with 30 v2 tasks running."""
+def bench_swarm(overlay: bool = False) -> float:
+    """Seconds from ``docker service update`` until the update completed with 30 v2 tasks running.
+
+    ``overlay``: attach the service to an overlay network, as a Swarm service must be for other
+    services to find it by name (ccs attaches every container to its application's network with the
+    service name as alias; plain Swarm tasks sit on the default bridge, which is cheaper to join).
+    """
     if docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip() not in ("inactive", ""):
         raise RuntimeError("the local dockerd is already in a swarm; leave it first (not touching it)")
     docker("swarm", "init", "--advertise-addr", "127.0.0.1")
     try:
-        docker("service", "create", "--detach", "--name", SWARM_SERVICE, "--replicas", str(REPLICAS),
+        network = []
+        if overlay:
+            docker("network", "create", "--driver", "overlay", f"{SWARM_SERVICE}-net")
+            network = ["--network", f"{SWARM_SERVICE}-net"]
+        docker("service", "create", "--detach", "--name", SWARM_SERVICE, "--replicas", str(REPLICAS), *network,
                "--health-cmd", HEALTH_CMD, "--health-interval", "1s", "--health-timeout", "1s",
                "--health-retries", "2", V1)
         wait_for(lambda: docker("service", "ls", "--filter", f"name={SWARM_SERVICE}",
@@ -200,14 +209,14 @@ def wait_routed(router: str, body: str, timeout: float) -> None:
     wait_for(routed, timeout, f"router {router} to serve {body} for {DOMAIN}", poll=0.5)
 
 
-async def run_ccs(address: str, token: str, cluster: str, router: str) -> CcsResult:
+async def run_ccs(address: str, token: str, cluster: str, router: str, load_threads: int) -> CcsResult:
     async with AsyncClient(address, token) as client:
         await client.applications.create(cluster, "web", TEMPLATE)
         await client.applications.wait(cluster, "web", timeout=180)
         await asyncio.to_thread(wait_routed, router, "v1", 60)
 
         # (b) rolling v1 -> v2 under load
-        with Load([router], DOMAIN, threads=4, max_seconds=600) as load:
+        with Load([router], DOMAIN, threads=load_threads, max_seconds=600) as load:
             await asyncio.sleep(1.0)
             start = time.perf_counter()
             await client.applications.update(cluster, "web", env={"TAG": "v2"}, strategy="rolling")
@@ -223,7 +232,7 @@ async def run_ccs(address: str, token: str, cluster: str, router: str) -> CcsRes
 
         result = CcsResult(rolling=rolling, requests=requests, failed=failed, notes=notes)
         print(f"(b) ccs rolling update of {REPLICAS}: {rolling:.2f} s; failed requests {len(failed)} of "
-              f"{requests}" + (f": {brief(failed)}" if failed else ""), flush=True)
+              f"{requests} ({requests / (rolling + 3.0):.0f} req/s from {load_threads} load threads)" + (f": {brief(failed)}" if failed else ""), flush=True)
         try:
             await shift_to_half(client, cluster, router, result)
         except (RuntimeError, TimeoutError) as exc:
@@ -267,7 +276,7 @@ def docker_health(cluster: str) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
 
 
-def bench_ccs(keep: bool) -> tuple[CcsResult, int]:
+def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
     cluster = f"bench{uuid.uuid4().hex[:6]}"
     port = free_port()
     router = f"127.0.0.1:{port}"
@@ -284,7 +293,7 @@ def bench_ccs(keep: bool) -> tuple[CcsResult, int]:
         try:
             asyncio.run(wait_node_ready(stack, cluster, 60))
             start_wall = time.time()
-            result = asyncio.run(run_ccs(stack.address, stack.token, cluster, router))
+            result = asyncio.run(run_ccs(stack.address, stack.token, cluster, router, load_threads))
             result.notes += agent_log_summary(log_path, start_wall)
             result.notes.append(f"  server log: {stack.server.log_path}, agent log: {log_path}")
             wait_for(lambda: not running_ids(f"ccs.cluster={cluster}"), 120, "ccs app removal", poll=0.2)
@@ -310,7 +319,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="repeat both phases; medians are compared")
     parser.add_argument("--keep", action="store_true", help="keep the ccs server/agent logs")
     parser.add_argument("--only", choices=["swarm", "ccs"], help="run a single phase")
+    parser.add_argument("--swarm-overlay", action="store_true",
+                        help="also time Swarm with the service on an overlay network (context, not the goal)")
+    parser.add_argument("--load-threads", type=int, default=4,
+                        help="load generator threads through the ccs router during the rolling update")
     args = parser.parse_args()
+    if args.load_threads < 1:
+        parser.error(f"--load-threads: must be >= 1, got {args.load_threads}")
     if args.runs < 1:
         parser.error(f"--runs: must be >= 1, got {args.runs}")
     have = set(docker("images", "--format", "{{.Repository}}:{{.Tag}}").split())
@@ -318,14 +333,18 @@ def main() -> None:
         sys.exit(f"images {sorted(missing)} are missing: run deploy/images/build.sh")
 
     swarm: list[float] = []
+    overlay: list[float] = []
     ccs: list[CcsResult] = []
     for i in range(args.runs):
         remove_all(f"com.docker.swarm.service.name={SWARM_SERVICE}")
         if args.only in (None, "swarm"):
             swarm.append(bench_swarm())
             print(f"run {i + 1}: (a) swarm rolling update of {REPLICAS}: {swarm[-1]:.2f} s", flush=True)
+            if args.swarm_overlay:
+                overlay.append(bench_swarm(overlay=True))
+                print(f"run {i + 1}: (a') swarm on an overlay network: {overlay[-1]:.2f} s", flush=True)
         if args.only in (None, "ccs"):
-            res, port = bench_ccs(args.keep)
+            res, port = bench_ccs(args.keep, args.load_threads)
             ccs.append(res)
             print(f"run {i + 1}: (b) ccs rolling update of {REPLICAS}: {res.rolling:.2f} s; failed requests "
                   f"{len(res.failed)} of {res.requests} (router 127.0.0.1:{port})"
@@ -343,6 +362,9 @@ def main() -> None:
 
     if swarm:
         print(f"swarm: {', '.join(f'{x:.2f}' for x in swarm)} s; median {statistics.median(swarm):.2f} s")
+    if overlay:
+        print(f"swarm on an overlay network: {', '.join(f'{x:.2f}' for x in overlay)} s; "
+              f"median {statistics.median(overlay):.2f} s")
     if ccs:
         rolls = [r.rolling for r in ccs]
         print(f"ccs:   {', '.join(f'{x:.2f}' for x in rolls)} s; median {statistics.median(rolls):.2f} s; "

@@ -117,9 +117,9 @@ def test_wait_prints_plain_progress_lines_and_exits_0(
     lines = result.stdout.splitlines()
     assert lines[-1] == "release r1 succeeded"
     progress = [ln for ln in lines if ln.startswith("release r1 rolling:")]
-    assert progress[-1] == "release r1 rolling: succeeded, batch 2/2, 2/2 updated ready"
+    assert progress[-1] == "release r1 rolling: succeeded, started 2/2, 2/2 updated ready"
     # Level-triggered: the middle state may be skipped when both changes land before a re-read.
-    assert progress[0] == "release r1 rolling: progressing, batch 0/2, 0/2 updated ready"
+    assert progress[0] == "release r1 rolling: progressing, started 0/2, 0/2 updated ready"
 
 
 def test_wait_exits_10_with_the_reason_when_rolled_back(

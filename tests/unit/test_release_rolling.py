@@ -1,4 +1,4 @@
-"""Rolling updates in the simulated world: order, batches, monitor, failures and their actions."""
+"""Rolling updates in the simulated world: order, the sliding window, monitor, failures and their actions."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_rolling_replaces_every_slot_and_succeeds(order: str, parallelism: int) 
     assert world.serving(2) == 3 and world.serving(1) == 0
     slots = [s for _, s in creates(world)]
     assert sorted(slots) == [1, 2, 3], "exactly one new container per slot"
-    assert world.release.status.batches == -(-3 // parallelism)
-    assert world.release.status.step == world.release.status.batches
+    assert world.release.status.slots == world.release.status.step == 3
+    assert not world.release.status.updating
     assert world.release.status.updated == world.release.status.total == 3
 
 
@@ -61,15 +61,74 @@ def test_stop_first_creates_only_after_the_old_container_stopped() -> None:
         assert step > retired_at[slot], world.dump()
 
 
-def test_batches_wait_for_health_and_delay_and_the_monitor_runs_on() -> None:
+def in_window(world: World) -> int:
+    """Slots of generation 2 started and not settled: a new container not ready yet, or ready
+    beside an old one that still runs."""
+    out = 0
+    for slot in range(1, 1 + world.services["web"].spec.replicas):
+        here = [c for c in world.containers.values() if c.slot == slot
+                and c.desired_state == pb.DESIRED_STATE_RUNNING]
+        new = [c for c in here if c.spec_generation == 2]
+        old = [c for c in here if c.spec_generation == 1]
+        if new and (old or not any(c.status.state == pb.CONTAINER_STATE_RUNNING for c in new)):
+            out += 1
+    return out
+
+
+@pytest.mark.parametrize("order", ["start-first", "stop-first"])
+def test_a_slow_slot_does_not_hold_the_others(order: str) -> None:
+    """The window slides: slot 1 takes 8 steps to get ready, the other five one step each. With
+    parallelism 2, slots 2..5 at least go through the second place of the window meanwhile (in
+    batches, slots 3..6 would all wait for slot 1)."""
+    cfg = uc(order=order, parallelism=2, monitor_ms=1000)
+    world = World.deploy("rolling", spec("v1", replicas=6), spec("v2", replicas=6, update_config=cfg),
+                         ready_after=lambda c: 8 if c.slot == 1 and c.spec_generation == 2 else 1)
+    world.run(until=lambda w: w.serving(2) >= 1 and all(
+        c.status.state == pb.CONTAINER_STATE_RUNNING for c in w.containers.values()
+        if c.spec_generation == 2 and c.slot == 1))
+    assert {1, 2, 3, 4, 5} <= {s for _, s in creates(world)}, world.dump()
+    world.run()
+    assert world.phase == "SUCCEEDED", world.dump()
+    assert world.serving(2) == 6 and world.serving(1) == 0
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 4])
+def test_the_window_never_holds_more_than_parallelism_slots(parallelism: int) -> None:
+    cfg = uc(order="start-first", parallelism=parallelism)
+    world = World.deploy("rolling", spec("v1", replicas=7), spec("v2", replicas=7, update_config=cfg),
+                         ready_after=lambda c: 1 + c.slot % 3)
+    seen = 0
+    while world.phase != "SUCCEEDED":
+        world.step()
+        seen = max(seen, in_window(world))
+        assert in_window(world) <= parallelism, world.dump()
+        assert len(world.release.status.updating) <= parallelism, world.dump()
+        assert len(world.trace) < 100
+    assert seen == parallelism, "the window was filled"
+    assert world.serving(2) == 7
+
+
+def test_the_plan_is_the_same_when_replanned_from_the_stored_status() -> None:
+    """A control-plane restart replans from the records: the window state is all in them."""
+    cfg = uc(order="start-first", parallelism=2)
+    world = World.deploy("rolling", spec("v1", replicas=5), spec("v2", replicas=5, update_config=cfg),
+                         ready_after=lambda c: 1 + c.slot % 3)
+    while world.phase != "SUCCEEDED":
+        first, again = world.plan(), world.plan()
+        assert first.actions == again.actions and first.status == again.status, world.dump()
+        world.step()
+        assert len(world.trace) < 100
+
+
+def test_slots_wait_for_health_and_delay_and_the_monitor_runs_on() -> None:
     cfg = uc(order="start-first", parallelism=1, monitor_ms=20_000, delay_ms=10_000)
     world = World.deploy("rolling", spec("v1"), spec("v2", update_config=cfg)).run()
     steps = [step for step, _ in creates(world)]
-    # As in Swarm's updater: the next batch starts once this one is ready (one step) and the
+    # As in Swarm's updater: the next slot starts once this one is ready (one step) and the
     # delay (2 steps) passed; the 20 s monitor runs on in the background ...
     assert all(b - a >= 1 + 2 for a, b in itertools.pairwise(steps)), world.dump()
     assert any(b - a < 1 + 4 + 2 for a, b in itertools.pairwise(steps)), world.dump()
-    # ... except after the last batch: the release ends only once it was watched for 20 s.
+    # ... except after the last slot: the release ends only once it was watched for 20 s.
     done = next(t.step for t in world.trace if t.phase == "SUCCEEDED")
     assert done - steps[-1] >= 1 + 4, world.dump()
 
@@ -80,7 +139,7 @@ def test_a_container_that_dies_within_the_monitor_period_fails_the_release() -> 
     world.run(until=lambda w: w.release.status.step >= 2)
     first = next(c for c in world.containers.values() if c.spec_generation == 2 and c.slot == 1)
     assert first.status.state == pb.CONTAINER_STATE_RUNNING
-    first.status.state = pb.CONTAINER_STATE_FAILED  # dies 10 s after its batch moved on
+    first.status.state = pb.CONTAINER_STATE_FAILED  # dies 10 s after the window moved on
     first.status.message = "exited with code 1"
     first.status.updated_at.FromDatetime(world.now + timedelta(seconds=1))
     world.run()
@@ -92,7 +151,6 @@ def test_release_rolling_overrides_the_service_update_config() -> None:
     rel = pb.ReleaseSpec(rolling=uc(parallelism=3))
     world = World.deploy("rolling", spec("v1"), spec("v2", update_config=uc(parallelism=1)),
                          release_spec=rel).run()
-    assert world.release.status.batches == 1
     assert len({step for step, _ in creates(world)}) == 1
 
 

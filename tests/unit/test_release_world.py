@@ -10,8 +10,8 @@ Each ``World.step()`` is one reconcile pass followed by time passing:
 4. the plan is applied (the reference meaning: create beside, retire = desired REMOVED + stop_after,
    revert = services back to previous specs/generations), optionally followed by the real service
    planner;
-5. ``dt`` passes: containers become RUNNING ``ready_after`` steps after their creation (or FAILED,
-   per ``fails``), retired ones stop once ``stop_after`` passed and their record is deleted a step
+5. ``dt`` passes: containers become RUNNING ``ready_after`` steps after their creation (a number,
+   or a function of the container), or FAILED per ``fails``; retired ones stop once ``stop_after`` passed and their record is deleted a step
    later (as the agent reports REMOVED and the service planner deletes it).
 """
 
@@ -70,7 +70,7 @@ class World:
     containers: dict[str, pb.Container]
     now: datetime = T0
     dt: timedelta = timedelta(seconds=5)
-    ready_after: int = 1
+    ready_after: int | Callable[[pb.Container], int] = 1
     fails: Callable[[pb.Container], bool] = lambda c: False
     error_rate: Callable[[int], float] = lambda generation: 0.0
     service_planner: bool = False
@@ -214,6 +214,9 @@ class World:
                          f"routed={t.routing_applied} {t.actions}" for t in self.trace)
 
     # ------------------------------------------------------------------ internals
+    def _ready_after(self, c: pb.Container) -> int:
+        return self.ready_after(c) if callable(self.ready_after) else self.ready_after
+
     def _router_stats(self) -> pb.RouterStats:
         stats = pb.RouterStats(node="n1")
         for cid, (req, err) in sorted(self.counters.items()):
@@ -298,7 +301,7 @@ class World:
                     c.status.state = pb.CONTAINER_STATE_REMOVED
                     c.status.updated_at.FromDatetime(self.now)
                     del c.status.endpoints[:]
-            elif state == pb.CONTAINER_STATE_PENDING and self._step - self._born[cid] >= self.ready_after - 1:
+            elif state == pb.CONTAINER_STATE_PENDING and self._step - self._born[cid] >= self._ready_after(c) - 1:
                 if self.fails(c):
                     c.status.state = pb.CONTAINER_STATE_FAILED
                     c.status.message = "exited with code 1"
