@@ -9,6 +9,7 @@ from ccs._transport import Listing, Transport, collect
 from ccs.v1 import api_pb2, resources_pb2
 
 if TYPE_CHECKING:
+    from ccs.releases import CanaryOptions
     from ccs.wait import Progress, ProgressCallback
 
 __all__ = ["Applications", "Containers", "Services"]
@@ -81,12 +82,18 @@ class Applications:
         version: str = "",
         labels: Mapping[str, str] | None = None,
         strategy: str = "",
+        canary: CanaryOptions | None = None,
         resource_version: int = 0,
         dry_run: bool = False,
     ) -> resources_pb2.Application:
         """Release a new template, environment or version. Empty ``template``/``version``
         keep the current ones; ``env`` merges unless ``replace_env``; ``strategy`` is
-        rolling, blue-green or canary (empty: as the template says)."""
+        rolling, blue-green or canary (empty: as the template says). ``canary``
+        (:class:`ccs.releases.CanaryOptions`) needs ``strategy="canary"``; a bad option raises
+        ``ValueError`` naming it. The update creates a release: ``client.releases.get``
+        returns it as the latest, ``client.releases.wait`` follows it."""
+        if canary is not None and strategy != "canary":
+            raise ValueError(f"strategy: canary options need strategy 'canary', got {strategy!r}")
         req = api_pb2.UpdateApplicationRequest(
             cluster=cluster,
             name=name,
@@ -100,6 +107,8 @@ class Applications:
             resource_version=resource_version,
             dry_run=dry_run,
         )
+        if canary is not None:
+            canary.apply(req)
         return await self._t.unary(
             self._t.applications.UpdateApplication, req, resources_pb2.Application
         )

@@ -26,7 +26,7 @@ import asyncio
 import builtins
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,38 +142,6 @@ class Releases:
             self._t.applications.ListRevisions, req, api_pb2.ListRevisionsResponse
         )
         return sorted(resp.revisions, key=lambda r: r.revision)
-
-    async def update_application(
-        self,
-        cluster: str,
-        name: str,
-        *,
-        template: str = "",
-        files: Mapping[str, str] | None = None,
-        env: Mapping[str, str] | None = None,
-        replace_env: bool = False,
-        version: str = "",
-        labels: Mapping[str, str] | None = None,
-        strategy: str = "",
-        canary: CanaryOptions | None = None,
-        resource_version: int = 0,
-        dry_run: bool = False,
-    ) -> resources_pb2.Application:
-        """``Applications.update`` plus the canary options (until it grows them); the update
-        creates a release, which ``get(cluster, name)`` then returns as the latest.
-        ``canary`` needs ``strategy="canary"``; a bad option raises ``ValueError`` naming it."""
-        if canary is not None and strategy != "canary":
-            raise ValueError(f"strategy: canary options need strategy 'canary', got {strategy!r}")
-        req = api_pb2.UpdateApplicationRequest(
-            cluster=cluster, name=name, template=template, files=files, env=env,
-            replace_env=replace_env, version=version, labels=labels, strategy=strategy,
-            resource_version=resource_version, dry_run=dry_run,
-        )
-        if canary is not None:
-            canary.apply(req)
-        return await self._t.unary(
-            self._t.applications.UpdateApplication, req, resources_pb2.Application
-        )
 
     async def wait(
         self,
@@ -322,8 +290,8 @@ async def update_application(
     client: AsyncClient, cluster: str, name: str, *, canary: CanaryOptions | None = None,
     **update: Any,
 ) -> resources_pb2.Application:
-    """``ccs app update --strategy ...``: see ``Releases.update_application``."""
-    return await client.releases.update_application(cluster, name, canary=canary, **update)
+    """``ccs app update --strategy ...``: the same as ``client.applications.update``."""
+    return await client.applications.update(cluster, name, canary=canary, **update)
 
 
 # ---------------------------------------------------------------- canary step syntax

@@ -198,7 +198,7 @@ def update(
 
     async def call(cl: AsyncClient) -> resources_pb2.Application:
         template, files = load_bundle(file) if file is not None else ("", {})
-        updated = await cl.releases.update_application(
+        updated = await cl.applications.update(
             c, name, template=template, files=files, env=env_map, replace_env=replace_env,
             version=version, labels=labels, strategy=strategy.value if strategy else "",
             canary=canary, dry_run=dry_run,

@@ -99,12 +99,12 @@ async def test_blue_green_shift_then_confirm(client: ccs.AsyncClient) -> None:
     assert [r.meta.name for r in await client.releases.list("c", "shop")] == ["r1"]
 
 
-async def test_canary_options_reach_the_release_and_promote_walks_the_steps(
+async def test_canary_options_of_applications_update_reach_the_release_and_promote_walks_the_steps(
     client: ccs.AsyncClient,
 ) -> None:
     opts = CanaryOptions(replicas=1, steps=parse_steps("10%,pause,50%,pause 30s,100%"),
                          max_5xx_ratio=0.05, min_requests=20)
-    await update_application(client, "c", "shop", template=V2, strategy="canary", canary=opts)
+    await client.applications.update("c", "shop", template=V2, strategy="canary", canary=opts)
     rel = await client.releases.get("c", "shop")
     assert [s.weight for s in rel.spec.steps] == [10, 50, 100]
     assert (rel.spec.analysis.max_5xx_ratio, rel.status.weight) == (0.05, 10)
