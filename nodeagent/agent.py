@@ -157,6 +157,7 @@ class Agent:
                 self.runtime, self.book, self.batcher.put, cluster=self._identity.cluster,
                 node=self.name, address=self.address, concurrency=self._concurrency,
                 probe_period=self._probe_period, log=self.log,
+                unrouted_for=self.router.unrouted_for if self.router is not None else None,
             )
             self.executor.observe_all(await self._list_managed())
             background = [

@@ -16,7 +16,8 @@ table test:
   only re-reports it, it never retries the same spec.
 - Drain before stop: a STOP or REMOVE waits until the container's `stop_after` (the routers
   drop a retiring container at once, and it keeps serving what they already sent it until
-  then). `drain_remaining` says how long; the executor re-plans the id after that.
+  then). `drain_remaining` says how long; the executor re-plans the id after that. Then
+  `router_hold` also waits for this node's own router to have stopped routing to it.
 """
 
 from __future__ import annotations
@@ -80,6 +81,35 @@ def drain_remaining(action: LocalAction, now: float) -> float:
     if action.observed is None or action.observed.state not in LIVE_STATES:
         return 0.0  # nothing is serving: no traffic to drain
     return max(0.0, c.stop_after.ToNanoseconds() / 1e9 - now)
+
+
+ROUTER_SETTLE = 0.5
+"""Seconds a draining container keeps running after the local router stopped sending it requests,
+for the requests it already had."""
+ROUTER_WAIT_MAX = 15.0
+"""A stop is never held longer than this past ``stop_after`` for a router that lags or is broken."""
+ROUTER_RECHECK = 0.25
+
+
+def router_hold(action: LocalAction, now: float, unrouted_for: float | None) -> float:
+    """Seconds a draining STOP/REMOVE waits *after* ``stop_after`` for the node's own router.
+
+    ``stop_after`` is the control plane's estimate of when every router has dropped the container;
+    a router busy with a reload can take longer on a loaded host. So the stop also waits until this
+    node's router has applied a config that sends the container no new requests, plus
+    ``ROUTER_SETTLE``. ``unrouted_for``: seconds since the router stopped routing to the container
+    (``inf`` if it never did), None while it still does. Routers on other nodes are not seen here.
+    """
+    c = action.container
+    if drain_remaining(action, now) > 0 or c is None or not c.HasField("stop_after"):
+        return 0.0
+    if action.observed is None or action.observed.state not in LIVE_STATES:
+        return 0.0
+    if now - c.stop_after.ToNanoseconds() / 1e9 >= ROUTER_WAIT_MAX:
+        return 0.0
+    if unrouted_for is None:
+        return ROUTER_RECHECK
+    return max(0.0, ROUTER_SETTLE - unrouted_for)
 
 
 def remove_volumes(labels: Mapping[str, str]) -> bool:

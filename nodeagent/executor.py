@@ -13,7 +13,9 @@ exponential backoff.
 
 Drain before stop: a stop or removal whose `stop_after` is still ahead is not done yet, and
 nothing is reported; the id is re-queued for `stop_after` (a timer, not a sleeping worker, so
-draining containers hold no concurrency slot), and any pass before then re-checks.
+draining containers hold no concurrency slot), and any pass before then re-checks. After
+`stop_after` it also waits, the same way, until this node's router no longer sends it requests
+(`converge.router_hold`, bounded).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure, State
 from . import status
 from .assignments import AssignmentBook
 from .backoff import Backoff
-from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one
+from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one, router_hold
 from .health import ProbeMonitor, has_probe
 
 DEFAULT_CONCURRENCY = 32
@@ -53,6 +55,7 @@ class Executor:
         address: str,
         concurrency: int = DEFAULT_CONCURRENCY,
         probe_period: float = 3.0,
+        unrouted_for: Callable[[str], float | None] | None = None,
         log: structlog.typing.FilteringBoundLogger | None = None,
     ) -> None:
         if concurrency < 1:
@@ -63,6 +66,7 @@ class Executor:
         self.node = node
         self.address = address
         self._report = report
+        self._unrouted_for = unrouted_for  # the node's router: see converge.router_hold
         self._sem = asyncio.Semaphore(concurrency)
         self._log = log or structlog.get_logger("ccs.agent")
         self.docker_ids: dict[str, str] = {}  # ccs container id -> docker id
@@ -72,6 +76,7 @@ class Executor:
         self._dirty: set[str] = set()
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._router_waits: set[str] = set()  # logged once each
         self._backoff: dict[str, Backoff] = {}
         self.probes = ProbeMonitor(runtime, self.enqueue, period=probe_period)
 
@@ -140,6 +145,15 @@ class Executor:
         loop = asyncio.get_running_loop()
         self._retries[cid] = loop.call_later(delay, self.enqueue, cid)
 
+    def _hold_for_router(self, cid: str, delay: float) -> None:
+        if cid not in self._router_waits:
+            self._router_waits.add(cid)
+            self._log.info("waiting for the router to drop the container", container_id=cid)
+        old = self._retries.pop(cid, None)
+        if old is not None:
+            old.cancel()
+        self._retries[cid] = asyncio.get_running_loop().call_later(delay, self.enqueue, cid)
+
     def _wake_later(self, cid: str, delay: float) -> None:
         """Re-plan `cid` after `delay` seconds (drain); an earlier enqueue cancels the timer."""
         old = self._retries.pop(cid, None)
@@ -157,10 +171,16 @@ class Executor:
         actions = plan_one(
             cid, container, removing, observed, tracked=cid in self.tracked, failed=cid in self.failed
         )
-        wait = max((drain_remaining(a, time.time()) for a in actions), default=0.0)
+        now = time.time()
+        wait = max((drain_remaining(a, now) for a in actions), default=0.0)
         if wait > 0:
             self._wake_later(cid, wait)
             return
+        if self._unrouted_for is not None:
+            hold = max((router_hold(a, now, self._unrouted_for(cid)) for a in actions), default=0.0)
+            if hold > 0:
+                self._hold_for_router(cid, hold)
+                return
         for action in actions:
             await self._apply(action)
 
@@ -259,6 +279,7 @@ class Executor:
         self._apps.pop(cid, None)
 
     def _forget(self, cid: str) -> None:
+        self._router_waits.discard(cid)
         self.book.forget(cid)
         self.tracked.discard(cid)
         self.failed.discard(cid)

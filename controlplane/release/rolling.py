@@ -132,8 +132,9 @@ def _read(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig]) -> _V
                 ctx.create(slot, f"{slot.label}: old container stopped")
             key = slot.leaving[0].meta.id if slot.leaving else slot.label
             stops = [t for c in slot.leaving if (t := timestamp(c.stop_after)) is not None]
-            started = min(stops, default=ctx.now)
-            if _late(ctx, started, cfg) and key not in counted:
+            if key in counted:
+                continue  # failed earlier and tolerated: it leaves the window
+            if _late(ctx, min(stops, default=ctx.now), cfg):
                 view.failed.append((slot, key, "the old container did not stop within the progress deadline"))
                 continue
         elif best.meta.id in counted:
@@ -246,7 +247,7 @@ def _fill_windows(ctx: Context, view: _View, cfgs: dict[str, RollingConfig], rol
     if not started:
         return
     view.waiting = [s for s in view.waiting if s not in started]
-    if len(ctx.status.updating) == len(started):  # the window was empty: say how it runs
+    if not ctx.status.history or " window: " not in ctx.status.history[-1]:  # once per stretch
         ctx.note(f"{what} window: {', '.join(f'{n} x{c.parallelism}' for n, c in cfgs.items())}")
     ctx.status.message = (
         f"{what}: started {', '.join(s.label for s in started)}; "

@@ -95,6 +95,13 @@ class RenderedConfig:
     problems: tuple[str, ...] = ()
 
 
+def routed_containers(cfg: RenderedConfig | None) -> frozenset[str]:
+    """Containers that get new requests under ``cfg``: a server of theirs has a weight above 0."""
+    if cfg is None:
+        return frozenset()
+    return frozenset(cfg.servers[k].container for k, w in cfg.weights.items() if w > 0 and k in cfg.servers)
+
+
 def weight_changes(old: RenderedConfig | None, new: RenderedConfig) -> dict[ServerKey, int] | None:
     """The `set weight` commands that turn `old` into `new`, or None when a reload is needed."""
     if old is None or old.structure != new.structure:

@@ -32,7 +32,7 @@ import structlog
 from ccs.v1 import resources_pb2
 
 from ..backoff import Backoff
-from .config import RenderedConfig, RouterSettings, ServerKey, ServerRef, render, weight_changes
+from .config import RenderedConfig, RouterSettings, ServerKey, ServerRef, render, routed_containers, weight_changes
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 from .stats import CounterBook, Counters, per_container, raw_counters, router_stats
 
@@ -69,6 +69,8 @@ class Router:
         self._tasks: list[asyncio.Task[None]] = []
         self._counters = CounterBook()
         self._known: dict[ServerKey, ServerRef] = {}
+        self._routed: frozenset[str] = frozenset()
+        self._unrouted_at: dict[str, float] = {}  # container id -> monotonic time it left
         self._stopping = False
         self._log = log or structlog.get_logger("ccs.router")
 
@@ -116,6 +118,30 @@ class Router:
         with contextlib.suppress(FileNotFoundError):
             self._pidfile.unlink()
 
+    # ------------------------------------------------------------------ drain
+
+    def unrouted_for(self, container_id: str) -> float | None:
+        """Seconds since the running HAProxy stopped sending new requests to ``container_id``
+        (``inf`` if it never did), or None while it still does. The agent holds a draining
+        container's stop on this (``converge.router_hold``)."""
+        if container_id in self._routed and self.pid is not None:
+            return None
+        left = self._unrouted_at.get(container_id)
+        return float("inf") if left is None else time.monotonic() - left
+
+    def _set_applied(self, cfg: RenderedConfig) -> None:
+        now = time.monotonic()
+        routed = routed_containers(cfg)
+        for cid in self._routed - routed:
+            self._unrouted_at[cid] = now
+        for cid in routed:
+            self._unrouted_at.pop(cid, None)
+        for cid, left in list(self._unrouted_at.items()):
+            if now - left > 600:  # long stopped; keeps the map small
+                del self._unrouted_at[cid]
+        self._routed = routed
+        self.applied = cfg
+
     # ------------------------------------------------------------------ apply
 
     def submit(self, table: resources_pb2.RoutingTable) -> None:
@@ -135,10 +161,10 @@ class Router:
             changes = weight_changes(self.applied, new)
             if changes is not None and await self._set_weights(changes):
                 self._write(self.settings.config_path, new.text)
-                self.applied = new
+                self._set_applied(new)
                 return ApplyResult.WEIGHTS if changes else ApplyResult.UNCHANGED
             await self._reload(new)
-            self.applied = new
+            self._set_applied(new)
             return ApplyResult.RELOADED
 
     async def _set_weights(self, changes: dict[ServerKey, int]) -> bool:
@@ -239,7 +265,7 @@ class Router:
             if time.monotonic() > deadline:
                 raise RouterError(f"haproxy did not answer on {self.settings.socket_path}")
             await asyncio.sleep(0.05)
-        self.applied = cfg
+        self._set_applied(cfg)
         self._known.update(cfg.servers)
         self._log.info("router started", pid=self._proc.pid, port=self.settings.port, version=cfg.version)
 

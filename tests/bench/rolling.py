@@ -50,6 +50,7 @@ from ccs.client import AsyncClient
 from ccs.releases import TERMINAL_PHASES, phase_name
 from ccs.v1 import resources_pb2 as pb
 from tests.bench import _common as common
+from tests.bench import _engine_timeline as timeline
 from tests.bench.deploy import (
     _create_cluster,
     agent_log_summary,
@@ -129,10 +130,6 @@ def bench_swarm(overlay: bool = False) -> float:
         wait_for(lambda: docker("service", "ls", "--filter", f"name={SWARM_SERVICE}",
                                 "--format", "{{.Replicas}}").strip() == f"{REPLICAS}/{REPLICAS}",
                  180, "swarm: 30/30 v1 replicas", poll=0.2)
-        start = time.perf_counter()
-        docker("service", "update", "--detach", "--image", V2,
-               "--update-parallelism", str(PARALLELISM), "--update-order", "start-first",
-               "--update-delay", "0s", "--update-monitor", "1s", SWARM_SERVICE)
 
         def done() -> bool:
             state = docker("service", "inspect", "-f", "{{.UpdateStatus.State}}", SWARM_SERVICE).strip()
@@ -140,8 +137,14 @@ def bench_swarm(overlay: bool = False) -> float:
                 raise RuntimeError(f"swarm update ended {state}")
             return state == "completed" and swarm_v2_running() >= REPLICAS
 
-        wait_for(done, 300, "swarm: update completed with 30 v2 tasks", poll=0.1)
-        elapsed = time.perf_counter() - start
+        with timeline.Recorder(f"com.docker.swarm.service.name={SWARM_SERVICE}", PARALLELISM) as spans:
+            start = time.perf_counter()
+            docker("service", "update", "--detach", "--image", V2,
+                   "--update-parallelism", str(PARALLELISM), "--update-order", "start-first",
+                   "--update-delay", "0s", "--update-monitor", "1s", SWARM_SERVICE)
+            wait_for(done, 300, "swarm: update completed with 30 v2 tasks", poll=0.1)
+            elapsed = time.perf_counter() - start
+        print(f"  swarm{' (overlay)' if overlay else ''} {spans}", flush=True)
         docker("service", "rm", SWARM_SERVICE)
         wait_for(lambda: not docker("ps", "-aq", "--filter",
                                     f"label=com.docker.swarm.service.name={SWARM_SERVICE}").split(),
@@ -218,14 +221,15 @@ async def run_ccs(address: str, token: str, cluster: str, router: str, load_thre
         # (b) rolling v1 -> v2 under load
         with Load([router], DOMAIN, threads=load_threads, max_seconds=600) as load:
             await asyncio.sleep(1.0)
-            start = time.perf_counter()
-            await client.applications.update(cluster, "web", env={"TAG": "v2"}, strategy="rolling")
-            rel = await client.releases.wait(cluster, "web", timeout=300)
-            rolling = time.perf_counter() - start
+            with timeline.Recorder(f"ccs.cluster={cluster}", PARALLELISM) as spans:
+                start = time.perf_counter()
+                await client.applications.update(cluster, "web", env={"TAG": "v2"}, strategy="rolling")
+                rel = await client.releases.wait(cluster, "web", timeout=300)
+                rolling = time.perf_counter() - start
             await asyncio.sleep(2.0)  # what the router serves once the release is done
             after = load.since(time.monotonic() - 1.0)
         failed, requests = load.failures(), len(load.answers)
-        notes = [f"  release {rel.meta.name} history:", *(f"    {h}" for h in rel.status.history)]
+        notes = [f"  ccs {spans}", f"  release {rel.meta.name} history:", *(f"    {h}" for h in rel.status.history)]
         rolled = load.shares(after)
         if rolled != {"v2": 1.0}:
             raise RuntimeError(f"after the rolling update the router serves {rolled}, not only v2")
@@ -311,7 +315,13 @@ def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
 
 
 def brief(answers: list[Answer]) -> str:
-    return "; ".join(f"{a.status} {a.body[:60]}" for a in answers[:5])
+    """The first failures, with their wall-clock time (UTC) to find them in the agent's log."""
+    offset = time.time() - time.monotonic()
+    return "; ".join(
+        f"{time.strftime('%H:%M:%S', time.gmtime(a.at + offset))}.{int((a.at + offset) % 1 * 1000):03d} "
+        f"{a.status} {' '.join(a.body.split())[:60]}"
+        for a in answers[:8]
+    )
 
 
 def main() -> None:

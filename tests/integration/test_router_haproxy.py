@@ -214,13 +214,19 @@ async def test_sticky_cookie_and_ab_header_routing(router: Router, servers: dict
         "web", "sticky.example", backend("web-1", servers["web-1"], weights["web-1"]),
         backend("web-2", servers["web-2"], weights["web-2"]), session_sticky=True,
     )
+    assert router.unrouted_for(first) is None  # what the agent holds a draining stop on
     result = await router.apply(pb.RoutingTable(cluster="c", version=8, routes=[draining, ab]))
     assert result is ApplyResult.WEIGHTS and router.pid == pid
     for _ in range(10):
         status, body, _ = await get(port, "sticky.example", Cookie=cookie)
         assert (status, body) == (200, other)
+    dropped = router.unrouted_for(first)
+    assert dropped is not None and 0 <= dropped < 60
+    assert router.unrouted_for(other) is None
+    assert router.unrouted_for("never-routed-here") == float("inf")
     # and back: weight again, the server takes new clients
     await router.apply(pb.RoutingTable(cluster="c", version=9, routes=[sticky, ab]))
+    assert router.unrouted_for(first) is None
     seen = {(await get(port, "sticky.example"))[1] for _ in range(10)}
     assert seen == {"web-1", "web-2"}
 

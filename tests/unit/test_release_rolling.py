@@ -253,3 +253,16 @@ def test_bad_update_config_names_the_field(field: str, value: object, needle: st
     world = World.deploy("rolling", spec("v1"), spec("v2", update_config=uc(**{field: value})))
     with pytest.raises(ReleaseError, match=needle.replace(".", r"\.")):
         world.step()
+
+
+def test_stop_first_old_container_that_never_stops_fails_its_slot_once() -> None:
+    """The slot leaves the window once its failure is counted, so the release still ends."""
+    cfg = uc(order="stop-first", failure_action="continue", monitor_ms=1000)
+    world = World.deploy("rolling", spec("v1"), spec("v2", update_config=cfg))
+    world.unstoppable.add(next(c.meta.id for c in world.containers.values() if c.slot == 1))
+    world.run()
+    assert world.phase == "SUCCEEDED", world.dump()
+    assert world.release.status.failures == 1
+    assert "did not stop within the progress deadline" in "\n".join(world.release.status.history)
+    assert not world.release.status.updating
+    assert world.serving(2) == 2

@@ -74,6 +74,7 @@ class World:
     fails: Callable[[pb.Container], bool] = lambda c: False
     error_rate: Callable[[int], float] = lambda generation: 0.0
     service_planner: bool = False
+    unstoppable: set[str] = field(default_factory=set)  # container ids that never stop
     app: pb.Application = field(default_factory=lambda: pb.Application(cluster="c1"))
     applied_table: pb.RoutingTable = field(default_factory=pb.RoutingTable)
     counters: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -297,7 +298,7 @@ class World:
                 if state == pb.CONTAINER_STATE_REMOVED:
                     if not self.service_planner:
                         del self.containers[cid]
-                elif c.stop_after.ToDatetime(tzinfo=UTC) <= self.now:
+                elif c.stop_after.ToDatetime(tzinfo=UTC) <= self.now and cid not in self.unstoppable:
                     c.status.state = pb.CONTAINER_STATE_REMOVED
                     c.status.updated_at.FromDatetime(self.now)
                     del c.status.endpoints[:]

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.router.config import RouterSettings, ServerRef, backend_name, check_entry, render, weight_changes
+from nodeagent.router.config import (
+    RouterSettings,
+    ServerRef,
+    backend_name,
+    check_entry,
+    render,
+    routed_containers,
+    weight_changes,
+)
 
 SETTINGS = RouterSettings(state_dir=Path("/var/lib/ccs/router"), bind_address="10.0.0.5", port=9080)
 
@@ -131,6 +139,13 @@ def test_weights_only_change_needs_no_reload() -> None:
     name = backend_name(route("web", "s.example", "/"))
     assert weight_changes(old, new) == {(name, "a"): 128, (name, "b"): 128}
     assert weight_changes(new, new) == {}
+
+
+def test_routed_containers_are_those_with_a_weight_above_zero() -> None:
+    cfg = render(table(route("web", "s.example", "/", be("a", weight=256), be("b", weight=0)),
+                       route("api", "s.example", "/api", be("c", weight=1))), SETTINGS)
+    assert routed_containers(cfg) == {"a", "c"}
+    assert routed_containers(None) == frozenset()
 
 
 @pytest.mark.parametrize(
