@@ -253,7 +253,7 @@ def _backend(
         if entry.session_sticky:
             line += f" cookie {srv}"
         if b.weight == 0:
-            line += " disabled"  # starts in maintenance: see RuntimeAPI.set_weight
+            line += " disabled"  # starts in maintenance: see runtime_api.weight_commands
         lines.append(line)
         weights[(name, srv)] = b.weight
         servers[(name, srv)] = ServerRef(entry.application, entry.service, b.container)

@@ -37,6 +37,7 @@ from .runtime_api import RuntimeAPI, RuntimeAPIError
 from .stats import CounterBook, Counters, per_container, raw_counters, router_stats
 
 READY_TIMEOUT = 10.0
+SLOW_APPLY = 0.5  # seconds: applies slower than this are logged at info
 STOP_TIMEOUT = 5.0
 
 
@@ -169,8 +170,7 @@ class Router:
 
     async def _set_weights(self, changes: dict[ServerKey, int]) -> bool:
         try:
-            for (backend, server), weight in sorted(changes.items()):
-                await self.api.set_weight(backend, server, weight)
+            await self.api.set_weights((backend, server, weight) for (backend, server), weight in changes.items())
         except RuntimeAPIError as exc:
             self._log.warning("set weight failed; reloading instead", error=str(exc))
             return False
@@ -204,8 +204,12 @@ class Router:
             if table is None:
                 continue
             try:
+                t0 = time.monotonic()
                 result = await self.apply(table)
-                self._log.debug("routes applied", version=table.version, result=result.value)
+                took = time.monotonic() - t0
+                # A slow apply delays every weight change behind it (drains wait on it too).
+                log = self._log.info if took > SLOW_APPLY else self._log.debug
+                log("routes applied", version=table.version, result=result.value, took=round(took, 3))
             except (RouterError, RuntimeAPIError, OSError) as exc:
                 self._log.error("routes not applied", version=table.version, error=str(exc))
 

@@ -132,7 +132,8 @@ def bench_swarm(overlay: bool = False) -> float:
                  180, "swarm: 30/30 v1 replicas", poll=0.2)
 
         def done() -> bool:
-            state = docker("service", "inspect", "-f", "{{.UpdateStatus.State}}", SWARM_SERVICE).strip()
+            state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                           SWARM_SERVICE).strip()  # no UpdateStatus for a moment after the update call
             if state in ("paused", "rollback_started", "rollback_completed", "rollback_paused"):
                 raise RuntimeError(f"swarm update ended {state}")
             return state == "completed" and swarm_v2_running() >= REPLICAS
