@@ -24,9 +24,14 @@ a 1 s monitor, and the same health check (GET /health through nc, every 1 s, 2 r
     new side, and when the share of the new side over the last ``SHARE_WINDOW`` seconds of
     answers is first within 10 points of 50% (0.40..0.60).
 
-Printed per run: both update times, the ratio ccs/Swarm, failed requests, the shift figures
-and, for ccs, the release history and agent log event spans (where the time goes).
-Not collected by pytest.
+(a') with ``--swarm-overlay``: (a) again with the service on an overlay network, the way a Swarm
+    service must be attached for other services to find it by name (context, not the goal).
+
+Printed per run: the update times, the ratio ccs/Swarm, failed requests (with their UTC time, to
+find them in the agent's log), the shift figures, the release history, and for each update the
+engine's own timeline (``_engine_timeline``: create->start, start->healthy and healthy->next
+create medians, from ``docker events`` recorded live). ``--load-threads`` sets the load on the
+ccs router (default 4). Not collected by pytest.
 """
 
 from __future__ import annotations
