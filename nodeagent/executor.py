@@ -149,19 +149,18 @@ class Executor:
         if cid not in self._router_waits:
             self._router_waits.add(cid)
             self._log.info("waiting for the router to drop the container", container_id=cid)
-        old = self._retries.pop(cid, None)
-        if old is not None:
-            old.cancel()
-        self._retries[cid] = asyncio.get_running_loop().call_later(delay, self.enqueue, cid)
+        self._replan_in(cid, delay)
 
     def _wake_later(self, cid: str, delay: float) -> None:
+        self._log.info("draining before stop", container_id=cid, seconds=round(delay, 2))
+        self._replan_in(cid, delay)
+
+    def _replan_in(self, cid: str, delay: float) -> None:
         """Re-plan `cid` after `delay` seconds (drain); an earlier enqueue cancels the timer."""
         old = self._retries.pop(cid, None)
         if old is not None:
             old.cancel()
-        self._log.info("draining before stop", container_id=cid, seconds=round(delay, 2))
-        loop = asyncio.get_running_loop()
-        self._retries[cid] = loop.call_later(delay, self.enqueue, cid)
+        self._retries[cid] = asyncio.get_running_loop().call_later(delay, self.enqueue, cid)
 
     # ------------------------------------------------------------------ one container
 

@@ -246,7 +246,8 @@ def _fill_windows(ctx: Context, view: _View, cfgs: dict[str, RollingConfig], rol
             ctx.wait_until(cooling[0])
     if not started:
         return
-    view.waiting = [s for s in view.waiting if s not in started]
+    chosen = {id(s) for s in started}
+    view.waiting = [s for s in view.waiting if id(s) not in chosen]
     if not ctx.status.history or " window: " not in ctx.status.history[-1]:  # once per stretch
         ctx.note(f"{what} window: {', '.join(f'{n} x{c.parallelism}' for n, c in cfgs.items())}")
     ctx.status.message = (
