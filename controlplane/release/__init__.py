@@ -9,8 +9,9 @@ router applied the current routing table, and writes the plan's actions, the new
 Design choices:
 
 * **Resumable from the records alone.** The Release persists only phase, step, weight, failures,
-  ``phase_since`` (stamped on every phase *or step* change, so it is also "when this step began")
-  and, for rolling, the slots in the update window and the failed containers already counted;
+  ``phase_since`` (stamped on every phase change and canary/blue-green step, so it is also "when
+  this step began") and, for rolling, the slots in the update window and the failed containers
+  already counted;
   everything else (whether a slot's new container is ready, whether a canary is ready, when a
   container became ready) is read back from the container records. A control-plane restart, a
   leader change or a replan with the same input gives the same plan.

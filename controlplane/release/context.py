@@ -1,8 +1,9 @@
 """The mutable scratchpad one planning pass works on: the status being built and the actions.
 
-Strategies call ``transition`` for every phase or step change, so the history line, ``phase_since``
-and ``finished_at`` can never be forgotten, and ``create``/``retire`` so that actions are
-de-duplicated (a slot is never given two new containers, a container never retired twice).
+Strategies call ``transition`` for every phase change and every canary or blue-green step, so the
+history line, ``phase_since`` and ``finished_at`` can never be forgotten, and ``create``/``retire``
+so that actions are de-duplicated (a slot is never given two new containers, a container never
+retired twice). Rolling's ``step`` is only a progress count, set without a transition.
 """
 
 from __future__ import annotations

@@ -132,13 +132,9 @@ def _read(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig]) -> _V
                 ctx.create(slot, f"{slot.label}: old container stopped")
             key = slot.leaving[0].meta.id if slot.leaving else slot.label
             stops = [t for c in slot.leaving if (t := timestamp(c.stop_after)) is not None]
-            if key in counted:
-                continue  # failed earlier and tolerated: it leaves the window
             if _late(ctx, min(stops, default=ctx.now), cfg):
                 view.failed.append((slot, key, "the old container did not stop within the progress deadline"))
                 continue
-        elif best.meta.id in counted:
-            continue  # failed earlier and tolerated: the restart policy has it
         elif is_failed(best):
             view.failed.append((slot, best.meta.id, f"{best.meta.id} {describe_exit(best)}"))
             continue
@@ -150,6 +146,8 @@ def _read(ctx: Context, slots: list[Slot], cfgs: dict[str, RollingConfig]) -> _V
             _settled(ctx, view, slot, cfg, counted)
             continue
         # else: ready, and its old container is retired in this pass; settled at the next.
+        # (A failed slot is not kept in `still`: it leaves the window in the same write that
+        # counts its failure, so it cannot be counted twice here.)
         view.window[slot.service] += 1
         still.append(slot.label)
     del ctx.status.updating[:]

@@ -53,9 +53,6 @@ class RuntimeAPI:
                 await writer.wait_closed()
         return data.decode(errors="replace")
 
-    async def set_weight(self, backend: str, server: str, weight: int) -> None:
-        await self.set_weights([(backend, server, weight)])
-
     async def set_weights(self, changes: Iterable[tuple[str, str, int]]) -> None:
         """Apply weights at once, no reload (see :func:`weight_commands`), in as few requests as
         :data:`LINE_LIMIT` allows. Raises RuntimeAPIError if HAProxy answers anything: these

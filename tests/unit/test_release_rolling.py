@@ -109,7 +109,9 @@ def test_the_window_never_holds_more_than_parallelism_slots(parallelism: int) ->
 
 
 def test_the_plan_is_the_same_when_replanned_from_the_stored_status() -> None:
-    """A control-plane restart replans from the records: the window state is all in them."""
+    """Replanning the same records gives the same plan at every step: the window lives in the
+    stored status, not in the planner (the restart itself is tested end to end, with a SIGKILL
+    mid-release, in tests/integration/e2e/test_releases.py)."""
     cfg = uc(order="start-first", parallelism=2)
     world = World.deploy("rolling", spec("v1", replicas=5), spec("v2", replicas=5, update_config=cfg),
                          ready_after=lambda c: 1 + c.slot % 3)
