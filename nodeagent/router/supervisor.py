@@ -11,7 +11,9 @@
   is refused; old workers finish their requests (at most `hard-stop-after`). The reload is
   confirmed when the socket answers with a new worker pid. An invalid config is refused
   (`RouterError`) and the running one stays.
-- `submit(table)` is the agent's non-blocking entry: latest table wins, applied in order.
+- `submit(table)` is the agent's non-blocking entry: latest table wins, applied in order. A
+  table that could not be applied is retried after `RETRY_DELAY` unless a newer one came, and
+  after a reload that did not confirm the next apply reloads again (what runs is unknown).
 - A dead HAProxy is restarted with backoff on the last applied config.
 - Counters stay cumulative across reloads and restarts (see `stats.CounterBook`).
 """
@@ -38,6 +40,8 @@ from .stats import CounterBook, Counters, per_container, raw_counters, router_st
 
 READY_TIMEOUT = 10.0
 SLOW_APPLY = 0.5  # seconds: applies slower than this are logged at info
+PID_POLL_TIMEOUT = 0.5  # one `show info` while waiting for a worker; a stuck one must not eat the wait
+RETRY_DELAY = 1.0  # a table that could not be applied is tried again after this, unless a newer one came
 STOP_TIMEOUT = 5.0
 
 
@@ -73,6 +77,7 @@ class Router:
         self._routed: frozenset[str] = frozenset()
         self._unrouted_at: dict[str, float] = {}  # container id -> monotonic time it left
         self._stopping = False
+        self._unsure = False  # a reload was signalled and not confirmed
         self._log = log or structlog.get_logger("ccs.router")
 
     @property
@@ -142,6 +147,7 @@ class Router:
                 del self._unrouted_at[cid]
         self._routed = routed
         self.applied = cfg
+        self._unsure = False
 
     # ------------------------------------------------------------------ apply
 
@@ -159,7 +165,8 @@ class Router:
             if self._proc is None or self._proc.returncode is not None:
                 raise RouterError("haproxy is not running")
             self._known.update(new.servers)
-            changes = weight_changes(self.applied, new)
+            # After a reload that did not confirm, what HAProxy runs is unknown: reload again.
+            changes = None if self._unsure else weight_changes(self.applied, new)
             if changes is not None and await self._set_weights(changes):
                 self._write(self.settings.config_path, new.text)
                 self._set_applied(new)
@@ -183,6 +190,7 @@ class Router:
         old_pid = await self._worker_pid()
         os.replace(self._candidate, self.settings.config_path)
         assert self._proc is not None
+        self._unsure = True
         self._proc.send_signal(signal.SIGUSR2)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -211,7 +219,12 @@ class Router:
                 log = self._log.info if took > SLOW_APPLY else self._log.debug
                 log("routes applied", version=table.version, result=result.value, took=round(took, 3))
             except (RouterError, RuntimeAPIError, OSError) as exc:
-                self._log.error("routes not applied", version=table.version, error=str(exc))
+                self._log.error("routes not applied; retrying", version=table.version, error=str(exc))
+                # Without a retry the router would stay on the old table until the next change.
+                await asyncio.sleep(RETRY_DELAY)
+                if self._pending is None:
+                    self._pending = table
+                self._wake.set()
 
     # ------------------------------------------------------------------ stats
 
@@ -294,8 +307,8 @@ class Router:
 
     async def _worker_pid(self) -> int | None:
         try:
-            pid = (await self.api.show_info()).get("Pid", "")
-        except RuntimeAPIError:
+            pid = (await asyncio.wait_for(self.api.show_info(), PID_POLL_TIMEOUT)).get("Pid", "")
+        except (RuntimeAPIError, TimeoutError):
             return None
         return int(pid) if pid.isdigit() else None
 
