@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,12 @@ class Host:
         self.testbed.run("stop", self.name)
 
     def start(self) -> None:
-        self.testbed.run("start", self.name)
+        """Boot the host again. If its dockerd needed a second try (see the testbed's
+        ``start_and_wait_dockerd``), say so as a warning: the test passes, the hang is reported."""
+        stderr = self.testbed.run_process("start", self.name).stderr
+        hung = [line for line in stderr.splitlines() if "did not answer" in line]
+        if hung:
+            warnings.warn(f"{self.name}: {hung[0]}", stacklevel=2)
 
     def partition(self) -> None:
         self.testbed.run("partition", self.name)
@@ -101,10 +107,14 @@ class Testbed:
 
     def run(self, *args: str) -> str:
         """Run one testbed command; return its stdout or raise TestbedError."""
+        return self.run_process(*args).stdout
+
+    def run_process(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Like :meth:`run`, with the stderr (the testbed's progress lines) too."""
         argv = [self.python, str(SCRIPT)]
         if self.state_dir is not None:
             argv += ["--state-dir", str(self.state_dir)]
-        return _run([*argv, *args]).stdout
+        return _run([*argv, *args])
 
     def start(self, n: int, *, lock_timeout: float = 240.0) -> None:
         """Take the machine-wide lock, remove any stale testbed, bring up ``n`` hosts."""

@@ -13,13 +13,14 @@ Design choices:
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Sequence
 
 import tb_procs
-from tb_common import REGISTRY_ADDR, HostLayout, TestbedError, clean_env, read_json, write_json
+from tb_common import REGISTRY_ADDR, HostLayout, TestbedError, clean_env, log, read_json, write_json
 
 DOCKERD_START_TIMEOUT = 90.0
 DOCKERD_STOP_GRACE = 60.0
@@ -77,13 +78,54 @@ def start_dockerd(host: HostLayout) -> None:
 
 
 def wait_dockerd(host: HostLayout, timeout: float = DOCKERD_START_TIMEOUT) -> None:
+    """Wait for ``/_ping``. On a timeout, ask a live dockerd for its goroutine stacks (SIGUSR1
+    writes them to the exec root) so the error says where it hangs, not only that it does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ping(host):
             return
         time.sleep(0.2)
+    stacks = dump_stacks(host)
     tail = _tail(host.dir / "dockerd.log")
-    raise TestbedError(f"{host.name}: dockerd did not answer within {timeout:.0f}s; log tail:\n{tail}")
+    raise TestbedError(f"{host.name}: dockerd did not answer within {timeout:.0f}s "
+                       f"(pid {dockerd_pid(host)}, goroutine stacks: {stacks or 'none'}); "
+                       f"log tail:\n{tail}")
+
+
+def dump_stacks(host: HostLayout) -> str:
+    """SIGUSR1 the host's dockerd and return the path of the stack dump it wrote, or ''."""
+    pid = dockerd_pid(host)
+    if pid is None:
+        return ""
+    exec_root = host.dir / "exec"
+    before = set(exec_root.glob("goroutine-stacks-*.log"))
+    tb_procs.signal_all({pid}, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        new = set(exec_root.glob("goroutine-stacks-*.log")) - before
+        if new:
+            return str(max(new))
+        time.sleep(0.2)
+    return ""
+
+
+def start_and_wait_dockerd(host: HostLayout) -> None:
+    """Start the host's dockerd and wait for it; if it does not answer, crash it and try once more.
+
+    Why a second try: a CI run (2026-11-26) lost host3 for good after ``kill``/``start`` in the
+    killed-host test; its agent never wrote another line, which is what a dockerd that did not
+    come back looks like (the cause was not kept). That is the engine's business, not ccs's, and a
+    real host would be rebooted, so the testbed does the same once, and says so on stderr, with
+    the first attempt's goroutine dump kept for whoever wants the cause.
+    """
+    start_dockerd(host)
+    try:
+        wait_dockerd(host)
+    except TestbedError as exc:
+        log(f"{exc}\n{host.name}: killing the host's processes and starting dockerd once more")
+        tb_procs.kill_host_processes(host)
+        start_dockerd(host)
+        wait_dockerd(host)
 
 
 def stop_host(host: HostLayout) -> None:

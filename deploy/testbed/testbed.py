@@ -190,8 +190,7 @@ def cmd_status(state_dir: Path) -> dict[str, Any]:
 
 
 def cmd_start(host: HostLayout) -> None:
-    tb_docker.start_dockerd(host)
-    tb_docker.wait_dockerd(host)
+    tb_docker.start_and_wait_dockerd(host)
     pid = tb_docker.restart_agent_if_wanted(host)
     log(f"{host.name} started" + (f" (agent pid {pid})" if pid else ""))
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,28 +193,50 @@ class Cluster3:
             time.sleep(interval)
 
     def wait_nodes_ready(self, timeout: float = 60.0) -> None:
-        def ready() -> bool | dict[str, str]:
+        def ready() -> bool:
             nodes = self.nodes()
-            states = {n: pb.NodeState.Name(x.status.state) + "/" + pb.NodeAvailability.Name(
-                x.spec.availability) for n, x in nodes.items()}
             ok = sorted(nodes) == self.host_names and all(
                 x.status.state == pb.NODE_STATE_READY
                 and x.spec.availability == pb.NODE_AVAILABILITY_ACTIVE for x in nodes.values())
-            return True if ok else states
+            # The states go into the failure message (wait_for keeps the last error).
+            assert ok, {n: pb.NodeState.Name(x.status.state) + "/" + pb.NodeAvailability.Name(
+                x.spec.availability) for n, x in nodes.items()}
+            return True
 
-        self.wait_for("3 nodes READY and ACTIVE", lambda: ready() is True, timeout)
+        self.wait_for("3 nodes READY and ACTIVE", ready, timeout)
+
+    def restore_hosts(self) -> list[str]:
+        """Undo what a test left broken on the testbed: a dark dockerd, a stopped agent, a cut
+        link. Returns what had to be done, so a test that leaves a host broken is reported by
+        name instead of every later test failing in its setup."""
+        done: list[str] = []
+        for entry in self.bed.status()["hosts"]:
+            name = entry["name"]
+            if entry["partitioned"]:
+                self.bed.run("heal", name)
+                done.append(f"{name}: link healed")
+            if entry["dockerd"] != "up":
+                self.bed.run("start", name)  # also brings back the agent it had
+                done.append(f"{name}: dockerd started")
+        for entry in self.bed.status()["hosts"]:
+            if entry["agent"] != "up":
+                self.start_agent(entry["name"])
+                done.append(f"{entry['name']}: agent started")
+        return done
 
     def log_paths(self) -> dict[str, Path]:
         paths = {"server": self.workdir / "server" / "server.log"}
         for h in self.host_names:
             paths[f"agent {h}"] = TESTBED_STATE / "hosts" / h / "agent.log"
+            paths[f"dockerd {h}"] = TESTBED_STATE / "hosts" / h / "dockerd.log"
         return paths
 
     def log_tails(self, lines: int = 40) -> dict[str, str]:
         out = {}
         for name, path in self.log_paths().items():
             if path.exists():
-                out[name] = "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                keep = lines // 4 if name.startswith("dockerd") else lines  # chatty, rarely the cause
+                out[name] = "\n".join(path.read_text(errors="replace").splitlines()[-keep:])
         return out
 
     def save_logs(self) -> None:
@@ -265,7 +288,12 @@ def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster3]:
 
 @pytest.fixture(autouse=True)
 def _nodes_ready(cluster3: Cluster3) -> None:
-    """Every test starts from 3 READY, ACTIVE nodes (a previous test may have broken one)."""
+    """Every test starts from 3 READY, ACTIVE nodes. A previous test may have left a host down
+    (it failed between a kill and its restart): that host is restarted here, with a warning
+    naming what was done, so one failure does not turn into an error in every later test."""
+    done = cluster3.restore_hosts()
+    if done:
+        warnings.warn(f"the testbed needed repair before this test: {'; '.join(done)}", stacklevel=1)
     cluster3.wait_nodes_ready()
 
 
