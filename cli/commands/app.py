@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ from cli.commands import release as rel_cmd
 from cli.commands import service
 from cli.output import Format, OutputOpt, age, dump, emit, enum_name, table, to_data
 from cli.progress import DEFAULT_TIMEOUT, parse_duration, wait_for_app
-from cli.session import ClusterOpt, parse_pairs, session
+from cli.session import ClusterOpt, Session, parse_pairs, session
 
 app = typer.Typer(help="Deploy and manage applications (Compose templates).", no_args_is_help=True)
 
@@ -101,20 +102,14 @@ def deploy(
     env_map, labels = parse_pairs(env or [], "--env"), parse_pairs(label or [], "--label")
     wait_for = _wait_timeout(wait, timeout, dry_run)
 
-    async def call(cl: AsyncClient) -> resources_pb2.Application:
+    async def create(cl: AsyncClient) -> resources_pb2.Application:
         template, files = load_bundle(file)
-        created = await cl.applications.create(
+        return await cl.applications.create(
             c, name or default_app_name(file), template, env=env_map, files=files,
             version=version, labels=labels, dry_run=dry_run,
         )
-        if wait_for is not None:
-            _show(created, output)
-            await wait_for_app(cl, c, created.meta.name, wait_for)
-        return created
 
-    result = s.run(call)
-    if wait_for is None:
-        _show(result, output)
+    _change(s, c, create, output, wait_for, follow_release=False)
 
 
 @app.command("ls")
@@ -196,21 +191,15 @@ def update(
     elif parsed_steps or canary_replicas or max_5xx_ratio or match_header or match_cookie:
         raise typer.BadParameter("canary options need --strategy canary", param_hint="'--strategy'")
 
-    async def call(cl: AsyncClient) -> resources_pb2.Application:
+    async def update(cl: AsyncClient) -> resources_pb2.Application:
         template, files = load_bundle(file) if file is not None else ("", {})
-        updated = await cl.applications.update(
+        return await cl.applications.update(
             c, name, template=template, files=files, env=env_map, replace_env=replace_env,
             version=version, labels=labels, strategy=strategy.value if strategy else "",
             canary=canary, dry_run=dry_run,
         )
-        if wait_for is not None:
-            _show(updated, output)
-            await _wait_release_then_app(cl, c, updated, wait_for, output)
-        return updated
 
-    result = s.run(call)
-    if wait_for is None:
-        _show(result, output)
+    _change(s, c, update, output, wait_for)
 
 
 @app.command("rollback")
@@ -233,26 +222,33 @@ def rollback(
     c = s.cluster(cluster)
     wait_for = _wait_timeout(wait, timeout, False)
 
-    async def call(cl: AsyncClient) -> resources_pb2.Application:
-        restored = await cl.releases.rollback_application(
-            c, name, to_revision, strategy.value if strategy else ""
-        )
-        if wait_for is not None:
-            _show(restored, output)
-            await _wait_release_then_app(cl, c, restored, wait_for, output)
-        return restored
-
-    result = s.run(call)
-    if wait_for is None:
-        _show(result, output)
+    _change(s, c, lambda cl: cl.releases.rollback_application(
+        c, name, to_revision, strategy.value if strategy else ""), output, wait_for)
 
 
-async def _wait_release_then_app(
-    cl: AsyncClient, cluster: str, app_: resources_pb2.Application, seconds: float, output: Format
+def _change(
+    s: Session,
+    cluster: str,
+    call: Callable[[AsyncClient], Awaitable[resources_pb2.Application]],
+    output: Format,
+    wait_for: float | None,
+    *,
+    follow_release: bool = True,
 ) -> None:
-    """Follow the release the change started (if any), then wait for every service to be ready."""
-    await rel_cmd.follow_revision(cl, cluster, app_, timeout=seconds, err=True)
-    await wait_for_app(cl, cluster, app_.meta.name, seconds)
+    """Make one change to an application and show the result at once. With ``--wait``, then
+    follow the release the change started (if any) and wait for every service to be ready, on
+    the same connection, so a CI job gets one exit code for the whole rollout."""
+
+    async def run(cl: AsyncClient) -> None:
+        changed = await call(cl)
+        _show(changed, output)
+        if wait_for is None:
+            return
+        if follow_release:
+            await rel_cmd.follow_revision(cl, cluster, changed, timeout=wait_for, err=True)
+        await wait_for_app(cl, cluster, changed.meta.name, wait_for)
+
+    s.run(run)
 
 
 @app.command("rm")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,15 @@ from ccs.v1 import resources_pb2 as pb
 from nodeagent.agent import Agent
 from nodeagent.runtime import FakeRuntime
 
-from .test_agent_helpers import CLUSTER, complete, container, incremental
+from .test_agent_helpers import CLUSTER, ObservedDispatcher, complete, container, incremental
 
 REM = agent_pb2.Assignment.ACTION_REMOVE
-WAIT = 20.0  # a guard against hanging, not a performance assertion
 
 
-class Dispatcher(agent_pb2_grpc.DispatcherServicer):
+class Dispatcher(ObservedDispatcher):
     def __init__(self) -> None:
+        super().__init__()
         self.sessions: asyncio.Queue[asyncio.Queue[agent_pb2.SessionMessage]] = asyncio.Queue()
-        self.opened = 0
-        self.statuses: dict[str, agent_pb2.ContainerStatusUpdate] = {}
-        self.heartbeats = 0
-        self.changed = asyncio.Condition()
 
     async def Register(self, request: Any, context: Any) -> agent_pb2.RegisterResponse:
         if request.join_token != "join-me":
@@ -71,20 +67,6 @@ class Dispatcher(agent_pb2_grpc.DispatcherServicer):
         if False:  # pragma: no cover - makes this an async generator that sends nothing
             yield agent_pb2.LogRequest()
 
-    async def _notify(self, change: Callable[[], object]) -> None:
-        async with self.changed:
-            change()
-            self.changed.notify_all()
-
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        async def wait() -> None:
-            async with self.changed:
-                await self.changed.wait_for(predicate)
-        await asyncio.wait_for(wait(), WAIT)
-
-    def state(self, name: str) -> int:
-        u = self.statuses.get(name)
-        return u.status.state if u is not None else -1
 
 
 @pytest.fixture

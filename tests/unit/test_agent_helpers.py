@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
-from ccs.v1 import agent_pb2, resources_pb2
+import asyncio
+from collections.abc import Callable
+
+from ccs.v1 import agent_pb2, agent_pb2_grpc, resources_pb2
 from nodeagent.runtime.types import Observed, State
 
 CLUSTER = "c1"
+WAIT = 20.0  # a guard against hanging, not a performance assertion
+
+
+class ObservedDispatcher(agent_pb2_grpc.DispatcherServicer):
+    """Base of the in-process Dispatcher doubles: counts what the agent sends and lets a test
+    wait for a condition on it (:meth:`until`) instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.heartbeats = 0
+        self.statuses: dict[str, agent_pb2.ContainerStatusUpdate] = {}
+        self.changed = asyncio.Condition()
+
+    async def _notify(self, change: Callable[[], object]) -> None:
+        async with self.changed:
+            change()
+            self.changed.notify_all()
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        async def wait() -> None:
+            async with self.changed:
+                await self.changed.wait_for(predicate)
+
+        await asyncio.wait_for(wait(), WAIT)
+
+    def state(self, name: str) -> int:
+        u = self.statuses.get(name)
+        return u.status.state if u is not None else -1
 
 
 def container(

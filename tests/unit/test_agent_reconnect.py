@@ -34,22 +34,18 @@ from nodeagent.main import dump_tasks
 from nodeagent.runtime import FakeRuntime
 from nodeagent.session import DispatcherClient
 
-from .test_agent_helpers import CLUSTER, complete, container, incremental
+from .test_agent_helpers import CLUSTER, WAIT, ObservedDispatcher, complete, container, incremental
 
-WAIT = 20.0  # a guard against hanging, not a performance assertion
 UPD = agent_pb2.Assignment.ACTION_UPDATE
 
 
-class Dispatcher(agent_pb2_grpc.DispatcherServicer):
+class Dispatcher(ObservedDispatcher):
     """Sends scripted session messages, keeps every Logs stream open, counts what arrives."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.scripts: asyncio.Queue[asyncio.Queue[agent_pb2.SessionMessage]] = asyncio.Queue()
-        self.opened = 0
         self.logs_open = 0
-        self.heartbeats = 0
-        self.statuses: dict[str, agent_pb2.ContainerStatusUpdate] = {}
-        self.changed = asyncio.Condition()
 
     async def Session(self, request: Any, context: Any) -> AsyncIterator[agent_pb2.SessionMessage]:
         script = await self.scripts.get()
@@ -73,21 +69,6 @@ class Dispatcher(agent_pb2_grpc.DispatcherServicer):
         if False:  # pragma: no cover - makes this an async generator that sends nothing
             yield agent_pb2.LogRequest()
 
-    async def _notify(self, change: Callable[[], object]) -> None:
-        async with self.changed:
-            change()
-            self.changed.notify_all()
-
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        async def wait() -> None:
-            async with self.changed:
-                await self.changed.wait_for(predicate)
-
-        await asyncio.wait_for(wait(), WAIT)
-
-    def state(self, name: str) -> int:
-        u = self.statuses.get(name)
-        return u.status.state if u is not None else -1
 
 
 async def serve(servicer: Dispatcher, port: int = 0) -> tuple[grpc.aio.Server, int]:
