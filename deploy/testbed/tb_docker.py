@@ -18,6 +18,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import tb_procs
 from tb_common import REGISTRY_ADDR, HostLayout, TestbedError, clean_env, log, read_json, write_json
@@ -25,6 +26,7 @@ from tb_common import REGISTRY_ADDR, HostLayout, TestbedError, clean_env, log, r
 DOCKERD_START_TIMEOUT = 90.0
 DOCKERD_STOP_GRACE = 60.0
 AGENT_STOP_GRACE = 15.0
+NETWORK_STORE_PANIC = "libnetwork.(*controller).reservePools"
 
 
 def ping(host: HostLayout, timeout: float = 2.0) -> bool:
@@ -44,10 +46,11 @@ def dockerd_pid(host: HostLayout) -> int | None:
     return tb_procs.owned_pid(host.dockerd_pidfile, host, str(host.dir))
 
 
-def start_dockerd(host: HostLayout) -> None:
-    """Start the host's dockerd unless it already runs; does not wait (see wait_dockerd)."""
+def start_dockerd(host: HostLayout) -> int | None:
+    """Start the host's dockerd unless it already runs; return the new PID (None if it already
+    ran). Does not wait (see wait_dockerd)."""
     if dockerd_pid(host) is not None:
-        return
+        return None
     for sub in ("data", "exec", "docker-config"):
         (host.dir / sub).mkdir(parents=True, exist_ok=True)
     # After a crash the pidfiles name dead (or zombie, or recycled) PIDs; dockerd refuses to start
@@ -71,19 +74,24 @@ def start_dockerd(host: HostLayout) -> None:
         "--storage-driver", "overlay2",
     ]
     with open(host.dir / "dockerd.log", "ab") as out:
-        subprocess.Popen(
+        proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env=clean_env(), close_fds=True,
         )
+    return proc.pid  # nsenter execs dockerd: the same process
 
 
-def wait_dockerd(host: HostLayout, timeout: float = DOCKERD_START_TIMEOUT) -> None:
-    """Wait for ``/_ping``. On a timeout, ask a live dockerd for its goroutine stacks (SIGUSR1
-    writes them to the exec root) so the error says where it hangs, not only that it does."""
+def wait_dockerd(host: HostLayout, timeout: float = DOCKERD_START_TIMEOUT, pid: int | None = None) -> None:
+    """Wait for ``/_ping``; with the ``pid`` just started, fail at once if it exits. On a
+    timeout, ask a live dockerd for its goroutine stacks (SIGUSR1 writes them to the exec
+    root) so the error says where it hangs, not only that it does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ping(host):
             return
+        if pid is not None and not tb_procs.is_alive(pid):
+            tail = _tail(host.dir / "dockerd.log", 40)
+            raise TestbedError(f"{host.name}: dockerd (pid {pid}) exited while starting; log tail:\n{tail}")
         time.sleep(0.2)
     stacks = dump_stacks(host)
     tail = _tail(host.dir / "dockerd.log")
@@ -110,22 +118,30 @@ def dump_stacks(host: HostLayout) -> str:
 
 
 def start_and_wait_dockerd(host: HostLayout) -> None:
-    """Start the host's dockerd and wait for it; if it does not answer, crash it and try once more.
+    """Start the host's dockerd and wait for it, repairing one known engine bug on the way.
 
-    Why a second try: a CI run (2026-11-26) lost host3 for good after ``kill``/``start`` in the
-    killed-host test; its agent never wrote another line, which is what a dockerd that did not
-    come back looks like (the cause was not kept). That is the engine's business, not ccs's, and a
-    real host would be rebooted, so the testbed does the same once, and says so on stderr, with
-    the first attempt's goroutine dump kept for whoever wants the cause.
+    Docker 20.10.24 (Debian 12's docker.io) killed in the middle of a ``network rm`` leaves that
+    network half deleted in ``network/files/local-kv.db``; every later start then panics in
+    ``libnetwork.(*controller).reservePools`` (moby#45057; the fix, moby#45310, shipped in
+    v23/v24 only). A CI run lost host3 for good that way after the killed-host test. What an
+    operator does about it, the testbed does too: move the network store aside (kept as
+    ``local-kv.db.broken-<time>``) and start again. The engine then starts without its user
+    networks: containers that were on one fail to start, and the agent replaces them (creating a
+    container creates its app network again).
     """
-    start_dockerd(host)
+    log_path = host.dir / "dockerd.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
     try:
-        wait_dockerd(host)
-    except TestbedError as exc:
-        log(f"{exc}\n{host.name}: killing the host's processes and starting dockerd once more")
-        tb_procs.kill_host_processes(host)
-        start_dockerd(host)
-        wait_dockerd(host)
+        wait_dockerd(host, pid=start_dockerd(host))
+    except TestbedError:
+        if NETWORK_STORE_PANIC not in _read_from(log_path, offset):
+            raise
+        store = host.dir / "data" / "network" / "files" / "local-kv.db"
+        kept = store.with_name(f"local-kv.db.broken-{int(time.time())}")
+        log(f"{host.name}: dockerd did not answer: it panics on its network store (moby#45057); "
+            f"moved {store} to {kept.name} and starting it again")
+        store.rename(kept)
+        wait_dockerd(host, pid=start_dockerd(host))
 
 
 def stop_host(host: HostLayout) -> None:
@@ -200,6 +216,15 @@ def stop_agent(host: HostLayout, *, forget: bool = True) -> None:
     host.agent_pidfile.unlink(missing_ok=True)
     if forget:
         host.agent_spec.unlink(missing_ok=True)
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def _tail(path: object, lines: int = 15) -> str:

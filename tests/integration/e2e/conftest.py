@@ -169,6 +169,26 @@ class Cluster3:
             return []
         return list(json.loads(h.docker("inspect", *ids).stdout))
 
+    def wait_networks_settled(self, host: str, app: str) -> None:
+        """Wait until ``host`` has no ccs network but ``app``'s: the agent has finished removing
+        the networks of apps that earlier tests deleted.
+
+        Why before a crash: Docker 20.10.24 (Debian 12's docker.io) killed in the middle of a
+        ``network rm`` leaves the network half deleted in its store, and every later start
+        panics in ``libnetwork.(*controller).reservePools`` (moby#45057, fixed by moby#45310 in
+        v23/v24, never released for 20.10). A test about ccs must not crash the host in that
+        window; the testbed repairs such a host anyway (``tb_docker.start_and_wait_dockerd``).
+        """
+        h = self.bed.host(int(host.removeprefix("host")))
+        mine = f"ccs-{self.name}-{app}"
+
+        def settled() -> bool:
+            names = h.docker("network", "ls", "--filter", "name=ccs-", "--format", "{{.Name}}").stdout.split()
+            assert set(names) <= {mine}, f"other apps' networks still on {host}: {sorted(set(names) - {mine})}"
+            return True
+
+        self.wait_for(f"{host} to remove the networks of earlier tests' apps", settled, timeout=60)
+
     def docker_by_host(self, app: str, service: str = "") -> dict[str, list[dict[str, Any]]]:
         return {h: self.docker_containers(h, app, service) for h in self.host_names}
 
