@@ -1,4 +1,4 @@
-"""applications.wait: the pure verdict (``ccs.wait.assess``) as a table, then the list + watch
+"""applications.wait: the pure verdict (``ccs.deploy_verdict.assess``) as a table, then the list + watch
 loop against the in-process fake API, which stands in for the reconciler and agents by having
 the test write container records and service statuses."""
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 import ccs
+from ccs.deploy_verdict import Progress, Snapshot, assess, format_duration, track_unplaced
 from ccs.errors import DeployFailed, NotFound, WaitTimeout
 from ccs.testing import FakeApi, serve_in_thread, start_server
 from ccs.v1 import resources_pb2 as pb
-from ccs.wait import Progress, Snapshot, assess, format_duration, track_unplaced
 
 pytestmark = pytest.mark.timeout(60)
 TEMPLATE = "services:\n  web: {image: nginx, deploy: {replicas: 2}}\n  db: {image: postgres}\n"
