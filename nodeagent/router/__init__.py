@@ -6,8 +6,9 @@ node. Design choices:
 
 - `config` is pure: RoutingTable -> HAProxy config text plus the facts the supervisor needs
   (server weights, which server is which container) and a *structure* string: the config with
-  weights masked. Two tables with equal structures differ only in weights, and weights go
-  through the runtime API (`set weight`, no reload); anything else is a hitless reload.
+  weights masked and the servers of non-sticky backends left out. Two tables with equal
+  structures differ only in weights and in those servers, which go through the runtime API
+  (`set weight`, `add server`, `del server`: no reload); anything else is a hitless reload.
 - `runtime_api` is a small client of HAProxy's stats socket (one connection per command,
   the non-interactive mode, so a broken connection never poisons the next command).
 - `supervisor.Router` owns the process: master-worker mode (`-W`) with
@@ -21,7 +22,7 @@ node. Design choices:
   sent to a container that just died is retried on another one instead of failing.
 """
 
-from .config import RenderedConfig, RouterSettings, ServerRef, render, weight_changes
+from .config import RenderedConfig, RouterSettings, ServerChanges, ServerRef, render, server_changes
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 from .supervisor import ApplyResult, Router, RouterError
 
@@ -33,7 +34,8 @@ __all__ = [
     "RouterSettings",
     "RuntimeAPI",
     "RuntimeAPIError",
+    "ServerChanges",
     "ServerRef",
     "render",
-    "weight_changes",
+    "server_changes",
 ]

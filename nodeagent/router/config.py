@@ -88,11 +88,27 @@ ServerKey = tuple[str, str]  # (backend, server)
 @dataclass(frozen=True, slots=True)
 class RenderedConfig:
     text: str
-    structure: str  # `text` with weights masked: equal structures differ in weights only
+    # `text` with weights masked and without the server lines of the backends that take
+    # runtime `add server` (`addresses`): equal structures differ only in what
+    # `server_changes` can change without a reload.
+    structure: str
     version: int
     weights: Mapping[ServerKey, int] = field(default_factory=dict)
     servers: Mapping[ServerKey, ServerRef] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    addresses: Mapping[ServerKey, str] = field(default_factory=dict)  # "host:port", non-sticky backends
+
+
+@dataclass(frozen=True, slots=True)
+class ServerChanges:
+    """What turns the applied config into the next one through the runtime API, no reload."""
+
+    weights: Mapping[ServerKey, int] = field(default_factory=dict)  # kept servers, new weight
+    added: Mapping[ServerKey, tuple[str, int]] = field(default_factory=dict)  # address, weight
+    removed: tuple[ServerKey, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.weights or self.added or self.removed)
 
 
 def routed_containers(cfg: RenderedConfig | None) -> frozenset[str]:
@@ -102,11 +118,23 @@ def routed_containers(cfg: RenderedConfig | None) -> frozenset[str]:
     return frozenset(cfg.servers[k].container for k, w in cfg.weights.items() if w > 0 and k in cfg.servers)
 
 
-def weight_changes(old: RenderedConfig | None, new: RenderedConfig) -> dict[ServerKey, int] | None:
-    """The `set weight` commands that turn `old` into `new`, or None when a reload is needed."""
+def server_changes(old: RenderedConfig | None, new: RenderedConfig) -> ServerChanges | None:
+    """The runtime changes (weights, servers added and removed) that turn `old` into `new`, or
+    None when only a reload can.
+
+    Why: a rolling update adds a server when a container starts and removes one when it
+    leaves, which used to be two reloads per container (each a new worker process, the old one
+    finishing its connections). HAProxy 2.6 adds and deletes servers at runtime, except with
+    `cookie` ("'cookie' option is not accepted for dynamic server"), so sticky backends, like
+    any change of routes, still reload. A server whose address changed is removed and added.
+    """
     if old is None or old.structure != new.structure:
         return None
-    return {k: w for k, w in new.weights.items() if old.weights.get(k) != w}
+    moved = {k for k in old.addresses.keys() & new.addresses.keys() if old.addresses[k] != new.addresses[k]}
+    removed = tuple(sorted(k for k in old.addresses if k not in new.addresses or k in moved))
+    added = {k: (a, new.weights[k]) for k, a in new.addresses.items() if k not in old.addresses or k in moved}
+    weights = {k: w for k, w in new.weights.items() if k not in added and old.weights.get(k) != w}
+    return ServerChanges(weights, added, removed)
 
 
 def check_entry(entry: resources_pb2.RouteEntry, where: str) -> None:
@@ -176,6 +204,8 @@ def render(table: resources_pb2.RoutingTable, settings: RouterSettings) -> Rende
     backends: list[str] = []
     weights: dict[ServerKey, int] = {}
     servers: dict[ServerKey, ServerRef] = {}
+    addresses_all: dict[ServerKey, str] = {}
+    sticky: set[str] = set()
     used: set[str] = set()
     for entry in entries:
         name = _unique(backend_name(entry), used)
@@ -187,10 +217,12 @@ def render(table: resources_pb2.RoutingTable, settings: RouterSettings) -> Rende
         if ab:
             ab_name = f"{name}_ab"
             frontend.append(f"    use_backend {ab_name} if {' '.join(filter(None, (conds.route, conds.ab)))}")
-            backends += _backend(ab_name, entry, canary, settings, weights, servers)
+            backends += _backend(ab_name, entry, canary, settings, weights, servers, addresses_all)
         frontend.append(f"    use_backend {name}" + (f" if {conds.route}" if conds.route else ""))
         main = stable if ab and stable else list(entry.backends)
-        backends += _backend(name, entry, main, settings, weights, servers)
+        backends += _backend(name, entry, main, settings, weights, servers, addresses_all)
+        if entry.session_sticky:
+            sticky.update({name, f"{name}_ab"})
     frontend.append(f"    default_backend {NO_ROUTE_BACKEND}")
     tail = [
         f"backend {NO_ROUTE_BACKEND}",
@@ -199,8 +231,23 @@ def render(table: resources_pb2.RoutingTable, settings: RouterSettings) -> Rende
     ]
     lines = _global(settings) + frontend + [""] + backends + tail
     text = "\n".join(lines)
-    structure = re.sub(r" disabled$", "", re.sub(r"\bweight \d+", _WEIGHT_MASK, text), flags=re.M)
-    return RenderedConfig(text, structure, table.version, weights, servers, tuple(problems))
+    addresses = {k: a for k, a in addresses_all.items() if k[0] not in sticky}
+    structure = _mask("\n".join(_without_servers(lines, addresses)))
+    return RenderedConfig(text, structure, table.version, weights, servers, tuple(problems), addresses)
+
+
+def _mask(text: str) -> str:
+    return re.sub(r" disabled$", "", re.sub(r"\bweight \d+", _WEIGHT_MASK, text), flags=re.M)
+
+
+def _without_servers(lines: Iterable[str], servers: Mapping[ServerKey, str]) -> Iterable[str]:
+    backend = ""
+    for line in lines:
+        if line.startswith("backend "):
+            backend = line.split()[1]
+        elif line.startswith("    server ") and (backend, line.split()[1]) in servers:
+            continue
+        yield line
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +288,7 @@ def _backend(
     settings: RouterSettings,
     weights: dict[ServerKey, int],
     servers: dict[ServerKey, ServerRef],
+    addresses: dict[ServerKey, str],
 ) -> list[str]:
     lines = [f"backend {name}", "    balance roundrobin"]
     if entry.session_sticky:
@@ -257,6 +305,7 @@ def _backend(
         lines.append(line)
         weights[(name, srv)] = b.weight
         servers[(name, srv)] = ServerRef(entry.application, entry.service, b.container)
+        addresses[(name, srv)] = f"{host}:{b.port}"
     lines.append("")
     return lines
 

@@ -18,7 +18,10 @@ import io
 from collections.abc import Iterable
 from pathlib import Path
 
+from .config import ServerChanges
+
 _ERROR_PREFIXES = ("Unknown command", "No such", "Require ", "Permission denied", "Invalid ")
+_CONFIRMATIONS = ("New server registered.",)
 LINE_LIMIT = 8000
 """Bytes per request line: well under HAProxy's default ``tune.bufsize`` (16 KiB)."""
 
@@ -54,16 +57,36 @@ class RuntimeAPI:
         return data.decode(errors="replace")
 
     async def set_weights(self, changes: Iterable[tuple[str, str, int]]) -> None:
-        """Apply weights at once, no reload (see :func:`weight_commands`), in as few requests as
-        :data:`LINE_LIMIT` allows. Raises RuntimeAPIError if HAProxy answers anything: these
-        commands answer nothing on success."""
-        for line in batch_lines(weight_commands(changes), LINE_LIMIT):
+        """Apply weights at once, no reload (see :func:`weight_commands`)."""
+        await self.run_all(weight_commands(changes))
+
+    async def apply_servers(self, changes: ServerChanges, check_interval: str) -> None:
+        """Add, remove and re-weight servers, no reload (see :func:`server_commands`)."""
+        await self.run_all(server_commands(changes, check_interval))
+
+    async def delete_server(self, backend: str, server: str) -> bool:
+        """``del server``: True when it is gone (or was), False while HAProxy still holds
+        connections to it; RuntimeAPIError for anything else."""
+        answer = (await self.command(f"del server {backend}/{server}")).strip()
+        if answer in ("Server deleted.", "No such server.") or answer.startswith("No such backend"):
+            return True
+        if "still has connections" in answer or "not in maintenance" in answer:
+            return False
+        raise RuntimeAPIError(f"del server {backend}/{server}: {' '.join(answer.split())[:300]}")
+
+    async def run_all(self, commands: Iterable[str]) -> None:
+        """Run ``commands`` in order, in as few requests as :data:`LINE_LIMIT` allows. Raises
+        RuntimeAPIError if HAProxy answers anything but success: nothing, or the fixed
+        confirmation of ``add server``."""
+        for line in batch_lines(commands, LINE_LIMIT):
             try:
                 answer = await asyncio.wait_for(self._exchange(line), self.timeout)
             except (OSError, TimeoutError) as exc:
-                raise RuntimeAPIError(f"{self.path}: set weight: {type(exc).__name__}: {exc}") from exc
+                raise RuntimeAPIError(f"{self.path}: {line.split()[0]}: {type(exc).__name__}: {exc}") from exc
+            for ok in _CONFIRMATIONS:
+                answer = answer.replace(ok, "")
             if answer.strip():
-                raise RuntimeAPIError(f"set weight: {' '.join(answer.split())[:300]}")
+                raise RuntimeAPIError(f"{line[:60]}...: {' '.join(answer.split())[:300]}")
 
     async def show_stat(self) -> list[dict[str, str]]:
         return parse_stat(await self.command("show stat"))
@@ -92,6 +115,28 @@ def weight_commands(changes: Iterable[tuple[str, str, int]]) -> list[str]:
         out.append(f"set weight {backend}/{server} {weight}")
         if weight == 0:
             out.append(f"set server {backend}/{server} state maint")
+    return out
+
+
+def server_commands(changes: ServerChanges, check_interval: str) -> list[str]:
+    """The runtime commands for ``changes``: new servers first, then weights (gains before
+    losses, :func:`weight_commands`), then removals, so that no moment has fewer servers
+    than before or after.
+
+    A new server is added in maintenance (HAProxy's default for ``add server``), gets its
+    health check enabled, and leaves maintenance only with a weight above 0: the same state a
+    reload would give it from its ``server ... disabled`` line. A removed server only goes to
+    maintenance here: no request reaches it any more, and ``del server`` (which HAProxy refuses
+    while connections, even idle pooled ones, are attached) is the caller's to retry.
+    """
+    out: list[str] = []
+    for (backend, server), (address, weight) in sorted(changes.added.items()):
+        out.append(f"add server {backend}/{server} {address} weight {weight} check inter {check_interval}")
+        out.append(f"enable health {backend}/{server}")
+        if weight > 0:
+            out.append(f"enable server {backend}/{server}")
+    out += weight_commands((b, s, w) for (b, s), w in changes.weights.items())
+    out += [f"set server {backend}/{server} state maint" for backend, server in changes.removed]
     return out
 
 

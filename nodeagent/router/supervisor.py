@@ -3,9 +3,10 @@
 - Process: `haproxy -W -db -f haproxy.cfg` (master-worker, foreground) in its own session, so
   the agent's terminal signals do not reach it. Its pid is written to `haproxy.pid`; a start
   first ends an HAProxy a crashed agent left behind (it would hold the port).
-- Apply (serialized by a lock): render; same structure as the applied config -> `set weight`
-  through the runtime API for the changed servers (no reload) and rewrite the config file so
-  a restart keeps the weights; otherwise write `haproxy.cfg.new`, validate it with
+- Apply (serialized by a lock): render; same routes as the applied config -> the runtime API
+  changes weights and adds or deletes the servers of non-sticky backends (`server_changes`, no
+  reload), and the config file is rewritten so a restart starts from the same place; if that
+  is refused, or anything else changed, write `haproxy.cfg.new`, validate it with
   `haproxy -c`, move it in place and send SIGUSR2 to the master. The stats socket has
   `expose-fd listeners`, so the new worker takes over the listening sockets and no connection
   is refused; old workers finish their requests (at most `hard-stop-after`). The reload is
@@ -34,7 +35,16 @@ import structlog
 from ccs.v1 import resources_pb2
 
 from ..backoff import Backoff
-from .config import RenderedConfig, RouterSettings, ServerKey, ServerRef, render, routed_containers, weight_changes
+from .config import (
+    RenderedConfig,
+    RouterSettings,
+    ServerChanges,
+    ServerKey,
+    ServerRef,
+    render,
+    routed_containers,
+    server_changes,
+)
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 from .stats import CounterBook, Counters, per_container, raw_counters, router_stats
 
@@ -43,6 +53,7 @@ SLOW_APPLY = 0.5  # seconds: applies slower than this are logged at info
 PID_POLL_TIMEOUT = 0.5  # one `show info` while waiting for a worker; a stuck one must not eat the wait
 RETRY_DELAY = 1.0  # a table that could not be applied is tried again after this, unless a newer one came
 STOP_TIMEOUT = 5.0
+REAP_PERIOD = 2.0  # seconds between `del server` tries for servers that still hold connections
 
 
 class RouterError(Exception):
@@ -52,6 +63,7 @@ class RouterError(Exception):
 class ApplyResult(enum.Enum):
     UNCHANGED = "unchanged"
     WEIGHTS = "weights"  # runtime API only
+    SERVERS = "servers"  # runtime API only, servers added or removed too
     RELOADED = "reloaded"
 
 
@@ -78,6 +90,7 @@ class Router:
         self._unrouted_at: dict[str, float] = {}  # container id -> monotonic time it left
         self._stopping = False
         self._unsure = False  # a reload was signalled and not confirmed
+        self._retired: set[ServerKey] = set()  # removed at runtime, `del server` still refused
         self._log = log or structlog.get_logger("ccs.router")
 
     @property
@@ -99,6 +112,7 @@ class Router:
         self._tasks = [
             asyncio.create_task(self._watch(), name="router-watch"),
             asyncio.create_task(self._applier(), name="router-apply"),
+            asyncio.create_task(self._reaper(), name="router-reap"),
         ]
 
     async def stop(self) -> None:
@@ -166,22 +180,52 @@ class Router:
                 raise RouterError("haproxy is not running")
             self._known.update(new.servers)
             # After a reload that did not confirm, what HAProxy runs is unknown: reload again.
-            changes = None if self._unsure else weight_changes(self.applied, new)
-            if changes is not None and await self._set_weights(changes):
-                self._write(self.settings.config_path, new.text)
+            changes = None if self._unsure else server_changes(self.applied, new)
+            if changes is not None and await self._change_at_runtime(changes):
+                self._write(self.settings.config_path, new.text)  # a restart starts from here
                 self._set_applied(new)
+                if changes.added or changes.removed:
+                    return ApplyResult.SERVERS
                 return ApplyResult.WEIGHTS if changes else ApplyResult.UNCHANGED
             await self._reload(new)
             self._set_applied(new)
             return ApplyResult.RELOADED
 
-    async def _set_weights(self, changes: dict[ServerKey, int]) -> bool:
+    async def _change_at_runtime(self, changes: ServerChanges) -> bool:
+        if not changes:
+            return True
+        if self._retired.intersection(changes.added):
+            return False  # still in HAProxy under that name (see _reap): `add server` would fail
         try:
-            await self.api.set_weights((backend, server, weight) for (backend, server), weight in changes.items())
+            await self.api.apply_servers(changes, self.settings.check_interval)
         except RuntimeAPIError as exc:
-            self._log.warning("set weight failed; reloading instead", error=str(exc))
+            # Whatever part ran is overwritten by the reload, which renders the whole table.
+            self._log.warning("runtime change failed; reloading instead", error=str(exc))
             return False
+        self._retired.update(changes.removed)
+        await self._reap()
         return True
+
+    async def _reap(self) -> None:
+        """`del server` the servers that left the table (they sit in maintenance, getting no
+        request). HAProxy refuses while connections are attached, idle pooled ones included,
+        so what it refuses is tried again every `REAP_PERIOD`; a reload drops them all."""
+        if not self._retired:
+            return
+        try:
+            await self._collect_raw()  # the last reading of their counters
+            for backend, server in sorted(self._retired):
+                if await self.api.delete_server(backend, server):
+                    self._retired.discard((backend, server))
+        except RuntimeAPIError as exc:
+            self._log.debug("server delete failed; trying again later", error=str(exc))
+
+    async def _reaper(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_PERIOD)
+            if self._retired:
+                async with self._lock:
+                    await self._reap()
 
     async def _reload(self, new: RenderedConfig) -> None:
         await self._validate(new)
@@ -199,6 +243,7 @@ class Router:
             pid = await self._worker_pid()
             if pid is not None and pid != old_pid:
                 self._counters.reset_expected()
+                self._retired.clear()
                 self._log.info("router reloaded", version=new.version, worker=pid)
                 return
             await asyncio.sleep(0.05)
@@ -275,6 +320,7 @@ class Router:
             log.close()
         self._pidfile.write_text(str(self._proc.pid))
         self._counters.reset_expected()
+        self._retired.clear()
         deadline = time.monotonic() + READY_TIMEOUT
         while await self._worker_pid() is None:
             if self._proc.returncode is not None:

@@ -11,6 +11,7 @@ import http.client
 import shutil
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -315,3 +316,59 @@ async def test_agent_feeds_the_router_and_reports_its_stats(tmp_path: Path, serv
         assert router.pid is None  # stopped with the agent
     finally:
         await server.stop(None)
+
+
+async def test_containers_come_and_go_without_a_reload(router: Router, servers: dict[str, int]) -> None:
+    """What a rolling update does to a non-sticky route: a container joins, the old one drains
+    and leaves, a not-yet-ready one joins at weight 0 and is readied. All through the runtime
+    API (`add server`/`del server`): the worker never changes, and a load loop running through
+    it sees no failure."""
+    port = router.settings.port
+    worker: str | None = None
+
+    async def apply(version: int, *backends: pb.RouteBackend) -> ApplyResult:
+        table = pb.RoutingTable(cluster="c", version=version, routes=[entry("web", "shop.example", *backends)])
+        return await router.apply(table)
+
+    assert await apply(1, backend("web-1", servers["web-1"])) is ApplyResult.RELOADED
+    worker = (await router.api.show_info())["Pid"]
+    stop = threading.Event()
+    outcomes: list[str] = []
+    loops = [asyncio.create_task(asyncio.to_thread(load_loop, port, stop, outcomes, keep)) for keep in (True, False)]
+    await asyncio.sleep(0.3)
+
+    assert await apply(2, backend("web-1", servers["web-1"]), backend("web-2", servers["web-2"])) is ApplyResult.SERVERS
+    counts = await split(port, "shop.example", 40)
+    assert counts["web-1"] > 0 and counts["web-2"] > 0
+    assert await apply(3, backend("web-1", servers["web-1"], 0), backend("web-2", servers["web-2"])) is ApplyResult.WEIGHTS
+    await asyncio.sleep(0.3)
+    assert await apply(4, backend("web-2", servers["web-2"])) is ApplyResult.SERVERS
+    await asyncio.sleep(0.3)
+    assert await apply(5, backend("web-2", servers["web-2"]), backend("new-1", servers["new-1"], 0)) is ApplyResult.SERVERS
+    assert await split(port, "shop.example", 20) == Counter({"web-2": 20})  # weight 0: in maintenance
+    assert await apply(6, backend("web-2", servers["web-2"]), backend("new-1", servers["new-1"])) is ApplyResult.WEIGHTS
+    counts = await split(port, "shop.example", 40)
+    assert counts["web-2"] > 0 and counts["new-1"] > 0
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.gather(*loops)
+
+    failures = [o for o in outcomes if o not in ("web-1", "web-2", "new-1")]
+    print(f"{len(outcomes)} requests while servers came and went, failures: {failures[:5]}")
+    assert len(outcomes) > 50 and failures == []
+    assert (await router.api.show_info())["Pid"] == worker  # not one reload
+
+    async def servers_left() -> set[str]:
+        return {row["srv_name"] for row in await router.api.show_servers_state()}
+
+    # web-1 sits in maintenance until HAProxy lets go of its pooled connections (see _reap).
+    waited = time.monotonic()
+    for _ in range(120):  # a bound against hanging (60 s), not a timing assertion
+        if await servers_left() == {"web-2", "new-1"}:
+            break
+        await asyncio.sleep(0.5)
+    print(f"web-1 deleted {time.monotonic() - waited:.1f}s after the load stopped")
+    assert await servers_left() == {"web-2", "new-1"}
+    assert router.settings.config_path.read_text() == router.applied.text if router.applied else False
+    stats = {b.container: b for b in (await router.collect(node="n1")).backends}
+    assert stats["web-1"].requests > 0  # the deleted server's requests are still counted

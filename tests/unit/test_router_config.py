@@ -1,4 +1,4 @@
-"""Router config rendering: structure of the HAProxy config, weights-only vs structural diff."""
+"""Router config rendering: structure of the HAProxy config, runtime-only vs structural diff."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from nodeagent.router.config import (
     check_entry,
     render,
     routed_containers,
-    weight_changes,
+    server_changes,
 )
 
 SETTINGS = RouterSettings(state_dir=Path("/var/lib/ccs/router"), bind_address="10.0.0.5", port=9080)
@@ -137,8 +137,33 @@ def test_weights_only_change_needs_no_reload() -> None:
     old = render(table(route("web", "s.example", "/", be("a", weight=256), be("b", weight=0))), SETTINGS)
     new = render(table(route("web", "s.example", "/", be("a", weight=128), be("b", weight=128)), version=2), SETTINGS)
     name = backend_name(route("web", "s.example", "/"))
-    assert weight_changes(old, new) == {(name, "a"): 128, (name, "b"): 128}
-    assert weight_changes(new, new) == {}
+    changes = server_changes(old, new)
+    assert changes is not None and not changes.added and not changes.removed
+    assert changes.weights == {(name, "a"): 128, (name, "b"): 128}
+    unchanged = server_changes(new, new)
+    assert unchanged is not None and not unchanged
+
+
+def test_servers_coming_and_going_need_no_reload() -> None:
+    old = render(table(route("web", "s.example", "/", be("a", weight=256), be("b", weight=0))), SETTINGS)
+    new = render(table(route("web", "s.example", "/", be("a", weight=128), be("c", weight=100),
+                             be("d", weight=0))), SETTINGS)
+    name = backend_name(route("web", "s.example", "/"))
+    changes = server_changes(old, new)
+    assert changes is not None
+    assert changes.added == {(name, "c"): ("10.0.0.7:32768", 100), (name, "d"): ("10.0.0.7:32768", 0)}
+    assert changes.removed == ((name, "b"),)
+    assert changes.weights == {(name, "a"): 128}
+
+
+def test_a_server_whose_port_moved_is_removed_and_added_again() -> None:
+    old = render(table(route("web", "s.example", "/", be("a"), be("b"))), SETTINGS)
+    new = render(table(route("web", "s.example", "/", be("a"), be("b", port=40000))), SETTINGS)
+    name = backend_name(route("web", "s.example", "/"))
+    changes = server_changes(old, new)
+    assert changes is not None
+    assert changes.removed == ((name, "b"),) and changes.added == {(name, "b"): ("10.0.0.7:40000", 100)}
+    assert not changes.weights
 
 
 def test_routed_containers_are_those_with_a_weight_above_zero() -> None:
@@ -151,8 +176,6 @@ def test_routed_containers_are_those_with_a_weight_above_zero() -> None:
 @pytest.mark.parametrize(
     "changed",
     [
-        route("web", "s.example", "/", be("a", weight=256), be("c", weight=0)),  # a server replaced
-        route("web", "s.example", "/", be("a", weight=256), be("b", port=1, weight=0)),  # a port moved
         route("web", "s.example", "/v2", be("a", weight=256), be("b", weight=0)),  # a path changed
         route("web", "s.example", "/", be("a", weight=256), be("b", weight=0), session_sticky=True),
         route("web", "s.example", "/", be("a", weight=256), be("b", weight=0, group="canary"),
@@ -161,8 +184,20 @@ def test_routed_containers_are_those_with_a_weight_above_zero() -> None:
 )
 def test_structural_changes_need_a_reload(changed: pb.RouteEntry) -> None:
     old = render(table(route("web", "s.example", "/", be("a", weight=256), be("b", weight=0))), SETTINGS)
-    assert weight_changes(old, render(table(changed), SETTINGS)) is None
-    assert weight_changes(None, old) is None
+    assert server_changes(old, render(table(changed), SETTINGS)) is None
+    assert server_changes(None, old) is None
+
+
+def test_sticky_backends_reload_when_servers_come_and_go() -> None:
+    """HAProxy 2.6 refuses `cookie` on a runtime-added server, and sticky servers need it."""
+    sticky = {"session_sticky": True}
+    old = render(table(route("web", "s.example", "/", be("a"), **sticky)), SETTINGS)
+    assert not old.addresses
+    assert server_changes(old, render(table(route("web", "s.example", "/", be("a"), be("b"), **sticky)),
+                                      SETTINGS)) is None
+    weights_only = server_changes(old, render(table(route("web", "s.example", "/", be("a", weight=7), **sticky)),
+                                              SETTINGS))
+    assert weights_only is not None and dict(weights_only.weights) == {(backend_name(route("web", "s.example", "/")), "a"): 7}
 
 
 @pytest.mark.parametrize(
