@@ -260,9 +260,14 @@ class Cluster3:
         return out
 
     def save_logs(self) -> None:
+        """Copy every log out of the testbed before ``down`` removes it, HAProxy's too (the
+        routers' stderr: what a reload that does not confirm left behind)."""
         dest = self.workdir / "logs"
         dest.mkdir(exist_ok=True)
-        for name, path in self.log_paths().items():
+        paths = dict(self.log_paths())
+        for h in self.host_names:
+            paths[f"haproxy {h}"] = self.agent_state_dir(h) / "router" / "haproxy.log"
+        for name, path in paths.items():
             if path.exists():
                 shutil.copy(path, dest / (name.replace(" ", "-") + ".log"))
 
