@@ -95,6 +95,27 @@ class Host:
         raise TestbedError(f"{self.name} is not in the testbed status")
 
 
+# Seconds between starting `docker network rm` and the crash. Here 0.02-0.1 s lands in the
+# window every time (the CLI needs ~20 ms to send the request); the spread allows slower machines.
+CRASH_DELAYS = (0.05, 0.03, 0.08, 0.02, 0.12, 0.16, 0.06, 0.2, 0.04, 0.25, 0.1, 0.3)
+
+
+def crash_inside_network_rm(host: Host, network: str, delay: float) -> bool:
+    """Crash ``host`` ``delay`` seconds after a ``docker network rm`` of a new network starts,
+    boot it again, and tell whether the boot needed the moby#45057 repair (the testbed's
+    ``start`` warns; see ``tb_docker.start_and_wait_dockerd``)."""
+    host.docker("network", "create", network)
+    rm = subprocess.Popen(["docker", "network", "rm", network], env=host.env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    host.kill()
+    rm.wait()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        host.start()
+    return any("moby#45057" in str(w.message) for w in caught)
+
+
 class Testbed:
     """Start/stop the testbed and reach its hosts; see the module docstring."""
 

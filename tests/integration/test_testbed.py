@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -188,34 +187,20 @@ def test_bad_input_names_the_argument(bed: Testbed, args: list[str], message: st
     assert message in proc.stderr
 
 
-# Seconds between starting `docker network rm` and the crash. Here 0.02-0.1 s lands in the
-# window every time (the CLI needs ~20 ms to send the request); the spread allows slower machines.
-CRASH_DELAYS = (0.05, 0.03, 0.08, 0.02, 0.12, 0.16, 0.06, 0.2, 0.04, 0.25, 0.1, 0.3)
-
-
 def test_start_brings_back_a_host_that_crashed_mid_network_rm(bed: Testbed) -> None:
     """Docker 20.10.24 killed inside ``network rm`` panics at every later start (moby#45057);
     ``start`` moves the broken network store aside and boots (tb_docker.start_and_wait_dockerd).
     Every crash must end with a working engine; the loop stops at the first one that needed the
     repair, and at least one must have (else the window was never hit and nothing was shown)."""
     host2 = bed.host(2)
-    repaired: list[str] = []
-    for i, delay in enumerate(CRASH_DELAYS):
-        host2.docker("network", "create", f"doomed{i}")
-        rm = subprocess.Popen(["docker", "network", "rm", f"doomed{i}"], env=host2.env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        host2.kill()
-        rm.wait()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            host2.start()
+    repaired = False
+    for i, delay in enumerate(tb.CRASH_DELAYS):
+        repaired = tb.crash_inside_network_rm(host2, f"doomed{i}", delay)
         assert host2.status()["dockerd"] == "up"
         assert host2.docker("network", "create", f"after{i}").returncode == 0  # the engine works
-        repaired += [str(w.message) for w in caught if "moby#45057" in str(w.message)]
         if repaired:
             break
-    assert repaired, f"no crash landed inside `network rm` with delays {CRASH_DELAYS}"
+    assert repaired, f"no crash landed inside `network rm` with delays {tb.CRASH_DELAYS}"
     store = Path(host2.status()["state_dir"]) / "data" / "network" / "files"
     assert list(store.glob("local-kv.db.broken-*")), "the broken store is kept for inspection"
 

@@ -4,12 +4,11 @@ host returns, and an agent restart that touches no container."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-import warnings
 
 import pytest
 
+import tests.testbed as tb
 from ccs.v1 import resources_pb2 as pb
 
 from .conftest import Cluster3
@@ -141,20 +140,8 @@ def test_a_host_whose_engine_lost_its_networks_gets_its_containers_back(
                == c.host_names)
     c.wait_networks_settled("host3", app_name)
     host3 = c.host(3)
-    repaired = False
-    for i, delay in enumerate((0.05, 0.03, 0.08, 0.02, 0.12, 0.16, 0.06, 0.2)):
-        host3.docker("network", "create", f"doomed{i}")
-        rm = subprocess.Popen(["docker", "network", "rm", f"doomed{i}"], env=host3.env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        host3.kill()
-        rm.wait()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            host3.start()
-        if any("moby#45057" in str(w.message) for w in caught):
-            repaired = True
-            break
+    repaired = any(tb.crash_inside_network_rm(host3, f"doomed{i}", delay)
+                   for i, delay in enumerate(tb.CRASH_DELAYS))  # stops at the first repair
     assert repaired, "no crash landed inside `network rm`"
 
     c.wait_nodes_ready()
