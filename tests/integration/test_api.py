@@ -42,15 +42,17 @@ async def api(ccs_server) -> AsyncIterator[Stubs]:  # type: ignore[no-untyped-de
 
 
 async def make_cluster(api: Stubs, name: str) -> pb.Cluster:
-    return await api.clusters.CreateCluster(
+    cluster: pb.Cluster = await api.clusters.CreateCluster(
         api_pb2.CreateClusterRequest(name=name, description="test"), metadata=api.metadata
     )
+    return cluster
 
 
 async def deploy(api: Stubs, cluster: str, name: str = "shop", template: str = TEMPLATE,
                  **kw: object) -> pb.Application:
     req = api_pb2.CreateApplicationRequest(cluster=cluster, name=name, template=template, **kw)  # type: ignore[arg-type]
-    return await api.apps.CreateApplication(req, metadata=api.metadata)
+    app: pb.Application = await api.apps.CreateApplication(req, metadata=api.metadata)
+    return app
 
 
 async def code_of(coro: object) -> tuple[grpc.StatusCode, str]:
@@ -275,7 +277,8 @@ async def test_start_stop_and_delete(api: Stubs, unique: str) -> None:
     assert stopped.spec.desired_state == pb.DESIRED_STATE_STOPPED
     started = await api.apps.StartApplication(api_pb2.StartApplicationRequest(**req), metadata=api.metadata)
     assert started.spec.desired_state == pb.DESIRED_STATE_RUNNING
-    await api.apps.DeleteApplication(api_pb2.DeleteApplicationRequest(**req), metadata=api.metadata)
+    await api.apps.DeleteApplication(api_pb2.DeleteApplicationRequest(cluster=unique, name="shop"),
+                                     metadata=api.metadata)
     # The reconciler may already have made (pending) containers: then the delete is a
     # "Deleting" phase that ends when they are gone; either way nothing is left.
     for _ in range(200):

@@ -37,9 +37,10 @@ def releases(api: Stubs) -> api_pb2_grpc.ReleaseServiceStub:
 
 
 async def update(api: Stubs, cluster: str, **kw: object) -> pb.Application:
-    return await api.apps.UpdateApplication(
+    app: pb.Application = await api.apps.UpdateApplication(
         api_pb2.UpdateApplicationRequest(cluster=cluster, name="shop", **kw), metadata=api.metadata  # type: ignore[arg-type]
     )
+    return app
 
 
 async def test_an_update_that_changes_a_service_starts_a_release(api: Stubs, unique: str) -> None:

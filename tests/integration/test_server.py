@@ -96,7 +96,7 @@ async def test_three_member_etcd_survives_losing_one(tmp_path: Path) -> None:
     ports = [(free_port(), free_port()) for _ in range(3)]
     names = [f"m{i}" for i in range(3)]
     initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, (_, p) in zip(names, ports, strict=True))
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
     for n, (c, p) in zip(names, ports, strict=True):
         log = open(tmp_path / f"{n}.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
@@ -128,10 +128,10 @@ async def test_three_member_etcd_survives_losing_one(tmp_path: Path) -> None:
         assert {"first", "second"} <= {c.meta.name for c in resp.clusters}, names_after
     finally:
         srv.stop()
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
 
 
 def test_server_refuses_to_start_without_etcd(tmp_path: Path) -> None:
