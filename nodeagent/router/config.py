@@ -126,13 +126,15 @@ def server_changes(old: RenderedConfig | None, new: RenderedConfig) -> ServerCha
     leaves, which used to be two reloads per container (each a new worker process, the old one
     finishing its connections). HAProxy 2.6 adds and deletes servers at runtime, except with
     `cookie` ("'cookie' option is not accepted for dynamic server"), so sticky backends, like
-    any change of routes, still reload. A server whose address changed is removed and added.
+    any change of routes, still reload. So does a server whose address changed (a container
+    published on a new port): its name is taken until `del server` succeeds.
     """
     if old is None or old.structure != new.structure:
         return None
-    moved = {k for k in old.addresses.keys() & new.addresses.keys() if old.addresses[k] != new.addresses[k]}
-    removed = tuple(sorted(k for k in old.addresses if k not in new.addresses or k in moved))
-    added = {k: (a, new.weights[k]) for k, a in new.addresses.items() if k not in old.addresses or k in moved}
+    if any(old.addresses[k] != a for k, a in new.addresses.items() if k in old.addresses):
+        return None
+    removed = tuple(sorted(k for k in old.addresses if k not in new.addresses))
+    added = {k: (a, new.weights[k]) for k, a in new.addresses.items() if k not in old.addresses}
     weights = {k: w for k, w in new.weights.items() if k not in added and old.weights.get(k) != w}
     return ServerChanges(weights, added, removed)
 

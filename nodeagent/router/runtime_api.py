@@ -56,10 +56,6 @@ class RuntimeAPI:
                 await writer.wait_closed()
         return data.decode(errors="replace")
 
-    async def set_weights(self, changes: Iterable[tuple[str, str, int]]) -> None:
-        """Apply weights at once, no reload (see :func:`weight_commands`)."""
-        await self.run_all(weight_commands(changes))
-
     async def apply_servers(self, changes: ServerChanges, check_interval: str) -> None:
         """Add, remove and re-weight servers, no reload (see :func:`server_commands`)."""
         await self.run_all(server_commands(changes, check_interval))

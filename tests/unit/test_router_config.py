@@ -156,14 +156,11 @@ def test_servers_coming_and_going_need_no_reload() -> None:
     assert changes.weights == {(name, "a"): 128}
 
 
-def test_a_server_whose_port_moved_is_removed_and_added_again() -> None:
+def test_a_server_whose_port_moved_takes_a_reload() -> None:
+    """Its name is still taken in HAProxy until `del server` succeeds, so `add server` would fail."""
     old = render(table(route("web", "s.example", "/", be("a"), be("b"))), SETTINGS)
     new = render(table(route("web", "s.example", "/", be("a"), be("b", port=40000))), SETTINGS)
-    name = backend_name(route("web", "s.example", "/"))
-    changes = server_changes(old, new)
-    assert changes is not None
-    assert changes.removed == ((name, "b"),) and changes.added == {(name, "b"): ("10.0.0.7:40000", 100)}
-    assert not changes.weights
+    assert server_changes(old, new) is None
 
 
 def test_routed_containers_are_those_with_a_weight_above_zero() -> None:
