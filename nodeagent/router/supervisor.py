@@ -202,8 +202,7 @@ class Router:
             # Whatever part ran is overwritten by the reload, which renders the whole table.
             self._log.warning("runtime change failed; reloading instead", error=str(exc))
             return False
-        self._retired.update(changes.removed)
-        await self._reap()
+        self._retired.update(changes.removed)  # deleted by the reaper, off the apply path
         return True
 
     async def _reap(self) -> None:

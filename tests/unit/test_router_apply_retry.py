@@ -11,8 +11,13 @@ from ccs.v1 import resources_pb2 as pb
 from nodeagent.router import Router, RouterError, RouterSettings, supervisor
 
 
+def fast_retrying_router(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Router:
+    monkeypatch.setattr(supervisor, "RETRY_DELAY", 0.01)
+    return Router(RouterSettings(state_dir=tmp_path, bind_address="127.0.0.1", port=19080))
+
+
 async def test_a_failed_apply_is_retried_until_it_succeeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    router = Router(RouterSettings(state_dir=tmp_path, bind_address="127.0.0.1", port=19080))
+    router = fast_retrying_router(tmp_path, monkeypatch)
     attempts: list[int] = []
 
     async def flaky_apply(table: pb.RoutingTable) -> supervisor.ApplyResult:
@@ -22,7 +27,6 @@ async def test_a_failed_apply_is_retried_until_it_succeeds(tmp_path: Path, monke
         return supervisor.ApplyResult.RELOADED
 
     monkeypatch.setattr(router, "apply", flaky_apply)
-    monkeypatch.setattr(supervisor, "RETRY_DELAY", 0.01)
     task = asyncio.create_task(router._applier())
     try:
         router.submit(pb.RoutingTable(cluster="c", version=7))
@@ -38,7 +42,7 @@ async def test_a_failed_apply_is_retried_until_it_succeeds(tmp_path: Path, monke
 
 
 async def test_a_newer_table_replaces_the_one_being_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    router = Router(RouterSettings(state_dir=tmp_path, bind_address="127.0.0.1", port=19080))
+    router = fast_retrying_router(tmp_path, monkeypatch)
     attempts: list[int] = []
 
     async def apply(table: pb.RoutingTable) -> supervisor.ApplyResult:
@@ -49,7 +53,6 @@ async def test_a_newer_table_replaces_the_one_being_retried(tmp_path: Path, monk
         return supervisor.ApplyResult.RELOADED
 
     monkeypatch.setattr(router, "apply", apply)
-    monkeypatch.setattr(supervisor, "RETRY_DELAY", 0.01)
     task = asyncio.create_task(router._applier())
     try:
         router.submit(pb.RoutingTable(cluster="c", version=1))

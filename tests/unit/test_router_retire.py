@@ -40,7 +40,7 @@ async def test_a_removed_server_is_deleted_once_haproxy_lets_go(tmp_path: Path) 
     api = FakeAPI()
     router = router_with(api, tmp_path)
     assert await router._change_at_runtime(ServerChanges(removed=(("be", "old"),)))
-    assert api.deleted == [] and router._retired == {("be", "old")}  # refused: kept for later
+    assert api.deleted == [] and router._retired == {("be", "old")}  # left to the reaper
     await router._reap()
     assert router._retired == {("be", "old")}
     api.deletable.add(("be", "old"))  # the pooled connections are gone

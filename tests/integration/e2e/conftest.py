@@ -230,18 +230,24 @@ class Cluster3:
         link. Returns what had to be done, so a test that leaves a host broken is reported by
         name instead of every later test failing in its setup."""
         done: list[str] = []
+        booted: set[str] = set()
         for entry in self.bed.status()["hosts"]:
             name = entry["name"]
             if entry["partitioned"]:
                 self.bed.run("heal", name)
                 done.append(f"{name}: link healed")
             if entry["dockerd"] != "up":
-                self.bed.run("start", name)  # also brings back the agent it had
+                self.bed.run("start", name)  # also brings back the agent it had, if any
                 done.append(f"{name}: dockerd started")
-        for entry in self.bed.status()["hosts"]:
-            if entry["agent"] != "up":
-                self.start_agent(entry["name"])
-                done.append(f"{entry['name']}: agent started")
+                booted.add(name)
+            elif entry["agent"] != "up":
+                self.start_agent(name)
+                done.append(f"{name}: agent started")
+        if booted:  # a host whose agent had been stopped before the crash boots without one
+            for entry in self.bed.status()["hosts"]:
+                if entry["name"] in booted and entry["agent"] != "up":
+                    self.start_agent(entry["name"])
+                    done.append(f"{entry['name']}: agent started")
         return done
 
     def log_paths(self) -> dict[str, Path]:
