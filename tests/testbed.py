@@ -100,20 +100,36 @@ class Host:
 CRASH_DELAYS = (0.05, 0.03, 0.08, 0.02, 0.12, 0.16, 0.06, 0.2, 0.04, 0.25, 0.1, 0.3)
 
 
+def _boot_needed_repair(host: Host) -> bool:
+    """Boot ``host``; tell whether its dockerd needed the moby#45057 repair (the testbed's
+    ``start`` warns; see ``tb_docker.start_and_wait_dockerd``)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        host.start()
+    return any("moby#45057" in str(w.message) for w in caught)
+
+
 def crash_inside_network_rm(host: Host, network: str, delay: float) -> bool:
     """Crash ``host`` ``delay`` seconds after a ``docker network rm`` of a new network starts,
-    boot it again, and tell whether the boot needed the moby#45057 repair (the testbed's
-    ``start`` warns; see ``tb_docker.start_and_wait_dockerd``)."""
+    boot it again, and tell whether the boot needed the repair. A race: whether the crash lands
+    in the window depends on the machine; :func:`boot_with_half_deleted_network` makes the same
+    state without racing."""
     host.docker("network", "create", network)
     rm = subprocess.Popen(["docker", "network", "rm", network], env=host.env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(delay)
     host.kill()
     rm.wait()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        host.start()
-    return any("moby#45057" in str(w.message) for w in caught)
+    return _boot_needed_repair(host)
+
+
+def boot_with_half_deleted_network(host: Host, network: str) -> bool:
+    """Crash ``host`` leaving a new network ``network`` exactly as a kill inside its
+    ``docker network rm`` leaves it (``testbed.py half-delete-network``, see tb_netstore),
+    boot it again, and tell whether the boot needed the repair (it must, every time)."""
+    host.docker("network", "create", network)
+    host.testbed.run("half-delete-network", host.name, network)
+    return _boot_needed_repair(host)
 
 
 class Testbed:

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tb_docker
 import tb_net
+import tb_netstore
 import tb_procs
 import tb_registry
 from tb_common import (
@@ -39,6 +41,7 @@ from tb_common import (
     REGISTRY_USER,
     HostLayout,
     TestbedError,
+    clean_env,
     log,
     parse_host,
     read_json,
@@ -195,6 +198,18 @@ def cmd_start(host: HostLayout) -> None:
     log(f"{host.name} started" + (f" (agent pid {pid})" if pid else ""))
 
 
+def cmd_half_delete_network(host: HostLayout, network: str) -> None:
+    """Crash the host and leave NETWORK half deleted in its store (see tb_netstore): the state
+    a dockerd killed inside ``docker network rm`` leaves, without racing for it."""
+    proc = subprocess.run(["docker", "network", "inspect", "--format", "{{.Id}}", network],
+                          capture_output=True, text=True, env=clean_env(host.env()), check=False)
+    if proc.returncode != 0:
+        raise TestbedError(f"{host.name}: network {network}: {proc.stderr.strip()}")
+    tb_docker.kill_host(host)
+    copies = tb_netstore.half_delete(host, proc.stdout.strip())
+    log(f"{host.name} killed; network {network} left half deleted ({copies} record(s) edited)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="testbed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
@@ -219,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     push = sub.add_parser("push-image", help=f"push a root-daemon image to {REGISTRY_ADDR}")
     push.add_argument("image", metavar="IMAGE")
     push.add_argument("--name", help="repository[:tag] in the registry (default: IMAGE's)")
+    half = sub.add_parser("half-delete-network",
+                          help="crash the host, leaving NETWORK as a kill inside `network rm` does (moby#45057)")
+    half.add_argument("host", metavar="HOST")
+    half.add_argument("network", metavar="NETWORK")
     load = sub.add_parser("load-image", help="docker save | docker load into every running host")
     load.add_argument("image", metavar="IMAGE")
     return parser
@@ -257,6 +276,8 @@ def dispatch(args: argparse.Namespace) -> None:
             print(tb_docker.start_agent(host, argv))
         elif command == "agent-stop":
             tb_docker.stop_agent(host)
+        elif command == "half-delete-network":
+            cmd_half_delete_network(host, args.network)
 
 
 def main(argv: list[str] | None = None) -> int:

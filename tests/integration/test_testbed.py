@@ -187,22 +187,37 @@ def test_bad_input_names_the_argument(bed: Testbed, args: list[str], message: st
     assert message in proc.stderr
 
 
-def test_start_brings_back_a_host_that_crashed_mid_network_rm(bed: Testbed) -> None:
+def test_start_repairs_a_network_store_left_half_deleted(bed: Testbed) -> None:
     """Docker 20.10.24 killed inside ``network rm`` panics at every later start (moby#45057);
     ``start`` moves the broken network store aside and boots (tb_docker.start_and_wait_dockerd).
-    Every crash must end with a working engine; the loop stops at the first one that needed the
-    repair, and at least one must have (else the window was never hit and nothing was shown)."""
+    The broken state is written directly (tb_netstore), so the repair runs every time."""
     host2 = bed.host(2)
-    repaired = False
-    for i, delay in enumerate(tb.CRASH_DELAYS):
-        repaired = tb.crash_inside_network_rm(host2, f"doomed{i}", delay)
-        assert host2.status()["dockerd"] == "up"
-        assert host2.docker("network", "create", f"after{i}").returncode == 0  # the engine works
-        if repaired:
-            break
-    assert repaired, f"no crash landed inside `network rm` with delays {tb.CRASH_DELAYS}"
     store = Path(host2.status()["state_dir"]) / "data" / "network" / "files"
-    assert list(store.glob("local-kv.db.broken-*")), "the broken store is kept for inspection"
+    kept_before = set(store.glob("local-kv.db.broken-*"))
+    host2.docker("network", "create", "survivor")
+    assert tb.boot_with_half_deleted_network(host2, "doomed"), "the boot did not need the repair"
+    assert host2.status()["dockerd"] == "up"
+    log = (Path(host2.status()["state_dir"]) / "dockerd.log").read_text()
+    assert "index out of range [0] with length 0" in log, "the engine's own panic was not seen"
+    networks = host2.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert "doomed" not in networks and "survivor" not in networks  # the store was moved aside
+    assert host2.docker("network", "create", "after").returncode == 0  # the engine works
+    assert set(store.glob("local-kv.db.broken-*")) - kept_before, "the broken store is kept for inspection"
+
+
+def test_a_real_crash_inside_network_rm_is_repaired_too(bed: Testbed) -> None:
+    """Best effort: the same state made by a real kill inside ``network rm``. Whether a kill
+    lands in the window is up to the machine's timing, so the test skips (saying so) when none
+    of the delays did; every crash, landed or not, must still end with a working engine."""
+    host2 = bed.host(2)
+    for i, delay in enumerate(tb.CRASH_DELAYS):
+        repaired = tb.crash_inside_network_rm(host2, f"raced{i}", delay)
+        assert host2.status()["dockerd"] == "up"
+        assert host2.docker("network", "create", f"after-race{i}").returncode == 0
+        if repaired:
+            return
+    pytest.skip(f"no kill landed inside `network rm` with delays {tb.CRASH_DELAYS}: the window was "
+                "never hit on this machine (the deterministic test above covers the repair)")
 
 
 def test_down_leaves_nothing(bed: Testbed) -> None:
