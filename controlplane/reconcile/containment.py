@@ -1,0 +1,123 @@
+"""Failures that belong to one object: its own backoff, reported once.
+
+A cluster is reconciled in one pass over one snapshot (that is what keeps a burst of
+status reports cheap), but a failure must not be the cluster's: as in controller-runtime,
+where each object is its own work item, a service or release whose planning raises one of
+:data:`PLAN_ERRORS` is set aside for that pass alone, while every other object's writes
+still commit. It is then retried with its own exponential backoff (1 s, 2 s, 4 s, ... up
+to 5 min; the work queue's backoff stays for what fails the whole pass, such as etcd being
+unreachable), and at once when its own input changes (a new spec, an operator request):
+an edit that fixes it should not wait out a long delay. A success forgets the failure.
+
+These errors mean bad input (see :class:`~controlplane.planner.PlanError`), so retrying the
+same input gives the same answer; the backoff is still worth having because a service's
+planning also reads what it does not own (its dependencies, its containers' records), and
+those can heal by themselves.
+
+Reporting is once per distinct message: the pass writes the message into the object's
+status (which survives a leader change, so a new leader does not report it again) and a
+warning event only when the stored message differs; an object without a record to hold
+the message (a record that does not decode, a service already deleted) is remembered
+here, in memory, so a new leader reports it once more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controlplane.planner import PlanError
+from controlplane.release import ReleaseError
+from controlplane.scheduler import InvalidSpecError
+
+PLAN_ERRORS: tuple[type[Exception], ...] = (PlanError, ReleaseError, InvalidSpecError)
+
+# ("service" | "release", application, service or release name)
+ObjKey = tuple[str, str, str]
+
+BASE_DELAY = 1.0
+MAX_DELAY = 300.0
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What one pass learned about an object that failed: why, and the input it failed on."""
+
+    message: str
+    fingerprint: bytes
+
+
+@dataclass
+class _Failure:
+    attempts: int
+    retry_at: float
+    fingerprint: bytes
+    message: str
+
+
+def backoff(attempts: int) -> float:
+    """The delay after ``attempts`` consecutive failures (no jitter: one leader retries)."""
+    return float(min(BASE_DELAY * 2.0 ** (attempts - 1), MAX_DELAY))
+
+
+@dataclass
+class ClusterFailures:
+    """The failing objects of one cluster, and what was already reported.
+
+    ``now`` is a monotonic time in seconds; passes read this, the orchestrator updates it
+    with :meth:`record` once the pass has committed.
+    """
+
+    _failing: dict[ObjKey, _Failure] = field(default_factory=dict)
+    _reported: dict[ObjKey, str] = field(default_factory=dict)
+    # (etcd key, mod_revision) of the undecodable records already reported.
+    _undecodable: set[tuple[str, int]] = field(default_factory=set)
+
+    def blocked(self, obj: ObjKey, fingerprint: bytes, now: float) -> bool:
+        """True while ``obj`` waits out its backoff on the same input it failed on."""
+        f = self._failing.get(obj)
+        return f is not None and f.fingerprint == fingerprint and now < f.retry_at
+
+    def attempts(self, obj: ObjKey) -> int:
+        f = self._failing.get(obj)
+        return f.attempts if f is not None else 0
+
+    def retry_at(self, obj: ObjKey) -> float | None:
+        f = self._failing.get(obj)
+        return f.retry_at if f is not None else None
+
+    def due(self, kind: str, now: float) -> set[tuple[str, str]]:
+        """(app, name) of the failing objects of ``kind`` whose backoff is over."""
+        return {(a, n) for (k, a, n), f in self._failing.items() if k == kind and f.retry_at <= now}
+
+    def next_retry(self, now: float) -> float | None:
+        """Seconds until the earliest retry, if anything is failing."""
+        if not self._failing:
+            return None
+        return max(min(f.retry_at for f in self._failing.values()) - now, 0.0)
+
+    def was_reported(self, obj: ObjKey, message: str) -> bool:
+        return self._reported.get(obj) == message
+
+    def undecodable_reported(self, key: str, mod_revision: int) -> bool:
+        return (key, mod_revision) in self._undecodable
+
+    def record(
+        self,
+        now: float,
+        *,
+        failed: dict[ObjKey, Failed],
+        succeeded: set[ObjKey],
+        undecodable: set[tuple[str, int]],
+        live_undecodable: set[tuple[str, int]],
+    ) -> None:
+        """Fold in a committed pass: failures back off further, successes are forgotten."""
+        for obj, why in failed.items():
+            prior = self._failing.get(obj)
+            attempts = prior.attempts + 1 if prior is not None else 1
+            self._failing[obj] = _Failure(attempts, now + backoff(attempts), why.fingerprint, why.message)
+            self._reported[obj] = why.message
+        for obj in succeeded:
+            self._failing.pop(obj, None)
+            self._reported.pop(obj, None)
+        # Keep only records that are still bad: a rewrite that breaks it again is news.
+        self._undecodable = (self._undecodable | undecodable) & live_undecodable
