@@ -16,7 +16,7 @@ planning it as absent would retire its containers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -34,7 +34,15 @@ from controlplane.planner import (
     plan_service,
 )
 from controlplane.reconcile.cache import ClusterState, CtrKey, SvcKey
-from controlplane.reconcile.containment import PLAN_ERRORS, ClusterFailures, Failed, ObjKey
+from controlplane.reconcile.containment import (
+    PLAN_ERRORS,
+    ClusterFailures,
+    Failed,
+    Held,
+    ObjKey,
+    service_fingerprint,
+    undecodable_message,
+)
 from controlplane.reconcile.writes import Writes
 from controlplane.scheduler import ClusterView, ServiceRef
 from controlplane.store import keys
@@ -83,19 +91,7 @@ class ClusterPass:
         self.succeeded: set[ObjKey] = set()
         self.reported_undecodable: set[tuple[str, int]] = set()
         self._overlay_journal: list[tuple[CtrKey, bool, pb.Container | None, bool]] | None = None
-        self.held_apps: set[str] = set()
-        self.held_services: set[SvcKey] = set()
-        self.held_releases: set[str] = set()  # applications whose releases are not planned
-        self.held_nodes: set[str] = set()
-        for bad in state.undecodable.values():
-            if bad.kind == "application":
-                self.held_apps.add(bad.path[0])
-            elif bad.kind in ("service", "container"):
-                self.held_services.add((bad.path[0], bad.path[1]))
-            elif bad.kind == "release":
-                self.held_releases.add(bad.path[0])
-            elif bad.kind == "node":
-                self.held_nodes.add(bad.path[0])
+        self.held = Held.of(state)
 
     # ------------------------------------------------------------------ helpers
     def container(self, key: CtrKey) -> pb.Container | None:
@@ -142,7 +138,7 @@ class ClusterPass:
         self.writes.event(*new_event(self.cluster, kind, obj, reason, message, warning=warning))
 
     # ------------------------------------------------------------------ containment
-    def contained(self, obj: ObjKey, fingerprint: bytes, plan: Callable[[], None],
+    def contained(self, obj: ObjKey, fingerprint: Callable[[], bytes], plan: Callable[[], None],
                   *extra: Writes) -> str | None:
         """Run ``plan`` for one object; on a planning error undo its writes and return why.
 
@@ -164,7 +160,7 @@ class ClusterPass:
                 if not in_svc:
                     self.overlay_by_service.get((key[0], key[1]), set()).discard(key)
             message = f"cannot plan: {e}"
-            self.failed[obj] = Failed(message, fingerprint)
+            self.failed[obj] = Failed(message, fingerprint())
             log.warning("planning failed; backing off", cluster=self.cluster, kind=obj[0],
                         object=f"{obj[1]}/{obj[2]}", error=message,
                         attempt=self.failures.attempts(obj) + 1)
@@ -184,17 +180,10 @@ class ClusterPass:
     def report_undecodable(self) -> None:
         """One warning event per record that does not decode (per stored version of it)."""
         for key, bad in sorted(self.state.undecodable.items()):
-            if self.failures.undecodable_reported(key, bad.mod_revision):
-                continue
-            held = {"application": "the application is not reconciled",
-                    "service": "the service is not reconciled",
-                    "container": "its service is not reconciled",
-                    "release": "the application's releases do not progress",
-                    "node": "the node's state is not updated"}.get(bad.kind, "it is ignored")
-            self.event(bad.kind, "/".join(bad.path), "Undecodable",
-                       f"the record at {key} does not decode ({bad.error}); {held} until it is "
-                       "rewritten or deleted", warning=True)
-            self.reported_undecodable.add((key, bad.mod_revision))
+            if not self.failures.undecodable_reported(key, bad.mod_revision):
+                self.event(bad.kind, "/".join(bad.path), "Undecodable", undecodable_message(bad),
+                           warning=True)
+                self.reported_undecodable.add((key, bad.mod_revision))
 
     def record_outcome(self) -> None:
         """Once the pass has committed: failures back off, successes and reports are remembered."""
@@ -204,26 +193,18 @@ class ClusterPass:
             live_undecodable={(k, bad.mod_revision) for k, bad in self.state.undecodable.items()},
         )
 
-    def service_fingerprint(self, app: str, svc: str) -> bytes:
-        """The object's own input: a change here retries it at once, whatever its backoff."""
-        service = self.state.services.get((app, svc))
-        application = self.state.apps.get(app)
-        return b"|".join((
-            service.spec.SerializeToString(deterministic=True) if service else b"-",
-            application.spec.SerializeToString(deterministic=True) if application else b"-",
-        ))
-
     def service_blocked(self, app: str, svc: str) -> bool:
         """Held (a record does not decode) or waiting out its backoff."""
-        if app in self.held_apps or (app, svc) in self.held_services:
+        if app in self.held.apps or (app, svc) in self.held.services:
             return True
-        return self.failures.blocked(("service", app, svc), self.service_fingerprint(app, svc),
-                                     self.mono_now)
+        obj: ObjKey = ("service", app, svc)
+        return self.failures.failing(obj) and self.failures.blocked(
+            obj, service_fingerprint(self.state, app, svc), self.mono_now)
 
     # ------------------------------------------------------------------ nodes
     def plan_nodes(self) -> None:
         for name, node in sorted(self.state.nodes.items()):
-            if name in self.held_nodes:
+            if name in self.held.nodes:
                 continue
             as_planned = pb.Node()
             as_planned.CopyFrom(node)
@@ -274,7 +255,7 @@ class ClusterPass:
         if self.service_blocked(app_name, svc_name):
             return
         obj: ObjKey = ("service", app_name, svc_name)
-        message = self.contained(obj, self.service_fingerprint(app_name, svc_name),
+        message = self.contained(obj, lambda: service_fingerprint(self.state, app_name, svc_name),
                                  lambda: self._plan_service(app_name, svc_name))
         if message is None:
             return
@@ -416,53 +397,6 @@ class ClusterPass:
         updated.status.CopyFrom(status)
         self.writes.put(keys.service(self.cluster, app, svc), updated, service.meta.resource_version,
                         "service", svc)
-
-    # ------------------------------------------------------------------ applications
-    def finish_apps(self, apps: Iterable[str]) -> None:
-        for name in sorted(set(apps)):
-            app = self.state.apps.get(name)
-            if app is None or name in self.held_apps:
-                continue
-            services = [k for k in self.state.services if k[0] == name]
-            remaining = [k for k in services
-                         if keys.service(self.cluster, *k) not in self.writes.deleted_keys()]
-            has_containers = any(self.containers_of(name, s) for (_, s) in services) or any(
-                k[0] == name and self.container(k) is not None for k in self.state.containers)
-            if name in self.skip_app_status:
-                continue
-            if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
-                if not remaining and not has_containers:
-                    self.writes.delete(keys.app(self.cluster, name), app.meta.resource_version,
-                                       "application", name)
-                    self.event("application", name, "Deleted", f"application {name} deleted")
-                continue
-            self._write_app_status(app, services)
-
-    def _write_app_status(self, app: pb.Application, services: list[SvcKey]) -> None:
-        status = pb.ApplicationStatus()
-        status.CopyFrom(app.status)
-        desired = running = healthy = 0
-        for k in services:
-            st = self.status_by_service.get(k) or self.state.services[k].status
-            desired += st.desired
-            running += st.running
-            healthy += st.healthy
-        status.services = len(services)
-        status.containers_desired, status.containers_running = desired, running
-        status.containers_healthy = healthy
-        if app.spec.desired_state == pb.DESIRED_STATE_STOPPED:
-            status.phase = "Stopped"
-        elif healthy >= desired and running >= desired:
-            status.phase = "Running"
-        else:
-            status.phase = "Deploying"
-        if status != app.status:
-            updated = pb.Application()
-            updated.CopyFrom(app)
-            updated.status.CopyFrom(status)
-            self.writes.put(keys.app(self.cluster, app.meta.name), updated, app.meta.resource_version,
-                            "application", app.meta.name)
-
 
 def _synthetic_service(cluster: str, app: str, name: str, records: list[pb.Container]) -> pb.Service:
     """A stand-in for a service that left the template, so its containers can be retired."""

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import PlanError
+from controlplane.reconcile.cache import ClusterState, SvcKey, Undecodable
 from controlplane.release import ReleaseError
 from controlplane.scheduler import InvalidSpecError
 
@@ -71,6 +73,10 @@ class ClusterFailures:
     _reported: dict[ObjKey, str] = field(default_factory=dict)
     # (etcd key, mod_revision) of the undecodable records already reported.
     _undecodable: set[tuple[str, int]] = field(default_factory=set)
+
+    def failing(self, obj: ObjKey) -> bool:
+        """Cheap: is ``obj`` failing at all (before computing its fingerprint)?"""
+        return obj in self._failing
 
     def blocked(self, obj: ObjKey, fingerprint: bytes, now: float) -> bool:
         """True while ``obj`` waits out its backoff on the same input it failed on."""
@@ -121,3 +127,64 @@ class ClusterFailures:
             self._reported.pop(obj, None)
         # Keep only records that are still bad: a rewrite that breaks it again is news.
         self._undecodable = (self._undecodable | undecodable) & live_undecodable
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a pass must not plan because a record it depends on does not decode.
+
+    Planning from the informer's last good copy would fight what is really stored (and every
+    guarded write would conflict); planning as if the record were absent would retire a
+    service's containers, or a whole application's. So the object waits for the record to be
+    rewritten or deleted.
+    """
+
+    apps: set[str]
+    services: set[SvcKey]
+    releases: set[str]  # applications whose releases are not planned
+    nodes: set[str]
+
+    @classmethod
+    def of(cls, state: ClusterState) -> Held:
+        held = cls(set(), set(), set(), set())
+        for bad in state.undecodable.values():
+            if bad.kind == "application":
+                held.apps.add(bad.path[0])
+            elif bad.kind in ("service", "container"):
+                held.services.add((bad.path[0], bad.path[1]))
+            elif bad.kind == "release":
+                held.releases.add(bad.path[0])
+            elif bad.kind == "node":
+                held.nodes.add(bad.path[0])
+        return held
+
+
+_HELD = {
+    "application": "the application is not reconciled",
+    "service": "the service is not reconciled",
+    "container": "its service is not reconciled",
+    "release": "the application's releases do not progress",
+    "node": "the node's state is not updated",
+}
+
+
+def undecodable_message(bad: Undecodable) -> str:
+    held = _HELD.get(bad.kind, "it is ignored")
+    return (f"the record at {bad.key} does not decode ({bad.error}); {held} until it is "
+            "rewritten or deleted")
+
+
+def service_fingerprint(state: ClusterState, app: str, svc: str) -> bytes:
+    """A service's own input: a change here retries it at once, whatever its backoff."""
+    service = state.services.get((app, svc))
+    application = state.apps.get(app)
+    return b"|".join((
+        service.spec.SerializeToString(deterministic=True) if service else b"-",
+        application.spec.SerializeToString(deterministic=True) if application else b"-",
+    ))
+
+
+def release_fingerprint(release: pb.Release) -> bytes:
+    """A release's own input: its spec and the operator's pending requests."""
+    return release.spec.SerializeToString(deterministic=True) + b"|" + "\n".join(
+        release.status.requests).encode()

@@ -22,6 +22,7 @@ import structlog
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_update import TERMINAL
+from controlplane.reconcile.app_status import finish_apps
 from controlplane.reconcile.cache import Change, ClusterState, Informer, SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.containment import ClusterFailures
@@ -220,5 +221,5 @@ async def plan_pass(
         # A big pass is CPU work: let the dispatcher, heartbeats and the leader lease
         # keepalive run between services instead of stalling for the whole pass.
         await asyncio.sleep(0)
-    p.finish_apps({a for a, _ in dirty} | (set(state.apps) if full else set()))
+    finish_apps(p, {a for a, _ in dirty} | (set(state.apps) if full else set()))
     return p, release_writes

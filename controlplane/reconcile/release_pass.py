@@ -20,7 +20,7 @@ from datetime import timedelta
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import CreateContainer, SetDesired, apply_actions
 from controlplane.reconcile.cluster_pass import ClusterPass
-from controlplane.reconcile.containment import ObjKey
+from controlplane.reconcile.containment import ObjKey, release_fingerprint
 from controlplane.reconcile.writes import Writes
 from controlplane.release import TERMINAL, Retire, plan_release, release_stats
 from controlplane.routing import routing_table
@@ -58,25 +58,18 @@ def plan_releases(p: ClusterPass, writes: Writes) -> set[str]:
     touched = set()
     for release in active:
         app_name = release.application
-        if app_name in p.held_releases or app_name in p.held_apps:
+        if app_name in p.held.releases or app_name in p.held.apps:
             continue
         obj: ObjKey = ("release", app_name, release.meta.name)
-        fingerprint = _fingerprint(release)
-        if p.failures.blocked(obj, fingerprint, p.mono_now):
+        if p.failures.failing(obj) and p.failures.blocked(obj, release_fingerprint(release), p.mono_now):
             continue
-        message = p.contained(obj, fingerprint, functools.partial(_plan_one, p, writes, release, applied),
-                              writes)
+        message = p.contained(obj, functools.partial(release_fingerprint, release),
+                              functools.partial(_plan_one, p, writes, release, applied), writes)
         if message is not None:
             _report(p, writes, obj, release, message)
             continue
         touched.add(app_name)
     return touched
-
-
-def _fingerprint(release: pb.Release) -> bytes:
-    """The release's own input: its spec and the operator's pending requests."""
-    return release.spec.SerializeToString(deterministic=True) + b"|" + "\n".join(
-        release.status.requests).encode()
 
 
 def _report(p: ClusterPass, writes: Writes, obj: ObjKey, release: pb.Release, message: str) -> None:
