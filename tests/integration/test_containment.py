@@ -132,8 +132,30 @@ async def test_a_corrupt_service_record_does_not_stop_its_cluster(tmp_path: Path
                 cluster=unique, application="shop", name="broken", replicas=2), metadata=api.metadata)
             await until("the repaired service scales", lambda: converged(api, unique, "broken", 2))
             assert len(await corrupt_events(api, unique)) == 1
+
+            # Broken again, and the server restarts: the new leader's cache has no good copy
+            # of the record. It starts, reports it (once more: a new leader), and its first
+            # pass, which wrote that event, retired nothing.
+            await client.put(key, GARBAGE)
+            await until("reported again", lambda: _events(api, unique, 2))
+            assert srv.stop() == 0
+            restarted = start_server(srv.state_dir, srv.etcd_url, srv.config_path,
+                                     port=int(srv.address.rsplit(":", 1)[1]), expect_token=False,
+                                     extra=["--heartbeat-period", "1"])
+            try:
+                await until("the new leader reports it", lambda: _events(api, unique, 3))
+                resp = await api.containers.ListContainers(api_pb2.ListContainersRequest(
+                    cluster=unique, application="shop", service="broken"), metadata=api.metadata)
+                assert [c.desired_state for c in resp.containers] == [pb.DESIRED_STATE_RUNNING] * 2
+                assert restarted.proc.poll() is None, restarted.log_path.read_text()
+            finally:
+                restarted.stop()
         finally:
             await client.close()
+
+
+async def _events(api: Stubs, cluster: str, n: int) -> bool:
+    return len(await corrupt_events(api, cluster)) >= n
 
 
 async def _both(api: Stubs, cluster: str) -> bool:
