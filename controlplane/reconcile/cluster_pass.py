@@ -44,6 +44,7 @@ from controlplane.reconcile.containment import (
     undecodable_message,
 )
 from controlplane.reconcile.writes import Writes
+from controlplane.release import TERMINAL
 from controlplane.scheduler import ClusterView, ServiceRef
 from controlplane.store import keys
 
@@ -191,6 +192,9 @@ class ClusterPass:
             self.mono_now, failed=self.failed, succeeded=self.succeeded,
             undecodable=self.reported_undecodable,
             live_undecodable={(k, bad.mod_revision) for k, bad in self.state.undecodable.items()},
+            active_releases={("release", app, r.meta.name) for app in self.state.apps
+                             if (r := self.state.latest_release(app)) is not None
+                             and r.status.phase not in TERMINAL},
         )
 
     def service_blocked(self, app: str, svc: str) -> bool:

@@ -96,10 +96,13 @@ class ClusterFailures:
         return {(a, n) for (k, a, n), f in self._failing.items() if k == kind and f.retry_at <= now}
 
     def next_retry(self, now: float) -> float | None:
-        """Seconds until the earliest retry, if anything is failing."""
-        if not self._failing:
-            return None
-        return max(min(f.retry_at for f in self._failing.values()) - now, 0.0)
+        """Seconds until the earliest retry still ahead, if any.
+
+        Only future ones: an object already due is retried by the next pass whatever wakes
+        it, and one that is not planned any more must not make the cluster spin.
+        """
+        ahead = [f.retry_at - now for f in self._failing.values() if f.retry_at > now]
+        return min(ahead) if ahead else None
 
     def was_reported(self, obj: ObjKey, message: str) -> bool:
         return self._reported.get(obj) == message
@@ -115,8 +118,16 @@ class ClusterFailures:
         succeeded: set[ObjKey],
         undecodable: set[tuple[str, int]],
         live_undecodable: set[tuple[str, int]],
+        active_releases: set[ObjKey],
     ) -> None:
-        """Fold in a committed pass: failures back off further, successes are forgotten."""
+        """Fold in a committed pass: failures back off further, successes are forgotten.
+
+        So are releases that are no longer active (superseded, deleted): they will not be
+        planned again, so nothing else would ever clear them.
+        """
+        for obj in [o for o in self._failing if o[0] == "release" and o not in active_releases]:
+            del self._failing[obj]
+            self._reported.pop(obj, None)
         for obj, why in failed.items():
             prior = self._failing.get(obj)
             attempts = prior.attempts + 1 if prior is not None else 1

@@ -336,3 +336,19 @@ async def test_a_release_that_raises_is_contained_reported_once_and_backs_off() 
     c.put(keys.release(C, "shop", 1), fixed)
     p = await c.run(2.6)
     assert obj in p.succeeded and c.failures.attempts(obj) == 0
+
+
+async def test_a_failing_release_that_is_superseded_is_forgotten_and_nothing_spins() -> None:
+    c = Cluster()
+    c.add_app("shop", web=1)
+    c.put(keys.release(C, "shop", 1), release("shop", "sideways"))
+    obj = ("release", "shop", keys.release_name(1))
+    await c.run(1.0)
+    assert c.failures.attempts(obj) == 1 and c.failures.next_retry(1.0) == backoff(1)
+    # Once due, the cluster is not requeued for it again and again: the next pass retries it.
+    assert c.failures.next_retry(1.0 + backoff(1)) is None
+    newer = release("shop", "rolling")
+    newer.number, newer.meta.name = 2, keys.release_name(2)
+    c.put(keys.release(C, "shop", 2), newer)
+    await c.run(1.1)
+    assert c.failures.attempts(obj) == 0 and c.failures.next_retry(1.1) is None
