@@ -14,5 +14,9 @@ Design (swarmkit's orchestrator + controller-runtime's work queue):
 - Planning is pure (:mod:`controlplane.planner`, :mod:`controlplane.scheduler`); the
   applier writes the actions in etcd transactions guarded by the cached
   ``mod_revision``. A stale cache shows up as a ``Conflict`` and simply requeues.
+- A failure belongs to its object (:mod:`.containment`): one service or release that cannot
+  be planned, or one record that does not decode, is set aside, reported once and retried
+  on its own backoff while the rest of the pass commits. The queue's backoff per cluster is
+  left for what fails a whole pass.
 - Reconcilers run only on the leader (:mod:`controlplane.leader`).
 """

@@ -4,6 +4,13 @@ List at revision R (paged, pinned to R), then watch from R+1; every watch batch 
 etcd revision, applied atomically to the cache before listeners hear of it, so a
 listener never sees half a transaction. On a compacted revision the cache re-lists and
 tells listeners to resync (the dispatcher then sends complete sets again).
+
+A value that does not decode must not stop the cache: the watch would replay the same
+batch forever and every cluster would freeze. Such a record is kept aside in
+``ClusterState.undecodable`` and the last value that decoded stays in the cache, so the
+dispatcher does not tell an agent to remove a container because its record was damaged;
+reconcilers hold the objects it concerns (see :mod:`.cluster_pass`) until the key is
+rewritten or deleted. Listeners hear of it as a change of kind ``"undecodable"``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,17 @@ SvcKey = tuple[str, str]  # (app, service)
 CtrKey = tuple[str, str, str]  # (app, service, container name)
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored value that is not a valid record of its kind."""
+
+    key: str  # the etcd key
+    kind: str  # node | application | service | container | release | routerstats
+    path: tuple[str, ...]  # the key below the kind: (app, service) for a service
+    error: str
+    mod_revision: int
+
+
 @dataclass
 class ClusterState:
     name: str
@@ -51,6 +69,8 @@ class ClusterState:
     # (app, release name) -> Release; node -> RouterStats
     releases: dict[tuple[str, str], pb.Release] = field(default_factory=dict)
     router_stats: dict[str, pb.RouterStats] = field(default_factory=dict)
+    # etcd key -> a record there that does not decode (its last good value, if any, stays above).
+    undecodable: dict[str, Undecodable] = field(default_factory=dict)
 
     def latest_release(self, app: str) -> pb.Release | None:
         mine = [r for (a, _), r in self.releases.items() if a == app]
@@ -82,7 +102,7 @@ class Change:
     """One resource change inside a cluster. ``old``/``new`` are None on create/delete."""
 
     cluster: str
-    kind: str  # node | application | service | container
+    kind: str  # node | application | service | container | release | routerstats | undecodable
     key: tuple[str, ...]
     old: Any
     new: Any
@@ -201,7 +221,20 @@ class Informer:
         if state is None:
             state = clusters[cluster] = ClusterState(cluster)
         cls = _KINDS[plural]
-        new: Any = None if deleted else decode(kv, cls)
+        new: Any = None
+        if deleted:
+            state.undecodable.pop(kv.key, None)
+        else:
+            try:
+                new = decode(kv, cls)
+            except Exception as e:  # any parse failure means the same thing: bad bytes
+                bad = Undecodable(kv.key, _KIND_NAME[plural], rest, f"{type(e).__name__}: {e}",
+                                  kv.mod_revision)
+                state.undecodable[kv.key] = bad
+                log.warning("record does not decode; its object is held", key=kv.key, error=bad.error,
+                            revision=kv.mod_revision)
+                return Change(cluster, "undecodable", rest, None, bad, revision)
+            state.undecodable.pop(kv.key, None)
         old: Any
         if plural == "nodes":
             old = state.nodes.pop(rest[0], None)

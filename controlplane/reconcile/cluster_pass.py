@@ -4,12 +4,19 @@ The pure planners decide *what* (:func:`plan_node`, :func:`plan_service`), the s
 decides *where* (:class:`ClusterView`), :func:`apply_actions` gives the reference meaning
 of every action, and this module only diffs the records before and after and turns the
 difference into guarded writes. It reads nothing from etcd: the cache is the input.
+
+A failure belongs to its object (:mod:`.containment`): planning one service runs inside a
+savepoint, and one of :data:`PLAN_ERRORS` undoes that service's writes, puts the message
+in its status, and leaves the rest of the pass alone. An object whose record does not
+decode (or a service whose container record does not) is *held*: not planned at all,
+since planning it from the last good copy would fight whatever is really stored, and
+planning it as absent would retire its containers.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -18,6 +25,7 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import new_event
 from controlplane.planner import (
     Counts,
+    PlanError,
     SetDesired,
     SetNodeState,
     apply_actions,
@@ -26,7 +34,17 @@ from controlplane.planner import (
     plan_service,
 )
 from controlplane.reconcile.cache import ClusterState, CtrKey, SvcKey
+from controlplane.reconcile.containment import (
+    PLAN_ERRORS,
+    ClusterFailures,
+    Failed,
+    Held,
+    ObjKey,
+    service_fingerprint,
+    undecodable_message,
+)
 from controlplane.reconcile.writes import Writes
+from controlplane.release import TERMINAL
 from controlplane.scheduler import ClusterView, ServiceRef
 from controlplane.store import keys
 
@@ -48,6 +66,8 @@ class ClusterPass:
         *,
         heartbeat_period: timedelta,
         down_grace: timedelta,
+        failures: ClusterFailures | None = None,
+        mono_now: float = 0.0,
     ) -> None:
         self.state = state
         self.cluster = state.name
@@ -65,6 +85,14 @@ class ClusterPass:
         self.view = ClusterView(state.nodes.values(), state.containers.values())
         self.by_id = {c.meta.id: k for k, c in state.containers.items()}
         self.status_by_service: dict[SvcKey, pb.ServiceStatus] = {}
+        # Containment: what failed in this pass, what was planned, what is held.
+        self.failures = failures if failures is not None else ClusterFailures()
+        self.mono_now = mono_now
+        self.failed: dict[ObjKey, Failed] = {}
+        self.succeeded: set[ObjKey] = set()
+        self.reported_undecodable: set[tuple[str, int]] = set()
+        self._overlay_journal: list[tuple[CtrKey, bool, pb.Container | None, bool]] | None = None
+        self.held = Held.of(state)
 
     # ------------------------------------------------------------------ helpers
     def container(self, key: CtrKey) -> pb.Container | None:
@@ -82,15 +110,26 @@ class ClusterPass:
                 out.append(c)
         return out
 
+    def _remember_overlay(self, key: CtrKey) -> None:
+        if self._overlay_journal is not None:
+            svc = self.overlay_by_service.get((key[0], key[1]), set())
+            self._overlay_journal.append((key, key in self.overlay, self.overlay.get(key), key in svc))
+
     def _put_container(self, key: CtrKey, c: pb.Container) -> None:
+        if keys.container(self.cluster, *key) in self.state.undecodable:
+            return  # held: a write guarded by the last good copy could only conflict
         orig = self.state.containers.get(key)
+        self._remember_overlay(key)
         self.overlay[key] = c
         self.overlay_by_service.setdefault((key[0], key[1]), set()).add(key)
         self._target.put(keys.container(self.cluster, *key), c,
                          orig.meta.resource_version if orig else 0, "container", key[2])
 
     def _delete_container(self, key: CtrKey) -> None:
+        if keys.container(self.cluster, *key) in self.state.undecodable:
+            return
         orig = self.state.containers.get(key)
+        self._remember_overlay(key)
         self.overlay[key] = None
         if orig is not None:
             self._target.delete(keys.container(self.cluster, *key), orig.meta.resource_version,
@@ -99,9 +138,78 @@ class ClusterPass:
     def event(self, kind: str, obj: str, reason: str, message: str, warning: bool = False) -> None:
         self.writes.event(*new_event(self.cluster, kind, obj, reason, message, warning=warning))
 
+    # ------------------------------------------------------------------ containment
+    def contained(self, obj: ObjKey, fingerprint: Callable[[], bytes], plan: Callable[[], None],
+                  *extra: Writes) -> str | None:
+        """Run ``plan`` for one object; on a planning error undo its writes and return why.
+
+        ``extra`` are other write sets the object's planning may add to (a release's own
+        transaction). The scheduler view needs no undo: it raises before it places anything.
+        """
+        marks = [(w, w.savepoint()) for w in (self.writes, *extra)]
+        self._overlay_journal = []
+        try:
+            plan()
+        except PLAN_ERRORS as e:
+            for w, mark in marks:
+                w.rollback(mark)
+            for key, had, value, in_svc in reversed(self._overlay_journal):
+                if had:
+                    self.overlay[key] = value
+                else:
+                    self.overlay.pop(key, None)
+                if not in_svc:
+                    self.overlay_by_service.get((key[0], key[1]), set()).discard(key)
+            message = f"cannot plan: {e}"
+            self.failed[obj] = Failed(message, fingerprint())
+            log.warning("planning failed; backing off", cluster=self.cluster, kind=obj[0],
+                        object=f"{obj[1]}/{obj[2]}", error=message,
+                        attempt=self.failures.attempts(obj) + 1)
+            return message
+        finally:
+            self._overlay_journal = None
+        self.succeeded.add(obj)
+        return None
+
+    def report(self, obj: ObjKey, message: str, stored_message: str | None) -> bool:
+        """Write a warning event for a failure unless it was already reported; True if written."""
+        if stored_message == message or self.failures.was_reported(obj, message):
+            return False
+        self.event(obj[0], f"{obj[1]}/{obj[2]}", "PlanFailed", message, warning=True)
+        return True
+
+    def report_undecodable(self) -> None:
+        """One warning event per record that does not decode (per stored version of it)."""
+        for key, bad in sorted(self.state.undecodable.items()):
+            if not self.failures.undecodable_reported(key, bad.mod_revision):
+                self.event(bad.kind, "/".join(bad.path), "Undecodable", undecodable_message(bad),
+                           warning=True)
+                self.reported_undecodable.add((key, bad.mod_revision))
+
+    def record_outcome(self) -> None:
+        """Once the pass has committed: failures back off, successes and reports are remembered."""
+        self.failures.record(
+            self.mono_now, failed=self.failed, succeeded=self.succeeded,
+            undecodable=self.reported_undecodable,
+            live_undecodable={(k, bad.mod_revision) for k, bad in self.state.undecodable.items()},
+            active_releases={("release", app, r.meta.name) for app in self.state.apps
+                             if (r := self.state.latest_release(app)) is not None
+                             and r.status.phase not in TERMINAL},
+        )
+
+    def service_blocked(self, app: str, svc: str) -> bool:
+        """Held (a record does not decode) or waiting out its backoff."""
+        if app in self.held.apps or (app, svc) in self.held.services:
+            return True
+        obj: ObjKey = ("service", app, svc)
+        return self.failures.failing(obj) and self.failures.blocked(
+            obj, service_fingerprint(self.state, app, svc), self.mono_now)
+
     # ------------------------------------------------------------------ nodes
     def plan_nodes(self) -> None:
         for name, node in sorted(self.state.nodes.items()):
+            if name in self.held.nodes:
+                continue
             as_planned = pb.Node()
             as_planned.CopyFrom(node)
             as_planned.meta.id = name  # containers name their node by name
@@ -134,7 +242,10 @@ class ClusterPass:
             other = self.state.services.get((app, d.service))
             if other is None:
                 continue
-            desired = self._desired(other)
+            try:
+                desired = self._desired(other)
+            except PLAN_ERRORS as e:
+                raise PlanError(f"depends_on {d.service}: {e}") from e
             deps[d.service] = count(self.containers_of(app, d.service), desired, other.spec)
         return deps
 
@@ -144,6 +255,24 @@ class ClusterPass:
         return service.spec.replicas
 
     def plan_service(self, app_name: str, svc_name: str) -> None:
+        """Plan one service, contained: a planning error is this service's alone."""
+        if self.service_blocked(app_name, svc_name):
+            return
+        obj: ObjKey = ("service", app_name, svc_name)
+        message = self.contained(obj, lambda: service_fingerprint(self.state, app_name, svc_name),
+                                 lambda: self._plan_service(app_name, svc_name))
+        if message is None:
+            return
+        service = self.state.services.get((app_name, svc_name))
+        self.report(obj, message, service.status.message if service is not None else None)
+        if service is not None and service.status.message != message:
+            status = pb.ServiceStatus()
+            status.CopyFrom(service.status)
+            status.message = message
+            self.status_by_service[(app_name, svc_name)] = status
+            self._write_service_status(app_name, svc_name, service, status)
+
+    def _plan_service(self, app_name: str, svc_name: str) -> None:
         app = self.state.apps.get(app_name)
         service = self.state.services.get((app_name, svc_name))
         records = self.containers_of(app_name, svc_name)
@@ -161,9 +290,6 @@ class ClusterPass:
             global_nodes = [n.meta.name for n in self.view.eligible_nodes(spec)[0]]
         plan = plan_service(app, service, records, self.state.nodes, self._deps(app_name, service),
                             self.now, global_nodes=global_nodes, service_deleted=deleted)
-        if plan.requeue_after is not None:
-            self.requeue.append(plan.requeue_after)
-            self.service_requeue[(app_name, svc_name)] = plan.requeue_after
         after = apply_actions(records, plan.actions, service, self.now, new_id=lambda _: uuid.uuid4().hex)
         unplaced = self._diff(app_name, svc_name, service, records, after,
                               keep_volumes=app.meta.labels.get(KEEP_VOLUMES) == "true")
@@ -171,6 +297,10 @@ class ClusterPass:
         status.CopyFrom(plan.status)
         if unplaced:
             status.message += f"; {len(unplaced)} unplaced: {sorted(set(unplaced.values()))[0]}"
+        # Only now, when nothing can raise any more: a failed service leaves no trace.
+        if plan.requeue_after is not None:
+            self.requeue.append(plan.requeue_after)
+            self.service_requeue[(app_name, svc_name)] = plan.requeue_after
         self.status_by_service[(app_name, svc_name)] = status
         if not deleted:
             self._write_service_status(app_name, svc_name, service, status)
@@ -271,53 +401,6 @@ class ClusterPass:
         updated.status.CopyFrom(status)
         self.writes.put(keys.service(self.cluster, app, svc), updated, service.meta.resource_version,
                         "service", svc)
-
-    # ------------------------------------------------------------------ applications
-    def finish_apps(self, apps: Iterable[str]) -> None:
-        for name in sorted(set(apps)):
-            app = self.state.apps.get(name)
-            if app is None:
-                continue
-            services = [k for k in self.state.services if k[0] == name]
-            remaining = [k for k in services
-                         if keys.service(self.cluster, *k) not in self.writes.deleted_keys()]
-            has_containers = any(self.containers_of(name, s) for (_, s) in services) or any(
-                k[0] == name and self.container(k) is not None for k in self.state.containers)
-            if name in self.skip_app_status:
-                continue
-            if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
-                if not remaining and not has_containers:
-                    self.writes.delete(keys.app(self.cluster, name), app.meta.resource_version,
-                                       "application", name)
-                    self.event("application", name, "Deleted", f"application {name} deleted")
-                continue
-            self._write_app_status(app, services)
-
-    def _write_app_status(self, app: pb.Application, services: list[SvcKey]) -> None:
-        status = pb.ApplicationStatus()
-        status.CopyFrom(app.status)
-        desired = running = healthy = 0
-        for k in services:
-            st = self.status_by_service.get(k) or self.state.services[k].status
-            desired += st.desired
-            running += st.running
-            healthy += st.healthy
-        status.services = len(services)
-        status.containers_desired, status.containers_running = desired, running
-        status.containers_healthy = healthy
-        if app.spec.desired_state == pb.DESIRED_STATE_STOPPED:
-            status.phase = "Stopped"
-        elif healthy >= desired and running >= desired:
-            status.phase = "Running"
-        else:
-            status.phase = "Deploying"
-        if status != app.status:
-            updated = pb.Application()
-            updated.CopyFrom(app)
-            updated.status.CopyFrom(status)
-            self.writes.put(keys.app(self.cluster, app.meta.name), updated, app.meta.resource_version,
-                            "application", app.meta.name)
-
 
 def _synthetic_service(cluster: str, app: str, name: str, records: list[pb.Container]) -> pb.Service:
     """A stand-in for a service that left the template, so its containers can be retired."""

@@ -5,6 +5,10 @@ its application, whose ``depends_on`` gates may have opened); a scheduling-relev
 change dirties the whole cluster. The cluster key is queued; the pass then plans every
 dirty service against one scheduler snapshot. Heartbeat-only node changes are ignored
 here: node deadlines come back through ``requeue_after``.
+
+The work queue's backoff is for what fails a whole pass (etcd unreachable). A failure
+while planning one service or release belongs to that object (:mod:`.containment`): the
+pass goes on, the object backs off on its own, and the cluster is requeued for its retry.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import structlog
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_update import TERMINAL
-from controlplane.reconcile.cache import Change, Informer, SvcKey
+from controlplane.reconcile.app_status import finish_apps
+from controlplane.reconcile.cache import Change, ClusterState, Informer, SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
+from controlplane.reconcile.containment import ClusterFailures
 from controlplane.reconcile.queue import Result, WorkQueue
 from controlplane.reconcile.release_pass import plan_releases
 from controlplane.reconcile.writes import Writes
@@ -66,6 +72,8 @@ class Orchestrator:
         self._not_before: dict[str, float] = {}
         # Services that asked to be planned again at a time (restart delays).
         self._due: dict[str, dict[SvcKey, float]] = defaultdict(dict)
+        # Objects whose planning failed, per cluster: their own backoff (containment).
+        self._failures: dict[str, ClusterFailures] = defaultdict(ClusterFailures)
         informer.subscribe(self._on_changes, self._on_resync)
         self.last_pass_seconds = 0.0
 
@@ -89,6 +97,9 @@ class Orchestrator:
             return
         touched: set[str] = set()
         for ch in changes:
+            if ch.kind == "undecodable":
+                touched.add(ch.cluster)  # the pass reports it and holds its object
+                continue
             if ch.kind == "node":
                 if _node_relevant(ch.old, ch.new):
                     self._all.add(ch.cluster)
@@ -145,20 +156,10 @@ class Orchestrator:
             del due[key]
         if full:
             dirty |= set(state.services) | {k for k in state.by_service if state.by_service[k]}
-        p = ClusterPass(state, datetime.now(UTC), heartbeat_period=self.heartbeat_period,
-                        down_grace=self.down_grace)
-        p.plan_nodes()
-        release_writes = Writes()
-        for app in plan_releases(p, release_writes):
-            dirty.update(k for k in state.services if k[0] == app)
-            if release_writes.has(keys.app(cluster, app)):
-                p.skip_app_status.add(app)
-        for app, svc in sorted(dirty):
-            p.plan_service(app, svc)
-            # A big pass is CPU work: let the dispatcher, heartbeats and the leader lease
-            # keepalive run between services instead of stalling for the whole pass.
-            await asyncio.sleep(0)
-        p.finish_apps({a for a, _ in dirty} | (set(state.apps) if full else set()))
+        failures = self._failures[cluster]
+        p, release_writes = await plan_pass(
+            state, dirty, full, failures=failures, now=datetime.now(UTC), mono_now=now_mono,
+            heartbeat_period=self.heartbeat_period, down_grace=self.down_grace)
         try:
             written = await release_writes.commit(self.etcd)
             written += await p.writes.commit(self.etcd)
@@ -174,6 +175,7 @@ class Orchestrator:
             self._dirty[cluster] |= dirty
             log.debug("pass had conflicts; replanning", cluster=cluster, chunks=p.writes.conflicts)
             return Result(requeue_after=0.05)
+        p.record_outcome()
         for key, after in p.service_requeue.items():
             due[key] = min(due.get(key, float("inf")), time.monotonic() + after)
         self.last_pass_seconds = time.perf_counter() - t0
@@ -181,5 +183,43 @@ class Orchestrator:
         if written:
             log.debug("pass", cluster=cluster, services=len(dirty), writes=written,
                       seconds=round(self.last_pass_seconds, 3))
-        requeue = min([*p.requeue, RESYNC_PERIOD])
+        retry = failures.next_retry(time.monotonic())
+        requeue = min([*p.requeue, RESYNC_PERIOD, *([retry] if retry is not None else [])])
         return Result(requeue_after=max(requeue, 0.05))
+
+
+async def plan_pass(
+    state: ClusterState,
+    dirty: set[SvcKey],
+    full: bool,
+    *,
+    failures: ClusterFailures,
+    now: datetime,
+    mono_now: float,
+    heartbeat_period: timedelta,
+    down_grace: timedelta,
+) -> tuple[ClusterPass, Writes]:
+    """Plan one pass over ``state`` (no I/O): nodes, releases, then the dirty services.
+
+    ``dirty`` is extended in place with the services the pass planned (those of touched
+    releases, and failed ones whose backoff is over). Returns the pass, whose ``writes``
+    hold the service and node writes, and the releases' own writes.
+    """
+    cluster = state.name
+    dirty |= failures.due("service", mono_now)
+    p = ClusterPass(state, now, heartbeat_period=heartbeat_period, down_grace=down_grace,
+                    failures=failures, mono_now=mono_now)
+    p.report_undecodable()
+    p.plan_nodes()
+    release_writes = Writes()
+    for app in plan_releases(p, release_writes):
+        dirty.update(k for k in state.services if k[0] == app)
+        if release_writes.has(keys.app(cluster, app)):
+            p.skip_app_status.add(app)
+    for app, svc in sorted(dirty):
+        p.plan_service(app, svc)
+        # A big pass is CPU work: let the dispatcher, heartbeats and the leader lease
+        # keepalive run between services instead of stalling for the whole pass.
+        await asyncio.sleep(0)
+    finish_apps(p, {a for a, _ in dirty} | (set(state.apps) if full else set()))
+    return p, release_writes

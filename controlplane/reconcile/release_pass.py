@@ -4,16 +4,23 @@ A release's status, the containers it creates or retires and (on rollback) the r
 services go into one etcd transaction, so a crash can never leave a release that believes
 it moved traffic or retired containers that it did not. The planner is pure
 (:mod:`controlplane.release`); this module maps its actions to records.
+
+Each release is planned inside a savepoint (:meth:`ClusterPass.contained`): a release whose
+planning raises is undone alone, its status carries the message, and it backs off on its
+own while other applications' releases go on. An application with a record that does not
+decode has its releases held.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import CreateContainer, SetDesired, apply_actions
 from controlplane.reconcile.cluster_pass import ClusterPass
+from controlplane.reconcile.containment import ObjKey, release_fingerprint
 from controlplane.reconcile.writes import Writes
 from controlplane.release import TERMINAL, Retire, plan_release, release_stats
 from controlplane.routing import routing_table
@@ -51,29 +58,54 @@ def plan_releases(p: ClusterPass, writes: Writes) -> set[str]:
     touched = set()
     for release in active:
         app_name = release.application
-        app = state.apps[app_name]
-        services = {s: svc for (a, s), svc in state.services.items() if a == app_name}
-        containers = {s: p.containers_of(app_name, s) for s in services}
-        all_containers = [c for cs in containers.values() for c in cs]
-        stats = release_stats(release, all_containers, state.router_stats.values())
-        plan = plan_release(release, app, services, containers, stats, applied, p.now)
-        if plan.requeue_after is not None:
-            p.requeue.append(plan.requeue_after)
-        _apply(p, writes, release, services, plan.actions)
-        if plan.revert:
-            _revert(p, writes, release, app, services)
-        if plan.status != release.status:
-            updated = pb.Release()
-            updated.CopyFrom(release)
-            updated.status.CopyFrom(plan.status)
-            writes.put(keys.release(p.cluster, app_name, release.number), updated,
-                       release.meta.resource_version, "release", release.meta.name)
-            if plan.status.phase != release.status.phase:
-                p.event("release", f"{app_name}/{release.meta.name}", "Phase",
-                        plan.status.history[-1] if plan.status.history else plan.status.message,
-                        warning=plan.status.phase in (pb.RELEASE_PHASE_ROLLING_BACK, pb.RELEASE_PHASE_FAILED))
+        if app_name in p.held.releases or app_name in p.held.apps:
+            continue
+        obj: ObjKey = ("release", app_name, release.meta.name)
+        if p.failures.failing(obj) and p.failures.blocked(obj, release_fingerprint(release), p.mono_now):
+            continue
+        message = p.contained(obj, functools.partial(release_fingerprint, release),
+                              functools.partial(_plan_one, p, writes, release, applied), writes)
+        if message is not None:
+            _report(p, writes, obj, release, message)
+            continue
         touched.add(app_name)
     return touched
+
+
+def _report(p: ClusterPass, writes: Writes, obj: ObjKey, release: pb.Release, message: str) -> None:
+    p.report(obj, message, release.status.message)
+    if release.status.message != message:
+        updated = pb.Release()
+        updated.CopyFrom(release)
+        updated.status.message = message
+        writes.put(keys.release(p.cluster, release.application, release.number), updated,
+                   release.meta.resource_version, "release", release.meta.name)
+
+
+def _plan_one(p: ClusterPass, writes: Writes, release: pb.Release, applied: bool) -> None:
+    state = p.state
+    app_name = release.application
+    app = state.apps[app_name]
+    services = {s: svc for (a, s), svc in state.services.items() if a == app_name}
+    containers = {s: p.containers_of(app_name, s) for s in services}
+    all_containers = [c for cs in containers.values() for c in cs]
+    stats = release_stats(release, all_containers, state.router_stats.values())
+    plan = plan_release(release, app, services, containers, stats, applied, p.now)
+    _apply(p, writes, release, services, plan.actions)
+    if plan.revert:
+        _revert(p, writes, release, app, services)
+    if plan.status != release.status:
+        updated = pb.Release()
+        updated.CopyFrom(release)
+        updated.status.CopyFrom(plan.status)
+        writes.put(keys.release(p.cluster, app_name, release.number), updated,
+                   release.meta.resource_version, "release", release.meta.name)
+        if plan.status.phase != release.status.phase:
+            p.event("release", f"{app_name}/{release.meta.name}", "Phase",
+                    plan.status.history[-1] if plan.status.history else plan.status.message,
+                    warning=plan.status.phase in (pb.RELEASE_PHASE_ROLLING_BACK, pb.RELEASE_PHASE_FAILED))
+    if plan.requeue_after is not None:
+        p.requeue.append(plan.requeue_after)
 
 
 def _apply(

@@ -6,6 +6,10 @@ pass fails with ``Conflict`` and is retried with backoff once the cache has caug
 optimistic concurrency, never a lost update. Writes are split into transactions of at
 most ``MAX_OPS`` keys because etcd refuses larger ones (``--max-txn-ops``, 128 by
 default); each chunk is consistent on its own and the next pass finishes the rest.
+
+A savepoint (:meth:`Writes.savepoint`, :meth:`Writes.rollback`) undoes what one object's
+planning added when that planning fails halfway, so a failure belongs to its object: the
+writes of the other objects in the pass still commit.
 """
 
 from __future__ import annotations
@@ -38,19 +42,46 @@ class Writes:
         # counted) while the other chunks still commit; the caller replans.
         self.tolerate_conflicts = tolerate_conflicts
         self.conflicts = 0
+        # (key, the write it replaced): what a rollback restores, newest last.
+        self._journal: list[tuple[str, _Write | None]] = []
 
     def __len__(self) -> int:
         return len(self._writes) + len(self._extra)
 
+    def savepoint(self) -> tuple[int, int]:
+        """A mark that :meth:`rollback` returns to."""
+        return len(self._journal), len(self._extra)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Forget every write and event added since ``mark``."""
+        journal_len, extra_len = mark
+        while len(self._journal) > journal_len:
+            key, prior = self._journal.pop()
+            if prior is None:
+                self._writes.pop(key, None)
+            else:
+                self._writes[key] = prior
+        del self._extra[extra_len:]
+
+    def pending(self) -> list[tuple[str, Message | None, int]]:
+        """(key, value or None for a delete, guard revision) of every write not yet committed."""
+        return [(w.key, w.value, w.revision) for w in self._writes.values()]
+
+    def events(self) -> list[Message]:
+        """The unguarded puts (events) not yet committed."""
+        return [value for _, value in self._extra]
+
     def put(self, key: str, value: Message, revision: int, kind: str, name: str) -> None:
         """Create (revision 0) or update (revision = the one read) ``key``."""
         prior = self._writes.get(key)
+        self._journal.append((key, prior))
         if prior is not None:
             revision = prior.revision  # a second write in one pass keeps the first guard
         self._writes[key] = _Write(key, value, revision, kind, name)
 
     def delete(self, key: str, revision: int, kind: str, name: str) -> None:
         prior = self._writes.get(key)
+        self._journal.append((key, prior))
         if prior is not None and prior.revision == 0 and prior.value is not None:
             del self._writes[key]  # created and deleted in the same pass: nothing to do
             return
@@ -94,4 +125,5 @@ class Writes:
             committed += len(chunk)
         self._writes.clear()
         self._extra.clear()
+        self._journal.clear()
         return committed
