@@ -276,7 +276,9 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         else:
             txn.require_revision(keys.app(cluster, name), "application", name, rv)
             txn.require_empty(keys.containers(cluster, name), "containers", f"application {name!r}")
-            txn.delete(keys.app(cluster, name)).delete_prefix(keys.services(cluster, name))
+            txn.delete(keys.app(cluster, name))
+            for prefix in keys.owned_by_app(cluster, name):
+                txn.delete_prefix(prefix)
             record_event(txn, cluster, "application", name, "Deleted", f"application {name} deleted")
         await txn.commit(self.etcd)
         return api_pb2.DeleteApplicationResponse()

@@ -288,7 +288,7 @@ class ClusterPass:
             if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
                 if not remaining and not has_containers:
                     self.writes.delete(keys.app(self.cluster, name), app.meta.resource_version,
-                                       "application", name)
+                                       "application", name, with_prefixes=keys.owned_by_app(self.cluster, name))
                     self.event("application", name, "Deleted", f"application {name} deleted")
                 continue
             self._write_app_status(app, services)

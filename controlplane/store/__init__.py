@@ -25,6 +25,9 @@ Why this shape:
   of an app" and "all containers of a service" are prefix range reads, not scans.
 - Cluster objects sit outside the subtree so that listing clusters is a range read
   over small values only.
+- Removing an application removes every key keyed by it in one transaction with its own key
+  (:func:`keys.owned_by_app`: services, releases, revision snapshots); its containers are
+  gone first. Events are keyed by time and outlive it until they are pruned.
 - ``resource_version`` is the key's etcd ``mod_revision``; it is not stored in the value
   but filled in on read, so it can never disagree with etcd.
 
