@@ -43,6 +43,7 @@ from controlplane.store.errors import (
     NotFound,
     StoreError,
     StoreUnavailable,
+    TooLarge,
 )
 
 __all__ = [
@@ -53,4 +54,5 @@ __all__ = [
     "NotFound",
     "StoreError",
     "StoreUnavailable",
+    "TooLarge",
 ]
