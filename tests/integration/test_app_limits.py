@@ -9,6 +9,7 @@ nothing written; the template is stored once per write, so a 1 MiB template fits
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import grpc
 import pytest
 from aetcd import rpc
 
-from ccs.v1 import api_pb2
+from ccs.v1 import api_pb2, api_pb2_grpc
 from controlplane.store import TooLarge, keys
 from controlplane.store.etcd import Etcd
 from tests.conftest import free_port, start_server
@@ -169,6 +170,31 @@ async def test_a_1_mib_template_deploys_updates_and_rolls_back(
     services = {s.meta.name: s for s in (await api.apps.GetApplication(
         api_pb2.GetApplicationRequest(cluster=unique, name="shop"), metadata=api.metadata)).services}
     assert services["web"].spec.image == "local/webapp:v1"
+
+
+async def test_a_release_rolled_back_restores_a_1_mib_template(
+    api: Stubs, store: Etcd, unique: str
+) -> None:
+    """The release reconciler's revert writes the application and a snapshot: both point at
+    the revision holding the template instead of carrying it (twice would not fit)."""
+    await make_cluster(api, unique)
+    v1, v2 = big_template("v1"), big_template("v2")
+    await deploy(api, unique, template=v1)
+    req = api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", template=v2, strategy="blue-green")
+    await api.apps.UpdateApplication(req, metadata=api.metadata)  # no node: it waits for the new side
+    await api_pb2_grpc.ReleaseServiceStub(api.channel).RollbackRelease(
+        api_pb2.ReleaseActionRequest(cluster=unique, application="shop"), metadata=api.metadata)
+    for _ in range(1200):
+        got = await api.apps.GetApplication(api_pb2.GetApplicationRequest(cluster=unique, name="shop"),
+                                            metadata=api.metadata)
+        if got.application.revision == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert (got.application.revision, got.application.spec.template) == (3, v1)
+    revisions = await api.apps.ListRevisions(api_pb2.ListRevisionsRequest(cluster=unique, name="shop"),
+                                             metadata=api.metadata)
+    assert [r.spec.template for r in revisions.revisions] == [v1, v2, v1]
+    assert "automatic rollback" in revisions.revisions[-1].note
 
 
 async def test_an_application_too_large_to_store_names_the_byte_limit(
