@@ -16,6 +16,7 @@ Records written before ``template_revision`` existed hold their template inline
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from ccs.v1 import resources_pb2 as pb
@@ -84,3 +85,35 @@ async def resolve_all(etcd: Etcd, cluster: str, app: str, revisions: Iterable[pb
                 _fill(r.spec, holder)
             else:
                 await resolve(etcd, cluster, app, r.spec)
+
+
+class TemplateCache:
+    """Templates already read, so a GetApplication served from the watch cache stays free of
+    etcd round trips. A snapshot never changes, and the key includes the application's
+    ``meta.id`` (new for a re-created application of the same name), so an entry is never
+    stale. Bounded by bytes, least recently used first out.
+    """
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._entries: OrderedDict[tuple[str, str, int], pb.ApplicationSpec] = OrderedDict()
+
+    async def resolve(self, etcd: Etcd, cluster: str, app: pb.Application) -> None:
+        """Fill in ``app.spec``'s template and files, in place."""
+        spec = app.spec
+        if not needs_template(spec):
+            return
+        key = (cluster, app.meta.id, spec.template_revision)
+        held = self._entries.get(key)
+        if held is None:
+            held = pb.ApplicationSpec(template_revision=spec.template_revision)
+            await resolve(etcd, cluster, app.meta.name, held)
+            self._entries[key] = held
+            self._bytes += held.ByteSize()
+            while self._bytes > self.max_bytes and len(self._entries) > 1:
+                _, old = self._entries.popitem(last=False)
+                self._bytes -= old.ByteSize()
+        else:
+            self._entries.move_to_end(key)
+        _fill(spec, held)

@@ -9,7 +9,7 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.app_specs import resolve, resolve_all, same_template, stored_app
+from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
 from controlplane.api.app_update import ReleaseOptions, apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import (
     MAX_REPLICAS,
@@ -73,6 +73,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     def __init__(self, etcd: Etcd, informer: Informer | None = None) -> None:
         self.etcd = etcd
         self.cache = CacheReader(etcd, informer)
+        self.templates = TemplateCache()
 
     async def _get(self, cluster: str, name: str) -> pb.Application:
         return await reads.get(self.etcd, keys.app(cluster, name), pb.Application, "application", name)
@@ -136,10 +137,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
                 raise NotFound("application", name)
             mine = [svc for (a, _), svc in sorted(state.services.items()) if a == name]
             answer = api_pb2.GetApplicationResponse(application=cached, services=mine)  # a copy
-            await resolve(self.etcd, cluster, name, answer.application.spec)
+            await self.templates.resolve(self.etcd, cluster, answer.application)
             return answer
         app = await self._get(cluster, name)
-        await resolve(self.etcd, cluster, name, app.spec)
+        await self.templates.resolve(self.etcd, cluster, app)
         services, _ = await reads.list_all(self.etcd, keys.services(cluster, name), pb.Service)
         return api_pb2.GetApplicationResponse(application=app, services=services)
 
@@ -176,7 +177,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
             raise FailedPrecondition(f"application {name!r} is being deleted")
         rv = request.resource_version or app.meta.resource_version
-        await resolve(self.etcd, cluster, name, app.spec)
+        await self.templates.resolve(self.etcd, cluster, app)
         old_spec = pb.ApplicationSpec()
         old_spec.CopyFrom(app.spec)
         if request.template:
@@ -309,7 +310,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
             raise FailedPrecondition(f"application {name!r} is being deleted")
         if app.spec.desired_state == state:
-            await resolve(self.etcd, cluster, name, app.spec)
+            await self.templates.resolve(self.etcd, cluster, app)
             return app
         app.spec.desired_state = state
         app.status.phase = "Running" if state == pb.DESIRED_STATE_RUNNING else "Stopped"
@@ -317,7 +318,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         txn = Txn().update(keys.app(cluster, name), app, "application", name, app.meta.resource_version)
         record_event(txn, cluster, "application", name, reason, f"application {name} {reason.lower()}")
         app.meta.resource_version = await txn.commit(self.etcd)
-        await resolve(self.etcd, cluster, name, app.spec)
+        await self.templates.resolve(self.etcd, cluster, app)
         return app
 
     async def StartApplication(

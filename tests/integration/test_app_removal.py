@@ -14,8 +14,10 @@ import grpc
 import pytest
 
 from ccs.v1 import api_pb2, api_pb2_grpc
+from controlplane.reconcile.writes import Writes
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
 from tests.integration.grpc_helpers import Stubs, stubs
 from tests.integration.test_api import TEMPLATE, deploy, make_cluster
 
@@ -101,3 +103,23 @@ async def test_rm_returns_the_cluster_to_its_keys_before_the_app(
     revisions = await api.apps.ListRevisions(
         api_pb2.ListRevisionsRequest(cluster=unique, name="shop"), metadata=api.metadata)
     assert [r.revision for r in revisions.revisions] == [1]
+
+
+async def test_deletes_with_prefixes_are_chunked_by_their_operations(store: Etcd, unique: str) -> None:
+    """A reconcile pass that finishes many deletes counts each one's prefix deletes against
+    etcd's per-transaction limit (60 deletes x 4 operations would be 240 in one)."""
+    base = f"/ccs/writes-test/{unique}/"
+    keys_to_put: list[str] = []
+    writes = Writes()
+    for i in range(60):
+        prefixes = tuple(f"{base}{kind}/a{i}/" for kind in ("services", "releases", "revisions"))
+        keys_to_put += [f"{base}apps/a{i}", *(p + "k" for p in prefixes)]
+        writes.delete(f"{base}apps/a{i}", 0, "application", f"a{i}", with_prefixes=prefixes)
+    for start in range(0, len(keys_to_put), 100):
+        setup = Txn()
+        for key in keys_to_put[start:start + 100]:
+            setup.put(key, b"x")
+        await setup.commit(store)
+    assert await store.count(base) == 240
+    assert await writes.commit(store) == 60
+    assert await store.count(base) == 0
