@@ -54,8 +54,10 @@ async def store(etcd: Any) -> AsyncIterator[Etcd]:
 
 
 async def app_keys(store: Etcd, cluster: str) -> list[str]:
+    """The keys API writes make (the reconciler adds containers and events on its own)."""
     res = await store.range(keys.subtree(cluster), keys_only=True)
-    return [kv.key for kv in res.kvs if "/events/" not in kv.key and not kv.key.endswith("/jointoken")]
+    skip = ("/events/", "/containers/")
+    return [kv.key for kv in res.kvs if not any(p in kv.key for p in skip) and not kv.key.endswith("/jointoken")]
 
 
 # ---------------------------------------------------------------- operations per transaction
@@ -69,6 +71,29 @@ async def test_500_services_on_a_default_etcd_are_refused_naming_the_limit(
         assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
         assert msg.startswith("services: 500 services") and "at most 128 (--max-txn-ops)" in msg, msg
     assert await app_keys(store, unique) == []  # nothing written
+
+
+async def test_an_update_counts_the_services_it_adds_and_removes(
+    api: Stubs, store: Etcd, unique: str
+) -> None:
+    """100 services renamed: 100 deletes and 100 creates do not fit 128; nothing changes."""
+    await make_cluster(api, unique)
+    await deploy(api, unique, template=many_services(100))
+    before = await app_keys(store, unique)
+    renamed = many_services(100).replace("  s", "  t")
+    for dry_run in (True, False):
+        code, msg = await code_of(api.apps.UpdateApplication(
+            api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", template=renamed, dry_run=dry_run),
+            metadata=api.metadata))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
+        assert msg.startswith("services: 100 services") and "(--max-txn-ops)" in msg, msg
+    assert await app_keys(store, unique) == before
+
+
+async def test_an_explicit_empty_application_name_is_invalid(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    code, msg = await code_of(deploy(api, unique, name=""))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("name:"), msg
 
 
 def test_500_services_cli_exit_4_not_cannot_reach_server(ccs_server: Any, unique: str, tmp_path: Path) -> None:
