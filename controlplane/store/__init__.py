@@ -9,7 +9,9 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/c/{cluster}/containers/{app}/{service}/{name}    Container
     /ccs/c/{cluster}/events/{sortable id}                 Event (pruned after an hour)
     /ccs/c/{cluster}/releases/{app}/r{NNNNNN}             Release
-    /ccs/c/{cluster}/revisions/{app}/{NNNNNNNNNN}         ApplicationRevision (for rollback)
+    /ccs/c/{cluster}/revisions/{app}/{NNNNNNNNNN}         ApplicationRevision (for rollback; the one
+                                                          place a template is stored, see
+                                                          controlplane.api.app_specs)
     /ccs/c/{cluster}/routerstats/{node}                   RouterStats (from the node's agent)
     /ccs/c/{cluster}/nodecred/{node}                      digest of the node's credential
     /ccs/c/{cluster}/jointoken                            join token digest (node agents)
