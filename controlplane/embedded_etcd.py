@@ -19,6 +19,13 @@ import structlog
 
 log = structlog.get_logger("ccs.etcd")
 
+# etcd's default of 128 operations per transaction caps an application at about 125
+# services (the API writes an application and all its services in one transaction). The
+# limit guards etcd's apply loop; a request stays bounded by --max-request-bytes anyway,
+# so the etcd we run ourselves allows more. An external etcd keeps its own setting
+# (ccs-server --etcd-max-txn-ops).
+EMBEDDED_MAX_TXN_OPS = 2048
+
 
 class EmbeddedEtcd:
     def __init__(self, data_dir: Path, client_port: int = 23790, peer_port: int = 23800) -> None:
@@ -54,6 +61,8 @@ class EmbeddedEtcd:
             "revision",
             "--auto-compaction-retention",
             "100000",
+            "--max-txn-ops",
+            str(EMBEDDED_MAX_TXN_OPS),
             "--quota-backend-bytes",
             str(4 * 1024**3),
             "--log-level",

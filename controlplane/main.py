@@ -49,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     )
     p.add_argument("--context", default="local", help="name of the context written on first start")
     p.add_argument("--embedded-etcd-port", type=int, default=23790)
+    p.add_argument("--etcd-max-txn-ops", type=int, default=128, metavar="N",
+                   help="operations the external etcd accepts in one transaction (its --max-txn-ops, "
+                   "default 128); an application's services are written in one transaction, so "
+                   "this caps services per application (the embedded etcd allows 2048)")
     p.add_argument("--etcd-wait", type=float, default=30.0,
                    help="seconds to wait for etcd at start-up before giving up")
     p.add_argument(
@@ -65,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     a = p.parse_args(argv)
+    if a.etcd_max_txn_ops < 128:
+        p.error("--etcd-max-txn-ops: must be at least 128, etcd's default (reconcilers write up to "
+                "100 keys and their events in one transaction)")
     logs.setup(a.log_level, a.log_format)
     return ServerOptions(
         listen=a.listen,
@@ -79,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         down_grace=a.down_grace,
         leader_ttl=a.leader_ttl,
         run_reconcilers=not a.no_reconcilers,
+        etcd_max_txn_ops=a.etcd_max_txn_ops,
     )
 
 

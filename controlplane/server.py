@@ -25,12 +25,12 @@ from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
-from controlplane.embedded_etcd import EmbeddedEtcd
+from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
 from controlplane.janitor import prune_events_forever
 from controlplane.leader import LeaderElector
 from controlplane.reconcile.cache import Informer
 from controlplane.reconcile.orchestrator import Orchestrator
-from controlplane.store.etcd import Etcd
+from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
 
 log = structlog.get_logger("ccs.server")
 
@@ -61,6 +61,9 @@ class ServerOptions:
     leader_ttl: int = 10
     run_reconcilers: bool = True
     etcd_wait: float = 30.0
+    # What the external etcd accepts in one transaction (its --max-txn-ops); the embedded
+    # etcd is started with EMBEDDED_MAX_TXN_OPS instead.
+    etcd_max_txn_ops: int = DEFAULT_MAX_TXN_OPS
 
 
 def _client_address(listen: str, port: int) -> str:
@@ -94,7 +97,8 @@ class Server:
             )
             await self.embedded.start()
             endpoints = [self.embedded.client_url]
-        self.etcd = Etcd(endpoints)
+        max_ops = EMBEDDED_MAX_TXN_OPS if self.embedded else opts.etcd_max_txn_ops
+        self.etcd = Etcd(endpoints, max_txn_ops=max_ops)
         await self.etcd.wait_ready(opts.etcd_wait)
         log.info("etcd ready", endpoints=self.etcd.endpoints)
 

@@ -444,7 +444,7 @@ class NetworkDef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., internal: _Optional[bool] = ...) -> None: ...
 
 class ApplicationSpec(_message.Message):
-    __slots__ = ("template", "env", "files", "version", "desired_state")
+    __slots__ = ("template", "env", "files", "version", "desired_state", "template_revision")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -464,12 +464,14 @@ class ApplicationSpec(_message.Message):
     FILES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DESIRED_STATE_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_REVISION_FIELD_NUMBER: _ClassVar[int]
     template: str
     env: _containers.ScalarMap[str, str]
     files: _containers.ScalarMap[str, str]
     version: str
     desired_state: DesiredState
-    def __init__(self, template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ...) -> None: ...
+    template_revision: int
+    def __init__(self, template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., template_revision: _Optional[int] = ...) -> None: ...
 
 class ApplicationStatus(_message.Message):
     __slots__ = ("phase", "message", "services", "containers_desired", "containers_running", "containers_healthy")

@@ -87,7 +87,10 @@ def deploy(
     ctx: typer.Context,
     file: Annotated[Path, typer.Option("-f", "--file", help="Compose file, or its directory.")],
     cluster: ClusterOpt = None,
-    name: Annotated[str | None, typer.Option("--name", help="Default: the directory name.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Default: the directory name. An empty name is refused."),
+    ] = None,
     env: EnvOpt = None,
     version: VersionOpt = "",
     label: LabelOpt = None,
@@ -105,7 +108,9 @@ def deploy(
     async def create(cl: AsyncClient) -> resources_pb2.Application:
         template, files = load_bundle(file)
         return await cl.applications.create(
-            c, name or default_app_name(file), template, env=env_map, files=files,
+            # Only an absent --name means "the directory name": an explicit "" goes to the
+            # server, which refuses it naming the field (exit 4), like any other bad name.
+            c, default_app_name(file) if name is None else name, template, env=env_map, files=files,
             version=version, labels=labels, dry_run=dry_run,
         )
 

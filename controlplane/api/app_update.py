@@ -4,6 +4,12 @@ One etcd transaction writes the application, every service change, the revision
 snapshot (for ``ccs app rollback``) and, when a running service's spec changed, a new
 Release that the release reconciler then drives. A release still in progress is marked
 superseded in the same transaction: its target becomes the starting point of the new one.
+
+The transaction must fit etcd's limits (``--max-txn-ops``, ``--max-request-bytes``): it is
+measured before anything is sent, also for a dry run, and refused with INVALID_ARGUMENT
+naming the limit. Splitting it would expose half an application (the all-or-nothing
+promise of the API), so a change too large for one transaction is refused, not chunked.
+The template travels at most once per write (see :mod:`controlplane.api.app_specs`).
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.app_specs import for_revision, stored, stored_app
 from controlplane.api.common import new_meta, now, record_event, touch
+from controlplane.api.errors import InvalidArgument
 from controlplane.compose import ParsedTemplate
-from controlplane.store import keys, reads
+from controlplane.store import TooLarge, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
@@ -71,9 +79,29 @@ def new_service(cluster: str, app: str, name: str, spec: pb.ServiceSpec, revisio
 
 def snapshot(txn: Txn, app: pb.Application, note: str) -> None:
     rev = pb.ApplicationRevision(
-        meta=new_meta(f"{app.revision}"), revision=app.revision, spec=app.spec, note=note
+        meta=new_meta(f"{app.revision}"),
+        revision=app.revision,
+        spec=for_revision(app.spec, app.revision),
+        note=note,
     )
     txn.put(keys.revision(app.cluster, app.meta.name, app.revision), rev)
+
+
+def check_fits(etcd: Etcd, txn: Txn, services: int) -> None:
+    """Refuse a write etcd would refuse for its size, naming the limit (nothing is written)."""
+    try:
+        txn.check_fits(etcd)
+    except TooLarge as e:
+        if e.what == "operations":
+            raise InvalidArgument(
+                "services",
+                f"{services} services: {e}. Each service is one key of the application's single "
+                "transaction; split the application, or raise etcd's --max-txn-ops and start "
+                "ccs-server with the same --etcd-max-txn-ops",
+            ) from e
+        raise InvalidArgument(
+            "template", f"the application with its parsed services is too large to store: {e}"
+        ) from e
 
 
 async def apply_update(
@@ -83,21 +111,24 @@ async def apply_update(
     parsed: ParsedTemplate,
     rv: int,
     options: ReleaseOptions,
+    *,
+    dry_run: bool = False,
 ) -> pb.Application:
+    """Write ``app`` (its spec whole, as the caller resolved it) and the service changes."""
     cluster, name = app.cluster, app.meta.name
     current, _ = await reads.list_all(etcd, keys.services(cluster, name), pb.Service)
     by_name = {s.meta.name: s for s in current}
     releases, _ = await reads.list_all(etcd, keys.releases(cluster, name), pb.Release)
     latest = max(releases, key=lambda r: r.number) if releases else None
 
-    txn = Txn().update(keys.app(cluster, name), app, "application", name, rv)
+    txn = Txn().update(keys.app(cluster, name), stored_app(app), "application", name, rv)
     summary: list[str] = []
     changed: list[pb.Service] = []
     from_revision = app.revision - 1 if app.spec != previous_spec else app.revision
     release_spec = pb.ReleaseSpec(
         from_revision=from_revision, to_revision=app.revision, is_rollback=options.is_rollback
     )
-    release_spec.previous_app_spec.CopyFrom(previous_spec)
+    release_spec.previous_app_spec.CopyFrom(stored(previous_spec))
     for sname, spec in parsed.services.items():
         key = keys.service(cluster, name, sname)
         old = by_name.pop(sname, None)
@@ -179,5 +210,8 @@ async def apply_update(
         + (f", services {' '.join(summary)}" if summary else ", services unchanged")
         + (f", {release.spec.strategy} release {release.meta.name}" if release else ""),
     )
+    check_fits(etcd, txn, len(parsed.services))
+    if dry_run:
+        return app
     app.meta.resource_version = await txn.commit(etcd)
     return app

@@ -9,7 +9,8 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.app_update import ReleaseOptions, apply_update, new_service, snapshot
+from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
+from controlplane.api.app_update import ReleaseOptions, apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import (
     MAX_REPLICAS,
     MAX_TEMPLATE_BYTES,
@@ -72,6 +73,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     def __init__(self, etcd: Etcd, informer: Informer | None = None) -> None:
         self.etcd = etcd
         self.cache = CacheReader(etcd, informer)
+        self.templates = TemplateCache()
 
     async def _get(self, cluster: str, name: str) -> pb.Application:
         return await reads.get(self.etcd, keys.app(cluster, name), pb.Application, "application", name)
@@ -94,18 +96,19 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
                 files=request.files,
                 version=request.version,
                 desired_state=pb.DESIRED_STATE_RUNNING,
+                template_revision=1,
             ),
             revision=1,
         )
         app.status.phase = "Deployed"
         _apply_parsed(app, parsed)
         services = [new_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
-        if request.dry_run:
-            return app
         txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
-        txn.create(keys.app(cluster, name), app, "application", name)
+        txn.create(keys.app(cluster, name), stored_app(app), "application", name)
+        # One guard for all services (not one each): a guard counts against --max-txn-ops.
+        txn.require_empty(keys.services(cluster, name), "services", f"application {name!r}")
         for svc in services:
-            txn.create(keys.service(cluster, name, svc.meta.name), svc, "service", svc.meta.name)
+            txn.put(keys.service(cluster, name, svc.meta.name), svc)
         snapshot(txn, app, "deploy")
         record_event(
             txn,
@@ -116,6 +119,9 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             f"application {name} created with {len(services)} service(s)"
             + (f", version {request.version}" if request.version else ""),
         )
+        check_fits(self.etcd, txn, len(services))
+        if request.dry_run:
+            return app
         app.meta.resource_version = await txn.commit(self.etcd)
         return app
 
@@ -130,8 +136,11 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             if state is None or cached is None:
                 raise NotFound("application", name)
             mine = [svc for (a, _), svc in sorted(state.services.items()) if a == name]
-            return api_pb2.GetApplicationResponse(application=cached, services=mine)
+            answer = api_pb2.GetApplicationResponse(application=cached, services=mine)  # a copy
+            await self.templates.resolve(self.etcd, cluster, answer.application)
+            return answer
         app = await self._get(cluster, name)
+        await self.templates.resolve(self.etcd, cluster, app)
         services, _ = await reads.list_all(self.etcd, keys.services(cluster, name), pb.Service)
         return api_pb2.GetApplicationResponse(application=app, services=services)
 
@@ -168,6 +177,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
             raise FailedPrecondition(f"application {name!r} is being deleted")
         rv = request.resource_version or app.meta.resource_version
+        await self.templates.resolve(self.etcd, cluster, app)
         old_spec = pb.ApplicationSpec()
         old_spec.CopyFrom(app.spec)
         if request.template:
@@ -187,10 +197,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name)
         if app.spec != old_spec:
             app.revision += 1
+            if not same_template(app.spec, old_spec) or not app.spec.template_revision:
+                app.spec.template_revision = app.revision  # this revision's snapshot holds it
         _apply_parsed(app, parsed)
         touch(app.meta)
-        if request.dry_run:
-            return app
         options = ReleaseOptions(
             strategy=request.strategy,
             canary_replicas=request.canary_replicas,
@@ -201,7 +211,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             match_value=request.match_value,
         )
         _check_release_options(options)
-        return await apply_update(self.etcd, app, old_spec, parsed, rv, options)
+        return await apply_update(self.etcd, app, old_spec, parsed, rv, options, dry_run=request.dry_run)
 
     async def RollbackApplication(
         self, request: api_pb2.RollbackApplicationRequest, context: grpc.aio.ServicerContext
@@ -228,13 +238,17 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         if kv is None:
             raise NotFound("revision", f"{name}@{target}")
         snap = decode(kv, pb.ApplicationRevision)
+        await resolve(self.etcd, cluster, name, app.spec)
         old_spec = pb.ApplicationSpec()
         old_spec.CopyFrom(app.spec)
         desired = app.spec.desired_state
         app.spec.CopyFrom(snap.spec)
         app.spec.desired_state = desired
+        await resolve(self.etcd, cluster, name, app.spec)
         parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name)
         app.revision += 1
+        if not app.spec.template_revision:  # a snapshot from before template_revision
+            app.spec.template_revision = app.revision
         _apply_parsed(app, parsed)
         touch(app.meta)
         options = ReleaseOptions(strategy=request.strategy, is_rollback=True)
@@ -247,6 +261,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         name = check_name("name", request.name)
         await self._get(cluster, name)
         revisions, _ = await reads.list_all(self.etcd, keys.revisions(cluster, name), pb.ApplicationRevision)
+        await resolve_all(self.etcd, cluster, name, revisions)
         return api_pb2.ListRevisionsResponse(revisions=revisions)
 
     async def DeleteApplication(
@@ -276,7 +291,9 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         else:
             txn.require_revision(keys.app(cluster, name), "application", name, rv)
             txn.require_empty(keys.containers(cluster, name), "containers", f"application {name!r}")
-            txn.delete(keys.app(cluster, name)).delete_prefix(keys.services(cluster, name))
+            txn.delete(keys.app(cluster, name))
+            for prefix in keys.owned_by_app(cluster, name):
+                txn.delete_prefix(prefix)
             record_event(txn, cluster, "application", name, "Deleted", f"application {name} deleted")
         await txn.commit(self.etcd)
         return api_pb2.DeleteApplicationResponse()
@@ -293,6 +310,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
             raise FailedPrecondition(f"application {name!r} is being deleted")
         if app.spec.desired_state == state:
+            await self.templates.resolve(self.etcd, cluster, app)
             return app
         app.spec.desired_state = state
         app.status.phase = "Running" if state == pb.DESIRED_STATE_RUNNING else "Stopped"
@@ -300,6 +318,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         txn = Txn().update(keys.app(cluster, name), app, "application", name, app.meta.resource_version)
         record_event(txn, cluster, "application", name, reason, f"application {name} {reason.lower()}")
         app.meta.resource_version = await txn.commit(self.etcd)
+        await self.templates.resolve(self.etcd, cluster, app)
         return app
 
     async def StartApplication(

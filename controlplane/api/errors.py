@@ -38,6 +38,8 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         (store.NotEmpty, grpc.StatusCode.ABORTED),
         (store.Compacted, grpc.StatusCode.OUT_OF_RANGE),
         (store.StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
+        # etcd refused a write for its size: the request is at fault, not the connection.
+        (store.TooLarge, grpc.StatusCode.INVALID_ARGUMENT),
         (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
         (BadPageToken, grpc.StatusCode.INVALID_ARGUMENT),
         (TemplateError, grpc.StatusCode.INVALID_ARGUMENT),

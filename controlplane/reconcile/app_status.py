@@ -33,7 +33,7 @@ def finish_apps(p: ClusterPass, apps: Iterable[str]) -> None:
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
             if not remaining and not has_containers:
                 p.writes.delete(keys.app(p.cluster, name), app.meta.resource_version,
-                                "application", name)
+                                "application", name, with_prefixes=keys.owned_by_app(p.cluster, name))
                 p.event("application", name, "Deleted", f"application {name} deleted")
             continue
         _write_app_status(p, app, services)

@@ -32,6 +32,12 @@ class _Write:
     revision: int  # 0: the key must not exist (create) / exist (delete without rv)
     kind: str
     name: str
+    # Prefixes deleted in the same transaction as this key (what an application owns).
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def ops(self) -> int:
+        return 1 + len(self.prefixes)
 
 
 class Writes:
@@ -79,13 +85,17 @@ class Writes:
             revision = prior.revision  # a second write in one pass keeps the first guard
         self._writes[key] = _Write(key, value, revision, kind, name)
 
-    def delete(self, key: str, revision: int, kind: str, name: str) -> None:
+    def delete(
+        self, key: str, revision: int, kind: str, name: str, *, with_prefixes: tuple[str, ...] = ()
+    ) -> None:
+        """Delete ``key``; ``with_prefixes`` are range-deleted in the same transaction."""
         prior = self._writes.get(key)
         self._journal.append((key, prior))
-        if prior is not None and prior.revision == 0 and prior.value is not None:
+        if prior is not None and prior.revision == 0 and prior.value is not None and not with_prefixes:
             del self._writes[key]  # created and deleted in the same pass: nothing to do
             return
-        self._writes[key] = _Write(key, None, prior.revision if prior else revision, kind, name)
+        self._writes[key] = _Write(key, None, prior.revision if prior else revision, kind, name,
+                                   with_prefixes)
 
     def has(self, key: str) -> bool:
         return key in self._writes
@@ -101,14 +111,22 @@ class Writes:
         writes = list(self._writes.values())
         extra = list(self._extra)
         committed = 0
-        while writes or extra:
-            chunk, writes = writes[:MAX_OPS], writes[MAX_OPS:]
-            room = MAX_OPS - len(chunk)
+        i = 0
+        while i < len(writes) or extra:
+            chunk: list[_Write] = []
+            used = 0
+            while i < len(writes) and (not chunk or used + writes[i].ops <= MAX_OPS):
+                chunk.append(writes[i])
+                used += writes[i].ops
+                i += 1
+            room = MAX_OPS - used
             events, extra = extra[:room], extra[room:]
             txn = Txn()
             for w in chunk:
                 if w.value is None:
                     txn.require_revision(w.key, w.kind, w.name, w.revision).delete(w.key)
+                    for prefix in w.prefixes:
+                        txn.delete_prefix(prefix)
                 elif w.revision == 0:
                     txn.create(w.key, w.value, w.kind, w.name)
                 else:

@@ -9,7 +9,9 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/c/{cluster}/containers/{app}/{service}/{name}    Container
     /ccs/c/{cluster}/events/{sortable id}                 Event (pruned after an hour)
     /ccs/c/{cluster}/releases/{app}/r{NNNNNN}             Release
-    /ccs/c/{cluster}/revisions/{app}/{NNNNNNNNNN}         ApplicationRevision (for rollback)
+    /ccs/c/{cluster}/revisions/{app}/{NNNNNNNNNN}         ApplicationRevision (for rollback; the one
+                                                          place a template is stored, see
+                                                          controlplane.api.app_specs)
     /ccs/c/{cluster}/routerstats/{node}                   RouterStats (from the node's agent)
     /ccs/c/{cluster}/nodecred/{node}                      digest of the node's credential
     /ccs/c/{cluster}/jointoken                            join token digest (node agents)
@@ -25,6 +27,9 @@ Why this shape:
   of an app" and "all containers of a service" are prefix range reads, not scans.
 - Cluster objects sit outside the subtree so that listing clusters is a range read
   over small values only.
+- Removing an application removes every key keyed by it in one transaction with its own key
+  (:func:`keys.owned_by_app`: services, releases, revision snapshots); its containers are
+  gone first. Events are keyed by time and outlive it until they are pruned.
 - ``resource_version`` is the key's etcd ``mod_revision``; it is not stored in the value
   but filled in on read, so it can never disagree with etcd.
 
@@ -40,6 +45,7 @@ from controlplane.store.errors import (
     NotFound,
     StoreError,
     StoreUnavailable,
+    TooLarge,
 )
 
 __all__ = [
@@ -50,4 +56,5 @@ __all__ = [
     "NotFound",
     "StoreError",
     "StoreUnavailable",
+    "TooLarge",
 ]

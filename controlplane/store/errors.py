@@ -49,5 +49,20 @@ class Compacted(StoreError):
         self.requested, self.compacted = requested, compacted
 
 
+class TooLarge(StoreError):
+    """A write is larger than etcd accepts in one transaction (operations or bytes).
+
+    Not retryable and not an outage: etcd refused the request as given, nothing was written.
+    ``what`` is ``"operations"`` (etcd's ``--max-txn-ops``) or ``"bytes"``
+    (``--max-request-bytes``).
+    """
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        flag = "--max-txn-ops" if what == "operations" else "--max-request-bytes"
+        unit = "operations in one transaction" if what == "operations" else "bytes in one request"
+        super().__init__(f"the write needs {size} {unit}; etcd accepts at most {limit} ({flag})")
+        self.what, self.size, self.limit = what, size, limit
+
+
 class StoreUnavailable(StoreError):
     """etcd could not be reached or did not answer in time. Safe to retry."""

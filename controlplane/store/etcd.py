@@ -22,10 +22,15 @@ import aetcd.exceptions
 import grpc
 from aetcd import rpc
 
-from controlplane.store.errors import Compacted, StoreUnavailable
+from controlplane.store.errors import Compacted, StoreUnavailable, TooLarge
 from controlplane.store.keys import prefix_end
 
 DEFAULT_TIMEOUT = 10.0
+# etcd's defaults: an external etcd cannot be assumed to raise them.
+DEFAULT_MAX_TXN_OPS = 128
+DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
+# etcd measures its limit on the raft entry, which wraps the TxnRequest in a small header.
+_REQUEST_MARGIN = 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,13 @@ def _kv(raw: Any) -> KV:
     return KV(raw.key.decode(), raw.value, raw.mod_revision, raw.create_revision)
 
 
+def _ops(request: Any) -> int:
+    """What etcd counts against ``--max-txn-ops``: each list of a txn on its own."""
+    if not isinstance(request, rpc.TxnRequest):
+        return 0
+    return max(len(request.compare), len(request.success), len(request.failure))
+
+
 def parse_endpoints(endpoints: Sequence[str]) -> list[tuple[str, int]]:
     """``http://127.0.0.1:2379`` or ``127.0.0.1:2379`` -> ``("127.0.0.1", 2379)``."""
     out = []
@@ -76,8 +88,19 @@ def parse_endpoints(endpoints: Sequence[str]) -> list[tuple[str, int]]:
 class Etcd:
     """One connection (one gRPC channel) to an etcd cluster."""
 
-    def __init__(self, endpoints: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ) -> None:
         hosts = parse_endpoints(endpoints)
+        # The limits etcd enforces on one transaction; writes are checked against them
+        # before they are sent, so a too-large write is refused with the limit named.
+        self.max_txn_ops = max_txn_ops
+        self.max_request_bytes = max_request_bytes
         self.endpoints = [f"{h}:{p}" for h, p in hosts]
         if len(hosts) == 1:
             host, port = hosts[0]
@@ -134,8 +157,16 @@ class Etcd:
         try:
             return await method(request, timeout=self._timeout, metadata=self._client.metadata)
         except grpc.aio.AioRpcError as e:
-            if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in (e.details() or ""):
+            details = e.details() or ""
+            if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
                 raise Compacted(getattr(request, "revision", 0), 0) from e
+            # etcd refusing the request as given is not an outage: say what it refused.
+            if "too many operations in txn request" in details:
+                raise TooLarge("operations", _ops(request), self.max_txn_ops) from e
+            if "request is too large" in details or (
+                e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
+            ):
+                raise TooLarge("bytes", request.ByteSize(), self.max_request_bytes) from e
             raise StoreUnavailable(f"etcd: {e.code().name}: {e.details()}") from e
 
     async def _stub(self) -> Any:
@@ -185,12 +216,21 @@ class Etcd:
         resp = await self._call(stub.Range, req)
         return int(resp.count)
 
+    def check_fits(self, request: Any) -> None:
+        """Raise :class:`TooLarge` if etcd would refuse this TxnRequest for its size."""
+        if _ops(request) > self.max_txn_ops:
+            raise TooLarge("operations", _ops(request), self.max_txn_ops)
+        size = request.ByteSize()
+        if size > self.max_request_bytes - _REQUEST_MARGIN:
+            raise TooLarge("bytes", size, self.max_request_bytes)
+
     async def txn(
         self, compare: list[Any], success: list[Any], failure: list[Any] | None = None
     ) -> tuple[bool, Any]:
         """Run one etcd transaction with raw ``rpc.Compare`` / ``rpc.RequestOp`` messages."""
-        stub = await self._stub()
         req = rpc.TxnRequest(compare=compare, success=success, failure=failure or [])
+        self.check_fits(req)
+        stub = await self._stub()
         resp = await self._call(stub.Txn, req)
         if resp.succeeded and success:
             self.last_write_revision = max(self.last_write_revision, int(resp.header.revision))

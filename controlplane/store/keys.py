@@ -85,6 +85,16 @@ def revision(cluster: str, app: str, number: int) -> str:
     return f"{revisions(cluster, app)}{number:010d}"
 
 
+def owned_by_app(cluster: str, app: str) -> tuple[str, ...]:
+    """Prefixes of the records an application owns besides its own key, deleted with it.
+
+    Services and containers are removed one by one first (containers stop on their nodes);
+    these are the history records: releases and revision snapshots. Events are not keyed
+    by application; they outlive it until the janitor prunes them (``EVENT_RETENTION``).
+    """
+    return (services(cluster, app), releases(cluster, app), revisions(cluster, app))
+
+
 def router_stats(cluster: str, node: str) -> str:
     return f"{subtree(cluster)}routerstats/{node}"
 

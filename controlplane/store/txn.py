@@ -112,9 +112,8 @@ class Txn:
             out.append(c)
         return out
 
-    async def commit(self, etcd: Etcd) -> int:
-        """Apply everything or nothing. Returns the revision of the write."""
-        failure = [
+    def _failure(self) -> list[Any]:
+        return [
             rpc.RequestOp(
                 request_range=rpc.RangeRequest(
                     key=g.key.encode(),
@@ -125,7 +124,15 @@ class Txn:
             )
             for g in self._guards
         ]
-        ok, resp = await etcd.txn(self._compares(), self._ops, failure)
+
+    def check_fits(self, etcd: Etcd) -> None:
+        """Raise :class:`TooLarge` now if etcd would refuse this transaction for its size
+        (for a dry run, which must refuse what the real write would)."""
+        etcd.check_fits(rpc.TxnRequest(compare=self._compares(), success=self._ops, failure=self._failure()))
+
+    async def commit(self, etcd: Etcd) -> int:
+        """Apply everything or nothing. Returns the revision of the write."""
+        ok, resp = await etcd.txn(self._compares(), self._ops, self._failure())
         if ok:
             return int(resp.header.revision)
         for guard, r in zip(self._guards, resp.responses, strict=True):

@@ -111,6 +111,18 @@ def test_invalid_template_exits_4_with_the_field_path(
     ok(ccs_server, "cluster", "rm", unique)
 
 
+def test_an_explicit_empty_name_is_refused_not_replaced(
+    ccs_server: Any, unique: str, tmp_path: Path
+) -> None:
+    """``--name ""`` is a bad name (exit 4, naming the field), not "use the directory name"."""
+    ok(ccs_server, "cluster", "create", unique)
+    res = run(ccs_server, "app", "deploy", "-c", unique, "-f", str(small_app(tmp_path)), "--name", "")
+    assert res.returncode == 4, (res.stdout, res.stderr)
+    assert res.stderr.startswith("error: name: ") and "required" in res.stderr, res.stderr
+    assert as_json(ccs_server, "app", "ls", "-c", unique) == []  # nothing deployed as "web-app"
+    ok(ccs_server, "cluster", "rm", unique)
+
+
 def test_wrong_token_and_unknown_names(ccs_server: Any, unique: str) -> None:
     assert run(ccs_server, "--token", "wrong", "cluster", "ls").returncode == 6
     assert run(ccs_server, "app", "ls", "-c", unique).returncode == 3
