@@ -68,8 +68,12 @@ class Orchestrator:
         self._due: dict[str, dict[SvcKey, float]] = defaultdict(dict)
         informer.subscribe(self._on_changes, self._on_resync)
         self.last_pass_seconds = 0.0
+        # When this process last started leading: node silence before it is not counted,
+        # since no heartbeat could reach etcd while no server ran (see planner.node).
+        self.leading_since: datetime | None = None
 
     def start(self) -> None:
+        self.leading_since = datetime.now(UTC)
         self._running = True
         self._on_resync()
         self.queue.start()
@@ -146,7 +150,7 @@ class Orchestrator:
         if full:
             dirty |= set(state.services) | {k for k in state.by_service if state.by_service[k]}
         p = ClusterPass(state, datetime.now(UTC), heartbeat_period=self.heartbeat_period,
-                        down_grace=self.down_grace)
+                        down_grace=self.down_grace, leading_since=self.leading_since)
         p.plan_nodes()
         release_writes = Writes()
         for app in plan_releases(p, release_writes):
