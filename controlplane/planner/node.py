@@ -20,7 +20,7 @@ reconnect. ``leading_since`` (when this leader started leading) is therefore the
 silence can be counted from: the timeline above starts at ``max(last_heartbeat, leading_since)``, so
 after any start or leader change every node gets its full heartbeat timeout and ``down_grace``
 again, and a healthy node's containers are never rescheduled because of the control plane's own
-outage. (Swarm's managers judge from the stored heartbeat and reschedule after a long outage.)
+outage.
 
 Draining is done by the service planner (start the replacement first, then retire the old container
 once the replacement is ready); this planner only reports progress in ``message``.
