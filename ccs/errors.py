@@ -19,6 +19,7 @@ __all__ = [
     "Conflict",
     "DeadlineExceeded",
     "DeployFailed",
+    "EtcdUnavailable",
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
@@ -81,6 +82,14 @@ class Unavailable(CcsError):
     temporary = True
 
 
+class EtcdUnavailable(Unavailable):
+    """The server answered, but its etcd (the cluster's state) is not reachable; retry later.
+
+    Told apart from an unreachable server by the ``ccs-reason: etcd-unavailable`` trailing
+    metadata the server attaches (a field, not a message prefix the two sides must agree on).
+    """
+
+
 class DeadlineExceeded(CcsError):
     """No answer within the call's timeout; the call may or may not have taken effect."""
 
@@ -140,6 +149,12 @@ class ReleaseFailed(CcsError):
         self.release = release
 
 
+#: Trailing metadata key of the server's machine-readable reason for an error, and its values.
+REASON_KEY = "ccs-reason"
+REASON_ETCD_UNAVAILABLE = "etcd-unavailable"
+
+_BY_REASON: dict[str, type[CcsError]] = {REASON_ETCD_UNAVAILABLE: EtcdUnavailable}
+
 _BY_CODE: dict[grpc.StatusCode, type[CcsError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
@@ -162,4 +177,21 @@ def from_rpc_error(error: grpc.RpcError) -> CcsError:
         code = grpc.StatusCode.UNKNOWN
     details = error.details() if hasattr(error, "details") else None
     message = details or code.name.lower().replace("_", " ")
-    return _BY_CODE.get(code, CcsError)(message, code)
+    cls = _BY_CODE.get(code, CcsError)
+    reason = _reason(error)
+    if reason in _BY_REASON and issubclass(_BY_REASON[reason], cls):
+        cls = _BY_REASON[reason]
+    return cls(message, code)
+
+
+def _reason(error: grpc.RpcError) -> str:
+    """The ``ccs-reason`` trailing metadata value, or ""."""
+    trailing = getattr(error, "trailing_metadata", None)
+    try:
+        pairs = trailing() if callable(trailing) else None
+    except Exception:  # a call that never reached the server has none
+        return ""
+    for key, value in pairs or ():
+        if key == REASON_KEY:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return ""

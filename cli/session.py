@@ -142,6 +142,9 @@ class Session:
 
             try:
                 return asyncio.run(main())
+            except errors.EtcdUnavailable as exc:  # the server is up; its state store is not
+                fail(f"{exc.message} (server {conn.server} is up; retry when etcd is back)",
+                     exit_code(exc))
             except errors.Unavailable as exc:
                 fail(f"cannot reach {conn.server}: {exc.message}", exit_code(exc))
         except (typer.Exit, TyperException):

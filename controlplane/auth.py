@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 
+from ccs.errors import REASON_ETCD_UNAVAILABLE, REASON_KEY
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
@@ -153,10 +154,24 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def _unavailable(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "cannot verify token: etcd unavailable")
+ETCD_UNAVAILABLE_TRAILER = ((REASON_KEY, REASON_ETCD_UNAVAILABLE),)
 
+
+def _unavailable(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """UNAVAILABLE with the etcd-unavailable reason, for unary and streaming methods alike."""
+    message = "etcd is unavailable: cannot verify the token"
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, message, ETCD_UNAVAILABLE_TRAILER)
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, message, ETCD_UNAVAILABLE_TRAILER)
+        yield  # pragma: no cover - makes this an async generator
+
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            stream, handler.request_deserializer, handler.response_serializer
+        )
     return grpc.unary_unary_rpc_method_handler(
         unary, handler.request_deserializer, handler.response_serializer
     )

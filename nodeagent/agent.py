@@ -12,9 +12,11 @@ Lifecycle of `run()`:
    INCREMENTAL messages must chain on the held version or the stream is dropped. While a
    session is up, heartbeats go out at the server's period, status batches flow, and the
    logs relay serves requests. Any failure: keep containers running, back off with jitter
-   (0.5 s -> 10 s) and reconnect; queued statuses are sent after reconnecting. The session
-   returns only once its tasks have ended, so every loop in them checks `raise_if_cancelled()`
-   before it retries: grpc.aio can eat a cancellation when it meets an RPC that just failed.
+   (0.5 s -> 2 s, so a control plane that comes back is found within about 2 s; the channel's
+   own reconnect backoff is capped to match, see `session.CHANNEL_OPTIONS`) and reconnect;
+   queued statuses are sent after reconnecting. The session returns only once its tasks have
+   ended, so every loop in them checks `raise_if_cancelled()` before it retries: grpc.aio can
+   eat a cancellation when it meets an RPC that just failed.
 4. Router (optional, `nodeagent.router.Router`): started beside the session loop (retried
    with backoff if HAProxy cannot start, e.g. its port is taken; the agent works without it),
    fed every `SessionMessage.routing` (latest wins, applied in the background so a reload
@@ -46,11 +48,19 @@ from .executor import DEFAULT_CONCURRENCY, Executor
 from .logs_relay import LogsRelay
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router, RouterError, RuntimeAPIError
-from .session import AgentError, DispatcherClient, code_of, describe
+from .session import CHANNEL_OPTIONS, AgentError, DispatcherClient, code_of, describe
 from .version import VERSION
 
 DEFAULT_HEARTBEAT = 5.0
 DEFAULT_RESYNC = 30.0
+#: Reconnect backoff cap. Low on purpose: after a control-plane restart every agent should be back
+#: within about 2 s (issue 9). Half-jitter spreads a herd of agents over [0.25 s, 2 s].
+RECONNECT_CAP = 2.0
+
+
+def default_reconnect() -> Backoff:
+    """The agent's reconnect backoff: 0.5 s doubling to `RECONNECT_CAP`, half-jittered."""
+    return Backoff(base=0.5, cap=RECONNECT_CAP)
 
 
 def raise_if_cancelled() -> None:
@@ -109,7 +119,7 @@ class Agent:
         self._linger = status_linger
         self._concurrency = concurrency
         self._probe_period = probe_period
-        self._reconnect = reconnect or Backoff(base=0.5, cap=10.0)
+        self._reconnect = reconnect or default_reconnect()
         self.router = router
         self.book = AssignmentBook()
         self.batcher = StatusBatcher()
@@ -146,7 +156,7 @@ class Agent:
     # ------------------------------------------------------------------ main loop
 
     async def _run(self) -> None:
-        channel = self._channel or grpc.aio.insecure_channel(self.server_address)
+        channel = self._channel or grpc.aio.insecure_channel(self.server_address, options=CHANNEL_OPTIONS)
         client = DispatcherClient(channel)
         background: list[asyncio.Task[None]] = []
         try:

@@ -1,6 +1,6 @@
 """Exponential backoff with full jitter, as a pure value object.
 
-Used for reconnecting to the control plane (0.5 s -> 10 s) and for per-container retries of
+Used for reconnecting to the control plane (0.5 s -> 2 s) and for per-container retries of
 temporary runtime errors. The random source is injectable so that the bounds are unit-tested
 without sleeping; the caller does the sleeping.
 """

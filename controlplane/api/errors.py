@@ -10,10 +10,14 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
+from ccs.errors import REASON_ETCD_UNAVAILABLE, REASON_KEY
 from controlplane import store
 from controlplane.store.reads import BadPageToken
 
 log = structlog.get_logger("ccs.api")
+
+
+ETCD_UNAVAILABLE_TRAILER = ((REASON_KEY, REASON_ETCD_UNAVAILABLE),)
 
 
 class InvalidArgument(ValueError):
@@ -60,6 +64,9 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
         code, message = mapped
         if code in (grpc.StatusCode.UNAVAILABLE,):
             log.warning("rpc failed", method=method, code=code.name, error=message)
+        if isinstance(exc, store.StoreUnavailable):
+            # Clients tell "the server is up, its etcd is not" from "no server" by this field.
+            await context.abort(code, f"etcd is unavailable: {message}", ETCD_UNAVAILABLE_TRAILER)
         await context.abort(code, message)
 
 

@@ -45,10 +45,10 @@ def timestamp(ts: Timestamp) -> datetime | None:
     return ts.ToDatetime(tzinfo=UTC)
 
 
-def require_aware(now: datetime) -> None:
+def require_aware(now: datetime, field: str = "now") -> None:
     """Planners compare ``now`` with UTC timestamps from etcd, so a naive datetime is a bug."""
     if now.tzinfo is None or now.utcoffset() is None:
-        raise PlanError("now: must be a timezone-aware datetime (got a naive one)")
+        raise PlanError(f"{field}: must be a timezone-aware datetime (got a naive one)")
 
 
 def desired(c: pb.Container) -> pb.DesiredState:

@@ -13,6 +13,15 @@ so the plan is pure and the reconciler just requeues at ``requeue_after``):
    yet reported removed, so the dispatcher can tell the agent to remove them at once and the cluster
    never runs more replicas than desired for longer than one resync.
 
+A leader judges only what it could have seen. Heartbeats reach etcd through the API servers, so
+while no server runs (an outage, a restart) or before a new leader has watched for long, an old
+``last_heartbeat`` says nothing about the node: its agent may be fine and merely waiting to
+reconnect. ``leading_since`` (when this leader started leading) is therefore the earliest moment
+silence can be counted from: the timeline above starts at ``max(last_heartbeat, leading_since)``, so
+after any start or leader change every node gets its full heartbeat timeout and ``down_grace``
+again, and a healthy node's containers are never rescheduled because of the control plane's own
+outage.
+
 Draining is done by the service planner (start the replacement first, then retire the old container
 once the replacement is ready); this planner only reports progress in ``message``.
 
@@ -55,19 +64,26 @@ def plan_node(
     down_grace: timedelta,
     *,
     missed_heartbeats: int = DEFAULT_MISSED_HEARTBEATS,
+    leading_since: datetime | None = None,
 ) -> NodePlan:
     """Plan one node. ``containers_on_node``: every container record whose ``node`` is this node's id.
 
     A node that never heartbeated is judged from its ``meta.created_at``; with neither timestamp it
-    is treated as silent since forever. Raises ``PlanError`` for invalid input.
+    is treated as silent since forever. ``leading_since``: when the calling leader started leading;
+    silence before it is not counted (see the module docstring). ``None`` counts all silence (for
+    callers that are not a leader, and tests of the plain timeline). Raises ``PlanError`` for
+    invalid input.
     """
     require_aware(now)
+    if leading_since is not None:
+        require_aware(leading_since, "leading_since")
     node_id = str(node.meta.id)
     _validate(node_id, containers_on_node, heartbeat_period, down_grace, missed_heartbeats)
 
     last_seen = timestamp(node.status.last_heartbeat) or timestamp(node.meta.created_at)
+    watched_from = _silence_counted_from(last_seen, leading_since)
     timeout = heartbeat_period * missed_heartbeats
-    down_at = last_seen + timeout if last_seen else None
+    down_at = watched_from + timeout if watched_from else None
 
     actions: list[Action] = []
     if down_at is not None and now < down_at:
@@ -79,7 +95,7 @@ def plan_node(
         )
         return NodePlan((), (down_at - now).total_seconds(), stale, _ready_message(node, containers_on_node))
 
-    silent = f"no heartbeat for {format_duration(now - last_seen)}" if last_seen else "never heartbeated"
+    silent = _silence(now, last_seen, watched_from, timestamp(node.status.last_heartbeat))
     why = f"{silent} ({missed_heartbeats} heartbeats of {format_duration(heartbeat_period)} missed)"
     if node.status.state != pb.NODE_STATE_DOWN:
         actions.append(SetNodeState(node_id, pb.NODE_STATE_DOWN, why))
@@ -98,6 +114,26 @@ def plan_node(
     actions.extend(SetDesired(c.meta.id, pb.DESIRED_STATE_REMOVED, reason) for c in movable)
     moved = f"; {len(movable)} container(s) rescheduled" if movable else ""
     return NodePlan(tuple(actions), None, (), f"down: {why}{moved}")
+
+
+def _silence_counted_from(last_seen: datetime | None, leading_since: datetime | None) -> datetime | None:
+    """The later of the last sign of life and the start of this leadership (None: since forever)."""
+    if leading_since is None:
+        return last_seen
+    if last_seen is None:
+        return leading_since
+    return max(last_seen, leading_since)
+
+
+def _silence(
+    now: datetime, last_seen: datetime | None, watched_from: datetime | None, heartbeat: datetime | None
+) -> str:
+    if watched_from is None:
+        return "never heartbeated"
+    if last_seen is not None and watched_from == last_seen:
+        return f"no heartbeat for {format_duration(now - last_seen)}"
+    before = f"last one {format_duration(now - heartbeat)} ago" if heartbeat else "never heartbeated"
+    return f"no heartbeat for {format_duration(now - watched_from)} since this leader started ({before})"
 
 
 def _ready_message(node: pb.Node, containers: Sequence[pb.Container]) -> str:

@@ -68,12 +68,14 @@ class ClusterPass:
         down_grace: timedelta,
         failures: ClusterFailures | None = None,
         mono_now: float = 0.0,
+        leading_since: datetime | None = None,
     ) -> None:
         self.state = state
         self.cluster = state.name
         self.now = now
         self.heartbeat_period = heartbeat_period
         self.down_grace = down_grace
+        self.leading_since = leading_since  # silence before it is not counted (plan_node)
         self.writes = Writes(tolerate_conflicts=True)
         self._target = self.writes  # where container writes go (releases use their own)
         self.skip_app_status: set[str] = set()
@@ -214,7 +216,8 @@ class ClusterPass:
             as_planned.CopyFrom(node)
             as_planned.meta.id = name  # containers name their node by name
             on_node = [c for c in self.state.containers_on(name)]
-            plan = plan_node(as_planned, on_node, self.now, self.heartbeat_period, self.down_grace)
+            plan = plan_node(as_planned, on_node, self.now, self.heartbeat_period, self.down_grace,
+                             leading_since=self.leading_since)
             if plan.requeue_after is not None:
                 self.requeue.append(plan.requeue_after)
             for action in plan.actions:

@@ -76,8 +76,12 @@ class Orchestrator:
         self._failures: dict[str, ClusterFailures] = defaultdict(ClusterFailures)
         informer.subscribe(self._on_changes, self._on_resync)
         self.last_pass_seconds = 0.0
+        # When this process last started leading: node silence before it is not counted,
+        # since no heartbeat could reach etcd while no server ran (see planner.node).
+        self.leading_since: datetime | None = None
 
     def start(self) -> None:
+        self.leading_since = datetime.now(UTC)
         self._running = True
         self._on_resync()
         self.queue.start()
@@ -159,7 +163,8 @@ class Orchestrator:
         failures = self._failures[cluster]
         p, release_writes = await plan_pass(
             state, dirty, full, failures=failures, now=datetime.now(UTC), mono_now=now_mono,
-            heartbeat_period=self.heartbeat_period, down_grace=self.down_grace)
+            heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
+            leading_since=self.leading_since)
         try:
             written = await release_writes.commit(self.etcd)
             written += await p.writes.commit(self.etcd)
@@ -198,6 +203,7 @@ async def plan_pass(
     mono_now: float,
     heartbeat_period: timedelta,
     down_grace: timedelta,
+    leading_since: datetime | None = None,
 ) -> tuple[ClusterPass, Writes]:
     """Plan one pass over ``state`` (no I/O): nodes, releases, then the dirty services.
 
@@ -208,7 +214,7 @@ async def plan_pass(
     cluster = state.name
     dirty |= failures.due("service", mono_now)
     p = ClusterPass(state, now, heartbeat_period=heartbeat_period, down_grace=down_grace,
-                    failures=failures, mono_now=mono_now)
+                    failures=failures, mono_now=mono_now, leading_since=leading_since)
     p.report_undecodable()
     p.plan_nodes()
     release_writes = Writes()

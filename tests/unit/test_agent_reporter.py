@@ -8,8 +8,10 @@ import pytest
 
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
+from nodeagent.agent import default_reconnect
 from nodeagent.backoff import Backoff
 from nodeagent.reporter import StatusBatcher, send_loop
+from nodeagent.session import CHANNEL_OPTIONS
 
 
 def upd(name: str, state: int, message: str = "") -> agent_pb2.ContainerStatusUpdate:
@@ -91,3 +93,16 @@ def test_backoff_stays_within_bounds(seed: int) -> None:
 def test_backoff_rejects_bad_settings(kwargs: dict[str, float], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         Backoff(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_agent_reconnects_at_most_2s_apart_however_long_the_outage(seed: int) -> None:
+    """Issue 9: a control plane that comes back is found within about 2 s, not 14-25 s."""
+    bo = default_reconnect()
+    bo.rng = random.Random(seed)
+    delays = [bo.next() for _ in range(200)]
+    assert all(0.25 <= d <= 2.0 for d in delays), max(delays)
+    # The channel's own reconnect attempts are capped too (grpc-core adds +-20% jitter).
+    options = dict(CHANNEL_OPTIONS)
+    assert options["grpc.max_reconnect_backoff_ms"] * 1.2 <= 2000
+    assert options["grpc.initial_reconnect_backoff_ms"] <= options["grpc.max_reconnect_backoff_ms"]

@@ -143,3 +143,60 @@ def test_node_down_then_back_never_runs_more_than_desired_for_long() -> None:
     on_n1[0].status.state = pb.CONTAINER_STATE_REMOVED
     plan = plan_service(application, svc, containers, cluster, {}, now)
     assert shorts(plan.actions) == ["delete a"]
+
+
+@dataclass
+class LeaderCase:
+    name: str
+    heartbeat: float | None  # seconds after T0; None: never heartbeated (created at T0)
+    leading_since: float | None
+    now: float
+    expect: list[str]
+    requeue_after: float | None
+    message: str
+
+
+# PERIOD 5 s x 3 missed = 15 s to DOWN, then GRACE 60 s to reschedule.
+LEADER_CASES = [
+    LeaderCase("an outage longer than timeout + grace, leader just started: nothing happens",
+               0, 300, 300, [], 15.0, "ok"),
+    LeaderCase("new leader, node still silent after the timeout: down, grace counted from leading",
+               0, 300, 315, ["n1 NODE_STATE_DOWN"], 60.0,
+               "down: no heartbeat for 15s since this leader started (last one 5m15s ago)"),
+    LeaderCase("new leader, silent for timeout + grace of its leadership: rescheduled",
+               0, 300, 375, ["n1 NODE_STATE_DOWN", "remove a"], None,
+               "1 container(s) rescheduled"),
+    LeaderCase("one second short of a full leadership grace: not moved",
+               0, 300, 374, ["n1 NODE_STATE_DOWN"], 1.0, "move in 1s"),
+    LeaderCase("a heartbeat after the leader started counts from the heartbeat",
+               310, 300, 320, [], 5.0, "ok"),
+    LeaderCase("a long-standing leader judges as before",
+               0, -1000, 75, ["n1 NODE_STATE_DOWN", "remove a"], None,
+               "down: no heartbeat for 1m15s (3 heartbeats"),
+    LeaderCase("never heartbeated: judged from the later of creation and leading",
+               None, 50, 60, [], 5.0, "ok"),
+    LeaderCase("never heartbeated, watched long enough by this leader: moved",
+               None, 50, 125, ["n1 NODE_STATE_DOWN", "remove a"], None,
+               "since this leader started (never heartbeated)"),
+    LeaderCase("no leading_since: the stored heartbeat alone decides (the old rule)",
+               0, None, 300, ["n1 NODE_STATE_DOWN", "remove a"], None, "no heartbeat for 5m"),
+    LeaderCase("a leading_since in the future (clock stepped back) only delays",
+               0, 400, 300, [], 115.0, "ok"),
+]
+
+
+@pytest.mark.parametrize("case", LEADER_CASES, ids=[c.name for c in LEADER_CASES])
+def test_silence_is_counted_from_when_the_leader_started(case: LeaderCase) -> None:
+    n = node("n1", heartbeat=case.heartbeat)
+    if case.heartbeat is None:
+        n.meta.created_at.FromDatetime(at(0))
+    since = at(case.leading_since) if case.leading_since is not None else None
+    plan = plan_node(n, [container("a")], at(case.now), PERIOD, GRACE, leading_since=since)
+    assert shorts(plan.actions) == case.expect
+    assert plan.requeue_after == case.requeue_after
+    assert case.message in plan.message, plan.message
+
+
+def test_a_naive_leading_since_is_refused() -> None:
+    with pytest.raises(PlanError, match="leading_since: must be a timezone-aware datetime"):
+        plan_node(node("n1", heartbeat=0), [], T0, PERIOD, GRACE, leading_since=datetime(2025, 1, 1))

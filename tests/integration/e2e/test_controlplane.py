@@ -8,6 +8,7 @@ import asyncio
 import functools
 import json
 import signal
+import time
 
 import grpc
 import pytest
@@ -19,6 +20,10 @@ from .conftest import Cluster3
 from .helpers import HEALTH_TEST, IDLE, fetch, ids
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+# From a node's last heartbeat to rescheduling its containers, with the e2e server flags
+# (--heartbeat-period 1, 3 missed heartbeats, --down-grace 5).
+RESCHEDULE_AFTER = 3 * 1 + 5
 
 
 def test_deploy_completes_across_a_control_plane_restart(cluster3: Cluster3, app_name: str) -> None:
@@ -160,3 +165,39 @@ services:
         assert ref in json.loads(tags)
         url = f"http://10.77.0.1{i}:{port}/"
         assert c.wait_for(f"GET {url}", functools.partial(fetch, url)) == "v2"
+
+
+def test_an_outage_longer_than_the_down_grace_recreates_nothing(cluster3: Cluster3, app_name: str) -> None:
+    """Issue 9 item 1 on 3 hosts: the server is down for twice the time it takes to judge a node
+    down and reschedule it (3 heartbeats of 1 s + 5 s grace); when it comes back, every node is
+    READY again and no container was recreated or restarted."""
+    c = cluster3
+    compose = f"""
+services:
+  idle:
+    image: local/busybox:1
+    command: {IDLE}
+    deploy: {{replicas: 3}}
+"""
+    c.deploy(app_name, compose)
+    c.wait_for("3 idle running", lambda: len(c.live(app_name, "idle")) == 3)
+    before = {h: {(x["Id"], x["State"]["StartedAt"]) for x in cs}
+              for h, cs in c.docker_by_host(app_name, "idle").items()}
+    records = {x.meta.id for x in c.live(app_name, "idle")}
+    assert sum(len(v) for v in before.values()) == 3, before
+
+    assert c.server.stop(signal.SIGTERM) == 0, c.server.log_path.read_text()[-2000:]
+    time.sleep(2 * RESCHEDULE_AFTER)
+    c.start_server()
+    c.wait_nodes_ready()
+    time.sleep(RESCHEDULE_AFTER + 1)  # the new leader's full timeline: anything it would move, it has
+    c.wait_nodes_ready()
+
+    def same() -> bool:
+        now = {h: {(x["Id"], x["State"]["StartedAt"]) for x in cs}
+               for h, cs in c.docker_by_host(app_name, "idle").items()}
+        live = {x.meta.id for x in c.live(app_name, "idle")}
+        assert (now, live) == (before, records), (now, before, live, records)
+        return True
+
+    c.wait_for("the same 3 containers, untouched", same, timeout=10)
