@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         AlreadyExists,
         CcsError,
         Conflict,
+        DataLoss,
         DeadlineExceeded,
         FailedPrecondition,
         Internal,
@@ -57,7 +58,7 @@ _EXPORTS: dict[str, str] = {
     **{
         name: "ccs.errors"
         for name in (
-            "AlreadyExists", "CcsError", "Conflict", "DeadlineExceeded", "FailedPrecondition",
+            "AlreadyExists", "CcsError", "Conflict", "DataLoss", "DeadlineExceeded", "FailedPrecondition",
             "Internal", "InvalidArgument", "NotFound", "OutOfRange", "PermissionDenied",
             "Unauthenticated", "Unavailable",
         )
@@ -73,6 +74,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "Context",
+    "DataLoss",
     "DeadlineExceeded",
     "FailedPrecondition",
     "Internal",

@@ -17,6 +17,7 @@ __all__ = [
     "AlreadyExists",
     "CcsError",
     "Conflict",
+    "DataLoss",
     "DeadlineExceeded",
     "DeployFailed",
     "EtcdUnavailable",
@@ -101,6 +102,14 @@ class OutOfRange(CcsError):
     revision + 1."""
 
 
+class DataLoss(CcsError):
+    """A stored record does not decode (damaged bytes in etcd); the message names every key.
+
+    Not temporary: the same read fails until an operator rewrites or deletes the record
+    (deleting its application works whatever the record holds).
+    """
+
+
 class Internal(CcsError):
     """A server bug or an unexpected server-side failure."""
 
@@ -166,6 +175,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CcsError]] = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
+    grpc.StatusCode.DATA_LOSS: DataLoss,
     grpc.StatusCode.INTERNAL: Internal,
 }
 

@@ -29,6 +29,7 @@ code  meaning
 8     ``--wait``: the deploy failed (image not found, crash loop, no node fits)
 9     ``--wait``: timed out before every service was ready (or the release ended)
 10    ``--wait``: the release was rolled back, failed or superseded (reason printed)
+11    a stored record does not decode (DATA_LOSS; the message names every key)
 130   interrupted (Ctrl-C)
 ====  =====================================================================
 """

@@ -35,6 +35,7 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (errors.DeployFailed, 8),
     (errors.WaitTimeout, 9),
     (errors.ReleaseFailed, 10),
+    (errors.DataLoss, 11),
 )
 
 ClusterOpt = Annotated[

@@ -25,7 +25,7 @@ from controlplane.api.common import (
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.compose import ParsedTemplate, parse_template
 from controlplane.reconcile.cache import Informer
-from controlplane.store import NotFound, keys, reads
+from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
@@ -132,6 +132,8 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         name = check_name("name", request.name)
         state = await self.cache.state(cluster)
         if state is not False:
+            self.cache.check_decodes(state, f"application {name!r}", keys.app(cluster, name),
+                                     keys.services(cluster, name))
             cached = state.apps.get(name) if state is not None else None
             if state is None or cached is None:
                 raise NotFound("application", name)
@@ -272,31 +274,65 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     async def _DeleteApplication(
         self, request: api_pb2.DeleteApplicationRequest
     ) -> api_pb2.DeleteApplicationResponse:
+        """Delete an application, also when some of its records do not decode.
+
+        Deleting is how an operator recovers from a damaged record (Kubernetes lets a corrupt
+        object be deleted for the same reason, KEP-3926), so it reads raw values: an
+        application record that does not decode is replaced by a bare one marked for removal,
+        and service or container records that do not decode are deleted in the same
+        transaction (each guarded by its revision), after which the reconciler retires their
+        containers as those of a deleted service and the agents drop what is no longer assigned.
+        """
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
-        app = await self._get(cluster, name)
-        rv = request.resource_version or app.meta.resource_version
+        key = keys.app(cluster, name)
+        kv = await self.etcd.get(key)
+        if kv is None:
+            raise NotFound("application", name)
+        try:
+            app: pb.Application | None = decode(kv, pb.Application)
+        except Corrupt:
+            app = None
+        rv = request.resource_version or kv.mod_revision
+        damaged = await self._damaged(keys.services(cluster, name), pb.Service)
+        damaged |= await self._damaged(keys.containers(cluster, name), pb.Container)
         has_containers = await self.etcd.count(keys.containers(cluster, name)) > 0
         txn = Txn()
+        for bad_key, bad_rv in sorted(damaged.items()):
+            txn.require_revision(bad_key, "record", bad_key, bad_rv).delete(bad_key)
+        dropped = sorted(damaged) + ([key] if app is None else [])
+        note = f"; dropped the records that did not decode: {', '.join(dropped)}" if dropped else ""
         if has_containers:
             # Containers must stop on their nodes first: mark the application for
             # removal; the application reconciler deletes the keys once they are gone.
+            if app is None:
+                app = pb.Application(meta=new_meta(name), cluster=cluster)
             app.spec.desired_state = pb.DESIRED_STATE_REMOVED
             app.status.phase = "Deleting"
             if request.keep_volumes:
                 app.meta.labels["ccs.keep-volumes"] = "true"
             touch(app.meta)
-            txn.update(keys.app(cluster, name), app, "application", name, rv)
-            record_event(txn, cluster, "application", name, "Deleting", "removing containers")
+            txn.update(key, app, "application", name, rv)
+            record_event(txn, cluster, "application", name, "Deleting", "removing containers" + note)
         else:
-            txn.require_revision(keys.app(cluster, name), "application", name, rv)
+            txn.require_revision(key, "application", name, rv)
             txn.require_empty(keys.containers(cluster, name), "containers", f"application {name!r}")
-            txn.delete(keys.app(cluster, name))
+            txn.delete(key)
             for prefix in keys.owned_by_app(cluster, name):
                 txn.delete_prefix(prefix)
-            record_event(txn, cluster, "application", name, "Deleted", f"application {name} deleted")
+            record_event(txn, cluster, "application", name, "Deleted", f"application {name} deleted" + note)
         await txn.commit(self.etcd)
         return api_pb2.DeleteApplicationResponse()
+
+    async def _damaged(self, prefix: str, cls: type[pb.Service] | type[pb.Container]) -> dict[str, int]:
+        """Keys under ``prefix`` whose values do not decode as ``cls``, with their mod_revision."""
+        out: dict[str, int] = {}
+        for kv in (await self.etcd.range(prefix)).kvs:
+            try:
+                decode(kv, cls)
+            except Corrupt:
+                out[kv.key] = kv.mod_revision
+        return out
 
     async def _set_desired(
         self, cluster: str, name: str, state: pb.DesiredState, reason: str

@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.errors import InvalidArgument
-from controlplane.store import Conflict, keys
+from controlplane.store import Conflict, Corrupt, keys
 from controlplane.store.txn import Txn
 
 if TYPE_CHECKING:  # the cache imports the api layer's helpers; avoid the cycle at run time
@@ -148,3 +148,17 @@ class CacheReader:
         if self.informer is None or not await self.informer.caught_up(self.etcd.last_write_revision):
             return False
         return self.informer.clusters.get(cluster)
+
+    @staticmethod
+    def check_decodes(state: ClusterState | None, what: str, key: str, prefix: str = "") -> None:
+        """Raise :class:`Corrupt` if the record at ``key`` (or one under ``prefix``) does not decode.
+
+        The cache keeps the last good copy of such a record for the reconcilers (see
+        :mod:`controlplane.reconcile.cache`); answering a read with it would hide the damage.
+        """
+        if state is None or not state.undecodable:
+            return
+        bad = {k: b.error for k, b in state.undecodable.items()
+               if k == key or (prefix and k.startswith(prefix))}
+        if bad:
+            raise Corrupt(bad, what)

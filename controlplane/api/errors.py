@@ -44,6 +44,9 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         (store.StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
         # etcd refused a write for its size: the request is at fault, not the connection.
         (store.TooLarge, grpc.StatusCode.INVALID_ARGUMENT),
+        # A stored record that does not decode (KEP-3926): the data is damaged, not the
+        # request; the message names every key so an operator can rewrite or delete it.
+        (store.Corrupt, grpc.StatusCode.DATA_LOSS),
         (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
         (BadPageToken, grpc.StatusCode.INVALID_ARGUMENT),
         (TemplateError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -62,7 +65,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
     else:
         code, message = mapped
-        if code in (grpc.StatusCode.UNAVAILABLE,):
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS):
             log.warning("rpc failed", method=method, code=code.name, error=message)
         if isinstance(exc, store.StoreUnavailable):
             # Clients tell "the server is up, its etcd is not" from "no server" by this field.

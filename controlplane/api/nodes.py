@@ -31,6 +31,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         name = check_name("name", request.name)
         state = await self.cache.state(cluster)
         if state is not False:
+            self.cache.check_decodes(state, f"node {name!r}", keys.node(cluster, name))
             node = state.nodes.get(name) if state is not None else None
             if node is None:
                 raise NotFound("node", name)
@@ -93,7 +94,12 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         key = keys.node(cluster, name)
-        node = await reads.get(self.etcd, key, pb.Node, "node", name)
+        kv = await self.etcd.get(key)
+        if kv is None:
+            raise NotFound("node", name)
+        # The record's content is not needed, so a node whose record does not decode can
+        # still be removed (that is how it is repaired); the guard is its raw revision.
+        revision = kv.mod_revision
         if not request.force:
             containers, _ = await reads.list_all(self.etcd, keys.containers(cluster), pb.Container)
             mine = [c for c in containers if c.node == name]
@@ -102,7 +108,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
                     f"node {name!r} still has {len(mine)} container(s); drain it first "
                     "(ccs node drain) or remove it with force"
                 )
-        txn = Txn().require_revision(key, "node", name, node.meta.resource_version).delete(key)
+        txn = Txn().require_revision(key, "node", name, revision).delete(key)
         cred = await self.etcd.get(f"{keys.subtree(cluster)}nodecred/{name}")
         if cred is not None:  # revoke the agent's credential with the node
             txn.delete(keys.token(cred.value.decode())).delete(cred.key)

@@ -40,6 +40,7 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
         name = check_service_name("name", request.name)
         state = await self.cache.state(cluster)
         if state is not False:
+            self.cache.check_decodes(state, f"service '{app}/{name}'", keys.service(cluster, app, name))
             svc = state.services.get((app, name)) if state is not None else None
             if svc is None:
                 raise NotFound("service", f"{app}/{name}")
@@ -121,6 +122,8 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
             raise InvalidArgument("name", "is required")
         state = await self.cache.state(cluster)
         if state is not False:
+            self.cache.check_decodes(state, f"container {request.name!r}",
+                                     keys.container(cluster, app, svc, request.name))
             found = state.containers.get((app, svc, request.name)) if state is not None else None
             if found is None:
                 raise NotFound("container", request.name)

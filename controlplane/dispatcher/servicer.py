@@ -17,7 +17,7 @@ from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_toke
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import LogBroker
 from controlplane.reconcile.cache import Informer
-from controlplane.store import Conflict, keys, reads
+from controlplane.store import Conflict, Corrupt, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
@@ -51,6 +51,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
         self.broker = broker
+        # (key, mod_revision) of undecodable container records already logged.
+        self._corrupt_logged: set[tuple[str, int]] = set()
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal:
         token = bearer(context.invocation_metadata())
@@ -189,11 +191,17 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             txn = Txn()
             for key, u in items:
                 cached = state.containers.get((u.application, u.service, u.container)) if state else None
+                if state is not None and key in state.undecodable:
+                    cached = None  # the last good copy: a write guarded by it could only conflict
                 if cached is None or attempt > 0:
                     kv = await self.etcd.get(key)
                     if kv is None:
                         continue  # deleted meanwhile: nothing to report on
-                    current = decode(kv, pb.Container)
+                    try:
+                        current = decode(kv, pb.Container)
+                    except Corrupt as e:
+                        self._skip_corrupt(p, kv.key, kv.mod_revision, e)
+                        continue
                 else:
                     current = cached
                 if current.node != p.node:
@@ -222,6 +230,21 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             except Conflict:
                 await asyncio.sleep(0.01 * (attempt + 1))
         log.warning("status update kept conflicting; dropped (agent will resend)", node=p.node)
+
+    def _skip_corrupt(self, p: Principal, key: str, mod_revision: int, error: Corrupt) -> None:
+        """A container record that does not decode loses this status, not the whole batch.
+
+        The agent's other containers still report; this one's status is dropped (the agent
+        resends it when it changes again) until the record is rewritten or deleted. The
+        reconciler already reports the record as an event, so this logs once per stored value.
+        """
+        if (key, mod_revision) in self._corrupt_logged:
+            return
+        if len(self._corrupt_logged) >= 1024:  # bounded: a flood of damage must not grow memory
+            self._corrupt_logged.clear()
+        self._corrupt_logged.add((key, mod_revision))
+        log.warning("status dropped: the container record does not decode", node=p.node, key=key,
+                    error=str(error))
 
     async def Logs(
         self, request_iterator: AsyncIterator[agent_pb2.LogChunk], context: grpc.aio.ServicerContext

@@ -1,5 +1,8 @@
 """Encode and decode stored protobuf values.
 
+A value that does not parse raises :class:`~controlplane.store.errors.Corrupt` naming its key
+(never a bare protobuf ``DecodeError``, which would reach a client as INTERNAL).
+
 ``resource_version`` is the etcd mod_revision and is never trusted from the stored
 bytes: :func:`decode` overwrites it from the key's metadata, and :func:`encode` clears
 it so a value never carries a stale copy.
@@ -12,6 +15,7 @@ from typing import Protocol, TypeVar
 from google.protobuf.message import Message
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.store.errors import Corrupt
 from controlplane.store.etcd import KV
 
 
@@ -25,7 +29,10 @@ M = TypeVar("M", bound=Message)
 
 def decode(kv: KV, cls: type[M]) -> M:
     msg = cls()
-    msg.ParseFromString(kv.value)
+    try:
+        msg.ParseFromString(kv.value)
+    except Exception as e:  # any parse failure means the same thing: bad bytes
+        raise Corrupt({kv.key: f"{type(e).__name__}: {e}"}) from e
     if msg.DESCRIPTOR.fields_by_name.get("meta") is not None:
         msg.meta.resource_version = kv.mod_revision  # type: ignore[attr-defined]
     return msg

@@ -66,3 +66,29 @@ class TooLarge(StoreError):
 
 class StoreUnavailable(StoreError):
     """etcd could not be reached or did not answer in time. Safe to retry."""
+
+
+class Corrupt(StoreError):
+    """Stored values that do not decode as the records their keys hold.
+
+    As Kubernetes does for an object it cannot decrypt or decode (KEP-3926), a read names
+    every such key instead of failing anonymously, so an operator knows what to rewrite or
+    delete; the rest of the store is still served. Not retryable (the same bytes give the
+    same answer) and not the request's fault. ``bad`` maps each etcd key to why it does not
+    decode; ``what`` names the object or collection that was read, when the reader knows it.
+    """
+
+    def __init__(self, bad: dict[str, str], what: str = "") -> None:
+        if len(bad) == 1:
+            [(key, why)] = bad.items()
+            detail = f"the stored record at {key} does not decode ({why})"
+        else:
+            detail = f"{len(bad)} stored records do not decode: " + ", ".join(
+                f"{key} ({why})" for key, why in sorted(bad.items()))
+        super().__init__(f"{what}: {detail}; rewrite or delete it" if what
+                         else f"{detail}; rewrite or delete it")
+        self.bad, self.what = dict(bad), what
+
+    def named(self, what: str) -> Corrupt:
+        """The same keys, reported as a read of ``what``."""
+        return Corrupt(self.bad, what)

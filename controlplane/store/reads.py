@@ -1,4 +1,12 @@
-"""Typed reads: get one resource, or list a prefix page by page at a pinned revision."""
+"""Typed reads: get one resource, or list a prefix page by page at a pinned revision.
+
+A record that does not decode fails the read with :class:`Corrupt` naming its key (and, for
+a list, every such key of the page), as Kubernetes does (KEP-3926). A list does not leave the
+bad records out: a caller that diffs a list against its own state (a CI script deleting what
+it no longer sees, a sync tool) would take an omitted object for a deleted one. The objects
+stay reachable one by one, and deleting the application removes them (see
+``ApplicationServicer.DeleteApplication``).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +19,8 @@ from typing import Generic, TypeVar
 from google.protobuf.message import Message
 
 from controlplane.store.codec import decode
-from controlplane.store.errors import NotFound
-from controlplane.store.etcd import Etcd
+from controlplane.store.errors import Corrupt, NotFound
+from controlplane.store.etcd import KV, Etcd
 
 M = TypeVar("M", bound=Message)
 
@@ -49,7 +57,24 @@ async def get(etcd: Etcd, key: str, cls: type[M], kind: str, name: str) -> M:
     kv = await etcd.get(key)
     if kv is None:
         raise NotFound(kind, name)
-    return decode(kv, cls)
+    try:
+        return decode(kv, cls)
+    except Corrupt as e:
+        raise e.named(f"{kind} {name!r}") from e
+
+
+def decode_all(kvs: list[KV], cls: type[M], what: str) -> list[M]:
+    """Every value decoded, or :class:`Corrupt` naming all the keys that do not decode."""
+    out: list[M] = []
+    bad: dict[str, str] = {}
+    for kv in kvs:
+        try:
+            out.append(decode(kv, cls))
+        except Corrupt as e:
+            bad.update(e.bad)
+    if bad:
+        raise Corrupt(bad, what)
+    return out
 
 
 async def list_page(
@@ -74,7 +99,7 @@ async def list_page(
     if start is not None and not start.startswith(prefix):
         raise BadPageToken("page_token: belongs to another list")
     res = await etcd.range(prefix, start=start, limit=size, revision=revision)
-    items = [decode(kv, cls) for kv in res.kvs]
+    items = decode_all(res.kvs, cls, f"list of {prefix}")
     if keep is not None:
         items = [m for m in items if keep(m)]
     token = ""
@@ -86,4 +111,4 @@ async def list_page(
 async def list_all(etcd: Etcd, prefix: str, cls: type[M]) -> tuple[list[M], int]:
     """Every resource under ``prefix`` in one consistent read (for internal use)."""
     res = await etcd.range(prefix)
-    return [decode(kv, cls) for kv in res.kvs], res.revision
+    return decode_all(res.kvs, cls, f"list of {prefix}"), res.revision

@@ -23,6 +23,7 @@ TABLE = [
     (grpc.StatusCode.UNAVAILABLE, errors.Unavailable),
     (grpc.StatusCode.DEADLINE_EXCEEDED, errors.DeadlineExceeded),
     (grpc.StatusCode.OUT_OF_RANGE, errors.OutOfRange),
+    (grpc.StatusCode.DATA_LOSS, errors.DataLoss),
     (grpc.StatusCode.INTERNAL, errors.Internal),
     (grpc.StatusCode.UNIMPLEMENTED, errors.CcsError),
     (grpc.StatusCode.UNKNOWN, errors.CcsError),
