@@ -22,6 +22,7 @@ from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateE
 from controlplane.compose.extension import extension_claims
 from controlplane.compose.graph import check_published_ports, start_order
 from controlplane.compose.interpolation import InterpolationError, interpolate, interpolate_tree
+from controlplane.compose.limits import ParseBudget
 from controlplane.compose.loader import load_yaml, validate_schema
 from controlplane.compose.model import (
     Dependency,
@@ -161,17 +162,24 @@ def _dependencies(specs: dict[str, ServiceSpec], diag: Diagnostics) -> dict[str,
 
 
 def parse_template(
-    template: str, *, env: Mapping[str, str], files: Mapping[str, str], app_name: str
+    template: str,
+    *,
+    env: Mapping[str, str],
+    files: Mapping[str, str],
+    app_name: str,
+    budget: ParseBudget | None = None,
 ) -> ParsedTemplate:
     """Parse a Compose template for application ``app_name``; raise TemplateError listing all errors.
 
     ``env`` are deploy-time parameters and win over ``files[".env"]``; ``os.environ`` is never read.
+    ``budget`` bounds the CPU time and can cancel the parse from another thread (see ``limits``).
     """
+    budget = budget or ParseBudget()
     size = len(template.encode("utf-8"))
     if size > MAX_TEMPLATE_BYTES:
         message = f"is {size} bytes; the limit is 1 MiB ({MAX_TEMPLATE_BYTES} bytes)"
         raise TemplateError([FieldError("template", message)])
-    doc, _, diag = load_yaml(template)
+    doc, _, diag = load_yaml(template, budget)
     bundled = {normalize_path(k): v for k, v in files.items()}
     dotenv: dict[str, str] = {}
     if ".env" in bundled:
@@ -183,8 +191,10 @@ def parse_template(
     def lookup(name: str) -> str | None:
         return env[name] if name in env else dotenv.get(name)
 
-    doc = interpolate_tree(doc, lookup, diag)
+    doc = interpolate_tree(doc, lookup, diag, tick=budget.tick)
+    budget.check_time()
     validate_schema(doc, diag)
+    budget.check_time()
     if not isinstance(doc.get("services"), dict) or not doc["services"]:
         diag.error(("services",), "is required and must name at least one service")
     diag.raise_if_errors()
@@ -193,7 +203,10 @@ def parse_template(
         diag.warn(("name",), f"the application is deployed as {app_name!r}")
     volumes, networks = _top_level(doc, diag)
     ctx = Context(diag, lookup, bundled, {v.name for v in volumes}, {n.name for n in networks})
-    specs = {name: _service(name, svc or {}, ctx) for name, svc in doc["services"].items()}
+    specs = {}
+    for name, svc in doc["services"].items():
+        budget.tick()
+        specs[name] = _service(name, svc or {}, ctx)
     order = start_order(_dependencies(specs, diag), diag)
     published: list[tuple[Path, PortSpec]] = []
     for name, spec in specs.items():
