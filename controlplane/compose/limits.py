@@ -107,6 +107,7 @@ class GuardedComposer(Composer):
         self._sizes: dict[int, int] = {}
         self._alias_nodes = 0
         self._nesting = 0
+        self.warn_double_anchors = False  # YAML allows redefining an anchor; not worth a warning
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self.budget.tick()
