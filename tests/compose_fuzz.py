@@ -8,6 +8,7 @@ odd unicode, huge numbers, and raw text edits that break the YAML itself.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from pathlib import Path
 from typing import Any
@@ -124,10 +125,10 @@ def compose_documents(draw: st.DrawFn) -> str:
     doc = yaml.safe_load(text)
     for _ in range(draw(st.integers(0, 3))):
         doc = draw(_mutate_tree(doc))
-    try:
-        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=draw(st.booleans()))
-    except (yaml.YAMLError, RecursionError, ValueError):
-        pass  # keep the previous text; the mutation made something PyYAML cannot write
+    allow_unicode = draw(st.booleans())
+    # Keep the previous text when a mutation made something PyYAML cannot write.
+    with contextlib.suppress(yaml.YAMLError, RecursionError, ValueError):
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=allow_unicode)
     for _ in range(draw(st.integers(0, 2))):
         text = draw(_mutate_text(text))
     return text

@@ -13,17 +13,9 @@ from controlplane.compose import (
     parse_template,
 )
 from controlplane.compose.interpolation import MAX_NESTING
+from tests.compose_fuzz import billion_laughs
 
 HEAD = "services:\n  web:\n    image: nginx\n"
-
-
-def billion_laughs(levels: int = 10) -> str:
-    """The classic alias bomb: each level is a list of nine aliases of the level below."""
-    lines = ['x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    names = "abcdefghijklmnopqrstuvwxyz"
-    for prev, name in zip(names, names[1:levels], strict=False):
-        lines.append(f"x-{name}: &{name} [" + ",".join(f"*{prev}" for _ in range(9)) + "]")
-    return "\n".join(lines) + f"\n{HEAD}    x-bomb: *{names[levels - 1]}\n"
 
 
 def parse(text: str, budget: ParseBudget | None = None) -> object:
