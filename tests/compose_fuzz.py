@@ -103,7 +103,7 @@ def _mutate_text(draw: st.DrawFn, text: str) -> str:
     """One raw text mutation: duplicated or deleted lines, inserted characters, truncation."""
     lines = text.splitlines(keepends=True) or [""]
     i = draw(st.integers(0, len(lines) - 1))
-    kind = draw(st.sampled_from(["dup", "delete", "insert", "truncate", "bomb"]))
+    kind = draw(st.sampled_from(["dup", "delete", "insert", "truncate", "bomb", "deep"]))
     if kind == "dup":
         lines.insert(i, lines[i])
     elif kind == "delete":
@@ -113,8 +113,12 @@ def _mutate_text(draw: st.DrawFn, text: str) -> str:
         lines[i] = lines[i][:at] + draw(ODD_TEXT) + lines[i][at:]
     elif kind == "truncate":
         return text[: draw(st.integers(0, len(text)))]
-    else:
+    elif kind == "bomb":
         return text + "\n" + billion_laughs(draw(st.integers(2, 10))).replace("services:", "x-s:", 1)
+    else:  # PyYAML cannot write these depths (it recurses too), so they are added as text
+        depth = draw(st.sampled_from([98, 99, 100, 500, 10_000]))
+        opener, closer = draw(st.sampled_from([("[", "]"), ("{a: ", "}")]))
+        return text + "\nx-deep: " + opener * depth + "1" + closer * depth + "\n"
     return "".join(lines)
 
 

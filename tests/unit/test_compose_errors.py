@@ -256,3 +256,13 @@ def test_referenced_files_lists_env_files_best_effort() -> None:
         """)
     assert referenced_files(text) == ["a.env", "conf/b.env"]
     assert referenced_files("services: [") == []
+
+
+def test_an_empty_or_blank_key_is_visible_in_the_field_path() -> None:
+    # Found by the property test: the path of an empty top-level key was "" (": unknown key").
+    with pytest.raises(TemplateError) as info:
+        parse_template("services:\n  web:\n    image: nginx\n? ''\n: null\n", env={}, files={}, app_name="app")
+    assert [e.path for e in info.value.errors] == ['[""]']
+    with pytest.raises(TemplateError) as info:
+        parse_template("services:\n  web:\n    image: nginx\n    'a b': 1\n", env={}, files={}, app_name="app")
+    assert [e.path for e in info.value.errors] == ['services.web["a b"]']
