@@ -106,6 +106,11 @@ def load_yaml(
         raise TemplateError([FieldError("template", f"invalid YAML at {where}{problem}")]) from exc
     except YAMLError as exc:
         raise TemplateError([FieldError("template", f"invalid YAML: {exc}")]) from exc
+    except TemplateError:
+        raise  # a limit of controlplane.compose.limits, already worded for the user
+    except (ValueError, OverflowError) as exc:
+        # ruamel lets some bad input escape as plain errors, e.g. "\U7fffffff" -> chr() ValueError.
+        raise TemplateError([FieldError("template", f"invalid YAML: {exc}")]) from exc
     if data is None:
         raise TemplateError([FieldError("template", "is empty; it needs at least 'services:'")])
     if not isinstance(data, CommentedMap):

@@ -206,6 +206,12 @@ def parse_template(
     specs = {}
     for name, svc in doc["services"].items():
         budget.tick()
+        if svc is not None and not isinstance(svc, dict):
+            # The schema checks only services whose names it accepts (see _unknown_keys).
+            if (problem := _service_name_problem(name)) is not None:
+                diag.error(("services", name), problem)
+            diag.error(("services", name), "must be a mapping of service settings")
+            continue
         specs[name] = _service(name, svc or {}, ctx)
     order = start_order(_dependencies(specs, diag), diag)
     published: list[tuple[Path, PortSpec]] = []
