@@ -67,10 +67,29 @@ def _external(value: Any) -> bool:
     return True if isinstance(value, dict) else to_bool(value) if value is not None else False
 
 
+_RESOURCE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+
+
+def _options(kind: str, name: str, options: Any, diag: Diagnostics) -> dict[str, Any] | None:
+    """The settings of one top-level volume or network, or None after reporting why not.
+
+    The official schema leaves ``networks:`` open (no ``additionalProperties: false``), so a
+    network named ``""`` with the value ``1`` reaches this point; refuse it here.
+    """
+    if not _RESOURCE_NAME.fullmatch(name):
+        diag.error((kind, name), "names may use only letters, digits, '.', '_' and '-'")
+        return None
+    if options is not None and not isinstance(options, dict):
+        diag.error((kind, name), "must be a mapping of settings or empty")
+        return None
+    return options or {}
+
+
 def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume], list[NetworkDef]]:
     volumes, networks = [], []
     for name, options in (doc.get("volumes") or {}).items():
-        opts = options or {}
+        if (opts := _options("volumes", name, options, diag)) is None:
+            continue
         volumes.append(
             NamedVolume(
                 name=name,
@@ -80,7 +99,8 @@ def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume
             )
         )
     for name, options in (doc.get("networks") or {}).items():
-        opts = options or {}
+        if (opts := _options("networks", name, options, diag)) is None:
+            continue
         networks.append(
             NetworkDef(
                 name=name,

@@ -282,3 +282,14 @@ def test_a_service_that_is_not_a_mapping_is_refused_with_its_name() -> None:
         parse_template("services:\n  web:\n    image: nginx\n  '': true\n", env={}, files={}, app_name="app")
     assert [str(e).split(":")[0] for e in info.value.errors] == ['services[""]', 'services[""]']
     assert "must be a mapping of service settings" in str(info.value)
+
+
+def test_a_network_with_a_bad_name_is_refused() -> None:
+    # Found by the property test: the official schema leaves networks open, and a network
+    # named "" with the value 1 crashed the conversion.
+    text = "services:\n  web:\n    image: nginx\nnetworks:\n  ok: null\n  '': 1\n"
+    with pytest.raises(TemplateError) as info:
+        parse_template(text, env={}, files={}, app_name="app")
+    assert [str(e) for e in info.value.errors] == [
+        """networks[""]: names may use only letters, digits, '.', '_' and '-' (line 6)""",
+    ]
