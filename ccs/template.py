@@ -96,6 +96,10 @@ def load_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, str]]:
         doc = yaml.safe_load(text)
     except yaml.YAMLError:
         return text, files  # the server reports the syntax error with its position
+    except RecursionError:
+        # PyYAML composes recursively: a template nested a few hundred levels deep overflows
+        # it. The server refuses such a template with its depth limit; let it say so.
+        return text, files
     for field, ref, required in _env_file_entries(doc):
         if "$" in ref:
             continue

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from controlplane import logs
+from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
 
 
@@ -66,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
                    help="leader lease TTL in seconds; another replica takes over within about this")
     p.add_argument("--no-reconcilers", action="store_true",
                    help="serve the API only; never run reconcilers (for read replicas and tests)")
+    p.add_argument("--template-cpu-seconds", type=float, default=DEFAULT_PARSE_CPU_SECONDS,
+                   help="CPU seconds one template parse may use before it is refused")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     a = p.parse_args(argv)
@@ -87,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         leader_ttl=a.leader_ttl,
         run_reconcilers=not a.no_reconcilers,
         etcd_max_txn_ops=a.etcd_max_txn_ops,
+        template_cpu_seconds=a.template_cpu_seconds,
     )
 
 

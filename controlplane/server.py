@@ -22,6 +22,7 @@ from controlplane.api.nodes import NodeServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
+from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
@@ -64,6 +65,7 @@ class ServerOptions:
     # What the external etcd accepts in one transaction (its --max-txn-ops); the embedded
     # etcd is started with EMBEDDED_MAX_TXN_OPS instead.
     etcd_max_txn_ops: int = DEFAULT_MAX_TXN_OPS
+    template_cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS
 
 
 def _client_address(listen: str, port: int) -> str:
@@ -114,7 +116,8 @@ class Server:
         etcd = self.etcd
         api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd), server)
         api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd, self.informer), server)
-        api_pb2_grpc.add_ApplicationServiceServicer_to_server(ApplicationServicer(etcd, self.informer), server)
+        apps = ApplicationServicer(etcd, self.informer, opts.template_cpu_seconds)
+        api_pb2_grpc.add_ApplicationServiceServicer_to_server(apps, server)
         api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd, self.informer), server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 
 import grpc
+import structlog
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
@@ -23,13 +24,14 @@ from controlplane.api.common import (
     touch,
 )
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
-from controlplane.compose import ParsedTemplate, parse_template
+from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParseBudget, ParsedTemplate, parse_template
 from controlplane.reconcile.cache import Informer
 from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
+log = structlog.get_logger("ccs.api")
 MAX_FILES_BYTES = 1024 * 1024
 STRATEGIES = ("", "rolling", "blue-green", "canary")
 
@@ -46,10 +48,24 @@ def _check_inputs(template: str, env: Mapping[str, str], files: Mapping[str, str
         raise InvalidArgument("files", f"are {total} bytes; the limit is {MAX_FILES_BYTES} bytes")
 
 
-async def _parse(template: str, env: Mapping[str, str], files: Mapping[str, str], app: str) -> ParsedTemplate:
+async def _parse(
+    template: str, env: Mapping[str, str], files: Mapping[str, str], app: str, cpu_seconds: float
+) -> ParsedTemplate:
     _check_inputs(template, env, files)
-    # Parsing a large template is CPU work: keep it off the event loop.
-    parsed = await asyncio.to_thread(parse_template, template, env=dict(env), files=dict(files), app_name=app)
+    # Parsing a large template is CPU work: keep it off the event loop, under a CPU budget. A
+    # thread cannot be killed, so when this RPC is cancelled (client gone, server stopping after
+    # its grace) the budget tells the thread to stop at its next node; otherwise it would keep
+    # the process alive until the parse ends.
+    budget = ParseBudget(cpu_seconds)
+    log.debug("parsing template", app=app, bytes=len(template))
+    try:
+        parsed = await asyncio.to_thread(
+            parse_template, template, env=dict(env), files=dict(files), app_name=app, budget=budget
+        )
+    except asyncio.CancelledError:
+        budget.cancel()
+        log.info("template parse cancelled", app=app)
+        raise
     for name, spec in parsed.services.items():
         if spec.replicas > MAX_REPLICAS:
             raise InvalidArgument(
@@ -70,10 +86,16 @@ def _apply_parsed(app: pb.Application, parsed: ParsedTemplate) -> None:
 
 @map_errors
 class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
-    def __init__(self, etcd: Etcd, informer: Informer | None = None) -> None:
+    def __init__(
+        self,
+        etcd: Etcd,
+        informer: Informer | None = None,
+        parse_cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS,
+    ) -> None:
         self.etcd = etcd
         self.cache = CacheReader(etcd, informer)
         self.templates = TemplateCache()
+        self.parse_cpu_seconds = parse_cpu_seconds
 
     async def _get(self, cluster: str, name: str) -> pb.Application:
         return await reads.get(self.etcd, keys.app(cluster, name), pb.Application, "application", name)
@@ -86,7 +108,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         check_labels("labels", request.labels)
         if not request.template.strip():
             raise InvalidArgument("template", "is empty")
-        parsed = await _parse(request.template, request.env, request.files, name)
+        parsed = await _parse(request.template, request.env, request.files, name, self.parse_cpu_seconds)
         app = pb.Application(
             meta=new_meta(name, request.labels),
             cluster=cluster,
@@ -196,7 +218,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
                 app.meta.labels[k] = v
             else:
                 app.meta.labels.pop(k, None)
-        parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name)
+        parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
         if app.spec != old_spec:
             app.revision += 1
             if not same_template(app.spec, old_spec) or not app.spec.template_revision:
@@ -247,7 +269,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         app.spec.CopyFrom(snap.spec)
         app.spec.desired_state = desired
         await resolve(self.etcd, cluster, name, app.spec)
-        parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name)
+        parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
         app.revision += 1
         if not app.spec.template_revision:  # a snapshot from before template_revision
             app.spec.template_revision = app.revision

@@ -18,11 +18,20 @@ Design choices:
   warning / refused, and is also the README table; unknown keys are refused.
 - **Claims**: settings that can come from several places (``deploy.replicas``, ``scale``,
   ``aliyun.scale``; ``x-ccs`` vs aliyun labels) must agree; a disagreement names both.
+- **Bounded cost**: a template is hostile input; ``limits`` bounds nesting depth, the nodes
+  aliases may copy, and the CPU time of one parse, which another thread can also cancel.
 - **Service names** must be DNS labels (``[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?``), stricter than
   Compose's ``[a-zA-Z0-9._-]+``, because they become DNS names and resource names in ccs.
 """
 
 from controlplane.compose.errors import FieldError, TemplateError
+from controlplane.compose.limits import (
+    DEFAULT_PARSE_CPU_SECONDS,
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    ParseBudget,
+    ParseCancelled,
+)
 from controlplane.compose.support import RULES, Action, support_table_markdown
 from controlplane.compose.template import (
     MAX_TEMPLATE_BYTES,
@@ -32,10 +41,15 @@ from controlplane.compose.template import (
 )
 
 __all__ = [
+    "DEFAULT_PARSE_CPU_SECONDS",
+    "MAX_ALIAS_NODES",
+    "MAX_DEPTH",
     "MAX_TEMPLATE_BYTES",
     "RULES",
     "Action",
     "FieldError",
+    "ParseBudget",
+    "ParseCancelled",
     "ParsedTemplate",
     "TemplateError",
     "parse_template",

@@ -8,11 +8,14 @@ YAML line of each path, so messages can point at the line the user has to edit.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 Path = tuple[str | int, ...]
+_PLAIN_KEY = re.compile(r"[^\s\[\]\"]+")
 T = TypeVar("T")
 
 
@@ -24,6 +27,8 @@ def format_path(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            out += f"[{json.dumps(part)}]"  # an empty or odd key stays visible: x[""], x["a b"]
         else:
             out += f".{part}" if out else part
     return out

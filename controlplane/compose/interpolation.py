@@ -20,6 +20,10 @@ from controlplane.compose.errors import Diagnostics, Path
 Lookup = Callable[[str], str | None]
 
 _NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+# Nested defaults deeper than this are refused: each level rescans the rest of the string and
+# recurses, so a 1 MiB ``${A:-${A:-...}}`` would otherwise cost quadratic time and then overflow
+# the stack. Real templates nest two or three levels.
+MAX_NESTING = 20
 # Longest operators first so that ":-" is not read as ":" followed by "-".
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 
@@ -47,7 +51,7 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def _braced(body: str, lookup: Lookup, missing: list[str]) -> str:
+def _braced(body: str, lookup: Lookup, missing: list[str], depth: int) -> str:
     match = _NAME.match(body)
     if match is None:
         raise InterpolationError(f"invalid interpolation format: '${{{body}}}'")
@@ -68,18 +72,22 @@ def _braced(body: str, lookup: Lookup, missing: list[str]) -> str:
     has_value = bool(value)
     if op in (":-", "-"):
         use_value = has_value if op == ":-" else is_set
-        return value if use_value and value is not None else _expand(arg, lookup, missing)
+        return value if use_value and value is not None else _expand(arg, lookup, missing, depth + 1)
     if op in (":?", "?"):
         if (has_value if op == ":?" else is_set) and value is not None:
             return value
-        message = _expand(arg, lookup, missing)
+        message = _expand(arg, lookup, missing, depth + 1)
         suffix = f": {message}" if message else ""
         raise InterpolationError(f"required variable {name} is missing a value{suffix}")
     # ":+" and "+": the alternative when the variable has a value (or is set), else empty.
-    return _expand(arg, lookup, missing) if (has_value if op == ":+" else is_set) else ""
+    return _expand(arg, lookup, missing, depth + 1) if (has_value if op == ":+" else is_set) else ""
 
 
-def _expand(text: str, lookup: Lookup, missing: list[str]) -> str:
+def _expand(text: str, lookup: Lookup, missing: list[str], depth: int = 0) -> str:
+    if depth > MAX_NESTING:
+        raise InterpolationError(
+            f"interpolation nested more than {MAX_NESTING} levels deep; the limit is {MAX_NESTING}"
+        )
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -96,7 +104,7 @@ def _expand(text: str, lookup: Lookup, missing: list[str]) -> str:
             end = _closing_brace(text, i + 2)
             if end < 0:
                 raise InterpolationError(f"invalid interpolation format: unclosed '${{' in {text!r}")
-            out.append(_braced(text[i + 2 : end], lookup, missing))
+            out.append(_braced(text[i + 2 : end], lookup, missing, depth))
             i = end + 1
         elif (match := _NAME.match(text, i + 1)) is not None:
             value = lookup(match.group())
@@ -119,15 +127,23 @@ def interpolate(text: str, lookup: Lookup) -> tuple[str, list[str]]:
     return _expand(text, lookup, missing), missing
 
 
-def interpolate_tree(node: Any, lookup: Lookup, diag: Diagnostics, path: Path = ()) -> Any:
+def _no_tick() -> None:
+    return None
+
+
+def interpolate_tree(
+    node: Any, lookup: Lookup, diag: Diagnostics, path: Path = (), tick: Callable[[], None] = _no_tick
+) -> Any:
     """Interpolate every string *value* of a parsed document (mapping keys are left alone).
 
-    Errors and unset-variable warnings are reported against the path of the value.
+    Errors and unset-variable warnings are reported against the path of the value. ``tick`` is
+    called once per node (the parse budget of ``limits``).
     """
+    tick()
     if isinstance(node, dict):
-        return {k: interpolate_tree(v, lookup, diag, (*path, k)) for k, v in node.items()}
+        return {k: interpolate_tree(v, lookup, diag, (*path, k), tick) for k, v in node.items()}
     if isinstance(node, list):
-        return [interpolate_tree(v, lookup, diag, (*path, i)) for i, v in enumerate(node)]
+        return [interpolate_tree(v, lookup, diag, (*path, i), tick) for i, v in enumerate(node)]
     if not isinstance(node, str) or "$" not in node:
         return node
     try:

@@ -27,6 +27,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateError
+from controlplane.compose.limits import ParseBudget, guarded_composer
 
 _TYPE_WORDS = {
     "object": "a mapping",
@@ -52,7 +53,8 @@ def _validator() -> Draft7Validator:
     return Draft7Validator(compose_schema())
 
 
-def _plain(node: Any, path: Path, positions: dict[Path, int], diag: Diagnostics) -> Any:
+def _plain(node: Any, path: Path, positions: dict[Path, int], diag: Diagnostics, budget: ParseBudget) -> Any:
+    budget.tick()
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -60,14 +62,14 @@ def _plain(node: Any, path: Path, positions: dict[Path, int], diag: Diagnostics)
             # Keys pulled in by a "<<" merge have no position of their own.
             with contextlib.suppress(KeyError, TypeError, IndexError):
                 positions[(*path, name)] = node.lc.key(key)[0] + 1
-            out[name] = _plain(value, (*path, name), positions, diag)
+            out[name] = _plain(value, (*path, name), positions, diag, budget)
         return out
     if isinstance(node, CommentedSeq):
         items = []
         for index, value in enumerate(node):
             with contextlib.suppress(KeyError, TypeError, IndexError):
                 positions[(*path, index)] = node.lc.item(index)[0] + 1
-            items.append(_plain(value, (*path, index), positions, diag))
+            items.append(_plain(value, (*path, index), positions, diag, budget))
         return items
     if isinstance(node, TaggedScalar):
         diag.error(path, f"the YAML tag {node.tag.value} is not supported")
@@ -83,9 +85,17 @@ def _plain(node: Any, path: Path, positions: dict[Path, int], diag: Diagnostics)
     return str(node)
 
 
-def load_yaml(template: str) -> tuple[dict[str, Any], dict[Path, int], Diagnostics]:
-    """Parse a template into plain data. Broken YAML raises TemplateError with line and column."""
+def load_yaml(
+    template: str, budget: ParseBudget | None = None
+) -> tuple[dict[str, Any], dict[Path, int], Diagnostics]:
+    """Parse a template into plain data. Broken YAML raises TemplateError with line and column.
+
+    The composer enforces the limits of ``controlplane.compose.limits`` (depth, alias
+    expansion, ``budget``) before any plain data is built.
+    """
+    budget = budget or ParseBudget()
     yaml = YAML(typ="rt")
+    yaml.Composer = guarded_composer(budget)
     try:
         data = yaml.load(template)
     except MarkedYAMLError as exc:
@@ -96,13 +106,18 @@ def load_yaml(template: str) -> tuple[dict[str, Any], dict[Path, int], Diagnosti
         raise TemplateError([FieldError("template", f"invalid YAML at {where}{problem}")]) from exc
     except YAMLError as exc:
         raise TemplateError([FieldError("template", f"invalid YAML: {exc}")]) from exc
+    except TemplateError:
+        raise  # a limit of controlplane.compose.limits, already worded for the user
+    except (ValueError, OverflowError) as exc:
+        # ruamel lets some bad input escape as plain errors, e.g. "\U7fffffff" -> chr() ValueError.
+        raise TemplateError([FieldError("template", f"invalid YAML: {exc}")]) from exc
     if data is None:
         raise TemplateError([FieldError("template", "is empty; it needs at least 'services:'")])
     if not isinstance(data, CommentedMap):
         raise TemplateError([FieldError("template", "must be a YAML mapping with 'services:'")])
     positions: dict[Path, int] = {}
     diag = Diagnostics(positions)
-    plain = _plain(data, (), positions, diag)
+    plain = _plain(data, (), positions, diag, budget)
     return plain, positions, diag
 
 

@@ -22,6 +22,7 @@ from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateE
 from controlplane.compose.extension import extension_claims
 from controlplane.compose.graph import check_published_ports, start_order
 from controlplane.compose.interpolation import InterpolationError, interpolate, interpolate_tree
+from controlplane.compose.limits import ParseBudget
 from controlplane.compose.loader import load_yaml, validate_schema
 from controlplane.compose.model import (
     Dependency,
@@ -66,10 +67,29 @@ def _external(value: Any) -> bool:
     return True if isinstance(value, dict) else to_bool(value) if value is not None else False
 
 
+_RESOURCE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+
+
+def _options(kind: str, name: str, options: Any, diag: Diagnostics) -> dict[str, Any] | None:
+    """The settings of one top-level volume or network, or None after reporting why not.
+
+    The official schema leaves ``networks:`` open (no ``additionalProperties: false``), so a
+    network named ``""`` with the value ``1`` reaches this point; refuse it here.
+    """
+    if not _RESOURCE_NAME.fullmatch(name):
+        diag.error((kind, name), "names may use only letters, digits, '.', '_' and '-'")
+        return None
+    if options is not None and not isinstance(options, dict):
+        diag.error((kind, name), "must be a mapping of settings or empty")
+        return None
+    return options or {}
+
+
 def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume], list[NetworkDef]]:
     volumes, networks = [], []
     for name, options in (doc.get("volumes") or {}).items():
-        opts = options or {}
+        if (opts := _options("volumes", name, options, diag)) is None:
+            continue
         volumes.append(
             NamedVolume(
                 name=name,
@@ -79,7 +99,8 @@ def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume
             )
         )
     for name, options in (doc.get("networks") or {}).items():
-        opts = options or {}
+        if (opts := _options("networks", name, options, diag)) is None:
+            continue
         networks.append(
             NetworkDef(
                 name=name,
@@ -161,17 +182,24 @@ def _dependencies(specs: dict[str, ServiceSpec], diag: Diagnostics) -> dict[str,
 
 
 def parse_template(
-    template: str, *, env: Mapping[str, str], files: Mapping[str, str], app_name: str
+    template: str,
+    *,
+    env: Mapping[str, str],
+    files: Mapping[str, str],
+    app_name: str,
+    budget: ParseBudget | None = None,
 ) -> ParsedTemplate:
     """Parse a Compose template for application ``app_name``; raise TemplateError listing all errors.
 
     ``env`` are deploy-time parameters and win over ``files[".env"]``; ``os.environ`` is never read.
+    ``budget`` bounds the CPU time and can cancel the parse from another thread (see ``limits``).
     """
+    budget = budget or ParseBudget()
     size = len(template.encode("utf-8"))
     if size > MAX_TEMPLATE_BYTES:
         message = f"is {size} bytes; the limit is 1 MiB ({MAX_TEMPLATE_BYTES} bytes)"
         raise TemplateError([FieldError("template", message)])
-    doc, _, diag = load_yaml(template)
+    doc, _, diag = load_yaml(template, budget)
     bundled = {normalize_path(k): v for k, v in files.items()}
     dotenv: dict[str, str] = {}
     if ".env" in bundled:
@@ -183,8 +211,10 @@ def parse_template(
     def lookup(name: str) -> str | None:
         return env[name] if name in env else dotenv.get(name)
 
-    doc = interpolate_tree(doc, lookup, diag)
+    doc = interpolate_tree(doc, lookup, diag, tick=budget.tick)
+    budget.check_time()
     validate_schema(doc, diag)
+    budget.check_time()
     if not isinstance(doc.get("services"), dict) or not doc["services"]:
         diag.error(("services",), "is required and must name at least one service")
     diag.raise_if_errors()
@@ -193,7 +223,16 @@ def parse_template(
         diag.warn(("name",), f"the application is deployed as {app_name!r}")
     volumes, networks = _top_level(doc, diag)
     ctx = Context(diag, lookup, bundled, {v.name for v in volumes}, {n.name for n in networks})
-    specs = {name: _service(name, svc or {}, ctx) for name, svc in doc["services"].items()}
+    specs = {}
+    for name, svc in doc["services"].items():
+        budget.tick()
+        if svc is not None and not isinstance(svc, dict):
+            # The schema checks only services whose names it accepts (see _unknown_keys).
+            if (problem := _service_name_problem(name)) is not None:
+                diag.error(("services", name), problem)
+            diag.error(("services", name), "must be a mapping of service settings")
+            continue
+        specs[name] = _service(name, svc or {}, ctx)
     order = start_order(_dependencies(specs, diag), diag)
     published: list[tuple[Path, PortSpec]] = []
     for name, spec in specs.items():

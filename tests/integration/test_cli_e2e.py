@@ -123,6 +123,19 @@ def test_an_explicit_empty_name_is_refused_not_replaced(
     ok(ccs_server, "cluster", "rm", unique)
 
 
+@pytest.mark.parametrize("depth", [500, 10_000])
+def test_deeply_nested_template_exits_4_naming_the_depth_limit(
+    ccs_server: Any, unique: str, tmp_path: Path, depth: int
+) -> None:
+    ok(ccs_server, "cluster", "create", unique)
+    deep = "services:\n  web:\n    image: x\nx-deep: " + "[" * depth + "]" * depth + "\n"
+    res = run(ccs_server, "app", "deploy", "-c", unique, "-f", str(small_app(tmp_path, template=deep)))
+    assert res.returncode == 4, (res.stdout, res.stderr)
+    assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith("error: ")
+    assert "nesting deeper than 100 levels" in res.stderr and "the limit is 100" in res.stderr
+    ok(ccs_server, "cluster", "rm", unique)
+
+
 def test_wrong_token_and_unknown_names(ccs_server: Any, unique: str) -> None:
     assert run(ccs_server, "--token", "wrong", "cluster", "ls").returncode == 6
     assert run(ccs_server, "app", "ls", "-c", unique).returncode == 3

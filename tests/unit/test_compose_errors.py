@@ -256,3 +256,40 @@ def test_referenced_files_lists_env_files_best_effort() -> None:
         """)
     assert referenced_files(text) == ["a.env", "conf/b.env"]
     assert referenced_files("services: [") == []
+
+
+def test_an_empty_or_blank_key_is_visible_in_the_field_path() -> None:
+    # Found by the property test: the path of an empty top-level key was "" (": unknown key").
+    with pytest.raises(TemplateError) as info:
+        parse_template("services:\n  web:\n    image: nginx\n? ''\n: null\n", env={}, files={}, app_name="app")
+    assert [e.path for e in info.value.errors] == ['[""]']
+    with pytest.raises(TemplateError) as info:
+        parse_template("services:\n  web:\n    image: nginx\n    'a b': 1\n", env={}, files={}, app_name="app")
+    assert [e.path for e in info.value.errors] == ['services.web["a b"]']
+
+
+def test_an_escape_past_the_last_unicode_code_point_is_invalid_yaml() -> None:
+    # Found by the property test: ruamel raised a bare ValueError from chr().
+    text = 'services:\n  web:\n    image: "\\U7fffffff"\n'
+    with pytest.raises(TemplateError) as info:
+        parse_template(text, env={}, files={}, app_name="app")
+    assert str(info.value) == "template: invalid YAML: chr() arg not in range(0x110000)"
+
+
+def test_a_service_that_is_not_a_mapping_is_refused_with_its_name() -> None:
+    # Found by the property test: a service the schema skips (bad name) crashed the conversion.
+    with pytest.raises(TemplateError) as info:
+        parse_template("services:\n  web:\n    image: nginx\n  '': true\n", env={}, files={}, app_name="app")
+    assert [str(e).split(":")[0] for e in info.value.errors] == ['services[""]', 'services[""]']
+    assert "must be a mapping of service settings" in str(info.value)
+
+
+def test_a_network_with_a_bad_name_is_refused() -> None:
+    # Found by the property test: the official schema leaves networks open, and a network
+    # named "" with the value 1 crashed the conversion.
+    text = "services:\n  web:\n    image: nginx\nnetworks:\n  ok: null\n  '': 1\n"
+    with pytest.raises(TemplateError) as info:
+        parse_template(text, env={}, files={}, app_name="app")
+    assert [str(e) for e in info.value.errors] == [
+        """networks[""]: names may use only letters, digits, '.', '_' and '-' (line 6)""",
+    ]

@@ -76,3 +76,10 @@ def test_real_corpus_template_with_dotenv() -> None:
     text, files = load_bundle(CORPUS / "postgresql-pgadmin" / "compose.yaml")
     assert "services:" in text
     assert files[".env"] == (CORPUS / "postgresql-pgadmin" / ".env").read_text()
+
+
+def test_deeply_nested_template_is_passed_through_for_the_server_to_judge(tmp_path: Path) -> None:
+    # PyYAML overflows Python's stack on this; the server refuses it with its depth limit.
+    text = "services:\n  web:\n    image: nginx\nx-deep: " + "[" * 10_000 + "]" * 10_000 + "\n"
+    f = write(tmp_path / "compose.yaml", text)
+    assert load_bundle(f) == (text, {})
