@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
-
 import grpc
 import structlog
 
@@ -14,7 +11,6 @@ from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same
 from controlplane.api.app_update import ReleaseOptions, apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import (
     MAX_REPLICAS,
-    MAX_TEMPLATE_BYTES,
     CacheReader,
     check_labels,
     check_name,
@@ -24,7 +20,8 @@ from controlplane.api.common import (
     touch,
 )
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
-from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParseBudget, ParsedTemplate, parse_template
+from controlplane.api.template_parse import parse_checked
+from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
 from controlplane.reconcile.cache import Informer
 from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode
@@ -32,46 +29,7 @@ from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
 log = structlog.get_logger("ccs.api")
-MAX_FILES_BYTES = 1024 * 1024
 STRATEGIES = ("", "rolling", "blue-green", "canary")
-
-
-def _check_inputs(template: str, env: Mapping[str, str], files: Mapping[str, str]) -> None:
-    size = len(template.encode())
-    if size > MAX_TEMPLATE_BYTES:
-        raise InvalidArgument("template", f"is {size} bytes; the limit is {MAX_TEMPLATE_BYTES} bytes (1 MiB)")
-    for k in env:
-        if not k or "=" in k or not k.replace("_", "a").isalnum():
-            raise InvalidArgument(f"env.{k}", "not a valid variable name")
-    total = sum(len(v.encode()) for v in files.values())
-    if total > MAX_FILES_BYTES:
-        raise InvalidArgument("files", f"are {total} bytes; the limit is {MAX_FILES_BYTES} bytes")
-
-
-async def _parse(
-    template: str, env: Mapping[str, str], files: Mapping[str, str], app: str, cpu_seconds: float
-) -> ParsedTemplate:
-    _check_inputs(template, env, files)
-    # Parsing a large template is CPU work: keep it off the event loop, under a CPU budget. A
-    # thread cannot be killed, so when this RPC is cancelled (client gone, server stopping after
-    # its grace) the budget tells the thread to stop at its next node; otherwise it would keep
-    # the process alive until the parse ends.
-    budget = ParseBudget(cpu_seconds)
-    log.debug("parsing template", app=app, bytes=len(template))
-    try:
-        parsed = await asyncio.to_thread(
-            parse_template, template, env=dict(env), files=dict(files), app_name=app, budget=budget
-        )
-    except asyncio.CancelledError:
-        budget.cancel()
-        log.info("template parse cancelled", app=app)
-        raise
-    for name, spec in parsed.services.items():
-        if spec.replicas > MAX_REPLICAS:
-            raise InvalidArgument(
-                f"services.{name}.deploy.replicas", f"{spec.replicas} exceeds the limit of 1000"
-            )
-    return parsed
 
 
 def _apply_parsed(app: pb.Application, parsed: ParsedTemplate) -> None:
@@ -108,7 +66,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         check_labels("labels", request.labels)
         if not request.template.strip():
             raise InvalidArgument("template", "is empty")
-        parsed = await _parse(request.template, request.env, request.files, name, self.parse_cpu_seconds)
+        parsed = await parse_checked(request.template, request.env, request.files, name, self.parse_cpu_seconds)
         app = pb.Application(
             meta=new_meta(name, request.labels),
             cluster=cluster,
@@ -218,7 +176,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
                 app.meta.labels[k] = v
             else:
                 app.meta.labels.pop(k, None)
-        parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
+        parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
         if app.spec != old_spec:
             app.revision += 1
             if not same_template(app.spec, old_spec) or not app.spec.template_revision:
@@ -269,7 +227,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         app.spec.CopyFrom(snap.spec)
         app.spec.desired_state = desired
         await resolve(self.etcd, cluster, name, app.spec)
-        parsed = await _parse(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
+        parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
         app.revision += 1
         if not app.spec.template_revision:  # a snapshot from before template_revision
             app.spec.template_revision = app.revision
