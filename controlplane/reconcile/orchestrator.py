@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -35,6 +36,10 @@ from controlplane.store.etcd import Etcd
 log = structlog.get_logger("ccs.orchestrator")
 
 RESYNC_PERIOD = 30.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _node_relevant(old: pb.Node | None, new: pb.Node | None) -> bool:
@@ -59,7 +64,13 @@ class Orchestrator:
         heartbeat_period: float = 5.0,
         down_grace: float = 30.0,
         workers: int = 2,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = _utcnow,
     ) -> None:
+        # The clocks are parameters so that unit tests drive restart delays, backoff and the
+        # periodic full pass deterministically (tests/unit/test_reconcile_orchestrator.py).
+        self._monotonic = monotonic
+        self._wall = wall
         self.etcd = etcd
         self.informer = informer
         self.heartbeat_period = timedelta(seconds=heartbeat_period)
@@ -81,7 +92,7 @@ class Orchestrator:
         self.leading_since: datetime | None = None
 
     def start(self) -> None:
-        self.leading_since = datetime.now(UTC)
+        self.leading_since = self._wall()
         self._running = True
         self._on_resync()
         self.queue.start()
@@ -136,7 +147,7 @@ class Orchestrator:
             self._dirty.pop(cluster, None)
             self._all.discard(cluster)
             return Result()
-        now_mono = time.monotonic()
+        now_mono = self._monotonic()
         wait = self._not_before.get(cluster, 0.0) - now_mono
         if wait > 0:
             # Leave the event loop to the dispatcher for as long as the last pass took: a
@@ -162,7 +173,7 @@ class Orchestrator:
             dirty |= set(state.services) | {k for k in state.by_service if state.by_service[k]}
         failures = self._failures[cluster]
         p, release_writes = await plan_pass(
-            state, dirty, full, failures=failures, now=datetime.now(UTC), mono_now=now_mono,
+            state, dirty, full, failures=failures, now=self._wall(), mono_now=now_mono,
             heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
             leading_since=self.leading_since)
         try:
@@ -182,13 +193,13 @@ class Orchestrator:
             return Result(requeue_after=0.05)
         p.record_outcome()
         for key, after in p.service_requeue.items():
-            due[key] = min(due.get(key, float("inf")), time.monotonic() + after)
+            due[key] = min(due.get(key, float("inf")), self._monotonic() + after)
         self.last_pass_seconds = time.perf_counter() - t0
-        self._not_before[cluster] = time.monotonic() + min(self.last_pass_seconds, 2.0)
+        self._not_before[cluster] = self._monotonic() + min(self.last_pass_seconds, 2.0)
         if written:
             log.debug("pass", cluster=cluster, services=len(dirty), writes=written,
                       seconds=round(self.last_pass_seconds, 3))
-        retry = failures.next_retry(time.monotonic())
+        retry = failures.next_retry(self._monotonic())
         requeue = min([*p.requeue, RESYNC_PERIOD, *([retry] if retry is not None else [])])
         return Result(requeue_after=max(requeue, 0.05))
 
