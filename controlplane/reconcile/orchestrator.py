@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.app_update import TERMINAL
 from controlplane.reconcile.app_status import finish_apps
 from controlplane.reconcile.cache import Change, ClusterState, Informer, SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
@@ -30,6 +29,7 @@ from controlplane.reconcile.containment import ClusterFailures
 from controlplane.reconcile.queue import Result, WorkQueue
 from controlplane.reconcile.release_pass import plan_releases
 from controlplane.reconcile.writes import Writes
+from controlplane.release import CANARY, TERMINAL
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 
@@ -123,7 +123,7 @@ class Orchestrator:
             state = self.informer.clusters.get(ch.cluster)
             if ch.kind == "routerstats":
                 # Only canary analysis reads router counters.
-                if state is not None and any(r.spec.strategy == "canary" and r.status.phase not in TERMINAL
+                if state is not None and any(r.spec.strategy == CANARY and r.status.phase not in TERMINAL
                                              for r in state.releases.values()):
                     touched.add(ch.cluster)
                 continue
