@@ -142,10 +142,10 @@ class Orchestrator:
             self.queue.add(cluster)
 
     async def reconcile(self, cluster: str) -> Result:
+        """One pass over ``cluster``: take its work, plan it, commit it, say when to come back."""
         state = self.informer.clusters.get(cluster)
         if state is None or not state.exists:
-            self._dirty.pop(cluster, None)
-            self._all.discard(cluster)
+            self._forget(cluster)
             return Result()
         now_mono = self._monotonic()
         wait = self._not_before.get(cluster, 0.0) - now_mono
@@ -154,6 +154,32 @@ class Orchestrator:
             # flood of status reports then costs a few big passes, not one pass per report.
             return Result(requeue_after=wait)
         t0 = time.perf_counter()
+        dirty, full = self._take_work(cluster, state, now_mono)
+        p, release_writes = await plan_pass(
+            state, dirty, full, failures=self._failures[cluster], now=self._wall(), mono_now=now_mono,
+            heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
+            leading_since=self.leading_since)
+        written = await self._commit(cluster, p, release_writes, dirty, full)
+        if p.writes.conflicts:
+            # Some chunks met a newer write (an agent's status, a heartbeat): the others
+            # landed. Replan what was dirty once the cache has caught up.
+            self._dirty[cluster] |= dirty
+            log.debug("pass had conflicts; replanning", cluster=cluster, chunks=p.writes.conflicts)
+            return Result(requeue_after=0.05)
+        return self._after_pass(cluster, p, dirty, written, t0)
+
+    def _forget(self, cluster: str) -> None:
+        """The cluster is gone: drop the work kept for it."""
+        self._dirty.pop(cluster, None)
+        self._all.discard(cluster)
+
+    def _take_work(self, cluster: str, state: ClusterState, now_mono: float) -> tuple[set[SvcKey], bool]:
+        """The services this pass plans, and whether it is a full pass.
+
+        Dirty services, those whose ``depends_on`` gate reads one of them, those whose timer
+        (a restart delay) is due; every service on a full pass (asked for, or the periodic
+        safety net).
+        """
         if now_mono >= self._next_full.get(cluster, 0.0):
             self._all.add(cluster)  # the periodic safety net is a full pass
         full = cluster in self._all
@@ -171,11 +197,12 @@ class Orchestrator:
             del due[key]
         if full:
             dirty |= set(state.services) | {k for k in state.by_service if state.by_service[k]}
-        failures = self._failures[cluster]
-        p, release_writes = await plan_pass(
-            state, dirty, full, failures=failures, now=self._wall(), mono_now=now_mono,
-            heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
-            leading_since=self.leading_since)
+        return dirty, full
+
+    async def _commit(
+        self, cluster: str, p: ClusterPass, release_writes: Writes, dirty: set[SvcKey], full: bool
+    ) -> int:
+        """Commit the releases' transaction, then the pass's; a failure keeps the work dirty."""
         try:
             written = await release_writes.commit(self.etcd)
             written += await p.writes.commit(self.etcd)
@@ -185,13 +212,12 @@ class Orchestrator:
             if full:
                 self._all.add(cluster)
             raise
-        if p.writes.conflicts:
-            # Some chunks met a newer write (an agent's status, a heartbeat): the others
-            # landed. Replan what was dirty once the cache has caught up.
-            self._dirty[cluster] |= dirty
-            log.debug("pass had conflicts; replanning", cluster=cluster, chunks=p.writes.conflicts)
-            return Result(requeue_after=0.05)
+        return written
+
+    def _after_pass(self, cluster: str, p: ClusterPass, dirty: set[SvcKey], written: int, t0: float) -> Result:
+        """Fold in a committed pass: failures, service timers, the throttle, and when to come back."""
         p.record_outcome()
+        due = self._due[cluster]
         for key, after in p.service_requeue.items():
             due[key] = min(due.get(key, float("inf")), self._monotonic() + after)
         self.last_pass_seconds = time.perf_counter() - t0
@@ -199,7 +225,7 @@ class Orchestrator:
         if written:
             log.debug("pass", cluster=cluster, services=len(dirty), writes=written,
                       seconds=round(self.last_pass_seconds, 3))
-        retry = failures.next_retry(self._monotonic())
+        retry = self._failures[cluster].next_retry(self._monotonic())
         requeue = min([*p.requeue, RESYNC_PERIOD, *([retry] if retry is not None else [])])
         return Result(requeue_after=max(requeue, 0.05))
 
