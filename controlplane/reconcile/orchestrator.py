@@ -26,6 +26,7 @@ from controlplane.reconcile.app_status import finish_apps
 from controlplane.reconcile.cache import Change, ClusterState, Informer, SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.containment import ClusterFailures
+from controlplane.reconcile.node_pass import plan_nodes
 from controlplane.reconcile.queue import Result, WorkQueue
 from controlplane.reconcile.release_pass import plan_releases
 from controlplane.reconcile.writes import Writes
@@ -253,7 +254,7 @@ async def plan_pass(
     p = ClusterPass(state, now, heartbeat_period=heartbeat_period, down_grace=down_grace,
                     failures=failures, mono_now=mono_now, leading_since=leading_since)
     p.report_undecodable()
-    p.plan_nodes()
+    plan_nodes(p)
     release_writes = Writes()
     for app in plan_releases(p, release_writes):
         dirty.update(k for k in state.services if k[0] == app)
