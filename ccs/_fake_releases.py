@@ -16,14 +16,14 @@ from typing import Any, Protocol, TypeAlias
 import grpc
 from google.protobuf.message import Message
 
+from ccs.release_phases import TERMINAL_PHASES
 from ccs.v1 import api_pb2, resources_pb2
 
 __all__ = ["ReleasesFake"]
 
 Ctx: TypeAlias = Any
 R = resources_pb2
-_TERMINAL = (R.RELEASE_PHASE_SUCCEEDED, R.RELEASE_PHASE_ROLLED_BACK, R.RELEASE_PHASE_FAILED,
-             R.RELEASE_PHASE_SUPERSEDED)
+_TERMINAL = TERMINAL_PHASES
 _STRATEGIES = ("rolling", "blue-green", "canary")
 
 

@@ -34,6 +34,7 @@ import grpc.aio
 
 from ccs._transport import Listing, Transport
 from ccs.errors import InvalidArgument, ReleaseFailed, WaitTimeout
+from ccs.release_phases import TERMINAL_PHASES
 from ccs.v1 import api_pb2, api_pb2_grpc, resources_pb2
 
 if TYPE_CHECKING:
@@ -54,12 +55,6 @@ __all__ = [
 ]
 
 P = resources_pb2.ReleasePhase
-TERMINAL_PHASES = frozenset({
-    resources_pb2.RELEASE_PHASE_SUCCEEDED,
-    resources_pb2.RELEASE_PHASE_ROLLED_BACK,
-    resources_pb2.RELEASE_PHASE_FAILED,
-    resources_pb2.RELEASE_PHASE_SUPERSEDED,
-})
 
 ProgressCallback = Callable[[resources_pb2.Release], None]
 

@@ -14,53 +14,17 @@ The template travels at most once per write (see :mod:`controlplane.api.app_spec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import for_revision, stored, stored_app
 from controlplane.api.common import new_meta, now, record_event, touch
 from controlplane.api.errors import InvalidArgument
 from controlplane.compose import ParsedTemplate
+from controlplane.release import ReleaseError, ReleaseOptions, UpdatePlan, desired_replicas, plan_update
 from controlplane.store import TooLarge, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
-TERMINAL = (
-    pb.RELEASE_PHASE_SUCCEEDED,
-    pb.RELEASE_PHASE_ROLLED_BACK,
-    pb.RELEASE_PHASE_FAILED,
-    pb.RELEASE_PHASE_SUPERSEDED,
-)
-DEFAULT_CANARY_STEPS = (
-    pb.CanaryStep(weight=10, pause_ms=30_000),
-    pb.CanaryStep(weight=50, pause_ms=30_000),
-    pb.CanaryStep(weight=100),
-)
-
-
-@dataclass
-class ReleaseOptions:
-    strategy: str = ""
-    canary_replicas: int = 0
-    canary_steps: Sequence[pb.CanaryStep] = ()
-    canary_analysis: pb.CanaryAnalysis | None = None
-    match_header: str = ""
-    match_cookie: str = ""
-    match_value: str = ""
-    is_rollback: bool = False
-    rolling: pb.UpdateConfig | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-def choose_strategy(requested: str, changed: Sequence[pb.Service]) -> str:
-    """The flag wins; else what the template asks (x-ccs strategy, aliyun labels); else rolling."""
-    if requested:
-        return requested
-    for svc in changed:
-        if svc.spec.strategy:
-            return svc.spec.strategy
-    return "rolling"
+__all__ = ["ReleaseOptions", "apply_update", "check_fits", "new_service", "snapshot"]
 
 
 def new_service(cluster: str, app: str, name: str, spec: pb.ServiceSpec, revision: int) -> pb.Service:
@@ -73,7 +37,7 @@ def new_service(cluster: str, app: str, name: str, spec: pb.ServiceSpec, revisio
         last_generation=1,
         app_revision=revision,
     )
-    svc.status.desired = spec.replicas if spec.mode != pb.SERVICE_MODE_GLOBAL else 0
+    svc.status.desired = desired_replicas(spec)
     return svc
 
 
@@ -114,104 +78,64 @@ async def apply_update(
     *,
     dry_run: bool = False,
 ) -> pb.Application:
-    """Write ``app`` (its spec whole, as the caller resolved it) and the service changes."""
+    """Write ``app`` (its spec whole, as the caller resolved it) and the service changes.
+
+    Reads what the update starts from, lets :func:`~controlplane.release.plan_update` decide
+    (services, generations, the release and what it supersedes), and writes that in one
+    transaction guarded by the revisions it read.
+    """
     cluster, name = app.cluster, app.meta.name
     current, _ = await reads.list_all(etcd, keys.services(cluster, name), pb.Service)
-    by_name = {s.meta.name: s for s in current}
     releases, _ = await reads.list_all(etcd, keys.releases(cluster, name), pb.Release)
     latest = max(releases, key=lambda r: r.number) if releases else None
-
+    revised = app.spec != previous_spec
+    try:
+        plan = plan_update(app, stored(previous_spec), parsed.services, current, latest, options,
+                           revised=revised, now=now(), release_name=keys.release_name)
+    except ReleaseError as e:
+        field, _, problem = str(e).partition(": ")
+        raise InvalidArgument(field, problem) from e
     txn = Txn().update(keys.app(cluster, name), stored_app(app), "application", name, rv)
-    summary: list[str] = []
-    changed: list[pb.Service] = []
-    from_revision = app.revision - 1 if app.spec != previous_spec else app.revision
-    release_spec = pb.ReleaseSpec(
-        from_revision=from_revision, to_revision=app.revision, is_rollback=options.is_rollback
-    )
-    release_spec.previous_app_spec.CopyFrom(stored(previous_spec))
-    for sname, spec in parsed.services.items():
-        key = keys.service(cluster, name, sname)
-        old = by_name.pop(sname, None)
-        if old is None:
-            txn.create(key, new_service(cluster, name, sname, spec, app.revision), "service", sname)
-            summary.append(f"+{sname}")
-            continue
-        if old.spec == spec:
-            continue
-        release_spec.previous_specs[sname].CopyFrom(old.spec)
-        release_spec.previous_generations[sname] = old.generation
-        release_spec.services.append(sname)
-        generation = max(old.generation, old.last_generation) + 1
-        old.spec.CopyFrom(spec)
-        old.generation = old.last_generation = generation
-        old.app_revision = app.revision
-        old.status.desired = spec.replicas if spec.mode != pb.SERVICE_MODE_GLOBAL else 0
-        touch(old.meta)
-        txn.update(key, old, "service", sname, old.meta.resource_version)
-        changed.append(old)
-        summary.append(f"~{sname}")
-    for sname, old in by_name.items():
-        key = keys.service(cluster, name, sname)
-        txn.require_revision(key, "service", sname, old.meta.resource_version).delete(key)
-        summary.append(f"-{sname}")
-
-    if app.spec != previous_spec:
+    _write_plan(txn, app, plan)
+    if revised:
         snapshot(txn, app, "rollback" if options.is_rollback else "update")
-    release = None
-    if changed:
-        strategy = choose_strategy(options.strategy, changed)
-        release_spec.strategy = strategy
-        if strategy == "canary":
-            release_spec.canary_replicas = options.canary_replicas or 1
-            release_spec.steps.extend(options.canary_steps or DEFAULT_CANARY_STEPS)
-            if options.canary_analysis is not None:
-                release_spec.analysis.CopyFrom(options.canary_analysis)
-            else:
-                release_spec.analysis.CopyFrom(pb.CanaryAnalysis(max_5xx_ratio=0.05, min_requests=20))
-            release_spec.match_header = options.match_header
-            release_spec.match_cookie = options.match_cookie
-            release_spec.match_value = options.match_value
-        if options.rolling is not None:
-            release_spec.rolling.CopyFrom(options.rolling)
-        number = (latest.number if latest else 0) + 1
-        release = pb.Release(
-            meta=new_meta(keys.release_name(number)),
-            cluster=cluster,
-            application=name,
-            number=number,
-            spec=release_spec,
-        )
-        release.status.phase = pb.RELEASE_PHASE_PROGRESSING
-        release.status.phase_since.CopyFrom(now())
-        release.status.history.append(
-            f"{strategy} release of revision {app.revision} ({', '.join(release_spec.services)}) started"
-        )
-        txn.create(keys.release(cluster, name, number), release, "release", release.meta.name)
-        if latest is not None and latest.status.phase not in TERMINAL:
-            latest.status.phase = pb.RELEASE_PHASE_SUPERSEDED
-            latest.status.message = f"superseded by {release.meta.name}"
-            latest.status.finished_at.CopyFrom(now())
-            latest.status.history.append(f"superseded by {release.meta.name}")
-            txn.update(
-                keys.release(cluster, name, latest.number),
-                latest,
-                "release",
-                latest.meta.name,
-                latest.meta.resource_version,
-            )
-    record_event(
-        txn,
-        cluster,
-        "application",
-        name,
-        "RolledBack" if options.is_rollback else "Updated",
-        f"revision {app.revision}"
-        + (f", version {app.spec.version}" if app.spec.version else "")
-        + (f", services {' '.join(summary)}" if summary else ", services unchanged")
-        + (f", {release.spec.strategy} release {release.meta.name}" if release else ""),
-    )
+    record_event(txn, cluster, "application", name, "RolledBack" if options.is_rollback else "Updated",
+                 _describe(app, plan))
     check_fits(etcd, txn, len(parsed.services))
     if dry_run:
         return app
     app.meta.resource_version = await txn.commit(etcd)
     return app
+
+
+def _write_plan(txn: Txn, app: pb.Application, plan: UpdatePlan) -> None:
+    """The plan's records into ``txn``, each guarded by the revision it was read at."""
+    cluster, name = app.cluster, app.meta.name
+    for sname, spec in plan.created.items():
+        txn.create(keys.service(cluster, name, sname), new_service(cluster, name, sname, spec, app.revision),
+                   "service", sname)
+    for svc in plan.changed:
+        touch(svc.meta)
+        txn.update(keys.service(cluster, name, svc.meta.name), svc, "service", svc.meta.name,
+                   svc.meta.resource_version)
+    for svc in plan.removed:
+        key = keys.service(cluster, name, svc.meta.name)
+        txn.require_revision(key, "service", svc.meta.name, svc.meta.resource_version).delete(key)
+    if plan.release is not None:
+        release = plan.release
+        release.meta.CopyFrom(new_meta(release.meta.name))
+        txn.create(keys.release(cluster, name, release.number), release, "release", release.meta.name)
+    if plan.superseded is not None:
+        old = plan.superseded
+        txn.update(keys.release(cluster, name, old.number), old, "release", old.meta.name,
+                   old.meta.resource_version)
+
+
+def _describe(app: pb.Application, plan: UpdatePlan) -> str:
+    """The event's message: revision, version, services changed, release started."""
+    return (
+        f"revision {app.revision}"
+        + (f", version {app.spec.version}" if app.spec.version else "")
+        + (f", services {' '.join(plan.summary)}" if plan.summary else ", services unchanged")
+        + (f", {plan.release.spec.strategy} release {plan.release.meta.name}" if plan.release else "")
+    )

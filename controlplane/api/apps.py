@@ -8,7 +8,7 @@ import structlog
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
-from controlplane.api.app_update import ReleaseOptions, apply_update, check_fits, new_service, snapshot
+from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import (
     MAX_REPLICAS,
     CacheReader,
@@ -23,6 +23,7 @@ from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_err
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
 from controlplane.reconcile.cache import Informer
+from controlplane.release import ReleaseOptions
 from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd

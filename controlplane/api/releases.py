@@ -12,10 +12,10 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.app_update import TERMINAL
 from controlplane.api.common import check_name, read_modify_write, record_event
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.reconcile.cache import Informer
+from controlplane.release import TERMINAL
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd

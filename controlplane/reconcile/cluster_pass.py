@@ -1,6 +1,6 @@
-"""One reconcile pass over one cluster: plan nodes and dirty services, place, write.
+"""One reconcile pass over one cluster: plan dirty services, place, write.
 
-The pure planners decide *what* (:func:`plan_node`, :func:`plan_service`), the scheduler
+The pure planners decide *what* (:func:`plan_service`; nodes in :mod:`.node_pass`), the scheduler
 decides *where* (:class:`ClusterView`), :func:`apply_actions` gives the reference meaning
 of every action, and this module only diffs the records before and after and turns the
 difference into guarded writes. It reads nothing from etcd: the cache is the input.
@@ -26,11 +26,8 @@ from controlplane.api.common import new_event
 from controlplane.planner import (
     Counts,
     PlanError,
-    SetDesired,
-    SetNodeState,
     apply_actions,
     count,
-    plan_node,
     plan_service,
 )
 from controlplane.reconcile.cache import ClusterState, CtrKey, SvcKey
@@ -117,7 +114,8 @@ class ClusterPass:
             svc = self.overlay_by_service.get((key[0], key[1]), set())
             self._overlay_journal.append((key, key in self.overlay, self.overlay.get(key), key in svc))
 
-    def _put_container(self, key: CtrKey, c: pb.Container) -> None:
+    def put_container(self, key: CtrKey, c: pb.Container) -> None:
+        """Write ``c`` at ``key``, guarded by the cached record; later planning in the pass sees it."""
         if keys.container(self.cluster, *key) in self.state.undecodable:
             return  # held: a write guarded by the last good copy could only conflict
         orig = self.state.containers.get(key)
@@ -206,37 +204,6 @@ class ClusterPass:
         obj: ObjKey = ("service", app, svc)
         return self.failures.failing(obj) and self.failures.blocked(
             obj, service_fingerprint(self.state, app, svc), self.mono_now)
-
-    # ------------------------------------------------------------------ nodes
-    def plan_nodes(self) -> None:
-        for name, node in sorted(self.state.nodes.items()):
-            if name in self.held.nodes:
-                continue
-            as_planned = pb.Node()
-            as_planned.CopyFrom(node)
-            as_planned.meta.id = name  # containers name their node by name
-            on_node = [c for c in self.state.containers_on(name)]
-            plan = plan_node(as_planned, on_node, self.now, self.heartbeat_period, self.down_grace,
-                             leading_since=self.leading_since)
-            if plan.requeue_after is not None:
-                self.requeue.append(plan.requeue_after)
-            for action in plan.actions:
-                if isinstance(action, SetNodeState) and node.status.state != action.state:
-                    updated = pb.Node()
-                    updated.CopyFrom(node)
-                    updated.status.state = action.state
-                    updated.status.message = action.message
-                    self.writes.put(keys.node(self.cluster, name), updated,
-                                    node.meta.resource_version, "node", name)
-                    self.event("node", name, "NodeDown", action.message, warning=True)
-                elif isinstance(action, SetDesired):
-                    key = self.by_id.get(action.container)
-                    c = self.container(key) if key else None
-                    if key is not None and c is not None and c.desired_state != action.desired_state:
-                        moved = pb.Container()
-                        moved.CopyFrom(c)
-                        moved.desired_state = action.desired_state
-                        self._put_container(key, moved)
 
     # ------------------------------------------------------------------ services
     def _deps(self, app: str, service: pb.Service) -> dict[str, Counts]:
@@ -348,51 +315,71 @@ class ClusterPass:
         for cid, c in new.items():
             prior = old.get(cid)
             if prior is None:
-                c.meta.name = container_name(svc, c.slot, c.node, cid)
-                c.meta.created_at.FromDatetime(self.now)
-                c.meta.updated_at.FromDatetime(self.now)
-                c.cluster = self.cluster
-                if c.node:  # global: pinned; if its node cannot take it now, write nothing yet
-                    result = self.view.place(ref, [c.meta.name], on=c.node)
-                    if c.meta.name not in result.assigned:
-                        unplaced[c.meta.name] = result.unplaced.get(c.meta.name, "cannot be placed")
-                        continue
-                    c.status.state = pb.CONTAINER_STATE_ASSIGNED
-                    c.status.updated_at.FromDatetime(self.now)
-                    self._put_container((app, svc, c.meta.name), c)
-                else:
-                    to_place.append(c)
-                continue
-            changed = pb.Container()
-            changed.CopyFrom(c)
-            if keep_volumes and changed.desired_state == pb.DESIRED_STATE_REMOVED:
-                changed.meta.labels[KEEP_VOLUMES] = "true"
-            if not changed.node and changed.desired_state == pb.DESIRED_STATE_RUNNING:
-                to_place.append(changed)
-            elif changed != prior:
-                to_write.append(changed)
+                self._add_new(ref, c, to_place, unplaced)
+            else:
+                self._sort_changed(c, prior, to_place, to_write, keep_volumes=keep_volumes)
         if to_place:
-            to_place.sort(key=lambda c: (c.slot, c.meta.name))
-            result = self.view.place(ref, [c.meta.name for c in to_place])
-            for c in to_place:
-                node = result.assigned.get(c.meta.name)
-                if node is not None:
-                    c.node = node
-                    c.status.state = pb.CONTAINER_STATE_ASSIGNED
-                    c.status.message = ""
-                else:
-                    c.status.state = pb.CONTAINER_STATE_PENDING
-                    c.status.message = result.unplaced.get(c.meta.name, "cannot be placed")
-                    unplaced[c.meta.name] = c.status.message
-                prior = old.get(c.meta.id)
-                if prior is None or c != prior:
-                    c.status.updated_at.FromDatetime(self.now)
-                    to_write.append(c)
+            to_write += self._place(ref, to_place, old, unplaced)
         for c in to_write:
             if c.meta.id in old:
                 c.meta.updated_at.FromDatetime(self.now)
-            self._put_container((app, svc, c.meta.name), c)
+            self.put_container((app, svc, c.meta.name), c)
         return unplaced
+
+    def _add_new(self, ref: ServiceRef, c: pb.Container, to_place: list[pb.Container],
+                 unplaced: dict[str, str]) -> None:
+        """Name and stamp a new container; write it now if pinned to a node, else queue it for placing."""
+        app, svc = ref.application, ref.name
+        c.meta.name = container_name(svc, c.slot, c.node, c.meta.id)
+        c.meta.created_at.FromDatetime(self.now)
+        c.meta.updated_at.FromDatetime(self.now)
+        c.cluster = self.cluster
+        if not c.node:
+            to_place.append(c)
+            return
+        # Global: pinned; if its node cannot take it now, write nothing yet.
+        result = self.view.place(ref, [c.meta.name], on=c.node)
+        if c.meta.name not in result.assigned:
+            unplaced[c.meta.name] = result.unplaced.get(c.meta.name, "cannot be placed")
+            return
+        c.status.state = pb.CONTAINER_STATE_ASSIGNED
+        c.status.updated_at.FromDatetime(self.now)
+        self.put_container((app, svc, c.meta.name), c)
+
+    @staticmethod
+    def _sort_changed(c: pb.Container, prior: pb.Container, to_place: list[pb.Container],
+                      to_write: list[pb.Container], *, keep_volumes: bool) -> None:
+        """An existing container: still to be placed, to be written, or unchanged."""
+        changed = pb.Container()
+        changed.CopyFrom(c)
+        if keep_volumes and changed.desired_state == pb.DESIRED_STATE_REMOVED:
+            changed.meta.labels[KEEP_VOLUMES] = "true"
+        if not changed.node and changed.desired_state == pb.DESIRED_STATE_RUNNING:
+            to_place.append(changed)
+        elif changed != prior:
+            to_write.append(changed)
+
+    def _place(self, ref: ServiceRef, to_place: list[pb.Container], old: dict[str, pb.Container],
+               unplaced: dict[str, str]) -> list[pb.Container]:
+        """Place the containers without a node in one scheduler call; return those that changed."""
+        to_place.sort(key=lambda c: (c.slot, c.meta.name))
+        result = self.view.place(ref, [c.meta.name for c in to_place])
+        changed = []
+        for c in to_place:
+            node = result.assigned.get(c.meta.name)
+            if node is not None:
+                c.node = node
+                c.status.state = pb.CONTAINER_STATE_ASSIGNED
+                c.status.message = ""
+            else:
+                c.status.state = pb.CONTAINER_STATE_PENDING
+                c.status.message = result.unplaced.get(c.meta.name, "cannot be placed")
+                unplaced[c.meta.name] = c.status.message
+            prior = old.get(c.meta.id)
+            if prior is None or c != prior:
+                c.status.updated_at.FromDatetime(self.now)
+                changed.append(c)
+        return changed
 
     def _write_service_status(
         self, app: str, svc: str, service: pb.Service, status: pb.ServiceStatus

@@ -16,25 +16,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.app_update import TERMINAL
 from controlplane.reconcile.app_status import finish_apps
 from controlplane.reconcile.cache import Change, ClusterState, Informer, SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.containment import ClusterFailures
+from controlplane.reconcile.node_pass import plan_nodes
 from controlplane.reconcile.queue import Result, WorkQueue
 from controlplane.reconcile.release_pass import plan_releases
 from controlplane.reconcile.writes import Writes
+from controlplane.release import CANARY, TERMINAL
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 
 log = structlog.get_logger("ccs.orchestrator")
 
 RESYNC_PERIOD = 30.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _node_relevant(old: pb.Node | None, new: pb.Node | None) -> bool:
@@ -59,7 +65,13 @@ class Orchestrator:
         heartbeat_period: float = 5.0,
         down_grace: float = 30.0,
         workers: int = 2,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = _utcnow,
     ) -> None:
+        # The clocks are parameters so that unit tests drive restart delays, backoff and the
+        # periodic full pass deterministically (tests/unit/test_reconcile_orchestrator.py).
+        self._monotonic = monotonic
+        self._wall = wall
         self.etcd = etcd
         self.informer = informer
         self.heartbeat_period = timedelta(seconds=heartbeat_period)
@@ -81,7 +93,7 @@ class Orchestrator:
         self.leading_since: datetime | None = None
 
     def start(self) -> None:
-        self.leading_since = datetime.now(UTC)
+        self.leading_since = self._wall()
         self._running = True
         self._on_resync()
         self.queue.start()
@@ -112,7 +124,7 @@ class Orchestrator:
             state = self.informer.clusters.get(ch.cluster)
             if ch.kind == "routerstats":
                 # Only canary analysis reads router counters.
-                if state is not None and any(r.spec.strategy == "canary" and r.status.phase not in TERMINAL
+                if state is not None and any(r.spec.strategy == CANARY and r.status.phase not in TERMINAL
                                              for r in state.releases.values()):
                     touched.add(ch.cluster)
                 continue
@@ -131,18 +143,44 @@ class Orchestrator:
             self.queue.add(cluster)
 
     async def reconcile(self, cluster: str) -> Result:
+        """One pass over ``cluster``: take its work, plan it, commit it, say when to come back."""
         state = self.informer.clusters.get(cluster)
         if state is None or not state.exists:
-            self._dirty.pop(cluster, None)
-            self._all.discard(cluster)
+            self._forget(cluster)
             return Result()
-        now_mono = time.monotonic()
+        now_mono = self._monotonic()
         wait = self._not_before.get(cluster, 0.0) - now_mono
         if wait > 0:
             # Leave the event loop to the dispatcher for as long as the last pass took: a
             # flood of status reports then costs a few big passes, not one pass per report.
             return Result(requeue_after=wait)
         t0 = time.perf_counter()
+        dirty, full = self._take_work(cluster, state, now_mono)
+        p, release_writes = await plan_pass(
+            state, dirty, full, failures=self._failures[cluster], now=self._wall(), mono_now=now_mono,
+            heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
+            leading_since=self.leading_since)
+        written = await self._commit(cluster, p, release_writes, dirty, full)
+        if p.writes.conflicts:
+            # Some chunks met a newer write (an agent's status, a heartbeat): the others
+            # landed. Replan what was dirty once the cache has caught up.
+            self._dirty[cluster] |= dirty
+            log.debug("pass had conflicts; replanning", cluster=cluster, chunks=p.writes.conflicts)
+            return Result(requeue_after=0.05)
+        return self._after_pass(cluster, p, dirty, written, t0)
+
+    def _forget(self, cluster: str) -> None:
+        """The cluster is gone: drop the work kept for it."""
+        self._dirty.pop(cluster, None)
+        self._all.discard(cluster)
+
+    def _take_work(self, cluster: str, state: ClusterState, now_mono: float) -> tuple[set[SvcKey], bool]:
+        """The services this pass plans, and whether it is a full pass.
+
+        Dirty services, those whose ``depends_on`` gate reads one of them, those whose timer
+        (a restart delay) is due; every service on a full pass (asked for, or the periodic
+        safety net).
+        """
         if now_mono >= self._next_full.get(cluster, 0.0):
             self._all.add(cluster)  # the periodic safety net is a full pass
         full = cluster in self._all
@@ -160,11 +198,12 @@ class Orchestrator:
             del due[key]
         if full:
             dirty |= set(state.services) | {k for k in state.by_service if state.by_service[k]}
-        failures = self._failures[cluster]
-        p, release_writes = await plan_pass(
-            state, dirty, full, failures=failures, now=datetime.now(UTC), mono_now=now_mono,
-            heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
-            leading_since=self.leading_since)
+        return dirty, full
+
+    async def _commit(
+        self, cluster: str, p: ClusterPass, release_writes: Writes, dirty: set[SvcKey], full: bool
+    ) -> int:
+        """Commit the releases' transaction, then the pass's; a failure keeps the work dirty."""
         try:
             written = await release_writes.commit(self.etcd)
             written += await p.writes.commit(self.etcd)
@@ -174,21 +213,20 @@ class Orchestrator:
             if full:
                 self._all.add(cluster)
             raise
-        if p.writes.conflicts:
-            # Some chunks met a newer write (an agent's status, a heartbeat): the others
-            # landed. Replan what was dirty once the cache has caught up.
-            self._dirty[cluster] |= dirty
-            log.debug("pass had conflicts; replanning", cluster=cluster, chunks=p.writes.conflicts)
-            return Result(requeue_after=0.05)
+        return written
+
+    def _after_pass(self, cluster: str, p: ClusterPass, dirty: set[SvcKey], written: int, t0: float) -> Result:
+        """Fold in a committed pass: failures, service timers, the throttle, and when to come back."""
         p.record_outcome()
+        due = self._due[cluster]
         for key, after in p.service_requeue.items():
-            due[key] = min(due.get(key, float("inf")), time.monotonic() + after)
+            due[key] = min(due.get(key, float("inf")), self._monotonic() + after)
         self.last_pass_seconds = time.perf_counter() - t0
-        self._not_before[cluster] = time.monotonic() + min(self.last_pass_seconds, 2.0)
+        self._not_before[cluster] = self._monotonic() + min(self.last_pass_seconds, 2.0)
         if written:
             log.debug("pass", cluster=cluster, services=len(dirty), writes=written,
                       seconds=round(self.last_pass_seconds, 3))
-        retry = failures.next_retry(time.monotonic())
+        retry = self._failures[cluster].next_retry(self._monotonic())
         requeue = min([*p.requeue, RESYNC_PERIOD, *([retry] if retry is not None else [])])
         return Result(requeue_after=max(requeue, 0.05))
 
@@ -216,7 +254,7 @@ async def plan_pass(
     p = ClusterPass(state, now, heartbeat_period=heartbeat_period, down_grace=down_grace,
                     failures=failures, mono_now=mono_now, leading_since=leading_since)
     p.report_undecodable()
-    p.plan_nodes()
+    plan_nodes(p)
     release_writes = Writes()
     for app in plan_releases(p, release_writes):
         dirty.update(k for k in state.services if k[0] == app)

@@ -58,10 +58,20 @@ from .model import (
 )
 from .plan import plan_release
 from .stats import release_stats
+from .update import (
+    DEFAULT_CANARY_ANALYSIS,
+    DEFAULT_CANARY_STEPS,
+    ReleaseOptions,
+    UpdatePlan,
+    desired_replicas,
+    plan_update,
+)
 
 __all__ = [
     "BLUE_GREEN",
     "CANARY",
+    "DEFAULT_CANARY_ANALYSIS",
+    "DEFAULT_CANARY_STEPS",
     "DRAIN_SECONDS",
     "GROUP_CANARY",
     "GROUP_GREEN",
@@ -71,15 +81,19 @@ __all__ = [
     "TERMINAL",
     "ReleaseAction",
     "ReleaseError",
+    "ReleaseOptions",
     "ReleasePlan",
     "ReleaseStats",
     "Retire",
     "RollingConfig",
+    "UpdatePlan",
     "describe_action",
+    "desired_replicas",
     "is_ab",
     "is_new",
     "new_group",
     "plan_release",
+    "plan_update",
     "release_stats",
     "rolling_config",
     "splits_traffic",

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from ccs.release_phases import TERMINAL_PHASES
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner.actions import Action, describe
 
@@ -27,14 +28,8 @@ GROUP_GREEN: Final = "green"
 DRAIN_SECONDS: Final = 2.0
 """Default time between a container leaving the routers and its stop signal (``stop_after``)."""
 
-TERMINAL: Final = frozenset(
-    {
-        pb.RELEASE_PHASE_SUCCEEDED,
-        pb.RELEASE_PHASE_ROLLED_BACK,
-        pb.RELEASE_PHASE_FAILED,
-        pb.RELEASE_PHASE_SUPERSEDED,
-    }
-)
+TERMINAL: Final = TERMINAL_PHASES
+"""Phases in which a release has ended; defined once in :mod:`ccs.release_phases` for the clients too."""
 ROUTED_PHASES: Final = frozenset(
     {
         pb.RELEASE_PHASE_UNSPECIFIED,

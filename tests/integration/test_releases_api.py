@@ -112,6 +112,36 @@ async def test_bad_release_options_name_the_field(api: Stubs, unique: str, kw: d
     assert got.spec.image == "local/webapp:v1"  # nothing written
 
 
+DISAGREE = """
+services:
+  web:
+    image: local/webapp:${TAG:-v1}
+    x-ccs: {strategy: canary}
+  db:
+    image: local/busybox:${TAG:-v1}
+    x-ccs: {strategy: blue-green}
+"""
+
+
+async def test_changed_services_asking_for_different_strategies_are_refused_until_one_is_passed(
+    api: Stubs, unique: str
+) -> None:
+    """Nothing accepted is ignored: db's blue-green is not silently dropped for web's canary."""
+    await make_cluster(api, unique)
+    await deploy(api, unique, template=DISAGREE)
+    code, msg = await code_of(update(api, unique, env={"TAG": "v2"}))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
+    assert msg.startswith("strategy: the changed services ask for different strategies (blue-green, canary)")
+    assert "pass one explicitly" in msg
+    got = await api.services.GetService(
+        api_pb2.GetServiceRequest(cluster=unique, application="shop", name="web"), metadata=api.metadata)
+    assert got.spec.image == "local/webapp:v1"  # nothing written
+    await update(api, unique, env={"TAG": "v2"}, strategy="rolling")
+    rel = await releases(api).GetRelease(
+        api_pb2.GetReleaseRequest(cluster=unique, application="shop"), metadata=api.metadata)
+    assert rel.spec.strategy == "rolling" and sorted(rel.spec.services) == ["db", "web"]
+
+
 async def test_rollback_restores_every_service_of_an_earlier_revision(api: Stubs, unique: str) -> None:
     await make_cluster(api, unique)
     await deploy(api, unique, template=V1, version="1.0")

@@ -1,123 +1,19 @@
 """The cluster pass contains failures to their object (no etcd: the informer's state by hand).
 
 Each test drives :func:`plan_pass` the way the orchestrator does, over a ``ClusterState``
-kept by the informer's own decoding code (``Informer._apply_kv``), and "commits" a pass by
-feeding its writes back through that code, as the watch would. Time is passed in: the
-wall clock for the planners, a monotonic clock for the backoff.
+kept by the informer's own decoding code, and commits a pass through ``Writes.commit`` into
+an in-memory etcd that checks guard revisions as etcd does and feeds the informer back, as
+the watch would (:mod:`tests.unit.reconcile_helpers`). Time is passed in: the wall clock for
+the planners, a monotonic clock for the backoff.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import cast
-
-from google.protobuf.message import Message
-
 from ccs.v1 import resources_pb2 as pb
-from controlplane.reconcile.cache import ClusterState, Informer
-from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.containment import ClusterFailures, backoff
-from controlplane.reconcile.orchestrator import plan_pass
-from controlplane.reconcile.writes import Writes
 from controlplane.store import keys
-from controlplane.store.codec import encode
-from controlplane.store.etcd import KV, Etcd
-from tests.unit.test_planner_helpers import at, node, service
-
-C = "c1"
-GARBAGE = b"\x00not a protobuf\xff\xff"
-
-
-class Cluster:
-    """One cluster's informer state, a failure book, and the events the passes wrote."""
-
-    def __init__(self) -> None:
-        self.informer = Informer(cast(Etcd, None))
-        self.revision = 1
-        self.stored: dict[str, tuple[bytes, int]] = {}  # what etcd holds: key -> (value, mod_revision)
-        self.failures = ClusterFailures()
-        self.events: list[pb.Event] = []
-        self.put(keys.node(C, "n1"), node("n1", heartbeat=0.0))
-
-    @property
-    def state(self) -> ClusterState:
-        return self.informer.clusters[C]
-
-    def put(self, key: str, value: Message) -> None:
-        self.put_raw(key, encode(value))
-
-    def put_raw(self, key: str, raw: bytes) -> None:
-        self.revision += 1
-        self.stored[key] = (raw, self.revision)
-        self.informer._apply_kv(self.informer.clusters, KV(key, raw, self.revision, self.revision),
-                                deleted=False, revision=self.revision)
-        self.informer.clusters[C].exists = True
-
-    def relist(self) -> None:
-        """A new leader's informer: it lists what is stored, with no earlier good copies."""
-        self.informer = Informer(cast(Etcd, None))
-        for key, (raw, rev) in sorted(self.stored.items()):
-            self.informer._apply_kv(self.informer.clusters, KV(key, raw, rev, rev), deleted=False,
-                                    revision=self.revision)
-        self.informer.clusters[C].exists = True
-        self.failures = ClusterFailures()
-
-    def delete(self, key: str) -> None:
-        self.revision += 1
-        self.stored.pop(key, None)
-        self.informer._apply_kv(self.informer.clusters, KV(key, b"", self.revision, 0),
-                                deleted=True, revision=self.revision)
-
-    def add_app(self, name: str, **services: int) -> None:
-        a = pb.Application(cluster=C, spec=pb.ApplicationSpec(desired_state=pb.DESIRED_STATE_RUNNING))
-        a.meta.name = name
-        self.put(keys.app(C, name), a)
-        for svc, replicas in services.items():
-            self.put_service(name, svc, replicas)
-
-    def put_service(self, app: str, name: str, replicas: int, constraints: tuple[str, ...] = ()) -> None:
-        s = service(name, replicas=replicas)
-        s.application, s.cluster = app, C
-        s.spec.placement.constraints.extend(constraints)
-        self.put(keys.service(C, app, name), s)
-
-    def service(self, app: str, name: str) -> pb.Service:
-        return self.state.services[(app, name)]
-
-    def running(self, app: str, svc: str) -> list[pb.Container]:
-        return [c for c in self.state.containers_of(app, svc)
-                if c.node and c.desired_state == pb.DESIRED_STATE_RUNNING]
-
-    async def run(self, seconds: float, dirty: set[tuple[str, str]] | None = None) -> ClusterPass:
-        """One pass at ``seconds`` (both clocks), committed; ``dirty`` None means a full pass."""
-        full = dirty is None
-        if dirty is None:  # as the orchestrator's full pass: every service, every record's service
-            dirty = set(self.state.services) | {k for k, v in self.state.by_service.items() if v}
-        p, release_writes = await plan_pass(
-            self.state, set(dirty), full,
-            failures=self.failures, now=at(seconds), mono_now=seconds,
-            heartbeat_period=timedelta(seconds=5), down_grace=timedelta(seconds=30))
-        self.commit(release_writes)
-        self.commit(p.writes)
-        p.record_outcome()
-        return p
-
-    def commit(self, writes: Writes) -> None:
-        for key, value, guard in writes.pending():
-            current = self.stored[key][1] if key in self.stored else 0
-            assert guard == current, f"{key}: guarded by {guard}, stored at {current}"
-            if value is None:
-                self.delete(key)
-            else:
-                self.put(key, value)
-        self.events.extend(cast(list[pb.Event], writes.events()))
-
-    def warnings(self, reason: str) -> list[pb.Event]:
-        return [e for e in self.events if e.type == "Warning" and e.reason == reason]
-
-
-BAD_CONSTRAINT = ("node.colour==blue",)  # unknown key: the scheduler raises InvalidSpecError
-
+from tests.unit.reconcile_helpers import BAD_CONSTRAINT, GARBAGE, C, Cluster
+from tests.unit.test_planner_helpers import service
 
 # ---------------------------------------------------------------- services
 
@@ -258,7 +154,7 @@ async def test_after_a_relist_an_undecodable_service_is_held_not_taken_for_delet
     await c.run(1.0)
     kept = {x.meta.id for x in c.running("shop", "broken")}
     c.put_raw(keys.service(C, "shop", "broken"), GARBAGE)
-    c.relist()
+    await c.relist()
     assert ("shop", "broken") not in c.state.services
     c.put_service("shop", "web", 2)
     await c.run(2.0)
@@ -293,7 +189,7 @@ async def test_an_undecodable_application_is_held_and_its_services_are_not_retir
     await c.run(2.0)
     assert len(c.running("blog", "web")) == 2
     assert len(c.running("shop", "web")) == 1
-    c.relist()  # now without the last good copy: an absent application would mean "removed"
+    await c.relist()  # now without the last good copy: an absent application would mean "removed"
     await c.run(3.0)
     assert len(c.running("shop", "web")) == 1
     # Reported once per leader (a new leader's memory is empty): two events, one per leader.

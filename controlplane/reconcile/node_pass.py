@@ -1,0 +1,45 @@
+"""The node part of a cluster pass: mark silent nodes down and move their containers away.
+
+:func:`~controlplane.planner.plan_node` decides (from ``last_heartbeat``, ``now`` and
+``leading_since``, so it is pure); this module turns its actions into guarded writes of the
+pass: the node's new state with a warning event, and containers' new desired state (through
+:meth:`ClusterPass.put_container`, so the services planned later in the pass see them). A node
+whose record does not decode is held, not planned.
+"""
+
+from __future__ import annotations
+
+from ccs.v1 import resources_pb2 as pb
+from controlplane.planner import SetDesired, SetNodeState, plan_node
+from controlplane.reconcile.cluster_pass import ClusterPass
+from controlplane.store import keys
+
+
+def plan_nodes(p: ClusterPass) -> None:
+    for name, node in sorted(p.state.nodes.items()):
+        if name in p.held.nodes:
+            continue
+        as_planned = pb.Node()
+        as_planned.CopyFrom(node)
+        as_planned.meta.id = name  # containers name their node by name
+        on_node = [c for c in p.state.containers_on(name)]
+        plan = plan_node(as_planned, on_node, p.now, p.heartbeat_period, p.down_grace,
+                         leading_since=p.leading_since)
+        if plan.requeue_after is not None:
+            p.requeue.append(plan.requeue_after)
+        for action in plan.actions:
+            if isinstance(action, SetNodeState) and node.status.state != action.state:
+                updated = pb.Node()
+                updated.CopyFrom(node)
+                updated.status.state = action.state
+                updated.status.message = action.message
+                p.writes.put(keys.node(p.cluster, name), updated, node.meta.resource_version, "node", name)
+                p.event("node", name, "NodeDown", action.message, warning=True)
+            elif isinstance(action, SetDesired):
+                key = p.by_id.get(action.container)
+                c = p.container(key) if key else None
+                if key is not None and c is not None and c.desired_state != action.desired_state:
+                    moved = pb.Container()
+                    moved.CopyFrom(c)
+                    moved.desired_state = action.desired_state
+                    p.put_container(key, moved)
