@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ccs.client import AsyncClient
-from ccs.releases import CanaryOptions
+from ccs.models import CanaryOptions
 from ccs.template import default_app_name, load_bundle
 from ccs.v1 import resources_pb2
 from cli.commands import release as rel_cmd
@@ -40,7 +40,7 @@ WaitOpt = Annotated[
 TimeoutOpt = Annotated[
     str | None,
     typer.Option(
-        "--timeout", help=f"With --wait: 90s, 5m, 1h or seconds (default {DEFAULT_TIMEOUT})."
+        "--timeout", help=f"With --wait: 90s, 1m30s, 1h, 1d or seconds (default {DEFAULT_TIMEOUT})."
     ),
 ]
 
@@ -227,7 +227,7 @@ def rollback(
     c = s.cluster(cluster)
     wait_for = _wait_timeout(wait, timeout, False)
 
-    _change(s, c, lambda cl: cl.releases.rollback_application(
+    _change(s, c, lambda cl: cl.applications.rollback(
         c, name, to_revision, strategy.value if strategy else ""), output, wait_for)
 
 

@@ -10,14 +10,7 @@ import pytest
 
 import ccs
 from ccs.errors import FailedPrecondition, InvalidArgument, NotFound, ReleaseFailed, WaitTimeout
-from ccs.releases import (
-    CanaryOptions,
-    StepsError,
-    list_revisions,
-    parse_steps,
-    rollback_application,
-    update_application,
-)
+from ccs.models import CanaryOptions, StepsError, parse_steps
 from ccs.testing import FakeApi, start_server
 from ccs.v1 import resources_pb2 as pb
 
@@ -52,6 +45,8 @@ async def client(fake: FakeApi) -> AsyncIterator[ccs.AsyncClient]:
         ("10%, pause , 100%", [(10, 0), (100, 0)]),  # bare pause: manual promote
         (" 5% ,PAUSE 500ms, 20%, pause 1h ", [(5, 500), (20, 3_600_000)]),
         ("0%,pause,100%", [(0, 0), (100, 0)]),
+        ("10%,pause 1m30s,100%", [(10, 90_000), (100, 0)]),  # the one duration syntax
+        ("10%,pause 1d,100%", [(10, 86_400_000), (100, 0)]),
     ],
 )
 def test_parse_steps_accepts(text: str, expected: list[tuple[int, int]]) -> None:
@@ -64,8 +59,9 @@ def test_parse_steps_accepts(text: str, expected: list[tuple[int, int]]) -> None
         ("", "at least one step"),
         ("10%,,100%", "token 2 is empty"),
         ("pause 30s,10%", "token 1 'pause 30s': a pause needs a weight step before it"),
-        ("10%,pause 3x", "token 2 'pause 3x': '3x' is not a positive duration"),
-        ("10%,pause 0s", "token 2 'pause 0s': '0s' is not a positive duration"),
+        ("10%,pause 3x", "token 2 'pause 3x': must be a duration like 1m30s"),
+        ("10%,pause 0s", "token 2 'pause 0s': must be more than 0ms"),
+        ("10%,pause 100us", "token 2 'pause 100us': must be more than 0ms"),
         ("10%,pause 1 s", "expected 'pause' or 'pause DURATION'"),
         ("10%,pause,pause", "token 3 'pause': step 1 already has a pause"),
         ("10", "token 1 '10': expected a weight like 10%"),
@@ -127,9 +123,9 @@ async def test_bad_canary_options_name_the_field(
     client: ccs.AsyncClient, opts: CanaryOptions, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        await update_application(client, "c", "shop", template=V2, strategy="canary", canary=opts)
+        await client.applications.update("c", "shop", template=V2, strategy="canary", canary=opts)
     with pytest.raises(ValueError, match="strategy: canary options need strategy 'canary'"):
-        await update_application(client, "c", "shop", strategy="rolling", canary=CanaryOptions())
+        await client.applications.update("c", "shop", strategy="rolling", canary=CanaryOptions())
 
 
 async def test_get_without_any_release_is_not_found(client: ccs.AsyncClient) -> None:
@@ -211,17 +207,17 @@ async def test_wait_returns_at_once_for_a_finished_release(client: ccs.AsyncClie
 
 async def test_rollback_application_and_revisions(client: ccs.AsyncClient) -> None:
     await client.applications.update("c", "shop", template=V2)
-    app = await rollback_application(client, "c", "shop", strategy="blue-green")
+    app = await client.applications.rollback("c", "shop", strategy="blue-green")
     assert (app.revision, app.spec.template) == (3, V1)
-    revs = await list_revisions(client, "c", "shop")
+    revs = await client.applications.revisions("c", "shop")
     assert [(r.revision, r.note) for r in revs] == [
         (1, "created"), (2, "update"), (3, "rollback to revision 1")]
     rel = await client.releases.get("c", "shop")
     assert (rel.spec.is_rollback, rel.spec.strategy, rel.spec.to_revision) == (True, "blue-green", 3)
     with pytest.raises(InvalidArgument, match=r"to_revision: must be an earlier revision \(1..2\)"):
-        await rollback_application(client, "c", "shop", to_revision=3)
+        await client.applications.rollback("c", "shop", to_revision=3)
     with pytest.raises(InvalidArgument, match="to_revision: must be >= 0"):
-        await rollback_application(client, "c", "shop", to_revision=-1)
+        await client.applications.rollback("c", "shop", to_revision=-1)
 
 
 async def test_routes_list(client: ccs.AsyncClient, fake: FakeApi) -> None:

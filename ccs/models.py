@@ -1,0 +1,153 @@
+"""Pure models of the SDK: release phases, canary options and the canary step syntax.
+
+Why a module of its own: these are values, not calls. The CLI builds them from flags and the
+SDK sends them, so they must be importable without a channel; keeping them here (no grpc, no
+I/O, only the generated messages) is also what breaks the old import circle between
+``ccs.applications`` (which sends ``CanaryOptions``) and ``ccs.releases`` (which defined it).
+
+``parse_steps`` is input validation, not an API error: it raises ``StepsError``, a
+``ValueError`` naming the token and why. Pause durations use the one duration syntax of
+``ccs.durations``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ccs.durations import DurationError, parse_ms
+from ccs.v1 import api_pb2, resources_pb2
+
+__all__ = [
+    "TERMINAL_PHASES",
+    "CanaryOptions",
+    "StepsError",
+    "parse_steps",
+    "phase_name",
+]
+
+P = resources_pb2.ReleasePhase
+#: Phases a release never leaves.
+TERMINAL_PHASES = frozenset({
+    resources_pb2.RELEASE_PHASE_SUCCEEDED,
+    resources_pb2.RELEASE_PHASE_ROLLED_BACK,
+    resources_pb2.RELEASE_PHASE_FAILED,
+    resources_pb2.RELEASE_PHASE_SUPERSEDED,
+})
+
+
+def phase_name(phase: int) -> str:
+    """``RELEASE_PHASE_ROLLED_BACK`` -> ``rolled-back`` (``-`` when unset)."""
+    if phase not in P.values() or phase == resources_pb2.RELEASE_PHASE_UNSPECIFIED:
+        return "-" if phase == 0 else str(phase)
+    return str(P.Name(phase)).removeprefix("RELEASE_PHASE_").lower().replace("_", "-")
+
+
+@dataclass
+class CanaryOptions:
+    """The canary fields of an application update (``--strategy canary``)."""
+
+    replicas: int = 0
+    steps: Sequence[resources_pb2.CanaryStep] = field(default_factory=list)
+    max_5xx_ratio: float = 0.0
+    min_requests: int = 0
+    max_unhealthy: int = 0
+    match_header: str = ""
+    match_cookie: str = ""
+    match_value: str = ""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field when an option is out of range."""
+        if self.replicas < 0:
+            raise ValueError(f"canary_replicas: must be >= 0, got {self.replicas}")
+        if not 0.0 <= self.max_5xx_ratio <= 1.0:
+            raise ValueError(f"max_5xx_ratio: must be 0.0..1.0, got {self.max_5xx_ratio}")
+        if self.min_requests < 0 or self.max_unhealthy < 0:
+            raise ValueError("min_requests, max_unhealthy: must be >= 0")
+        if self.match_header and self.match_cookie:
+            raise ValueError("match_header, match_cookie: set at most one")
+        if bool(self.match_header or self.match_cookie) != bool(self.match_value):
+            raise ValueError("match_value: needed with match_header/match_cookie, and only then")
+
+    def apply(self, req: api_pb2.UpdateApplicationRequest) -> None:
+        """Validate, then copy the options into an update request."""
+        self.validate()
+        req.canary_replicas = self.replicas
+        req.canary_steps.extend(self.steps)
+        req.canary_analysis.CopyFrom(resources_pb2.CanaryAnalysis(
+            max_5xx_ratio=self.max_5xx_ratio, min_requests=self.min_requests,
+            max_unhealthy=self.max_unhealthy,
+        ))
+        req.match_header, req.match_cookie = self.match_header, self.match_cookie
+        req.match_value = self.match_value
+
+
+# ---------------------------------------------------------------- canary step syntax
+
+
+class StepsError(ValueError):
+    """A canary step list that does not parse; the message names the token and why."""
+
+
+_WEIGHT = re.compile(r"^(\d+)%$")
+
+
+def _pause_ms(text: str) -> int:
+    """A pause: the shared duration syntax, more than 0 and at least a millisecond."""
+    try:
+        ms = parse_ms(text)
+    except DurationError as exc:
+        raise StepsError(str(exc)) from None
+    if ms <= 0:
+        raise StepsError(f"must be more than 0ms, got {text!r}")
+    return ms
+
+
+def parse_steps(text: str) -> list[resources_pb2.CanaryStep]:
+    """``"10%,pause 30s,50%,pause,100%"`` -> canary steps.
+
+    ``N%`` starts a step with N percent of traffic on the new revision (0..100, increasing);
+    ``pause D`` after it holds the step for D (and analyses it) before the next one; a bare
+    ``pause`` waits for a manual promote. Every step but the last needs a pause, so that
+    "hold until promoted" is always written out; the last may omit it.
+    """
+    tokens = [t.strip() for t in text.split(",")]
+    if not text.strip():
+        raise StepsError("steps: at least one step is required, e.g. '10%,pause 30s,100%'")
+    steps: list[resources_pb2.CanaryStep] = []
+    paused = True  # whether the latest step has its pause
+    for i, tok in enumerate(tokens, 1):
+        where = f"steps: token {i} {tok!r}"
+        if not tok:
+            raise StepsError(f"steps: token {i} is empty (a stray comma?)")
+        words = tok.split()
+        if words[0].lower() == "pause":
+            if not steps:
+                raise StepsError(f"{where}: a pause needs a weight step before it")
+            if paused:
+                raise StepsError(f"{where}: step {len(steps)} already has a pause")
+            if len(words) > 2:
+                raise StepsError(f"{where}: expected 'pause' or 'pause DURATION'")
+            if len(words) == 2:
+                try:
+                    steps[-1].pause_ms = _pause_ms(words[1])
+                except StepsError as exc:
+                    raise StepsError(f"{where}: {exc}") from None
+            paused = True
+            continue
+        m = _WEIGHT.match(tok)
+        if m is None:
+            raise StepsError(f"{where}: expected a weight like 10% or 'pause [DURATION]'")
+        weight = int(m.group(1))
+        if weight > 100:
+            raise StepsError(f"{where}: weight must be 0..100 percent")
+        if steps and not paused:
+            raise StepsError(
+                f"{where}: step {len(steps)} ({steps[-1].weight}%) needs a pause before the "
+                "next weight: 'pause 30s', or 'pause' to wait for a manual promote")
+        if steps and weight <= steps[-1].weight:
+            raise StepsError(f"{where}: weights must increase (previous {steps[-1].weight}%)")
+        steps.append(resources_pb2.CanaryStep(weight=weight))
+        paused = False
+    return steps
