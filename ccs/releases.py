@@ -60,9 +60,10 @@ class Releases:
 
     async def shift(self, cluster: str, application: str, weight: int) -> resources_pb2.Release:
         """Blue-green and canary: send ``weight`` percent (0..100) of traffic to the new
-        revision; checked here so the error names the argument."""
+        revision; checked here too (with the server's message) so a bad weight is refused
+        before anything is sent."""
         if not 0 <= weight <= 100:
-            raise InvalidArgument(f"weight: must be 0..100 (percent), got {weight}")
+            raise InvalidArgument(f"weight: {weight} is not a percentage (0-100)")
         req = api_pb2.ShiftTrafficRequest(cluster=cluster, application=application, weight=weight)
         return await self._t.unary(self._t.releases.ShiftTraffic, req, resources_pb2.Release)
 
