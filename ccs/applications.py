@@ -92,7 +92,7 @@ class Applications:
         ``ValueError`` naming it. The update creates a release: ``client.releases.get``
         returns it as the latest, ``client.releases.wait`` follows it."""
         if canary is not None and strategy != "canary":
-            raise ValueError(f"strategy: canary options need strategy 'canary', got {strategy!r}")
+            raise ValueError("strategy: canary options need strategy canary")
         req = api_pb2.UpdateApplicationRequest(
             cluster=cluster,
             name=name,

@@ -46,39 +46,51 @@ def phase_name(phase: int) -> str:
 
 @dataclass
 class CanaryOptions:
-    """The canary fields of an application update (``--strategy canary``)."""
+    """The canary fields of an application update (``--strategy canary``).
+
+    Unset (None) analysis fields leave the analysis to the server: when none is set, no
+    ``canary_analysis`` is sent and the server's default applies (5xx ratio 0.05 after 20
+    requests); sending zeros instead would *disable* the 5xx check (0 disables, per the proto).
+    When one is set, the analysis is sent with the unset ones as 0. ``replicas`` 0 and no
+    ``steps`` also mean the server's defaults (1 canary container; 10%, 50%, 100%).
+    """
 
     replicas: int = 0
     steps: Sequence[resources_pb2.CanaryStep] = field(default_factory=list)
-    max_5xx_ratio: float = 0.0
-    min_requests: int = 0
-    max_unhealthy: int = 0
+    max_5xx_ratio: float | None = None
+    min_requests: int | None = None
+    max_unhealthy: int | None = None
     match_header: str = ""
     match_cookie: str = ""
     match_value: str = ""
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the field when an option is out of range."""
+        """Raise ``ValueError`` naming the field when an option is out of range; where the server
+        checks the same thing, with the server's message."""
         if self.replicas < 0:
             raise ValueError(f"canary_replicas: must be >= 0, got {self.replicas}")
-        if not 0.0 <= self.max_5xx_ratio <= 1.0:
-            raise ValueError(f"max_5xx_ratio: must be 0.0..1.0, got {self.max_5xx_ratio}")
-        if self.min_requests < 0 or self.max_unhealthy < 0:
-            raise ValueError("min_requests, max_unhealthy: must be >= 0")
+        if self.max_5xx_ratio is not None and not 0.0 <= self.max_5xx_ratio <= 1.0:
+            raise ValueError(f"canary_analysis.max_5xx_ratio: {self.max_5xx_ratio} is not a ratio between 0 and 1")
+        for name, value in (("min_requests", self.min_requests), ("max_unhealthy", self.max_unhealthy)):
+            if value is not None and value < 0:
+                raise ValueError(f"canary_analysis.{name}: must be >= 0, got {value}")
+        if (self.match_header or self.match_cookie) and not self.match_value:
+            raise ValueError("match_value: A/B routing by header or cookie needs the value to match")
         if self.match_header and self.match_cookie:
-            raise ValueError("match_header, match_cookie: set at most one")
-        if bool(self.match_header or self.match_cookie) != bool(self.match_value):
-            raise ValueError("match_value: needed with match_header/match_cookie, and only then")
+            raise ValueError("match_cookie: choose a header or a cookie, not both")
+        if self.match_value and not (self.match_header or self.match_cookie):
+            raise ValueError("match_value: only meaningful with match_header or match_cookie")
 
     def apply(self, req: api_pb2.UpdateApplicationRequest) -> None:
         """Validate, then copy the options into an update request."""
         self.validate()
         req.canary_replicas = self.replicas
         req.canary_steps.extend(self.steps)
-        req.canary_analysis.CopyFrom(resources_pb2.CanaryAnalysis(
-            max_5xx_ratio=self.max_5xx_ratio, min_requests=self.min_requests,
-            max_unhealthy=self.max_unhealthy,
-        ))
+        if (self.max_5xx_ratio, self.min_requests, self.max_unhealthy) != (None, None, None):
+            req.canary_analysis.CopyFrom(resources_pb2.CanaryAnalysis(
+                max_5xx_ratio=self.max_5xx_ratio or 0.0, min_requests=self.min_requests or 0,
+                max_unhealthy=self.max_unhealthy or 0,
+            ))
         req.match_header, req.match_cookie = self.match_header, self.match_cookie
         req.match_value = self.match_value
 

@@ -22,7 +22,7 @@ from ccs.testing import FakeApi, start_server
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.etcd]
 
 TOKEN = "ccs_contract-token"
 V1 = """
@@ -258,6 +258,38 @@ async def test_rollback_checks_the_revision(client: ccs.AsyncClient, unique: str
     revs = await client.applications.revisions(unique, "shop")
     assert [(r.revision, r.note) for r in revs] == [(1, "deploy"), (2, "update"), (3, "rollback")]
 
+
+
+@pytest.mark.parametrize(
+    ("opts", "fields"),
+    [
+        (ccs.CanaryOptions(max_5xx_ratio=1.5),
+         {"canary_analysis": pb.CanaryAnalysis(max_5xx_ratio=1.5)}),
+        (ccs.CanaryOptions(match_header="x-beta"), {"match_header": "x-beta"}),
+        (ccs.CanaryOptions(match_header="x-beta", match_cookie="beta", match_value="1"),
+         {"match_header": "x-beta", "match_cookie": "beta", "match_value": "1"}),
+    ],
+)
+async def test_the_sdks_canary_checks_say_what_the_server_says(
+    client: ccs.AsyncClient, backend: Backend, unique: str, opts: ccs.CanaryOptions, fields: dict[str, object],
+) -> None:
+    await deployed(client, unique)
+    with pytest.raises(ValueError) as local:
+        opts.validate()
+    t = raw(client, backend)
+    req = api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", env={"TAG": "v2"}, strategy="canary",
+                                           **fields)  # type: ignore[arg-type]
+    e = await error(t.unary(t.applications.UpdateApplication, req, pb.Application))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == str(local.value)
+
+
+async def test_without_analysis_options_the_servers_defaults_apply(client: ccs.AsyncClient, unique: str) -> None:
+    await deployed(client, unique)
+    await client.applications.update(unique, "shop", env={"TAG": "v2"}, strategy="canary",
+                                     canary=ccs.CanaryOptions(match_header="x-beta", match_value="1"))
+    rel = await client.releases.get(unique, "shop")
+    assert (rel.spec.analysis.max_5xx_ratio, rel.spec.analysis.min_requests) == (0.05, 20)
+    assert (rel.spec.canary_replicas, [s.weight for s in rel.spec.steps]) == (1, [10, 50, 100])
 
 
 async def test_canary_options_are_checked_by_the_server(client: ccs.AsyncClient, unique: str) -> None:

@@ -97,7 +97,7 @@ def test_canary_get_shows_steps_and_promote(config: Path, tmp_path: Path, fake: 
     update(config, tmp_path, "canary")
     got = ok(config, "release", "get", "-c", "prod", "shop")
     # no --steps: the server's default steps, shown in the --steps syntax
-    assert "steps:    10%,pause 30s,50%,pause 30s,100%" in got and "analysis: 5xx " in got
+    assert "steps:    10%,pause 30s,50%,pause 30s,100%" in got and "(max 5.00%)" in got  # the server's default analysis: the CLI sent none
     out = ok(config, "release", "promote", "-c", "prod", "shop")
     assert out.splitlines()[1].split()[2] == "progressing"  # a request: the planner acts on it later
     assert ok(config, "release", "get", "-c", "prod", "shop").splitlines()[1].split()[5] == "50%"

@@ -118,9 +118,11 @@ async def test_canary_options_of_applications_update_reach_the_release_and_promo
 @pytest.mark.parametrize(
     ("opts", "message"),
     [
-        (CanaryOptions(max_5xx_ratio=1.5), "max_5xx_ratio: must be 0.0..1.0"),
-        (CanaryOptions(match_header="X-Beta"), "match_value: needed"),
-        (CanaryOptions(match_header="a", match_cookie="b", match_value="1"), "at most one"),
+        (CanaryOptions(max_5xx_ratio=1.5), r"canary_analysis.max_5xx_ratio: 1.5 is not a ratio between 0 and 1"),
+        (CanaryOptions(match_header="X-Beta"), "match_value: A/B routing by header or cookie needs the value"),
+        (CanaryOptions(match_header="a", match_cookie="b", match_value="1"),
+         "match_cookie: choose a header or a cookie, not both"),
+        (CanaryOptions(match_value="1"), "match_value: only meaningful with match_header or match_cookie"),
     ],
 )
 async def test_bad_canary_options_name_the_field(
@@ -128,7 +130,7 @@ async def test_bad_canary_options_name_the_field(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         await client.applications.update("c", "shop", template=V2, strategy="canary", canary=opts)
-    with pytest.raises(ValueError, match="strategy: canary options need strategy 'canary'"):
+    with pytest.raises(ValueError, match="strategy: canary options need strategy canary"):
         await client.applications.update("c", "shop", strategy="rolling", canary=CanaryOptions())
 
 
