@@ -20,6 +20,8 @@ Fault injection:
 - ``FakeApi.watch_kinds`` narrows the kinds a Watch accepts (an older server).
 - ``FakeApi.etcd_unavailable`` makes every call answer as a server whose etcd is down
   (``ccs.errors.EtcdUnavailable``).
+- ``FakeApi.corrupt(key)`` makes a record undecodable: a get of it answers DATA_LOSS
+  (``ccs.errors.DataLoss``) naming the object and the key.
 
 Not thread-safe: mutate a running fake only from the server's event loop (or through RPCs).
 

@@ -63,6 +63,7 @@ class FakeState:
         self.watch_requests: list[api_pb2.WatchRequest] = []
         self.watch_kinds: frozenset[str] | None = None  # set: other kinds are INVALID_ARGUMENT
         self.etcd_unavailable = False
+        self.corrupt_records: dict[Key, tuple[str, str]] = {}  # key -> (etcd key, why)
         self.revisions: dict[tuple[str, str], list[resources_pb2.ApplicationRevision]] = {}
         self.routes: dict[str, resources_pb2.RoutingTable] = {}
         # Called as hook(api, cluster, app) after an application create/update is written: a
@@ -185,7 +186,18 @@ class FakeState:
                        "and '-', starting and ending with a letter or digit")
         return value
 
+    def corrupt(self, key: Key, why: str = "Error parsing message") -> str:
+        """Make the stored record at ``key`` undecodable, as damaged bytes in etcd: a get of it
+        answers DATA_LOSS naming the object and its (pretend) etcd key, which is returned."""
+        path = "/ccs/fake/" + "/".join(key)
+        self.corrupt_records[key] = (path, why)
+        return path
+
     async def _get(self, ctx: Ctx, key: Key, kind: str, name: str) -> Any:
+        if key in self.corrupt_records:
+            path, why = self.corrupt_records[key]
+            await fail(ctx, grpc.StatusCode.DATA_LOSS,
+                       f"{kind} {name!r}: the stored record at {path} does not decode ({why}); rewrite or delete it")
         if key not in self.objects:
             await fail(ctx, grpc.StatusCode.NOT_FOUND, f"{kind} {name!r} not found")
         return self.objects[key]

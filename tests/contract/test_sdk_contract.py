@@ -11,9 +11,11 @@ acting on requests) is not asserted here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aetcd
 import pytest
 
 import ccs
@@ -40,20 +42,44 @@ class Backend:
     kind: str
     address: str
     token: str
+    fake: FakeApi | None = None
+    etcd_url: str = ""
 
     def client(self, token: str | None = None) -> ccs.AsyncClient:
         return ccs.AsyncClient(self.address, self.token if token is None else token)
+
+    async def corrupt_service(self, client: ccs.AsyncClient, cluster: str, app: str, service: str) -> str:
+        """Damage a service's stored record; returns the etcd key the error must name."""
+        if self.fake is not None:
+            return self.fake.corrupt(("service", cluster, app, service))
+        from controlplane.store import keys
+
+        key = keys.service(cluster, app, service)
+        host, port = self.etcd_url.removeprefix("http://").split(":")
+        etcd = aetcd.Client(host, int(port))
+        try:
+            await etcd.put(key.encode(), b"\x00not a protobuf\xff\xff")
+        finally:
+            await etcd.close()
+        # Gets are served from the leader's cache; it has seen the damage once it reported it.
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 30
+        while not any(e.reason == "Undecodable" and key in e.message for e in await client.events.list(cluster)):
+            assert loop.time() < end, "the damaged record was never reported"
+            await asyncio.sleep(0.2)
+        return key
 
 
 @pytest.fixture(params=["fake", "real"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     if request.param == "fake":
-        server, address = await start_server(FakeApi(token=TOKEN))
-        yield Backend("fake", address, TOKEN)
+        fake = FakeApi(token=TOKEN)
+        server, address = await start_server(fake)
+        yield Backend("fake", address, TOKEN, fake=fake)
         await server.stop(None)
     else:
         srv = request.getfixturevalue("ccs_server")
-        yield Backend("real", srv.address, srv.token)
+        yield Backend("real", srv.address, srv.token, etcd_url=srv.etcd_url)
 
 
 @pytest.fixture
@@ -302,3 +328,18 @@ async def test_canary_options_are_checked_by_the_server(client: ccs.AsyncClient,
     e = await error(client.applications.update(unique, "shop", env={"TAG": "v2"}, strategy="sideways"))
     assert isinstance(e, ccs.InvalidArgument)
     assert e.message == "strategy: 'sideways' is not one of rolling, blue-green, canary"
+
+
+# ---------------------------------------------------------------- damaged records
+
+
+async def test_a_record_that_does_not_decode_is_data_loss_naming_it(
+    client: ccs.AsyncClient, backend: Backend, unique: str,
+) -> None:
+    await deployed(client, unique)
+    key = await backend.corrupt_service(client, unique, "shop", "web")
+    e = await error(client.services.get(unique, "shop", "web"))
+    assert isinstance(e, ccs.DataLoss) and not e.temporary
+    assert e.message.startswith(f"service 'shop/web': the stored record at {key} does not decode ("), e.message
+    assert e.message.endswith("); rewrite or delete it"), e.message
+    assert (await client.services.get(unique, "shop", "db")).meta.name == "db"  # the rest is served
