@@ -27,9 +27,9 @@ from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
+from controlplane.informer import Informer
 from controlplane.janitor import prune_events_forever
 from controlplane.leader import LeaderElector
-from controlplane.reconcile.cache import Informer
 from controlplane.reconcile.orchestrator import Orchestrator
 from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import for_revision, stored, stored_app
-from controlplane.api.common import new_meta, now, record_event, touch
 from controlplane.api.errors import InvalidArgument
 from controlplane.compose import ParsedTemplate
 from controlplane.release import ReleaseError, ReleaseOptions, UpdatePlan, desired_replicas, plan_update
 from controlplane.store import TooLarge, keys, reads
 from controlplane.store.etcd import Etcd
+from controlplane.store.events import record_event
+from controlplane.store.meta import new_meta, now, touch
 from controlplane.store.txn import Txn
 
 __all__ = ["ReleaseOptions", "apply_update", "check_fits", "new_service", "snapshot"]

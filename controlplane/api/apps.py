@@ -9,24 +9,17 @@ from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
 from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
-from controlplane.api.common import (
-    MAX_REPLICAS,
-    CacheReader,
-    check_labels,
-    check_name,
-    new_meta,
-    read_modify_write,
-    record_event,
-    touch,
-)
+from controlplane.api.common import MAX_REPLICAS, CacheReader, check_labels, check_name, read_modify_write
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
-from controlplane.reconcile.cache import Informer
+from controlplane.informer import Informer
 from controlplane.release import ReleaseOptions
 from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
+from controlplane.store.events import record_event
+from controlplane.store.meta import new_meta, touch
 from controlplane.store.txn import Txn
 
 log = structlog.get_logger("ccs.api")

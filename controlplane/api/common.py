@@ -1,24 +1,21 @@
-"""Helpers shared by the servicers: names, metadata, limits, events."""
+"""Helpers shared by the servicers: names, labels, limits, retried writes, cached reads.
+
+Object metadata and events are written by the dispatcher and the reconcilers too, so their
+helpers live below all three, in :mod:`controlplane.store.meta` and :mod:`controlplane.store.events`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from ccs.v1 import resources_pb2 as pb
 from controlplane.api.errors import InvalidArgument
-from controlplane.store import Conflict, Corrupt, keys
-from controlplane.store.txn import Txn
+from controlplane.store import Conflict, Corrupt
 
-if TYPE_CHECKING:  # the cache imports the api layer's helpers; avoid the cycle at run time
-    from controlplane.reconcile.cache import ClusterState, Informer
+if TYPE_CHECKING:
+    from controlplane.informer import ClusterState, Informer
     from controlplane.store.etcd import Etcd
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -49,64 +46,6 @@ def check_labels(field: str, labels: Mapping[str, str]) -> None:
             raise InvalidArgument(f"{field}.{k}", "invalid label key")
         if len(v) > MAX_LABEL_VALUE:
             raise InvalidArgument(f"{field}.{k}", f"value longer than {MAX_LABEL_VALUE} bytes")
-
-
-def now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
-
-def new_meta(name: str, labels: Mapping[str, str] | None = None) -> pb.Meta:
-    ts = now()
-    return pb.Meta(
-        id=uuid.uuid4().hex,
-        name=name,
-        created_at=ts,
-        updated_at=ts,
-        labels=dict(labels or {}),
-    )
-
-
-def touch(meta: pb.Meta) -> None:
-    meta.updated_at.CopyFrom(now())
-
-
-def event_id() -> str:
-    """Sortable by time, unique across API servers."""
-    return f"{time.time_ns():020d}-{os.urandom(4).hex()}"
-
-
-def record_event(
-    txn: Txn,
-    cluster: str,
-    kind: str,
-    obj: str,
-    reason: str,
-    message: str,
-    *,
-    warning: bool = False,
-) -> None:
-    """Add an Event to the same transaction as the change it describes."""
-    key, ev = new_event(cluster, kind, obj, reason, message, warning=warning)
-    txn.put(key, ev)
-
-
-def new_event(
-    cluster: str, kind: str, obj: str, reason: str, message: str, *, warning: bool = False
-) -> tuple[str, pb.Event]:
-    """An Event and the key it is stored under."""
-    eid = event_id()
-    ev = pb.Event(
-        meta=new_meta(eid),
-        cluster=cluster,
-        kind=kind,
-        object=obj,
-        type="Warning" if warning else "Normal",
-        reason=reason,
-        message=message,
-    )
-    return keys.event(cluster, eid), ev
 
 
 T = TypeVar("T")
@@ -154,7 +93,7 @@ class CacheReader:
         """Raise :class:`Corrupt` if the record at ``key`` (or one under ``prefix``) does not decode.
 
         The cache keeps the last good copy of such a record for the reconcilers (see
-        :mod:`controlplane.reconcile.cache`); answering a read with it would hide the damage.
+        :mod:`controlplane.informer`); answering a read with it would hide the damage.
         """
         if state is None or not state.undecodable:
             return

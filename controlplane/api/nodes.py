@@ -6,11 +6,13 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import CacheReader, check_labels, check_name, read_modify_write, record_event, touch
+from controlplane.api.common import CacheReader, check_labels, check_name, read_modify_write
 from controlplane.api.errors import FailedPrecondition, map_errors
-from controlplane.reconcile.cache import Informer
+from controlplane.informer import Informer
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
+from controlplane.store.events import record_event
+from controlplane.store.meta import touch
 from controlplane.store.txn import Txn
 
 _AVAILABILITY = {

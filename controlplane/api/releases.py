@@ -12,13 +12,14 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import check_name, read_modify_write, record_event
+from controlplane.api.common import check_name, read_modify_write
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
-from controlplane.reconcile.cache import Informer
+from controlplane.informer import Informer
 from controlplane.release import TERMINAL
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
+from controlplane.store.events import record_event
 from controlplane.store.txn import Txn
 
 PHASES = {v: k.removeprefix("RELEASE_PHASE_").lower().replace("_", "-") for k, v in pb.ReleasePhase.items()}

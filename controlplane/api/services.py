@@ -9,13 +9,15 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import MAX_REPLICAS, CacheReader, check_name, read_modify_write, record_event, touch
+from controlplane.api.common import MAX_REPLICAS, CacheReader, check_name, read_modify_write
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import AgentNotConnected, LogBroker
-from controlplane.reconcile.cache import Informer
+from controlplane.informer import Informer
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
+from controlplane.store.events import record_event
+from controlplane.store.meta import touch
 from controlplane.store.txn import Txn
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
-from controlplane.reconcile.cache import Change, Informer
+from controlplane.informer import Change, Informer
 from controlplane.routing import routing_table, table_version
 
 UPDATE = agent_pb2.Assignment.ACTION_UPDATE

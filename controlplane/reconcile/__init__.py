@@ -2,9 +2,9 @@
 
 Design (swarmkit's orchestrator + controller-runtime's work queue):
 
-- :mod:`.cache` is an informer: it lists every cluster subtree once, then follows one
-  etcd watch from that revision, so reconcilers read memory, not etcd. The dispatcher
-  uses the same cache to stream assignments to agents.
+- The informer (:mod:`controlplane.informer`, a module of its own) lists every cluster
+  subtree once, then follows one etcd watch from that revision, so reconcilers read
+  memory, not etcd. The dispatcher uses the same cache to stream assignments to agents.
 - Changes mark things dirty (a service, a node) and enqueue the *cluster*. One pass per
   cluster then plans every dirty service against one scheduler snapshot, so a burst of
   20,000 status updates costs a handful of passes, not 20,000.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.reconcile.cache import SvcKey
+from controlplane.informer import SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.store import keys
 

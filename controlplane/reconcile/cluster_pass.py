@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import new_event
+from controlplane.informer import ClusterState, CtrKey, SvcKey
 from controlplane.planner import (
     Counts,
     PlanError,
@@ -30,7 +30,6 @@ from controlplane.planner import (
     count,
     plan_service,
 )
-from controlplane.reconcile.cache import ClusterState, CtrKey, SvcKey
 from controlplane.reconcile.containment import (
     PLAN_ERRORS,
     ClusterFailures,
@@ -44,6 +43,7 @@ from controlplane.reconcile.writes import Writes
 from controlplane.release import TERMINAL
 from controlplane.scheduler import ClusterView, ServiceRef
 from controlplane.store import keys
+from controlplane.store.events import new_event
 
 log = structlog.get_logger("ccs.reconcile")
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.informer import ClusterState, SvcKey, Undecodable
 from controlplane.planner import PlanError
-from controlplane.reconcile.cache import ClusterState, SvcKey, Undecodable
 from controlplane.release import ReleaseError
 from controlplane.scheduler import InvalidSpecError
 

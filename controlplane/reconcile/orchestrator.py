@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.informer import Change, ClusterState, Informer, SvcKey
 from controlplane.reconcile.app_status import finish_apps
-from controlplane.reconcile.cache import Change, ClusterState, Informer, SvcKey
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.containment import ClusterFailures
 from controlplane.reconcile.node_pass import plan_nodes

@@ -28,7 +28,7 @@ from aetcd import rpc
 from google.protobuf.message import Message
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.reconcile.cache import ClusterState, Informer
+from controlplane.informer import ClusterState, Informer
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.containment import ClusterFailures
 from controlplane.reconcile.orchestrator import plan_pass

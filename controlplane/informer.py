@@ -9,8 +9,17 @@ A value that does not decode must not stop the cache: the watch would replay the
 batch forever and every cluster would freeze. Such a record is kept aside in
 ``ClusterState.undecodable`` and the last value that decoded stays in the cache, so the
 dispatcher does not tell an agent to remove a container because its record was damaged;
-reconcilers hold the objects it concerns (see :mod:`.cluster_pass`) until the key is
-rewritten or deleted. Listeners hear of it as a change of kind ``"undecodable"``.
+reconcilers hold the objects it concerns (see :mod:`controlplane.reconcile.cluster_pass`)
+until the key is rewritten or deleted. Listeners hear of it as a change of kind ``"undecodable"``.
+
+Why a module of its own, between :mod:`controlplane.store` and its three readers: the API
+servers answer reads from it (:class:`controlplane.api.common.CacheReader`), the dispatcher
+streams assignments from it and the reconcilers plan from it. Kept under ``reconcile/`` it
+made the API and the dispatcher import the reconcilers (a cycle, since the reconcilers
+used the API's helpers). It is not part of ``store/`` either: the store is stateless
+request/response access to etcd, while the informer owns a long-lived task and state that
+listeners subscribe to. The layers contract in ``pyproject.toml`` places it just above the
+store.
 """
 
 from __future__ import annotations
