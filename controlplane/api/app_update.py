@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import for_revision, stored, stored_app
-from controlplane.api.errors import InvalidArgument
 from controlplane.compose import ParsedTemplate
+from controlplane.grpc_errors import InvalidArgument
 from controlplane.release import ReleaseError, ReleaseOptions, UpdatePlan, desired_replicas, plan_update
 from controlplane.store import TooLarge, keys, reads
 from controlplane.store.etcd import Etcd

@@ -9,11 +9,12 @@ from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
 from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
-from controlplane.api.common import MAX_REPLICAS, CacheReader, check_labels, check_name, read_modify_write
-from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
+from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
+from controlplane.names import check_labels, check_name
 from controlplane.release import ReleaseOptions
 from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode

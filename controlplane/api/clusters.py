@@ -8,8 +8,8 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import check_labels, check_name
-from controlplane.api.errors import FailedPrecondition, map_errors
+from controlplane.grpc_errors import FailedPrecondition, map_errors
+from controlplane.names import check_labels, check_name
 from controlplane.store import keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event

@@ -1,51 +1,25 @@
-"""Helpers shared by the servicers: names, labels, limits, retried writes, cached reads.
+"""Helpers shared by the API servicers: limits, retried writes, cached reads.
 
-Object metadata and events are written by the dispatcher and the reconcilers too, so their
-helpers live below all three, in :mod:`controlplane.store.meta` and :mod:`controlplane.store.events`.
+What the dispatcher (the agents' servicer) needs too lives below both packages: name and label
+rules in :mod:`controlplane.names`, the error boundary in :mod:`controlplane.grpc_errors`;
+object metadata and events, which the reconcilers also write, in :mod:`controlplane.store.meta`
+and :mod:`controlplane.store.events`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from controlplane.api.errors import InvalidArgument
 from controlplane.store import Conflict, Corrupt
 
 if TYPE_CHECKING:
     from controlplane.informer import ClusterState, Informer
     from controlplane.store.etcd import Etcd
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$")
-MAX_LABELS = 64
-MAX_LABEL_VALUE = 1024
 MAX_TEMPLATE_BYTES = 1024 * 1024
 MAX_REPLICAS = 1000
-
-
-def check_name(field: str, value: str) -> str:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    if not DNS_LABEL.match(value):
-        raise InvalidArgument(
-            field,
-            f"{value!r} is not a valid name: use at most 63 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit",
-        )
-    return value
-
-
-def check_labels(field: str, labels: Mapping[str, str]) -> None:
-    if len(labels) > MAX_LABELS:
-        raise InvalidArgument(field, f"at most {MAX_LABELS} labels, got {len(labels)}")
-    for k, v in labels.items():
-        if not LABEL_KEY.match(k):
-            raise InvalidArgument(f"{field}.{k}", "invalid label key")
-        if len(v) > MAX_LABEL_VALUE:
-            raise InvalidArgument(f"{field}.{k}", f"value longer than {MAX_LABEL_VALUE} bytes")
 
 
 T = TypeVar("T")

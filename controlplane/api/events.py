@@ -9,8 +9,8 @@ import structlog
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import check_name
-from controlplane.api.errors import InvalidArgument, map_errors
+from controlplane.grpc_errors import InvalidArgument, map_errors
+from controlplane.names import check_name
 from controlplane.store import keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import KV, Etcd, WatchedChange

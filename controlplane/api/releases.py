@@ -12,9 +12,10 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import check_name, read_modify_write
-from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
+from controlplane.api.common import read_modify_write
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
+from controlplane.names import check_name
 from controlplane.release import TERMINAL
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.codec import decode

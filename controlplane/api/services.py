@@ -9,11 +9,12 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.common import MAX_REPLICAS, CacheReader, check_name, read_modify_write
-from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
+from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs import AgentNotConnected, LogBroker
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
+from controlplane.names import check_name
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event

@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.errors import _status
+from controlplane.grpc_errors import _status
 from controlplane.store import Corrupt
 from controlplane.store.codec import decode, encode
 from controlplane.store.etcd import KV

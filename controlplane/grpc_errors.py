@@ -1,4 +1,8 @@
-"""The one place where exceptions become gRPC status codes."""
+"""The one place where exceptions become gRPC status codes.
+
+Both servicer packages use it: the API (:mod:`controlplane.api`) and the agents' side
+(:mod:`controlplane.dispatcher`). It sits below both so that neither imports the other for it.
+"""
 
 from __future__ import annotations
 
