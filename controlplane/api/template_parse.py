@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,7 +48,7 @@ async def parse_checked(
 ) -> ParsedTemplate:
     """Check the inputs, parse in the parse pool under a CPU budget, check the replica limits."""
     check_inputs(template, env, files)
-    budget = ParseBudget(cpu_seconds)
+    budget = ParseBudget(cpu_seconds, cpu_clock=time.thread_time)
     log.debug("parsing template", app=app, bytes=len(template))
     call = functools.partial(parse_template, template, env=dict(env), files=dict(files), app_name=app,
                              budget=budget)

@@ -17,7 +17,9 @@ something the server chooses, not by the template:
   the check sits in the same override that counts aliases and names ccs's limit instead.
 - **CPU**: ruamel.yaml is pure Python (a legal 1 MiB template can take tens of seconds of CPU on
   a small machine), so a parse runs under a ``ParseBudget``: CPU seconds of the parsing thread,
-  checked per node by every stage that walks the document. The same budget carries a cancel
+  checked per node by every stage that walks the document. The caller hands the budget its CPU
+  clock (the server passes ``time.thread_time``): compose is pure and reads no clock itself, an
+  import-linter contract forbids ``time`` here. The same budget carries a cancel
   flag, so an RPC that is cancelled (client gone, server shutting down) stops its parse
   thread at the next node instead of keeping the process alive.
 
@@ -26,7 +28,7 @@ The limits are README facts ("Compose support" section); change them there too.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 from ruamel.yaml.composer import Composer
@@ -52,13 +54,18 @@ def _refuse(message: str) -> TemplateError:
 class ParseBudget:
     """CPU seconds one parse may use, and a flag another thread sets to stop it.
 
-    ``tick()`` is called once per node by every stage that walks the document. It reads the
-    thread's CPU clock (``time.thread_time``) only every few nodes, because that is a system
-    call; the cancel flag is a plain attribute, read every time.
+    ``tick()`` is called once per node by every stage that walks the document. It reads
+    ``cpu_clock`` (the server passes ``time.thread_time``, the parsing thread's CPU clock) only
+    every few nodes, because that is a system call; the cancel flag is a plain attribute, read
+    every time. ``cpu_clock=None`` sets no CPU limit (depth, aliases and cancel still apply); it
+    must be said explicitly, so no caller loses the limit by forgetting the clock.
     """
 
-    def __init__(self, cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS) -> None:
+    def __init__(
+        self, cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS, *, cpu_clock: Callable[[], float] | None
+    ) -> None:
         self.cpu_seconds = cpu_seconds
+        self._clock = cpu_clock
         self.cancelled = False
         self._start: float | None = None
         self._ticks = 0
@@ -71,16 +78,16 @@ class ParseBudget:
         if self.cancelled:
             raise ParseCancelled()
         self._ticks += 1
-        if self._start is None:
-            self._start = time.thread_time()
-        elif self._ticks % _CLOCK_EVERY == 0:
+        if self._start is None or self._ticks % _CLOCK_EVERY == 0:
             self.check_time()
 
     def check_time(self) -> None:
-        if self._start is None:
-            self._start = time.thread_time()
+        if self._clock is None:
             return
-        if time.thread_time() - self._start > self.cpu_seconds:
+        if self._start is None:
+            self._start = self._clock()
+            return
+        if self._clock() - self._start > self.cpu_seconds:
             raise _refuse(
                 f"parsing used more than {self.cpu_seconds:g} s of CPU time, the limit for one "
                 "template; make the template smaller"

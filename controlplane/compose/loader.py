@@ -93,7 +93,7 @@ def load_yaml(
     The composer enforces the limits of ``controlplane.compose.limits`` (depth, alias
     expansion, ``budget``) before any plain data is built.
     """
-    budget = budget or ParseBudget()
+    budget = budget or ParseBudget(cpu_clock=None)
     yaml = YAML(typ="rt")
     yaml.Composer = guarded_composer(budget)
     try:

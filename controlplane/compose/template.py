@@ -192,9 +192,10 @@ def parse_template(
     """Parse a Compose template for application ``app_name``; raise TemplateError listing all errors.
 
     ``env`` are deploy-time parameters and win over ``files[".env"]``; ``os.environ`` is never read.
-    ``budget`` bounds the CPU time and can cancel the parse from another thread (see ``limits``).
+    ``budget`` bounds the CPU time and can cancel the parse from another thread (see ``limits``);
+    without one the parse has no CPU limit (the API server always gives one).
     """
-    budget = budget or ParseBudget()
+    budget = budget or ParseBudget(cpu_clock=None)
     size = len(template.encode("utf-8"))
     if size > MAX_TEMPLATE_BYTES:
         message = f"is {size} bytes; the limit is 1 MiB ({MAX_TEMPLATE_BYTES} bytes)"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import pytest
 
 from controlplane.compose import (
@@ -85,17 +88,23 @@ def test_interpolation_nested_past_its_limit_is_refused_with_the_field() -> None
 
 def test_a_parse_over_its_cpu_budget_is_refused_naming_the_limit() -> None:
     text = HEAD + "x-list: [" + ",".join(["1"] * 2000) + "]\n"
-    parse(text)  # well within the default budget
+    parse(text, ParseBudget(cpu_clock=time.thread_time))  # well within the default budget
+    seconds = itertools.count()  # a CPU clock that advances one second per reading
     with pytest.raises(TemplateError) as info:
-        parse(text, ParseBudget(cpu_seconds=0.0))
+        parse(text, ParseBudget(cpu_seconds=0.5, cpu_clock=lambda: float(next(seconds))))
     assert str(info.value) == (
-        "template: parsing used more than 0 s of CPU time, the limit for one template; "
+        "template: parsing used more than 0.5 s of CPU time, the limit for one template; "
         "make the template smaller"
     )
 
 
+def test_a_budget_without_a_clock_sets_no_cpu_limit() -> None:
+    text = HEAD + "x-list: [" + ",".join(["1"] * 2000) + "]\n"
+    parse(text, ParseBudget(cpu_seconds=0.0, cpu_clock=None))
+
+
 def test_a_cancelled_budget_stops_the_parse() -> None:
-    budget = ParseBudget()
+    budget = ParseBudget(cpu_clock=None)
     budget.cancel()
     with pytest.raises(ParseCancelled):
         parse(HEAD, budget)
