@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     import docker  # the docker SDK only where a real engine is used
 
     from nodeagent.executor import DEFAULT_CONCURRENCY
-    from nodeagent.runtime import DockerRuntime
+    from nodeagent.runtime.docker_engine import DockerRuntime
 
     # One connection and one worker thread per concurrent container operation: a 30-replica
     # deploy then starts its containers as fast as `docker run` would, not 8 at a time.

@@ -12,9 +12,12 @@ Design:
   agent adopts what runs (`list_managed`) instead of keeping a local database.
 - The control plane owns restarts: containers are created with Docker restart policy "no".
 - Errors carry their retry policy (`RuntimeFailure.permanent`) and a user-facing `reason`.
+- This package does not import `docker_engine`: importing a pure module (`translate`, `observe`)
+  or the fake must not load the Docker SDK (`docker`, which pulls in requests and urllib3), so
+  the agent's pure code and hollow nodes stay free of it. The real runtime is imported from
+  `nodeagent.runtime.docker_engine` by the one caller that needs it (`nodeagent.main`).
 """
 
-from .docker_engine import DockerRuntime
 from .fake import FakeRuntime
 from .types import (
     ContainerNotFound,
@@ -37,7 +40,6 @@ from .types import (
 
 __all__ = [
     "ContainerNotFound",
-    "DockerRuntime",
     "EngineUnavailable",
     "EventKind",
     "ExecResult",

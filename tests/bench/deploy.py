@@ -226,7 +226,7 @@ def run_tuned_agent(argv: list[str]) -> None:
 
     from nodeagent.agent import Agent
     from nodeagent.main import _serve, setup_logging
-    from nodeagent.runtime import DockerRuntime
+    from nodeagent.runtime.docker_engine import DockerRuntime
 
     server, token, state_dir, n = argv[0], argv[1], Path(argv[2]), int(argv[3])
     setup_logging("info", "json")
