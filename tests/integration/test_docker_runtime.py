@@ -22,7 +22,6 @@ import pytest
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.probes import ProbeStatus, run_probe
 from nodeagent.runtime import (
-    DockerRuntime,
     EventKind,
     ImageNotFound,
     Observed,
@@ -32,6 +31,7 @@ from nodeagent.runtime import (
     State,
     naming,
 )
+from nodeagent.runtime.docker_engine import DockerRuntime
 
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 

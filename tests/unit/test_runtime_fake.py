@@ -11,7 +11,6 @@ import pytest
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.runtime import (
     ContainerNotFound,
-    DockerRuntime,
     EventKind,
     FakeRuntime,
     ImageNotFound,
@@ -21,6 +20,7 @@ from nodeagent.runtime import (
     RuntimeFailure,
     State,
 )
+from nodeagent.runtime.docker_engine import DockerRuntime
 
 
 def make(app: str = "shop", service: str = "web", slot: int = 1, **spec: object) -> pb.Container:
