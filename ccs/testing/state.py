@@ -177,7 +177,7 @@ class FakeState:
 
     @staticmethod
     async def _name(ctx: Ctx, field: str, value: str) -> str:
-        """``controlplane.api.common.check_name``."""
+        """``controlplane.names.check_name``."""
         if not value:
             await fail(ctx, grpc.StatusCode.INVALID_ARGUMENT, f"{field}: is required")
         if not _DNS_LABEL.match(value):
