@@ -26,6 +26,7 @@ from controlplane.planner import (
     plan_service,
 )
 from controlplane.reconcile.cache import ClusterState, CtrKey, SvcKey
+from controlplane.reconcile.subnets import PassSubnets
 from controlplane.reconcile.writes import Writes
 from controlplane.scheduler import ClusterView, ServiceRef
 from controlplane.store import keys
@@ -65,6 +66,7 @@ class ClusterPass:
         self.view = ClusterView(state.nodes.values(), state.containers.values())
         self.by_id = {c.meta.id: k for k, c in state.containers.items()}
         self.status_by_service: dict[SvcKey, pb.ServiceStatus] = {}
+        self.subnets = PassSubnets(state, self.container)
 
     # ------------------------------------------------------------------ helpers
     def container(self, key: CtrKey) -> pb.Container | None:
@@ -87,7 +89,8 @@ class ClusterPass:
         self.overlay[key] = c
         self.overlay_by_service.setdefault((key[0], key[1]), set()).add(key)
         self._target.put(keys.container(self.cluster, *key), c,
-                         orig.meta.resource_version if orig else 0, "container", key[2])
+                         orig.meta.resource_version if orig else 0, "container", key[2],
+                         needs=self.subnets.needs_of(c))
 
     def _delete_container(self, key: CtrKey) -> None:
         orig = self.state.containers.get(key)
@@ -95,6 +98,12 @@ class ClusterPass:
         if orig is not None:
             self._target.delete(keys.container(self.cluster, *key), orig.meta.resource_version,
                                 "container", key[2])
+
+    def live_containers(self) -> list[pb.Container]:
+        """Every container record as this pass leaves it (cache plus the pass's changes)."""
+        out = [c for k in self.state.containers if (c := self.container(k)) is not None]
+        out.extend(c for k, c in self.overlay.items() if c is not None and k not in self.state.containers)
+        return out
 
     def event(self, kind: str, obj: str, reason: str, message: str, warning: bool = False) -> None:
         self.writes.event(*new_event(self.cluster, kind, obj, reason, message, warning=warning))
@@ -226,6 +235,9 @@ class ClusterPass:
                         continue
                     c.status.state = pb.CONTAINER_STATE_ASSIGNED
                     c.status.updated_at.FromDatetime(self.now)
+                    if self.subnets.attach(app, [c], self._target):  # the pod range is full
+                        unplaced[c.meta.name] = c.status.message
+                        continue
                     self._put_container((app, svc, c.meta.name), c)
                 else:
                     to_place.append(c)
@@ -255,6 +267,8 @@ class ClusterPass:
                 if prior is None or c != prior:
                     c.status.updated_at.FromDatetime(self.now)
                     to_write.append(c)
+        for c in self.subnets.attach(app, to_write, self._target):  # the pod range is full
+            unplaced[c.meta.name] = c.status.message
         for c in to_write:
             if c.meta.id in old:
                 c.meta.updated_at.FromDatetime(self.now)

@@ -95,6 +95,8 @@ class Orchestrator:
                     touched.add(ch.cluster)
                 continue
             state = self.informer.clusters.get(ch.cluster)
+            if ch.kind == "subnet":  # written by the passes themselves; plans nothing
+                continue
             if ch.kind == "routerstats":
                 # Only canary analysis reads router counters.
                 if state is not None and any(r.spec.strategy == "canary" and r.status.phase not in TERMINAL
@@ -159,6 +161,7 @@ class Orchestrator:
             # keepalive run between services instead of stalling for the whole pass.
             await asyncio.sleep(0)
         p.finish_apps({a for a, _ in dirty} | (set(state.apps) if full else set()))
+        p.subnets.release_unused(p.writes, p.live_containers())
         try:
             written = await release_writes.commit(self.etcd)
             written += await p.writes.commit(self.etcd)

@@ -6,6 +6,12 @@ pass fails with ``Conflict`` and is retried with backoff once the cache has caug
 optimistic concurrency, never a lost update. Writes are split into transactions of at
 most ``MAX_OPS`` keys because etcd refuses larger ones (``--max-txn-ops``, 128 by
 default); each chunk is consistent on its own and the next pass finishes the rest.
+
+A write may *need* other keys (a placed container needs its node's subnet allocation):
+when a needed key is written in the same ``Writes`` it is committed in the same or an
+earlier chunk, and a chunk that does not carry it guards on its existence, so a container
+never lands in etcd pointing at a subnet that did not (the chunk fails like a conflict).
+Guards count against etcd's operation limit too, so chunks are cut on writes + guards.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class _Write:
     revision: int  # 0: the key must not exist (create) / exist (delete without rv)
     kind: str
     name: str
+    needs: tuple[str, ...] = ()
 
 
 class Writes:
@@ -42,12 +49,14 @@ class Writes:
     def __len__(self) -> int:
         return len(self._writes) + len(self._extra)
 
-    def put(self, key: str, value: Message, revision: int, kind: str, name: str) -> None:
-        """Create (revision 0) or update (revision = the one read) ``key``."""
+    def put(
+        self, key: str, value: Message, revision: int, kind: str, name: str, *, needs: tuple[str, ...] = ()
+    ) -> None:
+        """Create (revision 0) or update (revision = the one read) ``key``; see ``needs`` above."""
         prior = self._writes.get(key)
         if prior is not None:
             revision = prior.revision  # a second write in one pass keeps the first guard
-        self._writes[key] = _Write(key, value, revision, kind, name)
+        self._writes[key] = _Write(key, value, revision, kind, name, needs)
 
     def delete(self, key: str, revision: int, kind: str, name: str) -> None:
         prior = self._writes.get(key)
@@ -71,10 +80,13 @@ class Writes:
         extra = list(self._extra)
         committed = 0
         while writes or extra:
-            chunk, writes = writes[:MAX_OPS], writes[MAX_OPS:]
+            chunk, needed = _chunk(writes)
+            writes = writes[len(chunk):]
             room = MAX_OPS - len(chunk)
             events, extra = extra[:room], extra[room:]
             txn = Txn()
+            for key in needed:
+                txn.require_present(key, "needed key", key)
             for w in chunk:
                 if w.value is None:
                     txn.require_revision(w.key, w.kind, w.name, w.revision).delete(w.key)
@@ -95,3 +107,24 @@ class Writes:
         self._writes.clear()
         self._extra.clear()
         return committed
+
+
+def _chunk(writes: list[_Write]) -> tuple[list[_Write], list[str]]:
+    """The next chunk from the front of ``writes``, and the needed keys it must guard on.
+
+    A chunk holds at most ``MAX_OPS`` writes, and its guards (one per write plus one per
+    needed key written elsewhere) stay within ``MAX_OPS`` as well.
+    """
+    chunk: list[_Write] = []
+    in_chunk: set[str] = set()
+    needed: list[str] = []
+    for w in writes:
+        extra = [k for k in w.needs if k not in in_chunk and k not in needed]
+        if chunk and len(chunk) + len(needed) + 1 + len(extra) > MAX_OPS:
+            break
+        chunk.append(w)
+        in_chunk.add(w.key)
+        needed.extend(extra)
+        if len(chunk) >= MAX_OPS:
+            break
+    return chunk, needed

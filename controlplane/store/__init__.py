@@ -11,10 +11,12 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/c/{cluster}/releases/{app}/r{NNNNNN}             Release
     /ccs/c/{cluster}/revisions/{app}/{NNNNNNNNNN}         ApplicationRevision (for rollback)
     /ccs/c/{cluster}/routerstats/{node}                   RouterStats (from the node's agent)
+    /ccs/c/{cluster}/subnets/{node}/{app}/{network}       SubnetAllocation (controlplane/ipam)
     /ccs/c/{cluster}/nodecred/{node}                      digest of the node's credential
     /ccs/c/{cluster}/jointoken                            join token digest (node agents)
     /ccs/tokens/{sha256 of token}                         API token record (JSON)
     /ccs/bootstrap                                        marker: admin token was created
+    /ccs/podcidrs/{cidr with _ for /}                     cluster owning that pod range (text)
 
 Why this shape:
 
@@ -25,6 +27,7 @@ Why this shape:
   of an app" and "all containers of a service" are prefix range reads, not scans.
 - Cluster objects sit outside the subtree so that listing clusters is a range read
   over small values only.
+- Subnets nest under their node, so removing a node frees its blocks with one range delete.
 - ``resource_version`` is the key's etcd ``mod_revision``; it is not stored in the value
   but filled in on read, so it can never disagree with etcd.
 

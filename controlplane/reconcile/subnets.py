@@ -1,0 +1,122 @@
+"""Subnets in a reconcile pass: give placed containers their node's block, free unused blocks.
+
+The arithmetic lives in :mod:`controlplane.ipam` (pure); this is the glue that reads the pass's
+view of containers and writes ``SubnetAllocation`` records next to the placements:
+
+- ``attach`` runs on containers just placed on a node (before they are written). The pair
+  (application network, node) keeps the block it has; a pair without one gets a block sized
+  for the containers it will hold, written in the same ``Writes`` and *needed* by each
+  container write (see :mod:`controlplane.reconcile.writes`), so both land in one
+  transaction or the container write fails too. The container records the block in
+  ``Container.subnets``, which is how the agent learns it.
+- ``release_unused`` deletes the blocks of pairs that have no container left: the
+  application left the node or was removed. A removed node's blocks go with it (the node
+  delete is a range delete); a block whose node no longer exists is freed here as well.
+
+When the cluster's range is full the containers stay pending with that reason instead of
+being placed on a network the engine would have to improvise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from ccs.v1 import resources_pb2 as pb
+from controlplane.ipam import DEFAULT_NETWORK, SubnetPool, block_prefix
+from controlplane.reconcile.cache import ClusterState, CtrKey, SubnetKey
+from controlplane.reconcile.writes import Writes
+from controlplane.store import keys
+
+log = structlog.get_logger("ccs.reconcile")
+
+
+class PassSubnets:
+    """The cluster's blocks as one pass sees and changes them."""
+
+    def __init__(self, state: ClusterState, container: Callable[[CtrKey], pb.Container | None]) -> None:
+        self.state = state
+        self.cluster = state.name
+        self._container = container  # the pass's view (cache + what it changed)
+        self.held: dict[SubnetKey, str] = {k: a.subnet for k, a in state.subnets.items()}
+        self._pool: SubnetPool | None = None
+        self._range: ipaddress.IPv4Network | None = None
+        if state.pod_cidr:
+            try:
+                self._range = ipaddress.IPv4Network(state.pod_cidr)
+            except ValueError:
+                log.warning("cluster pod range does not parse", cluster=self.cluster, pod_cidr=state.pod_cidr)
+
+    @property
+    def enabled(self) -> bool:
+        """False for clusters created before ccs allocated subnets (the engine's pools then)."""
+        return self._range is not None
+
+    def pool(self) -> SubnetPool:
+        if self._pool is None:
+            assert self._range is not None
+            used = []
+            for text in self.held.values():
+                try:
+                    used.append(ipaddress.IPv4Network(text))
+                except ValueError:
+                    continue
+            self._pool = SubnetPool(self._range, used)
+        return self._pool
+
+    def _count_on(self, app: str, node: str) -> int:
+        return sum(1 for k in self.state.by_node.get(node, ()) if k[0] == app and self._container(k) is not None)
+
+    def attach(self, app: str, placed: Iterable[pb.Container], writes: Writes) -> list[pb.Container]:
+        """Give each placed container its block; return those left unplaced (range full).
+
+        Call before the containers are written; each write must then pass ``needs_of(c)``.
+        """
+        if not self.enabled:
+            return []
+        by_node: dict[str, list[pb.Container]] = {}
+        for c in placed:
+            if c.node and c.desired_state == pb.DESIRED_STATE_RUNNING and DEFAULT_NETWORK not in c.subnets:
+                by_node.setdefault(c.node, []).append(c)
+        unplaced: list[pb.Container] = []
+        for node, containers in sorted(by_node.items()):
+            key = (node, app, DEFAULT_NETWORK)
+            subnet = self.held.get(key)
+            if subnet is None:
+                block = self.pool().allocate(block_prefix(self._count_on(app, node) + len(containers)))
+                if block is None:
+                    reason = f"the cluster's pod range {self._range} has no free subnet left for {app} on {node}"
+                    for c in containers:
+                        c.node = ""
+                        c.status.state = pb.CONTAINER_STATE_PENDING
+                        c.status.message = reason
+                    unplaced.extend(containers)
+                    continue
+                subnet = str(block)
+                self.held[key] = subnet
+                record = pb.SubnetAllocation(application=app, network=DEFAULT_NETWORK, node=node, subnet=subnet)
+                writes.put(keys.subnet(self.cluster, *key), record, 0, "subnet", f"{app}/{DEFAULT_NETWORK}@{node}")
+            for c in containers:
+                c.subnets[DEFAULT_NETWORK] = subnet
+        return unplaced
+
+    def needs_of(self, c: pb.Container) -> tuple[str, ...]:
+        """The subnet keys a container write needs to exist."""
+        if not self.enabled or not c.node:
+            return ()
+        return tuple(keys.subnet(self.cluster, c.node, c.application, net) for net in sorted(c.subnets)
+                     if (c.node, c.application, net) in self.held)
+
+    def release_unused(self, writes: Writes, live: Iterable[pb.Container]) -> None:
+        """Delete the blocks of pairs with no container in ``live`` (the pass's view of all)."""
+        if not self.state.subnets:
+            return
+        used = {(c.node, c.application) for c in live if c.node}
+        for key in sorted(self.state.subnets):
+            node, app, _network = key
+            if (node, app) in used and node in self.state.nodes:
+                continue
+            writes.delete(keys.subnet(self.cluster, *key), 0, "subnet", f"{app}@{node}")
+            self.held.pop(key, None)
