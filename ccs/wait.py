@@ -25,7 +25,6 @@ from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Nodes
 from ccs.deploy_verdict import (
     DEFAULT_UNSCHEDULABLE_GRACE,
-    PERMANENT_FAILURES,
     Assessment,
     Progress,
     ProgressCallback,
@@ -44,7 +43,6 @@ from ccs.v1 import api_pb2
 
 __all__ = [
     "DEFAULT_UNSCHEDULABLE_GRACE",
-    "PERMANENT_FAILURES",
     "Assessment",
     "Progress",
     "ProgressCallback",

@@ -31,7 +31,7 @@ from ccs.v1 import resources_pb2
 from . import naming
 from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
-from .translate import create_request
+from .translate import create_request, network_ipam
 from .types import (
     ContainerNotFound,
     EngineUnavailable,
@@ -40,6 +40,7 @@ from .types import (
     HostInfo,
     ImageNotFound,
     InvalidSpec,
+    NetworkFailed,
     NotFound,
     Observed,
     PullCallback,
@@ -69,6 +70,26 @@ def engine_error(exc: BaseException, doing: str) -> BaseException:
     if isinstance(exc, OSError | docker.errors.DockerException):  # requests errors are OSErrors
         return EngineUnavailable(f"{doing}: engine unreachable: {exc}")
     return exc
+
+
+#: How the engine words a network it cannot make: no free default pool, or a subnet that
+#: overlaps one in use. The engine gives only text; this is the one place that reads it.
+_POOL_ERRORS = ("address pool", "overlaps", "no available")
+
+
+def network_error(exc: RuntimeFailure) -> RuntimeFailure:
+    """A failed network create: permanent (NetworkFailed) when the engine refused the request
+    itself (a 4xx, or its pool wording), transient when it was unavailable."""
+    cause = exc.__cause__
+    refused = isinstance(cause, docker.errors.APIError) and 400 <= _status(cause) < 500
+    if refused or any(text in exc.reason.lower() for text in _POOL_ERRORS):
+        return NetworkFailed(exc.reason)
+    return exc
+
+
+def _subnets(network: dict[str, Any]) -> list[str]:
+    """The IPv4 subnets of a network as the engine lists it."""
+    return [str(c.get("Subnet")) for c in ((network.get("IPAM") or {}).get("Config") or ()) if c.get("Subnet")]
 
 
 def _status(exc: docker.errors.APIError) -> int:
@@ -131,7 +152,7 @@ class DockerRuntime:
         """Image (pulled when missing or when spec.always_pull), app network, named volumes."""
         request = create_request(c, bind_address=self._bind_address)  # validates the spec first
         await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
-        await self._ensure_network(request.network, naming.app_labels(c.cluster, c.application))
+        await self._ensure_network(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
         for volume in request.volumes:
             await self._call(
                 f"create volume {volume.name}",
@@ -172,11 +193,21 @@ class DockerRuntime:
             return f"pull failed: {exc.explanation or exc}"
         return ""
 
-    async def _ensure_network(self, name: str, labels: dict[str, str]) -> None:
+    async def _ensure_network(self, name: str, labels: dict[str, str], subnet: str = "") -> None:
+        """Create the app network with the control plane's `subnet` unless it exists.
+
+        An existing network with another subnet (made before the control plane allocated
+        one, or from a block since freed) is replaced while no container uses it, and kept
+        otherwise: moving running containers to a new network would cut their connections.
+        """
         async with self._lock(f"network:{name}"):
             found = await self._call("list networks", self._api.networks, names=[name])
-            if any(n.get("Name") == name for n in found):  # the name filter matches substrings
-                return
+            for net in found:
+                if net.get("Name") != name:  # the name filter matches substrings
+                    continue
+                if not subnet or subnet in _subnets(net) or not await self._unused_network(net["Id"]):
+                    return
+                await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
             try:
                 await self._call(
                     f"create network {name}",
@@ -185,10 +216,22 @@ class DockerRuntime:
                     driver="bridge",
                     labels=labels,
                     check_duplicate=True,
+                    ipam=network_ipam(subnet),
                 )
             except RuntimeFailure as exc:
-                if "already exists" not in exc.reason:  # another agent process won the race
+                if "already exists" in exc.reason:  # another agent process won the race
+                    return
+                err = network_error(exc)
+                if err is exc:
                     raise
+                raise err from exc.__cause__
+
+    async def _unused_network(self, network_id: str) -> bool:
+        try:
+            attrs = await self._call("inspect network", self._api.inspect_network, network_id)
+        except NotFound:
+            return True
+        return not attrs.get("Containers")
 
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container; idempotent per ccs container id (returns the existing one)."""
