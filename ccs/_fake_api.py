@@ -189,7 +189,7 @@ class FakeApi(
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"cluster {request.name!r} exists")
         c = resources_pb2.Cluster(
             meta=resources_pb2.Meta(name=request.name, labels=request.labels),
-            description=request.description,
+            description=request.description, pod_cidr=request.pod_cidr or "10.128.0.0/12",
         )
         self.commit([(("cluster", request.name), c)])
         return c
