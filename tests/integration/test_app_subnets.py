@@ -20,9 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -31,6 +36,8 @@ from ccs.deploy_verdict import Snapshot, assess
 from ccs.errors import DeployFailed
 from ccs.v1 import resources_pb2 as pb
 from controlplane.ipam import DEFAULT_NETWORK, SubnetPool, block_prefix
+from controlplane.store import keys
+from controlplane.store.etcd import Etcd
 from nodeagent import status
 from nodeagent.runtime import DockerRuntime, naming
 from nodeagent.runtime.types import NetworkFailed, RuntimeFailure
@@ -39,6 +46,7 @@ from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.docker]
 
+ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = f"sn{uuid.uuid4().hex[:8]}"
 POD_RANGE = ipaddress.IPv4Network("100.100.0.0/16")
 APPS = 1000
@@ -178,3 +186,89 @@ async def test_an_overlapping_subnet_fails_the_deploy_with_the_engines_reason(
     verdict = assess(snapshot, now=time.time(), unplaced_since={}, grace=5.0)
     assert isinstance(verdict.failure, DeployFailed)
     assert verdict.failure.reason == err.reason
+
+
+# ------------------------------------------------------------------ through server and agent
+
+
+def _cli(server: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
+    )
+
+
+def _ok(server: Any, *args: str) -> str:
+    res = _cli(server, *args)
+    assert res.returncode == 0, (args, res.stdout, res.stderr)
+    return res.stdout
+
+
+async def _subnet_keys(etcd_url: str, cluster: str) -> dict[str, str]:
+    etcd = Etcd([etcd_url])
+    await etcd.connect()
+    try:
+        res = await etcd.range(keys.subnets(cluster))
+        return {kv.key: pb.SubnetAllocation.FromString(kv.value).subnet for kv in res.kvs}
+    finally:
+        await etcd.close()
+
+
+@pytest.mark.etcd
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_deploy_through_the_server_and_agent(
+    ccs_server: Any, clean_engine: docker.DockerClient, test_image: TestImages, tmp_path: Path,  # noqa: F811
+) -> None:
+    """The pass gives the app its block, the agent builds the network on it, `app rm` frees it;
+    a block the host cannot have ends `ccs app deploy --wait` with exit 8 and the engine's words."""
+    cluster, node, pod_range = CLUSTER, f"{CLUSTER}-node", ipaddress.IPv4Network("100.101.0.0/16")
+    _ok(ccs_server, "cluster", "create", cluster, "--pod-cidr", str(pod_range))
+    token = _ok(ccs_server, "cluster", "join-token", cluster).strip()
+    first = next(pod_range.subnets(new_prefix=block_prefix(1)))
+    clean_engine.api.create_network(  # squats on the first block the allocator hands out
+        f"{CLUSTER}-squatter", driver="bridge",
+        ipam={"Driver": "default", "Config": [{"Subnet": str(first)}]},
+    )
+    log = (tmp_path / "agent.log").open("wb")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "nodeagent.main", "--server", ccs_server.address, "--join-token", token,
+         "--name", node, "--address", "127.0.0.1", "--state-dir", str(tmp_path / "agent"), "--no-router",
+         "--log-format", "json"],
+        stdout=log, stderr=log, cwd=ROOT,
+    )
+    try:
+        compose = tmp_path / "app" / "compose.yaml"
+        compose.parent.mkdir()
+        compose.write_text(f'services:\n  web:\n    image: {test_image.busybox}\n    command: ["sleep", "3600"]\n')
+        bad = _cli(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "squatted",
+                   "--wait", "--timeout", "90s")
+        assert bad.returncode == 8, (bad.stdout, bad.stderr)
+        assert "Pool overlaps with other one on this address space" in bad.stderr.splitlines()[-1]
+        subnets = await _subnet_keys(ccs_server.etcd_url, cluster)
+        assert subnets == {keys.subnet(cluster, node, "squatted", DEFAULT_NETWORK): str(first)}
+
+        _ok(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "good",
+            "--wait", "--timeout", "90s")
+        good_key = keys.subnet(cluster, node, "good", DEFAULT_NETWORK)
+        subnets = await _subnet_keys(ccs_server.etcd_url, cluster)
+        second = ipaddress.IPv4Network(subnets[good_key])
+        assert second != first and second.subnet_of(pod_range)
+        assert network_subnet(clean_engine, "good") == str(second)
+        (record,) = json.loads(_ok(ccs_server, "container", "ls", "-c", cluster, "-a", "good", "-o", "json"))
+        assert record["subnets"] == {DEFAULT_NETWORK: str(second)}
+
+        _ok(ccs_server, "app", "rm", "-c", cluster, "good")
+        deadline = time.monotonic() + WAIT
+        while good_key in await _subnet_keys(ccs_server.etcd_url, cluster):
+            assert time.monotonic() < deadline, "the block of a removed application was never freed"
+            await asyncio.sleep(0.2)
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        log.close()
+        _cli(ccs_server, "cluster", "rm", cluster, "--force")
