@@ -66,7 +66,7 @@ class ClusterPass:
         self.view = ClusterView(state.nodes.values(), state.containers.values())
         self.by_id = {c.meta.id: k for k, c in state.containers.items()}
         self.status_by_service: dict[SvcKey, pb.ServiceStatus] = {}
-        self.subnets = PassSubnets(state, self.container)
+        self.subnets = PassSubnets(state, self.container, self._expected_per_node)
 
     # ------------------------------------------------------------------ helpers
     def container(self, key: CtrKey) -> pb.Container | None:
@@ -98,6 +98,19 @@ class ClusterPass:
         if orig is not None:
             self._target.delete(keys.container(self.cluster, *key), orig.meta.resource_version,
                                 "container", key[2])
+
+    def _expected_per_node(self, app: str) -> int:
+        """Containers of ``app`` one node holds when its services spread evenly (subnet sizing)."""
+        total = 0
+        for (a, _), service in self.state.services.items():
+            if a != app:
+                continue
+            if service.spec.mode == pb.SERVICE_MODE_GLOBAL:
+                total += 1
+            else:
+                nodes = max(1, len(self.view.eligible_nodes(service.spec)[0]))
+                total += -(-service.spec.replicas // nodes)
+        return total
 
     def live_containers(self) -> list[pb.Container]:
         """Every container record as this pass leaves it (cache plus the pass's changes)."""

@@ -36,8 +36,16 @@ log = structlog.get_logger("ccs.reconcile")
 class PassSubnets:
     """The cluster's blocks as one pass sees and changes them."""
 
-    def __init__(self, state: ClusterState, container: Callable[[CtrKey], pb.Container | None]) -> None:
+    def __init__(
+        self, state: ClusterState, container: Callable[[CtrKey], pb.Container | None],
+        expected: Callable[[str], int] | None = None,
+    ) -> None:
         self.state = state
+        # Containers of an application one node is expected to hold (its share of the app's
+        # replicas), so that a block is sized for services placed in later passes as well
+        # (depends_on holds them back) and not only for the first ones placed.
+        self._expected = expected or (lambda _app: 0)
+        self._expected_cache: dict[str, int] = {}
         self.cluster = state.name
         self._container = container  # the pass's view (cache + what it changed)
         self.held: dict[SubnetKey, str] = {k: a.subnet for k, a in state.subnets.items()}
@@ -85,7 +93,10 @@ class PassSubnets:
             key = (node, app, DEFAULT_NETWORK)
             subnet = self.held.get(key)
             if subnet is None:
-                block = self.pool().allocate(block_prefix(self._count_on(app, node) + len(containers)))
+                if app not in self._expected_cache:
+                    self._expected_cache[app] = self._expected(app)
+                demand = max(self._count_on(app, node) + len(containers), self._expected_cache[app])
+                block = self.pool().allocate(block_prefix(demand))
                 if block is None:
                     reason = f"the cluster's pod range {self._range} has no free subnet left for {app} on {node}"
                     for c in containers:

@@ -63,6 +63,15 @@ def test_blocks_are_sized_for_the_containers_of_the_pair() -> None:
     assert placed[0].subnets[DEFAULT_NETWORK] == "10.128.0.0/26"
 
 
+def test_blocks_are_sized_for_the_apps_share_of_a_node_not_only_the_first_placed() -> None:
+    """web (1 replica) is placed first, db (30) later: the block must already hold both."""
+    st = state()
+    s, writes = PassSubnets(st, lambda k: st.containers.get(k), expected=lambda app: 31), Writes()
+    placed = [ctr("shop", "n1")]
+    s.attach("shop", placed, writes)
+    assert placed[0].subnets[DEFAULT_NETWORK] == "10.128.0.0/25"  # 62 <= 125 usable
+
+
 def test_a_cluster_without_a_range_leaves_the_choice_to_the_engine() -> None:
     s, writes = glue(state(pod_cidr="")), Writes()
     placed = [ctr("shop", "n1")]
