@@ -112,12 +112,6 @@ class ClusterPass:
                 total += -(-service.spec.replicas // nodes)
         return total
 
-    def live_containers(self) -> list[pb.Container]:
-        """Every container record as this pass leaves it (cache plus the pass's changes)."""
-        out = [c for k in self.state.containers if (c := self.container(k)) is not None]
-        out.extend(c for k, c in self.overlay.items() if c is not None and k not in self.state.containers)
-        return out
-
     def event(self, kind: str, obj: str, reason: str, message: str, warning: bool = False) -> None:
         self.writes.event(*new_event(self.cluster, kind, obj, reason, message, warning=warning))
 

@@ -161,7 +161,7 @@ class Orchestrator:
             # keepalive run between services instead of stalling for the whole pass.
             await asyncio.sleep(0)
         p.finish_apps({a for a, _ in dirty} | (set(state.apps) if full else set()))
-        p.subnets.release_unused(p.writes, p.live_containers())
+        p.subnets.release_unused(p.writes, p.overlay, full=full)
         try:
             written = await release_writes.commit(self.etcd)
             written += await p.writes.commit(self.etcd)

@@ -20,7 +20,7 @@ being placed on a network the engine would have to improvise.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import structlog
 
@@ -120,14 +120,29 @@ class PassSubnets:
         return tuple(keys.subnet(self.cluster, c.node, c.application, net) for net in sorted(c.subnets)
                      if (c.node, c.application, net) in self.held)
 
-    def release_unused(self, writes: Writes, live: Iterable[pb.Container]) -> None:
-        """Delete the blocks of pairs with no container in ``live`` (the pass's view of all)."""
+    def release_unused(
+        self, writes: Writes, overlay: Mapping[CtrKey, pb.Container | None], *, full: bool
+    ) -> None:
+        """Delete the blocks of pairs left with no container.
+
+        ``overlay`` holds the containers this pass changed (None: deleted). A pass checks the
+        pairs that lost a container in it; a full pass checks every block (and frees those of
+        nodes that are gone), so nothing depends on having seen the deletion.
+        """
         if not self.state.subnets:
             return
-        used = {(c.node, c.application) for c in live if c.node}
-        for key in sorted(self.state.subnets):
-            node, app, _network = key
-            if (node, app) in used and node in self.state.nodes:
+        in_overlay = {(c.node, c.application) for c in overlay.values() if c is not None and c.node}
+        if full:
+            candidates = {(node, app) for node, app, _ in self.state.subnets}
+        else:
+            candidates = set()
+            for key, c in overlay.items():
+                orig = self.state.containers.get(key)
+                if c is None and orig is not None and orig.node:
+                    candidates.add((orig.node, orig.application))
+        for node, app in sorted(candidates):
+            if node in self.state.nodes and ((node, app) in in_overlay or self._count_on(app, node)):
                 continue
-            writes.delete(keys.subnet(self.cluster, *key), 0, "subnet", f"{app}@{node}")
-            self.held.pop(key, None)
+            for key in [k for k in self.state.subnets if k[0] == node and k[1] == app]:
+                writes.delete(keys.subnet(self.cluster, *key), 0, "subnet", f"{app}@{node}")
+                self.held.pop(key, None)

@@ -91,10 +91,25 @@ def test_a_full_range_leaves_the_containers_pending_with_the_reason() -> None:
 
 def test_blocks_without_containers_or_without_their_node_are_released() -> None:
     st = state(subnets={("n1", "shop"): "10.128.0.0/28", ("n2", "shop"): "10.128.0.16/28",
-                        ("gone", "shop"): "10.128.0.32/28"})
+                        ("gone", "shop"): "10.128.0.32/28", ("n1", "left"): "10.128.0.48/28"})
+    for key, c in {("shop", "web", "web-1"): ctr("shop", "n1"), ("shop", "web", "web-9"): ctr("shop", "gone"),
+                   ("left", "web", "web-1"): ctr("left", "n1")}.items():
+        st.containers[key] = c
+        st._index(key, None, c)
+    # This pass deleted left's last container on n1 and placed a new shop container on n2.
+    overlay: dict[CtrKey, pb.Container | None] = {("left", "web", "web-1"): None,
+                                                  ("shop", "web", "web-2"): ctr("shop", "n2", "web-2")}
+
+    def view(k: CtrKey) -> pb.Container | None:
+        return overlay[k] if k in overlay else st.containers.get(k)
+
     writes = Writes()
-    glue(st).release_unused(writes, [ctr("shop", "n1"), ctr("shop", "gone"), ctr("shop", "")])
-    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n2", "shop", DEFAULT_NETWORK),
+    PassSubnets(st, view).release_unused(writes, overlay, full=False)
+    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n1", "left", DEFAULT_NETWORK)}
+
+    writes = Writes()
+    PassSubnets(st, view).release_unused(writes, overlay, full=True)  # also: nodes that are gone
+    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n1", "left", DEFAULT_NETWORK),
                                      keys.subnet(CLUSTER, "gone", "shop", DEFAULT_NETWORK)}
 
 
