@@ -276,3 +276,29 @@ async def test_deploy_through_the_server_and_agent(
             agent.kill()
         log.close()
         _cli(ccs_server, "cluster", "rm", cluster, "--force")
+
+
+@pytest.mark.etcd
+def test_cluster_ranges_are_distinct_validated_and_freed_with_the_cluster(ccs_server: Any) -> None:
+    names = [f"{CLUSTER}-r{i}" for i in range(5)]
+    try:
+        first = json.loads(_ok(ccs_server, "cluster", "create", names[0], "-o", "json"))["pod_cidr"]
+        second = json.loads(_ok(ccs_server, "cluster", "create", names[1], "-o", "json"))["pod_cidr"]
+        assert first != second
+        for cidr in (first, second):
+            net = ipaddress.IPv4Network(cidr)
+            assert net.prefixlen == 12 and net.subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
+
+        taken = _cli(ccs_server, "cluster", "create", names[2], "--pod-cidr", first)
+        assert taken.returncode == 4, taken.stderr
+        assert taken.stderr.strip() == f"error: pod_cidr: {first} overlaps {first}, the range of another cluster"
+        public = _cli(ccs_server, "cluster", "create", names[2], "--pod-cidr", "8.8.0.0/16")
+        assert public.returncode == 4 and "pod_cidr: must lie inside a private range" in public.stderr
+        assert _cli(ccs_server, "cluster", "get", names[2]).returncode == 3  # nothing half written
+
+        _ok(ccs_server, "cluster", "rm", names[0])
+        again = json.loads(_ok(ccs_server, "cluster", "create", names[3], "--pod-cidr", first, "-o", "json"))
+        assert again["pod_cidr"] == first
+    finally:
+        for name in names:
+            _cli(ccs_server, "cluster", "rm", name, "--force")
