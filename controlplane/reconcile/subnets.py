@@ -48,7 +48,9 @@ class PassSubnets:
         self._expected_cache: dict[str, int] = {}
         self.cluster = state.name
         self._container = container  # the pass's view (cache + what it changed)
-        self.held: dict[SubnetKey, str] = {k: a.subnet for k, a in state.subnets.items()}
+        # Blocks this pass handed out or freed; the cache holds the rest (no copy per pass).
+        self._new: dict[SubnetKey, str] = {}
+        self._freed: set[SubnetKey] = set()
         self._pool: SubnetPool | None = None
         self._range: ipaddress.IPv4Network | None = None
         if state.pod_cidr:
@@ -56,6 +58,15 @@ class PassSubnets:
                 self._range = ipaddress.IPv4Network(state.pod_cidr)
             except ValueError:
                 log.warning("cluster pod range does not parse", cluster=self.cluster, pod_cidr=state.pod_cidr)
+
+    def held(self, key: SubnetKey) -> str | None:
+        """The block of a pair, as this pass leaves it."""
+        if key in self._new:
+            return self._new[key]
+        if key in self._freed:
+            return None
+        record = self.state.subnets.get(key)
+        return record.subnet if record is not None else None
 
     @property
     def enabled(self) -> bool:
@@ -66,7 +77,8 @@ class PassSubnets:
         if self._pool is None:
             assert self._range is not None
             used = []
-            for text in self.held.values():
+            for text in [*(a.subnet for k, a in self.state.subnets.items() if k not in self._freed),
+                         *self._new.values()]:
                 try:
                     used.append(ipaddress.IPv4Network(text))
                 except ValueError:
@@ -91,7 +103,7 @@ class PassSubnets:
         unplaced: list[pb.Container] = []
         for node, containers in sorted(by_node.items()):
             key = (node, app, DEFAULT_NETWORK)
-            subnet = self.held.get(key)
+            subnet = self.held(key)
             if subnet is None:
                 if app not in self._expected_cache:
                     self._expected_cache[app] = self._expected(app)
@@ -106,7 +118,7 @@ class PassSubnets:
                     unplaced.extend(containers)
                     continue
                 subnet = str(block)
-                self.held[key] = subnet
+                self._new[key] = subnet
                 record = pb.SubnetAllocation(application=app, network=DEFAULT_NETWORK, node=node, subnet=subnet)
                 writes.put(keys.subnet(self.cluster, *key), record, 0, "subnet", f"{app}/{DEFAULT_NETWORK}@{node}")
             for c in containers:
@@ -118,7 +130,7 @@ class PassSubnets:
         if not self.enabled or not c.node:
             return ()
         return tuple(keys.subnet(self.cluster, c.node, c.application, net) for net in sorted(c.subnets)
-                     if (c.node, c.application, net) in self.held)
+                     if self.held((c.node, c.application, net)))
 
     def release_unused(
         self, writes: Writes, overlay: Mapping[CtrKey, pb.Container | None], *, full: bool
@@ -145,4 +157,4 @@ class PassSubnets:
                 continue
             for key in [k for k in self.state.subnets if k[0] == node and k[1] == app]:
                 writes.delete(keys.subnet(self.cluster, *key), 0, "subnet", f"{app}@{node}")
-                self.held.pop(key, None)
+                self._freed.add(key)

@@ -76,7 +76,7 @@ class Writes:
         self._extra.append((key, value))
 
     async def commit(self, etcd: Etcd) -> int:
-        writes = list(self._writes.values())
+        writes = _needed_first(list(self._writes.values()))
         extra = list(self._extra)
         committed = 0
         while writes or extra:
@@ -107,6 +107,29 @@ class Writes:
         self._writes.clear()
         self._extra.clear()
         return committed
+
+
+def _needed_first(writes: list[_Write]) -> list[_Write]:
+    """Move each needed write to just before the first write that needs it.
+
+    A pass allocates the blocks of all its placements before writing the containers; in this
+    order a block and the containers needing it share a chunk, so no guard is needed and a
+    chunk carries 100 writes instead of 50 writes and 50 guards.
+    """
+    needed = {k for w in writes for k in w.needs}
+    if not needed:
+        return writes
+    deferred = {w.key: w for w in writes if w.key in needed and w.value is not None}
+    out: list[_Write] = []
+    for w in writes:
+        if w.key in deferred:
+            continue
+        for k in w.needs:
+            if k in deferred:
+                out.append(deferred.pop(k))
+        out.append(w)
+    out.extend(deferred.values())
+    return out
 
 
 def _chunk(writes: list[_Write]) -> tuple[list[_Write], list[str]]:

@@ -7,7 +7,7 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.ipam import DEFAULT_NETWORK
 from controlplane.reconcile.cache import ClusterState, CtrKey
 from controlplane.reconcile.subnets import PassSubnets
-from controlplane.reconcile.writes import MAX_OPS, Writes, _chunk, _Write
+from controlplane.reconcile.writes import MAX_OPS, Writes, _chunk, _needed_first, _Write
 from controlplane.store import keys
 
 CLUSTER = "c1"
@@ -132,3 +132,20 @@ def test_chunks_count_guards_against_the_operation_limit() -> None:
     chunk, needed = _chunk(writes)
     assert len(chunk) + len(needed) <= MAX_OPS
     assert len(chunk) == MAX_OPS // 2
+
+
+def test_blocks_are_written_next_to_the_first_container_needing_them() -> None:
+    """The pass writes all blocks, then all containers; commit pairs them up so that chunks
+    need no guards: 200 placements on 200 nodes take 4 transactions, not 6."""
+    blocks = [_w(f"/s/n{i}") for i in range(200)]
+    containers = [_w(f"/c/{i}", (f"/s/n{i}",)) for i in range(200)]
+    ordered = _needed_first([*blocks, *containers, _w("/unrelated")])
+    assert [w.key for w in ordered[:4]] == ["/s/n0", "/c/0", "/s/n1", "/c/1"]
+    assert ordered[-1].key == "/unrelated" and len(ordered) == 401
+    chunks = 0
+    while ordered:
+        chunk, needed = _chunk(ordered)
+        assert needed == []
+        ordered = ordered[len(chunk):]
+        chunks += 1
+    assert chunks == 5  # 401 writes, 100 per transaction
