@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import math
 import platform
 import time
@@ -208,30 +209,65 @@ class DockerRuntime:
                 if not subnet or subnet in _subnets(net) or not await self._unused_network(net["Id"]):
                     return
                 await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
-            try:
-                await self._call(
-                    f"create network {name}",
-                    self._api.create_network,
-                    name,
-                    driver="bridge",
-                    labels=labels,
-                    check_duplicate=True,
-                    ipam=network_ipam(subnet),
-                )
-            except RuntimeFailure as exc:
-                if "already exists" in exc.reason:  # another agent process won the race
+            for retry in (True, False):
+                try:
+                    await self._call(
+                        f"create network {name}",
+                        self._api.create_network,
+                        name,
+                        driver="bridge",
+                        labels=labels,
+                        check_duplicate=True,
+                        ipam=network_ipam(subnet),
+                    )
                     return
-                err = network_error(exc)
-                if err is exc:
-                    raise
-                raise err from exc.__cause__
+                except RuntimeFailure as exc:
+                    if "already exists" in exc.reason:  # another agent process won the race
+                        return
+                    if retry and subnet and "overlaps" in exc.reason and await self._remove_stale(subnet, labels):
+                        continue
+                    err = network_error(exc)
+                    if err is exc:
+                        raise
+                    raise err from exc.__cause__
+
+    async def _remove_stale(self, subnet: str, labels: dict[str, str]) -> bool:
+        """Remove this cluster's app networks that overlap `subnet` and have no container left.
+
+        The control plane frees a block once the app's last container on the node is gone and
+        may hand it out again while the agent has not yet removed the old bridge (the removal
+        runs after the containers'). Such a bridge is garbage: no container uses it and the app
+        no longer owns the block. Returns whether one was removed (then the create is retried).
+        """
+        want = ipaddress.IPv4Network(subnet)
+        selector = [f"{naming.MANAGED}=true", f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}"]
+        removed = False
+        for net in await self._call("list networks", self._api.networks, filters={"label": selector}):
+            overlapping = False
+            for text in _subnets(net):
+                with contextlib.suppress(ValueError):
+                    overlapping = overlapping or ipaddress.IPv4Network(text).overlaps(want)
+            if overlapping and await self._unused_network(net["Id"]):
+                with contextlib.suppress(NotFound):
+                    await self._call(f"remove network {net.get('Name')}", self._api.remove_network, net["Id"])
+                removed = True
+        return removed
 
     async def _unused_network(self, network_id: str) -> bool:
+        """No container, in any state, uses the network: none is attached, and none of its app
+        exists (a created or exited container joins its network only when it starts, so the
+        network's own list of containers does not show it)."""
         try:
             attrs = await self._call("inspect network", self._api.inspect_network, network_id)
         except NotFound:
             return True
-        return not attrs.get("Containers")
+        if attrs.get("Containers"):
+            return False
+        labels = attrs.get("Labels") or {}
+        if naming.APP not in labels:
+            return False  # not an app network made by ccs: never ours to remove
+        selector = [f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}", f"{naming.APP}={labels[naming.APP]}"]
+        return not await self._call("list containers", self._api.containers, all=True, filters={"label": selector})
 
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container; idempotent per ccs container id (returns the existing one)."""

@@ -192,6 +192,32 @@ async def test_an_overlapping_subnet_fails_the_deploy_with_the_engines_reason(
     assert verdict.failure.reason == err.reason
 
 
+async def test_a_block_handed_out_again_replaces_the_stale_bridge_that_still_holds_it(
+    rt: DockerRuntime,
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """The control plane freed the block of an app that left this node, and gave it to another,
+    before the agent removed the old bridge: the new network replaces the stale one. A stale
+    bridge that still has a container is left alone (and the create fails as before)."""
+    block = str(list(POD_RANGE.subnets(new_prefix=block_prefix(1)))[40])  # clear of the squatter's /24
+    await rt.prepare(assignment("left", test_image.busybox, block))  # its bridge, now stale
+    await rt.prepare(assignment("arrived", test_image.busybox, block))
+    assert network_subnet(clean_engine, "arrived") == block
+    assert not clean_engine.api.networks(names=[naming.network_name(CLUSTER, "left")])
+
+    busy = str(list(POD_RANGE.subnets(new_prefix=block_prefix(1)))[41])
+    holder = assignment("holder", test_image.busybox, busy, command=("sleep", "3600"))
+    await rt.prepare(holder)
+    docker_id = await rt.create(holder)
+    try:
+        with pytest.raises(NetworkFailed, match="overlaps"):
+            await rt.prepare(assignment("blocked", test_image.busybox, busy))
+        assert network_subnet(clean_engine, "holder") == busy
+    finally:
+        await rt.remove(docker_id, volumes=True)
+
+
 # ------------------------------------------------------------------ through server and agent
 
 
