@@ -52,7 +52,7 @@ def generate(out_root: Path) -> list[Path]:
     return sorted((out_root / OUT_PKG).glob("*_pb2*"))
 
 
-def snapshot_previous(ref: str) -> None:
+def snapshot_previous(ref: str, out_dir: Path = PREVIOUS_DIR) -> None:
     """Write the FileDescriptorSet of the protos at git commit ``ref`` (imports included, so the
     set builds a descriptor pool on its own; no source info, so the bytes depend only on the
     schema and the protoc version)."""
@@ -70,13 +70,13 @@ def snapshot_previous(ref: str) -> None:
             dest = root / Path(name).relative_to("protos")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(text)
-        PREVIOUS_DIR.mkdir(parents=True, exist_ok=True)
-        _protoc(root, [f"--descriptor_set_out={PREVIOUS_SET}", "--include_imports"])
-    (PREVIOUS_DIR / "SOURCE").write_text(
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _protoc(root, [f"--descriptor_set_out={out_dir / PREVIOUS_SET.name}", "--include_imports"])
+    (out_dir / "SOURCE").write_text(
         f"{commit}\n"
         "The ccs.v1 protos of the previous release, compiled by protos/generate.py --previous REF.\n"
         "Refresh at each release; never edit by hand.\n")
-    print(f"wrote {PREVIOUS_SET.relative_to(ROOT)} from {commit}")
+    print(f"wrote {out_dir / PREVIOUS_SET.name} from {commit}")
 
 
 def main() -> int:
@@ -84,9 +84,10 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if checked-in code is stale")
     parser.add_argument("--previous", metavar="REF",
                         help="snapshot the descriptors of the protos at git commit REF for the compatibility tests")
+    parser.add_argument("--out", type=Path, default=PREVIOUS_DIR, help="where --previous writes (default: %(default)s)")
     opts = parser.parse_args()
     if opts.previous:
-        snapshot_previous(opts.previous)
+        snapshot_previous(opts.previous, opts.out)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         produced = generate(Path(tmp))
