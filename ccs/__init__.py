@@ -12,7 +12,12 @@ Layers, from the bottom (the temporal/httpx shape, without their duplicated sync
   wrapper that runs the core on a private loop in a background thread.
 - ``ccs.config`` (contexts, like kubeconfig) and ``ccs.template`` (gathering a Compose file,
   its ``.env`` and env_files) do no network I/O and import no grpc.
+- ``ccs.models`` (canary options, step syntax, release phases) and ``ccs.durations`` (the one
+  duration syntax of the CLI, SDK and Compose) are pure.
 - ``ccs.testing``: an in-process fake API server for tests of code that uses the SDK.
+
+The package ships ``py.typed``: type checkers use these annotations, including the blocking
+``Client``'s (its methods have the async core's signatures, see ``ccs._sync``).
 
 Names are exported lazily so that ``import ccs.config`` (which the server does on first
 start) does not import grpc or the client.
@@ -33,15 +38,20 @@ if TYPE_CHECKING:
         Conflict,
         DataLoss,
         DeadlineExceeded,
+        DeployFailed,
+        EtcdUnavailable,
         FailedPrecondition,
         Internal,
         InvalidArgument,
         NotFound,
         OutOfRange,
         PermissionDenied,
+        ReleaseFailed,
         Unauthenticated,
         Unavailable,
+        WaitTimeout,
     )
+    from ccs.models import CanaryOptions, StepsError, parse_steps
     from ccs.template import TemplateError, load_bundle
 
 _EXPORTS: dict[str, str] = {
@@ -55,12 +65,16 @@ _EXPORTS: dict[str, str] = {
     "save_config": "ccs.config",
     "TemplateError": "ccs.template",
     "load_bundle": "ccs.template",
+    "CanaryOptions": "ccs.models",
+    "StepsError": "ccs.models",
+    "parse_steps": "ccs.models",
     **{
         name: "ccs.errors"
         for name in (
-            "AlreadyExists", "CcsError", "Conflict", "DataLoss", "DeadlineExceeded", "FailedPrecondition",
-            "Internal", "InvalidArgument", "NotFound", "OutOfRange", "PermissionDenied",
-            "Unauthenticated", "Unavailable",
+            "AlreadyExists", "CcsError", "Conflict", "DataLoss", "DeadlineExceeded", "DeployFailed",
+            "EtcdUnavailable", "FailedPrecondition", "Internal", "InvalidArgument", "NotFound",
+            "OutOfRange", "PermissionDenied", "ReleaseFailed", "Unauthenticated", "Unavailable",
+            "WaitTimeout",
         )
     },
 }
@@ -68,6 +82,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "AlreadyExists",
     "AsyncClient",
+    "CanaryOptions",
     "CcsError",
     "Client",
     "ClientConfig",
@@ -76,6 +91,8 @@ __all__ = [
     "Context",
     "DataLoss",
     "DeadlineExceeded",
+    "DeployFailed",
+    "EtcdUnavailable",
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
@@ -83,11 +100,15 @@ __all__ = [
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "ReleaseFailed",
+    "StepsError",
     "TemplateError",
     "Unauthenticated",
     "Unavailable",
+    "WaitTimeout",
     "load_bundle",
     "load_config",
+    "parse_steps",
     "save_config",
 ]
 

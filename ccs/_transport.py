@@ -53,6 +53,8 @@ class Transport:
         self.services = api_pb2_grpc.ServiceServiceStub(channel)
         self.containers = api_pb2_grpc.ContainerServiceStub(channel)
         self.events = api_pb2_grpc.EventServiceStub(channel)
+        self.releases = api_pb2_grpc.ReleaseServiceStub(channel)
+        self.routes = api_pb2_grpc.RouteServiceStub(channel)
 
     async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:
         """Call a unary RPC; ``response_type`` only types the result for the checker."""

@@ -1,16 +1,15 @@
-"""Typed calls for applications, their services and containers."""
+"""Typed calls for applications (every ApplicationService RPC), their services and containers."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncGenerator, Mapping
-from typing import TYPE_CHECKING
 
 from ccs._transport import Listing, Transport, collect
+from ccs.errors import InvalidArgument
+from ccs.models import CanaryOptions
 from ccs.v1 import api_pb2, resources_pb2
-
-if TYPE_CHECKING:
-    from ccs.releases import CanaryOptions
-    from ccs.wait import Progress, ProgressCallback
+from ccs.wait import Progress, ProgressCallback, Waiter
 
 __all__ = ["Applications", "Containers", "Services"]
 
@@ -89,11 +88,11 @@ class Applications:
         """Release a new template, environment or version. Empty ``template``/``version``
         keep the current ones; ``env`` merges unless ``replace_env``; ``strategy`` is
         rolling, blue-green or canary (empty: as the template says). ``canary``
-        (:class:`ccs.releases.CanaryOptions`) needs ``strategy="canary"``; a bad option raises
+        (:class:`ccs.models.CanaryOptions`) needs ``strategy="canary"``; a bad option raises
         ``ValueError`` naming it. The update creates a release: ``client.releases.get``
         returns it as the latest, ``client.releases.wait`` follows it."""
         if canary is not None and strategy != "canary":
-            raise ValueError(f"strategy: canary options need strategy 'canary', got {strategy!r}")
+            raise ValueError("strategy: canary options need strategy canary")
         req = api_pb2.UpdateApplicationRequest(
             cluster=cluster,
             name=name,
@@ -136,6 +135,30 @@ class Applications:
             self._t.applications.StopApplication, req, resources_pb2.Application
         )
 
+    async def rollback(
+        self, cluster: str, name: str, to_revision: int = 0, strategy: str = ""
+    ) -> resources_pb2.Application:
+        """Restore every service to revision ``to_revision`` (0: the one before the
+        current) in one step; the control plane releases it with ``strategy``."""
+        if to_revision < 0:
+            raise InvalidArgument(f"to_revision: must be >= 0 (0: the previous), got {to_revision}")
+        req = api_pb2.RollbackApplicationRequest(
+            cluster=cluster, name=name, to_revision=to_revision, strategy=strategy
+        )
+        return await self._t.unary(
+            self._t.applications.RollbackApplication, req, resources_pb2.Application
+        )
+
+    async def revisions(
+        self, cluster: str, name: str
+    ) -> builtins.list[resources_pb2.ApplicationRevision]:
+        """The application's stored revisions, oldest first."""
+        req = api_pb2.ListRevisionsRequest(cluster=cluster, name=name)
+        resp = await self._t.unary(
+            self._t.applications.ListRevisions, req, api_pb2.ListRevisionsResponse
+        )
+        return sorted(resp.revisions, key=lambda r: r.revision)
+
     async def wait(
         self,
         cluster: str,
@@ -155,8 +178,6 @@ class Applications:
         ``unschedulable_grace`` seconds), ``WaitTimeout`` after ``timeout`` seconds, and
         ``NotFound`` if the application does not exist or is deleted. See ``ccs.wait``.
         """
-        from ccs.wait import Waiter
-
         waiter = Waiter(
             self._t, cluster, name, timeout=timeout, on_progress=on_progress,
             unschedulable_grace=unschedulable_grace, resync_interval=resync_interval,

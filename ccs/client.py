@@ -6,9 +6,9 @@ server's stores: ``client.clusters.create(...)``, ``client.applications.get(...)
 ``list`` that also carries the revision to watch from).
 
 ``Client`` does not repeat any of that. It runs one private event loop in a daemon thread and
-forwards attribute access to the ``AsyncClient`` living on that loop: coroutines are run to
-completion and async iterators become blocking iterators. The price is that the sync surface
-is dynamically typed; use ``AsyncClient`` (or ``Client.run``) for full static types.
+holds blocking twins of the ``AsyncClient``'s namespaces (``ccs._sync``): each method is the
+async one run to completion on that loop, with the same signature as far as a type checker
+sees, and async iterators become blocking iterators.
 """
 
 from __future__ import annotations
@@ -16,12 +16,22 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc.aio
 
+from ccs._sync import (
+    SyncApplications,
+    SyncClusters,
+    SyncContainers,
+    SyncEvents,
+    SyncNodes,
+    SyncReleases,
+    SyncRoutes,
+    SyncServices,
+)
 from ccs._transport import Transport, make_channel
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Nodes
@@ -65,8 +75,8 @@ class AsyncClient:
         self.services = Services(transport)
         self.containers = Containers(transport)
         self.events = Events(transport)
-        self.releases = Releases(transport, self._channel)
-        self.routes = Routes(transport, self._channel)
+        self.releases = Releases(transport)
+        self.routes = Routes(transport)
 
     @classmethod
     def from_config(
@@ -92,33 +102,6 @@ class AsyncClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-class _Blocking:
-    """Forwards to an object on the client's loop, blocking on what it returns."""
-
-    def __init__(self, target: Any, client: Client) -> None:
-        self._target = target
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attr(*args, **kwargs)
-            if asyncio.iscoroutine(result):
-                return self._client.run(result)
-            if isinstance(result, AsyncIterator):
-                return self._client.iterate(result)
-            return result
-
-        call.__doc__ = attr.__doc__
-        return call
-
-    def __dir__(self) -> list[str]:
-        return [n for n in dir(self._target) if not n.startswith("_")]
 
 
 class Client:
@@ -148,6 +131,15 @@ class Client:
         except BaseException:
             self._stop_loop()
             raise
+        aio = self.aio
+        self.clusters = SyncClusters(aio.clusters, self)
+        self.nodes = SyncNodes(aio.nodes, self)
+        self.applications = SyncApplications(aio.applications, self)
+        self.services = SyncServices(aio.services, self)
+        self.containers = SyncContainers(aio.containers, self)
+        self.events = SyncEvents(aio.events, self)
+        self.releases = SyncReleases(aio.releases, self)
+        self.routes = SyncRoutes(aio.routes, self)
 
     @classmethod
     def from_config(
@@ -172,7 +164,7 @@ class Client:
             future.cancel()
             raise
 
-    def iterate(self, aiter: AsyncIterator[T]) -> Iterator[T]:
+    def iterate(self, aiter: AsyncIterator[T]) -> Generator[T, None, None]:
         """Turn an async iterator on the client's loop into a blocking one; closing the
         iterator (or breaking out of a for loop) closes the async one."""
         try:
@@ -185,11 +177,6 @@ class Client:
             aclose: Callable[[], Awaitable[None]] | None = getattr(aiter, "aclose", None)
             if aclose is not None and self._loop.is_running():
                 self.run(aclose())
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name in ("aio",):
-            raise AttributeError(name)
-        return _Blocking(getattr(self.aio, name), self)
 
     def close(self) -> None:
         """Close the channel and stop the background loop; idempotent."""

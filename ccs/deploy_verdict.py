@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccs.durations import format_duration
 from ccs.errors import DeployFailed, WaitTimeout
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
@@ -231,17 +232,6 @@ def timeout_error(progress: Progress | None, timeout: float) -> WaitTimeout:
     pending = {s.name: s.message or s.line() for s in (progress.pending() if progress else [])}
     what = "; ".join(f"{n} ({m})" for n, m in pending.items()) or "the application"
     return WaitTimeout(f"timed out after {format_duration(timeout)} waiting for {what}", pending)
-
-
-def format_duration(seconds: float) -> str:
-    """``90`` -> ``1m30s``, ``0.5`` -> ``0.5s``: short, for messages."""
-    if seconds < 60:
-        return f"{seconds:g}s"
-    total = int(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
-    return "".join(parts)
 
 
 def _detail(message: str) -> str:

@@ -40,10 +40,10 @@ class CcsError(Exception):
 
     temporary: bool = False
 
-    def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.UNKNOWN) -> None:
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code
+        self.code = code if code is not None else _code_of(type(self))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code.name}, message={self.message!r})"
@@ -178,6 +178,16 @@ _BY_CODE: dict[grpc.StatusCode, type[CcsError]] = {
     grpc.StatusCode.DATA_LOSS: DataLoss,
     grpc.StatusCode.INTERNAL: Internal,
 }
+
+
+def _code_of(cls: type[CcsError]) -> grpc.StatusCode:
+    """The code a class stands for, so an error the SDK raises itself (a bad argument checked
+    before sending) carries the code the server would have answered with."""
+    for base in cls.__mro__:
+        for code, mapped in _BY_CODE.items():
+            if mapped is base:
+                return code
+    return grpc.StatusCode.UNKNOWN
 
 
 def from_rpc_error(error: grpc.RpcError) -> CcsError:

@@ -1,7 +1,9 @@
 """Waiting until an application is deployed: ``client.applications.wait``.
 
 The verdict (done, failed, still going) is the pure ``ccs.deploy_verdict.assess``; this module
-is the I/O around it, and re-exports the verdict's names for callers of ``ccs.wait``.
+is the I/O around it, and re-exports the verdict's names for callers of ``ccs.wait``. It
+imports only the transport, the events and the verdict (its lists are plain paged calls), so
+``ccs.applications`` can import it without a circle.
 
 - **List, then watch.** The waiter lists the application (whose list carries a revision),
   its services, containers and the nodes, then watches from that first revision + 1. Every
@@ -20,9 +22,7 @@ import contextlib
 import inspect
 import math
 
-from ccs._transport import Transport
-from ccs.applications import Applications, Containers, Services
-from ccs.clusters import Nodes
+from ccs._transport import Listing, Transport, collect
 from ccs.deploy_verdict import (
     DEFAULT_UNSCHEDULABLE_GRACE,
     PERMANENT_FAILURES,
@@ -41,6 +41,7 @@ from ccs.deploy_verdict import (
 from ccs.errors import NotFound, OutOfRange
 from ccs.events import Events
 from ccs.v1 import api_pb2
+from ccs.v1 import resources_pb2 as pb
 
 __all__ = [
     "DEFAULT_UNSCHEDULABLE_GRACE",
@@ -74,8 +75,7 @@ class Waiter:
                                   ("resync_interval", resync_interval)):
             if not math.isfinite(value) or value < 0 or (value == 0 and field_name != "unschedulable_grace"):
                 raise ValueError(f"{field_name}: must be a positive number of seconds, got {value!r}")
-        self._services, self._containers = Services(transport), Containers(transport)
-        self._nodes, self._events = Nodes(transport), Events(transport)
+        self._events = Events(transport)
         self._t = transport
         self.cluster, self.name, self.timeout = cluster, name, timeout
         self.on_progress, self.grace, self.resync = on_progress, unschedulable_grace, resync_interval
@@ -92,14 +92,32 @@ class Waiter:
                 return result
 
     async def _list(self) -> tuple[Snapshot, int, dict[tuple[str, ...], int]]:
-        apps = await Applications(self._t).list(self.cluster)
+        t, cluster = self._t, self.cluster
+        apps: Listing[pb.Application] = await collect(
+            lambda tok: t.unary(t.applications.ListApplications,
+                                api_pb2.ListApplicationsRequest(cluster=cluster, page_token=tok),
+                                api_pb2.ListApplicationsResponse),
+            lambda r: r.applications)
         app = next((a for a in apps if a.meta.name == self.name), None)
         if app is None:
             raise NotFound(f"application {self.name!r} not found in cluster {self.cluster!r}")
         snap = Snapshot(app)
-        services = await self._services.list(self.cluster, self.name)
-        containers = await self._containers.list(self.cluster, application=self.name)
-        nodes = await self._nodes.list(self.cluster)
+        services: Listing[pb.Service] = await collect(
+            lambda tok: t.unary(t.services.ListServices,
+                                api_pb2.ListServicesRequest(cluster=cluster, application=self.name,
+                                                            page_token=tok),
+                                api_pb2.ListServicesResponse),
+            lambda r: r.services)
+        containers: Listing[pb.Container] = await collect(
+            lambda tok: t.unary(t.containers.ListContainers,
+                                api_pb2.ListContainersRequest(cluster=cluster, application=self.name,
+                                                              page_token=tok),
+                                api_pb2.ListContainersResponse),
+            lambda r: r.containers)
+        nodes: Listing[pb.Node] = await collect(
+            lambda tok: t.unary(t.nodes.ListNodes, api_pb2.ListNodesRequest(cluster=cluster, page_token=tok),
+                                api_pb2.ListNodesResponse),
+            lambda r: r.nodes)
         snap.services = {s.meta.name: s for s in services}
         snap.containers = {(c.service, c.meta.name): c for c in containers}
         snap.nodes = {n.meta.name: n for n in nodes}

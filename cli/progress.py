@@ -15,7 +15,6 @@ Design choices:
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from types import TracebackType
@@ -27,8 +26,9 @@ from rich.progress import BarColumn, TaskID, TextColumn
 from rich.progress import Progress as RichProgress
 
 from ccs.client import AsyncClient
+from ccs.durations import DurationError, format_duration, parse_seconds
 from ccs.errors import DeployFailed, WaitTimeout
-from ccs.wait import Progress, format_duration
+from ccs.wait import Progress
 from cli.session import fail
 
 __all__ = [
@@ -44,29 +44,19 @@ __all__ = [
 EXIT_DEPLOY_FAILED = 8
 EXIT_TIMED_OUT = 9
 DEFAULT_TIMEOUT = "5m"
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smh])")
 
 
 def parse_duration(text: str, option: str = "--timeout") -> float:
-    """``90s``, ``5m``, ``1h``, ``1m30s`` or plain seconds (``45``, ``2.5``) -> seconds (> 0).
+    """A duration in the one syntax of ``ccs.durations`` (``90s``, ``1m30s``, ``500ms``, ``1d``)
+    or plain seconds (``45``, ``2.5``) -> seconds (> 0).
 
     Anything else is a usage error naming ``option``.
     """
-    value = text.strip().lower()
-    seconds: float | None = None
     try:
-        seconds = float(value)
-    except ValueError:
-        parts = _PART.findall(value)
-        if parts and "".join(n + u for n, u in parts) == value:
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds is None:
-        raise typer.BadParameter(
-            f"{text!r}: expected a duration such as 90s, 5m, 1h or a number of seconds",
-            param_hint=option,
-        )
-    if not seconds > 0 or seconds == float("inf"):
+        seconds = parse_seconds(text, bare_seconds=True)
+    except DurationError as exc:
+        raise typer.BadParameter(f"{text!r}: {exc}", param_hint=option) from None
+    if not seconds > 0:
         raise typer.BadParameter(f"{text!r}: must be more than 0 seconds", param_hint=option)
     return seconds
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ccs.client import AsyncClient
-from ccs.releases import CanaryOptions
+from ccs.models import CanaryOptions
 from ccs.template import default_app_name, load_bundle
 from ccs.v1 import resources_pb2
 from cli.commands import release as rel_cmd
@@ -40,7 +40,7 @@ WaitOpt = Annotated[
 TimeoutOpt = Annotated[
     str | None,
     typer.Option(
-        "--timeout", help=f"With --wait: 90s, 5m, 1h or seconds (default {DEFAULT_TIMEOUT})."
+        "--timeout", help=f"With --wait: 90s, 1m30s, 1h, 1d or seconds (default {DEFAULT_TIMEOUT})."
     ),
 ]
 
@@ -166,11 +166,15 @@ def update(
     ] = None,
     canary_replicas: Annotated[int, typer.Option("--canary-replicas", min=0, help="Canary containers.")] = 0,
     max_5xx_ratio: Annotated[
-        float, typer.Option("--max-5xx-ratio", min=0.0, max=1.0, help="Canary: abort above this 5xx ratio.")
-    ] = 0.0,
+        float | None,
+        typer.Option("--max-5xx-ratio", min=0.0, max=1.0,
+                     help="Canary: abort above this 5xx ratio (0 disables; default: the server's, 0.05)."),
+    ] = None,
     min_requests: Annotated[
-        int, typer.Option("--min-requests", min=0, help="Canary: judge the 5xx ratio after this many requests.")
-    ] = 0,
+        int | None,
+        typer.Option("--min-requests", min=0,
+                     help="Canary: judge the 5xx ratio after this many requests (default: the server's, 20)."),
+    ] = None,
     match_header: Annotated[str, typer.Option("--match-header", help="A/B: route by this request header.")] = "",
     match_cookie: Annotated[str, typer.Option("--match-cookie", help="A/B: route by this cookie.")] = "",
     match_value: Annotated[str, typer.Option("--match-value", help="A/B: the header/cookie value.")] = "",
@@ -193,7 +197,8 @@ def update(
             min_requests=min_requests, match_header=match_header, match_cookie=match_cookie,
             match_value=match_value,
         )
-    elif parsed_steps or canary_replicas or max_5xx_ratio or match_header or match_cookie:
+    elif (parsed_steps or canary_replicas or max_5xx_ratio is not None or min_requests is not None
+          or match_header or match_cookie or match_value):
         raise typer.BadParameter("canary options need --strategy canary", param_hint="'--strategy'")
 
     async def update(cl: AsyncClient) -> resources_pb2.Application:
@@ -227,7 +232,7 @@ def rollback(
     c = s.cluster(cluster)
     wait_for = _wait_timeout(wait, timeout, False)
 
-    _change(s, c, lambda cl: cl.releases.rollback_application(
+    _change(s, c, lambda cl: cl.applications.rollback(
         c, name, to_revision, strategy.value if strategy else ""), output, wait_for)
 
 

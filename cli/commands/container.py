@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import contextlib
 import sys
 import time
 from datetime import datetime
@@ -12,6 +12,7 @@ import typer
 
 from ccs import errors
 from ccs.client import AsyncClient
+from ccs.durations import DurationError, parse_seconds
 from ccs.v1 import resources_pb2
 from cli.output import Format, OutputOpt, age, emit, enum_name
 from cli.session import ClusterOpt, session, split_service
@@ -55,14 +56,13 @@ def ls(
 
 
 def parse_since(value: str, now: float | None = None) -> float:
-    """``--since``: a duration back from now (``90s``, ``10m``, ``2h``), Unix seconds, or an
-    RFC 3339 time (``2026-11-26T05:00:00Z``) -> Unix seconds."""
+    """``--since``: a duration back from now (``90s``, ``1m30s``, ``2h``, ``1d``: the syntax of
+    ``ccs.durations``), Unix seconds, or an RFC 3339 time (``2026-11-26T05:00:00Z``) -> Unix
+    seconds."""
     now = time.time() if now is None else now
     text = value.strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
-    if m:
-        scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-        return now - float(m.group(1)) * scale
+    with contextlib.suppress(DurationError):
+        return now - parse_seconds(text)
     try:
         return float(text)
     except ValueError:

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from ccs.client import AsyncClient
 from ccs.errors import ReleaseFailed, WaitTimeout
-from ccs.releases import StepsError, parse_steps, phase_name
+from ccs.models import StepsError, parse_steps, phase_name
 from ccs.v1 import resources_pb2
 from cli.output import Format, OutputOpt, age, dump, emit, table, to_data
 from cli.session import ClusterOpt, fail, session
@@ -49,7 +49,7 @@ def _duration(value: str | float) -> float:
 TimeoutOpt = Annotated[
     float,
     typer.Option("--timeout", parser=_duration, metavar="DURATION",
-                 help="How long --wait waits: 90s, 5m, 1h or seconds (exit 9 after)."),
+                 help="How long --wait waits: 90s, 1m30s, 1h, 1d or seconds (exit 9 after)."),
 ]
 DEFAULT_TIMEOUT = 900.0
 

@@ -1,4 +1,4 @@
-"""Scalar conversions with Compose's syntax: Go durations, byte sizes, integers and booleans.
+"""Scalar conversions with Compose's syntax: durations (``ccs.durations``), byte sizes, integers and booleans.
 
 After interpolation a number may arrive as a string (``replicas: ${N}``), which the schema allows,
 so every converter here accepts both and raises ValueError with a plain message on bad input;
@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
+from ccs.durations import parse_ms
+
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?", re.IGNORECASE)
 _SIZE_POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 
@@ -27,22 +27,16 @@ def _kind(value: Any) -> str:
 
 
 def duration_ms(value: Any) -> int:
-    """A Go duration ("1m30s", "1.5s", "250ms") in milliseconds, as Compose writes them."""
+    """A duration ("1m30s", "1.5s", "250ms", "1d") in milliseconds.
+
+    The syntax is ``ccs.durations``' (shared with the CLI and the SDK): Go's, as the Compose spec
+    writes durations, plus ``d`` as Docker Compose's loader accepts it. It lives in ``ccs/``
+    because that is the one package the server, the clients and this pure package may all
+    import (see that module's docstring).
+    """
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"must be a duration like '1m30s', got {_kind(value)}")
-    text = str(value).strip()
-    if text == "0":
-        return 0
-    pos, total = 0, 0.0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            raise ValueError(f"must be a duration like '10s' or '1m30s' (units h, m, s, ms), got {text!r}")
-        total += float(match.group(1)) * _DURATION_MS[match.group(2)]
-        pos = match.end()
-    if not text:
-        raise ValueError("must be a duration like '10s', got an empty string")
-    return round(total)
+    return parse_ms(str(value))
 
 
 def size_bytes(value: Any) -> int:

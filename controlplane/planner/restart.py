@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from ccs.durations import format_duration as format_seconds
 from ccs.v1 import resources_pb2 as pb
 
 from .containers import (
@@ -193,11 +194,5 @@ def _int_label(c: pb.Container, key: str) -> int:
 
 
 def format_duration(d: timedelta) -> str:
-    """``90s`` -> ``1m30s``; short and exact, for messages."""
-    total = int(d.total_seconds())
-    if total < 60:
-        return f"{d.total_seconds():g}s"
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [(hours, "h"), (minutes, "m"), (seconds, "s")]
-    return "".join(f"{n}{unit}" for n, unit in parts if n)
+    """``90s`` -> ``1m30s``; short and exact, for messages (the one syntax of ``ccs.durations``)."""
+    return format_seconds(d.total_seconds())

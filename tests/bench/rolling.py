@@ -52,7 +52,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ccs.client import AsyncClient
-from ccs.releases import TERMINAL_PHASES, phase_name
+from ccs.models import TERMINAL_PHASES, phase_name
 from ccs.v1 import resources_pb2 as pb
 from tests.bench import _common as common
 from tests.bench import _engine_timeline as timeline

@@ -177,8 +177,8 @@ def test_events_list_and_follow(config: Path, served: ThreadedServer, fake: Fake
     ("args", "code", "message"),
     [
         (["cluster", "get", "nope"], 3, "error: cluster 'nope' not found"),
-        (["cluster", "create", "dup"], 5, "error: cluster 'dup' exists"),
-        (["cluster", "rm", "dup"], 5, "is not empty"),
+        (["cluster", "create", "dup"], 5, "error: cluster 'dup' already exists"),
+        (["cluster", "rm", "dup"], 5, "still has 1 application(s) and 0 node(s)"),
         (["app", "get", "-c", "dup", "none"], 3, "application 'none' not found"),
         (["service", "scale", "-c", "dup", "shop/none", "2"], 3, "not found"),
     ],
@@ -201,7 +201,7 @@ def test_invalid_template_exits_4_naming_the_field(config: Path, tmp_path: Path)
 
 
 def test_auth_and_connection_errors(config: Path, tmp_path: Path) -> None:
-    assert "bearer token" in fails(config, 6, "--token", "wrong", "cluster", "ls")
+    assert "invalid or revoked token" in fails(config, 6, "--token", "wrong", "cluster", "ls")
     assert "cannot reach 127.0.0.1:1" in fails(config, 7, "--server", "127.0.0.1:1", "cluster", "ls")
     empty = tmp_path / "empty.yaml"
     assert "no server configured" in fails(empty, 1, "cluster", "ls")

@@ -79,26 +79,28 @@ def test_ls_and_get_show_phase_progress_and_history(config: Path, tmp_path: Path
     out = ok(config, "release", "ls", "-c", "prod", "shop").splitlines()
     assert out[0].split() == ["NAME", "STRATEGY", "PHASE", "REVISIONS", "UPDATED", "WEIGHT",
                               "STEP", "AGE"]
-    assert out[1].split()[:7] == ["r1", "blue-green", "awaiting-shift", "1->2", "2/2", "0%", "-"]
+    assert out[1].split()[:7] == ["r000001", "blue-green", "awaiting-shift", "1->2", "2/2", "0%", "-"]
     ok(config, "release", "shift", "-c", "prod", "shop", "--weight", "25")
     got = ok(config, "release", "get", "-c", "prod", "shop")
-    assert got.splitlines()[1].split()[:6] == ["r1", "blue-green", "awaiting-shift", "1->2",
+    assert got.splitlines()[1].split()[:6] == ["r000001", "blue-green", "awaiting-shift", "1->2",
                                                "2/2", "25%"]
     assert "services: web" in got and "history:" in got
     assert "  traffic shifted to 25%" in got.splitlines()
-    data = json.loads(ok(config, "release", "get", "-c", "prod", "shop", "r1", "-o", "json"))
+    data = json.loads(ok(config, "release", "get", "-c", "prod", "shop", "r000001", "-o", "json"))
     assert (data["status"]["phase"], data["status"]["weight"]) == ("RELEASE_PHASE_AWAITING_SHIFT", 25)
     listed = ok(config, "release", "ls", "-c", "prod", "shop", "-o", "yaml")
-    assert "name: r1" in listed
+    assert "name: r000001" in listed
 
 
 def test_canary_get_shows_steps_and_promote(config: Path, tmp_path: Path, fake: FakeApi,
                                             served: ThreadedServer) -> None:
     update(config, tmp_path, "canary")
     got = ok(config, "release", "get", "-c", "prod", "shop")
-    assert "steps:    100%" in got and "analysis: 5xx 0.00% of 0 requests" in got
+    # no --steps: the server's default steps, shown in the --steps syntax
+    assert "steps:    10%,pause 30s,50%,pause 30s,100%" in got and "(max 5.00%)" in got  # the server's default analysis: the CLI sent none
     out = ok(config, "release", "promote", "-c", "prod", "shop")
-    assert out.splitlines()[1].split()[2] == "succeeded"
+    assert out.splitlines()[1].split()[2] == "progressing"  # a request: the planner acts on it later
+    assert ok(config, "release", "get", "-c", "prod", "shop").splitlines()[1].split()[5] == "50%"
 
 
 def test_wait_prints_plain_progress_lines_and_exits_0(
@@ -115,11 +117,11 @@ def test_wait_prints_plain_progress_lines_and_exits_0(
     result = box["r"]
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[-1] == "release r1 succeeded"
-    progress = [ln for ln in lines if ln.startswith("release r1 rolling:")]
-    assert progress[-1] == "release r1 rolling: succeeded, started 2/2, 2/2 updated ready"
+    assert lines[-1] == "release r000001 succeeded"
+    progress = [ln for ln in lines if ln.startswith("release r000001 rolling:")]
+    assert progress[-1] == "release r000001 rolling: succeeded, started 2/2, 2/2 updated ready"
     # Level-triggered: the middle state may be skipped when both changes land before a re-read.
-    assert progress[0] == "release r1 rolling: progressing, started 0/2, 0/2 updated ready"
+    assert progress[0] == "release r000001 rolling: progressing, started 0/2, 0/2 updated ready"
 
 
 def test_wait_exits_10_with_the_reason_when_rolled_back(
@@ -142,22 +144,23 @@ def test_wait_exits_9_on_timeout(config: Path, tmp_path: Path) -> None:
     result = ccs(config, "release", "shift", "-c", "prod", "shop", "--weight", "10", "--wait",
                  "--timeout", "0.1")
     assert result.exit_code == 9, (result.stdout, result.stderr)
-    assert result.stderr.startswith("error: release r1 still awaiting-shift after 0.1s")
+    assert result.stderr.startswith("error: release r000001 still awaiting-shift after 0.1s")
 
 
 def test_wait_with_json_keeps_stdout_parseable(config: Path, tmp_path: Path) -> None:
     update(config, tmp_path, "blue-green")
     result = ccs(config, "release", "confirm", "-c", "prod", "shop", "--wait", "-o", "json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["status"]["phase"] == "RELEASE_PHASE_SUCCEEDED"
-    assert "release r1 succeeded" in result.stderr
+    data = json.loads(result.stdout)  # the release as the request left it; the wait then follows it
+    assert (data["status"]["phase"], data["status"]["requests"]) == ("RELEASE_PHASE_AWAITING_SHIFT", ["confirm"])
+    assert "release r000001 succeeded" in result.stderr
 
 
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["release", "get", "-c", "prod", "shop"], 3, "error: application 'shop' has no releases"),
-        (["release", "confirm", "-c", "prod", "shop"], 5, "has no release in progress"),
+        (["release", "get", "-c", "prod", "shop"], 3, "error: release 'shop (the application has had no release yet)' not found"),
+        (["release", "confirm", "-c", "prod", "shop"], 3, "the application has had no release yet"),
         (["release", "ls", "-c", "prod", "nope"], 3, "application 'nope' not found"),
     ],
 )

@@ -144,7 +144,7 @@ def test_timeout_exits_9_naming_the_services(config: Path, compose: Path) -> Non
     [
         (["--timeout", "5m"], "only meaningful with --wait"),
         (["--wait", "--dry-run"], "cannot be combined with --dry-run"),
-        (["--wait", "--timeout", "soon"], "expected a duration such as 90s"),
+        (["--wait", "--timeout", "soon"], "must be a duration like 1m30s"),
     ],
 )
 def test_usage_errors_exit_2(config: Path, compose: Path, args: list[str], message: str) -> None:
@@ -153,12 +153,13 @@ def test_usage_errors_exit_2(config: Path, compose: Path, args: list[str], messa
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("5m", 300), ("1h", 3600), ("1m30s", 90),
-                                               ("45", 45), ("2.5", 2.5), (" 2M ", 120)])
+                                               ("45", 45), ("2.5", 2.5), (" 2m ", 120),
+                                               ("500ms", 0.5), ("1d", 86400)])
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "m", "5x", "5 m", "-1", "0", "0s", "inf", "1h-5m"])
+@pytest.mark.parametrize("text", ["", "m", "5x", "5 m", "-1", "0", "0s", "inf", "1h-5m", "2M"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(typer.BadParameter) as info:
         parse_duration(text)

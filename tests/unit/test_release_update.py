@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ccs import releases as sdk_releases
+from ccs import models as sdk_models
 from ccs.release_phases import TERMINAL_PHASES, is_terminal
 from ccs.v1 import resources_pb2 as pb
 from controlplane.release import (
@@ -231,4 +231,4 @@ def test_the_terminal_phases_are_defined_once(phase: pb.ReleasePhase) -> None:
                       pb.RELEASE_PHASE_SUPERSEDED)
     assert is_terminal(phase) == ended
     # The server's name for it and the SDK's are the same object (grep finds no other definition).
-    assert TERMINAL is TERMINAL_PHASES and sdk_releases.TERMINAL_PHASES is TERMINAL_PHASES
+    assert TERMINAL is TERMINAL_PHASES and sdk_models.TERMINAL_PHASES is TERMINAL_PHASES

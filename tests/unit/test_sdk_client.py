@@ -59,7 +59,7 @@ async def test_application_lifecycle(client: ccs.AsyncClient) -> None:
     assert stopped.spec.desired_state == resources_pb2.DESIRED_STATE_STOPPED
     updated = await client.applications.update("prod", "shop", version="v2", env={"X": "y"})
     assert (updated.spec.version, dict(updated.spec.env)) == ("v2", {"TAG": "1", "X": "y"})
-    with pytest.raises(ccs.FailedPrecondition, match="not empty"):
+    with pytest.raises(ccs.FailedPrecondition, match=r"still has 1 application\(s\) and 0 node\(s\)"):
         await client.clusters.delete("prod")
     await client.applications.delete("prod", "shop")
     assert list(await client.applications.list("prod")) == []

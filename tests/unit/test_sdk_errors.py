@@ -79,3 +79,22 @@ async def test_unreachable_server_is_unavailable() -> None:
     async with ccs.AsyncClient("127.0.0.1:1", "t", timeout=5) as client:
         with pytest.raises(ccs.Unavailable):
             await client.clusters.list()
+
+
+def test_an_error_the_sdk_raises_itself_carries_its_code() -> None:
+    assert errors.InvalidArgument("weight: 150 is not a percentage (0-100)").code == grpc.StatusCode.INVALID_ARGUMENT
+    assert errors.EtcdUnavailable("x").code == grpc.StatusCode.UNAVAILABLE
+    assert errors.CcsError("x").code == grpc.StatusCode.UNKNOWN
+
+
+async def test_the_fake_answers_as_a_server_whose_etcd_is_down() -> None:
+    fake = FakeApi(token=None)
+    server, address = await start_server(fake)
+    try:
+        async with ccs.AsyncClient(address) as client:
+            fake.etcd_unavailable = True
+            with pytest.raises(ccs.EtcdUnavailable, match="etcd is unavailable") as info:
+                await client.clusters.list()
+            assert info.value.temporary
+    finally:
+        await server.stop(None)

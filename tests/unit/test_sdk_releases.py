@@ -10,14 +10,7 @@ import pytest
 
 import ccs
 from ccs.errors import FailedPrecondition, InvalidArgument, NotFound, ReleaseFailed, WaitTimeout
-from ccs.releases import (
-    CanaryOptions,
-    StepsError,
-    list_revisions,
-    parse_steps,
-    rollback_application,
-    update_application,
-)
+from ccs.models import CanaryOptions, StepsError, parse_steps
 from ccs.testing import FakeApi, start_server
 from ccs.v1 import resources_pb2 as pb
 
@@ -52,6 +45,8 @@ async def client(fake: FakeApi) -> AsyncIterator[ccs.AsyncClient]:
         ("10%, pause , 100%", [(10, 0), (100, 0)]),  # bare pause: manual promote
         (" 5% ,PAUSE 500ms, 20%, pause 1h ", [(5, 500), (20, 3_600_000)]),
         ("0%,pause,100%", [(0, 0), (100, 0)]),
+        ("10%,pause 1m30s,100%", [(10, 90_000), (100, 0)]),  # the one duration syntax
+        ("10%,pause 1d,100%", [(10, 86_400_000), (100, 0)]),
     ],
 )
 def test_parse_steps_accepts(text: str, expected: list[tuple[int, int]]) -> None:
@@ -64,8 +59,9 @@ def test_parse_steps_accepts(text: str, expected: list[tuple[int, int]]) -> None
         ("", "at least one step"),
         ("10%,,100%", "token 2 is empty"),
         ("pause 30s,10%", "token 1 'pause 30s': a pause needs a weight step before it"),
-        ("10%,pause 3x", "token 2 'pause 3x': '3x' is not a positive duration"),
-        ("10%,pause 0s", "token 2 'pause 0s': '0s' is not a positive duration"),
+        ("10%,pause 3x", "token 2 'pause 3x': must be a duration like 1m30s"),
+        ("10%,pause 0s", "token 2 'pause 0s': must be more than 0ms"),
+        ("10%,pause 100us", "token 2 'pause 100us': must be more than 0ms"),
         ("10%,pause 1 s", "expected 'pause' or 'pause DURATION'"),
         ("10%,pause,pause", "token 3 'pause': step 1 already has a pause"),
         ("10", "token 1 '10': expected a weight like 10%"),
@@ -87,16 +83,18 @@ def test_parse_steps_rejects_naming_the_token(text: str, message: str) -> None:
 async def test_blue_green_shift_then_confirm(client: ccs.AsyncClient) -> None:
     app = await client.applications.update("c", "shop", template=V2, strategy="blue-green")
     rel = await client.releases.get("c", "shop")
-    assert (rel.meta.name, rel.spec.to_revision) == ("r1", app.revision)
+    assert (rel.meta.name, rel.spec.to_revision) == ("r000001", app.revision)
     assert rel.status.phase == pb.RELEASE_PHASE_AWAITING_SHIFT
-    assert (await client.releases.shift("c", "shop", 30)).status.weight == 30
-    with pytest.raises(InvalidArgument, match=r"weight: must be 0\.\.100"):
+    assert list((await client.releases.shift("c", "shop", 30)).status.requests) == ["shift:30"]
+    assert (await client.releases.get("c", "shop")).status.weight == 30  # the toy planner acted
+    with pytest.raises(InvalidArgument, match=r"weight: 101 is not a percentage \(0-100\)"):
         await client.releases.shift("c", "shop", 101)
-    done = await client.releases.confirm("c", "shop")
+    await client.releases.confirm("c", "shop")
+    done = await client.releases.get("c", "shop")
     assert (done.status.phase, done.status.weight) == (pb.RELEASE_PHASE_SUCCEEDED, 100)
-    with pytest.raises(FailedPrecondition, match="no release in progress"):
+    with pytest.raises(FailedPrecondition, match="release r000001 of shop is succeeded; nothing to rollback"):
         await client.releases.rollback("c", "shop")
-    assert [r.meta.name for r in await client.releases.list("c", "shop")] == ["r1"]
+    assert [r.meta.name for r in await client.releases.list("c", "shop")] == ["r000001"]
 
 
 async def test_canary_options_of_applications_update_reach_the_release_and_promote_walks_the_steps(
@@ -108,32 +106,36 @@ async def test_canary_options_of_applications_update_reach_the_release_and_promo
     rel = await client.releases.get("c", "shop")
     assert [s.weight for s in rel.spec.steps] == [10, 50, 100]
     assert (rel.spec.analysis.max_5xx_ratio, rel.status.weight) == (0.05, 10)
-    assert (await client.releases.promote("c", "shop")).status.weight == 50
-    with pytest.raises(FailedPrecondition, match="confirm needs blue-green"):
+    await client.releases.promote("c", "shop")
+    assert (await client.releases.get("c", "shop")).status.weight == 50
+    with pytest.raises(FailedPrecondition, match="confirm applies to blue-green releases; r000001 is canary"):
         await client.releases.confirm("c", "shop")
-    aborted = await client.releases.abort("c", "shop")
+    await client.releases.abort("c", "shop")
+    aborted = await client.releases.get("c", "shop")
     assert aborted.status.phase == pb.RELEASE_PHASE_ROLLED_BACK
 
 
 @pytest.mark.parametrize(
     ("opts", "message"),
     [
-        (CanaryOptions(max_5xx_ratio=1.5), "max_5xx_ratio: must be 0.0..1.0"),
-        (CanaryOptions(match_header="X-Beta"), "match_value: needed"),
-        (CanaryOptions(match_header="a", match_cookie="b", match_value="1"), "at most one"),
+        (CanaryOptions(max_5xx_ratio=1.5), r"canary_analysis.max_5xx_ratio: 1.5 is not a ratio between 0 and 1"),
+        (CanaryOptions(match_header="X-Beta"), "match_value: A/B routing by header or cookie needs the value"),
+        (CanaryOptions(match_header="a", match_cookie="b", match_value="1"),
+         "match_cookie: choose a header or a cookie, not both"),
+        (CanaryOptions(match_value="1"), "match_value: only meaningful with match_header or match_cookie"),
     ],
 )
 async def test_bad_canary_options_name_the_field(
     client: ccs.AsyncClient, opts: CanaryOptions, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        await update_application(client, "c", "shop", template=V2, strategy="canary", canary=opts)
-    with pytest.raises(ValueError, match="strategy: canary options need strategy 'canary'"):
-        await update_application(client, "c", "shop", strategy="rolling", canary=CanaryOptions())
+        await client.applications.update("c", "shop", template=V2, strategy="canary", canary=opts)
+    with pytest.raises(ValueError, match="strategy: canary options need strategy canary"):
+        await client.applications.update("c", "shop", strategy="rolling", canary=CanaryOptions())
 
 
 async def test_get_without_any_release_is_not_found(client: ccs.AsyncClient) -> None:
-    with pytest.raises(NotFound, match="application 'shop' has no releases"):
+    with pytest.raises(NotFound, match=r"release 'shop \(the application has had no release yet\)' not found"):
         await client.releases.get("c", "shop")
 
 
@@ -164,7 +166,7 @@ async def test_wait_raises_release_failed_with_phase_and_reason(
     client: ccs.AsyncClient, fake: FakeApi
 ) -> None:
     await client.applications.update("c", "shop", template=V2, strategy="canary")
-    task = asyncio.create_task(client.releases.wait("c", "shop", "r1"))
+    task = asyncio.create_task(client.releases.wait("c", "shop", "r000001"))
     await _wait_started(fake)
     fake.set_release("c", "shop", phase=pb.RELEASE_PHASE_ROLLED_BACK,
                      message="5xx ratio 0.31 above 0.05")
@@ -196,7 +198,7 @@ async def test_wait_pins_the_release_it_started_with(client: ccs.AsyncClient, fa
 
 async def test_wait_timeout_names_the_state(client: ccs.AsyncClient) -> None:
     await client.applications.update("c", "shop", template=V2, strategy="blue-green")
-    with pytest.raises(WaitTimeout, match=r"release r1 still awaiting-shift after 0\.05s"):
+    with pytest.raises(WaitTimeout, match=r"release r000001 still awaiting-shift after 0\.05s"):
         await client.releases.wait("c", "shop", timeout=0.05)
 
 
@@ -211,17 +213,17 @@ async def test_wait_returns_at_once_for_a_finished_release(client: ccs.AsyncClie
 
 async def test_rollback_application_and_revisions(client: ccs.AsyncClient) -> None:
     await client.applications.update("c", "shop", template=V2)
-    app = await rollback_application(client, "c", "shop", strategy="blue-green")
+    app = await client.applications.rollback("c", "shop", strategy="blue-green")
     assert (app.revision, app.spec.template) == (3, V1)
-    revs = await list_revisions(client, "c", "shop")
+    revs = await client.applications.revisions("c", "shop")
     assert [(r.revision, r.note) for r in revs] == [
-        (1, "created"), (2, "update"), (3, "rollback to revision 1")]
+        (1, "deploy"), (2, "update"), (3, "rollback")]
     rel = await client.releases.get("c", "shop")
     assert (rel.spec.is_rollback, rel.spec.strategy, rel.spec.to_revision) == (True, "blue-green", 3)
-    with pytest.raises(InvalidArgument, match=r"to_revision: must be an earlier revision \(1..2\)"):
-        await rollback_application(client, "c", "shop", to_revision=3)
+    with pytest.raises(InvalidArgument, match=r"to_revision: must be an earlier revision, 1\.\.2 \(current is 3\)"):
+        await client.applications.rollback("c", "shop", to_revision=3)
     with pytest.raises(InvalidArgument, match="to_revision: must be >= 0"):
-        await rollback_application(client, "c", "shop", to_revision=-1)
+        await client.applications.rollback("c", "shop", to_revision=-1)
 
 
 async def test_routes_list(client: ccs.AsyncClient, fake: FakeApi) -> None:
@@ -243,5 +245,6 @@ def test_blocking_client_has_the_namespaces(fake: FakeApi) -> None:
         c.clusters.create("c")
         c.applications.create("c", "shop", V1)
         c.applications.update("c", "shop", template=V2, strategy="blue-green")
-        assert c.releases.shift("c", "shop", 40).status.weight == 40
+        assert list(c.releases.shift("c", "shop", 40).status.requests) == ["shift:40"]
+        assert c.releases.get("c", "shop").status.weight == 40
         assert c.routes.list("c").cluster == "c"

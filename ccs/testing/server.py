@@ -1,18 +1,5 @@
-"""An in-process fake of the ccs API, for tests of code built on the SDK (and of the CLI).
-
-This is the SDK's transport seam made concrete, like ``httpx.MockTransport``: a real
-``grpc.aio`` server on 127.0.0.1 with an in-memory servicer, so requests go through real
-gRPC (metadata, status codes, streaming), but no etcd and no agents are involved. It is
-deliberately *not* the server: it keeps just enough state to answer consistently (revisions,
-resource versions, paging with a small default page size, a watch history) and parses a
-template only as far as ``services.<name>.image`` and ``deploy.replicas``.
-
-Fault injection for watch tests: ``FakeApi.watch_faults`` is a list of response counts;
-each new Watch stream pops the first one and fails with ``watch_fault_code`` (UNAVAILABLE by
-default) after sending that many.
-
-Not thread-safe: mutate a running fake only from the server's event loop (or through RPCs).
-"""
+"""Serving a ``FakeApi``: on the running loop (``start_server``) or from a background thread
+(``serve_in_thread``, for synchronous callers such as a CLI runner)."""
 
 from __future__ import annotations
 
@@ -25,10 +12,10 @@ from typing import Any, TypeVar
 
 import grpc.aio
 
-from ccs._fake_api import FakeApi
+from ccs.testing.api import FakeApi
 from ccs.v1 import api_pb2_grpc
 
-__all__ = ["FakeApi", "ThreadedServer", "serve_in_thread", "start_server"]
+__all__ = ["ThreadedServer", "serve_in_thread", "start_server"]
 
 T = TypeVar("T")
 
@@ -71,8 +58,7 @@ class ThreadedServer:
 
 @contextmanager
 def serve_in_thread(api: FakeApi) -> Iterator[ThreadedServer]:
-    """Serve ``api`` from a background thread's loop (for synchronous callers such as a CLI
-    runner); stops the server on exit."""
+    """Serve ``api`` from a background thread's loop; stops the server on exit."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="ccs-fake-api", daemon=True)
     thread.start()

@@ -1,0 +1,173 @@
+"""The blocking namespaces of ``ccs.Client``: thin typed wrappers over the async core.
+
+Why descriptors and not ``__getattr__``: forwarding by name made every sync call ``Any`` to a
+type checker. Here each sync method is declared once, as ``get = blocking(Clusters.get)``;
+``blocking`` captures the async method's parameters with a ``ParamSpec`` and its result type,
+so mypy (strict) sees ``client.clusters.get(name: str) -> Cluster`` exactly as on the async
+client, and a call with a wrong argument is a type error. Nothing is copied by hand, so the
+two surfaces cannot drift (``tests/unit/test_sdk_sync_types.py`` checks that every public
+async method has its blocking twin).
+
+Coroutines run to completion on the client's private loop; async iterators (``watch``,
+``logs``) become blocking iterators that close the async one when closed or left.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
+
+from ccs.applications import Applications, Containers, Services
+from ccs.clusters import Clusters, Nodes
+from ccs.events import Events
+from ccs.releases import Releases, Routes
+
+__all__ = [
+    "SyncApplications", "SyncClusters", "SyncContainers", "SyncEvents", "SyncNodes",
+    "SyncReleases", "SyncRoutes", "SyncServices",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+A = TypeVar("A")
+
+
+class Runner(Protocol):
+    """What the namespaces need of ``ccs.Client`` (a protocol, so this module does not import
+    the client that imports it)."""
+
+    def run(self, awaitable: Coroutine[Any, Any, T]) -> T: ...
+
+    def iterate(self, aiter: AsyncIterator[T]) -> Generator[T, None, None]: ...
+
+
+class _Namespace(Generic[A]):
+    """One resource namespace of the blocking client, over its async twin."""
+
+    def __init__(self, target: A, client: Runner) -> None:
+        self._target = target
+        self._client = client
+
+
+class blocking(Generic[P, T]):
+    """``name = blocking(AsyncClass.name)``: the method, run to completion on the client's loop."""
+
+    def __init__(self, method: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, obj: _Namespace[Any], owner: type[Any]) -> Callable[P, T]: ...
+
+    def __get__(self, obj: _Namespace[Any] | None, owner: type[Any]) -> Self | Callable[P, T]:
+        if obj is None:
+            return self
+        bound = getattr(obj._target, self._method.__name__)
+        client = obj._client
+
+        @functools.wraps(bound)
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            result: T = client.run(bound(*args, **kwargs))
+            return result
+
+        return call
+
+
+class iterating(Generic[P, T]):
+    """``name = iterating(AsyncClass.name)``: the async iterator as a blocking one."""
+
+    def __init__(self, method: Callable[Concatenate[Any, P], AsyncIterator[T]]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, obj: _Namespace[Any], owner: type[Any]) -> Callable[P, Generator[T, None, None]]: ...
+
+    def __get__(self, obj: _Namespace[Any] | None, owner: type[Any]) -> Self | Callable[P, Generator[T, None, None]]:
+        if obj is None:
+            return self
+        bound = getattr(obj._target, self._method.__name__)
+        client = obj._client
+
+        @functools.wraps(bound)
+        def call(*args: P.args, **kwargs: P.kwargs) -> Generator[T, None, None]:
+            iterator: Generator[T, None, None] = client.iterate(bound(*args, **kwargs))
+            return iterator
+
+        return call
+
+
+class SyncClusters(_Namespace[Clusters]):
+    __doc__ = Clusters.__doc__
+    create = blocking(Clusters.create)
+    get = blocking(Clusters.get)
+    list = blocking(Clusters.list)
+    delete = blocking(Clusters.delete)
+    join_token = blocking(Clusters.join_token)
+
+
+class SyncNodes(_Namespace[Nodes]):
+    __doc__ = Nodes.__doc__
+    get = blocking(Nodes.get)
+    list = blocking(Nodes.list)
+    update = blocking(Nodes.update)
+    delete = blocking(Nodes.delete)
+
+
+class SyncApplications(_Namespace[Applications]):
+    __doc__ = Applications.__doc__
+    create = blocking(Applications.create)
+    get = blocking(Applications.get)
+    list = blocking(Applications.list)
+    update = blocking(Applications.update)
+    delete = blocking(Applications.delete)
+    start = blocking(Applications.start)
+    stop = blocking(Applications.stop)
+    rollback = blocking(Applications.rollback)
+    revisions = blocking(Applications.revisions)
+    wait = blocking(Applications.wait)
+
+
+class SyncServices(_Namespace[Services]):
+    __doc__ = Services.__doc__
+    get = blocking(Services.get)
+    list = blocking(Services.list)
+    scale = blocking(Services.scale)
+
+
+class SyncContainers(_Namespace[Containers]):
+    __doc__ = Containers.__doc__
+    get = blocking(Containers.get)
+    list = blocking(Containers.list)
+    logs = iterating(Containers.logs)
+
+
+class SyncEvents(_Namespace[Events]):
+    __doc__ = Events.__doc__
+    list = blocking(Events.list)
+    current_revision = blocking(Events.current_revision)
+    watch = iterating(Events.watch)
+
+
+class SyncReleases(_Namespace[Releases]):
+    __doc__ = Releases.__doc__
+    list = blocking(Releases.list)
+    get = blocking(Releases.get)
+    shift = blocking(Releases.shift)
+    confirm = blocking(Releases.confirm)
+    rollback = blocking(Releases.rollback)
+    promote = blocking(Releases.promote)
+    abort = blocking(Releases.abort)
+    wait = blocking(Releases.wait)
+
+
+class SyncRoutes(_Namespace[Routes]):
+    __doc__ = Routes.__doc__
+    list = blocking(Routes.list)

@@ -1,0 +1,22 @@
+"""``FakeApi``: every ccs API service of the fake, one servicer object (see ``ccs.testing``)."""
+
+from __future__ import annotations
+
+from ccs.testing.apps import AppsFake
+from ccs.v1 import api_pb2_grpc
+
+__all__ = ["FakeApi"]
+
+
+class FakeApi(
+    AppsFake,  # first: its methods override the servicers' UNIMPLEMENTED stubs
+    api_pb2_grpc.ClusterServiceServicer,
+    api_pb2_grpc.NodeServiceServicer,
+    api_pb2_grpc.ApplicationServiceServicer,
+    api_pb2_grpc.ServiceServiceServicer,
+    api_pb2_grpc.ContainerServiceServicer,
+    api_pb2_grpc.EventServiceServicer,
+    api_pb2_grpc.ReleaseServiceServicer,
+    api_pb2_grpc.RouteServiceServicer,
+):
+    """Every ccs API service over dicts keyed by the resource's path."""

@@ -1,0 +1,86 @@
+"""ClusterService and NodeService of the fake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from ccs.testing.state import Ctx, FakeState, fail
+from ccs.v1 import api_pb2, resources_pb2
+
+__all__ = ["ClustersFake"]
+
+
+class ClustersFake(FakeState):
+    async def CreateCluster(self, request: Any, context: Ctx) -> resources_pb2.Cluster:
+        await self._auth(context)
+        name = await self._name(context, "name", request.name)
+        await self._absent(context, ("cluster", name), "cluster", name)
+        c = resources_pb2.Cluster(
+            meta=resources_pb2.Meta(name=name, labels=request.labels), description=request.description)
+        self.commit([(("cluster", name), c)])
+        return c
+
+    async def GetCluster(self, request: Any, context: Ctx) -> resources_pb2.Cluster:
+        await self._auth(context)
+        await self._name(context, "name", request.name)
+        return await self._cluster(context, request.name)
+
+    async def ListClusters(self, request: Any, context: Ctx) -> api_pb2.ListClustersResponse:
+        items, nxt = await self._page(context, self._items("cluster"), request.page_size, request.page_token)
+        return api_pb2.ListClustersResponse(clusters=items, next_page_token=nxt, revision=self.revision)
+
+    async def DeleteCluster(self, request: Any, context: Ctx) -> api_pb2.DeleteClusterResponse:
+        await self._auth(context)
+        name = await self._name(context, "name", request.name)
+        cluster = await self._cluster(context, name)
+        if not request.force:
+            apps, nodes = len(self._items("application", name)), len(self._items("node", name))
+            if apps or nodes:
+                await fail(context, grpc.StatusCode.FAILED_PRECONDITION,
+                           f"cluster {name!r} still has {apps} application(s) and {nodes} node(s); "
+                           "remove them first or delete with force")
+        await self._fresh(context, cluster, request.resource_version, "cluster", name)
+        children = [k for k in self.objects if k[0] != "cluster" and k[1] == name]
+        self.commit(deletes=[*children, ("cluster", name)])
+        return api_pb2.DeleteClusterResponse()
+
+    async def GetJoinToken(self, request: Any, context: Ctx) -> api_pb2.GetJoinTokenResponse:
+        await self._cluster(context, request.cluster)
+        return api_pb2.GetJoinTokenResponse(token=f"join-{request.cluster}-{int(request.rotate)}")
+
+    # ------------------------------------------------------------ nodes
+
+    async def GetNode(self, request: Any, context: Ctx) -> resources_pb2.Node:
+        await self._cluster(context, request.cluster)
+        name = await self._name(context, "name", request.name)
+        node: resources_pb2.Node = await self._get(context, ("node", request.cluster, name), "node", name)
+        return node
+
+    async def ListNodes(self, request: Any, context: Ctx) -> api_pb2.ListNodesResponse:
+        await self._cluster(context, request.cluster)
+        items, nxt = await self._page(
+            context, self._items("node", request.cluster), request.page_size, request.page_token)
+        return api_pb2.ListNodesResponse(nodes=items, next_page_token=nxt, revision=self.revision)
+
+    async def UpdateNode(self, request: Any, context: Ctx) -> resources_pb2.Node:
+        node = resources_pb2.Node()
+        node.CopyFrom(await self.GetNode(request, context))
+        await self._fresh(context, node, request.resource_version, "node", request.name)
+        if request.availability:
+            node.spec.availability = request.availability
+        if request.role:
+            node.spec.role = request.role
+        for k, v in request.labels.items():
+            if v:
+                node.meta.labels[k] = v
+            else:
+                node.meta.labels.pop(k, None)
+        self.commit([(("node", request.cluster, request.name), node)])
+        return node
+
+    async def DeleteNode(self, request: Any, context: Ctx) -> api_pb2.DeleteNodeResponse:
+        await self.GetNode(request, context)
+        self.commit(deletes=[("node", request.cluster, request.name)])
+        return api_pb2.DeleteNodeResponse()
