@@ -37,7 +37,6 @@ from controlplane.compose.template import (
     MAX_TEMPLATE_BYTES,
     ParsedTemplate,
     parse_template,
-    referenced_files,
 )
 
 __all__ = [
@@ -53,6 +52,5 @@ __all__ = [
     "ParsedTemplate",
     "TemplateError",
     "parse_template",
-    "referenced_files",
     "support_table_markdown",
 ]
