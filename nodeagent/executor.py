@@ -34,7 +34,7 @@ from . import status
 from .assignments import AssignmentBook
 from .backoff import Backoff
 from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one, router_hold
-from .health import ProbeMonitor, has_probe
+from .probe_monitor import ProbeMonitor, has_probe
 
 DEFAULT_CONCURRENCY = 32
 

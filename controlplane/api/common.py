@@ -1,4 +1,15 @@
-"""Helpers shared by the servicers: names, metadata, limits, events."""
+"""Helpers shared by the API servicers, the dispatcher's servicer and the reconcile pass.
+
+- ``check_name`` / ``check_labels`` and the request limits: bad input is refused with the
+  field named before anything is written.
+- ``now`` / ``new_meta`` / ``touch``: timestamps and new ``Meta`` records (a fresh uuid id).
+- Events: ``record_event`` adds one to the transaction of the change it describes, so the
+  change and its explanation land together or not at all; ``new_event`` gives the key and
+  record for a writer with its own transactions (the reconcile pass).
+- ``read_modify_write``: retry a write that met a concurrent change, unless the request named
+  the ``resource_version`` it wants (then the conflict is the answer).
+- ``CacheReader``: single-object gets from the informer cache, with read-your-writes.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +28,7 @@ from controlplane.api.errors import InvalidArgument
 from controlplane.store import Conflict, Corrupt, keys
 from controlplane.store.txn import Txn
 
-if TYPE_CHECKING:  # the cache imports the api layer's helpers; avoid the cycle at run time
+if TYPE_CHECKING:  # reconcile imports this module (new_event): no import of reconcile at run time
     from controlplane.reconcile.cache import ClusterState, Informer
     from controlplane.store.etcd import Etcd
 

@@ -12,7 +12,7 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import MAX_REPLICAS, CacheReader, check_name, read_modify_write, record_event, touch
 from controlplane.api.errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.dispatcher.hub import AssignmentHub
-from controlplane.dispatcher.logs import AgentNotConnected, LogBroker
+from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
 from controlplane.reconcile.cache import Informer
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd

@@ -15,7 +15,7 @@ from controlplane.api.common import check_labels, check_name, new_meta, now, rec
 from controlplane.api.errors import InvalidArgument, map_errors
 from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_token, token_record
 from controlplane.dispatcher.hub import AssignmentHub
-from controlplane.dispatcher.logs import LogBroker
+from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.reconcile.cache import Informer
 from controlplane.store import Conflict, Corrupt, keys, reads
 from controlplane.store.codec import decode
