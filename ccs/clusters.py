@@ -17,9 +17,12 @@ class Clusters:
         self._t = transport
 
     async def create(
-        self, name: str, *, description: str = "", labels: Mapping[str, str] | None = None
+        self, name: str, *, description: str = "", labels: Mapping[str, str] | None = None,
+        pod_cidr: str = "",
     ) -> resources_pb2.Cluster:
-        req = api_pb2.CreateClusterRequest(name=name, description=description, labels=labels)
+        """Create a cluster; ``pod_cidr`` is the IPv4 range its application networks take
+        subnets from (default: a free /12 inside 10.0.0.0/8)."""
+        req = api_pb2.CreateClusterRequest(name=name, description=description, labels=labels, pod_cidr=pod_cidr)
         return await self._t.unary(self._t.clusters.CreateCluster, req, resources_pb2.Cluster)
 
     async def get(self, name: str) -> resources_pb2.Cluster:

@@ -16,9 +16,10 @@ services, containers, nodes) into a ``Progress`` and, when the deploy cannot suc
   when the cluster has no eligible node (READY and ACTIVE) - placement constraints are not
   evaluated here, so a global service whose constraints match no node waits until the timeout.
 - **Fail fast, and only on the current generation** (a broken old version must not fail the
-  wait for its fix): a container FAILED with a permanent reason (``PERMANENT_FAILURES``, the
-  agent's non-retryable errors), a container the control plane finished as failed (the crash
-  loop of the restart policy; the text comes from the service status message), or a container
+  wait for its fix): a container FAILED with a ``failure_reason`` (the field the agent sets for
+  the errors it will not retry: image not found, invalid spec, start refused, network refused),
+  a container the control plane finished as failed (the crash loop of the restart policy; the
+  text comes from the service status message), or a container
   left unplaced by the scheduler (PENDING on no node, with a reason) for longer than
   ``unschedulable_grace`` - a grace because a node joining or a container leaving can fix it.
 """
@@ -36,7 +37,6 @@ from ccs.v1 import resources_pb2 as pb
 
 __all__ = [
     "DEFAULT_UNSCHEDULABLE_GRACE",
-    "PERMANENT_FAILURES",
     "Assessment",
     "Progress",
     "ProgressCallback",
@@ -51,8 +51,6 @@ __all__ = [
 ]
 
 DEFAULT_UNSCHEDULABLE_GRACE = 5.0
-PERMANENT_FAILURES = ("image not found", "invalid spec", "start failed")
-"""Prefixes of ``ContainerStatus.message`` for FAILED containers the agent will not retry."""
 # Written by the control plane's planner (controlplane/planner/containers.py); the SDK does not
 # import the server, so the two names are repeated here.
 LABEL_OUTCOME = "ccs.outcome"
@@ -198,7 +196,7 @@ def _failure(
     name = svc.meta.name
     for c in current:
         if (_wants_running(c) and c.status.state == S.CONTAINER_STATE_FAILED
-                and c.status.message.startswith(PERMANENT_FAILURES)):
+                and c.status.failure_reason != pb.FAILURE_REASON_UNSPECIFIED):
             return DeployFailed(name, c.status.message, c.status.exit_code or None), []
     for c in current:
         if c.meta.labels.get(LABEL_OUTCOME) == "failed":

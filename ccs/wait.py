@@ -25,7 +25,6 @@ import math
 from ccs._transport import Listing, Transport, collect
 from ccs.deploy_verdict import (
     DEFAULT_UNSCHEDULABLE_GRACE,
-    PERMANENT_FAILURES,
     Assessment,
     Progress,
     ProgressCallback,
@@ -45,7 +44,6 @@ from ccs.v1 import resources_pb2 as pb
 
 __all__ = [
     "DEFAULT_UNSCHEDULABLE_GRACE",
-    "PERMANENT_FAILURES",
     "Assessment",
     "Progress",
     "ProgressCallback",

@@ -3,7 +3,8 @@
 Layers, lowest first (enforced by import-linter contracts in pyproject.toml; a layer never
 imports one above it, so there is no import cycle between packages):
 
-- ``controlplane.compose``, ``controlplane.scheduler`` and ``controlplane.planner``, then
+- ``controlplane.compose``, ``controlplane.scheduler``, ``controlplane.planner`` and
+  ``controlplane.ipam`` (address pools), then
   ``controlplane.release`` and ``controlplane.routing``: pure functions from (desired,
   observed, now) to placements, actions and tables. Table-tested; no I/O, no clock, no
   randomness.

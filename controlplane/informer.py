@@ -47,10 +47,12 @@ _KINDS: dict[str, type[Any]] = {
     "containers": pb.Container,
     "releases": pb.Release,
     "routerstats": pb.RouterStats,
+    "subnets": pb.SubnetAllocation,
 }
 
 SvcKey = tuple[str, str]  # (app, service)
 CtrKey = tuple[str, str, str]  # (app, service, container name)
+SubnetKey = tuple[str, str, str]  # (node, app, network)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class ClusterState:
     router_stats: dict[str, pb.RouterStats] = field(default_factory=dict)
     # etcd key -> a record there that does not decode (its last good value, if any, stays above).
     undecodable: dict[str, Undecodable] = field(default_factory=dict)
+    # The cluster's range (Cluster.pod_cidr) and the blocks handed out of it.
+    pod_cidr: str = ""
+    subnets: dict[SubnetKey, pb.SubnetAllocation] = field(default_factory=dict)
 
     def latest_release(self, app: str) -> pb.Release | None:
         mine = [r for (a, _), r in self.releases.items() if a == app]
@@ -129,6 +134,8 @@ def parse_key(key: str) -> tuple[str, str, tuple[str, ...]] | None:
     parts = key[len(ROOT) :].split("/")
     if len(parts) < 3 or parts[1] not in _KINDS or (parts[1] == "releases" and len(parts) < 4):
         return None
+    if parts[1] == "subnets" and len(parts) < 5:
+        return None
     return parts[0], parts[1], tuple(parts[2:])
 
 
@@ -139,6 +146,7 @@ _KIND_NAME = {
     "containers": "container",
     "releases": "release",
     "routerstats": "routerstats",
+    "subnets": "subnet",
 }
 
 
@@ -209,9 +217,11 @@ class Informer:
                 break
             start = res.kvs[-1].key + "\0"
         # Clusters with no resources yet still exist for the dispatcher.
-        for kv in (await self.etcd.range(keys.CLUSTERS, keys_only=True, revision=revision)).kvs:
+        for kv in (await self.etcd.range(keys.CLUSTERS, revision=revision)).kvs:
             name = kv.key[len(keys.CLUSTERS) :]
-            clusters.setdefault(name, ClusterState(name)).exists = True
+            state = clusters.setdefault(name, ClusterState(name))
+            state.exists = True
+            state.pod_cidr = _pod_cidr(kv)
         self.clusters = clusters
         self.revision = revision
         self.synced.set()
@@ -262,6 +272,11 @@ class Informer:
             old = state.router_stats.pop(rest[0], None)
             if new is not None:
                 state.router_stats[rest[0]] = new
+        elif plural == "subnets":
+            nkey = (rest[0], rest[1], rest[2])
+            old = state.subnets.pop(nkey, None)
+            if new is not None:
+                state.subnets[nkey] = new
         elif plural == "services":
             skey = (rest[0], rest[1])
             old = state.services.pop(skey, None)
@@ -284,6 +299,7 @@ class Informer:
                     self.clusters.pop(name, None)
                 else:
                     self.cluster(name).exists = True
+                    self.cluster(name).pod_cidr = _pod_cidr(ch.kv)
                 continue
             c = self._apply_kv(self.clusters, ch.kv, deleted=ch.deleted, revision=ch.revision)
             if c is not None:
@@ -324,3 +340,11 @@ class Informer:
                 log.warning("cache watch broke; resuming", error=str(e), revision=self.revision)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+
+def _pod_cidr(kv: KV) -> str:
+    """The cluster's range from its record ("" when the record does not decode)."""
+    try:
+        return str(decode(kv, pb.Cluster).pod_cidr)
+    except Exception:
+        return ""

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from controlplane import logs
+from controlplane import log_setup
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
 
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     if a.etcd_max_txn_ops < 128:
         p.error("--etcd-max-txn-ops: must be at least 128, etcd's default (reconcilers write up to "
                 "100 keys and their events in one transaction)")
-    logs.setup(a.log_level, a.log_format)
+    log_setup.setup(a.log_level, a.log_format)
     return ServerOptions(
         listen=a.listen,
         etcd_endpoints=[e for e in a.etcd.split(",") if e.strip()],

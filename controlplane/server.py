@@ -24,7 +24,7 @@ from controlplane.api.services import ContainerServicer, RouteServicer, ServiceS
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.dispatcher.hub import AssignmentHub
-from controlplane.dispatcher.logs import LogBroker
+from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
 from controlplane.informer import Informer

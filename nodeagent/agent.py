@@ -13,7 +13,7 @@ Lifecycle of `run()`:
    session is up, heartbeats go out at the server's period, status batches flow, and the
    logs relay serves requests. Any failure: keep containers running, back off with jitter
    (0.5 s -> 2 s, so a control plane that comes back is found within about 2 s; the channel's
-   own reconnect backoff is capped to match, see `session.CHANNEL_OPTIONS`) and reconnect;
+   own reconnect backoff is capped to match, see `dispatcher_client.CHANNEL_OPTIONS`) and reconnect;
    queued statuses are sent after reconnecting. The session returns only once its tasks have
    ended, so every loop in them checks `raise_if_cancelled()` before it retries: grpc.aio can
    eat a cancellation when it meets an RPC that just failed.
@@ -44,11 +44,11 @@ from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure
 from .assignments import COMPLETE, AssignmentBook, ChainBroken
 from .backoff import Backoff
 from .config import Identity, load_identity, save_identity
+from .dispatcher_client import CHANNEL_OPTIONS, AgentError, DispatcherClient, code_of, describe
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .logs_relay import LogsRelay
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router, RouterError, RuntimeAPIError
-from .session import CHANNEL_OPTIONS, AgentError, DispatcherClient, code_of, describe
 from .version import VERSION
 
 DEFAULT_HEARTBEAT = 5.0

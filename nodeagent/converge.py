@@ -1,9 +1,10 @@
 """Pure convergence planning: (desired container, observed container) -> local actions.
 
 The executor calls `plan_one` for one ccs container id each time that id is dirty (a new
-assignment, a Docker event, a resync); `orphans` finds the local containers of this cluster
-that a COMPLETE set no longer names. Nothing here does I/O, so every rule is a row in a
-table test:
+assignment, a Docker event, a resync). A local container of this cluster that no assignment
+names (an orphan: the agent's resync enqueues those once a COMPLETE set arrived) is planned
+with `container=None` and removed. Nothing here does I/O, so every rule is a row in a table
+test:
 
 - RUNNING: create (prepare, create, start) when absent; start a created-but-never-started
   container (an agent crash between create and start); otherwise adopt or just report.
@@ -23,8 +24,7 @@ table test:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ccs.v1 import resources_pb2
@@ -170,40 +170,3 @@ def plan_one(
     kind = Kind.REPORT if tracked else Kind.ADOPT
     return [LocalAction(kind, cid, container, observed, state=observed.state)]
 
-
-def orphans(observed: Iterable[Observed], *, cluster: str, assigned: AbstractSet[str]) -> list[Observed]:
-    """Local ccs containers of `cluster` that no assignment names (other clusters are left alone)."""
-    return [
-        o
-        for o in observed
-        if o.labels.get("ccs.managed") == "true"
-        and o.labels.get("ccs.cluster") == cluster
-        and o.container_id not in assigned
-    ]
-
-
-def plan(
-    book_desired: Mapping[str, resources_pb2.Container],
-    book_removing: Mapping[str, resources_pb2.Container],
-    observed: Iterable[Observed],
-    *,
-    cluster: str,
-    tracked: AbstractSet[str] = frozenset(),
-    failed: AbstractSet[str] = frozenset(),
-) -> list[LocalAction]:
-    """Plan every container at once (after a COMPLETE set): `plan_one` per id, plus orphans."""
-    by_id: dict[str, Observed] = {}
-    for o in observed:
-        if o.labels.get("ccs.cluster") == cluster and o.container_id:
-            by_id[o.container_id] = o
-    actions: list[LocalAction] = []
-    for cid in sorted(set(book_desired) | set(book_removing)):
-        removing = cid in book_removing and cid not in book_desired
-        container = book_desired.get(cid) or book_removing.get(cid)
-        actions += plan_one(
-            cid, container, removing, by_id.get(cid), tracked=cid in tracked, failed=cid in failed
-        )
-    assigned = set(book_desired) | set(book_removing)
-    for o in orphans(by_id.values(), cluster=cluster, assigned=assigned):
-        actions += plan_one(o.container_id, None, False, o, tracked=True, failed=False)
-    return actions

@@ -34,7 +34,7 @@ from . import status
 from .assignments import AssignmentBook
 from .backoff import Backoff
 from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one, router_hold
-from .health import ProbeMonitor, has_probe
+from .probe_monitor import ProbeMonitor, has_probe
 
 DEFAULT_CONCURRENCY = 32
 
@@ -268,7 +268,7 @@ class Executor:
             raise exc
         self.failed.add(cid)
         self._log.warning("container failed", container_id=cid, name=c.meta.name, reason=exc.reason)
-        self._emit(c, observed, state=State.CONTAINER_STATE_FAILED, message=exc.reason)
+        self._emit(c, observed, state=State.CONTAINER_STATE_FAILED, message=exc.reason, reason=exc.failure_reason)
 
     async def _stop_remove(self, cid: str, docker_id: str, grace: float, volumes: bool) -> None:
         self.probes.stop(cid)
@@ -307,8 +307,11 @@ class Executor:
         *,
         state: int | None = None,
         message: str | None = None,
+        reason: int = 0,
     ) -> None:
-        """Report `c`; overlays the agent-side probe verdict on a live container."""
+        """Report `c`; overlays the agent-side probe verdict on a live container.
+
+        `reason` is the FailureReason of a permanent failure (0: none)."""
         cid = c.meta.id
         if state is None and o is not None and o.state in LIVE_STATES and has_probe(c):
             self.probes.ensure(cid, c, o.docker_id)
@@ -318,4 +321,6 @@ class Executor:
         st = status.build_status(
             c, o, state=state, message=message, node=self.node, address=self.address, now=time.time()
         )
+        if reason:
+            st.failure_reason = reason  # type: ignore[assignment]  # FailureReason is an int enum
         self._report(status.update(c, st))

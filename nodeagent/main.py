@@ -19,8 +19,8 @@ from ccs.config import load_config
 
 from .agent import Agent
 from .config import ConfigError, default_state_dir, detect_address, parse_labels
+from .dispatcher_client import AgentError
 from .router import Router, RouterSettings
-from .session import AgentError
 
 EXIT_USAGE = 2
 EXIT_FATAL = 3

@@ -71,6 +71,8 @@ def build_status(
         st.docker_id = o.docker_id
         if o.started_at:
             st.started_at.CopyFrom(_ts(o.started_at))
+        if state is None:
+            st.failure_reason = o.failure_reason  # type: ignore[assignment]  # an int enum
     if state is not None:
         st.state = state  # type: ignore[assignment]
     if message is not None:

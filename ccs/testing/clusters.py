@@ -18,7 +18,8 @@ class ClustersFake(FakeState):
         name = await self._name(context, "name", request.name)
         await self._absent(context, ("cluster", name), "cluster", name)
         c = resources_pb2.Cluster(
-            meta=resources_pb2.Meta(name=name, labels=request.labels), description=request.description)
+            meta=resources_pb2.Meta(name=name, labels=request.labels), description=request.description,
+            pod_cidr=request.pod_cidr or "10.128.0.0/12")
         self.commit([(("cluster", name), c)])
         return c
 

@@ -2,7 +2,7 @@
 use to seed what agents and reconcilers would write, and the real server's error messages.
 
 The messages are the server's, word for word (``controlplane/store/errors.py``,
-``controlplane/api/common.py``, ``controlplane/auth.py``); ``tests/contract`` checks that they
+``controlplane/names.py``, ``controlplane/auth.py``); ``tests/contract`` checks that they
 still are.
 """
 
@@ -123,17 +123,18 @@ class FakeState:
         self, cluster: str, app: str, service: str, slot: int, node: str = "",
         state: int = resources_pb2.CONTAINER_STATE_RUNNING, *, generation: int = 1,
         message: str = "", exit_code: int = 0, labels: dict[str, str] | None = None,
-        desired: int = resources_pb2.DESIRED_STATE_RUNNING,
+        desired: int = resources_pb2.DESIRED_STATE_RUNNING, reason: int = 0,
     ) -> resources_pb2.Container:
         """Seed or replace a container (the control plane and agents write them, not the API);
-        one per (service, generation, slot)."""
+        one per (service, generation, slot). `reason` is the FailureReason of a FAILED one."""
         name = f"{app}-{service}-{slot}" + (f"-g{generation}" if generation > 1 else "")
         c = resources_pb2.Container(
             meta=resources_pb2.Meta(name=name, labels=labels), cluster=cluster, application=app,
             service=service, node=node, slot=slot, spec_generation=generation,
             desired_state=desired,  # type: ignore[arg-type]
             status=resources_pb2.ContainerStatus(
-                state=state, message=message, exit_code=exit_code),  # type: ignore[arg-type]
+                state=state, message=message, exit_code=exit_code,  # type: ignore[arg-type]
+                failure_reason=reason),  # type: ignore[arg-type]
         )
         self.commit([(("container", cluster, app, service, name), c)])
         return c

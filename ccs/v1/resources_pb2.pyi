@@ -58,6 +58,15 @@ class ContainerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONTAINER_STATE_STOPPED: _ClassVar[ContainerState]
     CONTAINER_STATE_REMOVED: _ClassVar[ContainerState]
 
+class FailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILURE_REASON_UNSPECIFIED: _ClassVar[FailureReason]
+    FAILURE_REASON_IMAGE_NOT_FOUND: _ClassVar[FailureReason]
+    FAILURE_REASON_INVALID_SPEC: _ClassVar[FailureReason]
+    FAILURE_REASON_START_FAILED: _ClassVar[FailureReason]
+    FAILURE_REASON_NETWORK: _ClassVar[FailureReason]
+    FAILURE_REASON_ENGINE_REFUSED: _ClassVar[FailureReason]
+
 class ReleasePhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RELEASE_PHASE_UNSPECIFIED: _ClassVar[ReleasePhase]
@@ -99,6 +108,12 @@ CONTAINER_STATE_EXITED: ContainerState
 CONTAINER_STATE_FAILED: ContainerState
 CONTAINER_STATE_STOPPED: ContainerState
 CONTAINER_STATE_REMOVED: ContainerState
+FAILURE_REASON_UNSPECIFIED: FailureReason
+FAILURE_REASON_IMAGE_NOT_FOUND: FailureReason
+FAILURE_REASON_INVALID_SPEC: FailureReason
+FAILURE_REASON_START_FAILED: FailureReason
+FAILURE_REASON_NETWORK: FailureReason
+FAILURE_REASON_ENGINE_REFUSED: FailureReason
 RELEASE_PHASE_UNSPECIFIED: ReleasePhase
 RELEASE_PHASE_PROGRESSING: ReleasePhase
 RELEASE_PHASE_PAUSED: ReleasePhase
@@ -133,12 +148,26 @@ class Meta(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[int] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("meta", "description")
+    __slots__ = ("meta", "description", "pod_cidr")
     META_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    POD_CIDR_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     description: str
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+    pod_cidr: str
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., description: _Optional[str] = ..., pod_cidr: _Optional[str] = ...) -> None: ...
+
+class SubnetAllocation(_message.Message):
+    __slots__ = ("application", "network", "node", "subnet")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    network: str
+    node: str
+    subnet: str
+    def __init__(self, application: _Optional[str] = ..., network: _Optional[str] = ..., node: _Optional[str] = ..., subnet: _Optional[str] = ...) -> None: ...
 
 class NodeResources(_message.Message):
     __slots__ = ("cpus", "memory_bytes")
@@ -560,7 +589,7 @@ class Service(_message.Message):
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ServiceStatus, _Mapping]] = ..., generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., last_generation: _Optional[int] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
-    __slots__ = ("state", "exit_code", "message", "docker_id", "started_at", "updated_at", "endpoints")
+    __slots__ = ("state", "exit_code", "message", "docker_id", "started_at", "updated_at", "endpoints", "failure_reason")
     STATE_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -568,6 +597,7 @@ class ContainerStatus(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     state: ContainerState
     exit_code: int
     message: str
@@ -575,10 +605,18 @@ class ContainerStatus(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
-    def __init__(self, state: _Optional[_Union[ContainerState, str]] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ..., docker_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+    failure_reason: FailureReason
+    def __init__(self, state: _Optional[_Union[ContainerState, str]] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ..., docker_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., failure_reason: _Optional[_Union[FailureReason, str]] = ...) -> None: ...
 
 class Container(_message.Message):
-    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status", "stop_after")
+    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status", "stop_after", "subnets")
+    class SubnetsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     META_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
@@ -591,6 +629,7 @@ class Container(_message.Message):
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STOP_AFTER_FIELD_NUMBER: _ClassVar[int]
+    SUBNETS_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     cluster: str
     application: str
@@ -603,7 +642,8 @@ class Container(_message.Message):
     spec: ServiceSpec
     status: ContainerStatus
     stop_after: _timestamp_pb2.Timestamp
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., stop_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    subnets: _containers.ScalarMap[str, str]
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., stop_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subnets: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("meta", "cluster", "kind", "object", "type", "reason", "message")

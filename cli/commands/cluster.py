@@ -12,12 +12,12 @@ from cli.session import parse_pairs, session
 
 app = typer.Typer(help="Create, inspect and remove clusters.", no_args_is_help=True)
 
-HEADERS = ("NAME", "DESCRIPTION", "LABELS", "AGE")
+HEADERS = ("NAME", "DESCRIPTION", "POD CIDR", "LABELS", "AGE")
 NameArg = Annotated[str, typer.Argument(help="Cluster name.")]
 
 
 def row(c: resources_pb2.Cluster) -> list[str]:
-    return [c.meta.name, c.description or "-", labels(c.meta.labels), age(c.meta.created_at)]
+    return [c.meta.name, c.description or "-", c.pod_cidr or "-", labels(c.meta.labels), age(c.meta.created_at)]
 
 
 @app.command("create")
@@ -26,11 +26,14 @@ def create(
     name: NameArg,
     description: Annotated[str, typer.Option("--description", "-d")] = "",
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="k=v")] = None,
+    pod_cidr: Annotated[str, typer.Option(
+        "--pod-cidr", help="IPv4 range for application network subnets (default: a free /12 of 10.0.0.0/8)")] = "",
     output: OutputOpt = Format.table,
 ) -> None:
     """Create a cluster."""
     lbls = parse_pairs(label or [], "--label")
-    c = session(ctx).run(lambda cl: cl.clusters.create(name, description=description, labels=lbls))
+    c = session(ctx).run(
+        lambda cl: cl.clusters.create(name, description=description, labels=lbls, pod_cidr=pod_cidr))
     emit(c, output, HEADERS, row)
 
 

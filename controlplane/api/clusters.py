@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+import zlib
 
 import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.grpc_errors import FailedPrecondition, map_errors
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
+from controlplane.ipam import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
 from controlplane.names import check_labels, check_name
-from controlplane.store import keys, reads
+from controlplane.store import AlreadyExists, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
 from controlplane.store.meta import new_meta
@@ -33,12 +36,49 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
     ) -> pb.Cluster:
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
-        cluster = pb.Cluster(meta=new_meta(name, request.labels), description=request.description)
-        txn = Txn().create(keys.cluster(name), cluster, "cluster", name)
-        txn.put(keys.join_token(name), new_join_token(name).encode())
-        record_event(txn, name, "cluster", name, "Created", f"cluster {name} created")
-        cluster.meta.resource_version = await txn.commit(self.etcd)
-        return cluster
+        for attempt in range(len(DEFAULT_CANDIDATES) + 1):
+            taken = await self._taken_ranges()
+            if request.pod_cidr:
+                try:
+                    pod_cidr, indexed = parse_pod_cidr(request.pod_cidr, taken=taken), True
+                except PodCidrError as exc:
+                    raise InvalidArgument("pod_cidr", str(exc)) from None
+            else:
+                free = default_pod_cidr(taken)
+                # All 16 default ranges taken: share one, picked by name. Clusters that share no
+                # host may overlap (routes and bridges are per host); --pod-cidr keeps them apart.
+                pod_cidr = free or DEFAULT_CANDIDATES[zlib.crc32(name.encode()) % len(DEFAULT_CANDIDATES)]
+                indexed = free is not None
+            cluster = pb.Cluster(meta=new_meta(name, request.labels), description=request.description,
+                                 pod_cidr=str(pod_cidr))
+            txn = Txn().create(keys.cluster(name), cluster, "cluster", name)
+            if indexed:  # the index makes two concurrent creates pick different ranges
+                txn.require_absent(keys.pod_cidr(str(pod_cidr)), "pod range", str(pod_cidr))
+                txn.put(keys.pod_cidr(str(pod_cidr)), name.encode())
+            txn.put(keys.join_token(name), new_join_token(name).encode())
+            record_event(txn, name, "cluster", name, "Created",
+                         f"cluster {name} created with pod range {pod_cidr}")
+            try:
+                cluster.meta.resource_version = await txn.commit(self.etcd)
+            except AlreadyExists as exc:
+                if exc.kind != "pod range" or request.pod_cidr or attempt == len(DEFAULT_CANDIDATES):
+                    if exc.kind == "pod range":
+                        raise InvalidArgument("pod_cidr", f"{pod_cidr} is taken by another cluster") from None
+                    raise
+                continue  # another create took that range a moment ago: pick again
+            return cluster
+        raise AssertionError("unreachable")
+
+    async def _taken_ranges(self) -> list[ipaddress.IPv4Network]:
+        """The ranges clusters own (the index holds the defaults and every explicit range)."""
+        out = []
+        for kv in (await self.etcd.range(keys.pod_cidrs(), keys_only=True)).kvs:
+            text = kv.key[len(keys.pod_cidrs()):].replace("_", "/")
+            try:
+                out.append(ipaddress.IPv4Network(text))
+            except ValueError:
+                continue
+        return out
 
     async def GetCluster(
         self, request: api_pb2.GetClusterRequest, context: grpc.aio.ServicerContext
@@ -65,7 +105,7 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
     ) -> api_pb2.DeleteClusterResponse:
         name = check_name("name", request.name)
         key = keys.cluster(name)
-        await reads.get(self.etcd, key, pb.Cluster, "cluster", name)
+        cluster = await reads.get(self.etcd, key, pb.Cluster, "cluster", name)
         txn = Txn().require_revision(key, "cluster", name, request.resource_version)
         if not request.force:
             apps = await self.etcd.count(keys.apps(name))
@@ -79,6 +119,9 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
             txn.require_empty(keys.apps(name), "applications", f"cluster {name!r}")
             txn.require_empty(keys.nodes(name), "nodes", f"cluster {name!r}")
         txn.delete(key).delete_prefix(keys.subtree(name))
+        index = await self.etcd.get(keys.pod_cidr(cluster.pod_cidr)) if cluster.pod_cidr else None
+        if index is not None and index.value.decode() == name:
+            txn.delete(index.key)  # its range is free for the next cluster
         await txn.commit(self.etcd)
         return api_pb2.DeleteClusterResponse()
 

@@ -1,9 +1,17 @@
-"""Helpers shared by the API servicers: limits, retried writes, cached reads.
+"""Helpers shared by the API servicers.
 
-What the dispatcher (the agents' servicer) needs too lives below both packages: name and label
-rules in :mod:`controlplane.names`, the error boundary in :mod:`controlplane.grpc_errors`;
-object metadata and events, which the reconcilers also write, in :mod:`controlplane.store.meta`
-and :mod:`controlplane.store.events`.
+- The request limits (``MAX_TEMPLATE_BYTES``, ``MAX_REPLICAS``): bad input is refused with the
+  field named before anything is written.
+- ``read_modify_write``: retry a write that met a concurrent change, unless the request named
+  the ``resource_version`` it wants (then the conflict is the answer).
+- ``CacheReader``: single-object gets from the informer cache, with read-your-writes.
+
+What the dispatcher's servicer and the reconcile pass need too lives below all of them, so that
+no package imports another for it: name and label rules in :mod:`controlplane.names`, the error
+boundary in :mod:`controlplane.grpc_errors`, timestamps and new ``Meta`` records in
+:mod:`controlplane.store.meta`, events (``record_event`` adds one to the transaction of the
+change it describes; ``new_event`` for a writer with its own transactions) in
+:mod:`controlplane.store.events`.
 """
 
 from __future__ import annotations

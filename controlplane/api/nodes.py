@@ -112,6 +112,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
                     "(ccs node drain) or remove it with force"
                 )
         txn = Txn().require_revision(key, "node", name, revision).delete(key)
+        txn.delete_prefix(keys.subnets(cluster, name))  # its blocks go with it
         cred = await self.etcd.get(f"{keys.subtree(cluster)}nodecred/{name}")
         if cred is not None:  # revoke the agent's credential with the node
             txn.delete(keys.token(cred.value.decode())).delete(cred.key)

@@ -11,7 +11,7 @@ from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.dispatcher.hub import AssignmentHub
-from controlplane.dispatcher.logs import AgentNotConnected, LogBroker
+from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_name

@@ -9,9 +9,11 @@ Design choices:
   Compose language and stays current by replacing one vendored file. ``compose-spec`` 0.2.1 is a
   Rust extension (binary wheels) that validates and round-trips but does no interpolation and
   reports plain ValueErrors without field paths, so we would still need most of this package.
-- **Pure**: strings in, messages out. The CLI bundles ``.env`` and every env_file the template
-  names (see ``referenced_files``); variables come from deploy-time ``env`` then ``.env`` and
-  never from ``os.environ``, so a parse gives the same result on every API server.
+- **Pure**: strings in, messages out; no I/O, and the only clock read is the parsing thread's
+  CPU time for the budget (below). The client (``ccs.template.load_bundle``, for the CLI and the
+  SDK) reads ``.env`` and every env_file the template names and sends them as ``files``;
+  variables come from deploy-time ``env`` then ``.env`` and never from ``os.environ``, so a
+  parse gives the same result on every API server.
 - **Every error at once**: stages report into one Diagnostics and the caller gets a
   TemplateError listing each field path and what is wrong, with the YAML line when known.
 - **No silent loss**: ``support.RULES`` decides, per Compose key, supported / ignored with a
@@ -37,7 +39,6 @@ from controlplane.compose.template import (
     MAX_TEMPLATE_BYTES,
     ParsedTemplate,
     parse_template,
-    referenced_files,
 )
 
 __all__ = [
@@ -53,6 +54,5 @@ __all__ = [
     "ParsedTemplate",
     "TemplateError",
     "parse_template",
-    "referenced_files",
     "support_table_markdown",
 ]

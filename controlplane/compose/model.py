@@ -14,8 +14,6 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from pydantic import BaseModel, ConfigDict
 
-from ccs.v1 import resources_pb2
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -165,6 +163,3 @@ def to_proto(model: _Model, message: M) -> M:
     json_format.ParseDict(model.model_dump(mode="json", exclude_none=True), message)
     return message
 
-
-def service_to_proto(spec: ServiceSpec) -> resources_pb2.ServiceSpec:
-    return to_proto(spec, resources_pb2.ServiceSpec())

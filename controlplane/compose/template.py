@@ -21,7 +21,7 @@ from controlplane.compose.dotenv import DotenvError, parse_dotenv
 from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateError
 from controlplane.compose.extension import extension_claims
 from controlplane.compose.graph import check_published_ports, start_order
-from controlplane.compose.interpolation import InterpolationError, interpolate, interpolate_tree
+from controlplane.compose.interpolation import interpolate_tree
 from controlplane.compose.limits import ParseBudget
 from controlplane.compose.loader import load_yaml, validate_schema
 from controlplane.compose.model import (
@@ -247,30 +247,3 @@ def parse_template(
         warnings=diag.warnings,
     )
 
-
-def referenced_files(template: str) -> list[str]:
-    """The env_file paths a template names (normalized as bundle keys), best effort.
-
-    Never raises for a bad template: the parse that follows reports that. Paths are interpolated
-    with defaults only (``${X:-a.env}`` -> ``a.env``), since no values are known yet.
-    """
-    if len(template.encode("utf-8")) > MAX_TEMPLATE_BYTES:
-        return []
-    try:
-        doc, _, _ = load_yaml(template)
-    except TemplateError:
-        return []
-    found: list[str] = []
-    services = doc.get("services")
-    for svc in services.values() if isinstance(services, dict) else []:
-        value = svc.get("env_file") if isinstance(svc, dict) else None
-        for entry in value if isinstance(value, list) else [value]:
-            raw = entry.get("path") if isinstance(entry, dict) else entry
-            if not isinstance(raw, str) or not raw.strip():
-                continue
-            try:
-                raw = interpolate(raw, lambda _: None)[0]
-            except InterpolationError:
-                continue
-            found.append(normalize_path(raw))
-    return list(dict.fromkeys(found))

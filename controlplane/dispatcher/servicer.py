@@ -13,7 +13,7 @@ from ccs.v1 import agent_pb2, agent_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_token, token_record
 from controlplane.dispatcher.hub import AssignmentHub
-from controlplane.dispatcher.logs import LogBroker
+from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.grpc_errors import InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_labels, check_name

@@ -1,10 +1,13 @@
 """Pure planners: (desired state, observed state, now) -> actions. No I/O, no clock, no etcd.
 
-ccs reconcilers are level-triggered, in the controller-runtime style: a reconciler gets a key, reads
-the current records from etcd, calls a planner from this package, and a thin applier writes the
-returned actions in one etcd transaction guarded by ``mod_revision``. Because the planners are pure
-functions of their arguments (``now`` is passed in, never read), they are tested with tables of
-named cases and no mocks, and running one twice on the same input gives the same plan.
+ccs reconcilers are level-triggered, in the controller-runtime style: a change marks a service or
+node dirty, and one pass over its cluster (:mod:`controlplane.reconcile`) reads the current records
+from the informer cache (not etcd), calls a planner from this package, applies the returned actions
+to copies of the records with :func:`apply_actions`, and writes the difference in etcd transactions
+(at most 100 keys each) guarded by the ``mod_revision`` it read, so a plan made from a stale cache
+is refused and made again. Because the planners are pure functions of their arguments (``now`` is
+passed in, never read), they are tested with tables of named cases and no mocks, and running one
+twice on the same input gives the same plan.
 
 * :func:`plan_service`: replica counts, global services, restarts (restart policy with delay,
   max_attempts and window), application stop/start/remove, ``depends_on`` gating, draining, record
@@ -12,7 +15,8 @@ named cases and no mocks, and running one twice on the same input gives the same
   the release reconcilers and the scheduler.
 * :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule; stale containers to
   remove when the node comes back.
-* :func:`apply_actions`: the reference meaning of every action, for tests and dry runs.
+* :func:`apply_actions`: the one meaning of every action over container records; the reconcile
+  passes apply plans with it, and tests use it to check that planning again changes nothing.
 
 Restart history and final outcomes are kept in ``Container.meta.labels`` under the reserved
 ``ccs.`` prefix (see :mod:`controlplane.planner.containers`), so no proto change was needed.

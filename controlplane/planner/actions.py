@@ -1,12 +1,13 @@
 """The actions a planner returns: plain frozen values, one per etcd write.
 
-A planner never writes; a thin applier turns a plan into one etcd transaction guarded by the
-``mod_revision`` of everything it read, so a plan computed from stale state is refused and simply
-recomputed. ``apply_actions`` in :mod:`controlplane.planner.apply` is the reference meaning of each
-action; the etcd applier must perform the same mutations.
+A planner never writes. The reconcile pass applies a plan to copies of the records with
+``apply_actions`` (:mod:`controlplane.planner.apply`, the only definition of what each action
+does) and writes the difference in transactions guarded by the ``mod_revision`` of what it read,
+so a plan computed from stale state is refused and simply recomputed.
 
-Each action carries a ``reason`` written for humans: appliers turn it into an Event, so
-``ccs events`` explains why a container came or went.
+Each action carries a ``reason`` written for humans; :func:`describe` renders an action with it
+for logs and test failure output. The reconcile pass does not write an Event per container
+action (a node going down, a service that cannot be planned and a release's phases get one).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""The reference meaning of each action, as a pure function over container records.
+"""What each action means, as a pure function over container records.
 
-The etcd applier must perform exactly these mutations (plus ids, timestamps and the transaction).
-Having them here, next to the planners, lets tests check the property that matters most for a
-level-triggered reconciler: planning again on the result of a plan yields no further actions. It
-also serves a dry run (``what would the control plane do now?``) without touching etcd.
+The reconcile passes do not interpret actions themselves: :mod:`controlplane.reconcile.cluster_pass`
+(services) and :mod:`controlplane.reconcile.release_pass` (releases) apply a plan to copies of the
+records with :func:`apply_actions`, then write the difference between before and after (adding
+node placements, ``updated_at`` and the guarded transactions). So this is the only definition of
+each action, and having it next to the planners lets tests check the property that matters most
+for a level-triggered reconciler: planning again on the result of a plan yields no further actions.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from controlplane.reconcile.containment import (
     service_fingerprint,
     undecodable_message,
 )
+from controlplane.reconcile.subnets import PassSubnets
 from controlplane.reconcile.writes import Writes
 from controlplane.release import TERMINAL
 from controlplane.scheduler import ClusterView, ServiceRef
@@ -92,6 +93,7 @@ class ClusterPass:
         self.reported_undecodable: set[tuple[str, int]] = set()
         self._overlay_journal: list[tuple[CtrKey, bool, pb.Container | None, bool]] | None = None
         self.held = Held.of(state)
+        self.subnets = PassSubnets(state, self.container, self._expected_per_node)
 
     # ------------------------------------------------------------------ helpers
     def container(self, key: CtrKey) -> pb.Container | None:
@@ -123,7 +125,8 @@ class ClusterPass:
         self.overlay[key] = c
         self.overlay_by_service.setdefault((key[0], key[1]), set()).add(key)
         self._target.put(keys.container(self.cluster, *key), c,
-                         orig.meta.resource_version if orig else 0, "container", key[2])
+                         orig.meta.resource_version if orig else 0, "container", key[2],
+                         needs=self.subnets.needs_of(c))
 
     def _delete_container(self, key: CtrKey) -> None:
         if keys.container(self.cluster, *key) in self.state.undecodable:
@@ -134,6 +137,19 @@ class ClusterPass:
         if orig is not None:
             self._target.delete(keys.container(self.cluster, *key), orig.meta.resource_version,
                                 "container", key[2])
+
+    def _expected_per_node(self, app: str) -> int:
+        """Containers of ``app`` one node holds when its services spread evenly (subnet sizing)."""
+        total = 0
+        for (a, _), service in self.state.services.items():
+            if a != app:
+                continue
+            if service.spec.mode == pb.SERVICE_MODE_GLOBAL:
+                total += 1
+            else:
+                nodes = max(1, len(self.view.eligible_nodes(service.spec)[0]))
+                total += -(-service.spec.replicas // nodes)
+        return total
 
     def event(self, kind: str, obj: str, reason: str, message: str, warning: bool = False) -> None:
         self.writes.event(*new_event(self.cluster, kind, obj, reason, message, warning=warning))
@@ -320,6 +336,8 @@ class ClusterPass:
                 self._sort_changed(c, prior, to_place, to_write, keep_volumes=keep_volumes)
         if to_place:
             to_write += self._place(ref, to_place, old, unplaced)
+        for c in self.subnets.attach(app, to_write, self._target):  # the pod range is full
+            unplaced[c.meta.name] = c.status.message
         for c in to_write:
             if c.meta.id in old:
                 c.meta.updated_at.FromDatetime(self.now)
@@ -344,6 +362,9 @@ class ClusterPass:
             return
         c.status.state = pb.CONTAINER_STATE_ASSIGNED
         c.status.updated_at.FromDatetime(self.now)
+        if self.subnets.attach(app, [c], self._target):  # the pod range is full
+            unplaced[c.meta.name] = c.status.message
+            return
         self.put_container((app, svc, c.meta.name), c)
 
     @staticmethod

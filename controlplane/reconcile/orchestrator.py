@@ -122,6 +122,8 @@ class Orchestrator:
                     touched.add(ch.cluster)
                 continue
             state = self.informer.clusters.get(ch.cluster)
+            if ch.kind == "subnet":  # written by the passes themselves; plans nothing
+                continue
             if ch.kind == "routerstats":
                 # Only canary analysis reads router counters.
                 if state is not None and any(r.spec.strategy == CANARY and r.status.phase not in TERMINAL
@@ -266,4 +268,5 @@ async def plan_pass(
         # keepalive run between services instead of stalling for the whole pass.
         await asyncio.sleep(0)
     finish_apps(p, {a for a, _ in dirty} | (set(state.apps) if full else set()))
+    p.subnets.release_unused(p.writes, p.overlay, full=full)
     return p, release_writes

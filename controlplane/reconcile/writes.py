@@ -10,6 +10,12 @@ default); each chunk is consistent on its own and the next pass finishes the res
 A savepoint (:meth:`Writes.savepoint`, :meth:`Writes.rollback`) undoes what one object's
 planning added when that planning fails halfway, so a failure belongs to its object: the
 writes of the other objects in the pass still commit.
+
+A write may *need* other keys (a placed container needs its node's subnet allocation):
+when a needed key is written in the same ``Writes`` it is committed in the same or an
+earlier chunk, and a chunk that does not carry it guards on its existence, so a container
+never lands in etcd pointing at a subnet that did not (the chunk fails like a conflict).
+Guards count against etcd's operation limit too, so chunks are cut on writes + guards.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class _Write:
     name: str
     # Prefixes deleted in the same transaction as this key (what an application owns).
     prefixes: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
 
     @property
     def ops(self) -> int:
@@ -77,13 +84,15 @@ class Writes:
         """The unguarded puts (events) not yet committed."""
         return [value for _, value in self._extra]
 
-    def put(self, key: str, value: Message, revision: int, kind: str, name: str) -> None:
-        """Create (revision 0) or update (revision = the one read) ``key``."""
+    def put(
+        self, key: str, value: Message, revision: int, kind: str, name: str, *, needs: tuple[str, ...] = ()
+    ) -> None:
+        """Create (revision 0) or update (revision = the one read) ``key``; see ``needs`` above."""
         prior = self._writes.get(key)
         self._journal.append((key, prior))
         if prior is not None:
             revision = prior.revision  # a second write in one pass keeps the first guard
-        self._writes[key] = _Write(key, value, revision, kind, name)
+        self._writes[key] = _Write(key, value, revision, kind, name, needs=needs)
 
     def delete(
         self, key: str, revision: int, kind: str, name: str, *, with_prefixes: tuple[str, ...] = ()
@@ -95,7 +104,7 @@ class Writes:
             del self._writes[key]  # created and deleted in the same pass: nothing to do
             return
         self._writes[key] = _Write(key, None, prior.revision if prior else revision, kind, name,
-                                   with_prefixes)
+                                   prefixes=with_prefixes)
 
     def has(self, key: str) -> bool:
         return key in self._writes
@@ -108,20 +117,17 @@ class Writes:
         self._extra.append((key, value))
 
     async def commit(self, etcd: Etcd) -> int:
-        writes = list(self._writes.values())
+        writes = _needed_first(list(self._writes.values()))
         extra = list(self._extra)
         committed = 0
-        i = 0
-        while i < len(writes) or extra:
-            chunk: list[_Write] = []
-            used = 0
-            while i < len(writes) and (not chunk or used + writes[i].ops <= MAX_OPS):
-                chunk.append(writes[i])
-                used += writes[i].ops
-                i += 1
-            room = MAX_OPS - used
+        while writes or extra:
+            chunk, needed = _chunk(writes)
+            writes = writes[len(chunk):]
+            room = MAX_OPS - sum(w.ops for w in chunk)
             events, extra = extra[:room], extra[room:]
             txn = Txn()
+            for key in needed:
+                txn.require_present(key, "needed key", key)
             for w in chunk:
                 if w.value is None:
                     txn.require_revision(w.key, w.kind, w.name, w.revision).delete(w.key)
@@ -145,3 +151,51 @@ class Writes:
         self._extra.clear()
         self._journal.clear()
         return committed
+
+
+def _needed_first(writes: list[_Write]) -> list[_Write]:
+    """Move each needed write to just before the first write that needs it.
+
+    A pass allocates the blocks of all its placements before writing the containers; in this
+    order a block and the containers needing it share a chunk, so no guard is needed and a
+    chunk carries 100 writes instead of 50 writes and 50 guards.
+    """
+    needed = {k for w in writes for k in w.needs}
+    if not needed:
+        return writes
+    deferred = {w.key: w for w in writes if w.key in needed and w.value is not None}
+    out: list[_Write] = []
+    for w in writes:
+        if w.key in deferred:
+            continue
+        for k in w.needs:
+            if k in deferred:
+                out.append(deferred.pop(k))
+        out.append(w)
+    out.extend(deferred.values())
+    return out
+
+
+def _chunk(writes: list[_Write]) -> tuple[list[_Write], list[str]]:
+    """The next chunk from the front of ``writes``, and the needed keys it must guard on.
+
+    etcd counts a transaction's compares and its operations separately against
+    ``--max-txn-ops``: the guards (one per write plus one per needed key written elsewhere)
+    stay within ``MAX_OPS``, and so do the operations (a delete that takes the prefixes an
+    application owns counts one per prefix).
+    """
+    chunk: list[_Write] = []
+    in_chunk: set[str] = set()
+    needed: list[str] = []
+    ops = 0
+    for w in writes:
+        extra = [k for k in w.needs if k not in in_chunk and k not in needed]
+        if chunk and (len(chunk) + len(needed) + 1 + len(extra) > MAX_OPS or ops + w.ops > MAX_OPS):
+            break
+        chunk.append(w)
+        in_chunk.add(w.key)
+        needed.extend(extra)
+        ops += w.ops
+        if ops >= MAX_OPS:
+            break
+    return chunk, needed

@@ -2,11 +2,13 @@
 
 Design choices:
 
-- **Pure and deterministic.** Input is protobuf ``Node`` and ``Container`` messages and a
-  ``ServiceSpec``; output is ``{container: node}`` plus ``{container: reason}``. No I/O, no clock,
-  no randomness: the reconciler that calls it writes the result to etcd in one guarded
-  transaction, and the same input always gives the same placements, so a retried pass cannot
-  flap containers between nodes. All ties break by node name, which is stable and readable
+- **Pure and deterministic.** Input is protobuf ``Node`` and ``Container`` messages, a
+  :class:`ServiceRef` (application, service, ``ServiceSpec``) and the names of its pending
+  containers; output is a :class:`PlacementResult`: ``{container: node}`` plus
+  ``{container: reason}`` for those that fit nowhere. No I/O, no clock, no randomness: the
+  reconcile pass that calls it writes the placements with the rest of its guarded writes, and
+  the same input always gives the same placements, so a retried pass cannot flap containers
+  between nodes. All ties break by node name, which is stable and readable
   (a random or id-based tie-break would make test tables and ``ccs service ps`` hard to predict).
 - **A snapshot per pass** (:class:`ClusterView`): per-node free capacity, used ports and replica
   counts are computed once and updated as containers are placed, so many services can be placed in
@@ -20,8 +22,9 @@ Design choices:
   ``no node has 2 CPUs free (3 nodes: 2 drained, 1 has 0.5 CPUs free)``.
 
 Public surface: :func:`place`, :func:`eligible_nodes`, :class:`ClusterView`, :class:`ServiceRef`,
-:class:`PlacementResult`, :class:`InvalidSpecError`, and :func:`parse_constraints` /
-:func:`parse_spread` for validating templates with the scheduler's own rules.
+:class:`PlacementResult`, :class:`InvalidSpecError`, and :class:`Constraint`,
+:func:`parse_constraint`, :func:`parse_constraints` / :func:`parse_spread` for validating
+templates with the scheduler's own rules.
 """
 
 from .constraints import (

@@ -13,10 +13,12 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
                                                           place a template is stored, see
                                                           controlplane.api.app_specs)
     /ccs/c/{cluster}/routerstats/{node}                   RouterStats (from the node's agent)
+    /ccs/c/{cluster}/subnets/{node}/{app}/{network}       SubnetAllocation (controlplane/ipam)
     /ccs/c/{cluster}/nodecred/{node}                      digest of the node's credential
     /ccs/c/{cluster}/jointoken                            join token digest (node agents)
     /ccs/tokens/{sha256 of token}                         API token record (JSON)
     /ccs/bootstrap                                        marker: admin token was created
+    /ccs/podcidrs/{cidr with _ for /}                     cluster owning that pod range (text)
 
 Why this shape:
 
@@ -30,6 +32,7 @@ Why this shape:
 - Removing an application removes every key keyed by it in one transaction with its own key
   (:func:`keys.owned_by_app`: services, releases, revision snapshots); its containers are
   gone first. Events are keyed by time and outlive it until they are pruned.
+- Subnets nest under their node, so removing a node frees its blocks with one range delete.
 - ``resource_version`` is the key's etcd ``mod_revision``; it is not stored in the value
   but filled in on read, so it can never disagree with etcd.
 

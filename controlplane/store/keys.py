@@ -6,6 +6,7 @@ ROOT = "/ccs/"
 CLUSTERS = "/ccs/clusters/"
 TOKENS = "/ccs/tokens/"
 BOOTSTRAP = "/ccs/bootstrap"
+POD_CIDRS = "/ccs/podcidrs/"
 
 
 def cluster(name: str) -> str:
@@ -99,6 +100,24 @@ def router_stats(cluster: str, node: str) -> str:
     return f"{subtree(cluster)}routerstats/{node}"
 
 
+def subnets(cluster: str, node: str | None = None) -> str:
+    base = f"{subtree(cluster)}subnets/"
+    return base if node is None else f"{base}{node}/"
+
+
+def subnet(cluster: str, node: str, app: str, network: str) -> str:
+    return f"{subnets(cluster, node)}{app}/{network}"
+
+
+def pod_cidrs() -> str:
+    """Index of the ranges clusters own, so that a default range is picked free of the others."""
+    return POD_CIDRS
+
+
+def pod_cidr(cidr: str) -> str:
+    return f"{POD_CIDRS}{cidr.replace('/', '_')}"
+
+
 def join_token(cluster: str) -> str:
     return f"{subtree(cluster)}jointoken"
 
@@ -125,6 +144,7 @@ _PLURALS = {
     "containers": "container",
     "events": "event",
     "releases": "release",
+    "subnets": "subnet",
 }
 
 

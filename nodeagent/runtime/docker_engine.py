@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import math
 import platform
 import time
@@ -31,7 +32,7 @@ from ccs.v1 import resources_pb2
 from . import naming
 from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
-from .translate import create_request
+from .translate import create_request, network_ipam
 from .types import (
     ContainerNotFound,
     EngineUnavailable,
@@ -40,6 +41,7 @@ from .types import (
     HostInfo,
     ImageNotFound,
     InvalidSpec,
+    NetworkFailed,
     NotFound,
     Observed,
     PullCallback,
@@ -69,6 +71,26 @@ def engine_error(exc: BaseException, doing: str) -> BaseException:
     if isinstance(exc, OSError | docker.errors.DockerException):  # requests errors are OSErrors
         return EngineUnavailable(f"{doing}: engine unreachable: {exc}")
     return exc
+
+
+#: How the engine words a network it cannot make: no free default pool, or a subnet that
+#: overlaps one in use. The engine gives only text; this is the one place that reads it.
+_POOL_ERRORS = ("address pool", "overlaps", "no available")
+
+
+def network_error(exc: RuntimeFailure) -> RuntimeFailure:
+    """A failed network create: permanent (NetworkFailed) when the engine refused the request
+    itself (a 4xx, or its pool wording), transient when it was unavailable."""
+    cause = exc.__cause__
+    refused = isinstance(cause, docker.errors.APIError) and 400 <= _status(cause) < 500
+    if refused or any(text in exc.reason.lower() for text in _POOL_ERRORS):
+        return NetworkFailed(exc.reason)
+    return exc
+
+
+def _subnets(network: dict[str, Any]) -> list[str]:
+    """The IPv4 subnets of a network as the engine lists it."""
+    return [str(c.get("Subnet")) for c in ((network.get("IPAM") or {}).get("Config") or ()) if c.get("Subnet")]
 
 
 def _status(exc: docker.errors.APIError) -> int:
@@ -131,7 +153,7 @@ class DockerRuntime:
         """Image (pulled when missing or when spec.always_pull), app network, named volumes."""
         request = create_request(c, bind_address=self._bind_address)  # validates the spec first
         await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
-        await self._ensure_network(request.network, naming.app_labels(c.cluster, c.application))
+        await self._ensure_network(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
         for volume in request.volumes:
             await self._call(
                 f"create volume {volume.name}",
@@ -172,23 +194,80 @@ class DockerRuntime:
             return f"pull failed: {exc.explanation or exc}"
         return ""
 
-    async def _ensure_network(self, name: str, labels: dict[str, str]) -> None:
+    async def _ensure_network(self, name: str, labels: dict[str, str], subnet: str = "") -> None:
+        """Create the app network with the control plane's `subnet` unless it exists.
+
+        An existing network with another subnet (made before the control plane allocated
+        one, or from a block since freed) is replaced while no container uses it, and kept
+        otherwise: moving running containers to a new network would cut their connections.
+        """
         async with self._lock(f"network:{name}"):
             found = await self._call("list networks", self._api.networks, names=[name])
-            if any(n.get("Name") == name for n in found):  # the name filter matches substrings
-                return
-            try:
-                await self._call(
-                    f"create network {name}",
-                    self._api.create_network,
-                    name,
-                    driver="bridge",
-                    labels=labels,
-                    check_duplicate=True,
-                )
-            except RuntimeFailure as exc:
-                if "already exists" not in exc.reason:  # another agent process won the race
-                    raise
+            for net in found:
+                if net.get("Name") != name:  # the name filter matches substrings
+                    continue
+                if not subnet or subnet in _subnets(net) or not await self._unused_network(net["Id"]):
+                    return
+                await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
+            for retry in (True, False):
+                try:
+                    await self._call(
+                        f"create network {name}",
+                        self._api.create_network,
+                        name,
+                        driver="bridge",
+                        labels=labels,
+                        check_duplicate=True,
+                        ipam=network_ipam(subnet),
+                    )
+                    return
+                except RuntimeFailure as exc:
+                    if "already exists" in exc.reason:  # another agent process won the race
+                        return
+                    if retry and subnet and "overlaps" in exc.reason and await self._remove_stale(subnet, labels):
+                        continue
+                    err = network_error(exc)
+                    if err is exc:
+                        raise
+                    raise err from exc.__cause__
+
+    async def _remove_stale(self, subnet: str, labels: dict[str, str]) -> bool:
+        """Remove this cluster's app networks that overlap `subnet` and have no container left.
+
+        The control plane frees a block once the app's last container on the node is gone and
+        may hand it out again while the agent has not yet removed the old bridge (the removal
+        runs after the containers'). Such a bridge is garbage: no container uses it and the app
+        no longer owns the block. Returns whether one was removed (then the create is retried).
+        """
+        want = ipaddress.IPv4Network(subnet)
+        selector = [f"{naming.MANAGED}=true", f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}"]
+        removed = False
+        for net in await self._call("list networks", self._api.networks, filters={"label": selector}):
+            overlapping = False
+            for text in _subnets(net):
+                with contextlib.suppress(ValueError):
+                    overlapping = overlapping or ipaddress.IPv4Network(text).overlaps(want)
+            if overlapping and await self._unused_network(net["Id"]):
+                with contextlib.suppress(NotFound):
+                    await self._call(f"remove network {net.get('Name')}", self._api.remove_network, net["Id"])
+                removed = True
+        return removed
+
+    async def _unused_network(self, network_id: str) -> bool:
+        """No container, in any state, uses the network: none is attached, and none of its app
+        exists (a created or exited container joins its network only when it starts, so the
+        network's own list of containers does not show it)."""
+        try:
+            attrs = await self._call("inspect network", self._api.inspect_network, network_id)
+        except NotFound:
+            return True
+        if attrs.get("Containers"):
+            return False
+        labels = attrs.get("Labels") or {}
+        if naming.APP not in labels:
+            return False  # not an app network made by ccs: never ours to remove
+        selector = [f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}", f"{naming.APP}={labels[naming.APP]}"]
+        return not await self._call("list containers", self._api.containers, all=True, filters={"label": selector})
 
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container; idempotent per ccs container id (returns the existing one)."""

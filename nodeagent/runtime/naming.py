@@ -22,6 +22,10 @@ APP_REVISION = "ccs.app-revision"
 VOLUME = "ccs.volume"  # the Compose volume name of a named volume
 ANONYMOUS = "ccs.anonymous"  # "true" on volumes Docker makes for anonymous mounts
 
+#: The key of the application's own network in `Container.subnets` (the control plane's
+#: controlplane.ipam.DEFAULT_NETWORK; the agent may not import the control plane).
+DEFAULT_NETWORK = "default"
+
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 

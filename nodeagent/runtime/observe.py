@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .types import EventKind, Observed, PortBinding, RuntimeEvent, State
+from .types import EventKind, Observed, PortBinding, Reason, RuntimeEvent, State
 
 _HEALTH_STATE = {
     "healthy": State.CONTAINER_STATE_HEALTHY,
@@ -67,6 +67,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
     config = attrs.get("Config") or {}
     settings = attrs.get("NetworkSettings") or {}
     ccs_state, exit_code, message = map_state(state)
+    start_error = state.get("Status") in ("created", "exited") and bool(state.get("Error"))
     networks = {
         name: str(net.get("IPAddress") or "") for name, net in (settings.get("Networks") or {}).items()
     }
@@ -91,6 +92,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
         oom_killed=bool(state.get("OOMKilled")),
         networks=networks,
         ports=tuple(ports),
+        failure_reason=Reason.FAILURE_REASON_START_FAILED if start_error else 0,
     )
 
 

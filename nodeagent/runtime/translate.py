@@ -11,7 +11,11 @@ Choices worth knowing:
   agent and hide crashes from it. Swarm does the same: its tasks run with restart "no" and the
   orchestrator makes a new task instead.
 - Every container joins one bridge network per application, with the service name (plus any
-  Compose aliases) as DNS alias, so services reach each other by name, as under Compose.
+  Compose aliases) as DNS alias, so services reach each other by name, as under Compose. The
+  network's subnet is the one the control plane allocated to the application on this node
+  (`Container.subnets`), not one from the engine's default pools, which hold about 30
+  networks; an assignment without one (a cluster older than the allocator) leaves the choice
+  to the engine.
 - A port with `published: 0` is only exposed on the app network. A published port binds to
   the port's own host_ip, else to the agent's `bind_address` (the node's address).
 - A routed port (`spec.routes[].port`) that no `spec.ports` entry publishes gets an
@@ -24,6 +28,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import posixpath
 from dataclasses import dataclass
@@ -56,6 +61,7 @@ class CreateRequest:
     network: str
     body: dict[str, Any]
     volumes: tuple[NamedVolume, ...]
+    subnet: str = ""  # the app network's IPv4 subnet on this node; "" lets the engine pick
 
 
 def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRequest:
@@ -106,7 +112,28 @@ def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRe
         body["StopTimeout"] = math.ceil(spec.stop_grace_period_ms / 1000)
     if spec.HasField("healthcheck"):
         body["Healthcheck"] = _healthcheck(spec.healthcheck)
-    return CreateRequest(naming.container_name(c), network, body, volumes)
+    return CreateRequest(naming.container_name(c), network, body, volumes, _subnet(c))
+
+
+def _subnet(c: resources_pb2.Container) -> str:
+    where = f"subnets.{naming.DEFAULT_NETWORK}"
+    text = c.subnets.get(naming.DEFAULT_NETWORK, "")
+    if not text:
+        return ""
+    try:
+        net = ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise InvalidSpec(where, f"must be an IPv4 network, got {text!r} ({exc})") from None
+    if net.prefixlen > 30:
+        raise InvalidSpec(where, f"must leave room for containers, got /{net.prefixlen}")
+    return str(net)
+
+
+def network_ipam(subnet: str) -> dict[str, Any] | None:
+    """The `ipam` argument of the engine's network create for `subnet` (None: engine pools)."""
+    if not subnet:
+        return None
+    return {"Driver": "default", "Config": [{"Subnet": subnet}]}
 
 
 def _ports(

@@ -17,6 +17,8 @@ from ccs.v1 import resources_pb2
 
 #: ccs.v1.ContainerState values, re-exported so callers need not spell the proto prefix.
 State = resources_pb2.ContainerState
+#: ccs.v1.FailureReason values: what a permanent error reports in ContainerStatus.failure_reason.
+Reason = resources_pb2.FailureReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class Observed:
     oom_killed: bool = False
     networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IPv4 address
     ports: Sequence[PortBinding] = ()
+    failure_reason: int = 0  # a ccs.v1.FailureReason when the engine could not start it
 
     @property
     def container_id(self) -> str:
@@ -133,10 +136,13 @@ class RuntimeFailure(Exception):
     """Base of every error a runtime raises; `reason` is fit for ContainerStatus.message.
 
     `permanent` tells the agent whether retrying the same spec can help: a missing image or an
-    invalid spec will not fix itself, an unreachable engine will.
+    invalid spec will not fix itself, an unreachable engine will. A permanent error's
+    `failure_reason` travels in ContainerStatus.failure_reason, which is what clients decide on
+    (the deploy verdict), not the wording of `reason`.
     """
 
     permanent: bool = False
+    failure_reason: int = Reason.FAILURE_REASON_ENGINE_REFUSED
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -147,6 +153,7 @@ class ImageNotFound(RuntimeFailure):
     """The image is not on the host and could not be pulled."""
 
     permanent = True
+    failure_reason = Reason.FAILURE_REASON_IMAGE_NOT_FOUND
 
     def __init__(self, image: str, detail: str = "") -> None:
         reason = f"image not found: {image}"
@@ -159,6 +166,7 @@ class InvalidSpec(RuntimeFailure):
     """The spec cannot be turned into an engine request; names the field and why."""
 
     permanent = True
+    failure_reason = Reason.FAILURE_REASON_INVALID_SPEC
 
     def __init__(self, field_name: str, why: str) -> None:
         super().__init__(f"invalid spec: {field_name}: {why}")
@@ -170,6 +178,16 @@ class StartFailed(RuntimeFailure):
     """The engine refused to start the container (bad command, port already allocated...)."""
 
     permanent = True
+    failure_reason = Reason.FAILURE_REASON_START_FAILED
+
+
+class NetworkFailed(RuntimeFailure):
+    """The engine refused the application network: its address pools are exhausted, or the
+    subnet the control plane gave overlaps another network on the host. Retrying the same
+    request gets the same answer."""
+
+    permanent = True
+    failure_reason = Reason.FAILURE_REASON_NETWORK
 
 
 class NotFound(RuntimeFailure):

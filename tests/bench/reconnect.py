@@ -37,8 +37,8 @@ import structlog
 
 from nodeagent.agent import Agent, default_reconnect
 from nodeagent.backoff import Backoff
+from nodeagent.dispatcher_client import CHANNEL_OPTIONS
 from nodeagent.runtime import FakeRuntime
-from nodeagent.session import CHANNEL_OPTIONS
 from tests.bench import _common as common
 from tests.conftest import ServerProc, free_port, start_etcd, start_server
 

@@ -20,7 +20,7 @@ import docker
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.probes import ProbeStatus, run_probe
+from nodeagent.probe_check import ProbeStatus, run_probe
 from nodeagent.runtime import (
     EventKind,
     ImageNotFound,

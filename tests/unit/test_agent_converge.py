@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.converge import Kind, orphans, plan, plan_one
+from nodeagent.converge import Kind, plan_one
 from nodeagent.runtime.types import State
 
-from .test_agent_helpers import CLUSTER, container, observed
+from .test_agent_helpers import container, observed
 
 RUN, STOP, RM = pb.DESIRED_STATE_RUNNING, pb.DESIRED_STATE_STOPPED, pb.DESIRED_STATE_REMOVED
 S = State
@@ -62,21 +62,11 @@ def test_remove_uses_grace_and_keep_volumes_label() -> None:
     assert (b.grace_seconds, b.volumes) == (10.0, True)
 
 
-def test_orphans_only_of_this_cluster() -> None:
-    local = [observed("a"), observed("b"), observed("x", cluster="other"),
-             observed("y", labels={"ccs.managed": "false"})]
-    assert [o.container_id for o in orphans(local, cluster=CLUSTER, assigned={"a"})] == ["b"]
 
-
-def test_plan_complete_set() -> None:
-    desired = {"a": container("a"), "b": container("b"), "s": container("s", STOP)}
-    removing = {"r": container("r")}
-    local = [observed("a"), observed("r"), observed("s"), observed("o"), observed("z", cluster="other")]
-    actions = plan(desired, removing, local, cluster=CLUSTER, tracked={"a"})
-    got = {(a.container_id, a.kind) for a in actions}
-    assert got == {
-        ("a", Kind.REPORT), ("b", Kind.CREATE), ("s", Kind.STOP), ("r", Kind.REMOVE),
-        ("o", Kind.REMOVE_ORPHAN),
-    }
-    orphan = next(a for a in actions if a.kind is Kind.REMOVE_ORPHAN)
-    assert orphan.container is None and orphan.observed is not None
+def test_an_unassigned_local_container_is_removed_as_an_orphan() -> None:
+    (a,) = plan_one("o", None, False, observed("o"), tracked=False, failed=False)
+    assert (a.kind, a.container, a.volumes) == (Kind.REMOVE_ORPHAN, None, True)
+    (b,) = plan_one("o", None, False, observed("o", labels={"ccs.keep-volumes": "true"}),
+                    tracked=True, failed=False)
+    assert (b.kind, b.volumes) == (Kind.REMOVE_ORPHAN, False)
+    assert plan_one("o", None, False, None, tracked=True, failed=False) == []

@@ -29,10 +29,10 @@ from ccs.v1 import agent_pb2, agent_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.agent import Agent
 from nodeagent.backoff import Backoff
+from nodeagent.dispatcher_client import DispatcherClient
 from nodeagent.logs_relay import OpenStream
 from nodeagent.main import dump_tasks
 from nodeagent.runtime import FakeRuntime
-from nodeagent.session import DispatcherClient
 
 from .test_agent_helpers import CLUSTER, WAIT, ObservedDispatcher, complete, container, incremental
 

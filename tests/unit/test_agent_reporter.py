@@ -10,8 +10,8 @@ from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.agent import default_reconnect
 from nodeagent.backoff import Backoff
+from nodeagent.dispatcher_client import CHANNEL_OPTIONS
 from nodeagent.reporter import StatusBatcher, send_loop
-from nodeagent.session import CHANNEL_OPTIONS
 
 
 def upd(name: str, state: int, message: str = "") -> agent_pb2.ContainerStatusUpdate:

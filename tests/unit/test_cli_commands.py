@@ -69,9 +69,10 @@ def bundle(tmp_path: Path, name: str = "my_shop", template: str = TEMPLATE) -> P
 
 
 def test_cluster_commands_and_formats(config: Path) -> None:
-    out = ok(config, "cluster", "create", "prod", "-d", "production", "--label", "tier=1")
-    assert out.splitlines()[0].split() == ["NAME", "DESCRIPTION", "LABELS", "AGE"]
-    assert out.splitlines()[1].split()[:3] == ["prod", "production", "tier=1"]
+    out = ok(config, "cluster", "create", "prod", "-d", "production", "--label", "tier=1",
+             "--pod-cidr", "10.144.0.0/12")
+    assert out.splitlines()[0].split() == ["NAME", "DESCRIPTION", "POD", "CIDR", "LABELS", "AGE"]
+    assert out.splitlines()[1].split()[:4] == ["prod", "production", "10.144.0.0/12", "tier=1"]
     for name in ("a", "b", "c"):  # more than one page (the fake pages by 2)
         ok(config, "cluster", "create", name)
     listed = json.loads(ok(config, "cluster", "ls", "-o", "json"))

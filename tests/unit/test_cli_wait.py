@@ -48,7 +48,7 @@ def runs(api: FakeApi, cluster: str, app_name: str) -> None:
 
 def image_not_found(api: FakeApi, cluster: str, app_name: str) -> None:
     api.add_container(cluster, app_name, "web", 1, "n1", pb.CONTAINER_STATE_FAILED,
-                      message="image not found: local/nope:1")
+                      message="image not found: local/nope:1", reason=pb.FAILURE_REASON_IMAGE_NOT_FOUND)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from controlplane.compose import MAX_TEMPLATE_BYTES, TemplateError, parse_template, referenced_files
+from controlplane.compose import MAX_TEMPLATE_BYTES, TemplateError, parse_template
 
 
 def errors(text: str, env: dict[str, str] | None = None, files: dict[str, str] | None = None) -> list[str]:
@@ -245,17 +245,6 @@ def test_os_environ_is_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "services:\n  web: {image: 'a:${CCS_TEST_TAG:-default}'}\n", env={}, files={}, app_name="app"
     )
     assert parsed.services["web"].image == "a:default"
-
-
-def test_referenced_files_lists_env_files_best_effort() -> None:
-    text = textwrap.dedent("""
-        services:
-          a: {image: a, env_file: ./a.env}
-          b: {image: b, env_file: [a.env, {path: 'conf/${X:-b}.env', required: false}, '${BAD']}
-          c: {image: c}
-        """)
-    assert referenced_files(text) == ["a.env", "conf/b.env"]
-    assert referenced_files("services: [") == []
 
 
 def test_an_empty_or_blank_key_is_visible_in_the_field_path() -> None:

@@ -113,3 +113,17 @@ def test_events() -> None:
 def test_ignored_events(action: str) -> None:
     assert event_from_docker(_event(action)) is None
     assert event_from_docker({**_event("start"), "Type": "network"}) is None
+
+
+@pytest.mark.parametrize(("state", "reason"), [
+    ({"Status": "created", "Error": 'exec: "/nope": no such file'}, "FAILURE_REASON_START_FAILED"),
+    ({"Status": "exited", "ExitCode": 127, "Error": "oci runtime error"}, "FAILURE_REASON_START_FAILED"),
+    ({"Status": "exited", "ExitCode": 1}, "FAILURE_REASON_UNSPECIFIED"),  # the restart policy decides
+    ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, "FAILURE_REASON_UNSPECIFIED"),
+    ({"Status": "running"}, "FAILURE_REASON_UNSPECIFIED"),
+])
+def test_a_container_the_engine_could_not_start_carries_the_reason_code(state: dict[str, Any], reason: str) -> None:
+    from ccs.v1 import resources_pb2 as pb
+
+    o = observed_from_inspect({"Id": "abc", "State": state, "Config": {}})
+    assert pb.FailureReason.Name(o.failure_reason) == reason

@@ -8,7 +8,7 @@ import pytest
 
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.runtime import InvalidSpec, naming
-from nodeagent.runtime.translate import create_request
+from nodeagent.runtime.translate import create_request, network_ipam
 
 
 def make(**spec: Any) -> pb.Container:
@@ -228,3 +228,34 @@ def test_bad_spec_names_the_field(spec: dict[str, Any], field: str, why: str) ->
     assert why in err.value.reason
     assert err.value.reason.startswith(f"invalid spec: {field}: ")
     assert err.value.permanent
+
+
+@pytest.mark.parametrize(("subnets", "expected", "ipam"), [
+    ({}, "", None),  # a cluster older than the allocator: the engine picks
+    ({naming.DEFAULT_NETWORK: "10.128.0.16/28"}, "10.128.0.16/28",
+     {"Driver": "default", "Config": [{"Subnet": "10.128.0.16/28"}]}),
+    ({"other": "10.128.0.32/28"}, "", None),  # only the application's own network is made today
+])
+def test_the_app_network_subnet_comes_from_the_assignment(
+    subnets: dict[str, str], expected: str, ipam: dict[str, Any] | None
+) -> None:
+    c = make()
+    c.subnets.update(subnets)
+    request = create_request(c, bind_address="10.0.0.5")
+    assert request.subnet == expected
+    assert network_ipam(request.subnet) == ipam
+
+
+@pytest.mark.parametrize(("subnet", "why"), [
+    ("10.128.0.0/33", "must be an IPv4 network"),
+    ("10.128.0.1/28", "must be an IPv4 network"),  # host bits set
+    ("nonsense", "must be an IPv4 network"),
+    ("10.128.0.0/31", "must leave room for containers"),
+])
+def test_a_bad_subnet_is_an_invalid_spec_naming_it(subnet: str, why: str) -> None:
+    c = make()
+    c.subnets[naming.DEFAULT_NETWORK] = subnet
+    with pytest.raises(InvalidSpec) as err:
+        create_request(c, bind_address="10.0.0.5")
+    assert err.value.field == "subnets.default" and why in err.value.why
+    assert err.value.failure_reason == pb.FAILURE_REASON_INVALID_SPEC

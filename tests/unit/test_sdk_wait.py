@@ -19,6 +19,8 @@ from ccs.v1 import resources_pb2 as pb
 pytestmark = pytest.mark.timeout(60)
 TEMPLATE = "services:\n  web: {image: nginx, deploy: {replicas: 2}}\n  db: {image: postgres}\n"
 RUNNING, HEALTHY, FAILED = pb.CONTAINER_STATE_RUNNING, pb.CONTAINER_STATE_HEALTHY, pb.CONTAINER_STATE_FAILED
+NOT_FOUND, NETWORK = pb.FAILURE_REASON_IMAGE_NOT_FOUND, pb.FAILURE_REASON_NETWORK
+POOLS = "create network ccs-c-shop: could not find an available, non-overlapping IPv4 address pool"
 PENDING, EXITED = pb.CONTAINER_STATE_PENDING, pb.CONTAINER_STATE_EXITED
 CRASH = "crash loop: died 4 times within 1m, last exited with code 1 (restart_policy.max_attempts=3 reached)"
 NO_CPU = "no node has 2 CPUs free (3 nodes: n1 has 1, n2 has 1, n3 has 0.5)"
@@ -41,14 +43,15 @@ def svc(
 
 def ctr(
     slot: int, state: int = RUNNING, gen: int = 1, node: str = "n1", message: str = "",
-    desired: int = pb.DESIRED_STATE_RUNNING, service: str = "web", **labels: str,
+    desired: int = pb.DESIRED_STATE_RUNNING, service: str = "web", reason: int = 0, **labels: str,
 ) -> pb.Container:
     return pb.Container(
         meta=pb.Meta(id=f"{service}{slot}g{gen}", name=f"{service}-{slot}-g{gen}",
                      labels={k.replace("_", "."): v for k, v in labels.items()}),
         application="shop", service=service, slot=slot, node=node, spec_generation=gen,
         desired_state=desired,  # type: ignore[arg-type]
-        status=pb.ContainerStatus(state=state, message=message, exit_code=1 if state == EXITED else 0),  # type: ignore[arg-type]
+        status=pb.ContainerStatus(state=state, message=message, exit_code=1 if state == EXITED else 0,  # type: ignore[arg-type]
+                                  failure_reason=reason),  # type: ignore[arg-type]
     )
 
 
@@ -80,10 +83,14 @@ CASES: list[tuple[str, Snapshot, float, bool, str | None]] = [
      snap([svc(running=2, healthy=2, healthcheck=True)], TWO), 0, False, None),
     ("healthy with a health check",
      snap([svc(running=2, healthy=2, healthcheck=True)], [ctr(1, HEALTHY), ctr(2, HEALTHY)]), 0, True, None),
-    ("image not found", snap([svc()], [ctr(1, FAILED, message="image not found: local/nope:1")]),
+    ("image not found", snap([svc()], [ctr(1, FAILED, message="image not found: local/nope:1", reason=NOT_FOUND)]),
      0, False, "service web: image not found: local/nope:1"),
     ("image not found in the old generation does not fail the update",
-     snap([svc(gen=2)], [ctr(1, FAILED, message="image not found: local/nope:1")]), 0, False, None),
+     snap([svc(gen=2)], [ctr(1, FAILED, message="image not found: local/nope:1", reason=NOT_FOUND)]), 0, False, None),
+    ("the engine refused the app network: the reason field decides, the wording does not",
+     snap([svc()], [ctr(1, FAILED, message=POOLS, reason=NETWORK)]), 0, False, f"service web: {POOLS}"),
+    ("a permanent-sounding message without a reason code is not a final failure",
+     snap([svc()], [ctr(1, FAILED, message="image not found: local/nope:1")]), 0, False, None),
     ("out of memory is left to the restart policy",
      snap([svc()], [ctr(1, FAILED, message="out of memory: killed by the kernel (exit code 137)")]),
      0, False, None),
@@ -230,7 +237,7 @@ async def test_image_not_found_fails_at_once(client: ccs.AsyncClient, fake: Fake
     await client.applications.create("c", "shop", TEMPLATE)
     w = Watcher(client)
     await w.next()
-    fake.add_container("c", "shop", "web", 1, "n1", FAILED, message="image not found: local/nope:1")
+    fake.add_container("c", "shop", "web", 1, "n1", FAILED, message="image not found: local/nope:1", reason=NOT_FOUND)
     with pytest.raises(DeployFailed) as info:
         await w.task
     assert (info.value.service, info.value.reason) == ("web", "image not found: local/nope:1")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.probes import (
+from nodeagent.probe_check import (
     ProbeError,
     ProbeStatus,
     http_probe,

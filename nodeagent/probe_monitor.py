@@ -1,4 +1,6 @@
-"""Agent-side probes (spec.probe: http/tcp/cmd) turned into HEALTHY/UNHEALTHY verdicts.
+"""Agent-side probes (spec.probe: http/tcp/cmd) run periodically and turned into HEALTHY/UNHEALTHY.
+
+Each check is :func:`nodeagent.probe_check.run_probe`; this module decides what the results mean.
 
 `ProbeVerdict` is the pure counting rule (one success -> HEALTHY, `threshold` consecutive
 failures -> UNHEALTHY; WAITING during the initial delay changes nothing). `ProbeMonitor` runs
@@ -17,13 +19,13 @@ from dataclasses import dataclass
 import structlog
 
 from ccs.v1 import resources_pb2
-from nodeagent import probes
+from nodeagent import probe_check
 from nodeagent.runtime.types import Runtime, RuntimeFailure, State
 
 DEFAULT_PERIOD = 3.0
 DEFAULT_THRESHOLD = 3
 
-log = structlog.get_logger("ccs.agent.health")
+log = structlog.get_logger("ccs.agent.probe")
 
 
 @dataclass(slots=True)
@@ -33,14 +35,14 @@ class ProbeVerdict:
     failures: int = 0
     message: str = ""
 
-    def record(self, result: probes.ProbeResult) -> bool:
+    def record(self, result: probe_check.ProbeResult) -> bool:
         """Count one result; True when the verdict changed."""
         before = self.state
-        if result.status is probes.ProbeStatus.SUCCESS:
+        if result.status is probe_check.ProbeStatus.SUCCESS:
             self.failures = 0
             self.state = State.CONTAINER_STATE_HEALTHY
             self.message = ""
-        elif result.status is probes.ProbeStatus.FAILURE:
+        elif result.status is probe_check.ProbeStatus.FAILURE:
             self.failures += 1
             if self.failures >= self.threshold:
                 self.state = State.CONTAINER_STATE_UNHEALTHY
@@ -80,8 +82,8 @@ class ProbeMonitor:
             return
         self.stop(cid)
         try:
-            probes.validate(c.spec.probe)
-        except probes.ProbeError as exc:
+            probe_check.validate(c.spec.probe)
+        except probe_check.ProbeError as exc:
             self._verdicts[cid] = ProbeVerdict(
                 self._threshold, State.CONTAINER_STATE_UNHEALTHY, 0, f"invalid probe: {exc}"
             )
@@ -118,7 +120,7 @@ class ProbeMonitor:
                 State.CONTAINER_STATE_UNHEALTHY, State.CONTAINER_STATE_STARTING,
             ):
                 return  # the executor learns about the exit from the engine's events
-            result = await probes.run_probe(probe, observed, self._runtime, now=time.time())
+            result = await probe_check.run_probe(probe, observed, self._runtime, now=time.time())
             verdict = self._verdicts.get(cid)
             if verdict is None:
                 return

@@ -1,4 +1,4 @@
-"""Agent-side probes (the Alibaba Cloud `aliyun.probe.*` model): HTTP, TCP and command.
+"""One check of an agent-side probe (the Alibaba Cloud `aliyun.probe.*` model): HTTP, TCP, command.
 
 Docker healthchecks run inside the container; these run from the agent, the way a load
 balancer sees the service, so they also catch a port that is published but not answering.
@@ -9,8 +9,8 @@ balancer sees the service, so they also catch a port that is published but not a
 - cmd: the command exits 0 inside the container (through the runtime's exec).
 
 The HTTP client is ~20 lines on asyncio streams rather than a dependency: one request, one
-status line, nothing else is read. Results are plain values; the caller decides what a
-failure means (a release counts them, the agent turns them into HEALTHY/UNHEALTHY).
+status line, nothing else is read. Results are plain values: :mod:`nodeagent.probe_monitor`
+runs the checks periodically and counts them into HEALTHY/UNHEALTHY verdicts.
 """
 
 from __future__ import annotations

@@ -1,0 +1,331 @@
+"""Application networks take their subnets from the control plane, not the engine's pools.
+
+Against the real Docker Engine (the root dockerd), through the agent's runtime code
+(`DockerRuntime.prepare/create/start`), with subnets handed out by the control plane's
+allocator (`controlplane.ipam.SubnetPool`), as a reconcile pass does:
+
+- 1,000 applications' networks on one node, then one more application deploys and runs
+  (the engine's default pools hold about 30 bridge networks);
+- a subnet that overlaps a network already on the host is a permanent failure, reported with
+  ``FAILURE_REASON_NETWORK``, which the deploy verdict turns into a failed deploy (exit 8)
+  with the engine's message.
+
+Everything made here carries this module's cluster label and is removed at the end, even when
+a test fails. The range is inside 100.64.0.0/10 (shared address space), away from the default
+cluster ranges in 10.0.0.0/8 that other test clusters on this daemon use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from ccs.deploy_verdict import Snapshot, assess
+from ccs.errors import DeployFailed
+from ccs.v1 import resources_pb2 as pb
+from controlplane.ipam import DEFAULT_NETWORK, SubnetPool, block_prefix
+from controlplane.store import keys
+from controlplane.store.etcd import Etcd
+from nodeagent import status
+from nodeagent.runtime import naming
+from nodeagent.runtime.docker_engine import DockerRuntime
+from nodeagent.runtime.types import NetworkFailed, RuntimeFailure
+
+from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+
+pytestmark = [pytest.mark.docker]
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = f"sn{uuid.uuid4().hex[:8]}"
+POD_RANGE = ipaddress.IPv4Network("100.100.0.0/16")
+APPS = 1000
+CONCURRENCY = 4  # the machine has 2 cores shared with others
+WAIT = 60.0
+
+
+def _remove_everything(client: docker.DockerClient) -> None:
+    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}"]}
+    for c in client.api.containers(all=True, filters=selector):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(c["Id"], force=True, v=True)
+    for n in client.api.networks(filters=selector):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.api.remove_network(n["Id"])
+    for n in client.api.networks(names=[f"{CLUSTER}-squatter"]):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.api.remove_network(n["Id"])
+
+
+@pytest.fixture(scope="module")
+def clean_engine(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:  # noqa: F811
+    _remove_everything(docker_client)
+    try:
+        yield docker_client
+    finally:
+        _remove_everything(docker_client)
+
+
+@pytest.fixture
+async def rt(clean_engine: docker.DockerClient, test_image: TestImages) -> AsyncIterator[DockerRuntime]:  # noqa: F811
+    runtime = DockerRuntime(bind_address="127.0.0.1", cluster=CLUSTER)
+    try:
+        yield runtime
+    finally:
+        await runtime.aclose()
+
+
+def assignment(app: str, image: str, subnet: str, *, command: tuple[str, ...] = ()) -> pb.Container:
+    """A container placed on this node with its app network's block, as the pass writes it."""
+    c = pb.Container(
+        meta=pb.Meta(id=uuid.uuid4().hex, name="web-1"), cluster=CLUSTER, application=app, service="web",
+        node="node-1", slot=1, spec_generation=1, desired_state=pb.DESIRED_STATE_RUNNING,
+    )
+    c.spec.CopyFrom(pb.ServiceSpec(image=image, command=list(command)))
+    c.subnets[DEFAULT_NETWORK] = subnet
+    return c
+
+
+def network_subnet(client: docker.DockerClient, app: str) -> str:
+    attrs = client.api.inspect_network(naming.network_name(CLUSTER, app))
+    return str(attrs["IPAM"]["Config"][0]["Subnet"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+async def test_a_thousand_app_networks_on_one_node_then_one_more_app_runs(
+    rt: DockerRuntime,
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    pool = SubnetPool(POD_RANGE)
+    apps = [f"app{i:04d}" for i in range(APPS)]
+    subnets = {app: str(pool.allocate(block_prefix(1))) for app in apps}
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def prepare(app: str) -> None:
+        async with sem:
+            await rt.prepare(assignment(app, test_image.busybox, subnets[app]))
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(prepare(app) for app in apps))
+    took = time.monotonic() - t0
+    print(f"\n{APPS} app networks created through DockerRuntime.prepare in {took:.1f} s "
+          f"({took / APPS * 1000:.0f} ms each, {CONCURRENCY} at a time)")
+
+    ours = clean_engine.api.networks(filters={"label": [f"{naming.CLUSTER}={CLUSTER}"]})
+    assert len(ours) == APPS
+    for app in (apps[0], apps[APPS // 2], apps[-1]):
+        assert network_subnet(clean_engine, app) == subnets[app]
+
+    # One more application: its network, then its container, running on its block.
+    extra = assignment("extra", test_image.busybox, str(pool.allocate(block_prefix(1))),
+                       command=("sleep", "3600"))
+    await rt.prepare(extra)
+    docker_id = await rt.create(extra)
+    await rt.start(docker_id)
+    deadline = time.monotonic() + WAIT
+    observed = await rt.inspect(docker_id)
+    while observed is not None and observed.state != pb.CONTAINER_STATE_RUNNING and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        observed = await rt.inspect(docker_id)
+    assert observed is not None and observed.state == pb.CONTAINER_STATE_RUNNING
+    address = ipaddress.IPv4Address(observed.networks[naming.network_name(CLUSTER, "extra")])
+    assert address in ipaddress.IPv4Network(extra.subnets[DEFAULT_NETWORK])
+
+    t0 = time.monotonic()
+    await rt.remove(docker_id, volumes=True)
+
+    async def remove(app: str) -> None:
+        async with sem:
+            await rt.remove_app_resources(CLUSTER, app, volumes=True)
+
+    await asyncio.gather(*(remove(app) for app in [*apps, "extra"]))
+    print(f"removed them in {time.monotonic() - t0:.1f} s")
+    assert not clean_engine.api.networks(filters={"label": [f"{naming.CLUSTER}={CLUSTER}"]})
+
+
+async def test_an_overlapping_subnet_fails_the_deploy_with_the_engines_reason(
+    rt: DockerRuntime,
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    block = next(POD_RANGE.subnets(new_prefix=block_prefix(1)))
+    # Something else on the host already uses addresses of the block (made deterministic here:
+    # a network outside ccs on the enclosing /24).
+    clean_engine.api.create_network(
+        f"{CLUSTER}-squatter", driver="bridge",
+        ipam={"Driver": "default", "Config": [{"Subnet": str(block.supernet(new_prefix=24))}]},
+    )
+    c = assignment("overlap", test_image.busybox, str(block))
+    with pytest.raises(NetworkFailed) as failure:
+        await rt.prepare(c)
+    err: RuntimeFailure = failure.value
+    assert err.permanent
+    assert "overlaps" in err.reason
+
+    # What the agent reports for it (executor._fail_or_raise), and the verdict on it.
+    st = status.build_status(c, None, state=pb.CONTAINER_STATE_FAILED, message=err.reason, node="node-1",
+                             address="127.0.0.1", now=time.time())
+    st.failure_reason = err.failure_reason  # type: ignore[assignment]
+    assert st.failure_reason == pb.FAILURE_REASON_NETWORK
+    c.status.CopyFrom(st)
+    svc = pb.Service(cluster=CLUSTER, application="overlap", generation=1,
+                     spec=pb.ServiceSpec(image=test_image.busybox, replicas=1),
+                     status=pb.ServiceStatus(desired=1))
+    svc.meta.name = "web"
+    app = pb.Application(cluster=CLUSTER)
+    app.meta.name = "overlap"
+    snapshot = Snapshot(app=app, services={"web": svc}, containers={("web", c.meta.name): c}, nodes={})
+    verdict = assess(snapshot, now=time.time(), unplaced_since={}, grace=5.0)
+    assert isinstance(verdict.failure, DeployFailed)
+    assert verdict.failure.reason == err.reason
+
+
+async def test_a_block_handed_out_again_replaces_the_stale_bridge_that_still_holds_it(
+    rt: DockerRuntime,
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """The control plane freed the block of an app that left this node, and gave it to another,
+    before the agent removed the old bridge: the new network replaces the stale one. A stale
+    bridge that still has a container is left alone (and the create fails as before)."""
+    block = str(list(POD_RANGE.subnets(new_prefix=block_prefix(1)))[40])  # clear of the squatter's /24
+    await rt.prepare(assignment("left", test_image.busybox, block))  # its bridge, now stale
+    await rt.prepare(assignment("arrived", test_image.busybox, block))
+    assert network_subnet(clean_engine, "arrived") == block
+    assert not clean_engine.api.networks(names=[naming.network_name(CLUSTER, "left")])
+
+    busy = str(list(POD_RANGE.subnets(new_prefix=block_prefix(1)))[41])
+    holder = assignment("holder", test_image.busybox, busy, command=("sleep", "3600"))
+    await rt.prepare(holder)
+    docker_id = await rt.create(holder)
+    try:
+        with pytest.raises(NetworkFailed, match="overlaps"):
+            await rt.prepare(assignment("blocked", test_image.busybox, busy))
+        assert network_subnet(clean_engine, "holder") == busy
+    finally:
+        await rt.remove(docker_id, volumes=True)
+
+
+# ------------------------------------------------------------------ through server and agent
+
+
+def _cli(server: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
+    )
+
+
+def _ok(server: Any, *args: str) -> str:
+    res = _cli(server, *args)
+    assert res.returncode == 0, (args, res.stdout, res.stderr)
+    return res.stdout
+
+
+async def _subnet_keys(etcd_url: str, cluster: str) -> dict[str, str]:
+    etcd = Etcd([etcd_url])
+    await etcd.connect()
+    try:
+        res = await etcd.range(keys.subnets(cluster))
+        return {kv.key: pb.SubnetAllocation.FromString(kv.value).subnet for kv in res.kvs}
+    finally:
+        await etcd.close()
+
+
+@pytest.mark.etcd
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_deploy_through_the_server_and_agent(
+    ccs_server: Any, clean_engine: docker.DockerClient, test_image: TestImages, tmp_path: Path,  # noqa: F811
+) -> None:
+    """The pass gives the app its block, the agent builds the network on it, `app rm` frees it;
+    a block the host cannot have ends `ccs app deploy --wait` with exit 8 and the engine's words."""
+    cluster, node, pod_range = CLUSTER, f"{CLUSTER}-node", ipaddress.IPv4Network("100.101.0.0/16")
+    _ok(ccs_server, "cluster", "create", cluster, "--pod-cidr", str(pod_range))
+    token = _ok(ccs_server, "cluster", "join-token", cluster).strip()
+    first = next(pod_range.subnets(new_prefix=block_prefix(1)))
+    clean_engine.api.create_network(  # squats on the first block the allocator hands out
+        f"{CLUSTER}-squatter", driver="bridge",
+        ipam={"Driver": "default", "Config": [{"Subnet": str(first)}]},
+    )
+    log = (tmp_path / "agent.log").open("wb")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "nodeagent.main", "--server", ccs_server.address, "--join-token", token,
+         "--name", node, "--address", "127.0.0.1", "--state-dir", str(tmp_path / "agent"), "--no-router",
+         "--log-format", "json"],
+        stdout=log, stderr=log, cwd=ROOT,
+    )
+    try:
+        compose = tmp_path / "app" / "compose.yaml"
+        compose.parent.mkdir()
+        compose.write_text(f'services:\n  web:\n    image: {test_image.busybox}\n    command: ["sleep", "3600"]\n')
+        bad = _cli(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "squatted",
+                   "--wait", "--timeout", "90s")
+        assert bad.returncode == 8, (bad.stdout, bad.stderr)
+        assert "Pool overlaps with other one on this address space" in bad.stderr.splitlines()[-1]
+        subnets = await _subnet_keys(ccs_server.etcd_url, cluster)
+        assert subnets == {keys.subnet(cluster, node, "squatted", DEFAULT_NETWORK): str(first)}
+
+        _ok(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "good",
+            "--wait", "--timeout", "90s")
+        good_key = keys.subnet(cluster, node, "good", DEFAULT_NETWORK)
+        subnets = await _subnet_keys(ccs_server.etcd_url, cluster)
+        second = ipaddress.IPv4Network(subnets[good_key])
+        assert second != first and second.subnet_of(pod_range)
+        assert network_subnet(clean_engine, "good") == str(second)
+        (record,) = json.loads(_ok(ccs_server, "container", "ls", "-c", cluster, "-a", "good", "-o", "json"))
+        assert record["subnets"] == {DEFAULT_NETWORK: str(second)}
+
+        _ok(ccs_server, "app", "rm", "-c", cluster, "good")
+        deadline = time.monotonic() + WAIT
+        while good_key in await _subnet_keys(ccs_server.etcd_url, cluster):
+            assert time.monotonic() < deadline, "the block of a removed application was never freed"
+            await asyncio.sleep(0.2)
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        log.close()
+        _cli(ccs_server, "cluster", "rm", cluster, "--force")
+
+
+@pytest.mark.etcd
+def test_cluster_ranges_are_distinct_validated_and_freed_with_the_cluster(ccs_server: Any) -> None:
+    names = [f"{CLUSTER}-r{i}" for i in range(5)]
+    try:
+        first = json.loads(_ok(ccs_server, "cluster", "create", names[0], "-o", "json"))["pod_cidr"]
+        second = json.loads(_ok(ccs_server, "cluster", "create", names[1], "-o", "json"))["pod_cidr"]
+        assert first != second
+        for cidr in (first, second):
+            net = ipaddress.IPv4Network(cidr)
+            assert net.prefixlen == 12 and net.subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
+
+        taken = _cli(ccs_server, "cluster", "create", names[2], "--pod-cidr", first)
+        assert taken.returncode == 4, taken.stderr
+        assert taken.stderr.strip() == f"error: pod_cidr: {first} overlaps {first}, the range of another cluster"
+        public = _cli(ccs_server, "cluster", "create", names[2], "--pod-cidr", "8.8.0.0/16")
+        assert public.returncode == 4 and "pod_cidr: must lie inside a private range" in public.stderr
+        assert _cli(ccs_server, "cluster", "get", names[2]).returncode == 3  # nothing half written
+
+        _ok(ccs_server, "cluster", "rm", names[0])
+        again = json.loads(_ok(ccs_server, "cluster", "create", names[3], "--pod-cidr", first, "-o", "json"))
+        assert again["pod_cidr"] == first
+    finally:
+        for name in names:
+            _cli(ccs_server, "cluster", "rm", name, "--force")

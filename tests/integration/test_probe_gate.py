@@ -1,0 +1,213 @@
+"""A service gated on an ``aliyun.probe`` probe, end to end: real etcd and ``ccs-server``, one real
+``ccs-agent`` on the local Docker Engine with its HAProxy router.
+
+``web`` carries ``aliyun.probe.cmd: test -f /tmp/ready`` and a route; ``worker`` depends on it
+with ``condition: service_healthy``. The probe's outcome is the test's to choose: the file does
+not exist until the test creates it with ``docker exec``, so there is no race to win.
+
+- Before: the agent has run the probe and it failed (``web`` is reported UNHEALTHY, "probe failed
+  3 times"). At that moment ``worker`` has no container, its status says it waits for ``web``,
+  route's only backend, ``web``, has weight 0, and the node's router answers 503 for the domain
+  (it knows the route and has no server in rotation) — never ``web``'s answer.
+- After the file exists: ``web`` is HEALTHY, ``worker`` runs, ``web`` gets a weight in the route,
+  and the router answers ``v1`` from ``web``.
+
+Why one host and not the 3-host testbed: the gate is the agent's probe verdict and the control
+plane's readiness rule; one node shows both, and this module needs no testbed lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import pytest
+
+from ccs.v1 import api_pb2, api_pb2_grpc
+from ccs.v1 import resources_pb2 as pb
+from tests.conftest import ServerProc, free_port
+from tests.integration.grpc_helpers import Stubs, stubs
+
+from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+
+pytestmark = [
+    pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed"),
+]
+
+T = TypeVar("T")
+AGENT = str(Path(sys.executable).parent / "ccs-agent")
+IDLE = """["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]"""
+
+
+@dataclass
+class Node:
+    server: ServerProc
+    cluster: str
+    name: str
+    router_port: int
+    agent: subprocess.Popen[bytes]
+    log: Path
+
+    def api(self, fn: Callable[[Stubs], Awaitable[T]]) -> T:
+        async def main() -> T:
+            s = stubs(self.server.address, self.server.token)
+            try:
+                return await fn(s)
+            finally:
+                await s.channel.close()
+
+        return asyncio.run(main())
+
+    def containers(self, app: str, service: str) -> list[pb.Container]:
+        resp = self.api(lambda s: s.containers.ListContainers(api_pb2.ListContainersRequest(
+            cluster=self.cluster, application=app, service=service), metadata=s.metadata, timeout=10))
+        return list(resp.containers)
+
+    def service(self, app: str, service: str) -> pb.Service:
+        svc: pb.Service = self.api(lambda s: s.services.GetService(api_pb2.GetServiceRequest(
+            cluster=self.cluster, application=app, name=service), metadata=s.metadata, timeout=10))
+        return svc
+
+    def routes(self, domain: str) -> list[pb.RouteEntry]:
+        async def call(s: Stubs) -> pb.RoutingTable:
+            table: pb.RoutingTable = await api_pb2_grpc.RouteServiceStub(s.channel).ListRoutes(
+                api_pb2.ListRoutesRequest(cluster=self.cluster), metadata=s.metadata, timeout=10)
+            return table
+
+        return [r for r in self.api(call).routes if r.domain == domain]
+
+    def get(self, domain: str) -> tuple[int, str]:
+        """GET / through this node's router with ``Host: domain``."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.router_port, timeout=10)
+        try:
+            conn.request("GET", "/", headers={"Host": domain})
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode(errors="replace").strip()
+        finally:
+            conn.close()
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+
+
+def wait_for(what: str, probe: Callable[[], T], timeout: float = 90.0) -> T:
+    """Poll until ``probe`` returns something truthy (a bounded wait, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+            last = value
+        except Exception as exc:  # e.g. the router not listening yet
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def node(ccs_server: ServerProc, unique: str, tmp_path: Path,
+         test_image: TestImages) -> Iterator[Node]:  # noqa: F811
+    async def create(s: Stubs) -> str:
+        await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=unique), metadata=s.metadata)
+        resp = await s.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=unique), metadata=s.metadata)
+        return str(resp.token)
+
+    router_port = free_port()
+    log_path = tmp_path / "agent.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    probe_node = Node(ccs_server, unique, f"{unique}-n1", router_port, None, log_path)  # type: ignore[arg-type]
+    token = probe_node.api(create)
+    probe_node.agent = subprocess.Popen(
+        [AGENT, "--server", ccs_server.address, "--join-token", token, "--name", probe_node.name,
+         "--state-dir", str(tmp_path / "agent"), "--address", "127.0.0.1",
+         "--router-port", str(router_port), "--log-format", "json"], stdout=log, stderr=log)
+    log.close()
+    engine = docker.from_env()
+    try:
+        wait_for("the node READY", lambda: probe_node.api(lambda s: s.nodes.GetNode(
+            api_pb2.GetNodeRequest(cluster=unique, name=probe_node.name), metadata=s.metadata,
+            timeout=10)).status.state == pb.NODE_STATE_READY)
+        yield probe_node
+    finally:
+        if probe_node.agent.poll() is None:
+            probe_node.agent.send_signal(signal.SIGTERM)
+            probe_node.agent.wait(30)
+        for c in engine.containers.list(all=True, filters={"label": f"ccs.cluster={unique}"}):
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+        for n in engine.networks.list(filters={"label": f"ccs.cluster={unique}"}):
+            with contextlib.suppress(docker.errors.APIError):
+                n.remove()
+        engine.close()
+
+
+def state(c: pb.Container) -> str:
+    return pb.ContainerState.Name(c.status.state)
+
+
+def test_a_service_is_not_ready_routed_or_depended_on_until_its_aliyun_probe_passes(
+    node: Node, docker_client: docker.DockerClient,  # noqa: F811
+) -> None:
+    app, domain = "gated", f"{node.cluster}.gate.local"
+    template = f"""
+services:
+  web:
+    image: local/webapp:v1
+    ports: ["8080"]
+    labels:
+      aliyun.probe.cmd: test -f /tmp/ready
+      aliyun.routing.port_8080: {domain}
+  worker:
+    image: local/busybox:1
+    command: {IDLE}
+    depends_on:
+      web: {{condition: service_healthy}}
+"""
+    node.api(lambda s: s.apps.CreateApplication(api_pb2.CreateApplicationRequest(
+        cluster=node.cluster, name=app, template=template), metadata=s.metadata, timeout=30))
+
+    # Before: the probe has run and failed three times, as it must while /tmp/ready is absent.
+    (web,) = wait_for("web reported UNHEALTHY by its probe", lambda: [
+        c for c in node.containers(app, "web")
+        if c.status.state == pb.CONTAINER_STATE_UNHEALTHY and "probe failed 3 times" in c.status.message])
+    assert "command exited 1" in web.status.message, web.status.message
+    assert node.containers(app, "worker") == [], "worker started before web's probe passed"
+    worker_status = node.service(app, "worker").status
+    assert "waiting for web to be healthy (0/1 healthy)" in worker_status.message, worker_status
+    (route,) = node.routes(domain)
+    # Configured with weight 0 (a health flip is then a weight change, not a router reload).
+    assert [(b.container, b.weight) for b in route.backends] == [(web.meta.id, 0)], route
+
+    def routed_answer() -> tuple[int, str] | None:
+        """The router's answer once it knows the route (404 until then: an unknown host)."""
+        answer = node.get(domain)
+        return answer if answer[0] != 404 else None
+
+    answer = wait_for("the router to know the route", routed_answer)
+    assert answer is not None and answer[0] == 503 and answer[1] != "v1", (answer, node.log_tail())
+
+    # The probe's condition comes true.
+    result = docker_client.containers.get(web.status.docker_id).exec_run(["touch", "/tmp/ready"])
+    assert result.exit_code == 0, result.output
+
+    wait_for("web HEALTHY", lambda: [state(c) for c in node.containers(app, "web")] == ["CONTAINER_STATE_HEALTHY"])
+    wait_for("worker running", lambda: [state(c) for c in node.containers(app, "worker")]
+             == ["CONTAINER_STATE_RUNNING"])
+    wait_for("web in rotation", lambda: [(b.container, b.weight > 0) for r in node.routes(domain)
+                                          for b in r.backends] == [(web.meta.id, True)])
+    assert wait_for("the router to send web's answer", lambda: node.get(domain) == (200, "v1"))
