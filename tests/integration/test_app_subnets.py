@@ -42,6 +42,7 @@ from nodeagent import status
 from nodeagent.runtime import naming
 from nodeagent.runtime.docker_engine import DockerRuntime
 from nodeagent.runtime.types import NetworkFailed, RuntimeFailure
+from tests.conftest import start_etcd, start_server
 
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 from .private_engine import private_engine
@@ -318,8 +319,23 @@ async def test_deploy_through_the_server_and_agent(
         _cli(ccs_server, "cluster", "rm", cluster, "--force")
 
 
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[Any]:
+    """A server on an etcd of its own: which default ranges are free depends on every cluster
+    the server holds, so the session server (with other tests' clusters, and past 16 clusters
+    the defaults repeat) cannot show the rules deterministically."""
+    store = start_etcd(tmp_path)
+    srv = start_server(tmp_path / "state", store.url, tmp_path / "config.yaml")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        store.stop()
+
+
 @pytest.mark.etcd
-def test_cluster_ranges_are_distinct_validated_and_freed_with_the_cluster(ccs_server: Any) -> None:
+def test_cluster_ranges_are_distinct_validated_and_freed_with_the_cluster(fresh_server: Any) -> None:
+    ccs_server = fresh_server
     names = [f"{CLUSTER}-r{i}" for i in range(5)]
     try:
         first = json.loads(_ok(ccs_server, "cluster", "create", names[0], "-o", "json"))["pod_cidr"]
