@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccs.container_states import RUNNING_STATES, TERMINAL_STATES
 from ccs.durations import format_duration
 from ccs.errors import DeployFailed, WaitTimeout
 from ccs.v1 import api_pb2
@@ -66,10 +67,8 @@ def _int(text: str) -> int:
         return 0
 
 S = pb.ContainerState
-_TERMINAL = frozenset({S.CONTAINER_STATE_EXITED, S.CONTAINER_STATE_FAILED,
-                       S.CONTAINER_STATE_STOPPED, S.CONTAINER_STATE_REMOVED})
-_RUNNING = frozenset({S.CONTAINER_STATE_RUNNING, S.CONTAINER_STATE_HEALTHY,
-                      S.CONTAINER_STATE_UNHEALTHY})
+_TERMINAL = TERMINAL_STATES
+_RUNNING = RUNNING_STATES
 ProgressCallback = Callable[["Progress"], Any]
 
 

@@ -1,7 +1,7 @@
 """Helpers shared by the API servicers.
 
-- The request limits (``MAX_TEMPLATE_BYTES``, ``MAX_REPLICAS``): bad input is refused with the
-  field named before anything is written.
+- The request limits (``MAX_REPLICAS``; the template's size limit is compose's
+  ``MAX_TEMPLATE_BYTES``): bad input is refused with the field named before anything is written.
 - ``read_modify_write``: retry a write that met a concurrent change, unless the request named
   the ``resource_version`` it wants (then the conflict is the answer).
 - ``CacheReader``: single-object gets from the informer cache, with read-your-writes.
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from controlplane.informer import ClusterState, Informer
     from controlplane.store.etcd import Etcd
 
-MAX_TEMPLATE_BYTES = 1024 * 1024
 MAX_REPLICAS = 1000
 
 

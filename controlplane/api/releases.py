@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import grpc
 
+from ccs.models import phase_name
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import read_modify_write
@@ -22,12 +23,6 @@ from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
 from controlplane.store.txn import Txn
-
-PHASES = {v: k.removeprefix("RELEASE_PHASE_").lower().replace("_", "-") for k, v in pb.ReleasePhase.items()}
-
-
-def phase_name(phase: int) -> str:
-    return PHASES.get(phase, "unknown")
 
 
 @map_errors

@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
-from controlplane.api.common import MAX_REPLICAS, MAX_TEMPLATE_BYTES
-from controlplane.compose import ParseBudget, ParsedTemplate, parse_template
+from controlplane.api.common import MAX_REPLICAS
+from controlplane.compose import MAX_TEMPLATE_BYTES, ParseBudget, ParsedTemplate, parse_template
 from controlplane.grpc_errors import InvalidArgument
 
 log = structlog.get_logger("ccs.api")

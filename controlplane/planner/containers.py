@@ -11,6 +11,7 @@ from typing import Final, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ccs.container_states import TERMINAL_STATES
 from ccs.v1 import resources_pb2 as pb
 
 from .errors import PlanError
@@ -29,13 +30,6 @@ OUTCOME_COMPLETED: Final[Literal["completed"]] = "completed"
 OUTCOME_FAILED: Final[Literal["failed"]] = "failed"
 
 S = pb.ContainerState
-TERMINAL_STATES = frozenset(
-    {S.CONTAINER_STATE_EXITED, S.CONTAINER_STATE_FAILED, S.CONTAINER_STATE_STOPPED,
-     S.CONTAINER_STATE_REMOVED}
-)
-RUNNING_STATES = frozenset(
-    {S.CONTAINER_STATE_RUNNING, S.CONTAINER_STATE_HEALTHY, S.CONTAINER_STATE_UNHEALTHY}
-)
 
 
 def timestamp(ts: Timestamp) -> datetime | None:

@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ccs.container_states import RUNNING_STATES
 from ccs.v1 import resources_pb2 as pb
 
 from . import restart
@@ -48,7 +49,6 @@ from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, Set
 from .containers import (
     LABEL_OUTCOME_MESSAGE,
     OUTCOME_FAILED,
-    RUNNING_STATES,
     desired,
     is_dead,
     is_gone,

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ccs.container_states import RUNNING_STATES
 from ccs.v1 import resources_pb2 as pb
 
-from .containers import RUNNING_STATES, is_gone, is_live, is_ready
+from .containers import is_gone, is_live, is_ready
 from .errors import PlanError
 
 CONDITION_STARTED = "service_started"

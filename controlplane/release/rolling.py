@@ -46,8 +46,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ccs.container_states import TERMINAL_STATES
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner.containers import TERMINAL_STATES, describe_exit, is_ready, timestamp
+from controlplane.planner.containers import describe_exit, is_ready, timestamp
 
 from .config import RollingConfig, rolling_config
 from .context import Context, deadline_for

@@ -22,8 +22,9 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from ccs.container_states import RUNNING_STATES
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner.containers import RUNNING_STATES, desired, is_ready
+from controlplane.planner.containers import desired, is_ready
 from controlplane.release.model import GROUP_STABLE, is_ab, is_new, new_group, splits_traffic
 
 from .weights import FULL, weights
