@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import math
 import platform
 import time
@@ -30,9 +29,10 @@ from docker.utils import parse_repository_tag
 from ccs.v1 import resources_pb2
 
 from . import naming
+from .docker_networks import AppNetworks, status_code
 from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
-from .translate import create_request, network_ipam
+from .translate import create_request
 from .types import (
     ContainerNotFound,
     EngineUnavailable,
@@ -41,7 +41,6 @@ from .types import (
     HostInfo,
     ImageNotFound,
     InvalidSpec,
-    NetworkFailed,
     NotFound,
     Observed,
     PullCallback,
@@ -71,30 +70,6 @@ def engine_error(exc: BaseException, doing: str) -> BaseException:
     if isinstance(exc, OSError | docker.errors.DockerException):  # requests errors are OSErrors
         return EngineUnavailable(f"{doing}: engine unreachable: {exc}")
     return exc
-
-
-#: How the engine words a network it cannot make: no free default pool, or a subnet that
-#: overlaps one in use. The engine gives only text; this is the one place that reads it.
-_POOL_ERRORS = ("address pool", "overlaps", "no available")
-
-
-def network_error(exc: RuntimeFailure) -> RuntimeFailure:
-    """A failed network create: permanent (NetworkFailed) when the engine refused the request
-    itself (a 4xx, or its pool wording), transient when it was unavailable."""
-    cause = exc.__cause__
-    refused = isinstance(cause, docker.errors.APIError) and 400 <= _status(cause) < 500
-    if refused or any(text in exc.reason.lower() for text in _POOL_ERRORS):
-        return NetworkFailed(exc.reason)
-    return exc
-
-
-def _subnets(network: dict[str, Any]) -> list[str]:
-    """The IPv4 subnets of a network as the engine lists it."""
-    return [str(c.get("Subnet")) for c in ((network.get("IPAM") or {}).get("Config") or ()) if c.get("Subnet")]
-
-
-def _status(exc: docker.errors.APIError) -> int:
-    return int(exc.status_code or 0)
 
 
 def _close_stream(stream: Any) -> None:
@@ -136,6 +111,7 @@ class DockerRuntime:
             self._selector.append(f"{naming.CLUSTER}={cluster}")
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="ccs-docker")
         self._locks: dict[str, asyncio.Lock] = {}
+        self._networks = AppNetworks(self._api, self._call, self._lock)
 
     async def _call(self, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -153,7 +129,7 @@ class DockerRuntime:
         """Image (pulled when missing or when spec.always_pull), app network, named volumes."""
         request = create_request(c, bind_address=self._bind_address)  # validates the spec first
         await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
-        await self._ensure_network(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
+        await self._networks.ensure(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
         for volume in request.volumes:
             await self._call(
                 f"create volume {volume.name}",
@@ -194,81 +170,6 @@ class DockerRuntime:
             return f"pull failed: {exc.explanation or exc}"
         return ""
 
-    async def _ensure_network(self, name: str, labels: dict[str, str], subnet: str = "") -> None:
-        """Create the app network with the control plane's `subnet` unless it exists.
-
-        An existing network with another subnet (made before the control plane allocated
-        one, or from a block since freed) is replaced while no container uses it, and kept
-        otherwise: moving running containers to a new network would cut their connections.
-        """
-        async with self._lock(f"network:{name}"):
-            found = await self._call("list networks", self._api.networks, names=[name])
-            for net in found:
-                if net.get("Name") != name:  # the name filter matches substrings
-                    continue
-                if not subnet or subnet in _subnets(net) or not await self._unused_network(net["Id"]):
-                    return
-                await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
-            for retry in (True, False):
-                try:
-                    await self._call(
-                        f"create network {name}",
-                        self._api.create_network,
-                        name,
-                        driver="bridge",
-                        labels=labels,
-                        check_duplicate=True,
-                        ipam=network_ipam(subnet),
-                    )
-                    return
-                except RuntimeFailure as exc:
-                    if "already exists" in exc.reason:  # another agent process won the race
-                        return
-                    if retry and subnet and "overlaps" in exc.reason and await self._remove_stale(subnet, labels):
-                        continue
-                    err = network_error(exc)
-                    if err is exc:
-                        raise
-                    raise err from exc.__cause__
-
-    async def _remove_stale(self, subnet: str, labels: dict[str, str]) -> bool:
-        """Remove this cluster's app networks that overlap `subnet` and have no container left.
-
-        The control plane frees a block once the app's last container on the node is gone and
-        may hand it out again while the agent has not yet removed the old bridge (the removal
-        runs after the containers'). Such a bridge is garbage: no container uses it and the app
-        no longer owns the block. Returns whether one was removed (then the create is retried).
-        """
-        want = ipaddress.IPv4Network(subnet)
-        selector = [f"{naming.MANAGED}=true", f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}"]
-        removed = False
-        for net in await self._call("list networks", self._api.networks, filters={"label": selector}):
-            overlapping = False
-            for text in _subnets(net):
-                with contextlib.suppress(ValueError):
-                    overlapping = overlapping or ipaddress.IPv4Network(text).overlaps(want)
-            if overlapping and await self._unused_network(net["Id"]):
-                with contextlib.suppress(NotFound):
-                    await self._call(f"remove network {net.get('Name')}", self._api.remove_network, net["Id"])
-                removed = True
-        return removed
-
-    async def _unused_network(self, network_id: str) -> bool:
-        """No container, in any state, uses the network: none is attached, and none of its app
-        exists (a created or exited container joins its network only when it starts, so the
-        network's own list of containers does not show it)."""
-        try:
-            attrs = await self._call("inspect network", self._api.inspect_network, network_id)
-        except NotFound:
-            return True
-        if attrs.get("Containers"):
-            return False
-        labels = attrs.get("Labels") or {}
-        if naming.APP not in labels:
-            return False  # not an app network made by ccs: never ours to remove
-        selector = [f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}", f"{naming.APP}={labels[naming.APP]}"]
-        return not await self._call("list containers", self._api.containers, all=True, filters={"label": selector})
-
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container; idempotent per ccs container id (returns the existing one)."""
         request = create_request(c, bind_address=self._bind_address)
@@ -285,11 +186,11 @@ class DockerRuntime:
             raise
         except RuntimeFailure as exc:
             cause = exc.__cause__
-            if isinstance(cause, docker.errors.APIError) and _status(cause) == 409:
+            if isinstance(cause, docker.errors.APIError) and status_code(cause) == 409:
                 existing = await self.inspect(request.name)
                 if existing is not None and existing.container_id == c.meta.id:
                     return existing.docker_id
-            if isinstance(cause, docker.errors.APIError) and _status(cause) == 400:
+            if isinstance(cause, docker.errors.APIError) and status_code(cause) == 400:
                 raise InvalidSpec("spec", str(cause.explanation or cause)) from exc
             raise
         return str(result["Id"])
@@ -432,16 +333,7 @@ class DockerRuntime:
 
         Raises ResourceBusy while containers still use them: remove those first.
         """
-        network = naming.network_name(cluster, app)
-        for net in await self._call("list networks", self._api.networks, names=[network]):
-            if net.get("Name") != network:
-                continue
-            try:
-                await self._call(f"remove network {network}", self._api.remove_network, net["Id"])
-            except NotFound:
-                pass
-            except RuntimeFailure as exc:
-                raise ResourceBusy(exc.reason) from exc
+        await self._networks.remove(naming.network_name(cluster, app))
         selector = [f"{naming.CLUSTER}={cluster}", f"{naming.APP}={app}"]
         listing = await self._call("list volumes", self._api.volumes, filters={"label": selector})
         for vol in listing.get("Volumes") or ():

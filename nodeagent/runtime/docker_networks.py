@@ -1,0 +1,147 @@
+"""The application bridge networks of one Docker Engine: made on the control plane's subnet,
+replaced when stale, removed with their application.
+
+Why a module of its own: a network is the one engine object whose life is tied to an
+application rather than to a container, with rules of its own (a block the control plane
+handed out again, a bridge still in use, the engine's wording of a refused pool); the
+container lifecycle in docker_engine.py calls it through `AppNetworks`. It shares the
+runtime's thread pool and locks (`call`, `lock`), so every docker error is still mapped in
+one place (docker_engine.engine_error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import docker
+import docker.errors
+
+from . import naming
+from .translate import network_ipam
+from .types import NetworkFailed, NotFound, ResourceBusy, RuntimeFailure
+
+Call = Callable[..., Awaitable[Any]]  # (doing, fn, *args, **kwargs) -> fn's result, errors mapped
+
+
+def status_code(exc: docker.errors.APIError) -> int:
+    return int(exc.status_code or 0)
+
+
+#: How the engine words a network it cannot make: no free default pool, or a subnet that
+#: overlaps one in use. The engine gives only text; this is the one place that reads it.
+_POOL_ERRORS = ("address pool", "overlaps", "no available")
+
+
+def network_error(exc: RuntimeFailure) -> RuntimeFailure:
+    """A failed network create: permanent (NetworkFailed) when the engine refused the request
+    itself (a 4xx, or its pool wording), transient when it was unavailable."""
+    cause = exc.__cause__
+    refused = isinstance(cause, docker.errors.APIError) and 400 <= status_code(cause) < 500
+    if refused or any(text in exc.reason.lower() for text in _POOL_ERRORS):
+        return NetworkFailed(exc.reason)
+    return exc
+
+
+def _subnets(network: dict[str, Any]) -> list[str]:
+    """The IPv4 subnets of a network as the engine lists it."""
+    return [str(c.get("Subnet")) for c in ((network.get("IPAM") or {}).get("Config") or ()) if c.get("Subnet")]
+
+
+class AppNetworks:
+    """Ensure and remove application networks on one engine."""
+
+    def __init__(self, api: docker.APIClient, call: Call, lock: Callable[[str], asyncio.Lock]) -> None:
+        self._api = api
+        self._call = call
+        self._lock = lock
+
+    async def ensure(self, name: str, labels: dict[str, str], subnet: str = "") -> None:
+        """Create the app network with the control plane's `subnet` unless it exists.
+
+        An existing network with another subnet (made before the control plane allocated
+        one, or from a block since freed) is replaced while no container uses it, and kept
+        otherwise: moving running containers to a new network would cut their connections.
+        """
+        async with self._lock(f"network:{name}"):
+            found = await self._call("list networks", self._api.networks, names=[name])
+            for net in found:
+                if net.get("Name") != name:  # the name filter matches substrings
+                    continue
+                if not subnet or subnet in _subnets(net) or not await self._unused(net["Id"]):
+                    return
+                await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
+            for retry in (True, False):
+                try:
+                    await self._call(
+                        f"create network {name}",
+                        self._api.create_network,
+                        name,
+                        driver="bridge",
+                        labels=labels,
+                        check_duplicate=True,
+                        ipam=network_ipam(subnet),
+                    )
+                    return
+                except RuntimeFailure as exc:
+                    if "already exists" in exc.reason:  # another agent process won the race
+                        return
+                    if retry and subnet and "overlaps" in exc.reason and await self._remove_stale(subnet, labels):
+                        continue
+                    err = network_error(exc)
+                    if err is exc:
+                        raise
+                    raise err from exc.__cause__
+
+    async def _remove_stale(self, subnet: str, labels: dict[str, str]) -> bool:
+        """Remove this cluster's app networks that overlap `subnet` and have no container left.
+
+        The control plane frees a block once the app's last container on the node is gone and
+        may hand it out again while the agent has not yet removed the old bridge (the removal
+        runs after the containers'). Such a bridge is garbage: no container uses it and the app
+        no longer owns the block. Returns whether one was removed (then the create is retried).
+        """
+        want = ipaddress.IPv4Network(subnet)
+        selector = [f"{naming.MANAGED}=true", f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}"]
+        removed = False
+        for net in await self._call("list networks", self._api.networks, filters={"label": selector}):
+            overlapping = False
+            for text in _subnets(net):
+                with contextlib.suppress(ValueError):
+                    overlapping = overlapping or ipaddress.IPv4Network(text).overlaps(want)
+            if overlapping and await self._unused(net["Id"]):
+                with contextlib.suppress(NotFound):
+                    await self._call(f"remove network {net.get('Name')}", self._api.remove_network, net["Id"])
+                removed = True
+        return removed
+
+    async def _unused(self, network_id: str) -> bool:
+        """No container, in any state, uses the network: none is attached, and none of its app
+        exists (a created or exited container joins its network only when it starts, so the
+        network's own list of containers does not show it)."""
+        try:
+            attrs = await self._call("inspect network", self._api.inspect_network, network_id)
+        except NotFound:
+            return True
+        if attrs.get("Containers"):
+            return False
+        labels = attrs.get("Labels") or {}
+        if naming.APP not in labels:
+            return False  # not an app network made by ccs: never ours to remove
+        selector = [f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}", f"{naming.APP}={labels[naming.APP]}"]
+        return not await self._call("list containers", self._api.containers, all=True, filters={"label": selector})
+
+    async def remove(self, name: str) -> None:
+        """Remove the network `name` if it exists; ResourceBusy while containers still use it."""
+        for net in await self._call("list networks", self._api.networks, names=[name]):
+            if net.get("Name") != name:
+                continue
+            try:
+                await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
+            except NotFound:
+                pass
+            except RuntimeFailure as exc:
+                raise ResourceBusy(exc.reason) from exc
