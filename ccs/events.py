@@ -22,7 +22,7 @@ import asyncio
 import random
 from collections.abc import AsyncGenerator, Iterable
 
-from ccs._transport import Listing, Transport, collect
+from ccs._transport import Listing, Transport, collect, raise_if_cancelled
 from ccs.errors import Unavailable
 from ccs.v1 import api_pb2, resources_pb2
 
@@ -83,5 +83,6 @@ class Events:
             except Unavailable:
                 if max_retries is not None and failures >= max_retries:
                     raise
+            raise_if_cancelled()  # a cancel grpc ate must not turn into a reconnect
             failures += 1
             await asyncio.sleep(random.uniform(0, min(retry_max, retry_initial * 2**failures)))
