@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -170,21 +172,44 @@ def test_events_and_watch_see_a_deploy(ccs_server: Any, unique: str, tmp_path: P
 def test_events_follow_prints_live_events_until_interrupted(
     ccs_server: Any, unique: str, tmp_path: Path
 ) -> None:
+    """Both pipes are drained by threads while the test runs: a CLI blocked writing into a
+    full pipe cannot serve its SIGINT (asyncio's handler runs on the loop), which is a hang
+    of the test, not of ccs. The line count is in the failure message, to tell an event
+    storm from a hang."""
     ok(ccs_server, "cluster", "create", unique)
     follow = subprocess.Popen(
         [sys.executable, "-m", "cli", "--config", str(ccs_server.config_path),
          "events", "-c", unique, "-f", "-o", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
+    lines: queue.Queue[str] = queue.Queue()
+    errors: list[str] = []
+    out, err = follow.stdout, follow.stderr
+    assert out is not None and err is not None
+
+    def drain_out() -> None:
+        for line in out:
+            lines.put(line)
+
+    def drain_err() -> None:
+        errors.extend(err)
+
+    readers = [threading.Thread(target=drain_out, daemon=True), threading.Thread(target=drain_err, daemon=True)]
+    for r in readers:
+        r.start()
     try:
-        assert follow.stdout is not None
-        past = json.loads(follow.stdout.readline())  # the cluster's "Created" event
+        past = json.loads(lines.get(timeout=60))  # the cluster's "Created" event
         assert (past["kind"], past["object"]) == ("cluster", unique)
         ok(ccs_server, "app", "deploy", "-c", unique, "-f", str(small_app(tmp_path)))
-        live = json.loads(follow.stdout.readline())
+        live = json.loads(lines.get(timeout=60))
         assert (live["kind"], live["object"]) == ("application", "web-app")
         follow.send_signal(signal.SIGINT)
-        assert follow.wait(30) == 130
+        try:
+            code = follow.wait(30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"ccs events -f still running 30 s after SIGINT; {lines.qsize()} more "
+                                 f"lines printed; stderr: {''.join(errors)[-2000:]}") from None
+        assert code == 130, "".join(errors)
     finally:
         if follow.poll() is None:
             follow.kill()
