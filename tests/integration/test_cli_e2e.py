@@ -18,6 +18,8 @@ import pytest
 import ccs
 from ccs.v1 import api_pb2
 
+from .stacks import dump_stacks
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 SMALL = """\
@@ -214,7 +216,8 @@ def test_events_follow_prints_live_events_until_interrupted(
             code = follow.wait(30)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"ccs events -f still running 30 s after SIGINT; {lines.qsize()} more "
-                                 f"lines printed; stderr: {''.join(errors)[-2000:]}") from None
+                                 f"lines printed; stderr: {''.join(errors)[-2000:]}; stacks:\n"
+                                 f"{dump_stacks(follow.pid)}") from None
         assert code == 130, "".join(errors)
     finally:
         if follow.poll() is None:
