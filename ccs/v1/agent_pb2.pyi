@@ -60,7 +60,7 @@ class Assignment(_message.Message):
     def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ...) -> None: ...
 
 class SessionMessage(_message.Message):
-    __slots__ = ("type", "version", "base_version", "assignments", "heartbeat_period_ms", "routing")
+    __slots__ = ("type", "version", "base_version", "assignments", "heartbeat_period_ms", "routing", "network_map")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[SessionMessage.Type]
@@ -75,13 +75,59 @@ class SessionMessage(_message.Message):
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_MAP_FIELD_NUMBER: _ClassVar[int]
     type: SessionMessage.Type
     version: int
     base_version: int
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
     heartbeat_period_ms: int
     routing: _resources_pb2.RoutingTable
-    def __init__(self, type: _Optional[_Union[SessionMessage.Type, str]] = ..., version: _Optional[int] = ..., base_version: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., heartbeat_period_ms: _Optional[int] = ..., routing: _Optional[_Union[_resources_pb2.RoutingTable, _Mapping]] = ...) -> None: ...
+    network_map: NetworkMap
+    def __init__(self, type: _Optional[_Union[SessionMessage.Type, str]] = ..., version: _Optional[int] = ..., base_version: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., heartbeat_period_ms: _Optional[int] = ..., routing: _Optional[_Union[_resources_pb2.RoutingTable, _Mapping]] = ..., network_map: _Optional[_Union[NetworkMap, _Mapping]] = ...) -> None: ...
+
+class NetworkBlock(_message.Message):
+    __slots__ = ("node", "node_address", "subnet")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    node_address: str
+    subnet: str
+    def __init__(self, node: _Optional[str] = ..., node_address: _Optional[str] = ..., subnet: _Optional[str] = ...) -> None: ...
+
+class NetworkName(_message.Message):
+    __slots__ = ("name", "addresses")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AppNetwork(_message.Message):
+    __slots__ = ("application", "network", "internal", "blocks", "names")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    application: str
+    network: str
+    internal: bool
+    blocks: _containers.RepeatedCompositeFieldContainer[NetworkBlock]
+    names: _containers.RepeatedCompositeFieldContainer[NetworkName]
+    def __init__(self, application: _Optional[str] = ..., network: _Optional[str] = ..., internal: _Optional[bool] = ..., blocks: _Optional[_Iterable[_Union[NetworkBlock, _Mapping]]] = ..., names: _Optional[_Iterable[_Union[NetworkName, _Mapping]]] = ...) -> None: ...
+
+class NetworkMap(_message.Message):
+    __slots__ = ("cluster", "version", "pod_cidr", "networks")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    POD_CIDR_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    version: int
+    pod_cidr: str
+    networks: _containers.RepeatedCompositeFieldContainer[AppNetwork]
+    def __init__(self, cluster: _Optional[str] = ..., version: _Optional[int] = ..., pod_cidr: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[AppNetwork, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("status", "router_stats")
