@@ -9,6 +9,7 @@ services:
         - {port: 80, domain: www.example.com, path: /}
       session_sticky: true
       always_pull: true
+      replace_unhealthy: false    # default true: replace a container reported UNHEALTHY
       probe:                      # exactly one of http / tcp / cmd
         http: {port: 80, path: /healthz}
         timeout_seconds: 3
@@ -53,6 +54,7 @@ X_CCS_SCHEMA: dict[str, Any] = {
         },
         "session_sticky": _BOOL,
         "always_pull": _BOOL,
+        "replace_unhealthy": _BOOL,
         "probe": {
             "type": "object",
             "additionalProperties": False,
@@ -134,7 +136,7 @@ def extension_claims(value: Any, path: Path, diag: Diagnostics, claims: Claims) 
         claims.add(
             "routes", (*path, "routes"), sorted(routes, key=lambda r: (r.port, r.domain, r.path)), "[...]"
         )
-    for key in ("session_sticky", "always_pull"):
+    for key in ("session_sticky", "always_pull", "replace_unhealthy"):
         if key in value and (on := diag.convert((*path, key), to_bool, value[key])) is not None:
             claims.add(key, (*path, key), on, value[key])
     if "probe" in value:

@@ -139,6 +139,7 @@ class ServiceSpec(_Model):
     working_dir: str | None = None
     hostname: str | None = None
     strategy: Strategy | None = None
+    replace_unhealthy: bool | None = None  # None: unset, which means true
 
 
 class NamedVolume(_Model):
