@@ -11,6 +11,10 @@ A savepoint (:meth:`Writes.savepoint`, :meth:`Writes.rollback`) undoes what one 
 planning added when that planning fails halfway, so a failure belongs to its object: the
 writes of the other objects in the pass still commit.
 
+A write may carry *events* (an Event about the change it makes, such as the replacement of an
+UNHEALTHY container): they go into the same transaction as the write, never another one, so
+an event is stored exactly when its change is.
+
 A write may *need* other keys (a placed container needs its node's subnet allocation):
 when a needed key is written in the same ``Writes`` it is committed in the same or an
 earlier chunk, and a chunk that does not carry it guards on its existence, so a container
@@ -41,10 +45,12 @@ class _Write:
     # Prefixes deleted in the same transaction as this key (what an application owns).
     prefixes: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    # Events put in the same transaction as this write.
+    events: tuple[tuple[str, Message], ...] = ()
 
     @property
     def ops(self) -> int:
-        return 1 + len(self.prefixes)
+        return 1 + len(self.prefixes) + len(self.events)
 
 
 class Writes:
@@ -85,14 +91,17 @@ class Writes:
         return [value for _, value in self._extra]
 
     def put(
-        self, key: str, value: Message, revision: int, kind: str, name: str, *, needs: tuple[str, ...] = ()
+        self, key: str, value: Message, revision: int, kind: str, name: str, *, needs: tuple[str, ...] = (),
+        events: tuple[tuple[str, Message], ...] = (),
     ) -> None:
-        """Create (revision 0) or update (revision = the one read) ``key``; see ``needs`` above."""
+        """Create (revision 0) or update (revision = the one read) ``key``; see ``needs`` and
+        ``events`` (``(key, Event)`` pairs committed in the same transaction) above."""
         prior = self._writes.get(key)
         self._journal.append((key, prior))
         if prior is not None:
             revision = prior.revision  # a second write in one pass keeps the first guard
-        self._writes[key] = _Write(key, value, revision, kind, name, needs=needs)
+            events = (*prior.events, *events)
+        self._writes[key] = _Write(key, value, revision, kind, name, needs=needs, events=events)
 
     def delete(
         self, key: str, revision: int, kind: str, name: str, *, with_prefixes: tuple[str, ...] = ()
@@ -137,6 +146,8 @@ class Writes:
                     txn.create(w.key, w.value, w.kind, w.name)
                 else:
                     txn.update(w.key, w.value, w.kind, w.name, w.revision)
+                for key, value in w.events:
+                    txn.put(key, value)
             for key, value in events:
                 txn.put(key, value)
             try:

@@ -161,3 +161,22 @@ def test_rollback_forgets_what_was_added_since_the_savepoint_and_restores_what_i
         (key("a"), pb.CONTAINER_STATE_ASSIGNED, 7)]
     assert [cast(pb.Event, e).reason for e in w.events()] == ["Kept"]
     assert w.deleted_keys() == set()
+
+
+async def test_an_event_carried_by_a_write_lands_in_that_writes_transaction_or_not_at_all() -> None:
+    """One write carrying an event is refused (a stale guard) in the first chunk: its event is not
+    stored. Another sits in the second chunk: its event lands with it, not with the first."""
+    etcd = FakeEtcd()
+    etcd.max_txn_ops = MAX_OPS
+    w = Writes(tolerate_conflicts=True)
+    rev = etcd.put(key("refused"), encode(ctr("refused")))
+    etcd.put(key("refused"), encode(ctr("refused", pb.CONTAINER_STATE_RUNNING)))  # the agent's report
+    w.put(key("refused"), ctr("refused"), rev, "container", "refused",
+          events=((keys.event(C, "lost"), pb.Event(reason="Lost")),))
+    for i in range(MAX_OPS):
+        w.put(key(f"c{i}"), ctr(f"c{i}"), 0, "container", f"c{i}")
+    w.put(key("late"), ctr("late"), 0, "container", "late",
+          events=((keys.event(C, "mine"), pb.Event(reason="Mine")),))
+    await commit(w, etcd)
+    assert w.conflicts == 1 and keys.event(C, "lost") not in etcd.kvs and key("c0") not in etcd.kvs
+    assert etcd.kvs[keys.event(C, "mine")].mod_revision == etcd.kvs[key("late")].mod_revision
