@@ -10,8 +10,9 @@ passed in, never read), they are tested with tables of named cases and no mocks,
 twice on the same input gives the same plan.
 
 * :func:`plan_service`: replica counts, global services, restarts (restart policy with delay,
-  max_attempts and window), application stop/start/remove, ``depends_on`` gating, draining, record
-  cleanup, and the ``ServiceStatus``. See :mod:`controlplane.planner.service` for the boundary with
+  max_attempts and window), the replacement of UNHEALTHY containers (:mod:`.unhealthy`),
+  application stop/start/remove, ``depends_on`` gating, draining, record cleanup, and the
+  ``ServiceStatus``. See :mod:`controlplane.planner.service` for the boundary with
   the release reconcilers and the scheduler.
 * :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule; stale containers to
   remove when the node comes back.
@@ -27,6 +28,7 @@ from .actions import (
     CreateContainer,
     DeleteContainer,
     MarkFinished,
+    Note,
     SetDesired,
     SetNodeState,
     describe,
@@ -46,6 +48,7 @@ __all__ = [
     "DependencyState",
     "MarkFinished",
     "NodePlan",
+    "Note",
     "PlanError",
     "RestartPolicy",
     "ServicePlan",

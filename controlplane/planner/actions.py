@@ -7,7 +7,9 @@ so a plan computed from stale state is refused and simply recomputed.
 
 Each action carries a ``reason`` written for humans; :func:`describe` renders an action with it
 for logs and test failure output. The reconcile pass does not write an Event per container
-action (a node going down, a service that cannot be planned and a release's phases get one).
+action (a node going down, a service that cannot be planned and a release's phases get one);
+an action that carries a :class:`Note` (the replacement of an UNHEALTHY container) gets its
+Event, written in the same etcd transaction as the record the action changes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ccs.v1 import resources_pb2 as pb
+
+
+@dataclass(frozen=True)
+class Note:
+    """An Event about container ``subject`` (its name) of the planned service, to be written in
+    the same transaction as the record of the action that carries it."""
+
+    subject: str
+    reason: str
+    message: str
+    warning: bool = True
 
 
 @dataclass(frozen=True)
@@ -36,15 +49,20 @@ class CreateContainer:
     app_revision: int
     labels: tuple[tuple[str, str], ...]
     reason: str
+    note: Note | None = None
 
 
 @dataclass(frozen=True)
 class SetDesired:
-    """Change a container's ``desired_state`` (RUNNING, STOPPED or REMOVED)."""
+    """Change a container's ``desired_state`` (RUNNING, STOPPED or REMOVED); ``labels`` are
+    added to the container's (an UNHEALTHY container retired stop-first records when it
+    turned unhealthy, for its replacement)."""
 
     container: str
     desired_state: pb.DesiredState
     reason: str
+    labels: tuple[tuple[str, str], ...] = ()
+    note: Note | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,13 @@ LABEL_RESTART_FAILURES = "ccs.restart.failures"
 """Comma-separated ISO-8601 times of the slot's earlier failures that led to a restart."""
 LABEL_RESTART_COUNT = "ccs.restart.count"
 """How many times this slot was restarted in total (informational, like Docker's RestartCount)."""
+LABEL_REPLACES = "ccs.replaces"
+"""On a container created to replace an UNHEALTHY one: the id of the container it replaces."""
+LABEL_UNHEALTHY_SINCE = "ccs.unhealthy.since"
+"""On an UNHEALTHY container retired stop-first: when it turned unhealthy (ISO-8601), so its
+replacement, created once it has stopped, carries the slot's history."""
+LABEL_UNHEALTHY_STREAK = "ccs.unhealthy.streak"
+"""How many unhealthy containers in a row this slot replaced before this one (the backoff's exponent)."""
 
 OUTCOME_COMPLETED: Final[Literal["completed"]] = "completed"
 OUTCOME_FAILED: Final[Literal["failed"]] = "failed"
@@ -64,6 +71,11 @@ def is_dead(c: pb.Container) -> bool:
 def is_live(c: pb.Container) -> bool:
     """Should run and has not (yet) been observed dead: pending, starting or running."""
     return desired(c) == pb.DESIRED_STATE_RUNNING and c.status.state not in TERMINAL_STATES
+
+
+def reported_unhealthy(c: pb.Container) -> bool:
+    """Should run, runs, and its health check (or ccs probe) reports it UNHEALTHY."""
+    return is_live(c) and c.status.state == S.CONTAINER_STATE_UNHEALTHY
 
 
 def outcome(c: pb.Container) -> str:
@@ -123,6 +135,8 @@ def describe_exit(c: pb.Container) -> str:
         return "was removed outside ccs"
     if state == S.CONTAINER_STATE_STOPPED:
         return f"was stopped outside ccs (code {c.status.exit_code})"
+    if state == S.CONTAINER_STATE_UNHEALTHY:
+        return "is unhealthy"
     return f"exited with code {c.status.exit_code}"
 
 

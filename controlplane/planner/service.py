@@ -3,14 +3,17 @@
 Boundary with the other reconcilers (the part most worth reading before changing anything):
 
 * This planner owns **counts and restarts**: slots 1..replicas (or one container per eligible node in
-  global mode), replacing dead containers per the restart policy, stopping/starting/removing with the
+  global mode), replacing dead containers per the restart policy, replacing UNHEALTHY ones (the
+  rules are in :mod:`controlplane.planner.unhealthy`), stopping/starting/removing with the
   application, moving containers off draining nodes, and cleaning up records.
 * **Releases own generations.** A live container whose ``spec_generation`` is older than the
   service's is never replaced here just for being old; the release reconcilers do that, at their
   pace. A slot that holds containers of *different* generations is a release in progress and is left
-  alone (except that drained and out-of-range containers still go). Every container this planner
-  creates is made from the service's *current* spec, as Swarm does for restarts: a crash during a
-  rolling update therefore lands on the new version, which is where the release is heading anyway.
+  alone (except that drained and out-of-range containers still go), and while a release changes the
+  service (``releasing``) its UNHEALTHY containers are the release's to judge, not replaced here.
+  Every container this planner creates is made from the service's *current* spec, as Swarm does for
+  restarts: a crash during a rolling update therefore lands on the new version, which is where the
+  release is heading anyway.
 * **The scheduler owns placement.** Replicated containers are created with no node; the reconciler
   asks the scheduler to place pending ones. Global mode takes ``global_nodes`` (the eligible nodes,
   computed by the caller with the scheduler's constraint logic) and creates one container per node.
@@ -44,10 +47,12 @@ from datetime import datetime
 from ccs.container_states import RUNNING_STATES
 from ccs.v1 import resources_pb2 as pb
 
-from . import restart
-from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, SetDesired
+from . import restart, unhealthy
+from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, Note, SetDesired
 from .containers import (
     LABEL_OUTCOME_MESSAGE,
+    LABEL_REPLACES,
+    LABEL_UNHEALTHY_SINCE,
     OUTCOME_FAILED,
     desired,
     is_dead,
@@ -57,6 +62,7 @@ from .containers import (
     is_ready,
     node_is_draining,
     outcome,
+    reported_unhealthy,
     require_aware,
     sort_key_newest_first,
 )
@@ -96,6 +102,7 @@ def plan_service(
     *,
     global_nodes: Sequence[str] | None = None,
     service_deleted: bool = False,
+    releasing: bool = False,
 ) -> ServicePlan:
     """Plan one service.
 
@@ -103,16 +110,19 @@ def plan_service(
     removed). ``nodes``: **every** node of the cluster by id; a container whose node is missing is
     treated as lost. ``deps_ready``: counts of the services in ``spec.depends_on``.
     ``global_nodes``: required in global mode. ``service_deleted``: the service left the template.
-    Raises ``PlanError`` for invalid input.
+    ``releasing``: an active release changes this service (its UNHEALTHY containers are the
+    release's business). Raises ``PlanError`` for invalid input.
     """
     require_aware(now)
     planner = _ServicePlanner(service, nodes, deps_ready, now, target_state(app, service_deleted))
+    planner.unhealthy.releasing = releasing
     planner.run(containers, global_nodes)
     counts = count(containers, planner.desired_count, service.spec)
     remaining = [c for c in containers if c.meta.id not in planner.deleted]
+    waits = planner.waits + planner.unhealthy.waits
     return ServicePlan(
         actions=tuple(planner.actions),
-        requeue_after=min(planner.waits) if planner.waits else None,
+        requeue_after=min(waits) if waits else None,
         status=service_status(counts, planner.notes(counts), containers),
         removable=planner.target == pb.DESIRED_STATE_REMOVED and not remaining,
     )
@@ -138,6 +148,9 @@ class _ServicePlanner:
     global_mode: bool = False
     # Slot (or node) -> retired containers that still run on a ready node.
     stopping: dict[Key, list[pb.Container]] = field(default_factory=lambda: defaultdict(list))
+    # UNHEALTHY containers: the pass's account of them, and those retired stop-first, by slot.
+    unhealthy: unhealthy.Book = field(default_factory=unhealthy.Book)
+    stopped_unhealthy: dict[Key, pb.Container] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -155,6 +168,7 @@ class _ServicePlanner:
         self.desired_count = len(keys) if running else 0
         if running:
             self.policy = restart.resolve_policy(self.name, spec)
+            self.unhealthy.rules = unhealthy.resolve_rules(self.name, spec)
             self.waiting = waiting_for(self.name, spec.depends_on, self.deps)
 
         groups: dict[Key, list[pb.Container]] = defaultdict(list)
@@ -162,6 +176,8 @@ class _ServicePlanner:
             if c.node and c.node not in self.nodes:
                 self._delete(c, f"its node {c.node} no longer exists")
             elif is_gone(c):
+                if LABEL_UNHEALTHY_SINCE in c.meta.labels:
+                    self.stopped_unhealthy.setdefault(c.node if self.global_mode else c.slot, c)
                 if c.status.state == pb.CONTAINER_STATE_REMOVED or not c.node:
                     self._delete(c, "removed")
                 elif self._still_running(c):
@@ -179,6 +195,9 @@ class _ServicePlanner:
             for key in sorted((k for k in groups if k in wanted), key=str):
                 self._stop(groups[key])
         elif running:
+            self.unhealthy.in_flight = sum(
+                unhealthy.in_flight(groups.get(k, []), spec, k in self.stopped_unhealthy) for k in keys
+            )
             for key in keys:
                 self._converge(key, groups.get(key, []))
 
@@ -237,9 +256,13 @@ class _ServicePlanner:
             return
 
         primary = min(candidates, key=_rank) if candidates else None
+        kept = None  # an UNHEALTHY container kept beside its start-first replacement
+        if (replacement := unhealthy.pair(candidates, spec)) is not None:
+            primary, kept = replacement
         for c in candidates:
-            if primary is not None and c is not primary:
-                self._retire(c, f"duplicate in {self._label(key)}; keeping {primary.meta.id}")
+            if primary is not None and c is not primary and c is not kept:
+                why = "replaced" if unhealthy.replaces(primary) == c.meta.id else "duplicate"
+                self._retire(c, f"{why} in {self._label(key)}; keeping {primary.meta.id}")
         if primary is None and self.stopping.get(key) and not leaving:
             # Stop-first: the slot's old container is still shutting down on a healthy node;
             # its replacement starts once the agent reports it gone. (A container on a DOWN
@@ -247,13 +270,18 @@ class _ServicePlanner:
             self.waiting_stop.append(f"{self._label(key)} waits for {self.stopping[key][0].meta.id} to stop")
             return
         if primary is None:
+            labels: tuple[tuple[str, str], ...] = ()
             if leaving:
                 why = f"replaces {leaving[0].meta.id} on draining node {leaving[0].node}"
+            elif key in self.stopped_unhealthy:
+                retired = self.stopped_unhealthy[key]
+                labels = unhealthy.carried_labels(self.policy, retired)
+                why = f"replaces {retired.meta.id}, stopped because it was unhealthy (stop-first)"
             elif self.global_mode:
                 why = f"node {key} has no container of this global service"
             else:
                 why = f"slot {key} of {self.desired_count} is missing"
-            self._create(key, (), why)
+            self._create(key, labels, why)
         elif is_parked(primary):
             if self._may_start():
                 self._emit(SetDesired(primary.meta.id, pb.DESIRED_STATE_RUNNING, "application started"))
@@ -264,6 +292,8 @@ class _ServicePlanner:
                 )
         elif is_dead(primary):
             self._restart(key, primary)
+        elif reported_unhealthy(primary):
+            self._replace_unhealthy(key, primary)
 
         for c in leaving:
             if primary is not None and is_ready(primary, spec):
@@ -283,6 +313,24 @@ class _ServicePlanner:
             self._retire(dead, f"replaced: {decision.reason}")
             self._create(key, decision.labels, decision.reason)
 
+    def _replace_unhealthy(self, key: Key, sick: pb.Container) -> None:
+        """Replace ``sick`` if its service, the release, the restart policy, the backoff and the
+        parallelism allow it (see :mod:`controlplane.planner.unhealthy`)."""
+        decision = self.unhealthy.consider(self.policy, sick, self.now, self._label(key))
+        if decision is None or not self._may_start():
+            return
+        self.unhealthy.started()
+        order = self.unhealthy.rules.order
+        note = Note(sick.meta.name or sick.meta.id, unhealthy.EVENT_REASON,
+                    f"{decision.message}; {unhealthy.HOW[order]}")
+        if self.unhealthy.rules.start_first:
+            labels = (*decision.labels, (LABEL_REPLACES, sick.meta.id))
+            self._create(key, labels, f"replaces {sick.meta.id}, which is unhealthy ({order})", note)
+        else:
+            since = (LABEL_UNHEALTHY_SINCE, decision.since.isoformat())
+            self._emit(SetDesired(sick.meta.id, pb.DESIRED_STATE_REMOVED,
+                                  f"unhealthy; replaced once it has stopped ({order})", (since,), note))
+
     # ------------------------------------------------------------------ emitting
     def _may_start(self) -> bool:
         """Whether dependencies allow starting a container; remembers that something waited."""
@@ -291,7 +339,7 @@ class _ServicePlanner:
             return False
         return True
 
-    def _create(self, key: Key, labels: tuple[tuple[str, str], ...], reason: str) -> None:
+    def _create(self, key: Key, labels: tuple[tuple[str, str], ...], reason: str, note: Note | None = None) -> None:
         if not self._may_start():
             return
         svc = self.service
@@ -304,6 +352,7 @@ class _ServicePlanner:
                 app_revision=svc.app_revision,
                 labels=labels,
                 reason=reason,
+                note=note,
             )
         )
 
@@ -332,6 +381,7 @@ class _ServicePlanner:
         out.extend(self.problems)
         if self.waits:
             out.append(f"restart pending in {min(self.waits):.1f}s")
+        out.extend(self.unhealthy.notes())
         if self.draining:
             out.append(f"draining: {len(self.draining)} container(s) wait for a ready replacement")
         if self.waiting_stop:

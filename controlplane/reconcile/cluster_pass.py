@@ -25,7 +25,10 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import ClusterState, CtrKey, SvcKey
 from controlplane.planner import (
     Counts,
+    CreateContainer,
+    Note,
     PlanError,
+    SetDesired,
     apply_actions,
     count,
     plan_service,
@@ -94,6 +97,8 @@ class ClusterPass:
         self._overlay_journal: list[tuple[CtrKey, bool, pb.Container | None, bool]] | None = None
         self.held = Held.of(state)
         self.subnets = PassSubnets(state, self.container, self._expected_per_node)
+        # Container id -> the Event its write carries (set while one service's plan is written).
+        self.notes: dict[str, Note] = {}
 
     # ------------------------------------------------------------------ helpers
     def container(self, key: CtrKey) -> pb.Container | None:
@@ -124,9 +129,13 @@ class ClusterPass:
         self._remember_overlay(key)
         self.overlay[key] = c
         self.overlay_by_service.setdefault((key[0], key[1]), set()).add(key)
+        note = self.notes.pop(c.meta.id, None)
+        events = () if note is None else (new_event(
+            self.cluster, "container", f"{key[0]}/{key[1]}/{note.subject}", note.reason, note.message,
+            warning=note.warning),)
         self._target.put(keys.container(self.cluster, *key), c,
                          orig.meta.resource_version if orig else 0, "container", key[2],
-                         needs=self.subnets.needs_of(c))
+                         needs=self.subnets.needs_of(c), events=events)
 
     def _delete_container(self, key: CtrKey) -> None:
         if keys.container(self.cluster, *key) in self.state.undecodable:
@@ -275,10 +284,23 @@ class ClusterPass:
         if spec.mode == pb.SERVICE_MODE_GLOBAL and running and not deleted:
             global_nodes = [n.meta.name for n in self.view.eligible_nodes(spec)[0]]
         plan = plan_service(app, service, records, self.state.nodes, self._deps(app_name, service),
-                            self.now, global_nodes=global_nodes, service_deleted=deleted)
-        after = apply_actions(records, plan.actions, service, self.now, new_id=lambda _: uuid.uuid4().hex)
-        unplaced = self._diff(app_name, svc_name, service, records, after,
-                              keep_volumes=app.meta.labels.get(KEEP_VOLUMES) == "true")
+                            self.now, global_nodes=global_nodes, service_deleted=deleted,
+                            releasing=self._releasing(app_name, svc_name))
+        notes = {a.container: a.note for a in plan.actions if isinstance(a, SetDesired) and a.note}
+
+        def new_id(action: CreateContainer) -> str:
+            cid = uuid.uuid4().hex
+            if action.note is not None:
+                notes[cid] = action.note
+            return cid
+
+        after = apply_actions(records, plan.actions, service, self.now, new_id=new_id)
+        self.notes = notes
+        try:
+            unplaced = self._diff(app_name, svc_name, service, records, after,
+                                  keep_volumes=app.meta.labels.get(KEEP_VOLUMES) == "true")
+        finally:
+            self.notes = {}
         status = pb.ServiceStatus()
         status.CopyFrom(plan.status)
         if unplaced:
@@ -297,6 +319,11 @@ class ClusterPass:
         if plan.removable and not deleted and app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
             self.writes.delete(keys.service(self.cluster, app_name, svc_name),
                                service.meta.resource_version, "service", svc_name)
+
+    def _releasing(self, app: str, svc: str) -> bool:
+        """An active release of ``app`` changes ``svc``: its UNHEALTHY containers are the release's."""
+        release = self.state.latest_release(app)
+        return release is not None and release.status.phase not in TERMINAL and svc in release.spec.services
 
     def diff_into(
         self, writes: Writes, app: str, svc: str, service: pb.Service, before: list[pb.Container],
