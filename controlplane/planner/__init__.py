@@ -13,8 +13,8 @@ twice on the same input gives the same plan.
   max_attempts and window), application stop/start/remove, ``depends_on`` gating, draining, record
   cleanup, and the ``ServiceStatus``. See :mod:`controlplane.planner.service` for the boundary with
   the release reconcilers and the scheduler.
-* :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule; stale containers to
-  remove when the node comes back.
+* :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule (the moved containers'
+  records stay, desired REMOVED, so a returning agent is told to remove them).
 * :func:`apply_actions`: the one meaning of every action over container records; the reconcile
   passes apply plans with it, and tests use it to check that planning again changes nothing.
 
