@@ -24,12 +24,14 @@ Restart history and final outcomes are kept in ``Container.meta.labels`` under t
 
 from .actions import (
     Action,
+    ActionEvent,
     CreateContainer,
     DeleteContainer,
     MarkFinished,
     SetDesired,
     SetNodeState,
     describe,
+    event_of,
 )
 from .apply import apply_actions
 from .errors import PlanError
@@ -40,6 +42,7 @@ from .status import Counts, DependencyState, count, waiting_for
 
 __all__ = [
     "Action",
+    "ActionEvent",
     "Counts",
     "CreateContainer",
     "DeleteContainer",
@@ -54,6 +57,7 @@ __all__ = [
     "apply_actions",
     "count",
     "describe",
+    "event_of",
     "plan_node",
     "plan_service",
     "resolve_policy",

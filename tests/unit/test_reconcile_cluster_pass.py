@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.reconcile.cluster_pass import KEEP_VOLUMES
+from controlplane.reconcile.container_diff import KEEP_VOLUMES
 from controlplane.store import keys
 from tests.unit.reconcile_helpers import C, Cluster
 from tests.unit.test_planner_helpers import node, service
