@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import shutil
-import socket
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -21,15 +20,9 @@ import pytest
 
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.router import Router, RouterSettings
+from tests.conftest import free_port
 
 needs_haproxy = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def serve_name(name: str) -> asyncio.Server:

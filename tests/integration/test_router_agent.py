@@ -15,8 +15,9 @@ import pytest
 
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.router import Router, RouterSettings
+from tests.conftest import free_port
 
-from .router_helpers import backend, entry, free_port, get, needs_haproxy
+from .router_helpers import backend, entry, get, needs_haproxy
 
 pytestmark = [needs_haproxy, pytest.mark.timeout(120)]
 
