@@ -3,13 +3,18 @@ calls most of them start with: a cluster, a deployed application, the code of a 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from tests.conftest import ServerProc
+
+T = TypeVar("T")
 
 TEMPLATE = """
 services:
@@ -53,6 +58,18 @@ def stubs(address: str, token: str | None) -> Stubs:
         api_pb2_grpc.ContainerServiceStub(ch),
         api_pb2_grpc.EventServiceStub(ch),
     )
+
+
+def call(server: ServerProc, fn: Callable[[Stubs], Awaitable[T]]) -> T:
+    """Run ``fn`` on fresh stubs to ``server`` from synchronous code (a test that drives processes)."""
+    async def main() -> T:
+        s = stubs(server.address, server.token)
+        try:
+            return await fn(s)
+        finally:
+            await s.channel.close()
+
+    return asyncio.run(main())
 
 
 async def make_cluster(api: Stubs, name: str) -> pb.Cluster:
