@@ -19,7 +19,8 @@ twice on the same input gives the same plan.
   passes apply plans with it, and tests use it to check that planning again changes nothing.
 
 Restart history and final outcomes are kept in ``Container.meta.labels`` under the reserved
-``ccs.`` prefix (see :mod:`controlplane.planner.containers`), so no proto change was needed.
+``ccs.`` prefix (the names are in :mod:`ccs.labels`, which the SDK reads too), so no proto change
+was needed.
 """
 
 from .actions import (

@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ccs.labels import OUTCOME_FAILED
 from ccs.v1 import resources_pb2 as pb
-
-from .containers import OUTCOME_FAILED
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from ccs.labels import LABEL_OUTCOME, LABEL_OUTCOME_MESSAGE
 from ccs.v1 import resources_pb2 as pb
 
 from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, SetDesired, SetNodeState
-from .containers import LABEL_OUTCOME, LABEL_OUTCOME_MESSAGE
 from .errors import PlanError
 
 

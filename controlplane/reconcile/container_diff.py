@@ -18,13 +18,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ccs.labels import KEEP_VOLUMES
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import Action, CreateContainer, SetNodeState, apply_actions, event_of
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.writes import Writes
 from controlplane.scheduler import ServiceRef
-
-KEEP_VOLUMES = "ccs.keep-volumes"
 
 
 def container_name(service: str, slot: int, node: str, cid: str) -> str:

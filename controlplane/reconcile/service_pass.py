@@ -13,11 +13,12 @@ a planning error is the service's alone, in its status message and one warning e
 
 from __future__ import annotations
 
+from ccs.labels import keeps_volumes
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import Counts, PlanError, count
 from controlplane.planner import plan_service as plan
 from controlplane.reconcile.cluster_pass import ClusterPass
-from controlplane.reconcile.container_diff import KEEP_VOLUMES, apply_plan, write_diff
+from controlplane.reconcile.container_diff import apply_plan, write_diff
 from controlplane.reconcile.containment import PLAN_ERRORS, ObjKey, service_fingerprint
 from controlplane.store import keys
 
@@ -61,7 +62,7 @@ def _plan(p: ClusterPass, app_name: str, svc_name: str) -> None:
                    global_nodes=global_nodes, service_deleted=deleted)
     after, why = apply_plan(p, records, planned.actions, service)
     unplaced = write_diff(p, p.writes, app_name, svc_name, service, records, after, why,
-                          keep_volumes=app.meta.labels.get(KEEP_VOLUMES) == "true")
+                          keep_volumes=keeps_volumes(app.meta.labels))
     status = pb.ServiceStatus()
     status.CopyFrom(planned.status)
     if unplaced:
