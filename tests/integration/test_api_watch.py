@@ -24,6 +24,23 @@ async def test_events_are_recorded(api: Stubs, unique: str) -> None:
     assert ("cluster", "Created") in reasons and ("application", "Created") in reasons
 
 
+async def test_the_reconciler_tells_why_it_created_a_container(api: Stubs, unique: str) -> None:
+    await make_cluster(api, unique)
+    await deploy(api, unique)  # no nodes: db's container is created, and stays pending
+    req = api_pb2.ListContainersRequest(cluster=unique, application="shop", service="db")
+    for _ in range(100):  # a bound against hanging, not a timing assertion
+        db = (await api.containers.ListContainers(req, metadata=api.metadata)).containers
+        if db:
+            break
+        await asyncio.sleep(0.05)
+    [container] = db
+    resp = await api.events.ListEvents(api_pb2.ListEventsRequest(cluster=unique), metadata=api.metadata)
+    told = [(e.type, e.reason, e.message) for e in resp.events
+            if e.kind == "container" and e.object == f"shop/db/{container.meta.name}"]
+    # Written in the transaction that created the record: there once the record is.
+    assert told == [("Normal", "Created", "slot 1 of 1 is missing")]
+
+
 async def test_watch_resumes_with_no_gap_and_no_duplicate(api: Stubs, unique: str) -> None:
     await make_cluster(api, unique)
     listed = await api.apps.ListApplications(
