@@ -20,6 +20,7 @@ import docker
 
 from ccs.v1 import api_pb2
 from tests.conftest import ServerProc
+from tests.integration.docker_fixtures import remove_cluster_objects
 from tests.integration.grpc_helpers import Stubs, call
 
 AGENT = str(Path(sys.executable).parent / "ccs-agent")
@@ -61,15 +62,9 @@ def agent_process(
 
 
 def remove_from_engine(cluster: str) -> None:
-    """Remove the containers and networks the agents of ``cluster`` left in the local engine."""
+    """Remove what the agents of ``cluster`` left in the local engine."""
     engine = docker.from_env()
     try:
-        selector = {"label": f"ccs.cluster={cluster}"}
-        for c in engine.containers.list(all=True, filters=selector):
-            with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True)
-        for n in engine.networks.list(filters=selector):
-            with contextlib.suppress(docker.errors.APIError):
-                n.remove()
+        remove_cluster_objects(engine, cluster)
     finally:
         engine.close()

@@ -8,7 +8,6 @@ are left alone), launching, and bounded waits on what the engine reports.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,32 +17,19 @@ import docker
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.runtime import Observed, RuntimeEvent, State, naming
+from nodeagent.runtime import Observed, RuntimeEvent, State
 from nodeagent.runtime.docker_engine import DockerRuntime
 
-from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+from .docker_fixtures import TestImages, docker_client, remove_cluster_objects, test_image  # noqa: F401
 
 CLUSTER = f"rt{uuid.uuid4().hex[:8]}"
 WAIT = 60.0  # generous bound on waiting for the engine: a hang fails, slowness does not
 
 
-def _remove_everything(client: docker.DockerClient) -> None:
-    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}"]}
-    for c in client.api.containers(all=True, filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True, v=True)
-    for n in client.api.networks(filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_network(n["Id"])
-    for v in client.api.volumes(filters=selector).get("Volumes") or ():
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_volume(v["Name"])
-
-
 @pytest.fixture(scope="module")
 def clean_engine(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:  # noqa: F811
     yield docker_client
-    _remove_everything(docker_client)
+    remove_cluster_objects(docker_client, CLUSTER)
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from nodeagent.runtime.types import NetworkFailed, RuntimeFailure
 from tests.conftest import start_etcd, start_server
 from tests.integration.agent_process import agent_process
 
-from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+from .docker_fixtures import TestImages, docker_client, remove_cluster_objects, test_image  # noqa: F401
 from .private_engine import private_engine
 
 pytestmark = [pytest.mark.docker]
@@ -59,13 +59,7 @@ WAIT = 60.0
 
 
 def _remove_everything(client: docker.DockerClient) -> None:
-    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}"]}
-    for c in client.api.containers(all=True, filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True, v=True)
-    for n in client.api.networks(filters=selector):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.api.remove_network(n["Id"])
+    remove_cluster_objects(client, CLUSTER)
     for n in client.api.networks(names=[f"{CLUSTER}-squatter"]):
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             client.api.remove_network(n["Id"])
