@@ -369,7 +369,7 @@ class Agent:
             try:
                 async for event in self.runtime.events():
                     backoff.reset()
-                    if event.labels.get("ccs.cluster") != self.cluster or not event.container_id:
+                    if event.cluster != self.cluster or not event.container_id:
                         continue
                     if event.container_id in self.book.ids():
                         self.executor.enqueue(event.container_id)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from ccs.v1 import agent_pb2, resources_pb2
+from nodeagent.runtime import naming
 from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure, State
 
 from . import status
@@ -96,11 +97,11 @@ class Executor:
         seen: set[str] = set()
         for o in observed:
             cid = o.container_id
-            if o.labels.get("ccs.cluster") != self.cluster or not cid:
+            if o.labels.get(naming.CLUSTER) != self.cluster or not cid:
                 continue
             seen.add(cid)
             self.docker_ids.setdefault(cid, o.docker_id)
-            self._apps[cid] = o.labels.get("ccs.app", "")
+            self._apps[cid] = o.labels.get(naming.APP, "")
         return seen
 
     def idle(self) -> bool:
@@ -198,7 +199,7 @@ class Executor:
             assert a.observed is not None
             self._log.info("removing orphan", container_id=a.container_id, name=a.observed.name)
             await self._stop_remove(a.container_id, a.observed.docker_id, a.grace_seconds, a.volumes)
-            await self._cleanup_app(a.observed.labels.get("ccs.app", ""))
+            await self._cleanup_app(a.observed.labels.get(naming.APP, ""))
             return
         self._apps[a.container_id] = c.application
         if a.kind is Kind.CREATE:

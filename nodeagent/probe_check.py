@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ccs.v1 import resources_pb2
+from nodeagent.runtime import naming
 from nodeagent.runtime.naming import network_name
 from nodeagent.runtime.types import ExecResult, Observed, Runtime
 
@@ -87,8 +88,8 @@ async def run_probe(
     if started is not None and now < started + probe.initial_delay_seconds:
         return ProbeResult(ProbeStatus.WAITING, f"initial delay of {probe.initial_delay_seconds}s")
     timeout = float(probe.timeout_seconds) or DEFAULT_TIMEOUT
-    cluster = observed.labels.get("ccs.cluster", "")
-    app = observed.labels.get("ccs.app", "")
+    cluster = observed.labels.get(naming.CLUSTER, "")
+    app = observed.labels.get(naming.APP, "")
     try:
         if probe.kind == "cmd":
             result = await runtime.exec(observed.docker_id, probe.cmd, timeout_seconds=timeout)

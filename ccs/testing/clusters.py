@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 
+from ccs.labels import apply_label_changes
 from ccs.testing.state import Ctx, FakeState, fail
 from ccs.v1 import api_pb2, resources_pb2
 
@@ -73,11 +74,7 @@ class ClustersFake(FakeState):
             node.spec.availability = request.availability
         if request.role:
             node.spec.role = request.role
-        for k, v in request.labels.items():
-            if v:
-                node.meta.labels[k] = v
-            else:
-                node.meta.labels.pop(k, None)
+        apply_label_changes(node.meta.labels, request.labels)
         self.commit([(("node", request.cluster, request.name), node)])
         return node
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import structlog
 
+from ccs.labels import KEEP_VOLUMES, apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
@@ -166,11 +167,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         app.spec.env.update(request.env)
         if request.version:
             app.spec.version = request.version
-        for k, v in request.labels.items():
-            if v:
-                app.meta.labels[k] = v
-            else:
-                app.meta.labels.pop(k, None)
+        apply_label_changes(app.meta.labels, request.labels)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
         if app.spec != old_spec:
             app.revision += 1
@@ -285,7 +282,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             app.spec.desired_state = pb.DESIRED_STATE_REMOVED
             app.status.phase = "Deleting"
             if request.keep_volumes:
-                app.meta.labels["ccs.keep-volumes"] = "true"
+                app.meta.labels[KEEP_VOLUMES] = "true"
             touch(app.meta)
             txn.update(key, app, "application", name, rv)
             record_event(txn, cluster, "application", name, "Deleting", "removing containers" + note)

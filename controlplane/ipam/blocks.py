@@ -7,10 +7,9 @@ import ipaddress
 from collections.abc import Iterable
 from ipaddress import IPv4Network
 
-#: The key of the application's own network in ``Container.subnets`` and in the etcd key of a
-#: ``SubnetAllocation`` (today every application has one network per node; issue 11 adds the
-#: Compose networks by name). The agent spells it too (nodeagent/runtime/naming.py).
-DEFAULT_NETWORK = "default"
+# The key of the application's own network: one definition with the agent (issue 11 adds the
+# Compose networks by name). Re-exported by controlplane.ipam.
+from ccs.networks import DEFAULT_NETWORK as DEFAULT_NETWORK
 
 #: The smallest block: 16 addresses, 13 for containers.
 MIN_BLOCK_PREFIX = 28

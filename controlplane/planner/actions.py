@@ -6,8 +6,9 @@ does) and writes the difference in transactions guarded by the ``mod_revision`` 
 so a plan computed from stale state is refused and simply recomputed.
 
 Each action carries a ``reason`` written for humans; :func:`describe` renders an action with it
-for logs and test failure output. The reconcile pass does not write an Event per container
-action (a node going down, a service that cannot be planned and a release's phases get one).
+for logs and test failure output, and :func:`event_of` says what the event log records of it.
+The reconcile pass writes that Event in the transaction that writes the action's change, so
+``ccs events`` says why each container was created, stopped, replaced or removed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ccs.labels import OUTCOME_FAILED
 from ccs.v1 import resources_pb2 as pb
 
 
@@ -96,3 +98,52 @@ def describe(action: Action) -> str:
             return f"delete {cid}: {reason}"
         case SetNodeState(node=node, state=state, message=message):
             return f"node {node} -> {pb.NodeState.Name(state)}: {message}"
+
+
+@dataclass(frozen=True)
+class ActionEvent:
+    """What the event log says of an action that changed a container record."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
+_DESIRED_REASON = {
+    pb.DESIRED_STATE_RUNNING: "Starting",
+    pb.DESIRED_STATE_STOPPED: "Stopping",
+    pb.DESIRED_STATE_REMOVED: "Removing",
+}
+
+
+def event_of(action: Action, before: pb.Container | None) -> ActionEvent | None:
+    """The Event to record for ``action`` applied to ``before`` (None for a new container), or None.
+
+    One event per decision about a container, with the planner's reason as its message, as
+    Kubernetes records a ReplicaSet's ``SuccessfulCreate``/``SuccessfulDelete`` and a kubelet's
+    ``Killing``: what a user asks of the log is *why* a container was created, stopped, replaced
+    or removed. Nothing is recorded for what decides nothing:
+
+    - an action that changes nothing (the desired state it sets is already the record's);
+    - deleting the record of a container already on its way out (desired REMOVED): the
+      ``Removing`` event was written when it was retired, and the agent's removal is bookkeeping;
+    - a node's state (the node pass writes its own ``NodeDown``), placement and status changes
+      (the service's status message carries those, and they change with every report).
+    """
+    match action:
+        case CreateContainer(reason=reason):
+            return ActionEvent("Created", reason)
+        case SetDesired(desired_state=state, reason=reason):
+            if before is not None and before.desired_state == state:
+                return None
+            return ActionEvent(_DESIRED_REASON.get(state, "Changed"), reason)
+        case MarkFinished(outcome=outcome, message=message):
+            if outcome == OUTCOME_FAILED:
+                return ActionEvent("Failed", message, warning=True)
+            return ActionEvent("Completed", message)
+        case DeleteContainer(reason=reason):
+            if before is not None and before.desired_state == pb.DESIRED_STATE_REMOVED:
+                return None
+            return ActionEvent("Deleted", reason)
+        case SetNodeState():
+            return None

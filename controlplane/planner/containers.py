@@ -7,27 +7,14 @@ reference ``apply_actions`` all agree on what "live", "dead", "ready" or "gone" 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ccs.container_states import TERMINAL_STATES
+from ccs.labels import LABEL_OUTCOME
 from ccs.v1 import resources_pb2 as pb
 
 from .errors import PlanError
-
-# Labels the control plane owns on Container.meta.labels. The ``ccs.`` prefix is reserved.
-LABEL_OUTCOME = "ccs.outcome"
-"""``completed`` or ``failed``: the planner stopped this container for good (restart policy said so)."""
-LABEL_OUTCOME_MESSAGE = "ccs.outcome.message"
-"""Human-readable reason for ``ccs.outcome``, e.g. the crash-loop message."""
-LABEL_RESTART_FAILURES = "ccs.restart.failures"
-"""Comma-separated ISO-8601 times of the slot's earlier failures that led to a restart."""
-LABEL_RESTART_COUNT = "ccs.restart.count"
-"""How many times this slot was restarted in total (informational, like Docker's RestartCount)."""
-
-OUTCOME_COMPLETED: Final[Literal["completed"]] = "completed"
-OUTCOME_FAILED: Final[Literal["failed"]] = "failed"
 
 S = pb.ContainerState
 

@@ -42,13 +42,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ccs.container_states import RUNNING_STATES
+from ccs.labels import LABEL_OUTCOME_MESSAGE, OUTCOME_FAILED
 from ccs.v1 import resources_pb2 as pb
 
 from . import restart
 from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, SetDesired
 from .containers import (
-    LABEL_OUTCOME_MESSAGE,
-    OUTCOME_FAILED,
     desired,
     is_dead,
     is_gone,

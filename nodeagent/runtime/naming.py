@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+# The key of the application's own network in `Container.subnets`: one definition with the
+# control plane.
+from ccs.networks import DEFAULT_NETWORK as DEFAULT_NETWORK
 from ccs.v1 import resources_pb2
 
 MANAGED = "ccs.managed"
@@ -22,9 +25,6 @@ APP_REVISION = "ccs.app-revision"
 VOLUME = "ccs.volume"  # the Compose volume name of a named volume
 ANONYMOUS = "ccs.anonymous"  # "true" on volumes Docker makes for anonymous mounts
 
-#: The key of the application's own network in `Container.subnets` (the control plane's
-#: controlplane.ipam.DEFAULT_NETWORK; the agent may not import the control plane).
-DEFAULT_NETWORK = "default"
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 

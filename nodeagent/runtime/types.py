@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 
 from ccs.v1 import resources_pb2
 
+from . import naming
+
 #: ccs.v1.ContainerState values, re-exported so callers need not spell the proto prefix.
 State = resources_pb2.ContainerState
 #: ccs.v1.FailureReason values: what a permanent error reports in ContainerStatus.failure_reason.
@@ -58,17 +60,17 @@ class Observed:
     @property
     def container_id(self) -> str:
         """The ccs container id (Meta.id), from the ccs.container-id label."""
-        return self.labels.get("ccs.container-id", "")
+        return self.labels.get(naming.CONTAINER_ID, "")
 
     @property
     def generation(self) -> int:
         """The spec generation the container was created from (ccs.generation label)."""
-        return _int_label(self.labels, "ccs.generation")
+        return _int_label(self.labels, naming.GENERATION)
 
     @property
     def app_revision(self) -> int:
         """The application revision the container was created from (ccs.app-revision label)."""
-        return _int_label(self.labels, "ccs.app-revision")
+        return _int_label(self.labels, naming.APP_REVISION)
 
 
 def _int_label(labels: Mapping[str, str], key: str) -> int:
@@ -106,7 +108,12 @@ class RuntimeEvent:
     @property
     def container_id(self) -> str:
         """The ccs container id (Meta.id), from the ccs.container-id label."""
-        return self.labels.get("ccs.container-id", "")
+        return self.labels.get(naming.CONTAINER_ID, "")
+
+    @property
+    def cluster(self) -> str:
+        """The ccs cluster the container belongs to, from the ccs.cluster label."""
+        return self.labels.get(naming.CLUSTER, "")
 
 
 @dataclass(frozen=True, slots=True)
