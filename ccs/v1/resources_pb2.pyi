@@ -236,16 +236,53 @@ class PortSpec(_message.Message):
     def __init__(self, target: _Optional[int] = ..., published: _Optional[int] = ..., protocol: _Optional[str] = ..., host_ip: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class VolumeMount(_message.Message):
-    __slots__ = ("type", "source", "target", "read_only")
+    __slots__ = ("type", "source", "target", "read_only", "volume", "bind", "nocopy", "tmpfs", "volume_labels")
+    class VolumeLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    BIND_FIELD_NUMBER: _ClassVar[int]
+    NOCOPY_FIELD_NUMBER: _ClassVar[int]
+    TMPFS_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_LABELS_FIELD_NUMBER: _ClassVar[int]
     type: str
     source: str
     target: str
     read_only: bool
-    def __init__(self, type: _Optional[str] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
+    volume: NamedVolume
+    bind: BindMountOptions
+    nocopy: bool
+    tmpfs: TmpfsMountOptions
+    volume_labels: _containers.ScalarMap[str, str]
+    def __init__(self, type: _Optional[str] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ..., volume: _Optional[_Union[NamedVolume, _Mapping]] = ..., bind: _Optional[_Union[BindMountOptions, _Mapping]] = ..., nocopy: _Optional[bool] = ..., tmpfs: _Optional[_Union[TmpfsMountOptions, _Mapping]] = ..., volume_labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class BindMountOptions(_message.Message):
+    __slots__ = ("propagation", "non_recursive", "create_host_path", "selinux")
+    PROPAGATION_FIELD_NUMBER: _ClassVar[int]
+    NON_RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_HOST_PATH_FIELD_NUMBER: _ClassVar[int]
+    SELINUX_FIELD_NUMBER: _ClassVar[int]
+    propagation: str
+    non_recursive: bool
+    create_host_path: bool
+    selinux: str
+    def __init__(self, propagation: _Optional[str] = ..., non_recursive: _Optional[bool] = ..., create_host_path: _Optional[bool] = ..., selinux: _Optional[str] = ...) -> None: ...
+
+class TmpfsMountOptions(_message.Message):
+    __slots__ = ("size_bytes", "mode")
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    size_bytes: int
+    mode: int
+    def __init__(self, size_bytes: _Optional[int] = ..., mode: _Optional[int] = ...) -> None: ...
 
 class HealthCheck(_message.Message):
     __slots__ = ("test", "interval_ms", "timeout_ms", "start_period_ms", "retries", "disable")
@@ -442,8 +479,15 @@ class ServiceSpec(_message.Message):
     def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., environment: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortSpec, _Mapping]]] = ..., expose: _Optional[_Iterable[str]] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., restart: _Optional[str] = ..., depends_on: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[ServiceNetwork, _Mapping]]] = ..., mode: _Optional[_Union[ServiceMode, str]] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., update_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., session_sticky: _Optional[bool] = ..., always_pull: _Optional[bool] = ..., stop_grace_period_ms: _Optional[int] = ..., stop_signal: _Optional[str] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., hostname: _Optional[str] = ..., strategy: _Optional[str] = ...) -> None: ...
 
 class NamedVolume(_message.Message):
-    __slots__ = ("name", "driver", "external", "labels")
+    __slots__ = ("name", "driver", "external", "labels", "driver_opts", "volume_name")
     class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class DriverOptsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -454,11 +498,15 @@ class NamedVolume(_message.Message):
     DRIVER_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_OPTS_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     driver: str
     external: bool
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    driver_opts: _containers.ScalarMap[str, str]
+    volume_name: str
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., driver_opts: _Optional[_Mapping[str, str]] = ..., volume_name: _Optional[str] = ...) -> None: ...
 
 class NetworkDef(_message.Message):
     __slots__ = ("name", "driver", "external", "internal")

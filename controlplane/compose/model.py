@@ -24,7 +24,28 @@ class PortSpec(_Model):
     published: int = 0
     protocol: Literal["tcp", "udp"] = "tcp"
     host_ip: str = ""
-    mode: Literal["", "host", "ingress"] = ""
+    mode: Literal["", "host"] = ""
+
+
+class NamedVolume(_Model):
+    name: str
+    driver: str | None = None
+    external: bool = False
+    labels: dict[str, str] = {}
+    driver_opts: dict[str, str] = {}
+    volume_name: str | None = None
+
+
+class BindMountOptions(_Model):
+    propagation: Literal["", "shared", "slave", "private", "rshared", "rslave", "rprivate"] = ""
+    non_recursive: bool = False
+    create_host_path: bool = False
+    selinux: Literal["", "z", "Z"] = ""
+
+
+class TmpfsMountOptions(_Model):
+    size_bytes: int | None = None
+    mode: int | None = None
 
 
 class VolumeMount(_Model):
@@ -32,6 +53,11 @@ class VolumeMount(_Model):
     source: str = ""
     target: str
     read_only: bool = False
+    volume: NamedVolume | None = None
+    bind: BindMountOptions | None = None
+    nocopy: bool = False
+    tmpfs: TmpfsMountOptions | None = None
+    volume_labels: dict[str, str] = {}
 
 
 class HealthCheck(_Model):
@@ -139,13 +165,6 @@ class ServiceSpec(_Model):
     working_dir: str | None = None
     hostname: str | None = None
     strategy: Strategy | None = None
-
-
-class NamedVolume(_Model):
-    name: str
-    driver: str | None = None
-    external: bool = False
-    labels: dict[str, str] = {}
 
 
 class NetworkDef(_Model):

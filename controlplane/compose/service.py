@@ -19,7 +19,7 @@ from controlplane.compose.dotenv import DotenvError, parse_dotenv
 from controlplane.compose.errors import Diagnostics, Path
 from controlplane.compose.interpolation import Lookup
 from controlplane.compose.model import Dependency, HealthCheck, ServiceNetwork, ServiceSpec, VolumeMount
-from controlplane.compose.syntax import parse_expose, parse_port, parse_volume
+from controlplane.compose.syntax import INGRESS_REFUSAL, parse_expose, parse_port, parse_volume
 from controlplane.compose.units import duration_ms, to_bool, to_int, to_str
 
 _RESTART = re.compile(r"no|always|unless-stopped|on-failure(:\d+)?")
@@ -196,6 +196,9 @@ def convert_service(name: str, svc: dict[str, Any], ctx: Context) -> ServiceSpec
     spec.environment = environment
     spec.labels = key_values(svc.get("labels"), (*path, "labels"), diag, None)
     for index, item in enumerate(svc.get("ports") or []):
+        if isinstance(item, dict) and item.get("mode") == "ingress":
+            diag.error((*path, "ports", index, "mode"), INGRESS_REFUSAL)
+            continue
         ports = diag.convert((*path, "ports", index), parse_port, item)
         for port in ports or []:
             if port.published == 0 and not isinstance(item, dict):

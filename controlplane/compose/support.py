@@ -208,7 +208,10 @@ RULES: dict[str, Rule] = {
     "services.*.ports.[].published": Rule(S),
     "services.*.ports.[].protocol": Rule(S, "tcp or udp"),
     "services.*.ports.[].host_ip": Rule(S),
-    "services.*.ports.[].mode": Rule(S, "host or ingress"),
+    "services.*.ports.[].mode": Rule(
+        S, "host (what ccs does: publish on the node running the container); ingress (Swarm's routing "
+        "mesh) is refused: route HTTP through the routers with x-ccs.routes or aliyun.routing"
+    ),
     "services.*.ports.[].name": Rule(W, "descriptive only"),
     "services.*.ports.[].app_protocol": Rule(W, "descriptive only; use x-ccs.routes for HTTP"),
     # ---- long-syntax volumes
@@ -217,19 +220,26 @@ RULES: dict[str, Rule] = {
     "services.*.volumes.[].target": Rule(S),
     "services.*.volumes.[].read_only": Rule(S),
     "services.*.volumes.[].consistency": Rule(W, "macOS-only tuning"),
-    "services.*.volumes.[].bind": Rule(S),
-    "services.*.volumes.[].volume": Rule(S),
-    "services.*.volumes.[].tmpfs": Rule(S),
+    "services.*.volumes.[].bind": Rule(S, "on bind mounts only"),
+    "services.*.volumes.[].volume": Rule(S, "on volume mounts only"),
+    "services.*.volumes.[].tmpfs": Rule(S, "on tmpfs mounts only"),
     "services.*.volumes.[].image": Rule(R, _NOT_YET),
-    "services.*.volumes.[].bind.propagation": Rule(W, "mounts use Docker's default propagation"),
-    "services.*.volumes.[].bind.create_host_path": Rule(W, "missing host paths are created, as Docker does"),
-    "services.*.volumes.[].bind.selinux": Rule(W, "no SELinux relabelling is done"),
-    "services.*.volumes.[].bind.recursive": Rule(W, "mounts use Docker's default"),
-    "services.*.volumes.[].volume.nocopy": Rule(W, "image content is copied into new volumes"),
+    "services.*.volumes.[].bind.propagation": Rule(S),
+    "services.*.volumes.[].bind.create_host_path": Rule(
+        S, "true creates a missing host path (the short syntax implies it, as in Compose)"
+    ),
+    "services.*.volumes.[].bind.selinux": Rule(S, "needs create_host_path: true"),
+    "services.*.volumes.[].bind.recursive": Rule(
+        S, "enabled or disabled (not with create_host_path); writable and readonly need a newer engine "
+        "and are refused"
+    ),
+    "services.*.volumes.[].volume.nocopy": Rule(S),
     "services.*.volumes.[].volume.subpath": Rule(R, _NOT_YET),
-    "services.*.volumes.[].volume.labels": Rule(W, "set labels on the top-level volume"),
-    "services.*.volumes.[].tmpfs.size": Rule(W, "tmpfs mounts use Docker's default size"),
-    "services.*.volumes.[].tmpfs.mode": Rule(W, "tmpfs mounts use Docker's default mode"),
+    "services.*.volumes.[].volume.labels": Rule(
+        S, "for anonymous volumes; a named volume is labelled in its top-level definition (refused here)"
+    ),
+    "services.*.volumes.[].tmpfs.size": Rule(S),
+    "services.*.volumes.[].tmpfs.mode": Rule(S, "a string is octal ('1777')"),
     # ---- per-service network attachment
     "services.*.networks.*.aliases": Rule(S),
     "services.*.networks.*.ipv4_address": Rule(R, _REPLICAS),
@@ -241,13 +251,15 @@ RULES: dict[str, Rule] = {
     "services.*.networks.*.gw_priority": Rule(W, "Docker picks the default gateway"),
     "services.*.networks.*.driver_opts": Rule(W, "driver options are not passed"),
     # ---- top-level volumes and networks
-    "volumes.*.driver": Rule(S),
-    "volumes.*.external": Rule(S),
-    "volumes.*.labels": Rule(S),
-    "volumes.*.name": Rule(W, "ccs names volumes per application"),
-    "volumes.*.driver_opts": Rule(
-        R, "driver options (e.g. NFS) are not passed yet; ignoring them would store data elsewhere"
+    "volumes.*.driver": Rule(S, "a driver missing on the node fails the container, naming it"),
+    "volumes.*.external": Rule(
+        S, "the volume must exist on the node; a container stays pending where it is missing"
     ),
+    "volumes.*.labels": Rule(S, "ccs's own labels (ccs.*) win on a clash"),
+    "volumes.*.name": Rule(
+        S, "the engine's name for the volume (default ccs-<app>-<key>); ccs- names only when external"
+    ),
+    "volumes.*.driver_opts": Rule(S, "passed to the driver, e.g. a local NFS or tmpfs volume"),
     "networks.*.driver": Rule(S),
     "networks.*.external": Rule(S),
     "networks.*.internal": Rule(S),

@@ -33,9 +33,10 @@ from controlplane.compose.model import (
     UpdateConfig,
     to_proto,
 )
-from controlplane.compose.service import Context, convert_service, key_values, normalize_path
+from controlplane.compose.service import Context, convert_service, normalize_path
 from controlplane.compose.support import check_support
 from controlplane.compose.units import to_bool
+from controlplane.compose.volumes import attach_definitions, check_shared_names, named_volume
 
 MAX_TEMPLATE_BYTES = 1024 * 1024
 SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -88,16 +89,9 @@ def _options(kind: str, name: str, options: Any, diag: Diagnostics) -> dict[str,
 def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume], list[NetworkDef]]:
     volumes, networks = [], []
     for name, options in (doc.get("volumes") or {}).items():
-        if (opts := _options("volumes", name, options, diag)) is None:
-            continue
-        volumes.append(
-            NamedVolume(
-                name=name,
-                driver=opts.get("driver"),
-                external=bool(diag.convert(("volumes", name, "external"), _external, opts.get("external"))),
-                labels=key_values(opts.get("labels"), ("volumes", name, "labels"), diag, None),
-            )
-        )
+        if (opts := _options("volumes", name, options, diag)) is not None:
+            volumes.append(named_volume(name, opts, diag))
+    check_shared_names(volumes, diag)
     for name, options in (doc.get("networks") or {}).items():
         if (opts := _options("networks", name, options, diag)) is None:
             continue
@@ -223,7 +217,8 @@ def parse_template(
     if doc.get("name") not in (None, app_name):
         diag.warn(("name",), f"the application is deployed as {app_name!r}")
     volumes, networks = _top_level(doc, diag)
-    ctx = Context(diag, lookup, bundled, {v.name for v in volumes}, {n.name for n in networks})
+    definitions = {v.name: v for v in volumes}
+    ctx = Context(diag, lookup, bundled, set(definitions), {n.name for n in networks})
     specs = {}
     for name, svc in doc["services"].items():
         budget.tick()
@@ -234,6 +229,7 @@ def parse_template(
             diag.error(("services", name), "must be a mapping of service settings")
             continue
         specs[name] = _service(name, svc or {}, ctx)
+        attach_definitions(specs[name], definitions)
     order = start_order(_dependencies(specs, diag), diag)
     published: list[tuple[Path, PortSpec]] = []
     for name, spec in specs.items():

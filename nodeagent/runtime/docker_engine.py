@@ -30,6 +30,7 @@ from ccs.v1 import resources_pb2
 
 from . import naming
 from .docker_networks import AppNetworks, status_code
+from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
 from .translate import create_request
@@ -112,6 +113,7 @@ class DockerRuntime:
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="ccs-docker")
         self._locks: dict[str, asyncio.Lock] = {}
         self._networks = AppNetworks(self._api, self._call, self._lock)
+        self._volumes = Volumes(self._api, self._call, self._lock)
 
     async def _call(self, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -126,17 +128,13 @@ class DockerRuntime:
     # ------------------------------------------------------------------ prepare / create
 
     async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
-        """Image (pulled when missing or when spec.always_pull), app network, named volumes."""
+        """Image (pulled when missing or when spec.always_pull), app network, named volumes
+        (created as the template describes them; external ones must exist: VolumeMissing)."""
         request = create_request(c, bind_address=self._bind_address)  # validates the spec first
         await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
         await self._networks.ensure(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
         for volume in request.volumes:
-            await self._call(
-                f"create volume {volume.name}",
-                self._api.create_volume,
-                volume.name,
-                labels=volume.labels,
-            )
+            await self._volumes.ensure(volume, c.node)
 
     async def _image_exists(self, image: str) -> bool:
         try:

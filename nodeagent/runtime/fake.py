@@ -8,7 +8,9 @@ containers across 500 fake runtimes fit in tens of MB.
 
 Fault injection for release tests: images listed in `missing_images` fail `prepare` like an
 unreachable registry; images in `unhealthy_images` become UNHEALTHY (healthcheck) and fail
-exec probes; `crash()` makes a running container exit with a code.
+exec probes; `crash()` makes a running container exit with a code. An external volume must be in
+`volumes` (a test puts it there, as an operator would create it), else `prepare` raises
+VolumeMissing like the real runtime.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .types import (
     RuntimeFailure,
     StartFailed,
     State,
+    VolumeMissing,
 )
 
 _ids = itertools.count(1)
@@ -115,8 +118,12 @@ class FakeRuntime:
             if on_pull is not None:
                 on_pull(c.spec.image)
             self.pulled.append(c.spec.image)
+        missing = [v.name for v in request.volumes if v.external and v.name not in self.volumes]
+        if missing:
+            node = c.node or self._info.hostname
+            raise VolumeMissing(f"external volume {missing[0]!r} does not exist on node {node}")
         self.networks.add(request.network)
-        self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes)
+        self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes if not v.external)
 
     async def create(self, c: resources_pb2.Container) -> str:
         request = create_request(c, bind_address="0.0.0.0")

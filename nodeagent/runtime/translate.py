@@ -22,8 +22,7 @@ Choices worth knowing:
   ephemeral host port on `bind_address`: the routers of every node must reach it, and a
   fixed port would collide between replicas on one node. The engine picks the port; the
   agent reports it in the container's endpoints.
-- Named volumes become `ccs-<app>-<volume>` (created by `prepare`); anonymous volumes carry
-  app labels so app teardown finds those Docker leaves behind.
+- Volumes, binds and tmpfs: see `mounts`.
 """
 
 from __future__ import annotations
@@ -37,20 +36,13 @@ from typing import Any
 from ccs.v1 import resources_pb2
 
 from . import naming
+from .mounts import NamedVolume, container_mounts
 from .types import InvalidSpec
 
 _NS_PER_MS = 1_000_000
 _MIN_MEMORY = 6 * 1024 * 1024  # the engine refuses smaller limits
 _PROTOCOLS = ("tcp", "udp", "sctp")
 _HEALTH_KINDS = ("CMD", "CMD-SHELL", "NONE")
-
-
-@dataclass(frozen=True, slots=True)
-class NamedVolume:
-    """A named volume `prepare` must create before the container can mount it."""
-
-    name: str
-    labels: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +66,7 @@ def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRe
         raise InvalidSpec("spec.image", "must not be empty")
     network = naming.network_name(c.cluster, c.application)
     exposed, bindings = _ports(spec, bind_address)
-    mounts, volumes = _mounts(c)
+    mounts, binds, volumes = container_mounts(c)
     aliases = sorted({c.service, *(a for n in spec.networks for a in n.aliases)} - {""})
 
     host_config: dict[str, Any] = {
@@ -84,6 +76,8 @@ def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRe
         "Mounts": mounts,
         **_resources(spec),
     }
+    if binds:
+        host_config["Binds"] = binds
     body: dict[str, Any] = {
         "Image": spec.image,
         "Env": [f"{k}={v}" for k, v in sorted(spec.environment.items())],
@@ -185,35 +179,6 @@ def _expose(item: str, where: str) -> list[str]:
     if not 1 <= lo <= hi <= 65535:
         raise InvalidSpec(where, f"must be ports in 1-65535 with start <= end, got {item!r}")
     return [f"{n}/{protocol}" for n in range(lo, hi + 1)]
-
-
-def _mounts(c: resources_pb2.Container) -> tuple[list[dict[str, Any]], tuple[NamedVolume, ...]]:
-    mounts: list[dict[str, Any]] = []
-    volumes: list[NamedVolume] = []
-    for i, v in enumerate(c.spec.volumes):
-        where = f"spec.volumes[{i}]"
-        if not posixpath.isabs(v.target):
-            raise InvalidSpec(f"{where}.target", f"must be an absolute path, got {v.target!r}")
-        mount: dict[str, Any] = {"Type": v.type or "volume", "Target": v.target}
-        if v.read_only:
-            mount["ReadOnly"] = True
-        if mount["Type"] == "volume" and v.source:
-            name = naming.volume_name(c.application, v.source)
-            labels = {**naming.app_labels(c.cluster, c.application), naming.VOLUME: v.source}
-            volumes.append(NamedVolume(name, labels))
-            mount["Source"] = name
-        elif mount["Type"] == "volume":
-            labels = {**naming.app_labels(c.cluster, c.application), naming.ANONYMOUS: "true"}
-            mount["VolumeOptions"] = {"Labels": labels}
-        elif mount["Type"] == "bind":
-            if not posixpath.isabs(v.source):
-                why = f"a bind mount needs an absolute host path, got {v.source!r}"
-                raise InvalidSpec(f"{where}.source", why)
-            mount["Source"] = v.source
-        elif mount["Type"] != "tmpfs":
-            raise InvalidSpec(f"{where}.type", f"must be volume, bind or tmpfs, got {v.type!r}")
-        mounts.append(mount)
-    return mounts, tuple(volumes)
 
 
 def _resources(spec: resources_pb2.ServiceSpec) -> dict[str, int]:

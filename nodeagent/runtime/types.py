@@ -197,6 +197,22 @@ class NetworkFailed(RuntimeFailure):
     failure_reason = Reason.FAILURE_REASON_NETWORK
 
 
+class VolumeFailed(RuntimeFailure):
+    """The engine cannot give the container the volume the template describes: its driver is not
+    installed on the node, the driver refused the options, or a volume of that name exists with
+    another driver, other options or without the template's labels (the engine never changes an
+    existing volume). Retrying the same request gets the same answer."""
+
+    permanent = True
+
+
+class VolumeMissing(RuntimeFailure):
+    """An external volume does not exist on the node. Not permanent: the container stays
+    pending, and the agent retries with backoff, until someone creates it there."""
+
+    permanent = False
+
+
 class NotFound(RuntimeFailure):
     """The engine object (image, network, volume, container) does not exist."""
 

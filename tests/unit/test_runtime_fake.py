@@ -19,6 +19,7 @@ from nodeagent.runtime import (
     RuntimeEvent,
     RuntimeFailure,
     State,
+    VolumeMissing,
 )
 from nodeagent.runtime.docker_engine import DockerRuntime
 
@@ -116,6 +117,17 @@ async def test_always_pull_reports_pulling() -> None:
     pulls: list[str] = []
     await rt.prepare(make(always_pull=True), on_pull=pulls.append)
     assert pulls == ["local/webapp:v1"] == rt.pulled
+
+
+async def test_an_external_volume_must_exist_and_is_never_created() -> None:
+    rt = FakeRuntime(hostname="hollow-3")
+    ext = pb.VolumeMount(source="data", target="/d", volume=pb.NamedVolume(name="data", external=True,
+                                                                            volume_name="handmade"))
+    with pytest.raises(VolumeMissing, match="external volume 'handmade' does not exist on node hollow-3") as info:
+        await rt.prepare(make(volumes=[ext]))
+    assert not info.value.permanent and "handmade" not in rt.volumes
+    rt.volumes["handmade"] = ("", "")  # made by an operator
+    await rt.prepare(make(volumes=[ext]))
 
 
 async def test_list_managed_and_logs() -> None:
