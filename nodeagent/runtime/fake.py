@@ -115,7 +115,8 @@ class FakeRuntime:
             if on_pull is not None:
                 on_pull(c.spec.image)
             self.pulled.append(c.spec.image)
-        self.networks.add(request.network)
+        if request.network:
+            self.networks.add(request.network)
         self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes)
 
     async def create(self, c: resources_pb2.Container) -> str:
