@@ -2,8 +2,12 @@
 
 Stages, in order: size limit; YAML (broken YAML stops here); ``.env``; interpolation; the
 official schema (a schema-invalid document stops here, since converting it would only add
-confusing follow-up errors); the support table; per-service conversion with claims; checks
-across services. Every stage reports all it finds into one Diagnostics.
+confusing follow-up errors); the support table; per-service conversion with claims (every
+service, so errors show whatever profiles are chosen); the profiles' choice of services; checks
+across the services chosen. Every stage reports all it finds into one Diagnostics.
+
+The result lists the privileged values of the chosen services (``ParsedTemplate.privileged``)
+for the API to hold against the cluster's policy; the parser does not know the cluster.
 """
 
 from __future__ import annotations
