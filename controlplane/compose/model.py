@@ -92,6 +92,18 @@ class ServiceNetwork(_Model):
     aliases: list[str] = []
 
 
+class DeviceMapping(_Model):
+    path_on_host: str
+    path_in_container: str
+    permissions: str = "rwm"
+
+
+class Ulimit(_Model):
+    name: str
+    soft: int
+    hard: int
+
+
 class Placement(_Model):
     constraints: list[str] = []
     spread: list[str] = []
@@ -165,6 +177,26 @@ class ServiceSpec(_Model):
     working_dir: str | None = None
     hostname: str | None = None
     strategy: Strategy | None = None
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    security_opt: list[str] = []
+    privileged: bool = False
+    devices: list[DeviceMapping] = []
+    network_mode: Literal["", "host"] = ""
+    pid: Literal["", "host"] = ""
+    read_only: bool = False
+    ulimits: list[Ulimit] = []
+    shm_size_bytes: int | None = None
+    sysctls: dict[str, str] = {}
+    extra_hosts: list[str] = []
+    dns: list[str] = []
+    dns_search: list[str] = []
+    dns_opt: list[str] = []
+    group_add: list[str] = []
+    tmpfs: dict[str, str] = {}
+    init: bool | None = None
+    cpu_shares: int | None = None
+    oom_score_adj: int | None = None
 
 
 class NetworkDef(_Model):

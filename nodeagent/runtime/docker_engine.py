@@ -28,7 +28,7 @@ from docker.utils import parse_repository_tag
 
 from ccs.v1 import resources_pb2
 
-from . import naming
+from . import naming, node_security
 from .docker_networks import AppNetworks, status_code
 from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
@@ -73,6 +73,11 @@ def engine_error(exc: BaseException, doing: str) -> BaseException:
     return exc
 
 
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def _close_stream(stream: Any) -> None:
     """Close a docker SDK CancellableStream for good.
 
@@ -114,6 +119,7 @@ class DockerRuntime:
         self._locks: dict[str, asyncio.Lock] = {}
         self._networks = AppNetworks(self._api, self._call, self._lock)
         self._volumes = Volumes(self._api, self._call, self._lock)
+        self._apparmor: bool | None = None  # read from the engine's info on first need
 
     async def _call(self, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -132,7 +138,8 @@ class DockerRuntime:
         (created as the template describes them; external ones must exist: VolumeMissing)."""
         request = create_request(c, bind_address=self._bind_address)  # validates the spec first
         await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
-        await self._networks.ensure(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
+        if request.network:
+            await self._networks.ensure(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
         for volume in request.volumes:
             await self._volumes.ensure(volume, c.node)
 
@@ -171,11 +178,16 @@ class DockerRuntime:
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container; idempotent per ccs container id (returns the existing one)."""
         request = create_request(c, bind_address=self._bind_address)
+        body = request.body
+        if node_security.needs_node(body):
+            apparmor = await self._has_apparmor()
+            body = await self._call("read security profiles", functools.partial(
+                node_security.resolve, body, apparmor=apparmor, read_text=_read_text))
         try:
             result = await self._call(
                 f"create {request.name}",
                 self._api.create_container_from_config,
-                request.body,
+                body,
                 name=request.name,
             )
         except NotFound as exc:
@@ -192,6 +204,13 @@ class DockerRuntime:
                 raise InvalidSpec("spec", str(cause.explanation or cause)) from exc
             raise
         return str(result["Id"])
+
+    async def _has_apparmor(self) -> bool:
+        """Whether the engine applies AppArmor profiles (it lists "name=apparmor")."""
+        if self._apparmor is None:
+            raw = await self._call("info", self._api.info)
+            self._apparmor = any("name=apparmor" in str(o) for o in raw.get("SecurityOptions") or ())
+        return self._apparmor
 
     # ------------------------------------------------------------------ lifecycle
 

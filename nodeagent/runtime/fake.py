@@ -122,7 +122,8 @@ class FakeRuntime:
         if missing:
             node = c.node or self._info.hostname
             raise VolumeMissing(f"external volume {missing[0]!r} does not exist on node {node}")
-        self.networks.add(request.network)
+        if request.network:
+            self.networks.add(request.network)
         self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes if not v.external)
 
     async def create(self, c: resources_pb2.Container) -> str:

@@ -16,6 +16,10 @@ Choices worth knowing:
   (`Container.subnets`), not one from the engine's default pools, which hold about 30
   networks; an assignment without one (a cluster older than the allocator) leaves the choice
   to the engine.
+- `network_mode: host` (admitted by the cluster's policy) puts the container on the node's
+  network: no application network, no port bindings (the parser refuses ports with it).
+- The container options (capabilities, security options, ulimits, dns, tmpfs, ...) are
+  built by `translate_options`.
 - A port with `published: 0` is only exposed on the app network. A published port binds to
   the port's own host_ip, else to the agent's `bind_address` (the node's address).
 - A routed port (`spec.routes[].port`) that no `spec.ports` entry publishes gets an
@@ -37,6 +41,7 @@ from ccs.v1 import resources_pb2
 
 from . import naming
 from .mounts import NamedVolume, container_mounts
+from .translate_options import host_options
 from .types import InvalidSpec
 
 _NS_PER_MS = 1_000_000
@@ -50,7 +55,7 @@ class CreateRequest:
     """Everything needed to create one container: its name and the Engine API body."""
 
     name: str
-    network: str
+    network: str  # "" with network_mode host: the container joins no application network
     body: dict[str, Any]
     volumes: tuple[NamedVolume, ...]
     subnet: str = ""  # the app network's IPv4 subnet on this node; "" lets the engine pick
@@ -64,17 +69,21 @@ def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRe
     spec = c.spec
     if not spec.image:
         raise InvalidSpec("spec.image", "must not be empty")
-    network = naming.network_name(c.cluster, c.application)
-    exposed, bindings = _ports(spec, bind_address)
+    if spec.network_mode not in ("", "host"):
+        raise InvalidSpec("spec.network_mode", f"must be empty or host, got {spec.network_mode!r}")
+    host_network = spec.network_mode == "host"
+    network = "" if host_network else naming.network_name(c.cluster, c.application)
+    exposed, bindings = ({}, {}) if host_network else _ports(spec, bind_address)
     mounts, binds, volumes = container_mounts(c)
     aliases = sorted({c.service, *(a for n in spec.networks for a in n.aliases)} - {""})
 
     host_config: dict[str, Any] = {
         "RestartPolicy": {"Name": "no"},
-        "NetworkMode": network,
+        "NetworkMode": network or "host",
         "PortBindings": bindings,
         "Mounts": mounts,
         **_resources(spec),
+        **host_options(spec),
     }
     if binds:
         host_config["Binds"] = binds
@@ -84,8 +93,9 @@ def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRe
         "Labels": naming.container_labels(c),
         "ExposedPorts": exposed,
         "HostConfig": host_config,
-        "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": aliases}}},
     }
+    if network:
+        body["NetworkingConfig"] = {"EndpointsConfig": {network: {"Aliases": aliases}}}
     if spec.command:
         body["Cmd"] = list(spec.command)
     if spec.entrypoint:

