@@ -10,7 +10,8 @@ Cost of keeping network maps current: the hub keeps one :class:`NetworkMaps` per
 at least one open session (built with one scan of the cluster's blocks and services when its
 first session opens, dropped when its last closes or the cache re-lists). Each change costs
 O(1) to read; a batch then costs, for every connected node with a block of an application the
-batch changed, one assembly of its map (O(the networks on that node)), plus one
+batch changed, one assembly of its map (a concatenation of the encoded networks on that
+node and one hash of it; a parse of it when it is sent), plus one
 recomputation per changed application (O(its services, containers and blocks)). Nodes without
 a session, and applications no connected node takes part in, cost nothing.
 """
@@ -198,7 +199,7 @@ class AssignmentHub:
             changed_table = new_routing.get(key[0])
             network_map = new_maps.get(key)
             for s in self._sessions.get(key, ()):
-                map_changed = network_map is not None and network_map.version != s.netmap_version
+                map_changed = network_map is not None and network_map[0] != s.netmap_version
                 if not assignments and changed_table is None and not map_changed:
                     continue  # nothing new for this session: its chain stays where it is
                 msg = agent_pb2.SessionMessage(
@@ -211,14 +212,17 @@ class AssignmentHub:
                 if changed_table is not None:
                     msg.routing.CopyFrom(changed_table)
                 if map_changed and network_map is not None:
-                    msg.network_map.CopyFrom(network_map)
-                    s.netmap_version = network_map.version
+                    version, raw = network_map
+                    msg.network_map.MergeFromString(raw)
+                    msg.network_map.version = version
+                    s.netmap_version = version
                 s.version = revision
                 s.queue.put_nowait(msg)
 
-    def _changed_maps(self) -> dict[tuple[str, str], agent_pb2.NetworkMap]:
-        """The current map of every connected node that the last changes may concern."""
-        out: dict[tuple[str, str], agent_pb2.NetworkMap] = {}
+    def _changed_maps(self) -> dict[tuple[str, str], tuple[int, bytes]]:
+        """The current map (version, encoding) of every connected node the last changes may
+        concern."""
+        out: dict[tuple[str, str], tuple[int, bytes]] = {}
         for cluster, (state, maps) in list(self._netmaps.items()):
             nodes = maps.settle()
             if self.informer.clusters.get(cluster) is not state:
@@ -230,5 +234,5 @@ class AssignmentHub:
                 nodes = {node for (c, node) in self._sessions if c == cluster}
             for node in nodes:
                 if self._sessions.get((cluster, node)):
-                    out[(cluster, node)] = maps.map_for(state, node)
+                    out[(cluster, node)] = maps.encoded_for(state, node)
         return out

@@ -25,7 +25,26 @@ table (:mod:`controlplane.routing`):
 change by change at the cost of what changed, not of the cluster (see its module).
 """
 
-from .build import ClusterView, app_networks, assemble, network_map, service_networks, serving
+from .build import (
+    ClusterView,
+    app_networks,
+    assemble,
+    assemble_encoded,
+    encode_network,
+    network_map,
+    service_networks,
+    serving,
+)
 from .cache import NetworkMaps
 
-__all__ = ["ClusterView", "NetworkMaps", "app_networks", "assemble", "network_map", "service_networks", "serving"]
+__all__ = [
+    "ClusterView",
+    "NetworkMaps",
+    "app_networks",
+    "assemble",
+    "assemble_encoded",
+    "encode_network",
+    "network_map",
+    "service_networks",
+    "serving",
+]

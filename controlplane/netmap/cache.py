@@ -14,11 +14,14 @@ something every few milliseconds (issue 15: passes must not cost O(cluster)). In
 * :meth:`NetworkMaps.settle` returns the nodes whose map may have changed (every node with a
   block of a dirty application, and the node of a block added or freed) and drops the dirty
   applications' networks; O(those nodes);
-* :meth:`NetworkMaps.map_for` assembles one node's map from the applications' networks,
+* :meth:`NetworkMaps.encoded_for` assembles one node's map from the applications' networks,
   computing those that were dropped: O(the networks on the node) plus, per recomputed
-  application, O(its services + containers + blocks).
+  application, O(its services + containers + blocks). Each application's networks are kept
+  encoded, so a node's map is a concatenation of bytes and one hash of them
+  (:func:`~controlplane.netmap.build.assemble_encoded`), not a copy of every network for
+  every node; parsing it into a message is left to the one that sends it.
 
-The dispatcher asks ``map_for`` only for nodes with an open session, so an application's
+The dispatcher asks ``encoded_for`` only for nodes with an open session, so an application's
 networks are recomputed at most once per batch of changes, and only if some connected node
 takes part in them. The result equals :func:`network_map` at every point (tested).
 """
@@ -31,7 +34,7 @@ from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner.containers import has_health_check
 
-from .build import ClusterView, SubnetKey, app_networks, assemble, service_networks, serving
+from .build import ClusterView, SubnetKey, app_networks, assemble_encoded, encode_network, service_networks, serving
 
 
 class NetworkMaps:
@@ -41,7 +44,7 @@ class NetworkMaps:
         self._blocks: dict[str, dict[tuple[str, str], str]] = {}  # app -> (node, network) -> subnet
         self._on_node: dict[str, dict[str, set[str]]] = {}  # node -> app -> networks
         self._services: dict[str, set[str]] = {}  # app -> service names
-        self._networks: dict[str, dict[str, agent_pb2.AppNetwork]] = {}  # app -> computed networks
+        self._networks: dict[str, dict[str, bytes]] = {}  # app -> network -> its encoding
         self._dirty: set[str] = set()
         self._touched: set[str] = set()  # nodes that gained or lost a block
         for key, record in state.subnets.items():
@@ -100,15 +103,23 @@ class NetworkMaps:
 
     # ------------------------------------------------------------------ maps
 
-    def map_for(self, state: ClusterView, node: str) -> agent_pb2.NetworkMap:
-        """The map ``node`` receives now (call ``settle`` first after changes)."""
-        networks: list[agent_pb2.AppNetwork] = []
+    def encoded_for(self, state: ClusterView, node: str) -> tuple[int, bytes]:
+        """The version of the map ``node`` receives now and its encoding without the version
+        (call ``settle`` first after changes)."""
+        parts: list[tuple[tuple[str, str], bytes]] = []
         for app, wanted in self._on_node.get(node, {}).items():
             built = self._app(state, app)
-            networks.extend(built[network] for network in wanted if network in built)
-        return assemble(state.name, state.pod_cidr, networks)
+            parts.extend(((app, network), built[network]) for network in wanted if network in built)
+        return assemble_encoded(state.name, state.pod_cidr, parts)
 
-    def _app(self, state: ClusterView, app: str) -> dict[str, agent_pb2.AppNetwork]:
+    def map_for(self, state: ClusterView, node: str) -> agent_pb2.NetworkMap:
+        """The map ``node`` receives now, as a message."""
+        version, raw = self.encoded_for(state, node)
+        m = agent_pb2.NetworkMap.FromString(raw)
+        m.version = version
+        return m
+
+    def _app(self, state: ClusterView, app: str) -> dict[str, bytes]:
         built = self._networks.get(app)
         if built is None:
             services = {svc: state.services[(app, svc)] for svc in self._services.get(app, ())
@@ -116,8 +127,8 @@ class NetworkMaps:
             containers = [state.containers[k] for svc in services
                           for k in state.by_service.get((app, svc), ()) if k in state.containers]
             blocks = [(node, network, subnet) for (node, network), subnet in self._blocks.get(app, {}).items()]
-            built = self._networks[app] = app_networks(
-                app, state.apps.get(app), services, containers, blocks, state.nodes)
+            networks = app_networks(app, state.apps.get(app), services, containers, blocks, state.nodes)
+            built = self._networks[app] = {name: encode_network(n) for name, n in networks.items()}
         return built
 
     # ------------------------------------------------------------------ indexes
