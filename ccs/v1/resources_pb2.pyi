@@ -686,19 +686,33 @@ class Endpoint(_message.Message):
     protocol: str
     def __init__(self, container: _Optional[str] = ..., node: _Optional[str] = ..., address: _Optional[str] = ..., published: _Optional[int] = ..., target: _Optional[int] = ..., protocol: _Optional[str] = ...) -> None: ...
 
+class ContainerAddress(_message.Message):
+    __slots__ = ("container", "node", "network", "address")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    node: str
+    network: str
+    address: str
+    def __init__(self, container: _Optional[str] = ..., node: _Optional[str] = ..., network: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
 class ServiceStatus(_message.Message):
-    __slots__ = ("desired", "running", "healthy", "message", "endpoints")
+    __slots__ = ("desired", "running", "healthy", "message", "endpoints", "addresses")
     DESIRED_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     HEALTHY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     desired: int
     running: int
     healthy: int
     message: str
     endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
-    def __init__(self, desired: _Optional[int] = ..., running: _Optional[int] = ..., healthy: _Optional[int] = ..., message: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+    addresses: _containers.RepeatedCompositeFieldContainer[ContainerAddress]
+    def __init__(self, desired: _Optional[int] = ..., running: _Optional[int] = ..., healthy: _Optional[int] = ..., message: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., addresses: _Optional[_Iterable[_Union[ContainerAddress, _Mapping]]] = ...) -> None: ...
 
 class Service(_message.Message):
     __slots__ = ("meta", "cluster", "application", "spec", "status", "generation", "app_revision", "last_generation")

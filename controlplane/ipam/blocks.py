@@ -11,6 +11,20 @@ from ipaddress import IPv4Network
 # Compose networks by name). Re-exported by controlplane.ipam.
 from ccs.networks import DEFAULT_NETWORK as DEFAULT_NETWORK
 
+
+def network_of(compose_network: str) -> str:
+    """The allocated network (the key of its blocks) that a Compose network's containers join.
+
+    Today every Compose network of an application shares the application's one bridge per
+    node, DEFAULT_NETWORK, as the agent builds it (so `front` and `back` of one application
+    are not yet isolated from each other: README, "Not supported yet"). Giving each Compose
+    network blocks of its own makes this the identity; everything that maps template
+    networks to blocks (the network map's names) asks here.
+    """
+    del compose_network
+    return DEFAULT_NETWORK
+
+
 #: The smallest block: 16 addresses, 13 for containers.
 MIN_BLOCK_PREFIX = 28
 #: The largest block: what the engine's default pools give one network.

@@ -70,6 +70,17 @@ def has_health_check(spec: pb.ServiceSpec) -> bool:
     return compose_check or bool(spec.probe.kind)
 
 
+def is_leaving(c: pb.Container) -> bool:
+    """On its way out: no longer desired RUNNING, or draining (``stop_after`` set).
+
+    The routing table keeps such a container with weight 0 while it still runs, and the
+    network map's names leave it out at once: both read "leaving" here, so a name stops
+    answering the container the moment the routers stop sending it requests.
+    """
+    ts = c.stop_after
+    return desired(c) != pb.DESIRED_STATE_RUNNING or ts.seconds != 0 or ts.nanos != 0
+
+
 def is_ready(c: pb.Container, fallback: pb.ServiceSpec) -> bool:
     """Serving: HEALTHY, or RUNNING when its spec has no health check (as Swarm judges readiness).
 

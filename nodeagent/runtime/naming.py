@@ -48,6 +48,17 @@ def network_name(cluster: str, app: str) -> str:
     return f"ccs-{_safe(cluster)}-{_safe(app)}"
 
 
+def compose_networks(cluster: str, app: str) -> dict[str, str]:
+    """Engine network name -> the Compose network name it stands for, for one application.
+
+    What the agent reports a container's addresses under (`ContainerStatus.addresses`), so
+    that the control plane and every node's resolver speak of networks as the template does
+    ("default"), never of engine names. Today every application has one bridge per node,
+    the control plane's `DEFAULT_NETWORK`; a network per Compose network adds its entries here.
+    """
+    return {network_name(cluster, app): DEFAULT_NETWORK}
+
+
 def volume_name(app: str, volume: str) -> str:
     """The engine name of a Compose named volume: scoped to its app like Compose's project."""
     return f"ccs-{_safe(app)}-{_safe(volume)}"

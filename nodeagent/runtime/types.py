@@ -53,7 +53,10 @@ class Observed:
     started_at: float | None = None  # unix seconds
     finished_at: float | None = None
     oom_killed: bool = False
-    networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IPv4 address
+    networks: Mapping[str, str] = field(default_factory=dict)  # engine network name -> IPv4 address
+    # Compose network name ("default") -> IPv4 address, for the container's application
+    # networks only (observe.addresses): what ContainerStatus.addresses reports.
+    addresses: Mapping[str, str] = field(default_factory=dict)
     ports: Sequence[PortBinding] = ()
     failure_reason: int = 0  # a ccs.v1.FailureReason when the engine could not start it
 

@@ -153,6 +153,40 @@ def test_services_containers_and_default_cluster_from_context(
     assert ok(config, "logs", "shop/web") == "shop-web-1 | hello from shop-web-1\n"
 
 
+def test_service_get_and_ps_show_container_addresses(
+    config: Path, tmp_path: Path, served: ThreadedServer, fake: FakeApi
+) -> None:
+    """Each running container's address on the application network: a table under `service
+    get`, in its -o json/yaml (status.addresses), and a column of `ps`."""
+    ok(config, "cluster", "create", "prod")
+    ok(config, "app", "deploy", "-c", "prod", "-f", str(bundle(tmp_path)), "--name", "shop")
+    running = resources_pb2.CONTAINER_STATE_RUNNING
+    served.call(lambda: fake.add_container("prod", "shop", "web", 1, "node-1", running,
+                                           addresses={"default": "10.128.0.18"}))
+    served.call(lambda: fake.add_container("prod", "shop", "web", 2, "node-2", running,
+                                           addresses={"default": "10.128.0.3", "back": "10.128.1.3"}))
+    served.call(fake.add_container, "prod", "shop", "web", 3, "", resources_pb2.CONTAINER_STATE_PENDING)
+    served.call(fake.set_service_status, "prod", "shop", "web", 2, 2)
+    out = ok(config, "service", "get", "-c", "prod", "shop/web")
+    at = out.splitlines().index(next(ln for ln in out.splitlines() if ln.split()[:1] == ["CONTAINER"]))
+    assert [ln.split() for ln in out.splitlines()[at:]] == [
+        ["CONTAINER", "NODE", "NETWORK", "ADDRESS"],
+        ["shop-web-1", "node-1", "default", "10.128.0.18"],
+        ["shop-web-2", "node-2", "back", "10.128.1.3"],
+        ["shop-web-2", "node-2", "default", "10.128.0.3"],
+    ]
+    as_json = json.loads(ok(config, "service", "get", "-c", "prod", "shop/web", "-o", "json"))
+    assert as_json["status"]["addresses"][0] == {
+        "container": "shop-web-1", "node": "node-1", "network": "default", "address": "10.128.0.18"}
+    as_yaml = yaml.safe_load(ok(config, "service", "get", "-c", "prod", "shop/web", "-o", "yaml"))
+    assert as_yaml["status"]["addresses"] == as_json["status"]["addresses"]
+    lines = ok(config, "ps", "-c", "prod", "-a", "shop", "-s", "web").splitlines()
+    assert lines[0].split()[:6] == ["NAME", "APPLICATION", "SERVICE", "NODE", "STATE", "ADDRESS"]
+    assert [ln.split()[5] for ln in lines[1:]] == ["10.128.0.18", "back=10.128.1.3,default=10.128.0.3", "-"]
+    [record] = json.loads(ok(config, "container", "ls", "-c", "prod", "-n", "node-1", "-o", "json"))
+    assert record["status"]["addresses"] == {"default": "10.128.0.18"}
+
+
 def test_nodes(config: Path, served: ThreadedServer, fake: FakeApi) -> None:
     ok(config, "cluster", "create", "edge")
     served.call(fake.add_node, "edge", "n1")
