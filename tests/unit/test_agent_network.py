@@ -17,7 +17,7 @@ from nodeagent.network.fabric import NetworkFabric
 from nodeagent.network.plan import FabricPlan, plan_fabric
 from nodeagent.runtime import FakeRuntime
 
-from .test_agent_e2e import Dispatcher, dispatcher, running  # noqa: F401
+from .test_agent_e2e import Dispatcher, running
 from .test_agent_helpers import CLUSTER, complete
 
 
