@@ -69,6 +69,9 @@ class Executor:
         self._report = report
         self._unrouted_for = unrouted_for  # the node's router: see converge.router_hold
         self._sem = asyncio.Semaphore(concurrency)
+        # Container id -> (its addresses, its service's Compose `dns` servers), for the node
+        # resolver's per-container upstreams (`service_dns`); only containers that set `dns`.
+        self._dns: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._log = log or structlog.get_logger("ccs.agent")
         self.docker_ids: dict[str, str] = {}  # ccs container id -> docker id
         self._apps: dict[str, str] = {}  # ccs container id -> application (orphans included)
@@ -278,7 +281,17 @@ class Executor:
         self.docker_ids.pop(cid, None)
         self._apps.pop(cid, None)
 
+    def service_dns(self, source: str) -> tuple[str, ...]:
+        """The Compose `dns` servers of the local container whose address is `source` (none:
+        empty), so the node resolver forwards that container's other names where its
+        service asked. Linear in the local containers that set `dns`: a handful."""
+        for addresses, servers in self._dns.values():
+            if source in addresses:
+                return servers
+        return ()
+
     def _forget(self, cid: str) -> None:
+        self._dns.pop(cid, None)
         self._router_waits.discard(cid)
         self.book.forget(cid)
         self.tracked.discard(cid)
@@ -324,4 +337,8 @@ class Executor:
         )
         if reason:
             st.failure_reason = reason  # type: ignore[assignment]  # FailureReason is an int enum
+        if st.addresses and c.spec.dns:
+            self._dns[cid] = (tuple(st.addresses.values()), tuple(c.spec.dns))
+        else:
+            self._dns.pop(cid, None)
         self._report(status.update(c, st))

@@ -10,16 +10,24 @@ Choices worth knowing:
   max attempts and rescheduling elsewhere); a daemon that restarts on its own would race the
   agent and hide crashes from it. Swarm does the same: its tasks run with restart "no" and the
   orchestrator makes a new task instead.
-- Every container joins one bridge network per application, with the service name (plus any
-  Compose aliases) as DNS alias, so services reach each other by name, as under Compose. The
-  network's subnet is the one the control plane allocated to the application on this node
-  (`Container.subnets`), not one from the engine's default pools, which hold about 30
-  networks; an assignment without one (a cluster older than the allocator) leaves the choice
-  to the engine.
+- Every container joins one bridge network per application. The network's subnet is the one
+  the control plane allocated to the application on this node (`Container.subnets`), not one
+  from the engine's default pools, which hold about 30 networks; an assignment without one (a
+  cluster older than the allocator) leaves the choice to the engine.
+- Names: with the node resolver (`dns`, the agent's `--resolver-address`) every container has
+  it as DNS server (HostConfig.Dns) and no engine alias: the engine's embedded DNS answers
+  only container names itself and forwards service names and aliases to the resolver, which
+  answers them cluster-wide from the control plane's map (nodeagent/network). An engine alias
+  would be answered locally and never forwarded, hiding the service's containers on other
+  nodes. Without a resolver (the agent runs with `--resolver-address ""`), the service name
+  and its Compose aliases are engine aliases, resolvable among containers on the same node.
 - `network_mode: host` (admitted by the cluster's policy) puts the container on the node's
-  network: no application network, no port bindings (the parser refuses ports with it).
+  network: no application network, no port bindings (the parser refuses ports with it), and
+  the node's own resolv.conf (no node resolver).
 - The container options (capabilities, security options, ulimits, dns, tmpfs, ...) are
-  built by `translate_options`.
+  built by `translate_options`. A service's Compose `dns` servers are the engine's DNS
+  servers only without the node resolver; with it they are the resolver's upstreams for that
+  container (nodeagent/network/resolver.py), since the engine's Dns must be the resolver.
 - A port with `published: 0` is only exposed on the app network. A published port binds to
   the port's own host_ip, else to the agent's `bind_address` (the node's address).
 - A routed port (`spec.routes[].port`) that no `spec.ports` entry publishes gets an
@@ -34,6 +42,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +70,11 @@ class CreateRequest:
     subnet: str = ""  # the app network's IPv4 subnet on this node; "" lets the engine pick
 
 
-def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRequest:
-    """Translate a ccs container assignment into an Engine API create request.
+def create_request(
+    c: resources_pb2.Container, *, bind_address: str, dns: Sequence[str] = ()
+) -> CreateRequest:
+    """Translate a ccs container assignment into an Engine API create request (`dns`: the node
+    resolver's address, see the module doc).
 
     Raises InvalidSpec naming the offending field when the spec cannot be honoured.
     """
@@ -75,7 +87,9 @@ def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRe
     network = "" if host_network else naming.network_name(c.cluster, c.application)
     exposed, bindings = ({}, {}) if host_network else _ports(spec, bind_address)
     mounts, binds, volumes = container_mounts(c)
-    aliases = sorted({c.service, *(a for n in spec.networks for a in n.aliases)} - {""})
+    endpoint: dict[str, Any] = {}
+    if not dns:
+        endpoint["Aliases"] = sorted({c.service, *(a for n in spec.networks for a in n.aliases)} - {""})
 
     host_config: dict[str, Any] = {
         "RestartPolicy": {"Name": "no"},
@@ -95,7 +109,9 @@ def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRe
         "HostConfig": host_config,
     }
     if network:
-        body["NetworkingConfig"] = {"EndpointsConfig": {network: {"Aliases": aliases}}}
+        body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
+        if dns:
+            host_config["Dns"] = list(dns)
     if spec.command:
         body["Cmd"] = list(spec.command)
     if spec.entrypoint:

@@ -274,3 +274,32 @@ async def test_out_of_memory_is_a_failure_with_a_reason(rt: DockerRuntime, test_
     assert observed is not None and observed.oom_killed
     assert observed.state == State.CONTAINER_STATE_FAILED
     assert observed.message.startswith("out of memory: killed by the kernel")
+
+
+async def test_with_the_node_resolver_containers_use_it_and_the_network_hook_runs_before_start(
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """With `dns` (the agent's --resolver-address) containers get it as DNS server and no engine
+    alias; `on_network_created` runs once per created network, before any container is made on
+    it (nodeagent/network puts its nat rule back above Docker's new MASQUERADE rule there)."""
+    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}", f"{naming.APP}=resolved"]}
+    seen: list[int] = []
+
+    async def created() -> None:
+        seen.append(len(clean_engine.api.containers(all=True, filters=selector)))
+
+    rt = DockerRuntime(bind_address="127.0.0.1", cluster=CLUSTER, dns=("169.254.20.53",), on_network_created=created)
+    try:
+        c = container("resolved", "web", test_image.busybox, command=["sleep", "300"],
+                      networks=[pb.ServiceNetwork(name="default", aliases=["www"])])
+        first = await launch(rt, c)
+        second = await launch(rt, container("resolved", "web", test_image.busybox, slot=2, command=["sleep", "300"]))
+        assert seen == [0]  # one network, hooked before its first container existed
+        for docker_id in (first, second):
+            raw = clean_engine.api.inspect_container(docker_id)
+            assert raw["HostConfig"]["Dns"] == ["169.254.20.53"]
+            aliases = raw["NetworkSettings"]["Networks"][naming.network_name(CLUSTER, "resolved")]["Aliases"] or []
+            assert "web" not in aliases and "www" not in aliases
+    finally:
+        await rt.aclose()
