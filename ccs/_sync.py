@@ -109,6 +109,7 @@ class SyncClusters(_Namespace[Clusters]):
     create = blocking(Clusters.create)
     get = blocking(Clusters.get)
     list = blocking(Clusters.list)
+    update = blocking(Clusters.update)
     delete = blocking(Clusters.delete)
     join_token = blocking(Clusters.join_token)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 
 from ccs._transport import Listing, Transport, collect
 from ccs.errors import InvalidArgument
@@ -31,10 +31,13 @@ class Applications:
         version: str = "",
         labels: Mapping[str, str] | None = None,
         dry_run: bool = False,
+        profiles: Iterable[str] = (),
     ) -> resources_pb2.Application:
         """Deploy ``template``; ``files`` are ``.env``/env_file contents keyed by their path
         relative to the template (see ``ccs.template.load_bundle``); ``env`` wins over them.
-        ``dry_run`` validates and returns the application without writing it."""
+        ``profiles`` are the Compose profiles to deploy besides the services without one
+        (kept with the application). ``dry_run`` validates and returns the application
+        without writing it."""
         req = api_pb2.CreateApplicationRequest(
             cluster=cluster,
             name=name,
@@ -44,6 +47,7 @@ class Applications:
             version=version,
             labels=labels,
             dry_run=dry_run,
+            profiles=list(profiles),
         )
         return await self._t.unary(
             self._t.applications.CreateApplication, req, resources_pb2.Application
@@ -84,9 +88,12 @@ class Applications:
         canary: CanaryOptions | None = None,
         resource_version: int = 0,
         dry_run: bool = False,
+        profiles: Iterable[str] = (),
+        clear_profiles: bool = False,
     ) -> resources_pb2.Application:
         """Release a new template, environment or version. Empty ``template``/``version``
-        keep the current ones; ``env`` merges unless ``replace_env``; ``strategy`` is
+        keep the current ones; ``env`` merges unless ``replace_env``; ``profiles`` replace
+        the chosen Compose profiles (none given keeps them; ``clear_profiles`` clears them); ``strategy`` is
         rolling, blue-green or canary (empty: as the template says). ``canary``
         (:class:`ccs.models.CanaryOptions`) needs ``strategy="canary"``; a bad option raises
         ``ValueError`` naming it. The update creates a release: ``client.releases.get``
@@ -105,6 +112,8 @@ class Applications:
             strategy=strategy,
             resource_version=resource_version,
             dry_run=dry_run,
+            profiles=list(profiles),
+            clear_profiles=clear_profiles,
         )
         if canary is not None:
             canary.apply(req)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from ccs._transport import Listing, Transport, collect
 from ccs.v1 import api_pb2, resources_pb2
@@ -37,6 +37,18 @@ class Clusters:
             )
 
         return await collect(page, lambda r: r.clusters)
+
+    async def update(
+        self, name: str, *, allow: Iterable[str] = (), deny: Iterable[str] = (), resource_version: int = 0,
+    ) -> resources_pb2.Cluster:
+        """Change the cluster's policy on privileged Compose keys: add ``allow``, remove
+        ``deny`` (names: privileged, cap_add, devices, network_mode, pid, security_opt,
+        oom_score_adj). Templates are checked when deployed, updated or rolled back;
+        applications accepted earlier keep running after a ``deny``."""
+        req = api_pb2.UpdateClusterRequest(
+            name=name, allow=list(allow), deny=list(deny), resource_version=resource_version
+        )
+        return await self._t.unary(self._t.clusters.UpdateCluster, req, resources_pb2.Cluster)
 
     async def delete(self, name: str, *, force: bool = False, resource_version: int = 0) -> None:
         """Delete an empty cluster; ``force`` also deletes its nodes and applications."""

@@ -33,6 +33,7 @@ from typing import Any
 from ccs.container_states import RUNNING_STATES, TERMINAL_STATES
 from ccs.durations import format_duration
 from ccs.errors import DeployFailed, WaitTimeout
+from ccs.labels import LABEL_OUTCOME, LABEL_OUTCOME_MESSAGE, LABEL_RESTART_COUNT, OUTCOME_FAILED
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 
@@ -52,11 +53,6 @@ __all__ = [
 ]
 
 DEFAULT_UNSCHEDULABLE_GRACE = 5.0
-# Written by the control plane's planner (controlplane/planner/containers.py); the SDK does not
-# import the server, so the two names are repeated here.
-LABEL_OUTCOME = "ccs.outcome"
-LABEL_OUTCOME_MESSAGE = "ccs.outcome.message"
-LABEL_RESTART_COUNT = "ccs.restart.count"
 CRASH_LOOP_RESTARTS = 3
 
 
@@ -198,7 +194,7 @@ def _failure(
                 and c.status.failure_reason != pb.FAILURE_REASON_UNSPECIFIED):
             return DeployFailed(name, c.status.message, c.status.exit_code or None), []
     for c in current:
-        if c.meta.labels.get(LABEL_OUTCOME) == "failed":
+        if c.meta.labels.get(LABEL_OUTCOME) == OUTCOME_FAILED:
             loop = [p for p in svc.status.message.split("; ") if "crash loop" in p]
             where = f"node {c.node}" if svc.spec.mode == pb.SERVICE_MODE_GLOBAL else f"slot {c.slot}"
             reason = loop[0] if loop else f"{where}: {c.meta.labels.get(LABEL_OUTCOME_MESSAGE, 'failed')}"

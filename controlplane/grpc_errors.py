@@ -36,6 +36,11 @@ class FailedPrecondition(Exception):
     """The request is valid but the system is not in a state that allows it."""
 
 
+class PermissionDenied(Exception):
+    """The request is valid but a policy forbids it (the message names the fields and the
+    policy to change), as Kubernetes answers 403 Forbidden for a PodSecurity refusal."""
+
+
 def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     from controlplane.compose import TemplateError  # local: keep the api importable alone
 
@@ -55,6 +60,7 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         (BadPageToken, grpc.StatusCode.INVALID_ARGUMENT),
         (TemplateError, grpc.StatusCode.INVALID_ARGUMENT),
         (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+        (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     ]
     for cls, code in table:
         if isinstance(exc, cls):

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(etcd-server etcd-client docker.io haproxy docker-registry busybox-static apache2-utils
-      iproute2 iptables procps util-linux curl ca-certificates python3 python3-venv python3-dev gcc)
+      iproute2 iptables ipset procps util-linux curl ca-certificates python3 python3-venv python3-dev gcc
+      libc6-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -21,6 +21,10 @@ Lifecycle of `run()`:
    with backoff if HAProxy cannot start, e.g. its port is taken; the agent works without it),
    fed every `SessionMessage.routing` (latest wins, applied in the background so a reload
    never stalls the stream), its counters sent in every heartbeat, stopped with the agent.
+5. Network fabric (optional, `nodeagent.network.fabric.NetworkFabric`): run beside the session
+   loop, fed every `SessionMessage.network_map` (latest wins, applied in the background), poked
+   after the engine event stream broke (dockerd may have restarted and re-made its rules); what
+   it could not put in place is the node's status message in every heartbeat.
 
 No globals and no signal handlers: `main.py` owns the process, `stop()` ends `run()`.
 """
@@ -31,8 +35,9 @@ import asyncio
 import contextlib
 import platform
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import grpc.aio
@@ -43,6 +48,7 @@ from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure
 
 from .assignments import COMPLETE, AssignmentBook, ChainBroken
 from .backoff import Backoff
+from .cancellation import raise_if_cancelled
 from .config import Identity, load_identity, save_identity
 from .dispatcher_client import CHANNEL_OPTIONS, AgentError, DispatcherClient, code_of, describe
 from .executor import DEFAULT_CONCURRENCY, Executor
@@ -50,6 +56,9 @@ from .logs_relay import LogsRelay
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router, RouterError, RuntimeAPIError
 from .version import VERSION
+
+if TYPE_CHECKING:  # the fabric loads pyroute2: agents without it (hollow nodes) never import it
+    from .network.fabric import NetworkFabric
 
 DEFAULT_HEARTBEAT = 5.0
 DEFAULT_RESYNC = 30.0
@@ -61,21 +70,6 @@ RECONNECT_CAP = 2.0
 def default_reconnect() -> Backoff:
     """The agent's reconnect backoff: 0.5 s doubling to `RECONNECT_CAP`, half-jittered."""
     return Backoff(base=0.5, cap=RECONNECT_CAP)
-
-
-def raise_if_cancelled() -> None:
-    """Raise CancelledError if cancelling the current task was requested, even if it was eaten.
-
-    Why: grpc.aio can swallow the CancelledError thrown into a task that awaits a stream call
-    whose RPC has just failed (the read then ends with the RPC's error, e.g. UNAVAILABLE "Stream
-    removed", instead of CancelledError). A session task that loops on such errors (the logs
-    relay reconnects) then never ends, and the session's TaskGroup waits for it forever: the
-    agent stays connected to nothing and never reconnects. `Task.cancelling()` keeps the count
-    of cancel requests, so a loop checks it before it retries anything.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class Agent:
@@ -98,6 +92,7 @@ class Agent:
         probe_period: float = 3.0,
         reconnect: Backoff | None = None,
         router: Router | None = None,
+        network: NetworkFabric | None = None,
     ) -> None:
         if not name:
             raise ValueError("name: the node name must not be empty")
@@ -121,6 +116,7 @@ class Agent:
         self._probe_period = probe_period
         self._reconnect = reconnect or default_reconnect()
         self.router = router
+        self.network = network
         self.book = AssignmentBook()
         self.batcher = StatusBatcher()
         self.executor: Executor | None = None
@@ -134,6 +130,10 @@ class Agent:
     @property
     def cluster(self) -> str:
         return self._identity.cluster if self._identity else ""
+
+    def service_dns(self, source: str) -> Sequence[str]:
+        """The Compose `dns` servers of the local container at `source` (the resolver's upstreams)."""
+        return self.executor.service_dns(source) if self.executor is not None else ()
 
     # ------------------------------------------------------------------ public
 
@@ -176,6 +176,9 @@ class Agent:
             ]
             if self.router is not None:
                 background.append(asyncio.create_task(self._start_router(self.router), name="router"))
+            if self.network is not None:
+                fabric = self.network.run(cluster=self._identity.cluster, node=self._identity.node)
+                background.append(asyncio.create_task(fabric, name=f"network-{self.name}"))
             while True:
                 try:
                     await self._session(client)
@@ -204,6 +207,8 @@ class Agent:
                 await self.executor.close()
             if self.router is not None:
                 await self.router.stop()
+            if self.network is not None:
+                await self.network.close()
             if self._owns_channel:
                 await channel.close()
 
@@ -272,6 +277,8 @@ class Agent:
                 changed = self.book.apply(msg)  # ChainBroken: drop the stream, reconnect
                 if self.router is not None and msg.HasField("routing"):
                     self.router.submit(msg.routing)
+                if self.network is not None and msg.HasField("network_map"):
+                    self.network.submit(msg.network_map)
                 if msg.type == COMPLETE:
                     self.log.info("complete set", version=msg.version, containers=len(self.book.desired))
                     self.batcher.forget_sent()  # report every assignment once after (re)connect
@@ -294,6 +301,7 @@ class Agent:
         while True:
             raise_if_cancelled()
             deadline = max(self.heartbeat_period, 5.0)
+            self._node_status.message = self.network.problem if self.network is not None else ""
             period = await client.heartbeat(
                 self._node_status, deadline_seconds=deadline, router_stats=await self._router_stats()
             )
@@ -369,7 +377,7 @@ class Agent:
             try:
                 async for event in self.runtime.events():
                     backoff.reset()
-                    if event.labels.get("ccs.cluster") != self.cluster or not event.container_id:
+                    if event.cluster != self.cluster or not event.container_id:
                         continue
                     if event.container_id in self.book.ids():
                         self.executor.enqueue(event.container_id)
@@ -378,6 +386,8 @@ class Agent:
             await asyncio.sleep(backoff.next())
             with contextlib.suppress(RuntimeFailure):
                 await self.resync()  # events may have been missed
+                if self.network is not None:
+                    self.network.poke()  # the engine answers again: it may have re-made its rules
 
     async def _host_status(self) -> resources_pb2.NodeStatus:
         while True:

@@ -27,10 +27,10 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ccs.labels import keeps_volumes
 from ccs.v1 import resources_pb2
 from nodeagent.runtime.types import Observed, State
 
-KEEP_VOLUMES = "ccs.keep-volumes"
 DEFAULT_GRACE_SECONDS = 10.0
 
 #: Observed states in which the container's process is (still) running.
@@ -114,7 +114,7 @@ def router_hold(action: LocalAction, now: float, unrouted_for: float | None) -> 
 
 def remove_volumes(labels: Mapping[str, str]) -> bool:
     """Anonymous volumes go with the container unless `ccs.keep-volumes=true`."""
-    return labels.get(KEEP_VOLUMES, "").lower() != "true"
+    return not keeps_volumes(labels)
 
 
 def never_started(o: Observed) -> bool:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from ccs.v1 import agent_pb2, resources_pb2
+from nodeagent.runtime import naming
 from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure, State
 
 from . import status
@@ -68,6 +69,9 @@ class Executor:
         self._report = report
         self._unrouted_for = unrouted_for  # the node's router: see converge.router_hold
         self._sem = asyncio.Semaphore(concurrency)
+        # Container id -> (its addresses, its service's Compose `dns` servers), for the node
+        # resolver's per-container upstreams (`service_dns`); only containers that set `dns`.
+        self._dns: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._log = log or structlog.get_logger("ccs.agent")
         self.docker_ids: dict[str, str] = {}  # ccs container id -> docker id
         self._apps: dict[str, str] = {}  # ccs container id -> application (orphans included)
@@ -96,11 +100,11 @@ class Executor:
         seen: set[str] = set()
         for o in observed:
             cid = o.container_id
-            if o.labels.get("ccs.cluster") != self.cluster or not cid:
+            if o.labels.get(naming.CLUSTER) != self.cluster or not cid:
                 continue
             seen.add(cid)
             self.docker_ids.setdefault(cid, o.docker_id)
-            self._apps[cid] = o.labels.get("ccs.app", "")
+            self._apps[cid] = o.labels.get(naming.APP, "")
         return seen
 
     def idle(self) -> bool:
@@ -198,7 +202,7 @@ class Executor:
             assert a.observed is not None
             self._log.info("removing orphan", container_id=a.container_id, name=a.observed.name)
             await self._stop_remove(a.container_id, a.observed.docker_id, a.grace_seconds, a.volumes)
-            await self._cleanup_app(a.observed.labels.get("ccs.app", ""))
+            await self._cleanup_app(a.observed.labels.get(naming.APP, ""))
             return
         self._apps[a.container_id] = c.application
         if a.kind is Kind.CREATE:
@@ -277,7 +281,17 @@ class Executor:
         self.docker_ids.pop(cid, None)
         self._apps.pop(cid, None)
 
+    def service_dns(self, source: str) -> tuple[str, ...]:
+        """The Compose `dns` servers of the local container whose address is `source` (none:
+        empty), so the node resolver forwards that container's other names where its
+        service asked. Linear in the local containers that set `dns`: a handful."""
+        for addresses, servers in self._dns.values():
+            if source in addresses:
+                return servers
+        return ()
+
     def _forget(self, cid: str) -> None:
+        self._dns.pop(cid, None)
         self._router_waits.discard(cid)
         self.book.forget(cid)
         self.tracked.discard(cid)
@@ -323,4 +337,8 @@ class Executor:
         )
         if reason:
             st.failure_reason = reason  # type: ignore[assignment]  # FailureReason is an int enum
+        if st.addresses and c.spec.dns:
+            self._dns[cid] = (tuple(st.addresses.values()), tuple(c.spec.dns))
+        else:
+            self._dns.pop(cid, None)
         self._report(status.update(c, st))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import ipaddress
 import logging
 import shutil
 import signal
 import socket
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,7 +23,11 @@ from ccs.config import load_config
 from .agent import Agent
 from .config import ConfigError, default_state_dir, detect_address, parse_labels
 from .dispatcher_client import AgentError
+from .network import DEFAULT_RESOLVER_ADDRESS
 from .router import Router, RouterSettings
+
+if TYPE_CHECKING:
+    from .network.fabric import NetworkFabric
 
 EXIT_USAGE = 2
 EXIT_FATAL = 3
@@ -41,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-router", action="store_true",
         help="do not run the HAProxy router (default: run it when the haproxy binary is installed)",
+    )
+    p.add_argument(
+        "--resolver-address", default=DEFAULT_RESOLVER_ADDRESS, metavar="IPV4",
+        help="address of this node's DNS resolver, the DNS server of every container: service names "
+        f"resolve cluster-wide (default: {DEFAULT_RESOLVER_ADDRESS}; '' turns it off, and service names "
+        "then resolve only among containers on the same node)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
@@ -81,6 +94,26 @@ def build_router(args: argparse.Namespace, address: str, state_dir: Path) -> Rou
     except ValueError as exc:
         raise ConfigError(f"--router-port/--address: {exc}") from exc
     return Router(settings, binary=binary)
+
+
+def resolver_address(text: str) -> str:
+    """The resolver address ("" when off); ConfigError for anything but an IPv4 address."""
+    if not text:
+        return ""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise ConfigError(f"--resolver-address: expected an IPv4 address or '', got {text!r}") from None
+
+
+def build_network(resolver: str, service_dns: Callable[[str], Sequence[str]] | None = None) -> NetworkFabric:
+    """The node's part of the cluster's application networks, with its resolver unless off;
+    `service_dns` gives a container's own Compose `dns` servers by its address."""
+    from .network.fabric import NetworkFabric
+    from .network.resolver import Resolver, Upstreams
+
+    upstreams = Upstreams(own_address=resolver, service_dns=service_dns)
+    return NetworkFabric(resolver=Resolver(resolver, upstreams) if resolver else None)
 
 
 def resolve_server(explicit: str | None) -> str:
@@ -148,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         address = args.address or detect_address(server)
         state_dir = args.state_dir or default_state_dir(args.name)
         router = build_router(args, address, state_dir)
+        resolver = resolver_address(args.resolver_address)
     except ConfigError as exc:
         print(f"ccs-agent: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
@@ -164,11 +198,16 @@ def main(argv: list[str] | None = None) -> None:
         client = docker.DockerClient(base_url=args.docker_host, max_pool_size=pool)
     else:
         client = docker.from_env(max_pool_size=pool)
-    runtime = DockerRuntime(client, max_workers=pool)
+    agents: list[Agent] = []  # the resolver asks the agent, made below, for per-container upstreams
+    network = build_network(resolver, lambda source: agents[0].service_dns(source) if agents else ())
+    runtime = DockerRuntime(
+        client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created
+    )
     agent = Agent(
         server, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
-        address=address, state_dir=state_dir, router=router,
+        address=address, state_dir=state_dir, router=router, network=network,
     )
+    agents.append(agent)
     log.info("starting", server=server, node=args.name, address=address, state_dir=str(state_dir))
     try:
         asyncio.run(_serve(agent))

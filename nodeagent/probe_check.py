@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ccs.v1 import resources_pb2
+from nodeagent.runtime import naming
 from nodeagent.runtime.naming import network_name
 from nodeagent.runtime.types import ExecResult, Observed, Runtime
 
@@ -63,10 +64,13 @@ def validate(probe: resources_pb2.Probe) -> None:
 
 def target_address(observed: Observed, port: int, *, cluster: str, app: str) -> tuple[str, int]:
     """Where to reach container `port` from the agent: its IP on the app network, else the
-    published host port (0.0.0.0 meaning any local address)."""
+    published host port (0.0.0.0 meaning any local address); a container on the node's
+    network (network_mode: host) listens on the agent's own addresses."""
     ip = observed.networks.get(network_name(cluster, app), "")
     if ip:
         return ip, port
+    if "host" in observed.networks:
+        return "127.0.0.1", port
     for binding in observed.ports:
         if binding.target == port and binding.host_port and ":" not in binding.host_ip:
             host = binding.host_ip if binding.host_ip not in ("", "0.0.0.0") else "127.0.0.1"
@@ -87,8 +91,8 @@ async def run_probe(
     if started is not None and now < started + probe.initial_delay_seconds:
         return ProbeResult(ProbeStatus.WAITING, f"initial delay of {probe.initial_delay_seconds}s")
     timeout = float(probe.timeout_seconds) or DEFAULT_TIMEOUT
-    cluster = observed.labels.get("ccs.cluster", "")
-    app = observed.labels.get("ccs.app", "")
+    cluster = observed.labels.get(naming.CLUSTER, "")
+    app = observed.labels.get(naming.APP, "")
     try:
         if probe.kind == "cmd":
             result = await runtime.exec(observed.docker_id, probe.cmd, timeout_seconds=timeout)

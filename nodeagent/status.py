@@ -2,7 +2,9 @@
 
 The runtime maps engine states to ccs states; this module adds what only the agent knows:
 that a container it stopped on purpose is STOPPED (not EXITED), the verdict of an agent-side
-probe, the node address for endpoints, and timestamps.
+probe, the node address for endpoints, and timestamps. A live container's addresses on its
+application networks (keyed by Compose network name) go up as the engine reports them: they
+are what every node's resolver answers for the service's names.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def build_status(
     if st.state in LIVE_STATES:
         st.exit_code = 0
     st.endpoints.extend(endpoints(c, o, node=node, address=address))
+    if o is not None and st.state in LIVE_STATES:
+        st.addresses.update(o.addresses)
     return st
 
 

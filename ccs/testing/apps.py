@@ -2,7 +2,8 @@
 
 A template is read only as far as ``services.<name>.image`` and ``deploy.replicas``, with the
 server's messages for what it checks (the field path and the line); the rest of Compose is the
-server's business and is not modelled.
+server's business and is not modelled (chosen profiles are stored, but every service is
+deployed, and the cluster's policy on privileged keys is not checked).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class AppsFake(ReleasesFake):
             meta=R.Meta(name=name, labels=request.labels), cluster=request.cluster, revision=1,
             spec=R.ApplicationSpec(template=request.template, env=request.env, files=request.files,
                                    version=request.version, desired_state=R.DESIRED_STATE_RUNNING,
-                                   template_revision=1),
+                                   template_revision=1, profiles=dict.fromkeys(request.profiles)),
             status=R.ApplicationStatus(phase="Deploying", services=len(parsed)),
         )
         if not request.dry_run:
@@ -170,6 +171,11 @@ class AppsFake(ReleasesFake):
         if request.replace_env:
             app.spec.env.clear()
         app.spec.env.update(request.env)
+        if request.clear_profiles and request.profiles:
+            await fail(context, grpc.StatusCode.INVALID_ARGUMENT, "clear_profiles: cannot be combined with profiles")
+        if request.clear_profiles or request.profiles:
+            del app.spec.profiles[:]
+            app.spec.profiles.extend(dict.fromkeys(request.profiles))
         self.commit([(("application", request.cluster, request.name), app)])
         self.snapshot_revision(app, "update")
         changed = self._update_services(app)

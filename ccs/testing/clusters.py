@@ -6,10 +6,15 @@ from typing import Any
 
 import grpc
 
+from ccs.labels import apply_label_changes
 from ccs.testing.state import Ctx, FakeState, fail
 from ccs.v1 import api_pb2, resources_pb2
 
 __all__ = ["ClustersFake"]
+
+# The server's policy names (controlplane/compose/security.py POLICY_KEYS; the client
+# packages may not import the server, and the contract suite keeps the two equal).
+POLICY_NAMES = ("privileged", "cap_add", "devices", "network_mode", "pid", "security_opt", "oom_score_adj")
 
 
 class ClustersFake(FakeState):
@@ -31,6 +36,29 @@ class ClustersFake(FakeState):
     async def ListClusters(self, request: Any, context: Ctx) -> api_pb2.ListClustersResponse:
         items, nxt = await self._page(context, self._items("cluster"), request.page_size, request.page_token)
         return api_pb2.ListClustersResponse(clusters=items, next_page_token=nxt, revision=self.revision)
+
+    async def UpdateCluster(self, request: Any, context: Ctx) -> resources_pb2.Cluster:
+        """The policy names are the server's; a name in both lists is refused, as there."""
+        await self._auth(context)
+        name = await self._name(context, "name", request.name)
+        cluster = resources_pb2.Cluster()
+        cluster.CopyFrom(await self._cluster(context, name))
+        await self._fresh(context, cluster, request.resource_version, "cluster", name)
+        for field in ("allow", "deny"):
+            for index, value in enumerate(getattr(request, field)):
+                if value not in POLICY_NAMES:
+                    known = ", ".join(POLICY_NAMES)
+                    await fail(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               f"{field}[{index}]: {value!r} is not a policy name; use one of {known}")
+        both = sorted(set(request.allow) & set(request.deny))
+        if both:
+            await fail(context, grpc.StatusCode.INVALID_ARGUMENT,
+                       f"deny: {', '.join(both)} also in allow; say one or the other")
+        allowed = (set(cluster.policy.allow) | set(request.allow)) - set(request.deny)
+        del cluster.policy.allow[:]
+        cluster.policy.allow.extend(sorted(allowed))
+        self.commit([(("cluster", name), cluster)])
+        return cluster
 
     async def DeleteCluster(self, request: Any, context: Ctx) -> api_pb2.DeleteClusterResponse:
         await self._auth(context)
@@ -73,11 +101,7 @@ class ClustersFake(FakeState):
             node.spec.availability = request.availability
         if request.role:
             node.spec.role = request.role
-        for k, v in request.labels.items():
-            if v:
-                node.meta.labels[k] = v
-            else:
-                node.meta.labels.pop(k, None)
+        apply_label_changes(node.meta.labels, request.labels)
         self.commit([(("node", request.cluster, request.name), node)])
         return node
 

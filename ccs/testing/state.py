@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeAlias
 import grpc
 from google.protobuf.message import Message
 
+from ccs.container_states import RUNNING_STATES
 from ccs.errors import REASON_ETCD_UNAVAILABLE, REASON_KEY
 from ccs.v1 import api_pb2, resources_pb2
 
@@ -124,9 +125,11 @@ class FakeState:
         state: int = resources_pb2.CONTAINER_STATE_RUNNING, *, generation: int = 1,
         message: str = "", exit_code: int = 0, labels: dict[str, str] | None = None,
         desired: int = resources_pb2.DESIRED_STATE_RUNNING, reason: int = 0,
+        addresses: dict[str, str] | None = None,
     ) -> resources_pb2.Container:
         """Seed or replace a container (the control plane and agents write them, not the API);
-        one per (service, generation, slot). `reason` is the FailureReason of a FAILED one."""
+        one per (service, generation, slot). `reason` is the FailureReason of a FAILED one;
+        `addresses` its address by application network, as its agent reports them."""
         name = f"{app}-{service}-{slot}" + (f"-g{generation}" if generation > 1 else "")
         c = resources_pb2.Container(
             meta=resources_pb2.Meta(name=name, labels=labels), cluster=cluster, application=app,
@@ -134,7 +137,7 @@ class FakeState:
             desired_state=desired,  # type: ignore[arg-type]
             status=resources_pb2.ContainerStatus(
                 state=state, message=message, exit_code=exit_code,  # type: ignore[arg-type]
-                failure_reason=reason),  # type: ignore[arg-type]
+                failure_reason=reason, addresses=addresses or {}),  # type: ignore[arg-type]
         )
         self.commit([(("container", cluster, app, service, name), c)])
         return c
@@ -143,7 +146,8 @@ class FakeState:
         self, cluster: str, app: str, service: str, running: int, healthy: int, message: str = "",
         desired: int | None = None,
     ) -> resources_pb2.Service:
-        """Write a service's status as the reconciler would (``desired`` defaults to the spec's)."""
+        """Write a service's status as the reconciler would (``desired`` defaults to the spec's;
+        the addresses are those of the service's running containers)."""
         svc = resources_pb2.Service()
         old = self.objects[("service", cluster, app, service)]
         assert isinstance(old, resources_pb2.Service)
@@ -151,9 +155,22 @@ class FakeState:
         want = svc.spec.replicas if desired is None else desired
         svc.status.CopyFrom(resources_pb2.ServiceStatus(
             desired=want, running=running, healthy=healthy,
-            message=message or f"{running}/{want} running"))
+            message=message or f"{running}/{want} running",
+            addresses=self._addresses_of(cluster, app, service),
+        ))
         self.commit([(("service", cluster, app, service), svc)])
         return svc
+
+    def _addresses_of(self, cluster: str, app: str, service: str) -> list[resources_pb2.ContainerAddress]:
+        rows = sorted(
+            (c.meta.name, net, c.node, addr)
+            for key, c in self.objects.items()
+            if key[0] == "container" and tuple(key[1:4]) == (cluster, app, service)
+            and isinstance(c, resources_pb2.Container) and c.status.state in RUNNING_STATES
+            for net, addr in c.status.addresses.items()
+        )
+        return [resources_pb2.ContainerAddress(container=name, node=node, network=net, address=addr)
+                for name, net, node, addr in rows]
 
     def add_event(self, cluster: str, obj_kind: str, obj: str, reason: str, msg: str) -> int:
         name = f"{obj}.{self.revision + 1}"

@@ -51,6 +51,18 @@ class ListClustersResponse(_message.Message):
     revision: int
     def __init__(self, clusters: _Optional[_Iterable[_Union[_resources_pb2.Cluster, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
+class UpdateClusterRequest(_message.Message):
+    __slots__ = ("name", "allow", "deny", "resource_version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_FIELD_NUMBER: _ClassVar[int]
+    DENY_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    allow: _containers.RepeatedScalarFieldContainer[str]
+    deny: _containers.RepeatedScalarFieldContainer[str]
+    resource_version: int
+    def __init__(self, name: _Optional[str] = ..., allow: _Optional[_Iterable[str]] = ..., deny: _Optional[_Iterable[str]] = ..., resource_version: _Optional[int] = ...) -> None: ...
+
 class DeleteClusterRequest(_message.Message):
     __slots__ = ("name", "force", "resource_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -171,7 +183,7 @@ class ListRevisionsResponse(_message.Message):
     def __init__(self, revisions: _Optional[_Iterable[_Union[_resources_pb2.ApplicationRevision, _Mapping]]] = ...) -> None: ...
 
 class CreateApplicationRequest(_message.Message):
-    __slots__ = ("cluster", "name", "template", "env", "files", "version", "labels", "dry_run")
+    __slots__ = ("cluster", "name", "template", "env", "files", "version", "labels", "dry_run", "profiles")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +213,7 @@ class CreateApplicationRequest(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     name: str
     template: str
@@ -209,7 +222,8 @@ class CreateApplicationRequest(_message.Message):
     version: str
     labels: _containers.ScalarMap[str, str]
     dry_run: bool
-    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    profiles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., dry_run: _Optional[bool] = ..., profiles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetApplicationRequest(_message.Message):
     __slots__ = ("cluster", "name")
@@ -248,7 +262,7 @@ class ListApplicationsResponse(_message.Message):
     def __init__(self, applications: _Optional[_Iterable[_Union[_resources_pb2.Application, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class UpdateApplicationRequest(_message.Message):
-    __slots__ = ("cluster", "name", "template", "files", "env", "replace_env", "version", "labels", "resource_version", "dry_run", "strategy", "canary_replicas", "canary_steps", "canary_analysis", "match_header", "match_cookie", "match_value")
+    __slots__ = ("cluster", "name", "template", "files", "env", "replace_env", "version", "labels", "resource_version", "dry_run", "strategy", "canary_replicas", "canary_steps", "canary_analysis", "match_header", "match_cookie", "match_value", "profiles", "clear_profiles")
     class FilesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +301,8 @@ class UpdateApplicationRequest(_message.Message):
     MATCH_HEADER_FIELD_NUMBER: _ClassVar[int]
     MATCH_COOKIE_FIELD_NUMBER: _ClassVar[int]
     MATCH_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_PROFILES_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     name: str
     template: str
@@ -304,7 +320,9 @@ class UpdateApplicationRequest(_message.Message):
     match_header: str
     match_cookie: str
     match_value: str
-    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., template: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., env: _Optional[_Mapping[str, str]] = ..., replace_env: _Optional[bool] = ..., version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[int] = ..., dry_run: _Optional[bool] = ..., strategy: _Optional[str] = ..., canary_replicas: _Optional[int] = ..., canary_steps: _Optional[_Iterable[_Union[_resources_pb2.CanaryStep, _Mapping]]] = ..., canary_analysis: _Optional[_Union[_resources_pb2.CanaryAnalysis, _Mapping]] = ..., match_header: _Optional[str] = ..., match_cookie: _Optional[str] = ..., match_value: _Optional[str] = ...) -> None: ...
+    profiles: _containers.RepeatedScalarFieldContainer[str]
+    clear_profiles: bool
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., template: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., env: _Optional[_Mapping[str, str]] = ..., replace_env: _Optional[bool] = ..., version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[int] = ..., dry_run: _Optional[bool] = ..., strategy: _Optional[str] = ..., canary_replicas: _Optional[int] = ..., canary_steps: _Optional[_Iterable[_Union[_resources_pb2.CanaryStep, _Mapping]]] = ..., canary_analysis: _Optional[_Union[_resources_pb2.CanaryAnalysis, _Mapping]] = ..., match_header: _Optional[str] = ..., match_cookie: _Optional[str] = ..., match_value: _Optional[str] = ..., profiles: _Optional[_Iterable[str]] = ..., clear_profiles: _Optional[bool] = ...) -> None: ...
 
 class DeleteApplicationRequest(_message.Message):
     __slots__ = ("cluster", "name", "resource_version", "keep_volumes")

@@ -57,6 +57,11 @@ class ClusterServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.DeleteClusterRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.DeleteClusterResponse.FromString,
                 _registered_method=True)
+        self.UpdateCluster = channel.unary_unary(
+                '/ccs.v1.ClusterService/UpdateCluster',
+                request_serializer=ccs_dot_v1_dot_api__pb2.UpdateClusterRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Cluster.FromString,
+                _registered_method=True)
         self.GetJoinToken = channel.unary_unary(
                 '/ccs.v1.ClusterService/GetJoinToken',
                 request_serializer=ccs_dot_v1_dot_api__pb2.GetJoinTokenRequest.SerializeToString,
@@ -93,6 +98,13 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCluster(self, request, context):
+        """Change what the cluster's policy allows (`ccs cluster update --allow/--deny`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJoinToken(self, request, context):
         """The token a node agent presents to join the cluster.
         """
@@ -122,6 +134,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.DeleteCluster,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.DeleteClusterRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.DeleteClusterResponse.SerializeToString,
+            ),
+            'UpdateCluster': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCluster,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.UpdateClusterRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Cluster.SerializeToString,
             ),
             'GetJoinToken': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJoinToken,
@@ -239,6 +256,33 @@ class ClusterService:
             '/ccs.v1.ClusterService/DeleteCluster',
             ccs_dot_v1_dot_api__pb2.DeleteClusterRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.DeleteClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCluster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ClusterService/UpdateCluster',
+            ccs_dot_v1_dot_api__pb2.UpdateClusterRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Cluster.FromString,
             options,
             channel_credentials,
             insecure,

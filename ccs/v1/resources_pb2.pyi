@@ -148,14 +148,22 @@ class Meta(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., resource_version: _Optional[int] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("meta", "description", "pod_cidr")
+    __slots__ = ("meta", "description", "pod_cidr", "policy")
     META_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     POD_CIDR_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     description: str
     pod_cidr: str
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., description: _Optional[str] = ..., pod_cidr: _Optional[str] = ...) -> None: ...
+    policy: ClusterPolicy
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., description: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ...) -> None: ...
+
+class ClusterPolicy(_message.Message):
+    __slots__ = ("allow",)
+    ALLOW_FIELD_NUMBER: _ClassVar[int]
+    allow: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, allow: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubnetAllocation(_message.Message):
     __slots__ = ("application", "network", "node", "subnet")
@@ -236,16 +244,53 @@ class PortSpec(_message.Message):
     def __init__(self, target: _Optional[int] = ..., published: _Optional[int] = ..., protocol: _Optional[str] = ..., host_ip: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class VolumeMount(_message.Message):
-    __slots__ = ("type", "source", "target", "read_only")
+    __slots__ = ("type", "source", "target", "read_only", "volume", "bind", "nocopy", "tmpfs", "volume_labels")
+    class VolumeLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    BIND_FIELD_NUMBER: _ClassVar[int]
+    NOCOPY_FIELD_NUMBER: _ClassVar[int]
+    TMPFS_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_LABELS_FIELD_NUMBER: _ClassVar[int]
     type: str
     source: str
     target: str
     read_only: bool
-    def __init__(self, type: _Optional[str] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
+    volume: NamedVolume
+    bind: BindMountOptions
+    nocopy: bool
+    tmpfs: TmpfsMountOptions
+    volume_labels: _containers.ScalarMap[str, str]
+    def __init__(self, type: _Optional[str] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ..., volume: _Optional[_Union[NamedVolume, _Mapping]] = ..., bind: _Optional[_Union[BindMountOptions, _Mapping]] = ..., nocopy: _Optional[bool] = ..., tmpfs: _Optional[_Union[TmpfsMountOptions, _Mapping]] = ..., volume_labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class BindMountOptions(_message.Message):
+    __slots__ = ("propagation", "non_recursive", "create_host_path", "selinux")
+    PROPAGATION_FIELD_NUMBER: _ClassVar[int]
+    NON_RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_HOST_PATH_FIELD_NUMBER: _ClassVar[int]
+    SELINUX_FIELD_NUMBER: _ClassVar[int]
+    propagation: str
+    non_recursive: bool
+    create_host_path: bool
+    selinux: str
+    def __init__(self, propagation: _Optional[str] = ..., non_recursive: _Optional[bool] = ..., create_host_path: _Optional[bool] = ..., selinux: _Optional[str] = ...) -> None: ...
+
+class TmpfsMountOptions(_message.Message):
+    __slots__ = ("size_bytes", "mode")
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    size_bytes: int
+    mode: int
+    def __init__(self, size_bytes: _Optional[int] = ..., mode: _Optional[int] = ...) -> None: ...
 
 class HealthCheck(_message.Message):
     __slots__ = ("test", "interval_ms", "timeout_ms", "start_period_ms", "retries", "disable")
@@ -366,7 +411,7 @@ class Route(_message.Message):
     def __init__(self, port: _Optional[int] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "labels", "healthcheck", "restart", "depends_on", "networks", "mode", "replicas", "placement", "resources", "restart_policy", "update_config", "rollback_config", "probe", "routes", "session_sticky", "always_pull", "stop_grace_period_ms", "stop_signal", "user", "working_dir", "hostname", "strategy", "replace_unhealthy")
+    __slots__ = ("image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "labels", "healthcheck", "restart", "depends_on", "networks", "mode", "replicas", "placement", "resources", "restart_policy", "update_config", "rollback_config", "probe", "routes", "session_sticky", "always_pull", "stop_grace_period_ms", "stop_signal", "user", "working_dir", "hostname", "strategy", "cap_add", "cap_drop", "security_opt", "privileged", "devices", "network_mode", "pid", "read_only", "ulimits", "shm_size_bytes", "sysctls", "extra_hosts", "dns", "dns_search", "dns_opt", "group_add", "tmpfs", "init", "cpu_shares", "oom_score_adj", "replace_unhealthy")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -375,6 +420,20 @@ class ServiceSpec(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SysctlsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TmpfsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +469,26 @@ class ServiceSpec(_message.Message):
     WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    CAP_ADD_FIELD_NUMBER: _ClassVar[int]
+    CAP_DROP_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_OPT_FIELD_NUMBER: _ClassVar[int]
+    PRIVILEGED_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_MODE_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ULIMITS_FIELD_NUMBER: _ClassVar[int]
+    SHM_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SYSCTLS_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    DNS_FIELD_NUMBER: _ClassVar[int]
+    DNS_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    DNS_OPT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ADD_FIELD_NUMBER: _ClassVar[int]
+    TMPFS_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    CPU_SHARES_FIELD_NUMBER: _ClassVar[int]
+    OOM_SCORE_ADJ_FIELD_NUMBER: _ClassVar[int]
     REPLACE_UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
     image: str
     command: _containers.RepeatedScalarFieldContainer[str]
@@ -440,12 +519,59 @@ class ServiceSpec(_message.Message):
     working_dir: str
     hostname: str
     strategy: str
+    cap_add: _containers.RepeatedScalarFieldContainer[str]
+    cap_drop: _containers.RepeatedScalarFieldContainer[str]
+    security_opt: _containers.RepeatedScalarFieldContainer[str]
+    privileged: bool
+    devices: _containers.RepeatedCompositeFieldContainer[DeviceMapping]
+    network_mode: str
+    pid: str
+    read_only: bool
+    ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
+    shm_size_bytes: int
+    sysctls: _containers.ScalarMap[str, str]
+    extra_hosts: _containers.RepeatedScalarFieldContainer[str]
+    dns: _containers.RepeatedScalarFieldContainer[str]
+    dns_search: _containers.RepeatedScalarFieldContainer[str]
+    dns_opt: _containers.RepeatedScalarFieldContainer[str]
+    group_add: _containers.RepeatedScalarFieldContainer[str]
+    tmpfs: _containers.ScalarMap[str, str]
+    init: bool
+    cpu_shares: int
+    oom_score_adj: int
     replace_unhealthy: bool
-    def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., environment: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortSpec, _Mapping]]] = ..., expose: _Optional[_Iterable[str]] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., restart: _Optional[str] = ..., depends_on: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[ServiceNetwork, _Mapping]]] = ..., mode: _Optional[_Union[ServiceMode, str]] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., update_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., session_sticky: _Optional[bool] = ..., always_pull: _Optional[bool] = ..., stop_grace_period_ms: _Optional[int] = ..., stop_signal: _Optional[str] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., hostname: _Optional[str] = ..., strategy: _Optional[str] = ..., replace_unhealthy: _Optional[bool] = ...) -> None: ...
+    def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., environment: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortSpec, _Mapping]]] = ..., expose: _Optional[_Iterable[str]] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., restart: _Optional[str] = ..., depends_on: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[ServiceNetwork, _Mapping]]] = ..., mode: _Optional[_Union[ServiceMode, str]] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., update_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., session_sticky: _Optional[bool] = ..., always_pull: _Optional[bool] = ..., stop_grace_period_ms: _Optional[int] = ..., stop_signal: _Optional[str] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., hostname: _Optional[str] = ..., strategy: _Optional[str] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., security_opt: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., devices: _Optional[_Iterable[_Union[DeviceMapping, _Mapping]]] = ..., network_mode: _Optional[str] = ..., pid: _Optional[str] = ..., read_only: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., shm_size_bytes: _Optional[int] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., dns: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_opt: _Optional[_Iterable[str]] = ..., group_add: _Optional[_Iterable[str]] = ..., tmpfs: _Optional[_Mapping[str, str]] = ..., init: _Optional[bool] = ..., cpu_shares: _Optional[int] = ..., oom_score_adj: _Optional[int] = ..., replace_unhealthy: _Optional[bool] = ...) -> None: ...
+
+class DeviceMapping(_message.Message):
+    __slots__ = ("path_on_host", "path_in_container", "permissions")
+    PATH_ON_HOST_FIELD_NUMBER: _ClassVar[int]
+    PATH_IN_CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    path_on_host: str
+    path_in_container: str
+    permissions: str
+    def __init__(self, path_on_host: _Optional[str] = ..., path_in_container: _Optional[str] = ..., permissions: _Optional[str] = ...) -> None: ...
+
+class Ulimit(_message.Message):
+    __slots__ = ("name", "soft", "hard")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOFT_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    soft: int
+    hard: int
+    def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class NamedVolume(_message.Message):
-    __slots__ = ("name", "driver", "external", "labels")
+    __slots__ = ("name", "driver", "external", "labels", "driver_opts", "volume_name")
     class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class DriverOptsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -456,11 +582,15 @@ class NamedVolume(_message.Message):
     DRIVER_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_OPTS_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     driver: str
     external: bool
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    driver_opts: _containers.ScalarMap[str, str]
+    volume_name: str
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., driver_opts: _Optional[_Mapping[str, str]] = ..., volume_name: _Optional[str] = ...) -> None: ...
 
 class NetworkDef(_message.Message):
     __slots__ = ("name", "driver", "external", "internal")
@@ -475,7 +605,7 @@ class NetworkDef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., internal: _Optional[bool] = ...) -> None: ...
 
 class ApplicationSpec(_message.Message):
-    __slots__ = ("template", "env", "files", "version", "desired_state", "template_revision")
+    __slots__ = ("template", "env", "files", "version", "desired_state", "template_revision", "profiles")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -496,13 +626,15 @@ class ApplicationSpec(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DESIRED_STATE_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
     template: str
     env: _containers.ScalarMap[str, str]
     files: _containers.ScalarMap[str, str]
     version: str
     desired_state: DesiredState
     template_revision: int
-    def __init__(self, template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., template_revision: _Optional[int] = ...) -> None: ...
+    profiles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., template_revision: _Optional[int] = ..., profiles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ApplicationStatus(_message.Message):
     __slots__ = ("phase", "message", "services", "containers_desired", "containers_running", "containers_healthy")
@@ -556,19 +688,33 @@ class Endpoint(_message.Message):
     protocol: str
     def __init__(self, container: _Optional[str] = ..., node: _Optional[str] = ..., address: _Optional[str] = ..., published: _Optional[int] = ..., target: _Optional[int] = ..., protocol: _Optional[str] = ...) -> None: ...
 
+class ContainerAddress(_message.Message):
+    __slots__ = ("container", "node", "network", "address")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    node: str
+    network: str
+    address: str
+    def __init__(self, container: _Optional[str] = ..., node: _Optional[str] = ..., network: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
 class ServiceStatus(_message.Message):
-    __slots__ = ("desired", "running", "healthy", "message", "endpoints")
+    __slots__ = ("desired", "running", "healthy", "message", "endpoints", "addresses")
     DESIRED_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     HEALTHY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     desired: int
     running: int
     healthy: int
     message: str
     endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
-    def __init__(self, desired: _Optional[int] = ..., running: _Optional[int] = ..., healthy: _Optional[int] = ..., message: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+    addresses: _containers.RepeatedCompositeFieldContainer[ContainerAddress]
+    def __init__(self, desired: _Optional[int] = ..., running: _Optional[int] = ..., healthy: _Optional[int] = ..., message: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., addresses: _Optional[_Iterable[_Union[ContainerAddress, _Mapping]]] = ...) -> None: ...
 
 class Service(_message.Message):
     __slots__ = ("meta", "cluster", "application", "spec", "status", "generation", "app_revision", "last_generation")

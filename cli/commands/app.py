@@ -29,6 +29,11 @@ EnvOpt = Annotated[
 LabelOpt = Annotated[list[str] | None, typer.Option("--label", "-l", help="k=v (repeatable).")]
 VersionOpt = Annotated[str, typer.Option("--version", help="A version string for this release.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing.")]
+ProfileOpt = Annotated[
+    list[str] | None,
+    typer.Option("--profile", help="Also deploy the services of this Compose profile (repeatable; '*': all). "
+                 "Kept by later updates until changed."),
+]
 WaitOpt = Annotated[
     bool,
     typer.Option(
@@ -94,6 +99,7 @@ def deploy(
     env: EnvOpt = None,
     version: VersionOpt = "",
     label: LabelOpt = None,
+    profile: ProfileOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Format.table,
     wait: WaitOpt = False,
@@ -111,7 +117,7 @@ def deploy(
             # Only an absent --name means "the directory name": an explicit "" goes to the
             # server, which refuses it naming the field (exit 4), like any other bad name.
             c, default_app_name(file) if name is None else name, template, env=env_map, files=files,
-            version=version, labels=labels, dry_run=dry_run,
+            version=version, labels=labels, dry_run=dry_run, profiles=profile or [],
         )
 
     _change(s, c, create, output, wait_for, follow_release=False)
@@ -139,6 +145,8 @@ def get(
     table(HEADERS, [row(resp.application)])
     typer.echo()
     table(service.HEADERS, [service.row(x) for x in resp.services])
+    if resp.application.spec.profiles:
+        typer.echo(f"\nprofiles: {', '.join(resp.application.spec.profiles)}")
     if resp.application.status.message:
         typer.echo(f"\n{resp.application.status.message}")
 
@@ -179,12 +187,21 @@ def update(
     match_cookie: Annotated[str, typer.Option("--match-cookie", help="A/B: route by this cookie.")] = "",
     match_value: Annotated[str, typer.Option("--match-value", help="A/B: the header/cookie value.")] = "",
     label: LabelOpt = None,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option("--profile", help="Replace the chosen Compose profiles (repeatable; none given keeps them)."),
+    ] = None,
+    no_profiles: Annotated[
+        bool, typer.Option("--no-profiles", help="Deploy only the services without a profile from now on.")
+    ] = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Format.table,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
 ) -> None:
     """Release a new template, parameters or version of an application."""
+    if profile and no_profiles:
+        raise typer.BadParameter("cannot be combined with --profile", param_hint="'--no-profiles'")
     s = session(ctx)
     c = s.cluster(cluster)
     env_map, labels = parse_pairs(env or [], "--env"), parse_pairs(label or [], "--label")
@@ -206,7 +223,7 @@ def update(
         return await cl.applications.update(
             c, name, template=template, files=files, env=env_map, replace_env=replace_env,
             version=version, labels=labels, strategy=strategy.value if strategy else "",
-            canary=canary, dry_run=dry_run,
+            canary=canary, dry_run=dry_run, profiles=profile or [], clear_profiles=no_profiles,
         )
 
     _change(s, c, update, output, wait_for)

@@ -1,4 +1,4 @@
-"""``ccs cluster create|ls|get|rm|join-token``."""
+"""``ccs cluster create|ls|get|update|rm|join-token``."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from cli.session import parse_pairs, session
 
 app = typer.Typer(help="Create, inspect and remove clusters.", no_args_is_help=True)
 
-HEADERS = ("NAME", "DESCRIPTION", "POD CIDR", "LABELS", "AGE")
+HEADERS = ("NAME", "DESCRIPTION", "POD CIDR", "ALLOWS", "LABELS", "AGE")
 NameArg = Annotated[str, typer.Argument(help="Cluster name.")]
 
 
 def row(c: resources_pb2.Cluster) -> list[str]:
-    return [c.meta.name, c.description or "-", c.pod_cidr or "-", labels(c.meta.labels), age(c.meta.created_at)]
+    return [c.meta.name, c.description or "-", c.pod_cidr or "-", ",".join(c.policy.allow) or "-",
+            labels(c.meta.labels), age(c.meta.created_at)]
 
 
 @app.command("create")
@@ -47,6 +48,30 @@ def ls(ctx: typer.Context, output: OutputOpt = Format.table) -> None:
 def get(ctx: typer.Context, name: NameArg, output: OutputOpt = Format.table) -> None:
     """Show one cluster."""
     emit(session(ctx).run(lambda cl: cl.clusters.get(name)), output, HEADERS, row)
+
+
+def _names(values: list[str] | None) -> list[str]:
+    """Comma-separated and repeated options as one list ("" adds nothing)."""
+    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: NameArg,
+    allow: Annotated[list[str] | None, typer.Option(
+        "--allow", help="Let templates use these privileged keys, comma-separated (repeatable): privileged, "
+        "cap_add, devices, network_mode, pid, security_opt, oom_score_adj.")] = None,
+    deny: Annotated[list[str] | None, typer.Option(
+        "--deny", help="Take these back (running applications keep what they were accepted with).")] = None,
+    output: OutputOpt = Format.table,
+) -> None:
+    """Change the cluster's policy on privileged Compose keys."""
+    allowed, denied = _names(allow), _names(deny)
+    if not allowed and not denied:
+        raise typer.BadParameter("give --allow or --deny", param_hint="'--allow'")
+    c = session(ctx).run(lambda cl: cl.clusters.update(name, allow=allowed, deny=denied))
+    emit(c, output, HEADERS, row)
 
 
 @app.command("rm")

@@ -19,7 +19,18 @@ from cli.session import ClusterOpt, session, split_service
 
 app = typer.Typer(help="Inspect containers.", no_args_is_help=True)
 
-HEADERS = ("NAME", "APPLICATION", "SERVICE", "NODE", "STATE", "GENERATION", "AGE", "MESSAGE")
+HEADERS = ("NAME", "APPLICATION", "SERVICE", "NODE", "STATE", "ADDRESS", "GENERATION", "AGE", "MESSAGE")
+
+
+def addresses(c: resources_pb2.Container) -> str:
+    """The container's address on its application network; ``NET=ADDR,...`` when it is on
+    several; ``-`` when it has none (not running)."""
+    found = sorted(c.status.addresses.items())
+    if not found:
+        return "-"
+    if len(found) == 1:
+        return found[0][1]
+    return ",".join(f"{net}={addr}" for net, addr in found)
 
 
 def row(c: resources_pb2.Container) -> list[str]:
@@ -29,6 +40,7 @@ def row(c: resources_pb2.Container) -> list[str]:
         c.service,
         c.node or "-",
         enum_name(c.status.state, resources_pb2.ContainerState, "CONTAINER_STATE_"),
+        addresses(c),
         str(c.spec_generation),
         age(c.status.started_at if c.status.started_at.seconds else c.meta.created_at),
         c.status.message or "",

@@ -17,6 +17,11 @@ RefArg = Annotated[str, typer.Argument(metavar="APP/SERVICE", help="Application/
 
 
 ENDPOINT_HEADERS = ("CONTAINER", "NODE", "ENDPOINT", "TARGET")
+ADDRESS_HEADERS = ("CONTAINER", "NODE", "NETWORK", "ADDRESS")
+
+
+def address_row(a: resources_pb2.ContainerAddress) -> list[str]:
+    return [a.container, a.node, a.network, a.address]
 
 
 def endpoint_row(e: resources_pb2.Endpoint) -> list[str]:
@@ -60,8 +65,8 @@ def ls(
 def get(
     ctx: typer.Context, ref: RefArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
 ) -> None:
-    """Show one service, its status message and the endpoints (node address:port) of its
-    running containers."""
+    """Show one service, its status message, the endpoints (node address:port) of its running
+    containers and their addresses on the application network(s)."""
     app_name, name = split_service(ref)
     s = session(ctx)
     c = s.cluster(cluster)
@@ -73,6 +78,9 @@ def get(
         if svc.status.endpoints:
             typer.echo("")
             table(ENDPOINT_HEADERS, (endpoint_row(e) for e in svc.status.endpoints))
+        if svc.status.addresses:
+            typer.echo("")
+            table(ADDRESS_HEADERS, (address_row(a) for a in svc.status.addresses))
 
 
 @app.command("scale")

@@ -78,8 +78,12 @@ async def apply_update(
     options: ReleaseOptions,
     *,
     dry_run: bool = False,
+    policy_rv: int = 0,
 ) -> pb.Application:
     """Write ``app`` (its spec whole, as the caller resolved it) and the service changes.
+
+    ``policy_rv``, when not 0, is the cluster record's revision the template's privileged keys
+    were checked against (:mod:`controlplane.api.app_policy`); the write requires it unchanged.
 
     Reads what the update starts from, lets :func:`~controlplane.release.plan_update` decide
     (services, generations, the release and what it supersedes), and writes that in one
@@ -97,6 +101,8 @@ async def apply_update(
         field, _, problem = str(e).partition(": ")
         raise InvalidArgument(field, problem) from e
     txn = Txn().update(keys.app(cluster, name), stored_app(app), "application", name, rv)
+    if policy_rv:
+        txn.require_revision(keys.cluster(cluster), "cluster", cluster, policy_rv)
     _write_plan(txn, app, plan)
     if revised:
         snapshot(txn, app, "rollback" if options.is_rollback else "update")

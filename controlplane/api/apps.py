@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import grpc
 import structlog
 
+from ccs.labels import KEEP_VOLUMES, apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.app_policy import check_policy
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
 from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
@@ -61,7 +65,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         check_labels("labels", request.labels)
         if not request.template.strip():
             raise InvalidArgument("template", "is empty")
-        parsed = await parse_checked(request.template, request.env, request.files, name, self.parse_cpu_seconds)
+        profiles = _profiles(request.profiles)
+        parsed = await parse_checked(request.template, request.env, request.files, name, self.parse_cpu_seconds,
+                                     profiles)
+        policy_rv = await check_policy(self.etcd, cluster, parsed)
         app = pb.Application(
             meta=new_meta(name, request.labels),
             cluster=cluster,
@@ -72,13 +79,15 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
                 version=request.version,
                 desired_state=pb.DESIRED_STATE_RUNNING,
                 template_revision=1,
+                profiles=profiles,
             ),
             revision=1,
         )
         app.status.phase = "Deployed"
         _apply_parsed(app, parsed)
         services = [new_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
-        txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
+        # Guarded by the cluster's revision when the policy had a say (see app_policy).
+        txn = Txn().require_revision(keys.cluster(cluster), "cluster", cluster, policy_rv)
         txn.create(keys.app(cluster, name), stored_app(app), "application", name)
         # One guard for all services (not one each): a guard counts against --max-txn-ops.
         txn.require_empty(keys.services(cluster, name), "services", f"application {name!r}")
@@ -166,12 +175,15 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         app.spec.env.update(request.env)
         if request.version:
             app.spec.version = request.version
-        for k, v in request.labels.items():
-            if v:
-                app.meta.labels[k] = v
-            else:
-                app.meta.labels.pop(k, None)
-        parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
+        if request.clear_profiles and request.profiles:
+            raise InvalidArgument("clear_profiles", "cannot be combined with profiles")
+        if request.clear_profiles or request.profiles:
+            app.spec.ClearField("profiles")
+            app.spec.profiles.extend(_profiles(request.profiles))
+        apply_label_changes(app.meta.labels, request.labels)
+        parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
+                                     app.spec.profiles)
+        policy_rv = await check_policy(self.etcd, cluster, parsed)
         if app.spec != old_spec:
             app.revision += 1
             if not same_template(app.spec, old_spec) or not app.spec.template_revision:
@@ -188,7 +200,8 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             match_value=request.match_value,
         )
         _check_release_options(options)
-        return await apply_update(self.etcd, app, old_spec, parsed, rv, options, dry_run=request.dry_run)
+        return await apply_update(self.etcd, app, old_spec, parsed, rv, options, dry_run=request.dry_run,
+                                  policy_rv=policy_rv)
 
     async def RollbackApplication(
         self, request: api_pb2.RollbackApplicationRequest, context: grpc.aio.ServicerContext
@@ -222,14 +235,17 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         app.spec.CopyFrom(snap.spec)
         app.spec.desired_state = desired
         await resolve(self.etcd, cluster, name, app.spec)
-        parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds)
+        parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
+                                     app.spec.profiles)
+        policy_rv = await check_policy(self.etcd, cluster, parsed)
         app.revision += 1
         if not app.spec.template_revision:  # a snapshot from before template_revision
             app.spec.template_revision = app.revision
         _apply_parsed(app, parsed)
         touch(app.meta)
         options = ReleaseOptions(strategy=request.strategy, is_rollback=True)
-        return await apply_update(self.etcd, app, old_spec, parsed, app.meta.resource_version, options)
+        return await apply_update(self.etcd, app, old_spec, parsed, app.meta.resource_version, options,
+                                  policy_rv=policy_rv)
 
     async def ListRevisions(
         self, request: api_pb2.ListRevisionsRequest, context: grpc.aio.ServicerContext
@@ -285,7 +301,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             app.spec.desired_state = pb.DESIRED_STATE_REMOVED
             app.status.phase = "Deleting"
             if request.keep_volumes:
-                app.meta.labels["ccs.keep-volumes"] = "true"
+                app.meta.labels[KEEP_VOLUMES] = "true"
             touch(app.meta)
             txn.update(key, app, "application", name, rv)
             record_event(txn, cluster, "application", name, "Deleting", "removing containers" + note)
@@ -345,6 +361,11 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         return await self._set_desired(cluster, name, pb.DESIRED_STATE_STOPPED, "Stopped")
+
+
+def _profiles(requested: Iterable[str]) -> list[str]:
+    """The chosen profiles, each once, in the order given (the parser checks the names)."""
+    return list(dict.fromkeys(requested))
 
 
 def _check_release_options(o: ReleaseOptions) -> None:

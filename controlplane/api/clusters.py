@@ -1,4 +1,4 @@
-"""ClusterService: create, get, list, delete, join tokens."""
+"""ClusterService: create, get, list, update (the policy), delete, join tokens."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.app_policy import policy_names
+from controlplane.api.common import read_modify_write
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.ipam import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
 from controlplane.names import check_labels, check_name
 from controlplane.store import AlreadyExists, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
-from controlplane.store.meta import new_meta
+from controlplane.store.meta import new_meta, touch
 from controlplane.store.txn import Txn
 
 
@@ -99,6 +101,35 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
         return api_pb2.ListClustersResponse(
             clusters=page.items, next_page_token=page.next_page_token, revision=page.revision
         )
+
+    async def UpdateCluster(
+        self, request: api_pb2.UpdateClusterRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Cluster:
+        return await read_modify_write(request.resource_version, lambda: self._update(request))
+
+    async def _update(self, request: api_pb2.UpdateClusterRequest) -> pb.Cluster:
+        """Add ``allow`` to the policy and take ``deny`` out of it; applications already
+        accepted keep running (see :mod:`controlplane.api.app_policy`)."""
+        name = check_name("name", request.name)
+        allow, deny = policy_names("allow", list(request.allow)), policy_names("deny", list(request.deny))
+        if both := sorted(allow & deny):
+            raise InvalidArgument("deny", f"{', '.join(both)} also in allow; say one or the other")
+        key = keys.cluster(name)
+        cluster = await reads.get(self.etcd, key, pb.Cluster, "cluster", name)
+        before = set(cluster.policy.allow)
+        after = (before | allow) - deny
+        if after == before:
+            return cluster
+        rv = request.resource_version or cluster.meta.resource_version
+        cluster.policy.ClearField("allow")
+        cluster.policy.allow.extend(sorted(after))
+        touch(cluster.meta)
+        txn = Txn().update(key, cluster, "cluster", name, rv)
+        record_event(txn, name, "cluster", name, "PolicyChanged",
+                     "policy allows " + (", ".join(sorted(after)) or "nothing privileged")
+                     + (f" (denied now: {', '.join(sorted(before & deny))})" if before & deny else ""))
+        cluster.meta.resource_version = await txn.commit(self.etcd)
+        return cluster
 
     async def DeleteCluster(
         self, request: api_pb2.DeleteClusterRequest, context: grpc.aio.ServicerContext

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from ccs.labels import apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import CacheReader, read_modify_write
@@ -76,12 +77,8 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         if request.role:
             node.spec.role = request.role
             changes.append(f"role {pb.NodeRole.Name(request.role)}")
-        for k, v in request.labels.items():
-            if v:
-                node.meta.labels[k] = v
-            else:
-                node.meta.labels.pop(k, None)
-            changes.append(f"label {k}={v}")
+        apply_label_changes(node.meta.labels, request.labels)
+        changes.extend(f"label {k}={v}" for k, v in request.labels.items())
         touch(node.meta)
         txn = Txn().update(key, node, "node", name, rv)
         record_event(txn, cluster, "node", name, "Updated", "; ".join(changes) or "no change")

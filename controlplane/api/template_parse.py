@@ -16,7 +16,7 @@ import asyncio
 import functools
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -44,14 +44,15 @@ def check_inputs(template: str, env: Mapping[str, str], files: Mapping[str, str]
 
 
 async def parse_checked(
-    template: str, env: Mapping[str, str], files: Mapping[str, str], app: str, cpu_seconds: float
+    template: str, env: Mapping[str, str], files: Mapping[str, str], app: str, cpu_seconds: float,
+    profiles: Sequence[str] = (),
 ) -> ParsedTemplate:
     """Check the inputs, parse in the parse pool under a CPU budget, check the replica limits."""
     check_inputs(template, env, files)
     budget = ParseBudget(cpu_seconds, cpu_clock=time.thread_time)
     log.debug("parsing template", app=app, bytes=len(template))
     call = functools.partial(parse_template, template, env=dict(env), files=dict(files), app_name=app,
-                             budget=budget)
+                             budget=budget, profiles=list(profiles))
     try:
         parsed = await asyncio.get_running_loop().run_in_executor(_pool, call)
     except asyncio.CancelledError:

@@ -18,8 +18,13 @@ Design choices:
   TemplateError listing each field path and what is wrong, with the YAML line when known.
 - **No silent loss**: ``support.RULES`` decides, per Compose key, supported / ignored with a
   warning / refused, and is also the README table; unknown keys are refused.
+- **Privileged keys** (``privileged``, ``cap_add`` beyond the defaults, ``devices``, host
+  ``network_mode``/``pid``, widening ``security_opt``, negative ``oom_score_adj``) are converted
+  and listed in ``ParsedTemplate.privileged``; the API refuses them unless the cluster's policy
+  allows them (``security.py``). **Profiles** choose the services deployed (``profiles.py``).
 - **Claims**: settings that can come from several places (``deploy.replicas``, ``scale``,
-  ``aliyun.scale``; ``x-ccs`` vs aliyun labels) must agree; a disagreement names both.
+  ``aliyun.scale``; ``x-ccs`` vs aliyun labels; ``mem_limit`` vs ``deploy.resources``) must
+  agree; a disagreement names both.
 - **Bounded cost**: a template is hostile input; ``limits`` bounds nesting depth, the nodes
   aliases may copy, and the CPU time of one parse, which another thread can also cancel.
 - **Service names** must be DNS labels (``[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?``), stricter than

@@ -24,7 +24,28 @@ class PortSpec(_Model):
     published: int = 0
     protocol: Literal["tcp", "udp"] = "tcp"
     host_ip: str = ""
-    mode: Literal["", "host", "ingress"] = ""
+    mode: Literal["", "host"] = ""
+
+
+class NamedVolume(_Model):
+    name: str
+    driver: str | None = None
+    external: bool = False
+    labels: dict[str, str] = {}
+    driver_opts: dict[str, str] = {}
+    volume_name: str | None = None
+
+
+class BindMountOptions(_Model):
+    propagation: Literal["", "shared", "slave", "private", "rshared", "rslave", "rprivate"] = ""
+    non_recursive: bool = False
+    create_host_path: bool = False
+    selinux: Literal["", "z", "Z"] = ""
+
+
+class TmpfsMountOptions(_Model):
+    size_bytes: int | None = None
+    mode: int | None = None
 
 
 class VolumeMount(_Model):
@@ -32,6 +53,11 @@ class VolumeMount(_Model):
     source: str = ""
     target: str
     read_only: bool = False
+    volume: NamedVolume | None = None
+    bind: BindMountOptions | None = None
+    nocopy: bool = False
+    tmpfs: TmpfsMountOptions | None = None
+    volume_labels: dict[str, str] = {}
 
 
 class HealthCheck(_Model):
@@ -64,6 +90,18 @@ class Dependency(_Model):
 class ServiceNetwork(_Model):
     name: str
     aliases: list[str] = []
+
+
+class DeviceMapping(_Model):
+    path_on_host: str
+    path_in_container: str
+    permissions: str = "rwm"
+
+
+class Ulimit(_Model):
+    name: str
+    soft: int
+    hard: int
 
 
 class Placement(_Model):
@@ -139,14 +177,27 @@ class ServiceSpec(_Model):
     working_dir: str | None = None
     hostname: str | None = None
     strategy: Strategy | None = None
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    security_opt: list[str] = []
+    privileged: bool = False
+    devices: list[DeviceMapping] = []
+    network_mode: Literal["", "host"] = ""
+    pid: Literal["", "host"] = ""
+    read_only: bool = False
+    ulimits: list[Ulimit] = []
+    shm_size_bytes: int | None = None
+    sysctls: dict[str, str] = {}
+    extra_hosts: list[str] = []
+    dns: list[str] = []
+    dns_search: list[str] = []
+    dns_opt: list[str] = []
+    group_add: list[str] = []
+    tmpfs: dict[str, str] = {}
+    init: bool | None = None
+    cpu_shares: int | None = None
+    oom_score_adj: int | None = None
     replace_unhealthy: bool | None = None  # None: unset, which means true
-
-
-class NamedVolume(_Model):
-    name: str
-    driver: str | None = None
-    external: bool = False
-    labels: dict[str, str] = {}
 
 
 class NetworkDef(_Model):

@@ -19,11 +19,14 @@ from controlplane.compose.dotenv import DotenvError, parse_dotenv
 from controlplane.compose.errors import Diagnostics, Path
 from controlplane.compose.interpolation import Lookup
 from controlplane.compose.model import Dependency, HealthCheck, ServiceNetwork, ServiceSpec, VolumeMount
-from controlplane.compose.syntax import parse_expose, parse_port, parse_volume
+from controlplane.compose.options import convert_options
+from controlplane.compose.security import PrivilegedUse, convert_security
+from controlplane.compose.syntax import INGRESS_REFUSAL, parse_expose, parse_port, parse_volume
 from controlplane.compose.units import duration_ms, to_bool, to_int, to_str
 
 _RESTART = re.compile(r"no|always|unless-stopped|on-failure(:\d+)?")
 _ENV_NAME = re.compile(r"[^=\s]+")
+_SIGNAL = re.compile(r"(SIG)?[A-Z][A-Z0-9]*([+-]\d+)?|\d{1,2}")
 
 
 def normalize_path(path: str) -> str:
@@ -40,6 +43,7 @@ class Context:
     files: Mapping[str, str]
     volumes: set[str] = field(default_factory=set)
     networks: set[str] = field(default_factory=set)
+    privileged: dict[str, list[PrivilegedUse]] = field(default_factory=dict)  # per service
 
 
 def split_command(value: Any) -> list[str]:
@@ -171,14 +175,30 @@ def _mounts(svc: dict[str, Any], path: Path, ctx: Context) -> list[VolumeMount]:
             ctx.diag.warn(where, f"ignored volume options: {', '.join(ignored)}")
         if mount.type == "volume" and mount.source and mount.source not in ctx.volumes:
             ctx.diag.error(where, f"volume {mount.source!r} is not declared under the top-level volumes:")
+        if mount.type == "bind" and (problem := _bind_source_problem(mount.source)):
+            ctx.diag.error(where, problem)
+            continue
         mounts.append(mount)
-    tmpfs = svc.get("tmpfs")
-    for index, item in enumerate(tmpfs if isinstance(tmpfs, list) else [tmpfs] if tmpfs else []):
-        target, _, options = str(item).partition(":")
-        if options:
-            ctx.diag.warn((*path, "tmpfs", index), f"ignored tmpfs options: {options}")
-        mounts.append(VolumeMount(type="tmpfs", target=target))
     return mounts
+
+
+def _bind_source_problem(source: str) -> str | None:
+    """Why a bind source cannot be found on a node, or None for an absolute path.
+
+    Compose resolves ``./x`` against the template's directory and ``~`` against the user's
+    home on the machine that runs it; on ccs the container runs on a node where neither
+    exists, and the engine would fail there, after the template was accepted.
+    """
+    if posixpath.isabs(source):
+        return None
+    if source.startswith("~"):
+        where = f"{source!r} is in a home directory, which depends on the user of the machine running it"
+    else:
+        where = f"{source!r} is relative to the template's directory, which does not travel to the nodes"
+    return (
+        f"bind mount source {where}; use an absolute path on the nodes (and a placement constraint "
+        "to the nodes that have it), or a named volume"
+    )
 
 
 def convert_service(name: str, svc: dict[str, Any], ctx: Context) -> ServiceSpec:
@@ -196,6 +216,9 @@ def convert_service(name: str, svc: dict[str, Any], ctx: Context) -> ServiceSpec
     spec.environment = environment
     spec.labels = key_values(svc.get("labels"), (*path, "labels"), diag, None)
     for index, item in enumerate(svc.get("ports") or []):
+        if isinstance(item, dict) and item.get("mode") == "ingress":
+            diag.error((*path, "ports", index, "mode"), INGRESS_REFUSAL)
+            continue
         ports = diag.convert((*path, "ports", index), parse_port, item)
         for port in ports or []:
             if port.published == 0 and not isinstance(item, dict):
@@ -210,6 +233,8 @@ def convert_service(name: str, svc: dict[str, Any], ctx: Context) -> ServiceSpec
         if exposed is not None:
             spec.expose.append(exposed)
     spec.volumes = _mounts(svc, path, ctx)
+    convert_options(svc, path, spec, diag)
+    ctx.privileged[name] = convert_security(svc, path, spec, diag)
     if isinstance(svc.get("healthcheck"), dict):
         spec.healthcheck = _healthcheck(svc["healthcheck"], (*path, "healthcheck"), diag)
     if "restart" in svc:
@@ -227,4 +252,6 @@ def convert_service(name: str, svc: dict[str, Any], ctx: Context) -> ServiceSpec
     for key in ("stop_signal", "user", "working_dir", "hostname"):
         if svc.get(key) is not None:
             setattr(spec, key, to_str(svc[key]))
+    if spec.stop_signal and not _SIGNAL.fullmatch(spec.stop_signal):
+        diag.error((*path, "stop_signal"), f"must be a signal like SIGTERM, TERM or 15, got {spec.stop_signal!r}")
     return spec

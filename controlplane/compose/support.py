@@ -36,6 +36,8 @@ _REPLICAS = "a fixed value conflicts with running several replicas"
 _RESOURCES = "not implemented; use deploy.resources.{limits,reservations} (cpus, memory, pids)"
 _HOST = "shares or changes host-level isolation; ccs does not grant that to a service"
 _NOT_YET = "not implemented; ignoring it could break the application at run time"
+_POLICY = "under the cluster's policy (`ccs cluster update C --allow ...`)"
+_LEGACY = "same as its deploy.resources twin; both set and different is refused"
 
 # Scopes are paths with "*" for any name and "[]" for any list item (long-syntax entries).
 SCOPES: tuple[tuple[str, ...], ...] = (
@@ -82,7 +84,7 @@ RULES: dict[str, Rule] = {
     "services.*.ports": Rule(S),
     "services.*.expose": Rule(S),
     "services.*.volumes": Rule(S),
-    "services.*.tmpfs": Rule(S),
+    "services.*.tmpfs": Rule(S, "with mount options (size, mode, uid, gid, noexec, ...)"),
     "services.*.labels": Rule(S),
     "services.*.healthcheck": Rule(S),
     "services.*.restart": Rule(S),
@@ -102,31 +104,38 @@ RULES: dict[str, Rule] = {
         W, "ccs names containers itself (<app>-<service>-<slot>), as Docker Swarm does; reach a "
         "service by its service name on the application network"
     ),
-    "services.*.privileged": Rule(R, _HOST),
-    "services.*.cap_add": Rule(R, _HOST),
-    "services.*.cap_drop": Rule(R, "not implemented; ignoring it would run with more privileges than asked"),
-    "services.*.security_opt": Rule(R, "not implemented; ignoring it would change the security profile"),
-    "services.*.read_only": Rule(R, "not implemented; ignoring it would make the root file system writable"),
-    "services.*.devices": Rule(R, _HOST),
+    "services.*.privileged": Rule(S, _POLICY),
+    "services.*.cap_add": Rule(S, "the engine's default capabilities freely, others " + _POLICY),
+    "services.*.cap_drop": Rule(S),
+    "services.*.security_opt": Rule(
+        S, "no-new-privileges, seccomp=/path/on/node.json, apparmor=PROFILE; unconfined, label=disable, "
+        "systempaths=unconfined and no-new-privileges=false " + _POLICY + "; other SELinux labels are refused"
+    ),
+    "services.*.read_only": Rule(S),
+    "services.*.devices": Rule(S, "device paths " + _POLICY + "; CDI names are refused"),
     "services.*.device_cgroup_rules": Rule(R, _HOST),
     "services.*.network_mode": Rule(
-        R, "services join the application's networks; host/none/container modes would bypass them"
+        S, "host only, " + _POLICY + " (without ports, expose, networks or routes); none/service/container "
+        "modes are refused: services join the application's networks"
     ),
-    "services.*.pid": Rule(R, _HOST),
+    "services.*.pid": Rule(S, "host only, " + _POLICY),
     "services.*.ipc": Rule(R, _HOST),
     "services.*.uts": Rule(R, _HOST),
     "services.*.userns_mode": Rule(R, _HOST),
     "services.*.cgroup": Rule(R, _HOST),
     "services.*.cgroup_parent": Rule(R, _HOST),
     "services.*.use_api_socket": Rule(R, _HOST),
-    "services.*.sysctls": Rule(R, _NOT_YET),
-    "services.*.ulimits": Rule(R, _NOT_YET),
-    "services.*.shm_size": Rule(R, _NOT_YET),
-    "services.*.extra_hosts": Rule(R, _NOT_YET),
-    "services.*.dns": Rule(R, _NOT_YET),
-    "services.*.dns_opt": Rule(R, _NOT_YET),
-    "services.*.dns_search": Rule(R, _NOT_YET),
-    "services.*.group_add": Rule(R, _NOT_YET),
+    "services.*.sysctls": Rule(
+        S, "namespaced ones (net.*, kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*); others would set "
+        "the node's kernel, which the engine refuses for every container"
+    ),
+    "services.*.ulimits": Rule(S),
+    "services.*.shm_size": Rule(S),
+    "services.*.extra_hosts": Rule(S),
+    "services.*.dns": Rule(S),
+    "services.*.dns_opt": Rule(S),
+    "services.*.dns_search": Rule(S),
+    "services.*.group_add": Rule(S),
     "services.*.storage_opt": Rule(R, _NOT_YET),
     "services.*.runtime": Rule(R, _NOT_YET),
     "services.*.isolation": Rule(R, _NOT_YET),
@@ -139,34 +148,36 @@ RULES: dict[str, Rule] = {
     "services.*.models": Rule(R, "AI models are not provided by ccs"),
     "services.*.provider": Rule(R, "provider services are not supported"),
     "services.*.extends": Rule(R, "not implemented; write the service out in full"),
-    "services.*.profiles": Rule(R, "ccs deploys every service; remove the profile or the service"),
+    "services.*.profiles": Rule(S, "chosen with `--profile` on deploy and update, kept until changed"),
     "services.*.label_file": Rule(R, "label files are not bundled; write labels inline"),
     "services.*.mac_address": Rule(R, _REPLICAS),
     "services.*.credential_spec": Rule(R, "Windows only"),
     "services.*.blkio_config": Rule(R, _RESOURCES),
     "services.*.cpu_count": Rule(R, _RESOURCES),
     "services.*.cpu_percent": Rule(R, _RESOURCES),
-    "services.*.cpu_shares": Rule(R, _RESOURCES),
+    "services.*.cpu_shares": Rule(S),
     "services.*.cpu_quota": Rule(R, _RESOURCES),
     "services.*.cpu_period": Rule(R, _RESOURCES),
     "services.*.cpu_rt_period": Rule(R, _RESOURCES),
     "services.*.cpu_rt_runtime": Rule(R, _RESOURCES),
-    "services.*.cpus": Rule(R, _RESOURCES),
+    "services.*.cpus": Rule(S, _LEGACY),
     "services.*.cpuset": Rule(R, _RESOURCES),
-    "services.*.mem_limit": Rule(R, _RESOURCES),
-    "services.*.mem_reservation": Rule(R, _RESOURCES),
+    "services.*.mem_limit": Rule(S, _LEGACY),
+    "services.*.mem_reservation": Rule(S, _LEGACY),
     "services.*.mem_swappiness": Rule(R, _RESOURCES),
-    "services.*.memswap_limit": Rule(R, _RESOURCES),
+    "services.*.memswap_limit": Rule(
+        R, "engines on kernels without swap accounting drop it silently; use deploy.resources.limits.memory"
+    ),
     "services.*.oom_kill_disable": Rule(R, _RESOURCES),
-    "services.*.oom_score_adj": Rule(R, _RESOURCES),
-    "services.*.pids_limit": Rule(R, _RESOURCES),
+    "services.*.oom_score_adj": Rule(S, "0 to 1000; a negative value " + _POLICY),
+    "services.*.pids_limit": Rule(S, _LEGACY),
     "services.*.links": Rule(W, "services reach each other by name on the application network"),
     "services.*.external_links": Rule(W, "services reach each other by name on the application network"),
     "services.*.logging": Rule(W, "containers use the node's Docker default log driver"),
     "services.*.platform": Rule(W, "each node pulls the image variant for its own platform"),
     "services.*.stdin_open": Rule(W, "ccs containers have no interactive terminal"),
     "services.*.tty": Rule(W, "ccs containers have no interactive terminal"),
-    "services.*.init": Rule(W, "no init process is injected; the image's entrypoint is PID 1"),
+    "services.*.init": Rule(S),
     "services.*.attach": Rule(W, "ccs does not attach to container output"),
     "services.*.develop": Rule(W, "compose watch is a local-development feature"),
     "services.*.annotations": Rule(W, "OCI annotations are not passed to containers"),
@@ -209,7 +220,10 @@ RULES: dict[str, Rule] = {
     "services.*.ports.[].published": Rule(S),
     "services.*.ports.[].protocol": Rule(S, "tcp or udp"),
     "services.*.ports.[].host_ip": Rule(S),
-    "services.*.ports.[].mode": Rule(S, "host or ingress"),
+    "services.*.ports.[].mode": Rule(
+        S, "host (what ccs does: publish on the node running the container); ingress (Swarm's routing "
+        "mesh) is refused: route HTTP through the routers with x-ccs.routes or aliyun.routing"
+    ),
     "services.*.ports.[].name": Rule(W, "descriptive only"),
     "services.*.ports.[].app_protocol": Rule(W, "descriptive only; use x-ccs.routes for HTTP"),
     # ---- long-syntax volumes
@@ -218,19 +232,26 @@ RULES: dict[str, Rule] = {
     "services.*.volumes.[].target": Rule(S),
     "services.*.volumes.[].read_only": Rule(S),
     "services.*.volumes.[].consistency": Rule(W, "macOS-only tuning"),
-    "services.*.volumes.[].bind": Rule(S),
-    "services.*.volumes.[].volume": Rule(S),
-    "services.*.volumes.[].tmpfs": Rule(S),
+    "services.*.volumes.[].bind": Rule(S, "on bind mounts only"),
+    "services.*.volumes.[].volume": Rule(S, "on volume mounts only"),
+    "services.*.volumes.[].tmpfs": Rule(S, "on tmpfs mounts only"),
     "services.*.volumes.[].image": Rule(R, _NOT_YET),
-    "services.*.volumes.[].bind.propagation": Rule(W, "mounts use Docker's default propagation"),
-    "services.*.volumes.[].bind.create_host_path": Rule(W, "missing host paths are created, as Docker does"),
-    "services.*.volumes.[].bind.selinux": Rule(W, "no SELinux relabelling is done"),
-    "services.*.volumes.[].bind.recursive": Rule(W, "mounts use Docker's default"),
-    "services.*.volumes.[].volume.nocopy": Rule(W, "image content is copied into new volumes"),
+    "services.*.volumes.[].bind.propagation": Rule(S),
+    "services.*.volumes.[].bind.create_host_path": Rule(
+        S, "true creates a missing host path (the short syntax implies it, as in Compose)"
+    ),
+    "services.*.volumes.[].bind.selinux": Rule(S, "needs create_host_path: true"),
+    "services.*.volumes.[].bind.recursive": Rule(
+        S, "enabled or disabled (not with create_host_path); writable and readonly need a newer engine "
+        "and are refused"
+    ),
+    "services.*.volumes.[].volume.nocopy": Rule(S),
     "services.*.volumes.[].volume.subpath": Rule(R, _NOT_YET),
-    "services.*.volumes.[].volume.labels": Rule(W, "set labels on the top-level volume"),
-    "services.*.volumes.[].tmpfs.size": Rule(W, "tmpfs mounts use Docker's default size"),
-    "services.*.volumes.[].tmpfs.mode": Rule(W, "tmpfs mounts use Docker's default mode"),
+    "services.*.volumes.[].volume.labels": Rule(
+        S, "for anonymous volumes; a named volume is labelled in its top-level definition (refused here)"
+    ),
+    "services.*.volumes.[].tmpfs.size": Rule(S),
+    "services.*.volumes.[].tmpfs.mode": Rule(S, "a string is octal ('1777')"),
     # ---- per-service network attachment
     "services.*.networks.*.aliases": Rule(S),
     "services.*.networks.*.ipv4_address": Rule(R, _REPLICAS),
@@ -242,13 +263,15 @@ RULES: dict[str, Rule] = {
     "services.*.networks.*.gw_priority": Rule(W, "Docker picks the default gateway"),
     "services.*.networks.*.driver_opts": Rule(W, "driver options are not passed"),
     # ---- top-level volumes and networks
-    "volumes.*.driver": Rule(S),
-    "volumes.*.external": Rule(S),
-    "volumes.*.labels": Rule(S),
-    "volumes.*.name": Rule(W, "ccs names volumes per application"),
-    "volumes.*.driver_opts": Rule(
-        R, "driver options (e.g. NFS) are not passed yet; ignoring them would store data elsewhere"
+    "volumes.*.driver": Rule(S, "a driver missing on the node fails the container, naming it"),
+    "volumes.*.external": Rule(
+        S, "the volume must exist on the node; a container stays pending where it is missing"
     ),
+    "volumes.*.labels": Rule(S, "ccs's own labels (ccs.*) win on a clash"),
+    "volumes.*.name": Rule(
+        S, "the engine's name for the volume (default ccs-<app>-<key>); ccs- names only when external"
+    ),
+    "volumes.*.driver_opts": Rule(S, "passed to the driver, e.g. a local NFS or tmpfs volume"),
     "networks.*.driver": Rule(S),
     "networks.*.external": Rule(S),
     "networks.*.internal": Rule(S),

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from controlplane.compose.model import PortSpec, VolumeMount
+from controlplane.compose.model import BindMountOptions, PortSpec, VolumeMount
 from controlplane.compose.units import to_bool
+from controlplane.compose.volumes import apply_long_options, apply_short_modes
 
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 _EXPOSE = re.compile(r"\d+(?:-\d+)?(?:/(?:tcp|udp))?")
@@ -57,6 +58,15 @@ def _expand(target: str, published: str, protocol: str, host_ip: str, mode: str 
     ]
 
 
+#: Why ``ports[].mode: ingress`` is refused (the caller reports it at the ``mode`` key).
+INGRESS_REFUSAL = (
+    "ingress (Swarm's routing mesh: the port open on every node) is not supported: ccs publishes a "
+    "port on the node that runs the container, which is mode: host. To reach a service from any "
+    "node, route HTTP through the cluster's routers (x-ccs.routes or aliyun.routing.port_N). "
+    "Remove mode: or write mode: host"
+)
+
+
 def parse_port(item: Any) -> list[PortSpec]:
     """One ``ports:`` entry (short or long syntax) as one PortSpec per port of a range."""
     if isinstance(item, dict):
@@ -65,8 +75,10 @@ def parse_port(item: Any) -> list[PortSpec]:
             raise ValueError("target is required")
         published = item.get("published")
         mode = str(item.get("mode") or "")
-        if mode not in ("", "host", "ingress"):
-            raise ValueError(f"mode must be host or ingress, got {mode!r}")
+        if mode == "ingress":
+            raise ValueError(INGRESS_REFUSAL)
+        if mode not in ("", "host"):
+            raise ValueError(f"mode must be host, got {mode!r}")
         return _expand(
             target,
             "" if published is None else str(published),
@@ -134,7 +146,9 @@ def parse_volume(item: Any) -> tuple[VolumeMount, list[str]]:
         if kind == "tmpfs" and source:
             raise ValueError("a tmpfs mount takes no source")
         read_only = to_bool(item.get("read_only", False))
-        return VolumeMount(type=kind, source=source, target=target, read_only=read_only), []
+        mount = VolumeMount(type=kind, source=source, target=target, read_only=read_only)
+        apply_long_options(mount, item)
+        return mount, []
     if not isinstance(item, str) or not item.strip():
         raise ValueError("must be 'SOURCE:TARGET[:MODE]', a path or a mapping")
     parts = item.split(":")
@@ -150,6 +164,7 @@ def parse_volume(item: Any) -> tuple[VolumeMount, list[str]]:
     if not source or not target:
         raise ValueError(f"must be 'SOURCE:TARGET[:MODE]', got {item!r}")
     kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
-    ignored = [m for m in modes if m not in ("ro", "rw")]
     mount = VolumeMount(type=kind, source=source, target=target, read_only="ro" in modes)
-    return mount, ignored
+    if kind == "bind":  # Compose: the short syntax creates a missing host path
+        mount.bind = BindMountOptions(create_host_path=True)
+    return mount, apply_short_modes(mount, modes)

@@ -2,14 +2,18 @@
 
 Stages, in order: size limit; YAML (broken YAML stops here); ``.env``; interpolation; the
 official schema (a schema-invalid document stops here, since converting it would only add
-confusing follow-up errors); the support table; per-service conversion with claims; checks
-across services. Every stage reports all it finds into one Diagnostics.
+confusing follow-up errors); the support table; per-service conversion with claims (every
+service, so errors show whatever profiles are chosen); the profiles' choice of services; checks
+across the services chosen. Every stage reports all it finds into one Diagnostics.
+
+The result lists the privileged values of the chosen services (``ParsedTemplate.privileged``)
+for the API to hold against the cluster's policy; the parser does not know the cluster.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +37,13 @@ from controlplane.compose.model import (
     UpdateConfig,
     to_proto,
 )
-from controlplane.compose.service import Context, convert_service, key_values, normalize_path
+from controlplane.compose.options import apply_legacy_resources
+from controlplane.compose.profiles import Profiles
+from controlplane.compose.security import PrivilegedUse, check_host_network
+from controlplane.compose.service import Context, convert_service, normalize_path
 from controlplane.compose.support import check_support
 from controlplane.compose.units import to_bool
+from controlplane.compose.volumes import attach_definitions, check_shared_names, named_volume
 
 MAX_TEMPLATE_BYTES = 1024 * 1024
 SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -50,6 +58,9 @@ class ParsedTemplate:
     volumes: list[resources_pb2.NamedVolume] = field(default_factory=list)
     networks: list[resources_pb2.NetworkDef] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Values the cluster's policy must allow (controlplane.compose.security), of the
+    # services deployed.
+    privileged: list[PrivilegedUse] = field(default_factory=list)
 
 
 def _service_name_problem(name: str) -> str | None:
@@ -88,16 +99,9 @@ def _options(kind: str, name: str, options: Any, diag: Diagnostics) -> dict[str,
 def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume], list[NetworkDef]]:
     volumes, networks = [], []
     for name, options in (doc.get("volumes") or {}).items():
-        if (opts := _options("volumes", name, options, diag)) is None:
-            continue
-        volumes.append(
-            NamedVolume(
-                name=name,
-                driver=opts.get("driver"),
-                external=bool(diag.convert(("volumes", name, "external"), _external, opts.get("external"))),
-                labels=key_values(opts.get("labels"), ("volumes", name, "labels"), diag, None),
-            )
-        )
+        if (opts := _options("volumes", name, options, diag)) is not None:
+            volumes.append(named_volume(name, opts, diag))
+    check_shared_names(volumes, diag)
     for name, options in (doc.get("networks") or {}).items():
         if (opts := _options("networks", name, options, diag)) is None:
             continue
@@ -151,31 +155,34 @@ def _service(name: str, svc: dict[str, Any], ctx: Context) -> ServiceSpec:
         diag.error((*path, "image"), "is required")
     claims = Claims()
     apply_deploy(spec, svc, path, diag, claims)
+    apply_legacy_resources(svc, path, spec, diag)
     depends = label_claims(spec.labels, (*path, "labels"), diag, claims)
     if "x-ccs" in svc:
         extension_claims(svc["x-ccs"], (*path, "x-ccs"), diag, claims)
     if "pull_policy" in svc:
         _pull_policy(svc["pull_policy"], (*path, "pull_policy"), diag, claims)
     _apply_claims(spec, claims, path, diag)
+    check_host_network(spec, svc, path, diag)
     named = {d.service for d in spec.depends_on}
     spec.depends_on += [Dependency(service=s) for s in depends if s not in named]
     return spec
 
 
-def _dependencies(specs: dict[str, ServiceSpec], diag: Diagnostics) -> dict[str, list[str]]:
+def _dependencies(specs: dict[str, ServiceSpec], profiles: Profiles, diag: Diagnostics) -> dict[str, list[str]]:
     graph: dict[str, list[str]] = {}
     for name, spec in specs.items():
         kept = []
         for dep in spec.depends_on:
             if dep.service in specs:
                 kept.append(dep)
-            elif dep.required:
-                diag.error(("services", name, "depends_on"), f"service {dep.service!r} is not defined")
+                continue
+            why = profiles.why_excluded(dep.service)
+            if why is None:
+                why = "is not defined"
+            if dep.required:
+                diag.error(("services", name, "depends_on"), f"service {dep.service!r} {why}")
             else:
-                diag.warn(
-                    ("services", name, "depends_on"),
-                    f"optional dependency {dep.service!r} is not defined; ignored",
-                )
+                diag.warn(("services", name, "depends_on"), f"optional dependency {dep.service!r} {why}; ignored")
         spec.depends_on = kept
         graph[name] = [d.service for d in kept]
     return graph
@@ -188,10 +195,13 @@ def parse_template(
     files: Mapping[str, str],
     app_name: str,
     budget: ParseBudget | None = None,
+    profiles: Sequence[str] = (),
 ) -> ParsedTemplate:
     """Parse a Compose template for application ``app_name``; raise TemplateError listing all errors.
 
     ``env`` are deploy-time parameters and win over ``files[".env"]``; ``os.environ`` is never read.
+    ``profiles`` are the Compose profiles chosen (see ``profiles.py``; without any,
+    ``COMPOSE_PROFILES`` from ``env`` or ``.env`` chooses, as in Compose).
     ``budget`` bounds the CPU time and can cancel the parse from another thread (see ``limits``);
     without one the parse has no CPU limit (the API server always gives one).
     """
@@ -223,7 +233,9 @@ def parse_template(
     if doc.get("name") not in (None, app_name):
         diag.warn(("name",), f"the application is deployed as {app_name!r}")
     volumes, networks = _top_level(doc, diag)
-    ctx = Context(diag, lookup, bundled, {v.name for v in volumes}, {n.name for n in networks})
+    definitions = {v.name: v for v in volumes}
+    ctx = Context(diag, lookup, bundled, set(definitions), {n.name for n in networks})
+    chosen = Profiles.choose(profiles, lookup, doc["services"], diag)
     specs = {}
     for name, svc in doc["services"].items():
         budget.tick()
@@ -233,8 +245,15 @@ def parse_template(
                 diag.error(("services", name), problem)
             diag.error(("services", name), "must be a mapping of service settings")
             continue
-        specs[name] = _service(name, svc or {}, ctx)
-    order = start_order(_dependencies(specs, diag), diag)
+        # Every service is converted, so that a template's errors show whatever profiles
+        # are chosen; only the chosen ones are deployed.
+        spec = _service(name, svc or {}, ctx)
+        attach_definitions(spec, definitions)
+        if chosen.includes(name):
+            specs[name] = spec
+    if not specs and not diag.errors:
+        diag.error(("services",), chosen.nothing_chosen())
+    order = start_order(_dependencies(specs, chosen, diag), diag)
     published: list[tuple[Path, PortSpec]] = []
     for name, spec in specs.items():
         published += [(("services", name, "ports", i), p) for i, p in enumerate(spec.ports)]
@@ -245,5 +264,6 @@ def parse_template(
         volumes=[to_proto(v, resources_pb2.NamedVolume()) for v in volumes],
         networks=[to_proto(n, resources_pb2.NetworkDef()) for n in networks],
         warnings=diag.warnings,
+        privileged=[use for name in order for use in ctx.privileged.get(name, [])],
     )
 

@@ -1,14 +1,31 @@
-"""Per-node assignment streams built from the informer cache."""
+"""Per-node assignment streams built from the informer cache.
+
+Besides its containers, a session carries two tables computed from the cache: the cluster's
+routing table (the same for every node) and the node's network map (its own view of the
+application networks it has a block of, :mod:`controlplane.netmap`). Both go in full in the
+complete set when a session opens, then again in an incremental message only when their
+content-hash version changes for that node.
+
+Cost of keeping network maps current: the hub keeps one :class:`NetworkMaps` per cluster with
+at least one open session (built with one scan of the cluster's blocks and services when its
+first session opens, dropped when its last closes or the cache re-lists). Each change costs
+O(1) to read; a batch then costs, for every connected node with a block of an application the
+batch changed, one assembly of its map (a concatenation of the encoded networks on that
+node and one hash of it; a parse of it when it is sent), plus one
+recomputation per changed application (O(its services, containers and blocks)). Nodes without
+a session, and applications no connected node takes part in, cost nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
-from controlplane.informer import Change, Informer
+from controlplane.informer import Change, ClusterState, Informer
+from controlplane.netmap import NetworkMaps, assemble
 from controlplane.routing import routing_table, table_version
 
 UPDATE = agent_pb2.Assignment.ACTION_UPDATE
@@ -21,6 +38,7 @@ class NodeSession:
     node: str
     version: int
     queue: asyncio.Queue[agent_pb2.SessionMessage | None] = field(default_factory=asyncio.Queue)
+    netmap_version: int = 0  # the version of the network map this session was last sent
 
 
 def _assignment_view(c: pb.Container) -> pb.Container:
@@ -45,6 +63,9 @@ class AssignmentHub:
         self.heartbeat_period_ms = heartbeat_period_ms
         self._sessions: dict[tuple[str, str], set[NodeSession]] = defaultdict(set)
         self._routing: dict[str, pb.RoutingTable] = {}
+        # Per cluster with open sessions: the state the maps were built from, and the maps.
+        self._netmaps: dict[str, tuple[ClusterState, NetworkMaps]] = {}
+        self._open_in: Counter[str] = Counter()  # cluster -> open sessions
         informer.subscribe(self._on_changes, self._on_resync)
 
     def routing(self, cluster: str) -> pb.RoutingTable:
@@ -66,6 +87,26 @@ class AssignmentHub:
         latest = {app: state.latest_release(app) for app in state.apps}
         return routing_table(cluster, state.services, state.containers.values(), latest)
 
+    def network_map(self, cluster: str, node: str) -> agent_pb2.NetworkMap:
+        """``node``'s current network map (empty, with its version, outside any known cluster)."""
+        found = self._maps(cluster)
+        if found is None:
+            return assemble(cluster, "", [])
+        state, maps = found
+        return maps.map_for(state, node)
+
+    def _maps(self, cluster: str) -> tuple[ClusterState, NetworkMaps] | None:
+        """The cluster's maps, built afresh if the cache holds another state object for it
+        (re-listed, or the cluster was deleted and made again)."""
+        state = self.informer.clusters.get(cluster)
+        if state is None:
+            self._netmaps.pop(cluster, None)
+            return None
+        found = self._netmaps.get(cluster)
+        if found is None or found[0] is not state:
+            found = self._netmaps[cluster] = (state, NetworkMaps(state))
+        return found
+
     def connected(self, cluster: str, node: str) -> bool:
         return bool(self._sessions.get((cluster, node)))
 
@@ -79,28 +120,39 @@ class AssignmentHub:
             for c in (state.containers_on(node) if state else [])
         ]
         self._sessions[(cluster, node)].add(session)
+        self._open_in[cluster] += 1
+        network_map = self.network_map(cluster, node)
+        session.netmap_version = network_map.version
         msg = agent_pb2.SessionMessage(
             type=agent_pb2.SessionMessage.TYPE_COMPLETE,
             version=version,
             assignments=assignments,
             heartbeat_period_ms=self.heartbeat_period_ms,
             routing=self.routing(cluster),
+            network_map=network_map,
         )
         return session, msg
 
     def close(self, session: NodeSession) -> None:
         sessions = self._sessions.get((session.cluster, session.node))
-        if sessions is not None:
+        if sessions is not None and session in sessions:
             sessions.discard(session)
             if not sessions:
                 del self._sessions[(session.cluster, session.node)]
+            self._open_in[session.cluster] -= 1
+            if self._open_in[session.cluster] <= 0:
+                del self._open_in[session.cluster]
+                self._netmaps.pop(session.cluster, None)  # no one to compute maps for
 
     def disconnect(self, cluster: str, node: str) -> None:
         for s in list(self._sessions.get((cluster, node), ())):
             s.queue.put_nowait(None)
 
     def _on_resync(self) -> None:
-        # The cache re-listed: chains are broken; make every agent reconnect for a complete set.
+        # The cache re-listed: chains are broken; make every agent reconnect for a complete set,
+        # computed from the new cache (not from tables derived from the old one).
+        self._routing.clear()
+        self._netmaps.clear()
         for sessions in list(self._sessions.values()):
             for s in sessions:
                 s.queue.put_nowait(None)
@@ -111,6 +163,9 @@ class AssignmentHub:
         routed: set[str] = set()
         for ch in changes:
             revision = ch.revision
+            found = self._netmaps.get(ch.cluster)
+            if found is not None:
+                found[1].observe(found[0], ch.kind, ch.key, ch.old, ch.new)
             if ch.kind in ("service", "container", "release", "application"):
                 routed.add(ch.cluster)
             if ch.kind == "node" and ch.new is None:
@@ -137,11 +192,16 @@ class AssignmentHub:
             self._routing[cluster] = table
             if before is None or before.version != table.version:
                 new_routing[cluster] = table
-        targets = set(per_node) | {k for k in self._sessions if k[0] in new_routing}
+        new_maps = self._changed_maps()
+        targets = set(per_node) | {k for k in self._sessions if k[0] in new_routing} | set(new_maps)
         for key in targets:
             assignments = per_node.get(key, [])
             changed_table = new_routing.get(key[0])
+            network_map = new_maps.get(key)
             for s in self._sessions.get(key, ()):
+                map_changed = network_map is not None and network_map[0] != s.netmap_version
+                if not assignments and changed_table is None and not map_changed:
+                    continue  # nothing new for this session: its chain stays where it is
                 msg = agent_pb2.SessionMessage(
                     type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
                     base_version=s.version,
@@ -151,5 +211,28 @@ class AssignmentHub:
                 )
                 if changed_table is not None:
                     msg.routing.CopyFrom(changed_table)
+                if map_changed and network_map is not None:
+                    version, raw = network_map
+                    msg.network_map.MergeFromString(raw)
+                    msg.network_map.version = version
+                    s.netmap_version = version
                 s.version = revision
                 s.queue.put_nowait(msg)
+
+    def _changed_maps(self) -> dict[tuple[str, str], tuple[int, bytes]]:
+        """The current map (version, encoding) of every connected node the last changes may
+        concern."""
+        out: dict[tuple[str, str], tuple[int, bytes]] = {}
+        for cluster, (state, maps) in list(self._netmaps.items()):
+            nodes = maps.settle()
+            if self.informer.clusters.get(cluster) is not state:
+                # Another state object for the cluster: rebuild, and check every session.
+                found = self._maps(cluster)
+                if found is None:
+                    continue
+                state, maps = found
+                nodes = {node for (c, node) in self._sessions if c == cluster}
+            for node in nodes:
+                if self._sessions.get((cluster, node)):
+                    out[(cluster, node)] = maps.encoded_for(state, node)
+        return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 from collections.abc import AsyncIterator
 
@@ -176,6 +177,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.UpdateStatusResponse:
         p = await self._principal(context)
+        check_addresses(request)
         latest: dict[str, agent_pb2.ContainerStatusUpdate] = {}
         for u in request.updates:
             latest[keys.container(p.cluster, u.application, u.service, u.container)] = u
@@ -254,6 +256,20 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         p = await self._principal(context)
         async for req in self.broker.agent_channel(p.cluster, p.node, request_iterator):
             yield req
+
+
+def check_addresses(request: agent_pb2.UpdateStatusRequest) -> None:
+    """Refuse the whole report if an address is not an IPv4 address of a named network: every
+    node's resolver answers these, so a bad one must not be stored (nothing is written)."""
+    for i, u in enumerate(request.updates):
+        for network, address in u.status.addresses.items():
+            where = f"updates[{i}].status.addresses[{network!r}]"
+            if not network or len(network) > 63:
+                raise InvalidArgument(where, "the network name must be 1 to 63 characters")
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise InvalidArgument(where, f"{address!r} is not an IPv4 address") from None
 
 
 def _same_counters(a: pb.RouterStats, b: pb.RouterStats) -> bool:

@@ -37,6 +37,7 @@ from controlplane.ipam.blocks import (
     MIN_BLOCK_PREFIX,
     SubnetPool,
     block_prefix,
+    network_of,
     usable_addresses,
 )
 from controlplane.ipam.pod_cidr import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
@@ -50,6 +51,7 @@ __all__ = [
     "SubnetPool",
     "block_prefix",
     "default_pod_cidr",
+    "network_of",
     "parse_pod_cidr",
     "usable_addresses",
 ]

@@ -14,24 +14,26 @@ twice on the same input gives the same plan.
   application stop/start/remove, ``depends_on`` gating, draining, record cleanup, and the
   ``ServiceStatus``. See :mod:`controlplane.planner.service` for the boundary with
   the release reconcilers and the scheduler.
-* :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule; stale containers to
-  remove when the node comes back.
+* :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule (the moved containers'
+  records stay, desired REMOVED, so a returning agent is told to remove them).
 * :func:`apply_actions`: the one meaning of every action over container records; the reconcile
   passes apply plans with it, and tests use it to check that planning again changes nothing.
 
 Restart history and final outcomes are kept in ``Container.meta.labels`` under the reserved
-``ccs.`` prefix (see :mod:`controlplane.planner.containers`), so no proto change was needed.
+``ccs.`` prefix (the names are in :mod:`ccs.labels`, which the SDK reads too), so no proto change
+was needed.
 """
 
 from .actions import (
     Action,
+    ActionEvent,
     CreateContainer,
     DeleteContainer,
     MarkFinished,
-    Note,
     SetDesired,
     SetNodeState,
     describe,
+    event_of,
 )
 from .apply import apply_actions
 from .errors import PlanError
@@ -42,13 +44,13 @@ from .status import Counts, DependencyState, count, waiting_for
 
 __all__ = [
     "Action",
+    "ActionEvent",
     "Counts",
     "CreateContainer",
     "DeleteContainer",
     "DependencyState",
     "MarkFinished",
     "NodePlan",
-    "Note",
     "PlanError",
     "RestartPolicy",
     "ServicePlan",
@@ -57,6 +59,7 @@ __all__ = [
     "apply_actions",
     "count",
     "describe",
+    "event_of",
     "plan_node",
     "plan_service",
     "resolve_policy",

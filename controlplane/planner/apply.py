@@ -1,9 +1,10 @@
 """What each action means, as a pure function over container records.
 
-The reconcile passes do not interpret actions themselves: :mod:`controlplane.reconcile.cluster_pass`
+The reconcile passes do not interpret actions themselves: :mod:`controlplane.reconcile.service_pass`
 (services) and :mod:`controlplane.reconcile.release_pass` (releases) apply a plan to copies of the
-records with :func:`apply_actions`, then write the difference between before and after (adding
-node placements, ``updated_at`` and the guarded transactions). So this is the only definition of
+records with :func:`apply_actions`, then :mod:`controlplane.reconcile.container_diff` writes the
+difference between before and after (adding node placements, ``updated_at``, an event per action
+and the guarded transactions). So this is the only definition of
 each action, and having it next to the planners lets tests check the property that matters most
 for a level-triggered reconciler: planning again on the result of a plan yields no further actions.
 """
@@ -13,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from ccs.labels import LABEL_OUTCOME, LABEL_OUTCOME_MESSAGE
 from ccs.v1 import resources_pb2 as pb
 
 from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, SetDesired, SetNodeState
-from .containers import LABEL_OUTCOME, LABEL_OUTCOME_MESSAGE
 from .errors import PlanError
 
 

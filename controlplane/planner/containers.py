@@ -7,34 +7,14 @@ reference ``apply_actions`` all agree on what "live", "dead", "ready" or "gone" 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ccs.container_states import TERMINAL_STATES
+from ccs.labels import LABEL_OUTCOME
 from ccs.v1 import resources_pb2 as pb
 
 from .errors import PlanError
-
-# Labels the control plane owns on Container.meta.labels. The ``ccs.`` prefix is reserved.
-LABEL_OUTCOME = "ccs.outcome"
-"""``completed`` or ``failed``: the planner stopped this container for good (restart policy said so)."""
-LABEL_OUTCOME_MESSAGE = "ccs.outcome.message"
-"""Human-readable reason for ``ccs.outcome``, e.g. the crash-loop message."""
-LABEL_RESTART_FAILURES = "ccs.restart.failures"
-"""Comma-separated ISO-8601 times of the slot's earlier failures that led to a restart."""
-LABEL_RESTART_COUNT = "ccs.restart.count"
-"""How many times this slot was restarted in total (informational, like Docker's RestartCount)."""
-LABEL_REPLACES = "ccs.replaces"
-"""On a container created to replace an UNHEALTHY one: the id of the container it replaces."""
-LABEL_UNHEALTHY_SINCE = "ccs.unhealthy.since"
-"""On an UNHEALTHY container retired stop-first: when it turned unhealthy (ISO-8601), so its
-replacement, created once it has stopped, carries the slot's history."""
-LABEL_UNHEALTHY_STREAK = "ccs.unhealthy.streak"
-"""How many unhealthy containers in a row this slot replaced before this one (the backoff's exponent)."""
-
-OUTCOME_COMPLETED: Final[Literal["completed"]] = "completed"
-OUTCOME_FAILED: Final[Literal["failed"]] = "failed"
 
 S = pb.ContainerState
 
@@ -93,6 +73,17 @@ def has_health_check(spec: pb.ServiceSpec) -> bool:
     hc = spec.healthcheck
     compose_check = bool(hc.test) and list(hc.test)[:1] != ["NONE"] and not hc.disable
     return compose_check or bool(spec.probe.kind)
+
+
+def is_leaving(c: pb.Container) -> bool:
+    """On its way out: no longer desired RUNNING, or draining (``stop_after`` set).
+
+    The routing table keeps such a container with weight 0 while it still runs, and the
+    network map's names leave it out at once: both read "leaving" here, so a name stops
+    answering the container the moment the routers stop sending it requests.
+    """
+    ts = c.stop_after
+    return desired(c) != pb.DESIRED_STATE_RUNNING or ts.seconds != 0 or ts.nanos != 0
 
 
 def is_ready(c: pb.Container, fallback: pb.ServiceSpec) -> bool:

@@ -9,9 +9,10 @@ so the plan is pure and the reconciler just requeues at ``requeue_after``):
    stays, so that the agent removes the container if the node comes back; the service planner no
    longer counts it and creates a replacement, which the scheduler places elsewhere.
 3. The node heartbeats again: the dispatcher marks it READY (the dispatcher, not this planner, owns
-   READY since it sees the session). ``stale`` lists the containers that are desired REMOVED but not
-   yet reported removed, so the dispatcher can tell the agent to remove them at once and the cluster
-   never runs more replicas than desired for longer than one resync.
+   READY since it sees the session). Nothing is planned here for the containers it left behind: their
+   records are still there, desired REMOVED, so the complete set the dispatcher sends the returning
+   agent when its session opens carries them, and the agent removes them at once. The cluster
+   never runs more replicas than desired for longer than it takes the agent to reconnect.
 
 A leader judges only what it could have seen. Heartbeats reach etcd through the API servers, so
 while no server runs (an outage, a restart) or before a new leader has watched for long, an old
@@ -48,11 +49,10 @@ DEFAULT_MISSED_HEARTBEATS = 3
 
 @dataclass(frozen=True)
 class NodePlan:
-    """What to write for one node, when to look again, and which containers the agent must remove."""
+    """What to write for one node, and when to look again."""
 
     actions: tuple[Action, ...]
     requeue_after: float | None
-    stale: tuple[str, ...]
     message: str
 
 
@@ -87,13 +87,7 @@ def plan_node(
 
     actions: list[Action] = []
     if down_at is not None and now < down_at:
-        stale = tuple(
-            sorted(
-                c.meta.id for c in containers_on_node
-                if is_gone(c) and c.status.state != pb.CONTAINER_STATE_REMOVED
-            )
-        )
-        return NodePlan((), (down_at - now).total_seconds(), stale, _ready_message(node, containers_on_node))
+        return NodePlan((), (down_at - now).total_seconds(), _ready_message(node, containers_on_node))
 
     silent = _silence(now, last_seen, watched_from, timestamp(node.status.last_heartbeat))
     why = f"{silent} ({missed_heartbeats} heartbeats of {format_duration(heartbeat_period)} missed)"
@@ -108,12 +102,12 @@ def plan_node(
     if reschedule_at is not None and now < reschedule_at:
         wait = (reschedule_at - now).total_seconds()
         note = f"; {len(movable)} container(s) move in {wait:.0f}s" if movable else ""
-        return NodePlan(tuple(actions), wait, (), f"down: {why}{note}")
+        return NodePlan(tuple(actions), wait, f"down: {why}{note}")
 
     reason = f"node {node_id} down: {why}; rescheduled after {format_duration(down_grace)} grace"
     actions.extend(SetDesired(c.meta.id, pb.DESIRED_STATE_REMOVED, reason) for c in movable)
     moved = f"; {len(movable)} container(s) rescheduled" if movable else ""
-    return NodePlan(tuple(actions), None, (), f"down: {why}{moved}")
+    return NodePlan(tuple(actions), None, f"down: {why}{moved}")
 
 
 def _silence_counted_from(last_seen: datetime | None, leading_since: datetime | None) -> datetime | None:

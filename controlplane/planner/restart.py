@@ -27,17 +27,10 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ccs.durations import format_duration as format_seconds
+from ccs.labels import LABEL_RESTART_COUNT, LABEL_RESTART_FAILURES, OUTCOME_COMPLETED, OUTCOME_FAILED
 from ccs.v1 import resources_pb2 as pb
 
-from .containers import (
-    LABEL_RESTART_COUNT,
-    LABEL_RESTART_FAILURES,
-    OUTCOME_COMPLETED,
-    OUTCOME_FAILED,
-    describe_exit,
-    died_at,
-    is_failure,
-)
+from .containers import describe_exit, died_at, is_failure
 from .errors import PlanError
 
 Condition = Literal["none", "on-failure", "any"]

@@ -45,15 +45,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ccs.container_states import RUNNING_STATES
+from ccs.labels import LABEL_OUTCOME_MESSAGE, OUTCOME_FAILED
 from ccs.v1 import resources_pb2 as pb
 
 from . import restart, unhealthy
-from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, Note, SetDesired
+from .actions import Action, ActionEvent, CreateContainer, DeleteContainer, MarkFinished, SetDesired
 from .containers import (
-    LABEL_OUTCOME_MESSAGE,
-    LABEL_REPLACES,
-    LABEL_UNHEALTHY_SINCE,
-    OUTCOME_FAILED,
     desired,
     is_dead,
     is_gone,
@@ -148,9 +145,8 @@ class _ServicePlanner:
     global_mode: bool = False
     # Slot (or node) -> retired containers that still run on a ready node.
     stopping: dict[Key, list[pb.Container]] = field(default_factory=lambda: defaultdict(list))
-    # UNHEALTHY containers: the pass's account of them, and those retired stop-first, by slot.
+    # UNHEALTHY containers: the pass's account of them.
     unhealthy: unhealthy.Book = field(default_factory=unhealthy.Book)
-    stopped_unhealthy: dict[Key, pb.Container] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -176,8 +172,7 @@ class _ServicePlanner:
             if c.node and c.node not in self.nodes:
                 self._delete(c, f"its node {c.node} no longer exists")
             elif is_gone(c):
-                if LABEL_UNHEALTHY_SINCE in c.meta.labels:
-                    self.stopped_unhealthy.setdefault(c.node if self.global_mode else c.slot, c)
+                self.unhealthy.gone(c.node if self.global_mode else c.slot, c)
                 if c.status.state == pb.CONTAINER_STATE_REMOVED or not c.node:
                     self._delete(c, "removed")
                 elif self._still_running(c):
@@ -195,9 +190,7 @@ class _ServicePlanner:
             for key in sorted((k for k in groups if k in wanted), key=str):
                 self._stop(groups[key])
         elif running:
-            self.unhealthy.in_flight = sum(
-                unhealthy.in_flight(groups.get(k, []), spec, k in self.stopped_unhealthy) for k in keys
-            )
+            self.unhealthy.count_in_flight(groups, keys, spec)
             for key in keys:
                 self._converge(key, groups.get(key, []))
 
@@ -273,10 +266,8 @@ class _ServicePlanner:
             labels: tuple[tuple[str, str], ...] = ()
             if leaving:
                 why = f"replaces {leaving[0].meta.id} on draining node {leaving[0].node}"
-            elif key in self.stopped_unhealthy:
-                retired = self.stopped_unhealthy[key]
-                labels = unhealthy.carried_labels(self.policy, retired)
-                why = f"replaces {retired.meta.id}, stopped because it was unhealthy (stop-first)"
+            elif (after_stop := self.unhealthy.after_stop(key, self.policy)) is not None:
+                labels, why = after_stop
             elif self.global_mode:
                 why = f"node {key} has no container of this global service"
             else:
@@ -319,17 +310,11 @@ class _ServicePlanner:
         decision = self.unhealthy.consider(self.policy, sick, self.now, self._label(key))
         if decision is None or not self._may_start():
             return
-        self.unhealthy.started()
-        order = self.unhealthy.rules.order
-        note = Note(sick.meta.name or sick.meta.id, unhealthy.EVENT_REASON,
-                    f"{decision.message}; {unhealthy.HOW[order]}")
-        if self.unhealthy.rules.start_first:
-            labels = (*decision.labels, (LABEL_REPLACES, sick.meta.id))
-            self._create(key, labels, f"replaces {sick.meta.id}, which is unhealthy ({order})", note)
+        action = self.unhealthy.replacement(sick, decision)
+        if isinstance(action, unhealthy.StartBeside):
+            self._create(key, action.labels, action.reason, action.event)
         else:
-            since = (LABEL_UNHEALTHY_SINCE, decision.since.isoformat())
-            self._emit(SetDesired(sick.meta.id, pb.DESIRED_STATE_REMOVED,
-                                  f"unhealthy; replaced once it has stopped ({order})", (since,), note))
+            self._emit(action)  # stop-first: retire it
 
     # ------------------------------------------------------------------ emitting
     def _may_start(self) -> bool:
@@ -339,7 +324,8 @@ class _ServicePlanner:
             return False
         return True
 
-    def _create(self, key: Key, labels: tuple[tuple[str, str], ...], reason: str, note: Note | None = None) -> None:
+    def _create(self, key: Key, labels: tuple[tuple[str, str], ...], reason: str,
+                event: ActionEvent | None = None) -> None:
         if not self._may_start():
             return
         svc = self.service
@@ -352,7 +338,7 @@ class _ServicePlanner:
                 app_revision=svc.app_revision,
                 labels=labels,
                 reason=reason,
-                note=note,
+                event=event,
             )
         )
 

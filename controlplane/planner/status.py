@@ -106,7 +106,8 @@ def _unmet(name: str, condition: str, c: Counts) -> str:
 def service_status(
     counts: Counts, notes: Sequence[str], containers: Iterable[pb.Container]
 ) -> pb.ServiceStatus:
-    """The ``ServiceStatus`` the reconciler stores: counts, one message, ready endpoints.
+    """The ``ServiceStatus`` the reconciler stores: counts, one message, the endpoints and the
+    application-network addresses of its running containers.
 
     The message starts with ``running/desired`` and appends what needs attention (dependencies,
     crash loops, pending placement, drains), e.g. ``1/3 running; waiting for db to be healthy``.
@@ -115,14 +116,18 @@ def service_status(
     if counts.pending:
         parts.append(f"{counts.pending} starting or pending placement")
     parts.extend(notes)
-    endpoints = [
-        e for c in containers if is_live(c) and c.status.state in RUNNING_STATES
-        for e in c.status.endpoints
-    ]
+    running = [c for c in containers if is_live(c) and c.status.state in RUNNING_STATES]
+    endpoints = [e for c in running for e in c.status.endpoints]
+    addresses = sorted(
+        (c.meta.name, network, c.node, address)
+        for c in running for network, address in c.status.addresses.items()
+    )
     return pb.ServiceStatus(
         desired=counts.desired,
         running=counts.running,
         healthy=counts.healthy,
         message="; ".join(parts),
         endpoints=endpoints,
+        addresses=[pb.ContainerAddress(container=name, node=node, network=network, address=address)
+                   for name, network, node, address in addresses],
     )

@@ -39,23 +39,24 @@ choices (the service planner applies them slot by slot; the rules live here):
   created here would be one the release did not plan. The caller says so (``releasing``); a
   replacement already in flight finishes.
 
-Every replacement writes a Warning Event ``UnhealthyReplaced`` naming the unhealthy container, in
-the etcd transaction that starts the replacement (:class:`~.actions.Note`).
+Every replacement is told by one Warning Event ``UnhealthyReplaced`` about the unhealthy container,
+saying why and how, instead of the generic ``Removing`` (stop-first) or ``Created`` (start-first)
+of the action that starts it (:class:`~.actions.ActionEvent`); it commits in the etcd transaction
+that writes that action.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ccs.labels import LABEL_REPLACES, LABEL_UNHEALTHY_SINCE, LABEL_UNHEALTHY_STREAK
 from ccs.v1 import resources_pb2 as pb
 
 from . import restart
+from .actions import ActionEvent, SetDesired
 from .containers import (
-    LABEL_REPLACES,
-    LABEL_UNHEALTHY_SINCE,
-    LABEL_UNHEALTHY_STREAK,
     died_at,
     is_live,
     is_ready,
@@ -143,11 +144,22 @@ def decide(policy: RestartPolicy, c: pb.Container, now: datetime) -> Decision:
     return Replace(labels, since, message)
 
 
+@dataclass(frozen=True)
+class StartBeside:
+    """Start-first: create the replacement with ``labels`` (the slot's history and
+    ``ccs.replaces``), for ``reason``, told by ``event``."""
+
+    labels: tuple[tuple[str, str], ...]
+    reason: str
+    event: ActionEvent
+
+
 @dataclass
 class Book:
     """One pass's account of a service's unhealthy containers: the slots being replaced, and why
-    the others are not (yet). :meth:`consider` applies the rules above to one container; the
-    notes go into the service status."""
+    the others are not (yet). :meth:`consider` applies the rules above to one container,
+    :meth:`replacement` says how; the notes go into the service status. ``stopped``: by slot
+    (or node), the unhealthy container retired stop-first that has stopped or is stopping."""
 
     rules: Rules = field(default_factory=Rules)
     releasing: bool = False
@@ -156,10 +168,30 @@ class Book:
     held: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    stopped: dict[int | str, pb.Container] = field(default_factory=dict)
+
+    def gone(self, key: int | str, c: pb.Container) -> None:
+        """``c`` (slot or node ``key``) is retired; remember it if it was retired for being unhealthy."""
+        if LABEL_UNHEALTHY_SINCE in c.meta.labels:
+            self.stopped.setdefault(key, c)
+
+    def count_in_flight(self, groups: Mapping[int | str, Sequence[pb.Container]], keys: Iterable[int | str],
+                        spec: pb.ServiceSpec) -> None:
+        """Count the slots among ``keys`` whose replacement is in flight (before any is considered)."""
+        self.in_flight = sum(in_flight(groups.get(k, []), spec, k in self.stopped) for k in keys)
+
+    def after_stop(self, key: int | str, policy: RestartPolicy) -> tuple[tuple[tuple[str, str], ...], str] | None:
+        """The labels and reason of the container for slot ``key``, whose unhealthy container was
+        retired stop-first and is gone; ``None`` when the slot's last container was not that."""
+        retired = self.stopped.get(key)
+        if retired is None:
+            return None
+        why = f"replaces {retired.meta.id}, stopped because it was unhealthy (stop-first)"
+        return carried_labels(policy, retired), why
 
     def consider(self, policy: RestartPolicy, c: pb.Container, now: datetime, where: str) -> Replace | None:
         """A :class:`Replace` if ``c`` (UNHEALTHY, the primary of slot ``where``) is to be replaced
-        now; the caller starts it and counts it with :meth:`started`. ``None``: not now, noted."""
+        now; the caller starts it with :meth:`replacement`. ``None``: not now, noted."""
         if not self.rules.enabled:
             self.kept.append(f"{where} (x-ccs.replace_unhealthy: false)")
             return None
@@ -178,8 +210,20 @@ class Book:
             return None
         return decision
 
-    def started(self) -> None:
+    def replacement(self, sick: pb.Container, decision: Replace) -> SetDesired | StartBeside:
+        """How to replace ``sick`` by the service's order, counted as in flight: stop-first
+        retires it (recording when it turned unhealthy, for its replacement), start-first
+        starts one beside it. Either way with the one event that tells why."""
         self.in_flight += 1
+        order = self.rules.order
+        message = f"{decision.message}; {HOW[order]}"
+        if self.rules.start_first:
+            event = ActionEvent(EVENT_REASON, message, warning=True, about=sick.meta.name)
+            return StartBeside((*decision.labels, (LABEL_REPLACES, sick.meta.id)),
+                               f"replaces {sick.meta.id}, which is unhealthy ({order})", event)
+        return SetDesired(sick.meta.id, pb.DESIRED_STATE_REMOVED, f"unhealthy; replaced once it has stopped ({order})",
+                          ((LABEL_UNHEALTHY_SINCE, decision.since.isoformat()),),
+                          ActionEvent(EVENT_REASON, message, warning=True))
 
     def notes(self) -> list[str]:
         out = list(self.refused)

@@ -3,14 +3,14 @@
 :func:`~controlplane.planner.plan_node` decides (from ``last_heartbeat``, ``now`` and
 ``leading_since``, so it is pure); this module turns its actions into guarded writes of the
 pass: the node's new state with a warning event, and containers' new desired state (through
-:meth:`ClusterPass.put_container`, so the services planned later in the pass see them). A node
-whose record does not decode is held, not planned.
+:meth:`ClusterPass.put_container`, so the services planned later in the pass see them) with an
+event each saying why. A node whose record does not decode is held, not planned.
 """
 
 from __future__ import annotations
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner import SetDesired, SetNodeState, plan_node
+from controlplane.planner import SetDesired, SetNodeState, event_of, plan_node
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.store import keys
 
@@ -33,8 +33,9 @@ def plan_nodes(p: ClusterPass) -> None:
                 updated.CopyFrom(node)
                 updated.status.state = action.state
                 updated.status.message = action.message
-                p.writes.put(keys.node(p.cluster, name), updated, node.meta.resource_version, "node", name)
-                p.event("node", name, "NodeDown", action.message, warning=True)
+                node_key = keys.node(p.cluster, name)
+                p.writes.put(node_key, updated, node.meta.resource_version, "node", name)
+                p.event_with(p.writes, node_key, "node", name, "NodeDown", action.message, warning=True)
             elif isinstance(action, SetDesired):
                 key = p.by_id.get(action.container)
                 c = p.container(key) if key else None
@@ -42,4 +43,6 @@ def plan_nodes(p: ClusterPass) -> None:
                     moved = pb.Container()
                     moved.CopyFrom(c)
                     moved.desired_state = action.desired_state
-                    p.put_container(key, moved)
+                    p.put_container(key, moved, p.writes)
+                    if (ev := event_of(action, c)) is not None:
+                        p.container_event(key, ev, p.writes)

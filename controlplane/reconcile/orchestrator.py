@@ -29,6 +29,7 @@ from controlplane.reconcile.containment import ClusterFailures
 from controlplane.reconcile.node_pass import plan_nodes
 from controlplane.reconcile.queue import Result, WorkQueue
 from controlplane.reconcile.release_pass import plan_releases
+from controlplane.reconcile.service_pass import plan_service
 from controlplane.reconcile.writes import Writes
 from controlplane.release import CANARY, TERMINAL
 from controlplane.store import keys
@@ -263,7 +264,7 @@ async def plan_pass(
         if release_writes.has(keys.app(cluster, app)):
             p.skip_app_status.add(app)
     for app, svc in sorted(dirty):
-        p.plan_service(app, svc)
+        plan_service(p, app, svc)
         # A big pass is CPU work: let the dispatcher, heartbeats and the leader lease
         # keepalive run between services instead of stalling for the whole pass.
         await asyncio.sleep(0)

@@ -14,12 +14,12 @@ decode has its releases held.
 from __future__ import annotations
 
 import functools
-import uuid
 from datetime import timedelta
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner import CreateContainer, SetDesired, apply_actions
+from controlplane.planner import Action, CreateContainer, SetDesired
 from controlplane.reconcile.cluster_pass import ClusterPass
+from controlplane.reconcile.container_diff import apply_plan, write_diff
 from controlplane.reconcile.containment import ObjKey, release_fingerprint
 from controlplane.reconcile.writes import Writes
 from controlplane.release import TERMINAL, Retire, plan_release, release_stats
@@ -98,12 +98,12 @@ def _plan_one(p: ClusterPass, writes: Writes, release: pb.Release, applied: bool
         updated = pb.Release()
         updated.CopyFrom(release)
         updated.status.CopyFrom(plan.status)
-        writes.put(keys.release(p.cluster, app_name, release.number), updated,
-                   release.meta.resource_version, "release", release.meta.name)
+        key = keys.release(p.cluster, app_name, release.number)
+        writes.put(key, updated, release.meta.resource_version, "release", release.meta.name)
         if plan.status.phase != release.status.phase:
-            p.event("release", f"{app_name}/{release.meta.name}", "Phase",
-                    plan.status.history[-1] if plan.status.history else plan.status.message,
-                    warning=plan.status.phase in (pb.RELEASE_PHASE_ROLLING_BACK, pb.RELEASE_PHASE_FAILED))
+            p.event_with(writes, key, "release", f"{app_name}/{release.meta.name}", "Phase",
+                         plan.status.history[-1] if plan.status.history else plan.status.message,
+                         warning=plan.status.phase in (pb.RELEASE_PHASE_ROLLING_BACK, pb.RELEASE_PHASE_FAILED))
     if plan.requeue_after is not None:
         p.requeue.append(plan.requeue_after)
 
@@ -126,15 +126,16 @@ def _apply(
             continue
         records = p.containers_of(release.application, svc_name)
         retire = {a.container: a for a in acts if isinstance(a, Retire)}
-        planner_actions = [a if isinstance(a, CreateContainer)
-                           else SetDesired(a.container, pb.DESIRED_STATE_REMOVED, a.reason)  # type: ignore[attr-defined]
-                           for a in acts]
-        after = apply_actions(records, planner_actions, service, p.now, new_id=lambda _: uuid.uuid4().hex)
+        planner_actions: list[Action] = [
+            a if isinstance(a, CreateContainer)
+            else SetDesired(a.container, pb.DESIRED_STATE_REMOVED, a.reason)  # type: ignore[attr-defined]
+            for a in acts]
+        after, why = apply_plan(p, records, planner_actions, service)
         for c in after:
             r = retire.get(c.meta.id)
             if r is not None and not c.HasField("stop_after"):
                 c.stop_after.FromDatetime(p.now + timedelta(seconds=r.drain_seconds))
-        p.diff_into(writes, release.application, svc_name, service, records, after)
+        write_diff(p, writes, release.application, svc_name, service, records, after, why)
 
 
 def _revert(

@@ -11,20 +11,21 @@ A savepoint (:meth:`Writes.savepoint`, :meth:`Writes.rollback`) undoes what one 
 planning added when that planning fails halfway, so a failure belongs to its object: the
 writes of the other objects in the pass still commit.
 
-A write may carry *events* (an Event about the change it makes, such as the replacement of an
-UNHEALTHY container): they go into the same transaction as the write, never another one, so
-an event is stored exactly when its change is.
-
 A write may *need* other keys (a placed container needs its node's subnet allocation):
 when a needed key is written in the same ``Writes`` it is committed in the same or an
 earlier chunk, and a chunk that does not carry it guards on its existence, so a container
 never lands in etcd pointing at a subnet that did not (the chunk fails like a conflict).
 Guards count against etcd's operation limit too, so chunks are cut on writes + guards.
+
+An event that tells of a write (:meth:`Writes.event_with`) is attached to it: it commits in
+the chunk that carries the write, or not at all when that chunk meets a conflict, so the
+event log never says a container was stopped when its record was not changed. Other events
+(:meth:`Writes.event`) ride along with the first chunk that has room.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from google.protobuf.message import Message
 
@@ -45,7 +46,7 @@ class _Write:
     # Prefixes deleted in the same transaction as this key (what an application owns).
     prefixes: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
-    # Events put in the same transaction as this write.
+    # Events put in the same transaction as this write (they tell of it).
     events: tuple[tuple[str, Message], ...] = ()
 
     @property
@@ -87,21 +88,19 @@ class Writes:
         return [(w.key, w.value, w.revision) for w in self._writes.values()]
 
     def events(self) -> list[Message]:
-        """The unguarded puts (events) not yet committed."""
-        return [value for _, value in self._extra]
+        """The unguarded puts (events) not yet committed: those attached to a write, then the others."""
+        return [value for w in self._writes.values() for _, value in w.events] + [value for _, value in self._extra]
 
     def put(
-        self, key: str, value: Message, revision: int, kind: str, name: str, *, needs: tuple[str, ...] = (),
-        events: tuple[tuple[str, Message], ...] = (),
+        self, key: str, value: Message, revision: int, kind: str, name: str, *, needs: tuple[str, ...] = ()
     ) -> None:
-        """Create (revision 0) or update (revision = the one read) ``key``; see ``needs`` and
-        ``events`` (``(key, Event)`` pairs committed in the same transaction) above."""
+        """Create (revision 0) or update (revision = the one read) ``key``; see ``needs`` above."""
         prior = self._writes.get(key)
         self._journal.append((key, prior))
         if prior is not None:
             revision = prior.revision  # a second write in one pass keeps the first guard
-            events = (*prior.events, *events)
-        self._writes[key] = _Write(key, value, revision, kind, name, needs=needs, events=events)
+        self._writes[key] = _Write(key, value, revision, kind, name, needs=needs,
+                                   events=prior.events if prior else ())
 
     def delete(
         self, key: str, revision: int, kind: str, name: str, *, with_prefixes: tuple[str, ...] = ()
@@ -110,10 +109,10 @@ class Writes:
         prior = self._writes.get(key)
         self._journal.append((key, prior))
         if prior is not None and prior.revision == 0 and prior.value is not None and not with_prefixes:
-            del self._writes[key]  # created and deleted in the same pass: nothing to do
+            del self._writes[key]  # created and deleted in the same pass: nothing to do, nothing to tell
             return
         self._writes[key] = _Write(key, None, prior.revision if prior else revision, kind, name,
-                                   prefixes=with_prefixes)
+                                   prefixes=with_prefixes, events=prior.events if prior else ())
 
     def has(self, key: str) -> bool:
         return key in self._writes
@@ -124,6 +123,17 @@ class Writes:
     def event(self, key: str, value: Message) -> None:
         """An unguarded put (events): rides along with the first transaction."""
         self._extra.append((key, value))
+
+    def event_with(self, write_key: str, key: str, value: Message) -> bool:
+        """Put ``value`` at ``key`` in the transaction that carries the pending write of
+        ``write_key``, and only if that one commits. False (nothing added) when no write of
+        ``write_key`` is pending: an event tells of a write, never of nothing."""
+        w = self._writes.get(write_key)
+        if w is None:
+            return False
+        self._journal.append((write_key, w))
+        self._writes[write_key] = replace(w, events=(*w.events, (key, value)))
+        return True
 
     async def commit(self, etcd: Etcd) -> int:
         writes = _needed_first(list(self._writes.values()))

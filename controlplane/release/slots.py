@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ccs.labels import OUTCOME_FAILED
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner.containers import (
-    OUTCOME_FAILED,
     is_dead,
     is_gone,
     is_live,

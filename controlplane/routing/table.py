@@ -13,18 +13,18 @@ releases, so every API server computes the same table and the same version.
 * A/B canary: ``match_header``/``match_cookie``/``match_value`` are copied to the entry and both
   groups keep full weight (the router splits by the match) until the release completes (weight
   100) or rolls back, when the match is dropped and the weights decide.
-* ``version``: the first 63 bits of a SHA-256 of the table's deterministic encoding, never 0.
+* ``version``: :func:`controlplane.content_version.content_version` of the table (never 0).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from ccs.container_states import RUNNING_STATES
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner.containers import desired, is_ready
+from controlplane.content_version import content_version
+from controlplane.planner.containers import is_leaving, is_ready
 from controlplane.release.model import GROUP_STABLE, is_ab, is_new, new_group, splits_traffic
 
 from .weights import FULL, weights
@@ -65,11 +65,7 @@ def routing_table(
 
 def table_version(table: pb.RoutingTable) -> int:
     """A content hash of ``table`` ignoring its current version: stable across processes."""
-    copy = pb.RoutingTable()
-    copy.CopyFrom(table)
-    copy.version = 0
-    digest = hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()
-    return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF or 1
+    return content_version(table)
 
 
 def _entry(
@@ -94,7 +90,7 @@ def _entry(
         if ep is None:
             continue
         group = new_group(release) if release is not None and is_new(release, c) else GROUP_STABLE
-        if _leaving(c):
+        if is_leaving(c):
             if c.status.state in RUNNING_STATES:
                 draining.append((c, ep, group))
         elif is_ready(c, service.spec):
@@ -136,11 +132,6 @@ def _entry(
             )
         )
     return entry
-
-
-def _leaving(c: pb.Container) -> bool:
-    ts = c.stop_after
-    return desired(c) != pb.DESIRED_STATE_RUNNING or ts.seconds != 0 or ts.nanos != 0
 
 
 def _endpoint(c: pb.Container, port: int) -> pb.Endpoint | None:

@@ -8,6 +8,8 @@
 #   local/webapp:v1/v2  busybox httpd on :8080; GET / answers "v1" / "v2", GET /health answers 200.
 #   local/webapp:bad    GET / answers "bad", GET /health answers 500 (for release-failure tests).
 #   local/webapp:err    GET / answers 500 "err", GET /health answers 200 (a healthy but failing canary).
+#   local/netcheck:1    busybox plus /bin/udpecho (udpecho.c, compiled statically here with gcc):
+#                       the UDP server and client of the network tests (busybox nc has no UDP mode).
 #
 # All webapp images run a tiny sh entrypoint as PID 1 that traps SIGTERM and stops the server,
 # because PID 1 in a container ignores signals it has no handler for: a bare `httpd -f` would
@@ -19,7 +21,7 @@ set -euo pipefail
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 here=$(cd "$(dirname "$0")" && pwd)
-hash=$(cat "$0" "$BUSYBOX" | sha256sum | cut -c1-16)
+hash=$(cat "$0" "$BUSYBOX" "$(dirname "$0")/udpecho.c" | sha256sum | cut -c1-16)
 
 if [ ! -x "$BUSYBOX" ]; then
   echo "build.sh: $BUSYBOX not found: apt-get install -y busybox-static" >&2
@@ -120,3 +122,15 @@ SH
   fi
   import "$root" "$image" "ENV VERSION=$variant" "${statuses[@]}" 'EXPOSE 8080' 'CMD ["/bin/serve"]'
 done
+
+# --- local/netcheck:1 (busybox + a static UDP echo server and client)
+if ! current local/netcheck:1; then
+  root=$work/netcheck
+  make_root "$root"
+  if ! gcc -O2 -static -o "$root/bin/udpecho" "$here/udpecho.c" 2>"$work/gcc.log"; then
+    cat "$work/gcc.log" >&2
+    echo "build.sh: cannot compile udpecho.c: apt-get install -y gcc libc6-dev" >&2
+    exit 1
+  fi
+  import "$root" local/netcheck:1 'CMD ["sh"]'
+fi

@@ -11,11 +11,13 @@ node. Design choices:
   (`set weight`, `add server`, `del server`: no reload); anything else is a hitless reload.
 - `runtime_api` is a small client of HAProxy's stats socket (one connection per command,
   the non-interactive mode, so a broken connection never poisons the next command).
-- `supervisor.Router` owns the process: master-worker mode (`-W`) with
+- `process.HAProxyProcess` runs the process: master-worker mode (`-W`) with
   `expose-fd listeners`, so a reload (SIGUSR2 to the master) hands the listening sockets to
   the new worker and no connection is refused; every config is validated with `haproxy -c`
-  before it replaces the live one; a dead HAProxy is restarted with backoff; counters are
-  kept cumulative across reloads and restarts (HAProxy resets them in each new worker).
+  before it replaces the live one.
+- `supervisor.Router` keeps it on the latest table (runtime API first, a reload when that
+  cannot do it), restarts a dead HAProxy with backoff, and keeps counters cumulative across
+  reloads and restarts (HAProxy resets them in each new worker).
 - Health is the control plane's decision (weights, drained servers at weight 0), but the
   router adds cheap safety nets for the seconds before the control plane notices: a TCP
   `check` per server, and L7 retries with redispatch on connection failures, so a request

@@ -1,17 +1,12 @@
 """`Router`: runs HAProxy as the agent's child and keeps it on the latest routing table.
 
-- Process: `haproxy -W -db -f haproxy.cfg` (master-worker, foreground) in its own session, so
-  the agent's terminal signals do not reach it. Its pid is written to `haproxy.pid`; a start
-  first ends an HAProxy a crashed agent left behind (it would hold the port).
+- Process (`process.HAProxyProcess`): start, validate, reload, stop; the files and signals.
 - Apply (serialized by a lock): render; same routes as the applied config -> the runtime API
   changes weights and adds or deletes the servers of non-sticky backends (`server_changes`, no
   reload), and the config file is rewritten so a restart starts from the same place; if that
-  is refused, or anything else changed, write `haproxy.cfg.new`, validate it with
-  `haproxy -c`, move it in place and send SIGUSR2 to the master. The stats socket has
-  `expose-fd listeners`, so the new worker takes over the listening sockets and no connection
-  is refused; old workers finish their requests (at most `hard-stop-after`). The reload is
-  confirmed when the socket answers with a new worker pid. An invalid config is refused
-  (`RouterError`) and the running one stays.
+  is refused, or anything else changed, a validated reload (old workers finish their requests,
+  at most `hard-stop-after`). An invalid config is refused (`RouterError`) and the running one
+  stays.
 - `submit(table)` is the agent's non-blocking entry: latest table wins, applied in order. A
   table that could not be applied is retried after `RETRY_DELAY` unless a newer one came, and
   after a reload that did not confirm the next apply reloads again (what runs is unknown).
@@ -24,11 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import os
-import signal
 import time
-from pathlib import Path
-from typing import BinaryIO
 
 import structlog
 
@@ -45,19 +36,15 @@ from .config import (
     routed_containers,
     server_changes,
 )
+from .process import HAProxyProcess, RouterError, write_atomically
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 from .stats import CounterBook, Counters, per_container, raw_counters, router_stats
 
-READY_TIMEOUT = 10.0
 SLOW_APPLY = 0.5  # seconds: applies slower than this are logged at info
-PID_POLL_TIMEOUT = 0.5  # one `show info` while waiting for a worker; a stuck one must not eat the wait
 RETRY_DELAY = 1.0  # a table that could not be applied is tried again after this, unless a newer one came
-STOP_TIMEOUT = 5.0
 REAP_PERIOD = 2.0  # seconds between `del server` tries for servers that still hold connections
 
-
-class RouterError(Exception):
-    """HAProxy could not be started, refused a config, or did not reload."""
+__all__ = ["ApplyResult", "Router", "RouterError"]
 
 
 class ApplyResult(enum.Enum):
@@ -76,10 +63,10 @@ class Router:
         log: structlog.typing.FilteringBoundLogger | None = None,
     ) -> None:
         self.settings = settings
-        self.binary = binary
         self.api = RuntimeAPI(settings.socket_path)
+        self._log = log or structlog.get_logger("ccs.router")
+        self.process = HAProxyProcess(settings, self.api, binary, self._log)
         self.applied: RenderedConfig | None = None
-        self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self._pending: resources_pb2.RoutingTable | None = None
         self._wake = asyncio.Event()
@@ -91,7 +78,6 @@ class Router:
         self._stopping = False
         self._unsure = False  # a reload was signalled and not confirmed
         self._retired: set[ServerKey] = set()  # removed at runtime, `del server` still refused
-        self._log = log or structlog.get_logger("ccs.router")
 
     @property
     def applied_version(self) -> int | None:
@@ -99,7 +85,7 @@ class Router:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+        return self.process.pid
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -116,7 +102,7 @@ class Router:
         ]
 
     async def stop(self) -> None:
-        """Soft-stop HAProxy (SIGUSR1: finish requests), then SIGTERM/SIGKILL after a while."""
+        """Stop the loops, then HAProxy (it finishes its requests first; see `HAProxyProcess.stop`)."""
         self._stopping = True
         for t in self._tasks:
             t.cancel()
@@ -124,19 +110,7 @@ class Router:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks = []
-        proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-                break
-            except TimeoutError:
-                continue
-        with contextlib.suppress(FileNotFoundError):
-            self._pidfile.unlink()
+        await self.process.stop()
 
     # ------------------------------------------------------------------ drain
 
@@ -176,13 +150,13 @@ class Router:
             new = render(table, self.settings)
             for problem in new.problems:
                 self._log.warning("route skipped", problem=problem)
-            if self._proc is None or self._proc.returncode is not None:
+            if self.process.pid is None:
                 raise RouterError("haproxy is not running")
             self._known.update(new.servers)
             # After a reload that did not confirm, what HAProxy runs is unknown: reload again.
             changes = None if self._unsure else server_changes(self.applied, new)
             if changes is not None and await self._change_at_runtime(changes):
-                self._write(self.settings.config_path, new.text)  # a restart starts from here
+                write_atomically(self.settings.config_path, new.text)  # a restart starts from here
                 self._set_applied(new)
                 if changes.added or changes.removed:
                     return ApplyResult.SERVERS
@@ -227,26 +201,14 @@ class Router:
                     await self._reap()
 
     async def _reload(self, new: RenderedConfig) -> None:
-        await self._validate(new)
+        await self.process.validate(new)
         with contextlib.suppress(RuntimeAPIError):
             await self._collect_raw()  # last reading of the old worker's counters
-        old_pid = await self._worker_pid()
-        os.replace(self._candidate, self.settings.config_path)
-        assert self._proc is not None
-        self._unsure = True
-        self._proc.send_signal(signal.SIGUSR2)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.returncode is not None:
-                raise RouterError(f"haproxy exited during reload (code {self._proc.returncode})")
-            pid = await self._worker_pid()
-            if pid is not None and pid != old_pid:
-                self._counters.reset_expected()
-                self._retired.clear()
-                self._log.info("router reloaded", version=new.version, worker=pid)
-                return
-            await asyncio.sleep(0.05)
-        raise RouterError(f"haproxy did not reload within {READY_TIMEOUT:.0f}s")
+        self._unsure = True  # from here until confirmed, what HAProxy runs is unknown
+        pid = await self.process.reload()
+        self._counters.reset_expected()
+        self._retired.clear()
+        self._log.info("router reloaded", version=new.version, worker=pid)
 
     async def _applier(self) -> None:
         while True:
@@ -285,61 +247,22 @@ class Router:
 
     # ------------------------------------------------------------------ process
 
-    @property
-    def _pidfile(self) -> Path:
-        return self.settings.state_dir / "haproxy.pid"
-
-    @property
-    def _candidate(self) -> Path:
-        return self.settings.state_dir / "haproxy.cfg.new"
-
-    async def _validate(self, cfg: RenderedConfig) -> None:
-        self._write(self._candidate, cfg.text)
-        proc = await asyncio.create_subprocess_exec(
-            self.binary, "-c", "-q", "-f", str(self._candidate),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await proc.communicate()
-        if proc.returncode != 0:
-            raise RouterError(f"haproxy refused the config (version {cfg.version}): {out.decode().strip()}")
-
     async def _spawn(self, cfg: RenderedConfig) -> None:
-        await self._validate(cfg)
-        os.replace(self._candidate, self.settings.config_path)
-        await self._end_leftover()
-        with contextlib.suppress(FileNotFoundError):
-            self.settings.socket_path.unlink()
-        log = self._open_log()
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                self.binary, "-W", "-db", "-f", str(self.settings.config_path),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            )
-        finally:
-            log.close()
-        self._pidfile.write_text(str(self._proc.pid))
+        # A new HAProxy counts from zero and holds none of the servers retired at runtime.
         self._counters.reset_expected()
         self._retired.clear()
-        deadline = time.monotonic() + READY_TIMEOUT
-        while await self._worker_pid() is None:
-            if self._proc.returncode is not None:
-                raise RouterError(f"haproxy exited at start (code {self._proc.returncode}): {self._log_tail()}")
-            if time.monotonic() > deadline:
-                raise RouterError(f"haproxy did not answer on {self.settings.socket_path}")
-            await asyncio.sleep(0.05)
+        await self.process.start(cfg)
         self._set_applied(cfg)
         self._known.update(cfg.servers)
-        self._log.info("router started", pid=self._proc.pid, port=self.settings.port, version=cfg.version)
+        self._log.info("router started", pid=self.process.pid, port=self.settings.port, version=cfg.version)
 
     async def _watch(self) -> None:
         backoff = Backoff(base=0.5, cap=10.0)
         while True:
-            proc = self._proc
-            assert proc is not None
-            code = await proc.wait()
+            code = await self.process.wait()
             if self._stopping:
                 return
-            self._log.error("haproxy exited; restarting", code=code, output=self._log_tail())
+            self._log.error("haproxy exited; restarting", code=code, output=self.process.log_tail())
             while True:
                 await asyncio.sleep(backoff.next())
                 try:
@@ -349,57 +272,3 @@ class Router:
                     break
                 except (RouterError, OSError) as exc:
                     self._log.error("haproxy restart failed", error=str(exc))
-
-    async def _worker_pid(self) -> int | None:
-        try:
-            pid = (await asyncio.wait_for(self.api.show_info(), PID_POLL_TIMEOUT)).get("Pid", "")
-        except (RuntimeAPIError, TimeoutError):
-            return None
-        return int(pid) if pid.isdigit() else None
-
-    async def _end_leftover(self) -> None:
-        """Kill an HAProxy a previous agent started with this config (it would hold the port)."""
-        pid = self._leftover_pid()
-        if pid is None:
-            return
-        self._log.warning("ending a leftover haproxy", pid=pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        for _ in range(int(STOP_TIMEOUT / 0.05)):
-            if not _alive(pid):
-                break
-            await asyncio.sleep(0.05)
-
-    def _leftover_pid(self) -> int | None:
-        try:
-            pid = int(self._pidfile.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        ours = cmdline[0].endswith(b"haproxy") and str(self.settings.config_path).encode() in cmdline
-        return pid if ours else None
-
-    def _open_log(self) -> BinaryIO:
-        return open(self.settings.state_dir / "haproxy.log", "ab")  # the caller closes it
-
-    def _log_tail(self) -> str:
-        try:
-            return (self.settings.state_dir / "haproxy.log").read_text(errors="replace")[-500:].strip()
-        except OSError:
-            return ""
-
-    @staticmethod
-    def _write(path: Path, text: str) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -36,6 +36,8 @@ from .types import (
     RuntimeFailure,
     StartFailed,
     State,
+    VolumeFailed,
+    VolumeMissing,
 )
 
 __all__ = [
@@ -56,4 +58,6 @@ __all__ = [
     "RuntimeFailure",
     "StartFailed",
     "State",
+    "VolumeFailed",
+    "VolumeMissing",
 ]

@@ -18,7 +18,7 @@ import functools
 import math
 import platform
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -28,8 +28,9 @@ from docker.utils import parse_repository_tag
 
 from ccs.v1 import resources_pb2
 
-from . import naming
+from . import naming, node_security
 from .docker_networks import AppNetworks, status_code
+from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
 from .translate import create_request
@@ -72,6 +73,11 @@ def engine_error(exc: BaseException, doing: str) -> BaseException:
     return exc
 
 
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def _close_stream(stream: Any) -> None:
     """Close a docker SDK CancellableStream for good.
 
@@ -91,6 +97,10 @@ class DockerRuntime:
     """The node agent's Runtime backed by the local Docker Engine.
 
     `bind_address` is where published ports listen unless a port names its own host_ip.
+    `dns` is the node resolver every container uses (empty: engine aliases, see translate).
+    `on_network_created` is awaited after the runtime created an application network and
+    before any container uses it (the network fabric puts its nat rule back above the
+    MASQUERADE rule Docker inserts on top of POSTROUTING for the new network).
     `cluster`, when given, scopes `list_managed` and `events` to that cluster's containers, so
     two agents (or test sessions) sharing one engine never adopt each other's containers.
     """
@@ -102,16 +112,21 @@ class DockerRuntime:
         bind_address: str = "0.0.0.0",
         cluster: str | None = None,
         max_workers: int = 8,
+        dns: Sequence[str] = (),
+        on_network_created: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client if client is not None else docker.from_env()
         self._api = self._client.api
         self._bind_address = bind_address
+        self._dns = tuple(dns)
         self._selector = [f"{naming.MANAGED}=true"]
         if cluster is not None:
             self._selector.append(f"{naming.CLUSTER}={cluster}")
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="ccs-docker")
         self._locks: dict[str, asyncio.Lock] = {}
-        self._networks = AppNetworks(self._api, self._call, self._lock)
+        self._networks = AppNetworks(self._api, self._call, self._lock, on_created=on_network_created)
+        self._volumes = Volumes(self._api, self._call, self._lock)
+        self._apparmor: bool | None = None  # read from the engine's info on first need
 
     async def _call(self, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -126,17 +141,14 @@ class DockerRuntime:
     # ------------------------------------------------------------------ prepare / create
 
     async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
-        """Image (pulled when missing or when spec.always_pull), app network, named volumes."""
-        request = create_request(c, bind_address=self._bind_address)  # validates the spec first
+        """Image (pulled when missing or when spec.always_pull), app network, named volumes
+        (created as the template describes them; external ones must exist: VolumeMissing)."""
+        request = create_request(c, bind_address=self._bind_address, dns=self._dns)  # validates the spec first
         await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
-        await self._networks.ensure(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
+        if request.network:
+            await self._networks.ensure(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
         for volume in request.volumes:
-            await self._call(
-                f"create volume {volume.name}",
-                self._api.create_volume,
-                volume.name,
-                labels=volume.labels,
-            )
+            await self._volumes.ensure(volume, c.node)
 
     async def _image_exists(self, image: str) -> bool:
         try:
@@ -172,12 +184,17 @@ class DockerRuntime:
 
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container; idempotent per ccs container id (returns the existing one)."""
-        request = create_request(c, bind_address=self._bind_address)
+        request = create_request(c, bind_address=self._bind_address, dns=self._dns)
+        body = request.body
+        if node_security.needs_node(body):
+            apparmor = await self._has_apparmor()
+            body = await self._call("read security profiles", functools.partial(
+                node_security.resolve, body, apparmor=apparmor, read_text=_read_text))
         try:
             result = await self._call(
                 f"create {request.name}",
                 self._api.create_container_from_config,
-                request.body,
+                body,
                 name=request.name,
             )
         except NotFound as exc:
@@ -194,6 +211,13 @@ class DockerRuntime:
                 raise InvalidSpec("spec", str(cause.explanation or cause)) from exc
             raise
         return str(result["Id"])
+
+    async def _has_apparmor(self) -> bool:
+        """Whether the engine applies AppArmor profiles (it lists "name=apparmor")."""
+        if self._apparmor is None:
+            raw = await self._call("info", self._api.info)
+            self._apparmor = any("name=apparmor" in str(o) for o in raw.get("SecurityOptions") or ())
+        return self._apparmor
 
     # ------------------------------------------------------------------ lifecycle
 

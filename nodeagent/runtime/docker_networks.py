@@ -54,10 +54,18 @@ def _subnets(network: dict[str, Any]) -> list[str]:
 class AppNetworks:
     """Ensure and remove application networks on one engine."""
 
-    def __init__(self, api: docker.APIClient, call: Call, lock: Callable[[str], asyncio.Lock]) -> None:
+    def __init__(
+        self,
+        api: docker.APIClient,
+        call: Call,
+        lock: Callable[[str], asyncio.Lock],
+        *,
+        on_created: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._api = api
         self._call = call
         self._lock = lock
+        self._on_created = on_created  # awaited after a create, before the caller goes on
 
     async def ensure(self, name: str, labels: dict[str, str], subnet: str = "") -> None:
         """Create the app network with the control plane's `subnet` unless it exists.
@@ -85,6 +93,8 @@ class AppNetworks:
                         check_duplicate=True,
                         ipam=network_ipam(subnet),
                     )
+                    if self._on_created is not None:
+                        await self._on_created()
                     return
                 except RuntimeFailure as exc:
                     if "already exists" in exc.reason:  # another agent process won the race

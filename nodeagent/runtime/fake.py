@@ -6,15 +6,25 @@ hundreds of nodes: containers "start" at once, events are emitted as Docker woul
 host. Each container costs one small slotted record (~1 KB with its labels), so 20,000
 containers across 500 fake runtimes fit in tens of MB.
 
+Addresses as the engine gives them: each app network has the subnet of the first `prepare`
+that made it (the control plane's block; without one, a /24 of 172.16.0.0/12 as the engine's
+own pools would), a container takes the lowest free address of it when it starts (the first
+is the gateway's) and gives it back when it stops; `Observed.networks`/`addresses` report
+it, so a hollow node reports container addresses like a real one.
+
 Fault injection for release tests: images listed in `missing_images` fail `prepare` like an
 unreachable registry; images in `unhealthy_images` become UNHEALTHY (healthcheck) and fail
-exec probes; `crash()` makes a running container exit with a code.
+exec probes; `crash()` makes a running container exit with a code. An external volume must be in
+`volumes` (a test puts it there, as an operator would create it), else `prepare` raises
+VolumeMissing like the real runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +32,7 @@ from dataclasses import dataclass
 from ccs.v1 import resources_pb2
 
 from . import naming
+from .observe import addresses
 from .translate import create_request
 from .types import (
     ContainerNotFound,
@@ -31,10 +42,12 @@ from .types import (
     ImageNotFound,
     Observed,
     PullCallback,
+    ResourceBusy,
     RuntimeEvent,
     RuntimeFailure,
     StartFailed,
     State,
+    VolumeMissing,
 )
 
 _ids = itertools.count(1)
@@ -47,6 +60,8 @@ class _Record:
     image: str
     labels: dict[str, str]
     has_healthcheck: bool
+    network: str
+    address: str = ""  # on `network`, while running
     running: bool = False
     health: str = ""
     exit_code: int = 0
@@ -67,6 +82,7 @@ class _Record:
         else:
             state = State.CONTAINER_STATE_EXITED
             message = f"exited with code {self.exit_code}"
+        networks = {self.network: self.address}
         return Observed(
             docker_id=self.docker_id,
             name=self.name,
@@ -78,6 +94,8 @@ class _Record:
             health=self.health,
             started_at=self.started_at,
             finished_at=self.finished_at,
+            networks=networks,
+            addresses=addresses(networks, self.labels),
         )
 
 
@@ -100,6 +118,8 @@ class FakeRuntime:
         self._by_name: dict[str, str] = {}
         self._subscribers: list[asyncio.Queue[RuntimeEvent]] = []
         self.networks: set[str] = set()
+        self.subnets: dict[str, ipaddress.IPv4Network] = {}  # network -> its subnet
+        self._in_use: dict[str, set[int]] = {}  # network -> addresses taken by running containers
         self.volumes: dict[str, tuple[str, str]] = {}  # name -> (cluster, app)
         self.pulled: list[str] = []
 
@@ -115,8 +135,18 @@ class FakeRuntime:
             if on_pull is not None:
                 on_pull(c.spec.image)
             self.pulled.append(c.spec.image)
-        self.networks.add(request.network)
-        self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes)
+        missing = [v.name for v in request.volumes if v.external and v.name not in self.volumes]
+        if missing:
+            node = c.node or self._info.hostname
+            raise VolumeMissing(f"external volume {missing[0]!r} does not exist on node {node}")
+        if request.network:
+            self.networks.add(request.network)
+            current = self.subnets.get(request.network)
+            if current is None or (request.subnet and str(current) != request.subnet
+                                   and not self._in_use.get(request.network)):
+                # Made, or (unused, with another subnet) made again: as AppNetworks.ensure does.
+                self._make_network(request.network, request.subnet)
+        self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes if not v.external)
 
     async def create(self, c: resources_pb2.Container) -> str:
         request = create_request(c, bind_address="0.0.0.0")
@@ -131,7 +161,8 @@ class FakeRuntime:
         health = c.spec.healthcheck
         has_check = c.spec.HasField("healthcheck") and not health.disable and list(health.test) != ["NONE"]
         self._containers[docker_id] = _Record(
-            docker_id, request.name, c.spec.image, naming.container_labels(c), has_check
+            docker_id, request.name, c.spec.image, naming.container_labels(c), has_check,
+            sys.intern(request.network),  # one string per app network, not one per container
         )
         self._by_name[request.name] = docker_id
         return docker_id
@@ -142,6 +173,7 @@ class FakeRuntime:
             return
         if r.image in self.missing_images:
             raise StartFailed(f"start failed: image {r.image} vanished")
+        r.address = self._attach(r.network) if r.network else ""  # network_mode host: none of its own
         r.running, r.created, r.exit_code = True, False, 0
         r.started_at, r.finished_at = time.time(), None
         self._emit(EventKind.START, r)
@@ -160,7 +192,32 @@ class FakeRuntime:
         if r.running:
             self._exit(r, exit_code)
 
+    def _make_network(self, network: str, subnet: str) -> ipaddress.IPv4Network:
+        n = len(self.subnets)
+        made = self.subnets[network] = ipaddress.IPv4Network(subnet or f"172.{16 + n // 256 % 16}.{n % 256}.0/24")
+        return made
+
+    def _attach(self, network: str) -> str:
+        """The lowest free address of `network`'s subnet after the gateway's, now taken.
+
+        A network no `prepare` made (unit tests create containers directly) is made from the
+        default pool here rather than failing the start as the engine would."""
+        subnet = self.subnets.get(network) or self._make_network(network, "")
+        taken = self._in_use.setdefault(network, set())
+        first = int(subnet.network_address) + 2  # the network's own address, then the gateway
+        for candidate in range(first, int(subnet.broadcast_address)):
+            if candidate not in taken:
+                taken.add(candidate)
+                return str(ipaddress.IPv4Address(candidate))
+        raise StartFailed(f"start failed: no available IPv4 addresses on network {network}")
+
+    def _detach(self, r: _Record) -> None:
+        if r.address:
+            self._in_use.get(r.network, set()).discard(int(ipaddress.IPv4Address(r.address)))
+            r.address = ""
+
     def _exit(self, r: _Record, exit_code: int) -> None:
+        self._detach(r)
         r.running, r.health, r.exit_code, r.finished_at = False, "", exit_code, time.time()
         self._emit(EventKind.DIE, r, exit_code=exit_code)
 
@@ -218,7 +275,12 @@ class FakeRuntime:
     # ------------------------------------------------------------------ app / host
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
-        self.networks.discard(naming.network_name(cluster, app))
+        network = naming.network_name(cluster, app)
+        if self._in_use.get(network):
+            raise ResourceBusy(f"remove network {network}: network has active endpoints")
+        self.networks.discard(network)
+        self.subnets.pop(network, None)
+        self._in_use.pop(network, None)
         if volumes:
             self.volumes = {k: v for k, v in self.volumes.items() if v != (cluster, app)}
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+# The key of the application's own network in `Container.subnets`: one definition with the
+# control plane.
+from ccs.networks import DEFAULT_NETWORK as DEFAULT_NETWORK
 from ccs.v1 import resources_pb2
 
 MANAGED = "ccs.managed"
@@ -22,9 +25,6 @@ APP_REVISION = "ccs.app-revision"
 VOLUME = "ccs.volume"  # the Compose volume name of a named volume
 ANONYMOUS = "ccs.anonymous"  # "true" on volumes Docker makes for anonymous mounts
 
-#: The key of the application's own network in `Container.subnets` (the control plane's
-#: controlplane.ipam.DEFAULT_NETWORK; the agent may not import the control plane).
-DEFAULT_NETWORK = "default"
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 
@@ -46,6 +46,17 @@ def container_name(c: resources_pb2.Container) -> str:
 def network_name(cluster: str, app: str) -> str:
     """The per-application bridge network every container of the app joins."""
     return f"ccs-{_safe(cluster)}-{_safe(app)}"
+
+
+def compose_networks(cluster: str, app: str) -> dict[str, str]:
+    """Engine network name -> the Compose network name it stands for, for one application.
+
+    What the agent reports a container's addresses under (`ContainerStatus.addresses`), so
+    that the control plane and every node's resolver speak of networks as the template does
+    ("default"), never of engine names. Today every application has one bridge per node,
+    the control plane's `DEFAULT_NETWORK`; a network per Compose network adds its entries here.
+    """
+    return {network_name(cluster, app): DEFAULT_NETWORK}
 
 
 def volume_name(app: str, volume: str) -> str:

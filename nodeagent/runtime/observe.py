@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from . import naming
 from .types import EventKind, Observed, PortBinding, Reason, RuntimeEvent, State
 
 _HEALTH_STATE = {
@@ -61,6 +62,22 @@ def parse_time(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp()
 
 
+def addresses(networks: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, str]:
+    """The container's IPv4 address on each of its application's networks, keyed by the
+    Compose network name (``{"default": "10.128.0.18"}``).
+
+    ``networks`` is the engine's view (engine network name -> address, "" while the container
+    is not attached, e.g. stopped); ``labels`` carry the container's cluster and application,
+    which name its networks (naming.compose_networks). Networks that are not the application's
+    (a user's `docker network connect`) are not reported: no resolver may answer them.
+    """
+    app = labels.get(naming.APP, "")
+    if not app:
+        return {}
+    compose = naming.compose_networks(labels.get(naming.CLUSTER, ""), app)
+    return {compose[name]: ip for name, ip in sorted(networks.items()) if ip and name in compose}
+
+
 def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
     """A `docker inspect` document -> Observed."""
     state = attrs.get("State") or {}
@@ -71,6 +88,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
     networks = {
         name: str(net.get("IPAddress") or "") for name, net in (settings.get("Networks") or {}).items()
     }
+    labels = dict(config.get("Labels") or {})
     ports: list[PortBinding] = []
     for key, binds in sorted((settings.get("Ports") or {}).items()):
         target, _, protocol = key.partition("/")
@@ -81,7 +99,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
     return Observed(
         docker_id=str(attrs["Id"]),
         name=str(attrs.get("Name", "")).lstrip("/"),
-        labels=dict(config.get("Labels") or {}),
+        labels=labels,
         image=str(config.get("Image", "")),
         state=ccs_state,
         exit_code=exit_code,
@@ -91,6 +109,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
         finished_at=parse_time(state.get("FinishedAt")),
         oom_killed=bool(state.get("OOMKilled")),
         networks=networks,
+        addresses=addresses(networks, labels),
         ports=tuple(ports),
         failure_reason=Reason.FAILURE_REASON_START_FAILED if start_error else 0,
     )

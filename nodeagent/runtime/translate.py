@@ -10,20 +10,31 @@ Choices worth knowing:
   max attempts and rescheduling elsewhere); a daemon that restarts on its own would race the
   agent and hide crashes from it. Swarm does the same: its tasks run with restart "no" and the
   orchestrator makes a new task instead.
-- Every container joins one bridge network per application, with the service name (plus any
-  Compose aliases) as DNS alias, so services reach each other by name, as under Compose. The
-  network's subnet is the one the control plane allocated to the application on this node
-  (`Container.subnets`), not one from the engine's default pools, which hold about 30
-  networks; an assignment without one (a cluster older than the allocator) leaves the choice
-  to the engine.
+- Every container joins one bridge network per application. The network's subnet is the one
+  the control plane allocated to the application on this node (`Container.subnets`), not one
+  from the engine's default pools, which hold about 30 networks; an assignment without one (a
+  cluster older than the allocator) leaves the choice to the engine.
+- Names: with the node resolver (`dns`, the agent's `--resolver-address`) every container has
+  it as DNS server (HostConfig.Dns) and no engine alias: the engine's embedded DNS answers
+  only container names itself and forwards service names and aliases to the resolver, which
+  answers them cluster-wide from the control plane's map (nodeagent/network). An engine alias
+  would be answered locally and never forwarded, hiding the service's containers on other
+  nodes. Without a resolver (the agent runs with `--resolver-address ""`), the service name
+  and its Compose aliases are engine aliases, resolvable among containers on the same node.
+- `network_mode: host` (admitted by the cluster's policy) puts the container on the node's
+  network: no application network, no port bindings (the parser refuses ports with it), and
+  the node's own resolv.conf (no node resolver).
+- The container options (capabilities, security options, ulimits, dns, tmpfs, ...) are
+  built by `translate_options`. A service's Compose `dns` servers are the engine's DNS
+  servers only without the node resolver; with it they are the resolver's upstreams for that
+  container (nodeagent/network/resolver.py), since the engine's Dns must be the resolver.
 - A port with `published: 0` is only exposed on the app network. A published port binds to
   the port's own host_ip, else to the agent's `bind_address` (the node's address).
 - A routed port (`spec.routes[].port`) that no `spec.ports` entry publishes gets an
   ephemeral host port on `bind_address`: the routers of every node must reach it, and a
   fixed port would collide between replicas on one node. The engine picks the port; the
   agent reports it in the container's endpoints.
-- Named volumes become `ccs-<app>-<volume>` (created by `prepare`); anonymous volumes carry
-  app labels so app teardown finds those Docker leaves behind.
+- Volumes, binds and tmpfs: see `mounts`.
 """
 
 from __future__ import annotations
@@ -31,12 +42,15 @@ from __future__ import annotations
 import ipaddress
 import math
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ccs.v1 import resources_pb2
 
 from . import naming
+from .mounts import NamedVolume, container_mounts
+from .translate_options import host_options
 from .types import InvalidSpec
 
 _NS_PER_MS = 1_000_000
@@ -46,52 +60,58 @@ _HEALTH_KINDS = ("CMD", "CMD-SHELL", "NONE")
 
 
 @dataclass(frozen=True, slots=True)
-class NamedVolume:
-    """A named volume `prepare` must create before the container can mount it."""
-
-    name: str
-    labels: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
 class CreateRequest:
     """Everything needed to create one container: its name and the Engine API body."""
 
     name: str
-    network: str
+    network: str  # "" with network_mode host: the container joins no application network
     body: dict[str, Any]
     volumes: tuple[NamedVolume, ...]
     subnet: str = ""  # the app network's IPv4 subnet on this node; "" lets the engine pick
 
 
-def create_request(c: resources_pb2.Container, *, bind_address: str) -> CreateRequest:
-    """Translate a ccs container assignment into an Engine API create request.
+def create_request(
+    c: resources_pb2.Container, *, bind_address: str, dns: Sequence[str] = ()
+) -> CreateRequest:
+    """Translate a ccs container assignment into an Engine API create request (`dns`: the node
+    resolver's address, see the module doc).
 
     Raises InvalidSpec naming the offending field when the spec cannot be honoured.
     """
     spec = c.spec
     if not spec.image:
         raise InvalidSpec("spec.image", "must not be empty")
-    network = naming.network_name(c.cluster, c.application)
-    exposed, bindings = _ports(spec, bind_address)
-    mounts, volumes = _mounts(c)
-    aliases = sorted({c.service, *(a for n in spec.networks for a in n.aliases)} - {""})
+    if spec.network_mode not in ("", "host"):
+        raise InvalidSpec("spec.network_mode", f"must be empty or host, got {spec.network_mode!r}")
+    host_network = spec.network_mode == "host"
+    network = "" if host_network else naming.network_name(c.cluster, c.application)
+    exposed, bindings = ({}, {}) if host_network else _ports(spec, bind_address)
+    mounts, binds, volumes = container_mounts(c)
+    endpoint: dict[str, Any] = {}
+    if not dns:
+        endpoint["Aliases"] = sorted({c.service, *(a for n in spec.networks for a in n.aliases)} - {""})
 
     host_config: dict[str, Any] = {
         "RestartPolicy": {"Name": "no"},
-        "NetworkMode": network,
+        "NetworkMode": network or "host",
         "PortBindings": bindings,
         "Mounts": mounts,
         **_resources(spec),
+        **host_options(spec),
     }
+    if binds:
+        host_config["Binds"] = binds
     body: dict[str, Any] = {
         "Image": spec.image,
         "Env": [f"{k}={v}" for k, v in sorted(spec.environment.items())],
         "Labels": naming.container_labels(c),
         "ExposedPorts": exposed,
         "HostConfig": host_config,
-        "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": aliases}}},
     }
+    if network:
+        body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
+        if dns:
+            host_config["Dns"] = list(dns)
     if spec.command:
         body["Cmd"] = list(spec.command)
     if spec.entrypoint:
@@ -185,35 +205,6 @@ def _expose(item: str, where: str) -> list[str]:
     if not 1 <= lo <= hi <= 65535:
         raise InvalidSpec(where, f"must be ports in 1-65535 with start <= end, got {item!r}")
     return [f"{n}/{protocol}" for n in range(lo, hi + 1)]
-
-
-def _mounts(c: resources_pb2.Container) -> tuple[list[dict[str, Any]], tuple[NamedVolume, ...]]:
-    mounts: list[dict[str, Any]] = []
-    volumes: list[NamedVolume] = []
-    for i, v in enumerate(c.spec.volumes):
-        where = f"spec.volumes[{i}]"
-        if not posixpath.isabs(v.target):
-            raise InvalidSpec(f"{where}.target", f"must be an absolute path, got {v.target!r}")
-        mount: dict[str, Any] = {"Type": v.type or "volume", "Target": v.target}
-        if v.read_only:
-            mount["ReadOnly"] = True
-        if mount["Type"] == "volume" and v.source:
-            name = naming.volume_name(c.application, v.source)
-            labels = {**naming.app_labels(c.cluster, c.application), naming.VOLUME: v.source}
-            volumes.append(NamedVolume(name, labels))
-            mount["Source"] = name
-        elif mount["Type"] == "volume":
-            labels = {**naming.app_labels(c.cluster, c.application), naming.ANONYMOUS: "true"}
-            mount["VolumeOptions"] = {"Labels": labels}
-        elif mount["Type"] == "bind":
-            if not posixpath.isabs(v.source):
-                why = f"a bind mount needs an absolute host path, got {v.source!r}"
-                raise InvalidSpec(f"{where}.source", why)
-            mount["Source"] = v.source
-        elif mount["Type"] != "tmpfs":
-            raise InvalidSpec(f"{where}.type", f"must be volume, bind or tmpfs, got {v.type!r}")
-        mounts.append(mount)
-    return mounts, tuple(volumes)
 
 
 def _resources(spec: resources_pb2.ServiceSpec) -> dict[str, int]:

@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 
 from ccs.v1 import resources_pb2
 
+from . import naming
+
 #: ccs.v1.ContainerState values, re-exported so callers need not spell the proto prefix.
 State = resources_pb2.ContainerState
 #: ccs.v1.FailureReason values: what a permanent error reports in ContainerStatus.failure_reason.
@@ -51,24 +53,27 @@ class Observed:
     started_at: float | None = None  # unix seconds
     finished_at: float | None = None
     oom_killed: bool = False
-    networks: Mapping[str, str] = field(default_factory=dict)  # network name -> IPv4 address
+    networks: Mapping[str, str] = field(default_factory=dict)  # engine network name -> IPv4 address
+    # Compose network name ("default") -> IPv4 address, for the container's application
+    # networks only (observe.addresses): what ContainerStatus.addresses reports.
+    addresses: Mapping[str, str] = field(default_factory=dict)
     ports: Sequence[PortBinding] = ()
     failure_reason: int = 0  # a ccs.v1.FailureReason when the engine could not start it
 
     @property
     def container_id(self) -> str:
         """The ccs container id (Meta.id), from the ccs.container-id label."""
-        return self.labels.get("ccs.container-id", "")
+        return self.labels.get(naming.CONTAINER_ID, "")
 
     @property
     def generation(self) -> int:
         """The spec generation the container was created from (ccs.generation label)."""
-        return _int_label(self.labels, "ccs.generation")
+        return _int_label(self.labels, naming.GENERATION)
 
     @property
     def app_revision(self) -> int:
         """The application revision the container was created from (ccs.app-revision label)."""
-        return _int_label(self.labels, "ccs.app-revision")
+        return _int_label(self.labels, naming.APP_REVISION)
 
 
 def _int_label(labels: Mapping[str, str], key: str) -> int:
@@ -106,7 +111,12 @@ class RuntimeEvent:
     @property
     def container_id(self) -> str:
         """The ccs container id (Meta.id), from the ccs.container-id label."""
-        return self.labels.get("ccs.container-id", "")
+        return self.labels.get(naming.CONTAINER_ID, "")
+
+    @property
+    def cluster(self) -> str:
+        """The ccs cluster the container belongs to, from the ccs.cluster label."""
+        return self.labels.get(naming.CLUSTER, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +198,22 @@ class NetworkFailed(RuntimeFailure):
 
     permanent = True
     failure_reason = Reason.FAILURE_REASON_NETWORK
+
+
+class VolumeFailed(RuntimeFailure):
+    """The engine cannot give the container the volume the template describes: its driver is not
+    installed on the node, the driver refused the options, or a volume of that name exists with
+    another driver, other options or without the template's labels (the engine never changes an
+    existing volume). Retrying the same request gets the same answer."""
+
+    permanent = True
+
+
+class VolumeMissing(RuntimeFailure):
+    """An external volume does not exist on the node. Not permanent: the container stays
+    pending, and the agent retries with backoff, until someone creates it there."""
+
+    permanent = False
 
 
 class NotFound(RuntimeFailure):

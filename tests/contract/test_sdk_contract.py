@@ -141,6 +141,22 @@ async def test_cluster_errors(client: ccs.AsyncClient, unique: str) -> None:
     assert isinstance(await error(client.clusters.get(unique)), ccs.NotFound)
 
 
+async def test_cluster_policy_updates(client: ccs.AsyncClient, unique: str) -> None:
+    e = await error(client.clusters.update(unique, allow=["pid"]))
+    assert isinstance(e, ccs.NotFound) and e.message == f"cluster {unique!r} not found"
+    await client.clusters.create(unique)
+    cluster = await client.clusters.update(unique, allow=["privileged", "cap_add"])
+    assert list(cluster.policy.allow) == ["cap_add", "privileged"]
+    cluster = await client.clusters.update(unique, deny=["cap_add"])
+    assert list((await client.clusters.get(unique)).policy.allow) == ["privileged"] == list(cluster.policy.allow)
+    e = await error(client.clusters.update(unique, allow=["root"]))
+    assert isinstance(e, ccs.InvalidArgument)
+    assert e.message == ("allow[0]: 'root' is not a policy name; use one of privileged, cap_add, devices, "
+                         "network_mode, pid, security_opt, oom_score_adj")
+    e = await error(client.clusters.update(unique, allow=["pid"], deny=["pid"]))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == "deny: pid also in allow; say one or the other"
+
+
 # ---------------------------------------------------------------- applications
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from nodeagent.runtime import naming
+
+CLUSTER_LABEL = naming.CLUSTER
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "images" / "build.sh"
 
 
@@ -51,3 +55,19 @@ def test_image(docker_client: docker.DockerClient) -> TestImages:
     if result.returncode != 0:
         pytest.fail(f"{BUILD_SCRIPT} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     return TestImages()
+
+
+def remove_cluster_objects(client: docker.DockerClient, cluster: str) -> None:
+    """Remove every container, network and volume labelled ``ccs.cluster=<cluster>``: what one test
+    cluster made, and nothing of the other sessions sharing the daemon. A network something else
+    still holds is left (the engine refuses), not an error: this runs in clean-ups."""
+    selector = {"label": [f"{CLUSTER_LABEL}={cluster}"]}
+    for c in client.api.containers(all=True, filters=selector):
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_container(c["Id"], force=True, v=True)
+    for n in client.api.networks(filters=selector):
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_network(n["Id"])
+    for v in client.api.volumes(filters=selector).get("Volumes") or ():
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_volume(v["Name"])

@@ -1,13 +1,37 @@
-"""Raw gRPC stubs for server tests: these test the server, independent of the SDK."""
+"""Raw gRPC stubs for server tests (these test the server, independent of the SDK), and the
+calls most of them start with: a cluster, a deployed application, the code of a refused call."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
-from ccs.v1 import api_pb2_grpc
+from ccs.v1 import api_pb2, api_pb2_grpc
+from ccs.v1 import resources_pb2 as pb
+from tests.conftest import ServerProc
+
+T = TypeVar("T")
+
+TEMPLATE = """
+services:
+  web:
+    image: local/webapp:${TAG:-v1}
+    ports: ["8080:80"]
+    depends_on:
+      db: {condition: service_healthy}
+    deploy:
+      replicas: 3
+  db:
+    image: local/busybox:1
+    command: sleep 3600
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 5s
+"""
 
 
 @dataclass
@@ -34,3 +58,37 @@ def stubs(address: str, token: str | None) -> Stubs:
         api_pb2_grpc.ContainerServiceStub(ch),
         api_pb2_grpc.EventServiceStub(ch),
     )
+
+
+def call(server: ServerProc, fn: Callable[[Stubs], Awaitable[T]]) -> T:
+    """Run ``fn`` on fresh stubs to ``server`` from synchronous code (a test that drives processes)."""
+    async def main() -> T:
+        s = stubs(server.address, server.token)
+        try:
+            return await fn(s)
+        finally:
+            await s.channel.close()
+
+    return asyncio.run(main())
+
+
+async def make_cluster(api: Stubs, name: str) -> pb.Cluster:
+    cluster: pb.Cluster = await api.clusters.CreateCluster(
+        api_pb2.CreateClusterRequest(name=name, description="test"), metadata=api.metadata
+    )
+    return cluster
+
+
+async def deploy(api: Stubs, cluster: str, name: str = "shop", template: str = TEMPLATE,
+                 **kw: object) -> pb.Application:
+    req = api_pb2.CreateApplicationRequest(cluster=cluster, name=name, template=template, **kw)  # type: ignore[arg-type]
+    app: pb.Application = await api.apps.CreateApplication(req, metadata=api.metadata)
+    return app
+
+
+async def code_of(coro: object) -> tuple[grpc.StatusCode, str]:
+    try:
+        await coro  # type: ignore[misc]
+    except grpc.aio.AioRpcError as e:
+        return e.code(), e.details() or ""
+    raise AssertionError("the call succeeded")

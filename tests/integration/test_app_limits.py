@@ -25,8 +25,7 @@ from ccs.v1 import api_pb2, api_pb2_grpc
 from controlplane.store import TooLarge, keys
 from controlplane.store.etcd import Etcd
 from tests.conftest import free_port, start_server
-from tests.integration.grpc_helpers import Stubs, stubs
-from tests.integration.test_api import TEMPLATE, code_of, deploy, make_cluster
+from tests.integration.grpc_helpers import TEMPLATE, Stubs, code_of, deploy, make_cluster, stubs
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,13 +36,6 @@ def many_services(n: int, command: str = "sleep 3600") -> str:
     return "services:\n" + "".join(
         f"  s{i}:\n    image: local/busybox:1\n    command: {command}\n" for i in range(n)
     )
-
-
-@pytest.fixture
-async def api(ccs_server: Any) -> AsyncIterator[Stubs]:
-    s = stubs(ccs_server.address, ccs_server.token)
-    yield s
-    await s.channel.close()
 
 
 @pytest.fixture

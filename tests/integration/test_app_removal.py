@@ -18,18 +18,10 @@ from controlplane.reconcile.writes import Writes
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
-from tests.integration.grpc_helpers import Stubs, stubs
-from tests.integration.test_api import TEMPLATE, deploy, make_cluster
+from tests.integration.grpc_helpers import TEMPLATE, Stubs, deploy, make_cluster
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 OUTLIVES_THE_APP = ("events/",)
-
-
-@pytest.fixture
-async def api(ccs_server) -> AsyncIterator[Stubs]:  # type: ignore[no-untyped-def]
-    s = stubs(ccs_server.address, ccs_server.token)
-    yield s
-    await s.channel.close()
 
 
 @pytest.fixture

@@ -39,12 +39,13 @@ from controlplane.ipam import DEFAULT_NETWORK, SubnetPool, block_prefix
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from nodeagent import status
-from nodeagent.runtime import naming
+from nodeagent.runtime import FakeRuntime, Runtime, naming
 from nodeagent.runtime.docker_engine import DockerRuntime
 from nodeagent.runtime.types import NetworkFailed, RuntimeFailure
 from tests.conftest import start_etcd, start_server
+from tests.integration.agent_process import agent_process
 
-from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+from .docker_fixtures import TestImages, docker_client, remove_cluster_objects, test_image  # noqa: F401
 from .private_engine import private_engine
 
 pytestmark = [pytest.mark.docker]
@@ -58,13 +59,7 @@ WAIT = 60.0
 
 
 def _remove_everything(client: docker.DockerClient) -> None:
-    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}"]}
-    for c in client.api.containers(all=True, filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True, v=True)
-    for n in client.api.networks(filters=selector):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.api.remove_network(n["Id"])
+    remove_cluster_objects(client, CLUSTER)
     for n in client.api.networks(names=[f"{CLUSTER}-squatter"]):
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             client.api.remove_network(n["Id"])
@@ -233,6 +228,36 @@ async def test_a_block_handed_out_again_replaces_the_stale_bridge_that_still_hol
         await rt.remove(docker_id, volumes=True)
 
 
+@pytest.mark.parametrize("kind", ["docker", "fake"])
+async def test_a_running_container_reports_its_address_in_the_block(
+    kind: str,
+    rt: DockerRuntime,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """The engine and the hollow-node fake agree: a running container's address on the app
+    network is the first after the gateway's in the control plane's block, reported under
+    the Compose network name; a stopped one has none."""
+    runtime: Runtime = rt if kind == "docker" else FakeRuntime()
+    block = str(list(POD_RANGE.subnets(new_prefix=block_prefix(1)))[60])  # clear of the other tests'
+    c = assignment(f"addr-{kind}", test_image.busybox, block, command=("sleep", "3600"))
+    await runtime.prepare(c)
+    docker_id = await runtime.create(c)
+    try:
+        await runtime.start(docker_id)
+        running = await runtime.inspect(docker_id)
+        assert running is not None
+        expected = str(ipaddress.IPv4Network(block).network_address + 2)  # .1 is the gateway
+        assert dict(running.addresses) == {DEFAULT_NETWORK: expected}
+        st = status.build_status(c, running, node="node-1", address="127.0.0.1", now=time.time())
+        assert dict(st.addresses) == {DEFAULT_NETWORK: expected}
+        await runtime.stop(docker_id, 1)
+        stopped = await runtime.inspect(docker_id)
+        assert stopped is not None and dict(stopped.addresses) == {}
+    finally:
+        await runtime.remove(docker_id, volumes=True)
+        await runtime.remove_app_resources(CLUSTER, c.application, volumes=True)
+
+
 # ------------------------------------------------------------------ through server and agent
 
 
@@ -276,46 +301,47 @@ async def test_deploy_through_the_server_and_agent(
         f"{CLUSTER}-squatter", driver="bridge",
         ipam={"Driver": "default", "Config": [{"Subnet": str(first)}]},
     )
-    log = (tmp_path / "agent.log").open("wb")
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "nodeagent.main", "--server", ccs_server.address, "--join-token", token,
-         "--name", node, "--address", "127.0.0.1", "--state-dir", str(tmp_path / "agent"), "--no-router",
-         "--log-format", "json"],
-        stdout=log, stderr=log, cwd=ROOT,
-    )
     try:
-        compose = tmp_path / "app" / "compose.yaml"
-        compose.parent.mkdir()
-        compose.write_text(f'services:\n  web:\n    image: {test_image.busybox}\n    command: ["sleep", "3600"]\n')
-        bad = _cli(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "squatted",
-                   "--wait", "--timeout", "90s")
-        assert bad.returncode == 8, (bad.stdout, bad.stderr)
-        assert "Pool overlaps with other one on this address space" in bad.stderr.splitlines()[-1]
-        subnets = await _subnet_keys(ccs_server.etcd_url, cluster)
-        assert subnets == {keys.subnet(cluster, node, "squatted", DEFAULT_NETWORK): str(first)}
+        with agent_process(ccs_server.address, token, node, tmp_path / "agent", tmp_path / "agent.log"):
+            compose = tmp_path / "app" / "compose.yaml"
+            compose.parent.mkdir()
+            compose.write_text(f'services:\n  web:\n    image: {test_image.busybox}\n    command: ["sleep", "3600"]\n')
+            bad = _cli(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "squatted",
+                       "--wait", "--timeout", "90s")
+            assert bad.returncode == 8, (bad.stdout, bad.stderr)
+            assert "Pool overlaps with other one on this address space" in bad.stderr.splitlines()[-1]
+            subnets = await _subnet_keys(ccs_server.etcd_url, cluster)
+            assert subnets == {keys.subnet(cluster, node, "squatted", DEFAULT_NETWORK): str(first)}
 
-        _ok(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "good",
-            "--wait", "--timeout", "90s")
-        good_key = keys.subnet(cluster, node, "good", DEFAULT_NETWORK)
-        subnets = await _subnet_keys(ccs_server.etcd_url, cluster)
-        second = ipaddress.IPv4Network(subnets[good_key])
-        assert second != first and second.subnet_of(pod_range)
-        assert network_subnet(clean_engine, "good") == str(second)
-        (record,) = json.loads(_ok(ccs_server, "container", "ls", "-c", cluster, "-a", "good", "-o", "json"))
-        assert record["subnets"] == {DEFAULT_NETWORK: str(second)}
+            _ok(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "good",
+                "--wait", "--timeout", "90s")
+            good_key = keys.subnet(cluster, node, "good", DEFAULT_NETWORK)
+            subnets = await _subnet_keys(ccs_server.etcd_url, cluster)
+            second = ipaddress.IPv4Network(subnets[good_key])
+            assert second != first and second.subnet_of(pod_range)
+            assert network_subnet(clean_engine, "good") == str(second)
+            (record,) = json.loads(_ok(ccs_server, "container", "ls", "-c", cluster, "-a", "good", "-o", "json"))
+            assert record["subnets"] == {DEFAULT_NETWORK: str(second)}
+            # The agent reported the container's address on the app network, inside its block
+            # (the --wait saw it running, and the address travels with that status).
+            address = ipaddress.IPv4Address(record["status"]["addresses"][DEFAULT_NETWORK])
+            assert address in second
+            # The next pass puts it in the service's status, which `ccs service get` shows.
+            deadline = time.monotonic() + WAIT
+            while not (service := json.loads(_ok(ccs_server, "service", "get", "-c", cluster, "good/web",
+                                                 "-o", "json")))["status"].get("addresses"):
+                assert time.monotonic() < deadline, f"no addresses in the service status: {service}"
+                await asyncio.sleep(0.2)
+            assert service["status"]["addresses"] == [
+                {"container": record["meta"]["name"], "node": node, "network": DEFAULT_NETWORK,
+                 "address": str(address)}]
 
-        _ok(ccs_server, "app", "rm", "-c", cluster, "good")
-        deadline = time.monotonic() + WAIT
-        while good_key in await _subnet_keys(ccs_server.etcd_url, cluster):
-            assert time.monotonic() < deadline, "the block of a removed application was never freed"
-            await asyncio.sleep(0.2)
+            _ok(ccs_server, "app", "rm", "-c", cluster, "good")
+            deadline = time.monotonic() + WAIT
+            while good_key in await _subnet_keys(ccs_server.etcd_url, cluster):
+                assert time.monotonic() < deadline, "the block of a removed application was never freed"
+                await asyncio.sleep(0.2)
     finally:
-        agent.terminate()
-        try:
-            agent.wait(30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-        log.close()
         _cli(ccs_server, "cluster", "rm", cluster, "--force")
 
 

@@ -15,18 +15,15 @@ stored heartbeats; one node shows it as well, and this module needs no testbed l
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import docker
 import pytest
@@ -34,12 +31,13 @@ import pytest
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from tests.conftest import EtcdProc, ServerProc, free_port, start_etcd, start_server
-from tests.integration.grpc_helpers import Stubs, stubs
+from tests.integration.agent_process import agent_process, create_cluster, remove_from_engine
+from tests.integration.grpc_helpers import Stubs, call
+from tests.integration.polling import wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
 T = TypeVar("T")
-AGENT = str(Path(sys.executable).parent / "ccs-agent")
 HEARTBEAT, MISSED, GRACE = 1.0, 3, 4.0
 #: From the last heartbeat to rescheduling: 3 missed heartbeats, then the down grace.
 RESCHEDULE_AFTER = HEARTBEAT * MISSED + GRACE
@@ -59,7 +57,6 @@ class Plane:
     port: int
     cluster: str
     node: str
-    agent: subprocess.Popen[bytes] | None = None
 
     @property
     def agent_log(self) -> Path:
@@ -71,14 +68,7 @@ class Plane:
         self.server.token = (self.base / "state" / "admin.token").read_text().strip()
 
     def api(self, fn: Callable[[Stubs], Awaitable[T]]) -> T:
-        async def main() -> T:
-            s = stubs(self.server.address, self.server.token)
-            try:
-                return await fn(s)
-            finally:
-                await s.channel.close()
-
-        return asyncio.run(main())
+        return call(self.server, fn)
 
     def get_node(self) -> pb.Node:
         node: pb.Node = self.api(lambda s: s.nodes.GetNode(
@@ -105,23 +95,6 @@ class Plane:
         return "\n".join(self.server.log_path.read_text(errors="replace").splitlines()[-30:])
 
 
-def wait_for(what: str, probe: Callable[[], T], timeout: float = 60.0) -> T:
-    """Poll until ``probe`` returns something truthy (a bounded wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # the server may be restarting
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
-        time.sleep(0.3)
-
-
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     base = tmp_path_factory.mktemp("outage")
@@ -130,34 +103,13 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     server = start_server(base / "state", etcd.url, base / "config.yaml", port=port, extra=SERVER_FLAGS)
     suffix = base.name.replace("_", "").replace("outage", "")[-6:] or "0"
     p = Plane(base, etcd, server, port, f"outage{suffix}", f"outage-node-{suffix}")
-    engine = docker.from_env()
     try:
-        async def create(s: Stubs) -> str:
-            await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=p.cluster), metadata=s.metadata)
-            resp = await s.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=p.cluster),
-                                                 metadata=s.metadata)
-            return str(resp.token)
-
-        token = p.api(create)
-        log = open(p.agent_log, "ab")  # noqa: SIM115 - owned by the child
-        p.agent = subprocess.Popen(
-            [AGENT, "--server", f"127.0.0.1:{port}", "--join-token", token, "--name", p.node,
-             "--state-dir", str(base / "agent"), "--address", "127.0.0.1", "--no-router",
-             "--log-format", "json"], stdout=log, stderr=log)
-        log.close()
-        wait_for("the node READY", lambda: p.get_node().status.state == pb.NODE_STATE_READY)
-        yield p
+        token = create_cluster(p.server, p.cluster)
+        with agent_process(p.server.address, token, p.node, base / "agent", p.agent_log):
+            wait_for("the node READY", lambda: p.get_node().status.state == pb.NODE_STATE_READY)
+            yield p
     finally:
-        if p.agent is not None and p.agent.poll() is None:
-            p.agent.send_signal(signal.SIGTERM)
-            p.agent.wait(30)
-        for c in engine.containers.list(all=True, filters={"label": f"ccs.cluster={p.cluster}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True)
-        for n in engine.networks.list(filters={"label": f"ccs.cluster={p.cluster}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                n.remove()
-        engine.close()
+        remove_from_engine(p.cluster)
         p.server.stop()
         etcd.stop()
 

@@ -1,6 +1,7 @@
-"""DockerRuntime against the real Docker Engine: every option applied, events, logs, adoption,
-app network DNS, probes. Everything made here carries a per-session cluster label and is removed
-at the end, so sessions of other engineers on the same daemon are left alone.
+"""DockerRuntime against the real Docker Engine: every option applied, idempotent create, events,
+stop, failures with their reasons, logs, adoption by a new agent (the app network and probes are
+in test_docker_runtime_network.py). Everything made here carries a per-session cluster label and
+is removed at the end, so sessions of other engineers on the same daemon are left alone.
 """
 
 from __future__ import annotations
@@ -8,134 +9,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.probe_check import ProbeStatus, run_probe
-from nodeagent.runtime import (
-    EventKind,
-    ImageNotFound,
-    Observed,
-    ResourceBusy,
-    RuntimeEvent,
-    StartFailed,
-    State,
-    naming,
-)
+from nodeagent.runtime import EventKind, ImageNotFound, StartFailed, State, naming
 from nodeagent.runtime.docker_engine import DockerRuntime
+from tests.conftest import free_port
 
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+from .runtime_helpers import (  # noqa: F401 (clean_engine and rt are fixtures)
+    CLUSTER,
+    WAIT,
+    clean_engine,
+    container,
+    launch,
+    next_event,
+    rt,
+    wait_observed,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
-
-CLUSTER = f"rt{uuid.uuid4().hex[:8]}"
-WAIT = 60.0  # generous bound on waiting for the engine: a hang fails, slowness does not
-
-
-def _remove_everything(client: docker.DockerClient) -> None:
-    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}"]}
-    for c in client.api.containers(all=True, filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True, v=True)
-    for n in client.api.networks(filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_network(n["Id"])
-    for v in client.api.volumes(filters=selector).get("Volumes") or ():
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_volume(v["Name"])
-
-
-@pytest.fixture(scope="module")
-def clean_engine(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:  # noqa: F811
-    yield docker_client
-    _remove_everything(docker_client)
-
-
-@pytest.fixture
-async def rt(
-    clean_engine: docker.DockerClient,
-    test_image: TestImages,  # noqa: F811
-) -> AsyncIterator[DockerRuntime]:
-    runtime = DockerRuntime(bind_address="127.0.0.1", cluster=CLUSTER)
-    yield runtime
-    await runtime.aclose()
-
-
-def container(
-    app: str,
-    service: str,
-    image: str,
-    *,
-    slot: int = 1,
-    generation: int = 1,
-    **spec: Any,
-) -> pb.Container:
-    """A ccs container assignment in the test cluster."""
-    c = pb.Container(
-        meta=pb.Meta(id=uuid.uuid4().hex, name=f"{service}-{slot}"),
-        cluster=CLUSTER,
-        application=app,
-        service=service,
-        node="node-1",
-        slot=slot,
-        spec_generation=generation,
-        app_revision=7,
-        desired_state=pb.DESIRED_STATE_RUNNING,
-    )
-    c.spec.CopyFrom(pb.ServiceSpec(image=image, **spec))
-    return c
-
-
-async def launch(rt: DockerRuntime, c: pb.Container) -> str:
-    await rt.prepare(c)
-    docker_id = await rt.create(c)
-    await rt.start(docker_id)
-    return docker_id
-
-
-async def wait_for(rt: DockerRuntime, docker_id: str, ok: Callable[[Observed], bool], what: str) -> Observed:
-    """Poll until `ok(observed)`; the bound only turns a hang into a failure."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        observed = await rt.inspect(docker_id)
-        assert observed is not None, f"container {docker_id[:12]} vanished waiting for {what}"
-        if ok(observed):
-            return observed
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: still {State.Name(observed.state)} {observed.message!r}")
-        await asyncio.sleep(0.1)
-
-
-async def next_event(
-    events: AsyncIterator[RuntimeEvent], match: Callable[[RuntimeEvent], bool]
-) -> RuntimeEvent:
-    async with asyncio.timeout(WAIT):
-        async for event in events:
-            if match(event):
-                return event
-    raise AssertionError("event stream ended")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------------------------------------ tests
 
 
 async def test_create_applies_every_option(
-    rt: DockerRuntime,
+    rt: DockerRuntime,  # noqa: F811
     docker_client: docker.DockerClient,  # noqa: F811
     test_image: TestImages,  # noqa: F811
     tmp_path: Path,
@@ -207,7 +111,7 @@ async def test_create_applies_every_option(
     network = naming.network_name(CLUSTER, "shop")
     assert "web" in raw["NetworkSettings"]["Networks"][network]["Aliases"]
 
-    observed = await wait_for(rt, docker_id, lambda o: o.health == "healthy", "healthy")
+    observed = await wait_observed(rt, docker_id, lambda o: o.health == "healthy", "healthy")
     assert observed.state == State.CONTAINER_STATE_HEALTHY
     assert observed.container_id == c.meta.id and observed.generation == 1 and observed.app_revision == 7
     assert observed.networks[network]
@@ -267,7 +171,7 @@ async def test_events_start_health_die_with_exit_code(rt: DockerRuntime, test_im
 async def test_webapp_stops_promptly_on_sigterm(rt: DockerRuntime, test_image: TestImages) -> None:  # noqa: F811
     """The test image's trap makes SIGTERM a clean exit (0), not a SIGKILL after the grace."""
     docker_id = await launch(rt, container("sig", "web", test_image.webapp_v2))
-    await wait_for(rt, docker_id, lambda o: o.state == State.CONTAINER_STATE_RUNNING, "running")
+    await wait_observed(rt, docker_id, lambda o: o.state == State.CONTAINER_STATE_RUNNING, "running")
     await rt.stop(docker_id, grace_seconds=30)
     observed = await rt.inspect(docker_id)
     assert observed is not None
@@ -344,96 +248,7 @@ async def test_logs_tail_and_follow(rt: DockerRuntime, test_image: TestImages) -
     assert tail == b"three\nfour\n"
 
 
-async def test_app_network_dns_and_teardown(
-    rt: DockerRuntime,
-    docker_client: docker.DockerClient,  # noqa: F811
-    test_image: TestImages,  # noqa: F811
-) -> None:
-    api = await launch(rt, container("dns", "api", test_image.webapp_v1))
-    client = await launch(
-        rt,
-        container(
-            "dns",
-            "client",
-            test_image.busybox,
-            command=["sleep", "300"],
-            volumes=[
-                pb.VolumeMount(type="volume", target="/anon"),
-                pb.VolumeMount(source="keep", target="/keep"),
-            ],
-        ),
-    )
-    network = naming.network_name(CLUSTER, "dns")
-    assert [n["Name"] for n in docker_client.api.networks(names=[network])] == [network]
-    await wait_for(rt, api, lambda o: o.state == State.CONTAINER_STATE_RUNNING, "api running")
-
-    reply = await rt.exec(client, ["wget", "-q", "-O-", "http://api:8080/"], timeout_seconds=20)
-    assert (reply.exit_code, reply.output) == (0, b"v1\n")
-
-    with pytest.raises(ResourceBusy):  # containers still attached
-        await rt.remove_app_resources(CLUSTER, "dns", volumes=False)
-    await rt.remove(api, volumes=False)
-    await rt.remove(client, volumes=False)  # leaves the anonymous volume behind, as docker rm does
-    app_volumes = {"label": [f"{naming.CLUSTER}={CLUSTER}", f"{naming.APP}=dns"]}
-    assert len(docker_client.api.volumes(filters=app_volumes)["Volumes"]) == 2
-
-    await rt.remove_app_resources(CLUSTER, "dns", volumes=False)
-    assert docker_client.api.networks(names=[network]) == []
-    left = [v["Name"] for v in docker_client.api.volumes(filters=app_volumes)["Volumes"]]
-    assert left == ["ccs-dns-keep"]  # named volumes survive unless asked
-    await rt.remove_app_resources(CLUSTER, "dns", volumes=True)
-    assert not docker_client.api.volumes(filters=app_volumes)["Volumes"]
-
-
-async def test_probes_against_real_containers(rt: DockerRuntime, test_image: TestImages) -> None:  # noqa: F811
-    good_id = await launch(rt, container("probe", "good", test_image.webapp_v1))
-    bad_id = await launch(
-        rt,
-        container(
-            "probe", "bad", test_image.webapp_bad, ports=[pb.PortSpec(target=8080, published=free_port())]
-        ),
-    )
-    good = await wait_for(rt, good_id, lambda o: o.state == State.CONTAINER_STATE_RUNNING, "good running")
-    bad = await wait_for(rt, bad_id, lambda o: o.state == State.CONTAINER_STATE_RUNNING, "bad running")
-    now = time.time()
-
-    async def probe(observed: Observed, **fields: Any) -> tuple[ProbeStatus, str]:
-        result = await run_probe(pb.Probe(timeout_seconds=5, **fields), observed, rt, now=now + 60)
-        return result.status, result.message
-
-    http_ok = await _eventually(lambda: probe(good, kind="http", port=8080, path="/health"))
-    assert http_ok[0] is ProbeStatus.SUCCESS and http_ok[1].endswith(": 200")
-    bad_http = await _eventually(
-        lambda: probe(bad, kind="http", port=8080, path="/health"), want=ProbeStatus.FAILURE
-    )
-    assert bad_http[1].endswith(": 500")
-    assert (await probe(good, kind="tcp", port=8080))[0] is ProbeStatus.SUCCESS
-    assert (await probe(good, kind="tcp", port=8081))[0] is ProbeStatus.FAILURE
-    assert (await probe(good, kind="cmd", cmd=["test", "-f", "/www/health"]))[0] is ProbeStatus.SUCCESS
-    failed = await probe(good, kind="cmd", cmd=["sh", "-c", "echo broken; exit 4"])
-    assert failed == (ProbeStatus.FAILURE, "command exited 4: broken")
-
-    early = await run_probe(pb.Probe(kind="tcp", port=8080, initial_delay_seconds=3600), good, rt, now=now)
-    assert early.status is ProbeStatus.WAITING
-
-    # Without the app network, the probe goes through the published port.
-    published_only = replace(bad, networks={})
-    assert (await probe(published_only, kind="http", port=8080, path="/"))[0] is ProbeStatus.SUCCESS
-
-
-async def _eventually(
-    attempt: Callable[[], Any], want: ProbeStatus = ProbeStatus.SUCCESS
-) -> tuple[ProbeStatus, str]:
-    """A server may need a moment after its process starts before it listens."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        result: tuple[ProbeStatus, str] = await attempt()
-        if result[0] is want or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.2)
-
-
-async def test_info_reports_the_host(rt: DockerRuntime) -> None:
+async def test_info_reports_the_host(rt: DockerRuntime) -> None:  # noqa: F811
     info = await rt.info()
     assert info.cpus == os.cpu_count()
     assert info.memory_bytes > 0 and info.docker_version and info.os == "linux" and info.arch
@@ -459,3 +274,32 @@ async def test_out_of_memory_is_a_failure_with_a_reason(rt: DockerRuntime, test_
     assert observed is not None and observed.oom_killed
     assert observed.state == State.CONTAINER_STATE_FAILED
     assert observed.message.startswith("out of memory: killed by the kernel")
+
+
+async def test_with_the_node_resolver_containers_use_it_and_the_network_hook_runs_before_start(
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """With `dns` (the agent's --resolver-address) containers get it as DNS server and no engine
+    alias; `on_network_created` runs once per created network, before any container is made on
+    it (nodeagent/network puts its nat rule back above Docker's new MASQUERADE rule there)."""
+    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}", f"{naming.APP}=resolved"]}
+    seen: list[int] = []
+
+    async def created() -> None:
+        seen.append(len(clean_engine.api.containers(all=True, filters=selector)))
+
+    rt = DockerRuntime(bind_address="127.0.0.1", cluster=CLUSTER, dns=("169.254.20.53",), on_network_created=created)
+    try:
+        c = container("resolved", "web", test_image.busybox, command=["sleep", "300"],
+                      networks=[pb.ServiceNetwork(name="default", aliases=["www"])])
+        first = await launch(rt, c)
+        second = await launch(rt, container("resolved", "web", test_image.busybox, slot=2, command=["sleep", "300"]))
+        assert seen == [0]  # one network, hooked before its first container existed
+        for docker_id in (first, second):
+            raw = clean_engine.api.inspect_container(docker_id)
+            assert raw["HostConfig"]["Dns"] == ["169.254.20.53"]
+            aliases = raw["NetworkSettings"]["Networks"][naming.network_name(CLUSTER, "resolved")]["Aliases"] or []
+            assert "web" not in aliases and "www" not in aliases
+    finally:
+        await rt.aclose()

@@ -20,18 +20,12 @@ plane's readiness rule; one node shows both, and this module needs no testbed lo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import http.client
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import docker
 import pytest
@@ -39,7 +33,9 @@ import pytest
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from tests.conftest import ServerProc, free_port
-from tests.integration.grpc_helpers import Stubs, stubs
+from tests.integration.agent_process import agent_process, create_cluster, remove_from_engine
+from tests.integration.grpc_helpers import Stubs, call
+from tests.integration.polling import wait_for
 
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 
@@ -49,7 +45,7 @@ pytestmark = [
 ]
 
 T = TypeVar("T")
-AGENT = str(Path(sys.executable).parent / "ccs-agent")
+WAIT = 90.0  # a bound against hanging: the probe must fail 3 times before the first check
 IDLE = """["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]"""
 
 
@@ -59,18 +55,10 @@ class Node:
     cluster: str
     name: str
     router_port: int
-    agent: subprocess.Popen[bytes]
     log: Path
 
     def api(self, fn: Callable[[Stubs], Awaitable[T]]) -> T:
-        async def main() -> T:
-            s = stubs(self.server.address, self.server.token)
-            try:
-                return await fn(s)
-            finally:
-                await s.channel.close()
-
-        return asyncio.run(main())
+        return call(self.server, fn)
 
     def containers(self, app: str, service: str) -> list[pb.Container]:
         resp = self.api(lambda s: s.containers.ListContainers(api_pb2.ListContainersRequest(
@@ -83,12 +71,12 @@ class Node:
         return svc
 
     def routes(self, domain: str) -> list[pb.RouteEntry]:
-        async def call(s: Stubs) -> pb.RoutingTable:
+        async def list_routes(s: Stubs) -> pb.RoutingTable:
             table: pb.RoutingTable = await api_pb2_grpc.RouteServiceStub(s.channel).ListRoutes(
                 api_pb2.ListRoutesRequest(cluster=self.cluster), metadata=s.metadata, timeout=10)
             return table
 
-        return [r for r in self.api(call).routes if r.domain == domain]
+        return [r for r in self.api(list_routes).routes if r.domain == domain]
 
     def get(self, domain: str) -> tuple[int, str]:
         """GET / through this node's router with ``Host: domain``."""
@@ -104,58 +92,20 @@ class Node:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
 
 
-def wait_for(what: str, probe: Callable[[], T], timeout: float = 90.0) -> T:
-    """Poll until ``probe`` returns something truthy (a bounded wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # e.g. the router not listening yet
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
-        time.sleep(0.3)
-
-
 @pytest.fixture
 def node(ccs_server: ServerProc, unique: str, tmp_path: Path,
          test_image: TestImages) -> Iterator[Node]:  # noqa: F811
-    async def create(s: Stubs) -> str:
-        await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=unique), metadata=s.metadata)
-        resp = await s.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=unique), metadata=s.metadata)
-        return str(resp.token)
-
-    router_port = free_port()
-    log_path = tmp_path / "agent.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-    probe_node = Node(ccs_server, unique, f"{unique}-n1", router_port, None, log_path)  # type: ignore[arg-type]
-    token = probe_node.api(create)
-    probe_node.agent = subprocess.Popen(
-        [AGENT, "--server", ccs_server.address, "--join-token", token, "--name", probe_node.name,
-         "--state-dir", str(tmp_path / "agent"), "--address", "127.0.0.1",
-         "--router-port", str(router_port), "--log-format", "json"], stdout=log, stderr=log)
-    log.close()
-    engine = docker.from_env()
+    probe_node = Node(ccs_server, unique, f"{unique}-n1", free_port(), tmp_path / "agent.log")
+    token = create_cluster(ccs_server, unique)
     try:
-        wait_for("the node READY", lambda: probe_node.api(lambda s: s.nodes.GetNode(
-            api_pb2.GetNodeRequest(cluster=unique, name=probe_node.name), metadata=s.metadata,
-            timeout=10)).status.state == pb.NODE_STATE_READY)
-        yield probe_node
+        with agent_process(ccs_server.address, token, probe_node.name, tmp_path / "agent", probe_node.log,
+                           router_port=probe_node.router_port):
+            wait_for("the node READY", lambda: probe_node.api(lambda s: s.nodes.GetNode(
+                api_pb2.GetNodeRequest(cluster=unique, name=probe_node.name), metadata=s.metadata,
+                timeout=10)).status.state == pb.NODE_STATE_READY, WAIT)
+            yield probe_node
     finally:
-        if probe_node.agent.poll() is None:
-            probe_node.agent.send_signal(signal.SIGTERM)
-            probe_node.agent.wait(30)
-        for c in engine.containers.list(all=True, filters={"label": f"ccs.cluster={unique}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True)
-        for n in engine.networks.list(filters={"label": f"ccs.cluster={unique}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                n.remove()
-        engine.close()
+        remove_from_engine(unique)
 
 
 def state(c: pb.Container) -> str:
@@ -187,7 +137,7 @@ services:
     # Before: the probe has run and failed three times, as it must while /tmp/ready is absent.
     (web,) = wait_for("web reported UNHEALTHY by its probe", lambda: [
         c for c in node.containers(app, "web")
-        if c.status.state == pb.CONTAINER_STATE_UNHEALTHY and "probe failed 3 times" in c.status.message])
+        if c.status.state == pb.CONTAINER_STATE_UNHEALTHY and "probe failed 3 times" in c.status.message], WAIT)
     assert "command exited 1" in web.status.message, web.status.message
     assert node.containers(app, "worker") == [], "worker started before web's probe passed"
     worker_status = node.service(app, "worker").status
@@ -201,16 +151,17 @@ services:
         answer = node.get(domain)
         return answer if answer[0] != 404 else None
 
-    answer = wait_for("the router to know the route", routed_answer)
+    answer = wait_for("the router to know the route", routed_answer, WAIT)
     assert answer is not None and answer[0] == 503 and answer[1] != "v1", (answer, node.log_tail())
 
     # The probe's condition comes true.
     result = docker_client.containers.get(web.status.docker_id).exec_run(["touch", "/tmp/ready"])
     assert result.exit_code == 0, result.output
 
-    wait_for("web HEALTHY", lambda: [state(c) for c in node.containers(app, "web")] == ["CONTAINER_STATE_HEALTHY"])
+    wait_for("web HEALTHY", lambda: [state(c) for c in node.containers(app, "web")] == ["CONTAINER_STATE_HEALTHY"],
+             WAIT)
     wait_for("worker running", lambda: [state(c) for c in node.containers(app, "worker")]
-             == ["CONTAINER_STATE_RUNNING"])
+             == ["CONTAINER_STATE_RUNNING"], WAIT)
     wait_for("web in rotation", lambda: [(b.container, b.weight > 0) for r in node.routes(domain)
-                                          for b in r.backends] == [(web.meta.id, True)])
-    assert wait_for("the router to send web's answer", lambda: node.get(domain) == (200, "v1"))
+                                          for b in r.backends] == [(web.meta.id, True)], WAIT)
+    assert wait_for("the router to send web's answer", lambda: node.get(domain) == (200, "v1"), WAIT)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
 import pytest
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from tests.integration.grpc_helpers import Stubs, stubs
-from tests.integration.test_api import code_of, deploy, make_cluster
+from tests.integration.grpc_helpers import Stubs, code_of, deploy, make_cluster
 
 pytestmark = pytest.mark.etcd
 
@@ -23,13 +20,6 @@ services:
     image: local/busybox:1
     command: sleep 3600
 """
-
-
-@pytest.fixture
-async def api(ccs_server) -> AsyncIterator[Stubs]:  # type: ignore[no-untyped-def]
-    s = stubs(ccs_server.address, ccs_server.token)
-    yield s
-    await s.channel.close()
 
 
 def releases(api: Stubs) -> api_pb2_grpc.ReleaseServiceStub:

@@ -1,110 +1,25 @@
-"""The router against the REAL haproxy binary, with small HTTP servers on 127.0.0.1.
-
-Each backend server answers its own name (and 500 under /fail), with HTTP/1.1 keep-alive so
-HAProxy's server-side connection reuse is exercised too. Clients are `http.client` in threads.
+"""The router against the REAL haproxy binary: routing, weights, reloads, sticky sessions, A/B
+headers, stats, restarts, and servers that come and go at runtime (see router_helpers.py for the
+small HTTP servers behind it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.client
-import shutil
-import socket
+import os
+import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.router import ApplyResult, Router, RouterSettings
+from nodeagent.router import ApplyResult, Router
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed"),
-    pytest.mark.timeout(120),
-]
+from .router_helpers import backend, entry, get, load_loop, needs_haproxy, split
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def serve_name(name: str) -> asyncio.Server:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                path = head.split(b" ", 2)[1].decode()
-                status = "500 Internal Server Error" if "/fail" in path else "200 OK"
-                body = name.encode()
-                writer.write(
-                    f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nContent-Type: text/plain\r\n\r\n".encode()
-                    + body
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
-
-
-def port_of(server: asyncio.Server) -> int:
-    port: int = server.sockets[0].getsockname()[1]
-    return port
-
-
-def fetch(
-    port: int, host: str, path: str = "/", headers: dict[str, str] | None = None
-) -> tuple[int, str, dict[str, str]]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path, headers={"Host": host, **(headers or {})})
-        r = conn.getresponse()
-        return r.status, r.read().decode(), {k.lower(): v for k, v in r.getheaders()}
-    finally:
-        conn.close()
-
-
-async def get(port: int, host: str, path: str = "/", **headers: str) -> tuple[int, str, dict[str, str]]:
-    return await asyncio.to_thread(fetch, port, host, path, {k.replace("_", "-"): v for k, v in headers.items()})
-
-
-async def split(port: int, host: str, n: int) -> Counter[str]:
-    results = await asyncio.gather(*(get(port, host) for _ in range(n)))
-    return Counter(body for status, body, _ in results if status == 200)
-
-
-def backend(name: str, port: int, weight: int = 100, group: str = "stable") -> pb.RouteBackend:
-    return pb.RouteBackend(container=name, node="n1", address="127.0.0.1", port=port, weight=weight, group=group)
-
-
-def entry(service: str, domain: str, *backends: pb.RouteBackend, path: str = "/", **kw: Any) -> pb.RouteEntry:
-    return pb.RouteEntry(application="shop", service=service, domain=domain, path=path, backends=backends, **kw)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[dict[str, int]]:
-    started = {name: await serve_name(name) for name in ("web-1", "web-2", "api-1", "new-1")}
-    yield {name: port_of(s) for name, s in started.items()}
-    for s in started.values():
-        s.close()
-
-
-@pytest.fixture
-async def router(tmp_path: Path) -> AsyncIterator[Router]:
-    r = Router(RouterSettings(state_dir=tmp_path / "router", bind_address="127.0.0.1", port=free_port()))
-    await r.start()
-    yield r
-    await r.stop()
+pytestmark = [needs_haproxy, pytest.mark.timeout(120)]
 
 
 async def test_routing_weights_reload_sticky_ab_and_stats(router: Router, servers: dict[str, int]) -> None:
@@ -164,28 +79,6 @@ async def test_routing_weights_reload_sticky_ab_and_stats(router: Router, server
     assert stats["api-1"].requests >= before["api-1"].requests + 4
     assert stats["web-1"].requests >= before["web-1"].requests
     assert (stats["api-1"].application, stats["api-1"].service) == ("shop", "api")
-
-
-def load_loop(port: int, stop: threading.Event, outcomes: list[str], keep_alive: bool) -> None:
-    conn: http.client.HTTPConnection | None = None
-    while not stop.is_set():
-        try:
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/", headers={"Host": "shop.example"})
-            r = conn.getresponse()
-            body = r.read().decode()
-            outcomes.append(body if r.status == 200 else f"status {r.status}")
-            if not keep_alive or r.getheader("connection", "").lower() == "close":
-                conn.close()
-                conn = None
-        except (OSError, http.client.HTTPException) as exc:
-            outcomes.append(f"error {type(exc).__name__}: {exc}")
-            if conn is not None:
-                conn.close()
-            conn = None
-    if conn is not None:
-        conn.close()
 
 
 async def test_sticky_cookie_and_ab_header_routing(router: Router, servers: dict[str, int]) -> None:
@@ -249,9 +142,6 @@ async def test_invalid_route_is_skipped_and_haproxy_restarts(router: Router, ser
 
     first = router.pid
     assert first is not None
-    import os
-    import signal
-
     os.kill(first, signal.SIGKILL)  # the master dies: the supervisor restarts it with the same routes
     for _ in range(200):
         if router.pid not in (None, first) and await router_answers(port):
@@ -266,106 +156,6 @@ async def router_answers(port: int) -> bool:
         return (await get(port, "ok.example"))[0] == 200
     except OSError:
         return False
-
-
-class _AgentWithRouter:
-    """An Agent (FakeRuntime) with the real router, talking to an in-process Dispatcher that
-    records every heartbeat's router stats in arrival order."""
-
-    def __init__(self, stats: list[pb.RouterStats], router: Router, dispatcher: Any) -> None:
-        self.stats = stats
-        self.router = router
-        self.dispatcher = dispatcher
-
-    async def first_collected_after_now(self) -> pb.RouterStats:
-        """The first heartbeat whose counters were certainly read after this call.
-
-        The agent sends one heartbeat at a time and collects the next one only after the
-        previous one was answered. With k heartbeats received now, the (k+1)-th may have been
-        collected before this call and still be in flight; the (k+2)-th was collected after
-        the (k+1)-th was answered, so after now. No timing is assumed, only that order."""
-        k = len(self.stats)
-        await self.dispatcher.until(lambda: len(self.stats) >= k + 2)
-        return self.stats[k + 1]
-
-
-@contextlib.asynccontextmanager
-async def agent_with_router(tmp_path: Path, table: pb.RoutingTable) -> AsyncIterator[_AgentWithRouter]:
-    """Start the agent, send it ``table``, and yield once the router applied it and a heartbeat
-    carried stats for it."""
-    import grpc.aio
-
-    from ccs.v1 import agent_pb2, agent_pb2_grpc
-    from nodeagent.agent import Agent
-    from nodeagent.runtime import FakeRuntime
-
-    from ..unit.test_agent_e2e import Dispatcher, running
-    from ..unit.test_agent_helpers import complete, container
-
-    stats: list[pb.RouterStats] = []
-
-    class Recording(Dispatcher):
-        async def Heartbeat(self, request: Any, context: Any) -> Any:
-            if request.HasField("router_stats"):
-                stats.append(request.router_stats)
-            return await super().Heartbeat(request, context)
-
-    server = grpc.aio.server()
-    d = Recording()
-    agent_pb2_grpc.add_DispatcherServicer_to_server(d, server)
-    grpc_port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    router = Router(RouterSettings(state_dir=tmp_path / "router", bind_address="127.0.0.1", port=free_port()))
-    agent = Agent(f"127.0.0.1:{grpc_port}", runtime=FakeRuntime(), name="node-1", join_token="join-me",
-                  address="127.0.0.1", state_dir=tmp_path, status_linger=0.01, router=router)
-    script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
-    await d.sessions.put(script)
-    try:
-        async with running(agent):
-            msg = complete(1, container("a"))
-            msg.routing.CopyFrom(table)
-            await script.put(msg)
-            await d.until(lambda: any(s.routing_version == table.version and s.backends for s in stats))
-            yield _AgentWithRouter(stats, router, d)
-        assert router.pid is None  # stopped with the agent
-    finally:
-        await server.stop(None)
-
-
-async def test_agent_feeds_the_router_and_reports_its_stats(tmp_path: Path, servers: dict[str, int]) -> None:
-    """The Agent applies SessionMessage.routing and sends the router's counters, with the
-    applied routing version, in its heartbeats."""
-    table = pb.RoutingTable(cluster="c", version=42, routes=[
-        entry("web", "agent.example", backend("web-1", servers["web-1"]))])
-    async with agent_with_router(tmp_path, table) as a:
-        assert a.router.applied_version == 42
-        before = (await a.first_collected_after_now()).backends[0].requests
-        assert (await get(a.router.settings.port, "agent.example"))[:2] == (200, "web-1")
-        last = await a.first_collected_after_now()
-        assert last.node == "node-1" and last.routing_version == 42
-        assert [b.container for b in last.backends] == ["web-1"]
-        assert last.backends[0].requests == before + 1
-
-
-async def test_heartbeat_counts_exactly_the_requests_served(tmp_path: Path, servers: dict[str, int]) -> None:
-    """Canary analysis reads these counters: N requests through the real HAProxy (some of
-    them answered 500) must show up as exactly N more requests and exactly that many more
-    5xx in the first heartbeat collected after the last response, per container."""
-    table = pb.RoutingTable(cluster="c", version=7, routes=[entry(
-        "web", "count.example", backend("web-1", servers["web-1"]), backend("web-2", servers["web-2"]))])
-    async with agent_with_router(tmp_path, table) as a:
-        base = {b.container: b for b in (await a.first_collected_after_now()).backends}
-        results = [await get(a.router.settings.port, "count.example", "/fail" if i % 5 == 0 else "/")
-                   for i in range(40)]
-        served = Counter(body for _, body, _ in results)
-        failed = Counter(body for status, body, _ in results if status == 500)
-        assert sum(served.values()) == 40 and sum(failed.values()) == 8
-        after = {b.container: b for b in (await a.first_collected_after_now()).backends}
-        assert {c: after[c].requests - base[c].requests for c in after} == {
-            "web-1": served["web-1"], "web-2": served["web-2"]}
-        assert {c: after[c].responses_5xx - base[c].responses_5xx for c in after} == {
-            "web-1": failed["web-1"], "web-2": failed["web-2"]}
-        assert all(b.connection_errors == 0 for b in after.values())
 
 
 async def test_containers_come_and_go_without_a_reload(router: Router, servers: dict[str, int]) -> None:

@@ -267,7 +267,11 @@ class Cluster:
         return p
 
     def events(self) -> list[pb.Event]:
-        return [decode(KV(k, v, 0, 0), pb.Event) for k, v in self.etcd.values(keys.events(C)).items()]
+        return list(self.events_by_key().values())
+
+    def events_by_key(self) -> dict[str, pb.Event]:
+        """The stored events by key (keys sort by time, so the oldest first)."""
+        return {k: decode(KV(k, v, 0, 0), pb.Event) for k, v in self.etcd.values(keys.events(C)).items()}
 
     def warnings(self, reason: str) -> list[pb.Event]:
         return [e for e in self.events() if e.type == "Warning" and e.reason == reason]

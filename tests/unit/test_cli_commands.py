@@ -71,8 +71,8 @@ def bundle(tmp_path: Path, name: str = "my_shop", template: str = TEMPLATE) -> P
 def test_cluster_commands_and_formats(config: Path) -> None:
     out = ok(config, "cluster", "create", "prod", "-d", "production", "--label", "tier=1",
              "--pod-cidr", "10.144.0.0/12")
-    assert out.splitlines()[0].split() == ["NAME", "DESCRIPTION", "POD", "CIDR", "LABELS", "AGE"]
-    assert out.splitlines()[1].split()[:4] == ["prod", "production", "10.144.0.0/12", "tier=1"]
+    assert out.splitlines()[0].split() == ["NAME", "DESCRIPTION", "POD", "CIDR", "ALLOWS", "LABELS", "AGE"]
+    assert out.splitlines()[1].split()[:5] == ["prod", "production", "10.144.0.0/12", "-", "tier=1"]
     for name in ("a", "b", "c"):  # more than one page (the fake pages by 2)
         ok(config, "cluster", "create", name)
     listed = json.loads(ok(config, "cluster", "ls", "-o", "json"))
@@ -83,6 +83,12 @@ def test_cluster_commands_and_formats(config: Path) -> None:
     assert yaml.safe_load(ok(config, "cluster", "get", "prod", "-o", "yaml")) == got
     assert ok(config, "cluster", "join-token", "prod", "--rotate") == "join-prod-1\n"
     assert ok(config, "cluster", "rm", "a") == "cluster a removed\n"
+    out = ok(config, "cluster", "update", "prod", "--allow", "privileged,cap_add", "--allow", "pid")
+    assert out.splitlines()[1].split()[3] == "cap_add,pid,privileged"
+    got = json.loads(ok(config, "cluster", "update", "prod", "--deny", "pid", "-o", "json"))
+    assert got["policy"] == {"allow": ["cap_add", "privileged"]}
+    assert "allow[0]: 'root' is not a policy name" in fails(config, 4, "cluster", "update", "prod", "--allow", "root")
+    assert ccs(config, "cluster", "update", "prod").exit_code == 2
     assert [r.split()[0] for r in ok(config, "cluster", "ls").splitlines()[1:]] == ["b", "c", "prod"]
 
 
@@ -104,6 +110,16 @@ def test_app_deploy_get_update_and_remove(config: Path, tmp_path: Path, fake: Fa
     updated = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--version", "v2",
                             "--strategy", "canary", "-o", "json"))
     assert updated["spec"]["version"] == "v2"
+    assert "profiles" not in updated["spec"]
+    profiled = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--profile", "debug",
+                             "--profile", "ops", "-o", "json"))
+    assert profiled["spec"]["profiles"] == ["debug", "ops"]
+    assert "profiles: debug, ops" in ok(config, "app", "get", "-c", "prod", "my-shop")
+    kept = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--version", "v3", "-o", "json"))
+    assert kept["spec"]["profiles"] == ["debug", "ops"]
+    cleared = json.loads(ok(config, "app", "update", "-c", "prod", "my-shop", "--no-profiles", "-o", "json"))
+    assert "profiles" not in cleared["spec"]
+    assert ccs(config, "app", "update", "-c", "prod", "my-shop", "--no-profiles", "--profile", "x").exit_code == 2
     assert "stopped" in ok(config, "app", "stop", "-c", "prod", "my-shop")
     assert "running" in ok(config, "app", "start", "-c", "prod", "my-shop")
     assert ok(config, "app", "rm", "-c", "prod", "my-shop") == "application my-shop removed\n"
@@ -135,6 +151,40 @@ def test_services_containers_and_default_cluster_from_context(
     by_node = json.loads(ok(config, "container", "ls", "-n", "node-2", "-o", "json"))
     assert [c["meta"]["name"] for c in by_node] == ["shop-db-1"]
     assert ok(config, "logs", "shop/web") == "shop-web-1 | hello from shop-web-1\n"
+
+
+def test_service_get_and_ps_show_container_addresses(
+    config: Path, tmp_path: Path, served: ThreadedServer, fake: FakeApi
+) -> None:
+    """Each running container's address on the application network: a table under `service
+    get`, in its -o json/yaml (status.addresses), and a column of `ps`."""
+    ok(config, "cluster", "create", "prod")
+    ok(config, "app", "deploy", "-c", "prod", "-f", str(bundle(tmp_path)), "--name", "shop")
+    running = resources_pb2.CONTAINER_STATE_RUNNING
+    served.call(lambda: fake.add_container("prod", "shop", "web", 1, "node-1", running,
+                                           addresses={"default": "10.128.0.18"}))
+    served.call(lambda: fake.add_container("prod", "shop", "web", 2, "node-2", running,
+                                           addresses={"default": "10.128.0.3", "back": "10.128.1.3"}))
+    served.call(fake.add_container, "prod", "shop", "web", 3, "", resources_pb2.CONTAINER_STATE_PENDING)
+    served.call(fake.set_service_status, "prod", "shop", "web", 2, 2)
+    out = ok(config, "service", "get", "-c", "prod", "shop/web")
+    at = out.splitlines().index(next(ln for ln in out.splitlines() if ln.split()[:1] == ["CONTAINER"]))
+    assert [ln.split() for ln in out.splitlines()[at:]] == [
+        ["CONTAINER", "NODE", "NETWORK", "ADDRESS"],
+        ["shop-web-1", "node-1", "default", "10.128.0.18"],
+        ["shop-web-2", "node-2", "back", "10.128.1.3"],
+        ["shop-web-2", "node-2", "default", "10.128.0.3"],
+    ]
+    as_json = json.loads(ok(config, "service", "get", "-c", "prod", "shop/web", "-o", "json"))
+    assert as_json["status"]["addresses"][0] == {
+        "container": "shop-web-1", "node": "node-1", "network": "default", "address": "10.128.0.18"}
+    as_yaml = yaml.safe_load(ok(config, "service", "get", "-c", "prod", "shop/web", "-o", "yaml"))
+    assert as_yaml["status"]["addresses"] == as_json["status"]["addresses"]
+    lines = ok(config, "ps", "-c", "prod", "-a", "shop", "-s", "web").splitlines()
+    assert lines[0].split()[:6] == ["NAME", "APPLICATION", "SERVICE", "NODE", "STATE", "ADDRESS"]
+    assert [ln.split()[5] for ln in lines[1:]] == ["10.128.0.18", "back=10.128.1.3,default=10.128.0.3", "-"]
+    [record] = json.loads(ok(config, "container", "ls", "-c", "prod", "-n", "node-1", "-o", "json"))
+    assert record["status"]["addresses"] == {"default": "10.128.0.18"}
 
 
 def test_nodes(config: Path, served: ThreadedServer, fake: FakeApi) -> None:

@@ -79,28 +79,61 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("expose", "expose:\n  - 3000\n  - '8000-8010/udp'", {"expose": ["3000", "8000-8010/udp"]}),
     (
         "volumes short",
-        "volumes:\n  - data:/data\n  - ./conf:/etc/conf:ro\n  - /abs:/abs\n  - /anon\n  - ~/home:/h",
+        "volumes:\n  - data:/data\n  - /etc/app:/etc/conf:ro\n  - /abs:/abs\n  - /anon",
         {
             "volumes": [
                 {"type": "volume", "source": "data", "target": "/data"},
-                {"type": "bind", "source": "./conf", "target": "/etc/conf", "read_only": True},
-                {"type": "bind", "source": "/abs", "target": "/abs"},
+                {"type": "bind", "source": "/etc/app", "target": "/etc/conf", "read_only": True,
+                 "bind": {"create_host_path": True}},
+                {"type": "bind", "source": "/abs", "target": "/abs", "bind": {"create_host_path": True}},
                 {"type": "volume", "target": "/anon"},
-                {"type": "bind", "source": "~/home", "target": "/h"},
+            ]
+        },
+    ),
+    (
+        "volumes short modes",
+        "volumes:\n  - data:/data:nocopy\n  - /abs:/abs:ro,z,rslave\n  - /c:/c:cached",
+        {
+            "volumes": [
+                {"type": "volume", "source": "data", "target": "/data", "nocopy": True},
+                {"type": "bind", "source": "/abs", "target": "/abs", "read_only": True,
+                 "bind": {"create_host_path": True, "selinux": "z", "propagation": "rslave"}},
+                {"type": "bind", "source": "/c", "target": "/c", "bind": {"create_host_path": True}},
+            ]
+        },
+    ),
+    (
+        "volumes long options",
+        "volumes:\n"
+        "  - {type: bind, source: /a, target: /a, bind: {propagation: shared, recursive: disabled}}\n"
+        "  - {type: bind, source: /b, target: /b, bind: {create_host_path: true, selinux: Z}}\n"
+        "  - {type: volume, source: data, target: /d, volume: {nocopy: true}}\n"
+        "  - {type: volume, target: /anon, volume: {labels: [team=db]}}\n"
+        "  - {type: tmpfs, target: /t, tmpfs: {size: 1m, mode: 0o1777}}\n"
+        "  - {type: tmpfs, target: /u, tmpfs: {size: 4096, mode: '700'}}",
+        {
+            "volumes": [
+                {"type": "bind", "source": "/a", "target": "/a",
+                 "bind": {"propagation": "shared", "non_recursive": True}},
+                {"type": "bind", "source": "/b", "target": "/b", "bind": {"create_host_path": True, "selinux": "Z"}},
+                {"type": "volume", "source": "data", "target": "/d", "nocopy": True},
+                {"type": "volume", "target": "/anon", "volume_labels": {"team": "db"}},
+                {"type": "tmpfs", "target": "/t", "tmpfs": {"size_bytes": str(1 << 20), "mode": 0o1777}},
+                {"type": "tmpfs", "target": "/u", "tmpfs": {"size_bytes": "4096", "mode": 0o700}},
             ]
         },
     ),
     (
         "volumes long and tmpfs",
-        "volumes:\n  - type: bind\n    source: ./x\n    target: /x\n    read_only: true\n"
+        "volumes:\n  - type: bind\n    source: /x\n    target: /x\n    read_only: true\n"
         "  - type: tmpfs\n    target: /run\n  - type: volume\n    target: /anon\ntmpfs: /tmp",
         {
             "volumes": [
-                {"type": "bind", "source": "./x", "target": "/x", "read_only": True},
+                {"type": "bind", "source": "/x", "target": "/x", "read_only": True},
                 {"type": "tmpfs", "target": "/run"},
                 {"type": "volume", "target": "/anon"},
-                {"type": "tmpfs", "target": "/tmp"},
-            ]
+            ],
+            "tmpfs": {"/tmp": ""},
         },
     ),
     (
@@ -264,7 +297,7 @@ def test_top_level_volumes_and_networks() -> None:
     assert [json_format.MessageToDict(v, preserving_proto_field_name=True) for v in parsed.volumes] == [
         {"name": "data"},
         {"name": "logs", "driver": "local", "labels": {"a": "b"}},
-        {"name": "old", "external": True},
+        {"name": "old", "external": True, "volume_name": "old"},  # looked up by its key, as in Compose
     ]
     assert [json_format.MessageToDict(n, preserving_proto_field_name=True) for n in parsed.networks] == [
         {"name": "front"},
@@ -305,6 +338,8 @@ def test_yaml_anchors_and_merge_keys_work() -> None:
         (m.UpdateConfig, resources_pb2.UpdateConfig),
         (m.Route, resources_pb2.Route),
         (m.NamedVolume, resources_pb2.NamedVolume),
+        (m.BindMountOptions, resources_pb2.BindMountOptions),
+        (m.TmpfsMountOptions, resources_pb2.TmpfsMountOptions),
         (m.NetworkDef, resources_pb2.NetworkDef),
     ],
 )

@@ -56,12 +56,12 @@ def test_every_refusal_and_warning_has_a_reason_and_is_in_the_readme_table() -> 
 
 
 def test_warned_keys_become_warnings_not_errors() -> None:
-    text = "services:\n  web: {image: a, tty: true, stdin_open: true, init: true}\n"
+    text = "services:\n  web: {image: a, tty: true, stdin_open: true, logging: {driver: x}}\n"
     warnings = parse_template(text, env={}, files={}, app_name="app").warnings
     assert [w.split(":")[0] for w in warnings] == [
         "services.web.tty",
         "services.web.stdin_open",
-        "services.web.init",
+        "services.web.logging",
     ]
 
 

@@ -28,7 +28,6 @@ class NodeCase:
     expect: list[str]
     requeue_after: float | None
     message: str
-    stale: tuple[str, ...] = ()
 
 
 CASES = [
@@ -49,16 +48,16 @@ CASES = [
     NodeCase("a node that never heartbeated is judged from its creation",
              node("n1", heartbeat=None), [], at(100), ["n1 NODE_STATE_DOWN"], None,
              "no heartbeat for"),
-    NodeCase("back and ready: stale containers are listed for removal",
+    NodeCase("back and ready: nothing to plan (the complete set removes what moved away)",
              node("n1", heartbeat=200),
              [container("a", desired=D_REMOVED), container("b", 2, desired=D_REMOVED,
                                                           state=pb.CONTAINER_STATE_REMOVED),
               container("c", 3)],
-             at(201), [], 14.0, "ok", stale=("a",)),
+             at(201), [], 14.0, "ok"),
     NodeCase("draining: progress is reported",
              node("n1", heartbeat=0, availability=pb.NODE_AVAILABILITY_DRAIN),
              [container("a"), container("b", 2, desired=D_REMOVED)], at(1), [], 14.0,
-             "draining: 1 container(s) left", stale=("b",)),
+             "draining: 1 container(s) left"),
     NodeCase("drained", node("n1", heartbeat=0, availability=pb.NODE_AVAILABILITY_DRAIN), [],
              at(1), [], 14.0, "drained"),
 ]
@@ -72,7 +71,6 @@ def test_plan_node(case: NodeCase) -> None:
     assert shorts(plan.actions) == case.expect
     assert plan.requeue_after == case.requeue_after
     assert case.message in plan.message
-    assert plan.stale == case.stale
 
 
 def test_a_node_with_no_timestamp_at_all_is_down_and_moved_at_once() -> None:
@@ -129,12 +127,14 @@ def test_node_down_then_back_never_runs_more_than_desired_for_long() -> None:
     (new,) = (c for c in containers if c.meta.id != "a")
     new.node, new.status.state = "n2", pb.CONTAINER_STATE_RUNNING  # scheduler + agent
 
-    # n1 comes back: its old container is stale and listed for removal; nothing else changes.
+    # n1 comes back: nothing is planned for it. Its old record is still on it, desired REMOVED,
+    # which is what the dispatcher's complete set tells the returning agent: remove it.
     now = at(300)
     cluster["n1"].status.state = pb.NODE_STATE_READY
     cluster["n1"].status.last_heartbeat.FromDatetime(now)
     on_n1 = [c for c in containers if c.node == "n1"]
-    assert plan_node(cluster["n1"], on_n1, now, PERIOD, GRACE).stale == ("a",)
+    assert plan_node(cluster["n1"], on_n1, now, PERIOD, GRACE).actions == ()
+    assert [(c.meta.id, c.desired_state) for c in on_n1] == [("a", pb.DESIRED_STATE_REMOVED)]
     plan = plan_service(application, svc, containers, cluster, {}, now)
     assert shorts(plan.actions) == []
     assert plan.status.running == 1  # the stale one, still running on n1, is not counted

@@ -185,6 +185,26 @@ def test_status_lists_endpoints_of_running_containers_only() -> None:
     assert [e.container for e in status.endpoints] == ["a"]
 
 
+def test_status_lists_the_network_addresses_of_running_containers() -> None:
+    """What `ccs service get` shows: each running container's address on the application
+    network(s), sorted by container; a stopped or pending one has none to show."""
+    b = container("b", 2, "n2")
+    b.meta.name = "web-2"
+    b.status.addresses.update({"default": "10.128.0.3", "back": "10.128.1.3"})
+    a = container("a", 1)
+    a.meta.name = "web-1"
+    a.status.addresses["default"] = "10.128.0.18"
+    pending = container("c", 3, state=PENDING)
+    pending.meta.name = "web-3"
+    pending.status.addresses["default"] = "10.128.0.19"  # a stale report: not running
+    status = plan_service(app(), service(replicas=3), [b, pending, a], nodes("n1", "n2"), {}, T0).status
+    assert [(x.container, x.node, x.network, x.address) for x in status.addresses] == [
+        ("web-1", "n1", "default", "10.128.0.18"),
+        ("web-2", "n2", "back", "10.128.1.3"),
+        ("web-2", "n2", "default", "10.128.0.3"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [

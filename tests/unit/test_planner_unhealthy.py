@@ -11,7 +11,15 @@ from datetime import datetime
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner import CreateContainer, PlanError, SetDesired, apply_actions, plan_service
+from controlplane.planner import (
+    ActionEvent,
+    CreateContainer,
+    PlanError,
+    SetDesired,
+    apply_actions,
+    event_of,
+    plan_service,
+)
 
 from .test_planner_helpers import Ids, app, at, container, nodes, service, shorts
 
@@ -178,7 +186,7 @@ def test_planning_again_after_the_plan_does_nothing(case: Case) -> None:
     assert shorts(again.actions) == []
 
 
-def test_stop_first_carries_the_slot_history_to_the_replacement_and_notes_the_event() -> None:
+def test_stop_first_carries_the_slot_history_to_the_replacement_and_tells_one_event() -> None:
     svc = web()
     before = sick("a", labels={"ccs.restart.count": "3"})
     before.meta.name = "web-1-aaaaaa"
@@ -186,9 +194,11 @@ def test_stop_first_carries_the_slot_history_to_the_replacement_and_notes_the_ev
     (retire,) = p.actions
     assert isinstance(retire, SetDesired) and retire.desired_state == D_REMOVED
     assert dict(retire.labels) == {"ccs.unhealthy.since": at(0).isoformat()}
-    assert retire.note is not None and retire.note.subject == "web-1-aaaaaa"
-    assert retire.note.reason == "UnhealthyReplaced" and retire.note.warning
-    assert retire.note.message == (
+    # One event for the retirement, in place of the generic "Removing": why and how.
+    assert event_of(retire, before) == event_of(retire, None) == retire.event
+    assert retire.event is not None and retire.event.about == ""  # about the container it retires
+    assert retire.event.reason == "UnhealthyReplaced" and retire.event.warning
+    assert retire.event.message == (
         "web-1-aaaaaa is replaced because it is unhealthy (since 2025-01-01T12:00:00+00:00): restart #4 of its "
         "slot, after a 5s backoff; stop-first: it is stopped, and a new container starts once it has")
     # The agent stops it: the replacement carries count, failure time, streak, and what it replaces.
@@ -197,18 +207,25 @@ def test_stop_first_carries_the_slot_history_to_the_replacement_and_notes_the_ev
     stopped.status.updated_at.FromDatetime(at(7))
     p = plan_service(app(), svc, [stopped], nodes("n1"), {}, at(8))
     (create,) = p.actions
-    assert isinstance(create, CreateContainer) and create.note is None
+    assert isinstance(create, CreateContainer) and create.event is None  # the generic "Created"
+    assert event_of(create, None) == ActionEvent(
+        "Created", "replaces a, stopped because it was unhealthy (stop-first)")
     assert dict(create.labels) == {"ccs.restart.count": "4", "ccs.restart.failures": at(0).isoformat(),
                                    "ccs.unhealthy.streak": "1", "ccs.replaces": "a"}
 
 
-def test_start_first_notes_the_event_on_the_created_replacement() -> None:
-    p = plan_service(app(), web(order="start-first"), [sick("a")], nodes("n1"), {}, at(5))
+def test_start_first_tells_one_event_about_the_unhealthy_container_with_the_creation() -> None:
+    before = sick("a")
+    before.meta.name = "web-1-aaaaaa"
+    p = plan_service(app(), web(order="start-first"), [before], nodes("n1"), {}, at(5))
     (create,) = p.actions
     assert isinstance(create, CreateContainer)
     assert dict(create.labels)["ccs.replaces"] == "a" and dict(create.labels)["ccs.unhealthy.streak"] == "1"
-    assert create.note is not None and create.note.subject == "a"
-    assert create.note.message.endswith(
+    # In place of the generic "Created": the event is about the unhealthy container.
+    assert event_of(create, None) == create.event
+    assert create.event is not None and create.event.about == "web-1-aaaaaa"
+    assert create.event.reason == "UnhealthyReplaced" and create.event.warning
+    assert create.event.message.endswith(
         "restart #1 of its slot, after a 5s backoff; start-first: a new container starts beside it, "
         "and it goes once that one is ready")
 

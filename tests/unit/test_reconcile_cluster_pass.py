@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
+from ccs.labels import KEEP_VOLUMES
 from ccs.v1 import resources_pb2 as pb
-from controlplane.reconcile.cluster_pass import KEEP_VOLUMES
 from controlplane.store import keys
 from tests.unit.reconcile_helpers import C, Cluster
 from tests.unit.test_planner_helpers import node, service

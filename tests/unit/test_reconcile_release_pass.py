@@ -81,8 +81,10 @@ async def test_a_rolling_release_runs_to_success_writing_its_status_with_its_con
         t += 3.0
     assert stored_release(c).status.phase == pb.RELEASE_PHASE_SUCCEEDED
     assert generations(c) == [(2, pb.DESIRED_STATE_RUNNING)] * 2
-    phases = [e.message for e in c.events() if e.kind == "release" and e.reason == "Phase"]
-    assert phases and "SUCCEEDED" in phases[-1]
+    phases = [(k, e.message) for k, e in c.events_by_key().items() if e.kind == "release" and e.reason == "Phase"]
+    assert phases and "SUCCEEDED" in phases[-1][1]
+    # Told in the release's own transaction, the one that wrote the phase.
+    assert c.stored[phases[-1][0]].mod_revision == c.etcd.kvs[keys.release(C, "shop", 1)].mod_revision
 
 
 async def test_the_release_status_and_the_containers_it_changes_are_one_transaction() -> None:
@@ -93,6 +95,9 @@ async def test_the_release_status_and_the_containers_it_changes_are_one_transact
     assert retired.HasField("stop_after")
     release_rev = c.etcd.kvs[keys.release(C, "shop", 1)].mod_revision
     assert c.etcd.kvs[keys.container(C, "shop", "web", retired.meta.name)].mod_revision == release_rev
+    [why] = [k for k, e in c.events_by_key().items()
+             if e.reason == "Removing" and e.object == f"shop/web/{retired.meta.name}"]
+    assert c.stored[why].mod_revision == release_rev  # its event too
     assert "started web.1" in stored_release(c).status.message
 
 

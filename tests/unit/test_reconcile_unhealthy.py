@@ -1,5 +1,6 @@
 """Replacing UNHEALTHY containers through committed passes (``ClusterPass`` over ``FakeEtcd``):
-the Event rides in the transaction of the write it describes, and an active release that
+one Event tells each replacement (in place of the generic ``Removing``/``Created`` of the same
+step) and rides in the transaction of the write it describes, and an active release that
 changes the service keeps the planner's hands off its unhealthy containers.
 
 (The planning rule itself is table-tested in ``test_planner_unhealthy.py``.)
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
+from controlplane.store.etcd import KV
 from tests.unit.reconcile_helpers import C, Cluster
 from tests.unit.test_planner_helpers import at, service
 
@@ -19,6 +21,11 @@ def deploy(c: Cluster, *, order: str = "") -> None:
     svc.application, svc.cluster = "shop", C
     svc.spec.update_config.order = order
     c.put(keys.service(C, "shop", "web"), svc)
+
+
+def events_at(c: Cluster, revision: int) -> list[tuple[str, KV]]:
+    """The stored events committed at ``revision`` (in one transaction with what it wrote)."""
+    return [(k, kv) for k, kv in c.stored.items() if k.startswith(keys.events(C)) and kv.mod_revision == revision]
 
 
 def report(c: Cluster, name: str, state: pb.ContainerState, when: float) -> None:
@@ -47,13 +54,13 @@ async def test_the_replacement_event_is_written_in_the_transaction_that_retires_
     assert [e for e in c.events() if e.reason == "UnhealthyReplaced"] == []
     await c.run(8.0)
     retired = c.stored[keys.container(C, "shop", "web", sick)]
-    events = {k: kv for k, kv in c.stored.items() if k.startswith(keys.events(C))}
     (event,) = [e for e in c.events() if e.reason == "UnhealthyReplaced"]
     assert (event.kind, event.object, event.type) == ("container", f"shop/web/{sick}", "Warning")
     assert event.message.startswith(f"{sick} is replaced because it is unhealthy (since ")
     assert "; stop-first: " in event.message
-    # Same transaction: etcd stamped the event and the retired record with one revision.
-    assert [kv.mod_revision for kv in events.values()] == [retired.mod_revision]
+    # Same transaction: etcd stamped the event and the retired record with one revision, and it
+    # is the only event of that step (no "Removing" beside it).
+    assert [c.events_by_key()[k] for k, kv in events_at(c, retired.mod_revision)] == [event]
     states = {x.meta.name: x.desired_state for x in c.state.containers_of("shop", "web")}
     assert states == {sick: pb.DESIRED_STATE_REMOVED, healthy: pb.DESIRED_STATE_RUNNING}
 
@@ -68,9 +75,10 @@ async def test_start_first_writes_the_event_with_the_new_container() -> None:
     old = [x for x in c.state.containers_of("shop", "web") if x.meta.name == sick]
     assert old[0].desired_state == pb.DESIRED_STATE_RUNNING  # kept until the new one is ready
     assert new.meta.labels["ccs.replaces"] == old[0].meta.id and event.object == f"shop/web/{sick}"
+    assert event.message.endswith(f"(new container {new.meta.name})")
     new_kv = c.stored[keys.container(C, "shop", "web", new.meta.name)]
-    (event_kv,) = [kv for k, kv in c.stored.items() if k.startswith(keys.events(C))]
-    assert event_kv.mod_revision == new_kv.mod_revision
+    # The creation's one event (no "Created" beside it), in the creation's transaction.
+    assert [c.events_by_key()[k] for k, _ in events_at(c, new_kv.mod_revision)] == [event]
 
 
 async def test_an_active_release_of_the_service_owns_its_unhealthy_containers_until_it_ends() -> None:

@@ -163,20 +163,55 @@ def test_rollback_forgets_what_was_added_since_the_savepoint_and_restores_what_i
     assert w.deleted_keys() == set()
 
 
-async def test_an_event_carried_by_a_write_lands_in_that_writes_transaction_or_not_at_all() -> None:
-    """One write carrying an event is refused (a stale guard) in the first chunk: its event is not
-    stored. Another sits in the second chunk: its event lands with it, not with the first."""
+def event(reason: str) -> tuple[str, pb.Event]:
+    return keys.event(C, reason), pb.Event(reason=reason)
+
+
+def stored_events(etcd: FakeEtcd) -> dict[str, int]:
+    """Reason -> the revision the event was committed at."""
+    return {decode(kv, pb.Event).reason: kv.mod_revision for k, kv in etcd.kvs.items() if k.startswith(keys.events(C))}
+
+
+async def test_an_event_told_of_a_write_commits_in_that_writes_transaction_even_past_the_first() -> None:
     etcd = FakeEtcd()
     etcd.max_txn_ops = MAX_OPS
-    w = Writes(tolerate_conflicts=True)
-    rev = etcd.put(key("refused"), encode(ctr("refused")))
-    etcd.put(key("refused"), encode(ctr("refused", pb.CONTAINER_STATE_RUNNING)))  # the agent's report
-    w.put(key("refused"), ctr("refused"), rev, "container", "refused",
-          events=((keys.event(C, "lost"), pb.Event(reason="Lost")),))
-    for i in range(MAX_OPS):
+    w = Writes()
+    for i in range(MAX_OPS + 5):  # c100.. go in the second transaction
         w.put(key(f"c{i}"), ctr(f"c{i}"), 0, "container", f"c{i}")
-    w.put(key("late"), ctr("late"), 0, "container", "late",
-          events=((keys.event(C, "mine"), pb.Event(reason="Mine")),))
+    assert w.event_with(key(f"c{MAX_OPS + 2}"), *event("OfC102"))
+    assert w.event_with(key("c0"), *event("OfC0"))
+    assert [cast(pb.Event, e).reason for e in w.events()] == ["OfC0", "OfC102"]
     await commit(w, etcd)
-    assert w.conflicts == 1 and keys.event(C, "lost") not in etcd.kvs and key("c0") not in etcd.kvs
-    assert etcd.kvs[keys.event(C, "mine")].mod_revision == etcd.kvs[key("late")].mod_revision
+    told = stored_events(etcd)
+    assert told["OfC0"] == etcd.kvs[key("c0")].mod_revision
+    assert told["OfC102"] == etcd.kvs[key(f"c{MAX_OPS + 2}")].mod_revision != told["OfC0"]
+
+
+async def test_an_event_is_lost_with_its_refused_write_and_never_told_of_nothing() -> None:
+    etcd = FakeEtcd()
+    stale = etcd.put(key("a"), encode(ctr("a")))
+    etcd.put(key("a"), encode(ctr("a", pb.CONTAINER_STATE_RUNNING)))  # the agent's report
+    w = Writes(tolerate_conflicts=True)
+    w.put(key("a"), ctr("a", pb.CONTAINER_STATE_PENDING), stale, "container", "a")
+    assert w.event_with(key("a"), *event("Stopping"))
+    assert not w.event_with(key("nothing-written"), *event("Invented"))
+    await commit(w, etcd)
+    assert w.conflicts == 1 and stored_events(etcd) == {}
+
+
+def test_events_told_of_writes_follow_them_through_rewrites_deletes_and_rollbacks() -> None:
+    w = Writes()
+    w.put(key("a"), ctr("a"), 7, "container", "a")
+    w.event_with(key("a"), *event("Stopping"))
+    w.put(key("a"), ctr("a", pb.CONTAINER_STATE_RUNNING), 7, "container", "a")  # a second write keeps it
+    assert [cast(pb.Event, e).reason for e in w.events()] == ["Stopping"]
+    mark = w.savepoint()
+    w.event_with(key("a"), *event("Removing"))
+    w.delete(key("a"), 7, "container", "a")
+    assert [cast(pb.Event, e).reason for e in w.events()] == ["Stopping", "Removing"]
+    w.rollback(mark)
+    assert [cast(pb.Event, e).reason for e in w.events()] == ["Stopping"]
+    w.put(key("new"), ctr("new"), 0, "container", "new")
+    w.event_with(key("new"), *event("Created"))
+    w.delete(key("new"), 0, "container", "new")  # created and deleted in one pass: nothing happened
+    assert [cast(pb.Event, e).reason for e in w.events()] == ["Stopping"]

@@ -10,6 +10,7 @@ import pytest
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import CreateContainer
 from controlplane.release import ReleaseError, Retire
+from controlplane.release.config import rolling_config
 
 from .test_release_world import World, spec
 
@@ -268,3 +269,13 @@ def test_stop_first_old_container_that_never_stops_fails_its_slot_once() -> None
     assert "did not stop within the progress deadline" in "\n".join(world.release.status.history)
     assert not world.release.status.updating
     assert world.serving(2) == 2
+
+
+def test_a_rollback_rolls_with_the_services_rollback_config() -> None:
+    """Compose ``deploy.rollback_config``: a rollback uses it; an update uses ``update_config``."""
+    s = spec("v2", update_config=uc(parallelism=1, order="stop-first"),
+             rollback_config=uc(parallelism=3, order="start-first", delay_ms=2000))
+    forward = rolling_config("web", s, pb.UpdateConfig())
+    back = rolling_config("web", s, pb.UpdateConfig(), rollback=True)
+    assert (forward.parallelism, forward.order) == (1, "stop-first")
+    assert (back.parallelism, back.order, back.delay) == (3, "start-first", timedelta(seconds=2))

@@ -19,6 +19,7 @@ from nodeagent.runtime import (
     RuntimeEvent,
     RuntimeFailure,
     State,
+    VolumeMissing,
 )
 from nodeagent.runtime.docker_engine import DockerRuntime
 
@@ -118,6 +119,17 @@ async def test_always_pull_reports_pulling() -> None:
     assert pulls == ["local/webapp:v1"] == rt.pulled
 
 
+async def test_an_external_volume_must_exist_and_is_never_created() -> None:
+    rt = FakeRuntime(hostname="hollow-3")
+    ext = pb.VolumeMount(source="data", target="/d", volume=pb.NamedVolume(name="data", external=True,
+                                                                            volume_name="handmade"))
+    with pytest.raises(VolumeMissing, match="external volume 'handmade' does not exist on node hollow-3") as info:
+        await rt.prepare(make(volumes=[ext]))
+    assert not info.value.permanent and "handmade" not in rt.volumes
+    rt.volumes["handmade"] = ("", "")  # made by an operator
+    await rt.prepare(make(volumes=[ext]))
+
+
 async def test_list_managed_and_logs() -> None:
     rt = FakeRuntime()
     ids = [await rt.create(make(slot=i)) for i in range(3)]
@@ -142,3 +154,42 @@ async def test_twenty_thousand_containers_in_500_runtimes_stay_small() -> None:
     counts = [len(await rt.list_managed()) for rt in runtimes]
     assert sum(counts) == 20_000
     assert current < 64 << 20, f"{current / 2**20:.1f} MiB for 20,000 hollow containers"
+
+
+async def test_addresses_come_from_the_block_the_control_plane_gave() -> None:
+    """As the engine does: the first address after the gateway's, one per running container,
+    given back when the container stops; reported under the Compose network name."""
+    rt = FakeRuntime()
+    first, second = make(slot=1), make(slot=2)
+    for c in (first, second):
+        c.subnets["default"] = "10.128.0.16/28"
+        await rt.prepare(c)
+    a, b = await rt.create(first), await rt.create(second)
+    created = await rt.inspect(a)
+    assert created is not None and dict(created.addresses) == {}
+    await rt.start(a)
+    await rt.start(b)
+    seen = [await rt.inspect(x) for x in (a, b)]
+    assert [dict(o.addresses) for o in seen if o is not None] == [
+        {"default": "10.128.0.18"}, {"default": "10.128.0.19"}]
+    assert seen[0] is not None and dict(seen[0].networks) == {"ccs-hollow-shop": "10.128.0.18"}
+    await rt.stop(a, grace_seconds=1)
+    stopped = await rt.inspect(a)
+    assert stopped is not None and dict(stopped.addresses) == {}
+    with pytest.raises(RuntimeFailure, match="active endpoints"):
+        await rt.remove_app_resources("hollow", "shop", volumes=False)
+    await rt.start(a)  # its old address was free again
+    again = await rt.inspect(a)
+    assert again is not None and dict(again.addresses) == {"default": "10.128.0.18"}
+
+
+async def test_a_full_block_fails_the_start() -> None:
+    rt = FakeRuntime()
+    containers = [make(slot=i) for i in range(1, 4)]
+    for c in containers:
+        c.subnets["default"] = "10.128.0.16/30"  # network, gateway, one container, broadcast
+        await rt.prepare(c)
+    ids = [await rt.create(c) for c in containers]
+    await rt.start(ids[0])
+    with pytest.raises(RuntimeFailure, match="no available IPv4 addresses"):
+        await rt.start(ids[1])

@@ -127,3 +127,26 @@ def test_a_container_the_engine_could_not_start_carries_the_reason_code(state: d
 
     o = observed_from_inspect({"Id": "abc", "State": state, "Config": {}})
     assert pb.FailureReason.Name(o.failure_reason) == reason
+
+
+def test_addresses_are_reported_under_the_compose_network_name() -> None:
+    """The app bridge's address is reported as "default" (the template's name for it, which
+    the network map and the resolvers use); other networks and detached ones are not."""
+    labels = {"ccs.cluster": "prod", "ccs.app": "shop", "ccs.container-id": "c1"}
+    attrs = {
+        "Id": "abc",
+        "Config": {"Labels": labels},
+        "State": {"Status": "running"},
+        "NetworkSettings": {"Networks": {
+            "ccs-prod-shop": {"IPAddress": "10.128.0.18"},
+            "bridge": {"IPAddress": "172.17.0.4"},  # a user's `docker network connect`
+            "ccs-prod-other": {"IPAddress": "10.128.0.34"},  # another application's bridge
+        }},
+    }
+    o = observed_from_inspect(attrs)
+    assert o.addresses == {"default": "10.128.0.18"}
+    stopped = {**attrs, "State": {"Status": "exited"},
+               "NetworkSettings": {"Networks": {"ccs-prod-shop": {"IPAddress": ""}}}}
+    assert observed_from_inspect(stopped).addresses == {}
+    unmanaged = {**attrs, "Config": {"Labels": {}}}
+    assert observed_from_inspect(unmanaged).addresses == {}

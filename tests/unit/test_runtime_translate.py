@@ -176,9 +176,17 @@ def test_healthcheck(check: pb.HealthCheck, expected: dict[str, Any]) -> None:
     assert body(healthcheck=check)["Healthcheck"] == expected
 
 
-def test_aliases_include_compose_network_aliases() -> None:
+def test_without_a_resolver_aliases_include_compose_network_aliases() -> None:
     b = body(networks=[pb.ServiceNetwork(name="default", aliases=["www", "web"])])
     assert b["NetworkingConfig"]["EndpointsConfig"]["ccs-prod-shop"]["Aliases"] == ["web", "www"]
+    assert "Dns" not in b["HostConfig"]
+
+
+def test_with_the_node_resolver_names_come_from_it_and_not_from_engine_aliases() -> None:
+    c = make(networks=[pb.ServiceNetwork(name="default", aliases=["www"])])
+    b = create_request(c, bind_address="10.0.0.5", dns=["169.254.20.53"]).body
+    assert b["HostConfig"]["Dns"] == ["169.254.20.53"]
+    assert b["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop": {}}}
 
 
 def test_names_are_docker_safe() -> None:

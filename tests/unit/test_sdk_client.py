@@ -99,6 +99,18 @@ async def test_nodes_update_and_conflict_on_stale_version(
         await client.nodes.get("edge", "n1")
 
 
+async def test_a_service_carries_its_containers_addresses(client: ccs.AsyncClient, fake: FakeApi) -> None:
+    await client.clusters.create("prod")
+    await client.applications.create("prod", "shop", TEMPLATE)
+    fake.add_container("prod", "shop", "web", 1, "n1", addresses={"default": "10.128.0.18"})
+    fake.set_service_status("prod", "shop", "web", 1, 1)
+    web = await client.services.get("prod", "shop", "web")
+    assert [(a.container, a.node, a.network, a.address) for a in web.status.addresses] == [
+        ("shop-web-1", "n1", "default", "10.128.0.18")]
+    [c] = await client.containers.list("prod", application="shop", service="web")
+    assert dict(c.status.addresses) == {"default": "10.128.0.18"}
+
+
 def test_sync_client_wraps_the_async_core(tmp_path: Path) -> None:
     api = FakeApi(token=TOKEN)
     with serve_in_thread(api) as served:

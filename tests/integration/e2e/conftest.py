@@ -39,6 +39,7 @@ import tests.testbed as tb  # noqa: E402
 from ccs.client import AsyncClient  # noqa: E402
 from ccs.v1 import resources_pb2 as pb  # noqa: E402
 from tests.conftest import EtcdProc, ServerProc, free_port, start_etcd, wait_port  # noqa: E402
+from tests.integration.polling import wait_for  # noqa: E402
 
 T = TypeVar("T")
 
@@ -196,21 +197,8 @@ class Cluster3:
 
     def wait_for(self, what: str, probe: Callable[[], T], timeout: float = 60.0,
                  interval: float = 0.5) -> T:
-        """Poll ``probe`` until it returns something truthy; fail naming ``what`` and the last
-        value (or error) seen. A bounded wait for a condition, not a timing assertion."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while True:
-            try:
-                value = probe()
-                if value:
-                    return value
-                last = value
-            except Exception as exc:  # the server may be restarting; keep the error for the message
-                last = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
-            time.sleep(interval)
+        """Poll ``probe`` until it returns something truthy (see :func:`tests.integration.polling.wait_for`)."""
+        return wait_for(what, probe, timeout, interval)
 
     def wait_nodes_ready(self, timeout: float = 60.0) -> None:
         def ready() -> bool:

@@ -1,147 +1,18 @@
-"""The gRPC API of a real ccs-server process on a real etcd."""
+"""The gRPC API of a real ccs-server process on a real etcd: applications (deploy, templates,
+update, start/stop/delete), their services and containers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
-from tests.integration.grpc_helpers import Stubs, stubs
+from tests.integration.grpc_helpers import TEMPLATE, Stubs, code_of, deploy, make_cluster
 
 pytestmark = pytest.mark.etcd
-
-TEMPLATE = """
-services:
-  web:
-    image: local/webapp:${TAG:-v1}
-    ports: ["8080:80"]
-    depends_on:
-      db: {condition: service_healthy}
-    deploy:
-      replicas: 3
-  db:
-    image: local/busybox:1
-    command: sleep 3600
-    healthcheck:
-      test: ["CMD", "true"]
-      interval: 5s
-"""
-
-
-@pytest.fixture
-async def api(ccs_server) -> AsyncIterator[Stubs]:  # type: ignore[no-untyped-def]
-    s = stubs(ccs_server.address, ccs_server.token)
-    yield s
-    await s.channel.close()
-
-
-async def make_cluster(api: Stubs, name: str) -> pb.Cluster:
-    cluster: pb.Cluster = await api.clusters.CreateCluster(
-        api_pb2.CreateClusterRequest(name=name, description="test"), metadata=api.metadata
-    )
-    return cluster
-
-
-async def deploy(api: Stubs, cluster: str, name: str = "shop", template: str = TEMPLATE,
-                 **kw: object) -> pb.Application:
-    req = api_pb2.CreateApplicationRequest(cluster=cluster, name=name, template=template, **kw)  # type: ignore[arg-type]
-    app: pb.Application = await api.apps.CreateApplication(req, metadata=api.metadata)
-    return app
-
-
-async def code_of(coro: object) -> tuple[grpc.StatusCode, str]:
-    try:
-        await coro  # type: ignore[misc]
-    except grpc.aio.AioRpcError as e:
-        return e.code(), e.details() or ""
-    raise AssertionError("the call succeeded")
-
-
-# ---------------------------------------------------------------- auth, health, reflection
-
-async def test_no_token_and_bad_token_are_unauthenticated(ccs_server) -> None:  # type: ignore[no-untyped-def]
-    for token in (None, "ccs_not-a-real-token"):
-        s = stubs(ccs_server.address, token)
-        code, _ = await code_of(s.clusters.ListClusters(api_pb2.ListClustersRequest(), metadata=s.metadata))
-        assert code == grpc.StatusCode.UNAUTHENTICATED
-        code, _ = await code_of(
-            s.events.Watch(api_pb2.WatchRequest(cluster="x"), metadata=s.metadata).read()
-        )
-        assert code == grpc.StatusCode.UNAUTHENTICATED
-        await s.channel.close()
-
-
-async def test_health_and_reflection_need_no_token(ccs_server) -> None:  # type: ignore[no-untyped-def]
-    async with grpc.aio.insecure_channel(ccs_server.address) as ch:
-        resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
-        assert resp.status == health_pb2.HealthCheckResponse.SERVING
-        refl = reflection_pb2_grpc.ServerReflectionStub(ch)
-        call = refl.ServerReflectionInfo()
-        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
-        answer = await call.read()
-        await call.done_writing()
-        names = {s.name for s in answer.list_services_response.service}
-    assert {"ccs.v1.ClusterService", "ccs.v1.ApplicationService", "ccs.v1.EventService",
-            "ccs.v1.Dispatcher", "grpc.health.v1.Health"} <= names
-
-
-# ---------------------------------------------------------------- clusters
-
-async def test_cluster_lifecycle(api: Stubs, unique: str) -> None:
-    created = await make_cluster(api, unique)
-    assert created.meta.id and created.meta.resource_version > 0
-    assert created.meta.created_at.seconds > 0
-    got = await api.clusters.GetCluster(api_pb2.GetClusterRequest(name=unique), metadata=api.metadata)
-    assert got == created
-    listed = await api.clusters.ListClusters(api_pb2.ListClustersRequest(), metadata=api.metadata)
-    assert unique in [c.meta.name for c in listed.clusters]
-    code, msg = await code_of(make_cluster(api, unique))
-    assert code == grpc.StatusCode.ALREADY_EXISTS and unique in msg
-    await api.clusters.DeleteCluster(api_pb2.DeleteClusterRequest(name=unique), metadata=api.metadata)
-    code, _ = await code_of(
-        api.clusters.GetCluster(api_pb2.GetClusterRequest(name=unique), metadata=api.metadata)
-    )
-    assert code == grpc.StatusCode.NOT_FOUND
-
-
-@pytest.mark.parametrize("name", ["", "UPPER", "-dash", "a" * 64, "under_score", "dot.ted"])
-async def test_invalid_cluster_names_name_the_field(api: Stubs, name: str) -> None:
-    code, msg = await code_of(make_cluster(api, name))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert msg.startswith("name:")
-
-
-async def test_delete_refuses_a_cluster_with_apps_unless_forced(api: Stubs, unique: str) -> None:
-    await make_cluster(api, unique)
-    await deploy(api, unique)
-    code, msg = await code_of(
-        api.clusters.DeleteCluster(api_pb2.DeleteClusterRequest(name=unique), metadata=api.metadata)
-    )
-    assert code == grpc.StatusCode.FAILED_PRECONDITION and "1 application" in msg
-    await api.clusters.DeleteCluster(
-        api_pb2.DeleteClusterRequest(name=unique, force=True), metadata=api.metadata
-    )
-    code, _ = await code_of(
-        api.apps.GetApplication(api_pb2.GetApplicationRequest(cluster=unique, name="shop"),
-                                metadata=api.metadata)
-    )
-    assert code == grpc.StatusCode.NOT_FOUND
-
-
-async def test_join_token_is_stable_until_rotated(api: Stubs, unique: str) -> None:
-    await make_cluster(api, unique)
-    req = api_pb2.GetJoinTokenRequest(cluster=unique)
-    t1 = (await api.clusters.GetJoinToken(req, metadata=api.metadata)).token
-    t2 = (await api.clusters.GetJoinToken(req, metadata=api.metadata)).token
-    t3 = (await api.clusters.GetJoinToken(
-        api_pb2.GetJoinTokenRequest(cluster=unique, rotate=True), metadata=api.metadata)).token
-    assert t1 == t2 != t3 and unique in t3
 
 
 # ---------------------------------------------------------------- applications
@@ -345,72 +216,3 @@ async def test_without_nodes_containers_stay_pending_with_a_reason(api: Stubs, u
     assert code == grpc.StatusCode.INVALID_ARGUMENT and msg.startswith("service:")
 
 
-# ---------------------------------------------------------------- events and watch
-
-async def test_events_are_recorded(api: Stubs, unique: str) -> None:
-    await make_cluster(api, unique)
-    await deploy(api, unique)
-    resp = await api.events.ListEvents(api_pb2.ListEventsRequest(cluster=unique), metadata=api.metadata)
-    reasons = [(e.kind, e.reason) for e in resp.events]
-    assert ("cluster", "Created") in reasons and ("application", "Created") in reasons
-
-
-async def test_watch_resumes_with_no_gap_and_no_duplicate(api: Stubs, unique: str) -> None:
-    await make_cluster(api, unique)
-    listed = await api.apps.ListApplications(
-        api_pb2.ListApplicationsRequest(cluster=unique), metadata=api.metadata
-    )
-    start = listed.revision + 1
-    for name in ("a1", "a2", "a3"):
-        await deploy(api, unique, name=name)
-
-    async def read(from_rev: int, responses: int) -> list[tuple[int, str, str]]:
-        out = []
-        call = api.events.Watch(api_pb2.WatchRequest(cluster=unique, from_revision=from_rev,
-                                                     kinds=["application", "service"]),
-                                metadata=api.metadata)
-        async for resp in call:
-            out += [(resp.revision, ev.kind, getattr(ev, ev.kind).meta.name) for ev in resp.events]
-            responses -= 1
-            if responses == 0:
-                call.cancel()
-                break
-        return out
-
-    # History below the current revision is immutable, so two reads from the same start see
-    # the same sequence even while reconcilers keep writing statuses.
-    everything = await asyncio.wait_for(read(start, 3), 10)
-    first_deploy = [(k, n) for r, k, n in everything if r == everything[0][0]]
-    assert sorted(first_deploy) == [("application", "a1"), ("service", "db"), ("service", "web")]
-    first = await asyncio.wait_for(read(start, 1), 10)  # then the client disconnects
-    rest = await asyncio.wait_for(read(first[-1][0] + 1, 2), 10)
-    assert first + rest == everything
-
-
-async def test_watch_of_compacted_revision_says_re_list(api: Stubs, unique: str, etcd) -> None:  # type: ignore[no-untyped-def]
-    from controlplane.store.etcd import Etcd
-
-    await make_cluster(api, unique)
-    await deploy(api, unique, name="old")
-    client = Etcd([etcd.url])
-    _, rev = await client.get_with_revision("/x")
-    await client.compact(rev)
-    await client.close()
-    call = api.events.Watch(api_pb2.WatchRequest(cluster=unique, from_revision=2), metadata=api.metadata)
-    code, msg = await code_of(call.read())
-    assert code == grpc.StatusCode.OUT_OF_RANGE and "re-list" in msg
-
-
-async def test_watch_sends_deletes_with_the_last_state(api: Stubs, unique: str) -> None:
-    await make_cluster(api, unique)
-    app = await deploy(api, unique)
-    call = api.events.Watch(api_pb2.WatchRequest(cluster=unique, from_revision=app.meta.resource_version + 1,
-                                                 kinds=["application"]), metadata=api.metadata)
-    await api.apps.DeleteApplication(api_pb2.DeleteApplicationRequest(cluster=unique, name="shop"),
-                                     metadata=api.metadata)
-    deleted = None
-    while deleted is None:
-        resp = await asyncio.wait_for(call.read(), 10)
-        deleted = next((e for e in resp.events if e.type == api_pb2.WatchEvent.TYPE_DELETE), None)
-    call.cancel()
-    assert deleted.application.meta.name == "shop" and deleted.application.cluster == unique

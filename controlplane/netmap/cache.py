@@ -1,0 +1,178 @@
+"""``NetworkMaps``: one cluster's network maps, kept current change by change.
+
+Why not call :func:`~controlplane.netmap.build.network_map` for every node on every change:
+that scans the whole cluster once per node, and a pass or a burst of status reports changes
+something every few milliseconds (issue 15: passes must not cost O(cluster)). Instead:
+
+* indexes built once (one scan of the cluster's blocks and services): the blocks of each
+  application, the networks each node has a block of, the services of each application;
+* :meth:`NetworkMaps.observe` reads one change and marks dirty only the application whose
+  networks it can alter: a block added or freed, a service's networks, aliases or health
+  check, an application's ``internal`` flags, a node's address (every application with a
+  block there), or a container whose contribution to the names changed (ready and not
+  leaving, and its addresses) - not its heartbeat-like status churn. Cost O(1) per change;
+* :meth:`NetworkMaps.settle` returns the nodes whose map may have changed (every node with a
+  block of a dirty application, and the node of a block added or freed) and drops the dirty
+  applications' networks; O(those nodes);
+* :meth:`NetworkMaps.encoded_for` assembles one node's map from the applications' networks,
+  computing those that were dropped: O(the networks on the node) plus, per recomputed
+  application, O(its services + containers + blocks). Each application's networks are kept
+  encoded, so a node's map is a concatenation of bytes and one hash of them
+  (:func:`~controlplane.netmap.build.assemble_encoded`), not a copy of every network for
+  every node; parsing it into a message is left to the one that sends it.
+
+The dispatcher asks ``encoded_for`` only for nodes with an open session, so an application's
+networks are recomputed at most once per batch of changes, and only if some connected node
+takes part in them. The result equals :func:`network_map` at every point (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccs.v1 import agent_pb2
+from ccs.v1 import resources_pb2 as pb
+from controlplane.planner.containers import has_health_check
+
+from .build import ClusterView, SubnetKey, app_networks, assemble_encoded, encode_network, service_networks, serving
+
+
+class NetworkMaps:
+    """One cluster's application networks for the network maps of its nodes."""
+
+    def __init__(self, state: ClusterView) -> None:
+        self._blocks: dict[str, dict[tuple[str, str], str]] = {}  # app -> (node, network) -> subnet
+        self._on_node: dict[str, dict[str, set[str]]] = {}  # node -> app -> networks
+        self._services: dict[str, set[str]] = {}  # app -> service names
+        self._networks: dict[str, dict[str, bytes]] = {}  # app -> network -> its encoding
+        self._dirty: set[str] = set()
+        self._touched: set[str] = set()  # nodes that gained or lost a block
+        for key, record in state.subnets.items():
+            self._put_block(key, record)
+        for app, svc in state.services:
+            self._services.setdefault(app, set()).add(svc)
+        self._touched.clear()
+
+    # ------------------------------------------------------------------ changes
+
+    def observe(self, state: ClusterView, kind: str, key: tuple[str, ...], old: Any, new: Any) -> None:
+        """Read one informer change (``state`` already holds its new value)."""
+        if kind == "subnet":
+            node, app, network = key
+            self._drop_block((node, app, network))
+            if new is not None:
+                self._put_block((node, app, network), new)
+            self._touched.add(node)
+            self._dirty.add(app)
+        elif kind == "container":
+            app, svc = key[0], key[1]
+            service = state.services.get((app, svc))
+            spec = service.spec if service is not None else pb.ServiceSpec()
+            if app in self._blocks and _contribution(old, spec) != _contribution(new, spec):
+                self._dirty.add(app)
+        elif kind == "service":
+            app, svc = key
+            if new is None:
+                self._services.get(app, set()).discard(svc)
+            else:
+                self._services.setdefault(app, set()).add(svc)
+            if _service_shape(old) != _service_shape(new):
+                self._dirty.add(app)
+        elif kind == "application":
+            if _internal_flags(old) != _internal_flags(new):
+                self._dirty.add(key[0])
+        elif kind == "node":
+            before = old.status.address if old is not None else None
+            after = new.status.address if new is not None else None
+            if before != after:
+                self._dirty.update(self._on_node.get(key[0], {}))
+
+    def settle(self) -> set[str]:
+        """The nodes whose map may have changed since the last call; forgets the networks of
+        the applications that changed, so ``map_for`` computes them again."""
+        nodes, self._touched = self._touched, set()
+        for app in self._dirty:
+            self._networks.pop(app, None)
+            nodes.update(node for node, _ in self._blocks.get(app, {}))
+        self._dirty.clear()
+        return nodes
+
+    def nodes_of(self, app: str) -> set[str]:
+        """The nodes with a block of ``app``."""
+        return {node for node, _ in self._blocks.get(app, {})}
+
+    # ------------------------------------------------------------------ maps
+
+    def encoded_for(self, state: ClusterView, node: str) -> tuple[int, bytes]:
+        """The version of the map ``node`` receives now and its encoding without the version
+        (call ``settle`` first after changes)."""
+        parts: list[tuple[tuple[str, str], bytes]] = []
+        for app, wanted in self._on_node.get(node, {}).items():
+            built = self._app(state, app)
+            parts.extend(((app, network), built[network]) for network in wanted if network in built)
+        return assemble_encoded(state.name, state.pod_cidr, parts)
+
+    def map_for(self, state: ClusterView, node: str) -> agent_pb2.NetworkMap:
+        """The map ``node`` receives now, as a message."""
+        version, raw = self.encoded_for(state, node)
+        m = agent_pb2.NetworkMap.FromString(raw)
+        m.version = version
+        return m
+
+    def _app(self, state: ClusterView, app: str) -> dict[str, bytes]:
+        built = self._networks.get(app)
+        if built is None:
+            services = {svc: state.services[(app, svc)] for svc in self._services.get(app, ())
+                        if (app, svc) in state.services}
+            containers = [state.containers[k] for svc in services
+                          for k in state.by_service.get((app, svc), ()) if k in state.containers]
+            blocks = [(node, network, subnet) for (node, network), subnet in self._blocks.get(app, {}).items()]
+            networks = app_networks(app, state.apps.get(app), services, containers, blocks, state.nodes)
+            built = self._networks[app] = {name: encode_network(n) for name, n in networks.items()}
+        return built
+
+    # ------------------------------------------------------------------ indexes
+
+    def _put_block(self, key: SubnetKey, record: pb.SubnetAllocation) -> None:
+        node, app, network = key
+        self._blocks.setdefault(app, {})[(node, network)] = record.subnet
+        self._on_node.setdefault(node, {}).setdefault(app, set()).add(network)
+
+    def _drop_block(self, key: SubnetKey) -> None:
+        node, app, network = key
+        blocks = self._blocks.get(app)
+        if blocks is not None:
+            blocks.pop((node, network), None)
+            if not blocks:
+                del self._blocks[app]
+                self._networks.pop(app, None)
+        apps = self._on_node.get(node)
+        if apps is not None and app in apps:
+            apps[app].discard(network)
+            if not apps[app]:
+                del apps[app]
+            if not apps:
+                del self._on_node[node]
+
+
+def _contribution(c: pb.Container | None, spec: pb.ServiceSpec) -> tuple[bool, tuple[tuple[str, str], ...]]:
+    """What a container adds to the names: whether it is served, and its addresses."""
+    if c is None or not serving(c, spec):
+        return (False, ())
+    return (True, tuple(sorted(c.status.addresses.items())))
+
+
+def _service_shape(s: pb.Service | None) -> tuple[Any, ...] | None:
+    """What of a service the names depend on: its networks and aliases, and whether
+    readiness waits for a health check (the fallback for containers without a spec)."""
+    if s is None:
+        return None
+    nets = service_networks(s.spec)
+    return (tuple(sorted((n, tuple(a)) for n, a in nets.items())),
+            tuple(sorted(n.name for n in s.spec.networks)), has_health_check(s.spec))
+
+
+def _internal_flags(a: pb.Application | None) -> tuple[tuple[str, bool], ...] | None:
+    if a is None:
+        return None
+    return tuple(sorted((n.name, n.internal) for n in a.networks))

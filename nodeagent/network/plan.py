@@ -1,0 +1,164 @@
+"""NetworkMap -> what this node must hold: routes, source sets, names. Pure: no I/O, no clock.
+
+The control plane sends each node the application networks that have a block on it, in full
+(`ccs.v1.NetworkMap`). Everything the agent programs is derived here, in one pass, so the
+appliers (`routes`, `firewall`, `resolver`) only compare and write:
+
+- `routes`: every block of every network whose node is another node, routed via that node's
+  address (host-gw). Several networks never share a block, but one subnet named twice with
+  two gateways is refused (the first one wins) rather than flapping between them.
+- `networks`: per application network, its blocks (all nodes, this one included), the blocks
+  on this node, `internal`, and its names (service names and aliases -> ready addresses).
+- `problems`: every part of the map that could not be honoured, naming its field and why. The
+  rest is still applied: one bad block must not cut a node off from all its networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from ccs.v1 import agent_pb2
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class NetKey:
+    """One application network: (application, Compose network name)."""
+
+    application: str
+    network: str
+
+    def __str__(self) -> str:
+        return f"{self.application}/{self.network}"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPlan:
+    key: NetKey
+    internal: bool
+    blocks: tuple[IPv4Network, ...]  # every block, every node (this one included), sorted
+    local: tuple[IPv4Network, ...]  # the blocks on this node
+    names: Mapping[str, tuple[IPv4Address, ...]]  # lower-case name without trailing dot -> addresses
+
+
+@dataclass(frozen=True, slots=True)
+class FabricPlan:
+    """What one node must hold for the map it was sent."""
+
+    cluster: str
+    node: str
+    version: int
+    pod_cidr: IPv4Network | None
+    networks: tuple[NetworkPlan, ...] = ()
+    routes: Mapping[IPv4Network, IPv4Address] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to hold: every route, rule and set of this cluster goes."""
+        return not self.networks
+
+    @property
+    def local_blocks(self) -> tuple[IPv4Network, ...]:
+        return tuple(sorted({b for n in self.networks for b in n.local}))
+
+
+def _network(text: str, where: str, problems: list[str]) -> IPv4Network | None:
+    try:
+        return IPv4Network(text)  # strict: host bits set is a mistake worth naming
+    except ValueError as exc:
+        problems.append(f"{where}: must be an IPv4 network like 10.128.0.16/28, got {text!r} ({exc})")
+        return None
+
+
+def _address(text: str, where: str, problems: list[str]) -> IPv4Address | None:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        problems.append(f"{where}: must be an IPv4 address, got {text!r}")
+        return None
+
+
+def normalise_name(name: str) -> str:
+    """DNS names compare case-insensitively and with or without the root's trailing dot."""
+    return name.rstrip(".").lower()
+
+
+def plan_fabric(m: agent_pb2.NetworkMap, *, node: str, cluster: str = "") -> FabricPlan:
+    """The plan for `node` from the map it was sent. `cluster` (the agent's own) names the
+    kernel objects; the map's `cluster` is used when it is not given."""
+    problems: list[str] = []
+    pod = _network(m.pod_cidr, "pod_cidr", problems) if m.pod_cidr else None
+    routes: dict[IPv4Network, IPv4Address] = {}
+    owners: dict[IPv4Network, str] = {}  # block -> the network that claimed it first
+    networks: list[NetworkPlan] = []
+    seen: set[NetKey] = set()
+    for i, net in enumerate(m.networks):
+        where = f"networks[{i}]"
+        key = NetKey(net.application, net.network or "default")
+        if not net.application:
+            problems.append(f"{where}.application: must not be empty")
+            continue
+        if key in seen:
+            problems.append(f"{where}: network {key} is listed twice; the first entry is used")
+            continue
+        seen.add(key)
+        blocks: list[IPv4Network] = []
+        local: list[IPv4Network] = []
+        for j, b in enumerate(net.blocks):
+            bwhere = f"{where}.blocks[{j}]"
+            subnet = _network(b.subnet, f"{bwhere}.subnet", problems)
+            if subnet is None:
+                continue
+            if pod is not None and not subnet.subnet_of(pod):
+                problems.append(f"{bwhere}.subnet: {subnet} is outside the pod range {pod}; skipped")
+                continue
+            owner = owners.setdefault(subnet, str(key))
+            if owner != str(key):
+                problems.append(f"{bwhere}.subnet: {subnet} is also a block of {owner}; skipped")
+                continue
+            blocks.append(subnet)
+            if b.node == node:
+                local.append(subnet)
+                continue
+            if not b.node:
+                problems.append(f"{bwhere}.node: must not be empty (block {subnet} is not routed)")
+                continue
+            gateway = _address(b.node_address, f"{bwhere}.node_address", problems)
+            if gateway is None:
+                continue
+            if routes.setdefault(subnet, gateway) != gateway:
+                problems.append(f"{bwhere}: {subnet} via {gateway} conflicts with via {routes[subnet]}; skipped")
+        names: dict[str, tuple[IPv4Address, ...]] = {}
+        for j, n in enumerate(net.names):
+            nwhere = f"{where}.names[{j}]"
+            name = normalise_name(n.name)
+            if not name:
+                problems.append(f"{nwhere}.name: must not be empty")
+                continue
+            addresses = [a for k, text in enumerate(n.addresses)
+                         if (a := _address(text, f"{nwhere}.addresses[{k}]", problems)) is not None]
+            names[name] = tuple(sorted({*names.get(name, ()), *addresses}))
+        networks.append(NetworkPlan(key, net.internal, tuple(sorted(set(blocks))), tuple(sorted(set(local))), names))
+    return FabricPlan(
+        cluster=cluster or m.cluster,
+        node=node,
+        version=m.version,
+        pod_cidr=pod,
+        networks=tuple(sorted(networks, key=lambda n: n.key)),
+        routes=dict(sorted(routes.items())),
+        problems=tuple(problems),
+    )
+
+
+def route_changes(
+    desired: Mapping[IPv4Network, IPv4Address], current: Mapping[IPv4Network, IPv4Address]
+) -> tuple[dict[IPv4Network, IPv4Address], list[IPv4Network]]:
+    """(routes to add or re-point, routes to delete): the kernel's ccs routes -> the plan's."""
+    upserts = {dst: gw for dst, gw in desired.items() if current.get(dst) != gw}
+    deletes = sorted(dst for dst in current if dst not in desired)
+    return upserts, deletes
+
+
+__all__ = ["FabricPlan", "NetKey", "NetworkPlan", "normalise_name", "plan_fabric", "route_changes"]

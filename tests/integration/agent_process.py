@@ -1,0 +1,70 @@
+"""One real ``ccs-agent`` process on this host's Docker Engine, for single-host integration tests.
+
+The tests that need an agent as a user runs it (its own process, its CLI flags, its JSON log) and
+not the 3-host testbed start it here: joined to a cluster of the session's (or the test's own)
+``ccs-server``, logging to a file the test can read, stopped with SIGTERM as a service manager
+would (killed if it does not stop), and the cluster's containers and networks removed from the
+engine afterwards so the next test starts clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+
+from ccs.v1 import api_pb2
+from tests.conftest import ServerProc
+from tests.integration.docker_fixtures import remove_cluster_objects
+from tests.integration.grpc_helpers import Stubs, call
+
+AGENT = str(Path(sys.executable).parent / "ccs-agent")
+STOP_TIMEOUT = 30.0
+
+
+def create_cluster(server: ServerProc, cluster: str) -> str:
+    """Create ``cluster`` on ``server``; its join token."""
+    async def create(s: Stubs) -> str:
+        await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=cluster), metadata=s.metadata)
+        resp = await s.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=cluster), metadata=s.metadata)
+        return str(resp.token)
+
+    return call(server, create)
+
+
+@contextlib.contextmanager
+def agent_process(
+    server: str, token: str, name: str, state_dir: Path, log: Path, *, router_port: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``ccs-agent`` joined with ``token`` to the server at ``server`` (host:port), JSON logs
+    appended to ``log``, with its HAProxy router on ``router_port`` (none without one)."""
+    router = ["--router-port", str(router_port)] if router_port is not None else ["--no-router"]
+    with log.open("ab") as out:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen(
+            [AGENT, "--server", server, "--join-token", token, "--name", name, "--state-dir", str(state_dir),
+             "--address", "127.0.0.1", *router, "--log-format", "json"],
+            stdout=out, stderr=out)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def remove_from_engine(cluster: str) -> None:
+    """Remove what the agents of ``cluster`` left in the local engine."""
+    engine = docker.from_env()
+    try:
+        remove_cluster_objects(engine, cluster)
+    finally:
+        engine.close()

@@ -1,0 +1,128 @@
+"""DockerRuntime against the real Docker Engine: the application network (DNS by service name,
+teardown of networks and volumes) and probes run against real containers through it.
+Everything made here carries a per-session cluster label and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import docker
+import pytest
+
+from ccs.v1 import resources_pb2 as pb
+from nodeagent.probe_check import ProbeStatus, run_probe
+from nodeagent.runtime import Observed, ResourceBusy, State, naming
+from nodeagent.runtime.docker_engine import DockerRuntime
+from tests.conftest import free_port
+
+from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+from .runtime_helpers import (  # noqa: F401 (clean_engine and rt are fixtures)
+    CLUSTER,
+    WAIT,
+    clean_engine,
+    container,
+    launch,
+    rt,
+    wait_observed,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+async def test_app_network_dns_and_teardown(
+    rt: DockerRuntime,  # noqa: F811
+    docker_client: docker.DockerClient,  # noqa: F811
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    api = await launch(rt, container("dns", "api", test_image.webapp_v1))
+    client = await launch(
+        rt,
+        container(
+            "dns",
+            "client",
+            test_image.busybox,
+            command=["sleep", "300"],
+            volumes=[
+                pb.VolumeMount(type="volume", target="/anon"),
+                pb.VolumeMount(source="keep", target="/keep"),
+            ],
+        ),
+    )
+    network = naming.network_name(CLUSTER, "dns")
+    assert [n["Name"] for n in docker_client.api.networks(names=[network])] == [network]
+    await wait_observed(rt, api, lambda o: o.state == State.CONTAINER_STATE_RUNNING, "api running")
+
+    reply = await rt.exec(client, ["wget", "-q", "-O-", "http://api:8080/"], timeout_seconds=20)
+    assert (reply.exit_code, reply.output) == (0, b"v1\n")
+
+    with pytest.raises(ResourceBusy):  # containers still attached
+        await rt.remove_app_resources(CLUSTER, "dns", volumes=False)
+    await rt.remove(api, volumes=False)
+    await rt.remove(client, volumes=False)  # leaves the anonymous volume behind, as docker rm does
+    app_volumes = {"label": [f"{naming.CLUSTER}={CLUSTER}", f"{naming.APP}=dns"]}
+    assert len(docker_client.api.volumes(filters=app_volumes)["Volumes"]) == 2
+
+    await rt.remove_app_resources(CLUSTER, "dns", volumes=False)
+    assert docker_client.api.networks(names=[network]) == []
+    left = [v["Name"] for v in docker_client.api.volumes(filters=app_volumes)["Volumes"]]
+    assert left == ["ccs-dns-keep"]  # named volumes survive unless asked
+    await rt.remove_app_resources(CLUSTER, "dns", volumes=True)
+    assert not docker_client.api.volumes(filters=app_volumes)["Volumes"]
+
+
+async def test_probes_against_real_containers(rt: DockerRuntime, test_image: TestImages) -> None:  # noqa: F811
+    good_id = await launch(rt, container("probe", "good", test_image.webapp_v1))
+    bad_id = await launch(
+        rt,
+        container(
+            "probe", "bad", test_image.webapp_bad, ports=[pb.PortSpec(target=8080, published=free_port())]
+        ),
+    )
+    good = await wait_observed(rt, good_id, lambda o: o.state == State.CONTAINER_STATE_RUNNING, "good running")
+    bad = await wait_observed(rt, bad_id, lambda o: o.state == State.CONTAINER_STATE_RUNNING, "bad running")
+    now = time.time()
+
+    async def probe(observed: Observed, **fields: Any) -> tuple[ProbeStatus, str]:
+        result = await run_probe(pb.Probe(timeout_seconds=5, **fields), observed, rt, now=now + 60)
+        return result.status, result.message
+
+    http_ok = await _eventually(lambda: probe(good, kind="http", port=8080, path="/health"))
+    assert http_ok[0] is ProbeStatus.SUCCESS and http_ok[1].endswith(": 200")
+    bad_http = await _eventually(
+        lambda: probe(bad, kind="http", port=8080, path="/health"), want=ProbeStatus.FAILURE
+    )
+    assert bad_http[1].endswith(": 500")
+    assert (await probe(good, kind="tcp", port=8080))[0] is ProbeStatus.SUCCESS
+    assert (await probe(good, kind="tcp", port=8081))[0] is ProbeStatus.FAILURE
+    assert (await probe(good, kind="cmd", cmd=["test", "-f", "/www/health"]))[0] is ProbeStatus.SUCCESS
+    failed = await probe(good, kind="cmd", cmd=["sh", "-c", "echo broken; exit 4"])
+    assert failed == (ProbeStatus.FAILURE, "command exited 4: broken")
+
+    early = await run_probe(pb.Probe(kind="tcp", port=8080, initial_delay_seconds=3600), good, rt, now=now)
+    assert early.status is ProbeStatus.WAITING
+
+    # Without the app network, the probe goes through the published port.
+    published_only = replace(bad, networks={})
+    assert (await probe(published_only, kind="http", port=8080, path="/"))[0] is ProbeStatus.SUCCESS
+
+
+async def _eventually(
+    attempt: Callable[[], Any], want: ProbeStatus = ProbeStatus.SUCCESS
+) -> tuple[ProbeStatus, str]:
+    """A server may need a moment after its process starts before it listens."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        result: tuple[ProbeStatus, str] = await attempt()
+        if result[0] is want or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.2)
+
+

@@ -1,0 +1,156 @@
+"""The network map through a real ccs-server on a real etcd, seen by a hand-driven agent.
+
+Two nodes register with the Dispatcher (raw gRPC: the test is the agent, so it decides when a
+status is reported). An application with one container per node is deployed; node 1's session
+receives a map with the application's network (both nodes' blocks, the service's name with no
+address yet); when node 2 reports its container RUNNING at an address inside its block, node
+1's session receives the map again with that address under the service's name. A report with
+an address that is not IPv4 is refused, naming the field, and nothing of it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import pytest
+
+from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2
+from ccs.v1 import resources_pb2 as pb
+from tests.integration.grpc_helpers import Stubs, stubs
+
+pytestmark = pytest.mark.etcd
+
+TEMPLATE = """
+services:
+  web:
+    image: local/busybox:1
+    command: sleep 3600
+    networks:
+      default:
+        aliases: [www]
+    deploy:
+      mode: global
+"""
+CONVERGE = 60.0  # a bound on convergence, not a speed assertion
+
+
+@pytest.fixture
+async def api(ccs_server) -> AsyncIterator[Stubs]:  # type: ignore[no-untyped-def]
+    s = stubs(ccs_server.address, ccs_server.token)
+    yield s
+    await s.channel.close()
+
+
+async def register(dispatcher: agent_pb2_grpc.DispatcherStub, token: str, name: str,
+                   address: str) -> tuple[tuple[str, str], ...]:
+    resp = await dispatcher.Register(agent_pb2.RegisterRequest(
+        join_token=token, name=name,
+        status=pb.NodeStatus(address=address, hostname=name, capacity=pb.NodeResources(cpus=4, memory_bytes=8 << 30)),
+    ))
+    return (("authorization", f"Bearer {resp.credential}"),)
+
+
+async def next_map(call: grpc.aio.UnaryStreamCall, want: Callable[[agent_pb2.NetworkMap], bool],
+                   what: str) -> agent_pb2.NetworkMap:
+    """Read the session until a message carries a map that ``want`` accepts."""
+    async def read() -> agent_pb2.NetworkMap:
+        while True:
+            msg = await call.read()
+            assert isinstance(msg, agent_pb2.SessionMessage), "the session ended"
+            if msg.network_map.version and want(msg.network_map):
+                return msg.network_map
+
+    try:
+        return await asyncio.wait_for(read(), CONVERGE)
+    except TimeoutError:
+        raise AssertionError(f"no network map where {what} after {CONVERGE}s") from None
+
+
+async def open_session(dispatcher: agent_pb2_grpc.DispatcherStub, cred: tuple[tuple[str, str], ...]
+                       ) -> tuple[grpc.aio.UnaryStreamCall, agent_pb2.SessionMessage]:
+    """A session and its complete set. The server may not have seen the registration yet (its
+    cache follows etcd's watch): NOT_FOUND then, and the agent tries again, as here."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + CONVERGE
+    while True:
+        call = dispatcher.Session(agent_pb2.SessionRequest(agent_version="test"), metadata=cred)
+        try:
+            return call, await call.read()
+        except grpc.aio.AioRpcError as e:
+            if e.code() != grpc.StatusCode.NOT_FOUND or loop.time() > end:
+                raise
+        await asyncio.sleep(0.1)
+
+
+def names(m: agent_pb2.NetworkMap) -> dict[str, list[str]]:
+    return {n.name: list(n.addresses) for n in m.networks[0].names} if m.networks else {}
+
+
+async def test_the_map_arrives_and_follows_reported_addresses(api: Stubs, unique: str) -> None:
+    await api.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=unique), metadata=api.metadata)
+    token = (await api.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=unique),
+                                             metadata=api.metadata)).token
+    dispatcher = agent_pb2_grpc.DispatcherStub(api.channel)
+    cred1 = await register(dispatcher, token, "n1", "192.0.2.1")
+    cred2 = await register(dispatcher, token, "n2", "192.0.2.2")
+
+    async def heartbeat() -> None:  # both nodes stay READY whatever the server's grace
+        while True:
+            for cred in (cred1, cred2):
+                await dispatcher.Heartbeat(agent_pb2.HeartbeatRequest(), metadata=cred)
+            await asyncio.sleep(1)
+
+    beating = asyncio.create_task(heartbeat())
+    session: grpc.aio.UnaryStreamCall | None = None
+    try:
+        session, complete = await open_session(dispatcher, cred1)
+        assert complete.type == agent_pb2.SessionMessage.TYPE_COMPLETE
+        assert complete.network_map.version != 0 and list(complete.network_map.networks) == []
+
+        await api.apps.CreateApplication(api_pb2.CreateApplicationRequest(
+            cluster=unique, name="shop", template=TEMPLATE), metadata=api.metadata)
+        placed = await next_map(session, lambda m: len(m.networks) == 1 and len(m.networks[0].blocks) == 2,
+                                "shop's network has a block on both nodes")
+        [net] = placed.networks
+        assert (net.application, net.network, net.internal) == ("shop", "default", False)
+        assert [b.node_address for b in net.blocks if b.node == "n2"] == ["192.0.2.2"]
+        assert names(placed) == {"web": [], "www": []}  # nothing ready yet: names, no addresses
+        cluster = (await api.clusters.GetCluster(api_pb2.GetClusterRequest(name=unique),
+                                                 metadata=api.metadata))
+        assert placed.pod_cidr == cluster.pod_cidr
+
+        listing = await api.containers.ListContainers(api_pb2.ListContainersRequest(
+            cluster=unique, application="shop", service="web"), metadata=api.metadata)
+        [on_n2] = [c for c in listing.containers if c.node == "n2"]
+        block = ipaddress.IPv4Network(on_n2.subnets["default"])
+        assert [b.subnet for b in net.blocks if b.node == "n2"] == [str(block)]
+        address = str(block.network_address + 2)
+
+        bad = agent_pb2.UpdateStatusRequest(updates=[agent_pb2.ContainerStatusUpdate(
+            application="shop", service="web", container=on_n2.meta.name,
+            status=pb.ContainerStatus(state=pb.CONTAINER_STATE_RUNNING, addresses={"default": "10.0.0.300"}))])
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await dispatcher.UpdateStatus(bad, metadata=cred2)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "updates[0].status.addresses['default']" in (refused.value.details() or "")
+
+        await dispatcher.UpdateStatus(agent_pb2.UpdateStatusRequest(updates=[agent_pb2.ContainerStatusUpdate(
+            application="shop", service="web", container=on_n2.meta.name,
+            status=pb.ContainerStatus(state=pb.CONTAINER_STATE_RUNNING, addresses={"default": address}))]),
+            metadata=cred2)
+        answered = await next_map(session, lambda m: names(m).get("web") == [address],
+                                  f"web answers {address}")
+        assert names(answered) == {"web": [address], "www": [address]}
+        assert answered.version != placed.version
+    finally:
+        if session is not None:
+            session.cancel()
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            await beating
+        await api.clusters.DeleteCluster(api_pb2.DeleteClusterRequest(name=unique, force=True),
+                                         metadata=api.metadata)

@@ -1,0 +1,83 @@
+"""The agent feeds the network fabric every map it is sent and reports the fabric's problems.
+
+FakeRuntime and the in-process Dispatcher of test_agent_e2e; the fabric is the real class with
+its I/O (`apply`) replaced by a recorder, so only the agent's wiring is under test here (the
+fabric itself runs on real hosts in tests/integration/test_network_fabric.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ccs.v1 import agent_pb2
+from nodeagent.agent import Agent
+from nodeagent.network.fabric import NetworkFabric
+from nodeagent.network.plan import FabricPlan, plan_fabric
+from nodeagent.runtime import FakeRuntime
+
+from .test_agent_e2e import Dispatcher, running
+from .test_agent_helpers import CLUSTER, complete
+
+
+class RecordingFabric(NetworkFabric):
+    def __init__(self) -> None:
+        super().__init__(resolver=None)
+        self.seen: list[FabricPlan] = []
+
+    async def apply(self) -> FabricPlan | None:
+        if self._map is None:
+            return None
+        plan = plan_fabric(self._map, node=self.node, cluster=self.cluster)
+        self.seen.append(plan)
+        self._set_problem("map", "; ".join(plan.problems))
+        self.applied.set()
+        return plan
+
+
+class HeartbeatDispatcher(Dispatcher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    async def Heartbeat(self, request: Any, context: Any) -> agent_pb2.HeartbeatResponse:
+        self.messages.append(request.status.message)
+        return await super().Heartbeat(request, context)
+
+
+async def test_the_map_reaches_the_fabric_and_its_problem_the_node_status(tmp_path: Path) -> None:
+    import grpc.aio
+
+    from ccs.v1 import agent_pb2_grpc
+
+    server = grpc.aio.server()
+    d = HeartbeatDispatcher()
+    agent_pb2_grpc.add_DispatcherServicer_to_server(d, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    fabric = RecordingFabric()
+    agent = Agent(f"127.0.0.1:{port}", runtime=FakeRuntime(), name="node-1", join_token="join-me",
+                  state_dir=tmp_path, status_linger=0.01, network=fabric)
+    script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
+    await d.sessions.put(script)
+    try:
+        async with running(agent):
+            msg = complete(1)
+            msg.network_map.CopyFrom(agent_pb2.NetworkMap(cluster=CLUSTER, version=5, pod_cidr="10.128.0.0/9", networks=[
+                agent_pb2.AppNetwork(application="shop", network="default", blocks=[
+                    agent_pb2.NetworkBlock(node="node-1", node_address="10.0.0.5", subnet="10.128.0.0/28"),
+                    agent_pb2.NetworkBlock(node="node-2", node_address="10.0.0.6", subnet="10.128.0.17/28")])]))
+            await script.put(msg)
+            await asyncio.wait_for(fabric.applied.wait(), 20)
+            (plan,) = fabric.seen
+            assert (plan.cluster, plan.node, plan.version) == (CLUSTER, "node-1", 5)
+            await d.until(lambda: any("blocks[1].subnet" in m for m in d.messages))
+            # a message without a map (version 0) changes nothing
+            fabric.applied.clear()
+            await script.put(agent_pb2.SessionMessage(type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
+                                                      version=2, base_version=1))
+            await d.until(lambda: d.heartbeats >= 3)
+            assert len(fabric.seen) == 1
+    finally:
+        await server.stop(None)

@@ -1,0 +1,147 @@
+"""The assignment hub sends each node its network map: in full when the session opens, then
+only when that node's map changes; and re-derives its tables after the cache re-lists.
+
+The input is the real informer fed by ``FakeEtcd`` (tests/unit/reconcile_helpers.py): every
+``put`` is one watch batch, so the hub hears of it as it would in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ccs.v1 import agent_pb2
+from ccs.v1 import resources_pb2 as pb
+from controlplane.dispatcher.hub import AssignmentHub, NodeSession
+from controlplane.store import keys
+from tests.unit.reconcile_helpers import C, Cluster
+from tests.unit.test_planner_helpers import node
+
+
+def world() -> tuple[Cluster, AssignmentHub]:
+    """n1, n2 with a block of "shop" each, n3 with none; shop's web has one container per node."""
+    cl = Cluster()
+    hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000)
+    for i, name in enumerate(("n1", "n2", "n3"), 1):
+        n = node(name)
+        n.status.address = f"192.0.2.{i}"
+        cl.put(keys.node(C, name), n)
+    cl.add_app("shop", web=2)
+    for i, name in enumerate(("n1", "n2")):
+        cl.put(keys.subnet(C, name, "shop", "default"),
+               pb.SubnetAllocation(application="shop", network="default", node=name, subnet=f"10.128.0.{16 * i}/28"))
+        put_web(cl, f"web-{i + 1}", name, "")
+    return cl, hub
+
+
+def put_web(cl: Cluster, name: str, on: str, address: str, *, message: str = "") -> None:
+    c = pb.Container(cluster=C, application="shop", service="web", node=on,
+                     desired_state=pb.DESIRED_STATE_RUNNING,
+                     status=pb.ContainerStatus(state=pb.CONTAINER_STATE_RUNNING, message=message))
+    c.meta.name = c.meta.id = name
+    if address:
+        c.status.addresses["default"] = address
+    cl.put(keys.container(C, "shop", "web", name), c)
+
+
+def drain(s: NodeSession) -> list[agent_pb2.SessionMessage]:
+    out: list[agent_pb2.SessionMessage] = []
+    while True:
+        try:
+            msg = s.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return out
+        assert msg is not None
+        out.append(msg)
+
+
+def maps(s: NodeSession) -> list[agent_pb2.NetworkMap]:
+    return [m.network_map for m in drain(s) if m.network_map.version]
+
+
+def web(m: agent_pb2.NetworkMap) -> list[str]:
+    [net] = m.networks
+    return next(list(n.addresses) for n in net.names if n.name == "web")
+
+
+def test_the_complete_set_carries_the_nodes_map() -> None:
+    _cl, hub = world()
+    _, complete = hub.open(C, "n1")
+    m = complete.network_map
+    assert m.version != 0 and m.cluster == C
+    [net] = m.networks
+    assert (net.application, net.network) == ("shop", "default")
+    assert [(b.node, b.node_address) for b in net.blocks] == [("n1", "192.0.2.1"), ("n2", "192.0.2.2")]
+    assert web(m) == []  # no container reported an address yet
+    _, elsewhere = hub.open(C, "n3")
+    assert elsewhere.network_map.version != 0 and list(elsewhere.network_map.networks) == []
+
+
+def test_a_reported_address_reaches_every_node_of_the_network_and_only_them() -> None:
+    cl, hub = world()
+    s1, _ = hub.open(C, "n1")
+    s2, _ = hub.open(C, "n2")
+    s3, _ = hub.open(C, "n3")
+    put_web(cl, "web-2", "n2", "10.128.0.18")
+    [m1], [m2] = maps(s1), maps(s2)
+    assert web(m1) == web(m2) == ["10.128.0.18"] and m1.version == m2.version
+    assert maps(s3) == []
+    # A status change that does not change what the names answer sends nothing.
+    put_web(cl, "web-2", "n2", "10.128.0.18", message="still running")
+    assert drain(s1) == [] and drain(s2) == []
+    # Nor does a heartbeat (the node record rewritten with the same address).
+    n2 = node("n2", heartbeat=5.0)
+    n2.status.address = "192.0.2.2"
+    cl.put(keys.node(C, "n2"), n2)
+    assert drain(s1) == [] and drain(s2) == []
+    # A node's new address is a new route for its peers.
+    n2.status.address = "192.0.2.22"
+    cl.put(keys.node(C, "n2"), n2)
+    [m1] = maps(s1)
+    assert [b.node_address for b in m1.networks[0].blocks] == ["192.0.2.1", "192.0.2.22"]
+    # The chain of incremental messages holds: each one's base is the one before.
+    before = s1.version
+    put_web(cl, "web-1", "n1", "10.128.0.2")
+    [msg] = drain(s1)
+    assert (msg.type, msg.base_version) == (agent_pb2.SessionMessage.TYPE_INCREMENTAL, before)
+    assert web(msg.network_map) == ["10.128.0.2", "10.128.0.18"]
+
+
+def test_a_block_on_a_new_node_brings_the_network_there() -> None:
+    cl, hub = world()
+    s3, _ = hub.open(C, "n3")
+    s1, _ = hub.open(C, "n1")
+    cl.put(keys.subnet(C, "n3", "shop", "default"),
+           pb.SubnetAllocation(application="shop", network="default", node="n3", subnet="10.128.0.32/28"))
+    [m3], [m1] = maps(s3), maps(s1)
+    assert [n.application for n in m3.networks] == ["shop"]
+    assert [b.node for b in m1.networks[0].blocks] == ["n1", "n2", "n3"]
+    cl.delete(keys.subnet(C, "n3", "shop", "default"))
+    [m3] = maps(s3)
+    assert list(m3.networks) == []
+
+
+def test_maps_are_kept_only_for_clusters_with_sessions() -> None:
+    cl, hub = world()
+    put_web(cl, "web-1", "n1", "10.128.0.2")
+    assert hub._netmaps == {}  # no session: nothing computed
+    s1, _ = hub.open(C, "n1")
+    assert set(hub._netmaps) == {C}
+    hub.close(s1)
+    assert hub._netmaps == {}
+
+
+async def test_after_a_relist_tables_come_from_the_new_cache() -> None:
+    """The cache fell behind a compaction and listed again: a session that opens then gets
+    the routing table and map of what is stored now, not of the cache before the re-list."""
+    cl, hub = world()
+    hub.open(C, "n1")
+    cl.etcd.hold = True  # the watch misses these writes; only the re-list sees them
+    put_web(cl, "web-1", "n1", "10.128.0.2")
+    svc = cl.service("shop", "web")
+    svc.spec.routes.append(pb.Route(port=80, domain="shop.test"))
+    cl.put(keys.service(C, "shop", "web"), svc)
+    await cl.informer._list()
+    hub._on_resync()  # as Informer._follow does after re-listing
+    _, complete = hub.open(C, "n1")
+    assert [r.domain for r in complete.routing.routes] == ["shop.test"]
+    assert web(complete.network_map) == ["10.128.0.2"]

@@ -1,0 +1,271 @@
+"""``network_map``: blocks, names (ready and not leaving), aliases, internal, the content-hash
+version; and ``NetworkMaps``, the incremental cache, against it after every change."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ccs.v1 import agent_pb2
+from ccs.v1 import resources_pb2 as pb
+from controlplane.informer import ClusterState
+from controlplane.netmap import NetworkMaps, network_map
+
+Change = tuple[str, tuple[str, ...], Any, Any]
+
+
+class World:
+    """A hand-built ``ClusterState`` whose every edit also yields the informer's change."""
+
+    def __init__(self) -> None:
+        self.state = ClusterState("c1", exists=True, pod_cidr="10.128.0.0/12")
+        self.changes: list[Change] = []
+
+    def node(self, name: str, address: str = "") -> None:
+        address = address or f"192.0.2.{len(self.state.nodes) + 1}"
+        n = pb.Node(cluster="c1", status=pb.NodeStatus(address=address, state=pb.NODE_STATE_READY))
+        n.meta.name = name
+        self._set("node", (name,), self.state.nodes, name, n)
+
+    def app(self, name: str, *internal: str) -> None:
+        a = pb.Application(cluster="c1", networks=[pb.NetworkDef(name=n, internal=True) for n in internal])
+        a.meta.name = name
+        self._set("application", (name,), self.state.apps, name, a)
+
+    def service(self, app: str, name: str, *, nets: dict[str, list[str]] | None = None, hc: bool = False) -> None:
+        s = pb.Service(cluster="c1", application=app, spec=pb.ServiceSpec(image="i"))
+        s.meta.name = name
+        for net, aliases in (nets or {}).items():
+            s.spec.networks.append(pb.ServiceNetwork(name=net, aliases=aliases))
+        if hc:
+            s.spec.healthcheck.test.extend(["CMD", "true"])
+        self._set("service", (app, name), self.state.services, (app, name), s)
+
+    def block(self, node: str, app: str, subnet: str, network: str = "default") -> None:
+        rec = pb.SubnetAllocation(application=app, network=network, node=node, subnet=subnet)
+        self._set("subnet", (node, app, network), self.state.subnets, (node, app, network), rec)
+
+    def ctr(self, app: str, svc: str, name: str, node: str, address: str = "",
+            state: int = pb.CONTAINER_STATE_RUNNING, *, desired: int = pb.DESIRED_STATE_RUNNING,
+            draining: bool = False) -> None:
+        c = pb.Container(cluster="c1", application=app, service=svc, node=node,
+                         desired_state=desired)  # type: ignore[arg-type]
+        c.meta.name = c.meta.id = name
+        c.status.state = state  # type: ignore[assignment]
+        if address:
+            c.status.addresses["default"] = address
+        if draining:
+            c.stop_after.seconds = 1
+        key = (app, svc, name)
+        old = self.state.containers.get(key)
+        self.state.containers[key] = c
+        self.state._index(key, old, c)
+        self.changes.append(("container", key, old, c))
+
+    def remove(self, kind: str, key: tuple[str, ...]) -> None:
+        tables: dict[str, dict[Any, Any]] = {
+            "node": self.state.nodes, "application": self.state.apps, "service": self.state.services,
+            "subnet": self.state.subnets, "container": self.state.containers}
+        table = tables[kind]
+        k: Any = key[0] if kind in ("node", "application") else key
+        old = table.pop(k, None)
+        if kind == "container":
+            self.state._index(key, old, None)  # type: ignore[arg-type]
+        self.changes.append((kind, key, old, None))
+
+    def _set(self, kind: str, key: tuple[str, ...], table: dict[Any, Any], k: Any, new: Any) -> None:
+        old = table.get(k)
+        table[k] = new
+        self.changes.append((kind, key, old, new))
+
+    def take(self) -> list[Change]:
+        out, self.changes = self.changes, []
+        return out
+
+
+def names(m: agent_pb2.NetworkMap, i: int = 0) -> dict[str, list[str]]:
+    return {n.name: list(n.addresses) for n in m.networks[i].names}
+
+
+def shop() -> World:
+    """shop: web (2) on n1 and n2, db (1) on n2; other: api on n3 only."""
+    w = World()
+    for n in ("n1", "n2", "n3"):
+        w.node(n)
+    w.app("shop")
+    w.app("other")
+    w.service("shop", "web")
+    w.service("shop", "db")
+    w.service("other", "api")
+    w.block("n1", "shop", "10.128.0.16/28")
+    w.block("n2", "shop", "10.128.0.0/28")
+    w.block("n3", "other", "10.128.0.32/28")
+    w.ctr("shop", "web", "web-1", "n1", "10.128.0.18")
+    w.ctr("shop", "web", "web-2", "n2", "10.128.0.3")
+    w.ctr("shop", "db", "db-1", "n2", "10.128.0.2")
+    w.ctr("other", "api", "api-1", "n3", "10.128.0.34")
+    return w
+
+
+def test_a_node_sees_every_block_and_name_of_its_networks_only() -> None:
+    w = shop()
+    m = network_map(w.state, "n1")
+    assert (m.cluster, m.pod_cidr) == ("c1", "10.128.0.0/12")
+    [net] = m.networks
+    assert (net.application, net.network, net.internal) == ("shop", "default", False)
+    assert [(b.node, b.node_address, b.subnet) for b in net.blocks] == [
+        ("n2", "192.0.2.2", "10.128.0.0/28"), ("n1", "192.0.2.1", "10.128.0.16/28")]
+    assert names(m) == {"db": ["10.128.0.2"], "web": ["10.128.0.3", "10.128.0.18"]}
+    assert [n.application for n in network_map(w.state, "n3").networks] == ["other"]
+    assert list(network_map(w.state, "elsewhere").networks) == []
+
+
+def test_names_answer_ready_containers_that_are_not_leaving() -> None:
+    w = World()
+    w.node("n1")
+    w.app("a")
+    w.service("a", "web")
+    w.service("a", "hc", hc=True)
+    w.block("n1", "a", "10.128.0.0/24")
+    w.ctr("a", "web", "ready", "n1", "10.128.0.10")
+    w.ctr("a", "web", "starting", "n1", "10.128.0.11", pb.CONTAINER_STATE_STARTING)
+    w.ctr("a", "web", "stopping", "n1", "10.128.0.12", desired=pb.DESIRED_STATE_STOPPED)
+    w.ctr("a", "web", "draining", "n1", "10.128.0.13", draining=True)
+    w.ctr("a", "web", "exited", "n1", "10.128.0.14", pb.CONTAINER_STATE_EXITED)
+    w.ctr("a", "web", "no-address", "n1")
+    w.ctr("a", "hc", "unchecked", "n1", "10.128.0.20")  # RUNNING, but a health check is set
+    w.ctr("a", "hc", "unhealthy", "n1", "10.128.0.21", pb.CONTAINER_STATE_UNHEALTHY)
+    w.ctr("a", "gone", "orphan", "n1", "10.128.0.30")  # its service no longer exists
+    assert names(network_map(w.state, "n1")) == {"hc": [], "web": ["10.128.0.10"]}
+    w.ctr("a", "hc", "unchecked", "n1", "10.128.0.20", pb.CONTAINER_STATE_HEALTHY)
+    assert names(network_map(w.state, "n1"))["hc"] == ["10.128.0.20"]
+
+
+def test_aliases_answer_what_the_service_answers() -> None:
+    """Every Compose network joins the application's one network today (ipam.network_of), so
+    the aliases a service has on `front` are names on "default"; a shared alias answers both."""
+    w = World()
+    w.node("n1")
+    w.app("a")
+    w.service("a", "web", nets={"front": ["www", "site"], "default": []})
+    w.service("a", "web2", nets={"back": ["site"]})
+    w.block("n1", "a", "10.128.0.0/24")
+    w.ctr("a", "web", "w1", "n1", "10.128.0.9")
+    w.ctr("a", "web2", "w2", "n1", "10.128.0.10")
+    assert names(network_map(w.state, "n1")) == {
+        "site": ["10.128.0.9", "10.128.0.10"], "web": ["10.128.0.9"], "web2": ["10.128.0.10"],
+        "www": ["10.128.0.9"]}
+
+
+def test_a_block_whose_node_has_no_address_is_left_out() -> None:
+    w = shop()
+    w.node("n2", address="not-an-ip")
+    [net] = network_map(w.state, "n1").networks
+    assert [b.node for b in net.blocks] == ["n1"]
+    w.remove("node", ("n1",))
+    [net] = network_map(w.state, "n1").networks  # the network is still n1's (its block stays)
+    assert list(net.blocks) == []
+
+
+def test_internal_comes_from_the_compose_networks_the_services_use() -> None:
+    w = World()
+    w.node("n1")
+    w.app("a", "back")
+    w.service("a", "db", nets={"back": []})
+    w.block("n1", "a", "10.128.0.0/24")
+    assert network_map(w.state, "n1").networks[0].internal is True
+    # A service on a network with egress shares the one bridge: it is not internal any more.
+    w.service("a", "web", nets={"back": [], "front": []})
+    assert network_map(w.state, "n1").networks[0].internal is False
+    w.app("a", "back", "front")
+    assert network_map(w.state, "n1").networks[0].internal is True
+    w.service("a", "cron")  # on "default", not declared internal
+    assert network_map(w.state, "n1").networks[0].internal is False
+
+
+def test_the_version_is_a_content_hash() -> None:
+    a, b = shop(), shop()
+    assert network_map(a.state, "n1").version == network_map(b.state, "n1").version != 0
+    before = network_map(a.state, "n1")
+    a.ctr("shop", "web", "web-1", "n1", "10.128.0.20")
+    after = network_map(a.state, "n1")
+    assert after.version not in (0, before.version)
+    empty = network_map(a.state, "nowhere")
+    assert empty.version != 0 and not empty.networks
+    # What happens on n3 (another application) does not change n1's map.
+    a.ctr("other", "api", "api-2", "n3", "10.128.0.35")
+    assert network_map(a.state, "n1").version == after.version
+
+
+# ------------------------------------------------------------------ the incremental cache
+
+
+def settle(maps: NetworkMaps, w: World) -> set[str]:
+    for kind, key, old, new in w.take():
+        maps.observe(w.state, kind, key, old, new)
+    return maps.settle()
+
+
+def test_the_cache_reports_the_nodes_a_change_concerns() -> None:
+    w = shop()
+    maps = NetworkMaps(w.state)
+    w.take()
+    assert settle(maps, w) == set()
+    w.ctr("shop", "web", "web-1", "n1", "10.128.0.20")  # a new address: both shop nodes
+    assert settle(maps, w) == {"n1", "n2"}
+    w.ctr("shop", "web", "web-1", "n1", "10.128.0.20")  # the same contribution again: nothing
+    assert settle(maps, w) == set()
+    w.node("n3", address="192.0.2.99")  # only "other" has a block on n3
+    assert settle(maps, w) == {"n3"}
+    w.node("n2", address="192.0.2.2")  # the same address (a heartbeat rewrote the record)
+    assert settle(maps, w) == set()
+    w.block("n3", "shop", "10.128.0.48/28")  # shop arrives on n3
+    assert settle(maps, w) == {"n1", "n2", "n3"}
+    w.remove("subnet", ("n1", "shop", "default"))  # and leaves n1
+    assert settle(maps, w) == {"n1", "n2", "n3"}
+    assert [n.application for n in maps.map_for(w.state, "n1").networks] == []
+
+
+def test_the_cache_equals_the_definition_after_any_changes() -> None:
+    """Random edits (seeded: the same sequence every run), checked after every batch."""
+    rnd = random.Random(11)
+    w = shop()
+    maps = NetworkMaps(w.state)
+    w.take()
+    nodes, apps, services = ["n1", "n2", "n3", "n4"], ["shop", "other", "third"], ["web", "db"]
+    states = [pb.CONTAINER_STATE_RUNNING, pb.CONTAINER_STATE_STARTING, pb.CONTAINER_STATE_HEALTHY,
+              pb.CONTAINER_STATE_EXITED]
+    last = {node: network_map(w.state, node).version for node in nodes}
+    for step in range(400):
+        for _ in range(rnd.randint(1, 4)):
+            what = rnd.random()
+            node, app, svc = rnd.choice(nodes), rnd.choice(apps), rnd.choice(services)
+            if what < 0.4:
+                w.ctr(app, svc, f"{svc}-{rnd.randint(1, 4)}", node, f"10.128.{rnd.randint(0, 3)}.{rnd.randint(2, 9)}",
+                      rnd.choice(states), draining=rnd.random() < 0.1)
+            elif what < 0.5:
+                key = rnd.choice(sorted(w.state.containers)) if w.state.containers else None
+                if key is not None:
+                    w.remove("container", key)
+            elif what < 0.65:
+                w.block(node, app, f"10.128.{nodes.index(node)}.{apps.index(app) * 16}/28")
+            elif what < 0.75:
+                w.remove("subnet", (node, app, "default"))
+            elif what < 0.85:
+                if rnd.random() < 0.2:
+                    w.remove("service", (app, svc))
+                else:
+                    aliases = {"default": [rnd.choice(["x", "y"])]} if rnd.random() < 0.5 else None
+                    w.service(app, svc, nets=aliases, hc=rnd.random() < 0.3)
+            elif what < 0.95:
+                w.node(node, address=rnd.choice(["192.0.2.1", "192.0.2.7", ""]))
+            else:
+                w.app(app, *(["default"] if rnd.random() < 0.5 else []))
+        changed = settle(maps, w)
+        for node in nodes:
+            want = network_map(w.state, node)
+            got = maps.map_for(w.state, node)
+            assert got == want, (step, node)
+            if node not in changed:  # a node left out of settle() must have kept its map
+                assert got.version == last[node], (step, node)
+        last = {node: maps.map_for(w.state, node).version for node in nodes}
