@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import platform
-import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +53,7 @@ from .executor import DEFAULT_CONCURRENCY, Executor
 from .logs_relay import LogsRelay
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router, RouterError, RuntimeAPIError
+from .status import node_status
 from .version import VERSION
 
 if TYPE_CHECKING:  # the fabric loads pyroute2: agents without it (hollow nodes) never import it
@@ -399,12 +398,4 @@ class Agent:
                 self.log.warning("engine unavailable", error=exc.reason, retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
         self._reconnect.reset()
-        return resources_pb2.NodeStatus(
-            address=self.address,
-            hostname=info.hostname or socket.gethostname(),
-            capacity=resources_pb2.NodeResources(cpus=info.cpus, memory_bytes=info.memory_bytes),
-            docker_version=info.docker_version,
-            agent_version=VERSION,
-            os=info.os or platform.system().lower(),
-            arch=info.arch or platform.machine(),
-        )
+        return node_status(info, self.address, VERSION)

@@ -9,12 +9,14 @@ are what every node's resolver answers for the service's names.
 
 from __future__ import annotations
 
+import platform
+import socket
 from collections.abc import Sequence
 
 from google.protobuf import timestamp_pb2
 
 from ccs.v1 import agent_pb2, resources_pb2
-from nodeagent.runtime.types import Observed, State
+from nodeagent.runtime.types import HostInfo, Observed, State
 
 from .converge import LIVE_STATES
 
@@ -109,4 +111,17 @@ def state_name(state: int) -> str:
     return str(State.Name(state)).removeprefix("CONTAINER_STATE_")
 
 
-__all__: Sequence[str] = ("build_status", "endpoints", "same_report", "state_name", "update")
+def node_status(info: HostInfo, address: str, agent_version: str) -> resources_pb2.NodeStatus:
+    """The node's status from the engine's `info` (the host's own answers where it has none)."""
+    return resources_pb2.NodeStatus(
+        address=address,
+        hostname=info.hostname or socket.gethostname(),
+        capacity=resources_pb2.NodeResources(cpus=info.cpus, memory_bytes=info.memory_bytes),
+        docker_version=info.docker_version,
+        agent_version=agent_version,
+        os=info.os or platform.system().lower(),
+        arch=info.arch or platform.machine(),
+    )
+
+
+__all__: Sequence[str] = ("build_status", "endpoints", "node_status", "same_report", "state_name", "update")

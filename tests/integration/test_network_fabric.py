@@ -41,7 +41,9 @@ IMAGE = "local/netcheck:1"
 bed = tb.testbed_fixture(2, scope="module", images=("local/busybox:1", IMAGE))
 
 CLUSTER = f"fab{uuid.uuid4().hex[:6]}"
-RESOLVER = "169.254.20.53"
+# Not the agent's default (169.254.20.53): the e2e cluster's agents, which share these hosts'
+# namespaces in a full run, serve theirs there.
+RESOLVER = "169.254.20.99"
 POD = "10.250.0.0/16"
 SHOP1, SHOP2, BLOG1, EXTRA = "10.250.0.0/28", "10.250.0.16/28", "10.250.0.32/28", "10.250.0.64/28"
 SERVE = "nc -ll -p 7000 -e /bin/hostname & udpecho serve 7001 & wait"

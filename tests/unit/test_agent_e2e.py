@@ -167,3 +167,31 @@ async def test_image_not_found_is_reported_failed(dispatcher: tuple[Dispatcher, 
         await script.put(complete(1, container("n", image="local/nope:1")))
         await d.until(lambda: d.state("web-n") == pb.CONTAINER_STATE_FAILED)
         assert "image not found: local/nope:1" in d.statuses["web-n"].status.message
+
+
+async def test_a_containers_compose_dns_servers_are_its_resolver_upstreams(
+    dispatcher: tuple[Dispatcher, str], tmp_path: Path
+) -> None:
+    """The node resolver forwards a container's other names to its service's Compose `dns`
+    servers: the agent answers "which servers" by the container's reported address, and
+    forgets them with the container."""
+    d, address = dispatcher
+    rt = FakeRuntime()
+    agent = Agent(address, runtime=rt, name="node-1", join_token="join-me", address="10.0.0.5",
+                  state_dir=tmp_path, status_linger=0.01)
+    with_dns, plain = container("a"), container("b")
+    with_dns.spec.dns.extend(["192.0.2.53", "192.0.2.54"])
+    script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
+    await d.sessions.put(script)
+    async with running(agent):
+        await script.put(complete(1, with_dns, plain))
+        await d.until(lambda: d.state("web-a") == d.state("web-b") == pb.CONTAINER_STATE_RUNNING
+                      and bool(d.statuses["web-a"].status.addresses) and bool(d.statuses["web-b"].status.addresses))
+        a_ip = d.statuses["web-a"].status.addresses["default"]
+        b_ip = d.statuses["web-b"].status.addresses["default"]
+        assert tuple(agent.service_dns(a_ip)) == ("192.0.2.53", "192.0.2.54")
+        assert tuple(agent.service_dns(b_ip)) == ()  # no `dns`: the host's nameservers
+        assert tuple(agent.service_dns("10.9.9.9")) == ()  # nobody here
+        await script.put(incremental(1, 2, (REM, with_dns)))
+        await d.until(lambda: d.state("web-a") == pb.CONTAINER_STATE_REMOVED)
+        assert tuple(agent.service_dns(a_ip)) == ()

@@ -49,7 +49,7 @@ AGENT = str(VENV_BIN / "ccs-agent")
 TESTBED_STATE = Path("/var/lib/ccs-testbed")
 BRIDGE_IP = "10.77.0.1"
 CLUSTER = "e2e"
-IMAGES = ("local/busybox:1", "local/webapp:v1")
+IMAGES = ("local/busybox:1", "local/webapp:v1", "local/netcheck:1")
 SERVER_FLAGS = ("--heartbeat-period", "1", "--down-grace", "5", "--leader-ttl", "3",
                 "--shutdown-grace", "2")
 LIVE = (pb.CONTAINER_STATE_RUNNING, pb.CONTAINER_STATE_HEALTHY)
