@@ -87,6 +87,21 @@ def status_of(context: grpc.aio.ServicerContext) -> tuple[str, str]:
     return name, message
 
 
+class _Settling:
+    """A servicer context whose ``abort`` first settles the call's audit record."""
+
+    def __init__(self, context: grpc.aio.ServicerContext,
+                 settle: Callable[[str, str], Awaitable[None]]) -> None:
+        self._context, self._settle = context, settle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
+        await self._settle(code.name, details)
+        await self._context.abort(code, details, trailing_metadata)
+
+
 class AuditLog:
     """Writes audit records for the gate (:mod:`controlplane.access.gate`)."""
 
@@ -127,34 +142,47 @@ class AuditLog:
 
     async def around(
         self, principal: Principal, method: str, request: object, context: grpc.aio.ServicerContext,
-        call: Callable[[], Awaitable[T]],
+        call: Callable[[grpc.aio.ServicerContext], Awaitable[T]],
     ) -> T:
-        """Run an admitted change with its record riding on its first transaction (module doc)."""
+        """Run an admitted change with its record riding on its first transaction (module doc).
+
+        The servicer gets a context whose ``abort`` settles the record first: grpc sends the
+        status as soon as ``abort`` is called, and a client that has its answer must find the
+        record that goes with it.
+        """
         key, rec = self.new_record(principal, method, request, context)
         landed = pb.AuditRecord()
         landed.CopyFrom(rec)
         landed.result, landed.wrote = "OK", True
         rider = Rider(key, encode(landed))
-        reset = RIDER.set(rider)
-        result, message = "OK", ""
-        try:
-            return await call()
-        except grpc.aio.AbortError:
-            result, message = status_of(context)
-            raise
-        except asyncio.CancelledError:
-            result, message = "CANCELLED", "the caller went away before the answer"
-            raise
-        except BaseException as e:
-            result, message = "UNKNOWN", type(e).__name__
-            raise
-        finally:
+        settled = False
+
+        async def settle(result: str, message: str) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
             RIDER.reset(reset)
             rider.closed = True
             if not (rider.attached and result == "OK"):
                 rec.result, rec.message = result, message[:MAX_MESSAGE]
                 rec.wrote, rec.revision = bool(rider.revision), rider.revision
                 await self._put(key, rec)
+
+        reset = RIDER.set(rider)
+        try:
+            answer = await call(_Settling(context, settle))
+        except grpc.aio.AbortError:
+            await settle(*status_of(context))
+            raise
+        except asyncio.CancelledError:
+            await settle("CANCELLED", "the caller went away before the answer")
+            raise
+        except BaseException as e:
+            await settle("UNKNOWN", type(e).__name__)
+            raise
+        await settle("OK", "")
+        return answer
 
     async def _put(self, key: str, rec: pb.AuditRecord) -> None:
         try:

@@ -97,7 +97,7 @@ class AccessGate:
                 await check(request, context)
                 if not mutates:
                     return await inner(request, context)
-                return await audit.around(principal, method, request, context, lambda: inner(request, context))
+                return await audit.around(principal, method, request, context, lambda ctx: inner(request, ctx))
 
             return grpc.unary_unary_rpc_method_handler(unary, deser, ser)
         if handler.unary_stream and rule is not None and not rule.mutates:

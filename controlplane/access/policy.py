@@ -167,13 +167,15 @@ def target(rule: Rule, request: object) -> str:
     return f"{rule.kind} {path}".strip()
 
 
-def decide(caller: Caller, method: str, request: object) -> str | None:
+def decide(
+    caller: Caller, method: str, request: object, roles: Mapping[str, Mapping[str, Scope]] = ROLES
+) -> str | None:
     """None when ``caller`` may make this call; otherwise why not (the PERMISSION_DENIED message)."""
     rule = rule_for(method)
     who = f"token {caller.name!r} (role {caller.role})"
     if rule is None:
         return f"{who}: no access rule covers {short_method(method)}; refused"
-    grants = ROLES.get(caller.role, {})
+    grants = roles.get(caller.role, {})
     level = grants.get(rule.permission)
     if level is None:
         return (f"{who} may not call {short_method(method)}: it needs the {rule.permission!r} permission, "
