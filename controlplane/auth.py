@@ -164,7 +164,12 @@ class TokenVerifier:
         if hit is not None and hit[0] > now:
             return hit[1]
         kv = await self.etcd.get(keys.token(d))
-        principal = parse_record(d, kv.value) if kv is not None else None
+        principal = None
+        if kv is not None:
+            try:
+                principal = parse_record(d, kv.value)
+            except (ValueError, KeyError, TypeError) as e:  # refused as unknown, and named for the operator
+                log.warning("token record does not decode", key=kv.key, error=f"{type(e).__name__}: {e}")
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[d] = (now + CACHE_TTL, principal)
