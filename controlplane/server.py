@@ -15,12 +15,16 @@ from grpc_reflection.v1alpha import reflection
 
 from ccs.config import Context, upsert_context
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
+from controlplane.access.audit import AuditLog
+from controlplane.access.gate import AccessGate
 from controlplane.api.apps import ApplicationServicer
+from controlplane.api.audit import AuditServicer
 from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
+from controlplane.api.tokens import TokenServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.dispatcher.hub import AssignmentHub
@@ -28,7 +32,7 @@ from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
 from controlplane.informer import Informer
-from controlplane.janitor import prune_events_forever
+from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
 from controlplane.leader import LeaderElector
 from controlplane.reconcile.orchestrator import Orchestrator
 from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
@@ -44,6 +48,8 @@ SERVICE_NAMES = [
         "ServiceService",
         "ContainerService",
         "EventService",
+        "TokenService",
+        "AuditService",
     )
 ] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
@@ -66,6 +72,7 @@ class ServerOptions:
     # etcd is started with EMBEDDED_MAX_TXN_OPS instead.
     etcd_max_txn_ops: int = DEFAULT_MAX_TXN_OPS
     template_cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS
+    audit_retention: float = AUDIT_RETENTION_SECONDS
 
 
 def _client_address(listen: str, port: int) -> str:
@@ -109,8 +116,10 @@ class Server:
         verifier = TokenVerifier(self.etcd)
         self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000))
         self.broker = LogBroker()
+        self._tasks.append(asyncio.create_task(verifier.follow_changes()))
+        gate = AccessGate(AuditLog(self.etcd))
         server = grpc.aio.server(
-            interceptors=[AuthInterceptor(verifier)],
+            interceptors=[AuthInterceptor(verifier, gate)],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
         )
         etcd = self.etcd
@@ -125,6 +134,8 @@ class Server:
         api_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(etcd), server)
         api_pb2_grpc.add_ReleaseServiceServicer_to_server(ReleaseServicer(etcd, self.informer), server)
         api_pb2_grpc.add_RouteServiceServicer_to_server(RouteServicer(etcd, self.hub), server)
+        api_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(etcd, verifier), server)
+        api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(etcd), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker), server
         )
@@ -149,7 +160,7 @@ class Server:
         token = await bootstrap_admin(etcd)
         if token is not None:
             await self._write_client_config(token)
-        self._tasks.append(asyncio.create_task(prune_events_forever(etcd)))
+        self._tasks.append(asyncio.create_task(prune_events_forever(etcd, audit_retention=opts.audit_retention)))
         if opts.run_reconcilers:
             orchestrator = Orchestrator(etcd, self.informer, heartbeat_period=opts.heartbeat_period,
                                         down_grace=opts.down_grace)

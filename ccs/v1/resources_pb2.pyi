@@ -1029,3 +1029,47 @@ class ApplicationRevision(_message.Message):
     spec: ApplicationSpec
     note: str
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., revision: _Optional[int] = ..., spec: _Optional[_Union[ApplicationSpec, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class Token(_message.Message):
+    __slots__ = ("meta", "role", "clusters", "applications", "expires_at", "revoked_at", "created_by")
+    META_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    role: str
+    clusters: _containers.RepeatedScalarFieldContainer[str]
+    applications: _containers.RepeatedScalarFieldContainer[str]
+    expires_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    created_by: str
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., role: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., applications: _Optional[_Iterable[str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class AuditRecord(_message.Message):
+    __slots__ = ("meta", "token_name", "token_id", "role", "method", "target", "peer", "result", "message", "wrote", "revision")
+    META_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    WROTE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    token_name: str
+    token_id: str
+    role: str
+    method: str
+    target: str
+    peer: str
+    result: str
+    message: str
+    wrote: bool
+    revision: int
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., token_name: _Optional[str] = ..., token_id: _Optional[str] = ..., role: _Optional[str] = ..., method: _Optional[str] = ..., target: _Optional[str] = ..., peer: _Optional[str] = ..., result: _Optional[str] = ..., message: _Optional[str] = ..., wrote: _Optional[bool] = ..., revision: _Optional[int] = ...) -> None: ...

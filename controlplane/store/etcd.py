@@ -224,6 +224,14 @@ class Etcd:
         if size > self.max_request_bytes - _REQUEST_MARGIN:
             raise TooLarge("bytes", size, self.max_request_bytes)
 
+    def fits(self, compare: list[Any], success: list[Any], failure: list[Any]) -> bool:
+        """Whether etcd would take this transaction (its operation count and size)."""
+        try:
+            self.check_fits(rpc.TxnRequest(compare=compare, success=success, failure=failure))
+        except TooLarge:
+            return False
+        return True
+
     async def txn(
         self, compare: list[Any], success: list[Any], failure: list[Any] | None = None
     ) -> tuple[bool, Any]:

@@ -85,21 +85,28 @@ async def list_page(
     page_size: int = 0,
     page_token: str = "",
     keep: Callable[[M], bool] | None = None,
+    start: str = "",
+    each: Callable[[KV, M], None] | None = None,
 ) -> Page[M]:
     """One page of the resources under ``prefix``.
 
     Later pages are read at the first page's revision, so paging through a list that is
     being written to still yields one consistent snapshot (or ``Compacted`` if it aged
-    out). ``keep`` filters server-side; a filtered page may hold fewer items.
+    out). ``keep`` filters server-side; a filtered page may hold fewer items. ``start`` (a
+    key under ``prefix``) is where the first page begins; ``each`` sees every item with its
+    key's metadata before ``keep``.
     """
     if page_size < 0:
         raise BadPageToken("page_size: must not be negative")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    revision, start = _decode_token(page_token) if page_token else (0, None)
-    if start is not None and not start.startswith(prefix):
+    revision, begin = _decode_token(page_token) if page_token else (0, start or None)
+    if begin is not None and not begin.startswith(prefix):
         raise BadPageToken("page_token: belongs to another list")
-    res = await etcd.range(prefix, start=start, limit=size, revision=revision)
+    res = await etcd.range(prefix, start=begin, limit=size, revision=revision)
     items = decode_all(res.kvs, cls, f"list of {prefix}")
+    if each is not None:
+        for kv, item in zip(res.kvs, items, strict=True):
+            each(kv, item)
     if keep is not None:
         items = [m for m in items if keep(m)]
     token = ""
