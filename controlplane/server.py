@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ccs.config import Context, upsert_context
+from ccs.message_size import SERVER_OPTIONS
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from controlplane.access.audit import AuditLog
 from controlplane.access.gate import AccessGate
@@ -35,6 +36,7 @@ from controlplane.informer import Informer
 from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
 from controlplane.leader import LeaderElector
 from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
 
 log = structlog.get_logger("ccs.server")
@@ -118,9 +120,10 @@ class Server:
         self.broker = LogBroker()
         self._tasks.append(asyncio.create_task(verifier.follow_changes()))
         gate = AccessGate(AuditLog(self.etcd))
+        # Message size limits: see ccs.message_size for the figures behind them.
         server = grpc.aio.server(
-            interceptors=[AuthInterceptor(verifier, gate)],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+            interceptors=[AuthInterceptor(verifier, gate), RequestDecodingInterceptor()],
+            options=[("grpc.so_reuseport", 0), *SERVER_OPTIONS],
         )
         etcd = self.etcd
         api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd), server)
