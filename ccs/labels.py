@@ -17,6 +17,7 @@ from typing import Final, Literal
 
 __all__ = [
     "KEEP_VOLUMES",
+    "LABEL_HOME_NODE",
     "LABEL_OUTCOME",
     "LABEL_OUTCOME_MESSAGE",
     "LABEL_RESTART_COUNT",
@@ -35,6 +36,11 @@ LABEL_RESTART_FAILURES: Final = "ccs.restart.failures"
 """Comma-separated ISO-8601 times of the slot's earlier failures that led to a restart."""
 LABEL_RESTART_COUNT: Final = "ccs.restart.count"
 """How many times this slot was restarted in total (informational, like Docker's RestartCount)."""
+
+LABEL_HOME_NODE: Final = "ccs.home-node"
+"""The node a container waiting for placement must go to: the restart of a slot whose service
+waits for its node (``x-ccs.on_node_loss: wait``, the default with named volumes) stays where
+the slot's volumes are. Ignored once that node is removed or draining."""
 
 OUTCOME_COMPLETED: Final[Literal["completed"]] = "completed"
 OUTCOME_FAILED: Final[Literal["failed"]] = "failed"

@@ -75,7 +75,10 @@ PROOFS: dict[str, tuple[str, ...]] = {
     "services.*.scale": (f"{CV}[scale is replicas]", "tests/unit/test_planner_service.py::test_plan_service"),
     "services.*.pull_policy": (f"{CV}[pull_policy always]",
                                "tests/unit/test_runtime_fake.py::test_always_pull_reports_pulling"),
-    "services.*.x-ccs": ("tests/unit/test_compose_aliases.py::test_x_ccs_extension",),
+    "services.*.x-ccs": ("tests/unit/test_compose_aliases.py::test_x_ccs_extension",
+                         "tests/unit/test_planner_node_loss.py::test_the_effective_policy",
+                         "tests/integration/e2e/test_node_loss.py::"
+                         "test_a_service_with_a_named_volume_waits_for_its_node_and_returns_with_its_data"),
     "services.*.deploy.mode": (f"{CV}[deploy global has no replicas]",
                                "tests/unit/test_scheduler.py::test_global_mode_ignores_spread_and_gets_one_per_node"),
     "services.*.deploy.replicas": (f"{CV}[deploy]", "tests/unit/test_planner_service.py::test_plan_service"),
