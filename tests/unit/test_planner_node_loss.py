@@ -53,6 +53,11 @@ def with_policy(c: pb.Container, policy: pb.NodeLossPolicy) -> pb.Container:
     return c
 
 
+def with_named_volume(c: pb.Container) -> pb.Container:
+    c.spec.volumes.add(type="volume", source="data", target="/data")
+    return c
+
+
 @dataclass
 class NodeCase:
     name: str
@@ -72,12 +77,11 @@ NODE_CASES = [
              ["remove b"], "1 container(s) rescheduled; 1 container(s) wait for the node to return "
              "(x-ccs.on_node_loss: wait)"),
     NodeCase("a named volume waits without saying so",
-             [container("a")], 80, [], "1 container(s) wait for the node to return"),
+             [with_named_volume(container("a"))], 80, [], "1 container(s) wait for the node to return"),
     NodeCase("a stopped one neither moves nor waits",
              [with_policy(container("a", desired=pb.DESIRED_STATE_STOPPED), WAIT)], 80, [],
              "down: no heartbeat for 1m20s (3 heartbeats of 5s missed)"),
 ]
-NODE_CASES[2].containers[0].spec.volumes.add(type="volume", source="data", target="/data")
 
 
 @pytest.mark.parametrize("case", NODE_CASES, ids=[c.name for c in NODE_CASES])
@@ -122,8 +126,7 @@ def test_the_status_names_the_slot_the_node_and_the_key() -> None:
     plan = plan_service(app(), waiting_service(), [waiting], cluster, {}, at(10))
     assert shorts(plan.actions) == []
     assert plan.status.message == "1/1 running; slot 1 waits for its node n1 to return (x-ccs.on_node_loss: wait)"
-    by_default = container("a")
-    by_default.spec.volumes.add(type="volume", source="data", target="/data")
+    by_default = with_named_volume(container("a"))
     plan = plan_service(app(), service("web"), [by_default], cluster, {}, at(10))
     assert plan.status.message.endswith(
         "slot 1 waits for its node n1 to return (x-ccs.on_node_loss defaults to wait: the service has "
