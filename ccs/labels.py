@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 __all__ = [
     "KEEP_VOLUMES",
+    "LABEL_HOME_NODE",
     "LABEL_OUTCOME",
     "LABEL_OUTCOME_MESSAGE",
     "LABEL_REPLACES",
@@ -46,6 +47,11 @@ LABEL_UNHEALTHY_SINCE: Final = "ccs.unhealthy.since"
 replacement, created once it has stopped, carries the slot's history."""
 LABEL_UNHEALTHY_STREAK: Final = "ccs.unhealthy.streak"
 """How many unhealthy containers in a row this slot replaced before this one (the backoff's exponent)."""
+
+LABEL_HOME_NODE: Final = "ccs.home-node"
+"""The node a container waiting for placement must go to: the restart of a slot whose service
+waits for its node (``x-ccs.on_node_loss: wait``, the default with named volumes) stays where
+the slot's volumes are. Ignored once that node is removed or draining."""
 
 OUTCOME_COMPLETED: Final[Literal["completed"]] = "completed"
 OUTCOME_FAILED: Final[Literal["failed"]] = "failed"

@@ -184,7 +184,7 @@ RULES: dict[str, Rule] = {
     "services.*.domainname": Rule(W, "containers use the cluster's DNS domain"),
     "services.*.pull_refresh_after": Rule(W, "use pull_policy: always or aliyun.latest_image"),
     "services.*.x-ccs": Rule(
-        S, "ccs extension: strategy, routes, session_sticky, always_pull, probe, replace_unhealthy"),
+        S, "ccs extension: strategy, routes, session_sticky, always_pull, probe, replace_unhealthy, on_node_loss"),
     # ---- services.*.deploy
     "services.*.deploy.mode": Rule(S),
     "services.*.deploy.replicas": Rule(S, "at most 1000"),

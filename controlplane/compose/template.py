@@ -147,7 +147,7 @@ def _apply_claims(spec: ServiceSpec, claims: Claims, path: Path, diag: Diagnosti
     if "parallelism" in resolved:
         spec.update_config = spec.update_config or UpdateConfig()
         spec.update_config.parallelism = resolved["parallelism"]
-    for key in ("strategy", "probe", "routes", "session_sticky", "always_pull", "replace_unhealthy"):
+    for key in ("strategy", "probe", "routes", "session_sticky", "always_pull", "replace_unhealthy", "on_node_loss"):
         if key in resolved:
             setattr(spec, key, resolved[key])
 

@@ -15,7 +15,8 @@ twice on the same input gives the same plan.
   ``ServiceStatus``. See :mod:`controlplane.planner.service` for the boundary with
   the release reconcilers and the scheduler.
 * :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule (the moved containers'
-  records stay, desired REMOVED, so a returning agent is told to remove them).
+  records stay, desired REMOVED, so a returning agent is told to remove them), except for services
+  that wait for their node (:mod:`controlplane.planner.node_loss`: ``x-ccs.on_node_loss``).
 * :func:`apply_actions`: the one meaning of every action over container records; the reconcile
   passes apply plans with it, and tests use it to check that planning again changes nothing.
 

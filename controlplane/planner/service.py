@@ -19,6 +19,9 @@ Boundary with the other reconcilers (the part most worth reading before changing
   computed by the caller with the scheduler's constraint logic) and creates one container per node.
 * **The node planner owns node failure.** Containers on a DOWN node keep counting until the node
   planner retires them after the grace period; a brief partition therefore never doubles a service.
+  A service that waits for its node (``x-ccs.on_node_loss``, :mod:`.node_loss`) is never retired
+  for it: the status says which slot waits for which node, and a restart of such a service is
+  homed on the dead container's node (``ccs.home-node``), where its named volumes are.
 
 Design choices:
 
@@ -45,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ccs.container_states import RUNNING_STATES
-from ccs.labels import LABEL_OUTCOME_MESSAGE, OUTCOME_FAILED
+from ccs.labels import LABEL_HOME_NODE, LABEL_OUTCOME_MESSAGE, OUTCOME_FAILED
 from ccs.v1 import resources_pb2 as pb
 
 from . import restart, unhealthy
@@ -64,6 +67,7 @@ from .containers import (
     sort_key_newest_first,
 )
 from .errors import PlanError
+from .node_loss import waits_for_its_node, why_it_waits
 from .status import Counts, DependencyState, count, service_status, waiting_for
 
 Key = int | str
@@ -141,6 +145,7 @@ class _ServicePlanner:
     policy: restart.RestartPolicy = field(default_factory=restart.RestartPolicy)
     waiting: list[str] = field(default_factory=list)
     waiting_stop: list[str] = field(default_factory=list)
+    waiting_node: list[str] = field(default_factory=list)
     desired_count: int = 0
     global_mode: bool = False
     # Slot (or node) -> retired containers that still run on a ready node.
@@ -181,6 +186,7 @@ class _ServicePlanner:
                 self._retire(c, "application or service removed")
             else:
                 groups[c.node if self.global_mode else c.slot].append(c)
+                self._note_node_wait(c)
 
         for key in sorted(groups, key=str):
             if key not in wanted:
@@ -220,6 +226,21 @@ class _ServicePlanner:
             and node is not None
             and node.status.state == pb.NODE_STATE_READY
         )
+
+    def _note_node_wait(self, c: pb.Container) -> None:
+        """A live container on a DOWN node that the node planner leaves there: say so."""
+        node = self.nodes.get(c.node)
+        if (is_live(c) and node is not None and node.status.state == pb.NODE_STATE_DOWN
+                and waits_for_its_node(c.spec)):
+            where = self._label(c.node if self.global_mode else c.slot)
+            self.waiting_node.append(
+                f"{where} waits for its node {c.node} to return ({why_it_waits(c.spec)})")
+
+    def _home(self, dead: pb.Container) -> tuple[tuple[str, str], ...]:
+        """The replacement of ``dead`` stays on its node when the service waits for its node."""
+        if self.global_mode or not dead.node or self._on_draining(dead):
+            return ()
+        return ((LABEL_HOME_NODE, dead.node),) if waits_for_its_node(self.service.spec) else ()
 
     def _on_draining(self, c: pb.Container) -> bool:
         return bool(c.node) and node_is_draining(self.nodes.get(c.node))
@@ -302,7 +323,9 @@ class _ServicePlanner:
             self.waits.append(decision.seconds)
         elif self._may_start():
             self._retire(dead, f"replaced: {decision.reason}")
-            self._create(key, decision.labels, decision.reason)
+            home = self._home(dead)
+            reason = f"{decision.reason}; on its node {dead.node}" if home else decision.reason
+            self._create(key, (*decision.labels, *home), reason)
 
     def _replace_unhealthy(self, key: Key, sick: pb.Container) -> None:
         """Replace ``sick`` if its service, the release, the restart policy, the backoff and the
@@ -364,6 +387,7 @@ class _ServicePlanner:
             out.append("removing")
         if self.blocked:
             out.extend(self.waiting)
+        out.extend(self.waiting_node)
         out.extend(self.problems)
         if self.waits:
             out.append(f"restart pending in {min(self.waits):.1f}s")
