@@ -8,6 +8,10 @@ revoked token therefore stops working within ``CACHE_TTL``.
 Roles: ``admin`` may call the user API; ``node`` credentials (issued at agent
 registration) may call only the Dispatcher. Health checks, reflection and agent
 registration (which carries a join token in its body) need no token.
+
+Node calls under TLS (the default) carry no token: the node is who its certificate says,
+checked by :class:`controlplane.pki.node_auth.NodeGuard` (mutual TLS, revocation). Bearer
+node credentials remain for servers started with ``--insecure``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import grpc
 
 from ccs.errors import REASON_ETCD_UNAVAILABLE, REASON_KEY
+from controlplane.pki.node_auth import NodeGuard
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
@@ -126,8 +131,9 @@ def _denied(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandl
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, node_guard: NodeGuard | None = None) -> None:
         self.verifier = verifier
+        self.node_guard = node_guard  # None under --insecure: nodes use bearer credentials
 
     async def intercept_service(
         self,
@@ -138,6 +144,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS:
             return handler
+        if self.node_guard is not None and method.startswith(NODE_PREFIX):
+            # TLS: a node call is authenticated by its node certificate, not by a token.
+            return self.node_guard.wrap(handler)
         token = bearer(details.invocation_metadata)
         if not token:
             return _denied(handler, "missing bearer token (metadata 'authorization: Bearer <token>')")

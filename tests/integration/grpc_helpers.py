@@ -12,7 +12,7 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from tests.conftest import ServerProc
+from tests.conftest import TRUST, ServerProc
 
 T = TypeVar("T")
 
@@ -46,8 +46,25 @@ class Stubs:
     events: Any
 
 
+def channel(address: str) -> grpc.aio.Channel:
+    """A channel to a test server, verified against its CA (``TRUST``); plaintext only to a
+    server the test started with --insecure."""
+    ca = TRUST.get(address)
+    if ca is None:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca.encode()))
+
+
+def sync_channel(address: str) -> grpc.Channel:
+    """The blocking twin of :func:`channel`."""
+    ca = TRUST.get(address)
+    if ca is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca.encode()))
+
+
 def stubs(address: str, token: str | None) -> Stubs:
-    ch = grpc.aio.insecure_channel(address)
+    ch = channel(address)
     md = (("authorization", f"Bearer {token}"),) if token else ()
     return Stubs(
         ch, md,

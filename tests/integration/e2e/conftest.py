@@ -127,7 +127,7 @@ class Cluster3:
         """Run one SDK call on a fresh connection (tests are synchronous)."""
 
         async def main() -> T:
-            async with AsyncClient(self.server.address, self.server.token, timeout=10) as cl:
+            async with self.server.client(timeout=10) as cl:
                 return await fn(cl)
 
         return asyncio.run(main())
