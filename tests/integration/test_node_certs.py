@@ -27,6 +27,9 @@ from ccs.errors import REASON_CERT_REVOKED, reason_of
 from ccs.join_token import JoinToken, parse
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from controlplane.pki import node_certs
+from controlplane.store import keys
+from controlplane.store.etcd import Etcd
 from nodeagent import node_tls
 from nodeagent.agent import Agent
 from nodeagent.config import load_identity
@@ -332,3 +335,22 @@ async def test_an_insecure_server_keeps_the_previous_protocol(tmp_path: Path, un
     finally:
         srv.stop()
         etcd.stop()
+
+
+async def test_records_of_expired_certificates_are_pruned(short_lived: ServerProc, unique: str) -> None:
+    token = await new_cluster(short_lived, unique)
+    node = await register_node(short_lived.address, token, "n1")
+    await node.close()
+    old = x509.load_pem_x509_certificate(node.registered.certificate_pem.encode())
+    newer = await register_node(short_lived.address, token, "n1")  # registered again: a second record
+    await newer.close()
+    etcd = Etcd([short_lived.etcd_url])
+    try:
+        prefix = keys.node_certs(unique, "n1")
+        assert len((await etcd.range(prefix)).kvs) == 2
+        await until(lambda: dt.datetime.now(dt.UTC) > old.not_valid_after_utc, "the first certificate expired")
+        pruned = await node_certs.prune_expired(etcd, dt.datetime.now(dt.UTC))
+        left = [kv.key.rsplit("/", 1)[-1] for kv in (await etcd.range(prefix)).kvs]
+        assert pruned >= 1 and f"{old.serial_number:x}" not in left
+    finally:
+        await etcd.close()
