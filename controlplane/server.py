@@ -14,7 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ccs.config import Context, upsert_context
+from ccs.config import ConfigError, Context, load_config, save_config, upsert_context
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from controlplane.api.apps import ApplicationServicer
 from controlplane.api.clusters import ClusterServicer
@@ -207,6 +207,8 @@ class Server:
         token = await bootstrap_admin(etcd)
         if token is not None:
             await self._write_client_config(token, ca_pem)
+        else:
+            await self._refresh_client_config(ca_pem)
         self._tasks.append(asyncio.create_task(prune_events_forever(etcd)))
         if opts.run_reconcilers:
             orchestrator = Orchestrator(etcd, self.informer, heartbeat_period=opts.heartbeat_period,
@@ -237,6 +239,34 @@ class Server:
             token_file=str(token_file),
             contexts=list(cfg_path.contexts),
         )
+
+    async def _refresh_client_config(self, ca_pem: bytes | None) -> None:
+        """A later start keeps the context it wrote usable: when the context still names this
+        server, its TLS settings follow the server's (an installation from before TLS had
+        ``tls: false`` and no CA; a brought certificate changes the root). Nothing else in the
+        file is touched, and a context that names another server is left alone."""
+        opts = self.opts
+        address = _client_address(opts.listen, self.port)
+
+        def refresh() -> bool:
+            try:
+                cfg = load_config(opts.client_config)
+            except ConfigError:
+                return False
+            ctx = cfg.contexts.get(opts.context_name)
+            if ctx is None or ctx.server != address:
+                return False
+            pem = ca_pem.decode() if ca_pem is not None else None
+            if ctx.tls == (pem is not None) and ctx.ca_pem == pem and not ctx.ca_file:
+                return False
+            cfg.contexts[opts.context_name] = ctx.model_copy(update={"tls": pem is not None, "ca_pem": pem,
+                                                                      "ca_file": None})
+            save_config(cfg, opts.client_config)
+            return True
+
+        if await asyncio.to_thread(refresh):
+            log.info("client config: the context's TLS settings follow this server now",
+                     context=opts.context_name, tls=ca_pem is not None)
 
     async def stop(self) -> None:
         log.info("shutting down", grace_seconds=self.opts.shutdown_grace)

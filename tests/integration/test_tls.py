@@ -41,6 +41,7 @@ from controlplane.pki.keywrap import create_master_key
 from nodeagent import node_tls
 from tests.conftest import ROOT, EtcdProc, ServerProc, free_port, start_etcd, start_server
 from tests.integration.node_link import register_node
+from tests.integration.polling import wait_for
 
 pytestmark = pytest.mark.etcd
 
@@ -285,3 +286,23 @@ def test_a_plaintext_or_unpinned_channel_never_gets_an_answer(ccs_server: Server
 
     assert asyncio.run(attempt(secure=False)) == grpc.StatusCode.UNAVAILABLE
     assert asyncio.run(attempt(secure=True)) == grpc.StatusCode.UNAVAILABLE  # system roots: not trusted
+
+
+def test_an_installation_from_before_tls_keeps_a_working_context(own_etcd: EtcdProc, tmp_path: Path) -> None:
+    """The first start (here --insecure, as every server was before TLS) wrote a plaintext
+    context; the next start with TLS updates that context's TLS settings, so `ccs` keeps working
+    on the server's host without a new login."""
+    port, config = free_port(), tmp_path / "c.yaml"
+    old = start_server(tmp_path / "state", own_etcd.url, config, port=port, extra=["--insecure"])
+    old.stop()
+    assert yaml.safe_load(config.read_text())["contexts"]["local"]["tls"] is False
+    srv = start_server(tmp_path / "state", own_etcd.url, config, port=port, expect_token=False)
+    try:
+        def refreshed() -> bool:
+            return bool(yaml.safe_load(config.read_text())["contexts"]["local"].get("ca_pem"))
+        wait_for("the context refreshed", refreshed, 30)
+        ctx = yaml.safe_load(config.read_text())["contexts"]["local"]
+        assert ctx["tls"] is True and ctx["ca_pem"] == srv.ca_pem and ctx["token"] == old.token
+        assert ccs_cli(config, "cluster", "ls").returncode == 0
+    finally:
+        srv.stop()
