@@ -354,3 +354,17 @@ async def test_records_of_expired_certificates_are_pruned(short_lived: ServerPro
         assert pruned >= 1 and f"{old.serial_number:x}" not in left
     finally:
         await etcd.close()
+
+
+async def test_an_identity_from_the_previous_release_registers_again(ccs_server: ServerProc, unique: str,
+                                                                    tmp_path: Path) -> None:
+    """What an upgraded agent finds in its state dir: a bearer credential, no certificate."""
+    token = await new_cluster(ccs_server, unique)
+    (tmp_path / "identity.json").write_text(json.dumps({"cluster": unique, "node": "n1", "credential": "ccsnode_x"}))
+    without = Agent(ccs_server.address, runtime=FakeRuntime(), name="n1", state_dir=tmp_path)
+    with pytest.raises(AgentError, match="no usable saved identity"):
+        await asyncio.wait_for(without.run(), WAIT)
+    agent = Agent(ccs_server.address, runtime=FakeRuntime(), name="n1", join_token=token, state_dir=tmp_path)
+    async with running(agent):
+        await asyncio.wait_for(agent.connected.wait(), WAIT)
+    assert saved_certificate(tmp_path).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "n1"

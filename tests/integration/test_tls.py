@@ -306,3 +306,12 @@ def test_an_installation_from_before_tls_keeps_a_working_context(own_etcd: EtcdP
         assert ccs_cli(config, "cluster", "ls").returncode == 0
     finally:
         srv.stop()
+
+
+def test_cli_without_a_context_verifies_against_ca_file(ccs_server: ServerProc, tmp_path: Path) -> None:
+    none = tmp_path / "none.yaml"
+    base = ["--server", ccs_server.address, "--token", ccs_server.token]
+    unpinned = ccs_cli(none, *base, "cluster", "ls")
+    assert unpinned.returncode == 7 and "CERTIFICATE_VERIFY_FAILED" in unpinned.stderr
+    pinned = ccs_cli(none, *base, "--ca-file", str(ccs_server.state_dir / "ca.crt"), "cluster", "ls")
+    assert pinned.returncode == 0, pinned.stderr

@@ -18,7 +18,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ccs.join_token import JoinToken, JoinTokenError, parse
 from ccs.tls import FingerprintMismatch, ServerChain, normalize_fingerprint, pem_fingerprint
 from controlplane.pki import certs, keywrap
+from controlplane.pki.cluster_ca import ClusterKeys
 from controlplane.pki.node_certs import CertRecord
+from controlplane.pki.server_tls import ServerTls, TlsConfigError, load_own
 from nodeagent import node_tls
 from nodeagent.config import Identity
 
@@ -177,3 +179,66 @@ def test_renewal_comes_at_two_thirds_of_the_lifetime() -> None:
     assert node_tls.renew_delay(ident, t0 + 59) == pytest.approx(1.0)
     assert node_tls.renew_delay(ident, t0 + 70) == 0.0
     assert not node_tls.expired(ident, t0 + 89) and node_tls.expired(ident, t0 + 90)
+
+
+# ------------------------------------------------------------------ the server's certificates
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def _keys() -> ClusterKeys:
+    ca_key, ca = certs.new_ca(NOW)
+    return ClusterKeys(ca_key, ca, b"k" * 32, created=True)
+
+
+def test_the_server_certificate_is_renewed_at_two_thirds_and_each_port_gets_it_once() -> None:
+    clock = Clock()
+    tls = ServerTls(_keys(), ["127.0.0.1"], clock=clock, ttl=dt.timedelta(hours=3))
+    first = tls.serial
+    api_fetch, node_fetch = tls._follow(None), tls._follow(b"roots")
+    assert api_fetch() is None and node_fetch() is None  # nothing due
+    clock.now = NOW + dt.timedelta(hours=1, minutes=59)
+    assert api_fetch() is None and tls.serial == first
+    clock.now = NOW + dt.timedelta(hours=2, minutes=1)
+    assert node_fetch() is not None and tls.serial != first  # renewed by the node port's handshake ...
+    assert api_fetch() is not None  # ... and the API port serves it too, once
+    assert api_fetch() is None and node_fetch() is None
+
+
+def test_a_brought_certificate_is_read_again_when_its_files_change(tmp_path: Path) -> None:
+    def write(names: list[str]) -> x509.Certificate:
+        ca_key, ca = certs.new_ca(NOW)
+        key, cert = certs.issue_server(ca_key, ca, names, NOW)
+        (tmp_path / "chain.pem").write_bytes(certs.cert_pem(cert) + certs.cert_pem(ca))
+        (tmp_path / "key.pem").write_bytes(certs.key_pem(key))
+        return ca
+
+    first_root = write(["a.example"])
+    tls = ServerTls(_keys(), ["127.0.0.1"], cert_file=tmp_path / "chain.pem", key_file=tmp_path / "key.pem")
+    assert tls.api_root_fingerprint == certs.fingerprint(first_root)
+    assert not tls._refresh_own()
+    second_root = write(["b.example"])
+    os.utime(tmp_path / "chain.pem", (1, 1))  # a different mtime, whatever the clock's resolution
+    assert tls._refresh_own() and tls.api_root_fingerprint == certs.fingerprint(second_root)
+    (tmp_path / "key.pem").write_text("half written")
+    os.utime(tmp_path / "key.pem", (2, 2))
+    assert not tls._refresh_own()  # unusable files: keep serving the current one
+    assert tls.api_root_fingerprint == certs.fingerprint(second_root)
+
+
+def test_a_brought_chain_without_its_root_or_with_another_key_is_refused(tmp_path: Path) -> None:
+    ca_key, ca = certs.new_ca(NOW)
+    key, cert = certs.issue_server(ca_key, ca, ["a"], NOW)
+    (tmp_path / "leaf.pem").write_bytes(certs.cert_pem(cert))
+    (tmp_path / "key.pem").write_bytes(certs.key_pem(key))
+    with pytest.raises(TlsConfigError, match="must end with the root CA"):
+        load_own(tmp_path / "leaf.pem", tmp_path / "key.pem")
+    (tmp_path / "chain.pem").write_bytes(certs.cert_pem(cert) + certs.cert_pem(ca))
+    (tmp_path / "other.pem").write_bytes(certs.key_pem(certs.new_key()))
+    with pytest.raises(TlsConfigError, match="is not the key of the certificate"):
+        load_own(tmp_path / "chain.pem", tmp_path / "other.pem")
