@@ -38,6 +38,9 @@ from .config import Identity
 from .dispatcher_client import CHANNEL_OPTIONS, AgentError
 
 #: Renew when this share of the certificate's lifetime (from when it arrived) has passed.
+#: Swarm picks a random point between 50 % and 80 % to spread a herd of nodes; a renewal here
+#: costs the server one signature (well under a millisecond) and one small transaction, so a
+#: fixed point keeps the timing predictable and a herd of 1,000 nodes costs about a second.
 RENEW_AT = 2 / 3
 
 

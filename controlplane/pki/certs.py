@@ -29,8 +29,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CA_TTL = dt.timedelta(days=3650)
 SERVER_TTL = dt.timedelta(days=90)
 NODE_TTL = dt.timedelta(days=90)
-#: Certificates start this long before they are issued, so a node whose clock is a little
-#: behind the server's accepts them at once (cfssl and Swarm backdate the same way).
+#: Certificates start this long before they are issued (never more than their lifetime), so
+#: a node whose clock is a little behind the server's accepts them at once (Swarm backdates
+#: by an hour for the same reason).
 BACKDATE = dt.timedelta(minutes=5)
 #: The organizational unit of node certificates: a node certificate can never pass for a
 #: server's (servers' certificates carry no OU and the serverAuth usage only).
