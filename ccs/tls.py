@@ -30,6 +30,7 @@ __all__ = [
     "fingerprint",
     "normalize_fingerprint",
     "pem_fingerprint",
+    "verification_hint",
 ]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -84,6 +85,18 @@ class ServerChain:
             f"the server at {self.address} does not present the CA with fingerprint {want} "
             f"(it presented: {shown}); not trusting it"
         )
+
+
+def verification_hint(message: str, address: str) -> str:
+    """What to do about a TLS verification failure that gRPC reports as UNAVAILABLE, or ""."""
+    host = address.rpartition(":")[0].strip("[]") or address
+    if "Hostname Verification" in message or "not in peer certificate" in message:
+        return (f"the server's certificate does not name {host!r}: reach it by a name or address "
+                f"it has, or start the server with --advertise {host}")
+    if "CERTIFICATE_VERIFY_FAILED" in message:
+        return ("the server's certificate does not chain to the CA this client trusts (another "
+                "control plane, or no CA pinned): pin its CA with `ccs login --ca-fingerprint` or --ca-file")
+    return ""
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -17,6 +17,7 @@ from ccs import errors
 from ccs.client import AsyncClient
 from ccs.config import ConfigError, Context, default_config_path, load_config
 from ccs.template import TemplateError
+from ccs.tls import verification_hint
 
 T = TypeVar("T")
 
@@ -155,7 +156,9 @@ class Session:
                 fail(f"{exc.message} (server {conn.server} is up; retry when etcd is back)",
                      exit_code(exc))
             except errors.Unavailable as exc:
-                fail(f"cannot reach {conn.server}: {exc.message}", exit_code(exc))
+                hint = verification_hint(exc.message, conn.server)
+                fail(f"cannot reach {conn.server}: {exc.message}" + (f" ({hint})" if hint else ""),
+                     exit_code(exc))
         except (typer.Exit, TyperException):
             raise
         except KeyboardInterrupt:

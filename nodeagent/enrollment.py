@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from ccs.tls import verification_hint
 from ccs.v1 import agent_pb2, resources_pb2
 
 from . import node_tls
@@ -130,6 +131,9 @@ class Enrollment:
             except AgentError:
                 raise
             except Exception as exc:
+                hint = verification_hint(describe(exc), self.server_address) if self.tls else ""
+                if hint.startswith("the server's certificate does not name"):
+                    raise AgentError(f"registration: {hint}") from None  # retrying cannot fix it
                 delay = self._reconnect.next()
                 self.log.warning("register failed", error=describe(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)

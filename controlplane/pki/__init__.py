@@ -16,9 +16,10 @@ Trust, as Swarm builds it (swarmkit's ``ca`` package) and where ccs differs:
   O = cluster, OU = ccs-node; :mod:`certs`). Swarm puts a random node id in the CN and checks
   managers by a role name in their SANs; ccs nodes are known by their name (unique in a
   cluster, the key of the node's record), and clients check servers by host name or address
-  (the names users type), so the same certificate works for grpcurl and browsers. It then talks mutual TLS on the node port, renews
-  at two thirds of the lifetime with ``RenewCertificate``, and the node a call comes from is
-  the one its certificate names (:mod:`node_auth`).
+  (the names users type), so the same certificate works for grpcurl and browsers. The agent
+  then talks mutual TLS on the node port, renews at two thirds of the lifetime with
+  ``RenewCertificate``, and the node a call comes from is the one its certificate names
+  (:mod:`node_auth`).
 - **Revocation** (:mod:`node_certs`): every issued certificate is recorded in etcd and checked
   on every call, since a TLS connection outlives any revocation; ``ccs node revoke`` and
   ``ccs node rm`` mark the node's certificates revoked in the transaction that says so.

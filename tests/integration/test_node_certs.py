@@ -35,7 +35,7 @@ from nodeagent.agent import Agent
 from nodeagent.config import load_identity
 from nodeagent.dispatcher_client import AgentError
 from nodeagent.runtime import FakeRuntime
-from tests.conftest import EtcdProc, ServerProc, start_etcd, start_server
+from tests.conftest import EtcdProc, ServerProc, free_port, start_etcd, start_server
 from tests.integration.grpc_helpers import channel
 from tests.integration.node_link import register_node, status
 
@@ -368,3 +368,19 @@ async def test_an_identity_from_the_previous_release_registers_again(ccs_server:
     async with running(agent):
         await asyncio.wait_for(agent.connected.wait(), WAIT)
     assert saved_certificate(tmp_path).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "n1"
+
+
+async def test_an_address_the_certificate_does_not_name_stops_the_agent_with_the_fix(
+    etcd: EtcdProc, tmp_path: Path, unique: str,
+) -> None:
+    """127.0.0.2 reaches a server listening on 0.0.0.0, but its certificate does not name it."""
+    port = free_port()
+    srv = start_server(tmp_path / "state", etcd.url, tmp_path / "c.yaml", port=port,
+                       extra=["--listen", f"0.0.0.0:{port}"], expect_token=False)
+    try:
+        token = await new_cluster(srv, unique)
+        agent = Agent(f"127.0.0.2:{port}", runtime=FakeRuntime(), name="n1", join_token=token, state_dir=tmp_path)
+        with pytest.raises(AgentError, match=r"does not name '127\.0\.0\.2'.*--advertise 127\.0\.0\.2"):
+            await asyncio.wait_for(agent.run(), WAIT)
+    finally:
+        srv.stop()

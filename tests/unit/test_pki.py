@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ccs.join_token import JoinToken, JoinTokenError, parse
-from ccs.tls import FingerprintMismatch, ServerChain, normalize_fingerprint, pem_fingerprint
+from ccs.tls import FingerprintMismatch, ServerChain, normalize_fingerprint, pem_fingerprint, verification_hint
 from controlplane.pki import certs, keywrap
 from controlplane.pki.cluster_ca import ClusterKeys
 from controlplane.pki.node_certs import CertRecord
@@ -242,3 +242,10 @@ def test_a_brought_chain_without_its_root_or_with_another_key_is_refused(tmp_pat
     (tmp_path / "other.pem").write_bytes(certs.key_pem(certs.new_key()))
     with pytest.raises(TlsConfigError, match="is not the key of the certificate"):
         load_own(tmp_path / "chain.pem", tmp_path / "other.pem")
+
+
+def test_tls_failures_come_with_what_to_do() -> None:
+    name = verification_hint("... Hostname Verification Check failed.", "10.0.0.5:7443")
+    assert "does not name '10.0.0.5'" in name and "--advertise 10.0.0.5" in name
+    assert "ccs login" in verification_hint("CERTIFICATE_VERIFY_FAILED: self signed", "h:1")
+    assert verification_hint("connection refused", "h:1") == ""
