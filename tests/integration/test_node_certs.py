@@ -371,16 +371,19 @@ async def test_an_identity_from_the_previous_release_registers_again(ccs_server:
 
 
 async def test_an_address_the_certificate_does_not_name_stops_the_agent_with_the_fix(
-    etcd: EtcdProc, tmp_path: Path, unique: str,
+    tmp_path: Path, unique: str,
 ) -> None:
     """127.0.0.2 reaches a server listening on 0.0.0.0, but its certificate does not name it."""
     port = free_port()
+    etcd = start_etcd(tmp_path, "etcd")
     srv = start_server(tmp_path / "state", etcd.url, tmp_path / "c.yaml", port=port,
-                       extra=["--listen", f"0.0.0.0:{port}"], expect_token=False)
+                       extra=["--listen", f"0.0.0.0:{port}"])
     try:
         token = await new_cluster(srv, unique)
-        agent = Agent(f"127.0.0.2:{port}", runtime=FakeRuntime(), name="n1", join_token=token, state_dir=tmp_path)
+        agent = Agent(f"127.0.0.2:{port}", runtime=FakeRuntime(), name="n1", join_token=token,
+                      state_dir=tmp_path / "agent")
         with pytest.raises(AgentError, match=r"does not name '127\.0\.0\.2'.*--advertise 127\.0\.0\.2"):
             await asyncio.wait_for(agent.run(), WAIT)
     finally:
         srv.stop()
+        etcd.stop()
