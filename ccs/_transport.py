@@ -19,6 +19,7 @@ import grpc.aio
 from google.protobuf.message import Message
 
 from ccs.errors import from_rpc_error
+from ccs.message_size import CLIENT_OPTIONS
 from ccs.v1 import api_pb2_grpc
 
 T = TypeVar("T")
@@ -38,13 +39,14 @@ def make_channel(
     ``ca_pem`` or ``ca_file`` (the CA pinned in the client config), or to the system roots
     when neither is given, and its certificate must name the host of ``address``;
     ``client_cert``/``client_key`` (PEM files) are presented to a server that asks for one.
-    ``tls=False`` is for a server started with ``--insecure`` only: tokens travel in clear."""
+    ``tls=False`` is for a server started with ``--insecure`` only: tokens travel in clear.
+    Its message size limits are ``ccs.message_size``'s, with or without TLS."""
     if not address:
         raise ValueError("address: must be host:port, got an empty string")
     if not tls:
         if ca_file is not None or ca_pem is not None or client_cert is not None:
             raise ValueError("ca_file/ca_pem/client_cert: only meaningful with tls=True")
-        return grpc.aio.insecure_channel(address)
+        return grpc.aio.insecure_channel(address, options=CLIENT_OPTIONS)
     if ca_file is not None and ca_pem is not None:
         raise ValueError("ca_file and ca_pem: give one or the other")
     if (client_cert is None) != (client_key is None):
@@ -54,7 +56,8 @@ def make_channel(
     chain = Path(client_cert).expanduser().read_bytes() if client_cert is not None else None
     key = Path(client_key).expanduser().read_bytes() if client_key is not None else None
     return grpc.aio.secure_channel(
-        address, grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain))
+        address, grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain),
+        options=CLIENT_OPTIONS)
 
 
 class Transport:
@@ -73,6 +76,8 @@ class Transport:
         self.events = api_pb2_grpc.EventServiceStub(channel)
         self.releases = api_pb2_grpc.ReleaseServiceStub(channel)
         self.routes = api_pb2_grpc.RouteServiceStub(channel)
+        self.tokens = api_pb2_grpc.TokenServiceStub(channel)
+        self.audit = api_pb2_grpc.AuditServiceStub(channel)
 
     async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:
         """Call a unary RPC; ``response_type`` only types the result for the checker."""

@@ -24,6 +24,7 @@ import grpc.aio
 
 from ccs._sync import (
     SyncApplications,
+    SyncAudit,
     SyncClusters,
     SyncContainers,
     SyncEvents,
@@ -31,8 +32,10 @@ from ccs._sync import (
     SyncReleases,
     SyncRoutes,
     SyncServices,
+    SyncTokens,
 )
 from ccs._transport import Transport, make_channel
+from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Nodes
 from ccs.config import load_config
@@ -85,6 +88,8 @@ class AsyncClient:
         self.events = Events(transport)
         self.releases = Releases(transport)
         self.routes = Routes(transport)
+        self.tokens = Tokens(transport)
+        self.audit = Audit(transport)
 
     @classmethod
     def from_config(
@@ -153,6 +158,8 @@ class Client:
         self.events = SyncEvents(aio.events, self)
         self.releases = SyncReleases(aio.releases, self)
         self.routes = SyncRoutes(aio.routes, self)
+        self.tokens = SyncTokens(aio.tokens, self)
+        self.audit = SyncAudit(aio.audit, self)
 
     @classmethod
     def from_config(

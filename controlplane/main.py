@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from ccs.durations import parse_seconds
+from ccs.durations import DurationError, parse_seconds
 from controlplane import log_setup
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
@@ -96,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     tls.add_argument("--etcd-cert", type=Path, default=None, metavar="PEM",
                      help="client certificate for etcd (its --client-cert-auth)")
     tls.add_argument("--etcd-key", type=Path, default=None, metavar="PEM", help="its private key")
+    p.add_argument("--audit-retention", default="30d", metavar="DURATION",
+                   help="how long audit records are kept (default 30d; e.g. 90d, 12h)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     a = p.parse_args(argv)
@@ -119,6 +121,12 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     if node_cert_ttl < 2:
         p.error("--node-cert-ttl: at least 2 seconds")
     advertise = [h.strip() for item in a.advertise for h in item.split(",") if h.strip()]
+    try:
+        audit_retention = parse_seconds(a.audit_retention)
+    except DurationError as e:
+        p.error(f"--audit-retention: {e}")
+    if audit_retention <= 0:
+        p.error("--audit-retention: must be more than 0")
     log_setup.setup(a.log_level, a.log_format)
     return ServerOptions(
         listen=a.listen,
@@ -146,6 +154,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         etcd_cacert=a.etcd_cacert,
         etcd_cert=a.etcd_cert,
         etcd_key=a.etcd_key,
+        audit_retention=audit_retention,
     )
 
 

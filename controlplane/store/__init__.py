@@ -20,7 +20,9 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/c/{cluster}/nodecerts/{node}/{serial hex}        a node certificate issued and not yet
                                                           expired: JSON {not_after, issued_at,
                                                           revoked_at} (controlplane.pki.node_certs)
-    /ccs/tokens/{sha256 of token}                         API token record (JSON)
+    /ccs/tokens/{sha256 of token}                         API token or node credential record (JSON)
+    /ccs/tokennames/{name}                                index: token name -> its digest (text)
+    /ccs/audit/{sortable id}                              AuditRecord (pruned after --audit-retention)
     /ccs/bootstrap                                        marker: admin token was created
     /ccs/podcidrs/{cidr with _ for /}                     cluster owning that pod range (text)
     /ccs/pki/ca                                           the cluster CA: JSON {cert_pem, key (wrapped
@@ -52,6 +54,7 @@ from controlplane.store.errors import (
     Compacted,
     Conflict,
     Corrupt,
+    FutureRevision,
     NotEmpty,
     NotFound,
     StoreError,
@@ -64,6 +67,7 @@ __all__ = [
     "Compacted",
     "Conflict",
     "Corrupt",
+    "FutureRevision",
     "NotEmpty",
     "NotFound",
     "StoreError",

@@ -30,18 +30,20 @@ class NodeLink:
         await self.channel.close()
 
 
-def status(name: str, address: str = "192.0.2.1") -> pb.NodeStatus:
-    return pb.NodeStatus(address=address, hostname=name, capacity=pb.NodeResources(cpus=4, memory_bytes=8 << 30))
+def status(name: str, address: str = "192.0.2.1", capacity: pb.NodeResources | None = None) -> pb.NodeStatus:
+    return pb.NodeStatus(address=address, hostname=name,
+                         capacity=capacity or pb.NodeResources(cpus=4, memory_bytes=8 << 30))
 
 
-async def register_node(server_address: str, token: str, name: str, address: str = "192.0.2.1") -> NodeLink:
+async def register_node(server_address: str, token: str, name: str, address: str = "192.0.2.1",
+                        capacity: pb.NodeResources | None = None) -> NodeLink:
     """Register ``name`` at the server (its API port, verified as the test's TRUST says) and open
-    its mutual-TLS channel to the node port."""
+    its mutual-TLS channel to the node port (the agent's channel options: its message sizes)."""
     key_pem, csr_pem = node_tls.new_key_and_csr(name)
     api = channel(server_address)
     try:
         resp = await agent_pb2_grpc.DispatcherStub(api).Register(agent_pb2.RegisterRequest(
-            join_token=token, name=name, status=status(name, address), csr_pem=csr_pem))
+            join_token=token, name=name, status=status(name, address, capacity), csr_pem=csr_pem))
     finally:
         await api.close()
     identity = Identity(resp.cluster, name, "", server_address, key_pem, resp.certificate_pem, resp.ca_pem,
