@@ -57,7 +57,7 @@ async def test_the_map_reaches_the_fabric_and_its_problem_the_node_status(tmp_pa
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     fabric = RecordingFabric()
-    agent = Agent(f"127.0.0.1:{port}", runtime=FakeRuntime(), name="node-1", join_token="join-me",
+    agent = Agent(f"127.0.0.1:{port}", insecure=True, runtime=FakeRuntime(), name="node-1", join_token="join-me",
                   state_dir=tmp_path, status_linger=0.01, network=fabric)
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
     await d.sessions.put(script)
