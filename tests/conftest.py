@@ -162,7 +162,13 @@ def start_server(
     address = f"127.0.0.1:{port}"
     ca_pem = None
     if not insecure:
-        ca_file = state_dir / "ca.crt"  # written before the port listens
+        # Written at start-up; a replica that joins an existing etcd (expect_token=False) may
+        # still be writing it when its port already listens: wait for it (bounded), or the
+        # test's channel to that replica would have no CA to trust.
+        ca_file = state_dir / "ca.crt"
+        end = time.monotonic() + 30
+        while not ca_file.exists() and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.05)
         ca_pem = ca_file.read_text() if ca_file.exists() else None
         if ca_pem is not None:
             TRUST[address] = ca_pem
