@@ -98,16 +98,22 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
     ) -> api_pb2.DeleteNodeResponse:
         return await read_modify_write(0, lambda: self._DeleteNode(request))
 
-    async def _DeleteNode(self, request: api_pb2.DeleteNodeRequest) -> api_pb2.DeleteNodeResponse:
+    async def _existing(self, request: api_pb2.DeleteNodeRequest | api_pb2.RevokeNodeRequest
+                        ) -> tuple[str, str, str, int]:
+        """(cluster, name, key, mod revision) of the node a request names; NotFound if none.
+
+        The record's content is not read, so a node whose record does not decode can still be
+        removed or revoked (that is how it is repaired); the guard is its raw revision."""
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         key = keys.node(cluster, name)
         kv = await self.etcd.get(key)
         if kv is None:
             raise NotFound("node", name)
-        # The record's content is not needed, so a node whose record does not decode can
-        # still be removed (that is how it is repaired); the guard is its raw revision.
-        revision = kv.mod_revision
+        return cluster, name, key, kv.mod_revision
+
+    async def _DeleteNode(self, request: api_pb2.DeleteNodeRequest) -> api_pb2.DeleteNodeResponse:
+        cluster, name, key, revision = await self._existing(request)
         if not request.force:
             containers, _ = await reads.list_all(self.etcd, keys.containers(cluster), pb.Container)
             mine = [c for c in containers if c.node == name]
@@ -138,13 +144,8 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         return await read_modify_write(0, lambda: self._RevokeNode(request))
 
     async def _RevokeNode(self, request: api_pb2.RevokeNodeRequest) -> api_pb2.RevokeNodeResponse:
-        cluster = check_name("cluster", request.cluster)
-        name = check_name("name", request.name)
-        key = keys.node(cluster, name)
-        kv = await self.etcd.get(key)
-        if kv is None:
-            raise NotFound("node", name)
-        txn = Txn().require_revision(key, "node", name, kv.mod_revision)
+        cluster, name, key, revision = await self._existing(request)
+        txn = Txn().require_revision(key, "node", name, revision)
         revoked = await self._revoke(txn, cluster, name)
         record_event(txn, cluster, "node", name, "Revoked",
                      f"node {name}: {revoked} certificate(s) revoked; its agent is refused until it registers again")
