@@ -266,7 +266,9 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                 node.status.agent_version = st.agent_version or node.status.agent_version
             was = node.status.state
             node.status.state = pb.NODE_STATE_READY
-            node.status.message = ""
+            # What the agent could not put in place (its network fabric's problems), "" when
+            # all is well: kept, cut and NUL-free, since refusing a heartbeat would be worse.
+            node.status.message = _agent_message(request.status.message if request.HasField("status") else "")
             node.status.last_heartbeat.CopyFrom(now())
             txn = Txn().update(key, node, "node", p.node, node.meta.resource_version)
             if was != pb.NODE_STATE_READY:
@@ -390,3 +392,12 @@ def check_addresses(request: agent_pb2.UpdateStatusRequest) -> None:
 
 def _same_counters(a: pb.RouterStats, b: pb.RouterStats) -> bool:
     return a.routing_version == b.routing_version and list(a.backends) == list(b.backends)
+
+
+#: The longest agent-reported node message kept (a node record is read on every heartbeat).
+MAX_AGENT_MESSAGE = 2000
+
+
+def _agent_message(text: str) -> str:
+    text = text.replace("\0", "")
+    return text if len(text) <= MAX_AGENT_MESSAGE else text[: MAX_AGENT_MESSAGE - 3] + "..."

@@ -147,3 +147,25 @@ async def test_the_map_arrives_and_follows_reported_addresses(api: Stubs, ccs_se
         await n2.close()
         await api.clusters.DeleteCluster(api_pb2.DeleteClusterRequest(name=unique, force=True),
                                          metadata=api.metadata)
+
+
+async def test_what_an_agent_reports_it_could_not_put_in_place_is_the_nodes_message(
+    api: Stubs, ccs_server: ServerProc, unique: str
+) -> None:
+    """The agent puts its network fabric's problems in every heartbeat's status message; the
+    node record keeps it (cut and NUL-free) until a heartbeat says all is well again."""
+    await api.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=unique), metadata=api.metadata)
+    token = (await api.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=unique),
+                                             metadata=api.metadata)).token
+    node = await register_node(ccs_server.address, token, "n1", "192.0.2.1")
+
+    async def message_after(text: str) -> str:
+        await node.dispatcher.Heartbeat(agent_pb2.HeartbeatRequest(
+            status=pb.NodeStatus(address="192.0.2.1", message=text)))
+        got = await api.nodes.GetNode(api_pb2.GetNodeRequest(cluster=unique, name="n1"), metadata=api.metadata)
+        return str(got.status.message)
+
+    problem = "routes: cannot reach 192.0.2.9 for 10.128.0.16/28"
+    assert await message_after(problem) == problem
+    assert await message_after("x\0" + "y" * 5000) == ("x" + "y" * 5000)[:1997] + "..."
+    assert await message_after("") == ""
