@@ -154,6 +154,9 @@ class Server:
                                  key_file=opts.tls_key, client_ca_file=opts.client_ca)
             log.info("TLS", names=self.tls.names, api_root_fingerprint=self.tls.api_root_fingerprint,
                      own_certificate=opts.tls_cert is not None, client_ca=opts.client_ca is not None)
+            # Before any port is bound (grpc accepts connections from add_secure_port on, not
+            # only from start): whoever sees the port open finds the file.
+            await asyncio.to_thread(_write_public, opts.state_dir / "ca.crt", self.tls.api_root_pem)
 
         self.informer = Informer(self.etcd)
         await self.informer.start()
@@ -208,8 +211,6 @@ class Server:
             server,
         )
         ca_pem = self.tls.api_root_pem if self.tls else None
-        if ca_pem is not None:  # before listening: whoever sees the port open finds the file
-            await asyncio.to_thread(_write_public, opts.state_dir / "ca.crt", ca_pem)
         await server.start()
         self.grpc = server
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)

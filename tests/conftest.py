@@ -133,6 +133,23 @@ def node_port_for(state_dir: Path) -> int:
     return port
 
 
+def wait_serving(log_path: Path, offset: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the server that logs to ``log_path`` (from ``offset`` on) says it serves.
+
+    An open port is not enough: grpc accepts connections from the moment a port is added, before
+    the server is started, and a call made in between fails ("Socket closed")."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with log_path.open("rb") as f:
+            f.seek(offset)
+            if b'"ccs-server listening"' in f.read():
+                return
+        if proc.poll() is not None:
+            raise RuntimeError(f"ccs-server exited with {proc.returncode} before serving; see {log_path}")
+        time.sleep(0.05)
+    raise RuntimeError(f"ccs-server did not say it serves within {timeout:.0f} s; see {log_path}")
+
+
 def start_server(
     state_dir: Path, etcd_url: str | None, config_path: Path, port: int | None = None,
     extra: list[str] | None = None, expect_token: bool = True,
@@ -151,9 +168,11 @@ def start_server(
         argv += ["--master-key-file", str(MASTER_KEYS.setdefault(etcd_url, state_dir / "master.key"))]
     if etcd_url:
         argv += ["--etcd", etcd_url]
+    offset = log_path.stat().st_size if log_path.exists() else 0
     log = open(log_path, "ab")  # noqa: SIM115
     proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
     wait_port(port, timeout=60, proc=proc)
+    wait_serving(log_path, offset, proc)
     token_file = state_dir / "admin.token"
     end = time.monotonic() + (30 if expect_token else 0)
     while not token_file.exists() and time.monotonic() < end:
@@ -162,13 +181,7 @@ def start_server(
     address = f"127.0.0.1:{port}"
     ca_pem = None
     if not insecure:
-        # Written at start-up; a replica that joins an existing etcd (expect_token=False) may
-        # still be writing it when its port already listens: wait for it (bounded), or the
-        # test's channel to that replica would have no CA to trust.
-        ca_file = state_dir / "ca.crt"
-        end = time.monotonic() + 30
-        while not ca_file.exists() and time.monotonic() < end and proc.poll() is None:
-            time.sleep(0.05)
+        ca_file = state_dir / "ca.crt"  # written before the ports are bound
         ca_pem = ca_file.read_text() if ca_file.exists() else None
         if ca_pem is not None:
             TRUST[address] = ca_pem

@@ -46,6 +46,7 @@ from tests.conftest import (  # noqa: E402
     node_port_for,
     start_etcd,
     wait_port,
+    wait_serving,
 )
 from tests.integration.polling import wait_for  # noqa: E402
 
@@ -85,7 +86,9 @@ class Cluster3:
         naming the bridge address the agents reach it at."""
         state = self.workdir / "server"
         state.mkdir(parents=True, exist_ok=True)
-        log = open(state / "server.log", "ab")  # noqa: SIM115 - owned by the child
+        log_path = state / "server.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
         node_port = node_port_for(state)
         argv = [sys.executable, "-m", "controlplane.main", "--listen", f"0.0.0.0:{self.port}",
                 "--node-listen", f"0.0.0.0:{node_port}", "--advertise", BRIDGE_IP,
@@ -94,6 +97,7 @@ class Cluster3:
         proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
         log.close()
         wait_port(self.port, timeout=60, proc=proc)
+        wait_serving(log_path, offset, proc)
         token_file = state / "admin.token"
         deadline = time.monotonic() + 30
         while not token_file.exists() and time.monotonic() < deadline:
