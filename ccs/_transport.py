@@ -8,7 +8,6 @@ hand in its own channel (the transport seam used by tests and by embedders).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
+from ccs.cancellation import raise_if_cancelled
 from ccs.errors import from_rpc_error
 from ccs.message_size import CLIENT_OPTIONS
 from ccs.v1 import api_pb2_grpc
@@ -100,20 +100,6 @@ class Transport:
         finally:
             call.cancel()
         raise_if_cancelled()
-
-
-def raise_if_cancelled() -> None:
-    """Raise CancelledError if cancelling the current task was requested, even if it was eaten.
-
-    Why: grpc.aio can swallow the CancelledError thrown into a task that awaits a stream read:
-    the read then ends (or fails with the RPC's error) instead. A caller that reconnects on
-    such an end (``Events.watch``) would then never stop, and a Ctrl-C of ``ccs events -f``
-    would hang; ``Task.cancelling()`` keeps the count of cancel requests, so the stream's end
-    is checked against it at this one boundary (the agent does the same, nodeagent/agent.py).
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class Listing(list[T], Generic[T]):

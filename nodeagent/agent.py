@@ -44,6 +44,7 @@ import grpc
 import grpc.aio
 import structlog
 
+from ccs.cancellation import raise_if_cancelled
 from ccs.errors import REASON_CERT_REVOKED, reason_of
 from ccs.v1 import agent_pb2, resources_pb2
 from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure
@@ -51,7 +52,6 @@ from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure
 from . import node_tls
 from .assignments import COMPLETE, AssignmentBook, ChainBroken
 from .backoff import Backoff
-from .cancellation import raise_if_cancelled
 from .config import Identity
 from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
 from .enrollment import Enrollment

@@ -22,12 +22,12 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from ccs.cancellation import raise_if_cancelled
 from ccs.tls import verification_hint
 from ccs.v1 import agent_pb2, resources_pb2
 
 from . import node_tls
 from .backoff import Backoff
-from .cancellation import raise_if_cancelled
 from .config import Identity, load_identity, save_identity
 from .dispatcher_client import CHANNEL_OPTIONS, AgentError, DispatcherClient, describe
 
