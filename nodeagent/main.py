@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         client = docker.DockerClient(base_url=args.docker_host, max_pool_size=pool)
     else:
         client = docker.from_env(max_pool_size=pool)
-    agents: list[Agent] = []  # the resolver asks the agent, made below, for per-container upstreams
-    network = build_network(resolver, lambda source: agents[0].service_dns(source) if agents else ())
+    # The resolver asks the agent (made below, before any query) for per-container upstreams.
+    network = build_network(resolver, lambda source: agent.service_dns(source))
     runtime = DockerRuntime(
         client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created
     )
@@ -210,7 +210,6 @@ def main(argv: list[str] | None = None) -> None:
         server, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
         address=address, state_dir=state_dir, router=router, network=network, insecure=args.insecure,
     )
-    agents.append(agent)
     log.info("starting", server=server, node=args.name, address=address, state_dir=str(state_dir),
              tls=not args.insecure)
     if args.insecure:

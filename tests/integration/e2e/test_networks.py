@@ -22,6 +22,7 @@ import pytest
 
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.network.plan import NetKey
+from nodeagent.network.routes import PROTO
 from nodeagent.network.rules import Names
 
 from .conftest import Cluster3
@@ -29,7 +30,7 @@ from .conftest import Cluster3
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 SERVE = '["sh", "-c", "nc -ll -p 7000 -e /bin/hostname & udpecho serve 7001 & wait"]'
-ROUTE_PROTO = "204"  # nodeagent/network/routes.py
+ROUTE_PROTO = str(PROTO)  # the agent's route protocol
 
 
 def app(db_where: str, client_where: str) -> str:
