@@ -272,8 +272,8 @@ RULES: dict[str, Rule] = {
         S, "the engine's name for the volume (default ccs-<app>-<key>); ccs- names only when external"
     ),
     "volumes.*.driver_opts": Rule(S, "passed to the driver, e.g. a local NFS or tmpfs volume"),
-    "networks.*.driver": Rule(S),
-    "networks.*.external": Rule(S),
+    "networks.*.driver": Rule(S, "bridge or overlay, both the ccs cross-node network; any other is refused"),
+    "networks.*.external": Rule(S, "false only: `external: true` is refused until shared networks exist"),
     "networks.*.internal": Rule(S),
     "networks.*.name": Rule(W, "ccs names networks per application"),
     "networks.*.labels": Rule(W, "network labels are not kept"),

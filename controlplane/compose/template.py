@@ -91,6 +91,14 @@ def _service_name_problem(name: str) -> str | None:
     )
 
 
+#: Until networks shared between applications exist (`ccs network create`), saying a network
+#: is external would silently give the application a private one: refused instead.
+EXTERNAL_NETWORK_REFUSAL = (
+    "external networks (shared between applications) are not supported yet: every network of an "
+    "application is its own; remove `external`"
+)
+
+
 def _external(value: Any) -> bool:
     return True if isinstance(value, dict) else to_bool(value) if value is not None else False
 
@@ -122,11 +130,18 @@ def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume
     for name, options in (doc.get("networks") or {}).items():
         if (opts := _options("networks", name, options, diag)) is None:
             continue
+        external = bool(diag.convert(("networks", name, "external"), _external, opts.get("external")))
+        if external:
+            diag.error(("networks", name, "external"), EXTERNAL_NETWORK_REFUSAL)
+        driver = opts.get("driver")
+        if driver not in (None, "bridge", "overlay"):
+            diag.error(("networks", name, "driver"),
+                       f"must be bridge or overlay (both are the ccs cross-node application network), got {driver!r}")
         networks.append(
             NetworkDef(
                 name=name,
-                driver=opts.get("driver"),
-                external=bool(diag.convert(("networks", name, "external"), _external, opts.get("external"))),
+                driver=driver,
+                external=external,
                 internal=bool(
                     diag.convert(("networks", name, "internal"), to_bool, opts.get("internal", False))
                 ),
