@@ -58,7 +58,7 @@ from .enrollment import Enrollment
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .logs_relay import LogsRelay
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
-from .router import Router, RouterError, RuntimeAPIError
+from .router import Router
 from .status import node_status
 from .version import VERSION
 
@@ -199,7 +199,7 @@ class Agent:
                 asyncio.create_task(self._periodic_resync(), name=f"resync-{self.name}"),
             ]
             if self.router is not None:
-                background.append(asyncio.create_task(self._start_router(self.router), name="router"))
+                background.append(asyncio.create_task(self.router.start_until_up(), name="router"))
             if self.network is not None:
                 fabric = self.network.run(cluster=identity.cluster, node=identity.node)
                 background.append(asyncio.create_task(fabric, name=f"network-{self.name}"))
@@ -311,34 +311,11 @@ class Agent:
             raise_if_cancelled()
             deadline = max(self.heartbeat_period, 5.0)
             self._node_status.message = self.network.problem if self.network is not None else ""
-            period = await client.heartbeat(
-                self._node_status, deadline_seconds=deadline, router_stats=await self._router_stats()
-            )
+            stats = await self.router.collect_if_up(node=self.name) if self.router is not None else None
+            period = await client.heartbeat(self._node_status, deadline_seconds=deadline, router_stats=stats)
             if period > 0:
                 self.heartbeat_period = period / 1000.0
             await asyncio.sleep(self.heartbeat_period)
-
-    async def _router_stats(self) -> resources_pb2.RouterStats | None:
-        """The router's counters, or None (router off, not up yet, or not answering)."""
-        if self.router is None or self.router.pid is None:
-            return None
-        try:
-            return await asyncio.wait_for(self.router.collect(node=self.name), 2.0)
-        except (RouterError, RuntimeAPIError, OSError, TimeoutError) as exc:
-            self.log.warning("router stats unavailable", error=str(exc))
-            return None
-
-    async def _start_router(self, router: Router) -> None:
-        """Start HAProxy, retrying with backoff: containers are managed with or without it."""
-        backoff = Backoff(base=1.0, cap=30.0)
-        while True:
-            try:
-                await router.start()
-                return
-            except (RouterError, OSError) as exc:
-                delay = backoff.next()
-                self.log.error("router did not start", error=str(exc), retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
 
     async def _logs(self, client: DispatcherClient) -> None:
         """Keep the logs relay open; its failures never take the session down."""
