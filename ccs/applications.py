@@ -177,6 +177,7 @@ class Applications:
         on_progress: ProgressCallback | None = None,
         unschedulable_grace: float = 5.0,
         resync_interval: float = 30.0,
+        min_ready: float = 1.0,
     ) -> Progress:
         """Wait until every service of the application runs its current generation with
         ``desired`` healthy containers; return the final ``ccs.wait.Progress``.
@@ -185,11 +186,13 @@ class Applications:
         the progress changes; with the blocking ``Client`` it runs on the client's thread.
         Raises ``DeployFailed`` (image not found, crash loop, or no node fits for longer than
         ``unschedulable_grace`` seconds), ``WaitTimeout`` after ``timeout`` seconds, and
-        ``NotFound`` if the application does not exist or is deleted. See ``ccs.wait``.
+        ``NotFound`` if the application does not exist or is deleted. A container counts as
+        ready once it has stayed ready for ``min_ready`` seconds (0: at once), so one that exits
+        at once is a crash loop, not a success. See ``ccs.wait``.
         """
         waiter = Waiter(
             self._t, cluster, name, timeout=timeout, on_progress=on_progress,
-            unschedulable_grace=unschedulable_grace, resync_interval=resync_interval,
+            unschedulable_grace=unschedulable_grace, resync_interval=resync_interval, min_ready=min_ready,
         )
         return await waiter.run()
 

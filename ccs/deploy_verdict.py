@@ -22,6 +22,14 @@ services, containers, nodes) into a ``Progress`` and, when the deploy cannot suc
   text comes from the service status message), or a container
   left unplaced by the scheduler (PENDING on no node, with a reason) for longer than
   ``unschedulable_grace`` - a grace because a node joining or a container leaving can fix it.
+- **Settled, not just started**: a container counts as ready only after it has stayed ready
+  (RUNNING without a health check, or HEALTHY) for ``min_ready`` seconds of the waiter's own
+  clock (``track_ready``; the waiter uses ``DEFAULT_MIN_READY``). Without it a container that
+  exits at once could be seen RUNNING for an instant and the wait would report success for a
+  crash loop. Swarm's CLI watches a service 5 s after it converges and Nomad deployments wait
+  ``min_healthy_time`` (10 s) for the same reason; 1 s is enough to see an immediate exit and
+  costs a deploy at most that second. The waiter's clock, not the agents' ``started_at``: no
+  clock skew between hosts enters the verdict.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 
 __all__ = [
+    "DEFAULT_MIN_READY",
     "DEFAULT_UNSCHEDULABLE_GRACE",
     "Assessment",
     "Progress",
@@ -49,10 +58,12 @@ __all__ = [
     "format_duration",
     "revision_key",
     "timeout_error",
+    "track_ready",
     "track_unplaced",
 ]
 
 DEFAULT_UNSCHEDULABLE_GRACE = 5.0
+DEFAULT_MIN_READY = 1.0
 CRASH_LOOP_RESTARTS = 3
 
 
@@ -123,7 +134,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class Assessment:
-    """``assess``'s answer; ``recheck_at`` is when an unschedulable grace runs out."""
+    """``assess``'s answer; ``recheck_at`` is when an unschedulable grace runs out or a ready
+    container will have settled (``min_ready``), whichever comes first."""
 
     progress: Progress
     failure: DeployFailed | None = None
@@ -143,11 +155,33 @@ def track_unplaced(
     return {_cid(c): since.get(_cid(c), now) for c in containers if is_unplaced(c)}
 
 
+def ready_key(c: pb.Container) -> str:
+    """A container's identity for ``track_ready``: a restart in place starts its clock again."""
+    return f"{_cid(c)}#{c.meta.labels.get(LABEL_RESTART_COUNT, '0')}"
+
+
+def track_ready(snap: Snapshot, now: float, since: Mapping[str, float]) -> dict[str, float]:
+    """When each container that is ready now was first seen ready without a break (by
+    ``ready_key``); one that stopped being ready is dropped, so its clock starts again."""
+    out: dict[str, float] = {}
+    for (svc_name, _), c in snap.containers.items():
+        svc = snap.services.get(svc_name)
+        if svc is not None and _wants_running(c) and c.status.state not in _TERMINAL and _ready(c, svc.spec):
+            key = ready_key(c)
+            out[key] = since.get(key, now)
+    return out
+
+
 def assess(
     snap: Snapshot, now: float, unplaced_since: Mapping[str, float],
     grace: float = DEFAULT_UNSCHEDULABLE_GRACE,
+    ready_since: Mapping[str, float] | None = None, min_ready: float = 0.0,
 ) -> Assessment:
-    """The progress of ``snap`` and, if the deploy cannot succeed, why (the first reason found)."""
+    """The progress of ``snap`` and, if the deploy cannot succeed, why (the first reason found).
+
+    With ``ready_since`` (``track_ready``) and ``min_ready`` > 0, a ready container counts only
+    once it has been ready for ``min_ready`` seconds; ``recheck_at`` then says when the next
+    one will have been."""
     by_service: dict[str, list[pb.Container]] = {}
     for (svc_name, _), c in sorted(snap.containers.items()):
         by_service.setdefault(svc_name, []).append(c)
@@ -155,10 +189,21 @@ def assess(
     rows: list[ServiceProgress] = []
     failure: DeployFailed | None = None
     recheck: list[float] = []
+    settling: list[float] = []
+
+    def settled(c: pb.Container) -> bool:
+        if ready_since is None or min_ready <= 0:
+            return True
+        since = ready_since.get(ready_key(c), now)
+        if now - since >= min_ready:
+            return True
+        settling.append(since + min_ready)
+        return False
+
     for name in sorted(snap.services):
         svc = snap.services[name]
         containers = by_service.get(name, [])
-        rows.append(_service_progress(svc, containers, eligible))
+        rows.append(_service_progress(svc, containers, eligible, settled))
         current = [c for c in containers if c.spec_generation == svc.generation and not _gone(c)]
         found, due = _failure(svc, current, now, unplaced_since, grace)
         failure = failure or found
@@ -168,14 +213,18 @@ def assess(
         failure = DeployFailed("", f"application {app.meta.name} is stopped "
                                f"(ccs app start {app.meta.name})")
     progress = Progress(app.meta.name, app.status.phase, tuple(rows))
+    recheck.extend(settling)
     return Assessment(progress, failure, min(recheck) if recheck else None)
 
 
-def _service_progress(svc: pb.Service, containers: list[pb.Container], eligible: bool) -> ServiceProgress:
+def _service_progress(
+    svc: pb.Service, containers: list[pb.Container], eligible: bool,
+    settled: Callable[[pb.Container], bool] = lambda _c: True,
+) -> ServiceProgress:
     st = svc.status
     desired = st.desired
     live = [c for c in containers if _wants_running(c) and c.status.state not in _TERMINAL]
-    updated = sum(1 for c in live if c.spec_generation == svc.generation and _ready(c, svc.spec))
+    updated = sum(1 for c in live if c.spec_generation == svc.generation and _ready(c, svc.spec) and settled(c))
     outdated = sum(1 for c in live if c.spec_generation != svc.generation)
     known = desired > 0 or svc.spec.mode != pb.SERVICE_MODE_GLOBAL or not eligible
     ready = (known and st.running == desired and st.healthy == desired

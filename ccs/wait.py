@@ -24,6 +24,7 @@ import math
 
 from ccs._transport import Listing, Transport, collect
 from ccs.deploy_verdict import (
+    DEFAULT_MIN_READY,
     DEFAULT_UNSCHEDULABLE_GRACE,
     Assessment,
     Progress,
@@ -35,6 +36,7 @@ from ccs.deploy_verdict import (
     format_duration,
     revision_key,
     timeout_error,
+    track_ready,
     track_unplaced,
 )
 from ccs.errors import NotFound, OutOfRange
@@ -43,6 +45,7 @@ from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 
 __all__ = [
+    "DEFAULT_MIN_READY",
     "DEFAULT_UNSCHEDULABLE_GRACE",
     "Assessment",
     "Progress",
@@ -52,6 +55,7 @@ __all__ = [
     "Waiter",
     "assess",
     "format_duration",
+    "track_ready",
     "track_unplaced",
 ]
 
@@ -68,16 +72,20 @@ class Waiter:
         on_progress: ProgressCallback | None = None,
         unschedulable_grace: float = DEFAULT_UNSCHEDULABLE_GRACE,
         resync_interval: float = DEFAULT_RESYNC_INTERVAL,
+        min_ready: float = DEFAULT_MIN_READY,
     ) -> None:
         for field_name, value in (("timeout", timeout), ("unschedulable_grace", unschedulable_grace),
-                                  ("resync_interval", resync_interval)):
-            if not math.isfinite(value) or value < 0 or (value == 0 and field_name != "unschedulable_grace"):
+                                  ("resync_interval", resync_interval), ("min_ready", min_ready)):
+            if not math.isfinite(value) or value < 0 or (value == 0 and field_name not in ("unschedulable_grace",
+                                                                                            "min_ready")):
                 raise ValueError(f"{field_name}: must be a positive number of seconds, got {value!r}")
         self._events = Events(transport)
         self._t = transport
         self.cluster, self.name, self.timeout = cluster, name, timeout
         self.on_progress, self.grace, self.resync = on_progress, unschedulable_grace, resync_interval
+        self.min_ready = min_ready
         self._since: dict[str, float] = {}
+        self._ready_since: dict[str, float] = {}
         self._last: Progress | None = None
 
     async def run(self) -> Progress:
@@ -177,7 +185,8 @@ class Waiter:
 
     async def _assess(self, snap: Snapshot, now: float) -> Assessment:
         self._since = track_unplaced(snap.containers.values(), now, self._since)
-        verdict = assess(snap, now, self._since, self.grace)
+        self._ready_since = track_ready(snap, now, self._ready_since)
+        verdict = assess(snap, now, self._since, self.grace, self._ready_since, self.min_ready)
         if self.on_progress is not None and verdict.progress != self._last:
             self._last = verdict.progress
             result = self.on_progress(verdict.progress)

@@ -24,6 +24,16 @@ ratio TLS/plaintext and the issue's goal (TLS >= 2,000/s, p99 < 50 ms, >= 0.8x p
 Handshakes happen while warming each client's channel, outside the measured window: the
 figures are the per-call cost of TLS on established connections, which is what a client
 with a long-lived channel pays.
+
+``--tokens N`` measures what authentication costs per call when N user tokens are stored
+(issue 12: 1,000). Tokens are stored as digests and looked up by key, and a verified one is
+cached for ``controlplane.auth.CACHE_TTL`` seconds, so the number stored should not matter and a
+call pays an etcd read only on a cache miss. It prints, alternating ``--rounds`` times:
+GetService x64 with the admin token while only it is stored, then (after creating N viewer
+tokens) the same with N+1 stored, and with every call using the next of the N tokens (each
+client cycles through all of them, so the cache holds N entries); then one client's latency for
+the first call with each of 200 never-used tokens (a cache miss: digest, etcd read, scope check)
+against 200 calls with one warm token.
 Not collected by pytest.
 """
 
@@ -44,7 +54,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ccs.v1 import api_pb2
+from ccs.v1 import api_pb2, api_pb2_grpc
 from tests.bench import _common as common
 from tests.conftest import TRUST, ServerProc, start_server
 from tests.integration.grpc_helpers import stubs
@@ -65,16 +75,19 @@ class WorkerResult:
     cpu_seconds: float
 
 
-async def _client(address: str, token: str, op: str, start: float, stop: float, out: list[float],
+async def _client(address: str, token: str | list[str], op: str, start: float, stop: float, out: list[float],
                   errors: list[int], seed: int) -> None:
-    api = stubs(address, token)
-    md = api.metadata
+    """`token`: one bearer token, or a list whose next entry each call uses (--tokens)."""
+    tokens = token if isinstance(token, list) else [token]
+    api = stubs(address, tokens[0])
+    mds = [(("authorization", f"Bearer {t}"),) for t in tokens]
     tag = f"{uuid.uuid4().hex[:6]}{seed}"
     i = 0
 
     async def call() -> None:
         nonlocal i
         i += 1
+        md = mds[(seed + i) % len(mds)]
         if op == "get":
             await api.services.GetService(
                 api_pb2.GetServiceRequest(cluster=CLUSTER, application=APP,
@@ -100,7 +113,7 @@ async def _client(address: str, token: str, op: str, start: float, stop: float, 
         await api.channel.close()
 
 
-def worker(address: str, token: str, op: str, clients: int, start: float, stop: float,
+def worker(address: str, token: str | list[str], op: str, clients: int, start: float, stop: float,
            first_seed: int, ca_pem: str | None = None) -> WorkerResult:
     """One client process: `clients` coroutines from wall-clock `start` to `stop`; over TLS
     verified against `ca_pem` when given, else plaintext (a --insecure server)."""
@@ -144,8 +157,8 @@ def server_cpu(pid: int) -> float:
 
 def run_one(pool: concurrent.futures.ProcessPoolExecutor, procs: int, stack: common.Stack, op: str,
             concurrency: int, seconds: float, server: ServerProc | None = None,
-            ) -> tuple[float, float, float, int, float, float]:
-    """One row against ``server`` (default: the stack's, TLS)."""
+            tokens: list[str] | None = None) -> tuple[float, float, float, int, float, float]:
+    """One row against ``server`` (default: the stack's, TLS), as the admin or cycling ``tokens``."""
     srv = server or stack.server
     nprocs = min(procs, concurrency)
     share = [concurrency // nprocs + (1 if k < concurrency % nprocs else 0) for k in range(nprocs)]
@@ -153,7 +166,7 @@ def run_one(pool: concurrent.futures.ProcessPoolExecutor, procs: int, stack: com
     stop = start + seconds
     cpu0 = server_cpu(srv.proc.pid)
     futures = [
-        pool.submit(worker, srv.address, stack.token, op, n, start, stop, sum(share[:k]), srv.ca_pem)
+        pool.submit(worker, srv.address, tokens or stack.token, op, n, start, stop, sum(share[:k]), srv.ca_pem)
         for k, n in enumerate(share)
     ]
     results = [f.result() for f in futures]
@@ -176,7 +189,9 @@ def main() -> None:
     parser.add_argument("--ops", default=",".join(OPS), help=f"comma-separated subset of {OPS}")
     parser.add_argument("--tls", action="store_true",
                         help="compare GetService x64 over TLS with plaintext (a second, --insecure server)")
-    parser.add_argument("--rounds", type=int, default=3, help="--tls: alternating rounds of each")
+    parser.add_argument("--rounds", type=int, default=3, help="--tls/--tokens: alternating rounds of each")
+    parser.add_argument("--tokens", type=int, default=0,
+                        help="measure the token check per call with this many user tokens stored (e.g. 1000)")
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     ops = [o for o in args.ops.split(",") if o]
@@ -188,6 +203,9 @@ def main() -> None:
 
     if args.tls:
         compare_tls(args)
+        return
+    if args.tokens:
+        compare_tokens(args)
         return
     ctx = multiprocessing.get_context("spawn")  # never fork a process that has grpc state
     with common.stack() as stack, concurrent.futures.ProcessPoolExecutor(args.procs, mp_context=ctx) as pool:
@@ -250,6 +268,83 @@ def compare_tls(args: argparse.Namespace) -> None:
                   f"{'MET' if ok else 'NOT MET'}")
         finally:
             plain.stop()
+
+
+async def create_tokens(stack: common.Stack, n: int) -> list[str]:
+    """``n`` viewer tokens scoped to the benchmark's cluster, created 16 at a time."""
+    api = stack.stubs()
+    tokens = api_pb2_grpc.TokenServiceStub(api.channel)
+    tag = uuid.uuid4().hex[:6]
+    out: list[str] = []
+    try:
+        for first in range(0, n, 16):
+            made = await asyncio.gather(*(
+                tokens.CreateToken(api_pb2.CreateTokenRequest(name=f"b{tag}-{k}", role="viewer", clusters=[CLUSTER]),
+                                   metadata=api.metadata)
+                for k in range(first, min(n, first + 16))))
+            out += [m.secret for m in made]
+    finally:
+        await api.channel.close()
+    return out
+
+
+async def first_use(stack: common.Stack, cold: list[str], warm: str) -> tuple[list[float], list[float]]:
+    """One client, one call at a time: each of ``cold`` once (never used: a cache miss each),
+    then as many calls with ``warm`` (cached): the latencies of both, sorted."""
+    api = stubs(stack.address, warm)
+    req = api_pb2.GetServiceRequest(cluster=CLUSTER, application=APP, name="s000")
+    out: dict[str, list[float]] = {"cold": [], "warm": []}
+    try:
+        await api.services.GetService(req, metadata=api.metadata)
+        for kind, sequence in (("cold", cold), ("warm", [warm] * len(cold))):
+            for t in sequence:
+                t0 = time.perf_counter()
+                await api.services.GetService(req, metadata=(("authorization", f"Bearer {t}"),))
+                out[kind].append(time.perf_counter() - t0)
+    finally:
+        await api.channel.close()
+    return sorted(out["cold"]), sorted(out["warm"])
+
+
+def compare_tokens(args: argparse.Namespace) -> None:
+    """GetService x64: the admin token alone stored; then N more stored; then calls spread over them."""
+    ctx = multiprocessing.get_context("spawn")
+    with common.stack() as stack, concurrent.futures.ProcessPoolExecutor(args.procs, mp_context=ctx) as pool:
+        asyncio.run(seed(stack))
+        list(pool.map(noop, range(args.procs * 2)))
+        print(f"server {stack.address} (pid {stack.server.proc.pid}), {args.procs} client processes, "
+              f"{args.seconds:g} s per row, {os.cpu_count()} cores")
+        print(f"{'round':<7}{'mode':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+              f"{'client cpu':>12}{'server cpu':>12}")
+        rates: dict[str, list[float]] = {}
+
+        def row(rnd: int, mode: str, tokens: list[str] | None) -> None:
+            rate, p50, p99, errors, ccpu, scpu = run_one(pool, args.procs, stack, "get", 64, args.seconds,
+                                                         tokens=tokens)
+            rates.setdefault(mode, []).append(rate)
+            print(f"{rnd:<7}{mode:<22}{rate:>10,.0f}{p50:>9.2f}{p99:>9.2f}{errors:>8}{ccpu:>11.0%} {scpu:>11.0%}")
+
+        for rnd in range(1, args.rounds + 1):
+            row(rnd, "admin, 1 stored", None)
+        t0 = time.perf_counter()
+        made = asyncio.run(create_tokens(stack, args.tokens + 200))
+        print(f"created {len(made)} viewer tokens in {time.perf_counter() - t0:.1f} s")
+        tokens, cold = made[:args.tokens], made[args.tokens:]
+        stored = f"{args.tokens + 201} stored"
+        for rnd in range(1, args.rounds + 1):
+            order: list[tuple[str, list[str] | None]] = [(f"admin, {stored}", None), (f"{args.tokens} tokens cycled", tokens)]
+            for mode, which in order if rnd % 2 else order[::-1]:
+                row(rnd, mode, which)
+        med = {m: common.percentile(sorted(v), 50) for m, v in rates.items()}
+        base = med["admin, 1 stored"]
+        for mode, rate in med.items():
+            print(f"median {mode}: {rate:,.0f}/s ({rate / base:.2f}x the admin token alone stored)")
+        cold_lat, warm_lat = asyncio.run(first_use(stack, cold, stack.token))
+        c50, w50 = common.percentile(cold_lat, 50) * 1000, common.percentile(warm_lat, 50) * 1000
+        print(f"one client, {len(cold)} first uses of a token (cache miss) p50 {c50:.2f} ms "
+              f"p99 {common.percentile(cold_lat, 99) * 1000:.2f} ms; a cached token p50 {w50:.2f} ms "
+              f"p99 {common.percentile(warm_lat, 99) * 1000:.2f} ms -> a token check on a miss costs "
+              f"{c50 - w50:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import ccs
-from ccs.deploy_verdict import Progress, Snapshot, assess, format_duration, track_unplaced
+from ccs.deploy_verdict import Progress, Snapshot, assess, format_duration, track_ready, track_unplaced
 from ccs.errors import DeployFailed, NotFound, WaitTimeout
 from ccs.testing import FakeApi, serve_in_thread, start_server
 from ccs.v1 import resources_pb2 as pb
@@ -137,6 +137,33 @@ def test_crash_loop_carries_the_exit_code_and_falls_back_to_the_label() -> None:
     failure = assess(snap([svc(running=1)], [ctr(1), dead]), 0.0, {}).failure
     assert failure is not None and failure.service == "web" and failure.exit_code == 1
     assert failure.reason == f"slot 2: {CRASH}"
+
+
+def test_a_ready_container_counts_only_after_min_ready_and_says_when_to_look_again() -> None:
+    state = snap([svc(running=2, healthy=2)], TWO)
+    since = track_ready(state, 100.0, {})
+    assert since == {"web1g1#0": 100.0, "web2g1#0": 100.0}
+    early = assess(state, 100.5, {}, ready_since=since, min_ready=1.0)
+    assert not early.progress.done and early.failure is None
+    assert early.progress.services[0].updated == 0 and early.recheck_at == 101.0
+    later = assess(state, 101.0, {}, ready_since=track_ready(state, 101.0, since), min_ready=1.0)
+    assert later.progress.done
+
+
+def test_a_container_that_stops_being_ready_starts_its_clock_again() -> None:
+    # Seen RUNNING for an instant, then EXITED, then running again after a restart in place:
+    # the instant must not count towards min_ready (an immediate exit is not a success).
+    running = snap([svc(desired=1, running=1, healthy=1)], [ctr(1)])
+    since = track_ready(running, 10.0, {})
+    exited = snap([svc(desired=1)], [ctr(1, state=EXITED)])
+    since = track_ready(exited, 10.2, since)
+    assert since == {}
+    restarted = snap([svc(desired=1, running=1, healthy=1)], [ctr(1, ccs_restart_count="1")])
+    since = track_ready(restarted, 11.5, since)
+    assert since == {"web1g1#1": 11.5}
+    assert not assess(restarted, 12.0, {}, ready_since=since, min_ready=1.0).progress.done
+    # A restart in place that the watch never showed as exited has a new restart count: a new clock.
+    assert track_ready(restarted, 13.0, {"web1g1#0": 10.0}) == {"web1g1#1": 13.0}
 
 
 def test_track_unplaced_keeps_the_first_sighting_and_forgets_placed_ones() -> None:
@@ -271,7 +298,7 @@ async def test_timeout_names_the_services_not_ready(client: ccs.AsyncClient, fak
     run_service(fake, "db", 1)
     fake.set_service_status("c", "shop", "web", 0, 0, "0/2 running; waiting for db to be healthy (0/1 healthy)")
     with pytest.raises(WaitTimeout) as info:
-        await client.applications.wait("c", "shop", timeout=0.3)
+        await client.applications.wait("c", "shop", timeout=0.3, min_ready=0)  # db counts at once
     assert info.value.pending == {"web": "0/2 running; waiting for db to be healthy (0/1 healthy)"}
     assert info.value.message.startswith("timed out after 0.3s waiting for web (0/2 running; waiting for db")
 
