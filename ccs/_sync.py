@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
 from ccs.applications import Applications, Containers, Services
-from ccs.clusters import Clusters, Nodes
+from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
 from ccs.releases import Releases, Routes
 
 __all__ = [
-    "SyncApplications", "SyncClusters", "SyncContainers", "SyncEvents", "SyncNodes",
+    "SyncApplications", "SyncClusters", "SyncContainers", "SyncEvents", "SyncNetworks", "SyncNodes",
     "SyncReleases", "SyncRoutes", "SyncServices",
 ]
 
@@ -120,6 +120,14 @@ class SyncNodes(_Namespace[Nodes]):
     list = blocking(Nodes.list)
     update = blocking(Nodes.update)
     delete = blocking(Nodes.delete)
+
+
+class SyncNetworks(_Namespace[Networks]):
+    __doc__ = Networks.__doc__
+    create = blocking(Networks.create)
+    get = blocking(Networks.get)
+    list = blocking(Networks.list)
+    delete = blocking(Networks.delete)
 
 
 class SyncApplications(_Namespace[Applications]):

@@ -56,6 +56,7 @@ class Transport:
         self.events = api_pb2_grpc.EventServiceStub(channel)
         self.releases = api_pb2_grpc.ReleaseServiceStub(channel)
         self.routes = api_pb2_grpc.RouteServiceStub(channel)
+        self.networks = api_pb2_grpc.NetworkServiceStub(channel)
 
     async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:
         """Call a unary RPC; ``response_type`` only types the result for the checker."""

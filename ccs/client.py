@@ -27,6 +27,7 @@ from ccs._sync import (
     SyncClusters,
     SyncContainers,
     SyncEvents,
+    SyncNetworks,
     SyncNodes,
     SyncReleases,
     SyncRoutes,
@@ -34,7 +35,7 @@ from ccs._sync import (
 )
 from ccs._transport import Transport, make_channel
 from ccs.applications import Applications, Containers, Services
-from ccs.clusters import Clusters, Nodes
+from ccs.clusters import Clusters, Networks, Nodes
 from ccs.config import load_config
 from ccs.events import Events
 from ccs.releases import Releases, Routes
@@ -77,6 +78,7 @@ class AsyncClient:
         self.events = Events(transport)
         self.releases = Releases(transport)
         self.routes = Routes(transport)
+        self.networks = Networks(transport)
 
     @classmethod
     def from_config(
@@ -140,6 +142,7 @@ class Client:
         self.events = SyncEvents(aio.events, self)
         self.releases = SyncReleases(aio.releases, self)
         self.routes = SyncRoutes(aio.routes, self)
+        self.networks = SyncNetworks(aio.networks, self)
 
     @classmethod
     def from_config(

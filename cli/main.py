@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.commands import app as app_cmd
-from cli.commands import cluster, container, events, node, release, route, service
+from cli.commands import cluster, container, events, network, node, release, route, service
 from cli.session import Session
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ app.add_typer(service.app, name="service")
 app.add_typer(container.app, name="container")
 app.add_typer(release.app, name="release")
 app.add_typer(route.app, name="route")
+app.add_typer(network.app, name="network")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)
 app.command("logs")(container.logs)
 app.command("events")(events.events)

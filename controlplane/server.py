@@ -18,6 +18,7 @@ from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from controlplane.api.apps import ApplicationServicer
 from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
+from controlplane.api.networks import NetworkServicer
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
@@ -44,6 +45,7 @@ SERVICE_NAMES = [
         "ServiceService",
         "ContainerService",
         "EventService",
+        "NetworkService",
     )
 ] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
@@ -123,6 +125,7 @@ class Server:
             ContainerServicer(etcd, self.informer, self.broker), server
         )
         api_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(etcd), server)
+        api_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(etcd), server)
         api_pb2_grpc.add_ReleaseServiceServicer_to_server(ReleaseServicer(etcd, self.informer), server)
         api_pb2_grpc.add_RouteServiceServicer_to_server(RouteServicer(etcd, self.hub), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(

@@ -134,6 +134,11 @@ class Agent:
         """The Compose `dns` servers of the local container at `source` (the resolver's upstreams)."""
         return self.executor.service_dns(source) if self.executor is not None else ()
 
+    def networks_of(self, source: str) -> tuple[str, tuple[str, ...]] | None:
+        """The application and Compose networks of the local container at `source` (the
+        resolver answers the names of all of them)."""
+        return self.executor.networks_of(source) if self.executor is not None else None
+
     # ------------------------------------------------------------------ public
 
     async def run(self) -> None:

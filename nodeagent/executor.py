@@ -72,6 +72,11 @@ class Executor:
         # Container id -> (its addresses, its service's Compose `dns` servers), for the node
         # resolver's per-container upstreams (`service_dns`); only containers that set `dns`.
         self._dns: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        # Address -> (application, the Compose networks of the container holding it), for every
+        # local container with addresses: the node resolver's `networks_of` (a container on
+        # several networks resolves all of their names, whichever address it asks from).
+        self._asker: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._addresses: dict[str, tuple[str, ...]] = {}  # ccs container id -> its addresses
         self._log = log or structlog.get_logger("ccs.agent")
         self.docker_ids: dict[str, str] = {}  # ccs container id -> docker id
         self._apps: dict[str, str] = {}  # ccs container id -> application (orphans included)
@@ -290,8 +295,25 @@ class Executor:
                 return servers
         return ()
 
+    def networks_of(self, source: str) -> tuple[str, tuple[str, ...]] | None:
+        """The application and Compose networks of the local container whose address (on any of
+        its networks) is `source`; None when no local container has it."""
+        return self._asker.get(source)
+
+    def _note_addresses(self, cid: str, app: str, addresses: dict[str, str]) -> None:
+        """Keep `networks_of` current with `cid`'s addresses (none: it has left them)."""
+        for address in self._addresses.pop(cid, ()):
+            if self._asker.get(address, ("", ()))[0] == app:
+                self._asker.pop(address, None)
+        if addresses:
+            networks = tuple(sorted(addresses))
+            self._addresses[cid] = tuple(addresses.values())
+            for address in addresses.values():
+                self._asker[address] = (app, networks)
+
     def _forget(self, cid: str) -> None:
         self._dns.pop(cid, None)
+        self._note_addresses(cid, "", {})
         self._router_waits.discard(cid)
         self.book.forget(cid)
         self.tracked.discard(cid)
@@ -341,4 +363,5 @@ class Executor:
             self._dns[cid] = (tuple(st.addresses.values()), tuple(c.spec.dns))
         else:
             self._dns.pop(cid, None)
+        self._note_addresses(cid, c.application, dict(st.addresses))
         self._report(status.update(c, st))

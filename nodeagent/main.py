@@ -106,14 +106,24 @@ def resolver_address(text: str) -> str:
         raise ConfigError(f"--resolver-address: expected an IPv4 address or '', got {text!r}") from None
 
 
-def build_network(resolver: str, service_dns: Callable[[str], Sequence[str]] | None = None) -> NetworkFabric:
+def build_network(
+    resolver: str,
+    service_dns: Callable[[str], Sequence[str]] | None = None,
+    networks_of: Callable[[str], tuple[str, tuple[str, ...]] | None] | None = None,
+) -> NetworkFabric:
     """The node's part of the cluster's application networks, with its resolver unless off;
-    `service_dns` gives a container's own Compose `dns` servers by its address."""
+    `service_dns` gives a container's own Compose `dns` servers by its address, `networks_of`
+    its application and Compose networks."""
     from .network.fabric import NetworkFabric
+    from .network.plan import NetKey
     from .network.resolver import Resolver, Upstreams
 
+    def asker(source: str) -> list[NetKey] | None:
+        found = networks_of(source) if networks_of is not None else None
+        return None if found is None else [NetKey(found[0], n) for n in found[1]]
+
     upstreams = Upstreams(own_address=resolver, service_dns=service_dns)
-    return NetworkFabric(resolver=Resolver(resolver, upstreams) if resolver else None)
+    return NetworkFabric(resolver=Resolver(resolver, upstreams, asker=asker) if resolver else None)
 
 
 def resolve_server(explicit: str | None) -> str:
@@ -199,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         client = docker.from_env(max_pool_size=pool)
     agents: list[Agent] = []  # the resolver asks the agent, made below, for per-container upstreams
-    network = build_network(resolver, lambda source: agents[0].service_dns(source) if agents else ())
+    network = build_network(resolver, lambda source: agents[0].service_dns(source) if agents else (),
+                            lambda source: agents[0].networks_of(source) if agents else None)
     runtime = DockerRuntime(
         client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created
     )

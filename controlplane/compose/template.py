@@ -37,12 +37,12 @@ from controlplane.compose.model import (
     UpdateConfig,
     to_proto,
 )
+from controlplane.compose.networks import network_def
 from controlplane.compose.options import apply_legacy_resources
 from controlplane.compose.profiles import Profiles
 from controlplane.compose.security import PrivilegedUse, check_host_network
 from controlplane.compose.service import Context, convert_service, normalize_path
 from controlplane.compose.support import check_support
-from controlplane.compose.units import to_bool
 from controlplane.compose.volumes import attach_definitions, check_shared_names, named_volume
 
 MAX_TEMPLATE_BYTES = 1024 * 1024
@@ -74,10 +74,6 @@ def _service_name_problem(name: str) -> str | None:
     )
 
 
-def _external(value: Any) -> bool:
-    return True if isinstance(value, dict) else to_bool(value) if value is not None else False
-
-
 _RESOURCE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 
 
@@ -105,16 +101,7 @@ def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume
     for name, options in (doc.get("networks") or {}).items():
         if (opts := _options("networks", name, options, diag)) is None:
             continue
-        networks.append(
-            NetworkDef(
-                name=name,
-                driver=opts.get("driver"),
-                external=bool(diag.convert(("networks", name, "external"), _external, opts.get("external"))),
-                internal=bool(
-                    diag.convert(("networks", name, "internal"), to_bool, opts.get("internal", False))
-                ),
-            )
-        )
+        networks.append(network_def(name, opts, diag))
     return volumes, networks
 
 

@@ -8,7 +8,11 @@ appliers (`routes`, `firewall`, `resolver`) only compare and write:
   address (host-gw). Several networks never share a block, but one subnet named twice with
   two gateways is refused (the first one wins) rather than flapping between them.
 - `networks`: per application network, its blocks (all nodes, this one included), the blocks
-  on this node, `internal`, and its names (service names and aliases -> ready addresses).
+  on this node, `internal`, its names (service names and aliases -> ready addresses), the
+  cluster network it joins (`shared`: entries with the same one are one network, `group`) and
+  its members (the /32 addresses its containers have on their other networks: a container on
+  several networks sends from the address of the one holding its default route). Members on
+  other nodes are routed via their node like blocks.
 - `problems`: every part of the map that could not be honoured, naming its field and why. The
   rest is still applied: one bad block must not cut a node off from all its networks.
 """
@@ -40,6 +44,14 @@ class NetworkPlan:
     blocks: tuple[IPv4Network, ...]  # every block, every node (this one included), sorted
     local: tuple[IPv4Network, ...]  # the blocks on this node
     names: Mapping[str, tuple[IPv4Address, ...]]  # lower-case name without trailing dot -> addresses
+    shared: str = ""  # the cluster network it joins ("": the application's own network)
+    members: tuple[IPv4Network, ...] = ()  # /32s of its containers' addresses on other networks
+
+    @property
+    def group(self) -> str:
+        """What makes one network: the cluster network for a shared one (every application's
+        entry of it), else the application network itself."""
+        return f"\0{self.shared}" if self.shared else f"{self.key.application}\0{self.key.network}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,13 @@ class FabricPlan:
     @property
     def local_blocks(self) -> tuple[IPv4Network, ...]:
         return tuple(sorted({b for n in self.networks for b in n.local}))
+
+    def groups(self) -> dict[str, tuple[NetworkPlan, ...]]:
+        """The networks by group (`NetworkPlan.group`), in the order of their first entry."""
+        out: dict[str, list[NetworkPlan]] = {}
+        for n in self.networks:
+            out.setdefault(n.group, []).append(n)
+        return {g: tuple(ns) for g, ns in out.items()}
 
 
 def _network(text: str, where: str, problems: list[str]) -> IPv4Network | None:
@@ -130,6 +149,21 @@ def plan_fabric(m: agent_pb2.NetworkMap, *, node: str, cluster: str = "") -> Fab
                 continue
             if routes.setdefault(subnet, gateway) != gateway:
                 problems.append(f"{bwhere}: {subnet} via {gateway} conflicts with via {routes[subnet]}; skipped")
+        members: list[IPv4Network] = []
+        for j, b in enumerate(net.members):
+            mwhere = f"{where}.members[{j}]"
+            member = _network(b.subnet, f"{mwhere}.subnet", problems)
+            if member is None:
+                continue
+            if member.prefixlen != 32 or (pod is not None and not member.subnet_of(pod)):
+                problems.append(f"{mwhere}.subnet: {member} is not one address of the pod range; skipped")
+                continue
+            members.append(member)
+            if b.node == node or not b.node:
+                continue
+            gateway = _address(b.node_address, f"{mwhere}.node_address", problems)
+            if gateway is not None and routes.setdefault(member, gateway) != gateway:
+                problems.append(f"{mwhere}: {member} via {gateway} conflicts with via {routes[member]}; skipped")
         names: dict[str, tuple[IPv4Address, ...]] = {}
         for j, n in enumerate(net.names):
             nwhere = f"{where}.names[{j}]"
@@ -140,7 +174,8 @@ def plan_fabric(m: agent_pb2.NetworkMap, *, node: str, cluster: str = "") -> Fab
             addresses = [a for k, text in enumerate(n.addresses)
                          if (a := _address(text, f"{nwhere}.addresses[{k}]", problems)) is not None]
             names[name] = tuple(sorted({*names.get(name, ()), *addresses}))
-        networks.append(NetworkPlan(key, net.internal, tuple(sorted(set(blocks))), tuple(sorted(set(local))), names))
+        networks.append(NetworkPlan(key, net.internal, tuple(sorted(set(blocks))), tuple(sorted(set(local))), names,
+                                    net.shared, tuple(sorted(set(members)))))
     return FabricPlan(
         cluster=cluster or m.cluster,
         node=node,

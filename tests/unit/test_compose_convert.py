@@ -302,7 +302,7 @@ def test_top_level_volumes_and_networks() -> None:
     assert [json_format.MessageToDict(n, preserving_proto_field_name=True) for n in parsed.networks] == [
         {"name": "front"},
         {"name": "back", "driver": "bridge", "internal": True},
-        {"name": "shared", "external": True},
+        {"name": "shared", "external": True, "external_name": "shared"},  # its key, as in Compose
     ]
 
 

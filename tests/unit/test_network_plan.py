@@ -130,3 +130,25 @@ def test_route_changes(
     upserts: dict[IPv4Network, IPv4Address], deletes: list[IPv4Network],
 ) -> None:
     assert route_changes(desired, current) == (upserts, deletes)
+
+
+def test_members_on_other_nodes_are_routed_via_their_node_and_kept_with_their_network() -> None:
+    """A container on front and back on n2 sends from its front address; n1 (back only) routes
+    that /32 via n2 and counts it as back's. A member outside the pod range, or not one address,
+    is named and skipped; a shared network's entries carry the cluster network they join."""
+    m = shop_map()
+    m.networks[1].members.extend([block("n2", "10.0.0.2", "10.128.5.2/32"), block("n1", "10.0.0.1", "10.128.6.2/32"),
+                                  block("n2", "10.0.0.2", "192.168.0.2/32"), block("n2", "10.0.0.2", "10.128.5.0/28")])
+    m.networks[0].shared = "team"
+    plan = plan_fabric(m, node="n1")
+    assert plan.routes[IPv4Network("10.128.5.2/32")] == IPv4Address("10.0.0.2")
+    assert IPv4Network("10.128.6.2/32") not in plan.routes  # its container is on this node
+    back = next(n for n in plan.networks if n.key == NetKey("shop", "back"))
+    assert back.members == (IPv4Network("10.128.5.2/32"), IPv4Network("10.128.6.2/32"))
+    assert plan.problems == (
+        "networks[1].members[2].subnet: 192.168.0.2/32 is not one address of the pod range; skipped",
+        "networks[1].members[3].subnet: 10.128.5.0/28 is not one address of the pod range; skipped",
+    )
+    groups = plan.groups()
+    assert [n.key for n in groups["\0team"]] == [NetKey("shop", "default")]
+    assert [n.key for n in groups["shop\0back"]] == [NetKey("shop", "back")]
