@@ -11,7 +11,7 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,7 @@ from .network import DEFAULT_RESOLVER_ADDRESS
 from .router import Router, RouterSettings
 
 if TYPE_CHECKING:
-    from .network.fabric import NetworkFabric
+    from .network.fabric import LocalEndpoint, NetworkFabric
 
 EXIT_USAGE = 2
 EXIT_FATAL = 3
@@ -110,10 +110,12 @@ def build_network(
     resolver: str,
     service_dns: Callable[[str], Sequence[str]] | None = None,
     networks_of: Callable[[str], tuple[str, tuple[str, ...]] | None] | None = None,
+    endpoints: Callable[[], Iterable[LocalEndpoint]] | None = None,
 ) -> NetworkFabric:
     """The node's part of the cluster's application networks, with its resolver unless off;
     `service_dns` gives a container's own Compose `dns` servers by its address, `networks_of`
-    its application and Compose networks."""
+    its application and Compose networks; `endpoints` the local containers on several
+    networks (routed inside)."""
     from .network.fabric import NetworkFabric
     from .network.plan import NetKey
     from .network.resolver import Resolver, Upstreams
@@ -123,7 +125,8 @@ def build_network(
         return None if found is None else [NetKey(found[0], n) for n in found[1]]
 
     upstreams = Upstreams(own_address=resolver, service_dns=service_dns)
-    return NetworkFabric(resolver=Resolver(resolver, upstreams, asker=asker) if resolver else None)
+    return NetworkFabric(resolver=Resolver(resolver, upstreams, asker=asker) if resolver else None,
+                         endpoints=endpoints)
 
 
 def resolve_server(explicit: str | None) -> str:
@@ -210,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
         client = docker.from_env(max_pool_size=pool)
     agents: list[Agent] = []  # the resolver asks the agent, made below, for per-container upstreams
     network = build_network(resolver, lambda source: agents[0].service_dns(source) if agents else (),
-                            lambda source: agents[0].networks_of(source) if agents else None)
+                            lambda source: agents[0].networks_of(source) if agents else None,
+                            lambda: agents[0].endpoints() if agents else ())
     runtime = DockerRuntime(
         client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created
     )

@@ -104,6 +104,8 @@ def _valid(name: str) -> bool:
 
 async def _users(etcd: Etcd, cluster: str, *, strict: bool) -> tuple[dict[str, list[str]], int]:
     """Cluster network -> the applications joining it, sorted; and the revision read at.
+    An application being removed joins nothing (its containers are on its own bridges, which
+    go with them; no other application can join through it).
 
     ``strict``: an application record that does not decode fails the read (DATA_LOSS naming
     it), since whether it joins the network is unknown; otherwise it is left out.
@@ -117,6 +119,8 @@ async def _users(etcd: Etcd, cluster: str, *, strict: bool) -> tuple[dict[str, l
         except Corrupt as exc:
             bad.update(exc.bad)
             continue
+        if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
+            continue  # being removed (`ccs app rm`): it joins nothing any more
         for name in joined(app):
             out.setdefault(name, []).append(app.meta.name)
     if bad and strict:

@@ -15,6 +15,17 @@ appliers (`routes`, `firewall`, `resolver`) only compare and write:
   other nodes are routed via their node like blocks.
 - `problems`: every part of the map that could not be honoured, naming its field and why. The
   rest is still applied: one bad block must not cut a node off from all its networks.
+
+`endpoint_routes` plans the routes *inside* a local container that is on several networks
+(`Endpoint`). Each of its interfaces has only this node's block of its network as a connected
+route; everything else leaves by the default route, from the address of the network holding
+it. For a packet to another node's block of network N that source is the wrong one: a
+firewall would have to let it through (it does: `members`), and a UDP server on several
+networks that answers from its default route's address would not be recognised by its client.
+So each block of each of its networks (every application's, for a shared one) is routed via
+that network's gateway from its address on that network, as if the whole network were one
+link, which it is on an overlay; and the default route goes via the first network of the
+service, in template order, that is not `internal` (an internal network has no way out).
 """
 
 from __future__ import annotations
@@ -187,6 +198,51 @@ def plan_fabric(m: agent_pb2.NetworkMap, *, node: str, cluster: str = "") -> Fab
     )
 
 
+#: The destination of a default route in `endpoint_routes`.
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A container of this node on several networks, as the agent sees it."""
+
+    pid: int  # of its process: the way into its network namespace
+    application: str
+    networks: tuple[tuple[str, IPv4Address], ...]  # (Compose network, its address), in template order
+
+
+#: Destination -> (gateway, source address), routes inside one container.
+EndpointRoutes = dict[IPv4Network, tuple[IPv4Address, IPv4Address]]
+
+
+def endpoint_routes(plan: FabricPlan, e: Endpoint) -> EndpointRoutes:
+    """The routes `e` must hold (see the module doc); {} for a container on one network, or
+    whose networks the map does not hold (yet)."""
+    if len(e.networks) < 2:
+        return {}
+    by_key = {n.key: n for n in plan.networks}
+    groups = plan.groups()
+    out: EndpointRoutes = {}
+    default: tuple[IPv4Address, IPv4Address] | None = None
+    found = 0
+    for network, address in e.networks:
+        n = by_key.get(NetKey(e.application, network))
+        own = next((b for b in n.local if address in b), None) if n is not None else None
+        if n is None or own is None:
+            continue
+        found += 1
+        via = (own.network_address + 1, address)  # the bridge's gateway: the block's first host
+        for other in groups[n.group]:
+            out.update((b, via) for b in other.blocks if b != own)
+        if default is None and not n.internal:
+            default = via
+    if found < 2:
+        return {}
+    if default is not None:
+        out[DEFAULT_ROUTE] = default
+    return out
+
+
 def route_changes(
     desired: Mapping[IPv4Network, IPv4Address], current: Mapping[IPv4Network, IPv4Address]
 ) -> tuple[dict[IPv4Network, IPv4Address], list[IPv4Network]]:
@@ -196,4 +252,15 @@ def route_changes(
     return upserts, deletes
 
 
-__all__ = ["FabricPlan", "NetKey", "NetworkPlan", "normalise_name", "plan_fabric", "route_changes"]
+__all__ = [
+    "DEFAULT_ROUTE",
+    "Endpoint",
+    "EndpointRoutes",
+    "FabricPlan",
+    "NetKey",
+    "NetworkPlan",
+    "endpoint_routes",
+    "normalise_name",
+    "plan_fabric",
+    "route_changes",
+]

@@ -117,6 +117,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
         addresses=addresses(networks, labels),
         ports=tuple(ports),
         failure_reason=Reason.FAILURE_REASON_START_FAILED if start_error else 0,
+        pid=int(state.get("Pid") or 0),
     )
 
 
