@@ -259,7 +259,9 @@ RULES: dict[str, Rule] = {
     "services.*.networks.*.link_local_ips": Rule(R, _REPLICAS),
     "services.*.networks.*.interface_name": Rule(W, "Docker names the interfaces"),
     "services.*.networks.*.priority": Rule(W, "networks are attached in template order"),
-    "services.*.networks.*.gw_priority": Rule(W, "Docker picks the default gateway"),
+    "services.*.networks.*.gw_priority": Rule(
+        W, "the default route goes via the first of the service's networks, in template order, that is not internal"
+    ),
     "services.*.networks.*.driver_opts": Rule(W, "driver options are not passed"),
     # ---- top-level volumes and networks
     "volumes.*.driver": Rule(S, "a driver missing on the node fails the container, naming it"),

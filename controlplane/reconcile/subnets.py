@@ -190,7 +190,10 @@ class PassSubnets:
 
 
 def _networks(c: pb.Container) -> tuple[str, ...]:
-    """The Compose networks a container joins (its service's, ``default`` when it lists none)."""
+    """The Compose networks a container joins (its service's, ``default`` when it lists none;
+    none with ``network_mode: host``, which puts it on its node's network)."""
+    if c.spec.network_mode == "host":
+        return ()
     return joined_networks(n.name for n in c.spec.networks)
 
 
