@@ -19,6 +19,7 @@ import grpc.aio
 from google.protobuf.message import Message
 
 from ccs.errors import from_rpc_error
+from ccs.message_size import CLIENT_OPTIONS
 from ccs.v1 import api_pb2_grpc
 
 T = TypeVar("T")
@@ -29,15 +30,16 @@ def make_channel(
     address: str, *, tls: bool = False, ca_file: str | os.PathLike[str] | None = None
 ) -> grpc.aio.Channel:
     """A channel to ``address``; with ``tls`` it verifies against ``ca_file`` (or the system
-    roots when it is None)."""
+    roots when it is None). Its message size limits are ``ccs.message_size``'s."""
     if not address:
         raise ValueError("address: must be host:port, got an empty string")
     if not tls:
         if ca_file is not None:
             raise ValueError("ca_file: only meaningful with tls=True")
-        return grpc.aio.insecure_channel(address)
+        return grpc.aio.insecure_channel(address, options=CLIENT_OPTIONS)
     roots = Path(ca_file).expanduser().read_bytes() if ca_file is not None else None
-    return grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=roots))
+    return grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=roots),
+                                   options=CLIENT_OPTIONS)
 
 
 class Transport:
@@ -57,6 +59,8 @@ class Transport:
         self.releases = api_pb2_grpc.ReleaseServiceStub(channel)
         self.routes = api_pb2_grpc.RouteServiceStub(channel)
         self.networks = api_pb2_grpc.NetworkServiceStub(channel)
+        self.tokens = api_pb2_grpc.TokenServiceStub(channel)
+        self.audit = api_pb2_grpc.AuditServiceStub(channel)
 
     async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:
         """Call a unary RPC; ``response_type`` only types the result for the checker."""

@@ -24,6 +24,7 @@ import grpc.aio
 
 from ccs._sync import (
     SyncApplications,
+    SyncAudit,
     SyncClusters,
     SyncContainers,
     SyncEvents,
@@ -32,8 +33,10 @@ from ccs._sync import (
     SyncReleases,
     SyncRoutes,
     SyncServices,
+    SyncTokens,
 )
 from ccs._transport import Transport, make_channel
+from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.config import load_config
@@ -79,6 +82,8 @@ class AsyncClient:
         self.releases = Releases(transport)
         self.routes = Routes(transport)
         self.networks = Networks(transport)
+        self.tokens = Tokens(transport)
+        self.audit = Audit(transport)
 
     @classmethod
     def from_config(
@@ -143,6 +148,8 @@ class Client:
         self.releases = SyncReleases(aio.releases, self)
         self.routes = SyncRoutes(aio.routes, self)
         self.networks = SyncNetworks(aio.networks, self)
+        self.tokens = SyncTokens(aio.tokens, self)
+        self.audit = SyncAudit(aio.audit, self)
 
     @classmethod
     def from_config(

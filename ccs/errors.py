@@ -24,6 +24,7 @@ __all__ = [
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
+    "MessageTooLarge",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
@@ -110,6 +111,11 @@ class DataLoss(CcsError):
     """
 
 
+class MessageTooLarge(CcsError):
+    """A request or an answer past gRPC's message size limit (``RESOURCE_EXHAUSTED``); the
+    limits and the reasons for them are in :mod:`ccs.message_size`."""
+
+
 class Internal(CcsError):
     """A server bug or an unexpected server-side failure."""
 
@@ -177,6 +183,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CcsError]] = {
     grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.DATA_LOSS: DataLoss,
     grpc.StatusCode.INTERNAL: Internal,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: MessageTooLarge,
 }
 
 
@@ -198,6 +205,8 @@ def from_rpc_error(error: grpc.RpcError) -> CcsError:
     details = error.details() if hasattr(error, "details") else None
     message = details or code.name.lower().replace("_", " ")
     cls = _BY_CODE.get(code, CcsError)
+    if cls is MessageTooLarge:  # gRPC says "... larger than max (N vs. M)"; say whose limit it is
+        message += "; ccs requests are at most 4 MiB and answers at most 64 MiB (ccs.message_size)"
     reason = _reason(error)
     if reason in _BY_REASON and issubclass(_BY_REASON[reason], cls):
         cls = _BY_REASON[reason]

@@ -22,6 +22,10 @@ log = structlog.get_logger("ccs.api")
 
 
 ETCD_UNAVAILABLE_TRAILER = ((REASON_KEY, REASON_ETCD_UNAVAILABLE),)
+# gRPC carries a status message in a trailer, and a peer refuses trailers over 16 KiB in all
+# (the caller then sees RESOURCE_EXHAUSTED "received metadata size exceeds hard limit" instead
+# of the reason). Messages are cut well below that; a template's list of errors is the long one.
+MAX_MESSAGE_BYTES = 8 * 1024
 
 
 class InvalidArgument(ValueError):
@@ -68,13 +72,21 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     return None
 
 
+def bounded(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """``message`` cut to at most ``limit`` UTF-8 bytes, saying so when it was cut."""
+    raw = message.encode()
+    if len(raw) <= limit:
+        return message
+    return raw[: limit - 64].decode(errors="ignore") + f" ... ({len(raw)} bytes in all, cut)"
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     mapped = _status(exc)
     if mapped is None:
         log.exception("unhandled error", method=method)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
     else:
-        code, message = mapped
+        code, message = mapped[0], bounded(mapped[1])
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS):
             log.warning("rpc failed", method=method, code=code.name, error=message)
         if isinstance(exc, store.StoreUnavailable):

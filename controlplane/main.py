@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from ccs.durations import DurationError, parse_seconds
 from controlplane import log_setup
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
@@ -69,12 +70,20 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
                    help="serve the API only; never run reconcilers (for read replicas and tests)")
     p.add_argument("--template-cpu-seconds", type=float, default=DEFAULT_PARSE_CPU_SECONDS,
                    help="CPU seconds one template parse may use before it is refused")
+    p.add_argument("--audit-retention", default="30d", metavar="DURATION",
+                   help="how long audit records are kept (default 30d; e.g. 90d, 12h)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     a = p.parse_args(argv)
     if a.etcd_max_txn_ops < 128:
         p.error("--etcd-max-txn-ops: must be at least 128, etcd's default (reconcilers write up to "
                 "100 keys and their events in one transaction)")
+    try:
+        audit_retention = parse_seconds(a.audit_retention)
+    except DurationError as e:
+        p.error(f"--audit-retention: {e}")
+    if audit_retention <= 0:
+        p.error("--audit-retention: must be more than 0")
     log_setup.setup(a.log_level, a.log_format)
     return ServerOptions(
         listen=a.listen,
@@ -91,6 +100,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         run_reconcilers=not a.no_reconcilers,
         etcd_max_txn_ops=a.etcd_max_txn_ops,
         template_cpu_seconds=a.template_cpu_seconds,
+        audit_retention=audit_retention,
     )
 
 

@@ -14,14 +14,19 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ccs.config import Context, upsert_context
+from ccs.message_size import SERVER_OPTIONS
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
+from controlplane.access.audit import AuditLog
+from controlplane.access.gate import AccessGate
 from controlplane.api.apps import ApplicationServicer
+from controlplane.api.audit import AuditServicer
 from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
 from controlplane.api.networks import NetworkServicer
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
+from controlplane.api.tokens import TokenServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.dispatcher.hub import AssignmentHub
@@ -29,9 +34,10 @@ from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
 from controlplane.informer import Informer
-from controlplane.janitor import prune_events_forever
+from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
 from controlplane.leader import LeaderElector
 from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
 
 log = structlog.get_logger("ccs.server")
@@ -46,6 +52,8 @@ SERVICE_NAMES = [
         "ContainerService",
         "EventService",
         "NetworkService",
+        "TokenService",
+        "AuditService",
     )
 ] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
@@ -68,6 +76,7 @@ class ServerOptions:
     # etcd is started with EMBEDDED_MAX_TXN_OPS instead.
     etcd_max_txn_ops: int = DEFAULT_MAX_TXN_OPS
     template_cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS
+    audit_retention: float = AUDIT_RETENTION_SECONDS
 
 
 def _client_address(listen: str, port: int) -> str:
@@ -111,9 +120,12 @@ class Server:
         verifier = TokenVerifier(self.etcd)
         self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000))
         self.broker = LogBroker()
+        self._tasks.append(asyncio.create_task(verifier.follow_changes()))
+        gate = AccessGate(AuditLog(self.etcd))
+        # Message size limits: see ccs.message_size for the figures behind them.
         server = grpc.aio.server(
-            interceptors=[AuthInterceptor(verifier)],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+            interceptors=[AuthInterceptor(verifier, gate), RequestDecodingInterceptor()],
+            options=[("grpc.so_reuseport", 0), *SERVER_OPTIONS],
         )
         etcd = self.etcd
         api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd), server)
@@ -128,6 +140,8 @@ class Server:
         api_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(etcd), server)
         api_pb2_grpc.add_ReleaseServiceServicer_to_server(ReleaseServicer(etcd, self.informer), server)
         api_pb2_grpc.add_RouteServiceServicer_to_server(RouteServicer(etcd, self.hub), server)
+        api_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(etcd, verifier), server)
+        api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(etcd), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker), server
         )
@@ -152,7 +166,7 @@ class Server:
         token = await bootstrap_admin(etcd)
         if token is not None:
             await self._write_client_config(token)
-        self._tasks.append(asyncio.create_task(prune_events_forever(etcd)))
+        self._tasks.append(asyncio.create_task(prune_events_forever(etcd, audit_retention=opts.audit_retention)))
         if opts.run_reconcilers:
             orchestrator = Orchestrator(etcd, self.informer, heartbeat_period=opts.heartbeat_period,
                                         down_grace=opts.down_grace)

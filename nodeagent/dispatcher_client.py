@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 import grpc
 import grpc.aio
 
+from ccs.message_size import CLIENT_OPTIONS
 from ccs.v1 import agent_pb2, agent_pb2_grpc, resources_pb2
 
 from .logs_relay import OpenStream
@@ -38,9 +39,14 @@ FATAL_REGISTER = frozenset(
 #: to 120 s. After a 40 s control-plane outage that attempt came 14-25 s after the server was back.
 #: Capping it at 1 s (+-20% jitter) keeps "server listens again -> session up" within about 2 s; a
 #: refused connection costs little, and the connect timeout still bounds attempts to a dead host.
+#:
+#: The message size limits are every client's (``ccs.message_size``): the complete assignment set
+#: of a node with many containers is larger than gRPC's 4 MiB default, which the agent refused, so
+#: it reconnected for ever without its assignments.
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    *CLIENT_OPTIONS,
 )
 
 

@@ -2035,3 +2035,297 @@ class RouteService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class TokenServiceStub:
+    """---------------------------------------------------------------- tokens
+
+    API tokens with roles (admin, deployer, viewer). Admin only.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateToken = channel.unary_unary(
+                '/ccs.v1.TokenService/CreateToken',
+                request_serializer=ccs_dot_v1_dot_api__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/ccs.v1.TokenService/ListTokens',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/ccs.v1.TokenService/RevokeToken',
+                request_serializer=ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Token.FromString,
+                _registered_method=True)
+
+
+class TokenServiceServicer:
+    """---------------------------------------------------------------- tokens
+
+    API tokens with roles (admin, deployer, viewer). Admin only.
+    """
+
+    def CreateToken(self, request, context):
+        """The answer is the only place the secret ever appears.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Refused at once on the replica that revokes it; on other replicas within a few seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TokenServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.CreateTokenRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListTokensRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Token.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.TokenService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.TokenService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TokenService:
+    """---------------------------------------------------------------- tokens
+
+    API tokens with roles (admin, deployer, viewer). Admin only.
+    """
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.TokenService/CreateToken',
+            ccs_dot_v1_dot_api__pb2.CreateTokenRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.TokenService/ListTokens',
+            ccs_dot_v1_dot_api__pb2.ListTokensRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.TokenService/RevokeToken',
+            ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AuditServiceStub:
+    """---------------------------------------------------------------- audit
+
+    The audit log: one record per call that changes (or tries to change) state. Admin only.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListAudit = channel.unary_unary(
+                '/ccs.v1.AuditService/ListAudit',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
+        self.WatchAudit = channel.unary_stream(
+                '/ccs.v1.AuditService/WatchAudit',
+                request_serializer=ccs_dot_v1_dot_api__pb2.WatchAuditRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.WatchAuditResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """---------------------------------------------------------------- audit
+
+    The audit log: one record per call that changes (or tries to change) state. Admin only.
+    """
+
+    def ListAudit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAudit(self, request, context):
+        """Records as they are written, from from_revision (0: from now); resumable like Watch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListAuditRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'WatchAudit': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAudit,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.WatchAuditRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.WatchAuditResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """---------------------------------------------------------------- audit
+
+    The audit log: one record per call that changes (or tries to change) state. Admin only.
+    """
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.AuditService/ListAudit',
+            ccs_dot_v1_dot_api__pb2.ListAuditRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ccs.v1.AuditService/WatchAudit',
+            ccs_dot_v1_dot_api__pb2.WatchAuditRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.WatchAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -14,7 +14,7 @@ from controlplane.api.app_policy import policy_names
 from controlplane.api.common import read_modify_write
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.ipam import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
-from controlplane.names import check_labels, check_name
+from controlplane.names import MAX_DESCRIPTION, check_labels, check_name, check_text
 from controlplane.store import AlreadyExists, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
@@ -38,6 +38,7 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
     ) -> pb.Cluster:
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
+        check_text("description", request.description, MAX_DESCRIPTION)
         for attempt in range(len(DEFAULT_CANDIDATES) + 1):
             taken = await self._taken_ranges()
             if request.pod_cidr:

@@ -8,7 +8,7 @@ from ccs.labels import apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import CacheReader, read_modify_write
-from controlplane.grpc_errors import FailedPrecondition, map_errors
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_labels, check_name
 from controlplane.store import NotFound, keys, reads
@@ -67,6 +67,11 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
+        # proto3 enums are open: a number the schema does not define arrives as it is.
+        if request.availability not in pb.NodeAvailability.values():
+            raise InvalidArgument("availability", f"{request.availability} is not a NodeAvailability")
+        if request.role not in pb.NodeRole.values():
+            raise InvalidArgument("role", f"{request.role} is not a NodeRole")
         key = keys.node(cluster, name)
         node = await reads.get(self.etcd, key, pb.Node, "node", name)
         rv = request.resource_version or node.meta.resource_version

@@ -183,7 +183,8 @@ RULES: dict[str, Rule] = {
     "services.*.annotations": Rule(W, "OCI annotations are not passed to containers"),
     "services.*.domainname": Rule(W, "containers use the cluster's DNS domain"),
     "services.*.pull_refresh_after": Rule(W, "use pull_policy: always or aliyun.latest_image"),
-    "services.*.x-ccs": Rule(S, "ccs extension: strategy, routes, session_sticky, always_pull, probe"),
+    "services.*.x-ccs": Rule(
+        S, "ccs extension: strategy, routes, session_sticky, always_pull, probe, replace_unhealthy, on_node_loss"),
     # ---- services.*.deploy
     "services.*.deploy.mode": Rule(S),
     "services.*.deploy.replicas": Rule(S, "at most 1000"),

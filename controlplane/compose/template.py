@@ -43,9 +43,11 @@ from controlplane.compose.profiles import Profiles
 from controlplane.compose.security import PrivilegedUse, check_host_network
 from controlplane.compose.service import Context, convert_service, normalize_path
 from controlplane.compose.support import check_support
+from controlplane.compose.text import check_text_tree
 from controlplane.compose.volumes import attach_definitions, check_shared_names, named_volume
 
 MAX_TEMPLATE_BYTES = 1024 * 1024
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 BUILD_REFUSAL = "images must be built and pushed to a registry first; set image:"
 
@@ -61,6 +63,21 @@ class ParsedTemplate:
     # Values the cluster's policy must allow (controlplane.compose.security), of the
     # services deployed.
     privileged: list[PrivilegedUse] = field(default_factory=list)
+
+
+def check_template_size(template: str) -> None:
+    """Refuse a template over ``MAX_TEMPLATE_BYTES`` (the one place that says so), or one that
+    is not text: a lone surrogate (a caller of the Python API decoding bytes with
+    ``surrogateescape``) has no UTF-8 form, and encoding it raised instead of refusing."""
+    if (found := LONE_SURROGATE.search(template)) is not None:
+        line = template.count("\n", 0, found.start()) + 1
+        message = (f"contains a lone surrogate (\\u{ord(found.group()):04x}) at line {line}, which is not a "
+                   "character: a template is UTF-8 text")
+        raise TemplateError([FieldError("template", message)])
+    size = len(template.encode("utf-8"))
+    if size > MAX_TEMPLATE_BYTES:
+        message = f"is {size} bytes; the limit is 1 MiB ({MAX_TEMPLATE_BYTES} bytes)"
+        raise TemplateError([FieldError("template", message)])
 
 
 def _service_name_problem(name: str) -> str | None:
@@ -117,7 +134,7 @@ def _apply_claims(spec: ServiceSpec, claims: Claims, path: Path, diag: Diagnosti
     if "parallelism" in resolved:
         spec.update_config = spec.update_config or UpdateConfig()
         spec.update_config.parallelism = resolved["parallelism"]
-    for key in ("strategy", "probe", "routes", "session_sticky", "always_pull"):
+    for key in ("strategy", "probe", "routes", "session_sticky", "always_pull", "replace_unhealthy", "on_node_loss"):
         if key in resolved:
             setattr(spec, key, resolved[key])
 
@@ -193,10 +210,7 @@ def parse_template(
     without one the parse has no CPU limit (the API server always gives one).
     """
     budget = budget or ParseBudget(cpu_clock=None)
-    size = len(template.encode("utf-8"))
-    if size > MAX_TEMPLATE_BYTES:
-        message = f"is {size} bytes; the limit is 1 MiB ({MAX_TEMPLATE_BYTES} bytes)"
-        raise TemplateError([FieldError("template", message)])
+    check_template_size(template)
     doc, _, diag = load_yaml(template, budget)
     bundled = {normalize_path(k): v for k, v in files.items()}
     dotenv: dict[str, str] = {}
@@ -210,6 +224,7 @@ def parse_template(
         return env[name] if name in env else dotenv.get(name)
 
     doc = interpolate_tree(doc, lookup, diag, tick=budget.tick)
+    check_text_tree(doc, diag, budget.tick)
     budget.check_time()
     validate_schema(doc, diag)
     budget.check_time()

@@ -53,6 +53,11 @@ def is_live(c: pb.Container) -> bool:
     return desired(c) == pb.DESIRED_STATE_RUNNING and c.status.state not in TERMINAL_STATES
 
 
+def reported_unhealthy(c: pb.Container) -> bool:
+    """Should run, runs, and its health check (or ccs probe) reports it UNHEALTHY."""
+    return is_live(c) and c.status.state == S.CONTAINER_STATE_UNHEALTHY
+
+
 def outcome(c: pb.Container) -> str:
     """``completed``/``failed`` when the planner has stopped this container for good, else ``""``."""
     return str(c.meta.labels.get(LABEL_OUTCOME, ""))
@@ -121,6 +126,8 @@ def describe_exit(c: pb.Container) -> str:
         return "was removed outside ccs"
     if state == S.CONTAINER_STATE_STOPPED:
         return f"was stopped outside ccs (code {c.status.exit_code})"
+    if state == S.CONTAINER_STATE_UNHEALTHY:
+        return "is unhealthy"
     return f"exited with code {c.status.exit_code}"
 
 

@@ -18,7 +18,9 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
                                                           Compose networks marked external: true)
     /ccs/c/{cluster}/nodecred/{node}                      digest of the node's credential
     /ccs/c/{cluster}/jointoken                            join token digest (node agents)
-    /ccs/tokens/{sha256 of token}                         API token record (JSON)
+    /ccs/tokens/{sha256 of token}                         API token or node credential record (JSON)
+    /ccs/tokennames/{name}                                index: token name -> its digest (text)
+    /ccs/audit/{sortable id}                              AuditRecord (pruned after --audit-retention)
     /ccs/bootstrap                                        marker: admin token was created
     /ccs/podcidrs/{cidr with _ for /}                     cluster owning that pod range (text)
 
@@ -47,6 +49,7 @@ from controlplane.store.errors import (
     Compacted,
     Conflict,
     Corrupt,
+    FutureRevision,
     NotEmpty,
     NotFound,
     StoreError,
@@ -59,6 +62,7 @@ __all__ = [
     "Compacted",
     "Conflict",
     "Corrupt",
+    "FutureRevision",
     "NotEmpty",
     "NotFound",
     "StoreError",

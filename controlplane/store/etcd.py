@@ -22,7 +22,7 @@ import aetcd.exceptions
 import grpc
 from aetcd import rpc
 
-from controlplane.store.errors import Compacted, StoreUnavailable, TooLarge
+from controlplane.store.errors import Compacted, FutureRevision, StoreUnavailable, TooLarge
 from controlplane.store.keys import prefix_end
 
 DEFAULT_TIMEOUT = 10.0
@@ -160,6 +160,8 @@ class Etcd:
             details = e.details() or ""
             if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
                 raise Compacted(getattr(request, "revision", 0), 0) from e
+            if e.code() == grpc.StatusCode.OUT_OF_RANGE and "future revision" in details:
+                raise FutureRevision(getattr(request, "revision", 0)) from e
             # etcd refusing the request as given is not an outage: say what it refused.
             if "too many operations in txn request" in details:
                 raise TooLarge("operations", _ops(request), self.max_txn_ops) from e
@@ -223,6 +225,14 @@ class Etcd:
         size = request.ByteSize()
         if size > self.max_request_bytes - _REQUEST_MARGIN:
             raise TooLarge("bytes", size, self.max_request_bytes)
+
+    def fits(self, compare: list[Any], success: list[Any], failure: list[Any]) -> bool:
+        """Whether etcd would take this transaction (its operation count and size)."""
+        try:
+            self.check_fits(rpc.TxnRequest(compare=compare, success=success, failure=failure))
+        except TooLarge:
+            return False
+        return True
 
     async def txn(
         self, compare: list[Any], success: list[Any], failure: list[Any] | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 ROOT = "/ccs/"
 CLUSTERS = "/ccs/clusters/"
 TOKENS = "/ccs/tokens/"
+TOKEN_NAMES = "/ccs/tokennames/"
+AUDIT = "/ccs/audit/"
 BOOTSTRAP = "/ccs/bootstrap"
 POD_CIDRS = "/ccs/podcidrs/"
 
@@ -133,6 +135,16 @@ def join_token(cluster: str) -> str:
 
 def token(digest: str) -> str:
     return f"{TOKENS}{digest}"
+
+
+def token_name(name: str) -> str:
+    """Index: a token name (unique among tokens not revoked) -> the digest of its token."""
+    return f"{TOKEN_NAMES}{name}"
+
+
+def audit(record_id: str) -> str:
+    """An audit record; ids start with a zero-padded nanosecond time, so key order is time order."""
+    return f"{AUDIT}{record_id}"
 
 
 def kind_of(key: str) -> str | None:

@@ -256,6 +256,8 @@ async def test_reads_of_missing_things_name_them(client: ccs.AsyncClient, unique
     assert isinstance(e, ccs.InvalidArgument) and e.message == (
         "name: 'Bad_Name' is not a valid name: use at most 63 lowercase letters, digits and '-', "
         "starting and ending with a letter or digit")
+    e = await error(client.clusters.create(f"{unique}\n"))  # a trailing newline is no part of a name
+    assert isinstance(e, ccs.InvalidArgument) and e.message.startswith(f"name: '{unique}\\n' is not a valid name")
 
 
 async def test_scale_checks_the_limit_and_the_version(client: ccs.AsyncClient, unique: str) -> None:

@@ -4,7 +4,7 @@ An alias bomb, deep nesting and a template over the CPU budget are refused with 
 naming the limit while other RPCs are answered; SIGTERM during a slow parse ends the server within
 its grace; mutated corpus templates never give INTERNAL and a refused create or update
 (INVALID_ARGUMENT, or PERMISSION_DENIED for a privileged key the cluster's policy does not allow)
-writes nothing (the etcd key count is unchanged).
+writes nothing but its audit record (the count of etcd keys outside ``/ccs/audit/`` is unchanged).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from ccs.v1 import api_pb2, api_pb2_grpc, resources_pb2
+from controlplane.store import keys
 from tests.compose_fuzz import billion_laughs, compose_documents
 from tests.conftest import EtcdProc, ServerProc, start_etcd, start_server
 from tests.integration.grpc_helpers import stubs
@@ -38,12 +39,18 @@ def slow_template() -> str:
     return SMALL + "x-big: [" + ",".join(["1"] * 480_000) + "]\n"
 
 
-def etcd_key_count(etcd: EtcdProc) -> int:
-    """Every key in etcd, through its JSON gateway (no client library state in between)."""
-    body = json.dumps({"key": base64.b64encode(b"\0").decode(), "range_end": base64.b64encode(b"\0").decode(),
+def _count(etcd: EtcdProc, key: bytes, range_end: bytes) -> int:
+    body = json.dumps({"key": base64.b64encode(key).decode(), "range_end": base64.b64encode(range_end).decode(),
                        "count_only": True}).encode()
     with urllib.request.urlopen(f"{etcd.url}/v3/kv/range", body, timeout=10) as resp:
         return int(json.load(resp).get("count", 0))
+
+
+def etcd_key_count(etcd: EtcdProc) -> int:
+    """Every key in etcd but the audit records, through its JSON gateway (no client library state
+    in between). A refused change writes one audit record (README, "Roles and audit"), nothing else."""
+    audit = keys.AUDIT.encode()
+    return _count(etcd, b"\0", b"\0") - _count(etcd, audit, keys.prefix_end(keys.AUDIT))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 import ccs
 from ccs import _sync
 from ccs._transport import Listing
+from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Nodes
 from ccs.events import Events
@@ -67,7 +68,8 @@ def test_wait_results_are_typed() -> None:
     ("sync", "async_"),
     [(_sync.SyncClusters, Clusters), (_sync.SyncNodes, Nodes), (_sync.SyncApplications, Applications),
      (_sync.SyncServices, Services), (_sync.SyncContainers, Containers), (_sync.SyncEvents, Events),
-     (_sync.SyncReleases, Releases), (_sync.SyncRoutes, Routes)],
+     (_sync.SyncReleases, Releases), (_sync.SyncRoutes, Routes), (_sync.SyncTokens, Tokens),
+     (_sync.SyncAudit, Audit)],
 )
 def test_every_async_method_has_a_blocking_twin(sync: type, async_: type) -> None:
     public = {n for n, f in inspect.getmembers(async_, inspect.isfunction) if not n.startswith("_")}
