@@ -121,6 +121,7 @@ class SyncNodes(_Namespace[Nodes]):
     list = blocking(Nodes.list)
     update = blocking(Nodes.update)
     delete = blocking(Nodes.delete)
+    revoke = blocking(Nodes.revoke)
 
 
 class SyncNetworks(_Namespace[Networks]):

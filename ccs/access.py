@@ -15,7 +15,8 @@ import random
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 
-from ccs._transport import Listing, Transport, collect, raise_if_cancelled
+from ccs._transport import Listing, Transport, collect
+from ccs.cancellation import raise_if_cancelled
 from ccs.durations import parse_seconds
 from ccs.errors import Unavailable
 from ccs.v1 import api_pb2, resources_pb2

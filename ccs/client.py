@@ -55,6 +55,10 @@ class AsyncClient:
 
     ``channel`` is the transport seam: pass any ``grpc.aio.Channel`` (an in-process server's,
     one with your own interceptors) and the client uses it without owning it.
+
+    TLS is the default, as on the server: the server must chain to ``ca_pem``/``ca_file``
+    (``from_config`` passes the CA the context pinned) or to the system roots. ``tls=False``
+    talks to a server started with ``--insecure`` only (the token then travels in clear).
     """
 
     def __init__(
@@ -62,15 +66,19 @@ class AsyncClient:
         address: str,
         token: str | None = None,
         *,
-        tls: bool = False,
+        tls: bool = True,
         ca_file: str | os.PathLike[str] | None = None,
+        ca_pem: str | bytes | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
         channel: grpc.aio.Channel | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self.address = address
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else make_channel(
-            address, tls=tls, ca_file=ca_file
+            address, tls=tls, ca_file=ca_file, ca_pem=ca_pem, client_cert=client_cert,
+            client_key=client_key,
         )
         transport = Transport(self._channel, token, timeout)
         self.clusters = Clusters(transport)
@@ -92,7 +100,8 @@ class AsyncClient:
         """A client for ``context`` (default: the current one) of the config at ``path``
         (default: ``$CCS_CONFIG`` or ``~/.config/ccs/config.yaml``)."""
         _, ctx = load_config(path).context(context)
-        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file)
+        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file, ca_pem=ctx.ca_pem,
+                   client_cert=ctx.client_cert, client_key=ctx.client_key)
 
     async def close(self) -> None:
         """Close the channel if the client created it."""
@@ -120,8 +129,11 @@ class Client:
         address: str,
         token: str | None = None,
         *,
-        tls: bool = False,
+        tls: bool = True,
         ca_file: str | os.PathLike[str] | None = None,
+        ca_pem: str | bytes | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self._loop = asyncio.new_event_loop()
@@ -131,7 +143,8 @@ class Client:
         self._thread.start()
 
         async def make() -> AsyncClient:  # grpc.aio binds a channel to the loop creating it
-            return AsyncClient(address, token, tls=tls, ca_file=ca_file, timeout=timeout)
+            return AsyncClient(address, token, tls=tls, ca_file=ca_file, ca_pem=ca_pem,
+                               client_cert=client_cert, client_key=client_key, timeout=timeout)
 
         try:
             self.aio: AsyncClient = self.run(make())
@@ -157,7 +170,8 @@ class Client:
     ) -> Client:
         """As ``AsyncClient.from_config``."""
         _, ctx = load_config(path).context(context)
-        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file)
+        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file, ca_pem=ctx.ca_pem,
+                   client_cert=ctx.client_cert, client_key=ctx.client_key)
 
     def run(self, awaitable: Awaitable[T]) -> T:
         """Run ``awaitable`` on the client's loop and return its result (fully typed), e.g.

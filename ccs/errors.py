@@ -167,6 +167,9 @@ class ReleaseFailed(CcsError):
 #: Trailing metadata key of the server's machine-readable reason for an error, and its values.
 REASON_KEY = "ccs-reason"
 REASON_ETCD_UNAVAILABLE = "etcd-unavailable"
+#: A node certificate that ``ccs node revoke`` or ``ccs node rm`` revoked: the agent stops
+#: rather than registering again (see nodeagent.node_tls).
+REASON_CERT_REVOKED = "node-certificate-revoked"
 
 _BY_REASON: dict[str, type[CcsError]] = {REASON_ETCD_UNAVAILABLE: EtcdUnavailable}
 
@@ -211,6 +214,11 @@ def from_rpc_error(error: grpc.RpcError) -> CcsError:
     if reason in _BY_REASON and issubclass(_BY_REASON[reason], cls):
         cls = _BY_REASON[reason]
     return cls(message, code)
+
+
+def reason_of(error: grpc.RpcError) -> str:
+    """The server's machine-readable reason for ``error`` (``REASON_*``), or ""."""
+    return _reason(error)
 
 
 def _reason(error: grpc.RpcError) -> str:

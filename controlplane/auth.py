@@ -16,6 +16,10 @@ the ``Gate`` this interceptor hands every call to: authentication here, authoriz
 ``node`` credentials (issued at agent registration) may call only the Dispatcher, which
 checks them itself. Health checks, reflection and agent registration (which carries a join
 token in its body) need no token.
+
+Node calls under TLS (the default) carry no token: the node is who its certificate says,
+checked by :class:`controlplane.pki.node_auth.NodeGuard` (mutual TLS, revocation). Bearer
+node credentials remain for servers started with ``--insecure``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import grpc
 import structlog
 
 from ccs.errors import REASON_ETCD_UNAVAILABLE, REASON_KEY
+from controlplane.pki.node_auth import NodeGuard
 from controlplane.store import AlreadyExists, keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
@@ -224,9 +229,10 @@ class Gate(Protocol):
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, verifier: TokenVerifier, gate: Gate) -> None:
+    def __init__(self, verifier: TokenVerifier, gate: Gate, node_guard: NodeGuard | None = None) -> None:
         self.verifier = verifier
         self.gate = gate
+        self.node_guard = node_guard  # None under --insecure: nodes use bearer credentials
 
     async def intercept_service(
         self,
@@ -237,6 +243,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or method.startswith(PUBLIC_PREFIXES) or method in PUBLIC_METHODS:
             return handler
+        if self.node_guard is not None and method.startswith(NODE_PREFIX):
+            # TLS: a node call is authenticated by its node certificate, not by a token.
+            return self.node_guard.wrap(handler)
         token = bearer(details.invocation_metadata)
         if not token:
             return self.gate.refuse(

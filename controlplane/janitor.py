@@ -6,10 +6,12 @@ Events are pruned after an hour, audit records after ``--audit-retention`` (30 d
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 import structlog
 
+from controlplane.pki import node_certs
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
@@ -46,10 +48,14 @@ async def prune_audit(etcd: Etcd, retention: float = AUDIT_RETENTION_SECONDS) ->
 async def prune_events_forever(
     etcd: Etcd, period: float = 60.0, audit_retention: float = AUDIT_RETENTION_SECONDS
 ) -> None:
+    """Events and audit records every ``period``; the records of expired node certificates with
+    them (a certificate past its expiry is refused by the handshake and by the per-call check
+    anyway, so its record, revoked or not, only takes room)."""
     while True:
         try:
             await prune_events(etcd)
             await prune_audit(etcd, audit_retention)
+            await node_certs.prune_expired(etcd, dt.datetime.now(dt.UTC))
         except Exception as e:  # a passing etcd outage must not kill housekeeping
             log.warning("event pruning failed; will retry", error=str(e))
         await asyncio.sleep(period)

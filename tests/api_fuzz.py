@@ -24,7 +24,7 @@ from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
 from ccs.v1 import api_pb2
-from tests.compose_fuzz import compose_documents
+from tests.compose_fuzz import compose_documents, on_the_wire
 
 # The objects the test seeds; a request naming them reaches the code past the lookups.
 SEED_CLUSTER, SEED_APP, SEED_SERVICE, SEED_NODE, SEED_RELEASE = "fz", "app", "web", "n1", "r000002"
@@ -94,7 +94,7 @@ def _text(field: d.FieldDescriptor, seeds: dict[str, list[str]]) -> st.SearchStr
     seeded = seeds.get(field.name)
     if field.name == "template":
         out = st.sampled_from([SEED_TEMPLATE, SEED_TEMPLATE.replace("busybox:1", "busybox:2")]) \
-            | compose_documents() | HOSTILE_TEXT
+            | compose_documents().map(on_the_wire) | HOSTILE_TEXT
     elif seeded and field.name in _IDENTITY:  # 7 times in 8 the seeded object, to get past the lookups
         hostile = HOSTILE_TEXT | st.text(max_size=20) | st.just("x" * HUGE)
         out = st.sampled_from([False] * 7 + [True]).flatmap(lambda bad: hostile if bad else st.sampled_from(seeded))

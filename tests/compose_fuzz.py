@@ -142,3 +142,11 @@ def compose_documents(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(0, 2))):
         text = draw(_mutate_text(text))
     return text
+
+
+def on_the_wire(text: str) -> str:
+    """``text`` as a client can send it: a lone surrogate (``\\ud800``), which a Python string
+    holds and UTF-8 cannot, becomes ``?``. protobuf refuses to serialize it, so no server ever
+    receives one; the parser's own property test (tests/unit) still gets them raw, and invalid
+    UTF-8 bytes on the wire are sent by ``test_invalid_utf8_in_any_string_field_is_refused_naming_it``."""
+    return text.encode("utf-8", "replace").decode("utf-8")

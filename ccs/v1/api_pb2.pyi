@@ -156,6 +156,20 @@ class DeleteNodeResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RevokeNodeRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class RevokeNodeResponse(_message.Message):
+    __slots__ = ("revoked",)
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    revoked: int
+    def __init__(self, revoked: _Optional[int] = ...) -> None: ...
+
 class RollbackApplicationRequest(_message.Message):
     __slots__ = ("cluster", "name", "to_revision", "strategy")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]

@@ -352,6 +352,11 @@ class NodeServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.DeleteNodeRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.DeleteNodeResponse.FromString,
                 _registered_method=True)
+        self.RevokeNode = channel.unary_unary(
+                '/ccs.v1.NodeService/RevokeNode',
+                request_serializer=ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -379,7 +384,17 @@ class NodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteNode(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Remove the node; its certificates are revoked in the same transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeNode(self, request, context):
+        """Revoke every certificate (or, under --insecure, the credential) the node holds: its next
+        call is refused and its agent stops. The node record stays (it goes DOWN); register the
+        host again with a join token to bring it back.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -406,6 +421,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.DeleteNode,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.DeleteNodeRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.DeleteNodeResponse.SerializeToString,
+            ),
+            'RevokeNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeNode,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +538,33 @@ class NodeService:
             '/ccs.v1.NodeService/DeleteNode',
             ccs_dot_v1_dot_api__pb2.DeleteNodeRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.DeleteNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.NodeService/RevokeNode',
+            ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -140,3 +140,18 @@ def sort_key_newest_first(c: pb.Container) -> tuple[float, str]:
 def node_is_draining(node: pb.Node | None) -> bool:
     """Containers on a DRAIN node are moved elsewhere by the service planner."""
     return node is not None and node.spec.availability == pb.NODE_AVAILABILITY_DRAIN
+
+
+def slot_rank(c: pb.Container) -> tuple[int, float, str]:
+    """Which container keeps a slot: live and ready first, then parked, dead, finished; newest."""
+    if is_live(c):
+        state = c.status.state
+        rank = 0 if state == pb.CONTAINER_STATE_HEALTHY else 1 if state == pb.CONTAINER_STATE_RUNNING else 2
+    elif is_parked(c):
+        rank = 3
+    elif is_dead(c):
+        rank = 4
+    else:
+        rank = 5
+    newest, cid = sort_key_newest_first(c)
+    return (rank, newest, cid)

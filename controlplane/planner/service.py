@@ -64,7 +64,7 @@ from .containers import (
     outcome,
     reported_unhealthy,
     require_aware,
-    sort_key_newest_first,
+    slot_rank,
 )
 from .errors import PlanError
 from .node_loss import waits_for_its_node, why_it_waits
@@ -269,7 +269,7 @@ class _ServicePlanner:
                     self._retire(c, f"node {c.node} is draining and the slot has a ready container")
             return
 
-        primary = min(candidates, key=_rank) if candidates else None
+        primary = min(candidates, key=slot_rank) if candidates else None
         kept = None  # an UNHEALTHY container kept beside its start-first replacement
         if (replacement := unhealthy.pair(candidates, spec)) is not None:
             primary, kept = replacement
@@ -400,17 +400,3 @@ class _ServicePlanner:
             out.append(f"{counts.completed} completed")
         return out
 
-
-def _rank(c: pb.Container) -> tuple[int, float, str]:
-    """Which container keeps a slot: live and ready first, then parked, dead, finished; newest."""
-    if is_live(c):
-        state = c.status.state
-        rank = 0 if state == pb.CONTAINER_STATE_HEALTHY else 1 if state == pb.CONTAINER_STATE_RUNNING else 2
-    elif is_parked(c):
-        rank = 3
-    elif is_dead(c):
-        rank = 4
-    else:
-        rank = 5
-    newest, cid = sort_key_newest_first(c)
-    return (rank, newest, cid)

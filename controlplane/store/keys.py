@@ -9,6 +9,10 @@ TOKEN_NAMES = "/ccs/tokennames/"
 AUDIT = "/ccs/audit/"
 BOOTSTRAP = "/ccs/bootstrap"
 POD_CIDRS = "/ccs/podcidrs/"
+#: The cluster CA (certificate, and its key wrapped by the master key) and the secrets key
+#: (wrapped the same way): see controlplane.pki.
+PKI_CA = "/ccs/pki/ca"
+PKI_SECRETS_KEY = "/ccs/pki/secrets-key"
 
 
 def cluster(name: str) -> str:
@@ -131,6 +135,16 @@ def pod_cidr(cidr: str) -> str:
 
 def join_token(cluster: str) -> str:
     return f"{subtree(cluster)}jointoken"
+
+
+def node_certs(cluster: str, node: str | None = None) -> str:
+    """Certificates issued to a cluster's nodes (or to one node), one key per serial."""
+    base = f"{subtree(cluster)}nodecerts/"
+    return base if node is None else f"{base}{node}/"
+
+
+def node_cert(cluster: str, node: str, serial: str) -> str:
+    return f"{node_certs(cluster, node)}{serial}"
 
 
 def token(digest: str) -> str:

@@ -67,6 +67,11 @@ class NameTable:
     names: Mapping[NetKey, Mapping[str, Addresses]] = field(default_factory=dict)
     shared: Mapping[NetKey, str] = field(default_factory=dict)  # network -> the cluster network it joins
     groups: Mapping[str, tuple[NetKey, ...]] = field(default_factory=dict)  # cluster network -> its entries
+    # The blocks' first addresses, for the bisect of every query (derived once, not per query).
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", tuple(int(b.network_address) for b, _ in self.blocks))
 
     @classmethod
     def from_plan(cls, plan: FabricPlan) -> NameTable:
@@ -84,7 +89,7 @@ class NameTable:
             addr = IPv4Address(source)
         except ValueError:
             return None
-        i = bisect.bisect_right([int(b.network_address) for b, _ in self.blocks], int(addr)) - 1
+        i = bisect.bisect_right(self._starts, int(addr)) - 1
         if i >= 0 and addr in self.blocks[i][0]:
             return self.blocks[i][1]
         return None

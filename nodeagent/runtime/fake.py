@@ -82,7 +82,9 @@ class _Record:
         else:
             state = State.CONTAINER_STATE_EXITED
             message = f"exited with code {self.exit_code}"
-        networks = dict(zip(self.networks, self.addresses or ("",) * len(self.networks), strict=True))
+        # As the engine lists it: a network_mode host container is on its "host" network.
+        networks = dict(zip(self.networks, self.addresses or ("",) * len(self.networks), strict=True)) \
+            if self.networks else {"host": ""}
         return Observed(
             docker_id=self.docker_id,
             name=self.name,

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 from nodeagent.network.firewall import FirewallError, apply_firewall
 from nodeagent.network.plan import FabricPlan
-
-RESOLVER_LINK = "ccs-dns0"  # nodeagent/network/routes.py
+from nodeagent.network.routes import RESOLVER_LINK
 
 
 def clear_fabric(cluster: str) -> None:

@@ -41,7 +41,7 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from tests.conftest import EtcdProc, ServerProc, start_etcd, start_server
-from tests.integration.grpc_helpers import TEMPLATE
+from tests.integration.grpc_helpers import TEMPLATE, channel
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(240)]
 
@@ -64,6 +64,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "NodeService/ListNodes":                    (ok, ok, ok, no, ok, un, un, un),
     "NodeService/UpdateNode":                   (ok, no, no, no, no, un, un, un),
     "NodeService/DeleteNode":                   (ok, no, no, no, no, un, un, un),
+    "NodeService/RevokeNode":                   (ok, no, no, no, no, un, un, un),
     "ApplicationService/CreateApplication":     (ok, ok, no, no, no, un, un, un),
     "ApplicationService/GetApplication":        (ok, ok, ok, no, ok, un, un, un),
     "ApplicationService/ListApplications":      (ok, ok, ok, no, ok, un, un, un),
@@ -104,6 +105,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
 MUTATIONS = {
     "ClusterService/CreateCluster", "ClusterService/DeleteCluster", "ClusterService/UpdateCluster",
     "ClusterService/GetJoinToken", "NodeService/UpdateNode", "NodeService/DeleteNode",
+    "NodeService/RevokeNode",
     "ApplicationService/CreateApplication", "ApplicationService/UpdateApplication",
     "ApplicationService/DeleteApplication", "ApplicationService/StartApplication",
     "ApplicationService/StopApplication", "ApplicationService/RollbackApplication",
@@ -131,6 +133,7 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
     "NodeService/ListNodes": lambda c, a: api_pb2.ListNodesRequest(cluster=c),
     "NodeService/UpdateNode": lambda c, a: api_pb2.UpdateNodeRequest(cluster=c, name="n1"),
     "NodeService/DeleteNode": lambda c, a: api_pb2.DeleteNodeRequest(cluster=c, name="n1"),
+    "NodeService/RevokeNode": lambda c, a: api_pb2.RevokeNodeRequest(cluster=c, name="n1"),
     "ApplicationService/CreateApplication": lambda c, a: api_pb2.CreateApplicationRequest(
         cluster=c, name=a, template=TEMPLATE, dry_run=True),
     "ApplicationService/GetApplication": lambda c, a: api_pb2.GetApplicationRequest(cluster=c, name=a),
@@ -260,8 +263,8 @@ class Api:
 
 @pytest.fixture(scope="module")
 async def world(server: ServerProc) -> AsyncIterator[tuple[Api, dict[str, Caller]]]:
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        api = Api(channel)
+    async with channel(server.address) as ch:  # TLS, verified against the server's CA
+        api = Api(ch)
         admin = server.token
         for c in (A, B):
             await api.call("ClusterService/CreateCluster", api_pb2.CreateClusterRequest(name=c), admin)

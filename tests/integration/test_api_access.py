@@ -24,7 +24,7 @@ import ccs
 from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
-from tests.conftest import ROOT, EtcdProc, ServerProc, start_etcd, start_server
+from tests.conftest import ROOT, TRUST, EtcdProc, ServerProc, start_etcd, start_server
 from tests.integration.grpc_helpers import TEMPLATE
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
@@ -51,8 +51,13 @@ def servers(own_etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture
 async def admin(servers: tuple[ServerProc, ServerProc]) -> AsyncIterator[ccs.AsyncClient]:
-    async with ccs.AsyncClient(servers[0].address, servers[0].token) as c:
+    async with servers[0].client() as c:
         yield c
+
+
+def as_token(admin: ccs.AsyncClient, token: str) -> ccs.AsyncClient:
+    """A client to the admin client's server with another token, verified against its CA."""
+    return ccs.AsyncClient(admin.address, token, ca_pem=TRUST[admin.address])
 
 
 @pytest.fixture
@@ -111,7 +116,7 @@ async def test_the_last_working_admin_token_cannot_be_revoked(admin: ccs.AsyncCl
     assert isinstance(e, ccs.FailedPrecondition)
     assert e.message == "token 'admin' is the last admin token that works; create another admin token before revoking it"
     other = await admin.tokens.create(unique, role="admin")
-    async with ccs.AsyncClient(admin.address, other.secret) as c:
+    async with as_token(admin, other.secret) as c:
         await c.tokens.revoke(unique)  # its own token, while the first admin token still works
         e = await error(c.clusters.list())
     assert isinstance(e, ccs.Unauthenticated) and e.message == f"token {unique!r} (id {other.token.meta.id}) was revoked"
@@ -119,7 +124,7 @@ async def test_the_last_working_admin_token_cannot_be_revoked(admin: ccs.AsyncCl
 
 async def test_an_expired_token_is_unauthenticated(admin: ccs.AsyncClient, unique: str) -> None:
     new = await admin.tokens.create(unique, role="viewer", ttl=1)
-    async with ccs.AsyncClient(admin.address, new.secret) as c:
+    async with as_token(admin, new.secret) as c:
         await c.clusters.list()  # works while it lives, and is cached from now on
         await asyncio.sleep(max(0.0, new.token.expires_at.seconds + new.token.expires_at.nanos / 1e9 - time.time()))
         e = await error(c.clusters.list())
@@ -131,8 +136,8 @@ async def test_revocation_is_immediate_here_and_follows_the_watch_on_another_rep
     servers: tuple[ServerProc, ServerProc], admin: ccs.AsyncClient, unique: str
 ) -> None:
     new = await admin.tokens.create(unique, role="viewer")
-    async with ccs.AsyncClient(servers[0].address, new.secret) as one, \
-            ccs.AsyncClient(servers[1].address, new.secret) as two:
+    async with servers[0].client(new.secret) as one, \
+            servers[1].client(new.secret) as two:
         await one.clusters.list()
         await two.clusters.list()  # now in replica two's cache
         await admin.tokens.revoke(unique)
@@ -160,7 +165,7 @@ async def test_a_change_and_its_audit_record_are_one_transaction(
     await admin.clusters.create(unique)
     await admin.applications.create(unique, "shop", TEMPLATE)
     ci = await admin.tokens.create(f"{unique}-ci", role="deployer", clusters=[unique], applications=["shop"])
-    async with ccs.AsyncClient(admin.address, ci.secret) as c:
+    async with as_token(admin, ci.secret) as c:
         svc = await c.services.scale(unique, "shop", "web", 5)
     [rec] = await records(admin, f"service {unique}/shop/web")
     assert (rec.token_name, rec.token_id, rec.role, rec.method, rec.result, rec.wrote) == (
@@ -177,13 +182,13 @@ async def test_refused_failed_and_no_op_changes_are_audited_with_their_answer(
 ) -> None:
     await admin.clusters.create(unique)
     viewer = await admin.tokens.create(f"{unique}-v", role="viewer")
-    async with ccs.AsyncClient(admin.address, viewer.secret) as c:
+    async with as_token(admin, viewer.secret) as c:
         e = await error(c.clusters.delete(unique))
     assert isinstance(e, ccs.PermissionDenied)
     e = await error(admin.services.scale(unique, "nope", "web", 1))
     assert isinstance(e, ccs.NotFound)
     await admin.applications.create(unique, "shop", TEMPLATE, dry_run=True)
-    async with ccs.AsyncClient(admin.address, "ccs_not-a-token") as c:
+    async with as_token(admin, "ccs_not-a-token") as c:
         await error(c.applications.delete(unique, "shop"))
     got = {(r.target, r.token_name, r.result, r.wrote, r.revision) for r in await admin.audit.list(
         since=time.time() - 60) if unique in r.target}
@@ -219,7 +224,8 @@ async def test_audit_list_since_and_watch(admin: ccs.AsyncClient, unique: str) -
 
 def cli(server: ServerProc, token: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", "--server", server.address, "--token", token, *args],
+        [sys.executable, "-m", "cli", "--server", server.address, "--token", token,
+         "--ca-file", str(server.state_dir / "ca.crt"), *args],
         capture_output=True, text=True, cwd=ROOT, timeout=timeout,
         env={"PATH": "/usr/bin:/bin", "HOME": str(server.state_dir), "CCS_CONFIG": "/nonexistent"},
     )
@@ -252,7 +258,7 @@ def test_token_secrets_appear_in_no_output_but_the_one_that_creates_them(
         cli(srv, srv.token, "audit", "ls"),
     ]
     codes = [r.returncode for r in outputs]
-    assert codes == [0, 0, 0, 3, 6, 6, 6, 0, 0, 0, 0, 6, 0, 0], [(r.args[5:], r.stderr) for r in outputs]
+    assert codes == [0, 0, 0, 3, 6, 6, 6, 0, 0, 0, 0, 6, 0, 0], [(r.args[7:], r.stderr) for r in outputs]
     audit = json.loads(outputs[-2].stdout)
     assert {(r["target"], r["result"]) for r in audit if r.get("token_name") == unique} >= {
         (f"application {unique}/hello", "OK"), (f"cluster {unique}", "PERMISSION_DENIED"),
@@ -265,7 +271,8 @@ def test_token_secrets_appear_in_no_output_but_the_one_that_creates_them(
 def test_audit_ls_follows_new_records(servers: tuple[ServerProc, ServerProc], unique: str) -> None:
     srv = servers[0]
     follow = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--server", srv.address, "--token", srv.token, "audit", "ls", "-f",
+        [sys.executable, "-m", "cli", "--server", srv.address, "--token", srv.token,
+         "--ca-file", str(srv.state_dir / "ca.crt"), "audit", "ls", "-f",
          "--since", "1s", "-o", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "HOME": str(srv.state_dir), "CCS_CONFIG": "/nonexistent"},

@@ -129,3 +129,33 @@ def test_a_logs_since_that_is_not_a_time_is_refused(world: World) -> None:
     for since in (math.nan, -1.0, math.inf):
         refused(world, "Logs", api_pb2.LogsRequest(cluster=SEED_CLUSTER, application=SEED_APP, service="web",
                                                    since=since), "since: ")
+
+
+def test_invalid_utf8_from_a_scoped_token_is_named_not_mistaken_for_a_scope_breach(world: World) -> None:
+    """A scoped deployer's request that does not decode has no cluster to check the scope
+    against: it is the decoding refusal (the field named), not PERMISSION_DENIED."""
+    async def secret() -> str:
+        assert world.channel is not None
+        made = await world.channel.unary_unary(
+            "/ccs.v1.TokenService/CreateToken", response_deserializer=api_pb2.CreateTokenResponse.FromString,
+        )(api_pb2.CreateTokenRequest(name="scoped-deployer", role="deployer", clusters=[SEED_CLUSTER])
+          .SerializeToString(), metadata=world.md)
+        return str(made.secret)
+
+    bearer = (("authorization", f"Bearer {world.run(secret())}"),)
+    raw = api_pb2.UpdateApplicationRequest(cluster=SEED_CLUSTER, name="QQQQ").SerializeToString().replace(
+        b"QQQQ", b"\xff\xfe\xfd\xfc")
+    code, details = world.run(world.call(RPC["UpdateApplication"], raw, metadata=bearer))
+    assert code == StatusCode.INVALID_ARGUMENT and details.startswith("name: is not valid UTF-8"), (code, details)
+
+
+def test_a_refusal_cut_to_its_limit_always_arrives_with_its_reason(world: World) -> None:
+    # A status message travels in a trailer; gRPC refuses trailers past 8 KiB at random (3 in 100
+    # for the 8 KiB cut this server used to make), and the caller then saw RESOURCE_EXHAUSTED
+    # "received metadata size exceeds soft limit" instead of the reason. 300 refused services
+    # make a message far past the cut; every one of 200 sends must arrive whole.
+    template = "services:\n" + "".join(f"  s{i}:\n    image: [1]\n" for i in range(300))
+    request = api_pb2.CreateApplicationRequest(cluster=SEED_CLUSTER, name="cut", template=template)
+    for _ in range(200):
+        details = refused(world, "CreateApplication", request, "services.s")
+        assert details.endswith("cut)") and len(details.encode()) <= 4 * 1024, details[-200:]

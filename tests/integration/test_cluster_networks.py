@@ -93,7 +93,7 @@ def test_a_template_joining_a_missing_cluster_network_is_refused_naming_the_fiel
 
 
 async def test_the_sdk_manages_cluster_networks(ccs_server: Any, unique: str) -> None:
-    async with ccs.AsyncClient(ccs_server.address, ccs_server.token) as client:
+    async with ccs_server.client() as client:
         await client.clusters.create(unique)
         made = await client.networks.create(unique, "ops", labels={"team": "ops"})
         assert (made.meta.name, made.cluster, dict(made.meta.labels)) == ("ops", unique, {"team": "ops"})
@@ -114,7 +114,7 @@ async def test_rm_and_a_deploy_racing_for_a_network_cannot_both_win(ccs_server: 
     """The two guards, made to meet deterministically: a delete whose read of the applications
     is older than an application that joined meanwhile fails (and ``rm`` retries it against the
     new state); an accepting write whose network was removed after the check fails."""
-    async with ccs.AsyncClient(ccs_server.address, ccs_server.token) as client:
+    async with ccs_server.client() as client:
         await client.clusters.create(unique)
         await client.networks.create(unique, "team")
         store = Etcd([etcd.url])

@@ -27,6 +27,8 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.store.reads import MAX_PAGE_BYTES
 from nodeagent.dispatcher_client import CHANNEL_OPTIONS, DispatcherClient
 from tests.conftest import ServerProc
+from tests.integration.grpc_helpers import channel
+from tests.integration.node_link import register_node
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.timeout(300)]
 MIB = 1024 * 1024
@@ -42,7 +44,7 @@ def padded(text: str, size: int, tag: str = "") -> str:
 
 @pytest.fixture
 async def client(ccs_server: ServerProc) -> AsyncIterator[AsyncClient]:
-    c = AsyncClient(ccs_server.address, ccs_server.token, timeout=120)
+    c = ccs_server.client(timeout=120)
     yield c
     await c.close()
 
@@ -55,7 +57,7 @@ async def test_a_request_past_the_limit_is_resource_exhausted_and_the_server_ans
     md = (("authorization", f"Bearer {ccs_server.token}"),)
     # A client that sends it anyway: the server refuses it before any handler runs.
     request = api_pb2.CreateApplicationRequest(cluster=unique, name="big", template=template)
-    async with grpc.aio.insecure_channel(ccs_server.address, options=[("grpc.max_send_message_length", -1)]) as ch:
+    async with channel(ccs_server.address, options=[("grpc.max_send_message_length", -1)]) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await api_pb2_grpc.ApplicationServiceStub(ch).CreateApplication(request, metadata=md)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -92,7 +94,7 @@ async def test_an_answer_past_4_mib_reaches_the_sdk(ccs_server: ServerProc, clie
     assert sum(r.ByteSize() for r in revisions) > 4 * MIB
     # gRPC's default receive limit, which the SDK had, refuses this answer.
     md = (("authorization", f"Bearer {ccs_server.token}"),)
-    async with grpc.aio.insecure_channel(ccs_server.address) as ch:
+    async with channel(ccs_server.address) as ch:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await api_pb2_grpc.ApplicationServiceStub(ch).ListRevisions(
                 api_pb2.ListRevisionsRequest(cluster=unique, name="revs"), metadata=md)
@@ -101,12 +103,12 @@ async def test_an_answer_past_4_mib_reaches_the_sdk(ccs_server: ServerProc, clie
 
 @contextlib.asynccontextmanager
 async def beating_node(address: str, token: str, name: str) -> AsyncIterator[DispatcherClient]:
-    """A registered node kept READY by heartbeats, on the agent's own channel options."""
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
-        agent = DispatcherClient(channel)
-        resp = await agent.register(token, name, {}, pb.NodeStatus(
-            address="192.0.2.77", hostname=name, capacity=pb.NodeResources(cpus=64, memory_bytes=256 << 30)))
-        agent.credential = resp.credential
+    """A registered node kept READY by heartbeats, on the agent's own channel (mutual TLS with
+    its node certificate, the agent's channel options)."""
+    link = await register_node(address, token, name, "192.0.2.77", capacity=pb.NodeResources(
+        cpus=64, memory_bytes=256 << 30))
+    async with link.channel:
+        agent = DispatcherClient(link.channel)
 
         async def beat() -> None:
             while True:
@@ -143,7 +145,7 @@ async def test_a_complete_set_past_4_mib_reaches_the_agent_and_list_pages_stop_a
             assert sum(c.ByteSize() for c in containers) > 4 * MIB
             # One page holds what fits the byte budget; the SDK above followed the tokens.
             md = (("authorization", f"Bearer {ccs_server.token}"),)
-            async with grpc.aio.insecure_channel(ccs_server.address, options=CHANNEL_OPTIONS) as ch:
+            async with channel(ccs_server.address, options=CHANNEL_OPTIONS) as ch:
                 page = await api_pb2_grpc.ContainerServiceStub(ch).ListContainers(
                     api_pb2.ListContainersRequest(cluster=unique, application="fat", page_size=1000), metadata=md)
             assert 0 < len(page.containers) < replicas and page.next_page_token

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 
 from ccs.v1 import api_pb2, api_pb2_grpc, resources_pb2
 from controlplane.store import keys
-from tests.compose_fuzz import billion_laughs, compose_documents
+from tests.compose_fuzz import billion_laughs, compose_documents, on_the_wire
 from tests.conftest import EtcdProc, ServerProc, start_etcd, start_server
-from tests.integration.grpc_helpers import stubs
+from tests.integration.grpc_helpers import stubs, sync_channel
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.timeout(240)]
 CPU_SECONDS = 2
@@ -67,7 +67,7 @@ def server(own_etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Iter
     srv = start_server(base / "state", own_etcd.url, base / "config.yaml",
                        extra=["--no-reconcilers", "--template-cpu-seconds", str(CPU_SECONDS)])
     assert srv.token, srv.log_path.read_text()
-    stub = api_pb2_grpc.ClusterServiceStub(grpc.insecure_channel(srv.address))
+    stub = api_pb2_grpc.ClusterServiceStub(sync_channel(srv.address))
     stub.CreateCluster(api_pb2.CreateClusterRequest(name="limits"),
                        metadata=(("authorization", f"Bearer {srv.token}"),))
     yield srv
@@ -162,13 +162,15 @@ async def test_sigterm_during_a_slow_parse_ends_the_server_within_its_grace(
     assert '"template parse cancelled"' in srv.log_path.read_text()
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@given(text=compose_documents())
+# Derandomized like the other property tests: CI runs the same 50 documents every time, so a
+# failure there reproduces here.
+@settings(max_examples=50, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(text=compose_documents().map(on_the_wire))
 def test_mutated_templates_never_give_internal_nor_a_partial_write(
     server: ServerProc, own_etcd: EtcdProc, text: str
 ) -> None:
-    channel = grpc.insecure_channel(server.address)
+    channel = sync_channel(server.address)
     apps = api_pb2_grpc.ApplicationServiceStub(channel)
     md = (("authorization", f"Bearer {server.token}"),)
     name = f"f{time.monotonic_ns() % 10**12}"

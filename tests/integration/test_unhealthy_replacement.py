@@ -20,16 +20,10 @@ health verdict; one node shows it, and this module needs no testbed lock.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import docker
 import pytest
@@ -37,14 +31,16 @@ import pytest
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from tests.conftest import ServerProc
-from tests.integration.grpc_helpers import Stubs, stubs
+from tests.integration import polling
+from tests.integration.agent_process import agent_process, create_cluster, remove_from_engine
+from tests.integration.grpc_helpers import Stubs, call
 
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
 T = TypeVar("T")
-AGENT = str(Path(sys.executable).parent / "ccs-agent")
+WAIT = 90.0  # bounds every wait: health checks at 1 s, a 1 s restart delay, then backoff
 HEALTHY, UNHEALTHY = pb.CONTAINER_STATE_HEALTHY, pb.CONTAINER_STATE_UNHEALTHY
 SERVICE = """
     image: local/busybox:1
@@ -62,17 +58,9 @@ class Node:
     server: ServerProc
     cluster: str
     name: str
-    agent: subprocess.Popen[bytes]
 
     def api(self, fn: Callable[[Stubs], Awaitable[T]]) -> T:
-        async def main() -> T:
-            s = stubs(self.server.address, self.server.token)
-            try:
-                return await fn(s)
-            finally:
-                await s.channel.close()
-
-        return asyncio.run(main())
+        return call(self.server, fn)
 
     def deploy(self, app: str, template: str) -> None:
         self.api(lambda s: s.apps.CreateApplication(api_pb2.CreateApplicationRequest(
@@ -94,55 +82,23 @@ class Node:
         return [e for e in resp.events if e.reason == "UnhealthyReplaced"]
 
 
-def wait_for(what: str, probe: Callable[[], T], timeout: float = 90.0) -> T:
-    """Poll until ``probe`` returns something truthy (a bounded wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except Exception as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
-        time.sleep(0.3)
+def wait_for(what: str, probe: Callable[[], T]) -> T:
+    return polling.wait_for(what, probe, timeout=WAIT)
 
 
 @pytest.fixture
 def node(ccs_server: ServerProc, unique: str, tmp_path: Path,
          test_image: TestImages) -> Iterator[Node]:  # noqa: F811
-    async def create(s: Stubs) -> str:
-        await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=unique), metadata=s.metadata)
-        resp = await s.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=unique), metadata=s.metadata)
-        return str(resp.token)
-
-    n = Node(ccs_server, unique, f"{unique}-n1", None)  # type: ignore[arg-type]
-    token = n.api(create)
-    with open(tmp_path / "agent.log", "ab") as log:
-        n.agent = subprocess.Popen(
-            [AGENT, "--server", ccs_server.address, "--join-token", token, "--name", n.name,
-             "--state-dir", str(tmp_path / "agent"), "--address", "127.0.0.1", "--no-router",
-             "--log-format", "json"], stdout=log, stderr=log)
-    engine = docker.from_env()
+    n = Node(ccs_server, unique, f"{unique}-n1")
+    token = create_cluster(ccs_server, unique)
     try:
-        wait_for("the node READY", lambda: n.api(lambda s: s.nodes.GetNode(
-            api_pb2.GetNodeRequest(cluster=unique, name=n.name), metadata=s.metadata,
-            timeout=10)).status.state == pb.NODE_STATE_READY)
-        yield n
+        with agent_process(ccs_server.address, token, n.name, tmp_path / "agent", tmp_path / "agent.log"):
+            wait_for("the node READY", lambda: n.api(lambda s: s.nodes.GetNode(
+                api_pb2.GetNodeRequest(cluster=unique, name=n.name), metadata=s.metadata,
+                timeout=10)).status.state == pb.NODE_STATE_READY)
+            yield n
     finally:
-        if n.agent.poll() is None:
-            n.agent.send_signal(signal.SIGTERM)
-            n.agent.wait(30)
-        for c in engine.containers.list(all=True, filters={"label": f"ccs.cluster={unique}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True)
-        for net in engine.networks.list(filters={"label": f"ccs.cluster={unique}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                net.remove()
-        engine.close()
+        remove_from_engine(unique)
 
 
 def healthy(node: Node, app: str, service: str, count: int) -> list[pb.Container]:

@@ -33,7 +33,7 @@ TEMPLATE = "services: {web: {image: 'web:1'}}\n"
 
 
 def test_blocking_calls_have_the_async_signatures() -> None:
-    with serve_in_thread(FakeApi(token=None)) as served, ccs.Client(served.address) as c:
+    with serve_in_thread(FakeApi(token=None)) as served, ccs.Client(served.address, tls=False) as c:
         cluster = c.clusters.create("s1", description="typed")
         assert_type(cluster, pb.Cluster)
         assert_type(c.clusters.list(), Listing[pb.Cluster])
