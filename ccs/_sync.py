@@ -20,13 +20,13 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar
 
 from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
-from ccs.clusters import Clusters, Nodes
+from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
 from ccs.releases import Releases, Routes
 
 __all__ = [
-    "SyncApplications", "SyncAudit", "SyncClusters", "SyncContainers", "SyncEvents", "SyncNodes",
-    "SyncReleases", "SyncRoutes", "SyncServices", "SyncTokens",
+    "SyncApplications", "SyncAudit", "SyncClusters", "SyncContainers", "SyncEvents", "SyncNetworks",
+    "SyncNodes", "SyncReleases", "SyncRoutes", "SyncServices", "SyncTokens",
 ]
 
 P = ParamSpec("P")
@@ -122,6 +122,14 @@ class SyncNodes(_Namespace[Nodes]):
     update = blocking(Nodes.update)
     delete = blocking(Nodes.delete)
     revoke = blocking(Nodes.revoke)
+
+
+class SyncNetworks(_Namespace[Networks]):
+    __doc__ = Networks.__doc__
+    create = blocking(Networks.create)
+    get = blocking(Networks.get)
+    list = blocking(Networks.list)
+    delete = blocking(Networks.delete)
 
 
 class SyncApplications(_Namespace[Applications]):

@@ -76,6 +76,7 @@ class Transport:
         self.events = api_pb2_grpc.EventServiceStub(channel)
         self.releases = api_pb2_grpc.ReleaseServiceStub(channel)
         self.routes = api_pb2_grpc.RouteServiceStub(channel)
+        self.networks = api_pb2_grpc.NetworkServiceStub(channel)
         self.tokens = api_pb2_grpc.TokenServiceStub(channel)
         self.audit = api_pb2_grpc.AuditServiceStub(channel)
 

@@ -28,6 +28,7 @@ from ccs._sync import (
     SyncClusters,
     SyncContainers,
     SyncEvents,
+    SyncNetworks,
     SyncNodes,
     SyncReleases,
     SyncRoutes,
@@ -37,7 +38,7 @@ from ccs._sync import (
 from ccs._transport import Transport, make_channel
 from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
-from ccs.clusters import Clusters, Nodes
+from ccs.clusters import Clusters, Networks, Nodes
 from ccs.config import load_config
 from ccs.events import Events
 from ccs.releases import Releases, Routes
@@ -88,6 +89,7 @@ class AsyncClient:
         self.events = Events(transport)
         self.releases = Releases(transport)
         self.routes = Routes(transport)
+        self.networks = Networks(transport)
         self.tokens = Tokens(transport)
         self.audit = Audit(transport)
 
@@ -158,6 +160,7 @@ class Client:
         self.events = SyncEvents(aio.events, self)
         self.releases = SyncReleases(aio.releases, self)
         self.routes = SyncRoutes(aio.routes, self)
+        self.networks = SyncNetworks(aio.networks, self)
         self.tokens = SyncTokens(aio.tokens, self)
         self.audit = SyncAudit(aio.audit, self)
 

@@ -1,4 +1,5 @@
-"""Typed calls for clusters and their nodes (``client.clusters``, ``client.nodes``)."""
+"""Typed calls for clusters, their nodes and their shared networks (``client.clusters``,
+``client.nodes``, ``client.networks``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from ccs._transport import Listing, Transport, collect
 from ccs.v1 import api_pb2, resources_pb2
 
-__all__ = ["Clusters", "Nodes"]
+__all__ = ["Clusters", "Networks", "Nodes"]
 
 
 class Clusters:
@@ -115,3 +116,35 @@ class Nodes:
         stays listed and goes down. Returns how many certificates were revoked."""
         req = api_pb2.RevokeNodeRequest(cluster=cluster, name=name)
         return (await self._t.unary(self._t.nodes.RevokeNode, req, api_pb2.RevokeNodeResponse)).revoked
+
+
+class Networks:
+    """Cluster networks (``ccs network create``): applications join one on purpose with a
+    Compose network marked ``external: true`` (``name:`` names it, else the key), and their
+    containers on it reach each other by address and by service name."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    async def create(
+        self, cluster: str, name: str, *, description: str = "", labels: Mapping[str, str] | None = None,
+    ) -> resources_pb2.ClusterNetwork:
+        req = api_pb2.CreateNetworkRequest(cluster=cluster, name=name, description=description, labels=labels)
+        return await self._t.unary(self._t.networks.CreateNetwork, req, resources_pb2.ClusterNetwork)
+
+    async def get(self, cluster: str, name: str) -> resources_pb2.ClusterNetwork:
+        """The network, with the applications whose templates join it (``applications``)."""
+        req = api_pb2.GetNetworkRequest(cluster=cluster, name=name)
+        return await self._t.unary(self._t.networks.GetNetwork, req, resources_pb2.ClusterNetwork)
+
+    async def list(self, cluster: str, *, page_size: int = 0) -> Listing[resources_pb2.ClusterNetwork]:
+        async def page(token: str) -> api_pb2.ListNetworksResponse:
+            req = api_pb2.ListNetworksRequest(cluster=cluster, page_size=page_size, page_token=token)
+            return await self._t.unary(self._t.networks.ListNetworks, req, api_pb2.ListNetworksResponse)
+
+        return await collect(page, lambda r: r.networks)
+
+    async def delete(self, cluster: str, name: str, *, resource_version: int = 0) -> None:
+        """Delete a network no application joins (FailedPrecondition naming them otherwise)."""
+        req = api_pb2.DeleteNetworkRequest(cluster=cluster, name=name, resource_version=resource_version)
+        await self._t.unary(self._t.networks.DeleteNetwork, req, api_pb2.DeleteNetworkResponse)

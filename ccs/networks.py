@@ -7,10 +7,20 @@ does for container states. Pure: no imports.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["DEFAULT_NETWORK"]
+__all__ = ["DEFAULT_NETWORK", "joined_networks"]
 
-#: The key of the application's own network in ``Container.subnets`` and in the etcd key of a
-#: ``SubnetAllocation`` (today every application has one network per node).
+#: The Compose network a service that lists none is on (as in Compose), and its key in
+#: ``Container.subnets`` and in the etcd key of a ``SubnetAllocation``.
 DEFAULT_NETWORK: Final = "default"
+
+
+def joined_networks(names: Iterable[str]) -> tuple[str, ...]:
+    """The Compose networks a service joins, in template order, from the names its spec lists
+    (``ServiceSpec.networks[].name``): ``("default",)`` when it lists none, as in Compose.
+
+    Each is a network of its own: its own blocks per node, bridge, firewall set and names."""
+    out = tuple(dict.fromkeys(n or DEFAULT_NETWORK for n in names))
+    return out or (DEFAULT_NETWORK,)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.commands import app as app_cmd
-from cli.commands import audit, cluster, container, events, login, node, release, route, service, token
+from cli.commands import audit, cluster, container, events, login, network, node, release, route, service, token
 from cli.session import Session
 
 app = typer.Typer(
@@ -62,6 +62,7 @@ app.add_typer(service.app, name="service")
 app.add_typer(container.app, name="container")
 app.add_typer(release.app, name="release")
 app.add_typer(route.app, name="route")
+app.add_typer(network.app, name="network")
 app.add_typer(token.app, name="token")
 app.add_typer(audit.app, name="audit")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)

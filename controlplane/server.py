@@ -23,6 +23,7 @@ from controlplane.api.apps import ApplicationServicer
 from controlplane.api.audit import AuditServicer
 from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
+from controlplane.api.networks import NetworkServicer
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
@@ -55,6 +56,7 @@ SERVICE_NAMES = [
         "ServiceService",
         "ContainerService",
         "EventService",
+        "NetworkService",
         "TokenService",
         "AuditService",
     )
@@ -194,6 +196,7 @@ class Server:
             ContainerServicer(etcd, self.informer, self.broker), server
         )
         api_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(etcd), server)
+        api_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(etcd), server)
         api_pb2_grpc.add_ReleaseServiceServicer_to_server(ReleaseServicer(etcd, self.informer), server)
         api_pb2_grpc.add_RouteServiceServicer_to_server(RouteServicer(etcd, self.hub), server)
         api_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(etcd, verifier), server)

@@ -156,6 +156,15 @@ class Agent:
         """The Compose `dns` servers of the local container at `source` (the resolver's upstreams)."""
         return self.executor.service_dns(source) if self.executor is not None else ()
 
+    def endpoints(self) -> list[tuple[int, str, tuple[tuple[str, str], ...]]]:
+        """The running local containers on several networks (the fabric routes inside them)."""
+        return self.executor.endpoints() if self.executor is not None else []
+
+    def networks_of(self, source: str) -> tuple[str, tuple[str, ...]] | None:
+        """The application and Compose networks of the local container at `source` (the
+        resolver answers the names of all of them)."""
+        return self.executor.networks_of(source) if self.executor is not None else None
+
     # ------------------------------------------------------------------ public
 
     async def run(self) -> None:
@@ -192,6 +201,7 @@ class Agent:
                 node=self.name, address=self.address, concurrency=self._concurrency,
                 probe_period=self._probe_period, log=self.log,
                 unrouted_for=self.router.unrouted_for if self.router is not None else None,
+                on_endpoints=self.network.poke if self.network is not None else None,
             )
             self.executor.observe_all(await self._list_managed())
             background = [

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
+from ccs.networks import joined_networks
 from ccs.v1 import agent_pb2, resources_pb2
 from nodeagent.runtime import naming
 from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure, State
@@ -57,6 +58,7 @@ class Executor:
         concurrency: int = DEFAULT_CONCURRENCY,
         probe_period: float = 3.0,
         unrouted_for: Callable[[str], float | None] | None = None,
+        on_endpoints: Callable[[], None] | None = None,
         log: structlog.typing.FilteringBoundLogger | None = None,
     ) -> None:
         if concurrency < 1:
@@ -72,6 +74,15 @@ class Executor:
         # Container id -> (its addresses, its service's Compose `dns` servers), for the node
         # resolver's per-container upstreams (`service_dns`); only containers that set `dns`.
         self._dns: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        # Address -> (application, the Compose networks of the container holding it), for every
+        # local container with addresses: the node resolver's `networks_of` (a container on
+        # several networks resolves all of their names, whichever address it asks from).
+        self._asker: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._addresses: dict[str, tuple[str, ...]] = {}  # ccs container id -> its addresses
+        # Running containers on several networks: the network fabric routes inside them
+        # (nodeagent/network/endpoints.py); `on_endpoints` is told when the set changes.
+        self._endpoints: dict[str, tuple[int, str, tuple[tuple[str, str], ...]]] = {}
+        self._on_endpoints = on_endpoints
         self._log = log or structlog.get_logger("ccs.agent")
         self.docker_ids: dict[str, str] = {}  # ccs container id -> docker id
         self._apps: dict[str, str] = {}  # ccs container id -> application (orphans included)
@@ -290,8 +301,49 @@ class Executor:
                 return servers
         return ()
 
+    def networks_of(self, source: str) -> tuple[str, tuple[str, ...]] | None:
+        """The application and Compose networks of the local container whose address (on any of
+        its networks) is `source`; None when no local container has it."""
+        return self._asker.get(source)
+
+    def endpoints(self) -> list[tuple[int, str, tuple[tuple[str, str], ...]]]:
+        """The running local containers on several networks: (pid, application, (Compose
+        network, address) in template order)."""
+        return list(self._endpoints.values())
+
+    def _note_endpoint(
+        self, cid: str, c: resources_pb2.Container, o: Observed | None, addresses: dict[str, str]
+    ) -> None:
+        entry = None
+        if o is not None and o.pid and len(addresses) > 1:
+            order = joined_networks(n.name for n in c.spec.networks)
+            ranked = sorted(addresses.items(),
+                            key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
+            entry = (o.pid, c.application, tuple(ranked))
+        if self._endpoints.get(cid) == entry:
+            return
+        if entry is None:
+            self._endpoints.pop(cid, None)
+        else:
+            self._endpoints[cid] = entry
+        if self._on_endpoints is not None:
+            self._on_endpoints()
+
+    def _note_addresses(self, cid: str, app: str, addresses: dict[str, str]) -> None:
+        """Keep `networks_of` current with `cid`'s addresses (none: it has left them)."""
+        for address in self._addresses.pop(cid, ()):
+            if self._asker.get(address, ("", ()))[0] == app:
+                self._asker.pop(address, None)
+        if addresses:
+            networks = tuple(sorted(addresses))
+            self._addresses[cid] = tuple(addresses.values())
+            for address in addresses.values():
+                self._asker[address] = (app, networks)
+
     def _forget(self, cid: str) -> None:
         self._dns.pop(cid, None)
+        self._note_addresses(cid, "", {})
+        self._endpoints.pop(cid, None)
         self._router_waits.discard(cid)
         self.book.forget(cid)
         self.tracked.discard(cid)
@@ -341,4 +393,6 @@ class Executor:
             self._dns[cid] = (tuple(st.addresses.values()), tuple(c.spec.dns))
         else:
             self._dns.pop(cid, None)
+        self._note_addresses(cid, c.application, dict(st.addresses))
+        self._note_endpoint(cid, c, o, dict(st.addresses))
         self._report(status.update(c, st))

@@ -11,7 +11,7 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,7 @@ from .network import DEFAULT_RESOLVER_ADDRESS
 from .router import Router, RouterSettings
 
 if TYPE_CHECKING:
-    from .network.fabric import NetworkFabric
+    from .network.fabric import LocalEndpoint, NetworkFabric
 
 EXIT_USAGE = 2
 EXIT_FATAL = 3
@@ -109,14 +109,27 @@ def resolver_address(text: str) -> str:
         raise ConfigError(f"--resolver-address: expected an IPv4 address or '', got {text!r}") from None
 
 
-def build_network(resolver: str, service_dns: Callable[[str], Sequence[str]] | None = None) -> NetworkFabric:
+def build_network(
+    resolver: str,
+    service_dns: Callable[[str], Sequence[str]] | None = None,
+    networks_of: Callable[[str], tuple[str, tuple[str, ...]] | None] | None = None,
+    endpoints: Callable[[], Iterable[LocalEndpoint]] | None = None,
+) -> NetworkFabric:
     """The node's part of the cluster's application networks, with its resolver unless off;
-    `service_dns` gives a container's own Compose `dns` servers by its address."""
+    `service_dns` gives a container's own Compose `dns` servers by its address, `networks_of`
+    its application and Compose networks; `endpoints` the local containers on several
+    networks (routed inside)."""
     from .network.fabric import NetworkFabric
+    from .network.plan import NetKey
     from .network.resolver import Resolver, Upstreams
 
+    def asker(source: str) -> list[NetKey] | None:
+        found = networks_of(source) if networks_of is not None else None
+        return None if found is None else [NetKey(found[0], n) for n in found[1]]
+
     upstreams = Upstreams(own_address=resolver, service_dns=service_dns)
-    return NetworkFabric(resolver=Resolver(resolver, upstreams) if resolver else None)
+    return NetworkFabric(resolver=Resolver(resolver, upstreams, asker=asker) if resolver else None,
+                         endpoints=endpoints)
 
 
 def resolve_server(explicit: str | None) -> str:
@@ -201,8 +214,10 @@ def main(argv: list[str] | None = None) -> None:
         client = docker.DockerClient(base_url=args.docker_host, max_pool_size=pool)
     else:
         client = docker.from_env(max_pool_size=pool)
-    # The resolver asks the agent (made below, before any query) for per-container upstreams.
-    network = build_network(resolver, lambda source: agent.service_dns(source))
+    # The resolver asks the agent (made below, before any query) for per-container upstreams,
+    # the networks of a container and the endpoints of the cluster networks.
+    network = build_network(resolver, lambda source: agent.service_dns(source),
+                            lambda source: agent.networks_of(source), lambda: agent.endpoints())
     runtime = DockerRuntime(
         client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created
     )

@@ -63,10 +63,12 @@ def validate(probe: resources_pb2.Probe) -> None:
 
 
 def target_address(observed: Observed, port: int, *, cluster: str, app: str) -> tuple[str, int]:
-    """Where to reach container `port` from the agent: its IP on the app network, else the
-    published host port (0.0.0.0 meaning any local address); a container on the node's
+    """Where to reach container `port` from the agent: its IP on one of the application's
+    networks on this node (the "default" one first: every bridge is local to the agent), else
+    the published host port (0.0.0.0 meaning any local address); a container on the node's
     network (network_mode: host) listens on the agent's own addresses."""
-    ip = observed.networks.get(network_name(cluster, app), "")
+    ip = observed.networks.get(network_name(cluster, app), "") or next(
+        (a for _, a in sorted(observed.addresses.items()) if a), "")
     if ip:
         return ip, port
     if "host" in observed.networks:

@@ -18,5 +18,6 @@ class FakeApi(
     api_pb2_grpc.EventServiceServicer,
     api_pb2_grpc.ReleaseServiceServicer,
     api_pb2_grpc.RouteServiceServicer,
+    api_pb2_grpc.NetworkServiceServicer,
 ):
     """Every ccs API service over dicts keyed by the resource's path."""

@@ -3,7 +3,8 @@
 A template is read only as far as ``services.<name>.image`` and ``deploy.replicas``, with the
 server's messages for what it checks (the field path and the line); the rest of Compose is the
 server's business and is not modelled (chosen profiles are stored, but every service is
-deployed, and the cluster's policy on privileged keys is not checked).
+deployed, and the cluster's policy on privileged keys is not checked); top-level ``networks`` only
+as far as ``external`` (see ``ccs.testing.networks``).
 """
 
 from __future__ import annotations
@@ -126,12 +127,14 @@ class AppsFake(ReleasesFake):
         await self._absent(context, key, "application", name)
         parsed = {n: (_interpolate(image, request.env), count)
                   for n, (image, count) in (await self._parse(context, request.template)).items()}
+        joined = await self._check_external(context, request.cluster, request.template)
         app = R.Application(
             meta=R.Meta(name=name, labels=request.labels), cluster=request.cluster, revision=1,
             spec=R.ApplicationSpec(template=request.template, env=request.env, files=request.files,
                                    version=request.version, desired_state=R.DESIRED_STATE_RUNNING,
                                    template_revision=1, profiles=dict.fromkeys(request.profiles)),
             status=R.ApplicationStatus(phase="Deploying", services=len(parsed)),
+            networks=joined,
         )
         if not request.dry_run:
             self.commit([(key, app), *self._service_puts(app, parsed)])
@@ -163,6 +166,10 @@ class AppsFake(ReleasesFake):
         app = await self._app(context, request.cluster, request.name)
         await self._fresh(context, app, request.resource_version, "application", request.name)
         parsed = await self._parse(context, request.template) if request.template else None
+        if parsed is not None:
+            joined = await self._check_external(context, request.cluster, request.template)
+            del app.networks[:]
+            app.networks.extend(joined)
         app.revision += 1
         if parsed is not None and request.template != app.spec.template:
             app.spec.template, app.spec.template_revision = request.template, app.revision

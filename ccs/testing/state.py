@@ -94,7 +94,9 @@ class FakeState:
         return self.revision
 
     def _record(self, type_: int, obj: Message) -> None:
-        kind = _KINDS[type(obj)]
+        kind = _KINDS.get(type(obj))
+        if kind is None:  # not a kind the Watch stream carries (cluster networks), as on the server
+            return
         ev = api_pb2.WatchEvent(revision=self.revision, type=type_, kind=kind)  # type: ignore[arg-type]
         if kind in _EVENT_FIELDS:
             getattr(ev, kind).CopyFrom(obj)

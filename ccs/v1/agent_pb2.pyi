@@ -126,18 +126,22 @@ class NetworkName(_message.Message):
     def __init__(self, name: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AppNetwork(_message.Message):
-    __slots__ = ("application", "network", "internal", "blocks", "names")
+    __slots__ = ("application", "network", "internal", "blocks", "names", "shared", "members")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
     application: str
     network: str
     internal: bool
     blocks: _containers.RepeatedCompositeFieldContainer[NetworkBlock]
     names: _containers.RepeatedCompositeFieldContainer[NetworkName]
-    def __init__(self, application: _Optional[str] = ..., network: _Optional[str] = ..., internal: _Optional[bool] = ..., blocks: _Optional[_Iterable[_Union[NetworkBlock, _Mapping]]] = ..., names: _Optional[_Iterable[_Union[NetworkName, _Mapping]]] = ...) -> None: ...
+    shared: str
+    members: _containers.RepeatedCompositeFieldContainer[NetworkBlock]
+    def __init__(self, application: _Optional[str] = ..., network: _Optional[str] = ..., internal: _Optional[bool] = ..., blocks: _Optional[_Iterable[_Union[NetworkBlock, _Mapping]]] = ..., names: _Optional[_Iterable[_Union[NetworkName, _Mapping]]] = ..., shared: _Optional[str] = ..., members: _Optional[_Iterable[_Union[NetworkBlock, _Mapping]]] = ...) -> None: ...
 
 class NetworkMap(_message.Message):
     __slots__ = ("cluster", "version", "pod_cidr", "networks")

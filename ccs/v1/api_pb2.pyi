@@ -370,6 +370,67 @@ class StopApplicationRequest(_message.Message):
     name: str
     def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
+class CreateNetworkRequest(_message.Message):
+    __slots__ = ("cluster", "name", "description", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    description: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class GetNetworkRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ListNetworksRequest(_message.Message):
+    __slots__ = ("cluster", "page_size", "page_token")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    page_size: int
+    page_token: str
+    def __init__(self, cluster: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListNetworksResponse(_message.Message):
+    __slots__ = ("networks", "next_page_token", "revision")
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    networks: _containers.RepeatedCompositeFieldContainer[_resources_pb2.ClusterNetwork]
+    next_page_token: str
+    revision: int
+    def __init__(self, networks: _Optional[_Iterable[_Union[_resources_pb2.ClusterNetwork, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class DeleteNetworkRequest(_message.Message):
+    __slots__ = ("cluster", "name", "resource_version")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    resource_version: int
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., resource_version: _Optional[int] = ...) -> None: ...
+
+class DeleteNetworkResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class GetServiceRequest(_message.Message):
     __slots__ = ("cluster", "application", "name")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]

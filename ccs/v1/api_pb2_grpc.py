@@ -1001,6 +1001,220 @@ class ApplicationService:
             _registered_method=True)
 
 
+class NetworkServiceStub:
+    """---------------------------------------------------------------- cluster networks
+
+    Networks of a cluster that several applications join on purpose (Compose
+    `networks.NAME.external: true`).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateNetwork = channel.unary_unary(
+                '/ccs.v1.NetworkService/CreateNetwork',
+                request_serializer=ccs_dot_v1_dot_api__pb2.CreateNetworkRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.ClusterNetwork.FromString,
+                _registered_method=True)
+        self.GetNetwork = channel.unary_unary(
+                '/ccs.v1.NetworkService/GetNetwork',
+                request_serializer=ccs_dot_v1_dot_api__pb2.GetNetworkRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.ClusterNetwork.FromString,
+                _registered_method=True)
+        self.ListNetworks = channel.unary_unary(
+                '/ccs.v1.NetworkService/ListNetworks',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListNetworksRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListNetworksResponse.FromString,
+                _registered_method=True)
+        self.DeleteNetwork = channel.unary_unary(
+                '/ccs.v1.NetworkService/DeleteNetwork',
+                request_serializer=ccs_dot_v1_dot_api__pb2.DeleteNetworkRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.DeleteNetworkResponse.FromString,
+                _registered_method=True)
+
+
+class NetworkServiceServicer:
+    """---------------------------------------------------------------- cluster networks
+
+    Networks of a cluster that several applications join on purpose (Compose
+    `networks.NAME.external: true`).
+    """
+
+    def CreateNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNetworks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNetwork(self, request, context):
+        """Refused (FAILED_PRECONDITION) while an application's template joins the network.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_NetworkServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNetwork,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.CreateNetworkRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.ClusterNetwork.SerializeToString,
+            ),
+            'GetNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetwork,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.GetNetworkRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.ClusterNetwork.SerializeToString,
+            ),
+            'ListNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworks,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListNetworksRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListNetworksResponse.SerializeToString,
+            ),
+            'DeleteNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNetwork,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.DeleteNetworkRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.DeleteNetworkResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.NetworkService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.NetworkService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class NetworkService:
+    """---------------------------------------------------------------- cluster networks
+
+    Networks of a cluster that several applications join on purpose (Compose
+    `networks.NAME.external: true`).
+    """
+
+    @staticmethod
+    def CreateNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.NetworkService/CreateNetwork',
+            ccs_dot_v1_dot_api__pb2.CreateNetworkRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.ClusterNetwork.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.NetworkService/GetNetwork',
+            ccs_dot_v1_dot_api__pb2.GetNetworkRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.ClusterNetwork.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.NetworkService/ListNetworks',
+            ccs_dot_v1_dot_api__pb2.ListNetworksRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListNetworksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.NetworkService/DeleteNetwork',
+            ccs_dot_v1_dot_api__pb2.DeleteNetworkRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.DeleteNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class ServiceServiceStub:
     """---------------------------------------------------------------- services
 

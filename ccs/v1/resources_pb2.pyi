@@ -604,16 +604,30 @@ class NamedVolume(_message.Message):
     def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., driver_opts: _Optional[_Mapping[str, str]] = ..., volume_name: _Optional[str] = ...) -> None: ...
 
 class NetworkDef(_message.Message):
-    __slots__ = ("name", "driver", "external", "internal")
+    __slots__ = ("name", "driver", "external", "internal", "external_name")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DRIVER_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     driver: str
     external: bool
     internal: bool
-    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., internal: _Optional[bool] = ...) -> None: ...
+    external_name: str
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., external: _Optional[bool] = ..., internal: _Optional[bool] = ..., external_name: _Optional[str] = ...) -> None: ...
+
+class ClusterNetwork(_message.Message):
+    __slots__ = ("meta", "cluster", "description", "applications")
+    META_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    meta: Meta
+    cluster: str
+    description: str
+    applications: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., description: _Optional[str] = ..., applications: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ApplicationSpec(_message.Message):
     __slots__ = ("template", "env", "files", "version", "desired_state", "template_revision", "profiles")

@@ -125,6 +125,12 @@ RULES: Mapping[str, Rule] = {
     "ReleaseService/PromoteRelease": _release(RELEASE),
     "ReleaseService/AbortRelease": _release(RELEASE),
     "RouteService/ListRoutes": Rule(READ, "routes", ("cluster",)),
+    # Cluster networks are the cluster's, shared between applications: made and removed like
+    # the cluster's own settings; joining one is part of a template (DEPLOY/UPDATE).
+    "NetworkService/CreateNetwork": Rule(CLUSTERS, "network", ("cluster", "name"), mutates=True),
+    "NetworkService/GetNetwork": Rule(READ, "network", ("cluster", "name")),
+    "NetworkService/ListNetworks": Rule(READ, "networks", ("cluster",)),
+    "NetworkService/DeleteNetwork": Rule(CLUSTERS, "network", ("cluster", "name"), mutates=True),
     "TokenService/CreateToken": Rule(TOKENS, "token", ("name",), cluster="", mutates=True),
     "TokenService/ListTokens": Rule(TOKENS, "tokens", cluster=""),
     "TokenService/RevokeToken": Rule(TOKENS, "token", ("name",), cluster="", mutates=True),

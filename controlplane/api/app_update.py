@@ -14,12 +14,15 @@ The template travels at most once per write (see :mod:`controlplane.api.app_spec
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import for_revision, stored, stored_app
+from controlplane.api.networks import NetworkGuard, guard_networks, refusal_for
 from controlplane.compose import ParsedTemplate
 from controlplane.grpc_errors import InvalidArgument
 from controlplane.release import ReleaseError, ReleaseOptions, UpdatePlan, desired_replicas, plan_update
-from controlplane.store import TooLarge, keys, reads
+from controlplane.store import NotFound, TooLarge, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
 from controlplane.store.meta import new_meta, now, touch
@@ -80,11 +83,14 @@ async def apply_update(
     *,
     dry_run: bool = False,
     policy_rv: int = 0,
+    networks: Sequence[NetworkGuard] = (),
 ) -> pb.Application:
     """Write ``app`` (its spec whole, as the caller resolved it) and the service changes.
 
     ``policy_rv``, when not 0, is the cluster record's revision the template's privileged keys
     were checked against (:mod:`controlplane.api.app_policy`); the write requires it unchanged.
+    ``networks``: the cluster networks the template joins, as checked
+    (:func:`controlplane.api.networks.check_external`); the write requires them unchanged.
 
     Reads what the update starts from, lets :func:`~controlplane.release.plan_update` decide
     (services, generations, the release and what it supersedes), and writes that in one
@@ -104,6 +110,7 @@ async def apply_update(
     txn = Txn().update(keys.app(cluster, name), stored_app(app), "application", name, rv)
     if policy_rv:
         txn.require_revision(keys.cluster(cluster), "cluster", cluster, policy_rv)
+    guard_networks(txn, networks)
     _write_plan(txn, app, plan)
     if revised:
         snapshot(txn, app, "rollback" if options.is_rollback else "update")
@@ -112,7 +119,10 @@ async def apply_update(
     check_fits(etcd, txn, len(parsed.services))
     if dry_run:
         return app
-    app.meta.resource_version = await txn.commit(etcd)
+    try:
+        app.meta.resource_version = await txn.commit(etcd)
+    except NotFound as exc:
+        raise refusal_for(cluster, parsed, exc) or exc from None
     return app
 
 

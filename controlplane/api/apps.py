@@ -15,6 +15,7 @@ from controlplane.api.app_policy import check_policy
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
 from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
+from controlplane.api.networks import check_external, guard_networks, refusal_for
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
@@ -71,6 +72,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         parsed = await parse_checked(request.template, request.env, request.files, name, self.parse_cpu_seconds,
                                      profiles)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
+        networks = await check_external(self.etcd, cluster, parsed)
         app = pb.Application(
             meta=new_meta(name, request.labels),
             cluster=cluster,
@@ -90,6 +92,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         services = [new_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
         # Guarded by the cluster's revision when the policy had a say (see app_policy).
         txn = Txn().require_revision(keys.cluster(cluster), "cluster", cluster, policy_rv)
+        guard_networks(txn, networks)  # the cluster networks it joins exist (see api.networks)
         txn.create(keys.app(cluster, name), stored_app(app), "application", name)
         # One guard for all services (not one each): a guard counts against --max-txn-ops.
         txn.require_empty(keys.services(cluster, name), "services", f"application {name!r}")
@@ -108,7 +111,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         check_fits(self.etcd, txn, len(services))
         if request.dry_run:
             return app
-        app.meta.resource_version = await txn.commit(self.etcd)
+        try:
+            app.meta.resource_version = await txn.commit(self.etcd)
+        except NotFound as exc:
+            raise refusal_for(cluster, parsed, exc) or exc from None
         return app
 
     async def GetApplication(
@@ -187,6 +193,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
                                      app.spec.profiles)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
+        networks = await check_external(self.etcd, cluster, parsed)
         if app.spec != old_spec:
             app.revision += 1
             if not same_template(app.spec, old_spec) or not app.spec.template_revision:
@@ -204,7 +211,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         )
         _check_release_options(options)
         return await apply_update(self.etcd, app, old_spec, parsed, rv, options, dry_run=request.dry_run,
-                                  policy_rv=policy_rv)
+                                  policy_rv=policy_rv, networks=networks)
 
     async def RollbackApplication(
         self, request: api_pb2.RollbackApplicationRequest, context: grpc.aio.ServicerContext
@@ -241,6 +248,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
                                      app.spec.profiles)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
+        networks = await check_external(self.etcd, cluster, parsed)
         app.revision += 1
         if not app.spec.template_revision:  # a snapshot from before template_revision
             app.spec.template_revision = app.revision
@@ -248,7 +256,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         touch(app.meta)
         options = ReleaseOptions(strategy=request.strategy, is_rollback=True)
         return await apply_update(self.etcd, app, old_spec, parsed, app.meta.resource_version, options,
-                                  policy_rv=policy_rv)
+                                  policy_rv=policy_rv, networks=networks)
 
     async def ListRevisions(
         self, request: api_pb2.ListRevisionsRequest, context: grpc.aio.ServicerContext

@@ -207,6 +207,7 @@ class NetworkDef(_Model):
     driver: str | None = None
     external: bool = False
     internal: bool = False
+    external_name: str | None = None
 
 
 M = TypeVar("M", bound=Message)

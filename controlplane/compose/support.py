@@ -260,7 +260,9 @@ RULES: dict[str, Rule] = {
     "services.*.networks.*.link_local_ips": Rule(R, _REPLICAS),
     "services.*.networks.*.interface_name": Rule(W, "Docker names the interfaces"),
     "services.*.networks.*.priority": Rule(W, "networks are attached in template order"),
-    "services.*.networks.*.gw_priority": Rule(W, "Docker picks the default gateway"),
+    "services.*.networks.*.gw_priority": Rule(
+        W, "the default route goes via the first of the service's networks, in template order, that is not internal"
+    ),
     "services.*.networks.*.driver_opts": Rule(W, "driver options are not passed"),
     # ---- top-level volumes and networks
     "volumes.*.driver": Rule(S, "a driver missing on the node fails the container, naming it"),
@@ -272,15 +274,29 @@ RULES: dict[str, Rule] = {
         S, "the engine's name for the volume (default ccs-<app>-<key>); ccs- names only when external"
     ),
     "volumes.*.driver_opts": Rule(S, "passed to the driver, e.g. a local NFS or tmpfs volume"),
-    "networks.*.driver": Rule(S, "bridge or overlay, both the ccs cross-node network; any other is refused"),
-    "networks.*.external": Rule(S, "false only: `external: true` is refused until shared networks exist"),
-    "networks.*.internal": Rule(S),
-    "networks.*.name": Rule(W, "ccs names networks per application"),
-    "networks.*.labels": Rule(W, "network labels are not kept"),
-    "networks.*.attachable": Rule(W, "application networks are private to the application"),
-    "networks.*.enable_ipv4": Rule(W, "Docker's default addressing is used"),
-    "networks.*.enable_ipv6": Rule(W, "Docker's default addressing is used"),
-    "networks.*.driver_opts": Rule(W, "driver options are not passed"),
+    "networks.*.driver": Rule(
+        S, "bridge or overlay: both mean the ccs network across the nodes; other drivers are refused"
+    ),
+    "networks.*.external": Rule(
+        S, "joins a cluster network made with `ccs network create`, shared with the other applications on it; "
+        "a missing one is refused at deploy"
+    ),
+    "networks.*.internal": Rule(S, "no traffic out of the network (the nodes' firewalls drop it)"),
+    "networks.*.name": Rule(
+        S, "with external: the cluster network joined; otherwise refused (ccs names each application's networks)"
+    ),
+    "networks.*.labels": Rule(
+        R, "ccs makes each network's bridges on the nodes itself and labels them with its own labels"
+    ),
+    "networks.*.attachable": Rule(
+        S, "false only: an application's networks hold its own containers; share one with external: true"
+    ),
+    "networks.*.enable_ipv4": Rule(S, "true only: ccs networks are IPv4 networks"),
+    "networks.*.enable_ipv6": Rule(S, "false only: ccs networks are IPv4 only"),
+    "networks.*.driver_opts": Rule(
+        R, "the agents make the bridges with the control plane's subnets; driver options would hold on one "
+        "node's bridge, not on the network across the nodes"
+    ),
     "networks.*.ipam": Rule(
         R, "ccs allocates subnets itself; fixed subnets cannot be honoured on every node"
     ),

@@ -37,13 +37,13 @@ from controlplane.compose.model import (
     UpdateConfig,
     to_proto,
 )
+from controlplane.compose.networks import network_def
 from controlplane.compose.options import apply_legacy_resources
 from controlplane.compose.profiles import Profiles
 from controlplane.compose.security import PrivilegedUse, check_host_network
 from controlplane.compose.service import Context, convert_service, normalize_path
 from controlplane.compose.support import check_support
 from controlplane.compose.text import check_text_tree
-from controlplane.compose.units import to_bool
 from controlplane.compose.volumes import attach_definitions, check_shared_names, named_volume
 
 MAX_TEMPLATE_BYTES = 1024 * 1024
@@ -91,18 +91,6 @@ def _service_name_problem(name: str) -> str | None:
     )
 
 
-#: Until networks shared between applications exist (`ccs network create`), saying a network
-#: is external would silently give the application a private one: refused instead.
-EXTERNAL_NETWORK_REFUSAL = (
-    "external networks (shared between applications) are not supported yet: every network of an "
-    "application is its own; remove `external`"
-)
-
-
-def _external(value: Any) -> bool:
-    return True if isinstance(value, dict) else to_bool(value) if value is not None else False
-
-
 _RESOURCE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 
 
@@ -130,23 +118,7 @@ def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume
     for name, options in (doc.get("networks") or {}).items():
         if (opts := _options("networks", name, options, diag)) is None:
             continue
-        external = bool(diag.convert(("networks", name, "external"), _external, opts.get("external")))
-        if external:
-            diag.error(("networks", name, "external"), EXTERNAL_NETWORK_REFUSAL)
-        driver = opts.get("driver")
-        if driver not in (None, "bridge", "overlay"):
-            diag.error(("networks", name, "driver"),
-                       f"must be bridge or overlay (both are the ccs cross-node application network), got {driver!r}")
-        networks.append(
-            NetworkDef(
-                name=name,
-                driver=driver,
-                external=external,
-                internal=bool(
-                    diag.convert(("networks", name, "internal"), to_bool, opts.get("internal", False))
-                ),
-            )
-        )
+        networks.append(network_def(name, opts, diag))
     return volumes, networks
 
 

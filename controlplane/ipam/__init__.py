@@ -5,7 +5,8 @@ block from its default pools (172.17-31.0.0/16 and 192.168.0.0/16 cut into /20s:
 so a node ran out after about 29 applications. Here every cluster owns a range (its
 ``pod_cidr``, ``ccs cluster create --pod-cidr``; by default a /12 inside 10.0.0.0/8 that no
 other cluster of the control plane uses) and every (application network, node) pair that has
-containers gets a small block of it, stored in etcd (``SubnetAllocation``) in the same
+containers gets a small block of it (every Compose network of an application is a network of
+its own, with its own blocks), stored in etcd (``SubnetAllocation``) in the same
 transaction as the placement that needs it and released when the application has no container
 left on the node, or with the node. The agent creates the bridge with that subnet.
 
@@ -37,7 +38,6 @@ from controlplane.ipam.blocks import (
     MIN_BLOCK_PREFIX,
     SubnetPool,
     block_prefix,
-    network_of,
     usable_addresses,
 )
 from controlplane.ipam.pod_cidr import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
@@ -51,7 +51,6 @@ __all__ = [
     "SubnetPool",
     "block_prefix",
     "default_pod_cidr",
-    "network_of",
     "parse_pod_cidr",
     "usable_addresses",
 ]

@@ -7,23 +7,9 @@ import ipaddress
 from collections.abc import Iterable
 from ipaddress import IPv4Network
 
-# The key of the application's own network: one definition with the agent (issue 11 adds the
-# Compose networks by name). Re-exported by controlplane.ipam.
+# The key of the network a service that lists none is on: one definition with the agent.
+# Re-exported by controlplane.ipam. Every Compose network has blocks of its own, keyed by its name.
 from ccs.networks import DEFAULT_NETWORK as DEFAULT_NETWORK
-
-
-def network_of(compose_network: str) -> str:
-    """The allocated network (the key of its blocks) that a Compose network's containers join.
-
-    Today every Compose network of an application shares the application's one bridge per
-    node, DEFAULT_NETWORK, as the agent builds it (so `front` and `back` of one application
-    are not yet isolated from each other: README, "Not supported yet"). Giving each Compose
-    network blocks of its own makes this the identity; everything that maps template
-    networks to blocks (the network map's names) asks here.
-    """
-    del compose_network
-    return DEFAULT_NETWORK
-
 
 #: The smallest block: 16 addresses, 13 for containers.
 MIN_BLOCK_PREFIX = 28

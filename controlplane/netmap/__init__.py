@@ -18,8 +18,9 @@ table (:mod:`controlplane.routing`):
   it requests, and a name with none of those is kept with no addresses (so resolvers do not
   forward it elsewhere);
 * addresses are what the agents read from their engines (``ContainerStatus.addresses``, by
-  Compose network name); a Compose network joins its allocated network through
-  :func:`controlplane.ipam.network_of` (today every one joins the application's one network).
+  Compose network name); every Compose network is a network of its own (its own blocks,
+  ``SubnetAllocation`` keyed by its name), and one marked ``external`` joins a cluster network
+  shared with the other applications on it (``AppNetwork.shared``).
 
 :func:`network_map` is the definition; :class:`NetworkMaps` keeps the maps of a cluster current
 change by change at the cost of what changed, not of the cluster (see its module).

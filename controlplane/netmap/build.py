@@ -9,8 +9,14 @@ The pieces, each a pure function of records in the informer's cache:
   :mod:`controlplane.planner.containers`). A name whose containers are none of that is kept
   with no addresses, so a resolver knows the name is the application's and answers "no
   address" instead of forwarding it to an outside server that might know it.
+  Every Compose network is a network of its own (a service that lists none is on
+  ``default``); ``internal`` is that network's own flag; a network declared ``external`` names
+  the cluster network it joins (``shared``); ``members`` are the addresses its containers have
+  on their other networks (a container on several networks sends from the address of the one
+  holding its default route, so those must pass and be routed as the network's own).
 * :func:`assemble`: the map of one node from the networks it has a block of, sorted, with its
-  content-hash version.
+  content-hash version. A node with a block of a shared network also gets the entries of every
+  other application on that cluster network (:func:`with_shared`), to route, allow and resolve.
 * :func:`network_map`: both over a whole cluster's state, scanning it (the reference the
   dispatcher's incremental :class:`~controlplane.netmap.cache.NetworkMaps` is tested against).
 
@@ -25,10 +31,10 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from ccs.networks import DEFAULT_NETWORK, joined_networks
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.content_version import content_version, encoded_version
-from controlplane.ipam import DEFAULT_NETWORK, network_of
 from controlplane.planner.containers import is_leaving, is_ready
 
 SvcKey = tuple[str, str]  # (application, service)
@@ -55,16 +61,26 @@ class ClusterView(Protocol):
     @property
     def by_service(self) -> Mapping[SvcKey, set[CtrKey]]: ...
     @property
+    def by_node(self) -> Mapping[str, set[CtrKey]]: ...
+    @property
     def subnets(self) -> Mapping[SubnetKey, pb.SubnetAllocation]: ...
 
 
 def service_networks(spec: pb.ServiceSpec) -> dict[str, list[str]]:
-    """Allocated network -> the service's aliases on it (Compose: no ``networks`` key means
-    the application's "default" network)."""
-    out: dict[str, list[str]] = {}
-    for n in spec.networks or [pb.ServiceNetwork(name=DEFAULT_NETWORK)]:
-        out.setdefault(network_of(n.name or DEFAULT_NETWORK), []).extend(a for a in n.aliases if a)
+    """Compose network -> the service's aliases on it, in template order (Compose: no
+    ``networks`` key means the application's "default" network)."""
+    out: dict[str, list[str]] = {name: [] for name in joined_networks(n.name for n in spec.networks)}
+    for n in spec.networks:
+        out[n.name or DEFAULT_NETWORK].extend(a for a in n.aliases if a)
     return out
+
+
+def shared_networks(application: pb.Application | None) -> dict[str, str]:
+    """Compose network -> the cluster network it joins, for the application's ``external``
+    networks (``NetworkDef.external_name``, the key itself in records that lack it)."""
+    if application is None:
+        return {}
+    return {n.name: n.external_name or n.name for n in application.networks if n.external}
 
 
 def serving(c: pb.Container, spec: pb.ServiceSpec) -> bool:
@@ -91,14 +107,11 @@ def _ipv4_network(text: str) -> ipaddress.IPv4Network | None:
         return None
 
 
-def _internal(application: pb.Application | None, services: Iterable[pb.Service], network: str) -> bool:
-    """Compose ``internal: true``: every Compose network its services use that joins
-    ``network`` is declared internal (one of them with egress gives the bridge egress)."""
-    declared = {n.name: n.internal for n in application.networks} if application is not None else {}
-    used = {n.name or DEFAULT_NETWORK for s in services for n in s.spec.networks or
-            [pb.ServiceNetwork(name=DEFAULT_NETWORK)]}
-    joining = [name for name in used if network_of(name) == network]
-    return bool(joining) and all(declared.get(name, False) for name in joining)
+def _internal(application: pb.Application | None, network: str) -> bool:
+    """Compose ``internal: true`` on ``network`` (a shared network never is: the cluster's)."""
+    if application is None:
+        return False
+    return any(n.name == network and n.internal and not n.external for n in application.networks)
 
 
 def app_networks(
@@ -128,6 +141,7 @@ def app_networks(
         rows[network].append((int(net.network_address), net.prefixlen,
                               agent_pb2.NetworkBlock(node=node, node_address=str(address), subnet=str(net))))
     names: dict[str, dict[str, set[ipaddress.IPv4Address]]] = {network: {} for network in rows}
+    members: dict[str, set[tuple[str, str, ipaddress.IPv4Address]]] = {network: set() for network in rows}
     memberships = {svc: service_networks(s.spec) for svc, s in services.items()}
     for svc, nets in memberships.items():
         for network, aliases in nets.items():
@@ -136,25 +150,50 @@ def app_networks(
                     names[network].setdefault(name, set())
     for c in containers:
         service = services.get(c.service)
-        if c.application != app or service is None or not serving(c, service.spec):
+        if c.application != app or service is None:
             continue
-        for network, aliases in memberships[c.service].items():
+        nets = memberships[c.service]
+        if len(c.status.addresses) > 1:
+            _add_members(c, nets, nodes, members)
+        if not serving(c, service.spec):
+            continue
+        for network, aliases in nets.items():
             address = _ipv4(c.status.addresses.get(network, ""))
             if network not in names or address is None:
                 continue
             for name in (c.service, *aliases):
                 names[network][name].add(address)
+    shared = shared_networks(application)
     out: dict[str, agent_pb2.AppNetwork] = {}
     for network, found in rows.items():
         entry = agent_pb2.AppNetwork(
             application=app, network=network,
-            internal=_internal(application, services.values(), network),
+            internal=_internal(application, network),
             blocks=[b for _, _, b in sorted(found, key=lambda r: (r[0], r[1]))],
+            shared=shared.get(network, ""),
         )
         for name, addresses in sorted(names[network].items()):
             entry.names.append(agent_pb2.NetworkName(name=name, addresses=[str(a) for a in sorted(addresses)]))
+        for node, node_address, address in sorted(members[network], key=lambda m: (int(m[2]), m[0], m[1])):
+            entry.members.append(agent_pb2.NetworkBlock(node=node, node_address=node_address, subnet=f"{address}/32"))
         out[network] = entry
     return out
+
+
+def _add_members(c: pb.Container, nets: Mapping[str, list[str]], nodes: Mapping[str, pb.Node],
+                 members: dict[str, set[tuple[str, str, ipaddress.IPv4Address]]]) -> None:
+    """``c``'s addresses on its other networks become members of each network it is on."""
+    record = nodes.get(c.node)
+    node_address = _ipv4(record.status.address) if record is not None else None
+    if node_address is None:
+        return
+    for network in nets:
+        if network not in members:
+            continue
+        for other, text in c.status.addresses.items():
+            address = _ipv4(text)
+            if other != network and address is not None:
+                members[network].add((c.node, str(node_address), address))
 
 
 def assemble(cluster: str, pod_cidr: str, networks: Iterable[agent_pb2.AppNetwork]) -> agent_pb2.NetworkMap:
@@ -189,8 +228,26 @@ def assemble_encoded(cluster: str, pod_cidr: str, encoded: Iterable[tuple[tuple[
     return encoded_version(raw), raw
 
 
+def with_shared(
+    wanted: Mapping[str, set[str]], shared: Mapping[str, Mapping[str, str]]
+) -> dict[str, set[str]]:
+    """The (application -> networks) a node receives: those it has a block of (``wanted``), plus
+    every application's networks joined to a cluster network one of those joins (``shared``:
+    application -> Compose network -> cluster network), so that the node routes, allows and
+    resolves the whole shared network."""
+    groups = {shared.get(app, {}).get(net) for app, nets in wanted.items() for net in nets} - {None}
+    out = {app: set(nets) for app, nets in wanted.items()}
+    if groups:
+        for app, mapping in shared.items():
+            for net, group in mapping.items():
+                if group in groups:
+                    out.setdefault(app, set()).add(net)
+    return out
+
+
 def network_map(state: ClusterView, node: str) -> agent_pb2.NetworkMap:
-    """The map ``node`` receives: the application networks with a block on it.
+    """The map ``node`` receives: the application networks with a block on it, and the other
+    applications' entries of the cluster networks among them.
 
     Scans the cluster's blocks and services: O(cluster). The dispatcher keeps maps current
     incrementally instead (:class:`~controlplane.netmap.cache.NetworkMaps`); this is the
@@ -200,8 +257,9 @@ def network_map(state: ClusterView, node: str) -> agent_pb2.NetworkMap:
     for n, app, network in state.subnets:
         if n == node:
             mine.setdefault(app, set()).add(network)
+    shared = {app: s for app, a in state.apps.items() if (s := shared_networks(a))}
     networks: list[agent_pb2.AppNetwork] = []
-    for app, wanted in mine.items():
+    for app, wanted in with_shared(mine, shared).items():
         services = {svc: s for (a, svc), s in state.services.items() if a == app}
         containers = [state.containers[k] for svc in services for k in state.by_service.get((app, svc), ())
                       if k in state.containers]

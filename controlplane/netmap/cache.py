@@ -8,14 +8,16 @@ something every few milliseconds (issue 15: passes must not cost O(cluster)). In
   application, the networks each node has a block of, the services of each application;
 * :meth:`NetworkMaps.observe` reads one change and marks dirty only the application whose
   networks it can alter: a block added or freed, a service's networks, aliases or health
-  check, an application's ``internal`` flags, a node's address (every application with a
-  block there), or a container whose contribution to the names changed (ready and not
-  leaving, and its addresses) - not its heartbeat-like status churn. Cost O(1) per change;
+  check, an application's network definitions (``internal``, ``external``), a node's address
+  (every application with a block there), or a container whose contribution changed (ready
+  and not leaving, and its addresses; a container on several networks, its addresses) - not
+  its heartbeat-like status churn. Cost O(1) per change;
 * :meth:`NetworkMaps.settle` returns the nodes whose map may have changed (every node with a
-  block of a dirty application, and the node of a block added or freed) and drops the dirty
-  applications' networks; O(those nodes);
-* :meth:`NetworkMaps.encoded_for` assembles one node's map from the applications' networks,
-  computing those that were dropped: O(the networks on the node) plus, per recomputed
+  block of a dirty application or of an application sharing a cluster network with it, and the
+  node of a block added or freed) and drops the dirty applications' networks; O(those nodes);
+* :meth:`NetworkMaps.encoded_for` assembles one node's map from the applications' networks
+  (with the other applications' entries of the cluster networks it has a block of), computing
+  those that were dropped: O(the networks on the node) plus, per recomputed
   application, O(its services + containers + blocks). Each application's networks are kept
   encoded, so a node's map is a concatenation of bytes and one hash of them
   (:func:`~controlplane.netmap.build.assemble_encoded`), not a copy of every network for
@@ -34,7 +36,16 @@ from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner.containers import has_health_check
 
-from .build import ClusterView, SubnetKey, app_networks, assemble_encoded, encode_network, service_networks, serving
+from .build import (
+    ClusterView,
+    SubnetKey,
+    app_networks,
+    assemble_encoded,
+    encode_network,
+    service_networks,
+    serving,
+    shared_networks,
+)
 
 
 class NetworkMaps:
@@ -47,10 +58,14 @@ class NetworkMaps:
         self._networks: dict[str, dict[str, bytes]] = {}  # app -> network -> its encoding
         self._dirty: set[str] = set()
         self._touched: set[str] = set()  # nodes that gained or lost a block
+        self._shared: dict[str, dict[str, str]] = {}  # app -> Compose network -> cluster network
+        self._sharing: dict[str, set[str]] = {}  # cluster network -> apps joining it
         for key, record in state.subnets.items():
             self._put_block(key, record)
         for app, svc in state.services:
             self._services.setdefault(app, set()).add(svc)
+        for app, application in state.apps.items():
+            self._set_shared(app, shared_networks(application))
         self._touched.clear()
 
     # ------------------------------------------------------------------ changes
@@ -79,13 +94,22 @@ class NetworkMaps:
             if _service_shape(old) != _service_shape(new):
                 self._dirty.add(app)
         elif kind == "application":
-            if _internal_flags(old) != _internal_flags(new):
-                self._dirty.add(key[0])
+            if _network_flags(old) != _network_flags(new):
+                app = key[0]
+                groups = set(self._shared.get(app, {}).values())
+                self._set_shared(app, shared_networks(new))
+                for group in groups | set(self._shared.get(app, {}).values()):
+                    for other in self._sharing.get(group, ()):
+                        self._touched.update(self.nodes_of(other))
+                self._touched.update(self.nodes_of(app))
+                self._dirty.add(app)
         elif kind == "node":
             before = old.status.address if old is not None else None
             after = new.status.address if new is not None else None
             if before != after:
                 self._dirty.update(self._on_node.get(key[0], {}))
+                # and those with containers there (members carry their node's address)
+                self._dirty.update(k[0] for k in state.by_node.get(key[0], ()) if k[0] in self._blocks)
 
     def settle(self) -> set[str]:
         """The nodes whose map may have changed since the last call; forgets the networks of
@@ -94,6 +118,9 @@ class NetworkMaps:
         for app in self._dirty:
             self._networks.pop(app, None)
             nodes.update(node for node, _ in self._blocks.get(app, {}))
+            for group in set(self._shared.get(app, {}).values()):
+                for other in self._sharing.get(group, ()):
+                    nodes.update(node for node, _ in self._blocks.get(other, {}))
         self._dirty.clear()
         return nodes
 
@@ -106,11 +133,21 @@ class NetworkMaps:
     def encoded_for(self, state: ClusterView, node: str) -> tuple[int, bytes]:
         """The version of the map ``node`` receives now and its encoding without the version
         (call ``settle`` first after changes)."""
-        parts: list[tuple[tuple[str, str], bytes]] = []
+        parts: dict[tuple[str, str], bytes] = {}
+        groups: set[str] = set()
         for app, wanted in self._on_node.get(node, {}).items():
             built = self._app(state, app)
-            parts.extend(((app, network), built[network]) for network in wanted if network in built)
-        return assemble_encoded(state.name, state.pod_cidr, parts)
+            parts.update(((app, network), built[network]) for network in wanted if network in built)
+            shared = self._shared.get(app, {})
+            groups.update(shared[network] for network in wanted if network in shared)
+        for group in sorted(groups):  # the other applications on the node's cluster networks
+            for app in sorted(self._sharing.get(group, ())):
+                if app not in self._blocks:
+                    continue
+                built = self._app(state, app)
+                parts.update(((app, network), built[network]) for network, g in self._shared[app].items()
+                             if g == group and network in built)
+        return assemble_encoded(state.name, state.pod_cidr, list(parts.items()))
 
     def map_for(self, state: ClusterView, node: str) -> agent_pb2.NetworkMap:
         """The map ``node`` receives now, as a message."""
@@ -132,6 +169,18 @@ class NetworkMaps:
         return built
 
     # ------------------------------------------------------------------ indexes
+
+    def _set_shared(self, app: str, mapping: dict[str, str]) -> None:
+        for group in self._shared.pop(app, {}).values():
+            apps = self._sharing.get(group)
+            if apps is not None:
+                apps.discard(app)
+                if not apps:
+                    del self._sharing[group]
+        if mapping:
+            self._shared[app] = mapping
+            for group in mapping.values():
+                self._sharing.setdefault(group, set()).add(app)
 
     def _put_block(self, key: SubnetKey, record: pb.SubnetAllocation) -> None:
         node, app, network = key
@@ -156,10 +205,15 @@ class NetworkMaps:
 
 
 def _contribution(c: pb.Container | None, spec: pb.ServiceSpec) -> tuple[bool, tuple[tuple[str, str], ...]]:
-    """What a container adds to the names: whether it is served, and its addresses."""
-    if c is None or not serving(c, spec):
+    """What a container adds to the map: whether it is served, and its addresses (those of a
+    container on several networks count whether it is served or not: they are members of its
+    networks)."""
+    if c is None:
         return (False, ())
-    return (True, tuple(sorted(c.status.addresses.items())))
+    addresses = tuple(sorted(c.status.addresses.items()))
+    if serving(c, spec):
+        return (True, addresses)
+    return (False, addresses if len(addresses) > 1 else ())
 
 
 def _service_shape(s: pb.Service | None) -> tuple[Any, ...] | None:
@@ -172,7 +226,7 @@ def _service_shape(s: pb.Service | None) -> tuple[Any, ...] | None:
             tuple(sorted(n.name for n in s.spec.networks)), has_health_check(s.spec))
 
 
-def _internal_flags(a: pb.Application | None) -> tuple[tuple[str, bool], ...] | None:
+def _network_flags(a: pb.Application | None) -> tuple[tuple[str, bool, bool, str], ...] | None:
     if a is None:
         return None
-    return tuple(sorted((n.name, n.internal) for n in a.networks))
+    return tuple(sorted((n.name, n.internal, n.external, n.external_name) for n in a.networks))

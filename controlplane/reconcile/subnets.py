@@ -1,17 +1,19 @@
-"""Subnets in a reconcile pass: give placed containers their node's block, free unused blocks.
+"""Subnets in a reconcile pass: give placed containers their node's blocks, free unused blocks.
 
 The arithmetic lives in :mod:`controlplane.ipam` (pure); this is the glue that reads the pass's
 view of containers and writes ``SubnetAllocation`` records next to the placements:
 
-- ``attach`` runs on containers just placed on a node (before they are written). The pair
-  (application network, node) keeps the block it has; a pair without one gets a block sized
-  for the containers it will hold, written in the same ``Writes`` and *needed* by each
-  container write (see :mod:`controlplane.reconcile.writes`), so both land in one
-  transaction or the container write fails too. The container records the block in
-  ``Container.subnets``, which is how the agent learns it.
-- ``release_unused`` deletes the blocks of pairs that have no container left: the
-  application left the node or was removed. A removed node's blocks go with it (the node
-  delete is a range delete); a block whose node no longer exists is freed here as well.
+- ``attach`` runs on containers just placed on a node (before they are written). Every Compose
+  network a container's service joins (``default`` when it lists none) is a network of its
+  own, so each (application, network, node) triple keeps the block it has; one without gets a
+  block sized for the containers it will hold, written in the same ``Writes`` and *needed* by
+  each container write (see :mod:`controlplane.reconcile.writes`), so both land in one
+  transaction or the container write fails too. The container records its blocks in
+  ``Container.subnets`` (network -> block), which is how the agent learns them.
+- ``release_unused`` deletes the blocks no container uses any more: the application left the
+  node, was removed, or its containers there no longer join that network (an update took the
+  service off it). A removed node's blocks go with it (the node delete is a range delete); a
+  block whose node no longer exists is freed here as well.
 
 When the cluster's range is full the containers stay pending with that reason instead of
 being placed on a network the engine would have to improvise.
@@ -24,9 +26,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 import structlog
 
+from ccs.networks import joined_networks
 from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import ClusterState, CtrKey, SubnetKey
-from controlplane.ipam import DEFAULT_NETWORK, SubnetPool, block_prefix
+from controlplane.ipam import SubnetPool, block_prefix
 from controlplane.reconcile.writes import Writes
 from controlplane.store import keys
 
@@ -86,44 +89,68 @@ class PassSubnets:
             self._pool = SubnetPool(self._range, used)
         return self._pool
 
-    def _count_on(self, app: str, node: str) -> int:
-        return sum(1 for k in self.state.by_node.get(node, ()) if k[0] == app and self._container(k) is not None)
+    def _count_on(self, app: str, node: str, network: str | None = None) -> int:
+        """Containers of ``app`` on ``node`` (on ``network`` when given), as the pass sees them."""
+        n = 0
+        for k in self.state.by_node.get(node, ()):
+            if k[0] != app:
+                continue
+            c = self._container(k)
+            if c is not None and (network is None or network in _networks(c)):
+                n += 1
+        return n
+
+    def _in_use(self, app: str, node: str, network: str) -> bool:
+        """Whether a container of ``app`` on ``node`` holds the block of ``network`` (its
+        ``subnets`` names it: containers placed before each Compose network had blocks of its
+        own hold only the default one)."""
+        for k in self.state.by_node.get(node, ()):
+            if k[0] == app and (c := self._container(k)) is not None and c.node == node and network in _held(c):
+                return True
+        return False
 
     def attach(self, app: str, placed: Iterable[pb.Container], writes: Writes) -> list[pb.Container]:
-        """Give each placed container its block; return those left unplaced (range full).
+        """Give each placed container the blocks of its networks; return those left unplaced
+        (range full).
 
         Call before the containers are written; each write must then pass ``needs_of(c)``.
         """
         if not self.enabled:
             return []
-        by_node: dict[str, list[pb.Container]] = {}
+        wanting: dict[tuple[str, str], list[pb.Container]] = {}  # (node, network) -> containers
         for c in placed:
-            if c.node and c.desired_state == pb.DESIRED_STATE_RUNNING and DEFAULT_NETWORK not in c.subnets:
-                by_node.setdefault(c.node, []).append(c)
-        unplaced: list[pb.Container] = []
-        for node, containers in sorted(by_node.items()):
-            key = (node, app, DEFAULT_NETWORK)
+            if c.node and c.desired_state == pb.DESIRED_STATE_RUNNING:
+                for network in _networks(c):
+                    if network not in c.subnets:
+                        wanting.setdefault((c.node, network), []).append(c)
+        unplaced: dict[int, pb.Container] = {}
+        for (node, network), containers in sorted(wanting.items()):
+            containers = [c for c in containers if id(c) not in unplaced]
+            if not containers:
+                continue
+            key = (node, app, network)
             subnet = self.held(key)
             if subnet is None:
                 if app not in self._expected_cache:
                     self._expected_cache[app] = self._expected(app)
-                demand = max(self._count_on(app, node) + len(containers), self._expected_cache[app])
+                demand = max(self._count_on(app, node, network) + len(containers), self._expected_cache[app])
                 block = self.pool().allocate(block_prefix(demand))
                 if block is None:
                     reason = f"the cluster's pod range {self._range} has no free subnet left for {app} on {node}"
                     for c in containers:
+                        unplaced[id(c)] = c
                         c.node = ""
+                        c.subnets.clear()
                         c.status.state = pb.CONTAINER_STATE_PENDING
                         c.status.message = reason
-                    unplaced.extend(containers)
                     continue
                 subnet = str(block)
                 self._new[key] = subnet
-                record = pb.SubnetAllocation(application=app, network=DEFAULT_NETWORK, node=node, subnet=subnet)
-                writes.put(keys.subnet(self.cluster, *key), record, 0, "subnet", f"{app}/{DEFAULT_NETWORK}@{node}")
+                record = pb.SubnetAllocation(application=app, network=network, node=node, subnet=subnet)
+                writes.put(keys.subnet(self.cluster, *key), record, 0, "subnet", f"{app}/{network}@{node}")
             for c in containers:
-                c.subnets[DEFAULT_NETWORK] = subnet
-        return unplaced
+                c.subnets[network] = subnet
+        return list(unplaced.values())
 
     def needs_of(self, c: pb.Container) -> tuple[str, ...]:
         """The subnet keys a container write needs to exist."""
@@ -143,7 +170,6 @@ class PassSubnets:
         """
         if not self.state.subnets:
             return
-        in_overlay = {(c.node, c.application) for c in overlay.values() if c is not None and c.node}
         if full:
             candidates = {(node, app) for node, app, _ in self.state.subnets}
         else:
@@ -153,8 +179,25 @@ class PassSubnets:
                 if c is None and orig is not None and orig.node:
                     candidates.add((orig.node, orig.application))
         for node, app in sorted(candidates):
-            if node in self.state.nodes and ((node, app) in in_overlay or self._count_on(app, node)):
-                continue
+            overlaid = [c for c in overlay.values() if c is not None and c.node == node and c.application == app]
             for key in [k for k in self.state.subnets if k[0] == node and k[1] == app]:
-                writes.delete(keys.subnet(self.cluster, *key), 0, "subnet", f"{app}@{node}")
+                network = key[2]
+                if node in self.state.nodes and (any(network in _held(c) for c in overlaid)
+                                                 or self._in_use(app, node, network)):
+                    continue
+                writes.delete(keys.subnet(self.cluster, *key), 0, "subnet", f"{app}/{network}@{node}")
                 self._freed.add(key)
+
+
+def _networks(c: pb.Container) -> tuple[str, ...]:
+    """The Compose networks a container joins (its service's, ``default`` when it lists none;
+    none with ``network_mode: host``, which puts it on its node's network)."""
+    if c.spec.network_mode == "host":
+        return ()
+    return joined_networks(n.name for n in c.spec.networks)
+
+
+def _held(c: pb.Container) -> Iterable[str]:
+    """The networks whose blocks ``c`` holds: its ``subnets`` (a record without any, e.g. written
+    by a test or a tool, is taken to hold those of all its networks)."""
+    return c.subnets.keys() if c.subnets else _networks(c)

@@ -115,6 +115,15 @@ def subnet(cluster: str, node: str, app: str, network: str) -> str:
     return f"{subnets(cluster, node)}{app}/{network}"
 
 
+def networks(cluster: str) -> str:
+    """The cluster networks (``ccs network create``) that applications join with external: true."""
+    return f"{subtree(cluster)}networks/"
+
+
+def network(cluster: str, name: str) -> str:
+    return f"{networks(cluster)}{name}"
+
+
 def pod_cidrs() -> str:
     """Index of the ranges clusters own, so that a default range is picked free of the others."""
     return POD_CIDRS
@@ -171,6 +180,7 @@ _PLURALS = {
     "events": "event",
     "releases": "release",
     "subnets": "subnet",
+    "networks": "network",
 }
 
 

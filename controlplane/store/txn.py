@@ -35,7 +35,8 @@ class _Guard:
     key: str
     kind: str
     name: str
-    # "absent" | "present" | "revision" | "empty" (no key under the prefix)
+    # "absent" | "present" | "revision" | "empty" (no key under the prefix) | "unchanged" (no key
+    # under the prefix written after `revision`)
     expect: str
     revision: int = 0
 
@@ -92,6 +93,13 @@ class Txn:
         self._guards.append(_Guard(prefix, kind, name, "empty"))
         return self
 
+    def require_unchanged(self, prefix: str, revision: int, kind: str, name: str) -> Txn:
+        """Guard: no key under ``prefix`` was created or changed after ``revision`` (the revision a
+        read of the range was made at), so a decision taken on that read still holds. Deleted
+        keys do not count."""
+        self._guards.append(_Guard(prefix, kind, name, "unchanged", revision))
+        return self
+
     # -- operations -----------------------------------------------------------------
 
     def put(self, key: str, value: Message | bytes, *, lease: int = 0) -> Txn:
@@ -131,6 +139,11 @@ class Txn:
                 # version == 0 holds exactly when the range is empty.
                 c.range_end = prefix_end(g.key)
                 c.target, c.result, c.version = rpc.Compare.VERSION, rpc.Compare.EQUAL, 0
+            elif g.expect == "unchanged":
+                # Over a range, every key must satisfy the comparison: all written at or
+                # before the revision read (an empty range compares a zero KeyValue: holds).
+                c.range_end = prefix_end(g.key)
+                c.target, c.result, c.mod_revision = rpc.Compare.MOD, rpc.Compare.LESS, g.revision + 1
             elif g.expect == "absent":
                 c.target, c.result, c.create_revision = rpc.Compare.CREATE, rpc.Compare.EQUAL, 0
             elif g.expect == "present":
@@ -145,7 +158,8 @@ class Txn:
             rpc.RequestOp(
                 request_range=rpc.RangeRequest(
                     key=g.key.encode(),
-                    range_end=prefix_end(g.key) if g.expect == "empty" else b"",
+                    range_end=prefix_end(g.key) if g.expect in ("empty", "unchanged") else b"",
+                    min_mod_revision=g.revision + 1 if g.expect == "unchanged" else 0,
                     keys_only=True,
                     limit=1,
                 )
@@ -179,6 +193,8 @@ class Txn:
             kvs = r.response_range.kvs
             if guard.expect == "empty" and kvs:
                 raise NotEmpty(guard.kind, guard.name)
+            if guard.expect == "unchanged" and kvs:
+                raise Conflict(guard.kind, guard.name, guard.revision, kvs[0].mod_revision)
             if guard.expect == "absent" and kvs:
                 raise AlreadyExists(guard.kind, guard.name)
             if guard.expect in ("present", "revision") and not kvs:

@@ -8,6 +8,12 @@ Design choices:
   bridged frames traverse it, so host<->host traffic needs an ACCEPT rule. A DROP rule for
   anything leaving the bridge towards another interface backs up the "no default route" rule.
   Both rules carry the ``ccs-testbed`` comment; ``down`` deletes exactly those.
+- Frames between hosts cross the root namespace's bridge, and br_netfilter hands them to the
+  root namespace's conntrack and nat table too: a MASQUERADE rule there (the root dockerd's, for
+  a network another test made on the same subnet as a host's containers, e.g. 10.128.0.0/26)
+  would rewrite a host-to-host packet's source on the simulated wire, which no real switch
+  does. So what enters the bridge for anything but the bridge's own address is not tracked
+  (raw table, `CT --notrack`): never NATed by the root namespace, whatever rules it gains.
 - Partitioning sets the root-side veth down: the host keeps its address and processes but
   loses every packet, like a pulled cable.
 """
@@ -23,6 +29,8 @@ IPT_RULES: tuple[tuple[str, ...], ...] = (
     ("-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"),
     ("-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP"),
 )
+#: raw PREROUTING: host-to-host frames are not tracked, so no root nat rule can rewrite them.
+RAW_RULE: tuple[str, ...] = ("-i", BRIDGE, "!", "-d", f"{GATEWAY_IP}/32", "-j", "CT", "--notrack")
 
 
 def link_exists(name: str, netns: str | None = None) -> bool:
@@ -39,16 +47,26 @@ def ensure_bridge() -> None:
     run(["ip", "link", "set", BRIDGE, "up"])
 
 
+def _raw_rule() -> list[str]:
+    return [*RAW_RULE[:-3], "-m", "comment", "--comment", IPT_COMMENT, *RAW_RULE[-3:]]
+
+
 def ensure_iptables() -> None:
     # Insert in reverse so that the ACCEPT rule ends up first in the chain.
     for rule in reversed(IPT_RULES):
         full = [*rule[:-2], "-m", "comment", "--comment", IPT_COMMENT, *rule[-2:]]
         if run(["iptables", "-C", "FORWARD", *full], check=False).returncode != 0:
             run(["iptables", "-I", "FORWARD", "1", *full])
+    if run(["iptables", "-t", "raw", "-C", "PREROUTING", *_raw_rule()], check=False).returncode != 0:
+        run(["iptables", "-t", "raw", "-I", "PREROUTING", "1", *_raw_rule()])
 
 
 def remove_iptables() -> None:
-    """Delete every FORWARD rule that carries our comment (however many runs added them)."""
+    """Delete every FORWARD (and raw PREROUTING) rule that carries our comment (however many
+    runs added them)."""
+    for _ in range(20):
+        if run(["iptables", "-t", "raw", "-D", "PREROUTING", *_raw_rule()], check=False).returncode != 0:
+            break
     for _ in range(20):
         rules = [r for r in run(["iptables", "-S", "FORWARD"]).stdout.splitlines()
                  if f"--comment {IPT_COMMENT}" in r]
@@ -61,7 +79,8 @@ def remove_iptables() -> None:
 
 def leftover_iptables() -> list[str]:
     out = run(["iptables", "-S", "FORWARD"], check=False).stdout
-    return [r for r in out.splitlines() if f"--comment {IPT_COMMENT}" in r]
+    raw = run(["iptables", "-t", "raw", "-S", "PREROUTING"], check=False).stdout
+    return [r for r in (*out.splitlines(), *raw.splitlines()) if f"--comment {IPT_COMMENT}" in r]
 
 
 def ensure_host_network(host: HostLayout) -> None:

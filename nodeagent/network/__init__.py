@@ -20,8 +20,10 @@ the blocks of one network one network across nodes, and nothing more:
    `firewall` with ipset and iptables-restore, one transaction per table).
 4. Names: a resolver on a link-local address (`--resolver-address`, default 169.254.20.53, on
    the link `ccs-dns0`) that every ccs container uses as DNS server; Docker's embedded DNS
-   forwards it what it does not know from the container's own address, which selects the
-   network whose names are answered (`names`, `resolver`). The engine's network aliases are
+   forwards it what it does not know from the container's own address, which names the
+   container, and so the networks whose names are answered (`names`, `resolver`).
+5. Containers on several networks: routes inside them, so that each network's blocks are
+   reached from the address on that network (`endpoints`, planned in `plan`). The engine's network aliases are
    gone: a name has one source of truth, the map, and means the same on every node.
 
 `plan`, `rules` and `names` are pure (tables of cases test them); `routes`, `firewall` and

@@ -14,6 +14,10 @@ above the nat jump, and a connection made before the jump is back on top would l
 node's address and be refused by the receiving node for its whole life (conntrack keeps the
 NAT decision of a connection).
 
+Local containers on several networks get routes inside them (`endpoints`, planned by
+`plan.endpoint_routes`): the fabric asks the agent for them (`endpoints`, a callable) on every
+apply, and the agent pokes it when one starts or stops.
+
 Failures never stop the agent: each part's error is kept in `problem` (reported in the node's
 status message) and retried on the next apply; the rest of the plan is applied regardless.
 """
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 
 import structlog
@@ -30,14 +36,18 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ccs.v1 import agent_pb2
 
 from ..backoff import Backoff
+from .endpoints import EndpointError, sync_endpoint
 from .firewall import FirewallError, apply_firewall, fix_nat_jump
 from .names import NameTable
-from .plan import FabricPlan, plan_fabric
+from .plan import Endpoint, FabricPlan, endpoint_routes, plan_fabric
 from .resolver import Resolver
 from .routes import RouteError, ensure_resolver_address, sync_routes
 from .rules import MissingChain
 
 DEFAULT_PERIOD = 30.0
+
+#: (pid, application, (Compose network, address) in template order) of a local container.
+LocalEndpoint = tuple[int, str, tuple[tuple[str, str], ...]]
 
 
 class NetworkFabric:
@@ -48,9 +58,11 @@ class NetworkFabric:
         *,
         resolver: Resolver | None = None,
         period: float = DEFAULT_PERIOD,
+        endpoints: Callable[[], Iterable[LocalEndpoint]] | None = None,
         log: structlog.typing.FilteringBoundLogger | None = None,
     ) -> None:
         self.resolver = resolver
+        self.endpoints = endpoints
         self.period = period
         self.cluster = ""
         self.node = ""
@@ -157,9 +169,29 @@ class NetworkFabric:
                 self._set_problem("routes", "")
             except (RouteError, NetlinkError, OSError) as exc:
                 self._set_problem("routes", str(exc))
+            await self._sync_endpoints(plan)
             self.plan = plan
         self.applied.set()
         return plan
+
+    async def _sync_endpoints(self, plan: FabricPlan) -> None:
+        """Routes inside each local container on several networks; a container that is gone
+        meanwhile (its namespace with it) is skipped."""
+        failed: list[str] = []
+        for pid, app, networks in list(self.endpoints() if self.endpoints is not None else ()):
+            try:
+                e = Endpoint(pid, app, tuple((n, IPv4Address(a)) for n, a in networks))
+            except ValueError:
+                continue
+            desired = endpoint_routes(plan, e)
+            if not desired or not _alive(pid):
+                continue
+            try:
+                await sync_endpoint(pid, desired)
+            except (EndpointError, OSError) as exc:
+                if _alive(pid):
+                    failed.append(str(exc))
+        self._set_problem("container routes", "; ".join(failed))
 
     async def close(self) -> None:
         """Stop answering names. Routes and rules stay: the containers keep running."""
@@ -167,4 +199,9 @@ class NetworkFabric:
             await self.resolver.close()
 
 
-__all__ = ["DEFAULT_PERIOD", "NetworkFabric"]
+def _alive(pid: int) -> bool:
+    """Whether the process (and so its network namespace) still exists: a /proc lookup."""
+    return os.path.exists(f"/proc/{pid}/ns/net")
+
+
+__all__ = ["DEFAULT_PERIOD", "LocalEndpoint", "NetworkFabric"]

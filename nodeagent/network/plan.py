@@ -8,9 +8,24 @@ appliers (`routes`, `firewall`, `resolver`) only compare and write:
   address (host-gw). Several networks never share a block, but one subnet named twice with
   two gateways is refused (the first one wins) rather than flapping between them.
 - `networks`: per application network, its blocks (all nodes, this one included), the blocks
-  on this node, `internal`, and its names (service names and aliases -> ready addresses).
+  on this node, `internal`, its names (service names and aliases -> ready addresses), the
+  cluster network it joins (`shared`: entries with the same one are one network, `group`) and
+  its members (the /32 addresses its containers have on their other networks: a container on
+  several networks sends from the address of the one holding its default route). Members on
+  other nodes are routed via their node like blocks.
 - `problems`: every part of the map that could not be honoured, naming its field and why. The
   rest is still applied: one bad block must not cut a node off from all its networks.
+
+`endpoint_routes` plans the routes *inside* a local container that is on several networks
+(`Endpoint`). Each of its interfaces has only this node's block of its network as a connected
+route; everything else leaves by the default route, from the address of the network holding
+it. For a packet to another node's block of network N that source is the wrong one: a
+firewall would have to let it through (it does: `members`), and a UDP server on several
+networks that answers from its default route's address would not be recognised by its client.
+So each block of each of its networks (every application's, for a shared one) is routed via
+that network's gateway from its address on that network, as if the whole network were one
+link, which it is on an overlay; and the default route goes via the first network of the
+service, in template order, that is not `internal` (an internal network has no way out).
 """
 
 from __future__ import annotations
@@ -40,6 +55,14 @@ class NetworkPlan:
     blocks: tuple[IPv4Network, ...]  # every block, every node (this one included), sorted
     local: tuple[IPv4Network, ...]  # the blocks on this node
     names: Mapping[str, tuple[IPv4Address, ...]]  # lower-case name without trailing dot -> addresses
+    shared: str = ""  # the cluster network it joins ("": the application's own network)
+    members: tuple[IPv4Network, ...] = ()  # /32s of its containers' addresses on other networks
+
+    @property
+    def group(self) -> str:
+        """What makes one network: the cluster network for a shared one (every application's
+        entry of it), else the application network itself."""
+        return f"\0{self.shared}" if self.shared else f"{self.key.application}\0{self.key.network}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +85,13 @@ class FabricPlan:
     @property
     def local_blocks(self) -> tuple[IPv4Network, ...]:
         return tuple(sorted({b for n in self.networks for b in n.local}))
+
+    def groups(self) -> dict[str, tuple[NetworkPlan, ...]]:
+        """The networks by group (`NetworkPlan.group`), in the order of their first entry."""
+        out: dict[str, list[NetworkPlan]] = {}
+        for n in self.networks:
+            out.setdefault(n.group, []).append(n)
+        return {g: tuple(ns) for g, ns in out.items()}
 
 
 def _network(text: str, where: str, problems: list[str]) -> IPv4Network | None:
@@ -130,6 +160,21 @@ def plan_fabric(m: agent_pb2.NetworkMap, *, node: str, cluster: str = "") -> Fab
                 continue
             if routes.setdefault(subnet, gateway) != gateway:
                 problems.append(f"{bwhere}: {subnet} via {gateway} conflicts with via {routes[subnet]}; skipped")
+        members: list[IPv4Network] = []
+        for j, b in enumerate(net.members):
+            mwhere = f"{where}.members[{j}]"
+            member = _network(b.subnet, f"{mwhere}.subnet", problems)
+            if member is None:
+                continue
+            if member.prefixlen != 32 or (pod is not None and not member.subnet_of(pod)):
+                problems.append(f"{mwhere}.subnet: {member} is not one address of the pod range; skipped")
+                continue
+            members.append(member)
+            if b.node == node or not b.node:
+                continue
+            gateway = _address(b.node_address, f"{mwhere}.node_address", problems)
+            if gateway is not None and routes.setdefault(member, gateway) != gateway:
+                problems.append(f"{mwhere}: {member} via {gateway} conflicts with via {routes[member]}; skipped")
         names: dict[str, tuple[IPv4Address, ...]] = {}
         for j, n in enumerate(net.names):
             nwhere = f"{where}.names[{j}]"
@@ -140,7 +185,8 @@ def plan_fabric(m: agent_pb2.NetworkMap, *, node: str, cluster: str = "") -> Fab
             addresses = [a for k, text in enumerate(n.addresses)
                          if (a := _address(text, f"{nwhere}.addresses[{k}]", problems)) is not None]
             names[name] = tuple(sorted({*names.get(name, ()), *addresses}))
-        networks.append(NetworkPlan(key, net.internal, tuple(sorted(set(blocks))), tuple(sorted(set(local))), names))
+        networks.append(NetworkPlan(key, net.internal, tuple(sorted(set(blocks))), tuple(sorted(set(local))), names,
+                                    net.shared, tuple(sorted(set(members)))))
     return FabricPlan(
         cluster=cluster or m.cluster,
         node=node,
@@ -152,6 +198,51 @@ def plan_fabric(m: agent_pb2.NetworkMap, *, node: str, cluster: str = "") -> Fab
     )
 
 
+#: The destination of a default route in `endpoint_routes`.
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A container of this node on several networks, as the agent sees it."""
+
+    pid: int  # of its process: the way into its network namespace
+    application: str
+    networks: tuple[tuple[str, IPv4Address], ...]  # (Compose network, its address), in template order
+
+
+#: Destination -> (gateway, source address), routes inside one container.
+EndpointRoutes = dict[IPv4Network, tuple[IPv4Address, IPv4Address]]
+
+
+def endpoint_routes(plan: FabricPlan, e: Endpoint) -> EndpointRoutes:
+    """The routes `e` must hold (see the module doc); {} for a container on one network, or
+    whose networks the map does not hold (yet)."""
+    if len(e.networks) < 2:
+        return {}
+    by_key = {n.key: n for n in plan.networks}
+    groups = plan.groups()
+    out: EndpointRoutes = {}
+    default: tuple[IPv4Address, IPv4Address] | None = None
+    found = 0
+    for network, address in e.networks:
+        n = by_key.get(NetKey(e.application, network))
+        own = next((b for b in n.local if address in b), None) if n is not None else None
+        if n is None or own is None:
+            continue
+        found += 1
+        via = (own.network_address + 1, address)  # the bridge's gateway: the block's first host
+        for other in groups[n.group]:
+            out.update((b, via) for b in other.blocks if b != own)
+        if default is None and not n.internal:
+            default = via
+    if found < 2:
+        return {}
+    if default is not None:
+        out[DEFAULT_ROUTE] = default
+    return out
+
+
 def route_changes(
     desired: Mapping[IPv4Network, IPv4Address], current: Mapping[IPv4Network, IPv4Address]
 ) -> tuple[dict[IPv4Network, IPv4Address], list[IPv4Network]]:
@@ -161,4 +252,15 @@ def route_changes(
     return upserts, deletes
 
 
-__all__ = ["FabricPlan", "NetKey", "NetworkPlan", "normalise_name", "plan_fabric", "route_changes"]
+__all__ = [
+    "DEFAULT_ROUTE",
+    "Endpoint",
+    "EndpointRoutes",
+    "FabricPlan",
+    "NetKey",
+    "NetworkPlan",
+    "endpoint_routes",
+    "normalise_name",
+    "plan_fabric",
+    "route_changes",
+]

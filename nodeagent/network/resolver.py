@@ -29,7 +29,7 @@ import dns.exception
 import dns.message
 import structlog
 
-from .names import NameTable, answer, failure, parse_resolv_conf, to_wire, udp_limit
+from .names import Asker, NameTable, answer, failure, parse_resolv_conf, to_wire, udp_limit
 
 FORWARD_TIMEOUT = 2.0  # per upstream; Docker's embedded DNS gives up after 4 s
 MAX_UPSTREAMS = 3  # as glibc's MAXNS
@@ -90,7 +90,12 @@ def _host_port(server: str) -> tuple[str, int]:
 
 
 class Resolver:
-    """Serve DNS on (address, port) from `table` (replaced whole by `update`)."""
+    """Serve DNS on (address, port) from `table` (replaced whole by `update`).
+
+    `asker` gives the networks of the local container at a source address (the agent knows its
+    containers' addresses on each of their networks), so a container on several networks
+    resolves the names of all of them whichever address its queries come from (`names`).
+    """
 
     def __init__(
         self,
@@ -98,11 +103,13 @@ class Resolver:
         upstreams: Upstreams,
         *,
         port: int = 53,
+        asker: Asker | None = None,
         log: structlog.typing.FilteringBoundLogger | None = None,
     ) -> None:
         self.address = address
         self.port = port
         self.upstreams = upstreams
+        self.asker = asker
         self.table = NameTable()
         self._log = log or structlog.get_logger("ccs.agent.resolver")
         self._udp: asyncio.DatagramTransport | None = None
@@ -151,7 +158,7 @@ class Resolver:
         except dns.exception.DNSException:
             return None
         limit = 65535 if tcp else udp_limit(query)
-        mine = answer(query, source, self.table, rotate=next(self._turn))
+        mine = answer(query, source, self.table, rotate=next(self._turn), asker=self.asker)
         if mine is not None:
             return to_wire(mine, limit)
         return to_wire(await self._forward(query, source, tcp=tcp), limit)

@@ -5,14 +5,16 @@ characters, set names to 31), so the agent finds and removes exactly its own obj
 clusters' agents that share a network namespace (tests running agents on one host) never
 overwrite each other's chains or destroy each other's sets:
 
-- sets `ccs-<h>-<network hash>` (type hash:net), one per application network: all its blocks;
+- sets `ccs-<h>-<network hash>` (type hash:net), one per network: all its blocks and members
+  (a shared cluster network is one network: one set of every application's entries of it);
   `ccs-<h>-local`: the blocks on this node. With sets the firewall has a fixed number of
   rules per network, whatever the number of nodes (a network on 2,000 nodes is still one rule).
   Sets are replaced whole with `swap`, so a set is never seen half filled.
 - filter chain `CCS-FWD-<h>`, jumped to from the top of DOCKER-USER (the chain Docker keeps
   for its users: it never flushes it, it only appends its RETURN):
     1. ESTABLISHED,RELATED -> ACCEPT (replies of allowed connections);
-    2. `internal` networks: from the network's blocks to outside them -> DROP (no egress);
+    2. `internal` networks: from each of the network's blocks on this node to outside the
+       network -> DROP (no egress; a member address is another network's, whose egress it is);
     3. `--ctstate DNAT` -> RETURN: published ports, and the HAProxy routers that reach
        containers through them, stay Docker's business;
     4. per network: from its blocks to its blocks -> ACCEPT (both ways, every node);
@@ -83,8 +85,11 @@ class Names:
     def local_set(self) -> str:
         return f"{self.set_prefix}local"
 
-    def network_set(self, key: NetKey) -> str:
-        return self.set_prefix + _hash(key.application + "\0" + key.network, 12)
+    def network_set(self, key: NetKey | str) -> str:
+        """The set of a network group (`NetworkPlan.group`); an application network's key names
+        the same set as its group."""
+        group = key if isinstance(key, str) else f"{key.application}\0{key.network}"
+        return self.set_prefix + _hash(group, 12)
 
     def comment(self, what: str) -> str:
         return f'-m comment --comment "ccs {_safe(self.cluster)}: {_safe(what)}"'
@@ -101,7 +106,8 @@ def desired_sets(plan: FabricPlan) -> dict[str, tuple[IPv4Network, ...]]:
     if plan.empty:
         return {}
     names = Names(plan.cluster)
-    sets = {names.network_set(n.key): n.blocks for n in plan.networks}
+    sets = {names.network_set(group): tuple(sorted({b for n in nets for b in (*n.blocks, *n.members)}))
+            for group, nets in plan.groups().items()}
     sets[names.local_set] = plan.local_blocks
     return sets
 
@@ -135,15 +141,16 @@ def filter_rules(plan: FabricPlan) -> list[str]:
     chain, local = n.filter_chain, n.local_set
     rules = [f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED {n.comment('replies')} -j ACCEPT"]
     for net in plan.networks:
-        if net.internal and net.local:
-            s = n.network_set(net.key)
-            rules.append(f"-A {chain} -i br-+ -m set --match-set {s} src -m set ! --match-set {s} dst "
-                         f"{n.comment(f'internal {net.key}: no egress')} -j DROP")
+        if net.internal:
+            s = n.network_set(net.group)
+            rules += [f"-A {chain} -s {block} -i br-+ -m set ! --match-set {s} dst "
+                      f"{n.comment(f'internal {net.key}: no egress')} -j DROP" for block in net.local]
     rules.append(f"-A {chain} -m conntrack --ctstate DNAT {n.comment('published ports')} -j RETURN")
-    for net in plan.networks:
-        s = n.network_set(net.key)
+    for group, nets in plan.groups().items():
+        s = n.network_set(group)
+        what = f"shared network {nets[0].shared}" if nets[0].shared else f"network {nets[0].key}"
         rules.append(f"-A {chain} -m set --match-set {s} src -m set --match-set {s} dst "
-                     f"{n.comment(f'network {net.key}')} -j ACCEPT")
+                     f"{n.comment(what)} -j ACCEPT")
     rules.append(f"-A {chain} -o br-+ -m set --match-set {local} dst {n.comment('isolation: into this node')} -j DROP")
     if plan.pod_cidr is not None:
         rules.append(f"-A {chain} -d {plan.pod_cidr} -i br-+ -m set --match-set {local} src "
@@ -163,7 +170,7 @@ def nat_rules(plan: FabricPlan) -> list[str]:
     # No pod range in the map: exempt each network's own traffic instead (same effect for what
     # the firewall lets through).
     return [f"-A {n.nat_chain} -m set --match-set {s} src -m set --match-set {s} dst -m conntrack ! --ctstate DNAT "
-            f"{keep} -j ACCEPT" for s in (n.network_set(net.key) for net in plan.networks)]
+            f"{keep} -j ACCEPT" for s in (n.network_set(group) for group in plan.groups())]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from .docker_networks import AppNetworks, status_code
 from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
-from .translate import create_request
+from .translate import CreateRequest, create_request
 from .types import (
     ContainerNotFound,
     EngineUnavailable,
@@ -145,8 +145,9 @@ class DockerRuntime:
         (created as the template describes them; external ones must exist: VolumeMissing)."""
         request = create_request(c, bind_address=self._bind_address, dns=self._dns)  # validates the spec first
         await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
-        if request.network:
-            await self._networks.ensure(request.network, naming.app_labels(c.cluster, c.application), request.subnet)
+        for join in request.joins:
+            labels = naming.network_labels(c.cluster, c.application, join.compose)
+            await self._networks.ensure(join.name, labels, join.subnet)
         for volume in request.volumes:
             await self._volumes.ensure(volume, c.node)
 
@@ -183,8 +184,15 @@ class DockerRuntime:
         return ""
 
     async def create(self, c: resources_pb2.Container) -> str:
-        """Create the container; idempotent per ccs container id (returns the existing one)."""
+        """Create the container, attached to every network it joins; idempotent per ccs
+        container id (returns the existing one)."""
         request = create_request(c, bind_address=self._bind_address, dns=self._dns)
+        docker_id = await self._create(c, request)
+        for join in request.joins[1:]:  # the create body holds the first
+            await self._networks.connect(join.name, docker_id, join.aliases)
+        return docker_id
+
+    async def _create(self, c: resources_pb2.Container, request: CreateRequest) -> str:
         body = request.body
         if node_security.needs_node(body):
             apparmor = await self._has_apparmor()
@@ -353,11 +361,11 @@ class DockerRuntime:
     # ------------------------------------------------------------------ app / host
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
-        """Remove the app network and the app's anonymous volumes; named volumes when asked.
+        """Remove the app's networks and anonymous volumes; named volumes when asked.
 
         Raises ResourceBusy while containers still use them: remove those first.
         """
-        await self._networks.remove(naming.network_name(cluster, app))
+        await self._networks.remove_app(cluster, app)
         selector = [f"{naming.CLUSTER}={cluster}", f"{naming.APP}={app}"]
         listing = await self._call("list volumes", self._api.volumes, filters={"label": selector})
         for vol in listing.get("Volumes") or ():

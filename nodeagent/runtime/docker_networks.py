@@ -144,6 +144,31 @@ class AppNetworks:
         selector = [f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}", f"{naming.APP}={labels[naming.APP]}"]
         return not await self._call("list containers", self._api.containers, all=True, filters={"label": selector})
 
+    async def connect(self, name: str, docker_id: str, aliases: tuple[str, ...] = ()) -> None:
+        """Attach a created container to the network `name` (joined at its start); already
+        attached (a create retried after a crash) is fine."""
+        try:
+            await self._call(f"connect {docker_id[:12]} to network {name}", self._api.connect_container_to_network,
+                             docker_id, name, aliases=list(aliases) or None)
+        except RuntimeFailure as exc:
+            if "already exists" in exc.reason:
+                return
+            if isinstance(exc, NotFound) and "network" in exc.reason.lower():
+                raise  # removed since prepare: transient, the next attempt makes it again
+            err = network_error(exc)
+            if err is exc:
+                raise
+            raise err from exc.__cause__
+
+    async def remove_app(self, cluster: str, app: str) -> None:
+        """Remove every network of the application (by its labels; the default one also by
+        name); ResourceBusy while containers still use one."""
+        selector = [f"{naming.MANAGED}=true", f"{naming.CLUSTER}={cluster}", f"{naming.APP}={app}"]
+        found = await self._call("list networks", self._api.networks, filters={"label": selector})
+        names = {str(net.get("Name")) for net in found} | {naming.network_name(cluster, app)}
+        for name in sorted(names):
+            await self.remove(name)
+
     async def remove(self, name: str) -> None:
         """Remove the network `name` if it exists; ResourceBusy while containers still use it."""
         for net in await self._call("list networks", self._api.networks, names=[name]):

@@ -6,11 +6,11 @@ hundreds of nodes: containers "start" at once, events are emitted as Docker woul
 host. Each container costs one small slotted record (~1 KB with its labels), so 20,000
 containers across 500 fake runtimes fit in tens of MB.
 
-Addresses as the engine gives them: each app network has the subnet of the first `prepare`
-that made it (the control plane's block; without one, a /24 of 172.16.0.0/12 as the engine's
-own pools would), a container takes the lowest free address of it when it starts (the first
-is the gateway's) and gives it back when it stops; `Observed.networks`/`addresses` report
-it, so a hollow node reports container addresses like a real one.
+Addresses as the engine gives them: a container joins every network of its service; each
+network has the subnet of the first `prepare` that made it (the control plane's block; without
+one, a /24 of 172.16.0.0/12 as the engine's own pools would), a container takes the lowest free
+address of each when it starts (the first is the gateway's) and gives them back when it stops;
+`Observed.networks`/`addresses` report them, so a hollow node reports addresses like a real one.
 
 Fault injection for release tests: images listed in `missing_images` fail `prepare` like an
 unreachable registry; images in `unhealthy_images` become UNHEALTHY (healthcheck) and fail
@@ -60,8 +60,8 @@ class _Record:
     image: str
     labels: dict[str, str]
     has_healthcheck: bool
-    network: str
-    address: str = ""  # on `network`, while running
+    networks: tuple[str, ...]  # the engine networks it joins ("": network_mode host)
+    addresses: tuple[str, ...] = ()  # one per network, while running
     running: bool = False
     health: str = ""
     exit_code: int = 0
@@ -83,7 +83,8 @@ class _Record:
             state = State.CONTAINER_STATE_EXITED
             message = f"exited with code {self.exit_code}"
         # As the engine lists it: a network_mode host container is on its "host" network.
-        networks = {self.network: self.address} if self.network else {"host": ""}
+        networks = dict(zip(self.networks, self.addresses or ("",) * len(self.networks), strict=True)) \
+            if self.networks else {"host": ""}
         return Observed(
             docker_id=self.docker_id,
             name=self.name,
@@ -140,13 +141,12 @@ class FakeRuntime:
         if missing:
             node = c.node or self._info.hostname
             raise VolumeMissing(f"external volume {missing[0]!r} does not exist on node {node}")
-        if request.network:
-            self.networks.add(request.network)
-            current = self.subnets.get(request.network)
-            if current is None or (request.subnet and str(current) != request.subnet
-                                   and not self._in_use.get(request.network)):
+        for join in request.joins:
+            self.networks.add(join.name)
+            current = self.subnets.get(join.name)
+            if current is None or (join.subnet and str(current) != join.subnet and not self._in_use.get(join.name)):
                 # Made, or (unused, with another subnet) made again: as AppNetworks.ensure does.
-                self._make_network(request.network, request.subnet)
+                self._make_network(join.name, join.subnet)
         self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes if not v.external)
 
     async def create(self, c: resources_pb2.Container) -> str:
@@ -163,7 +163,7 @@ class FakeRuntime:
         has_check = c.spec.HasField("healthcheck") and not health.disable and list(health.test) != ["NONE"]
         self._containers[docker_id] = _Record(
             docker_id, request.name, c.spec.image, naming.container_labels(c), has_check,
-            sys.intern(request.network),  # one string per app network, not one per container
+            tuple(sys.intern(j.name) for j in request.joins),  # one string per app network, not per container
         )
         self._by_name[request.name] = docker_id
         return docker_id
@@ -174,7 +174,7 @@ class FakeRuntime:
             return
         if r.image in self.missing_images:
             raise StartFailed(f"start failed: image {r.image} vanished")
-        r.address = self._attach(r.network) if r.network else ""  # network_mode host: none of its own
+        r.addresses = tuple(self._attach(n) for n in r.networks)  # network_mode host: none of its own
         r.running, r.created, r.exit_code = True, False, 0
         r.started_at, r.finished_at = time.time(), None
         self._emit(EventKind.START, r)
@@ -213,9 +213,9 @@ class FakeRuntime:
         raise StartFailed(f"start failed: no available IPv4 addresses on network {network}")
 
     def _detach(self, r: _Record) -> None:
-        if r.address:
-            self._in_use.get(r.network, set()).discard(int(ipaddress.IPv4Address(r.address)))
-            r.address = ""
+        for network, address in zip(r.networks, r.addresses, strict=False):
+            self._in_use.get(network, set()).discard(int(ipaddress.IPv4Address(address)))
+        r.addresses = ()
 
     def _exit(self, r: _Record, exit_code: int) -> None:
         self._detach(r)
@@ -276,12 +276,14 @@ class FakeRuntime:
     # ------------------------------------------------------------------ app / host
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
-        network = naming.network_name(cluster, app)
-        if self._in_use.get(network):
-            raise ResourceBusy(f"remove network {network}: network has active endpoints")
-        self.networks.discard(network)
-        self.subnets.pop(network, None)
-        self._in_use.pop(network, None)
+        mine = [n for n in self.networks if naming.compose_network(cluster, app, n) is not None]
+        for network in mine:
+            if self._in_use.get(network):
+                raise ResourceBusy(f"remove network {network}: network has active endpoints")
+        for network in mine:
+            self.networks.discard(network)
+            self.subnets.pop(network, None)
+            self._in_use.pop(network, None)
         if volumes:
             self.volumes = {k: v for k, v in self.volumes.items() if v != (cluster, app)}
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-# The key of the application's own network in `Container.subnets`: one definition with the
-# control plane.
+# The network a service that lists none is on, the key of its block in `Container.subnets`:
+# one definition with the control plane.
 from ccs.networks import DEFAULT_NETWORK as DEFAULT_NETWORK
 from ccs.v1 import resources_pb2
 
@@ -23,6 +23,7 @@ CONTAINER_ID = "ccs.container-id"
 GENERATION = "ccs.generation"
 APP_REVISION = "ccs.app-revision"
 VOLUME = "ccs.volume"  # the Compose volume name of a named volume
+NETWORK = "ccs.network"  # the Compose network name of an application network
 ANONYMOUS = "ccs.anonymous"  # "true" on volumes Docker makes for anonymous mounts
 
 
@@ -43,20 +44,39 @@ def container_name(c: resources_pb2.Container) -> str:
     return f"ccs-{_safe(c.application)}-{_safe(c.service)}-{c.slot}-{short}"
 
 
-def network_name(cluster: str, app: str) -> str:
-    """The per-application bridge network every container of the app joins."""
-    return f"ccs-{_safe(cluster)}-{_safe(app)}"
+def network_name(cluster: str, app: str, network: str = DEFAULT_NETWORK) -> str:
+    """The bridge of one Compose network of an application on this node.
+
+    `ccs-<cluster>-<app>` for "default" (the name every release before per-network bridges
+    gave the application's one network, so its bridges and containers stay as they are), and
+    `ccs-<cluster>-<app>_<network>` for the others, Compose's `<project>_<network>`. An
+    application name never holds `_` (DNS-label style), so the two never meet, and a Compose
+    network name holds only [a-zA-Z0-9._-], which an engine name allows after the prefix, so it
+    is kept whole and read back exactly (`compose_network`).
+    """
+    base = f"ccs-{_safe(cluster)}-{_safe(app)}"
+    return base if network == DEFAULT_NETWORK else f"{base}_{_UNSAFE.sub('-', network)}"
 
 
-def compose_networks(cluster: str, app: str) -> dict[str, str]:
-    """Engine network name -> the Compose network name it stands for, for one application.
+def compose_network(cluster: str, app: str, engine_name: str) -> str | None:
+    """The Compose network an engine network of the application stands for, or None when it is
+    not one of the application's (`network_name` read backwards).
 
     What the agent reports a container's addresses under (`ContainerStatus.addresses`), so
     that the control plane and every node's resolver speak of networks as the template does
-    ("default"), never of engine names. Today every application has one bridge per node,
-    the control plane's `DEFAULT_NETWORK`; a network per Compose network adds its entries here.
+    ("default", "front"), never of engine names.
     """
-    return {network_name(cluster, app): DEFAULT_NETWORK}
+    base = network_name(cluster, app)
+    if engine_name == base:
+        return DEFAULT_NETWORK
+    if engine_name.startswith(base + "_") and len(engine_name) > len(base) + 1:
+        return engine_name[len(base) + 1:]
+    return None
+
+
+def network_labels(cluster: str, app: str, network: str) -> dict[str, str]:
+    """Labels on an application network's bridge: the app's, and its Compose network name."""
+    return {**app_labels(cluster, app), NETWORK: network}
 
 
 def volume_name(app: str, volume: str) -> str:

@@ -64,18 +64,23 @@ def parse_time(value: str | None) -> float | None:
 
 def addresses(networks: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, str]:
     """The container's IPv4 address on each of its application's networks, keyed by the
-    Compose network name (``{"default": "10.128.0.18"}``).
+    Compose network name (``{"default": "10.128.0.18", "back": "10.128.0.34"}``).
 
     ``networks`` is the engine's view (engine network name -> address, "" while the container
     is not attached, e.g. stopped); ``labels`` carry the container's cluster and application,
-    which name its networks (naming.compose_networks). Networks that are not the application's
+    which name its networks (naming.compose_network). Networks that are not the application's
     (a user's `docker network connect`) are not reported: no resolver may answer them.
     """
     app = labels.get(naming.APP, "")
     if not app:
         return {}
-    compose = naming.compose_networks(labels.get(naming.CLUSTER, ""), app)
-    return {compose[name]: ip for name, ip in sorted(networks.items()) if ip and name in compose}
+    cluster = labels.get(naming.CLUSTER, "")
+    out: dict[str, str] = {}
+    for name, ip in sorted(networks.items()):
+        compose = naming.compose_network(cluster, app, name) if ip else None
+        if compose is not None:
+            out[compose] = ip
+    return out
 
 
 def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
@@ -112,6 +117,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
         addresses=addresses(networks, labels),
         ports=tuple(ports),
         failure_reason=Reason.FAILURE_REASON_START_FAILED if start_error else 0,
+        pid=int(state.get("Pid") or 0),
     )
 
 

@@ -10,10 +10,16 @@ Choices worth knowing:
   max attempts and rescheduling elsewhere); a daemon that restarts on its own would race the
   agent and hide crashes from it. Swarm does the same: its tasks run with restart "no" and the
   orchestrator makes a new task instead.
-- Every container joins one bridge network per application. The network's subnet is the one
-  the control plane allocated to the application on this node (`Container.subnets`), not one
-  from the engine's default pools, which hold about 30 networks; an assignment without one (a
-  cluster older than the allocator) leaves the choice to the engine.
+- Every Compose network of an application is a bridge of its own on the node
+  (`naming.network_name`), and a container joins the bridge of each network its service lists
+  ("default" when it lists none), in template order: the engine's create takes one network
+  (`NetworkingConfig`), the runtime connects the others before the container starts
+  (`CreateRequest.joins`). A network's subnet is the block the control plane allocated to it on
+  this node (`Container.subnets`, by Compose network), not one from the engine's default
+  pools, which hold about 30 networks; an assignment without any (a cluster older than the
+  allocator) leaves the choice to the engine. An assignment from a control plane older than
+  per-network blocks holds only the "default" block: the container then joins that one
+  bridge, as those releases did.
 - Names: with the node resolver (`dns`, the agent's `--resolver-address`) every container has
   it as DNS server (HostConfig.Dns) and no engine alias: the engine's embedded DNS answers
   only container names itself and forwards service names and aliases to the resolver, which
@@ -46,6 +52,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ccs.networks import joined_networks
 from ccs.v1 import resources_pb2
 
 from . import naming
@@ -60,6 +67,16 @@ _HEALTH_KINDS = ("CMD", "CMD-SHELL", "NONE")
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkJoin:
+    """One application network a container joins."""
+
+    name: str  # the engine's network (naming.network_name)
+    compose: str  # the Compose network it stands for
+    subnet: str = ""  # its IPv4 subnet on this node; "" lets the engine pick
+    aliases: tuple[str, ...] = ()  # engine aliases (only without the node resolver)
+
+
+@dataclass(frozen=True, slots=True)
 class CreateRequest:
     """Everything needed to create one container: its name and the Engine API body."""
 
@@ -67,7 +84,10 @@ class CreateRequest:
     network: str  # "" with network_mode host: the container joins no application network
     body: dict[str, Any]
     volumes: tuple[NamedVolume, ...]
-    subnet: str = ""  # the app network's IPv4 subnet on this node; "" lets the engine pick
+    subnet: str = ""  # the first network's IPv4 subnet on this node; "" lets the engine pick
+    # Every network the container joins, the first (`network`, in the create body) included;
+    # the others are connected after the create, before the start.
+    joins: tuple[NetworkJoin, ...] = ()
 
 
 def create_request(
@@ -84,12 +104,11 @@ def create_request(
     if spec.network_mode not in ("", "host"):
         raise InvalidSpec("spec.network_mode", f"must be empty or host, got {spec.network_mode!r}")
     host_network = spec.network_mode == "host"
-    network = "" if host_network else naming.network_name(c.cluster, c.application)
+    joins = () if host_network else _joins(c, aliases=not dns)
+    network = joins[0].name if joins else ""
     exposed, bindings = ({}, {}) if host_network else _ports(spec, bind_address)
     mounts, binds, volumes = container_mounts(c)
-    endpoint: dict[str, Any] = {}
-    if not dns:
-        endpoint["Aliases"] = sorted({c.service, *(a for n in spec.networks for a in n.aliases)} - {""})
+    endpoint: dict[str, Any] = {"Aliases": list(joins[0].aliases)} if joins and joins[0].aliases else {}
 
     host_config: dict[str, Any] = {
         "RestartPolicy": {"Name": "no"},
@@ -132,12 +151,30 @@ def create_request(
         body["StopTimeout"] = math.ceil(spec.stop_grace_period_ms / 1000)
     if spec.HasField("healthcheck"):
         body["Healthcheck"] = _healthcheck(spec.healthcheck)
-    return CreateRequest(naming.container_name(c), network, body, volumes, _subnet(c))
+    return CreateRequest(naming.container_name(c), network, body, volumes, joins[0].subnet if joins else "", joins)
 
 
-def _subnet(c: resources_pb2.Container) -> str:
-    where = f"subnets.{naming.DEFAULT_NETWORK}"
-    text = c.subnets.get(naming.DEFAULT_NETWORK, "")
+def _joins(c: resources_pb2.Container, *, aliases: bool) -> tuple[NetworkJoin, ...]:
+    """The networks `c` joins, in template order, with their subnets (and engine aliases when
+    there is no node resolver: the service name and its aliases on that network)."""
+    spec = c.spec
+    names = joined_networks(n.name for n in spec.networks)
+    if c.subnets and any(n not in c.subnets for n in names) and naming.DEFAULT_NETWORK in c.subnets:
+        names = (naming.DEFAULT_NETWORK,)  # a control plane older than per-network blocks
+    out = []
+    for name in names:
+        own = [a for n in spec.networks if (n.name or naming.DEFAULT_NETWORK) == name for a in n.aliases]
+        if names == (naming.DEFAULT_NETWORK,):  # one network: every alias the template gives
+            own = [a for n in spec.networks for a in n.aliases]
+        names_there = tuple(sorted({c.service, *own} - {""})) if aliases else ()
+        out.append(NetworkJoin(naming.network_name(c.cluster, c.application, name), name, _subnet(c, name),
+                               names_there))
+    return tuple(out)
+
+
+def _subnet(c: resources_pb2.Container, network: str) -> str:
+    where = f"subnets.{network}"
+    text = c.subnets.get(network, "")
     if not text:
         return ""
     try:

@@ -59,6 +59,7 @@ class Observed:
     addresses: Mapping[str, str] = field(default_factory=dict)
     ports: Sequence[PortBinding] = ()
     failure_reason: int = 0  # a ccs.v1.FailureReason when the engine could not start it
+    pid: int = 0  # its process while it runs (the way into its network namespace); 0 otherwise
 
     @property
     def container_id(self) -> str:

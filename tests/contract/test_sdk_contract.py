@@ -143,6 +143,46 @@ async def test_cluster_errors(client: ccs.AsyncClient, unique: str) -> None:
     assert isinstance(await error(client.clusters.get(unique)), ccs.NotFound)
 
 
+SHARING = """
+services:
+  web:
+    image: local/busybox:1
+    networks: [default, pub]
+networks:
+  pub: {external: true, name: team}
+"""
+
+
+async def test_cluster_network_errors(client: ccs.AsyncClient, unique: str) -> None:
+    e = await error(client.networks.create(unique, "team"))
+    assert isinstance(e, ccs.NotFound) and e.message == f"cluster {unique!r} not found"
+    await client.clusters.create(unique)
+    e = await error(client.applications.create(unique, "shop", SHARING))
+    assert isinstance(e, ccs.InvalidArgument)
+    assert e.message == (f"networks.pub.external: network 'team' does not exist in cluster {unique!r}; create it "
+                         f"with `ccs network create team -c {unique}`, or remove external: true to give the "
+                         "application a network of its own")
+    made = await client.networks.create(unique, "team", description="shared", labels={"a": "b"})
+    assert (made.meta.name, made.cluster, made.description, dict(made.meta.labels)) == ("team", unique, "shared",
+                                                                                         {"a": "b"})
+    e = await error(client.networks.create(unique, "team"))
+    assert isinstance(e, ccs.AlreadyExists) and e.message == "network 'team' already exists"
+    e = await error(client.networks.create(unique, "Team_1"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message.startswith("name: 'Team_1' is not a valid name")
+    e = await error(client.networks.get(unique, "other"))
+    assert isinstance(e, ccs.NotFound) and e.message == "network 'other' not found"
+    await client.applications.create(unique, "shop", SHARING)
+    assert list((await client.networks.get(unique, "team")).applications) == ["shop"]
+    assert [(n.meta.name, list(n.applications)) for n in await client.networks.list(unique)] == [("team", ["shop"])]
+    e = await error(client.networks.delete(unique, "team"))
+    assert isinstance(e, ccs.FailedPrecondition)
+    assert e.message == ("network 'team' is used by application(s) shop: remove it from their templates "
+                         "(ccs app update) or remove them (ccs app rm) first")
+    await client.applications.update(unique, "shop", template=V1)
+    await client.networks.delete(unique, "team")
+    assert isinstance(await error(client.networks.get(unique, "team")), ccs.NotFound)
+
+
 async def test_cluster_policy_updates(client: ccs.AsyncClient, unique: str) -> None:
     e = await error(client.clusters.update(unique, allow=["pid"]))
     assert isinstance(e, ccs.NotFound) and e.message == f"cluster {unique!r} not found"

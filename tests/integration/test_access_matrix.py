@@ -90,6 +90,10 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "ReleaseService/PromoteRelease":            (ok, ok, no, no, no, un, un, un),
     "ReleaseService/AbortRelease":              (ok, ok, no, no, no, un, un, un),
     "RouteService/ListRoutes":                  (ok, ok, ok, no, ok, un, un, un),
+    "NetworkService/CreateNetwork":             (ok, no, no, no, no, un, un, un),
+    "NetworkService/GetNetwork":                (ok, ok, ok, no, ok, un, un, un),
+    "NetworkService/ListNetworks":              (ok, ok, ok, no, ok, un, un, un),
+    "NetworkService/DeleteNetwork":             (ok, no, no, no, no, un, un, un),
     "TokenService/CreateToken":                 (ok, no, no, no, no, un, un, un),
     "TokenService/ListTokens":                  (ok, no, no, no, no, un, un, un),
     "TokenService/RevokeToken":                 (ok, no, no, no, no, un, un, un),
@@ -108,6 +112,7 @@ MUTATIONS = {
     "ServiceService/ScaleService", "ReleaseService/ShiftTraffic", "ReleaseService/ConfirmRelease",
     "ReleaseService/RollbackRelease", "ReleaseService/PromoteRelease", "ReleaseService/AbortRelease",
     "TokenService/CreateToken", "TokenService/RevokeToken",
+    "NetworkService/CreateNetwork", "NetworkService/DeleteNetwork",
 }
 
 
@@ -159,6 +164,10 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
     "ReleaseService/PromoteRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
     "ReleaseService/AbortRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
     "RouteService/ListRoutes": lambda c, a: api_pb2.ListRoutesRequest(cluster=c),
+    "NetworkService/CreateNetwork": lambda c, a: api_pb2.CreateNetworkRequest(cluster=c, name=fresh()),
+    "NetworkService/GetNetwork": lambda c, a: api_pb2.GetNetworkRequest(cluster=c, name="no-such-network"),
+    "NetworkService/ListNetworks": lambda c, a: api_pb2.ListNetworksRequest(cluster=c),
+    "NetworkService/DeleteNetwork": lambda c, a: api_pb2.DeleteNetworkRequest(cluster=c, name="no-such-network"),
     "TokenService/CreateToken": lambda c, a: api_pb2.CreateTokenRequest(name=fresh(), role="viewer"),
     "TokenService/ListTokens": lambda c, a: api_pb2.ListTokensRequest(),
     "TokenService/RevokeToken": lambda c, a: api_pb2.RevokeTokenRequest(name="no-such-token"),

@@ -6,7 +6,9 @@ Everything made here carries a per-session cluster label and is removed at the e
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -126,3 +128,55 @@ async def _eventually(
         await asyncio.sleep(0.2)
 
 
+
+
+async def test_a_container_joins_every_network_of_its_service_before_it_starts(
+    rt: DockerRuntime,  # noqa: F811
+    docker_client: docker.DockerClient,  # noqa: F811
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """Every Compose network is a bridge of its own, on its own subnet: api (front and back)
+    joins both before it starts and reports an address on each under its Compose name; db
+    (back only) is reached from api by name and address, and not from web (front only) - the
+    same address and port, in the same run. The application's removal takes both bridges."""
+    third = 200 + uuid.uuid4().int % 50
+    fourth = uuid.uuid4().int % 16 * 16
+    front, back = f"10.{third}.{fourth}.0/28", f"10.{third}.{fourth + 1}.0/28"
+
+    def on(c: pb.Container, **subnets: str) -> pb.Container:
+        c.subnets.update(subnets)
+        return c
+
+    def nets(*names: str) -> list[pb.ServiceNetwork]:
+        return [pb.ServiceNetwork(name=n) for n in names]
+
+    sleeper = ["sleep", "300"]
+    api = await launch(rt, on(container("multi", "api", test_image.busybox, command=sleeper,
+                                        networks=nets("front", "back")), front=front, back=back))
+    db = await launch(rt, on(container("multi", "db", test_image.webapp_v1, networks=nets("back")), back=back))
+    web = await launch(rt, on(container("multi", "web", test_image.busybox, command=sleeper,
+                                        networks=nets("front")), front=front))
+    front_net, back_net = naming.network_name(CLUSTER, "multi", "front"), naming.network_name(CLUSTER, "multi", "back")
+    for name, subnet in ((front_net, front), (back_net, back)):
+        (found,) = docker_client.api.networks(names=[name])
+        assert [c["Subnet"] for c in found["IPAM"]["Config"]] == [subnet]
+        assert found["Labels"][naming.NETWORK] == name.rsplit("_", 1)[1]
+
+    seen = await wait_observed(rt, api, lambda o: len(o.addresses) == 2, "api on both networks")
+    assert set(seen.addresses) == {"front", "back"}
+    assert ipaddress.IPv4Address(seen.addresses["front"]) in ipaddress.IPv4Network(front)
+    assert ipaddress.IPv4Address(seen.addresses["back"]) in ipaddress.IPv4Network(back)
+    db_ip = (await wait_observed(rt, db, lambda o: "back" in o.addresses, "db on back")).addresses["back"]
+    await wait_observed(rt, web, lambda o: "front" in o.addresses, "web on front")
+
+    reply = await rt.exec(api, ["timeout", "5", "wget", "-q", "-O-", "http://db:8080/"], timeout_seconds=20)
+    assert (reply.exit_code, reply.output) == (0, b"v1\n")
+    refused = await rt.exec(web, ["timeout", "3", "wget", "-q", "-O-", f"http://{db_ip}:8080/"], timeout_seconds=20)
+    assert refused.exit_code != 0, "a container on front only reached db on back"
+    reply = await rt.exec(api, ["timeout", "5", "wget", "-q", "-O-", f"http://{db_ip}:8080/"], timeout_seconds=20)
+    assert (reply.exit_code, reply.output) == (0, b"v1\n")  # paired: the same address and port, allowed
+
+    for docker_id in (api, db, web):
+        await rt.remove(docker_id, volumes=False)
+    await rt.remove_app_resources(CLUSTER, "multi", volumes=False)
+    assert docker_client.api.networks(names=[front_net]) == [] and docker_client.api.networks(names=[back_net]) == []

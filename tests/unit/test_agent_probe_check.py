@@ -123,6 +123,10 @@ def test_target_address_prefers_app_network_then_published_port() -> None:
         networks={"ccs-prod-shop": "172.18.0.4"}, ports=[PortBinding(80, "tcp", "0.0.0.0", 8080)]
     )
     assert target_address(on_net, 80, cluster="prod", app="shop") == ("172.18.0.4", 80)
+    # A service on other Compose networks than "default": its address on one of them.
+    on_back = observed(networks={"ccs-prod-shop_back": "10.128.0.34"}, addresses={"back": "10.128.0.34"},
+                       ports=[PortBinding(80, "tcp", "0.0.0.0", 8080)])
+    assert target_address(on_back, 80, cluster="prod", app="shop") == ("10.128.0.34", 80)
     published = observed(ports=[PortBinding(80, "tcp", "::", 8080), PortBinding(80, "tcp", "0.0.0.0", 8080)])
     assert target_address(published, 80, cluster="prod", app="shop") == ("127.0.0.1", 8080)
     with pytest.raises(ProbeError, match="no address for port 81"):

@@ -292,6 +292,7 @@ def test_top_level_volumes_and_networks() -> None:
         networks:
           front:
           back: {driver: bridge, internal: true}
+          shared: {external: true}
         """)
     assert [json_format.MessageToDict(v, preserving_proto_field_name=True) for v in parsed.volumes] == [
         {"name": "data"},
@@ -301,7 +302,8 @@ def test_top_level_volumes_and_networks() -> None:
     assert [json_format.MessageToDict(n, preserving_proto_field_name=True) for n in parsed.networks] == [
         {"name": "front"},
         {"name": "back", "driver": "bridge", "internal": True},
-    ]  # `external: true` is refused until shared networks exist (test_compose_errors)
+        {"name": "shared", "external": True, "external_name": "shared"},  # its key, as in Compose
+    ]
 
 
 def test_yaml_anchors_and_merge_keys_work() -> None:

@@ -18,15 +18,19 @@ def errors(text: str, env: dict[str, str] | None = None, files: dict[str, str] |
 
 CASES = [
     (
-        "external network",
-        "services:\n  web: {image: a}\nnetworks:\n  shared: {external: true}\n",
-        "networks.shared.external: external networks (shared between applications) are not supported yet",
+        "external network with its own settings",
+        "services:\n  web: {image: a}\nnetworks:\n  shared: {external: true, internal: true}\n",
+        "networks.shared.internal: cannot be set on an external network: it is the cluster network's",
+    ),
+    (
+        "fixed network name without external",
+        "services:\n  web: {image: a}\nnetworks:\n  back: {name: x}\n",
+        "networks.back.name: is only for external networks",
     ),
     (
         "network driver",
         "services:\n  web: {image: a}\nnetworks:\n  back: {driver: macvlan}\n",
-        "networks.back.driver: must be bridge or overlay (both are the ccs cross-node application network), "
-        "got 'macvlan'",
+        "networks.back.driver: 'macvlan' is not supported: use bridge or overlay",
     ),
     ("broken yaml", "services:\n  web: [\n", "template: invalid YAML at line 3, column 1"),
     ("duplicate key", "services:\n  web: {image: a}\n  web: {image: b}\n", 'found duplicate key "web"'),

@@ -41,6 +41,11 @@ DEFINITIONS = f"{VOLUMES}::test_driver_driver_opts_labels_and_name_reach_the_vol
 EXTERNAL = ("tests/integration/test_external_volume.py::"
             "test_a_container_waits_pending_for_a_missing_external_volume_then_runs_with_it")
 SCHEDULER = "tests/unit/test_scheduler.py::test_placement"
+NETS = "tests/unit/test_compose_networks.py"
+NETWORK_API = "tests/integration/test_cluster_networks.py"  # a real server and etcd
+DOCKER_NETS = "tests/integration/test_docker_runtime_network.py"  # docker inspect
+E2E = "tests/integration/e2e/test_networks.py"  # the 3-host testbed
+E2E_ISOLATION = f"{E2E}::test_front_and_back_are_isolated_across_hosts_and_a_service_on_both_reaches_both"
 RESTART = "tests/unit/test_planner_restart.py"
 CK = "tests/unit/test_compose_container_keys.py::test_key_conversion"
 KEYS_DOCKER = "tests/integration/test_compose_keys_docker.py"  # docker inspect + effects seen inside
@@ -172,29 +177,49 @@ PROOFS: dict[str, tuple[str, ...]] = {
         "tests/unit/test_compose_container_keys.py::test_profiles_choose_the_services",
         "tests/integration/test_cluster_policy.py::test_profiles_are_chosen_kept_replaced_cleared_and_rolled_back",
         "tests/integration/test_cluster_policy_agent.py::test_policy_and_profiles_through_the_server_and_agent"),
+    # ---- networks (issue 11): each Compose network is a network of its own across the nodes
+    "services.*.networks": (
+        f"{NETS}::test_each_network_and_each_services_networks_are_kept_in_template_order",
+        "tests/unit/test_reconcile_subnets.py::test_each_compose_network_gets_its_own_block_per_node",
+        f"{TRANSLATE}::test_a_container_joins_each_of_its_services_networks_in_template_order",
+        f"{DOCKER_NETS}::test_a_container_joins_every_network_of_its_service_before_it_starts", E2E_ISOLATION),
+    "services.*.networks.*.aliases": (
+        f"{NETS}::test_each_network_and_each_services_networks_are_kept_in_template_order",
+        "tests/unit/test_netmap.py::test_aliases_answer_what_the_service_answers_on_their_own_network",
+        E2E_ISOLATION),
+    "networks.*.driver": (f"{NETS}::test_each_network_and_each_services_networks_are_kept_in_template_order",
+                          f"{NETS}::test_what_ccs_cannot_honour_is_refused_naming_the_field[driver macvlan]",
+                          E2E_ISOLATION),
+    "networks.*.internal": (
+        f"{NETS}::test_each_network_and_each_services_networks_are_kept_in_template_order",
+        "tests/unit/test_netmap.py::test_internal_is_each_networks_own_flag",
+        "tests/unit/test_network_rules.py::test_internal_drops_what_leaves_its_own_blocks_not_its_members",
+        f"{E2E}::test_an_internal_network_has_no_egress"),
+    "networks.*.external": (
+        f"{NETS}::test_an_external_network_joins_the_cluster_network_named_by_name_or_by_its_key",
+        f"{NETWORK_API}::test_a_template_joining_a_missing_cluster_network_is_refused_naming_the_field_and_the_fix",
+        f"{E2E}::test_two_applications_share_a_cluster_network_on_purpose"),
+    "networks.*.name": (f"{NETS}::test_an_external_network_joins_the_cluster_network_named_by_name_or_by_its_key",
+                        f"{NETS}::test_what_ccs_cannot_honour_is_refused_naming_the_field[name without external]"),
+    "networks.*.attachable": (f"{NETS}::test_each_network_and_each_services_networks_are_kept_in_template_order",
+                              f"{NETS}::test_what_ccs_cannot_honour_is_refused_naming_the_field[attachable]"),
+    "networks.*.enable_ipv4": (f"{NETS}::test_each_network_and_each_services_networks_are_kept_in_template_order",
+                               f"{NETS}::test_what_ccs_cannot_honour_is_refused_naming_the_field[ipv4 off]"),
+    "networks.*.enable_ipv6": (f"{NETS}::test_each_network_and_each_services_networks_are_kept_in_template_order",
+                               f"{NETS}::test_what_ccs_cannot_honour_is_refused_naming_the_field[ipv6]"),
 }
 
 #: Supported keys whose value is only a mapping of keys with rules of their own (a scope of the
 #: table): their effect is their keys' effects.
 STRUCTURAL = frozenset({
-    "services", "volumes", "services.*.deploy", "services.*.deploy.placement", "services.*.deploy.resources",
+    "services", "volumes", "networks", "services.*.deploy", "services.*.deploy.placement", "services.*.deploy.resources",
     "services.*.deploy.resources.limits", "services.*.deploy.resources.reservations", "services.*.healthcheck",
     "services.*.volumes.[].bind", "services.*.volumes.[].volume", "services.*.volumes.[].tmpfs",
 })
 
-#: pending: owned by the issue 11 branch that makes several networks per application real
-#: (i11-multinet): the Compose network keys. That branch changes these rules; allowed here in any
-#: state until the lead, after merging, moves each to PROOFS (or leaves it refused) and empties
-#: this list.
-PENDING_OTHER_BRANCHES = frozenset({
-    "networks", "networks.*.driver", "networks.*.external", "networks.*.internal", "networks.*.name",
-    "networks.*.labels", "networks.*.attachable", "networks.*.enable_ipv4", "networks.*.enable_ipv6",
-    "networks.*.driver_opts", "networks.*.ipam", "services.*.networks", "services.*.networks.*.aliases",
-    "services.*.networks.*.ipv4_address", "services.*.networks.*.ipv6_address",
-    "services.*.networks.*.mac_address", "services.*.networks.*.link_local_ips",
-    "services.*.networks.*.interface_name", "services.*.networks.*.priority",
-    "services.*.networks.*.gw_priority", "services.*.networks.*.driver_opts",
-})
+#: pending: keys owned by issue 11 branches still being merged; allowed here in any state until the
+#: lead, after merging, moves each to PROOFS (or leaves it refused). Empty: every branch is in.
+PENDING_OTHER_BRANCHES: frozenset[str] = frozenset()
 
 #: The keys this module holds to the real engine: their proofs include a docker-inspect test.
 ENGINE_PROVEN_PREFIXES = ("volumes.*.", "services.*.volumes.[].", "services.*.ports.[].")

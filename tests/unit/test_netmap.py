@@ -1,5 +1,6 @@
-"""``network_map``: blocks, names (ready and not leaving), aliases, internal, the content-hash
-version; and ``NetworkMaps``, the incremental cache, against it after every change."""
+"""``network_map``: blocks, names (ready and not leaving), aliases, internal, every Compose network
+its own, members (addresses on other networks), cluster networks shared between applications, the
+content-hash version; and ``NetworkMaps``, the incremental cache, against it after every change."""
 
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ class World:
         n.meta.name = name
         self._set("node", (name,), self.state.nodes, name, n)
 
-    def app(self, name: str, *internal: str) -> None:
+    def app(self, name: str, *internal: str, shared: dict[str, str] | None = None) -> None:
+        """``internal``: its networks declared internal; ``shared``: Compose network -> the
+        cluster network it joins (external)."""
         a = pb.Application(cluster="c1", networks=[pb.NetworkDef(name=n, internal=True) for n in internal])
+        for net, group in (shared or {}).items():
+            a.networks.append(pb.NetworkDef(name=net, external=True, external_name=group))
         a.meta.name = name
         self._set("application", (name,), self.state.apps, name, a)
 
@@ -47,13 +52,14 @@ class World:
 
     def ctr(self, app: str, svc: str, name: str, node: str, address: str = "",
             state: int = pb.CONTAINER_STATE_RUNNING, *, desired: int = pb.DESIRED_STATE_RUNNING,
-            draining: bool = False) -> None:
+            draining: bool = False, addresses: dict[str, str] | None = None) -> None:
         c = pb.Container(cluster="c1", application=app, service=svc, node=node,
                          desired_state=desired)  # type: ignore[arg-type]
         c.meta.name = c.meta.id = name
         c.status.state = state  # type: ignore[assignment]
         if address:
             c.status.addresses["default"] = address
+        c.status.addresses.update(addresses or {})
         if draining:
             c.stop_after.seconds = 1
         key = (app, svc, name)
@@ -141,20 +147,83 @@ def test_names_answer_ready_containers_that_are_not_leaving() -> None:
     assert names(network_map(w.state, "n1"))["hc"] == ["10.128.0.20"]
 
 
-def test_aliases_answer_what_the_service_answers() -> None:
-    """Every Compose network joins the application's one network today (ipam.network_of), so
-    the aliases a service has on `front` are names on "default"; a shared alias answers both."""
+def by_network(m: agent_pb2.NetworkMap) -> dict[str, agent_pb2.AppNetwork]:
+    return {f"{n.application}/{n.network}": n for n in m.networks}
+
+
+def test_aliases_answer_what_the_service_answers_on_their_own_network() -> None:
+    """Every Compose network is a network of its own: the aliases a service has on `front` are
+    names on `front` only, with the service's addresses there; a shared alias answers both
+    services of that network."""
     w = World()
     w.node("n1")
     w.app("a")
     w.service("a", "web", nets={"front": ["www", "site"], "default": []})
-    w.service("a", "web2", nets={"back": ["site"]})
-    w.block("n1", "a", "10.128.0.0/24")
-    w.ctr("a", "web", "w1", "n1", "10.128.0.9")
-    w.ctr("a", "web2", "w2", "n1", "10.128.0.10")
-    assert names(network_map(w.state, "n1")) == {
-        "site": ["10.128.0.9", "10.128.0.10"], "web": ["10.128.0.9"], "web2": ["10.128.0.10"],
-        "www": ["10.128.0.9"]}
+    w.service("a", "web2", nets={"front": ["site"], "back": []})
+    w.block("n1", "a", "10.128.0.0/28")
+    w.block("n1", "a", "10.128.0.16/28", "front")
+    w.block("n1", "a", "10.128.0.32/28", "back")
+    w.ctr("a", "web", "w1", "n1", "10.128.0.9", addresses={"front": "10.128.0.19"})
+    w.ctr("a", "web2", "w2", "n1", addresses={"front": "10.128.0.20", "back": "10.128.0.34"})
+    nets = {k: {n.name: list(n.addresses) for n in v.names} for k, v in by_network(network_map(w.state, "n1")).items()}
+    assert nets == {
+        "a/default": {"web": ["10.128.0.9"]},
+        "a/front": {"site": ["10.128.0.19", "10.128.0.20"], "web": ["10.128.0.19"], "web2": ["10.128.0.20"],
+                    "www": ["10.128.0.19"]},
+        "a/back": {"web2": ["10.128.0.34"]},
+    }
+
+
+def test_a_container_on_several_networks_is_a_member_of_each_with_its_other_addresses() -> None:
+    """It sends from the address of the network with its default route, whichever that is, so
+    each network it is on lists its other addresses (as /32, with the node to route them via);
+    members count whether the container is ready or not (it connects before it is ready)."""
+    w = World()
+    w.node("n1")
+    w.node("n2")
+    w.app("a")
+    w.service("a", "api", nets={"front": [], "back": []}, hc=True)
+    w.service("a", "db", nets={"back": []})
+    w.block("n1", "a", "10.128.0.16/28", "front")
+    w.block("n1", "a", "10.128.0.32/28", "back")
+    w.block("n2", "a", "10.128.0.48/28", "back")
+    w.ctr("a", "api", "api-1", "n1", state=pb.CONTAINER_STATE_STARTING,
+          addresses={"front": "10.128.0.18", "back": "10.128.0.34"})
+    w.ctr("a", "db", "db-1", "n2", addresses={"back": "10.128.0.50"})
+    m = by_network(network_map(w.state, "n2"))
+    assert list(m) == ["a/back"]  # n2 has no block of front
+    assert [(b.node, b.node_address, b.subnet) for b in m["a/back"].members] == [("n1", "192.0.2.1", "10.128.0.18/32")]
+    m = by_network(network_map(w.state, "n1"))
+    assert [b.subnet for b in m["a/front"].members] == ["10.128.0.34/32"]
+    assert {n.name: list(n.addresses) for n in m["a/back"].names} == {"api": [], "db": ["10.128.0.50"]}
+
+
+def test_a_cluster_network_joins_the_entries_of_every_application_on_it() -> None:
+    """A node with a block of a shared network receives every other application's entry of
+    that cluster network (to route, allow and resolve it), and nothing else of theirs."""
+    w = World()
+    for n in ("n1", "n2", "n3"):
+        w.node(n)
+    w.app("shop", shared={"pub": "team"})
+    w.app("blog", shared={"net": "team"})
+    w.app("other", shared={"x": "elsewhere"})
+    w.service("shop", "web", nets={"default": [], "pub": []})
+    w.service("blog", "api", nets={"net": [], "default": []})
+    w.service("other", "o", nets={"x": []})
+    w.block("n1", "shop", "10.128.0.0/28")
+    w.block("n1", "shop", "10.128.0.16/28", "pub")
+    w.block("n2", "blog", "10.128.0.32/28", "net")
+    w.block("n2", "blog", "10.128.0.48/28")
+    w.block("n3", "other", "10.128.0.64/28", "x")
+    w.ctr("shop", "web", "web-1", "n1", "10.128.0.2", addresses={"pub": "10.128.0.18"})
+    w.ctr("blog", "api", "api-1", "n2", "10.128.0.50", addresses={"net": "10.128.0.34"})
+    m = by_network(network_map(w.state, "n1"))
+    assert sorted(m) == ["blog/net", "shop/default", "shop/pub"]
+    assert (m["shop/pub"].shared, m["blog/net"].shared, m["shop/default"].shared) == ("team", "team", "")
+    assert [b.subnet for b in m["blog/net"].blocks] == ["10.128.0.32/28"]
+    assert {n.name: list(n.addresses) for n in m["blog/net"].names} == {"api": ["10.128.0.34"]}
+    assert sorted(by_network(network_map(w.state, "n2"))) == ["blog/default", "blog/net", "shop/pub"]
+    assert sorted(by_network(network_map(w.state, "n3"))) == ["other/x"]
 
 
 def test_a_block_whose_node_has_no_address_is_left_out() -> None:
@@ -167,20 +236,22 @@ def test_a_block_whose_node_has_no_address_is_left_out() -> None:
     assert list(net.blocks) == []
 
 
-def test_internal_comes_from_the_compose_networks_the_services_use() -> None:
+def test_internal_is_each_networks_own_flag() -> None:
     w = World()
     w.node("n1")
     w.app("a", "back")
     w.service("a", "db", nets={"back": []})
-    w.block("n1", "a", "10.128.0.0/24")
-    assert network_map(w.state, "n1").networks[0].internal is True
-    # A service on a network with egress shares the one bridge: it is not internal any more.
     w.service("a", "web", nets={"back": [], "front": []})
-    assert network_map(w.state, "n1").networks[0].internal is False
+    w.block("n1", "a", "10.128.0.0/28", "back")
+    w.block("n1", "a", "10.128.0.16/28", "front")
+    m = by_network(network_map(w.state, "n1"))
+    assert (m["a/back"].internal, m["a/front"].internal) == (True, False)
     w.app("a", "back", "front")
-    assert network_map(w.state, "n1").networks[0].internal is True
-    w.service("a", "cron")  # on "default", not declared internal
-    assert network_map(w.state, "n1").networks[0].internal is False
+    assert by_network(network_map(w.state, "n1"))["a/front"].internal is True
+    w.app("a", "default")  # "default" declared internal (Compose lets a template redefine it)
+    w.block("n1", "a", "10.128.0.32/28")
+    m = by_network(network_map(w.state, "n1"))
+    assert (m["a/default"].internal, m["a/back"].internal) == (True, False)
 
 
 def test_the_version_is_a_content_hash() -> None:
@@ -233,34 +304,40 @@ def test_the_cache_equals_the_definition_after_any_changes() -> None:
     maps = NetworkMaps(w.state)
     w.take()
     nodes, apps, services = ["n1", "n2", "n3", "n4"], ["shop", "other", "third"], ["web", "db"]
+    networks = ["default", "front", "back"]
     states = [pb.CONTAINER_STATE_RUNNING, pb.CONTAINER_STATE_STARTING, pb.CONTAINER_STATE_HEALTHY,
               pb.CONTAINER_STATE_EXITED]
     last = {node: network_map(w.state, node).version for node in nodes}
-    for step in range(400):
+    for step in range(600):
         for _ in range(rnd.randint(1, 4)):
             what = rnd.random()
             node, app, svc = rnd.choice(nodes), rnd.choice(apps), rnd.choice(services)
             if what < 0.4:
+                extra = {"front": f"10.128.9.{rnd.randint(2, 9)}"} if rnd.random() < 0.3 else None
                 w.ctr(app, svc, f"{svc}-{rnd.randint(1, 4)}", node, f"10.128.{rnd.randint(0, 3)}.{rnd.randint(2, 9)}",
-                      rnd.choice(states), draining=rnd.random() < 0.1)
+                      rnd.choice(states), draining=rnd.random() < 0.1, addresses=extra)
             elif what < 0.5:
                 key = rnd.choice(sorted(w.state.containers)) if w.state.containers else None
                 if key is not None:
                     w.remove("container", key)
             elif what < 0.65:
-                w.block(node, app, f"10.128.{nodes.index(node)}.{apps.index(app) * 16}/28")
+                net = rnd.choice(networks)
+                w.block(node, app, f"10.128.{nodes.index(node)}.{apps.index(app) * 48 + networks.index(net) * 16}/28",
+                        net)
             elif what < 0.75:
-                w.remove("subnet", (node, app, "default"))
+                w.remove("subnet", (node, app, rnd.choice(networks)))
             elif what < 0.85:
                 if rnd.random() < 0.2:
                     w.remove("service", (app, svc))
                 else:
-                    aliases = {"default": [rnd.choice(["x", "y"])]} if rnd.random() < 0.5 else None
-                    w.service(app, svc, nets=aliases, hc=rnd.random() < 0.3)
+                    nets = {n: [rnd.choice(["x", "y"])] if rnd.random() < 0.5 else [] for n in networks
+                            if rnd.random() < 0.5}
+                    w.service(app, svc, nets=nets or None, hc=rnd.random() < 0.3)
             elif what < 0.95:
                 w.node(node, address=rnd.choice(["192.0.2.1", "192.0.2.7", ""]))
             else:
-                w.app(app, *(["default"] if rnd.random() < 0.5 else []))
+                shared = {"front": rnd.choice(["team", "ops"])} if rnd.random() < 0.6 else None
+                w.app(app, *(["default"] if rnd.random() < 0.5 else []), shared=shared)
         changed = settle(maps, w)
         for node in nodes:
             want = network_map(w.state, node)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 import dns.flags
 import dns.message
 import dns.rcode
@@ -112,3 +114,57 @@ def test_resolv_conf_nameservers_in_order_without_the_resolver_itself() -> None:
     text = "# generated\nsearch example.com\nnameserver 10.0.0.2\nnameserver 169.254.20.53 # us\n" \
            "nameserver 127.0.0.53\nnameserver 10.0.0.2\noptions ndots:1\n"
     assert parse_resolv_conf(text, skip=["169.254.20.53"]) == ["10.0.0.2", "127.0.0.53"]
+
+
+def multi() -> NameTable:
+    """shop on n1: api on front and back; web on front; db on back; and pub, joining the cluster
+    network "team" with blog's net (blog's api and a db of its own)."""
+    m = apb.NetworkMap(cluster="prod", version=1, pod_cidr="10.128.0.0/9", networks=[
+        apb.AppNetwork(application="blog", network="net", shared="team", blocks=[
+            apb.NetworkBlock(node="n2", node_address="10.0.0.2", subnet="10.128.3.0/28")],
+            names=[apb.NetworkName(name="api", addresses=["10.128.3.2"]),
+                   apb.NetworkName(name="db", addresses=["10.128.3.3"])]),
+        apb.AppNetwork(application="shop", network="back", blocks=[
+            apb.NetworkBlock(node="n1", node_address="10.0.0.1", subnet="10.128.1.0/28")],
+            names=[apb.NetworkName(name="api", addresses=["10.128.1.2"]),
+                   apb.NetworkName(name="db", addresses=["10.128.1.3"])]),
+        apb.AppNetwork(application="shop", network="front", blocks=[
+            apb.NetworkBlock(node="n1", node_address="10.0.0.1", subnet="10.128.0.0/28")],
+            names=[apb.NetworkName(name="api", addresses=["10.128.0.2"]),
+                   apb.NetworkName(name="web", addresses=["10.128.0.3"])]),
+        apb.AppNetwork(application="shop", network="pub", shared="team", blocks=[
+            apb.NetworkBlock(node="n1", node_address="10.0.0.1", subnet="10.128.2.0/28")],
+            names=[apb.NetworkName(name="web", addresses=["10.128.2.3"])]),
+    ])
+    return NameTable.from_plan(plan_fabric(m, node="n1"))
+
+
+def containers(source: str) -> list[NetKey] | None:
+    """The agent's view: api (front 10.128.0.2, back 10.128.1.2); web (front .0.3, pub .2.3)."""
+    return {"10.128.0.2": [NetKey("shop", "front"), NetKey("shop", "back")],
+            "10.128.1.2": [NetKey("shop", "front"), NetKey("shop", "back")],
+            "10.128.0.3": [NetKey("shop", "front"), NetKey("shop", "pub")],
+            "10.128.2.3": [NetKey("shop", "front"), NetKey("shop", "pub")]}.get(source)
+
+
+def test_a_container_on_several_networks_resolves_the_names_of_each_whichever_address_asks() -> None:
+    """api is on front and back: it asks from its default route's address (front's here), and
+    still resolves db, a name of back only; front-only web does not."""
+    t = multi()
+    for source in ("10.128.0.2", "10.128.1.2"):
+        assert t.lookup(source, "db", containers) == (IPv4Address("10.128.1.3"),)
+        assert t.lookup(source, "api", containers) == (IPv4Address("10.128.0.2"), IPv4Address("10.128.1.2"))
+    # web is on front and pub, not back: never shop's db (blog's, through the shared network, below)
+    assert IPv4Address("10.128.1.3") not in (t.lookup("10.128.0.3", "db", containers) or ())
+    # Without the agent's view only the source's block speaks: front's names.
+    assert t.lookup("10.128.0.2", "db") is None and t.lookup("10.128.0.2", "web") == (IPv4Address("10.128.0.3"),)
+
+
+def test_a_shared_network_answers_the_other_applications_names_the_asker_s_own_win() -> None:
+    t = multi()
+    assert t.lookup("10.128.0.3", "api", containers) == (IPv4Address("10.128.0.2"),)  # shop's own api
+    assert t.lookup("10.128.0.3", "api.blog", containers) == (IPv4Address("10.128.3.2"),)  # blog's, by name
+    assert t.lookup("10.128.0.3", "db", containers) == (IPv4Address("10.128.3.3"),)  # shop's db is on back only
+    assert t.lookup("10.128.0.3", "web.shop", containers) == (IPv4Address("10.128.2.3"),)
+    assert t.lookup("10.128.0.2", "api.blog", containers) is None  # api is not on the shared network
+    assert t.lookup("10.128.0.3", "nothing.blog", containers) is None

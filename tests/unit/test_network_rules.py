@@ -132,7 +132,7 @@ def test_filter_rules_in_order() -> None:
     c = N.filter_chain
     assert [r.split(" -m comment")[0] + " " + r.rsplit(" ", 2)[-2] + " " + r.rsplit(" ", 1)[-1] for r in rules] == [
         f"-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        f"-A {c} -i br-+ -m set --match-set {BACK} src -m set ! --match-set {BACK} dst -j DROP",
+        f"-A {c} -s 10.128.1.0/28 -i br-+ -m set ! --match-set {BACK} dst -j DROP",
         f"-A {c} -m conntrack --ctstate DNAT -j RETURN",
         f"-A {c} -m set --match-set {BACK} src -m set --match-set {BACK} dst -j ACCEPT",
         f"-A {c} -m set --match-set {DEFAULT} src -m set --match-set {DEFAULT} dst -j ACCEPT",
@@ -237,3 +237,45 @@ def test_no_docker_user_chain_is_a_clear_error() -> None:
 def test_comments_cannot_break_the_restore_file() -> None:
     weird = Names('a"b c')
     assert '"ccs a_b c: x_y"' in weird.comment('x"y')
+
+
+def shared_plan() -> FabricPlan:
+    """shop on n1: default and `pub` (joins the cluster network "team"); blog's entry of "team"
+    on n2; api of shop is on both networks (its default address is a member of pub)."""
+    m = apb.NetworkMap(cluster="prod", version=1, pod_cidr="10.128.0.0/9", networks=[
+        apb.AppNetwork(application="blog", network="net", shared="team", blocks=[
+            apb.NetworkBlock(node="n2", node_address="10.0.0.2", subnet="10.128.2.0/28")]),
+        apb.AppNetwork(application="shop", network="default", internal=True, blocks=[
+            apb.NetworkBlock(node="n1", node_address="10.0.0.1", subnet="10.128.0.0/28")], members=[
+            apb.NetworkBlock(node="n1", node_address="10.0.0.1", subnet="10.128.1.2/32")]),
+        apb.AppNetwork(application="shop", network="pub", shared="team", blocks=[
+            apb.NetworkBlock(node="n1", node_address="10.0.0.1", subnet="10.128.1.0/28")], members=[
+            apb.NetworkBlock(node="n1", node_address="10.0.0.1", subnet="10.128.0.2/32")]),
+    ])
+    return plan_fabric(m, node="n1")
+
+
+def test_a_shared_network_is_one_set_of_every_applications_blocks_and_members() -> None:
+    """blog/net and shop/pub join "team": one set, one ACCEPT rule; a member (an address the
+    network's containers have on another network) is in the set, so a container on default and
+    pub reaches blog whichever address it sends from."""
+    p = shared_plan()
+    team = N.network_set("\0team")
+    sets = {k: [str(b) for b in v] for k, v in desired_sets(p).items()}
+    assert sets == {
+        team: ["10.128.0.2/32", "10.128.1.0/28", "10.128.2.0/28"],
+        DEFAULT: ["10.128.0.0/28", "10.128.1.2/32"],
+        N.local_set: ["10.128.0.0/28", "10.128.1.0/28"],
+    }
+    accepts = [r for r in filter_rules(p) if r.endswith("-j ACCEPT") and "--match-set" in r]
+    assert [r.split(" -m comment")[0] for r in accepts] == [
+        f"-A {N.filter_chain} -m set --match-set {team} src -m set --match-set {team} dst",
+        f"-A {N.filter_chain} -m set --match-set {DEFAULT} src -m set --match-set {DEFAULT} dst",
+    ]
+
+
+def test_internal_drops_what_leaves_its_own_blocks_not_its_members() -> None:
+    """default is internal: its block on this node sends nothing outside the network; its
+    member (the address of a container's other network, pub) is pub's egress, not default's."""
+    drops = [r.split(" -m comment")[0] for r in filter_rules(shared_plan()) if "no egress" in r]
+    assert drops == [f"-A {N.filter_chain} -s 10.128.0.0/28 -i br-+ -m set ! --match-set {DEFAULT} dst"]

@@ -149,3 +149,57 @@ def test_blocks_are_written_next_to_the_first_container_needing_them() -> None:
         ordered = ordered[len(chunk):]
         chunks += 1
     assert chunks == 5  # 401 writes, 100 per transaction
+
+
+def on(c: pb.Container, *networks: str) -> pb.Container:
+    c.spec.networks.extend(pb.ServiceNetwork(name=n) for n in networks)
+    return c
+
+
+def test_each_compose_network_gets_its_own_block_per_node() -> None:
+    """front and back are networks of their own: a block each on every node with a container
+    on them; a service that lists no network is on default."""
+    st = state()
+    s, writes = glue(st), Writes()
+    placed = [on(ctr("shop", "n1", "web-1"), "front", "back"), on(ctr("shop", "n1", "db-1"), "back"),
+              ctr("shop", "n2", "cron-1")]
+    assert s.attach("shop", placed, writes) == []
+    assert dict(placed[0].subnets) == {"back": "10.128.0.0/28", "front": "10.128.0.16/28"}
+    assert dict(placed[1].subnets) == {"back": "10.128.0.0/28"}
+    assert dict(placed[2].subnets) == {DEFAULT_NETWORK: "10.128.0.32/28"}
+    assert {k for k in (keys.subnet(CLUSTER, "n1", "shop", n) for n in ("front", "back")) if writes.has(k)} == {
+        keys.subnet(CLUSTER, "n1", "shop", "front"), keys.subnet(CLUSTER, "n1", "shop", "back")}
+    assert s.needs_of(placed[0]) == (keys.subnet(CLUSTER, "n1", "shop", "back"),
+                                     keys.subnet(CLUSTER, "n1", "shop", "front"))
+
+
+def test_a_full_range_leaves_a_container_pending_with_none_of_its_blocks() -> None:
+    s, writes = glue(state(pod_cidr="10.128.0.0/28")), Writes()
+    c = on(ctr("shop", "n1"), "a", "b")  # room for one /28 only
+    assert s.attach("shop", [c], writes) == [c]
+    assert (c.node, dict(c.subnets)) == ("", {})
+
+
+def test_a_network_block_no_container_holds_any_more_is_released() -> None:
+    """An update took the service off `back`: the new containers hold front only, so back's block
+    on the node goes while front's stays."""
+    st = state()
+    for net, subnet in (("front", "10.128.0.0/28"), ("back", "10.128.0.16/28")):
+        st.subnets[("n1", "shop", net)] = pb.SubnetAllocation(application="shop", network=net, node="n1",
+                                                              subnet=subnet)
+    old = on(ctr("shop", "n1", "web-1"), "front", "back")
+    old.subnets.update({"front": "10.128.0.0/28", "back": "10.128.0.16/28"})
+    new = on(ctr("shop", "n1", "web-2"), "front")
+    new.subnets["front"] = "10.128.0.0/28"
+    for c in (old, new):
+        key = ("shop", "web", c.meta.name)
+        st.containers[key] = c
+        st._index(key, None, c)
+    overlay: dict[CtrKey, pb.Container | None] = {("shop", "web", "web-1"): None}
+
+    def view(k: CtrKey) -> pb.Container | None:
+        return overlay[k] if k in overlay else st.containers.get(k)
+
+    writes = Writes()
+    PassSubnets(st, view).release_unused(writes, overlay, full=False)
+    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n1", "shop", "back")}

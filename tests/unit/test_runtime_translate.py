@@ -242,7 +242,7 @@ def test_bad_spec_names_the_field(spec: dict[str, Any], field: str, why: str) ->
     ({}, "", None),  # a cluster older than the allocator: the engine picks
     ({naming.DEFAULT_NETWORK: "10.128.0.16/28"}, "10.128.0.16/28",
      {"Driver": "default", "Config": [{"Subnet": "10.128.0.16/28"}]}),
-    ({"other": "10.128.0.32/28"}, "", None),  # only the application's own network is made today
+    ({"other": "10.128.0.32/28"}, "", None),  # not a network of the service: not made
 ])
 def test_the_app_network_subnet_comes_from_the_assignment(
     subnets: dict[str, str], expected: str, ipam: dict[str, Any] | None
@@ -267,3 +267,42 @@ def test_a_bad_subnet_is_an_invalid_spec_naming_it(subnet: str, why: str) -> Non
         create_request(c, bind_address="10.0.0.5")
     assert err.value.field == "subnets.default" and why in err.value.why
     assert err.value.failure_reason == pb.FAILURE_REASON_INVALID_SPEC
+
+
+def test_a_container_joins_each_of_its_services_networks_in_template_order() -> None:
+    """The create body holds the first network (with its subnet); the others are joined after the
+    create (`joins`), each a bridge of its own named after its Compose network."""
+    c = make(networks=[pb.ServiceNetwork(name="front", aliases=["www"]), pb.ServiceNetwork(name="back")])
+    c.subnets.update({"front": "10.128.0.16/28", "back": "10.128.0.32/28"})
+    request = create_request(c, bind_address="10.0.0.5", dns=("169.254.20.53",))
+    assert [(j.name, j.compose, j.subnet, j.aliases) for j in request.joins] == [
+        ("ccs-prod-shop_front", "front", "10.128.0.16/28", ()),
+        ("ccs-prod-shop_back", "back", "10.128.0.32/28", ()),
+    ]
+    assert (request.network, request.subnet) == ("ccs-prod-shop_front", "10.128.0.16/28")
+    assert request.body["HostConfig"]["NetworkMode"] == "ccs-prod-shop_front"
+    assert request.body["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop_front": {}}}
+    # Without the node resolver, a network's engine aliases are the service and its aliases there.
+    plain = create_request(c, bind_address="10.0.0.5")
+    assert [j.aliases for j in plain.joins] == [("web", "www"), ("web",)]
+    assert plain.body["NetworkingConfig"]["EndpointsConfig"]["ccs-prod-shop_front"] == {"Aliases": ["web", "www"]}
+
+
+def test_an_assignment_from_an_older_control_plane_joins_the_default_bridge_only() -> None:
+    """Before per-network blocks the control plane gave every container the "default" block
+    whatever its networks: the container joins that one bridge, as those releases did."""
+    c = make(networks=[pb.ServiceNetwork(name="front", aliases=["www"]), pb.ServiceNetwork(name="back")])
+    c.subnets[naming.DEFAULT_NETWORK] = "10.128.0.16/28"
+    request = create_request(c, bind_address="10.0.0.5")
+    assert [(j.name, j.compose, j.subnet, j.aliases) for j in request.joins] == [
+        ("ccs-prod-shop", "default", "10.128.0.16/28", ("web", "www"))]
+
+
+def test_bridge_names_read_back_as_their_compose_networks() -> None:
+    for network in ("default", "front", "my_net.v2", "x-y"):
+        engine = naming.network_name("prod", "shop", network)
+        assert naming.compose_network("prod", "shop", engine) == network
+    assert naming.network_name("prod", "shop") == "ccs-prod-shop"
+    assert naming.compose_network("prod", "shop", "ccs-prod-shopping") is None
+    assert naming.compose_network("prod", "shop", "ccs-prod-shop_") is None
+    assert naming.compose_network("prod", "shop", "ccs-prod-other_front") is None
