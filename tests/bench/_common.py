@@ -155,6 +155,22 @@ async def watch_until_running(
     return prog
 
 
+def clear_fabric(cluster: str) -> None:
+    """Remove the chains, jumps and ipsets that an agent of ``cluster`` running in this (the root)
+    network namespace left behind.
+
+    An agent keeps its cluster's routes and rules when it stops, on purpose (its containers keep
+    running). A benchmark's cluster lives for one run under a fresh name, so without this every
+    run would leave a chain in DOCKER-USER. Applied as the agent itself would when its last
+    application network leaves the node: an empty plan through its own firewall code.
+    """
+    from nodeagent.network.firewall import FirewallError, apply_firewall
+    from nodeagent.network.plan import FabricPlan
+
+    with contextlib.suppress(FirewallError, OSError):
+        asyncio.run(apply_firewall(FabricPlan(cluster=cluster, node="", version=0, pod_cidr=None)))
+
+
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted sequence (q in 0..100)."""
     if not sorted_values:

@@ -213,6 +213,7 @@ def bench_ccs(n: int, keep: bool, concurrency: int | None) -> tuple[float, list[
             remove_all(f"ccs.cluster={cluster}")
             for net in docker("network", "ls", "-q", "--filter", f"name=ccs-{cluster}").split():
                 docker("network", "rm", net, check=False)
+            common.clear_fabric(cluster)
     return elapsed, notes
 
 

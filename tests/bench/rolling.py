@@ -317,6 +317,7 @@ def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
             remove_all(f"ccs.cluster={cluster}")
             for net in docker("network", "ls", "-q", "--filter", f"name=ccs-{cluster}").split():
                 docker("network", "rm", net, check=False)
+            common.clear_fabric(cluster)
     return result, port
 
 
