@@ -67,6 +67,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, poll: flo
         time.sleep(poll)
 
 
+def wait_removed_by_agent(cluster: str, timeout: float = 120) -> None:
+    """Until the agent has removed every container and the network of ``cluster`` itself.
+
+    Why not only "none running": the agent is then still removing them, and a ``docker rm -f``
+    of the same containers at that moment (the clean-up in ``finally``) races it inside the
+    engine. Docker 20.10 can then leave the application's network with a stale endpoint count
+    (``docker network rm``: "has active endpoints", with no container on it; seen once here),
+    which keeps its subnet taken on the shared dockerd until the daemon restarts, and every
+    later cluster whose first block overlaps it fails with "Pool overlaps".
+    """
+    def gone() -> bool:
+        return not docker("ps", "-aq", "--filter", f"label=ccs.cluster={cluster}").split() and not docker(
+            "network", "ls", "-q", "--filter", f"name=ccs-{cluster}-").split()
+
+    wait_for(gone, timeout, "the agent's removal of the ccs app's containers and network", poll=0.2)
+
+
 # ---------------------------------------------------------------- (a) docker run
 
 
@@ -206,7 +223,7 @@ def bench_ccs(n: int, keep: bool, concurrency: int | None) -> tuple[float, list[
                 *agent_log_summary(log_path, start_wall),
                 engine_starts(f"ccs.cluster={cluster}", start_wall),
             ]
-            wait_for(lambda: not running_ids(f"ccs.cluster={cluster}"), 120, "ccs app removal", poll=0.2)
+            wait_removed_by_agent(cluster)
         finally:
             agent.terminate()
             agent.wait(30)
@@ -243,7 +260,7 @@ def run_tuned_agent(argv: list[str]) -> None:
 async def _create_cluster(stack: common.Stack, cluster: str) -> str:
     api = stack.stubs()
     try:
-        return str(await common.create_cluster(api, cluster))
+        return str(await common.create_cluster(api, cluster, common.free_pod_cidr()))
     finally:
         await api.channel.close()
 
