@@ -72,10 +72,12 @@ def wait_removed_by_agent(cluster: str, timeout: float = 120) -> None:
 
     Why not only "none running": the agent is then still removing them, and a ``docker rm -f``
     of the same containers at that moment (the clean-up in ``finally``) races it inside the
-    engine. Docker 20.10 can then leave the application's network with a stale endpoint count
-    (``docker network rm``: "has active endpoints", with no container on it; seen once here),
-    which keeps its subnet taken on the shared dockerd until the daemon restarts, and every
-    later cluster whose first block overlaps it fails with "Pool overlaps".
+    engine. Once here (2026-11-30, Docker 20.10.24) a run left its application's network with
+    a stale endpoint count (``docker network rm``: "has active endpoints", with no container
+    on it; endpoint_count 1 and no endpoint in the engine's store); that race is the likely
+    cause, not a proven one. Such a network keeps its subnet taken on the shared dockerd until
+    the daemon restarts (libnetwork recounts at start), and every later cluster whose first
+    block overlaps it fails with "Pool overlaps".
     """
     def gone() -> bool:
         return not docker("ps", "-aq", "--filter", f"label=ccs.cluster={cluster}").split() and not docker(
