@@ -152,12 +152,13 @@ def routed_baseline(c: Cluster3) -> Iterator[tuple[str, str, str]]:
         _, far = run_base(h2, f"{tag}-far", ["netbench", "serve", PORT])
         do(h1, ["ip", "route", "add", s2, "via", h2.ip], ["ip", "route", "del", s2, "via", h2.ip])
         do(h2, ["ip", "route", "add", s1, "via", h1.ip], ["ip", "route", "del", s1, "via", h1.ip])
-        for h, src, dst in ((h1, s1, s2), (h2, s2, s1)):
-            rule = ["-s", src, "-d", dst, *comment]
-            do(h, ["iptables", "-I", "DOCKER-USER", *rule, "-j", "ACCEPT"],
-               ["iptables", "-D", "DOCKER-USER", *rule, "-j", "ACCEPT"])
-            do(h, ["iptables", "-t", "nat", "-I", "POSTROUTING", *rule, "-j", "ACCEPT"],
-               ["iptables", "-t", "nat", "-D", "POSTROUTING", *rule, "-j", "ACCEPT"])
+        for h, own, other in ((h1, s1, s2), (h2, s2, s1)):
+            inbound = ["-s", other, "-d", own, *comment]  # new connections into this host's bridge
+            do(h, ["iptables", "-I", "DOCKER-USER", *inbound, "-j", "ACCEPT"],
+               ["iptables", "-D", "DOCKER-USER", *inbound, "-j", "ACCEPT"])
+            outbound = ["-s", own, "-d", other, *comment]  # leaves with its own source address
+            do(h, ["iptables", "-t", "nat", "-I", "POSTROUTING", *outbound, "-j", "ACCEPT"],
+               ["iptables", "-t", "nat", "-D", "POSTROUTING", *outbound, "-j", "ACCEPT"])
         yield client, near, far
     finally:
         for h, argv in reversed(undo):
@@ -195,7 +196,16 @@ def connects(c: Cluster3, paths: list[Path_], n: int, blocks: int = 10) -> None:
     for path in paths:
         by_client.setdefault(path.client, []).append(path)
     for client, group in by_client.items():  # warm-up: ARP, conntrack, first route lookups
-        netbench(h1, client, "connect", ",".join(x.target for x in group), PORT, "20")
+        targets = ",".join(x.target for x in group)
+        for _ in range(10):
+            res = h1.docker("exec", client, "netbench", "connect", targets, PORT, "20", check=False)
+            if res.returncode == 0:
+                break
+            print(f"  warm-up {targets}: {res.stdout.splitlines()[-1] if res.stdout else res.stderr.strip()}; "
+                  "again in 1 s", flush=True)
+            time.sleep(1.0)
+        else:
+            raise RuntimeError(f"no clean round of connects to {targets} in 10 tries: {res.stdout} {res.stderr}")
     for _ in range(blocks):
         for client, group in by_client.items():
             got = samples(netbench(h1, client, "connect", ",".join(x.target for x in group), PORT, str(n // blocks)))
