@@ -6,8 +6,9 @@ Layers, from the bottom (the temporal/httpx shape, without their duplicated sync
   messages, so results are typed by the generated ``.pyi`` files.
 - ``ccs._transport``: stubs, the bearer token, timeouts, paging, and the one boundary where
   gRPC status codes become the exception tree of ``ccs.errors``.
-- ``ccs.clusters`` / ``ccs.applications`` / ``ccs.events``: one small class per resource
-  kind with the same verbs (create/get/list/update/delete), plus ``watch``.
+- ``ccs.clusters`` / ``ccs.applications`` / ``ccs.events`` / ``ccs.access`` (tokens and the
+  audit log): one small class per resource kind with the same verbs (create/get/list/update/
+  delete), plus ``watch``.
 - ``ccs.client``: ``AsyncClient`` (the core, ``async with``) and ``Client``, a thin blocking
   wrapper that runs the core on a private loop in a background thread.
 - ``ccs.config`` (contexts, like kubeconfig) and ``ccs.template`` (gathering a Compose file,
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ccs._transport import Listing
+    from ccs.access import NewToken
     from ccs.client import AsyncClient, Client
     from ccs.config import ClientConfig, ConfigError, Context, load_config, save_config
     from ccs.errors import (
@@ -58,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncClient": "ccs.client",
     "Client": "ccs.client",
     "Listing": "ccs._transport",
+    "NewToken": "ccs.access",
     "ClientConfig": "ccs.config",
     "ConfigError": "ccs.config",
     "Context": "ccs.config",
@@ -97,6 +100,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "Listing",
+    "NewToken",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",

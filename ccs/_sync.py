@@ -18,14 +18,15 @@ import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
+from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Nodes
 from ccs.events import Events
 from ccs.releases import Releases, Routes
 
 __all__ = [
-    "SyncApplications", "SyncClusters", "SyncContainers", "SyncEvents", "SyncNodes",
-    "SyncReleases", "SyncRoutes", "SyncServices",
+    "SyncApplications", "SyncAudit", "SyncClusters", "SyncContainers", "SyncEvents", "SyncNodes",
+    "SyncReleases", "SyncRoutes", "SyncServices", "SyncTokens",
 ]
 
 P = ParamSpec("P")
@@ -120,6 +121,7 @@ class SyncNodes(_Namespace[Nodes]):
     list = blocking(Nodes.list)
     update = blocking(Nodes.update)
     delete = blocking(Nodes.delete)
+    revoke = blocking(Nodes.revoke)
 
 
 class SyncApplications(_Namespace[Applications]):
@@ -172,3 +174,17 @@ class SyncReleases(_Namespace[Releases]):
 class SyncRoutes(_Namespace[Routes]):
     __doc__ = Routes.__doc__
     list = blocking(Routes.list)
+
+
+class SyncTokens(_Namespace[Tokens]):
+    __doc__ = Tokens.__doc__
+    create = blocking(Tokens.create)
+    list = blocking(Tokens.list)
+    revoke = blocking(Tokens.revoke)
+
+
+class SyncAudit(_Namespace[Audit]):
+    __doc__ = Audit.__doc__
+    list = blocking(Audit.list)
+    current_revision = blocking(Audit.current_revision)
+    watch = iterating(Audit.watch)

@@ -8,7 +8,6 @@ hand in its own channel (the transport seam used by tests and by embedders).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -18,7 +17,9 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
+from ccs.cancellation import raise_if_cancelled
 from ccs.errors import from_rpc_error
+from ccs.message_size import CLIENT_OPTIONS
 from ccs.v1 import api_pb2_grpc
 
 T = TypeVar("T")
@@ -26,18 +27,37 @@ R = TypeVar("R", bound=Message)
 
 
 def make_channel(
-    address: str, *, tls: bool = False, ca_file: str | os.PathLike[str] | None = None
+    address: str,
+    *,
+    tls: bool = True,
+    ca_file: str | os.PathLike[str] | None = None,
+    ca_pem: str | bytes | None = None,
+    client_cert: str | os.PathLike[str] | None = None,
+    client_key: str | os.PathLike[str] | None = None,
 ) -> grpc.aio.Channel:
-    """A channel to ``address``; with ``tls`` it verifies against ``ca_file`` (or the system
-    roots when it is None)."""
+    """A channel to ``address``. With ``tls`` (the default) the server must chain to
+    ``ca_pem`` or ``ca_file`` (the CA pinned in the client config), or to the system roots
+    when neither is given, and its certificate must name the host of ``address``;
+    ``client_cert``/``client_key`` (PEM files) are presented to a server that asks for one.
+    ``tls=False`` is for a server started with ``--insecure`` only: tokens travel in clear.
+    Its message size limits are ``ccs.message_size``'s, with or without TLS."""
     if not address:
         raise ValueError("address: must be host:port, got an empty string")
     if not tls:
-        if ca_file is not None:
-            raise ValueError("ca_file: only meaningful with tls=True")
-        return grpc.aio.insecure_channel(address)
-    roots = Path(ca_file).expanduser().read_bytes() if ca_file is not None else None
-    return grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=roots))
+        if ca_file is not None or ca_pem is not None or client_cert is not None:
+            raise ValueError("ca_file/ca_pem/client_cert: only meaningful with tls=True")
+        return grpc.aio.insecure_channel(address, options=CLIENT_OPTIONS)
+    if ca_file is not None and ca_pem is not None:
+        raise ValueError("ca_file and ca_pem: give one or the other")
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("client_cert and client_key: give both or neither")
+    roots = (Path(ca_file).expanduser().read_bytes() if ca_file is not None
+             else ca_pem.encode() if isinstance(ca_pem, str) else ca_pem)
+    chain = Path(client_cert).expanduser().read_bytes() if client_cert is not None else None
+    key = Path(client_key).expanduser().read_bytes() if client_key is not None else None
+    return grpc.aio.secure_channel(
+        address, grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain),
+        options=CLIENT_OPTIONS)
 
 
 class Transport:
@@ -56,6 +76,8 @@ class Transport:
         self.events = api_pb2_grpc.EventServiceStub(channel)
         self.releases = api_pb2_grpc.ReleaseServiceStub(channel)
         self.routes = api_pb2_grpc.RouteServiceStub(channel)
+        self.tokens = api_pb2_grpc.TokenServiceStub(channel)
+        self.audit = api_pb2_grpc.AuditServiceStub(channel)
 
     async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:
         """Call a unary RPC; ``response_type`` only types the result for the checker."""
@@ -78,20 +100,6 @@ class Transport:
         finally:
             call.cancel()
         raise_if_cancelled()
-
-
-def raise_if_cancelled() -> None:
-    """Raise CancelledError if cancelling the current task was requested, even if it was eaten.
-
-    Why: grpc.aio can swallow the CancelledError thrown into a task that awaits a stream read:
-    the read then ends (or fails with the RPC's error) instead. A caller that reconnects on
-    such an end (``Events.watch``) would then never stop, and a Ctrl-C of ``ccs events -f``
-    would hang; ``Task.cancelling()`` keeps the count of cancel requests, so the stream's end
-    is checked against it at this one boundary (the agent does the same, nodeagent/agent.py).
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class Listing(list[T], Generic[T]):

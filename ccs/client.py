@@ -24,6 +24,7 @@ import grpc.aio
 
 from ccs._sync import (
     SyncApplications,
+    SyncAudit,
     SyncClusters,
     SyncContainers,
     SyncEvents,
@@ -31,8 +32,10 @@ from ccs._sync import (
     SyncReleases,
     SyncRoutes,
     SyncServices,
+    SyncTokens,
 )
 from ccs._transport import Transport, make_channel
+from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Nodes
 from ccs.config import load_config
@@ -51,6 +54,10 @@ class AsyncClient:
 
     ``channel`` is the transport seam: pass any ``grpc.aio.Channel`` (an in-process server's,
     one with your own interceptors) and the client uses it without owning it.
+
+    TLS is the default, as on the server: the server must chain to ``ca_pem``/``ca_file``
+    (``from_config`` passes the CA the context pinned) or to the system roots. ``tls=False``
+    talks to a server started with ``--insecure`` only (the token then travels in clear).
     """
 
     def __init__(
@@ -58,15 +65,19 @@ class AsyncClient:
         address: str,
         token: str | None = None,
         *,
-        tls: bool = False,
+        tls: bool = True,
         ca_file: str | os.PathLike[str] | None = None,
+        ca_pem: str | bytes | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
         channel: grpc.aio.Channel | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self.address = address
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else make_channel(
-            address, tls=tls, ca_file=ca_file
+            address, tls=tls, ca_file=ca_file, ca_pem=ca_pem, client_cert=client_cert,
+            client_key=client_key,
         )
         transport = Transport(self._channel, token, timeout)
         self.clusters = Clusters(transport)
@@ -77,6 +88,8 @@ class AsyncClient:
         self.events = Events(transport)
         self.releases = Releases(transport)
         self.routes = Routes(transport)
+        self.tokens = Tokens(transport)
+        self.audit = Audit(transport)
 
     @classmethod
     def from_config(
@@ -85,7 +98,8 @@ class AsyncClient:
         """A client for ``context`` (default: the current one) of the config at ``path``
         (default: ``$CCS_CONFIG`` or ``~/.config/ccs/config.yaml``)."""
         _, ctx = load_config(path).context(context)
-        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file)
+        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file, ca_pem=ctx.ca_pem,
+                   client_cert=ctx.client_cert, client_key=ctx.client_key)
 
     async def close(self) -> None:
         """Close the channel if the client created it."""
@@ -113,8 +127,11 @@ class Client:
         address: str,
         token: str | None = None,
         *,
-        tls: bool = False,
+        tls: bool = True,
         ca_file: str | os.PathLike[str] | None = None,
+        ca_pem: str | bytes | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         self._loop = asyncio.new_event_loop()
@@ -124,7 +141,8 @@ class Client:
         self._thread.start()
 
         async def make() -> AsyncClient:  # grpc.aio binds a channel to the loop creating it
-            return AsyncClient(address, token, tls=tls, ca_file=ca_file, timeout=timeout)
+            return AsyncClient(address, token, tls=tls, ca_file=ca_file, ca_pem=ca_pem,
+                               client_cert=client_cert, client_key=client_key, timeout=timeout)
 
         try:
             self.aio: AsyncClient = self.run(make())
@@ -140,6 +158,8 @@ class Client:
         self.events = SyncEvents(aio.events, self)
         self.releases = SyncReleases(aio.releases, self)
         self.routes = SyncRoutes(aio.routes, self)
+        self.tokens = SyncTokens(aio.tokens, self)
+        self.audit = SyncAudit(aio.audit, self)
 
     @classmethod
     def from_config(
@@ -147,7 +167,8 @@ class Client:
     ) -> Client:
         """As ``AsyncClient.from_config``."""
         _, ctx = load_config(path).context(context)
-        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file)
+        return cls(ctx.server, ctx.token, tls=ctx.tls, ca_file=ctx.ca_file, ca_pem=ctx.ca_pem,
+                   client_cert=ctx.client_cert, client_key=ctx.client_key)
 
     def run(self, awaitable: Awaitable[T]) -> T:
         """Run ``awaitable`` on the client's loop and return its result (fully typed), e.g.

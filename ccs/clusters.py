@@ -106,5 +106,12 @@ class Nodes:
         return await self._t.unary(self._t.nodes.UpdateNode, req, resources_pb2.Node)
 
     async def delete(self, cluster: str, name: str, *, force: bool = False) -> None:
+        """Remove the node; its certificates are revoked with it (its agent is refused at once)."""
         req = api_pb2.DeleteNodeRequest(cluster=cluster, name=name, force=force)
         await self._t.unary(self._t.nodes.DeleteNode, req, api_pb2.DeleteNodeResponse)
+
+    async def revoke(self, cluster: str, name: str) -> int:
+        """Revoke the node's certificates (its agent is refused at once and stops); the node
+        stays listed and goes down. Returns how many certificates were revoked."""
+        req = api_pb2.RevokeNodeRequest(cluster=cluster, name=name)
+        return (await self._t.unary(self._t.nodes.RevokeNode, req, api_pb2.RevokeNodeResponse)).revoked

@@ -4,7 +4,14 @@ The file is YAML at ``$CCS_CONFIG`` or ``~/.config/ccs/config.yaml``::
 
     current-context: local
     contexts:
-      local: {server: "127.0.0.1:7443", token: "...", tls: false, ca_file: null, cluster: null}
+      local:
+        server: "127.0.0.1:7443"
+        token: "..."
+        tls: true                # false only for a server started with --insecure
+        ca_pem: |                # the CA the server must chain to (pinned at first start or
+          -----BEGIN CERTIFICATE-----   # by `ccs login --ca-fingerprint`); or ca_file: PATH;
+          ...                    # neither: the system's roots
+        cluster: null
 
 Design choices:
 
@@ -25,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "ClientConfig",
@@ -49,9 +56,20 @@ class Context(BaseModel):
 
     server: str = Field(min_length=1, description="host:port of a ccs API server")
     token: str | None = None
-    tls: bool = False
+    tls: bool = Field(default=True, description="false only for a server started with --insecure")
     ca_file: str | None = Field(default=None, description="PEM bundle to verify the server")
+    ca_pem: str | None = Field(default=None, description="the CA to verify the server, inline (PEM)")
+    client_cert: str | None = Field(default=None, description="PEM client certificate (servers with --client-ca)")
+    client_key: str | None = Field(default=None, description="its PEM private key")
     cluster: str | None = Field(default=None, description="default for the CLI's -c/--cluster")
+
+    @model_validator(mode="after")
+    def _one_ca(self) -> Context:
+        if self.ca_file and self.ca_pem:
+            raise ValueError("ca_file and ca_pem: give one or the other")
+        if bool(self.client_cert) != bool(self.client_key):
+            raise ValueError("client_cert and client_key: give both or neither")
+        return self
 
 
 class ClientConfig(BaseModel):

@@ -24,6 +24,7 @@ __all__ = [
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
+    "MessageTooLarge",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
@@ -110,6 +111,11 @@ class DataLoss(CcsError):
     """
 
 
+class MessageTooLarge(CcsError):
+    """A request or an answer past gRPC's message size limit (``RESOURCE_EXHAUSTED``); the
+    limits and the reasons for them are in :mod:`ccs.message_size`."""
+
+
 class Internal(CcsError):
     """A server bug or an unexpected server-side failure."""
 
@@ -161,6 +167,9 @@ class ReleaseFailed(CcsError):
 #: Trailing metadata key of the server's machine-readable reason for an error, and its values.
 REASON_KEY = "ccs-reason"
 REASON_ETCD_UNAVAILABLE = "etcd-unavailable"
+#: A node certificate that ``ccs node revoke`` or ``ccs node rm`` revoked: the agent stops
+#: rather than registering again (see nodeagent.node_tls).
+REASON_CERT_REVOKED = "node-certificate-revoked"
 
 _BY_REASON: dict[str, type[CcsError]] = {REASON_ETCD_UNAVAILABLE: EtcdUnavailable}
 
@@ -177,6 +186,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CcsError]] = {
     grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.DATA_LOSS: DataLoss,
     grpc.StatusCode.INTERNAL: Internal,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: MessageTooLarge,
 }
 
 
@@ -198,10 +208,17 @@ def from_rpc_error(error: grpc.RpcError) -> CcsError:
     details = error.details() if hasattr(error, "details") else None
     message = details or code.name.lower().replace("_", " ")
     cls = _BY_CODE.get(code, CcsError)
+    if cls is MessageTooLarge:  # gRPC says "... larger than max (N vs. M)"; say whose limit it is
+        message += "; ccs requests are at most 4 MiB and answers at most 64 MiB (ccs.message_size)"
     reason = _reason(error)
     if reason in _BY_REASON and issubclass(_BY_REASON[reason], cls):
         cls = _BY_REASON[reason]
     return cls(message, code)
+
+
+def reason_of(error: grpc.RpcError) -> str:
+    """The server's machine-readable reason for ``error`` (``REASON_*``), or ""."""
+    return _reason(error)
 
 
 def _reason(error: grpc.RpcError) -> str:

@@ -22,7 +22,8 @@ import asyncio
 import random
 from collections.abc import AsyncGenerator, Iterable
 
-from ccs._transport import Listing, Transport, collect, raise_if_cancelled
+from ccs._transport import Listing, Transport, collect
+from ccs.cancellation import raise_if_cancelled
 from ccs.errors import Unavailable
 from ccs.v1 import api_pb2, resources_pb2
 

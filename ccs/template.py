@@ -45,11 +45,17 @@ def find_template(path: str | os.PathLike[str]) -> Path:
 
 def _read(path: Path, what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TemplateError(f"{what}: {path} is not UTF-8 text") from exc
+        data = path.read_bytes()
     except OSError as exc:
         raise TemplateError(f"{what}: cannot read {path}: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise TemplateError(
+            f"{what}: {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}, column {column})"
+        ) from exc
 
 
 def _env_file_entries(doc: Any) -> list[tuple[str, str, bool]]:

@@ -24,7 +24,8 @@ code  meaning
 3     not found
 4     invalid argument (including an invalid template; the message names the field)
 5     conflict: already exists, stale resource_version (ABORTED), failed precondition
-6     unauthenticated or permission denied
+6     unauthenticated (no, unknown, expired or revoked token) or permission denied (role, scope,
+      or the cluster's policy on privileged Compose keys)
 7     server unavailable (unreachable)
 8     ``--wait``: the deploy failed (image not found, crash loop, no node fits)
 9     ``--wait``: timed out before every service was ready (or the release ended)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.commands import app as app_cmd
-from cli.commands import cluster, container, events, node, release, route, service
+from cli.commands import audit, cluster, container, events, login, node, release, route, service, token
 from cli.session import Session
 
 app = typer.Typer(
@@ -39,9 +39,20 @@ def root(
     token: Annotated[
         str | None, typer.Option("--token", envvar="CCS_TOKEN", help="Bearer token.")
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca-file", envvar="CCS_CA_FILE",
+                     help="PEM CA the server must chain to (default: the context's pinned CA)."),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", envvar="CCS_INSECURE",
+                     help="Plaintext, for a server started with --insecure (the token travels in clear)."),
+    ] = False,
 ) -> None:
     """Global options; they override the selected context."""
-    ctx.obj = Session(context=context, config=config, server=server, token=token)
+    ctx.obj = Session(context=context, config=config, server=server, token=token, ca_file=ca_file,
+                      insecure=insecure)
 
 
 app.add_typer(cluster.app, name="cluster")
@@ -51,9 +62,12 @@ app.add_typer(service.app, name="service")
 app.add_typer(container.app, name="container")
 app.add_typer(release.app, name="release")
 app.add_typer(route.app, name="route")
+app.add_typer(token.app, name="token")
+app.add_typer(audit.app, name="audit")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)
 app.command("logs")(container.logs)
 app.command("events")(events.events)
+app.command("login")(login.login)
 
 
 def main() -> None:

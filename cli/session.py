@@ -17,6 +17,7 @@ from ccs import errors
 from ccs.client import AsyncClient
 from ccs.config import ConfigError, Context, default_config_path, load_config
 from ccs.template import TemplateError
+from ccs.tls import verification_hint
 
 T = TypeVar("T")
 
@@ -89,6 +90,8 @@ class Session:
     config: Path | None = None
     server: str | None = None
     token: str | None = None
+    ca_file: Path | None = None
+    insecure: bool = False
 
     def _context(self) -> Context | None:
         cfg = load_config(self.config)
@@ -105,12 +108,17 @@ class Session:
             raise ConfigError(
                 f"no server configured: pass --server (or CCS_SERVER), or add a context to {where}"
             )
-        base = ctx if ctx is not None and (self.server is None or self.server == ctx.server) else None
+        # --server to another address keeps the context's CA: another replica of the same
+        # control plane chains to it, and any other server fails verification (never trusted).
+        ca_file = str(self.ca_file) if self.ca_file else (ctx.ca_file if ctx else None)
         return Context(
             server=server,
             token=self.token or (ctx.token if ctx else None),
-            tls=base.tls if base else False,
-            ca_file=base.ca_file if base else None,
+            tls=False if self.insecure else (ctx.tls if ctx else True),
+            ca_file=None if self.insecure else ca_file,
+            ca_pem=None if self.insecure or self.ca_file or ctx is None else ctx.ca_pem,
+            client_cert=None if self.insecure or ctx is None else ctx.client_cert,
+            client_key=None if self.insecure or ctx is None else ctx.client_key,
             cluster=ctx.cluster if ctx else None,
         )
 
@@ -137,7 +145,8 @@ class Session:
 
             async def main() -> T:
                 async with AsyncClient(
-                    conn.server, conn.token, tls=conn.tls, ca_file=conn.ca_file
+                    conn.server, conn.token, tls=conn.tls, ca_file=conn.ca_file, ca_pem=conn.ca_pem,
+                    client_cert=conn.client_cert, client_key=conn.client_key,
                 ) as client:
                     return await fn(client)
 
@@ -147,7 +156,9 @@ class Session:
                 fail(f"{exc.message} (server {conn.server} is up; retry when etcd is back)",
                      exit_code(exc))
             except errors.Unavailable as exc:
-                fail(f"cannot reach {conn.server}: {exc.message}", exit_code(exc))
+                hint = verification_hint(exc.message, conn.server)
+                fail(f"cannot reach {conn.server}: {exc.message}" + (f" ({hint})" if hint else ""),
+                     exit_code(exc))
         except (typer.Exit, TyperException):
             raise
         except KeyboardInterrupt:

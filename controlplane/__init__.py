@@ -14,6 +14,9 @@ imports one above it, so there is no import cycle between packages):
 - ``controlplane.informer`` (the watch cache), ``controlplane.grpc_errors`` (the one
   boundary that maps errors to status codes), ``controlplane.names``, auth, leader
   election and the janitor.
+- ``controlplane.access``: authorization (a pure policy table: RPC -> permission, role ->
+  permissions with scope rules) and the audit log, over ``controlplane.auth``
+  (authentication) and the store.
 - ``controlplane.reconcile`` and ``controlplane.dispatcher`` (the agents' side): neither
   imports the other.
 - ``controlplane.api``: gRPC servicers. They validate requests, call the store, and map

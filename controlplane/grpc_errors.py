@@ -22,6 +22,14 @@ log = structlog.get_logger("ccs.api")
 
 
 ETCD_UNAVAILABLE_TRAILER = ((REASON_KEY, REASON_ETCD_UNAVAILABLE),)
+# gRPC carries a status message in a trailer. A peer refuses trailers over 16 KiB in all (the
+# hard limit), and refuses those between 8 KiB (``grpc.max_metadata_size``, the soft limit) and
+# 16 KiB *at random*, with a chance that grows with the size: an 8 KiB message plus the other
+# trailers (8,350 bytes) was refused 9 times in 300 with RESOURCE_EXHAUSTED "received metadata
+# size exceeds soft limit" instead of its reason (grpcio 1.85; tests/integration/
+# test_bad_input_api.py sends one 200 times). Messages are cut to half the soft limit; a
+# template's list of errors is the long one.
+MAX_MESSAGE_BYTES = 4 * 1024
 
 
 class InvalidArgument(ValueError):
@@ -68,13 +76,21 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     return None
 
 
+def bounded(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """``message`` cut to at most ``limit`` UTF-8 bytes, saying so when it was cut."""
+    raw = message.encode()
+    if len(raw) <= limit:
+        return message
+    return raw[: limit - 64].decode(errors="ignore") + f" ... ({len(raw)} bytes in all, cut)"
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     mapped = _status(exc)
     if mapped is None:
         log.exception("unhandled error", method=method)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
     else:
-        code, message = mapped
+        code, message = mapped[0], bounded(mapped[1])
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS):
             log.warning("rpc failed", method=method, code=code.name, error=message)
         if isinstance(exc, store.StoreUnavailable):

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from ccs.durations import DurationError, parse_seconds
 from controlplane import log_setup
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
@@ -69,12 +70,63 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
                    help="serve the API only; never run reconcilers (for read replicas and tests)")
     p.add_argument("--template-cpu-seconds", type=float, default=DEFAULT_PARSE_CPU_SECONDS,
                    help="CPU seconds one template parse may use before it is refused")
+    tls = p.add_argument_group("TLS and identities (see the README's Security section)")
+    tls.add_argument("--insecure", action="store_true",
+                     help="plaintext API, bearer node credentials: development only (warned at every start)")
+    tls.add_argument("--node-listen", default=os.environ.get("CCS_NODE_LISTEN", "0.0.0.0:7444"), metavar="ADDR",
+                     help="mutual-TLS listener for node agents (default 0.0.0.0:7444; port 0 picks one)")
+    tls.add_argument("--advertise", action="append", default=[], metavar="HOST[,HOST...]",
+                     help="a name or address clients reach this server at, added to its certificate "
+                     "(repeat or comma-separate; host names, localhost and this host's interface "
+                     "addresses are always in it)")
+    tls.add_argument("--master-key-file", type=Path, default=None, metavar="PATH",
+                     help="key that wraps the cluster CA key and the secrets key in etcd (default "
+                     "STATE/master.key, generated on first start, 0600); every server of a control "
+                     "plane needs the same file")
+    tls.add_argument("--tls-cert", type=Path, default=None, metavar="PEM",
+                     help="the API port's certificate chain (certificate, intermediates, root) instead "
+                     "of one from the cluster CA")
+    tls.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="its private key")
+    tls.add_argument("--client-ca", type=Path, default=None, metavar="PEM",
+                     help="require API clients to present a certificate from these CAs")
+    tls.add_argument("--node-cert-ttl", default="90d", metavar="DURATION",
+                     help="lifetime of node certificates (default 90d; agents renew at two thirds)")
+    tls.add_argument("--etcd-cacert", type=Path, default=None, metavar="PEM",
+                     help="CA of the etcd members' certificates: etcd over TLS (https:// endpoints)")
+    tls.add_argument("--etcd-cert", type=Path, default=None, metavar="PEM",
+                     help="client certificate for etcd (its --client-cert-auth)")
+    tls.add_argument("--etcd-key", type=Path, default=None, metavar="PEM", help="its private key")
+    p.add_argument("--audit-retention", default="30d", metavar="DURATION",
+                   help="how long audit records are kept (default 30d; e.g. 90d, 12h)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     a = p.parse_args(argv)
     if a.etcd_max_txn_ops < 128:
         p.error("--etcd-max-txn-ops: must be at least 128, etcd's default (reconcilers write up to "
                 "100 keys and their events in one transaction)")
+    if (a.tls_cert is None) != (a.tls_key is None):
+        p.error("--tls-cert and --tls-key: give both or neither")
+    if a.insecure and (a.tls_cert or a.client_ca):
+        p.error("--insecure: cannot be combined with --tls-cert/--tls-key/--client-ca")
+    if (a.etcd_cert is None) != (a.etcd_key is None):
+        p.error("--etcd-cert and --etcd-key: give both or neither")
+    if a.etcd_cert is not None and a.etcd_cacert is None:
+        p.error("--etcd-cert: needs --etcd-cacert (etcd over TLS)")
+    if (a.etcd_cacert is not None) and not a.etcd:
+        p.error("--etcd-cacert: only with --etcd (the embedded etcd listens on loopback in plaintext)")
+    try:
+        node_cert_ttl = parse_seconds(a.node_cert_ttl, bare_seconds=True)
+    except ValueError as exc:
+        p.error(f"--node-cert-ttl: {exc}")
+    if node_cert_ttl < 2:
+        p.error("--node-cert-ttl: at least 2 seconds")
+    advertise = [h.strip() for item in a.advertise for h in item.split(",") if h.strip()]
+    try:
+        audit_retention = parse_seconds(a.audit_retention)
+    except DurationError as e:
+        p.error(f"--audit-retention: {e}")
+    if audit_retention <= 0:
+        p.error("--audit-retention: must be more than 0")
     log_setup.setup(a.log_level, a.log_format)
     return ServerOptions(
         listen=a.listen,
@@ -91,6 +143,18 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         run_reconcilers=not a.no_reconcilers,
         etcd_max_txn_ops=a.etcd_max_txn_ops,
         template_cpu_seconds=a.template_cpu_seconds,
+        insecure=a.insecure,
+        node_listen=a.node_listen,
+        advertise=advertise,
+        master_key_file=a.master_key_file,
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key,
+        client_ca=a.client_ca,
+        node_cert_ttl=node_cert_ttl,
+        etcd_cacert=a.etcd_cacert,
+        etcd_cert=a.etcd_cert,
+        etcd_key=a.etcd_key,
+        audit_retention=audit_retention,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,14 +14,19 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ccs.config import Context, upsert_context
+from ccs.config import ConfigError, Context, load_config, save_config, upsert_context
+from ccs.message_size import SERVER_OPTIONS
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
+from controlplane.access.audit import AuditLog
+from controlplane.access.gate import AccessGate
 from controlplane.api.apps import ApplicationServicer
+from controlplane.api.audit import AuditServicer
 from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
+from controlplane.api.tokens import TokenServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.dispatcher.hub import AssignmentHub
@@ -28,9 +34,14 @@ from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
 from controlplane.informer import Informer
-from controlplane.janitor import prune_events_forever
+from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
 from controlplane.leader import LeaderElector
+from controlplane.pki import certs, cluster_ca
+from controlplane.pki.issuer import NodeIssuer
+from controlplane.pki.node_auth import NodeGuard
+from controlplane.pki.server_tls import ServerTls, server_names, strip_port
 from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
 
 log = structlog.get_logger("ccs.server")
@@ -44,6 +55,8 @@ SERVICE_NAMES = [
         "ServiceService",
         "ContainerService",
         "EventService",
+        "TokenService",
+        "AuditService",
     )
 ] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
@@ -66,6 +79,19 @@ class ServerOptions:
     # etcd is started with EMBEDDED_MAX_TXN_OPS instead.
     etcd_max_txn_ops: int = DEFAULT_MAX_TXN_OPS
     template_cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS
+    # TLS (controlplane/pki). insecure: plaintext API, bearer node credentials (development).
+    insecure: bool = False
+    node_listen: str = "0.0.0.0:7444"
+    advertise: list[str] = field(default_factory=list)
+    master_key_file: Path | None = None  # default: state_dir / "master.key"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    node_cert_ttl: float = certs.NODE_TTL.total_seconds()
+    etcd_cacert: Path | None = None
+    etcd_cert: Path | None = None
+    etcd_key: Path | None = None
+    audit_retention: float = AUDIT_RETENTION_SECONDS
 
 
 def _client_address(listen: str, port: int) -> str:
@@ -73,6 +99,15 @@ def _client_address(listen: str, port: int) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     return f"{host}:{port}"
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    """The API's root CA, for operators (``ccs login --ca-fingerprint``, curl --cacert)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(0o644)
+    tmp.replace(path)
 
 
 class Server:
@@ -83,6 +118,8 @@ class Server:
         self.grpc: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.port = 0
+        self.node_port = 0
+        self.tls: ServerTls | None = None
         self.informer: Informer | None = None
         self.orchestrator: Orchestrator | None = None
         self.elector: LeaderElector | None = None
@@ -100,21 +137,55 @@ class Server:
             await self.embedded.start()
             endpoints = [self.embedded.client_url]
         max_ops = EMBEDDED_MAX_TXN_OPS if self.embedded else opts.etcd_max_txn_ops
-        self.etcd = Etcd(endpoints, max_txn_ops=max_ops)
+        self.etcd = Etcd(endpoints, max_txn_ops=max_ops, cacert=opts.etcd_cacert, cert=opts.etcd_cert,
+                         key=opts.etcd_key)
         await self.etcd.wait_ready(opts.etcd_wait)
-        log.info("etcd ready", endpoints=self.etcd.endpoints)
+        log.info("etcd ready", endpoints=self.etcd.endpoints, tls=self.etcd.tls)
+        master_key_file = opts.master_key_file or opts.state_dir / "master.key"
+        keys = await cluster_ca.load_or_create(self.etcd, master_key_file, dt.datetime.now(dt.UTC))
+        log.info("cluster CA " + ("created" if keys.created else "loaded"), fingerprint=keys.fingerprint,
+                 master_key_file=str(master_key_file))
+        if opts.insecure:
+            log.warning("--insecure: the API listens in plaintext; tokens and node credentials cross the "
+                        "network in clear. For development only.")
+        else:
+            listen_hosts = [strip_port(opts.listen), strip_port(opts.node_listen)]
+            self.tls = ServerTls(keys, server_names(listen_hosts, opts.advertise), cert_file=opts.tls_cert,
+                                 key_file=opts.tls_key, client_ca_file=opts.client_ca)
+            log.info("TLS", names=self.tls.names, api_root_fingerprint=self.tls.api_root_fingerprint,
+                     own_certificate=opts.tls_cert is not None, client_ca=opts.client_ca is not None)
+            # Before any port is bound (grpc accepts connections from add_secure_port on, not
+            # only from start): whoever sees the port open finds the file.
+            await asyncio.to_thread(_write_public, opts.state_dir / "ca.crt", self.tls.api_root_pem)
 
         self.informer = Informer(self.etcd)
         await self.informer.start()
         verifier = TokenVerifier(self.etcd)
+        guard = NodeGuard(self.etcd) if self.tls is not None else None
         self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000))
         self.broker = LogBroker()
+        self._tasks.append(asyncio.create_task(verifier.follow_changes()))
+        gate = AccessGate(AuditLog(self.etcd))
+        # Message size limits: see ccs.message_size for the figures behind them.
         server = grpc.aio.server(
-            interceptors=[AuthInterceptor(verifier)],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+            # One server, both ports (API and node): the interceptors and the limits apply to each.
+            interceptors=[AuthInterceptor(verifier, gate, guard), RequestDecodingInterceptor()],
+            options=[("grpc.so_reuseport", 0), *SERVER_OPTIONS],
         )
         etcd = self.etcd
-        api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd), server)
+        if self.tls is not None:  # both ports first: the node port goes into registrations
+            self.port = server.add_secure_port(opts.listen, self.tls.api_credentials())
+            self.node_port = server.add_secure_port(opts.node_listen, self.tls.node_credentials()) if self.port else 0
+            if self.port and not self.node_port:
+                raise RuntimeError(f"cannot listen on {opts.node_listen} (--node-listen)")
+        else:
+            self.port = server.add_insecure_port(opts.listen)
+        if not self.port:
+            raise RuntimeError(f"cannot listen on {opts.listen}")
+        issuer = NodeIssuer(keys, self.tls.api_root_fingerprint if self.tls else keys.fingerprint,
+                            node_port=self.node_port, ttl=dt.timedelta(seconds=opts.node_cert_ttl),
+                            tls=self.tls is not None)
+        api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd, issuer), server)
         api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd, self.informer), server)
         apps = ApplicationServicer(etcd, self.informer, opts.template_cpu_seconds)
         api_pb2_grpc.add_ApplicationServiceServicer_to_server(apps, server)
@@ -125,8 +196,10 @@ class Server:
         api_pb2_grpc.add_EventServiceServicer_to_server(EventServicer(etcd), server)
         api_pb2_grpc.add_ReleaseServiceServicer_to_server(ReleaseServicer(etcd, self.informer), server)
         api_pb2_grpc.add_RouteServiceServicer_to_server(RouteServicer(etcd, self.hub), server)
+        api_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(etcd, verifier), server)
+        api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(etcd), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(
-            DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker), server
+            DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker, issuer, guard), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -137,19 +210,22 @@ class Server:
             ],
             server,
         )
-        self.port = server.add_insecure_port(opts.listen)
-        if not self.port:
-            raise RuntimeError(f"cannot listen on {opts.listen}")
+        ca_pem = self.tls.api_root_pem if self.tls else None
         await server.start()
         self.grpc = server
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         listen_host = opts.listen.rsplit(":", 1)[0]
-        log.info("ccs-server listening", address=f"{listen_host}:{self.port}")
+        node_host = opts.node_listen.rsplit(":", 1)[0]
+        log.info("ccs-server listening", address=f"{listen_host}:{self.port}",
+                 node_address=f"{node_host}:{self.node_port}" if self.node_port else None,
+                 tls=self.tls is not None)
 
         token = await bootstrap_admin(etcd)
         if token is not None:
-            await self._write_client_config(token)
-        self._tasks.append(asyncio.create_task(prune_events_forever(etcd)))
+            await self._write_client_config(token, ca_pem)
+        else:
+            await self._refresh_client_config(ca_pem)
+        self._tasks.append(asyncio.create_task(prune_events_forever(etcd, audit_retention=opts.audit_retention)))
         if opts.run_reconcilers:
             orchestrator = Orchestrator(etcd, self.informer, heartbeat_period=opts.heartbeat_period,
                                         down_grace=opts.down_grace)
@@ -161,10 +237,12 @@ class Server:
             self.elector = LeaderElector(etcd, elected, orchestrator.stop, ttl=opts.leader_ttl)
             self.elector.start()
 
-    async def _write_client_config(self, token: str) -> None:
+    async def _write_client_config(self, token: str, ca_pem: bytes | None) -> None:
         opts = self.opts
         address = _client_address(opts.listen, self.port)
-        ctx = Context(server=address, token=token)
+        # The CA is pinned in the context itself, so the file works copied anywhere.
+        ctx = Context(server=address, token=token, tls=ca_pem is not None,
+                      ca_pem=ca_pem.decode() if ca_pem is not None else None)
         cfg_path = await asyncio.to_thread(upsert_context, opts.context_name, ctx, opts.client_config)
         token_file = opts.state_dir / "admin.token"
         token_file.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +255,34 @@ class Server:
             token_file=str(token_file),
             contexts=list(cfg_path.contexts),
         )
+
+    async def _refresh_client_config(self, ca_pem: bytes | None) -> None:
+        """A later start keeps the context it wrote usable: when the context still names this
+        server, its TLS settings follow the server's (an installation from before TLS had
+        ``tls: false`` and no CA; a brought certificate changes the root). Nothing else in the
+        file is touched, and a context that names another server is left alone."""
+        opts = self.opts
+        address = _client_address(opts.listen, self.port)
+
+        def refresh() -> bool:
+            try:
+                cfg = load_config(opts.client_config)
+            except ConfigError:
+                return False
+            ctx = cfg.contexts.get(opts.context_name)
+            if ctx is None or ctx.server != address:
+                return False
+            pem = ca_pem.decode() if ca_pem is not None else None
+            if ctx.tls == (pem is not None) and ctx.ca_pem == pem and not ctx.ca_file:
+                return False
+            cfg.contexts[opts.context_name] = ctx.model_copy(update={"tls": pem is not None, "ca_pem": pem,
+                                                                      "ca_file": None})
+            save_config(cfg, opts.client_config)
+            return True
+
+        if await asyncio.to_thread(refresh):
+            log.info("client config: the context's TLS settings follow this server now",
+                     context=opts.context_name, tls=ca_pem is not None)
 
     async def stop(self) -> None:
         log.info("shutting down", grace_seconds=self.opts.shutdown_grace)

@@ -1,9 +1,12 @@
 """`Agent`: one node agent, as an object (many can run in one process for hollow nodes).
 
 Lifecycle of `run()`:
-1. Identity: an explicit credential, else the one saved in the state dir, else Register with
-   the join token (then saved). A saved credential refused with UNAUTHENTICATED is replaced
-   by registering again when a join token is at hand.
+1. Identity: a node certificate (TLS, the default: `node_tls` checks the server against the join
+   token's CA fingerprint, sends a CSR, then talks mutual TLS and renews in the background) or,
+   with `insecure`/a given channel, a bearer credential; an explicit credential, else the one
+   saved in the state dir, else Register with the join token (then saved). An identity refused
+   with UNAUTHENTICATED, or a certificate that expired, is replaced by registering again when a
+   join token is at hand; a certificate refused as revoked stops the agent (AgentError).
 2. Before any session: list the engine's managed containers so that running ones are known
    (and adopted later, never restarted). Engine events and a slow periodic resync (30 s)
    mark containers dirty for the executor for the agent's whole life.
@@ -41,18 +44,21 @@ import grpc
 import grpc.aio
 import structlog
 
+from ccs.cancellation import raise_if_cancelled
+from ccs.errors import REASON_CERT_REVOKED, reason_of
 from ccs.v1 import agent_pb2, resources_pb2
 from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure
 
+from . import node_tls
 from .assignments import COMPLETE, AssignmentBook, ChainBroken
 from .backoff import Backoff
-from .cancellation import raise_if_cancelled
-from .config import Identity, load_identity, save_identity
-from .dispatcher_client import CHANNEL_OPTIONS, AgentError, DispatcherClient, code_of, describe
+from .config import Identity
+from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
+from .enrollment import Enrollment
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .logs_relay import LogsRelay
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
-from .router import Router, RouterError, RuntimeAPIError
+from .router import Router
 from .status import node_status
 from .version import VERSION
 
@@ -69,6 +75,10 @@ RECONNECT_CAP = 2.0
 def default_reconnect() -> Backoff:
     """The agent's reconnect backoff: 0.5 s doubling to `RECONNECT_CAP`, half-jittered."""
     return Backoff(base=0.5, cap=RECONNECT_CAP)
+
+
+class CertificateRenewed(Exception):
+    """The session moves to the channel of the renewed certificate (reconnect at once)."""
 
 
 class Agent:
@@ -92,11 +102,15 @@ class Agent:
         reconnect: Backoff | None = None,
         router: Router | None = None,
         network: NetworkFabric | None = None,
+        insecure: bool = False,
     ) -> None:
         if not name:
             raise ValueError("name: the node name must not be empty")
         if credential and not cluster:
             raise ValueError("cluster: required together with credential (it scopes orphan removal)")
+        if credential and channel is None and not insecure:
+            raise ValueError("credential: a bearer credential is for insecure=True (or a given channel); "
+                             "with TLS the node is known by its certificate")
         if not credential and not join_token and state_dir is None:
             raise ValueError("credential: pass a credential, a join_token, or a state_dir holding one")
         self.server_address = server_address
@@ -105,15 +119,19 @@ class Agent:
         self.labels = dict(labels or {})
         self.address = address
         self.state_dir = state_dir
-        self._join_token = join_token
-        self._identity = Identity(cluster or "", name, credential, server_address) if credential else None
-        self._channel = channel
         self._owns_channel = channel is None
         self._resync_period = resync_period
         self._linger = status_linger
         self._concurrency = concurrency
         self._probe_period = probe_period
         self._reconnect = reconnect or default_reconnect()
+        # TLS unless told otherwise; a given channel (the test seam) carries bearer credentials.
+        self.enrollment = Enrollment(
+            server_address, name=name, labels=self.labels, state_dir=state_dir, join_token=join_token,
+            identity=Identity(cluster or "", name, credential, server_address) if credential else None,
+            channel=channel, tls=channel is None and not insecure, reconnect=self._reconnect,
+            log=structlog.get_logger("ccs.agent").bind(node=name),
+        )
         self.router = router
         self.network = network
         self.book = AssignmentBook()
@@ -121,14 +139,18 @@ class Agent:
         self.executor: Executor | None = None
         self.heartbeat_period = DEFAULT_HEARTBEAT
         self.connected = asyncio.Event()  # set while a session is up (for tests and health)
-        self._node_status = resources_pb2.NodeStatus()
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
         self.log = structlog.get_logger("ccs.agent").bind(node=name)
 
     @property
     def cluster(self) -> str:
-        return self._identity.cluster if self._identity else ""
+        identity = self.enrollment.identity
+        return identity.cluster if identity else ""
+
+    @property
+    def _node_status(self) -> resources_pb2.NodeStatus:
+        return self.enrollment.node_status
 
     def service_dns(self, source: str) -> Sequence[str]:
         """The Compose `dns` servers of the local container at `source` (the resolver's upstreams)."""
@@ -155,15 +177,18 @@ class Agent:
     # ------------------------------------------------------------------ main loop
 
     async def _run(self) -> None:
-        channel = self._channel or grpc.aio.insecure_channel(self.server_address, options=CHANNEL_OPTIONS)
-        client = DispatcherClient(channel)
+        client: DispatcherClient | None = None
         background: list[asyncio.Task[None]] = []
         try:
-            self._node_status = await self._host_status()
-            await self._ensure_identity(client, fresh=False)
-            assert self._identity is not None
+            enrollment = self.enrollment
+            enrollment.node_status = await self._host_status()
+            await enrollment.ensure(fresh=False)
+            identity = enrollment.identity
+            assert identity is not None
+            client = DispatcherClient(enrollment.open_channel())
+            client.credential = identity.credential
             self.executor = Executor(
-                self.runtime, self.book, self.batcher.put, cluster=self._identity.cluster,
+                self.runtime, self.book, self.batcher.put, cluster=identity.cluster,
                 node=self.name, address=self.address, concurrency=self._concurrency,
                 probe_period=self._probe_period, log=self.log,
                 unrouted_for=self.router.unrouted_for if self.router is not None else None,
@@ -174,21 +199,34 @@ class Agent:
                 asyncio.create_task(self._periodic_resync(), name=f"resync-{self.name}"),
             ]
             if self.router is not None:
-                background.append(asyncio.create_task(self._start_router(self.router), name="router"))
+                background.append(asyncio.create_task(self.router.start_until_up(), name="router"))
             if self.network is not None:
-                fabric = self.network.run(cluster=self._identity.cluster, node=self._identity.node)
+                fabric = self.network.run(cluster=identity.cluster, node=identity.node)
                 background.append(asyncio.create_task(fabric, name=f"network-{self.name}"))
+            if enrollment.tls:
+                background.append(asyncio.create_task(enrollment.renewals(client), name=f"renew-{self.name}"))
             while True:
                 try:
                     await self._session(client)
                     reason = "session stream ended"
-                except AgentError:
-                    raise
+                except (AgentError, CertificateRenewed) as exc:
+                    if isinstance(exc, AgentError):
+                        raise
+                    continue
                 except ChainBroken as exc:
                     reason = str(exc)
                 except Exception as exc:  # grpc errors, engine errors: reconnect
-                    if code_of(exc) is grpc.StatusCode.UNAUTHENTICATED:
-                        await self._ensure_identity(client, fresh=True)
+                    refused = code_of(exc) is grpc.StatusCode.UNAUTHENTICATED
+                    if refused and reason_of(exc) == REASON_CERT_REVOKED:
+                        raise AgentError(
+                            f"{describe(exc)}: this node was revoked (ccs node revoke / node rm). To join "
+                            f"again, remove {self.state_dir}/identity.json and start the agent with a join "
+                            "token") from None
+                    current = enrollment.identity
+                    expired = current is not None and node_tls.expired(current)
+                    if refused or expired:
+                        why = describe(exc) if refused else "the node certificate expired"
+                        await enrollment.reregister(client, why)
                         continue
                     reason = describe(exc)
                 self.connected.clear()
@@ -208,44 +246,9 @@ class Agent:
                 await self.router.stop()
             if self.network is not None:
                 await self.network.close()
-            if self._owns_channel:
-                await channel.close()
-
-    async def _ensure_identity(self, client: DispatcherClient, *, fresh: bool) -> None:
-        """Load or obtain the node credential; `fresh` means the current one was refused."""
-        if fresh:
-            if not self._join_token:
-                raise AgentError(
-                    "the node credential was refused (UNAUTHENTICATED) and no join token was given"
-                )
-            self.log.warning("credential refused; registering again with the join token")
-            self._identity = None
-        if self._identity is None and self.state_dir is not None and not fresh:
-            self._identity = load_identity(self.state_dir)
-        if self._identity is None:
-            if not self._join_token:
-                raise AgentError(f"no saved credential in {self.state_dir} and no join token given")
-            self._identity = await self._register(client, self._join_token)
-        client.credential = self._identity.credential
-
-    async def _register(self, client: DispatcherClient, join_token: str) -> Identity:
-        while True:
-            try:
-                response = await client.register(join_token, self.name, self.labels, self._node_status)
-                break
-            except AgentError:
-                raise
-            except Exception as exc:
-                delay = self._reconnect.next()
-                self.log.warning("register failed", error=describe(exc), retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
-        identity = Identity(
-            response.cluster, response.node.meta.name or self.name, response.credential, self.server_address
-        )
-        if self.state_dir is not None:
-            save_identity(self.state_dir, identity)
-        self.log.info("registered", cluster=identity.cluster, node_id=response.node.meta.id)
-        return identity
+            if client is not None and self._owns_channel:
+                await client.channel.close()
+            await self.enrollment.close_retired()
 
     async def _session(self, client: DispatcherClient) -> None:
         assert self.executor is not None
@@ -256,6 +259,8 @@ class Agent:
 
     async def _session_body(self, client: DispatcherClient) -> None:
         assert self.executor is not None
+        self.enrollment.renewed.clear()  # this session opens on the current certificate's channel
+        await self.enrollment.close_retired()
         stream = client.session(VERSION)
         try:
             await self._consume(stream, client)
@@ -292,7 +297,12 @@ class Agent:
                     tg.create_task(self._heartbeats(client))
                     tg.create_task(send_loop(self.batcher, client.update_status, linger=self._linger))
                     tg.create_task(self._logs(client))
+                    tg.create_task(self._until_renewed())
             raise ConnectionError("session stream closed by the server")
+
+    async def _until_renewed(self) -> None:
+        await self.enrollment.renewed.wait()
+        raise CertificateRenewed
 
     # ------------------------------------------------------------------ session tasks
 
@@ -301,34 +311,11 @@ class Agent:
             raise_if_cancelled()
             deadline = max(self.heartbeat_period, 5.0)
             self._node_status.message = self.network.problem if self.network is not None else ""
-            period = await client.heartbeat(
-                self._node_status, deadline_seconds=deadline, router_stats=await self._router_stats()
-            )
+            stats = await self.router.collect_if_up(node=self.name) if self.router is not None else None
+            period = await client.heartbeat(self._node_status, deadline_seconds=deadline, router_stats=stats)
             if period > 0:
                 self.heartbeat_period = period / 1000.0
             await asyncio.sleep(self.heartbeat_period)
-
-    async def _router_stats(self) -> resources_pb2.RouterStats | None:
-        """The router's counters, or None (router off, not up yet, or not answering)."""
-        if self.router is None or self.router.pid is None:
-            return None
-        try:
-            return await asyncio.wait_for(self.router.collect(node=self.name), 2.0)
-        except (RouterError, RuntimeAPIError, OSError, TimeoutError) as exc:
-            self.log.warning("router stats unavailable", error=str(exc))
-            return None
-
-    async def _start_router(self, router: Router) -> None:
-        """Start HAProxy, retrying with backoff: containers are managed with or without it."""
-        backoff = Backoff(base=1.0, cap=30.0)
-        while True:
-            try:
-                await router.start()
-                return
-            except (RouterError, OSError) as exc:
-                delay = backoff.next()
-                self.log.error("router did not start", error=str(exc), retry_in=round(delay, 2))
-                await asyncio.sleep(delay)
 
     async def _logs(self, client: DispatcherClient) -> None:
         """Keep the logs relay open; its failures never take the session down."""

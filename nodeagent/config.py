@@ -1,8 +1,11 @@
 """Agent settings, the persisted node identity, and host address detection.
 
-The identity (cluster, node name, credential) is the only state the agent keeps on disk:
-everything about containers is recovered from the engine's labels. It is written atomically
-with mode 0600 (it is a bearer credential), so a restarted agent needs no join token.
+The identity is the only state the agent keeps on disk: everything about containers is
+recovered from the engine's labels. It holds the cluster and node name and either the node's
+key, certificate and the cluster CA (TLS, the default: see nodeagent.node_tls) or a bearer
+credential (a server started with --insecure). One JSON file, written atomically with mode
+0600 (it holds a private key or a credential): a renewed certificate replaces key and
+certificate together, and a restarted agent needs no join token.
 """
 
 from __future__ import annotations
@@ -30,8 +33,19 @@ class ConfigError(ValueError):
 class Identity:
     cluster: str
     node: str
-    credential: str
+    credential: str = ""  # --insecure servers: the bearer credential
     server: str = ""
+    # TLS: the node's key (made here, never sent), its certificate, the cluster CA that
+    # verifies the node port, that port, and when the certificate arrived (renewal timing).
+    key_pem: str = ""
+    cert_pem: str = ""
+    ca_pem: str = ""
+    node_port: int = 0
+    received_at: float = 0.0
+
+    @property
+    def has_certificate(self) -> bool:
+        return bool(self.key_pem and self.cert_pem and self.ca_pem)
 
 
 def load_identity(state_dir: Path) -> Identity | None:
@@ -45,10 +59,22 @@ def load_identity(state_dir: Path) -> Identity | None:
         raise ConfigError(f"{path}: unreadable identity file: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
-    for key in ("cluster", "node", "credential"):
+    for key in ("cluster", "node"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise ConfigError(f"{path}: {key}: missing or not a non-empty string")
-    return Identity(data["cluster"], data["node"], data["credential"], str(data.get("server", "")))
+    texts = ("credential", "server", "key_pem", "cert_pem", "ca_pem")
+    for key in texts:
+        if not isinstance(data.get(key, ""), str):
+            raise ConfigError(f"{path}: {key}: not a string")
+    if not data.get("credential") and not (data.get("key_pem") and data.get("cert_pem") and data.get("ca_pem")):
+        raise ConfigError(f"{path}: holds neither a credential nor a key, certificate and CA")
+    try:
+        node_port, received_at = int(data.get("node_port", 0)), float(data.get("received_at", 0.0))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: node_port/received_at: not numbers") from None
+    credential, server, key_pem, cert_pem, ca_pem = (str(data.get(k, "")) for k in texts)
+    return Identity(data["cluster"], data["node"], credential, server, key_pem, cert_pem, ca_pem,
+                    node_port, received_at)
 
 
 def save_identity(state_dir: Path, identity: Identity) -> Path:

@@ -1,6 +1,7 @@
 """The agent's side of the Dispatcher protocol: stubs, credentials, and error classification.
 
-All gRPC calls of the agent go through `DispatcherClient`, so the bearer credential is attached
+All gRPC calls of the agent go through `DispatcherClient`, so the bearer credential (servers
+started with --insecure; with TLS the node certificate of the channel authenticates) is attached
 and status codes are sorted into "fatal" (the agent cannot fix it by retrying: a refused join
 token, a revoked credential) and "retry" (everything else: the control plane is down,
 restarting, or behind a flaky network) in one place. The channel is passed in: the agent makes
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 import grpc
 import grpc.aio
 
+from ccs.message_size import CLIENT_OPTIONS
 from ccs.v1 import agent_pb2, agent_pb2_grpc, resources_pb2
 
 from .logs_relay import OpenStream
@@ -38,9 +40,14 @@ FATAL_REGISTER = frozenset(
 #: to 120 s. After a 40 s control-plane outage that attempt came 14-25 s after the server was back.
 #: Capping it at 1 s (+-20% jitter) keeps "server listens again -> session up" within about 2 s; a
 #: refused connection costs little, and the connect timeout still bounds attempts to a dead host.
+#:
+#: The message size limits are every client's (``ccs.message_size``): the complete assignment set
+#: of a node with many containers is larger than gRPC's 4 MiB default, which the agent refused, so
+#: it reconnected for ever without its assignments.
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    *CLIENT_OPTIONS,
 )
 
 
@@ -64,25 +71,40 @@ def describe(exc: BaseException) -> str:
 class DispatcherClient:
     def __init__(self, channel: grpc.aio.Channel, *, unary_timeout: float = 30.0) -> None:
         self._stub = agent_pb2_grpc.DispatcherStub(channel)
+        self.channel = channel
         self._timeout = unary_timeout
         self.credential = ""
+
+    def use(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
+        """Send later calls on ``channel`` (a renewed certificate's); returns the previous one."""
+        old, self.channel = self.channel, channel
+        self._stub = agent_pb2_grpc.DispatcherStub(channel)
+        return old
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.credential}"),) if self.credential else ()
 
     async def register(
-        self, join_token: str, name: str, labels: Mapping[str, str], status: resources_pb2.NodeStatus
+        self, join_token: str, name: str, labels: Mapping[str, str], status: resources_pb2.NodeStatus,
+        csr_pem: str = "",
     ) -> agent_pb2.RegisterResponse:
-        request = agent_pb2.RegisterRequest(join_token=join_token, name=name, labels=labels, status=status)
+        request = agent_pb2.RegisterRequest(join_token=join_token, name=name, labels=labels, status=status,
+                                            csr_pem=csr_pem)
         try:
             response: agent_pb2.RegisterResponse = await self._stub.Register(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in FATAL_REGISTER:
                 raise AgentError(f"registration refused ({exc.code().name}): {exc.details()}") from exc
             raise
-        if not response.credential or not response.cluster:
-            raise AgentError("registration answered without a credential or cluster")
+        if not response.cluster or not (response.credential if not csr_pem else response.certificate_pem):
+            raise AgentError("registration answered without a " + ("certificate" if csr_pem else "credential")
+                             + " or cluster")
+        return response
+
+    async def renew(self, csr_pem: str) -> agent_pb2.RenewCertificateResponse:
+        response: agent_pb2.RenewCertificateResponse = await self._stub.RenewCertificate(
+            agent_pb2.RenewCertificateRequest(csr_pem=csr_pem), metadata=self.metadata, timeout=self._timeout)
         return response
 
     def session(self, agent_version: str) -> AsyncIterator[agent_pb2.SessionMessage]:

@@ -36,7 +36,10 @@ EXIT_FATAL = 3
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
     p.add_argument("--server", help="host:port of a ccs API server (default: current client context)")
-    p.add_argument("--join-token", help="the cluster's join token (needed on first start only)")
+    p.add_argument("--join-token", help="the cluster's join token (needed on first start only); it carries the "
+                   "fingerprint of the CA the server must show before the token is sent")
+    p.add_argument("--insecure", action="store_true",
+                   help="plaintext and a bearer credential, for a server started with --insecure (development)")
     p.add_argument("--docker-host", help="Docker Engine URL (default: DOCKER_HOST or the local socket)")
     p.add_argument("--name", default=socket.gethostname(), help="node name (default: the hostname)")
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label (repeat)")
@@ -198,17 +201,19 @@ def main(argv: list[str] | None = None) -> None:
         client = docker.DockerClient(base_url=args.docker_host, max_pool_size=pool)
     else:
         client = docker.from_env(max_pool_size=pool)
-    agents: list[Agent] = []  # the resolver asks the agent, made below, for per-container upstreams
-    network = build_network(resolver, lambda source: agents[0].service_dns(source) if agents else ())
+    # The resolver asks the agent (made below, before any query) for per-container upstreams.
+    network = build_network(resolver, lambda source: agent.service_dns(source))
     runtime = DockerRuntime(
         client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created
     )
     agent = Agent(
         server, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
-        address=address, state_dir=state_dir, router=router, network=network,
+        address=address, state_dir=state_dir, router=router, network=network, insecure=args.insecure,
     )
-    agents.append(agent)
-    log.info("starting", server=server, node=args.name, address=address, state_dir=str(state_dir))
+    log.info("starting", server=server, node=args.name, address=address, state_dir=str(state_dir),
+             tls=not args.insecure)
+    if args.insecure:
+        log.warning("--insecure: plaintext to the control plane, the node credential travels in clear")
     try:
         asyncio.run(_serve(agent))
     except (AgentError, ConfigError) as exc:

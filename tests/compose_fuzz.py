@@ -1,7 +1,7 @@
 """Hostile and mutated Compose documents for the parser's property tests (unit and server).
 
-Documents start from the real templates of ``tests/data/compose-corpus`` and are mutated the
-ways a careless or hostile user would: keys deleted or duplicated, values swapped for another
+Documents start from the real templates of ``tests/data/compose-corpus`` or from the official
+schema (``tests.compose_schema``) and are mutated the ways a careless or hostile user would: keys deleted or duplicated, values swapped for another
 type, anchors and aliases inserted (including an alias inside its own anchor), deep nesting,
 odd unicode, huge numbers, and raw text edits that break the YAML itself.
 """
@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
+from tests.compose_schema import schema_documents
+
 CORPUS = Path(__file__).resolve().parent / "data" / "compose-corpus" / "awesome-compose"
 CORPUS_TEXTS = sorted(
     p.read_text() for p in CORPUS.glob("*/*") if p.name in ("compose.yaml", "compose.yml", "docker-compose.yml")
@@ -23,8 +25,9 @@ CORPUS_TEXTS = sorted(
 ODD_TEXT = st.sampled_from(
     ["", " ", "\u0000", "\ufeff", "\u202e", "e\u0301", "\U0001f600", "\ud7ff", "$", "$$", "${", "${X:?boom}",
      "${X:-${Y:-${Z}}}", "~", "null", "yes", "0o777", "0x1F", ".inf", "1e400", "-", "- a", ": b", "*a", "&a",
-     "!!python/object:os.system", "'", '"', "\t", "a" * 300]
+     "!!python/object:os.system", "'", '"', "\t", "a" * 300, "\ud800", "a\udfffb", "a\u0000b"]
 ) | st.text(max_size=40)
+TAINTS = st.sampled_from(["\u0000", "\ud800", "\udfff", "a\u0000"])
 HUGE_NUMBERS = st.sampled_from([2**63, -(2**63) - 1, 10**400, 1e308, float("inf"), float("nan"), -0.0, 2**1000])
 SCALARS = st.none() | st.booleans() | st.integers() | HUGE_NUMBERS | ODD_TEXT
 
@@ -72,7 +75,7 @@ def _mutate_tree(draw: st.DrawFn, doc: Any) -> Any:
     """One structural mutation of a plain document (changed in place, returned)."""
     paths = _paths(doc)
     path = draw(st.sampled_from(paths))
-    kind = draw(st.sampled_from(["delete", "swap", "deep", "share", "cycle", "add"]))
+    kind = draw(st.sampled_from(["delete", "swap", "deep", "share", "cycle", "add", "taint"]))
     if not path:
         return draw(SCALARS | st.lists(SCALARS, max_size=3)) if kind == "swap" else doc
     parent, last = _get(doc, path[:-1]), path[-1]
@@ -95,6 +98,9 @@ def _mutate_tree(draw: st.DrawFn, doc: Any) -> Any:
             target.append(target)
     elif kind == "add" and isinstance(parent, dict):
         parent[draw(ODD_TEXT)] = draw(SCALARS)
+    elif kind == "taint" and isinstance(parent[last], str):
+        # The same value with a character no option can hold: the document stays valid otherwise.
+        parent[last] += draw(TAINTS)
     return doc
 
 
@@ -124,9 +130,9 @@ def _mutate_text(draw: st.DrawFn, text: str) -> str:
 
 @st.composite
 def compose_documents(draw: st.DrawFn) -> str:
-    """A corpus template after a few structural and textual mutations."""
+    """A corpus template or a schema-generated document after a few structural and textual mutations."""
     text = draw(st.sampled_from(CORPUS_TEXTS))
-    doc = yaml.safe_load(text)
+    doc = yaml.safe_load(text) if draw(st.booleans()) else draw(schema_documents())
     for _ in range(draw(st.integers(0, 3))):
         doc = draw(_mutate_tree(doc))
     allow_unicode = draw(st.booleans())
@@ -136,3 +142,11 @@ def compose_documents(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(0, 2))):
         text = draw(_mutate_text(text))
     return text
+
+
+def on_the_wire(text: str) -> str:
+    """``text`` as a client can send it: a lone surrogate (``\\ud800``), which a Python string
+    holds and UTF-8 cannot, becomes ``?``. protobuf refuses to serialize it, so no server ever
+    receives one; the parser's own property test (tests/unit) still gets them raw, and invalid
+    UTF-8 bytes on the wire are sent by ``test_invalid_utf8_in_any_string_field_is_refused_naming_it``."""
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -1,6 +1,13 @@
 """Shared fixtures: a real etcd and a real ccs-server, started once per test session.
 
 Tests that share them use unique names (``unique``) so they never see each other's data.
+
+Servers run TLS, the product's default: ``start_server`` gives each a node port of its own
+(kept in its state dir, so a restart reuses it) and reads the CA it pinned (``STATE/ca.crt``,
+the same CA as in the client config it wrote). ``TRUST`` maps each server's address to that
+CA, so raw gRPC helpers (``tests.integration.grpc_helpers.channel``) verify the server without
+every test passing it; SDK clients get it from ``ServerProc.client()``. A test that needs a
+plaintext server passes ``--insecure`` in ``extra`` and says why.
 """
 
 from __future__ import annotations
@@ -16,8 +23,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import ccs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,6 +91,13 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProc]:
     proc.stop()
 
 
+#: address -> the PEM CA that server's certificate chains to (absent: a --insecure server).
+TRUST: dict[str, str] = {}
+#: etcd URL -> the master key file of the first server started on it: every later server on
+#: that etcd is given the same file, as an operator gives every replica (--master-key-file).
+MASTER_KEYS: dict[str, Path] = {}
+
+
 @dataclass
 class ServerProc:
     address: str
@@ -90,12 +107,47 @@ class ServerProc:
     proc: subprocess.Popen[bytes]
     log_path: Path
     etcd_url: str
+    ca_pem: str | None = None  # None: started with --insecure
+    node_port: int = 0
+
+    def client(self, token: str | None = None, **kw: Any) -> ccs.AsyncClient:
+        """An SDK client to this server, verifying it against its CA (plaintext if --insecure)."""
+        tls = self.ca_pem is not None
+        return ccs.AsyncClient(self.address, self.token if token is None else token, tls=tls,
+                               ca_pem=self.ca_pem, **kw)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             return self.proc.wait(30)
         return int(self.proc.returncode)
+
+
+def node_port_for(state_dir: Path) -> int:
+    """The node port of the server in ``state_dir``: the same across restarts (agents keep it)."""
+    path = state_dir / "test-node-port"
+    if path.exists():
+        return int(path.read_text())
+    port = free_port()
+    path.write_text(str(port))
+    return port
+
+
+def wait_serving(log_path: Path, offset: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the server that logs to ``log_path`` (from ``offset`` on) says it serves.
+
+    An open port is not enough: grpc accepts connections from the moment a port is added, before
+    the server is started, and a call made in between fails ("Socket closed")."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with log_path.open("rb") as f:
+            f.seek(offset)
+            if b'"ccs-server listening"' in f.read():
+                return
+        if proc.poll() is not None:
+            raise RuntimeError(f"ccs-server exited with {proc.returncode} before serving; see {log_path}")
+        time.sleep(0.05)
+    raise RuntimeError(f"ccs-server did not say it serves within {timeout:.0f} s; see {log_path}")
 
 
 def start_server(
@@ -105,21 +157,36 @@ def start_server(
     port = port or free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "server.log"
+    insecure = "--insecure" in (extra or [])
+    node_port = 0 if insecure else node_port_for(state_dir)
     argv = [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{port}",
             "--state-dir", str(state_dir), "--client-config", str(config_path),
             "--log-format", "json", *(extra or [])]
+    if not insecure:
+        argv += ["--node-listen", f"127.0.0.1:{node_port}"]
+    if etcd_url and "--master-key-file" not in (extra or []):
+        argv += ["--master-key-file", str(MASTER_KEYS.setdefault(etcd_url, state_dir / "master.key"))]
     if etcd_url:
         argv += ["--etcd", etcd_url]
+    offset = log_path.stat().st_size if log_path.exists() else 0
     log = open(log_path, "ab")  # noqa: SIM115
     proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
     wait_port(port, timeout=60, proc=proc)
+    wait_serving(log_path, offset, proc)
     token_file = state_dir / "admin.token"
     end = time.monotonic() + (30 if expect_token else 0)
     while not token_file.exists() and time.monotonic() < end:
         time.sleep(0.05)
     token = token_file.read_text().strip() if token_file.exists() else ""
-    return ServerProc(f"127.0.0.1:{port}", token, config_path, state_dir, proc, log_path,
-                      etcd_url or "")
+    address = f"127.0.0.1:{port}"
+    ca_pem = None
+    if not insecure:
+        ca_file = state_dir / "ca.crt"  # written before the ports are bound
+        ca_pem = ca_file.read_text() if ca_file.exists() else None
+        if ca_pem is not None:
+            TRUST[address] = ca_pem
+    return ServerProc(address, token, config_path, state_dir, proc, log_path, etcd_url or "", ca_pem,
+                      node_port)
 
 
 @pytest.fixture(scope="session")

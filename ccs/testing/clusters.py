@@ -109,3 +109,8 @@ class ClustersFake(FakeState):
         await self.GetNode(request, context)
         self.commit(deletes=[("node", request.cluster, request.name)])
         return api_pb2.DeleteNodeResponse()
+
+    async def RevokeNode(self, request: Any, context: Ctx) -> api_pb2.RevokeNodeResponse:
+        """The fake has no agents or certificates: the node must exist; nothing is revoked."""
+        await self.GetNode(request, context)
+        return api_pb2.RevokeNodeResponse(revoked=0)

@@ -35,7 +35,7 @@ _KINDS = {
     resources_pb2.Release: "release",  # WatchEvent has no field for it: sent without object
 }
 _EVENT_FIELDS = frozenset(f.name for f in api_pb2.WatchEvent.DESCRIPTOR.fields)
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 MAX_REPLICAS = 1000
 NO_TOKEN = "missing bearer token (metadata 'authorization: Bearer <token>')"
 BAD_TOKEN = "invalid or revoked token"
@@ -198,9 +198,10 @@ class FakeState:
         """``controlplane.names.check_name``."""
         if not value:
             await fail(ctx, grpc.StatusCode.INVALID_ARGUMENT, f"{field}: is required")
-        if not _DNS_LABEL.match(value):
+        if not _DNS_LABEL.fullmatch(value):  # fullmatch: "$" lets a trailing newline through
+            shown = repr(value) if len(value) <= 80 else f"{value[:80]!r}... ({len(value)} characters)"
             await fail(ctx, grpc.StatusCode.INVALID_ARGUMENT,
-                       f"{field}: {value!r} is not a valid name: use at most 63 lowercase letters, digits "
+                       f"{field}: {shown} is not a valid name: use at most 63 lowercase letters, digits "
                        "and '-', starting and ending with a letter or digit")
         return value
 

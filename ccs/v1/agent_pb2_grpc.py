@@ -59,6 +59,11 @@ class DispatcherStub:
                 request_serializer=ccs_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_agent__pb2.LogRequest.FromString,
                 _registered_method=True)
+        self.RenewCertificate = channel.unary_unary(
+                '/ccs.v1.Dispatcher/RenewCertificate',
+                request_serializer=ccs_dot_v1_dot_agent__pb2.RenewCertificateRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_agent__pb2.RenewCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class DispatcherServicer:
@@ -96,6 +101,14 @@ class DispatcherServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewCertificate(self, request, context):
+        """A new certificate for a new key of the calling node (the node it is, from its current
+        certificate), before the current one expires.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatcherServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +136,11 @@ def add_DispatcherServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=ccs_dot_v1_dot_agent__pb2.LogChunk.FromString,
                     response_serializer=ccs_dot_v1_dot_agent__pb2.LogRequest.SerializeToString,
+            ),
+            'RenewCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewCertificate,
+                    request_deserializer=ccs_dot_v1_dot_agent__pb2.RenewCertificateRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_agent__pb2.RenewCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +278,33 @@ class Dispatcher:
             '/ccs.v1.Dispatcher/Logs',
             ccs_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
             ccs_dot_v1_dot_agent__pb2.LogRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.Dispatcher/RenewCertificate',
+            ccs_dot_v1_dot_agent__pb2.RenewCertificateRequest.SerializeToString,
+            ccs_dot_v1_dot_agent__pb2.RenewCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

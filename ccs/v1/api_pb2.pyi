@@ -156,6 +156,20 @@ class DeleteNodeResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RevokeNodeRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class RevokeNodeResponse(_message.Message):
+    __slots__ = ("revoked",)
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    revoked: int
+    def __init__(self, revoked: _Optional[int] = ...) -> None: ...
+
 class RollbackApplicationRequest(_message.Message):
     __slots__ = ("cluster", "name", "to_revision", "strategy")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -583,3 +597,75 @@ class ListRoutesRequest(_message.Message):
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class CreateTokenRequest(_message.Message):
+    __slots__ = ("name", "role", "clusters", "applications", "ttl_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    clusters: _containers.RepeatedScalarFieldContainer[str]
+    applications: _containers.RepeatedScalarFieldContainer[str]
+    ttl_seconds: int
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., applications: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateTokenResponse(_message.Message):
+    __slots__ = ("token", "secret")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    token: _resources_pb2.Token
+    secret: str
+    def __init__(self, token: _Optional[_Union[_resources_pb2.Token, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListTokensRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Token]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[_resources_pb2.Token, _Mapping]]] = ...) -> None: ...
+
+class RevokeTokenRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListAuditRequest(_message.Message):
+    __slots__ = ("since", "page_size", "page_token")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    since: float
+    page_size: int
+    page_token: str
+    def __init__(self, since: _Optional[float] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuditResponse(_message.Message):
+    __slots__ = ("records", "next_page_token", "revision")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_resources_pb2.AuditRecord]
+    next_page_token: str
+    revision: int
+    def __init__(self, records: _Optional[_Iterable[_Union[_resources_pb2.AuditRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class WatchAuditRequest(_message.Message):
+    __slots__ = ("from_revision",)
+    FROM_REVISION_FIELD_NUMBER: _ClassVar[int]
+    from_revision: int
+    def __init__(self, from_revision: _Optional[int] = ...) -> None: ...
+
+class WatchAuditResponse(_message.Message):
+    __slots__ = ("revision", "records")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    records: _containers.RepeatedCompositeFieldContainer[_resources_pb2.AuditRecord]
+    def __init__(self, revision: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_resources_pb2.AuditRecord, _Mapping]]] = ...) -> None: ...

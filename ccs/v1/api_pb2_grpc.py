@@ -352,6 +352,11 @@ class NodeServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.DeleteNodeRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.DeleteNodeResponse.FromString,
                 _registered_method=True)
+        self.RevokeNode = channel.unary_unary(
+                '/ccs.v1.NodeService/RevokeNode',
+                request_serializer=ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -379,7 +384,17 @@ class NodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteNode(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Remove the node; its certificates are revoked in the same transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeNode(self, request, context):
+        """Revoke every certificate (or, under --insecure, the credential) the node holds: its next
+        call is refused and its agent stops. The node record stays (it goes DOWN); register the
+        host again with a join token to bring it back.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -406,6 +421,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.DeleteNode,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.DeleteNodeRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.DeleteNodeResponse.SerializeToString,
+            ),
+            'RevokeNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeNode,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +538,33 @@ class NodeService:
             '/ccs.v1.NodeService/DeleteNode',
             ccs_dot_v1_dot_api__pb2.DeleteNodeRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.DeleteNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.NodeService/RevokeNode',
+            ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1812,6 +1859,300 @@ class RouteService:
             '/ccs.v1.RouteService/ListRoutes',
             ccs_dot_v1_dot_api__pb2.ListRoutesRequest.SerializeToString,
             ccs_dot_v1_dot_resources__pb2.RoutingTable.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class TokenServiceStub:
+    """---------------------------------------------------------------- tokens
+
+    API tokens with roles (admin, deployer, viewer). Admin only.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateToken = channel.unary_unary(
+                '/ccs.v1.TokenService/CreateToken',
+                request_serializer=ccs_dot_v1_dot_api__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/ccs.v1.TokenService/ListTokens',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/ccs.v1.TokenService/RevokeToken',
+                request_serializer=ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Token.FromString,
+                _registered_method=True)
+
+
+class TokenServiceServicer:
+    """---------------------------------------------------------------- tokens
+
+    API tokens with roles (admin, deployer, viewer). Admin only.
+    """
+
+    def CreateToken(self, request, context):
+        """The answer is the only place the secret ever appears.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Refused at once on the replica that revokes it; on other replicas within a few seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TokenServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.CreateTokenRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListTokensRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Token.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.TokenService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.TokenService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TokenService:
+    """---------------------------------------------------------------- tokens
+
+    API tokens with roles (admin, deployer, viewer). Admin only.
+    """
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.TokenService/CreateToken',
+            ccs_dot_v1_dot_api__pb2.CreateTokenRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.TokenService/ListTokens',
+            ccs_dot_v1_dot_api__pb2.ListTokensRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.TokenService/RevokeToken',
+            ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AuditServiceStub:
+    """---------------------------------------------------------------- audit
+
+    The audit log: one record per call that changes (or tries to change) state. Admin only.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListAudit = channel.unary_unary(
+                '/ccs.v1.AuditService/ListAudit',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
+        self.WatchAudit = channel.unary_stream(
+                '/ccs.v1.AuditService/WatchAudit',
+                request_serializer=ccs_dot_v1_dot_api__pb2.WatchAuditRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.WatchAuditResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """---------------------------------------------------------------- audit
+
+    The audit log: one record per call that changes (or tries to change) state. Admin only.
+    """
+
+    def ListAudit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAudit(self, request, context):
+        """Records as they are written, from from_revision (0: from now); resumable like Watch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListAuditRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'WatchAudit': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAudit,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.WatchAuditRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.WatchAuditResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """---------------------------------------------------------------- audit
+
+    The audit log: one record per call that changes (or tries to change) state. Admin only.
+    """
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.AuditService/ListAudit',
+            ccs_dot_v1_dot_api__pb2.ListAuditRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ccs.v1.AuditService/WatchAudit',
+            ccs_dot_v1_dot_api__pb2.WatchAuditRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.WatchAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

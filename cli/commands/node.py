@@ -81,11 +81,21 @@ def rm(
     cluster: ClusterOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Remove even if it is up.")] = False,
 ) -> None:
-    """Remove a node from the cluster."""
+    """Remove a node from the cluster; its certificates are revoked at once."""
     s = session(ctx)
     c = s.cluster(cluster)
     s.run(lambda cl: cl.nodes.delete(c, name, force=force))
     typer.echo(f"node {name} removed")
+
+
+@app.command("revoke")
+def revoke(ctx: typer.Context, name: NodeArg, cluster: ClusterOpt = None) -> None:
+    """Revoke the node's certificates: its agent is refused at once and stops; the node stays
+    listed (it goes down). Register the host again with a join token to bring it back."""
+    s = session(ctx)
+    c = s.cluster(cluster)
+    n = s.run(lambda cl: cl.nodes.revoke(c, name))
+    typer.echo(f"node {name}: {n} certificate(s) revoked")
 
 
 @app.command("label")

@@ -65,7 +65,8 @@ def check_fits(etcd: Etcd, txn: Txn, services: int) -> None:
                 "ccs-server with the same --etcd-max-txn-ops",
             ) from e
         raise InvalidArgument(
-            "template", f"the application with its parsed services is too large to store: {e}"
+            "template",
+            f"the application (its template, files and env) with its parsed services is too large to store: {e}",
         ) from e
 
 

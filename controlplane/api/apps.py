@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import grpc
 import structlog
 
+from ccs.ab_match import HTTP_TOKEN, MATCH_VALUE
 from ccs.labels import KEEP_VOLUMES, apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
@@ -18,7 +19,7 @@ from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
-from controlplane.names import check_labels, check_name
+from controlplane.names import MAX_VERSION, check_labels, check_name, check_text, shown
 from controlplane.release import ReleaseOptions
 from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode
@@ -63,6 +64,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
+        check_text("version", request.version, MAX_VERSION)
         if not request.template.strip():
             raise InvalidArgument("template", "is empty")
         profiles = _profiles(request.profiles)
@@ -155,9 +157,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
+        check_text("version", request.version, MAX_VERSION)
         if request.strategy not in STRATEGIES:
             raise InvalidArgument(
-                "strategy", f"{request.strategy!r} is not one of rolling, blue-green, canary"
+                "strategy", f"{shown(request.strategy)} is not one of rolling, blue-green, canary"
             )
         app = await self._get(cluster, name)
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
@@ -213,7 +216,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         name = check_name("name", request.name)
         if request.strategy not in STRATEGIES:
             raise InvalidArgument(
-                "strategy", f"{request.strategy!r} is not one of rolling, blue-green, canary"
+                "strategy", f"{shown(request.strategy)} is not one of rolling, blue-green, canary"
             )
         app = await self._get(cluster, name)
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
@@ -395,3 +398,9 @@ def _check_release_options(o: ReleaseOptions) -> None:
         raise InvalidArgument("match_value", "A/B routing by header or cookie needs the value to match")
     if o.match_header and o.match_cookie:
         raise InvalidArgument("match_cookie", "choose a header or a cookie, not both")
+    # Both go into every router's HAProxy configuration (see ccs.ab_match).
+    for field, name in (("match_header", o.match_header), ("match_cookie", o.match_cookie)):
+        if name and not HTTP_TOKEN.fullmatch(name):
+            raise InvalidArgument(field, f"{shown(name)} is not an HTTP header or cookie name (an RFC 9110 token)")
+    if o.match_value and not MATCH_VALUE.fullmatch(o.match_value):
+        raise InvalidArgument("match_value", f"{shown(o.match_value)}: use 1 to 1024 of A-Z a-z 0-9 . _ ~ : / + = @ -")

@@ -8,13 +8,15 @@ import zlib
 
 import grpc
 
+from ccs.join_token import JoinToken
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_policy import policy_names
 from controlplane.api.common import read_modify_write
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.ipam import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
-from controlplane.names import check_labels, check_name
+from controlplane.names import MAX_DESCRIPTION, check_labels, check_name, check_text
+from controlplane.pki.issuer import NodeIssuer
 from controlplane.store import AlreadyExists, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
@@ -23,21 +25,27 @@ from controlplane.store.txn import Txn
 
 
 def new_join_token(cluster: str) -> str:
-    # The cluster name is inside so an agent (and an operator reading logs) can tell
-    # which cluster a token is for; the secret part is 256 bits.
-    return f"CCSJOIN-{cluster}-{secrets.token_urlsafe(32)}"
+    """The stored form of a new token (:mod:`ccs.join_token`): the cluster name, so an agent
+    (and an operator reading logs) can tell which cluster a token is for, and a 256-bit
+    secret. The CA fingerprint is added when the token is shown, so it follows the CA."""
+    return JoinToken(cluster, secrets.token_urlsafe(32), version=1).stored()
 
 
 @map_errors
 class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
-    def __init__(self, etcd: Etcd) -> None:
+    def __init__(self, etcd: Etcd, issuer: NodeIssuer | None = None) -> None:
         self.etcd = etcd
+        self.issuer = issuer
+
+    def _show(self, stored: str) -> str:
+        return self.issuer.show_token(stored) if self.issuer is not None else stored
 
     async def CreateCluster(
         self, request: api_pb2.CreateClusterRequest, context: grpc.aio.ServicerContext
     ) -> pb.Cluster:
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
+        check_text("description", request.description, MAX_DESCRIPTION)
         for attempt in range(len(DEFAULT_CANDIDATES) + 1):
             taken = await self._taken_ranges()
             if request.pod_cidr:
@@ -167,7 +175,7 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
             txn.put(keys.join_token(name), token.encode())
             record_event(txn, name, "cluster", name, "JoinTokenRotated", "join token rotated")
             await txn.commit(self.etcd)
-            return api_pb2.GetJoinTokenResponse(token=token)
+            return api_pb2.GetJoinTokenResponse(token=self._show(token))
         kv = await self.etcd.get(keys.join_token(name))
         if kv is None:  # a cluster made before join tokens existed
             token = new_join_token(name)
@@ -177,5 +185,5 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
                 .put(keys.join_token(name), token.encode())
                 .commit(self.etcd)
             )
-            return api_pb2.GetJoinTokenResponse(token=token)
-        return api_pb2.GetJoinTokenResponse(token=kv.value.decode())
+            return api_pb2.GetJoinTokenResponse(token=self._show(token))
+        return api_pb2.GetJoinTokenResponse(token=self._show(kv.value.decode()))

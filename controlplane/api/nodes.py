@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import grpc
 
 from ccs.labels import apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import CacheReader, read_modify_write
-from controlplane.grpc_errors import FailedPrecondition, map_errors
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_labels, check_name
+from controlplane.pki import node_certs
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
@@ -67,6 +70,11 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
+        # proto3 enums are open: a number the schema does not define arrives as it is.
+        if request.availability not in pb.NodeAvailability.values():
+            raise InvalidArgument("availability", f"{request.availability} is not a NodeAvailability")
+        if request.role not in pb.NodeRole.values():
+            raise InvalidArgument("role", f"{request.role} is not a NodeRole")
         key = keys.node(cluster, name)
         node = await reads.get(self.etcd, key, pb.Node, "node", name)
         rv = request.resource_version or node.meta.resource_version
@@ -90,16 +98,22 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
     ) -> api_pb2.DeleteNodeResponse:
         return await read_modify_write(0, lambda: self._DeleteNode(request))
 
-    async def _DeleteNode(self, request: api_pb2.DeleteNodeRequest) -> api_pb2.DeleteNodeResponse:
+    async def _existing(self, request: api_pb2.DeleteNodeRequest | api_pb2.RevokeNodeRequest
+                        ) -> tuple[str, str, str, int]:
+        """(cluster, name, key, mod revision) of the node a request names; NotFound if none.
+
+        The record's content is not read, so a node whose record does not decode can still be
+        removed or revoked (that is how it is repaired); the guard is its raw revision."""
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         key = keys.node(cluster, name)
         kv = await self.etcd.get(key)
         if kv is None:
             raise NotFound("node", name)
-        # The record's content is not needed, so a node whose record does not decode can
-        # still be removed (that is how it is repaired); the guard is its raw revision.
-        revision = kv.mod_revision
+        return cluster, name, key, kv.mod_revision
+
+    async def _DeleteNode(self, request: api_pb2.DeleteNodeRequest) -> api_pb2.DeleteNodeResponse:
+        cluster, name, key, revision = await self._existing(request)
         if not request.force:
             containers, _ = await reads.list_all(self.etcd, keys.containers(cluster), pb.Container)
             mine = [c for c in containers if c.node == name]
@@ -110,9 +124,30 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
                 )
         txn = Txn().require_revision(key, "node", name, revision).delete(key)
         txn.delete_prefix(keys.subnets(cluster, name))  # its blocks go with it
-        cred = await self.etcd.get(f"{keys.subtree(cluster)}nodecred/{name}")
-        if cred is not None:  # revoke the agent's credential with the node
-            txn.delete(keys.token(cred.value.decode())).delete(cred.key)
-        record_event(txn, cluster, "node", name, "Removed", f"node {name} removed")
+        revoked = await self._revoke(txn, cluster, name)  # its agent is refused at once
+        record_event(txn, cluster, "node", name, "Removed",
+                     f"node {name} removed" + (f"; {revoked} certificate(s) revoked" if revoked else ""))
         await txn.commit(self.etcd)
         return api_pb2.DeleteNodeResponse()
+
+    async def _revoke(self, txn: Txn, cluster: str, name: str) -> int:
+        """Add to ``txn`` the revocation of the node's certificates and of its bearer
+        credential (--insecure); returns how many certificates."""
+        cred = await self.etcd.get(f"{keys.subtree(cluster)}nodecred/{name}")
+        if cred is not None:
+            txn.delete(keys.token(cred.value.decode())).delete(cred.key)
+        return await node_certs.revoke_all(self.etcd, txn, cluster, name, dt.datetime.now(dt.UTC))
+
+    async def RevokeNode(
+        self, request: api_pb2.RevokeNodeRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.RevokeNodeResponse:
+        return await read_modify_write(0, lambda: self._RevokeNode(request))
+
+    async def _RevokeNode(self, request: api_pb2.RevokeNodeRequest) -> api_pb2.RevokeNodeResponse:
+        cluster, name, key, revision = await self._existing(request)
+        txn = Txn().require_revision(key, "node", name, revision)
+        revoked = await self._revoke(txn, cluster, name)
+        record_event(txn, cluster, "node", name, "Revoked",
+                     f"node {name}: {revoked} certificate(s) revoked; its agent is refused until it registers again")
+        await txn.commit(self.etcd)
+        return api_pb2.RevokeNodeResponse(revoked=revoked)

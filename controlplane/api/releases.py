@@ -8,6 +8,8 @@ lost, and two operators cannot interleave half-applied transitions.
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 from ccs.models import phase_name
@@ -16,13 +18,15 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import read_modify_write
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
-from controlplane.names import check_name
+from controlplane.names import check_name, shown
 from controlplane.release import TERMINAL
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
 from controlplane.store.txn import Txn
+
+RELEASE_NAME = re.compile(r"r[0-9]{1,18}")
 
 
 @map_errors
@@ -33,8 +37,9 @@ class ReleaseServicer(api_pb2_grpc.ReleaseServiceServicer):
     async def _latest(self, cluster: str, app: str, name: str = "") -> pb.Release:
         await reads.get(self.etcd, keys.app(cluster, app), pb.Application, "application", app)
         if name:
-            if not name.startswith("r") or not name[1:].isdigit():
-                raise InvalidArgument("name", f"{name!r} is not a release name like r000003")
+            # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+            if not RELEASE_NAME.fullmatch(name):
+                raise InvalidArgument("name", f"{shown(name)} is not a release name like r000003")
             return await reads.get(self.etcd, keys.release(cluster, app, int(name[1:])), pb.Release,
                                    "release", name)
         res = await self.etcd.range(keys.releases(cluster, app))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -14,18 +16,30 @@ from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
-from controlplane.names import check_name
+from controlplane.names import check_name, shown
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
 from controlplane.store.meta import touch
 from controlplane.store.txn import Txn
 
+SERVICE_NAME = re.compile(r"[A-Za-z0-9._-]{1,63}")  # the Compose schema's service-name pattern
+
 
 def check_service_name(field: str, value: str) -> str:
-    # Compose service names may hold '_' and '.'; the parser already vetted them.
-    if not value or "/" in value or len(value) > 63:
-        raise InvalidArgument(field, f"{value!r} is not a valid service name")
+    # The parser vets the names it accepts (DNS labels today); this is the outer bound, as
+    # Compose writes it: no slash, space, control character or NUL to end up in an etcd key.
+    if not SERVICE_NAME.fullmatch(value):
+        raise InvalidArgument(field, f"{shown(value)} is not a valid service name")
+    return value
+
+
+CONTAINER_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")  # "<service>-<slot>-<id>"
+
+
+def check_container_name(field: str, value: str) -> str:
+    if not CONTAINER_NAME.fullmatch(value):
+        raise InvalidArgument(field, f"{shown(value)} is not a container name (like web-1-3f9a2b7c)")
     return value
 
 
@@ -121,8 +135,7 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         cluster = check_name("cluster", request.cluster)
         app = check_name("application", request.application)
         svc = check_service_name("service", request.service)
-        if not request.name:
-            raise InvalidArgument("name", "is required")
+        check_container_name("name", request.name)
         state = await self.cache.state(cluster)
         if state is not False:
             self.cache.check_decodes(state, f"container {request.name!r}",
@@ -167,7 +180,10 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         cluster = check_name("cluster", request.cluster)
         app = check_name("application", request.application)
         svc = check_service_name("service", request.service)
+        if not (math.isfinite(request.since) and request.since >= 0):
+            raise InvalidArgument("since", f"{request.since} is not a time: Unix seconds, 0 or more")
         if request.container:
+            check_container_name("container", request.container)
             one = await reads.get(
                 self.etcd,
                 keys.container(cluster, app, svc, request.container),

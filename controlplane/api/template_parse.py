@@ -22,22 +22,35 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 
 from controlplane.api.common import MAX_REPLICAS
-from controlplane.compose import MAX_TEMPLATE_BYTES, ParseBudget, ParsedTemplate, parse_template
+from controlplane.compose import ParseBudget, ParsedTemplate, check_template_size, parse_template
 from controlplane.grpc_errors import InvalidArgument
+from controlplane.names import shown
 
 log = structlog.get_logger("ccs.api")
+# The template (compose's MAX_TEMPLATE_BYTES), its files together and its env together are
+# each at most 1 MiB: the three documents a deploy carries, bounded alike. What is stored
+# must also fit one etcd request with the parsed services (app_update.check_fits).
 MAX_FILES_BYTES = 1024 * 1024
+MAX_ENV_BYTES = 1024 * 1024
+MAX_PATH_BYTES = 4096
 PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 _pool = ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="ccs-template-parse")
 
 
 def check_inputs(template: str, env: Mapping[str, str], files: Mapping[str, str]) -> None:
-    size = len(template.encode())
-    if size > MAX_TEMPLATE_BYTES:
-        raise InvalidArgument("template", f"is {size} bytes; the limit is {MAX_TEMPLATE_BYTES} bytes (1 MiB)")
-    for k in env:
+    """The deploy's inputs before any parsing: sizes, names, and no NUL where none can go."""
+    check_template_size(template)
+    for k, v in env.items():
         if not k or "=" in k or not k.replace("_", "a").isalnum():
-            raise InvalidArgument(f"env.{k}", "not a valid variable name")
+            raise InvalidArgument(f"env[{shown(k)}]", "not a valid variable name")
+        if "\0" in v:
+            raise InvalidArgument(f"env.{k}", "contains a NUL byte (\\0), which no environment value can hold")
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+    if total > MAX_ENV_BYTES:
+        raise InvalidArgument("env", f"is {total} bytes (names and values); the limit is {MAX_ENV_BYTES} bytes")
+    for path in files:
+        if not path or "\0" in path or len(path.encode()) > MAX_PATH_BYTES:
+            raise InvalidArgument(f"files[{shown(path)}]", f"not a file path: 1 to {MAX_PATH_BYTES} bytes, no NUL")
     total = sum(len(v.encode()) for v in files.values())
     if total > MAX_FILES_BYTES:
         raise InvalidArgument("files", f"are {total} bytes; the limit is {MAX_FILES_BYTES} bytes")

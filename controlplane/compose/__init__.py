@@ -43,6 +43,7 @@ from controlplane.compose.support import RULES, Action, support_table_markdown
 from controlplane.compose.template import (
     MAX_TEMPLATE_BYTES,
     ParsedTemplate,
+    check_template_size,
     parse_template,
 )
 
@@ -58,6 +59,7 @@ __all__ = [
     "ParseCancelled",
     "ParsedTemplate",
     "TemplateError",
+    "check_template_size",
     "parse_template",
     "support_table_markdown",
 ]

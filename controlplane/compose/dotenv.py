@@ -60,6 +60,10 @@ def parse_dotenv(text: str, lookup: Lookup | None = None) -> dict[str, str]:
         return values[name] if name in values else outer(name)
 
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    if "\0" in text:  # an environment value cannot hold one (see compose.text)
+        nul = text.index("\0")
+        raise DotenvError(text.count("\n", 0, nul) + 1,
+                          "contains a NUL byte (\\0), which no environment value can hold")
     pos = 0
     while pos < len(text):
         line_no = text.count("\n", 0, pos) + 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 Path = tuple[str | int, ...]
-_PLAIN_KEY = re.compile(r"[^\s\[\]\"]+")
+_PLAIN_KEY = re.compile(r"[^\s\[\]\"\x00-\x1f\x7f]+")  # control characters are shown escaped
 T = TypeVar("T")
 
 

@@ -9,11 +9,18 @@ services:
         - {port: 80, domain: www.example.com, path: /}
       session_sticky: true
       always_pull: true
+      replace_unhealthy: false    # default true: replace a container reported UNHEALTHY
       probe:                      # exactly one of http / tcp / cmd
         http: {port: 80, path: /healthz}
         timeout_seconds: 3
         initial_delay_seconds: 5
+      on_node_loss: wait          # wait | reschedule (default: wait with named volumes)
 ```
+
+``on_node_loss`` says what a node's loss does to the service's containers: ``wait`` keeps each
+on its node (and its restarts there), so the node's named volumes keep serving it when the node
+returns; ``reschedule`` replaces it elsewhere after the down grace, with empty named volumes there.
+Unset, the planner decides from the volumes (controlplane/planner/node_loss.py).
 
 It says the same things as the aliyun.* labels, in structured form, and records the same claims,
 so a template that says both must say them consistently. It is validated with its own JSON
@@ -35,6 +42,8 @@ from controlplane.compose.loader import report_schema_errors
 from controlplane.compose.model import Probe, Route
 from controlplane.compose.units import to_bool, to_int
 
+#: ``x-ccs.on_node_loss`` -> the ServiceSpec's enum value.
+NODE_LOSS = {"wait": "NODE_LOSS_POLICY_WAIT", "reschedule": "NODE_LOSS_POLICY_RESCHEDULE"}
 _PORT = {"type": ["integer", "string"]}
 _BOOL = {"type": ["boolean", "string"]}
 X_CCS_SCHEMA: dict[str, Any] = {
@@ -53,6 +62,8 @@ X_CCS_SCHEMA: dict[str, Any] = {
         },
         "session_sticky": _BOOL,
         "always_pull": _BOOL,
+        "replace_unhealthy": _BOOL,
+        "on_node_loss": {"enum": ["wait", "reschedule"]},
         "probe": {
             "type": "object",
             "additionalProperties": False,
@@ -134,9 +145,12 @@ def extension_claims(value: Any, path: Path, diag: Diagnostics, claims: Claims) 
         claims.add(
             "routes", (*path, "routes"), sorted(routes, key=lambda r: (r.port, r.domain, r.path)), "[...]"
         )
-    for key in ("session_sticky", "always_pull"):
+    for key in ("session_sticky", "always_pull", "replace_unhealthy"):
         if key in value and (on := diag.convert((*path, key), to_bool, value[key])) is not None:
             claims.add(key, (*path, key), on, value[key])
+    if "on_node_loss" in value:
+        claims.add("on_node_loss", (*path, "on_node_loss"), NODE_LOSS[value["on_node_loss"]],
+                   value["on_node_loss"])
     if "probe" in value:
         probe = _probe(value["probe"], (*path, "probe"), diag)
         if probe is not None:

@@ -145,6 +145,7 @@ class Route(_Model):
 
 Mode = Literal["SERVICE_MODE_REPLICATED", "SERVICE_MODE_GLOBAL"]
 Strategy = Literal["rolling", "blue-green", "canary"]
+NodeLoss = Literal["NODE_LOSS_POLICY_WAIT", "NODE_LOSS_POLICY_RESCHEDULE"]
 
 
 class ServiceSpec(_Model):
@@ -197,6 +198,8 @@ class ServiceSpec(_Model):
     init: bool | None = None
     cpu_shares: int | None = None
     oom_score_adj: int | None = None
+    replace_unhealthy: bool | None = None  # None: unset, which means true
+    on_node_loss: NodeLoss | None = None
 
 
 class NetworkDef(_Model):

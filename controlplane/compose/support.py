@@ -183,7 +183,8 @@ RULES: dict[str, Rule] = {
     "services.*.annotations": Rule(W, "OCI annotations are not passed to containers"),
     "services.*.domainname": Rule(W, "containers use the cluster's DNS domain"),
     "services.*.pull_refresh_after": Rule(W, "use pull_policy: always or aliyun.latest_image"),
-    "services.*.x-ccs": Rule(S, "ccs extension: strategy, routes, session_sticky, always_pull, probe"),
+    "services.*.x-ccs": Rule(
+        S, "ccs extension: strategy, routes, session_sticky, always_pull, probe, replace_unhealthy, on_node_loss"),
     # ---- services.*.deploy
     "services.*.deploy.mode": Rule(S),
     "services.*.deploy.replicas": Rule(S, "at most 1000"),
@@ -271,8 +272,8 @@ RULES: dict[str, Rule] = {
         S, "the engine's name for the volume (default ccs-<app>-<key>); ccs- names only when external"
     ),
     "volumes.*.driver_opts": Rule(S, "passed to the driver, e.g. a local NFS or tmpfs volume"),
-    "networks.*.driver": Rule(S),
-    "networks.*.external": Rule(S),
+    "networks.*.driver": Rule(S, "bridge or overlay, both the ccs cross-node network; any other is refused"),
+    "networks.*.external": Rule(S, "false only: `external: true` is refused until shared networks exist"),
     "networks.*.internal": Rule(S),
     "networks.*.name": Rule(W, "ccs names networks per application"),
     "networks.*.labels": Rule(W, "network labels are not kept"),

@@ -75,9 +75,7 @@ def parse_port(item: Any) -> list[PortSpec]:
             raise ValueError("target is required")
         published = item.get("published")
         mode = str(item.get("mode") or "")
-        if mode == "ingress":
-            raise ValueError(INGRESS_REFUSAL)
-        if mode not in ("", "host"):
+        if mode not in ("", "host"):  # ingress is refused before this, at its own key (service.py)
             raise ValueError(f"mode must be host, got {mode!r}")
         return _expand(
             target,

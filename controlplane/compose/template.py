@@ -42,10 +42,12 @@ from controlplane.compose.profiles import Profiles
 from controlplane.compose.security import PrivilegedUse, check_host_network
 from controlplane.compose.service import Context, convert_service, normalize_path
 from controlplane.compose.support import check_support
+from controlplane.compose.text import check_text_tree
 from controlplane.compose.units import to_bool
 from controlplane.compose.volumes import attach_definitions, check_shared_names, named_volume
 
 MAX_TEMPLATE_BYTES = 1024 * 1024
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 BUILD_REFUSAL = "images must be built and pushed to a registry first; set image:"
 
@@ -63,6 +65,21 @@ class ParsedTemplate:
     privileged: list[PrivilegedUse] = field(default_factory=list)
 
 
+def check_template_size(template: str) -> None:
+    """Refuse a template over ``MAX_TEMPLATE_BYTES`` (the one place that says so), or one that
+    is not text: a lone surrogate (a caller of the Python API decoding bytes with
+    ``surrogateescape``) has no UTF-8 form, and encoding it raised instead of refusing."""
+    if (found := LONE_SURROGATE.search(template)) is not None:
+        line = template.count("\n", 0, found.start()) + 1
+        message = (f"contains a lone surrogate (\\u{ord(found.group()):04x}) at line {line}, which is not a "
+                   "character: a template is UTF-8 text")
+        raise TemplateError([FieldError("template", message)])
+    size = len(template.encode("utf-8"))
+    if size > MAX_TEMPLATE_BYTES:
+        message = f"is {size} bytes; the limit is 1 MiB ({MAX_TEMPLATE_BYTES} bytes)"
+        raise TemplateError([FieldError("template", message)])
+
+
 def _service_name_problem(name: str) -> str | None:
     if SERVICE_NAME.fullmatch(name):
         return None
@@ -72,6 +89,14 @@ def _service_name_problem(name: str) -> str | None:
         "service names must be DNS labels: lowercase letters, digits and '-', starting and ending "
         f"with a letter or digit, at most 63 characters{hint}"
     )
+
+
+#: Until networks shared between applications exist (`ccs network create`), saying a network
+#: is external would silently give the application a private one: refused instead.
+EXTERNAL_NETWORK_REFUSAL = (
+    "external networks (shared between applications) are not supported yet: every network of an "
+    "application is its own; remove `external`"
+)
 
 
 def _external(value: Any) -> bool:
@@ -105,11 +130,18 @@ def _top_level(doc: dict[str, Any], diag: Diagnostics) -> tuple[list[NamedVolume
     for name, options in (doc.get("networks") or {}).items():
         if (opts := _options("networks", name, options, diag)) is None:
             continue
+        external = bool(diag.convert(("networks", name, "external"), _external, opts.get("external")))
+        if external:
+            diag.error(("networks", name, "external"), EXTERNAL_NETWORK_REFUSAL)
+        driver = opts.get("driver")
+        if driver not in (None, "bridge", "overlay"):
+            diag.error(("networks", name, "driver"),
+                       f"must be bridge or overlay (both are the ccs cross-node application network), got {driver!r}")
         networks.append(
             NetworkDef(
                 name=name,
-                driver=opts.get("driver"),
-                external=bool(diag.convert(("networks", name, "external"), _external, opts.get("external"))),
+                driver=driver,
+                external=external,
                 internal=bool(
                     diag.convert(("networks", name, "internal"), to_bool, opts.get("internal", False))
                 ),
@@ -130,7 +162,7 @@ def _apply_claims(spec: ServiceSpec, claims: Claims, path: Path, diag: Diagnosti
     if "parallelism" in resolved:
         spec.update_config = spec.update_config or UpdateConfig()
         spec.update_config.parallelism = resolved["parallelism"]
-    for key in ("strategy", "probe", "routes", "session_sticky", "always_pull"):
+    for key in ("strategy", "probe", "routes", "session_sticky", "always_pull", "replace_unhealthy", "on_node_loss"):
         if key in resolved:
             setattr(spec, key, resolved[key])
 
@@ -206,10 +238,7 @@ def parse_template(
     without one the parse has no CPU limit (the API server always gives one).
     """
     budget = budget or ParseBudget(cpu_clock=None)
-    size = len(template.encode("utf-8"))
-    if size > MAX_TEMPLATE_BYTES:
-        message = f"is {size} bytes; the limit is 1 MiB ({MAX_TEMPLATE_BYTES} bytes)"
-        raise TemplateError([FieldError("template", message)])
+    check_template_size(template)
     doc, _, diag = load_yaml(template, budget)
     bundled = {normalize_path(k): v for k, v in files.items()}
     dotenv: dict[str, str] = {}
@@ -223,6 +252,7 @@ def parse_template(
         return env[name] if name in env else dotenv.get(name)
 
     doc = interpolate_tree(doc, lookup, diag, tick=budget.tick)
+    check_text_tree(doc, diag, budget.tick)
     budget.check_time()
     validate_schema(doc, diag)
     budget.check_time()

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import secrets
 from collections.abc import AsyncIterator
 
 import grpc
 import structlog
+from cryptography import x509
 
+from ccs.errors import REASON_CERT_REVOKED, REASON_KEY
+from ccs.join_token import JoinTokenError, parse
 from ccs.v1 import agent_pb2, agent_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_token, token_record
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
-from controlplane.grpc_errors import InvalidArgument, map_errors
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_labels, check_name
+from controlplane.pki import certs, node_certs
+from controlplane.pki.issuer import NodeIssuer
+from controlplane.pki.node_auth import NodeGuard, current_node
 from controlplane.store import Conflict, Corrupt, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
@@ -27,19 +34,11 @@ from controlplane.store.txn import Txn
 
 log = structlog.get_logger("ccs.dispatcher")
 
-JOIN_PREFIX = "CCSJOIN-"
-SECRET_LEN = 43  # secrets.token_urlsafe(32)
 MAX_BATCH = 100  # etcd refuses transactions of more than 128 operations by default
 
 
 class PermissionDenied(Exception):
     pass
-
-
-def cluster_of_join_token(token: str) -> str | None:
-    if not token.startswith(JOIN_PREFIX) or len(token) < len(JOIN_PREFIX) + SECRET_LEN + 2:
-        return None
-    return token[len(JOIN_PREFIX) : -(SECRET_LEN + 1)]
 
 
 def nodecred_key(cluster: str, node: str) -> str:
@@ -50,14 +49,25 @@ def nodecred_key(cluster: str, node: str) -> str:
 class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
     def __init__(
         self, etcd: Etcd, informer: Informer, hub: AssignmentHub, verifier: TokenVerifier,
-        broker: LogBroker,
+        broker: LogBroker, issuer: NodeIssuer | None = None, guard: NodeGuard | None = None,
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
         self.broker = broker
+        # With TLS: certificates are issued at registration and node calls are authenticated
+        # by them (the guard); without (--insecure, or tests), bearer node credentials.
+        self.issuer = issuer if issuer is not None and issuer.tls else None
+        self.guard = guard
         # (key, mod_revision) of undecodable container records already logged.
         self._corrupt_logged: set[tuple[str, int]] = set()
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal:
+        if self.issuer is not None:
+            # The auth interceptor ran the node guard before this call (controlplane.pki.node_auth).
+            peer = current_node()
+            if peer is None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a node certificate is required")
+                raise AssertionError("unreachable")
+            return Principal(peer.node, "node", peer.cluster, peer.node)
         token = bearer(context.invocation_metadata())
         p = await self.verifier.verify(token or "")
         if p is None or p.role != "node":
@@ -68,19 +78,25 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
     async def Register(
         self, request: agent_pb2.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.RegisterResponse:
-        cluster = cluster_of_join_token(request.join_token)
-        stored = await self.etcd.get(keys.join_token(cluster)) if cluster else None
-        if cluster is None or stored is None or not secrets.compare_digest(
-            stored.value, request.join_token.encode()
-        ):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or rotated join token")
-        assert cluster is not None
+        cluster = await self._check_join_token(request.join_token, context)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
         if not request.status.address:
             raise InvalidArgument("status.address", "is required (the node's reachable IP)")
+        csr = None
+        if self.issuer is not None:
+            if not request.csr_pem:
+                raise FailedPrecondition(
+                    "csr_pem: required: this server gives nodes certificates (mutual TLS); the agent "
+                    "is older than that: upgrade it")
+            try:
+                csr = certs.parse_csr(request.csr_pem)
+            except certs.CsrError as exc:
+                raise InvalidArgument("csr_pem", str(exc).removeprefix("csr_pem: ")) from None
+        elif request.csr_pem:
+            raise FailedPrecondition("csr_pem: this server runs --insecure and issues no certificates; "
+                                     "start the agent with --insecure")
         key = keys.node(cluster, name)
-        credential = new_token("ccsnode")
         old_kv = await self.etcd.get(key)
         status = pb.NodeStatus()
         status.CopyFrom(request.status)
@@ -101,15 +117,98 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             touch(node.meta)
             txn.update(key, node, "node", name, old_kv.mod_revision)
             record_event(txn, cluster, "node", name, "Reregistered", f"node {name} registered again")
+        # A name registered again takes over: what the previous holder had stops working.
         old_cred = await self.etcd.get(nodecred_key(cluster, name))
         if old_cred is not None:
-            txn.delete(keys.token(old_cred.value.decode()))
-        txn.put(keys.token(digest(credential)),
-                token_record(Principal(name, "node", cluster, name)))
-        txn.put(nodecred_key(cluster, name), digest(credential).encode())
+            txn.delete(keys.token(old_cred.value.decode())).delete(old_cred.key)
+        response = agent_pb2.RegisterResponse(cluster=cluster)
+        if self.issuer is not None and csr is not None:
+            issued_at = dt.datetime.now(dt.UTC)
+            await node_certs.revoke_all(self.etcd, txn, cluster, name, issued_at)
+            cert = self.issuer.sign(csr, cluster, name, issued_at)
+            node_certs.record_issued(txn, cluster, name, certs.serial_hex(cert), cert.not_valid_after_utc, issued_at)
+            response.certificate_pem = certs.cert_pem(cert).decode()
+            response.ca_pem = self.issuer.ca_pem
+            response.node_port = self.issuer.node_port
+        else:
+            credential = new_token("ccsnode")
+            txn.put(keys.token(digest(credential)), token_record(Principal(name, "node", cluster, name)))
+            txn.put(nodecred_key(cluster, name), digest(credential).encode())
+            response.credential = credential
         node.meta.resource_version = await txn.commit(self.etcd)
-        log.info("node registered", cluster=cluster, node=name, address=status.address)
-        return agent_pb2.RegisterResponse(cluster=cluster, node=node, credential=credential)
+        response.node.CopyFrom(node)
+        log.info("node registered", cluster=cluster, node=name, address=status.address,
+                 certificate=bool(response.certificate_pem))
+        return response
+
+    async def _check_join_token(self, presented: str, context: grpc.aio.ServicerContext) -> str:
+        """The cluster the token joins, or the call is refused with the reason."""
+        try:
+            token = parse(presented)
+        except JoinTokenError as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"invalid join token: {exc}")
+            raise AssertionError("unreachable") from None
+        if self.issuer is not None:
+            if token.version == 1:
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "this join token is of the previous format (it carries no CA fingerprint, so the agent "
+                    f"could not check this server): get the current one with `ccs cluster join-token {token.cluster}`")
+            if token.ca_fingerprint != self.issuer.api_fingerprint:
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "the join token's CA fingerprint is not this server's CA: the token is for another "
+                    "control plane, or its CA changed; get the current token with "
+                    f"`ccs cluster join-token {token.cluster}`")
+        stored = await self.etcd.get(keys.join_token(token.cluster))
+        if stored is None or not secrets.compare_digest(stored.value, token.stored().encode()):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or rotated join token")
+        return token.cluster
+
+    async def RenewCertificate(
+        self, request: agent_pb2.RenewCertificateRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.RenewCertificateResponse:
+        p = await self._principal(context)
+        if self.issuer is None:
+            raise FailedPrecondition("this server runs --insecure and issues no certificates")
+        try:
+            csr = certs.parse_csr(request.csr_pem)
+        except certs.CsrError as exc:
+            raise InvalidArgument("csr_pem", str(exc).removeprefix("csr_pem: ")) from None
+        issuer, peer = self.issuer, current_node()
+        assert peer is not None  # _principal refused the call otherwise
+        key, current = keys.node(p.cluster, p.node), keys.node_cert(p.cluster, p.node, peer.serial)
+
+        async def attempt() -> x509.Certificate:
+            # The node record is rewritten (unchanged) and the current certificate's record is
+            # guarded in the same transaction, so a concurrent `ccs node revoke`/`rm` (guarded on
+            # the node record) either sees the new certificate or makes this fail for good.
+            record = await self.etcd.get(current)
+            if record is None or node_certs.CertRecord.decode(record.value).revoked_at:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the node certificate was revoked",
+                                    ((REASON_KEY, REASON_CERT_REVOKED),))
+            assert record is not None
+            node = await reads.get(self.etcd, key, pb.Node, "node", p.node)
+            issued_at = dt.datetime.now(dt.UTC)
+            cert = issuer.sign(csr, p.cluster, p.node, issued_at)
+            txn = Txn().update(key, node, "node", p.node, node.meta.resource_version)
+            txn.require_revision(current, "node certificate", peer.serial, record.mod_revision)
+            node_certs.record_issued(txn, p.cluster, p.node, certs.serial_hex(cert), cert.not_valid_after_utc,
+                                     issued_at)
+            await txn.commit(self.etcd)
+            return cert
+
+        for tries_left in range(4, -1, -1):  # a heartbeat may write the record meanwhile
+            try:
+                cert = await attempt()
+                break
+            except Conflict:
+                if not tries_left:
+                    raise
+        log.info("node certificate renewed", cluster=p.cluster, node=p.node, serial=certs.serial_hex(cert),
+                 not_after=cert.not_valid_after_utc.isoformat())
+        return agent_pb2.RenewCertificateResponse(certificate_pem=certs.cert_pem(cert).decode(),
+                                                  ca_pem=self.issuer.ca_pem)
 
     async def Session(
         self, request: agent_pb2.SessionRequest, context: grpc.aio.ServicerContext
@@ -122,12 +221,29 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         session, complete = self.hub.open(p.cluster, p.node)
         log.info("session opened", cluster=p.cluster, node=p.node,
                  assignments=len(complete.assignments), version=complete.version)
+        # A stream outlives a revocation: with node certificates, the node is checked again
+        # every heartbeat period (busy or quiet), so a revoked node's session ends too.
+        recheck = self.hub.heartbeat_period_ms / 1000 if self.guard is not None and self.issuer else None
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + (recheck or 0)
         try:
             yield complete
             while True:
-                msg = await session.queue.get()
+                msg: agent_pb2.SessionMessage | bool | None = False
+                try:
+                    timeout = max(0.0, next_check - loop.time()) if recheck else None
+                    msg = await asyncio.wait_for(session.queue.get(), timeout)
+                except TimeoutError:
+                    pass
+                if recheck and loop.time() >= next_check:
+                    assert self.guard is not None
+                    await self.guard.authenticate(context)
+                    next_check = loop.time() + recheck
+                if msg is False:
+                    continue
                 if msg is None:
                     return
+                assert isinstance(msg, agent_pb2.SessionMessage)
                 yield msg
         finally:
             self.hub.close(session)
@@ -150,7 +266,9 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                 node.status.agent_version = st.agent_version or node.status.agent_version
             was = node.status.state
             node.status.state = pb.NODE_STATE_READY
-            node.status.message = ""
+            # What the agent could not put in place (its network fabric's problems), "" when
+            # all is well: kept, cut and NUL-free, since refusing a heartbeat would be worse.
+            node.status.message = _agent_message(request.status.message if request.HasField("status") else "")
             node.status.last_heartbeat.CopyFrom(now())
             txn = Txn().update(key, node, "node", p.node, node.meta.resource_version)
             if was != pb.NODE_STATE_READY:
@@ -274,3 +392,12 @@ def check_addresses(request: agent_pb2.UpdateStatusRequest) -> None:
 
 def _same_counters(a: pb.RouterStats, b: pb.RouterStats) -> bool:
     return a.routing_version == b.routing_version and list(a.backends) == list(b.backends)
+
+
+#: The longest agent-reported node message kept (a node record is read on every heartbeat).
+MAX_AGENT_MESSAGE = 2000
+
+
+def _agent_message(text: str) -> str:
+    text = text.replace("\0", "")
+    return text if len(text) <= MAX_AGENT_MESSAGE else text[: MAX_AGENT_MESSAGE - 3] + "..."

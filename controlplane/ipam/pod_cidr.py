@@ -35,6 +35,9 @@ def parse_pod_cidr(text: str, *, taken: Iterable[IPv4Network] = ()) -> IPv4Netwo
     try:
         net = ipaddress.IPv4Network(text.strip(), strict=True)
     except ValueError as exc:
+        if len(text) > 64:  # the value is echoed, and ipaddress's reason repeats it: keep it short
+            raise PodCidrError(f"must be an IPv4 network such as 10.128.0.0/12, got {text[:64]!r}... "
+                               f"({len(text)} characters)") from None
         raise PodCidrError(f"must be an IPv4 network such as 10.128.0.0/12, got {text!r} ({exc})") from None
     if not WIDEST <= net.prefixlen <= NARROWEST:
         raise PodCidrError(f"must be a /{WIDEST} to a /{NARROWEST}, got /{net.prefixlen}")

@@ -10,11 +10,13 @@ passed in, never read), they are tested with tables of named cases and no mocks,
 twice on the same input gives the same plan.
 
 * :func:`plan_service`: replica counts, global services, restarts (restart policy with delay,
-  max_attempts and window), application stop/start/remove, ``depends_on`` gating, draining, record
-  cleanup, and the ``ServiceStatus``. See :mod:`controlplane.planner.service` for the boundary with
+  max_attempts and window), the replacement of UNHEALTHY containers (:mod:`.unhealthy`),
+  application stop/start/remove, ``depends_on`` gating, draining, record cleanup, and the
+  ``ServiceStatus``. See :mod:`controlplane.planner.service` for the boundary with
   the release reconcilers and the scheduler.
 * :func:`plan_node`: missed heartbeats -> DOWN -> (after a grace) reschedule (the moved containers'
-  records stay, desired REMOVED, so a returning agent is told to remove them).
+  records stay, desired REMOVED, so a returning agent is told to remove them), except for services
+  that wait for their node (:mod:`controlplane.planner.node_loss`: ``x-ccs.on_node_loss``).
 * :func:`apply_actions`: the one meaning of every action over container records; the reconcile
   passes apply plans with it, and tests use it to check that planning again changes nothing.
 

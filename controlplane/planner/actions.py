@@ -8,7 +8,9 @@ so a plan computed from stale state is refused and simply recomputed.
 Each action carries a ``reason`` written for humans; :func:`describe` renders an action with it
 for logs and test failure output, and :func:`event_of` says what the event log records of it.
 The reconcile pass writes that Event in the transaction that writes the action's change, so
-``ccs events`` says why each container was created, stopped, replaced or removed.
+``ccs events`` says why each container was created, stopped, replaced or removed. An action
+may carry its own :class:`ActionEvent` when the generic one would hide why (an UNHEALTHY
+container replaced): one decision, one event.
 """
 
 from __future__ import annotations
@@ -21,6 +23,21 @@ from ccs.v1 import resources_pb2 as pb
 
 
 @dataclass(frozen=True)
+class ActionEvent:
+    """What the event log says of an action that changed a container record.
+
+    ``about``: the name of the container the event is about, when it is not the one the action
+    writes (a start-first replacement is created for an unhealthy container, and its event is
+    about that one); the event still commits in the transaction of the action's write.
+    """
+
+    reason: str
+    message: str
+    warning: bool = False
+    about: str = ""
+
+
+@dataclass(frozen=True)
 class CreateContainer:
     """Create a container record for ``slot`` from the service's *current* spec.
 
@@ -28,7 +45,8 @@ class CreateContainer:
     node for global services. The applier copies cluster, application and spec from the Service
     record it read, and stamps ``spec_generation``/``app_revision`` (which are the service's, repeated
     here so that the applier can refuse a plan made for another generation). ``labels`` carry the
-    slot's restart history (see :mod:`controlplane.planner.restart`).
+    slot's restart history (see :mod:`controlplane.planner.restart`). ``event``: what the event
+    log records of this creation, when not the generic ``Created`` (see :func:`event_of`).
     """
 
     service: str
@@ -38,15 +56,20 @@ class CreateContainer:
     app_revision: int
     labels: tuple[tuple[str, str], ...]
     reason: str
+    event: ActionEvent | None = None
 
 
 @dataclass(frozen=True)
 class SetDesired:
-    """Change a container's ``desired_state`` (RUNNING, STOPPED or REMOVED)."""
+    """Change a container's ``desired_state`` (RUNNING, STOPPED or REMOVED); ``labels`` are
+    added to the container's (an UNHEALTHY container retired stop-first records when it
+    turned unhealthy, for its replacement); ``event`` as for :class:`CreateContainer`."""
 
     container: str
     desired_state: pb.DesiredState
     reason: str
+    labels: tuple[tuple[str, str], ...] = ()
+    event: ActionEvent | None = None
 
 
 @dataclass(frozen=True)
@@ -100,14 +123,6 @@ def describe(action: Action) -> str:
             return f"node {node} -> {pb.NodeState.Name(state)}: {message}"
 
 
-@dataclass(frozen=True)
-class ActionEvent:
-    """What the event log says of an action that changed a container record."""
-
-    reason: str
-    message: str
-    warning: bool = False
-
 
 _DESIRED_REASON = {
     pb.DESIRED_STATE_RUNNING: "Starting",
@@ -129,14 +144,19 @@ def event_of(action: Action, before: pb.Container | None) -> ActionEvent | None:
       ``Removing`` event was written when it was retired, and the agent's removal is bookkeeping;
     - a node's state (the node pass writes its own ``NodeDown``), placement and status changes
       (the service's status message carries those, and they change with every report).
+
+    An action that carries its own ``event`` gets that one instead of the generic one (not both):
+    the retirement or start-first creation that replaces an UNHEALTHY container is recorded as
+    one Warning ``UnhealthyReplaced`` saying why, as a kubelet records one ``Killing: container
+    failed liveness probe, will be restarted`` rather than a kill and a probe failure.
     """
     match action:
-        case CreateContainer(reason=reason):
-            return ActionEvent("Created", reason)
-        case SetDesired(desired_state=state, reason=reason):
+        case CreateContainer(reason=reason, event=event):
+            return event or ActionEvent("Created", reason)
+        case SetDesired(desired_state=state, reason=reason, event=event):
             if before is not None and before.desired_state == state:
                 return None
-            return ActionEvent(_DESIRED_REASON.get(state, "Changed"), reason)
+            return event or ActionEvent(_DESIRED_REASON.get(state, "Changed"), reason)
         case MarkFinished(outcome=outcome, message=message):
             if outcome == OUTCOME_FAILED:
                 return ActionEvent("Failed", message, warning=True)

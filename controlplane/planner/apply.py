@@ -45,8 +45,10 @@ def apply_actions(
                 if created.meta.id in by_id:
                     raise PlanError(f"new_id: container id {created.meta.id!r} is already taken")
                 by_id[created.meta.id] = created
-            case SetDesired(container=cid, desired_state=state):
-                _get(by_id, cid).desired_state = state
+            case SetDesired(container=cid, desired_state=state, labels=labels):
+                target = _get(by_id, cid)
+                target.desired_state = state
+                target.meta.labels.update(dict(labels))
             case MarkFinished(container=cid, outcome=result, message=message):
                 target = _get(by_id, cid)
                 target.desired_state = pb.DESIRED_STATE_STOPPED

@@ -53,6 +53,11 @@ def is_live(c: pb.Container) -> bool:
     return desired(c) == pb.DESIRED_STATE_RUNNING and c.status.state not in TERMINAL_STATES
 
 
+def reported_unhealthy(c: pb.Container) -> bool:
+    """Should run, runs, and its health check (or ccs probe) reports it UNHEALTHY."""
+    return is_live(c) and c.status.state == S.CONTAINER_STATE_UNHEALTHY
+
+
 def outcome(c: pb.Container) -> str:
     """``completed``/``failed`` when the planner has stopped this container for good, else ``""``."""
     return str(c.meta.labels.get(LABEL_OUTCOME, ""))
@@ -121,6 +126,8 @@ def describe_exit(c: pb.Container) -> str:
         return "was removed outside ccs"
     if state == S.CONTAINER_STATE_STOPPED:
         return f"was stopped outside ccs (code {c.status.exit_code})"
+    if state == S.CONTAINER_STATE_UNHEALTHY:
+        return "is unhealthy"
     return f"exited with code {c.status.exit_code}"
 
 
@@ -133,3 +140,18 @@ def sort_key_newest_first(c: pb.Container) -> tuple[float, str]:
 def node_is_draining(node: pb.Node | None) -> bool:
     """Containers on a DRAIN node are moved elsewhere by the service planner."""
     return node is not None and node.spec.availability == pb.NODE_AVAILABILITY_DRAIN
+
+
+def slot_rank(c: pb.Container) -> tuple[int, float, str]:
+    """Which container keeps a slot: live and ready first, then parked, dead, finished; newest."""
+    if is_live(c):
+        state = c.status.state
+        rank = 0 if state == pb.CONTAINER_STATE_HEALTHY else 1 if state == pb.CONTAINER_STATE_RUNNING else 2
+    elif is_parked(c):
+        rank = 3
+    elif is_dead(c):
+        rank = 4
+    else:
+        rank = 5
+    newest, cid = sort_key_newest_first(c)
+    return (rank, newest, cid)

@@ -5,7 +5,8 @@ so the plan is pure and the reconciler just requeues at ``requeue_after``):
 
 1. ``last_heartbeat + missed_heartbeats * heartbeat_period`` passes: the node is marked DOWN. Its
    containers still count for their services: a short partition must not double a service.
-2. ``down_grace`` later: each container that should run there is set to desired REMOVED. The record
+2. ``down_grace`` later: each container that should run there is set to desired REMOVED, unless
+   its service waits for its node (below). The record
    stays, so that the agent removes the container if the node comes back; the service planner no
    longer counts it and creates a replacement, which the scheduler places elsewhere.
 3. The node heartbeats again: the dispatcher marks it READY (the dispatcher, not this planner, owns
@@ -26,6 +27,10 @@ outage.
 Draining is done by the service planner (start the replacement first, then retire the old container
 once the replacement is ready); this planner only reports progress in ``message``.
 
+A container whose service waits for its node (``x-ccs.on_node_loss: wait``, the default for a
+service with named volumes: see :mod:`.node_loss`) is never moved by this planner: it keeps its
+slot on the DOWN node and runs there again when the node returns; the message counts them.
+
 Containers are always rescheduled, never merely unassigned: a container that an unreachable agent
 may already be running cannot safely be moved by clearing its node, so every move goes through a new
 record and an explicit removal of the old one.
@@ -42,6 +47,7 @@ from ccs.v1 import resources_pb2 as pb
 from .actions import Action, SetDesired, SetNodeState
 from .containers import desired, is_gone, node_is_draining, require_aware, timestamp
 from .errors import PlanError
+from .node_loss import waits_for_its_node
 from .restart import format_duration
 
 DEFAULT_MISSED_HEARTBEATS = 3
@@ -94,20 +100,28 @@ def plan_node(
     if node.status.state != pb.NODE_STATE_DOWN:
         actions.append(SetNodeState(node_id, pb.NODE_STATE_DOWN, why))
 
-    movable = sorted(
+    running = sorted(
         (c for c in containers_on_node if desired(c) == pb.DESIRED_STATE_RUNNING),
         key=lambda c: c.meta.id,
     )
+    movable = [c for c in running if not waits_for_its_node(c.spec)]
+    staying = _staying_note(len(running) - len(movable))
     reschedule_at = down_at + down_grace if down_at else None
     if reschedule_at is not None and now < reschedule_at:
         wait = (reschedule_at - now).total_seconds()
         note = f"; {len(movable)} container(s) move in {wait:.0f}s" if movable else ""
-        return NodePlan(tuple(actions), wait, f"down: {why}{note}")
+        return NodePlan(tuple(actions), wait, f"down: {why}{note}{staying}")
 
     reason = f"node {node_id} down: {why}; rescheduled after {format_duration(down_grace)} grace"
     actions.extend(SetDesired(c.meta.id, pb.DESIRED_STATE_REMOVED, reason) for c in movable)
     moved = f"; {len(movable)} container(s) rescheduled" if movable else ""
-    return NodePlan(tuple(actions), None, f"down: {why}{moved}")
+    return NodePlan(tuple(actions), None, f"down: {why}{moved}{staying}")
+
+
+def _staying_note(count: int) -> str:
+    if not count:
+        return ""
+    return f"; {count} container(s) wait for the node to return (x-ccs.on_node_loss: wait)"
 
 
 def _silence_counted_from(last_seen: datetime | None, leading_since: datetime | None) -> datetime | None:

@@ -123,8 +123,14 @@ def resolve_policy(service: str, spec: pb.ServiceSpec) -> RestartPolicy:
     )
 
 
-def decide(policy: RestartPolicy, dead: pb.Container, now: datetime) -> Decision:
-    """What to do about ``dead`` (a container that should run but was observed dead)."""
+def decide(
+    policy: RestartPolicy, dead: pb.Container, now: datetime, *, delay: timedelta | None = None
+) -> Decision:
+    """What to do about ``dead`` (a container that should run but was observed dead).
+
+    ``delay`` replaces ``policy.delay`` (the replacement of an UNHEALTHY container backs off
+    exponentially from it, see :mod:`controlplane.planner.unhealthy`).
+    """
     failure = is_failure(dead)
     how = describe_exit(dead)
     if policy.condition == "none" or (policy.condition == "on-failure" and not failure):
@@ -134,9 +140,7 @@ def decide(policy: RestartPolicy, dead: pb.Container, now: datetime) -> Decision
         return Finish(OUTCOME_COMPLETED, f"completed: {how}")
 
     failed_at = died_at(dead) or now
-    history = _earlier_failures(dead)
-    if policy.window is not None:
-        history = [t for t in history if t > failed_at - policy.window]
+    history = _history(policy, dead, failed_at)
     if policy.max_attempts and len(history) >= policy.max_attempts:
         within = f" within {format_duration(policy.window)}" if policy.window else ""
         return Finish(
@@ -146,17 +150,35 @@ def decide(policy: RestartPolicy, dead: pb.Container, now: datetime) -> Decision
         )
 
     known = died_at(dead)
-    if known is not None and now < known + policy.delay:
-        return Wait((known + policy.delay - now).total_seconds())
+    wait = policy.delay if delay is None else delay
+    if known is not None and now < known + wait:
+        return Wait((known + wait - now).total_seconds())
 
+    labels = restart_labels(policy, dead, failed_at)
+    return Restart(labels, f"restart #{restart_count(labels)}: previous container {dead.meta.id} {how}")
+
+
+def restart_labels(policy: RestartPolicy, c: pb.Container, failed_at: datetime) -> tuple[tuple[str, str], ...]:
+    """The slot's history for the container that replaces ``c``, which failed at ``failed_at``."""
     keep = max(policy.max_attempts, 1)
-    failures = [*history, failed_at][-keep:]
-    count = _int_label(dead, LABEL_RESTART_COUNT) + 1
-    labels = (
-        (LABEL_RESTART_COUNT, str(count)),
+    failures = [*_history(policy, c, failed_at), failed_at][-keep:]
+    return (
+        (LABEL_RESTART_COUNT, str(_int_label(c, LABEL_RESTART_COUNT) + 1)),
         (LABEL_RESTART_FAILURES, ",".join(t.isoformat() for t in failures)),
     )
-    return Restart(labels, f"restart #{count}: previous container {dead.meta.id} {how}")
+
+
+def restart_count(labels: tuple[tuple[str, str], ...]) -> int:
+    """The restart number that :func:`restart_labels` wrote."""
+    return int(dict(labels)[LABEL_RESTART_COUNT])
+
+
+def _history(policy: RestartPolicy, c: pb.Container, failed_at: datetime) -> list[datetime]:
+    """The slot's earlier failures that still count at ``failed_at`` (inside the window)."""
+    history = _earlier_failures(c)
+    if policy.window is not None:
+        history = [t for t in history if t > failed_at - policy.window]
+    return history
 
 
 def _earlier_failures(c: pb.Container) -> list[datetime]:

@@ -3,19 +3,25 @@
 Boundary with the other reconcilers (the part most worth reading before changing anything):
 
 * This planner owns **counts and restarts**: slots 1..replicas (or one container per eligible node in
-  global mode), replacing dead containers per the restart policy, stopping/starting/removing with the
+  global mode), replacing dead containers per the restart policy, replacing UNHEALTHY ones (the
+  rules are in :mod:`controlplane.planner.unhealthy`), stopping/starting/removing with the
   application, moving containers off draining nodes, and cleaning up records.
 * **Releases own generations.** A live container whose ``spec_generation`` is older than the
   service's is never replaced here just for being old; the release reconcilers do that, at their
   pace. A slot that holds containers of *different* generations is a release in progress and is left
-  alone (except that drained and out-of-range containers still go). Every container this planner
-  creates is made from the service's *current* spec, as Swarm does for restarts: a crash during a
-  rolling update therefore lands on the new version, which is where the release is heading anyway.
+  alone (except that drained and out-of-range containers still go), and while a release changes the
+  service (``releasing``) its UNHEALTHY containers are the release's to judge, not replaced here.
+  Every container this planner creates is made from the service's *current* spec, as Swarm does for
+  restarts: a crash during a rolling update therefore lands on the new version, which is where the
+  release is heading anyway.
 * **The scheduler owns placement.** Replicated containers are created with no node; the reconciler
   asks the scheduler to place pending ones. Global mode takes ``global_nodes`` (the eligible nodes,
   computed by the caller with the scheduler's constraint logic) and creates one container per node.
 * **The node planner owns node failure.** Containers on a DOWN node keep counting until the node
   planner retires them after the grace period; a brief partition therefore never doubles a service.
+  A service that waits for its node (``x-ccs.on_node_loss``, :mod:`.node_loss`) is never retired
+  for it: the status says which slot waits for which node, and a restart of such a service is
+  homed on the dead container's node (``ccs.home-node``), where its named volumes are.
 
 Design choices:
 
@@ -42,11 +48,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ccs.container_states import RUNNING_STATES
-from ccs.labels import LABEL_OUTCOME_MESSAGE, OUTCOME_FAILED
+from ccs.labels import LABEL_HOME_NODE, LABEL_OUTCOME_MESSAGE, OUTCOME_FAILED
 from ccs.v1 import resources_pb2 as pb
 
-from . import restart
-from .actions import Action, CreateContainer, DeleteContainer, MarkFinished, SetDesired
+from . import restart, unhealthy
+from .actions import Action, ActionEvent, CreateContainer, DeleteContainer, MarkFinished, SetDesired
 from .containers import (
     desired,
     is_dead,
@@ -56,10 +62,12 @@ from .containers import (
     is_ready,
     node_is_draining,
     outcome,
+    reported_unhealthy,
     require_aware,
-    sort_key_newest_first,
+    slot_rank,
 )
 from .errors import PlanError
+from .node_loss import waits_for_its_node, why_it_waits
 from .status import Counts, DependencyState, count, service_status, waiting_for
 
 Key = int | str
@@ -95,6 +103,7 @@ def plan_service(
     *,
     global_nodes: Sequence[str] | None = None,
     service_deleted: bool = False,
+    releasing: bool = False,
 ) -> ServicePlan:
     """Plan one service.
 
@@ -102,16 +111,19 @@ def plan_service(
     removed). ``nodes``: **every** node of the cluster by id; a container whose node is missing is
     treated as lost. ``deps_ready``: counts of the services in ``spec.depends_on``.
     ``global_nodes``: required in global mode. ``service_deleted``: the service left the template.
-    Raises ``PlanError`` for invalid input.
+    ``releasing``: an active release changes this service (its UNHEALTHY containers are the
+    release's business). Raises ``PlanError`` for invalid input.
     """
     require_aware(now)
     planner = _ServicePlanner(service, nodes, deps_ready, now, target_state(app, service_deleted))
+    planner.unhealthy.releasing = releasing
     planner.run(containers, global_nodes)
     counts = count(containers, planner.desired_count, service.spec)
     remaining = [c for c in containers if c.meta.id not in planner.deleted]
+    waits = planner.waits + planner.unhealthy.waits
     return ServicePlan(
         actions=tuple(planner.actions),
-        requeue_after=min(planner.waits) if planner.waits else None,
+        requeue_after=min(waits) if waits else None,
         status=service_status(counts, planner.notes(counts), containers),
         removable=planner.target == pb.DESIRED_STATE_REMOVED and not remaining,
     )
@@ -133,10 +145,13 @@ class _ServicePlanner:
     policy: restart.RestartPolicy = field(default_factory=restart.RestartPolicy)
     waiting: list[str] = field(default_factory=list)
     waiting_stop: list[str] = field(default_factory=list)
+    waiting_node: list[str] = field(default_factory=list)
     desired_count: int = 0
     global_mode: bool = False
     # Slot (or node) -> retired containers that still run on a ready node.
     stopping: dict[Key, list[pb.Container]] = field(default_factory=lambda: defaultdict(list))
+    # UNHEALTHY containers: the pass's account of them.
+    unhealthy: unhealthy.Book = field(default_factory=unhealthy.Book)
 
     @property
     def name(self) -> str:
@@ -154,6 +169,7 @@ class _ServicePlanner:
         self.desired_count = len(keys) if running else 0
         if running:
             self.policy = restart.resolve_policy(self.name, spec)
+            self.unhealthy.rules = unhealthy.resolve_rules(self.name, spec)
             self.waiting = waiting_for(self.name, spec.depends_on, self.deps)
 
         groups: dict[Key, list[pb.Container]] = defaultdict(list)
@@ -161,6 +177,7 @@ class _ServicePlanner:
             if c.node and c.node not in self.nodes:
                 self._delete(c, f"its node {c.node} no longer exists")
             elif is_gone(c):
+                self.unhealthy.gone(c.node if self.global_mode else c.slot, c)
                 if c.status.state == pb.CONTAINER_STATE_REMOVED or not c.node:
                     self._delete(c, "removed")
                 elif self._still_running(c):
@@ -169,6 +186,7 @@ class _ServicePlanner:
                 self._retire(c, "application or service removed")
             else:
                 groups[c.node if self.global_mode else c.slot].append(c)
+                self._note_node_wait(c)
 
         for key in sorted(groups, key=str):
             if key not in wanted:
@@ -178,6 +196,7 @@ class _ServicePlanner:
             for key in sorted((k for k in groups if k in wanted), key=str):
                 self._stop(groups[key])
         elif running:
+            self.unhealthy.count_in_flight(groups, keys, spec)
             for key in keys:
                 self._converge(key, groups.get(key, []))
 
@@ -208,6 +227,21 @@ class _ServicePlanner:
             and node.status.state == pb.NODE_STATE_READY
         )
 
+    def _note_node_wait(self, c: pb.Container) -> None:
+        """A live container on a DOWN node that the node planner leaves there: say so."""
+        node = self.nodes.get(c.node)
+        if (is_live(c) and node is not None and node.status.state == pb.NODE_STATE_DOWN
+                and waits_for_its_node(c.spec)):
+            where = self._label(c.node if self.global_mode else c.slot)
+            self.waiting_node.append(
+                f"{where} waits for its node {c.node} to return ({why_it_waits(c.spec)})")
+
+    def _home(self, dead: pb.Container) -> tuple[tuple[str, str], ...]:
+        """The replacement of ``dead`` stays on its node when the service waits for its node."""
+        if self.global_mode or not dead.node or self._on_draining(dead):
+            return ()
+        return ((LABEL_HOME_NODE, dead.node),) if waits_for_its_node(self.service.spec) else ()
+
     def _on_draining(self, c: pb.Container) -> bool:
         return bool(c.node) and node_is_draining(self.nodes.get(c.node))
 
@@ -235,10 +269,14 @@ class _ServicePlanner:
                     self._retire(c, f"node {c.node} is draining and the slot has a ready container")
             return
 
-        primary = min(candidates, key=_rank) if candidates else None
+        primary = min(candidates, key=slot_rank) if candidates else None
+        kept = None  # an UNHEALTHY container kept beside its start-first replacement
+        if (replacement := unhealthy.pair(candidates, spec)) is not None:
+            primary, kept = replacement
         for c in candidates:
-            if primary is not None and c is not primary:
-                self._retire(c, f"duplicate in {self._label(key)}; keeping {primary.meta.id}")
+            if primary is not None and c is not primary and c is not kept:
+                why = "replaced" if unhealthy.replaces(primary) == c.meta.id else "duplicate"
+                self._retire(c, f"{why} in {self._label(key)}; keeping {primary.meta.id}")
         if primary is None and self.stopping.get(key) and not leaving:
             # Stop-first: the slot's old container is still shutting down on a healthy node;
             # its replacement starts once the agent reports it gone. (A container on a DOWN
@@ -246,13 +284,16 @@ class _ServicePlanner:
             self.waiting_stop.append(f"{self._label(key)} waits for {self.stopping[key][0].meta.id} to stop")
             return
         if primary is None:
+            labels: tuple[tuple[str, str], ...] = ()
             if leaving:
                 why = f"replaces {leaving[0].meta.id} on draining node {leaving[0].node}"
+            elif (after_stop := self.unhealthy.after_stop(key, self.policy)) is not None:
+                labels, why = after_stop
             elif self.global_mode:
                 why = f"node {key} has no container of this global service"
             else:
                 why = f"slot {key} of {self.desired_count} is missing"
-            self._create(key, (), why)
+            self._create(key, labels, why)
         elif is_parked(primary):
             if self._may_start():
                 self._emit(SetDesired(primary.meta.id, pb.DESIRED_STATE_RUNNING, "application started"))
@@ -263,6 +304,8 @@ class _ServicePlanner:
                 )
         elif is_dead(primary):
             self._restart(key, primary)
+        elif reported_unhealthy(primary):
+            self._replace_unhealthy(key, primary)
 
         for c in leaving:
             if primary is not None and is_ready(primary, spec):
@@ -280,7 +323,21 @@ class _ServicePlanner:
             self.waits.append(decision.seconds)
         elif self._may_start():
             self._retire(dead, f"replaced: {decision.reason}")
-            self._create(key, decision.labels, decision.reason)
+            home = self._home(dead)
+            reason = f"{decision.reason}; on its node {dead.node}" if home else decision.reason
+            self._create(key, (*decision.labels, *home), reason)
+
+    def _replace_unhealthy(self, key: Key, sick: pb.Container) -> None:
+        """Replace ``sick`` if its service, the release, the restart policy, the backoff and the
+        parallelism allow it (see :mod:`controlplane.planner.unhealthy`)."""
+        decision = self.unhealthy.consider(self.policy, sick, self.now, self._label(key))
+        if decision is None or not self._may_start():
+            return
+        action = self.unhealthy.replacement(sick, decision)
+        if isinstance(action, unhealthy.StartBeside):
+            self._create(key, action.labels, action.reason, action.event)
+        else:
+            self._emit(action)  # stop-first: retire it
 
     # ------------------------------------------------------------------ emitting
     def _may_start(self) -> bool:
@@ -290,7 +347,8 @@ class _ServicePlanner:
             return False
         return True
 
-    def _create(self, key: Key, labels: tuple[tuple[str, str], ...], reason: str) -> None:
+    def _create(self, key: Key, labels: tuple[tuple[str, str], ...], reason: str,
+                event: ActionEvent | None = None) -> None:
         if not self._may_start():
             return
         svc = self.service
@@ -303,6 +361,7 @@ class _ServicePlanner:
                 app_revision=svc.app_revision,
                 labels=labels,
                 reason=reason,
+                event=event,
             )
         )
 
@@ -328,9 +387,11 @@ class _ServicePlanner:
             out.append("removing")
         if self.blocked:
             out.extend(self.waiting)
+        out.extend(self.waiting_node)
         out.extend(self.problems)
         if self.waits:
             out.append(f"restart pending in {min(self.waits):.1f}s")
+        out.extend(self.unhealthy.notes())
         if self.draining:
             out.append(f"draining: {len(self.draining)} container(s) wait for a ready replacement")
         if self.waiting_stop:
@@ -339,17 +400,3 @@ class _ServicePlanner:
             out.append(f"{counts.completed} completed")
         return out
 
-
-def _rank(c: pb.Container) -> tuple[int, float, str]:
-    """Which container keeps a slot: live and ready first, then parked, dead, finished; newest."""
-    if is_live(c):
-        state = c.status.state
-        rank = 0 if state == pb.CONTAINER_STATE_HEALTHY else 1 if state == pb.CONTAINER_STATE_RUNNING else 2
-    elif is_parked(c):
-        rank = 3
-    elif is_dead(c):
-        rank = 4
-    else:
-        rank = 5
-    newest, cid = sort_key_newest_first(c)
-    return (rank, newest, cid)

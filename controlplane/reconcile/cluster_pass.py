@@ -149,9 +149,15 @@ class ClusterPass:
         writes.event_with(write_key, *new_event(self.cluster, kind, obj, reason, message, warning=warning))
 
     def container_event(self, key: CtrKey, ev: ActionEvent, writes: Writes) -> None:
-        """Record what a planner's action did to the container at ``key``, with its reason."""
-        self.event_with(writes, keys.container(self.cluster, *key), "container", "/".join(key),
-                        ev.reason, ev.message, ev.warning)
+        """Record what a planner's action did to the container at ``key``, with its reason. An
+        event ``about`` another container of the service (the unhealthy one a start-first
+        replacement is created for) is that one's, names the new one, and still commits with
+        the write at ``key``."""
+        obj, message = key, ev.message
+        if ev.about and ev.about != key[2]:
+            obj, message = (key[0], key[1], ev.about), f"{ev.message} (new container {key[2]})"
+        self.event_with(writes, keys.container(self.cluster, *key), "container", "/".join(obj),
+                        ev.reason, message, ev.warning)
 
     # ------------------------------------------------------------------ containment
     def contained(self, obj: ObjKey, fingerprint: Callable[[], bytes], plan: Callable[[], None],

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from ccs.labels import KEEP_VOLUMES
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import Action, CreateContainer, SetNodeState, apply_actions, event_of
+from controlplane.planner.containers import is_dead
+from controlplane.planner.node_loss import home_node
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.writes import Writes
-from controlplane.scheduler import ServiceRef
+from controlplane.scheduler import PlacementResult, ServiceRef
 
 
 def container_name(service: str, slot: int, node: str, cid: str) -> str:
@@ -80,6 +82,10 @@ class _Diff:
         for cid, c in old.items():
             if cid not in new:
                 self._delete(c)
+        for cid, c in new.items():  # dead containers retired now: their place is free at once
+            prior = old.get(cid)
+            if prior is not None and is_dead(prior) and c.desired_state != pb.DESIRED_STATE_RUNNING:
+                self.p.view.release(prior)
         to_place: list[pb.Container] = []
         to_write: list[pb.Container] = []
         for cid, c in new.items():
@@ -151,9 +157,19 @@ class _Diff:
             to_write.append(changed)
 
     def _place(self, to_place: list[pb.Container], old: dict[str, pb.Container]) -> list[pb.Container]:
-        """Place the containers without a node in one scheduler call; return those that changed."""
+        """Place the containers without a node: each homed one on its home node (a restart of a
+        service that waits for its node), the others in one scheduler call; return those that
+        changed."""
         to_place.sort(key=lambda c: (c.slot, c.meta.name))
-        result = self.p.view.place(self.ref, [c.meta.name for c in to_place])
+        homes = {c.meta.name: home for c in to_place if (home := home_node(c, self.p.state.nodes))}
+        result = PlacementResult()
+        for name, home in homes.items():
+            placed = self.p.view.place(self.ref, [name], on=home)
+            result.assigned.update(placed.assigned)
+            result.unplaced.update({n: f"waits for its node {home}: {why}" for n, why in placed.unplaced.items()})
+        free = self.p.view.place(self.ref, [c.meta.name for c in to_place if c.meta.name not in homes])
+        result.assigned.update(free.assigned)
+        result.unplaced.update(free.unplaced)
         changed = []
         for c in to_place:
             node = result.assigned.get(c.meta.name)

@@ -1,10 +1,12 @@
 """The service part of a cluster pass: plan one dirty service and write its effects.
 
-:func:`~controlplane.planner.plan_service` decides (counts, restarts, stop/start/remove,
-``depends_on``), :mod:`.container_diff` writes the containers it changed with their events,
-and this module feeds the planner from the pass (the containers as the pass has changed them,
-the counts of the dependencies, the nodes a global service may run on) and writes the
-service's status, or deletes the service once it is removed and has no container left.
+:func:`~controlplane.planner.plan_service` decides (counts, restarts, the replacement of
+UNHEALTHY containers, stop/start/remove, ``depends_on``), :mod:`.container_diff` writes the
+containers it changed with their events, and this module feeds the planner from the pass (the
+containers as the pass has changed them, the counts of the dependencies, the nodes a global
+service may run on, whether an active release changes the service: the release then judges its
+unhealthy containers) and writes the service's status, or deletes the service once it is
+removed and has no container left.
 
 A service that left the template is planned as a stand-in (:func:`_synthetic_service`) so its
 containers are retired like any other. Planning runs contained (:meth:`ClusterPass.contained`):
@@ -20,6 +22,7 @@ from controlplane.planner import plan_service as plan
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.container_diff import apply_plan, write_diff
 from controlplane.reconcile.containment import PLAN_ERRORS, ObjKey, service_fingerprint
+from controlplane.release import TERMINAL
 from controlplane.store import keys
 
 
@@ -59,7 +62,8 @@ def _plan(p: ClusterPass, app_name: str, svc_name: str) -> None:
     if spec.mode == pb.SERVICE_MODE_GLOBAL and running and not deleted:
         global_nodes = [n.meta.name for n in p.view.eligible_nodes(spec)[0]]
     planned = plan(app, service, records, p.state.nodes, _deps(p, app_name, service), p.now,
-                   global_nodes=global_nodes, service_deleted=deleted)
+                   global_nodes=global_nodes, service_deleted=deleted,
+                   releasing=_releasing(p, app_name, svc_name))
     after, why = apply_plan(p, records, planned.actions, service)
     unplaced = write_diff(p, p.writes, app_name, svc_name, service, records, after, why,
                           keep_volumes=keeps_volumes(app.meta.labels))
@@ -81,6 +85,12 @@ def _plan(p: ClusterPass, app_name: str, svc_name: str) -> None:
     if planned.removable and not deleted and app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
         p.writes.delete(keys.service(p.cluster, app_name, svc_name),
                         service.meta.resource_version, "service", svc_name)
+
+
+def _releasing(p: ClusterPass, app: str, svc: str) -> bool:
+    """An active release of ``app`` changes ``svc``: its UNHEALTHY containers are the release's."""
+    release = p.state.latest_release(app)
+    return release is not None and release.status.phase not in TERMINAL and svc in release.spec.services
 
 
 def _deps(p: ClusterPass, app: str, service: pb.Service) -> dict[str, Counts]:

@@ -134,6 +134,23 @@ class ClusterView:
             result.assigned[name] = chosen.name
         return result
 
+    def release(self, container: resources_pb2.Container) -> None:
+        """Give back what ``container`` held in this view, for a container whose process is
+        already gone (the engine freed its ports) and that stops holding its slot in this pass:
+        a dead container retired by its restart, so that a replacement that must go to the same
+        node (:data:`ccs.labels.LABEL_HOME_NODE`) is not turned away by its own predecessor."""
+        node = self._nodes.get(container.node)
+        if node is None or not _holds_slot(container):
+            return
+        reservations = container.spec.resources.reservations
+        node.free_cpus += reservations.cpus
+        node.free_memory += reservations.memory_bytes
+        node.ports.difference_update(published_ports(container.spec.ports))
+        node.containers -= 1
+        counts = self._counts.get((container.application, container.service), {})
+        if counts.get(node.name):
+            counts[node.name] -= 1
+
     def eligible_nodes(
         self, spec: resources_pb2.ServiceSpec
     ) -> tuple[list[resources_pb2.Node], str]:

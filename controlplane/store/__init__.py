@@ -15,10 +15,19 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/c/{cluster}/routerstats/{node}                   RouterStats (from the node's agent)
     /ccs/c/{cluster}/subnets/{node}/{app}/{network}       SubnetAllocation (controlplane/ipam)
     /ccs/c/{cluster}/nodecred/{node}                      digest of the node's credential
-    /ccs/c/{cluster}/jointoken                            join token digest (node agents)
-    /ccs/tokens/{sha256 of token}                         API token record (JSON)
+    /ccs/c/{cluster}/jointoken                            join token (CCSJOIN-{cluster}-{secret}; the
+                                                          CA fingerprint is added when it is shown)
+    /ccs/c/{cluster}/nodecerts/{node}/{serial hex}        a node certificate issued and not yet
+                                                          expired: JSON {not_after, issued_at,
+                                                          revoked_at} (controlplane.pki.node_certs)
+    /ccs/tokens/{sha256 of token}                         API token or node credential record (JSON)
+    /ccs/tokennames/{name}                                index: token name -> its digest (text)
+    /ccs/audit/{sortable id}                              AuditRecord (pruned after --audit-retention)
     /ccs/bootstrap                                        marker: admin token was created
     /ccs/podcidrs/{cidr with _ for /}                     cluster owning that pod range (text)
+    /ccs/pki/ca                                           the cluster CA: JSON {cert_pem, key (wrapped
+                                                          by the master key), master_key_id}
+    /ccs/pki/secrets-key                                  the secrets key, wrapped the same way
 
 Why this shape:
 
@@ -45,6 +54,7 @@ from controlplane.store.errors import (
     Compacted,
     Conflict,
     Corrupt,
+    FutureRevision,
     NotEmpty,
     NotFound,
     StoreError,
@@ -57,6 +67,7 @@ __all__ = [
     "Compacted",
     "Conflict",
     "Corrupt",
+    "FutureRevision",
     "NotEmpty",
     "NotFound",
     "StoreError",

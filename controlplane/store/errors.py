@@ -49,6 +49,17 @@ class Compacted(StoreError):
         self.requested, self.compacted = requested, compacted
 
 
+class FutureRevision(StoreError):
+    """A read asked for a revision etcd has not reached yet (a forged or foreign page token).
+
+    Not an outage (etcd answered) and not retryable: the request itself is wrong.
+    """
+
+    def __init__(self, requested: int) -> None:
+        super().__init__(f"revision {requested} is ahead of etcd's current revision")
+        self.requested = requested
+
+
 class TooLarge(StoreError):
     """A write is larger than etcd accepts in one transaction (operations or bytes).
 

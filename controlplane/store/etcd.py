@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +23,8 @@ import aetcd.exceptions
 import grpc
 from aetcd import rpc
 
-from controlplane.store.errors import Compacted, StoreUnavailable, TooLarge
+from controlplane.store.errors import Compacted, FutureRevision, StoreUnavailable, TooLarge
+from controlplane.store.etcd_tls import EtcdTls, TlsClient
 from controlplane.store.keys import prefix_end
 
 DEFAULT_TIMEOUT = 10.0
@@ -67,16 +69,22 @@ def _ops(request: Any) -> int:
     return max(len(request.compare), len(request.success), len(request.failure))
 
 
-def parse_endpoints(endpoints: Sequence[str]) -> list[tuple[str, int]]:
-    """``http://127.0.0.1:2379`` or ``127.0.0.1:2379`` -> ``("127.0.0.1", 2379)``."""
+def parse_endpoints(endpoints: Sequence[str], tls: bool = False) -> list[tuple[str, int]]:
+    """``http://127.0.0.1:2379`` or ``127.0.0.1:2379`` -> ``("127.0.0.1", 2379)``; with
+    ``tls``, ``https://`` (and bare host:port) instead of ``http://``."""
     out = []
+    scheme = "https" if tls else "http"
     for raw in endpoints:
         raw = raw.strip()
         if not raw:
             continue
-        parts = urlsplit(raw if "://" in raw else f"http://{raw}")
-        if parts.scheme not in ("http", ""):
-            raise ValueError(f"etcd endpoint {raw!r}: only http:// endpoints are supported")
+        parts = urlsplit(raw if "://" in raw else f"{scheme}://{raw}")
+        if parts.scheme != scheme:
+            hint = ("pass --etcd-cacert (and --etcd-cert/--etcd-key) to use https:// endpoints"
+                    if parts.scheme == "https" else
+                    "with --etcd-cacert every endpoint must be https://" if tls else "")
+            raise ValueError(f"etcd endpoint {raw!r}: only {scheme}:// endpoints are supported here"
+                             + (f"; {hint}" if hint else ""))
         if not parts.hostname:
             raise ValueError(f"etcd endpoint {raw!r}: no host")
         out.append((parts.hostname, parts.port or 2379))
@@ -95,8 +103,13 @@ class Etcd:
         timeout: float = DEFAULT_TIMEOUT,
         max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        cacert: Path | None = None,
+        cert: Path | None = None,
+        key: Path | None = None,
     ) -> None:
-        hosts = parse_endpoints(endpoints)
+        tls = EtcdTls.load(cacert, cert, key) if (cacert or cert or key) else None
+        self.tls = tls is not None
+        hosts = parse_endpoints(endpoints, tls=self.tls)
         # The limits etcd enforces on one transaction; writes are checked against them
         # before they are sent, so a too-large write is refused with the limit named.
         self.max_txn_ops = max_txn_ops
@@ -113,16 +126,18 @@ class Etcd:
         # The revision of the newest write made through this connection: reads served from
         # the watch cache wait until the cache has seen it (read-your-writes).
         self.last_write_revision = 0
-        self._client = aetcd.Client(
-            host=host,
-            port=port,
-            timeout=int(timeout),
-            options={
-                "grpc.keepalive_time_ms": 10_000,
-                "grpc.keepalive_timeout_ms": 5_000,
-                "grpc.max_receive_message_length": 64 * 1024 * 1024,
-            },
-        )
+        options = {
+            "grpc.keepalive_time_ms": 10_000,
+            "grpc.keepalive_timeout_ms": 5_000,
+            "grpc.max_receive_message_length": 64 * 1024 * 1024,
+        }
+        if tls is not None:
+            if len(hosts) > 1:  # one channel over several members: check them by the first's name
+                tls = EtcdTls(tls.ca, tls.cert, tls.key, server_name=hosts[0][0])
+            self._client: aetcd.Client = TlsClient(host=host, port=port, timeout=int(timeout), options=options,
+                                                   tls=tls)
+        else:
+            self._client = aetcd.Client(host=host, port=port, timeout=int(timeout), options=options)
 
     @property
     def client(self) -> aetcd.Client:
@@ -160,6 +175,8 @@ class Etcd:
             details = e.details() or ""
             if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
                 raise Compacted(getattr(request, "revision", 0), 0) from e
+            if e.code() == grpc.StatusCode.OUT_OF_RANGE and "future revision" in details:
+                raise FutureRevision(getattr(request, "revision", 0)) from e
             # etcd refusing the request as given is not an outage: say what it refused.
             if "too many operations in txn request" in details:
                 raise TooLarge("operations", _ops(request), self.max_txn_ops) from e
@@ -223,6 +240,14 @@ class Etcd:
         size = request.ByteSize()
         if size > self.max_request_bytes - _REQUEST_MARGIN:
             raise TooLarge("bytes", size, self.max_request_bytes)
+
+    def fits(self, compare: list[Any], success: list[Any], failure: list[Any]) -> bool:
+        """Whether etcd would take this transaction (its operation count and size)."""
+        try:
+            self.check_fits(rpc.TxnRequest(compare=compare, success=success, failure=failure))
+        except TooLarge:
+            return False
+        return True
 
     async def txn(
         self, compare: list[Any], success: list[Any], failure: list[Any] | None = None

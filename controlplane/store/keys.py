@@ -5,8 +5,14 @@ from __future__ import annotations
 ROOT = "/ccs/"
 CLUSTERS = "/ccs/clusters/"
 TOKENS = "/ccs/tokens/"
+TOKEN_NAMES = "/ccs/tokennames/"
+AUDIT = "/ccs/audit/"
 BOOTSTRAP = "/ccs/bootstrap"
 POD_CIDRS = "/ccs/podcidrs/"
+#: The cluster CA (certificate, and its key wrapped by the master key) and the secrets key
+#: (wrapped the same way): see controlplane.pki.
+PKI_CA = "/ccs/pki/ca"
+PKI_SECRETS_KEY = "/ccs/pki/secrets-key"
 
 
 def cluster(name: str) -> str:
@@ -122,8 +128,28 @@ def join_token(cluster: str) -> str:
     return f"{subtree(cluster)}jointoken"
 
 
+def node_certs(cluster: str, node: str | None = None) -> str:
+    """Certificates issued to a cluster's nodes (or to one node), one key per serial."""
+    base = f"{subtree(cluster)}nodecerts/"
+    return base if node is None else f"{base}{node}/"
+
+
+def node_cert(cluster: str, node: str, serial: str) -> str:
+    return f"{node_certs(cluster, node)}{serial}"
+
+
 def token(digest: str) -> str:
     return f"{TOKENS}{digest}"
+
+
+def token_name(name: str) -> str:
+    """Index: a token name (unique among tokens not revoked) -> the digest of its token."""
+    return f"{TOKEN_NAMES}{name}"
+
+
+def audit(record_id: str) -> str:
+    """An audit record; ids start with a zero-padded nanosecond time, so key order is time order."""
+    return f"{AUDIT}{record_id}"
 
 
 def kind_of(key: str) -> str | None:

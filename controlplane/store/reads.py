@@ -19,13 +19,17 @@ from typing import Generic, TypeVar
 from google.protobuf.message import Message
 
 from controlplane.store.codec import decode
-from controlplane.store.errors import Corrupt, NotFound
+from controlplane.store.errors import Corrupt, FutureRevision, NotFound
 from controlplane.store.etcd import KV, Etcd
 
 M = TypeVar("M", bound=Message)
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
+# A page also ends once its records hold this many bytes (the next token goes on from there),
+# so an answer stays well under the clients' receive limit (ccs.message_size) whatever the
+# records weigh: 1,000 containers whose spec carries a large environment are tens of MB.
+MAX_PAGE_BYTES = 4 * 1024 * 1024
 
 
 class BadPageToken(ValueError):
@@ -48,9 +52,13 @@ def _decode_token(token: str) -> tuple[int, str]:
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return int(data["r"]), str(data["k"])
+        revision, key = data["r"], data["k"]
     except (ValueError, KeyError, TypeError) as e:
         raise BadPageToken("page_token: not a token this server issued") from e
+    # An etcd revision is a positive int64; anything else was not issued here.
+    if type(revision) is not int or not 0 < revision < 2**63 or not isinstance(key, str):
+        raise BadPageToken("page_token: not a token this server issued")
+    return revision, key
 
 
 async def get(etcd: Etcd, key: str, cls: type[M], kind: str, name: str) -> M:
@@ -85,27 +93,49 @@ async def list_page(
     page_size: int = 0,
     page_token: str = "",
     keep: Callable[[M], bool] | None = None,
+    start: str = "",
+    each: Callable[[KV, M], None] | None = None,
 ) -> Page[M]:
     """One page of the resources under ``prefix``.
 
     Later pages are read at the first page's revision, so paging through a list that is
     being written to still yields one consistent snapshot (or ``Compacted`` if it aged
-    out). ``keep`` filters server-side; a filtered page may hold fewer items.
+    out). ``keep`` filters server-side; a filtered page may hold fewer items. ``start`` (a
+    key under ``prefix``) is where the first page begins; ``each`` sees every item with its
+    key's metadata before ``keep``.
     """
     if page_size < 0:
         raise BadPageToken("page_size: must not be negative")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    revision, start = _decode_token(page_token) if page_token else (0, None)
-    if start is not None and not start.startswith(prefix):
+    revision, begin = _decode_token(page_token) if page_token else (0, start or None)
+    if begin is not None and not begin.startswith(prefix):
         raise BadPageToken("page_token: belongs to another list")
-    res = await etcd.range(prefix, start=start, limit=size, revision=revision)
-    items = decode_all(res.kvs, cls, f"list of {prefix}")
+    try:
+        res = await etcd.range(prefix, start=begin, limit=size, revision=revision)
+    except FutureRevision as e:
+        raise BadPageToken("page_token: not a token this server issued (its revision is in the future)") from e
+    kvs, cut = _within_bytes(res.kvs)
+    items = decode_all(kvs, cls, f"list of {prefix}")
+    if each is not None:
+        for kv, item in zip(kvs, items, strict=True):
+            each(kv, item)
     if keep is not None:
         items = [m for m in items if keep(m)]
     token = ""
-    if res.more and res.kvs:
-        token = _encode_token(revision or res.revision, res.kvs[-1].key + "\0")
+    if (res.more or cut) and kvs:
+        token = _encode_token(revision or res.revision, kvs[-1].key + "\0")
     return Page(items, token, revision or res.revision)
+
+
+def _within_bytes(kvs: list[KV]) -> tuple[list[KV], bool]:
+    """The first records of ``kvs`` that fit ``MAX_PAGE_BYTES`` (at least one), and whether any
+    were left out."""
+    total = 0
+    for i, kv in enumerate(kvs):
+        total += len(kv.value)
+        if total > MAX_PAGE_BYTES and i > 0:
+            return kvs[:i], True
+    return kvs, False
 
 
 async def list_all(etcd: Etcd, prefix: str, cls: type[M]) -> tuple[list[M], int]:

@@ -5,10 +5,19 @@ a given mod_revision). On failure the transaction's failure branch reads back ev
 guarded key, so the caller learns *which* precondition failed and gets the right error
 (:class:`NotFound`, :class:`AlreadyExists` or :class:`Conflict`) without a second,
 racy read.
+
+A **rider** (:data:`RIDER`, a context variable) is one extra key that goes into the first
+transaction of the current call that commits: the audit record of an API mutation
+(:mod:`controlplane.access.audit`). It lands with the change or not at all, so a change that
+happened always has its record, and a refused or failed call cannot carry one that says OK.
+The store knows nothing of audit: it only carries the key. A transaction that would exceed
+etcd's limits with the rider commits without it (the rider then says so, and its owner writes
+the record right after).
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +38,25 @@ class _Guard:
     # "absent" | "present" | "revision" | "empty" (no key under the prefix)
     expect: str
     revision: int = 0
+
+
+@dataclass
+class Rider:
+    """A key to write in the first transaction of the current call that commits."""
+
+    key: str
+    value: bytes
+    # Set by the first commit of the call: its revision, and whether the key went with it.
+    revision: int = 0
+    attached: bool = False
+    # Set by the owner when the call is over: later commits (a task the call left behind) skip it.
+    closed: bool = False
+
+    def wants(self) -> bool:
+        return not self.closed and not self.revision
+
+
+RIDER: ContextVar[Rider | None] = ContextVar("ccs_txn_rider", default=None)
 
 
 class Txn:
@@ -132,8 +160,20 @@ class Txn:
 
     async def commit(self, etcd: Etcd) -> int:
         """Apply everything or nothing. Returns the revision of the write."""
-        ok, resp = await etcd.txn(self._compares(), self._ops, self._failure())
+        compares, ops, failure = self._compares(), self._ops, self._failure()
+        rider = RIDER.get()
+        if rider is None or not rider.wants() or not ops:
+            rider = None
+        attach = False
+        if rider is not None:
+            with_rider = [*ops, rpc.RequestOp(request_put=rpc.PutRequest(key=rider.key.encode(), value=rider.value))]
+            attach = etcd.fits(compares, with_rider, failure)
+            if attach:
+                ops = with_rider
+        ok, resp = await etcd.txn(compares, ops, failure)
         if ok:
+            if rider is not None and rider.wants():
+                rider.revision, rider.attached = int(resp.header.revision), attach
             return int(resp.header.revision)
         for guard, r in zip(self._guards, resp.responses, strict=True):
             kvs = r.response_range.kvs

@@ -102,16 +102,26 @@ class NetworkFabric:
     # ------------------------------------------------------------------ loop
 
     async def run(self, *, cluster: str, node: str) -> None:
-        """Start the resolver and keep the plan applied until cancelled."""
+        """Start the resolver and keep the plan applied until cancelled.
+
+        The resolver starts beside the apply loop, not before it: a resolver address that
+        cannot be served (port 53 taken) is a problem to report and retry, and must not keep
+        routes and firewall from being put in place (`apply` feeds its names either way)."""
         self.cluster, self.node = cluster, node
-        if self.resolver is not None:
-            await self._start_resolver(self.resolver)
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.period):
-                    await self._wake.wait()
-            self._wake.clear()
-            await self.apply()
+        starting = (asyncio.create_task(self._start_resolver(self.resolver), name="resolver-start")
+                    if self.resolver is not None else None)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.period):
+                        await self._wake.wait()
+                self._wake.clear()
+                await self.apply()
+        finally:
+            if starting is not None and not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
 
     async def _start_resolver(self, resolver: Resolver) -> None:
         """Bind the resolver, retrying with backoff (its address may be taken for a while)."""

@@ -51,6 +51,11 @@ class NameTable:
 
     blocks: tuple[tuple[IPv4Network, NetKey], ...] = ()
     names: Mapping[NetKey, Mapping[str, tuple[IPv4Address, ...]]] = field(default_factory=dict)
+    # The blocks' first addresses, for the bisect of every query (derived once, not per query).
+    _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", tuple(int(b.network_address) for b, _ in self.blocks))
 
     @classmethod
     def from_plan(cls, plan: FabricPlan) -> NameTable:
@@ -63,7 +68,7 @@ class NameTable:
             addr = IPv4Address(source)
         except ValueError:
             return None
-        i = bisect.bisect_right([int(b.network_address) for b, _ in self.blocks], int(addr)) - 1
+        i = bisect.bisect_right(self._starts, int(addr)) - 1
         if i >= 0 and addr in self.blocks[i][0]:
             return self.blocks[i][1]
         return None

@@ -57,9 +57,8 @@ class Upstreams:
         self._cached: tuple[float, list[str]] = (-1.0, [])
 
     def for_source(self, source: str) -> list[str]:
-        # PER-SERVICE UPSTREAMS (issue 11): the Compose `dns` servers of the asking container's
-        # service, when it sets them. ServiceSpec has no `dns` field on this branch yet; the
-        # agent passes `service_dns` (source address -> that service's servers) once it has.
+        # The Compose `dns` servers of the asking container's service when it sets them (the
+        # agent's `service_dns`: source address -> that service's servers), else the host's.
         # This is the one place that decides.
         if self._service_dns is not None:
             chosen = [s for s in self._service_dns(source) if s != self._own]

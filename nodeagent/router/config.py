@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ccs.ab_match import HTTP_TOKEN, MATCH_VALUE
 from ccs.v1 import resources_pb2
 
 MAX_WEIGHT = 256
@@ -37,11 +38,9 @@ STABLE_GROUPS = frozenset({"", "stable"})
 NO_ROUTE_BACKEND = "be_no_route"
 _WEIGHT_MASK = "weight W"
 
-_DOMAIN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
-_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*$")
-_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # RFC 9110 token (header/cookie names)
-_VALUE = re.compile(r"^[A-Za-z0-9._~:/+=@-]+$")
-_ADDRESS = re.compile(r"^[A-Za-z0-9.:-]+$")
+_DOMAIN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z")
+_PATH = re.compile(r"^/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*\Z")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.:-]+\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -150,9 +149,9 @@ def check_entry(entry: resources_pb2.RouteEntry, where: str) -> None:
     name = entry.match_header or entry.match_cookie
     if name:
         kind = "match_header" if entry.match_header else "match_cookie"
-        if not _TOKEN.match(name):
+        if not HTTP_TOKEN.fullmatch(name):
             raise ValueError(f"{where}.{kind}: must be an HTTP token, got {name!r}")
-        if not _VALUE.match(entry.match_value):
+        if not MATCH_VALUE.fullmatch(entry.match_value):
             raise ValueError(
                 f"{where}.match_value: must be non-empty and hold only [A-Za-z0-9._~:/+=@-], "
                 f"got {entry.match_value!r}"

@@ -234,6 +234,30 @@ class Router:
 
     # ------------------------------------------------------------------ stats
 
+    async def start_until_up(self) -> None:
+        """`start`, retried with backoff until it works: the agent manages containers with or
+        without its router, so a HAProxy that cannot start is reported, not fatal."""
+        backoff = Backoff(base=1.0, cap=30.0)
+        while True:
+            try:
+                await self.start()
+                return
+            except (RouterError, OSError) as exc:
+                delay = backoff.next()
+                self._log.error("router did not start", error=str(exc), retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+
+    async def collect_if_up(self, *, node: str = "") -> resources_pb2.RouterStats | None:
+        """`collect`, or None when HAProxy is not up yet or does not answer within 2 s (a
+        heartbeat goes out without counters rather than late)."""
+        if self.pid is None:
+            return None
+        try:
+            return await asyncio.wait_for(self.collect(node=node), 2.0)
+        except (RouterError, RuntimeAPIError, OSError, TimeoutError) as exc:
+            self._log.warning("router stats unavailable", error=str(exc))
+            return None
+
     async def collect(self, *, node: str = "") -> resources_pb2.RouterStats:
         """Cumulative per-container counters and the applied routing version."""
         async with self._lock:  # never mid-reload: the counter reset must be seen exactly once

@@ -82,7 +82,8 @@ class _Record:
         else:
             state = State.CONTAINER_STATE_EXITED
             message = f"exited with code {self.exit_code}"
-        networks = {self.network: self.address}
+        # As the engine lists it: a network_mode host container is on its "host" network.
+        networks = {self.network: self.address} if self.network else {"host": ""}
         return Observed(
             docker_id=self.docker_id,
             name=self.name,

@@ -1,6 +1,6 @@
 """API throughput and latency: get, list and create with 1 and with 64 concurrent clients.
 
-Run: ``.venv/bin/python tests/bench/api.py [--seconds 5] [--procs 2] [--concurrency 1,64]``
+Run: ``.venv/bin/python tests/bench/api.py [--seconds 5] [--procs 2] [--concurrency 1,64] [--tls [--rounds 3]]``
 
 It starts etcd and a ccs-server (separate processes), seeds one cluster with an application of
 20 services, then for each (op, concurrency) runs that many clients for a fixed time and prints
@@ -15,6 +15,15 @@ are spread over ``--procs`` spawned processes, because one Python process issuin
 saturates a core before the server does; the script prints the client processes' CPU use so it
 is visible whether the clients or the server were the limit. On a 2-core box the clients,
 the server and etcd share the cores, so the figures are a lower bound for the server.
+The server runs TLS (the product's default); clients verify it against its CA.
+
+``--tls`` instead compares TLS with plaintext in one run: a second server on the same etcd runs
+``--insecure``, and GetService at 64 clients is measured against each in turn, ``--rounds``
+times alternating (so drift on a shared box hits both), printing each row, the medians, the
+ratio TLS/plaintext and the issue's goal (TLS >= 2,000/s, p99 < 50 ms, >= 0.8x plaintext).
+Handshakes happen while warming each client's channel, outside the measured window: the
+figures are the per-call cost of TLS on established connections, which is what a client
+with a long-lived channel pays.
 Not collected by pytest.
 """
 
@@ -37,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from ccs.v1 import api_pb2
 from tests.bench import _common as common
+from tests.conftest import TRUST, ServerProc, start_server
 from tests.integration.grpc_helpers import stubs
 
 CLUSTER = "bench"
@@ -45,6 +55,7 @@ SERVICES = 20
 OPS = ("get", "list", "create")
 GOAL_GETS = 2000.0
 GOAL_P99_MS = 50.0
+GOAL_TLS_RATIO = 0.8
 
 
 @dataclass
@@ -90,8 +101,11 @@ async def _client(address: str, token: str, op: str, start: float, stop: float, 
 
 
 def worker(address: str, token: str, op: str, clients: int, start: float, stop: float,
-           first_seed: int) -> WorkerResult:
-    """One client process: `clients` coroutines from wall-clock `start` to `stop`."""
+           first_seed: int, ca_pem: str | None = None) -> WorkerResult:
+    """One client process: `clients` coroutines from wall-clock `start` to `stop`; over TLS
+    verified against `ca_pem` when given, else plaintext (a --insecure server)."""
+    if ca_pem is not None:
+        TRUST[address] = ca_pem  # a spawned process: the parent's TRUST is not here
     latencies: list[float] = []
     errors = [0]
 
@@ -129,18 +143,21 @@ def server_cpu(pid: int) -> float:
 
 
 def run_one(pool: concurrent.futures.ProcessPoolExecutor, procs: int, stack: common.Stack, op: str,
-            concurrency: int, seconds: float) -> tuple[float, float, float, int, float, float]:
+            concurrency: int, seconds: float, server: ServerProc | None = None,
+            ) -> tuple[float, float, float, int, float, float]:
+    """One row against ``server`` (default: the stack's, TLS)."""
+    srv = server or stack.server
     nprocs = min(procs, concurrency)
     share = [concurrency // nprocs + (1 if k < concurrency % nprocs else 0) for k in range(nprocs)]
     start = time.time() + 1.0
     stop = start + seconds
-    cpu0 = server_cpu(stack.server.proc.pid)
+    cpu0 = server_cpu(srv.proc.pid)
     futures = [
-        pool.submit(worker, stack.address, stack.token, op, n, start, stop, sum(share[:k]))
+        pool.submit(worker, srv.address, stack.token, op, n, start, stop, sum(share[:k]), srv.ca_pem)
         for k, n in enumerate(share)
     ]
     results = [f.result() for f in futures]
-    server_cpu_s = server_cpu(stack.server.proc.pid) - cpu0
+    server_cpu_s = server_cpu(srv.proc.pid) - cpu0
     lat = sorted(x for r in results for x in r.latencies)
     errors = sum(r.errors for r in results)
     client_cpu = sum(r.cpu_seconds for r in results)
@@ -157,6 +174,9 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="client processes")
     parser.add_argument("--concurrency", default="1,64", help="comma-separated client counts")
     parser.add_argument("--ops", default=",".join(OPS), help=f"comma-separated subset of {OPS}")
+    parser.add_argument("--tls", action="store_true",
+                        help="compare GetService x64 over TLS with plaintext (a second, --insecure server)")
+    parser.add_argument("--rounds", type=int, default=3, help="--tls: alternating rounds of each")
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     ops = [o for o in args.ops.split(",") if o]
@@ -166,6 +186,9 @@ def main() -> None:
     if args.procs < 1:
         parser.error("--procs: must be >= 1")
 
+    if args.tls:
+        compare_tls(args)
+        return
     ctx = multiprocessing.get_context("spawn")  # never fork a process that has grpc state
     with common.stack() as stack, concurrent.futures.ProcessPoolExecutor(args.procs, mp_context=ctx) as pool:
         asyncio.run(seed(stack))
@@ -187,6 +210,46 @@ def main() -> None:
             print(f"goal get x64: >= {GOAL_GETS:,.0f}/s and p99 < {GOAL_P99_MS:g} ms -> "
                   f"{rate:,.0f}/s, p99 {p99:.1f} ms: {'MET' if ok else 'NOT MET'}")
         print(f"server RSS after the run: {common.rss_mib(stack.server.proc.pid):.0f} MiB")
+
+
+def compare_tls(args: argparse.Namespace) -> None:
+    """GetService x64 against a TLS server and a plaintext one on the same etcd, alternating."""
+    ctx = multiprocessing.get_context("spawn")
+    with common.stack() as stack, concurrent.futures.ProcessPoolExecutor(args.procs, mp_context=ctx) as pool:
+        asyncio.run(seed(stack))
+        # Plaintext on purpose: the baseline the issue compares TLS with.
+        plain = start_server(stack.base / "plain", stack.etcd.url, stack.base / "plain.yaml",
+                             extra=["--insecure", "--no-reconcilers"], expect_token=False)
+        try:
+            list(pool.map(noop, range(args.procs * 2)))
+            print(f"TLS server {stack.address} (pid {stack.server.proc.pid}), plaintext server {plain.address} "
+                  f"(pid {plain.proc.pid}), same etcd; {args.procs} client processes, {args.seconds:g} s per row, "
+                  f"{os.cpu_count()} cores")
+            print(f"{'round':<7}{'mode':<11}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+                  f"{'client cpu':>12}{'server cpu':>12}")
+            rates: dict[str, list[float]] = {"plaintext": [], "tls": []}
+            p99s: dict[str, list[float]] = {"plaintext": [], "tls": []}
+            for rnd in range(1, args.rounds + 1):
+                order = [("plaintext", plain), ("tls", stack.server)]
+                if rnd % 2 == 0:
+                    order.reverse()
+                for mode, srv in order:
+                    rate, p50, p99, errors, ccpu, scpu = run_one(pool, args.procs, stack, "get", 64,
+                                                                 args.seconds, srv)
+                    rates[mode].append(rate)
+                    p99s[mode].append(p99)
+                    print(f"{rnd:<7}{mode:<11}{rate:>10,.0f}{p50:>9.2f}{p99:>9.2f}{errors:>8}"
+                          f"{ccpu:>11.0%} {scpu:>11.0%}")
+            med = {m: common.percentile(sorted(v), 50) for m, v in rates.items()}
+            med_p99 = {m: common.percentile(sorted(v), 50) for m, v in p99s.items()}
+            ratio = med["tls"] / med["plaintext"]
+            print(f"median get x64: plaintext {med['plaintext']:,.0f}/s (p99 {med_p99['plaintext']:.1f} ms), "
+                  f"TLS {med['tls']:,.0f}/s (p99 {med_p99['tls']:.1f} ms) -> TLS/plaintext {ratio:.2f}")
+            ok = med["tls"] >= GOAL_GETS and med_p99["tls"] < GOAL_P99_MS and ratio >= GOAL_TLS_RATIO
+            print(f"goal: TLS >= {GOAL_GETS:,.0f}/s, p99 < {GOAL_P99_MS:g} ms and >= {GOAL_TLS_RATIO:g}x plaintext: "
+                  f"{'MET' if ok else 'NOT MET'}")
+        finally:
+            plain.stop()
 
 
 if __name__ == "__main__":

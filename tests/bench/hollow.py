@@ -184,7 +184,10 @@ def main() -> None:
         parser.error(f"--profile: {PY_SPY} not found (python -m venv /tmp/benchvenv && "
                      "/tmp/benchvenv/bin/pip install py-spy)")
 
-    server_args = ["--heartbeat-period", str(args.heartbeat), "--down-grace", "600", "--log-level", "warning"]
+    # --insecure: hollow nodes share channels (AGENTS_PER_CHANNEL) with bearer credentials; a
+    # node certificate is per channel, and this benchmark measures the reconciler, not TLS.
+    server_args = ["--heartbeat-period", str(args.heartbeat), "--down-grace", "600", "--log-level", "warning",
+                   "--insecure"]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, common.stack(server_args, keep=args.keep or args.profile) as stack, \
             concurrent.futures.ProcessPoolExecutor(args.procs, mp_context=ctx) as pool:

@@ -219,7 +219,7 @@ def analyse(rnd: Round, old: set[str], results: dict[str, list[float]]) -> None:
 async def measure(c: Cluster3, updates: int, interval_ms: int) -> dict[str, list[float]]:
     app = f"mv{uuid.uuid4().hex[:6]}"
     results: dict[str, list[float]] = {"new": [], "old": []}
-    async with AsyncClient(c.server.address, c.server.token, timeout=30) as client:
+    async with c.server.client(timeout=30) as client:
         await client.applications.create(c.name, app, TEMPLATE)
         try:
             await client.applications.wait(c.name, app, timeout=180)

@@ -64,7 +64,9 @@ async def run_variant(name: str, legacy: bool, args: argparse.Namespace) -> list
     base = Path(tempfile.mkdtemp(prefix=f"ccs-bench-reconnect-{name}-"))
     etcd = start_etcd(base)
     port = free_port()
-    flags = ["--heartbeat-period", "1", "--shutdown-grace", "1"]
+    # --insecure: the agents get their channels handed in (the reconnect options under test),
+    # which carry bearer credentials; TLS reconnects are not what this compares.
+    flags = ["--heartbeat-period", "1", "--shutdown-grace", "1", "--insecure"]
     server: ServerProc = start_server(base / "state", etcd.url, base / "config.yaml", port=port,
                                       extra=flags)
     address = f"127.0.0.1:{port}"

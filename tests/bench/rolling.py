@@ -218,8 +218,9 @@ def wait_routed(router: str, body: str, timeout: float) -> None:
     wait_for(routed, timeout, f"router {router} to serve {body} for {DOMAIN}", poll=0.5)
 
 
-async def run_ccs(address: str, token: str, cluster: str, router: str, load_threads: int) -> CcsResult:
-    async with AsyncClient(address, token) as client:
+async def run_ccs(address: str, token: str, cluster: str, router: str, load_threads: int,
+                  ca_pem: str | None) -> CcsResult:
+    async with AsyncClient(address, token, ca_pem=ca_pem) as client:
         await client.applications.create(cluster, "web", TEMPLATE)
         await client.applications.wait(cluster, "web", timeout=180)
         await asyncio.to_thread(wait_routed, router, "v1", 60)
@@ -303,7 +304,8 @@ def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
         try:
             asyncio.run(wait_node_ready(stack, cluster, 60))
             start_wall = time.time()
-            result = asyncio.run(run_ccs(stack.address, stack.token, cluster, router, load_threads))
+            result = asyncio.run(run_ccs(stack.address, stack.token, cluster, router, load_threads,
+                                         stack.server.ca_pem))
             result.notes += agent_log_summary(log_path, start_wall)
             result.notes.append(f"  server log: {stack.server.log_path}, agent log: {log_path}")
             wait_removed_by_agent(cluster)

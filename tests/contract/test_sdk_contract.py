@@ -44,9 +44,11 @@ class Backend:
     token: str
     fake: FakeApi | None = None
     etcd_url: str = ""
+    ca_pem: str | None = None  # the real server's CA; the fake is plaintext (in-process)
 
     def client(self, token: str | None = None) -> ccs.AsyncClient:
-        return ccs.AsyncClient(self.address, self.token if token is None else token)
+        return ccs.AsyncClient(self.address, self.token if token is None else token,
+                               tls=self.ca_pem is not None, ca_pem=self.ca_pem)
 
     async def corrupt_service(self, client: ccs.AsyncClient, cluster: str, app: str, service: str) -> str:
         """Damage a service's stored record; returns the etcd key the error must name."""
@@ -79,7 +81,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         await server.stop(None)
     else:
         srv = request.getfixturevalue("ccs_server")
-        yield Backend("real", srv.address, srv.token, etcd_url=srv.etcd_url)
+        yield Backend("real", srv.address, srv.token, etcd_url=srv.etcd_url, ca_pem=srv.ca_pem)
 
 
 @pytest.fixture
@@ -216,6 +218,8 @@ async def test_reads_of_missing_things_name_them(client: ccs.AsyncClient, unique
     assert isinstance(e, ccs.InvalidArgument) and e.message == (
         "name: 'Bad_Name' is not a valid name: use at most 63 lowercase letters, digits and '-', "
         "starting and ending with a letter or digit")
+    e = await error(client.clusters.create(f"{unique}\n"))  # a trailing newline is no part of a name
+    assert isinstance(e, ccs.InvalidArgument) and e.message.startswith(f"name: '{unique}\\n' is not a valid name")
 
 
 async def test_scale_checks_the_limit_and_the_version(client: ccs.AsyncClient, unique: str) -> None:

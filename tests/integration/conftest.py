@@ -4,11 +4,12 @@ and HAProxy (defined in ``router_helpers.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.conftest import ServerProc
+from tests.integration.fabric_cleanup import leftovers, remove_leftovers
 from tests.integration.grpc_helpers import Stubs, stubs
 from tests.integration.router_helpers import router, servers
 
@@ -21,3 +22,12 @@ async def api(ccs_server: ServerProc) -> AsyncIterator[Stubs]:
     s = stubs(ccs_server.address, ccs_server.token)
     yield s
     await s.channel.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_fabric_leftovers() -> Iterator[None]:
+    """Agents started in this namespace keep their chains, sets and resolver link when they
+    stop (on purpose: see fabric_cleanup.py); whatever the run added is removed at its end."""
+    before = leftovers()
+    yield
+    remove_leftovers(before)

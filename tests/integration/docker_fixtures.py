@@ -19,6 +19,8 @@ import pytest
 
 from nodeagent.runtime import naming
 
+from .fabric_cleanup import clear_fabric
+
 CLUSTER_LABEL = naming.CLUSTER
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "images" / "build.sh"
 
@@ -71,3 +73,4 @@ def remove_cluster_objects(client: docker.DockerClient, cluster: str) -> None:
     for v in client.api.volumes(filters=selector).get("Volumes") or ():
         with contextlib.suppress(docker.errors.APIError):
             client.api.remove_volume(v["Name"])
+    clear_fabric(cluster)  # its agents' chains and sets in this namespace (fabric_cleanup.py)

@@ -4,7 +4,7 @@ calls most of them start with: a cluster, a deployed application, the code of a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -12,7 +12,7 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from tests.conftest import ServerProc
+from tests.conftest import TRUST, ServerProc
 
 T = TypeVar("T")
 
@@ -46,8 +46,27 @@ class Stubs:
     events: Any
 
 
+def channel(address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """A channel to a test server, verified against its CA (``TRUST``); plaintext only to a
+    server the test started with --insecure. ``options`` are gRPC channel arguments (gRPC's
+    defaults when none are given, e.g. its 4 MiB receive limit)."""
+    ca = TRUST.get(address)
+    if ca is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca.encode()),
+                                   options=options)
+
+
+def sync_channel(address: str) -> grpc.Channel:
+    """The blocking twin of :func:`channel`."""
+    ca = TRUST.get(address)
+    if ca is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca.encode()))
+
+
 def stubs(address: str, token: str | None) -> Stubs:
-    ch = grpc.aio.insecure_channel(address)
+    ch = channel(address)
     md = (("authorization", f"Bearer {token}"),) if token else ()
     return Stubs(
         ch, md,

@@ -9,7 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from ccs.v1 import api_pb2
-from tests.integration.grpc_helpers import Stubs, code_of, deploy, make_cluster, stubs
+from tests.integration.grpc_helpers import Stubs, channel, code_of, deploy, make_cluster, stubs
 
 pytestmark = pytest.mark.etcd
 
@@ -29,7 +29,7 @@ async def test_no_token_and_bad_token_are_unauthenticated(ccs_server) -> None:  
 
 
 async def test_health_and_reflection_need_no_token(ccs_server) -> None:  # type: ignore[no-untyped-def]
-    async with grpc.aio.insecure_channel(ccs_server.address) as ch:
+    async with channel(ccs_server.address) as ch:
         resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
         refl = reflection_pb2_grpc.ServerReflectionStub(ch)

@@ -258,6 +258,31 @@ async def test_a_running_container_reports_its_address_in_the_block(
         await runtime.remove_app_resources(CLUSTER, c.application, volumes=True)
 
 
+@pytest.mark.parametrize("kind", ["docker", "fake"])
+async def test_a_host_network_container_is_seen_on_the_nodes_network(
+    kind: str,
+    rt: DockerRuntime,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """The engine and the fake agree on a `network_mode: host` container: it is on the engine's
+    "host" network with no address of its own and none on an application network (the agent
+    probes it on 127.0.0.1 because of that "host" entry: probe_check.target_address)."""
+    runtime: Runtime = rt if kind == "docker" else FakeRuntime()
+    c = assignment(f"hostnet-{kind}", test_image.busybox, "", command=("sleep", "3600"))
+    del c.subnets[DEFAULT_NETWORK]
+    c.spec.network_mode = "host"
+    await runtime.prepare(c)
+    docker_id = await runtime.create(c)
+    try:
+        await runtime.start(docker_id)
+        running = await runtime.inspect(docker_id)
+        assert running is not None
+        assert (dict(running.networks), dict(running.addresses)) == ({"host": ""}, {})
+    finally:
+        await runtime.remove(docker_id, volumes=True)
+        await runtime.remove_app_resources(CLUSTER, c.application, volumes=True)
+
+
 # ------------------------------------------------------------------ through server and agent
 
 

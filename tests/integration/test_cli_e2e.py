@@ -149,7 +149,8 @@ def test_events_and_watch_see_a_deploy(ccs_server: Any, unique: str, tmp_path: P
     ok(ccs_server, "cluster", "create", unique)
 
     async def scenario() -> api_pb2.WatchResponse:
-        async with ccs.AsyncClient(ccs_server.address, ccs_server.token) as client:
+        client: ccs.AsyncClient
+        async with ccs_server.client() as client:
             rev = await client.events.current_revision(unique)
             watch = client.events.watch(unique, rev + 1, ["application", "service"])
             deploy = await asyncio.create_subprocess_exec(

@@ -8,7 +8,6 @@ container alone and refuses the application's next update until the template dro
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from nodeagent.runtime import naming
 
-from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+from .docker_fixtures import TestImages, docker_client, remove_cluster_objects, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.etcd, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -31,22 +30,12 @@ CLUSTER = f"cp{uuid.uuid4().hex[:8]}"
 POD_RANGE = "100.103.0.0/16"  # away from 10.0.0.0/8, where default cluster ranges are
 
 
-def _remove_everything(client: docker.DockerClient) -> None:
-    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}"]}
-    for c in client.api.containers(all=True, filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True, v=True)
-    for n in client.api.networks(filters=selector):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.api.remove_network(n["Id"])
-
-
 @pytest.fixture
 def clean_engine(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:  # noqa: F811
     try:
         yield docker_client
     finally:
-        _remove_everything(docker_client)
+        remove_cluster_objects(docker_client, CLUSTER)
 
 
 def cli(server: Any, *args: str) -> subprocess.CompletedProcess[str]:

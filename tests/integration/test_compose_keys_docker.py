@@ -9,7 +9,6 @@ Everything made here carries this module's cluster label and is removed at the e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import textwrap
@@ -24,10 +23,10 @@ import pytest
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.compose import ParsedTemplate, parse_template
-from nodeagent.runtime import InvalidSpec, State, naming
+from nodeagent.runtime import InvalidSpec, State
 from nodeagent.runtime.docker_engine import DockerRuntime
 
-from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+from .docker_fixtures import TestImages, docker_client, remove_cluster_objects, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 
@@ -38,22 +37,12 @@ SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "
 LOOP = "trap 'echo got-INT; exit 0' INT; echo ready; while true; do sleep 0.1; done"
 
 
-def _remove_everything(client: docker.DockerClient) -> None:
-    selector = {"label": [f"{naming.CLUSTER}={CLUSTER}"]}
-    for c in client.api.containers(all=True, filters=selector):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True, v=True)
-    for n in client.api.networks(filters=selector):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.api.remove_network(n["Id"])
-
-
 @pytest.fixture(scope="module")
 def clean_engine(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:  # noqa: F811
     try:
         yield docker_client
     finally:
-        _remove_everything(docker_client)
+        remove_cluster_objects(docker_client, CLUSTER)
 
 
 @pytest.fixture

@@ -277,7 +277,7 @@ async def test_out_of_memory_is_a_failure_with_a_reason(rt: DockerRuntime, test_
 
 
 async def test_with_the_node_resolver_containers_use_it_and_the_network_hook_runs_before_start(
-    clean_engine: docker.DockerClient,
+    clean_engine: docker.DockerClient,  # noqa: F811
     test_image: TestImages,  # noqa: F811
 ) -> None:
     """With `dns` (the agent's --resolver-address) containers get it as DNS server and no engine
@@ -289,12 +289,12 @@ async def test_with_the_node_resolver_containers_use_it_and_the_network_hook_run
     async def created() -> None:
         seen.append(len(clean_engine.api.containers(all=True, filters=selector)))
 
-    rt = DockerRuntime(bind_address="127.0.0.1", cluster=CLUSTER, dns=("169.254.20.53",), on_network_created=created)
+    runtime = DockerRuntime(bind_address="127.0.0.1", cluster=CLUSTER, dns=("169.254.20.53",), on_network_created=created)
     try:
         c = container("resolved", "web", test_image.busybox, command=["sleep", "300"],
                       networks=[pb.ServiceNetwork(name="default", aliases=["www"])])
-        first = await launch(rt, c)
-        second = await launch(rt, container("resolved", "web", test_image.busybox, slot=2, command=["sleep", "300"]))
+        first = await launch(runtime, c)
+        second = await launch(runtime, container("resolved", "web", test_image.busybox, slot=2, command=["sleep", "300"]))
         assert seen == [0]  # one network, hooked before its first container existed
         for docker_id in (first, second):
             raw = clean_engine.api.inspect_container(docker_id)
@@ -302,4 +302,4 @@ async def test_with_the_node_resolver_containers_use_it_and_the_network_hook_run
             aliases = raw["NetworkSettings"]["Networks"][naming.network_name(CLUSTER, "resolved")]["Aliases"] or []
             assert "web" not in aliases and "www" not in aliases
     finally:
-        await rt.aclose()
+        await runtime.aclose()

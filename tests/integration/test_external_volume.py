@@ -18,16 +18,11 @@ engine; one node shows it, and this module needs no testbed lock.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import docker
 import pytest
@@ -35,14 +30,15 @@ import pytest
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from tests.conftest import ServerProc
-from tests.integration.grpc_helpers import Stubs, stubs
+from tests.integration import polling
+from tests.integration.agent_process import agent_process, create_cluster, remove_from_engine
+from tests.integration.grpc_helpers import Stubs, call
 
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
 T = TypeVar("T")
-AGENT = str(Path(sys.executable).parent / "ccs-agent")
 IDLE = """["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]"""
 
 
@@ -52,17 +48,9 @@ class Node:
     cluster: str
     name: str
     log: Path
-    agent: subprocess.Popen[bytes] | None = None
 
     def api(self, fn: Callable[[Stubs], Awaitable[T]]) -> T:
-        async def main() -> T:
-            s = stubs(self.server.address, self.server.token)
-            try:
-                return await fn(s)
-            finally:
-                await s.channel.close()
-
-        return asyncio.run(main())
+        return call(self.server, fn)
 
     def containers(self, app: str) -> list[pb.Container]:
         resp = self.api(lambda s: s.containers.ListContainers(api_pb2.ListContainersRequest(
@@ -74,58 +62,22 @@ class Node:
 
 
 def wait_for(what: str, probe: Callable[[], T], timeout: float = 90.0) -> T:
-    """Poll until ``probe`` returns something truthy (a bounded wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # e.g. the node not registered yet
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
-        time.sleep(0.3)
+    return polling.wait_for(what, probe, timeout=timeout)
 
 
 @pytest.fixture
 def node(ccs_server: ServerProc, unique: str, tmp_path: Path,
          test_image: TestImages) -> Iterator[Node]:  # noqa: F811
-    async def create(s: Stubs) -> str:
-        await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=unique), metadata=s.metadata)
-        resp = await s.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=unique), metadata=s.metadata)
-        return str(resp.token)
-
     n = Node(ccs_server, unique, f"{unique}-n1", tmp_path / "agent.log")
-    token = n.api(create)
-    log = open(n.log, "ab")  # noqa: SIM115 - owned by the child
-    n.agent = subprocess.Popen(
-        [AGENT, "--server", ccs_server.address, "--join-token", token, "--name", n.name,
-         "--state-dir", str(tmp_path / "agent"), "--address", "127.0.0.1", "--no-router",
-         "--log-format", "json"], stdout=log, stderr=log)
-    log.close()
-    engine = docker.from_env()
+    token = create_cluster(ccs_server, unique)
     try:
-        wait_for("the node READY", lambda: n.api(lambda s: s.nodes.GetNode(
-            api_pb2.GetNodeRequest(cluster=unique, name=n.name), metadata=s.metadata,
-            timeout=10)).status.state == pb.NODE_STATE_READY)
-        yield n
+        with agent_process(ccs_server.address, token, n.name, tmp_path / "agent", n.log):
+            wait_for("the node READY", lambda: n.api(lambda s: s.nodes.GetNode(
+                api_pb2.GetNodeRequest(cluster=unique, name=n.name), metadata=s.metadata,
+                timeout=10)).status.state == pb.NODE_STATE_READY)
+            yield n
     finally:
-        if n.agent.poll() is None:
-            n.agent.send_signal(signal.SIGTERM)
-            n.agent.wait(30)
-        for c in engine.containers.list(all=True, filters={"label": f"ccs.cluster={unique}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True)
-        for net in engine.networks.list(filters={"label": f"ccs.cluster={unique}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                net.remove()
-        for vol in engine.volumes.list(filters={"label": f"ccs.cluster={unique}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                vol.remove()
-        engine.close()
+        remove_from_engine(unique)  # containers, networks, volumes and the fabric of the cluster
 
 
 def test_a_container_waits_pending_for_a_missing_external_volume_then_runs_with_it(

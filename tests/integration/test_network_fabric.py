@@ -31,6 +31,7 @@ from docker.types import IPAMConfig, IPAMPool
 
 import tests.testbed as tb
 from ccs.v1 import agent_pb2 as apb
+from nodeagent.network.routes import PROTO
 from nodeagent.network.rules import Names
 from tests.testbed import Host, Testbed
 
@@ -189,9 +190,9 @@ def test_tcp_across_nodes_by_address_keeps_the_senders_address(world: World) -> 
 
 
 def test_routes_point_at_the_other_node_with_the_ccs_protocol(world: World) -> None:
-    assert f"{SHOP2} via {world.h2.host.ip}" in world.h1.sh("ip", "route", "show", "proto", "204")
-    assert f"{SHOP1} via {world.h1.host.ip}" in world.h2.sh("ip", "route", "show", "proto", "204")
-    assert BLOG1 not in world.h2.sh("ip", "route", "show", "proto", "204")  # host2 has no blog block
+    assert f"{SHOP2} via {world.h2.host.ip}" in world.h1.sh("ip", "route", "show", "proto", str(PROTO))
+    assert f"{SHOP1} via {world.h1.host.ip}" in world.h2.sh("ip", "route", "show", "proto", str(PROTO))
+    assert BLOG1 not in world.h2.sh("ip", "route", "show", "proto", str(PROTO))  # host2 has no blog block
 
 
 def test_service_names_resolve_cluster_wide_through_the_node_resolver(world: World) -> None:
@@ -270,13 +271,13 @@ def test_removing_a_block_removes_its_route_rules_and_name_then_an_empty_map_rem
     m1, m2 = world.maps(3, with_host2=False)  # host2 left shop: its block goes
     world.h1.apply(m1)
     world.h2.apply(m2)
-    assert SHOP2 not in world.h1.sh("ip", "route", "show", "proto", "204")
+    assert SHOP2 not in world.h1.sh("ip", "route", "show", "proto", str(PROTO))
     assert SHOP2 not in world.h1.sh("ipset", "list")
     assert world.shop1.tcp(world.shop2.ip) == ""
     _, out = world.shop1.sh("nslookup api")
     assert world.shop2.ip not in out
     # host2's map is empty: everything of this cluster is gone there
-    assert world.h2.sh("ip", "route", "show", "proto", "204") == ""
+    assert world.h2.sh("ip", "route", "show", "proto", str(PROTO)) == ""
     assert names.filter_chain not in world.h2.sh("iptables-save")
     assert names.set_prefix not in world.h2.sh("ipset", "list", "-n")
     # and on host1 when its map empties too
@@ -284,4 +285,4 @@ def test_removing_a_block_removes_its_route_rules_and_name_then_an_empty_map_rem
     saved = world.h1.sh("iptables-save")
     assert names.filter_chain not in saved and names.nat_chain not in saved
     assert names.set_prefix not in world.h1.sh("ipset", "list", "-n")
-    assert world.h1.sh("ip", "route", "show", "proto", "204") == ""
+    assert world.h1.sh("ip", "route", "show", "proto", str(PROTO)) == ""

@@ -1,7 +1,7 @@
 """The network map through a real ccs-server on a real etcd, seen by a hand-driven agent.
 
-Two nodes register with the Dispatcher (raw gRPC: the test is the agent, so it decides when a
-status is reported). An application with one container per node is deployed; node 1's session
+Two nodes register with the Dispatcher (raw gRPC over mutual TLS with node certificates, as
+agents do: the test is the agent, so it decides when a status is reported). An application with one container per node is deployed; node 1's session
 receives a map with the application's network (both nodes' blocks, the service's name with no
 address yet); when node 2 reports its container RUNNING at an address inside its block, node
 1's session receives the map again with that address under the service's name. A report with
@@ -20,7 +20,9 @@ import pytest
 
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2
 from ccs.v1 import resources_pb2 as pb
+from tests.conftest import ServerProc
 from tests.integration.grpc_helpers import Stubs, stubs
+from tests.integration.node_link import register_node
 
 pytestmark = pytest.mark.etcd
 
@@ -45,15 +47,6 @@ async def api(ccs_server) -> AsyncIterator[Stubs]:  # type: ignore[no-untyped-de
     await s.channel.close()
 
 
-async def register(dispatcher: agent_pb2_grpc.DispatcherStub, token: str, name: str,
-                   address: str) -> tuple[tuple[str, str], ...]:
-    resp = await dispatcher.Register(agent_pb2.RegisterRequest(
-        join_token=token, name=name,
-        status=pb.NodeStatus(address=address, hostname=name, capacity=pb.NodeResources(cpus=4, memory_bytes=8 << 30)),
-    ))
-    return (("authorization", f"Bearer {resp.credential}"),)
-
-
 async def next_map(call: grpc.aio.UnaryStreamCall, want: Callable[[agent_pb2.NetworkMap], bool],
                    what: str) -> agent_pb2.NetworkMap:
     """Read the session until a message carries a map that ``want`` accepts."""
@@ -70,14 +63,14 @@ async def next_map(call: grpc.aio.UnaryStreamCall, want: Callable[[agent_pb2.Net
         raise AssertionError(f"no network map where {what} after {CONVERGE}s") from None
 
 
-async def open_session(dispatcher: agent_pb2_grpc.DispatcherStub, cred: tuple[tuple[str, str], ...]
+async def open_session(dispatcher: agent_pb2_grpc.DispatcherStub
                        ) -> tuple[grpc.aio.UnaryStreamCall, agent_pb2.SessionMessage]:
     """A session and its complete set. The server may not have seen the registration yet (its
     cache follows etcd's watch): NOT_FOUND then, and the agent tries again, as here."""
     loop = asyncio.get_running_loop()
     end = loop.time() + CONVERGE
     while True:
-        call = dispatcher.Session(agent_pb2.SessionRequest(agent_version="test"), metadata=cred)
+        call = dispatcher.Session(agent_pb2.SessionRequest(agent_version="test"))
         try:
             return call, await call.read()
         except grpc.aio.AioRpcError as e:
@@ -90,24 +83,23 @@ def names(m: agent_pb2.NetworkMap) -> dict[str, list[str]]:
     return {n.name: list(n.addresses) for n in m.networks[0].names} if m.networks else {}
 
 
-async def test_the_map_arrives_and_follows_reported_addresses(api: Stubs, unique: str) -> None:
+async def test_the_map_arrives_and_follows_reported_addresses(api: Stubs, ccs_server: ServerProc, unique: str) -> None:
     await api.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=unique), metadata=api.metadata)
     token = (await api.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=unique),
                                              metadata=api.metadata)).token
-    dispatcher = agent_pb2_grpc.DispatcherStub(api.channel)
-    cred1 = await register(dispatcher, token, "n1", "192.0.2.1")
-    cred2 = await register(dispatcher, token, "n2", "192.0.2.2")
+    n1 = await register_node(ccs_server.address, token, "n1", "192.0.2.1")
+    n2 = await register_node(ccs_server.address, token, "n2", "192.0.2.2")
 
     async def heartbeat() -> None:  # both nodes stay READY whatever the server's grace
         while True:
-            for cred in (cred1, cred2):
-                await dispatcher.Heartbeat(agent_pb2.HeartbeatRequest(), metadata=cred)
+            for node in (n1, n2):
+                await node.dispatcher.Heartbeat(agent_pb2.HeartbeatRequest())
             await asyncio.sleep(1)
 
     beating = asyncio.create_task(heartbeat())
     session: grpc.aio.UnaryStreamCall | None = None
     try:
-        session, complete = await open_session(dispatcher, cred1)
+        session, complete = await open_session(n1.dispatcher)
         assert complete.type == agent_pb2.SessionMessage.TYPE_COMPLETE
         assert complete.network_map.version != 0 and list(complete.network_map.networks) == []
 
@@ -134,14 +126,13 @@ async def test_the_map_arrives_and_follows_reported_addresses(api: Stubs, unique
             application="shop", service="web", container=on_n2.meta.name,
             status=pb.ContainerStatus(state=pb.CONTAINER_STATE_RUNNING, addresses={"default": "10.0.0.300"}))])
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await dispatcher.UpdateStatus(bad, metadata=cred2)
+            await n2.dispatcher.UpdateStatus(bad)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "updates[0].status.addresses['default']" in (refused.value.details() or "")
 
-        await dispatcher.UpdateStatus(agent_pb2.UpdateStatusRequest(updates=[agent_pb2.ContainerStatusUpdate(
+        await n2.dispatcher.UpdateStatus(agent_pb2.UpdateStatusRequest(updates=[agent_pb2.ContainerStatusUpdate(
             application="shop", service="web", container=on_n2.meta.name,
-            status=pb.ContainerStatus(state=pb.CONTAINER_STATE_RUNNING, addresses={"default": address}))]),
-            metadata=cred2)
+            status=pb.ContainerStatus(state=pb.CONTAINER_STATE_RUNNING, addresses={"default": address}))]))
         answered = await next_map(session, lambda m: names(m).get("web") == [address],
                                   f"web answers {address}")
         assert names(answered) == {"web": [address], "www": [address]}
@@ -152,5 +143,29 @@ async def test_the_map_arrives_and_follows_reported_addresses(api: Stubs, unique
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
             await beating
+        await n1.close()
+        await n2.close()
         await api.clusters.DeleteCluster(api_pb2.DeleteClusterRequest(name=unique, force=True),
                                          metadata=api.metadata)
+
+
+async def test_what_an_agent_reports_it_could_not_put_in_place_is_the_nodes_message(
+    api: Stubs, ccs_server: ServerProc, unique: str
+) -> None:
+    """The agent puts its network fabric's problems in every heartbeat's status message; the
+    node record keeps it (cut and NUL-free) until a heartbeat says all is well again."""
+    await api.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=unique), metadata=api.metadata)
+    token = (await api.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=unique),
+                                             metadata=api.metadata)).token
+    node = await register_node(ccs_server.address, token, "n1", "192.0.2.1")
+
+    async def message_after(text: str) -> str:
+        await node.dispatcher.Heartbeat(agent_pb2.HeartbeatRequest(
+            status=pb.NodeStatus(address="192.0.2.1", message=text)))
+        got = await api.nodes.GetNode(api_pb2.GetNodeRequest(cluster=unique, name="n1"), metadata=api.metadata)
+        return str(got.status.message)
+
+    problem = "routes: cannot reach 192.0.2.9 for 10.128.0.16/28"
+    assert await message_after(problem) == problem
+    assert await message_after("x\0" + "y" * 5000) == ("x" + "y" * 5000)[:1997] + "..."
+    assert await message_after("") == ""

@@ -3,7 +3,9 @@
 
 ``web`` carries ``aliyun.probe.cmd: test -f /tmp/ready`` and a route; ``worker`` depends on it
 with ``condition: service_healthy``. The probe's outcome is the test's to choose: the file does
-not exist until the test creates it with ``docker exec``, so there is no race to win.
+not exist until the test creates it with ``docker exec``, so there is no race to win (and
+``x-ccs.replace_unhealthy: false`` keeps the control plane from replacing the UNHEALTHY ``web``
+before the test gets to it).
 
 - Before: the agent has run the probe and it failed (``web`` is reported UNHEALTHY, "probe failed
   3 times"). At that moment ``worker`` has no container, its status says it waits for ``web``,
@@ -122,6 +124,7 @@ services:
     labels:
       aliyun.probe.cmd: test -f /tmp/ready
       aliyun.routing.port_8080: {domain}
+    x-ccs: {{replace_unhealthy: false}}  # web stays UNHEALTHY until the test creates the file
   worker:
     image: local/busybox:1
     command: {IDLE}

@@ -24,7 +24,8 @@ pytestmark = [needs_haproxy, pytest.mark.timeout(120)]
 
 class _AgentWithRouter:
     """An Agent (FakeRuntime) with the real router, talking to an in-process Dispatcher that
-    records every heartbeat's router stats in arrival order."""
+    records every heartbeat's router stats in arrival order (plaintext: the double is not a TLS
+    server; the agent's TLS is tested against the real server in test_node_certs.py)."""
 
     def __init__(self, stats: list[pb.RouterStats], router: Router, dispatcher: Any) -> None:
         self.stats = stats
@@ -70,7 +71,7 @@ async def agent_with_router(tmp_path: Path, table: pb.RoutingTable) -> AsyncIter
     grpc_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     router = Router(RouterSettings(state_dir=tmp_path / "router", bind_address="127.0.0.1", port=free_port()))
-    agent = Agent(f"127.0.0.1:{grpc_port}", runtime=FakeRuntime(), name="node-1", join_token="join-me",
+    agent = Agent(f"127.0.0.1:{grpc_port}", insecure=True, runtime=FakeRuntime(), name="node-1", join_token="join-me",
                   address="127.0.0.1", state_dir=tmp_path, status_linger=0.01, router=router)
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
     await d.sessions.put(script)

@@ -33,7 +33,7 @@ async def test_a_release_wait_survives_a_server_restart(tmp_path: Path, unique: 
     fast = ["--shutdown-grace", "0.5"]  # the open watch would hold a stop for the default 10 s
     srv = start_server(tmp_path / "state", etcd.url, tmp_path / "config.yaml", extra=fast)
     try:
-        async with ccs.AsyncClient(srv.address, srv.token) as client:
+        async with srv.client() as client:
             await client.clusters.create(unique)
             await client.applications.create(unique, "shop", V1)
             # No nodes: the blue-green release cannot progress by itself, so it is still going
@@ -63,7 +63,7 @@ async def test_a_release_wait_survives_a_server_restart(tmp_path: Path, unique: 
             port = int(srv.address.rsplit(":", 1)[1])
             srv = await asyncio.to_thread(start_server, tmp_path / "state", etcd.url, tmp_path / "config.yaml",
                                           port=port, extra=fast)
-            async with ccs.AsyncClient(srv.address, srv.token) as other:  # not the waiter's channel
+            async with srv.client() as other:  # not the waiter's channel
                 await other._channel.channel_ready()  # grpc shares the waiter's backing-off connection
                 await other.applications.update(unique, "shop", env={"TAG": "v3"})
             with pytest.raises(ccs.ReleaseFailed) as info:

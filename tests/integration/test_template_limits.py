@@ -4,7 +4,7 @@ An alias bomb, deep nesting and a template over the CPU budget are refused with 
 naming the limit while other RPCs are answered; SIGTERM during a slow parse ends the server within
 its grace; mutated corpus templates never give INTERNAL and a refused create or update
 (INVALID_ARGUMENT, or PERMISSION_DENIED for a privileged key the cluster's policy does not allow)
-writes nothing (the etcd key count is unchanged).
+writes nothing but its audit record (the count of etcd keys outside ``/ccs/audit/`` is unchanged).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from ccs.v1 import api_pb2, api_pb2_grpc, resources_pb2
-from tests.compose_fuzz import billion_laughs, compose_documents
+from controlplane.store import keys
+from tests.compose_fuzz import billion_laughs, compose_documents, on_the_wire
 from tests.conftest import EtcdProc, ServerProc, start_etcd, start_server
-from tests.integration.grpc_helpers import stubs
+from tests.integration.grpc_helpers import stubs, sync_channel
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.timeout(240)]
 CPU_SECONDS = 2
@@ -38,12 +39,18 @@ def slow_template() -> str:
     return SMALL + "x-big: [" + ",".join(["1"] * 480_000) + "]\n"
 
 
-def etcd_key_count(etcd: EtcdProc) -> int:
-    """Every key in etcd, through its JSON gateway (no client library state in between)."""
-    body = json.dumps({"key": base64.b64encode(b"\0").decode(), "range_end": base64.b64encode(b"\0").decode(),
+def _count(etcd: EtcdProc, key: bytes, range_end: bytes) -> int:
+    body = json.dumps({"key": base64.b64encode(key).decode(), "range_end": base64.b64encode(range_end).decode(),
                        "count_only": True}).encode()
     with urllib.request.urlopen(f"{etcd.url}/v3/kv/range", body, timeout=10) as resp:
         return int(json.load(resp).get("count", 0))
+
+
+def etcd_key_count(etcd: EtcdProc) -> int:
+    """Every key in etcd but the audit records, through its JSON gateway (no client library state
+    in between). A refused change writes one audit record (README, "Roles and audit"), nothing else."""
+    audit = keys.AUDIT.encode()
+    return _count(etcd, b"\0", b"\0") - _count(etcd, audit, keys.prefix_end(keys.AUDIT))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def server(own_etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Iter
     srv = start_server(base / "state", own_etcd.url, base / "config.yaml",
                        extra=["--no-reconcilers", "--template-cpu-seconds", str(CPU_SECONDS)])
     assert srv.token, srv.log_path.read_text()
-    stub = api_pb2_grpc.ClusterServiceStub(grpc.insecure_channel(srv.address))
+    stub = api_pb2_grpc.ClusterServiceStub(sync_channel(srv.address))
     stub.CreateCluster(api_pb2.CreateClusterRequest(name="limits"),
                        metadata=(("authorization", f"Bearer {srv.token}"),))
     yield srv
@@ -155,13 +162,15 @@ async def test_sigterm_during_a_slow_parse_ends_the_server_within_its_grace(
     assert '"template parse cancelled"' in srv.log_path.read_text()
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@given(text=compose_documents())
+# Derandomized like the other property tests: CI runs the same 50 documents every time, so a
+# failure there reproduces here.
+@settings(max_examples=50, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(text=compose_documents().map(on_the_wire))
 def test_mutated_templates_never_give_internal_nor_a_partial_write(
     server: ServerProc, own_etcd: EtcdProc, text: str
 ) -> None:
-    channel = grpc.insecure_channel(server.address)
+    channel = sync_channel(server.address)
     apps = api_pb2_grpc.ApplicationServiceStub(channel)
     md = (("authorization", f"Bearer {server.token}"),)
     name = f"f{time.monotonic_ns() % 10**12}"

@@ -99,7 +99,7 @@ async def test_register_complete_create_report_remove(
 ) -> None:
     d, address = dispatcher
     rt = FakeRuntime()
-    agent = Agent(address, runtime=rt, name="node-1", join_token="join-me", address="10.0.0.5",
+    agent = Agent(address, insecure=True, runtime=rt, name="node-1", join_token="join-me", address="10.0.0.5",
                   state_dir=tmp_path, status_linger=0.01)
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
     await d.sessions.put(script)
@@ -133,7 +133,7 @@ async def test_restart_adopts_removes_orphans_and_resyncs_on_broken_chain(
     before = await local(rt)
     (tmp_path / "identity.json").write_text('{"cluster": "c1", "node": "node-1", "credential": "cred-1"}')
 
-    agent = Agent(address, runtime=rt, name="node-1", state_dir=tmp_path, status_linger=0.01)
+    agent = Agent(address, insecure=True, runtime=rt, name="node-1", state_dir=tmp_path, status_linger=0.01)
     first: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
     second: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
     await d.sessions.put(first)
@@ -159,7 +159,7 @@ async def test_image_not_found_is_reported_failed(dispatcher: tuple[Dispatcher, 
     d, address = dispatcher
     rt = FakeRuntime(missing_images={"local/nope:1"})
     agent = Agent(
-        address, runtime=rt, name="node-2", credential="cred-1", cluster=CLUSTER, status_linger=0.01
+        address, insecure=True, runtime=rt, name="node-2", credential="cred-1", cluster=CLUSTER, status_linger=0.01
     )
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
     await d.sessions.put(script)
@@ -177,7 +177,7 @@ async def test_a_containers_compose_dns_servers_are_its_resolver_upstreams(
     forgets them with the container."""
     d, address = dispatcher
     rt = FakeRuntime()
-    agent = Agent(address, runtime=rt, name="node-1", join_token="join-me", address="10.0.0.5",
+    agent = Agent(address, insecure=True, runtime=rt, name="node-1", join_token="join-me", address="10.0.0.5",
                   state_dir=tmp_path, status_linger=0.01)
     with_dns, plain = container("a"), container("b")
     with_dns.spec.dns.extend(["192.0.2.53", "192.0.2.54"])

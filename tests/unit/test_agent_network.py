@@ -57,7 +57,7 @@ async def test_the_map_reaches_the_fabric_and_its_problem_the_node_status(tmp_pa
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     fabric = RecordingFabric()
-    agent = Agent(f"127.0.0.1:{port}", runtime=FakeRuntime(), name="node-1", join_token="join-me",
+    agent = Agent(f"127.0.0.1:{port}", insecure=True, runtime=FakeRuntime(), name="node-1", join_token="join-me",
                   state_dir=tmp_path, status_linger=0.01, network=fabric)
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
     await d.sessions.put(script)
@@ -81,3 +81,37 @@ async def test_the_map_reaches_the_fabric_and_its_problem_the_node_status(tmp_pa
             assert len(fabric.seen) == 1
     finally:
         await server.stop(None)
+
+
+async def test_a_resolver_that_cannot_serve_does_not_hold_back_routes_and_rules(monkeypatch: Any) -> None:
+    """Port 53 taken (a dnsmasq on 0.0.0.0:53, a second agent in the namespace): the resolver's
+    start is retried and reported, and the plan is applied meanwhile."""
+    from nodeagent.network import fabric as fabric_module
+    from nodeagent.network.resolver import Resolver, Upstreams
+
+    async def taken(address: Any) -> None:
+        raise OSError("Address already in use")
+
+    monkeypatch.setattr(fabric_module, "ensure_resolver_address", taken)
+
+    class Recording(RecordingFabric):
+        def __init__(self) -> None:
+            NetworkFabric.__init__(self, resolver=Resolver("169.254.20.53", Upstreams(own_address="169.254.20.53")),
+                                   period=0.05)
+            self.seen = []
+
+    fabric = Recording()
+    fabric.submit(agent_pb2.NetworkMap(cluster=CLUSTER, version=7))
+    task = asyncio.create_task(fabric.run(cluster=CLUSTER, node="n1"))
+    try:
+        await asyncio.wait_for(fabric.applied.wait(), 10)
+        assert fabric.seen and fabric.seen[0].version == 7
+        # One more apply: the loop has waited in between, so the resolver's first start has
+        # run; its failure is reported, not swallowed, and applying goes on.
+        fabric.applied.clear()
+        await asyncio.wait_for(fabric.applied.wait(), 10)
+        assert "resolver: cannot serve on 169.254.20.53:53" in fabric.problem, fabric.problem
+        assert "Address already in use" in fabric.problem
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

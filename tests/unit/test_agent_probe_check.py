@@ -127,6 +127,8 @@ def test_target_address_prefers_app_network_then_published_port() -> None:
     assert target_address(published, 80, cluster="prod", app="shop") == ("127.0.0.1", 8080)
     with pytest.raises(ProbeError, match="no address for port 81"):
         target_address(published, 81, cluster="prod", app="shop")
+    on_host = observed(networks={"host": ""})  # network_mode: host listens on the node's addresses
+    assert target_address(on_host, 80, cluster="prod", app="shop") == ("127.0.0.1", 80)
 
 
 async def test_run_probe_waits_then_probes_through_the_published_port() -> None:

@@ -112,7 +112,7 @@ async def test_reconnects_after_the_server_dies_with_a_drain_pending_and_the_log
     server, port = await serve(first)
     rt = FakeRuntime()
     agent = Agent(
-        f"127.0.0.1:{port}", runtime=rt, name="node-1", credential="cred-1", cluster=CLUSTER,
+        f"127.0.0.1:{port}", insecure=True, runtime=rt, name="node-1", credential="cred-1", cluster=CLUSTER,
         status_linger=0.01, reconnect=Backoff(base=0.05, cap=0.2),
     )
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
@@ -158,7 +158,7 @@ async def test_stop_during_a_dead_session_returns(loop_errors: list[dict[str, An
     d = Dispatcher()
     server, port = await serve(d)
     agent = Agent(
-        f"127.0.0.1:{port}", runtime=FakeRuntime(), name="node-1", credential="cred-1", cluster=CLUSTER,
+        f"127.0.0.1:{port}", insecure=True, runtime=FakeRuntime(), name="node-1", credential="cred-1", cluster=CLUSTER,
         status_linger=0.01, reconnect=Backoff(base=0.05, cap=0.2),
     )
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
@@ -201,7 +201,7 @@ async def test_a_logs_stream_that_eats_the_cancel_does_not_keep_the_session_open
     first = Dispatcher()
     server, port = await serve(first)
     agent = Agent(
-        f"127.0.0.1:{port}", runtime=FakeRuntime(), name="node-1", credential="cred-1", cluster=CLUSTER,
+        f"127.0.0.1:{port}", insecure=True, runtime=FakeRuntime(), name="node-1", credential="cred-1", cluster=CLUSTER,
         status_linger=0.01, reconnect=Backoff(base=0.05, cap=0.2),
     )
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()

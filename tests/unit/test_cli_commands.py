@@ -19,7 +19,8 @@ from ccs.v1 import resources_pb2
 from cli.main import app
 
 TOKEN = "cli-token"
-CLEAN_ENV = {k: None for k in ("CCS_SERVER", "CCS_TOKEN", "CCS_CONTEXT", "CCS_CLUSTER", "CCS_DEBUG")}
+CLEAN_ENV = {k: None for k in ("CCS_SERVER", "CCS_TOKEN", "CCS_CONTEXT", "CCS_CLUSTER", "CCS_DEBUG",
+                                "CCS_INSECURE", "CCS_CA_FILE")}
 TEMPLATE = "services:\n  web: {image: nginx, deploy: {replicas: 2}}\n  db: {image: postgres}\n"
 
 
@@ -37,7 +38,7 @@ def served(fake: FakeApi) -> Iterator[ThreadedServer]:
 @pytest.fixture
 def config(tmp_path: Path, served: ThreadedServer) -> Path:
     path = tmp_path / "config.yaml"
-    upsert_context("test", Context(server=served.address, token=TOKEN), path)
+    upsert_context("test", Context(server=served.address, token=TOKEN, tls=False), path)
     return path
 
 
@@ -137,7 +138,7 @@ def test_services_containers_and_default_cluster_from_context(
 ) -> None:
     ok(config, "cluster", "create", "prod")
     ok(config, "app", "deploy", "-c", "prod", "-f", str(bundle(tmp_path)), "--name", "shop")
-    upsert_context("dflt", Context(server=served.address, token=TOKEN, cluster="prod"), config)
+    upsert_context("dflt", Context(server=served.address, token=TOKEN, cluster="prod", tls=False), config)
     lines = ok(config, "service", "ls", "-a", "shop").splitlines()  # -c from the context
     assert [ln.split()[:4] for ln in lines[1:]] == [["shop", "db", "postgres", "0/1"],
                                                     ["shop", "web", "nginx", "0/2"]]
@@ -276,7 +277,8 @@ def test_usage_errors_exit_2(config: Path, args: list[str]) -> None:
 
 
 def test_env_vars_select_server_and_token(served: ThreadedServer, tmp_path: Path) -> None:
-    env = {**CLEAN_ENV, "CCS_SERVER": served.address, "CCS_TOKEN": TOKEN, "CCS_CLUSTER": "e"}
+    # CCS_INSECURE: the fake is plaintext; without it the CLI would insist on TLS (its default).
+    env = {**CLEAN_ENV, "CCS_SERVER": served.address, "CCS_TOKEN": TOKEN, "CCS_CLUSTER": "e", "CCS_INSECURE": "1"}
     runner = CliRunner()
     no_cfg = ["--config", str(tmp_path / "none.yaml")]
     assert runner.invoke(app, [*no_cfg, "cluster", "create", "e"], env=env).exit_code == 0

@@ -19,7 +19,8 @@ from cli.main import app
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "cli-token"
-CLEAN_ENV = {k: None for k in ("CCS_SERVER", "CCS_TOKEN", "CCS_CONTEXT", "CCS_CLUSTER", "CCS_DEBUG")}
+CLEAN_ENV = {k: None for k in ("CCS_SERVER", "CCS_TOKEN", "CCS_CONTEXT", "CCS_CLUSTER", "CCS_DEBUG",
+                                "CCS_INSECURE", "CCS_CA_FILE")}
 V1 = "services: {web: {image: 'web:1', deploy: {replicas: 2}}}\n"
 V2 = "services: {web: {image: 'web:2', deploy: {replicas: 2}}}\n"
 
@@ -38,7 +39,7 @@ def served(fake: FakeApi) -> Iterator[ThreadedServer]:
 @pytest.fixture
 def config(tmp_path: Path, served: ThreadedServer, fake: FakeApi) -> Path:
     path = tmp_path / "config.yaml"
-    upsert_context("test", Context(server=served.address, token=TOKEN), path)
+    upsert_context("test", Context(server=served.address, token=TOKEN, tls=False), path)
     ccs(path, "cluster", "create", "prod")
     (tmp_path / "v1.yaml").write_text(V1)
     (tmp_path / "v2.yaml").write_text(V2)

@@ -23,7 +23,8 @@ from cli.progress import parse_duration
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "cli-token"
-CLEAN_ENV = {k: None for k in ("CCS_SERVER", "CCS_TOKEN", "CCS_CONTEXT", "CCS_CLUSTER", "CCS_DEBUG")}
+CLEAN_ENV = {k: None for k in ("CCS_SERVER", "CCS_TOKEN", "CCS_CONTEXT", "CCS_CLUSTER", "CCS_DEBUG",
+                                "CCS_INSECURE", "CCS_CA_FILE")}
 TEMPLATE = "services:\n  web: {image: nginx, deploy: {replicas: 2}}\n  db: {image: postgres}\n"
 ROOT = Path(__file__).resolve().parents[2]
 Hook = Callable[[FakeApi, str, str], None]
@@ -68,7 +69,7 @@ def served(fake: FakeApi) -> Iterator[ThreadedServer]:
 @pytest.fixture
 def config(tmp_path: Path, served: ThreadedServer) -> Path:
     path = tmp_path / "config.yaml"
-    upsert_context("test", Context(server=served.address, token=TOKEN, cluster="prod"), path)
+    upsert_context("test", Context(server=served.address, token=TOKEN, cluster="prod", tls=False), path)
     return path
 
 
@@ -172,7 +173,7 @@ def test_works_from_a_plain_subprocess(
     set_hook(served, fake, runs)
     env = {**{k: v for k, v in os.environ.items() if k not in CLEAN_ENV},
            "CCS_CONFIG": str(compose.parent / "none.yaml")}
-    cmd = [sys.executable, "-m", "cli", "--server", served.address, "--token", TOKEN,
+    cmd = [sys.executable, "-m", "cli", "--server", served.address, "--token", TOKEN, "--insecure",
            "app", "deploy", "-c", "prod", "-f", str(compose), "--wait", "--timeout", "30s"]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

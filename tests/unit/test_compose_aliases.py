@@ -200,8 +200,23 @@ def test_x_ccs_extension() -> None:
         ),
         ("x-ccs: {probe: {}}", "services.web.x-ccs.probe: needs exactly one of http, tcp or cmd"),
         ("x-ccs: {session_sticky: 3}", "services.web.x-ccs.session_sticky: must be a boolean or a string"),
+        ("x-ccs: {replace_unhealthy: 3}", "services.web.x-ccs.replace_unhealthy: must be a boolean or a string"),
+        ("x-ccs: {replace_unhealthy: maybe}", "services.web.x-ccs.replace_unhealthy: must be true or false"),
         ("x-ccs: [1]", "services.web.x-ccs: must be a mapping, got a list"),
     ],
 )
 def test_x_ccs_validation(body: str, expected: str) -> None:
     assert any(expected in e for e in errors_of(body)), errors_of(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("", None),  # unset: replaced (the default)
+        ("x-ccs: {replace_unhealthy: false}", False),
+        ("x-ccs: {replace_unhealthy: 'false'}", False),
+        ("x-ccs: {replace_unhealthy: true}", True),
+    ],
+)
+def test_x_ccs_replace_unhealthy_reaches_the_spec(body: str, expected: bool | None) -> None:
+    assert parse_web(body).get("replace_unhealthy") == expected

@@ -17,6 +17,17 @@ def errors(text: str, env: dict[str, str] | None = None, files: dict[str, str] |
 
 
 CASES = [
+    (
+        "external network",
+        "services:\n  web: {image: a}\nnetworks:\n  shared: {external: true}\n",
+        "networks.shared.external: external networks (shared between applications) are not supported yet",
+    ),
+    (
+        "network driver",
+        "services:\n  web: {image: a}\nnetworks:\n  back: {driver: macvlan}\n",
+        "networks.back.driver: must be bridge or overlay (both are the ccs cross-node application network), "
+        "got 'macvlan'",
+    ),
     ("broken yaml", "services:\n  web: [\n", "template: invalid YAML at line 3, column 1"),
     ("duplicate key", "services:\n  web: {image: a}\n  web: {image: b}\n", 'found duplicate key "web"'),
     ("not a mapping", "- a\n- b\n", "template: must be a YAML mapping"),

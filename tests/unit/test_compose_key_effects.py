@@ -7,7 +7,10 @@ side and the engine or control-plane side); a supported key that is in neither `
 key added to the table without a proof fails here. Each named test must exist. Refused and warned
 keys are checked against the parser's support stage. For the volume and port keys the proofs must
 include a test against the real engine (``docker inspect`` / ``docker volume inspect``) from
-tests/integration/test_compose_volume_effects.py or test_external_volume.py.
+tests/integration/test_compose_volume_effects.py or test_external_volume.py; for the container keys
+(``CONTAINER_KEYS``: cap_drop, ulimits, the privileged keys, ...) one from
+tests/integration/test_compose_keys_docker.py. The corpus test on the 3-host testbed
+(tests/integration/e2e/test_corpus.py) checks the same fields again on real templates.
 
 To add a key: add its rule, write the test that shows its effect on the created container, network
 or volume (``docker inspect``) or on what the control plane does, and name that test here.
@@ -39,6 +42,13 @@ EXTERNAL = ("tests/integration/test_external_volume.py::"
             "test_a_container_waits_pending_for_a_missing_external_volume_then_runs_with_it")
 SCHEDULER = "tests/unit/test_scheduler.py::test_placement"
 RESTART = "tests/unit/test_planner_restart.py"
+CK = "tests/unit/test_compose_container_keys.py::test_key_conversion"
+KEYS_DOCKER = "tests/integration/test_compose_keys_docker.py"  # docker inspect + effects seen inside
+NARROW = f"{KEYS_DOCKER}::test_narrowing_and_harmless_keys_have_their_effect"
+PRIVILEGED = f"{KEYS_DOCKER}::test_privileged_keys_have_their_effect"
+PRIV_SPEC = "tests/unit/test_compose_container_keys.py::test_privileged_values_reach_the_spec"
+POLICY = ("tests/integration/test_cluster_policy.py::"
+          "test_privileged_keys_wait_for_the_policy_and_narrowing_it_keeps_what_runs")
 
 #: Supported key -> the tests that prove its effect (parse side first, then the effect).
 PROOFS: dict[str, tuple[str, ...]] = {
@@ -65,7 +75,10 @@ PROOFS: dict[str, tuple[str, ...]] = {
     "services.*.scale": (f"{CV}[scale is replicas]", "tests/unit/test_planner_service.py::test_plan_service"),
     "services.*.pull_policy": (f"{CV}[pull_policy always]",
                                "tests/unit/test_runtime_fake.py::test_always_pull_reports_pulling"),
-    "services.*.x-ccs": ("tests/unit/test_compose_aliases.py::test_x_ccs_extension",),
+    "services.*.x-ccs": ("tests/unit/test_compose_aliases.py::test_x_ccs_extension",
+                         "tests/unit/test_planner_node_loss.py::test_the_effective_policy",
+                         "tests/integration/e2e/test_node_loss.py::"
+                         "test_a_service_with_a_named_volume_waits_for_its_node_and_returns_with_its_data"),
     "services.*.deploy.mode": (f"{CV}[deploy global has no replicas]",
                                "tests/unit/test_scheduler.py::test_global_mode_ignores_spread_and_gets_one_per_node"),
     "services.*.deploy.replicas": (f"{CV}[deploy]", "tests/unit/test_planner_service.py::test_plan_service"),
@@ -125,6 +138,40 @@ PROOFS: dict[str, tuple[str, ...]] = {
         DEFINITIONS, f"{VOLUMES}::test_a_missing_external_volume_is_never_created_and_is_used_once_it_exists"),
     "volumes.*.external": (
         f"{VOLUMES}::test_a_missing_external_volume_is_never_created_and_is_used_once_it_exists", EXTERNAL),
+    # ---- Compose keys users hit (issue 11, branch i11-keys): each proven on the real engine
+    "services.*.cap_drop": (f"{CK}[cap_drop]", NARROW),
+    "services.*.cap_add": (f"{CK}[cap_add of a default capability]", NARROW, PRIVILEGED, POLICY),
+    "services.*.security_opt": (
+        f"{CK}[narrowing security_opt]", NARROW, PRIVILEGED,
+        f"{KEYS_DOCKER}::test_what_the_node_cannot_honour_fails_the_container_naming_the_option"),
+    "services.*.read_only": (f"{CK}[read_only]", NARROW),
+    "services.*.ulimits": (f"{CK}[ulimits single and soft/hard]", NARROW),
+    "services.*.shm_size": (f"{CK}[shm_size]", NARROW),
+    "services.*.sysctls": (f"{CK}[namespaced sysctls, map]", NARROW),
+    "services.*.extra_hosts": (f"{CK}[extra_hosts list and map]", NARROW),
+    "services.*.dns": (
+        f"{CK}[dns list]", NARROW,
+        "tests/unit/test_agent_e2e.py::test_a_containers_compose_dns_servers_are_its_resolver_upstreams"),
+    "services.*.dns_opt": (f"{CK}[dns_opt]", NARROW),
+    "services.*.dns_search": (f"{CK}[dns_search]", NARROW),
+    "services.*.group_add": (f"{CK}[group_add]", NARROW),
+    "services.*.tmpfs": (f"{CK}[tmpfs with options]", NARROW),
+    "services.*.init": (f"{CK}[init]", NARROW),
+    "services.*.mem_limit": (f"{CK}[legacy resources]", NARROW),
+    "services.*.mem_reservation": (f"{CK}[legacy resources]", NARROW),
+    "services.*.cpus": (f"{CK}[legacy resources]", NARROW),
+    "services.*.cpu_shares": (f"{CK}[legacy resources]", NARROW),
+    "services.*.pids_limit": (f"{CK}[legacy resources]", NARROW),
+    "services.*.oom_score_adj": (f"{CK}[oom_score_adj positive]", NARROW, PRIVILEGED),
+    "services.*.privileged": (PRIV_SPEC, PRIVILEGED, POLICY),
+    "services.*.devices": (PRIV_SPEC, PRIVILEGED, POLICY),
+    "services.*.pid": (PRIV_SPEC, PRIVILEGED, POLICY,
+                       "tests/integration/test_cluster_policy_agent.py::test_policy_and_profiles_through_the_server_and_agent"),
+    "services.*.network_mode": (PRIV_SPEC, PRIVILEGED, POLICY),
+    "services.*.profiles": (
+        "tests/unit/test_compose_container_keys.py::test_profiles_choose_the_services",
+        "tests/integration/test_cluster_policy.py::test_profiles_are_chosen_kept_replaced_cleared_and_rolled_back",
+        "tests/integration/test_cluster_policy_agent.py::test_policy_and_profiles_through_the_server_and_agent"),
 }
 
 #: Supported keys whose value is only a mapping of keys with rules of their own (a scope of the
@@ -135,31 +182,32 @@ STRUCTURAL = frozenset({
     "services.*.volumes.[].bind", "services.*.volumes.[].volume", "services.*.volumes.[].tmpfs",
 })
 
-#: pending: owned by issue 11 other branches (cross-node and Compose networks; the Compose service
-#: keys that narrow a container, the legacy resource keys, the privileged keys and profiles). Those
-#: branches change these rules at the same time as this one; allowed here in any state until the
-#: lead, after merging, moves each to PROOFS (or leaves it refused) and empties this list.
+#: pending: owned by the issue 11 branch that makes several networks per application real
+#: (i11-multinet): the Compose network keys. That branch changes these rules; allowed here in any
+#: state until the lead, after merging, moves each to PROOFS (or leaves it refused) and empties
+#: this list.
 PENDING_OTHER_BRANCHES = frozenset({
-    # networks
     "networks", "networks.*.driver", "networks.*.external", "networks.*.internal", "networks.*.name",
     "networks.*.labels", "networks.*.attachable", "networks.*.enable_ipv4", "networks.*.enable_ipv6",
     "networks.*.driver_opts", "networks.*.ipam", "services.*.networks", "services.*.networks.*.aliases",
     "services.*.networks.*.ipv4_address", "services.*.networks.*.ipv6_address",
     "services.*.networks.*.mac_address", "services.*.networks.*.link_local_ips",
     "services.*.networks.*.interface_name", "services.*.networks.*.priority",
-    "services.*.networks.*.gw_priority", "services.*.networks.*.driver_opts", "services.*.network_mode",
-    "services.*.dns", "services.*.dns_opt", "services.*.dns_search", "services.*.extra_hosts",
-    # service keys
-    "services.*.cap_drop", "services.*.cap_add", "services.*.security_opt", "services.*.read_only",
-    "services.*.ulimits", "services.*.shm_size", "services.*.sysctls", "services.*.group_add",
-    "services.*.tmpfs", "services.*.init", "services.*.privileged", "services.*.devices", "services.*.pid",
-    "services.*.profiles", "services.*.mem_limit", "services.*.mem_reservation", "services.*.cpus",
-    "services.*.cpu_shares", "services.*.pids_limit", "services.*.oom_score_adj",
+    "services.*.networks.*.gw_priority", "services.*.networks.*.driver_opts",
 })
 
 #: The keys this module holds to the real engine: their proofs include a docker-inspect test.
 ENGINE_PROVEN_PREFIXES = ("volumes.*.", "services.*.volumes.[].", "services.*.ports.[].")
 ENGINE_PROOF_FILES = (VOLUMES, EXTERNAL.split("::")[0])
+#: The container keys of issue 11 ("Compose keys that users hit"), held to the real engine too.
+CONTAINER_KEYS = frozenset({
+    "services.*.cap_drop", "services.*.cap_add", "services.*.security_opt", "services.*.read_only",
+    "services.*.ulimits", "services.*.shm_size", "services.*.sysctls", "services.*.extra_hosts",
+    "services.*.dns", "services.*.dns_opt", "services.*.dns_search", "services.*.group_add",
+    "services.*.tmpfs", "services.*.init", "services.*.mem_limit", "services.*.mem_reservation",
+    "services.*.cpus", "services.*.cpu_shares", "services.*.pids_limit", "services.*.oom_score_adj",
+    "services.*.privileged", "services.*.devices", "services.*.pid", "services.*.network_mode",
+})
 
 
 def _supported() -> set[str]:
@@ -202,6 +250,11 @@ def test_each_named_proof_exists(key: str) -> None:
 @pytest.mark.parametrize("key", [k for k in sorted(PROOFS) if k.startswith(ENGINE_PROVEN_PREFIXES)])
 def test_volume_and_port_keys_are_proven_on_the_real_engine(key: str) -> None:
     assert any(ref.startswith(ENGINE_PROOF_FILES) for ref in PROOFS[key]), PROOFS[key]
+
+
+@pytest.mark.parametrize("key", sorted(CONTAINER_KEYS))
+def test_container_keys_are_proven_on_the_real_engine(key: str) -> None:
+    assert any(ref.startswith(KEYS_DOCKER) for ref in PROOFS.get(key, ())), PROOFS.get(key)
 
 
 def _doc_with(parts: list[str]) -> Any:

@@ -172,7 +172,8 @@ def test_status_counts_running_healthy_and_pending() -> None:
     ]
     status = plan_service(app(), svc, containers, nodes("n1"), {}, T0).status
     assert (status.desired, status.running, status.healthy) == (4, 3, 1)
-    assert status.message == "3/4 running; 1 starting or pending placement"
+    # c is UNHEALTHY: replaced once restart_policy.delay (5s by default) has passed.
+    assert status.message == "3/4 running; 1 starting or pending placement; unhealthy: replacement in 5.0s (backoff)"
 
 
 def test_status_lists_endpoints_of_running_containers_only() -> None:

@@ -132,7 +132,7 @@ async def test_a_restart_tells_why_the_old_container_went_and_the_new_one_came()
     assert sorted(told) == ["Created", "Removing"]
     assert (told["Removing"][0], told["Created"][0]) == (f"shop/web/{old.meta.name}", f"shop/web/{new.meta.name}")
     removing, created = told["Removing"][1], told["Created"][1]
-    assert removing.startswith("replaced: restart #1: previous container") and "3" in removing
+    assert removing == f"replaced: restart #1: previous container {old.meta.id} failed"
     assert created.startswith("restart #1: previous container") and old.meta.id in created
 
 

@@ -208,6 +208,11 @@ def test_sticky_backends_reload_when_servers_come_and_go() -> None:
         (route("web", "a.example", match_cookie="v", match_value="a b"), r"routes\[0\]\.match_value"),
         (route("web", "a.example", match_header="X", match_cookie="v", match_value="1"),
          r"either match_header or match_cookie"),
+        # A trailing newline passed `re.match(...$)` and split the HAProxy line (issue 12).
+        (route("web", "a.example", match_header="X-Canary\n", match_value="1"), r"routes\[0\]\.match_header"),
+        (route("web", "a.example", match_cookie="v", match_value="yes\n"), r"routes\[0\]\.match_value"),
+        (route("web", "a.example\n"), r"routes\[0\]\.domain: not a host name"),
+        (route("web", "a.example", "/api\n"), r"routes\[0\]\.path: must start with /"),
     ],
 )
 def test_bad_entries_are_named_and_skipped(entry: pb.RouteEntry, message: str) -> None:

@@ -115,7 +115,7 @@ def test_sync_client_wraps_the_async_core(tmp_path: Path) -> None:
     api = FakeApi(token=TOKEN)
     with serve_in_thread(api) as served:
         cfg = tmp_path / "config.yaml"
-        upsert_context("fake", Context(server=served.address, token=TOKEN), cfg)
+        upsert_context("fake", Context(server=served.address, token=TOKEN, tls=False), cfg)
         with ccs.Client.from_config(path=cfg) as client:
             created = client.clusters.create("s1")
             assert isinstance(created, resources_pb2.Cluster)

@@ -63,20 +63,20 @@ async def fake_address() -> AsyncIterator[str]:
 
 
 async def test_server_status_arrives_as_the_mapped_exception(fake_address: str) -> None:
-    async with ccs.AsyncClient(fake_address, "s3cret") as client:
+    async with ccs.AsyncClient(fake_address, "s3cret", tls=False) as client:
         with pytest.raises(ccs.NotFound, match="cluster 'nope' not found") as info:
             await client.clusters.get("nope")
     assert info.value.code is grpc.StatusCode.NOT_FOUND
 
 
 async def test_wrong_token_is_unauthenticated(fake_address: str) -> None:
-    async with ccs.AsyncClient(fake_address, "wrong") as client:
+    async with ccs.AsyncClient(fake_address, "wrong", tls=False) as client:
         with pytest.raises(ccs.Unauthenticated):
             await client.clusters.list()
 
 
 async def test_unreachable_server_is_unavailable() -> None:
-    async with ccs.AsyncClient("127.0.0.1:1", "t", timeout=5) as client:
+    async with ccs.AsyncClient("127.0.0.1:1", "t", tls=False, timeout=5) as client:
         with pytest.raises(ccs.Unavailable):
             await client.clusters.list()
 
@@ -91,7 +91,7 @@ async def test_the_fake_answers_as_a_server_whose_etcd_is_down() -> None:
     fake = FakeApi(token=None)
     server, address = await start_server(fake)
     try:
-        async with ccs.AsyncClient(address) as client:
+        async with ccs.AsyncClient(address, tls=False) as client:
             fake.etcd_unavailable = True
             with pytest.raises(ccs.EtcdUnavailable, match="etcd is unavailable") as info:
                 await client.clusters.list()

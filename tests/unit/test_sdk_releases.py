@@ -27,7 +27,7 @@ def fake() -> FakeApi:
 @pytest.fixture
 async def client(fake: FakeApi) -> AsyncIterator[ccs.AsyncClient]:
     server, address = await start_server(fake)
-    async with ccs.AsyncClient(address) as c:
+    async with ccs.AsyncClient(address, tls=False) as c:
         await c.clusters.create("c")
         await c.applications.create("c", "shop", V1)
         yield c
@@ -241,7 +241,7 @@ async def test_routes_list(client: ccs.AsyncClient, fake: FakeApi) -> None:
 def test_blocking_client_has_the_namespaces(fake: FakeApi) -> None:
     from ccs.testing import serve_in_thread
 
-    with serve_in_thread(fake) as served, ccs.Client(served.address) as c:
+    with serve_in_thread(fake) as served, ccs.Client(served.address, tls=False) as c:
         c.clusters.create("c")
         c.applications.create("c", "shop", V1)
         c.applications.update("c", "shop", template=V2, strategy="blue-green")

@@ -18,6 +18,7 @@ import pytest
 import ccs
 from ccs import _sync
 from ccs._transport import Listing
+from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Nodes
 from ccs.events import Events
@@ -32,7 +33,7 @@ TEMPLATE = "services: {web: {image: 'web:1'}}\n"
 
 
 def test_blocking_calls_have_the_async_signatures() -> None:
-    with serve_in_thread(FakeApi(token=None)) as served, ccs.Client(served.address) as c:
+    with serve_in_thread(FakeApi(token=None)) as served, ccs.Client(served.address, tls=False) as c:
         cluster = c.clusters.create("s1", description="typed")
         assert_type(cluster, pb.Cluster)
         assert_type(c.clusters.list(), Listing[pb.Cluster])
@@ -67,7 +68,8 @@ def test_wait_results_are_typed() -> None:
     ("sync", "async_"),
     [(_sync.SyncClusters, Clusters), (_sync.SyncNodes, Nodes), (_sync.SyncApplications, Applications),
      (_sync.SyncServices, Services), (_sync.SyncContainers, Containers), (_sync.SyncEvents, Events),
-     (_sync.SyncReleases, Releases), (_sync.SyncRoutes, Routes)],
+     (_sync.SyncReleases, Releases), (_sync.SyncRoutes, Routes), (_sync.SyncTokens, Tokens),
+     (_sync.SyncAudit, Audit)],
 )
 def test_every_async_method_has_a_blocking_twin(sync: type, async_: type) -> None:
     public = {n for n, f in inspect.getmembers(async_, inspect.isfunction) if not n.startswith("_")}

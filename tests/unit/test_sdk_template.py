@@ -83,3 +83,18 @@ def test_deeply_nested_template_is_passed_through_for_the_server_to_judge(tmp_pa
     text = "services:\n  web:\n    image: nginx\nx-deep: " + "[" * 10_000 + "]" * 10_000 + "\n"
     f = write(tmp_path / "compose.yaml", text)
     assert load_bundle(f) == (text, {})
+
+
+@pytest.mark.parametrize(("name", "what"), [("compose.yaml", "template"), (".env", ".env"), ("app.env", "env_file")])
+def test_a_file_that_is_not_utf8_is_named_with_the_byte_and_its_line(tmp_path: Path, name: str, what: str) -> None:
+    write(tmp_path / "compose.yaml", "services:\n  web: {image: nginx, env_file: [app.env]}\n")
+    write(tmp_path / ".env", "A=1\n")
+    write(tmp_path / "app.env", "B=2\n")
+    (tmp_path / name).write_bytes(b"# ok\nX=caf\xe9\n" if name != "compose.yaml" else
+                                  b"services:\n  web: {image: ngin\xff}\n")
+    with pytest.raises(TemplateError) as info:
+        load_bundle(tmp_path / "compose.yaml")
+    column = 20 if name == "compose.yaml" else 6
+    byte = "ff" if name == "compose.yaml" else "e9"
+    assert str(info.value).endswith(f"is not UTF-8 text (byte 0x{byte} at line 2, column {column})")
+    assert str(info.value).startswith(f"{what}" if what != "env_file" else "services.web.env_file[0]")

@@ -165,7 +165,7 @@ def fake() -> FakeApi:
 @pytest.fixture
 async def client(fake: FakeApi) -> AsyncIterator[ccs.AsyncClient]:
     server, address = await start_server(fake)
-    async with ccs.AsyncClient(address) as c:
+    async with ccs.AsyncClient(address, tls=False) as c:
         yield c
     await server.stop(None)
 
@@ -299,7 +299,7 @@ def test_blocking_client_waits_too(fake: FakeApi) -> None:
 
     fake.reconcile_hook = reconcile
     seen: list[Progress] = []
-    with serve_in_thread(fake) as served, ccs.Client(served.address) as blocking:
+    with serve_in_thread(fake) as served, ccs.Client(served.address, tls=False) as blocking:
         blocking.applications.create("c", "shop", TEMPLATE)
         final = blocking.applications.wait("c", "shop", timeout=10, on_progress=seen.append)
     assert final.done and seen[-1] == final

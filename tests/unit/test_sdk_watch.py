@@ -27,7 +27,7 @@ def fake() -> FakeApi:
 @pytest.fixture
 async def client(fake: FakeApi) -> AsyncIterator[ccs.AsyncClient]:
     server, address = await start_server(fake)
-    async with ccs.AsyncClient(address) as c:
+    async with ccs.AsyncClient(address, tls=False) as c:
         yield c
     await server.stop(None)
 
@@ -112,7 +112,7 @@ async def test_survives_a_server_restart_on_the_same_port(fake: FakeApi) -> None
     server, address = await start_server(fake)
     start = fake.revision + 1
     fake.add_event("c", "node", "a", "Joined", "first")
-    async with ccs.AsyncClient(address) as client:
+    async with ccs.AsyncClient(address, tls=False) as client:
         w = watch(client, start, kinds=("event",))
         first = await anext(w)
         await server.stop(None)

@@ -1,4 +1,4 @@
-"""A cancelled watch ends even when grpc eats the cancel (ccs/_transport.py raise_if_cancelled).
+"""A cancelled watch ends even when grpc eats the cancel (ccs/cancellation.py raise_if_cancelled).
 
 grpc.aio can swallow the CancelledError thrown into a task that awaits a stream read: the read
 then ends, or fails with the RPC's error. `ccs events -f` hung on Ctrl-C in one CI run that

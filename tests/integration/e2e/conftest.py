@@ -38,7 +38,16 @@ if str(REPO) not in sys.path:  # `tests` is not an installed package
 import tests.testbed as tb  # noqa: E402
 from ccs.client import AsyncClient  # noqa: E402
 from ccs.v1 import resources_pb2 as pb  # noqa: E402
-from tests.conftest import EtcdProc, ServerProc, free_port, start_etcd, wait_port  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    TRUST,
+    EtcdProc,
+    ServerProc,
+    free_port,
+    node_port_for,
+    start_etcd,
+    wait_port,
+    wait_serving,
+)
 from tests.integration.polling import wait_for  # noqa: E402
 
 T = TypeVar("T")
@@ -72,22 +81,32 @@ class Cluster3:
     # ------------------------------------------------------------ processes
 
     def start_server(self) -> None:
-        """Start (or restart) ccs-server on 0.0.0.0:port over the same etcd and state dir."""
+        """Start (or restart) ccs-server on 0.0.0.0:port over the same etcd and state dir: TLS,
+        its node port (mutual TLS) on a port of its own kept across restarts, its certificate
+        naming the bridge address the agents reach it at."""
         state = self.workdir / "server"
         state.mkdir(parents=True, exist_ok=True)
-        log = open(state / "server.log", "ab")  # noqa: SIM115 - owned by the child
+        log_path = state / "server.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+        node_port = node_port_for(state)
         argv = [sys.executable, "-m", "controlplane.main", "--listen", f"0.0.0.0:{self.port}",
+                "--node-listen", f"0.0.0.0:{node_port}", "--advertise", BRIDGE_IP,
                 "--state-dir", str(state), "--client-config", str(self.config_path),
                 "--etcd", self.etcd.url, "--log-format", "json", *SERVER_FLAGS]
         proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
         log.close()
         wait_port(self.port, timeout=60, proc=proc)
+        wait_serving(log_path, offset, proc)
         token_file = state / "admin.token"
         deadline = time.monotonic() + 30
         while not token_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.server = ServerProc(f"127.0.0.1:{self.port}", token_file.read_text().strip(),
-                                 self.config_path, state, proc, state / "server.log", self.etcd.url)
+        address = f"127.0.0.1:{self.port}"
+        ca_pem = (state / "ca.crt").read_text()
+        TRUST[address] = ca_pem
+        self.server = ServerProc(address, token_file.read_text().strip(), self.config_path, state, proc,
+                                 state / "server.log", self.etcd.url, ca_pem, node_port)
 
     @property
     def config_path(self) -> Path:
@@ -127,7 +146,7 @@ class Cluster3:
         """Run one SDK call on a fresh connection (tests are synchronous)."""
 
         async def main() -> T:
-            async with AsyncClient(self.server.address, self.server.token, timeout=10) as cl:
+            async with self.server.client(timeout=10) as cl:
                 return await fn(cl)
 
         return asyncio.run(main())

@@ -85,6 +85,16 @@ class Load:
         counts = Counter(ok)
         return {k: v / len(ok) for k, v in counts.items()} if ok else {}
 
+    def answered_window(self, seconds: float, timeout: float = 60.0) -> list[Answer]:
+        """Record windows of ``seconds`` until one holds any answer (bounded by ``timeout``):
+        on a loaded machine a short window can close before a request of the load came back,
+        and an empty window says nothing (its shares are {})."""
+        end = time.monotonic() + timeout
+        while True:
+            answers = self.window(seconds)
+            if answers or time.monotonic() > end:
+                return answers
+
     def window(self, seconds: float) -> list[Answer]:
         """Record for ``seconds`` more, return what was answered meanwhile."""
         t0 = time.monotonic()

@@ -15,6 +15,9 @@ import pytest
 
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from nodeagent import node_tls
+from nodeagent.config import load_identity
+from tests.integration.grpc_helpers import channel
 
 from .conftest import Cluster3
 from .helpers import HEALTH_TEST, IDLE, fetch, ids
@@ -102,16 +105,17 @@ services:
     c.deploy(app_name, compose)
     c.wait_for("3 idle, one per host", lambda: sorted(x.node for x in c.live(app_name, "idle"))
                == c.host_names)
-    identity = json.loads((c.agent_state_dir("host1") / "identity.json").read_text())
-    cred = (("authorization", f"Bearer {identity['credential']}"),)
+    # host1's own identity: its node certificate and key, as its agent saved them.
+    identity = load_identity(c.agent_state_dir("host1"))
+    assert identity is not None and identity.has_certificate
     on_host2 = next(x for x in c.live(app_name, "idle") if x.node == "host2")
 
     async def probe() -> None:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{c.port}") as ch:
+        async with node_tls.node_channel(f"127.0.0.1:{c.port}", identity) as ch, \
+                channel(c.server.address) as api_port:
             dispatcher = agent_pb2_grpc.DispatcherStub(ch)
             # Session: the first message is the complete set, and it holds only host1's containers.
-            call = dispatcher.Session(agent_pb2.SessionRequest(agent_version="e2e"), metadata=cred,
-                                      timeout=10)
+            call = dispatcher.Session(agent_pb2.SessionRequest(agent_version="e2e"), timeout=10)
             first = await call.read()
             call.cancel()
             assert first.type == agent_pb2.SessionMessage.TYPE_COMPLETE
@@ -124,16 +128,15 @@ services:
                 application=app_name, service="idle", container=on_host2.meta.name,
                 status=pb.ContainerStatus(state=pb.CONTAINER_STATE_FAILED, exit_code=1))])
             with pytest.raises(grpc.aio.AioRpcError) as denied:
-                await dispatcher.UpdateStatus(forged, metadata=cred, timeout=10)
+                await dispatcher.UpdateStatus(forged, timeout=10)
             assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED, denied.value
 
-            with pytest.raises(grpc.aio.AioRpcError) as anon:
-                await dispatcher.UpdateStatus(agent_pb2.UpdateStatusRequest(), timeout=10)
+            with pytest.raises(grpc.aio.AioRpcError) as anon:  # no node certificate
+                await agent_pb2_grpc.DispatcherStub(api_port).UpdateStatus(agent_pb2.UpdateStatusRequest(), timeout=10)
             assert anon.value.code() == grpc.StatusCode.UNAUTHENTICATED, anon.value
 
             with pytest.raises(grpc.aio.AioRpcError) as user_api:
-                await api_pb2_grpc.ClusterServiceStub(ch).ListClusters(
-                    api_pb2.ListClustersRequest(), metadata=cred, timeout=10)
+                await api_pb2_grpc.ClusterServiceStub(ch).ListClusters(api_pb2.ListClustersRequest(), timeout=10)
             assert user_api.value.code() == grpc.StatusCode.UNAUTHENTICATED, user_api.value
 
     asyncio.run(probe())

@@ -90,11 +90,17 @@ def test_three_services_placed_healthy_reachable(cluster3: Cluster3, app_name: s
     shown = c.ccs("service", "get", "-c", c.name, f"{app_name}/web").stdout  # the table lists them too
     assert all(f"10.77.0.1{i}:{WEB_PORT}" in shown for i in (1, 2, 3)), shown
 
-    # Service-name resolution on the app network: client reaches "web" (the one on its host).
+    # Service-name resolution on the app network: client reaches "web" (any of the three, on any
+    # host: the node resolver answers every ready one). A cross-node path exists once the other
+    # hosts hold the client's new block in their maps: waited for, not assumed.
     client_host = c.host(int(client.node[-1]))
-    res = client_host.docker("exec", client.status.docker_id, "sh", "-c",
-                      "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 8080")
-    assert res.stdout.strip().endswith("v1"), res.stdout
+
+    def get_web() -> str:
+        res = client_host.docker("exec", client.status.docker_id, "sh", "-c",
+                                 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 8080", check=False)
+        return res.stdout.strip()
+
+    assert c.wait_for("the client's GET of web by name", get_web, timeout=60).endswith("v1")
     net = f"ccs-{c.name}-{app_name}"
     assert net in client_docker[0]["NetworkSettings"]["Networks"]
 

@@ -22,6 +22,7 @@ import pytest
 
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.network.plan import NetKey
+from nodeagent.network.routes import PROTO
 from nodeagent.network.rules import Names
 
 from .conftest import Cluster3
@@ -29,7 +30,7 @@ from .conftest import Cluster3
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 SERVE = '["sh", "-c", "nc -ll -p 7000 -e /bin/hostname & udpecho serve 7001 & wait"]'
-ROUTE_PROTO = "204"  # nodeagent/network/routes.py
+ROUTE_PROTO = str(PROTO)  # the agent's route protocol
 
 
 def app(db_where: str, client_where: str) -> str:
@@ -138,8 +139,11 @@ def test_services_reach_each_other_by_name_across_hosts_and_other_apps_are_refus
     client = one_live(c, app_name, "client", "host1")
     db_ip, db_name = db.status.addresses["default"], hostname(c, db)
 
-    # By name and by alias, TCP and UDP, from host1 to host2.
+    # By name and by alias, TCP and UDP, from host1 to host2. The path is there once host2 has
+    # the map that holds host1's new block (its route back and its firewall set): waited for,
+    # not assumed, since a block is new to every other node when an app first lands on a node.
     c.wait_for("the client resolves db", lambda: lookup(c, client, "db") == [db_ip], timeout=30)
+    c.wait_for("a TCP path from host1's client to db on host2", lambda: tcp(c, client, "db") == db_name, timeout=60)
     assert lookup(c, client, "database") == [db_ip]
     assert tcp(c, client, "db") == db_name
     assert udp(c, client, "database") == f"{db_name}:ping"
@@ -190,6 +194,7 @@ def test_a_service_moved_off_a_dead_host_is_found_by_name_and_the_host_returns_c
         new_ip = moved.status.addresses["default"]
         c.wait_for("the client resolves db at its new address",
                    lambda: lookup(c, client, "db") == [new_ip], timeout=30)
+        c.wait_for("a TCP path to db on host3", lambda: tcp(c, client, "db") == hostname(c, moved), timeout=60)
         assert tcp(c, client, "db") == hostname(c, moved)
         assert udp(c, client, "db") == f"{hostname(c, moved)}:ping"
     finally:

@@ -90,7 +90,7 @@ def test_rolling_update_under_load_has_no_failed_request(cluster3: Cluster3, app
         time.sleep(1)
         c.ccs("app", "update", "-c", c.name, app_name, "-f", path, "--env", "TAG=v2", "--wait",
               "--timeout", "3m")
-        after = load.window(2)
+        after = load.answered_window(2)
     assert not load.failures(), f"{len(load.failures())} failed of {len(load.answers)}: {brief(load.failures())}"
     assert load.shares(after) == {"v2": 1.0}
     rel = release(c, app_name)
@@ -107,15 +107,15 @@ def test_blue_green_shift_and_confirm(cluster3: Cluster3, app_name: str) -> None
                lambda: phase(c, app_name) == "RELEASE_PHASE_AWAITING_SHIFT", timeout=90)
     assert len([x for x in c.live(app_name, "web") if x.spec.image.endswith(":v2")]) == 3  # full scale
     with Load(ROUTERS, domain) as load:
-        assert load.shares(load.window(2)) == {"v1": 1.0}  # weight 0: no traffic to green yet
+        assert load.shares(load.answered_window(2)) == {"v1": 1.0}  # weight 0: no traffic to green yet
         t_shift = time.monotonic()
         c.ccs("release", "shift", "-c", c.name, app_name, "--weight", "50")
         c.wait_for("green to get traffic", lambda: any(a.body == "v2" for a in load.since(t_shift)), timeout=30)
         first_green = next(a.at for a in load.since(t_shift) if a.body == "v2")
         time.sleep(1)
-        half = load.shares(load.window(4))
+        half = load.shares(load.answered_window(4))
         c.ccs("release", "confirm", "-c", c.name, app_name, "--wait", "--timeout", "2m")
-        after = load.window(2)
+        after = load.answered_window(2)
     print(f"blue-green: shift to first v2 answer {first_green - t_shift:.2f}s; 50% window {half}")
     assert abs(half.get("v2", 0) - 0.5) <= TOLERANCE, half
     assert not load.failures(), f"{len(load.failures())} failed of {len(load.answers)}: {brief(load.failures())}"
@@ -132,7 +132,7 @@ def test_blue_green_rollback_removes_the_new_side(cluster3: Cluster3, app_name: 
         c.ccs("release", "shift", "-c", c.name, app_name, "--weight", "30")
         time.sleep(3)
         res = c.ccs("release", "rollback", "-c", c.name, app_name, "--wait", "--timeout", "2m", check=False)
-        after = load.window(2)
+        after = load.answered_window(2)
     assert res.returncode == 10, res.stderr  # --wait: the release ended rolled back
     assert "rolled" in res.stderr
     assert not load.failures(), brief(load.failures())
@@ -150,10 +150,10 @@ def test_canary_steps_then_promotes_itself(cluster3: Cluster3, app_name: str) ->
     with Load(ROUTERS, domain) as load:
         c.wait_for("the 30% step", lambda: release(c, app_name)["status"].get("weight") == 30, timeout=90)
         time.sleep(1.5)  # let every router apply the weights
-        step = load.shares(load.window(4))
+        step = load.shares(load.answered_window(4))
         c.wait_for("the canary to promote itself",
                    lambda: phase(c, app_name) == "RELEASE_PHASE_SUCCEEDED", timeout=120)
-        after = load.window(2)
+        after = load.answered_window(2)
     print(f"canary: 30% step measured {step}")
     assert abs(step.get("v2", 0) - 0.3) <= TOLERANCE, step
     assert not load.failures(), brief(load.failures())
@@ -168,7 +168,7 @@ def test_a_canary_that_returns_5xx_aborts_by_itself(cluster3: Cluster3, app_name
         res = c.ccs("app", "update", "-c", c.name, app_name, "-f", path, "--env", "TAG=err",
                     "--strategy", "canary", "--steps", "40%,pause 60s,100%", "--max-5xx-ratio", "0.2",
                     "--min-requests", "10", "--wait", "--timeout", "3m", check=False)
-        after = load.window(2)
+        after = load.answered_window(2)
     assert res.returncode == 10, (res.stdout, res.stderr)
     rel = release(c, app_name)
     assert rel["status"]["phase"] == "RELEASE_PHASE_ROLLED_BACK"
@@ -185,7 +185,7 @@ def test_a_rolling_update_that_fails_its_health_check_rolls_back(cluster3: Clust
     with Load(ROUTERS, domain) as load:
         res = c.ccs("app", "update", "-c", c.name, app_name, "-f", path, "--env", "TAG=bad", "--wait",
                     "--timeout", "4m", check=False)
-        after = load.window(2)
+        after = load.answered_window(2)
     assert res.returncode == 10, (res.stdout, res.stderr)
     assert phase(c, app_name) == "RELEASE_PHASE_ROLLED_BACK"
     assert not load.failures(), brief(load.failures())  # an unhealthy container never gets traffic

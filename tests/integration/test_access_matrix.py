@@ -1,0 +1,340 @@
+"""Every RPC of the user API under every kind of caller, against a literal matrix of outcomes
+(issue 12, "Roles and audit"), on a real ccs-server over a real etcd.
+
+The RPCs are enumerated from the service descriptors of ``ccs.v1.api_pb2``: an RPC missing from
+``MATRIX`` (or from ``REQUESTS``) fails the test, so a new RPC cannot ship without its expected
+outcomes written here. The outcomes are written out by hand, not read from the policy table
+(``controlplane/access/policy.py``), so a change to the table that changes who may do what
+shows up as a failure of this test.
+
+Callers: the first admin token; a deployer token scoped to ``--cluster A --app X`` aiming at
+A/X, at A/Y (another application of its cluster) and at B/X (another cluster); an unscoped
+viewer; no token; a revoked token; an expired one.
+
+- ``ok``: the call passed authentication and authorization (the servicer answered: OK or a
+  domain error such as NOT_FOUND; the requests are built so that nothing admitted destroys
+  the fixtures).
+- ``no``: ``PERMISSION_DENIED``; ``un``: ``UNAUTHENTICATED``.
+- A refused call that would change state writes nothing but its own audit record: etcd's history
+  between the revision before and after the call is exactly one put under ``/ccs/audit/``, and
+  that record names the caller, the RPC and the refusal.
+
+The server runs on an etcd of its own with ``--no-reconcilers``, so nothing else writes to etcd
+while a call is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+
+from ccs.v1 import api_pb2
+from ccs.v1 import resources_pb2 as pb
+from controlplane.store import keys
+from controlplane.store.etcd import Etcd
+from tests.conftest import EtcdProc, ServerProc, start_etcd, start_server
+from tests.integration.grpc_helpers import TEMPLATE, channel
+
+pytestmark = [pytest.mark.etcd, pytest.mark.timeout(240)]
+
+A, B, X, Y = "clus-a", "clus-b", "app-x", "app-y"
+
+# ---------------------------------------------------------------- the matrix (written by hand)
+
+ok, no, un = "ok", "no", "un"
+CALLERS = ("admin", "deployer", "deployer@A/Y", "deployer@B", "viewer", "none", "revoked", "expired")
+
+MATRIX: dict[str, tuple[str, ...]] = {
+    #                                           admin dep dep@A/Y dep@B viewer none revoked expired
+    "ClusterService/CreateCluster":             (ok, no, no, no, no, un, un, un),
+    "ClusterService/GetCluster":                (ok, ok, ok, no, ok, un, un, un),
+    "ClusterService/ListClusters":              (ok, no, no, no, ok, un, un, un),
+    "ClusterService/DeleteCluster":             (ok, no, no, no, no, un, un, un),
+    "ClusterService/UpdateCluster":             (ok, no, no, no, no, un, un, un),
+    "ClusterService/GetJoinToken":              (ok, no, no, no, no, un, un, un),
+    "NodeService/GetNode":                      (ok, ok, ok, no, ok, un, un, un),
+    "NodeService/ListNodes":                    (ok, ok, ok, no, ok, un, un, un),
+    "NodeService/UpdateNode":                   (ok, no, no, no, no, un, un, un),
+    "NodeService/DeleteNode":                   (ok, no, no, no, no, un, un, un),
+    "NodeService/RevokeNode":                   (ok, no, no, no, no, un, un, un),
+    "ApplicationService/CreateApplication":     (ok, ok, no, no, no, un, un, un),
+    "ApplicationService/GetApplication":        (ok, ok, ok, no, ok, un, un, un),
+    "ApplicationService/ListApplications":      (ok, ok, ok, no, ok, un, un, un),
+    "ApplicationService/UpdateApplication":     (ok, ok, no, no, no, un, un, un),
+    "ApplicationService/DeleteApplication":     (ok, no, no, no, no, un, un, un),
+    "ApplicationService/StartApplication":      (ok, ok, no, no, no, un, un, un),
+    "ApplicationService/StopApplication":       (ok, ok, no, no, no, un, un, un),
+    "ApplicationService/RollbackApplication":   (ok, ok, no, no, no, un, un, un),
+    "ApplicationService/ListRevisions":         (ok, ok, ok, no, ok, un, un, un),
+    "ServiceService/GetService":                (ok, ok, ok, no, ok, un, un, un),
+    "ServiceService/ListServices":              (ok, ok, ok, no, ok, un, un, un),
+    "ServiceService/ScaleService":              (ok, ok, no, no, no, un, un, un),
+    "ContainerService/GetContainer":            (ok, ok, ok, no, ok, un, un, un),
+    "ContainerService/ListContainers":          (ok, ok, ok, no, ok, un, un, un),
+    "ContainerService/Logs":                    (ok, ok, no, no, no, un, un, un),
+    "EventService/ListEvents":                  (ok, ok, ok, no, ok, un, un, un),
+    "EventService/Watch":                       (ok, ok, ok, no, ok, un, un, un),
+    "ReleaseService/ListReleases":              (ok, ok, ok, no, ok, un, un, un),
+    "ReleaseService/GetRelease":                (ok, ok, ok, no, ok, un, un, un),
+    "ReleaseService/ShiftTraffic":              (ok, ok, no, no, no, un, un, un),
+    "ReleaseService/ConfirmRelease":            (ok, ok, no, no, no, un, un, un),
+    "ReleaseService/RollbackRelease":           (ok, ok, no, no, no, un, un, un),
+    "ReleaseService/PromoteRelease":            (ok, ok, no, no, no, un, un, un),
+    "ReleaseService/AbortRelease":              (ok, ok, no, no, no, un, un, un),
+    "RouteService/ListRoutes":                  (ok, ok, ok, no, ok, un, un, un),
+    "TokenService/CreateToken":                 (ok, no, no, no, no, un, un, un),
+    "TokenService/ListTokens":                  (ok, no, no, no, no, un, un, un),
+    "TokenService/RevokeToken":                 (ok, no, no, no, no, un, un, un),
+    "AuditService/ListAudit":                   (ok, no, no, no, no, un, un, un),
+    "AuditService/WatchAudit":                  (ok, no, no, no, no, un, un, un),
+}
+
+# Calls that change state (audited; a refused one must leave etcd as it was, but for its record).
+MUTATIONS = {
+    "ClusterService/CreateCluster", "ClusterService/DeleteCluster", "ClusterService/UpdateCluster",
+    "ClusterService/GetJoinToken", "NodeService/UpdateNode", "NodeService/DeleteNode",
+    "NodeService/RevokeNode",
+    "ApplicationService/CreateApplication", "ApplicationService/UpdateApplication",
+    "ApplicationService/DeleteApplication", "ApplicationService/StartApplication",
+    "ApplicationService/StopApplication", "ApplicationService/RollbackApplication",
+    "ServiceService/ScaleService", "ReleaseService/ShiftTraffic", "ReleaseService/ConfirmRelease",
+    "ReleaseService/RollbackRelease", "ReleaseService/PromoteRelease", "ReleaseService/AbortRelease",
+    "TokenService/CreateToken", "TokenService/RevokeToken",
+}
+
+
+def fresh() -> str:
+    return f"m{uuid.uuid4().hex[:8]}"
+
+
+# Each request, aimed at cluster c and application a; none destroys what the matrix needs (deletes
+# name what does not exist or carry a stale resource_version, creates are dry runs or new names).
+REQUESTS: dict[str, Callable[[str, str], Message]] = {
+    "ClusterService/CreateCluster": lambda c, a: api_pb2.CreateClusterRequest(name=fresh()),
+    "ClusterService/GetCluster": lambda c, a: api_pb2.GetClusterRequest(name=c),
+    "ClusterService/ListClusters": lambda c, a: api_pb2.ListClustersRequest(),
+    "ClusterService/DeleteCluster": lambda c, a: api_pb2.DeleteClusterRequest(name=c, resource_version=1),
+    "ClusterService/UpdateCluster": lambda c, a: api_pb2.UpdateClusterRequest(name=c),
+    "ClusterService/GetJoinToken": lambda c, a: api_pb2.GetJoinTokenRequest(cluster=c),
+    "NodeService/GetNode": lambda c, a: api_pb2.GetNodeRequest(cluster=c, name="n1"),
+    "NodeService/ListNodes": lambda c, a: api_pb2.ListNodesRequest(cluster=c),
+    "NodeService/UpdateNode": lambda c, a: api_pb2.UpdateNodeRequest(cluster=c, name="n1"),
+    "NodeService/DeleteNode": lambda c, a: api_pb2.DeleteNodeRequest(cluster=c, name="n1"),
+    "NodeService/RevokeNode": lambda c, a: api_pb2.RevokeNodeRequest(cluster=c, name="n1"),
+    "ApplicationService/CreateApplication": lambda c, a: api_pb2.CreateApplicationRequest(
+        cluster=c, name=a, template=TEMPLATE, dry_run=True),
+    "ApplicationService/GetApplication": lambda c, a: api_pb2.GetApplicationRequest(cluster=c, name=a),
+    "ApplicationService/ListApplications": lambda c, a: api_pb2.ListApplicationsRequest(cluster=c),
+    "ApplicationService/UpdateApplication": lambda c, a: api_pb2.UpdateApplicationRequest(
+        cluster=c, name=a, version="v2", dry_run=True),
+    "ApplicationService/DeleteApplication": lambda c, a: api_pb2.DeleteApplicationRequest(
+        cluster=c, name=a, resource_version=1),
+    "ApplicationService/StartApplication": lambda c, a: api_pb2.StartApplicationRequest(cluster=c, name=a),
+    "ApplicationService/StopApplication": lambda c, a: api_pb2.StopApplicationRequest(cluster=c, name=a),
+    "ApplicationService/RollbackApplication": lambda c, a: api_pb2.RollbackApplicationRequest(cluster=c, name=a),
+    "ApplicationService/ListRevisions": lambda c, a: api_pb2.ListRevisionsRequest(cluster=c, name=a),
+    "ServiceService/GetService": lambda c, a: api_pb2.GetServiceRequest(cluster=c, application=a, name="web"),
+    "ServiceService/ListServices": lambda c, a: api_pb2.ListServicesRequest(cluster=c, application=a),
+    "ServiceService/ScaleService": lambda c, a: api_pb2.ScaleServiceRequest(
+        cluster=c, application=a, name="web", replicas=2),
+    "ContainerService/GetContainer": lambda c, a: api_pb2.GetContainerRequest(
+        cluster=c, application=a, service="web", name="nope"),
+    "ContainerService/ListContainers": lambda c, a: api_pb2.ListContainersRequest(cluster=c, application=a),
+    "ContainerService/Logs": lambda c, a: api_pb2.LogsRequest(cluster=c, application=a, service="web"),
+    "EventService/ListEvents": lambda c, a: api_pb2.ListEventsRequest(cluster=c),
+    "EventService/Watch": lambda c, a: api_pb2.WatchRequest(cluster=c, from_revision=1),
+    "ReleaseService/ListReleases": lambda c, a: api_pb2.ListReleasesRequest(cluster=c, application=a),
+    "ReleaseService/GetRelease": lambda c, a: api_pb2.GetReleaseRequest(cluster=c, application=a),
+    "ReleaseService/ShiftTraffic": lambda c, a: api_pb2.ShiftTrafficRequest(cluster=c, application=a, weight=50),
+    "ReleaseService/ConfirmRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
+    "ReleaseService/RollbackRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
+    "ReleaseService/PromoteRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
+    "ReleaseService/AbortRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
+    "RouteService/ListRoutes": lambda c, a: api_pb2.ListRoutesRequest(cluster=c),
+    "TokenService/CreateToken": lambda c, a: api_pb2.CreateTokenRequest(name=fresh(), role="viewer"),
+    "TokenService/ListTokens": lambda c, a: api_pb2.ListTokensRequest(),
+    "TokenService/RevokeToken": lambda c, a: api_pb2.RevokeTokenRequest(name="no-such-token"),
+    "AuditService/ListAudit": lambda c, a: api_pb2.ListAuditRequest(),
+    "AuditService/WatchAudit": lambda c, a: api_pb2.WatchAuditRequest(from_revision=1),
+}
+
+
+def user_api() -> dict[str, tuple[type[Message], type[Message], bool]]:
+    """Every RPC of every service in api.proto: (request class, response class, server-streaming)."""
+    out = {}
+    for service in api_pb2.DESCRIPTOR.services_by_name.values():
+        for m in service.methods:
+            out[f"{service.name}/{m.name}"] = (message_factory.GetMessageClass(m.input_type),
+                                               message_factory.GetMessageClass(m.output_type), m.server_streaming)
+    return out
+
+
+def test_the_matrix_covers_every_rpc_of_the_user_api() -> None:
+    rpcs = set(user_api())
+    assert rpcs - set(MATRIX) == set(), "RPCs missing from MATRIX: write their expected outcomes"
+    assert rpcs - set(REQUESTS) == set(), "RPCs missing from REQUESTS"
+    assert set(MATRIX) - rpcs == set() and set(REQUESTS) - rpcs == set(), "rows for RPCs that do not exist"
+    assert all(len(row) == len(CALLERS) for row in MATRIX.values())
+
+
+# ---------------------------------------------------------------- the server and the callers
+
+
+@pytest.fixture(scope="module")
+def own_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProc]:
+    proc = start_etcd(tmp_path_factory.mktemp("access-etcd"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def server(own_etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    base = tmp_path_factory.mktemp("access-server")
+    srv = start_server(base / "state", own_etcd.url, base / "config.yaml", extra=["--no-reconcilers"])
+    assert srv.token, srv.log_path.read_text()
+    yield srv
+    srv.stop()
+
+
+@dataclass
+class Caller:
+    token: str | None
+    cluster: str
+    app: str
+    # Who the audit record of a refused change names ("" for no known token).
+    name: str
+
+
+class Api:
+    """Generic unary and streaming calls by method name, from the descriptors."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel
+        self.methods = user_api()
+
+    def md(self, token: str | None) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {token}"),) if token else ()
+
+    async def call(self, name: str, request: Message, token: str | None) -> Message:
+        _, resp_cls, streaming = self.methods[name]
+        path = f"/ccs.v1.{name}"
+        if not streaming:
+            fn = self.channel.unary_unary(path, request_serializer=type(request).SerializeToString,
+                                          response_deserializer=resp_cls.FromString)
+            result: Message = await fn(request, metadata=self.md(token), timeout=30)
+            return result
+        stream = self.channel.unary_stream(path, request_serializer=type(request).SerializeToString,
+                                           response_deserializer=resp_cls.FromString)
+        call = stream(request, metadata=self.md(token), timeout=30)
+        try:
+            first = await call.read()  # the first message, or the end of the stream, or its error
+        finally:
+            call.cancel()
+        return first if isinstance(first, Message) else resp_cls()
+
+    async def outcome(self, name: str, request: Message, token: str | None) -> tuple[str, str]:
+        try:
+            await self.call(name, request, token)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.PERMISSION_DENIED:
+                return no, e.details() or ""
+            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                return un, e.details() or ""
+            return ok, e.code().name
+        return ok, "OK"
+
+
+@pytest.fixture(scope="module")
+async def world(server: ServerProc) -> AsyncIterator[tuple[Api, dict[str, Caller]]]:
+    async with channel(server.address) as ch:  # TLS, verified against the server's CA
+        api = Api(ch)
+        admin = server.token
+        for c in (A, B):
+            await api.call("ClusterService/CreateCluster", api_pb2.CreateClusterRequest(name=c), admin)
+        for c, a in ((A, X), (A, Y), (B, X)):
+            await api.call("ApplicationService/CreateApplication",
+                           api_pb2.CreateApplicationRequest(cluster=c, name=a, template=TEMPLATE), admin)
+
+        async def token(name: str, role: str, clusters: tuple[str, ...] = (), apps: tuple[str, ...] = (),
+                        ttl: int = 0) -> api_pb2.CreateTokenResponse:
+            req = api_pb2.CreateTokenRequest(name=name, role=role, clusters=clusters, applications=apps,
+                                             ttl_seconds=ttl)
+            resp = await api.call("TokenService/CreateToken", req, admin)
+            assert isinstance(resp, api_pb2.CreateTokenResponse)
+            return resp
+
+        deployer = await token("ci", "deployer", (A,), (X,))
+        viewer = await token("watcher", "viewer")
+        revoked = await token("old-ci", "deployer", (A,), (X,))
+        await api.call("TokenService/RevokeToken", api_pb2.RevokeTokenRequest(name="old-ci"), admin)
+        expired = await token("brief", "viewer", ttl=1)
+        # Wait out its second of life by the clock it was stamped with (no race: after this the
+        # server's clock is past it too, and expiry is checked on every call).
+        await asyncio.sleep(max(0.0, expired.token.expires_at.ToNanoseconds() / 1e9 - time.time()) + 0.2)
+        callers = {
+            "admin": Caller(admin, A, X, "admin"),
+            "deployer": Caller(deployer.secret, A, X, "ci"),
+            "deployer@A/Y": Caller(deployer.secret, A, Y, "ci"),
+            "deployer@B": Caller(deployer.secret, B, X, "ci"),
+            "viewer": Caller(viewer.secret, A, X, "watcher"),
+            "none": Caller(None, A, X, ""),
+            "revoked": Caller(revoked.secret, A, X, "old-ci"),
+            "expired": Caller(expired.secret, A, X, "brief"),
+        }
+        yield api, callers
+
+
+async def history(etcd: Etcd, before: int) -> list[tuple[str, bool]]:
+    """Every change etcd made after revision ``before``: (key, deleted)."""
+    _, now = await etcd.get_with_revision("/ccs/")
+    if now == before:
+        return []
+    changes: list[tuple[str, bool]] = []
+    async for batch in etcd.watch("/", before + 1):
+        changes += [(c.kv.key, c.deleted) for c in batch]
+        if batch[-1].revision >= now:
+            break
+    return changes
+
+
+@pytest.mark.parametrize("rpc", sorted(MATRIX))
+async def test_every_rpc_under_every_caller(
+    rpc: str, world: tuple[Api, dict[str, Caller]], own_etcd: EtcdProc
+) -> None:
+    api, callers = world
+    etcd = Etcd([own_etcd.url])
+    wrong: list[str] = []
+    try:
+        for who, expected in zip(CALLERS, MATRIX[rpc], strict=True):
+            caller = callers[who]
+            _, before = await etcd.get_with_revision("/ccs/")
+            got, detail = await api.outcome(rpc, REQUESTS[rpc](caller.cluster, caller.app), caller.token)
+            if got != expected:
+                wrong.append(f"{who}: expected {expected}, got {got} ({detail})")
+                continue
+            if got == ok or rpc not in MUTATIONS:
+                continue
+            # A refused change: nothing written but its own audit record, which says who and why.
+            changes = await history(etcd, before)
+            if [(k.startswith(keys.AUDIT), deleted) for k, deleted in changes] != [(True, False)]:
+                wrong.append(f"{who}: refused, yet etcd changed: {changes}")
+                continue
+            kv = await etcd.get(changes[0][0])
+            assert kv is not None
+            record = pb.AuditRecord.FromString(kv.value)
+            code = "PERMISSION_DENIED" if got == no else "UNAUTHENTICATED"
+            if (record.method, record.result, record.token_name, record.wrote) != (rpc, code, caller.name, False):
+                wrong.append(f"{who}: audit record {record}")
+            if caller.token and caller.token in str(record):
+                wrong.append(f"{who}: the audit record holds the token")
+    finally:
+        await etcd.close()
+    assert not wrong, f"{rpc}:\n" + "\n".join(wrong)
