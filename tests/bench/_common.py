@@ -79,9 +79,9 @@ def stack(server_args: Sequence[str] = (), keep: bool = False) -> Iterator[Stack
             shutil.rmtree(base, ignore_errors=True)
 
 
-async def create_cluster(api: Stubs, name: str) -> str:
-    """Create a cluster and return its join token."""
-    await api.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=name), metadata=api.metadata)
+async def create_cluster(api: Stubs, name: str, pod_cidr: str = "") -> str:
+    """Create a cluster (``pod_cidr`` "": the server's default range) and return its join token."""
+    await api.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=name, pod_cidr=pod_cidr), metadata=api.metadata)
     resp = await api.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=name), metadata=api.metadata)
     return str(resp.token)
 
@@ -153,6 +153,53 @@ async def watch_until_running(
     finally:
         call.cancel()
     return prog
+
+
+def free_pod_cidr() -> str:
+    """A /16 for a benchmark cluster's range that no network of the local dockerd and no route
+    of this namespace overlaps.
+
+    Why not the server's default: every fresh ccs-server hands its first cluster the same
+    default range, and so the same first blocks; other ccs clusters on the same shared dockerd
+    (test sessions running beside the benchmark) would then ask the engine for overlapping
+    subnets, and one side's containers fail with "Pool overlaps".
+    """
+    import ipaddress
+    import json
+    import subprocess
+
+    def out(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+    used = [ipaddress.IPv4Network(line.split()[0]) for line in out("ip", "-4", "route", "show", "table", "all").splitlines()
+            if line.split() and "/" in line.split()[0] and line.split()[0][0].isdigit()]
+    ids = out("docker", "network", "ls", "-q").split()
+    if ids:
+        for net in json.loads(out("docker", "network", "inspect", *ids) or "[]"):
+            for cfg in (net.get("IPAM") or {}).get("Config") or []:
+                if ":" not in cfg.get("Subnet", ":"):
+                    used.append(ipaddress.IPv4Network(cfg["Subnet"]))
+    for second in range(200, 255):
+        candidate = ipaddress.IPv4Network(f"10.{second}.0.0/16")
+        if not any(candidate.overlaps(u) for u in used):
+            return str(candidate)
+    raise RuntimeError("no free /16 in 10.200.0.0-10.254.255.255 for the benchmark cluster's range")
+
+
+def clear_fabric(cluster: str) -> None:
+    """Remove the chains, jumps and ipsets that an agent of ``cluster`` running in this (the root)
+    network namespace left behind.
+
+    An agent keeps its cluster's routes and rules when it stops, on purpose (its containers keep
+    running). A benchmark's cluster lives for one run under a fresh name, so without this every
+    run would leave a chain in DOCKER-USER. Applied as the agent itself would when its last
+    application network leaves the node: an empty plan through its own firewall code.
+    """
+    from nodeagent.network.firewall import FirewallError, apply_firewall
+    from nodeagent.network.plan import FabricPlan
+
+    with contextlib.suppress(FirewallError, OSError):
+        asyncio.run(apply_firewall(FabricPlan(cluster=cluster, node="", version=0, pod_cidr=None)))
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -61,9 +61,9 @@ from tests.bench.deploy import (
     agent_log_summary,
     docker,
     remove_all,
-    running_ids,
     wait_for,
     wait_node_ready,
+    wait_removed_by_agent,
 )
 from tests.integration.e2e.load import Answer, Load
 
@@ -308,7 +308,7 @@ def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
                                          stack.server.ca_pem))
             result.notes += agent_log_summary(log_path, start_wall)
             result.notes.append(f"  server log: {stack.server.log_path}, agent log: {log_path}")
-            wait_for(lambda: not running_ids(f"ccs.cluster={cluster}"), 120, "ccs app removal", poll=0.2)
+            wait_removed_by_agent(cluster)
         finally:
             agent.terminate()
             try:
@@ -319,6 +319,7 @@ def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
             remove_all(f"ccs.cluster={cluster}")
             for net in docker("network", "ls", "-q", "--filter", f"name=ccs-{cluster}").split():
                 docker("network", "rm", net, check=False)
+            common.clear_fabric(cluster)
     return result, port
 
 
