@@ -16,12 +16,14 @@ from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same
 from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.networks import check_external, guard_networks, refusal_for
+from controlplane.api.secret_refs import resolve as resolve_files
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import MAX_VERSION, check_labels, check_name, check_text, shown
 from controlplane.release import ReleaseOptions
+from controlplane.secrets.store import SecretStore
 from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
@@ -50,8 +52,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         etcd: Etcd,
         informer: Informer | None = None,
         parse_cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.etcd = etcd
+        self.secrets = secrets
         self.cache = CacheReader(etcd, informer)
         self.templates = TemplateCache()
         self.parse_cpu_seconds = parse_cpu_seconds
@@ -71,6 +75,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         profiles = _profiles(request.profiles)
         parsed = await parse_checked(request.template, request.env, request.files, name, self.parse_cpu_seconds,
                                      profiles)
+        await resolve_files(self.secrets, cluster, name, parsed, dry_run=request.dry_run)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         app = pb.Application(
@@ -159,6 +164,12 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     ) -> pb.Application:
         return await read_modify_write(request.resource_version, lambda: self._UpdateApplication(request))
 
+    async def refresh(self, cluster: str, name: str) -> pb.Application:
+        """Re-apply the application's template as it stands, as ``ccs app update`` with no change
+        would: a secret or config it mounts unpinned has a new version (controlplane.api.secrets)."""
+        request = api_pb2.UpdateApplicationRequest(cluster=cluster, name=name)
+        return await read_modify_write(0, lambda: self._UpdateApplication(request))
+
     async def _UpdateApplication(self, request: api_pb2.UpdateApplicationRequest) -> pb.Application:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
@@ -192,6 +203,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         apply_label_changes(app.meta.labels, request.labels)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
                                      app.spec.profiles)
+        await resolve_files(self.secrets, cluster, name, parsed, dry_run=request.dry_run)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         if app.spec != old_spec:
@@ -247,6 +259,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         await resolve(self.etcd, cluster, name, app.spec)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
                                      app.spec.profiles)
+        await resolve_files(self.secrets, cluster, name, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         app.revision += 1

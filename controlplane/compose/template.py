@@ -24,6 +24,8 @@ from controlplane.compose.deploy import apply_deploy
 from controlplane.compose.dotenv import DotenvError, parse_dotenv
 from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateError
 from controlplane.compose.extension import extension_claims
+from controlplane.compose.files import FileSource, grants
+from controlplane.compose.files import definitions as file_definitions
 from controlplane.compose.graph import check_published_ports, start_order
 from controlplane.compose.interpolation import interpolate_tree
 from controlplane.compose.limits import ParseBudget
@@ -63,6 +65,9 @@ class ParsedTemplate:
     # Values the cluster's policy must allow (controlplane.compose.security), of the
     # services deployed.
     privileged: list[PrivilegedUse] = field(default_factory=list)
+    # The template's own secrets and configs (file:, environment:, content:) with their values,
+    # for the control plane to store before the services that mount them (controlplane.compose.files).
+    file_sources: list[FileSource] = field(default_factory=list)
 
 
 def check_template_size(template: str) -> None:
@@ -235,6 +240,7 @@ def parse_template(
     if doc.get("name") not in (None, app_name):
         diag.warn(("name",), f"the application is deployed as {app_name!r}")
     volumes, networks = _top_level(doc, diag)
+    defined = file_definitions(doc, app_name, lookup, bundled, diag)
     definitions = {v.name: v for v in volumes}
     ctx = Context(diag, lookup, bundled, set(definitions), {n.name for n in networks})
     chosen = Profiles.choose(profiles, lookup, doc["services"], diag)
@@ -251,6 +257,9 @@ def parse_template(
         # are chosen; only the chosen ones are deployed.
         spec = _service(name, svc or {}, ctx)
         attach_definitions(spec, definitions)
+        for top in ("secrets", "configs"):
+            setattr(spec, top, grants(svc.get(top) if svc else None, top[:-1], defined[top],
+                                      ("services", name, top), diag))
         if chosen.includes(name):
             specs[name] = spec
     if not specs and not diag.errors:
@@ -267,5 +276,8 @@ def parse_template(
         networks=[to_proto(n, resources_pb2.NetworkDef()) for n in networks],
         warnings=diag.warnings,
         privileged=[use for name in order for use in ctx.privileged.get(name, [])],
+        file_sources=[src for top in defined.values() for src in top.values() if src.value is not None
+                      and any(ref.name == src.name for spec in specs.values()
+                              for ref in (*spec.secrets, *spec.configs))],
     )
 

@@ -9,10 +9,8 @@ TOKEN_NAMES = "/ccs/tokennames/"
 AUDIT = "/ccs/audit/"
 BOOTSTRAP = "/ccs/bootstrap"
 POD_CIDRS = "/ccs/podcidrs/"
-#: The cluster CA (certificate, and its key wrapped by the master key) and the secrets key
-#: (wrapped the same way): see controlplane.pki.
+#: The cluster CA (certificate, and its key wrapped by the master key): see controlplane.pki.
 PKI_CA = "/ccs/pki/ca"
-PKI_SECRETS_KEY = "/ccs/pki/secrets-key"
 
 
 def cluster(name: str) -> str:

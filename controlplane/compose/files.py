@@ -1,0 +1,154 @@
+"""Compose ``secrets:`` and ``configs:``: the top-level definitions and the services' grants. Pure.
+
+A definition is one of:
+
+- ``external: true`` (``name:`` gives the stored name, default the key; ``name: db@3`` pins
+  version 3): a secret made beforehand with ``ccs secret create`` (``ccs config create``);
+- ``file: PATH`` (a file bundled with the template, as ``env_file`` is), ``environment: VAR``
+  (a deploy-time parameter, ``ccs app deploy --env``), or, for configs, ``content:``: the
+  application's own secret, stored as ``{app}_{key}`` (Compose names a project's secrets so),
+  a new version whenever the value changes.
+
+A grant (``services.S.secrets``, short ``- key`` or long ``{source, target, uid, gid, mode}``)
+becomes a :class:`FileRef` with Compose's defaults: a secret at ``/run/secrets/<key>``, a
+config at ``/<key>``; uid/gid "0"; mode 0444. The control plane then fills in the version
+(the latest for an unpinned name) and its digest; the value never enters the spec.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.compose.errors import Diagnostics, Path
+from controlplane.compose.model import FileRef
+
+KINDS = ("secrets", "configs")
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
+_ID = re.compile(r"[0-9]{1,10}")
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A definition: where its value comes from. ``value`` is set for the application's own
+    (file/environment/content), None for an external one."""
+
+    kind: str  # "secret" | "config"
+    key: str
+    name: str  # the stored name
+    version: int = 0  # pinned version (external only); 0: the latest
+    value: bytes | None = None
+
+
+def _stored_name(ref: str, path: Path, diag: Diagnostics) -> tuple[str, int]:
+    name, at, version = ref.partition("@")
+    if not _NAME.fullmatch(name):
+        diag.error(path, f"{ref[:80]!r} is not a valid secret or config name: 1 to 63 letters, digits, "
+                         "'_', '.' or '-', starting with a letter or digit")
+        return "", 0
+    if at and (not version.isdigit() or version.startswith("0") or len(version) > 10):
+        diag.error(path, f"{ref[:80]!r}: the version after '@' must be a positive number")
+        return "", 0
+    return name, int(version) if at else 0
+
+
+def definitions(doc: dict[str, Any], app_name: str, lookup: Any, files: Any,
+                diag: Diagnostics) -> dict[str, dict[str, FileSource]]:
+    """``{"secrets": {key: FileSource}, "configs": {...}}`` for the template's top level."""
+    out: dict[str, dict[str, FileSource]] = {k: {} for k in KINDS}
+    for top in KINDS:
+        kind = top[:-1]
+        for key, options in (doc.get(top) or {}).items():
+            path: Path = (top, key)
+            opts = options if isinstance(options, dict) else {}
+            source = _source(kind, key, opts, path, app_name, lookup, files, diag)
+            if source is not None:
+                out[top][key] = source
+    return out
+
+
+def _source(kind: str, key: str, opts: dict[str, Any], path: Path, app_name: str, lookup: Any,
+            files: Any, diag: Diagnostics) -> FileSource | None:
+    external = opts.get("external")
+    ext_name = external.get("name") if isinstance(external, dict) else None
+    if isinstance(external, str):
+        diag.error((*path, "external"), "must be true or false")
+        return None
+    chosen = [k for k in ("file", "environment", "content") if k in opts]
+    if external:
+        if chosen:
+            diag.error((*path, "external"), f"an external {kind} cannot also set {chosen[0]}:")
+            return None
+        name, version = _stored_name(str(ext_name or opts.get("name") or key), (*path, "name"), diag)
+        return FileSource(kind, key, name, version) if name else None
+    if len(chosen) != 1:
+        what = "file:, environment: or content:" if kind == "config" else "file: or environment:"
+        diag.error(path, f"needs exactly one of {what} (or external: true for one made with "
+                         f"`ccs {kind} create`)" + (f"; it sets {', '.join(chosen)}" if chosen else ""))
+        return None
+    if "name" in opts:
+        diag.error((*path, "name"), f"is only for an external {kind}; the application's own is stored as "
+                                    f"{app_name}_{key}")
+        return None
+    how = chosen[0]
+    raw = opts[how]
+    value: str | None
+    if how == "file":
+        value = files.get(posixpath.normpath(str(raw)).removeprefix("./"))
+        if value is None:
+            diag.error((*path, "file"), f"file {str(raw)!r} was not provided with the template")
+            return None
+    elif how == "environment":
+        value = lookup(str(raw))
+        if value is None:
+            diag.error((*path, "environment"), f"variable {str(raw)!r} is not set (pass it with "
+                                               "`ccs app deploy --env NAME=VALUE`)")
+            return None
+    else:
+        value = str(raw)
+    name, _ = _stored_name(f"{app_name}_{key}", path, diag)
+    return FileSource(kind, key, name, 0, value.encode()) if name else None
+
+
+def grants(value: Any, kind: str, defined: dict[str, FileSource], path: Path, diag: Diagnostics) -> list[FileRef]:
+    """A service's ``secrets:``/``configs:`` list as FileRefs (version: the pinned one, or 0)."""
+    out: list[FileRef] = []
+    targets: set[str] = set()
+    for index, item in enumerate(value or []):
+        where: Path = (*path, index)
+        spec = item if isinstance(item, dict) else {"source": item}
+        key = str(spec.get("source", ""))
+        source = defined.get(key)
+        if source is None:
+            diag.error(where, f"{kind} {key!r} is not defined under the top-level {kind}s:")
+            continue
+        target = str(spec.get("target") or "")
+        if not target:
+            target = f"/run/secrets/{key}" if kind == "secret" else f"/{key}"
+        elif not target.startswith("/"):
+            target = f"/run/secrets/{target}" if kind == "secret" else f"/{target}"
+        target = posixpath.normpath(target)
+        if target in targets:
+            diag.error((*where, "target"), f"{target!r} is the target of another {kind} of this service")
+            continue
+        targets.add(target)
+        uid, gid = str(spec.get("uid", "0")), str(spec.get("gid", "0"))
+        bad = [f for f, v in (("uid", uid), ("gid", gid)) if not _ID.fullmatch(v)]
+        if bad:
+            diag.error((*where, bad[0]), "must be a number (a user or group id)")
+            continue
+        mode = spec.get("mode", 0o444)
+        if isinstance(mode, str):
+            try:
+                mode = int(mode, 8)
+            except ValueError:
+                diag.error((*where, "mode"), f"{mode[:20]!r} is not an octal mode")
+                continue
+        if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777:
+            diag.error((*where, "mode"), "must be a permission mode from 0 to 0777")
+            continue
+        out.append(FileRef(name=source.name, version=source.version, pinned=bool(source.version),
+                           target=target, uid=uid, gid=gid, mode=mode, key=key))
+    return out
