@@ -1,0 +1,151 @@
+"""Secrets and configs through a real ccs-server on a real etcd (issue 12, "Secrets and configs"):
+versions, no value in any answer, encryption at rest, key rotation, templates mounting them
+resolved to versions, and a new version rolling the services that mount it unpinned."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ccs
+from controlplane.store.etcd import Etcd
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
+
+VALUE = b"hunter2-very-secret-value"
+
+
+def cli(server: Any, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, input=stdin,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
+    )
+
+
+TEMPLATE = """
+services:
+  web:
+    image: local/busybox:1
+    command: ["sleep", "600"]
+    secrets: [db, {source: pinned, target: /etc/pw, uid: "100", gid: "101", mode: "0400"}]
+    configs: [conf]
+secrets:
+  db: {external: true, name: %(db)s}
+  pinned: {external: true, name: %(db)s@1}
+configs:
+  conf: {file: ./app.conf}
+"""
+
+
+async def etcd_dump(url: str, prefix: str) -> bytes:
+    etcd = Etcd([url])
+    res = await etcd.range(prefix)
+    return b"\n".join(kv.value for kv in res.kvs)
+
+
+async def test_versions_no_value_in_answers_and_encrypted_at_rest(ccs_server: Any, unique: str) -> None:
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        first = await client.secrets.create(unique, "db", VALUE)
+        assert (first.version, list(first.versions), first.size) == (1, [1], len(VALUE))
+        assert first.digest.startswith("sha256:") and VALUE not in first.SerializeToString()
+        with pytest.raises(ccs.AlreadyExists):
+            await client.secrets.create(unique, "db", b"other")
+        second = await client.secrets.update(unique, "db", VALUE + b"2")
+        assert (second.version, list(second.versions)) == (2, [1, 2])
+        assert (await client.secrets.get(unique, "db")).version == 2
+        assert (await client.secrets.get(unique, "db@1")).digest == first.digest
+        with pytest.raises(ccs.NotFound, match="db@7"):
+            await client.secrets.get(unique, "db@7")
+        with pytest.raises(ccs.InvalidArgument, match=r"^name: "):
+            await client.secrets.create(unique, "bad name", VALUE)
+        listed = await client.secrets.list(unique)
+        assert [(s.name, s.version) for s in listed] == [("db", 2)]
+        for msg in (first, second, *listed):
+            assert VALUE not in msg.SerializeToString()
+        # A config is readable back.
+        conf = await client.configs.create(unique, "conf", b"k=v\n")
+        assert (await client.configs.get(unique, "conf")).data == b"k=v\n" and conf.version == 1
+
+    # At rest: neither the value nor the key file is in etcd.
+    stored = await etcd_dump(ccs_server.etcd_url, f"/ccs/secrets/{unique}/")
+    assert stored and VALUE not in stored and b"k=v" not in stored
+    keyring = await etcd_dump(ccs_server.etcd_url, "/ccs/secretkeys/")
+    key_file = (ccs_server.state_dir / "secrets.key").read_text().strip()
+    assert keyring and key_file.encode() not in keyring
+
+    # The CLI never prints the value either, in any output format.
+    for args in (("secret", "ls", "-c", unique), ("secret", "get", "db", "-c", unique),
+                 ("secret", "ls", "-c", unique, "-o", "json"), ("secret", "get", "db@1", "-c", unique, "-o", "json")):
+        res = cli(ccs_server, *args)
+        assert res.returncode == 0, (args, res.stderr)
+        assert VALUE.decode() not in res.stdout + res.stderr
+    assert "sha256:" in cli(ccs_server, "secret", "get", "db", "-c", unique).stdout
+    # The audit records of the changes name the secret, never the value.
+    async with ccs_server.client() as client:
+        records = await client.audit.list()
+    mine = [r for r in records if r.target.endswith(f"{unique}/db")]
+    assert {r.method for r in mine} >= {"SecretService/CreateSecret", "SecretService/UpdateSecret"}
+    assert all(VALUE.decode() not in str(r) for r in records)
+    assert VALUE.decode() not in ccs_server.log_path.read_text()
+
+
+async def test_rotate_key_reencrypts_every_value_and_they_still_decrypt(ccs_server: Any, unique: str) -> None:
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        await client.configs.create(unique, "conf", b"config-body")
+        await client.secrets.create(unique, "db", VALUE)
+        before = json.loads(await etcd_dump(ccs_server.etcd_url, f"/ccs/secrets/{unique}/secret/db/"))
+        rotated = await client.secrets.rotate_key()
+        assert rotated.key_generation == before["key_generation"] + 1 and rotated.reencrypted >= 2
+        after = json.loads(await etcd_dump(ccs_server.etcd_url, f"/ccs/secrets/{unique}/secret/db/"))
+        assert after["key_generation"] == rotated.key_generation and after["value"] != before["value"]
+        # Only the new data key is left in etcd, and every value decrypts under it.
+        keyring = (await Etcd([ccs_server.etcd_url]).range("/ccs/secretkeys/")).kvs
+        assert [kv.key for kv in keyring] == [f"/ccs/secretkeys/{rotated.key_generation:06d}"]
+        assert (await client.configs.get(unique, "conf")).data == b"config-body"
+    res = cli(ccs_server, "secret", "rotate-key")
+    assert res.returncode == 0, res.stderr
+
+
+async def test_a_template_mounts_versions_and_an_update_rolls_the_unpinned_services(
+    ccs_server: Any, unique: str
+) -> None:
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        template = TEMPLATE % {"db": "db"}
+        # A missing external secret refuses the template, naming the field and the fix.
+        with pytest.raises(ccs.InvalidArgument, match=r"^secrets\.db\.external: secret 'db' does not exist.*"
+                                                      r"ccs secret create db"):
+            await client.applications.create(unique, "shop", template, files={"app.conf": "a=1"})
+        await client.secrets.create(unique, "db", VALUE)
+        await client.applications.create(unique, "shop", template, files={"app.conf": "a=1"})
+        svc = await client.services.get(unique, "shop", "web")
+        refs = [(r.name, r.version, r.pinned, r.target, r.uid, r.gid, r.mode) for r in svc.spec.secrets]
+        assert refs == [("db", 1, False, "/run/secrets/db", "0", "0", 0o444),
+                        ("db", 1, True, "/etc/pw", "100", "101", 0o400)]
+        assert [(r.name, r.version, r.target) for r in svc.spec.configs] == [("shop_conf", 1, "/conf")]
+        assert VALUE not in svc.SerializeToString()
+        # The application's own config is stored as shop_conf and readable.
+        assert (await client.configs.get(unique, "shop_conf")).data == b"a=1"
+        generation = svc.generation
+
+        # A new version rolls the service: the unpinned ref moves, the pinned one does not.
+        await client.secrets.update(unique, "db", VALUE + b"-v2")
+        svc = await client.services.get(unique, "shop", "web")
+        assert [(r.version, r.pinned) for r in svc.spec.secrets] == [(2, False), (1, True)]
+        assert svc.generation == generation + 1
+        releases = await client.releases.list(unique, "shop")
+        assert releases and releases[-1].spec.strategy == "rolling"
+
+        # Removing a mounted secret is refused, naming the application.
+        with pytest.raises(ccs.FailedPrecondition, match="shop"):
+            await client.secrets.delete(unique, "db")
+        await client.applications.delete(unique, "shop")
