@@ -24,6 +24,7 @@ from typing import Any
 
 from controlplane.compose.errors import Diagnostics, Path
 from controlplane.compose.model import FileRef
+from controlplane.compose.service import normalize_path
 
 KINDS = ("secrets", "configs")
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
@@ -55,17 +56,17 @@ def _stored_name(ref: str, path: Path, diag: Diagnostics) -> tuple[str, int]:
 
 
 def definitions(doc: dict[str, Any], app_name: str, lookup: Any, files: Any,
-                diag: Diagnostics) -> dict[str, dict[str, FileSource]]:
-    """``{"secrets": {key: FileSource}, "configs": {...}}`` for the template's top level."""
-    out: dict[str, dict[str, FileSource]] = {k: {} for k in KINDS}
+                diag: Diagnostics) -> dict[str, dict[str, FileSource | None]]:
+    """``{"secrets": {key: FileSource}, "configs": {...}}`` for the template's top level; a
+    definition already refused (its error reported) is None, so the grants naming it add no
+    second error."""
+    out: dict[str, dict[str, FileSource | None]] = {k: {} for k in KINDS}
     for top in KINDS:
         kind = top[:-1]
         for key, options in (doc.get(top) or {}).items():
             path: Path = (top, key)
             opts = options if isinstance(options, dict) else {}
-            source = _source(kind, key, opts, path, app_name, lookup, files, diag)
-            if source is not None:
-                out[top][key] = source
+            out[top][key] = _source(kind, key, opts, path, app_name, lookup, files, diag)
     return out
 
 
@@ -96,7 +97,7 @@ def _source(kind: str, key: str, opts: dict[str, Any], path: Path, app_name: str
     raw = opts[how]
     value: str | None
     if how == "file":
-        value = files.get(posixpath.normpath(str(raw)).removeprefix("./"))
+        value = files.get(normalize_path(str(raw)))
         if value is None:
             diag.error((*path, "file"), f"file {str(raw)!r} was not provided with the template")
             return None
@@ -112,7 +113,8 @@ def _source(kind: str, key: str, opts: dict[str, Any], path: Path, app_name: str
     return FileSource(kind, key, name, 0, value.encode()) if name else None
 
 
-def grants(value: Any, kind: str, defined: dict[str, FileSource], path: Path, diag: Diagnostics) -> list[FileRef]:
+def grants(value: Any, kind: str, defined: dict[str, FileSource | None], path: Path,
+           diag: Diagnostics) -> list[FileRef]:
     """A service's ``secrets:``/``configs:`` list as FileRefs (version: the pinned one, or 0)."""
     out: list[FileRef] = []
     targets: set[str] = set()
@@ -120,10 +122,12 @@ def grants(value: Any, kind: str, defined: dict[str, FileSource], path: Path, di
         where: Path = (*path, index)
         spec = item if isinstance(item, dict) else {"source": item}
         key = str(spec.get("source", ""))
-        source = defined.get(key)
-        if source is None:
+        if key not in defined:
             diag.error(where, f"{kind} {key!r} is not defined under the top-level {kind}s:")
             continue
+        source = defined[key]
+        if source is None:
+            continue  # its definition's error says why
         target = str(spec.get("target") or "")
         if not target:
             target = f"/run/secrets/{key}" if kind == "secret" else f"/{key}"

@@ -276,7 +276,8 @@ def parse_template(
         networks=[to_proto(n, resources_pb2.NetworkDef()) for n in networks],
         warnings=diag.warnings,
         privileged=[use for name in order for use in ctx.privileged.get(name, [])],
-        file_sources=[src for top in defined.values() for src in top.values() if src.value is not None
+        file_sources=[src for top in defined.values() for src in top.values() if src is not None
+                      and src.value is not None
                       and any(ref.name == src.name for spec in specs.values()
                               for ref in (*spec.secrets, *spec.configs))],
     )

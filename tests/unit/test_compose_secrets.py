@@ -1,0 +1,110 @@
+"""Compose ``secrets:`` and ``configs:``: definitions, grants, their defaults and refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.compose import ParsedTemplate, TemplateError, parse_template
+from controlplane.compose.files import FileSource
+
+
+def parse(text: str, files: dict[str, str] | None = None, env: dict[str, str] | None = None) -> ParsedTemplate:
+    return parse_template(text, env=env or {}, files=files or {}, app_name="shop")
+
+
+CASES = {
+    "file": ("secrets: {db: {file: ./db.txt}}", "secrets: [db]", FileSource("secret", "db", "shop_db", 0, b"pw")),
+    "environment": ("secrets: {db: {environment: DB_PW}}", "secrets: [db]",
+                    FileSource("secret", "db", "shop_db", 0, b"from-env")),
+    "config content": ("configs: {conf: {content: 'a=1'}}", "configs: [conf]",
+                       FileSource("config", "conf", "shop_conf", 0, b"a=1")),
+    "config environment": ("configs: {conf: {environment: DB_PW}}", "configs: [conf]",
+                           FileSource("config", "conf", "shop_conf", 0, b"from-env")),
+    "config file": ("configs: {conf: {file: conf/app.ini}}", "configs: [conf]",
+                    FileSource("config", "conf", "shop_conf", 0, b"[x]")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_definitions_become_stored_names_and_values(case: str) -> None:
+    top, grant, source = CASES[case]
+    parsed = parse(f"services:\n  web: {{image: a, {grant}}}\n{top}\n",
+                   files={"db.txt": "pw", "conf/app.ini": "[x]"}, env={"DB_PW": "from-env"})
+    assert parsed.file_sources == [source]
+
+
+def test_external_names_pin_and_defaults_and_long_syntax() -> None:
+    parsed = parse("""
+services:
+  web:
+    image: a
+    secrets:
+      - db
+      - {source: old, target: pw, uid: "100", gid: "101", mode: "0400"}
+      - {source: db, target: /etc/db, mode: 0o440}
+    configs: [conf, {source: conf, target: etc/app.conf}]
+secrets:
+  db: {external: true}
+  old: {external: true, name: db@3}
+configs:
+  conf: {external: true, name: shared-conf}
+""")
+    spec = parsed.services["web"]
+    got = [(r.name, r.version, r.pinned, r.target, r.uid, r.gid, oct(r.mode), r.key) for r in spec.secrets]
+    assert got == [("db", 0, False, "/run/secrets/db", "0", "0", "0o444", "db"),
+                   ("db", 3, True, "/run/secrets/pw", "100", "101", "0o400", "old"),
+                   ("db", 0, False, "/etc/db", "0", "0", "0o440", "db")]
+    assert [(r.name, r.target) for r in spec.configs] == [("shared-conf", "/conf"), ("shared-conf", "/etc/app.conf")]
+    assert parsed.file_sources == []
+
+
+REFUSALS = {
+    "file and environment": ("secrets: {s: {file: a, environment: B}}", "secrets: [s]",
+                             "secrets.s: needs exactly one of file: or environment:"),
+    "nothing": ("secrets: {s: {}}", "secrets: [s]", "secrets.s: needs exactly one of"),
+    "external with file": ("secrets: {s: {external: true, file: a}}", "secrets: [s]",
+                           "secrets.s.external: an external secret cannot also set file:"),
+    "name without external": ("secrets: {s: {file: a, name: x}}", "secrets: [s]",
+                              "secrets.s.name: is only for an external secret"),
+    "bad pin": ("secrets: {s: {external: true, name: 'x@0'}}", "secrets: [s]",
+                "secrets.s.name: 'x@0': the version after '@' must be a positive number"),
+    "bad name": ("secrets: {s: {external: true, name: 'a/b'}}", "secrets: [s]",
+                 "secrets.s.name: 'a/b' is not a valid secret or config name"),
+    "unset variable": ("secrets: {s: {environment: NOPE}}", "secrets: [s]",
+                       "secrets.s.environment: variable 'NOPE' is not set"),
+    "missing file": ("configs: {c: {file: nope.txt}}", "configs: [c]",
+                     "configs.c.file: file 'nope.txt' was not provided with the template"),
+    "undefined": ("secrets: {s: {external: true}}", "secrets: [t]",
+                  "services.web.secrets[0]: secret 't' is not defined under the top-level secrets:"),
+    "same target": ("secrets: {s: {external: true}}", "secrets: [s, {source: s, target: s}]",
+                    "services.web.secrets[1].target: '/run/secrets/s' is the target of another secret"),
+    "uid not a number": ("secrets: {s: {external: true}}", "secrets: [{source: s, uid: root}]",
+                         "services.web.secrets[0].uid: must be a number"),
+    "mode too wide": ("secrets: {s: {external: true}}", "secrets: [{source: s, mode: 4095}]",
+                      "services.web.secrets[0].mode: must be a permission mode from 0 to 0777"),
+    "mode not octal": ("secrets: {s: {external: true}}", "secrets: [{source: s, mode: '9'}]",
+                       "services.web.secrets[0].mode: '9' is not an octal mode"),
+    "driver": ("secrets: {s: {external: true, driver: vault}}", "secrets: [s]",
+               "secrets.s.driver: is not supported: ccs stores secrets and configs itself"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_what_ccs_cannot_honour_is_refused_naming_the_field(case: str) -> None:
+    top, grant, message = REFUSALS[case]
+    with pytest.raises(TemplateError) as info:
+        parse(f"services:\n  web: {{image: a, {grant}}}\n{top}\n")
+    assert message in str(info.value)
+
+
+def test_a_refused_definition_is_reported_once_not_again_by_each_grant() -> None:
+    with pytest.raises(TemplateError) as info:
+        parse("services:\n  web: {image: a, secrets: [s]}\n  db: {image: a, secrets: [s]}\n"
+              "secrets: {s: {file: gone.txt}}\n")
+    assert [e.path for e in info.value.errors] == ["secrets.s.file"]
+
+
+def test_only_the_values_of_mounted_definitions_are_stored() -> None:
+    parsed = parse("services:\n  web: {image: a, secrets: [used]}\n"
+                   "secrets: {used: {environment: A}}\nconfigs: {unused: {content: x}}\n", env={"A": "v"})
+    assert [s.name for s in parsed.file_sources] == ["shop_used"]
