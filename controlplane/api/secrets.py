@@ -19,13 +19,13 @@ import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ccs.secret_names import MAX_VALUE_BYTES, name_problem, split_ref
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.names import check_name
-from controlplane.secrets.names import MAX_VALUE_BYTES, name_problem, split_ref
 from controlplane.secrets.store import SecretStore, Version
-from controlplane.store import Corrupt, keys
+from controlplane.store import Corrupt, NotFound, keys
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import new_event
@@ -133,7 +133,10 @@ class _Store:
         return v, await self.store.versions(cluster, self.kind, name)
 
     async def list(self, cluster: str) -> list[list[Version]]:
-        return await self.store.list(check_name("cluster", cluster), self.kind)
+        cluster = check_name("cluster", cluster)
+        if await self.etcd.get(keys.cluster(cluster)) is None:
+            raise NotFound("cluster", cluster)
+        return await self.store.list(cluster, self.kind)
 
     async def delete(self, cluster: str, name: str) -> None:
         cluster = check_name("cluster", cluster)

@@ -22,12 +22,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ccs.secret_names import split_ref
 from controlplane.compose.errors import Diagnostics, Path
 from controlplane.compose.model import FileRef
 from controlplane.compose.service import normalize_path
 
 KINDS = ("secrets", "configs")
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
 _ID = re.compile(r"[0-9]{1,10}")
 
 
@@ -44,15 +44,12 @@ class FileSource:
 
 
 def _stored_name(ref: str, path: Path, diag: Diagnostics) -> tuple[str, int]:
-    name, at, version = ref.partition("@")
-    if not _NAME.fullmatch(name):
-        diag.error(path, f"{ref[:80]!r} is not a valid secret or config name: 1 to 63 letters, digits, "
-                         "'_', '.' or '-', starting with a letter or digit")
+    try:
+        name, version = split_ref(ref)
+    except ValueError as exc:
+        diag.error(path, str(exc))
         return "", 0
-    if at and (not version.isdigit() or version.startswith("0") or len(version) > 10):
-        diag.error(path, f"{ref[:80]!r}: the version after '@' must be a positive number")
-        return "", 0
-    return name, int(version) if at else 0
+    return name, version or 0
 
 
 def definitions(doc: dict[str, Any], app_name: str, lookup: Any, files: Any,

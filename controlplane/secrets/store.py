@@ -115,8 +115,7 @@ class SecretStore:
         for v in existing:
             if v.version == version:
                 return v
-        kept = ", ".join(str(v.version) for v in existing)
-        raise NotFound(kind, f"{name}@{version} (versions kept: {kept})")
+        raise NotFound(kind, f"{name}@{version}")
 
     async def value(self, v: Version) -> bytes:
         """The plaintext of ``v``. Raises Corrupt (naming the key, never the value) if it does not

@@ -69,7 +69,7 @@ REFUSALS = {
     "bad pin": ("secrets: {s: {external: true, name: 'x@0'}}", "secrets: [s]",
                 "secrets.s.name: 'x@0': the version after '@' must be a positive number"),
     "bad name": ("secrets: {s: {external: true, name: 'a/b'}}", "secrets: [s]",
-                 "secrets.s.name: 'a/b' is not a valid secret or config name"),
+                 "secrets.s.name: 'a/b' is not a valid name: 1 to 63 letters"),
     "unset variable": ("secrets: {s: {environment: NOPE}}", "secrets: [s]",
                        "secrets.s.environment: variable 'NOPE' is not set"),
     "missing file": ("configs: {c: {file: nope.txt}}", "configs: [c]",
@@ -108,3 +108,13 @@ def test_only_the_values_of_mounted_definitions_are_stored() -> None:
     parsed = parse("services:\n  web: {image: a, secrets: [used]}\n"
                    "secrets: {used: {environment: A}}\nconfigs: {unused: {content: x}}\n", env={"A": "v"})
     assert [s.name for s in parsed.file_sources] == ["shop_used"]
+
+
+def test_a_mode_with_a_leading_zero_is_octal_as_in_compose() -> None:
+    """YAML 1.2 reads ``0440`` as decimal 440 (0o670: group-writable); Compose reads it as octal."""
+    parsed = parse("services:\n  web: {image: a, secrets: [{source: s, mode: 0440}], "
+                   "volumes: [{type: tmpfs, target: /t, tmpfs: {mode: 01777}}]}\nsecrets: {s: {external: true}}\n")
+    web = parsed.services["web"]
+    assert (web.secrets[0].mode, web.volumes[0].tmpfs.mode) == (0o440, 0o1777)
+    with pytest.raises(TemplateError, match=r"services\.web\.secrets\[0\]\.mode: 0448 has a leading zero"):
+        parse("services:\n  web: {image: a, secrets: [{source: s, mode: 0448}]}\nsecrets: {s: {external: true}}\n")

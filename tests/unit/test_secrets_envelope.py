@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ccs.secret_names import name_problem, split_ref
 from controlplane.secrets.envelope import KEY_BYTES, EnvelopeError, digest, open_sealed, seal
-from controlplane.secrets.names import name_problem, split_ref
 
 KEY = b"k" * KEY_BYTES
 WHERE = "/ccs/secrets/c/secret/db/0000000001"

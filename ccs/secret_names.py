@@ -1,4 +1,7 @@
-"""``NAME`` or ``NAME@N``: how a secret or config is named in a request or a template. Pure."""
+"""``NAME`` or ``NAME@N``: how a secret or config is named in a request or a template. Pure.
+
+One definition for the server, the Compose parser, the SDK's fake and the CLI.
+"""
 
 from __future__ import annotations
 
