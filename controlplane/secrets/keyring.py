@@ -19,13 +19,13 @@ from pathlib import Path
 import structlog
 
 from controlplane.pki.keywrap import KEY_BYTES, MasterKeyError, create_master_key, key_id, read_master_key, unwrap, wrap
-from controlplane.store import AlreadyExists, Conflict
+from controlplane.store import AlreadyExists, Conflict, keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
 log = structlog.get_logger("ccs.secrets")
 
-KEYS_PREFIX = "/ccs/secretkeys/"
+KEYS_PREFIX = keys.SECRET_KEYS
 WHAT = "secrets key"
 
 
@@ -122,7 +122,7 @@ class Keyring:
         for _ in range(20):
             count, revision = await reencrypt(generation, data_key)
             total += count
-            txn = Txn().require_unchanged("/ccs/secrets/", revision, "secrets", "every cluster")
+            txn = Txn().require_unchanged(keys.SECRETS, revision, "secrets", "every cluster")
             for g in old:
                 txn.delete(generation_key(g))
             try:

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 
 from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, seal
 from controlplane.secrets.keyring import Keyring
-from controlplane.store import AlreadyExists, Conflict, Corrupt, NotFound
+from controlplane.store import AlreadyExists, Conflict, Corrupt, NotFound, keys
 from controlplane.store.etcd import KV, Etcd
 from controlplane.store.txn import Txn
 
-ROOT = "/ccs/secrets/"
+ROOT = keys.SECRETS
 
 
 def prefix(cluster: str, kind: str, name: str = "") -> str:
-    return f"{ROOT}{cluster}/{kind}/" + (f"{name}/" if name else "")
+    return f"{keys.secrets(cluster)}{kind}/" + (f"{name}/" if name else "")
 
 
 def version_key(cluster: str, kind: str, name: str, version: int) -> str:
@@ -92,7 +92,7 @@ class SecretStore:
             generation, data_key = await self.keyring.current()
             v = Version(cluster, kind, name, number, digest(value), len(value), dt.datetime.now(dt.UTC),
                         generation, application, key, 0, seal(data_key, value, key))
-            txn = Txn().require_present(f"/ccs/clusters/{cluster}", "cluster", cluster)
+            txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
             if new is True:
                 txn.require_empty(prefix(cluster, kind, name), kind, name)
             txn.require_absent(key, kind, f"{name}@{number}").put(key, _record(v))

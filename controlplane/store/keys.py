@@ -13,8 +13,18 @@ POD_CIDRS = "/ccs/podcidrs/"
 PKI_CA = "/ccs/pki/ca"
 
 
+#: Secrets and configs, outside the clusters' subtrees (controlplane.secrets says why).
+SECRETS = "/ccs/secrets/"
+SECRET_KEYS = "/ccs/secretkeys/"
+
+
 def cluster(name: str) -> str:
     return f"{CLUSTERS}{name}"
+
+
+def secrets(cluster: str) -> str:
+    """Every secret and config version of a cluster."""
+    return f"{SECRETS}{cluster}/"
 
 
 def subtree(cluster: str) -> str:

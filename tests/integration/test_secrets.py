@@ -96,6 +96,11 @@ async def test_versions_no_value_in_answers_and_encrypted_at_rest(ccs_server: An
     assert all(VALUE.decode() not in str(r) for r in records)
     assert VALUE.decode() not in ccs_server.log_path.read_text()
 
+    # Removing the cluster removes its secrets and configs with it.
+    async with ccs_server.client() as client:
+        await client.clusters.delete(unique, force=True)
+    assert await etcd_dump(ccs_server.etcd_url, f"/ccs/secrets/{unique}/") == b""
+
 
 async def test_rotate_key_reencrypts_every_value_and_they_still_decrypt(ccs_server: Any, unique: str) -> None:
     async with ccs_server.client() as client:
