@@ -9,7 +9,9 @@ template, naming the field and the command that makes it.
 The application's own values (``file:``, ``environment:``, ``content:``) are written before the
 application's transaction, as versions of ``{app}_{key}``: one etcd transaction cannot hold
 them with the application when they are large, and an unchanged value writes nothing (so a
-refused deploy leaves at most a version nobody mounts yet, which the next deploy reuses).
+refused deploy (the API refuses after this step: the cluster policy, a missing network) leaves
+at most a version nobody mounts yet, which the next deploy reuses; a missing external secret is
+found before anything is stored).
 A dry run writes none of them.
 """
 
@@ -31,20 +33,15 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
     if store is None:
         raise InvalidArgument("secrets", "this server has no secrets store")
     own = {(s.kind, s.name): s for s in parsed.file_sources}
-    if not dry_run:
-        for s in parsed.file_sources:
-            assert s.value is not None
-            await store.add(cluster, s.kind, s.name, s.value, new=None, application=app)
+    # Everything is checked before anything is stored: a refused template stores nothing.
     problems: list[tuple[str, str]] = []
     for kind, ref in refs:
+        if (kind, ref.name) in own:
+            continue
         try:
             v = await store.get(cluster, kind, ref.name, ref.version or None)
             ref.version, ref.digest = v.version, v.digest
         except NotFound:
-            source = own.get((kind, ref.name))
-            if dry_run and source is not None and source.value is not None:
-                ref.digest = digest(source.value)  # would be stored by the real deploy
-                continue
             at = f"@{ref.version}" if ref.version else ""
             problems.append((f"{kind}s.{ref.key}.external",
                              f"{kind} {ref.name + at!r} does not exist in cluster {cluster!r}; create it with "
@@ -53,3 +50,14 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
         seen = dict(problems)
         first, *rest = seen.items()
         raise InvalidArgument(first[0], "; ".join([first[1], *(f"{f}: {p}" for f, p in rest)]))
+    stored = {}
+    for key, source in own.items():
+        assert source.value is not None
+        if dry_run:
+            stored[key] = (0, digest(source.value))  # the version a real deploy makes is not known yet
+        else:
+            v = await store.add(cluster, source.kind, source.name, source.value, new=None, application=app)
+            stored[key] = (v.version, v.digest)
+    for kind, ref in refs:
+        if (kind, ref.name) in stored:
+            ref.version, ref.digest = stored[(kind, ref.name)]

@@ -131,6 +131,9 @@ async def test_a_template_mounts_versions_and_an_update_rolls_the_unpinned_servi
                                                       r"ccs secret create db"):
             await client.applications.create(unique, "shop", template, files={"app.conf": "a=1"})
         await client.secrets.create(unique, "db", VALUE)
+        # A dry run checks everything and stores nothing, not even the application's own config.
+        await client.applications.create(unique, "shop", template, files={"app.conf": "a=1"}, dry_run=True)
+        assert await client.configs.list(unique) == []
         await client.applications.create(unique, "shop", template, files={"app.conf": "a=1"})
         svc = await client.services.get(unique, "shop", "web")
         refs = [(r.name, r.version, r.pinned, r.target, r.uid, r.gid, r.mode) for r in svc.spec.secrets]
@@ -149,6 +152,12 @@ async def test_a_template_mounts_versions_and_an_update_rolls_the_unpinned_servi
         assert svc.generation == generation + 1
         releases = await client.releases.list(unique, "shop")
         assert releases and releases[-1].spec.strategy == "rolling"
+
+        # An update of the application with a changed file stores a new version of its own config.
+        await client.applications.update(unique, "shop", template=template, files={"app.conf": "a=2"})
+        svc = await client.services.get(unique, "shop", "web")
+        assert [(r.name, r.version) for r in svc.spec.configs] == [("shop_conf", 2)]
+        assert (await client.configs.get(unique, "shop_conf")).data == b"a=2"
 
         # Removing a mounted secret is refused, naming the application.
         with pytest.raises(ccs.FailedPrecondition, match="shop"):
