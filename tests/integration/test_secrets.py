@@ -4,6 +4,7 @@ resolved to versions, and a new version rolling the services that mount it unpin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -163,3 +164,20 @@ async def test_a_template_mounts_versions_and_an_update_rolls_the_unpinned_servi
         with pytest.raises(ccs.FailedPrecondition, match="shop"):
             await client.secrets.delete(unique, "db")
         await client.applications.delete(unique, "shop")
+
+
+async def test_rolling_back_the_release_of_a_secret_update_restores_the_previous_version(
+    ccs_server: Any, unique: str
+) -> None:
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        await client.secrets.create(unique, "db", VALUE)
+        await client.applications.create(unique, "shop", TEMPLATE % {"db": "db"}, files={"app.conf": "a=1"})
+        await client.secrets.update(unique, "db", VALUE + b"-v2")
+        assert [r.version for r in (await client.services.get(unique, "shop", "web")).spec.secrets] == [2, 1]
+        await client.releases.rollback(unique, "shop")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 60
+        while [r.version for r in (await client.services.get(unique, "shop", "web")).spec.secrets] != [1, 1]:
+            assert loop.time() < end, "the rollback never restored version 1"
+            await asyncio.sleep(0.2)
