@@ -181,3 +181,30 @@ async def test_rolling_back_the_release_of_a_secret_update_restores_the_previous
         while [r.version for r in (await client.services.get(unique, "shop", "web")).spec.secrets] != [1, 1]:
             assert loop.time() < end, "the rollback never restored version 1"
             await asyncio.sleep(0.2)
+
+
+async def test_an_application_that_cannot_be_reapplied_keeps_its_version_and_gets_a_warning(
+    ccs_server: Any, unique: str
+) -> None:
+    template = """
+services:
+  web:
+    image: local/busybox:1
+    cap_add: [NET_ADMIN]
+    secrets: [db]
+secrets:
+  db: {external: true}
+"""
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        await client.clusters.update(unique, allow=["cap_add"])
+        await client.secrets.create(unique, "db", VALUE)
+        await client.applications.create(unique, "net", template)
+        await client.clusters.update(unique, deny=["cap_add"])  # the template no longer passes
+        updated = await client.secrets.update(unique, "db", VALUE + b"-v2")
+        assert updated.version == 2
+        svc = await client.services.get(unique, "net", "web")
+        assert [r.version for r in svc.spec.secrets] == [1]
+        events = [e for e in await client.events.list(unique) if e.reason == "SecretRollFailed"]
+        assert len(events) == 1 and "secret db version 2 not rolled out" in events[0].message
+        assert "cap_add" in events[0].message and VALUE.decode() not in events[0].message
