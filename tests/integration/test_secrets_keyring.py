@@ -4,9 +4,12 @@ a server must be given."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from controlplane.secrets.store import SecretStore
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
-from tests.conftest import EtcdProc, start_etcd
+from tests.conftest import ROOT, EtcdProc, free_port, start_etcd, start_server
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(120)]
 
@@ -107,3 +110,41 @@ async def test_a_server_without_the_secrets_key_file_or_with_another_refuses_to_
     stored = json.loads((await etcd.range(keys.SECRET_KEYS)).kvs[0].value)
     assert (tmp_path / "secrets.key").read_text().strip() not in json.dumps(stored)
     assert dt.datetime.fromisoformat(stored["created_at"])
+
+
+def test_every_server_given_the_file_decrypts_and_one_with_another_key_refuses_to_start(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
+    b = start_server(tmp_path / "b", own_etcd.url, tmp_path / "b.yaml", expect_token=False,
+                     extra=["--secrets-key-file", str(tmp_path / "a" / "secrets.key")])
+    b.token = a.token
+    try:
+        async def scenario() -> None:
+            async with a.client() as client:
+                await client.clusters.create("pair")
+                await client.configs.create("pair", "conf", b"made-on-a")
+            async with b.client() as client:
+                assert (await client.configs.get("pair", "conf")).data == b"made-on-a"
+                await client.configs.update("pair", "conf", b"made-on-b")
+                rotated = await client.secrets.rotate_key()
+            async with a.client() as client:
+                got = await client.configs.get("pair", "conf")
+                assert (got.version, got.data, rotated.key_generation) == (2, b"made-on-b", 2)
+
+        asyncio.run(scenario())
+    finally:
+        b.stop()
+        a.stop()
+    other = tmp_path / "other.key"
+    create_master_key(other)
+    state = tmp_path / "c"
+    state.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}",
+         "--node-listen", f"127.0.0.1:{free_port()}", "--state-dir", str(state), "--etcd", own_etcd.url,
+         "--client-config", str(tmp_path / "c.yaml"), "--master-key-file", str(tmp_path / "a" / "master.key"),
+         "--secrets-key-file", str(other), "--log-format", "json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    said = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "is wrapped by secrets key" in said and str(other) in said, said
