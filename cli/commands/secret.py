@@ -15,7 +15,9 @@ import typer
 
 from ccs.v1 import resources_pb2
 from cli.output import Format, OutputOpt, age, emit
-from cli.session import ClusterOpt, session
+from cli.session import ClusterOpt, fail, session
+
+EXIT_INVALID = 4
 
 secret_app = typer.Typer(help="Secrets: encrypted, versioned; mounted by Compose secrets:. Never printed.",
                          no_args_is_help=True)
@@ -40,8 +42,8 @@ def _value(file: Path | None, from_stdin: bool) -> bytes:
     assert file is not None
     try:
         return file.read_bytes()
-    except OSError as exc:
-        raise typer.BadParameter(f"{file}: {exc.strerror}", param_hint="--file") from None
+    except OSError as exc:  # an invalid argument (exit 4), as a template's missing env_file is
+        fail(f"--file: cannot read {file}: {exc.strerror}", EXIT_INVALID)
 
 
 def _namespace(kind: str) -> Callable[[Any], Any]:

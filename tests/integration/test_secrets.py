@@ -208,3 +208,30 @@ secrets:
         events = [e for e in await client.events.list(unique) if e.reason == "SecretRollFailed"]
         assert len(events) == 1 and "secret db version 2 not rolled out" in events[0].message
         assert "cap_add" in events[0].message and VALUE.decode() not in events[0].message
+
+
+def test_the_cli_reads_values_from_a_file_or_stdin_and_prints_only_configs(
+    ccs_server: Any, unique: str, tmp_path: Path
+) -> None:
+    assert cli(ccs_server, "cluster", "create", unique).returncode == 0
+    res = cli(ccs_server, "secret", "create", "db", "--from-stdin", "-c", unique, stdin=VALUE.decode())
+    assert res.returncode == 0 and VALUE.decode() not in res.stdout + res.stderr, res.stderr
+    value_file = tmp_path / "v2"
+    value_file.write_bytes(VALUE + b"-v2")
+    res = cli(ccs_server, "secret", "update", "db", "-f", str(value_file), "-c", unique, "-o", "json")
+    assert res.returncode == 0 and json.loads(res.stdout)["version"] == "2", res.stderr
+    # Neither or both sources: a usage error (exit 2), naming the options.
+    for args in ((), ("-f", str(value_file), "--from-stdin")):
+        res = cli(ccs_server, "secret", "create", "other", *args, "-c", unique)
+        assert res.returncode == 2 and "--file" in res.stderr, res.stderr
+    res = cli(ccs_server, "secret", "create", "other", "-f", str(tmp_path / "missing"), "-c", unique)
+    assert res.returncode == 4 and res.stderr.startswith("error: --file: cannot read "), res.stderr
+    assert "No such file or directory" in res.stderr
+    assert cli(ccs_server, "config", "create", "conf", "-f", str(value_file), "-c", unique).returncode == 0
+    assert cli(ccs_server, "config", "get", "conf", "--data", "-c", unique).stdout == (VALUE + b"-v2").decode()
+    table = cli(ccs_server, "config", "get", "conf", "-c", unique).stdout
+    assert "conf" in table and VALUE.decode() not in table
+    res = cli(ccs_server, "secret", "rm", "db", "-c", unique)
+    assert res.returncode == 0 and "secret db removed" in res.stdout
+    res = cli(ccs_server, "secret", "get", "db", "-c", unique)
+    assert res.returncode == 3 and "secret 'db' not found" in res.stderr
