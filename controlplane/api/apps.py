@@ -16,6 +16,7 @@ from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same
 from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.networks import check_external, guard_networks, refusal_for
+from controlplane.api.secret_refs import mounting
 from controlplane.api.secret_refs import resolve as resolve_files
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
@@ -313,6 +314,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         damaged |= await self._damaged(keys.containers(cluster, name), pb.Container)
         has_containers = await self.etcd.count(keys.containers(cluster, name)) > 0
         txn = Txn()
+        await self._drop_own_files(txn, cluster, name)
         for bad_key, bad_rv in sorted(damaged.items()):
             txn.require_revision(bad_key, "record", bad_key, bad_rv).delete(bad_key)
         dropped = sorted(damaged) + ([key] if app is None else [])
@@ -338,6 +340,18 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             record_event(txn, cluster, "application", name, "Deleted", f"application {name} deleted" + note)
         await txn.commit(self.etcd)
         return api_pb2.DeleteApplicationResponse()
+
+    async def _drop_own_files(self, txn: Txn, cluster: str, app: str) -> None:
+        """The secrets and configs the application made from its template go with it (its
+        running containers keep their files until they stop), unless another application
+        mounts one: that one stays, as if made with ``ccs secret create``."""
+        if self.secrets is None:
+            return
+        for kind, secret, prefix, revision in await self.secrets.owned(cluster, app):
+            mounts, _, _ = await mounting(self.etcd, cluster, kind, secret)
+            if set(mounts) - {app}:
+                continue
+            txn.require_unchanged(prefix, revision, kind, secret).delete_prefix(prefix)
 
     async def _damaged(self, prefix: str, cls: type[pb.Service] | type[pb.Container]) -> dict[str, int]:
         """Keys under ``prefix`` whose values do not decode as ``cls``, with their mod_revision."""

@@ -17,11 +17,14 @@ A dry run writes none of them.
 
 from __future__ import annotations
 
+from ccs.v1 import resources_pb2 as pb
 from controlplane.compose import ParsedTemplate
 from controlplane.grpc_errors import InvalidArgument
 from controlplane.secrets.envelope import digest
 from controlplane.secrets.store import SecretStore
-from controlplane.store import NotFound
+from controlplane.store import NotFound, keys
+from controlplane.store.codec import decode
+from controlplane.store.etcd import Etcd
 
 
 async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: ParsedTemplate, *,
@@ -61,3 +64,22 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
     for kind, ref in refs:
         if (kind, ref.name) in stored:
             ref.version, ref.digest = stored[(kind, ref.name)]
+
+
+async def mounting(
+    etcd: Etcd, cluster: str, kind: str, name: str
+) -> tuple[dict[str, list[str]], dict[str, set[str]], int]:
+    """(application -> its services mounting ``name``, application -> those mounting it unpinned,
+    the revision read at). A service record that does not decode fails the read (DATA_LOSS)."""
+    res = await etcd.range(keys.subtree(cluster) + "services/")
+    mounts: dict[str, list[str]] = {}
+    unpinned: dict[str, set[str]] = {}
+    for kv in res.kvs:
+        svc = decode(kv, pb.Service)
+        refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
+        for ref in refs:
+            if ref.name == name:
+                mounts.setdefault(svc.application, []).append(svc.meta.name)
+                if not ref.pinned:
+                    unpinned.setdefault(svc.application, set()).add(svc.meta.name)
+    return mounts, unpinned, res.revision

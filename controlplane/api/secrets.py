@@ -22,11 +22,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ccs.secret_names import MAX_VALUE_BYTES, name_problem, split_ref
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.secret_refs import mounting
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, PermissionDenied, map_errors
 from controlplane.names import check_name
 from controlplane.secrets.store import SecretStore, Version
 from controlplane.store import Corrupt, NotFound, keys
-from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import new_event
 from controlplane.store.txn import Txn
@@ -78,25 +78,6 @@ def describe_config(v: Version, versions: list[Version], data: bytes = b"") -> p
                      application=s.application, data=data)
 
 
-async def users(
-    etcd: Etcd, cluster: str, kind: str, name: str
-) -> tuple[dict[str, list[str]], dict[str, set[str]], int]:
-    """(application -> its services mounting ``name``, application -> those mounting it unpinned,
-    the revision read at). A service record that does not decode fails the read (DATA_LOSS)."""
-    res = await etcd.range(keys.subtree(cluster) + "services/")
-    mounts: dict[str, list[str]] = {}
-    unpinned: dict[str, set[str]] = {}
-    for kv in res.kvs:
-        svc = decode(kv, pb.Service)
-        refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
-        for ref in refs:
-            if ref.name == name:
-                mounts.setdefault(svc.application, []).append(svc.meta.name)
-                if not ref.pinned:
-                    unpinned.setdefault(svc.application, set()).add(svc.meta.name)
-    return mounts, unpinned, res.revision
-
-
 class _Store:
     """What both services do, for one kind."""
 
@@ -114,7 +95,7 @@ class _Store:
     async def _roll(self, cluster: str, name: str, v: Version) -> None:
         if self.refresh is None:
             return
-        _, unpinned, _ = await users(self.etcd, cluster, self.kind, name)
+        _, unpinned, _ = await mounting(self.etcd, cluster, self.kind, name)
         for app in sorted(unpinned):
             try:
                 await self.refresh(cluster, app)
@@ -141,7 +122,7 @@ class _Store:
     async def delete(self, cluster: str, name: str) -> None:
         cluster = check_name("cluster", cluster)
         name = _name("name", name)
-        mounts, _, revision = await users(self.etcd, cluster, self.kind, name)
+        mounts, _, revision = await mounting(self.etcd, cluster, self.kind, name)
         if mounts:
             who = "; ".join(f"{app} ({', '.join(sorted(s))})" for app, s in sorted(mounts.items()))
             raise FailedPrecondition(f"{self.kind} {name!r} is mounted by application(s) {who}: remove it from "

@@ -7,7 +7,7 @@ A definition is one of:
 - ``file: PATH`` (a file bundled with the template, as ``env_file`` is), ``environment: VAR``
   (a deploy-time parameter, ``ccs app deploy --env``), or, for configs, ``content:``: the
   application's own secret, stored as ``{app}_{key}`` (Compose names a project's secrets so),
-  a new version whenever the value changes.
+  a new version whenever the value changes, removed with the application.
 
 A grant (``services.S.secrets``, short ``- key`` or long ``{source, target, uid, gid, mode}``)
 becomes a :class:`FileRef` with Compose's defaults: a secret at ``/run/secrets/<key>``, a

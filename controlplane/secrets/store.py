@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, seal
@@ -133,6 +133,17 @@ class SecretStore:
             v = _parse(kv)
             out.setdefault(v.name, []).append(v)
         return list(out.values())
+
+    async def owned(self, cluster: str, app: str) -> Sequence[tuple[str, str, str, int]]:
+        """(kind, name, its prefix, the revision read at) of every secret and config application
+        ``app`` made from its template (``file:``, ``environment:``, ``content:``)."""
+        res = await self.etcd.range(keys.secrets(cluster))
+        out: dict[tuple[str, str], tuple[str, str, str, int]] = {}
+        for kv in res.kvs:
+            v = _parse(kv)
+            if v.application == app:
+                out[(v.kind, v.name)] = (v.kind, v.name, prefix(cluster, v.kind, v.name), res.revision)
+        return sorted(out.values())
 
     async def delete(self, cluster: str, kind: str, name: str, guard: Iterable[tuple[str, int]] = ()) -> None:
         """Every version of ``name``, in one transaction; ``guard``: (prefix, revision) ranges

@@ -235,3 +235,35 @@ def test_the_cli_reads_values_from_a_file_or_stdin_and_prints_only_configs(
     assert res.returncode == 0 and "secret db removed" in res.stdout
     res = cli(ccs_server, "secret", "get", "db", "-c", unique)
     assert res.returncode == 3 and "secret 'db' not found" in res.stderr
+
+
+async def test_an_applications_own_secrets_go_with_it_unless_another_mounts_them(ccs_server: Any, unique: str) -> None:
+    own = """
+services:
+  web:
+    image: local/busybox:1
+    secrets: [pw]
+    configs: [conf]
+secrets:
+  pw: {environment: PW}
+configs:
+  conf: {content: "a=1"}
+"""
+    borrower = """
+services:
+  web:
+    image: local/busybox:1
+    configs: [theirs]
+configs:
+  theirs: {external: true, name: shop_conf}
+"""
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        await client.secrets.create(unique, "shared", VALUE)  # made by hand: never removed with an app
+        await client.applications.create(unique, "shop", own, env={"PW": VALUE.decode()})
+        await client.applications.create(unique, "other", borrower)
+        assert {s.name for s in await client.secrets.list(unique)} == {"shared", "shop_pw"}
+        await client.applications.delete(unique, "shop")
+        # Its secret went with it; its config stays, since "other" mounts it.
+        assert [s.name for s in await client.secrets.list(unique)] == ["shared"]
+        assert [c.name for c in await client.configs.list(unique)] == ["shop_conf"]
