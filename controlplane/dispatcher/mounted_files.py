@@ -18,7 +18,7 @@ import structlog
 
 from ccs.v1 import agent_pb2
 from controlplane.secrets.store import SecretStore
-from controlplane.store import Corrupt, NotFound, StoreError
+from controlplane.store import Corrupt, NotFound
 
 log = structlog.get_logger("ccs.dispatcher")
 
@@ -26,10 +26,15 @@ UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 
 
 async def attach(store: SecretStore | None, cluster: str, msg: agent_pb2.SessionMessage) -> agent_pb2.SessionMessage:
-    if store is None:
+    """``msg`` with the values its assignments mount; a copy when it has any (the hub may queue
+    one message object to several sessions of a node), ``msg`` itself otherwise."""
+    if store is None or not any(a.action == UPDATE and (a.container.spec.secrets or a.container.spec.configs)
+                                for a in msg.assignments):
         return msg
+    out = agent_pb2.SessionMessage()
+    out.CopyFrom(msg)
     values: dict[tuple[str, str, int], bytes | None] = {}
-    for a in msg.assignments:
+    for a in out.assignments:
         if a.action != UPDATE:
             continue
         spec = a.container.spec
@@ -41,15 +46,15 @@ async def attach(store: SecretStore | None, cluster: str, msg: agent_pb2.Session
                 data = values[key]
                 if data is not None:
                     a.files.append(agent_pb2.MountedFile(kind=kind, name=ref.name, version=ref.version, data=data))
-    return msg
+    return out
 
 
 async def _read(store: SecretStore, cluster: str, kind: str, name: str, version: int) -> bytes | None:
+    """The value, or None (logged, naming it) when it is gone or does not decrypt. An etcd
+    outage raises: the session ends and the agent reconnects, as for any store error."""
     try:
         return await store.value(await store.get(cluster, kind, name, version or None))
     except (NotFound, Corrupt) as exc:
         log.warning("a mounted value cannot be sent", cluster=cluster, kind=kind, name=name, version=version,
                     error=str(exc)[:300])
         return None
-    except StoreError:
-        raise
