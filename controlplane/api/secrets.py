@@ -23,6 +23,7 @@ from ccs.secret_names import MAX_VALUE_BYTES, name_problem, split_ref
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.secret_refs import mounting
+from controlplane.compose import TemplateError
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, PermissionDenied, map_errors
 from controlplane.names import check_name
 from controlplane.secrets.store import SecretStore, Version
@@ -99,7 +100,7 @@ class _Store:
         for app in sorted(unpinned):
             try:
                 await self.refresh(cluster, app)
-            except (InvalidArgument, FailedPrecondition, PermissionDenied, NotFound, Corrupt) as exc:
+            except (InvalidArgument, TemplateError, FailedPrecondition, PermissionDenied, NotFound, Corrupt) as exc:
                 why = str(exc)[:500]
                 log.warning(f"{self.kind} update not rolled out", cluster=cluster, application=app, name=name,
                             version=v.version, reason=why)
