@@ -16,7 +16,7 @@ from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same
 from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.networks import check_external, guard_networks, refusal_for
-from controlplane.api.secret_refs import mounting
+from controlplane.api.secret_refs import keep_out, mounting, stored_values
 from controlplane.api.secret_refs import resolve as resolve_files
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
@@ -75,7 +75,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             raise InvalidArgument("template", "is empty")
         profiles = _profiles(request.profiles)
         parsed = await parse_checked(request.template, request.env, request.files, name, self.parse_cpu_seconds,
-                                     profiles)
+                                     profiles, await stored_values(self.secrets, cluster, name))
         await resolve_files(self.secrets, cluster, name, parsed, dry_run=request.dry_run)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
@@ -94,6 +94,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             revision=1,
         )
         app.status.phase = "Deployed"
+        keep_out(app.spec, parsed)
         _apply_parsed(app, parsed)
         services = [new_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
         # Guarded by the cluster's revision when the policy had a say (see app_policy).
@@ -203,8 +204,9 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             app.spec.profiles.extend(_profiles(request.profiles))
         apply_label_changes(app.meta.labels, request.labels)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
-                                     app.spec.profiles)
+                                     app.spec.profiles, await stored_values(self.secrets, cluster, name))
         await resolve_files(self.secrets, cluster, name, parsed, dry_run=request.dry_run)
+        keep_out(app.spec, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         if app.spec != old_spec:
@@ -259,8 +261,9 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         app.spec.desired_state = desired
         await resolve(self.etcd, cluster, name, app.spec)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
-                                     app.spec.profiles)
+                                     app.spec.profiles, await stored_values(self.secrets, cluster, name))
         await resolve_files(self.secrets, cluster, name, parsed)
+        keep_out(app.spec, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         app.revision += 1

@@ -55,8 +55,15 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
         raise InvalidArgument(first[0], "; ".join([first[1], *(f"{f}: {p}" for f, p in rest)]))
     stored = {}
     for key, source in own.items():
-        assert source.value is not None
-        if dry_run:
+        if source.value is None:  # a re-parse of the stored template: the value is the latest stored
+            try:
+                v = await store.get(cluster, source.kind, source.name, None)
+            except NotFound:
+                how = "file" if source.path else "environment"
+                raise InvalidArgument(f"{source.kind}s.{source.key}.{how}", f"{source.kind} {source.name!r} is no "
+                                      "longer stored; deploy the template again with its value") from None
+            stored[key] = (v.version, v.digest)
+        elif dry_run:
             stored[key] = (0, digest(source.value))  # the version a real deploy makes is not known yet
         else:
             v = await store.add(cluster, source.kind, source.name, source.value, new=None, application=app)
@@ -83,3 +90,25 @@ async def mounting(
                 if not ref.pinned:
                     unpinned.setdefault(svc.application, set()).add(svc.meta.name)
     return mounts, unpinned, res.revision
+
+
+async def stored_values(store: SecretStore | None, cluster: str, app: str) -> frozenset[str]:
+    """The names of ``app``'s own secrets and configs already stored (for ``parse_template``)."""
+    if store is None:
+        return frozenset()
+    return frozenset(name for _, name, _, _ in await store.owned(cluster, app))
+
+
+def keep_out(spec: pb.ApplicationSpec, parsed: ParsedTemplate) -> None:
+    """Leave the values of the template's own secrets out of the application as stored (and
+    answered): the bundled file of each ``file:`` secret and the ``--env`` variable of each
+    ``environment:`` one (unless the template interpolates it too: then it is in its specs
+    anyway). They live in the secrets store; a re-parse names them (``stored_values``)."""
+    for source in parsed.file_sources:
+        if source.kind != "secret":
+            continue
+        if source.path and source.path in spec.files:
+            del spec.files[source.path]
+        if source.variable and source.variable in spec.env:
+            del spec.env[source.variable]
+

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,12 @@ class FileSource:
     name: str  # the stored name
     version: int = 0  # pinned version (external only); 0: the latest
     value: bytes | None = None
+    # The application's own: where the value came from, so the control plane can keep it out of
+    # the stored application (a bundled file's key, a deploy parameter's name), and whether the
+    # value is absent because it is already stored (a re-parse of a stored template).
+    path: str = ""
+    variable: str = ""
+    stored: bool = False
 
 
 def _stored_name(ref: str, path: Path, diag: Diagnostics) -> tuple[str, int]:
@@ -52,23 +59,37 @@ def _stored_name(ref: str, path: Path, diag: Diagnostics) -> tuple[str, int]:
     return name, version or 0
 
 
-def definitions(doc: dict[str, Any], app_name: str, lookup: Any, files: Any,
-                diag: Diagnostics) -> dict[str, dict[str, FileSource | None]]:
+def definitions(doc: dict[str, Any], app_name: str, lookup: Any, files: Any, diag: Diagnostics, *,
+                deploy_env: Collection[str] = (), stored: Collection[str] = ()
+                ) -> dict[str, dict[str, FileSource | None]]:
     """``{"secrets": {key: FileSource}, "configs": {...}}`` for the template's top level; a
     definition already refused (its error reported) is None, so the grants naming it add no
-    second error."""
+    second error.
+
+    A secret's value must not be kept with the application in clear, so the control plane
+    leaves a secret's bundled file and deploy parameter out of what it stores, and re-parses a
+    stored template with ``stored``: the names of the application's own values already in the
+    store, which stand for a file or variable no longer given (the latest version is used). A
+    secret read from the bundled ``.env`` is refused (the ``.env`` is stored whole): pass it
+    with ``--env`` (``deploy_env``: the names given that way)."""
     out: dict[str, dict[str, FileSource | None]] = {k: {} for k in KINDS}
     for top in KINDS:
         kind = top[:-1]
         for key, options in (doc.get(top) or {}).items():
             path: Path = (top, key)
             opts = options if isinstance(options, dict) else {}
-            out[top][key] = _source(kind, key, opts, path, app_name, lookup, files, diag)
+            source = _source(kind, key, opts, path, app_name, lookup, files, diag, stored)
+            if (source is not None and kind == "secret" and source.variable and source.value is not None
+                    and source.variable not in deploy_env):
+                diag.error((*path, "environment"), f"variable {source.variable!r} comes from the bundled .env, "
+                           "which is stored with the application in clear; pass it with `--env`")
+                source = None
+            out[top][key] = source
     return out
 
 
 def _source(kind: str, key: str, opts: dict[str, Any], path: Path, app_name: str, lookup: Any,
-            files: Any, diag: Diagnostics) -> FileSource | None:
+            files: Any, diag: Diagnostics, stored: Collection[str]) -> FileSource | None:
     external = opts.get("external")
     ext_name = external.get("name") if isinstance(external, dict) else None
     if isinstance(external, str):
@@ -92,22 +113,27 @@ def _source(kind: str, key: str, opts: dict[str, Any], path: Path, app_name: str
         return None
     how = chosen[0]
     raw = opts[how]
+    name, _ = _stored_name(f"{app_name}_{key}", path, diag)
+    if not name:
+        return None
     value: str | None
+    file_path = normalize_path(str(raw)) if how == "file" else ""
+    variable = str(raw) if how == "environment" else ""
     if how == "file":
-        value = files.get(normalize_path(str(raw)))
-        if value is None:
+        value = files.get(file_path)
+        if value is None and name not in stored:
             diag.error((*path, "file"), f"file {str(raw)!r} was not provided with the template")
             return None
     elif how == "environment":
-        value = lookup(str(raw))
-        if value is None:
-            diag.error((*path, "environment"), f"variable {str(raw)!r} is not set (pass it with "
+        value = lookup(variable)
+        if value is None and name not in stored:
+            diag.error((*path, "environment"), f"variable {variable!r} is not set (pass it with "
                                                "`ccs app deploy --env NAME=VALUE`)")
             return None
     else:
         value = str(raw)
-    name, _ = _stored_name(f"{app_name}_{key}", path, diag)
-    return FileSource(kind, key, name, 0, value.encode()) if name else None
+    return FileSource(kind, key, name, 0, None if value is None else value.encode(), path=file_path,
+                      variable=variable, stored=value is None)
 
 
 def grants(value: Any, kind: str, defined: dict[str, FileSource | None], path: Path,

@@ -267,3 +267,44 @@ configs:
         # Its secret went with it; its config stays, since "other" mounts it.
         assert [s.name for s in await client.secrets.list(unique)] == ["shared"]
         assert [c.name for c in await client.configs.list(unique)] == ["shop_conf"]
+
+
+async def test_a_templates_own_secret_values_are_not_kept_with_the_application(ccs_server: Any, unique: str) -> None:
+    """``file:`` and ``environment:`` secrets: their values go to the secrets store only, never
+    into the stored application, its revisions, its answers or a watch; a re-parse of the stored
+    template (an update without files, a secret update rolling it) uses the stored version."""
+    template = """
+services:
+  web:
+    image: local/busybox:1
+    secrets: [f, e]
+    environment: {PLAIN: "${PLAIN}"}
+secrets:
+  f: {file: ./pw.txt}
+  e: {environment: PW}
+"""
+    from_file, from_env = b"file-secret-5e1a", b"env-secret-77c0"
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        await client.applications.create(unique, "shop", template, files={"pw.txt": from_file.decode()},
+                                         env={"PW": from_env.decode(), "PLAIN": "shown"})
+        answer = (await client.applications.get(unique, "shop")).SerializeToString()
+        assert from_file not in answer and from_env not in answer
+        svc = await client.services.get(unique, "shop", "web")
+        assert [(r.name, r.version) for r in svc.spec.secrets] == [("shop_f", 1), ("shop_e", 1)]
+        assert svc.spec.environment["PLAIN"] == "shown"
+        # A change of nothing but the version re-parses the stored template: same secrets, same specs.
+        await client.applications.update(unique, "shop", version="2")
+        after = await client.services.get(unique, "shop", "web")
+        assert after.generation == svc.generation and after.spec == svc.spec
+        # A new file value is a new version, and rolls the service.
+        await client.applications.update(unique, "shop", template=template, files={"pw.txt": "new-value-1"})
+        svc = await client.services.get(unique, "shop", "web")
+        assert [(r.name, r.version) for r in svc.spec.secrets] == [("shop_f", 2), ("shop_e", 1)]
+        revisions = await client.applications.revisions(unique, "shop")
+    dump = await etcd_dump(ccs_server.etcd_url, f"/ccs/c/{unique}/")
+    assert dump and from_file not in dump and from_env not in dump and b"new-value-1" not in dump
+    assert all(from_file not in r.SerializeToString() and b"new-value-1" not in r.SerializeToString()
+               for r in revisions)
+    out = cli(ccs_server, "app", "get", "shop", "-c", unique, "-o", "json").stdout
+    assert "file-secret" not in out and "env-secret" not in out and "new-value-1" not in out

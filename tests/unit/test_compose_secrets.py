@@ -13,15 +13,15 @@ def parse(text: str, files: dict[str, str] | None = None, env: dict[str, str] | 
 
 
 CASES = {
-    "file": ("secrets: {db: {file: ./db.txt}}", "secrets: [db]", FileSource("secret", "db", "shop_db", 0, b"pw")),
+    "file": ("secrets: {db: {file: ./db.txt}}", "secrets: [db]", FileSource("secret", "db", "shop_db", 0, b"pw", path="db.txt")),
     "environment": ("secrets: {db: {environment: DB_PW}}", "secrets: [db]",
-                    FileSource("secret", "db", "shop_db", 0, b"from-env")),
+                    FileSource("secret", "db", "shop_db", 0, b"from-env", variable="DB_PW")),
     "config content": ("configs: {conf: {content: 'a=1'}}", "configs: [conf]",
                        FileSource("config", "conf", "shop_conf", 0, b"a=1")),
     "config environment": ("configs: {conf: {environment: DB_PW}}", "configs: [conf]",
-                           FileSource("config", "conf", "shop_conf", 0, b"from-env")),
+                           FileSource("config", "conf", "shop_conf", 0, b"from-env", variable="DB_PW")),
     "config file": ("configs: {conf: {file: conf/app.ini}}", "configs: [conf]",
-                    FileSource("config", "conf", "shop_conf", 0, b"[x]")),
+                    FileSource("config", "conf", "shop_conf", 0, b"[x]", path="conf/app.ini")),
 }
 
 
@@ -118,3 +118,26 @@ def test_a_mode_with_a_leading_zero_is_octal_as_in_compose() -> None:
     assert (web.secrets[0].mode, web.volumes[0].tmpfs.mode) == (0o440, 0o1777)
     with pytest.raises(TemplateError, match=r"services\.web\.secrets\[0\]\.mode: 0448 has a leading zero"):
         parse("services:\n  web: {image: a, secrets: [{source: s, mode: 0448}]}\nsecrets: {s: {external: true}}\n")
+
+
+def test_a_stored_template_is_reparsed_without_its_secret_values() -> None:
+    """The control plane keeps a secret's bundled file and --env variable out of the stored
+    application; re-parsing it names the values already stored instead."""
+    text = ("services:\n  web: {image: a, secrets: [f, e]}\n"
+            "secrets: {f: {file: pw.txt}, e: {environment: PW}}\n")
+    parsed = parse_template(text, env={}, files={}, app_name="shop", stored_values={"shop_f", "shop_e"})
+    assert [(s.name, s.value, s.stored, s.path, s.variable) for s in parsed.file_sources] == [
+        ("shop_f", None, True, "pw.txt", ""), ("shop_e", None, True, "", "PW")]
+    with pytest.raises(TemplateError, match=r"secrets\.f\.file: file 'pw.txt' was not provided"):
+        parse_template(text, env={}, files={}, app_name="shop", stored_values={"shop_e"})
+
+
+def test_a_secret_from_the_bundled_env_file_is_refused_a_config_is_not() -> None:
+    text = ("services:\n  web: {image: a, secrets: [s], configs: [c]}\n"
+            "secrets: {s: {environment: PW}}\nconfigs: {c: {environment: PW}}\n")
+    with pytest.raises(TemplateError) as info:
+        parse(text, files={".env": "PW=from-dotenv\n"})
+    assert [str(e) for e in info.value.errors] == [
+        "secrets.s.environment: variable 'PW' comes from the bundled .env, which is stored with the "
+        "application in clear; pass it with `--env` (line 3)"]
+    assert [s.value for s in parse(text, env={"PW": "x"}).file_sources] == [b"x", b"x"]
