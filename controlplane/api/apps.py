@@ -76,7 +76,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         profiles = _profiles(request.profiles)
         parsed = await parse_checked(request.template, request.env, request.files, name, self.parse_cpu_seconds,
                                      profiles, await stored_values(self.secrets, cluster, name))
-        await resolve_files(self.secrets, cluster, name, parsed, dry_run=request.dry_run)
+        own_values = await resolve_files(self.secrets, cluster, name, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         app = pb.Application(
@@ -100,6 +100,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         # Guarded by the cluster's revision when the policy had a say (see app_policy).
         txn = Txn().require_revision(keys.cluster(cluster), "cluster", cluster, policy_rv)
         guard_networks(txn, networks)  # the cluster networks it joins exist (see api.networks)
+        own_values(txn)  # its own secret and config values (api.secret_refs)
         txn.create(keys.app(cluster, name), stored_app(app), "application", name)
         # One guard for all services (not one each): a guard counts against --max-txn-ops.
         txn.require_empty(keys.services(cluster, name), "services", f"application {name!r}")
@@ -205,7 +206,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         apply_label_changes(app.meta.labels, request.labels)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
                                      app.spec.profiles, await stored_values(self.secrets, cluster, name))
-        await resolve_files(self.secrets, cluster, name, parsed, dry_run=request.dry_run)
+        own_values = await resolve_files(self.secrets, cluster, name, parsed)
         keep_out(app.spec, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
@@ -226,7 +227,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         )
         _check_release_options(options)
         return await apply_update(self.etcd, app, old_spec, parsed, rv, options, dry_run=request.dry_run,
-                                  policy_rv=policy_rv, networks=networks)
+                                  policy_rv=policy_rv, networks=networks, riders=own_values)
 
     async def RollbackApplication(
         self, request: api_pb2.RollbackApplicationRequest, context: grpc.aio.ServicerContext
@@ -262,7 +263,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         await resolve(self.etcd, cluster, name, app.spec)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
                                      app.spec.profiles, await stored_values(self.secrets, cluster, name))
-        await resolve_files(self.secrets, cluster, name, parsed)
+        own_values = await resolve_files(self.secrets, cluster, name, parsed)
         keep_out(app.spec, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
@@ -273,7 +274,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         touch(app.meta)
         options = ReleaseOptions(strategy=request.strategy, is_rollback=True)
         return await apply_update(self.etcd, app, old_spec, parsed, app.meta.resource_version, options,
-                                  policy_rv=policy_rv, networks=networks)
+                                  policy_rv=policy_rv, networks=networks, riders=own_values)
 
     async def ListRevisions(
         self, request: api_pb2.ListRevisionsRequest, context: grpc.aio.ServicerContext

@@ -1,38 +1,39 @@
-"""A template's secrets and configs at deploy, update and rollback: store the application's own,
-then fill every service's FileRefs with the version they use (and its digest).
+"""A template's secrets and configs at deploy, update and rollback: fill every service's FileRefs
+with the version they use (and its digest), and write the application's own values.
 
 Unpinned refs get the latest version, so re-applying the same template after ``ccs secret
 update`` changes the services' specs (a new generation, a rolling release); pinned ones
 (``name: db@3``) must exist as asked. An external secret that does not exist refuses the
 template, naming the field and the command that makes it.
 
-The application's own values (``file:``, ``environment:``, ``content:``) are written before the
-application's transaction, as versions of ``{app}_{key}``: one etcd transaction cannot hold
-them with the application when they are large, and an unchanged value writes nothing (so a
-refused deploy (the API refuses after this step: the cluster policy, a missing network) leaves
-at most a version nobody mounts yet, which the next deploy reuses; a missing external secret is
-found before anything is stored).
-A dry run writes none of them.
+The application's own values (``file:``, ``environment:``, ``content:``) become versions of
+``{app}_{key}`` written **in the application's own transaction** (:func:`resolve` returns what
+adds them; an unchanged value adds nothing), so a refused or dry-run deploy stores none and an
+accepted one stores them with the services that mount them. The transaction's size is measured
+with them (values are at most 500 KiB each). A concurrent writer of the same version number
+makes the write fail (ALREADY_EXISTS naming ``APP_KEY@N``); deploy again.
 """
-
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.compose import ParsedTemplate
 from controlplane.grpc_errors import InvalidArgument
-from controlplane.secrets.envelope import digest
-from controlplane.secrets.store import SecretStore
+from controlplane.secrets.store import SecretStore, Version, write_version
 from controlplane.store import NotFound, keys
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
 
 
-async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: ParsedTemplate, *,
-                  dry_run: bool = False) -> None:
+async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: ParsedTemplate
+                  ) -> Callable[[Txn], object]:
+    """Fill the FileRefs; return what adds the application's new values to its transaction."""
     refs = [(kind, ref) for spec in parsed.services.values()
             for kind, group in (("secret", spec.secrets), ("config", spec.configs)) for ref in group]
     if not refs:
-        return
+        return _nothing
     if store is None:
         raise InvalidArgument("secrets", "this server has no secrets store")
     own = {(s.kind, s.name): s for s in parsed.file_sources}
@@ -54,6 +55,7 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
         first, *rest = seen.items()
         raise InvalidArgument(first[0], "; ".join([first[1], *(f"{f}: {p}" for f, p in rest)]))
     stored = {}
+    new: list[Version] = []
     for key, source in own.items():
         if source.value is None:  # a re-parse of the stored template: the value is the latest stored
             try:
@@ -63,14 +65,24 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
                 raise InvalidArgument(f"{source.kind}s.{source.key}.{how}", f"{source.kind} {source.name!r} is no "
                                       "longer stored; deploy the template again with its value") from None
             stored[key] = (v.version, v.digest)
-        elif dry_run:
-            stored[key] = (0, digest(source.value))  # the version a real deploy makes is not known yet
         else:
-            v = await store.add(cluster, source.kind, source.name, source.value, new=None, application=app)
+            v, is_new = await store.prepare(cluster, source.kind, source.name, source.value, app)
             stored[key] = (v.version, v.digest)
+            if is_new:
+                new.append(v)
     for kind, ref in refs:
         if (kind, ref.name) in stored:
             ref.version, ref.digest = stored[(kind, ref.name)]
+
+    def write(txn: Txn) -> None:
+        for v in new:
+            write_version(txn, v)
+
+    return write
+
+
+def _nothing(txn: Txn) -> None:
+    return None
 
 
 async def mounting(

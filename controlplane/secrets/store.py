@@ -60,6 +60,11 @@ def _parse(kv: KV) -> Version:
         raise Corrupt({kv.key: f"not a stored secret version ({type(exc).__name__})"}, "secret") from None
 
 
+def write_version(txn: Txn, v: Version) -> Txn:
+    """Add a prepared version to ``txn``; it fails (AlreadyExists) if another writer took the number."""
+    return txn.require_absent(v.key, v.kind, f"{v.name}@{v.version}").put(v.key, _record(v))
+
+
 def _record(v: Version) -> bytes:
     return json.dumps({"digest": v.digest, "size": v.size, "created_at": v.created_at.isoformat(),
                        "key_generation": v.key_generation, "application": v.application,
@@ -104,6 +109,20 @@ class SecretStore:
                 continue  # another writer took this number: read again
             return Version(**{**v.__dict__, "mod_revision": revision})
         raise Conflict(kind, name, 0, 0)
+
+    async def prepare(self, cluster: str, kind: str, name: str, value: bytes, application: str
+                      ) -> tuple[Version, bool]:
+        """The version of ``name`` that holds ``value``: the latest if it already does (False),
+        else the next one, sealed and not written (True) — for the caller's own transaction,
+        with :func:`write_version` (a deploy writes its application's values with it)."""
+        existing = await self.versions(cluster, kind, name)
+        if existing and existing[-1].digest == digest(value):
+            return existing[-1], False
+        number = existing[-1].version + 1 if existing else 1
+        key = version_key(cluster, kind, name, number)
+        generation, data_key = await self.keyring.current()
+        return Version(cluster, kind, name, number, digest(value), len(value), dt.datetime.now(dt.UTC),
+                       generation, application, key, 0, seal(data_key, value, key)), True
 
     async def get(self, cluster: str, kind: str, name: str, version: int | None) -> Version:
         """The version asked (None: the latest); NotFound naming ``name@version``."""

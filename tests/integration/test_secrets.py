@@ -308,3 +308,25 @@ secrets:
                for r in revisions)
     out = cli(ccs_server, "app", "get", "shop", "-c", unique, "-o", "json").stdout
     assert "file-secret" not in out and "env-secret" not in out and "new-value-1" not in out
+
+
+async def test_a_refused_deploy_stores_none_of_its_own_values(ccs_server: Any, unique: str) -> None:
+    """The application's own values are written in its transaction: a template the cluster's
+    policy refuses (checked after they are prepared) leaves nothing behind."""
+    template = """
+services:
+  web:
+    image: local/busybox:1
+    cap_add: [NET_ADMIN]
+    configs: [conf]
+configs:
+  conf: {content: "a=1"}
+"""
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        with pytest.raises(ccs.PermissionDenied, match="cap_add"):
+            await client.applications.create(unique, "shop", template)
+        assert await client.configs.list(unique) == []
+        await client.clusters.update(unique, allow=["cap_add"])
+        await client.applications.create(unique, "shop", template)
+        assert [(c.name, c.version) for c in await client.configs.list(unique)] == [("shop_conf", 1)]
