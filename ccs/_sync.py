@@ -23,10 +23,22 @@ from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
 from ccs.releases import Releases, Routes
+from ccs.secrets import Configs, Secrets
 
 __all__ = [
-    "SyncApplications", "SyncAudit", "SyncClusters", "SyncContainers", "SyncEvents", "SyncNetworks",
-    "SyncNodes", "SyncReleases", "SyncRoutes", "SyncServices", "SyncTokens",
+    "SyncApplications",
+    "SyncAudit",
+    "SyncClusters",
+    "SyncConfigs",
+    "SyncContainers",
+    "SyncEvents",
+    "SyncNetworks",
+    "SyncNodes",
+    "SyncReleases",
+    "SyncRoutes",
+    "SyncSecrets",
+    "SyncServices",
+    "SyncTokens",
 ]
 
 P = ParamSpec("P")
@@ -122,6 +134,25 @@ class SyncNodes(_Namespace[Nodes]):
     update = blocking(Nodes.update)
     delete = blocking(Nodes.delete)
     revoke = blocking(Nodes.revoke)
+
+
+class SyncSecrets(_Namespace[Secrets]):
+    __doc__ = Secrets.__doc__
+    create = blocking(Secrets.create)
+    update = blocking(Secrets.update)
+    get = blocking(Secrets.get)
+    list = blocking(Secrets.list)
+    delete = blocking(Secrets.delete)
+    rotate_key = blocking(Secrets.rotate_key)
+
+
+class SyncConfigs(_Namespace[Configs]):
+    __doc__ = Configs.__doc__
+    create = blocking(Configs.create)
+    update = blocking(Configs.update)
+    get = blocking(Configs.get)
+    list = blocking(Configs.list)
+    delete = blocking(Configs.delete)
 
 
 class SyncNetworks(_Namespace[Networks]):

@@ -79,6 +79,8 @@ class Transport:
         self.networks = api_pb2_grpc.NetworkServiceStub(channel)
         self.tokens = api_pb2_grpc.TokenServiceStub(channel)
         self.audit = api_pb2_grpc.AuditServiceStub(channel)
+        self.secrets = api_pb2_grpc.SecretServiceStub(channel)
+        self.configs = api_pb2_grpc.ConfigServiceStub(channel)
 
     async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:
         """Call a unary RPC; ``response_type`` only types the result for the checker."""

@@ -26,12 +26,14 @@ from ccs._sync import (
     SyncApplications,
     SyncAudit,
     SyncClusters,
+    SyncConfigs,
     SyncContainers,
     SyncEvents,
     SyncNetworks,
     SyncNodes,
     SyncReleases,
     SyncRoutes,
+    SyncSecrets,
     SyncServices,
     SyncTokens,
 )
@@ -42,6 +44,7 @@ from ccs.clusters import Clusters, Networks, Nodes
 from ccs.config import load_config
 from ccs.events import Events
 from ccs.releases import Releases, Routes
+from ccs.secrets import Configs, Secrets
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -91,6 +94,8 @@ class AsyncClient:
         self.routes = Routes(transport)
         self.networks = Networks(transport)
         self.tokens = Tokens(transport)
+        self.secrets = Secrets(transport)
+        self.configs = Configs(transport)
         self.audit = Audit(transport)
 
     @classmethod
@@ -162,6 +167,8 @@ class Client:
         self.routes = SyncRoutes(aio.routes, self)
         self.networks = SyncNetworks(aio.networks, self)
         self.tokens = SyncTokens(aio.tokens, self)
+        self.secrets = SyncSecrets(aio.secrets, self)
+        self.configs = SyncConfigs(aio.configs, self)
         self.audit = SyncAudit(aio.audit, self)
 
     @classmethod

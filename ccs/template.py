@@ -2,7 +2,10 @@
 
 ``load_bundle(path)`` returns ``(template_text, files)`` where ``files`` maps a path relative
 to the template (as the template writes it, ``./`` stripped) to the file's text: the ``.env``
-beside the template if present, and every ``env_file`` a service names.
+beside the template if present, every ``env_file`` a service names, and the ``file:`` of every
+top-level secret and config (text only: a binary value goes up with ``ccs secret create -f``).
+A secret's or config's file that is missing is left out: the server then refuses the template
+naming ``secrets.KEY.file`` together with every other error of the template.
 
 The scan is deliberately best-effort: the server is the one authority on what a template
 means (and reports errors with field paths). So a template this module cannot parse is
@@ -79,6 +82,17 @@ def _env_file_entries(doc: Any) -> list[tuple[str, str, bool]]:
     return out
 
 
+def _file_sources(doc: Any) -> list[tuple[str, str]]:
+    """``(field_path, path)`` for the ``file:`` of every top-level secret and config."""
+    out: list[tuple[str, str]] = []
+    for top in ("secrets", "configs"):
+        defs = doc.get(top) if isinstance(doc, dict) else None
+        for key, d in (defs.items() if isinstance(defs, dict) else ()):
+            if isinstance(d, dict) and isinstance(d.get("file"), str) and "$" not in d["file"]:
+                out.append((f"{top}.{key}.file", d["file"]))
+    return out
+
+
 def _key(ref: str) -> str:
     """The key a referenced file travels under: the reference, normalized (``./a`` -> ``a``)."""
     return posixpath.normpath(ref.replace("\\", "/"))
@@ -117,6 +131,11 @@ def load_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, str]]:
                 raise TemplateError(f"{field}: file {ref!r} not found (looked at {target})")
             continue
         files[_key(ref)] = _read(target, field)
+    for field, ref in _file_sources(doc):
+        target = Path(ref).expanduser()
+        target = target if target.is_absolute() else base / target
+        if target.is_file():
+            files[_key(ref)] = _read(target, field)
     return text, files
 
 

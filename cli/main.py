@@ -11,7 +11,20 @@ from typing import Annotated
 import typer
 
 from cli.commands import app as app_cmd
-from cli.commands import audit, cluster, container, events, login, network, node, release, route, service, token
+from cli.commands import (
+    audit,
+    cluster,
+    container,
+    events,
+    login,
+    network,
+    node,
+    release,
+    route,
+    secret,
+    service,
+    token,
+)
 from cli.session import Session
 
 app = typer.Typer(
@@ -63,6 +76,8 @@ app.add_typer(container.app, name="container")
 app.add_typer(release.app, name="release")
 app.add_typer(route.app, name="route")
 app.add_typer(network.app, name="network")
+app.add_typer(secret.secret_app, name="secret")
+app.add_typer(secret.config_app, name="config")
 app.add_typer(token.app, name="token")
 app.add_typer(audit.app, name="audit")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)

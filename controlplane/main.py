@@ -80,9 +80,12 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
                      "(repeat or comma-separate; host names, localhost and this host's interface "
                      "addresses are always in it)")
     tls.add_argument("--master-key-file", type=Path, default=None, metavar="PATH",
-                     help="key that wraps the cluster CA key and the secrets key in etcd (default "
+                     help="key that wraps the cluster CA key in etcd (default "
                      "STATE/master.key, generated on first start, 0600); every server of a control "
                      "plane needs the same file")
+    tls.add_argument("--secrets-key-file", type=Path, default=None, metavar="PATH",
+                     help="key that wraps the secrets data keys in etcd (default STATE/secrets.key, generated "
+                     "on first start, 0600); every server of a control plane needs the same file")
     tls.add_argument("--tls-cert", type=Path, default=None, metavar="PEM",
                      help="the API port's certificate chain (certificate, intermediates, root) instead "
                      "of one from the cluster CA")
@@ -147,6 +150,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         node_listen=a.node_listen,
         advertise=advertise,
         master_key_file=a.master_key_file,
+        secrets_key_file=a.secrets_key_file,
         tls_cert=a.tls_cert,
         tls_key=a.tls_key,
         client_ca=a.client_ca,

@@ -26,6 +26,7 @@ from controlplane.api.events import EventServicer
 from controlplane.api.networks import NetworkServicer
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.releases import ReleaseServicer
+from controlplane.api.secrets import ConfigServicer, SecretServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
 from controlplane.api.tokens import TokenServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
@@ -43,6 +44,8 @@ from controlplane.pki.node_auth import NodeGuard
 from controlplane.pki.server_tls import ServerTls, server_names, strip_port
 from controlplane.reconcile.orchestrator import Orchestrator
 from controlplane.request_decoding import RequestDecodingInterceptor
+from controlplane.secrets.keyring import Keyring
+from controlplane.secrets.store import SecretStore
 from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
 
 log = structlog.get_logger("ccs.server")
@@ -59,6 +62,8 @@ SERVICE_NAMES = [
         "NetworkService",
         "TokenService",
         "AuditService",
+        "SecretService",
+        "ConfigService",
     )
 ] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
@@ -86,6 +91,7 @@ class ServerOptions:
     node_listen: str = "0.0.0.0:7444"
     advertise: list[str] = field(default_factory=list)
     master_key_file: Path | None = None  # default: state_dir / "master.key"
+    secrets_key_file: Path | None = None  # default: state_dir / "secrets.key"
     tls_cert: Path | None = None
     tls_key: Path | None = None
     client_ca: Path | None = None
@@ -147,6 +153,9 @@ class Server:
         keys = await cluster_ca.load_or_create(self.etcd, master_key_file, dt.datetime.now(dt.UTC))
         log.info("cluster CA " + ("created" if keys.created else "loaded"), fingerprint=keys.fingerprint,
                  master_key_file=str(master_key_file))
+        secrets_key_file = opts.secrets_key_file or opts.state_dir / "secrets.key"
+        self.secrets = SecretStore(self.etcd, await Keyring.load_or_create(self.etcd, secrets_key_file))
+        log.info("secrets key loaded", secrets_key_file=str(secrets_key_file))
         if opts.insecure:
             log.warning("--insecure: the API listens in plaintext; tokens and node credentials cross the "
                         "network in clear. For development only.")
@@ -189,8 +198,12 @@ class Server:
                             tls=self.tls is not None)
         api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd, issuer), server)
         api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd, self.informer), server)
-        apps = ApplicationServicer(etcd, self.informer, opts.template_cpu_seconds)
+        apps = ApplicationServicer(etcd, self.informer, opts.template_cpu_seconds, self.secrets)
         api_pb2_grpc.add_ApplicationServiceServicer_to_server(apps, server)
+        batch = max(1, min(100, opts.etcd_max_txn_ops) // 2)
+        secret_api = SecretServicer(etcd, self.secrets, apps.refresh, batch)
+        api_pb2_grpc.add_SecretServiceServicer_to_server(secret_api, server)
+        api_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(etcd, self.secrets, apps.refresh), server)
         api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd, self.informer), server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server
@@ -202,7 +215,8 @@ class Server:
         api_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(etcd, verifier), server)
         api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(etcd), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(
-            DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker, issuer, guard), server
+            DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker, issuer, guard,
+                               files=self.secrets), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

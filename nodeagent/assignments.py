@@ -57,6 +57,8 @@ class AssignmentBook:
     version: int | None = None
     desired: dict[str, resources_pb2.Container] = field(default_factory=dict)
     removing: dict[str, resources_pb2.Container] = field(default_factory=dict)
+    # The values of the secrets and configs each desired container mounts (Assignment.files).
+    files: dict[str, list[agent_pb2.MountedFile]] = field(default_factory=dict)
 
     @property
     def synced(self) -> bool:
@@ -74,6 +76,7 @@ class AssignmentBook:
             for cid in list(self.desired):
                 if cid not in incoming:
                     self.removing[cid] = self.desired.pop(cid)
+                    self.files.pop(cid, None)
                     changed.add(cid)
         changed |= self._apply_assignments(msg.assignments)
         self.version = msg.version
@@ -89,10 +92,12 @@ class AssignmentBook:
             changed.add(cid)
             if a.action == REMOVE or c.desired_state == resources_pb2.DESIRED_STATE_REMOVED:
                 self.desired.pop(cid, None)
+                self.files.pop(cid, None)
                 self.removing[cid] = c
             else:
                 self.removing.pop(cid, None)
                 self.desired[cid] = c
+                self.files[cid] = list(a.files)
         return changed
 
     def get(self, cid: str) -> tuple[resources_pb2.Container | None, bool]:
@@ -106,6 +111,7 @@ class AssignmentBook:
     def forget(self, cid: str) -> None:
         """Drop a container whose removal was done and reported."""
         self.removing.pop(cid, None)
+        self.files.pop(cid, None)
 
     def ids(self) -> set[str]:
         return set(self.desired) | set(self.removing)

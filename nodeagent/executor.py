@@ -36,6 +36,7 @@ from . import status
 from .assignments import AssignmentBook
 from .backoff import Backoff
 from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one, router_hold
+from .mounted_files import DEFAULT_ROOT, MountedFiles
 from .probe_monitor import ProbeMonitor, has_probe
 
 DEFAULT_CONCURRENCY = 32
@@ -60,6 +61,7 @@ class Executor:
         unrouted_for: Callable[[str], float | None] | None = None,
         on_endpoints: Callable[[], None] | None = None,
         log: structlog.typing.FilteringBoundLogger | None = None,
+        files: MountedFiles | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency: must be >= 1, got {concurrency}")
@@ -94,6 +96,7 @@ class Executor:
         self._router_waits: set[str] = set()  # logged once each
         self._backoff: dict[str, Backoff] = {}
         self.probes = ProbeMonitor(runtime, self.enqueue, period=probe_period)
+        self.files = files or MountedFiles(DEFAULT_ROOT / f"{cluster}-{node}")
 
     # ------------------------------------------------------------------ scheduling
 
@@ -257,6 +260,7 @@ class Executor:
 
         self._emit(c, None, state=State.CONTAINER_STATE_PENDING, message="preparing")
         try:
+            c = await self.files.mount(cid, c, self.book.files.get(cid, ()))  # secrets, configs
             await self.runtime.prepare(c, on_pull=on_pull)
             docker_id = await self.runtime.create(c)
         except RuntimeFailure as exc:
@@ -289,6 +293,7 @@ class Executor:
         self.probes.stop(cid)
         await self.runtime.stop(docker_id, grace)
         await self.runtime.remove(docker_id, volumes=volumes)
+        await self.files.remove(cid)
         self.docker_ids.pop(cid, None)
         self._apps.pop(cid, None)
 

@@ -96,6 +96,9 @@ TRUST: dict[str, str] = {}
 #: etcd URL -> the master key file of the first server started on it: every later server on
 #: that etcd is given the same file, as an operator gives every replica (--master-key-file).
 MASTER_KEYS: dict[str, Path] = {}
+#: The same for the secrets key file (--secrets-key-file): the first server's, for every server
+#: started on that etcd.
+SECRETS_KEYS: dict[str, Path] = {}
 
 
 @dataclass
@@ -166,6 +169,8 @@ def start_server(
         argv += ["--node-listen", f"127.0.0.1:{node_port}"]
     if etcd_url and "--master-key-file" not in (extra or []):
         argv += ["--master-key-file", str(MASTER_KEYS.setdefault(etcd_url, state_dir / "master.key"))]
+    if etcd_url and "--secrets-key-file" not in (extra or []):
+        argv += ["--secrets-key-file", str(SECRETS_KEYS.setdefault(etcd_url, state_dir / "secrets.key"))]
     if etcd_url:
         argv += ["--etcd", etcd_url]
     offset = log_path.stat().st_size if log_path.exists() else 0

@@ -19,5 +19,7 @@ class FakeApi(
     api_pb2_grpc.ReleaseServiceServicer,
     api_pb2_grpc.RouteServiceServicer,
     api_pb2_grpc.NetworkServiceServicer,
+    api_pb2_grpc.SecretServiceServicer,
+    api_pb2_grpc.ConfigServiceServicer,
 ):
     """Every ccs API service over dicts keyed by the resource's path."""

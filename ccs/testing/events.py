@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from ccs.testing.networks import NetworksFake
+from ccs.testing.secrets import SecretsFake
 from ccs.testing.state import Ctx, fail
 from ccs.v1 import api_pb2
 
@@ -18,7 +18,7 @@ __all__ = ["KINDS", "EventsFake"]
 KINDS = ("cluster", "node", "application", "service", "container", "event", "release")
 
 
-class EventsFake(NetworksFake):
+class EventsFake(SecretsFake):
     async def ListEvents(self, request: Any, context: Ctx) -> api_pb2.ListEventsResponse:
         await self._cluster(context, request.cluster)
         items, nxt = await self._page(

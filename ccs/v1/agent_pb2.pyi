@@ -66,7 +66,7 @@ class SessionRequest(_message.Message):
     def __init__(self, agent_version: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("action", "container")
+    __slots__ = ("action", "container", "files")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ACTION_UNSPECIFIED: _ClassVar[Assignment.Action]
@@ -77,9 +77,23 @@ class Assignment(_message.Message):
     ACTION_REMOVE: Assignment.Action
     ACTION_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     action: Assignment.Action
     container: _resources_pb2.Container
-    def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ...) -> None: ...
+    files: _containers.RepeatedCompositeFieldContainer[MountedFile]
+    def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ..., files: _Optional[_Iterable[_Union[MountedFile, _Mapping]]] = ...) -> None: ...
+
+class MountedFile(_message.Message):
+    __slots__ = ("kind", "name", "version", "data")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    version: int
+    data: bytes
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class SessionMessage(_message.Message):
     __slots__ = ("type", "version", "base_version", "assignments", "heartbeat_period_ms", "routing", "network_map")

@@ -697,6 +697,76 @@ class RevokeTokenRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class CreateSecretRequest(_message.Message):
+    __slots__ = ("cluster", "name", "data")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    data: bytes
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UpdateSecretRequest(_message.Message):
+    __slots__ = ("cluster", "name", "data")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    data: bytes
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class GetSecretRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ListSecretsRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class ListSecretsResponse(_message.Message):
+    __slots__ = ("secrets",)
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    secrets: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Secret]
+    def __init__(self, secrets: _Optional[_Iterable[_Union[_resources_pb2.Secret, _Mapping]]] = ...) -> None: ...
+
+class DeleteSecretRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteSecretResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RotateSecretsKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RotateSecretsKeyResponse(_message.Message):
+    __slots__ = ("key_generation", "reencrypted")
+    KEY_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    REENCRYPTED_FIELD_NUMBER: _ClassVar[int]
+    key_generation: int
+    reencrypted: int
+    def __init__(self, key_generation: _Optional[int] = ..., reencrypted: _Optional[int] = ...) -> None: ...
+
+class ListConfigsResponse(_message.Message):
+    __slots__ = ("configs",)
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    configs: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Config]
+    def __init__(self, configs: _Optional[_Iterable[_Union[_resources_pb2.Config, _Mapping]]] = ...) -> None: ...
+
 class ListAuditRequest(_message.Message):
     __slots__ = ("since", "page_size", "page_token")
     SINCE_FIELD_NUMBER: _ClassVar[int]

@@ -2253,6 +2253,556 @@ class TokenService:
             _registered_method=True)
 
 
+class SecretServiceStub:
+    """---------------------------------------------------------------- secrets and configs
+
+    Secrets of a cluster: versioned, encrypted at rest, never returned by any answer once made.
+    A name alone means the latest version; services that mount it unpinned roll to each new one.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateSecret = channel.unary_unary(
+                '/ccs.v1.SecretService/CreateSecret',
+                request_serializer=ccs_dot_v1_dot_api__pb2.CreateSecretRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Secret.FromString,
+                _registered_method=True)
+        self.UpdateSecret = channel.unary_unary(
+                '/ccs.v1.SecretService/UpdateSecret',
+                request_serializer=ccs_dot_v1_dot_api__pb2.UpdateSecretRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Secret.FromString,
+                _registered_method=True)
+        self.GetSecret = channel.unary_unary(
+                '/ccs.v1.SecretService/GetSecret',
+                request_serializer=ccs_dot_v1_dot_api__pb2.GetSecretRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Secret.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/ccs.v1.SecretService/ListSecrets',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSecret = channel.unary_unary(
+                '/ccs.v1.SecretService/DeleteSecret',
+                request_serializer=ccs_dot_v1_dot_api__pb2.DeleteSecretRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.DeleteSecretResponse.FromString,
+                _registered_method=True)
+        self.RotateSecretsKey = channel.unary_unary(
+                '/ccs.v1.SecretService/RotateSecretsKey',
+                request_serializer=ccs_dot_v1_dot_api__pb2.RotateSecretsKeyRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.RotateSecretsKeyResponse.FromString,
+                _registered_method=True)
+
+
+class SecretServiceServicer:
+    """---------------------------------------------------------------- secrets and configs
+
+    Secrets of a cluster: versioned, encrypted at rest, never returned by any answer once made.
+    A name alone means the latest version; services that mount it unpinned roll to each new one.
+    """
+
+    def CreateSecret(self, request, context):
+        """Version 1 of a new secret (ALREADY_EXISTS if the name is taken).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSecret(self, request, context):
+        """A new version of an existing secret; services using it unpinned roll to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecret(self, request, context):
+        """Every version; refused (FAILED_PRECONDITION) while a service mounts it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateSecretsKey(self, request, context):
+        """A new data key; every stored secret and config is re-encrypted under it. Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SecretServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSecret,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.CreateSecretRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Secret.SerializeToString,
+            ),
+            'UpdateSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSecret,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.UpdateSecretRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Secret.SerializeToString,
+            ),
+            'GetSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecret,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.GetSecretRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Secret.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListSecretsRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'DeleteSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecret,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.DeleteSecretRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.DeleteSecretResponse.SerializeToString,
+            ),
+            'RotateSecretsKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateSecretsKey,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.RotateSecretsKeyRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.RotateSecretsKeyResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.SecretService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.SecretService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SecretService:
+    """---------------------------------------------------------------- secrets and configs
+
+    Secrets of a cluster: versioned, encrypted at rest, never returned by any answer once made.
+    A name alone means the latest version; services that mount it unpinned roll to each new one.
+    """
+
+    @staticmethod
+    def CreateSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.SecretService/CreateSecret',
+            ccs_dot_v1_dot_api__pb2.CreateSecretRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.SecretService/UpdateSecret',
+            ccs_dot_v1_dot_api__pb2.UpdateSecretRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.SecretService/GetSecret',
+            ccs_dot_v1_dot_api__pb2.GetSecretRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.SecretService/ListSecrets',
+            ccs_dot_v1_dot_api__pb2.ListSecretsRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.SecretService/DeleteSecret',
+            ccs_dot_v1_dot_api__pb2.DeleteSecretRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.DeleteSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateSecretsKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.SecretService/RotateSecretsKey',
+            ccs_dot_v1_dot_api__pb2.RotateSecretsKeyRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.RotateSecretsKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ConfigServiceStub:
+    """Configs: the same store, unencrypted in answers (GetConfig returns the value).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateConfig = channel.unary_unary(
+                '/ccs.v1.ConfigService/CreateConfig',
+                request_serializer=ccs_dot_v1_dot_api__pb2.CreateSecretRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Config.FromString,
+                _registered_method=True)
+        self.UpdateConfig = channel.unary_unary(
+                '/ccs.v1.ConfigService/UpdateConfig',
+                request_serializer=ccs_dot_v1_dot_api__pb2.UpdateSecretRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Config.FromString,
+                _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/ccs.v1.ConfigService/GetConfig',
+                request_serializer=ccs_dot_v1_dot_api__pb2.GetSecretRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.Config.FromString,
+                _registered_method=True)
+        self.ListConfigs = channel.unary_unary(
+                '/ccs.v1.ConfigService/ListConfigs',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListConfigsResponse.FromString,
+                _registered_method=True)
+        self.DeleteConfig = channel.unary_unary(
+                '/ccs.v1.ConfigService/DeleteConfig',
+                request_serializer=ccs_dot_v1_dot_api__pb2.DeleteSecretRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.DeleteSecretResponse.FromString,
+                _registered_method=True)
+
+
+class ConfigServiceServicer:
+    """Configs: the same store, unencrypted in answers (GetConfig returns the value).
+    """
+
+    def CreateConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConfigs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConfig(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ConfigServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConfig,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.CreateSecretRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Config.SerializeToString,
+            ),
+            'UpdateConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConfig,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.UpdateSecretRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Config.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.GetSecretRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.Config.SerializeToString,
+            ),
+            'ListConfigs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConfigs,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListSecretsRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListConfigsResponse.SerializeToString,
+            ),
+            'DeleteConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConfig,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.DeleteSecretRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.DeleteSecretResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.ConfigService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.ConfigService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ConfigService:
+    """Configs: the same store, unencrypted in answers (GetConfig returns the value).
+    """
+
+    @staticmethod
+    def CreateConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ConfigService/CreateConfig',
+            ccs_dot_v1_dot_api__pb2.CreateSecretRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Config.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ConfigService/UpdateConfig',
+            ccs_dot_v1_dot_api__pb2.UpdateSecretRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Config.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ConfigService/GetConfig',
+            ccs_dot_v1_dot_api__pb2.GetSecretRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.Config.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConfigs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ConfigService/ListConfigs',
+            ccs_dot_v1_dot_api__pb2.ListSecretsRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListConfigsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ConfigService/DeleteConfig',
+            ccs_dot_v1_dot_api__pb2.DeleteSecretRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.DeleteSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class AuditServiceStub:
     """---------------------------------------------------------------- audit
 

@@ -420,7 +420,7 @@ class Route(_message.Message):
     def __init__(self, port: _Optional[int] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "labels", "healthcheck", "restart", "depends_on", "networks", "mode", "replicas", "placement", "resources", "restart_policy", "update_config", "rollback_config", "probe", "routes", "session_sticky", "always_pull", "stop_grace_period_ms", "stop_signal", "user", "working_dir", "hostname", "strategy", "cap_add", "cap_drop", "security_opt", "privileged", "devices", "network_mode", "pid", "read_only", "ulimits", "shm_size_bytes", "sysctls", "extra_hosts", "dns", "dns_search", "dns_opt", "group_add", "tmpfs", "init", "cpu_shares", "oom_score_adj", "replace_unhealthy", "on_node_loss")
+    __slots__ = ("image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "labels", "healthcheck", "restart", "depends_on", "networks", "mode", "replicas", "placement", "resources", "restart_policy", "update_config", "rollback_config", "probe", "routes", "session_sticky", "always_pull", "stop_grace_period_ms", "stop_signal", "user", "working_dir", "hostname", "strategy", "cap_add", "cap_drop", "security_opt", "privileged", "devices", "network_mode", "pid", "read_only", "ulimits", "shm_size_bytes", "sysctls", "extra_hosts", "dns", "dns_search", "dns_opt", "group_add", "tmpfs", "init", "cpu_shares", "oom_score_adj", "replace_unhealthy", "on_node_loss", "secrets", "configs")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -500,6 +500,8 @@ class ServiceSpec(_message.Message):
     OOM_SCORE_ADJ_FIELD_NUMBER: _ClassVar[int]
     REPLACE_UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
     ON_NODE_LOSS_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
     image: str
     command: _containers.RepeatedScalarFieldContainer[str]
     entrypoint: _containers.RepeatedScalarFieldContainer[str]
@@ -551,7 +553,31 @@ class ServiceSpec(_message.Message):
     oom_score_adj: int
     replace_unhealthy: bool
     on_node_loss: NodeLossPolicy
-    def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., environment: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortSpec, _Mapping]]] = ..., expose: _Optional[_Iterable[str]] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., restart: _Optional[str] = ..., depends_on: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[ServiceNetwork, _Mapping]]] = ..., mode: _Optional[_Union[ServiceMode, str]] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., update_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., session_sticky: _Optional[bool] = ..., always_pull: _Optional[bool] = ..., stop_grace_period_ms: _Optional[int] = ..., stop_signal: _Optional[str] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., hostname: _Optional[str] = ..., strategy: _Optional[str] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., security_opt: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., devices: _Optional[_Iterable[_Union[DeviceMapping, _Mapping]]] = ..., network_mode: _Optional[str] = ..., pid: _Optional[str] = ..., read_only: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., shm_size_bytes: _Optional[int] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., dns: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_opt: _Optional[_Iterable[str]] = ..., group_add: _Optional[_Iterable[str]] = ..., tmpfs: _Optional[_Mapping[str, str]] = ..., init: _Optional[bool] = ..., cpu_shares: _Optional[int] = ..., oom_score_adj: _Optional[int] = ..., replace_unhealthy: _Optional[bool] = ..., on_node_loss: _Optional[_Union[NodeLossPolicy, str]] = ...) -> None: ...
+    secrets: _containers.RepeatedCompositeFieldContainer[FileRef]
+    configs: _containers.RepeatedCompositeFieldContainer[FileRef]
+    def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., environment: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortSpec, _Mapping]]] = ..., expose: _Optional[_Iterable[str]] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., restart: _Optional[str] = ..., depends_on: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[ServiceNetwork, _Mapping]]] = ..., mode: _Optional[_Union[ServiceMode, str]] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., update_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., session_sticky: _Optional[bool] = ..., always_pull: _Optional[bool] = ..., stop_grace_period_ms: _Optional[int] = ..., stop_signal: _Optional[str] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., hostname: _Optional[str] = ..., strategy: _Optional[str] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., security_opt: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., devices: _Optional[_Iterable[_Union[DeviceMapping, _Mapping]]] = ..., network_mode: _Optional[str] = ..., pid: _Optional[str] = ..., read_only: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., shm_size_bytes: _Optional[int] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., dns: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_opt: _Optional[_Iterable[str]] = ..., group_add: _Optional[_Iterable[str]] = ..., tmpfs: _Optional[_Mapping[str, str]] = ..., init: _Optional[bool] = ..., cpu_shares: _Optional[int] = ..., oom_score_adj: _Optional[int] = ..., replace_unhealthy: _Optional[bool] = ..., on_node_loss: _Optional[_Union[NodeLossPolicy, str]] = ..., secrets: _Optional[_Iterable[_Union[FileRef, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[FileRef, _Mapping]]] = ...) -> None: ...
+
+class FileRef(_message.Message):
+    __slots__ = ("name", "version", "pinned", "target", "uid", "gid", "mode", "key", "digest")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    pinned: bool
+    target: str
+    uid: str
+    gid: str
+    mode: int
+    key: str
+    digest: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., pinned: _Optional[bool] = ..., target: _Optional[str] = ..., uid: _Optional[str] = ..., gid: _Optional[str] = ..., mode: _Optional[int] = ..., key: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class DeviceMapping(_message.Message):
     __slots__ = ("path_on_host", "path_in_container", "permissions")
@@ -1054,6 +1080,52 @@ class ApplicationRevision(_message.Message):
     spec: ApplicationSpec
     note: str
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., revision: _Optional[int] = ..., spec: _Optional[_Union[ApplicationSpec, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class Secret(_message.Message):
+    __slots__ = ("cluster", "name", "version", "versions", "digest", "size", "created_at", "first_created_at", "application")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    version: int
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    digest: str
+    size: int
+    created_at: _timestamp_pb2.Timestamp
+    first_created_at: _timestamp_pb2.Timestamp
+    application: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., versions: _Optional[_Iterable[int]] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., application: _Optional[str] = ...) -> None: ...
+
+class Config(_message.Message):
+    __slots__ = ("cluster", "name", "version", "versions", "digest", "size", "created_at", "first_created_at", "application", "data")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    version: int
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    digest: str
+    size: int
+    created_at: _timestamp_pb2.Timestamp
+    first_created_at: _timestamp_pb2.Timestamp
+    application: str
+    data: bytes
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., versions: _Optional[_Iterable[int]] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., application: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Token(_message.Message):
     __slots__ = ("meta", "role", "clusters", "applications", "expires_at", "revoked_at", "created_by")

@@ -36,8 +36,10 @@ CLUSTERS = "clusters"    # create, change, remove clusters; their join tokens
 NODES = "nodes"          # drain, pause, label, remove nodes
 TOKENS = "tokens"        # create, list, revoke API tokens
 AUDIT = "audit"          # read the audit log
+SECRETS = "secrets"      # create, update, remove secrets and configs (never read a secret's value)
+KEYS = "keys"            # rotate the secrets data key (re-encrypts every cluster's secrets)
 
-PERMISSIONS = (READ, LOGS, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT)
+PERMISSIONS = (READ, LOGS, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT, SECRETS, KEYS)
 
 
 class Scope(Enum):
@@ -55,7 +57,8 @@ GLOBAL, CLUSTER, APP = Scope.GLOBAL, Scope.CLUSTER, Scope.APP
 ROLES: Mapping[str, Mapping[str, Scope]] = {
     "admin": dict.fromkeys(PERMISSIONS, GLOBAL),
     # Reads reach the whole of its clusters: a deploy's --wait watches the cluster and lists its nodes.
-    "deployer": {READ: CLUSTER, DEPLOY: APP, UPDATE: APP, RELEASE: APP, SCALE: APP, LOGS: APP},
+    # Secrets belong to a cluster (applications share them), so a deployer's reach is its clusters.
+    "deployer": {READ: CLUSTER, DEPLOY: APP, UPDATE: APP, RELEASE: APP, SCALE: APP, LOGS: APP, SECRETS: CLUSTER},
     "viewer": {READ: CLUSTER},
 }
 
@@ -134,6 +137,18 @@ RULES: Mapping[str, Rule] = {
     "TokenService/CreateToken": Rule(TOKENS, "token", ("name",), cluster="", mutates=True),
     "TokenService/ListTokens": Rule(TOKENS, "tokens", cluster=""),
     "TokenService/RevokeToken": Rule(TOKENS, "token", ("name",), cluster="", mutates=True),
+    # Secrets and configs: the value never appears in a request's audit record (only the path).
+    "SecretService/CreateSecret": Rule(SECRETS, "secret", ("cluster", "name"), mutates=True),
+    "SecretService/UpdateSecret": Rule(SECRETS, "secret", ("cluster", "name"), mutates=True),
+    "SecretService/GetSecret": Rule(READ, "secret", ("cluster", "name")),
+    "SecretService/ListSecrets": Rule(READ, "secrets", ("cluster",)),
+    "SecretService/DeleteSecret": Rule(SECRETS, "secret", ("cluster", "name"), mutates=True),
+    "SecretService/RotateSecretsKey": Rule(KEYS, "secrets key", cluster="", mutates=True),
+    "ConfigService/CreateConfig": Rule(SECRETS, "config", ("cluster", "name"), mutates=True),
+    "ConfigService/UpdateConfig": Rule(SECRETS, "config", ("cluster", "name"), mutates=True),
+    "ConfigService/GetConfig": Rule(READ, "config", ("cluster", "name")),
+    "ConfigService/ListConfigs": Rule(READ, "configs", ("cluster",)),
+    "ConfigService/DeleteConfig": Rule(SECRETS, "config", ("cluster", "name"), mutates=True),
     "AuditService/ListAudit": Rule(AUDIT, "audit", cluster=""),
     "AuditService/WatchAudit": Rule(AUDIT, "audit", cluster=""),
 }

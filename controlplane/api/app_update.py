@@ -14,7 +14,7 @@ The template travels at most once per write (see :mod:`controlplane.api.app_spec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_specs import for_revision, stored, stored_app
@@ -84,6 +84,7 @@ async def apply_update(
     dry_run: bool = False,
     policy_rv: int = 0,
     networks: Sequence[NetworkGuard] = (),
+    riders: Callable[[Txn], object] | None = None,
 ) -> pb.Application:
     """Write ``app`` (its spec whole, as the caller resolved it) and the service changes.
 
@@ -111,6 +112,8 @@ async def apply_update(
     if policy_rv:
         txn.require_revision(keys.cluster(cluster), "cluster", cluster, policy_rv)
     guard_networks(txn, networks)
+    if riders is not None:
+        riders(txn)  # the application's own secret and config values (api.secret_refs)
     _write_plan(txn, app, plan)
     if revised:
         snapshot(txn, app, "rollback" if options.is_rollback else "update")

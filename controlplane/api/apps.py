@@ -16,12 +16,15 @@ from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same
 from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.networks import check_external, guard_networks, refusal_for
+from controlplane.api.secret_refs import keep_out, mounting, stored_values
+from controlplane.api.secret_refs import resolve as resolve_files
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import MAX_VERSION, check_labels, check_name, check_text, shown
 from controlplane.release import ReleaseOptions
+from controlplane.secrets.store import SecretStore
 from controlplane.store import Corrupt, NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
@@ -50,8 +53,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         etcd: Etcd,
         informer: Informer | None = None,
         parse_cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.etcd = etcd
+        self.secrets = secrets
         self.cache = CacheReader(etcd, informer)
         self.templates = TemplateCache()
         self.parse_cpu_seconds = parse_cpu_seconds
@@ -70,7 +75,8 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             raise InvalidArgument("template", "is empty")
         profiles = _profiles(request.profiles)
         parsed = await parse_checked(request.template, request.env, request.files, name, self.parse_cpu_seconds,
-                                     profiles)
+                                     profiles, await stored_values(self.secrets, cluster, name))
+        own_values = await resolve_files(self.secrets, cluster, name, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         app = pb.Application(
@@ -88,11 +94,13 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             revision=1,
         )
         app.status.phase = "Deployed"
+        keep_out(app.spec, parsed)
         _apply_parsed(app, parsed)
         services = [new_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
         # Guarded by the cluster's revision when the policy had a say (see app_policy).
         txn = Txn().require_revision(keys.cluster(cluster), "cluster", cluster, policy_rv)
         guard_networks(txn, networks)  # the cluster networks it joins exist (see api.networks)
+        own_values(txn)  # its own secret and config values (api.secret_refs)
         txn.create(keys.app(cluster, name), stored_app(app), "application", name)
         # One guard for all services (not one each): a guard counts against --max-txn-ops.
         txn.require_empty(keys.services(cluster, name), "services", f"application {name!r}")
@@ -159,6 +167,12 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
     ) -> pb.Application:
         return await read_modify_write(request.resource_version, lambda: self._UpdateApplication(request))
 
+    async def refresh(self, cluster: str, name: str) -> pb.Application:
+        """Re-apply the application's template as it stands, as ``ccs app update`` with no change
+        would: a secret or config it mounts unpinned has a new version (controlplane.api.secrets)."""
+        request = api_pb2.UpdateApplicationRequest(cluster=cluster, name=name)
+        return await read_modify_write(0, lambda: self._UpdateApplication(request))
+
     async def _UpdateApplication(self, request: api_pb2.UpdateApplicationRequest) -> pb.Application:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
@@ -191,7 +205,9 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             app.spec.profiles.extend(_profiles(request.profiles))
         apply_label_changes(app.meta.labels, request.labels)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
-                                     app.spec.profiles)
+                                     app.spec.profiles, await stored_values(self.secrets, cluster, name))
+        own_values = await resolve_files(self.secrets, cluster, name, parsed)
+        keep_out(app.spec, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         if app.spec != old_spec:
@@ -211,7 +227,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         )
         _check_release_options(options)
         return await apply_update(self.etcd, app, old_spec, parsed, rv, options, dry_run=request.dry_run,
-                                  policy_rv=policy_rv, networks=networks)
+                                  policy_rv=policy_rv, networks=networks, riders=own_values)
 
     async def RollbackApplication(
         self, request: api_pb2.RollbackApplicationRequest, context: grpc.aio.ServicerContext
@@ -246,7 +262,9 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         app.spec.desired_state = desired
         await resolve(self.etcd, cluster, name, app.spec)
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
-                                     app.spec.profiles)
+                                     app.spec.profiles, await stored_values(self.secrets, cluster, name))
+        own_values = await resolve_files(self.secrets, cluster, name, parsed)
+        keep_out(app.spec, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
         app.revision += 1
@@ -256,7 +274,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         touch(app.meta)
         options = ReleaseOptions(strategy=request.strategy, is_rollback=True)
         return await apply_update(self.etcd, app, old_spec, parsed, app.meta.resource_version, options,
-                                  policy_rv=policy_rv, networks=networks)
+                                  policy_rv=policy_rv, networks=networks, riders=own_values)
 
     async def ListRevisions(
         self, request: api_pb2.ListRevisionsRequest, context: grpc.aio.ServicerContext
@@ -300,6 +318,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         damaged |= await self._damaged(keys.containers(cluster, name), pb.Container)
         has_containers = await self.etcd.count(keys.containers(cluster, name)) > 0
         txn = Txn()
+        await self._drop_own_files(txn, cluster, name)
         for bad_key, bad_rv in sorted(damaged.items()):
             txn.require_revision(bad_key, "record", bad_key, bad_rv).delete(bad_key)
         dropped = sorted(damaged) + ([key] if app is None else [])
@@ -325,6 +344,18 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             record_event(txn, cluster, "application", name, "Deleted", f"application {name} deleted" + note)
         await txn.commit(self.etcd)
         return api_pb2.DeleteApplicationResponse()
+
+    async def _drop_own_files(self, txn: Txn, cluster: str, app: str) -> None:
+        """The secrets and configs the application made from its template go with it (its
+        running containers keep their files until they stop), unless another application
+        mounts one: that one stays, as if made with ``ccs secret create``."""
+        if self.secrets is None:
+            return
+        for kind, secret, prefix, revision in await self.secrets.owned(cluster, app):
+            mounts, _, _ = await mounting(self.etcd, cluster, kind, secret)
+            if set(mounts) - {app}:
+                continue
+            txn.require_unchanged(prefix, revision, kind, secret).delete_prefix(prefix)
 
     async def _damaged(self, prefix: str, cls: type[pb.Service] | type[pb.Container]) -> dict[str, int]:
         """Keys under ``prefix`` whose values do not decode as ``cls``, with their mod_revision."""

@@ -157,7 +157,8 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
             # Guards make the check and the delete one atomic step.
             txn.require_empty(keys.apps(name), "applications", f"cluster {name!r}")
             txn.require_empty(keys.nodes(name), "nodes", f"cluster {name!r}")
-        txn.delete(key).delete_prefix(keys.subtree(name))
+        # Its secrets and configs go with it (a cluster made later under the name starts empty).
+        txn.delete(key).delete_prefix(keys.subtree(name)).delete_prefix(keys.secrets(name))
         index = await self.etcd.get(keys.pod_cidr(cluster.pod_cidr)) if cluster.pod_cidr else None
         if index is not None and index.value.decode() == name:
             txn.delete(index.key)  # its range is free for the next cluster

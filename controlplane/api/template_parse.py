@@ -16,7 +16,7 @@ import asyncio
 import functools
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -59,13 +59,15 @@ def check_inputs(template: str, env: Mapping[str, str], files: Mapping[str, str]
 async def parse_checked(
     template: str, env: Mapping[str, str], files: Mapping[str, str], app: str, cpu_seconds: float,
     profiles: Sequence[str] = (),
+    stored_values: Collection[str] = (),
 ) -> ParsedTemplate:
     """Check the inputs, parse in the parse pool under a CPU budget, check the replica limits."""
     check_inputs(template, env, files)
     budget = ParseBudget(cpu_seconds, cpu_clock=time.thread_time)
     log.debug("parsing template", app=app, bytes=len(template))
     call = functools.partial(parse_template, template, env=dict(env), files=dict(files), app_name=app,
-                             budget=budget, profiles=list(profiles))
+                             budget=budget, profiles=list(profiles),
+                             stored_values=frozenset(stored_values))
     try:
         parsed = await asyncio.get_running_loop().run_in_executor(_pool, call)
     except asyncio.CancelledError:

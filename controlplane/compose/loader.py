@@ -25,6 +25,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarint import ScalarInt
 
 from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateError
 from controlplane.compose.limits import ParseBudget, guarded_composer
@@ -53,6 +54,12 @@ def _validator() -> Draft7Validator:
     return Draft7Validator(compose_schema())
 
 
+def _leading_zero(node: int) -> bool:
+    """An integer written with leading zeros (``0440``): ruamel keeps its width."""
+    width = getattr(node, "_width", None)
+    return type(node) is ScalarInt and isinstance(width, int) and width > len(str(abs(int(node))))
+
+
 def _plain(node: Any, path: Path, positions: dict[Path, int], diag: Diagnostics, budget: ParseBudget) -> Any:
     budget.tick()
     if isinstance(node, CommentedMap):
@@ -77,6 +84,14 @@ def _plain(node: Any, path: Path, positions: dict[Path, int], diag: Diagnostics,
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
+        if path and path[-1] == "mode" and _leading_zero(node):
+            # Compose (Go's YAML) reads `mode: 0440` as octal, as YAML 1.1 did; YAML 1.2 reads it
+            # as decimal 440 (0o670: group-writable). A permission mode follows Compose.
+            digits = str(int(node))
+            if set(digits) <= set("01234567"):
+                return int(digits, 8)
+            diag.error(path, f"0{digits} has a leading zero but is not octal (digits 0-7)")
+            return None
         return int(node)
     if isinstance(node, float):
         return float(node)

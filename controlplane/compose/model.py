@@ -148,6 +148,17 @@ Strategy = Literal["rolling", "blue-green", "canary"]
 NodeLoss = Literal["NODE_LOSS_POLICY_WAIT", "NODE_LOSS_POLICY_RESCHEDULE"]
 
 
+class FileRef(_Model):
+    name: str
+    version: int = 0
+    pinned: bool = False
+    target: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
+    key: str = ""
+
+
 class ServiceSpec(_Model):
     image: str = ""
     command: list[str] = []
@@ -200,6 +211,8 @@ class ServiceSpec(_Model):
     oom_score_adj: int | None = None
     replace_unhealthy: bool | None = None  # None: unset, which means true
     on_node_loss: NodeLoss | None = None
+    secrets: list[FileRef] = []
+    configs: list[FileRef] = []
 
 
 class NetworkDef(_Model):

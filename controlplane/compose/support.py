@@ -31,7 +31,7 @@ class Rule:
 
 
 S, W, R = Action.SUPPORTED, Action.WARN, Action.REFUSE
-_NO_SECRETS = "ccs has no secret/config store yet; pass values with environment or `ccs app deploy --env`"
+_DRIVER = "ccs stores secrets and configs itself (encrypted in etcd); no other store or driver is used"
 _REPLICAS = "a fixed value conflicts with running several replicas"
 _RESOURCES = "not implemented; use deploy.resources.{limits,reservations} (cpus, memory, pids)"
 _HOST = "shares or changes host-level isolation; ccs does not grant that to a service"
@@ -57,6 +57,10 @@ SCOPES: tuple[tuple[str, ...], ...] = (
     ("services", "*", "networks", "*"),
     ("volumes", "*"),
     ("networks", "*"),
+    ("secrets", "*"),
+    ("configs", "*"),
+    ("services", "*", "secrets", "[]"),
+    ("services", "*", "configs", "[]"),
 )
 
 RULES: dict[str, Rule] = {
@@ -67,8 +71,8 @@ RULES: dict[str, Rule] = {
     "services": Rule(S),
     "networks": Rule(S),
     "volumes": Rule(S),
-    "secrets": Rule(W, "top-level definitions are unused: " + _NO_SECRETS),
-    "configs": Rule(W, "top-level definitions are unused: " + _NO_SECRETS),
+    "secrets": Rule(S, "stored encrypted, versioned; see Secrets and configs"),
+    "configs": Rule(S, "stored like secrets; readable with `ccs config get`"),
     "models": Rule(W, "AI model definitions are unused by ccs"),
     # ---- services.*
     "services.*.image": Rule(S),
@@ -143,8 +147,8 @@ RULES: dict[str, Rule] = {
     "services.*.post_start": Rule(R, _NOT_YET),
     "services.*.pre_stop": Rule(R, _NOT_YET),
     "services.*.volumes_from": Rule(R, "containers of a service may run on different nodes"),
-    "services.*.secrets": Rule(R, _NO_SECRETS),
-    "services.*.configs": Rule(R, _NO_SECRETS),
+    "services.*.secrets": Rule(S, "a file on a tmpfs of the node, bind-mounted read-only (default /run/secrets/KEY)"),
+    "services.*.configs": Rule(S, "a file on a tmpfs of the node, bind-mounted read-only (default /KEY)"),
     "services.*.models": Rule(R, "AI models are not provided by ccs"),
     "services.*.provider": Rule(R, "provider services are not supported"),
     "services.*.extends": Rule(R, "not implemented; write the service out in full"),
@@ -274,6 +278,33 @@ RULES: dict[str, Rule] = {
         S, "the engine's name for the volume (default ccs-<app>-<key>); ccs- names only when external"
     ),
     "volumes.*.driver_opts": Rule(S, "passed to the driver, e.g. a local NFS or tmpfs volume"),
+    "secrets.*.file": Rule(S, "a file bundled with the template; stored as <app>_<key>, a new version when it changes"),
+    "secrets.*.environment": Rule(S, "a deploy parameter (`--env`); stored as <app>_<key>"),
+    "secrets.*.external": Rule(S, "made with `ccs secret create`; a missing one is refused at deploy"),
+    "secrets.*.name": Rule(S, "with external: the stored name, NAME@N pins version N; otherwise refused"),
+    "secrets.*.labels": Rule(R, "secrets carry no labels in ccs; refused rather than dropped"),
+    "secrets.*.driver": Rule(R, _DRIVER),
+    "secrets.*.driver_opts": Rule(R, _DRIVER),
+    "secrets.*.template_driver": Rule(R, "templated secret values are not implemented"),
+    "configs.*.file": Rule(S, "a file bundled with the template; stored as <app>_<key>, a new version when it changes"),
+    "configs.*.environment": Rule(S, "a deploy parameter (`--env`); stored as <app>_<key>"),
+    "configs.*.content": Rule(S, "inline value; stored as <app>_<key>"),
+    "configs.*.external": Rule(S, "made with `ccs config create`; a missing one is refused at deploy"),
+    "configs.*.name": Rule(S, "with external: the stored name, NAME@N pins version N; otherwise refused"),
+    "configs.*.labels": Rule(R, "configs carry no labels in ccs; refused rather than dropped"),
+    "configs.*.driver": Rule(R, _DRIVER),
+    "configs.*.driver_opts": Rule(R, _DRIVER),
+    "configs.*.template_driver": Rule(R, "templated config values are not implemented"),
+    "services.*.secrets.[].source": Rule(S, "the top-level key"),
+    "services.*.secrets.[].target": Rule(S, "absolute, or relative to /run/secrets"),
+    "services.*.secrets.[].uid": Rule(S, "owner of the file (default 0)"),
+    "services.*.secrets.[].gid": Rule(S, "group of the file (default 0)"),
+    "services.*.secrets.[].mode": Rule(S, "permission bits (default 0444)"),
+    "services.*.configs.[].source": Rule(S, "the top-level key"),
+    "services.*.configs.[].target": Rule(S, "absolute, or relative to /"),
+    "services.*.configs.[].uid": Rule(S, "owner of the file (default 0)"),
+    "services.*.configs.[].gid": Rule(S, "group of the file (default 0)"),
+    "services.*.configs.[].mode": Rule(S, "permission bits (default 0444)"),
     "networks.*.driver": Rule(
         S, "bridge or overlay: both mean the ccs network across the nodes; other drivers are refused"
     ),

@@ -13,8 +13,8 @@ for the API to hold against the cluster's policy; the parser does not know the c
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ccs.v1 import resources_pb2
@@ -24,6 +24,8 @@ from controlplane.compose.deploy import apply_deploy
 from controlplane.compose.dotenv import DotenvError, parse_dotenv
 from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateError
 from controlplane.compose.extension import extension_claims
+from controlplane.compose.files import FileSource, grants
+from controlplane.compose.files import definitions as file_definitions
 from controlplane.compose.graph import check_published_ports, start_order
 from controlplane.compose.interpolation import interpolate_tree
 from controlplane.compose.limits import ParseBudget
@@ -63,6 +65,9 @@ class ParsedTemplate:
     # Values the cluster's policy must allow (controlplane.compose.security), of the
     # services deployed.
     privileged: list[PrivilegedUse] = field(default_factory=list)
+    # The template's own secrets and configs (file:, environment:, content:) with their values,
+    # for the control plane to store before the services that mount them (controlplane.compose.files).
+    file_sources: list[FileSource] = field(default_factory=list)
 
 
 def check_template_size(template: str) -> None:
@@ -200,8 +205,13 @@ def parse_template(
     app_name: str,
     budget: ParseBudget | None = None,
     profiles: Sequence[str] = (),
+    stored_values: Collection[str] = (),
 ) -> ParsedTemplate:
     """Parse a Compose template for application ``app_name``; raise TemplateError listing all errors.
+
+    ``stored_values``: the names of the application's own secrets and configs already stored
+    (a re-parse of a stored template, whose secret files and variables are not kept with it;
+    see ``files.definitions``).
 
     ``env`` are deploy-time parameters and win over ``files[".env"]``; ``os.environ`` is never read.
     ``profiles`` are the Compose profiles chosen (see ``profiles.py``; without any,
@@ -223,7 +233,13 @@ def parse_template(
     def lookup(name: str) -> str | None:
         return env[name] if name in env else dotenv.get(name)
 
-    doc = interpolate_tree(doc, lookup, diag, tick=budget.tick)
+    interpolated: set[str] = set()  # variables whose values the template puts into its text
+
+    def tracking(name: str) -> str | None:
+        interpolated.add(name)
+        return lookup(name)
+
+    doc = interpolate_tree(doc, tracking, diag, tick=budget.tick)
     check_text_tree(doc, diag, budget.tick)
     budget.check_time()
     validate_schema(doc, diag)
@@ -235,8 +251,9 @@ def parse_template(
     if doc.get("name") not in (None, app_name):
         diag.warn(("name",), f"the application is deployed as {app_name!r}")
     volumes, networks = _top_level(doc, diag)
+    defined = file_definitions(doc, app_name, lookup, bundled, diag, deploy_env=set(env), stored=stored_values)
     definitions = {v.name: v for v in volumes}
-    ctx = Context(diag, lookup, bundled, set(definitions), {n.name for n in networks})
+    ctx = Context(diag, tracking, bundled, set(definitions), {n.name for n in networks})
     chosen = Profiles.choose(profiles, lookup, doc["services"], diag)
     specs = {}
     for name, svc in doc["services"].items():
@@ -251,6 +268,9 @@ def parse_template(
         # are chosen; only the chosen ones are deployed.
         spec = _service(name, svc or {}, ctx)
         attach_definitions(spec, definitions)
+        for top in ("secrets", "configs"):
+            setattr(spec, top, grants(svc.get(top) if svc else None, top[:-1], defined[top],
+                                      ("services", name, top), diag))
         if chosen.includes(name):
             specs[name] = spec
     if not specs and not diag.errors:
@@ -267,5 +287,11 @@ def parse_template(
         networks=[to_proto(n, resources_pb2.NetworkDef()) for n in networks],
         warnings=diag.warnings,
         privileged=[use for name in order for use in ctx.privileged.get(name, [])],
+        # A variable the template also interpolates is in its specs anyway: not one to keep out.
+        file_sources=[replace(src, variable="") if src.variable in interpolated else src
+                      for top in defined.values() for src in top.values() if src is not None
+                      and (src.value is not None or src.stored)
+                      and any(ref.name == src.name for spec in specs.values()
+                              for ref in (*spec.secrets, *spec.configs))],
     )
 

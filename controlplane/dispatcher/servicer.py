@@ -19,12 +19,14 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_token, token_record
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
+from controlplane.dispatcher.mounted_files import attach
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_labels, check_name
 from controlplane.pki import certs, node_certs
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard, current_node
+from controlplane.secrets.store import SecretStore
 from controlplane.store import Conflict, Corrupt, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
@@ -50,8 +52,10 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
     def __init__(
         self, etcd: Etcd, informer: Informer, hub: AssignmentHub, verifier: TokenVerifier,
         broker: LogBroker, issuer: NodeIssuer | None = None, guard: NodeGuard | None = None,
+        files: SecretStore | None = None,
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
+        self.files = files  # the values of mounted secrets and configs (mounted_files)
         self.broker = broker
         # With TLS: certificates are issued at registration and node calls are authenticated
         # by them (the guard); without (--insecure, or tests), bearer node credentials.
@@ -227,7 +231,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         loop = asyncio.get_running_loop()
         next_check = loop.time() + (recheck or 0)
         try:
-            yield complete
+            yield await attach(self.files, p.cluster, complete)
             while True:
                 msg: agent_pb2.SessionMessage | bool | None = False
                 try:
@@ -244,7 +248,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                 if msg is None:
                     return
                 assert isinstance(msg, agent_pb2.SessionMessage)
-                yield msg
+                yield await attach(self.files, p.cluster, msg)
         finally:
             self.hub.close(session)
             log.info("session closed", cluster=p.cluster, node=p.node)

@@ -2,8 +2,8 @@
 
 Trust, as Swarm builds it (swarmkit's ``ca`` package) and where ccs differs:
 
-- **One CA per control plane** (:mod:`cluster_ca`), created at the first start. Its key and
-  the secrets key sit in etcd wrapped by a master key (:mod:`keywrap`) that every API server
+- **One CA per control plane** (:mod:`cluster_ca`), created at the first start. Its key sits
+  in etcd wrapped by a master key (:mod:`keywrap`) that every API server
   is given as a file, so every replica can sign and none keeps state of its own. Swarm keeps
   the CA key in its Raft store, encrypted only when a passphrase is given
   (``SWARM_ROOT_CA_PASSPHRASE``); here it is always wrapped.
@@ -25,6 +25,6 @@ Trust, as Swarm builds it (swarmkit's ``ca`` package) and where ccs differs:
   ``ccs node rm`` mark the node's certificates revoked in the transaction that says so.
 
 Under ``--insecure`` none of this is used for connections (plaintext, bearer node
-credentials as before), but the CA and secrets key are still created, so turning TLS on later
+credentials as before), but the CA is still created, so turning TLS on later
 needs no migration.
 """

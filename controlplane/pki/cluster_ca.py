@@ -1,10 +1,14 @@
-"""The cluster CA and the secrets key: created once per control plane, loaded by every server.
+"""The cluster CA: created once per control plane, loaded by every server.
 
-First start (no CA in etcd): generate the master key file unless one is there, a CA and a
-secrets key, and store both keys wrapped in one transaction guarded on the CA's absence, so two
-servers starting at once on an empty etcd end with one CA (the loser reads the winner's).
-Every later start, on any server: read both, unwrap them with the master key file, and refuse
-to start when the file is missing or is another key, saying which key etcd needs.
+First start (no CA in etcd): generate the master key file unless one is there and a CA, and
+store its key wrapped in one transaction guarded on the CA's absence, so two servers starting
+at once on an empty etcd end with one CA (the loser reads the winner's). Every later start, on
+any server: read it, unwrap it with the master key file, and refuse to start when the file is
+missing or is another key, saying which key etcd needs.
+
+The secrets of applications are not under this key: their data keys are wrapped by the key of
+``--secrets-key-file`` (controlplane.secrets, which says why). A control plane from before that
+holds an unused ``/ccs/pki/secrets-key``; nothing reads it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import asyncio
 import base64
 import datetime as dt
 import json
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,6 @@ from cryptography import x509
 
 from controlplane.pki import certs
 from controlplane.pki.keywrap import (
-    KEY_BYTES,
     MasterKeyError,
     create_master_key,
     key_id,
@@ -38,9 +40,6 @@ from controlplane.store.txn import Txn
 class ClusterKeys:
     ca_key: certs.PrivateKey
     ca_cert: x509.Certificate
-    #: Kept for the encrypted secrets store (issue 12); generated with the CA so every
-    #: control plane has one from its first start.
-    secrets_key: bytes
     created: bool  # this start created them
 
     @property
@@ -79,17 +78,15 @@ async def load_or_create(etcd: Etcd, master_key_file: Path, now: dt.datetime) ->
             return await _load(etcd, master_key_file, ca_kv.value)
         master = await asyncio.to_thread(_read_or_create, master_key_file)
         ca_key, ca_cert = certs.new_ca(now)
-        secrets_key = secrets.token_bytes(KEY_BYTES)
         txn = Txn().require_absent(keys.PKI_CA, "cluster CA", "ca")
         txn.put(keys.PKI_CA, _record(master, certs.key_pem(ca_key), keys.PKI_CA,
                                      {"cert_pem": certs.cert_pem(ca_cert).decode(),
                                       "created_at": now.isoformat()}))
-        txn.put(keys.PKI_SECRETS_KEY, _record(master, secrets_key, keys.PKI_SECRETS_KEY))
         try:
             await txn.commit(etcd)
         except AlreadyExists:
             continue  # another server created them a moment ago: load those
-        return ClusterKeys(ca_key, ca_cert, secrets_key, created=True)
+        return ClusterKeys(ca_key, ca_cert, created=True)
     raise RuntimeError("the cluster CA kept appearing and vanishing in etcd")
 
 
@@ -110,12 +107,4 @@ async def _load(etcd: Etcd, master_key_file: Path, ca_raw: bytes) -> ClusterKeys
     doc, key_bytes = _open(master, ca_raw, keys.PKI_CA, master_key_file)
     ca_cert = certs.load_cert(doc["cert_pem"].encode())
     ca_key = certs.load_key(key_bytes)
-    sk = await etcd.get(keys.PKI_SECRETS_KEY)
-    if sk is None:  # cannot happen through ccs (one transaction); repair rather than refuse
-        secrets_key = secrets.token_bytes(KEY_BYTES)
-        await (Txn().require_absent(keys.PKI_SECRETS_KEY, "secrets key", "secrets-key")
-               .put(keys.PKI_SECRETS_KEY, _record(master, secrets_key, keys.PKI_SECRETS_KEY))
-               .commit(etcd))
-    else:
-        _, secrets_key = _open(master, sk.value, keys.PKI_SECRETS_KEY, master_key_file)
-    return ClusterKeys(ca_key, ca_cert, secrets_key, created=False)
+    return ClusterKeys(ca_key, ca_cert, created=False)

@@ -1,7 +1,8 @@
 """The master key: the one secret every API server is given, and what it wraps.
 
-The cluster CA's private key and the secrets key live in etcd, so that every API replica can
-sign node certificates and decrypt secrets, and none of them holds state of its own. In etcd
+The cluster CA's private key lives in etcd, so that every API replica can sign node
+certificates, and none of them holds state of its own. (The secrets store wraps its data keys
+the same way, with the key of ``--secrets-key-file`` and these functions: controlplane.secrets.) In etcd
 they are wrapped (AES-256-GCM) by the master key, which is never written to etcd: an etcd
 backup or a snooped etcd connection alone yields neither key.
 
@@ -42,28 +43,29 @@ def key_id(master: bytes) -> str:
     return hashlib.sha256(b"ccs master key id\0" + master).hexdigest()[:16]
 
 
-def read_master_key(path: Path) -> bytes:
-    """The key in ``path``; MasterKeyError naming the file and the problem."""
+def read_master_key(path: Path, what: str = "master key") -> bytes:
+    """The key in ``path``; MasterKeyError naming the file and the problem. ``what`` names the
+    key in messages (the secrets key file has the same format)."""
     try:
         st = path.stat()
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise MasterKeyError(f"{path}: no such master key file") from None
+        raise MasterKeyError(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise MasterKeyError(f"{path}: cannot read the master key: {exc}") from None
+        raise MasterKeyError(f"{path}: cannot read the {what}: {exc}") from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise MasterKeyError(f"{path}: the master key file is readable by others (mode "
+        raise MasterKeyError(f"{path}: the {what} file is readable by others (mode "
                              f"{stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
     try:
         key = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise MasterKeyError(f"{path}: not base64 (a master key file holds 32 bytes in base64)") from None
+        raise MasterKeyError(f"{path}: not base64 (a {what} file holds 32 bytes in base64)") from None
     if len(key) != KEY_BYTES:
-        raise MasterKeyError(f"{path}: the key is {len(key)} bytes; a master key is {KEY_BYTES}")
+        raise MasterKeyError(f"{path}: the key is {len(key)} bytes; a {what} is {KEY_BYTES}")
     return key
 
 
-def create_master_key(path: Path) -> bytes:
+def create_master_key(path: Path, what: str = "master key") -> bytes:
     """Generate a key and write it to ``path`` (mode 0600, created exclusively: an existing
     file is never overwritten)."""
     key = secrets.token_bytes(KEY_BYTES)
@@ -71,7 +73,7 @@ def create_master_key(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise MasterKeyError(f"{path}: already exists; not overwriting a master key") from None
+        raise MasterKeyError(f"{path}: already exists; not overwriting a {what}") from None
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(base64.b64encode(key).decode() + "\n")
         out.flush()

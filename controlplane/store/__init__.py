@@ -29,7 +29,10 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/podcidrs/{cidr with _ for /}                     cluster owning that pod range (text)
     /ccs/pki/ca                                           the cluster CA: JSON {cert_pem, key (wrapped
                                                           by the master key), master_key_id}
-    /ccs/pki/secrets-key                                  the secrets key, wrapped the same way
+    /ccs/secrets/{cluster}/{secret|config}/{name}/{version}  a secret or config version, encrypted
+                                                          (JSON; controlplane.secrets)
+    /ccs/secretkeys/{generation}                          a secrets data key, wrapped by the key of
+                                                          --secrets-key-file (JSON; controlplane.secrets)
 
 Why this shape:
 

@@ -9,14 +9,22 @@ TOKEN_NAMES = "/ccs/tokennames/"
 AUDIT = "/ccs/audit/"
 BOOTSTRAP = "/ccs/bootstrap"
 POD_CIDRS = "/ccs/podcidrs/"
-#: The cluster CA (certificate, and its key wrapped by the master key) and the secrets key
-#: (wrapped the same way): see controlplane.pki.
+#: The cluster CA (certificate, and its key wrapped by the master key): see controlplane.pki.
 PKI_CA = "/ccs/pki/ca"
-PKI_SECRETS_KEY = "/ccs/pki/secrets-key"
+
+
+#: Secrets and configs, outside the clusters' subtrees (controlplane.secrets says why).
+SECRETS = "/ccs/secrets/"
+SECRET_KEYS = "/ccs/secretkeys/"
 
 
 def cluster(name: str) -> str:
     return f"{CLUSTERS}{name}"
+
+
+def secrets(cluster: str) -> str:
+    """Every secret and config version of a cluster."""
+    return f"{SECRETS}{cluster}/"
 
 
 def subtree(cluster: str) -> str:

@@ -143,6 +143,42 @@ async def test_cluster_errors(client: ccs.AsyncClient, unique: str) -> None:
     assert isinstance(await error(client.clusters.get(unique)), ccs.NotFound)
 
 
+# ---------------------------------------------------------------- secrets and configs
+
+
+async def test_secret_and_config_answers_and_errors(client: ccs.AsyncClient, unique: str) -> None:
+    e = await error(client.secrets.create(unique, "db", b"pw"))
+    assert isinstance(e, ccs.NotFound) and e.message == f"cluster {unique!r} not found"
+    await client.clusters.create(unique)
+    made = await client.secrets.create(unique, "db", b"pw")
+    assert (made.name, made.version, list(made.versions), made.size) == ("db", 1, [1], 2)
+    assert made.digest == "sha256:30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"
+    e = await error(client.secrets.create(unique, "db", b"other"))
+    assert isinstance(e, ccs.AlreadyExists) and e.message == "secret 'db' already exists"
+    e = await error(client.secrets.update(unique, "nope", b"x"))
+    assert isinstance(e, ccs.NotFound) and e.message == "secret 'nope' not found"
+    e = await error(client.secrets.create(unique, "a b", b"x"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == (
+        "name: 'a b' is not a valid name: 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    e = await error(client.secrets.create(unique, "empty", b""))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == "data: is empty"
+    assert (await client.secrets.update(unique, "db", b"pw2")).version == 2
+    got = await client.secrets.get(unique, "db@1")
+    assert (got.version, list(got.versions), got.digest) == (1, [1, 2], made.digest)
+    e = await error(client.secrets.get(unique, "db@9"))
+    assert isinstance(e, ccs.NotFound) and e.message == "secret 'db@9' not found"
+    e = await error(client.secrets.get(unique, "db@0"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == "name: 'db@0': the version after '@' must be a positive number"
+    assert [(s.name, s.version) for s in await client.secrets.list(unique)] == [("db", 2)]
+    conf = await client.configs.create(unique, "conf", b"a=1")
+    assert (await client.configs.get(unique, "conf")).data == b"a=1" and not conf.data
+    await client.secrets.delete(unique, "db")
+    e = await error(client.secrets.delete(unique, "db"))
+    assert isinstance(e, ccs.NotFound) and e.message == "secret 'db' not found"
+    assert [c.name for c in await client.configs.list(unique)] == ["conf"]
+    assert await client.secrets.list(unique) == []
+
+
 SHARING = """
 services:
   web:

@@ -99,6 +99,18 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "TokenService/RevokeToken":                 (ok, no, no, no, no, un, un, un),
     "AuditService/ListAudit":                   (ok, no, no, no, no, un, un, un),
     "AuditService/WatchAudit":                  (ok, no, no, no, no, un, un, un),
+    # Secrets belong to a cluster: a deployer reaches those of its clusters, whatever the app.
+    "SecretService/CreateSecret":               (ok, ok, ok, no, no, un, un, un),
+    "SecretService/UpdateSecret":               (ok, ok, ok, no, no, un, un, un),
+    "SecretService/GetSecret":                  (ok, ok, ok, no, ok, un, un, un),
+    "SecretService/ListSecrets":                (ok, ok, ok, no, ok, un, un, un),
+    "SecretService/DeleteSecret":               (ok, ok, ok, no, no, un, un, un),
+    "SecretService/RotateSecretsKey":           (ok, no, no, no, no, un, un, un),
+    "ConfigService/CreateConfig":               (ok, ok, ok, no, no, un, un, un),
+    "ConfigService/UpdateConfig":               (ok, ok, ok, no, no, un, un, un),
+    "ConfigService/GetConfig":                  (ok, ok, ok, no, ok, un, un, un),
+    "ConfigService/ListConfigs":                (ok, ok, ok, no, ok, un, un, un),
+    "ConfigService/DeleteConfig":               (ok, ok, ok, no, no, un, un, un),
 }
 
 # Calls that change state (audited; a refused one must leave etcd as it was, but for its record).
@@ -113,6 +125,9 @@ MUTATIONS = {
     "ReleaseService/RollbackRelease", "ReleaseService/PromoteRelease", "ReleaseService/AbortRelease",
     "TokenService/CreateToken", "TokenService/RevokeToken",
     "NetworkService/CreateNetwork", "NetworkService/DeleteNetwork",
+    "SecretService/CreateSecret", "SecretService/UpdateSecret", "SecretService/DeleteSecret",
+    "SecretService/RotateSecretsKey", "ConfigService/CreateConfig", "ConfigService/UpdateConfig",
+    "ConfigService/DeleteConfig",
 }
 
 
@@ -164,6 +179,17 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
     "ReleaseService/PromoteRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
     "ReleaseService/AbortRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
     "RouteService/ListRoutes": lambda c, a: api_pb2.ListRoutesRequest(cluster=c),
+    "SecretService/CreateSecret": lambda c, a: api_pb2.CreateSecretRequest(cluster=c, name=fresh(), data=b"v"),
+    "SecretService/UpdateSecret": lambda c, a: api_pb2.UpdateSecretRequest(cluster=c, name="nope", data=b"v"),
+    "SecretService/GetSecret": lambda c, a: api_pb2.GetSecretRequest(cluster=c, name="nope"),
+    "SecretService/ListSecrets": lambda c, a: api_pb2.ListSecretsRequest(cluster=c),
+    "SecretService/DeleteSecret": lambda c, a: api_pb2.DeleteSecretRequest(cluster=c, name="nope"),
+    "SecretService/RotateSecretsKey": lambda c, a: api_pb2.RotateSecretsKeyRequest(),
+    "ConfigService/CreateConfig": lambda c, a: api_pb2.CreateSecretRequest(cluster=c, name=fresh(), data=b"v"),
+    "ConfigService/UpdateConfig": lambda c, a: api_pb2.UpdateSecretRequest(cluster=c, name="nope", data=b"v"),
+    "ConfigService/GetConfig": lambda c, a: api_pb2.GetSecretRequest(cluster=c, name="nope"),
+    "ConfigService/ListConfigs": lambda c, a: api_pb2.ListSecretsRequest(cluster=c),
+    "ConfigService/DeleteConfig": lambda c, a: api_pb2.DeleteSecretRequest(cluster=c, name="nope"),
     "NetworkService/CreateNetwork": lambda c, a: api_pb2.CreateNetworkRequest(cluster=c, name=fresh()),
     "NetworkService/GetNetwork": lambda c, a: api_pb2.GetNetworkRequest(cluster=c, name="no-such-network"),
     "NetworkService/ListNetworks": lambda c, a: api_pb2.ListNetworksRequest(cluster=c),

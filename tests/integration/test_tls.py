@@ -84,7 +84,11 @@ def test_first_start_creates_the_ca_and_serves_tls_only(own_etcd: EtcdProc, tmp_
         stored = json.loads(asyncio.run(etcd_value(own_etcd, "/ccs/pki/ca")) or b"{}")
         assert b"PRIVATE KEY" not in json.dumps(stored).encode() and stored["key"]
         assert key_file.read_text().strip() not in json.dumps(stored)
-        assert asyncio.run(etcd_value(own_etcd, "/ccs/pki/secrets-key")) is not None
+        # The secrets data key is in etcd wrapped by the secrets key file (controlplane.secrets).
+        secrets_file = tmp_path / "state" / "secrets.key"
+        assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+        data_key = json.loads(asyncio.run(etcd_value(own_etcd, "/ccs/secretkeys/000001")) or b"{}")
+        assert data_key["key"] and secrets_file.read_text().strip() not in json.dumps(data_key)
 
         # The client config pins that CA, and the CLI works with it as written.
         ctx = yaml.safe_load((tmp_path / "config.yaml").read_text())["contexts"]["local"]

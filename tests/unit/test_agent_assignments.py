@@ -58,3 +58,20 @@ def test_complete_set_moves_dropped_containers_to_removing() -> None:
     book.apply(complete(1, container("a"), container("b")))
     assert book.apply(complete(9, container("b"))) == {"a", "b"}
     assert set(book.desired) == {"b"} and set(book.removing) == {"a"} and book.version == 9
+
+
+def test_the_book_keeps_each_containers_mounted_values_and_drops_them_with_it() -> None:
+    book = AssignmentBook()
+    msg = complete(1, container("a"), container("b"))
+    msg.assignments[0].files.add(kind="secret", name="db", version=2, data=b"pw")
+    book.apply(msg)
+    assert [(f.name, f.data) for f in book.files["a"]] == [("db", b"pw")] and book.files["b"] == []
+    # A newer assignment replaces them; a removal or a complete set without the container drops them.
+    update = incremental(1, 2, (agent_pb2.Assignment.ACTION_UPDATE, container("a")))
+    update.assignments[0].files.add(kind="secret", name="db", version=3, data=b"pw3")
+    book.apply(update)
+    assert [f.version for f in book.files["a"]] == [3]
+    book.apply(incremental(2, 3, (agent_pb2.Assignment.ACTION_REMOVE, container("a"))))
+    assert "a" not in book.files
+    book.apply(complete(4))
+    assert book.files == {}

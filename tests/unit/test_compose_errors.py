@@ -91,9 +91,19 @@ CASES = [
     ("pid of another container", "services:\n  web: {image: a, pid: 'service:db'}\n", "services.web.pid: only host"),
     ("ipc", "services:\n  web: {image: a, ipc: host}\n", "services.web.ipc: is not supported"),
     (
-        "secrets",
+        "secret driver",
+        "services:\n  web: {image: a, secrets: [s]}\nsecrets: {s: {file: s.txt, driver: vault}}\n",
+        "secrets.s.driver: is not supported: ccs stores secrets and configs itself",
+    ),
+    (
+        "secret file not bundled",
         "services:\n  web: {image: a, secrets: [s]}\nsecrets: {s: {file: s.txt}}\n",
-        "services.web.secrets: is not supported: ccs has no secret/config store",
+        "secrets.s.file: file 's.txt' was not provided with the template",
+    ),
+    (
+        "secret not defined",
+        "services:\n  web: {image: a, secrets: [nope]}\n",
+        "services.web.secrets[0]: secret 'nope' is not defined under the top-level secrets:",
     ),
     ("cpu_quota hint", "services:\n  web: {image: a, cpu_quota: 50000}\n", "use deploy.resources"),
     ("memswap_limit", "services:\n  web: {image: a, memswap_limit: 1g}\n", "drop it silently"),

@@ -52,6 +52,12 @@ KEYS_DOCKER = "tests/integration/test_compose_keys_docker.py"  # docker inspect 
 NARROW = f"{KEYS_DOCKER}::test_narrowing_and_harmless_keys_have_their_effect"
 PRIVILEGED = f"{KEYS_DOCKER}::test_privileged_keys_have_their_effect"
 PRIV_SPEC = "tests/unit/test_compose_container_keys.py::test_privileged_values_reach_the_spec"
+SECRETS_PARSE = "tests/unit/test_compose_secrets.py"
+SECRETS_API = ("tests/integration/test_secrets.py::"
+               "test_a_template_mounts_versions_and_an_update_rolls_the_unpinned_services")
+SECRET_FILES = "tests/integration/test_secret_files.py::test_secrets_and_configs_are_files_in_the_container_and_nowhere_else"
+DEFS = f"{SECRETS_PARSE}::test_definitions_become_stored_names_and_values"
+GRANTS = f"{SECRETS_PARSE}::test_external_names_pin_and_defaults_and_long_syntax"
 POLICY = ("tests/integration/test_cluster_policy.py::"
           "test_privileged_keys_wait_for_the_policy_and_narrowing_it_keeps_what_runs")
 
@@ -207,6 +213,25 @@ PROOFS: dict[str, tuple[str, ...]] = {
                                f"{NETS}::test_what_ccs_cannot_honour_is_refused_naming_the_field[ipv4 off]"),
     "networks.*.enable_ipv6": (f"{NETS}::test_each_network_and_each_services_networks_are_kept_in_template_order",
                                f"{NETS}::test_what_ccs_cannot_honour_is_refused_naming_the_field[ipv6]"),
+    "secrets.*.file": (f"{DEFS}[file]", SECRETS_API, SECRET_FILES),
+    "secrets.*.environment": (f"{DEFS}[environment]", SECRETS_API),
+    "secrets.*.external": (GRANTS, SECRETS_API, SECRET_FILES),
+    "secrets.*.name": (GRANTS, SECRETS_API),
+    "configs.*.file": (f"{DEFS}[config file]", SECRETS_API),
+    "configs.*.environment": (f"{DEFS}[config environment]", SECRETS_API),
+    "configs.*.content": (f"{DEFS}[config content]", SECRET_FILES),
+    "configs.*.external": (GRANTS, SECRETS_API),
+    "configs.*.name": (GRANTS, SECRETS_API),
+    "services.*.secrets.[].source": (GRANTS, SECRET_FILES),
+    "services.*.secrets.[].target": (GRANTS, SECRET_FILES),
+    "services.*.secrets.[].uid": (GRANTS, SECRET_FILES),
+    "services.*.secrets.[].gid": (GRANTS, SECRET_FILES),
+    "services.*.secrets.[].mode": (GRANTS, SECRET_FILES),
+    "services.*.configs.[].source": (GRANTS, SECRET_FILES),
+    "services.*.configs.[].target": (GRANTS, SECRET_FILES),
+    "services.*.configs.[].uid": (GRANTS, SECRET_FILES),
+    "services.*.configs.[].gid": (GRANTS, SECRET_FILES),
+    "services.*.configs.[].mode": (GRANTS, SECRET_FILES),
 }
 
 #: Supported keys whose value is only a mapping of keys with rules of their own (a scope of the
@@ -215,6 +240,7 @@ STRUCTURAL = frozenset({
     "services", "volumes", "networks", "services.*.deploy", "services.*.deploy.placement", "services.*.deploy.resources",
     "services.*.deploy.resources.limits", "services.*.deploy.resources.reservations", "services.*.healthcheck",
     "services.*.volumes.[].bind", "services.*.volumes.[].volume", "services.*.volumes.[].tmpfs",
+    "secrets", "configs", "services.*.secrets", "services.*.configs",
 })
 
 #: pending: keys owned by issue 11 branches still being merged; allowed here in any state until the

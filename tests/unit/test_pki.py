@@ -193,7 +193,7 @@ class Clock:
 
 def _keys() -> ClusterKeys:
     ca_key, ca = certs.new_ca(NOW)
-    return ClusterKeys(ca_key, ca, b"k" * 32, created=True)
+    return ClusterKeys(ca_key, ca, created=True)
 
 
 def test_the_server_certificate_is_renewed_at_two_thirds_and_each_port_gets_it_once() -> None:

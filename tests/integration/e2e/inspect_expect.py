@@ -38,6 +38,8 @@ ON_THE_CONTAINER = frozenset({
 ELSEWHERE = frozenset({
     "depends_on", "networks", "mode", "replicas", "placement", "update_config", "rollback_config",
     "probe", "routes", "session_sticky", "always_pull", "strategy", "on_node_loss", "replace_unhealthy",
+    # Bind mounts of files the agent writes (tests/integration/test_secret_files.py checks them).
+    "secrets", "configs",
 })
 
 

@@ -69,12 +69,12 @@ ENV = {"plex": {"PLEX_MEDIA_PATH": "plex-media"}}  # relative: under the test's 
 POLICY = {"plex": "network_mode", "wireguard": "cap_add"}
 
 BUILD, RELATIVE, HOME = "build", "relative", "home"
-SECRETS, RUNTIME, FIXED_ADDRESS, IPAM = "secrets", "runtime", "ipv4_address", "ipam"
+SECRET_FILE, RUNTIME, FIXED_ADDRESS, IPAM = "secret file", "runtime", "ipv4_address", "ipam"
 REASONS = {
     BUILD: BUILD_REFUSAL,
     RELATIVE: "is relative to the template's directory, which does not travel to the nodes",
     HOME: "is in a home directory, which depends on the user of the machine running it",
-    SECRETS: "is not supported: " + RULES["services.*.secrets"].reason,
+    SECRET_FILE: "file 'db/password.txt' was not provided with the template",
     RUNTIME: "is not supported: " + RULES["services.*.runtime"].reason,
     FIXED_ADDRESS: "is not supported: " + RULES["services.*.networks.*.ipv4_address"].reason,
     IPAM: "is not supported: " + RULES["networks.*.ipam"].reason,
@@ -90,15 +90,15 @@ REFUSED: dict[str, dict[str, str]] = {
     "flask": {"web.build": BUILD},
     "flask-redis": {"web.volumes[0]": RELATIVE, "web.build": BUILD},
     "minecraft": {"minecraft.volumes[0]": HOME},
-    "nginx-aspnet-mysql": {"backend.secrets": SECRETS, "db.secrets": SECRETS, "backend.build": BUILD,
+    "nginx-aspnet-mysql": {"@secrets.db-password.file": SECRET_FILE, "backend.build": BUILD,
                            "proxy.build": BUILD},
     "nginx-flask-mongo": {"web.volumes[0]": RELATIVE, "backend.volumes[0]": RELATIVE, "backend.build": BUILD},
-    "nginx-flask-mysql": {"db.secrets": SECRETS, "backend.secrets": SECRETS, "backend.build": BUILD,
+    "nginx-flask-mysql": {"@secrets.db-password.file": SECRET_FILE, "backend.build": BUILD,
                           "proxy.build": BUILD},
     "nginx-golang": {"proxy.volumes[0]": RELATIVE, "backend.build": BUILD},
-    "nginx-golang-mysql": {"backend.secrets": SECRETS, "db.secrets": SECRETS, "backend.build": BUILD,
+    "nginx-golang-mysql": {"@secrets.db-password.file": SECRET_FILE, "backend.build": BUILD,
                            "proxy.volumes[0]": RELATIVE},
-    "nginx-golang-postgres": {"backend.secrets": SECRETS, "db.secrets": SECRETS, "backend.build": BUILD,
+    "nginx-golang-postgres": {"@secrets.db-password.file": SECRET_FILE, "backend.build": BUILD,
                               "proxy.volumes[0]": RELATIVE},
     "nginx-nodejs-redis": {"web1.build": BUILD, "web2.build": BUILD, "nginx.build": BUILD},
     "nginx-wsgi-flask": {"nginx-proxy.volumes[0]": RELATIVE, "nginx-proxy.build": BUILD, "flask-app.build": BUILD},
@@ -107,17 +107,17 @@ REFUSED: dict[str, dict[str, str]] = {
     "prometheus-grafana": {"prometheus.volumes[0]": RELATIVE, "grafana.volumes[0]": RELATIVE},
     "react-express-mongodb": {"frontend.volumes[0]": RELATIVE, "frontend.build": BUILD,
                               "backend.volumes[0]": RELATIVE, "backend.build": BUILD},
-    "react-express-mysql": {"backend.secrets": SECRETS, "db.secrets": SECRETS, "backend.volumes[0]": RELATIVE,
+    "react-express-mysql": {"@secrets.db-password.file": SECRET_FILE, "backend.volumes[0]": RELATIVE,
                             "backend.volumes[1]": RELATIVE, "backend.volumes[2]": RELATIVE, "backend.build": BUILD,
                             "frontend.volumes[0]": RELATIVE, "frontend.build": BUILD},
-    "react-java-mysql": {"backend.secrets": SECRETS, "db.secrets": SECRETS, "backend.build": BUILD,
+    "react-java-mysql": {"@secrets.db-password.file": SECRET_FILE, "backend.build": BUILD,
                          "frontend.volumes[0]": RELATIVE, "frontend.build": BUILD},
     "react-nginx": {"frontend.build": BUILD},
     "react-rust-postgres": {"frontend.volumes[0]": RELATIVE, "frontend.build": BUILD,
                             "backend.volumes[0]": RELATIVE, "backend.build": BUILD},
     "sparkjava": {"sparkjava.build": BUILD},
-    "sparkjava-mysql": {"backend.secrets": SECRETS, "db.secrets": SECRETS, "backend.build": BUILD},
-    "spring-postgres": {"db.secrets": SECRETS, "backend.build": BUILD},
+    "sparkjava-mysql": {"@secrets.db-password.file": SECRET_FILE, "backend.build": BUILD},
+    "spring-postgres": {"@secrets.db-password.file": SECRET_FILE, "backend.build": BUILD},
     "traefik-golang": {"backend.build": BUILD},
     "vuejs": {"web.volumes[0]": RELATIVE, "web.build": BUILD},
     "wasmedge-kafka-mysql": {"etl.runtime": RUNTIME, "redpanda.volumes[0]": RELATIVE},
@@ -126,7 +126,7 @@ REFUSED: dict[str, dict[str, str]] = {
 
 
 #: Where one error of the CLI's line starts: "services.web.build: ..." or "networks.x.ipam: ...".
-ERROR_START = re.compile(r"(?:error: |; )((?:services|networks)\.[\w.\[\]-]+): ")
+ERROR_START = re.compile(r"(?:error: |; )((?:services|networks|secrets)\.[\w.\[\]-]+): ")
 
 
 def _field(key: str) -> str:

@@ -1,0 +1,126 @@
+"""A template's secrets and configs at deploy, update and rollback: fill every service's FileRefs
+with the version they use (and its digest), and write the application's own values.
+
+Unpinned refs get the latest version, so re-applying the same template after ``ccs secret
+update`` changes the services' specs (a new generation, a rolling release); pinned ones
+(``name: db@3``) must exist as asked. An external secret that does not exist refuses the
+template, naming the field and the command that makes it.
+
+The application's own values (``file:``, ``environment:``, ``content:``) become versions of
+``{app}_{key}`` written **in the application's own transaction** (:func:`resolve` returns what
+adds them; an unchanged value adds nothing), so a refused or dry-run deploy stores none and an
+accepted one stores them with the services that mount them. The transaction's size is measured
+with them (values are at most 500 KiB each). A concurrent writer of the same version number
+makes the write fail (ALREADY_EXISTS naming ``APP_KEY@N``); deploy again.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ccs.v1 import resources_pb2 as pb
+from controlplane.compose import ParsedTemplate
+from controlplane.grpc_errors import InvalidArgument
+from controlplane.secrets.store import SecretStore, Version, write_version
+from controlplane.store import NotFound, keys
+from controlplane.store.codec import decode
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+
+
+async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: ParsedTemplate
+                  ) -> Callable[[Txn], object]:
+    """Fill the FileRefs; return what adds the application's new values to its transaction."""
+    refs = [(kind, ref) for spec in parsed.services.values()
+            for kind, group in (("secret", spec.secrets), ("config", spec.configs)) for ref in group]
+    if not refs:
+        return _nothing
+    if store is None:
+        raise InvalidArgument("secrets", "this server has no secrets store")
+    own = {(s.kind, s.name): s for s in parsed.file_sources}
+    # Everything is checked before anything is stored: a refused template stores nothing.
+    problems: list[tuple[str, str]] = []
+    for kind, ref in refs:
+        if (kind, ref.name) in own:
+            continue
+        try:
+            v = await store.get(cluster, kind, ref.name, ref.version or None)
+            ref.version, ref.digest = v.version, v.digest
+        except NotFound:
+            at = f"@{ref.version}" if ref.version else ""
+            problems.append((f"{kind}s.{ref.key}.external",
+                             f"{kind} {ref.name + at!r} does not exist in cluster {cluster!r}; create it with "
+                             f"`ccs {kind} create {ref.name} -c {cluster} -f FILE`"))
+    if problems:
+        seen = dict(problems)
+        first, *rest = seen.items()
+        raise InvalidArgument(first[0], "; ".join([first[1], *(f"{f}: {p}" for f, p in rest)]))
+    stored = {}
+    new: list[Version] = []
+    for key, source in own.items():
+        if source.value is None:  # a re-parse of the stored template: the value is the latest stored
+            try:
+                v = await store.get(cluster, source.kind, source.name, None)
+            except NotFound:
+                how = "file" if source.path else "environment"
+                raise InvalidArgument(f"{source.kind}s.{source.key}.{how}", f"{source.kind} {source.name!r} is no "
+                                      "longer stored; deploy the template again with its value") from None
+            stored[key] = (v.version, v.digest)
+        else:
+            v, is_new = await store.prepare(cluster, source.kind, source.name, source.value, app)
+            stored[key] = (v.version, v.digest)
+            if is_new:
+                new.append(v)
+    for kind, ref in refs:
+        if (kind, ref.name) in stored:
+            ref.version, ref.digest = stored[(kind, ref.name)]
+
+    def write(txn: Txn) -> None:
+        for v in new:
+            write_version(txn, v)
+
+    return write
+
+
+def _nothing(txn: Txn) -> None:
+    return None
+
+
+async def mounting(
+    etcd: Etcd, cluster: str, kind: str, name: str
+) -> tuple[dict[str, list[str]], dict[str, set[str]], int]:
+    """(application -> its services mounting ``name``, application -> those mounting it unpinned,
+    the revision read at). A service record that does not decode fails the read (DATA_LOSS)."""
+    res = await etcd.range(keys.subtree(cluster) + "services/")
+    mounts: dict[str, list[str]] = {}
+    unpinned: dict[str, set[str]] = {}
+    for kv in res.kvs:
+        svc = decode(kv, pb.Service)
+        refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
+        for ref in refs:
+            if ref.name == name:
+                mounts.setdefault(svc.application, []).append(svc.meta.name)
+                if not ref.pinned:
+                    unpinned.setdefault(svc.application, set()).add(svc.meta.name)
+    return mounts, unpinned, res.revision
+
+
+async def stored_values(store: SecretStore | None, cluster: str, app: str) -> frozenset[str]:
+    """The names of ``app``'s own secrets and configs already stored (for ``parse_template``)."""
+    if store is None:
+        return frozenset()
+    return frozenset(name for _, name, _, _ in await store.owned(cluster, app))
+
+
+def keep_out(spec: pb.ApplicationSpec, parsed: ParsedTemplate) -> None:
+    """Leave the values of the template's own secrets out of the application as stored (and
+    answered): the bundled file of each ``file:`` secret and the ``--env`` variable of each
+    ``environment:`` one (unless the template interpolates it too: then it is in its specs
+    anyway). They live in the secrets store; a re-parse names them (``stored_values``)."""
+    for source in parsed.file_sources:
+        if source.kind != "secret":
+            continue
+        if source.path and source.path in spec.files:
+            del spec.files[source.path]
+        if source.variable and source.variable in spec.env:
+            del spec.env[source.variable]
+

@@ -1,0 +1,60 @@
+"""The values of the secrets and configs an assignment's container mounts, added on its way out.
+
+The hub builds session messages from the informer cache, which holds no values (they live
+outside the cluster's subtree, encrypted). Just before a message goes down a node's stream,
+:func:`attach` adds to each ACTION_UPDATE assignment the decrypted values its container's spec
+names (``spec.secrets`` then ``spec.configs``, as (kind, name, version)), so an agent receives
+exactly the values of the containers assigned to it and nothing else. Versions never change
+once stored, so the plaintexts of one message are read once each.
+
+A value that cannot be read (deleted meanwhile, or it does not decrypt) leaves the assignment
+without it; the agent then fails that container with a message naming the secret, never its
+value (nodeagent/mounted_files.py), and the rest of the message goes through.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from ccs.v1 import agent_pb2
+from controlplane.secrets.store import SecretStore
+from controlplane.store import Corrupt, NotFound
+
+log = structlog.get_logger("ccs.dispatcher")
+
+UPDATE = agent_pb2.Assignment.ACTION_UPDATE
+
+
+async def attach(store: SecretStore | None, cluster: str, msg: agent_pb2.SessionMessage) -> agent_pb2.SessionMessage:
+    """``msg`` with the values its assignments mount; a copy when it has any (the hub may queue
+    one message object to several sessions of a node), ``msg`` itself otherwise."""
+    if store is None or not any(a.action == UPDATE and (a.container.spec.secrets or a.container.spec.configs)
+                                for a in msg.assignments):
+        return msg
+    out = agent_pb2.SessionMessage()
+    out.CopyFrom(msg)
+    values: dict[tuple[str, str, int], bytes | None] = {}
+    for a in out.assignments:
+        if a.action != UPDATE:
+            continue
+        spec = a.container.spec
+        for kind, refs in (("secret", spec.secrets), ("config", spec.configs)):
+            for ref in refs:
+                key = (kind, ref.name, ref.version)
+                if key not in values:
+                    values[key] = await _read(store, cluster, *key)
+                data = values[key]
+                if data is not None:
+                    a.files.append(agent_pb2.MountedFile(kind=kind, name=ref.name, version=ref.version, data=data))
+    return out
+
+
+async def _read(store: SecretStore, cluster: str, kind: str, name: str, version: int) -> bytes | None:
+    """The value, or None (logged, naming it) when it is gone or does not decrypt. An etcd
+    outage raises: the session ends and the agent reconnects, as for any store error."""
+    try:
+        return await store.value(await store.get(cluster, kind, name, version or None))
+    except (NotFound, Corrupt) as exc:
+        log.warning("a mounted value cannot be sent", cluster=cluster, kind=kind, name=name, version=version,
+                    error=str(exc)[:300])
+        return None

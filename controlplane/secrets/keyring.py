@@ -1,0 +1,136 @@
+"""The secrets data keys in etcd, wrapped by the key of ``--secrets-key-file``; their rotation.
+
+See the package docstring for the design. A generation's data key never changes once stored,
+so servers cache unwrapped keys by generation; "the current generation" is read from etcd at
+every write, so a rotation made through another replica is followed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import structlog
+
+from controlplane.pki.keywrap import KEY_BYTES, MasterKeyError, create_master_key, key_id, read_master_key, unwrap, wrap
+from controlplane.store import AlreadyExists, Conflict, keys
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+
+log = structlog.get_logger("ccs.secrets")
+
+KEYS_PREFIX = keys.SECRET_KEYS
+WHAT = "secrets key"
+
+
+def generation_key(generation: int) -> str:
+    return f"{KEYS_PREFIX}{generation:06d}"
+
+
+class SecretsKeyError(MasterKeyError):
+    """The secrets key file is missing, malformed, or not the one etcd's data keys are wrapped by."""
+
+
+def _read_or_create(path: Path) -> bytes:
+    return read_master_key(path, WHAT) if path.exists() else create_master_key(path, WHAT)
+
+
+class Keyring:
+    def __init__(self, etcd: Etcd, kek: bytes, path: Path) -> None:
+        self.etcd, self._kek, self.path = etcd, kek, path
+        self._keys: dict[int, bytes] = {}
+
+    @classmethod
+    async def load_or_create(cls, etcd: Etcd, path: Path) -> Keyring:
+        """Read (or, on the first start of a control plane, generate) the file key; make sure a
+        data key exists; refuse to start when etcd's data keys are wrapped by another file key."""
+        res = await etcd.range(KEYS_PREFIX)
+        if res.kvs and not await asyncio.to_thread(path.exists):
+            want = json.loads(res.kvs[-1].value).get("kek_id", "?")
+            raise SecretsKeyError(
+                f"etcd holds secrets wrapped by secrets key {want}, and {path} does not exist: copy the "
+                "secrets key file of the first server here (--secrets-key-file)")
+        kek = await asyncio.to_thread(_read_or_create, path)
+        ring = cls(etcd, kek, path)
+        if res.kvs:
+            await ring.key(ring._generation(res.kvs[-1].key))  # checks the file key now, not at first use
+        else:
+            with contextlib.suppress(AlreadyExists):  # another server made it a moment ago
+                await ring._store_new(1)
+        return ring
+
+    @staticmethod
+    def _generation(key: str) -> int:
+        return int(key.rsplit("/", 1)[1])
+
+    async def _store_new(self, generation: int) -> bytes:
+        data_key = secrets.token_bytes(KEY_BYTES)
+        where = generation_key(generation)
+        doc = {"key": base64.b64encode(wrap(self._kek, data_key, where)).decode(), "kek_id": key_id(self._kek),
+               "created_at": dt.datetime.now(dt.UTC).isoformat()}
+        await Txn().require_absent(where, "secrets data key", str(generation)).put(
+            where, json.dumps(doc).encode()).commit(self.etcd)
+        self._keys[generation] = data_key
+        return data_key
+
+    async def current(self) -> tuple[int, bytes]:
+        """The newest data key generation and its key."""
+        res = await self.etcd.range(KEYS_PREFIX, keys_only=True)
+        if not res.kvs:
+            raise SecretsKeyError("etcd holds no secrets data key (was /ccs/secretkeys/ deleted?); "
+                                  "restart a server to create one")
+        generation = self._generation(res.kvs[-1].key)
+        return generation, await self.key(generation)
+
+    async def key(self, generation: int) -> bytes:
+        cached = self._keys.get(generation)
+        if cached is not None:
+            return cached
+        where = generation_key(generation)
+        kv = await self.etcd.get(where)
+        if kv is None:
+            raise SecretsKeyError(f"{where}: the data key of generation {generation} is gone")
+        try:
+            doc = json.loads(kv.value)
+            wrapped = base64.b64decode(doc["key"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SecretsKeyError(f"{where}: the stored record is damaged ({exc})") from None
+        if doc.get("kek_id") != key_id(self._kek):
+            raise SecretsKeyError(
+                f"{where} is wrapped by secrets key {doc.get('kek_id', '?')}, but {self.path} holds key "
+                f"{key_id(self._kek)}: give this server the secrets key file of the first server")
+        data_key = unwrap(self._kek, wrapped, where)
+        self._keys[generation] = data_key
+        return data_key
+
+    async def rotate(self, reencrypt: Callable[[int, bytes], Awaitable[tuple[int, int]]]) -> tuple[int, int]:
+        """Store a new generation, have ``reencrypt(generation, key)`` move every value under it
+        (it returns (count, the revision of its final scan, which found nothing left)), then delete
+        the older generations, guarded on no value written since that scan. Returns
+        (generation, count)."""
+        res = await self.etcd.range(KEYS_PREFIX, keys_only=True)
+        old = [self._generation(kv.key) for kv in res.kvs]
+        generation = (max(old) if old else 0) + 1
+        data_key = await self._store_new(generation)
+        total = 0
+        for _ in range(20):
+            count, revision = await reencrypt(generation, data_key)
+            total += count
+            txn = Txn().require_unchanged(keys.SECRETS, revision, "secrets", "every cluster")
+            for g in old:
+                txn.delete(generation_key(g))
+            try:
+                await txn.commit(self.etcd)
+            except Conflict:
+                continue  # a value was written meanwhile (maybe under an old key): scan again
+            for g in old:
+                self._keys.pop(g, None)
+            log.info("secrets data key rotated", generation=generation, reencrypted=total)
+            return generation, total
+        raise Conflict("secrets", "every cluster", 0, 0)

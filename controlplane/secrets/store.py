@@ -1,0 +1,199 @@
+"""Stored versions of secrets and configs: add, read, list, delete, re-encrypt.
+
+One etcd key per version (layout in the package docstring). Versions are numbered from 1 and
+never reused while the name exists; a new version is written with ``require_absent`` on its key,
+so two writers racing for the same number cannot both win (the loser reads again).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, seal
+from controlplane.secrets.keyring import Keyring
+from controlplane.store import AlreadyExists, Conflict, Corrupt, NotFound, keys
+from controlplane.store.etcd import KV, Etcd
+from controlplane.store.txn import Txn
+
+ROOT = keys.SECRETS
+
+
+def prefix(cluster: str, kind: str, name: str = "") -> str:
+    return f"{keys.secrets(cluster)}{kind}/" + (f"{name}/" if name else "")
+
+
+def version_key(cluster: str, kind: str, name: str, version: int) -> str:
+    return f"{prefix(cluster, kind, name)}{version:010d}"
+
+
+@dataclass(frozen=True)
+class Version:
+    cluster: str
+    kind: str
+    name: str
+    version: int
+    digest: str
+    size: int
+    created_at: dt.datetime
+    key_generation: int
+    application: str
+    key: str
+    mod_revision: int
+    sealed: bytes
+
+
+def _parse(kv: KV) -> Version:
+    # /ccs/secrets/{cluster}/{kind}/{name}/{version}
+    parts = kv.key[len(ROOT):].split("/")
+    try:
+        cluster, kind, name, version = parts
+        doc = json.loads(kv.value)
+        return Version(cluster, kind, name, int(version), str(doc["digest"]), int(doc["size"]),
+                       dt.datetime.fromisoformat(doc["created_at"]), int(doc["key_generation"]),
+                       str(doc.get("application", "")), kv.key, kv.mod_revision,
+                       base64.b64decode(doc["value"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Corrupt({kv.key: f"not a stored secret version ({type(exc).__name__})"}, "secret") from None
+
+
+def write_version(txn: Txn, v: Version) -> Txn:
+    """Add a prepared version to ``txn``; it fails (AlreadyExists) if another writer took the number."""
+    return txn.require_absent(v.key, v.kind, f"{v.name}@{v.version}").put(v.key, _record(v))
+
+
+def _record(v: Version) -> bytes:
+    return json.dumps({"digest": v.digest, "size": v.size, "created_at": v.created_at.isoformat(),
+                       "key_generation": v.key_generation, "application": v.application,
+                       "value": base64.b64encode(v.sealed).decode()}).encode()
+
+
+class SecretStore:
+    def __init__(self, etcd: Etcd, keyring: Keyring) -> None:
+        self.etcd, self.keyring = etcd, keyring
+
+    async def versions(self, cluster: str, kind: str, name: str) -> list[Version]:
+        res = await self.etcd.range(prefix(cluster, kind, name))
+        return [_parse(kv) for kv in res.kvs]
+
+    async def add(self, cluster: str, kind: str, name: str, value: bytes, *, new: bool | None,
+                  application: str = "") -> Version:
+        """A new version of ``name`` holding ``value``. ``new``: True = the name must not exist
+        (AlreadyExists), False = it must (NotFound), None = either. Writes nothing when the
+        latest version already holds ``value`` and ``new`` is None (a redeploy of the same file)."""
+        for _ in range(8):
+            existing = await self.versions(cluster, kind, name)
+            if new is True and existing:
+                raise AlreadyExists(kind, name)
+            if new is False and not existing:
+                raise NotFound(kind, name)
+            if new is None and existing and existing[-1].digest == digest(value):
+                return existing[-1]
+            number = existing[-1].version + 1 if existing else 1
+            key = version_key(cluster, kind, name, number)
+            generation, data_key = await self.keyring.current()
+            v = Version(cluster, kind, name, number, digest(value), len(value), dt.datetime.now(dt.UTC),
+                        generation, application, key, 0, seal(data_key, value, key))
+            txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
+            if new is True:
+                txn.require_empty(prefix(cluster, kind, name), kind, name)
+            txn.require_absent(key, kind, f"{name}@{number}").put(key, _record(v))
+            try:
+                revision = await txn.commit(self.etcd)
+            except AlreadyExists:
+                if new is True:
+                    raise
+                continue  # another writer took this number: read again
+            return Version(**{**v.__dict__, "mod_revision": revision})
+        raise Conflict(kind, name, 0, 0)
+
+    async def prepare(self, cluster: str, kind: str, name: str, value: bytes, application: str
+                      ) -> tuple[Version, bool]:
+        """The version of ``name`` that holds ``value``: the latest if it already does (False),
+        else the next one, sealed and not written (True) — for the caller's own transaction,
+        with :func:`write_version` (a deploy writes its application's values with it)."""
+        existing = await self.versions(cluster, kind, name)
+        if existing and existing[-1].digest == digest(value):
+            return existing[-1], False
+        number = existing[-1].version + 1 if existing else 1
+        key = version_key(cluster, kind, name, number)
+        generation, data_key = await self.keyring.current()
+        return Version(cluster, kind, name, number, digest(value), len(value), dt.datetime.now(dt.UTC),
+                       generation, application, key, 0, seal(data_key, value, key)), True
+
+    async def get(self, cluster: str, kind: str, name: str, version: int | None) -> Version:
+        """The version asked (None: the latest); NotFound naming ``name@version``."""
+        existing = await self.versions(cluster, kind, name)
+        if not existing:
+            raise NotFound(kind, name)
+        if version is None:
+            return existing[-1]
+        for v in existing:
+            if v.version == version:
+                return v
+        raise NotFound(kind, f"{name}@{version}")
+
+    async def value(self, v: Version) -> bytes:
+        """The plaintext of ``v``. Raises Corrupt (naming the key, never the value) if it does not
+        decrypt."""
+        try:
+            return open_sealed(await self.keyring.key(v.key_generation), v.sealed, v.key)
+        except EnvelopeError as exc:
+            raise Corrupt({v.key: str(exc)}, f"{v.kind} {v.name}@{v.version}") from None
+
+    async def list(self, cluster: str, kind: str) -> list[list[Version]]:
+        """Every name's versions, oldest first, names in order."""
+        res = await self.etcd.range(prefix(cluster, kind))
+        out: dict[str, list[Version]] = {}
+        for kv in res.kvs:
+            v = _parse(kv)
+            out.setdefault(v.name, []).append(v)
+        return list(out.values())
+
+    async def owned(self, cluster: str, app: str) -> Sequence[tuple[str, str, str, int]]:
+        """(kind, name, its prefix, the revision read at) of every secret and config application
+        ``app`` made from its template (``file:``, ``environment:``, ``content:``)."""
+        res = await self.etcd.range(keys.secrets(cluster))
+        out: dict[tuple[str, str], tuple[str, str, str, int]] = {}
+        for kv in res.kvs:
+            v = _parse(kv)
+            if v.application == app:
+                out[(v.kind, v.name)] = (v.kind, v.name, prefix(cluster, v.kind, v.name), res.revision)
+        return sorted(out.values())
+
+    async def delete(self, cluster: str, kind: str, name: str, guard: Iterable[tuple[str, int]] = ()) -> None:
+        """Every version of ``name``, in one transaction; ``guard``: (prefix, revision) ranges
+        that must be unchanged since the caller's read (the services that might mount it)."""
+        if not await self.etcd.count(prefix(cluster, kind, name)):
+            raise NotFound(kind, name)
+        txn = Txn()
+        for p, revision in guard:
+            txn.require_unchanged(p, revision, "services", f"cluster {cluster!r}")
+        await txn.delete_prefix(prefix(cluster, kind, name)).commit(self.etcd)
+
+    async def reencrypt(self, generation: int, data_key: bytes, batch: int) -> tuple[int, int]:
+        """Re-encrypt every stored value not under ``generation``, ``batch`` keys per
+        transaction, each guarded on the values' mod_revision (a conflict re-reads). Returns
+        (how many were re-encrypted, the revision of the final scan, which found none left)."""
+        done = 0
+        while True:
+            res = await self.etcd.range(ROOT)
+            stale = [v for v in (_parse(kv) for kv in res.kvs) if v.key_generation != generation]
+            if not stale:
+                return done, res.revision
+            for i in range(0, len(stale), batch):
+                txn = Txn()
+                for v in stale[i:i + batch]:
+                    plain = await self.value(v)
+                    moved = Version(**{**v.__dict__, "key_generation": generation,
+                                       "sealed": seal(data_key, plain, v.key)})
+                    txn.require_revision(v.key, v.kind, f"{v.name}@{v.version}", v.mod_revision)
+                    txn.put(v.key, _record(moved))
+                try:
+                    await txn.commit(self.etcd)
+                    done += len(stale[i:i + batch])
+                except (Conflict, NotFound):
+                    pass  # changed or deleted meanwhile: the next scan sees it as it is now

@@ -1,0 +1,150 @@
+"""The secrets store on a real etcd of its own (nothing else writes to it, so revisions count
+transactions): rotation in bounded transactions, a write racing a rotation, and the key file
+a server must be given."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controlplane.pki.keywrap import create_master_key
+from controlplane.secrets.keyring import Keyring, SecretsKeyError
+from controlplane.secrets.store import SecretStore
+from controlplane.store import keys
+from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
+from tests.conftest import ROOT, EtcdProc, free_port, start_etcd, start_server
+
+pytestmark = [pytest.mark.etcd, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def own_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProc]:
+    proc = start_etcd(tmp_path_factory.mktemp("secrets-etcd"))
+    yield proc
+    proc.stop()
+
+
+async def store_on(etcd: Etcd, key_file: Path, cluster: str = "c") -> SecretStore:
+    await Txn().put(keys.cluster(cluster), b"").commit(etcd)
+    return SecretStore(etcd, await Keyring.load_or_create(etcd, key_file))
+
+
+async def test_rotation_reencrypts_in_transactions_of_at_most_batch_values(own_etcd: EtcdProc, tmp_path: Path) -> None:
+    etcd = Etcd([own_etcd.url])
+    key_file = tmp_path / "secrets.key"
+    store = await store_on(etcd, key_file)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    for i in range(25):
+        await store.add("c", "secret", f"s{i}", f"value-{i}".encode(), new=True)
+    _, before = await etcd.get_with_revision("/ccs/")
+    generation, count = await store.keyring.rotate(lambda g, k: store.reencrypt(g, k, 10))
+    _, after = await etcd.get_with_revision("/ccs/")
+    # One revision for the new data key, three re-encryption transactions (10 + 10 + 5), one delete.
+    assert (generation, count, after - before) == (2, 25, 5)
+    for i in range(25):
+        v = await store.get("c", "secret", f"s{i}", None)
+        assert v.key_generation == 2 and await store.value(v) == f"value-{i}".encode()
+    assert [kv.key for kv in (await etcd.range(keys.SECRET_KEYS)).kvs] == [f"{keys.SECRET_KEYS}000002"]
+    # Another server given the same file reads them; a fresh keyring (no cache) included.
+    other = SecretStore(etcd, await Keyring.load_or_create(etcd, key_file))
+    assert await other.value(await other.get("c", "secret", "s3", None)) == b"value-3"
+
+
+async def test_a_value_written_under_the_old_key_during_a_rotation_is_moved_too(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    """A writer that read the old generation before the rotation stored the new key writes
+    its value under the old key after the re-encryption's scan: the old key must not be
+    deleted under it. Made to happen deterministically by writing from inside the re-encryption."""
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    await store.add("c", "secret", "a", b"first", new=True)
+    old_key = await store.keyring.key(1)
+    late = store.reencrypt
+    calls = 0
+
+    async def reencrypt(generation: int, data_key: bytes) -> tuple[int, int]:
+        nonlocal calls
+        calls += 1
+        result = await late(generation, data_key, 10)
+        if calls == 1:  # after the scan: a slow writer lands its value sealed with generation 1
+            stale = SecretStore(etcd, store.keyring)
+            stale.keyring._keys[1] = old_key
+
+            async def old_current() -> tuple[int, bytes]:
+                return 1, old_key
+
+            stale.keyring.current = old_current  # type: ignore[method-assign]
+            await stale.add("c", "secret", "b", b"late", new=True)
+            del stale.keyring.current
+        return result
+
+    generation, count = await store.keyring.rotate(reencrypt)
+    assert calls == 2 and count == 2, "the late value must have made the rotation scan again"
+    v = await store.get("c", "secret", "b", None)
+    assert v.key_generation == generation and await store.value(v) == b"late"
+
+
+async def test_a_server_without_the_secrets_key_file_or_with_another_refuses_to_start(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    await store.add("c", "secret", "a", b"x", new=True)
+    with pytest.raises(SecretsKeyError, match=r"does not exist: copy the secrets key file of the first server"):
+        await Keyring.load_or_create(etcd, tmp_path / "missing.key")
+    other = tmp_path / "other.key"
+    create_master_key(other)
+    with pytest.raises(SecretsKeyError, match=r"is wrapped by secrets key [0-9a-f]{16}, but .*other.key holds key"):
+        await Keyring.load_or_create(etcd, other)
+    # The data key in etcd holds neither the file's key nor the data key in clear.
+    stored = json.loads((await etcd.range(keys.SECRET_KEYS)).kvs[0].value)
+    assert (tmp_path / "secrets.key").read_text().strip() not in json.dumps(stored)
+    assert dt.datetime.fromisoformat(stored["created_at"])
+
+
+def test_every_server_given_the_file_decrypts_and_one_with_another_key_refuses_to_start(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
+    b = start_server(tmp_path / "b", own_etcd.url, tmp_path / "b.yaml", expect_token=False,
+                     extra=["--secrets-key-file", str(tmp_path / "a" / "secrets.key")])
+    b.token = a.token
+    try:
+        async def scenario() -> None:
+            async with a.client() as client:
+                await client.clusters.create("pair")
+                await client.configs.create("pair", "conf", b"made-on-a")
+            async with b.client() as client:
+                assert (await client.configs.get("pair", "conf")).data == b"made-on-a"
+                await client.configs.update("pair", "conf", b"made-on-b")
+                rotated = await client.secrets.rotate_key()
+            async with a.client() as client:
+                got = await client.configs.get("pair", "conf")
+                assert (got.version, got.data, rotated.key_generation) == (2, b"made-on-b", 2)
+
+        asyncio.run(scenario())
+    finally:
+        b.stop()
+        a.stop()
+    other = tmp_path / "other.key"
+    create_master_key(other)
+    state = tmp_path / "c"
+    state.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}",
+         "--node-listen", f"127.0.0.1:{free_port()}", "--state-dir", str(state), "--etcd", own_etcd.url,
+         "--client-config", str(tmp_path / "c.yaml"), "--master-key-file", str(tmp_path / "a" / "master.key"),
+         "--secrets-key-file", str(other), "--log-format", "json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    said = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "is wrapped by secrets key" in said and str(other) in said, said
