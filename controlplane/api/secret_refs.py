@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.secret_owners import owner
 from controlplane.compose import ParsedTemplate
 from controlplane.grpc_errors import InvalidArgument
 from controlplane.secrets.store import SecretStore, Version, write_version
@@ -29,7 +30,12 @@ from controlplane.store.txn import Txn
 
 async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: ParsedTemplate
                   ) -> Callable[[Txn], object]:
-    """Fill the FileRefs; return what adds the application's new values to its transaction."""
+    """Fill the FileRefs; return what adds the application's new values to its transaction.
+
+    An external name another application owns (:mod:`controlplane.api.secret_owners`) is
+    refused: only its owner's template mounts it. A template's own value goes to
+    ``{app}_{key}`` only if that name holds nothing but this application's versions (a name
+    made beforehand by someone else is refused rather than given the application's value)."""
     refs = [(kind, ref) for spec in parsed.services.values()
             for kind, group in (("secret", spec.secrets), ("config", spec.configs)) for ref in group]
     if not refs:
@@ -45,6 +51,11 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
         try:
             v = await store.get(cluster, kind, ref.name, ref.version or None)
             ref.version, ref.digest = v.version, v.digest
+            belongs = await owner(store.etcd, cluster, ref.name, await store.versions(cluster, kind, ref.name))
+            if belongs and belongs != app:
+                problems.append((f"{kind}s.{ref.key}.external",
+                                 f"{kind} {ref.name!r} belongs to application {belongs!r}; only its template "
+                                 f"may mount it (use a {kind} of your own or a shared one)"))
         except NotFound:
             at = f"@{ref.version}" if ref.version else ""
             problems.append((f"{kind}s.{ref.key}.external",
@@ -66,6 +77,14 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
                                       "longer stored; deploy the template again with its value") from None
             stored[key] = (v.version, v.digest)
         else:
+            foreign = {x.application for x in await store.versions(cluster, source.kind, source.name)} - {app}
+            if foreign:
+                how = "file" if source.path else "environment" if source.variable else "content"
+                made = (f"by hand (ccs {source.kind} create)" if "" in foreign
+                        else f"by application {sorted(foreign)[0]!r}")
+                raise InvalidArgument(f"{source.kind}s.{source.key}.{how}",
+                                      f"{source.kind} {source.name!r} already exists and was made {made}, not by "
+                                      f"application {app!r}: remove it (ccs {source.kind} rm) or rename the key")
             v, is_new = await store.prepare(cluster, source.kind, source.name, source.value, app)
             stored[key] = (v.version, v.digest)
             if is_new:

@@ -237,7 +237,7 @@ def test_the_cli_reads_values_from_a_file_or_stdin_and_prints_only_configs(
     assert res.returncode == 3 and "secret 'db' not found" in res.stderr
 
 
-async def test_an_applications_own_secrets_go_with_it_unless_another_mounts_them(ccs_server: Any, unique: str) -> None:
+async def test_an_applications_own_secrets_go_with_it_and_no_other_mounts_them(ccs_server: Any, unique: str) -> None:
     own = """
 services:
   web:
@@ -261,12 +261,14 @@ configs:
         await client.clusters.create(unique)
         await client.secrets.create(unique, "shared", VALUE)  # made by hand: never removed with an app
         await client.applications.create(unique, "shop", own, env={"PW": VALUE.decode()})
-        await client.applications.create(unique, "other", borrower)
+        # Another application's template may not mount them (they are shop's own).
+        with pytest.raises(ccs.InvalidArgument, match=r"^configs\.theirs\.external: .*belongs to application 'shop'"):
+            await client.applications.create(unique, "other", borrower)
         assert {s.name for s in await client.secrets.list(unique)} == {"shared", "shop_pw"}
         await client.applications.delete(unique, "shop")
-        # Its secret went with it; its config stays, since "other" mounts it.
+        # Its secret and config went with it; the shared one stays.
         assert [s.name for s in await client.secrets.list(unique)] == ["shared"]
-        assert [c.name for c in await client.configs.list(unique)] == ["shop_conf"]
+        assert [c.name for c in await client.configs.list(unique)] == []
 
 
 async def test_a_templates_own_secret_values_are_not_kept_with_the_application(ccs_server: Any, unique: str) -> None:
