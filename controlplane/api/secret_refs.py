@@ -11,7 +11,9 @@ The application's own values (``file:``, ``environment:``, ``content:``) become 
 adds them; an unchanged value adds nothing), so a refused or dry-run deploy stores none and an
 accepted one stores them with the services that mount them. The transaction's size is measured
 with them (values are at most 500 KiB each). A concurrent writer of the same version number
-makes the write fail (ALREADY_EXISTS naming ``APP_KEY@N``); deploy again.
+makes the write fail (ALREADY_EXISTS naming ``APP_KEY@N``), and so does a rotation that
+deleted the data key they were sealed under meanwhile (NOT_FOUND naming the generation); deploy
+again.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, seal
-from controlplane.secrets.keyring import Keyring
+from controlplane.secrets.keyring import Keyring, generation_key
 from controlplane.store import AlreadyExists, Conflict, Corrupt, NotFound, keys
 from controlplane.store.etcd import KV, Etcd
 from controlplane.store.txn import Txn
@@ -60,8 +60,22 @@ def _parse(kv: KV) -> Version:
         raise Corrupt({kv.key: f"not a stored secret version ({type(exc).__name__})"}, "secret") from None
 
 
+KEY_KIND = "secrets data key"
+
+
+def _require_key(txn: Txn, generation: int) -> Txn:
+    """Guard a write sealed under ``generation`` on that data key still being stored: a rotation
+    deletes the old generations once nothing is left under them, and a value committed after
+    that would be sealed under a deleted key (lost). The guard fails with NotFound of kind
+    :data:`KEY_KIND` naming the generation."""
+    return txn.require_present(generation_key(generation), KEY_KIND,
+                               f"generation {generation} (rotate-key replaced it meanwhile; try again)")
+
+
 def write_version(txn: Txn, v: Version) -> Txn:
-    """Add a prepared version to ``txn``; it fails (AlreadyExists) if another writer took the number."""
+    """Add a prepared version to ``txn``; it fails (AlreadyExists) if another writer took the
+    number, and (NotFound, kind :data:`KEY_KIND`) if its data key was rotated away meanwhile."""
+    _require_key(txn, v.key_generation)
     return txn.require_absent(v.key, v.kind, f"{v.name}@{v.version}").put(v.key, _record(v))
 
 
@@ -100,6 +114,7 @@ class SecretStore:
             txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
             if new is True:
                 txn.require_empty(prefix(cluster, kind, name), kind, name)
+            _require_key(txn, generation)
             txn.require_absent(key, kind, f"{name}@{number}").put(key, _record(v))
             try:
                 revision = await txn.commit(self.etcd)
@@ -107,6 +122,10 @@ class SecretStore:
                 if new is True:
                     raise
                 continue  # another writer took this number: read again
+            except NotFound as exc:
+                if exc.kind != KEY_KIND:
+                    raise
+                continue  # a rotation deleted the generation it was sealed under: seal again
             return Version(**{**v.__dict__, "mod_revision": revision})
         raise Conflict(kind, name, 0, 0)
 

@@ -17,8 +17,8 @@ import pytest
 
 from controlplane.pki.keywrap import create_master_key
 from controlplane.secrets.keyring import Keyring, SecretsKeyError
-from controlplane.secrets.store import SecretStore
-from controlplane.store import keys
+from controlplane.secrets.store import SecretStore, write_version
+from controlplane.store import NotFound, keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 from tests.conftest import ROOT, EtcdProc, free_port, start_etcd, start_server
@@ -148,3 +148,38 @@ def test_every_server_given_the_file_decrypts_and_one_with_another_key_refuses_t
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     said = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 1 and "is wrapped by secrets key" in said and str(other) in said, said
+
+
+async def test_a_write_sealed_under_a_generation_rotated_away_meanwhile_is_never_stored(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    """A deploy prepares its value under generation 1, a whole rotation completes (generation 1
+    is deleted), then the deploy's transaction commits: it must fail, naming the key, rather
+    than store a value nobody can decrypt. ``add`` in the same position seals again and stores
+    a readable value."""
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    prepared, is_new = await store.prepare("c", "secret", "app_db", b"pw-from-deploy", "app")
+    assert is_new and prepared.key_generation == 1
+    old = await store.keyring.current()
+    await store.keyring.rotate(lambda g, k: store.reencrypt(g, k, 50))
+    with pytest.raises(NotFound, match="generation 1"):
+        await write_version(Txn(), prepared).commit(etcd)
+    assert await store.versions("c", "secret", "app_db") == []
+
+    # add: its first attempt reads the generation rotated away (as a writer that read it just
+    # before the rotation's delete), the second the current one.
+    calls = 0
+    current = store.keyring.current
+
+    async def stale_once() -> tuple[int, bytes]:
+        nonlocal calls
+        calls += 1
+        return old if calls == 1 else await current()
+
+    store.keyring.current = stale_once  # type: ignore[method-assign]
+    v = await store.add("c", "secret", "b", b"late", new=True)
+    del store.keyring.current
+    assert calls == 2 and v.key_generation == 2
+    fresh = SecretStore(etcd, await Keyring.load_or_create(etcd, tmp_path / "secrets.key"))
+    assert await fresh.value(await fresh.get("c", "secret", "b", None)) == b"late"
