@@ -13,8 +13,8 @@ Design (issue 12), and why:
 - **Why a file of its own, not the master key.** The master key wraps the CA key (who may
   join, sign nodes); this one opens the application's secrets. Separate files let an operator
   back up, hand out and replace them separately; a server is started with both.
-- **Rotation** (:func:`keyring.Keyring.rotate`): a new data key generation is stored, every
-  stored value not under it is re-encrypted in transactions of at most ``batch`` keys, each
+- **Rotation** (:func:`keyring.Keyring.rotate`): one at a time (a hold on a lease), a new data
+  key generation is stored, every stored value under an older one is re-encrypted in transactions of at most ``batch`` keys, each
   guarded on the values' ``mod_revision`` (a concurrent change makes that batch re-read), and
   the old generations are deleted only in a transaction guarded on nothing having been
   written under the values' prefix since the final scan, so no value is left under a deleted key.

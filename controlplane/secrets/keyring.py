@@ -27,6 +27,8 @@ log = structlog.get_logger("ccs.secrets")
 
 KEYS_PREFIX = keys.SECRET_KEYS
 WHAT = "secrets key"
+#: Seconds the rotation's hold outlives a server that died holding it.
+ROTATION_TTL = 30
 
 
 def generation_key(generation: int) -> str:
@@ -112,8 +114,38 @@ class Keyring:
     async def rotate(self, reencrypt: Callable[[int, bytes], Awaitable[tuple[int, int]]]) -> tuple[int, int]:
         """Store a new generation, have ``reencrypt(generation, key)`` move every value under it
         (it returns (count, the revision of its final scan, which found nothing left)), then delete
-        the older generations, guarded on no value written since that scan. Returns
-        (generation, count)."""
+        the older generations, guarded on no value written since that scan and on the new
+        generation still being stored. Returns (generation, count).
+
+        One rotation at a time, in the whole control plane: two running together would each
+        delete the generation the other moves values to (every value lost). The one running
+        holds :data:`keys.SECRET_ROTATION` on a lease it keeps alive (a crashed server's hold
+        ends with its lease); another is refused (AlreadyExists naming it) and stores nothing."""
+        lease = await self.etcd.grant_lease(ROTATION_TTL)
+        try:
+            await Txn().require_absent(keys.SECRET_ROTATION, "secrets key rotation",
+                                       "in progress (another rotate-key is running; run it again once it is done)"
+                                       ).put(keys.SECRET_ROTATION, b"rotating", lease=lease).commit(self.etcd)
+            keepalive = asyncio.create_task(self._keep_alive(lease), name="secrets-rotation-lease")
+            try:
+                return await self._rotate(reencrypt)
+            finally:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keepalive
+        finally:
+            with contextlib.suppress(Exception):  # ends the hold at once (else: when the lease expires)
+                await self.etcd.client.revoke_lease(lease)
+
+    async def _keep_alive(self, lease: int) -> None:
+        while True:
+            await asyncio.sleep(ROTATION_TTL / 3)
+            try:
+                await self.etcd.client.refresh_lease(lease)
+            except Exception as exc:  # the guards on the new generation keep the values safe
+                log.warning("cannot renew the secrets rotation lease", error=str(exc)[:200])
+
+    async def _rotate(self, reencrypt: Callable[[int, bytes], Awaitable[tuple[int, int]]]) -> tuple[int, int]:
         res = await self.etcd.range(KEYS_PREFIX, keys_only=True)
         old = [self._generation(kv.key) for kv in res.kvs]
         generation = (max(old) if old else 0) + 1
@@ -123,6 +155,7 @@ class Keyring:
             count, revision = await reencrypt(generation, data_key)
             total += count
             txn = Txn().require_unchanged(keys.SECRETS, revision, "secrets", "every cluster")
+            txn.require_present(generation_key(generation), "secrets data key", f"generation {generation}")
             for g in old:
                 txn.delete(generation_key(g))
             try:

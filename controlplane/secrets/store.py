@@ -193,18 +193,21 @@ class SecretStore:
             txn.require_unchanged(p, revision, "services", f"cluster {cluster!r}")
         await txn.delete_prefix(prefix(cluster, kind, name)).commit(self.etcd)
 
-    async def reencrypt(self, generation: int, data_key: bytes, batch: int) -> tuple[int, int]:
-        """Re-encrypt every stored value not under ``generation``, ``batch`` keys per
-        transaction, each guarded on the values' mod_revision (a conflict re-reads). Returns
-        (how many were re-encrypted, the revision of the final scan, which found none left)."""
+    async def reencrypt(self, generation: int, data_key: bytes, batch: int, passes: int = 20) -> tuple[int, int]:
+        """Re-encrypt every stored value under an older generation than ``generation``, ``batch``
+        keys per transaction, each guarded on the values' mod_revision (a conflict re-reads) and
+        on ``generation`` still being stored (a value is never moved to a deleted key: NotFound
+        of kind :data:`KEY_KIND` stops it). A value under a newer generation is left alone.
+        Returns (how many were re-encrypted, the revision of the final scan, which found none
+        left); at most ``passes`` scans (then Conflict: values kept changing under it)."""
         done = 0
-        while True:
+        for _ in range(passes):
             res = await self.etcd.range(ROOT)
-            stale = [v for v in (_parse(kv) for kv in res.kvs) if v.key_generation != generation]
+            stale = [v for v in (_parse(kv) for kv in res.kvs) if v.key_generation < generation]
             if not stale:
                 return done, res.revision
             for i in range(0, len(stale), batch):
-                txn = Txn()
+                txn = _require_key(Txn(), generation)
                 for v in stale[i:i + batch]:
                     plain = await self.value(v)
                     moved = Version(**{**v.__dict__, "key_generation": generation,
@@ -214,5 +217,9 @@ class SecretStore:
                 try:
                     await txn.commit(self.etcd)
                     done += len(stale[i:i + batch])
-                except (Conflict, NotFound):
+                except NotFound as exc:
+                    if exc.kind == KEY_KIND:
+                        raise
+                except Conflict:
                     pass  # changed or deleted meanwhile: the next scan sees it as it is now
+        raise Conflict("secrets", "every cluster", 0, 0)

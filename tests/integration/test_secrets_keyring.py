@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from controlplane.pki.keywrap import create_master_key
 from controlplane.secrets.keyring import Keyring, SecretsKeyError
 from controlplane.secrets.store import SecretStore, write_version
-from controlplane.store import NotFound, keys
+from controlplane.store import AlreadyExists, NotFound, keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 from tests.conftest import ROOT, EtcdProc, free_port, start_etcd, start_server
@@ -48,8 +49,9 @@ async def test_rotation_reencrypts_in_transactions_of_at_most_batch_values(own_e
     _, before = await etcd.get_with_revision("/ccs/")
     generation, count = await store.keyring.rotate(lambda g, k: store.reencrypt(g, k, 10))
     _, after = await etcd.get_with_revision("/ccs/")
-    # One revision for the new data key, three re-encryption transactions (10 + 10 + 5), one delete.
-    assert (generation, count, after - before) == (2, 25, 5)
+    # The rotation's hold, one revision for the new data key, three re-encryption transactions
+    # (10 + 10 + 5), one delete, the hold's release.
+    assert (generation, count, after - before) == (2, 25, 7)
     for i in range(25):
         v = await store.get("c", "secret", f"s{i}", None)
         assert v.key_generation == 2 and await store.value(v) == f"value-{i}".encode()
@@ -183,3 +185,48 @@ async def test_a_write_sealed_under_a_generation_rotated_away_meanwhile_is_never
     assert calls == 2 and v.key_generation == 2
     fresh = SecretStore(etcd, await Keyring.load_or_create(etcd, tmp_path / "secrets.key"))
     assert await fresh.value(await fresh.get("c", "secret", "b", None)) == b"late"
+
+
+async def test_rotations_run_one_at_a_time_and_never_move_a_value_to_a_deleted_key(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    """Two rotations through two replicas: the second, started while the first waits inside its
+    re-encryption, is refused and stores nothing; the first completes and every value decrypts.
+    A re-encryption whose generation was deleted under it stops and moves nothing, and values
+    under a newer generation are left alone."""
+    etcd = Etcd([own_etcd.url])
+    key_file = tmp_path / "secrets.key"
+    store = await store_on(etcd, key_file)
+    for i in range(5):
+        await store.add("c", "secret", f"s{i}", f"v{i}".encode(), new=True)
+    other = SecretStore(etcd, await Keyring.load_or_create(etcd, key_file))  # a second replica
+    inside, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow(generation: int, data_key: bytes) -> tuple[int, int]:
+        inside.set()
+        await gate.wait()
+        return await store.reencrypt(generation, data_key, 50)
+
+    first = asyncio.create_task(store.keyring.rotate(slow))
+    await inside.wait()  # the first holds the rotation and has stored generation 2
+    with pytest.raises(AlreadyExists, match="another rotate-key is running"):
+        await other.keyring.rotate(lambda g, k: other.reencrypt(g, k, 50))
+    gen_keys = [kv.key for kv in (await etcd.range(keys.SECRET_KEYS)).kvs]
+    assert gen_keys == [f"{keys.SECRET_KEYS}000001", f"{keys.SECRET_KEYS}000002"]
+    gate.set()
+    assert await first == (2, 5)
+    assert await etcd.get(keys.SECRET_ROTATION) is None  # released: the next one may run
+    assert (await other.keyring.rotate(lambda g, k: other.reencrypt(g, k, 50)))[0] == 3
+    check = SecretStore(etcd, await Keyring.load_or_create(etcd, key_file))
+    for i in range(5):
+        v = await check.get("c", "secret", f"s{i}", None)
+        assert v.key_generation == 3 and await check.value(v) == f"v{i}".encode()
+
+    # A re-encryption to a generation not stored (a rotation whose key another deleted) moves nothing.
+    with pytest.raises(NotFound, match="generation 4"):
+        await check.reencrypt(4, os.urandom(32), 50)
+    # One to generation 2 (a slower, older rotation) leaves the values under generation 3 alone.
+    assert (await check.reencrypt(2, os.urandom(32), 50))[0] == 0
+    for i in range(5):
+        v = await check.get("c", "secret", f"s{i}", None)
+        assert v.key_generation == 3 and await check.value(v) == f"v{i}".encode()
