@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from controlplane.pki.keywrap import MasterKeyError
 from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, seal
 from controlplane.secrets.keyring import Keyring, generation_key
 from controlplane.store import AlreadyExists, Conflict, Corrupt, NotFound, keys
@@ -157,9 +158,14 @@ class SecretStore:
 
     async def value(self, v: Version) -> bytes:
         """The plaintext of ``v``. Raises Corrupt (naming the key, never the value) if it does not
-        decrypt."""
+        decrypt, or if its data key cannot be had (its generation gone or damaged, or wrapped by
+        another file key): to a caller, one value that cannot be read, like any damaged record."""
         try:
-            return open_sealed(await self.keyring.key(v.key_generation), v.sealed, v.key)
+            data_key = await self.keyring.key(v.key_generation)
+        except MasterKeyError as exc:  # SecretsKeyError, or the unwrap of a damaged data key
+            raise Corrupt({v.key: f"its data key cannot be read: {exc}"}, f"{v.kind} {v.name}@{v.version}") from None
+        try:
+            return open_sealed(data_key, v.sealed, v.key)
         except EnvelopeError as exc:
             raise Corrupt({v.key: str(exc)}, f"{v.kind} {v.name}@{v.version}") from None
 

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from ccs.v1 import agent_pb2
+from controlplane.dispatcher.mounted_files import attach
 from controlplane.pki.keywrap import create_master_key
 from controlplane.secrets.keyring import Keyring, SecretsKeyError
 from controlplane.secrets.store import SecretStore, write_version
-from controlplane.store import AlreadyExists, NotFound, keys
+from controlplane.store import AlreadyExists, Corrupt, NotFound, keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 from tests.conftest import ROOT, EtcdProc, free_port, start_etcd, start_server
@@ -230,3 +232,33 @@ async def test_rotations_run_one_at_a_time_and_never_move_a_value_to_a_deleted_k
     for i in range(5):
         v = await check.get("c", "secret", f"s{i}", None)
         assert v.key_generation == 3 and await check.value(v) == f"v{i}".encode()
+
+
+async def test_a_value_whose_data_key_is_gone_is_corrupt_and_the_rest_of_the_message_goes_through(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    """A stored value naming a generation that is not stored reads as Corrupt naming its key
+    (not a key error that would end the node's session on every complete set), and the
+    dispatcher sends the message without that value but with the others."""
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    await store.add("c", "secret", "good", b"good-value", new=True)
+    broken = await store.add("c", "secret", "lost", b"lost-value", new=True)
+    kv = await etcd.get(broken.key)
+    assert kv is not None
+    doc = json.loads(kv.value)
+    doc["key_generation"] = 7  # as if sealed under a generation since deleted
+    await Txn().put(broken.key, json.dumps(doc).encode()).commit(etcd)
+    lost = await store.get("c", "secret", "lost", None)
+    with pytest.raises(Corrupt) as err:
+        await store.value(lost)
+    assert broken.key in str(err.value) and "generation 7" in str(err.value) and "lost-value" not in str(err.value)
+
+    def assignment(name: str) -> agent_pb2.Assignment:
+        a = agent_pb2.Assignment(action=agent_pb2.Assignment.ACTION_UPDATE)
+        a.container.spec.secrets.add(name=name, version=1)
+        return a
+
+    msg = agent_pb2.SessionMessage(assignments=[assignment("lost"), assignment("good")])
+    out = await attach(store, "c", msg)
+    assert [[(f.name, f.data) for f in a.files] for a in out.assignments] == [[], [("good", b"good-value")]]
