@@ -22,6 +22,7 @@ from collections.abc import Callable
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.secret_owners import owner
 from controlplane.compose import ParsedTemplate
+from controlplane.compose.service import normalize_path
 from controlplane.grpc_errors import InvalidArgument
 from controlplane.secrets.store import SecretStore, Version, write_version
 from controlplane.store import NotFound, keys
@@ -40,7 +41,7 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
     made beforehand by someone else is refused rather than given the application's value)."""
     refs = [(kind, ref) for spec in parsed.services.values()
             for kind, group in (("secret", spec.secrets), ("config", spec.configs)) for ref in group]
-    if not refs:
+    if not refs and not parsed.file_sources:
         return _nothing
     if store is None:
         raise InvalidArgument("secrets", "this server has no secrets store")
@@ -137,11 +138,14 @@ def keep_out(spec: pb.ApplicationSpec, parsed: ParsedTemplate) -> None:
     answered): the bundled file of each ``file:`` secret and the ``--env`` variable of each
     ``environment:`` one (unless the template interpolates it too: then it is in its specs
     anyway). They live in the secrets store; a re-parse names them (``stored_values``)."""
+    paths = {source.path for source in parsed.file_sources if source.kind == "secret" and source.path}
+    # The parse looked the file up under its normalized path (``./db.txt`` -> ``db.txt``); the
+    # client may have bundled it under any spelling of it (an SDK caller, say).
+    for sent in [p for p in spec.files if normalize_path(p) in paths]:
+        del spec.files[sent]
     for source in parsed.file_sources:
         if source.kind != "secret":
             continue
-        if source.path and source.path in spec.files:
-            del spec.files[source.path]
         if source.variable and source.variable in spec.env:
             del spec.env[source.variable]
 

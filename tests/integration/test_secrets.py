@@ -332,3 +332,39 @@ configs:
         await client.clusters.update(unique, allow=["cap_add"])
         await client.applications.create(unique, "shop", template)
         assert [(c.name, c.version) for c in await client.configs.list(unique)] == [("shop_conf", 1)]
+
+
+async def test_no_secret_value_stays_with_the_application_however_bundled_or_used(ccs_server: Any, unique: str) -> None:
+    """An SDK client bundles the file under the template's own spelling (``./db.txt``), and
+    secrets no chosen service mounts (a profile not chosen, no service at all) have values too:
+    none of them stays in the stored application, its revisions or ``-o json``."""
+    template = """
+services:
+  web:
+    image: local/busybox:1
+    secrets: [db]
+  dbg:
+    image: local/busybox:1
+    profiles: [debug]
+    secrets: [tok]
+secrets:
+  db: {file: ./db.txt}
+  tok: {file: tok.txt}
+  unused: {environment: UNUSED_PW}
+"""
+    values = (b"S3CRET-DB-41f0", b"S3CRET-TOK-77aa", b"S3CRET-ENV-0c2d")
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        await client.applications.create(
+            unique, "shop", template, files={"./db.txt": values[0].decode(), "tok.txt": values[1].decode()},
+            env={"UNUSED_PW": values[2].decode()})
+        # A re-parse of the stored template (no files given) finds every value in the store.
+        await client.applications.update(unique, "shop", version="2")
+        answer = (await client.applications.get(unique, "shop")).SerializeToString()
+        revisions = await client.applications.revisions(unique, "shop")
+        assert {s.name for s in await client.secrets.list(unique)} == {"shop_db", "shop_tok", "shop_unused"}
+    dump = await etcd_dump(ccs_server.etcd_url, f"/ccs/c/{unique}/")
+    out = cli(ccs_server, "app", "get", "shop", "-c", unique, "-o", "json").stdout
+    for value in values:
+        assert value not in answer and value not in dump and value.decode() not in out
+        assert all(value not in r.SerializeToString() for r in revisions)

@@ -104,10 +104,14 @@ def test_a_refused_definition_is_reported_once_not_again_by_each_grant() -> None
     assert [e.path for e in info.value.errors] == ["secrets.s.file"]
 
 
-def test_only_the_values_of_mounted_definitions_are_stored() -> None:
+def test_every_secrets_value_is_stored_but_only_mounted_configs() -> None:
+    """A secret no chosen service mounts is stored too (so its value is kept out of the stored
+    application); a config's file stays with the application, so only a mounted one is."""
     parsed = parse("services:\n  web: {image: a, secrets: [used]}\n"
-                   "secrets: {used: {environment: A}}\nconfigs: {unused: {content: x}}\n", env={"A": "v"})
-    assert [s.name for s in parsed.file_sources] == ["shop_used"]
+                   "  dbg: {image: a, profiles: [debug], secrets: [tok]}\n"
+                   "secrets: {used: {environment: A}, tok: {environment: T}, idle: {environment: I}}\n"
+                   "configs: {unused: {content: x}}\n", env={"A": "v", "T": "t", "I": "i"})
+    assert [s.name for s in parsed.file_sources] == ["shop_used", "shop_tok", "shop_idle"]
 
 
 def test_a_mode_with_a_leading_zero_is_octal_as_in_compose() -> None:
