@@ -200,10 +200,11 @@ class SecretStore:
         await txn.delete_prefix(prefix(cluster, kind, name)).commit(self.etcd)
 
     async def reencrypt(self, generation: int, data_key: bytes, batch: int, passes: int = 20) -> tuple[int, int]:
-        """Re-encrypt every stored value under an older generation than ``generation``, ``batch``
-        keys per transaction, each guarded on the values' mod_revision (a conflict re-reads) and
-        on ``generation`` still being stored (a value is never moved to a deleted key: NotFound
-        of kind :data:`KEY_KIND` stops it). A value under a newer generation is left alone.
+        """Re-encrypt every stored value under an older generation than ``generation``, at most
+        ``batch`` keys and etcd's request size per transaction (:func:`_batches`), each guarded
+        on the values' mod_revision (a conflict re-reads) and on ``generation`` still being
+        stored (a value is never moved to a deleted key: NotFound of kind :data:`KEY_KIND` stops
+        it). A value under a newer generation is left alone.
         Returns (how many were re-encrypted, the revision of the final scan, which found none
         left); at most ``passes`` scans (then Conflict: values kept changing under it)."""
         done = 0
@@ -212,9 +213,9 @@ class SecretStore:
             stale = [v for v in (_parse(kv) for kv in res.kvs) if v.key_generation < generation]
             if not stale:
                 return done, res.revision
-            for i in range(0, len(stale), batch):
+            for group in _batches(stale, batch, self.etcd.request_budget()):
                 txn = _require_key(Txn(), generation)
-                for v in stale[i:i + batch]:
+                for v in group:
                     plain = await self.value(v)
                     moved = Version(**{**v.__dict__, "key_generation": generation,
                                        "sealed": seal(data_key, plain, v.key)})
@@ -222,10 +223,31 @@ class SecretStore:
                     txn.put(v.key, _record(moved))
                 try:
                     await txn.commit(self.etcd)
-                    done += len(stale[i:i + batch])
+                    done += len(group)
                 except NotFound as exc:
                     if exc.kind == KEY_KIND:
                         raise
                 except Conflict:
                     pass  # changed or deleted meanwhile: the next scan sees it as it is now
         raise Conflict("secrets", "every cluster", 0, 0)
+
+
+#: Bytes a value's re-encryption adds to a transaction besides its record: its key in the
+#: compare, the put and the failure range, and protobuf framing (generous: the margin is cheap).
+_PER_VALUE = 256
+
+
+def _batches(stale: list[Version], batch: int, budget: int) -> list[list[Version]]:
+    """``stale`` in groups of at most ``batch`` values whose re-encrypted records fit one etcd
+    request (``budget`` bytes): three 500 KiB values exceed etcd's default 1.5 MiB. A re-sealed
+    record has the size of the one read (same plaintext, same nonce and tag sizes)."""
+    out: list[list[Version]] = []
+    size = 0
+    for v in stale:
+        cost = len(_record(v)) + 3 * len(v.key) + _PER_VALUE
+        if not out or len(out[-1]) >= batch or size + cost > budget:
+            out.append([])
+            size = 1024  # the transaction's own guard and framing
+        out[-1].append(v)
+        size += cost
+    return out

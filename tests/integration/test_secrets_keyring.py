@@ -262,3 +262,21 @@ async def test_a_value_whose_data_key_is_gone_is_corrupt_and_the_rest_of_the_mes
     msg = agent_pb2.SessionMessage(assignments=[assignment("lost"), assignment("good")])
     out = await attach(store, "c", msg)
     assert [[(f.name, f.data) for f in a.files] for a in out.assignments] == [[], [("good", b"good-value")]]
+
+
+async def test_rotation_splits_large_values_into_transactions_etcd_accepts(own_etcd: EtcdProc, tmp_path: Path) -> None:
+    """Three values of 500 KiB (the limit) exceed etcd's 1.5 MiB request limit together: the
+    rotation splits them by size too (2 + 1 transactions), and leaves one generation."""
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    for i in range(3):
+        await store.add("c", "secret", f"big{i}", bytes([65 + i]) * (500 * 1024), new=True)
+    _, before = await etcd.get_with_revision("/ccs/")
+    assert await store.keyring.rotate(lambda g, k: store.reencrypt(g, k, 50)) == (2, 3)
+    _, after = await etcd.get_with_revision("/ccs/")
+    # The hold, the new key, two re-encryption transactions (2 values, then 1), the delete, the release.
+    assert after - before == 6
+    assert [kv.key for kv in (await etcd.range(keys.SECRET_KEYS)).kvs] == [f"{keys.SECRET_KEYS}000002"]
+    for i in range(3):
+        v = await store.get("c", "secret", f"big{i}", None)
+        assert v.key_generation == 2 and await store.value(v) == bytes([65 + i]) * (500 * 1024)
