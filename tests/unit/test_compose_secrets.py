@@ -80,6 +80,11 @@ REFUSALS = {
                     "services.web.secrets[1].target: '/run/secrets/s' is the target of another secret"),
     "uid not a number": ("secrets: {s: {external: true}}", "secrets: [{source: s, uid: root}]",
                          "services.web.secrets[0].uid: must be a number"),
+    "uid too large": ("secrets: {s: {external: true}}", "secrets: [{source: s, uid: '4294967295'}]",
+                      "services.web.secrets[0].uid: 4294967295 is not a user or group id: ids go from 0 to "
+                      "4294967294"),
+    "gid too large": ("secrets: {s: {external: true}}", "secrets: [{source: s, gid: '9999999999'}]",
+                      "services.web.secrets[0].gid: 9999999999 is not a user or group id"),
     "mode too wide": ("secrets: {s: {external: true}}", "secrets: [{source: s, mode: 4095}]",
                       "services.web.secrets[0].mode: must be a permission mode from 0 to 0777"),
     "mode not octal": ("secrets: {s: {external: true}}", "secrets: [{source: s, mode: '9'}]",
