@@ -107,7 +107,10 @@ class Keyring:
             raise SecretsKeyError(
                 f"{where} is wrapped by secrets key {doc.get('kek_id', '?')}, but {self.path} holds key "
                 f"{key_id(self._kek)}: give this server the secrets key file of the first server")
-        data_key = unwrap(self._kek, wrapped, where)
+        try:
+            data_key = unwrap(self._kek, wrapped, where, WHAT)
+        except MasterKeyError as exc:
+            raise SecretsKeyError(str(exc)) from None
         self._keys[generation] = data_key
         return data_key
 

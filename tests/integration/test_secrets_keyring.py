@@ -5,6 +5,7 @@ a server must be given."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import os
@@ -280,3 +281,19 @@ async def test_rotation_splits_large_values_into_transactions_etcd_accepts(own_e
     for i in range(3):
         v = await store.get("c", "secret", f"big{i}", None)
         assert v.key_generation == 2 and await store.value(v) == bytes([65 + i]) * (500 * 1024)
+
+
+async def test_a_damaged_data_key_is_reported_as_the_secrets_keys_not_the_master_keys(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    etcd = Etcd([own_etcd.url])
+    await Keyring.load_or_create(etcd, tmp_path / "secrets.key")
+    where = f"{keys.SECRET_KEYS}000001"
+    kv = await etcd.get(where)
+    assert kv is not None
+    doc = json.loads(kv.value)
+    doc["key"] = base64.b64encode(bytes(60)).decode()  # the right key id, an altered wrapped key
+    await Txn().put(where, json.dumps(doc).encode()).commit(etcd)
+    with pytest.raises(SecretsKeyError) as err:
+        await Keyring.load_or_create(etcd, tmp_path / "secrets.key")
+    assert "secrets key" in str(err.value) and "master key" not in str(err.value)
