@@ -63,8 +63,12 @@ class Keyring:
         if res.kvs:
             await ring.key(ring._generation(res.kvs[-1].key))  # checks the file key now, not at first use
         else:
-            with contextlib.suppress(AlreadyExists):  # another server made it a moment ago
+            try:
                 await ring._store_new(1)
+            except AlreadyExists:
+                # Another server made it a moment ago, maybe with a file key of its own (two
+                # first starts with separate state directories): check ours opens it.
+                await ring.key(1)
         return ring
 
     @staticmethod

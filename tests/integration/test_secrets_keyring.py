@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -281,6 +282,26 @@ async def test_rotation_splits_large_values_into_transactions_etcd_accepts(own_e
     for i in range(3):
         v = await store.get("c", "secret", f"big{i}", None)
         assert v.key_generation == 2 and await store.value(v) == bytes([65 + i]) * (500 * 1024)
+
+
+async def test_two_first_starts_with_different_key_files_the_loser_refuses(own_etcd: EtcdProc, tmp_path: Path) -> None:
+    """Two servers start on an empty etcd with separate state directories: both see no data key,
+    one stores generation 1; the other must refuse (naming the key files), not keep a file key
+    that opens nothing. Made deterministic by the loser's first read answering empty."""
+    winner_etcd, loser_etcd = Etcd([own_etcd.url]), Etcd([own_etcd.url])
+    await Keyring.load_or_create(winner_etcd, tmp_path / "a.key")
+    real_range = loser_etcd.range
+    calls = 0
+
+    async def first_read_before_the_winner(prefix: str, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await real_range("/nothing-here/" if calls == 1 else prefix, **kw)
+
+    loser_etcd.range = first_read_before_the_winner  # type: ignore[method-assign]
+    with pytest.raises(SecretsKeyError, match="secrets key"):
+        await Keyring.load_or_create(loser_etcd, tmp_path / "b.key")
+    assert calls == 1
 
 
 async def test_a_damaged_data_key_is_reported_as_the_secrets_keys_not_the_master_keys(
