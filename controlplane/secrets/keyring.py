@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from controlplane.pki.keywrap import KEY_BYTES, MasterKeyError, create_master_key, key_id, read_master_key, unwrap, wrap
 from controlplane.store import AlreadyExists, Conflict, keys
@@ -47,6 +49,7 @@ class Keyring:
     def __init__(self, etcd: Etcd, kek: bytes, path: Path) -> None:
         self.etcd, self._kek, self.path = etcd, kek, path
         self._keys: dict[int, bytes] = {}
+        self._digest_key: bytes | None = None
 
     @classmethod
     async def load_or_create(cls, etcd: Etcd, path: Path) -> Keyring:
@@ -84,6 +87,16 @@ class Keyring:
             where, json.dumps(doc).encode()).commit(self.etcd)
         self._keys[generation] = data_key
         return data_key
+
+    def digest_key(self) -> bytes:
+        """The key of the values' digests (:func:`controlplane.secrets.envelope.digest`), derived
+        from the file key with HKDF (``cryptography``'s, the standard KDF for one key per
+        purpose): the same on every server given the file, and not a data key, so a rotation
+        leaves digests as they were."""
+        if self._digest_key is None:
+            self._digest_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                                    info=b"ccs secrets value digests").derive(self._kek)
+        return self._digest_key
 
     async def current(self) -> tuple[int, bytes]:
         """The newest data key generation and its key."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from controlplane.pki.keywrap import MasterKeyError
-from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, seal
+from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, same_value, seal
 from controlplane.secrets.keyring import Keyring, generation_key
 from controlplane.store import AlreadyExists, Conflict, Corrupt, NotFound, keys
 from controlplane.store.etcd import KV, Etcd
@@ -105,13 +105,13 @@ class SecretStore:
                 raise AlreadyExists(kind, name)
             if new is False and not existing:
                 raise NotFound(kind, name)
-            if new is None and existing and existing[-1].digest == digest(value):
+            if new is None and existing and same_value(self.keyring.digest_key(), existing[-1].digest, value):
                 return existing[-1]
             number = existing[-1].version + 1 if existing else 1
             key = version_key(cluster, kind, name, number)
             generation, data_key = await self.keyring.current()
-            v = Version(cluster, kind, name, number, digest(value), len(value), dt.datetime.now(dt.UTC),
-                        generation, application, key, 0, seal(data_key, value, key))
+            v = Version(cluster, kind, name, number, digest(self.keyring.digest_key(), value), len(value),
+                        dt.datetime.now(dt.UTC), generation, application, key, 0, seal(data_key, value, key))
             txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
             if new is True:
                 txn.require_empty(prefix(cluster, kind, name), kind, name)
@@ -136,13 +136,13 @@ class SecretStore:
         else the next one, sealed and not written (True) — for the caller's own transaction,
         with :func:`write_version` (a deploy writes its application's values with it)."""
         existing = await self.versions(cluster, kind, name)
-        if existing and existing[-1].digest == digest(value):
+        if existing and same_value(self.keyring.digest_key(), existing[-1].digest, value):
             return existing[-1], False
         number = existing[-1].version + 1 if existing else 1
         key = version_key(cluster, kind, name, number)
         generation, data_key = await self.keyring.current()
-        return Version(cluster, kind, name, number, digest(value), len(value), dt.datetime.now(dt.UTC),
-                       generation, application, key, 0, seal(data_key, value, key)), True
+        return Version(cluster, kind, name, number, digest(self.keyring.digest_key(), value), len(value),
+                       dt.datetime.now(dt.UTC), generation, application, key, 0, seal(data_key, value, key)), True
 
     async def get(self, cluster: str, kind: str, name: str, version: int | None) -> Version:
         """The version asked (None: the latest); NotFound naming ``name@version``."""

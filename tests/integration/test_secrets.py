@@ -5,6 +5,7 @@ resolved to versions, and a new version rolling the services that mount it unpin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -56,7 +57,8 @@ async def test_versions_no_value_in_answers_and_encrypted_at_rest(ccs_server: An
         await client.clusters.create(unique)
         first = await client.secrets.create(unique, "db", VALUE)
         assert (first.version, list(first.versions), first.size) == (1, [1], len(VALUE))
-        assert first.digest.startswith("sha256:") and VALUE not in first.SerializeToString()
+        assert first.digest.startswith("hmac-sha256:") and VALUE not in first.SerializeToString()
+        assert hashlib.sha256(VALUE).hexdigest() not in first.digest  # not a test of a guess
         with pytest.raises(ccs.AlreadyExists):
             await client.secrets.create(unique, "db", b"other")
         second = await client.secrets.update(unique, "db", VALUE + b"2")
