@@ -31,4 +31,5 @@ Design (issue 12), and why:
       /ccs/secrets/{cluster}/{secret|config}/{name}/{version:010d}  JSON {digest, size,
           created_at, key_generation, application, value (base64 nonce||ciphertext+tag)}
       /ccs/secretkeys/{generation:06d}  JSON {key (wrapped by the file key), kek_id, created_at}
+      /ccs/secretrotation  held (on a lease) by the one rotation running
 """
