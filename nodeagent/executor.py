@@ -245,6 +245,8 @@ class Executor:
             docker_id = a.observed.docker_id if a.observed is not None else ""
             if docker_id:
                 await self._stop_remove(a.container_id, docker_id, a.grace_seconds, a.volumes)
+            else:  # never created (or already gone): its secret files may still be on the tmpfs
+                await self.files.remove(a.container_id)
             st = status.build_status(
                 c, None, state=State.CONTAINER_STATE_REMOVED, message="removed",
                 node=self.node, address=self.address, now=time.time(),
@@ -264,6 +266,8 @@ class Executor:
             await self.runtime.prepare(c, on_pull=on_pull)
             docker_id = await self.runtime.create(c)
         except RuntimeFailure as exc:
+            # No container holds the files: they leave the tmpfs now (a retry writes them again).
+            await self.files.remove(cid)
             self._fail_or_raise(cid, c, exc, None)
             return
         self.docker_ids[cid] = docker_id

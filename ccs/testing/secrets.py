@@ -9,6 +9,8 @@ for a mounting service), and the rolling of services on a new version.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 from typing import Any
 
 import grpc
@@ -30,6 +32,9 @@ class SecretsFake(NetworksFake):
         # (kind, cluster, name) -> its versions, oldest first: (description, value)
         self.stored: dict[tuple[str, str, str], list[tuple[R.Secret, bytes]]] = {}
         self.key_generation = 1
+        # Digests are keyed, as the server's (an HMAC under a key only it holds): see
+        # controlplane.secrets.envelope.digest.
+        self._digest_key = secrets.token_bytes(32)
 
     async def _secret_name(self, ctx: Ctx, value: str) -> str:
         problem = name_problem(value)
@@ -54,8 +59,9 @@ class SecretsFake(NetworksFake):
         now.GetCurrentTime()
         first = versions[0][0].created_at if versions else now
         number = len(versions) + 1
+        digest = "hmac-sha256:" + hmac.new(self._digest_key, request.data, hashlib.sha256).hexdigest()
         secret = R.Secret(cluster=request.cluster, name=name, version=number,
-                          versions=[*range(1, number + 1)], digest="sha256:" + hashlib.sha256(request.data).hexdigest(),
+                          versions=[*range(1, number + 1)], digest=digest,
                           size=len(request.data), created_at=now, first_created_at=first)
         self.stored[(kind, request.cluster, name)] = [*versions, (secret, bytes(request.data))]
         self.revision += 1

@@ -57,7 +57,8 @@ GLOBAL, CLUSTER, APP = Scope.GLOBAL, Scope.CLUSTER, Scope.APP
 ROLES: Mapping[str, Mapping[str, Scope]] = {
     "admin": dict.fromkeys(PERMISSIONS, GLOBAL),
     # Reads reach the whole of its clusters: a deploy's --wait watches the cluster and lists its nodes.
-    # Secrets belong to a cluster (applications share them), so a deployer's reach is its clusters.
+    # Shared secrets belong to a cluster, so a deployer's reach is its clusters; an application's
+    # own names also need UPDATE on that application (checked by controlplane.api.secret_owners).
     "deployer": {READ: CLUSTER, DEPLOY: APP, UPDATE: APP, RELEASE: APP, SCALE: APP, LOGS: APP, SECRETS: CLUSTER},
     "viewer": {READ: CLUSTER},
 }

@@ -11,14 +11,18 @@ The application's own values (``file:``, ``environment:``, ``content:``) become 
 adds them; an unchanged value adds nothing), so a refused or dry-run deploy stores none and an
 accepted one stores them with the services that mount them. The transaction's size is measured
 with them (values are at most 500 KiB each). A concurrent writer of the same version number
-makes the write fail (ALREADY_EXISTS naming ``APP_KEY@N``); deploy again.
+makes the write fail (ALREADY_EXISTS naming ``APP_KEY@N``), and so does a rotation that
+deleted the data key they were sealed under meanwhile (NOT_FOUND naming the generation); deploy
+again.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.secret_owners import owner
 from controlplane.compose import ParsedTemplate
+from controlplane.compose.service import normalize_path
 from controlplane.grpc_errors import InvalidArgument
 from controlplane.secrets.store import SecretStore, Version, write_version
 from controlplane.store import NotFound, keys
@@ -29,10 +33,15 @@ from controlplane.store.txn import Txn
 
 async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: ParsedTemplate
                   ) -> Callable[[Txn], object]:
-    """Fill the FileRefs; return what adds the application's new values to its transaction."""
+    """Fill the FileRefs; return what adds the application's new values to its transaction.
+
+    An external name another application owns (:mod:`controlplane.api.secret_owners`) is
+    refused: only its owner's template mounts it. A template's own value goes to
+    ``{app}_{key}`` only if that name holds nothing but this application's versions (a name
+    made beforehand by someone else is refused rather than given the application's value)."""
     refs = [(kind, ref) for spec in parsed.services.values()
             for kind, group in (("secret", spec.secrets), ("config", spec.configs)) for ref in group]
-    if not refs:
+    if not refs and not parsed.file_sources:
         return _nothing
     if store is None:
         raise InvalidArgument("secrets", "this server has no secrets store")
@@ -45,6 +54,11 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
         try:
             v = await store.get(cluster, kind, ref.name, ref.version or None)
             ref.version, ref.digest = v.version, v.digest
+            belongs = await owner(store.etcd, cluster, ref.name, await store.versions(cluster, kind, ref.name))
+            if belongs and belongs != app:
+                problems.append((f"{kind}s.{ref.key}.external",
+                                 f"{kind} {ref.name!r} belongs to application {belongs!r}; only its template "
+                                 f"may mount it (use a {kind} of your own or a shared one)"))
         except NotFound:
             at = f"@{ref.version}" if ref.version else ""
             problems.append((f"{kind}s.{ref.key}.external",
@@ -66,6 +80,14 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
                                       "longer stored; deploy the template again with its value") from None
             stored[key] = (v.version, v.digest)
         else:
+            foreign = {x.application for x in await store.versions(cluster, source.kind, source.name)} - {app}
+            if foreign:
+                how = "file" if source.path else "environment" if source.variable else "content"
+                made = (f"by hand (ccs {source.kind} create)" if "" in foreign
+                        else f"by application {sorted(foreign)[0]!r}")
+                raise InvalidArgument(f"{source.kind}s.{source.key}.{how}",
+                                      f"{source.kind} {source.name!r} already exists and was made {made}, not by "
+                                      f"application {app!r}: remove it (ccs {source.kind} rm) or rename the key")
             v, is_new = await store.prepare(cluster, source.kind, source.name, source.value, app)
             stored[key] = (v.version, v.digest)
             if is_new:
@@ -116,11 +138,14 @@ def keep_out(spec: pb.ApplicationSpec, parsed: ParsedTemplate) -> None:
     answered): the bundled file of each ``file:`` secret and the ``--env`` variable of each
     ``environment:`` one (unless the template interpolates it too: then it is in its specs
     anyway). They live in the secrets store; a re-parse names them (``stored_values``)."""
+    paths = {source.path for source in parsed.file_sources if source.kind == "secret" and source.path}
+    # The parse looked the file up under its normalized path (``./db.txt`` -> ``db.txt``); the
+    # client may have bundled it under any spelling of it (an SDK caller, say).
+    for sent in [p for p in spec.files if normalize_path(p) in paths]:
+        del spec.files[sent]
     for source in parsed.file_sources:
         if source.kind != "secret":
             continue
-        if source.path and source.path in spec.files:
-            del spec.files[source.path]
         if source.variable and source.variable in spec.env:
             del spec.env[source.variable]
 

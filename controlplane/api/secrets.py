@@ -8,7 +8,12 @@ application of the cluster that mounts the name unpinned, exactly as ``ccs app u
 change would: its services' FileRefs move to the new version, so their specs change and a
 release rolls them (Swarm's secrets are immutable; a new one must be wired by hand). A service
 pinned to ``name@N`` does not move. An application that cannot be re-applied (say, its template
-now breaks the cluster's policy) keeps running its version and gets a warning event saying why.
+now breaks the cluster's policy), or that the caller may not update (a deployer scoped to other
+applications changing a shared value), keeps running its version and gets a warning event saying
+why: an update never redeploys what its caller could not deploy itself.
+
+An application's own names (``{app}_{key}``, or a value its template made) are changed only by
+a caller who may update that application (:mod:`controlplane.api.secret_owners`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ccs.secret_names import MAX_VALUE_BYTES, name_problem, split_ref
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.secret_owners import may_update, owner
 from controlplane.api.secret_refs import mounting
 from controlplane.compose import TemplateError
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, PermissionDenied, map_errors
@@ -88,10 +94,22 @@ class _Store:
     async def create(self, cluster: str, name: str, data: bytes, *, new: bool) -> Version:
         cluster = check_name("cluster", cluster)
         name = _name("name", name)
-        v = await self.store.add(cluster, self.kind, name, _data(data), new=new)
+        data = _data(data)
+        versions = await self.store.versions(cluster, self.kind, name)
+        await self._may_change(cluster, name, versions)
+        # An update of an application's own value stays its own (it goes with the application).
+        made_by = versions[-1].application if versions else ""
+        v = await self.store.add(cluster, self.kind, name, data, new=new, application=made_by)
         if not new:
             await self._roll(cluster, name, v)
         return v
+
+    async def _may_change(self, cluster: str, name: str, versions: list[Version]) -> None:
+        """An application's own name needs the ``update`` permission on that application
+        (controlplane.api.secret_owners); a shared one, only the call's own permission."""
+        app = await owner(self.etcd, cluster, name, versions)
+        if app and (why := may_update(cluster, app)) is not None:
+            raise PermissionDenied(f"{self.kind} {name!r} belongs to application {app!r}: {why}")
 
     async def _roll(self, cluster: str, name: str, v: Version) -> None:
         if self.refresh is None:
@@ -99,6 +117,10 @@ class _Store:
         _, unpinned, _ = await mounting(self.etcd, cluster, self.kind, name)
         for app in sorted(unpinned):
             try:
+                if (denied := may_update(cluster, app)) is not None:
+                    # Not redeployed with the server's authority for a caller who may not.
+                    raise PermissionDenied(f"the update's caller may not update this application ({denied}); "
+                                           "it keeps its version until it is deployed again (ccs app update)")
                 await self.refresh(cluster, app)
             except (InvalidArgument, TemplateError, FailedPrecondition, PermissionDenied, NotFound, Corrupt) as exc:
                 why = str(exc)[:500]
@@ -123,6 +145,7 @@ class _Store:
     async def delete(self, cluster: str, name: str) -> None:
         cluster = check_name("cluster", cluster)
         name = _name("name", name)
+        await self._may_change(cluster, name, await self.store.versions(cluster, self.kind, name))
         mounts, _, revision = await mounting(self.etcd, cluster, self.kind, name)
         if mounts:
             who = "; ".join(f"{app} ({', '.join(sorted(s))})" for app, s in sorted(mounts.items()))

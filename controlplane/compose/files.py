@@ -30,6 +30,9 @@ from controlplane.compose.service import normalize_path
 
 KINDS = ("secrets", "configs")
 _ID = re.compile(r"[0-9]{1,10}")
+#: The largest user or group id: ids are 32 bits and 4294967295 ((uid_t)-1) means "no change"
+#: to chown(2), so the agent could not give a file that owner.
+MAX_ID = 4294967294
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,10 @@ def grants(value: Any, kind: str, defined: dict[str, FileSource | None], path: P
         bad = [f for f, v in (("uid", uid), ("gid", gid)) if not _ID.fullmatch(v)]
         if bad:
             diag.error((*where, bad[0]), "must be a number (a user or group id)")
+            continue
+        big = [(f, v) for f, v in (("uid", uid), ("gid", gid)) if int(v) > MAX_ID]
+        if big:
+            diag.error((*where, big[0][0]), f"{big[0][1]} is not a user or group id: ids go from 0 to {MAX_ID}")
             continue
         mode = spec.get("mode", 0o444)
         if isinstance(mode, str):

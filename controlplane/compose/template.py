@@ -288,10 +288,13 @@ def parse_template(
         warnings=diag.warnings,
         privileged=[use for name in order for use in ctx.privileged.get(name, [])],
         # A variable the template also interpolates is in its specs anyway: not one to keep out.
+        # Every secret's own value is stored (and kept out of the application), mounted or not: a
+        # secret of a profile not chosen, or of no service, must not stay in the application in
+        # clear; a config's, only when a chosen service mounts it (its file stays with the app).
         file_sources=[replace(src, variable="") if src.variable in interpolated else src
                       for top in defined.values() for src in top.values() if src is not None
                       and (src.value is not None or src.stored)
-                      and any(ref.name == src.name for spec in specs.values()
-                              for ref in (*spec.secrets, *spec.configs))],
+                      and (src.kind == "secret" or any(ref.name == src.name for spec in specs.values()
+                                                       for ref in (*spec.secrets, *spec.configs)))],
     )
 

@@ -7,7 +7,8 @@ names (``spec.secrets`` then ``spec.configs``, as (kind, name, version)), so an 
 exactly the values of the containers assigned to it and nothing else. Versions never change
 once stored, so the plaintexts of one message are read once each.
 
-A value that cannot be read (deleted meanwhile, or it does not decrypt) leaves the assignment
+A value that cannot be read (deleted meanwhile, it does not decrypt, or its data key is gone:
+all Corrupt, see ``SecretStore.value``) leaves the assignment
 without it; the agent then fails that container with a message naming the secret, never its
 value (nodeagent/mounted_files.py), and the rest of the message goes through.
 """

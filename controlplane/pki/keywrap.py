@@ -86,12 +86,13 @@ def wrap(master: bytes, plaintext: bytes, where: str) -> bytes:
     return nonce + AESGCM(master).encrypt(nonce, plaintext, where.encode())
 
 
-def unwrap(master: bytes, wrapped: bytes, where: str) -> bytes:
-    """The plaintext; MasterKeyError if the key is wrong or the value was altered or moved."""
+def unwrap(master: bytes, wrapped: bytes, where: str, what: str = "master key") -> bytes:
+    """The plaintext; MasterKeyError if the key is wrong or the value was altered or moved.
+    ``what`` names the key in messages (the secrets key wraps data keys the same way)."""
     if len(wrapped) < NONCE_BYTES + 16:
         raise MasterKeyError(f"{where}: the wrapped value is too short")
     try:
         return AESGCM(master).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], where.encode())
     except InvalidTag:
-        raise MasterKeyError(f"{where}: does not decrypt with this master key (wrong key, or the "
+        raise MasterKeyError(f"{where}: does not decrypt with this {what} (wrong key, or the "
                              "value was altered)") from None

@@ -13,9 +13,10 @@ Design (issue 12), and why:
 - **Why a file of its own, not the master key.** The master key wraps the CA key (who may
   join, sign nodes); this one opens the application's secrets. Separate files let an operator
   back up, hand out and replace them separately; a server is started with both.
-- **Rotation** (:func:`keyring.Keyring.rotate`): a new data key generation is stored, every
-  stored value not under it is re-encrypted in transactions of at most ``batch`` keys, each
-  guarded on the values' ``mod_revision`` (a concurrent change makes that batch re-read), and
+- **Rotation** (:func:`keyring.Keyring.rotate`): one at a time (a hold on a lease), a new data
+  key generation is stored, every stored value under an older one is re-encrypted in
+  transactions of at most ``batch`` keys, each guarded on the values' ``mod_revision`` (a
+  concurrent change makes that batch re-read) and on the new generation still being stored, and
   the old generations are deleted only in a transaction guarded on nothing having been
   written under the values' prefix since the final scan, so no value is left under a deleted key.
 - **Versions** (:mod:`store`): ``NAME`` is the latest, ``NAME@3`` pins one. Versions are
@@ -30,4 +31,5 @@ Design (issue 12), and why:
       /ccs/secrets/{cluster}/{secret|config}/{name}/{version:010d}  JSON {digest, size,
           created_at, key_generation, application, value (base64 nonce||ciphertext+tag)}
       /ccs/secretkeys/{generation:06d}  JSON {key (wrapped by the file key), kek_id, created_at}
+      /ccs/secretrotation  held (on a lease) by the one rotation running
 """

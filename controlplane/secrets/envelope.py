@@ -12,6 +12,7 @@ Why AESGCM from ``cryptography``: the maintained library the PKI already uses, a
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 from cryptography.exceptions import InvalidTag
@@ -26,9 +27,26 @@ class EnvelopeError(Exception):
     """A stored value does not decrypt (wrong key, or altered or moved). Never holds the value."""
 
 
-def digest(value: bytes) -> str:
-    """What answers show instead of the value."""
-    return "sha256:" + hashlib.sha256(value).hexdigest()
+DIGEST_PREFIX = "hmac-sha256:"
+LEGACY_PREFIX = "sha256:"
+
+
+def digest(key: bytes, value: bytes) -> str:
+    """What answers show instead of the value: an HMAC-SHA256 under a key only the servers hold
+    (:meth:`controlplane.secrets.keyring.Keyring.digest_key`). A plain SHA-256 of the value,
+    shown to every reader of the cluster, would let a viewer test guesses of a weak secret
+    offline; an HMAC still tells two versions apart and a redeploy of the same value from a new
+    one, without being a test of a guess."""
+    return DIGEST_PREFIX + hmac.new(key, value, hashlib.sha256).hexdigest()
+
+
+def same_value(key: bytes, stored_digest: str, value: bytes) -> bool:
+    """Whether ``value`` is the one ``stored_digest`` names. Versions stored before digests were
+    keyed carry a plain ``sha256:`` one: compared as such, so a redeploy of an unchanged value
+    does not make a new version."""
+    if stored_digest.startswith(LEGACY_PREFIX):
+        return hmac.compare_digest(stored_digest, LEGACY_PREFIX + hashlib.sha256(value).hexdigest())
+    return hmac.compare_digest(stored_digest, digest(key, value))
 
 
 def seal(key: bytes, value: bytes, where: str) -> bytes:

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from controlplane.pki.keywrap import KEY_BYTES, MasterKeyError, create_master_key, key_id, read_master_key, unwrap, wrap
 from controlplane.store import AlreadyExists, Conflict, keys
@@ -27,6 +29,8 @@ log = structlog.get_logger("ccs.secrets")
 
 KEYS_PREFIX = keys.SECRET_KEYS
 WHAT = "secrets key"
+#: Seconds the rotation's hold outlives a server that died holding it.
+ROTATION_TTL = 30
 
 
 def generation_key(generation: int) -> str:
@@ -45,6 +49,7 @@ class Keyring:
     def __init__(self, etcd: Etcd, kek: bytes, path: Path) -> None:
         self.etcd, self._kek, self.path = etcd, kek, path
         self._keys: dict[int, bytes] = {}
+        self._digest_key: bytes | None = None
 
     @classmethod
     async def load_or_create(cls, etcd: Etcd, path: Path) -> Keyring:
@@ -61,8 +66,12 @@ class Keyring:
         if res.kvs:
             await ring.key(ring._generation(res.kvs[-1].key))  # checks the file key now, not at first use
         else:
-            with contextlib.suppress(AlreadyExists):  # another server made it a moment ago
+            try:
                 await ring._store_new(1)
+            except AlreadyExists:
+                # Another server made it a moment ago, maybe with a file key of its own (two
+                # first starts with separate state directories): check ours opens it.
+                await ring.key(1)
         return ring
 
     @staticmethod
@@ -78,6 +87,16 @@ class Keyring:
             where, json.dumps(doc).encode()).commit(self.etcd)
         self._keys[generation] = data_key
         return data_key
+
+    def digest_key(self) -> bytes:
+        """The key of the values' digests (:func:`controlplane.secrets.envelope.digest`), derived
+        from the file key with HKDF (``cryptography``'s, the standard KDF for one key per
+        purpose): the same on every server given the file, and not a data key, so a rotation
+        leaves digests as they were."""
+        if self._digest_key is None:
+            self._digest_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                                    info=b"ccs secrets value digests").derive(self._kek)
+        return self._digest_key
 
     async def current(self) -> tuple[int, bytes]:
         """The newest data key generation and its key."""
@@ -105,15 +124,48 @@ class Keyring:
             raise SecretsKeyError(
                 f"{where} is wrapped by secrets key {doc.get('kek_id', '?')}, but {self.path} holds key "
                 f"{key_id(self._kek)}: give this server the secrets key file of the first server")
-        data_key = unwrap(self._kek, wrapped, where)
+        try:
+            data_key = unwrap(self._kek, wrapped, where, WHAT)
+        except MasterKeyError as exc:
+            raise SecretsKeyError(str(exc)) from None
         self._keys[generation] = data_key
         return data_key
 
     async def rotate(self, reencrypt: Callable[[int, bytes], Awaitable[tuple[int, int]]]) -> tuple[int, int]:
         """Store a new generation, have ``reencrypt(generation, key)`` move every value under it
         (it returns (count, the revision of its final scan, which found nothing left)), then delete
-        the older generations, guarded on no value written since that scan. Returns
-        (generation, count)."""
+        the older generations, guarded on no value written since that scan and on the new
+        generation still being stored. Returns (generation, count).
+
+        One rotation at a time, in the whole control plane: two running together would each
+        delete the generation the other moves values to (every value lost). The one running
+        holds :data:`keys.SECRET_ROTATION` on a lease it keeps alive (a crashed server's hold
+        ends with its lease); another is refused (AlreadyExists naming it) and stores nothing."""
+        lease = await self.etcd.grant_lease(ROTATION_TTL)
+        try:
+            await Txn().require_absent(keys.SECRET_ROTATION, "secrets key rotation",
+                                       "in progress (another rotate-key is running; run it again once it is done)"
+                                       ).put(keys.SECRET_ROTATION, b"rotating", lease=lease).commit(self.etcd)
+            keepalive = asyncio.create_task(self._keep_alive(lease), name="secrets-rotation-lease")
+            try:
+                return await self._rotate(reencrypt)
+            finally:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keepalive
+        finally:
+            with contextlib.suppress(Exception):  # ends the hold at once (else: when the lease expires)
+                await self.etcd.client.revoke_lease(lease)
+
+    async def _keep_alive(self, lease: int) -> None:
+        while True:
+            await asyncio.sleep(ROTATION_TTL / 3)
+            try:
+                await self.etcd.client.refresh_lease(lease)
+            except Exception as exc:  # the guards on the new generation keep the values safe
+                log.warning("cannot renew the secrets rotation lease", error=str(exc)[:200])
+
+    async def _rotate(self, reencrypt: Callable[[int, bytes], Awaitable[tuple[int, int]]]) -> tuple[int, int]:
         res = await self.etcd.range(KEYS_PREFIX, keys_only=True)
         old = [self._generation(kv.key) for kv in res.kvs]
         generation = (max(old) if old else 0) + 1
@@ -123,6 +175,7 @@ class Keyring:
             count, revision = await reencrypt(generation, data_key)
             total += count
             txn = Txn().require_unchanged(keys.SECRETS, revision, "secrets", "every cluster")
+            txn.require_present(generation_key(generation), "secrets data key", f"generation {generation}")
             for g in old:
                 txn.delete(generation_key(g))
             try:

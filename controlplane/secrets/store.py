@@ -13,8 +13,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, seal
-from controlplane.secrets.keyring import Keyring
+from controlplane.pki.keywrap import MasterKeyError
+from controlplane.secrets.envelope import EnvelopeError, digest, open_sealed, same_value, seal
+from controlplane.secrets.keyring import Keyring, generation_key
 from controlplane.store import AlreadyExists, Conflict, Corrupt, NotFound, keys
 from controlplane.store.etcd import KV, Etcd
 from controlplane.store.txn import Txn
@@ -60,8 +61,22 @@ def _parse(kv: KV) -> Version:
         raise Corrupt({kv.key: f"not a stored secret version ({type(exc).__name__})"}, "secret") from None
 
 
+KEY_KIND = "secrets data key"
+
+
+def _require_key(txn: Txn, generation: int) -> Txn:
+    """Guard a write sealed under ``generation`` on that data key still being stored: a rotation
+    deletes the old generations once nothing is left under them, and a value committed after
+    that would be sealed under a deleted key (lost). The guard fails with NotFound of kind
+    :data:`KEY_KIND` naming the generation."""
+    return txn.require_present(generation_key(generation), KEY_KIND,
+                               f"generation {generation} (rotate-key replaced it meanwhile; try again)")
+
+
 def write_version(txn: Txn, v: Version) -> Txn:
-    """Add a prepared version to ``txn``; it fails (AlreadyExists) if another writer took the number."""
+    """Add a prepared version to ``txn``; it fails (AlreadyExists) if another writer took the
+    number, and (NotFound, kind :data:`KEY_KIND`) if its data key was rotated away meanwhile."""
+    _require_key(txn, v.key_generation)
     return txn.require_absent(v.key, v.kind, f"{v.name}@{v.version}").put(v.key, _record(v))
 
 
@@ -90,16 +105,17 @@ class SecretStore:
                 raise AlreadyExists(kind, name)
             if new is False and not existing:
                 raise NotFound(kind, name)
-            if new is None and existing and existing[-1].digest == digest(value):
+            if new is None and existing and same_value(self.keyring.digest_key(), existing[-1].digest, value):
                 return existing[-1]
             number = existing[-1].version + 1 if existing else 1
             key = version_key(cluster, kind, name, number)
             generation, data_key = await self.keyring.current()
-            v = Version(cluster, kind, name, number, digest(value), len(value), dt.datetime.now(dt.UTC),
-                        generation, application, key, 0, seal(data_key, value, key))
+            v = Version(cluster, kind, name, number, digest(self.keyring.digest_key(), value), len(value),
+                        dt.datetime.now(dt.UTC), generation, application, key, 0, seal(data_key, value, key))
             txn = Txn().require_present(keys.cluster(cluster), "cluster", cluster)
             if new is True:
                 txn.require_empty(prefix(cluster, kind, name), kind, name)
+            _require_key(txn, generation)
             txn.require_absent(key, kind, f"{name}@{number}").put(key, _record(v))
             try:
                 revision = await txn.commit(self.etcd)
@@ -107,6 +123,10 @@ class SecretStore:
                 if new is True:
                     raise
                 continue  # another writer took this number: read again
+            except NotFound as exc:
+                if exc.kind != KEY_KIND:
+                    raise
+                continue  # a rotation deleted the generation it was sealed under: seal again
             return Version(**{**v.__dict__, "mod_revision": revision})
         raise Conflict(kind, name, 0, 0)
 
@@ -116,13 +136,13 @@ class SecretStore:
         else the next one, sealed and not written (True) — for the caller's own transaction,
         with :func:`write_version` (a deploy writes its application's values with it)."""
         existing = await self.versions(cluster, kind, name)
-        if existing and existing[-1].digest == digest(value):
+        if existing and same_value(self.keyring.digest_key(), existing[-1].digest, value):
             return existing[-1], False
         number = existing[-1].version + 1 if existing else 1
         key = version_key(cluster, kind, name, number)
         generation, data_key = await self.keyring.current()
-        return Version(cluster, kind, name, number, digest(value), len(value), dt.datetime.now(dt.UTC),
-                       generation, application, key, 0, seal(data_key, value, key)), True
+        return Version(cluster, kind, name, number, digest(self.keyring.digest_key(), value), len(value),
+                       dt.datetime.now(dt.UTC), generation, application, key, 0, seal(data_key, value, key)), True
 
     async def get(self, cluster: str, kind: str, name: str, version: int | None) -> Version:
         """The version asked (None: the latest); NotFound naming ``name@version``."""
@@ -138,9 +158,14 @@ class SecretStore:
 
     async def value(self, v: Version) -> bytes:
         """The plaintext of ``v``. Raises Corrupt (naming the key, never the value) if it does not
-        decrypt."""
+        decrypt, or if its data key cannot be had (its generation gone or damaged, or wrapped by
+        another file key): to a caller, one value that cannot be read, like any damaged record."""
         try:
-            return open_sealed(await self.keyring.key(v.key_generation), v.sealed, v.key)
+            data_key = await self.keyring.key(v.key_generation)
+        except MasterKeyError as exc:  # SecretsKeyError, or the unwrap of a damaged data key
+            raise Corrupt({v.key: f"its data key cannot be read: {exc}"}, f"{v.kind} {v.name}@{v.version}") from None
+        try:
+            return open_sealed(data_key, v.sealed, v.key)
         except EnvelopeError as exc:
             raise Corrupt({v.key: str(exc)}, f"{v.kind} {v.name}@{v.version}") from None
 
@@ -174,19 +199,23 @@ class SecretStore:
             txn.require_unchanged(p, revision, "services", f"cluster {cluster!r}")
         await txn.delete_prefix(prefix(cluster, kind, name)).commit(self.etcd)
 
-    async def reencrypt(self, generation: int, data_key: bytes, batch: int) -> tuple[int, int]:
-        """Re-encrypt every stored value not under ``generation``, ``batch`` keys per
-        transaction, each guarded on the values' mod_revision (a conflict re-reads). Returns
-        (how many were re-encrypted, the revision of the final scan, which found none left)."""
+    async def reencrypt(self, generation: int, data_key: bytes, batch: int, passes: int = 20) -> tuple[int, int]:
+        """Re-encrypt every stored value under an older generation than ``generation``, at most
+        ``batch`` keys and etcd's request size per transaction (:func:`_batches`), each guarded
+        on the values' mod_revision (a conflict re-reads) and on ``generation`` still being
+        stored (a value is never moved to a deleted key: NotFound of kind :data:`KEY_KIND` stops
+        it). A value under a newer generation is left alone.
+        Returns (how many were re-encrypted, the revision of the final scan, which found none
+        left); at most ``passes`` scans (then Conflict: values kept changing under it)."""
         done = 0
-        while True:
+        for _ in range(passes):
             res = await self.etcd.range(ROOT)
-            stale = [v for v in (_parse(kv) for kv in res.kvs) if v.key_generation != generation]
+            stale = [v for v in (_parse(kv) for kv in res.kvs) if v.key_generation < generation]
             if not stale:
                 return done, res.revision
-            for i in range(0, len(stale), batch):
-                txn = Txn()
-                for v in stale[i:i + batch]:
+            for group in _batches(stale, batch, self.etcd.request_budget()):
+                txn = _require_key(Txn(), generation)
+                for v in group:
                     plain = await self.value(v)
                     moved = Version(**{**v.__dict__, "key_generation": generation,
                                        "sealed": seal(data_key, plain, v.key)})
@@ -194,6 +223,31 @@ class SecretStore:
                     txn.put(v.key, _record(moved))
                 try:
                     await txn.commit(self.etcd)
-                    done += len(stale[i:i + batch])
-                except (Conflict, NotFound):
+                    done += len(group)
+                except NotFound as exc:
+                    if exc.kind == KEY_KIND:
+                        raise
+                except Conflict:
                     pass  # changed or deleted meanwhile: the next scan sees it as it is now
+        raise Conflict("secrets", "every cluster", 0, 0)
+
+
+#: Bytes a value's re-encryption adds to a transaction besides its record: its key in the
+#: compare, the put and the failure range, and protobuf framing (generous: the margin is cheap).
+_PER_VALUE = 256
+
+
+def _batches(stale: list[Version], batch: int, budget: int) -> list[list[Version]]:
+    """``stale`` in groups of at most ``batch`` values whose re-encrypted records fit one etcd
+    request (``budget`` bytes): three 500 KiB values exceed etcd's default 1.5 MiB. A re-sealed
+    record has the size of the one read (same plaintext, same nonce and tag sizes)."""
+    out: list[list[Version]] = []
+    size = 0
+    for v in stale:
+        cost = len(_record(v)) + 3 * len(v.key) + _PER_VALUE
+        if not out or len(out[-1]) >= batch or size + cost > budget:
+            out.append([])
+            size = 1024  # the transaction's own guard and framing
+        out[-1].append(v)
+        size += cost
+    return out

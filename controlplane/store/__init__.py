@@ -33,6 +33,7 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
                                                           (JSON; controlplane.secrets)
     /ccs/secretkeys/{generation}                          a secrets data key, wrapped by the key of
                                                           --secrets-key-file (JSON; controlplane.secrets)
+    /ccs/secretrotation                                   held on a lease by the one running rotate-key
 
 Why this shape:
 

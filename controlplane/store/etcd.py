@@ -233,6 +233,11 @@ class Etcd:
         resp = await self._call(stub.Range, req)
         return int(resp.count)
 
+    def request_budget(self) -> int:
+        """The bytes a transaction may take (etcd's limit less the margin :meth:`check_fits` keeps),
+        for a writer that splits its work into requests (the secrets key rotation)."""
+        return self.max_request_bytes - _REQUEST_MARGIN
+
     def check_fits(self, request: Any) -> None:
         """Raise :class:`TooLarge` if etcd would refuse this TxnRequest for its size."""
         if _ops(request) > self.max_txn_ops:

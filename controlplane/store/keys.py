@@ -16,6 +16,8 @@ PKI_CA = "/ccs/pki/ca"
 #: Secrets and configs, outside the clusters' subtrees (controlplane.secrets says why).
 SECRETS = "/ccs/secrets/"
 SECRET_KEYS = "/ccs/secretkeys/"
+#: Held (on a lease) by the one running ``rotate-key``: rotations run one at a time.
+SECRET_ROTATION = "/ccs/secretrotation"
 
 
 def cluster(name: str) -> str:

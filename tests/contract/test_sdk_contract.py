@@ -152,7 +152,9 @@ async def test_secret_and_config_answers_and_errors(client: ccs.AsyncClient, uni
     await client.clusters.create(unique)
     made = await client.secrets.create(unique, "db", b"pw")
     assert (made.name, made.version, list(made.versions), made.size) == ("db", 1, [1], 2)
-    assert made.digest == "sha256:30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"
+    # Keyed (HMAC-SHA256 under a key the server holds): not the plain SHA-256 of b"pw".
+    assert made.digest.startswith("hmac-sha256:") and len(made.digest) == len("hmac-sha256:") + 64
+    assert "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4" not in made.digest
     e = await error(client.secrets.create(unique, "db", b"other"))
     assert isinstance(e, ccs.AlreadyExists) and e.message == "secret 'db' already exists"
     e = await error(client.secrets.update(unique, "nope", b"x"))

@@ -99,18 +99,20 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "TokenService/RevokeToken":                 (ok, no, no, no, no, un, un, un),
     "AuditService/ListAudit":                   (ok, no, no, no, no, un, un, un),
     "AuditService/WatchAudit":                  (ok, no, no, no, no, un, un, un),
-    # Secrets belong to a cluster: a deployer reaches those of its clusters, whatever the app.
-    "SecretService/CreateSecret":               (ok, ok, ok, no, no, un, un, un),
-    "SecretService/UpdateSecret":               (ok, ok, ok, no, no, un, un, un),
+    # Secrets and configs named here are the application's own ({app}_{key}): changing one needs
+    # the update permission on that application, so deployer@A/Y (scoped to X) is refused. Shared
+    # names reach a deployer's whole cluster (test_an_app_scoped_deployer_and_shared_or_owned_names).
+    "SecretService/CreateSecret":               (ok, ok, no, no, no, un, un, un),
+    "SecretService/UpdateSecret":               (ok, ok, no, no, no, un, un, un),
     "SecretService/GetSecret":                  (ok, ok, ok, no, ok, un, un, un),
     "SecretService/ListSecrets":                (ok, ok, ok, no, ok, un, un, un),
-    "SecretService/DeleteSecret":               (ok, ok, ok, no, no, un, un, un),
+    "SecretService/DeleteSecret":               (ok, ok, no, no, no, un, un, un),
     "SecretService/RotateSecretsKey":           (ok, no, no, no, no, un, un, un),
-    "ConfigService/CreateConfig":               (ok, ok, ok, no, no, un, un, un),
-    "ConfigService/UpdateConfig":               (ok, ok, ok, no, no, un, un, un),
+    "ConfigService/CreateConfig":               (ok, ok, no, no, no, un, un, un),
+    "ConfigService/UpdateConfig":               (ok, ok, no, no, no, un, un, un),
     "ConfigService/GetConfig":                  (ok, ok, ok, no, ok, un, un, un),
     "ConfigService/ListConfigs":                (ok, ok, ok, no, ok, un, un, un),
-    "ConfigService/DeleteConfig":               (ok, ok, ok, no, no, un, un, un),
+    "ConfigService/DeleteConfig":               (ok, ok, no, no, no, un, un, un),
 }
 
 # Calls that change state (audited; a refused one must leave etcd as it was, but for its record).
@@ -179,17 +181,21 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
     "ReleaseService/PromoteRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
     "ReleaseService/AbortRelease": lambda c, a: api_pb2.ReleaseActionRequest(cluster=c, application=a),
     "RouteService/ListRoutes": lambda c, a: api_pb2.ListRoutesRequest(cluster=c),
-    "SecretService/CreateSecret": lambda c, a: api_pb2.CreateSecretRequest(cluster=c, name=fresh(), data=b"v"),
-    "SecretService/UpdateSecret": lambda c, a: api_pb2.UpdateSecretRequest(cluster=c, name="nope", data=b"v"),
+    "SecretService/CreateSecret": lambda c, a: api_pb2.CreateSecretRequest(
+        cluster=c, name=f"{a}_{fresh()}", data=b"v"),
+    "SecretService/UpdateSecret": lambda c, a: api_pb2.UpdateSecretRequest(
+        cluster=c, name=f"{a}_nope", data=b"v"),
     "SecretService/GetSecret": lambda c, a: api_pb2.GetSecretRequest(cluster=c, name="nope"),
     "SecretService/ListSecrets": lambda c, a: api_pb2.ListSecretsRequest(cluster=c),
-    "SecretService/DeleteSecret": lambda c, a: api_pb2.DeleteSecretRequest(cluster=c, name="nope"),
+    "SecretService/DeleteSecret": lambda c, a: api_pb2.DeleteSecretRequest(cluster=c, name=f"{a}_nope"),
     "SecretService/RotateSecretsKey": lambda c, a: api_pb2.RotateSecretsKeyRequest(),
-    "ConfigService/CreateConfig": lambda c, a: api_pb2.CreateSecretRequest(cluster=c, name=fresh(), data=b"v"),
-    "ConfigService/UpdateConfig": lambda c, a: api_pb2.UpdateSecretRequest(cluster=c, name="nope", data=b"v"),
+    "ConfigService/CreateConfig": lambda c, a: api_pb2.CreateSecretRequest(
+        cluster=c, name=f"{a}_{fresh()}", data=b"v"),
+    "ConfigService/UpdateConfig": lambda c, a: api_pb2.UpdateSecretRequest(
+        cluster=c, name=f"{a}_nope", data=b"v"),
     "ConfigService/GetConfig": lambda c, a: api_pb2.GetSecretRequest(cluster=c, name="nope"),
     "ConfigService/ListConfigs": lambda c, a: api_pb2.ListSecretsRequest(cluster=c),
-    "ConfigService/DeleteConfig": lambda c, a: api_pb2.DeleteSecretRequest(cluster=c, name="nope"),
+    "ConfigService/DeleteConfig": lambda c, a: api_pb2.DeleteSecretRequest(cluster=c, name=f"{a}_nope"),
     "NetworkService/CreateNetwork": lambda c, a: api_pb2.CreateNetworkRequest(cluster=c, name=fresh()),
     "NetworkService/GetNetwork": lambda c, a: api_pb2.GetNetworkRequest(cluster=c, name="no-such-network"),
     "NetworkService/ListNetworks": lambda c, a: api_pb2.ListNetworksRequest(cluster=c),
@@ -373,3 +379,99 @@ async def test_every_rpc_under_every_caller(
     finally:
         await etcd.close()
     assert not wrong, f"{rpc}:\n" + "\n".join(wrong)
+
+
+OWN = """
+services:
+  web:
+    image: local/busybox:1
+    secrets: [shared, own]
+secrets:
+  shared: {external: true, name: shared-pw}
+  own: {environment: PW}
+"""
+
+BORROW = """
+services:
+  web:
+    image: local/busybox:1
+    secrets: [theirs]
+secrets:
+  theirs: {external: true, name: %s}
+"""
+
+SQUAT = """
+services:
+  web:
+    image: local/busybox:1
+    secrets: [db]
+secrets:
+  db: {environment: PW}
+"""
+
+
+async def test_an_app_scoped_deployer_and_shared_or_owned_names(world: tuple[Api, dict[str, Caller]]) -> None:
+    """A deployer scoped to application S of cluster A: it reaches the cluster's shared names, but
+    not application T's own secret (no mount, no update, no delete), its update of a shared name
+    redeploys S only (T gets a warning event), and a name it made before T existed is not given
+    T's value."""
+    api, callers = world
+    admin = callers["admin"].token
+    s_app, t_app = "app-s", "app-t"
+    made = await api.call("TokenService/CreateToken", api_pb2.CreateTokenRequest(
+        name="ci-s", role="deployer", clusters=(A,), applications=(s_app,)), admin)
+    assert isinstance(made, api_pb2.CreateTokenResponse)
+    ci = made.secret
+    await api.call("SecretService/CreateSecret", api_pb2.CreateSecretRequest(cluster=A, name="shared-pw", data=b"1"),
+                   ci)  # a shared name: the deployer's cluster is enough
+    # app-z does not exist yet: app-z_db is a shared name now (made before the application).
+    await api.call("SecretService/CreateSecret", api_pb2.CreateSecretRequest(cluster=A, name="app-z_db", data=b"x"),
+                   ci)
+    for app in (s_app, t_app):
+        await api.call("ApplicationService/CreateApplication", api_pb2.CreateApplicationRequest(
+            cluster=A, name=app, template=OWN, env={"PW": f"pw-of-{app}"}), admin)
+
+    async def outcome(rpc: str, request: Message, token: str | None = ci) -> tuple[str, str]:
+        try:
+            await api.call(rpc, request, token)
+        except grpc.aio.AioRpcError as e:
+            return e.code().name, e.details() or ""
+        return "OK", ""
+
+    # T's own secret: not mountable by S's template, not changeable by S's deployer.
+    code, why = await outcome("ApplicationService/UpdateApplication", api_pb2.UpdateApplicationRequest(
+        cluster=A, name=s_app, template=BORROW % "app-t_own"))
+    assert code == "INVALID_ARGUMENT" and why.startswith("secrets.theirs.external:") and "app-t" in why, why
+    code, why = await outcome("ApplicationService/CreateApplication", api_pb2.CreateApplicationRequest(
+        cluster=A, name="app-x2", template=BORROW % "app-t_own"), admin)
+    assert code == "INVALID_ARGUMENT" and "belongs to application 'app-t'" in why, why
+    for rpc, request in (
+        ("SecretService/UpdateSecret", api_pb2.UpdateSecretRequest(cluster=A, name="app-t_own", data=b"mine")),
+        ("SecretService/DeleteSecret", api_pb2.DeleteSecretRequest(cluster=A, name="app-t_own")),
+        ("SecretService/CreateSecret", api_pb2.CreateSecretRequest(cluster=A, name="app-t_other", data=b"x")),
+    ):
+        code, why = await outcome(rpc, request)
+        assert code == "PERMISSION_DENIED" and "belongs to application 'app-t'" in why, (rpc, why)
+    # Its own: allowed.
+    assert (await outcome("SecretService/UpdateSecret", api_pb2.UpdateSecretRequest(
+        cluster=A, name="app-s_own", data=b"new")))[0] == "OK"
+
+    # A shared name mounted by S and T: the update rolls S only; T keeps version 1 and is told why.
+    assert (await outcome("SecretService/UpdateSecret", api_pb2.UpdateSecretRequest(
+        cluster=A, name="shared-pw", data=b"2")))[0] == "OK"
+    versions: dict[str, int] = {}
+    for app in (s_app, t_app):
+        svc = await api.call("ServiceService/GetService", api_pb2.GetServiceRequest(
+            cluster=A, application=app, name="web"), admin)
+        assert isinstance(svc, pb.Service)
+        versions[app] = {r.name: r.version for r in svc.spec.secrets}["shared-pw"]
+    assert versions == {s_app: 2, t_app: 1}
+    events = await api.call("EventService/ListEvents", api_pb2.ListEventsRequest(cluster=A), admin)
+    assert isinstance(events, api_pb2.ListEventsResponse)
+    warned = [(e.object, e.type) for e in events.events if e.reason == "SecretRollFailed"]
+    assert warned == [(t_app, "Warning")], warned
+
+    # The name made before app-z existed does not receive app-z's own value.
+    code, why = await outcome("ApplicationService/CreateApplication", api_pb2.CreateApplicationRequest(
+        cluster=A, name="app-z", template=SQUAT, env={"PW": "pw-of-z"}), admin)
+    assert code == "INVALID_ARGUMENT" and why.startswith("secrets.db.environment:") and "by hand" in why, why

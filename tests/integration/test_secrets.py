@@ -5,6 +5,7 @@ resolved to versions, and a new version rolling the services that mount it unpin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -56,7 +57,8 @@ async def test_versions_no_value_in_answers_and_encrypted_at_rest(ccs_server: An
         await client.clusters.create(unique)
         first = await client.secrets.create(unique, "db", VALUE)
         assert (first.version, list(first.versions), first.size) == (1, [1], len(VALUE))
-        assert first.digest.startswith("sha256:") and VALUE not in first.SerializeToString()
+        assert first.digest.startswith("hmac-sha256:") and VALUE not in first.SerializeToString()
+        assert hashlib.sha256(VALUE).hexdigest() not in first.digest  # not a test of a guess
         with pytest.raises(ccs.AlreadyExists):
             await client.secrets.create(unique, "db", b"other")
         second = await client.secrets.update(unique, "db", VALUE + b"2")
@@ -237,7 +239,7 @@ def test_the_cli_reads_values_from_a_file_or_stdin_and_prints_only_configs(
     assert res.returncode == 3 and "secret 'db' not found" in res.stderr
 
 
-async def test_an_applications_own_secrets_go_with_it_unless_another_mounts_them(ccs_server: Any, unique: str) -> None:
+async def test_an_applications_own_secrets_go_with_it_and_no_other_mounts_them(ccs_server: Any, unique: str) -> None:
     own = """
 services:
   web:
@@ -261,12 +263,14 @@ configs:
         await client.clusters.create(unique)
         await client.secrets.create(unique, "shared", VALUE)  # made by hand: never removed with an app
         await client.applications.create(unique, "shop", own, env={"PW": VALUE.decode()})
-        await client.applications.create(unique, "other", borrower)
+        # Another application's template may not mount them (they are shop's own).
+        with pytest.raises(ccs.InvalidArgument, match=r"^configs\.theirs\.external: .*belongs to application 'shop'"):
+            await client.applications.create(unique, "other", borrower)
         assert {s.name for s in await client.secrets.list(unique)} == {"shared", "shop_pw"}
         await client.applications.delete(unique, "shop")
-        # Its secret went with it; its config stays, since "other" mounts it.
+        # Its secret and config went with it; the shared one stays.
         assert [s.name for s in await client.secrets.list(unique)] == ["shared"]
-        assert [c.name for c in await client.configs.list(unique)] == ["shop_conf"]
+        assert [c.name for c in await client.configs.list(unique)] == []
 
 
 async def test_a_templates_own_secret_values_are_not_kept_with_the_application(ccs_server: Any, unique: str) -> None:
@@ -330,3 +334,39 @@ configs:
         await client.clusters.update(unique, allow=["cap_add"])
         await client.applications.create(unique, "shop", template)
         assert [(c.name, c.version) for c in await client.configs.list(unique)] == [("shop_conf", 1)]
+
+
+async def test_no_secret_value_stays_with_the_application_however_bundled_or_used(ccs_server: Any, unique: str) -> None:
+    """An SDK client bundles the file under the template's own spelling (``./db.txt``), and
+    secrets no chosen service mounts (a profile not chosen, no service at all) have values too:
+    none of them stays in the stored application, its revisions or ``-o json``."""
+    template = """
+services:
+  web:
+    image: local/busybox:1
+    secrets: [db]
+  dbg:
+    image: local/busybox:1
+    profiles: [debug]
+    secrets: [tok]
+secrets:
+  db: {file: ./db.txt}
+  tok: {file: tok.txt}
+  unused: {environment: UNUSED_PW}
+"""
+    values = (b"S3CRET-DB-41f0", b"S3CRET-TOK-77aa", b"S3CRET-ENV-0c2d")
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        await client.applications.create(
+            unique, "shop", template, files={"./db.txt": values[0].decode(), "tok.txt": values[1].decode()},
+            env={"UNUSED_PW": values[2].decode()})
+        # A re-parse of the stored template (no files given) finds every value in the store.
+        await client.applications.update(unique, "shop", version="2")
+        answer = (await client.applications.get(unique, "shop")).SerializeToString()
+        revisions = await client.applications.revisions(unique, "shop")
+        assert {s.name for s in await client.secrets.list(unique)} == {"shop_db", "shop_tok", "shop_unused"}
+    dump = await etcd_dump(ccs_server.etcd_url, f"/ccs/c/{unique}/")
+    out = cli(ccs_server, "app", "get", "shop", "-c", unique, "-o", "json").stdout
+    for value in values:
+        assert value not in answer and value not in dump and value.decode() not in out
+        assert all(value not in r.SerializeToString() for r in revisions)

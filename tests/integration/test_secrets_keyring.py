@@ -5,20 +5,25 @@ a server must be given."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
+import os
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ccs.v1 import agent_pb2
+from controlplane.dispatcher.mounted_files import attach
 from controlplane.pki.keywrap import create_master_key
 from controlplane.secrets.keyring import Keyring, SecretsKeyError
-from controlplane.secrets.store import SecretStore
-from controlplane.store import keys
+from controlplane.secrets.store import SecretStore, write_version
+from controlplane.store import AlreadyExists, Corrupt, NotFound, keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 from tests.conftest import ROOT, EtcdProc, free_port, start_etcd, start_server
@@ -48,8 +53,9 @@ async def test_rotation_reencrypts_in_transactions_of_at_most_batch_values(own_e
     _, before = await etcd.get_with_revision("/ccs/")
     generation, count = await store.keyring.rotate(lambda g, k: store.reencrypt(g, k, 10))
     _, after = await etcd.get_with_revision("/ccs/")
-    # One revision for the new data key, three re-encryption transactions (10 + 10 + 5), one delete.
-    assert (generation, count, after - before) == (2, 25, 5)
+    # The rotation's hold, one revision for the new data key, three re-encryption transactions
+    # (10 + 10 + 5), one delete, the hold's release.
+    assert (generation, count, after - before) == (2, 25, 7)
     for i in range(25):
         v = await store.get("c", "secret", f"s{i}", None)
         assert v.key_generation == 2 and await store.value(v) == f"value-{i}".encode()
@@ -148,3 +154,167 @@ def test_every_server_given_the_file_decrypts_and_one_with_another_key_refuses_t
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     said = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 1 and "is wrapped by secrets key" in said and str(other) in said, said
+
+
+async def test_a_write_sealed_under_a_generation_rotated_away_meanwhile_is_never_stored(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    """A deploy prepares its value under generation 1, a whole rotation completes (generation 1
+    is deleted), then the deploy's transaction commits: it must fail, naming the key, rather
+    than store a value nobody can decrypt. ``add`` in the same position seals again and stores
+    a readable value."""
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    prepared, is_new = await store.prepare("c", "secret", "app_db", b"pw-from-deploy", "app")
+    assert is_new and prepared.key_generation == 1
+    old = await store.keyring.current()
+    await store.keyring.rotate(lambda g, k: store.reencrypt(g, k, 50))
+    with pytest.raises(NotFound, match="generation 1"):
+        await write_version(Txn(), prepared).commit(etcd)
+    assert await store.versions("c", "secret", "app_db") == []
+
+    # add: its first attempt reads the generation rotated away (as a writer that read it just
+    # before the rotation's delete), the second the current one.
+    calls = 0
+    current = store.keyring.current
+
+    async def stale_once() -> tuple[int, bytes]:
+        nonlocal calls
+        calls += 1
+        return old if calls == 1 else await current()
+
+    store.keyring.current = stale_once  # type: ignore[method-assign]
+    v = await store.add("c", "secret", "b", b"late", new=True)
+    del store.keyring.current
+    assert calls == 2 and v.key_generation == 2
+    fresh = SecretStore(etcd, await Keyring.load_or_create(etcd, tmp_path / "secrets.key"))
+    assert await fresh.value(await fresh.get("c", "secret", "b", None)) == b"late"
+
+
+async def test_rotations_run_one_at_a_time_and_never_move_a_value_to_a_deleted_key(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    """Two rotations through two replicas: the second, started while the first waits inside its
+    re-encryption, is refused and stores nothing; the first completes and every value decrypts.
+    A re-encryption whose generation was deleted under it stops and moves nothing, and values
+    under a newer generation are left alone."""
+    etcd = Etcd([own_etcd.url])
+    key_file = tmp_path / "secrets.key"
+    store = await store_on(etcd, key_file)
+    for i in range(5):
+        await store.add("c", "secret", f"s{i}", f"v{i}".encode(), new=True)
+    other = SecretStore(etcd, await Keyring.load_or_create(etcd, key_file))  # a second replica
+    inside, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow(generation: int, data_key: bytes) -> tuple[int, int]:
+        inside.set()
+        await gate.wait()
+        return await store.reencrypt(generation, data_key, 50)
+
+    first = asyncio.create_task(store.keyring.rotate(slow))
+    await inside.wait()  # the first holds the rotation and has stored generation 2
+    with pytest.raises(AlreadyExists, match="another rotate-key is running"):
+        await other.keyring.rotate(lambda g, k: other.reencrypt(g, k, 50))
+    gen_keys = [kv.key for kv in (await etcd.range(keys.SECRET_KEYS)).kvs]
+    assert gen_keys == [f"{keys.SECRET_KEYS}000001", f"{keys.SECRET_KEYS}000002"]
+    gate.set()
+    assert await first == (2, 5)
+    assert await etcd.get(keys.SECRET_ROTATION) is None  # released: the next one may run
+    assert (await other.keyring.rotate(lambda g, k: other.reencrypt(g, k, 50)))[0] == 3
+    check = SecretStore(etcd, await Keyring.load_or_create(etcd, key_file))
+    for i in range(5):
+        v = await check.get("c", "secret", f"s{i}", None)
+        assert v.key_generation == 3 and await check.value(v) == f"v{i}".encode()
+
+    # A re-encryption to a generation not stored (a rotation whose key another deleted) moves nothing.
+    with pytest.raises(NotFound, match="generation 4"):
+        await check.reencrypt(4, os.urandom(32), 50)
+    # One to generation 2 (a slower, older rotation) leaves the values under generation 3 alone.
+    assert (await check.reencrypt(2, os.urandom(32), 50))[0] == 0
+    for i in range(5):
+        v = await check.get("c", "secret", f"s{i}", None)
+        assert v.key_generation == 3 and await check.value(v) == f"v{i}".encode()
+
+
+async def test_a_value_whose_data_key_is_gone_is_corrupt_and_the_rest_of_the_message_goes_through(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    """A stored value naming a generation that is not stored reads as Corrupt naming its key
+    (not a key error that would end the node's session on every complete set), and the
+    dispatcher sends the message without that value but with the others."""
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    await store.add("c", "secret", "good", b"good-value", new=True)
+    broken = await store.add("c", "secret", "lost", b"lost-value", new=True)
+    kv = await etcd.get(broken.key)
+    assert kv is not None
+    doc = json.loads(kv.value)
+    doc["key_generation"] = 7  # as if sealed under a generation since deleted
+    await Txn().put(broken.key, json.dumps(doc).encode()).commit(etcd)
+    lost = await store.get("c", "secret", "lost", None)
+    with pytest.raises(Corrupt) as err:
+        await store.value(lost)
+    assert broken.key in str(err.value) and "generation 7" in str(err.value) and "lost-value" not in str(err.value)
+
+    def assignment(name: str) -> agent_pb2.Assignment:
+        a = agent_pb2.Assignment(action=agent_pb2.Assignment.ACTION_UPDATE)
+        a.container.spec.secrets.add(name=name, version=1)
+        return a
+
+    msg = agent_pb2.SessionMessage(assignments=[assignment("lost"), assignment("good")])
+    out = await attach(store, "c", msg)
+    assert [[(f.name, f.data) for f in a.files] for a in out.assignments] == [[], [("good", b"good-value")]]
+
+
+async def test_rotation_splits_large_values_into_transactions_etcd_accepts(own_etcd: EtcdProc, tmp_path: Path) -> None:
+    """Three values of 500 KiB (the limit) exceed etcd's 1.5 MiB request limit together: the
+    rotation splits them by size too (2 + 1 transactions), and leaves one generation."""
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    for i in range(3):
+        await store.add("c", "secret", f"big{i}", bytes([65 + i]) * (500 * 1024), new=True)
+    _, before = await etcd.get_with_revision("/ccs/")
+    assert await store.keyring.rotate(lambda g, k: store.reencrypt(g, k, 50)) == (2, 3)
+    _, after = await etcd.get_with_revision("/ccs/")
+    # The hold, the new key, two re-encryption transactions (2 values, then 1), the delete, the release.
+    assert after - before == 6
+    assert [kv.key for kv in (await etcd.range(keys.SECRET_KEYS)).kvs] == [f"{keys.SECRET_KEYS}000002"]
+    for i in range(3):
+        v = await store.get("c", "secret", f"big{i}", None)
+        assert v.key_generation == 2 and await store.value(v) == bytes([65 + i]) * (500 * 1024)
+
+
+async def test_two_first_starts_with_different_key_files_the_loser_refuses(own_etcd: EtcdProc, tmp_path: Path) -> None:
+    """Two servers start on an empty etcd with separate state directories: both see no data key,
+    one stores generation 1; the other must refuse (naming the key files), not keep a file key
+    that opens nothing. Made deterministic by the loser's first read answering empty."""
+    winner_etcd, loser_etcd = Etcd([own_etcd.url]), Etcd([own_etcd.url])
+    await Keyring.load_or_create(winner_etcd, tmp_path / "a.key")
+    real_range = loser_etcd.range
+    calls = 0
+
+    async def first_read_before_the_winner(prefix: str, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await real_range("/nothing-here/" if calls == 1 else prefix, **kw)
+
+    loser_etcd.range = first_read_before_the_winner  # type: ignore[method-assign]
+    with pytest.raises(SecretsKeyError, match="secrets key"):
+        await Keyring.load_or_create(loser_etcd, tmp_path / "b.key")
+    assert calls == 1
+
+
+async def test_a_damaged_data_key_is_reported_as_the_secrets_keys_not_the_master_keys(
+    own_etcd: EtcdProc, tmp_path: Path
+) -> None:
+    etcd = Etcd([own_etcd.url])
+    await Keyring.load_or_create(etcd, tmp_path / "secrets.key")
+    where = f"{keys.SECRET_KEYS}000001"
+    kv = await etcd.get(where)
+    assert kv is not None
+    doc = json.loads(kv.value)
+    doc["key"] = base64.b64encode(bytes(60)).decode()  # the right key id, an altered wrapped key
+    await Txn().put(where, json.dumps(doc).encode()).commit(etcd)
+    with pytest.raises(SecretsKeyError) as err:
+        await Keyring.load_or_create(etcd, tmp_path / "secrets.key")
+    assert "secrets key" in str(err.value) and "master key" not in str(err.value)

@@ -80,6 +80,11 @@ REFUSALS = {
                     "services.web.secrets[1].target: '/run/secrets/s' is the target of another secret"),
     "uid not a number": ("secrets: {s: {external: true}}", "secrets: [{source: s, uid: root}]",
                          "services.web.secrets[0].uid: must be a number"),
+    "uid too large": ("secrets: {s: {external: true}}", "secrets: [{source: s, uid: '4294967295'}]",
+                      "services.web.secrets[0].uid: 4294967295 is not a user or group id: ids go from 0 to "
+                      "4294967294"),
+    "gid too large": ("secrets: {s: {external: true}}", "secrets: [{source: s, gid: '9999999999'}]",
+                      "services.web.secrets[0].gid: 9999999999 is not a user or group id"),
     "mode too wide": ("secrets: {s: {external: true}}", "secrets: [{source: s, mode: 4095}]",
                       "services.web.secrets[0].mode: must be a permission mode from 0 to 0777"),
     "mode not octal": ("secrets: {s: {external: true}}", "secrets: [{source: s, mode: '9'}]",
@@ -104,10 +109,14 @@ def test_a_refused_definition_is_reported_once_not_again_by_each_grant() -> None
     assert [e.path for e in info.value.errors] == ["secrets.s.file"]
 
 
-def test_only_the_values_of_mounted_definitions_are_stored() -> None:
+def test_every_secrets_value_is_stored_but_only_mounted_configs() -> None:
+    """A secret no chosen service mounts is stored too (so its value is kept out of the stored
+    application); a config's file stays with the application, so only a mounted one is."""
     parsed = parse("services:\n  web: {image: a, secrets: [used]}\n"
-                   "secrets: {used: {environment: A}}\nconfigs: {unused: {content: x}}\n", env={"A": "v"})
-    assert [s.name for s in parsed.file_sources] == ["shop_used"]
+                   "  dbg: {image: a, profiles: [debug], secrets: [tok]}\n"
+                   "secrets: {used: {environment: A}, tok: {environment: T}, idle: {environment: I}}\n"
+                   "configs: {unused: {content: x}}\n", env={"A": "v", "T": "t", "I": "i"})
+    assert [s.name for s in parsed.file_sources] == ["shop_used", "shop_tok", "shop_idle"]
 
 
 def test_a_mode_with_a_leading_zero_is_octal_as_in_compose() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from ccs.secret_names import name_problem, split_ref
-from controlplane.secrets.envelope import KEY_BYTES, EnvelopeError, digest, open_sealed, seal
+from controlplane.secrets.envelope import KEY_BYTES, EnvelopeError, digest, open_sealed, same_value, seal
 
 KEY = b"k" * KEY_BYTES
 WHERE = "/ccs/secrets/c/secret/db/0000000001"
@@ -28,8 +30,16 @@ def test_a_sealed_value_opens_under_its_key_and_place_only() -> None:
         open_sealed(KEY, b"short", WHERE)
 
 
-def test_digest_names_the_value_without_holding_it() -> None:
-    assert digest(b"a") == "sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+def test_digest_names_the_value_without_holding_it_or_testing_a_guess() -> None:
+    """Keyed: without the key, a reader cannot check a guess (the plain SHA-256 of a weak value
+    is not what it is shown); the same value under the same key has the same digest."""
+    plain = hashlib.sha256(b"a").hexdigest()
+    shown = digest(KEY, b"a")
+    assert shown.startswith("hmac-sha256:") and plain not in shown
+    assert shown == digest(KEY, b"a") != digest(b"o" * KEY_BYTES, b"a")
+    assert same_value(KEY, shown, b"a") and not same_value(KEY, shown, b"b")
+    # A version stored before digests were keyed still matches its value (no new version).
+    assert same_value(KEY, "sha256:" + plain, b"a") and not same_value(KEY, "sha256:" + plain, b"b")
 
 
 @pytest.mark.parametrize(("ref", "expected"), [
