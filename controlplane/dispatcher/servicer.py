@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import structlog
@@ -50,6 +50,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
     def __init__(
         self, etcd: Etcd, informer: Informer, hub: AssignmentHub, verifier: TokenVerifier,
         broker: LogBroker, issuer: NodeIssuer | None = None, guard: NodeGuard | None = None,
+        replicas: Callable[[], list[agent_pb2.Replica]] | None = None,
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
         self.broker = broker
@@ -57,6 +58,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         # by them (the guard); without (--insecure, or tests), bearer node credentials.
         self.issuer = issuer if issuer is not None and issuer.tls else None
         self.guard = guard
+        # The API replicas alive now (controlplane.replicas): agents fail over among them.
+        self.replicas = replicas or (lambda: [])
         # (key, mod_revision) of undecodable container records already logged.
         self._corrupt_logged: set[tuple[str, int]] = set()
 
@@ -121,7 +124,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         old_cred = await self.etcd.get(nodecred_key(cluster, name))
         if old_cred is not None:
             txn.delete(keys.token(old_cred.value.decode())).delete(old_cred.key)
-        response = agent_pb2.RegisterResponse(cluster=cluster)
+        response = agent_pb2.RegisterResponse(cluster=cluster, replicas=self.replicas())
         if self.issuer is not None and csr is not None:
             issued_at = dt.datetime.now(dt.UTC)
             await node_certs.revoke_all(self.etcd, txn, cluster, name, issued_at)
@@ -289,7 +292,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                 if not stats.HasField("collected_at"):
                     stats.collected_at.CopyFrom(now())
                 await Txn().put(keys.router_stats(p.cluster, p.node), stats).commit(self.etcd)
-        return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms)
+        return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms, replicas=self.replicas())
 
     async def UpdateStatus(
         self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext
