@@ -60,6 +60,7 @@ from .config import Identity
 from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
 from .enrollment import Enrollment
 from .executor import DEFAULT_CONCURRENCY, Executor
+from .fence import is_fenced
 from .logs_fanout import LogsFanout
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router
@@ -304,11 +305,13 @@ class Agent:
                     self.router.submit(msg.routing)
                 if self.network is not None and msg.HasField("network_map"):
                     self.network.submit(msg.network_map)
+                fenced = {cid for cid in changed if is_fenced(self.book.get(cid)[0])}
                 if msg.type == COMPLETE:
                     self.log.info("complete set", version=msg.version, containers=len(self.book.desired))
                     self.batcher.forget_sent()  # report every assignment once after (re)connect
-                    await self.resync()
+                    await self.resync(fenced)
                 else:
+                    self.executor.fence_off(fenced)
                     for cid in changed:
                         self.executor.enqueue(cid)
                 if not started:
@@ -348,16 +351,18 @@ class Agent:
 
     # ------------------------------------------------------------------ engine side
 
-    async def resync(self) -> None:
-        """List the engine, re-plan every assigned container, and orphans once synced."""
+    async def resync(self, fenced: set[str] | None = None) -> None:
+        """List the engine, re-plan every assigned container, and orphans once synced. For a
+        complete set (``fenced`` given), the fenced ones and the orphans stop before anything
+        starts (nodeagent.fence)."""
         assert self.executor is not None
         present = self.executor.observe_all(await self._list_managed())
         assigned = self.book.ids()
-        for cid in assigned:
+        orphans = present - assigned if self.book.synced else set()
+        if fenced is not None:
+            self.executor.fence_off(fenced | orphans)
+        for cid in assigned | orphans:
             self.executor.enqueue(cid)
-        if self.book.synced:
-            for cid in present - assigned:
-                self.executor.enqueue(cid)
 
     async def _list_managed(self) -> list[Observed]:
         return await self.runtime.list_managed()
