@@ -83,8 +83,12 @@ class ReplicaRegistry:
         """Every replica known at the last refresh (this one always), sorted by API address."""
         return list(self._replicas)
 
-    def api_addresses(self) -> list[str]:
-        return [r.api_address for r in self._replicas]
+    async def current(self) -> list[agent_pb2.Replica]:
+        """Read afresh from etcd (join tokens and registrations are rare; heartbeats, frequent,
+        take :meth:`replicas`, at most a third of the TTL old); the last list if etcd fails."""
+        with contextlib.suppress(Exception):
+            await self._refresh()
+        return self.replicas()
 
     async def start(self) -> None:
         """Advertise once now (so the first registrations carry the list), then keep it fresh."""

@@ -210,7 +210,7 @@ class Server:
         api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(etcd), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker, issuer, guard,
-                               replicas=self.replicas.replicas), server
+                               replicas=self.replicas), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

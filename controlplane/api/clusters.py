@@ -39,13 +39,13 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
         self.issuer = issuer
         self.replicas = replicas
 
-    def _show(self, stored: str) -> str:
+    async def _show(self, stored: str) -> str:
         """The token as users see it: with the CA fingerprint and the API replicas alive now
         (``@a:7443,b:7443``), so an agent given only the token can fail over among them."""
         if self.issuer is None:
             return stored
-        servers = tuple(self.replicas.api_addresses()) if self.replicas is not None else ()
-        return self.issuer.show_token(stored, servers)
+        alive = await self.replicas.current() if self.replicas is not None else []
+        return self.issuer.show_token(stored, tuple(r.api_address for r in alive))
 
     async def CreateCluster(
         self, request: api_pb2.CreateClusterRequest, context: grpc.aio.ServicerContext
@@ -182,7 +182,7 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
             txn.put(keys.join_token(name), token.encode())
             record_event(txn, name, "cluster", name, "JoinTokenRotated", "join token rotated")
             await txn.commit(self.etcd)
-            return api_pb2.GetJoinTokenResponse(token=self._show(token))
+            return api_pb2.GetJoinTokenResponse(token=await self._show(token))
         kv = await self.etcd.get(keys.join_token(name))
         if kv is None:  # a cluster made before join tokens existed
             token = new_join_token(name)
@@ -192,5 +192,5 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
                 .put(keys.join_token(name), token.encode())
                 .commit(self.etcd)
             )
-            return api_pb2.GetJoinTokenResponse(token=self._show(token))
-        return api_pb2.GetJoinTokenResponse(token=self._show(kv.value.decode()))
+            return api_pb2.GetJoinTokenResponse(token=await self._show(token))
+        return api_pb2.GetJoinTokenResponse(token=await self._show(kv.value.decode()))

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 import structlog
@@ -25,6 +25,7 @@ from controlplane.names import check_labels, check_name
 from controlplane.pki import certs, node_certs
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard, current_node
+from controlplane.replicas import ReplicaRegistry
 from controlplane.store import Conflict, Corrupt, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
@@ -50,7 +51,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
     def __init__(
         self, etcd: Etcd, informer: Informer, hub: AssignmentHub, verifier: TokenVerifier,
         broker: LogBroker, issuer: NodeIssuer | None = None, guard: NodeGuard | None = None,
-        replicas: Callable[[], list[agent_pb2.Replica]] | None = None,
+        replicas: ReplicaRegistry | None = None,
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
         self.broker = broker
@@ -59,7 +60,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         self.issuer = issuer if issuer is not None and issuer.tls else None
         self.guard = guard
         # The API replicas alive now (controlplane.replicas): agents fail over among them.
-        self.replicas = replicas or (lambda: [])
+        self.replicas = replicas
         # (key, mod_revision) of undecodable container records already logged.
         self._corrupt_logged: set[tuple[str, int]] = set()
 
@@ -124,7 +125,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         old_cred = await self.etcd.get(nodecred_key(cluster, name))
         if old_cred is not None:
             txn.delete(keys.token(old_cred.value.decode())).delete(old_cred.key)
-        response = agent_pb2.RegisterResponse(cluster=cluster, replicas=self.replicas())
+        response = agent_pb2.RegisterResponse(
+            cluster=cluster, replicas=await self.replicas.current() if self.replicas is not None else [])
         if self.issuer is not None and csr is not None:
             issued_at = dt.datetime.now(dt.UTC)
             await node_certs.revoke_all(self.etcd, txn, cluster, name, issued_at)
@@ -292,7 +294,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                 if not stats.HasField("collected_at"):
                     stats.collected_at.CopyFrom(now())
                 await Txn().put(keys.router_stats(p.cluster, p.node), stats).commit(self.etcd)
-        return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms, replicas=self.replicas())
+        return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms,
+                                           replicas=self.replicas.replicas() if self.replicas is not None else [])
 
     async def UpdateStatus(
         self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext
