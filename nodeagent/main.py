@@ -39,8 +39,8 @@ EXIT_FATAL = 3
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
     p.add_argument("--server", help="host:port of the ccs API servers, comma-separated (a:7443,b:7443): the agent "
-                   "fails over among them and learns the others from the server (default: the join token's "
-                   "servers, else the current client context)")
+                   "fails over among them, then the join token's, and learns the others from the server "
+                   "(default: the join token's servers, else the current client context)")
     p.add_argument("--join-token", help="the cluster's join token (needed on first start only); it carries the "
                    "fingerprint of the CA the server must show before the token is sent")
     p.add_argument("--insecure", action="store_true",
@@ -138,18 +138,17 @@ def build_network(
 
 
 def resolve_servers(explicit: str | None, join_token: str | None) -> list[str]:
-    """--server's list, else the join token's servers, else the client context's server."""
+    """--server's list, then the join token's servers; with neither, the client context's server."""
+    servers: list[str] = []
     if explicit:
         try:
-            return list(parse_servers(explicit, "--server"))
+            servers.extend(parse_servers(explicit, "--server"))
         except JoinTokenError as exc:
             raise ConfigError(str(exc)) from None
     if join_token:
-        with contextlib.suppress(JoinTokenError):
-            servers = parse_token(join_token).servers
-            if servers:
-                return list(servers)
-    return [resolve_server(None)]
+        with contextlib.suppress(JoinTokenError):  # a bad token is refused, naming why, at registration
+            servers.extend(s for s in parse_token(join_token).servers if s not in servers)
+    return servers or [resolve_server(None)]
 
 
 def resolve_server(explicit: str | None) -> str:

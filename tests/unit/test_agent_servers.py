@@ -101,3 +101,15 @@ def test_a_restarted_agent_knows_what_it_learned(tmp_path: Path) -> None:
 def test_no_server_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         ServerList([])
+
+
+def test_the_agent_takes_server_then_the_tokens_servers() -> None:
+    from nodeagent.config import ConfigError
+    from nodeagent.main import resolve_servers
+
+    token = JoinToken("prod", SECRET, FP, servers=("b:7443", "c:7443")).render()
+    assert resolve_servers("a:7443,b:7443", token) == ["a:7443", "b:7443", "c:7443"]
+    assert resolve_servers(None, token) == ["b:7443", "c:7443"]
+    assert resolve_servers("a:7443", f"CCSJOIN-2-{FP}-prod-{SECRET}") == ["a:7443"]
+    with pytest.raises(ConfigError, match="--server: 'a' is not host:port"):
+        resolve_servers("a", token)
