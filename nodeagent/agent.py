@@ -253,7 +253,7 @@ class Agent:
                 self.connected.clear()
                 delay = self._reconnect.next()
                 self.log.warning("disconnected", server=self.servers.api(), reason=reason, retry_in=round(delay, 2))
-                await self._fail_over(client, reason)
+                await enrollment.fail_over(client, reason)
                 await asyncio.sleep(delay)
         finally:
             self.connected.clear()
@@ -322,14 +322,6 @@ class Agent:
                     tg.create_task(send_loop(self.batcher, client.update_status, linger=self._linger))
                     tg.create_task(self._until_renewed())
             raise ConnectionError("session stream closed by the server")
-
-    async def _fail_over(self, client: DispatcherClient, reason: str) -> None:
-        """Move the client to the next API replica, if there is another (nodeagent.servers)."""
-        if self.enrollment.given_channel or not self.servers.failover(reason):
-            return
-        old = client.use(self.enrollment.open_channel())
-        with contextlib.suppress(Exception):
-            await old.close()
 
     async def _until_renewed(self) -> None:
         await self.enrollment.renewed.wait()

@@ -93,6 +93,13 @@ class Enrollment:
             self._retired.append(client.use(self.open_channel()))
             await self.close_retired()
 
+    async def fail_over(self, client: DispatcherClient, why: str) -> None:
+        """Move ``client`` to the next API replica, if there is another (nodeagent.servers)."""
+        if self._channel is not None or not self.servers.failover(why):
+            return
+        self._retired.append(client.use(self.open_channel()))
+        await self.close_retired()
+
     async def close_retired(self) -> None:
         while self._retired:
             with contextlib.suppress(Exception):
