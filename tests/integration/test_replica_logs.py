@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ TEMPLATE = "services:\n  web:\n    image: local/busybox:1\n"
 
 
 @pytest.fixture
-def two(tmp_path: Path) -> AsyncIterator[tuple[ServerProc, ServerProc]]:  # type: ignore[misc]
+def two(tmp_path: Path) -> Iterator[tuple[ServerProc, ServerProc]]:
     etcd = start_etcd(tmp_path, "logs-etcd")
     flags = ["--heartbeat-period", "1", "--leader-ttl", "3"]
     one = two = None
