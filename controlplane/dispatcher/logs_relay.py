@@ -1,11 +1,10 @@
 """Relay container logs from agents to API clients.
 
-An agent keeps one ``Logs`` stream open to the API server it is connected to. A user's
-``ContainerService.Logs`` call finds the agents that run the containers, sends each a
-``LogRequest`` with a fresh request id, and merges the chunks that come back.
-Limitation: the user must reach the same API server the agent is connected to (true
-for one server; with several replicas, a request for an agent connected elsewhere
-fails with UNAVAILABLE naming the node).
+An agent keeps one ``Logs`` stream open to *every* API replica it knows, not only the one its
+session is on (``nodeagent.logs_fanout`` says why that design), so whichever replica a user's
+``ContainerService.Logs`` call reaches has the agents on the line: it finds the agents that run
+the containers, sends each a ``LogRequest`` with a fresh request id, and merges the chunks that
+come back. A replica an agent cannot reach answers FAILED_PRECONDITION naming the node.
 """
 
 from __future__ import annotations
