@@ -30,6 +30,8 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/pki/ca                                           the cluster CA: JSON {cert_pem, key (wrapped
                                                           by the master key), master_key_id}
     /ccs/pki/secrets-key                                  the secrets key, wrapped the same way
+    /ccs/replicas/{host-pid-address}                      an API replica alive: JSON {api, node} under its
+                                                          own lease (controlplane.replicas)
 
 Why this shape:
 
