@@ -13,6 +13,12 @@ A token is ``CCSJOIN-2-<ca fingerprint>-<cluster>-<secret>``, as Swarm's
 - ``<secret>``: 256 random bits (``secrets.token_urlsafe(32)``, 43 characters); the server
   compares it with the stored one in constant time.
 
+Optionally the token ends with the API servers to join through, ``@a:7443,b:7443`` (host:port,
+comma-separated; IPv6 hosts in brackets): an agent given the token alone then knows every replica
+and fails over among them. A token without that suffix parses as before; the server compares only
+cluster and secret (``stored()``), so the suffix never changes what the token admits. An agent of
+the release before the suffix refuses such a token: cut ``@...`` off for it.
+
 Tokens of the previous release (``CCSJOIN-<cluster>-<secret>``) carry no fingerprint. They
 are recognised (``version == 1``) so that the server can refuse them with a reason rather
 than as garbage: an agent given one could not check whom it talks to. The secret stays the
@@ -32,6 +38,8 @@ FINGERPRINT_LEN = 64
 _HEX = re.compile(r"[0-9a-f]{64}")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 _CLUSTER = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_SERVER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}")
+SERVERS_SEP = "@"
 
 
 class JoinTokenError(ValueError):
@@ -44,11 +52,13 @@ class JoinToken:
     secret: str
     ca_fingerprint: str = ""  # "" in a version-1 token
     version: int = VERSION
+    servers: tuple[str, ...] = ()  # API servers (host:port) to join through; () when not given
 
     def render(self) -> str:
         if self.version == 1:
             return f"{PREFIX}{self.cluster}-{self.secret}"
-        return f"{PREFIX}{VERSION}-{self.ca_fingerprint}-{self.cluster}-{self.secret}"
+        tail = SERVERS_SEP + ",".join(self.servers) if self.servers else ""
+        return f"{PREFIX}{VERSION}-{self.ca_fingerprint}-{self.cluster}-{self.secret}{tail}"
 
     def stored(self) -> str:
         """What etcd keeps (the version-1 form: cluster and secret, no fingerprint), so the
@@ -61,6 +71,8 @@ def parse(text: str) -> JoinToken:
     text = text.strip()
     if not text.startswith(PREFIX):
         raise JoinTokenError(f"a join token starts with {PREFIX!r}")
+    text, sep, tail = text.partition(SERVERS_SEP)
+    servers = parse_servers(tail, "the server list after '@'") if sep else ()
     body = text[len(PREFIX):]
     if len(body) < SECRET_LEN + 2 or body[-SECRET_LEN - 1] != "-":
         raise JoinTokenError("too short or malformed: expected CCSJOIN-2-<ca fingerprint>-<cluster>-<secret>")
@@ -73,10 +85,25 @@ def parse(text: str) -> JoinToken:
     if head.startswith(f"{VERSION}-") and _HEX.fullmatch(fp_part) and dash_after_fp:
         cluster = head[3 + FINGERPRINT_LEN :]
         if _CLUSTER.fullmatch(cluster):
-            return JoinToken(cluster, secret, fp_part, VERSION)
+            return JoinToken(cluster, secret, fp_part, VERSION, servers)
     if _CLUSTER.fullmatch(head):
+        if servers:
+            raise JoinTokenError("a token of the previous format (no CA fingerprint) carries no server list")
         return JoinToken(head, secret, "", 1)
     raise JoinTokenError("the cluster part is not a valid cluster name")
+
+
+def parse_servers(text: str, what: str = "servers") -> tuple[str, ...]:
+    """``a:7443,b:7443`` -> ("a:7443", "b:7443"), duplicates dropped, order kept; JoinTokenError
+    names the entry that is not host:port."""
+    out: list[str] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not _SERVER.fullmatch(item) or not 0 < int(item.rsplit(":", 1)[1]) < 65536:
+            raise JoinTokenError(f"{what}: {item[:80]!r} is not host:port")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
 
 
 def cluster_of(text: str) -> str | None:

@@ -41,8 +41,9 @@ from controlplane.leader import LeaderElector
 from controlplane.pki import certs, cluster_ca
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
-from controlplane.pki.server_tls import ServerTls, server_names, strip_port
+from controlplane.pki.server_tls import ServerTls, interface_addresses, server_names, strip_port
 from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.replicas import ReplicaRegistry, advertised_host, join_host_port
 from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.secrets.keyring import Keyring
 from controlplane.secrets.store import SecretStore
@@ -131,6 +132,7 @@ class Server:
         self.informer: Informer | None = None
         self.orchestrator: Orchestrator | None = None
         self.elector: LeaderElector | None = None
+        self.replicas: ReplicaRegistry | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -193,10 +195,15 @@ class Server:
             self.port = server.add_insecure_port(opts.listen)
         if not self.port:
             raise RuntimeError(f"cannot listen on {opts.listen}")
+        interfaces = await asyncio.to_thread(interface_addresses)
+        api_host = advertised_host(opts.listen, opts.advertise, interfaces)
+        node_host = advertised_host(opts.node_listen, opts.advertise, interfaces)
+        self.replicas = ReplicaRegistry(etcd, join_host_port(api_host, self.port),
+                                        join_host_port(node_host, self.node_port) if self.node_port else "")
         issuer = NodeIssuer(keys, self.tls.api_root_fingerprint if self.tls else keys.fingerprint,
                             node_port=self.node_port, ttl=dt.timedelta(seconds=opts.node_cert_ttl),
                             tls=self.tls is not None)
-        api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd, issuer), server)
+        api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd, issuer, self.replicas), server)
         api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd, self.informer), server)
         apps = ApplicationServicer(etcd, self.informer, opts.template_cpu_seconds, self.secrets)
         api_pb2_grpc.add_ApplicationServiceServicer_to_server(apps, server)
@@ -216,7 +223,7 @@ class Server:
         api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(etcd), server)
         agent_pb2_grpc.add_DispatcherServicer_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker, issuer, guard,
-                               files=self.secrets), server
+                               files=self.secrets, replicas=self.replicas), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -228,6 +235,7 @@ class Server:
             server,
         )
         ca_pem = self.tls.api_root_pem if self.tls else None
+        await self.replicas.start()
         await server.start()
         self.grpc = server
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -307,6 +315,8 @@ class Server:
             await self.health.enter_graceful_shutdown()
         for t in self._tasks:
             t.cancel()
+        if self.replicas is not None:
+            await self.replicas.stop()  # agents and join tokens stop naming this replica
         if self.elector is not None:
             await self.elector.stop()
         if self.grpc is not None:

@@ -13,8 +13,9 @@ Lifecycle of `run()`:
 3. Session loop: open the stream; the COMPLETE set replaces the book and triggers a full
    resync (which removes this cluster's orphans and reports every assignment once);
    INCREMENTAL messages must chain on the held version or the stream is dropped. While a
-   session is up, heartbeats go out at the server's period, status batches flow, and the
-   logs relay serves requests. Any failure: keep containers running, back off with jitter
+   session is up, heartbeats go out at the server's period (their answers name the API
+   replicas alive now) and status batches flow. Any failure: keep containers running, move to
+   the next API replica (`nodeagent.servers`), back off with jitter
    (0.5 s -> 2 s, so a control plane that comes back is found within about 2 s; the channel's
    own reconnect backoff is capped to match, see `dispatcher_client.CHANNEL_OPTIONS`) and reconnect;
    queued statuses are sent after reconnecting. The session returns only once its tasks have
@@ -28,6 +29,9 @@ Lifecycle of `run()`:
    loop, fed every `SessionMessage.network_map` (latest wins, applied in the background), poked
    after the engine event stream broke (dockerd may have restarted and re-made its rules); what
    it could not put in place is the node's status message in every heartbeat.
+
+6. Logs (`nodeagent.logs_fanout`): one relay stream to every known API replica, for the
+   agent's whole life, so `ccs logs` works through any replica.
 
 No globals and no signal handlers: `main.py` owns the process, `stop()` ends `run()`.
 """
@@ -56,9 +60,11 @@ from .config import Identity
 from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
 from .enrollment import Enrollment
 from .executor import DEFAULT_CONCURRENCY, Executor
-from .logs_relay import LogsRelay
+from .fence import is_fenced
+from .logs_fanout import LogsFanout
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router
+from .servers import ServerList
 from .status import node_status
 from .version import VERSION
 
@@ -84,7 +90,7 @@ class CertificateRenewed(Exception):
 class Agent:
     def __init__(
         self,
-        server_address: str,
+        server_address: str | Sequence[str],
         *,
         runtime: Runtime,
         name: str,
@@ -113,7 +119,9 @@ class Agent:
                              "with TLS the node is known by its certificate")
         if not credential and not join_token and state_dir is None:
             raise ValueError("credential: pass a credential, a join_token, or a state_dir holding one")
-        self.server_address = server_address
+        given = server_address.split(",") if isinstance(server_address, str) else list(server_address)
+        self.servers = ServerList([a.strip() for a in given if a.strip()], state_dir)
+        self.server_address = self.servers.api()
         self.runtime = runtime
         self.name = name
         self.labels = dict(labels or {})
@@ -127,8 +135,8 @@ class Agent:
         self._reconnect = reconnect or default_reconnect()
         # TLS unless told otherwise; a given channel (the test seam) carries bearer credentials.
         self.enrollment = Enrollment(
-            server_address, name=name, labels=self.labels, state_dir=state_dir, join_token=join_token,
-            identity=Identity(cluster or "", name, credential, server_address) if credential else None,
+            self.servers, name=name, labels=self.labels, state_dir=state_dir, join_token=join_token,
+            identity=Identity(cluster or "", name, credential, self.server_address) if credential else None,
             channel=channel, tls=channel is None and not insecure, reconnect=self._reconnect,
             log=structlog.get_logger("ccs.agent").bind(node=name),
         )
@@ -215,6 +223,9 @@ class Agent:
                 background.append(asyncio.create_task(fabric, name=f"network-{self.name}"))
             if enrollment.tls:
                 background.append(asyncio.create_task(enrollment.renewals(client), name=f"renew-{self.name}"))
+            # Logs go to every API replica, not only the session's (nodeagent.logs_fanout).
+            fanout = LogsFanout(self.runtime, self.executor.docker_ids.get, enrollment, self.log)
+            background.append(asyncio.create_task(fanout.run(), name=f"logs-{self.name}"))
             while True:
                 try:
                     await self._session(client)
@@ -241,7 +252,8 @@ class Agent:
                     reason = describe(exc)
                 self.connected.clear()
                 delay = self._reconnect.next()
-                self.log.warning("disconnected", reason=reason, retry_in=round(delay, 2))
+                self.log.warning("disconnected", server=self.servers.api(), reason=reason, retry_in=round(delay, 2))
+                await enrollment.fail_over(client, reason)
                 await asyncio.sleep(delay)
         finally:
             self.connected.clear()
@@ -293,11 +305,13 @@ class Agent:
                     self.router.submit(msg.routing)
                 if self.network is not None and msg.HasField("network_map"):
                     self.network.submit(msg.network_map)
+                fenced = {cid for cid in changed if is_fenced(self.book.get(cid)[0])}
                 if msg.type == COMPLETE:
                     self.log.info("complete set", version=msg.version, containers=len(self.book.desired))
                     self.batcher.forget_sent()  # report every assignment once after (re)connect
-                    await self.resync()
+                    await self.resync(fenced)
                 else:
+                    self.executor.fence_off(fenced)
                     for cid in changed:
                         self.executor.enqueue(cid)
                 if not started:
@@ -306,7 +320,6 @@ class Agent:
                     self.connected.set()
                     tg.create_task(self._heartbeats(client))
                     tg.create_task(send_loop(self.batcher, client.update_status, linger=self._linger))
-                    tg.create_task(self._logs(client))
                     tg.create_task(self._until_renewed())
             raise ConnectionError("session stream closed by the server")
 
@@ -323,36 +336,25 @@ class Agent:
             self._node_status.message = self.network.problem if self.network is not None else ""
             stats = await self.router.collect_if_up(node=self.name) if self.router is not None else None
             period = await client.heartbeat(self._node_status, deadline_seconds=deadline, router_stats=stats)
+            self.servers.learn(client.last_replicas)
             if period > 0:
                 self.heartbeat_period = period / 1000.0
             await asyncio.sleep(self.heartbeat_period)
 
-    async def _logs(self, client: DispatcherClient) -> None:
-        """Keep the logs relay open; its failures never take the session down."""
-        assert self.executor is not None
-        executor = self.executor
-        backoff = Backoff(base=1.0, cap=30.0)
-        while True:
-            relay = LogsRelay(self.runtime, executor.docker_ids.get)
-            try:
-                await relay.run(client.logs_opener())
-            except Exception as exc:
-                self.log.info("logs relay closed", reason=describe(exc))
-            raise_if_cancelled()  # the stream may have eaten our cancellation: never reopen then
-            await asyncio.sleep(backoff.next())
-
     # ------------------------------------------------------------------ engine side
 
-    async def resync(self) -> None:
-        """List the engine, re-plan every assigned container, and orphans once synced."""
+    async def resync(self, fenced: set[str] | None = None) -> None:
+        """List the engine, re-plan every assigned container, and orphans once synced. For a
+        complete set (``fenced`` given), the fenced ones and the orphans stop before anything
+        starts (nodeagent.fence)."""
         assert self.executor is not None
         present = self.executor.observe_all(await self._list_managed())
         assigned = self.book.ids()
-        for cid in assigned:
+        orphans = present - assigned if self.book.synced else set()
+        if fenced is not None:
+            self.executor.fence_off(fenced | orphans)
+        for cid in assigned | orphans:
             self.executor.enqueue(cid)
-        if self.book.synced:
-            for cid in present - assigned:
-                self.executor.enqueue(cid)
 
     async def _list_managed(self) -> list[Observed]:
         return await self.runtime.list_managed()

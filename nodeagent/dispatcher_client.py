@@ -74,6 +74,8 @@ class DispatcherClient:
         self.channel = channel
         self._timeout = unary_timeout
         self.credential = ""
+        #: The API replicas the last heartbeat answer named (empty from an older server).
+        self.last_replicas: list[agent_pb2.Replica] = []
 
     def use(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
         """Send later calls on ``channel`` (a renewed certificate's); returns the previous one."""
@@ -121,13 +123,14 @@ class DispatcherClient:
         router_stats: resources_pb2.RouterStats | None = None,
     ) -> int:
         """Send a heartbeat (with the router's counters, if any); returns the period the server
-        wants, in ms (0: unchanged)."""
+        wants, in ms (0: unchanged). The replicas it names are kept in `last_replicas`."""
         request = agent_pb2.HeartbeatRequest(status=status)
         if router_stats is not None:
             request.router_stats.CopyFrom(router_stats)
         response: agent_pb2.HeartbeatResponse = await self._stub.Heartbeat(
             request, metadata=self.metadata, timeout=deadline_seconds
         )
+        self.last_replicas = list(response.replicas)
         return int(response.period_ms)
 
     async def update_status(self, request: agent_pb2.UpdateStatusRequest) -> None:

@@ -30,15 +30,16 @@ from . import node_tls
 from .backoff import Backoff
 from .config import Identity, load_identity, save_identity
 from .dispatcher_client import CHANNEL_OPTIONS, AgentError, DispatcherClient, describe
+from .servers import ServerList
 
 
 class Enrollment:
     def __init__(
-        self, server_address: str, *, name: str, labels: Mapping[str, str], state_dir: Path | None,
+        self, servers: ServerList, *, name: str, labels: Mapping[str, str], state_dir: Path | None,
         join_token: str | None, identity: Identity | None, channel: grpc.aio.Channel | None, tls: bool,
         reconnect: Backoff, log: Any,
     ) -> None:
-        self.server_address = server_address
+        self.servers = servers
         self.name = name
         self.labels = labels
         self.state_dir = state_dir
@@ -52,14 +53,36 @@ class Enrollment:
         self.renewed = asyncio.Event()  # set when a renewal moved the client to a new channel
         self._retired: list[grpc.aio.Channel] = []  # channels of replaced certificates
 
-    def open_channel(self) -> grpc.aio.Channel:
-        """The channel node calls go on: mutual TLS with the current certificate, or plaintext."""
+    @property
+    def server_address(self) -> str:
+        """The API address of the replica in use."""
+        return self.servers.api()
+
+    def node_address(self, replica: str | None = None) -> str:
+        """Where node calls to a replica go (the current one by default): its node port under
+        TLS (learned, else the registered node port on its host), its API port otherwise."""
+        entry = next((e for e in self.servers.entries() if e.api == replica), None) if replica else None
+        entry = entry or self.servers.current
+        if not self.tls:
+            return entry.api
+        assert self.identity is not None
+        return entry.node or node_tls.node_address(entry.api, self.identity)
+
+    @property
+    def given_channel(self) -> bool:
+        """A channel was passed in (the test seam): no failover, no channel of our own."""
+        return self._channel is not None
+
+    def open_channel(self, address: str | None = None) -> grpc.aio.Channel:
+        """The channel node calls go on (to the current replica, or the node address given):
+        mutual TLS with the current certificate, or plaintext."""
         if self._channel is not None:
             return self._channel
+        address = address or self.node_address()
         if self.tls:
             assert self.identity is not None
-            return node_tls.node_channel(self.server_address, self.identity)
-        return grpc.aio.insecure_channel(self.server_address, options=CHANNEL_OPTIONS)
+            return node_tls.node_channel_at(address, self.identity)
+        return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
 
     async def reregister(self, client: DispatcherClient, why: str) -> None:
         """Register again (the identity was refused or expired) and move `client` to the new one."""
@@ -69,6 +92,13 @@ class Enrollment:
         if self._channel is None:
             self._retired.append(client.use(self.open_channel()))
             await self.close_retired()
+
+    async def fail_over(self, client: DispatcherClient, why: str) -> None:
+        """Move ``client`` to the next API replica, if there is another (nodeagent.servers)."""
+        if self._channel is not None or not self.servers.failover(why):
+            return
+        self._retired.append(client.use(self.open_channel()))
+        await self.close_retired()
 
     async def close_retired(self) -> None:
         while self._retired:
@@ -135,8 +165,12 @@ class Enrollment:
                 if hint.startswith("the server's certificate does not name"):
                     raise AgentError(f"registration: {hint}") from None  # retrying cannot fix it
                 delay = self._reconnect.next()
-                self.log.warning("register failed", error=describe(exc), retry_in=round(delay, 2))
+                self.log.warning("register failed", server=self.server_address, error=describe(exc),
+                                 retry_in=round(delay, 2))
+                if self._channel is None:
+                    self.servers.failover(f"register failed: {describe(exc)}")
                 await asyncio.sleep(delay)
+        self.servers.learn(response.replicas)
         identity = Identity(
             response.cluster, response.node.meta.name or self.name, response.credential, self.server_address,
             key_pem, response.certificate_pem, response.ca_pem, response.node_port, time.time(),

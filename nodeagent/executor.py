@@ -36,6 +36,7 @@ from . import status
 from .assignments import AssignmentBook
 from .backoff import Backoff
 from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one, router_hold
+from .fence import FenceGate
 from .mounted_files import DEFAULT_ROOT, MountedFiles
 from .probe_monitor import ProbeMonitor, has_probe
 
@@ -97,6 +98,7 @@ class Executor:
         self._backoff: dict[str, Backoff] = {}
         self.probes = ProbeMonitor(runtime, self.enqueue, period=probe_period)
         self.files = files or MountedFiles(DEFAULT_ROOT / f"{cluster}-{node}")
+        self.fence = FenceGate()  # stale containers stop before anything starts (nodeagent.fence)
 
     # ------------------------------------------------------------------ scheduling
 
@@ -108,6 +110,15 @@ class Executor:
         self._dirty.add(cid)
         if cid not in self._workers:
             self._workers[cid] = asyncio.create_task(self._work(cid), name=f"converge-{cid}")
+
+    def fence_off(self, ids: Iterable[str]) -> None:
+        """Stop ``ids`` (fenced or orphaned on return) before any container starts."""
+        new = self.fence.hold(ids)
+        if new:
+            self._log.warning("fencing: stopping containers rescheduled away while this node was unreachable "
+                              "before starting any", containers=sorted(new))
+        for cid in new:
+            self.enqueue(cid)
 
     def observe_all(self, observed: Iterable[Observed]) -> set[str]:
         """Learn docker ids from a list of the engine's containers; return this cluster's ids."""
@@ -149,6 +160,9 @@ class Executor:
                     try:
                         await self.reconcile(cid)
                         self._backoff.pop(cid, None)
+                        if cid in self.fence.stale and cid not in self._retries:  # handled, not draining
+                            for released in self.fence.handled(cid):
+                                self.enqueue(released)
                     except RuntimeFailure as exc:  # temporary (permanent ones are handled inside)
                         self._retry_later(cid, exc)
                     except Exception:
@@ -188,6 +202,9 @@ class Executor:
         actions = plan_one(
             cid, container, removing, observed, tracked=cid in self.tracked, failed=cid in self.failed
         )
+        if self.fence.blocks(cid, actions):
+            self._log.info("start held until fenced containers are stopped", container_id=cid)
+            return
         now = time.time()
         wait = max((drain_remaining(a, now) for a in actions), default=0.0)
         if wait > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import ipaddress
 import logging
@@ -19,6 +20,8 @@ import structlog
 
 from ccs.config import ConfigError as ClientConfigError
 from ccs.config import load_config
+from ccs.join_token import JoinTokenError, parse_servers
+from ccs.join_token import parse as parse_token
 
 from .agent import Agent
 from .config import ConfigError, default_state_dir, detect_address, parse_labels
@@ -35,7 +38,9 @@ EXIT_FATAL = 3
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
-    p.add_argument("--server", help="host:port of a ccs API server (default: current client context)")
+    p.add_argument("--server", help="host:port of the ccs API servers, comma-separated (a:7443,b:7443): the agent "
+                   "fails over among them, then the join token's, and learns the others from the server "
+                   "(default: the join token's servers, else the current client context)")
     p.add_argument("--join-token", help="the cluster's join token (needed on first start only); it carries the "
                    "fingerprint of the CA the server must show before the token is sent")
     p.add_argument("--insecure", action="store_true",
@@ -132,6 +137,20 @@ def build_network(
                          endpoints=endpoints)
 
 
+def resolve_servers(explicit: str | None, join_token: str | None) -> list[str]:
+    """--server's list, then the join token's servers; with neither, the client context's server."""
+    servers: list[str] = []
+    if explicit:
+        try:
+            servers.extend(parse_servers(explicit, "--server"))
+        except JoinTokenError as exc:
+            raise ConfigError(str(exc)) from None
+    if join_token:
+        with contextlib.suppress(JoinTokenError):  # a bad token is refused, naming why, at registration
+            servers.extend(s for s in parse_token(join_token).servers if s not in servers)
+    return servers or [resolve_server(None)]
+
+
 def resolve_server(explicit: str | None) -> str:
     if explicit:
         return explicit
@@ -192,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(args.log_level, args.log_format)
     log = structlog.get_logger("ccs.agent")
     try:
-        server = resolve_server(args.server)
+        servers = resolve_servers(args.server, args.join_token)
+        server = servers[0]
         labels = parse_labels(args.label)
         address = args.address or detect_address(server)
         state_dir = args.state_dir or default_state_dir(args.name)
@@ -222,10 +242,10 @@ def main(argv: list[str] | None = None) -> None:
         client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created
     )
     agent = Agent(
-        server, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
+        servers, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
         address=address, state_dir=state_dir, router=router, network=network, insecure=args.insecure,
     )
-    log.info("starting", server=server, node=args.name, address=address, state_dir=str(state_dir),
+    log.info("starting", servers=servers, node=args.name, address=address, state_dir=str(state_dir),
              tls=not args.insecure)
     if args.insecure:
         log.warning("--insecure: plaintext to the control plane, the node credential travels in clear")

@@ -108,11 +108,17 @@ def node_address(server: str, identity: Identity) -> str:
 
 
 def node_channel(server: str, identity: Identity) -> grpc.aio.Channel:
-    """The mutual-TLS channel of every call after registration."""
+    """The mutual-TLS channel of every call after registration, to the node port on the host of
+    the API address ``server``."""
+    return node_channel_at(node_address(server, identity), identity)
+
+
+def node_channel_at(address: str, identity: Identity) -> grpc.aio.Channel:
+    """The mutual-TLS channel to the node port at ``address`` (host:port)."""
     creds = grpc.ssl_channel_credentials(root_certificates=identity.ca_pem.encode(),
                                          private_key=identity.key_pem.encode(),
                                          certificate_chain=identity.cert_pem.encode())
-    return grpc.aio.secure_channel(node_address(server, identity), creds, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS)
 
 
 def with_certificate(identity: Identity, key_pem: str, cert_pem: str, ca_pem: str) -> Identity:

@@ -30,20 +30,30 @@ class RegisterRequest(_message.Message):
     def __init__(self, join_token: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ..., csr_pem: _Optional[str] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("cluster", "node", "credential", "certificate_pem", "ca_pem", "node_port")
+    __slots__ = ("cluster", "node", "credential", "certificate_pem", "ca_pem", "node_port", "replicas")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     CA_PEM_FIELD_NUMBER: _ClassVar[int]
     NODE_PORT_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     node: _resources_pb2.Node
     credential: str
     certificate_pem: str
     ca_pem: str
     node_port: int
-    def __init__(self, cluster: _Optional[str] = ..., node: _Optional[_Union[_resources_pb2.Node, _Mapping]] = ..., credential: _Optional[str] = ..., certificate_pem: _Optional[str] = ..., ca_pem: _Optional[str] = ..., node_port: _Optional[int] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[Replica]
+    def __init__(self, cluster: _Optional[str] = ..., node: _Optional[_Union[_resources_pb2.Node, _Mapping]] = ..., credential: _Optional[str] = ..., certificate_pem: _Optional[str] = ..., ca_pem: _Optional[str] = ..., node_port: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ...) -> None: ...
+
+class Replica(_message.Message):
+    __slots__ = ("api_address", "node_address")
+    API_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    api_address: str
+    node_address: str
+    def __init__(self, api_address: _Optional[str] = ..., node_address: _Optional[str] = ...) -> None: ...
 
 class RenewCertificateRequest(_message.Message):
     __slots__ = ("csr_pem",)
@@ -178,10 +188,12 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ..., router_stats: _Optional[_Union[_resources_pb2.RouterStats, _Mapping]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("period_ms",)
+    __slots__ = ("period_ms", "replicas")
     PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     period_ms: int
-    def __init__(self, period_ms: _Optional[int] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[Replica]
+    def __init__(self, period_ms: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ...) -> None: ...
 
 class ContainerStatusUpdate(_message.Message):
     __slots__ = ("application", "service", "container", "status")

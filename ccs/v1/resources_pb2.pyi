@@ -227,16 +227,18 @@ class NodeStatus(_message.Message):
     def __init__(self, state: _Optional[_Union[NodeState, str]] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., capacity: _Optional[_Union[NodeResources, _Mapping]] = ..., docker_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("meta", "cluster", "spec", "status")
+    __slots__ = ("meta", "cluster", "spec", "status", "fence_epoch")
     META_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    FENCE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     cluster: str
     spec: NodeSpec
     status: NodeStatus
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ...) -> None: ...
+    fence_epoch: int
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ..., fence_epoch: _Optional[int] = ...) -> None: ...
 
 class PortSpec(_message.Message):
     __slots__ = ("target", "published", "protocol", "host_ip", "mode")
@@ -817,7 +819,7 @@ class ContainerStatus(_message.Message):
     def __init__(self, state: _Optional[_Union[ContainerState, str]] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ..., docker_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., failure_reason: _Optional[_Union[FailureReason, str]] = ..., addresses: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Container(_message.Message):
-    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status", "stop_after", "subnets")
+    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status", "stop_after", "subnets", "fence_epoch")
     class SubnetsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -838,6 +840,7 @@ class Container(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STOP_AFTER_FIELD_NUMBER: _ClassVar[int]
     SUBNETS_FIELD_NUMBER: _ClassVar[int]
+    FENCE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     cluster: str
     application: str
@@ -851,7 +854,8 @@ class Container(_message.Message):
     status: ContainerStatus
     stop_after: _timestamp_pb2.Timestamp
     subnets: _containers.ScalarMap[str, str]
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., stop_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subnets: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    fence_epoch: int
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., stop_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subnets: _Optional[_Mapping[str, str]] = ..., fence_epoch: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("meta", "cluster", "kind", "object", "type", "reason", "message")

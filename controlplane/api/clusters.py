@@ -17,6 +17,7 @@ from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_er
 from controlplane.ipam import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
 from controlplane.names import MAX_DESCRIPTION, check_labels, check_name, check_text
 from controlplane.pki.issuer import NodeIssuer
+from controlplane.replicas import ReplicaRegistry
 from controlplane.store import AlreadyExists, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
@@ -33,12 +34,18 @@ def new_join_token(cluster: str) -> str:
 
 @map_errors
 class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
-    def __init__(self, etcd: Etcd, issuer: NodeIssuer | None = None) -> None:
+    def __init__(self, etcd: Etcd, issuer: NodeIssuer | None = None, replicas: ReplicaRegistry | None = None) -> None:
         self.etcd = etcd
         self.issuer = issuer
+        self.replicas = replicas
 
-    def _show(self, stored: str) -> str:
-        return self.issuer.show_token(stored) if self.issuer is not None else stored
+    async def _show(self, stored: str) -> str:
+        """The token as users see it: with the CA fingerprint and the API replicas alive now
+        (``@a:7443,b:7443``), so an agent given only the token can fail over among them."""
+        if self.issuer is None:
+            return stored
+        alive = await self.replicas.current() if self.replicas is not None else []
+        return self.issuer.show_token(stored, tuple(r.api_address for r in alive))
 
     async def CreateCluster(
         self, request: api_pb2.CreateClusterRequest, context: grpc.aio.ServicerContext
@@ -176,7 +183,7 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
             txn.put(keys.join_token(name), token.encode())
             record_event(txn, name, "cluster", name, "JoinTokenRotated", "join token rotated")
             await txn.commit(self.etcd)
-            return api_pb2.GetJoinTokenResponse(token=self._show(token))
+            return api_pb2.GetJoinTokenResponse(token=await self._show(token))
         kv = await self.etcd.get(keys.join_token(name))
         if kv is None:  # a cluster made before join tokens existed
             token = new_join_token(name)
@@ -186,5 +193,5 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
                 .put(keys.join_token(name), token.encode())
                 .commit(self.etcd)
             )
-            return api_pb2.GetJoinTokenResponse(token=self._show(token))
-        return api_pb2.GetJoinTokenResponse(token=self._show(kv.value.decode()))
+            return api_pb2.GetJoinTokenResponse(token=await self._show(token))
+        return api_pb2.GetJoinTokenResponse(token=await self._show(kv.value.decode()))

@@ -1,11 +1,10 @@
 """Relay container logs from agents to API clients.
 
-An agent keeps one ``Logs`` stream open to the API server it is connected to. A user's
-``ContainerService.Logs`` call finds the agents that run the containers, sends each a
-``LogRequest`` with a fresh request id, and merges the chunks that come back.
-Limitation: the user must reach the same API server the agent is connected to (true
-for one server; with several replicas, a request for an agent connected elsewhere
-fails with UNAVAILABLE naming the node).
+An agent keeps one ``Logs`` stream open to *every* API replica it knows, not only the one its
+session is on (``nodeagent.logs_fanout`` says why that design), so whichever replica a user's
+``ContainerService.Logs`` call reaches has the agents on the line: it finds the agents that run
+the containers, sends each a ``LogRequest`` with a fresh request id, and merges the chunks that
+come back. A replica an agent cannot reach answers FAILED_PRECONDITION naming the node.
 """
 
 from __future__ import annotations
@@ -30,17 +29,20 @@ class AgentNotConnected(Exception):
 
 
 class LogBroker:
+    """The agents' open log streams, by (cluster, node). A node may hold several: an agent that
+    reaches this replica under two addresses (the one it was given and the one the replica
+    advertises) keeps a relay on each, and a reconnecting relay opens its new stream before the
+    old one is known dead. Requests go to the newest; each stream leaves the list when it ends.
+    (Replacing the older stream instead made two relays of one agent end each other in turn.)"""
+
     def __init__(self) -> None:
-        self._channels: dict[tuple[str, str], _Channel] = {}
+        self._channels: dict[tuple[str, str], list[_Channel]] = {}
 
     async def agent_channel(
         self, cluster: str, node: str, chunks: AsyncIterator[agent_pb2.LogChunk]
     ) -> AsyncIterator[agent_pb2.LogRequest]:
         chan = _Channel()
-        old = self._channels.get((cluster, node))
-        if old is not None:
-            old.outbox.put_nowait(None)
-        self._channels[(cluster, node)] = chan
+        self._channels.setdefault((cluster, node), []).append(chan)
 
         async def pump() -> None:
             async for chunk in chunks:
@@ -60,17 +62,21 @@ class LogBroker:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
-            if self._channels.get((cluster, node)) is chan:
-                del self._channels[(cluster, node)]
+            open_now = self._channels.get((cluster, node), [])
+            if chan in open_now:
+                open_now.remove(chan)
+            if not open_now:
+                self._channels.pop((cluster, node), None)
             for q in chan.pending.values():
                 q.put_nowait(agent_pb2.LogChunk(eof=True, error=f"node {node} disconnected"))
 
     async def stream(
         self, cluster: str, node: str, container_id: str, *, follow: bool, tail: int, since: float
     ) -> AsyncIterator[bytes]:
-        chan = self._channels.get((cluster, node))
-        if chan is None:
+        open_now = self._channels.get((cluster, node))
+        if not open_now:
             raise AgentNotConnected(f"the agent of node {node!r} is not connected to this server")
+        chan = open_now[-1]
         rid = uuid.uuid4().hex
         q: asyncio.Queue[agent_pb2.LogChunk] = asyncio.Queue()
         chan.pending[rid] = q

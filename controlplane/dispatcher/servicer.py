@@ -26,6 +26,7 @@ from controlplane.names import check_labels, check_name
 from controlplane.pki import certs, node_certs
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard, current_node
+from controlplane.replicas import ReplicaRegistry
 from controlplane.secrets.store import SecretStore
 from controlplane.store import Conflict, Corrupt, keys, reads
 from controlplane.store.codec import decode
@@ -53,6 +54,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         self, etcd: Etcd, informer: Informer, hub: AssignmentHub, verifier: TokenVerifier,
         broker: LogBroker, issuer: NodeIssuer | None = None, guard: NodeGuard | None = None,
         files: SecretStore | None = None,
+        replicas: ReplicaRegistry | None = None,
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
         self.files = files  # the values of mounted secrets and configs (mounted_files)
@@ -61,6 +63,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         # by them (the guard); without (--insecure, or tests), bearer node credentials.
         self.issuer = issuer if issuer is not None and issuer.tls else None
         self.guard = guard
+        # The API replicas alive now (controlplane.replicas): agents fail over among them.
+        self.replicas = replicas
         # (key, mod_revision) of undecodable container records already logged.
         self._corrupt_logged: set[tuple[str, int]] = set()
 
@@ -125,7 +129,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         old_cred = await self.etcd.get(nodecred_key(cluster, name))
         if old_cred is not None:
             txn.delete(keys.token(old_cred.value.decode())).delete(old_cred.key)
-        response = agent_pb2.RegisterResponse(cluster=cluster)
+        response = agent_pb2.RegisterResponse(
+            cluster=cluster, replicas=await self.replicas.current() if self.replicas is not None else [])
         if self.issuer is not None and csr is not None:
             issued_at = dt.datetime.now(dt.UTC)
             await node_certs.revoke_all(self.etcd, txn, cluster, name, issued_at)
@@ -293,7 +298,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                 if not stats.HasField("collected_at"):
                     stats.collected_at.CopyFrom(now())
                 await Txn().put(keys.router_stats(p.cluster, p.node), stats).commit(self.etcd)
-        return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms)
+        return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms,
+                                           replicas=self.replicas.replicas() if self.replicas is not None else [])
 
     async def UpdateStatus(
         self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext

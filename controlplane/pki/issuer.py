@@ -35,10 +35,11 @@ class NodeIssuer:
              now: dt.datetime) -> x509.Certificate:
         return certs.issue_node(self.keys.ca_key, self.keys.ca_cert, csr, cluster, node, now, self.ttl)
 
-    def show_token(self, stored: str) -> str:
-        """The join token users see: the stored cluster and secret with the CA fingerprint."""
+    def show_token(self, stored: str, servers: tuple[str, ...] = ()) -> str:
+        """The join token users see: the stored cluster and secret with the CA fingerprint, and
+        the API servers to join through when given."""
         t = parse(stored)
-        return JoinToken(t.cluster, t.secret, self.api_fingerprint).render()
+        return JoinToken(t.cluster, t.secret, self.api_fingerprint, servers=servers).render()
 
 
 def stored_token(token: str) -> str:

@@ -43,7 +43,7 @@ class TlsConfigError(ValueError):
     """A certificate, key or CA file given to the server is unusable; the message names it."""
 
 
-def _interface_addresses() -> list[str]:
+def interface_addresses() -> list[str]:
     """This host's IPv4 interface addresses (SIOCGIFADDR), loopback included.
 
     The same probe as the agent's (nodeagent.config): the control plane may not import the agent.
@@ -68,7 +68,7 @@ def server_names(listen_hosts: Iterable[str], advertise: Iterable[str]) -> list[
     names += [socket.gethostname(), "localhost", "127.0.0.1", "::1"]
     names += [h for h in listen_hosts if h not in ("", "0.0.0.0", "::", "[::]")]
     with contextlib.suppress(OSError):
-        names += _interface_addresses()
+        names += interface_addresses()
     seen: list[str] = []
     for n in names:
         n = n.strip().strip("[]")

@@ -27,22 +27,36 @@ def plan_nodes(p: ClusterPass) -> None:
                          leading_since=p.leading_since)
         if plan.requeue_after is not None:
             p.requeue.append(plan.requeue_after)
+        node_key = keys.node(p.cluster, name)
+        updated = pb.Node()
+        updated.CopyFrom(node)
+        down_message = ""
+        fenced = 0
         for action in plan.actions:
             if isinstance(action, SetNodeState) and node.status.state != action.state:
-                updated = pb.Node()
-                updated.CopyFrom(node)
                 updated.status.state = action.state
-                updated.status.message = action.message
-                node_key = keys.node(p.cluster, name)
-                p.writes.put(node_key, updated, node.meta.resource_version, "node", name)
-                p.event_with(p.writes, node_key, "node", name, "NodeDown", action.message, warning=True)
+                updated.status.message = down_message = action.message
             elif isinstance(action, SetDesired):
                 key = p.by_id.get(action.container)
                 c = p.container(key) if key else None
                 if key is not None and c is not None and c.desired_state != action.desired_state:
+                    # Fencing: the node's epoch goes up once per pass that gives its containers up,
+                    # and each one given up carries it (the agent stops those first on return).
+                    updated.fence_epoch = node.fence_epoch + 1
+                    fenced += 1
                     moved = pb.Container()
                     moved.CopyFrom(c)
                     moved.desired_state = action.desired_state
+                    moved.fence_epoch = updated.fence_epoch
                     p.put_container(key, moved, p.writes)
                     if (ev := event_of(action, c)) is not None:
                         p.container_event(key, ev, p.writes)
+        if updated == node:
+            continue
+        p.writes.put(node_key, updated, node.meta.resource_version, "node", name)
+        if down_message:
+            p.event_with(p.writes, node_key, "node", name, "NodeDown", down_message, warning=True)
+        if fenced:
+            p.event_with(p.writes, node_key, "node", name, "NodeFenced",
+                         f"fence epoch {updated.fence_epoch}: {fenced} container(s) rescheduled away; if the "
+                         "node comes back, its agent stops them before it starts anything", warning=True)

@@ -34,6 +34,8 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/secretkeys/{generation}                          a secrets data key, wrapped by the key of
                                                           --secrets-key-file (JSON; controlplane.secrets)
     /ccs/secretrotation                                   held on a lease by the one running rotate-key
+    /ccs/replicas/{host-pid-address}                      an API replica alive: JSON {api, node} under its
+                                                          own lease (controlplane.replicas)
 
 Why this shape:
 

@@ -33,6 +33,15 @@ async def test_a_silent_node_goes_down_and_after_the_grace_its_containers_move()
     assert nodes_of(c, "shop", "web") == ["n2", "n2"]
     [moved] = [x for x in c.state.containers_of("shop", "web") if x.node == "n1"]
     assert moved.desired_state == pb.DESIRED_STATE_REMOVED  # kept for the agent, if it comes back
+    # Fenced: the node's epoch went up once, and the container given up carries it (its agent
+    # stops it before starting anything when it returns); the one on n2 is not fenced.
+    assert c.state.nodes["n1"].fence_epoch == 1 and moved.fence_epoch == 1
+    assert c.state.nodes["n2"].fence_epoch == 0
+    assert all(x.fence_epoch == 0 for x in c.state.containers_of("shop", "web") if x.node == "n2")
+    [fenced] = c.warnings("NodeFenced")
+    assert (fenced.object, fenced.message.split(":")[0]) == ("n1", "fence epoch 1")
+    await c.run(47.0)  # nothing new to give up: the epoch stays
+    assert c.state.nodes["n1"].fence_epoch == 1 and len(c.warnings("NodeFenced")) == 1
 
 
 async def test_replicas_that_fit_nowhere_stay_pending_with_the_reason_in_the_status() -> None:
