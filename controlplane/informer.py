@@ -48,11 +48,13 @@ _KINDS: dict[str, type[Any]] = {
     "releases": pb.Release,
     "routerstats": pb.RouterStats,
     "subnets": pb.SubnetAllocation,
+    "subnetblocks": pb.SubnetAllocation,
 }
 
 SvcKey = tuple[str, str]  # (app, service)
 CtrKey = tuple[str, str, str]  # (app, service, container name)
-SubnetKey = tuple[str, str, str]  # (node, app, network)
+# (node, app, network, index): one block of a pair; index 0 is the first (keys.subnet).
+SubnetKey = tuple[str, str, str, int]
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ def parse_key(key: str) -> tuple[str, str, tuple[str, ...]] | None:
         return None
     if parts[1] == "subnets" and len(parts) < 5:
         return None
+    if parts[1] == "subnetblocks" and (len(parts) < 6 or not parts[5].isdigit() or int(parts[5]) < 1):
+        return None  # a further block's index is a number >= 1 (keys.subnet)
     return parts[0], parts[1], tuple(parts[2:])
 
 
@@ -147,6 +151,7 @@ _KIND_NAME = {
     "releases": "release",
     "routerstats": "routerstats",
     "subnets": "subnet",
+    "subnetblocks": "subnet",
 }
 
 
@@ -272,11 +277,12 @@ class Informer:
             old = state.router_stats.pop(rest[0], None)
             if new is not None:
                 state.router_stats[rest[0]] = new
-        elif plural == "subnets":
-            nkey = (rest[0], rest[1], rest[2])
+        elif plural in ("subnets", "subnetblocks"):
+            nkey = (rest[0], rest[1], rest[2], int(rest[3]) if plural == "subnetblocks" else 0)
             old = state.subnets.pop(nkey, None)
             if new is not None:
                 state.subnets[nkey] = new
+            rest = (*nkey[:3], str(nkey[3]))  # one shape for every block's change
         elif plural == "services":
             skey = (rest[0], rest[1])
             old = state.services.pop(skey, None)

@@ -175,16 +175,18 @@ class ClusterPolicy(_message.Message):
     def __init__(self, allow: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubnetAllocation(_message.Message):
-    __slots__ = ("application", "network", "node", "subnet")
+    __slots__ = ("application", "network", "node", "subnet", "index")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     SUBNET_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     application: str
     network: str
     node: str
     subnet: str
-    def __init__(self, application: _Optional[str] = ..., network: _Optional[str] = ..., node: _Optional[str] = ..., subnet: _Optional[str] = ...) -> None: ...
+    index: int
+    def __init__(self, application: _Optional[str] = ..., network: _Optional[str] = ..., node: _Optional[str] = ..., subnet: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
 
 class NodeResources(_message.Message):
     __slots__ = ("cpus", "memory_bytes")
@@ -819,7 +821,7 @@ class ContainerStatus(_message.Message):
     def __init__(self, state: _Optional[_Union[ContainerState, str]] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ..., docker_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., failure_reason: _Optional[_Union[FailureReason, str]] = ..., addresses: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Container(_message.Message):
-    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status", "stop_after", "subnets", "fence_epoch")
+    __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status", "stop_after", "subnets", "fence_epoch", "subnet_index")
     class SubnetsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -827,6 +829,13 @@ class Container(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SubnetIndexEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     META_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
@@ -841,6 +850,7 @@ class Container(_message.Message):
     STOP_AFTER_FIELD_NUMBER: _ClassVar[int]
     SUBNETS_FIELD_NUMBER: _ClassVar[int]
     FENCE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_INDEX_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     cluster: str
     application: str
@@ -855,7 +865,8 @@ class Container(_message.Message):
     stop_after: _timestamp_pb2.Timestamp
     subnets: _containers.ScalarMap[str, str]
     fence_epoch: int
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., stop_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subnets: _Optional[_Mapping[str, str]] = ..., fence_epoch: _Optional[int] = ...) -> None: ...
+    subnet_index: _containers.ScalarMap[str, int]
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., slot: _Optional[int] = ..., spec_generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., stop_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subnets: _Optional[_Mapping[str, str]] = ..., fence_epoch: _Optional[int] = ..., subnet_index: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("meta", "cluster", "kind", "object", "type", "reason", "message")

@@ -7,8 +7,9 @@ so a node ran out after about 29 applications. Here every cluster owns a range (
 other cluster of the control plane uses) and every (application network, node) pair that has
 containers gets a small block of it (every Compose network of an application is a network of
 its own, with its own blocks), stored in etcd (``SubnetAllocation``) in the same
-transaction as the placement that needs it and released when the application has no container
-left on the node, or with the node. The agent creates the bridge with that subnet.
+transaction as the placement that needs it and released when no container of the pair holds
+it any more, or with the node. The agent creates a bridge with each block as its subnet. A pair
+whose blocks fill gets another block (:mod:`controlplane.ipam.shares`).
 
 The same records are what cross-node networking (issue 11) routes by: every block belongs to
 one node, so a host-gw route "block via node address" per remote block, and a firewall rule per
@@ -41,16 +42,23 @@ from controlplane.ipam.blocks import (
     usable_addresses,
 )
 from controlplane.ipam.pod_cidr import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
+from controlplane.ipam.shares import MAX_BLOCKS, RANGE_FULL, TOO_MANY_BLOCKS, Fill, ShareBlock, fill_share
 
 __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_NETWORK",
+    "MAX_BLOCKS",
     "MAX_BLOCK_PREFIX",
     "MIN_BLOCK_PREFIX",
+    "RANGE_FULL",
+    "TOO_MANY_BLOCKS",
+    "Fill",
     "PodCidrError",
+    "ShareBlock",
     "SubnetPool",
     "block_prefix",
     "default_pod_cidr",
+    "fill_share",
     "parse_pod_cidr",
     "usable_addresses",
 ]

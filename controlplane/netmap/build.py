@@ -39,7 +39,7 @@ from controlplane.planner.containers import is_leaving, is_ready
 
 SvcKey = tuple[str, str]  # (application, service)
 CtrKey = tuple[str, str, str]  # (application, service, container name)
-SubnetKey = tuple[str, str, str]  # (node, application, network)
+SubnetKey = tuple[str, str, str, int]  # (node, application, network, index): one block of a pair
 Block = tuple[str, str, str]  # (node, network, subnet) of one application
 
 
@@ -254,7 +254,7 @@ def network_map(state: ClusterView, node: str) -> agent_pb2.NetworkMap:
     definition that cache is tested against.
     """
     mine: dict[str, set[str]] = {}
-    for n, app, network in state.subnets:
+    for n, app, network, _ in state.subnets:
         if n == node:
             mine.setdefault(app, set()).add(network)
     shared = {app: s for app, a in state.apps.items() if (s := shared_networks(a))}
@@ -263,7 +263,7 @@ def network_map(state: ClusterView, node: str) -> agent_pb2.NetworkMap:
         services = {svc: s for (a, svc), s in state.services.items() if a == app}
         containers = [state.containers[k] for svc in services for k in state.by_service.get((app, svc), ())
                       if k in state.containers]
-        blocks = [(n, network, a.subnet) for (n, a_, network), a in state.subnets.items() if a_ == app]
+        blocks = [(n, network, a.subnet) for (n, a_, network, _), a in state.subnets.items() if a_ == app]
         built = app_networks(app, state.apps.get(app), services, containers, blocks, state.nodes)
         networks.extend(built[network] for network in wanted if network in built)
     return assemble(state.name, state.pod_cidr, networks)

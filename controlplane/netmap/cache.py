@@ -52,8 +52,9 @@ class NetworkMaps:
     """One cluster's application networks for the network maps of its nodes."""
 
     def __init__(self, state: ClusterView) -> None:
-        self._blocks: dict[str, dict[tuple[str, str], str]] = {}  # app -> (node, network) -> subnet
-        self._on_node: dict[str, dict[str, set[str]]] = {}  # node -> app -> networks
+        # app -> (node, network, index) -> subnet: every block (a pair may have several)
+        self._blocks: dict[str, dict[tuple[str, str, int], str]] = {}
+        self._on_node: dict[str, dict[str, dict[str, int]]] = {}  # node -> app -> network -> its blocks there
         self._services: dict[str, set[str]] = {}  # app -> service names
         self._networks: dict[str, dict[str, bytes]] = {}  # app -> network -> its encoding
         self._dirty: set[str] = set()
@@ -73,10 +74,10 @@ class NetworkMaps:
     def observe(self, state: ClusterView, kind: str, key: tuple[str, ...], old: Any, new: Any) -> None:
         """Read one informer change (``state`` already holds its new value)."""
         if kind == "subnet":
-            node, app, network = key
-            self._drop_block((node, app, network))
+            node, app, network, index = key[0], key[1], key[2], int(key[3]) if len(key) > 3 else 0
+            self._drop_block((node, app, network, index))
             if new is not None:
-                self._put_block((node, app, network), new)
+                self._put_block((node, app, network, index), new)
             self._touched.add(node)
             self._dirty.add(app)
         elif kind == "container":
@@ -117,16 +118,16 @@ class NetworkMaps:
         nodes, self._touched = self._touched, set()
         for app in self._dirty:
             self._networks.pop(app, None)
-            nodes.update(node for node, _ in self._blocks.get(app, {}))
+            nodes.update(node for node, _, _ in self._blocks.get(app, {}))
             for group in set(self._shared.get(app, {}).values()):
                 for other in self._sharing.get(group, ()):
-                    nodes.update(node for node, _ in self._blocks.get(other, {}))
+                    nodes.update(node for node, _, _ in self._blocks.get(other, {}))
         self._dirty.clear()
         return nodes
 
     def nodes_of(self, app: str) -> set[str]:
         """The nodes with a block of ``app``."""
-        return {node for node, _ in self._blocks.get(app, {})}
+        return {node for node, _, _ in self._blocks.get(app, {})}
 
     # ------------------------------------------------------------------ maps
 
@@ -163,7 +164,7 @@ class NetworkMaps:
                         if (app, svc) in state.services}
             containers = [state.containers[k] for svc in services
                           for k in state.by_service.get((app, svc), ()) if k in state.containers]
-            blocks = [(node, network, subnet) for (node, network), subnet in self._blocks.get(app, {}).items()]
+            blocks = [(node, network, subnet) for (node, network, _), subnet in self._blocks.get(app, {}).items()]
             networks = app_networks(app, state.apps.get(app), services, containers, blocks, state.nodes)
             built = self._networks[app] = {name: encode_network(n) for name, n in networks.items()}
         return built
@@ -183,21 +184,26 @@ class NetworkMaps:
                 self._sharing.setdefault(group, set()).add(app)
 
     def _put_block(self, key: SubnetKey, record: pb.SubnetAllocation) -> None:
-        node, app, network = key
-        self._blocks.setdefault(app, {})[(node, network)] = record.subnet
-        self._on_node.setdefault(node, {}).setdefault(app, set()).add(network)
+        node, app, network, index = key
+        blocks = self._blocks.setdefault(app, {})
+        if (node, network, index) not in blocks:
+            networks = self._on_node.setdefault(node, {}).setdefault(app, {})
+            networks[network] = networks.get(network, 0) + 1
+        blocks[(node, network, index)] = record.subnet
 
     def _drop_block(self, key: SubnetKey) -> None:
-        node, app, network = key
+        node, app, network, index = key
         blocks = self._blocks.get(app)
-        if blocks is not None:
-            blocks.pop((node, network), None)
-            if not blocks:
-                del self._blocks[app]
-                self._networks.pop(app, None)
+        if blocks is None or blocks.pop((node, network, index), None) is None:
+            return
+        if not blocks:
+            del self._blocks[app]
+            self._networks.pop(app, None)
         apps = self._on_node.get(node)
-        if apps is not None and app in apps:
-            apps[app].discard(network)
+        if apps is not None and app in apps and network in apps[app]:
+            apps[app][network] -= 1
+            if not apps[app][network]:
+                del apps[app][network]
             if not apps[app]:
                 del apps[app]
             if not apps:

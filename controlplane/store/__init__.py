@@ -14,6 +14,7 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
                                                           controlplane.api.app_specs)
     /ccs/c/{cluster}/routerstats/{node}                   RouterStats (from the node's agent)
     /ccs/c/{cluster}/subnets/{node}/{app}/{network}       SubnetAllocation (controlplane/ipam)
+    /ccs/c/{cluster}/subnetblocks/{node}/{app}/{network}/{index}  its further blocks (index >= 1)
     /ccs/c/{cluster}/networks/{name}                      ClusterNetwork (ccs network create; joined by
                                                           Compose networks marked external: true)
     /ccs/c/{cluster}/nodecred/{node}                      digest of the node's credential

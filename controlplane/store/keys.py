@@ -121,8 +121,18 @@ def subnets(cluster: str, node: str | None = None) -> str:
     return base if node is None else f"{base}{node}/"
 
 
-def subnet(cluster: str, node: str, app: str, network: str) -> str:
-    return f"{subnets(cluster, node)}{app}/{network}"
+def subnet_blocks(cluster: str, node: str | None = None) -> str:
+    """The further blocks of the pairs (index >= 1); the first ones are under ``subnets``."""
+    base = f"{subtree(cluster)}subnetblocks/"
+    return base if node is None else f"{base}{node}/"
+
+
+def subnet(cluster: str, node: str, app: str, network: str, index: int = 0) -> str:
+    """The key of one block of a (node, app, network) pair: the first (index 0) where a pair's
+    one block always was, the others under a prefix of their own (``SubnetAllocation``)."""
+    if index == 0:
+        return f"{subnets(cluster, node)}{app}/{network}"
+    return f"{subnet_blocks(cluster, node)}{app}/{network}/{index}"
 
 
 def networks(cluster: str) -> str:
@@ -190,6 +200,7 @@ _PLURALS = {
     "events": "event",
     "releases": "release",
     "subnets": "subnet",
+    "subnetblocks": "subnet",
     "networks": "network",
 }
 

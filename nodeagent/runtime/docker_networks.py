@@ -51,6 +51,16 @@ def _subnets(network: dict[str, Any]) -> list[str]:
     return [str(c.get("Subnet")) for c in ((network.get("IPAM") or {}).get("Config") or ()) if c.get("Subnet")]
 
 
+def _configured_for(container: dict[str, Any], name: str, network_id: str) -> bool:
+    """Whether a container of the engine's list is configured to join the network (by name or
+    id); one whose networks the list does not show is taken to join it."""
+    networks = (container.get("NetworkSettings") or {}).get("Networks")
+    if not isinstance(networks, dict):
+        return True
+    return name in networks or any(
+        isinstance(n, dict) and n.get("NetworkID") == network_id for n in networks.values())
+
+
 class AppNetworks:
     """Ensure and remove application networks on one engine."""
 
@@ -129,9 +139,15 @@ class AppNetworks:
         return removed
 
     async def _unused(self, network_id: str) -> bool:
-        """No container, in any state, uses the network: none is attached, and none of its app
-        exists (a created or exited container joins its network only when it starts, so the
-        network's own list of containers does not show it)."""
+        """No container, in any state, uses the network: none is attached, and no container of
+        its app is configured to join it (a created or exited container joins its network only
+        when it starts, so the network's own list of containers does not show it; the engine's
+        container list names the networks each container is configured for).
+
+        Per network, not per application: an application whose network has several blocks on
+        the node has a bridge per block, and the bridge of a block the control plane freed (and
+        may hand to another network) is unused while the app's containers use its other ones.
+        """
         try:
             attrs = await self._call("inspect network", self._api.inspect_network, network_id)
         except NotFound:
@@ -142,7 +158,9 @@ class AppNetworks:
         if naming.APP not in labels:
             return False  # not an app network made by ccs: never ours to remove
         selector = [f"{naming.CLUSTER}={labels.get(naming.CLUSTER, '')}", f"{naming.APP}={labels[naming.APP]}"]
-        return not await self._call("list containers", self._api.containers, all=True, filters={"label": selector})
+        found = await self._call("list containers", self._api.containers, all=True, filters={"label": selector})
+        name = str(attrs.get("Name") or "")
+        return not any(_configured_for(c, name, network_id) for c in found)
 
     async def connect(self, name: str, docker_id: str, aliases: tuple[str, ...] = ()) -> None:
         """Attach a created container to the network `name` (joined at its start); already

@@ -44,8 +44,9 @@ def container_name(c: resources_pb2.Container) -> str:
     return f"ccs-{_safe(c.application)}-{_safe(c.service)}-{c.slot}-{short}"
 
 
-def network_name(cluster: str, app: str, network: str = DEFAULT_NETWORK) -> str:
-    """The bridge of one Compose network of an application on this node.
+def network_name(cluster: str, app: str, network: str = DEFAULT_NETWORK, index: int = 0) -> str:
+    """The bridge of one block (`index`, `Container.subnet_index`) of one Compose network of an
+    application on this node.
 
     `ccs-<cluster>-<app>` for "default" (the name every release before per-network bridges
     gave the application's one network, so its bridges and containers stay as they are), and
@@ -53,24 +54,40 @@ def network_name(cluster: str, app: str, network: str = DEFAULT_NETWORK) -> str:
     application name never holds `_` (DNS-label style), so the two never meet, and a Compose
     network name holds only [a-zA-Z0-9._-], which an engine name allows after the prefix, so it
     is kept whole and read back exactly (`compose_network`).
+
+    A network whose first block filled has further blocks on the node, a bridge each (a bridge
+    has one subnet): block `index` >= 1 is `ccs-<cluster>-<app>.<index>` for "default" and
+    `ccs-<cluster>-<app>.<index>_<network>` for the others. The first block keeps the name
+    above, so nothing is renamed on upgrade; an application or cluster name never holds `.`
+    (DNS-label style), so no other application's bridge can have these names.
     """
     base = f"ccs-{_safe(cluster)}-{_safe(app)}"
+    if index:
+        base = f"{base}.{index}"
     return base if network == DEFAULT_NETWORK else f"{base}_{_UNSAFE.sub('-', network)}"
 
 
 def compose_network(cluster: str, app: str, engine_name: str) -> str | None:
     """The Compose network an engine network of the application stands for, or None when it is
-    not one of the application's (`network_name` read backwards).
+    not one of the application's (`network_name` read backwards, whatever its block).
 
     What the agent reports a container's addresses under (`ContainerStatus.addresses`), so
     that the control plane and every node's resolver speak of networks as the template does
-    ("default", "front"), never of engine names.
+    ("default", "front"), never of engine names or blocks.
     """
     base = network_name(cluster, app)
-    if engine_name == base:
+    rest = engine_name[len(base):] if engine_name.startswith(base) else None
+    if rest is None:
+        return None
+    if rest.startswith("."):  # a further block: ".<index>" then "" or "_<network>"
+        digits = rest[1:].split("_", 1)[0]
+        if not digits.isdigit() or int(digits) < 1 or digits != str(int(digits)):
+            return None
+        rest = rest[1 + len(digits):]
+    if rest == "":
         return DEFAULT_NETWORK
-    if engine_name.startswith(base + "_") and len(engine_name) > len(base) + 1:
-        return engine_name[len(base) + 1:]
+    if rest.startswith("_") and len(rest) > 1:
+        return rest[1:]
     return None
 
 

@@ -17,7 +17,9 @@ Choices worth knowing:
   (`CreateRequest.joins`). A network's subnet is the block the control plane allocated to it on
   this node (`Container.subnets`, by Compose network), not one from the engine's default
   pools, which hold about 30 networks; an assignment without any (a cluster older than the
-  allocator) leaves the choice to the engine. An assignment from a control plane older than
+  allocator) leaves the choice to the engine. A network whose first block on this node
+  filled has further blocks, each its own bridge: the container joins the bridge of its
+  block (`Container.subnet_index`, `naming.network_name`). An assignment from a control plane older than
   per-network blocks holds only the "default" block: the container then joins that one
   bridge, as those releases did.
 - Names: with the node resolver (`dns`, the agent's `--resolver-address`) every container has
@@ -167,8 +169,8 @@ def _joins(c: resources_pb2.Container, *, aliases: bool) -> tuple[NetworkJoin, .
         if names == (naming.DEFAULT_NETWORK,):  # one network: every alias the template gives
             own = [a for n in spec.networks for a in n.aliases]
         names_there = tuple(sorted({c.service, *own} - {""})) if aliases else ()
-        out.append(NetworkJoin(naming.network_name(c.cluster, c.application, name), name, _subnet(c, name),
-                               names_there))
+        engine_name = naming.network_name(c.cluster, c.application, name, c.subnet_index.get(name, 0))
+        out.append(NetworkJoin(engine_name, name, _subnet(c, name), names_there))
     return tuple(out)
 
 

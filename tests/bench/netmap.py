@@ -39,7 +39,7 @@ def build(nodes: int, apps: int, replicas: int) -> ClusterState:
         for r in range(replicas):
             node = f"n{(a * replicas + r) % nodes}"
             block = next(blocks)
-            state.subnets[(node, app, "default")] = pb.SubnetAllocation(
+            state.subnets[(node, app, "default", 0)] = pb.SubnetAllocation(
                 application=app, network="default", node=node, subnet=str(block))
             c = pb.Container(cluster="bench", application=app, service="web", node=node,
                              desired_state=pb.DESIRED_STATE_RUNNING,

@@ -228,6 +228,50 @@ async def test_a_block_handed_out_again_replaces_the_stale_bridge_that_still_hol
         await rt.remove(docker_id, volumes=True)
 
 
+async def test_a_further_blocks_bridge_is_its_own_and_replaced_when_freed_while_the_app_runs_on_another(
+    rt: DockerRuntime,
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """A container of the pair's second block joins a bridge of its own (`<app network>.1`) with
+    that block as subnet, and reports its address under the Compose network. Once the block is
+    freed (its container gone) and index 1 comes back with another subnet, the stale bridge is
+    replaced although the application still has a container (created, not running) on its
+    first block: "unused" is per bridge, not per application."""
+    blocks = list(POD_RANGE.subnets(new_prefix=block_prefix(1)))
+    first, second, third = str(blocks[80]), str(blocks[81]), str(blocks[82])
+    holder = assignment("grown", test_image.busybox, first, command=("sleep", "3600"))
+    await rt.prepare(holder)
+    holder_id = await rt.create(holder)  # created only: it joins its bridge when it starts
+    on_second = assignment("grown", test_image.busybox, second, command=("sleep", "3600"))
+    on_second.meta.name = "web-2"
+    on_second.subnet_index[DEFAULT_NETWORK] = 1
+    await rt.prepare(on_second)
+    docker_id = await rt.create(on_second)
+    try:
+        await rt.start(docker_id)
+        engine_name = naming.network_name(CLUSTER, "grown", DEFAULT_NETWORK, 1)
+        assert engine_name == f"ccs-{CLUSTER}-grown.1"
+        assert str(clean_engine.api.inspect_network(engine_name)["IPAM"]["Config"][0]["Subnet"]) == second
+        assert network_subnet(clean_engine, "grown") == first
+        running = await rt.inspect(docker_id)
+        assert running is not None
+        assert dict(running.addresses) == {DEFAULT_NETWORK: str(ipaddress.IPv4Network(second).network_address + 2)}
+    finally:
+        await rt.remove(docker_id, volumes=True)
+    again = assignment("grown", test_image.busybox, third)
+    again.meta.name = "web-3"
+    again.subnet_index[DEFAULT_NETWORK] = 1
+    try:
+        await rt.prepare(again)  # block 1 handed out again, with another subnet
+        assert str(clean_engine.api.inspect_network(engine_name)["IPAM"]["Config"][0]["Subnet"]) == third
+        assert network_subnet(clean_engine, "grown") == first  # the first block's bridge kept: in use
+    finally:
+        await rt.remove(holder_id, volumes=True)
+        await rt.remove_app_resources(CLUSTER, "grown", volumes=True)
+    assert not clean_engine.api.networks(names=[engine_name])
+
+
 @pytest.mark.parametrize("kind", ["docker", "fake"])
 async def test_a_running_container_reports_its_address_in_the_block(
     kind: str,

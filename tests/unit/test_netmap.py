@@ -46,9 +46,10 @@ class World:
             s.spec.healthcheck.test.extend(["CMD", "true"])
         self._set("service", (app, name), self.state.services, (app, name), s)
 
-    def block(self, node: str, app: str, subnet: str, network: str = "default") -> None:
-        rec = pb.SubnetAllocation(application=app, network=network, node=node, subnet=subnet)
-        self._set("subnet", (node, app, network), self.state.subnets, (node, app, network), rec)
+    def block(self, node: str, app: str, subnet: str, network: str = "default", index: int = 0) -> None:
+        """One block of a pair (``index`` >= 1: a further one, the pair's first filled)."""
+        rec = pb.SubnetAllocation(application=app, network=network, node=node, subnet=subnet, index=index)
+        self._set("subnet", (node, app, network, str(index)), self.state.subnets, (node, app, network, index), rec)
 
     def ctr(self, app: str, svc: str, name: str, node: str, address: str = "",
             state: int = pb.CONTAINER_STATE_RUNNING, *, desired: int = pb.DESIRED_STATE_RUNNING,
@@ -74,6 +75,9 @@ class World:
             "subnet": self.state.subnets, "container": self.state.containers}
         table = tables[kind]
         k: Any = key[0] if kind in ("node", "application") else key
+        if kind == "subnet":  # the informer's change names the block's index as text
+            k = (*key[:3], int(key[3]) if len(key) > 3 else 0)
+            key = (*key[:3], str(k[3]))
         old = table.pop(k, None)
         if kind == "container":
             self.state._index(key, old, None)  # type: ignore[arg-type]
@@ -297,6 +301,33 @@ def test_the_cache_reports_the_nodes_a_change_concerns() -> None:
     assert [n.application for n in maps.map_for(w.state, "n1").networks] == []
 
 
+def test_every_block_of_a_pair_is_the_same_network_and_the_node_stays_until_its_last_goes() -> None:
+    """A pair whose first block filled has a second one: the map lists both as blocks of the
+    one network (routes, the firewall set and names are per network); the node keeps the
+    network while any of its blocks remains, whichever goes first."""
+    w = shop()
+    w.block("n1", "shop", "10.128.1.0/27", index=1)
+    w.ctr("shop", "web", "web-3", "n1", "10.128.1.2")
+    maps = NetworkMaps(w.state)
+    w.take()
+    for node in ("n1", "n2"):
+        m = network_map(w.state, node)
+        assert maps.map_for(w.state, node) == m
+        [net] = m.networks
+        assert [(b.node, b.subnet) for b in net.blocks] == [
+            ("n2", "10.128.0.0/28"), ("n1", "10.128.0.16/28"), ("n1", "10.128.1.0/27")]
+        assert names(m)["web"] == ["10.128.0.3", "10.128.0.18", "10.128.1.2"]
+    w.remove("subnet", ("n1", "shop", "default", "0"))  # the first block freed, the second kept
+    w.remove("container", ("shop", "web", "web-1"))
+    assert settle(maps, w) == {"n1", "n2"}
+    m = maps.map_for(w.state, "n1")
+    assert m == network_map(w.state, "n1")
+    assert [(b.node, b.subnet) for b in m.networks[0].blocks] == [("n2", "10.128.0.0/28"), ("n1", "10.128.1.0/27")]
+    w.remove("subnet", ("n1", "shop", "default", "1"))
+    settle(maps, w)
+    assert list(maps.map_for(w.state, "n1").networks) == list(network_map(w.state, "n1").networks) == []
+
+
 def test_the_cache_equals_the_definition_after_any_changes() -> None:
     """Random edits (seeded: the same sequence every run), checked after every batch."""
     rnd = random.Random(11)
@@ -321,11 +352,11 @@ def test_the_cache_equals_the_definition_after_any_changes() -> None:
                 if key is not None:
                     w.remove("container", key)
             elif what < 0.65:
-                net = rnd.choice(networks)
-                w.block(node, app, f"10.128.{nodes.index(node)}.{apps.index(app) * 48 + networks.index(net) * 16}/28",
-                        net)
+                net, index = rnd.choice(networks), rnd.choice([0, 0, 1, 2])  # further blocks of a pair too
+                w.block(node, app, f"10.128.{nodes.index(node) + 8 * index}."
+                        f"{apps.index(app) * 48 + networks.index(net) * 16}/28", net, index)
             elif what < 0.75:
-                w.remove("subnet", (node, app, rnd.choice(networks)))
+                w.remove("subnet", (node, app, rnd.choice(networks), str(rnd.choice([0, 0, 1, 2]))))
             elif what < 0.85:
                 if rnd.random() < 0.2:
                     w.remove("service", (app, svc))

@@ -19,7 +19,7 @@ def state(pod_cidr: str = "10.128.0.0/12", subnets: dict[tuple[str, str], str] |
     for n in nodes:
         st.nodes[n] = pb.Node()
     for (node, app), subnet in (subnets or {}).items():
-        st.subnets[(node, app, DEFAULT_NETWORK)] = pb.SubnetAllocation(
+        st.subnets[(node, app, DEFAULT_NETWORK, 0)] = pb.SubnetAllocation(
             application=app, network=DEFAULT_NETWORK, node=node, subnet=subnet)
     return st
 
@@ -185,7 +185,7 @@ def test_a_network_block_no_container_holds_any_more_is_released() -> None:
     on the node goes while front's stays."""
     st = state()
     for net, subnet in (("front", "10.128.0.0/28"), ("back", "10.128.0.16/28")):
-        st.subnets[("n1", "shop", net)] = pb.SubnetAllocation(application="shop", network=net, node="n1",
+        st.subnets[("n1", "shop", net, 0)] = pb.SubnetAllocation(application="shop", network=net, node="n1",
                                                               subnet=subnet)
     old = on(ctr("shop", "n1", "web-1"), "front", "back")
     old.subnets.update({"front": "10.128.0.0/28", "back": "10.128.0.16/28"})

@@ -141,7 +141,7 @@ def test_addresses_are_reported_under_the_compose_network_name() -> None:
             "ccs-prod-shop": {"IPAddress": "10.128.0.18"},
             "bridge": {"IPAddress": "172.17.0.4"},  # a user's `docker network connect`
             "ccs-prod-other": {"IPAddress": "10.128.0.34"},  # another application's bridge
-            "ccs-prod-shop_back": {"IPAddress": "10.128.0.50"},  # its Compose network "back"
+            "ccs-prod-shop.1_back": {"IPAddress": "10.128.0.50"},  # its Compose network "back", 2nd block
             "ccs-prod-shop_front": {"IPAddress": ""},  # attached, no address yet
         }},
     }

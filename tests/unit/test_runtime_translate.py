@@ -306,3 +306,26 @@ def test_bridge_names_read_back_as_their_compose_networks() -> None:
     assert naming.compose_network("prod", "shop", "ccs-prod-shopping") is None
     assert naming.compose_network("prod", "shop", "ccs-prod-shop_") is None
     assert naming.compose_network("prod", "shop", "ccs-prod-other_front") is None
+
+
+def test_a_further_block_is_a_bridge_of_its_own_and_the_first_keeps_its_name() -> None:
+    """A container on a network's second block joins that block's bridge; the first block's
+    bridge is named as before growth (no rename on upgrade); every block's bridge reads back
+    as its Compose network, and no other application's bridge reads as one of them."""
+    c = make(networks=[pb.ServiceNetwork(name="front"), pb.ServiceNetwork(name="back")])
+    c.subnets.update({"front": "10.128.0.32/27", "back": "10.128.0.16/28"})
+    c.subnet_index["front"] = 2
+    request = create_request(c, bind_address="10.0.0.5", dns=("169.254.20.53",))
+    assert [(j.name, j.compose, j.subnet) for j in request.joins] == [
+        ("ccs-prod-shop.2_front", "front", "10.128.0.32/27"), ("ccs-prod-shop_back", "back", "10.128.0.16/28")]
+    assert request.body["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop.2_front": {}}}
+    assert naming.network_name("prod", "shop", "default", 0) == "ccs-prod-shop"
+    assert naming.network_name("prod", "shop", "default", 1) == "ccs-prod-shop.1"
+    for network in ("default", "front", "my_net.v2", "7"):
+        for index in (0, 1, 12):
+            engine = naming.network_name("prod", "shop", network, index)
+            assert naming.compose_network("prod", "shop", engine) == network
+            assert naming.compose_network("prod", "sho", engine) is None
+    for stranger in ("ccs-prod-shop.", "ccs-prod-shop.0", "ccs-prod-shop.01", "ccs-prod-shop.x_front",
+                     "ccs-prod-shop.1_", "ccs-prod-shop.1x"):
+        assert naming.compose_network("prod", "shop", stranger) is None, stranger
