@@ -30,6 +30,7 @@ import structlog
 from aetcd import rpc
 
 from ccs.v1 import agent_pb2
+from controlplane.pki.server_tls import strip_port
 from controlplane.store.etcd import Etcd
 
 log = structlog.get_logger("ccs.replicas")
@@ -41,7 +42,9 @@ TTL = 10
 def advertised_host(listen: str, advertise: Sequence[str], interfaces: Sequence[str]) -> str:
     """The host agents reach this replica at (see the module docstring)."""
     if advertise:
-        return advertise[0]
+        # --advertise may carry a port (its names are also the certificate's, port stripped):
+        # the replica's own ports are added by the caller.
+        return strip_port(advertise[0])
     host = listen.rsplit(":", 1)[0].strip("[]")
     if host and host not in ("0.0.0.0", "::"):
         return host
@@ -107,11 +110,19 @@ class ReplicaRegistry:
                 await self.etcd.client.revoke_lease(self._lease)
 
     async def _advertise(self) -> None:
-        self._lease = await self.etcd.grant_lease(self.ttl)
+        """Grant a lease and write the record under it; only then is the lease kept, so a
+        failed write is tried again on the next round (a kept lease with no record would be
+        refreshed for ever while the record stayed missing)."""
+        lease = await self.etcd.grant_lease(self.ttl)
         value = json.dumps({"api": self.own.api_address, "node": self.own.node_address}).encode()
-        put = rpc.RequestOp(request_put=rpc.PutRequest(key=(PREFIX + self.id).encode(), value=value,
-                                                       lease=self._lease))
-        await self.etcd.txn([], [put])
+        put = rpc.RequestOp(request_put=rpc.PutRequest(key=(PREFIX + self.id).encode(), value=value, lease=lease))
+        try:
+            await self.etcd.txn([], [put])
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.etcd.client.revoke_lease(lease)
+            raise
+        self._lease = lease
 
     async def _refresh(self) -> None:
         found = {self.own.api_address: self.own}

@@ -20,4 +20,4 @@ echo "==> ruff";                         ruff check .
 echo "==> mypy";                         mypy
 echo "==> import layers";                lint-imports
 echo "==> pytest"
-python -m pytest -p no:cacheprovider -q "$@"
+python -m pytest -p no:cacheprovider -q -rs "$@"  # -rs: every skip is listed with its reason

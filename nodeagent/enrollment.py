@@ -23,6 +23,7 @@ import grpc
 import grpc.aio
 
 from ccs.cancellation import raise_if_cancelled
+from ccs.join_token import SERVERS_SEP
 from ccs.tls import verification_hint
 from ccs.v1 import agent_pb2, resources_pb2
 
@@ -134,12 +135,18 @@ class Enrollment:
             self.identity = await self._register(self._join_token)
 
     async def _register_once(self, join_token: str) -> tuple[agent_pb2.RegisterResponse, str]:
-        """One registration attempt; the response and the key (TLS) it is for."""
+        """One registration attempt; the response and the key (TLS) it is for.
+
+        The token goes to the server without its ``@servers`` tail: the server reads only the
+        cluster and the secret, and a server of the previous release refuses a token with a
+        tail ("invalid join token"), which would stop an agent from registering during a
+        rolling upgrade of the replicas."""
+        wire_token = without_servers(join_token)
         if not self.tls:
             channel = self._channel or grpc.aio.insecure_channel(self.server_address, options=CHANNEL_OPTIONS)
             try:
                 return await DispatcherClient(channel).register(
-                    join_token, self.name, self.labels, self.node_status), ""
+                    wire_token, self.name, self.labels, self.node_status), ""
             finally:
                 if self._channel is None:
                     await channel.close()
@@ -148,7 +155,7 @@ class Enrollment:
         channel = node_tls.api_channel(self.server_address, ca_pem)
         try:
             response = await DispatcherClient(channel).register(
-                join_token, self.name, self.labels, self.node_status, csr_pem)
+                wire_token, self.name, self.labels, self.node_status, csr_pem)
         finally:
             await channel.close()
         return response, key_pem
@@ -209,3 +216,8 @@ class Enrollment:
             self._retired.append(client.use(self.open_channel()))
             self.renewed.set()
             self.log.info("node certificate renewed", not_after=node_tls.describe_expiry(renewed))
+
+
+def without_servers(join_token: str) -> str:
+    """``join_token`` without the ``@a:7443,b:7443`` tail (the secret never holds ``@``)."""
+    return join_token.partition(SERVERS_SEP)[0]
