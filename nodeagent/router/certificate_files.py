@@ -17,12 +17,19 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ccs.v1 import agent_pb2
+
 from .config import CertificateRef, RenderedConfig, RouterSettings
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 
 PAYLOAD_LIMIT = 15000
 """Bytes of PEM ``set ssl cert`` takes in one request: the payload has to fit HAProxy's
 default ``tune.bufsize`` (16 KiB) with the command. A larger chain is applied by a reload."""
+
+
+def delivered(msg: agent_pb2.SessionMessage) -> dict[CertificateRef, bytes]:
+    """The certificate material a session message carries, by secret version."""
+    return {(f.name, f.version): f.data for f in msg.route_certificates if f.kind == "secret"}
 
 
 class MissingCertificate(Exception):

@@ -7,9 +7,7 @@ serial each handshake got, not on timing). Certificates are made with `cryptogra
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
-import tempfile
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from nodeagent.router import ApplyResult, Router, RouterSettings
 from tests.conftest import free_port
 from tests.route_certs import TestCA
 
-from .router_helpers import backend, entry, get, needs_haproxy, servers
+from .router_helpers import backend, entry, get, https_get, needs_haproxy, servers
 
 __all__ = ["servers"]  # the fixture, imported for pytest
 
@@ -38,27 +36,6 @@ async def router(tmp_path: Path) -> AsyncIterator[Router]:
     await r.start()
     yield r
     await r.stop()
-
-
-def https_get(ca: TestCA, port: int, domain: str, path: str = "/") -> tuple[int, str, int]:
-    """One request on a new TLS connection with SNI ``domain``, verified against ``ca``:
-    (status, body, serial of the certificate served)."""
-    with tempfile.NamedTemporaryFile(suffix=".pem") as f:
-        f.write(ca.pem)
-        f.flush()
-        ctx = ssl.create_default_context(cafile=f.name)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(
-        raw, server_hostname=domain
-    ) as tls:
-        der = tls.getpeercert(binary_form=True)
-        assert der is not None
-        serial = x509.load_der_x509_certificate(der).serial_number
-        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body.decode(), serial
 
 
 def tables(shop: int, blog: int, version: int, ports: dict[str, int]) -> pb.RoutingTable:
@@ -82,8 +59,8 @@ async def test_sni_redirect_and_certificate_update_under_load(router: Router, se
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in router.settings.certificate_dir.glob("*.pem"))
 
     # SNI picks each domain's certificate; both verify against the CA for their name.
-    assert await asyncio.to_thread(https_get, ca, https, "shop.example") == (200, "web-1", 1001)
-    assert await asyncio.to_thread(https_get, ca, https, "blog.example") == (200, "api-1", 2001)
+    assert await asyncio.to_thread(https_get, ca.pem, https, "shop.example") == (200, "web-1", 1001)
+    assert await asyncio.to_thread(https_get, ca.pem, https, "blog.example") == (200, "api-1", 2001)
 
     # HTTP to an HTTPS domain redirects (path and query kept); a clear domain is served as before.
     status, _, headers = await get(router.settings.port, "shop.example:80", "/a/b?c=1")
@@ -104,7 +81,7 @@ async def test_sni_redirect_and_certificate_update_under_load(router: Router, se
     def load() -> None:
         while not stop.is_set():
             try:
-                status, body, serial = https_get(ca, https, "shop.example")
+                status, body, serial = https_get(ca.pem, https, "shop.example")
                 seen.append((status, body, serial))
                 count[serial] = count.get(serial, 0) + 1
                 if serial in ready and count[serial] >= ready[serial][0]:
@@ -126,9 +103,9 @@ async def test_sni_redirect_and_certificate_update_under_load(router: Router, se
     assert failures == []
     assert 1001 in serials and 1002 in serials
     # Every handshake that began after the apply returned got the new certificate.
-    assert await asyncio.to_thread(https_get, ca, https, "shop.example") == (200, "web-1", 1002)
+    assert await asyncio.to_thread(https_get, ca.pem, https, "shop.example") == (200, "web-1", 1002)
     assert (await router.api.show_info())["Pid"] == worker
-    assert await asyncio.to_thread(https_get, ca, https, "blog.example") == (200, "api-1", 2001)
+    assert await asyncio.to_thread(https_get, ca.pem, https, "blog.example") == (200, "api-1", 2001)
     on_disk = x509.load_pem_x509_certificates((router.settings.certificate_dir / "shop.example.pem").read_bytes())
     assert on_disk[0].serial_number == 1002  # a restart or reload starts from the new one
 
