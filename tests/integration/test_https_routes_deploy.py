@@ -2,7 +2,7 @@
 resolved to a secret version (the latest, or the pinned one) and its certificate is checked
 before anything is stored, naming the field; the value never enters a spec or an answer; a
 route's certificate cannot be removed while the route uses it; a new version moves an unpinned
-route (by re-applying the application, for now).
+route in place (no new generation, no release).
 """
 
 from __future__ import annotations
@@ -61,13 +61,14 @@ async def test_deploy_resolves_and_checks_the_route_certificate(ccs_server: Any,
         with pytest.raises(ccs.FailedPrecondition, match="shop"):
             await client.secrets.delete(unique, "shop-cert")
 
-        # A new version moves an unpinned route to it: for now by re-applying the application
-        # (a new generation and a rolling release, as for a mounted secret; see README).
-        generation = svc.generation
+        # A new version moves an unpinned route to it in place: same generation, no release
+        # (the routers replace the certificate; no container is touched).
+        generation, releases = svc.generation, len(await client.releases.list(unique, "shop"))
         await client.secrets.update(unique, "shop-cert", ca.leaf("shop.example", serial=14))
         svc = await client.services.get(unique, "shop", "web")
         assert [r.tls.version for r in svc.spec.routes if r.HasField("tls")] == [4]
-        assert svc.generation == generation + 1
+        assert svc.generation == generation
+        assert len(await client.releases.list(unique, "shop")) == releases
 
         # Pinned: the version asked for, which must exist.
         await client.applications.update(unique, "shop", template=TEMPLATE % {"ref": "shop-cert@3"})
