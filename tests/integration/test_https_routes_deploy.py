@@ -7,12 +7,22 @@ route in place (no new generation, no release).
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import ccs
+from nodeagent.agent import Agent
+from nodeagent.router import Router, RouterSettings
+from nodeagent.runtime import FakeRuntime
+from tests.conftest import free_port
 from tests.route_certs import TestCA
+
+from .router_helpers import get, https_get, needs_haproxy
+from .test_node_certs import WAIT, running, until
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 
@@ -77,3 +87,48 @@ async def test_deploy_resolves_and_checks_the_route_certificate(ccs_server: Any,
         with pytest.raises(ccs.InvalidArgument, match=FIELD + r"secret 'shop-cert@9'"):
             await client.applications.update(unique, "shop", template=TEMPLATE % {"ref": "shop-cert@9"})
         await client.applications.delete(unique, "shop")
+
+
+@needs_haproxy
+async def test_end_to_end_a_certificate_update_reaches_the_router_without_a_rollout_or_reload(
+    ccs_server: Any, unique: str, tmp_path: Path
+) -> None:
+    """Server, etcd, a real agent (FakeRuntime for the engine) and its real HAProxy: the deployed
+    route is served over HTTPS with the secret's certificate, HTTP redirects, and `ccs secret
+    update` makes the router serve the new certificate by the runtime API (same HAProxy worker),
+    with the service's generation and releases unchanged."""
+    ca = TestCA()
+    router = Router(RouterSettings(state_dir=tmp_path / "router", bind_address="127.0.0.1", port=free_port(),
+                                   https_port=free_port()))
+    https = router.settings.https_port
+    async with ccs_server.client() as client:
+        await client.clusters.create(unique)
+        token = await client.clusters.join_token(unique)
+        await client.secrets.create(unique, "shop-cert", ca.leaf("shop.example", serial=21))
+        agent = Agent(ccs_server.address, runtime=FakeRuntime(), name="n1", join_token=token,
+                      address="127.0.0.1", state_dir=tmp_path / "agent", router=router)
+        async with running(agent):
+            await asyncio.wait_for(agent.connected.wait(), WAIT)
+            await client.applications.create(unique, "shop", TEMPLATE % {"ref": "shop-cert"})
+            await until(lambda: served(ca, https) == 21, "the router serves the certificate")
+            assert (await get(router.settings.port, "shop.example", "/x"))[2]["location"] == \
+                f"https://shop.example:{https}/x"
+            worker = (await router.api.show_info())["Pid"]
+            svc = await client.services.get(unique, "shop", "web")
+            releases = len(await client.releases.list(unique, "shop"))
+
+            await client.secrets.update(unique, "shop-cert", ca.leaf("shop.example", serial=22))
+            await until(lambda: served(ca, https) == 22, "the router serves the new certificate")
+            assert (await router.api.show_info())["Pid"] == worker  # no reload
+            after = await client.services.get(unique, "shop", "web")
+            assert after.generation == svc.generation
+            assert len(await client.releases.list(unique, "shop")) == releases
+            await client.applications.delete(unique, "shop")
+
+
+def served(ca: TestCA, port: int) -> int | None:
+    """The serial of the certificate the router presents for shop.example, None if none yet."""
+    try:
+        return https_get(ca.pem, port, "shop.example")[2]
+    except (OSError, ssl.SSLError):
+        return None
