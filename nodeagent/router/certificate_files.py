@@ -58,7 +58,17 @@ def write_files(cfg: RenderedConfig, settings: RouterSettings, material: Mapping
                 stale.unlink()
 
 
+def remove_files(settings: RouterSettings) -> None:
+    """Remove every PEM file and the crt-list (the router stopped: no key lingers)."""
+    for path in (*settings.certificate_dir.glob("*.pem"), settings.crt_list_path):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 def _write_private(path: Path, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == data:
+            return  # most applies change weights only: no rewrite of every key each time
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

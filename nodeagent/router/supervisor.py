@@ -31,7 +31,7 @@ import structlog
 from ccs.v1 import resources_pb2
 
 from ..backoff import Backoff
-from .certificate_files import MissingCertificate, replace_at_runtime, write_files
+from .certificate_files import MissingCertificate, remove_files, replace_at_runtime, write_files
 from .config import (
     CertificateRef,
     RenderedConfig,
@@ -121,6 +121,7 @@ class Router:
                 await t
         self._tasks = []
         await self.process.stop()
+        remove_files(self.settings)  # keys do not outlive the router (the table brings them back)
 
     # ------------------------------------------------------------------ drain
 

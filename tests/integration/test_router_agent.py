@@ -121,6 +121,8 @@ async def test_agent_serves_https_with_the_certificate_sent_beside_the_table(
         https = a.router.settings.https_port
         assert await asyncio.to_thread(https_get, ca.pem, https, "agent.example") == (200, "web-1", 4242)
         assert (await get(a.router.settings.port, "agent.example"))[0] == 308
+        assert [p.name for p in a.router.settings.certificate_dir.glob("*.pem")] == ["agent.example.pem"]
+    assert list(a.router.settings.certificate_dir.glob("*.pem")) == []  # removed when the router stopped
 
 
 async def test_heartbeat_counts_exactly_the_requests_served(tmp_path: Path, servers: dict[str, int]) -> None:
