@@ -58,3 +58,4 @@ def test_refusals_name_the_field_and_the_reason(ca: TestCA) -> None:
             check_certificate(pem, "shop.example", NOW + datetime.timedelta(seconds=1), WHERE)
         assert str(exc.value).startswith(WHERE + ": ") and reason in str(exc.value)
         assert "PRIVATE KEY" not in str(exc.value)
+
