@@ -120,10 +120,22 @@ async def _route_certificates(
     store: SecretStore, cluster: str, app: str, routes: list[tuple[str, pb.Route]]
 ) -> list[tuple[str, str]]:
     """Fill each HTTPS route's certificate version; (field, problem) for each that cannot serve
-    its domain. One domain has one certificate in a template (the routers serve it by SNI)."""
+    its domain. A domain has one certificate secret in the cluster (the routers pick it by SNI,
+    and skip a domain whose routes name two): another one than another application's routes
+    name for the domain is refused. Read without a guard: two deploys racing for one domain
+    can both pass, and the routers then skip it, logging why."""
+    if not routes:
+        return []
     problems: list[tuple[str, str]] = []
     by_domain: dict[str, tuple[str, int]] = {}
     now = datetime.datetime.now(datetime.UTC)
+    elsewhere: dict[str, tuple[str, str]] = {}  # domain -> (application, secret) of other applications
+    for kv in (await store.etcd.range(keys.subtree(cluster) + "services/")).kvs:
+        other = decode(kv, pb.Service)
+        if other.application != app:
+            for r in other.spec.routes:
+                if r.HasField("tls"):
+                    elsewhere.setdefault(r.domain, (other.application, r.tls.secret))
     for svc, route in routes:
         where = f"services.{svc}.x-ccs.routes.tls.secret"
         at = f"@{route.tls.version}" if route.tls.pinned else ""
@@ -138,6 +150,11 @@ async def _route_certificates(
         belongs = await owner(store.etcd, cluster, v.name, await store.versions(cluster, "secret", v.name))
         if belongs and belongs != app:
             problems.append((where, f"{label} belongs to application {belongs!r}; only its template may use it"))
+            continue
+        theirs = elsewhere.get(route.domain)
+        if theirs is not None and theirs[1] != v.name:
+            problems.append((where, f"{label}: domain {route.domain} is served by application {theirs[0]!r} with "
+                                    f"certificate secret {theirs[1]!r}; a domain has one certificate"))
             continue
         first = by_domain.setdefault(route.domain, (v.name, v.version))
         if first != (v.name, v.version):

@@ -35,7 +35,12 @@ UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 async def attach(store: SecretStore | None, cluster: str, msg: agent_pb2.SessionMessage) -> agent_pb2.SessionMessage:
     """``msg`` with the values its assignments mount; a copy when it has any (the hub may queue
     one message object to several sessions of a node), ``msg`` itself otherwise."""
-    certificates = sorted({(e.tls.secret, e.tls.version) for e in msg.routing.routes if e.HasField("tls")})
+    newest: dict[tuple[str, str], int] = {}  # (domain, secret) -> version: what the routers use
+    for e in msg.routing.routes:
+        if e.HasField("tls"):
+            named = (e.domain.lower(), e.tls.secret)
+            newest[named] = max(newest.get(named, 0), e.tls.version)
+    certificates = sorted({(secret, version) for (_, secret), version in newest.items()})
     if store is None or not (certificates or any(
         a.action == UPDATE and (a.container.spec.secrets or a.container.spec.configs) for a in msg.assignments
     )):

@@ -231,10 +231,12 @@ def _tls_domains(
     """The entries that can be served, and each HTTPS domain's certificate.
 
     HTTPS applies per domain: a route without `tls` whose domain another route names a
-    certificate for is served over HTTPS too. A domain whose routes name different
-    certificates, or one this node does not hold, has all its routes skipped: served in
-    clear they would silently drop the HTTPS they asked for, and picking one certificate
-    would be a guess (the control plane refuses both before they get here)."""
+    certificate for is served over HTTPS too. Routes naming several versions of one secret
+    (applications sharing it, re-applied one after the other by `ccs secret update`) get the
+    newest. A domain whose routes name different secrets, or whose certificate this node does
+    not hold, has all its routes skipped: served in clear they would silently drop the HTTPS
+    they asked for, and picking one secret would be a guess (the control plane refuses
+    different secrets for a domain at deploy)."""
     named: dict[str, set[CertificateRef]] = {}
     for entry in entries:
         if entry.HasField("tls"):
@@ -242,12 +244,14 @@ def _tls_domains(
     tls: dict[str, CertificateRef] = {}
     for domain, refs in sorted(named.items()):
         shown = ", ".join(f"{name}@{version}" for name, version in sorted(refs))
-        if len(refs) > 1:
+        newest = max(refs, key=lambda ref: ref[1])
+        if len({name for name, _ in refs}) > 1:
             problems.append(f"domain {domain!r}: its routes name different tls certificates ({shown}); not served")
-        elif not refs <= set(available):
-            problems.append(f"domain {domain!r}: tls certificate {shown} not delivered to this node; not served")
+        elif newest not in available:
+            problems.append(f"domain {domain!r}: tls certificate {newest[0]}@{newest[1]} not delivered to this "
+                            "node; not served")
         else:
-            tls[domain] = next(iter(refs))
+            tls[domain] = newest
     kept = [e for e in entries if e.domain.lower() not in named or e.domain.lower() in tls]
     return kept, tls
 

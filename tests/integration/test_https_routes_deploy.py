@@ -67,6 +67,15 @@ async def test_deploy_resolves_and_checks_the_route_certificate(ccs_server: Any,
         assert tls == {"/": ("shop-cert", 3, False)}
         assert good not in svc.SerializeToString() and b"PRIVATE KEY" not in svc.SerializeToString()
 
+        # Another application may share the domain's secret, not bring another one.
+        other = TEMPLATE.replace("domain: shop.example, path: /api", "domain: other.example")
+        await client.secrets.create(unique, "rogue-cert", ca.leaf("shop.example", serial=15))
+        with pytest.raises(ccs.InvalidArgument, match=FIELD + r"secret 'rogue-cert' .*served by application 'shop' "
+                                                      r"with certificate secret 'shop-cert'"):
+            await client.applications.create(unique, "rogue", other % {"ref": "rogue-cert"})
+        await client.applications.create(unique, "friend", other % {"ref": "shop-cert"})
+        await client.applications.delete(unique, "friend")
+
         # A route's certificate cannot be removed while the route uses it.
         with pytest.raises(ccs.FailedPrecondition, match="shop"):
             await client.secrets.delete(unique, "shop-cert")

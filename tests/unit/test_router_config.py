@@ -315,3 +315,14 @@ def test_tls_wildcard_leaves_clear_specific_domains_alone() -> None:
     https = section(cfg.text, "frontend ccs_https")
     assert "http-request return status 421 if clear_only" in https
     assert cfg.crt_list.endswith("/_.example.pem *.example\n")
+
+
+def test_versions_of_one_secret_for_a_domain_take_the_newest() -> None:
+    """Two applications share a certificate secret; `ccs secret update` re-applies them one
+    after the other, so for a moment their routes name two versions: the newest serves."""
+    entries = (route("web", "shop.example", tls=tls(version=3)), route("api", "shop.example", "/api", tls=tls()))
+    cfg = render(table(*entries), SETTINGS, {("shop-cert", 3)})
+    assert cfg.problems == () and list(cfg.certificates.values()) == [("shop-cert", 3)]
+    missing = render(table(*entries), SETTINGS, {("shop-cert", 1)})
+    assert missing.problems == ("domain 'shop.example': tls certificate shop-cert@3 not delivered to this node; "
+                                "not served",)
