@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ccs.v1 import agent_pb2
 
-from .config import CertificateRef, RenderedConfig, RouterSettings
+from .config import RenderedConfig, RouterSettings
+from .https import CertificateRef
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 
 PAYLOAD_LIMIT = 15000

@@ -24,6 +24,7 @@ Rendering choices (each one is there for zero failed requests while containers c
   method and body, where 301 lets clients turn a POST into a GET). Each domain's PEM file has
   a path that does not depend on the secret version, so a new version leaves `structure`
   equal and is applied with the runtime API (`set ssl cert` + `commit ssl cert`), no reload.
+  The HTTPS pieces are in `https`.
 
 Invalid entries are skipped and listed in `RenderedConfig.problems` (one bad route must not
 take every other route of the node down); the control plane validates before it gets here.
@@ -39,6 +40,8 @@ from pathlib import Path
 
 from ccs.ab_match import HTTP_TOKEN, MATCH_VALUE
 from ccs.v1 import resources_pb2
+
+from .https import CertificateRef, host_match, https_head, redirect_lines, tls_domains
 
 MAX_WEIGHT = 256
 STABLE_GROUPS = frozenset({"", "stable"})
@@ -108,7 +111,6 @@ class ServerRef:
 
 
 ServerKey = tuple[str, str]  # (backend, server)
-CertificateRef = tuple[str, int]  # (secret name, version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,37 +227,6 @@ def certificate_changes(old: RenderedConfig | None, new: RenderedConfig) -> dict
     return {path: ref for path, ref in new.certificates.items() if before.get(path) != ref}
 
 
-def _tls_domains(
-    entries: list[resources_pb2.RouteEntry], available: Collection[CertificateRef], problems: list[str]
-) -> tuple[list[resources_pb2.RouteEntry], dict[str, CertificateRef]]:
-    """The entries that can be served, and each HTTPS domain's certificate.
-
-    HTTPS applies per domain: a route without `tls` whose domain another route names a
-    certificate for is served over HTTPS too. Routes naming several versions of one secret
-    (applications sharing it, re-applied one after the other by `ccs secret update`) get the
-    newest. A domain whose routes name different secrets, or whose certificate this node does
-    not hold, has all its routes skipped: served in clear they would silently drop the HTTPS
-    they asked for, and picking one secret would be a guess (the control plane refuses
-    different secrets for a domain at deploy)."""
-    named: dict[str, set[CertificateRef]] = {}
-    for entry in entries:
-        if entry.HasField("tls"):
-            named.setdefault(entry.domain.lower(), set()).add((entry.tls.secret, entry.tls.version))
-    tls: dict[str, CertificateRef] = {}
-    for domain, refs in sorted(named.items()):
-        shown = ", ".join(f"{name}@{version}" for name, version in sorted(refs))
-        newest = max(refs, key=lambda ref: ref[1])
-        if len({name for name, _ in refs}) > 1:
-            problems.append(f"domain {domain!r}: its routes name different tls certificates ({shown}); not served")
-        elif newest not in available:
-            problems.append(f"domain {domain!r}: tls certificate {newest[0]}@{newest[1]} not delivered to this "
-                            "node; not served")
-        else:
-            tls[domain] = newest
-    kept = [e for e in entries if e.domain.lower() not in named or e.domain.lower() in tls]
-    return kept, tls
-
-
 def render(
     table: resources_pb2.RoutingTable,
     settings: RouterSettings,
@@ -276,26 +247,13 @@ def render(
             continue
         entries.append(entry)
     entries.sort(key=_sort_key)
-    entries, tls = _tls_domains(entries, available, problems)
+    entries, tls = tls_domains(entries, available, problems)
 
     frontend = _frontend_head(settings)
-    https = _https_head(settings) if tls else []
-    # Specific domains served in clear that a TLS wildcard covers: not redirected, and refused
-    # (421 Misdirected Request) on the HTTPS side rather than routed by the wildcard.
-    clear = sorted({e.domain.lower() for e in entries if e.domain and not e.domain.startswith("*.")} - set(tls))
-    clear = [d for d in clear if any(w.startswith("*.") and d.endswith(w[1:]) for w in tls)]
-    unless = ""
-    if clear:
-        frontend.append(f"    acl clear_only req.hdr(host),field(1,:),lower -m str {' '.join(clear)}")
-        https.append(f"    acl clear_only req.hdr(host),field(1,:),lower -m str {' '.join(clear)}")
-        https.append("    http-request return status 421 if clear_only")
-        unless = " !clear_only"
-    for n, domain in enumerate(sorted(tls)):
-        frontend.append(f"    acl tls_{n} {_host_match(domain)}")
-        frontend.append(
-            f"    http-request redirect code 308 location https://%[req.hdr(host),field(1,:)]"
-            f"{_port_suffix(settings.https_port)}%[capture.req.uri] if tls_{n}{unless}"
-        )
+    https = https_head(settings.bind_address, settings.https_port, settings.crt_list_path) if tls else []
+    redirects, refusals = redirect_lines(entries, tls, settings.https_port)
+    frontend += redirects
+    https += refusals
     backends: list[str] = []
     weights: dict[ServerKey, int] = {}
     servers: dict[ServerKey, ServerRef] = {}
@@ -366,7 +324,7 @@ def _conditions(entry: resources_pb2.RouteEntry, name: str, *, ab: bool) -> _Con
     tag = name.removeprefix("be_")
     domain = entry.domain.lower()
     if domain:
-        acls.append(f"    acl host_{tag} {_host_match(domain)}")
+        acls.append(f"    acl host_{tag} {host_match(domain)}")
         route.append(f"host_{tag}")
     path = _norm_path(entry.path)
     if path != "/":
@@ -415,27 +373,6 @@ def _unique(name: str, used: set[str]) -> str:
         candidate, n = f"{name}_{n}", n + 1
     used.add(candidate)
     return candidate
-
-
-def _host_match(domain: str) -> str:
-    host = "req.hdr(host),field(1,:),lower"
-    if domain.startswith("*."):
-        return f"{host} -m end {domain[1:]}"
-    return f"{host} -m str {domain}"
-
-
-def _port_suffix(port: int) -> str:
-    return "" if port == 443 else f":{port}"
-
-
-def _https_head(settings: RouterSettings) -> list[str]:
-    address = f"[{settings.bind_address}]" if ":" in settings.bind_address else settings.bind_address
-    return [
-        "frontend ccs_https",
-        f"    bind {address}:{settings.https_port} ssl crt-list {settings.crt_list_path} alpn http/1.1",
-        "    option forwardfor",
-        "    http-request set-header X-Forwarded-Proto https",
-    ]
 
 
 def _frontend_head(settings: RouterSettings) -> list[str]:

@@ -33,7 +33,6 @@ from ccs.v1 import resources_pb2
 from ..backoff import Backoff
 from .certificate_files import MissingCertificate, remove_files, replace_at_runtime, write_files
 from .config import (
-    CertificateRef,
     RenderedConfig,
     RouterSettings,
     ServerChanges,
@@ -44,6 +43,7 @@ from .config import (
     routed_containers,
     server_changes,
 )
+from .https import CertificateRef
 from .process import HAProxyProcess, RouterError, write_atomically
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 from .stats import CounterBook, Counters, per_container, raw_counters, router_stats
