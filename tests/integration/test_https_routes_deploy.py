@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import ccs
+from ccs.v1 import resources_pb2 as pb
 from nodeagent.agent import Agent
 from nodeagent.router import Router, RouterSettings
 from nodeagent.runtime import FakeRuntime
@@ -124,6 +125,8 @@ async def test_end_to_end_a_certificate_update_reaches_the_router_without_a_roll
                 f"https://shop.example:{https}/x"
             worker = (await router.api.show_info())["Pid"]
             svc = await client.services.get(unique, "shop", "web")
+            await until(lambda: running_ids(client, unique), "the container runs")
+            containers = await running_ids(client, unique)
             releases = len(await client.releases.list(unique, "shop"))
 
             await client.secrets.update(unique, "shop-cert", ca.leaf("shop.example", serial=22))
@@ -132,7 +135,13 @@ async def test_end_to_end_a_certificate_update_reaches_the_router_without_a_roll
             after = await client.services.get(unique, "shop", "web")
             assert after.generation == svc.generation
             assert len(await client.releases.list(unique, "shop")) == releases
+            assert await running_ids(client, unique) == containers  # none replaced
             await client.applications.delete(unique, "shop")
+
+
+async def running_ids(client: Any, cluster: str) -> set[str]:
+    listed = await client.containers.list(cluster, application="shop")
+    return {c.meta.id for c in listed if c.status.state == pb.CONTAINER_STATE_RUNNING}
 
 
 def served(ca: TestCA, port: int) -> int | None:
