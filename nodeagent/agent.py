@@ -23,8 +23,9 @@ Lifecycle of `run()`:
    eat a cancellation when it meets an RPC that just failed.
 4. Router (optional, `nodeagent.router.Router`): started beside the session loop (retried
    with backoff if HAProxy cannot start, e.g. its port is taken; the agent works without it),
-   fed every `SessionMessage.routing` (latest wins, applied in the background so a reload
-   never stalls the stream), its counters sent in every heartbeat, stopped with the agent.
+   fed every `SessionMessage.routing` with the route certificates sent beside it (latest wins,
+   applied in the background so a reload never stalls the stream), its counters sent in every
+   heartbeat, stopped with the agent.
 5. Network fabric (optional, `nodeagent.network.fabric.NetworkFabric`): run beside the session
    loop, fed every `SessionMessage.network_map` (latest wins, applied in the background), poked
    after the engine event stream broke (dockerd may have restarted and re-made its rules); what
@@ -63,7 +64,7 @@ from .executor import DEFAULT_CONCURRENCY, Executor
 from .fence import is_fenced
 from .logs_fanout import LogsFanout
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
-from .router import Router
+from .router import Router, delivered
 from .servers import ServerList
 from .status import node_status
 from .version import VERSION
@@ -302,7 +303,7 @@ class Agent:
                     self.heartbeat_period = msg.heartbeat_period_ms / 1000.0
                 changed = self.book.apply(msg)  # ChainBroken: drop the stream, reconnect
                 if self.router is not None and msg.HasField("routing"):
-                    self.router.submit(msg.routing)
+                    self.router.submit(msg.routing, delivered(msg))
                 if self.network is not None and msg.HasField("network_map"):
                     self.network.submit(msg.network_map)
                 fenced = {cid for cid in changed if is_fenced(self.book.get(cid)[0])}

@@ -36,6 +36,10 @@ EXIT_USAGE = 2
 EXIT_FATAL = 3
 
 
+#: The routes' certificate files (chains and keys): under /run, which is memory (tmpfs), so a
+#: key never reaches a disk; one directory per node name (several agents on one host).
+ROUTER_TLS_ROOT = Path("/run/ccs/router-tls")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
     p.add_argument("--server", help="host:port of the ccs API servers, comma-separated (a:7443,b:7443): the agent "
@@ -52,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, help="where the node credential is kept")
     p.add_argument(
         "--router-port", type=int, default=9080, help="port of this node's HTTP router (default: 9080)"
+    )
+    p.add_argument(
+        "--router-https-port", type=int, default=9443,
+        help="port of this node's HTTPS router, for routes that name a certificate (default: 9443)",
     )
     p.add_argument(
         "--no-router", action="store_true",
@@ -98,9 +106,12 @@ def build_router(args: argparse.Namespace, address: str, state_dir: Path) -> Rou
         structlog.get_logger("ccs.agent").warning("haproxy not found: running without the HTTP router")
         return None
     try:
-        settings = RouterSettings(state_dir=state_dir / "router", bind_address=address, port=args.router_port)
+        settings = RouterSettings(
+            state_dir=state_dir / "router", bind_address=address, port=args.router_port,
+            https_port=args.router_https_port, tls_dir=ROUTER_TLS_ROOT / args.name,
+        )
     except ValueError as exc:
-        raise ConfigError(f"--router-port/--address: {exc}") from exc
+        raise ConfigError(f"--router-port/--router-https-port/--address: {exc}") from exc
     return Router(settings, binary=binary)
 
 

@@ -106,7 +106,7 @@ class MountedFile(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class SessionMessage(_message.Message):
-    __slots__ = ("type", "version", "base_version", "assignments", "heartbeat_period_ms", "routing", "network_map")
+    __slots__ = ("type", "version", "base_version", "assignments", "heartbeat_period_ms", "routing", "network_map", "route_certificates")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[SessionMessage.Type]
@@ -122,6 +122,7 @@ class SessionMessage(_message.Message):
     HEARTBEAT_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     NETWORK_MAP_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     type: SessionMessage.Type
     version: int
     base_version: int
@@ -129,7 +130,8 @@ class SessionMessage(_message.Message):
     heartbeat_period_ms: int
     routing: _resources_pb2.RoutingTable
     network_map: NetworkMap
-    def __init__(self, type: _Optional[_Union[SessionMessage.Type, str]] = ..., version: _Optional[int] = ..., base_version: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., heartbeat_period_ms: _Optional[int] = ..., routing: _Optional[_Union[_resources_pb2.RoutingTable, _Mapping]] = ..., network_map: _Optional[_Union[NetworkMap, _Mapping]] = ...) -> None: ...
+    route_certificates: _containers.RepeatedCompositeFieldContainer[MountedFile]
+    def __init__(self, type: _Optional[_Union[SessionMessage.Type, str]] = ..., version: _Optional[int] = ..., base_version: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., heartbeat_period_ms: _Optional[int] = ..., routing: _Optional[_Union[_resources_pb2.RoutingTable, _Mapping]] = ..., network_map: _Optional[_Union[NetworkMap, _Mapping]] = ..., route_certificates: _Optional[_Iterable[_Union[MountedFile, _Mapping]]] = ...) -> None: ...
 
 class NetworkBlock(_message.Message):
     __slots__ = ("node", "node_address", "subnet")

@@ -414,14 +414,16 @@ class UpdateConfig(_message.Message):
     def __init__(self, parallelism: _Optional[int] = ..., delay_ms: _Optional[int] = ..., failure_action: _Optional[str] = ..., monitor_ms: _Optional[int] = ..., max_failure_ratio: _Optional[float] = ..., order: _Optional[str] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("port", "domain", "path")
+    __slots__ = ("port", "domain", "path", "tls")
     PORT_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    TLS_FIELD_NUMBER: _ClassVar[int]
     port: int
     domain: str
     path: str
-    def __init__(self, port: _Optional[int] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+    tls: RouteTLS
+    def __init__(self, port: _Optional[int] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ..., tls: _Optional[_Union[RouteTLS, _Mapping]] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
     __slots__ = ("image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "labels", "healthcheck", "restart", "depends_on", "networks", "mode", "replicas", "placement", "resources", "restart_policy", "update_config", "rollback_config", "probe", "routes", "session_sticky", "always_pull", "stop_grace_period_ms", "stop_signal", "user", "working_dir", "hostname", "strategy", "cap_add", "cap_drop", "security_opt", "privileged", "devices", "network_mode", "pid", "read_only", "ulimits", "shm_size_bytes", "sysctls", "extra_hosts", "dns", "dns_search", "dns_opt", "group_add", "tmpfs", "init", "cpu_shares", "oom_score_adj", "replace_unhealthy", "on_node_loss", "secrets", "configs")
@@ -907,7 +909,7 @@ class RouteBackend(_message.Message):
     def __init__(self, container: _Optional[str] = ..., node: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., weight: _Optional[int] = ..., app_revision: _Optional[int] = ..., spec_generation: _Optional[int] = ..., group: _Optional[str] = ...) -> None: ...
 
 class RouteEntry(_message.Message):
-    __slots__ = ("application", "service", "domain", "path", "session_sticky", "backends", "match_header", "match_cookie", "match_value")
+    __slots__ = ("application", "service", "domain", "path", "session_sticky", "backends", "match_header", "match_cookie", "match_value", "tls")
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
@@ -917,6 +919,7 @@ class RouteEntry(_message.Message):
     MATCH_HEADER_FIELD_NUMBER: _ClassVar[int]
     MATCH_COOKIE_FIELD_NUMBER: _ClassVar[int]
     MATCH_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TLS_FIELD_NUMBER: _ClassVar[int]
     application: str
     service: str
     domain: str
@@ -926,7 +929,18 @@ class RouteEntry(_message.Message):
     match_header: str
     match_cookie: str
     match_value: str
-    def __init__(self, application: _Optional[str] = ..., service: _Optional[str] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ..., session_sticky: _Optional[bool] = ..., backends: _Optional[_Iterable[_Union[RouteBackend, _Mapping]]] = ..., match_header: _Optional[str] = ..., match_cookie: _Optional[str] = ..., match_value: _Optional[str] = ...) -> None: ...
+    tls: RouteTLS
+    def __init__(self, application: _Optional[str] = ..., service: _Optional[str] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ..., session_sticky: _Optional[bool] = ..., backends: _Optional[_Iterable[_Union[RouteBackend, _Mapping]]] = ..., match_header: _Optional[str] = ..., match_cookie: _Optional[str] = ..., match_value: _Optional[str] = ..., tls: _Optional[_Union[RouteTLS, _Mapping]] = ...) -> None: ...
+
+class RouteTLS(_message.Message):
+    __slots__ = ("secret", "version", "pinned")
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    version: int
+    pinned: bool
+    def __init__(self, secret: _Optional[str] = ..., version: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class RoutingTable(_message.Message):
     __slots__ = ("cluster", "version", "routes")

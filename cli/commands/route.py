@@ -33,6 +33,8 @@ def rows(routing: resources_pb2.RoutingTable) -> list[list[str]]:
         head = [r.domain or "*", r.path or "/", f"{r.application}/{r.service}"]
         if r.session_sticky:
             head[2] += " (sticky)"
+        if r.HasField("tls"):  # served over HTTPS with this secret version's certificate
+            head[0] += f" (tls {r.tls.secret}@{r.tls.version})"
         for b in r.backends:
             out.append([*head, f"{b.container}@{b.node}", f"{b.address}:{b.port}", str(b.weight),
                         b.group or "-", match_text(r)])
@@ -43,8 +45,9 @@ def rows(routing: resources_pb2.RoutingTable) -> list[list[str]]:
 
 @app.command("ls")
 def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
-    """List routes: domain, path, service, backends (container@node address:port), weights
-    (HAProxy's 0..256; 0 is draining) and the A/B match."""
+    """List routes: domain (with its certificate's secret version when HTTPS), path, service,
+    backends (container@node address:port), weights (HAProxy's 0..256; 0 is draining) and the
+    A/B match."""
     s = session(ctx)
     c = s.cluster(cluster)
     routing = s.run(lambda cl: cl.routes.list(c))

@@ -135,7 +135,7 @@ def _write_plan(txn: Txn, app: pb.Application, plan: UpdatePlan) -> None:
     for sname, spec in plan.created.items():
         txn.create(keys.service(cluster, name, sname), new_service(cluster, name, sname, spec, app.revision),
                    "service", sname)
-    for svc in plan.changed:
+    for svc in (*plan.changed, *plan.recertified):
         touch(svc.meta)
         txn.update(keys.service(cluster, name, svc.meta.name), svc, "service", svc.meta.name,
                    svc.meta.resource_version)

@@ -6,6 +6,11 @@ update`` changes the services' specs (a new generation, a rolling release); pinn
 (``name: db@3``) must exist as asked. An external secret that does not exist refuses the
 template, naming the field and the command that makes it.
 
+A route's certificate (``x-ccs.routes[].tls.secret``) is resolved the same way (an external
+secret, latest version unless pinned) and checked before anything is stored: it must parse,
+hold the leaf's key and cover the route's domain (``ccs.route_certificates``); the message
+names the field, never a byte of the value.
+
 The application's own values (``file:``, ``environment:``, ``content:``) become versions of
 ``{app}_{key}`` written **in the application's own transaction** (:func:`resolve` returns what
 adds them; an unchanged value adds nothing), so a refused or dry-run deploy stores none and an
@@ -17,8 +22,10 @@ again.
 """
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 
+from ccs.route_certificates import check_certificate
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.secret_owners import owner
 from controlplane.compose import ParsedTemplate
@@ -41,7 +48,8 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
     made beforehand by someone else is refused rather than given the application's value)."""
     refs = [(kind, ref) for spec in parsed.services.values()
             for kind, group in (("secret", spec.secrets), ("config", spec.configs)) for ref in group]
-    if not refs and not parsed.file_sources:
+    routes = [(svc, route) for svc, spec in parsed.services.items() for route in spec.routes if route.HasField("tls")]
+    if not refs and not parsed.file_sources and not routes:
         return _nothing
     if store is None:
         raise InvalidArgument("secrets", "this server has no secrets store")
@@ -64,6 +72,7 @@ async def resolve(store: SecretStore | None, cluster: str, app: str, parsed: Par
             problems.append((f"{kind}s.{ref.key}.external",
                              f"{kind} {ref.name + at!r} does not exist in cluster {cluster!r}; create it with "
                              f"`ccs {kind} create {ref.name} -c {cluster} -f FILE`"))
+    problems += await _route_certificates(store, cluster, app, routes)
     if problems:
         seen = dict(problems)
         first, *rest = seen.items()
@@ -107,6 +116,58 @@ def _nothing(txn: Txn) -> None:
     return None
 
 
+async def _route_certificates(
+    store: SecretStore, cluster: str, app: str, routes: list[tuple[str, pb.Route]]
+) -> list[tuple[str, str]]:
+    """Fill each HTTPS route's certificate version; (field, problem) for each that cannot serve
+    its domain. A domain has one certificate secret in the cluster (the routers pick it by SNI,
+    and skip a domain whose routes name two): another one than another application's routes
+    name for the domain is refused. Read without a guard: two deploys racing for one domain
+    can both pass, and the routers then skip it, logging why."""
+    if not routes:
+        return []
+    problems: list[tuple[str, str]] = []
+    by_domain: dict[str, tuple[str, int]] = {}
+    now = datetime.datetime.now(datetime.UTC)
+    elsewhere: dict[str, tuple[str, str]] = {}  # domain -> (application, secret) of other applications
+    for kv in (await store.etcd.range(keys.subtree(cluster) + "services/")).kvs:
+        other = decode(kv, pb.Service)
+        if other.application != app:
+            for r in other.spec.routes:
+                if r.HasField("tls"):
+                    elsewhere.setdefault(r.domain, (other.application, r.tls.secret))
+    for svc, route in routes:
+        where = f"services.{svc}.x-ccs.routes.tls.secret"
+        at = f"@{route.tls.version}" if route.tls.pinned else ""
+        label = f"secret {route.tls.secret + at!r} (route {route.domain}{route.path or '/'})"
+        try:
+            v = await store.get(cluster, "secret", route.tls.secret, route.tls.version if route.tls.pinned else None)
+        except NotFound:
+            problems.append((where, f"{label} does not exist in cluster {cluster!r}; create it with "
+                                    f"`ccs secret create {route.tls.secret} -c {cluster} -f CHAIN_AND_KEY.pem`"))
+            continue
+        route.tls.version = v.version
+        belongs = await owner(store.etcd, cluster, v.name, await store.versions(cluster, "secret", v.name))
+        if belongs and belongs != app:
+            problems.append((where, f"{label} belongs to application {belongs!r}; only its template may use it"))
+            continue
+        theirs = elsewhere.get(route.domain)
+        if theirs is not None and theirs[1] != v.name:
+            problems.append((where, f"{label}: domain {route.domain} is served by application {theirs[0]!r} with "
+                                    f"certificate secret {theirs[1]!r}; a domain has one certificate"))
+            continue
+        first = by_domain.setdefault(route.domain, (v.name, v.version))
+        if first != (v.name, v.version):
+            problems.append((where, f"{label}: domain {route.domain} already has certificate "
+                                    f"{first[0]}@{first[1]} in this template; a domain has one certificate"))
+            continue
+        try:
+            check_certificate(await store.value(v), route.domain, now, f"secret {v.name}@{v.version}")
+        except ValueError as exc:
+            problems.append((where, str(exc)))
+    return problems
+
+
 async def mounting(
     etcd: Etcd, cluster: str, kind: str, name: str
 ) -> tuple[dict[str, list[str]], dict[str, set[str]], int]:
@@ -118,11 +179,13 @@ async def mounting(
     for kv in res.kvs:
         svc = decode(kv, pb.Service)
         refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
-        for ref in refs:
-            if ref.name == name:
-                mounts.setdefault(svc.application, []).append(svc.meta.name)
-                if not ref.pinned:
-                    unpinned.setdefault(svc.application, set()).add(svc.meta.name)
+        uses = [ref.pinned for ref in refs if ref.name == name]
+        if kind == "secret":  # a route's certificate: removing it would break the route too
+            uses += [r.tls.pinned for r in svc.spec.routes if r.HasField("tls") and r.tls.secret == name]
+        for pinned in uses:
+            mounts.setdefault(svc.application, []).append(svc.meta.name)
+            if not pinned:
+                unpinned.setdefault(svc.application, set()).add(svc.meta.name)
     return mounts, unpinned, res.revision
 
 

@@ -7,6 +7,7 @@ services:
       strategy: canary            # rolling | blue-green | canary
       routes:
         - {port: 80, domain: www.example.com, path: /}
+        - {port: 80, domain: shop.example.com, tls: {secret: shop-cert}}  # HTTPS, NAME or NAME@V
       session_sticky: true
       always_pull: true
       replace_unhealthy: false    # default true: replace a container reported UNHEALTHY
@@ -23,8 +24,10 @@ returns; ``reschedule`` replaces it elsewhere after the down grace, with empty n
 Unset, the planner decides from the volumes (controlplane/planner/node_loss.py).
 
 It says the same things as the aliyun.* labels, in structured form, and records the same claims,
-so a template that says both must say them consistently. It is validated with its own JSON
-schema so that its errors read like Compose's.
+so a template that says both must say them consistently. ``routes[].tls.secret`` names the
+secret holding the domain's PEM certificate chain and key (``NAME@V`` pins a version); the
+deploy resolves the version and checks the certificate (controlplane/api/secret_refs.py).
+It is validated with its own JSON schema so that its errors read like Compose's.
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from ccs.secret_names import split_ref
 from controlplane.compose.aliyun import make_route, port_number
 from controlplane.compose.claims import Claims
 from controlplane.compose.errors import Diagnostics, Path
 from controlplane.compose.loader import report_schema_errors
-from controlplane.compose.model import Probe, Route
+from controlplane.compose.model import Probe, Route, RouteTLS
 from controlplane.compose.units import to_bool, to_int
 
 #: ``x-ccs.on_node_loss`` -> the ServiceSpec's enum value.
@@ -57,7 +61,15 @@ X_CCS_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["port", "domain"],
-                "properties": {"port": _PORT, "domain": {"type": "string"}, "path": {"type": "string"}},
+                "properties": {
+                    "port": _PORT, "domain": {"type": "string"}, "path": {"type": "string"},
+                    "tls": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["secret"],
+                        "properties": {"secret": {"type": "string"}},
+                    },
+                },
             },
         },
         "session_sticky": _BOOL,
@@ -140,6 +152,14 @@ def extension_claims(value: Any, path: Path, diag: Diagnostics, claims: Claims) 
             if port is None:
                 continue
             route = diag.convert(where, functools.partial(_route, port), item)
+            if route is not None and "tls" in item:
+                ref = diag.convert((*where, "tls", "secret"), split_ref, item["tls"]["secret"])
+                if ref is None:
+                    continue
+                if route.domain.count(".") < 1:
+                    diag.error((*where, "domain"), "an HTTPS route needs a full domain name (a certificate names one)")
+                    continue
+                route.tls = RouteTLS(secret=ref[0], version=ref[1] or 0, pinned=ref[1] is not None)
             if route is not None:
                 routes.append(route)
         claims.add(

@@ -137,10 +137,17 @@ class UpdateConfig(_Model):
     order: Literal["stop-first", "start-first"] | None = None
 
 
+class RouteTLS(_Model):
+    secret: str
+    version: int = 0  # pinned version; 0: the latest, filled in at deploy
+    pinned: bool = False
+
+
 class Route(_Model):
     port: int
     domain: str
     path: str = "/"
+    tls: RouteTLS | None = None
 
 
 Mode = Literal["SERVICE_MODE_REPLICATED", "SERVICE_MODE_GLOBAL"]

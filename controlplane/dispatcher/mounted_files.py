@@ -7,6 +7,12 @@ names (``spec.secrets`` then ``spec.configs``, as (kind, name, version)), so an 
 exactly the values of the containers assigned to it and nothing else. Versions never change
 once stored, so the plaintexts of one message are read once each.
 
+The same goes for the certificates of HTTPS routes: a message carrying the routing table gets
+the PEM (chain and key) of every secret version a route names (``RouteEntry.tls``) as
+``route_certificates``. Routers run on every node and each serves every route, so every node
+that gets the table gets them; they are never in the table itself (which ``ccs route ls`` and
+``-o json`` show).
+
 A value that cannot be read (deleted meanwhile, it does not decrypt, or its data key is gone:
 all Corrupt, see ``SecretStore.value``) leaves the assignment
 without it; the agent then fails that container with a message naming the secret, never its
@@ -29,8 +35,15 @@ UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 async def attach(store: SecretStore | None, cluster: str, msg: agent_pb2.SessionMessage) -> agent_pb2.SessionMessage:
     """``msg`` with the values its assignments mount; a copy when it has any (the hub may queue
     one message object to several sessions of a node), ``msg`` itself otherwise."""
-    if store is None or not any(a.action == UPDATE and (a.container.spec.secrets or a.container.spec.configs)
-                                for a in msg.assignments):
+    newest: dict[tuple[str, str], int] = {}  # (domain, secret) -> version: what the routers use
+    for e in msg.routing.routes:
+        if e.HasField("tls"):
+            named = (e.domain.lower(), e.tls.secret)
+            newest[named] = max(newest.get(named, 0), e.tls.version)
+    certificates = sorted({(secret, version) for (_, secret), version in newest.items()})
+    if store is None or not (certificates or any(
+        a.action == UPDATE and (a.container.spec.secrets or a.container.spec.configs) for a in msg.assignments
+    )):
         return msg
     out = agent_pb2.SessionMessage()
     out.CopyFrom(msg)
@@ -47,6 +60,13 @@ async def attach(store: SecretStore | None, cluster: str, msg: agent_pb2.Session
                 data = values[key]
                 if data is not None:
                     a.files.append(agent_pb2.MountedFile(kind=kind, name=ref.name, version=ref.version, data=data))
+    for name, version in certificates:
+        key = ("secret", name, version)
+        if key not in values:
+            values[key] = await _read(store, cluster, *key)
+        data = values[key]
+        if data is not None:  # else the routers skip that domain, naming it (router/config.py)
+            out.route_certificates.append(agent_pb2.MountedFile(kind="secret", name=name, version=version, data=data))
     return out
 
 

@@ -62,13 +62,17 @@ class UpdatePlan:
     ``created``: the specs of services new in the template (the API makes their records);
     ``changed``: updated copies of the stored services, to be written guarded by their
     ``meta.resource_version``; ``removed``: stored services gone from the template;
-    ``release``: the new Release (``meta`` holds only its name), or None when no running
-    service changed; ``superseded``: the release it replaces, updated; ``summary``: one
-    ``+name``/``~name``/``-name`` per service, for the event.
+    ``recertified``: updated copies of stored services whose spec changed only in its routes'
+    certificates (``routes[].tls``), at the same generation and with no release: the routers
+    replace a certificate without touching a container, so rolling the containers for it would
+    be work (and risk) for nothing; ``release``: the new Release (``meta`` holds only its name),
+    or None when no running service changed otherwise; ``superseded``: the release it
+    replaces, updated; ``summary``: one ``+name``/``~name``/``-name`` per service, for the event.
     """
 
     created: dict[str, pb.ServiceSpec] = field(default_factory=dict)
     changed: list[pb.Service] = field(default_factory=list)
+    recertified: list[pb.Service] = field(default_factory=list)
     removed: list[pb.Service] = field(default_factory=list)
     release: pb.Release | None = None
     superseded: pb.Release | None = None
@@ -111,6 +115,12 @@ def plan_update(
         if old is None:
             plan.created[name] = spec
             plan.summary.append(f"+{name}")
+        elif old.spec != spec and only_certificates_differ(old.spec, spec):
+            new = pb.Service()
+            new.CopyFrom(old)
+            new.spec.CopyFrom(spec)
+            plan.recertified.append(new)
+            plan.summary.append(f"~{name}(certificates)")
         elif old.spec != spec:
             plan.changed.append(_changed(old, spec, app.revision, release_spec))
             plan.summary.append(f"~{name}")
@@ -123,6 +133,17 @@ def plan_update(
         plan.release = _new_release(app, release_spec, latest, now, release_name)
         plan.superseded = _supersede(latest, plan.release, now)
     return plan
+
+
+def only_certificates_differ(old: pb.ServiceSpec, new: pb.ServiceSpec) -> bool:
+    """True when ``old`` and ``new`` differ at most in their routes' ``tls`` (which certificate
+    a domain is served with, or whether it is HTTPS): a change for the routers alone."""
+    a, b = pb.ServiceSpec(), pb.ServiceSpec()
+    a.CopyFrom(old)
+    b.CopyFrom(new)
+    for route in (*a.routes, *b.routes):
+        route.ClearField("tls")
+    return a == b
 
 
 def _release_spec(

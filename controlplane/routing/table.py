@@ -13,6 +13,8 @@ releases, so every API server computes the same table and the same version.
 * A/B canary: ``match_header``/``match_cookie``/``match_value`` are copied to the entry and both
   groups keep full weight (the router splits by the match) until the release completes (weight
   100) or rolls back, when the match is dropped and the weights decide.
+* HTTPS: a route's ``tls`` (a certificate's secret version) is copied to its entry, so a new
+  version changes the table (and its version) and every router replaces the certificate.
 * ``version``: :func:`controlplane.content_version.content_version` of the table (never 0).
 """
 
@@ -83,6 +85,8 @@ def _entry(
         path=route.path or "/",
         session_sticky=service.spec.session_sticky,
     )
+    if route.HasField("tls"):
+        entry.tls.CopyFrom(route.tls)  # only the reference: the dispatcher adds the material
     serving: list[tuple[pb.Container, pb.Endpoint, str]] = []
     draining: list[tuple[pb.Container, pb.Endpoint, str]] = []
     for c in sorted(containers, key=lambda c: c.meta.id):

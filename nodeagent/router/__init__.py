@@ -24,6 +24,7 @@ node. Design choices:
   sent to a container that just died is retried on another one instead of failing.
 """
 
+from .certificate_files import delivered
 from .config import RenderedConfig, RouterSettings, ServerChanges, ServerRef, render, server_changes
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 from .supervisor import ApplyResult, Router, RouterError
@@ -38,6 +39,7 @@ __all__ = [
     "RuntimeAPIError",
     "ServerChanges",
     "ServerRef",
+    "delivered",
     "render",
     "server_changes",
 ]

@@ -17,6 +17,14 @@ Rendering choices (each one is there for zero failed requests while containers c
 - A/B (match_header/match_cookie): matching requests go to a second backend holding only the
   release's new group ("canary"/"green"), the others to the main backend holding "stable".
 - Sticky sessions: `cookie CCSSRV insert indirect nocache`, one cookie value per server.
+- HTTPS (a route whose `tls` names a certificate): its domain is served by a second frontend,
+  `bind :https_port ssl crt-list FILE`, one crt-list line per domain with the domain as SNI
+  filter (so SNI picks the certificate; the first line is the default for clients without
+  SNI). The HTTP frontend answers that domain with a 308 redirect to https (308 keeps the
+  method and body, where 301 lets clients turn a POST into a GET). Each domain's PEM file has
+  a path that does not depend on the secret version, so a new version leaves `structure`
+  equal and is applied with the runtime API (`set ssl cert` + `commit ssl cert`), no reload.
+  The HTTPS pieces are in `https`.
 
 Invalid entries are skipped and listed in `RenderedConfig.problems` (one bad route must not
 take every other route of the node down); the control plane validates before it gets here.
@@ -26,12 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccs.ab_match import HTTP_TOKEN, MATCH_VALUE
 from ccs.v1 import resources_pb2
+
+from .https import CertificateRef, host_match, https_head, redirect_lines, tls_domains
 
 MAX_WEIGHT = 256
 STABLE_GROUPS = frozenset({"", "stable"})
@@ -56,10 +66,16 @@ class RouterSettings:
     server_timeout: str = "60s"
     check_interval: str = "2s"
     hard_stop_after: str = "30s"
+    https_port: int = 9443
+    # Where the agent writes the routes' PEM files (certificate chain + key): a tmpfs, so keys
+    # never reach a disk. None: `state_dir/tls` (tests).
+    tls_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port: must be in 1-65535, got {self.port}")
+        if not 1 <= self.https_port <= 65535 or self.https_port == self.port:
+            raise ValueError(f"https_port: must be in 1-65535 and differ from port, got {self.https_port}")
         if not self.bind_address or not _ADDRESS.match(self.bind_address):
             raise ValueError(f"bind_address: must be an IP address or host name, got {self.bind_address!r}")
 
@@ -70,6 +86,19 @@ class RouterSettings:
     @property
     def config_path(self) -> Path:
         return self.state_dir / "haproxy.cfg"
+
+    @property
+    def certificate_dir(self) -> Path:
+        return self.tls_dir if self.tls_dir is not None else self.state_dir / "tls"
+
+    @property
+    def crt_list_path(self) -> Path:
+        return self.certificate_dir / "crt-list.txt"
+
+    def certificate_path(self, domain: str) -> Path:
+        """The PEM file of `domain`: the same for every version of its certificate (see the
+        module docstring). `*.` becomes `_.`; `_` is not a host name character."""
+        return self.certificate_dir / f"{domain.lower().replace('*', '_')}.pem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +125,9 @@ class RenderedConfig:
     servers: Mapping[ServerKey, ServerRef] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
     addresses: Mapping[ServerKey, str] = field(default_factory=dict)  # "host:port", non-sticky backends
+    # HTTPS: the crt-list file's text, and which secret version each PEM file must hold.
+    crt_list: str = ""
+    certificates: Mapping[str, CertificateRef] = field(default_factory=dict)  # path -> ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,20 +220,40 @@ def _sort_key(entry: resources_pb2.RouteEntry) -> tuple[int, int, str, str]:
     return (rank, -len(path), domain, path)
 
 
-def render(table: resources_pb2.RoutingTable, settings: RouterSettings) -> RenderedConfig:
-    """The whole HAProxy configuration for `table`."""
+def certificate_changes(old: RenderedConfig | None, new: RenderedConfig) -> dict[str, CertificateRef]:
+    """The PEM files whose secret version differs between `old` and `new` (same structure):
+    what `set ssl cert` must replace at runtime."""
+    before = old.certificates if old is not None else {}
+    return {path: ref for path, ref in new.certificates.items() if before.get(path) != ref}
+
+
+def render(
+    table: resources_pb2.RoutingTable,
+    settings: RouterSettings,
+    available: Collection[CertificateRef] = frozenset(),
+) -> RenderedConfig:
+    """The whole HAProxy configuration for `table`; `available` are the certificate secret
+    versions whose material the agent holds (only references here: rendering stays pure and
+    the material never passes through a config string)."""
     problems: list[str] = []
     entries: list[resources_pb2.RouteEntry] = []
     for i, entry in enumerate(table.routes):
         try:
             check_entry(entry, f"routes[{i}]")
+            if entry.HasField("tls") and (not entry.domain or not entry.tls.secret or entry.tls.version < 1):
+                raise ValueError(f"routes[{i}].tls: needs a domain, a secret name and a version")
         except ValueError as exc:
             problems.append(f"{entry.application}/{entry.service}: {exc}")
             continue
         entries.append(entry)
     entries.sort(key=_sort_key)
+    entries, tls = tls_domains(entries, available, problems)
 
     frontend = _frontend_head(settings)
+    https = https_head(settings.bind_address, settings.https_port, settings.crt_list_path) if tls else []
+    redirects, refusals = redirect_lines(entries, tls, settings.https_port)
+    frontend += redirects
+    https += refusals
     backends: list[str] = []
     weights: dict[ServerKey, int] = {}
     servers: dict[ServerKey, ServerRef] = {}
@@ -214,27 +266,35 @@ def render(table: resources_pb2.RoutingTable, settings: RouterSettings) -> Rende
         stable = [b for b in entry.backends if b.group in STABLE_GROUPS]
         ab = bool((entry.match_header or entry.match_cookie) and canary)
         conds = _conditions(entry, name, ab=ab)
-        frontend += conds.acls
+        target = https if entry.domain.lower() in tls else frontend
+        target += conds.acls
         if ab:
             ab_name = f"{name}_ab"
-            frontend.append(f"    use_backend {ab_name} if {' '.join(filter(None, (conds.route, conds.ab)))}")
+            target.append(f"    use_backend {ab_name} if {' '.join(filter(None, (conds.route, conds.ab)))}")
             backends += _backend(ab_name, entry, canary, settings, weights, servers, addresses_all)
-        frontend.append(f"    use_backend {name}" + (f" if {conds.route}" if conds.route else ""))
+        target.append(f"    use_backend {name}" + (f" if {conds.route}" if conds.route else ""))
         main = stable if ab and stable else list(entry.backends)
         backends += _backend(name, entry, main, settings, weights, servers, addresses_all)
         if entry.session_sticky:
             sticky.update({name, f"{name}_ab"})
     frontend.append(f"    default_backend {NO_ROUTE_BACKEND}")
+    if https:
+        https += [f"    default_backend {NO_ROUTE_BACKEND}", ""]
     tail = [
         f"backend {NO_ROUTE_BACKEND}",
         '    http-request return status 404 content-type text/plain string "no route for this host and path"',
         "",
     ]
-    lines = _global(settings) + frontend + [""] + backends + tail
+    lines = _global(settings) + frontend + [""] + https + backends + tail
     text = "\n".join(lines)
     addresses = {k: a for k, a in addresses_all.items() if k[0] not in sticky}
-    structure = _mask("\n".join(_without_servers(lines, addresses)))
-    return RenderedConfig(text, structure, table.version, weights, servers, tuple(problems), addresses)
+    # Domains in sorted order: the first line is the default certificate (no SNI), stable.
+    crt_list = "".join(f"{settings.certificate_path(d)} {d}\n" for d in sorted(tls))
+    certificates = {str(settings.certificate_path(d)): ref for d, ref in tls.items()}
+    structure = _mask("\n".join(_without_servers(lines, addresses))) + "\n" + crt_list
+    return RenderedConfig(
+        text, structure, table.version, weights, servers, tuple(problems), addresses, crt_list, certificates
+    )
 
 
 def _mask(text: str) -> str:
@@ -264,11 +324,7 @@ def _conditions(entry: resources_pb2.RouteEntry, name: str, *, ab: bool) -> _Con
     tag = name.removeprefix("be_")
     domain = entry.domain.lower()
     if domain:
-        host = "req.hdr(host),field(1,:),lower"
-        if domain.startswith("*."):
-            acls.append(f"    acl host_{tag} {host} -m end {domain[1:]}")
-        else:
-            acls.append(f"    acl host_{tag} {host} -m str {domain}")
+        acls.append(f"    acl host_{tag} {host_match(domain)}")
         route.append(f"host_{tag}")
     path = _norm_path(entry.path)
     if path != "/":

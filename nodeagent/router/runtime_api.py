@@ -44,6 +44,16 @@ class RuntimeAPI:
         except (OSError, TimeoutError) as exc:
             raise RuntimeAPIError(f"{self.path}: {line.split()[0]}: {type(exc).__name__}: {exc}") from exc
 
+    async def send_payload(self, line: str, payload: str) -> str:
+        """Send one command with a multi-line payload (``CMD <<``, the lines, a blank line);
+        return HAProxy's answer. Errors name the command, never the payload (a key)."""
+        if "\n" in line or ";" in line or "\n\n" in payload or "\r" in payload:
+            raise ValueError(f"command: one command, and a payload without blank lines: {line!r}")
+        try:
+            return await asyncio.wait_for(self._exchange(f"{line} <<\n{payload}\n"), self.timeout)
+        except (OSError, TimeoutError) as exc:
+            raise RuntimeAPIError(f"{self.path}: {line}: {type(exc).__name__}: {exc}") from exc
+
     async def _exchange(self, line: str) -> str:
         reader, writer = await asyncio.open_unix_connection(str(self.path))
         try:

@@ -12,6 +12,10 @@
   after a reload that did not confirm the next apply reloads again (what runs is unknown).
 - A dead HAProxy is restarted with backoff on the last applied config.
 - Counters stay cumulative across reloads and restarts (see `stats.CounterBook`).
+- HTTPS: `submit(table, certificates)` also takes the material of the certificates the table
+  names (secret version -> PEM). The files are written before any validate or reload; a new
+  version of a domain's certificate (same structure) is replaced at runtime
+  (`certificate_files.replace_at_runtime`), no reload.
 """
 
 from __future__ import annotations
@@ -20,22 +24,26 @@ import asyncio
 import contextlib
 import enum
 import time
+from collections.abc import Mapping
 
 import structlog
 
 from ccs.v1 import resources_pb2
 
 from ..backoff import Backoff
+from .certificate_files import MissingCertificate, remove_files, replace_at_runtime, write_files
 from .config import (
     RenderedConfig,
     RouterSettings,
     ServerChanges,
     ServerKey,
     ServerRef,
+    certificate_changes,
     render,
     routed_containers,
     server_changes,
 )
+from .https import CertificateRef
 from .process import HAProxyProcess, RouterError, write_atomically
 from .runtime_api import RuntimeAPI, RuntimeAPIError
 from .stats import CounterBook, Counters, per_container, raw_counters, router_stats
@@ -51,6 +59,7 @@ class ApplyResult(enum.Enum):
     UNCHANGED = "unchanged"
     WEIGHTS = "weights"  # runtime API only
     SERVERS = "servers"  # runtime API only, servers added or removed too
+    CERTIFICATES = "certificates"  # runtime API only, a certificate replaced too
     RELOADED = "reloaded"
 
 
@@ -69,6 +78,7 @@ class Router:
         self.applied: RenderedConfig | None = None
         self._lock = asyncio.Lock()
         self._pending: resources_pb2.RoutingTable | None = None
+        self._pending_material: Mapping[CertificateRef, bytes] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._counters = CounterBook()
@@ -94,7 +104,7 @@ class Router:
         self._stopping = False
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         async with self._lock:
-            await self._spawn(self.applied or render(resources_pb2.RoutingTable(), self.settings))
+            await self._spawn(self.applied or self._empty())
         self._tasks = [
             asyncio.create_task(self._watch(), name="router-watch"),
             asyncio.create_task(self._applier(), name="router-apply"),
@@ -111,6 +121,7 @@ class Router:
                 await t
         self._tasks = []
         await self.process.stop()
+        remove_files(self.settings)  # keys do not outlive the router (the table brings them back)
 
     # ------------------------------------------------------------------ drain
 
@@ -139,15 +150,22 @@ class Router:
 
     # ------------------------------------------------------------------ apply
 
-    def submit(self, table: resources_pb2.RoutingTable) -> None:
-        """Apply `table` in the background; a newer one replaces one not yet applied."""
+    def submit(
+        self, table: resources_pb2.RoutingTable, certificates: Mapping[CertificateRef, bytes] | None = None
+    ) -> None:
+        """Apply `table` in the background; a newer one replaces one not yet applied.
+        `certificates`: the PEM (chain and key) of each secret version the table's routes name."""
         self._pending = table
+        self._pending_material = dict(certificates or {})
         self._wake.set()
 
-    async def apply(self, table: resources_pb2.RoutingTable) -> ApplyResult:
+    async def apply(
+        self, table: resources_pb2.RoutingTable, certificates: Mapping[CertificateRef, bytes] | None = None
+    ) -> ApplyResult:
         """Make HAProxy route by `table` now. Raises RouterError (the running config stays)."""
+        material = dict(certificates or {})
         async with self._lock:
-            new = render(table, self.settings)
+            new = render(table, self.settings, material.keys())
             for problem in new.problems:
                 self._log.warning("route skipped", problem=problem)
             if self.process.pid is None:
@@ -155,15 +173,38 @@ class Router:
             self._known.update(new.servers)
             # After a reload that did not confirm, what HAProxy runs is unknown: reload again.
             changes = None if self._unsure else server_changes(self.applied, new)
-            if changes is not None and await self._change_at_runtime(changes):
+            certs = certificate_changes(self.applied, new)
+            try:
+                write_files(new, self.settings, material)  # before any validate, reload or restart
+            except MissingCertificate as exc:  # render skips such routes: a bug if it happens
+                raise RouterError(str(exc)) from exc
+            if (
+                changes is not None
+                and await self._certificates_at_runtime(certs, material)
+                and await self._change_at_runtime(changes)
+            ):
                 write_atomically(self.settings.config_path, new.text)  # a restart starts from here
                 self._set_applied(new)
+                if certs:
+                    return ApplyResult.CERTIFICATES
                 if changes.added or changes.removed:
                     return ApplyResult.SERVERS
                 return ApplyResult.WEIGHTS if changes else ApplyResult.UNCHANGED
             await self._reload(new)
             self._set_applied(new)
             return ApplyResult.RELOADED
+
+    async def _certificates_at_runtime(
+        self, certs: Mapping[str, CertificateRef], material: Mapping[CertificateRef, bytes]
+    ) -> bool:
+        try:
+            for path, ref in sorted(certs.items()):
+                await replace_at_runtime(self.api, path, material[ref])
+                self._log.info("router certificate replaced", file=path, secret=ref[0], version=ref[1])
+        except RuntimeAPIError as exc:
+            self._log.warning("certificate replacement failed; reloading instead", error=str(exc))
+            return False
+        return True
 
     async def _change_at_runtime(self, changes: ServerChanges) -> bool:
         if not changes:
@@ -215,11 +256,12 @@ class Router:
             await self._wake.wait()
             self._wake.clear()
             table, self._pending = self._pending, None
+            material = self._pending_material
             if table is None:
                 continue
             try:
                 t0 = time.monotonic()
-                result = await self.apply(table)
+                result = await self.apply(table, material)
                 took = time.monotonic() - t0
                 # A slow apply delays every weight change behind it (drains wait on it too).
                 log = self._log.info if took > SLOW_APPLY else self._log.debug
@@ -229,7 +271,7 @@ class Router:
                 # Without a retry the router would stay on the old table until the next change.
                 await asyncio.sleep(RETRY_DELAY)
                 if self._pending is None:
-                    self._pending = table
+                    self._pending, self._pending_material = table, material
                 self._wake.set()
 
     # ------------------------------------------------------------------ stats
@@ -271,6 +313,9 @@ class Router:
 
     # ------------------------------------------------------------------ process
 
+    def _empty(self) -> RenderedConfig:
+        return render(resources_pb2.RoutingTable(), self.settings)
+
     async def _spawn(self, cfg: RenderedConfig) -> None:
         # A new HAProxy counts from zero and holds none of the servers retired at runtime.
         self._counters.reset_expected()
@@ -291,7 +336,7 @@ class Router:
                 await asyncio.sleep(backoff.next())
                 try:
                     async with self._lock:
-                        await self._spawn(self.applied or render(resources_pb2.RoutingTable(), self.settings))
+                        await self._spawn(self.applied or self._empty())
                     backoff.reset()
                     break
                 except (RouterError, OSError) as exc:

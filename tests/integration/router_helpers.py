@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import http.client
 import shutil
+import socket
+import ssl
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.router import Router, RouterSettings
@@ -70,6 +74,27 @@ async def get(port: int, host: str, path: str = "/", **headers: str) -> tuple[in
 async def split(port: int, host: str, n: int) -> Counter[str]:
     results = await asyncio.gather(*(get(port, host) for _ in range(n)))
     return Counter(body for status, body, _ in results if status == 200)
+
+
+def https_get(ca_pem: bytes, port: int, domain: str, path: str = "/") -> tuple[int, str, int]:
+    """One request on a new TLS connection with SNI ``domain``, verified against ``ca_pem``:
+    (status, body, serial of the certificate served)."""
+    with tempfile.NamedTemporaryFile(suffix=".pem") as f:
+        f.write(ca_pem)
+        f.flush()
+        ctx = ssl.create_default_context(cafile=f.name)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(
+        raw, server_hostname=domain
+    ) as tls:
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        serial = x509.load_der_x509_certificate(der).serial_number
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body.decode(), serial
 
 
 def backend(name: str, port: int, weight: int = 100, group: str = "stable") -> pb.RouteBackend:

@@ -16,8 +16,9 @@ import pytest
 from ccs.v1 import resources_pb2 as pb
 from nodeagent.router import Router, RouterSettings
 from tests.conftest import free_port
+from tests.route_certs import TestCA
 
-from .router_helpers import backend, entry, get, needs_haproxy
+from .router_helpers import backend, entry, get, https_get, needs_haproxy
 
 pytestmark = [needs_haproxy, pytest.mark.timeout(120)]
 
@@ -45,8 +46,11 @@ class _AgentWithRouter:
 
 
 @contextlib.asynccontextmanager
-async def agent_with_router(tmp_path: Path, table: pb.RoutingTable) -> AsyncIterator[_AgentWithRouter]:
-    """Start the agent, send it ``table``, and yield once the router applied it and a heartbeat
+async def agent_with_router(
+    tmp_path: Path, table: pb.RoutingTable, certificates: dict[tuple[str, int], bytes] | None = None
+) -> AsyncIterator[_AgentWithRouter]:
+    """Start the agent, send it ``table`` (with ``certificates`` beside it, as
+    SessionMessage.route_certificates), and yield once the router applied it and a heartbeat
     carried stats for it."""
     import grpc.aio
 
@@ -70,7 +74,8 @@ async def agent_with_router(tmp_path: Path, table: pb.RoutingTable) -> AsyncIter
     agent_pb2_grpc.add_DispatcherServicer_to_server(d, server)
     grpc_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    router = Router(RouterSettings(state_dir=tmp_path / "router", bind_address="127.0.0.1", port=free_port()))
+    router = Router(RouterSettings(state_dir=tmp_path / "router", bind_address="127.0.0.1", port=free_port(),
+                                   https_port=free_port()))
     agent = Agent(f"127.0.0.1:{grpc_port}", insecure=True, runtime=FakeRuntime(), name="node-1", join_token="join-me",
                   address="127.0.0.1", state_dir=tmp_path, status_linger=0.01, router=router)
     script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
@@ -79,6 +84,8 @@ async def agent_with_router(tmp_path: Path, table: pb.RoutingTable) -> AsyncIter
         async with running(agent):
             msg = complete(1, container("a"))
             msg.routing.CopyFrom(table)
+            for (name, version), data in (certificates or {}).items():
+                msg.route_certificates.add(kind="secret", name=name, version=version, data=data)
             await script.put(msg)
             await d.until(lambda: any(s.routing_version == table.version and s.backends for s in stats))
             yield _AgentWithRouter(stats, router, d)
@@ -100,6 +107,22 @@ async def test_agent_feeds_the_router_and_reports_its_stats(tmp_path: Path, serv
         assert last.node == "node-1" and last.routing_version == 42
         assert [b.container for b in last.backends] == ["web-1"]
         assert last.backends[0].requests == before + 1
+
+
+async def test_agent_serves_https_with_the_certificate_sent_beside_the_table(
+    tmp_path: Path, servers: dict[str, int]
+) -> None:
+    """SessionMessage.route_certificates reaches the router: the route's domain is served over
+    HTTPS with that certificate, and its HTTP requests are redirected."""
+    ca = TestCA()
+    table = pb.RoutingTable(cluster="c", version=7, routes=[
+        entry("web", "agent.example", backend("web-1", servers["web-1"]), tls=pb.RouteTLS(secret="crt", version=3))])
+    async with agent_with_router(tmp_path, table, {("crt", 3): ca.leaf("agent.example", serial=4242)}) as a:
+        https = a.router.settings.https_port
+        assert await asyncio.to_thread(https_get, ca.pem, https, "agent.example") == (200, "web-1", 4242)
+        assert (await get(a.router.settings.port, "agent.example"))[0] == 308
+        assert [p.name for p in a.router.settings.certificate_dir.glob("*.pem")] == ["agent.example.pem"]
+    assert list(a.router.settings.certificate_dir.glob("*.pem")) == []  # removed when the router stopped
 
 
 async def test_heartbeat_counts_exactly_the_requests_served(tmp_path: Path, servers: dict[str, int]) -> None:

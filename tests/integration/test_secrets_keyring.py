@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ccs.v1 import agent_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 from controlplane.dispatcher.mounted_files import attach
 from controlplane.pki.keywrap import create_master_key
 from controlplane.secrets.keyring import Keyring, SecretsKeyError
@@ -264,6 +264,30 @@ async def test_a_value_whose_data_key_is_gone_is_corrupt_and_the_rest_of_the_mes
     msg = agent_pb2.SessionMessage(assignments=[assignment("lost"), assignment("good")])
     out = await attach(store, "c", msg)
     assert [[(f.name, f.data) for f in a.files] for a in out.assignments] == [[], [("good", b"good-value")]]
+
+
+async def test_route_certificates_go_beside_the_routing_table(own_etcd: EtcdProc, tmp_path: Path) -> None:
+    """A message carrying the routing table gets the value of every secret version its routes
+    name for HTTPS (once each, whichever routes share it; of one secret for one domain, the
+    newest, which the routers use), a value that is gone is left out, and the table itself
+    holds only the references."""
+    etcd = Etcd([own_etcd.url])
+    store = await store_on(etcd, tmp_path / "secrets.key")
+    await store.add("c", "secret", "crt", b"pem-v1", new=True)
+    await store.add("c", "secret", "crt", b"pem-v2", new=False)
+    msg = agent_pb2.SessionMessage()
+    for domain, name, version in (("a.test", "crt", 2), ("b.test", "crt", 2), ("a.test", "crt", 1),
+                                  ("d.test", "gone", 1)):
+        msg.routing.routes.add(domain=domain, tls=resources_pb2.RouteTLS(secret=name, version=version))
+    msg.routing.routes.add(domain="plain.test")
+    out = await attach(store, "c", msg)
+    assert [(f.kind, f.name, f.version, f.data) for f in out.route_certificates] == [
+        ("secret", "crt", 2, b"pem-v2")]  # a.test's crt@1 is not what its routers use
+    msg.routing.routes.add(domain="c.test", tls=resources_pb2.RouteTLS(secret="crt", version=1))
+    out = await attach(store, "c", msg)
+    assert [(f.name, f.version) for f in out.route_certificates] == [("crt", 1), ("crt", 2)]
+    assert not msg.route_certificates  # the hub's message (shared by sessions) is left alone
+    assert b"pem-v" not in out.routing.SerializeToString()
 
 
 async def test_rotation_splits_large_values_into_transactions_etcd_accepts(own_etcd: EtcdProc, tmp_path: Path) -> None:

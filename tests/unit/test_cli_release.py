@@ -207,3 +207,13 @@ def test_steps_option_round_trips_and_names_the_bad_token() -> None:
     assert steps is not None and steps_text(steps) == "10%,pause 30s,50%,pause,100%"
     with pytest.raises(typer.BadParameter, match="token 2 'pause 3x'"):
         steps_option("10%,pause 3x")
+
+
+def test_route_ls_shows_the_certificate_of_an_https_domain() -> None:
+    from cli.commands.route import rows
+
+    table = pb.RoutingTable(routes=[
+        pb.RouteEntry(application="shop", service="web", domain="shop.example", tls=pb.RouteTLS(secret="c", version=2)),
+        pb.RouteEntry(application="shop", service="web", domain="plain.example"),
+    ])
+    assert [r[0] for r in rows(table)] == ["shop.example (tls c@2)", "plain.example"]

@@ -184,6 +184,16 @@ def test_x_ccs_extension() -> None:
     assert parse_web("x-ccs: {probe: {cmd: [pg_isready]}}")["probe"] == {"kind": "cmd", "cmd": ["pg_isready"]}
 
 
+def test_x_ccs_route_tls_names_a_secret_version_or_the_latest() -> None:
+    spec = parse_web("x-ccs: {routes: [{port: 80, domain: a.example, tls: {secret: a-cert}},"
+                     " {port: 80, domain: b.example, tls: {secret: b-cert@3}}, {port: 80, domain: c.example}]}")
+    assert spec["routes"] == [
+        {"port": 80, "domain": "a.example", "path": "/", "tls": {"secret": "a-cert"}},  # version: at deploy
+        {"port": 80, "domain": "b.example", "path": "/", "tls": {"secret": "b-cert", "version": "3", "pinned": True}},
+        {"port": 80, "domain": "c.example", "path": "/"},
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -203,6 +213,15 @@ def test_x_ccs_extension() -> None:
         ("x-ccs: {replace_unhealthy: 3}", "services.web.x-ccs.replace_unhealthy: must be a boolean or a string"),
         ("x-ccs: {replace_unhealthy: maybe}", "services.web.x-ccs.replace_unhealthy: must be true or false"),
         ("x-ccs: [1]", "services.web.x-ccs: must be a mapping, got a list"),
+        ("x-ccs: {routes: [{port: 80, domain: a.com, tls: {}}]}", "services.web.x-ccs.routes[0].tls.secret: is required"),
+        ("x-ccs: {routes: [{port: 80, domain: a.com, tls: {secret: c, key: k}}]}",
+         "services.web.x-ccs.routes[0].tls.key: unknown key"),
+        ("x-ccs: {routes: [{port: 80, domain: a.com, tls: {secret: 'no way'}}]}",
+         "services.web.x-ccs.routes[0].tls.secret: 'no way' is not a valid name"),
+        ("x-ccs: {routes: [{port: 80, domain: a.com, tls: {secret: c@0}}]}",
+         "services.web.x-ccs.routes[0].tls.secret: 'c@0': the version after '@' must be a positive number"),
+        ("x-ccs: {routes: [{port: 80, domain: web, tls: {secret: c}}]}",
+         "services.web.x-ccs.routes[0].domain: an HTTPS route needs a full domain name"),
     ],
 )
 def test_x_ccs_validation(body: str, expected: str) -> None:

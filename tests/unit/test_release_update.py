@@ -232,3 +232,23 @@ def test_the_terminal_phases_are_defined_once(phase: pb.ReleasePhase) -> None:
     assert is_terminal(phase) == ended
     # The server's name for it and the SDK's are the same object (grep finds no other definition).
     assert TERMINAL is TERMINAL_PHASES and sdk_models.TERMINAL_PHASES is TERMINAL_PHASES
+
+
+def test_a_certificate_change_alone_updates_the_service_in_place_without_a_release() -> None:
+    def with_tls(version: int | None, image: str = "web:1") -> pb.ServiceSpec:
+        s = spec(image)
+        route = s.routes.add(port=80, domain="shop.example")
+        if version is not None:
+            route.tls.CopyFrom(pb.RouteTLS(secret="crt", version=version))
+        return s
+
+    old = stored("web", with_tls(1))
+    for new_spec in (with_tls(2), with_tls(None)):  # a new version, or back to HTTP only
+        p = plan({"web": new_spec}, [old])
+        assert p.changed == [] and p.release is None and p.summary == ["~web(certificates)"]
+        [new] = p.recertified
+        assert new.spec == new_spec and new.generation == old.generation
+        assert new.meta.resource_version == old.meta.resource_version  # the guard of the write
+    # Anything else changing with it: the usual new generation and release.
+    p = plan({"web": with_tls(2, "web:2")}, [old])
+    assert p.recertified == [] and [s.generation for s in p.changed] == [4] and p.release is not None

@@ -20,7 +20,7 @@ async def test_a_failed_apply_is_retried_until_it_succeeds(tmp_path: Path, monke
     router = fast_retrying_router(tmp_path, monkeypatch)
     attempts: list[int] = []
 
-    async def flaky_apply(table: pb.RoutingTable) -> supervisor.ApplyResult:
+    async def flaky_apply(table: pb.RoutingTable, certificates: object = None) -> supervisor.ApplyResult:
         attempts.append(table.version)
         if len(attempts) < 3:
             raise RouterError("haproxy did not reload within 10s")
@@ -45,7 +45,7 @@ async def test_a_newer_table_replaces_the_one_being_retried(tmp_path: Path, monk
     router = fast_retrying_router(tmp_path, monkeypatch)
     attempts: list[int] = []
 
-    async def apply(table: pb.RoutingTable) -> supervisor.ApplyResult:
+    async def apply(table: pb.RoutingTable, certificates: object = None) -> supervisor.ApplyResult:
         attempts.append(table.version)
         if table.version == 1:
             router.submit(pb.RoutingTable(cluster="c", version=2))  # arrives while 1 fails

@@ -13,6 +13,7 @@ from nodeagent.router.config import (
     RouterSettings,
     ServerRef,
     backend_name,
+    certificate_changes,
     check_entry,
     render,
     routed_containers,
@@ -228,3 +229,100 @@ def test_settings_are_validated() -> None:
         RouterSettings(state_dir=Path("/x"), port=0)
     with pytest.raises(ValueError, match="bind_address"):
         RouterSettings(state_dir=Path("/x"), bind_address="a b")
+
+
+# ------------------------------------------------------------------ HTTPS
+
+
+def tls(secret: str = "shop-cert", version: int = 1) -> pb.RouteTLS:
+    return pb.RouteTLS(secret=secret, version=version)
+
+
+def test_https_frontend_crt_list_and_redirect() -> None:
+    s = RouterSettings(state_dir=Path("/r"), bind_address="10.0.0.5", port=9080, https_port=9443, tls_dir=Path("/t"))
+    entries = (
+        route("web", "shop.example", "/", tls=tls()),
+        route("api", "shop.example", "/api"),  # same domain, no tls of its own: HTTPS too
+        route("blog", "blog.example", "/", tls=tls("blog-cert", 3)),
+        route("plain", "plain.example"),
+    )
+    cfg = render(table(*entries), s, {("shop-cert", 1), ("blog-cert", 3)})
+    assert cfg.problems == ()
+    assert cfg.crt_list == "/t/blog.example.pem blog.example\n/t/shop.example.pem shop.example\n"
+    assert cfg.certificates == {"/t/shop.example.pem": ("shop-cert", 1), "/t/blog.example.pem": ("blog-cert", 3)}
+    https = section(cfg.text, "frontend ccs_https")
+    assert https[0] == "bind 10.0.0.5:9443 ssl crt-list /t/crt-list.txt alpn http/1.1"
+    assert "http-request set-header X-Forwarded-Proto https" in https
+    served = [line.split()[1] for line in https if line.startswith("use_backend")]
+    assert served == [backend_name(entries[i]) for i in (1, 2, 0)]
+    assert https[-1] == "default_backend be_no_route"
+    http = section(cfg.text, "frontend ccs_http")
+    assert [line.split()[1] for line in http if line.startswith("use_backend")] == [backend_name(entries[3])]
+    assert "acl tls_0 req.hdr(host),field(1,:),lower -m str blog.example" in http
+    assert ("http-request redirect code 308 location https://%[req.hdr(host),field(1,:)]:9443%[capture.req.uri]"
+            " if tls_1") in http
+    # Port 443 is left out of the redirect.
+    s443 = RouterSettings(state_dir=Path("/r"), https_port=443)
+    text = render(table(entries[0]), s443, {("shop-cert", 1)}).text
+    assert "location https://%[req.hdr(host),field(1,:)]%[capture.req.uri] if tls_0" in text
+
+
+def test_no_tls_routes_no_https_frontend() -> None:
+    cfg = render(table(route()), SETTINGS)
+    assert "ccs_https" not in cfg.text and cfg.crt_list == "" and cfg.certificates == {}
+
+
+def test_new_certificate_version_keeps_structure() -> None:
+    old = render(table(route(tls=tls(version=1))), SETTINGS, {("shop-cert", 1)})
+    new = render(table(route(tls=tls(version=2)), version=2), SETTINGS, {("shop-cert", 2)})
+    assert old.structure == new.structure and old.text == new.text
+    assert server_changes(old, new) is not None
+    path = str(SETTINGS.certificate_path("shop.example"))
+    assert certificate_changes(old, new) == {path: ("shop-cert", 2)}
+    assert certificate_changes(new, new) == {}
+    # A new domain is a structural change (a crt-list line): reload.
+    both = render(table(route(tls=tls(version=2)), route("b", "b.example", tls=tls("b", 1))), SETTINGS,
+                  {("shop-cert", 2), ("b", 1)})
+    assert both.structure != new.structure
+
+
+def test_tls_problems_skip_the_domain_rather_than_serve_it_in_clear() -> None:
+    entries = (
+        route("web", "shop.example", tls=tls()),
+        route("api", "shop.example", "/api", tls=tls("other", 1)),  # another cert for the domain
+        route("blog", "blog.example", tls=tls("blog", 1)),  # not delivered
+        route("bad", "", tls=tls("x", 1)),  # no domain
+        route("ok", "ok.example", tls=tls("ok", 1)),
+    )
+    cfg = render(table(*entries), SETTINGS, {("shop-cert", 1), ("other", 1), ("x", 1), ("ok", 1)})
+    assert cfg.problems == (
+        "shop/bad: routes[3].tls: needs a domain, a secret name and a version",
+        "domain 'blog.example': tls certificate blog@1 not delivered to this node; not served",
+        "domain 'shop.example': its routes name different tls certificates (other@1, shop-cert@1); not served",
+    )
+    assert list(cfg.certificates.values()) == [("ok", 1)]
+    for skipped in entries[:4]:
+        assert backend_name(skipped) not in cfg.text
+    assert backend_name(entries[4]) in section(cfg.text, "frontend ccs_https")[-2]
+
+
+def test_tls_wildcard_leaves_clear_specific_domains_alone() -> None:
+    entries = (route("wild", "*.example", tls=tls("wild", 1)), route("plain", "plain.example"))
+    cfg = render(table(*entries), SETTINGS, {("wild", 1)})
+    http = section(cfg.text, "frontend ccs_http")
+    assert "acl clear_only req.hdr(host),field(1,:),lower -m str plain.example" in http
+    assert any(line.endswith("if tls_0 !clear_only") for line in http)
+    https = section(cfg.text, "frontend ccs_https")
+    assert "http-request return status 421 if clear_only" in https
+    assert cfg.crt_list.endswith("/_.example.pem *.example\n")
+
+
+def test_versions_of_one_secret_for_a_domain_take_the_newest() -> None:
+    """Two applications share a certificate secret; `ccs secret update` re-applies them one
+    after the other, so for a moment their routes name two versions: the newest serves."""
+    entries = (route("web", "shop.example", tls=tls(version=3)), route("api", "shop.example", "/api", tls=tls()))
+    cfg = render(table(*entries), SETTINGS, {("shop-cert", 3)})
+    assert cfg.problems == () and list(cfg.certificates.values()) == [("shop-cert", 3)]
+    missing = render(table(*entries), SETTINGS, {("shop-cert", 1)})
+    assert missing.problems == ("domain 'shop.example': tls certificate shop-cert@3 not delivered to this node; "
+                                "not served",)

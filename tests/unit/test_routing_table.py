@@ -138,3 +138,15 @@ def test_version_is_a_stable_content_hash() -> None:
     assert first.version == again.version != 0
     assert shifted.version != first.version
     assert first.version < 2**63
+
+
+def test_a_route_certificate_reference_is_copied_and_a_new_version_changes_the_table() -> None:
+    tls = pb.RouteTLS(secret="web-cert", version=1)
+    web = service("web", pb.Route(port=80, domain="web.test", tls=tls), pb.Route(port=80, domain="plain.test"))
+    t1 = table([web], [ctr("a")])
+    by_domain = {e.domain: e for e in t1.routes}
+    assert by_domain["web.test"].tls == tls and not by_domain["plain.test"].HasField("tls")
+    web.spec.routes[0].tls.version = 2
+    t2 = table([web], [ctr("a")])
+    assert {e.domain: e for e in t2.routes}["web.test"].tls.version == 2
+    assert t2.version != t1.version  # every router gets the new table, and the new certificate
