@@ -20,6 +20,7 @@ from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_toke
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.mounted_files import attach
+from controlplane.dispatcher.recheck import rechecked
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_labels, check_name
@@ -382,7 +383,18 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         self, request_iterator: AsyncIterator[agent_pb2.LogChunk], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.LogRequest]:
         p = await self._principal(context)
-        async for req in self.broker.agent_channel(p.cluster, p.node, request_iterator):
+        # The relay's start is told at once (the agent, and tests, know it was accepted).
+        await context.send_initial_metadata(())
+        requests = self.broker.agent_channel(p.cluster, p.node, request_iterator)
+        if self.guard is None or self.issuer is None:
+            async for req in requests:
+                yield req
+            return
+        # An agent keeps its relays for its lifetime: like the session, the node is checked
+        # again every heartbeat period, so a revoked or removed node's relays end too.
+        guard = self.guard
+        async for req in rechecked(requests, self.hub.heartbeat_period_ms / 1000,
+                                   lambda: guard.authenticate(context)):
             yield req
 
 

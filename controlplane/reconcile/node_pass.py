@@ -5,6 +5,13 @@
 pass: the node's new state with a warning event, and containers' new desired state (through
 :meth:`ClusterPass.put_container`, so the services planned later in the pass see them) with an
 event each saying why. A node whose record does not decode is held, not planned.
+
+Fencing is one unit: the node's raised ``fence_epoch`` with its ``NodeFenced`` event and the
+containers stamped with that epoch are bound to the node's write (:meth:`Writes.bind`), so they
+commit in one transaction or not at all (a heartbeat that changed the node first makes the
+whole unit conflict and the pass replans). To keep that transaction within etcd's limit, one
+pass fences at most what fits in ``MAX_OPS`` (each container: its write, its event, the
+subnet keys it needs); the rest are given up by the next pass, under the next epoch.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import SetDesired, SetNodeState, event_of, plan_node
 from controlplane.reconcile.cluster_pass import ClusterPass
+from controlplane.reconcile.writes import MAX_OPS
 from controlplane.store import keys
 
 
@@ -31,7 +39,9 @@ def plan_nodes(p: ClusterPass) -> None:
         updated = pb.Node()
         updated.CopyFrom(node)
         down_message = ""
-        fenced = 0
+        fenced: list[str] = []
+        # Budget of the fencing unit: the node's write with its two events, then per container.
+        ops, guards, needed = 3, 1, set[str]()
         for action in plan.actions:
             if isinstance(action, SetNodeState) and node.status.state != action.state:
                 updated.status.state = action.state
@@ -42,21 +52,28 @@ def plan_nodes(p: ClusterPass) -> None:
                 if key is not None and c is not None and c.desired_state != action.desired_state:
                     # Fencing: the node's epoch goes up once per pass that gives its containers up,
                     # and each one given up carries it (the agent stops those first on return).
-                    updated.fence_epoch = node.fence_epoch + 1
-                    fenced += 1
                     moved = pb.Container()
                     moved.CopyFrom(c)
                     moved.desired_state = action.desired_state
-                    moved.fence_epoch = updated.fence_epoch
+                    moved.fence_epoch = node.fence_epoch + 1
+                    needs = set(p.subnets.needs_of(moved)) - needed
+                    if ops + 2 > MAX_OPS or guards + 1 + len(needs) > MAX_OPS:
+                        continue  # the unit is full: the next pass gives this one up
+                    ops, guards = ops + 2, guards + 1 + len(needs)
+                    needed |= needs
+                    updated.fence_epoch = moved.fence_epoch
+                    fenced.append(keys.container(p.cluster, *key))
                     p.put_container(key, moved, p.writes)
                     if (ev := event_of(action, c)) is not None:
                         p.container_event(key, ev, p.writes)
         if updated == node:
             continue
         p.writes.put(node_key, updated, node.meta.resource_version, "node", name)
+        for container_key in fenced:
+            p.writes.bind(container_key, node_key)
         if down_message:
             p.event_with(p.writes, node_key, "node", name, "NodeDown", down_message, warning=True)
         if fenced:
             p.event_with(p.writes, node_key, "node", name, "NodeFenced",
-                         f"fence epoch {updated.fence_epoch}: {fenced} container(s) rescheduled away; if the "
+                         f"fence epoch {updated.fence_epoch}: {len(fenced)} container(s) rescheduled away; if the "
                          "node comes back, its agent stops them before it starts anything", warning=True)

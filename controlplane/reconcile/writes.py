@@ -21,6 +21,12 @@ An event that tells of a write (:meth:`Writes.event_with`) is attached to it: it
 the chunk that carries the write, or not at all when that chunk meets a conflict, so the
 event log never says a container was stopped when its record was not changed. Other events
 (:meth:`Writes.event`) ride along with the first chunk that has room.
+
+A write may be *bound* to another (:meth:`Writes.bind`): it commits in the transaction of
+that write, never without it. Fencing needs this: a node's raised ``fence_epoch`` and the
+containers stamped with it are one fact, so a heartbeat that changes the node record first
+makes the whole unit conflict, and no container is ever fenced with an epoch the node lost.
+Chunks are never cut inside a unit; the caller keeps a unit within ``MAX_OPS``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class _Write:
     needs: tuple[str, ...] = ()
     # Events put in the same transaction as this write (they tell of it).
     events: tuple[tuple[str, Message], ...] = ()
+    # The key of the write this one commits with (see Writes.bind); "" when free.
+    bound_to: str = ""
 
     @property
     def ops(self) -> int:
@@ -100,7 +108,8 @@ class Writes:
         if prior is not None:
             revision = prior.revision  # a second write in one pass keeps the first guard
         self._writes[key] = _Write(key, value, revision, kind, name, needs=needs,
-                                   events=prior.events if prior else ())
+                                   events=prior.events if prior else (),
+                                   bound_to=prior.bound_to if prior else "")
 
     def delete(
         self, key: str, revision: int, kind: str, name: str, *, with_prefixes: tuple[str, ...] = ()
@@ -112,7 +121,8 @@ class Writes:
             del self._writes[key]  # created and deleted in the same pass: nothing to do, nothing to tell
             return
         self._writes[key] = _Write(key, None, prior.revision if prior else revision, kind, name,
-                                   prefixes=with_prefixes, events=prior.events if prior else ())
+                                   prefixes=with_prefixes, events=prior.events if prior else (),
+                                   bound_to=prior.bound_to if prior else "")
 
     def has(self, key: str) -> bool:
         return key in self._writes
@@ -135,8 +145,18 @@ class Writes:
         self._writes[write_key] = replace(w, events=(*w.events, (key, value)))
         return True
 
+    def bind(self, key: str, to: str) -> bool:
+        """Commit the pending write of ``key`` in the transaction of the pending write of
+        ``to`` (one unit: both or neither). False (nothing bound) unless both are pending."""
+        w = self._writes.get(key)
+        if w is None or to not in self._writes or key == to:
+            return False
+        self._journal.append((key, w))
+        self._writes[key] = replace(w, bound_to=to)
+        return True
+
     async def commit(self, etcd: Etcd) -> int:
-        writes = _needed_first(list(self._writes.values()))
+        writes = _bound_with_anchor(_needed_first(list(self._writes.values())))
         extra = list(self._extra)
         committed = 0
         while writes or extra:
@@ -197,6 +217,34 @@ def _needed_first(writes: list[_Write]) -> list[_Write]:
     return out
 
 
+def _bound_with_anchor(writes: list[_Write]) -> list[_Write]:
+    """Move each bound write to just after the write it is bound to, so a unit is contiguous
+    (a needed write stays before the writes needing it: it may land in an earlier chunk,
+    which the needs guard covers)."""
+    bound: dict[str, list[_Write]] = {}
+    for w in writes:
+        if w.bound_to and w.bound_to in {x.key for x in writes}:
+            bound.setdefault(w.bound_to, []).append(w)
+    if not bound:
+        return writes
+    members = {id(w) for ws in bound.values() for w in ws}
+    out: list[_Write] = []
+    for w in writes:
+        if id(w) in members:
+            continue
+        out.append(w)
+        out.extend(bound.get(w.key, ()))
+    return out
+
+
+def _unit_len(writes: list[_Write]) -> int:
+    """How many writes at the front of ``writes`` form one unit (a write and those bound to it)."""
+    n = 1
+    while n < len(writes) and writes[n].bound_to == writes[0].key:
+        n += 1
+    return n
+
+
 def _chunk(writes: list[_Write]) -> tuple[list[_Write], list[str]]:
     """The next chunk from the front of ``writes``, and the needed keys it must guard on.
 
@@ -209,14 +257,23 @@ def _chunk(writes: list[_Write]) -> tuple[list[_Write], list[str]]:
     in_chunk: set[str] = set()
     needed: list[str] = []
     ops = 0
-    for w in writes:
-        extra = [k for k in w.needs if k not in in_chunk and k not in needed]
-        if chunk and (len(chunk) + len(needed) + 1 + len(extra) > MAX_OPS or ops + w.ops > MAX_OPS):
+    i = 0
+    while i < len(writes):
+        # A unit (a write and those bound to it) goes into one chunk whole or waits for the next.
+        unit = writes[i:i + _unit_len(writes[i:])]
+        unit_keys = {w.key for w in unit}
+        extra: list[str] = []
+        for w in unit:
+            extra += [k for k in w.needs if k not in in_chunk and k not in unit_keys
+                      and k not in needed and k not in extra]
+        unit_ops = sum(w.ops for w in unit)
+        if chunk and (len(chunk) + len(needed) + len(unit) + len(extra) > MAX_OPS or ops + unit_ops > MAX_OPS):
             break
-        chunk.append(w)
-        in_chunk.add(w.key)
+        chunk.extend(unit)
+        in_chunk |= unit_keys
         needed.extend(extra)
-        ops += w.ops
+        ops += unit_ops
+        i += len(unit)
         if ops >= MAX_OPS:
             break
     return chunk, needed

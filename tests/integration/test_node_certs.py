@@ -149,8 +149,10 @@ async def test_a_revoked_node_is_refused_at_once_and_its_agent_stops(
     ch = node_tls.node_channel(ccs_server.address, identity)
     dispatcher = agent_pb2_grpc.DispatcherStub(ch)
     session = dispatcher.Session(agent_pb2.SessionRequest(agent_version="test"))
+    logs = dispatcher.Logs()  # a log relay, as the agent keeps one to every replica
     try:
         assert (await session.read()).type == agent_pb2.SessionMessage.TYPE_COMPLETE
+        await logs.initial_metadata()  # the relay was authenticated and is open
         await dispatcher.Heartbeat(agent_pb2.HeartbeatRequest())
         async with ccs_server.client() as client:
             if how == "revoke":
@@ -176,7 +178,13 @@ async def test_a_revoked_node_is_refused_at_once_and_its_agent_stops(
         allowed = {grpc.StatusCode.UNAUTHENTICATED} if how == "revoke" else {
             grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.OK}
         assert ended in allowed, (how, ended)
+        # The log relay opened before the revocation ends too, as the guard ends a call.
+        relay_code, relay_details, relay_reason = await asyncio.wait_for(code_and_reason(logs.read()), WAIT)
+        assert relay_code == grpc.StatusCode.UNAUTHENTICATED, relay_details
+        if how == "revoke":
+            assert relay_reason == REASON_CERT_REVOKED
     finally:
+        logs.cancel()
         session.cancel()
         await ch.close()
     # The agent, started again on that identity, stops with the reason instead of re-joining.

@@ -215,3 +215,24 @@ def test_events_told_of_writes_follow_them_through_rewrites_deletes_and_rollback
     w.event_with(key("new"), *event("Created"))
     w.delete(key("new"), 0, "container", "new")  # created and deleted in one pass: nothing happened
     assert [cast(pb.Event, e).reason for e in w.events()] == ["Stopping"]
+
+
+async def test_writes_bound_to_another_commit_in_its_transaction_or_not_at_all() -> None:
+    """A unit is never cut across chunks: with the anchor's guard stale, none of it lands,
+    while the free writes around it still commit (tolerated conflict)."""
+    etcd = FakeEtcd()
+    rev_anchor = etcd.put(key("anchor"), encode(ctr("anchor")))
+    w = Writes(tolerate_conflicts=True)
+    members = [f"m{i}" for i in range(MAX_OPS // 2)]
+    for name in members:  # written before the anchor, as fencing does
+        w.put(key(name), ctr(name), 0, "container", name)
+    for i in range(MAX_OPS - 10):
+        w.put(key(f"free{i}"), ctr(f"free{i}"), 0, "container", f"free{i}")
+    w.put(key("anchor"), ctr("anchor", pb.CONTAINER_STATE_RUNNING), rev_anchor, "container", "anchor")
+    assert all(w.bind(key(name), key("anchor")) for name in members)
+    assert not w.bind(key("nothing pending"), key("anchor"))
+    etcd.put(key("anchor"), encode(ctr("anchor", pb.CONTAINER_STATE_EXITED)))  # the guard goes stale
+    await commit(w, etcd)
+    assert w.conflicts == 1
+    assert not any(key(name) in etcd.kvs for name in members)
+    assert all(key(f"free{i}") in etcd.kvs for i in range(MAX_OPS - 10))

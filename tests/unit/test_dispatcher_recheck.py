@@ -1,0 +1,52 @@
+"""``rechecked``: a long node stream is checked again every period, and ends when the check does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from controlplane.dispatcher.recheck import rechecked
+
+
+class Revoked(Exception):
+    pass
+
+
+async def test_a_quiet_stream_ends_when_the_check_fails_and_its_source_is_closed() -> None:
+    closed = asyncio.Event()
+
+    async def quiet() -> AsyncIterator[str]:
+        try:
+            yield "first"
+            await asyncio.Event().wait()  # nothing more, ever (an idle relay)
+            yield "never"
+        finally:
+            closed.set()
+
+    checks: list[int] = []
+    revoked = asyncio.Event()
+
+    async def check() -> None:
+        checks.append(1)
+        if revoked.is_set():
+            raise Revoked  # as the guard's abort ends the call
+
+    stream = rechecked(quiet(), 0.01, check)
+    assert await anext(stream) == "first"
+    revoked.set()
+    with pytest.raises(Revoked):
+        await anext(stream)
+    assert closed.is_set() and checks
+
+
+async def test_items_pass_through_and_the_stream_ends_with_its_source() -> None:
+    async def three() -> AsyncIterator[int]:
+        for i in range(3):
+            yield i
+
+    async def ok() -> None:
+        return None
+
+    assert [i async for i in rechecked(three(), 60.0, ok)] == [0, 1, 2]
