@@ -82,6 +82,7 @@ class Executor:
         # several networks resolves all of their names, whichever address it asks from).
         self._asker: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._addresses: dict[str, tuple[str, ...]] = {}  # ccs container id -> its addresses
+        self._owners: dict[str, str] = {}  # address -> the ccs container id that holds it
         # Running containers on several networks: the network fabric routes inside them
         # (nodeagent/network/endpoints.py); `on_endpoints` is told when the set changes.
         self._endpoints: dict[str, tuple[int, str, tuple[tuple[str, str], ...]]] = {}
@@ -356,15 +357,18 @@ class Executor:
             self._on_endpoints()
 
     def _note_addresses(self, cid: str, app: str, addresses: dict[str, str]) -> None:
-        """Keep `networks_of` current with `cid`'s addresses (none: it has left them)."""
+        """Keep `networks_of` current with `cid`'s addresses (none: it has left them). An
+        address is dropped only while it is still `cid`'s: a new container may hold it already."""
         for address in self._addresses.pop(cid, ()):
-            if self._asker.get(address, ("", ()))[0] == app:
+            if self._owners.get(address) == cid:
                 self._asker.pop(address, None)
+                self._owners.pop(address, None)
         if addresses:
             networks = tuple(sorted(addresses))
             self._addresses[cid] = tuple(addresses.values())
             for address in addresses.values():
                 self._asker[address] = (app, networks)
+                self._owners[address] = cid
 
     def _forget(self, cid: str) -> None:
         self._dns.pop(cid, None)
