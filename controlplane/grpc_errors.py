@@ -76,12 +76,25 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     return None
 
 
+def wire_size(raw: bytes) -> int:
+    """Bytes ``raw`` takes in the ``grpc-message`` trailer: gRPC percent-encodes every byte
+    outside printable ASCII, and ``%``, as three."""
+    return len(raw) + 2 * sum(1 for b in raw if b < 0x20 or b > 0x7E or b == 0x25)
+
+
 def bounded(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
-    """``message`` cut to at most ``limit`` UTF-8 bytes, saying so when it was cut."""
+    """``message`` cut to at most ``limit`` bytes *on the wire* (``wire_size``: a message of
+    non-ASCII text takes three times its UTF-8 length there), saying so when it was cut."""
     raw = message.encode()
-    if len(raw) <= limit:
+    if wire_size(raw) <= limit:
         return message
-    return raw[: limit - 64].decode(errors="ignore") + f" ... ({len(raw)} bytes in all, cut)"
+    budget, end = limit - 64, 0
+    for i, b in enumerate(raw):
+        budget -= 3 if b < 0x20 or b > 0x7E or b == 0x25 else 1
+        if budget < 0:
+            break
+        end = i + 1
+    return raw[:end].decode(errors="ignore") + f" ... ({len(raw)} bytes in all, cut)"
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:

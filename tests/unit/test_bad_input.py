@@ -15,7 +15,7 @@ from ccs.v1 import api_pb2
 from controlplane.api.apps import _check_release_options
 from controlplane.api.template_parse import MAX_ENV_BYTES, check_inputs
 from controlplane.compose import TemplateError, parse_template
-from controlplane.grpc_errors import InvalidArgument, bounded
+from controlplane.grpc_errors import InvalidArgument, bounded, wire_size
 from controlplane.names import check_labels, check_name, check_text
 from controlplane.release import ReleaseOptions
 from controlplane.request_decoding import bad_utf8_path, describe
@@ -65,6 +65,10 @@ def test_free_text_is_bounded_in_bytes_and_refuses_nul() -> None:
 def test_status_messages_are_cut_below_the_trailer_limit() -> None:
     cut = bounded("é" * 10_000)
     assert len(cut.encode()) <= 4 * 1024 and cut.endswith("(20000 bytes in all, cut)")
+    # Measured as gRPC sends it: non-ASCII bytes are percent-encoded (3 bytes each), so 4 KiB
+    # of "é" would be 12 KiB of trailer, past the 8 KiB at which gRPC starts refusing at random.
+    assert wire_size(cut.encode()) <= 4 * 1024
+    assert wire_size("é%\n".encode()) == 12
     assert bounded("short") == "short"
 
 
