@@ -222,8 +222,9 @@ def _bound_with_anchor(writes: list[_Write]) -> list[_Write]:
     (a needed write stays before the writes needing it: it may land in an earlier chunk,
     which the needs guard covers)."""
     bound: dict[str, list[_Write]] = {}
+    present = {x.key for x in writes}
     for w in writes:
-        if w.bound_to and w.bound_to in {x.key for x in writes}:
+        if w.bound_to and w.bound_to in present:
             bound.setdefault(w.bound_to, []).append(w)
     if not bound:
         return writes

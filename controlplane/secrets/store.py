@@ -145,7 +145,11 @@ class SecretStore:
                        dt.datetime.now(dt.UTC), generation, application, key, 0, seal(data_key, value, key)), True
 
     async def get(self, cluster: str, kind: str, name: str, version: int | None) -> Version:
-        """The version asked (None: the latest); NotFound naming ``name@version``."""
+        """The version asked (None: the latest); NotFound naming ``name@version``. A pinned
+        version is one key read (the dispatcher asks for every mounted file and route
+        certificate), not a read of every version's ciphertext."""
+        if version is not None and (kv := await self.etcd.get(version_key(cluster, kind, name, version))):
+            return _parse(kv)
         existing = await self.versions(cluster, kind, name)
         if not existing:
             raise NotFound(kind, name)
