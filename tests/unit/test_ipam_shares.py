@@ -82,3 +82,16 @@ def test_growth_is_geometric_so_a_pair_needs_few_blocks() -> None:
         blocks += [ShareBlock(b.index, b.subnet, 1) for b in fill.new]
     assert [b.subnet.prefixlen for b in blocks] == [28, 27, 25, 23, 21]
     assert sum(b.holders for b in blocks) == 2000
+
+
+def test_past_the_21_the_next_block_is_a_20_the_largest() -> None:
+    """The README's "from there every further block is a /20": 3,000 containers one at a time."""
+    blocks: list[ShareBlock] = []
+    allocate = pool().allocate
+    for _ in range(3000):
+        fill = fill_share(blocks, 1, expected=0, allocate=allocate)
+        [got] = fill.assigned
+        assert got is not None
+        blocks = [ShareBlock(b.index, b.subnet, b.holders + (b.index == got.index)) for b in blocks]
+        blocks += [ShareBlock(b.index, b.subnet, 1) for b in fill.new]
+    assert [b.subnet.prefixlen for b in blocks] == [28, 27, 25, 23, 21, 20]
