@@ -11,6 +11,7 @@ from pathlib import Path
 from ccs.durations import DurationError, parse_seconds
 from controlplane import log_setup
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
+from controlplane.http.server import parse_listen
 from controlplane.server import ServerOptions, serve
 
 
@@ -99,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     tls.add_argument("--etcd-cert", type=Path, default=None, metavar="PEM",
                      help="client certificate for etcd (its --client-cert-auth)")
     tls.add_argument("--etcd-key", type=Path, default=None, metavar="PEM", help="its private key")
+    p.add_argument("--http-listen", default=os.environ.get("CCS_HTTP_LISTEN", ":7480"), metavar="ADDR",
+                   help="HTTPS port for deploy triggers, with the API's certificate (default :7480; "
+                   "HOST:PORT, port 0 picks one; 'off' disables it)")
     p.add_argument("--audit-retention", default="30d", metavar="DURATION",
                    help="how long audit records are kept (default 30d; e.g. 90d, 12h)")
     p.add_argument("--log-level", default="info")
@@ -130,6 +134,10 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         p.error(f"--audit-retention: {e}")
     if audit_retention <= 0:
         p.error("--audit-retention: must be more than 0")
+    try:
+        parse_listen(a.http_listen)
+    except ValueError as e:
+        p.error(f"--http-listen: {e}")
     log_setup.setup(a.log_level, a.log_format)
     return ServerOptions(
         listen=a.listen,
@@ -159,6 +167,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         etcd_cert=a.etcd_cert,
         etcd_key=a.etcd_key,
         audit_retention=audit_retention,
+        http_listen=a.http_listen,
     )
 
 

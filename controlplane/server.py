@@ -48,6 +48,7 @@ from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.secrets.keyring import Keyring
 from controlplane.secrets.store import SecretStore
 from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
+from controlplane.triggers.wiring import Triggers
 
 log = structlog.get_logger("ccs.server")
 
@@ -66,7 +67,7 @@ SERVICE_NAMES = [
         "SecretService",
         "ConfigService",
     )
-] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
+] + [Triggers.SERVICE_NAME] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
 
 @dataclass
@@ -101,6 +102,8 @@ class ServerOptions:
     etcd_cert: Path | None = None
     etcd_key: Path | None = None
     audit_retention: float = AUDIT_RETENTION_SECONDS
+    # The HTTPS port for triggers (controlplane.http): "HOST:PORT", ":PORT", or "off".
+    http_listen: str = ":7480"
 
 
 def _client_address(listen: str, port: int) -> str:
@@ -133,6 +136,8 @@ class Server:
         self.orchestrator: Orchestrator | None = None
         self.elector: LeaderElector | None = None
         self.replicas: ReplicaRegistry | None = None
+        self.triggers: Triggers | None = None
+        self.http_port = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -211,7 +216,11 @@ class Server:
         secret_api = SecretServicer(etcd, self.secrets, apps.refresh, batch)
         api_pb2_grpc.add_SecretServiceServicer_to_server(secret_api, server)
         api_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(etcd, self.secrets, apps.refresh), server)
-        api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd, self.informer), server)
+        services = ServiceServicer(etcd, self.informer)
+        api_pb2_grpc.add_ServiceServiceServicer_to_server(services, server)
+        self.triggers = Triggers(etcd, self.secrets, apps, services, opts.http_listen, opts.advertise, interfaces,
+                                 self.tls)
+        self.triggers.add_to(server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server
         )
@@ -236,6 +245,7 @@ class Server:
         )
         ca_pem = self.tls.api_root_pem if self.tls else None
         await self.replicas.start()
+        self.http_port = await self.triggers.start()  # before gRPC: a trigger URL answered works
         await server.start()
         self.grpc = server
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -319,6 +329,8 @@ class Server:
             await self.replicas.stop()  # agents and join tokens stop naming this replica
         if self.elector is not None:
             await self.elector.stop()
+        if self.triggers is not None:
+            await self.triggers.stop()
         if self.grpc is not None:
             # In-flight RPCs get the grace period to finish; new ones are refused.
             await self.grpc.stop(self.opts.shutdown_grace)
