@@ -24,6 +24,7 @@ from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
+from ccs.triggers import Triggers
 
 __all__ = [
     "SyncApplications",
@@ -39,6 +40,7 @@ __all__ = [
     "SyncSecrets",
     "SyncServices",
     "SyncTokens",
+    "SyncTriggers",
 ]
 
 P = ParamSpec("P")
@@ -144,6 +146,15 @@ class SyncSecrets(_Namespace[Secrets]):
     list = blocking(Secrets.list)
     delete = blocking(Secrets.delete)
     rotate_key = blocking(Secrets.rotate_key)
+
+
+class SyncTriggers(_Namespace[Triggers]):
+    __doc__ = Triggers.__doc__
+    create = blocking(Triggers.create)
+    list = blocking(Triggers.list)
+    delete = blocking(Triggers.delete)
+    rotate = blocking(Triggers.rotate)
+    invoke = blocking(Triggers.invoke)
 
 
 class SyncConfigs(_Namespace[Configs]):

@@ -91,7 +91,7 @@ class Cluster3:
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
         node_port = node_port_for(state)
         argv = [sys.executable, "-m", "controlplane.main", "--listen", f"0.0.0.0:{self.port}",
-                "--node-listen", f"0.0.0.0:{node_port}", "--advertise", BRIDGE_IP,
+                "--node-listen", f"0.0.0.0:{node_port}", "--http-listen", "0.0.0.0:0", "--advertise", BRIDGE_IP,
                 "--state-dir", str(state), "--client-config", str(self.config_path),
                 "--etcd", self.etcd.url, "--log-format", "json", *SERVER_FLAGS]
         proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)

@@ -1,0 +1,371 @@
+"""Deploy triggers on a real ccs-server and a real etcd (issue 13, "Triggers").
+
+Calls go over the server's HTTPS port (httpx, verifying the server against its CA), signed as a
+CI job (ccs's form) or GitHub (its form) signs them. Each refusal is checked to change nothing:
+the application's revision and template, its services and the delivery claims in etcd are the
+same after it. No agents run: a release stays in progress, which is all a trigger answer needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import aetcd
+import httpx
+import pytest
+
+import ccs
+from ccs.errors import PermissionDenied
+from controlplane.triggers.records import DELIVERIES
+from controlplane.triggers.signature import ccs_signature, github_signature
+from tests.conftest import EtcdProc, ServerProc, start_etcd, start_server
+
+pytestmark = pytest.mark.etcd
+
+TEMPLATE = """
+services:
+  web:
+    image: local/webapp:v1   # the tag CI moves
+    deploy: {replicas: 1}
+  db:
+    image: local/busybox:1
+    command: sleep 3600
+"""
+
+
+@dataclass
+class Setup:
+    server: ServerProc
+    cluster: str
+    secrets: dict[str, str]  # trigger name -> its secret
+
+
+def http(server: ServerProc) -> httpx.AsyncClient:
+    assert server.ca_pem and server.http_url, "the server logged no HTTPS endpoint"
+    ctx = ssl.create_default_context(cadata=server.ca_pem)
+    return httpx.AsyncClient(base_url=server.http_url, verify=ctx, timeout=30)
+
+
+def ccs_headers(secret: str, body: bytes, *, delivery: str = "", at: float | None = None) -> dict[str, str]:
+    stamp = str(int(time.time() if at is None else at))
+    return {"content-type": "application/json", "x-ccs-timestamp": stamp,
+            "x-ccs-delivery": delivery or str(uuid.uuid4()),
+            "x-ccs-signature": ccs_signature(secret.encode(), stamp, body)}
+
+
+async def prepare(server: ServerProc, cluster: str, callback: str = "") -> Setup:
+    async with server.client() as cl:
+        await cl.clusters.create(cluster)
+        await cl.applications.create(cluster, "shop", TEMPLATE)
+        secrets = {}
+        for name, action, service in (("retag", "update-image", "web"), ("scale", "scale", "web"),
+                                      ("again", "redeploy", "")):
+            made = await cl.triggers.create(cluster, "shop", name, action, service=service,
+                                            callback_url=callback if name == "scale" else "")
+            assert made.trigger.url == f"{server.http_url}/v1/triggers/{cluster}/shop/{name}"
+            secrets[name] = made.secret
+    return Setup(server, cluster, secrets)
+
+
+@pytest.fixture
+async def setup(ccs_server: ServerProc, unique: str) -> Setup:
+    return await prepare(ccs_server, unique)
+
+
+async def state(s: Setup) -> tuple[int, str, int, int]:
+    """What a refused call must leave as it was: the app's revision and template, web's
+    replicas, and how many delivery claims etcd holds for the cluster."""
+    async with s.server.client() as cl:
+        got = await cl.applications.get(s.cluster, "shop")
+        web = await cl.services.get(s.cluster, "shop", "web")
+    host, port = s.server.etcd_url.removeprefix("http://").split(":")
+    async with aetcd.Client(host=host, port=int(port)) as etcd:
+        claims = len((await etcd.get_prefix(f"{DELIVERIES}{s.cluster}/".encode(), keys_only=True)).kvs)
+    return got.application.revision, got.application.spec.template, web.spec.replicas, claims
+
+
+async def post(s: Setup, name: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    async with http(s.server) as h:
+        return await h.post(f"/v1/triggers/{s.cluster}/shop/{name}", content=body, headers=headers)
+
+
+async def test_a_signed_update_image_call_starts_a_release_and_its_status_url_answers(setup: Setup) -> None:
+    body = json.dumps({"tag": "v2", "version": "2.0"}).encode()
+    r = await post(setup, "retag", body, ccs_headers(setup.secrets["retag"], body))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["result"] == "released" and doc["release"] == "r000001" and doc["action"] == "update-image"
+    async with setup.server.client() as cl:
+        got = await cl.applications.get(setup.cluster, "shop")
+        web = await cl.services.get(setup.cluster, "shop", "web")
+    assert "image: local/webapp:v2   # the tag CI moves" in got.application.spec.template  # comment kept
+    assert web.spec.image == "local/webapp:v2" and got.application.spec.version == "2.0"
+    async with http(setup.server) as h:
+        status = await h.get(doc["status_url"].removeprefix(setup.server.http_url))
+        assert status.status_code == 200
+        assert status.json()["release"] == "r000001" and status.json()["phase"] == "progressing"
+        assert status.json()["done"] is False
+        forged = doc["status_url"].removeprefix(setup.server.http_url)[:-4] + "0000"
+        assert (await h.get(forged)).status_code == 404
+
+
+async def test_a_github_signed_redeploy_is_accepted_unmodified(setup: Setup) -> None:
+    """A GitHub push event: its own JSON keys, its signature header and delivery id."""
+    body = json.dumps({"ref": "refs/heads/main", "after": "abc", "repository": {"name": "shop"}}).encode()
+    headers = {"content-type": "application/json", "x-github-event": "push",
+               "x-github-delivery": str(uuid.uuid4()),
+               "x-hub-signature-256": github_signature(setup.secrets["again"].encode(), body)}
+    r = await post(setup, "again", body, headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == "unchanged" and r.json()["release"] == "" and r.json()["status_url"] == ""
+
+
+async def test_scale_takes_replicas_from_the_body(setup: Setup) -> None:
+    body = b'{"replicas": 4}'
+    r = await post(setup, "scale", body, ccs_headers(setup.secrets["scale"], body))
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == "scaled"
+    assert (await state(setup))[2] == 4
+
+
+async def test_refusals_change_nothing(setup: Setup) -> None:
+    body = b'{"tag": "v9"}'
+    secret = setup.secrets["retag"]
+    before = await state(setup)
+    cases: list[tuple[str, dict[str, str], int, str]] = [
+        ("bad signature", ccs_headers("not-the-secret", body), 401, "x-ccs-signature: does not match"),
+        ("old timestamp", ccs_headers(secret, body, at=time.time() - 301), 401, "x-ccs-timestamp"),
+        ("future timestamp", ccs_headers(secret, body, at=time.time() + 400), 401, "x-ccs-timestamp"),
+        ("unsigned", {"x-ccs-delivery": "d1"}, 401, "unsigned"),
+        ("github, wrong secret", {"x-github-delivery": "g1",
+                                  "x-hub-signature-256": github_signature(b"other", body)}, 401, "does not match"),
+        ("no delivery id", {k: v for k, v in ccs_headers(secret, body).items() if k != "x-ccs-delivery"}, 401,
+         "x-ccs-delivery: missing"),
+    ]
+    for what, headers, code, says in cases:
+        r = await post(setup, "retag", body, headers)
+        assert (r.status_code, says in r.json()["error"]) == (code, True), (what, r.text)
+        assert secret not in r.text
+    r = await post(setup, "nope", body, ccs_headers(secret, body))
+    assert r.status_code == 404 and "no trigger shop/nope" in r.json()["error"]
+    bad_tag = b'{"tag": "no spaces allowed"}'
+    r = await post(setup, "retag", bad_tag, ccs_headers(secret, bad_tag))
+    assert r.status_code == 400 and r.json()["error"].startswith("tag:")
+    assert await state(setup) == before
+
+
+async def test_a_replay_is_refused_and_changes_nothing(setup: Setup) -> None:
+    body = b'{"tag": "v2"}'
+    secret = setup.secrets["retag"]
+    r = await post(setup, "retag", body, ccs_headers(secret, body, delivery="build-41"))
+    assert r.status_code == 200, r.text
+    before = await state(setup)
+    # Freshly signed, same delivery id: a replay.
+    r = await post(setup, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="build-41"))
+    assert r.status_code == 401 and "replay" in r.json()["error"]
+    assert await state(setup) == before
+
+
+async def test_a_failed_action_gives_its_delivery_back(setup: Setup) -> None:
+    """The redelivery of a call whose action was refused may try again."""
+    async with setup.server.client() as cl:
+        await cl.applications.update(setup.cluster, "shop", template=TEMPLATE.replace("local/webapp:v1",
+                                                                                   "local/webapp:${TAG}"))
+    body = b'{"tag": "v2"}'
+    secret = setup.secrets["retag"]
+    r = await post(setup, "retag", body, ccs_headers(secret, body, delivery="build-7"))
+    assert r.status_code == 409 and "interpolated" in r.json()["error"]
+    assert (await state(setup))[3] == 0
+    async with setup.server.client() as cl:
+        await cl.applications.update(setup.cluster, "shop", template=TEMPLATE)
+    r = await post(setup, "retag", body, ccs_headers(secret, body, delivery="build-7"))
+    assert r.status_code == 200, r.text
+
+
+async def test_rotate_and_remove(setup: Setup) -> None:
+    body = b'{"replicas": 2}'
+    async with setup.server.client() as cl:
+        rotated = await cl.triggers.rotate(setup.cluster, "shop", "scale")
+        assert rotated.trigger.secret_version == 2 and rotated.secret != setup.secrets["scale"]
+        r = await post(setup, "scale", body, ccs_headers(setup.secrets["scale"], body))
+        assert r.status_code == 401  # the old secret stopped working
+        r = await post(setup, "scale", body, ccs_headers(rotated.secret, body))
+        assert r.status_code == 200, r.text
+        await cl.triggers.delete(setup.cluster, "shop", "scale")
+        assert [t.meta.name for t in await cl.triggers.list(setup.cluster, "shop")] == ["again", "retag"]
+    r = await post(setup, "scale", body, ccs_headers(rotated.secret, body))
+    assert r.status_code == 404
+
+
+async def test_a_trigger_of_a_deleted_application_does_not_act_on_its_successor(setup: Setup) -> None:
+    async with setup.server.client() as cl:
+        await cl.applications.delete(setup.cluster, "shop")
+        for _ in range(200):  # the reconciler removes it (its containers: none)
+            try:
+                await cl.applications.get(setup.cluster, "shop")
+            except ccs.errors.NotFound:
+                break
+            await asyncio.sleep(0.1)
+        await cl.applications.create(setup.cluster, "shop", TEMPLATE)
+    body = b'{"replicas": 2}'
+    r = await post(setup, "scale", body, ccs_headers(setup.secrets["scale"], body))
+    assert r.status_code == 404 and "earlier application" in r.json()["error"]
+
+
+async def test_the_rate_limit_answers_429(setup: Setup) -> None:
+    body = b"{}"
+    codes = []
+    async with http(setup.server) as h:
+        for _ in range(100):  # the burst is 10 and one call a second refills: 100 calls outrun it
+            r = await h.post(f"/v1/triggers/{setup.cluster}/shop/again", content=body,
+                             headers=ccs_headers("wrong", body))
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                assert int(r.headers["retry-after"]) >= 1
+                break
+    assert codes[-1] == 429 and set(codes[:-1]) == {401}
+
+
+async def test_the_trigger_role_calls_one_applications_triggers_and_nothing_else(setup: Setup) -> None:
+    async with setup.server.client() as admin:
+        with pytest.raises(ccs.errors.InvalidArgument, match="exactly one cluster and one application"):
+            await admin.tokens.create(f"ci-{setup.cluster}-x", role="trigger", clusters=[setup.cluster])
+        made = await admin.tokens.create(f"ci-{setup.cluster}", role="trigger", clusters=[setup.cluster],
+                                         applications=["shop"])
+        await admin.applications.create(setup.cluster, "other", TEMPLATE)
+        await admin.triggers.create(setup.cluster, "other", "again", "redeploy")
+    async with setup.server.client(token=made.secret) as ci:
+        done = await ci.triggers.invoke(setup.cluster, "shop", "retag", tag="v5")
+        assert done.result == "released" and done.status_url.startswith(setup.server.http_url)
+        with pytest.raises(PermissionDenied):
+            await ci.triggers.invoke(setup.cluster, "other", "again")
+        with pytest.raises(PermissionDenied):
+            await ci.applications.list(setup.cluster)
+        with pytest.raises(PermissionDenied):
+            await ci.triggers.list(setup.cluster, "shop")
+        with pytest.raises(PermissionDenied):
+            await ci.triggers.rotate(setup.cluster, "shop", "retag")
+        with pytest.raises(PermissionDenied):
+            await ci.services.scale(setup.cluster, "shop", "web", 3)
+
+
+async def test_every_call_is_audited_and_the_secret_appears_nowhere(setup: Setup) -> None:
+    secret = setup.secrets["retag"]
+    body = b'{"tag": "v2"}'
+    ok = await post(setup, "retag", body, ccs_headers(secret, body, delivery="audited-1"))
+    bad = await post(setup, "retag", body, ccs_headers("wrong", body, delivery="audited-2"))
+    assert (ok.status_code, bad.status_code) == (200, 401)
+    async with setup.server.client() as cl:
+        records = [r for r in await cl.audit.list() if r.target == f"trigger {setup.cluster}/shop/retag"]
+        events = await cl.events.list(setup.cluster)
+        listed = await cl.triggers.list(setup.cluster)
+    results = {r.message.split(":")[0]: r.result for r in records if r.method == "Trigger/POST"}
+    assert results["delivery audited-1"] == "OK" and results["delivery audited-2"] == "UNAUTHENTICATED"
+    seen = [setup.server.log_path.read_text(), str(records), str(events), str(listed),
+            json.dumps([json.loads(json.dumps(str(t))) for t in listed])]
+    for name, value in setup.secrets.items():
+        for text in seen:
+            assert value not in text, name
+
+
+Received = list[tuple[dict[str, str], bytes]]
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, Received]]:
+    """A plain HTTP server that records the POSTs it gets (the callback's receiver)."""
+    received: Received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/hook", received
+    srv.shutdown()
+    thread.join()
+
+
+async def test_the_callback_gets_the_final_phase_signed(ccs_server: ServerProc, unique: str,
+                                                        receiver: tuple[str, Received]) -> None:
+    url, received = receiver
+    s = await prepare(ccs_server, unique, callback=url)
+    body = b'{"replicas": 2}'
+    r = await post(s, "scale", body, ccs_headers(s.secrets["scale"], body))
+    assert r.status_code == 200, r.text
+    for _ in range(300):
+        if received:
+            break
+        await asyncio.sleep(0.05)
+    headers, sent = received[0]
+    assert headers["x-ccs-signature"] == ccs_signature(s.secrets["scale"].encode(), headers["x-ccs-timestamp"], sent)
+    assert json.loads(sent)["phase"] == "scaled"
+
+
+@pytest.fixture
+def own_etcd(tmp_path: Path) -> Iterator[EtcdProc]:
+    proc = start_etcd(tmp_path)
+    yield proc
+    proc.stop()
+
+
+async def test_a_replay_is_refused_after_a_restart_and_on_another_replica(tmp_path: Path, own_etcd: EtcdProc) -> None:
+    a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
+    b = start_server(tmp_path / "b", own_etcd.url, tmp_path / "b.yaml", extra=["--no-reconcilers"])
+    try:
+        s = await prepare(a, "c1")
+        body = b'{"tag": "v2"}'
+        secret = s.secrets["retag"]
+        r = await post(s, "retag", body, ccs_headers(secret, body, delivery="gh-1"))
+        assert r.status_code == 200, r.text
+        before = await state(s)
+        # Another replica, the same delivery freshly signed: refused.
+        on_b = Setup(b, s.cluster, s.secrets)
+        r = await post(on_b, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="gh-1"))
+        assert r.status_code == 401 and "replay" in r.json()["error"]
+        # The first replica restarted: still refused.
+        a.stop()
+        a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
+        s = Setup(a, s.cluster, s.secrets)
+        r = await post(s, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="gh-1"))
+        assert r.status_code == 401 and "replay" in r.json()["error"]
+        assert await state(s) == before
+        # A GitHub-form replay of a GitHub delivery, too.
+        gh = {"x-github-delivery": "gh-2", "x-hub-signature-256": github_signature(secret.encode(), body)}
+        assert (await post(s, "retag", body, gh)).status_code == 200
+        assert (await post(on_b, "retag", body, gh)).status_code == 401
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_http_listen_off(tmp_path: Path, own_etcd: EtcdProc) -> None:
+    srv = start_server(tmp_path / "s", own_etcd.url, tmp_path / "c.yaml", extra=["--http-listen", "off"])
+    try:
+        assert srv.http_url == ""
+        async with srv.client() as cl:
+            await cl.clusters.create("c1")
+            await cl.applications.create("c1", "shop", TEMPLATE)
+            made = await cl.triggers.create("c1", "shop", "again", "redeploy")
+            assert made.trigger.url == ""
+            done = await cl.triggers.invoke("c1", "shop", "again")
+            assert done.result == "unchanged" and done.status_url == ""
+    finally:
+        srv.stop()
