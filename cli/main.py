@@ -24,6 +24,7 @@ from cli.commands import (
     secret,
     service,
     token,
+    trigger,
 )
 from cli.session import Session
 
@@ -79,6 +80,7 @@ app.add_typer(network.app, name="network")
 app.add_typer(secret.secret_app, name="secret")
 app.add_typer(secret.config_app, name="config")
 app.add_typer(token.app, name="token")
+app.add_typer(trigger.app, name="trigger")
 app.add_typer(audit.app, name="audit")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)
 app.command("logs")(container.logs)

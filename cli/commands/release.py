@@ -230,6 +230,25 @@ def get(
             typer.echo(f"  {line}")
 
 
+@app.command("wait")
+def wait_cmd(
+    ctx: typer.Context,
+    application: AppArg,
+    name: Annotated[str, typer.Argument(help="Release name (r<N>, as a trigger answers it); default: the latest.")]
+    = "",
+    cluster: ClusterOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+) -> None:
+    """Wait until a release ends: exit 0 if it succeeded, 10 if it failed or was rolled back, 9 on timeout."""
+    s = session(ctx)
+    c = s.cluster(cluster)
+
+    async def call(cl: AsyncClient) -> None:
+        await follow(cl, c, application, name=name, timeout=timeout)
+
+    s.run(call)
+
+
 @app.command("shift")
 def shift(
     ctx: typer.Context,
