@@ -217,3 +217,38 @@ def test_route_ls_shows_the_certificate_of_an_https_domain() -> None:
         pb.RouteEntry(application="shop", service="web", domain="plain.example"),
     ])
     assert [r[0] for r in rows(table)] == ["shop.example (tls c@2)", "plain.example"]
+
+
+@pytest.mark.parametrize(("phase", "code", "says"), [
+    (pb.RELEASE_PHASE_SUCCEEDED, 0, "release r000001 succeeded"),
+    (pb.RELEASE_PHASE_FAILED, 10, "error: release failed: boom"),
+])
+def test_release_wait_names_a_release_and_exits_by_its_end(
+    config: Path, tmp_path: Path, fake: FakeApi, served: ThreadedServer, phase: int, code: int, says: str
+) -> None:
+    """``ccs release wait APP NAME``: what a CI job runs after a trigger answered the release."""
+    update(config, tmp_path, "rolling")
+    t, box = in_background(config, served, fake, "release", "wait", "-c", "prod", "shop", "r000001")
+    served.call(lambda: fake.set_release("prod", "shop", phase=phase, message="boom"))
+    t.join()
+    result = box["r"]
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert says in result.stdout + result.stderr
+
+
+def test_trigger_create_prints_url_and_secret_once_as_shell_assignments(config: Path) -> None:
+    made = ccs(config, "trigger", "create", "-c", "prod", "shop", "--action", "scale", "--service", "web")
+    assert made.exit_code == 0, made.stderr
+    lines = made.stdout.splitlines()
+    assert lines[0] == "CCS_TRIGGER_URL=''" and lines[1].startswith("CCS_TRIGGER_SECRET=")
+    secret = lines[1].split("=", 1)[1].strip("'")
+    assert "trigger shop/scale (scale web) created; its secret is shown only now" in made.stderr
+    for fmt in ("table", "json", "yaml"):
+        assert secret not in ok(config, "trigger", "ls", "-c", "prod", "-o", fmt)
+    ran = ok(config, "trigger", "run", "-c", "prod", "shop", "scale", "--replicas", "3")
+    assert ran == "service shop/web: 3 replicas\n"
+    rotated = ok(config, "trigger", "rotate", "-c", "prod", "shop", "scale")
+    assert secret not in rotated and "CCS_TRIGGER_SECRET=" in rotated
+    assert ok(config, "trigger", "rm", "-c", "prod", "shop", "scale") == "trigger shop/scale removed\n"
+    bad = ccs(config, "trigger", "create", "-c", "prod", "shop", "--action", "deploy")
+    assert bad.exit_code == 2 and "use one of redeploy," in " ".join(bad.stderr.split())
