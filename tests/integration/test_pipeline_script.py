@@ -54,7 +54,7 @@ def run(env: dict[str, str], *stages: str, **more: str) -> subprocess.CompletedP
                           text=True, timeout=120, check=False)
 
 
-async def set_phase(server: ServerProc, cluster: str, number: int, phase: int) -> None:
+async def set_phase(server: ServerProc, cluster: str, number: int, phase: pb.ReleasePhase) -> None:
     """What the release reconciler would write when the release ends."""
     etcd = Etcd([server.etcd_url])
     try:
