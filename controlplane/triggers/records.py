@@ -8,13 +8,13 @@ import time
 
 from ccs.v1 import triggers_pb2 as tpb
 from controlplane.secrets.store import SecretStore
-from controlplane.store import AlreadyExists, reads
+from controlplane.store import AlreadyExists, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
-TRIGGERS = "/ccs/triggers/"
-DELIVERIES = "/ccs/triggerdeliveries/"
-SECRET_KIND = "trigger"
+TRIGGERS = keys.TRIGGERS
+DELIVERIES = keys.TRIGGER_DELIVERIES
+SECRET_KIND = keys.TRIGGER_SECRET_KIND
 #: How long a delivery id is remembered. GitHub redelivers with the same id (by hand, at any
 #: time): a week covers its redelivery window of recent deliveries; a ccs-signed call is refused
 #: by its timestamp after 5 minutes anyway, so its ids need 10 (a minute's margin).
@@ -25,7 +25,7 @@ LEASE_REUSE = 60
 
 
 def prefix(cluster: str, app: str = "") -> str:
-    return f"{TRIGGERS}{cluster}/" + (f"{app}/" if app else "")
+    return keys.triggers(cluster, app or None)
 
 
 def key(cluster: str, app: str, name: str) -> str:
@@ -40,7 +40,7 @@ def secret_name(app: str, name: str) -> str:
 
 def delivery_key(cluster: str, app: str, name: str, delivery: str) -> str:
     """The claim of one delivery id (hashed: the id is the caller's text, the key is ours)."""
-    return f"{DELIVERIES}{cluster}/{app}/{name}/{hashlib.sha256(delivery.encode()).hexdigest()[:40]}"
+    return f"{keys.trigger_deliveries(cluster, app)}{name}/{hashlib.sha256(delivery.encode()).hexdigest()[:40]}"
 
 
 def new_secret() -> str:

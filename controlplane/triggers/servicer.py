@@ -112,7 +112,7 @@ class TriggerServicer(triggers_pb2_grpc.TriggerServiceServicer):
                                      t.meta.resource_version)
         txn.delete(records.key(cluster, app, name))
         txn.delete_prefix(prefix(cluster, records.SECRET_KIND, records.secret_name(app, name)))
-        txn.delete_prefix(f"{records.DELIVERIES}{cluster}/{app}/{name}/")
+        txn.delete_prefix(f"{keys.trigger_deliveries(cluster, app)}{name}/")
         if await self.etcd.get(keys.app(cluster, app)) is not None:
             record_event(txn, cluster, "application", app, "TriggerDeleted", f"trigger {name} removed")
         await txn.commit(self.etcd)

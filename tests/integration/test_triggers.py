@@ -206,19 +206,27 @@ async def test_rotate_and_remove(setup: Setup) -> None:
     assert r.status_code == 404
 
 
-async def test_a_trigger_of_a_deleted_application_does_not_act_on_its_successor(setup: Setup) -> None:
+async def test_a_deleted_applications_triggers_go_with_it(setup: Setup) -> None:
+    """Removing the application removes its triggers, their secrets and deliveries in its own
+    transaction: a trigger made for it never acts on an application made later under its name."""
+    body = b'{"replicas": 2}'
+    assert (await post(setup, "scale", body, ccs_headers(setup.secrets["scale"], body))).status_code == 200
     async with setup.server.client() as cl:
         await cl.applications.delete(setup.cluster, "shop")
-        for _ in range(200):  # the reconciler removes it (its containers: none)
+        for _ in range(300):  # the reconciler removes it (its containers: none)
             try:
                 await cl.applications.get(setup.cluster, "shop")
             except ccs.errors.NotFound:
                 break
             await asyncio.sleep(0.1)
         await cl.applications.create(setup.cluster, "shop", TEMPLATE)
-    body = b'{"replicas": 2}'
+        assert await cl.triggers.list(setup.cluster, "shop") == []
+    host, port = setup.server.etcd_url.removeprefix("http://").split(":")
+    async with aetcd.Client(host=host, port=int(port)) as etcd:
+        for prefix in (f"/ccs/secrets/{setup.cluster}/trigger/", f"{DELIVERIES}{setup.cluster}/"):
+            assert not (await etcd.get_prefix(prefix.encode(), keys_only=True)).kvs, prefix
     r = await post(setup, "scale", body, ccs_headers(setup.secrets["scale"], body))
-    assert r.status_code == 404 and "earlier application" in r.json()["error"]
+    assert r.status_code == 404 and "no trigger shop/scale" in r.json()["error"]
 
 
 async def test_the_rate_limit_answers_429(setup: Setup) -> None:
@@ -369,3 +377,13 @@ async def test_http_listen_off(tmp_path: Path, own_etcd: EtcdProc) -> None:
             assert done.result == "unchanged" and done.status_url == ""
     finally:
         srv.stop()
+
+
+async def test_a_deleted_clusters_triggers_go_with_it(setup: Setup) -> None:
+    async with setup.server.client() as cl:
+        await cl.clusters.delete(setup.cluster, force=True)
+    host, port = setup.server.etcd_url.removeprefix("http://").split(":")
+    async with aetcd.Client(host=host, port=int(port)) as etcd:
+        for prefix in (f"/ccs/triggers/{setup.cluster}/", f"/ccs/secrets/{setup.cluster}/",
+                       f"{DELIVERIES}{setup.cluster}/"):
+            assert not (await etcd.get_prefix(prefix.encode(), keys_only=True)).kvs, prefix
