@@ -23,20 +23,21 @@ import asyncio
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
 from ccs.v1 import triggers_pb2 as tpb
-from controlplane.access.audit import ANONYMOUS_BURST, ANONYMOUS_RATE, TokenBucket
+from controlplane.access.audit import ANONYMOUS_BURST, ANONYMOUS_RATE, MAX_MESSAGE, MAX_TARGET, TokenBucket
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument
 from controlplane.secrets.keyring import Keyring
 from controlplane.store import Conflict, NotFound, StoreUnavailable, keys
+from controlplane.store.codec import encode
 from controlplane.store.events import event_id
 from controlplane.store.meta import now
-from controlplane.store.txn import Txn
+from controlplane.store.txn import RIDER, Rider, Txn
 from controlplane.triggers import callback
 from controlplane.triggers.actions import ACTION_NAMES, Actions, Outcome
 from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, TriggerStore
@@ -137,6 +138,7 @@ class Invoker:
                           peer: str) -> Accepted:
         """The HTTPS endpoint's call; :class:`Refused` says why not (and nothing changed)."""
         delivery = headers.get("x-ccs-delivery") or headers.get("x-github-delivery") or ""
+        audit = _Record(cluster, app, name, peer, delivery)
         try:
             self._rate(cluster, app, name)
             trigger = await self.trigger_of(cluster, app, name)
@@ -153,19 +155,27 @@ class Invoker:
                 claim = await self.store.claim(cluster, app, name, verified.delivery, ttl)
             except Replay:
                 raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay") from None
+            # The record rides on the action's own transaction (as a gRPC change's does,
+            # controlplane.access.audit): a change that landed never lacks its record.
+            rider = Rider(*audit.encoded(200, "accepted", wrote=True))
+            reset = RIDER.set(rider)
             try:
                 outcome = await self.act(trigger, params)
             except Refused:
                 await self.store.release_claim(claim)
                 raise
+            finally:
+                RIDER.reset(reset)
+                rider.closed = True
+                audit.revision = rider.revision
         except Refused as r:
-            await self._audit(cluster, app, name, peer, delivery, r.status, r.message)
+            await self._audit(audit, r.status, r.message)
             raise
         except Exception as e:
-            await self._audit(cluster, app, name, peer, delivery, 500, type(e).__name__)
+            await self._audit(audit, 500, type(e).__name__)
             raise
         accepted = self._accepted(trigger, outcome, verified.delivery)
-        await self._audit(cluster, app, name, peer, delivery, 200, outcome.message, wrote=True)
+        await self._audit(audit, 200, outcome.message)  # the answer in full (same key)
         return accepted
 
     async def act(self, trigger: tpb.Trigger, params: Params) -> Outcome:
@@ -213,27 +223,45 @@ class Invoker:
 
     # ------------------------------------------------------------------ audit
 
-    async def _audit(self, cluster: str, app: str, name: str, peer: str, delivery: str, status: int,
-                     message: str, *, wrote: bool = False) -> None:
+    async def _audit(self, audit: _Record, status: int, message: str) -> None:
         if status in (401, 404, 429) and not self.refusals.take():
             if self.refusals.dropped - self._dropped_logged >= 100 or not self._dropped_logged:
                 log.warning("refused trigger calls not audited (rate limit)", dropped=self.refusals.dropped)
                 self._dropped_logged = self.refusals.dropped
             return
-        rid = event_id()
-        rec = pb.AuditRecord(
-            meta=pb.Meta(id=rid, name=rid, created_at=now()), method=METHOD,
-            target=f"trigger {cluster}/{app}/{name}"[:300], peer=peer[:300],
-            token_name=f"trigger {name}"[:100], role="trigger",
-            result=_RESULTS.get(status, "UNKNOWN"),
-            message=(f"delivery {delivery}: " if delivery else "") + message[:900] if status != 200
-            else f"delivery {delivery}: {message}"[:1000],
-            wrote=wrote,
-        )
+        key, value = audit.encoded(status, message, wrote=bool(audit.revision))
         try:
-            await Txn().put(keys.audit(rid), rec).commit(self.store.etcd)
+            await Txn().put(key, value).commit(self.store.etcd)
         except Exception as e:
-            log.error("audit record not written", error=str(e), method=METHOD, target=rec.target, result=rec.result)
+            log.error("audit record not written", error=str(e), method=METHOD, target=audit.target,
+                      result=_RESULTS.get(status, "UNKNOWN"))
+
+
+@dataclass
+class _Record:
+    """One call's audit record: made once (its id and key), written at most twice (riding on the
+    action's transaction, then with the answer)."""
+
+    cluster: str
+    app: str
+    name: str
+    peer: str
+    delivery: str
+    revision: int = 0
+    rid: str = field(default_factory=event_id)
+
+    @property
+    def target(self) -> str:
+        return f"trigger {self.cluster}/{self.app}/{self.name}"[:MAX_TARGET]
+
+    def encoded(self, status: int, message: str, *, wrote: bool) -> tuple[str, bytes]:
+        text = f"delivery {self.delivery}: {message}" if self.delivery else message
+        rec = pb.AuditRecord(
+            meta=pb.Meta(id=self.rid, name=self.rid, created_at=now()), method=METHOD, target=self.target,
+            peer=self.peer[:MAX_TARGET], token_name=f"trigger {self.name}"[:MAX_TARGET], role="trigger",
+            result=_RESULTS.get(status, "UNKNOWN"), message=text[:MAX_MESSAGE], wrote=wrote,
+            revision=self.revision)
+        return keys.audit(self.rid), encode(rec)
 
 
 _RESULTS = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "FAILED_PRECONDITION",

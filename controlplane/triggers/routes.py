@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,6 +24,8 @@ from controlplane.store import NotFound, StoreUnavailable, keys, reads
 from controlplane.triggers.invoke import Invoker, Refused, action_name
 from controlplane.triggers.rules import MAX_BODY
 from controlplane.triggers.signature import DELIVERY
+
+log = structlog.get_logger("ccs.triggers")
 
 
 def _error(status: int, message: str, retry_after: float = 0.0) -> JSONResponse:
@@ -53,6 +56,9 @@ def routes(invoker: Invoker) -> list[Route]:
             return _error(r.status, r.message, r.retry_after)
         except StoreUnavailable:
             return _error(503, "etcd is unavailable; try again")
+        except Exception as e:  # logged with its stack; the caller gets the type only
+            log.exception("trigger call failed", cluster=cluster, app=app, trigger=name)
+            return _error(500, f"internal error: {type(e).__name__}")
         t, o = done.trigger, done.outcome
         return JSONResponse({"trigger": t.meta.name, "cluster": t.cluster, "application": t.application,
                              "action": action_name(t), "delivery": done.delivery, "result": o.result,

@@ -278,6 +278,8 @@ async def test_every_call_is_audited_and_the_secret_appears_nowhere(setup: Setup
         listed = await cl.triggers.list(setup.cluster)
     results = {r.message.split(":")[0]: r.result for r in records if r.method == "Trigger/POST"}
     assert results["delivery audited-1"] == "OK" and results["delivery audited-2"] == "UNAUTHENTICATED"
+    accepted = next(r for r in records if r.message.startswith("delivery audited-1"))
+    assert accepted.wrote and accepted.revision > 0 and accepted.role == "trigger"  # rode on the change
     seen = [setup.server.log_path.read_text(), str(records), str(events), str(listed),
             json.dumps([json.loads(json.dumps(str(t))) for t in listed])]
     for name, value in setup.secrets.items():
@@ -349,7 +351,7 @@ async def test_a_replay_is_refused_after_a_restart_and_on_another_replica(tmp_pa
         r = await post(on_b, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="gh-1"))
         assert r.status_code == 401 and "replay" in r.json()["error"]
         # The first replica restarted: still refused.
-        a.stop()
+        assert a.stop() == 0  # SIGTERM still stops it cleanly (uvicorn leaves the handlers alone)
         a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
         s = Setup(a, s.cluster, s.secrets)
         r = await post(s, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="gh-1"))

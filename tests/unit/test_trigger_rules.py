@@ -175,3 +175,22 @@ def test_retagging_a_template_changes_one_tag_and_keeps_the_rest() -> None:
                           ("env", "interpolated")):
         with pytest.raises(FailedPrecondition, match=says):
             retag_template(template, service, "v2")
+
+
+@pytest.mark.parametrize(("value", "parsed"), [
+    (":7480", ("0.0.0.0", 7480)), ("127.0.0.1:0", ("127.0.0.1", 0)), ("[::1]:8443", ("::1", 8443)),
+    ("off", None), ("OFF", None), ("none", None),
+])
+def test_http_listen_values(value: str, parsed: tuple[str, int] | None) -> None:
+    from controlplane.http.server import parse_listen
+
+    assert parse_listen(value) == parsed
+
+
+def test_a_bad_http_listen_is_a_usage_error_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from controlplane.main import parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--http-listen", "7480"])
+    assert e.value.code == 2
+    assert "--http-listen: '7480' is not HOST:PORT, :PORT or off" in capsys.readouterr().err
