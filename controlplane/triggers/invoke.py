@@ -8,7 +8,8 @@ Order of the checks, and why:
 3. the signature (401), against the secret decrypted from the secrets store;
 4. the body's parameters (400, naming the field);
 5. the delivery id is claimed in etcd, create-only (401: a replay);
-6. the action; if it fails, the claim is given back (a redelivery may try again).
+6. the action; if it fails before writing anything, the claim is given back (a redelivery may
+   try again).
 
 Nothing before step 6 writes anything but the call's audit record. Every call gets one
 (accepted or not); refusals of unknown triggers and bad signatures go through a token bucket per
@@ -162,7 +163,8 @@ class Invoker:
             try:
                 outcome = await self.act(trigger, params)
             except Refused:
-                await self.store.release_claim(claim)
+                if not rider.revision:  # nothing landed: a redelivery may try again
+                    await self.store.release_claim(claim)
                 raise
             finally:
                 RIDER.reset(reset)
