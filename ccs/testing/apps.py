@@ -216,6 +216,8 @@ class AppsFake(ReleasesFake):
 
     async def UpdateApplication(self, request: Any, context: Ctx) -> R.Application:
         app = await self._updated(request, context)
+        if request.dry_run:  # checked as the update, nothing written
+            return app
         self.commit([(("application", request.cluster, request.name), app)])
         self.snapshot_revision(app, "update")
         changed = self._update_services(app)
