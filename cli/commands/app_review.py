@@ -22,7 +22,7 @@ from ccs.client import AsyncClient
 from ccs.spec_diff import has_changes, render
 from ccs.template import load_bundle
 from ccs.v1 import api_pb2, resources_pb2
-from cli.output import TABLE, NoHeadersOpt, OutputOpt, age, emit
+from cli.output import TABLE, Format, NoHeadersOpt, OutputOpt, age, emit
 from cli.output import render as render_data
 from cli.session import EXIT_DIFFERENT, ClusterOpt, parse_pairs, session
 
@@ -68,7 +68,11 @@ def diff(
         )
 
     resp = s.run(call)
-    if not render_data(resp, output):
+    if output.format is Format.name:  # the services the update would change
+        for svc in resp.services:
+            if svc.change != "unchanged":
+                typer.echo(f"service/{svc.name}")
+    elif not render_data(resp, output):
         color = not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
         text = render(resp, color=color)
         if text:

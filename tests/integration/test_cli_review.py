@@ -89,6 +89,8 @@ def test_app_diff_shows_each_change_and_exits_12_only_when_there_is_one(
     data = json.loads(run(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(changed),
                           "-o", "json").stdout)
     assert [(s["name"], s["change"]) for s in data["services"]] == [("web", "changed")]
+    names = run(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(changed), "-o", "name")
+    assert (names.returncode, names.stdout) == (EXIT_DIFFERENT, "service/web\n")
     assert (data["services"][0]["before"]["image"], data["services"][0]["after"]["image"]) == (
         "local/busybox:1", "local/busybox:2")
 
