@@ -12,9 +12,8 @@ import ccs
 from ccs.spec_diff import has_changes
 from ccs.version import version
 
-from .test_sdk_contract import V1, Backend, backend, client, deployed, error
+from .backends import V1, Backend, deployed, error
 
-__all__ = ["backend", "client"]  # the fixtures, used by name
 pytestmark = [pytest.mark.timeout(60), pytest.mark.etcd]
 
 V2 = V1.replace("  db:\n    image: local/busybox:1\n", "  cache:\n    image: local/busybox:2\n")
