@@ -57,6 +57,9 @@ class Output:
     expr: str = ""
     _compiled: Any = field(default=None, compare=False, repr=False)
 
+    def __str__(self) -> str:  # how --help shows the default
+        return f"jsonpath={self.expr}" if self.format is Format.jsonpath else self.format.value
+
     @property
     def is_table(self) -> bool:
         """A table for people (``table`` or ``wide``), not data for programs."""

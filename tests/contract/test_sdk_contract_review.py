@@ -10,9 +10,11 @@ import pytest
 
 import ccs
 from ccs.spec_diff import has_changes
+from ccs.v1 import api_pb2
+from ccs.v1 import resources_pb2 as pb
 from ccs.version import version
 
-from .backends import V1, Backend, deployed, error
+from .backends import V1, Backend, deployed, error, raw
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.etcd]
 
@@ -46,7 +48,9 @@ async def test_diff_describes_the_update_and_writes_nothing(client: ccs.AsyncCli
     assert len(await client.applications.revisions(unique, "shop")) == 1
 
 
-async def test_diff_and_dry_run_refuse_what_the_update_refuses(client: ccs.AsyncClient, unique: str) -> None:
+async def test_diff_and_dry_run_refuse_what_the_update_refuses(
+    client: ccs.AsyncClient, backend: Backend, unique: str
+) -> None:
     app = await deployed(client, unique)
     e = await error(client.applications.diff(unique, "nope"))
     assert isinstance(e, ccs.NotFound) and e.message == "application 'nope' not found"
@@ -57,6 +61,15 @@ async def test_diff_and_dry_run_refuse_what_the_update_refuses(client: ccs.Async
         e = await error(call)
         assert isinstance(e, ccs.Conflict) and e.message.startswith(
             f"application 'shop' was modified concurrently (resource_version {stale} is stale, current is "), e.message
+    # The release options (checked past what the SDK checks itself) refuse a dry run and a diff too.
+    t = raw(client, backend)
+    for dry in (False, True):
+        req = api_pb2.UpdateApplicationRequest(cluster=unique, name="shop", env={"TAG": "v2"}, strategy="canary",
+                                               canary_steps=[pb.CanaryStep(weight=50)], dry_run=dry)
+        for method in (t.applications.UpdateApplication, t.applications.DiffApplication):
+            e = await error(t.unary(method, req, pb.Application))
+            assert isinstance(e, ccs.InvalidArgument) and e.message == (
+                "canary_steps: the last step must send 100% of traffic to the new revision"), (dry, e.message)
     e = await error(client.applications.diff(unique, "shop", template="services: {}\n"))
     assert isinstance(e, ccs.InvalidArgument) and e.message.startswith("services"), e.message
     e = await error(client.applications.create(unique, "shop", V1, dry_run=True))

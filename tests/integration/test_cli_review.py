@@ -242,6 +242,8 @@ def test_output_formats_headers_and_label_selectors(ccs_server: Any, unique: str
     assert plain[0].split()[0] == "NAME" and len(plain) == 3
     bare = ok(ccs_server, "app", "ls", "-c", unique, "--no-headers").splitlines()
     assert [line.split()[0] for line in bare] == ["one", "two"]
+    code, out = in_tty(ccs_server, "app", "ls", "-c", unique, "--no-headers")  # rich's table on a terminal
+    assert code == 0 and "NAME" not in out and "one" in out and "two" in out
     wide = ok(ccs_server, "app", "ls", "-c", unique, "-o", "wide").splitlines()
     assert wide[0].split()[-3:] == ["TEMPLATE-REVISION", "PROFILES", "LABELS"]
     assert wide[1].split()[-1] == "team=a"
