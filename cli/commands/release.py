@@ -24,7 +24,7 @@ from ccs.client import AsyncClient
 from ccs.errors import ReleaseFailed, WaitTimeout
 from ccs.models import StepsError, parse_steps, phase_name
 from ccs.v1 import resources_pb2
-from cli.output import TABLE, NoHeadersOpt, Output, OutputOpt, age, emit, render, table
+from cli.output import TABLE, NoHeadersOpt, Output, OutputOpt, age, emit, render
 from cli.session import ClusterOpt, fail, session
 
 app = typer.Typer(
@@ -209,7 +209,7 @@ def get(
     rel = s.run(lambda cl: cl.releases.get(c, application, name))
     if render(rel, output):
         return
-    table(HEADERS, [row(rel)], no_headers=no_headers)
+    emit(rel, output, HEADERS, row, no_headers=no_headers)
     st, spec = rel.status, rel.spec
     details = [("services", ", ".join(spec.services) or "-"), ("message", st.message or "-")]
     if spec.strategy == "canary":
