@@ -16,7 +16,7 @@ import typer
 
 from ccs.triggers import ACTIONS, action_name
 from ccs.v1 import triggers_pb2
-from cli.output import Format, OutputOpt, age, emit
+from cli.output import TABLE, NoHeadersOpt, OutputOpt, age, emit
 from cli.session import ClusterOpt, session
 
 app = typer.Typer(help="Deploy triggers: signed HTTPS calls that redeploy, retag or scale an application.",
@@ -65,11 +65,11 @@ def create(
 
 @app.command("ls")
 def ls(ctx: typer.Context, application: Annotated[str, typer.Argument(help="Application (default: all).")] = "",
-       cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+       cluster: ClusterOpt = None, output: OutputOpt = TABLE, no_headers: NoHeadersOpt = False) -> None:
     """List triggers (never their secrets)."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.triggers.list(c, application)), output, HEADERS, row)
+    emit(s.run(lambda cl: cl.triggers.list(c, application)), output, HEADERS, row, no_headers=no_headers)
 
 
 @app.command("rm")
@@ -100,14 +100,15 @@ def run(
     replicas: Annotated[int | None, typer.Option("--replicas", min=0, help="scale: the replicas.")] = None,
     version: Annotated[str, typer.Option("--version", help="The application's new version.")] = "",
     cluster: ClusterOpt = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
 ) -> None:
     """Fire a trigger with this context's token (a `trigger` token may do only this)."""
     s = session(ctx)
     c = s.cluster(cluster)
     done = s.run(lambda cl: cl.triggers.invoke(c, application, name, tag=tag, replicas=replicas, version=version))
-    if output is not Format.table:
-        emit(done, output, (), lambda r: [])
+    if not output.is_table:
+        emit(done, output, ("TRIGGER", "RESULT", "RELEASE", "STATUS URL"),
+             lambda r: [r.trigger, r.result, r.release or "-", r.status_url or "-"])
         return
     typer.echo(done.message or done.result)
     if done.release:
