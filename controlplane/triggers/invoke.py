@@ -147,6 +147,11 @@ class Invoker:
                 verified = verify(headers, body, await self.store.secret(trigger), time.time())
             except SignatureError as e:
                 raise Refused(401, str(e)) from None
+            if verified.form == "github" and headers.get("x-github-event") == "ping":
+                # GitHub's first delivery to a new webhook: answered, acted on by nothing.
+                outcome = Outcome("pong", message="GitHub ping: the webhook reaches this trigger")
+                await self._audit(audit, 200, outcome.message)
+                return Accepted(trigger, outcome, verified.delivery, "")
             try:
                 params = parse_body(body, headers.get("content-type", ""))
             except BodyError as e:

@@ -129,6 +129,16 @@ async def test_a_github_signed_redeploy_is_accepted_unmodified(setup: Setup) -> 
     assert r.json()["result"] == "unchanged" and r.json()["release"] == "" and r.json()["status_url"] == ""
 
 
+async def test_githubs_ping_is_answered_and_acts_on_nothing(setup: Setup) -> None:
+    body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
+    before = await state(setup)
+    headers = {"content-type": "application/json", "x-github-event": "ping", "x-github-delivery": str(uuid.uuid4()),
+               "x-hub-signature-256": github_signature(setup.secrets["retag"].encode(), body)}
+    r = await post(setup, "retag", body, headers)
+    assert r.status_code == 200 and r.json()["result"] == "pong", r.text
+    assert await state(setup) == before
+
+
 async def test_scale_takes_replicas_from_the_body(setup: Setup) -> None:
     body = b'{"replicas": 4}'
     r = await post(setup, "scale", body, ccs_headers(setup.secrets["scale"], body))
