@@ -10,92 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import aetcd
-import httpx
 import pytest
 
 import ccs
 from ccs.errors import PermissionDenied
 from controlplane.triggers.records import DELIVERIES
 from controlplane.triggers.signature import ccs_signature, github_signature
-from tests.conftest import EtcdProc, ServerProc, start_etcd, start_server
+from tests.conftest import ServerProc
+from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, http, post, prepare, state
 
 pytestmark = pytest.mark.etcd
-
-TEMPLATE = """
-services:
-  web:
-    image: local/webapp:v1   # the tag CI moves
-    deploy: {replicas: 1}
-  db:
-    image: local/busybox:1
-    command: sleep 3600
-"""
-
-
-@dataclass
-class Setup:
-    server: ServerProc
-    cluster: str
-    secrets: dict[str, str]  # trigger name -> its secret
-
-
-def http(server: ServerProc) -> httpx.AsyncClient:
-    assert server.ca_pem and server.http_url, "the server logged no HTTPS endpoint"
-    ctx = ssl.create_default_context(cadata=server.ca_pem)
-    return httpx.AsyncClient(base_url=server.http_url, verify=ctx, timeout=30)
-
-
-def ccs_headers(secret: str, body: bytes, *, delivery: str = "", at: float | None = None) -> dict[str, str]:
-    stamp = str(int(time.time() if at is None else at))
-    return {"content-type": "application/json", "x-ccs-timestamp": stamp,
-            "x-ccs-delivery": delivery or str(uuid.uuid4()),
-            "x-ccs-signature": ccs_signature(secret.encode(), stamp, body)}
-
-
-async def prepare(server: ServerProc, cluster: str, callback: str = "") -> Setup:
-    async with server.client() as cl:
-        await cl.clusters.create(cluster)
-        await cl.applications.create(cluster, "shop", TEMPLATE)
-        secrets = {}
-        for name, action, service in (("retag", "update-image", "web"), ("scale", "scale", "web"),
-                                      ("again", "redeploy", "")):
-            made = await cl.triggers.create(cluster, "shop", name, action, service=service,
-                                            callback_url=callback if name == "scale" else "")
-            assert made.trigger.url == f"{server.http_url}/v1/triggers/{cluster}/shop/{name}"
-            secrets[name] = made.secret
-    return Setup(server, cluster, secrets)
 
 
 @pytest.fixture
 async def setup(ccs_server: ServerProc, unique: str) -> Setup:
     return await prepare(ccs_server, unique)
-
-
-async def state(s: Setup) -> tuple[int, str, int, int]:
-    """What a refused call must leave as it was: the app's revision and template, web's
-    replicas, and how many delivery claims etcd holds for the cluster."""
-    async with s.server.client() as cl:
-        got = await cl.applications.get(s.cluster, "shop")
-        web = await cl.services.get(s.cluster, "shop", "web")
-    host, port = s.server.etcd_url.removeprefix("http://").split(":")
-    async with aetcd.Client(host=host, port=int(port)) as etcd:
-        claims = len((await etcd.get_prefix(f"{DELIVERIES}{s.cluster}/".encode(), keys_only=True)).kvs)
-    return got.application.revision, got.application.spec.template, web.spec.replicas, claims
-
-
-async def post(s: Setup, name: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    async with http(s.server) as h:
-        return await h.post(f"/v1/triggers/{s.cluster}/shop/{name}", content=body, headers=headers)
 
 
 async def test_a_signed_update_image_call_starts_a_release_and_its_status_url_answers(setup: Setup) -> None:
@@ -337,58 +273,6 @@ async def test_the_callback_gets_the_final_phase_signed(ccs_server: ServerProc, 
     headers, sent = received[0]
     assert headers["x-ccs-signature"] == ccs_signature(s.secrets["scale"].encode(), headers["x-ccs-timestamp"], sent)
     assert json.loads(sent)["phase"] == "scaled"
-
-
-@pytest.fixture
-def own_etcd(tmp_path: Path) -> Iterator[EtcdProc]:
-    proc = start_etcd(tmp_path)
-    yield proc
-    proc.stop()
-
-
-async def test_a_replay_is_refused_after_a_restart_and_on_another_replica(tmp_path: Path, own_etcd: EtcdProc) -> None:
-    a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
-    b = start_server(tmp_path / "b", own_etcd.url, tmp_path / "b.yaml", extra=["--no-reconcilers"])
-    try:
-        s = await prepare(a, "c1")
-        body = b'{"tag": "v2"}'
-        secret = s.secrets["retag"]
-        r = await post(s, "retag", body, ccs_headers(secret, body, delivery="gh-1"))
-        assert r.status_code == 200, r.text
-        before = await state(s)
-        # Another replica, the same delivery freshly signed: refused.
-        on_b = Setup(b, s.cluster, s.secrets)
-        r = await post(on_b, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="gh-1"))
-        assert r.status_code == 401 and "replay" in r.json()["error"]
-        # The first replica restarted: still refused.
-        assert a.stop() == 0  # SIGTERM still stops it cleanly (uvicorn leaves the handlers alone)
-        a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
-        s = Setup(a, s.cluster, s.secrets)
-        r = await post(s, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="gh-1"))
-        assert r.status_code == 401 and "replay" in r.json()["error"]
-        assert await state(s) == before
-        # A GitHub-form replay of a GitHub delivery, too.
-        gh = {"x-github-delivery": "gh-2", "x-hub-signature-256": github_signature(secret.encode(), body)}
-        assert (await post(s, "retag", body, gh)).status_code == 200
-        assert (await post(on_b, "retag", body, gh)).status_code == 401
-    finally:
-        a.stop()
-        b.stop()
-
-
-async def test_http_listen_off(tmp_path: Path, own_etcd: EtcdProc) -> None:
-    srv = start_server(tmp_path / "s", own_etcd.url, tmp_path / "c.yaml", extra=["--http-listen", "off"])
-    try:
-        assert srv.http_url == ""
-        async with srv.client() as cl:
-            await cl.clusters.create("c1")
-            await cl.applications.create("c1", "shop", TEMPLATE)
-            made = await cl.triggers.create("c1", "shop", "again", "redeploy")
-            assert made.trigger.url == ""
-            done = await cl.triggers.invoke("c1", "shop", "again")
-            assert done.result == "unchanged" and done.status_url == ""
-    finally:
-        srv.stop()
 
 
 async def test_a_deleted_clusters_triggers_go_with_it(setup: Setup) -> None:
