@@ -163,7 +163,7 @@ class Invoker:
                 raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay") from None
             # The record rides on the action's own transaction (as a gRPC change's does,
             # controlplane.access.audit): a change that landed never lacks its record.
-            rider = Rider(*audit.encoded(200, "accepted", wrote=True))
+            rider = Rider(*audit.encoded(200, f"accepted: {_asked(trigger, params)}", wrote=True))
             reset = RIDER.set(rider)
             try:
                 outcome = await self.act(trigger, params)
@@ -182,7 +182,8 @@ class Invoker:
             await self._audit(audit, 500, type(e).__name__)
             raise
         accepted = self._accepted(trigger, outcome, verified.delivery)
-        await self._audit(audit, 200, outcome.message)  # the answer in full (same key)
+        if not rider.attached:  # nothing written (unchanged), or it did not fit: the record now
+            await self._audit(audit, 200, outcome.message)
         return accepted
 
     async def act(self, trigger: tpb.Trigger, params: Params) -> Outcome:
@@ -273,6 +274,18 @@ class _Record:
 
 _RESULTS = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "FAILED_PRECONDITION",
             429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+def _asked(trigger: tpb.Trigger, params: Params) -> str:
+    """What the call asked, for its audit record (written before the answer is known)."""
+    what = ACTION_NAMES.get(trigger.action, "?") + (f" {trigger.service}" if trigger.service else "")
+    if params.tag:
+        what += f" tag {params.tag}"
+    if params.replicas is not None:
+        what += f" replicas {params.replicas}"
+    if params.version:
+        what += f" version {params.version}"
+    return what
 
 
 def action_name(trigger: tpb.Trigger) -> str:
