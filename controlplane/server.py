@@ -36,6 +36,7 @@ from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
+from controlplane.http.server import HttpsEndpoint, build_app, parse_listen, public_url
 from controlplane.informer import Informer
 from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
 from controlplane.leader import LeaderElector
@@ -138,6 +139,7 @@ class Server:
         self.elector: LeaderElector | None = None
         self.replicas: ReplicaRegistry | None = None
         self.triggers: Triggers | None = None
+        self.http: HttpsEndpoint | None = None
         self.http_port = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -219,8 +221,7 @@ class Server:
         api_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(etcd, self.secrets, apps.refresh), server)
         services = ServiceServicer(etcd, self.informer)
         api_pb2_grpc.add_ServiceServiceServicer_to_server(services, server)
-        self.triggers = Triggers(etcd, self.secrets, apps, services, opts.http_listen, opts.advertise, interfaces,
-                                 self.tls)
+        self.triggers = Triggers(etcd, self.secrets, apps, services)
         self.triggers.add_to(server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server
@@ -246,7 +247,7 @@ class Server:
         )
         ca_pem = self.tls.api_root_pem if self.tls else None
         await self.replicas.start()
-        self.http_port = await self.triggers.start()  # before gRPC: a trigger URL answered works
+        await self._start_http(interfaces)  # before gRPC: a trigger URL answered already works
         await server.start()
         self.grpc = server
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -272,6 +273,21 @@ class Server:
             self.orchestrator = orchestrator
             self.elector = LeaderElector(etcd, elected, orchestrator.stop, ttl=opts.leader_ttl)
             self.elector.start()
+
+    async def _start_http(self, interfaces: list[str]) -> None:
+        """The HTTPS port (``--http-listen``): one starlette app for every feature's routes (the
+        triggers' today), served with the API's certificate; nothing when it is off."""
+        listen = parse_listen(self.opts.http_listen)
+        if listen is None or self.triggers is None:
+            log.info("HTTPS endpoint off (--http-listen off): triggers are fired with `ccs trigger run` only")
+            return
+        host, port = listen
+        pems = self.tls.api_key_and_chain if self.tls is not None else None
+        self.http = HttpsEndpoint(build_app(self.triggers.routes()), host, port, pems)
+        self.http_port = await self.http.start()
+        url = public_url(host, self.http_port, self.tls is not None, self.opts.advertise, interfaces)
+        self.triggers.served_at(url)
+        log.info("HTTPS endpoint listening", address=f"{host}:{self.http_port}", url=url)
 
     async def _write_client_config(self, token: str, ca_pem: bytes | None) -> None:
         opts = self.opts
@@ -332,6 +348,8 @@ class Server:
             await self.elector.stop()
         if self.triggers is not None:
             await self.triggers.stop()
+        if self.http is not None:
+            await self.http.stop()
         if self.grpc is not None:
             # In-flight RPCs get the grace period to finish; new ones are refused.
             await self.grpc.stop(self.opts.shutdown_grace)

@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 
+from controlplane.replicas import advertised_host, join_host_port
+
 log = structlog.get_logger("ccs.http")
 
 #: How often the certificate is checked for renewal (the gRPC port checks at each handshake).
@@ -142,3 +144,9 @@ class HttpsEndpoint:
         if self._tasks:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._tasks[0], 10)
+
+
+def public_url(host: str, port: int, tls: bool, advertise: Sequence[str], interfaces: Sequence[str]) -> str:
+    """The URL clients reach the port at: the advertised host (as for the API port), this port."""
+    public = advertised_host(f"{host}:{port}", advertise, interfaces)
+    return f"{'https' if tls else 'http'}://{join_host_port(public, port)}"
