@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import ssl
 import tempfile
 from collections.abc import Callable, Generator, Sequence
@@ -107,18 +108,26 @@ class HttpsEndpoint:
             self._pems = await asyncio.to_thread(self.pems)
             self._ctx = ssl_context(*self._pems)
             config.ssl = self._ctx
+        # The socket is bound here, not by uvicorn: it answers a bind error with sys.exit, which
+        # would end the whole process from inside the loop; this says which flag to change.
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as e:
+            sock.close()
+            raise RuntimeError(f"cannot listen on {self.host}:{self.port} (--http-listen): {e.strerror}") from None
+        self.port = sock.getsockname()[1]
         server = _Server(config)
         self.server = server
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         self._tasks.append(task)
         while not server.started:
-            if task.done():  # uvicorn logs why and exits (SystemExit) when it cannot bind
+            if task.done():
                 with contextlib.suppress(BaseException):
                     task.result()
-                raise RuntimeError(f"cannot listen on {self.host}:{self.port} (--http-listen)")
+                raise RuntimeError(f"cannot serve on {self.host}:{self.port} (--http-listen); see the log")
             await asyncio.sleep(0.01)
-        sockets = [s for srv in server.servers for s in (srv.sockets or [])]
-        self.port = sockets[0].getsockname()[1] if sockets else self.port
         if self.pems is not None:
             self._tasks.append(asyncio.create_task(self._reload_forever()))
         return self.port

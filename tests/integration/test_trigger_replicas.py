@@ -6,13 +6,16 @@ checks are those of ``test_triggers.py``.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from controlplane.triggers.signature import github_signature
-from tests.conftest import EtcdProc, start_etcd, start_server
+from tests.conftest import EtcdProc, free_port, start_etcd, start_server
 from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, post, prepare, state
 
 pytestmark = pytest.mark.etcd
@@ -68,3 +71,17 @@ async def test_http_listen_off(tmp_path: Path, own_etcd: EtcdProc) -> None:
             assert done.result == "unchanged" and done.status_url == ""
     finally:
         srv.stop()
+
+
+def test_a_taken_http_port_stops_the_start_naming_the_flag(tmp_path: Path, own_etcd: EtcdProc) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}", "--node-listen",
+             f"127.0.0.1:{free_port()}", "--http-listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "s"),
+             "--client-config", str(tmp_path / "c.yaml"), "--etcd", own_etcd.url, "--log-format", "json"],
+            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 1
+    assert f"ccs-server: cannot listen on 127.0.0.1:{port} (--http-listen): Address already in use" in done.stderr
