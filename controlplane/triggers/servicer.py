@@ -74,7 +74,9 @@ class TriggerServicer(triggers_pb2_grpc.TriggerServiceServicer):
         app = await reads.get(self.etcd, keys.app(cluster, app_name), pb.Application, "application", app_name)
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
             raise FailedPrecondition(f"application {app_name!r} is being deleted")
-        txn = Txn().require_revision(keys.app(cluster, app_name), "application", app_name, app.meta.resource_version)
+        # Present, not at the revision read: the reconciler writes the application's status all the
+        # time. Deleted and made again meanwhile, the trigger names the old one's id: it never acts.
+        txn = Txn().require_present(keys.app(cluster, app_name), "application", app_name)
         if request.service:
             txn.require_present(keys.service(cluster, app_name, request.service), "service",
                                 f"{app_name}/{request.service}")
