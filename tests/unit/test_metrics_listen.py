@@ -1,0 +1,46 @@
+"""``--metrics-listen`` of ccs-server and ccs-agent: HOST:PORT or off, anything else refused naming the flag."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
+from controlplane.main import parse_args
+
+
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+    ("0.0.0.0:0", ("0.0.0.0", 0)),
+    ("[::1]:9464", ("::1", 9464)),
+    ("metrics.local:80", ("metrics.local", 80)),
+    ("off", None),
+    ("OFF", None),
+    ("", None),
+])
+def test_accepted(text: str, parsed: tuple[str, int] | None) -> None:
+    assert parse_metrics_listen(text) == parsed
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("9464", "expected HOST:PORT or 'off'"),
+    (":9464", "expected HOST:PORT or 'off'"),
+    ("[]:9464", "the host is empty"),
+    ("host:http", "the port must be a number"),
+    ("host:70000", "the port must be in 0-65535"),
+])
+def test_refused(text: str, why: str) -> None:
+    with pytest.raises(MetricsListenError) as err:
+        parse_metrics_listen(text)
+    assert str(err.value).startswith("--metrics-listen: ") and why in str(err.value)
+
+
+def test_server_default_and_off() -> None:
+    assert parse_args([]).metrics_listen == ("127.0.0.1", 9464)
+    assert parse_args(["--metrics-listen", "off"]).metrics_listen is None
+
+
+def test_server_refuses_a_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--metrics-listen", "9464"])
+    assert exit_.value.code == 2
+    assert "--metrics-listen: expected HOST:PORT or 'off', got '9464'" in capsys.readouterr().err
