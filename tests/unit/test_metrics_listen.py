@@ -44,3 +44,30 @@ def test_server_refuses_a_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
         parse_args(["--metrics-listen", "9464"])
     assert exit_.value.code == 2
     assert "--metrics-listen: expected HOST:PORT or 'off', got '9464'" in capsys.readouterr().err
+
+
+def test_agent_defaults_and_refusals() -> None:
+    from nodeagent.config import ConfigError
+    from nodeagent.main import build_parser, start_metrics
+    from nodeagent.metrics import AgentMetrics
+
+    args = build_parser().parse_args([])
+    assert (args.metrics_listen, args.router_metrics_port) == ("127.0.0.1:9465", 9466)
+    assert start_metrics("off", AgentMetrics()) is None
+    with pytest.raises(ConfigError, match="--metrics-listen: the port must be a number"):
+        start_metrics("127.0.0.1:x", AgentMetrics())
+
+
+def test_agent_names_a_port_it_cannot_bind() -> None:
+    import socket
+
+    from nodeagent.config import ConfigError
+    from nodeagent.main import start_metrics
+    from nodeagent.metrics import AgentMetrics
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        where = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(ConfigError, match=f"--metrics-listen: cannot listen on {where}"):
+            start_metrics(where, AgentMetrics())
