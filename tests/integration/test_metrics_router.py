@@ -15,6 +15,7 @@ from nodeagent.router import ApplyResult, Router, RouterSettings
 from nodeagent.router.exporter import exporter_frontend
 from tests.conftest import free_port
 from tests.integration.metrics_scrape import scrape, total
+from tests.unit.test_grafana_dashboard import dashboard_series
 
 from .router_helpers import backend, entry, get, needs_haproxy
 from .router_helpers import servers as servers  # the fixture
@@ -54,6 +55,10 @@ async def test_haproxy_exports_its_counters_and_the_agent_counts_applies(
     backend_name = next(dict(labels)["proxy"] for name, labels in found
                         if name == "haproxy_backend_http_responses_total" and "web" in dict(labels)["proxy"])
     assert total(found, "haproxy_backend_http_responses_total", proxy=backend_name, code="2xx") == 3
+    # The dashboard's router panels read series this HAProxy exports.
+    exported = {name for name, _ in found}
+    used = dashboard_series("haproxy_")
+    assert used and used <= exported, sorted(used - exported)
 
     # A weight change goes through the runtime API: an apply, no reload.
     web.backends[0].weight = 50
