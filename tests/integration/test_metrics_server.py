@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import grpc
 import pytest
 
 from ccs.v1 import api_pb2
-from tests.conftest import ServerProc, free_port, start_etcd, start_server
+from tests.conftest import ROOT, ServerProc, free_port, start_etcd, start_server
 from tests.integration.grpc_helpers import Stubs, stubs
 from tests.integration.metrics_scrape import scrape_text, scrape_until, total, value
 
@@ -122,4 +125,24 @@ async def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
         assert '"ccs-server listening"' in log and '"metrics listening"' not in log
     finally:
         srv.stop()
+        etcd.stop()
+
+
+def test_a_metrics_port_that_cannot_be_bound_stops_the_server(tmp_path: Path) -> None:
+    etcd = start_etcd(tmp_path)
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            where = f"127.0.0.1:{taken.getsockname()[1]}"
+            done = subprocess.run(
+                [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}",
+                 "--node-listen", f"127.0.0.1:{free_port()}", "--state-dir", str(tmp_path / "s"),
+                 "--client-config", str(tmp_path / "c.yaml"), "--etcd", etcd.url, "--log-format", "json",
+                 "--metrics-listen", where],
+                cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 1
+        said = done.stderr.strip().splitlines()[-1]
+        assert f"ccs-server: cannot listen on {where} (--metrics-listen)" in said, said
+    finally:
         etcd.stop()
