@@ -168,6 +168,8 @@ class Orchestrator:
                 heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
                 leading_since=self.leading_since)
             written = await self._commit(cluster, p, release_writes, dirty, full)
+        except asyncio.CancelledError:
+            raise  # the leader stepping down: not a pass that failed
         except BaseException:
             self._told(t0, "error")
             raise

@@ -9,6 +9,7 @@ they are not operations on a container.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -32,6 +33,8 @@ class MeteredRuntime:
         t0 = time.perf_counter()
         try:
             result = await call()
+        except asyncio.CancelledError:
+            raise  # the agent stopping or a newer plan: not an outcome of the engine
         except BaseException:
             self.metrics.operation(op, "error", time.perf_counter() - t0)
             raise
