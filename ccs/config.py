@@ -25,14 +25,14 @@ Design choices:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ccs.private_files import write_private
 
 __all__ = [
     "ClientConfig",
@@ -135,18 +135,7 @@ def save_config(cfg: ClientConfig, path: str | os.PathLike[str] | None = None) -
     file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = cfg.model_dump(mode="json", by_alias=True)
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_private(file, text.encode("utf-8"))
     return file
 
 

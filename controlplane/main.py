@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from ccs import log_setup
 from ccs.durations import DurationError, parse_seconds
 from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
-from controlplane import log_setup
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
 

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import io
 import ipaddress
-import logging
 import shutil
 import signal
 import socket
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ccs import log_setup
 from ccs.config import ConfigError as ClientConfigError
 from ccs.config import load_config
 from ccs.join_token import JoinTokenError, parse_servers
@@ -86,27 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
     return p
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    """JSON lines when not on a terminal; same approach as the control plane's logs.setup."""
-    if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 def build_router(
@@ -248,7 +227,7 @@ async def _serve(agent: Agent) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, args.log_format)
+    log_setup.setup(args.log_level, args.log_format)
     log = structlog.get_logger("ccs.agent")
     try:
         servers = resolve_servers(args.server, args.join_token)
