@@ -38,15 +38,28 @@ __all__ = [
     "ClientConfig",
     "ConfigError",
     "Context",
+    "ContextExists",
+    "ContextNotFound",
     "default_config_path",
     "load_config",
+    "remove_context",
+    "rename_context",
     "save_config",
     "upsert_context",
+    "use_context",
 ]
 
 
 class ConfigError(ValueError):
     """The client configuration is missing, unreadable or invalid; the message says where."""
+
+
+class ContextNotFound(ConfigError):
+    """No context of that name (``ccs context use|rename|rm``: exit 3)."""
+
+
+class ContextExists(ConfigError):
+    """A context of that name exists already (``ccs context rename``: exit 5)."""
 
 
 class Context(BaseModel):
@@ -89,7 +102,7 @@ class ClientConfig(BaseModel):
             return chosen, self.contexts[chosen]
         except KeyError:
             known = ", ".join(sorted(self.contexts)) or "none"
-            raise ConfigError(f"context {chosen!r} not found (known: {known})") from None
+            raise ContextNotFound(f"context {chosen!r} not found (known: {known})") from None
 
 
 def default_config_path() -> Path:
@@ -152,5 +165,42 @@ def upsert_context(
     cfg.contexts[name] = ctx
     if make_current or cfg.current_context is None:
         cfg.current_context = name
+    save_config(cfg, path)
+    return cfg
+
+
+def use_context(name: str, path: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Make ``name`` the current context and save; ``ConfigError`` naming the known ones if absent."""
+    cfg = load_config(path)
+    cfg.context(name)  # raises, naming the known contexts
+    cfg.current_context = name
+    save_config(cfg, path)
+    return cfg
+
+
+def rename_context(old: str, new: str, path: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Rename context ``old`` to ``new`` (the current context follows it) and save. Refused, with
+    nothing written, when ``old`` is absent, ``new`` is empty or already taken."""
+    cfg = load_config(path)
+    ctx = cfg.context(old)[1]
+    if not new:
+        raise ConfigError("context name must not be empty")
+    if new in cfg.contexts and new != old:
+        raise ContextExists(f"context {new!r} already exists")
+    cfg.contexts = {new if k == old else k: v for k, v in cfg.contexts.items()}
+    cfg.contexts[new] = ctx
+    if cfg.current_context == old:
+        cfg.current_context = new
+    save_config(cfg, path)
+    return cfg
+
+
+def remove_context(name: str, path: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Remove context ``name`` and save; removing the current one leaves no current context."""
+    cfg = load_config(path)
+    cfg.context(name)
+    del cfg.contexts[name]
+    if cfg.current_context == name:
+        cfg.current_context = None
     save_config(cfg, path)
     return cfg

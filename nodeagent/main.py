@@ -24,6 +24,7 @@ from ccs.join_token import JoinTokenError, parse_servers
 from ccs.join_token import parse as parse_token
 from ccs.metrics_endpoint import MetricsEndpoint
 from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
+from ccs.version import version
 
 from .agent import Agent
 from .config import ConfigError, default_state_dir, detect_address, parse_labels
@@ -45,6 +46,7 @@ ROUTER_TLS_ROOT = Path("/run/ccs/router-tls")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
+    p.add_argument("--version", action="version", version=f"ccs-agent {version()}")
     p.add_argument("--server", help="host:port of the ccs API servers, comma-separated (a:7443,b:7443): the agent "
                    "fails over among them, then the join token's, and learns the others from the server "
                    "(default: the join token's servers, else the current client context)")
