@@ -3,7 +3,6 @@ series, against the REAL haproxy binary (no Docker: the backends are small HTTP 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from nodeagent.metrics import AgentMetrics
 from nodeagent.router import ApplyResult, Router, RouterSettings
 from nodeagent.router.exporter import exporter_frontend
 from tests.conftest import free_port
-from tests.integration.metrics_scrape import scrape, total
+from tests.integration.metrics_scrape import scrape_until, total
 from tests.unit.test_grafana_dashboard import dashboard_series
 
 from .router_helpers import backend, entry, get, needs_haproxy
@@ -49,9 +48,11 @@ async def test_haproxy_exports_its_counters_and_the_agent_counts_applies(
     for _ in range(3):
         assert (await get(router.settings.port, "shop.example"))[:2] == (200, "web-1")
 
-    found = await asyncio.to_thread(scrape, url)
+    # The route's backend, with the three requests just made (HAProxy counts a response as it
+    # forwards it, so the count may trail the client by a moment: scrape until it is there).
+    found = await scrape_until(url, "three 2xx responses of the web backend", lambda s: total(
+        s, "haproxy_backend_http_responses_total", code="2xx") >= 3)
     assert any(name.startswith("haproxy_process_") for name, _ in found)
-    # The route's backend, with the three requests just made.
     backend_name = next(dict(labels)["proxy"] for name, labels in found
                         if name == "haproxy_backend_http_responses_total" and "web" in dict(labels)["proxy"])
     assert total(found, "haproxy_backend_http_responses_total", proxy=backend_name, code="2xx") == 3
@@ -65,6 +66,10 @@ async def test_haproxy_exports_its_counters_and_the_agent_counts_applies(
     assert await router.apply(pb.RoutingTable(cluster="c", version=2, routes=[web])) is ApplyResult.WEIGHTS
     assert samples(metrics, "ccs_agent_router_apply_seconds_count", result="weights") == 1
     assert samples(metrics, "ccs_agent_router_reloads_total", outcome="ok") == 1
+
+    # The heartbeat's counters still read (the exporter's frontend has no servers to confuse them).
+    stats = await router.collect(node="n1")
+    assert [b.container for b in stats.backends] == ["web-1"]
 
     # Only /metrics is served, and only on loopback.
     status, body, _ = await get(router.settings.metrics_port, "localhost", "/other")
