@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ccs import log_setup
 from ccs.durations import DurationError, parse_seconds
+from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
 from ccs.version import version
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.http.server import parse_listen
@@ -107,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
                    "HOST:PORT, port 0 picks one; 'off' disables it)")
     p.add_argument("--audit-retention", default="30d", metavar="DURATION",
                    help="how long audit records are kept (default 30d; e.g. 90d, 12h)")
+    p.add_argument("--metrics-listen", default="127.0.0.1:9464", metavar="HOST:PORT",
+                   help="where Prometheus scrapes /metrics (default 127.0.0.1:9464; 'off' turns it off)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     a = p.parse_args(argv)
@@ -140,6 +143,10 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         parse_listen(a.http_listen)
     except ValueError as e:
         p.error(f"--http-listen: {e}")
+    try:
+        metrics_listen = parse_metrics_listen(a.metrics_listen)
+    except MetricsListenError as e:
+        p.error(str(e))
     log_setup.setup(a.log_level, a.log_format)
     return ServerOptions(
         listen=a.listen,
@@ -170,6 +177,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         etcd_key=a.etcd_key,
         audit_retention=audit_retention,
         http_listen=a.http_listen,
+        metrics_listen=metrics_listen,
     )
 
 

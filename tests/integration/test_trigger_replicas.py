@@ -81,7 +81,8 @@ def test_a_taken_http_port_stops_the_start_naming_the_flag(tmp_path: Path, own_e
         done = subprocess.run(
             [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}", "--node-listen",
              f"127.0.0.1:{free_port()}", "--http-listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "s"),
-             "--client-config", str(tmp_path / "c.yaml"), "--etcd", own_etcd.url, "--log-format", "json"],
+             "--client-config", str(tmp_path / "c.yaml"), "--etcd", own_etcd.url, "--log-format", "json",
+             "--metrics-listen", "127.0.0.1:0"],
             cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=90, check=False)
     assert done.returncode == 1
     assert f"ccs-server: cannot listen on 127.0.0.1:{port} (--http-listen): Address already in use" in done.stderr
