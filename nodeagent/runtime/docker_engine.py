@@ -35,6 +35,7 @@ from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
 from .translate import CreateRequest, create_request
 from .types import (
+    Bridge,
     ContainerNotFound,
     EngineUnavailable,
     EventKind,
@@ -359,6 +360,12 @@ class DockerRuntime:
         return ExecResult(int(details.get("ExitCode") or 0), bytes(output))
 
     # ------------------------------------------------------------------ app / host
+
+    async def app_networks(self, cluster: str) -> list[Bridge]:
+        return await self._networks.list_app(cluster)
+
+    async def remove_unused_network(self, name: str) -> bool:
+        return await self._networks.remove_if_unused(name)
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
         """Remove the app's networks and anonymous volumes; named volumes when asked.

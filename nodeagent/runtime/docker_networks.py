@@ -22,7 +22,7 @@ import docker.errors
 
 from . import naming
 from .translate import network_ipam
-from .types import NetworkFailed, NotFound, ResourceBusy, RuntimeFailure
+from .types import Bridge, NetworkFailed, NotFound, ResourceBusy, RuntimeFailure
 
 Call = Callable[..., Awaitable[Any]]  # (doing, fn, *args, **kwargs) -> fn's result, errors mapped
 
@@ -177,6 +177,38 @@ class AppNetworks:
             if err is exc:
                 raise
             raise err from exc.__cause__
+
+    async def list_app(self, cluster: str) -> list[Bridge]:
+        """This cluster's application networks, each with the Compose network it stands for
+        (its label, else its name read backwards) and its subnets."""
+        selector = [f"{naming.MANAGED}=true", f"{naming.CLUSTER}={cluster}"]
+        out = []
+        for net in await self._call("list networks", self._api.networks, filters={"label": selector}):
+            labels = net.get("Labels") or {}
+            app, name = str(labels.get(naming.APP) or ""), str(net.get("Name") or "")
+            network = str(labels.get(naming.NETWORK) or "") or naming.compose_network(cluster, app, name) or ""
+            if app and network:
+                out.append(Bridge(name, app, network, tuple(_subnets(net))))
+        return out
+
+    async def remove_if_unused(self, name: str) -> bool:
+        """Remove the network `name` unless a container, in any state, uses it (checked under
+        the network's lock, so no `ensure` of it runs meanwhile); whether it is gone now."""
+        async with self._lock(f"network:{name}"):
+            for net in await self._call("list networks", self._api.networks, names=[name]):
+                if net.get("Name") != name:
+                    continue
+                if not await self._unused(net["Id"]):
+                    return False
+                try:
+                    await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
+                except NotFound:
+                    pass
+                except RuntimeFailure as exc:
+                    if isinstance(exc.__cause__, docker.errors.APIError) and status_code(exc.__cause__) == 403:
+                        return False  # a container joined it since the check: in use after all
+                    raise
+            return True
 
     async def remove_app(self, cluster: str, app: str) -> None:
         """Remove every network of the application (by its labels; the default one also by

@@ -453,3 +453,52 @@ def test_cluster_ranges_are_distinct_validated_and_freed_with_the_cluster(fresh_
     finally:
         for name in names:
             _cli(ccs_server, "cluster", "rm", name, "--force")
+
+
+async def test_a_freed_further_blocks_bridge_is_removed_after_the_map_no_longer_lists_it(
+    rt: DockerRuntime,
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """Issue 11's shadowing bug: the bridge of a further block whose containers are gone stayed
+    on the node until the application left, so once the block was handed to another node (as
+    part of a larger block) its connected route shadowed the route there. After a map that no
+    longer lists the block here, the agent's sweeper (what the fabric runs after each apply)
+    removes that bridge; the first block's bridge, still listed, stays; a bridge that still has
+    a container is kept until the container is gone."""
+    from ccs.v1 import agent_pb2
+    from nodeagent.network.plan import plan_fabric
+    from nodeagent.network.sweep import BridgeSweeper
+
+    blocks = list(POD_RANGE.subnets(new_prefix=block_prefix(1)))
+    first, second = str(blocks[90]), str(blocks[91])
+    holder = assignment("freed", test_image.busybox, first, command=("sleep", "3600"))
+    on_second = assignment("freed", test_image.busybox, second, command=("sleep", "3600"))
+    on_second.meta.name = "web-2"
+    on_second.subnet_index[DEFAULT_NETWORK] = 1
+    await rt.prepare(holder)
+    holder_id = await rt.create(holder)
+    await rt.prepare(on_second)
+    second_id = await rt.create(on_second)
+    engine_name = naming.network_name(CLUSTER, "freed", DEFAULT_NETWORK, 1)
+    # The block was freed and handed to node-2 inside a /24: what node-1's map then says.
+    larger = ipaddress.IPv4Network(second).supernet(new_prefix=24)
+    m = agent_pb2.NetworkMap(cluster=CLUSTER, version=9, pod_cidr=str(POD_RANGE), networks=[
+        agent_pb2.AppNetwork(application="freed", network=DEFAULT_NETWORK, blocks=[
+            agent_pb2.NetworkBlock(node="node-1", node_address="127.0.0.1", subnet=first)]),
+        agent_pb2.AppNetwork(application="other", network=DEFAULT_NETWORK, blocks=[
+            agent_pb2.NetworkBlock(node="node-2", node_address="192.0.2.2", subnet=str(larger))])])
+    plan = plan_fabric(m, node="node-1", cluster=CLUSTER)
+    sweep = BridgeSweeper(rt, CLUSTER, lambda: (first,))
+    try:
+        assert await sweep(plan) == ""
+        assert clean_engine.api.networks(names=[engine_name])  # its container is still there: kept
+        await rt.remove(second_id, volumes=True)
+        assert clean_engine.api.networks(names=[engine_name])  # the bug: nothing else removes it
+        assert await sweep(plan) == ""
+        assert not clean_engine.api.networks(names=[engine_name])
+        assert network_subnet(clean_engine, "freed") == first
+    finally:
+        await rt.remove(holder_id, volumes=True)
+        await rt.remove(second_id, volumes=True)
+        await rt.remove_app_resources(CLUSTER, "freed", volumes=True)
