@@ -251,7 +251,7 @@ async def test_a_further_blocks_bridge_is_its_own_and_replaced_when_freed_while_
     try:
         await rt.start(docker_id)
         engine_name = naming.network_name(CLUSTER, "grown", DEFAULT_NETWORK, 1)
-        assert engine_name == f"ccs-{CLUSTER}-grown.1"
+        assert engine_name == f"ccs-{CLUSTER}_grown.1"
         assert str(clean_engine.api.inspect_network(engine_name)["IPAM"]["Config"][0]["Subnet"]) == second
         assert network_subnet(clean_engine, "grown") == first
         running = await rt.inspect(docker_id)
@@ -502,3 +502,120 @@ async def test_a_freed_further_blocks_bridge_is_removed_after_the_map_no_longer_
         await rt.remove(holder_id, volumes=True)
         await rt.remove(second_id, volumes=True)
         await rt.remove_app_resources(CLUSTER, "freed", volumes=True)
+
+
+def _drop_networks(client: docker.DockerClient, cluster: str) -> None:
+    """The networks of a cluster made only inside one test (no agent ran for it: no fabric)."""
+    for n in client.api.networks(filters={"label": [f"{naming.CLUSTER}={cluster}"]}):
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_network(n["Id"])
+
+
+async def _running(rt: DockerRuntime, docker_id: str) -> Any:
+    deadline = time.monotonic() + WAIT
+    observed = await rt.inspect(docker_id)
+    while observed is not None and observed.state != pb.CONTAINER_STATE_RUNNING and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        observed = await rt.inspect(docker_id)
+    assert observed is not None and observed.state == pb.CONTAINER_STATE_RUNNING
+    return observed
+
+
+async def test_cluster_a_b_with_app_c_and_cluster_a_with_app_b_c_have_bridges_of_their_own(
+    rt: DockerRuntime,
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """Both were `ccs-<a>-b-c`: the second prepare found the first cluster's bridge and either
+    joined it (another cluster's network, with the wrong subnet) or removed it under the other
+    cluster's containers. Now each runs on its own bridge, in its own block."""
+    other_cluster = f"{CLUSTER}-b"
+    other_rt = DockerRuntime(bind_address="127.0.0.1", cluster=other_cluster)
+    blocks = list(POD_RANGE.subnets(new_prefix=block_prefix(1)))
+    one = assignment("c", test_image.busybox, str(blocks[100]), command=("sleep", "3600"))
+    one.cluster = other_cluster
+    two = assignment("b-c", test_image.busybox, str(blocks[101]), command=("sleep", "3600"))
+    ids: list[tuple[DockerRuntime, str]] = []
+    try:
+        for runtime, c in ((other_rt, one), (rt, two)):
+            await runtime.prepare(c)
+            ids.append((runtime, await runtime.create(c)))
+            await runtime.start(ids[-1][1])
+        for (runtime, docker_id), c in zip(ids, (one, two), strict=True):
+            observed = await _running(runtime, docker_id)
+            assert ipaddress.IPv4Address(observed.addresses[DEFAULT_NETWORK]) in ipaddress.IPv4Network(
+                c.subnets[DEFAULT_NETWORK])
+            (name,) = observed.networks
+            assert name == naming.network_name(c.cluster, c.application)
+            assert clean_engine.api.inspect_network(name)["Labels"][naming.CLUSTER] == c.cluster
+        assert naming.network_name(other_cluster, "c") != naming.network_name(CLUSTER, "b-c")
+    finally:
+        for runtime, docker_id in ids:
+            await runtime.remove(docker_id, volumes=True)
+        await other_rt.remove_app_resources(other_cluster, "c", volumes=True)
+        await rt.remove_app_resources(CLUSTER, "b-c", volumes=True)
+        _drop_networks(clean_engine, other_cluster)
+        await other_rt.aclose()
+
+
+async def test_a_bridge_an_older_agent_named_is_adopted_while_in_use_and_replaced_when_not(
+    rt: DockerRuntime,
+    clean_engine: docker.DockerClient,
+    test_image: TestImages,  # noqa: F811
+) -> None:
+    """Upgrade: a bridge named `ccs-<cluster>-<app>` by an older agent, with a container of the
+    application running on it, is joined by the application's new containers (a second bridge
+    on the same block cannot be made, and the running one must not move); without containers
+    it is removed and the bridge made under the new name. The application's removal removes
+    it. A same-named bridge of another cluster is never touched."""
+    blocks = list(POD_RANGE.subnets(new_prefix=block_prefix(1)))
+    held, idle = str(blocks[110]), str(blocks[111])
+    legacy = naming.legacy_network_name(CLUSTER, "old")
+    clean_engine.api.create_network(legacy, driver="bridge", labels=naming.app_labels(CLUSTER, "old"),
+                                    ipam={"Driver": "default", "Config": [{"Subnet": held}]})
+    before = clean_engine.containers.create(  # what the older agent left running
+        test_image.busybox, ["sleep", "3600"], network=legacy,
+        labels={naming.MANAGED: "true", naming.CLUSTER: CLUSTER, naming.APP: "old"})
+    before.start()
+    new_id = ""
+    try:
+        c = assignment("old", test_image.busybox, held, command=("sleep", "3600"))
+        await rt.prepare(c)
+        new_id = await rt.create(c)
+        await rt.start(new_id)
+        observed = await _running(rt, new_id)
+        assert dict(observed.networks).keys() == {legacy}
+        assert observed.addresses[DEFAULT_NETWORK] != "" and ipaddress.IPv4Address(
+            observed.addresses[DEFAULT_NETWORK]) in ipaddress.IPv4Network(held)
+        assert not clean_engine.api.networks(names=[naming.network_name(CLUSTER, "old")])
+    finally:
+        if new_id:
+            await rt.remove(new_id, volumes=True)
+        before.remove(force=True)
+    await rt.remove_app_resources(CLUSTER, "old", volumes=True)
+    assert not [n for n in clean_engine.api.networks(names=[legacy]) if n["Name"] == legacy]
+
+    idle_legacy = naming.legacy_network_name(CLUSTER, "idle")
+    clean_engine.api.create_network(idle_legacy, driver="bridge", labels=naming.network_labels(CLUSTER, "idle", "default"),
+                                    ipam={"Driver": "default", "Config": [{"Subnet": idle}]})
+    try:
+        await rt.prepare(assignment("idle", test_image.busybox, idle))
+        assert not [n for n in clean_engine.api.networks(names=[idle_legacy]) if n["Name"] == idle_legacy]
+        assert network_subnet(clean_engine, "idle") == idle
+    finally:
+        await rt.remove_app_resources(CLUSTER, "idle", volumes=True)
+
+    # Another cluster's bridge with the same older name (cluster `<C>-o`, app `ld`, against our
+    # app `o-ld`): not ours by its labels, so left alone.
+    foreign_cluster = f"{CLUSTER}-o"
+    foreign = naming.legacy_network_name(foreign_cluster, "ld")
+    assert foreign == naming.legacy_network_name(CLUSTER, "o-ld")
+    clean_engine.api.create_network(foreign, driver="bridge", labels=naming.network_labels(foreign_cluster, "ld", "default"),
+                                    ipam={"Driver": "default", "Config": [{"Subnet": str(blocks[112])}]})
+    try:
+        await rt.prepare(assignment("o-ld", test_image.busybox, str(blocks[113])))
+        assert [n for n in clean_engine.api.networks(names=[foreign]) if n["Name"] == foreign]
+        assert network_subnet(clean_engine, "o-ld") == str(blocks[113])
+    finally:
+        await rt.remove_app_resources(CLUSTER, "o-ld", volumes=True)
+        _drop_networks(clean_engine, foreign_cluster)
