@@ -105,6 +105,14 @@ class AppNetworks:
             for net in found:
                 if net.get("Name") != name:  # the name filter matches substrings
                     continue
+                owner = net.get("Labels") or {}
+                if not _same_owner(owner, labels):
+                    # Only a network made outside ccs, or under an older agent's names (a
+                    # `legacy_network_name` of another cluster can spell a new name), can be here.
+                    raise NetworkFailed(
+                        f"network {name} exists and is not this application's (labels: cluster "
+                        f"{owner.get(naming.CLUSTER, '-')!r}, application {owner.get(naming.APP, '-')!r}); "
+                        "remove or rename it")
                 if not subnet or subnet in _subnets(net) or not await self._unused(net["Id"]):
                     return name
                 await self._call(f"remove network {name}", self._api.remove_network, net["Id"])

@@ -619,3 +619,16 @@ async def test_a_bridge_an_older_agent_named_is_adopted_while_in_use_and_replace
     finally:
         await rt.remove_app_resources(CLUSTER, "o-ld", volumes=True)
         _drop_networks(clean_engine, foreign_cluster)
+
+    # An older name can spell a new one: (C, x, network front) was `ccs-C-x_front`, which is now
+    # (cluster C-x, app front). That network is refused, named, never joined or replaced.
+    clash = naming.legacy_network_name(CLUSTER, "x", "front")
+    assert clash == naming.network_name(f"{CLUSTER}-x", "front")
+    clean_engine.api.create_network(clash, driver="bridge", labels=naming.network_labels(CLUSTER, "x", "front"),
+                                    ipam={"Driver": "default", "Config": [{"Subnet": str(blocks[114])}]})
+    c = assignment("front", test_image.busybox, str(blocks[115]))
+    c.cluster = f"{CLUSTER}-x"
+    with pytest.raises(NetworkFailed, match=f"network {clash} exists and is not this application's"):
+        await rt.prepare(c)
+    (still,) = [n for n in clean_engine.api.networks(names=[clash]) if n["Name"] == clash]
+    assert still["Labels"][naming.CLUSTER] == CLUSTER
