@@ -25,7 +25,7 @@ from controlplane.store.etcd import Etcd
 from nodeagent.runtime import naming
 
 from .conftest import Cluster3
-from .test_networks import hostname, intruder, lookup, one_live, tcp
+from .net_probe import hostname, intruder, lookup, one_live, tcp
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
