@@ -632,3 +632,51 @@ async def test_a_bridge_an_older_agent_named_is_adopted_while_in_use_and_replace
         await rt.prepare(c)
     (still,) = [n for n in clean_engine.api.networks(names=[clash]) if n["Name"] == clash]
     assert still["Labels"][naming.CLUSTER] == CLUSTER
+
+
+@pytest.mark.etcd
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_through_the_server_and_agent_a_freed_further_blocks_bridge_leaves_the_node(
+    ccs_server: Any, clean_engine: docker.DockerClient, test_image: TestImages, tmp_path: Path,  # noqa: F811
+) -> None:
+    """Issue 11's stale bridge, end to end: 2 replicas get a /28 (13 addresses); scaled to 14,
+    the pair gets a second block and the agent its bridge `<app network>.1`; scaled back to 2,
+    the block is freed, and the agent removes that bridge after the map that no longer lists it
+    (before, it stayed until the application left the node); the first block's bridge stays."""
+    cluster, node = CLUSTER, f"{CLUSTER}-sweep"
+    _ok(ccs_server, "cluster", "create", cluster, "--pod-cidr", "100.102.0.0/16")
+    token = _ok(ccs_server, "cluster", "join-token", cluster).strip()
+    further = naming.network_name(cluster, "grow", DEFAULT_NETWORK, 1)
+
+    async def until(what: str, done: Any) -> None:
+        deadline = time.monotonic() + 120  # a bound on convergence, not a speed assertion
+        while not done():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.5)
+
+    def exists(name: str) -> bool:
+        return any(n["Name"] == name for n in clean_engine.api.networks(names=[name]))
+
+    try:
+        with agent_process(ccs_server.address, token, node, tmp_path / "agent", tmp_path / "agent.log"):
+            compose = tmp_path / "app" / "compose.yaml"
+            compose.parent.mkdir()
+            compose.write_text(f'services:\n  web:\n    image: {test_image.busybox}\n    command: ["sleep", "3600"]\n'
+                               "    deploy:\n      replicas: 2\n")
+            _ok(ccs_server, "app", "deploy", "-c", cluster, "-f", str(compose), "--name", "grow",
+                "--wait", "--timeout", "90s")
+            _ok(ccs_server, "service", "scale", "-c", cluster, "grow/web", "14")
+
+            def running() -> int:
+                return len(clean_engine.api.containers(filters={"label": [f"{naming.CLUSTER}={cluster}",
+                                                                           f"{naming.APP}=grow"],
+                                                                "status": "running"}))
+
+            await until("14 running, one on the second block's bridge", lambda: running() == 14 and exists(further))
+            _ok(ccs_server, "service", "scale", "-c", cluster, "grow/web", "2")
+            await until("scaled back to 2", lambda: running() == 2)
+            await until(f"the freed block's bridge {further} removed", lambda: not exists(further))
+            assert exists(naming.network_name(cluster, "grow"))
+    finally:
+        _cli(ccs_server, "cluster", "rm", cluster, "--force")
