@@ -6,6 +6,10 @@ on the engine, plan, and remove each stale one that no container uses. It runs a
 fabric applied a map (routes first, so the new owner's route is in place when the shadowing
 bridge goes) and on every periodic re-apply, so a bridge that still had a container is removed
 once that container is gone.
+
+Cheap when nothing moved: the engine's network list (one call, every application network of
+the node) is read only when this node's blocks in the map, or the blocks its assignments hold,
+changed since the last sweep, or when the last sweep left a stale bridge in place (in use).
 """
 
 from __future__ import annotations
@@ -31,19 +35,28 @@ class BridgeSweeper:
         self.cluster = cluster
         self.wanted = wanted  # the subnets the node's assigned containers hold
         self._log = log or structlog.get_logger("ccs.agent.network")
+        # What the last sweep that left nothing behind saw: (local blocks, wanted blocks).
+        self._swept: tuple[frozenset[tuple[str, str, str]], frozenset[str]] | None = None
 
     async def __call__(self, plan: FabricPlan) -> str:
+        wanted = frozenset(self.wanted())
+        seen = (frozenset((n.key.application, n.key.network, str(b)) for n in plan.networks for b in n.local), wanted)
+        if seen == self._swept:
+            return ""
         try:
             bridges = await self.runtime.app_networks(self.cluster)
         except RuntimeFailure as exc:
             return f"cannot list application networks: {exc.reason}"
-        failed = []
-        for name in stale_bridges(plan, bridges, self.wanted()):
+        failed, left = [], False
+        for name in stale_bridges(plan, bridges, wanted):
             try:
                 if await self.runtime.remove_unused_network(name):
                     self._log.info("removed stale application bridge", network=name)
+                else:
+                    left = True  # still in use: look again next time
             except RuntimeFailure as exc:
                 failed.append(f"{name}: {exc.reason}")
+        self._swept = None if failed or left else seen
         return "; ".join(failed)
 
 

@@ -84,3 +84,26 @@ async def test_the_sweeper_removes_a_freed_blocks_bridge_once_no_container_uses_
     assert await sweep(plan) == ""
     assert name not in rt.networks
     assert naming.network_name("prod", "shop") in rt.networks
+
+
+async def test_the_sweeper_reads_the_engine_again_only_when_something_moved() -> None:
+    class Counting(FakeRuntime):
+        listed = 0
+
+        async def app_networks(self, cluster: str) -> list[Bridge]:
+            self.listed += 1
+            return await super().app_networks(cluster)
+
+    rt = Counting()
+    await rt.prepare(_on("1", "10.128.0.0/28", 0))
+    wanted: list[str] = []
+    sweep = BridgeSweeper(rt, "prod", lambda: wanted)
+    plan = plan_fabric(shop_map(block("n1", "10.128.0.0/28")), node="n1")
+    await sweep(plan)
+    await sweep(plan)  # the periodic re-apply of the same map: nothing to look at
+    assert rt.listed == 1
+    wanted.append("10.128.0.64/26")  # an assignment for a new block
+    await sweep(plan)
+    assert rt.listed == 2
+    await sweep(plan_fabric(shop_map(block("n1", "10.128.0.0/28"), block("n1", "10.128.0.64/26")), node="n1"))
+    assert rt.listed == 3
