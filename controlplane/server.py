@@ -275,8 +275,10 @@ class Server:
             await self._refresh_client_config(ca_pem)
         self._tasks.append(asyncio.create_task(prune_events_forever(etcd, audit_retention=opts.audit_retention)))
         if opts.run_reconcilers:
+            registry = self.replicas
+            assert registry is not None  # made above
             orchestrator = Orchestrator(etcd, self.informer, heartbeat_period=opts.heartbeat_period,
-                                        down_grace=opts.down_grace)
+                                        down_grace=opts.down_grace, replicas=registry.features)
 
             async def elected() -> None:
                 orchestrator.start()
