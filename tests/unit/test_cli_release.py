@@ -217,3 +217,18 @@ def test_route_ls_shows_the_certificate_of_an_https_domain() -> None:
         pb.RouteEntry(application="shop", service="web", domain="plain.example"),
     ])
     assert [r[0] for r in rows(table)] == ["shop.example (tls c@2)", "plain.example"]
+
+
+def test_app_update_blue_green_wait_exits_0_once_the_new_side_is_up_and_awaits_a_shift(
+    config: Path, tmp_path: Path,
+) -> None:
+    """Before: ``--wait`` followed the release until it ended, which a blue-green release does
+    only after an operator's confirm, so the command always timed out (exit 9)."""
+    result = ccs(config, "app", "update", "-c", "prod", "shop", "-f", str(tmp_path / "v2.yaml"),
+                 "--strategy", "blue-green", "--wait", "--timeout", "20s")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert ("release r000001 is up and awaits a shift: the new side is ready (2/2), weight new 0% / old 100%; "
+            "move traffic with `ccs release shift shop PERCENT`, then `ccs release confirm shop`") in result.stderr
+    assert "succeeded" not in result.stderr
+    rel = ok(config, "release", "get", "-c", "prod", "shop").splitlines()[1].split()
+    assert rel[:3] == ["r000001", "blue-green", "awaiting-shift"]  # nothing was confirmed for the caller
