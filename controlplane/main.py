@@ -11,9 +11,10 @@ from pathlib import Path
 
 import structlog
 
-from ccs import option_sources
+from ccs import log_setup, option_sources
 from ccs.durations import DurationError, parse_seconds
-from controlplane import backup_cli, log_setup
+from ccs.version import version
+from controlplane import backup_cli
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "supervises an embedded single-member etcd in its state directory. "
         "Also: ccs-server backup FILE, ccs-server restore FILE (see their --help).",
     )
+    p.add_argument("--version", action="version", version=f"ccs-server {version()}")
     option_sources.add_config_option(p)
     p.add_argument(
         "--listen",
