@@ -37,5 +37,6 @@ AWAITING_OPERATOR_PHASES: Final = frozenset({pb.RELEASE_PHASE_AWAITING_SHIFT})
 
 def awaits_operator(status: pb.ReleaseStatus) -> bool:
     """Whether a release with ``status`` waits for an operator: in such a phase, with no
-    operator request pending (a pending ``confirm`` will move it on by itself)."""
+    operator request pending (the planner has not acted on it yet: a pending ``confirm``
+    moves the release on, a pending ``shift`` changes its weight)."""
     return status.phase in AWAITING_OPERATOR_PHASES and not status.requests
