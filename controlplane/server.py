@@ -36,7 +36,7 @@ from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
-from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
+from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, PEER_PORT_OFFSET, EmbeddedEtcd
 from controlplane.http.server import HttpsEndpoint, build_app, parse_listen, public_url
 from controlplane.informer import Informer
 from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
@@ -157,7 +157,7 @@ class Server:
             self.embedded = EmbeddedEtcd(
                 opts.state_dir / "etcd",
                 client_port=opts.embedded_etcd_port,
-                peer_port=opts.embedded_etcd_port + 10,
+                peer_port=opts.embedded_etcd_port + PEER_PORT_OFFSET,
             )
             await self.embedded.start()
             endpoints = [self.embedded.client_url]

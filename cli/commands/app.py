@@ -11,6 +11,7 @@ import typer
 
 from ccs.client import AsyncClient
 from ccs.models import CanaryOptions
+from ccs.release_phases import awaits_operator
 from ccs.template import default_app_name, load_bundle
 from ccs.v1 import resources_pb2
 from cli.commands import app_review, service
@@ -293,7 +294,9 @@ def _change(
         if wait_for is None:
             return
         if follow_release:
-            await rel_cmd.follow_revision(cl, cluster, changed, timeout=wait_for, err=True)
+            rel = await rel_cmd.follow_revision(cl, cluster, changed, timeout=wait_for, err=True)
+            if rel is not None and awaits_operator(rel.status):
+                return  # blue-green, new side up: the old side stays until the operator's confirm
         await wait_for_app(cl, cluster, changed.meta.name, wait_for)
 
     s.run(run)
