@@ -12,6 +12,7 @@ import typer
 
 from cli.commands import app as app_cmd
 from cli.commands import (
+    app_apply,  # noqa: F401  (registers `ccs app apply`)
     audit,
     cluster,
     container,

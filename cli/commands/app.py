@@ -1,4 +1,4 @@
-"""``ccs app deploy|ls|get|update|rm|start|stop``."""
+"""``ccs app deploy|ls|get|update|apply|rm|start|stop``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import typer
 
 from ccs.client import AsyncClient
 from ccs.models import CanaryOptions
-from ccs.template import default_app_name, load_bundle
+from ccs.template import default_app_name
 from ccs.v1 import resources_pb2
+from cli.build_flags import BuildOpt, PushToOpt, bundle, check_build_flags
 from cli.commands import release as rel_cmd
 from cli.commands import service
 from cli.output import Format, OutputOpt, age, dump, emit, enum_name, table, to_data
@@ -104,19 +105,23 @@ def deploy(
     output: OutputOpt = Format.table,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
+    build: BuildOpt = False,
+    push_to: PushToOpt = None,
 ) -> None:
     """Deploy a Compose template (with its .env and env_files) as a new application."""
     s = session(ctx)
     c = s.cluster(cluster)
     env_map, labels = parse_pairs(env or [], "--env"), parse_pairs(label or [], "--label")
     wait_for = _wait_timeout(wait, timeout, dry_run)
+    check_build_flags(build, push_to, dry_run)
 
     async def create(cl: AsyncClient) -> resources_pb2.Application:
-        template, files = load_bundle(file)
+        # Only an absent --name means "the directory name": an explicit "" goes to the
+        # server, which refuses it naming the field (exit 4), like any other bad name.
+        app_name = default_app_name(file) if name is None else name
+        template, files = await bundle(file, app_name, build=build, push_to=push_to, version=version)
         return await cl.applications.create(
-            # Only an absent --name means "the directory name": an explicit "" goes to the
-            # server, which refuses it naming the field (exit 4), like any other bad name.
-            c, default_app_name(file) if name is None else name, template, env=env_map, files=files,
+            c, app_name, template, env=env_map, files=files,
             version=version, labels=labels, dry_run=dry_run, profiles=profile or [],
         )
 
@@ -198,10 +203,15 @@ def update(
     output: OutputOpt = Format.table,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
+    build: BuildOpt = False,
+    push_to: PushToOpt = None,
 ) -> None:
     """Release a new template, parameters or version of an application."""
     if profile and no_profiles:
         raise typer.BadParameter("cannot be combined with --profile", param_hint="'--no-profiles'")
+    check_build_flags(build, push_to, dry_run)
+    if build and file is None:
+        raise typer.BadParameter("needs -f FILE (the template whose build: services to build)", param_hint="--build")
     s = session(ctx)
     c = s.cluster(cluster)
     env_map, labels = parse_pairs(env or [], "--env"), parse_pairs(label or [], "--label")
@@ -219,7 +229,8 @@ def update(
         raise typer.BadParameter("canary options need --strategy canary", param_hint="'--strategy'")
 
     async def update(cl: AsyncClient) -> resources_pb2.Application:
-        template, files = load_bundle(file) if file is not None else ("", {})
+        template, files = ("", {}) if file is None else await bundle(
+            file, name, build=build, push_to=push_to, version=version)
         return await cl.applications.update(
             c, name, template=template, files=files, env=env_map, replace_env=replace_env,
             version=version, labels=labels, strategy=strategy.value if strategy else "",
