@@ -140,9 +140,9 @@ class Applications:
         Declarative, unlike ``update``: ``env`` and ``profiles`` replace the stored ones
         (``env={}`` clears them). When the stored application already is what they say (see
         ``ccs.apply_outcome``) nothing is written and the outcome is ``"unchanged"``: no
-        revision, no release. Otherwise ``"created"`` or ``"updated"`` (the update is guarded by
-        the ``resource_version`` it compared against: a concurrent change makes it raise
-        ``Conflict`` rather than overwrite what it did not see). ``strategy`` applies to an
+        revision, no release. Otherwise ``"created"`` or ``"updated"`` (the update is made to the
+        latest version, as ``update`` without ``resource_version``: the control plane's own status
+        writes to the services would otherwise make it fail at random). ``strategy`` applies to an
         update's release. An update the server finds to change nothing (a template whose own
         secret values it keeps apart) also comes back ``"unchanged"`` (same revision)."""
         env, files, labels = dict(env or {}), dict(files or {}), dict(labels or {})
@@ -161,8 +161,7 @@ class Applications:
             return ApplyResult(current, "unchanged")
         updated = await self.update(
             cluster, name, template=template, files=files, env=env, replace_env=True, version=version,
-            labels=labels, strategy=strategy, resource_version=current.meta.resource_version,
-            profiles=profiles, clear_profiles=not profiles,
+            labels=labels, strategy=strategy, profiles=profiles, clear_profiles=not profiles,
         )
         return ApplyResult(updated, "unchanged" if updated.revision == current.revision else "updated")
 
