@@ -39,7 +39,7 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (errors.WaitTimeout, 9),
     (errors.ReleaseFailed, 10),
     (errors.DataLoss, 11),
-    (BuildFailed, 12),
+    (BuildFailed, 13),
 )
 
 ClusterOpt = Annotated[

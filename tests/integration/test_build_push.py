@@ -90,14 +90,14 @@ def test_build_push_and_deploy_by_digest_then_apply_is_unchanged_until_the_sourc
     w.ccs("app", "rm", "-c", w.cluster, "shop")
 
 
-def test_a_failed_build_exits_12_naming_the_service_and_deploys_nothing(
+def test_a_failed_build_exits_13_naming_the_service_and_deploys_nothing(
     build_world: BuildWorld, tmp_path: Path, test_image: TestImages,  # noqa: F811
 ) -> None:
     w = build_world
     compose = project(tmp_path)
     (compose.parent / "src" / "web.Dockerfile").write_text("FROM local/busybox:1 AS final\nRUN false\n")
     res = w.ccs("app", "deploy", "-c", w.cluster, "-f", str(compose), "--build", "--push-to", w.registry)
-    assert res.returncode == 12, res.stderr
+    assert res.returncode == 13, res.stderr
     [line] = [x for x in res.stderr.splitlines() if x.startswith("error: ")]
     assert line.startswith("error: services.web.build: build failed: "), line
     assert w.ccs("app", "get", "-c", w.cluster, "shop").returncode == 3
