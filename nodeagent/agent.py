@@ -163,16 +163,16 @@ class Agent:
 
     def service_dns(self, source: str) -> Sequence[str]:
         """The Compose `dns` servers of the local container at `source` (the resolver's upstreams)."""
-        return self.executor.service_dns(source) if self.executor is not None else ()
+        return self.executor.addresses.service_dns(source) if self.executor is not None else ()
 
     def endpoints(self) -> list[tuple[int, str, tuple[tuple[str, str], ...]]]:
         """The running local containers on several networks (the fabric routes inside them)."""
-        return self.executor.endpoints() if self.executor is not None else []
+        return self.executor.addresses.endpoints() if self.executor is not None else []
 
     def networks_of(self, source: str) -> tuple[str, tuple[str, ...]] | None:
         """The application and Compose networks of the local container at `source` (the
         resolver answers the names of all of them)."""
-        return self.executor.networks_of(source) if self.executor is not None else None
+        return self.executor.addresses.networks_of(source) if self.executor is not None else None
 
     # ------------------------------------------------------------------ public
 

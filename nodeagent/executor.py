@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from ccs.networks import joined_networks
 from ccs.v1 import agent_pb2, resources_pb2
 from nodeagent.runtime import naming
 from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure, State
@@ -37,6 +36,7 @@ from .assignments import AssignmentBook
 from .backoff import Backoff
 from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one, router_hold
 from .fence import FenceGate
+from .local_addresses import LocalAddresses
 from .mounted_files import DEFAULT_ROOT, MountedFiles
 from .probe_monitor import ProbeMonitor, has_probe
 
@@ -74,19 +74,8 @@ class Executor:
         self._report = report
         self._unrouted_for = unrouted_for  # the node's router: see converge.router_hold
         self._sem = asyncio.Semaphore(concurrency)
-        # Container id -> (its addresses, its service's Compose `dns` servers), for the node
-        # resolver's per-container upstreams (`service_dns`); only containers that set `dns`.
-        self._dns: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        # Address -> (application, the Compose networks of the container holding it), for every
-        # local container with addresses: the node resolver's `networks_of` (a container on
-        # several networks resolves all of their names, whichever address it asks from).
-        self._asker: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self._addresses: dict[str, tuple[str, ...]] = {}  # ccs container id -> its addresses
-        self._owners: dict[str, str] = {}  # address -> the ccs container id that holds it
-        # Running containers on several networks: the network fabric routes inside them
-        # (nodeagent/network/endpoints.py); `on_endpoints` is told when the set changes.
-        self._endpoints: dict[str, tuple[int, str, tuple[tuple[str, str], ...]]] = {}
-        self._on_endpoints = on_endpoints
+        # What the node resolver and the network fabric ask about local containers' addresses.
+        self.addresses = LocalAddresses(on_endpoints)
         self._log = log or structlog.get_logger("ccs.agent")
         self.docker_ids: dict[str, str] = {}  # ccs container id -> docker id
         self._apps: dict[str, str] = {}  # ccs container id -> application (orphans included)
@@ -319,61 +308,8 @@ class Executor:
         self.docker_ids.pop(cid, None)
         self._apps.pop(cid, None)
 
-    def service_dns(self, source: str) -> tuple[str, ...]:
-        """The Compose `dns` servers of the local container whose address is `source` (none:
-        empty), so the node resolver forwards that container's other names where its
-        service asked. Linear in the local containers that set `dns`: a handful."""
-        for addresses, servers in self._dns.values():
-            if source in addresses:
-                return servers
-        return ()
-
-    def networks_of(self, source: str) -> tuple[str, tuple[str, ...]] | None:
-        """The application and Compose networks of the local container whose address (on any of
-        its networks) is `source`; None when no local container has it."""
-        return self._asker.get(source)
-
-    def endpoints(self) -> list[tuple[int, str, tuple[tuple[str, str], ...]]]:
-        """The running local containers on several networks: (pid, application, (Compose
-        network, address) in template order)."""
-        return list(self._endpoints.values())
-
-    def _note_endpoint(
-        self, cid: str, c: resources_pb2.Container, o: Observed | None, addresses: dict[str, str]
-    ) -> None:
-        entry = None
-        if o is not None and o.pid and len(addresses) > 1:
-            order = joined_networks(n.name for n in c.spec.networks)
-            ranked = sorted(addresses.items(),
-                            key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
-            entry = (o.pid, c.application, tuple(ranked))
-        if self._endpoints.get(cid) == entry:
-            return
-        if entry is None:
-            self._endpoints.pop(cid, None)
-        else:
-            self._endpoints[cid] = entry
-        if self._on_endpoints is not None:
-            self._on_endpoints()
-
-    def _note_addresses(self, cid: str, app: str, addresses: dict[str, str]) -> None:
-        """Keep `networks_of` current with `cid`'s addresses (none: it has left them). An
-        address is dropped only while it is still `cid`'s: a new container may hold it already."""
-        for address in self._addresses.pop(cid, ()):
-            if self._owners.get(address) == cid:
-                self._asker.pop(address, None)
-                self._owners.pop(address, None)
-        if addresses:
-            networks = tuple(sorted(addresses))
-            self._addresses[cid] = tuple(addresses.values())
-            for address in addresses.values():
-                self._asker[address] = (app, networks)
-                self._owners[address] = cid
-
     def _forget(self, cid: str) -> None:
-        self._dns.pop(cid, None)
-        self._note_addresses(cid, "", {})
-        self._endpoints.pop(cid, None)
+        self.addresses.forget(cid)
         self._router_waits.discard(cid)
         self.book.forget(cid)
         self.tracked.discard(cid)
@@ -419,10 +355,5 @@ class Executor:
         )
         if reason:
             st.failure_reason = reason  # type: ignore[assignment]  # FailureReason is an int enum
-        if st.addresses and c.spec.dns:
-            self._dns[cid] = (tuple(st.addresses.values()), tuple(c.spec.dns))
-        else:
-            self._dns.pop(cid, None)
-        self._note_addresses(cid, c.application, dict(st.addresses))
-        self._note_endpoint(cid, c, o, dict(st.addresses))
+        self.addresses.note(cid, c, o.pid if o is not None else 0, dict(st.addresses))
         self._report(status.update(c, st))

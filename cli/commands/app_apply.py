@@ -3,9 +3,9 @@
 Registered on ``ccs app`` (``cli.commands.app.app``). The SDK's ``applications.apply`` decides
 (created / updated / unchanged, see ``ccs.apply_outcome``); this module parses the flags, builds
 first with ``--build``, and prints the outcome: ``application NAME: unchanged`` (or ``created``,
-``updated``) after the usual table on stdout, or on stderr with ``-o json|yaml`` so stdout stays
-one parseable document. An unchanged application exits 0 like any success: a CI job that
-re-applies the same commit passes without releasing anything.
+``updated``) after the usual table on stdout, or on stderr with any other ``-o`` (json, yaml,
+name, jsonpath) so stdout stays what that format prints. An unchanged application exits 0 like
+any success: a CI job that re-applies the same commit passes without releasing anything.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cli.commands.app import (
     _wait_timeout,
     app,
 )
-from cli.output import Format, OutputOpt
+from cli.output import TABLE, OutputOpt
 from cli.progress import wait_for_app
 from cli.session import ClusterOpt, parse_pairs, session
 
@@ -54,7 +54,7 @@ def apply(
     ] = None,
     build: BuildOpt = False,
     push_to: PushToOpt = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
 ) -> None:
@@ -74,7 +74,7 @@ def apply(
             profiles=profile or [], strategy=strategy.value if strategy else "",
         )
         _show(result.application, output)
-        typer.echo(f"application {app_name}: {result.outcome}", err=output is not Format.table)
+        typer.echo(f"application {app_name}: {result.outcome}", err=not output.is_table)
         if wait_for is None:
             return
         if result.outcome == "updated":

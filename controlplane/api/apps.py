@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import grpc
 import structlog
 
-from ccs.ab_match import HTTP_TOKEN, MATCH_VALUE
-from ccs.labels import KEEP_VOLUMES, apply_label_changes
+from ccs.labels import apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.app_delete import delete_application
+from controlplane.api.app_diff import diff_application
 from controlplane.api.app_policy import check_policy
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
-from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
-from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
+from controlplane.api.app_update import UpdateSeen, apply_update, check_fits, new_service, snapshot, template_digest
+from controlplane.api.common import CacheReader, read_modify_write
 from controlplane.api.networks import check_external, guard_networks, refusal_for
-from controlplane.api.secret_refs import keep_out, mounting, stored_values
+from controlplane.api.release_options import check_release_options
+from controlplane.api.secret_refs import keep_out, stored_values
 from controlplane.api.secret_refs import resolve as resolve_files
 from controlplane.api.template_parse import parse_checked
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
@@ -25,7 +27,7 @@ from controlplane.informer import Informer
 from controlplane.names import MAX_VERSION, check_labels, check_name, check_text, shown
 from controlplane.release import ReleaseOptions
 from controlplane.secrets.store import SecretStore
-from controlplane.store import Corrupt, NotFound, keys, reads
+from controlplane.store import NotFound, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
@@ -117,9 +119,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             + (f", version {request.version}" if request.version else ""),
         )
         check_fits(self.etcd, txn, len(services))
-        if request.dry_run:
-            return app
         try:
+            if request.dry_run:
+                await txn.check(self.etcd)  # the write's guards, evaluated; nothing written
+                return app
             app.meta.resource_version = await txn.commit(self.etcd)
         except NotFound as exc:
             raise refusal_for(cluster, parsed, exc) or exc from None
@@ -173,7 +176,15 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         request = api_pb2.UpdateApplicationRequest(cluster=cluster, name=name)
         return await read_modify_write(0, lambda: self._UpdateApplication(request))
 
-    async def _UpdateApplication(self, request: api_pb2.UpdateApplicationRequest) -> pb.Application:
+    async def DiffApplication(
+        self, request: api_pb2.UpdateApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.DiffApplicationResponse:
+        return await read_modify_write(request.resource_version, lambda: diff_application(
+            request, lambda dry, observe: self._UpdateApplication(dry, observe)))
+
+    async def _UpdateApplication(
+        self, request: api_pb2.UpdateApplicationRequest, observe: Callable[[UpdateSeen], object] | None = None
+    ) -> pb.Application:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
@@ -225,9 +236,9 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             match_cookie=request.match_cookie,
             match_value=request.match_value,
         )
-        _check_release_options(options)
+        check_release_options(options)
         return await apply_update(self.etcd, app, old_spec, parsed, rv, options, dry_run=request.dry_run,
-                                  policy_rv=policy_rv, networks=networks, riders=own_values)
+                                  policy_rv=policy_rv, networks=networks, riders=own_values, observe=observe)
 
     async def RollbackApplication(
         self, request: api_pb2.RollbackApplicationRequest, context: grpc.aio.ServicerContext
@@ -284,88 +295,16 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         await self._get(cluster, name)
         revisions, _ = await reads.list_all(self.etcd, keys.revisions(cluster, name), pb.ApplicationRevision)
         await resolve_all(self.etcd, cluster, name, revisions)
+        for rev in revisions:
+            rev.template_digest = template_digest(rev.spec.template)
         return api_pb2.ListRevisionsResponse(revisions=revisions)
 
     async def DeleteApplication(
         self, request: api_pb2.DeleteApplicationRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.DeleteApplicationResponse:
-        return await read_modify_write(request.resource_version, lambda: self._DeleteApplication(request))
-
-    async def _DeleteApplication(
-        self, request: api_pb2.DeleteApplicationRequest
-    ) -> api_pb2.DeleteApplicationResponse:
-        """Delete an application, also when some of its records do not decode.
-
-        Deleting is how an operator recovers from a damaged record (Kubernetes lets a corrupt
-        object be deleted for the same reason, KEP-3926), so it reads raw values: an
-        application record that does not decode is replaced by a bare one marked for removal,
-        and service or container records that do not decode are deleted in the same
-        transaction (each guarded by its revision), after which the reconciler retires their
-        containers as those of a deleted service and the agents drop what is no longer assigned.
-        """
-        cluster = check_name("cluster", request.cluster)
-        name = check_name("name", request.name)
-        key = keys.app(cluster, name)
-        kv = await self.etcd.get(key)
-        if kv is None:
-            raise NotFound("application", name)
-        try:
-            app: pb.Application | None = decode(kv, pb.Application)
-        except Corrupt:
-            app = None
-        rv = request.resource_version or kv.mod_revision
-        damaged = await self._damaged(keys.services(cluster, name), pb.Service)
-        damaged |= await self._damaged(keys.containers(cluster, name), pb.Container)
-        has_containers = await self.etcd.count(keys.containers(cluster, name)) > 0
-        txn = Txn()
-        await self._drop_own_files(txn, cluster, name)
-        for bad_key, bad_rv in sorted(damaged.items()):
-            txn.require_revision(bad_key, "record", bad_key, bad_rv).delete(bad_key)
-        dropped = sorted(damaged) + ([key] if app is None else [])
-        note = f"; dropped the records that did not decode: {', '.join(dropped)}" if dropped else ""
-        if has_containers:
-            # Containers must stop on their nodes first: mark the application for
-            # removal; the application reconciler deletes the keys once they are gone.
-            if app is None:
-                app = pb.Application(meta=new_meta(name), cluster=cluster)
-            app.spec.desired_state = pb.DESIRED_STATE_REMOVED
-            app.status.phase = "Deleting"
-            if request.keep_volumes:
-                app.meta.labels[KEEP_VOLUMES] = "true"
-            touch(app.meta)
-            txn.update(key, app, "application", name, rv)
-            record_event(txn, cluster, "application", name, "Deleting", "removing containers" + note)
-        else:
-            txn.require_revision(key, "application", name, rv)
-            txn.require_empty(keys.containers(cluster, name), "containers", f"application {name!r}")
-            txn.delete(key)
-            for prefix in keys.owned_by_app(cluster, name):
-                txn.delete_prefix(prefix)
-            record_event(txn, cluster, "application", name, "Deleted", f"application {name} deleted" + note)
-        await txn.commit(self.etcd)
-        return api_pb2.DeleteApplicationResponse()
-
-    async def _drop_own_files(self, txn: Txn, cluster: str, app: str) -> None:
-        """The secrets and configs the application made from its template go with it (its
-        running containers keep their files until they stop), unless another application
-        mounts one: that one stays, as if made with ``ccs secret create``."""
-        if self.secrets is None:
-            return
-        for kind, secret, prefix, revision in await self.secrets.owned(cluster, app):
-            mounts, _, _ = await mounting(self.etcd, cluster, kind, secret)
-            if set(mounts) - {app}:
-                continue
-            txn.require_unchanged(prefix, revision, kind, secret).delete_prefix(prefix)
-
-    async def _damaged(self, prefix: str, cls: type[pb.Service] | type[pb.Container]) -> dict[str, int]:
-        """Keys under ``prefix`` whose values do not decode as ``cls``, with their mod_revision."""
-        out: dict[str, int] = {}
-        for kv in (await self.etcd.range(prefix)).kvs:
-            try:
-                decode(kv, cls)
-            except Corrupt:
-                out[kv.key] = kv.mod_revision
-        return out
+        return await read_modify_write(
+            request.resource_version, lambda: delete_application(self.etcd, self.secrets, request)
+        )
 
     async def _set_desired(
         self, cluster: str, name: str, state: pb.DesiredState, reason: str
@@ -408,38 +347,3 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
 def _profiles(requested: Iterable[str]) -> list[str]:
     """The chosen profiles, each once, in the order given (the parser checks the names)."""
     return list(dict.fromkeys(requested))
-
-
-def _check_release_options(o: ReleaseOptions) -> None:
-    if o.strategy != "canary" and (
-        o.canary_replicas
-        or o.canary_steps
-        or o.canary_analysis is not None
-        or o.match_header
-        or o.match_cookie
-    ):
-        raise InvalidArgument("strategy", "canary options need strategy canary")
-    if o.canary_replicas > MAX_REPLICAS:
-        raise InvalidArgument("canary_replicas", f"{o.canary_replicas} exceeds the limit of {MAX_REPLICAS}")
-    for i, step in enumerate(o.canary_steps):
-        if step.weight > 100:
-            raise InvalidArgument(f"canary_steps[{i}].weight", f"{step.weight} is not a percentage (0-100)")
-        if step.pause_ms < 0:
-            raise InvalidArgument(f"canary_steps[{i}].pause_ms", "must not be negative")
-    if o.canary_steps and o.canary_steps[-1].weight != 100:
-        raise InvalidArgument("canary_steps", "the last step must send 100% of traffic to the new revision")
-    a = o.canary_analysis
-    if a is not None and not 0 <= a.max_5xx_ratio <= 1:
-        raise InvalidArgument(
-            "canary_analysis.max_5xx_ratio", f"{a.max_5xx_ratio} is not a ratio between 0 and 1"
-        )
-    if (o.match_header or o.match_cookie) and not o.match_value:
-        raise InvalidArgument("match_value", "A/B routing by header or cookie needs the value to match")
-    if o.match_header and o.match_cookie:
-        raise InvalidArgument("match_cookie", "choose a header or a cookie, not both")
-    # Both go into every router's HAProxy configuration (see ccs.ab_match).
-    for field, name in (("match_header", o.match_header), ("match_cookie", o.match_cookie)):
-        if name and not HTTP_TOKEN.fullmatch(name):
-            raise InvalidArgument(field, f"{shown(name)} is not an HTTP header or cookie name (an RFC 9110 token)")
-    if o.match_value and not MATCH_VALUE.fullmatch(o.match_value):
-        raise InvalidArgument("match_value", f"{shown(o.match_value)}: use 1 to 1024 of A-Z a-z 0-9 . _ ~ : / + = @ -")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import secrets
 from collections.abc import AsyncIterator
 
@@ -21,6 +20,7 @@ from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.mounted_files import attach
 from controlplane.dispatcher.recheck import rechecked
+from controlplane.dispatcher.status_writer import ContainerStatusWriter
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_labels, check_name
@@ -29,7 +29,7 @@ from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard, current_node
 from controlplane.replicas import ReplicaRegistry
 from controlplane.secrets.store import SecretStore
-from controlplane.store import Conflict, Corrupt, keys, reads
+from controlplane.store import Conflict, keys, reads
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
@@ -37,9 +37,6 @@ from controlplane.store.meta import new_meta, now, touch
 from controlplane.store.txn import Txn
 
 log = structlog.get_logger("ccs.dispatcher")
-
-MAX_BATCH = 100  # etcd refuses transactions of more than 128 operations by default
-
 
 class PermissionDenied(Exception):
     pass
@@ -66,8 +63,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         self.guard = guard
         # The API replicas alive now (controlplane.replicas): agents fail over among them.
         self.replicas = replicas
-        # (key, mod_revision) of undecodable container records already logged.
-        self._corrupt_logged: set[tuple[str, int]] = set()
+        self.statuses = ContainerStatusWriter(etcd, informer)
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal:
         if self.issuer is not None:
@@ -233,27 +229,14 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                  assignments=len(complete.assignments), version=complete.version)
         # A stream outlives a revocation: with node certificates, the node is checked again
         # every heartbeat period (busy or quiet), so a revoked node's session ends too.
-        recheck = self.hub.heartbeat_period_ms / 1000 if self.guard is not None and self.issuer else None
-        loop = asyncio.get_running_loop()
-        next_check = loop.time() + (recheck or 0)
+        messages = _queued(session.queue)
+        if self.guard is not None and self.issuer is not None:
+            guard = self.guard
+            messages = rechecked(messages, self.hub.heartbeat_period_ms / 1000,
+                                 lambda: guard.authenticate(context))
         try:
             yield await attach(self.files, p.cluster, complete)
-            while True:
-                msg: agent_pb2.SessionMessage | bool | None = False
-                try:
-                    timeout = max(0.0, next_check - loop.time()) if recheck else None
-                    msg = await asyncio.wait_for(session.queue.get(), timeout)
-                except TimeoutError:
-                    pass
-                if recheck and loop.time() >= next_check:
-                    assert self.guard is not None
-                    await self.guard.authenticate(context)
-                    next_check = loop.time() + recheck
-                if msg is False:
-                    continue
-                if msg is None:
-                    return
-                assert isinstance(msg, agent_pb2.SessionMessage)
+            async for msg in messages:
                 yield await attach(self.files, p.cluster, msg)
         finally:
             self.hub.close(session)
@@ -306,78 +289,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.UpdateStatusResponse:
         p = await self._principal(context)
-        check_addresses(request)
-        latest: dict[str, agent_pb2.ContainerStatusUpdate] = {}
-        for u in request.updates:
-            latest[keys.container(p.cluster, u.application, u.service, u.container)] = u
-        items = list(latest.items())
-        for i in range(0, len(items), MAX_BATCH):
-            await self._write_statuses(p, items[i : i + MAX_BATCH], context)
+        await self.statuses.write(p, request, context)
         return agent_pb2.UpdateStatusResponse()
-
-    async def _write_statuses(
-        self, p: Principal, items: list[tuple[str, agent_pb2.ContainerStatusUpdate]],
-        context: grpc.aio.ServicerContext,
-    ) -> None:
-        state = self.informer.clusters.get(p.cluster)
-        for attempt in range(5):
-            txn = Txn()
-            for key, u in items:
-                cached = state.containers.get((u.application, u.service, u.container)) if state else None
-                if state is not None and key in state.undecodable:
-                    cached = None  # the last good copy: a write guarded by it could only conflict
-                if cached is None or attempt > 0:
-                    kv = await self.etcd.get(key)
-                    if kv is None:
-                        continue  # deleted meanwhile: nothing to report on
-                    try:
-                        current = decode(kv, pb.Container)
-                    except Corrupt as e:
-                        self._skip_corrupt(p, kv.key, kv.mod_revision, e)
-                        continue
-                else:
-                    current = cached
-                if current.node != p.node:
-                    await context.abort(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        f"container {u.container!r} is not assigned to node {p.node!r}",
-                    )
-                status = pb.ContainerStatus()
-                status.CopyFrom(u.status)
-                if not status.HasField("updated_at"):
-                    status.updated_at.CopyFrom(now())
-                probe = pb.ContainerStatus()
-                probe.CopyFrom(current.status)
-                probe.updated_at.CopyFrom(status.updated_at)
-                if probe == status:
-                    continue
-                new = pb.Container()
-                new.CopyFrom(current)
-                new.status.CopyFrom(status)
-                txn.update(key, new, "container", u.container, current.meta.resource_version)
-            if not len(txn):
-                return
-            try:
-                await txn.commit(self.etcd)
-                return
-            except Conflict:
-                await asyncio.sleep(0.01 * (attempt + 1))
-        log.warning("status update kept conflicting; dropped (agent will resend)", node=p.node)
-
-    def _skip_corrupt(self, p: Principal, key: str, mod_revision: int, error: Corrupt) -> None:
-        """A container record that does not decode loses this status, not the whole batch.
-
-        The agent's other containers still report; this one's status is dropped (the agent
-        resends it when it changes again) until the record is rewritten or deleted. The
-        reconciler already reports the record as an event, so this logs once per stored value.
-        """
-        if (key, mod_revision) in self._corrupt_logged:
-            return
-        if len(self._corrupt_logged) >= 1024:  # bounded: a flood of damage must not grow memory
-            self._corrupt_logged.clear()
-        self._corrupt_logged.add((key, mod_revision))
-        log.warning("status dropped: the container record does not decode", node=p.node, key=key,
-                    error=str(error))
 
     async def Logs(
         self, request_iterator: AsyncIterator[agent_pb2.LogChunk], context: grpc.aio.ServicerContext
@@ -398,20 +311,6 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             yield req
 
 
-def check_addresses(request: agent_pb2.UpdateStatusRequest) -> None:
-    """Refuse the whole report if an address is not an IPv4 address of a named network: every
-    node's resolver answers these, so a bad one must not be stored (nothing is written)."""
-    for i, u in enumerate(request.updates):
-        for network, address in u.status.addresses.items():
-            where = f"updates[{i}].status.addresses[{network!r}]"
-            if not network or len(network) > 63:
-                raise InvalidArgument(where, "the network name must be 1 to 63 characters")
-            try:
-                ipaddress.IPv4Address(address)
-            except ValueError:
-                raise InvalidArgument(where, f"{address!r} is not an IPv4 address") from None
-
-
 def _same_counters(a: pb.RouterStats, b: pb.RouterStats) -> bool:
     return a.routing_version == b.routing_version and list(a.backends) == list(b.backends)
 
@@ -423,3 +322,11 @@ MAX_AGENT_MESSAGE = 2000
 def _agent_message(text: str) -> str:
     text = text.replace("\0", "")
     return text if len(text) <= MAX_AGENT_MESSAGE else text[: MAX_AGENT_MESSAGE - 3] + "..."
+
+
+async def _queued(
+    queue: asyncio.Queue[agent_pb2.SessionMessage | None],
+) -> AsyncIterator[agent_pb2.SessionMessage]:
+    """A session's messages until the hub ends it (None)."""
+    while (msg := await queue.get()) is not None:
+        yield msg

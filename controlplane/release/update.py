@@ -40,7 +40,7 @@ DEFAULT_CANARY_ANALYSIS = pb.CanaryAnalysis(max_5xx_ratio=0.05, min_requests=20)
 class ReleaseOptions:
     """What the request asks of the release (flags of ``ccs app update`` / ``app rollback``).
 
-    The API checks them first (``_check_release_options``: canary options need the canary
+    The API checks them first (``api.release_options``: canary options need the canary
     strategy, steps end at 100%, ...); an empty value means "the default".
     """
 

@@ -36,12 +36,13 @@ import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ccs.ab_match import HTTP_TOKEN, MATCH_VALUE
 from ccs.v1 import resources_pb2
 
 from .https import CertificateRef, host_match, https_head, redirect_lines, tls_domains
+from .settings import ADDRESS as ADDRESS
+from .settings import RouterSettings as RouterSettings
 
 MAX_WEIGHT = 256
 STABLE_GROUPS = frozenset({"", "stable"})
@@ -50,55 +51,7 @@ _WEIGHT_MASK = "weight W"
 
 _DOMAIN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z")
 _PATH = re.compile(r"^/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*\Z")
-_ADDRESS = re.compile(r"^[A-Za-z0-9.:-]+\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-@dataclass(frozen=True, slots=True)
-class RouterSettings:
-    """Where the router listens and keeps its files."""
-
-    state_dir: Path
-    bind_address: str = "0.0.0.0"
-    port: int = 9080
-    connect_timeout: str = "3s"
-    client_timeout: str = "60s"
-    server_timeout: str = "60s"
-    check_interval: str = "2s"
-    hard_stop_after: str = "30s"
-    https_port: int = 9443
-    # Where the agent writes the routes' PEM files (certificate chain + key): a tmpfs, so keys
-    # never reach a disk. None: `state_dir/tls` (tests).
-    tls_dir: Path | None = None
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"port: must be in 1-65535, got {self.port}")
-        if not 1 <= self.https_port <= 65535 or self.https_port == self.port:
-            raise ValueError(f"https_port: must be in 1-65535 and differ from port, got {self.https_port}")
-        if not self.bind_address or not _ADDRESS.match(self.bind_address):
-            raise ValueError(f"bind_address: must be an IP address or host name, got {self.bind_address!r}")
-
-    @property
-    def socket_path(self) -> Path:
-        return self.state_dir / "haproxy.sock"
-
-    @property
-    def config_path(self) -> Path:
-        return self.state_dir / "haproxy.cfg"
-
-    @property
-    def certificate_dir(self) -> Path:
-        return self.tls_dir if self.tls_dir is not None else self.state_dir / "tls"
-
-    @property
-    def crt_list_path(self) -> Path:
-        return self.certificate_dir / "crt-list.txt"
-
-    def certificate_path(self, domain: str) -> Path:
-        """The PEM file of `domain`: the same for every version of its certificate (see the
-        module docstring). `*.` becomes `_.`; `_` is not a host name character."""
-        return self.certificate_dir / f"{domain.lower().replace('*', '_')}.pem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +142,7 @@ def check_entry(entry: resources_pb2.RouteEntry, where: str) -> None:
                 f"got {entry.match_value!r}"
             )
     for i, b in enumerate(entry.backends):
-        if not b.address or not _ADDRESS.match(b.address):
+        if not b.address or not ADDRESS.match(b.address):
             raise ValueError(f"{where}.backends[{i}].address: not an address, got {b.address!r}")
         if not 1 <= b.port <= 65535:
             raise ValueError(f"{where}.backends[{i}].port: must be in 1-65535, got {b.port}")

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from ccs.v1 import api_pb2
-from controlplane.api.apps import _check_release_options
+from controlplane.api.release_options import check_release_options
 from controlplane.api.template_parse import MAX_ENV_BYTES, check_inputs
 from controlplane.compose import TemplateError, parse_template
 from controlplane.grpc_errors import InvalidArgument, bounded, wire_size
@@ -79,10 +79,10 @@ def test_ab_match_header_with_a_trailing_newline_is_refused_by_the_api() -> None
     # It went into every router's HAProxy configuration, splitting the line.
     options = ReleaseOptions(strategy="canary", match_header="X-Canary\n", match_value="yes")
     with pytest.raises(InvalidArgument, match=r"^match_header: 'X-Canary\\n' is not an HTTP header"):
-        _check_release_options(options)
+        check_release_options(options)
     options = ReleaseOptions(strategy="canary", match_cookie="c", match_value="a b")
     with pytest.raises(InvalidArgument, match=r"^match_value: 'a b'"):
-        _check_release_options(options)
+        check_release_options(options)
 
 
 def test_env_values_with_nul_and_env_past_1_mib_are_refused() -> None:
