@@ -24,6 +24,7 @@ import hashlib
 import os
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,7 @@ from cli.build_plan import (
 )
 from cli.build_progress import BuildReporter
 
-__all__ = ["build_template", "context_hash", "version_of"]
-
-DONE_STATUSES = ("Pushed", "Layer already exists")
-
+__all__ = ["BuildPlan", "context_hash", "plan_builds", "run_builds", "version_of"]
 
 def context_hash(spec: BuildSpec) -> str:
     """sha256 (hex) of the files the engine would get for ``spec``, the Dockerfile and options."""
@@ -138,7 +136,21 @@ def _push(api: docker.APIClient, service: str, ref: str, reporter: BuildReporter
     return digest
 
 
-def build_template(
+@dataclass(frozen=True)
+class BuildPlan:
+    """What ``--build`` will do: each service's build and the reference it will push."""
+
+    template: str
+    specs: dict[str, BuildSpec]
+    refs: dict[str, str]
+
+    def preview(self) -> str:
+        """The template as it will be sent, with the tags in place of the digests not known yet:
+        what the server checks in a dry run before anything is built."""
+        return rewrite_template(self.template, self.refs)
+
+
+def plan_builds(
     template: str,
     doc: Any,
     base: Path,
@@ -146,29 +158,32 @@ def build_template(
     *,
     push_to: str | None,
     version: str | None,
-    reporter: BuildReporter,
     environ: Mapping[str, str] | None = None,
-    engine: docker.APIClient | None = None,
-) -> str:
-    """Build and push every ``build:`` service of ``template`` (``doc`` is its parsed tree, its
-    directory ``base``); the template with those services' images set to the pushed references.
-
-    Everything that can be refused (bad ``build:`` keys, no registry, a bad version) is checked
-    for every service before the first build starts."""
+) -> BuildPlan:
+    """Every ``build:`` service of ``template`` (``doc`` is its parsed tree, ``base`` its
+    directory) with its reference; everything that can be refused (bad ``build:`` keys, no
+    registry, a bad version) is, for every service, before the first build starts."""
     specs = build_specs(doc, base, os.environ if environ is None else environ)
     if not specs:
         raise BuildError("--build: the template has no service with build:")
     refs = {name: image_ref(push_registry(spec, push_to), app, name, version_of(spec, version))
             for name, spec in specs.items()}
+    return BuildPlan(template, specs, refs)
+
+
+def run_builds(plan: BuildPlan, reporter: BuildReporter, engine: docker.APIClient | None = None) -> str:
+    """Build and push each service of ``plan``; the template with their images set to the
+    pushed ``ref@digest``."""
     api = engine or docker.from_env().api
     try:
         pushed = {}
         with reporter:
-            for name, spec in specs.items():
-                reporter.step(name, f"building {refs[name]} from {spec.context}")
-                _build(api, spec, refs[name], reporter)
-                pushed[name] = f"{refs[name]}@{_push(api, name, refs[name], reporter)}"
+            for name, spec in plan.specs.items():
+                ref = plan.refs[name]
+                reporter.step(name, f"building {ref} from {spec.context}")
+                _build(api, spec, ref, reporter)
+                pushed[name] = f"{ref}@{_push(api, name, ref, reporter)}"
     finally:
         if engine is None:
             api.close()
-    return rewrite_template(template, pushed)
+    return rewrite_template(plan.template, pushed)

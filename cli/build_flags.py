@@ -10,6 +10,7 @@ takes it out and sets ``image:`` to the pushed ``repo:tag@digest``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from ccs.template import find_template, load_bundle
-from cli.build_engine import build_template
+from cli.build_engine import plan_builds, run_builds
 from cli.build_plan import BuildError
 from cli.build_progress import build_reporter
 
@@ -46,9 +47,20 @@ def check_build_flags(build: bool, push_to: str | None, dry_run: bool) -> None:
 
 
 async def bundle(
-    file: Path, app: str, *, build: bool, push_to: str | None, version: str
+    file: Path,
+    app: str,
+    *,
+    build: bool,
+    push_to: str | None,
+    version: str,
+    check: Callable[[str, dict[str, str]], Awaitable[object]] | None = None,
 ) -> tuple[str, dict[str, str]]:
-    """The template and files to send: as written, or with its ``build:`` services built."""
+    """The template and files to send: as written, or with its ``build:`` services built.
+
+    With ``--build``, ``check(template, files)`` (the command's own call as a dry run) first
+    gets the template as it will be sent, tags in place of digests: a template the server
+    refuses for anything else is refused before minutes of building and pushing, and nothing
+    is pushed for it."""
     template, files = load_bundle(file)
     if not build:
         return template, files
@@ -56,9 +68,8 @@ async def bundle(
         doc = YAML(typ="safe", pure=True).load(template)
     except YAMLError as exc:
         raise BuildError(f"template: not valid YAML: {exc}") from None
-    base = find_template(file).parent
-    built = await asyncio.to_thread(
-        build_template, template, doc, base, app, push_to=push_to, version=version or None,
-        reporter=build_reporter(),
-    )
-    return built, files
+    plan = await asyncio.to_thread(plan_builds, template, doc, find_template(file).parent, app,
+                                   push_to=push_to, version=version or None)
+    if check is not None:
+        await check(plan.preview(), files)
+    return await asyncio.to_thread(run_builds, plan, build_reporter()), files

@@ -139,11 +139,14 @@ def deploy(
         # Only an absent --name means "the directory name": an explicit "" goes to the
         # server, which refuses it naming the field (exit 4), like any other bad name.
         app_name = default_app_name(file) if name is None else name
-        template, files = await bundle(file, app_name, build=build, push_to=push_to, version=version)
-        return await cl.applications.create(
-            c, app_name, template, env=env_map, files=files,
-            version=version, labels=labels, dry_run=dry_run, profiles=profile or [],
-        )
+
+        def send(template: str, files: dict[str, str], dry: bool) -> Awaitable[resources_pb2.Application]:
+            return cl.applications.create(c, app_name, template, env=env_map, files=files, version=version,
+                                          labels=labels, dry_run=dry, profiles=profile or [])
+
+        template, files = await bundle(file, app_name, build=build, push_to=push_to, version=version,
+                                       check=lambda t, f: send(t, f, True))
+        return await send(template, files, dry_run)
 
     _change(s, c, create, output, wait_for, follow_release=False)
 
@@ -253,13 +256,16 @@ def update(
         raise typer.BadParameter("canary options need --strategy canary", param_hint="'--strategy'")
 
     async def update(cl: AsyncClient) -> resources_pb2.Application:
+        def send(template: str, files: dict[str, str], dry: bool) -> Awaitable[resources_pb2.Application]:
+            return cl.applications.update(
+                c, name, template=template, files=files, env=env_map, replace_env=replace_env,
+                version=version, labels=labels, strategy=strategy.value if strategy else "",
+                canary=canary, dry_run=dry, profiles=profile or [], clear_profiles=no_profiles,
+            )
+
         template, files = ("", {}) if file is None else await bundle(
-            file, name, build=build, push_to=push_to, version=version)
-        return await cl.applications.update(
-            c, name, template=template, files=files, env=env_map, replace_env=replace_env,
-            version=version, labels=labels, strategy=strategy.value if strategy else "",
-            canary=canary, dry_run=dry_run, profiles=profile or [], clear_profiles=no_profiles,
-        )
+            file, name, build=build, push_to=push_to, version=version, check=lambda t, f: send(t, f, True))
+        return await send(template, files, dry_run)
 
     _change(s, c, update, output, wait_for)
 

@@ -17,6 +17,7 @@ import typer
 
 from ccs.apply_outcome import ApplyResult
 from ccs.client import AsyncClient
+from ccs.errors import NotFound
 from ccs.template import default_app_name
 from cli.build_flags import BuildOpt, PushToOpt, bundle, check_build_flags
 from cli.commands import release as rel_cmd
@@ -68,10 +69,12 @@ def apply(
 
     async def run(cl: AsyncClient) -> None:
         app_name = default_app_name(file) if name is None else name
-        template, files = await bundle(file, app_name, build=build, push_to=push_to, version=version)
+        profiles = profile or []
+        template, files = await bundle(file, app_name, build=build, push_to=push_to, version=version,
+                                       check=lambda t, f: _dry_run(cl, c, app_name, t, f, env_map, version, profiles))
         result: ApplyResult = await cl.applications.apply(
             c, app_name, template, env=env_map, files=files, version=version, labels=labels,
-            profiles=profile or [], strategy=strategy.value if strategy else "",
+            profiles=profiles, strategy=strategy.value if strategy else "",
         )
         _show(result.application, output)
         typer.echo(f"application {app_name}: {result.outcome}", err=not output.is_table)
@@ -82,3 +85,17 @@ def apply(
         await wait_for_app(cl, c, app_name, wait_for)
 
     s.run(run)
+
+
+async def _dry_run(cl: AsyncClient, cluster: str, name: str, template: str, files: dict[str, str],
+                   env: dict[str, str], version: str, profiles: list[str]) -> None:
+    """Before ``--build``: the server checks the template as apply will send it (a dry run of
+    the create or the update it will make), so a refused one is refused before building."""
+    try:
+        await cl.applications.get(cluster, name)
+    except NotFound:
+        await cl.applications.create(cluster, name, template, env=env, files=files, version=version,
+                                     profiles=profiles, dry_run=True)
+        return
+    await cl.applications.update(cluster, name, template=template, files=files, env=env, replace_env=True,
+                                 version=version, profiles=profiles, clear_profiles=not profiles, dry_run=True)

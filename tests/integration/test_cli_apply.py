@@ -51,6 +51,13 @@ def test_apply_errors_keep_their_exit_codes(ccs_server: Any, unique: str, tmp_pa
     assert res.returncode == 4, res.stderr
     assert res.stderr.strip() == ("error: services.web.build: no registry to push to: pass --push-to REGISTRY, "
                                   "or name one in services.web.image (e.g. registry.example.com/team/app)")
+    # a template the server refuses for something else is refused by its dry run, before any build
+    # (no engine is touched: this test runs without Docker)
+    other = small_app(tmp_path, "other", template="services:\n  web:\n    build: .\n    volumes: [./data:/data]\n")
+    for command in ("apply", "deploy"):
+        res = run(ccs_server, "app", command, "-c", unique, "-f", str(other), "--build", "--push-to", "127.0.0.1:1")
+        assert res.returncode == 4, (command, res.stderr)
+        assert res.stderr.startswith("error: services.web.volumes[0]: ") and "building" not in res.stderr
     assert as_json(ccs_server, "app", "ls", "-c", unique) == []
     ok(ccs_server, "cluster", "rm", unique)
 
