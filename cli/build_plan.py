@@ -248,6 +248,11 @@ def git_version(short_sha: str, dirty: bool, digest_hex: str) -> str:
     return f"{short_sha}-dirty-{digest_hex[:HASH_CHARS]}" if dirty else short_sha
 
 
+_UNEDITABLE = ("template: the built images could not be written into it without changing its meaning "
+               "(a build: from a << merge?); write build: in each service, or set image: and deploy "
+               "without --build")
+
+
 def _yaml() -> YAML:
     y = YAML()  # round-trip: comments, order and quoting kept
     y.preserve_quotes = True
@@ -265,15 +270,18 @@ def rewrite_template(text: str, refs: Mapping[str, str]) -> str:
     services = doc.get("services") if isinstance(doc, Mapping) else None
     if not isinstance(services, Mapping):
         raise BuildError("template: has no services")
-    for name, ref in refs.items():
-        svc = services[name]
-        position = list(svc).index("build")
-        if "image" in svc:
-            svc["image"] = ref
-            del svc["build"]
-        else:
-            del svc["build"]
-            svc.insert(position, "image", ref)
+    try:
+        for name, ref in refs.items():
+            svc = services[name]
+            position = list(svc).index("build")
+            if "image" in svc:
+                svc["image"] = ref
+                del svc["build"]
+            else:
+                del svc["build"]
+                svc.insert(position, "image", ref)
+    except (KeyError, ValueError, TypeError, AttributeError):  # e.g. a build: from a << merge
+        raise BuildError(_UNEDITABLE) from None
     out = io.StringIO()
     y.dump(doc, out)
     result = out.getvalue()
@@ -289,5 +297,4 @@ def _check_rewrite(before: str, after: str, refs: Mapping[str, str]) -> None:
         old["services"][name].pop("build", None)
         old["services"][name]["image"] = ref
     if old != new:
-        raise BuildError("template: the built images could not be written into it without changing "
-                         "its meaning; set image: on the built services and deploy without --build")
+        raise BuildError(_UNEDITABLE)
