@@ -48,6 +48,7 @@ from cli.build_progress import BuildReporter
 
 __all__ = ["BuildPlan", "context_hash", "plan_builds", "run_builds", "version_of"]
 
+
 def context_hash(spec: BuildSpec) -> str:
     """sha256 (hex) of the files the engine would get for ``spec``, the Dockerfile and options."""
     root = spec.context
@@ -130,6 +131,8 @@ def _push(api: docker.APIClient, service: str, ref: str, reporter: BuildReporter
                                int(detail.get("current") or 0), int(detail.get("total") or 0))
     except docker.errors.APIError as exc:
         raise BuildFailed(f"services.{service}.build: push of {ref} failed: {exc.explanation or exc}") from None
+    except docker.errors.DockerException as exc:
+        raise BuildFailed(f"services.{service}.build: push of {ref} failed: {exc}") from None
     if not digest.startswith("sha256:"):
         raise BuildFailed(f"services.{service}.build: the push of {ref} reported no digest")
     reporter.step(service, f"pushed {ref}@{digest}")
@@ -174,7 +177,10 @@ def plan_builds(
 def run_builds(plan: BuildPlan, reporter: BuildReporter, engine: docker.APIClient | None = None) -> str:
     """Build and push each service of ``plan``; the template with their images set to the
     pushed ``ref@digest``."""
-    api = engine or docker.from_env().api
+    try:
+        api = engine or docker.from_env().api
+    except docker.errors.DockerException as exc:
+        raise BuildFailed(f"--build: no Docker engine to build with: {exc}") from None
     try:
         pushed = {}
         with reporter:

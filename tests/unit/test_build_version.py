@@ -1,6 +1,7 @@
 """VERSION without ``--version`` (cli.build_engine.version_of), with a real git and real files:
 the git short sha of the context, ``-dirty-HASH`` with uncommitted changes, else a content hash
-that follows exactly what the engine would get (``.dockerignore`` applied) and the options."""
+that follows exactly what the engine would get (``.dockerignore`` applied) and the options. And
+no engine at all is a build failure that says so (exit 13), not a traceback."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from cli.build_engine import context_hash, version_of
-from cli.build_plan import BuildSpec
+import pytest
+
+from cli.build_engine import BuildPlan, context_hash, run_builds, version_of
+from cli.build_plan import BuildFailed, BuildSpec
+from cli.build_progress import PlainBuildReporter
 
 
 def _git(root: Path, *args: str) -> str:
@@ -46,3 +50,10 @@ def test_git_short_sha_and_a_dirty_suffix(tmp_path: Path) -> None:
     assert version_of(spec, None) == sha
     (ctx / "Dockerfile").write_text("FROM local/busybox:1\nLABEL a=b\n")
     assert version_of(spec, None) == f"{sha}-dirty-{context_hash(spec)[:12]}"
+
+
+def test_no_engine_is_a_build_failure_saying_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    plan = BuildPlan("services: {web: {build: .}}\n", {"web": BuildSpec("web", tmp_path)}, {"web": "r/a/web:1"})
+    with pytest.raises(BuildFailed, match=r"^--build: no Docker engine to build with: "):
+        run_builds(plan, PlainBuildReporter())
