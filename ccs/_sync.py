@@ -22,6 +22,7 @@ from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
+from ccs.registries import Registries
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
 
@@ -34,6 +35,7 @@ __all__ = [
     "SyncEvents",
     "SyncNetworks",
     "SyncNodes",
+    "SyncRegistries",
     "SyncReleases",
     "SyncRoutes",
     "SyncSecrets",
@@ -144,6 +146,13 @@ class SyncSecrets(_Namespace[Secrets]):
     list = blocking(Secrets.list)
     delete = blocking(Secrets.delete)
     rotate_key = blocking(Secrets.rotate_key)
+
+
+class SyncRegistries(_Namespace[Registries]):
+    __doc__ = Registries.__doc__
+    login = blocking(Registries.login)
+    list = blocking(Registries.list)
+    delete = blocking(Registries.delete)
 
 
 class SyncConfigs(_Namespace[Configs]):

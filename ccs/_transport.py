@@ -80,6 +80,7 @@ class Transport:
         self.tokens = api_pb2_grpc.TokenServiceStub(channel)
         self.audit = api_pb2_grpc.AuditServiceStub(channel)
         self.secrets = api_pb2_grpc.SecretServiceStub(channel)
+        self.registries = api_pb2_grpc.RegistryServiceStub(channel)
         self.configs = api_pb2_grpc.ConfigServiceStub(channel)
 
     async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:

@@ -31,6 +31,7 @@ from ccs._sync import (
     SyncEvents,
     SyncNetworks,
     SyncNodes,
+    SyncRegistries,
     SyncReleases,
     SyncRoutes,
     SyncSecrets,
@@ -43,6 +44,7 @@ from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.config import load_config
 from ccs.events import Events
+from ccs.registries import Registries
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
 
@@ -96,6 +98,7 @@ class AsyncClient:
         self.tokens = Tokens(transport)
         self.secrets = Secrets(transport)
         self.configs = Configs(transport)
+        self.registries = Registries(transport)
         self.audit = Audit(transport)
 
     @classmethod
@@ -169,6 +172,7 @@ class Client:
         self.tokens = SyncTokens(aio.tokens, self)
         self.secrets = SyncSecrets(aio.secrets, self)
         self.configs = SyncConfigs(aio.configs, self)
+        self.registries = SyncRegistries(aio.registries, self)
         self.audit = SyncAudit(aio.audit, self)
 
     @classmethod

@@ -25,6 +25,7 @@ from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
 from controlplane.api.networks import NetworkServicer
 from controlplane.api.nodes import NodeServicer
+from controlplane.api.registry import RegistryServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.secrets import ConfigServicer, SecretServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
@@ -43,6 +44,7 @@ from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
 from controlplane.pki.server_tls import ServerTls, interface_addresses, server_names, strip_port
 from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.registry.logins import Logins
 from controlplane.replicas import ReplicaRegistry, advertised_host, join_host_port
 from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.secrets.keyring import Keyring
@@ -65,6 +67,7 @@ SERVICE_NAMES = [
         "AuditService",
         "SecretService",
         "ConfigService",
+        "RegistryService",
     )
 ] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
@@ -211,6 +214,7 @@ class Server:
         secret_api = SecretServicer(etcd, self.secrets, apps.refresh, batch)
         api_pb2_grpc.add_SecretServiceServicer_to_server(secret_api, server)
         api_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(etcd, self.secrets, apps.refresh), server)
+        api_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(etcd, Logins(self.secrets)), server)
         api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd, self.informer), server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server

@@ -270,7 +270,7 @@ class Executor:
         self._emit(c, None, state=State.CONTAINER_STATE_PENDING, message="preparing")
         try:
             c = await self.files.mount(cid, c, self.book.files.get(cid, ()))  # secrets, configs
-            await self.runtime.prepare(c, on_pull=on_pull)
+            await self.runtime.prepare(c, on_pull=on_pull, auth=self.book.auth.get(cid))
             docker_id = await self.runtime.create(c)
         except RuntimeFailure as exc:
             # No container holds the files: they leave the tmpfs now (a retry writes them again).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ccs.testing.apps import AppsFake
+from ccs.testing.registries import RegistriesFake
 from ccs.v1 import api_pb2_grpc
 
 __all__ = ["FakeApi"]
@@ -10,6 +11,7 @@ __all__ = ["FakeApi"]
 
 class FakeApi(
     AppsFake,  # first: its methods override the servicers' UNIMPLEMENTED stubs
+    RegistriesFake,
     api_pb2_grpc.ClusterServiceServicer,
     api_pb2_grpc.NodeServiceServicer,
     api_pb2_grpc.ApplicationServiceServicer,
@@ -21,5 +23,6 @@ class FakeApi(
     api_pb2_grpc.NetworkServiceServicer,
     api_pb2_grpc.SecretServiceServicer,
     api_pb2_grpc.ConfigServiceServicer,
+    api_pb2_grpc.RegistryServiceServicer,
 ):
     """Every ccs API service over dicts keyed by the resource's path."""

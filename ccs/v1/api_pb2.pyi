@@ -767,6 +767,44 @@ class ListConfigsResponse(_message.Message):
     configs: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Config]
     def __init__(self, configs: _Optional[_Iterable[_Union[_resources_pb2.Config, _Mapping]]] = ...) -> None: ...
 
+class LoginRegistryRequest(_message.Message):
+    __slots__ = ("cluster", "host", "username", "password", "ca_pem")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    host: str
+    username: str
+    password: str
+    ca_pem: str
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., ca_pem: _Optional[str] = ...) -> None: ...
+
+class ListRegistryLoginsRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class ListRegistryLoginsResponse(_message.Message):
+    __slots__ = ("logins",)
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
+    logins: _containers.RepeatedCompositeFieldContainer[_resources_pb2.RegistryLogin]
+    def __init__(self, logins: _Optional[_Iterable[_Union[_resources_pb2.RegistryLogin, _Mapping]]] = ...) -> None: ...
+
+class DeleteRegistryLoginRequest(_message.Message):
+    __slots__ = ("cluster", "host")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    host: str
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+
+class DeleteRegistryLoginResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ListAuditRequest(_message.Message):
     __slots__ = ("since", "page_size", "page_token")
     SINCE_FIELD_NUMBER: _ClassVar[int]

@@ -36,7 +36,7 @@ CLUSTERS = "clusters"    # create, change, remove clusters; their join tokens
 NODES = "nodes"          # drain, pause, label, remove nodes
 TOKENS = "tokens"        # create, list, revoke API tokens
 AUDIT = "audit"          # read the audit log
-SECRETS = "secrets"      # create, update, remove secrets and configs (never read a secret's value)
+SECRETS = "secrets"      # create, update, remove secrets, configs and registry logins (never read a value)
 KEYS = "keys"            # rotate the secrets data key (re-encrypts every cluster's secrets)
 
 PERMISSIONS = (READ, LOGS, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT, SECRETS, KEYS)
@@ -150,6 +150,10 @@ RULES: Mapping[str, Rule] = {
     "ConfigService/GetConfig": Rule(READ, "config", ("cluster", "name")),
     "ConfigService/ListConfigs": Rule(READ, "configs", ("cluster",)),
     "ConfigService/DeleteConfig": Rule(SECRETS, "config", ("cluster", "name"), mutates=True),
+    # Registry logins: set and removed like secrets, listed like them (never the password).
+    "RegistryService/LoginRegistry": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
+    "RegistryService/ListRegistryLogins": Rule(READ, "registry logins", ("cluster",)),
+    "RegistryService/DeleteRegistryLogin": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
     "AuditService/ListAudit": Rule(AUDIT, "audit", cluster=""),
     "AuditService/WatchAudit": Rule(AUDIT, "audit", cluster=""),
 }

@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
-from ccs.v1 import resources_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming
 from .observe import addresses
@@ -127,7 +127,8 @@ class FakeRuntime:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None,
+                      auth: agent_pb2.PullAuth | None = None) -> None:
         request = create_request(c, bind_address="0.0.0.0")  # same validation as the real one
         if c.spec.image in self.missing_images:
             if on_pull is not None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ccs.v1 import resources_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming
 
@@ -254,8 +254,11 @@ class Runtime(Protocol):
     agent is level-triggered and may repeat any step after a crash.
     """
 
-    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
-        """Make the image, the app network and the named volumes exist."""
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None,
+                      auth: agent_pb2.PullAuth | None = None) -> None:
+        """Make the image, the app network and the named volumes exist; ``auth`` is the
+        registry login a pull of the image uses (never stored, logged or given to the
+        engine's configuration)."""
         ...
 
     async def create(self, c: resources_pb2.Container) -> str:
