@@ -1,4 +1,4 @@
-"""``ccs app deploy|ls|get|update|rm|start|stop``."""
+"""``ccs app deploy|ls|get|history|update|rm|start|stop``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from ccs.client import AsyncClient
 from ccs.models import CanaryOptions
 from ccs.template import default_app_name, load_bundle
 from ccs.v1 import resources_pb2
+from cli.commands import images, service
 from cli.commands import release as rel_cmd
-from cli.commands import service
 from cli.output import Format, OutputOpt, age, dump, emit, enum_name, table, to_data
 from cli.progress import DEFAULT_TIMEOUT, parse_duration, wait_for_app
 from cli.session import ClusterOpt, Session, parse_pairs, session
@@ -145,6 +145,8 @@ def get(
     table(HEADERS, [row(resp.application)])
     typer.echo()
     table(service.HEADERS, [service.row(x) for x in resp.services])
+    typer.echo()
+    table(("SERVICE", "IMAGE", "DIGEST"), images.image_rows(resp.services, resp.application.spec.pinned_images))
     if resp.application.spec.profiles:
         typer.echo(f"\nprofiles: {', '.join(resp.application.spec.profiles)}")
     if resp.application.status.message:
@@ -276,6 +278,20 @@ def _change(
         await wait_for_app(cl, cluster, changed.meta.name, wait_for)
 
     s.run(run)
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context, name: AppArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
+) -> None:
+    """The application's revisions, oldest first: what made each, its version, and the digests its
+    registry images were pinned to (a rollback restores them)."""
+    s = session(ctx)
+    c = s.cluster(cluster)
+    revisions = s.run(lambda cl: cl.applications.revisions(c, name))
+    emit(revisions, output, ("REVISION", "NOTE", "VERSION", "IMAGES", "AGE"),
+         lambda r: [str(r.revision), r.note or "-", r.spec.version or "-", images.pins_text(r.spec.pinned_images),
+                    age(r.meta.created_at)])
 
 
 @app.command("rm")
