@@ -20,10 +20,12 @@ class Registries:
         self._t = transport
 
     async def login(self, cluster: str, host: str, username: str, password: str, *,
-                    ca_pem: str = "") -> resources_pb2.RegistryLogin:
-        """Store (or replace) the login for ``host`` (``host[:port]``, as images name it)."""
+                    ca_pem: str = "", insecure: bool = False) -> resources_pb2.RegistryLogin:
+        """Store (or replace) the login for ``host`` (``host[:port]``, as images name it).
+        ``ca_pem``: the CA of the registry's certificate; ``insecure``: the control plane may
+        use plain HTTP with it (as an Engine's ``--insecure-registry``)."""
         req = api_pb2.LoginRegistryRequest(cluster=cluster, host=host, username=username, password=password,
-                                           ca_pem=ca_pem)
+                                           ca_pem=ca_pem, insecure=insecure)
         return await self._t.unary(self._t.registries.LoginRegistry, req, resources_pb2.RegistryLogin)
 
     async def list(self, cluster: str) -> list[resources_pb2.RegistryLogin]:

@@ -48,7 +48,8 @@ class RegistriesFake(ClustersFake):
         now = Timestamp()
         now.GetCurrentTime()
         login = resources_pb2.RegistryLogin(cluster=request.cluster, host=host, username=request.username,
-                                            has_ca=bool(request.ca_pem), created_at=now)
+                                            has_ca=bool(request.ca_pem), created_at=now,
+                                            insecure=request.insecure)
         self.registry_logins[(request.cluster, host)] = (login, request.password)
         self.revision += 1
         return login

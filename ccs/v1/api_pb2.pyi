@@ -768,18 +768,20 @@ class ListConfigsResponse(_message.Message):
     def __init__(self, configs: _Optional[_Iterable[_Union[_resources_pb2.Config, _Mapping]]] = ...) -> None: ...
 
 class LoginRegistryRequest(_message.Message):
-    __slots__ = ("cluster", "host", "username", "password", "ca_pem")
+    __slots__ = ("cluster", "host", "username", "password", "ca_pem", "insecure")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     host: str
     username: str
     password: str
     ca_pem: str
-    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., ca_pem: _Optional[str] = ...) -> None: ...
+    insecure: bool
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., ca_pem: _Optional[str] = ..., insecure: _Optional[bool] = ...) -> None: ...
 
 class ListRegistryLoginsRequest(_message.Message):
     __slots__ = ("cluster",)

@@ -1214,15 +1214,17 @@ class AuditRecord(_message.Message):
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., token_name: _Optional[str] = ..., token_id: _Optional[str] = ..., role: _Optional[str] = ..., method: _Optional[str] = ..., target: _Optional[str] = ..., peer: _Optional[str] = ..., result: _Optional[str] = ..., message: _Optional[str] = ..., wrote: _Optional[bool] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class RegistryLogin(_message.Message):
-    __slots__ = ("cluster", "host", "username", "has_ca", "created_at")
+    __slots__ = ("cluster", "host", "username", "has_ca", "created_at", "insecure")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     HAS_CA_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     host: str
     username: str
     has_ca: bool
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ..., username: _Optional[str] = ..., has_ca: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    insecure: bool
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ..., username: _Optional[str] = ..., has_ca: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., insecure: _Optional[bool] = ...) -> None: ...

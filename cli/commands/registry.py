@@ -22,12 +22,13 @@ EXIT_INVALID = 4
 registry_app = typer.Typer(help="Registry logins: the credentials nodes pull images with (never printed).",
                            no_args_is_help=True)
 
-HEADERS = ("HOST", "USERNAME", "CA", "AGE")
+HEADERS = ("HOST", "USERNAME", "CA", "INSECURE", "AGE")
 HostArg = Annotated[str, typer.Argument(help="The registry host[:port], as images name it.")]
 
 
 def row(login: resources_pb2.RegistryLogin) -> list[str]:
-    return [login.host, login.username, "yes" if login.has_ca else "-", age(login.created_at)]
+    return [login.host, login.username, "yes" if login.has_ca else "-", "yes" if login.insecure else "-",
+            age(login.created_at)]
 
 
 @registry_app.command("login")
@@ -39,6 +40,9 @@ def login(
     ca_file: Annotated[Path | None, typer.Option(
         "--ca-file", help="PEM CA the registry's certificate chains to, for the control plane's digest "
         "lookups (nodes' engines trust registries through /etc/docker/certs.d).")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Let the control plane use plain HTTP with this registry when HTTPS fails (as an "
+        "Engine's --insecure-registry; loopback registries always may).")] = False,
     cluster: ClusterOpt = None,
     output: OutputOpt = Format.table,
 ) -> None:
@@ -55,7 +59,8 @@ def login(
             fail(f"--ca-file: cannot read {ca_file}: {getattr(exc, 'strerror', None) or exc}", EXIT_INVALID)
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.registries.login(c, host, username, password, ca_pem=ca_pem)), output, HEADERS, row)
+    emit(s.run(lambda cl: cl.registries.login(c, host, username, password, ca_pem=ca_pem,
+                                                                insecure=insecure)), output, HEADERS, row)
 
 
 @registry_app.command("ls")

@@ -55,7 +55,7 @@ def describe(cluster: str, login: Login) -> pb.RegistryLogin:
     ts = Timestamp()
     ts.FromDatetime(login.created_at)
     return pb.RegistryLogin(cluster=cluster, host=login.host, username=login.username, has_ca=bool(login.ca_pem),
-                            created_at=ts)
+                            created_at=ts, insecure=login.insecure)
 
 
 @map_errors
@@ -77,7 +77,8 @@ class RegistryServicer(api_pb2_grpc.RegistryServiceServicer):
         cluster = await self._cluster(request.cluster)
         host = _host(request.host)
         _check(request)
-        login = await self.logins.put(cluster, host, request.username, request.password, request.ca_pem)
+        login = await self.logins.put(cluster, host, request.username, request.password, request.ca_pem,
+                                      request.insecure)
         return describe(cluster, login)
 
     async def ListRegistryLogins(

@@ -24,6 +24,7 @@ class Login:
     password: str
     ca_pem: str
     created_at: dt.datetime
+    insecure: bool = False
 
     def __repr__(self) -> str:  # never the password, whatever prints it
         return f"Login(host={self.host!r}, username={self.username!r})"
@@ -32,7 +33,8 @@ class Login:
 def _open(v: Version, plain: bytes) -> Login:
     try:
         doc = json.loads(plain)
-        return Login(v.name, str(doc["username"]), str(doc["password"]), str(doc.get("ca_pem", "")), v.created_at)
+        return Login(v.name, str(doc["username"]), str(doc["password"]), str(doc.get("ca_pem", "")), v.created_at,
+                     bool(doc.get("insecure", False)))
     except (ValueError, KeyError, TypeError):
         raise Corrupt({v.key: "not a registry login record"}, f"registry login {v.name}") from None
 
@@ -41,9 +43,11 @@ class Logins:
     def __init__(self, store: SecretStore) -> None:
         self.store = store
 
-    async def put(self, cluster: str, host: str, username: str, password: str, ca_pem: str) -> Login:
+    async def put(self, cluster: str, host: str, username: str, password: str, ca_pem: str,
+                  insecure: bool = False) -> Login:
         """Store the login for ``host``, replacing any older one in the same transaction."""
-        value = json.dumps({"username": username, "password": password, "ca_pem": ca_pem}).encode()
+        value = json.dumps({"username": username, "password": password, "ca_pem": ca_pem,
+                            "insecure": insecure}).encode()
         for _ in range(8):
             v, new = await self.store.prepare(cluster, KIND, host, value, "")
             if not new:

@@ -17,7 +17,8 @@ log line or an error message.
 TLS: HTTPS, verified against the system's roots, or against the login's CA (``ccs registry login
 --ca-file``) when it has one. A loopback registry (``localhost``, 127.0.0.0/8, ``[::1]``) is tried
 over HTTPS and, when that cannot connect, over plain HTTP — the Engine treats those as insecure
-registries by default, and the test registry runs so.
+registries by default, and the test registry runs so. A login made with ``--insecure`` allows the
+same for its registry (what an Engine started with ``--insecure-registry HOST`` does).
 
 Why httpx: asyncio-native (a lookup does not take a thread, as ``requests`` would), per-call
 TLS contexts and timeouts, maintained, and a transport seam (``transport=``) for unit tests.
@@ -55,8 +56,9 @@ def manifest_url(scheme: str, ref: ImageRef) -> str:
     return f"{scheme}://{ref.host}/v2/{ref.path}/manifests/{ref.reference}"
 
 
-def schemes(host: str) -> tuple[str, ...]:
-    return ("https", "http") if is_loopback(host) else ("https",)
+def schemes(host: str, insecure: bool = False) -> tuple[str, ...]:
+    """HTTPS; then plain HTTP for a loopback registry or a login marked insecure."""
+    return ("https", "http") if insecure or is_loopback(host) else ("https",)
 
 
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
@@ -98,7 +100,7 @@ class Resolver:
     async def digest(self, ref: ImageRef, login: Login | None) -> str:
         """The digest ``ref``'s tag names now. ResolveError naming the registry and why."""
         tried: list[str] = []
-        for scheme in schemes(ref.host):
+        for scheme in schemes(ref.host, login is not None and login.insecure):
             try:
                 async with self._client(login) as client:
                     return await self._digest(client, scheme, ref, login)

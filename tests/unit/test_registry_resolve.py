@@ -30,6 +30,7 @@ def test_urls_and_schemes() -> None:
     assert manifest_url("https", parse_image("r.example.com/web")).endswith("/manifests/latest")
     assert schemes("r.example.com") == ("https",)
     assert schemes("127.0.0.1:5000") == ("https", "http")
+    assert schemes("10.77.0.1:5000", insecure=True) == ("https", "http")
 
 
 def test_challenges_parse() -> None:
