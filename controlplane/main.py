@@ -8,8 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from ccs import log_setup
 from ccs.durations import DurationError, parse_seconds
-from controlplane import log_setup
+from ccs.version import version
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
 
@@ -26,6 +27,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         description="The ccs control plane: gRPC API over etcd. Without --etcd it starts and "
         "supervises an embedded single-member etcd in its state directory.",
     )
+    p.add_argument("--version", action="version", version=f"ccs-server {version()}")
     p.add_argument(
         "--listen",
         default=os.environ.get("CCS_LISTEN", "0.0.0.0:7443"),

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ccs.config import ConfigError, Context, load_config, save_config, upsert_context
+from ccs.interfaces import interface_addresses
 from ccs.message_size import SERVER_OPTIONS
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from controlplane.access.audit import AuditLog
@@ -42,7 +43,7 @@ from controlplane.leader import LeaderElector
 from controlplane.pki import certs, cluster_ca
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
-from controlplane.pki.server_tls import ServerTls, interface_addresses, server_names, strip_port
+from controlplane.pki.server_tls import ServerTls, server_names, strip_port
 from controlplane.reconcile.orchestrator import Orchestrator
 from controlplane.registry.logins import Logins
 from controlplane.replicas import ReplicaRegistry, advertised_host, join_host_port

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import io
 import ipaddress
-import logging
 import shutil
 import signal
 import socket
@@ -18,10 +17,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ccs import log_setup
 from ccs.config import ConfigError as ClientConfigError
 from ccs.config import load_config
 from ccs.join_token import JoinTokenError, parse_servers
 from ccs.join_token import parse as parse_token
+from ccs.version import version
 
 from .agent import Agent
 from .config import ConfigError, default_state_dir, detect_address, parse_labels
@@ -42,6 +43,7 @@ ROUTER_TLS_ROOT = Path("/run/ccs/router-tls")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
+    p.add_argument("--version", action="version", version=f"ccs-agent {version()}")
     p.add_argument("--server", help="host:port of the ccs API servers, comma-separated (a:7443,b:7443): the agent "
                    "fails over among them, then the join token's, and learns the others from the server "
                    "(default: the join token's servers, else the current client context)")
@@ -74,27 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
     return p
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    """JSON lines when not on a terminal; same approach as the control plane's logs.setup."""
-    if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 def build_router(args: argparse.Namespace, address: str, state_dir: Path) -> Router | None:
@@ -219,7 +200,7 @@ async def _serve(agent: Agent) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, args.log_format)
+    log_setup.setup(args.log_level, args.log_format)
     log = structlog.get_logger("ccs.agent")
     try:
         servers = resolve_servers(args.server, args.join_token)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from ccs.v1 import resources_pb2
 
 SHORT = 19  # "sha256:" and 12 hex digits, as docker shows image ids
+HEADERS = ("SERVICE", "IMAGE", "DIGEST")
 
 
 def split_pinned(image: str) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, age, emit
+from cli.output import TABLE, NoHeadersOpt, OutputOpt, age, emit
 from cli.session import ClusterOpt, fail, session
 
 EXIT_INVALID = 4
@@ -44,7 +44,8 @@ def login(
         "--insecure", help="Let the control plane use plain HTTP with this registry when HTTPS fails (as an "
         "Engine's --insecure-registry; loopback registries always may).")] = False,
     cluster: ClusterOpt = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """Store (or replace) the cluster's login for registry HOST; the password comes from stdin."""
     if not password_stdin:
@@ -60,15 +61,17 @@ def login(
     s = session(ctx)
     c = s.cluster(cluster)
     emit(s.run(lambda cl: cl.registries.login(c, host, username, password, ca_pem=ca_pem,
-                                                                insecure=insecure)), output, HEADERS, row)
+                                                                insecure=insecure)), output, HEADERS, row,
+         no_headers=no_headers)
 
 
 @registry_app.command("ls")
-def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+       no_headers: NoHeadersOpt = False) -> None:
     """List the cluster's registry logins (never a password)."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.registries.list(c)), output, HEADERS, row)
+    emit(s.run(lambda cl: cl.registries.list(c)), output, HEADERS, row, no_headers=no_headers)
 
 
 @registry_app.command("rm")
