@@ -49,6 +49,7 @@ from .types import (
     RuntimeEvent,
     RuntimeFailure,
     StartFailed,
+    pull_failure,
 )
 
 T = TypeVar("T")
@@ -173,7 +174,7 @@ class DockerRuntime:
                 # Like Swarm: a failed pull of an image that is present locally is not fatal,
                 # so a registry outage does not stop restarts of what already runs here.
                 return
-            raise ImageNotFound(image, detail)
+            raise pull_failure(image, detail)
 
     def _pull(self, image: str, auth: agent_pb2.PullAuth | None = None) -> str:
         """Pull in the calling thread; return the engine's error text ("" on success). ``auth``

@@ -173,6 +173,25 @@ class ImageNotFound(RuntimeFailure):
         self.detail = detail
 
 
+class OutOfDisk(RuntimeFailure):
+    """A pull failed because the node's disk is full. Not permanent: the pull is retried with
+    backoff (space may be freed meanwhile); the status says so, with the Engine's own text."""
+
+    def __init__(self, image: str, detail: str) -> None:
+        super().__init__(f"pull of {image} failed: the node is out of disk space ({detail}); free space on the node "
+                         "(e.g. remove unused images) and it is retried")
+        self.image = image
+        self.detail = detail
+
+
+def pull_failure(image: str, detail: str) -> RuntimeFailure:
+    """What a failed pull of an image absent from the node is: out of disk space when the
+    Engine says so (ENOSPC while writing layers), else the image cannot be had."""
+    if "no space left on device" in detail.lower():
+        return OutOfDisk(image, detail)
+    return ImageNotFound(image, detail)
+
+
 class InvalidSpec(RuntimeFailure):
     """The spec cannot be turned into an engine request; names the field and why."""
 
