@@ -22,6 +22,7 @@ images use; it must be one the cluster has (``x-ccs.registry`` is named otherwis
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from ccs.image_refs import ImageRef, parse_image
@@ -35,6 +36,8 @@ from controlplane.registry.resolve import ResolveError, Resolver
 DigestOf = Callable[[ImageRef, Login | None], Awaitable[str]]
 #: host -> the cluster's login for it, or None.
 LoginOf = Callable[[str], Awaitable[Login | None]]
+#: Registry lookups of one deploy at once.
+PARALLEL_LOOKUPS = 8
 
 
 async def pin_images(parsed: ParsedTemplate, spec: pb.ApplicationSpec, login_of: LoginOf, digest_of: DigestOf,
@@ -47,29 +50,39 @@ async def pin_images(parsed: ParsedTemplate, spec: pb.ApplicationSpec, login_of:
                               f"(ccs registry login -c CLUSTER {override} -u USER --password-stdin)")
     recorded = dict(spec.pinned_images) if reuse else {}
     pins: dict[str, str] = {}
-    resolved: dict[str, str] = {}  # image -> pinned, once per deploy for a shared image
+    wanted: dict[str, tuple[str, ImageRef]] = {}  # service -> (image, ref) to resolve now
     for name, svc in parsed.services.items():
-        field = f"services.{name}.image"
         try:
             ref = parse_image(svc.image)
         except ValueError as exc:
-            raise InvalidArgument(field, str(exc)) from None
+            raise InvalidArgument(f"services.{name}.image", str(exc)) from None
         if not ref.names_registry:
             continue
+        old = recorded.get(name, "")
         if ref.digest:
             pins[name] = svc.image
-            continue
-        old = recorded.get(name, "")
-        if old.rpartition("@")[0] == ref.pinned("x").rpartition("@")[0]:
+        elif old.rpartition("@")[0] == ref.pinned("x").rpartition("@")[0]:
             pins[name] = old
-            continue
-        if svc.image not in resolved:
-            login = await login_of(override or ref.host)
+        else:
+            wanted[name] = (svc.image, ref)
+    # Each distinct image once, all at once (bounded): a template's lookups take the time of the
+    # slowest, not their sum, within the call's deadline.
+    gate = asyncio.Semaphore(PARALLEL_LOOKUPS)
+
+    async def lookup(ref: ImageRef) -> str | ResolveError:
+        async with gate:
             try:
-                resolved[svc.image] = ref.pinned(await digest_of(ref, login))
+                return ref.pinned(await digest_of(ref, await login_of(override or ref.host)))
             except ResolveError as exc:
-                raise InvalidArgument(field, f"{svc.image}: cannot resolve its tag to a digest: {exc}") from None
-        pins[name] = resolved[svc.image]
+                return exc
+
+    images = sorted({image: ref for image, ref in wanted.values()}.items())
+    results = dict(zip((i for i, _ in images), await asyncio.gather(*(lookup(r) for _, r in images)), strict=True))
+    for name, (image, _) in wanted.items():  # the first failing service in template order is named
+        got = results[image]
+        if isinstance(got, ResolveError):
+            raise InvalidArgument(f"services.{name}.image", f"{image}: cannot resolve its tag to a digest: {got}")
+        pins[name] = got
     for name, svc in parsed.services.items():
         svc.image = pins.get(name, svc.image)
         svc.registry_login = override
