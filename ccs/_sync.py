@@ -137,6 +137,7 @@ class SyncNodes(_Namespace[Nodes]):
     update = blocking(Nodes.update)
     delete = blocking(Nodes.delete)
     revoke = blocking(Nodes.revoke)
+    prune = blocking(Nodes.prune)
 
 
 class SyncSecrets(_Namespace[Secrets]):

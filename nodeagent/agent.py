@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +63,7 @@ from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
 from .enrollment import Enrollment
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .fence import is_fenced
+from .images import GC_PERIOD
 from .logs_fanout import LogsFanout
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router, delivered
@@ -147,6 +149,7 @@ class Agent:
         self.batcher = StatusBatcher()
         self.executor: Executor | None = None
         self.heartbeat_period = DEFAULT_HEARTBEAT
+        self._next_gc = time.monotonic() + GC_PERIOD  # the agent's own image collection (nodeagent.images)
         self.connected = asyncio.Event()  # set while a session is up (for tests and health)
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
@@ -340,7 +343,25 @@ class Agent:
             self.servers.learn(client.last_replicas)
             if period > 0:
                 self.heartbeat_period = period / 1000.0
+            asked = client.last_prune_requested
+            if asked > self._node_status.prune.request or time.monotonic() >= self._next_gc:
+                await self._collect_images(max(asked, self._node_status.prune.request))
+                if asked > 0 and self._node_status.prune.request == asked:
+                    continue  # report it at once: `ccs node prune` waits for it
             await asyncio.sleep(self.heartbeat_period)
+
+    async def _collect_images(self, request: int) -> None:
+        """Remove the registry images nothing needs (nodeagent.images); the result goes out with
+        the next heartbeat (NodeStatus.prune). ``request``: the ``ccs node prune`` answered."""
+        self._next_gc = time.monotonic() + GC_PERIOD
+        if self.executor is None:
+            return
+        in_use = {c.spec.image for c in (*self.book.desired.values(), *self.book.removing.values())}
+        result = await self.executor.images.prune(self.runtime, in_use, request, time.time())
+        self._node_status.prune.CopyFrom(result)
+        if result.images_removed or result.message:
+            self.log.info("images collected", removed=list(result.images), bytes_freed=result.bytes_freed,
+                          problems=result.message or None)
 
     # ------------------------------------------------------------------ engine side
 

@@ -202,12 +202,14 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ..., router_stats: _Optional[_Union[_resources_pb2.RouterStats, _Mapping]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("period_ms", "replicas")
+    __slots__ = ("period_ms", "replicas", "prune_requested")
     PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     period_ms: int
     replicas: _containers.RepeatedCompositeFieldContainer[Replica]
-    def __init__(self, period_ms: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ...) -> None: ...
+    prune_requested: int
+    def __init__(self, period_ms: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ..., prune_requested: _Optional[int] = ...) -> None: ...
 
 class ContainerStatusUpdate(_message.Message):
     __slots__ = ("application", "service", "container", "status")

@@ -166,6 +166,14 @@ class DeleteNodeResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class PruneNodeRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
 class RevokeNodeRequest(_message.Message):
     __slots__ = ("cluster", "name")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]

@@ -401,6 +401,11 @@ class NodeServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.FromString,
                 _registered_method=True)
+        self.PruneNode = channel.unary_unary(
+                '/ccs.v1.NodeService/PruneNode',
+                request_serializer=ccs_dot_v1_dot_api__pb2.PruneNodeRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.ImagePrune.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -443,6 +448,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PruneNode(self, request, context):
+        """Have the node's agent remove now the registry images nothing needs (neither a container
+        assigned to it nor one of each service's last revisions there); answers what it removed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -470,6 +483,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.RevokeNode,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.SerializeToString,
+            ),
+            'PruneNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneNode,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.PruneNodeRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.ImagePrune.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -609,6 +627,33 @@ class NodeService:
             '/ccs.v1.NodeService/RevokeNode',
             ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.NodeService/PruneNode',
+            ccs_dot_v1_dot_api__pb2.PruneNodeRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.ImagePrune.FromString,
             options,
             channel_credentials,
             insecure,

@@ -197,15 +197,33 @@ class NodeResources(_message.Message):
     def __init__(self, cpus: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class NodeSpec(_message.Message):
-    __slots__ = ("role", "availability")
+    __slots__ = ("role", "availability", "prune_requested")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     AVAILABILITY_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     role: NodeRole
     availability: NodeAvailability
-    def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., availability: _Optional[_Union[NodeAvailability, str]] = ...) -> None: ...
+    prune_requested: int
+    def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., availability: _Optional[_Union[NodeAvailability, str]] = ..., prune_requested: _Optional[int] = ...) -> None: ...
+
+class ImagePrune(_message.Message):
+    __slots__ = ("request", "images_removed", "bytes_freed", "images", "at", "message")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request: int
+    images_removed: int
+    bytes_freed: int
+    images: _containers.RepeatedScalarFieldContainer[str]
+    at: _timestamp_pb2.Timestamp
+    message: str
+    def __init__(self, request: _Optional[int] = ..., images_removed: _Optional[int] = ..., bytes_freed: _Optional[int] = ..., images: _Optional[_Iterable[str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("state", "address", "hostname", "capacity", "docker_version", "agent_version", "last_heartbeat", "message", "os", "arch")
+    __slots__ = ("state", "address", "hostname", "capacity", "docker_version", "agent_version", "last_heartbeat", "message", "os", "arch", "prune")
     STATE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +234,7 @@ class NodeStatus(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     OS_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
     state: NodeState
     address: str
     hostname: str
@@ -226,7 +245,8 @@ class NodeStatus(_message.Message):
     message: str
     os: str
     arch: str
-    def __init__(self, state: _Optional[_Union[NodeState, str]] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., capacity: _Optional[_Union[NodeResources, _Mapping]] = ..., docker_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ...) -> None: ...
+    prune: ImagePrune
+    def __init__(self, state: _Optional[_Union[NodeState, str]] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., capacity: _Optional[_Union[NodeResources, _Mapping]] = ..., docker_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., prune: _Optional[_Union[ImagePrune, _Mapping]] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("meta", "cluster", "spec", "status", "fence_epoch")

@@ -101,6 +101,7 @@ RULES: Mapping[str, Rule] = {
     "NodeService/UpdateNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "NodeService/DeleteNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "NodeService/RevokeNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
+    "NodeService/PruneNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "ApplicationService/CreateApplication": _app(DEPLOY, mutates=True),
     "ApplicationService/GetApplication": _app(READ),
     "ApplicationService/ListApplications": Rule(READ, "applications", ("cluster",)),

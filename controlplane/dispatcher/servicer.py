@@ -260,6 +260,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                     node.status.capacity.CopyFrom(st.capacity)
                 node.status.docker_version = st.docker_version or node.status.docker_version
                 node.status.agent_version = st.agent_version or node.status.agent_version
+                if st.HasField("prune"):  # its last image collection (`ccs node prune` waits for it)
+                    node.status.prune.CopyFrom(st.prune)
             was = node.status.state
             node.status.state = pb.NODE_STATE_READY
             # What the agent could not put in place (its network fabric's problems), "" when
@@ -286,7 +288,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                     stats.collected_at.CopyFrom(now())
                 await Txn().put(keys.router_stats(p.cluster, p.node), stats).commit(self.etcd)
         return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms,
-                                           replicas=self.replicas.replicas() if self.replicas is not None else [])
+                                           replicas=self.replicas.replicas() if self.replicas is not None else [],
+                                           prune_requested=node.spec.prune_requested)
 
     async def UpdateStatus(
         self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext

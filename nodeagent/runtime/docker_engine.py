@@ -258,6 +258,17 @@ class DockerRuntime:
                 timeout=max(0, math.ceil(grace_seconds)),
             )
 
+    async def remove_image(self, image: str) -> bool:
+        try:
+            result = await self._call(f"remove image {image}", self._api.remove_image, image)
+        except NotFound:
+            return False
+        return any("Deleted" in entry for entry in (result or ()) if isinstance(entry, dict))
+
+    async def image_disk_usage(self) -> int:
+        usage = await self._call("disk usage", self._api.df)
+        return int(usage.get("LayersSize") or 0)
+
     async def remove(self, docker_id: str, *, volumes: bool) -> None:
         try:
             await self._call(

@@ -300,6 +300,16 @@ class Runtime(Protocol):
         """The container's observed state, or None when it does not exist."""
         ...
 
+    async def remove_image(self, image: str) -> bool:
+        """Remove the reference ``image`` (never forced: an image a container uses stays, as
+        RuntimeFailure); True when that deleted the image (not only a reference to it)."""
+        ...
+
+    async def image_disk_usage(self) -> int:
+        """Bytes the engine's image layers take (shared layers once): what a collection frees
+        is the difference before and after it."""
+        ...
+
     async def list_managed(self) -> list[Observed]:
         """Every container this runtime manages (labelled ccs.managed=true)."""
         ...

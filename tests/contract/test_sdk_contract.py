@@ -119,6 +119,12 @@ async def test_registry_login_answers_and_errors(client: ccs.AsyncClient, unique
     assert isinstance(e, ccs.NotFound) and e.message == "registry login '127.0.0.1:5000' not found"
     assert await client.registries.list(unique) == []
 
+
+async def test_node_prune_of_an_unknown_node(client: ccs.AsyncClient, unique: str) -> None:
+    await client.clusters.create(unique)
+    e = await error(client.nodes.prune(unique, "nope"))
+    assert isinstance(e, ccs.NotFound) and e.message == "node 'nope' not found"
+
 SHARING = """
 services:
   web:

@@ -18,6 +18,8 @@ Run under the Docker lock (BRIEFING): ``flock /run/ccs-docker.lock pytest ...``.
 from __future__ import annotations
 
 import asyncio
+import functools
+import io
 import json
 import subprocess
 import sys
@@ -226,3 +228,56 @@ def test_moved_tag_scale_up_runs_the_recorded_digest_and_the_password_is_nowhere
     ]
     for text in outputs:
         assert reg.password not in text
+
+
+def test_node_prune_collects_what_no_container_and_no_recent_revision_uses(
+    ccs_server: ServerProc, unique: str, registry: Registry, node: Path,  # noqa: F811
+    docker_client: docker.DockerClient,  # noqa: F811
+) -> None:
+    """Issue 13, "Images on nodes": a registry image the node ran four images ago, which no
+    container uses, is removed by ``ccs node prune`` (space freed reported); the last 3 each
+    service ran stay (rollback), and an image without a registry is never touched."""
+    server, cluster, reg = ccs_server, unique, registry
+    repo = f"{unique}/gc"
+    image = f"{reg.addr}/{repo}:1"
+    # An image of its own (only the registry holds it once pushed), so removing it frees space.
+    docker_client.images.build(fileobj=io.BytesIO(f"FROM local/busybox:1\nRUN echo {unique} > /unique\n".encode()),
+                               tag=f"local/{unique}:1", rm=True)
+    first = reg.push(f"local/{unique}:1", repo + ":1")
+    docker_client.images.remove(f"local/{unique}:1", noprune=False)
+    cli(server, "registry", "login", reg.addr, "-u", reg.user, "--password-stdin", "-c", cluster, stdin=reg.password)
+
+    async def apply(create: bool) -> None:
+        async with server.client() as client:
+            if create:
+                await client.applications.create(cluster, "shop", template(image))
+            else:
+                await client.applications.update(cluster, "shop")
+
+    def runs(digest: str) -> list[pb.Container]:
+        return [c for c in running(server, cluster, "shop") if c.spec.image.endswith(digest)]
+
+    def only(digest: str) -> bool:
+        return bool(runs(digest)) and len(running(server, cluster, "shop")) == 1
+
+    asyncio.run(apply(True))
+    polling.wait_for("the first image running", lambda: runs(first), timeout=120)
+    kept = []
+    for local in ("local/busybox:1", "local/webapp:v1", "local/webapp:v2"):  # three newer images
+        digest = reg.push(local, repo + ":1")
+        kept.append(f"{image}@{digest}")
+        asyncio.run(apply(False))
+        polling.wait_for(f"{local} running", functools.partial(only, digest), timeout=120)
+    old = f"{image}@{first}"
+    docker_client.api.inspect_image(old)  # still on the node before the prune
+
+    out = json.loads(cli(server, "node", "prune", f"{cluster}-n1", "-c", cluster, "-o", "json").stdout)
+    assert out["images"] == [old], out
+    assert int(out["bytes_freed"]) > 0 and out["images_removed"] == 1
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.api.inspect_image(old)
+    for ref in kept:  # the last three the service ran stay, for rollback
+        docker_client.api.inspect_image(ref)
+    docker_client.api.inspect_image("local/busybox:1")  # no registry: never collected
+    shown = cli(server, "node", "prune", f"{cluster}-n1", "-c", cluster).stdout
+    assert "0 image(s) removed" in shown
