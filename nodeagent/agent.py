@@ -150,6 +150,7 @@ class Agent:
         self.executor: Executor | None = None
         self.heartbeat_period = DEFAULT_HEARTBEAT
         self._next_gc = time.monotonic() + GC_PERIOD  # the agent's own image collection (nodeagent.images)
+        self._gc: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()  # set while a session is up (for tests and health)
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
@@ -266,6 +267,10 @@ class Agent:
             for t in background:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            if self._gc is not None:  # an image collection under way stops with the agent
+                self._gc.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._gc
             if self.executor is not None:
                 await self.executor.close()
             if self.router is not None:
@@ -343,21 +348,28 @@ class Agent:
             self.servers.learn(client.last_replicas)
             if period > 0:
                 self.heartbeat_period = period / 1000.0
+            # Image collection runs beside the heartbeats (a slow engine must not delay them);
+            # its result goes out with the next one, as soon as it is done.
             asked = client.last_prune_requested
-            if asked > self._node_status.prune.request or time.monotonic() >= self._next_gc:
-                await self._collect_images(max(asked, self._node_status.prune.request))
-                if asked > 0 and self._node_status.prune.request == asked:
-                    continue  # report it at once: `ccs node prune` waits for it
-            await asyncio.sleep(self.heartbeat_period)
+            answered = self._node_status.prune.request
+            if (asked > answered or time.monotonic() >= self._next_gc) and (self._gc is None or self._gc.done()):
+                self._next_gc = time.monotonic() + GC_PERIOD
+                self._gc = asyncio.create_task(self._collect_images(max(asked, answered)), name="image-gc")
+            if self._gc is not None and not self._gc.done():
+                await asyncio.wait({self._gc}, timeout=self.heartbeat_period)
+            else:
+                await asyncio.sleep(self.heartbeat_period)
 
     async def _collect_images(self, request: int) -> None:
         """Remove the registry images nothing needs (nodeagent.images); the result goes out with
         the next heartbeat (NodeStatus.prune). ``request``: the ``ccs node prune`` answered."""
-        self._next_gc = time.monotonic() + GC_PERIOD
         if self.executor is None:
             return
         in_use = {c.spec.image for c in (*self.book.desired.values(), *self.book.removing.values())}
-        result = await self.executor.images.prune(self.runtime, in_use, request, time.time())
+        try:
+            result = await self.executor.images.prune(self.runtime, in_use, request, time.time())
+        except RuntimeFailure as exc:  # the engine failed us: said in the answer, retried next time
+            result = resources_pb2.ImagePrune(request=request, message=f"image collection failed: {exc.reason}"[:2000])
         self._node_status.prune.CopyFrom(result)
         if result.images_removed or result.message:
             self.log.info("images collected", removed=list(result.images), bytes_freed=result.bytes_freed,
