@@ -22,6 +22,7 @@ from ccs.access import Audit, Tokens
 from ccs.applications import Applications, Containers, Services
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
+from ccs.registries import Registries
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
 from ccs.triggers import Triggers
@@ -35,6 +36,7 @@ __all__ = [
     "SyncEvents",
     "SyncNetworks",
     "SyncNodes",
+    "SyncRegistries",
     "SyncReleases",
     "SyncRoutes",
     "SyncSecrets",
@@ -137,6 +139,7 @@ class SyncNodes(_Namespace[Nodes]):
     update = blocking(Nodes.update)
     delete = blocking(Nodes.delete)
     revoke = blocking(Nodes.revoke)
+    prune = blocking(Nodes.prune)
 
 
 class SyncSecrets(_Namespace[Secrets]):
@@ -156,6 +159,11 @@ class SyncTriggers(_Namespace[Triggers]):
     delete = blocking(Triggers.delete)
     rotate = blocking(Triggers.rotate)
     invoke = blocking(Triggers.invoke)
+class SyncRegistries(_Namespace[Registries]):
+    __doc__ = Registries.__doc__
+    login = blocking(Registries.login)
+    list = blocking(Registries.list)
+    delete = blocking(Registries.delete)
 
 
 class SyncConfigs(_Namespace[Configs]):

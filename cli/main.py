@@ -22,6 +22,7 @@ from cli.commands import (
     login,
     network,
     node,
+    registry,
     release,
     route,
     secret,
@@ -93,6 +94,7 @@ app.add_typer(route.app, name="route")
 app.add_typer(network.app, name="network")
 app.add_typer(secret.secret_app, name="secret")
 app.add_typer(secret.config_app, name="config")
+app.add_typer(registry.registry_app, name="registry")
 app.add_typer(token.app, name="token")
 app.add_typer(trigger.app, name="trigger")
 app.add_typer(audit.app, name="audit")

@@ -27,6 +27,7 @@ from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
 from controlplane.api.networks import NetworkServicer
 from controlplane.api.nodes import NodeServicer
+from controlplane.api.registry import RegistryServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.secrets import ConfigServicer, SecretServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
@@ -47,6 +48,7 @@ from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
 from controlplane.pki.server_tls import ServerTls, server_names, strip_port
 from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.registry.logins import Logins
 from controlplane.replicas import ReplicaRegistry, advertised_host, join_host_port
 from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.secrets.keyring import Keyring
@@ -70,6 +72,7 @@ SERVICE_NAMES = [
         "AuditService",
         "SecretService",
         "ConfigService",
+        "RegistryService",
     )
 ] + [Triggers.SERVICE_NAME] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
@@ -233,6 +236,7 @@ class Server:
         api_pb2_grpc.add_ServiceServiceServicer_to_server(services, server)
         self.triggers = Triggers(etcd, self.secrets, apps, services)
         self.triggers.add_to(server)
+        api_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(etcd, Logins(self.secrets)), server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server
         )

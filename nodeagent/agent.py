@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +63,7 @@ from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
 from .enrollment import Enrollment
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .fence import is_fenced
+from .images import GC_PERIOD
 from .logs_fanout import LogsFanout
 from .metrics import AgentMetrics
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
@@ -150,6 +152,8 @@ class Agent:
         self.batcher = StatusBatcher()
         self.executor: Executor | None = None
         self.heartbeat_period = DEFAULT_HEARTBEAT
+        self._next_gc = time.monotonic() + GC_PERIOD  # the agent's own image collection (nodeagent.images)
+        self._gc: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()  # set while a session is up (for tests and health)
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
@@ -269,6 +273,10 @@ class Agent:
             for t in background:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            if self._gc is not None:  # an image collection under way stops with the agent
+                self._gc.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._gc
             if self.executor is not None:
                 await self.executor.close()
             if self.router is not None:
@@ -353,7 +361,32 @@ class Agent:
             self.servers.learn(client.last_replicas)
             if period > 0:
                 self.heartbeat_period = period / 1000.0
-            await asyncio.sleep(self.heartbeat_period)
+            # Image collection runs beside the heartbeats (a slow engine must not delay them);
+            # its result goes out with the next one, as soon as it is done.
+            asked = client.last_prune_requested
+            answered = self._node_status.prune.request
+            if (asked > answered or time.monotonic() >= self._next_gc) and (self._gc is None or self._gc.done()):
+                self._next_gc = time.monotonic() + GC_PERIOD
+                self._gc = asyncio.create_task(self._collect_images(max(asked, answered)), name="image-gc")
+            if self._gc is not None and not self._gc.done():
+                await asyncio.wait({self._gc}, timeout=self.heartbeat_period)
+            else:
+                await asyncio.sleep(self.heartbeat_period)
+
+    async def _collect_images(self, request: int) -> None:
+        """Remove the registry images nothing needs (nodeagent.images); the result goes out with
+        the next heartbeat (NodeStatus.prune). ``request``: the ``ccs node prune`` answered."""
+        if self.executor is None:
+            return
+        in_use = {c.spec.image for c in (*self.book.desired.values(), *self.book.removing.values())}
+        try:
+            result = await self.executor.images.prune(self.runtime, in_use, request, time.time())
+        except RuntimeFailure as exc:  # the engine failed us: said in the answer, retried next time
+            result = resources_pb2.ImagePrune(request=request, message=f"image collection failed: {exc.reason}"[:2000])
+        self._node_status.prune.CopyFrom(result)
+        if result.images_removed or result.message:
+            self.log.info("images collected", removed=list(result.images), bytes_freed=result.bytes_freed,
+                          problems=result.message or None)
 
     # ------------------------------------------------------------------ engine side
 

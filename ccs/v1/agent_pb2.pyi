@@ -76,7 +76,7 @@ class SessionRequest(_message.Message):
     def __init__(self, agent_version: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("action", "container", "files")
+    __slots__ = ("action", "container", "files", "pull_auth")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ACTION_UNSPECIFIED: _ClassVar[Assignment.Action]
@@ -88,10 +88,22 @@ class Assignment(_message.Message):
     ACTION_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    PULL_AUTH_FIELD_NUMBER: _ClassVar[int]
     action: Assignment.Action
     container: _resources_pb2.Container
     files: _containers.RepeatedCompositeFieldContainer[MountedFile]
-    def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ..., files: _Optional[_Iterable[_Union[MountedFile, _Mapping]]] = ...) -> None: ...
+    pull_auth: PullAuth
+    def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ..., files: _Optional[_Iterable[_Union[MountedFile, _Mapping]]] = ..., pull_auth: _Optional[_Union[PullAuth, _Mapping]] = ...) -> None: ...
+
+class PullAuth(_message.Message):
+    __slots__ = ("registry", "username", "password")
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    registry: str
+    username: str
+    password: str
+    def __init__(self, registry: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
 
 class MountedFile(_message.Message):
     __slots__ = ("kind", "name", "version", "data")
@@ -190,12 +202,14 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ..., router_stats: _Optional[_Union[_resources_pb2.RouterStats, _Mapping]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("period_ms", "replicas")
+    __slots__ = ("period_ms", "replicas", "prune_requested")
     PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     period_ms: int
     replicas: _containers.RepeatedCompositeFieldContainer[Replica]
-    def __init__(self, period_ms: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ...) -> None: ...
+    prune_requested: int
+    def __init__(self, period_ms: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ..., prune_requested: _Optional[int] = ...) -> None: ...
 
 class ContainerStatusUpdate(_message.Message):
     __slots__ = ("application", "service", "container", "status")

@@ -166,6 +166,14 @@ class DeleteNodeResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class PruneNodeRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
 class RevokeNodeRequest(_message.Message):
     __slots__ = ("cluster", "name")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -802,6 +810,46 @@ class ListConfigsResponse(_message.Message):
     CONFIGS_FIELD_NUMBER: _ClassVar[int]
     configs: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Config]
     def __init__(self, configs: _Optional[_Iterable[_Union[_resources_pb2.Config, _Mapping]]] = ...) -> None: ...
+
+class LoginRegistryRequest(_message.Message):
+    __slots__ = ("cluster", "host", "username", "password", "ca_pem", "insecure")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    host: str
+    username: str
+    password: str
+    ca_pem: str
+    insecure: bool
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., ca_pem: _Optional[str] = ..., insecure: _Optional[bool] = ...) -> None: ...
+
+class ListRegistryLoginsRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class ListRegistryLoginsResponse(_message.Message):
+    __slots__ = ("logins",)
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
+    logins: _containers.RepeatedCompositeFieldContainer[_resources_pb2.RegistryLogin]
+    def __init__(self, logins: _Optional[_Iterable[_Union[_resources_pb2.RegistryLogin, _Mapping]]] = ...) -> None: ...
+
+class DeleteRegistryLoginRequest(_message.Message):
+    __slots__ = ("cluster", "host")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    host: str
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+
+class DeleteRegistryLoginResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class ListAuditRequest(_message.Message):
     __slots__ = ("since", "page_size", "page_token")

@@ -36,7 +36,7 @@ CLUSTERS = "clusters"    # create, change, remove clusters; their join tokens
 NODES = "nodes"          # drain, pause, label, remove nodes
 TOKENS = "tokens"        # create, list, revoke API tokens
 AUDIT = "audit"          # read the audit log
-SECRETS = "secrets"      # create, update, remove secrets and configs (never read a secret's value)
+SECRETS = "secrets"      # create, update, remove secrets, configs and registry logins (never read a value)
 KEYS = "keys"            # rotate the secrets data key (re-encrypts every cluster's secrets)
 TRIGGERS = "triggers"    # create, rotate, remove an application's deploy triggers (and see their secrets once)
 INVOKE = "invoke"        # fire an application's triggers (InvokeTrigger)
@@ -114,6 +114,7 @@ RULES: Mapping[str, Rule] = {
     "NodeService/UpdateNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "NodeService/DeleteNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "NodeService/RevokeNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
+    "NodeService/PruneNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "ApplicationService/CreateApplication": _app(DEPLOY, mutates=True),
     "ApplicationService/GetApplication": _app(READ),
     "ApplicationService/ListApplications": Rule(READ, "applications", ("cluster",)),
@@ -171,6 +172,10 @@ RULES: Mapping[str, Rule] = {
     "TriggerService/DeleteTrigger": _trigger(TRIGGERS),
     "TriggerService/RotateTrigger": _trigger(TRIGGERS),
     "TriggerService/InvokeTrigger": _trigger(INVOKE),
+    # Registry logins: set and removed like secrets, listed like them (never the password).
+    "RegistryService/LoginRegistry": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
+    "RegistryService/ListRegistryLogins": Rule(READ, "registry logins", ("cluster",)),
+    "RegistryService/DeleteRegistryLogin": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
     "AuditService/ListAudit": Rule(AUDIT, "audit", cluster=""),
     "AuditService/WatchAudit": Rule(AUDIT, "audit", cluster=""),
 }

@@ -26,7 +26,7 @@ import docker
 import docker.errors
 from docker.utils import parse_repository_tag
 
-from ccs.v1 import resources_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming, node_security
 from .docker_errors import docker_error_kind
@@ -51,6 +51,7 @@ from .types import (
     RuntimeEvent,
     RuntimeFailure,
     StartFailed,
+    pull_failure,
 )
 
 T = TypeVar("T")
@@ -155,11 +156,13 @@ class DockerRuntime:
 
     # ------------------------------------------------------------------ prepare / create
 
-    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
-        """Image (pulled when missing or when spec.always_pull), app network, named volumes
-        (created as the template describes them; external ones must exist: VolumeMissing)."""
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None,
+                      auth: agent_pb2.PullAuth | None = None) -> None:
+        """Image (pulled when missing or when spec.always_pull, with ``auth`` when given), app
+        network, named volumes (created as the template describes them; external ones must
+        exist: VolumeMissing)."""
         request = create_request(c, bind_address=self._bind_address, dns=self._dns)  # validates the spec first
-        await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
+        await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull, auth=auth)
         for join in request.joins:
             labels = naming.network_labels(c.cluster, c.application, join.compose)
             legacy = naming.legacy_network_name(c.cluster, c.application, join.compose,
@@ -179,25 +182,31 @@ class DockerRuntime:
             return False
         return True
 
-    async def _ensure_image(self, image: str, *, always: bool, on_pull: PullCallback | None) -> None:
+    async def _ensure_image(self, image: str, *, always: bool, on_pull: PullCallback | None,
+                            auth: agent_pb2.PullAuth | None = None) -> None:
         async with self._lock(f"image:{image}"):
             present = await self._image_exists(image)
             if present and not always:
                 return
             if on_pull is not None:
                 on_pull(image)
-            detail = await self._call(f"pull {image}", self._pull, image)
+            detail = await self._call(f"pull {image}", self._pull, image, auth)
             if present or await self._image_exists(image):
                 # Like Swarm: a failed pull of an image that is present locally is not fatal,
                 # so a registry outage does not stop restarts of what already runs here.
                 return
-            raise ImageNotFound(image, detail)
+            raise pull_failure(image, detail)
 
-    def _pull(self, image: str) -> str:
-        """Pull in the calling thread; return the engine's error text ("" on success)."""
+    def _pull(self, image: str, auth: agent_pb2.PullAuth | None = None) -> str:
+        """Pull in the calling thread; return the engine's error text ("" on success). ``auth``
+        goes to the Engine as the pull's ``X-Registry-Auth`` header (the SDK's ``auth_config``)
+        and nowhere else: not the Engine's config file, not a log line."""
         repository, tag = parse_repository_tag(image)
+        auth_config = {"username": auth.username, "password": auth.password,
+                       "serveraddress": auth.registry} if auth is not None and auth.password else None
         try:
-            for message in self._api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+            for message in self._api.pull(repository, tag=tag or "latest", stream=True, decode=True,
+                                          auth_config=auth_config):
                 if "error" in message:
                     return str(message["error"])
         except docker.errors.APIError as exc:
@@ -270,6 +279,17 @@ class DockerRuntime:
                 docker_id,
                 timeout=max(0, math.ceil(grace_seconds)),
             )
+
+    async def remove_image(self, image: str) -> bool:
+        try:
+            result = await self._call(f"remove image {image}", self._api.remove_image, image)
+        except NotFound:
+            return False
+        return any("Deleted" in entry for entry in (result or ()) if isinstance(entry, dict))
+
+    async def image_disk_usage(self) -> int:
+        usage = await self._call("disk usage", self._api.df)
+        return int(usage.get("LayersSize") or 0)
 
     async def remove(self, docker_id: str, *, volumes: bool) -> None:
         try:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ccs.v1 import resources_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming
 
@@ -173,6 +173,25 @@ class ImageNotFound(RuntimeFailure):
         self.detail = detail
 
 
+class OutOfDisk(RuntimeFailure):
+    """A pull failed because the node's disk is full. Not permanent: the pull is retried with
+    backoff (space may be freed meanwhile); the status says so, with the Engine's own text."""
+
+    def __init__(self, image: str, detail: str) -> None:
+        super().__init__(f"pull of {image} failed: the node is out of disk space ({detail}); free space on the node "
+                         "(e.g. remove unused images) and it is retried")
+        self.image = image
+        self.detail = detail
+
+
+def pull_failure(image: str, detail: str) -> RuntimeFailure:
+    """What a failed pull of an image absent from the node is: out of disk space when the
+    Engine says so (ENOSPC while writing layers), else the image cannot be had."""
+    if "no space left on device" in detail.lower():
+        return OutOfDisk(image, detail)
+    return ImageNotFound(image, detail)
+
+
 class InvalidSpec(RuntimeFailure):
     """The spec cannot be turned into an engine request; names the field and why."""
 
@@ -264,8 +283,11 @@ class Runtime(Protocol):
     agent is level-triggered and may repeat any step after a crash.
     """
 
-    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
-        """Make the image, the app network and the named volumes exist."""
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None,
+                      auth: agent_pb2.PullAuth | None = None) -> None:
+        """Make the image, the app network and the named volumes exist; ``auth`` is the
+        registry login a pull of the image uses (never stored, logged or given to the
+        engine's configuration)."""
         ...
 
     async def create(self, c: resources_pb2.Container) -> str:
@@ -286,6 +308,16 @@ class Runtime(Protocol):
 
     async def inspect(self, docker_id: str) -> Observed | None:
         """The container's observed state, or None when it does not exist."""
+        ...
+
+    async def remove_image(self, image: str) -> bool:
+        """Remove the reference ``image`` (never forced: an image a container uses stays, as
+        RuntimeFailure); True when that deleted the image (not only a reference to it)."""
+        ...
+
+    async def image_disk_usage(self) -> int:
+        """Bytes the engine's image layers take (shared layers once): what a collection frees
+        is the difference before and after it."""
         ...
 
     async def list_managed(self) -> list[Observed]:

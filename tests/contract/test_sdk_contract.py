@@ -94,6 +94,37 @@ async def test_secret_and_config_answers_and_errors(client: ccs.AsyncClient, uni
     assert await client.secrets.list(unique) == []
 
 
+
+async def test_registry_login_answers_and_errors(client: ccs.AsyncClient, unique: str) -> None:
+    e = await error(client.registries.login(unique, "127.0.0.1:5000", "ci", "s3cret-pw"))
+    assert isinstance(e, ccs.NotFound) and e.message == f"cluster {unique!r} not found"
+    await client.clusters.create(unique)
+    made = await client.registries.login(unique, "127.0.0.1:5000", "ci", "s3cret-pw")
+    assert (made.cluster, made.host, made.username, made.has_ca) == (unique, "127.0.0.1:5000", "ci", False)
+    assert "s3cret-pw" not in str(made)
+    e = await error(client.registries.login(unique, "https://r.example.com", "ci", "pw"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == (
+        "host: 'https://r.example.com' is not a registry host: give host[:port], without a scheme or a path")
+    e = await error(client.registries.login(unique, "r.example.com", "", "pw"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == "username: is empty"
+    e = await error(client.registries.login(unique, "r.example.com", "ci", ""))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == "password: is empty"
+    again = await client.registries.login(unique, "127.0.0.1:5000", "ci2", "other-pw")  # replaces it
+    assert again.username == "ci2"
+    listed = await client.registries.list(unique)
+    assert [(x.host, x.username) for x in listed] == [("127.0.0.1:5000", "ci2")]
+    assert "other-pw" not in str(listed)
+    await client.registries.delete(unique, "127.0.0.1:5000")
+    e = await error(client.registries.delete(unique, "127.0.0.1:5000"))
+    assert isinstance(e, ccs.NotFound) and e.message == "registry login '127.0.0.1:5000' not found"
+    assert await client.registries.list(unique) == []
+
+
+async def test_node_prune_of_an_unknown_node(client: ccs.AsyncClient, unique: str) -> None:
+    await client.clusters.create(unique)
+    e = await error(client.nodes.prune(unique, "nope"))
+    assert isinstance(e, ccs.NotFound) and e.message == "node 'nope' not found"
+
 SHARING = """
 services:
   web:
