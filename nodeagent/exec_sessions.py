@@ -36,7 +36,6 @@ MAX_CHUNK = 64 * 1024
 
 Send = Callable[[agent_pb2.LogChunk], Awaitable[None]]
 Resolve = Callable[[str], str | None]
-Failure = agent_pb2.ExecFailure
 
 log = structlog.get_logger("ccs.agent.exec")
 
@@ -57,7 +56,7 @@ class ExecSlots:
         self.used -= 1
 
 
-def failed(rid: str, failure: int, message: str) -> agent_pb2.LogChunk:
+def failed(rid: str, failure: agent_pb2.ExecFailure, message: str) -> agent_pb2.LogChunk:
     return agent_pb2.LogChunk(request_id=rid, eof=True, error=message, exec_failure=failure)
 
 
@@ -72,14 +71,14 @@ class ExecServer:
         rid, start = request.request_id, request.exec
         docker_id = self.resolve(start.container_id)
         if docker_id is None:
-            await send(failed(rid, Failure.EXEC_FAILURE_NO_CONTAINER,
+            await send(failed(rid, agent_pb2.EXEC_FAILURE_NO_CONTAINER,
                               f"container_id: {start.container_id!r} has no container on this node"))
             return
         if not start.command:
-            await send(failed(rid, Failure.EXEC_FAILURE_ENGINE, "command: must name a program to run"))
+            await send(failed(rid, agent_pb2.EXEC_FAILURE_ENGINE, "command: must name a program to run"))
             return
         if not self.slots.take():
-            await send(failed(rid, Failure.EXEC_FAILURE_BUSY,
+            await send(failed(rid, agent_pb2.EXEC_FAILURE_BUSY,
                               f"this node runs {self.slots.limit} exec sessions already (its limit); "
                               "try again when one ends"))
             return
@@ -89,13 +88,14 @@ class ExecServer:
                     docker_id, list(start.command), tty=start.tty, stdin=start.stdin,
                     rows=start.rows, cols=start.cols)
             except ExecNotRunning as exc:
-                await send(failed(rid, Failure.EXEC_FAILURE_NOT_RUNNING, f"the container is not running: {exc.reason}"))
+                await send(failed(rid, agent_pb2.EXEC_FAILURE_NOT_RUNNING,
+                                  f"the container is not running: {exc.reason}"))
                 return
             except ContainerNotFound as exc:
-                await send(failed(rid, Failure.EXEC_FAILURE_NO_CONTAINER, exc.reason))
+                await send(failed(rid, agent_pb2.EXEC_FAILURE_NO_CONTAINER, exc.reason))
                 return
             except RuntimeFailure as exc:
-                await send(failed(rid, Failure.EXEC_FAILURE_ENGINE, exc.reason))
+                await send(failed(rid, agent_pb2.EXEC_FAILURE_ENGINE, exc.reason))
                 return
             log.info("exec started", request_id=rid, container=docker_id[:12], tty=start.tty)
             try:
@@ -116,7 +116,7 @@ class ExecServer:
                                                   stderr=fd == STDERR))
             end = await session.wait()
         except RuntimeFailure as exc:
-            await send(failed(rid, Failure.EXEC_FAILURE_ENGINE, exc.reason))
+            await send(failed(rid, agent_pb2.EXEC_FAILURE_ENGINE, exc.reason))
             return
         finally:
             feeder.cancel()
