@@ -15,6 +15,7 @@ from cli.commands import (
     audit,
     cluster,
     container,
+    container_exec,
     events,
     login,
     network,
@@ -82,6 +83,7 @@ app.add_typer(token.app, name="token")
 app.add_typer(audit.app, name="audit")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)
 app.command("logs")(container.logs)
+app.command("exec", context_settings={"allow_interspersed_args": False})(container_exec.exec_command)
 app.command("events")(events.events)
 app.command("login")(login.login)
 

@@ -44,10 +44,6 @@ class FailedPrecondition(Exception):
     """The request is valid but the system is not in a state that allows it."""
 
 
-class ResourceExhausted(Exception):
-    """The request is valid but a limit is reached now (e.g. a node's concurrent execs)."""
-
-
 class PermissionDenied(Exception):
     """The request is valid but a policy forbids it (the message names the fields and the
     policy to change), as Kubernetes answers 403 Forbidden for a PodSecurity refusal."""
@@ -73,7 +69,6 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         (TemplateError, grpc.StatusCode.INVALID_ARGUMENT),
         (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
         (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-        (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     ]
     for cls, code in table:
         if isinstance(exc, cls):

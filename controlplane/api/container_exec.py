@@ -10,7 +10,8 @@ handler, which ends the session on the agent and kills its command.
 
 Errors are named: an unknown container is NOT_FOUND; a container not running, a node whose
 agent is not connected to this replica (or too old for exec) and a container gone from its
-node are FAILED_PRECONDITION; a node at its limit of concurrent execs is RESOURCE_EXHAUSTED.
+node, or a node at its limit of concurrent execs, are FAILED_PRECONDITION (the SDK's
+RESOURCE_EXHAUSTED means a message too large).
 A command that does not exist is not an error of the call: it ends with exit code 127 (126
 when it cannot run), as with docker.
 """
@@ -28,7 +29,7 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.api.object_names import check_container_name, check_service_name
 from controlplane.dispatcher.exec_relay import AgentTooOld, ExecFailed, ExecLine
 from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
-from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument
 from controlplane.names import check_name
 from controlplane.store import keys, reads
 from controlplane.store.etcd import Etcd
@@ -122,9 +123,7 @@ async def exec_stream(
             if chunk.exited:
                 yield api_pb2.ExecResponse(exited=True, exit_code=chunk.exit_code, message=chunk.error)
                 return
-    except ExecFailed as exc:
-        if exc.failure == agent_pb2.EXEC_FAILURE_BUSY:
-            raise ResourceExhausted(exc.message) from exc
+    except ExecFailed as exc:  # the node's limit of execs included: try again later
         raise FailedPrecondition(f"container {first.container!r} on node {c.node!r}: {exc.message}") from exc
     except AgentNotConnected as exc:
         raise FailedPrecondition(str(exc)) from exc
