@@ -127,14 +127,16 @@ class ExecServer:
 
 
 async def _feed(session: ExecSession, inputs: asyncio.Queue[agent_pb2.AgentExecInput]) -> None:
-    """Apply input in order; a write the command no longer takes (it exited) ends the feeding."""
+    """Apply input in order (a resize before the stdin that came after it); a write the command
+    no longer takes (it exited) ends the feeding."""
     while True:
         item = await inputs.get()
+        if item.rows and item.cols:
+            with contextlib.suppress(RuntimeFailure):  # a lost resize must not end the session
+                await session.resize(item.rows, item.cols)
         try:
             if item.stdin:
                 await session.write(item.stdin)
-            if item.rows and item.cols:
-                await session.resize(item.rows, item.cols)
             if item.close_stdin:
                 await session.close_stdin()
         except (RuntimeFailure, OSError):

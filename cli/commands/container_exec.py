@@ -130,11 +130,16 @@ def exec_command(
     tty: Annotated[bool, typer.Option("-t", "--tty", help="Give the command a terminal.")] = False,
 ) -> None:
     """Run a command in a running container; exits with the command's exit code."""
+    # Options end at CONTAINER (so `ccs exec web ls -l` passes -l on); click then keeps a `--`.
+    words = list(command[1:] if command and command[0] == "--" else command)
+    if not words:
+        raise typer.BadParameter("give the command to run after the container: ccs exec CONTAINER -- CMD...",
+                                 param_hint="CMD")
     if tty and interactive and not sys.stdin.isatty():
         raise typer.BadParameter("stdin is not a terminal; leave -t out, or run from a terminal", param_hint="-t")
     s = session(ctx)
     c = s.cluster(cluster)
-    code, message = s.run(lambda cl: run_exec(cl, c, container, list(command), interactive=interactive, tty=tty))
+    code, message = s.run(lambda cl: run_exec(cl, c, container, words, interactive=interactive, tty=tty))
     if message:
         print(f"ccs exec: {message}", file=sys.stderr)
     raise typer.Exit(code)

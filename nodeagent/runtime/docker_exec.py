@@ -70,7 +70,7 @@ class DockerExecSession:
         if not stdin:
             await session.close_stdin()
         if tty and (size := terminal_size(rows, cols)) is not None:
-            await session.resize(*size)
+            await session.initial_size(*size)
         return session
 
     # ------------------------------------------------------------------ reading
@@ -113,6 +113,17 @@ class DockerExecSession:
     async def resize(self, rows: int, cols: int) -> None:
         if self.tty:
             await self._call("exec resize", self._api.exec_resize, self.exec_id, height=rows, width=cols)
+
+    async def initial_size(self, rows: int, cols: int) -> None:
+        """The first size: the engine may not have started the exec yet when `exec_start` with a
+        socket returns ("no such exec"), so retry a few times, as the docker CLI does; a
+        session whose size never lands keeps the engine's default rather than failing."""
+        for attempt in range(10):
+            try:
+                await self.resize(rows, cols)
+                return
+            except RuntimeFailure:
+                await asyncio.sleep(0.01 * (attempt + 1))
 
     # ------------------------------------------------------------------ end
 
