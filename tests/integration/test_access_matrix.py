@@ -80,6 +80,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "ContainerService/GetContainer":            (ok, ok, ok, no, ok, un, un, un),
     "ContainerService/ListContainers":          (ok, ok, ok, no, ok, un, un, un),
     "ContainerService/Logs":                    (ok, ok, no, no, no, un, un, un),
+    "ContainerService/Exec":                    (ok, ok, no, no, no, un, un, un),
     "EventService/ListEvents":                  (ok, ok, ok, no, ok, un, un, un),
     "EventService/Watch":                       (ok, ok, ok, no, ok, un, un, un),
     "ReleaseService/ListReleases":              (ok, ok, ok, no, ok, un, un, un),
@@ -130,6 +131,7 @@ MUTATIONS = {
     "SecretService/CreateSecret", "SecretService/UpdateSecret", "SecretService/DeleteSecret",
     "SecretService/RotateSecretsKey", "ConfigService/CreateConfig", "ConfigService/UpdateConfig",
     "ConfigService/DeleteConfig",
+    "ContainerService/Exec",  # changes nothing in etcd, but every exec is audited, refused ones too
 }
 
 
@@ -171,6 +173,8 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
         cluster=c, application=a, service="web", name="nope"),
     "ContainerService/ListContainers": lambda c, a: api_pb2.ListContainersRequest(cluster=c, application=a),
     "ContainerService/Logs": lambda c, a: api_pb2.LogsRequest(cluster=c, application=a, service="web"),
+    "ContainerService/Exec": lambda c, a: api_pb2.ExecRequest(cluster=c, application=a, service="web",
+                                                              container="web-1-nope", command=["true"]),
     "EventService/ListEvents": lambda c, a: api_pb2.ListEventsRequest(cluster=c),
     "EventService/Watch": lambda c, a: api_pb2.WatchRequest(cluster=c, from_revision=1),
     "ReleaseService/ListReleases": lambda c, a: api_pb2.ListReleasesRequest(cluster=c, application=a),
@@ -216,6 +220,12 @@ def user_api() -> dict[str, tuple[type[Message], type[Message], bool]]:
             out[f"{service.name}/{m.name}"] = (message_factory.GetMessageClass(m.input_type),
                                                message_factory.GetMessageClass(m.output_type), m.server_streaming)
     return out
+
+
+def client_streaming() -> set[str]:
+    """The RPCs whose requests are a stream (ContainerService/Exec): called with one request."""
+    return {f"{s.name}/{m.name}" for s in api_pb2.DESCRIPTOR.services_by_name.values()
+            for m in s.methods if m.client_streaming}
 
 
 def test_the_matrix_covers_every_rpc_of_the_user_api() -> None:
@@ -272,9 +282,14 @@ class Api:
                                           response_deserializer=resp_cls.FromString)
             result: Message = await fn(request, metadata=self.md(token), timeout=30)
             return result
-        stream = self.channel.unary_stream(path, request_serializer=type(request).SerializeToString,
-                                           response_deserializer=resp_cls.FromString)
-        call = stream(request, metadata=self.md(token), timeout=30)
+        if name in client_streaming():
+            bidi = self.channel.stream_stream(path, request_serializer=type(request).SerializeToString,
+                                              response_deserializer=resp_cls.FromString)
+            call = bidi(iter([request]), metadata=self.md(token), timeout=30)
+        else:
+            stream = self.channel.unary_stream(path, request_serializer=type(request).SerializeToString,
+                                               response_deserializer=resp_cls.FromString)
+            call = stream(request, metadata=self.md(token), timeout=30)
         try:
             first = await call.read()  # the first message, or the end of the stream, or its error
         finally:
