@@ -125,6 +125,7 @@ class SyncClusters(_Namespace[Clusters]):
     update = blocking(Clusters.update)
     delete = blocking(Clusters.delete)
     join_token = blocking(Clusters.join_token)
+    server_info = blocking(Clusters.server_info)
 
 
 class SyncNodes(_Namespace[Nodes]):
@@ -174,6 +175,7 @@ class SyncApplications(_Namespace[Applications]):
     stop = blocking(Applications.stop)
     rollback = blocking(Applications.rollback)
     revisions = blocking(Applications.revisions)
+    diff = blocking(Applications.diff)
     wait = blocking(Applications.wait)
 
 

@@ -100,27 +100,44 @@ class Applications:
         (:class:`ccs.models.CanaryOptions`) needs ``strategy="canary"``; a bad option raises
         ``ValueError`` naming it. The update creates a release: ``client.releases.get``
         returns it as the latest, ``client.releases.wait`` follows it."""
-        if canary is not None and strategy != "canary":
-            raise ValueError("strategy: canary options need strategy canary")
-        req = api_pb2.UpdateApplicationRequest(
-            cluster=cluster,
-            name=name,
-            template=template,
-            files=files,
-            env=env,
-            replace_env=replace_env,
-            version=version,
-            labels=labels,
-            strategy=strategy,
-            resource_version=resource_version,
-            dry_run=dry_run,
-            profiles=list(profiles),
-            clear_profiles=clear_profiles,
+        req = _update_request(
+            cluster, name, template=template, files=files, env=env, replace_env=replace_env, version=version,
+            labels=labels, strategy=strategy, canary=canary, resource_version=resource_version,
+            dry_run=dry_run, profiles=profiles, clear_profiles=clear_profiles,
         )
-        if canary is not None:
-            canary.apply(req)
         return await self._t.unary(
             self._t.applications.UpdateApplication, req, resources_pb2.Application
+        )
+
+    async def diff(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        template: str = "",
+        files: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        replace_env: bool = False,
+        version: str = "",
+        labels: Mapping[str, str] | None = None,
+        strategy: str = "",
+        canary: CanaryOptions | None = None,
+        resource_version: int = 0,
+        profiles: Iterable[str] = (),
+        clear_profiles: bool = False,
+    ) -> api_pb2.DiffApplicationResponse:
+        """What :meth:`update` with the same arguments would change, service by service
+        (``.services``: each with its ``change`` - added, removed, changed or unchanged - and
+        the ``before``/``after`` specs as the update would store them), computed by the
+        server as a dry run of that update: it refuses what the update would refuse, and
+        writes nothing. ``ccs.spec_diff`` renders it as a unified diff."""
+        req = _update_request(
+            cluster, name, template=template, files=files, env=env, replace_env=replace_env, version=version,
+            labels=labels, strategy=strategy, canary=canary, resource_version=resource_version,
+            dry_run=True, profiles=profiles, clear_profiles=clear_profiles,
+        )
+        return await self._t.unary(
+            self._t.applications.DiffApplication, req, api_pb2.DiffApplicationResponse
         )
 
     async def delete(
@@ -163,7 +180,8 @@ class Applications:
     async def revisions(
         self, cluster: str, name: str
     ) -> builtins.list[resources_pb2.ApplicationRevision]:
-        """The application's stored revisions, oldest first."""
+        """The application's stored revisions, oldest first; each names its ``author`` (the token
+        that made it; empty before ccs recorded it) and ``template_digest`` (sha256 of its template)."""
         req = api_pb2.ListRevisionsRequest(cluster=cluster, name=name)
         resp = await self._t.unary(
             self._t.applications.ListRevisions, req, api_pb2.ListRevisionsResponse
@@ -197,6 +215,46 @@ class Applications:
             unschedulable_grace=unschedulable_grace, resync_interval=resync_interval, min_ready=min_ready,
         )
         return await waiter.run()
+
+
+def _update_request(
+    cluster: str,
+    name: str,
+    *,
+    template: str,
+    files: Mapping[str, str] | None,
+    env: Mapping[str, str] | None,
+    replace_env: bool,
+    version: str,
+    labels: Mapping[str, str] | None,
+    strategy: str,
+    canary: CanaryOptions | None,
+    resource_version: int,
+    dry_run: bool,
+    profiles: Iterable[str],
+    clear_profiles: bool,
+) -> api_pb2.UpdateApplicationRequest:
+    """The request of ``update`` and ``diff`` (one builder: a diff is that update's dry run)."""
+    if canary is not None and strategy != "canary":
+        raise ValueError("strategy: canary options need strategy canary")
+    req = api_pb2.UpdateApplicationRequest(
+        cluster=cluster,
+        name=name,
+        template=template,
+        files=files,
+        env=env,
+        replace_env=replace_env,
+        version=version,
+        labels=labels,
+        strategy=strategy,
+        resource_version=resource_version,
+        dry_run=dry_run,
+        profiles=list(profiles),
+        clear_profiles=clear_profiles,
+    )
+    if canary is not None:
+        canary.apply(req)
+    return req
 
 
 class Services:

@@ -58,6 +58,12 @@ class Clusters:
         )
         await self._t.unary(self._t.clusters.DeleteCluster, req, api_pb2.DeleteClusterResponse)
 
+    async def server_info(self) -> api_pb2.ServerInfo:
+        """The answering API server's own facts: ``.version``, the ccs release it runs."""
+        return await self._t.unary(
+            self._t.clusters.GetServerInfo, api_pb2.GetServerInfoRequest(), api_pb2.ServerInfo
+        )
+
     async def join_token(self, cluster: str, *, rotate: bool = False) -> str:
         """The token a node agent presents to join; ``rotate`` invalidates the old one."""
         req = api_pb2.GetJoinTokenRequest(cluster=cluster, rotate=rotate)

@@ -25,28 +25,41 @@ Design choices:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ccs.private_files import write_private
+
 __all__ = [
     "ClientConfig",
     "ConfigError",
     "Context",
+    "ContextExists",
+    "ContextNotFound",
     "default_config_path",
     "load_config",
+    "remove_context",
+    "rename_context",
     "save_config",
     "upsert_context",
+    "use_context",
 ]
 
 
 class ConfigError(ValueError):
     """The client configuration is missing, unreadable or invalid; the message says where."""
+
+
+class ContextNotFound(ConfigError):
+    """No context of that name (``ccs context use|rename|rm``: exit 3)."""
+
+
+class ContextExists(ConfigError):
+    """A context of that name exists already (``ccs context rename``: exit 5)."""
 
 
 class Context(BaseModel):
@@ -89,7 +102,7 @@ class ClientConfig(BaseModel):
             return chosen, self.contexts[chosen]
         except KeyError:
             known = ", ".join(sorted(self.contexts)) or "none"
-            raise ConfigError(f"context {chosen!r} not found (known: {known})") from None
+            raise ContextNotFound(f"context {chosen!r} not found (known: {known})") from None
 
 
 def default_config_path() -> Path:
@@ -135,18 +148,7 @@ def save_config(cfg: ClientConfig, path: str | os.PathLike[str] | None = None) -
     file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = cfg.model_dump(mode="json", by_alias=True)
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_private(file, text.encode("utf-8"))
     return file
 
 
@@ -163,5 +165,42 @@ def upsert_context(
     cfg.contexts[name] = ctx
     if make_current or cfg.current_context is None:
         cfg.current_context = name
+    save_config(cfg, path)
+    return cfg
+
+
+def use_context(name: str, path: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Make ``name`` the current context and save; ``ConfigError`` naming the known ones if absent."""
+    cfg = load_config(path)
+    cfg.context(name)  # raises, naming the known contexts
+    cfg.current_context = name
+    save_config(cfg, path)
+    return cfg
+
+
+def rename_context(old: str, new: str, path: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Rename context ``old`` to ``new`` (the current context follows it) and save. Refused, with
+    nothing written, when ``old`` is absent, ``new`` is empty or already taken."""
+    cfg = load_config(path)
+    ctx = cfg.context(old)[1]
+    if not new:
+        raise ConfigError("context name must not be empty")
+    if new in cfg.contexts and new != old:
+        raise ContextExists(f"context {new!r} already exists")
+    cfg.contexts = {new if k == old else k: v for k, v in cfg.contexts.items()}
+    cfg.contexts[new] = ctx
+    if cfg.current_context == old:
+        cfg.current_context = new
+    save_config(cfg, path)
+    return cfg
+
+
+def remove_context(name: str, path: str | os.PathLike[str] | None = None) -> ClientConfig:
+    """Remove context ``name`` and save; removing the current one leaves no current context."""
+    cfg = load_config(path)
+    cfg.context(name)
+    del cfg.contexts[name]
+    if cfg.current_context == name:
+        cfg.current_context = None
     save_config(cfg, path)
     return cfg

@@ -22,6 +22,15 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def value_problem(data: bytes) -> str | None:
+    """None if ``data`` may be stored as a secret's or config's value, else why not."""
+    if not data:
+        return "is empty"
+    if len(data) > MAX_VALUE_BYTES:
+        return f"is {len(data)} bytes; the limit is 500 KiB ({MAX_VALUE_BYTES} bytes)"
+    return None
+
+
 def split_ref(ref: str) -> tuple[str, int | None]:
     """``db`` -> ("db", None); ``db@3`` -> ("db", 3). ValueError saying why for anything else."""
     name, at, version = ref.partition("@")

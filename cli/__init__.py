@@ -31,6 +31,7 @@ code  meaning
 9     ``--wait``: timed out before every service was ready (or the release ended)
 10    ``--wait``: the release was rolled back, failed or superseded (reason printed)
 11    a stored record does not decode (DATA_LOSS; the message names every key)
+12    ``ccs app diff``: the update would change something (0: it would change nothing)
 130   interrupted (Ctrl-C)
 ====  =====================================================================
 """

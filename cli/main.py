@@ -10,12 +10,14 @@ from typing import Annotated
 
 import typer
 
-from cli.commands import app as app_cmd
+from ccs.version import version
 from cli.commands import (
+    about,
     audit,
     cluster,
     container,
     container_exec,
+    context,
     events,
     login,
     network,
@@ -26,6 +28,7 @@ from cli.commands import (
     service,
     token,
 )
+from cli.commands import app as app_cmd
 from cli.session import Session
 
 app = typer.Typer(
@@ -35,6 +38,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ccs {version()}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -63,6 +72,10 @@ def root(
         typer.Option("--insecure", envvar="CCS_INSECURE",
                      help="Plaintext, for a server started with --insecure (the token travels in clear)."),
     ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the client's version and exit."),
+    ] = False,
 ) -> None:
     """Global options; they override the selected context."""
     ctx.obj = Session(context=context, config=config, server=server, token=token, ca_file=ca_file,
@@ -81,11 +94,13 @@ app.add_typer(secret.secret_app, name="secret")
 app.add_typer(secret.config_app, name="config")
 app.add_typer(token.app, name="token")
 app.add_typer(audit.app, name="audit")
+app.add_typer(context.app, name="context")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)
 app.command("logs")(container.logs)
 app.command("exec", context_settings={"allow_interspersed_args": False})(container_exec.exec_command)
 app.command("events")(events.events)
 app.command("login")(login.login)
+app.command("version")(about.version_command)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from ccs.tls import verification_hint
 T = TypeVar("T")
 
 EXIT_OTHER = 1
+EXIT_DIFFERENT = 12  # `ccs app diff`: the update would change something (1 is taken: any other error)
 EXIT_INTERRUPTED = 130
 _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (errors.NotFound, 3),

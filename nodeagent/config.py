@@ -11,15 +11,14 @@ certificate together, and a restarted agent needs no join token.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import socket
-import struct
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ccs.interfaces import interface_addresses
+from ccs.private_files import write_private
 
 IDENTITY_FILE = "identity.json"
 DEFAULT_STATE_ROOT = Path("/var/lib/ccs-agent")
@@ -81,18 +80,7 @@ def save_identity(state_dir: Path, identity: Identity) -> Path:
     """Write the identity atomically with mode 0600."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = state_dir / IDENTITY_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".identity.", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)
-            json.dump(asdict(identity), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_private(path, json.dumps(asdict(identity)).encode("utf-8"))
     return path
 
 
@@ -122,19 +110,6 @@ def _route_source(host: str) -> str | None:
     return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
 
 
-def _interface_addresses() -> list[str]:
-    """IPv4 addresses of the interfaces, in interface index order (Linux SIOCGIFADDR)."""
-    out: list[str] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for _, name in socket.if_nameindex():
-            try:
-                raw = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
-            except OSError:
-                continue
-            out.append(socket.inet_ntoa(raw[20:24]))
-    return out
-
-
 def detect_address(server: str = "") -> str:
     """The node address others reach this host at, detected inside the current netns.
 
@@ -150,7 +125,7 @@ def detect_address(server: str = "") -> str:
             addr = _route_source(resolved)
             if addr:
                 return addr
-    for addr in _interface_addresses():
+    for addr in interface_addresses():
         if not addr.startswith("127."):
             return addr
     return "127.0.0.1"

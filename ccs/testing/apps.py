@@ -9,6 +9,7 @@ as far as ``external`` (see ``ccs.testing.networks``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -107,9 +108,10 @@ class AppsFake(ReleasesFake):
         )) for name, (image, count) in parsed.items()]
 
     def snapshot_revision(self, app: R.Application, note: str) -> None:
-        """Remember the application's spec at its revision (notes as the server's)."""
+        """Remember the application's spec at its revision (notes as the server's); the fake's one
+        token is the server's bootstrap token, named ``admin``."""
         rev = R.ApplicationRevision(meta=R.Meta(name=str(app.revision)), revision=app.revision,
-                                    spec=app.spec, note=note)
+                                    spec=app.spec, note=note, author="admin")
         rev.meta.created_at.GetCurrentTime()
         self.revisions.setdefault((app.cluster, app.meta.name), []).append(rev)
 
@@ -161,7 +163,9 @@ class AppsFake(ReleasesFake):
         self.commit([(("application", request.cluster, request.name), app)])
         return app
 
-    async def UpdateApplication(self, request: Any, context: Ctx) -> R.Application:
+    async def _updated(self, request: Any, context: Ctx) -> R.Application:
+        """The application as ``request`` (an UpdateApplicationRequest) would leave it, checked;
+        nothing written."""
         await self._check_options(context, request)
         app = await self._app(context, request.cluster, request.name)
         await self._fresh(context, app, request.resource_version, "application", request.name)
@@ -183,6 +187,37 @@ class AppsFake(ReleasesFake):
         if request.clear_profiles or request.profiles:
             del app.spec.profiles[:]
             app.spec.profiles.extend(dict.fromkeys(request.profiles))
+        return app
+
+    async def DiffApplication(self, request: Any, context: Ctx) -> api_pb2.DiffApplicationResponse:
+        """As the server: the update's checks, then each service before and after (as far as the
+        fake models a spec: image and replicas); nothing written."""
+        before = await self._app(context, request.cluster, request.name)
+        app = await self._updated(request, context)
+        if app.spec == before.spec:
+            app.revision = before.revision
+        resp = api_pb2.DiffApplicationResponse(
+            application=app, version_before=before.spec.version, revision_before=before.revision)
+        current = {k[3]: o for k, o in self.objects.items()
+                   if k[0] == "service" and k[1:3] == (app.cluster, app.meta.name)}
+        for _, new in self._service_puts(app, {n: (_interpolate(img, app.spec.env), count)
+                                               for n, (img, count) in _services(app.spec.template)}):
+            assert isinstance(new, R.Service)
+            old: Any = current.pop(new.meta.name, None)
+            change = "added" if old is None else "unchanged" if old.spec == new.spec else "changed"
+            item = resp.services.add(name=new.meta.name, change=change, after=new.spec)
+            if old is not None:
+                item.before.CopyFrom(old.spec)
+        for name, old in current.items():
+            resp.services.add(name=str(name), change="removed", before=old.spec)
+        if any(s.change == "changed" for s in resp.services):
+            resp.release_strategy = request.strategy or "rolling"
+        return resp
+
+    async def UpdateApplication(self, request: Any, context: Ctx) -> R.Application:
+        app = await self._updated(request, context)
+        if request.dry_run:  # checked as the update, nothing written
+            return app
         self.commit([(("application", request.cluster, request.name), app)])
         self.snapshot_revision(app, "update")
         changed = self._update_services(app)
@@ -235,7 +270,10 @@ class AppsFake(ReleasesFake):
 
     async def ListRevisions(self, request: Any, context: Ctx) -> api_pb2.ListRevisionsResponse:
         await self._app(context, request.cluster, request.name)
-        return api_pb2.ListRevisionsResponse(revisions=self.revisions.get((request.cluster, request.name), []))
+        revisions = self.revisions.get((request.cluster, request.name), [])
+        for rev in revisions:
+            rev.template_digest = "sha256:" + hashlib.sha256(rev.spec.template.encode()).hexdigest()
+        return api_pb2.ListRevisionsResponse(revisions=revisions)
 
     async def RollbackApplication(self, request: Any, context: Ctx) -> R.Application:
         await self._auth(context)

@@ -9,6 +9,7 @@ import grpc
 from ccs.labels import apply_label_changes
 from ccs.testing.state import Ctx, FakeState, fail
 from ccs.v1 import api_pb2, resources_pb2
+from ccs.version import version
 
 __all__ = ["ClustersFake"]
 
@@ -74,6 +75,10 @@ class ClustersFake(FakeState):
         children = [k for k in self.objects if k[0] != "cluster" and k[1] == name]
         self.commit(deletes=[*children, ("cluster", name)])
         return api_pb2.DeleteClusterResponse()
+
+    async def GetServerInfo(self, request: Any, context: Ctx) -> api_pb2.ServerInfo:
+        await self._auth(context)
+        return api_pb2.ServerInfo(version=version())
 
     async def GetJoinToken(self, request: Any, context: Ctx) -> api_pb2.GetJoinTokenResponse:
         await self._cluster(context, request.cluster)

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ccs.secret_names import MAX_VALUE_BYTES, name_problem, split_ref
+from ccs.secret_names import name_problem, split_ref, value_problem
 from ccs.testing.networks import NetworksFake
 from ccs.testing.state import Ctx, fail
 from ccs.v1 import api_pb2, resources_pb2
@@ -45,11 +45,9 @@ class SecretsFake(NetworksFake):
     async def _add(self, ctx: Ctx, kind: str, request: Any, *, new: bool) -> R.Secret:
         await self._cluster(ctx, request.cluster)
         name = await self._secret_name(ctx, request.name)
-        if not request.data:
-            await fail(ctx, grpc.StatusCode.INVALID_ARGUMENT, "data: is empty")
-        if len(request.data) > MAX_VALUE_BYTES:
-            await fail(ctx, grpc.StatusCode.INVALID_ARGUMENT, f"data: is {len(request.data)} bytes; the limit is "
-                       f"500 KiB ({MAX_VALUE_BYTES} bytes)")
+        problem = value_problem(request.data)
+        if problem:
+            await fail(ctx, grpc.StatusCode.INVALID_ARGUMENT, f"data: {problem}")
         versions = self.stored.get((kind, request.cluster, name), [])
         if new and versions:
             await fail(ctx, grpc.StatusCode.ALREADY_EXISTS, f"{kind} {name!r} already exists")

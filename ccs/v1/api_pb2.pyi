@@ -8,6 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetServerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServerInfo(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
+
 class CreateClusterRequest(_message.Message):
     __slots__ = ("name", "description", "labels", "pod_cidr")
     class LabelsEntry(_message.Message):
@@ -169,6 +179,32 @@ class RevokeNodeResponse(_message.Message):
     REVOKED_FIELD_NUMBER: _ClassVar[int]
     revoked: int
     def __init__(self, revoked: _Optional[int] = ...) -> None: ...
+
+class ServiceChange(_message.Message):
+    __slots__ = ("name", "change", "before", "after")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    change: str
+    before: _resources_pb2.ServiceSpec
+    after: _resources_pb2.ServiceSpec
+    def __init__(self, name: _Optional[str] = ..., change: _Optional[str] = ..., before: _Optional[_Union[_resources_pb2.ServiceSpec, _Mapping]] = ..., after: _Optional[_Union[_resources_pb2.ServiceSpec, _Mapping]] = ...) -> None: ...
+
+class DiffApplicationResponse(_message.Message):
+    __slots__ = ("application", "services", "version_before", "revision_before", "release_strategy")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    application: _resources_pb2.Application
+    services: _containers.RepeatedCompositeFieldContainer[ServiceChange]
+    version_before: str
+    revision_before: int
+    release_strategy: str
+    def __init__(self, application: _Optional[_Union[_resources_pb2.Application, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceChange, _Mapping]]] = ..., version_before: _Optional[str] = ..., revision_before: _Optional[int] = ..., release_strategy: _Optional[str] = ...) -> None: ...
 
 class RollbackApplicationRequest(_message.Message):
     __slots__ = ("cluster", "name", "to_revision", "strategy")

@@ -67,6 +67,11 @@ class ClusterServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.GetJoinTokenRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.GetJoinTokenResponse.FromString,
                 _registered_method=True)
+        self.GetServerInfo = channel.unary_unary(
+                '/ccs.v1.ClusterService/GetServerInfo',
+                request_serializer=ccs_dot_v1_dot_api__pb2.GetServerInfoRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ServerInfo.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -112,6 +117,13 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServerInfo(self, request, context):
+        """The server's own version (`ccs version`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +156,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.GetJoinToken,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.GetJoinTokenRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.GetJoinTokenResponse.SerializeToString,
+            ),
+            'GetServerInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerInfo,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.GetServerInfoRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ServerInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +327,33 @@ class ClusterService:
             '/ccs.v1.ClusterService/GetJoinToken',
             ccs_dot_v1_dot_api__pb2.GetJoinTokenRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.GetJoinTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServerInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ClusterService/GetServerInfo',
+            ccs_dot_v1_dot_api__pb2.GetServerInfoRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ServerInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -632,6 +676,11 @@ class ApplicationServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.ListRevisionsRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.ListRevisionsResponse.FromString,
                 _registered_method=True)
+        self.DiffApplication = channel.unary_unary(
+                '/ccs.v1.ApplicationService/DiffApplication',
+                request_serializer=ccs_dot_v1_dot_api__pb2.UpdateApplicationRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.DiffApplicationResponse.FromString,
+                _registered_method=True)
 
 
 class ApplicationServiceServicer:
@@ -696,6 +745,14 @@ class ApplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DiffApplication(self, request, context):
+        """What UpdateApplication with this request would change, service by service: the same
+        checks as the real call (a dry run), nothing written (`ccs app diff`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -743,6 +800,11 @@ def add_ApplicationServiceServicer_to_server(servicer, server):
                     servicer.ListRevisions,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.ListRevisionsRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.ListRevisionsResponse.SerializeToString,
+            ),
+            'DiffApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffApplication,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.UpdateApplicationRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.DiffApplicationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -990,6 +1052,33 @@ class ApplicationService:
             '/ccs.v1.ApplicationService/ListRevisions',
             ccs_dot_v1_dot_api__pb2.ListRevisionsRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.ListRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiffApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.ApplicationService/DiffApplication',
+            ccs_dot_v1_dot_api__pb2.UpdateApplicationRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.DiffApplicationResponse.FromString,
             options,
             channel_credentials,
             insecure,

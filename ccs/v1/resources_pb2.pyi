@@ -1099,16 +1099,20 @@ class Release(_message.Message):
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., number: _Optional[int] = ..., spec: _Optional[_Union[ReleaseSpec, _Mapping]] = ..., status: _Optional[_Union[ReleaseStatus, _Mapping]] = ...) -> None: ...
 
 class ApplicationRevision(_message.Message):
-    __slots__ = ("meta", "revision", "spec", "note")
+    __slots__ = ("meta", "revision", "spec", "note", "author", "template_digest")
     META_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     revision: int
     spec: ApplicationSpec
     note: str
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., revision: _Optional[int] = ..., spec: _Optional[_Union[ApplicationSpec, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+    author: str
+    template_digest: str
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., revision: _Optional[int] = ..., spec: _Optional[_Union[ApplicationSpec, _Mapping]] = ..., note: _Optional[str] = ..., author: _Optional[str] = ..., template_digest: _Optional[str] = ...) -> None: ...
 
 class Secret(_message.Message):
     __slots__ = ("cluster", "name", "version", "versions", "digest", "size", "created_at", "first_created_at", "application")

@@ -1,4 +1,4 @@
-"""``ccs app deploy|ls|get|update|rm|start|stop``."""
+"""``ccs app deploy|ls|get|update|rm|start|stop|rollback`` (``diff`` and ``history``: ``cli.commands.app_review``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,22 @@ from ccs.client import AsyncClient
 from ccs.models import CanaryOptions
 from ccs.template import default_app_name, load_bundle
 from ccs.v1 import resources_pb2
+from cli.commands import app_review, service
 from cli.commands import release as rel_cmd
-from cli.commands import service
-from cli.output import Format, OutputOpt, age, dump, emit, enum_name, table, to_data
+from cli.output import (
+    TABLE,
+    LabelSelectorOpt,
+    NoHeadersOpt,
+    Output,
+    OutputOpt,
+    Wide,
+    age,
+    emit,
+    enum_name,
+    labels,
+    render,
+    select,
+)
 from cli.progress import DEFAULT_TIMEOUT, parse_duration, wait_for_app
 from cli.session import ClusterOpt, Session, parse_pairs, session
 
@@ -81,8 +94,12 @@ def row(a: resources_pb2.Application) -> list[str]:
     ]
 
 
-def _show(a: resources_pb2.Application, output: Format) -> None:
-    emit(a, output, HEADERS, row)
+WIDE = Wide(("TEMPLATE-REVISION", "PROFILES", "LABELS"), lambda a: [
+    str(a.spec.template_revision), ",".join(a.spec.profiles) or "-", labels(a.meta.labels)])
+
+
+def _show(a: resources_pb2.Application, output: Output) -> None:
+    emit(a, output, HEADERS, row, wide=WIDE)
     for w in a.warnings:
         typer.echo(f"warning: {w}", err=True)
 
@@ -101,7 +118,7 @@ def deploy(
     label: LabelOpt = None,
     profile: ProfileOpt = None,
     dry_run: DryRunOpt = False,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
 ) -> None:
@@ -124,27 +141,31 @@ def deploy(
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+def ls(
+    ctx: typer.Context, cluster: ClusterOpt = None, selector: LabelSelectorOpt = None, output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
+) -> None:
     """List applications."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.applications.list(c)), output, HEADERS, row)
+    found = select(s.run(lambda cl: cl.applications.list(c)), selector)
+    emit(found, output, HEADERS, row, wide=WIDE, no_headers=no_headers)
 
 
 @app.command("get")
 def get(
-    ctx: typer.Context, name: AppArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
+    ctx: typer.Context, name: AppArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """Show an application and its services."""
     s = session(ctx)
     c = s.cluster(cluster)
     resp = s.run(lambda cl: cl.applications.get(c, name))
-    if output is not Format.table:
-        typer.echo(dump(to_data(resp), output))
+    if render(resp, output):
         return
-    table(HEADERS, [row(resp.application)])
+    emit(resp.application, output, HEADERS, row, wide=WIDE, no_headers=no_headers)
     typer.echo()
-    table(service.HEADERS, [service.row(x) for x in resp.services])
+    emit(list(resp.services), output, service.HEADERS, service.row, wide=service.WIDE, no_headers=no_headers)
     if resp.application.spec.profiles:
         typer.echo(f"\nprofiles: {', '.join(resp.application.spec.profiles)}")
     if resp.application.status.message:
@@ -195,7 +216,7 @@ def update(
         bool, typer.Option("--no-profiles", help="Deploy only the services without a profile from now on.")
     ] = False,
     dry_run: DryRunOpt = False,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
 ) -> None:
@@ -240,7 +261,7 @@ def rollback(
     strategy: Annotated[
         Strategy | None, typer.Option("--strategy", help="Release strategy for the rollback.")
     ] = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
 ) -> None:
@@ -257,7 +278,7 @@ def _change(
     s: Session,
     cluster: str,
     call: Callable[[AsyncClient], Awaitable[resources_pb2.Application]],
-    output: Format,
+    output: Output,
     wait_for: float | None,
     *,
     follow_release: bool = True,
@@ -296,7 +317,7 @@ def rm(
 
 @app.command("start")
 def start(
-    ctx: typer.Context, name: AppArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
+    ctx: typer.Context, name: AppArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE
 ) -> None:
     """Start a stopped application."""
     s = session(ctx)
@@ -306,9 +327,13 @@ def start(
 
 @app.command("stop")
 def stop(
-    ctx: typer.Context, name: AppArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
+    ctx: typer.Context, name: AppArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE
 ) -> None:
     """Stop an application's containers (keeping its definition)."""
     s = session(ctx)
     c = s.cluster(cluster)
     _show(s.run(lambda cl: cl.applications.stop(c, name)), output)
+
+
+app.command("diff")(app_review.diff)
+app.command("history")(app_review.history)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from ccs.client import AsyncClient
 from ccs.v1 import api_pb2, resources_pb2
 from cli.commands.container import parse_since
-from cli.output import Format, OutputOpt, dump, emit, to_data
+from cli.output import TABLE, NoHeadersOpt, Output, OutputOpt, emit, print_live
 from cli.session import session
 
 app = typer.Typer(help="The audit log: every change, and every refused attempt.", no_args_is_help=True)
@@ -32,13 +31,8 @@ def _fixed(cells: list[str] | tuple[str, ...]) -> str:
             f"{message}").rstrip()
 
 
-def _print_live(r: resources_pb2.AuditRecord, output: Format) -> None:
-    if output is Format.json:
-        typer.echo(json.dumps(to_data(r), separators=(",", ":")))
-    elif output is Format.yaml:
-        typer.echo("---\n" + dump(to_data(r), output))
-    else:
-        typer.echo(_fixed(row(r)))
+def _print_live(r: resources_pb2.AuditRecord, output: Output) -> None:
+    print_live(r, output, lambda m: _fixed(row(m)))
 
 
 @app.command("ls")
@@ -47,7 +41,8 @@ def ls(
     since: Annotated[str | None, typer.Option(
         "--since", help="Only records after: 10m, Unix seconds or an RFC 3339 time.")] = None,
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new records.")] = False,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """Show audit records (oldest first); with -f, then follow new ones (reconnecting as needed)."""
     since_ts = parse_since(since) if since else 0.0
@@ -55,9 +50,9 @@ def ls(
     async def call(cl: AsyncClient) -> None:
         past = await cl.audit.list(since=since_ts)
         if not follow:
-            emit(past, output, HEADERS, row)
+            emit(past, output, HEADERS, row, no_headers=no_headers)
             return
-        if output is Format.table:
+        if output.is_table and not no_headers:
             typer.echo(_fixed(HEADERS))
         for r in past:
             _print_live(r, output)

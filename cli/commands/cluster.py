@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, age, emit, labels
+from cli.output import TABLE, LabelSelectorOpt, NoHeadersOpt, OutputOpt, age, emit, labels, select
 from cli.session import parse_pairs, session
 
 app = typer.Typer(help="Create, inspect and remove clusters.", no_args_is_help=True)
@@ -29,7 +29,7 @@ def create(
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="k=v")] = None,
     pod_cidr: Annotated[str, typer.Option(
         "--pod-cidr", help="IPv4 range for application network subnets (default: a free /12 of 10.0.0.0/8)")] = "",
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
 ) -> None:
     """Create a cluster."""
     lbls = parse_pairs(label or [], "--label")
@@ -39,15 +39,18 @@ def create(
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, output: OutputOpt = Format.table) -> None:
+def ls(
+    ctx: typer.Context, selector: LabelSelectorOpt = None, output: OutputOpt = TABLE, no_headers: NoHeadersOpt = False
+) -> None:
     """List clusters."""
-    emit(session(ctx).run(lambda cl: cl.clusters.list()), output, HEADERS, row)
+    found = select(session(ctx).run(lambda cl: cl.clusters.list()), selector)
+    emit(found, output, HEADERS, row, no_headers=no_headers)
 
 
 @app.command("get")
-def get(ctx: typer.Context, name: NameArg, output: OutputOpt = Format.table) -> None:
+def get(ctx: typer.Context, name: NameArg, output: OutputOpt = TABLE, no_headers: NoHeadersOpt = False) -> None:
     """Show one cluster."""
-    emit(session(ctx).run(lambda cl: cl.clusters.get(name)), output, HEADERS, row)
+    emit(session(ctx).run(lambda cl: cl.clusters.get(name)), output, HEADERS, row, no_headers=no_headers)
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -64,7 +67,7 @@ def update(
         "cap_add, devices, network_mode, pid, security_opt, oom_score_adj.")] = None,
     deny: Annotated[list[str] | None, typer.Option(
         "--deny", help="Take these back (running applications keep what they were accepted with).")] = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
 ) -> None:
     """Change the cluster's policy on privileged Compose keys."""
     allowed, denied = _names(allow), _names(deny)

@@ -1,4 +1,4 @@
-"""``ccs container ls`` (also ``ccs ps``) and ``ccs logs``."""
+"""``ccs container ls|get`` (``ls`` is also ``ccs ps``) and ``ccs logs``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ccs import errors
 from ccs.client import AsyncClient
 from ccs.durations import DurationError, parse_seconds
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, age, emit, enum_name
+from cli.output import TABLE, LabelSelectorOpt, NoHeadersOpt, OutputOpt, Wide, age, emit, enum_name, select
 from cli.session import ClusterOpt, session, split_service
 
 app = typer.Typer(help="Inspect containers.", no_args_is_help=True)
@@ -47,6 +47,10 @@ def row(c: resources_pb2.Container) -> list[str]:
     ]
 
 
+WIDE = Wide(("IMAGE", "REVISION", "EXIT", "DOCKER-ID"), lambda c: [
+    c.spec.image or "-", str(c.app_revision), str(c.status.exit_code), c.status.docker_id[:12] or "-"])
+
+
 @app.command("ls")
 def ls(
     ctx: typer.Context,
@@ -54,9 +58,11 @@ def ls(
     application: Annotated[str, typer.Option("-a", "--app", help="Only this app.")] = "",
     service: Annotated[str, typer.Option("-s", "--service", help="Only this service.")] = "",
     node: Annotated[str, typer.Option("-n", "--node", help="Only this node.")] = "",
-    output: OutputOpt = Format.table,
+    selector: LabelSelectorOpt = None,
+    output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
-    """List containers, optionally filtered (-s needs -a)."""
+    """List containers, optionally filtered (-s needs -a; -l matches their Compose labels)."""
     if service and not application:
         raise typer.BadParameter("needs -a/--app too", param_hint="-s/--service")
     s = session(ctx)
@@ -64,7 +70,39 @@ def ls(
     listing = s.run(
         lambda cl: cl.containers.list(c, application=application, service=service, node=node)
     )
-    emit(listing, output, HEADERS, row)
+    emit(select(listing, selector), output, HEADERS, row, wide=WIDE, no_headers=no_headers)
+
+
+async def find(cl: AsyncClient, cluster: str, name: str) -> resources_pb2.Container:
+    """One container by its name alone (names are unique in a cluster), read fresh."""
+    found = [x for x in await cl.containers.list(cluster) if x.meta.name == name]
+    if not found:
+        raise errors.NotFound(f"container {name!r} not found in cluster {cluster!r}")
+    c = found[0]
+    return await cl.containers.get(cluster, c.application, c.service, name)
+
+
+@app.command("get")
+def get(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="CONTAINER", help="The container's name (as 'ccs ps' shows it).")],
+    cluster: ClusterOpt = None,
+    output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
+) -> None:
+    """Show one container: its state, node, addresses and endpoints, image, and why it is not
+    running (the status message)."""
+    s = session(ctx)
+    c = s.cluster(cluster)
+    found = s.run(lambda cl: find(cl, c, name))
+    emit(found, output, HEADERS, row, wide=WIDE, no_headers=no_headers)
+    if output.is_table:
+        typer.echo(f"\nimage:      {found.spec.image or '-'}")
+        typer.echo(f"revision:   {found.app_revision} (generation {found.spec_generation})")
+        if found.status.docker_id:
+            typer.echo(f"docker id:  {found.status.docker_id}")
+        for e in found.status.endpoints:
+            typer.echo(f"endpoint:   {e.address}:{e.published} -> {e.target}/{e.protocol or 'tcp'}")
 
 
 def parse_since(value: str, now: float | None = None) -> float:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, age, emit, labels
+from cli.output import TABLE, LabelSelectorOpt, NoHeadersOpt, OutputOpt, age, emit, labels, select
 from cli.session import ClusterOpt, parse_pairs, session
 
 app = typer.Typer(
@@ -31,7 +31,7 @@ def create(
     cluster: ClusterOpt = None,
     description: Annotated[str, typer.Option("--description", "-d")] = "",
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="k=v")] = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
 ) -> None:
     """Create a network that applications join with `networks: {NAME: {external: true}}`."""
     s = session(ctx)
@@ -41,19 +41,25 @@ def create(
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+def ls(
+    ctx: typer.Context, cluster: ClusterOpt = None, selector: LabelSelectorOpt = None, output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
+) -> None:
     """List the cluster's networks and the applications joining each."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.networks.list(c)), output, HEADERS, row)
+    emit(select(s.run(lambda cl: cl.networks.list(c)), selector), output, HEADERS, row, no_headers=no_headers)
 
 
 @app.command("get")
-def get(ctx: typer.Context, name: NameArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+def get(
+    ctx: typer.Context, name: NameArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
+) -> None:
     """Show one network and the applications joining it."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.networks.get(c, name)), output, HEADERS, row)
+    emit(s.run(lambda cl: cl.networks.get(c, name)), output, HEADERS, row, no_headers=no_headers)
 
 
 @app.command("rm")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, age, emit, enum_name, labels
+from cli.output import TABLE, LabelSelectorOpt, NoHeadersOpt, OutputOpt, Wide, age, emit, enum_name, labels, select
 from cli.session import ClusterOpt, parse_pairs, session
 
 app = typer.Typer(help="Inspect and manage the nodes of a cluster.", no_args_is_help=True)
@@ -31,22 +31,29 @@ def row(n: resources_pb2.Node) -> list[str]:
     ]
 
 
+WIDE = Wide(("ID", "UPDATED"), lambda n: [n.meta.id or "-", age(n.meta.updated_at)])
+
+
 @app.command("ls")
-def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+def ls(
+    ctx: typer.Context, cluster: ClusterOpt = None, selector: LabelSelectorOpt = None, output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
+) -> None:
     """List nodes."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.nodes.list(c)), output, HEADERS, row)
+    emit(select(s.run(lambda cl: cl.nodes.list(c)), selector), output, HEADERS, row, wide=WIDE, no_headers=no_headers)
 
 
 @app.command("get")
 def get(
-    ctx: typer.Context, name: NodeArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
+    ctx: typer.Context, name: NodeArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """Show one node."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.nodes.get(c, name)), output, HEADERS, row)
+    emit(s.run(lambda cl: cl.nodes.get(c, name)), output, HEADERS, row, wide=WIDE, no_headers=no_headers)
 
 
 def _set_availability(ctx: typer.Context, name: str, cluster: str | None, value: str) -> None:
@@ -104,7 +111,7 @@ def label(
     name: NodeArg,
     pairs: Annotated[list[str], typer.Argument(help="k=v to set, k= to remove.")],
     cluster: ClusterOpt = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
 ) -> None:
     """Set (k=v) or remove (k=) node labels."""
     s = session(ctx)

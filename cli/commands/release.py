@@ -24,7 +24,7 @@ from ccs.client import AsyncClient
 from ccs.errors import ReleaseFailed, WaitTimeout
 from ccs.models import StepsError, parse_steps, phase_name
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, age, dump, emit, table, to_data
+from cli.output import TABLE, NoHeadersOpt, Output, OutputOpt, age, emit, render
 from cli.session import ClusterOpt, fail, session
 
 app = typer.Typer(
@@ -179,19 +179,19 @@ def steps_option(value: str | None) -> list[resources_pb2.CanaryStep] | None:
         raise typer.BadParameter(str(exc), param_hint="'--steps'") from None
 
 
-def _show(rel: resources_pb2.Release, output: Format) -> None:
+def _show(rel: resources_pb2.Release, output: Output) -> None:
     emit(rel, output, HEADERS, row)
 
 
 @app.command("ls")
 def ls(
     ctx: typer.Context, application: AppArg, cluster: ClusterOpt = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE, no_headers: NoHeadersOpt = False,
 ) -> None:
     """List the releases of an application, oldest first."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.releases.list(c, application)), output, HEADERS, row)
+    emit(s.run(lambda cl: cl.releases.list(c, application)), output, HEADERS, row, no_headers=no_headers)
 
 
 @app.command("get")
@@ -200,16 +200,16 @@ def get(
     application: AppArg,
     name: Annotated[str, typer.Argument(help="Release name (r<N>); default: the latest.")] = "",
     cluster: ClusterOpt = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """Show a release: phase, progress, traffic, canary analysis, pending requests, history."""
     s = session(ctx)
     c = s.cluster(cluster)
     rel = s.run(lambda cl: cl.releases.get(c, application, name))
-    if output is not Format.table:
-        typer.echo(dump(to_data(rel), output))
+    if render(rel, output):
         return
-    table(HEADERS, [row(rel)])
+    emit(rel, output, HEADERS, row, no_headers=no_headers)
     st, spec = rel.status, rel.spec
     details = [("services", ", ".join(spec.services) or "-"), ("message", st.message or "-")]
     if spec.strategy == "canary":
@@ -240,7 +240,7 @@ def shift(
     cluster: ClusterOpt = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
 ) -> None:
     """Blue-green and canary: send WEIGHT percent of traffic to the new revision."""
     s = session(ctx)
@@ -251,7 +251,7 @@ def shift(
         _show(rel, output)
         if wait:
             await follow(cl, c, application, name=rel.meta.name, timeout=timeout,
-                             err=output is not Format.table)
+                             err=not output.is_table)
 
     s.run(call)
 
@@ -266,7 +266,7 @@ def _verb(verb: str, help_text: str) -> None:
         cluster: ClusterOpt = None,
         wait: WaitOpt = False,
         timeout: TimeoutOpt = DEFAULT_TIMEOUT,
-        output: OutputOpt = Format.table,
+        output: OutputOpt = TABLE,
     ) -> None:
         s = session(ctx)
         c = s.cluster(cluster)
@@ -276,7 +276,7 @@ def _verb(verb: str, help_text: str) -> None:
             _show(rel, output)
             if wait:
                 await follow(cl, c, application, name=rel.meta.name, timeout=timeout,
-                             err=output is not Format.table)
+                             err=not output.is_table)
 
         s.run(call)
 

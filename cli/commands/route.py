@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, dump, table, to_data
+from cli.output import TABLE, NoHeadersOpt, OutputOpt, render, table
 from cli.session import ClusterOpt, session
 
 app = typer.Typer(help="Inspect HTTP routes and their backends.", no_args_is_help=True)
@@ -44,14 +44,14 @@ def rows(routing: resources_pb2.RoutingTable) -> list[list[str]]:
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+       no_headers: NoHeadersOpt = False) -> None:
     """List routes: domain (with its certificate's secret version when HTTPS), path, service,
     backends (container@node address:port), weights (HAProxy's 0..256; 0 is draining) and the
     A/B match."""
     s = session(ctx)
     c = s.cluster(cluster)
     routing = s.run(lambda cl: cl.routes.list(c))
-    if output is not Format.table:
-        typer.echo(dump(to_data(routing), output))
+    if render(routing, output):
         return
-    table(HEADERS, rows(routing))
+    table(HEADERS, rows(routing), no_headers=no_headers)

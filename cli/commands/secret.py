@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, age, emit
+from cli.output import TABLE, NoHeadersOpt, OutputOpt, age, emit
 from cli.session import ClusterOpt, fail, session
 
 EXIT_INVALID = 4
@@ -60,7 +60,7 @@ def _commands(app: typer.Typer, kind: str) -> None:
 
     @app.command("create")
     def create(ctx: typer.Context, name: NameArg, file: FileOpt = None, from_stdin: StdinOpt = False,
-               cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+               cluster: ClusterOpt = None, output: OutputOpt = TABLE) -> None:
         data = _value(file, from_stdin)
         emit(call(ctx, cluster, lambda n, c: n.create(c, name, data)), output, HEADERS, row)
 
@@ -68,15 +68,16 @@ def _commands(app: typer.Typer, kind: str) -> None:
 
     @app.command("update")
     def update(ctx: typer.Context, name: NameArg, file: FileOpt = None, from_stdin: StdinOpt = False,
-               cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+               cluster: ClusterOpt = None, output: OutputOpt = TABLE) -> None:
         data = _value(file, from_stdin)
         emit(call(ctx, cluster, lambda n, c: n.update(c, name, data)), output, HEADERS, row)
 
     update.__doc__ = f"A new version of {kind} NAME; services mounting it unpinned roll to it."
 
     @app.command("ls")
-    def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
-        emit(call(ctx, cluster, lambda n, c: n.list(c)), output, HEADERS, row)
+    def ls(ctx: typer.Context, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+           no_headers: NoHeadersOpt = False) -> None:
+        emit(call(ctx, cluster, lambda n, c: n.list(c)), output, HEADERS, row, no_headers=no_headers)
 
     ls.__doc__ = f"List the cluster's {kind}s (latest version of each)."
 
@@ -93,11 +94,12 @@ _commands(config_app, "config")
 
 
 @secret_app.command("get")
-def secret_get(ctx: typer.Context, name: NameArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table) -> None:
+def secret_get(ctx: typer.Context, name: NameArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+               no_headers: NoHeadersOpt = False) -> None:
     """Show a secret version's name, versions, digest, size and age (never its value)."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.secrets.get(c, name)), output, HEADERS, row)
+    emit(s.run(lambda cl: cl.secrets.get(c, name)), output, HEADERS, row, no_headers=no_headers)
 
 
 @secret_app.command("rotate-key")
@@ -109,8 +111,9 @@ def rotate_key(ctx: typer.Context) -> None:
 
 
 @config_app.command("get")
-def config_get(ctx: typer.Context, name: NameArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table,
-               data: Annotated[bool, typer.Option("--data", help="Print the value itself.")] = False) -> None:
+def config_get(ctx: typer.Context, name: NameArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+               data: Annotated[bool, typer.Option("--data", help="Print the value itself.")] = False,
+               no_headers: NoHeadersOpt = False) -> None:
     """Show a config version; --data prints its value."""
     s = session(ctx)
     c = s.cluster(cluster)
@@ -119,4 +122,4 @@ def config_get(ctx: typer.Context, name: NameArg, cluster: ClusterOpt = None, ou
         sys.stdout.buffer.write(config.data)
         return
     config.ClearField("data")
-    emit(config, output, HEADERS, row)
+    emit(config, output, HEADERS, row, no_headers=no_headers)

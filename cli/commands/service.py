@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, emit, table
+from cli.output import (
+    TABLE,
+    LabelSelectorOpt,
+    NoHeadersOpt,
+    OutputOpt,
+    Wide,
+    emit,
+    labels,
+    object_labels,
+    select,
+    table,
+)
 from cli.session import ClusterOpt, session, split_service
 
 app = typer.Typer(help="Inspect and scale the services of applications.", no_args_is_help=True)
@@ -48,22 +59,30 @@ def row(s: resources_pb2.Service) -> list[str]:
     ]
 
 
+WIDE = Wide(("GENERATION", "STRATEGY", "LABELS"), lambda s: [
+    str(s.generation), s.spec.strategy or "-", labels(object_labels(s))])
+
+
 @app.command("ls")
 def ls(
     ctx: typer.Context,
     cluster: ClusterOpt = None,
     application: Annotated[str, typer.Option("-a", "--app", help="Only this app.")] = "",
-    output: OutputOpt = Format.table,
+    selector: LabelSelectorOpt = None,
+    output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
-    """List services (of one application with -a)."""
+    """List services (of one application with -a); -l matches their Compose labels."""
     s = session(ctx)
     c = s.cluster(cluster)
-    emit(s.run(lambda cl: cl.services.list(c, application)), output, HEADERS, row)
+    found = select(s.run(lambda cl: cl.services.list(c, application)), selector)
+    emit(found, output, HEADERS, row, wide=WIDE, no_headers=no_headers)
 
 
 @app.command("get")
 def get(
-    ctx: typer.Context, ref: RefArg, cluster: ClusterOpt = None, output: OutputOpt = Format.table
+    ctx: typer.Context, ref: RefArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """Show one service, its status message, the endpoints (node address:port) of its running
     containers and their addresses on the application network(s)."""
@@ -71,16 +90,16 @@ def get(
     s = session(ctx)
     c = s.cluster(cluster)
     svc = s.run(lambda cl: cl.services.get(c, app_name, name))
-    emit(svc, output, HEADERS, row)
-    if output is Format.table:
+    emit(svc, output, HEADERS, row, wide=WIDE, no_headers=no_headers)
+    if output.is_table:
         if svc.status.message:
             typer.echo(f"\n{svc.status.message}")
         if svc.status.endpoints:
             typer.echo("")
-            table(ENDPOINT_HEADERS, (endpoint_row(e) for e in svc.status.endpoints))
+            table(ENDPOINT_HEADERS, (endpoint_row(e) for e in svc.status.endpoints), no_headers=no_headers)
         if svc.status.addresses:
             typer.echo("")
-            table(ADDRESS_HEADERS, (address_row(a) for a in svc.status.addresses))
+            table(ADDRESS_HEADERS, (address_row(a) for a in svc.status.addresses), no_headers=no_headers)
 
 
 @app.command("scale")
@@ -89,7 +108,7 @@ def scale(
     ref: RefArg,
     replicas: Annotated[int, typer.Argument(min=0, help="Desired number of containers.")],
     cluster: ClusterOpt = None,
-    output: OutputOpt = Format.table,
+    output: OutputOpt = TABLE,
 ) -> None:
     """Set the number of replicas of a service."""
     app_name, name = split_service(ref)

@@ -14,7 +14,7 @@ import typer
 
 from ccs.durations import DurationError, parse_seconds
 from ccs.v1 import resources_pb2
-from cli.output import Format, OutputOpt, age, emit
+from cli.output import TABLE, NoHeadersOpt, OutputOpt, age, emit
 from cli.session import session
 
 app = typer.Typer(help="Create, list and revoke API tokens (admin only).", no_args_is_help=True)
@@ -81,9 +81,9 @@ def create(
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, output: OutputOpt = Format.table) -> None:
+def ls(ctx: typer.Context, output: OutputOpt = TABLE, no_headers: NoHeadersOpt = False) -> None:
     """List tokens: active, expired and revoked (never their secrets)."""
-    emit(session(ctx).run(lambda cl: cl.tokens.list()), output, HEADERS, row)
+    emit(session(ctx).run(lambda cl: cl.tokens.list()), output, HEADERS, row, no_headers=no_headers)
 
 
 @app.command("revoke")

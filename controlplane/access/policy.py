@@ -98,6 +98,7 @@ RULES: Mapping[str, Rule] = {
     "ClusterService/DeleteCluster": Rule(CLUSTERS, "cluster", ("name",), cluster="name", mutates=True),
     "ClusterService/UpdateCluster": Rule(CLUSTERS, "cluster", ("name",), cluster="name", mutates=True),
     # A join token admits nodes: reading it is audited like a change (and it may rotate).
+    "ClusterService/GetServerInfo": Rule(READ, "server", cluster=""),
     "ClusterService/GetJoinToken": Rule(CLUSTERS, "join token", ("cluster",), mutates=True),
     "NodeService/GetNode": Rule(READ, "node", ("cluster", "name")),
     "NodeService/ListNodes": Rule(READ, "nodes", ("cluster",)),
@@ -113,6 +114,8 @@ RULES: Mapping[str, Rule] = {
     "ApplicationService/StopApplication": _app(SCALE, mutates=True),
     "ApplicationService/RollbackApplication": _app(RELEASE, mutates=True),
     "ApplicationService/ListRevisions": _app(READ),
+    # A diff is an update's dry run (it reads the application's own secret values to check them).
+    "ApplicationService/DiffApplication": _app(UPDATE),
     "ServiceService/GetService": Rule(READ, "service", ("cluster", "application", "name"), app="application"),
     "ServiceService/ListServices": Rule(READ, "services", ("cluster", "application"), app="application"),
     "ServiceService/ScaleService": Rule(SCALE, "service", ("cluster", "application", "name"), app="application",

@@ -14,9 +14,12 @@ The template travels at most once per write (see :mod:`controlplane.api.app_spec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.access.gate import current_principal
 from controlplane.api.app_specs import for_revision, stored, stored_app
 from controlplane.api.networks import NetworkGuard, guard_networks, refusal_for
 from controlplane.compose import ParsedTemplate
@@ -28,7 +31,18 @@ from controlplane.store.events import record_event
 from controlplane.store.meta import new_meta, now, touch
 from controlplane.store.txn import Txn
 
-__all__ = ["ReleaseOptions", "apply_update", "check_fits", "new_service", "snapshot"]
+__all__ = ["ReleaseOptions", "UpdateSeen", "apply_update", "check_fits", "new_service", "snapshot"]
+
+
+@dataclass(frozen=True)
+class UpdateSeen:
+    """What an update decided, before it writes: the application's spec before it, the services
+    stored now, the template's parsed services (in template order) and the plan."""
+
+    previous_spec: pb.ApplicationSpec
+    current: Sequence[pb.Service]
+    parsed: Mapping[str, pb.ServiceSpec]
+    plan: UpdatePlan
 
 
 def new_service(cluster: str, app: str, name: str, spec: pb.ServiceSpec, revision: int) -> pb.Service:
@@ -46,13 +60,23 @@ def new_service(cluster: str, app: str, name: str, spec: pb.ServiceSpec, revisio
 
 
 def snapshot(txn: Txn, app: pb.Application, note: str) -> None:
+    """The revision record ``ccs app history`` and ``ccs app rollback`` read; it names the token
+    that made it (the audit log has the whole call; this is the answer to "who" at a glance)."""
+    caller = current_principal()
     rev = pb.ApplicationRevision(
         meta=new_meta(f"{app.revision}"),
         revision=app.revision,
         spec=for_revision(app.spec, app.revision),
         note=note,
+        author=caller.name if caller is not None else "",
     )
     txn.put(keys.revision(app.cluster, app.meta.name, app.revision), rev)
+
+
+def template_digest(template: str) -> str:
+    """``sha256:<hex>`` of a template's text, as ``ccs app history`` shows it (the form of a
+    secret's digest), so two revisions with the same template are seen to be the same."""
+    return "sha256:" + hashlib.sha256(template.encode()).hexdigest()
 
 
 def check_fits(etcd: Etcd, txn: Txn, services: int) -> None:
@@ -85,6 +109,7 @@ async def apply_update(
     policy_rv: int = 0,
     networks: Sequence[NetworkGuard] = (),
     riders: Callable[[Txn], object] | None = None,
+    observe: Callable[[UpdateSeen], object] | None = None,
 ) -> pb.Application:
     """Write ``app`` (its spec whole, as the caller resolved it) and the service changes.
 
@@ -92,6 +117,10 @@ async def apply_update(
     were checked against (:mod:`controlplane.api.app_policy`); the write requires it unchanged.
     ``networks``: the cluster networks the template joins, as checked
     (:func:`controlplane.api.networks.check_external`); the write requires them unchanged.
+
+    ``observe(UpdateSeen(...))`` is called with what was decided before anything is
+    written (``ccs app diff`` reads it; :mod:`controlplane.api.app_diff`). A ``dry_run`` runs
+    every check the write runs, its guards included (:meth:`Txn.check`), and writes nothing.
 
     Reads what the update starts from, lets :func:`~controlplane.release.plan_update` decide
     (services, generations, the release and what it supersedes), and writes that in one
@@ -120,9 +149,12 @@ async def apply_update(
     record_event(txn, cluster, "application", name, "RolledBack" if options.is_rollback else "Updated",
                  _describe(app, plan))
     check_fits(etcd, txn, len(parsed.services))
-    if dry_run:
-        return app
+    if observe is not None:
+        observe(UpdateSeen(previous_spec, current, parsed.services, plan))
     try:
+        if dry_run:
+            await txn.check(etcd)  # every guard the real write has, evaluated; nothing written
+            return app
         app.meta.resource_version = await txn.commit(etcd)
     except NotFound as exc:
         raise refusal_for(cluster, parsed, exc) or exc from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import grpc
 import structlog
@@ -11,9 +11,10 @@ from ccs.labels import apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.app_delete import delete_application
+from controlplane.api.app_diff import diff_application
 from controlplane.api.app_policy import check_policy
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
-from controlplane.api.app_update import apply_update, check_fits, new_service, snapshot
+from controlplane.api.app_update import UpdateSeen, apply_update, check_fits, new_service, snapshot, template_digest
 from controlplane.api.common import CacheReader, read_modify_write
 from controlplane.api.networks import check_external, guard_networks, refusal_for
 from controlplane.api.release_options import check_release_options
@@ -118,9 +119,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             + (f", version {request.version}" if request.version else ""),
         )
         check_fits(self.etcd, txn, len(services))
-        if request.dry_run:
-            return app
         try:
+            if request.dry_run:
+                await txn.check(self.etcd)  # the write's guards, evaluated; nothing written
+                return app
             app.meta.resource_version = await txn.commit(self.etcd)
         except NotFound as exc:
             raise refusal_for(cluster, parsed, exc) or exc from None
@@ -174,7 +176,15 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         request = api_pb2.UpdateApplicationRequest(cluster=cluster, name=name)
         return await read_modify_write(0, lambda: self._UpdateApplication(request))
 
-    async def _UpdateApplication(self, request: api_pb2.UpdateApplicationRequest) -> pb.Application:
+    async def DiffApplication(
+        self, request: api_pb2.UpdateApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.DiffApplicationResponse:
+        return await read_modify_write(request.resource_version, lambda: diff_application(
+            request, lambda dry, observe: self._UpdateApplication(dry, observe)))
+
+    async def _UpdateApplication(
+        self, request: api_pb2.UpdateApplicationRequest, observe: Callable[[UpdateSeen], object] | None = None
+    ) -> pb.Application:
         cluster = check_name("cluster", request.cluster)
         name = check_name("name", request.name)
         check_labels("labels", request.labels)
@@ -228,7 +238,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         )
         check_release_options(options)
         return await apply_update(self.etcd, app, old_spec, parsed, rv, options, dry_run=request.dry_run,
-                                  policy_rv=policy_rv, networks=networks, riders=own_values)
+                                  policy_rv=policy_rv, networks=networks, riders=own_values, observe=observe)
 
     async def RollbackApplication(
         self, request: api_pb2.RollbackApplicationRequest, context: grpc.aio.ServicerContext
@@ -285,6 +295,8 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         await self._get(cluster, name)
         revisions, _ = await reads.list_all(self.etcd, keys.revisions(cluster, name), pb.ApplicationRevision)
         await resolve_all(self.etcd, cluster, name, revisions)
+        for rev in revisions:
+            rev.template_digest = template_digest(rev.spec.template)
         return api_pb2.ListRevisionsResponse(revisions=revisions)
 
     async def DeleteApplication(

@@ -11,6 +11,7 @@ import grpc
 from ccs.join_token import JoinToken
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from ccs.version import version
 from controlplane.api.app_policy import policy_names
 from controlplane.api.common import read_modify_write
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
@@ -46,6 +47,11 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
             return stored
         alive = await self.replicas.current() if self.replicas is not None else []
         return self.issuer.show_token(stored, tuple(r.api_address for r in alive))
+
+    async def GetServerInfo(
+        self, request: api_pb2.GetServerInfoRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ServerInfo:
+        return api_pb2.ServerInfo(version=version())
 
     async def CreateCluster(
         self, request: api_pb2.CreateClusterRequest, context: grpc.aio.ServicerContext

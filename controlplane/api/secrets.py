@@ -24,7 +24,7 @@ import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ccs.secret_names import MAX_VALUE_BYTES, name_problem, split_ref
+from ccs.secret_names import name_problem, split_ref, value_problem
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.secret_owners import may_update, owner
@@ -59,10 +59,9 @@ def _ref(field: str, value: str) -> tuple[str, int | None]:
 
 
 def _data(data: bytes) -> bytes:
-    if not data:
-        raise InvalidArgument("data", "is empty")
-    if len(data) > MAX_VALUE_BYTES:
-        raise InvalidArgument("data", f"is {len(data)} bytes; the limit is 500 KiB ({MAX_VALUE_BYTES} bytes)")
+    problem = value_problem(data)
+    if problem:
+        raise InvalidArgument("data", problem)
     return data
 
 

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 
 
 class MasterKeyError(Exception):
@@ -82,17 +83,31 @@ def create_master_key(path: Path, what: str = "master key") -> bytes:
 
 
 def wrap(master: bytes, plaintext: bytes, where: str) -> bytes:
+    """``nonce || ciphertext+tag`` under ``master``, with ``where`` (the etcd key) as associated
+    data. The one AEAD of the control plane: the secrets store seals values with it too."""
     nonce = secrets.token_bytes(NONCE_BYTES)
     return nonce + AESGCM(master).encrypt(nonce, plaintext, where.encode())
+
+
+def opened(key: bytes, wrapped: bytes, where: str) -> bytes | None:
+    """The plaintext of a :func:`wrap` result; None when it is too short or does not
+    authenticate under ``key`` and ``where`` (wrong key, altered, or moved). Callers raise
+    their own error, naming their key."""
+    if len(wrapped) < NONCE_BYTES + TAG_BYTES:
+        return None
+    try:
+        return AESGCM(key).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], where.encode())
+    except InvalidTag:
+        return None
 
 
 def unwrap(master: bytes, wrapped: bytes, where: str, what: str = "master key") -> bytes:
     """The plaintext; MasterKeyError if the key is wrong or the value was altered or moved.
     ``what`` names the key in messages (the secrets key wraps data keys the same way)."""
-    if len(wrapped) < NONCE_BYTES + 16:
+    if len(wrapped) < NONCE_BYTES + TAG_BYTES:
         raise MasterKeyError(f"{where}: the wrapped value is too short")
-    try:
-        return AESGCM(master).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], where.encode())
-    except InvalidTag:
+    plaintext = opened(master, wrapped, where)
+    if plaintext is None:
         raise MasterKeyError(f"{where}: does not decrypt with this {what} (wrong key, or the "
-                             "value was altered)") from None
+                             "value was altered)")
+    return plaintext

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import socket
-import struct
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ import grpc
 import structlog
 from cryptography import x509
 
+from ccs.interfaces import interface_addresses
 from controlplane.pki import certs
 from controlplane.pki.cluster_ca import ClusterKeys
 
@@ -41,22 +40,6 @@ log = structlog.get_logger("ccs.tls")
 
 class TlsConfigError(ValueError):
     """A certificate, key or CA file given to the server is unusable; the message names it."""
-
-
-def interface_addresses() -> list[str]:
-    """This host's IPv4 interface addresses (SIOCGIFADDR), loopback included.
-
-    The same probe as the agent's (nodeagent.config): the control plane may not import the agent.
-    """
-    out: list[str] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for _, name in socket.if_nameindex():
-            try:
-                raw = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
-            except OSError:
-                continue
-            out.append(socket.inet_ntoa(raw[20:24]))
-    return out
 
 
 def server_names(listen_hosts: Iterable[str], advertise: Iterable[str]) -> list[str]:

@@ -5,22 +5,19 @@ the associated data, so a ciphertext copied to another secret's key (or version)
 decrypt: a value cannot be moved between names by someone who can write etcd but lacks the
 key. Authenticated: a changed byte fails with :class:`EnvelopeError`, never decrypts to garbage.
 
-Why AESGCM from ``cryptography``: the maintained library the PKI already uses, and an AEAD
-(the standard one for data at rest; Kubernetes' aesgcm provider, Vault's barrier).
+The AEAD is the PKI's key wrapping (:func:`controlplane.pki.keywrap.wrap`, AESGCM from
+``cryptography``, the standard for data at rest: Kubernetes' aesgcm provider, Vault's barrier):
+one implementation of the format for the CA key, the data keys and the values.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from controlplane.pki.keywrap import KEY_BYTES, NONCE_BYTES, TAG_BYTES, opened, wrap
 
-KEY_BYTES = 32
-NONCE_BYTES = 12
-TAG_BYTES = 16
+__all__ = ["KEY_BYTES", "EnvelopeError", "digest", "open_sealed", "same_value", "seal"]
 
 
 class EnvelopeError(Exception):
@@ -50,15 +47,14 @@ def same_value(key: bytes, stored_digest: str, value: bytes) -> bool:
 
 
 def seal(key: bytes, value: bytes, where: str) -> bytes:
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, value, where.encode())
+    return wrap(key, value, where)
 
 
 def open_sealed(key: bytes, sealed: bytes, where: str) -> bytes:
     if len(sealed) < NONCE_BYTES + TAG_BYTES:
         raise EnvelopeError(f"{where}: the stored value is too short to be a sealed value")
-    try:
-        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], where.encode())
-    except InvalidTag:
+    value = opened(key, sealed, where)
+    if value is None:
         raise EnvelopeError(f"{where}: does not decrypt (wrong data key, or the value was altered "
-                            "or moved)") from None
+                            "or moved)")
+    return value

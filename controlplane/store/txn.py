@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from aetcd import rpc
 from google.protobuf.message import Message
@@ -189,6 +189,20 @@ class Txn:
             if rider is not None and rider.wants():
                 rider.revision, rider.attached = int(resp.header.revision), attach
             return int(resp.header.revision)
+        self._raise_failed(resp)
+
+    async def check(self, etcd: Etcd) -> None:
+        """Evaluate every precondition now, as :meth:`commit` would, and write nothing: a dry run
+        refuses a stale ``resource_version``, a vanished network or a changed policy exactly as
+        the real call does (same errors). A transaction with no guards has nothing to check."""
+        if not self._guards:
+            return
+        ok, resp = await etcd.txn(self._compares(), [], self._failure())
+        if not ok:
+            self._raise_failed(resp)
+
+    def _raise_failed(self, resp: Any) -> NoReturn:
+        """The error for the first guard the failure branch's reads show broken."""
         for guard, r in zip(self._guards, resp.responses, strict=True):
             kvs = r.response_range.kvs
             if guard.expect == "empty" and kvs:

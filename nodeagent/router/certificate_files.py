@@ -13,10 +13,10 @@ the file and HAProxy's answer only.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ccs.private_files import write_private
 from ccs.v1 import agent_pb2
 
 from .config import RenderedConfig, RouterSettings
@@ -70,13 +70,7 @@ def _write_private(path: Path, data: bytes) -> None:
     with contextlib.suppress(OSError):
         if path.read_bytes() == data:
             return  # most applies change weights only: no rewrite of every key each time
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, data)
 
 
 async def replace_at_runtime(api: RuntimeAPI, path: str, pem: bytes) -> None:

@@ -226,7 +226,8 @@ def bench_ccs(n: int, keep: bool, concurrency: int | None) -> tuple[float, list[
             argv = (
                 [sys.executable, "-m", "nodeagent.main", "--server", stack.address, "--join-token", token,
                  "--name", "bench-node", "--address", "127.0.0.1", "--state-dir", state,
-                 "--docker-host", "unix:///var/run/docker.sock", "--log-format", "json"]
+                 "--docker-host", "unix:///var/run/docker.sock", "--log-format", "json",
+                 "--metrics-listen", "127.0.0.1:0", "--router-metrics-port", "0"]
                 if concurrency is None
                 else [sys.executable, __file__, "tuned-agent", stack.address, token, state, str(concurrency)]
             )
@@ -262,12 +263,13 @@ def run_tuned_agent(argv: list[str]) -> None:
     """
     import docker as docker_sdk
 
+    from ccs import log_setup
     from nodeagent.agent import Agent
-    from nodeagent.main import _serve, setup_logging
+    from nodeagent.main import _serve
     from nodeagent.runtime.docker_engine import DockerRuntime
 
     server, token, state_dir, n = argv[0], argv[1], Path(argv[2]), int(argv[3])
-    setup_logging("info", "json")
+    log_setup.setup("info", "json")
     runtime = DockerRuntime(docker_sdk.DockerClient(base_url="unix:///var/run/docker.sock"), max_workers=n)
     agent = Agent(server, runtime=runtime, name="bench-node", join_token=token, address="127.0.0.1",
                   state_dir=state_dir, concurrency=n)

@@ -76,14 +76,14 @@ async def split(port: int, host: str, n: int) -> Counter[str]:
     return Counter(body for status, body, _ in results if status == 200)
 
 
-def https_get(ca_pem: bytes, port: int, domain: str, path: str = "/") -> tuple[int, str, int]:
+def https_get(ca_pem: bytes, port: int, domain: str, path: str = "/", host: str = "127.0.0.1") -> tuple[int, str, int]:
     """One request on a new TLS connection with SNI ``domain``, verified against ``ca_pem``:
     (status, body, serial of the certificate served)."""
     with tempfile.NamedTemporaryFile(suffix=".pem") as f:
         f.write(ca_pem)
         f.flush()
         ctx = ssl.create_default_context(cafile=f.name)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(
+    with socket.create_connection((host, port), timeout=10) as raw, ctx.wrap_socket(
         raw, server_hostname=domain
     ) as tls:
         der = tls.getpeercert(binary_form=True)

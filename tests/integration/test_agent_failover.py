@@ -8,10 +8,10 @@ second is given the first's master key, as an operator gives every replica), and
 - Mid-release: a rolling update's first new container waits, unhealthy, for a file the test
   creates (no race: the release cannot move on before the test lets it). A, whose session the
   agent is on (A's log says so, B's does not) and which leads (started first), is SIGKILLed.
-  The agent's next session is on B (B's log says so), every container that ran before the kill
-  still runs the same engine container, started once (its StartedAt unchanged), and once the
-  test lets the new containers become healthy the release finishes through B, which took the
-  leadership over.
+  The agent's next session is on B (B's log says so), and once the test lets the new containers
+  become healthy the release finishes through B, which took the leadership over. From the kill to
+  the end, the engine started no container that ran before the kill (its event stream says so),
+  only the release's second new one, and the held new one still runs, started once.
 - Logs: with both replicas up and the agent's session on A, `ccs logs` through B returns the
   container's output. Before, B answered FAILED_PRECONDITION "the agent of node ... is not
   connected to this server".
@@ -19,7 +19,10 @@ second is given the first's master key, as an operator gives every replica), and
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +94,31 @@ def started_at(engine: docker.DockerClient, cluster: str) -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def starts_seen(engine: docker.DockerClient, cluster: str) -> Iterator[set[str]]:
+    """The ids of the cluster's containers the engine starts from entry to exit: a stream the
+    daemon filters, read in a thread (complete, unlike a later read of the engine's in-memory
+    event buffer, which health checks' exec events would overflow)."""
+    since = int(time.time())
+    stream = engine.events(since=since, decode=True,
+                           filters={"type": "container", "event": "start", "label": f"ccs.cluster={cluster}"})
+    seen: set[str] = set()
+
+    def read() -> None:
+        with contextlib.suppress(Exception):  # the stream is closed under it at exit
+            for event in stream:
+                seen.add(event["id"])
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield seen
+    finally:
+        time.sleep(0.5)  # the events of the last moment are in the stream's buffer
+        stream.close()
+        reader.join(10)
+
+
 def let_new_ones_pass(engine: docker.DockerClient, cluster: str) -> None:
     for c in engine.containers.list(filters={"label": f"ccs.cluster={cluster}"}):
         env = c.attrs["Config"]["Env"] or []
@@ -131,19 +159,25 @@ def test_agent_fails_over_mid_release_and_logs_work_through_any_replica(
             wait_for("the first v2 container, held unhealthy", lambda: running("v2", healthy=False), WAIT)
             before = started_at(engine, cluster)
             assert len(before) == 3  # two v1 and the held v2
-            a.stop(signal.SIGKILL)  # mid-release, the replica the agent uses and the leader
+            with starts_seen(engine, cluster) as started:
+                a.stop(signal.SIGKILL)  # mid-release, the replica the agent uses and the leader
 
-            wait_for("the agent's session on B", lambda: says(b, "session opened", node), WAIT)
-            after = started_at(engine, cluster)
-            assert {k: after.get(k) for k in before} == before  # kept running, never restarted
+                wait_for("the agent's session on B", lambda: says(b, "session opened", node), WAIT)
 
-            def finished() -> bool:
-                let_new_ones_pass(engine, cluster)
-                release = cb.releases.get(cluster, app)
-                return release.status.phase == pb.RELEASE_PHASE_SUCCEEDED
+                def finished() -> bool:
+                    let_new_ones_pass(engine, cluster)
+                    release = cb.releases.get(cluster, app)
+                    return release.status.phase == pb.RELEASE_PHASE_SUCCEEDED
 
-            wait_for("the release to finish through B", finished, WAIT)
-            wait_for("2 healthy v2 containers", lambda: len(running("v2")) == 2 and not running("v1"), WAIT)
+                wait_for("the release to finish through B", finished, WAIT)
+                wait_for("2 healthy v2 containers", lambda: len(running("v2")) == 2 and not running("v1"), WAIT)
+            # From the kill to the end of the release, through B's complete set and every pass
+            # after it, no container that ran before the kill was started again; the held v2 one
+            # still runs, started once.
+            assert not started & set(before), started
+            held = [k for k, v in started_at(engine, cluster).items() if k in before]
+            assert len(held) == 1 and started_at(engine, cluster)[held[0]] == before[held[0]]
+            assert len(started) == 1, started  # the second v2 container, and nothing else
             # Logs through B still work, now that the session is on B.
             assert b"hello-from-v2" in wait_for("v2 logs through B", logs_via_b, WAIT)
             log = (tmp_path / "agent.log").read_text()

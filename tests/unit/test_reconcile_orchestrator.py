@@ -265,3 +265,20 @@ async def test_a_deleted_cluster_is_forgotten() -> None:
     revision = c.etcd.revision
     result = await o.reconcile(C)
     assert result.requeue_after is None and c.etcd.revision == revision
+
+
+async def test_every_pass_is_told_with_its_outcome() -> None:
+    """The server's metrics hear of each pass (ccs_reconcile_pass_seconds{outcome})."""
+    c, clock = Cluster(), Clock()
+    c.add_app("shop", web=1)
+    o = orchestrator(c, clock)
+    told: list[str] = []
+    o.on_pass = lambda seconds, outcome: told.append(outcome) if seconds >= 0 else None
+    clock.set(1.0)
+    c.etcd.unavailable = True
+    with pytest.raises(StoreUnavailable):
+        await o.reconcile(C)
+    c.etcd.unavailable = False
+    clock.set(1.5)
+    await o.reconcile(C)
+    assert told == ["error", "done"]

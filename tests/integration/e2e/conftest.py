@@ -93,7 +93,8 @@ class Cluster3:
         argv = [sys.executable, "-m", "controlplane.main", "--listen", f"0.0.0.0:{self.port}",
                 "--node-listen", f"0.0.0.0:{node_port}", "--advertise", BRIDGE_IP,
                 "--state-dir", str(state), "--client-config", str(self.config_path),
-                "--etcd", self.etcd.url, "--log-format", "json", *SERVER_FLAGS]
+                "--etcd", self.etcd.url, "--log-format", "json", "--metrics-listen", "127.0.0.1:0",
+                *SERVER_FLAGS]
         proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
         log.close()
         wait_port(self.port, timeout=60, proc=proc)
@@ -351,3 +352,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if rep.failed and _ACTIVE:
         for name, text in _ACTIVE[0].log_tails().items():
             rep.sections.append((f"{name} log (last lines)", text))
+
+
+@pytest.fixture
+def labelled(cluster3: Cluster3) -> Iterator[Cluster3]:
+    """host1 -> nettest=a, host2 -> nettest=b, host3 -> nettest=c; removed afterwards."""
+    c = cluster3
+    for host, value in (("host1", "a"), ("host2", "b"), ("host3", "c")):
+        c.ccs("node", "label", "-c", c.name, host, f"nettest={value}")
+    yield c
+    for host in c.host_names:
+        c.ccs("node", "label", "-c", c.name, host, "nettest=", check=False)

@@ -24,7 +24,7 @@ from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 
 from .conftest import Cluster3
-from .test_networks import hostname, intruder, lookup, one_live, tcp
+from .net_probe import hostname, intruder, lookup, one_live, tcp
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

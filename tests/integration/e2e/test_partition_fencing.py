@@ -4,9 +4,9 @@ past the down grace and restored.
 One application, two services, both on host2 at first:
 
 - ``keep`` says ``x-ccs.on_node_loss: wait``: its slot is never rescheduled away from the
-  unreachable node. A sampler asks every host's engine once a second, from before the cut until
-  after the return, how many ``keep`` containers run: never more than one (at most once), and the
-  one on host2 is the same engine container throughout (kept running while cut off).
+  unreachable node. Every host's engine events, from before the cut until after the return,
+  show no ``keep`` container created, started or stopped anywhere (at most once), and the one on
+  host2 is the same engine container throughout (kept running while cut off).
 - ``move`` has the default policy: after the grace it is replaced on host3, while its old copy
   keeps running on host2 (the agent cannot tell a dead control plane from a cut link). Its stop
   takes a while (it ignores SIGTERM; ``stop_grace_period: 4s``).
@@ -22,8 +22,9 @@ and ``move`` then runs once, on host3.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -73,24 +74,28 @@ def labelled(cluster3: Cluster3) -> Iterator[Cluster3]:
         c.ccs("node", "label", "-c", c.name, host, f"{LABEL}=", f"{LATE}=", check=False)
 
 
-class Sampler(threading.Thread):
-    """Once a second: the running ``keep`` containers on every host (engine ids)."""
-
-    def __init__(self, c: Cluster3, app: str) -> None:
-        super().__init__(daemon=True)
-        self.c, self.app = c, app
-        self.samples: list[dict[str, list[str]]] = []
-        self.stopping = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            while not self.stopping.is_set():
-                self.samples.append({h: [x["Id"] for x in self.c.docker_containers(h, self.app, "keep")]
-                                     for h in self.c.host_names})
-                self.stopping.wait(1.0)
-        except BaseException as exc:  # reported by the test
-            self.error = exc
+@contextlib.contextmanager
+def recording_events(c: Cluster3, app: str, service: str) -> Iterator[dict[str, list[tuple[str, str]]]]:
+    """Each host's engine events for ``app``/``service``, streamed (``docker events`` without
+    ``--until``) from entry to exit: the complete record, which a polled sample could miss
+    between polls and the engine's in-memory event buffer (256 events) could lose."""
+    since = f"{time.time():.3f}"  # replayed from the engine if the subscription starts later
+    procs = {
+        host: subprocess.Popen(
+            ["docker", "events", "--since", since, "--filter", "type=container", "--filter", f"label=ccs.cluster={c.name}",
+             "--filter", f"label=ccs.app={app}", "--filter", f"label=ccs.service={service}",
+             "--format", "{{json .}}"],
+            env=c.host(int(host.removeprefix("host"))).env(), stdout=subprocess.PIPE, text=True)
+        for host in c.host_names
+    }
+    seen: dict[str, list[tuple[str, str]]] = {}
+    try:
+        yield seen
+    finally:
+        for host, proc in procs.items():
+            proc.terminate()
+            out, _ = proc.communicate(timeout=10)
+            seen[host] = [(e["Action"], e["id"]) for e in map(json.loads, out.splitlines())]
 
 
 def live_on(c: Cluster3, app: str, service: str, node: str) -> pb.Container:
@@ -144,43 +149,50 @@ def check_partition(c: Cluster3, app_name: str, later_app: str) -> None:
     started = keep_engine[0]["State"]["StartedAt"]
     c.ccs("node", "label", "-c", c.name, "host3", f"{LABEL}=yes")  # somewhere for `move` to go
 
-    sampler = Sampler(c, app_name)
-    sampler.start()
-    log_path = TESTBED_STATE / "hosts" / "host2" / "agent.log"
-    try:
-        c.host(2).partition()
-        try:
-            moved = live_on(c, app_name, "move", "host3")  # the down grace has passed
-            assert c.nodes()["host2"].status.state == pb.NODE_STATE_DOWN
-            # Cut off, host2 keeps both running: the agent cannot tell an outage from a cut.
-            assert {x["Id"] for x in c.docker_containers("host2", app_name)} == {
-                keep.status.docker_id, old.status.docker_id}
-            [record] = [x for x in c.containers(app_name, "move") if x.meta.id == old.meta.id]
-            assert record.desired_state == pb.DESIRED_STATE_REMOVED and record.fence_epoch > 0
-            assert c.nodes()["host2"].fence_epoch == record.fence_epoch
-            c.deploy(later_app, LATER)  # only host2 may take it: it waits for the return
-            offset = log_path.stat().st_size
-            healed_at = time.time()
-        finally:
-            c.host(2).heal()
-        c.wait_nodes_ready(timeout=90)
-        new = live_on(c, later_app, "later", "host2")
-        c.wait_for("the fenced container gone from host2",
-                   lambda: not c.docker_containers("host2", app_name, "move", running_only=False), timeout=60)
-        assert [x.meta.id for x in c.live(app_name, "move")] == [moved.meta.id]  # once, on host3
-        time.sleep(2)  # two more samples after the return
-    finally:
-        sampler.stopping.set()
-        sampler.join(10)
-    assert sampler.error is None, sampler.error
+    with recording_events(c, app_name, "keep") as keep_events:
+        new, offset, healed_at = cut_and_heal(c, app_name, later_app, keep, old)
 
-    # `wait`: never twice, and the same engine container on host2 the whole time.
-    assert len(sampler.samples) >= 8, sampler.samples
-    for sample in sampler.samples:
-        running = [i for ids in sample.values() for i in ids]
-        assert running == [keep.status.docker_id], sample
+    # `wait`: never twice, and the same engine container on host2 the whole time: no engine
+    # created, started or stopped a `keep` container from before the cut until now.
+    lifecycle = {"create", "start", "kill", "die", "stop", "destroy"}
+    for host, events in keep_events.items():
+        assert [e for e in events if e[0] in lifecycle] == [], (host, events)
+    assert [x["Id"] for x in c.docker_containers("host2", app_name, "keep")] == [keep.status.docker_id]
     assert c.docker_containers("host2", app_name, "keep")[0]["State"]["StartedAt"] == started
+    check_fencing_order(c, app_name, old, new, offset, healed_at)
 
+
+def cut_and_heal(c: Cluster3, app_name: str, later_app: str, keep: pb.Container,
+                 old: pb.Container) -> tuple[pb.Container, int, float]:
+    """Cut host2 off past the down grace, deploy `later` meanwhile, heal; returns `later`'s new
+    container on host2 and where host2's agent log and engine events start after the heal."""
+    log_path = TESTBED_STATE / "hosts" / "host2" / "agent.log"
+    c.host(2).partition()
+    try:
+        moved = live_on(c, app_name, "move", "host3")  # the down grace has passed
+        assert c.nodes()["host2"].status.state == pb.NODE_STATE_DOWN
+        # Cut off, host2 keeps both running: the agent cannot tell an outage from a cut.
+        assert {x["Id"] for x in c.docker_containers("host2", app_name)} == {
+            keep.status.docker_id, old.status.docker_id}
+        [record] = [x for x in c.containers(app_name, "move") if x.meta.id == old.meta.id]
+        assert record.desired_state == pb.DESIRED_STATE_REMOVED and record.fence_epoch > 0
+        assert c.nodes()["host2"].fence_epoch == record.fence_epoch
+        c.deploy(later_app, LATER)  # only host2 may take it: it waits for the return
+        offset = log_path.stat().st_size
+        healed_at = time.time()
+    finally:
+        c.host(2).heal()
+    c.wait_nodes_ready(timeout=90)
+    new = live_on(c, later_app, "later", "host2")
+    c.wait_for("the fenced container gone from host2",
+               lambda: not c.docker_containers("host2", app_name, "move", running_only=False), timeout=60)
+    assert [x.meta.id for x in c.live(app_name, "move")] == [moved.meta.id]  # once, on host3
+
+    return new, offset, healed_at
+
+
+def check_fencing_order(c: Cluster3, app_name: str, old: pb.Container, new: pb.Container,
+                        offset: int, healed_at: float) -> None:
     # Default: the stale copy is stopped before anything starts on the returning host.
     events = engine_events(c, "host2", healed_at)
     order = [(e["Action"], e["id"]) for e in events if e["Action"] in ("kill", "die", "destroy", "create", "start")]
@@ -191,6 +203,8 @@ def check_partition(c: Cluster3, app_name: str, later_app: str) -> None:
     events_of = [(entry.get("event", ""), entry) for entry in log]
     fencing = next(i for i, (e, entry) in enumerate(events_of)
                    if e.startswith("fencing:") and old.meta.id in entry.get("containers", []))
-    complete = max(i for i, (e, _) in enumerate(events_of[:fencing]) if e == "complete set")
+    # The first complete set after the return carries the fence epoch; the agent fences on it,
+    # before it creates anything.
+    complete = next(i for i, (e, _) in enumerate(events_of) if e == "complete set")
     made = next(i for i, (e, entry) in enumerate(events_of) if e == "created" and entry.get("container_id") == new.meta.id)
     assert complete < fencing < made, [e for e, _ in events_of]

@@ -1,5 +1,8 @@
 """Structured logging with structlog: JSON lines for machines, key=value for a terminal.
 
+One setup for ccs-server and ccs-agent (here, in the package both may import), so their log
+lines have the same fields and the same rendering, stdlib loggers included.
+
 structlog rather than hand-rolled formatting because it binds context (rpc method,
 cluster, key) once and renders consistently, and it routes the stdlib loggers used by
 grpc and aetcd through the same renderer.
