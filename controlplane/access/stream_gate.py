@@ -6,8 +6,9 @@ cluster and application), and a refusal is audited and answered ``PERMISSION_DEN
 the servicer runs. An admitted exec is audited twice under one key: a record with result
 ``STARTED`` when it is admitted (an interactive session may last hours, and who got into a
 container must be on record from the start), rewritten when it ends with the real answer:
-``OK`` and ``exit code N``, or the status code and message of the error, or ``CANCELLED`` when
-the client went away. The record names the command (``AuditRecord.command``), never stdin or
+``OK`` and ``exit code N`` (written before the client gets the exit, so a client that has it
+finds the record), or the status code and message of the error, or ``CANCELLED`` when the
+client went away. The record names the command (``AuditRecord.command``), never stdin or
 output. The servicer gets the first request back, followed by the rest.
 """
 
@@ -50,11 +51,13 @@ def audited_stream(handler: grpc.RpcMethodHandler, method: str, principal: Princ
         key, rec = audit.new_record(principal, method, first, context)
         rec.result = "STARTED"
         await audit.put(key, rec)
-        result, message = "OK", ""
+        result, message, settled = "OK", "", False
         try:
             async for response in inner(_chained(first, rest), context):
-                if getattr(response, "exited", False):
-                    message = f"exit code {response.exit_code}"
+                if getattr(response, "exited", False) and not settled:
+                    # Settled before the client hears the exit: one who has it finds the record.
+                    rec.result, rec.message, settled = "OK", f"exit code {response.exit_code}", True
+                    await audit.put(key, rec)
                 yield response
         except grpc.aio.AbortError:
             result, message = status_of(context)
@@ -66,7 +69,8 @@ def audited_stream(handler: grpc.RpcMethodHandler, method: str, principal: Princ
             result, message = "UNKNOWN", type(e).__name__
             raise
         finally:
-            rec.result, rec.message = result, message
-            await asyncio.shield(audit.put(key, rec))
+            if not settled:
+                rec.result, rec.message = result, message
+                await asyncio.shield(audit.put(key, rec))
 
     return grpc.stream_stream_rpc_method_handler(bidi, handler.request_deserializer, handler.response_serializer)

@@ -138,6 +138,15 @@ async def test_leaving_a_session_kills_its_command(world: World, docker_client: 
     wait_for("the exec's command gone", lambda: "sleep 4242" not in processes(docker_client, world),
              timeout=BOUND)
 
+    # Its audit record, STARTED at first, is rewritten once the server has ended the call.
+    with ccs.Client(world.server.address, world.server.token, ca_pem=world.server.ca_pem) as sync:
+        def settled() -> list[tuple[str, str]] | None:
+            found = [(r.result, r.message) for r in sync.audit.list() if list(r.command) == ["sleep", "4242"]]
+            return found if found and found[0][0] != "STARTED" else None
+
+        assert wait_for("the exec's audit record settled", settled, timeout=BOUND) == [
+            ("CANCELLED", "the caller went away before the end")]
+
 
 async def test_concurrent_execs_on_a_node_are_bounded(world: World) -> None:
     from nodeagent.exec_sessions import MAX_EXECS
@@ -263,3 +272,20 @@ def test_cli_exec_tty_raw_mode_resize_and_restore(world: World) -> None:
             proc.wait()
         os.close(master)
         os.close(slave)
+
+
+def test_a_stopped_container_is_named_not_running(world: World) -> None:
+    """Last in this module: it stops the application."""
+    cluster, app, svc, name = world.args()
+    with ccs.Client(world.server.address, world.server.token, ca_pem=world.server.ca_pem) as sync:
+        sync.applications.stop(cluster, app)
+
+        def stopped() -> bool:
+            c = sync.containers.get(cluster, app, svc, name)
+            return c.status.state in (pb.CONTAINER_STATE_STOPPED, pb.CONTAINER_STATE_EXITED)
+
+        wait_for("the container stopped", stopped, timeout=BOUND)
+        with pytest.raises(ccs.FailedPrecondition, match=f"container '{name}' is not running \\(state "):
+            sync.containers.exec_run(cluster, app, svc, name, ["true"])
+    res = cli(world.server, "exec", "-c", world.cluster, name, "--", "true")
+    assert res.returncode == 5 and b"is not running" in res.stderr
