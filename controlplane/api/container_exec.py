@@ -69,10 +69,17 @@ def check_start(request: api_pb2.ExecRequest) -> None:
     check_size("rows", request.rows, request.cols)
     if not request.tty and request.rows:
         raise InvalidArgument("rows", "a terminal size needs tty")
+    if (request.stdin_data or request.close_stdin) and not request.stdin:
+        raise InvalidArgument("stdin_data", "the exec is started without stdin (set stdin)")
+    if len(request.stdin_data) > MAX_STDIN_CHUNK:
+        raise InvalidArgument("stdin_data",
+                              f"{len(request.stdin_data)} bytes in one request; at most {MAX_STDIN_CHUNK}")
 
 
-def check_input(request: api_pb2.ExecRequest, index: int) -> agent_pb2.AgentExecInput:
-    """A later request: only input fields; the container and command are the first's."""
+def check_input(request: api_pb2.ExecRequest, index: int, first: api_pb2.ExecRequest) -> agent_pb2.AgentExecInput:
+    """A later request: only input fields; the container and command are the first's. Input the
+    session was not opened for (stdin without ``stdin``, a size without ``tty``) is refused, not
+    dropped."""
     for name in ("cluster", "application", "service", "container"):
         if getattr(request, name):
             raise InvalidArgument(name, f"request {index}: only the first request names the container")
@@ -82,6 +89,10 @@ def check_input(request: api_pb2.ExecRequest, index: int) -> agent_pb2.AgentExec
         raise InvalidArgument("stdin_data", f"{len(request.stdin_data)} bytes in one request; at most "
                                             f"{MAX_STDIN_CHUNK}")
     check_size("rows", request.rows, request.cols)
+    if (request.stdin_data or request.close_stdin) and not first.stdin:
+        raise InvalidArgument("stdin_data", f"request {index}: the exec was started without stdin")
+    if request.rows and not first.tty:
+        raise InvalidArgument("rows", f"request {index}: a terminal size needs tty")
     return agent_pb2.AgentExecInput(stdin=request.stdin_data, close_stdin=request.close_stdin,
                                     rows=request.rows, cols=request.cols)
 
@@ -111,7 +122,7 @@ async def exec_stream(
     async def forward() -> None:
         index = 1
         async for request in it:
-            line.send(check_input(request, index))
+            line.send(check_input(request, index, first))
             index += 1
 
     forwarder = asyncio.create_task(forward(), name=f"exec-in-{line.rid}")

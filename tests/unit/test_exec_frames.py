@@ -76,6 +76,7 @@ START = {"cluster": "c", "application": "a", "service": "web", "container": "web
     ({"tty": True, "rows": 24}, "rows: give rows and cols together (got rows=24, cols=0)"),
     ({"rows": 24, "cols": 80}, "rows: a terminal size needs tty"),
     ({"tty": True, "rows": 70000, "cols": 80}, "rows: 70000x80 is larger than a terminal can be (65535)"),
+    ({"stdin_data": b"x"}, "stdin_data: the exec is started without stdin (set stdin)"),
 ])
 def test_a_bad_first_request_names_the_field(change: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgument) as e:
@@ -85,15 +86,21 @@ def test_a_bad_first_request_names_the_field(change: dict[str, object], message:
 
 def test_a_good_first_request_and_later_ones() -> None:
     check_start(api_pb2.ExecRequest(**START, tty=True, stdin=True, rows=24, cols=80))  # type: ignore[arg-type]
-    got = check_input(api_pb2.ExecRequest(stdin_data=b"x", rows=40, cols=132, close_stdin=True), 1)
+    first = api_pb2.ExecRequest(**START, tty=True, stdin=True)  # type: ignore[arg-type]
+    got = check_input(api_pb2.ExecRequest(stdin_data=b"x", rows=40, cols=132, close_stdin=True), 1, first)
     assert (got.stdin, got.rows, got.cols, got.close_stdin) == (b"x", 40, 132, True)
+    plain = api_pb2.ExecRequest(**START)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="stdin_data: request 2: the exec was started without stdin"):
+        check_input(api_pb2.ExecRequest(stdin_data=b"x"), 2, plain)
+    with pytest.raises(InvalidArgument, match="rows: request 2: a terminal size needs tty"):
+        check_input(api_pb2.ExecRequest(rows=1, cols=1), 2, plain)
     for later, message in [
         (api_pb2.ExecRequest(container="web-1-abc"), "container: request 3: only the first request names"),
         (api_pb2.ExecRequest(command=["sh"]), "command: request 3: only the first request sets the command"),
         (api_pb2.ExecRequest(stdin_data=b"x" * (64 * 1024 + 1)), "stdin_data: 65537 bytes in one request"),
     ]:
         with pytest.raises(InvalidArgument, match=message):
-            check_input(later, 3)
+            check_input(later, 3, first)
 
 
 def test_exec_needs_the_exec_permission_of_a_deployer_or_an_admin() -> None:
