@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from controlplane.access.audit import AuditLog, status_of
+from controlplane.access.audit import AuditLog, _Settling, status_of
 from controlplane.auth import Principal
 
 Check = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
@@ -52,12 +52,20 @@ def audited_stream(handler: grpc.RpcMethodHandler, method: str, principal: Princ
         rec.result = "STARTED"
         await audit.put(key, rec)
         result, message, settled = "OK", "", False
+
+        async def settle(code: str, text: str) -> None:
+            # Before the client hears the answer (the exit, or an abort's status): one who has
+            # it finds the record.
+            nonlocal settled
+            if not settled:
+                settled = True
+                rec.result, rec.message = code, text
+                await audit.put(key, rec)
+
         try:
-            async for response in inner(_chained(first, rest), context):
-                if getattr(response, "exited", False) and not settled:
-                    # Settled before the client hears the exit: one who has it finds the record.
-                    rec.result, rec.message, settled = "OK", f"exit code {response.exit_code}", True
-                    await audit.put(key, rec)
+            async for response in inner(_chained(first, rest), _Settling(context, settle)):
+                if getattr(response, "exited", False):
+                    await settle("OK", f"exit code {response.exit_code}")
                 yield response
         except grpc.aio.AbortError:
             result, message = status_of(context)
