@@ -211,6 +211,12 @@ class SyncContainers(_Namespace[Containers]):
     get = blocking(Containers.get)
     list = blocking(Containers.list)
     logs = iterating(Containers.logs)
+    exec_run = blocking(Containers.exec_run)
+
+    def exec(self, *args: object, **kwargs: object) -> None:
+        """Interactive sessions are async only: use ``exec_run`` here, or ``ccs.AsyncClient``."""
+        raise TypeError("containers.exec is an interactive session: use containers.exec_run with the "
+                        "blocking client, or containers.exec on ccs.AsyncClient")
 
 
 class SyncEvents(_Namespace[Events]):

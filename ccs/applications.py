@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 
 from ccs._transport import Listing, Transport, collect
 from ccs.apply_outcome import ApplyResult, same_as_stored
+from ccs.container_exec import ExecResult, ExecSession, open_session
+from ccs.container_exec import collect as collect_exec
 from ccs.errors import AlreadyExists, InvalidArgument, NotFound
 from ccs.models import CanaryOptions
 from ccs.v1 import api_pb2, resources_pb2
@@ -391,3 +393,38 @@ class Containers:
         )
         async for chunk in self._t.stream(self._t.containers.Logs, req, api_pb2.LogsResponse):
             yield chunk
+
+    async def exec(
+        self,
+        cluster: str,
+        application: str,
+        service: str,
+        container: str,
+        command: Sequence[str],
+        *,
+        tty: bool = False,
+        stdin: bool = False,
+        rows: int = 0,
+        cols: int = 0,
+    ) -> ExecSession:
+        """Start ``command`` in a running container; iterate the session for its output,
+        ``write``/``close_stdin`` with ``stdin=True``, ``resize`` with ``tty=True``, then read
+        ``exit_code``. Use it as ``async with``: leaving it ends the command (``ccs.container_exec``)."""
+        return await open_session(
+            self._t.containers.Exec, self._t.metadata, cluster, application, service, container, command,
+            tty=tty, stdin=stdin, rows=rows, cols=cols)
+
+    async def exec_run(
+        self,
+        cluster: str,
+        application: str,
+        service: str,
+        container: str,
+        command: Sequence[str],
+        *,
+        input: bytes | None = None,
+    ) -> ExecResult:
+        """Run ``command`` to its end (stdin from ``input``, if given) and return its exit code,
+        stdout and stderr."""
+        session = await self.exec(cluster, application, service, container, command, stdin=input is not None)
+        return await collect_exec(session, input)

@@ -17,6 +17,7 @@ from cli.commands import (
     audit,
     cluster,
     container,
+    container_exec,
     context,
     events,
     login,
@@ -101,6 +102,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(context.app, name="context")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)
 app.command("logs")(container.logs)
+app.command("exec", context_settings={"allow_interspersed_args": False})(container_exec.exec_command)
 app.command("events")(events.events)
 app.command("login")(login.login)
 app.command("version")(about.version_command)

@@ -61,6 +61,7 @@ from .backoff import Backoff
 from .config import Identity
 from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
 from .enrollment import Enrollment
+from .exec_sessions import ExecServer
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .fence import is_fenced
 from .images import GC_PERIOD
@@ -235,7 +236,9 @@ class Agent:
             if enrollment.tls:
                 background.append(asyncio.create_task(enrollment.renewals(client), name=f"renew-{self.name}"))
             # Logs go to every API replica, not only the session's (nodeagent.logs_fanout).
-            fanout = LogsFanout(self.runtime, self.executor.docker_ids.get, enrollment, self.log)
+            # `ccs exec` sessions ride the same relays (nodeagent.exec_sessions).
+            execs = ExecServer(self.runtime, self.executor.docker_ids.get)
+            fanout = LogsFanout(self.runtime, self.executor.docker_ids.get, enrollment, self.log, execs)
             background.append(asyncio.create_task(fanout.run(), name=f"logs-{self.name}"))
             while True:
                 try:

@@ -1539,6 +1539,11 @@ class ContainerServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.LogsRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.LogsResponse.FromString,
                 _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/ccs.v1.ContainerService/Exec',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ExecResponse.FromString,
+                _registered_method=True)
 
 
 class ContainerServiceServicer:
@@ -1565,6 +1570,15 @@ class ContainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exec(self, request_iterator, context):
+        """Run a command in a running container (`ccs exec`), relayed to its node's agent. The first
+        request names the container and the command; later ones carry stdin and terminal resizes.
+        Responses carry stdout and stderr, then one with `exited` and the command's exit code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1582,6 +1596,11 @@ def add_ContainerServiceServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.LogsRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.LogsResponse.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ExecRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ExecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1667,6 +1686,33 @@ class ContainerService:
             '/ccs.v1.ContainerService/Logs',
             ccs_dot_v1_dot_api__pb2.LogsRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.LogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ccs.v1.ContainerService/Exec',
+            ccs_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,

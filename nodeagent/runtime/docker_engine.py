@@ -30,6 +30,7 @@ from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming, node_security
 from .docker_errors import docker_error_kind
+from .docker_exec import DockerExecSession
 from .docker_networks import AppNetworks, status_code
 from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
@@ -399,6 +400,12 @@ class DockerRuntime:
             await stream.aclose()
         details = await self._call("inspect exec", self._api.exec_inspect, exec_id)
         return ExecResult(int(details.get("ExitCode") or 0), bytes(output))
+
+    async def open_exec(
+        self, docker_id: str, command: Sequence[str], *, tty: bool, stdin: bool, rows: int, cols: int
+    ) -> DockerExecSession:
+        return await DockerExecSession.start(self._api, self._call, docker_id, command,
+                                             tty=tty, stdin=stdin, rows=rows, cols=cols)
 
     # ------------------------------------------------------------------ app / host
 

@@ -38,7 +38,9 @@ from .types import (
     Bridge,
     ContainerNotFound,
     EventKind,
+    ExecNotRunning,
     ExecResult,
+    ExecSession,
     HostInfo,
     ImageNotFound,
     Observed,
@@ -291,6 +293,14 @@ class FakeRuntime:
         if not r.running:
             raise StartFailed(f"exec failed: container {r.name} is not running")
         return ExecResult(1 if r.image in self.unhealthy_images else 0, b"")
+
+    async def open_exec(
+        self, docker_id: str, command: Sequence[str], *, tty: bool, stdin: bool, rows: int, cols: int
+    ) -> ExecSession:
+        r = self._get(docker_id)
+        if not r.running:
+            raise ExecNotRunning(f"exec failed: container {r.name} is not running")
+        raise RuntimeFailure("the hollow runtime runs no interactive exec sessions")
 
     # ------------------------------------------------------------------ app / host
 

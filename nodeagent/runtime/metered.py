@@ -17,7 +17,7 @@ from typing import TypeVar
 from ccs.v1 import agent_pb2, resources_pb2
 
 from ..metrics import AgentMetrics
-from .types import Bridge, ExecResult, HostInfo, Observed, PullCallback, Runtime, RuntimeEvent
+from .types import Bridge, ExecResult, ExecSession, HostInfo, Observed, PullCallback, Runtime, RuntimeEvent
 
 T = TypeVar("T")
 
@@ -59,6 +59,13 @@ class MeteredRuntime:
 
     async def exec(self, docker_id: str, cmd: Sequence[str], *, timeout_seconds: float) -> ExecResult:
         return await self._measured("exec", lambda: self.inner.exec(docker_id, cmd, timeout_seconds=timeout_seconds))
+
+    async def open_exec(
+        self, docker_id: str, command: Sequence[str], *, tty: bool, stdin: bool, rows: int, cols: int
+    ) -> ExecSession:
+        """Measured to the session's start (`ccs exec`); the session itself is the user's time."""
+        return await self._measured("open_exec", lambda: self.inner.open_exec(
+            docker_id, command, tty=tty, stdin=stdin, rows=rows, cols=cols))
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
         await self._measured("remove_app_resources",

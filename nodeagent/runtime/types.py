@@ -140,6 +140,36 @@ class ExecResult:
     output: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ExecEnd:
+    """How an interactive exec ended: its exit code, and why it did not run (126/127)."""
+
+    exit_code: int
+    message: str = ""
+
+
+class ExecSession(Protocol):
+    """One running `ccs exec` command (nodeagent.runtime.docker_exec)."""
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        """(1 stdout | 2 stderr, bytes) until the command's output ends."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, rows: int, cols: int) -> None: ...
+
+    async def wait(self) -> ExecEnd:
+        """The exit, once output has ended."""
+        ...
+
+    async def close(self) -> None:
+        """End the session, killing the command if it still runs."""
+        ...
+
+
 # ------------------------------------------------------------------------------ errors
 
 
@@ -252,6 +282,10 @@ class ResourceBusy(RuntimeFailure):
     permanent = False
 
 
+class ExecNotRunning(RuntimeFailure):
+    """An exec into a container that exists but is not running (the engine answers 409)."""
+
+
 class EngineUnavailable(RuntimeFailure):
     """The engine did not answer or answered with a server error; worth retrying."""
 
@@ -336,6 +370,13 @@ class Runtime(Protocol):
 
     async def exec(self, docker_id: str, cmd: Sequence[str], *, timeout_seconds: float) -> ExecResult:
         """Run a command inside the running container (for cmd probes)."""
+        ...
+
+    async def open_exec(
+        self, docker_id: str, command: Sequence[str], *, tty: bool, stdin: bool, rows: int, cols: int
+    ) -> ExecSession:
+        """Start an interactive command in the running container (`ccs exec`); ExecNotRunning
+        when the container is not running."""
         ...
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:

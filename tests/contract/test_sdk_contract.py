@@ -263,6 +263,15 @@ async def test_reads_of_missing_things_name_them(client: ccs.AsyncClient, unique
     assert isinstance(e, ccs.InvalidArgument) and e.message.startswith(f"name: '{unique}\\n' is not a valid name")
 
 
+async def test_exec_checks_the_command_and_names_a_missing_container(client: ccs.AsyncClient, unique: str) -> None:
+    await deployed(client, unique)
+    e = await error(client.containers.exec_run(unique, "shop", "web", "web-1-0000", []))
+    assert isinstance(e, ccs.InvalidArgument)
+    assert e.message == "command: must name a program to run (ccs exec CONTAINER -- CMD...)"
+    e = await error(client.containers.exec_run(unique, "shop", "web", "nope", ["true"]))
+    assert isinstance(e, ccs.NotFound) and e.message == "container 'nope' not found"
+
+
 async def test_scale_checks_the_limit_and_the_version(client: ccs.AsyncClient, unique: str) -> None:
     await deployed(client, unique)
     e = await error(client.services.scale(unique, "shop", "web", 5000))
