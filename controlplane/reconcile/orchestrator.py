@@ -83,6 +83,9 @@ class Orchestrator:
         self._running = False
         self._next_full: dict[str, float] = {}
         self._not_before: dict[str, float] = {}
+        # The revision of each cluster's last committed pass: the next pass plans only from a
+        # cache that has seen it (see reconcile).
+        self._committed: dict[str, int] = {}
         # Services that asked to be planned again at a time (restart delays).
         self._due: dict[str, dict[SvcKey, float]] = defaultdict(dict)
         # Objects whose planning failed, per cluster: their own backoff (containment).
@@ -157,6 +160,13 @@ class Orchestrator:
             # Leave the event loop to the dispatcher for as long as the last pass took: a
             # flood of status reports then costs a few big passes, not one pass per report.
             return Result(requeue_after=wait)
+        committed = self._committed.get(cluster, 0)
+        if self.informer.revision < committed and not await self.informer.caught_up(committed, timeout=1.0):
+            # The cache has not seen this leader's own last writes yet. Planning from it would
+            # find the slots just filled still empty and fill them again under new names: no
+            # guard catches that, since a new container is a new key (issue 15's duplicates).
+            # The work stays dirty until the watch delivers them.
+            return Result(requeue_after=0.05)
         t0 = time.perf_counter()
         dirty, full = self._take_work(cluster, state, now_mono)
         p, release_writes = await plan_pass(
@@ -176,6 +186,7 @@ class Orchestrator:
         """The cluster is gone: drop the work kept for it."""
         self._dirty.pop(cluster, None)
         self._all.discard(cluster)
+        self._committed.pop(cluster, None)
 
     def _take_work(self, cluster: str, state: ClusterState, now_mono: float) -> tuple[set[SvcKey], bool]:
         """The services this pass plans, and whether it is a full pass.
@@ -211,12 +222,19 @@ class Orchestrator:
             written = await release_writes.commit(self.etcd)
             written += await p.writes.commit(self.etcd)
         except Exception:
+            self._note_committed(cluster, release_writes, p.writes)
             # What was dirty is still dirty.
             self._dirty[cluster] |= dirty
             if full:
                 self._all.add(cluster)
             raise
+        self._note_committed(cluster, release_writes, p.writes)
         return written
+
+    def _note_committed(self, cluster: str, *writes: Writes) -> None:
+        last = max(w.last_revision for w in writes)
+        if last > self._committed.get(cluster, 0):
+            self._committed[cluster] = last
 
     def _after_pass(self, cluster: str, p: ClusterPass, dirty: set[SvcKey], written: int, t0: float) -> Result:
         """Fold in a committed pass: failures, service timers, the throttle, and when to come back."""

@@ -265,3 +265,34 @@ async def test_a_deleted_cluster_is_forgotten() -> None:
     revision = c.etcd.revision
     result = await o.reconcile(C)
     assert result.requeue_after is None and c.etcd.revision == revision
+
+
+async def test_a_pass_never_plans_from_a_cache_that_has_not_seen_its_own_last_commit() -> None:
+    """Issue 15's 102,836 placements for 100,000 containers: the pass after one whose last chunk
+    met a conflict (requeued at once) planned from a cache the watch had not yet brought up to
+    the first chunks' creates, found those slots empty, and filled them again under new names,
+    which no guard catches (a new container is a new key; the node's subnet block, the only
+    other write, already existed)."""
+    c, clock = Cluster(), Clock()
+    c.add_app("shop", web=1)
+    o = orchestrator(c, clock)
+    clock.set(1.0)
+    await o.reconcile(C)  # one container: the node now holds the application's subnet block
+    c.put_service("shop", "web", 60)  # 59 creates and their events: more than one transaction
+    c.etcd.hold = True  # from here the watch lags behind etcd
+    c.put_service("shop", "web", 60)  # a write the cache has not seen: the service's status conflicts
+    clock.set(1.0 + THROTTLE)
+    result = await o.reconcile(C)
+    assert result.requeue_after == 0.05  # the conflict: replan at once
+    created = len(c.etcd.values(keys.containers(C, "shop", "web")))
+    assert 1 < created < 60  # the chunks before the conflicting one landed
+    clock.set(1.0 + 2 * THROTTLE)
+    result = await o.reconcile(C)
+    assert len(c.etcd.values(keys.containers(C, "shop", "web"))) == created, "slots filled twice"
+    assert result.requeue_after == 0.05  # waits for the cache
+    c.etcd.hold = False
+    c.etcd.deliver()
+    clock.set(1.0 + 3 * THROTTLE)
+    await o.reconcile(C)
+    assert len(c.etcd.values(keys.containers(C, "shop", "web"))) == 60
+    assert len(c.running("shop", "web")) == 60
