@@ -79,6 +79,8 @@ class ClusterState:
     containers: dict[CtrKey, pb.Container] = field(default_factory=dict)
     by_node: dict[str, set[CtrKey]] = field(default_factory=dict)
     by_service: dict[SvcKey, set[CtrKey]] = field(default_factory=dict)
+    # container id -> key: kept here, per change, so a pass need not build it over the cluster.
+    by_id: dict[str, CtrKey] = field(default_factory=dict)
     # (app, release name) -> Release; node -> RouterStats
     releases: dict[tuple[str, str], pb.Release] = field(default_factory=dict)
     router_stats: dict[str, pb.RouterStats] = field(default_factory=dict)
@@ -111,6 +113,10 @@ class ClusterState:
                 s2.discard(key)
         else:
             self.by_service.setdefault((key[0], key[1]), set()).add(key)
+        if old is not None and self.by_id.get(old.meta.id) == key and (new is None or new.meta.id != old.meta.id):
+            del self.by_id[old.meta.id]
+        if new is not None:
+            self.by_id[new.meta.id] = key
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ class ClusterPass:
         self.overlay: dict[CtrKey, pb.Container | None] = {}
         self.overlay_by_service: dict[SvcKey, set[CtrKey]] = {}
         self.view = ClusterView(state.nodes.values(), state.containers.values())
-        self.by_id = {c.meta.id: k for k, c in state.containers.items()}
+        self.by_id = state.by_id  # read only: the informer keeps it per change
         self.status_by_service: dict[SvcKey, pb.ServiceStatus] = {}
         # Containment: what failed in this pass, what was planned, what is held.
         self.failures = failures if failures is not None else ClusterFailures()

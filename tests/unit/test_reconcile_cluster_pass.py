@@ -108,3 +108,26 @@ async def test_a_pass_that_changes_nothing_writes_nothing() -> None:
     revision = c.etcd.revision
     p = await c.run(2.0)
     assert c.etcd.revision == revision and len(p.writes) == 0
+
+
+async def test_a_removed_application_waits_for_the_containers_of_a_service_that_left_its_template() -> None:
+    """The application's deletion looks at its containers through the service index (issue 15:
+    no scan of the cluster's containers per application), including a service whose record is
+    already gone."""
+    c = Cluster()
+    c.add_app("shop", web=1)
+    await c.run(1.0)
+    c.delete(keys.service(C, "shop", "web"))  # left the template; its container still runs
+    app = c.state.apps["shop"]
+    app.spec.desired_state = pb.DESIRED_STATE_REMOVED
+    c.put(keys.app(C, "shop"), app)
+    await c.run(2.0)
+    await c.run(3.0)
+    [x] = c.state.containers_of("shop", "web")
+    assert x.desired_state == pb.DESIRED_STATE_REMOVED
+    assert "shop" in c.state.apps  # not before that container is gone
+    x.status.state = pb.CONTAINER_STATE_REMOVED
+    c.put(keys.container(C, "shop", "web", x.meta.name), x)
+    for t in (4.0, 5.0, 6.0):
+        await c.run(t)
+    assert "shop" not in c.state.apps and not c.state.containers
