@@ -17,7 +17,7 @@ subnet keys it needs); the rest are given up by the next pass, under the next ep
 from __future__ import annotations
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner import SetDesired, SetNodeState, event_of, plan_node
+from controlplane.planner import SetDesired, SetNodeState, event_of, node_down_at, plan_node
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.writes import MAX_OPS
 from controlplane.store import keys
@@ -26,6 +26,12 @@ from controlplane.store import keys
 def plan_nodes(p: ClusterPass) -> None:
     for name, node in sorted(p.state.nodes.items()):
         if name in p.held.nodes:
+            continue
+        down_at = node_down_at(node, p.heartbeat_period, leading_since=p.leading_since)
+        if down_at is not None and p.now < down_at:
+            # Heard from in time: plan_node would plan nothing (see node_down_at), so neither the
+            # node's copy nor its containers are needed. A pass costs O(nodes) here, not O(cluster).
+            p.requeue.append((down_at - p.now).total_seconds())
             continue
         as_planned = pb.Node()
         as_planned.CopyFrom(node)
