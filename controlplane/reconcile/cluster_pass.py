@@ -69,7 +69,8 @@ class ClusterPass:
         # Containers as this pass has changed them so far (planning later services sees it).
         self.overlay: dict[CtrKey, pb.Container | None] = {}
         self.overlay_by_service: dict[SvcKey, set[CtrKey]] = {}
-        self.view = ClusterView(state.nodes.values(), state.containers.values())
+        # From the informer's per-change sums: O(nodes), not O(containers) (scheduler.usage).
+        self.view = ClusterView(state.nodes.values(), usage=state.usage)
         self.by_id = state.by_id  # read only: the informer keeps it per change
         self.status_by_service: dict[SvcKey, pb.ServiceStatus] = {}
         # Containment: what failed in this pass, what was planned, what is held.
