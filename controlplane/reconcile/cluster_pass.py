@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import ClusterState, CtrKey, SvcKey
@@ -59,6 +60,10 @@ class ClusterPass:
         self.state = state
         self.cluster = state.name
         self.now = now
+        # ``now`` as a Timestamp once: every record the pass stamps copies it (FromDatetime per
+        # record showed in issue 15's profile).
+        self.now_ts = Timestamp()
+        self.now_ts.FromDatetime(now)
         self.heartbeat_period = heartbeat_period
         self.down_grace = down_grace
         self.leading_since = leading_since  # silence before it is not counted (plan_node)
