@@ -71,6 +71,9 @@ class ClusterPass:
         self.skip_app_status: set[str] = set()
         self.requeue: list[float] = []
         self.service_requeue: dict[SvcKey, float] = {}
+        # Services not planned in this pass: the node part gave some of their containers up, and
+        # their replacements wait until that fencing has committed (see node_pass).
+        self.deferred: set[SvcKey] = set()
         # Containers as this pass has changed them so far (planning later services sees it).
         self.overlay: dict[CtrKey, pb.Container | None] = {}
         self.overlay_by_service: dict[SvcKey, set[CtrKey]] = {}

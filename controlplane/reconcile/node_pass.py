@@ -12,6 +12,12 @@ commit in one transaction or not at all (a heartbeat that changed the node first
 whole unit conflict and the pass replans). To keep that transaction within etcd's limit, one
 pass fences at most what fits in ``MAX_OPS`` (each container: its write, its event, the
 subnet keys it needs); the rest are given up by the next pass, under the next epoch.
+
+The replacements of the containers given up are not planned in the same pass (the services are
+``deferred`` to the next one): they would commit in other transactions than the fencing unit,
+and when that unit meets a conflict (the node's agent heartbeats again) the replacements landed
+while the originals still ran: more live containers than replicas (issue 15's hollow benchmark
+saw 502 for 500). The next pass plans from a cache that has seen the unit commit, or not.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ def plan_nodes(p: ClusterPass) -> None:
                     updated.fence_epoch = moved.fence_epoch
                     fenced.append(keys.container(p.cluster, *key))
                     p.put_container(key, moved, p.writes)
+                    p.deferred.add((key[0], key[1]))
                     if (ev := event_of(action, c)) is not None:
                         p.container_event(key, ev, p.writes)
         if updated == node:

@@ -239,6 +239,9 @@ class Orchestrator:
     def _after_pass(self, cluster: str, p: ClusterPass, dirty: set[SvcKey], written: int, t0: float) -> Result:
         """Fold in a committed pass: failures, service timers, the throttle, and when to come back."""
         p.record_outcome()
+        if p.deferred:  # planned by the next pass, once this one's fencing is in the cache
+            self._dirty[cluster] |= p.deferred
+            p.requeue.append(0.0)
         due = self._due[cluster]
         for key, after in p.service_requeue.items():
             due[key] = min(due.get(key, float("inf")), self._monotonic() + after)
@@ -281,7 +284,7 @@ async def plan_pass(
         dirty.update(k for k in state.services if k[0] == app)
         if release_writes.has(keys.app(cluster, app)):
             p.skip_app_status.add(app)
-    for app, svc in sorted(dirty):
+    for app, svc in sorted(dirty - p.deferred):
         plan_service(p, app, svc)
         # A big pass is CPU work: let the dispatcher, heartbeats and the leader lease
         # keepalive run between services instead of stalling for the whole pass.

@@ -29,7 +29,9 @@ async def test_a_silent_node_goes_down_and_after_the_grace_its_containers_move()
     assert nodes_of(c, "shop", "web") == ["n1", "n2"]  # a short partition must not double a service
     assert p.requeue and min(p.requeue) > 0
     c.put(keys.node(C, "n2"), node("n2", heartbeat=44.0))
-    await c.run(46.0)  # down_grace (30 s) after it went down: replaced on n2
+    await c.run(46.0)  # down_grace (30 s) after it went down: given up (fenced)...
+    assert nodes_of(c, "shop", "web") == ["n2"]
+    await c.run(46.5)  # ...and replaced on n2 by the next pass, once the fencing is committed
     assert nodes_of(c, "shop", "web") == ["n2", "n2"]
     [moved] = [x for x in c.state.containers_of("shop", "web") if x.node == "n1"]
     assert moved.desired_state == pb.DESIRED_STATE_REMOVED  # kept for the agent, if it comes back
