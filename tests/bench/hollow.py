@@ -1,7 +1,7 @@
 """Hollow-node scale: 500 agents on FakeRuntime against a real server + etcd, 20,000 containers.
 
 Run: ``.venv/bin/python tests/bench/hollow.py [--nodes 500] [--apps 40] [--replicas 500]
-[--procs 2] [--heartbeat 30] [--profile]``
+[--procs 2] [--heartbeat S] [--down-grace S] [--curve [--curve-max N]] [--timeout S] [--profile]``
 
 The real agent code (register, session, executor, status batching, heartbeats) runs against
 ``FakeRuntime`` (kubemark style), ``--nodes / --procs`` agents per spawned process, sharing one
@@ -9,15 +9,26 @@ grpc.aio channel per 50 agents. Once every node is READY, it creates ``--apps`` 
 one service with ``--replicas`` replicas each, back to back, and follows the Watch stream until
 every container is reported RUNNING. It prints:
 
+- a progress line every 15 s, and every invariant violation as it is seen (``_invariants.py``:
+  never more live containers than replicas in a service, never one container id on two nodes;
+  containers beyond the replicas are reported with their events' reasons). Any violation, or a
+  timeout, makes the exit status 1;
 - total time from the first CreateApplication call to the last RUNNING report;
 - placements/s: containers placed (first seen with a node) per second, from the first create call
   to the last placement;
+- the CPU used over the deploy by the server, the hollow-node processes and the watcher (1.0 =
+  one core), to show which side was the limit (raise ``--procs`` when it is the hollow nodes);
 - the control plane's peak VmRSS (sampled every 0.5 s) and the etcd db file size;
 - with ``--profile``: a py-spy profile of the server for the whole deploy, summarised as the
   functions with the most samples (self and inclusive), with the raw file kept for flamegraphs.
 
-The heartbeat period is raised (server flag) so that 500 heartbeats do not dominate. On a
-2-core box the agents, the watcher, the server and etcd share the cores. Not collected by pytest.
+``--curve`` runs 10,000 containers on 200 nodes, 20,000 on 500, 50,000 on 1,000 and 100,000 on
+2,000 (``--curve-max`` stops earlier), each on a fresh etcd and server, with at least one
+hollow-node process per 500 nodes, and prints one table row per size, with the load average.
+
+The server runs with its own default heartbeat period and down grace (the figures are those of
+a default deployment); ``--heartbeat`` / ``--down-grace`` override them. On a 2-core box the
+agents, the watcher, the server and etcd share the cores. Not collected by pytest.
 """
 
 from __future__ import annotations
