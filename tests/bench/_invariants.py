@@ -15,6 +15,7 @@ final list, but every record the control plane wrote passes through the stream.
 from __future__ import annotations
 
 import collections
+import re
 from dataclasses import dataclass, field
 
 from ccs.v1 import api_pb2
@@ -93,7 +94,7 @@ class Invariants:
             for svc in extra:
                 for name in self._names[svc]:
                     for line in self._events.get(f"{svc}/{name}", ["(no event)"]):
-                        reasons[line.split(":")[0]] += 1
+                        reasons[re.sub(r"[0-9a-f]*[0-9][0-9a-f.]*", "N", line)[:110]] += 1
             out += [f"    {n:6d}  {why}" for why, n in reasons.most_common(10)]
         if self.violations:
             out.append(f"  {len(self.violations)} invariant violations (first {MAX_PRINTED} printed above)")
