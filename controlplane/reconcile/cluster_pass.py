@@ -77,8 +77,7 @@ class ClusterPass:
         # Containers as this pass has changed them so far (planning later services sees it).
         self.overlay: dict[CtrKey, pb.Container | None] = {}
         self.overlay_by_service: dict[SvcKey, set[CtrKey]] = {}
-        # From the informer's per-change sums: O(nodes), not O(containers) (scheduler.usage).
-        self.view = ClusterView(state.nodes.values(), usage=state.usage)
+        self._view: ClusterView | None = None
         self.by_id = state.by_id  # read only: the informer keeps it per change
         self.status_by_service: dict[SvcKey, pb.ServiceStatus] = {}
         # Containment: what failed in this pass, what was planned, what is held.
@@ -90,6 +89,15 @@ class ClusterPass:
         self._overlay_journal: list[tuple[CtrKey, bool, pb.Container | None, bool]] | None = None
         self.held = Held.of(state)
         self.subnets = PassSubnets(state, self.container, self._expected_per_node)
+
+    @property
+    def view(self) -> ClusterView:
+        """The scheduler's snapshot, built on first use: from the informer's per-change sums,
+        O(nodes), not O(containers) (scheduler.usage); a pass that places nothing and reads no
+        eligibility does not build it at all."""
+        if self._view is None:
+            self._view = ClusterView(self.state.nodes.values(), usage=self.state.usage)
+        return self._view
 
     # ------------------------------------------------------------------ containers
     def container(self, key: CtrKey) -> pb.Container | None:
