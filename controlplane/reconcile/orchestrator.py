@@ -86,6 +86,10 @@ class Orchestrator:
         # The revision of each cluster's last committed pass: the next pass plans only from a
         # cache that has seen it (see reconcile).
         self._committed: dict[str, int] = {}
+        # etcd's revision when this leadership term began (None: not read yet): what an earlier
+        # term (this process's, cut short, or another replica's) committed must be in the cache
+        # before the first pass of this one plans from it.
+        self._term_floor: int | None = None
         # Services that asked to be planned again at a time (restart delays).
         self._due: dict[str, dict[SvcKey, float]] = defaultdict(dict)
         # Objects whose planning failed, per cluster: their own backoff (containment).
@@ -98,6 +102,7 @@ class Orchestrator:
 
     def start(self) -> None:
         self.leading_since = self._wall()
+        self._term_floor = None
         self._running = True
         self._on_resync()
         self.queue.start()
@@ -160,7 +165,9 @@ class Orchestrator:
             # Leave the event loop to the dispatcher for as long as the last pass took: a
             # flood of status reports then costs a few big passes, not one pass per report.
             return Result(requeue_after=wait)
-        committed = self._committed.get(cluster, 0)
+        if self._term_floor is None:
+            self._term_floor = (await self.etcd.range(keys.CLUSTERS, limit=1)).revision
+        committed = max(self._committed.get(cluster, 0), self._term_floor)
         if self.informer.revision < committed and not await self.informer.caught_up(committed, timeout=1.0):
             # The cache has not seen this leader's own last writes yet. Planning from it would
             # find the slots just filled still empty and fill them again under new names: no
@@ -222,13 +229,14 @@ class Orchestrator:
             written = await release_writes.commit(self.etcd)
             written += await p.writes.commit(self.etcd)
         except Exception:
-            self._note_committed(cluster, release_writes, p.writes)
             # What was dirty is still dirty.
             self._dirty[cluster] |= dirty
             if full:
                 self._all.add(cluster)
             raise
-        self._note_committed(cluster, release_writes, p.writes)
+        finally:
+            # Also when the pass is cancelled (leadership lost) after some chunks landed.
+            self._note_committed(cluster, release_writes, p.writes)
         return written
 
     def _note_committed(self, cluster: str, *writes: Writes) -> None:

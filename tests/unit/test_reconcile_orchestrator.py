@@ -296,3 +296,30 @@ async def test_a_pass_never_plans_from_a_cache_that_has_not_seen_its_own_last_co
     await o.reconcile(C)
     assert len(c.etcd.values(keys.containers(C, "shop", "web"))) == 60
     assert len(c.running("shop", "web")) == 60
+
+
+async def test_a_new_leadership_term_plans_only_once_the_cache_has_what_the_last_term_wrote() -> None:
+    """Issue 15 after the first fix: 597 live containers for 500 around two leadership losses in
+    a row. A term's last pass, cut short or on another replica, had committed containers that
+    the cache of the next term's first pass had not seen yet."""
+    c, clock = Cluster(), Clock()
+    c.add_app("shop", web=1)
+    old = orchestrator(c, clock)
+    clock.set(1.0)
+    await old.reconcile(C)
+    c.put_service("shop", "web", 60)  # 59 creates and their events: more than one transaction
+    c.etcd.hold = True  # the watch lags from here
+    clock.set(1.0 + THROTTLE)
+    await old.reconcile(C)  # the last pass of the old term
+    assert len(c.etcd.values(keys.containers(C, "shop", "web"))) == 60
+    await old.stop()
+    new = orchestrator(c, clock)  # the next term (here another orchestrator: the state it keeps is not shared)
+    revision = c.etcd.revision
+    result = await new.reconcile(C)
+    assert c.etcd.revision == revision, "planned from a cache behind the last term's commits"
+    assert result.requeue_after == 0.05
+    c.etcd.hold = False
+    c.etcd.deliver()
+    clock.set(1.0 + 2 * THROTTLE)
+    await new.reconcile(C)
+    assert len(c.etcd.values(keys.containers(C, "shop", "web"))) == 60
