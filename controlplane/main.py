@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ccs import log_setup
 from ccs.durations import DurationError, parse_seconds
+from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
 from ccs.version import version
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.server import ServerOptions, serve
@@ -103,6 +104,8 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     tls.add_argument("--etcd-key", type=Path, default=None, metavar="PEM", help="its private key")
     p.add_argument("--audit-retention", default="30d", metavar="DURATION",
                    help="how long audit records are kept (default 30d; e.g. 90d, 12h)")
+    p.add_argument("--metrics-listen", default="127.0.0.1:9464", metavar="HOST:PORT",
+                   help="where Prometheus scrapes /metrics (default 127.0.0.1:9464; 'off' turns it off)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     a = p.parse_args(argv)
@@ -132,6 +135,10 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         p.error(f"--audit-retention: {e}")
     if audit_retention <= 0:
         p.error("--audit-retention: must be more than 0")
+    try:
+        metrics_listen = parse_metrics_listen(a.metrics_listen)
+    except MetricsListenError as e:
+        p.error(str(e))
     log_setup.setup(a.log_level, a.log_format)
     return ServerOptions(
         listen=a.listen,
@@ -161,6 +168,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         etcd_cert=a.etcd_cert,
         etcd_key=a.etcd_key,
         audit_retention=audit_retention,
+        metrics_listen=metrics_listen,
     )
 
 

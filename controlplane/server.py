@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from ccs.config import ConfigError, Context, load_config, save_config, upsert_context
 from ccs.interfaces import interface_addresses
 from ccs.message_size import SERVER_OPTIONS
+from ccs.metrics_endpoint import MetricsEndpoint
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
 from controlplane.access.audit import AuditLog
 from controlplane.access.gate import AccessGate
@@ -39,6 +40,7 @@ from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
 from controlplane.informer import Informer
 from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
 from controlplane.leader import LeaderElector
+from controlplane.metrics import MetricsInterceptor, ServerMetrics, StateCollector, StateSources, counting_placements
 from controlplane.pki import certs, cluster_ca
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
@@ -102,6 +104,9 @@ class ServerOptions:
     etcd_cert: Path | None = None
     etcd_key: Path | None = None
     audit_retention: float = AUDIT_RETENTION_SECONDS
+    # Where Prometheus scrapes (host, port; port 0: a free one); None: no metrics endpoint. The
+    # command line's default is 127.0.0.1:9464 (controlplane/main.py).
+    metrics_listen: tuple[str, int] | None = None
 
 
 def _client_address(listen: str, port: int) -> str:
@@ -135,6 +140,8 @@ class Server:
         self.elector: LeaderElector | None = None
         self.replicas: ReplicaRegistry | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.metrics = ServerMetrics()
+        self.metrics_endpoint: MetricsEndpoint | None = None
 
     async def start(self) -> None:
         opts = self.opts
@@ -150,6 +157,7 @@ class Server:
         max_ops = EMBEDDED_MAX_TXN_OPS if self.embedded else opts.etcd_max_txn_ops
         self.etcd = Etcd(endpoints, max_txn_ops=max_ops, cacert=opts.etcd_cacert, cert=opts.etcd_cert,
                          key=opts.etcd_key)
+        self.etcd.on_txn = self.metrics.observe_txn
         await self.etcd.wait_ready(opts.etcd_wait)
         log.info("etcd ready", endpoints=self.etcd.endpoints, tls=self.etcd.tls)
         master_key_file = opts.master_key_file or opts.state_dir / "master.key"
@@ -183,7 +191,9 @@ class Server:
         # Message size limits: see ccs.message_size for the figures behind them.
         server = grpc.aio.server(
             # One server, both ports (API and node): the interceptors and the limits apply to each.
-            interceptors=[AuthInterceptor(verifier, gate, guard), RequestDecodingInterceptor()],
+            # Metrics first: it counts what the others refuse, with the code they refuse with.
+            interceptors=[MetricsInterceptor(self.metrics), AuthInterceptor(verifier, gate, guard),
+                          RequestDecodingInterceptor()],
             options=[("grpc.so_reuseport", 0), *SERVER_OPTIONS],
         )
         etcd = self.etcd
@@ -236,6 +246,7 @@ class Server:
             server,
         )
         ca_pem = self.tls.api_root_pem if self.tls else None
+        self._start_metrics()
         await self.replicas.start()
         await server.start()
         self.grpc = server
@@ -259,9 +270,30 @@ class Server:
             async def elected() -> None:
                 orchestrator.start()
 
+            orchestrator.on_pass = self.metrics.observe_pass
             self.orchestrator = orchestrator
             self.elector = LeaderElector(etcd, elected, orchestrator.stop, ttl=opts.leader_ttl)
             self.elector.start()
+
+    def _start_metrics(self) -> None:
+        """Count placements and read the state series from the cache; serve them if asked to."""
+        assert self.informer is not None
+        self.informer.subscribe(counting_placements(self.metrics.placements, self._leads))
+        self.metrics.registry.register(StateCollector(asyncio.get_running_loop(), StateSources(
+            self.informer, agents_connected=self.hub.connected_nodes,
+            queue_depth=lambda: self.orchestrator.queue.depth() if self.orchestrator and self._leads() else 0,
+            is_leader=self._leads)))
+        if self.opts.metrics_listen is None:
+            return
+        host, port = self.opts.metrics_listen
+        try:
+            self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, host, port)
+        except OSError as e:
+            raise RuntimeError(f"cannot listen on {host}:{port} (--metrics-listen): {e.strerror or e}") from e
+        log.info("metrics listening", url=self.metrics_endpoint.url)
+
+    def _leads(self) -> bool:
+        return self.elector is not None and self.elector.is_leader
 
     async def _write_client_config(self, token: str, ca_pem: bytes | None) -> None:
         opts = self.opts
@@ -329,6 +361,8 @@ class Server:
             await self.etcd.close()
         if self.embedded is not None:
             await self.embedded.stop()
+        if self.metrics_endpoint is not None:
+            await asyncio.to_thread(self.metrics_endpoint.close)
         log.info("stopped")
 
 

@@ -63,6 +63,7 @@ from .enrollment import Enrollment
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .fence import is_fenced
 from .logs_fanout import LogsFanout
+from .metrics import AgentMetrics
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router, delivered
 from .servers import ServerList
@@ -110,6 +111,7 @@ class Agent:
         router: Router | None = None,
         network: NetworkFabric | None = None,
         insecure: bool = False,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         if not name:
             raise ValueError("name: the node name must not be empty")
@@ -124,6 +126,7 @@ class Agent:
         self.servers = ServerList([a.strip() for a in given if a.strip()], state_dir)
         self.server_address = self.servers.api()
         self.runtime = runtime
+        self.metrics = metrics
         self.name = name
         self.labels = dict(labels or {})
         self.address = address
@@ -336,7 +339,14 @@ class Agent:
             deadline = max(self.heartbeat_period, 5.0)
             self._node_status.message = self.network.problem if self.network is not None else ""
             stats = await self.router.collect_if_up(node=self.name) if self.router is not None else None
-            period = await client.heartbeat(self._node_status, deadline_seconds=deadline, router_stats=stats)
+            try:
+                period = await client.heartbeat(self._node_status, deadline_seconds=deadline, router_stats=stats)
+            except Exception:
+                if self.metrics is not None:
+                    self.metrics.heartbeat(ok=False)
+                raise
+            if self.metrics is not None:
+                self.metrics.heartbeat(ok=True)
             self.servers.learn(client.last_replicas)
             if period > 0:
                 self.heartbeat_period = period / 1000.0

@@ -22,11 +22,14 @@ from ccs.config import ConfigError as ClientConfigError
 from ccs.config import load_config
 from ccs.join_token import JoinTokenError, parse_servers
 from ccs.join_token import parse as parse_token
+from ccs.metrics_endpoint import MetricsEndpoint
+from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
 from ccs.version import version
 
 from .agent import Agent
 from .config import ConfigError, default_state_dir, detect_address, parse_labels
 from .dispatcher_client import AgentError
+from .metrics import AgentMetrics
 from .network import DEFAULT_RESOLVER_ADDRESS
 from .router import Router, RouterSettings
 
@@ -73,12 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
         f"resolve cluster-wide (default: {DEFAULT_RESOLVER_ADDRESS}; '' turns it off, and service names "
         "then resolve only among containers on the same node)",
     )
+    p.add_argument(
+        "--metrics-listen", default="127.0.0.1:9465", metavar="HOST:PORT",
+        help="where Prometheus scrapes the agent's /metrics (default 127.0.0.1:9465; 'off' turns it off)",
+    )
+    p.add_argument(
+        "--router-metrics-port", type=int, default=9466, metavar="PORT",
+        help="port on 127.0.0.1 where the router's HAProxy serves its built-in Prometheus exporter at "
+        "/metrics (default 9466; 0 turns it off)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
     return p
 
 
-def build_router(args: argparse.Namespace, address: str, state_dir: Path) -> Router | None:
+def build_router(
+    args: argparse.Namespace, address: str, state_dir: Path, metrics: AgentMetrics | None = None
+) -> Router | None:
     """The node's HAProxy router, listening on the node address; None when off or not installed."""
     if args.no_router:
         return None
@@ -90,10 +104,25 @@ def build_router(args: argparse.Namespace, address: str, state_dir: Path) -> Rou
         settings = RouterSettings(
             state_dir=state_dir / "router", bind_address=address, port=args.router_port,
             https_port=args.router_https_port, tls_dir=ROUTER_TLS_ROOT / args.name,
+            metrics_port=args.router_metrics_port,
         )
     except ValueError as exc:
-        raise ConfigError(f"--router-port/--router-https-port/--address: {exc}") from exc
-    return Router(settings, binary=binary)
+        raise ConfigError(f"--router-port/--router-https-port/--router-metrics-port/--address: {exc}") from exc
+    return Router(settings, binary=binary, metrics=metrics)
+
+
+def start_metrics(text: str, metrics: AgentMetrics) -> MetricsEndpoint | None:
+    """Serve ``metrics`` where ``--metrics-listen`` says (None when off); ConfigError naming the flag."""
+    try:
+        where = parse_metrics_listen(text)
+    except MetricsListenError as exc:
+        raise ConfigError(str(exc)) from None
+    if where is None:
+        return None
+    try:
+        return MetricsEndpoint(metrics.registry, *where)
+    except OSError as exc:
+        raise ConfigError(f"--metrics-listen: cannot listen on {text}: {exc.strerror or exc}") from None
 
 
 def resolver_address(text: str) -> str:
@@ -208,8 +237,10 @@ def main(argv: list[str] | None = None) -> None:
         labels = parse_labels(args.label)
         address = args.address or detect_address(server)
         state_dir = args.state_dir or default_state_dir(args.name)
-        router = build_router(args, address, state_dir)
+        metrics = AgentMetrics()
+        router = build_router(args, address, state_dir, metrics)
         resolver = resolver_address(args.resolver_address)
+        endpoint = start_metrics(args.metrics_listen, metrics)
     except ConfigError as exc:
         print(f"ccs-agent: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
@@ -218,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from nodeagent.executor import DEFAULT_CONCURRENCY
     from nodeagent.runtime.docker_engine import DockerRuntime
+    from nodeagent.runtime.metered import MeteredRuntime
 
     # One connection and one worker thread per concurrent container operation: a 30-replica
     # deploy then starts its containers as fast as `docker run` would, not 8 at a time.
@@ -230,15 +262,19 @@ def main(argv: list[str] | None = None) -> None:
     # the networks of a container and the endpoints of the cluster networks.
     network = build_network(resolver, lambda source: agent.service_dns(source),
                             lambda source: agent.networks_of(source), lambda: agent.endpoints())
-    runtime = DockerRuntime(
-        client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created
-    )
+    runtime = MeteredRuntime(DockerRuntime(
+        client, max_workers=pool, dns=(resolver,) if resolver else (), on_network_created=network.network_created,
+        on_docker_error=metrics.docker_error,
+    ), metrics)
     agent = Agent(
         servers, runtime=runtime, name=args.name, join_token=args.join_token, labels=labels,
         address=address, state_dir=state_dir, router=router, network=network, insecure=args.insecure,
+        metrics=metrics,
     )
     log.info("starting", servers=servers, node=args.name, address=address, state_dir=str(state_dir),
-             tls=not args.insecure)
+             tls=not args.insecure, metrics=endpoint.url if endpoint is not None else None,
+             router_metrics=f"http://127.0.0.1:{args.router_metrics_port}/metrics"
+             if router is not None and args.router_metrics_port else None)
     if args.insecure:
         log.warning("--insecure: plaintext to the control plane, the node credential travels in clear")
     try:
@@ -248,6 +284,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_FATAL)
     finally:
         asyncio.run(runtime.aclose())
+        if endpoint is not None:
+            endpoint.close()
     log.info("stopped")
 
 

@@ -167,6 +167,8 @@ def start_server(
             "--log-format", "json", *(extra or [])]
     if not insecure:
         argv += ["--node-listen", f"127.0.0.1:{node_port}"]
+    if "--metrics-listen" not in (extra or []):  # a free port: servers of one run must not share 9464
+        argv += ["--metrics-listen", "127.0.0.1:0"]
     if etcd_url and "--master-key-file" not in (extra or []):
         argv += ["--master-key-file", str(MASTER_KEYS.setdefault(etcd_url, state_dir / "master.key"))]
     if etcd_url and "--secrets-key-file" not in (extra or []):

@@ -126,6 +126,10 @@ class AssignmentHub:
             found = self._netmaps[cluster] = (state, NetworkMaps(state))
         return found
 
+    def connected_nodes(self) -> int:
+        """Nodes with at least one open session on this server (the metric ``ccs_agents_connected``)."""
+        return len(self._sessions)
+
     def connected(self, cluster: str, node: str) -> bool:
         return bool(self._sessions.get((cluster, node)))
 

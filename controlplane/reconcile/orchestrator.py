@@ -96,6 +96,9 @@ class Orchestrator:
         self._failures: dict[str, ClusterFailures] = defaultdict(ClusterFailures)
         informer.subscribe(self._on_changes, self._on_resync)
         self.last_pass_seconds = 0.0
+        # Told (seconds, outcome) after every pass that planned: done, conflict or error (the
+        # server's metrics set it; see controlplane/metrics).
+        self.on_pass: Callable[[float, str], None] | None = None
         # When this process last started leading: node silence before it is not counted,
         # since no heartbeat could reach etcd while no server ran (see planner.node).
         self.leading_since: datetime | None = None
@@ -176,11 +179,18 @@ class Orchestrator:
             return Result(requeue_after=0.05)
         t0 = time.perf_counter()
         dirty, full = self._take_work(cluster, state, now_mono)
-        p, release_writes = await plan_pass(
-            state, dirty, full, failures=self._failures[cluster], now=self._wall(), mono_now=now_mono,
-            heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
-            leading_since=self.leading_since)
-        written = await self._commit(cluster, p, release_writes, dirty, full)
+        try:
+            p, release_writes = await plan_pass(
+                state, dirty, full, failures=self._failures[cluster], now=self._wall(), mono_now=now_mono,
+                heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
+                leading_since=self.leading_since)
+            written = await self._commit(cluster, p, release_writes, dirty, full)
+        except asyncio.CancelledError:
+            raise  # the leader stepping down: not a pass that failed
+        except BaseException:
+            self._told(t0, "error")
+            raise
+        self._told(t0, "conflict" if p.writes.conflicts else "done")
         if p.writes.conflicts:
             # Some chunks met a newer write (an agent's status, a heartbeat): the others
             # landed. Replan what was dirty once the cache has caught up.
@@ -188,6 +198,10 @@ class Orchestrator:
             log.debug("pass had conflicts; replanning", cluster=cluster, chunks=p.writes.conflicts)
             return Result(requeue_after=0.05)
         return self._after_pass(cluster, p, dirty, written, t0)
+
+    def _told(self, t0: float, outcome: str) -> None:
+        if self.on_pass is not None:
+            self.on_pass(time.perf_counter() - t0, outcome)
 
     def _forget(self, cluster: str) -> None:
         """The cluster is gone: drop the work kept for it."""

@@ -56,6 +56,10 @@ class WorkQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self.passes = 0
 
+    def depth(self) -> int:
+        """Keys waiting for a worker (not those being processed, nor those due later)."""
+        return len(self._queued)
+
     def add(self, key: str) -> None:
         if key in self._active:
             self._dirty.add(key)

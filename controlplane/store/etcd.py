@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,9 @@ class Etcd:
         # The revision of the newest write made through this connection: reads served from
         # the watch cache wait until the cache has seen it (read-your-writes).
         self.last_write_revision = 0
+        # Told (seconds, outcome) after every transaction: committed, conflict (a compare failed)
+        # or error. The server's metrics set it (controlplane/metrics); None: nobody listens.
+        self.on_txn: Callable[[float, str], None] | None = None
         options = {
             "grpc.keepalive_time_ms": 10_000,
             "grpc.keepalive_timeout_ms": 5_000,
@@ -261,7 +265,15 @@ class Etcd:
         req = rpc.TxnRequest(compare=compare, success=success, failure=failure or [])
         self.check_fits(req)
         stub = await self._stub()
-        resp = await self._call(stub.Txn, req)
+        t0 = time.perf_counter()
+        try:
+            resp = await self._call(stub.Txn, req)
+        except BaseException:
+            if self.on_txn is not None:
+                self.on_txn(time.perf_counter() - t0, "error")
+            raise
+        if self.on_txn is not None:
+            self.on_txn(time.perf_counter() - t0, "committed" if resp.succeeded else "conflict")
         if resp.succeeded and success:
             self.last_write_revision = max(self.last_write_revision, int(resp.header.revision))
         return bool(resp.succeeded), resp

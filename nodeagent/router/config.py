@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from ccs.ab_match import HTTP_TOKEN, MATCH_VALUE
 from ccs.v1 import resources_pb2
 
+from .exporter import exporter_frontend
 from .https import CertificateRef, host_match, https_head, redirect_lines, tls_domains
 from .settings import ADDRESS as ADDRESS
 from .settings import RouterSettings as RouterSettings
@@ -238,7 +239,7 @@ def render(
         '    http-request return status 404 content-type text/plain string "no route for this host and path"',
         "",
     ]
-    lines = _global(settings) + frontend + [""] + https + backends + tail
+    lines = _global(settings) + frontend + [""] + https + backends + tail + exporter_frontend(settings)
     text = "\n".join(lines)
     addresses = {k: a for k, a in addresses_all.items() if k[0] not in sticky}
     # Domains in sorted order: the first line is the default certificate (no SNI), stable.

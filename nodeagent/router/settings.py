@@ -29,12 +29,18 @@ class RouterSettings:
     # Where the agent writes the routes' PEM files (certificate chain + key): a tmpfs, so keys
     # never reach a disk. None: `state_dir/tls` (tests).
     tls_dir: Path | None = None
+    # HAProxy's built-in Prometheus exporter on 127.0.0.1:metrics_port (router/exporter.py); 0: none.
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port: must be in 1-65535, got {self.port}")
         if not 1 <= self.https_port <= 65535 or self.https_port == self.port:
             raise ValueError(f"https_port: must be in 1-65535 and differ from port, got {self.https_port}")
+        if not 0 <= self.metrics_port <= 65535 or (self.metrics_port and self.metrics_port in (self.port,
+                                                                                              self.https_port)):
+            raise ValueError(f"metrics_port: must be in 0-65535 and differ from the router's ports, "
+                             f"got {self.metrics_port}")
         if not self.bind_address or not ADDRESS.match(self.bind_address):
             raise ValueError(f"bind_address: must be an IP address or host name, got {self.bind_address!r}")
 

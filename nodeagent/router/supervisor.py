@@ -31,6 +31,7 @@ import structlog
 from ccs.v1 import resources_pb2
 
 from ..backoff import Backoff
+from ..metrics import AgentMetrics
 from .certificate_files import MissingCertificate, remove_files, replace_at_runtime, write_files
 from .config import (
     RenderedConfig,
@@ -70,8 +71,10 @@ class Router:
         *,
         binary: str = "haproxy",
         log: structlog.typing.FilteringBoundLogger | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.api = RuntimeAPI(settings.socket_path)
         self._log = log or structlog.get_logger("ccs.router")
         self.process = HAProxyProcess(settings, self.api, binary, self._log)
@@ -163,6 +166,20 @@ class Router:
         self, table: resources_pb2.RoutingTable, certificates: Mapping[CertificateRef, bytes] | None = None
     ) -> ApplyResult:
         """Make HAProxy route by `table` now. Raises RouterError (the running config stays)."""
+        t0 = time.perf_counter()
+        try:
+            result = await self._apply(table, certificates)
+        except BaseException:
+            if self.metrics is not None:
+                self.metrics.router_applied("failed", time.perf_counter() - t0)
+            raise
+        if self.metrics is not None:
+            self.metrics.router_applied(result.value, time.perf_counter() - t0)
+        return result
+
+    async def _apply(
+        self, table: resources_pb2.RoutingTable, certificates: Mapping[CertificateRef, bytes] | None
+    ) -> ApplyResult:
         material = dict(certificates or {})
         async with self._lock:
             new = render(table, self.settings, material.keys())
@@ -246,7 +263,14 @@ class Router:
         with contextlib.suppress(RuntimeAPIError):
             await self._collect_raw()  # last reading of the old worker's counters
         self._unsure = True  # from here until confirmed, what HAProxy runs is unknown
-        pid = await self.process.reload()
+        try:
+            pid = await self.process.reload()
+        except BaseException:
+            if self.metrics is not None:
+                self.metrics.router_reloaded(ok=False)
+            raise
+        if self.metrics is not None:
+            self.metrics.router_reloaded(ok=True)
         self._counters.reset_expected()
         self._retired.clear()
         self._log.info("router reloaded", version=new.version, worker=pid)

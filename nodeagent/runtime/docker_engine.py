@@ -29,6 +29,7 @@ from docker.utils import parse_repository_tag
 from ccs.v1 import resources_pb2
 
 from . import naming, node_security
+from .docker_errors import docker_error_kind
 from .docker_networks import AppNetworks, status_code
 from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
@@ -114,6 +115,7 @@ class DockerRuntime:
         max_workers: int = 8,
         dns: Sequence[str] = (),
         on_network_created: Callable[[], Awaitable[None]] | None = None,
+        on_docker_error: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client if client is not None else docker.from_env()
         self._api = self._client.api
@@ -127,13 +129,22 @@ class DockerRuntime:
         self._networks = AppNetworks(self._api, self._call, self._lock, on_created=on_network_created)
         self._volumes = Volumes(self._api, self._call, self._lock)
         self._apparmor: bool | None = None  # read from the engine's info on first need
+        # Told the kind of every Docker API error (docker_error_kind): the agent's metrics.
+        self._on_docker_error = on_docker_error
 
     async def _call(self, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
         except Exception as exc:
-            raise engine_error(exc, doing) from exc
+            raise self._mapped(exc, doing) from exc
+
+    def _mapped(self, exc: BaseException, doing: str) -> BaseException:
+        """:func:`engine_error`, counting the Docker API errors on the way."""
+        kind = docker_error_kind(exc)
+        if kind is not None and self._on_docker_error is not None:
+            self._on_docker_error(kind)
+        return engine_error(exc, doing)
 
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -302,7 +313,7 @@ class DockerRuntime:
             opener,
             event_from_docker,
             name="ccs-docker-events",
-            map_error=lambda e: engine_error(e, "events"),
+            map_error=lambda e: self._mapped(e, "events"),
             on_end=lambda: EngineUnavailable("events: the engine closed the event stream"),
         )
 
@@ -325,7 +336,7 @@ class DockerRuntime:
             opener,
             lambda chunk: bytes(chunk) or None,
             name=f"ccs-docker-logs-{docker_id[:12]}",
-            map_error=lambda e: engine_error(e, f"logs {docker_id[:12]}"),
+            map_error=lambda e: self._mapped(e, f"logs {docker_id[:12]}"),
         )
 
     async def exec(self, docker_id: str, cmd: Sequence[str], *, timeout_seconds: float) -> ExecResult:
@@ -347,7 +358,7 @@ class DockerRuntime:
             opener,
             lambda chunk: bytes(chunk) or None,
             name=f"ccs-docker-exec-{docker_id[:12]}",
-            map_error=lambda e: engine_error(e, f"exec in {docker_id[:12]}"),
+            map_error=lambda e: self._mapped(e, f"exec in {docker_id[:12]}"),
         )
         try:
             async with asyncio.timeout(timeout_seconds):

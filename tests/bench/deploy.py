@@ -226,7 +226,8 @@ def bench_ccs(n: int, keep: bool, concurrency: int | None) -> tuple[float, list[
             argv = (
                 [sys.executable, "-m", "nodeagent.main", "--server", stack.address, "--join-token", token,
                  "--name", "bench-node", "--address", "127.0.0.1", "--state-dir", state,
-                 "--docker-host", "unix:///var/run/docker.sock", "--log-format", "json"]
+                 "--docker-host", "unix:///var/run/docker.sock", "--log-format", "json",
+                 "--metrics-listen", "127.0.0.1:0", "--router-metrics-port", "0"]
                 if concurrency is None
                 else [sys.executable, __file__, "tuned-agent", stack.address, token, state, str(concurrency)]
             )

@@ -299,7 +299,8 @@ def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
                 [sys.executable, "-m", "nodeagent.main", "--server", stack.address, "--join-token", token,
                  "--name", "bench-node", "--address", "127.0.0.1", "--router-port", str(port),
                  "--state-dir", str(stack.base / "agent"), "--docker-host", "unix:///var/run/docker.sock",
-                 "--log-format", "json"],
+                 "--log-format", "json",
+                 "--metrics-listen", "127.0.0.1:0", "--router-metrics-port", "0"],
                 stdout=log, stderr=log, cwd=common.ROOT)
         try:
             asyncio.run(wait_node_ready(stack, cluster, 60))

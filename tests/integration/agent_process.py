@@ -39,11 +39,15 @@ def create_cluster(server: ServerProc, cluster: str) -> str:
 
 @contextlib.contextmanager
 def agent_process(
-    server: str, token: str, name: str, state_dir: Path, log: Path, *, router_port: int | None = None
+    server: str, token: str, name: str, state_dir: Path, log: Path, *, router_port: int | None = None,
+    metrics_port: int = 0, router_metrics_port: int = 0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``ccs-agent`` joined with ``token`` to the server at ``server`` (host:port), JSON logs
-    appended to ``log``, with its HAProxy router on ``router_port`` (none without one)."""
+    appended to ``log``, with its HAProxy router on ``router_port`` (none without one). Its
+    metrics on 127.0.0.1:``metrics_port`` (0: a free port, agents of one run must not share
+    9465), HAProxy's exporter on ``router_metrics_port`` (0: none)."""
     router = ["--router-port", str(router_port)] if router_port is not None else ["--no-router"]
+    router += ["--metrics-listen", f"127.0.0.1:{metrics_port}", "--router-metrics-port", str(router_metrics_port)]
     with log.open("ab") as out:  # the child has its own copy of the descriptor
         proc = subprocess.Popen(
             [AGENT, "--server", server, "--join-token", token, "--name", name, "--state-dir", str(state_dir),

@@ -86,7 +86,7 @@ def test_policy_and_profiles_through_the_server_and_agent(
     agent = subprocess.Popen(
         [sys.executable, "-m", "nodeagent.main", "--server", ccs_server.address, "--join-token", token,
          "--name", f"{CLUSTER}-node", "--address", "127.0.0.1", "--state-dir", str(tmp_path / "agent"),
-         "--no-router", "--log-format", "json"],
+         "--no-router", "--log-format", "json", "--metrics-listen", "127.0.0.1:0"],
         stdout=log, stderr=log, cwd=ROOT,
     )
     try:

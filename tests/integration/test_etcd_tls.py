@@ -93,7 +93,7 @@ def run_server(tmp_path: Path, etcd: str, *flags: str) -> subprocess.CompletedPr
     return subprocess.run(
         [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}", "--node-listen",
          f"127.0.0.1:{free_port()}", "--state-dir", str(tmp_path / "s"), "--client-config", str(tmp_path / "c.yaml"),
-         "--etcd", etcd, "--etcd-wait", "3", "--log-format", "json", *flags],
+         "--etcd", etcd, "--etcd-wait", "3", "--log-format", "json", "--metrics-listen", "127.0.0.1:0", *flags],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 

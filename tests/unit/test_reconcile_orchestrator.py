@@ -323,3 +323,20 @@ async def test_a_new_leadership_term_plans_only_once_the_cache_has_what_the_last
     clock.set(1.0 + 2 * THROTTLE)
     await new.reconcile(C)
     assert len(c.etcd.values(keys.containers(C, "shop", "web"))) == 60
+
+
+async def test_every_pass_is_told_with_its_outcome() -> None:
+    """The server's metrics hear of each pass (ccs_reconcile_pass_seconds{outcome})."""
+    c, clock = Cluster(), Clock()
+    c.add_app("shop", web=1)
+    o = orchestrator(c, clock)
+    told: list[str] = []
+    o.on_pass = lambda seconds, outcome: told.append(outcome) if seconds >= 0 else None
+    clock.set(1.0)
+    c.etcd.unavailable = True
+    with pytest.raises(StoreUnavailable):
+        await o.reconcile(C)
+    c.etcd.unavailable = False
+    clock.set(1.5)
+    await o.reconcile(C)
+    assert told == ["error", "done"]

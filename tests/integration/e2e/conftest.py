@@ -93,7 +93,8 @@ class Cluster3:
         argv = [sys.executable, "-m", "controlplane.main", "--listen", f"0.0.0.0:{self.port}",
                 "--node-listen", f"0.0.0.0:{node_port}", "--advertise", BRIDGE_IP,
                 "--state-dir", str(state), "--client-config", str(self.config_path),
-                "--etcd", self.etcd.url, "--log-format", "json", *SERVER_FLAGS]
+                "--etcd", self.etcd.url, "--log-format", "json", "--metrics-listen", "127.0.0.1:0",
+                *SERVER_FLAGS]
         proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
         log.close()
         wait_port(self.port, timeout=60, proc=proc)
