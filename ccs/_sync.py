@@ -24,6 +24,7 @@ from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
+from ccs.triggers import Triggers
 
 __all__ = [
     "SyncApplications",
@@ -39,6 +40,7 @@ __all__ = [
     "SyncSecrets",
     "SyncServices",
     "SyncTokens",
+    "SyncTriggers",
 ]
 
 P = ParamSpec("P")
@@ -147,6 +149,15 @@ class SyncSecrets(_Namespace[Secrets]):
     rotate_key = blocking(Secrets.rotate_key)
 
 
+class SyncTriggers(_Namespace[Triggers]):
+    __doc__ = Triggers.__doc__
+    create = blocking(Triggers.create)
+    list = blocking(Triggers.list)
+    delete = blocking(Triggers.delete)
+    rotate = blocking(Triggers.rotate)
+    invoke = blocking(Triggers.invoke)
+
+
 class SyncConfigs(_Namespace[Configs]):
     __doc__ = Configs.__doc__
     create = blocking(Configs.create)
@@ -170,6 +181,7 @@ class SyncApplications(_Namespace[Applications]):
     get = blocking(Applications.get)
     list = blocking(Applications.list)
     update = blocking(Applications.update)
+    apply = blocking(Applications.apply)
     delete = blocking(Applications.delete)
     start = blocking(Applications.start)
     stop = blocking(Applications.stop)

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from ccs.cancellation import raise_if_cancelled
 from ccs.errors import from_rpc_error
 from ccs.message_size import CLIENT_OPTIONS
-from ccs.v1 import api_pb2_grpc
+from ccs.v1 import api_pb2_grpc, triggers_pb2_grpc
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Message)
@@ -81,6 +81,7 @@ class Transport:
         self.audit = api_pb2_grpc.AuditServiceStub(channel)
         self.secrets = api_pb2_grpc.SecretServiceStub(channel)
         self.configs = api_pb2_grpc.ConfigServiceStub(channel)
+        self.triggers = triggers_pb2_grpc.TriggerServiceStub(channel)
 
     async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:
         """Call a unary RPC; ``response_type`` only types the result for the checker."""

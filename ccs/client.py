@@ -36,6 +36,7 @@ from ccs._sync import (
     SyncSecrets,
     SyncServices,
     SyncTokens,
+    SyncTriggers,
 )
 from ccs._transport import Transport, make_channel
 from ccs.access import Audit, Tokens
@@ -45,6 +46,7 @@ from ccs.config import load_config
 from ccs.events import Events
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
+from ccs.triggers import Triggers
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -96,6 +98,7 @@ class AsyncClient:
         self.tokens = Tokens(transport)
         self.secrets = Secrets(transport)
         self.configs = Configs(transport)
+        self.triggers = Triggers(transport)
         self.audit = Audit(transport)
 
     @classmethod
@@ -169,6 +172,7 @@ class Client:
         self.tokens = SyncTokens(aio.tokens, self)
         self.secrets = SyncSecrets(aio.secrets, self)
         self.configs = SyncConfigs(aio.configs, self)
+        self.triggers = SyncTriggers(aio.triggers, self)
         self.audit = SyncAudit(aio.audit, self)
 
     @classmethod

@@ -13,6 +13,7 @@ import typer
 from ccs.version import version
 from cli.commands import (
     about,
+    app_apply,  # noqa: F401  (registers `ccs app apply`)
     audit,
     cluster,
     container,
@@ -26,6 +27,7 @@ from cli.commands import (
     secret,
     service,
     token,
+    trigger,
 )
 from cli.commands import app as app_cmd
 from cli.session import Session
@@ -92,6 +94,7 @@ app.add_typer(network.app, name="network")
 app.add_typer(secret.secret_app, name="secret")
 app.add_typer(secret.config_app, name="config")
 app.add_typer(token.app, name="token")
+app.add_typer(trigger.app, name="trigger")
 app.add_typer(audit.app, name="audit")
 app.add_typer(context.app, name="context")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)

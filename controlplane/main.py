@@ -6,13 +6,18 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from ccs import log_setup
+import structlog
+
+from ccs import log_setup, option_sources
 from ccs.durations import DurationError, parse_seconds
 from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
 from ccs.version import version
+from controlplane import backup_cli
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
+from controlplane.http.server import parse_listen
 from controlplane.server import ServerOptions, serve
 
 
@@ -22,21 +27,23 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "ccs"
 
 
-def parse_args(argv: list[str] | None = None) -> ServerOptions:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ccs-server",
         description="The ccs control plane: gRPC API over etcd. Without --etcd it starts and "
-        "supervises an embedded single-member etcd in its state directory.",
+        "supervises an embedded single-member etcd in its state directory. "
+        "Also: ccs-server backup FILE, ccs-server restore FILE (see their --help).",
     )
     p.add_argument("--version", action="version", version=f"ccs-server {version()}")
+    option_sources.add_config_option(p)
     p.add_argument(
         "--listen",
-        default=os.environ.get("CCS_LISTEN", "0.0.0.0:7443"),
+        default="0.0.0.0:7443",
         help="gRPC listen address (default 0.0.0.0:7443)",
     )
     p.add_argument(
         "--etcd",
-        default=os.environ.get("CCS_ETCD", ""),
+        default="",
         help="comma-separated etcd client URLs; empty starts an embedded etcd",
     )
     p.add_argument(
@@ -76,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     tls = p.add_argument_group("TLS and identities (see the README's Security section)")
     tls.add_argument("--insecure", action="store_true",
                      help="plaintext API, bearer node credentials: development only (warned at every start)")
-    tls.add_argument("--node-listen", default=os.environ.get("CCS_NODE_LISTEN", "0.0.0.0:7444"), metavar="ADDR",
+    tls.add_argument("--node-listen", default="0.0.0.0:7444", metavar="ADDR",
                      help="mutual-TLS listener for node agents (default 0.0.0.0:7444; port 0 picks one)")
     tls.add_argument("--advertise", action="append", default=[], metavar="HOST[,HOST...]",
                      help="a name or address clients reach this server at, added to its certificate "
@@ -102,13 +109,24 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     tls.add_argument("--etcd-cert", type=Path, default=None, metavar="PEM",
                      help="client certificate for etcd (its --client-cert-auth)")
     tls.add_argument("--etcd-key", type=Path, default=None, metavar="PEM", help="its private key")
+    p.add_argument("--http-listen", default=os.environ.get("CCS_HTTP_LISTEN", ":7480"), metavar="ADDR",
+                   help="HTTPS port for deploy triggers, with the API's certificate (default :7480; "
+                   "HOST:PORT, port 0 picks one; 'off' disables it)")
     p.add_argument("--audit-retention", default="30d", metavar="DURATION",
                    help="how long audit records are kept (default 30d; e.g. 90d, 12h)")
     p.add_argument("--metrics-listen", default="127.0.0.1:9464", metavar="HOST:PORT",
                    help="where Prometheus scrapes /metrics (default 127.0.0.1:9464; 'off' turns it off)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
-    a = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> ServerOptions:
+    """The options from the command line, then ``CCS_<OPTION>`` variables, then ``--config``'s
+    file (``ccs.option_sources``); each checked, naming the option."""
+    p = build_parser()
+    resolved = option_sources.parse(p, argv, env)
+    a = resolved.namespace
     if a.etcd_max_txn_ops < 128:
         p.error("--etcd-max-txn-ops: must be at least 128, etcd's default (reconcilers write up to "
                 "100 keys and their events in one transaction)")
@@ -136,10 +154,17 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     if audit_retention <= 0:
         p.error("--audit-retention: must be more than 0")
     try:
+        parse_listen(a.http_listen)
+    except ValueError as e:
+        p.error(f"--http-listen: {e}")
+    try:
         metrics_listen = parse_metrics_listen(a.metrics_listen)
     except MetricsListenError as e:
         p.error(str(e))
     log_setup.setup(a.log_level, a.log_format)
+    if resolved.sources:  # names only: a value may be a secret
+        structlog.get_logger("ccs.server").info("options from the environment or the config file",
+                                                 options=resolved.sources)
     return ServerOptions(
         listen=a.listen,
         etcd_endpoints=[e for e in a.etcd.split(",") if e.strip()],
@@ -168,12 +193,17 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
         etcd_cert=a.etcd_cert,
         etcd_key=a.etcd_key,
         audit_retention=audit_retention,
+        http_listen=a.http_listen,
         metrics_listen=metrics_listen,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    opts = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in backup_cli.COMMANDS:
+        server_keys = [name for name, _ in option_sources.options(build_parser())]
+        sys.exit(backup_cli.main(args[0], args[1:], state_dir=default_state_dir(), server_keys=server_keys))
+    opts = parse_args(args)
     try:
         asyncio.run(serve(opts))
     except KeyboardInterrupt:

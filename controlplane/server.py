@@ -36,7 +36,8 @@ from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.dispatcher.hub import MAP_DELAY, AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
-from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
+from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, PEER_PORT_OFFSET, EmbeddedEtcd
+from controlplane.http.server import HttpsEndpoint, build_app, parse_listen, public_url
 from controlplane.informer import Informer
 from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
 from controlplane.leader import LeaderElector
@@ -51,6 +52,7 @@ from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.secrets.keyring import Keyring
 from controlplane.secrets.store import SecretStore
 from controlplane.store.etcd import DEFAULT_MAX_TXN_OPS, Etcd
+from controlplane.triggers.wiring import Triggers
 
 log = structlog.get_logger("ccs.server")
 
@@ -69,7 +71,7 @@ SERVICE_NAMES = [
         "SecretService",
         "ConfigService",
     )
-] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
+] + [Triggers.SERVICE_NAME] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
 
 @dataclass
@@ -104,6 +106,8 @@ class ServerOptions:
     etcd_cert: Path | None = None
     etcd_key: Path | None = None
     audit_retention: float = AUDIT_RETENTION_SECONDS
+    # The HTTPS port for triggers (controlplane.http): "HOST:PORT", ":PORT", or "off".
+    http_listen: str = ":7480"
     # Where Prometheus scrapes (host, port; port 0: a free one); None: no metrics endpoint. The
     # command line's default is 127.0.0.1:9464 (controlplane/main.py).
     metrics_listen: tuple[str, int] | None = None
@@ -139,6 +143,9 @@ class Server:
         self.orchestrator: Orchestrator | None = None
         self.elector: LeaderElector | None = None
         self.replicas: ReplicaRegistry | None = None
+        self.triggers: Triggers | None = None
+        self.http: HttpsEndpoint | None = None
+        self.http_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics = ServerMetrics()
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -150,7 +157,7 @@ class Server:
             self.embedded = EmbeddedEtcd(
                 opts.state_dir / "etcd",
                 client_port=opts.embedded_etcd_port,
-                peer_port=opts.embedded_etcd_port + 10,
+                peer_port=opts.embedded_etcd_port + PEER_PORT_OFFSET,
             )
             await self.embedded.start()
             endpoints = [self.embedded.client_url]
@@ -222,7 +229,10 @@ class Server:
         secret_api = SecretServicer(etcd, self.secrets, apps.refresh, batch)
         api_pb2_grpc.add_SecretServiceServicer_to_server(secret_api, server)
         api_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(etcd, self.secrets, apps.refresh), server)
-        api_pb2_grpc.add_ServiceServiceServicer_to_server(ServiceServicer(etcd, self.informer), server)
+        services = ServiceServicer(etcd, self.informer)
+        api_pb2_grpc.add_ServiceServiceServicer_to_server(services, server)
+        self.triggers = Triggers(etcd, self.secrets, apps, services)
+        self.triggers.add_to(server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server
         )
@@ -248,6 +258,7 @@ class Server:
         ca_pem = self.tls.api_root_pem if self.tls else None
         self._start_metrics()
         await self.replicas.start()
+        await self._start_http(interfaces)  # before gRPC: a trigger URL answered already works
         await server.start()
         self.grpc = server
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -264,8 +275,10 @@ class Server:
             await self._refresh_client_config(ca_pem)
         self._tasks.append(asyncio.create_task(prune_events_forever(etcd, audit_retention=opts.audit_retention)))
         if opts.run_reconcilers:
+            registry = self.replicas
+            assert registry is not None  # made above
             orchestrator = Orchestrator(etcd, self.informer, heartbeat_period=opts.heartbeat_period,
-                                        down_grace=opts.down_grace)
+                                        down_grace=opts.down_grace, replicas=registry.features)
 
             async def elected() -> None:
                 orchestrator.start()
@@ -275,6 +288,20 @@ class Server:
             self.elector = LeaderElector(etcd, elected, orchestrator.stop, ttl=opts.leader_ttl)
             self.elector.start()
 
+    async def _start_http(self, interfaces: list[str]) -> None:
+        """The HTTPS port (``--http-listen``): one starlette app for every feature's routes (the
+        triggers' today), served with the API's certificate; nothing when it is off."""
+        listen = parse_listen(self.opts.http_listen)
+        if listen is None or self.triggers is None:
+            log.info("HTTPS endpoint off (--http-listen off): triggers are fired with `ccs trigger run` only")
+            return
+        host, port = listen
+        pems = self.tls.api_key_and_chain if self.tls is not None else None
+        self.http = HttpsEndpoint(build_app(self.triggers.routes()), host, port, pems)
+        self.http_port = await self.http.start()
+        url = public_url(host, self.http_port, self.tls is not None, self.opts.advertise, interfaces)
+        self.triggers.served_at(url)
+        log.info("HTTPS endpoint listening", address=f"{host}:{self.http_port}", url=url)
     def _start_metrics(self) -> None:
         """Count placements and read the state series from the cache; serve them if asked to."""
         assert self.informer is not None
@@ -352,6 +379,10 @@ class Server:
             await self.replicas.stop()  # agents and join tokens stop naming this replica
         if self.elector is not None:
             await self.elector.stop()
+        if self.triggers is not None:
+            await self.triggers.stop()
+        if self.http is not None:
+            await self.http.stop()
         if self.grpc is not None:
             # In-flight RPCs get the grace period to finish; new ones are refused.
             await self.grpc.stop(self.opts.shutdown_grace)

@@ -12,6 +12,7 @@ plaintext server passes ``--insecure`` in ``extra`` and says why.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -112,6 +113,7 @@ class ServerProc:
     etcd_url: str
     ca_pem: str | None = None  # None: started with --insecure
     node_port: int = 0
+    http_url: str = ""  # the HTTPS endpoint's base URL ("" when --http-listen off)
 
     def client(self, token: str | None = None, **kw: Any) -> ccs.AsyncClient:
         """An SDK client to this server, verifying it against its CA (plaintext if --insecure)."""
@@ -165,6 +167,8 @@ def start_server(
     argv = [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{port}",
             "--state-dir", str(state_dir), "--client-config", str(config_path),
             "--log-format", "json", *(extra or [])]
+    if not any(a.startswith("--http-listen") for a in extra or []):
+        argv += ["--http-listen", "127.0.0.1:0"]  # not the default :7480: servers run side by side
     if not insecure:
         argv += ["--node-listen", f"127.0.0.1:{node_port}"]
     if "--metrics-listen" not in (extra or []):  # a free port: servers of one run must not share 9464
@@ -193,7 +197,17 @@ def start_server(
         if ca_pem is not None:
             TRUST[address] = ca_pem
     return ServerProc(address, token, config_path, state_dir, proc, log_path, etcd_url or "", ca_pem,
-                      node_port)
+                      node_port, http_url_in(log_path, offset))
+
+
+def http_url_in(log_path: Path, offset: int) -> str:
+    """The HTTPS endpoint's URL the server logged (from ``offset`` on), "" if it logged none."""
+    with log_path.open("rb") as f:
+        f.seek(offset)
+        for line in f:
+            if b'"HTTPS endpoint listening"' in line:
+                return str(json.loads(line).get("url", ""))
+    return ""
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ Layout (each module one part of the API, over the shared state of ``state``):
 ``state`` (store, seeding helpers, the server's messages), ``clusters`` (clusters, nodes),
 ``networks`` (cluster networks), ``secrets`` (secrets and configs), ``events`` (events, watch),
 ``releases`` (releases, routes), ``apps`` (applications,
-services, containers), ``server`` (serving it).
+services, containers), ``triggers`` (deploy triggers), ``server`` (serving it).
 """
 
 from __future__ import annotations

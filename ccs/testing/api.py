@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ccs.testing.apps import AppsFake
-from ccs.v1 import api_pb2_grpc
+from ccs.testing.triggers import TriggersFake
+from ccs.v1 import api_pb2_grpc, triggers_pb2_grpc
 
 __all__ = ["FakeApi"]
 
 
 class FakeApi(
-    AppsFake,  # first: its methods override the servicers' UNIMPLEMENTED stubs
+    TriggersFake,  # first: its methods (and AppsFake's) override the servicers' UNIMPLEMENTED stubs
     api_pb2_grpc.ClusterServiceServicer,
     api_pb2_grpc.NodeServiceServicer,
     api_pb2_grpc.ApplicationServiceServicer,
@@ -21,5 +21,6 @@ class FakeApi(
     api_pb2_grpc.NetworkServiceServicer,
     api_pb2_grpc.SecretServiceServicer,
     api_pb2_grpc.ConfigServiceServicer,
+    triggers_pb2_grpc.TriggerServiceServicer,
 ):
     """Every ccs API service over dicts keyed by the resource's path."""

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import grpc.aio
 
 from ccs.testing.api import FakeApi
-from ccs.v1 import api_pb2_grpc
+from ccs.v1 import api_pb2_grpc, triggers_pb2_grpc
 
 __all__ = ["ThreadedServer", "serve_in_thread", "start_server"]
 
@@ -35,6 +35,7 @@ async def start_server(api: FakeApi, address: str = "127.0.0.1:0") -> tuple[grpc
         api_pb2_grpc.add_NetworkServiceServicer_to_server,
         api_pb2_grpc.add_SecretServiceServicer_to_server,
         api_pb2_grpc.add_ConfigServiceServicer_to_server,
+        triggers_pb2_grpc.add_TriggerServiceServicer_to_server,
     ):
         add(api, server)
     port = server.add_insecure_port(address)

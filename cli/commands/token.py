@@ -61,7 +61,8 @@ def parse_ttl(value: str) -> int:
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Token name (unique among tokens not revoked).")],
-    role: Annotated[str, typer.Option("--role", help="admin, deployer or viewer.")],
+    role: Annotated[str, typer.Option(
+        "--role", help="admin, deployer, viewer or trigger (one application's triggers only).")],
     cluster: Annotated[list[str] | None, typer.Option(
         "--cluster", help="Limit the role to this cluster (repeatable; default: all).")] = None,
     application: Annotated[list[str] | None, typer.Option(

@@ -38,8 +38,11 @@ TOKENS = "tokens"        # create, list, revoke API tokens
 AUDIT = "audit"          # read the audit log
 SECRETS = "secrets"      # create, update, remove secrets and configs (never read a secret's value)
 KEYS = "keys"            # rotate the secrets data key (re-encrypts every cluster's secrets)
+TRIGGERS = "triggers"    # create, rotate, remove an application's deploy triggers (and see their secrets once)
+INVOKE = "invoke"        # fire an application's triggers (InvokeTrigger)
 
-PERMISSIONS = (READ, LOGS, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT, SECRETS, KEYS)
+PERMISSIONS = (READ, LOGS, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT, SECRETS, KEYS,
+               TRIGGERS, INVOKE)
 
 
 class Scope(Enum):
@@ -59,9 +62,15 @@ ROLES: Mapping[str, Mapping[str, Scope]] = {
     # Reads reach the whole of its clusters: a deploy's --wait watches the cluster and lists its nodes.
     # Shared secrets belong to a cluster, so a deployer's reach is its clusters; an application's
     # own names also need UPDATE on that application (checked by controlplane.api.secret_owners).
-    "deployer": {READ: CLUSTER, DEPLOY: APP, UPDATE: APP, RELEASE: APP, SCALE: APP, LOGS: APP, SECRETS: CLUSTER},
+    "deployer": {READ: CLUSTER, DEPLOY: APP, UPDATE: APP, RELEASE: APP, SCALE: APP, LOGS: APP, SECRETS: CLUSTER,
+                 TRIGGERS: APP, INVOKE: APP},
     "viewer": {READ: CLUSTER},
+    # A CI job's token: fire one application's triggers, nothing else (check_role wants exactly
+    # one cluster and one application for it).
+    "trigger": {INVOKE: APP},
 }
+#: Roles whose token must name exactly one cluster and one application.
+ONE_APPLICATION = ("trigger",)
 
 # ---------------------------------------------------------------- RPCs: one row each
 
@@ -85,6 +94,10 @@ def _app(permission: str, *, mutates: bool = False) -> Rule:
 
 def _release(permission: str, *, mutates: bool = True) -> Rule:
     return Rule(permission, "release", ("cluster", "application"), app="application", mutates=mutates)
+
+
+def _trigger(permission: str) -> Rule:
+    return Rule(permission, "trigger", ("cluster", "application", "name"), app="application", mutates=True)
 
 
 RULES: Mapping[str, Rule] = {
@@ -153,6 +166,11 @@ RULES: Mapping[str, Rule] = {
     "ConfigService/GetConfig": Rule(READ, "config", ("cluster", "name")),
     "ConfigService/ListConfigs": Rule(READ, "configs", ("cluster",)),
     "ConfigService/DeleteConfig": Rule(SECRETS, "config", ("cluster", "name"), mutates=True),
+    "TriggerService/CreateTrigger": _trigger(TRIGGERS),
+    "TriggerService/ListTriggers": Rule(READ, "triggers", ("cluster", "application"), app="application"),
+    "TriggerService/DeleteTrigger": _trigger(TRIGGERS),
+    "TriggerService/RotateTrigger": _trigger(TRIGGERS),
+    "TriggerService/InvokeTrigger": _trigger(INVOKE),
     "AuditService/ListAudit": Rule(AUDIT, "audit", cluster=""),
     "AuditService/WatchAudit": Rule(AUDIT, "audit", cluster=""),
 }
@@ -230,6 +248,9 @@ def check_role(role: str, clusters: Sequence[str], applications: Sequence[str]) 
     """
     if role not in ROLES:
         return "role", f"{role!r} is not a role; roles: {', '.join(ROLES)}"
+    if role in ONE_APPLICATION and (len(clusters) != 1 or len(applications) != 1):
+        field = "clusters" if len(clusters) != 1 else "applications"
+        return field, f"a {role} token names exactly one cluster and one application (--cluster, --app)"
     levels = set(ROLES[role].values())
     if clusters and not levels & {CLUSTER, APP}:
         return "clusters", f"role {role} is not limited by cluster; leave the scope out"

@@ -172,6 +172,7 @@ class ClusterServicer(api_pb2_grpc.ClusterServiceServicer):
             txn.require_empty(keys.nodes(name), "nodes", f"cluster {name!r}")
         # Its secrets and configs go with it (a cluster made later under the name starts empty).
         txn.delete(key).delete_prefix(keys.subtree(name)).delete_prefix(keys.secrets(name))
+        txn.delete_prefix(keys.triggers(name)).delete_prefix(keys.trigger_deliveries(name))
         index = await self.etcd.get(keys.pod_cidr(cluster.pod_cidr)) if cluster.pod_cidr else None
         if index is not None and index.value.decode() == name:
             txn.delete(index.key)  # its range is free for the next cluster

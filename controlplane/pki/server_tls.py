@@ -165,6 +165,16 @@ class ServerTls:
     def api_root_pem(self) -> bytes:
         return certs.cert_pem(self._own.root) if self._own else self.keys.ca_pem
 
+    def api_key_and_chain(self) -> tuple[bytes, bytes]:
+        """The API port's current key and chain (PEM), renewed or reloaded first when due: the
+        HTTPS endpoint (controlplane.triggers.http) serves the same certificate as gRPC."""
+        if self._own is not None:
+            self._refresh_own()
+            return self._own.key_pem, self._own.chain_pem
+        self._refresh_generated()
+        key_pem, chain_pem, _ = self._current
+        return key_pem, chain_pem
+
     # ------------------------------------------------------------------ credentials
 
     def _own_config(self) -> grpc.ServerCertificateConfiguration:

@@ -35,6 +35,10 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
     /ccs/secretkeys/{generation}                          a secrets data key, wrapped by the key of
                                                           --secrets-key-file (JSON; controlplane.secrets)
     /ccs/secretrotation                                   held on a lease by the one running rotate-key
+    /ccs/secrets/{cluster}/trigger/{app}.{name}/{version}  a deploy trigger's secret (as a secret)
+    /ccs/triggers/{cluster}/{app}/{name}                  Trigger (controlplane.triggers)
+    /ccs/triggerdeliveries/{cluster}/{app}/{name}/{sha256 of the delivery id}  a delivery accepted,
+                                                          on a TTL lease (the replay guard)
     /ccs/replicas/{host-pid-address}                      an API replica alive: JSON {api, node} under its
                                                           own lease (controlplane.replicas)
 
@@ -48,7 +52,8 @@ Why this shape:
 - Cluster objects sit outside the subtree so that listing clusters is a range read
   over small values only.
 - Removing an application removes every key keyed by it in one transaction with its own key
-  (:func:`keys.owned_by_app`: services, releases, revision snapshots); its containers are
+  (:func:`keys.owned_by_app`: services, releases, revision snapshots, triggers with their
+  secrets and deliveries); its containers are
   gone first. Events are keyed by time and outlive it until they are pruned.
 - Subnets nest under their node, so removing a node frees its blocks with one range delete.
 - ``resource_version`` is the key's etcd ``mod_revision``; it is not stored in the value

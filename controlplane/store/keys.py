@@ -18,6 +18,12 @@ SECRETS = "/ccs/secrets/"
 SECRET_KEYS = "/ccs/secretkeys/"
 #: Held (on a lease) by the one running ``rotate-key``: rotations run one at a time.
 SECRET_ROTATION = "/ccs/secretrotation"
+#: Deploy triggers and the delivery ids they accepted (controplane.triggers), outside the
+#: clusters' subtrees like secrets: never in the informer's cache or a cluster watch.
+TRIGGERS = "/ccs/triggers/"
+TRIGGER_DELIVERIES = "/ccs/triggerdeliveries/"
+#: The kind of a trigger's secret in the secrets store.
+TRIGGER_SECRET_KIND = "trigger"
 
 
 def cluster(name: str) -> str:
@@ -27,6 +33,19 @@ def cluster(name: str) -> str:
 def secrets(cluster: str) -> str:
     """Every secret and config version of a cluster."""
     return f"{SECRETS}{cluster}/"
+
+
+def triggers(cluster: str, app: str | None = None) -> str:
+    return f"{TRIGGERS}{cluster}/" + (f"{app}/" if app is not None else "")
+
+
+def trigger_deliveries(cluster: str, app: str | None = None) -> str:
+    return f"{TRIGGER_DELIVERIES}{cluster}/" + (f"{app}/" if app is not None else "")
+
+
+def trigger_secrets(cluster: str, app: str) -> str:
+    """The secrets of an application's triggers (named ``APP.TRIGGER``; no name holds a dot)."""
+    return f"{secrets(cluster)}{TRIGGER_SECRET_KIND}/{app}."
 
 
 def subtree(cluster: str) -> str:
@@ -106,10 +125,12 @@ def owned_by_app(cluster: str, app: str) -> tuple[str, ...]:
     """Prefixes of the records an application owns besides its own key, deleted with it.
 
     Services and containers are removed one by one first (containers stop on their nodes);
-    these are the history records: releases and revision snapshots. Events are not keyed
-    by application; they outlive it until the janitor prunes them (``EVENT_RETENTION``).
+    these are the history records: releases and revision snapshots, and its deploy triggers
+    with their secrets and remembered deliveries. Events are not keyed by application; they
+    outlive it until the janitor prunes them (``EVENT_RETENTION``).
     """
-    return (services(cluster, app), releases(cluster, app), revisions(cluster, app))
+    return (services(cluster, app), releases(cluster, app), revisions(cluster, app), triggers(cluster, app),
+            trigger_secrets(cluster, app), trigger_deliveries(cluster, app))
 
 
 def router_stats(cluster: str, node: str) -> str:

@@ -189,6 +189,25 @@ async def test_an_application_reads_back_as_written(client: ccs.AsyncClient, uni
     assert isinstance(e, ccs.NotFound)
 
 
+async def test_apply_creates_then_updates_only_what_changed(client: ccs.AsyncClient, unique: str) -> None:
+    await client.clusters.create(unique)
+    first = await client.applications.apply(unique, "shop", V1, env={"TAG": "v1"}, version="1")
+    assert (first.outcome, first.application.revision, first.changed) == ("created", 1, True)
+    again = await client.applications.apply(unique, "shop", V1, env={"TAG": "v1"}, version="1")
+    assert (again.outcome, again.application.revision, again.changed) == ("unchanged", 1, False)
+    assert [r.revision for r in await client.applications.revisions(unique, "shop")] == [1]
+    e = await error(client.releases.get(unique, "shop"))  # unchanged: no release
+    assert isinstance(e, ccs.NotFound)
+    moved = await client.applications.apply(unique, "shop", V1, env={"TAG": "v2"})
+    assert (moved.outcome, moved.application.revision, moved.application.spec.version) == ("updated", 2, "1")
+    release = await client.releases.get(unique, "shop")
+    assert release.spec.to_revision == 2
+    cleared = await client.applications.apply(unique, "shop", V1)  # declarative: no --env clears them
+    assert (cleared.outcome, dict(cleared.application.spec.env)) == ("updated", {})
+    e = await error(client.applications.apply(unique, "shop", "services:\n  web: {deploy: {replicas: 1}}\n"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message.startswith("services.web"), e.message
+
+
 async def test_reads_of_missing_things_name_them(client: ccs.AsyncClient, unique: str) -> None:
     e = await error(client.applications.list(unique))
     assert isinstance(e, ccs.NotFound) and e.message == f"cluster {unique!r} not found"
@@ -354,3 +373,45 @@ async def test_a_record_that_does_not_decode_is_data_loss_naming_it(
     assert e.message.startswith(f"service 'shop/web': the stored record at {key} does not decode ("), e.message
     assert e.message.endswith("); rewrite or delete it"), e.message
     assert (await client.services.get(unique, "shop", "db")).meta.name == "db"  # the rest is served
+
+
+# ---------------------------------------------------------------- triggers
+
+
+async def test_trigger_answers_and_errors(client: ccs.AsyncClient, unique: str) -> None:
+    await deployed(client, unique)
+    made = await client.triggers.create(unique, "shop", "ci", "scale", service="web")
+    assert made.secret and made.trigger.secret_version == 1 and made.trigger.service == "web"
+    e = await error(client.triggers.create(unique, "shop", "ci", "scale", service="web"))
+    assert isinstance(e, ccs.AlreadyExists) and e.message == "trigger 'shop/ci' already exists"
+    e = await error(client.triggers.create(unique, "shop", "x", "deploy"))
+    assert isinstance(e, ccs.InvalidArgument)
+    assert e.message == "action: must be one of redeploy, update-image, scale"
+    e = await error(client.triggers.create(unique, "shop", "x", "redeploy", service="web"))
+    assert e.message == "service: a redeploy trigger acts on the whole application; leave it out"
+    e = await error(client.triggers.create(unique, "shop", "x", "update-image"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == "service: is required"
+    e = await error(client.triggers.create(unique, "shop", "x", "scale", service="nope"))
+    assert isinstance(e, ccs.NotFound) and e.message == "service 'shop/nope' not found"
+    e = await error(client.triggers.create(unique, "blog", "x", "redeploy"))
+    assert isinstance(e, ccs.NotFound) and e.message == "application 'blog' not found"
+    e = await error(client.triggers.create(unique, "shop", "x", "redeploy", callback_url="ftp://h/x"))
+    assert e.message == "callback_url: must be an http:// or https:// URL with a host"
+    rotated = await client.triggers.rotate(unique, "shop", "ci")
+    assert rotated.trigger.secret_version == 2 and rotated.secret != made.secret
+    listed = await client.triggers.list(unique, "shop")
+    assert [(t.meta.name, t.secret_version) for t in listed] == [("ci", 2)]
+    assert made.secret not in str(listed) and rotated.secret not in str(listed)
+    done = await client.triggers.invoke(unique, "shop", "ci", replicas=5)
+    assert (done.result, done.release, done.message) == ("scaled", "", "service shop/web: 5 replicas")
+    assert (await client.services.get(unique, "shop", "web")).spec.replicas == 5
+    e = await error(client.triggers.invoke(unique, "shop", "ci"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == "replicas: scale needs the number of replicas"
+    e = await error(client.triggers.invoke(unique, "shop", "nope"))
+    assert isinstance(e, ccs.NotFound) and e.message == f"no trigger shop/nope in cluster {unique}"
+    await client.triggers.delete(unique, "shop", "ci")
+    e = await error(client.triggers.delete(unique, "shop", "ci"))
+    assert isinstance(e, ccs.NotFound) and e.message == "trigger 'shop/ci' not found"
+    e = await error(client.triggers.rotate(unique, "shop", "ci"))
+    assert isinstance(e, ccs.NotFound) and e.message == "trigger 'shop/ci' not found"
+    assert await client.triggers.list(unique) == []

@@ -36,7 +36,7 @@ import pytest
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from ccs.v1 import api_pb2
+from ccs.v1 import api_pb2, triggers_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
@@ -50,69 +50,79 @@ A, B, X, Y = "clus-a", "clus-b", "app-x", "app-y"
 # ---------------------------------------------------------------- the matrix (written by hand)
 
 ok, no, un = "ok", "no", "un"
-CALLERS = ("admin", "deployer", "deployer@A/Y", "deployer@B", "viewer", "none", "revoked", "expired")
+CALLERS = ("admin", "deployer", "deployer@A/Y", "deployer@B", "viewer", "none", "revoked", "expired", "trigger",
+           "trigger@A/Y")
 
 MATRIX: dict[str, tuple[str, ...]] = {
-    #                                           admin dep dep@A/Y dep@B viewer none revoked expired
-    "ClusterService/CreateCluster":             (ok, no, no, no, no, un, un, un),
-    "ClusterService/GetCluster":                (ok, ok, ok, no, ok, un, un, un),
-    "ClusterService/ListClusters":              (ok, no, no, no, ok, un, un, un),
-    "ClusterService/DeleteCluster":             (ok, no, no, no, no, un, un, un),
-    "ClusterService/UpdateCluster":             (ok, no, no, no, no, un, un, un),
-    "ClusterService/GetJoinToken":              (ok, no, no, no, no, un, un, un),
-    "NodeService/GetNode":                      (ok, ok, ok, no, ok, un, un, un),
-    "NodeService/ListNodes":                    (ok, ok, ok, no, ok, un, un, un),
-    "NodeService/UpdateNode":                   (ok, no, no, no, no, un, un, un),
-    "NodeService/DeleteNode":                   (ok, no, no, no, no, un, un, un),
-    "NodeService/RevokeNode":                   (ok, no, no, no, no, un, un, un),
-    "ApplicationService/CreateApplication":     (ok, ok, no, no, no, un, un, un),
-    "ApplicationService/GetApplication":        (ok, ok, ok, no, ok, un, un, un),
-    "ApplicationService/ListApplications":      (ok, ok, ok, no, ok, un, un, un),
-    "ApplicationService/UpdateApplication":     (ok, ok, no, no, no, un, un, un),
-    "ApplicationService/DeleteApplication":     (ok, no, no, no, no, un, un, un),
-    "ApplicationService/StartApplication":      (ok, ok, no, no, no, un, un, un),
-    "ApplicationService/StopApplication":       (ok, ok, no, no, no, un, un, un),
-    "ApplicationService/RollbackApplication":   (ok, ok, no, no, no, un, un, un),
-    "ApplicationService/ListRevisions":         (ok, ok, ok, no, ok, un, un, un),
-    "ServiceService/GetService":                (ok, ok, ok, no, ok, un, un, un),
-    "ServiceService/ListServices":              (ok, ok, ok, no, ok, un, un, un),
-    "ServiceService/ScaleService":              (ok, ok, no, no, no, un, un, un),
-    "ContainerService/GetContainer":            (ok, ok, ok, no, ok, un, un, un),
-    "ContainerService/ListContainers":          (ok, ok, ok, no, ok, un, un, un),
-    "ContainerService/Logs":                    (ok, ok, no, no, no, un, un, un),
-    "EventService/ListEvents":                  (ok, ok, ok, no, ok, un, un, un),
-    "EventService/Watch":                       (ok, ok, ok, no, ok, un, un, un),
-    "ReleaseService/ListReleases":              (ok, ok, ok, no, ok, un, un, un),
-    "ReleaseService/GetRelease":                (ok, ok, ok, no, ok, un, un, un),
-    "ReleaseService/ShiftTraffic":              (ok, ok, no, no, no, un, un, un),
-    "ReleaseService/ConfirmRelease":            (ok, ok, no, no, no, un, un, un),
-    "ReleaseService/RollbackRelease":           (ok, ok, no, no, no, un, un, un),
-    "ReleaseService/PromoteRelease":            (ok, ok, no, no, no, un, un, un),
-    "ReleaseService/AbortRelease":              (ok, ok, no, no, no, un, un, un),
-    "RouteService/ListRoutes":                  (ok, ok, ok, no, ok, un, un, un),
-    "NetworkService/CreateNetwork":             (ok, no, no, no, no, un, un, un),
-    "NetworkService/GetNetwork":                (ok, ok, ok, no, ok, un, un, un),
-    "NetworkService/ListNetworks":              (ok, ok, ok, no, ok, un, un, un),
-    "NetworkService/DeleteNetwork":             (ok, no, no, no, no, un, un, un),
-    "TokenService/CreateToken":                 (ok, no, no, no, no, un, un, un),
-    "TokenService/ListTokens":                  (ok, no, no, no, no, un, un, un),
-    "TokenService/RevokeToken":                 (ok, no, no, no, no, un, un, un),
-    "AuditService/ListAudit":                   (ok, no, no, no, no, un, un, un),
-    "AuditService/WatchAudit":                  (ok, no, no, no, no, un, un, un),
+    #                                           admin dep dep@A/Y dep@B viewer none revoked expired trig trig@A/Y
+    "ClusterService/CreateCluster":             (ok, no, no, no, no, un, un, un, no, no),
+    "ClusterService/GetCluster":                (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ClusterService/ListClusters":              (ok, no, no, no, ok, un, un, un, no, no),
+    "ClusterService/DeleteCluster":             (ok, no, no, no, no, un, un, un, no, no),
+    "ClusterService/UpdateCluster":             (ok, no, no, no, no, un, un, un, no, no),
+    "ClusterService/GetJoinToken":              (ok, no, no, no, no, un, un, un, no, no),
+    "ClusterService/GetServerInfo":             (ok, no, no, no, ok, un, un, un, no, no),
+    "NodeService/GetNode":                      (ok, ok, ok, no, ok, un, un, un, no, no),
+    "NodeService/ListNodes":                    (ok, ok, ok, no, ok, un, un, un, no, no),
+    "NodeService/UpdateNode":                   (ok, no, no, no, no, un, un, un, no, no),
+    "NodeService/DeleteNode":                   (ok, no, no, no, no, un, un, un, no, no),
+    "NodeService/RevokeNode":                   (ok, no, no, no, no, un, un, un, no, no),
+    "ApplicationService/CreateApplication":     (ok, ok, no, no, no, un, un, un, no, no),
+    "ApplicationService/GetApplication":        (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ApplicationService/ListApplications":      (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ApplicationService/UpdateApplication":     (ok, ok, no, no, no, un, un, un, no, no),
+    "ApplicationService/DeleteApplication":     (ok, no, no, no, no, un, un, un, no, no),
+    "ApplicationService/StartApplication":      (ok, ok, no, no, no, un, un, un, no, no),
+    "ApplicationService/StopApplication":       (ok, ok, no, no, no, un, un, un, no, no),
+    "ApplicationService/RollbackApplication":   (ok, ok, no, no, no, un, un, un, no, no),
+    "ApplicationService/ListRevisions":         (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ApplicationService/DiffApplication":       (ok, ok, no, no, no, un, un, un, no, no),
+    "ServiceService/GetService":                (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ServiceService/ListServices":              (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ServiceService/ScaleService":              (ok, ok, no, no, no, un, un, un, no, no),
+    "ContainerService/GetContainer":            (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ContainerService/ListContainers":          (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ContainerService/Logs":                    (ok, ok, no, no, no, un, un, un, no, no),
+    "EventService/ListEvents":                  (ok, ok, ok, no, ok, un, un, un, no, no),
+    "EventService/Watch":                       (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ReleaseService/ListReleases":              (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ReleaseService/GetRelease":                (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ReleaseService/ShiftTraffic":              (ok, ok, no, no, no, un, un, un, no, no),
+    "ReleaseService/ConfirmRelease":            (ok, ok, no, no, no, un, un, un, no, no),
+    "ReleaseService/RollbackRelease":           (ok, ok, no, no, no, un, un, un, no, no),
+    "ReleaseService/PromoteRelease":            (ok, ok, no, no, no, un, un, un, no, no),
+    "ReleaseService/AbortRelease":              (ok, ok, no, no, no, un, un, un, no, no),
+    "RouteService/ListRoutes":                  (ok, ok, ok, no, ok, un, un, un, no, no),
+    "NetworkService/CreateNetwork":             (ok, no, no, no, no, un, un, un, no, no),
+    "NetworkService/GetNetwork":                (ok, ok, ok, no, ok, un, un, un, no, no),
+    "NetworkService/ListNetworks":              (ok, ok, ok, no, ok, un, un, un, no, no),
+    "NetworkService/DeleteNetwork":             (ok, no, no, no, no, un, un, un, no, no),
+    "TokenService/CreateToken":                 (ok, no, no, no, no, un, un, un, no, no),
+    "TokenService/ListTokens":                  (ok, no, no, no, no, un, un, un, no, no),
+    "TokenService/RevokeToken":                 (ok, no, no, no, no, un, un, un, no, no),
+    "AuditService/ListAudit":                   (ok, no, no, no, no, un, un, un, no, no),
+    "AuditService/WatchAudit":                  (ok, no, no, no, no, un, un, un, no, no),
     # Secrets and configs named here are the application's own ({app}_{key}): changing one needs
     # the update permission on that application, so deployer@A/Y (scoped to X) is refused. Shared
     # names reach a deployer's whole cluster (test_an_app_scoped_deployer_and_shared_or_owned_names).
-    "SecretService/CreateSecret":               (ok, ok, no, no, no, un, un, un),
-    "SecretService/UpdateSecret":               (ok, ok, no, no, no, un, un, un),
-    "SecretService/GetSecret":                  (ok, ok, ok, no, ok, un, un, un),
-    "SecretService/ListSecrets":                (ok, ok, ok, no, ok, un, un, un),
-    "SecretService/DeleteSecret":               (ok, ok, no, no, no, un, un, un),
-    "SecretService/RotateSecretsKey":           (ok, no, no, no, no, un, un, un),
-    "ConfigService/CreateConfig":               (ok, ok, no, no, no, un, un, un),
-    "ConfigService/UpdateConfig":               (ok, ok, no, no, no, un, un, un),
-    "ConfigService/GetConfig":                  (ok, ok, ok, no, ok, un, un, un),
-    "ConfigService/ListConfigs":                (ok, ok, ok, no, ok, un, un, un),
-    "ConfigService/DeleteConfig":               (ok, ok, no, no, no, un, un, un),
+    "SecretService/CreateSecret":               (ok, ok, no, no, no, un, un, un, no, no),
+    "SecretService/UpdateSecret":               (ok, ok, no, no, no, un, un, un, no, no),
+    "SecretService/GetSecret":                  (ok, ok, ok, no, ok, un, un, un, no, no),
+    "SecretService/ListSecrets":                (ok, ok, ok, no, ok, un, un, un, no, no),
+    "SecretService/DeleteSecret":               (ok, ok, no, no, no, un, un, un, no, no),
+    "SecretService/RotateSecretsKey":           (ok, no, no, no, no, un, un, un, no, no),
+    "ConfigService/CreateConfig":               (ok, ok, no, no, no, un, un, un, no, no),
+    "ConfigService/UpdateConfig":               (ok, ok, no, no, no, un, un, un, no, no),
+    "ConfigService/GetConfig":                  (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ConfigService/ListConfigs":                (ok, ok, ok, no, ok, un, un, un, no, no),
+    "ConfigService/DeleteConfig":               (ok, ok, no, no, no, un, un, un, no, no),
+    # Triggers: made, rotated and removed with the deployer's reach; fired by a trigger token for
+    # its one application (and by whoever may manage it), nothing else by it.
+    "TriggerService/CreateTrigger":             (ok, ok, no, no, no, un, un, un, no, no),
+    "TriggerService/ListTriggers":              (ok, ok, ok, no, ok, un, un, un, no, no),
+    "TriggerService/DeleteTrigger":             (ok, ok, no, no, no, un, un, un, no, no),
+    "TriggerService/RotateTrigger":             (ok, ok, no, no, no, un, un, un, no, no),
+    "TriggerService/InvokeTrigger":             (ok, ok, no, no, no, un, un, un, ok, no),
 }
 
 # Calls that change state (audited; a refused one must leave etcd as it was, but for its record).
@@ -130,6 +140,8 @@ MUTATIONS = {
     "SecretService/CreateSecret", "SecretService/UpdateSecret", "SecretService/DeleteSecret",
     "SecretService/RotateSecretsKey", "ConfigService/CreateConfig", "ConfigService/UpdateConfig",
     "ConfigService/DeleteConfig",
+    "TriggerService/CreateTrigger", "TriggerService/DeleteTrigger", "TriggerService/RotateTrigger",
+    "TriggerService/InvokeTrigger",
 }
 
 
@@ -163,6 +175,8 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
     "ApplicationService/StopApplication": lambda c, a: api_pb2.StopApplicationRequest(cluster=c, name=a),
     "ApplicationService/RollbackApplication": lambda c, a: api_pb2.RollbackApplicationRequest(cluster=c, name=a),
     "ApplicationService/ListRevisions": lambda c, a: api_pb2.ListRevisionsRequest(cluster=c, name=a),
+    "ApplicationService/DiffApplication": lambda c, a: api_pb2.UpdateApplicationRequest(cluster=c, name=a, version="v2"),
+    "ClusterService/GetServerInfo": lambda c, a: api_pb2.GetServerInfoRequest(),
     "ServiceService/GetService": lambda c, a: api_pb2.GetServiceRequest(cluster=c, application=a, name="web"),
     "ServiceService/ListServices": lambda c, a: api_pb2.ListServicesRequest(cluster=c, application=a),
     "ServiceService/ScaleService": lambda c, a: api_pb2.ScaleServiceRequest(
@@ -205,13 +219,24 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
     "TokenService/RevokeToken": lambda c, a: api_pb2.RevokeTokenRequest(name="no-such-token"),
     "AuditService/ListAudit": lambda c, a: api_pb2.ListAuditRequest(),
     "AuditService/WatchAudit": lambda c, a: api_pb2.WatchAuditRequest(from_revision=1),
+    "TriggerService/CreateTrigger": lambda c, a: triggers_pb2.CreateTriggerRequest(
+        cluster=c, application=a, name=fresh(), action=triggers_pb2.TRIGGER_ACTION_REDEPLOY),
+    "TriggerService/ListTriggers": lambda c, a: triggers_pb2.ListTriggersRequest(cluster=c, application=a),
+    "TriggerService/DeleteTrigger": lambda c, a: triggers_pb2.DeleteTriggerRequest(cluster=c, application=a,
+                                                                                   name="nope"),
+    "TriggerService/RotateTrigger": lambda c, a: triggers_pb2.RotateTriggerRequest(cluster=c, application=a,
+                                                                                   name="nope"),
+    "TriggerService/InvokeTrigger": lambda c, a: triggers_pb2.InvokeTriggerRequest(cluster=c, application=a,
+                                                                                   name="nope"),
 }
 
 
 def user_api() -> dict[str, tuple[type[Message], type[Message], bool]]:
-    """Every RPC of every service in api.proto: (request class, response class, server-streaming)."""
+    """Every RPC of every service in api.proto and triggers.proto: (request class, response class,
+    server-streaming)."""
     out = {}
-    for service in api_pb2.DESCRIPTOR.services_by_name.values():
+    services = [*api_pb2.DESCRIPTOR.services_by_name.values(), *triggers_pb2.DESCRIPTOR.services_by_name.values()]
+    for service in services:
         for m in service.methods:
             out[f"{service.name}/{m.name}"] = (message_factory.GetMessageClass(m.input_type),
                                                message_factory.GetMessageClass(m.output_type), m.server_streaming)
@@ -316,6 +341,7 @@ async def world(server: ServerProc) -> AsyncIterator[tuple[Api, dict[str, Caller
         viewer = await token("watcher", "viewer")
         revoked = await token("old-ci", "deployer", (A,), (X,))
         await api.call("TokenService/RevokeToken", api_pb2.RevokeTokenRequest(name="old-ci"), admin)
+        trigger = await token("ci-trigger", "trigger", (A,), (X,))
         expired = await token("brief", "viewer", ttl=1)
         # Wait out its second of life by the clock it was stamped with (no race: after this the
         # server's clock is past it too, and expiry is checked on every call).
@@ -329,6 +355,8 @@ async def world(server: ServerProc) -> AsyncIterator[tuple[Api, dict[str, Caller
             "none": Caller(None, A, X, ""),
             "revoked": Caller(revoked.secret, A, X, "old-ci"),
             "expired": Caller(expired.secret, A, X, "brief"),
+            "trigger": Caller(trigger.secret, A, X, "ci-trigger"),
+            "trigger@A/Y": Caller(trigger.secret, A, Y, "ci-trigger"),
         }
         yield api, callers
 

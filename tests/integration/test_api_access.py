@@ -98,7 +98,7 @@ async def test_token_lifecycle(admin: ccs.AsyncClient, unique: str, store: Etcd)
     e = await error(admin.tokens.create(unique, role="viewer"))
     assert isinstance(e, ccs.AlreadyExists) and e.message == f"token {unique!r} already exists"
     e = await error(admin.tokens.create(f"{unique}-x", role="owner"))
-    assert isinstance(e, ccs.InvalidArgument) and e.message == "role: 'owner' is not a role; roles: admin, deployer, viewer"
+    assert isinstance(e, ccs.InvalidArgument) and e.message == "role: 'owner' is not a role; roles: admin, deployer, viewer, trigger"
     e = await error(admin.tokens.create(f"{unique}-x", role="viewer", clusters=["Bad_Name"]))
     assert isinstance(e, ccs.InvalidArgument) and e.message.startswith("clusters[0]:")
     # revoked by id; the name is free again; a second revoke answers the same record

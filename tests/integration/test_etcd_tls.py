@@ -92,7 +92,8 @@ def test_the_server_uses_an_etcd_over_tls_with_a_client_certificate(tls_etcd: Tl
 def run_server(tmp_path: Path, etcd: str, *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}", "--node-listen",
-         f"127.0.0.1:{free_port()}", "--state-dir", str(tmp_path / "s"), "--client-config", str(tmp_path / "c.yaml"),
+         f"127.0.0.1:{free_port()}", "--http-listen", "127.0.0.1:0", "--state-dir", str(tmp_path / "s"),
+         "--client-config", str(tmp_path / "c.yaml"),
          "--etcd", etcd, "--etcd-wait", "3", "--log-format", "json", "--metrics-listen", "127.0.0.1:0", *flags],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 

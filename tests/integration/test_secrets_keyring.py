@@ -148,7 +148,8 @@ def test_every_server_given_the_file_decrypts_and_one_with_another_key_refuses_t
     state.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}",
-         "--node-listen", f"127.0.0.1:{free_port()}", "--state-dir", str(state), "--etcd", own_etcd.url,
+         "--node-listen", f"127.0.0.1:{free_port()}", "--http-listen", "127.0.0.1:0", "--state-dir", str(state),
+         "--etcd", own_etcd.url,
          "--client-config", str(tmp_path / "c.yaml"), "--master-key-file", str(tmp_path / "a" / "master.key"),
          "--secrets-key-file", str(other), "--log-format", "json", "--metrics-listen", "127.0.0.1:0"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)

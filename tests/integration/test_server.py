@@ -138,7 +138,7 @@ def test_server_refuses_to_start_without_etcd(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.run(
         [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path),
-         "--etcd", "http://127.0.0.1:1", "--etcd-wait", "3", "--client-config", str(tmp_path / "c.yaml")],
+         "--etcd", "http://127.0.0.1:1", "--etcd-wait", "3", "--http-listen", "127.0.0.1:0", "--client-config", str(tmp_path / "c.yaml")],
         capture_output=True, text=True, timeout=90, cwd=Path(__file__).parents[2],
     )
     assert proc.returncode != 0

@@ -159,7 +159,8 @@ def test_a_server_without_the_master_key_refuses_to_start(own_etcd: EtcdProc, tm
     state.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}",
-         "--node-listen", f"127.0.0.1:{free_port()}", "--state-dir", str(state), "--etcd", own_etcd.url,
+         "--node-listen", f"127.0.0.1:{free_port()}", "--http-listen", "127.0.0.1:0", "--state-dir", str(state),
+         "--etcd", own_etcd.url,
          "--client-config", str(tmp_path / "b.yaml"), "--master-key-file", str(key), "--log-format", "json",
          "--metrics-listen", "127.0.0.1:0"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ccs.v1 import api_pb2
+from ccs.v1 import api_pb2, triggers_pb2
 from controlplane.access.policy import (
     APP,
     RELEASE,
@@ -19,7 +19,8 @@ from controlplane.access.policy import (
     target,
 )
 
-USER_API = {f"{s.name}/{m.name}" for s in api_pb2.DESCRIPTOR.services_by_name.values() for m in s.methods}
+SERVICES = {**api_pb2.DESCRIPTOR.services_by_name, **triggers_pb2.DESCRIPTOR.services_by_name}
+USER_API = {f"{s.name}/{m.name}" for s in SERVICES.values() for m in s.methods}
 
 
 def test_every_rpc_of_the_user_api_has_exactly_one_rule() -> None:
@@ -30,7 +31,7 @@ def test_every_rpc_of_the_user_api_has_exactly_one_rule() -> None:
 def test_every_rule_names_request_fields_that_exist() -> None:
     for name, rule in RULES.items():
         service, method = name.split("/")
-        desc = api_pb2.DESCRIPTOR.services_by_name[service].methods_by_name[method].input_type
+        desc = SERVICES[service].methods_by_name[method].input_type
         for field in (*rule.path, rule.cluster, rule.app):
             assert not field or field in desc.fields_by_name, f"{name}: {field!r} is not a field of {desc.name}"
 
@@ -41,6 +42,7 @@ def test_an_rpc_without_a_rule_is_refused_even_for_admin() -> None:
 
 
 DEPLOYER = Caller("ci", "deployer", ("prod",), ("shop",))
+TRIGGER = Caller("ci", "trigger", ("prod",), ("shop",))
 
 
 @pytest.mark.parametrize(
@@ -68,6 +70,17 @@ DEPLOYER = Caller("ci", "deployer", ("prod",), ("shop",))
         (Caller("v", "viewer"), "ServiceService/ScaleService", api_pb2.ScaleServiceRequest(cluster="prod"), False),
         (Caller("v", "viewer", ("prod",)), "NodeService/ListNodes", api_pb2.ListNodesRequest(cluster="dev"), False),
         (Caller("v", "viewer"), "AuditService/ListAudit", api_pb2.ListAuditRequest(), False),
+        # the trigger role: one application's triggers, nothing else
+        (TRIGGER, "TriggerService/InvokeTrigger", triggers_pb2.InvokeTriggerRequest(cluster="prod", application="shop"), True),
+        (TRIGGER, "TriggerService/InvokeTrigger", triggers_pb2.InvokeTriggerRequest(cluster="prod", application="blog"), False),
+        (TRIGGER, "TriggerService/InvokeTrigger", triggers_pb2.InvokeTriggerRequest(cluster="dev", application="shop"), False),
+        (TRIGGER, "TriggerService/RotateTrigger", triggers_pb2.RotateTriggerRequest(cluster="prod", application="shop"), False),
+        (TRIGGER, "TriggerService/ListTriggers", triggers_pb2.ListTriggersRequest(cluster="prod", application="shop"), False),
+        (TRIGGER, "ApplicationService/GetApplication", api_pb2.GetApplicationRequest(cluster="prod", name="shop"), False),
+        (TRIGGER, "ServiceService/ScaleService", api_pb2.ScaleServiceRequest(cluster="prod", application="shop"), False),
+        (DEPLOYER, "TriggerService/CreateTrigger", triggers_pb2.CreateTriggerRequest(cluster="prod", application="shop"), True),
+        (DEPLOYER, "TriggerService/CreateTrigger", triggers_pb2.CreateTriggerRequest(cluster="prod", application="blog"), False),
+        (Caller("v", "viewer"), "TriggerService/CreateTrigger", triggers_pb2.CreateTriggerRequest(cluster="prod"), False),
         # admin: everything; an unknown role: nothing
         (Caller("root", "admin"), "TokenService/CreateToken", api_pb2.CreateTokenRequest(), True),
         (Caller("x", "superuser"), "ClusterService/GetCluster", api_pb2.GetClusterRequest(name="prod"), False),
@@ -108,8 +121,13 @@ def test_a_role_is_one_row() -> None:
         ("admin", ["prod"], [], ("clusters", "role admin is not limited by cluster; leave the scope out")),
         ("viewer", [], ["shop"],
          ("applications", "role viewer is limited by cluster only (use --cluster), not by application")),
-        ("root", [], [], ("role", "'root' is not a role; roles: admin, deployer, viewer")),
-        ("", [], [], ("role", "'' is not a role; roles: admin, deployer, viewer")),
+        ("root", [], [], ("role", "'root' is not a role; roles: admin, deployer, viewer, trigger")),
+        ("", [], [], ("role", "'' is not a role; roles: admin, deployer, viewer, trigger")),
+        ("trigger", ["prod"], ["shop"], None),
+        ("trigger", [], ["shop"], ("clusters", "a trigger token names exactly one cluster and one application "
+                                   "(--cluster, --app)")),
+        ("trigger", ["prod"], ["shop", "blog"], ("applications", "a trigger token names exactly one cluster and "
+                                                 "one application (--cluster, --app)")),
     ],
 )
 def test_a_scope_the_role_would_not_use_is_refused(

@@ -217,3 +217,53 @@ def test_route_ls_shows_the_certificate_of_an_https_domain() -> None:
         pb.RouteEntry(application="shop", service="web", domain="plain.example"),
     ])
     assert [r[0] for r in rows(table)] == ["shop.example (tls c@2)", "plain.example"]
+
+
+@pytest.mark.parametrize(("phase", "code", "says"), [
+    (pb.RELEASE_PHASE_SUCCEEDED, 0, "release r000001 succeeded"),
+    (pb.RELEASE_PHASE_FAILED, 10, "error: release failed: boom"),
+])
+def test_release_wait_names_a_release_and_exits_by_its_end(
+    config: Path, tmp_path: Path, fake: FakeApi, served: ThreadedServer, phase: int, code: int, says: str
+) -> None:
+    """``ccs release wait APP NAME``: what a CI job runs after a trigger answered the release."""
+    update(config, tmp_path, "rolling")
+    t, box = in_background(config, served, fake, "release", "wait", "-c", "prod", "shop", "r000001")
+    served.call(lambda: fake.set_release("prod", "shop", phase=phase, message="boom"))
+    t.join()
+    result = box["r"]
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert says in result.stdout + result.stderr
+
+
+def test_trigger_create_prints_url_and_secret_once_as_shell_assignments(config: Path) -> None:
+    made = ccs(config, "trigger", "create", "-c", "prod", "shop", "--action", "scale", "--service", "web")
+    assert made.exit_code == 0, made.stderr
+    lines = made.stdout.splitlines()
+    assert lines[0] == "CCS_TRIGGER_URL=''" and lines[1].startswith("CCS_TRIGGER_SECRET=")
+    secret = lines[1].split("=", 1)[1].strip("'")
+    assert "trigger shop/scale (scale web) created; its secret is shown only now" in made.stderr
+    for fmt in ("table", "json", "yaml"):
+        assert secret not in ok(config, "trigger", "ls", "-c", "prod", "-o", fmt)
+    ran = ok(config, "trigger", "run", "-c", "prod", "shop", "scale", "--replicas", "3")
+    assert ran == "service shop/web: 3 replicas\n"
+    rotated = ok(config, "trigger", "rotate", "-c", "prod", "shop", "scale")
+    assert secret not in rotated and "CCS_TRIGGER_SECRET=" in rotated
+    assert ok(config, "trigger", "rm", "-c", "prod", "shop", "scale") == "trigger shop/scale removed\n"
+    bad = ccs(config, "trigger", "create", "-c", "prod", "shop", "--action", "deploy")
+    assert bad.exit_code == 2 and "use one of redeploy," in " ".join(bad.stderr.split())
+
+
+def test_app_update_blue_green_wait_exits_0_once_the_new_side_is_up_and_awaits_a_shift(
+    config: Path, tmp_path: Path,
+) -> None:
+    """Before: ``--wait`` followed the release until it ended, which a blue-green release does
+    only after an operator's confirm, so the command always timed out (exit 9)."""
+    result = ccs(config, "app", "update", "-c", "prod", "shop", "-f", str(tmp_path / "v2.yaml"),
+                 "--strategy", "blue-green", "--wait", "--timeout", "20s")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert ("release r000001 is up and awaits a shift: the new side is ready (2/2), weight new 0% / old 100%; "
+            "move traffic with `ccs release shift shop PERCENT`, then `ccs release confirm shop`") in result.stderr
+    assert "succeeded" not in result.stderr
+    rel = ok(config, "release", "get", "-c", "prod", "shop").splitlines()[1].split()
+    assert rel[:3] == ["r000001", "blue-green", "awaiting-shift"]  # nothing was confirmed for the caller

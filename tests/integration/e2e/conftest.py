@@ -38,6 +38,7 @@ if str(REPO) not in sys.path:  # `tests` is not an installed package
 import tests.testbed as tb  # noqa: E402
 from ccs.client import AsyncClient  # noqa: E402
 from ccs.v1 import resources_pb2 as pb  # noqa: E402
+from nodeagent.runtime import naming  # noqa: E402
 from tests.conftest import (  # noqa: E402
     TRUST,
     EtcdProc,
@@ -91,7 +92,7 @@ class Cluster3:
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
         node_port = node_port_for(state)
         argv = [sys.executable, "-m", "controlplane.main", "--listen", f"0.0.0.0:{self.port}",
-                "--node-listen", f"0.0.0.0:{node_port}", "--advertise", BRIDGE_IP,
+                "--node-listen", f"0.0.0.0:{node_port}", "--http-listen", "0.0.0.0:0", "--advertise", BRIDGE_IP,
                 "--state-dir", str(state), "--client-config", str(self.config_path),
                 "--etcd", self.etcd.url, "--log-format", "json", "--metrics-listen", "127.0.0.1:0",
                 *SERVER_FLAGS]
@@ -201,7 +202,7 @@ class Cluster3:
         window; the testbed repairs such a host anyway (``tb_docker.start_and_wait_dockerd``).
         """
         h = self.bed.host(int(host.removeprefix("host")))
-        mine = f"ccs-{self.name}-{app}"
+        mine = naming.network_name(self.name, app)
 
         def settled() -> bool:
             names = h.docker("network", "ls", "--filter", "name=ccs-", "--format", "{{.Name}}").stdout.split()

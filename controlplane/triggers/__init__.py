@@ -1,0 +1,18 @@
+"""Deploy triggers: signed HTTPS calls that redeploy, retag or scale an application (issue 13).
+
+Design, and why:
+
+- **Where things live.** A trigger's record (action, service, callback, the id of the
+  application it was made for) is a protobuf under ``/ccs/triggers/{cluster}/{app}/{name}``,
+  outside the cluster subtree so it never enters the informer's cache or a cluster watch. Its
+  secret is a value of kind ``trigger`` in the secrets store (``controlplane.secrets``):
+  encrypted at rest under the data key, re-encrypted by ``ccs secret rotate-key`` like every
+  secret, versioned (``ccs trigger rotate`` adds a version; only the latest signs).
+- **Replays.** A delivery id is claimed under ``/ccs/triggerdeliveries/...`` with a
+  create-only transaction on a TTL lease before the action runs: two replicas given the same
+  delivery cannot both win, and a server restart forgets nothing. An action that fails
+  (a bad tag, a refused template) gives its claim back, so a redelivery may try again.
+- **Layers.** :mod:`signature` and :mod:`rules` are pure (the clock is an argument); the
+  invoker (:mod:`invoke`) is the one place a call is checked and acted on, for the HTTPS
+  endpoint (:mod:`http`) and the ``InvokeTrigger`` RPC alike.
+"""

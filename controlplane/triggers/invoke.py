@@ -1,0 +1,292 @@
+"""One trigger call, checked and acted on: the HTTPS endpoint and ``InvokeTrigger`` share it.
+
+Order of the checks, and why:
+
+1. the rate limit (per trigger, before any etcd read: a flood costs the server nothing but
+   the refusal; 429 with ``Retry-After``);
+2. the trigger exists and belongs to the application that exists now (404);
+3. the signature (401), against the secret decrypted from the secrets store;
+4. the body's parameters (400, naming the field);
+5. the delivery id is claimed in etcd, create-only (401: a replay);
+6. the action; if it fails before writing anything, the claim is given back (a redelivery may
+   try again).
+
+Nothing before step 6 writes anything but the call's audit record. Every call gets one
+(accepted or not); refusals of unknown triggers and bad signatures go through a token bucket per
+server, as unauthenticated gRPC calls do (``controlplane.access.audit``), so a flood of forged
+calls cannot fill etcd; what is skipped is counted in a warning. No answer, record or log line
+holds the secret or a signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ccs.v1 import resources_pb2 as pb
+from ccs.v1 import triggers_pb2 as tpb
+from controlplane.access.audit import ANONYMOUS_BURST, ANONYMOUS_RATE, MAX_MESSAGE, MAX_TARGET, TokenBucket
+from controlplane.grpc_errors import FailedPrecondition, InvalidArgument
+from controlplane.secrets.keyring import Keyring
+from controlplane.store import Conflict, NotFound, StoreUnavailable, keys
+from controlplane.store.codec import encode
+from controlplane.store.events import event_id
+from controlplane.store.meta import now
+from controlplane.store.txn import RIDER, Rider, Txn
+from controlplane.triggers import callback
+from controlplane.triggers.actions import ACTION_NAMES, Actions, Outcome
+from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, TriggerStore
+from controlplane.triggers.rules import BodyError, Params, RateLimiter, parse_body
+from controlplane.triggers.signature import SignatureError, verify
+
+log = structlog.get_logger("ccs.triggers")
+
+METHOD = "Trigger/POST"
+
+
+class Refused(Exception):
+    """A call answered with ``status`` (HTTP) and ``message``; nothing changed."""
+
+    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+@dataclass(frozen=True)
+class Accepted:
+    trigger: tpb.Trigger
+    outcome: Outcome
+    delivery: str
+    status_url: str
+
+
+def status_token(digest_key: bytes, cluster: str, app: str, release: str) -> str:
+    """The unguessable part of a release's status URL: an HMAC under a key only the servers
+    hold, so the URL shows that one release's phase to whoever has it, and nothing else."""
+    msg = f"trigger-status\n{cluster}\n{app}\n{release}".encode()
+    return hmac.new(digest_key, msg, hashlib.sha256).hexdigest()[:40]
+
+
+def _status_for(exc: Exception) -> int:
+    if isinstance(exc, InvalidArgument | BodyError):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, FailedPrecondition | Conflict):
+        return 409
+    if isinstance(exc, StoreUnavailable):
+        return 503
+    from controlplane.compose import TemplateError  # local, as in grpc_errors
+
+    if isinstance(exc, TemplateError):
+        return 400
+    return 500
+
+
+class Invoker:
+    def __init__(self, store: TriggerStore, actions: Actions, keyring: Keyring, *,
+                 base_url: str = "", limiter: RateLimiter | None = None) -> None:
+        self.store, self.actions, self.keyring = store, actions, keyring
+        self.base_url = base_url.rstrip("/")
+        self.limiter = limiter or RateLimiter()
+        self.refusals = TokenBucket(ANONYMOUS_RATE, ANONYMOUS_BURST)
+        self._dropped_logged = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ URLs
+
+    def trigger_url(self, cluster: str, app: str, name: str) -> str:
+        return f"{self.base_url}/v1/triggers/{cluster}/{app}/{name}" if self.base_url else ""
+
+    def status_url(self, cluster: str, app: str, release: str) -> str:
+        if not self.base_url or not release:
+            return ""
+        token = status_token(self.keyring.digest_key(), cluster, app, release)
+        return f"{self.base_url}/v1/status/{cluster}/{app}/{release}/{token}"
+
+    def check_status_token(self, cluster: str, app: str, release: str, token: str) -> bool:
+        expected = status_token(self.keyring.digest_key(), cluster, app, release)
+        return hmac.compare_digest(token.encode(), expected.encode())
+
+    # ------------------------------------------------------------------ calls
+
+    async def trigger_of(self, cluster: str, app: str, name: str) -> tpb.Trigger:
+        """The trigger, if it and the application it was made for both exist (else 404)."""
+        try:
+            trigger = await self.store.get(cluster, app, name)
+            current = await self.actions.application(cluster, app)
+        except NotFound:
+            raise Refused(404, f"no trigger {app}/{name} in cluster {cluster}") from None
+        if current.meta.id != trigger.application_id:
+            raise Refused(404, f"trigger {app}/{name} was made for an earlier application of that name "
+                               "(remove it and make a new one)")
+        return trigger
+
+    def _rate(self, cluster: str, app: str, name: str) -> None:
+        k = f"{cluster}/{app}/{name}"
+        if not self.limiter.take(k, time.monotonic()):
+            retry = self.limiter.retry_after(k)
+            raise Refused(429, f"trigger {app}/{name}: more than {self.limiter.rate:g} calls a second "
+                               f"(bursts of {self.limiter.burst:g}); retry in {retry:.1f}s", retry)
+
+    async def signed_call(self, cluster: str, app: str, name: str, headers: dict[str, str], body: bytes,
+                          peer: str) -> Accepted:
+        """The HTTPS endpoint's call; :class:`Refused` says why not (and nothing changed)."""
+        delivery = headers.get("x-ccs-delivery") or headers.get("x-github-delivery") or ""
+        audit = _Record(cluster, app, name, peer, delivery)
+        try:
+            self._rate(cluster, app, name)
+            trigger = await self.trigger_of(cluster, app, name)
+            try:
+                verified = verify(headers, body, await self.store.secret(trigger), time.time())
+            except SignatureError as e:
+                raise Refused(401, str(e)) from None
+            if verified.form == "github" and headers.get("x-github-event") == "ping":
+                # GitHub's first delivery to a new webhook: answered, acted on by nothing.
+                outcome = Outcome("pong", message="GitHub ping: the webhook reaches this trigger")
+                await self._audit(audit, 200, outcome.message)
+                return Accepted(trigger, outcome, verified.delivery, "")
+            try:
+                params = parse_body(body, headers.get("content-type", ""))
+            except BodyError as e:
+                raise Refused(400, str(e)) from None
+            ttl = GITHUB_TTL if verified.form == "github" else CCS_TTL
+            try:
+                claim = await self.store.claim(cluster, app, name, verified.delivery, ttl)
+            except Replay:
+                raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay") from None
+            # The record rides on the action's own transaction (as a gRPC change's does,
+            # controlplane.access.audit): a change that landed never lacks its record.
+            rider = Rider(*audit.encoded(200, f"accepted: {_asked(trigger, params)}", wrote=True))
+            reset = RIDER.set(rider)
+            try:
+                outcome = await self.act(trigger, params)
+            except Refused:
+                if not rider.revision:  # nothing landed: a redelivery may try again
+                    await self.store.release_claim(claim)
+                raise
+            finally:
+                RIDER.reset(reset)
+                rider.closed = True
+                audit.revision = rider.revision
+        except Refused as r:
+            await self._audit(audit, r.status, r.message)
+            raise
+        except Exception as e:
+            await self._audit(audit, 500, type(e).__name__)
+            raise
+        accepted = self._accepted(trigger, outcome, verified.delivery)
+        if not rider.attached:  # nothing written (unchanged), or it did not fit: the record now
+            await self._audit(audit, 200, outcome.message)
+        return accepted
+
+    async def act(self, trigger: tpb.Trigger, params: Params) -> Outcome:
+        """Run the action; an error the caller caused becomes :class:`Refused`."""
+        try:
+            return await self.actions.run(trigger, params)
+        except Exception as e:
+            status = _status_for(e)
+            if status == 500:
+                log.exception("trigger action failed", trigger=trigger.meta.name, app=trigger.application)
+                raise Refused(500, f"internal error: {type(e).__name__}") from None
+            raise Refused(status, str(e)) from None
+
+    async def token_call(self, trigger: tpb.Trigger, params: Params) -> Accepted:
+        """``InvokeTrigger`` (a token with the trigger role; the gate audits it)."""
+        self._rate(trigger.cluster, trigger.application, trigger.meta.name)
+        outcome = await self.act(trigger, params)
+        return self._accepted(trigger, outcome, "")
+
+    def _accepted(self, trigger: tpb.Trigger, outcome: Outcome, delivery: str) -> Accepted:
+        url = self.status_url(trigger.cluster, trigger.application, outcome.release)
+        if trigger.callback_url:
+            task = asyncio.create_task(self._callback(trigger, outcome, delivery))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return Accepted(trigger, outcome, delivery, url)
+
+    async def _callback(self, trigger: tpb.Trigger, outcome: Outcome, delivery: str) -> None:
+        try:
+            phase = outcome.result
+            if outcome.release:
+                phase = await callback.final_phase(self.actions.etcd, trigger.cluster, trigger.application,
+                                                   outcome.release)
+            doc: dict[str, Any] = {"trigger": trigger.meta.name, "cluster": trigger.cluster,
+                                   "application": trigger.application, "delivery": delivery,
+                                   "result": outcome.result, "release": outcome.release, "phase": phase}
+            await callback.send(trigger.callback_url, doc, await self.store.secret(trigger))
+        except Exception as e:  # the call was answered long ago: say it in the log
+            log.warning("trigger callback not delivered", trigger=trigger.meta.name, app=trigger.application,
+                        error=type(e).__name__)
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+
+    # ------------------------------------------------------------------ audit
+
+    async def _audit(self, audit: _Record, status: int, message: str) -> None:
+        if status in (401, 404, 429) and not self.refusals.take():
+            if self.refusals.dropped - self._dropped_logged >= 100 or not self._dropped_logged:
+                log.warning("refused trigger calls not audited (rate limit)", dropped=self.refusals.dropped)
+                self._dropped_logged = self.refusals.dropped
+            return
+        key, value = audit.encoded(status, message, wrote=bool(audit.revision))
+        try:
+            await Txn().put(key, value).commit(self.store.etcd)
+        except Exception as e:
+            log.error("audit record not written", error=str(e), method=METHOD, target=audit.target,
+                      result=_RESULTS.get(status, "UNKNOWN"))
+
+
+@dataclass
+class _Record:
+    """One call's audit record: made once (its id and key), written at most twice (riding on the
+    action's transaction, then with the answer)."""
+
+    cluster: str
+    app: str
+    name: str
+    peer: str
+    delivery: str
+    revision: int = 0
+    rid: str = field(default_factory=event_id)
+
+    @property
+    def target(self) -> str:
+        return f"trigger {self.cluster}/{self.app}/{self.name}"[:MAX_TARGET]
+
+    def encoded(self, status: int, message: str, *, wrote: bool) -> tuple[str, bytes]:
+        text = f"delivery {self.delivery}: {message}" if self.delivery else message
+        rec = pb.AuditRecord(
+            meta=pb.Meta(id=self.rid, name=self.rid, created_at=now()), method=METHOD, target=self.target,
+            peer=self.peer[:MAX_TARGET], token_name=f"trigger {self.name}"[:MAX_TARGET], role="trigger",
+            result=_RESULTS.get(status, "UNKNOWN"), message=text[:MAX_MESSAGE], wrote=wrote,
+            revision=self.revision)
+        return keys.audit(self.rid), encode(rec)
+
+
+_RESULTS = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "FAILED_PRECONDITION",
+            429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+def _asked(trigger: tpb.Trigger, params: Params) -> str:
+    """What the call asked, for its audit record (written before the answer is known)."""
+    what = ACTION_NAMES.get(trigger.action, "?") + (f" {trigger.service}" if trigger.service else "")
+    if params.tag:
+        what += f" tag {params.tag}"
+    if params.replicas is not None:
+        what += f" replicas {params.replicas}"
+    if params.version:
+        what += f" version {params.version}"
+    return what
+
+
+def action_name(trigger: tpb.Trigger) -> str:
+    return ACTION_NAMES.get(trigger.action, "?")

@@ -1,0 +1,88 @@
+"""Deploy triggers across server restarts and replicas, and with the HTTPS port off (issue 13).
+
+Each test starts its own etcd and servers (``tests/conftest.py``); the calls and the state
+checks are those of ``test_triggers.py``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controlplane.triggers.signature import github_signature
+from tests.conftest import EtcdProc, free_port, start_etcd, start_server
+from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, post, prepare, state
+
+pytestmark = pytest.mark.etcd
+
+
+@pytest.fixture
+def own_etcd(tmp_path: Path) -> Iterator[EtcdProc]:
+    proc = start_etcd(tmp_path)
+    yield proc
+    proc.stop()
+
+
+async def test_a_replay_is_refused_after_a_restart_and_on_another_replica(tmp_path: Path, own_etcd: EtcdProc) -> None:
+    a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
+    b = start_server(tmp_path / "b", own_etcd.url, tmp_path / "b.yaml", extra=["--no-reconcilers"])
+    try:
+        s = await prepare(a, "c1")
+        body = b'{"tag": "v2"}'
+        secret = s.secrets["retag"]
+        r = await post(s, "retag", body, ccs_headers(secret, body, delivery="gh-1"))
+        assert r.status_code == 200, r.text
+        before = await state(s)
+        # Another replica, the same delivery freshly signed: refused.
+        on_b = Setup(b, s.cluster, s.secrets)
+        r = await post(on_b, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="gh-1"))
+        assert r.status_code == 401 and "replay" in r.json()["error"]
+        # The first replica restarted: still refused.
+        assert a.stop() == 0  # SIGTERM still stops it cleanly (uvicorn leaves the handlers alone)
+        a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
+        s = Setup(a, s.cluster, s.secrets)
+        r = await post(s, "retag", b'{"tag": "v3"}', ccs_headers(secret, b'{"tag": "v3"}', delivery="gh-1"))
+        assert r.status_code == 401 and "replay" in r.json()["error"]
+        assert await state(s) == before
+        # A GitHub-form replay of a GitHub delivery, too.
+        gh = {"x-github-delivery": "gh-2", "x-hub-signature-256": github_signature(secret.encode(), body)}
+        assert (await post(s, "retag", body, gh)).status_code == 200
+        assert (await post(on_b, "retag", body, gh)).status_code == 401
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_http_listen_off(tmp_path: Path, own_etcd: EtcdProc) -> None:
+    srv = start_server(tmp_path / "s", own_etcd.url, tmp_path / "c.yaml", extra=["--http-listen", "off"])
+    try:
+        assert srv.http_url == ""
+        async with srv.client() as cl:
+            await cl.clusters.create("c1")
+            await cl.applications.create("c1", "shop", TEMPLATE)
+            made = await cl.triggers.create("c1", "shop", "again", "redeploy")
+            assert made.trigger.url == ""
+            done = await cl.triggers.invoke("c1", "shop", "again")
+            assert done.result == "unchanged" and done.status_url == ""
+    finally:
+        srv.stop()
+
+
+def test_a_taken_http_port_stops_the_start_naming_the_flag(tmp_path: Path, own_etcd: EtcdProc) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{free_port()}", "--node-listen",
+             f"127.0.0.1:{free_port()}", "--http-listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "s"),
+             "--client-config", str(tmp_path / "c.yaml"), "--etcd", own_etcd.url, "--log-format", "json",
+             "--metrics-listen", "127.0.0.1:0"],
+            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 1
+    assert f"ccs-server: cannot listen on 127.0.0.1:{port} (--http-listen): Address already in use" in done.stderr
