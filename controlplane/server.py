@@ -34,7 +34,7 @@ from controlplane.api.services import ContainerServicer, RouteServicer, ServiceS
 from controlplane.api.tokens import TokenServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
-from controlplane.dispatcher.hub import AssignmentHub
+from controlplane.dispatcher.hub import MAP_DELAY, AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, PEER_PORT_OFFSET, EmbeddedEtcd
@@ -194,7 +194,7 @@ class Server:
         await self.informer.start()
         verifier = TokenVerifier(self.etcd)
         guard = NodeGuard(self.etcd) if self.tls is not None else None
-        self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000))
+        self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000), map_delay=MAP_DELAY)
         self.broker = LogBroker()
         self._tasks.append(asyncio.create_task(verifier.follow_changes()))
         gate = AccessGate(AuditLog(self.etcd))
