@@ -64,7 +64,7 @@ from .enrollment import Enrollment
 from .exec_sessions import ExecServer
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .fence import is_fenced
-from .images import GC_PERIOD
+from .image_collection import ImageCollection
 from .logs_fanout import LogsFanout
 from .metrics import AgentMetrics
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
@@ -153,8 +153,7 @@ class Agent:
         self.batcher = StatusBatcher()
         self.executor: Executor | None = None
         self.heartbeat_period = DEFAULT_HEARTBEAT
-        self._next_gc = time.monotonic() + GC_PERIOD  # the agent's own image collection (nodeagent.images)
-        self._gc: asyncio.Task[None] | None = None
+        self.image_collection = ImageCollection(self._collect_images)  # nodeagent.images
         self.connected = asyncio.Event()  # set while a session is up (for tests and health)
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
@@ -276,10 +275,7 @@ class Agent:
             for t in background:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            if self._gc is not None:  # an image collection under way stops with the agent
-                self._gc.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._gc
+            await self.image_collection.close()
             if self.executor is not None:
                 await self.executor.close()
             if self.router is not None:
@@ -364,17 +360,8 @@ class Agent:
             self.servers.learn(client.last_replicas)
             if period > 0:
                 self.heartbeat_period = period / 1000.0
-            # Image collection runs beside the heartbeats (a slow engine must not delay them);
-            # its result goes out with the next one, as soon as it is done.
-            asked = client.last_prune_requested
-            answered = self._node_status.prune.request
-            if (asked > answered or time.monotonic() >= self._next_gc) and (self._gc is None or self._gc.done()):
-                self._next_gc = time.monotonic() + GC_PERIOD
-                self._gc = asyncio.create_task(self._collect_images(max(asked, answered)), name="image-gc")
-            if self._gc is not None and not self._gc.done():
-                await asyncio.wait({self._gc}, timeout=self.heartbeat_period)
-            else:
-                await asyncio.sleep(self.heartbeat_period)
+            self.image_collection.start_if_due(client.last_prune_requested, self._node_status.prune.request)
+            await self.image_collection.pause(self.heartbeat_period)
 
     async def _collect_images(self, request: int) -> None:
         """Remove the registry images nothing needs (nodeagent.images); the result goes out with
