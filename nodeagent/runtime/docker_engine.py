@@ -24,13 +24,13 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
-from docker.utils import parse_repository_tag
 
 from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming, node_security
 from .docker_errors import docker_error_kind
 from .docker_exec import DockerExecSession
+from .docker_images import Images
 from .docker_networks import AppNetworks, status_code
 from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
@@ -52,7 +52,6 @@ from .types import (
     RuntimeEvent,
     RuntimeFailure,
     StartFailed,
-    pull_failure,
 )
 
 T = TypeVar("T")
@@ -134,6 +133,7 @@ class DockerRuntime:
         # the agent always runs right before `create`, fills it).
         self._adopted: dict[str, str] = {}
         self._volumes = Volumes(self._api, self._call, self._lock)
+        self._images = Images(self._api, self._call, self._lock)
         self._apparmor: bool | None = None  # read from the engine's info on first need
         # Told the kind of every Docker API error (docker_error_kind): the agent's metrics.
         self._on_docker_error = on_docker_error
@@ -163,7 +163,7 @@ class DockerRuntime:
         network, named volumes (created as the template describes them; external ones must
         exist: VolumeMissing)."""
         request = create_request(c, bind_address=self._bind_address, dns=self._dns)  # validates the spec first
-        await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull, auth=auth)
+        await self._images.ensure(c.spec.image, always=c.spec.always_pull, on_pull=on_pull, auth=auth)
         for join in request.joins:
             labels = naming.network_labels(c.cluster, c.application, join.compose)
             legacy = naming.legacy_network_name(c.cluster, c.application, join.compose,
@@ -175,44 +175,6 @@ class DockerRuntime:
                 self._adopted.pop(join.name, None)
         for volume in request.volumes:
             await self._volumes.ensure(volume, c.node)
-
-    async def _image_exists(self, image: str) -> bool:
-        try:
-            await self._call(f"inspect image {image}", self._api.inspect_image, image)
-        except NotFound:
-            return False
-        return True
-
-    async def _ensure_image(self, image: str, *, always: bool, on_pull: PullCallback | None,
-                            auth: agent_pb2.PullAuth | None = None) -> None:
-        async with self._lock(f"image:{image}"):
-            present = await self._image_exists(image)
-            if present and not always:
-                return
-            if on_pull is not None:
-                on_pull(image)
-            detail = await self._call(f"pull {image}", self._pull, image, auth)
-            if present or await self._image_exists(image):
-                # Like Swarm: a failed pull of an image that is present locally is not fatal,
-                # so a registry outage does not stop restarts of what already runs here.
-                return
-            raise pull_failure(image, detail)
-
-    def _pull(self, image: str, auth: agent_pb2.PullAuth | None = None) -> str:
-        """Pull in the calling thread; return the engine's error text ("" on success). ``auth``
-        goes to the Engine as the pull's ``X-Registry-Auth`` header (the SDK's ``auth_config``)
-        and nowhere else: not the Engine's config file, not a log line."""
-        repository, tag = parse_repository_tag(image)
-        auth_config = {"username": auth.username, "password": auth.password,
-                       "serveraddress": auth.registry} if auth is not None and auth.password else None
-        try:
-            for message in self._api.pull(repository, tag=tag or "latest", stream=True, decode=True,
-                                          auth_config=auth_config):
-                if "error" in message:
-                    return str(message["error"])
-        except docker.errors.APIError as exc:
-            return f"pull failed: {exc.explanation or exc}"
-        return ""
 
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container, attached to every network it joins; idempotent per ccs
@@ -282,15 +244,10 @@ class DockerRuntime:
             )
 
     async def remove_image(self, image: str) -> bool:
-        try:
-            result = await self._call(f"remove image {image}", self._api.remove_image, image)
-        except NotFound:
-            return False
-        return any("Deleted" in entry for entry in (result or ()) if isinstance(entry, dict))
+        return await self._images.remove(image)
 
     async def image_disk_usage(self) -> int:
-        usage = await self._call("disk usage", self._api.df)
-        return int(usage.get("LayersSize") or 0)
+        return await self._images.disk_usage()
 
     async def remove(self, docker_id: str, *, volumes: bool) -> None:
         try:
