@@ -19,13 +19,14 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
 from ccs.access import Audit, Tokens
-from ccs.applications import Applications, Containers, Services
+from ccs.applications import Applications
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
 from ccs.registries import Registries
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
 from ccs.triggers import Triggers
+from ccs.workloads import Containers, Services
 
 __all__ = [
     "SyncApplications",

@@ -41,7 +41,7 @@ from ccs._sync import (
 )
 from ccs._transport import Transport, make_channel
 from ccs.access import Audit, Tokens
-from ccs.applications import Applications, Containers, Services
+from ccs.applications import Applications
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.config import load_config
 from ccs.events import Events
@@ -49,6 +49,7 @@ from ccs.registries import Registries
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
 from ccs.triggers import Triggers
+from ccs.workloads import Containers, Services
 
 __all__ = ["AsyncClient", "Client"]
 
