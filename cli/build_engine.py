@@ -148,9 +148,15 @@ class BuildPlan:
     refs: dict[str, str]
 
     def preview(self) -> str:
-        """The template as it will be sent, with the tags in place of the digests not known yet:
-        what the server checks in a dry run before anything is built."""
-        return rewrite_template(self.template, self.refs)
+        """The template as it will be sent, with a stand-in digest (all zeros) in place of each
+        one not known yet: what the server checks in a dry run before anything is built. With a
+        bare tag the server would try to resolve it in the registry (digest pinning), where it
+        is not pushed yet; a reference with a digest it keeps as written."""
+        return rewrite_template(self.template, {name: f"{ref}@{UNKNOWN_DIGEST}" for name, ref in self.refs.items()})
+
+
+#: The stand-in for a digest a dry run cannot know (see BuildPlan.preview).
+UNKNOWN_DIGEST = "sha256:" + "0" * 64
 
 
 def plan_builds(

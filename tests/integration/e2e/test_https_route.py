@@ -48,7 +48,7 @@ def served(ca: TestCA, host: str) -> tuple[int, str, int] | None:
 def answering(ca: TestCA, host: str, serial: int) -> tuple[int, str, int] | None:
     """The answer of ``host``'s router once it presents the certificate ``serial`` (else None)."""
     got = served(ca, host)
-    return got if got is not None and got[2] == serial else None
+    return (got[0], got[1].strip(), got[2]) if got is not None and got[2] == serial else None
 
 
 def test_every_router_serves_the_route_over_https_from_a_real_container(
