@@ -1,0 +1,25 @@
+"""The console's routes put together, and its static files (htmx, its SSE extension, the CSS)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from controlplane.console import actions, live, pages
+from controlplane.console.api import Loopback
+from controlplane.console.web import HERE
+
+
+class Console:
+    def __init__(self, api_address: str, *, tls: bool, ca_pem: bytes | None) -> None:
+        self.api = Loopback(api_address, tls, ca_pem)
+        self.tls = tls
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            *pages.routes(self.api), *actions.routes(self.api, secure=self.tls), *live.routes(self.api),
+            Mount("/console/static", app=StaticFiles(directory=str(HERE / "static")), name="console-static"),
+        ]
+
+    async def stop(self) -> None:
+        await self.api.close()
