@@ -74,6 +74,13 @@ def _strategy(form: FormData) -> str:
     return strategy
 
 
+def _params(form: FormData) -> dict[str, str]:
+    try:
+        return views.parse_params(str(form.get("params") or ""))
+    except ValueError as e:
+        raise Refused(400, str(e)) from None
+
+
 def routes(api: Loopback, *, secure: bool) -> list[Route]:
     async def login(request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=5)
@@ -85,7 +92,7 @@ def routes(api: Loopback, *, secure: bool) -> list[Route]:
             except errors.Unauthenticated:
                 why = "token: not accepted (unknown, expired or revoked)"
             except errors.PermissionDenied:
-                why = "token: its role cannot read clusters; the console needs read access"
+                pass  # authenticated; a token scoped to some clusters may not list them all
             except errors.CcsError as e:
                 why = f"the API answered {type(e).__name__}: {e}"
         if why is not None:
@@ -133,6 +140,7 @@ def routes(api: Loopback, *, secure: bool) -> list[Route]:
             if step not in ("diff", "apply"):
                 raise Refused(404, f"step: {step!r} is not diff or apply")
             name, template, strategy = _name(form), await _template(form), _strategy(form)
+            params = _params(form)
             client = api.client(token)
             try:
                 await client.applications.get(cluster, name)
@@ -141,17 +149,19 @@ def routes(api: Loopback, *, secure: bool) -> list[Route]:
                 exists = False
             if step == "apply":
                 if exists:
-                    app = await client.applications.update(cluster, name, template=template, strategy=strategy)
+                    app = await client.applications.update(cluster, name, template=template, env=params,
+                                                              strategy=strategy)
                     done = f"{name}: updated to revision {app.revision}"
                 else:
-                    app = await client.applications.create(cluster, name, template)
+                    app = await client.applications.create(cluster, name, template, env=params)
                     done = f"{name}: deployed (revision {app.revision})"
                 return flash(request, done)
             if exists:
-                resp = await client.applications.diff(cluster, name, template=template, strategy=strategy)
+                resp = await client.applications.diff(cluster, name, template=template, env=params,
+                                                         strategy=strategy)
                 lines = views.diff_lines(resp)
             else:
-                app = await client.applications.create(cluster, name, template, dry_run=True)
+                app = await client.applications.create(cluster, name, template, env=params, dry_run=True)
                 lines = views.created_lines(app)
         except Refused as ref:
             return sign_in_again(request) if ref.status == 401 else flash(request, ref.args[0], ref.status, "error")
@@ -159,6 +169,7 @@ def routes(api: Loopback, *, secure: bool) -> list[Route]:
             return failed(request, e)
         return templates.TemplateResponse(request, "_diff.html", {
             "cluster": cluster, "name": name, "template": template, "strategy": strategy, "exists": exists,
+            "params": str(form.get("params") or ""),
             "lines": lines, "csrf": session.csrf_token(token)})
 
     return [

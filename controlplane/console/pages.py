@@ -88,12 +88,21 @@ def routes(api: Loopback) -> list[Route]:
         token = token_of(request)
         if not token:
             return sign_in_again(request)
+        note = ""
         try:
-            found = await api.client(token).clusters.list()
+            found = list(await api.client(token).clusters.list())
+        except errors.PermissionDenied as e:  # a token scoped to clusters: it opens them by name
+            found, note = [], str(e)
         except errors.CcsError as e:
             return failed(request, e)
-        return page(request, "clusters", {"cluster": "", "current": "clusters",
+        return page(request, "clusters", {"cluster": "", "current": "clusters", "note": note,
                                           "rows": views.cluster_rows(found, time.time())})
+
+    async def open_cluster(request: Request) -> Response:
+        name = request.query_params.get("cluster", "").strip()
+        if not name or not all(ch.isalnum() or ch == "-" for ch in name):
+            return failed(request, errors.InvalidArgument(f"cluster: {name!r} is not a cluster name"))
+        return RedirectResponse(f"/console/c/{name}/applications", status_code=303)
 
     async def cluster_page(request: Request) -> Response:
         token = token_of(request)
@@ -124,6 +133,7 @@ def routes(api: Loopback) -> list[Route]:
         Route("/console", home), Route("/console/", home),
         Route("/console/login", login_form, methods=["GET"]),
         Route("/console/clusters", clusters),
+        Route("/console/open", open_cluster, methods=["GET"]),
         Route("/console/c/{cluster}/deploy", deploy_form, methods=["GET"]),
         Route("/console/c/{cluster}/{page}", cluster_page, methods=["GET"]),
     ]

@@ -215,3 +215,21 @@ def parse_weight(text: str) -> int:
     if not text.strip().isdigit() or not 0 <= int(text) <= SHIFT_MAX:
         raise ValueError(f"weight: {text!r} is not a whole number from 0 to {SHIFT_MAX}")
     return int(text)
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """The deploy form's parameters: ``KEY=VALUE`` per line (blank lines and ``#`` comments
+    skipped), as ``ccs app deploy --env``; ValueError naming the line otherwise."""
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(
+                c.isalnum() or c == "_" for c in key):
+            raise ValueError(f"parameters: line {n}: {raw.strip()!r} is not KEY=VALUE (a name of letters, "
+                             "digits and '_')")
+        out[key] = value
+    return out

@@ -1,0 +1,66 @@
+"""A real headless browser for the web console's tests: Debian's chromium driven by playwright.
+
+``playwright install`` is never run (it downloads a browser build; there is no network for
+it): playwright drives the system browser (``apt-get install chromium``) through
+``executable_path``. Screenshots go under the test's tmp dir; their paths are printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+#: How long a page may take to show what a test waits for (a real deploy takes seconds).
+WAIT_MS = 120_000
+
+needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"no {CHROMIUM} (apt-get install chromium)")
+
+
+@contextlib.contextmanager
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def new_context(b: Browser) -> BrowserContext:
+    """The server's certificate chains to its own CA, which chromium does not know."""
+    ctx = b.new_context(ignore_https_errors=True, viewport={"width": 1400, "height": 900})
+    ctx.set_default_timeout(WAIT_MS)
+    return ctx
+
+
+def sign_in(ctx: BrowserContext, base_url: str, token: str) -> Page:
+    page = ctx.new_page()
+    page.on("dialog", lambda d: d.accept())  # hx-confirm asks before a release action
+    page.goto(f"{base_url}/console/login")
+    page.fill("#token", token)
+    page.click("#sign-in")
+    page.wait_for_url("**/console/clusters")
+    return page
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "screenshots" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def mark_loaded(page: Page) -> None:
+    """A flag on the window: still there later means the page was never reloaded."""
+    page.evaluate("window.__ccsNoReload = true")
+
+
+def not_reloaded(page: Page) -> bool:
+    return bool(page.evaluate("window.__ccsNoReload === true"))
