@@ -17,7 +17,8 @@ class Console:
 
     def routes(self) -> list[BaseRoute]:
         return [
-            *pages.routes(self.api), *actions.routes(self.api, secure=self.tls), *live.routes(self.api),
+            # The live stream before the pages: /console/c/{cluster}/{page} would take "live" too.
+            *live.routes(self.api), *pages.routes(self.api), *actions.routes(self.api, secure=self.tls),
             Mount("/console/static", app=StaticFiles(directory=str(HERE / "static")), name="console-static"),
         ]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = "/usr/bin/chromium"
 #: How long a page may take to show what a test waits for (a real deploy takes seconds).
@@ -42,7 +43,7 @@ def new_context(b: Browser) -> BrowserContext:
 def sign_in(ctx: BrowserContext, base_url: str, token: str) -> Page:
     page = ctx.new_page()
     page.on("dialog", lambda d: d.accept())  # hx-confirm asks before a release action
-    page.goto(f"{base_url}/console/login")
+    goto(page, f"{base_url}/console/login")
     page.fill("#token", token)
     page.click("#sign-in")
     page.wait_for_url("**/console/clusters")
@@ -64,3 +65,29 @@ def mark_loaded(page: Page) -> None:
 
 def not_reloaded(page: Page) -> bool:
     return bool(page.evaluate("window.__ccsNoReload === true"))
+
+
+@contextlib.contextmanager
+def shots_on_failure(tmp_path: Path, *pages: Page) -> Iterator[None]:
+    """On a failure, a screenshot of each page and its text, to see what the browser saw."""
+    try:
+        yield
+    except BaseException:
+        for i, p in enumerate(pages):
+            with contextlib.suppress(Exception):
+                shot(p, tmp_path, f"failure-{i}")
+                print(f"page {i} ({p.url}):\n{p.inner_text('body')}")
+        raise
+
+
+def goto(page: Page, url: str, attempts: int = 5) -> None:
+    """``page.goto``, again when chromium aborts it with ERR_NETWORK_CHANGED: it does so when a
+    network interface appears or goes (Docker adds a veth per container), whatever the address
+    navigated to; the navigation itself was fine."""
+    for left in range(attempts - 1, -1, -1):
+        try:
+            page.goto(url)
+            return
+        except PlaywrightError as e:
+            if "ERR_NETWORK_CHANGED" not in str(e) or not left:
+                raise
