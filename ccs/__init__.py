@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ccs._transport import Listing
     from ccs.access import NewToken
+    from ccs.apply_outcome import ApplyResult
     from ccs.client import AsyncClient, Client
     from ccs.config import ClientConfig, ConfigError, Context, load_config, save_config
     from ccs.errors import (
@@ -68,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "save_config": "ccs.config",
     "TemplateError": "ccs.template",
     "load_bundle": "ccs.template",
+    "ApplyResult": "ccs.apply_outcome",
     "CanaryOptions": "ccs.models",
     "StepsError": "ccs.models",
     "parse_steps": "ccs.models",
@@ -84,6 +86,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "AlreadyExists",
+    "ApplyResult",
     "AsyncClient",
     "CanaryOptions",
     "CcsError",

@@ -181,6 +181,7 @@ class SyncApplications(_Namespace[Applications]):
     get = blocking(Applications.get)
     list = blocking(Applications.list)
     update = blocking(Applications.update)
+    apply = blocking(Applications.apply)
     delete = blocking(Applications.delete)
     start = blocking(Applications.start)
     stop = blocking(Applications.stop)

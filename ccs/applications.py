@@ -6,7 +6,8 @@ import builtins
 from collections.abc import AsyncGenerator, Iterable, Mapping
 
 from ccs._transport import Listing, Transport, collect
-from ccs.errors import InvalidArgument
+from ccs.apply_outcome import ApplyResult, same_as_stored
+from ccs.errors import AlreadyExists, InvalidArgument, NotFound
 from ccs.models import CanaryOptions
 from ccs.v1 import api_pb2, resources_pb2
 from ccs.wait import Progress, ProgressCallback, Waiter
@@ -106,6 +107,49 @@ class Applications:
         return await self._t.unary(
             self._t.applications.UpdateApplication, req, resources_pb2.Application
         )
+
+    async def apply(
+        self,
+        cluster: str,
+        name: str,
+        template: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        files: Mapping[str, str] | None = None,
+        version: str = "",
+        labels: Mapping[str, str] | None = None,
+        profiles: Iterable[str] = (),
+        strategy: str = "",
+    ) -> ApplyResult:
+        """Create the application, or make it what these arguments say: one idempotent call for CI.
+
+        Declarative, unlike ``update``: ``env`` and ``profiles`` replace the stored ones
+        (``env={}`` clears them). When the stored application already is what they say (see
+        ``ccs.apply_outcome``) nothing is written and the outcome is ``"unchanged"``: no
+        revision, no release. Otherwise ``"created"`` or ``"updated"`` (the update is made to the
+        latest version, as ``update`` without ``resource_version``: the control plane's own status
+        writes to the services would otherwise make it fail at random). ``strategy`` applies to an
+        update's release. An update the server finds to change nothing (a template whose own
+        secret values it keeps apart) also comes back ``"unchanged"`` (same revision)."""
+        env, files, labels = dict(env or {}), dict(files or {}), dict(labels or {})
+        profiles = builtins.list(dict.fromkeys(profiles))
+        try:
+            current = (await self.get(cluster, name)).application
+        except NotFound:
+            try:
+                created = await self.create(cluster, name, template, env=env, files=files, version=version,
+                                            labels=labels, profiles=profiles)
+                return ApplyResult(created, "created")
+            except AlreadyExists:  # created meanwhile by someone else: compare with theirs
+                current = (await self.get(cluster, name)).application
+        if same_as_stored(current, template=template, files=files, env=env, version=version, labels=labels,
+                          profiles=profiles):
+            return ApplyResult(current, "unchanged")
+        updated = await self.update(
+            cluster, name, template=template, files=files, env=env, replace_env=True, version=version,
+            labels=labels, strategy=strategy, profiles=profiles, clear_profiles=not profiles,
+        )
+        return ApplyResult(updated, "unchanged" if updated.revision == current.revision else "updated")
 
     async def diff(
         self,

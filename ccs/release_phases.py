@@ -14,7 +14,7 @@ from typing import Final
 
 from ccs.v1 import resources_pb2 as pb
 
-__all__ = ["TERMINAL_PHASES", "is_terminal"]
+__all__ = ["AWAITING_OPERATOR_PHASES", "TERMINAL_PHASES", "awaits_operator", "is_terminal"]
 
 TERMINAL_PHASES: Final = frozenset({
     pb.RELEASE_PHASE_SUCCEEDED,
@@ -27,3 +27,16 @@ TERMINAL_PHASES: Final = frozenset({
 def is_terminal(phase: int) -> bool:
     """Whether a release in ``phase`` has ended."""
     return phase in TERMINAL_PHASES
+
+
+#: The phases in which a release has done all it does by itself and stays until an operator
+#: acts: a blue-green release whose new side is up waits for ``shift``, ``confirm`` or
+#: ``rollback`` (``ccs app update --wait`` ends there, successfully).
+AWAITING_OPERATOR_PHASES: Final = frozenset({pb.RELEASE_PHASE_AWAITING_SHIFT})
+
+
+def awaits_operator(status: pb.ReleaseStatus) -> bool:
+    """Whether a release with ``status`` waits for an operator: in such a phase, with no
+    operator request pending (the planner has not acted on it yet: a pending ``confirm``
+    moves the release on, a pending ``shift`` changes its weight)."""
+    return status.phase in AWAITING_OPERATOR_PHASES and not status.requests

@@ -32,6 +32,7 @@ from ccs.durations import format_duration
 from ccs.errors import InvalidArgument, ReleaseFailed, Unavailable, WaitTimeout
 from ccs.events import Events
 from ccs.models import TERMINAL_PHASES, phase_name
+from ccs.release_phases import awaits_operator
 from ccs.v1 import api_pb2, resources_pb2
 
 __all__ = ["ProgressCallback", "Releases", "Routes"]
@@ -96,8 +97,13 @@ class Releases:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         poll_interval: float = 1.0,
+        until_awaiting_shift: bool = False,
     ) -> resources_pb2.Release:
         """Follow a release until it ends and return it when it SUCCEEDED.
+
+        With ``until_awaiting_shift``, also return it (without raising) as soon as it waits
+        for an operator (``ccs.release_phases.awaits_operator``): a blue-green release whose
+        new side is up, AWAITING_SHIFT, which only a shift, confirm or rollback moves on.
 
         Raises ``ReleaseFailed`` (with ``.phase``, ``.message``, ``.release``) when it ends
         rolled back, failed or superseded, and ``WaitTimeout`` after ``timeout`` seconds
@@ -125,6 +131,8 @@ class Releases:
                         on_progress(release)
                 if release.status.phase in TERMINAL_PHASES:
                     return _outcome(release)
+                if until_awaiting_shift and awaits_operator(release.status):
+                    return release
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise WaitTimeout(_timeout_message(release, timeout))

@@ -13,6 +13,7 @@ import typer
 from ccs.version import version
 from cli.commands import (
     about,
+    app_apply,  # noqa: F401  (registers `ccs app apply`)
     audit,
     cluster,
     container,

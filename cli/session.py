@@ -18,6 +18,7 @@ from ccs.client import AsyncClient
 from ccs.config import ConfigError, Context, default_config_path, load_config
 from ccs.template import TemplateError
 from ccs.tls import verification_hint
+from cli.build_plan import BuildError, BuildFailed
 
 T = TypeVar("T")
 
@@ -28,6 +29,7 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (errors.NotFound, 3),
     (errors.InvalidArgument, 4),
     (TemplateError, 4),
+    (BuildError, 4),
     (errors.AlreadyExists, 5),
     (errors.Conflict, 5),
     (errors.FailedPrecondition, 5),
@@ -38,6 +40,7 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (errors.WaitTimeout, 9),
     (errors.ReleaseFailed, 10),
     (errors.DataLoss, 11),
+    (BuildFailed, 13),
 )
 
 ClusterOpt = Annotated[

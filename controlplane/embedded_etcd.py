@@ -45,6 +45,10 @@ EMBEDDED_MAX_TXN_OPS = 2048
 #: A run at least this long counts as healthy: the next failure restarts after ``base`` again.
 HEALTHY_AFTER = 30.0
 SERVER_MARKERS = ("ccs-server", "controlplane.main")
+#: The embedded etcd's member name (a restore recreates the member under it).
+MEMBER_NAME = "ccs-embedded"
+#: Its peer port is the client port + this (``ccs-server --embedded-etcd-port``).
+PEER_PORT_OFFSET = 10
 
 
 @dataclass
@@ -140,7 +144,7 @@ class EmbeddedEtcd:
             *prefix,
             binary,
             "--name",
-            "ccs-embedded",
+            MEMBER_NAME,
             "--data-dir",
             str(self.data_dir),
             "--listen-client-urls",
@@ -152,7 +156,7 @@ class EmbeddedEtcd:
             "--initial-advertise-peer-urls",
             self.peer_url,
             "--initial-cluster",
-            f"ccs-embedded={self.peer_url}",
+            f"{MEMBER_NAME}={self.peer_url}",
             "--auto-compaction-mode",
             "revision",
             "--auto-compaction-retention",

@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from ccs import log_setup
+import structlog
+
+from ccs import log_setup, option_sources
 from ccs.durations import DurationError, parse_seconds
 from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
 from ccs.version import version
+from controlplane import backup_cli
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.http.server import parse_listen
 from controlplane.server import ServerOptions, serve
@@ -23,21 +27,23 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "ccs"
 
 
-def parse_args(argv: list[str] | None = None) -> ServerOptions:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ccs-server",
         description="The ccs control plane: gRPC API over etcd. Without --etcd it starts and "
-        "supervises an embedded single-member etcd in its state directory.",
+        "supervises an embedded single-member etcd in its state directory. "
+        "Also: ccs-server backup FILE, ccs-server restore FILE (see their --help).",
     )
     p.add_argument("--version", action="version", version=f"ccs-server {version()}")
+    option_sources.add_config_option(p)
     p.add_argument(
         "--listen",
-        default=os.environ.get("CCS_LISTEN", "0.0.0.0:7443"),
+        default="0.0.0.0:7443",
         help="gRPC listen address (default 0.0.0.0:7443)",
     )
     p.add_argument(
         "--etcd",
-        default=os.environ.get("CCS_ETCD", ""),
+        default="",
         help="comma-separated etcd client URLs; empty starts an embedded etcd",
     )
     p.add_argument(
@@ -77,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     tls = p.add_argument_group("TLS and identities (see the README's Security section)")
     tls.add_argument("--insecure", action="store_true",
                      help="plaintext API, bearer node credentials: development only (warned at every start)")
-    tls.add_argument("--node-listen", default=os.environ.get("CCS_NODE_LISTEN", "0.0.0.0:7444"), metavar="ADDR",
+    tls.add_argument("--node-listen", default="0.0.0.0:7444", metavar="ADDR",
                      help="mutual-TLS listener for node agents (default 0.0.0.0:7444; port 0 picks one)")
     tls.add_argument("--advertise", action="append", default=[], metavar="HOST[,HOST...]",
                      help="a name or address clients reach this server at, added to its certificate "
@@ -112,7 +118,15 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
                    help="where Prometheus scrapes /metrics (default 127.0.0.1:9464; 'off' turns it off)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
-    a = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> ServerOptions:
+    """The options from the command line, then ``CCS_<OPTION>`` variables, then ``--config``'s
+    file (``ccs.option_sources``); each checked, naming the option."""
+    p = build_parser()
+    resolved = option_sources.parse(p, argv, env)
+    a = resolved.namespace
     if a.etcd_max_txn_ops < 128:
         p.error("--etcd-max-txn-ops: must be at least 128, etcd's default (reconcilers write up to "
                 "100 keys and their events in one transaction)")
@@ -148,6 +162,9 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
     except MetricsListenError as e:
         p.error(str(e))
     log_setup.setup(a.log_level, a.log_format)
+    if resolved.sources:  # names only: a value may be a secret
+        structlog.get_logger("ccs.server").info("options from the environment or the config file",
+                                                 options=resolved.sources)
     return ServerOptions(
         listen=a.listen,
         etcd_endpoints=[e for e in a.etcd.split(",") if e.strip()],
@@ -182,7 +199,11 @@ def parse_args(argv: list[str] | None = None) -> ServerOptions:
 
 
 def main(argv: list[str] | None = None) -> None:
-    opts = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in backup_cli.COMMANDS:
+        server_keys = [name for name, _ in option_sources.options(build_parser())]
+        sys.exit(backup_cli.main(args[0], args[1:], state_dir=default_state_dir(), server_keys=server_keys))
+    opts = parse_args(args)
     try:
         asyncio.run(serve(opts))
     except KeyboardInterrupt:

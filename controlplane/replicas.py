@@ -1,13 +1,18 @@
 """Which API replicas the control plane has now: each advertises itself in etcd under a lease.
 
-Every ``ccs-server`` writes ``/ccs/replicas/{id}`` = JSON ``{"api": host:port, "node": host:port}``
-attached to a lease of its own (TTL :data:`TTL`, refreshed at a third of it), and reads the prefix
-back every refresh. A replica that dies stops refreshing and its record expires with the lease; one
-that stops cleanly revokes its lease at once. The list goes to agents in every Register and
+Every ``ccs-server`` writes ``/ccs/replicas/{id}`` = JSON ``{"api": host:port, "node": host:port,
+"version": its ccs version, "features": [what it does, ccs.features]}`` attached to a lease of
+its own (TTL :data:`TTL`, refreshed at a third of it), and reads the prefix back every refresh.
+A replica that dies stops refreshing and its record expires with the lease; one that stops
+cleanly revokes its lease at once. The list goes to agents in every Register and
 Heartbeat answer (``agent.proto`` ``Replica``) and into join tokens (``@a:7443,b:7443``), so an
 agent knows every replica, including one added after it started, and fails over among them: the
 shape of Swarm's agents, which learn the managers from their session, and of Nomad's clients, which
 learn the servers from their heartbeat answers.
+
+The version and features let the leader hold back what an older replica would mishandle should
+it become leader during a rolling upgrade (a record without ``features`` is from a replica older
+than every feature: ``controlplane.ipam.growth``); ``features()`` gives them.
 
 Why a lease rather than the informer: the records must vanish by themselves when a process is
 SIGKILLed, and the list is small and read-mostly (one range read per refresh per replica).
@@ -25,10 +30,12 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from importlib import metadata
 
 import structlog
 from aetcd import rpc
 
+from ccs.features import FEATURES
 from ccs.v1 import agent_pb2
 from controlplane.pki.server_tls import strip_port
 from controlplane.store.etcd import Etcd
@@ -37,6 +44,11 @@ log = structlog.get_logger("ccs.replicas")
 
 PREFIX = "/ccs/replicas/"
 TTL = 10
+
+try:
+    VERSION = metadata.version("ccs")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    VERSION = "0.0.0+source"
 
 
 def advertised_host(listen: str, advertise: Sequence[str], interfaces: Sequence[str]) -> str:
@@ -56,6 +68,17 @@ def advertised_host(listen: str, advertise: Sequence[str], interfaces: Sequence[
 
 def join_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def record_features(value: bytes) -> tuple[str, ...]:
+    """The features a replica record declares; none for a record an older replica wrote (or
+    one that is not a record)."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return ()
+    features = data.get("features") if isinstance(data, dict) else None
+    return tuple(f for f in features if isinstance(f, str)) if isinstance(features, list) else ()
 
 
 def parse_record(value: bytes) -> agent_pb2.Replica | None:
@@ -80,11 +103,17 @@ class ReplicaRegistry:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{api_address}".replace("/", "_")
         self._lease = 0
         self._replicas: list[agent_pb2.Replica] = [self.own]
+        self._features: dict[str, tuple[str, ...]] = {api_address: FEATURES}
         self._task: asyncio.Task[None] | None = None
 
     def replicas(self) -> list[agent_pb2.Replica]:
         """Every replica known at the last refresh (this one always), sorted by API address."""
         return list(self._replicas)
+
+    def features(self) -> dict[str, tuple[str, ...]]:
+        """Every replica known at the last refresh (by API address) -> the features its record
+        declares (this one's own always)."""
+        return dict(self._features)
 
     async def current(self) -> list[agent_pb2.Replica]:
         """Read afresh from etcd (join tokens and registrations are rare; heartbeats, frequent,
@@ -114,7 +143,8 @@ class ReplicaRegistry:
         failed write is tried again on the next round (a kept lease with no record would be
         refreshed for ever while the record stayed missing)."""
         lease = await self.etcd.grant_lease(self.ttl)
-        value = json.dumps({"api": self.own.api_address, "node": self.own.node_address}).encode()
+        value = json.dumps({"api": self.own.api_address, "node": self.own.node_address, "version": VERSION,
+                            "features": list(FEATURES)}).encode()
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=(PREFIX + self.id).encode(), value=value, lease=lease))
         try:
             await self.etcd.txn([], [put])
@@ -126,11 +156,14 @@ class ReplicaRegistry:
 
     async def _refresh(self) -> None:
         found = {self.own.api_address: self.own}
+        features = {self.own.api_address: FEATURES}
         for kv in (await self.etcd.range(PREFIX)).kvs:
             replica = parse_record(kv.value)
             if replica is not None:
                 found.setdefault(replica.api_address, replica)
+                features.setdefault(replica.api_address, record_features(kv.value))
         self._replicas = [found[k] for k in sorted(found)]
+        self._features = features
 
     async def _run(self) -> None:
         while True:

@@ -37,7 +37,7 @@ from controlplane.console.wiring import Console
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
-from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, EmbeddedEtcd
+from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, PEER_PORT_OFFSET, EmbeddedEtcd
 from controlplane.http.server import HttpsEndpoint, build_app, parse_listen, public_url
 from controlplane.informer import Informer
 from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
@@ -159,7 +159,7 @@ class Server:
             self.embedded = EmbeddedEtcd(
                 opts.state_dir / "etcd",
                 client_port=opts.embedded_etcd_port,
-                peer_port=opts.embedded_etcd_port + 10,
+                peer_port=opts.embedded_etcd_port + PEER_PORT_OFFSET,
             )
             await self.embedded.start()
             endpoints = [self.embedded.client_url]
@@ -277,8 +277,10 @@ class Server:
             await self._refresh_client_config(ca_pem)
         self._tasks.append(asyncio.create_task(prune_events_forever(etcd, audit_retention=opts.audit_retention)))
         if opts.run_reconcilers:
+            registry = self.replicas
+            assert registry is not None  # made above
             orchestrator = Orchestrator(etcd, self.informer, heartbeat_period=opts.heartbeat_period,
-                                        down_grace=opts.down_grace)
+                                        down_grace=opts.down_grace, replicas=registry.features)
 
             async def elected() -> None:
                 orchestrator.start()

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Install what ccs needs on a Debian 12 host (as root) and create the project venv.
-# Idempotent: safe to run again. Usage: bash deploy/install.sh [--no-dev]
+# Idempotent: safe to run again. Usage: bash deploy/install.sh [--no-dev] [--systemd]
+#   --no-dev   without the development tools (ruff, mypy, pytest, ...)
+#   --systemd  also install the ccs-server and ccs-agent units (deploy/install-systemd.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+dev=1
+systemd=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-dev) dev=0 ;;
+    --systemd) systemd=1 ;;
+    *) echo "install.sh: unknown option $arg (usage: bash deploy/install.sh [--no-dev] [--systemd])" >&2; exit 2 ;;
+  esac
+done
+
 PKGS=(etcd-server etcd-client docker.io haproxy docker-registry busybox-static apache2-utils
       iproute2 iptables ipset procps util-linux curl ca-certificates python3 python3-venv python3-dev gcc
-      libc6-dev
+      libc6-dev systemd  # systemd: systemd-analyze checks the units (it need not be PID 1)
       chromium fonts-liberation)  # chromium: the web console's browser tests (playwright drives it)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -25,7 +37,7 @@ if [ ! -x .venv/bin/python ]; then
   $PY -m venv .venv
 fi
 extra='[dev]'
-[ "${1:-}" = "--no-dev" ] && extra=''
+[ "$dev" = 0 ] && extra=''
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 echo "==> pip install -e .${extra} (log: .venv/pip-install.log)"
 if ! .venv/bin/pip install -q -e ".${extra}" >.venv/pip-install.log 2>&1; then
@@ -33,3 +45,6 @@ if ! .venv/bin/pip install -q -e ".${extra}" >.venv/pip-install.log 2>&1; then
   exit 1
 fi
 .venv/bin/python -c "import ccs, controlplane, cli" >/dev/null
+if [ "$systemd" = 1 ]; then
+  bash deploy/install-systemd.sh
+fi

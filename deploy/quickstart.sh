@@ -32,10 +32,12 @@ ccs cluster get local >/dev/null 2>&1 || ccs cluster create local --description 
 if ! pgrep -f "ccs-agent .*--name $(hostname)" >/dev/null; then
   echo "==> starting ccs-agent for node $(hostname) (log $LOG/ccs-agent.log)"
   TOKEN=$(ccs cluster join-token local)
-  # --address 127.0.0.1: a one-host demo publishes ports and the router on loopback only;
-  # on a real node, leave it out (the agent uses the address it reaches the server from).
-  setsid ccs-agent --join-token "$TOKEN" --name "$(hostname)" --address 127.0.0.1 --log-format json \
-    >>"$LOG/ccs-agent.log" 2>&1 < /dev/null &
+  # --address/--router-bind 127.0.0.1: a one-host demo publishes ports and the router on
+  # loopback only; on a real node, leave them out (the agent uses the address it reaches the
+  # server from, and the router listens on every address). The token goes in the environment,
+  # not on the command line, where every local user would see it in ps.
+  CCS_JOIN_TOKEN="$TOKEN" setsid ccs-agent --name "$(hostname)" --address 127.0.0.1 --router-bind 127.0.0.1 \
+    --log-format json >>"$LOG/ccs-agent.log" 2>&1 < /dev/null &
 fi
 for _ in $(seq 1 80); do
   ccs node ls -c local -o json 2>/dev/null | grep -q NODE_STATE_READY && break

@@ -223,6 +223,9 @@ class Agent:
             if self.router is not None:
                 background.append(asyncio.create_task(self.router.start_until_up(), name="router"))
             if self.network is not None:
+                from .network.sweep import BridgeSweeper  # beside the fabric, which loads pyroute2
+
+                self.network.after_apply = BridgeSweeper(self.runtime, identity.cluster, self.book.subnets, self.log)
                 fabric = self.network.run(cluster=identity.cluster, node=identity.node)
                 background.append(asyncio.create_task(fabric, name=f"network-{self.name}"))
             if enrollment.tls:

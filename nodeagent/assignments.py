@@ -115,3 +115,8 @@ class AssignmentBook:
 
     def ids(self) -> set[str]:
         return set(self.desired) | set(self.removing)
+
+    def subnets(self) -> set[str]:
+        """The blocks the node's assigned containers hold (`Container.subnets`): their bridges
+        are wanted even before the network map lists them."""
+        return {s for c in self.desired.values() for s in c.subnets.values() if s}

@@ -76,6 +76,8 @@ class Executor:
         self._sem = asyncio.Semaphore(concurrency)
         # What the node resolver and the network fabric ask about local containers' addresses.
         self.addresses = LocalAddresses(on_endpoints)
+        # Also after each removal: the bridge of a block it held may be stale now (network.sweep).
+        self._poke_network = on_endpoints
         self._log = log or structlog.get_logger("ccs.agent")
         self.docker_ids: dict[str, str] = {}  # ccs container id -> docker id
         self._apps: dict[str, str] = {}  # ccs container id -> application (orphans included)
@@ -319,6 +321,8 @@ class Executor:
 
     async def _cleanup_app(self, app: str) -> None:
         """Remove the app network once no container of the app is left on this node."""
+        if self._poke_network is not None:
+            self._poke_network()
         if not app:
             return
         for cid in self.book.ids():

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ccs import log_setup
+from ccs import log_setup, option_sources
 from ccs.config import ConfigError as ClientConfigError
 from ccs.config import load_config
 from ccs.join_token import JoinTokenError, parse_servers
@@ -43,15 +43,24 @@ EXIT_FATAL = 3
 #: The routes' certificate files (chains and keys): under /run, which is memory (tmpfs), so a
 #: key never reaches a disk; one directory per node name (several agents on one host).
 ROUTER_TLS_ROOT = Path("/run/ccs/router-tls")
+#: The router listens on every IPv4 address by default: a node's ingress answers on its LAN
+#: address, on a public one and on loopback alike.
+DEFAULT_ROUTER_BIND = "0.0.0.0"
+
+#: Options whose values never appear in an error or a log line.
+SECRET_OPTIONS = frozenset({"join-token"})
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
     p.add_argument("--version", action="version", version=f"ccs-agent {version()}")
+    option_sources.add_config_option(p)
     p.add_argument("--server", help="host:port of the ccs API servers, comma-separated (a:7443,b:7443): the agent "
                    "fails over among them, then the join token's, and learns the others from the server "
                    "(default: the join token's servers, else the current client context)")
     p.add_argument("--join-token", help="the cluster's join token (needed on first start only); it carries the "
-                   "fingerprint of the CA the server must show before the token is sent")
+                   "fingerprint of the CA the server must show before the token is sent; prefer "
+                   "CCS_JOIN_TOKEN or the config file: a flag shows in ps")
     p.add_argument("--insecure", action="store_true",
                    help="plaintext and a bearer credential, for a server started with --insecure (development)")
     p.add_argument("--docker-host", help="Docker Engine URL (default: DOCKER_HOST or the local socket)")
@@ -61,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, help="where the node credential is kept")
     p.add_argument(
         "--router-port", type=int, default=9080, help="port of this node's HTTP router (default: 9080)"
+    )
+    p.add_argument(
+        "--router-bind", default=DEFAULT_ROUTER_BIND, metavar="ADDRESS",
+        help="address the router's ports listen on (default: all IPv4 addresses, 0.0.0.0, as a node's "
+        "ingress; give the node address to keep it off loopback and other interfaces)",
     )
     p.add_argument(
         "--router-https-port", type=int, default=9443,
@@ -91,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_router(
-    args: argparse.Namespace, address: str, state_dir: Path, metrics: AgentMetrics | None = None
+    args: argparse.Namespace, state_dir: Path, metrics: AgentMetrics | None = None
 ) -> Router | None:
-    """The node's HAProxy router, listening on the node address; None when off or not installed."""
+    """The node's HAProxy router, listening on ``--router-bind``; None when off or not installed."""
     if args.no_router:
         return None
     binary = shutil.which("haproxy")
@@ -102,12 +116,12 @@ def build_router(
         return None
     try:
         settings = RouterSettings(
-            state_dir=state_dir / "router", bind_address=address, port=args.router_port,
+            state_dir=state_dir / "router", bind_address=args.router_bind, port=args.router_port,
             https_port=args.router_https_port, tls_dir=ROUTER_TLS_ROOT / args.name,
             metrics_port=args.router_metrics_port,
         )
     except ValueError as exc:
-        raise ConfigError(f"--router-port/--router-https-port/--router-metrics-port/--address: {exc}") from exc
+        raise ConfigError(f"--router-port/--router-https-port/--router-metrics-port/--router-bind: {exc}") from exc
     return Router(settings, binary=binary, metrics=metrics)
 
 
@@ -228,9 +242,12 @@ async def _serve(agent: Agent) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    resolved = option_sources.parse(build_parser(), argv, secret=SECRET_OPTIONS)
+    args = resolved.namespace
     log_setup.setup(args.log_level, args.log_format)
     log = structlog.get_logger("ccs.agent")
+    if resolved.sources:  # names only: the join token is one of them
+        log.info("options from the environment or the config file", options=resolved.sources)
     try:
         servers = resolve_servers(args.server, args.join_token)
         server = servers[0]
@@ -238,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         address = args.address or detect_address(server)
         state_dir = args.state_dir or default_state_dir(args.name)
         metrics = AgentMetrics()
-        router = build_router(args, address, state_dir, metrics)
+        router = build_router(args, state_dir, metrics)
         resolver = resolver_address(args.resolver_address)
         endpoint = start_metrics(args.metrics_listen, metrics)
     except ConfigError as exc:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ccs.v1 import resources_pb2
 from nodeagent.runtime import naming
-from nodeagent.runtime.naming import network_name
+from nodeagent.runtime.naming import DEFAULT_NETWORK, network_name
 from nodeagent.runtime.types import ExecResult, Observed, Runtime
 
 DEFAULT_TIMEOUT = 1.0  # seconds, when the probe leaves timeout_seconds at 0 (as Kubernetes)
@@ -67,7 +67,7 @@ def target_address(observed: Observed, port: int, *, cluster: str, app: str) -> 
     networks on this node (the "default" one first: every bridge is local to the agent), else
     the published host port (0.0.0.0 meaning any local address); a container on the node's
     network (network_mode: host) listens on the agent's own addresses."""
-    ip = observed.networks.get(network_name(cluster, app), "") or next(
+    ip = observed.networks.get(network_name(cluster, app), "") or observed.addresses.get(DEFAULT_NETWORK, "") or next(
         (a for _, a in sorted(observed.addresses.items()) if a), "")
     if ip:
         return ip, port

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from google.protobuf import timestamp_pb2
 
+from ccs.features import FEATURES
 from ccs.v1 import agent_pb2, resources_pb2
 from nodeagent.runtime.types import HostInfo, Observed, State
 
@@ -119,6 +120,7 @@ def node_status(info: HostInfo, address: str, agent_version: str) -> resources_p
         capacity=resources_pb2.NodeResources(cpus=info.cpus, memory_bytes=info.memory_bytes),
         docker_version=info.docker_version,
         agent_version=agent_version,
+        agent_features=list(FEATURES),
         os=info.os or platform.system().lower(),
         arch=info.arch or platform.machine(),
     )

@@ -205,7 +205,7 @@ class NodeSpec(_message.Message):
     def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., availability: _Optional[_Union[NodeAvailability, str]] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("state", "address", "hostname", "capacity", "docker_version", "agent_version", "last_heartbeat", "message", "os", "arch")
+    __slots__ = ("state", "address", "hostname", "capacity", "docker_version", "agent_version", "last_heartbeat", "message", "os", "arch", "agent_features")
     STATE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,7 @@ class NodeStatus(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     OS_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FEATURES_FIELD_NUMBER: _ClassVar[int]
     state: NodeState
     address: str
     hostname: str
@@ -226,7 +227,8 @@ class NodeStatus(_message.Message):
     message: str
     os: str
     arch: str
-    def __init__(self, state: _Optional[_Union[NodeState, str]] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., capacity: _Optional[_Union[NodeResources, _Mapping]] = ..., docker_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ...) -> None: ...
+    agent_features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, state: _Optional[_Union[NodeState, str]] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., capacity: _Optional[_Union[NodeResources, _Mapping]] = ..., docker_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., agent_features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("meta", "cluster", "spec", "status", "fence_epoch")

@@ -1,4 +1,7 @@
-"""``ccs app deploy|ls|get|update|rm|start|stop|rollback`` (``diff`` and ``history``: ``cli.commands.app_review``)."""
+"""``ccs app deploy|ls|get|update|rm|start|stop|rollback``.
+
+``apply``: ``cli.commands.app_apply``; ``diff`` and ``history``: ``cli.commands.app_review``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ import typer
 
 from ccs.client import AsyncClient
 from ccs.models import CanaryOptions
-from ccs.template import default_app_name, load_bundle
+from ccs.release_phases import awaits_operator
+from ccs.template import default_app_name
 from ccs.v1 import resources_pb2
+from cli.build_flags import BuildOpt, PushToOpt, bundle, check_build_flags
 from cli.commands import app_review, service
 from cli.commands import release as rel_cmd
 from cli.output import (
@@ -121,21 +126,28 @@ def deploy(
     output: OutputOpt = TABLE,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
+    build: BuildOpt = False,
+    push_to: PushToOpt = None,
 ) -> None:
     """Deploy a Compose template (with its .env and env_files) as a new application."""
     s = session(ctx)
     c = s.cluster(cluster)
     env_map, labels = parse_pairs(env or [], "--env"), parse_pairs(label or [], "--label")
     wait_for = _wait_timeout(wait, timeout, dry_run)
+    check_build_flags(build, push_to, dry_run)
 
     async def create(cl: AsyncClient) -> resources_pb2.Application:
-        template, files = load_bundle(file)
-        return await cl.applications.create(
-            # Only an absent --name means "the directory name": an explicit "" goes to the
-            # server, which refuses it naming the field (exit 4), like any other bad name.
-            c, default_app_name(file) if name is None else name, template, env=env_map, files=files,
-            version=version, labels=labels, dry_run=dry_run, profiles=profile or [],
-        )
+        # Only an absent --name means "the directory name": an explicit "" goes to the
+        # server, which refuses it naming the field (exit 4), like any other bad name.
+        app_name = default_app_name(file) if name is None else name
+
+        def send(template: str, files: dict[str, str], dry: bool) -> Awaitable[resources_pb2.Application]:
+            return cl.applications.create(c, app_name, template, env=env_map, files=files, version=version,
+                                          labels=labels, dry_run=dry, profiles=profile or [])
+
+        template, files = await bundle(file, app_name, build=build, push_to=push_to, version=version,
+                                       check=lambda t, f: send(t, f, True))
+        return await send(template, files, dry_run)
 
     _change(s, c, create, output, wait_for, follow_release=False)
 
@@ -219,10 +231,15 @@ def update(
     output: OutputOpt = TABLE,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
+    build: BuildOpt = False,
+    push_to: PushToOpt = None,
 ) -> None:
     """Release a new template, parameters or version of an application."""
     if profile and no_profiles:
         raise typer.BadParameter("cannot be combined with --profile", param_hint="'--no-profiles'")
+    check_build_flags(build, push_to, dry_run)
+    if build and file is None:
+        raise typer.BadParameter("needs -f FILE (the template whose build: services to build)", param_hint="--build")
     s = session(ctx)
     c = s.cluster(cluster)
     env_map, labels = parse_pairs(env or [], "--env"), parse_pairs(label or [], "--label")
@@ -240,12 +257,16 @@ def update(
         raise typer.BadParameter("canary options need --strategy canary", param_hint="'--strategy'")
 
     async def update(cl: AsyncClient) -> resources_pb2.Application:
-        template, files = load_bundle(file) if file is not None else ("", {})
-        return await cl.applications.update(
-            c, name, template=template, files=files, env=env_map, replace_env=replace_env,
-            version=version, labels=labels, strategy=strategy.value if strategy else "",
-            canary=canary, dry_run=dry_run, profiles=profile or [], clear_profiles=no_profiles,
-        )
+        def send(template: str, files: dict[str, str], dry: bool) -> Awaitable[resources_pb2.Application]:
+            return cl.applications.update(
+                c, name, template=template, files=files, env=env_map, replace_env=replace_env,
+                version=version, labels=labels, strategy=strategy.value if strategy else "",
+                canary=canary, dry_run=dry, profiles=profile or [], clear_profiles=no_profiles,
+            )
+
+        template, files = ("", {}) if file is None else await bundle(
+            file, name, build=build, push_to=push_to, version=version, check=lambda t, f: send(t, f, True))
+        return await send(template, files, dry_run)
 
     _change(s, c, update, output, wait_for)
 
@@ -293,7 +314,9 @@ def _change(
         if wait_for is None:
             return
         if follow_release:
-            await rel_cmd.follow_revision(cl, cluster, changed, timeout=wait_for, err=True)
+            rel = await rel_cmd.follow_revision(cl, cluster, changed, timeout=wait_for, err=True)
+            if rel is not None and awaits_operator(rel.status):
+                return  # blue-green, new side up: the old side stays until the operator's confirm
         await wait_for_app(cl, cluster, changed.meta.name, wait_for)
 
     s.run(run)

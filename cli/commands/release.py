@@ -23,6 +23,7 @@ from rich.text import Text
 from ccs.client import AsyncClient
 from ccs.errors import ReleaseFailed, WaitTimeout
 from ccs.models import StepsError, parse_steps, phase_name
+from ccs.release_phases import awaits_operator
 from ccs.v1 import resources_pb2
 from cli.output import TABLE, NoHeadersOpt, Output, OutputOpt, age, emit, render
 from cli.session import ClusterOpt, fail, session
@@ -136,21 +137,35 @@ def _progress_printer(err: bool) -> Iterator[Callable[[resources_pb2.Release], N
 
 async def follow(
     cl: AsyncClient, cluster: str, application: str, *, name: str = "",
-    timeout: float = DEFAULT_TIMEOUT, err: bool = False,
+    timeout: float = DEFAULT_TIMEOUT, err: bool = False, until_awaiting_shift: bool = False,
 ) -> resources_pb2.Release:
     """Wait for a release (the latest when ``name`` is empty) with live progress (on stderr
     with ``err``); on failure print ``error: ...`` and exit 10, on timeout exit 9. For
-    ``app update --wait`` and ``app rollback --wait`` as well."""
+    ``app update --wait`` and ``app rollback --wait`` as well, which pass
+    ``until_awaiting_shift``: a blue-green release whose new side is up is done for them (it
+    waits for the operator's shift; see ``awaiting_shift_note``)."""
     try:
         with _progress_printer(err) as show:
-            rel = await cl.releases.wait(
-                cluster, application, name, timeout=timeout or None, on_progress=show)
+            rel = await cl.releases.wait(cluster, application, name, timeout=timeout or None, on_progress=show,
+                                         until_awaiting_shift=until_awaiting_shift)
     except ReleaseFailed as exc:
         fail(f"release {exc.phase}: {exc.message}", EXIT_RELEASE_FAILED)
     except WaitTimeout as exc:
         fail(exc.message, EXIT_TIMEOUT)
-    typer.echo(f"release {rel.meta.name} succeeded", err=err)
+    if awaits_operator(rel.status):
+        typer.echo(awaiting_shift_note(application, rel), err=err)
+    else:
+        typer.echo(f"release {rel.meta.name} succeeded", err=err)
     return rel
+
+
+def awaiting_shift_note(application: str, rel: resources_pb2.Release) -> str:
+    """What a blue-green release that is up waits for, and the commands that move it on."""
+    st = rel.status
+    return (f"release {rel.meta.name} is up and awaits a shift: the new side is ready ({st.updated}/{st.total}), "
+            f"weight new {st.weight}% / old {100 - st.weight}%; move traffic with "
+            f"`ccs release shift {application} PERCENT`, then `ccs release confirm {application}` "
+            f"(or `ccs release rollback {application}`)")
 
 
 async def follow_revision(
@@ -158,14 +173,15 @@ async def follow_revision(
     timeout: float = DEFAULT_TIMEOUT, err: bool = False,
 ) -> resources_pb2.Release | None:
     """``follow`` the release an update or rollback created (the one whose ``to_revision``
-    is ``app.revision``); None, with a note, when it created none (nothing changed)."""
+    is ``app.revision``) until it ends or, blue-green, is up and awaits a shift; None, with a
+    note, when it created none (nothing changed)."""
     latest = await cl.releases.list(cluster, app.meta.name)
     mine = [r for r in latest if r.spec.to_revision == app.revision]
     if not mine:
         typer.echo(f"revision {app.revision} started no release: nothing to wait for", err=err)
         return None
-    return await follow(
-        cl, cluster, app.meta.name, name=mine[-1].meta.name, timeout=timeout, err=err)
+    return await follow(cl, cluster, app.meta.name, name=mine[-1].meta.name, timeout=timeout, err=err,
+                        until_awaiting_shift=True)
 
 
 def steps_option(value: str | None) -> list[resources_pb2.CanaryStep] | None:

@@ -78,8 +78,8 @@ RULES: dict[str, Rule] = {
     "services.*.image": Rule(S),
     "services.*.build": Rule(
         S,
-        "refused without image: (images must be built and pushed first); "
-        "ignored with a warning when image: is set",
+        "built and pushed by the CLI with `--build` (the server receives image: instead); without it, "
+        "refused without image: and ignored with a warning when image: is set",
     ),
     "services.*.command": Rule(S),
     "services.*.entrypoint": Rule(S),

@@ -51,7 +51,11 @@ from controlplane.compose.volumes import attach_definitions, check_shared_names,
 MAX_TEMPLATE_BYTES = 1024 * 1024
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-BUILD_REFUSAL = "images must be built and pushed to a registry first; set image:"
+BUILD_REFUSAL = (
+    "the server runs images, it does not build them: deploy with `ccs app deploy|update|apply --build` "
+    "(the CLI builds with the local Docker engine, pushes and deploys the pushed image), or build and push "
+    "it yourself and set image:"
+)
 
 
 @dataclass
@@ -159,7 +163,7 @@ def _service(name: str, svc: dict[str, Any], ctx: Context) -> ServiceSpec:
     if "build" in svc and not spec.image:
         diag.error((*path, "build"), BUILD_REFUSAL)
     elif "build" in svc:
-        diag.warn((*path, "build"), "ignored: ccs deploys the image; build and push it first")
+        diag.warn((*path, "build"), "ignored: ccs deploys image:; `--build` builds and pushes it first")
     elif not spec.image:
         diag.error((*path, "image"), "is required")
     claims = Claims()

@@ -257,6 +257,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                     node.status.capacity.CopyFrom(st.capacity)
                 node.status.docker_version = st.docker_version or node.status.docker_version
                 node.status.agent_version = st.agent_version or node.status.agent_version
+                node.status.agent_features[:] = st.agent_features  # none: an older agent (ccs.features)
             was = node.status.state
             node.status.state = pb.NODE_STATE_READY
             # What the agent could not put in place (its network fabric's problems), "" when

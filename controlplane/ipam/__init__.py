@@ -41,12 +41,22 @@ from controlplane.ipam.blocks import (
     block_prefix,
     usable_addresses,
 )
+from controlplane.ipam.growth import growth_hold
 from controlplane.ipam.pod_cidr import DEFAULT_CANDIDATES, PodCidrError, default_pod_cidr, parse_pod_cidr
-from controlplane.ipam.shares import MAX_BLOCKS, RANGE_FULL, TOO_MANY_BLOCKS, Fill, ShareBlock, fill_share
+from controlplane.ipam.shares import (
+    GROWTH_HELD,
+    MAX_BLOCKS,
+    RANGE_FULL,
+    TOO_MANY_BLOCKS,
+    Fill,
+    ShareBlock,
+    fill_share,
+)
 
 __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_NETWORK",
+    "GROWTH_HELD",
     "MAX_BLOCKS",
     "MAX_BLOCK_PREFIX",
     "MIN_BLOCK_PREFIX",
@@ -59,6 +69,7 @@ __all__ = [
     "block_prefix",
     "default_pod_cidr",
     "fill_share",
+    "growth_hold",
     "parse_pod_cidr",
     "usable_addresses",
 ]

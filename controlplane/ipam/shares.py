@@ -35,6 +35,7 @@ MAX_BLOCKS = 16
 #: Why a container got no block (``Fill.short``).
 RANGE_FULL = "range full"
 TOO_MANY_BLOCKS = "too many blocks"
+GROWTH_HELD = "growth held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +63,16 @@ class Fill:
 
 def fill_share(
     blocks: Sequence[ShareBlock], wanting: int, expected: int, allocate: Callable[[int], IPv4Network | None],
+    *, may_grow: bool = True,
 ) -> Fill:
     """Give ``wanting`` new containers of a pair a block each.
 
     ``blocks`` are the pair's blocks with their holders now; ``expected`` is what the pair is
     expected to hold (its application's share of the node), which sizes a block when it is
     larger than what the pair will hold; ``allocate(prefix)`` hands out a free block of the
-    range (None: the range is full).
+    range (None: the range is full). ``may_grow`` False: a pair that has a block gets no
+    further one (:mod:`controlplane.ipam.growth`), its wanting containers past its room are
+    left without (``GROWTH_HELD``); a pair without any block still gets its first.
     """
     free = {b.index: b.free for b in blocks}
     subnet = {b.index: b.subnet for b in blocks}
@@ -79,6 +83,8 @@ def fill_share(
         if pick is None and not out.short:
             if len(subnet) >= MAX_BLOCKS:
                 out.short = TOO_MANY_BLOCKS
+            elif subnet and not may_grow:
+                out.short = GROWTH_HELD
             elif (block := allocate(block_prefix(max(holding + wanting - placed, expected)))) is None:
                 out.short = RANGE_FULL
             else:

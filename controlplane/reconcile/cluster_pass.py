@@ -17,7 +17,7 @@ is really stored, and planning it as absent would retire its containers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -55,6 +55,7 @@ class ClusterPass:
         failures: ClusterFailures | None = None,
         mono_now: float = 0.0,
         leading_since: datetime | None = None,
+        replicas: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.state = state
         self.cluster = state.name
@@ -80,7 +81,7 @@ class ClusterPass:
         self.reported_undecodable: set[tuple[str, int]] = set()
         self._overlay_journal: list[tuple[CtrKey, bool, pb.Container | None, bool]] | None = None
         self.held = Held.of(state)
-        self.subnets = PassSubnets(state, self.container, self._expected_per_node)
+        self.subnets = PassSubnets(state, self.container, self._expected_per_node, replicas)
 
     # ------------------------------------------------------------------ containers
     def container(self, key: CtrKey) -> pb.Container | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -68,11 +68,15 @@ class Orchestrator:
         workers: int = 2,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = _utcnow,
+        replicas: Callable[[], Mapping[str, Sequence[str]]] | None = None,
     ) -> None:
         # The clocks are parameters so that unit tests drive restart delays, backoff and the
         # periodic full pass deterministically (tests/unit/test_reconcile_orchestrator.py).
         self._monotonic = monotonic
         self._wall = wall
+        # The live API replicas and the features each declared (controlplane.replicas): an
+        # older one holds back further address blocks (controlplane.ipam.growth).
+        self._replicas = replicas
         self.etcd = etcd
         self.informer = informer
         self.heartbeat_period = timedelta(seconds=heartbeat_period)
@@ -166,7 +170,7 @@ class Orchestrator:
             p, release_writes = await plan_pass(
                 state, dirty, full, failures=self._failures[cluster], now=self._wall(), mono_now=now_mono,
                 heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
-                leading_since=self.leading_since)
+                leading_since=self.leading_since, replicas=self._replicas() if self._replicas is not None else None)
             written = await self._commit(cluster, p, release_writes, dirty, full)
         except asyncio.CancelledError:
             raise  # the leader stepping down: not a pass that failed
@@ -259,6 +263,7 @@ async def plan_pass(
     heartbeat_period: timedelta,
     down_grace: timedelta,
     leading_since: datetime | None = None,
+    replicas: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[ClusterPass, Writes]:
     """Plan one pass over ``state`` (no I/O): nodes, releases, then the dirty services.
 
@@ -269,7 +274,7 @@ async def plan_pass(
     cluster = state.name
     dirty |= failures.due("service", mono_now)
     p = ClusterPass(state, now, heartbeat_period=heartbeat_period, down_grace=down_grace,
-                    failures=failures, mono_now=mono_now, leading_since=leading_since)
+                    failures=failures, mono_now=mono_now, leading_since=leading_since, replicas=replicas)
     p.report_undecodable()
     plan_nodes(p)
     release_writes = Writes()

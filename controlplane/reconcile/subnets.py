@@ -26,14 +26,14 @@ being placed on a network the engine would have to improvise.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
 
 from ccs.networks import joined_networks
 from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import ClusterState, CtrKey, SubnetKey
-from controlplane.ipam import MAX_BLOCKS, RANGE_FULL, ShareBlock, SubnetPool, fill_share
+from controlplane.ipam import GROWTH_HELD, MAX_BLOCKS, RANGE_FULL, ShareBlock, SubnetPool, fill_share, growth_hold
 from controlplane.reconcile.writes import Writes
 from controlplane.store import keys
 
@@ -46,8 +46,13 @@ class PassSubnets:
     def __init__(
         self, state: ClusterState, container: Callable[[CtrKey], pb.Container | None],
         expected: Callable[[str], int] | None = None,
+        replicas: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.state = state
+        # Live API replicas -> their declared features: while one is older than further
+        # blocks, no pair grows (controlplane.ipam.growth); None: not known, taken as all new.
+        self._replicas = replicas or {}
+        self._holds: dict[str, str] = {}
         # Containers of an application one node is expected to hold (its share of the app's
         # replicas), so that a block is sized for services placed in later passes as well
         # (depends_on holds them back) and not only for the first ones placed.
@@ -139,7 +144,8 @@ class PassSubnets:
             holders = self._holders(app, node, network, blocks)
             share = [ShareBlock(i, net, holders[i]) for i, text in sorted(blocks.items())
                      if (net := _parse(text)) is not None]
-            fill = fill_share(share, len(containers), self._expected_cache[app], self.pool().allocate)
+            fill = fill_share(share, len(containers), self._expected_cache[app], self.pool().allocate,
+                              may_grow=not self.growth_hold(node))
             for b in fill.new:
                 key = (node, app, network, b.index)
                 self._new[key] = str(b.subnet)
@@ -170,7 +176,17 @@ class PassSubnets:
         c.status.state = pb.CONTAINER_STATE_PENDING
         c.status.message = reason
 
+    def growth_hold(self, node: str) -> str:
+        """Why a pair on ``node`` may get no further block in this pass ("" when it may)."""
+        if node not in self._holds:
+            n = self.state.nodes.get(node)
+            status = n.status if n is not None else pb.NodeStatus()
+            self._holds[node] = growth_hold(node, status.agent_features, status.agent_version, self._replicas)
+        return self._holds[node]
+
     def _short_reason(self, short: str, app: str, network: str, node: str) -> str:
+        if short == GROWTH_HELD:
+            return f"network {network} of {app} on {node} needs another address block, held: {self.growth_hold(node)}"
         if short == RANGE_FULL:
             return f"the cluster's pod range {self._range} has no free subnet left for {app} on {node}"
         return (f"network {network} of {app} on {node} has {MAX_BLOCKS} address blocks, the most a network "

@@ -18,6 +18,9 @@ Local containers on several networks get routes inside them (`endpoints`, planne
 `plan.endpoint_routes`): the fabric asks the agent for them (`endpoints`, a callable) on every
 apply, and the agent pokes it when one starts or stops.
 
+After routes and rules, `after_apply` (the agent's `sweep.BridgeSweeper`) removes this node's
+application bridges whose block the map no longer lists (`bridges` says why they must go).
+
 Failures never stop the agent: each part's error is kept in `problem` (reported in the node's
 status message) and retried on the next apply; the rest of the plan is applied regardless.
 """
@@ -27,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from ipaddress import IPv4Address
 
 import structlog
@@ -67,6 +70,9 @@ class NetworkFabric:
         self.cluster = ""
         self.node = ""
         self.plan: FabricPlan | None = None  # the last plan applied (whatever failed in it)
+        # Awaited with each applied plan, after routes and rules; returns a problem ("": none).
+        # The agent sets it to its `sweep.BridgeSweeper` once it knows its runtime and cluster.
+        self.after_apply: Callable[[FabricPlan], Awaitable[str]] | None = None
         self.applied = asyncio.Event()  # set after each apply (tests wait on it)
         self._map: agent_pb2.NetworkMap | None = None
         self._wake = asyncio.Event()
@@ -170,6 +176,8 @@ class NetworkFabric:
             except (RouteError, NetlinkError, OSError) as exc:
                 self._set_problem("routes", str(exc))
             await self._sync_endpoints(plan)
+            if self.after_apply is not None:
+                self._set_problem("bridges", await self.after_apply(plan))
             self.plan = plan
         self.applied.set()
         return plan

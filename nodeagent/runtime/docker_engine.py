@@ -34,8 +34,9 @@ from .docker_networks import AppNetworks, status_code
 from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
-from .translate import CreateRequest, create_request
+from .translate import CreateRequest, create_request, with_network_names
 from .types import (
+    Bridge,
     ContainerNotFound,
     EngineUnavailable,
     EventKind,
@@ -127,6 +128,9 @@ class DockerRuntime:
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="ccs-docker")
         self._locks: dict[str, asyncio.Lock] = {}
         self._networks = AppNetworks(self._api, self._call, self._lock, on_created=on_network_created)
+        # Engine network name -> the older-named bridge adopted in its stead (`prepare`, which
+        # the agent always runs right before `create`, fills it).
+        self._adopted: dict[str, str] = {}
         self._volumes = Volumes(self._api, self._call, self._lock)
         self._apparmor: bool | None = None  # read from the engine's info on first need
         # Told the kind of every Docker API error (docker_error_kind): the agent's metrics.
@@ -158,7 +162,13 @@ class DockerRuntime:
         await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
         for join in request.joins:
             labels = naming.network_labels(c.cluster, c.application, join.compose)
-            await self._networks.ensure(join.name, labels, join.subnet)
+            legacy = naming.legacy_network_name(c.cluster, c.application, join.compose,
+                                                c.subnet_index.get(join.compose, 0))
+            used = await self._networks.ensure(join.name, labels, join.subnet, legacy)
+            if used != join.name:
+                self._adopted[join.name] = used  # create joins the bridge an older agent made
+            else:
+                self._adopted.pop(join.name, None)
         for volume in request.volumes:
             await self._volumes.ensure(volume, c.node)
 
@@ -197,7 +207,8 @@ class DockerRuntime:
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container, attached to every network it joins; idempotent per ccs
         container id (returns the existing one)."""
-        request = create_request(c, bind_address=self._bind_address, dns=self._dns)
+        request = with_network_names(create_request(c, bind_address=self._bind_address, dns=self._dns),
+                                     self._adopted)
         docker_id = await self._create(c, request)
         for join in request.joins[1:]:  # the create body holds the first
             await self._networks.connect(join.name, docker_id, join.aliases)
@@ -370,6 +381,12 @@ class DockerRuntime:
         return ExecResult(int(details.get("ExitCode") or 0), bytes(output))
 
     # ------------------------------------------------------------------ app / host
+
+    async def app_networks(self, cluster: str) -> list[Bridge]:
+        return await self._networks.list_app(cluster)
+
+    async def remove_unused_network(self, name: str) -> bool:
+        return await self._networks.remove_if_unused(name)
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
         """Remove the app's networks and anonymous volumes; named volumes when asked.

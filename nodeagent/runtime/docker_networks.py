@@ -22,7 +22,7 @@ import docker.errors
 
 from . import naming
 from .translate import network_ipam
-from .types import NetworkFailed, NotFound, ResourceBusy, RuntimeFailure
+from .types import Bridge, NetworkFailed, NotFound, ResourceBusy, RuntimeFailure
 
 Call = Callable[..., Awaitable[Any]]  # (doing, fn, *args, **kwargs) -> fn's result, errors mapped
 
@@ -61,6 +61,14 @@ def _configured_for(container: dict[str, Any], name: str, network_id: str) -> bo
         isinstance(n, dict) and n.get("NetworkID") == network_id for n in networks.values())
 
 
+def _same_owner(found: dict[str, str], labels: dict[str, str]) -> bool:
+    """Whether a network's labels name the cluster, application and Compose network of
+    `labels` (a network made before the Compose network was labelled counts by its name)."""
+    keys = (naming.MANAGED, naming.CLUSTER, naming.APP)
+    return all(found.get(k) == labels.get(k) for k in keys) and found.get(naming.NETWORK, labels.get(naming.NETWORK)) \
+        == labels.get(naming.NETWORK)
+
+
 class AppNetworks:
     """Ensure and remove application networks on one engine."""
 
@@ -77,21 +85,39 @@ class AppNetworks:
         self._lock = lock
         self._on_created = on_created  # awaited after a create, before the caller goes on
 
-    async def ensure(self, name: str, labels: dict[str, str], subnet: str = "") -> None:
-        """Create the app network with the control plane's `subnet` unless it exists.
+    async def ensure(self, name: str, labels: dict[str, str], subnet: str = "", legacy: str = "") -> str:
+        """Create the app network with the control plane's `subnet` unless it exists; return
+        the engine name the container is to join (`name`, or `legacy` when adopted).
 
         An existing network with another subnet (made before the control plane allocated
         one, or from a block since freed) is replaced while no container uses it, and kept
         otherwise: moving running containers to a new network would cut their connections.
+
+        `legacy` is the name an older agent gave the same bridge (`naming.legacy_network_name`).
+        A network of that name is this one only if its labels name the same cluster, application
+        and Compose network (the old names were ambiguous across clusters). While a container
+        uses it and it has the block's subnet, it is adopted: new containers join it too (a
+        second bridge on the same subnet cannot be made, and running containers must not be
+        moved). Unused, it is removed and the bridge made again under the new name.
         """
         async with self._lock(f"network:{name}"):
             found = await self._call("list networks", self._api.networks, names=[name])
             for net in found:
                 if net.get("Name") != name:  # the name filter matches substrings
                     continue
+                owner = net.get("Labels") or {}
+                if not _same_owner(owner, labels):
+                    # Only a network made outside ccs, or under an older agent's names (a
+                    # `legacy_network_name` of another cluster can spell a new name), can be here.
+                    raise NetworkFailed(
+                        f"network {name} exists and is not this application's (labels: cluster "
+                        f"{owner.get(naming.CLUSTER, '-')!r}, application {owner.get(naming.APP, '-')!r}); "
+                        "remove or rename it")
                 if not subnet or subnet in _subnets(net) or not await self._unused(net["Id"]):
-                    return
+                    return name
                 await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
+            if legacy and legacy != name and await self._adopt_or_clear(legacy, labels, subnet):
+                return legacy
             for retry in (True, False):
                 try:
                     await self._call(
@@ -105,16 +131,31 @@ class AppNetworks:
                     )
                     if self._on_created is not None:
                         await self._on_created()
-                    return
+                    return name
                 except RuntimeFailure as exc:
                     if "already exists" in exc.reason:  # another agent process won the race
-                        return
+                        return name
                     if retry and subnet and "overlaps" in exc.reason and await self._remove_stale(subnet, labels):
                         continue
                     err = network_error(exc)
                     if err is exc:
                         raise
                     raise err from exc.__cause__
+        return name  # not reached: the last attempt returns or raises
+
+    async def _adopt_or_clear(self, legacy: str, labels: dict[str, str], subnet: str) -> bool:
+        """Whether the bridge of the older name `legacy` is this network's and in use (adopt
+        it); one that is this network's but unused is removed (see `ensure`)."""
+        async with self._lock(f"network:{legacy}"):
+            for net in await self._call("list networks", self._api.networks, names=[legacy]):
+                if net.get("Name") != legacy or not _same_owner(net.get("Labels") or {}, labels):
+                    continue  # another application's (or not ccs's) network of that name
+                if (not subnet or subnet in _subnets(net)) and not await self._unused(net["Id"]):
+                    return True
+                if await self._unused(net["Id"]):
+                    with contextlib.suppress(NotFound):
+                        await self._call(f"remove network {legacy}", self._api.remove_network, net["Id"])
+        return False
 
     async def _remove_stale(self, subnet: str, labels: dict[str, str]) -> bool:
         """Remove this cluster's app networks that overlap `subnet` and have no container left.
@@ -177,6 +218,38 @@ class AppNetworks:
             if err is exc:
                 raise
             raise err from exc.__cause__
+
+    async def list_app(self, cluster: str) -> list[Bridge]:
+        """This cluster's application networks, each with the Compose network it stands for
+        (its label, else its name read backwards) and its subnets."""
+        selector = [f"{naming.MANAGED}=true", f"{naming.CLUSTER}={cluster}"]
+        out = []
+        for net in await self._call("list networks", self._api.networks, filters={"label": selector}):
+            labels = net.get("Labels") or {}
+            app, name = str(labels.get(naming.APP) or ""), str(net.get("Name") or "")
+            network = str(labels.get(naming.NETWORK) or "") or naming.compose_network(cluster, app, name) or ""
+            if app and network:
+                out.append(Bridge(name, app, network, tuple(_subnets(net))))
+        return out
+
+    async def remove_if_unused(self, name: str) -> bool:
+        """Remove the network `name` unless a container, in any state, uses it (checked under
+        the network's lock, so no `ensure` of it runs meanwhile); whether it is gone now."""
+        async with self._lock(f"network:{name}"):
+            for net in await self._call("list networks", self._api.networks, names=[name]):
+                if net.get("Name") != name:
+                    continue
+                if not await self._unused(net["Id"]):
+                    return False
+                try:
+                    await self._call(f"remove network {name}", self._api.remove_network, net["Id"])
+                except NotFound:
+                    pass
+                except RuntimeFailure as exc:
+                    if isinstance(exc.__cause__, docker.errors.APIError) and status_code(exc.__cause__) == 403:
+                        return False  # a container joined it since the check: in use after all
+                    raise
+            return True
 
     async def remove_app(self, cluster: str, app: str) -> None:
         """Remove every network of the application (by its labels; the default one also by

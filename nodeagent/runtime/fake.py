@@ -35,6 +35,7 @@ from . import naming
 from .observe import addresses
 from .translate import create_request
 from .types import (
+    Bridge,
     ContainerNotFound,
     EventKind,
     ExecResult,
@@ -121,6 +122,7 @@ class FakeRuntime:
         self._subscribers: list[asyncio.Queue[RuntimeEvent]] = []
         self.networks: set[str] = set()
         self.subnets: dict[str, ipaddress.IPv4Network] = {}  # network -> its subnet
+        self.network_owners: dict[str, tuple[str, str, str]] = {}  # network -> (cluster, app, Compose network)
         self._in_use: dict[str, set[int]] = {}  # network -> addresses taken by running containers
         self.volumes: dict[str, tuple[str, str]] = {}  # name -> (cluster, app)
         self.pulled: list[str] = []
@@ -143,6 +145,7 @@ class FakeRuntime:
             raise VolumeMissing(f"external volume {missing[0]!r} does not exist on node {node}")
         for join in request.joins:
             self.networks.add(join.name)
+            self.network_owners[join.name] = (c.cluster, c.application, join.compose)
             current = self.subnets.get(join.name)
             if current is None or (join.subnet and str(current) != join.subnet and not self._in_use.get(join.name)):
                 # Made, or (unused, with another subnet) made again: as AppNetworks.ensure does.
@@ -286,6 +289,20 @@ class FakeRuntime:
             self._in_use.pop(network, None)
         if volumes:
             self.volumes = {k: v for k, v in self.volumes.items() if v != (cluster, app)}
+
+    async def app_networks(self, cluster: str) -> list[Bridge]:
+        return [Bridge(name, app, compose, (str(self.subnets[name]),) if name in self.subnets else ())
+                for name, (owner, app, compose) in sorted(self.network_owners.items())
+                if owner == cluster and name in self.networks]
+
+    async def remove_unused_network(self, name: str) -> bool:
+        if any(name in r.networks for r in self._containers.values()):
+            return False
+        self.networks.discard(name)
+        self.subnets.pop(name, None)
+        self._in_use.pop(name, None)
+        self.network_owners.pop(name, None)
+        return True
 
     async def info(self) -> HostInfo:
         return self._info

@@ -3,7 +3,7 @@
 A wrapper at the narrow interface rather than timing inside ``DockerRuntime``: the executor's
 calls are what an operator waits on (``prepare`` includes a pull), the same wrapper measures
 the fake engine of hollow nodes, and the Docker code stays about Docker. Reads (``inspect``,
-``list_managed``, ``info``) and streams (``events``, ``logs``) are passed through uncounted:
+``list_managed``, ``app_networks``, ``info``) and streams (``events``, ``logs``) are passed through uncounted:
 they are not operations on a container.
 """
 
@@ -17,7 +17,7 @@ from typing import TypeVar
 from ccs.v1 import resources_pb2
 
 from ..metrics import AgentMetrics
-from .types import ExecResult, HostInfo, Observed, PullCallback, Runtime, RuntimeEvent
+from .types import Bridge, ExecResult, HostInfo, Observed, PullCallback, Runtime, RuntimeEvent
 
 T = TypeVar("T")
 
@@ -63,8 +63,14 @@ class MeteredRuntime:
         await self._measured("remove_app_resources",
                              lambda: self.inner.remove_app_resources(cluster, app, volumes=volumes))
 
+    async def remove_unused_network(self, name: str) -> bool:
+        return await self._measured("remove_unused_network", lambda: self.inner.remove_unused_network(name))
+
     async def inspect(self, docker_id: str) -> Observed | None:
         return await self.inner.inspect(docker_id)
+
+    async def app_networks(self, cluster: str) -> list[Bridge]:
+        return await self.inner.app_networks(cluster)
 
     async def list_managed(self) -> list[Observed]:
         return await self.inner.list_managed()

@@ -44,23 +44,45 @@ def container_name(c: resources_pb2.Container) -> str:
     return f"ccs-{_safe(c.application)}-{_safe(c.service)}-{c.slot}-{short}"
 
 
+_NOT_LABEL = re.compile(r"[^a-zA-Z0-9-]+")
+
+
+def _label(part: str) -> str:
+    """A cluster or application name as a part of an engine network name: DNS-label
+    characters only (what the API accepts; anything else maps to '-'), so it never holds the
+    '_' and '.' that separate the parts."""
+    return _NOT_LABEL.sub("-", part).strip("-") or "x"
+
+
 def network_name(cluster: str, app: str, network: str = DEFAULT_NETWORK, index: int = 0) -> str:
     """The bridge of one block (`index`, `Container.subnet_index`) of one Compose network of an
     application on this node.
 
-    `ccs-<cluster>-<app>` for "default" (the name every release before per-network bridges
-    gave the application's one network, so its bridges and containers stay as they are), and
-    `ccs-<cluster>-<app>_<network>` for the others, Compose's `<project>_<network>`. An
-    application name never holds `_` (DNS-label style), so the two never meet, and a Compose
-    network name holds only [a-zA-Z0-9._-], which an engine name allows after the prefix, so it
-    is kept whole and read back exactly (`compose_network`).
+    `ccs-<cluster>_<app>` for "default", `ccs-<cluster>_<app>_<network>` for the others
+    (Compose's `<project>_<network>`), and for a further block `index` >= 1 (a network whose
+    first block filled has a bridge per block: a bridge has one subnet)
+    `ccs-<cluster>_<app>.<index>` and `ccs-<cluster>_<app>.<index>_<network>`.
 
-    A network whose first block filled has further blocks on the node, a bridge each (a bridge
-    has one subnet): block `index` >= 1 is `ccs-<cluster>-<app>.<index>` for "default" and
-    `ccs-<cluster>-<app>.<index>_<network>` for the others. The first block keeps the name
-    above, so nothing is renamed on upgrade; an application or cluster name never holds `.`
-    (DNS-label style), so no other application's bridge can have these names.
+    Why `_` between cluster and application: both are DNS labels ([a-z0-9-]), so the earlier
+    `ccs-<cluster>-<app>` gave cluster `a-b` with app `c` and cluster `a` with app `b-c` the
+    same bridge (`ccs-a-b-c`). Neither name can hold `_` or `.`, so the cluster ends at the
+    first `_`, the application at the next `.` or `_`, and a Compose network name (only
+    [a-zA-Z0-9._-], which an engine name allows after the prefix) is kept whole at the end and
+    read back exactly (`compose_network`). The Linux interface is the engine's `br-<id>`, so
+    the name's length is not bound by the 15 characters of an interface name. Bridges made
+    under the earlier names are found by `legacy_network_name` and their labels, and adopted
+    or replaced (`docker_networks.AppNetworks.ensure`).
     """
+    base = f"ccs-{_label(cluster)}_{_label(app)}"
+    if index:
+        base = f"{base}.{index}"
+    return base if network == DEFAULT_NETWORK else f"{base}_{_UNSAFE.sub('-', network)}"
+
+
+def legacy_network_name(cluster: str, app: str, network: str = DEFAULT_NETWORK, index: int = 0) -> str:
+    """The name `network_name` gave before it separated cluster and application with `_`
+    (`ccs-<cluster>-<app>[.<index>][_<network>]`): ambiguous across clusters, so a bridge of
+    that name is the application's only if its labels say so."""
     base = f"ccs-{_safe(cluster)}-{_safe(app)}"
     if index:
         base = f"{base}.{index}"
@@ -69,16 +91,23 @@ def network_name(cluster: str, app: str, network: str = DEFAULT_NETWORK, index: 
 
 def compose_network(cluster: str, app: str, engine_name: str) -> str | None:
     """The Compose network an engine network of the application stands for, or None when it is
-    not one of the application's (`network_name` read backwards, whatever its block).
+    not one of the application's (`network_name`, or `legacy_network_name`, read backwards,
+    whatever its block).
 
     What the agent reports a container's addresses under (`ContainerStatus.addresses`), so
     that the control plane and every node's resolver speak of networks as the template does
     ("default", "front"), never of engine names or blocks.
     """
-    base = network_name(cluster, app)
-    rest = engine_name[len(base):] if engine_name.startswith(base) else None
-    if rest is None:
-        return None
+    for base in (network_name(cluster, app), legacy_network_name(cluster, app)):
+        if engine_name.startswith(base):
+            found = _compose_rest(engine_name[len(base):])
+            if found is not None:
+                return found
+    return None
+
+
+def _compose_rest(rest: str) -> str | None:
+    """The Compose network from what follows an application's base name."""
     if rest.startswith("."):  # a further block: ".<index>" then "" or "_<network>"
         digits = rest[1:].split("_", 1)[0]
         if not digits.isdigit() or int(digits) < 1 or digits != str(int(digits)):

@@ -47,10 +47,11 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +155,22 @@ def create_request(
     if spec.HasField("healthcheck"):
         body["Healthcheck"] = _healthcheck(spec.healthcheck)
     return CreateRequest(naming.container_name(c), network, body, volumes, joins[0].subnet if joins else "", joins)
+
+
+def with_network_names(request: CreateRequest, names: Mapping[str, str]) -> CreateRequest:
+    """`request` joining `names[n]` instead of each engine network `n` it names (a bridge made
+    under an older name and adopted, `docker_networks.AppNetworks.ensure`); the same request
+    when none is renamed."""
+    if not any(j.name in names for j in request.joins):
+        return request
+    joins = tuple(dataclasses.replace(j, name=names.get(j.name, j.name)) for j in request.joins)
+    body = dict(request.body)
+    host_config = dict(body["HostConfig"])
+    host_config["NetworkMode"] = joins[0].name
+    body["HostConfig"] = host_config
+    endpoints = body["NetworkingConfig"]["EndpointsConfig"]
+    body["NetworkingConfig"] = {"EndpointsConfig": {joins[0].name: endpoints[request.network]}}
+    return dataclasses.replace(request, network=joins[0].name, body=body, joins=joins)
 
 
 def _joins(c: resources_pb2.Container, *, aliases: bool) -> tuple[NetworkJoin, ...]:

@@ -239,6 +239,16 @@ class EngineUnavailable(RuntimeFailure):
     permanent = False
 
 
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """An application network the engine holds (`Runtime.app_networks`)."""
+
+    name: str
+    application: str
+    network: str  # the Compose network it stands for ("default" for the implicit one)
+    subnets: tuple[str, ...]  # its IPv4 subnets (empty: made on the engine's pools)
+
+
 # ------------------------------------------------------------------------------ protocol
 
 #: Called by `prepare` right before an image pull starts, so the agent can report PULLING.
@@ -298,6 +308,15 @@ class Runtime(Protocol):
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
         """Remove the app network and leftover anonymous volumes; named volumes if asked."""
+        ...
+
+    async def app_networks(self, cluster: str) -> list[Bridge]:
+        """The application networks of `cluster` the engine holds, every block's bridge."""
+        ...
+
+    async def remove_unused_network(self, name: str) -> bool:
+        """Remove the application network `name` unless a container, in any state, uses it;
+        whether it is gone now."""
         ...
 
     async def info(self) -> HostInfo:

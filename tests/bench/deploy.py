@@ -91,7 +91,7 @@ def wait_removed_by_agent(cluster: str, timeout: float = 120, network_grace: flo
         return str(dict(Counter(states))) if states else ""
 
     def networks() -> list[str]:
-        return docker("network", "ls", "--filter", f"name=ccs-{cluster}-", "--format", "{{.Name}}").split()
+        return docker("network", "ls", "--filter", f"name=ccs-{cluster}_", "--format", "{{.Name}}").split()
 
     try:
         wait_for(lambda: not containers(), timeout, "the agent's removal of the ccs app's containers", poll=0.2)

@@ -189,6 +189,25 @@ async def test_an_application_reads_back_as_written(client: ccs.AsyncClient, uni
     assert isinstance(e, ccs.NotFound)
 
 
+async def test_apply_creates_then_updates_only_what_changed(client: ccs.AsyncClient, unique: str) -> None:
+    await client.clusters.create(unique)
+    first = await client.applications.apply(unique, "shop", V1, env={"TAG": "v1"}, version="1")
+    assert (first.outcome, first.application.revision, first.changed) == ("created", 1, True)
+    again = await client.applications.apply(unique, "shop", V1, env={"TAG": "v1"}, version="1")
+    assert (again.outcome, again.application.revision, again.changed) == ("unchanged", 1, False)
+    assert [r.revision for r in await client.applications.revisions(unique, "shop")] == [1]
+    e = await error(client.releases.get(unique, "shop"))  # unchanged: no release
+    assert isinstance(e, ccs.NotFound)
+    moved = await client.applications.apply(unique, "shop", V1, env={"TAG": "v2"})
+    assert (moved.outcome, moved.application.revision, moved.application.spec.version) == ("updated", 2, "1")
+    release = await client.releases.get(unique, "shop")
+    assert release.spec.to_revision == 2
+    cleared = await client.applications.apply(unique, "shop", V1)  # declarative: no --env clears them
+    assert (cleared.outcome, dict(cleared.application.spec.env)) == ("updated", {})
+    e = await error(client.applications.apply(unique, "shop", "services:\n  web: {deploy: {replicas: 1}}\n"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message.startswith("services.web"), e.message
+
+
 async def test_reads_of_missing_things_name_them(client: ccs.AsyncClient, unique: str) -> None:
     e = await error(client.applications.list(unique))
     assert isinstance(e, ccs.NotFound) and e.message == f"cluster {unique!r} not found"

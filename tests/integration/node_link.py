@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import grpc
 import grpc.aio
 
+from ccs.features import FEATURES
 from ccs.v1 import agent_pb2, agent_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from nodeagent import node_tls
@@ -31,7 +32,7 @@ class NodeLink:
 
 
 def status(name: str, address: str = "192.0.2.1", capacity: pb.NodeResources | None = None) -> pb.NodeStatus:
-    return pb.NodeStatus(address=address, hostname=name,
+    return pb.NodeStatus(address=address, hostname=name, agent_features=list(FEATURES),
                          capacity=capacity or pb.NodeResources(cpus=4, memory_bytes=8 << 30))
 
 

@@ -251,7 +251,7 @@ async def test_a_further_blocks_bridge_is_its_own_and_replaced_when_freed_while_
     try:
         await rt.start(docker_id)
         engine_name = naming.network_name(CLUSTER, "grown", DEFAULT_NETWORK, 1)
-        assert engine_name == f"ccs-{CLUSTER}-grown.1"
+        assert engine_name == f"ccs-{CLUSTER}_grown.1"
         assert str(clean_engine.api.inspect_network(engine_name)["IPAM"]["Config"][0]["Subnet"]) == second
         assert network_subnet(clean_engine, "grown") == first
         running = await rt.inspect(docker_id)
@@ -453,3 +453,4 @@ def test_cluster_ranges_are_distinct_validated_and_freed_with_the_cluster(fresh_
     finally:
         for name in names:
             _cli(ccs_server, "cluster", "rm", name, "--force")
+

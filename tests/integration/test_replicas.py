@@ -16,7 +16,7 @@ import pytest
 
 from ccs.join_token import parse
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2
-from controlplane.replicas import advertised_host, parse_record
+from controlplane.replicas import advertised_host, parse_record, record_features
 from nodeagent import node_tls
 from tests.conftest import ServerProc, start_etcd, start_server
 from tests.integration.grpc_helpers import stubs
@@ -92,3 +92,7 @@ def test_the_advertised_host_and_records() -> None:
     assert advertised_host("[::]:7443", [], ["127.0.0.1"]) == "127.0.0.1"
     assert parse_record(b'{"api": "a:1", "node": "a:2"}') == agent_pb2.Replica(api_address="a:1", node_address="a:2")
     assert parse_record(b"garbage") is None and parse_record(b'{"api": ""}') is None
+    # An older replica's record has no features: it predates every one (ccs.features).
+    assert record_features(b'{"api": "a:1", "node": "a:2"}') == ()
+    assert record_features(b'{"api": "a:1", "features": ["subnet-growth", 3]}') == ("subnet-growth",)
+    assert record_features(b"garbage") == record_features(b"[1]") == ()

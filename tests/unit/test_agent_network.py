@@ -32,6 +32,8 @@ class RecordingFabric(NetworkFabric):
         plan = plan_fabric(self._map, node=self.node, cluster=self.cluster)
         self.seen.append(plan)
         self._set_problem("map", "; ".join(plan.problems))
+        if self.after_apply is not None:  # as the real apply does after routes and rules
+            self._set_problem("bridges", await self.after_apply(plan))
         self.applied.set()
         return plan
 
@@ -79,6 +81,46 @@ async def test_the_map_reaches_the_fabric_and_its_problem_the_node_status(tmp_pa
                                                       version=2, base_version=1))
             await d.until(lambda: d.heartbeats >= 3)
             assert len(fabric.seen) == 1
+    finally:
+        await server.stop(None)
+
+
+async def test_after_a_map_the_agent_removes_the_bridge_of_a_block_it_no_longer_lists(tmp_path: Path) -> None:
+    """The stale-bridge sweep is wired: a bridge left from a freed further block of `shop` goes
+    after the next map; the bridge of the block the map lists stays."""
+    import grpc.aio
+
+    from ccs.v1 import agent_pb2_grpc
+    from ccs.v1 import resources_pb2 as pb
+    from nodeagent.runtime import naming
+
+    server = grpc.aio.server()
+    d = HeartbeatDispatcher()
+    agent_pb2_grpc.add_DispatcherServicer_to_server(d, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    runtime = FakeRuntime()
+    for index, subnet in ((0, "10.128.0.0/28"), (1, "10.128.0.64/26")):  # what an earlier run made
+        c = pb.Container(meta=pb.Meta(id=f"old{index}", name=f"web-{index}"), cluster=CLUSTER, application="shop",
+                         service="web", node="node-1", slot=index + 1, spec=pb.ServiceSpec(image="busybox"))
+        c.subnets["default"] = subnet
+        c.subnet_index["default"] = index
+        await runtime.prepare(c)
+    fabric = RecordingFabric()
+    agent = Agent(f"127.0.0.1:{port}", insecure=True, runtime=runtime, name="node-1", join_token="join-me",
+                  state_dir=tmp_path, status_linger=0.01, network=fabric)
+    script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
+    await d.sessions.put(script)
+    try:
+        async with running(agent):
+            msg = complete(1)
+            msg.network_map.CopyFrom(agent_pb2.NetworkMap(cluster=CLUSTER, version=5, pod_cidr="10.128.0.0/9", networks=[
+                agent_pb2.AppNetwork(application="shop", network="default", blocks=[
+                    agent_pb2.NetworkBlock(node="node-1", node_address="10.0.0.5", subnet="10.128.0.0/28")])]))
+            await script.put(msg)
+            await asyncio.wait_for(fabric.applied.wait(), 20)
+            assert naming.network_name(CLUSTER, "shop", "default", 1) not in runtime.networks
+            assert naming.network_name(CLUSTER, "shop") in runtime.networks
     finally:
         await server.stop(None)
 

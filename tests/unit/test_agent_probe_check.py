@@ -120,7 +120,7 @@ def observed(**fields: object) -> Observed:
 
 def test_target_address_prefers_app_network_then_published_port() -> None:
     on_net = observed(
-        networks={"ccs-prod-shop": "172.18.0.4"}, ports=[PortBinding(80, "tcp", "0.0.0.0", 8080)]
+        networks={"ccs-prod_shop": "172.18.0.4"}, ports=[PortBinding(80, "tcp", "0.0.0.0", 8080)]
     )
     assert target_address(on_net, 80, cluster="prod", app="shop") == ("172.18.0.4", 80)
     # A service on other Compose networks than "default": its address on one of them.

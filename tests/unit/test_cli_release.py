@@ -252,3 +252,18 @@ def test_trigger_create_prints_url_and_secret_once_as_shell_assignments(config: 
     assert ok(config, "trigger", "rm", "-c", "prod", "shop", "scale") == "trigger shop/scale removed\n"
     bad = ccs(config, "trigger", "create", "-c", "prod", "shop", "--action", "deploy")
     assert bad.exit_code == 2 and "use one of redeploy," in " ".join(bad.stderr.split())
+
+
+def test_app_update_blue_green_wait_exits_0_once_the_new_side_is_up_and_awaits_a_shift(
+    config: Path, tmp_path: Path,
+) -> None:
+    """Before: ``--wait`` followed the release until it ended, which a blue-green release does
+    only after an operator's confirm, so the command always timed out (exit 9)."""
+    result = ccs(config, "app", "update", "-c", "prod", "shop", "-f", str(tmp_path / "v2.yaml"),
+                 "--strategy", "blue-green", "--wait", "--timeout", "20s")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert ("release r000001 is up and awaits a shift: the new side is ready (2/2), weight new 0% / old 100%; "
+            "move traffic with `ccs release shift shop PERCENT`, then `ccs release confirm shop`") in result.stderr
+    assert "succeeded" not in result.stderr
+    rel = ok(config, "release", "get", "-c", "prod", "shop").splitlines()[1].split()
+    assert rel[:3] == ["r000001", "blue-green", "awaiting-shift"]  # nothing was confirmed for the caller

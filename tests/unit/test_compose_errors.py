@@ -75,7 +75,7 @@ CASES = [
     (
         "build without image",
         "services:\n  web: {build: .}\n",
-        "services.web.build: images must be built and pushed to a registry first; set image:",
+        "services.web.build: the server runs images, it does not build them: deploy with `ccs app deploy|update|apply --build` (the CLI builds with the local Docker engine, pushes and deploys the pushed image), or build and push it yourself and set image:",
     ),
     ("no image", "services:\n  web: {command: x}\n", "services.web.image: is required"),
     (

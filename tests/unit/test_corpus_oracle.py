@@ -32,9 +32,9 @@ def test_a_container_without_the_asked_options_is_reported_field_by_field() -> N
     where = Where("c", "shop", "web", "169.254.20.53")
     bare: dict[str, Any] = {"State": {"Running": True}, "Config": {"Image": "local/busybox:1", "Env": ["A=1"],
             "Labels": {"ccs.cluster": "c", "ccs.app": "shop", "ccs.service": "web"}, "ExposedPorts": {"80/tcp": {}}},
-            "HostConfig": {"RestartPolicy": {"Name": "no"}, "NetworkMode": "ccs-c-shop", "Dns": ["169.254.20.53"],
+            "HostConfig": {"RestartPolicy": {"Name": "no"}, "NetworkMode": "ccs-c_shop", "Dns": ["169.254.20.53"],
                            "ShmSize": 64 << 20},
-            "NetworkSettings": {"Networks": {"ccs-c-shop": {}}}, "Mounts": []}
+            "NetworkSettings": {"Networks": {"ccs-c_shop": {}}}, "Mounts": []}
     lines = mismatches(bare, expected(spec, where))
     assert [line.split(":")[0] for line in lines] == ["HostConfig.CapDrop", "HostConfig.PortBindings", "Mounts"]
     bare["HostConfig"] |= {"CapDrop": ["CAP_NET_RAW"],

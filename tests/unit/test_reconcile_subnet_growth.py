@@ -4,6 +4,7 @@ of releases before growth (one block, containers without ``subnet_index``) as th
 
 from __future__ import annotations
 
+from ccs.features import FEATURES
 from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import ClusterState, CtrKey, parse_key
 from controlplane.ipam import DEFAULT_NETWORK, MAX_BLOCKS
@@ -12,6 +13,8 @@ from controlplane.reconcile.writes import Writes
 from controlplane.store import keys
 
 CLUSTER = "c1"
+#: A node whose agent knows further blocks (what every agent of this release declares).
+CURRENT = pb.Node(status=pb.NodeStatus(agent_version="0.1.0", agent_features=list(FEATURES)))
 FIRST, SECOND = "10.128.0.0/28", "10.128.0.32/27"
 
 
@@ -19,7 +22,7 @@ def state(blocks: dict[int, str] | None = None) -> ClusterState:
     """n1 and n2; shop's blocks of default on n1 by index."""
     st = ClusterState(CLUSTER, exists=True, pod_cidr="10.128.0.0/12")
     for n in ("n1", "n2"):
-        st.nodes[n] = pb.Node()
+        st.nodes[n] = CURRENT
     for index, subnet in (blocks or {}).items():
         st.subnets[("n1", "shop", DEFAULT_NETWORK, index)] = pb.SubnetAllocation(
             application="shop", network=DEFAULT_NETWORK, node="n1", subnet=subnet, index=index)
@@ -130,7 +133,7 @@ def test_an_upgrade_from_one_block_per_pair_keeps_its_record_and_containers() ->
     for bad in ("0", "x", ""):  # index 0 lives at the old key; anything else is not a block
         assert parse_key(f"/ccs/c/{CLUSTER}/subnetblocks/n1/shop/default/{bad}") is None
     st = ClusterState(CLUSTER, exists=True, pod_cidr="10.128.0.0/12")
-    st.nodes["n1"] = pb.Node()
+    st.nodes["n1"] = CURRENT
     old_record = pb.SubnetAllocation(application="shop", network=DEFAULT_NETWORK, node="n1", subnet=FIRST)
     st.subnets[("n1", "shop", DEFAULT_NETWORK, 0)] = pb.SubnetAllocation.FromString(old_record.SerializeToString())
     stored(st, *(ctr(f"web-{i}", FIRST) for i in range(13)))

@@ -252,3 +252,19 @@ def test_a_certificate_change_alone_updates_the_service_in_place_without_a_relea
     # Anything else changing with it: the usual new generation and release.
     p = plan({"web": with_tls(2, "web:2")}, [old])
     assert p.recertified == [] and [s.generation for s in p.changed] == [4] and p.release is not None
+
+
+@pytest.mark.parametrize(("phase", "requests", "awaits"), [
+    (pb.RELEASE_PHASE_AWAITING_SHIFT, [], True),            # blue-green, new side up: the operator's turn
+    (pb.RELEASE_PHASE_AWAITING_SHIFT, ["shift:50"], False),  # a request is pending: not yet acted on
+    (pb.RELEASE_PHASE_AWAITING_SHIFT, ["confirm"], False),
+    (pb.RELEASE_PHASE_PROGRESSING, [], False),
+    (pb.RELEASE_PHASE_PAUSED, [], False),                   # a rolling pause after failures is no success
+    (pb.RELEASE_PHASE_SUCCEEDED, [], False),
+])
+def test_a_release_awaits_an_operator_only_when_up_and_nothing_is_pending(
+    phase: int, requests: list[str], awaits: bool,
+) -> None:
+    from ccs.release_phases import awaits_operator
+
+    assert awaits_operator(pb.ReleaseStatus(phase=phase, requests=requests)) is awaits  # type: ignore[arg-type]

@@ -62,7 +62,7 @@ async def test_lifecycle_and_events() -> None:
     )
     pulls: list[str] = []
     await rt.prepare(c, on_pull=pulls.append)
-    assert pulls == [] and rt.networks == {"ccs-hollow-shop"} and set(rt.volumes) == {"ccs-shop-d"}
+    assert pulls == [] and rt.networks == {"ccs-hollow_shop"} and set(rt.volumes) == {"ccs-shop-d"}
     docker_id = await rt.create(c)
     assert await rt.create(c) == docker_id  # idempotent per ccs container
     impostor = make()
@@ -172,7 +172,7 @@ async def test_addresses_come_from_the_block_the_control_plane_gave() -> None:
     seen = [await rt.inspect(x) for x in (a, b)]
     assert [dict(o.addresses) for o in seen if o is not None] == [
         {"default": "10.128.0.18"}, {"default": "10.128.0.19"}]
-    assert seen[0] is not None and dict(seen[0].networks) == {"ccs-hollow-shop": "10.128.0.18"}
+    assert seen[0] is not None and dict(seen[0].networks) == {"ccs-hollow_shop": "10.128.0.18"}
     await rt.stop(a, grace_seconds=1)
     stopped = await rt.inspect(a)
     assert stopped is not None and dict(stopped.addresses) == {}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.runtime import InvalidSpec, naming
+from nodeagent.runtime import InvalidSpec, naming, translate
 from nodeagent.runtime.translate import create_request, network_ipam
 
 
@@ -32,14 +32,14 @@ def body(**spec: Any) -> dict[str, Any]:
 def test_minimal_spec_defaults() -> None:
     request = create_request(make(), bind_address="10.0.0.5")
     assert request.name == "ccs-shop-web-3-0123456789ab"
-    assert request.network == "ccs-prod-shop"
+    assert request.network == "ccs-prod_shop"
     assert request.volumes == ()
     b = request.body
     assert b["Image"] == "local/webapp:v1"
     assert "Cmd" not in b and "Entrypoint" not in b and "Healthcheck" not in b  # image defaults
     assert b["HostConfig"]["RestartPolicy"] == {"Name": "no"}
-    assert b["HostConfig"]["NetworkMode"] == "ccs-prod-shop"
-    assert b["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop": {"Aliases": ["web"]}}}
+    assert b["HostConfig"]["NetworkMode"] == "ccs-prod_shop"
+    assert b["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod_shop": {"Aliases": ["web"]}}}
     assert b["Labels"] == {
         "ccs.managed": "true",
         "ccs.cluster": "prod",
@@ -178,7 +178,7 @@ def test_healthcheck(check: pb.HealthCheck, expected: dict[str, Any]) -> None:
 
 def test_without_a_resolver_aliases_include_compose_network_aliases() -> None:
     b = body(networks=[pb.ServiceNetwork(name="default", aliases=["www", "web"])])
-    assert b["NetworkingConfig"]["EndpointsConfig"]["ccs-prod-shop"]["Aliases"] == ["web", "www"]
+    assert b["NetworkingConfig"]["EndpointsConfig"]["ccs-prod_shop"]["Aliases"] == ["web", "www"]
     assert "Dns" not in b["HostConfig"]
 
 
@@ -186,14 +186,14 @@ def test_with_the_node_resolver_names_come_from_it_and_not_from_engine_aliases()
     c = make(networks=[pb.ServiceNetwork(name="default", aliases=["www"])])
     b = create_request(c, bind_address="10.0.0.5", dns=["169.254.20.53"]).body
     assert b["HostConfig"]["Dns"] == ["169.254.20.53"]
-    assert b["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop": {}}}
+    assert b["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod_shop": {}}}
 
 
 def test_names_are_docker_safe() -> None:
     c = make()
     c.application, c.service, c.meta.id = "My App", "web/api", "id:with:colons"
     assert naming.container_name(c) == "ccs-My-App-web-api-3-id-with-colo"  # 12-char id prefix
-    assert naming.network_name("prod cluster", "a") == "ccs-prod-cluster-a"
+    assert naming.network_name("prod cluster", "a") == "ccs-prod-cluster_a"
 
 
 @pytest.mark.parametrize(
@@ -276,16 +276,16 @@ def test_a_container_joins_each_of_its_services_networks_in_template_order() -> 
     c.subnets.update({"front": "10.128.0.16/28", "back": "10.128.0.32/28"})
     request = create_request(c, bind_address="10.0.0.5", dns=("169.254.20.53",))
     assert [(j.name, j.compose, j.subnet, j.aliases) for j in request.joins] == [
-        ("ccs-prod-shop_front", "front", "10.128.0.16/28", ()),
-        ("ccs-prod-shop_back", "back", "10.128.0.32/28", ()),
+        ("ccs-prod_shop_front", "front", "10.128.0.16/28", ()),
+        ("ccs-prod_shop_back", "back", "10.128.0.32/28", ()),
     ]
-    assert (request.network, request.subnet) == ("ccs-prod-shop_front", "10.128.0.16/28")
-    assert request.body["HostConfig"]["NetworkMode"] == "ccs-prod-shop_front"
-    assert request.body["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop_front": {}}}
+    assert (request.network, request.subnet) == ("ccs-prod_shop_front", "10.128.0.16/28")
+    assert request.body["HostConfig"]["NetworkMode"] == "ccs-prod_shop_front"
+    assert request.body["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod_shop_front": {}}}
     # Without the node resolver, a network's engine aliases are the service and its aliases there.
     plain = create_request(c, bind_address="10.0.0.5")
     assert [j.aliases for j in plain.joins] == [("web", "www"), ("web",)]
-    assert plain.body["NetworkingConfig"]["EndpointsConfig"]["ccs-prod-shop_front"] == {"Aliases": ["web", "www"]}
+    assert plain.body["NetworkingConfig"]["EndpointsConfig"]["ccs-prod_shop_front"] == {"Aliases": ["web", "www"]}
 
 
 def test_an_assignment_from_an_older_control_plane_joins_the_default_bridge_only() -> None:
@@ -295,17 +295,17 @@ def test_an_assignment_from_an_older_control_plane_joins_the_default_bridge_only
     c.subnets[naming.DEFAULT_NETWORK] = "10.128.0.16/28"
     request = create_request(c, bind_address="10.0.0.5")
     assert [(j.name, j.compose, j.subnet, j.aliases) for j in request.joins] == [
-        ("ccs-prod-shop", "default", "10.128.0.16/28", ("web", "www"))]
+        ("ccs-prod_shop", "default", "10.128.0.16/28", ("web", "www"))]
 
 
 def test_bridge_names_read_back_as_their_compose_networks() -> None:
     for network in ("default", "front", "my_net.v2", "x-y"):
         engine = naming.network_name("prod", "shop", network)
         assert naming.compose_network("prod", "shop", engine) == network
-    assert naming.network_name("prod", "shop") == "ccs-prod-shop"
-    assert naming.compose_network("prod", "shop", "ccs-prod-shopping") is None
-    assert naming.compose_network("prod", "shop", "ccs-prod-shop_") is None
-    assert naming.compose_network("prod", "shop", "ccs-prod-other_front") is None
+    assert naming.network_name("prod", "shop") == "ccs-prod_shop"
+    assert naming.compose_network("prod", "shop", "ccs-prod_shopping") is None
+    assert naming.compose_network("prod", "shop", "ccs-prod_shop_") is None
+    assert naming.compose_network("prod", "shop", "ccs-prod_other_front") is None
 
 
 def test_a_further_block_is_a_bridge_of_its_own_and_the_first_keeps_its_name() -> None:
@@ -317,15 +317,48 @@ def test_a_further_block_is_a_bridge_of_its_own_and_the_first_keeps_its_name() -
     c.subnet_index["front"] = 2
     request = create_request(c, bind_address="10.0.0.5", dns=("169.254.20.53",))
     assert [(j.name, j.compose, j.subnet) for j in request.joins] == [
-        ("ccs-prod-shop.2_front", "front", "10.128.0.32/27"), ("ccs-prod-shop_back", "back", "10.128.0.16/28")]
-    assert request.body["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop.2_front": {}}}
-    assert naming.network_name("prod", "shop", "default", 0) == "ccs-prod-shop"
-    assert naming.network_name("prod", "shop", "default", 1) == "ccs-prod-shop.1"
+        ("ccs-prod_shop.2_front", "front", "10.128.0.32/27"), ("ccs-prod_shop_back", "back", "10.128.0.16/28")]
+    assert request.body["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod_shop.2_front": {}}}
+    assert naming.network_name("prod", "shop", "default", 0) == "ccs-prod_shop"
+    assert naming.network_name("prod", "shop", "default", 1) == "ccs-prod_shop.1"
     for network in ("default", "front", "my_net.v2", "7"):
         for index in (0, 1, 12):
             engine = naming.network_name("prod", "shop", network, index)
             assert naming.compose_network("prod", "shop", engine) == network
             assert naming.compose_network("prod", "sho", engine) is None
-    for stranger in ("ccs-prod-shop.", "ccs-prod-shop.0", "ccs-prod-shop.01", "ccs-prod-shop.x_front",
-                     "ccs-prod-shop.1_", "ccs-prod-shop.1x"):
+    for stranger in ("ccs-prod_shop.", "ccs-prod_shop.0", "ccs-prod_shop.01", "ccs-prod_shop.x_front",
+                     "ccs-prod_shop.1_", "ccs-prod_shop.1x"):
         assert naming.compose_network("prod", "shop", stranger) is None, stranger
+
+
+def test_bridge_names_of_two_clusters_never_meet() -> None:
+    """Cluster `a-b` with app `c` and cluster `a` with app `b-c` had one bridge, `ccs-a-b-c`;
+    cluster and application are DNS labels, so `_` between them makes every name distinct."""
+    names = {naming.network_name(cluster, app, network, index)
+             for cluster, app in (("a-b", "c"), ("a", "b-c"), ("a-b-c", "x"), ("a", "b"))
+             for network in ("default", "c", "x_y") for index in (0, 1)}
+    assert len(names) == 4 * 3 * 2
+    assert naming.network_name("a-b", "c") == "ccs-a-b_c" and naming.network_name("a", "b-c") == "ccs-a_b-c"
+    assert naming.compose_network("a", "b-c", naming.network_name("a-b", "c")) is None
+    assert naming.network_name("my_cluster", "app.x") == "ccs-my-cluster_app-x"  # never a separator inside
+
+
+def test_bridges_named_by_an_older_agent_read_back_as_their_compose_networks() -> None:
+    for network in ("default", "front"):
+        for index in (0, 3):
+            old = naming.legacy_network_name("prod", "shop", network, index)
+            assert old.startswith("ccs-prod-shop")
+            assert naming.compose_network("prod", "shop", old) == network
+
+
+def test_an_adopted_older_bridge_replaces_the_name_everywhere_in_the_create_request() -> None:
+    c = make(networks=[pb.ServiceNetwork(name="front"), pb.ServiceNetwork(name="back")])
+    c.subnets.update({"front": "10.128.0.16/28", "back": "10.128.0.32/28"})
+    request = create_request(c, bind_address="10.0.0.5", dns=("169.254.20.53",))
+    assert translate.with_network_names(request, {"ccs-other": "x"}) is request
+    renamed = translate.with_network_names(request, {"ccs-prod_shop_front": "ccs-prod-shop_front",
+                                                     "ccs-prod_shop_back": "ccs-prod-shop_back"})
+    assert [j.name for j in renamed.joins] == ["ccs-prod-shop_front", "ccs-prod-shop_back"]
+    assert renamed.network == renamed.body["HostConfig"]["NetworkMode"] == "ccs-prod-shop_front"
+    assert renamed.body["NetworkingConfig"] == {"EndpointsConfig": {"ccs-prod-shop_front": {}}}
+    assert request.body["HostConfig"]["NetworkMode"] == "ccs-prod_shop_front"  # the original is untouched

@@ -38,6 +38,7 @@ if str(REPO) not in sys.path:  # `tests` is not an installed package
 import tests.testbed as tb  # noqa: E402
 from ccs.client import AsyncClient  # noqa: E402
 from ccs.v1 import resources_pb2 as pb  # noqa: E402
+from nodeagent.runtime import naming  # noqa: E402
 from tests.conftest import (  # noqa: E402
     TRUST,
     EtcdProc,
@@ -201,7 +202,7 @@ class Cluster3:
         window; the testbed repairs such a host anyway (``tb_docker.start_and_wait_dockerd``).
         """
         h = self.bed.host(int(host.removeprefix("host")))
-        mine = f"ccs-{self.name}-{app}"
+        mine = naming.network_name(self.name, app)
 
         def settled() -> bool:
             names = h.docker("network", "ls", "--filter", "name=ccs-", "--format", "{{.Name}}").stdout.split()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccs.v1 import resources_pb2 as pb
+from nodeagent.runtime import naming
 
 SHM_DEFAULT = 64 << 20  # the engine's /dev/shm size
 NS_PER_MS = 1_000_000
@@ -160,7 +161,7 @@ def _security_opt(spec: pb.ServiceSpec) -> Check:
 def expected(spec: pb.ServiceSpec, where: Where) -> dict[str, Any]:
     """Dotted ``docker inspect`` path -> the value (or :class:`Check`) the container must show."""
     host_net = spec.network_mode == "host"
-    app_net = f"ccs-{where.cluster}-{where.app}"
+    app_net = naming.network_name(where.cluster, where.app)
     limits, reservations = spec.resources.limits, spec.resources.reservations
     out: dict[str, Any] = {
         "State.Running": True,

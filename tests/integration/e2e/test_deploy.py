@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
+from nodeagent.runtime import naming
 
 from .conftest import CCS, Cluster3
 from .helpers import IDLE, docker_time, fetch, per_host_counts
@@ -101,7 +102,7 @@ def test_three_services_placed_healthy_reachable(cluster3: Cluster3, app_name: s
         return res.stdout.strip()
 
     assert c.wait_for("the client's GET of web by name", get_web, timeout=60).endswith("v1")
-    net = f"ccs-{c.name}-{app_name}"
+    net = naming.network_name(c.name, app_name)
     assert net in client_docker[0]["NetworkSettings"]["Networks"]
 
 
@@ -163,7 +164,7 @@ services:
 """
     c.deploy(app_name, compose)
     c.wait_for("3 data containers running", lambda: len(c.live(app_name, "data")) == 3)
-    net = f"ccs-{c.name}-{app_name}"
+    net = naming.network_name(c.name, app_name)
     before = {h: c.host(i + 1).docker("volume", "ls", "-q", "--filter", f"label=ccs.app={app_name}").stdout.split()
               for i, h in enumerate(c.host_names)}
     assert sum(len(v) for v in before.values()) >= 3, before  # the anonymous /data volumes exist

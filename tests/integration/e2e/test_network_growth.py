@@ -22,6 +22,7 @@ import pytest
 from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
+from nodeagent.runtime import naming
 
 from .conftest import Cluster3
 from .net_probe import hostname, intruder, lookup, one_live, tcp
@@ -109,7 +110,7 @@ def test_a_nodes_share_grows_past_its_first_block_and_stays_one_network(on_host1
     assert len(on_first) + 1 == 13 and on_second  # the /28 is full: db and 12 web
     # The second block is a bridge of its own on host1, with the block as its subnet.
     engine = c.host(1).docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}",
-                              f"ccs-{c.name}-{app_name}.1").stdout.strip()
+                              naming.network_name(c.name, app_name, "default", 1)).stdout.strip()
     assert engine == str(second)
 
     x, y = on_second[0], on_first[0]

@@ -1,0 +1,75 @@
+"""``--build`` / ``--push-to`` of ``ccs app deploy|update|apply``: the options and the one call
+the commands make (load the bundle, build and push, return what to send).
+
+Without ``--build`` the template goes as written, and the server refuses a ``build:`` service
+without ``image:`` with a message that says to use ``--build`` (``controlplane.compose``). With it,
+the server never sees ``build:`` for the services built: :func:`cli.build_plan.rewrite_template`
+takes it out and sets ``image:`` to the pushed ``repo:tag@digest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from ccs.template import find_template, load_bundle
+from cli.build_engine import plan_builds, run_builds
+from cli.build_plan import BuildError
+from cli.build_progress import build_reporter
+
+__all__ = ["BuildOpt", "PushToOpt", "bundle", "check_build_flags"]
+
+BuildOpt = Annotated[
+    bool,
+    typer.Option("--build", help="Build the template's build: services with the local Docker engine, push them "
+                 "(REGISTRY/APP/SERVICE:VERSION) and deploy the pushed images by digest; progress on stderr."),
+]
+PushToOpt = Annotated[
+    str | None,
+    typer.Option("--push-to", metavar="REGISTRY",
+                 help="With --build: the registry (HOST[:PORT]) to push to (default: the registry the "
+                 "service's image: names)."),
+]
+
+
+def check_build_flags(build: bool, push_to: str | None, dry_run: bool) -> None:
+    """Usage errors before anything is built or sent."""
+    if push_to is not None and not build:
+        raise typer.BadParameter("only meaningful with --build", param_hint="--push-to")
+    if build and dry_run:
+        raise typer.BadParameter("cannot be combined with --dry-run (a build pushes images)", param_hint="--build")
+
+
+async def bundle(
+    file: Path,
+    app: str,
+    *,
+    build: bool,
+    push_to: str | None,
+    version: str,
+    check: Callable[[str, dict[str, str]], Awaitable[object]] | None = None,
+) -> tuple[str, dict[str, str]]:
+    """The template and files to send: as written, or with its ``build:`` services built.
+
+    With ``--build``, ``check(template, files)`` (the command's own call as a dry run) first
+    gets the template as it will be sent, tags in place of digests: a template the server
+    refuses for anything else is refused before minutes of building and pushing, and nothing
+    is pushed for it."""
+    template, files = load_bundle(file)
+    if not build:
+        return template, files
+    try:
+        doc = YAML(typ="safe", pure=True).load(template)
+    except YAMLError as exc:
+        raise BuildError(f"template: not valid YAML: {exc}") from None
+    plan = await asyncio.to_thread(plan_builds, template, doc, find_template(file).parent, app,
+                                   push_to=push_to, version=version or None)
+    if check is not None:
+        await check(plan.preview(), files)
+    return await asyncio.to_thread(run_builds, plan, build_reporter()), files
