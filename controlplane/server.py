@@ -386,6 +386,8 @@ class Server:
             await self.elector.stop()
         if self.triggers is not None:
             await self.triggers.stop()
+        if self.console is not None:
+            self.console.closing()  # open live streams end, so the HTTPS port stops at once
         if self.http is not None:
             await self.http.stop()
         if self.console is not None:

@@ -32,7 +32,7 @@ COALESCE = 0.15
 KEEPALIVE = 15.0
 
 
-def routes(api: Loopback) -> list[Route]:
+def routes(api: Loopback, stopping: asyncio.Event) -> list[Route]:
     async def live(request: Request) -> Response:
         token = token_of(request)
         if not token:
@@ -43,14 +43,15 @@ def routes(api: Loopback) -> list[Route]:
             start = await client.events.current_revision(cluster) + 1  # refused here, before the stream
         except errors.CcsError as e:
             return failed(request, e)
-        return StreamingResponse(_events(client.events.watch(cluster, start), request), media_type="text/event-stream",
+        return StreamingResponse(_events(client.events.watch(cluster, start), stopping), media_type="text/event-stream",
                                  headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
     return [Route("/console/c/{cluster}/live", live, methods=["GET"])]
 
 
-async def _events(watch: AsyncIterator[object], request: Request) -> AsyncIterator[str]:
-    """``change`` events from the watch, coalesced; a comment every ``KEEPALIVE`` seconds."""
+async def _events(watch: AsyncIterator[object], stopping: asyncio.Event) -> AsyncIterator[str]:
+    """``change`` events from the watch, coalesced; a comment every ``KEEPALIVE`` seconds; the
+    end when ``stopping`` is set (the browser reconnects, to another replica or this one again)."""
     changed = asyncio.Event()
     revision = 0
 
@@ -61,21 +62,28 @@ async def _events(watch: AsyncIterator[object], request: Request) -> AsyncIterat
             changed.set()
 
     task = asyncio.create_task(follow())
+    stop: asyncio.Task[bool] | None = None
     try:
         yield ": connected\n\n"
-        while not task.done():
-            try:
-                await asyncio.wait_for(changed.wait(), KEEPALIVE)
-            except TimeoutError:
+        stop = asyncio.create_task(stopping.wait())
+        while not task.done() and not stopping.is_set():
+            wake = asyncio.create_task(changed.wait())
+            await asyncio.wait({wake, stop, task}, timeout=KEEPALIVE, return_when=asyncio.FIRST_COMPLETED)
+            wake.cancel()
+            if stopping.is_set() or task.done():
+                break
+            if not changed.is_set():
                 yield ": keepalive\n\n"
                 continue
             await asyncio.sleep(COALESCE)
             changed.clear()
             yield f"event: change\ndata: {revision}\n\n"
-        if task.exception() is not None:
+        if task.done() and not task.cancelled() and task.exception() is not None:
             log.info("console live stream ended", error=str(task.exception()))
             yield "event: ended\ndata: the watch ended; reload the page\n\n"
     finally:
+        if stop is not None:
+            stop.cancel()
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
