@@ -4,8 +4,9 @@ Why SSE and not a WebSocket: updates flow one way (server to page), SSE is plain
 the same port, cookie and proxies, the browser reconnects by itself, and htmx's SSE extension
 turns an event into a re-fetch of the visible fragment with no code of ours in the page.
 
-The stream says only *that* the cluster changed (``event: change``, the etcd revision as data);
-the page then asks for its fragment again, read with the same token and policy as any page, so
+The stream says only *that* the cluster changed (``event: change``, the etcd revision as data;
+once at once as it connects, so a page refreshes after a reconnect and nothing that changed while
+it was away is missed); the page then asks for its fragment again, read with the same token and policy as any page, so
 the stream leaks nothing a page would not show. A burst of changes (a deploy writes many keys)
 is coalesced into one event per ``COALESCE`` seconds, so 2,000 containers turning running cost
 a few re-renders, not 2,000.
@@ -43,13 +44,14 @@ def routes(api: Loopback, stopping: asyncio.Event) -> list[Route]:
             start = await client.events.current_revision(cluster) + 1  # refused here, before the stream
         except errors.CcsError as e:
             return failed(request, e)
-        return StreamingResponse(_events(client.events.watch(cluster, start), stopping), media_type="text/event-stream",
+        events = _events(client.events.watch(cluster, start), start, stopping)
+        return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
     return [Route("/console/c/{cluster}/live", live, methods=["GET"])]
 
 
-async def _events(watch: AsyncIterator[object], stopping: asyncio.Event) -> AsyncIterator[str]:
+async def _events(watch: AsyncIterator[object], start: int, stopping: asyncio.Event) -> AsyncIterator[str]:
     """``change`` events from the watch, coalesced; a comment every ``KEEPALIVE`` seconds; the
     end when ``stopping`` is set (the browser reconnects, to another replica or this one again)."""
     changed = asyncio.Event()
@@ -64,7 +66,9 @@ async def _events(watch: AsyncIterator[object], stopping: asyncio.Event) -> Asyn
     task = asyncio.create_task(follow())
     stop: asyncio.Task[bool] | None = None
     try:
-        yield ": connected\n\n"
+        # A refresh at once, on every (re)connect: what changed between the page's read and
+        # this watch's start, or while a dropped stream reconnected, is not missed.
+        yield f"event: change\ndata: {start}\n\n"
         stop = asyncio.create_task(stopping.wait())
         while not task.done() and not stopping.is_set():
             wake = asyncio.create_task(changed.wait())

@@ -68,8 +68,8 @@ def not_reloaded(page: Page) -> bool:
 
 
 @contextlib.contextmanager
-def shots_on_failure(tmp_path: Path, *pages: Page) -> Iterator[None]:
-    """On a failure, a screenshot of each page and its text, to see what the browser saw."""
+def shots_on_failure(tmp_path: Path, pages: list[Page]) -> Iterator[None]:
+    """On a failure, a screenshot of each page (the list as it is then) and its text."""
     try:
         yield
     except BaseException:

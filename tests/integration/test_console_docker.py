@@ -72,7 +72,8 @@ def test_deploy_watch_running_read_logs_and_shift_a_blue_green_release(
     with browser() as b:
         ctx = new_context(b)
         page = sign_in(ctx, base, ccs_server.token)
-        with shots_on_failure(tmp_path, page):
+        failing = [page]
+        with shots_on_failure(tmp_path, failing):
 
             # Deploy the quick-start from its file: the diff first, then apply.
             goto(page, f"{base}{cl}/deploy")
@@ -116,6 +117,7 @@ def test_deploy_watch_running_read_logs_and_shift_a_blue_green_release(
 
             # The routes page, open in its own tab: the new side (green) has weight 0.
             routes = ctx.new_page()
+            failing.append(routes)
             goto(routes, f"{base}{cl}/routes")
             green = "tr[data-group=green]"
             routes.wait_for_selector(f"{green} .weight >> text=/^0$/")
