@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
 from ccs.access import Audit, Tokens
-from ccs.applications import Applications, Containers, Services
+from ccs.applications import Applications
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.events import Events
+from ccs.registries import Registries
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
 from ccs.triggers import Triggers
+from ccs.workloads import Containers, Services
 
 __all__ = [
     "SyncApplications",
@@ -35,6 +37,7 @@ __all__ = [
     "SyncEvents",
     "SyncNetworks",
     "SyncNodes",
+    "SyncRegistries",
     "SyncReleases",
     "SyncRoutes",
     "SyncSecrets",
@@ -137,6 +140,7 @@ class SyncNodes(_Namespace[Nodes]):
     update = blocking(Nodes.update)
     delete = blocking(Nodes.delete)
     revoke = blocking(Nodes.revoke)
+    prune = blocking(Nodes.prune)
 
 
 class SyncSecrets(_Namespace[Secrets]):
@@ -156,6 +160,11 @@ class SyncTriggers(_Namespace[Triggers]):
     delete = blocking(Triggers.delete)
     rotate = blocking(Triggers.rotate)
     invoke = blocking(Triggers.invoke)
+class SyncRegistries(_Namespace[Registries]):
+    __doc__ = Registries.__doc__
+    login = blocking(Registries.login)
+    list = blocking(Registries.list)
+    delete = blocking(Registries.delete)
 
 
 class SyncConfigs(_Namespace[Configs]):
@@ -203,6 +212,12 @@ class SyncContainers(_Namespace[Containers]):
     get = blocking(Containers.get)
     list = blocking(Containers.list)
     logs = iterating(Containers.logs)
+    exec_run = blocking(Containers.exec_run)
+
+    def exec(self, *args: object, **kwargs: object) -> None:
+        """Interactive sessions are async only: use ``exec_run`` here, or ``ccs.AsyncClient``."""
+        raise TypeError("containers.exec is an interactive session: use containers.exec_run with the "
+                        "blocking client, or containers.exec on ccs.AsyncClient")
 
 
 class SyncEvents(_Namespace[Events]):

@@ -80,13 +80,17 @@ class Transport:
         self.tokens = api_pb2_grpc.TokenServiceStub(channel)
         self.audit = api_pb2_grpc.AuditServiceStub(channel)
         self.secrets = api_pb2_grpc.SecretServiceStub(channel)
+        self.registries = api_pb2_grpc.RegistryServiceStub(channel)
         self.configs = api_pb2_grpc.ConfigServiceStub(channel)
         self.triggers = triggers_pb2_grpc.TriggerServiceStub(channel)
 
-    async def unary(self, method: Any, request: Message, response_type: type[R]) -> R:
-        """Call a unary RPC; ``response_type`` only types the result for the checker."""
+    async def unary(self, method: Any, request: Message, response_type: type[R], *, timeout: float | None = None) -> R:
+        """Call a unary RPC; ``response_type`` only types the result for the checker. ``timeout``:
+        this call's own deadline (one that waits for an agent), instead of the client's."""
         try:
-            response = await method(request, metadata=self.metadata, timeout=self.timeout)
+            response = await method(request, metadata=self.metadata,
+                                    timeout=timeout if timeout is not None and self.timeout is not None
+                                    else self.timeout)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
         return cast(R, response)

@@ -31,6 +31,7 @@ from ccs._sync import (
     SyncEvents,
     SyncNetworks,
     SyncNodes,
+    SyncRegistries,
     SyncReleases,
     SyncRoutes,
     SyncSecrets,
@@ -40,13 +41,15 @@ from ccs._sync import (
 )
 from ccs._transport import Transport, make_channel
 from ccs.access import Audit, Tokens
-from ccs.applications import Applications, Containers, Services
+from ccs.applications import Applications
 from ccs.clusters import Clusters, Networks, Nodes
 from ccs.config import load_config
 from ccs.events import Events
+from ccs.registries import Registries
 from ccs.releases import Releases, Routes
 from ccs.secrets import Configs, Secrets
 from ccs.triggers import Triggers
+from ccs.workloads import Containers, Services
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -99,6 +102,7 @@ class AsyncClient:
         self.secrets = Secrets(transport)
         self.configs = Configs(transport)
         self.triggers = Triggers(transport)
+        self.registries = Registries(transport)
         self.audit = Audit(transport)
 
     @classmethod
@@ -173,6 +177,7 @@ class Client:
         self.secrets = SyncSecrets(aio.secrets, self)
         self.configs = SyncConfigs(aio.configs, self)
         self.triggers = SyncTriggers(aio.triggers, self)
+        self.registries = SyncRegistries(aio.registries, self)
         self.audit = SyncAudit(aio.audit, self)
 
     @classmethod

@@ -123,6 +123,13 @@ class Nodes:
         req = api_pb2.RevokeNodeRequest(cluster=cluster, name=name)
         return (await self._t.unary(self._t.nodes.RevokeNode, req, api_pb2.RevokeNodeResponse)).revoked
 
+    async def prune(self, cluster: str, name: str, *, timeout: float = 90.0) -> resources_pb2.ImagePrune:
+        """Have the node's agent remove now the registry images nothing needs (no container
+        assigned to it, not one of each service's last images there); what it removed and the
+        bytes freed. Waits for the agent's answer (up to a minute)."""
+        req = api_pb2.PruneNodeRequest(cluster=cluster, name=name)
+        return await self._t.unary(self._t.nodes.PruneNode, req, resources_pb2.ImagePrune, timeout=timeout)
+
 
 class Networks:
     """Cluster networks (``ccs network create``): applications join one on purpose with a

@@ -17,11 +17,13 @@ from cli.commands import (
     audit,
     cluster,
     container,
+    container_exec,
     context,
     events,
     login,
     network,
     node,
+    registry,
     release,
     route,
     secret,
@@ -93,12 +95,14 @@ app.add_typer(route.app, name="route")
 app.add_typer(network.app, name="network")
 app.add_typer(secret.secret_app, name="secret")
 app.add_typer(secret.config_app, name="config")
+app.add_typer(registry.registry_app, name="registry")
 app.add_typer(token.app, name="token")
 app.add_typer(trigger.app, name="trigger")
 app.add_typer(audit.app, name="audit")
 app.add_typer(context.app, name="context")
 app.command("ps", help="List containers (alias of 'container ls').")(container.ls)
 app.command("logs")(container.logs)
+app.command("exec", context_settings={"allow_interspersed_args": False})(container_exec.exec_command)
 app.command("events")(events.events)
 app.command("login")(login.login)
 app.command("version")(about.version_command)

@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
+from controlplane.scheduler.usage import Usage
 from controlplane.store import Compacted, keys
 from controlplane.store.codec import decode
 from controlplane.store.etcd import KV, Etcd, WatchedChange
@@ -79,6 +80,10 @@ class ClusterState:
     containers: dict[CtrKey, pb.Container] = field(default_factory=dict)
     by_node: dict[str, set[CtrKey]] = field(default_factory=dict)
     by_service: dict[SvcKey, set[CtrKey]] = field(default_factory=dict)
+    # container id -> key: kept here, per change, so a pass need not build it over the cluster.
+    by_id: dict[str, CtrKey] = field(default_factory=dict)
+    # What live containers hold per node (the scheduler's sums), kept per change for the same reason.
+    usage: Usage = field(default_factory=Usage)
     # (app, release name) -> Release; node -> RouterStats
     releases: dict[tuple[str, str], pb.Release] = field(default_factory=dict)
     router_stats: dict[str, pb.RouterStats] = field(default_factory=dict)
@@ -111,6 +116,11 @@ class ClusterState:
                 s2.discard(key)
         else:
             self.by_service.setdefault((key[0], key[1]), set()).add(key)
+        if old is not None and self.by_id.get(old.meta.id) == key and (new is None or new.meta.id != old.meta.id):
+            del self.by_id[old.meta.id]
+        if new is not None:
+            self.by_id[new.meta.id] = key
+        self.usage.apply(old, new)
 
 
 @dataclass(frozen=True)

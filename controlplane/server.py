@@ -27,6 +27,7 @@ from controlplane.api.clusters import ClusterServicer
 from controlplane.api.events import EventServicer
 from controlplane.api.networks import NetworkServicer
 from controlplane.api.nodes import NodeServicer
+from controlplane.api.registry import RegistryServicer
 from controlplane.api.releases import ReleaseServicer
 from controlplane.api.secrets import ConfigServicer, SecretServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
@@ -34,7 +35,7 @@ from controlplane.api.tokens import TokenServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.console.wiring import Console
-from controlplane.dispatcher.hub import AssignmentHub
+from controlplane.dispatcher.hub import MAP_DELAY, AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, PEER_PORT_OFFSET, EmbeddedEtcd
@@ -48,6 +49,7 @@ from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
 from controlplane.pki.server_tls import ServerTls, server_names, strip_port
 from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.registry.logins import Logins
 from controlplane.replicas import ReplicaRegistry, advertised_host, join_host_port
 from controlplane.request_decoding import RequestDecodingInterceptor
 from controlplane.secrets.keyring import Keyring
@@ -71,6 +73,7 @@ SERVICE_NAMES = [
         "AuditService",
         "SecretService",
         "ConfigService",
+        "RegistryService",
     )
 ] + [Triggers.SERVICE_NAME] + [agent_pb2.DESCRIPTOR.services_by_name["Dispatcher"].full_name]
 
@@ -193,7 +196,7 @@ class Server:
         await self.informer.start()
         verifier = TokenVerifier(self.etcd)
         guard = NodeGuard(self.etcd) if self.tls is not None else None
-        self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000))
+        self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000), map_delay=MAP_DELAY)
         self.broker = LogBroker()
         self._tasks.append(asyncio.create_task(verifier.follow_changes()))
         gate = AccessGate(AuditLog(self.etcd))
@@ -235,6 +238,7 @@ class Server:
         api_pb2_grpc.add_ServiceServiceServicer_to_server(services, server)
         self.triggers = Triggers(etcd, self.secrets, apps, services)
         self.triggers.add_to(server)
+        api_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(etcd, Logins(self.secrets)), server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(
             ContainerServicer(etcd, self.informer, self.broker), server
         )

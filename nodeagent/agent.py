@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,8 +61,10 @@ from .backoff import Backoff
 from .config import Identity
 from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
 from .enrollment import Enrollment
+from .exec_sessions import ExecServer
 from .executor import DEFAULT_CONCURRENCY, Executor
 from .fence import is_fenced
+from .image_collection import ImageCollection
 from .logs_fanout import LogsFanout
 from .metrics import AgentMetrics
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
@@ -150,6 +153,7 @@ class Agent:
         self.batcher = StatusBatcher()
         self.executor: Executor | None = None
         self.heartbeat_period = DEFAULT_HEARTBEAT
+        self.image_collection = ImageCollection(self._collect_images)  # nodeagent.images
         self.connected = asyncio.Event()  # set while a session is up (for tests and health)
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
@@ -231,7 +235,9 @@ class Agent:
             if enrollment.tls:
                 background.append(asyncio.create_task(enrollment.renewals(client), name=f"renew-{self.name}"))
             # Logs go to every API replica, not only the session's (nodeagent.logs_fanout).
-            fanout = LogsFanout(self.runtime, self.executor.docker_ids.get, enrollment, self.log)
+            # `ccs exec` sessions ride the same relays (nodeagent.exec_sessions).
+            execs = ExecServer(self.runtime, self.executor.docker_ids.get)
+            fanout = LogsFanout(self.runtime, self.executor.docker_ids.get, enrollment, self.log, execs)
             background.append(asyncio.create_task(fanout.run(), name=f"logs-{self.name}"))
             while True:
                 try:
@@ -269,6 +275,7 @@ class Agent:
             for t in background:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            await self.image_collection.close()
             if self.executor is not None:
                 await self.executor.close()
             if self.router is not None:
@@ -353,7 +360,23 @@ class Agent:
             self.servers.learn(client.last_replicas)
             if period > 0:
                 self.heartbeat_period = period / 1000.0
-            await asyncio.sleep(self.heartbeat_period)
+            self.image_collection.start_if_due(client.last_prune_requested, self._node_status.prune.request)
+            await self.image_collection.pause(self.heartbeat_period)
+
+    async def _collect_images(self, request: int) -> None:
+        """Remove the registry images nothing needs (nodeagent.images); the result goes out with
+        the next heartbeat (NodeStatus.prune). ``request``: the ``ccs node prune`` answered."""
+        if self.executor is None:
+            return
+        in_use = {c.spec.image for c in (*self.book.desired.values(), *self.book.removing.values())}
+        try:
+            result = await self.executor.images.prune(self.runtime, in_use, request, time.time())
+        except RuntimeFailure as exc:  # the engine failed us: said in the answer, retried next time
+            result = resources_pb2.ImagePrune(request=request, message=f"image collection failed: {exc.reason}"[:2000])
+        self._node_status.prune.CopyFrom(result)
+        if result.images_removed or result.message:
+            self.log.info("images collected", removed=list(result.images), bytes_freed=result.bytes_freed,
+                          problems=result.message or None)
 
     # ------------------------------------------------------------------ engine side
 

@@ -59,6 +59,9 @@ class AssignmentBook:
     removing: dict[str, resources_pb2.Container] = field(default_factory=dict)
     # The values of the secrets and configs each desired container mounts (Assignment.files).
     files: dict[str, list[agent_pb2.MountedFile]] = field(default_factory=dict)
+    # The registry login each desired container's image pull needs (Assignment.pull_auth), in
+    # memory only: handed to the Engine's pull, never logged or written anywhere.
+    auth: dict[str, agent_pb2.PullAuth] = field(default_factory=dict)
 
     @property
     def synced(self) -> bool:
@@ -77,6 +80,7 @@ class AssignmentBook:
                 if cid not in incoming:
                     self.removing[cid] = self.desired.pop(cid)
                     self.files.pop(cid, None)
+                    self.auth.pop(cid, None)
                     changed.add(cid)
         changed |= self._apply_assignments(msg.assignments)
         self.version = msg.version
@@ -93,11 +97,16 @@ class AssignmentBook:
             if a.action == REMOVE or c.desired_state == resources_pb2.DESIRED_STATE_REMOVED:
                 self.desired.pop(cid, None)
                 self.files.pop(cid, None)
+                self.auth.pop(cid, None)
                 self.removing[cid] = c
             else:
                 self.removing.pop(cid, None)
                 self.desired[cid] = c
                 self.files[cid] = list(a.files)
+                if a.HasField("pull_auth"):
+                    self.auth[cid] = a.pull_auth
+                else:
+                    self.auth.pop(cid, None)
         return changed
 
     def get(self, cid: str) -> tuple[resources_pb2.Container | None, bool]:
@@ -112,6 +121,7 @@ class AssignmentBook:
         """Drop a container whose removal was done and reported."""
         self.removing.pop(cid, None)
         self.files.pop(cid, None)
+        self.auth.pop(cid, None)
 
     def ids(self) -> set[str]:
         return set(self.desired) | set(self.removing)

@@ -76,6 +76,7 @@ class DispatcherClient:
         self.credential = ""
         #: The API replicas the last heartbeat answer named (empty from an older server).
         self.last_replicas: list[agent_pb2.Replica] = []
+        self.last_prune_requested = 0
 
     def use(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
         """Send later calls on ``channel`` (a renewed certificate's); returns the previous one."""
@@ -131,6 +132,8 @@ class DispatcherClient:
             request, metadata=self.metadata, timeout=deadline_seconds
         )
         self.last_replicas = list(response.replicas)
+        # NodeSpec.prune_requested: `ccs node prune` asks the agent to collect images now.
+        self.last_prune_requested = int(response.prune_requested)
         return int(response.period_ms)
 
     async def update_status(self, request: agent_pb2.UpdateStatusRequest) -> None:

@@ -36,6 +36,7 @@ from .assignments import AssignmentBook
 from .backoff import Backoff
 from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one, router_hold
 from .fence import FenceGate
+from .images import NodeImages
 from .local_addresses import LocalAddresses
 from .mounted_files import DEFAULT_ROOT, MountedFiles
 from .probe_monitor import ProbeMonitor, has_probe
@@ -90,6 +91,7 @@ class Executor:
         self._backoff: dict[str, Backoff] = {}
         self.probes = ProbeMonitor(runtime, self.enqueue, period=probe_period)
         self.files = files or MountedFiles(DEFAULT_ROOT / f"{cluster}-{node}")
+        self.images = NodeImages()  # what it pulled and each service ran here (image collection)
         self.fence = FenceGate()  # stale containers stop before anything starts (nodeagent.fence)
 
     # ------------------------------------------------------------------ scheduling
@@ -266,13 +268,18 @@ class Executor:
             await self._cleanup_app(c.application)
 
     async def _create(self, cid: str, c: resources_pb2.Container) -> None:
+        pulled = False
+
         def on_pull(image: str) -> None:
+            nonlocal pulled
+            pulled = True
             self._emit(c, None, state=State.CONTAINER_STATE_PULLING, message=f"pulling {image}")
 
         self._emit(c, None, state=State.CONTAINER_STATE_PENDING, message="preparing")
         try:
             c = await self.files.mount(cid, c, self.book.files.get(cid, ()))  # secrets, configs
-            await self.runtime.prepare(c, on_pull=on_pull)
+            await self.runtime.prepare(c, on_pull=on_pull, auth=self.book.auth.get(cid))
+            self.images.ran(c, pulled)  # for image collection (nodeagent.images)
             docker_id = await self.runtime.create(c)
         except RuntimeFailure as exc:
             # No container holds the files: they leave the tmpfs now (a retry writes them again).

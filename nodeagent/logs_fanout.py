@@ -36,6 +36,7 @@ from nodeagent.runtime.types import Runtime
 from .backoff import Backoff
 from .dispatcher_client import DispatcherClient, describe
 from .enrollment import Enrollment
+from .exec_sessions import ExecServer
 from .logs_relay import LogsRelay, Resolve
 
 #: How often the set of replicas is compared with the relays running.
@@ -48,8 +49,10 @@ GIVEN = "given-channel"
 
 class LogsFanout:
     def __init__(self, runtime: Runtime, resolve: Resolve, enrollment: Enrollment,
-                 log: structlog.typing.FilteringBoundLogger | None = None) -> None:
+                 log: structlog.typing.FilteringBoundLogger | None = None,
+                 execs: ExecServer | None = None) -> None:
         self._runtime = runtime
+        self._execs = execs  # one for the agent: its limit counts sessions of every relay
         self._resolve = resolve
         self._enrollment = enrollment
         self._log = log or structlog.get_logger("ccs.agent")
@@ -91,7 +94,7 @@ class LogsFanout:
             client = DispatcherClient(channel)
             identity = enrollment.identity
             client.credential = identity.credential if identity is not None else ""
-            relay = LogsRelay(self._runtime, self._resolve)
+            relay = LogsRelay(self._runtime, self._resolve, self._execs)
             try:
                 await relay.run(client.logs_opener())
             except Exception as exc:

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 
 from ccs.v1 import agent_pb2
+from nodeagent.exec_sessions import MAX_INPUT_BACKLOG, ExecServer, failed
 from nodeagent.runtime.types import Runtime, RuntimeFailure
 
 MAX_CHUNK = 64 * 1024
@@ -39,9 +40,11 @@ log = structlog.get_logger("ccs.agent.logs")
 
 
 class LogsRelay:
-    def __init__(self, runtime: Runtime, resolve: Resolve) -> None:
+    def __init__(self, runtime: Runtime, resolve: Resolve, execs: ExecServer | None = None) -> None:
         self._runtime = runtime
         self._resolve = resolve
+        self._execs = execs  # `ccs exec` sessions ride this channel too (nodeagent.exec_sessions)
+        self._exec_inputs: dict[str, asyncio.Queue[agent_pb2.AgentExecInput]] = {}
         self._out: asyncio.Queue[agent_pb2.LogChunk | None] = asyncio.Queue(QUEUE_SIZE)  # None: end
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -50,7 +53,8 @@ class LogsRelay:
         """Serve requests until the stream ends (returns) or fails (raises); cancels its tasks."""
         if self._closed:
             raise RuntimeError("a LogsRelay runs once; make a new one to reconnect")
-        await self._out.put(agent_pb2.LogChunk())  # hello: lets the server bind the stream to us
+        # hello: lets the server bind the stream to us, and says whether we serve exec
+        await self._out.put(agent_pb2.LogChunk(serves_exec=self._execs is not None))
         stream = open_stream(self._outgoing())
         try:
             async for request in stream:
@@ -96,16 +100,58 @@ class LogsRelay:
             if task is not None:
                 task.cancel()
             return
+        if request.HasField("exec_input"):
+            self._exec_input(rid, request.exec_input)
+            return
         if not rid or rid in self._tasks:
             log.warning("ignoring log request", request_id=rid, reason="empty or duplicate request_id")
             return
-        task = asyncio.create_task(self._serve(request), name=f"logs-{rid}")
+        if request.HasField("exec"):
+            if self._execs is None:
+                self._out.put_nowait(failed(rid, agent_pb2.EXEC_FAILURE_ENGINE, "this agent runs no exec sessions"))
+                return
+            inputs: asyncio.Queue[agent_pb2.AgentExecInput] = asyncio.Queue(MAX_INPUT_BACKLOG)
+            self._exec_inputs[rid] = inputs
+            task = asyncio.create_task(self._serve_exec(request, inputs), name=f"exec-{rid}")
+        else:
+            task = asyncio.create_task(self._serve(request), name=f"logs-{rid}")
         self._tasks[rid] = task
         task.add_done_callback(functools.partial(self._done, rid))
 
     def _done(self, rid: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(rid) is task:
             del self._tasks[rid]
+            self._exec_inputs.pop(rid, None)
+
+    def _exec_input(self, rid: str, item: agent_pb2.AgentExecInput) -> None:
+        inputs = self._exec_inputs.get(rid)
+        if inputs is None:
+            return  # the session ended: its command takes no more input
+        try:
+            inputs.put_nowait(item)
+        except asyncio.QueueFull:
+            task = self._tasks.pop(rid, None)
+            self._exec_inputs.pop(rid, None)
+            if task is not None:
+                task.cancel()
+            with contextlib.suppress(asyncio.QueueFull):
+                self._out.put_nowait(failed(
+                    rid, agent_pb2.EXEC_FAILURE_ENGINE,
+                    f"stdin: more than {MAX_INPUT_BACKLOG} pieces of input waiting: the command does not read it"))
+
+    async def _serve_exec(self, request: agent_pb2.LogRequest,
+                          inputs: asyncio.Queue[agent_pb2.AgentExecInput]) -> None:
+        assert self._execs is not None
+        rid = request.request_id
+        try:
+            await self._execs.serve(request, inputs, self._out.put)
+        except asyncio.CancelledError:
+            with contextlib.suppress(asyncio.QueueFull):  # best effort: we must not block a cancel
+                self._out.put_nowait(agent_pb2.LogChunk(request_id=rid, eof=True, error="canceled"))
+            raise
+        except Exception as exc:  # a broken session must not take the relay down
+            log.exception("exec session failed", request_id=rid)
+            await self._out.put(failed(rid, agent_pb2.EXEC_FAILURE_ENGINE, f"exec failed: {exc}"))
 
     async def _serve(self, request: agent_pb2.LogRequest) -> None:
         rid = request.request_id

@@ -27,7 +27,8 @@ Not thread-safe: mutate a running fake only from the server's event loop (or thr
 
 Layout (each module one part of the API, over the shared state of ``state``):
 ``state`` (store, seeding helpers, the server's messages), ``clusters`` (clusters, nodes),
-``networks`` (cluster networks), ``secrets`` (secrets and configs), ``events`` (events, watch),
+``networks`` (cluster networks), ``secrets`` (secrets and configs), ``registries`` (registry logins),
+``events`` (events, watch),
 ``releases`` (releases, routes), ``apps`` (applications,
 services, containers), ``triggers`` (deploy triggers), ``server`` (serving it).
 """

@@ -347,6 +347,20 @@ class AppsFake(ReleasesFake):
             if not request.container or c.meta.name == request.container:
                 yield api_pb2.LogsResponse(container=c.meta.name, data=f"hello from {c.meta.name}\n".encode())
 
+    async def Exec(self, request_iterator: Any, context: Ctx) -> AsyncIterator[api_pb2.ExecResponse]:
+        """Checked as the server checks the first request, then refused: the fake has no
+        containers to run a command in (``containers.exec`` needs a real server and agent)."""
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.command or not first.command[0]:
+            await fail(context, grpc.StatusCode.INVALID_ARGUMENT,
+                       "command: must name a program to run (ccs exec CONTAINER -- CMD...)")
+        key = ("container", first.cluster, first.application, first.service, first.container)
+        await self._get(context, key, "container", first.container)
+        await fail(context, grpc.StatusCode.UNIMPLEMENTED,
+                   "the in-process fake (ccs.testing) runs no commands in containers: exec needs a real "
+                   "ccs-server and agent")
+        yield api_pb2.ExecResponse()  # pragma: no cover - makes this a stream
+
 
 def _services(template: str) -> list[tuple[str, tuple[str, int]]]:
     doc = yaml.safe_load(template)

@@ -119,3 +119,9 @@ class ClustersFake(FakeState):
         """The fake has no agents or certificates: the node must exist; nothing is revoked."""
         await self.GetNode(request, context)
         return api_pb2.RevokeNodeResponse(revoked=0)
+
+    async def PruneNode(self, request: Any, context: Ctx) -> resources_pb2.ImagePrune:
+        """The fake has no agents and no images: the node must exist; nothing is removed."""
+        node = await self.GetNode(request, context)
+        node.spec.prune_requested += 1
+        return resources_pb2.ImagePrune(request=node.spec.prune_requested)

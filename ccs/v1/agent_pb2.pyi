@@ -8,6 +8,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ExecFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXEC_FAILURE_UNSPECIFIED: _ClassVar[ExecFailure]
+    EXEC_FAILURE_NO_CONTAINER: _ClassVar[ExecFailure]
+    EXEC_FAILURE_NOT_RUNNING: _ClassVar[ExecFailure]
+    EXEC_FAILURE_BUSY: _ClassVar[ExecFailure]
+    EXEC_FAILURE_ENGINE: _ClassVar[ExecFailure]
+EXEC_FAILURE_UNSPECIFIED: ExecFailure
+EXEC_FAILURE_NO_CONTAINER: ExecFailure
+EXEC_FAILURE_NOT_RUNNING: ExecFailure
+EXEC_FAILURE_BUSY: ExecFailure
+EXEC_FAILURE_ENGINE: ExecFailure
+
 class RegisterRequest(_message.Message):
     __slots__ = ("join_token", "name", "labels", "status", "csr_pem")
     class LabelsEntry(_message.Message):
@@ -76,7 +89,7 @@ class SessionRequest(_message.Message):
     def __init__(self, agent_version: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("action", "container", "files")
+    __slots__ = ("action", "container", "files", "pull_auth")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ACTION_UNSPECIFIED: _ClassVar[Assignment.Action]
@@ -88,10 +101,22 @@ class Assignment(_message.Message):
     ACTION_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    PULL_AUTH_FIELD_NUMBER: _ClassVar[int]
     action: Assignment.Action
     container: _resources_pb2.Container
     files: _containers.RepeatedCompositeFieldContainer[MountedFile]
-    def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ..., files: _Optional[_Iterable[_Union[MountedFile, _Mapping]]] = ...) -> None: ...
+    pull_auth: PullAuth
+    def __init__(self, action: _Optional[_Union[Assignment.Action, str]] = ..., container: _Optional[_Union[_resources_pb2.Container, _Mapping]] = ..., files: _Optional[_Iterable[_Union[MountedFile, _Mapping]]] = ..., pull_auth: _Optional[_Union[PullAuth, _Mapping]] = ...) -> None: ...
+
+class PullAuth(_message.Message):
+    __slots__ = ("registry", "username", "password")
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    registry: str
+    username: str
+    password: str
+    def __init__(self, registry: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
 
 class MountedFile(_message.Message):
     __slots__ = ("kind", "name", "version", "data")
@@ -190,12 +215,14 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, status: _Optional[_Union[_resources_pb2.NodeStatus, _Mapping]] = ..., router_stats: _Optional[_Union[_resources_pb2.RouterStats, _Mapping]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("period_ms", "replicas")
+    __slots__ = ("period_ms", "replicas", "prune_requested")
     PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     period_ms: int
     replicas: _containers.RepeatedCompositeFieldContainer[Replica]
-    def __init__(self, period_ms: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ...) -> None: ...
+    prune_requested: int
+    def __init__(self, period_ms: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ..., prune_requested: _Optional[int] = ...) -> None: ...
 
 class ContainerStatusUpdate(_message.Message):
     __slots__ = ("application", "service", "container", "status")
@@ -220,29 +247,71 @@ class UpdateStatusResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class LogRequest(_message.Message):
-    __slots__ = ("request_id", "container_id", "follow", "tail", "since", "cancel")
+    __slots__ = ("request_id", "container_id", "follow", "tail", "since", "cancel", "exec", "exec_input")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    EXEC_FIELD_NUMBER: _ClassVar[int]
+    EXEC_INPUT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     container_id: str
     follow: bool
     tail: int
     since: float
     cancel: bool
-    def __init__(self, request_id: _Optional[str] = ..., container_id: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[float] = ..., cancel: _Optional[bool] = ...) -> None: ...
+    exec: AgentExecStart
+    exec_input: AgentExecInput
+    def __init__(self, request_id: _Optional[str] = ..., container_id: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[float] = ..., cancel: _Optional[bool] = ..., exec: _Optional[_Union[AgentExecStart, _Mapping]] = ..., exec_input: _Optional[_Union[AgentExecInput, _Mapping]] = ...) -> None: ...
+
+class AgentExecStart(_message.Message):
+    __slots__ = ("container_id", "command", "tty", "stdin", "rows", "cols")
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    TTY_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    container_id: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    tty: bool
+    stdin: bool
+    rows: int
+    cols: int
+    def __init__(self, container_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., stdin: _Optional[bool] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ...) -> None: ...
+
+class AgentExecInput(_message.Message):
+    __slots__ = ("stdin", "close_stdin", "rows", "cols")
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_STDIN_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    stdin: bytes
+    close_stdin: bool
+    rows: int
+    cols: int
+    def __init__(self, stdin: _Optional[bytes] = ..., close_stdin: _Optional[bool] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ...) -> None: ...
 
 class LogChunk(_message.Message):
-    __slots__ = ("request_id", "data", "eof", "error")
+    __slots__ = ("request_id", "data", "eof", "error", "stderr", "exited", "exit_code", "exec_failure", "serves_exec")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     EOF_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    EXEC_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    SERVES_EXEC_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     data: bytes
     eof: bool
     error: str
-    def __init__(self, request_id: _Optional[str] = ..., data: _Optional[bytes] = ..., eof: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+    stderr: bool
+    exited: bool
+    exit_code: int
+    exec_failure: ExecFailure
+    serves_exec: bool
+    def __init__(self, request_id: _Optional[str] = ..., data: _Optional[bytes] = ..., eof: _Optional[bool] = ..., error: _Optional[str] = ..., stderr: _Optional[bool] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ..., exec_failure: _Optional[_Union[ExecFailure, str]] = ..., serves_exec: _Optional[bool] = ...) -> None: ...

@@ -166,6 +166,14 @@ class DeleteNodeResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class PruneNodeRequest(_message.Message):
+    __slots__ = ("cluster", "name")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
 class RevokeNodeRequest(_message.Message):
     __slots__ = ("cluster", "name")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -513,6 +521,46 @@ class ScaleServiceRequest(_message.Message):
     resource_version: int
     def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., name: _Optional[str] = ..., replicas: _Optional[int] = ..., resource_version: _Optional[int] = ...) -> None: ...
 
+class ExecRequest(_message.Message):
+    __slots__ = ("cluster", "application", "service", "container", "command", "tty", "stdin", "rows", "cols", "stdin_data", "close_stdin")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    TTY_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    STDIN_DATA_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_STDIN_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    application: str
+    service: str
+    container: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    tty: bool
+    stdin: bool
+    rows: int
+    cols: int
+    stdin_data: bytes
+    close_stdin: bool
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., container: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., stdin: _Optional[bool] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., stdin_data: _Optional[bytes] = ..., close_stdin: _Optional[bool] = ...) -> None: ...
+
+class ExecResponse(_message.Message):
+    __slots__ = ("stdout", "stderr", "exited", "exit_code", "message")
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    stdout: bytes
+    stderr: bytes
+    exited: bool
+    exit_code: int
+    message: str
+    def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
 class LogsRequest(_message.Message):
     __slots__ = ("cluster", "application", "service", "container", "follow", "tail", "since")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -802,6 +850,46 @@ class ListConfigsResponse(_message.Message):
     CONFIGS_FIELD_NUMBER: _ClassVar[int]
     configs: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Config]
     def __init__(self, configs: _Optional[_Iterable[_Union[_resources_pb2.Config, _Mapping]]] = ...) -> None: ...
+
+class LoginRegistryRequest(_message.Message):
+    __slots__ = ("cluster", "host", "username", "password", "ca_pem", "insecure")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    host: str
+    username: str
+    password: str
+    ca_pem: str
+    insecure: bool
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., ca_pem: _Optional[str] = ..., insecure: _Optional[bool] = ...) -> None: ...
+
+class ListRegistryLoginsRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class ListRegistryLoginsResponse(_message.Message):
+    __slots__ = ("logins",)
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
+    logins: _containers.RepeatedCompositeFieldContainer[_resources_pb2.RegistryLogin]
+    def __init__(self, logins: _Optional[_Iterable[_Union[_resources_pb2.RegistryLogin, _Mapping]]] = ...) -> None: ...
+
+class DeleteRegistryLoginRequest(_message.Message):
+    __slots__ = ("cluster", "host")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    host: str
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+
+class DeleteRegistryLoginResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class ListAuditRequest(_message.Message):
     __slots__ = ("since", "page_size", "page_token")

@@ -401,6 +401,11 @@ class NodeServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.FromString,
                 _registered_method=True)
+        self.PruneNode = channel.unary_unary(
+                '/ccs.v1.NodeService/PruneNode',
+                request_serializer=ccs_dot_v1_dot_api__pb2.PruneNodeRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.ImagePrune.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -443,6 +448,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PruneNode(self, request, context):
+        """Have the node's agent remove now the registry images nothing needs (neither a container
+        assigned to it nor one of each service's last revisions there); answers what it removed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -470,6 +483,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.RevokeNode,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.SerializeToString,
+            ),
+            'PruneNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneNode,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.PruneNodeRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.ImagePrune.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -609,6 +627,33 @@ class NodeService:
             '/ccs.v1.NodeService/RevokeNode',
             ccs_dot_v1_dot_api__pb2.RevokeNodeRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.RevokeNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.NodeService/PruneNode',
+            ccs_dot_v1_dot_api__pb2.PruneNodeRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.ImagePrune.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1494,6 +1539,11 @@ class ContainerServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.LogsRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.LogsResponse.FromString,
                 _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/ccs.v1.ContainerService/Exec',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ExecResponse.FromString,
+                _registered_method=True)
 
 
 class ContainerServiceServicer:
@@ -1520,6 +1570,15 @@ class ContainerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exec(self, request_iterator, context):
+        """Run a command in a running container (`ccs exec`), relayed to its node's agent. The first
+        request names the container and the command; later ones carry stdin and terminal resizes.
+        Responses carry stdout and stderr, then one with `exited` and the command's exit code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1537,6 +1596,11 @@ def add_ContainerServiceServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.LogsRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.LogsResponse.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ExecRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ExecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1622,6 +1686,33 @@ class ContainerService:
             '/ccs.v1.ContainerService/Logs',
             ccs_dot_v1_dot_api__pb2.LogsRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.LogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ccs.v1.ContainerService/Exec',
+            ccs_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -2881,6 +2972,184 @@ class ConfigService:
             '/ccs.v1.ConfigService/DeleteConfig',
             ccs_dot_v1_dot_api__pb2.DeleteSecretRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.DeleteSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RegistryServiceStub:
+    """---------------------------------------------------------------- registry logins
+
+    The credentials a cluster pulls images with, one login per registry host. Stored encrypted
+    (the secrets store); the password is never returned, logged or put in an event. Agents get
+    it only beside the assignment whose image pull needs it; the control plane uses it to
+    resolve image tags to digests at deploy.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.LoginRegistry = channel.unary_unary(
+                '/ccs.v1.RegistryService/LoginRegistry',
+                request_serializer=ccs_dot_v1_dot_api__pb2.LoginRegistryRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_resources__pb2.RegistryLogin.FromString,
+                _registered_method=True)
+        self.ListRegistryLogins = channel.unary_unary(
+                '/ccs.v1.RegistryService/ListRegistryLogins',
+                request_serializer=ccs_dot_v1_dot_api__pb2.ListRegistryLoginsRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.ListRegistryLoginsResponse.FromString,
+                _registered_method=True)
+        self.DeleteRegistryLogin = channel.unary_unary(
+                '/ccs.v1.RegistryService/DeleteRegistryLogin',
+                request_serializer=ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginResponse.FromString,
+                _registered_method=True)
+
+
+class RegistryServiceServicer:
+    """---------------------------------------------------------------- registry logins
+
+    The credentials a cluster pulls images with, one login per registry host. Stored encrypted
+    (the secrets store); the password is never returned, logged or put in an event. Agents get
+    it only beside the assignment whose image pull needs it; the control plane uses it to
+    resolve image tags to digests at deploy.
+    """
+
+    def LoginRegistry(self, request, context):
+        """Store (or replace) the login for a registry host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegistryLogins(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRegistryLogin(self, request, context):
+        """Forget a host's login (NOT_FOUND if there is none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RegistryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'LoginRegistry': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoginRegistry,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.LoginRegistryRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_resources__pb2.RegistryLogin.SerializeToString,
+            ),
+            'ListRegistryLogins': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegistryLogins,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.ListRegistryLoginsRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.ListRegistryLoginsResponse.SerializeToString,
+            ),
+            'DeleteRegistryLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRegistryLogin,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ccs.v1.RegistryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ccs.v1.RegistryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RegistryService:
+    """---------------------------------------------------------------- registry logins
+
+    The credentials a cluster pulls images with, one login per registry host. Stored encrypted
+    (the secrets store); the password is never returned, logged or put in an event. Agents get
+    it only beside the assignment whose image pull needs it; the control plane uses it to
+    resolve image tags to digests at deploy.
+    """
+
+    @staticmethod
+    def LoginRegistry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.RegistryService/LoginRegistry',
+            ccs_dot_v1_dot_api__pb2.LoginRegistryRequest.SerializeToString,
+            ccs_dot_v1_dot_resources__pb2.RegistryLogin.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegistryLogins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.RegistryService/ListRegistryLogins',
+            ccs_dot_v1_dot_api__pb2.ListRegistryLoginsRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.ListRegistryLoginsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRegistryLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.RegistryService/DeleteRegistryLogin',
+            ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginResponse.FromString,
             options,
             channel_credentials,
             insecure,

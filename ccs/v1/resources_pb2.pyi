@@ -197,15 +197,33 @@ class NodeResources(_message.Message):
     def __init__(self, cpus: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class NodeSpec(_message.Message):
-    __slots__ = ("role", "availability")
+    __slots__ = ("role", "availability", "prune_requested")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     AVAILABILITY_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     role: NodeRole
     availability: NodeAvailability
-    def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., availability: _Optional[_Union[NodeAvailability, str]] = ...) -> None: ...
+    prune_requested: int
+    def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., availability: _Optional[_Union[NodeAvailability, str]] = ..., prune_requested: _Optional[int] = ...) -> None: ...
+
+class ImagePrune(_message.Message):
+    __slots__ = ("request", "images_removed", "bytes_freed", "images", "at", "message")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request: int
+    images_removed: int
+    bytes_freed: int
+    images: _containers.RepeatedScalarFieldContainer[str]
+    at: _timestamp_pb2.Timestamp
+    message: str
+    def __init__(self, request: _Optional[int] = ..., images_removed: _Optional[int] = ..., bytes_freed: _Optional[int] = ..., images: _Optional[_Iterable[str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("state", "address", "hostname", "capacity", "docker_version", "agent_version", "last_heartbeat", "message", "os", "arch", "agent_features")
+    __slots__ = ("state", "address", "hostname", "capacity", "docker_version", "agent_version", "last_heartbeat", "message", "os", "arch", "agent_features", "prune")
     STATE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +235,7 @@ class NodeStatus(_message.Message):
     OS_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
     AGENT_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
     state: NodeState
     address: str
     hostname: str
@@ -228,7 +247,8 @@ class NodeStatus(_message.Message):
     os: str
     arch: str
     agent_features: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, state: _Optional[_Union[NodeState, str]] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., capacity: _Optional[_Union[NodeResources, _Mapping]] = ..., docker_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., agent_features: _Optional[_Iterable[str]] = ...) -> None: ...
+    prune: ImagePrune
+    def __init__(self, state: _Optional[_Union[NodeState, str]] = ..., address: _Optional[str] = ..., hostname: _Optional[str] = ..., capacity: _Optional[_Union[NodeResources, _Mapping]] = ..., docker_version: _Optional[str] = ..., agent_version: _Optional[str] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., os: _Optional[str] = ..., arch: _Optional[str] = ..., agent_features: _Optional[_Iterable[str]] = ..., prune: _Optional[_Union[ImagePrune, _Mapping]] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("meta", "cluster", "spec", "status", "fence_epoch")
@@ -428,7 +448,7 @@ class Route(_message.Message):
     def __init__(self, port: _Optional[int] = ..., domain: _Optional[str] = ..., path: _Optional[str] = ..., tls: _Optional[_Union[RouteTLS, _Mapping]] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "labels", "healthcheck", "restart", "depends_on", "networks", "mode", "replicas", "placement", "resources", "restart_policy", "update_config", "rollback_config", "probe", "routes", "session_sticky", "always_pull", "stop_grace_period_ms", "stop_signal", "user", "working_dir", "hostname", "strategy", "cap_add", "cap_drop", "security_opt", "privileged", "devices", "network_mode", "pid", "read_only", "ulimits", "shm_size_bytes", "sysctls", "extra_hosts", "dns", "dns_search", "dns_opt", "group_add", "tmpfs", "init", "cpu_shares", "oom_score_adj", "replace_unhealthy", "on_node_loss", "secrets", "configs")
+    __slots__ = ("image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "labels", "healthcheck", "restart", "depends_on", "networks", "mode", "replicas", "placement", "resources", "restart_policy", "update_config", "rollback_config", "probe", "routes", "session_sticky", "always_pull", "registry_login", "stop_grace_period_ms", "stop_signal", "user", "working_dir", "hostname", "strategy", "cap_add", "cap_drop", "security_opt", "privileged", "devices", "network_mode", "pid", "read_only", "ulimits", "shm_size_bytes", "sysctls", "extra_hosts", "dns", "dns_search", "dns_opt", "group_add", "tmpfs", "init", "cpu_shares", "oom_score_adj", "replace_unhealthy", "on_node_loss", "secrets", "configs")
     class EnvironmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -480,6 +500,7 @@ class ServiceSpec(_message.Message):
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     SESSION_STICKY_FIELD_NUMBER: _ClassVar[int]
     ALWAYS_PULL_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_LOGIN_FIELD_NUMBER: _ClassVar[int]
     STOP_GRACE_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
     STOP_SIGNAL_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
@@ -533,6 +554,7 @@ class ServiceSpec(_message.Message):
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     session_sticky: bool
     always_pull: bool
+    registry_login: str
     stop_grace_period_ms: int
     stop_signal: str
     user: str
@@ -563,7 +585,7 @@ class ServiceSpec(_message.Message):
     on_node_loss: NodeLossPolicy
     secrets: _containers.RepeatedCompositeFieldContainer[FileRef]
     configs: _containers.RepeatedCompositeFieldContainer[FileRef]
-    def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., environment: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortSpec, _Mapping]]] = ..., expose: _Optional[_Iterable[str]] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., restart: _Optional[str] = ..., depends_on: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[ServiceNetwork, _Mapping]]] = ..., mode: _Optional[_Union[ServiceMode, str]] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., update_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., session_sticky: _Optional[bool] = ..., always_pull: _Optional[bool] = ..., stop_grace_period_ms: _Optional[int] = ..., stop_signal: _Optional[str] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., hostname: _Optional[str] = ..., strategy: _Optional[str] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., security_opt: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., devices: _Optional[_Iterable[_Union[DeviceMapping, _Mapping]]] = ..., network_mode: _Optional[str] = ..., pid: _Optional[str] = ..., read_only: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., shm_size_bytes: _Optional[int] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., dns: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_opt: _Optional[_Iterable[str]] = ..., group_add: _Optional[_Iterable[str]] = ..., tmpfs: _Optional[_Mapping[str, str]] = ..., init: _Optional[bool] = ..., cpu_shares: _Optional[int] = ..., oom_score_adj: _Optional[int] = ..., replace_unhealthy: _Optional[bool] = ..., on_node_loss: _Optional[_Union[NodeLossPolicy, str]] = ..., secrets: _Optional[_Iterable[_Union[FileRef, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[FileRef, _Mapping]]] = ...) -> None: ...
+    def __init__(self, image: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., environment: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortSpec, _Mapping]]] = ..., expose: _Optional[_Iterable[str]] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., healthcheck: _Optional[_Union[HealthCheck, _Mapping]] = ..., restart: _Optional[str] = ..., depends_on: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[ServiceNetwork, _Mapping]]] = ..., mode: _Optional[_Union[ServiceMode, str]] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., update_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., rollback_config: _Optional[_Union[UpdateConfig, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., session_sticky: _Optional[bool] = ..., always_pull: _Optional[bool] = ..., registry_login: _Optional[str] = ..., stop_grace_period_ms: _Optional[int] = ..., stop_signal: _Optional[str] = ..., user: _Optional[str] = ..., working_dir: _Optional[str] = ..., hostname: _Optional[str] = ..., strategy: _Optional[str] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., security_opt: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., devices: _Optional[_Iterable[_Union[DeviceMapping, _Mapping]]] = ..., network_mode: _Optional[str] = ..., pid: _Optional[str] = ..., read_only: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., shm_size_bytes: _Optional[int] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., dns: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_opt: _Optional[_Iterable[str]] = ..., group_add: _Optional[_Iterable[str]] = ..., tmpfs: _Optional[_Mapping[str, str]] = ..., init: _Optional[bool] = ..., cpu_shares: _Optional[int] = ..., oom_score_adj: _Optional[int] = ..., replace_unhealthy: _Optional[bool] = ..., on_node_loss: _Optional[_Union[NodeLossPolicy, str]] = ..., secrets: _Optional[_Iterable[_Union[FileRef, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[FileRef, _Mapping]]] = ...) -> None: ...
 
 class FileRef(_message.Message):
     __slots__ = ("name", "version", "pinned", "target", "uid", "gid", "mode", "key", "digest")
@@ -664,7 +686,7 @@ class ClusterNetwork(_message.Message):
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., description: _Optional[str] = ..., applications: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ApplicationSpec(_message.Message):
-    __slots__ = ("template", "env", "files", "version", "desired_state", "template_revision", "profiles")
+    __slots__ = ("template", "env", "files", "version", "desired_state", "template_revision", "profiles", "pinned_images", "registry")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -679,6 +701,13 @@ class ApplicationSpec(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class PinnedImagesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     ENV_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
@@ -686,6 +715,8 @@ class ApplicationSpec(_message.Message):
     DESIRED_STATE_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_REVISION_FIELD_NUMBER: _ClassVar[int]
     PROFILES_FIELD_NUMBER: _ClassVar[int]
+    PINNED_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
     template: str
     env: _containers.ScalarMap[str, str]
     files: _containers.ScalarMap[str, str]
@@ -693,7 +724,9 @@ class ApplicationSpec(_message.Message):
     desired_state: DesiredState
     template_revision: int
     profiles: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., template_revision: _Optional[int] = ..., profiles: _Optional[_Iterable[str]] = ...) -> None: ...
+    pinned_images: _containers.ScalarMap[str, str]
+    registry: str
+    def __init__(self, template: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., desired_state: _Optional[_Union[DesiredState, str]] = ..., template_revision: _Optional[int] = ..., profiles: _Optional[_Iterable[str]] = ..., pinned_images: _Optional[_Mapping[str, str]] = ..., registry: _Optional[str] = ...) -> None: ...
 
 class ApplicationStatus(_message.Message):
     __slots__ = ("phase", "message", "services", "containers_desired", "containers_running", "containers_healthy")
@@ -1181,7 +1214,7 @@ class Token(_message.Message):
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., role: _Optional[str] = ..., clusters: _Optional[_Iterable[str]] = ..., applications: _Optional[_Iterable[str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
 
 class AuditRecord(_message.Message):
-    __slots__ = ("meta", "token_name", "token_id", "role", "method", "target", "peer", "result", "message", "wrote", "revision")
+    __slots__ = ("meta", "token_name", "token_id", "role", "method", "target", "peer", "result", "message", "wrote", "revision", "command")
     META_FIELD_NUMBER: _ClassVar[int]
     TOKEN_NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -1193,6 +1226,7 @@ class AuditRecord(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     WROTE_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     token_name: str
     token_id: str
@@ -1204,4 +1238,21 @@ class AuditRecord(_message.Message):
     message: str
     wrote: bool
     revision: int
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., token_name: _Optional[str] = ..., token_id: _Optional[str] = ..., role: _Optional[str] = ..., method: _Optional[str] = ..., target: _Optional[str] = ..., peer: _Optional[str] = ..., result: _Optional[str] = ..., message: _Optional[str] = ..., wrote: _Optional[bool] = ..., revision: _Optional[int] = ...) -> None: ...
+    command: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., token_name: _Optional[str] = ..., token_id: _Optional[str] = ..., role: _Optional[str] = ..., method: _Optional[str] = ..., target: _Optional[str] = ..., peer: _Optional[str] = ..., result: _Optional[str] = ..., message: _Optional[str] = ..., wrote: _Optional[bool] = ..., revision: _Optional[int] = ..., command: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RegistryLogin(_message.Message):
+    __slots__ = ("cluster", "host", "username", "has_ca", "created_at", "insecure")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    HAS_CA_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    host: str
+    username: str
+    has_ca: bool
+    created_at: _timestamp_pb2.Timestamp
+    insecure: bool
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ..., username: _Optional[str] = ..., has_ca: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., insecure: _Optional[bool] = ...) -> None: ...

@@ -18,7 +18,7 @@ from ccs.release_phases import awaits_operator
 from ccs.template import default_app_name
 from ccs.v1 import resources_pb2
 from cli.build_flags import BuildOpt, PushToOpt, bundle, check_build_flags
-from cli.commands import app_review, service
+from cli.commands import app_review, images, service
 from cli.commands import release as rel_cmd
 from cli.output import (
     TABLE,
@@ -33,6 +33,7 @@ from cli.output import (
     labels,
     render,
     select,
+    table,
 )
 from cli.progress import DEFAULT_TIMEOUT, parse_duration, wait_for_app
 from cli.session import ClusterOpt, Session, parse_pairs, session
@@ -178,6 +179,8 @@ def get(
     emit(resp.application, output, HEADERS, row, wide=WIDE, no_headers=no_headers)
     typer.echo()
     emit(list(resp.services), output, service.HEADERS, service.row, wide=service.WIDE, no_headers=no_headers)
+    typer.echo()
+    table(images.HEADERS, images.image_rows(resp.services, resp.application.spec.pinned_images), no_headers=no_headers)
     if resp.application.spec.profiles:
         typer.echo(f"\nprofiles: {', '.join(resp.application.spec.profiles)}")
     if resp.application.status.message:

@@ -22,11 +22,12 @@ from ccs.client import AsyncClient
 from ccs.spec_diff import has_changes, render
 from ccs.template import load_bundle
 from ccs.v1 import api_pb2, resources_pb2
+from cli.commands.images import pins_text
 from cli.output import TABLE, Format, NoHeadersOpt, OutputOpt, age, emit
 from cli.output import render as render_data
 from cli.session import EXIT_DIFFERENT, ClusterOpt, parse_pairs, session
 
-HISTORY_HEADERS = ("REVISION", "NOTE", "VERSION", "TEMPLATE", "AUTHOR", "CREATED", "AGE")
+HISTORY_HEADERS = ("REVISION", "NOTE", "VERSION", "TEMPLATE", "IMAGES", "AUTHOR", "CREATED", "AGE")
 
 
 def diff(
@@ -89,7 +90,7 @@ def _when(ts: resources_pb2.ApplicationRevision) -> str:
 def history_row(r: resources_pb2.ApplicationRevision) -> list[str]:
     digest = r.template_digest.removeprefix("sha256:")
     return [str(r.revision), r.note or "-", r.spec.version or "-", f"sha256:{digest[:12]}" if digest else "-",
-            r.author or "-", _when(r), age(r.meta.created_at)]
+            pins_text(r.spec.pinned_images), r.author or "-", _when(r), age(r.meta.created_at)]
 
 
 def history(

@@ -105,6 +105,24 @@ def revoke(ctx: typer.Context, name: NodeArg, cluster: ClusterOpt = None) -> Non
     typer.echo(f"node {name}: {n} certificate(s) revoked")
 
 
+@app.command("prune")
+def prune(ctx: typer.Context, name: NodeArg, cluster: ClusterOpt = None, output: OutputOpt = TABLE) -> None:
+    """Have the node's agent remove now the registry images nothing needs: none of its
+    containers uses them and they are not among each service's last 3 images there (for
+    rollback). Images without a registry (built or loaded on the node) are never removed."""
+    s = session(ctx)
+    c = s.cluster(cluster)
+    result = s.run(lambda cl: cl.nodes.prune(c, name))
+    if output is not TABLE:
+        emit(result, output, (), lambda r: [])
+        return
+    typer.echo(f"node {name}: {result.images_removed} image(s) removed, {result.bytes_freed / 1e6:.1f} MB freed")
+    for image in result.images:
+        typer.echo(f"  {image}")
+    if result.message:
+        typer.echo(f"not removed: {result.message}")
+
+
 @app.command("label")
 def label(
     ctx: typer.Context,

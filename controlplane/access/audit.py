@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
+from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.access.policy import rule_for, short_method, target
 from controlplane.auth import Principal
@@ -128,6 +129,8 @@ class AuditLog:
         )
         if principal is not None:
             rec.token_name, rec.token_id, rec.role = principal.name, principal.id, principal.role
+        if isinstance(request, api_pb2.ExecRequest):  # what ran, never its input or output
+            rec.command.extend(_command(request.command))
         return keys.audit(rid), rec
 
     async def refused(
@@ -188,12 +191,24 @@ class AuditLog:
         await settle("OK", "")
         return answer
 
+    async def put(self, key: str, rec: pb.AuditRecord) -> None:
+        """Write (or rewrite) a record; a failure is logged, never raised."""
+        await self._put(key, rec)
+
     async def _put(self, key: str, rec: pb.AuditRecord) -> None:
         try:
             await Txn().put(key, rec).commit(self.etcd)
         except Exception as e:  # never change the call's answer; say what was lost
             log.error("audit record not written", error=str(e), method=rec.method, target=rec.target,
                       token=rec.token_name, token_id=rec.token_id, result=rec.result)
+
+
+def _command(words: Any) -> list[str]:
+    """A command for the record, bounded like its target: at most 20 words of MAX_TARGET."""
+    out = [_cut(str(w), MAX_TARGET) for w in list(words)[:20]]
+    if len(words) > 20:
+        out.append(f"... ({len(words)} words)")
+    return out
 
 
 def _cut(text: str, limit: int) -> str:

@@ -20,6 +20,7 @@ import grpc
 
 from controlplane.access.audit import AuditLog
 from controlplane.access.policy import Caller, decide, rule_for
+from controlplane.access.stream_gate import audited_stream, first_request
 from controlplane.auth import Principal
 from controlplane.request_decoding import Undecodable
 
@@ -34,7 +35,7 @@ def current_principal() -> Principal | None:
 
 
 def _aborting(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str,
-              before: Before) -> grpc.RpcMethodHandler:
+              before: Before, *, first: bool = False) -> grpc.RpcMethodHandler:
     """A handler of the same shape that runs ``before`` (the audit) and answers ``code``."""
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -49,6 +50,14 @@ def _aborting(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: st
     async def no_request(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)  # client streams: the ccs API has none
 
+    async def first_then(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        # A bidirectional stream named by its first request (ContainerService/Exec): audit that.
+        first = await first_request(requests)
+        if first is not None:
+            await before(first, context)
+        await context.abort(code, message)
+        yield  # pragma: no cover - makes this an async generator
+
     deser, ser = handler.request_deserializer, handler.response_serializer
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary, deser, ser)
@@ -56,7 +65,7 @@ def _aborting(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: st
         return grpc.unary_stream_rpc_method_handler(stream, deser, ser)
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(no_request, deser, ser)
-    return grpc.stream_stream_rpc_method_handler(no_request, deser, ser)
+    return grpc.stream_stream_rpc_method_handler(first_then if first else no_request, deser, ser)
 
 
 class AccessGate:
@@ -73,7 +82,8 @@ class AccessGate:
             if rule is not None and rule.mutates:
                 await self.audit.refused(principal, method, request, context, code, message)
 
-        return _aborting(handler, code, message, before)
+        return _aborting(handler, code, message, before,
+                         first=rule is not None and rule.first_request and rule.mutates)
 
     def admit(self, handler: grpc.RpcMethodHandler, method: str, principal: Principal) -> grpc.RpcMethodHandler:
         rule = rule_for(method)
@@ -116,7 +126,10 @@ class AccessGate:
 
             return grpc.unary_stream_rpc_method_handler(stream, deser, ser)
 
-        # A streaming change, or a client stream: the API has none, so no rule admits one.
+        if handler.stream_stream and rule is not None and rule.first_request:
+            return audited_stream(handler, method, principal, audit, check)
+
+        # Another streaming change, or a client stream: the API has none, so no rule admits one.
         async def nothing(request: Any, context: grpc.aio.ServicerContext) -> None:
             return None
 

@@ -27,6 +27,7 @@ from enum import Enum
 
 READ = "read"            # get, list and watch clusters, nodes, applications, services, ...
 LOGS = "logs"            # container logs (they may hold what a reader should not see)
+EXEC = "exec"            # run a command inside a running container (`ccs exec`)
 DEPLOY = "deploy"        # create an application
 UPDATE = "update"        # a new template, parameters or version
 RELEASE = "release"      # drive releases (shift, confirm, promote, abort, roll back)
@@ -36,12 +37,12 @@ CLUSTERS = "clusters"    # create, change, remove clusters; their join tokens
 NODES = "nodes"          # drain, pause, label, remove nodes
 TOKENS = "tokens"        # create, list, revoke API tokens
 AUDIT = "audit"          # read the audit log
-SECRETS = "secrets"      # create, update, remove secrets and configs (never read a secret's value)
+SECRETS = "secrets"      # create, update, remove secrets, configs and registry logins (never read a value)
 KEYS = "keys"            # rotate the secrets data key (re-encrypts every cluster's secrets)
 TRIGGERS = "triggers"    # create, rotate, remove an application's deploy triggers (and see their secrets once)
 INVOKE = "invoke"        # fire an application's triggers (InvokeTrigger)
 
-PERMISSIONS = (READ, LOGS, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT, SECRETS, KEYS,
+PERMISSIONS = (READ, LOGS, EXEC, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT, SECRETS, KEYS,
                TRIGGERS, INVOKE)
 
 
@@ -62,8 +63,8 @@ ROLES: Mapping[str, Mapping[str, Scope]] = {
     # Reads reach the whole of its clusters: a deploy's --wait watches the cluster and lists its nodes.
     # Shared secrets belong to a cluster, so a deployer's reach is its clusters; an application's
     # own names also need UPDATE on that application (checked by controlplane.api.secret_owners).
-    "deployer": {READ: CLUSTER, DEPLOY: APP, UPDATE: APP, RELEASE: APP, SCALE: APP, LOGS: APP, SECRETS: CLUSTER,
-                 TRIGGERS: APP, INVOKE: APP},
+    "deployer": {READ: CLUSTER, DEPLOY: APP, UPDATE: APP, RELEASE: APP, SCALE: APP, LOGS: APP, EXEC: APP,
+                 SECRETS: CLUSTER, TRIGGERS: APP, INVOKE: APP},
     "viewer": {READ: CLUSTER},
     # A CI job's token: fire one application's triggers, nothing else (check_role wants exactly
     # one cluster and one application for it).
@@ -85,6 +86,8 @@ class Rule:
     cluster: str = "cluster"
     app: str = ""
     mutates: bool = False
+    # A bidirectional stream whose first request names what it acts on (ContainerService/Exec).
+    first_request: bool = False
 
 
 def _app(permission: str, *, mutates: bool = False) -> Rule:
@@ -114,6 +117,7 @@ RULES: Mapping[str, Rule] = {
     "NodeService/UpdateNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "NodeService/DeleteNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "NodeService/RevokeNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
+    "NodeService/PruneNode": Rule(NODES, "node", ("cluster", "name"), mutates=True),
     "ApplicationService/CreateApplication": _app(DEPLOY, mutates=True),
     "ApplicationService/GetApplication": _app(READ),
     "ApplicationService/ListApplications": Rule(READ, "applications", ("cluster",)),
@@ -135,6 +139,10 @@ RULES: Mapping[str, Rule] = {
                                             app="application"),
     "ContainerService/Logs": Rule(LOGS, "logs", ("cluster", "application", "service", "container"),
                                   app="application"),
+    # A bidirectional stream: the gate checks and audits its first request (the container and
+    # the command; never the input or output), before the exec starts and when it ends.
+    "ContainerService/Exec": Rule(EXEC, "container", ("cluster", "application", "service", "container"),
+                                  app="application", mutates=True, first_request=True),
     "EventService/ListEvents": Rule(READ, "events", ("cluster",)),
     "EventService/Watch": Rule(READ, "watch", ("cluster",)),
     "ReleaseService/ListReleases": _release(READ, mutates=False),
@@ -171,6 +179,10 @@ RULES: Mapping[str, Rule] = {
     "TriggerService/DeleteTrigger": _trigger(TRIGGERS),
     "TriggerService/RotateTrigger": _trigger(TRIGGERS),
     "TriggerService/InvokeTrigger": _trigger(INVOKE),
+    # Registry logins: set and removed like secrets, listed like them (never the password).
+    "RegistryService/LoginRegistry": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
+    "RegistryService/ListRegistryLogins": Rule(READ, "registry logins", ("cluster",)),
+    "RegistryService/DeleteRegistryLogin": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
     "AuditService/ListAudit": Rule(AUDIT, "audit", cluster=""),
     "AuditService/WatchAudit": Rule(AUDIT, "audit", cluster=""),
 }

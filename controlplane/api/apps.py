@@ -16,6 +16,7 @@ from controlplane.api.app_policy import check_policy
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
 from controlplane.api.app_update import UpdateSeen, apply_update, check_fits, new_service, snapshot, template_digest
 from controlplane.api.common import CacheReader, read_modify_write
+from controlplane.api.image_pins import ImagePinner
 from controlplane.api.networks import check_external, guard_networks, refusal_for
 from controlplane.api.release_options import check_release_options
 from controlplane.api.secret_refs import keep_out, stored_values
@@ -25,6 +26,7 @@ from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS, ParsedTemplate
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import MAX_VERSION, check_labels, check_name, check_text, shown
+from controlplane.registry.logins import Logins
 from controlplane.release import ReleaseOptions
 from controlplane.secrets.store import SecretStore
 from controlplane.store import NotFound, keys, reads
@@ -56,9 +58,11 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         informer: Informer | None = None,
         parse_cpu_seconds: float = DEFAULT_PARSE_CPU_SECONDS,
         secrets: SecretStore | None = None,
+        pinner: ImagePinner | None = None,
     ) -> None:
         self.etcd = etcd
         self.secrets = secrets
+        self.pinner = pinner or ImagePinner(Logins(secrets) if secrets is not None else None)
         self.cache = CacheReader(etcd, informer)
         self.templates = TemplateCache()
         self.parse_cpu_seconds = parse_cpu_seconds
@@ -96,6 +100,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
             revision=1,
         )
         app.status.phase = "Deployed"
+        await self.pinner.pin(cluster, parsed, app.spec)  # registry tags -> digests (api.image_pins)
         keep_out(app.spec, parsed)
         _apply_parsed(app, parsed)
         services = [new_service(cluster, name, s, spec, 1) for s, spec in parsed.services.items()]
@@ -218,6 +223,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
                                      app.spec.profiles, await stored_values(self.secrets, cluster, name))
         own_values = await resolve_files(self.secrets, cluster, name, parsed)
+        await self.pinner.pin(cluster, parsed, app.spec)  # a tag that moved is a change
         keep_out(app.spec, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)
@@ -275,6 +281,7 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         parsed = await parse_checked(app.spec.template, app.spec.env, app.spec.files, name, self.parse_cpu_seconds,
                                      app.spec.profiles, await stored_values(self.secrets, cluster, name))
         own_values = await resolve_files(self.secrets, cluster, name, parsed)
+        await self.pinner.pin(cluster, parsed, app.spec, reuse=True)  # the revision's recorded digests
         keep_out(app.spec, parsed)
         policy_rv = await check_policy(self.etcd, cluster, parsed)
         networks = await check_external(self.etcd, cluster, parsed)

@@ -10,6 +10,7 @@ from ccs.labels import apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import CacheReader, read_modify_write
+from controlplane.api.node_prune import prune_node
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
 from controlplane.names import check_labels, check_name
@@ -138,6 +139,9 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         if cred is not None:
             txn.delete(keys.token(cred.value.decode())).delete(cred.key)
         return await node_certs.revoke_all(self.etcd, txn, cluster, name, dt.datetime.now(dt.UTC))
+
+    async def PruneNode(self, request: api_pb2.PruneNodeRequest, context: grpc.aio.ServicerContext) -> pb.ImagePrune:
+        return await prune_node(self.etcd, request)
 
     async def RevokeNode(
         self, request: api_pb2.RevokeNodeRequest, context: grpc.aio.ServicerContext

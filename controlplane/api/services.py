@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,35 +11,18 @@ import grpc
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
+from controlplane.api.container_exec import exec_stream
+from controlplane.api.object_names import check_container_name, check_service_name
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
-from controlplane.names import check_name, shown
+from controlplane.names import check_name
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
 from controlplane.store.meta import touch
 from controlplane.store.txn import Txn
-
-SERVICE_NAME = re.compile(r"[A-Za-z0-9._-]{1,63}")  # the Compose schema's service-name pattern
-
-
-def check_service_name(field: str, value: str) -> str:
-    # The parser vets the names it accepts (DNS labels today); this is the outer bound, as
-    # Compose writes it: no slash, space, control character or NUL to end up in an etcd key.
-    if not SERVICE_NAME.fullmatch(value):
-        raise InvalidArgument(field, f"{shown(value)} is not a valid service name")
-    return value
-
-
-CONTAINER_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")  # "<service>-<slot>-<id>"
-
-
-def check_container_name(field: str, value: str) -> str:
-    if not CONTAINER_NAME.fullmatch(value):
-        raise InvalidArgument(field, f"{shown(value)} is not a container name (like web-1-3f9a2b7c)")
-    return value
 
 
 @map_errors
@@ -173,6 +155,12 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         return api_pb2.ListContainersResponse(
             containers=page.items, next_page_token=page.next_page_token, revision=page.revision
         )
+
+    async def Exec(
+        self, request_iterator: AsyncIterator[api_pb2.ExecRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api_pb2.ExecResponse]:
+        async for response in exec_stream(self.etcd, self.broker, request_iterator, context):
+            yield response
 
     async def Logs(
         self, request: api_pb2.LogsRequest, context: grpc.aio.ServicerContext

@@ -38,6 +38,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from ccs.image_refs import host_problem
 from ccs.secret_names import split_ref
 from controlplane.compose.aliyun import make_route, port_number
 from controlplane.compose.claims import Claims
@@ -175,3 +176,32 @@ def extension_claims(value: Any, path: Path, diag: Diagnostics, claims: Claims) 
         probe = _probe(value["probe"], (*path, "probe"), diag)
         if probe is not None:
             claims.add("probe", (*path, "probe"), probe, "{...}")
+
+
+#: The top-level (application) ``x-ccs``. Only ``registry`` for now.
+APP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"registry": {"type": "string"}},
+}
+
+
+@functools.cache
+def _app_validator() -> Draft7Validator:
+    return Draft7Validator(APP_SCHEMA)
+
+
+def app_extension(value: Any, path: Path, diag: Diagnostics) -> str:
+    """The top-level ``x-ccs``; returns its ``registry`` ("" when none): the cluster's registry
+    login (``ccs registry login HOST``) the application's images are pulled and resolved with,
+    instead of the login named like each image's own host. That the login exists is checked by
+    the deploy (controlplane.registry.pinning), which can read the cluster's logins."""
+    before = len(diag.errors)
+    report_schema_errors(_app_validator(), value, diag, path)
+    if len(diag.errors) != before or not isinstance(value, dict) or "registry" not in value:
+        return ""
+    registry = str(value["registry"])
+    if (problem := host_problem(registry)) is not None:
+        diag.error((*path, "registry"), problem)
+        return ""
+    return registry

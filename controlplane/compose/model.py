@@ -190,6 +190,7 @@ class ServiceSpec(_Model):
     routes: list[Route] = []
     session_sticky: bool = False
     always_pull: bool = False
+    registry_login: str = ""  # set at deploy from the top-level x-ccs.registry (api.image_pins)
     stop_grace_period_ms: int | None = None
     stop_signal: str | None = None
     user: str | None = None

@@ -73,6 +73,7 @@ RULES: dict[str, Rule] = {
     "volumes": Rule(S),
     "secrets": Rule(S, "stored encrypted, versioned; see Secrets and configs"),
     "configs": Rule(S, "stored like secrets; readable with `ccs config get`"),
+    "x-ccs": Rule(S, "ccs extension: registry (the cluster's registry login the application's images use)"),
     "models": Rule(W, "AI model definitions are unused by ccs"),
     # ---- services.*
     "services.*.image": Rule(S),

@@ -23,7 +23,7 @@ from controlplane.compose.claims import Claims
 from controlplane.compose.deploy import apply_deploy
 from controlplane.compose.dotenv import DotenvError, parse_dotenv
 from controlplane.compose.errors import Diagnostics, FieldError, Path, TemplateError
-from controlplane.compose.extension import extension_claims
+from controlplane.compose.extension import app_extension, extension_claims
 from controlplane.compose.files import FileSource, grants
 from controlplane.compose.files import definitions as file_definitions
 from controlplane.compose.graph import check_published_ports, start_order
@@ -72,6 +72,9 @@ class ParsedTemplate:
     # The template's own secrets and configs (file:, environment:, content:) with their values,
     # for the control plane to store before the services that mount them (controlplane.compose.files).
     file_sources: list[FileSource] = field(default_factory=list)
+    # The top-level ``x-ccs.registry``: the registry login the application's images use ("":
+    # each image's own host). That a login of that name exists is checked at deploy.
+    registry: str = ""
 
 
 def check_template_size(template: str) -> None:
@@ -255,6 +258,7 @@ def parse_template(
     if doc.get("name") not in (None, app_name):
         diag.warn(("name",), f"the application is deployed as {app_name!r}")
     volumes, networks = _top_level(doc, diag)
+    registry = app_extension(doc.get("x-ccs"), ("x-ccs",), diag) if "x-ccs" in doc else ""
     defined = file_definitions(doc, app_name, lookup, bundled, diag, deploy_env=set(env), stored=stored_values)
     definitions = {v.name: v for v in volumes}
     ctx = Context(diag, tracking, bundled, set(definitions), {n.name for n in networks})
@@ -300,5 +304,6 @@ def parse_template(
                       and (src.value is not None or src.stored)
                       and (src.kind == "secret" or any(ref.name == src.name for spec in specs.values()
                                                        for ref in (*spec.secrets, *spec.configs)))],
+        registry=registry,
     )
 

@@ -19,9 +19,11 @@ from ccs.v1 import agent_pb2
 
 
 @dataclass(eq=False)
-class _Channel:
+class Channel:
     outbox: asyncio.Queue[agent_pb2.LogRequest | None] = field(default_factory=asyncio.Queue)
     pending: dict[str, asyncio.Queue[agent_pb2.LogChunk]] = field(default_factory=dict)
+    # The agent's hello said it serves `ccs exec` (controlplane.dispatcher.exec_relay).
+    serves_exec: bool = False
 
 
 class AgentNotConnected(Exception):
@@ -36,16 +38,18 @@ class LogBroker:
     (Replacing the older stream instead made two relays of one agent end each other in turn.)"""
 
     def __init__(self) -> None:
-        self._channels: dict[tuple[str, str], list[_Channel]] = {}
+        self._channels: dict[tuple[str, str], list[Channel]] = {}
 
     async def agent_channel(
         self, cluster: str, node: str, chunks: AsyncIterator[agent_pb2.LogChunk]
     ) -> AsyncIterator[agent_pb2.LogRequest]:
-        chan = _Channel()
+        chan = Channel()
         self._channels.setdefault((cluster, node), []).append(chan)
 
         async def pump() -> None:
             async for chunk in chunks:
+                if not chunk.request_id and chunk.serves_exec:
+                    chan.serves_exec = True
                 q = chan.pending.get(chunk.request_id)
                 if q is not None:
                     q.put_nowait(chunk)
@@ -70,13 +74,17 @@ class LogBroker:
             for q in chan.pending.values():
                 q.put_nowait(agent_pb2.LogChunk(eof=True, error=f"node {node} disconnected"))
 
-    async def stream(
-        self, cluster: str, node: str, container_id: str, *, follow: bool, tail: int, since: float
-    ) -> AsyncIterator[bytes]:
+    def channel(self, cluster: str, node: str) -> Channel:
+        """The node's newest open stream; AgentNotConnected when it has none here."""
         open_now = self._channels.get((cluster, node))
         if not open_now:
             raise AgentNotConnected(f"the agent of node {node!r} is not connected to this server")
-        chan = open_now[-1]
+        return open_now[-1]
+
+    async def stream(
+        self, cluster: str, node: str, container_id: str, *, follow: bool, tail: int, since: float
+    ) -> AsyncIterator[bytes]:
+        chan = self.channel(cluster, node)
         rid = uuid.uuid4().hex
         q: asyncio.Queue[agent_pb2.LogChunk] = asyncio.Queue()
         chan.pending[rid] = q

@@ -19,6 +19,7 @@ from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_toke
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.mounted_files import attach
+from controlplane.dispatcher.pull_auth import attach as attach_pull_auth
 from controlplane.dispatcher.recheck import rechecked
 from controlplane.dispatcher.status_writer import ContainerStatusWriter
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
@@ -27,6 +28,7 @@ from controlplane.names import check_labels, check_name
 from controlplane.pki import certs, node_certs
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard, current_node
+from controlplane.registry.logins import Logins
 from controlplane.replicas import ReplicaRegistry
 from controlplane.secrets.store import SecretStore
 from controlplane.store import Conflict, keys, reads
@@ -56,6 +58,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
         self.files = files  # the values of mounted secrets and configs (mounted_files)
+        self.logins = Logins(files) if files is not None else None  # pull logins (pull_auth)
         self.broker = broker
         # With TLS: certificates are issued at registration and node calls are authenticated
         # by them (the guard); without (--insecure, or tests), bearer node credentials.
@@ -235,9 +238,9 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             messages = rechecked(messages, self.hub.heartbeat_period_ms / 1000,
                                  lambda: guard.authenticate(context))
         try:
-            yield await attach(self.files, p.cluster, complete)
+            yield await attach_pull_auth(self.logins, p.cluster, await attach(self.files, p.cluster, complete))
             async for msg in messages:
-                yield await attach(self.files, p.cluster, msg)
+                yield await attach_pull_auth(self.logins, p.cluster, await attach(self.files, p.cluster, msg))
         finally:
             self.hub.close(session)
             log.info("session closed", cluster=p.cluster, node=p.node)
@@ -258,6 +261,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                 node.status.docker_version = st.docker_version or node.status.docker_version
                 node.status.agent_version = st.agent_version or node.status.agent_version
                 node.status.agent_features[:] = st.agent_features  # none: an older agent (ccs.features)
+                if st.HasField("prune"):  # its last image collection (`ccs node prune` waits for it)
+                    node.status.prune.CopyFrom(st.prune)
             was = node.status.state
             node.status.state = pb.NODE_STATE_READY
             # What the agent could not put in place (its network fabric's problems), "" when
@@ -284,7 +289,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                     stats.collected_at.CopyFrom(now())
                 await Txn().put(keys.router_stats(p.cluster, p.node), stats).commit(self.etcd)
         return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms,
-                                           replicas=self.replicas.replicas() if self.replicas is not None else [])
+                                           replicas=self.replicas.replicas() if self.replicas is not None else [],
+                                           prune_requested=node.spec.prune_requested)
 
     async def UpdateStatus(
         self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext

@@ -38,7 +38,7 @@ from .actions import (
 )
 from .apply import apply_actions
 from .errors import PlanError
-from .node import NodePlan, plan_node
+from .node import NodePlan, node_down_at, plan_node
 from .restart import RestartPolicy, resolve_policy
 from .service import ServicePlan, plan_service, target_state
 from .status import Counts, DependencyState, count, waiting_for
@@ -61,6 +61,7 @@ __all__ = [
     "count",
     "describe",
     "event_of",
+    "node_down_at",
     "plan_node",
     "plan_service",
     "resolve_policy",

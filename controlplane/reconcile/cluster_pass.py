@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import ClusterState, CtrKey, SvcKey
@@ -60,6 +61,10 @@ class ClusterPass:
         self.state = state
         self.cluster = state.name
         self.now = now
+        # ``now`` as a Timestamp once: every record the pass stamps copies it (FromDatetime per
+        # record showed in issue 15's profile).
+        self.now_ts = Timestamp()
+        self.now_ts.FromDatetime(now)
         self.heartbeat_period = heartbeat_period
         self.down_grace = down_grace
         self.leading_since = leading_since  # silence before it is not counted (plan_node)
@@ -67,11 +72,14 @@ class ClusterPass:
         self.skip_app_status: set[str] = set()
         self.requeue: list[float] = []
         self.service_requeue: dict[SvcKey, float] = {}
+        # Services not planned in this pass: the node part gave some of their containers up, and
+        # their replacements wait until that fencing has committed (see node_pass).
+        self.deferred: set[SvcKey] = set()
         # Containers as this pass has changed them so far (planning later services sees it).
         self.overlay: dict[CtrKey, pb.Container | None] = {}
         self.overlay_by_service: dict[SvcKey, set[CtrKey]] = {}
-        self.view = ClusterView(state.nodes.values(), state.containers.values())
-        self.by_id = {c.meta.id: k for k, c in state.containers.items()}
+        self._view: ClusterView | None = None
+        self.by_id = state.by_id  # read only: the informer keeps it per change
         self.status_by_service: dict[SvcKey, pb.ServiceStatus] = {}
         # Containment: what failed in this pass, what was planned, what is held.
         self.failures = failures if failures is not None else ClusterFailures()
@@ -82,6 +90,15 @@ class ClusterPass:
         self._overlay_journal: list[tuple[CtrKey, bool, pb.Container | None, bool]] | None = None
         self.held = Held.of(state)
         self.subnets = PassSubnets(state, self.container, self._expected_per_node, replicas)
+
+    @property
+    def view(self) -> ClusterView:
+        """The scheduler's snapshot, built on first use: from the informer's per-change sums,
+        O(nodes), not O(containers) (scheduler.usage); a pass that places nothing and reads no
+        eligibility does not build it at all."""
+        if self._view is None:
+            self._view = ClusterView(self.state.nodes.values(), usage=self.state.usage)
+        return self._view
 
     # ------------------------------------------------------------------ containers
     def container(self, key: CtrKey) -> pb.Container | None:

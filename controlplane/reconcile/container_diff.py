@@ -100,7 +100,7 @@ class _Diff:
             self.unplaced[c.meta.name] = c.status.message
         for c in to_write:
             if c.meta.id in old:
-                c.meta.updated_at.FromDatetime(self.p.now)
+                c.meta.updated_at.CopyFrom(self.p.now_ts)
             self._put(c, old.get(c.meta.id))
         return self.unplaced
 
@@ -124,10 +124,9 @@ class _Diff:
 
     def _add_new(self, c: pb.Container, to_place: list[pb.Container]) -> None:
         """Name and stamp a new container; write it now if pinned to a node, else queue it for placing."""
-        now = self.p.now
         c.meta.name = container_name(self.ref.name, c.slot, c.node, c.meta.id)
-        c.meta.created_at.FromDatetime(now)
-        c.meta.updated_at.FromDatetime(now)
+        c.meta.created_at.CopyFrom(self.p.now_ts)
+        c.meta.updated_at.CopyFrom(self.p.now_ts)
         c.cluster = self.p.cluster
         if not c.node:
             to_place.append(c)
@@ -138,7 +137,7 @@ class _Diff:
             self.unplaced[c.meta.name] = result.unplaced.get(c.meta.name, "cannot be placed")
             return
         c.status.state = pb.CONTAINER_STATE_ASSIGNED
-        c.status.updated_at.FromDatetime(now)
+        c.status.updated_at.CopyFrom(self.p.now_ts)
         if self.p.subnets.attach(self.ref.application, [c], self.writes):  # the pod range is full
             self.unplaced[c.meta.name] = c.status.message
             return
@@ -183,6 +182,6 @@ class _Diff:
                 self.unplaced[c.meta.name] = c.status.message
             prior = old.get(c.meta.id)
             if prior is None or c != prior:
-                c.status.updated_at.FromDatetime(self.p.now)
+                c.status.updated_at.CopyFrom(self.p.now_ts)
                 changed.append(c)
         return changed

@@ -12,12 +12,18 @@ commit in one transaction or not at all (a heartbeat that changed the node first
 whole unit conflict and the pass replans). To keep that transaction within etcd's limit, one
 pass fences at most what fits in ``MAX_OPS`` (each container: its write, its event, the
 subnet keys it needs); the rest are given up by the next pass, under the next epoch.
+
+The replacements of the containers given up are not planned in the same pass (the services are
+``deferred`` to the next one): they would commit in other transactions than the fencing unit,
+and when that unit meets a conflict (the node's agent heartbeats again) the replacements landed
+while the originals still ran: more live containers than replicas (issue 15's hollow benchmark
+saw 502 for 500). The next pass plans from a cache that has seen the unit commit, or not.
 """
 
 from __future__ import annotations
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner import SetDesired, SetNodeState, event_of, plan_node
+from controlplane.planner import SetDesired, SetNodeState, event_of, node_down_at, plan_node
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.writes import MAX_OPS
 from controlplane.store import keys
@@ -26,6 +32,12 @@ from controlplane.store import keys
 def plan_nodes(p: ClusterPass) -> None:
     for name, node in sorted(p.state.nodes.items()):
         if name in p.held.nodes:
+            continue
+        down_at = node_down_at(node, p.heartbeat_period, leading_since=p.leading_since)
+        if down_at is not None and p.now < down_at:
+            # Heard from in time: plan_node would plan nothing (see node_down_at), so neither the
+            # node's copy nor its containers are needed. A pass costs O(nodes) here, not O(cluster).
+            p.requeue.append((down_at - p.now).total_seconds())
             continue
         as_planned = pb.Node()
         as_planned.CopyFrom(node)
@@ -64,6 +76,7 @@ def plan_nodes(p: ClusterPass) -> None:
                     updated.fence_epoch = moved.fence_epoch
                     fenced.append(keys.container(p.cluster, *key))
                     p.put_container(key, moved, p.writes)
+                    p.deferred.add((key[0], key[1]))
                     if (ev := event_of(action, c)) is not None:
                         p.container_event(key, ev, p.writes)
         if updated == node:

@@ -87,6 +87,13 @@ class Orchestrator:
         self._running = False
         self._next_full: dict[str, float] = {}
         self._not_before: dict[str, float] = {}
+        # The revision of each cluster's last committed pass: the next pass plans only from a
+        # cache that has seen it (see reconcile).
+        self._committed: dict[str, int] = {}
+        # etcd's revision when this leadership term began (None: not read yet): what an earlier
+        # term (this process's, cut short, or another replica's) committed must be in the cache
+        # before the first pass of this one plans from it.
+        self._term_floor: int | None = None
         # Services that asked to be planned again at a time (restart delays).
         self._due: dict[str, dict[SvcKey, float]] = defaultdict(dict)
         # Objects whose planning failed, per cluster: their own backoff (containment).
@@ -102,6 +109,7 @@ class Orchestrator:
 
     def start(self) -> None:
         self.leading_since = self._wall()
+        self._term_floor = None
         self._running = True
         self._on_resync()
         self.queue.start()
@@ -164,6 +172,15 @@ class Orchestrator:
             # Leave the event loop to the dispatcher for as long as the last pass took: a
             # flood of status reports then costs a few big passes, not one pass per report.
             return Result(requeue_after=wait)
+        if self._term_floor is None:
+            self._term_floor = (await self.etcd.range(keys.CLUSTERS, limit=1)).revision
+        committed = max(self._committed.get(cluster, 0), self._term_floor)
+        if self.informer.revision < committed and not await self.informer.caught_up(committed, timeout=1.0):
+            # The cache has not seen this leader's own last writes yet. Planning from it would
+            # find the slots just filled still empty and fill them again under new names: no
+            # guard catches that, since a new container is a new key (issue 15's duplicates).
+            # The work stays dirty until the watch delivers them.
+            return Result(requeue_after=0.05)
         t0 = time.perf_counter()
         dirty, full = self._take_work(cluster, state, now_mono)
         try:
@@ -194,6 +211,7 @@ class Orchestrator:
         """The cluster is gone: drop the work kept for it."""
         self._dirty.pop(cluster, None)
         self._all.discard(cluster)
+        self._committed.pop(cluster, None)
 
     def _take_work(self, cluster: str, state: ClusterState, now_mono: float) -> tuple[set[SvcKey], bool]:
         """The services this pass plans, and whether it is a full pass.
@@ -234,11 +252,22 @@ class Orchestrator:
             if full:
                 self._all.add(cluster)
             raise
+        finally:
+            # Also when the pass is cancelled (leadership lost) after some chunks landed.
+            self._note_committed(cluster, release_writes, p.writes)
         return written
+
+    def _note_committed(self, cluster: str, *writes: Writes) -> None:
+        last = max(w.last_revision for w in writes)
+        if last > self._committed.get(cluster, 0):
+            self._committed[cluster] = last
 
     def _after_pass(self, cluster: str, p: ClusterPass, dirty: set[SvcKey], written: int, t0: float) -> Result:
         """Fold in a committed pass: failures, service timers, the throttle, and when to come back."""
         p.record_outcome()
+        if p.deferred:  # planned by the next pass, once this one's fencing is in the cache
+            self._dirty[cluster] |= p.deferred
+            p.requeue.append(0.0)
         due = self._due[cluster]
         for key, after in p.service_requeue.items():
             due[key] = min(due.get(key, float("inf")), self._monotonic() + after)
@@ -282,7 +311,7 @@ async def plan_pass(
         dirty.update(k for k in state.services if k[0] == app)
         if release_writes.has(keys.app(cluster, app)):
             p.skip_app_status.add(app)
-    for app, svc in sorted(dirty):
+    for app, svc in sorted(dirty - p.deferred):
         plan_service(p, app, svc)
         # A big pass is CPU work: let the dispatcher, heartbeats and the leader lease
         # keepalive run between services instead of stalling for the whole pass.

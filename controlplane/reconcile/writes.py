@@ -72,6 +72,9 @@ class Writes:
         self.conflicts = 0
         # (key, the write it replaced): what a rollback restores, newest last.
         self._journal: list[tuple[str, _Write | None]] = []
+        # The etcd revision of the last chunk committed (0: none yet). Kept even when a later
+        # chunk raises: what landed must be in the cache before anyone plans from it again.
+        self.last_revision = 0
 
     def __len__(self) -> int:
         return len(self._writes) + len(self._extra)
@@ -130,6 +133,12 @@ class Writes:
     def deleted_keys(self) -> set[str]:
         return {k for k, w in self._writes.items() if w.value is None}
 
+    def deletes(self, key: str) -> bool:
+        """A delete of ``key`` is pending. O(1): callers ask per object, and building
+        :meth:`deleted_keys` for each would cost the pass's writes every time."""
+        w = self._writes.get(key)
+        return w is not None and w.value is None
+
     def event(self, key: str, value: Message) -> None:
         """An unguarded put (events): rides along with the first transaction."""
         self._extra.append((key, value))
@@ -181,7 +190,7 @@ class Writes:
             for key, value in events:
                 txn.put(key, value)
             try:
-                await txn.commit(etcd)
+                self.last_revision = max(self.last_revision, await txn.commit(etcd))
             except (Conflict, NotFound, AlreadyExists):
                 if not self.tolerate_conflicts:
                     raise

@@ -23,11 +23,8 @@ from .demand import Demand, PlacementResult, ServiceRef, published_ports
 from .nodes import CPU_EPSILON, NodeState
 from .reasons import Rejected, Rejections, Stage, format_bytes, format_cpus
 from .spread import SpreadTree
-
-
-def _holds_slot(container: resources_pb2.Container) -> bool:
-    """A container that holds a slot on a node: it has one and is meant to be running."""
-    return bool(container.node) and container.desired_state == resources_pb2.DESIRED_STATE_RUNNING
+from .usage import Usage
+from .usage import holds_slot as _holds_slot
 
 
 class ClusterView:
@@ -36,14 +33,21 @@ class ClusterView:
     ``containers`` may be every container of the cluster: only live ones (with a node, desired
     RUNNING) count. A live container's own spec snapshot gives its reservations and ports, since
     during a release old and new specs coexist. Containers on unknown nodes are ignored.
+
+    ``usage`` (instead of or beside ``containers``) gives the same sums kept change by change
+    (:class:`~controlplane.scheduler.usage.Usage`, the informer's): the view then costs O(nodes)
+    to build, and copies a service's replica counts only when it first needs them. The view
+    never changes ``usage``.
     """
 
-    __slots__ = ("_counts", "_eligible_cache", "_nodes")
+    __slots__ = ("_base_counts", "_counts", "_eligible_cache", "_nodes")
 
     def __init__(
         self,
         nodes: Iterable[resources_pb2.Node],
         containers: Iterable[resources_pb2.Container] = (),
+        *,
+        usage: Usage | None = None,
     ) -> None:
         self._nodes: dict[str, NodeState] = {}
         for node in nodes:
@@ -56,8 +60,19 @@ class ClusterView:
         # The static filters depend only on the constraints: services that share them (most
         # share none) share the result, so a pass with many small services stays cheap.
         self._eligible_cache: dict[tuple[Constraint, ...], tuple[list[NodeState], Rejected]] = {}
-        # (application, service) -> node name -> live replicas there.
+        # (application, service) -> node name -> live replicas there: this view's own copy of
+        # each service it touched; the others are read from the base (``usage``) on first use.
         self._counts: dict[tuple[str, str], dict[str, int]] = {}
+        self._base_counts: dict[tuple[str, str], dict[str, int]] = usage.counts if usage is not None else {}
+        if usage is not None:
+            for name, used in usage.nodes.items():
+                node_state = self._nodes.get(name)
+                if node_state is None:
+                    continue
+                node_state.free_cpus -= used.cpus
+                node_state.free_memory -= used.memory
+                node_state.ports.update(used.ports)
+                node_state.containers += used.containers
         for container in containers:
             if not _holds_slot(container):
                 continue
@@ -101,7 +116,7 @@ class ClusterView:
             eligible = [state for state in eligible if state.name == on]
             static = {name: why for name, why in static.items() if name == on}
         rejections = Rejections(demand, static)
-        counts = self._counts.setdefault(demand.key, {})
+        counts = self._service_counts(demand.key)
         tree = SpreadTree(eligible, demand.spread, counts)
 
         def fits(node: NodeState) -> bool:
@@ -147,7 +162,7 @@ class ClusterView:
         node.free_memory += reservations.memory_bytes
         node.ports.difference_update(published_ports(container.spec.ports))
         node.containers -= 1
-        counts = self._counts.get((container.application, container.service), {})
+        counts = self._service_counts((container.application, container.service))
         if counts.get(node.name):
             counts[node.name] -= 1
 
@@ -168,7 +183,16 @@ class ClusterView:
 
     def replicas(self, application: str, service: str) -> dict[str, int]:
         """Live replicas of a service per node name, including placements made in this view."""
-        return dict(self._counts.get((application, service), {}))
+        return dict(self._service_counts((application, service)))
+
+    def _service_counts(self, key: tuple[str, str]) -> dict[str, int]:
+        """This view's replica counts of a service per node (known nodes only), copied from the
+        base on first use so that placing it never changes the base."""
+        counts = self._counts.get(key)
+        if counts is None:
+            base = self._base_counts.get(key, {})
+            counts = self._counts[key] = {n: k for n, k in base.items() if n in self._nodes}
+        return counts
 
     def _eligible(
         self, constraints: tuple[Constraint, ...]
@@ -203,7 +227,7 @@ class ClusterView:
         node.free_memory -= memory
         node.ports.update(ports)
         node.containers += 1
-        counts = self._counts.setdefault(key, {})
+        counts = self._service_counts(key)
         counts[node.name] = counts.get(node.name, 0) + 1
 
 

@@ -24,12 +24,13 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
-from docker.utils import parse_repository_tag
 
-from ccs.v1 import resources_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming, node_security
 from .docker_errors import docker_error_kind
+from .docker_exec import DockerExecSession
+from .docker_images import Images
 from .docker_networks import AppNetworks, status_code
 from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
@@ -132,6 +133,7 @@ class DockerRuntime:
         # the agent always runs right before `create`, fills it).
         self._adopted: dict[str, str] = {}
         self._volumes = Volumes(self._api, self._call, self._lock)
+        self._images = Images(self._api, self._call, self._lock)
         self._apparmor: bool | None = None  # read from the engine's info on first need
         # Told the kind of every Docker API error (docker_error_kind): the agent's metrics.
         self._on_docker_error = on_docker_error
@@ -155,11 +157,13 @@ class DockerRuntime:
 
     # ------------------------------------------------------------------ prepare / create
 
-    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
-        """Image (pulled when missing or when spec.always_pull), app network, named volumes
-        (created as the template describes them; external ones must exist: VolumeMissing)."""
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None,
+                      auth: agent_pb2.PullAuth | None = None) -> None:
+        """Image (pulled when missing or when spec.always_pull, with ``auth`` when given), app
+        network, named volumes (created as the template describes them; external ones must
+        exist: VolumeMissing)."""
         request = create_request(c, bind_address=self._bind_address, dns=self._dns)  # validates the spec first
-        await self._ensure_image(c.spec.image, always=c.spec.always_pull, on_pull=on_pull)
+        await self._images.ensure(c.spec.image, always=c.spec.always_pull, on_pull=on_pull, auth=auth)
         for join in request.joins:
             labels = naming.network_labels(c.cluster, c.application, join.compose)
             legacy = naming.legacy_network_name(c.cluster, c.application, join.compose,
@@ -171,38 +175,6 @@ class DockerRuntime:
                 self._adopted.pop(join.name, None)
         for volume in request.volumes:
             await self._volumes.ensure(volume, c.node)
-
-    async def _image_exists(self, image: str) -> bool:
-        try:
-            await self._call(f"inspect image {image}", self._api.inspect_image, image)
-        except NotFound:
-            return False
-        return True
-
-    async def _ensure_image(self, image: str, *, always: bool, on_pull: PullCallback | None) -> None:
-        async with self._lock(f"image:{image}"):
-            present = await self._image_exists(image)
-            if present and not always:
-                return
-            if on_pull is not None:
-                on_pull(image)
-            detail = await self._call(f"pull {image}", self._pull, image)
-            if present or await self._image_exists(image):
-                # Like Swarm: a failed pull of an image that is present locally is not fatal,
-                # so a registry outage does not stop restarts of what already runs here.
-                return
-            raise ImageNotFound(image, detail)
-
-    def _pull(self, image: str) -> str:
-        """Pull in the calling thread; return the engine's error text ("" on success)."""
-        repository, tag = parse_repository_tag(image)
-        try:
-            for message in self._api.pull(repository, tag=tag or "latest", stream=True, decode=True):
-                if "error" in message:
-                    return str(message["error"])
-        except docker.errors.APIError as exc:
-            return f"pull failed: {exc.explanation or exc}"
-        return ""
 
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container, attached to every network it joins; idempotent per ccs
@@ -270,6 +242,12 @@ class DockerRuntime:
                 docker_id,
                 timeout=max(0, math.ceil(grace_seconds)),
             )
+
+    async def remove_image(self, image: str) -> bool:
+        return await self._images.remove(image)
+
+    async def image_disk_usage(self) -> int:
+        return await self._images.disk_usage()
 
     async def remove(self, docker_id: str, *, volumes: bool) -> None:
         try:
@@ -379,6 +357,12 @@ class DockerRuntime:
             await stream.aclose()
         details = await self._call("inspect exec", self._api.exec_inspect, exec_id)
         return ExecResult(int(details.get("ExitCode") or 0), bytes(output))
+
+    async def open_exec(
+        self, docker_id: str, command: Sequence[str], *, tty: bool, stdin: bool, rows: int, cols: int
+    ) -> DockerExecSession:
+        return await DockerExecSession.start(self._api, self._call, docker_id, command,
+                                             tty=tty, stdin=stdin, rows=rows, cols=cols)
 
     # ------------------------------------------------------------------ app / host
 

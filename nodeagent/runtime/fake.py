@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
-from ccs.v1 import resources_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming
 from .observe import addresses
@@ -38,7 +38,9 @@ from .types import (
     Bridge,
     ContainerNotFound,
     EventKind,
+    ExecNotRunning,
     ExecResult,
+    ExecSession,
     HostInfo,
     ImageNotFound,
     Observed,
@@ -126,10 +128,12 @@ class FakeRuntime:
         self._in_use: dict[str, set[int]] = {}  # network -> addresses taken by running containers
         self.volumes: dict[str, tuple[str, str]] = {}  # name -> (cluster, app)
         self.pulled: list[str] = []
+        self.removed_images: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None,
+                      auth: agent_pb2.PullAuth | None = None) -> None:
         request = create_request(c, bind_address="0.0.0.0")  # same validation as the real one
         if c.spec.image in self.missing_images:
             if on_pull is not None:
@@ -225,6 +229,20 @@ class FakeRuntime:
         r.running, r.health, r.exit_code, r.finished_at = False, "", exit_code, time.time()
         self._emit(EventKind.DIE, r, exit_code=exit_code)
 
+    async def remove_image(self, image: str) -> bool:
+        """One a container uses is refused, as the Engine does; a pulled one goes."""
+        if any(r.image == image for r in self._containers.values()):
+            raise RuntimeFailure(f"remove image {image}: image is being used by a container")
+        if image not in self.pulled:
+            return False
+        self.pulled = [i for i in self.pulled if i != image]
+        self.removed_images.append(image)
+        return True
+
+    async def image_disk_usage(self) -> int:
+        """A pulled image "weighs" 1 MiB."""
+        return len(set(self.pulled)) << 20
+
     async def remove(self, docker_id: str, *, volumes: bool) -> None:
         r = self._containers.pop(docker_id, None)
         if r is None:
@@ -275,6 +293,14 @@ class FakeRuntime:
         if not r.running:
             raise StartFailed(f"exec failed: container {r.name} is not running")
         return ExecResult(1 if r.image in self.unhealthy_images else 0, b"")
+
+    async def open_exec(
+        self, docker_id: str, command: Sequence[str], *, tty: bool, stdin: bool, rows: int, cols: int
+    ) -> ExecSession:
+        r = self._get(docker_id)
+        if not r.running:
+            raise ExecNotRunning(f"exec failed: container {r.name} is not running")
+        raise RuntimeFailure("the hollow runtime runs no interactive exec sessions")
 
     # ------------------------------------------------------------------ app / host
 

@@ -14,10 +14,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from ccs.v1 import resources_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 
 from ..metrics import AgentMetrics
-from .types import Bridge, ExecResult, HostInfo, Observed, PullCallback, Runtime, RuntimeEvent
+from .types import Bridge, ExecResult, ExecSession, HostInfo, Observed, PullCallback, Runtime, RuntimeEvent
 
 T = TypeVar("T")
 
@@ -41,8 +41,9 @@ class MeteredRuntime:
         self.metrics.operation(op, "ok", time.perf_counter() - t0)
         return result
 
-    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
-        await self._measured("prepare", lambda: self.inner.prepare(c, on_pull=on_pull))
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None,
+                      auth: agent_pb2.PullAuth | None = None) -> None:
+        await self._measured("prepare", lambda: self.inner.prepare(c, on_pull=on_pull, auth=auth))
 
     async def create(self, c: resources_pb2.Container) -> str:
         return await self._measured("create", lambda: self.inner.create(c))
@@ -59,12 +60,24 @@ class MeteredRuntime:
     async def exec(self, docker_id: str, cmd: Sequence[str], *, timeout_seconds: float) -> ExecResult:
         return await self._measured("exec", lambda: self.inner.exec(docker_id, cmd, timeout_seconds=timeout_seconds))
 
+    async def open_exec(
+        self, docker_id: str, command: Sequence[str], *, tty: bool, stdin: bool, rows: int, cols: int
+    ) -> ExecSession:
+        """Measured to the session's start (`ccs exec`); the session itself is the user's time."""
+        return await self._measured("open_exec", lambda: self.inner.open_exec(
+            docker_id, command, tty=tty, stdin=stdin, rows=rows, cols=cols))
+
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:
         await self._measured("remove_app_resources",
                              lambda: self.inner.remove_app_resources(cluster, app, volumes=volumes))
 
     async def remove_unused_network(self, name: str) -> bool:
         return await self._measured("remove_unused_network", lambda: self.inner.remove_unused_network(name))
+    async def remove_image(self, image: str) -> bool:
+        return await self._measured("remove_image", lambda: self.inner.remove_image(image))
+
+    async def image_disk_usage(self) -> int:
+        return await self.inner.image_disk_usage()
 
     async def inspect(self, docker_id: str) -> Observed | None:
         return await self.inner.inspect(docker_id)

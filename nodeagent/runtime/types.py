@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ccs.v1 import resources_pb2
+from ccs.v1 import agent_pb2, resources_pb2
 
 from . import naming
 
@@ -140,6 +140,36 @@ class ExecResult:
     output: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ExecEnd:
+    """How an interactive exec ended: its exit code, and why it did not run (126/127)."""
+
+    exit_code: int
+    message: str = ""
+
+
+class ExecSession(Protocol):
+    """One running `ccs exec` command (nodeagent.runtime.docker_exec)."""
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        """(1 stdout | 2 stderr, bytes) until the command's output ends."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, rows: int, cols: int) -> None: ...
+
+    async def wait(self) -> ExecEnd:
+        """The exit, once output has ended."""
+        ...
+
+    async def close(self) -> None:
+        """End the session, killing the command if it still runs."""
+        ...
+
+
 # ------------------------------------------------------------------------------ errors
 
 
@@ -171,6 +201,25 @@ class ImageNotFound(RuntimeFailure):
         super().__init__(f"{reason} ({detail})" if detail else reason)
         self.image = image
         self.detail = detail
+
+
+class OutOfDisk(RuntimeFailure):
+    """A pull failed because the node's disk is full. Not permanent: the pull is retried with
+    backoff (space may be freed meanwhile); the status says so, with the Engine's own text."""
+
+    def __init__(self, image: str, detail: str) -> None:
+        super().__init__(f"pull of {image} failed: the node is out of disk space ({detail}); free space on the node "
+                         "(e.g. remove unused images) and it is retried")
+        self.image = image
+        self.detail = detail
+
+
+def pull_failure(image: str, detail: str) -> RuntimeFailure:
+    """What a failed pull of an image absent from the node is: out of disk space when the
+    Engine says so (ENOSPC while writing layers), else the image cannot be had."""
+    if "no space left on device" in detail.lower():
+        return OutOfDisk(image, detail)
+    return ImageNotFound(image, detail)
 
 
 class InvalidSpec(RuntimeFailure):
@@ -233,6 +282,10 @@ class ResourceBusy(RuntimeFailure):
     permanent = False
 
 
+class ExecNotRunning(RuntimeFailure):
+    """An exec into a container that exists but is not running (the engine answers 409)."""
+
+
 class EngineUnavailable(RuntimeFailure):
     """The engine did not answer or answered with a server error; worth retrying."""
 
@@ -264,8 +317,11 @@ class Runtime(Protocol):
     agent is level-triggered and may repeat any step after a crash.
     """
 
-    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None) -> None:
-        """Make the image, the app network and the named volumes exist."""
+    async def prepare(self, c: resources_pb2.Container, *, on_pull: PullCallback | None = None,
+                      auth: agent_pb2.PullAuth | None = None) -> None:
+        """Make the image, the app network and the named volumes exist; ``auth`` is the
+        registry login a pull of the image uses (never stored, logged or given to the
+        engine's configuration)."""
         ...
 
     async def create(self, c: resources_pb2.Container) -> str:
@@ -288,6 +344,16 @@ class Runtime(Protocol):
         """The container's observed state, or None when it does not exist."""
         ...
 
+    async def remove_image(self, image: str) -> bool:
+        """Remove the reference ``image`` (never forced: an image a container uses stays, as
+        RuntimeFailure); True when that deleted the image (not only a reference to it)."""
+        ...
+
+    async def image_disk_usage(self) -> int:
+        """Bytes the engine's image layers take (shared layers once): what a collection frees
+        is the difference before and after it."""
+        ...
+
     async def list_managed(self) -> list[Observed]:
         """Every container this runtime manages (labelled ccs.managed=true)."""
         ...
@@ -304,6 +370,13 @@ class Runtime(Protocol):
 
     async def exec(self, docker_id: str, cmd: Sequence[str], *, timeout_seconds: float) -> ExecResult:
         """Run a command inside the running container (for cmd probes)."""
+        ...
+
+    async def open_exec(
+        self, docker_id: str, command: Sequence[str], *, tty: bool, stdin: bool, rows: int, cols: int
+    ) -> ExecSession:
+        """Start an interactive command in the running container (`ccs exec`); ExecNotRunning
+        when the container is not running."""
         ...
 
     async def remove_app_resources(self, cluster: str, app: str, *, volumes: bool) -> None:

@@ -17,7 +17,7 @@ import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,20 +117,24 @@ class Progress:
 
 async def watch_until_running(
     api: Stubs, cluster: str, expected: int, from_revision: int, timeout: float,
-    progress: Progress | None = None,
+    progress: Progress | None = None, on_response: Callable[[api_pb2.WatchResponse], None] | None = None,
 ) -> Progress:
     """Follow container changes until `expected` containers are running; raise on timeout.
 
     A container counts as placed when it first carries a node, and as running when its status
-    is first RUNNING or HEALTHY. Times are ``time.perf_counter()`` at delivery.
+    is first RUNNING or HEALTHY. Times are ``time.perf_counter()`` at delivery. ``on_response``
+    sees every response (container changes and, when given, events too: see ``_invariants``).
     """
     prog = progress or Progress({}, {})
-    req = api_pb2.WatchRequest(cluster=cluster, from_revision=from_revision, kinds=["container"])
+    kinds = ["container", "event"] if on_response is not None else ["container"]
+    req = api_pb2.WatchRequest(cluster=cluster, from_revision=from_revision, kinds=kinds)
     call = api.events.Watch(req, metadata=api.metadata)
 
     async def follow() -> None:
         async for resp in call:
             t = time.perf_counter()
+            if on_response is not None:
+                on_response(resp)
             for ev in resp.events:
                 if ev.type != ev.TYPE_PUT or not ev.HasField("container"):
                     continue

@@ -1,7 +1,7 @@
 """Hollow-node scale: 500 agents on FakeRuntime against a real server + etcd, 20,000 containers.
 
 Run: ``.venv/bin/python tests/bench/hollow.py [--nodes 500] [--apps 40] [--replicas 500]
-[--procs 2] [--heartbeat 30] [--profile]``
+[--procs 2] [--heartbeat S] [--down-grace S] [--curve [--curve-max N]] [--timeout S] [--profile]``
 
 The real agent code (register, session, executor, status batching, heartbeats) runs against
 ``FakeRuntime`` (kubemark style), ``--nodes / --procs`` agents per spawned process, sharing one
@@ -9,15 +9,26 @@ grpc.aio channel per 50 agents. Once every node is READY, it creates ``--apps`` 
 one service with ``--replicas`` replicas each, back to back, and follows the Watch stream until
 every container is reported RUNNING. It prints:
 
+- a progress line every 15 s, and every invariant violation as it is seen (``_invariants.py``:
+  never more live containers than replicas in a service, never one container id on two nodes;
+  containers beyond the replicas are reported with their events' reasons). Any violation, or a
+  timeout, makes the exit status 1;
 - total time from the first CreateApplication call to the last RUNNING report;
 - placements/s: containers placed (first seen with a node) per second, from the first create call
   to the last placement;
+- the CPU used over the deploy by the server, the hollow-node processes and the watcher (1.0 =
+  one core), to show which side was the limit (raise ``--procs`` when it is the hollow nodes);
 - the control plane's peak VmRSS (sampled every 0.5 s) and the etcd db file size;
 - with ``--profile``: a py-spy profile of the server for the whole deploy, summarised as the
   functions with the most samples (self and inclusive), with the raw file kept for flamegraphs.
 
-The heartbeat period is raised (server flag) so that 500 heartbeats do not dominate. On a
-2-core box the agents, the watcher, the server and etcd share the cores. Not collected by pytest.
+``--curve`` runs 10,000 containers on 200 nodes, 20,000 on 500, 50,000 on 1,000 and 100,000 on
+2,000 (``--curve-max`` stops earlier), each on a fresh etcd and server, with at least one
+hollow-node process per 500 nodes, and prints one table row per size, with the load average.
+
+The server runs with its own default heartbeat period and down grace (the figures are those of
+a default deployment); ``--heartbeat`` / ``--down-grace`` override them. On a 2-core box the
+agents, the watcher, the server and etcd share the cores. Not collected by pytest.
 """
 
 from __future__ import annotations
@@ -27,10 +38,12 @@ import asyncio
 import collections
 import concurrent.futures
 import multiprocessing
+import os
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,30 +53,41 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from tests.bench import _common as common
+from tests.bench._invariants import Invariants
 
 AGENTS_PER_CHANNEL = 50
 GOAL_SECONDS = 60.0
 GOAL_RATE = 1000.0
 PY_SPY = Path("/tmp/benchvenv/bin/py-spy")
+PROGRESS_EVERY = 15.0  # seconds between progress lines
+CURVE = ((10_000, 200), (20_000, 500), (50_000, 1_000), (100_000, 2_000))  # containers, nodes
 
 
 # ---------------------------------------------------------------- hollow node processes
 
 
-def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any) -> int:
-    """Run `count` hollow agents in this process until `stop` (a Manager Event) is set."""
+def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pids: Any) -> int:
+    """Run `count` hollow agents in this process until `stop` (a Manager Event) is set; tell
+    `pids` (a Manager list) this process's id, for its CPU figure."""
     import logging
+
+    pids.append(os.getpid())
 
     import grpc.aio
     import structlog
 
     from nodeagent.agent import Agent
+    from nodeagent.dispatcher_client import CHANNEL_OPTIONS
     from nodeagent.runtime import FakeRuntime
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
 
     async def main() -> None:
-        channels = [grpc.aio.insecure_channel(address) for _ in range(0, count, AGENTS_PER_CHANNEL)]
+        # The agent's own channel options: without its message size limits a node's complete
+        # set or network map above gRPC's 4 MiB default is refused, and the agent reconnects for
+        # ever (what stalled the 20,000-container run at 6,052 RUNNING with 9,022 session opens).
+        channels = [grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                    for _ in range(0, count, AGENTS_PER_CHANNEL)]
         agents = [
             Agent(address, runtime=FakeRuntime(), name=f"hollow-{first + i:04d}", join_token=token,
                   labels={"zone": f"z{(first + i) % 5}"}, address=f"10.1.{(first + i) // 250}.{(first + i) % 250}",
@@ -108,14 +132,15 @@ async def wait_nodes_ready(stack: common.Stack, cluster: str, n: int, timeout: f
 
 
 async def deploy(stack: common.Stack, cluster: str, apps: int, replicas: int,
-                 timeout: float) -> tuple[float, float, float, common.Progress]:
+                 timeout: float, check: Invariants) -> tuple[float, float, float, common.Progress]:
     api = stack.stubs()
     try:
         rev = await common.current_revision(api, cluster)
         prog = common.Progress({}, {})
         total = apps * replicas
         watch = asyncio.create_task(
-            common.watch_until_running(api, cluster, total, rev + 1, timeout=timeout, progress=prog))
+            common.watch_until_running(api, cluster, total, rev + 1, timeout=timeout, progress=prog,
+                                       on_response=check.feed))
         await asyncio.sleep(0.2)
         start = time.perf_counter()
         template = common.service_template(1, replicas)
@@ -124,6 +149,13 @@ async def deploy(stack: common.Stack, cluster: str, apps: int, replicas: int,
                 api_pb2.CreateApplicationRequest(cluster=cluster, name=f"app{i:03d}", template=template),
                 metadata=api.metadata)
         created = time.perf_counter() - start
+        t0 = time.perf_counter()
+        while not watch.done():
+            await asyncio.wait([watch], timeout=PROGRESS_EVERY)
+            if not watch.done():
+                print(f"  {time.perf_counter() - t0:5.0f} s: {len(prog.placed_at)} placed, "
+                      f"{len(prog.running_at)} running, {len(check.violations)} violations; "
+                      f"load average {load_average()}", flush=True)
         await watch
         rel = common.Progress({k: t - start for k, t in prog.placed_at.items()},
                               {k: t - start for k, t in prog.running_at.items()})
@@ -166,41 +198,62 @@ def summarise_profile(raw: Path, top: int = 15) -> list[str]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=500)
-    parser.add_argument("--apps", type=int, default=40, help="applications of one service each")
-    parser.add_argument("--replicas", type=int, default=500, help="replicas per service")
-    parser.add_argument("--procs", type=int, default=2, help="processes the hollow nodes are split over")
-    parser.add_argument("--heartbeat", type=float, default=30.0, help="server --heartbeat-period")
-    parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--profile", action="store_true", help=f"py-spy the server ({PY_SPY})")
-    parser.add_argument("--keep", action="store_true", help="keep logs, etcd data and the profile")
-    args = parser.parse_args()
-    for name in ("nodes", "apps", "replicas", "procs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name}: must be >= 1")
-    if args.profile and not PY_SPY.exists():
-        parser.error(f"--profile: {PY_SPY} not found (python -m venv /tmp/benchvenv && "
-                     "/tmp/benchvenv/bin/pip install py-spy)")
+@dataclass
+class Figures:
+    """One size's results (a row of ``--curve``)."""
 
+    nodes: int
+    containers: int
+    procs: int
+    placed_s: float
+    running_s: float
+    rate: float
+    peak_rss: float
+    db_mib: float
+    server_cpu: float  # cores (1.0 = one core busy) over the deploy
+    hollow_cpu: float
+    watcher_cpu: float
+    load: str
+    violations: int
+
+    @property
+    def per_container_ms(self) -> float:
+        return self.running_s / self.containers * 1000.0
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, procs: int) -> Figures:
+    """Fresh etcd + server, ``nodes`` hollow agents in ``procs`` processes, then the deploy."""
     # --insecure: hollow nodes share channels (AGENTS_PER_CHANNEL) with bearer credentials; a
     # node certificate is per channel, and this benchmark measures the reconciler, not TLS.
-    server_args = ["--heartbeat-period", str(args.heartbeat), "--down-grace", "600", "--log-level", "warning",
-                   "--insecure"]
+    server_args = ["--insecure"]  # the default log level: wait_serving looks for an info line
+    if args.heartbeat is not None:
+        server_args += ["--heartbeat-period", str(args.heartbeat)]
+    if args.down_grace is not None:
+        server_args += ["--down-grace", str(args.down_grace)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, common.stack(server_args, keep=args.keep or args.profile) as stack, \
-            concurrent.futures.ProcessPoolExecutor(args.procs, mp_context=ctx) as pool:
+            concurrent.futures.ProcessPoolExecutor(procs, mp_context=ctx) as pool:
         stop_hollow = manager.Event()
+        pids = manager.list()
         token = asyncio.run(_cluster(stack))
-        share = [args.nodes // args.procs + (1 if k < args.nodes % args.procs else 0) for k in range(args.procs)]
-        futures = [pool.submit(hollow_nodes, stack.address, token, sum(share[:k]), n, stop_hollow)
+        share = [nodes // procs + (1 if k < nodes % procs else 0) for k in range(procs)]
+        futures = [pool.submit(hollow_nodes, stack.address, token, sum(share[:k]), n, stop_hollow, pids)
                    for k, n in enumerate(share)]
         try:
-            joined = asyncio.run(wait_nodes_ready(stack, "hollow", args.nodes, 300))
+            joined = asyncio.run(wait_nodes_ready(stack, "hollow", nodes, 300 + nodes / 5))
             pid = stack.server.proc.pid
-            print(f"{args.nodes} hollow nodes READY in {joined:.1f} s ({args.procs} processes); "
-                  f"server RSS {common.rss_mib(pid):.0f} MiB")
+            print(f"{nodes} hollow nodes READY in {joined:.1f} s ({procs} processes); "
+                  f"server RSS {common.rss_mib(pid):.0f} MiB; load average {load_average()}", flush=True)
             peak = [0.0]
             stop = threading.Event()
             sampler = threading.Thread(target=sample_rss, args=(pid, stop, peak), daemon=True)
@@ -211,18 +264,28 @@ def main() -> None:
                 spy = subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--rate", "50",
                                         "--format", "raw", "--output", str(raw), "--nonblocking"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            created, placed, running, prog = asyncio.run(
-                deploy(stack, "hollow", args.apps, args.replicas, args.timeout))
+            check = Invariants(replicas)
+            cpu0 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
+            try:
+                created, placed, running, prog = asyncio.run(
+                    deploy(stack, "hollow", apps, replicas, args.timeout, check))
+            finally:
+                cpu1 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
+                for line in check.report():
+                    print(line)
+            wall = cpu1[3] - cpu0[3]
             if spy is not None:
                 spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
                 spy.wait(60)
             stop.set()
             sampler.join()
-            total = args.apps * args.replicas
+            total = apps * replicas
             rate = len(prog.placed_at) / placed
-            print(f"{args.apps} apps x {args.replicas} replicas = {total} containers on {args.nodes} nodes")
+            print(f"{apps} apps x {replicas} replicas = {total} containers on {nodes} nodes "
+                  f"(load average {load_average()})")
             print(f"  create calls done:      {created:6.2f} s")
-            print(f"  last placement:         {placed:6.2f} s  -> {rate:,.0f} placements/s")
+            print(f"  last placement:         {placed:6.2f} s  -> {rate:,.0f} placements/s "
+                  f"({len(prog.placed_at)} containers placed)")
             print(f"  all {total} RUNNING: {running:6.2f} s (goal < {GOAL_SECONDS:g} s: "
                   f"{'MET' if running < GOAL_SECONDS else 'NOT MET'}); placements/s goal > "
                   f"{GOAL_RATE:,.0f}: {'MET' if rate > GOAL_RATE else 'NOT MET'}")
@@ -230,17 +293,82 @@ def main() -> None:
                 t = sorted(times.values())
                 print(f"  {what:<8} quartiles (s after the first create): " + ", ".join(
                     f"{q}% {common.percentile(t, q):.2f}" for q in (25, 50, 75, 100)))
+            cpu = [(b - a) / wall for a, b in zip(cpu0[:3], cpu1[:3], strict=True)]
+            print(f"  CPU over the deploy (1.0 = one core): server {cpu[0]:.2f}, hollow nodes {cpu[1]:.2f} "
+                  f"({procs} processes), watcher {cpu[2]:.2f}; {os.cpu_count()} cores")
             print(f"  server peak RSS {peak[0]:.0f} MiB, now {common.rss_mib(pid):.0f} MiB")
             db = stack.etcd.data_dir / "member" / "snap" / "db"
-            print(f"  etcd db file {db.stat().st_size / (1 << 20):.1f} MiB "
+            db_mib = db.stat().st_size / (1 << 20)
+            print(f"  etcd db file {db_mib:.1f} MiB "
                   f"(data dir {common.dir_size_mib(stack.etcd.data_dir):.1f} MiB)")
             if args.profile:
                 print(f"server profile ({raw}):")
                 print("\n".join(summarise_profile(raw)))
+            return Figures(nodes, total, procs, placed, running, rate, peak[0], db_mib, cpu[0], cpu[1], cpu[2],
+                           load_average(), len(check.violations))
         finally:
             stop_hollow.set()
             for f in futures:
                 f.result(timeout=120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=500)
+    parser.add_argument("--apps", type=int, default=40, help="applications of one service each")
+    parser.add_argument("--replicas", type=int, default=500, help="replicas per service")
+    parser.add_argument("--procs", type=int, default=2,
+                        help="processes the hollow nodes are split over (--curve: at least one per 500 nodes)")
+    parser.add_argument("--heartbeat", type=float, default=None,
+                        help="server --heartbeat-period (default: the server's own)")
+    parser.add_argument("--down-grace", type=float, default=None,
+                        help="server --down-grace (default: the server's own)")
+    parser.add_argument("--curve", action="store_true",
+                        help="run " + ", ".join(f"{c:,}/{n:,} nodes" for c, n in CURVE) + " and print a table")
+    parser.add_argument("--curve-max", type=int, default=CURVE[-1][0],
+                        help="--curve: stop after this many containers")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--profile", action="store_true", help=f"py-spy the server ({PY_SPY})")
+    parser.add_argument("--keep", action="store_true", help="keep logs, etcd data and the profile")
+    args = parser.parse_args()
+    for name in ("nodes", "apps", "replicas", "procs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}: must be >= 1")
+    if args.profile and not PY_SPY.exists():
+        parser.error(f"--profile: {PY_SPY} not found (python -m venv /tmp/benchvenv && "
+                     "/tmp/benchvenv/bin/pip install py-spy)")
+    if not args.curve:
+        try:
+            fig = run_size(args, args.nodes, args.apps, args.replicas, args.procs)
+        except TimeoutError as e:
+            print(f"FAILED: {e}")
+            return 1
+        return 1 if fig.violations else 0
+    rows: list[Figures] = []
+    failed = False
+    for containers, nodes in CURVE:
+        if containers > args.curve_max:
+            break
+        print(f"--- {containers:,} containers on {nodes:,} nodes", flush=True)
+        try:
+            rows.append(run_size(args, nodes, containers // args.replicas, args.replicas,
+                                 max(args.procs, -(-nodes // 500))))
+        except TimeoutError as e:
+            print(f"FAILED at {containers:,}: {e}")
+            failed = True
+            break
+    print_curve(rows)
+    return 1 if failed or any(r.violations for r in rows) else 0
+
+
+def print_curve(rows: list[Figures]) -> None:
+    print(f"\ncurve ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores):")
+    print(f"{'containers':>10} {'nodes':>6} {'placed/s':>9} {'RUNNING s':>10} {'ms/ctr':>7} {'peak RSS':>9} "
+          f"{'etcd db':>8} {'srv cpu':>8} {'hollow cpu':>11} {'watch cpu':>10} {'violations':>10}  load")
+    for r in rows:
+        print(f"{r.containers:>10,} {r.nodes:>6,} {r.rate:>9,.0f} {r.running_s:>10.1f} {r.per_container_ms:>7.2f} "
+              f"{r.peak_rss:>6.0f} MiB {r.db_mib:>5.0f} MiB {r.server_cpu:>8.2f} "
+              f"{r.hollow_cpu:>7.2f} ({r.procs}) {r.watcher_cpu:>10.2f} {r.violations:>10}  {r.load}")
 
 
 async def _cluster(stack: common.Stack) -> str:
@@ -252,4 +380,4 @@ async def _cluster(stack: common.Stack) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -29,7 +29,8 @@ from nodeagent.runtime.types import NetworkFailed
 from tests.integration.agent_process import agent_process
 
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
-from .test_app_subnets import CLUSTER, POD_RANGE, WAIT, _cli, _ok, assignment, clean_engine, network_subnet, rt  # noqa: F401
+from .test_app_subnets import CLUSTER, POD_RANGE, WAIT, assignment, clean_engine, network_subnet, rt  # noqa: F401
+from .test_app_subnets_server import _cli, _ok
 
 pytestmark = [pytest.mark.docker]
 

@@ -86,6 +86,8 @@ PROOFS: dict[str, tuple[str, ...]] = {
     "services.*.scale": (f"{CV}[scale is replicas]", "tests/unit/test_planner_service.py::test_plan_service"),
     "services.*.pull_policy": (f"{CV}[pull_policy always]",
                                "tests/unit/test_runtime_fake.py::test_always_pull_reports_pulling"),
+    "x-ccs": ("tests/unit/test_image_pins.py::test_x_ccs_registry_names_the_login_and_must_exist",
+              "tests/integration/test_registry.py::test_login_pinning_refusals_and_moved_tags"),
     "services.*.x-ccs": ("tests/unit/test_compose_aliases.py::test_x_ccs_extension",
                          "tests/unit/test_planner_node_loss.py::test_the_effective_policy",
                          "tests/integration/e2e/test_node_loss.py::"

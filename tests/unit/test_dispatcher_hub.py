@@ -145,3 +145,24 @@ async def test_after_a_relist_tables_come_from_the_new_cache() -> None:
     _, complete = hub.open(C, "n1")
     assert [r.domain for r in complete.routing.routes] == ["shop.test"]
     assert web(complete.network_map) == ["10.128.0.2"]
+
+
+async def test_with_a_map_delay_a_burst_of_changes_sends_each_node_one_map_after_it() -> None:
+    """Issue 15: maps settle once per burst, not once per watch batch; assignments still go
+    with their batch, and the map-only message keeps the session's chain."""
+    cl, _ = world()
+    hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.05)
+    s1, complete = hub.open(C, "n1")
+    assert web(complete.network_map) == []
+    put_web(cl, "web-1", "n1", "10.128.0.2")
+    put_web(cl, "web-2", "n2", "10.128.0.18")
+    put_web(cl, "web-3", "n1", "")  # a new assignment for n1
+    first = drain(s1)
+    assert [m.network_map.version for m in first] == [0]  # the assignment at once, no map yet
+    assert [a.container.meta.name for a in first[0].assignments] == ["web-3"]
+    await asyncio.sleep(0.2)
+    [flushed] = drain(s1)
+    assert not flushed.assignments
+    assert web(flushed.network_map) == ["10.128.0.2", "10.128.0.18"]
+    assert flushed.base_version == first[0].version and flushed.version >= flushed.base_version
+    assert drain(s1) == []  # nothing changed since: nothing more

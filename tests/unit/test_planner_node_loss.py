@@ -212,6 +212,7 @@ async def test_a_waiting_service_stays_on_its_lost_node_and_restarts_there_when_
 
 async def test_a_rescheduled_service_moves_and_its_restarts_go_anywhere() -> None:
     c, db = await start_on_n2(RESCHEDULE)
+    await c.run(51.0)  # the pass after the one that gave it up replaces it (node_pass: deferred)
     [moved] = live(c)
     assert moved.meta.id != db.meta.id and moved.node == "n1"
     assert LABEL_HOME_NODE not in moved.meta.labels

@@ -29,7 +29,9 @@ async def test_a_silent_node_goes_down_and_after_the_grace_its_containers_move()
     assert nodes_of(c, "shop", "web") == ["n1", "n2"]  # a short partition must not double a service
     assert p.requeue and min(p.requeue) > 0
     c.put(keys.node(C, "n2"), node("n2", heartbeat=44.0))
-    await c.run(46.0)  # down_grace (30 s) after it went down: replaced on n2
+    await c.run(46.0)  # down_grace (30 s) after it went down: given up (fenced)...
+    assert nodes_of(c, "shop", "web") == ["n2"]
+    await c.run(46.5)  # ...and replaced on n2 by the next pass, once the fencing is committed
     assert nodes_of(c, "shop", "web") == ["n2", "n2"]
     [moved] = [x for x in c.state.containers_of("shop", "web") if x.node == "n1"]
     assert moved.desired_state == pb.DESIRED_STATE_REMOVED  # kept for the agent, if it comes back
@@ -108,3 +110,26 @@ async def test_a_pass_that_changes_nothing_writes_nothing() -> None:
     revision = c.etcd.revision
     p = await c.run(2.0)
     assert c.etcd.revision == revision and len(p.writes) == 0
+
+
+async def test_a_removed_application_waits_for_the_containers_of_a_service_that_left_its_template() -> None:
+    """The application's deletion looks at its containers through the service index (issue 15:
+    no scan of the cluster's containers per application), including a service whose record is
+    already gone."""
+    c = Cluster()
+    c.add_app("shop", web=1)
+    await c.run(1.0)
+    c.delete(keys.service(C, "shop", "web"))  # left the template; its container still runs
+    app = c.state.apps["shop"]
+    app.spec.desired_state = pb.DESIRED_STATE_REMOVED
+    c.put(keys.app(C, "shop"), app)
+    await c.run(2.0)
+    await c.run(3.0)
+    [x] = c.state.containers_of("shop", "web")
+    assert x.desired_state == pb.DESIRED_STATE_REMOVED
+    assert "shop" in c.state.apps  # not before that container is gone
+    x.status.state = pb.CONTAINER_STATE_REMOVED
+    c.put(keys.container(C, "shop", "web", x.meta.name), x)
+    for t in (4.0, 5.0, 6.0):
+        await c.run(t)
+    assert "shop" not in c.state.apps and not c.state.containers

@@ -93,3 +93,24 @@ async def test_a_heartbeat_that_changes_the_node_first_fails_the_whole_fencing_t
     assert c.state.nodes["n1"].fence_epoch == 1
     assert [x.fence_epoch for x in on_n1(c) if x.fence_epoch] == [1] * PER_UNIT
     assert len(c.warnings("NodeFenced")) == 1
+
+
+async def test_when_the_fencing_fails_no_replacement_lands_without_it() -> None:
+    """Issue 15's hollow benchmark: 502 live containers for 500 replicas. The replacements of the
+    containers a pass gives up committed in other transactions than the fencing unit; a
+    heartbeat that failed the unit left the originals running beside their replacements."""
+    c = await down_n1()
+    p = await plan(c, 46.0)
+    returned = node("n1", state=pb.NODE_STATE_DOWN, heartbeat=0.0)
+    returned.status.message = "changed after the pass read it"
+    c.put(keys.node(C, "n1"), returned)
+    await p.writes.commit(cast(Etcd, c.etcd))
+    assert p.writes.conflicts >= 1 and c.state.nodes["n1"].fence_epoch == 0
+    live = [x for x in c.state.containers_of("shop", "web") if x.desired_state == pb.DESIRED_STATE_RUNNING]
+    assert len(live) == REPLICAS
+    # Once fenced (the next passes), the given-up containers are replaced, still never more.
+    for t in (47.0, 48.0, 49.0, 50.0):
+        await c.run(t)
+        live = [x for x in c.state.containers_of("shop", "web") if x.desired_state == pb.DESIRED_STATE_RUNNING]
+        assert len(live) <= REPLICAS
+    assert len([x for x in live if x.node == "n2"]) == REPLICAS

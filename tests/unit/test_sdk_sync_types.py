@@ -19,7 +19,7 @@ import ccs
 from ccs import _sync
 from ccs._transport import Listing
 from ccs.access import Audit, Tokens
-from ccs.applications import Applications, Containers, Services
+from ccs.applications import Applications
 from ccs.clusters import Clusters, Nodes
 from ccs.events import Events
 from ccs.releases import Releases, Routes
@@ -27,6 +27,7 @@ from ccs.testing import FakeApi, serve_in_thread
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from ccs.wait import Progress
+from ccs.workloads import Containers, Services
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "services: {web: {image: 'web:1'}}\n"

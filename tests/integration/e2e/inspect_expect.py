@@ -41,6 +41,9 @@ ELSEWHERE = frozenset({
     "probe", "routes", "session_sticky", "always_pull", "strategy", "on_node_loss", "replace_unhealthy",
     # Bind mounts of files the agent writes (tests/integration/test_secret_files.py checks them).
     "secrets", "configs",
+    # The cluster login an image is pulled with: the pull's auth, never on the container
+    # (tests/integration/test_registry.py checks the pull and that the password is nowhere).
+    "registry_login",
 })
 
 

@@ -147,6 +147,11 @@ services:
 def test_image_pulled_from_registry_with_credentials(cluster3: Cluster3, app_name: str) -> None:
     c = cluster3
     ref = c.bed.push_image("local/webapp:v2", name=f"e2e/{app_name}:v2")  # on no host yet
+    reg = c.bed.registry
+    # The control plane resolves the tag to a digest with the cluster's login (plain HTTP: the
+    # testbed's registry has no TLS, and the hosts' engines list it as insecure).
+    c.api(lambda cl: cl.registries.login(c.name, reg["address"], reg["username"], reg["password"],
+                                         insecure=True))
     port = 18082
     compose = f"""
 services:
@@ -163,9 +168,13 @@ services:
     c.wait_for("web healthy on 3 hosts (image pulled)", lambda: len(
         [x for x in c.live(app_name, "web") if x.status.state == pb.CONTAINER_STATE_HEALTHY]) == 3,
         timeout=90)
-    for i in (1, 2, 3):
-        tags = c.host(i).docker("image", "inspect", "-f", "{{json .RepoTags}}", ref).stdout
-        assert ref in json.loads(tags)
+    (web,) = c.api(lambda cl: cl.services.list(c.name, app_name))
+    pinned = web.spec.image
+    assert pinned.startswith(ref + "@sha256:"), pinned
+    repo_digest = ref.rpartition(":")[0] + "@" + pinned.rpartition("@")[2]
+    for i in (1, 2, 3):  # each host pulled the pinned digest
+        digests = c.host(i).docker("image", "inspect", "-f", "{{json .RepoDigests}}", repo_digest).stdout
+        assert repo_digest in json.loads(digests)
         url = f"http://10.77.0.1{i}:{port}/"
         assert c.wait_for(f"GET {url}", functools.partial(fetch, url)) == "v2"
 

@@ -1,0 +1,65 @@
+"""The registry login an assignment's image pull needs, added on its way out (as mounted values).
+
+The hub builds session messages from the informer cache, which holds no credentials (logins are
+sealed in the secrets store, outside the cluster's subtree). Just before a message goes down a
+node's stream, :func:`attach` sets ``Assignment.pull_auth`` on each ACTION_UPDATE assignment whose
+image names a registry the cluster has a login for (or whose service names a login through the
+template's ``x-ccs.registry``): only the agent that will pull the image receives the password,
+beside that one assignment, and nothing stores it — not the container record, not the assignment
+set the hub keeps, not an event. The agent passes it to the Engine's pull and nowhere else.
+
+An image without a registry host (``local/busybox:1``) gets no login unless ``x-ccs.registry``
+names one: it is pulled with the node's own ``docker login``, if any, as before. A login that
+cannot be read (damaged record, lost data key) is logged by host, never its value, and the pull
+goes without it (the Engine's refusal then names the registry in the container's status).
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from ccs.image_refs import parse_image
+from ccs.v1 import agent_pb2
+from controlplane.registry.logins import Login, Logins
+from controlplane.store import Corrupt
+
+log = structlog.get_logger("ccs.dispatcher")
+
+UPDATE = agent_pb2.Assignment.ACTION_UPDATE
+
+
+def login_host(image: str, registry_login: str) -> str:
+    """The login a pull of ``image`` uses: the service's ``x-ccs.registry``, else the image's
+    registry host; "" when neither (an image without a registry, or one that does not parse)."""
+    if registry_login:
+        return registry_login
+    try:
+        return parse_image(image).host
+    except ValueError:
+        return ""
+
+
+async def attach(logins: Logins | None, cluster: str, msg: agent_pb2.SessionMessage) -> agent_pb2.SessionMessage:
+    """``msg`` with the pull logins its assignments need; a copy when it has any (the hub may
+    queue one message object to several sessions), ``msg`` itself otherwise."""
+    wanted = {a.container.meta.id: host for a in msg.assignments if a.action == UPDATE
+              and (host := login_host(a.container.spec.image, a.container.spec.registry_login))}
+    if logins is None or not wanted:
+        return msg
+    found: dict[str, Login | None] = {}
+    for host in sorted(set(wanted.values())):
+        try:
+            found[host] = await logins.get(cluster, host)
+        except Corrupt as exc:
+            log.warning("a registry login cannot be read", cluster=cluster, host=host, error=str(exc)[:300])
+            found[host] = None
+    if not any(found.values()):
+        return msg
+    out = agent_pb2.SessionMessage()
+    out.CopyFrom(msg)
+    for a in out.assignments:
+        login = found.get(wanted.get(a.container.meta.id, ""))
+        if a.action == UPDATE and login is not None:
+            a.pull_auth.CopyFrom(agent_pb2.PullAuth(registry=login.host, username=login.username,
+                                                    password=login.password))
+    return out
