@@ -161,7 +161,7 @@ def main() -> None:
             concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
         stop = manager.Event()
         token = asyncio.run(_cluster(stack))
-        agents = pool.submit(hollow_nodes, stack.address, token, 0, args.nodes, stop)
+        agents = pool.submit(hollow_nodes, stack.address, token, 0, args.nodes, stop, manager.list())
         try:
             asyncio.run(wait_nodes_ready(stack, CLUSTER, args.nodes, 120))
             took = asyncio.run(deploy(stack, args.apps, args.replicas, args.timeout))
