@@ -173,7 +173,7 @@ def main() -> None:
             print(_figures("the page over HTTP, no browser", http, RENDER_GOAL_MS))
             print(_figures("navigation start -> load end (browser)", nav, RENDER_GOAL_MS))
             print(_figures("page.goto wall time", wall, RENDER_GOAL_MS))
-            print(_figures("live update: create call -> count shown", live, LIVE_GOAL_MS))
+            print(_figures("live update: the change in the watch -> count shown", live, LIVE_GOAL_MS))
         finally:
             stop.set()
             agents.result(timeout=120)
