@@ -34,6 +34,7 @@ from controlplane.api.services import ContainerServicer, RouteServicer, ServiceS
 from controlplane.api.tokens import TokenServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
+from controlplane.console.wiring import Console
 from controlplane.dispatcher.hub import MAP_DELAY, AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
@@ -149,6 +150,7 @@ class Server:
         self.triggers: Triggers | None = None
         self.http: HttpsEndpoint | None = None
         self.http_port = 0
+        self.console: Console | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics = ServerMetrics()
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -301,7 +303,10 @@ class Server:
             return
         host, port = listen
         pems = self.tls.api_key_and_chain if self.tls is not None else None
-        self.http = HttpsEndpoint(build_app(self.triggers.routes()), host, port, pems)
+        # The web console calls this server's own API port with the signed-in token.
+        self.console = Console(_client_address(self.opts.listen, self.port), tls=self.tls is not None,
+                               ca_pem=self.tls.api_root_pem if self.tls is not None else None)
+        self.http = HttpsEndpoint(build_app([*self.triggers.routes(), *self.console.routes()]), host, port, pems)
         self.http_port = await self.http.start()
         url = public_url(host, self.http_port, self.tls is not None, self.opts.advertise, interfaces)
         self.triggers.served_at(url)
@@ -385,8 +390,12 @@ class Server:
             await self.elector.stop()
         if self.triggers is not None:
             await self.triggers.stop()
+        if self.console is not None:
+            self.console.closing()  # open live streams end, so the HTTPS port stops at once
         if self.http is not None:
             await self.http.stop()
+        if self.console is not None:
+            await self.console.stop()
         if self.grpc is not None:
             # In-flight RPCs get the grace period to finish; new ones are refused.
             await self.grpc.stop(self.opts.shutdown_grace)

@@ -1,0 +1,139 @@
+"""The console's pages (GET): sign-in, the clusters, and each page of a cluster.
+
+Each page is read with the signed-in token through :mod:`.api` and laid out by :mod:`.views`;
+htmx asks for the same URL again (``HX-Request``) when the live stream says the cluster changed
+and gets the fragment alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ccs import errors
+from ccs.client import AsyncClient
+from ccs.v1 import resources_pb2 as pb
+from controlplane.console import views
+from controlplane.console.api import Loopback
+from controlplane.console.web import failed, page, sign_in_again, templates, token_of
+
+#: Lines of a log tail.
+LOG_TAIL = 200
+
+Loader = Callable[[AsyncClient, str, Request, float], Awaitable[dict[str, Any]]]
+
+
+async def _nodes(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
+    return {"rows": views.node_rows(await c.nodes.list(cluster), now)}
+
+
+async def _applications(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
+    return {"rows": views.application_rows(await c.applications.list(cluster), now)}
+
+
+async def _services(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
+    return {"rows": views.service_rows(await c.services.list(cluster, request.query_params.get("app", "")))}
+
+
+async def _containers(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
+    found = await c.containers.list(cluster, application=request.query_params.get("app", ""))
+    return {"rows": views.container_rows(found, now)}
+
+
+async def _releases(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
+    releases: list[pb.Release] = []
+    for app in await c.applications.list(cluster):
+        releases += await c.releases.list(cluster, app.meta.name)
+    return {"apps": views.releases_by_app(releases)}
+
+
+async def _routes(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
+    return {"rows": views.route_rows(await c.routes.list(cluster))}
+
+
+async def _events(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
+    return {"rows": views.event_rows(await c.events.list(cluster), now)}
+
+
+async def _logs(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
+    """The last lines of one service's containers (or one container): ``?app=&service=&container=``."""
+    q = request.query_params
+    app, service, container = q.get("app", ""), q.get("service", ""), q.get("container", "")
+    lines: list[tuple[str, str]] = []
+    if app and service:
+        async for chunk in c.containers.logs(cluster, app, service, container, tail=LOG_TAIL):
+            text = chunk.data.decode("utf-8", "replace")
+            lines += [(chunk.container, line) for line in text.splitlines()]
+    services = [] if app and service else views.service_rows(await c.services.list(cluster))
+    return {"app": app, "service": service, "container": container, "lines": lines[-LOG_TAIL:],
+            "services": services}
+
+
+LOADERS: dict[str, Loader] = {
+    "nodes": _nodes, "applications": _applications, "services": _services, "containers": _containers,
+    "releases": _releases, "routes": _routes, "events": _events, "logs": _logs,
+}
+
+
+def routes(api: Loopback) -> list[Route]:
+    async def login_form(request: Request) -> Response:
+        return templates.TemplateResponse(request, "login.html", {"error": ""})
+
+    async def clusters(request: Request) -> Response:
+        token = token_of(request)
+        if not token:
+            return sign_in_again(request)
+        note = ""
+        try:
+            found = list(await api.client(token).clusters.list())
+        except errors.PermissionDenied as e:  # a token scoped to clusters: it opens them by name
+            found, note = [], str(e)
+        except errors.CcsError as e:
+            return failed(request, e)
+        return page(request, "clusters", {"cluster": "", "current": "clusters", "note": note,
+                                          "rows": views.cluster_rows(found, time.time())})
+
+    async def open_cluster(request: Request) -> Response:
+        name = request.query_params.get("cluster", "").strip()
+        if not name or not all(ch.isalnum() or ch == "-" for ch in name):
+            return failed(request, errors.InvalidArgument(f"cluster: {name!r} is not a cluster name"))
+        return RedirectResponse(f"/console/c/{name}/applications", status_code=303)
+
+    async def cluster_page(request: Request) -> Response:
+        token = token_of(request)
+        if not token:
+            return sign_in_again(request)
+        cluster, name = request.path_params["cluster"], request.path_params["page"]
+        loader = LOADERS.get(name)
+        if loader is None:
+            return failed(request, errors.NotFound(f"page: no page {name!r}; one of {', '.join(views.PAGES)}"))
+        try:
+            data = await loader(api.client(token), cluster, request, time.time())
+        except errors.CcsError as e:
+            return failed(request, e)
+        url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return page(request, name, {"cluster": cluster, "current": name, "pages": views.PAGES, "url": url, **data})
+
+    async def deploy_form(request: Request) -> Response:
+        if not token_of(request):
+            return sign_in_again(request)
+        cluster = request.path_params["cluster"]
+        return page(request, "deploy", {"cluster": cluster, "current": "deploy", "pages": views.PAGES,
+                                        "name": request.query_params.get("app", "")})
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/console/clusters", status_code=303)
+
+    return [
+        Route("/console", home), Route("/console/", home),
+        Route("/console/login", login_form, methods=["GET"]),
+        Route("/console/clusters", clusters),
+        Route("/console/open", open_cluster, methods=["GET"]),
+        Route("/console/c/{cluster}/deploy", deploy_form, methods=["GET"]),
+        Route("/console/c/{cluster}/{page}", cluster_page, methods=["GET"]),
+    ]
