@@ -14,7 +14,6 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ccs.config import ConfigError, Context, load_config, save_config, upsert_context
 from ccs.interfaces import interface_addresses
 from ccs.message_size import SERVER_OPTIONS
 from ccs.metrics_endpoint import MetricsEndpoint
@@ -33,6 +32,7 @@ from controlplane.api.secrets import ConfigServicer, SecretServicer
 from controlplane.api.services import ContainerServicer, RouteServicer, ServiceServicer
 from controlplane.api.tokens import TokenServicer
 from controlplane.auth import AuthInterceptor, TokenVerifier, bootstrap_admin
+from controlplane.client_config import client_address, refresh_client_config, write_client_config, write_public
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.console.wiring import Console
 from controlplane.dispatcher.hub import MAP_DELAY, AssignmentHub
@@ -117,22 +117,6 @@ class ServerOptions:
     metrics_listen: tuple[str, int] | None = None
 
 
-def _client_address(listen: str, port: int) -> str:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"{host}:{port}"
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    """The API's root CA, for operators (``ccs login --ca-fingerprint``, curl --cacert)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(0o644)
-    tmp.replace(path)
-
-
 class Server:
     def __init__(self, opts: ServerOptions) -> None:
         self.opts = opts
@@ -190,7 +174,7 @@ class Server:
                      own_certificate=opts.tls_cert is not None, client_ca=opts.client_ca is not None)
             # Before any port is bound (grpc accepts connections from add_secure_port on, not
             # only from start): whoever sees the port open finds the file.
-            await asyncio.to_thread(_write_public, opts.state_dir / "ca.crt", self.tls.api_root_pem)
+            await asyncio.to_thread(write_public, opts.state_dir / "ca.crt", self.tls.api_root_pem)
 
         self.informer = Informer(self.etcd)
         await self.informer.start()
@@ -276,9 +260,9 @@ class Server:
 
         token = await bootstrap_admin(etcd)
         if token is not None:
-            await self._write_client_config(token, ca_pem)
+            await write_client_config(opts, client_address(opts.listen, self.port), token, ca_pem)
         else:
-            await self._refresh_client_config(ca_pem)
+            await refresh_client_config(opts, client_address(opts.listen, self.port), ca_pem)
         self._tasks.append(asyncio.create_task(prune_events_forever(etcd, audit_retention=opts.audit_retention)))
         if opts.run_reconcilers:
             registry = self.replicas
@@ -304,7 +288,7 @@ class Server:
         host, port = listen
         pems = self.tls.api_key_and_chain if self.tls is not None else None
         # The web console calls this server's own API port with the signed-in token.
-        self.console = Console(_client_address(self.opts.listen, self.port), tls=self.tls is not None,
+        self.console = Console(client_address(self.opts.listen, self.port), tls=self.tls is not None,
                                ca_pem=self.tls.api_root_pem if self.tls is not None else None)
         self.http = HttpsEndpoint(build_app([*self.triggers.routes(), *self.console.routes()]), host, port, pems)
         self.http_port = await self.http.start()
@@ -330,53 +314,6 @@ class Server:
 
     def _leads(self) -> bool:
         return self.elector is not None and self.elector.is_leader
-
-    async def _write_client_config(self, token: str, ca_pem: bytes | None) -> None:
-        opts = self.opts
-        address = _client_address(opts.listen, self.port)
-        # The CA is pinned in the context itself, so the file works copied anywhere.
-        ctx = Context(server=address, token=token, tls=ca_pem is not None,
-                      ca_pem=ca_pem.decode() if ca_pem is not None else None)
-        cfg_path = await asyncio.to_thread(upsert_context, opts.context_name, ctx, opts.client_config)
-        token_file = opts.state_dir / "admin.token"
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        token_file.touch(mode=0o600)
-        token_file.write_text(token + "\n")
-        log.info(
-            "first start: admin token created",
-            client_config=str(opts.client_config or "default"),
-            context=opts.context_name,
-            token_file=str(token_file),
-            contexts=list(cfg_path.contexts),
-        )
-
-    async def _refresh_client_config(self, ca_pem: bytes | None) -> None:
-        """A later start keeps the context it wrote usable: when the context still names this
-        server, its TLS settings follow the server's (an installation from before TLS had
-        ``tls: false`` and no CA; a brought certificate changes the root). Nothing else in the
-        file is touched, and a context that names another server is left alone."""
-        opts = self.opts
-        address = _client_address(opts.listen, self.port)
-
-        def refresh() -> bool:
-            try:
-                cfg = load_config(opts.client_config)
-            except ConfigError:
-                return False
-            ctx = cfg.contexts.get(opts.context_name)
-            if ctx is None or ctx.server != address:
-                return False
-            pem = ca_pem.decode() if ca_pem is not None else None
-            if ctx.tls == (pem is not None) and ctx.ca_pem == pem and not ctx.ca_file:
-                return False
-            cfg.contexts[opts.context_name] = ctx.model_copy(update={"tls": pem is not None, "ca_pem": pem,
-                                                                      "ca_file": None})
-            save_config(cfg, opts.client_config)
-            return True
-
-        if await asyncio.to_thread(refresh):
-            log.info("client config: the context's TLS settings follow this server now",
-                     context=opts.context_name, tls=ca_pem is not None)
 
     async def stop(self) -> None:
         log.info("shutting down", grace_seconds=self.opts.shutdown_grace)
