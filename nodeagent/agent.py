@@ -53,13 +53,14 @@ import structlog
 from ccs.cancellation import raise_if_cancelled
 from ccs.errors import REASON_CERT_REVOKED, reason_of
 from ccs.v1 import agent_pb2, resources_pb2
-from nodeagent.runtime.types import Observed, Runtime, RuntimeFailure
+from nodeagent.runtime.types import Runtime, RuntimeFailure
 
 from . import node_tls
 from .assignments import COMPLETE, AssignmentBook, ChainBroken
 from .backoff import Backoff
 from .config import Identity
 from .dispatcher_client import AgentError, DispatcherClient, code_of, describe
+from .engine_sync import EngineSync
 from .enrollment import Enrollment
 from .exec_sessions import ExecServer
 from .executor import DEFAULT_CONCURRENCY, Executor
@@ -152,6 +153,7 @@ class Agent:
         self.book = AssignmentBook()
         self.batcher = StatusBatcher()
         self.executor: Executor | None = None
+        self.engine_sync: EngineSync | None = None  # made with the executor
         self.heartbeat_period = DEFAULT_HEARTBEAT
         self.image_collection = ImageCollection(self._collect_images)  # nodeagent.images
         self.connected = asyncio.Event()  # set while a session is up (for tests and health)
@@ -219,10 +221,13 @@ class Agent:
                 unrouted_for=self.router.unrouted_for if self.router is not None else None,
                 on_endpoints=self.network.poke if self.network is not None else None,
             )
-            self.executor.observe_all(await self._list_managed())
+            self.executor.observe_all(await self.runtime.list_managed())
+            self.engine_sync = EngineSync(self.runtime, self.executor, self.book, identity.cluster,
+                                          period=self._resync_period, log=self.log,
+                                          engine_back=self.network.poke if self.network is not None else None)
             background = [
-                asyncio.create_task(self._watch_events(), name=f"events-{self.name}"),
-                asyncio.create_task(self._periodic_resync(), name=f"resync-{self.name}"),
+                asyncio.create_task(self.engine_sync.watch_events(), name=f"events-{self.name}"),
+                asyncio.create_task(self.engine_sync.periodic(), name=f"resync-{self.name}"),
             ]
             if self.router is not None:
                 background.append(asyncio.create_task(self.router.start_until_up(), name="router"))
@@ -381,48 +386,9 @@ class Agent:
     # ------------------------------------------------------------------ engine side
 
     async def resync(self, fenced: set[str] | None = None) -> None:
-        """List the engine, re-plan every assigned container, and orphans once synced. For a
-        complete set (``fenced`` given), the fenced ones and the orphans stop before anything
-        starts (nodeagent.fence)."""
-        assert self.executor is not None
-        present = self.executor.observe_all(await self._list_managed())
-        assigned = self.book.ids()
-        orphans = present - assigned if self.book.synced else set()
-        if fenced is not None:
-            self.executor.fence_off(fenced | orphans)
-        for cid in assigned | orphans:
-            self.executor.enqueue(cid)
-
-    async def _list_managed(self) -> list[Observed]:
-        return await self.runtime.list_managed()
-
-    async def _periodic_resync(self) -> None:
-        while True:
-            await asyncio.sleep(self._resync_period)
-            try:
-                await self.resync()
-            except RuntimeFailure as exc:
-                self.log.warning("resync failed", error=exc.reason)
-
-    async def _watch_events(self) -> None:
-        """Mark containers dirty on engine events; after a broken event stream, resync."""
-        assert self.executor is not None
-        backoff = Backoff(base=0.5, cap=10.0)
-        while True:
-            try:
-                async for event in self.runtime.events():
-                    backoff.reset()
-                    if event.cluster != self.cluster or not event.container_id:
-                        continue
-                    if event.container_id in self.book.ids():
-                        self.executor.enqueue(event.container_id)
-            except RuntimeFailure as exc:
-                self.log.warning("engine event stream broken", error=exc.reason)
-            await asyncio.sleep(backoff.next())
-            with contextlib.suppress(RuntimeFailure):
-                await self.resync()  # events may have been missed
-                if self.network is not None:
-                    self.network.poke()  # the engine answers again: it may have re-made its rules
+        """Re-plan every assigned container from the engine's listing (see EngineSync)."""
+        assert self.engine_sync is not None
+        await self.engine_sync.resync(fenced)
 
     async def _host_status(self) -> resources_pb2.NodeStatus:
         while True:

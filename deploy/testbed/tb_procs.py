@@ -86,12 +86,20 @@ def _cgroup_dirs(name: str) -> list[Path]:
 def pids_in_cgroup(name: str) -> set[int]:
     found: set[int] = set()
     for top in _cgroup_dirs(name):
-        for procs in top.rglob("cgroup.procs"):
+        for procs in _procs_files(top):
             try:
                 found.update(int(p) for p in procs.read_text().split())
             except (FileNotFoundError, OSError):
                 continue
     return {p for p in found if is_alive(p)}
+
+
+def _procs_files(top: Path) -> list[Path]:
+    """Every ``cgroup.procs`` below ``top``. A walk with os.walk, whose errors are ignored: a
+    container's cgroup directory can vanish while it is read (the container exited), which makes
+    Path.rglob raise FileNotFoundError halfway through the host's tree."""
+    return [Path(d) / "cgroup.procs" for d, _, files in os.walk(top, onerror=lambda _: None)
+            if "cgroup.procs" in files]
 
 
 def host_pids(host: HostLayout) -> set[int]:
