@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FEATURES", "SUBNET_GROWTH"]
+__all__ = ["FEATURES", "IMAGE_COLLECTION", "SUBNET_GROWTH"]
 
 #: Further address blocks of an application network on a node: the agent makes a bridge per
 #: block (``Container.subnet_index``), the control plane counts every block
 #: (``subnetblocks/NODE/APP/NETWORK/K`` in etcd) when it allocates.
 SUBNET_GROWTH: Final = "subnet-growth"
 
+#: The agent collects unused registry images and answers ``ccs node prune``
+#: (``NodeSpec.prune_requested`` -> ``NodeStatus.prune``).
+IMAGE_COLLECTION: Final = "image-collection"
+
 #: What this build of ccs does, agent and server alike.
-FEATURES: Final[tuple[str, ...]] = (SUBNET_GROWTH,)
+FEATURES: Final[tuple[str, ...]] = (SUBNET_GROWTH, IMAGE_COLLECTION)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ccs.features import IMAGE_COLLECTION
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.grpc_errors import FailedPrecondition
@@ -35,6 +36,11 @@ async def prune_node(etcd: Etcd, request: api_pb2.PruneNodeRequest, wait: float 
         if node.status.state != pb.NODE_STATE_READY:
             state = pb.NodeState.Name(node.status.state).removeprefix("NODE_STATE_")
             raise FailedPrecondition(f"node {name!r} is {state}: its agent cannot collect images now")
+        if IMAGE_COLLECTION not in node.status.agent_features:
+            # Refused before the request is written: an agent that does not collect would leave
+            # it unanswered (ccs.features: an older agent lists no such feature).
+            raise FailedPrecondition(f"node {name!r}: its agent does not collect images (older than this "
+                                     "server: upgrade it)")
         node.spec.prune_requested += 1
         target = node.spec.prune_requested
         touch(node.meta)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import grpc
 import grpc.aio
 
-from ccs.features import FEATURES
+from ccs.features import FEATURES, IMAGE_COLLECTION
 from ccs.v1 import agent_pb2, agent_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from nodeagent import node_tls
@@ -31,8 +31,13 @@ class NodeLink:
         await self.channel.close()
 
 
+#: What a registered link says it can do: every feature but image collection, which it does not
+#: do (it answers no `ccs node prune`; declaring it would leave a prune request unanswered).
+LINK_FEATURES = [f for f in FEATURES if f != IMAGE_COLLECTION]
+
+
 def status(name: str, address: str = "192.0.2.1", capacity: pb.NodeResources | None = None) -> pb.NodeStatus:
-    return pb.NodeStatus(address=address, hostname=name, agent_features=list(FEATURES),
+    return pb.NodeStatus(address=address, hostname=name, agent_features=LINK_FEATURES,
                          capacity=capacity or pb.NodeResources(cpus=4, memory_bytes=8 << 30))
 
 
