@@ -150,10 +150,11 @@ def test_app_history_lists_revisions_and_shows_one(ccs_server: Any, unique: str,
         "sha256:" + hashlib.sha256(t.encode()).hexdigest() for t in (SMALL, CHANGED)]
 
     table = ok(ccs_server, "app", "history", "web-app", "-c", unique).splitlines()
-    assert table[0].split() == ["REVISION", "NOTE", "VERSION", "TEMPLATE", "AUTHOR", "CREATED", "AGE"]
+    assert table[0].split() == ["REVISION", "NOTE", "VERSION", "TEMPLATE", "IMAGES", "AUTHOR", "CREATED", "AGE"]
     first = table[1].split()
-    assert first[:5] == ["1", "deploy", "v1", "sha256:" + revs[0]["template_digest"][7:19], "admin"]
-    assert first[5].endswith("Z")
+    # IMAGES is "-": local images are not pinned (no registry to ask).
+    assert first[:6] == ["1", "deploy", "v1", "sha256:" + revs[0]["template_digest"][7:19], "-", "admin"]
+    assert first[6].endswith("Z")
 
     one = yaml.safe_load(ok(ccs_server, "app", "history", "web-app", "-c", unique, "--revision", "1", "-o", "yaml"))
     assert (one["revision"], one["spec"]["template"], one["spec"]["version"]) == ("1", SMALL, "v1")

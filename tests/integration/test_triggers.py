@@ -124,8 +124,8 @@ async def test_a_replay_is_refused_and_changes_nothing(setup: Setup) -> None:
 async def test_a_failed_action_gives_its_delivery_back(setup: Setup) -> None:
     """The redelivery of a call whose action was refused may try again."""
     async with setup.server.client() as cl:
-        await cl.applications.update(setup.cluster, "shop", template=TEMPLATE.replace("local/webapp:v1",
-                                                                                   "local/webapp:${TAG}"))
+        await cl.applications.update(setup.cluster, "shop", env={"TAG": "v1"},
+                                     template=TEMPLATE.replace("local/webapp:v1", "local/webapp:${TAG}"))
     body = b'{"tag": "v2"}'
     secret = setup.secrets["retag"]
     r = await post(setup, "retag", body, ccs_headers(secret, body, delivery="build-7"))
