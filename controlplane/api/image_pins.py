@@ -58,6 +58,10 @@ async def pin_images(parsed: ParsedTemplate, spec: pb.ApplicationSpec, login_of:
             raise InvalidArgument(f"services.{name}.image", str(exc)) from None
         if not ref.names_registry:
             continue
+        if override and ref.host != override:
+            # A login's password goes to its own registry only (controlplane.dispatcher.pull_auth).
+            raise InvalidArgument(f"services.{name}.image", f"{svc.image} names registry {ref.host!r}, but x-ccs."
+                                  f"registry is {override!r}: a registry login is only used with its own registry")
         old = recorded.get(name, "")
         if ref.digest:
             pins[name] = svc.image
@@ -72,7 +76,7 @@ async def pin_images(parsed: ParsedTemplate, spec: pb.ApplicationSpec, login_of:
     async def lookup(ref: ImageRef) -> str | ResolveError:
         async with gate:
             try:
-                return ref.pinned(await digest_of(ref, await login_of(override or ref.host)))
+                return ref.pinned(await digest_of(ref, await login_of(ref.host)))
             except ResolveError as exc:
                 return exc
 

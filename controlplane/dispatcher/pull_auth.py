@@ -3,13 +3,12 @@
 The hub builds session messages from the informer cache, which holds no credentials (logins are
 sealed in the secrets store, outside the cluster's subtree). Just before a message goes down a
 node's stream, :func:`attach` sets ``Assignment.pull_auth`` on each ACTION_UPDATE assignment whose
-image names a registry the cluster has a login for (or whose service names a login through the
-template's ``x-ccs.registry``): only the agent that will pull the image receives the password,
+image names a registry the cluster has a login for: only the agent that will pull the image receives the password,
 beside that one assignment, and nothing stores it — not the container record, not the assignment
 set the hub keeps, not an event. The agent passes it to the Engine's pull and nowhere else.
 
-An image without a registry host (``local/busybox:1``) gets no login unless ``x-ccs.registry``
-names one: it is pulled with the node's own ``docker login``, if any, as before. A login that
+An image without a registry host (``local/busybox:1``) gets no login (a password is only ever
+sent to the registry it belongs to): it is pulled with the node's own ``docker login``, if any, as before. A login that
 cannot be read (damaged record, lost data key) is logged by host, never its value, and the pull
 goes without it (the Engine's refusal then names the registry in the container's status).
 """
@@ -29,14 +28,15 @@ UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 
 
 def login_host(image: str, registry_login: str) -> str:
-    """The login a pull of ``image`` uses: the service's ``x-ccs.registry``, else the image's
-    registry host; "" when neither (an image without a registry, or one that does not parse)."""
-    if registry_login:
-        return registry_login
+    """The login a pull of ``image`` uses: the one of the image's own registry host; "" for an
+    image without a registry or that does not parse. A password goes to its own registry only:
+    an ``x-ccs.registry`` naming another host gives no login (the deploy refuses such an image
+    already; this is the second lock, so a record written otherwise cannot leak one)."""
     try:
-        return parse_image(image).host
+        host = parse_image(image).host
     except ValueError:
         return ""
+    return host if not registry_login or registry_login == host else ""
 
 
 async def attach(logins: Logins | None, cluster: str, msg: agent_pb2.SessionMessage) -> agent_pb2.SessionMessage:

@@ -88,15 +88,29 @@ async def test_unresolvable_tag_names_the_services_image_field() -> None:
 
 
 async def test_x_ccs_registry_names_the_login_and_must_exist() -> None:
-    template = TEMPLATE + "x-ccs:\n  registry: 127.0.0.1:5000\n"
+    one_registry = TEMPLATE.split("  fixed:")[0]  # every registry image on 127.0.0.1:5000
+    template = one_registry + "x-ccs:\n  registry: 127.0.0.1:5000\n"
     parsed, spec, reg = parse(template), pb.ApplicationSpec(), Registry({"127.0.0.1:5000/shop/web:2": D1})
     await pin_images(parsed, spec, login_of, reg.digest)
     assert spec.registry == "127.0.0.1:5000"
     assert {s.registry_login for s in parsed.services.values()} == {"127.0.0.1:5000"}
     with pytest.raises(InvalidArgument) as exc:
-        await pin_images(parse(TEMPLATE + "x-ccs:\n  registry: other.example.com\n"), pb.ApplicationSpec(),
+        await pin_images(parse(one_registry + "x-ccs:\n  registry: other.example.com\n"), pb.ApplicationSpec(),
                          login_of, reg.digest)
     assert str(exc.value).startswith("x-ccs.registry: the cluster has no registry login for 'other.example.com'")
+
+
+async def test_x_ccs_registry_refuses_an_image_of_another_registry() -> None:
+    """A login's password must not reach another registry (where a deployer could read it)."""
+    async def any_login(host: str) -> Login | None:
+        return Login(host, "ci", "pw", "", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+    template = TEMPLATE + "x-ccs:\n  registry: registry.corp\n"
+    digests = Registry({"127.0.0.1:5000/shop/web:2": D1}).digest
+    with pytest.raises(InvalidArgument) as exc:
+        await pin_images(parse(template), pb.ApplicationSpec(), any_login, digests)
+    assert str(exc.value).startswith("services.web.image: 127.0.0.1:5000/shop/web:2 names registry '127.0.0.1:5000', "
+                                     "but x-ccs.registry is 'registry.corp'")
 
 
 def test_x_ccs_registry_is_validated_by_the_parser() -> None:

@@ -33,7 +33,9 @@ def assignment(cid: str, image: str, action: int = UPDATE, registry_login: str =
 def test_login_host() -> None:
     assert login_host("127.0.0.1:5000/web:1@sha256:" + "a" * 64, "") == "127.0.0.1:5000"
     assert login_host("local/busybox:1", "") == ""
-    assert login_host("local/busybox:1", "r.example.com") == "r.example.com"
+    assert login_host("local/busybox:1", "r.example.com") == ""  # no password to Docker Hub
+    assert login_host("other.example.com/x:1", "r.example.com") == ""  # nor to another registry
+    assert login_host("r.example.com/x:1", "r.example.com") == "r.example.com"
     assert login_host("Not A Ref", "") == ""
 
 
@@ -48,9 +50,9 @@ async def test_only_the_pulls_that_need_a_login_get_it() -> None:
     logins = Logins("127.0.0.1:5000")
     out = await attach(logins, "c1", msg)  # type: ignore[arg-type]
     got = {a.container.meta.id: a.pull_auth.password for a in out.assignments if a.HasField("pull_auth")}
-    assert got == {"a": "pw-127.0.0.1:5000", "e": "pw-127.0.0.1:5000"}
+    assert got == {"a": "pw-127.0.0.1:5000"}  # "e": 127.0.0.1:5000's password is not for Docker Hub
     assert not any(a.HasField("pull_auth") for a in msg.assignments)  # the hub's message is not changed
-    assert logins.reads == 2  # once per host
+    assert logins.reads == 2  # once per host (127.0.0.1:5000, other.example.com)
 
 
 async def test_a_message_without_registry_images_reads_nothing() -> None:
