@@ -79,3 +79,15 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return "".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if n)
+
+
+def age_text(since: int, now: float) -> str:
+    """How long ago Unix second ``since`` was, in its largest unit (``42s``, ``5m``, ``3h``,
+    ``2d``); ``-`` when unset (0). The AGE column of the CLI and the web console alike."""
+    if not since:
+        return "-"
+    secs = max(0, int(now - since))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"

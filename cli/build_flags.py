@@ -19,9 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from ccs.template import find_template, load_bundle
-from cli.build_engine import plan_builds, run_builds
 from cli.build_plan import BuildError
-from cli.build_progress import build_reporter
 
 __all__ = ["BuildOpt", "PushToOpt", "bundle", "check_build_flags"]
 
@@ -68,6 +66,11 @@ async def bundle(
         doc = YAML(typ="safe", pure=True).load(template)
     except YAMLError as exc:
         raise BuildError(f"template: not valid YAML: {exc}") from None
+    # Here, not at the top: the build machinery loads the docker SDK (about 0.1 s), which no
+    # other command needs.
+    from cli.build_engine import plan_builds, run_builds
+    from cli.build_progress import build_reporter
+
     plan = await asyncio.to_thread(plan_builds, template, doc, find_template(file).parent, app,
                                    push_to=push_to, version=version or None)
     if check is not None:

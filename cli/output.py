@@ -36,6 +36,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ccs.durations import age_text
+
 M = TypeVar("M", bound=Message)
 Row = Sequence[str]
 
@@ -314,14 +316,8 @@ def select(items: Iterable[M], selector: list[str] | None) -> list[M]:
 
 
 def age(ts: Timestamp, now: float | None = None) -> str:
-    """A short age like ``42s``, ``5m``, ``3h``, ``2d``; ``-`` when unset."""
-    if not ts.seconds:
-        return "-"
-    secs = max(0, int((now if now is not None else time.time()) - ts.seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs >= size:
-            return f"{secs // size}{unit}"
-    return f"{secs}s"
+    """A short age like ``42s``, ``5m``, ``3h``, ``2d``; ``-`` when unset (ccs.durations)."""
+    return age_text(ts.seconds, now if now is not None else time.time())
 
 
 def labels(values: Mapping[str, str]) -> str:

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--etcd-cert", type=Path, default=None, metavar="PEM",
                      help="client certificate for etcd (its --client-cert-auth)")
     tls.add_argument("--etcd-key", type=Path, default=None, metavar="PEM", help="its private key")
-    p.add_argument("--http-listen", default=os.environ.get("CCS_HTTP_LISTEN", ":7480"), metavar="ADDR",
+    p.add_argument("--http-listen", default=":7480", metavar="ADDR",
                    help="HTTPS port for deploy triggers, with the API's certificate (default :7480; "
                    "HOST:PORT, port 0 picks one; 'off' disables it)")
     p.add_argument("--audit-retention", default="30d", metavar="DURATION",

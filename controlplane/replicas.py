@@ -30,13 +30,13 @@ import json
 import os
 import socket
 from collections.abc import Sequence
-from importlib import metadata
 
 import structlog
 from aetcd import rpc
 
 from ccs.features import FEATURES
 from ccs.v1 import agent_pb2
+from ccs.version import version
 from controlplane.pki.server_tls import strip_port
 from controlplane.store.etcd import Etcd
 
@@ -45,10 +45,7 @@ log = structlog.get_logger("ccs.replicas")
 PREFIX = "/ccs/replicas/"
 TTL = 10
 
-try:
-    VERSION = metadata.version("ccs")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    VERSION = "0.0.0+source"
+VERSION = version()  # what GetServerInfo says too
 
 
 def advertised_host(listen: str, advertise: Sequence[str], interfaces: Sequence[str]) -> str:

@@ -18,8 +18,10 @@ done
 
 PKGS=(etcd-server etcd-client docker.io haproxy docker-registry busybox-static apache2-utils
       iproute2 iptables ipset procps util-linux curl ca-certificates python3 python3-venv python3-dev gcc
-      libc6-dev systemd  # systemd: systemd-analyze checks the units (it need not be PID 1)
-      chromium fonts-liberation)  # chromium: the web console's browser tests (playwright drives it)
+      libc6-dev systemd)  # systemd: systemd-analyze checks the units (it need not be PID 1)
+if [ "$dev" = 1 ]; then
+  PKGS+=(chromium fonts-liberation)  # the web console's browser tests (playwright drives it); not for nodes
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

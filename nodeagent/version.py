@@ -1,10 +1,8 @@
-"""The agent's version, as installed (reported in NodeStatus.agent_version and SessionRequest)."""
+"""The agent's version, as installed (reported in NodeStatus.agent_version and SessionRequest):
+the one definition of ccs's version (``ccs.version``), read once."""
 
 from __future__ import annotations
 
-from importlib import metadata
+from ccs.version import version
 
-try:
-    VERSION = metadata.version("ccs")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    VERSION = "0.0.0+source"
+VERSION = version()

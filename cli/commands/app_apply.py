@@ -18,6 +18,7 @@ import typer
 from ccs.apply_outcome import ApplyResult
 from ccs.client import AsyncClient
 from ccs.errors import NotFound
+from ccs.release_phases import awaits_operator
 from ccs.template import default_app_name
 from cli.build_flags import BuildOpt, PushToOpt, bundle, check_build_flags
 from cli.commands import release as rel_cmd
@@ -81,7 +82,9 @@ def apply(
         if wait_for is None:
             return
         if result.outcome == "updated":
-            await rel_cmd.follow_revision(cl, c, result.application, timeout=wait_for, err=True)
+            rel = await rel_cmd.follow_revision(cl, c, result.application, timeout=wait_for, err=True)
+            if rel is not None and awaits_operator(rel.status):
+                return  # blue-green, new side up: as `app update --wait` (cli/commands/app.py)
         await wait_for_app(cl, c, app_name, wait_for)
 
     s.run(run)

@@ -7,7 +7,19 @@ from typing import Annotated
 import typer
 
 from ccs.v1 import resources_pb2
-from cli.output import TABLE, LabelSelectorOpt, NoHeadersOpt, OutputOpt, Wide, age, emit, enum_name, labels, select
+from cli.output import (
+    TABLE,
+    LabelSelectorOpt,
+    NoHeadersOpt,
+    OutputOpt,
+    Wide,
+    age,
+    emit,
+    enum_name,
+    labels,
+    render,
+    select,
+)
 from cli.session import ClusterOpt, parse_pairs, session
 
 app = typer.Typer(help="Inspect and manage the nodes of a cluster.", no_args_is_help=True)
@@ -113,8 +125,7 @@ def prune(ctx: typer.Context, name: NodeArg, cluster: ClusterOpt = None, output:
     s = session(ctx)
     c = s.cluster(cluster)
     result = s.run(lambda cl: cl.nodes.prune(c, name))
-    if output is not TABLE:
-        emit(result, output, (), lambda r: [])
+    if render(result, output):
         return
     typer.echo(f"node {name}: {result.images_removed} image(s) removed, {result.bytes_freed / 1e6:.1f} MB freed")
     for image in result.images:

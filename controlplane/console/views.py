@@ -13,6 +13,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ccs import spec_diff
+from ccs.durations import age_text
 from ccs.models import phase_name
 from ccs.release_phases import TERMINAL_PHASES
 from ccs.v1 import api_pb2
@@ -32,14 +33,7 @@ def enum_name(value: int, enum: Any, prefix: str) -> str:
 
 
 def age(ts: Timestamp, now: float) -> str:
-    """``42s``, ``5m``, ``3h``, ``2d``; ``-`` when unset."""
-    if not ts.seconds:
-        return "-"
-    secs = max(0, int(now - ts.seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if secs >= size:
-            return f"{secs // size}{unit}"
-    return f"{secs}s"
+    return age_text(ts.seconds, now)
 
 
 def labels_text(values: Mapping[str, str]) -> str:

@@ -78,7 +78,10 @@ stage_trigger() {
   body=$(printf '{"tag": "%s", "version": "%s"}' "$v" "$v")
   [ "${TRIGGER_BODY+set}" = set ] && body=$TRIGGER_BODY
   ts=$(date +%s)
-  sig=$(printf '%s.%s' "$ts" "$body" | openssl dgst -sha256 -hmac "$CCS_TRIGGER_SECRET" -r | cut -d' ' -f1)
+  # The key stays in the environment: on openssl's command line (-hmac) every local user would
+  # see it in ps.
+  sig=$(printf '%s.%s' "$ts" "$body" | python3 -c 'import hashlib, hmac, os, sys
+print(hmac.new(os.environ["CCS_TRIGGER_SECRET"].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())')
   delivery=${CCS_DELIVERY:-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
   say "trigger ${CCS_TRIGGER_URL} (delivery $delivery)"
   code=$(curl_tls -sS -o "$STATE/trigger.json" -w '%{http_code}' -X POST "$CCS_TRIGGER_URL" \

@@ -169,6 +169,8 @@ class Router:
         t0 = time.perf_counter()
         try:
             result = await self._apply(table, certificates)
+        except asyncio.CancelledError:
+            raise  # the agent stopping: not a failed apply (as MeteredRuntime counts)
         except BaseException:
             if self.metrics is not None:
                 self.metrics.router_applied("failed", time.perf_counter() - t0)
@@ -265,6 +267,8 @@ class Router:
         self._unsure = True  # from here until confirmed, what HAProxy runs is unknown
         try:
             pid = await self.process.reload()
+        except asyncio.CancelledError:
+            raise
         except BaseException:
             if self.metrics is not None:
                 self.metrics.router_reloaded(ok=False)

@@ -150,9 +150,10 @@ class AppNetworks:
             for net in await self._call("list networks", self._api.networks, names=[legacy]):
                 if net.get("Name") != legacy or not _same_owner(net.get("Labels") or {}, labels):
                     continue  # another application's (or not ccs's) network of that name
-                if (not subnet or subnet in _subnets(net)) and not await self._unused(net["Id"]):
+                unused = await self._unused(net["Id"])
+                if (not subnet or subnet in _subnets(net)) and not unused:
                     return True
-                if await self._unused(net["Id"]):
+                if unused:
                     with contextlib.suppress(NotFound):
                         await self._call(f"remove network {legacy}", self._api.remove_network, net["Id"])
         return False

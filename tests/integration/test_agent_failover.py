@@ -114,7 +114,6 @@ def starts_seen(engine: docker.DockerClient, cluster: str) -> Iterator[set[str]]
     try:
         yield seen
     finally:
-        time.sleep(0.5)  # the events of the last moment are in the stream's buffer
         stream.close()
         reader.join(10)
 
@@ -171,6 +170,8 @@ def test_agent_fails_over_mid_release_and_logs_work_through_any_replica(
 
                 wait_for("the release to finish through B", finished, WAIT)
                 wait_for("2 healthy v2 containers", lambda: len(running("v2")) == 2 and not running("v1"), WAIT)
+                second = {x.status.docker_id for x in running("v2")} - set(before)
+                wait_for("the second v2 container's start read from the stream", lambda: second <= started, WAIT)
             # From the kill to the end of the release, through B's complete set and every pass
             # after it, no container that ran before the kill was started again; the held v2 one
             # still runs, started once.

@@ -51,6 +51,18 @@ async def api(ccs_server: ServerProc) -> AsyncIterator[Stubs]:
     await s.channel.close()
 
 
+async def node_status_recorded(api: Stubs, cluster: str, version: str) -> None:
+    """Wait until n1's record holds the status its agent sent (version, no features)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + CONVERGE
+    while True:
+        node = await api.nodes.GetNode(api_pb2.GetNodeRequest(cluster=cluster, name="n1"), metadata=api.metadata)
+        if node.status.agent_version == version and node.status.state == pb.NODE_STATE_READY:
+            return
+        assert loop.time() < end, f"n1's status never became version {version}: {node.status}"
+        await asyncio.sleep(0.3)
+
+
 async def until(api: Stubs, cluster: str, what: str, done: Callable[[list[pb.Container]], bool]) -> list[pb.Container]:
     loop = asyncio.get_running_loop()
     end = loop.time() + CONVERGE
@@ -100,7 +112,7 @@ async def test_growth_waits_for_an_older_agent_and_an_older_replica(
     await etcd.connect()
     old_replica = f"{PREFIX}test-older-{unique}"
     try:
-        await until(api, unique, "the older agent's heartbeat recorded", lambda _cs: True)
+        await node_status_recorded(api, unique, "0.0.9")
         await api.apps.CreateApplication(api_pb2.CreateApplicationRequest(
             cluster=unique, name="shop", template=TEMPLATE), metadata=api.metadata)
         await until(api, unique, "2 placed on the first block", lambda cs: len(placed(cs)) == 2)

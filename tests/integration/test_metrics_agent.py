@@ -69,6 +69,7 @@ def test_container_operations_docker_errors_and_the_router_exporter(
     before = wait_scrape(url, "a heartbeat answered", lambda s: value(s, "ccs_agent_heartbeats_total",
                                                                         outcome="ok") >= 1)
     assert total(before, "ccs_agent_container_operations_total") == 0
+    assert ("ccs_agent_heartbeat_age_seconds", frozenset()) in before  # present, not defaulted to 0
     assert value(before, "ccs_agent_heartbeat_age_seconds") >= 0
 
     call(ccs_server, lambda s: s.apps.CreateApplication(api_pb2.CreateApplicationRequest(

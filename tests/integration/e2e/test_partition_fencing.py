@@ -75,27 +75,32 @@ def labelled(cluster3: Cluster3) -> Iterator[Cluster3]:
 
 
 @contextlib.contextmanager
-def recording_events(c: Cluster3, app: str, service: str) -> Iterator[dict[str, list[tuple[str, str]]]]:
-    """Each host's engine events for ``app``/``service``, streamed (``docker events`` without
-    ``--until``) from entry to exit: the complete record, which a polled sample could miss
-    between polls and the engine's in-memory event buffer (256 events) could lose."""
+def recording_events(c: Cluster3, app: str) -> Iterator[dict[str, list[tuple[str, str, str]]]]:
+    """Each host's engine events for ``app`` as (service, action, id), streamed (``docker
+    events`` without ``--until``) from entry to exit: the complete record, which a polled sample
+    could miss between polls and the engine's in-memory event buffer (256 events) could lose. A
+    stream that died before the end fails the test (an empty record must mean no events)."""
     since = f"{time.time():.3f}"  # replayed from the engine if the subscription starts later
     procs = {
         host: subprocess.Popen(
             ["docker", "events", "--since", since, "--filter", "type=container", "--filter", f"label=ccs.cluster={c.name}",
-             "--filter", f"label=ccs.app={app}", "--filter", f"label=ccs.service={service}",
-             "--format", "{{json .}}"],
-            env=c.host(int(host.removeprefix("host"))).env(), stdout=subprocess.PIPE, text=True)
+             "--filter", f"label=ccs.app={app}", "--format", "{{json .}}"],
+            env=c.host(int(host.removeprefix("host"))).env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
         for host in c.host_names
     }
-    seen: dict[str, list[tuple[str, str]]] = {}
+    seen: dict[str, list[tuple[str, str, str]]] = {}
+    alive: dict[str, int | None] = {}
     try:
         yield seen
     finally:
         for host, proc in procs.items():
+            alive[host] = proc.poll()
             proc.terminate()
-            out, _ = proc.communicate(timeout=10)
-            seen[host] = [(e["Action"], e["id"]) for e in map(json.loads, out.splitlines())]
+            out, err = proc.communicate(timeout=10)
+            seen[host] = [(e["Actor"]["Attributes"].get("ccs.service", ""), e["Action"], e["id"])
+                          for e in map(json.loads, out.splitlines())]
+            assert alive[host] is None and not err.strip(), (host, alive[host], err)
 
 
 def live_on(c: Cluster3, app: str, service: str, node: str) -> pb.Container:
@@ -149,14 +154,16 @@ def check_partition(c: Cluster3, app_name: str, later_app: str) -> None:
     started = keep_engine[0]["State"]["StartedAt"]
     c.ccs("node", "label", "-c", c.name, "host3", f"{LABEL}=yes")  # somewhere for `move` to go
 
-    with recording_events(c, app_name, "keep") as keep_events:
+    with recording_events(c, app_name) as events:
         new, offset, healed_at = cut_and_heal(c, app_name, later_app, keep, old)
 
     # `wait`: never twice, and the same engine container on host2 the whole time: no engine
-    # created, started or stopped a `keep` container from before the cut until now.
+    # created, started or stopped a `keep` container from before the cut until now. The same
+    # record does show `move`'s replacement created and started on host3 (it sees what happens).
     lifecycle = {"create", "start", "kill", "die", "stop", "destroy"}
-    for host, events in keep_events.items():
-        assert [e for e in events if e[0] in lifecycle] == [], (host, events)
+    for host, record in events.items():
+        assert [e for e in record if e[0] == "keep" and e[1] in lifecycle] == [], (host, record)
+    assert {"create", "start"} <= {a for s, a, _ in events["host3"] if s == "move"}, events["host3"]
     assert [x["Id"] for x in c.docker_containers("host2", app_name, "keep")] == [keep.status.docker_id]
     assert c.docker_containers("host2", app_name, "keep")[0]["State"]["StartedAt"] == started
     check_fencing_order(c, app_name, old, new, offset, healed_at)
