@@ -28,10 +28,33 @@ AGENT = str(Path(sys.executable).parent / "ccs-agent")
 STOP_TIMEOUT = 30.0
 
 
+def session_pod_cidr() -> str:
+    """A cluster range no other cluster of this test session has (a /20 of 10.96.0.0/11, which
+    lies outside the default ranges, the testbed's 10.77.0.0/24 and Docker's pools).
+
+    Every test that runs agents on this host's one engine uses a server of its own, and each such
+    server would give its first cluster the same default range: one network a test leaves behind
+    (a crash mid-test, a clean-up the engine refused) would then make every later test's network
+    fail with "Pool overlaps". Real hosts belong to one cluster; these tests share an engine, so
+    each takes a range of its own, as clusters that share hosts would have to."""
+    global _POD_CIDRS_GIVEN
+    index = (_POD_CIDR_START + _POD_CIDRS_GIVEN) % 512
+    _POD_CIDRS_GIVEN += 1
+    return f"10.{96 + index // 16}.{(index % 16) * 16}.0/20"
+
+
+#: Where this session starts in the 512 ranges, so that a network left by an earlier session
+#: (a killed run) is unlikely to be in the way either.
+_POD_CIDR_START = int.from_bytes(os.urandom(2), "big") % 512
+_POD_CIDRS_GIVEN = 0
+
+
 def create_cluster(server: ServerProc, cluster: str) -> str:
-    """Create ``cluster`` on ``server``; its join token."""
+    """Create ``cluster`` on ``server`` with a range of its own (:func:`session_pod_cidr`); its join
+    token."""
     async def create(s: Stubs) -> str:
-        await s.clusters.CreateCluster(api_pb2.CreateClusterRequest(name=cluster), metadata=s.metadata)
+        request = api_pb2.CreateClusterRequest(name=cluster, pod_cidr=session_pod_cidr())
+        await s.clusters.CreateCluster(request, metadata=s.metadata)
         resp = await s.clusters.GetJoinToken(api_pb2.GetJoinTokenRequest(cluster=cluster), metadata=s.metadata)
         return str(resp.token)
 

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.conftest import ServerProc
+from tests.integration.docker_fixtures import _engine_leaks
 from tests.integration.fabric_cleanup import leftovers, remove_leftovers
 from tests.integration.grpc_helpers import Stubs, stubs
 from tests.integration.router_helpers import router, servers
 
-__all__ = ["api", "router", "servers"]
+__all__ = ["_engine_leaks", "api", "router", "servers"]
 
 
 @pytest.fixture

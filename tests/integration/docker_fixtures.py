@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,3 +75,55 @@ def remove_cluster_objects(client: docker.DockerClient, cluster: str) -> None:
         with contextlib.suppress(docker.errors.APIError):
             client.api.remove_volume(v["Name"])
     clear_fabric(cluster)  # its agents' chains and sets in this namespace (fabric_cleanup.py)
+
+
+class EngineLeak(UserWarning):
+    """A test module left ccs networks or containers in the local engine after its clean-ups."""
+
+
+def ccs_objects_by_cluster() -> dict[str, set[str]] | None:
+    """Cluster label -> names of the ccs containers and networks in the local engine; None when
+    there is no engine to ask (the module's tests need none, or they report it themselves)."""
+    try:
+        client = docker.from_env()
+    except docker.errors.DockerException:
+        return None
+    try:
+        selector = {"label": [CLUSTER_LABEL]}
+        found: dict[str, set[str]] = {}
+        for n in client.api.networks(filters=selector):
+            found.setdefault(n["Labels"][CLUSTER_LABEL], set()).add(f"network {n['Name']}")
+        for c in client.api.containers(all=True, filters=selector):
+            name = (c.get("Names") or ["?"])[0].lstrip("/")
+            found.setdefault(c["Labels"][CLUSTER_LABEL], set()).add(f"container {name}")
+        return found
+    except docker.errors.DockerException:
+        return None
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _engine_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a module's tests and clean-ups, what it left in the local engine is named (a warning
+    that says which module) and removed, so the next module starts from what it would find on a
+    fresh machine. Module, not test, scope: a module's shared fixtures keep their cluster's
+    objects from one test to the next on purpose."""
+    before = ccs_objects_by_cluster()
+    yield
+    after = ccs_objects_by_cluster()
+    if before is None or after is None:
+        return
+    left = {cluster: names - before.get(cluster, set()) for cluster, names in after.items()}
+    left = {cluster: names for cluster, names in left.items() if names}
+    if not left:
+        return
+    warnings.warn(EngineLeak(f"{request.node.nodeid} left in the local engine: "
+                             + "; ".join(f"cluster {c}: {', '.join(sorted(n))}" for c, n in sorted(left.items()))),
+                  stacklevel=1)
+    client = docker.from_env()
+    try:
+        for cluster in left:
+            remove_cluster_objects(client, cluster)
+    finally:
+        client.close()
