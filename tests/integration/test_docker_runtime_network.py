@@ -99,7 +99,7 @@ async def test_probes_against_real_containers(rt: DockerRuntime, test_image: Tes
     http_ok = await _eventually(lambda: probe(good, kind="http", port=8080, path="/health"))
     assert http_ok[0] is ProbeStatus.SUCCESS and http_ok[1].endswith(": 200")
     bad_http = await _eventually(
-        lambda: probe(bad, kind="http", port=8080, path="/health"), want=ProbeStatus.FAILURE
+        lambda: probe(bad, kind="http", port=8080, path="/health"), want=ProbeStatus.FAILURE, listening=True
     )
     assert bad_http[1].endswith(": 500")
     assert (await probe(good, kind="tcp", port=8080))[0] is ProbeStatus.SUCCESS
@@ -117,13 +117,16 @@ async def test_probes_against_real_containers(rt: DockerRuntime, test_image: Tes
 
 
 async def _eventually(
-    attempt: Callable[[], Any], want: ProbeStatus = ProbeStatus.SUCCESS
+    attempt: Callable[[], Any], want: ProbeStatus = ProbeStatus.SUCCESS, *, listening: bool = False
 ) -> tuple[ProbeStatus, str]:
-    """A server may need a moment after its process starts before it listens."""
+    """A server may need a moment after its process starts before it listens. With `listening`,
+    a "connection refused" failure is that moment, not the answer: keep asking until the server
+    answers (a failing server's own failure, such as its 500, is what the test wants)."""
     deadline = time.monotonic() + WAIT
     while True:
         result: tuple[ProbeStatus, str] = await attempt()
-        if result[0] is want or time.monotonic() > deadline:
+        refused = listening and "connection refused" in result[1]
+        if (result[0] is want and not refused) or time.monotonic() > deadline:
             return result
         await asyncio.sleep(0.2)
 
