@@ -220,7 +220,8 @@ class Server:
         api_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(etcd, self.secrets, apps.refresh), server)
         services = ServiceServicer(etcd, self.informer)
         api_pb2_grpc.add_ServiceServiceServicer_to_server(services, server)
-        self.triggers = Triggers(etcd, self.secrets, apps, services)
+        self.triggers = Triggers(etcd, self.secrets, apps, services, self.informer)
+        await self.triggers.start()
         self.triggers.add_to(server)
         api_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(etcd, Logins(self.secrets)), server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(

@@ -33,7 +33,9 @@ from ccs.v1 import resources_pb2 as pb
 from ccs.v1 import triggers_pb2 as tpb
 from controlplane.access.audit import ANONYMOUS_BURST, ANONYMOUS_RATE, MAX_MESSAGE, MAX_TARGET, TokenBucket
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument
+from controlplane.informer import Informer
 from controlplane.secrets.keyring import Keyring
+from controlplane.secrets.store import Version
 from controlplane.store import Conflict, NotFound, StoreUnavailable, keys
 from controlplane.store.codec import encode
 from controlplane.store.events import event_id
@@ -41,9 +43,10 @@ from controlplane.store.meta import now
 from controlplane.store.txn import RIDER, Rider, Txn
 from controlplane.triggers import callback
 from controlplane.triggers.actions import ACTION_NAMES, Actions, Outcome
-from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, TriggerStore
+from controlplane.triggers.cache import TriggerCache
+from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, Stale, TriggerStore
 from controlplane.triggers.rules import BodyError, Params, RateLimiter, parse_body
-from controlplane.triggers.signature import SignatureError, verify
+from controlplane.triggers.signature import SignatureError, Verified, verify
 
 log = structlog.get_logger("ccs.triggers")
 
@@ -91,8 +94,10 @@ def _status_for(exc: Exception) -> int:
 
 class Invoker:
     def __init__(self, store: TriggerStore, actions: Actions, keyring: Keyring, *,
-                 base_url: str = "", limiter: RateLimiter | None = None) -> None:
+                 base_url: str = "", limiter: RateLimiter | None = None, cache: TriggerCache | None = None,
+                 informer: Informer | None = None) -> None:
         self.store, self.actions, self.keyring = store, actions, keyring
+        self.cache, self.informer = cache, informer
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter or RateLimiter()
         self.refusals = TokenBucket(ANONYMOUS_RATE, ANONYMOUS_BURST)
@@ -117,16 +122,55 @@ class Invoker:
     # ------------------------------------------------------------------ calls
 
     async def trigger_of(self, cluster: str, app: str, name: str) -> tpb.Trigger:
-        """The trigger, if it and the application it was made for both exist (else 404)."""
+        """The trigger, read from etcd, if it and the application it was made for both exist (else 404)."""
+        return (await self._read(cluster, app, name))[0]
+
+    async def _read(self, cluster: str, app: str, name: str) -> tuple[tpb.Trigger, Version]:
+        """The record and its secret version from etcd (404 if either it or its application is gone)."""
         try:
-            trigger = await self.store.get(cluster, app, name)
+            trigger, secret = await self.store.read(cluster, app, name)
+        except NotFound:
+            raise Refused(404, f"no trigger {app}/{name} in cluster {cluster}") from None
+        except Stale:
+            raise Refused(409, f"trigger {app}/{name} is being rotated or removed; try again") from None
+        await self._check_application(trigger)
+        return trigger, secret
+
+    async def _check_application(self, trigger: tpb.Trigger) -> None:
+        """404 unless the application the trigger was made for is the one of that name now.
+        The informer's copy answers when it agrees (no etcd read); etcd decides otherwise."""
+        cluster, app, name = trigger.cluster, trigger.application, trigger.meta.name
+        state = self.informer.clusters.get(cluster) if self.informer is not None else None
+        seen = state.apps.get(app) if state is not None else None
+        if seen is not None and seen.meta.id == trigger.application_id:
+            return
+        try:
             current = await self.actions.application(cluster, app)
         except NotFound:
             raise Refused(404, f"no trigger {app}/{name} in cluster {cluster}") from None
         if current.meta.id != trigger.application_id:
             raise Refused(404, f"trigger {app}/{name} was made for an earlier application of that name "
                                "(remove it and make a new one)")
-        return trigger
+
+    async def _checked(self, cluster: str, app: str, name: str, headers: dict[str, str], body: bytes
+                       ) -> tuple[tpb.Trigger, Version, Verified, bool]:
+        """The trigger, the secret version the call's signature matches and what it says; from the
+        cache when it has them (``True`` last), else from etcd. A signature that does not match
+        the cached secret is checked again against etcd's (a rotation the cache has not seen)."""
+        cached = self.cache.lookup(cluster, app, name) if self.cache is not None else None
+        if cached is not None:
+            await self._check_application(cached.trigger)
+            try:
+                verified = verify(headers, body, await self.store.secrets.value(cached.secret), time.time())
+                return cached.trigger, cached.secret, verified, True
+            except SignatureError:
+                pass
+        trigger, secret = await self._read(cluster, app, name)
+        try:
+            verified = verify(headers, body, await self.store.secrets.value(secret), time.time())
+        except SignatureError as e:
+            raise Refused(401, str(e)) from None
+        return trigger, secret, verified, False
 
     def _rate(self, cluster: str, app: str, name: str) -> None:
         k = f"{cluster}/{app}/{name}"
@@ -135,6 +179,30 @@ class Invoker:
             raise Refused(429, f"trigger {app}/{name}: more than {self.limiter.rate:g} calls a second "
                                f"(bursts of {self.limiter.burst:g}); retry in {retry:.1f}s", retry)
 
+    async def _claim(self, trigger: tpb.Trigger, secret: Version, verified: Verified, cached: bool,
+                     headers: dict[str, str], body: bytes) -> str:
+        """Claim the delivery, guarded on the trigger and secret as checked; a copy the claim
+        finds stale (rotated or removed since) is replaced by etcd's and the signature checked
+        again before claiming with it."""
+        ttl = GITHUB_TTL if verified.form == "github" else CCS_TTL
+        try:
+            try:
+                return await self.store.claim(trigger, secret, verified.delivery, ttl)
+            except Stale:
+                if not cached:
+                    raise
+            trigger, secret = await self._read(trigger.cluster, trigger.application, trigger.meta.name)
+            try:
+                verify(headers, body, await self.store.secrets.value(secret), time.time())
+            except SignatureError as e:
+                raise Refused(401, str(e)) from None
+            return await self.store.claim(trigger, secret, verified.delivery, ttl)
+        except Replay:
+            raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay") from None
+        except Stale:
+            raise Refused(409, f"trigger {trigger.application}/{trigger.meta.name} was rotated or removed "
+                               "while called; try again") from None
+
     async def signed_call(self, cluster: str, app: str, name: str, headers: dict[str, str], body: bytes,
                           peer: str) -> Accepted:
         """The HTTPS endpoint's call; :class:`Refused` says why not (and nothing changed)."""
@@ -142,11 +210,7 @@ class Invoker:
         audit = _Record(cluster, app, name, peer, delivery)
         try:
             self._rate(cluster, app, name)
-            trigger = await self.trigger_of(cluster, app, name)
-            try:
-                verified = verify(headers, body, await self.store.secret(trigger), time.time())
-            except SignatureError as e:
-                raise Refused(401, str(e)) from None
+            trigger, secret, verified, cached = await self._checked(cluster, app, name, headers, body)
             if verified.form == "github" and headers.get("x-github-event") == "ping":
                 # GitHub's first delivery to a new webhook: answered, acted on by nothing.
                 outcome = Outcome("pong", message="GitHub ping: the webhook reaches this trigger")
@@ -156,11 +220,7 @@ class Invoker:
                 params = parse_body(body, headers.get("content-type", ""))
             except BodyError as e:
                 raise Refused(400, str(e)) from None
-            ttl = GITHUB_TTL if verified.form == "github" else CCS_TTL
-            try:
-                claim = await self.store.claim(cluster, app, name, verified.delivery, ttl)
-            except Replay:
-                raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay") from None
+            claim = await self._claim(trigger, secret, verified, cached, headers, body)
             # The record rides on the action's own transaction (as a gRPC change's does,
             # controlplane.access.audit): a change that landed never lacks its record.
             rider = Rider(*audit.encoded(200, f"accepted: {_asked(trigger, params)}", wrote=True))
@@ -197,9 +257,11 @@ class Invoker:
                 raise Refused(500, f"internal error: {type(e).__name__}") from None
             raise Refused(status, str(e)) from None
 
-    async def token_call(self, trigger: tpb.Trigger, params: Params) -> Accepted:
-        """``InvokeTrigger`` (a token with the trigger role; the gate audits it)."""
-        self._rate(trigger.cluster, trigger.application, trigger.meta.name)
+    async def token_call(self, cluster: str, app: str, name: str, params: Params) -> Accepted:
+        """``InvokeTrigger`` (a token with the trigger role; the gate audits it): the rate limit
+        first, then the trigger as etcd has it (no secret is checked, so no cache is needed)."""
+        self._rate(cluster, app, name)
+        trigger = await self.trigger_of(cluster, app, name)
         outcome = await self.act(trigger, params)
         return self._accepted(trigger, outcome, "")
 

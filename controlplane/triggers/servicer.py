@@ -156,8 +156,7 @@ class TriggerServicer(triggers_pb2_grpc.TriggerServiceServicer):
             field, _, why = str(e).partition(": ")
             raise InvalidArgument(field, why) from None
         try:
-            trigger = await self.invoker.trigger_of(cluster, app, name)
-            done = await self.invoker.token_call(trigger, params)
+            done = await self.invoker.token_call(cluster, app, name, params)
         except Refused as r:
             await context.abort(_CODES.get(r.status, grpc.StatusCode.INTERNAL), r.message)
             raise AssertionError("unreachable") from None
