@@ -27,16 +27,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
 from ccs.v1 import triggers_pb2 as tpb
 from controlplane.access.audit import ANONYMOUS_BURST, ANONYMOUS_RATE, MAX_MESSAGE, MAX_TARGET, TokenBucket
-from controlplane.grpc_errors import FailedPrecondition, InvalidArgument
+from controlplane.grpc_errors import HTTP_STATUS, bounded, status_of
 from controlplane.informer import Informer
 from controlplane.secrets.keyring import Keyring
 from controlplane.secrets.store import Version
-from controlplane.store import Conflict, NotFound, StoreUnavailable, keys
+from controlplane.store import NotFound, keys
 from controlplane.store.codec import encode
 from controlplane.store.events import event_id
 from controlplane.store.meta import now
@@ -54,11 +55,14 @@ METHOD = "Trigger/POST"
 
 
 class Refused(Exception):
-    """A call answered with ``status`` (HTTP) and ``message``; nothing changed."""
+    """A call answered with ``status`` (HTTP) and ``message``; nothing changed. ``code``: the
+    gRPC code the refusal came from, when it came from the API's write paths (``InvokeTrigger``
+    answers with it, and the audit record names it)."""
 
-    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
+    def __init__(self, status: int, message: str, retry_after: float = 0.0,
+                 code: grpc.StatusCode | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.retry_after = status, message, retry_after
+        self.status, self.message, self.retry_after, self.code = status, message, retry_after, code
 
 
 @dataclass(frozen=True)
@@ -74,22 +78,6 @@ def status_token(digest_key: bytes, cluster: str, app: str, release: str) -> str
     hold, so the URL shows that one release's phase to whoever has it, and nothing else."""
     msg = f"trigger-status\n{cluster}\n{app}\n{release}".encode()
     return hmac.new(digest_key, msg, hashlib.sha256).hexdigest()[:40]
-
-
-def _status_for(exc: Exception) -> int:
-    if isinstance(exc, InvalidArgument | BodyError):
-        return 400
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, FailedPrecondition | Conflict):
-        return 409
-    if isinstance(exc, StoreUnavailable):
-        return 503
-    from controlplane.compose import TemplateError  # local, as in grpc_errors
-
-    if isinstance(exc, TemplateError):
-        return 400
-    return 500
 
 
 class Invoker:
@@ -236,7 +224,7 @@ class Invoker:
                 rider.closed = True
                 audit.revision = rider.revision
         except Refused as r:
-            await self._audit(audit, r.status, r.message)
+            await self._audit(audit, r.status, r.message, r.code)
             raise
         except Exception as e:
             await self._audit(audit, 500, type(e).__name__)
@@ -251,11 +239,14 @@ class Invoker:
         try:
             return await self.actions.run(trigger, params)
         except Exception as e:
-            status = _status_for(e)
-            if status == 500:
+            # The API's one mapping (controlplane.grpc_errors) decides, so a trigger's refusal is
+            # the one `ccs app update` gets for the same change, in HTTP's words.
+            mapped = status_of(e)
+            if mapped is None:
                 log.exception("trigger action failed", trigger=trigger.meta.name, app=trigger.application)
                 raise Refused(500, f"internal error: {type(e).__name__}") from None
-            raise Refused(status, str(e)) from None
+            code, message = mapped
+            raise Refused(HTTP_STATUS.get(code, 500), bounded(message), code=code) from None
 
     async def token_call(self, cluster: str, app: str, name: str, params: Params) -> Accepted:
         """``InvokeTrigger`` (a token with the trigger role; the gate audits it): the rate limit
@@ -293,18 +284,18 @@ class Invoker:
 
     # ------------------------------------------------------------------ audit
 
-    async def _audit(self, audit: _Record, status: int, message: str) -> None:
+    async def _audit(self, audit: _Record, status: int, message: str, code: grpc.StatusCode | None = None) -> None:
         if status in (401, 404, 429) and not self.refusals.take():
             if self.refusals.dropped - self._dropped_logged >= 100 or not self._dropped_logged:
                 log.warning("refused trigger calls not audited (rate limit)", dropped=self.refusals.dropped)
                 self._dropped_logged = self.refusals.dropped
             return
-        key, value = audit.encoded(status, message, wrote=bool(audit.revision))
+        key, value = audit.encoded(status, message, wrote=bool(audit.revision), code=code)
         try:
             await Txn().put(key, value).commit(self.store.etcd)
         except Exception as e:
             log.error("audit record not written", error=str(e), method=METHOD, target=audit.target,
-                      result=_RESULTS.get(status, "UNKNOWN"))
+                      result=code.name if code else _RESULTS.get(status, "UNKNOWN"))
 
 
 @dataclass
@@ -324,17 +315,19 @@ class _Record:
     def target(self) -> str:
         return f"trigger {self.cluster}/{self.app}/{self.name}"[:MAX_TARGET]
 
-    def encoded(self, status: int, message: str, *, wrote: bool) -> tuple[str, bytes]:
+    def encoded(self, status: int, message: str, *, wrote: bool, code: grpc.StatusCode | None = None
+                ) -> tuple[str, bytes]:
         text = f"delivery {self.delivery}: {message}" if self.delivery else message
         rec = pb.AuditRecord(
             meta=pb.Meta(id=self.rid, name=self.rid, created_at=now()), method=METHOD, target=self.target,
             peer=self.peer[:MAX_TARGET], token_name=f"trigger {self.name}"[:MAX_TARGET], role="trigger",
-            result=_RESULTS.get(status, "UNKNOWN"), message=text[:MAX_MESSAGE], wrote=wrote,
+            result=code.name if code else _RESULTS.get(status, "UNKNOWN"), message=text[:MAX_MESSAGE], wrote=wrote,
             revision=self.revision)
         return keys.audit(self.rid), encode(rec)
 
 
-_RESULTS = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "FAILED_PRECONDITION",
+_RESULTS = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+            409: "FAILED_PRECONDITION",
             429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
 

@@ -158,7 +158,7 @@ class TriggerServicer(triggers_pb2_grpc.TriggerServiceServicer):
         try:
             done = await self.invoker.token_call(cluster, app, name, params)
         except Refused as r:
-            await context.abort(_CODES.get(r.status, grpc.StatusCode.INTERNAL), r.message)
+            await context.abort(r.code or _CODES.get(r.status, grpc.StatusCode.INTERNAL), r.message)
             raise AssertionError("unreachable") from None
         o = done.outcome
         return tpb.TriggerResult(trigger=name, result=o.result, release=o.release, status_url=done.status_url,
