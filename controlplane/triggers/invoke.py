@@ -45,6 +45,7 @@ from controlplane.store.txn import RIDER, Rider, Txn
 from controlplane.triggers import callback
 from controlplane.triggers.actions import ACTION_NAMES, Actions, Outcome
 from controlplane.triggers.cache import TriggerCache
+from controlplane.triggers.callback_target import CallbackRefused
 from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, Stale, TriggerStore
 from controlplane.triggers.rules import BodyError, Params, RateLimiter, parse_body
 from controlplane.triggers.signature import SignatureError, Verified, verify
@@ -83,8 +84,9 @@ def status_token(digest_key: bytes, cluster: str, app: str, release: str) -> str
 class Invoker:
     def __init__(self, store: TriggerStore, actions: Actions, keyring: Keyring, *,
                  base_url: str = "", limiter: RateLimiter | None = None, cache: TriggerCache | None = None,
-                 informer: Informer | None = None) -> None:
+                 informer: Informer | None = None, allow_private_callbacks: bool = False) -> None:
         self.store, self.actions, self.keyring = store, actions, keyring
+        self.allow_private_callbacks = allow_private_callbacks
         self.cache, self.informer = cache, informer
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter or RateLimiter()
@@ -273,7 +275,11 @@ class Invoker:
             doc: dict[str, Any] = {"trigger": trigger.meta.name, "cluster": trigger.cluster,
                                    "application": trigger.application, "delivery": delivery,
                                    "result": outcome.result, "release": outcome.release, "phase": phase}
-            await callback.send(trigger.callback_url, doc, await self.store.secret(trigger))
+            await callback.send(trigger.callback_url, doc, await self.store.secret(trigger),
+                                allow_private=self.allow_private_callbacks)
+        except CallbackRefused as e:  # its address changed since the trigger was made
+            log.warning("trigger callback refused", trigger=trigger.meta.name, app=trigger.application,
+                        field="callback_url", reason=str(e))
         except Exception as e:  # the call was answered long ago: say it in the log
             log.warning("trigger callback not delivered", trigger=trigger.meta.name, app=trigger.application,
                         error=type(e).__name__)

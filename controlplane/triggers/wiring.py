@@ -27,11 +27,12 @@ class Triggers:
     SERVICE_NAME = triggers_pb2.DESCRIPTOR.services_by_name["TriggerService"].full_name
 
     def __init__(self, etcd: Etcd, secrets: SecretStore, apps: ApplicationServicer,
-                 services: ServiceServicer, informer: Informer | None = None) -> None:
+                 services: ServiceServicer, informer: Informer | None = None, *,
+                 allow_private_callbacks: bool = False) -> None:
         self.store = TriggerStore(etcd, secrets)
         self.cache = TriggerCache(etcd)
         self.invoker = Invoker(self.store, Actions(etcd, apps, services), secrets.keyring, cache=self.cache,
-                               informer=informer)
+                               informer=informer, allow_private_callbacks=allow_private_callbacks)
         self.servicer = TriggerServicer(etcd, secrets, self.invoker)
 
     def add_to(self, server: grpc.aio.Server) -> None:
