@@ -100,7 +100,16 @@ class Actions:
             assert params.replicas is not None
             req = api_pb2.ScaleServiceRequest(cluster=cluster, application=app, name=trigger.service,
                                               replicas=params.replicas)
-            svc = await read_modify_write(0, lambda: self.services._ScaleService(req))
+            # The first try writes the informer's copy of the service back (no read); a copy
+            # another write overtook fails the revision guard, and the retries read etcd.
+            informer = self.services.cache.informer
+            state = informer.clusters.get(cluster) if informer is not None else None
+            first = [state.services.get((app, trigger.service))] if state is not None else []
+
+            async def scale() -> pb.Service:
+                return await self.services._ScaleService(req, first.pop() if first else None)
+
+            svc = await read_modify_write(0, scale)
             return Outcome("scaled", message=f"service {app}/{trigger.service}: {params.replicas} replicas",
                            revision=svc.meta.resource_version)
 

@@ -17,6 +17,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from ccs.v1 import triggers_pb2 as tpb
+from controlplane.api.services import ServiceServicer
+from controlplane.informer import Informer
 from controlplane.secrets.keyring import Keyring
 from controlplane.secrets.store import SecretStore
 from controlplane.store.etcd import Etcd
@@ -26,7 +28,7 @@ from controlplane.triggers.invoke import Accepted, Invoker, Refused
 from controlplane.triggers.records import TriggerStore
 from controlplane.triggers.rules import Params
 from tests.conftest import ServerProc
-from tests.integration.trigger_helpers import Setup, ccs_headers, prepare
+from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, prepare
 
 pytestmark = pytest.mark.etcd
 
@@ -106,3 +108,28 @@ async def test_a_stale_cache_refuses_a_removed_trigger_and_its_successors_old_se
         assert refused.value.status == 401
         assert _Acted.calls == before
         assert (await call(invoker, s, new)).outcome.result == "scaled"
+
+
+async def test_a_scale_from_a_stale_service_copy_keeps_the_newer_change(ccs_server: ServerProc, unique: str) -> None:
+    """The scale action writes the informer's copy of the service back on its first try; a copy
+    another write overtook fails the revision guard and the retry reads etcd, so the newer
+    change (here the image an update set meanwhile) is kept, with the trigger's replicas."""
+    s = await prepare(ccs_server, unique)
+    etcd = Etcd([ccs_server.etcd_url])
+    informer = Informer(etcd)
+    await informer.start()
+    await informer.stop()  # frozen before the update below
+    try:
+        async with ccs_server.client() as cl:
+            await cl.applications.update(s.cluster, "shop", template=TEMPLATE.replace("webapp:v1", "webapp:v9"))
+            trigger = next(t for t in await cl.triggers.list(s.cluster, "shop") if t.meta.name == "scale")
+        stale = informer.clusters[s.cluster].services[("shop", "web")]
+        assert stale.spec.image == "local/webapp:v1"
+        actions = Actions(etcd, None, ServiceServicer(etcd, informer))  # type: ignore[arg-type]
+        done = await actions.run(trigger, Params(replicas=4))
+        assert done.result == "scaled"
+        async with ccs_server.client() as cl:
+            web = await cl.services.get(s.cluster, "shop", "web")
+        assert (web.spec.image, web.spec.replicas) == ("local/webapp:v9", 4)
+    finally:
+        await etcd.close()
