@@ -113,7 +113,12 @@ class Invoker:
 
     async def trigger_of(self, cluster: str, app: str, name: str) -> tpb.Trigger:
         """The trigger, read from etcd, if it and the application it was made for both exist (else 404)."""
-        return (await self._read(cluster, app, name))[0]
+        try:
+            trigger = await self.store.get(cluster, app, name)
+        except NotFound:
+            raise Refused(404, f"no trigger {app}/{name} in cluster {cluster}") from None
+        await self._check_application(trigger)
+        return trigger
 
     async def _read(self, cluster: str, app: str, name: str) -> tuple[tpb.Trigger, Version]:
         """The record and its secret version from etcd (404 if either it or its application is gone)."""

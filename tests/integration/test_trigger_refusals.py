@@ -11,6 +11,7 @@ from __future__ import annotations
 import aetcd
 import pytest
 
+import ccs
 from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
 from tests.conftest import ServerProc
@@ -70,3 +71,21 @@ async def test_a_template_the_server_refuses_answers_400_naming_the_field(ccs_se
     assert r.status_code == 400, r.text
     assert "services.web.deploy.replicas" in r.json()["error"]
     assert await state(s) == before
+
+
+async def test_invoke_trigger_counts_the_rate_limit_before_reading_anything(ccs_server: ServerProc,
+                                                                            unique: str) -> None:
+    """``ccs trigger run`` of a trigger that does not exist: the first ten calls (the burst) are
+    looked up and answered NOT_FOUND, the next is refused by the limit without a read. (It read
+    etcd first: every call answered NOT_FOUND, a flood cost a read each.) 30 calls, so the
+    limit is reached unless they come slower than one a second."""
+    async with ccs_server.client() as cl:
+        await cl.clusters.create(unique)
+        answers = []
+        for _ in range(30):
+            try:
+                await cl.triggers.invoke(unique, "shop", "nope")
+            except ccs.errors.CcsError as e:
+                answers.append(e.code.name)
+    assert answers[:10] == ["NOT_FOUND"] * 10
+    assert "RESOURCE_EXHAUSTED" in answers[10:]
