@@ -38,6 +38,7 @@ from controlplane.secrets.store import Version, parse_version, version_key
 from controlplane.store import Compacted, keys
 from controlplane.store.codec import decode
 from controlplane.store.etcd import KV, Etcd, WatchedChange
+from controlplane.triggers import records
 
 log = structlog.get_logger("ccs.triggers")
 
@@ -138,10 +139,10 @@ class TriggerCache:
         which also tells a removed trigger from one this cache has not seen yet)."""
         if not self.ready:
             return None
-        trigger = self._triggers.get(keys.triggers(cluster, app) + name)
+        trigger = self._triggers.get(records.key(cluster, app, name))
         if trigger is None:
             return None
-        secret = self._secrets.get(version_key(cluster, keys.TRIGGER_SECRET_KIND, f"{app}.{name}",
+        secret = self._secrets.get(version_key(cluster, records.SECRET_KIND, records.secret_name(app, name),
                                                trigger.secret_version))
         if secret is None:
             return None
@@ -158,7 +159,7 @@ class TriggerCache:
 
     def _apply_secret(self, kv: KV, deleted: bool) -> None:
         # /ccs/secrets/{cluster}/{kind}/{name}/{version}: only the triggers' kind is kept.
-        if kv.key[len(keys.SECRETS):].split("/")[1:2] != [keys.TRIGGER_SECRET_KIND]:
+        if kv.key[len(keys.SECRETS):].split("/")[1:2] != [records.SECRET_KIND]:
             return
         if deleted:
             self._secrets.pop(kv.key, None)

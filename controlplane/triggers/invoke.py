@@ -7,9 +7,18 @@ Order of the checks, and why:
 2. the trigger exists and belongs to the application that exists now (404);
 3. the signature (401), against the secret decrypted from the secrets store;
 4. the body's parameters (400, naming the field);
-5. the delivery id is claimed in etcd, create-only (401: a replay);
+5. the delivery id is claimed in etcd, create-only (401: a replay), guarded on the trigger
+   record and secret version of steps 2-3 being unchanged;
 6. the action; if it fails before writing anything, the claim is given back (a redelivery may
-   try again).
+   try again). Its refusals answer the status the API's gRPC code maps to
+   (``controlplane.grpc_errors.HTTP_STATUS``).
+
+Steps 2-3 read no etcd when the watch-fed cache (:mod:`.cache`) and the informer hold the
+trigger, its secret and the application; the guard of step 5 is what makes that safe: a copy
+older than a rotation or a removal fails it, and the call is checked again against etcd. A
+signature the cached secret does not match is checked against etcd's too (a rotation the copy
+has not seen yet), so a new secret works at once. ``InvokeTrigger`` checks no secret and reads
+the record from etcd.
 
 Nothing before step 6 writes anything but the call's audit record. Every call gets one
 (accepted or not); refusals of unknown triggers and bad signatures go through a token bucket per
