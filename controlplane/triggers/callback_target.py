@@ -27,29 +27,11 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-#: Metadata services outside the link-local ranges (those are refused as link-local).
-METADATA = frozenset({ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")})
+from ccs.callback_addresses import Address, refusal, refusal_message
 
 
 class CallbackRefused(ValueError):
     """The callback URL's host is, or resolves to, an address callbacks may not go to."""
-
-
-def refusal(address: Address, allow_private: bool) -> str:
-    """Why ``address`` may not receive a callback ("" when it may); pure."""
-    ip = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
-    if ip in METADATA:
-        return "a cloud metadata service's address"
-    for what, hit in (("a loopback", ip.is_loopback), ("a link-local", ip.is_link_local),
-                      ("the unspecified", ip.is_unspecified), ("a multicast", ip.is_multicast),
-                      ("a reserved", ip.is_reserved)):
-        if hit:
-            return f"{what} address"
-    if not ip.is_global and not allow_private:
-        return "a private address (the server allows those only with --allow-private-callbacks)"
-    return ""
 
 
 async def resolve(host: str, port: int) -> list[Address]:
@@ -83,8 +65,7 @@ async def checked_address(url: str, allow_private: bool) -> Address:
     for ip in addresses:
         why = refusal(ip, allow_private)
         if why:
-            shown = f"{host} resolves to {ip}" if str(ip) != host else f"{ip}"
-            raise CallbackRefused(f"{shown}, {why}; callbacks go to CI servers, not to the control plane's hosts")
+            raise CallbackRefused(refusal_message(host, ip, why))
     return addresses[0]
 
 

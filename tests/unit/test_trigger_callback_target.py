@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from controlplane.triggers.callback_target import pinned_url, refusal
+from ccs.callback_addresses import refusal
+from controlplane.triggers.callback_target import pinned_url
 
 
 @pytest.mark.parametrize(("address", "why"), [
