@@ -76,6 +76,36 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     return None
 
 
+def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """The gRPC code and message ``exc`` maps to; None for an internal error (a bug)."""
+    return _status(exc)
+
+
+#: The HTTP status of each code, for the HTTP routes that call the same write paths (deploy
+#: triggers): Google's published mapping (google/rpc/code.proto, as grpc-gateway uses it), with
+#: one departure: FAILED_PRECONDITION answers 409, not 400. The request was well formed; the
+#: application is in a state that refuses it (being deleted, an image to retag missing), which
+#: is what 409 Conflict tells a CI job, as Kubernetes answers it for such refusals.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNKNOWN: 500,
+}
+
+
 def wire_size(raw: bytes) -> int:
     """Bytes ``raw`` takes in the ``grpc-message`` trailer: gRPC percent-encodes every byte
     outside printable ASCII, and ``%``, as three."""

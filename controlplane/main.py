@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--etcd-cert", type=Path, default=None, metavar="PEM",
                      help="client certificate for etcd (its --client-cert-auth)")
     tls.add_argument("--etcd-key", type=Path, default=None, metavar="PEM", help="its private key")
+    p.add_argument("--allow-private-callbacks", action="store_true",
+                   help="let trigger callbacks go to private addresses (RFC 1918, 100.64/10, IPv6 ULA), "
+                   "for a CI server on the private network; loopback, link-local and metadata "
+                   "addresses are refused always")
     p.add_argument("--http-listen", default=":7480", metavar="ADDR",
                    help="HTTPS port for deploy triggers, with the API's certificate (default :7480; "
                    "HOST:PORT, port 0 picks one; 'off' disables it)")
@@ -194,6 +198,7 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
         etcd_key=a.etcd_key,
         audit_retention=audit_retention,
         http_listen=a.http_listen,
+        allow_private_callbacks=a.allow_private_callbacks,
         metrics_listen=metrics_listen,
     )
 

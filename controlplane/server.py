@@ -112,6 +112,8 @@ class ServerOptions:
     audit_retention: float = AUDIT_RETENTION_SECONDS
     # The HTTPS port for triggers (controlplane.http): "HOST:PORT", ":PORT", or "off".
     http_listen: str = ":7480"
+    # Trigger callbacks may go to private (not globally routable) addresses (triggers.callback_target).
+    allow_private_callbacks: bool = False
     # Where Prometheus scrapes (host, port; port 0: a free one); None: no metrics endpoint. The
     # command line's default is 127.0.0.1:9464 (controlplane/main.py).
     metrics_listen: tuple[str, int] | None = None
@@ -220,7 +222,9 @@ class Server:
         api_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(etcd, self.secrets, apps.refresh), server)
         services = ServiceServicer(etcd, self.informer)
         api_pb2_grpc.add_ServiceServiceServicer_to_server(services, server)
-        self.triggers = Triggers(etcd, self.secrets, apps, services)
+        self.triggers = Triggers(etcd, self.secrets, apps, services, self.informer,
+                                 allow_private_callbacks=opts.allow_private_callbacks)
+        await self.triggers.start()
         self.triggers.add_to(server)
         api_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(etcd, Logins(self.secrets)), server)
         api_pb2_grpc.add_ContainerServiceServicer_to_server(

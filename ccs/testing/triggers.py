@@ -10,13 +10,17 @@ saying so: the fake does not rewrite templates).
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import secrets
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ccs.callback_addresses import refusal, refusal_message
 from ccs.testing.apps import AppsFake
 from ccs.testing.state import Ctx, fail
 from ccs.v1 import api_pb2
@@ -65,6 +69,9 @@ class TriggersFake(AppsFake):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 await fail(context, grpc.StatusCode.INVALID_ARGUMENT,
                            "callback_url: must be an http:// or https:// URL with a host")
+            why = await _address_refusal(parts.hostname or "", parts.port or 80)
+            if why:
+                await fail(context, grpc.StatusCode.INVALID_ARGUMENT, f"callback_url: {why}")
         found = await self._get(context, ("application", cluster, app), "application", app)
         if request.service:
             await self._get(context, ("service", cluster, app, request.service), "service",
@@ -131,3 +138,21 @@ class TriggersFake(AppsFake):
                               request.application)
         return T.TriggerResult(trigger=request.name, result="unchanged", revision=app.revision,
                                message=f"revision {app.revision}: no service changed, no release")
+
+
+async def _address_refusal(host: str, port: int) -> str:
+    """The server's check of a callback's addresses (as a server without
+    ``--allow-private-callbacks``): the host resolved, every address judged by the shared rule."""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            return f"host {host!r} does not resolve ({e.strerror or e})"
+        addresses = [ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos]
+    for ip in addresses:
+        why = refusal(ip, allow_private=False)
+        if why:
+            return refusal_message(host, ip, why)
+    return ""

@@ -75,14 +75,20 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
     ) -> pb.Service:
         return await read_modify_write(request.resource_version, lambda: self._ScaleService(request))
 
-    async def _ScaleService(self, request: api_pb2.ScaleServiceRequest) -> pb.Service:
+    async def _ScaleService(self, request: api_pb2.ScaleServiceRequest, seen: pb.Service | None = None) -> pb.Service:
+        """``seen``: the service as a cache holds it, written back guarded on its revision (a
+        stale copy fails with Conflict, and the caller's retry passes none: etcd is read)."""
         cluster = check_name("cluster", request.cluster)
         app = check_name("application", request.application)
         name = check_service_name("name", request.name)
         if request.replicas > MAX_REPLICAS:
             raise InvalidArgument("replicas", f"{request.replicas} exceeds the limit of {MAX_REPLICAS}")
         key = keys.service(cluster, app, name)
-        svc = await reads.get(self.etcd, key, pb.Service, "service", f"{app}/{name}")
+        if seen is not None:
+            svc = pb.Service()
+            svc.CopyFrom(seen)  # the cache's own object is never changed
+        else:
+            svc = await reads.get(self.etcd, key, pb.Service, "service", f"{app}/{name}")
         if svc.spec.mode == pb.SERVICE_MODE_GLOBAL:
             raise FailedPrecondition(
                 f"service {app}/{name} is global (one container per node); it cannot be scaled"

@@ -47,7 +47,8 @@ class Version:
     sealed: bytes
 
 
-def _parse(kv: KV) -> Version:
+def parse_version(kv: KV) -> Version:
+    """The stored version at ``kv`` (Corrupt naming the key if it is not one)."""
     # /ccs/secrets/{cluster}/{kind}/{name}/{version}
     parts = kv.key[len(ROOT):].split("/")
     try:
@@ -92,7 +93,7 @@ class SecretStore:
 
     async def versions(self, cluster: str, kind: str, name: str) -> list[Version]:
         res = await self.etcd.range(prefix(cluster, kind, name))
-        return [_parse(kv) for kv in res.kvs]
+        return [parse_version(kv) for kv in res.kvs]
 
     async def add(self, cluster: str, kind: str, name: str, value: bytes, *, new: bool | None,
                   application: str = "") -> Version:
@@ -149,7 +150,7 @@ class SecretStore:
         version is one key read (the dispatcher asks for every mounted file and route
         certificate), not a read of every version's ciphertext."""
         if version is not None and (kv := await self.etcd.get(version_key(cluster, kind, name, version))):
-            return _parse(kv)
+            return parse_version(kv)
         existing = await self.versions(cluster, kind, name)
         if not existing:
             raise NotFound(kind, name)
@@ -178,7 +179,7 @@ class SecretStore:
         res = await self.etcd.range(prefix(cluster, kind))
         out: dict[str, list[Version]] = {}
         for kv in res.kvs:
-            v = _parse(kv)
+            v = parse_version(kv)
             out.setdefault(v.name, []).append(v)
         return list(out.values())
 
@@ -188,7 +189,7 @@ class SecretStore:
         res = await self.etcd.range(keys.secrets(cluster))
         out: dict[tuple[str, str], tuple[str, str, str, int]] = {}
         for kv in res.kvs:
-            v = _parse(kv)
+            v = parse_version(kv)
             if v.application == app:
                 out[(v.kind, v.name)] = (v.kind, v.name, prefix(cluster, v.kind, v.name), res.revision)
         return sorted(out.values())
@@ -214,7 +215,7 @@ class SecretStore:
         done = 0
         for _ in range(passes):
             res = await self.etcd.range(ROOT)
-            stale = [v for v in (_parse(kv) for kv in res.kvs) if v.key_generation < generation]
+            stale = [v for v in (parse_version(kv) for kv in res.kvs) if v.key_generation < generation]
             if not stale:
                 return done, res.revision
             for group in _batches(stale, batch, self.etcd.request_budget()):

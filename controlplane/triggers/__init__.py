@@ -12,6 +12,11 @@ Design, and why:
   create-only transaction on a TTL lease before the action runs: two replicas given the same
   delivery cannot both win, and a server restart forgets nothing. An action that fails
   (a bad tag, a refused template) gives its claim back, so a redelivery may try again.
+- **Reads.** A call is checked against a watch-fed copy of the records and their secrets
+  (:mod:`cache`), not etcd reads; its claim is guarded on what it was checked with, so a copy
+  that lags a rotation or removal never admits the old secret.
+- **Callbacks** go only where :mod:`callback_target` allows (no loopback, link-local or
+  metadata address; private ones with ``--allow-private-callbacks``).
 - **Layers.** :mod:`signature` and :mod:`rules` are pure (the clock is an argument); the
   invoker (:mod:`invoke`) is the one place a call is checked and acted on, for the HTTPS
   endpoint (:mod:`http`) and the ``InvokeTrigger`` RPC alike.

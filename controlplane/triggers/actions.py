@@ -20,6 +20,7 @@ from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from ccs.v1 import triggers_pb2 as tpb
 from controlplane.api.app_specs import resolve
+from controlplane.api.app_update import UpdateSeen
 from controlplane.api.apps import ApplicationServicer
 from controlplane.api.common import read_modify_write
 from controlplane.api.services import ServiceServicer
@@ -99,11 +100,23 @@ class Actions:
             assert params.replicas is not None
             req = api_pb2.ScaleServiceRequest(cluster=cluster, application=app, name=trigger.service,
                                               replicas=params.replicas)
-            svc = await read_modify_write(0, lambda: self.services._ScaleService(req))
+            # The first try writes the informer's copy of the service back (no read); a copy
+            # another write overtook fails the revision guard, and the retries read etcd.
+            informer = self.services.cache.informer
+            state = informer.clusters.get(cluster) if informer is not None else None
+            first = [state.services.get((app, trigger.service))] if state is not None else []
+
+            async def scale() -> pb.Service:
+                return await self.services._ScaleService(req, first.pop() if first else None)
+
+            svc = await read_modify_write(0, scale)
             return Outcome("scaled", message=f"service {app}/{trigger.service}: {params.replicas} replicas",
                            revision=svc.meta.resource_version)
 
+        seen: list[UpdateSeen] = []
+
         async def update() -> pb.Application:
+            seen.clear()  # a retried attempt decides again
             req = api_pb2.UpdateApplicationRequest(cluster=cluster, name=app, version=params.version)
             if trigger.action == tpb.TRIGGER_ACTION_UPDATE_IMAGE:
                 current = await self.application(cluster, app)
@@ -111,19 +124,14 @@ class Actions:
                 req.template = retag_template(current.spec.template, trigger.service, params.tag)
                 req.files.update(current.spec.files)
                 req.resource_version = current.meta.resource_version
-            return await self.apps._UpdateApplication(req)
+            return await self.apps._UpdateApplication(req, seen.append)
 
-        before = await self._latest_release(cluster, app)
         updated = await read_modify_write(0, update)
-        releases, _ = await reads.list_all(self.etcd, keys.releases(cluster, app), pb.Release)
-        # Started by this update: newer than the latest before it, and releasing its revision.
-        mine = [r for r in releases if r.number > before and r.spec.to_revision == updated.revision]
-        if not mine:
+        # The release this update started, as apply_update decided it (its observe hook): no
+        # list of the application's releases before and after.
+        release = seen[-1].plan.release if seen else None
+        if release is None:
             return Outcome("unchanged", revision=updated.revision,
                            message=f"revision {updated.revision}: no service changed, no release")
-        return Outcome("released", release=mine[-1].meta.name, revision=updated.revision,
-                       message=f"revision {updated.revision}: release {mine[-1].meta.name} started")
-
-    async def _latest_release(self, cluster: str, app: str) -> int:
-        res = await self.etcd.range(keys.releases(cluster, app), keys_only=True)
-        return max((int(kv.key.rsplit("/r", 1)[1]) for kv in res.kvs), default=0)
+        return Outcome("released", release=release.meta.name, revision=updated.revision,
+                       message=f"revision {updated.revision}: release {release.meta.name} started")

@@ -15,6 +15,7 @@ import json
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -23,6 +24,7 @@ from ccs.release_phases import TERMINAL_PHASES
 from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys, reads
 from controlplane.store.etcd import Etcd
+from controlplane.triggers.callback_target import checked_address, pinned_url
 from controlplane.triggers.signature import ccs_signature
 
 ATTEMPTS = 4
@@ -44,18 +46,26 @@ async def final_phase(etcd: Etcd, cluster: str, app: str, release: str, poll: fl
         await asyncio.sleep(poll)
 
 
-async def send(url: str, doc: dict[str, Any], secret: bytes, attempts: int = ATTEMPTS, backoff: float = 1.0) -> int:
-    """POST ``doc`` signed; the answer's status (the last one, after ``attempts`` tries)."""
+async def send(url: str, doc: dict[str, Any], secret: bytes, attempts: int = ATTEMPTS, backoff: float = 1.0, *,
+               allow_private: bool = False) -> int:
+    """POST ``doc`` signed; the answer's status (the last one, after ``attempts`` tries).
+
+    Each try resolves the host again and checks every address (:mod:`.callback_target`:
+    :class:`CallbackRefused` ends it), then connects to the address checked, the URL's host
+    kept for the Host header and the certificate check (``sni_hostname``)."""
     body = json.dumps(doc).encode()
     delivery = str(uuid.uuid4())
     status = 0
-    async with httpx.AsyncClient(timeout=TIMEOUT, verify=True) as client:
+    parts = urlsplit(url)
+    async with httpx.AsyncClient(timeout=TIMEOUT, verify=True, follow_redirects=False) as client:
         for i in range(attempts):
             stamp = str(int(time.time()))
             headers = {"content-type": "application/json", "x-ccs-timestamp": stamp, "x-ccs-delivery": delivery,
-                       "x-ccs-signature": ccs_signature(secret, stamp, body)}
+                       "x-ccs-signature": ccs_signature(secret, stamp, body), "host": parts.netloc}
+            address = await checked_address(url, allow_private)
             try:
-                status = (await client.post(url, content=body, headers=headers)).status_code
+                status = (await client.post(pinned_url(url, address), content=body, headers=headers,
+                                            extensions={"sni_hostname": parts.hostname or ""})).status_code
                 if 200 <= status < 300:
                     return status
             except httpx.HTTPError:

@@ -7,9 +7,18 @@ Order of the checks, and why:
 2. the trigger exists and belongs to the application that exists now (404);
 3. the signature (401), against the secret decrypted from the secrets store;
 4. the body's parameters (400, naming the field);
-5. the delivery id is claimed in etcd, create-only (401: a replay);
+5. the delivery id is claimed in etcd, create-only (401: a replay), guarded on the trigger
+   record and secret version of steps 2-3 being unchanged;
 6. the action; if it fails before writing anything, the claim is given back (a redelivery may
-   try again).
+   try again). Its refusals answer the status the API's gRPC code maps to
+   (``controlplane.grpc_errors.HTTP_STATUS``).
+
+Steps 2-3 read no etcd when the watch-fed cache (:mod:`.cache`) and the informer hold the
+trigger, its secret and the application; the guard of step 5 is what makes that safe: a copy
+older than a rotation or a removal fails it, and the call is checked again against etcd. A
+signature the cached secret does not match is checked against etcd's too (a rotation the copy
+has not seen yet), so a new secret works at once. ``InvokeTrigger`` checks no secret and reads
+the record from etcd.
 
 Nothing before step 6 writes anything but the call's audit record. Every call gets one
 (accepted or not); refusals of unknown triggers and bad signatures go through a token bucket per
@@ -27,23 +36,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import structlog
 
 from ccs.v1 import resources_pb2 as pb
 from ccs.v1 import triggers_pb2 as tpb
 from controlplane.access.audit import ANONYMOUS_BURST, ANONYMOUS_RATE, MAX_MESSAGE, MAX_TARGET, TokenBucket
-from controlplane.grpc_errors import FailedPrecondition, InvalidArgument
+from controlplane.grpc_errors import HTTP_STATUS, bounded, status_of
+from controlplane.informer import Informer
 from controlplane.secrets.keyring import Keyring
-from controlplane.store import Conflict, NotFound, StoreUnavailable, keys
+from controlplane.secrets.store import Version
+from controlplane.store import NotFound, keys
 from controlplane.store.codec import encode
 from controlplane.store.events import event_id
 from controlplane.store.meta import now
 from controlplane.store.txn import RIDER, Rider, Txn
 from controlplane.triggers import callback
 from controlplane.triggers.actions import ACTION_NAMES, Actions, Outcome
-from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, TriggerStore
+from controlplane.triggers.cache import TriggerCache
+from controlplane.triggers.callback_target import CallbackRefused
+from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, Stale, TriggerStore
 from controlplane.triggers.rules import BodyError, Params, RateLimiter, parse_body
-from controlplane.triggers.signature import SignatureError, verify
+from controlplane.triggers.signature import SignatureError, Verified, verify
 
 log = structlog.get_logger("ccs.triggers")
 
@@ -51,11 +65,14 @@ METHOD = "Trigger/POST"
 
 
 class Refused(Exception):
-    """A call answered with ``status`` (HTTP) and ``message``; nothing changed."""
+    """A call answered with ``status`` (HTTP) and ``message``; nothing changed. ``code``: the
+    gRPC code the refusal came from, when it came from the API's write paths (``InvokeTrigger``
+    answers with it, and the audit record names it)."""
 
-    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
+    def __init__(self, status: int, message: str, retry_after: float = 0.0,
+                 code: grpc.StatusCode | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.retry_after = status, message, retry_after
+        self.status, self.message, self.retry_after, self.code = status, message, retry_after, code
 
 
 @dataclass(frozen=True)
@@ -73,26 +90,13 @@ def status_token(digest_key: bytes, cluster: str, app: str, release: str) -> str
     return hmac.new(digest_key, msg, hashlib.sha256).hexdigest()[:40]
 
 
-def _status_for(exc: Exception) -> int:
-    if isinstance(exc, InvalidArgument | BodyError):
-        return 400
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, FailedPrecondition | Conflict):
-        return 409
-    if isinstance(exc, StoreUnavailable):
-        return 503
-    from controlplane.compose import TemplateError  # local, as in grpc_errors
-
-    if isinstance(exc, TemplateError):
-        return 400
-    return 500
-
-
 class Invoker:
     def __init__(self, store: TriggerStore, actions: Actions, keyring: Keyring, *,
-                 base_url: str = "", limiter: RateLimiter | None = None) -> None:
+                 base_url: str = "", limiter: RateLimiter | None = None, cache: TriggerCache | None = None,
+                 informer: Informer | None = None, allow_private_callbacks: bool = False) -> None:
         self.store, self.actions, self.keyring = store, actions, keyring
+        self.allow_private_callbacks = allow_private_callbacks
+        self.cache, self.informer = cache, informer
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter or RateLimiter()
         self.refusals = TokenBucket(ANONYMOUS_RATE, ANONYMOUS_BURST)
@@ -117,16 +121,60 @@ class Invoker:
     # ------------------------------------------------------------------ calls
 
     async def trigger_of(self, cluster: str, app: str, name: str) -> tpb.Trigger:
-        """The trigger, if it and the application it was made for both exist (else 404)."""
+        """The trigger, read from etcd, if it and the application it was made for both exist (else 404)."""
         try:
             trigger = await self.store.get(cluster, app, name)
+        except NotFound:
+            raise Refused(404, f"no trigger {app}/{name} in cluster {cluster}") from None
+        await self._check_application(trigger)
+        return trigger
+
+    async def _read(self, cluster: str, app: str, name: str) -> tuple[tpb.Trigger, Version]:
+        """The record and its secret version from etcd (404 if either it or its application is gone)."""
+        try:
+            trigger, secret = await self.store.read(cluster, app, name)
+        except NotFound:
+            raise Refused(404, f"no trigger {app}/{name} in cluster {cluster}") from None
+        except Stale:
+            raise Refused(409, f"trigger {app}/{name} is being rotated or removed; try again") from None
+        await self._check_application(trigger)
+        return trigger, secret
+
+    async def _check_application(self, trigger: tpb.Trigger) -> None:
+        """404 unless the application the trigger was made for is the one of that name now.
+        The informer's copy answers when it agrees (no etcd read); etcd decides otherwise."""
+        cluster, app, name = trigger.cluster, trigger.application, trigger.meta.name
+        state = self.informer.clusters.get(cluster) if self.informer is not None else None
+        seen = state.apps.get(app) if state is not None else None
+        if seen is not None and seen.meta.id == trigger.application_id:
+            return
+        try:
             current = await self.actions.application(cluster, app)
         except NotFound:
             raise Refused(404, f"no trigger {app}/{name} in cluster {cluster}") from None
         if current.meta.id != trigger.application_id:
             raise Refused(404, f"trigger {app}/{name} was made for an earlier application of that name "
                                "(remove it and make a new one)")
-        return trigger
+
+    async def _checked(self, cluster: str, app: str, name: str, headers: dict[str, str], body: bytes
+                       ) -> tuple[tpb.Trigger, Version, Verified, bool]:
+        """The trigger, the secret version the call's signature matches and what it says; from the
+        cache when it has them (``True`` last), else from etcd. A signature that does not match
+        the cached secret is checked again against etcd's (a rotation the cache has not seen)."""
+        cached = self.cache.lookup(cluster, app, name) if self.cache is not None else None
+        if cached is not None:
+            await self._check_application(cached.trigger)
+            try:
+                verified = verify(headers, body, await self.store.secrets.value(cached.secret), time.time())
+                return cached.trigger, cached.secret, verified, True
+            except SignatureError:
+                pass
+        trigger, secret = await self._read(cluster, app, name)
+        try:
+            verified = verify(headers, body, await self.store.secrets.value(secret), time.time())
+        except SignatureError as e:
+            raise Refused(401, str(e)) from None
+        return trigger, secret, verified, False
 
     def _rate(self, cluster: str, app: str, name: str) -> None:
         k = f"{cluster}/{app}/{name}"
@@ -135,6 +183,30 @@ class Invoker:
             raise Refused(429, f"trigger {app}/{name}: more than {self.limiter.rate:g} calls a second "
                                f"(bursts of {self.limiter.burst:g}); retry in {retry:.1f}s", retry)
 
+    async def _claim(self, trigger: tpb.Trigger, secret: Version, verified: Verified, cached: bool,
+                     headers: dict[str, str], body: bytes) -> str:
+        """Claim the delivery, guarded on the trigger and secret as checked; a copy the claim
+        finds stale (rotated or removed since) is replaced by etcd's and the signature checked
+        again before claiming with it."""
+        ttl = GITHUB_TTL if verified.form == "github" else CCS_TTL
+        try:
+            try:
+                return await self.store.claim(trigger, secret, verified.delivery, ttl)
+            except Stale:
+                if not cached:
+                    raise
+            trigger, secret = await self._read(trigger.cluster, trigger.application, trigger.meta.name)
+            try:
+                verify(headers, body, await self.store.secrets.value(secret), time.time())
+            except SignatureError as e:
+                raise Refused(401, str(e)) from None
+            return await self.store.claim(trigger, secret, verified.delivery, ttl)
+        except Replay:
+            raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay") from None
+        except Stale:
+            raise Refused(409, f"trigger {trigger.application}/{trigger.meta.name} was rotated or removed "
+                               "while called; try again") from None
+
     async def signed_call(self, cluster: str, app: str, name: str, headers: dict[str, str], body: bytes,
                           peer: str) -> Accepted:
         """The HTTPS endpoint's call; :class:`Refused` says why not (and nothing changed)."""
@@ -142,11 +214,7 @@ class Invoker:
         audit = _Record(cluster, app, name, peer, delivery)
         try:
             self._rate(cluster, app, name)
-            trigger = await self.trigger_of(cluster, app, name)
-            try:
-                verified = verify(headers, body, await self.store.secret(trigger), time.time())
-            except SignatureError as e:
-                raise Refused(401, str(e)) from None
+            trigger, secret, verified, cached = await self._checked(cluster, app, name, headers, body)
             if verified.form == "github" and headers.get("x-github-event") == "ping":
                 # GitHub's first delivery to a new webhook: answered, acted on by nothing.
                 outcome = Outcome("pong", message="GitHub ping: the webhook reaches this trigger")
@@ -156,11 +224,7 @@ class Invoker:
                 params = parse_body(body, headers.get("content-type", ""))
             except BodyError as e:
                 raise Refused(400, str(e)) from None
-            ttl = GITHUB_TTL if verified.form == "github" else CCS_TTL
-            try:
-                claim = await self.store.claim(cluster, app, name, verified.delivery, ttl)
-            except Replay:
-                raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay") from None
+            claim = await self._claim(trigger, secret, verified, cached, headers, body)
             # The record rides on the action's own transaction (as a gRPC change's does,
             # controlplane.access.audit): a change that landed never lacks its record.
             rider = Rider(*audit.encoded(200, f"accepted: {_asked(trigger, params)}", wrote=True))
@@ -176,7 +240,7 @@ class Invoker:
                 rider.closed = True
                 audit.revision = rider.revision
         except Refused as r:
-            await self._audit(audit, r.status, r.message)
+            await self._audit(audit, r.status, r.message, r.code)
             raise
         except Exception as e:
             await self._audit(audit, 500, type(e).__name__)
@@ -191,15 +255,20 @@ class Invoker:
         try:
             return await self.actions.run(trigger, params)
         except Exception as e:
-            status = _status_for(e)
-            if status == 500:
+            # The API's one mapping (controlplane.grpc_errors) decides, so a trigger's refusal is
+            # the one `ccs app update` gets for the same change, in HTTP's words.
+            mapped = status_of(e)
+            if mapped is None:
                 log.exception("trigger action failed", trigger=trigger.meta.name, app=trigger.application)
                 raise Refused(500, f"internal error: {type(e).__name__}") from None
-            raise Refused(status, str(e)) from None
+            code, message = mapped
+            raise Refused(HTTP_STATUS.get(code, 500), bounded(message), code=code) from None
 
-    async def token_call(self, trigger: tpb.Trigger, params: Params) -> Accepted:
-        """``InvokeTrigger`` (a token with the trigger role; the gate audits it)."""
-        self._rate(trigger.cluster, trigger.application, trigger.meta.name)
+    async def token_call(self, cluster: str, app: str, name: str, params: Params) -> Accepted:
+        """``InvokeTrigger`` (a token with the trigger role; the gate audits it): the rate limit
+        first, then the trigger as etcd has it (no secret is checked, so no cache is needed)."""
+        self._rate(cluster, app, name)
+        trigger = await self.trigger_of(cluster, app, name)
         outcome = await self.act(trigger, params)
         return self._accepted(trigger, outcome, "")
 
@@ -220,7 +289,11 @@ class Invoker:
             doc: dict[str, Any] = {"trigger": trigger.meta.name, "cluster": trigger.cluster,
                                    "application": trigger.application, "delivery": delivery,
                                    "result": outcome.result, "release": outcome.release, "phase": phase}
-            await callback.send(trigger.callback_url, doc, await self.store.secret(trigger))
+            await callback.send(trigger.callback_url, doc, await self.store.secret(trigger),
+                                allow_private=self.allow_private_callbacks)
+        except CallbackRefused as e:  # its address changed since the trigger was made
+            log.warning("trigger callback refused", trigger=trigger.meta.name, app=trigger.application,
+                        field="callback_url", reason=str(e))
         except Exception as e:  # the call was answered long ago: say it in the log
             log.warning("trigger callback not delivered", trigger=trigger.meta.name, app=trigger.application,
                         error=type(e).__name__)
@@ -231,18 +304,18 @@ class Invoker:
 
     # ------------------------------------------------------------------ audit
 
-    async def _audit(self, audit: _Record, status: int, message: str) -> None:
+    async def _audit(self, audit: _Record, status: int, message: str, code: grpc.StatusCode | None = None) -> None:
         if status in (401, 404, 429) and not self.refusals.take():
             if self.refusals.dropped - self._dropped_logged >= 100 or not self._dropped_logged:
                 log.warning("refused trigger calls not audited (rate limit)", dropped=self.refusals.dropped)
                 self._dropped_logged = self.refusals.dropped
             return
-        key, value = audit.encoded(status, message, wrote=bool(audit.revision))
+        key, value = audit.encoded(status, message, wrote=bool(audit.revision), code=code)
         try:
             await Txn().put(key, value).commit(self.store.etcd)
         except Exception as e:
             log.error("audit record not written", error=str(e), method=METHOD, target=audit.target,
-                      result=_RESULTS.get(status, "UNKNOWN"))
+                      result=code.name if code else _RESULTS.get(status, "UNKNOWN"))
 
 
 @dataclass
@@ -262,17 +335,19 @@ class _Record:
     def target(self) -> str:
         return f"trigger {self.cluster}/{self.app}/{self.name}"[:MAX_TARGET]
 
-    def encoded(self, status: int, message: str, *, wrote: bool) -> tuple[str, bytes]:
+    def encoded(self, status: int, message: str, *, wrote: bool, code: grpc.StatusCode | None = None
+                ) -> tuple[str, bytes]:
         text = f"delivery {self.delivery}: {message}" if self.delivery else message
         rec = pb.AuditRecord(
             meta=pb.Meta(id=self.rid, name=self.rid, created_at=now()), method=METHOD, target=self.target,
             peer=self.peer[:MAX_TARGET], token_name=f"trigger {self.name}"[:MAX_TARGET], role="trigger",
-            result=_RESULTS.get(status, "UNKNOWN"), message=text[:MAX_MESSAGE], wrote=wrote,
+            result=code.name if code else _RESULTS.get(status, "UNKNOWN"), message=text[:MAX_MESSAGE], wrote=wrote,
             revision=self.revision)
         return keys.audit(self.rid), encode(rec)
 
 
-_RESULTS = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "FAILED_PRECONDITION",
+_RESULTS = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+            409: "FAILED_PRECONDITION",
             429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
 

@@ -7,8 +7,8 @@ import secrets as random_secrets
 import time
 
 from ccs.v1 import triggers_pb2 as tpb
-from controlplane.secrets.store import SecretStore
-from controlplane.store import AlreadyExists, keys, reads
+from controlplane.secrets.store import SecretStore, Version
+from controlplane.store import AlreadyExists, Conflict, NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
@@ -52,6 +52,14 @@ class Replay(Exception):
     """The delivery id was seen before (on any replica, before any restart)."""
 
 
+class Stale(Exception):
+    """The trigger's record or secret changed since the copy a call was checked with."""
+
+
+#: The kind a claim's guards on the record and the secret report (told apart from a delivery's).
+STALE = "trigger (as checked)"
+
+
 class TriggerStore:
     def __init__(self, etcd: Etcd, secrets: SecretStore) -> None:
         self.etcd, self.secrets = etcd, secrets
@@ -70,15 +78,38 @@ class TriggerStore:
                                    None)
         return await self.secrets.value(v)
 
-    async def claim(self, cluster: str, app: str, name: str, delivery: str, ttl: int) -> str:
+    async def read(self, cluster: str, app: str, name: str) -> tuple[tpb.Trigger, Version]:
+        """The record and its current secret version, from etcd (NotFound naming ``app/name``)."""
+        for _ in range(3):
+            trigger = await self.get(cluster, app, name)
+            try:
+                return trigger, await self.secrets.get(cluster, SECRET_KIND, secret_name(app, name),
+                                                       trigger.secret_version)
+            except NotFound:  # rotated (or removed) between the two reads: read both again
+                continue
+        raise Stale(f"{app}/{name}")
+
+    async def claim(self, trigger: tpb.Trigger, secret: Version, delivery: str, ttl: int) -> str:
         """Remember ``delivery`` for ``ttl`` seconds; :class:`Replay` if it is already remembered.
-        One create-only transaction: of two replicas claiming the same id, one wins."""
+        One create-only transaction: of two replicas claiming the same id, one wins.
+
+        Guarded on the record and the secret version the signature was checked with being
+        unchanged (their ``mod_revision``): :class:`Stale` when a rotation or a removal landed
+        since they were read (or cached), so no call signed with a replaced secret is claimed
+        after the replacement commits (:mod:`controlplane.triggers.cache`)."""
+        cluster, app, name = trigger.cluster, trigger.application, trigger.meta.name
         k = delivery_key(cluster, app, name, delivery)
         lease = await self._lease(ttl)
+        txn = Txn().require_revision(key(cluster, app, name), STALE, f"{app}/{name}", trigger.meta.resource_version)
+        txn.require_revision(secret.key, STALE, f"{app}/{name}@{secret.version}", secret.mod_revision)
         try:
-            await Txn().require_absent(k, "delivery", delivery).put(k, b"1", lease=lease).commit(self.etcd)
+            await txn.require_absent(k, "delivery", delivery).put(k, b"1", lease=lease).commit(self.etcd)
         except AlreadyExists:
             raise Replay(delivery) from None
+        except (Conflict, NotFound) as e:
+            if e.kind == STALE:
+                raise Stale(f"{app}/{name}") from None
+            raise
         return k
 
     async def release_claim(self, claim: str) -> None:

@@ -2,7 +2,9 @@
 
 - ``POST /v1/triggers/{cluster}/{app}/{name}``: a signed call (:mod:`.invoke` says in which
   order it is checked). 200 with ``{"trigger", "action", "delivery", "result", "release",
-  "revision", "status_url", "message"}``; 400/401/404/409/429/503 with ``{"error"}``.
+  "revision", "status_url", "message"}``; 400/401/403/404/409/429/503 with ``{"error"}``
+  (an action the API refuses answers the status its gRPC code maps to,
+  ``controlplane.grpc_errors.HTTP_STATUS``).
 - ``GET /v1/status/{cluster}/{app}/{release}/{token}``: the release's phase as JSON. The token
   is an HMAC the server made for that release (:func:`.invoke.status_token`): the URL is the
   credential, like a pre-signed URL, so a CI job can poll it with plain curl; it shows one

@@ -26,6 +26,7 @@ from controlplane.store.meta import new_meta, now, touch
 from controlplane.store.txn import Txn
 from controlplane.triggers import records
 from controlplane.triggers.actions import ACTION_NAMES
+from controlplane.triggers.callback_target import CallbackRefused, checked_address
 from controlplane.triggers.invoke import Invoker, Refused
 from controlplane.triggers.rules import BodyError, params_from
 
@@ -71,6 +72,11 @@ class TriggerServicer(triggers_pb2_grpc.TriggerServiceServicer):
         else:
             check_name("service", request.service)
         callback = check_callback(request.callback_url)
+        if callback:
+            try:
+                await checked_address(callback, self.invoker.allow_private_callbacks)
+            except CallbackRefused as e:
+                raise InvalidArgument("callback_url", str(e)) from None
         app = await reads.get(self.etcd, keys.app(cluster, app_name), pb.Application, "application", app_name)
         if app.spec.desired_state == pb.DESIRED_STATE_REMOVED:
             raise FailedPrecondition(f"application {app_name!r} is being deleted")
@@ -156,10 +162,9 @@ class TriggerServicer(triggers_pb2_grpc.TriggerServiceServicer):
             field, _, why = str(e).partition(": ")
             raise InvalidArgument(field, why) from None
         try:
-            trigger = await self.invoker.trigger_of(cluster, app, name)
-            done = await self.invoker.token_call(trigger, params)
+            done = await self.invoker.token_call(cluster, app, name, params)
         except Refused as r:
-            await context.abort(_CODES.get(r.status, grpc.StatusCode.INTERNAL), r.message)
+            await context.abort(r.code or _CODES.get(r.status, grpc.StatusCode.INTERNAL), r.message)
             raise AssertionError("unreachable") from None
         o = done.outcome
         return tpb.TriggerResult(trigger=name, result=o.result, release=o.release, status_url=done.status_url,

@@ -12,9 +12,11 @@ from starlette.routing import BaseRoute
 from ccs.v1 import triggers_pb2, triggers_pb2_grpc
 from controlplane.api.apps import ApplicationServicer
 from controlplane.api.services import ServiceServicer
+from controlplane.informer import Informer
 from controlplane.secrets.store import SecretStore
 from controlplane.store.etcd import Etcd
 from controlplane.triggers.actions import Actions
+from controlplane.triggers.cache import TriggerCache
 from controlplane.triggers.invoke import Invoker
 from controlplane.triggers.records import TriggerStore
 from controlplane.triggers.routes import routes
@@ -25,9 +27,12 @@ class Triggers:
     SERVICE_NAME = triggers_pb2.DESCRIPTOR.services_by_name["TriggerService"].full_name
 
     def __init__(self, etcd: Etcd, secrets: SecretStore, apps: ApplicationServicer,
-                 services: ServiceServicer) -> None:
+                 services: ServiceServicer, informer: Informer | None = None, *,
+                 allow_private_callbacks: bool = False) -> None:
         self.store = TriggerStore(etcd, secrets)
-        self.invoker = Invoker(self.store, Actions(etcd, apps, services), secrets.keyring)
+        self.cache = TriggerCache(etcd)
+        self.invoker = Invoker(self.store, Actions(etcd, apps, services), secrets.keyring, cache=self.cache,
+                               informer=informer, allow_private_callbacks=allow_private_callbacks)
         self.servicer = TriggerServicer(etcd, secrets, self.invoker)
 
     def add_to(self, server: grpc.aio.Server) -> None:
@@ -41,5 +46,10 @@ class Triggers:
         when ``--http-listen`` is off, so the answers then carry no URL."""
         self.invoker.base_url = base_url.rstrip("/")
 
+    async def start(self) -> None:
+        """List the triggers and their secrets into the cache, then follow them."""
+        await self.cache.start()
+
     async def stop(self) -> None:
         await self.invoker.stop()
+        await self.cache.stop()

@@ -291,6 +291,13 @@ async def test_trigger_answers_and_errors(client: ccs.AsyncClient, unique: str) 
     assert isinstance(e, ccs.NotFound) and e.message == "application 'blog' not found"
     e = await error(client.triggers.create(unique, "shop", "x", "redeploy", callback_url="ftp://h/x"))
     assert e.message == "callback_url: must be an http:// or https:// URL with a host"
+    e = await error(client.triggers.create(unique, "shop", "x", "redeploy", callback_url="http://127.0.0.1:2379/v3"))
+    assert isinstance(e, ccs.InvalidArgument)
+    assert e.message == ("callback_url: 127.0.0.1, a loopback address; callbacks go to CI servers, not to the "
+                         "control plane's hosts")
+    e = await error(client.triggers.create(unique, "shop", "x", "redeploy", callback_url="http://10.1.2.3/hook"))
+    assert e.message == ("callback_url: 10.1.2.3, a private address (the server allows those only with "
+                         "--allow-private-callbacks); callbacks go to CI servers, not to the control plane's hosts")
     rotated = await client.triggers.rotate(unique, "shop", "ci")
     assert rotated.trigger.secret_version == 2 and rotated.secret != made.secret
     listed = await client.triggers.list(unique, "shop")

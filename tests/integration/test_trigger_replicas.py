@@ -6,6 +6,7 @@ checks are those of ``test_triggers.py``.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -14,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.secrets.keyring import Keyring
+from controlplane.secrets.store import SecretStore
+from controlplane.store.etcd import Etcd
+from controlplane.triggers.records import Replay, TriggerStore
 from controlplane.triggers.signature import github_signature
 from tests.conftest import EtcdProc, free_port, start_etcd, start_server
 from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, post, prepare, state
@@ -56,6 +61,57 @@ async def test_a_replay_is_refused_after_a_restart_and_on_another_replica(tmp_pa
     finally:
         a.stop()
         b.stop()
+
+
+async def test_the_same_delivery_sent_to_two_replicas_at_once_is_accepted_once(tmp_path: Path,
+                                                                                own_etcd: EtcdProc) -> None:
+    """Two replicas, each its own process, sent the same delivery id at the same moment: one
+    accepts, the other answers a replay, whichever comes first; five deliveries in a row."""
+    a = start_server(tmp_path / "a", own_etcd.url, tmp_path / "a.yaml")
+    b = start_server(tmp_path / "b", own_etcd.url, tmp_path / "b.yaml", extra=["--no-reconcilers"])
+    try:
+        s = await prepare(a, "c1")
+        on_b = Setup(b, s.cluster, s.secrets)
+        for n in range(5):
+            body = f'{{"replicas": {n + 2}}}'.encode()
+            headers = ccs_headers(s.secrets["scale"], body, delivery=f"build-{n}")
+            answers = await asyncio.gather(post(s, "scale", body, headers), post(on_b, "scale", body, headers))
+            assert sorted(r.status_code for r in answers) == [200, 401], [r.text for r in answers]
+            refused = next(r for r in answers if r.status_code == 401)
+            assert "replay" in refused.json()["error"]
+        assert (await state(s))[2:] == (6, 5)  # the last call's replicas; five claims, one each
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_claims_made_at_the_same_moment_let_exactly_one_through(own_etcd: EtcdProc, tmp_path: Path) -> None:
+    """The claim itself, with the overlap forced: two stores on two etcd connections (two
+    replicas) both pass every check, wait for each other, then claim the same delivery. A
+    check-then-write would let both through; the create-only transaction lets one."""
+    srv = start_server(tmp_path / "s", own_etcd.url, tmp_path / "s.yaml", extra=["--no-reconcilers"])
+    clients = [Etcd([own_etcd.url]), Etcd([own_etcd.url])]
+    try:
+        s = await prepare(srv, "c1")
+        keyring = await Keyring.load_or_create(clients[0], srv.state_dir / "secrets.key")
+        stores = [TriggerStore(e, SecretStore(e, keyring)) for e in clients]
+        together = asyncio.Barrier(2)
+
+        async def claim(store: TriggerStore, delivery: str) -> str:
+            trigger, secret = await store.read(s.cluster, "shop", "scale")
+            await together.wait()  # both have read and checked; neither has claimed
+            try:
+                return await store.claim(trigger, secret, delivery, 60)
+            except Replay:
+                return "replay"
+
+        for n in range(5):
+            got = await asyncio.gather(*(claim(st, f"d-{n}") for st in stores))
+            assert got.count("replay") == 1, got
+    finally:
+        for e in clients:
+            await e.close()
+        srv.stop()
 
 
 async def test_http_listen_off(tmp_path: Path, own_etcd: EtcdProc) -> None:

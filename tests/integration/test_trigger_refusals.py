@@ -1,0 +1,91 @@
+"""A trigger's action refused by the API answers the API's refusal in HTTP's words (issue 13).
+
+The status comes from the API's one gRPC-error mapping (``controlplane.grpc_errors``), so a
+policy refusal is a 403 naming the template's field and the policy to change (it was a 500
+"internal error: PermissionDenied"), and a template the server refuses is a 400 naming the
+field. Either way nothing changes, and the delivery id is given back for a redelivery.
+"""
+
+from __future__ import annotations
+
+import aetcd
+import pytest
+
+import ccs
+from ccs.v1 import resources_pb2 as pb
+from controlplane.store import keys
+from tests.conftest import ServerProc
+from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, post, state
+
+pytestmark = pytest.mark.etcd
+
+PRIVILEGED = TEMPLATE.replace("    command: sleep 3600\n", "    command: sleep 3600\n    privileged: true\n")
+
+
+async def _setup(server: ServerProc, cluster: str, template: str) -> Setup:
+    async with server.client() as cl:
+        await cl.clusters.create(cluster)
+        await cl.clusters.update(cluster, allow=["privileged"])
+        await cl.applications.create(cluster, "shop", template)
+        made = await cl.triggers.create(cluster, "shop", "again", "redeploy")
+    return Setup(server, cluster, {"again": made.secret})
+
+
+async def test_a_policy_refusal_answers_403_naming_the_field(ccs_server: ServerProc, unique: str) -> None:
+    s = await _setup(ccs_server, unique, PRIVILEGED)
+    async with ccs_server.client() as cl:
+        await cl.clusters.update(unique, deny=["privileged"])  # tightened after the deploy
+    before = await state(s)
+    body = b'{"version": "2"}'
+    r = await post(s, "again", body, ccs_headers(s.secrets["again"], body, delivery="ci-1"))
+    assert r.status_code == 403, r.text
+    error = r.json()["error"]
+    assert "services.db.privileged" in error and f"ccs cluster update {unique} --allow privileged" in error
+    assert await state(s) == before  # nothing written, the claim given back
+    async with ccs_server.client() as cl:
+        await cl.clusters.update(unique, allow=["privileged"])
+        audit = [a for a in await cl.audit.list() if a.method == "Trigger/POST"]
+    assert any(a.result == "PERMISSION_DENIED" and "services.db.privileged" in a.message for a in audit)
+    r = await post(s, "again", body, ccs_headers(s.secrets["again"], body, delivery="ci-1"))
+    assert r.status_code == 200, r.text  # the redelivery, once allowed
+
+
+async def test_a_template_the_server_refuses_answers_400_naming_the_field(ccs_server: ServerProc,
+                                                                          unique: str) -> None:
+    """A stored template that this server's checks refuse (as one an older ccs accepted would be)."""
+    s = await _setup(ccs_server, unique, TEMPLATE)
+    host, port = ccs_server.etcd_url.removeprefix("http://").split(":")
+    async with aetcd.Client(host=host, port=int(port)) as etcd:
+        got = await etcd.get(keys.app(unique, "shop").encode())
+        assert got is not None
+        app = pb.Application.FromString(got.value)
+        where = keys.revision(unique, "shop", app.spec.template_revision or app.revision).encode()
+        got = await etcd.get(where)
+        assert got is not None
+        snap = pb.ApplicationRevision.FromString(got.value)
+        snap.spec.template = TEMPLATE.replace("deploy: {replicas: 1}", "deploy: {replicas: -1}")
+        await etcd.put(where, snap.SerializeToString())
+    before = await state(s)
+    body = b""
+    r = await post(s, "again", body, ccs_headers(s.secrets["again"], body))
+    assert r.status_code == 400, r.text
+    assert "services.web.deploy.replicas" in r.json()["error"]
+    assert await state(s) == before
+
+
+async def test_invoke_trigger_counts_the_rate_limit_before_reading_anything(ccs_server: ServerProc,
+                                                                            unique: str) -> None:
+    """``ccs trigger run`` of a trigger that does not exist: the first ten calls (the burst) are
+    looked up and answered NOT_FOUND, the next is refused by the limit without a read. (It read
+    etcd first: every call answered NOT_FOUND, a flood cost a read each.) 30 calls, so the
+    limit is reached unless they come slower than one a second."""
+    async with ccs_server.client() as cl:
+        await cl.clusters.create(unique)
+        answers = []
+        for _ in range(30):
+            try:
+                await cl.triggers.invoke(unique, "shop", "nope")
+            except ccs.errors.CcsError as e:
+                answers.append(e.code.name)
+    assert answers[:10] == ["NOT_FOUND"] * 10
+    assert "RESOURCE_EXHAUSTED" in answers[10:]
