@@ -291,8 +291,8 @@ async def test_a_list_right_after_a_write_sees_it_and_one_after_a_delete_does_no
 
 
 async def test_what_the_cache_cannot_answer_exactly_is_answered_by_etcd(world: World, unique: str) -> None:
-    """A record that does not decode (the cache holds its last good copy), a damaged cluster
-    record, and a page the byte budget cuts: the cache path leaves these to etcd, so the answer
+    """A record that does not decode (the cache holds its last good copy), a damaged
+    application or cluster record, and a page the byte budget cuts: the cache path leaves these to etcd, so the answer
     (the error naming the bad key, the short page and its token) is the same."""
     await seed(world.etcd, unique)
     big = f"{unique}-big"
@@ -314,6 +314,12 @@ async def test_what_the_cache_cannot_answer_exactly_is_answered_by_etcd(world: W
     with from_cache(world):  # another application's services are still served from the cache
         await world.cached.services.ListServices(api_pb2.ListServicesRequest(cluster=unique, application="b"),
                                                  CONTEXT)
+
+    await Txn().put(keys.app(unique, "b"), b"\xff not an application").commit(world.etcd)
+    request_b = api_pb2.ListServicesRequest(cluster=unique, application="b")
+    bad_app = await outcome(world.cached.services.ListServices(request_b, CONTEXT))
+    assert bad_app == await outcome(world.direct.services.ListServices(request_b, CONTEXT))
+    assert bad_app[1] == grpc.StatusCode.DATA_LOSS and keys.app(unique, "b") in bad_app[2]
 
     await Txn().put(keys.cluster(unique), b"\xff not a cluster").commit(world.etcd)
     request2 = api_pb2.ListNodesRequest(cluster=unique)
