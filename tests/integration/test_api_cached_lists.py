@@ -78,7 +78,9 @@ def servicers(etcd: Etcd, informer: Informer, cache: bool) -> Servicers:
 
 
 @pytest.fixture
-async def world(etcd) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
+async def world(etcd, unique: str) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
+    """The two paths over one etcd client; afterwards the test's clusters are removed (a damaged
+    cluster record left behind would fail every later ListClusters of the session)."""
     client = Etcd([etcd.url])
     await client.wait_ready()
     informer = Informer(client)
@@ -103,6 +105,8 @@ async def world(etcd) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
                     seen, spying)
     finally:
         await informer.stop()
+        for name in (unique, f"{unique}-big"):
+            await Txn().delete(keys.cluster(name)).delete_prefix(keys.subtree(name)).commit(client)
         await client.close()
 
 
