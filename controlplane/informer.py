@@ -91,6 +91,9 @@ class ClusterState:
     undecodable: dict[str, Undecodable] = field(default_factory=dict)
     # The cluster's range (Cluster.pod_cidr) and the blocks handed out of it.
     pod_cidr: str = ""
+    # False while the cluster's own record (/ccs/clusters/{name}) does not decode: a list from
+    # the cache then leaves the answer (Corrupt, naming it) to etcd.
+    record_decodes: bool = True
     subnets: dict[SubnetKey, pb.SubnetAllocation] = field(default_factory=dict)
 
     def latest_release(self, app: str) -> pb.Release | None:
@@ -236,7 +239,7 @@ class Informer:
             name = kv.key[len(keys.CLUSTERS) :]
             state = clusters.setdefault(name, ClusterState(name))
             state.exists = True
-            state.pod_cidr = _pod_cidr(kv)
+            state.pod_cidr, state.record_decodes = _cluster_record(kv)
         self.clusters = clusters
         self.revision = revision
         self.synced.set()
@@ -314,8 +317,9 @@ class Informer:
                 if ch.deleted:
                     self.clusters.pop(name, None)
                 else:
-                    self.cluster(name).exists = True
-                    self.cluster(name).pod_cidr = _pod_cidr(ch.kv)
+                    state = self.cluster(name)
+                    state.exists = True
+                    state.pod_cidr, state.record_decodes = _cluster_record(ch.kv)
                 continue
             c = self._apply_kv(self.clusters, ch.kv, deleted=ch.deleted, revision=ch.revision)
             if c is not None:
@@ -358,9 +362,9 @@ class Informer:
                 backoff = min(backoff * 2, 5.0)
 
 
-def _pod_cidr(kv: KV) -> str:
-    """The cluster's range from its record ("" when the record does not decode)."""
+def _cluster_record(kv: KV) -> tuple[str, bool]:
+    """The cluster's range from its record, and whether the record decodes ("", False if not)."""
     try:
-        return str(decode(kv, pb.Cluster).pod_cidr)
+        return str(decode(kv, pb.Cluster).pod_cidr), True
     except Exception:
-        return ""
+        return "", False

@@ -4,7 +4,8 @@
   ``MAX_TEMPLATE_BYTES``): bad input is refused with the field named before anything is written.
 - ``read_modify_write``: retry a write that met a concurrent change, unless the request named
   the ``resource_version`` it wants (then the conflict is the answer).
-- ``CacheReader``: single-object gets from the informer cache, with read-your-writes.
+- ``CacheReader``: gets (and, through :mod:`controlplane.api.cached_lists`, list pages) from
+  the informer cache, with read-your-writes.
 
 What the dispatcher's servicer and the reconcile pass need too lives below all of them, so that
 no package imports another for it: name and label rules in :mod:`controlplane.names`, the error
@@ -57,7 +58,8 @@ class CacheReader:
     the newest write this server made (usually already true), so a client never reads
     older data than it just wrote through this server; if the cache lags by more than a
     moment, the caller falls back to etcd. A write made through *another* API server can
-    be seen a few milliseconds late (the watch delay); lists and pages still read etcd.
+    be seen a few milliseconds late (the watch delay). Lists use it too
+    (:mod:`controlplane.api.cached_lists`).
     """
 
     def __init__(self, etcd: Etcd, informer: Informer | None) -> None:
@@ -68,6 +70,14 @@ class CacheReader:
         if self.informer is None or not await self.informer.caught_up(self.etcd.last_write_revision):
             return False
         return self.informer.clusters.get(cluster)
+
+    async def snapshot(self, cluster: str) -> tuple[ClusterState | None, int] | Literal[False]:
+        """As :meth:`state`, with the revision the cached state is the etcd snapshot of (read
+        with the state, no await between: a watch batch cannot land in between)."""
+        state = await self.state(cluster)
+        if state is False or self.informer is None:
+            return False
+        return state, self.informer.revision
 
     @staticmethod
     def check_decodes(state: ClusterState | None, what: str, key: str, prefix: str = "") -> None:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api.cached_lists import bounded, cached_page
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.container_exec import exec_stream
 from controlplane.api.object_names import check_container_name, check_service_name
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
-from controlplane.informer import Informer
+from controlplane.informer import ClusterState, Informer
 from controlplane.names import check_name
 from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
@@ -52,20 +53,25 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
         self, request: api_pb2.ListServicesRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListServicesResponse:
         cluster = check_name("cluster", request.cluster)
-        if request.application:
-            app = check_name("application", request.application)
-            await reads.get(self.etcd, keys.app(cluster, app), pb.Application, "application", app)
-            prefix = keys.services(cluster, app)
-        else:
-            await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
-            prefix = keys.services(cluster)
-        page = await reads.list_page(
-            self.etcd,
-            prefix,
-            pb.Service,
-            page_size=request.page_size,
-            page_token=request.page_token,
-        )
+        app = check_name("application", request.application) if request.application else None
+        prefix = keys.services(cluster, app)
+        page = await cached_page(
+            self.cache, cluster, ("application", app) if app else ("cluster", cluster), prefix,
+            lambda state: bounded(((keys.service(cluster, a, n), svc) for (a, n), svc in state.services.items()
+                                   if app is None or a == app), len(state.services)),
+            page_size=request.page_size, page_token=request.page_token)
+        if page is None:
+            if app:
+                await reads.get(self.etcd, keys.app(cluster, app), pb.Application, "application", app)
+            else:
+                await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+            page = await reads.list_page(
+                self.etcd,
+                prefix,
+                pb.Service,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
         return api_pb2.ListServicesResponse(
             services=page.items, next_page_token=page.next_page_token, revision=page.revision
         )
@@ -148,16 +154,22 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         svc = check_service_name("service", request.service) if request.service else None
         if svc and not app:
             raise InvalidArgument("service", "filtering by service needs application too")
-        await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
         node = request.node
-        page = await reads.list_page(
-            self.etcd,
-            keys.containers(cluster, app, svc),
-            pb.Container,
-            page_size=request.page_size,
-            page_token=request.page_token,
-            keep=(lambda c: c.node == node) if node else None,
-        )
+        keep = (lambda c: c.node == node) if node else None
+        page = await cached_page(
+            self.cache, cluster, ("cluster", cluster), keys.containers(cluster, app, svc),
+            lambda state: _containers(state, cluster, app, svc),
+            page_size=request.page_size, page_token=request.page_token, keep=keep)
+        if page is None:
+            await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+            page = await reads.list_page(
+                self.etcd,
+                keys.containers(cluster, app, svc),
+                pb.Container,
+                page_size=request.page_size,
+                page_token=request.page_token,
+                keep=keep,
+            )
         return api_pb2.ListContainersResponse(
             containers=page.items, next_page_token=page.next_page_token, revision=page.revision
         )
@@ -225,6 +237,18 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         finally:
             for t in tasks:
                 t.cancel()
+
+
+def _containers(state: ClusterState, cluster: str, app: str | None,
+                svc: str | None) -> Iterable[tuple[str, pb.Container]] | None:
+    """The cached containers under ``keys.containers(cluster, app, svc)`` with their keys (None
+    past ``MAX_SCAN``): through the per-service index when the application is named."""
+    if app is None:
+        return bounded(((keys.container(cluster, *k), c) for k, c in state.containers.items()),
+                       len(state.containers))
+    sets = [ks for (a, s), ks in state.by_service.items() if a == app and (svc is None or s == svc)]
+    return bounded(((keys.container(cluster, *k), state.containers[k]) for ks in sets for k in ks),
+                   sum(len(ks) for ks in sets))
 
 
 @map_errors

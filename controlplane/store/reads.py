@@ -104,12 +104,7 @@ async def list_page(
     key under ``prefix``) is where the first page begins; ``each`` sees every item with its
     key's metadata before ``keep``.
     """
-    if page_size < 0:
-        raise BadPageToken("page_size: must not be negative")
-    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    revision, begin = _decode_token(page_token) if page_token else (0, start or None)
-    if begin is not None and not begin.startswith(prefix):
-        raise BadPageToken("page_token: belongs to another list")
+    size, revision, begin = page_bounds(prefix, page_size, page_token, start)
     try:
         res = await etcd.range(prefix, start=begin, limit=size, revision=revision)
     except FutureRevision as e:
@@ -123,8 +118,26 @@ async def list_page(
         items = [m for m in items if keep(m)]
     token = ""
     if (res.more or cut) and kvs:
-        token = _encode_token(revision or res.revision, kvs[-1].key + "\0")
+        token = next_page_token(revision or res.revision, kvs[-1].key)
     return Page(items, token, revision or res.revision)
+
+
+def page_bounds(prefix: str, page_size: int, page_token: str, start: str = "") -> tuple[int, int, str | None]:
+    """A request's page: (items at most, revision it is pinned to or 0 for "now", first key or
+    None), or :class:`BadPageToken`. Shared with the API's cache path
+    (:mod:`controlplane.api.cached_lists`), so a token one path issued works on the other."""
+    if page_size < 0:
+        raise BadPageToken("page_size: must not be negative")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    revision, begin = _decode_token(page_token) if page_token else (0, start or None)
+    if begin is not None and not begin.startswith(prefix):
+        raise BadPageToken("page_token: belongs to another list")
+    return size, revision, begin
+
+
+def next_page_token(revision: int, last_key: str) -> str:
+    """The token of the page after the one that ended at ``last_key``, pinned to ``revision``."""
+    return _encode_token(revision, last_key + "\0")
 
 
 def _within_bytes(kvs: list[KV]) -> tuple[list[KV], bool]:

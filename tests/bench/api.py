@@ -6,8 +6,8 @@ It starts etcd and a ccs-server (separate processes), seeds one cluster with an 
 20 services, then for each (op, concurrency) runs that many clients for a fixed time and prints
 requests/s and p50/p99 latency. Ops:
 
-- ``get``: GetService of one of the 20 services (one etcd range read per call);
-- ``list``: ListServices of the application (20 services in one page);
+- ``get``: GetService of one of the 20 services (from the server's watch cache);
+- ``list``: ListServices of the application (20 services in one page, from the watch cache);
 - ``create``: CreateCluster with a fresh name (one guarded etcd transaction per call).
 
 Each client is one coroutine with its own grpc.aio channel, issuing one call at a time. Clients
