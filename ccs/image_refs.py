@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["DOCKER_HUB", "ImageRef", "host_problem", "is_loopback", "parse_image"]
+__all__ = ["DOCKER_HUB", "ImageRef", "host_problem", "is_loopback", "is_path_component", "is_tag", "parse_image"]
 
 DOCKER_HUB = "docker.io"
 
@@ -33,6 +33,7 @@ _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _HOST_RE = re.compile(rf"^{_HOST}$")
 _PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_COMPONENT_RE = re.compile(rf"^{_PATH_COMPONENT}$")
 _TAG_RE = re.compile(rf"^{_TAG}$")
 _DIGEST_RE = re.compile(rf"^{_DIGEST}$")
 MAX_NAME = 255  # Distribution's NameTotalLengthMax
@@ -107,9 +108,19 @@ def host_problem(host: str) -> str | None:
         return "is empty"
     if "/" in host or "://" in host:
         return f"{host[:80]!r} is not a registry host: give host[:port], without a scheme or a path"
-    if not _HOST_RE.match(host) or len(host) > MAX_NAME:
+    if not _HOST_RE.fullmatch(host) or len(host) > MAX_NAME:  # fullmatch: "$" would let a final newline by
         return f"{host[:80]!r} is not a registry host (host[:port])"
     return None
+
+
+def is_tag(text: str) -> bool:
+    """Whether ``text`` may be an image's tag (``ccs app deploy --build --version``)."""
+    return bool(_TAG_RE.fullmatch(text))
+
+
+def is_path_component(text: str) -> bool:
+    """Whether ``text`` may be one ``/``-separated part of a repository name."""
+    return bool(_COMPONENT_RE.fullmatch(text))
 
 
 def is_loopback(host: str) -> bool:

@@ -22,7 +22,6 @@ table-tested function:
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+
+from ccs.image_refs import is_path_component, is_tag, parse_image
 
 __all__ = [
     "ACCEPTED_KEYS",
@@ -48,12 +49,6 @@ __all__ = [
 
 #: The keys of ``build:`` that ``--build`` honours (each maps to one engine build option).
 ACCEPTED_KEYS = ("context", "dockerfile", "args", "target", "labels", "cache_from", "no_cache", "pull")
-#: A Docker tag: https://github.com/distribution/reference (``[\w][\w.-]{0,127}``).
-TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-#: A repository path component (lowercase, separators . _ __ -).
-COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-#: A registry host[:port] as Docker reads the first component of a reference.
-REGISTRY = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?")
 HASH_CHARS = 12
 
 
@@ -196,24 +191,26 @@ def build_specs(doc: Any, base: Path, environ: Mapping[str, str]) -> dict[str, B
 
 
 def registry_of(image: str) -> str | None:
-    """The registry host an image reference names, as Docker reads it: the first path component
-    when it has a ``.`` or a ``:`` or is ``localhost`` (``docker.io/x`` names Docker Hub)."""
-    first, slash, _ = image.partition("/")
-    if not slash:
-        return None
-    if "." in first or ":" in first or first == "localhost":
-        return first
-    return None
+    """The registry host an image reference names, as the Engine reads it (:mod:`ccs.image_refs`,
+    the one parser of references: ``docker.io/x`` names Docker Hub); None when it names none.
+    ValueError saying why when ``image`` is not a reference."""
+    return parse_image(image).host or None
 
 
 def push_registry(spec: BuildSpec, push_to: str | None) -> str:
     """Where the built image goes: ``--push-to``, else the registry of the service's ``image:``."""
     if push_to is not None:
         registry = push_to.rstrip("/")
-        if not REGISTRY.fullmatch(registry.partition("/")[0]) or "://" in push_to:
-            raise BuildError(f"--push-to: {push_to!r} is not a registry (HOST[:PORT], e.g. registry.example.com:5000)")
+        try:
+            parse_image(f"{registry}/x")  # what is pushed is REGISTRY/APP/SERVICE: REGISTRY must start a name
+        except ValueError:
+            raise BuildError(f"--push-to: {push_to!r} is not a registry (HOST[:PORT], e.g. "
+                             "registry.example.com:5000)") from None
         return registry
-    named = registry_of(spec.image) if spec.image else None
+    try:
+        named = registry_of(spec.image) if spec.image else None
+    except ValueError as exc:
+        raise BuildError(f"services.{spec.service}.image: {exc}") from None
     if named is None:
         raise BuildError(f"services.{spec.service}.build: no registry to push to: pass --push-to REGISTRY, or "
                          f"name one in services.{spec.service}.image (e.g. registry.example.com/team/app)")
@@ -221,7 +218,7 @@ def push_registry(spec: BuildSpec, push_to: str | None) -> str:
 
 
 def check_version(version: str, option: str = "--version") -> str:
-    if not TAG.fullmatch(version):
+    if not is_tag(version):
         raise BuildError(f"{option}: {version!r} is not an image tag (1-128 of A-Z a-z 0-9 _ . -, "
                          "not starting with . or -)")
     return version
@@ -231,7 +228,7 @@ def image_ref(registry: str, app: str, service: str, version: str) -> str:
     """``REGISTRY/APP/SERVICE:VERSION`` (app and service names are DNS labels, so valid path
     components; checked anyway so a bad name is refused before a build, not by the push)."""
     for what, part in (("application name", app), (f"services.{service}", service)):
-        if not COMPONENT.fullmatch(part):
+        if not is_path_component(part):
             raise BuildError(f"{what}: {part!r} cannot be part of an image name (lowercase a-z 0-9 and - . _)")
     return f"{registry}/{app}/{service}:{check_version(version)}"
 

@@ -24,7 +24,6 @@ node credentials remain for servers started with ``--insecure``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -40,7 +39,8 @@ import structlog
 from ccs.errors import REASON_ETCD_UNAVAILABLE, REASON_KEY
 from controlplane.pki.node_auth import NodeGuard
 from controlplane.store import AlreadyExists, keys
-from controlplane.store.etcd import Etcd
+from controlplane.store.etcd import Etcd, WatchedChange
+from controlplane.store.follow import follow_prefix
 from controlplane.store.txn import Txn
 
 log = structlog.get_logger("ccs.auth")
@@ -192,18 +192,12 @@ class TokenVerifier:
         Runs until cancelled. While the watch is down nothing is lost for good: an entry
         lives at most ``CACHE_TTL`` anyway, and the cache is cleared when the watch restarts.
         """
-        while True:
-            try:
-                _, revision = await self.etcd.get_with_revision(keys.TOKENS)
-                self._cache.clear()
-                async for batch in self.etcd.watch(keys.TOKENS, revision + 1):
-                    for change in batch:
-                        self.forget_digest(change.kv.key[len(keys.TOKENS):])
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # etcd down or compacted: start again from now
-                log.debug("token watch restarting", error=str(e))
-            await asyncio.sleep(retry)
+        def forget(batch: list[WatchedChange]) -> None:
+            for change in batch:
+                self.forget_digest(change.kv.key[len(keys.TOKENS):])
+
+        await follow_prefix(self.etcd, keys.TOKENS, on_start=lambda _: self._cache.clear(), on_batch=forget,
+                            retry=retry)
 
 
 def bearer(metadata: Any) -> str | None:

@@ -24,7 +24,6 @@ binary that ships with the server is the one that matches it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -33,6 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ccs.private_files import private_writer
 from controlplane.embedded_etcd import MEMBER_NAME, etcds_on
 from controlplane.store.etcd import Etcd
 
@@ -64,29 +64,19 @@ def target(out: Path) -> Path:
 async def save(etcd: Etcd, out: Path) -> Snapshot:
     """Write etcd's snapshot to ``out`` (absolute: ``target``), 0600, atomically."""
     await etcd.connect()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
+    with private_writer(out) as f:
 
-            class _Sink:  # aetcd writes each streamed chunk to a file-like object
-                @staticmethod
-                def write(chunk: bytes) -> None:
-                    f.write(chunk)
-                    digest.update(chunk)
+        class _Sink:  # aetcd writes each streamed chunk to a file-like object
+            @staticmethod
+            def write(chunk: bytes) -> None:
+                f.write(chunk)
+                digest.update(chunk)
 
-            await etcd.client.snapshot(_Sink())
-            f.flush()
-            os.fsync(f.fileno())
-            size = f.tell()
+        await etcd.client.snapshot(_Sink())
+        size = f.tell()
         if size == 0:
             raise BackupError("etcd sent an empty snapshot")
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return Snapshot(out, size, digest.hexdigest())
 
 

@@ -34,6 +34,7 @@ import structlog
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.scheduler.usage import Usage
+from controlplane.state_counts import StateCounts
 from controlplane.store import Compacted, keys
 from controlplane.store.codec import decode
 from controlplane.store.etcd import KV, Etcd, WatchedChange
@@ -84,6 +85,8 @@ class ClusterState:
     by_id: dict[str, CtrKey] = field(default_factory=dict)
     # What live containers hold per node (the scheduler's sums), kept per change for the same reason.
     usage: Usage = field(default_factory=Usage)
+    # Containers by state and pending reason, releases by phase (the metrics' state series), likewise.
+    counts: StateCounts = field(default_factory=StateCounts)
     # (app, release name) -> Release; node -> RouterStats
     releases: dict[tuple[str, str], pb.Release] = field(default_factory=dict)
     router_stats: dict[str, pb.RouterStats] = field(default_factory=dict)
@@ -124,6 +127,7 @@ class ClusterState:
         if new is not None:
             self.by_id[new.meta.id] = key
         self.usage.apply(old, new)
+        self.counts.container(old, new)
 
 
 @dataclass(frozen=True)
@@ -286,6 +290,7 @@ class Informer:
             old = state.releases.pop(rkey, None)
             if new is not None:
                 state.releases[rkey] = new
+            state.counts.release(old, new)
         elif plural == "routerstats":
             old = state.router_stats.pop(rest[0], None)
             if new is not None:

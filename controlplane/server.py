@@ -49,6 +49,7 @@ from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
 from controlplane.pki.server_tls import ServerTls, server_names, strip_port
 from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.registry.login_cache import LoginCache
 from controlplane.registry.logins import Logins
 from controlplane.replicas import ReplicaRegistry, advertised_host, join_host_port
 from controlplane.request_decoding import RequestDecodingInterceptor
@@ -236,9 +237,11 @@ class Server:
         api_pb2_grpc.add_RouteServiceServicer_to_server(RouteServicer(etcd, self.hub), server)
         api_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(etcd, verifier), server)
         api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(etcd), server)
+        login_cache = LoginCache(Logins(self.secrets))
+        self._tasks.append(asyncio.create_task(login_cache.follow()))
         agent_pb2_grpc.add_DispatcherServicer_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker, issuer, guard,
-                               files=self.secrets, replicas=self.replicas), server
+                               files=self.secrets, replicas=self.replicas, logins=login_cache), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

@@ -220,6 +220,7 @@ class Agent:
                 probe_period=self._probe_period, log=self.log,
                 unrouted_for=self.router.unrouted_for if self.router is not None else None,
                 on_endpoints=self.network.poke if self.network is not None else None,
+                on_removed=self.network.sweep if self.network is not None else None,
             )
             self.executor.observe_all(await self.runtime.list_managed())
             self.engine_sync = EngineSync(self.runtime, self.executor, self.book, identity.cluster,

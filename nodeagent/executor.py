@@ -62,6 +62,7 @@ class Executor:
         probe_period: float = 3.0,
         unrouted_for: Callable[[str], float | None] | None = None,
         on_endpoints: Callable[[], None] | None = None,
+        on_removed: Callable[[], None] | None = None,
         log: structlog.typing.FilteringBoundLogger | None = None,
         files: MountedFiles | None = None,
     ) -> None:
@@ -77,8 +78,8 @@ class Executor:
         self._sem = asyncio.Semaphore(concurrency)
         # What the node resolver and the network fabric ask about local containers' addresses.
         self.addresses = LocalAddresses(on_endpoints)
-        # Also after each removal: the bridge of a block it held may be stale now (network.sweep).
-        self._poke_network = on_endpoints
+        # After each removal: the bridge of a block it held may be stale now (network.sweep).
+        self._removed = on_removed
         self._log = log or structlog.get_logger("ccs.agent")
         self.docker_ids: dict[str, str] = {}  # ccs container id -> docker id
         self._apps: dict[str, str] = {}  # ccs container id -> application (orphans included)
@@ -328,8 +329,8 @@ class Executor:
 
     async def _cleanup_app(self, app: str) -> None:
         """Remove the app network once no container of the app is left on this node."""
-        if self._poke_network is not None:
-            self._poke_network()
+        if self._removed is not None:
+            self._removed()
         if not app:
             return
         for cid in self.book.ids():

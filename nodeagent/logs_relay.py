@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -106,15 +107,17 @@ class LogsRelay:
         if not rid or rid in self._tasks:
             log.warning("ignoring log request", request_id=rid, reason="empty or duplicate request_id")
             return
-        if request.HasField("exec"):
-            if self._execs is None:
-                self._out.put_nowait(failed(rid, agent_pb2.EXEC_FAILURE_ENGINE, "this agent runs no exec sessions"))
-                return
+        work: Coroutine[Any, Any, None]
+        if request.HasField("exec") and self._execs is None:
+            # Refused through the queue like any answer, waiting for room: it may be full now.
+            work = self._out.put(failed(rid, agent_pb2.EXEC_FAILURE_ENGINE, "this agent runs no exec sessions"))
+        elif request.HasField("exec"):
             inputs: asyncio.Queue[agent_pb2.AgentExecInput] = asyncio.Queue(MAX_INPUT_BACKLOG)
             self._exec_inputs[rid] = inputs
-            task = asyncio.create_task(self._serve_exec(request, inputs), name=f"exec-{rid}")
+            work = self._serve_exec(request, inputs)
         else:
-            task = asyncio.create_task(self._serve(request), name=f"logs-{rid}")
+            work = self._serve(request)
+        task = asyncio.create_task(work, name=f"{'exec' if request.HasField('exec') else 'logs'}-{rid}")
         self._tasks[rid] = task
         task.add_done_callback(functools.partial(self._done, rid))
 

@@ -24,16 +24,14 @@ node port this agent registered with (``node_tls.node_address``; replicas share 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from ccs.private_files import write_private
 from ccs.v1 import agent_pb2
 
 SERVERS_FILE = "servers.json"
@@ -143,14 +141,6 @@ class ServerList:
         data = [{"api": e.api, "node": e.node} for e in self._entries]
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".servers.", dir=self.state_dir)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f)
-                os.replace(tmp, self.state_dir / SERVERS_FILE)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            write_private(self.state_dir / SERVERS_FILE, json.dumps(data).encode())
         except OSError as exc:
             log.warning("cannot save the server list", error=str(exc))

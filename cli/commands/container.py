@@ -73,12 +73,18 @@ def ls(
     emit(select(listing, selector), output, HEADERS, row, wide=WIDE, no_headers=no_headers)
 
 
-async def find(cl: AsyncClient, cluster: str, name: str) -> resources_pb2.Container:
-    """One container by its name alone (names are unique in a cluster), read fresh."""
+async def named(cl: AsyncClient, cluster: str, name: str) -> resources_pb2.Container:
+    """One container by its name alone (names are unique in a cluster), as listed; NotFound
+    naming it. The one lookup of ``ccs container get``, ``ccs logs CONTAINER`` and ``ccs exec``."""
     found = [x for x in await cl.containers.list(cluster) if x.meta.name == name]
     if not found:
         raise errors.NotFound(f"container {name!r} not found in cluster {cluster!r}")
-    c = found[0]
+    return found[0]
+
+
+async def find(cl: AsyncClient, cluster: str, name: str) -> resources_pb2.Container:
+    """One container by its name alone, read fresh."""
+    c = await named(cl, cluster, name)
     return await cl.containers.get(cluster, c.application, c.service, name)
 
 
@@ -150,10 +156,8 @@ def logs(
         if "/" in ref:
             app_name, svc = split_service(ref)
         else:
-            found = [x for x in await cl.containers.list(c) if x.meta.name == ref]
-            if not found:
-                raise errors.NotFound(f"container {ref!r} not found in cluster {c!r}")
-            app_name, svc, name = found[0].application, found[0].service, ref
+            one = await named(cl, c, ref)
+            app_name, svc, name = one.application, one.service, ref
         prefix = not name
         partial: dict[str, bytes] = {}  # a chunk may end mid-line
         out = sys.stdout.buffer

@@ -28,9 +28,9 @@ from typing import Annotated
 
 import typer
 
-from ccs import errors
 from ccs.client import AsyncClient
 from ccs.container_exec import ExecSession
+from cli.commands.container import named
 from cli.session import ClusterOpt, session
 
 READ_SIZE = 64 * 1024
@@ -81,10 +81,7 @@ async def _pump_stdin(s: ExecSession) -> None:
 
 async def run_exec(cl: AsyncClient, cluster: str, ref: str, command: list[str], *,
                    interactive: bool, tty: bool) -> tuple[int, str]:
-    found = [x for x in await cl.containers.list(cluster) if x.meta.name == ref]
-    if not found:
-        raise errors.NotFound(f"container {ref!r} not found in cluster {cluster!r}")
-    c = found[0]
+    c = await named(cl, cluster, ref)
     rows, cols = terminal_size() if tty else (0, 0)
     s = await cl.containers.exec(cluster, c.application, c.service, ref, command, tty=tty, stdin=interactive,
                                  rows=rows, cols=cols)

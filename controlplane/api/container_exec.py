@@ -27,7 +27,7 @@ import grpc
 from ccs.v1 import agent_pb2, api_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.object_names import check_container_name, check_service_name
-from controlplane.dispatcher.exec_relay import AgentTooOld, ExecFailed, ExecLine
+from controlplane.dispatcher.exec_relay import AgentTooOld, ClientTooSlow, ExecFailed, ExecLine
 from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument
 from controlplane.names import check_name
@@ -117,12 +117,12 @@ async def exec_stream(
     except (AgentNotConnected, AgentTooOld) as exc:
         raise FailedPrecondition(str(exc)) from exc
     if first.stdin_data or first.close_stdin:
-        line.send(agent_pb2.AgentExecInput(stdin=first.stdin_data, close_stdin=first.close_stdin))
+        await line.send(agent_pb2.AgentExecInput(stdin=first.stdin_data, close_stdin=first.close_stdin))
 
     async def forward() -> None:
         index = 1
         async for request in it:
-            line.send(check_input(request, index, first))
+            await line.send(check_input(request, index, first))
             index += 1
 
     forwarder = asyncio.create_task(forward(), name=f"exec-in-{line.rid}")
@@ -136,7 +136,7 @@ async def exec_stream(
                 return
     except ExecFailed as exc:  # the node's limit of execs included: try again later
         raise FailedPrecondition(f"container {first.container!r} on node {c.node!r}: {exc.message}") from exc
-    except AgentNotConnected as exc:
+    except (AgentNotConnected, ClientTooSlow) as exc:
         raise FailedPrecondition(str(exc)) from exc
     finally:
         line.close()

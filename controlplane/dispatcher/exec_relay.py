@@ -7,6 +7,13 @@ with that id, output comes back as ``LogChunk``s with it, and leaving (the clien
 the command ended, an error) sends ``cancel``, which ends the session on the agent and kills
 its command if it still runs. An agent whose hello did not say it serves exec (one from before
 exec) is refused here rather than sent a request it would misread.
+
+Both directions are bounded on the server, whatever the client and the agent do. Input: at
+most :data:`INPUT_IN_FLIGHT` pieces of one session wait in the channel's outbox; ``send`` waits
+until an earlier one has gone down the stream (gRPC's flow control towards a slow agent reaches
+back to the client, whose requests are then not read). Output: at most :data:`OUTPUT_BACKLOG`
+chunks wait for a client that does not read them; one more ends the session with that reason
+(:func:`.logs_relay.deliver`), since the node's one stream cannot be held up for one client.
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ from dataclasses import dataclass
 
 from ccs.v1 import agent_pb2
 
-from .logs_relay import AgentNotConnected, LogBroker
+from .logs_relay import AgentNotConnected, Inbox, LogBroker
+
+#: Pieces of one session's input (each at most 64 KiB, container_exec.MAX_STDIN_CHUNK) in the outbox.
+INPUT_IN_FLIGHT = 16
+#: Output chunks (each at most 64 KiB, nodeagent.exec_sessions.MAX_CHUNK) waiting for the client.
+OUTPUT_BACKLOG = 64
 
 
 class AgentTooOld(Exception):
@@ -37,6 +49,10 @@ class ExecFailed(Exception):
         return self.message
 
 
+class ClientTooSlow(Exception):
+    """The client left the command's output unread past :data:`OUTPUT_BACKLOG`: the session was ended."""
+
+
 class ExecLine:
     """One session on a node's channel: `send` input, iterate output chunks until the end."""
 
@@ -46,12 +62,16 @@ class ExecLine:
             raise AgentTooOld(f"the agent of node {node!r} is too old to run exec sessions; upgrade it")
         self._chan, self._node = chan, node
         self.rid = uuid.uuid4().hex
-        self._queue: asyncio.Queue[agent_pb2.LogChunk] = asyncio.Queue()
+        self._queue = Inbox(OUTPUT_BACKLOG)
+        self._credit = asyncio.Semaphore(INPUT_IN_FLIGHT)
         chan.pending[self.rid] = self._queue
+        chan.input_sent[self.rid] = self._credit.release
         chan.outbox.put_nowait(agent_pb2.LogRequest(request_id=self.rid, exec=start))
         self._open = True
 
-    def send(self, item: agent_pb2.AgentExecInput) -> None:
+    async def send(self, item: agent_pb2.AgentExecInput) -> None:
+        """Queue input for the agent; waits while :data:`INPUT_IN_FLIGHT` pieces have not gone yet."""
+        await self._credit.acquire()
         if self._open:
             self._chan.outbox.put_nowait(agent_pb2.LogRequest(request_id=self.rid, exec_input=item))
 
@@ -64,6 +84,8 @@ class ExecLine:
             if chunk.exited:
                 return
             if chunk.eof:
+                if self._queue.overflowed:
+                    raise ClientTooSlow(self._queue.overflowed)
                 if chunk.exec_failure:
                     raise ExecFailed(chunk.exec_failure, chunk.error)
                 raise AgentNotConnected(chunk.error or f"the agent of node {self._node!r} ended the session")
@@ -74,5 +96,6 @@ class ExecLine:
             return
         self._open = False
         self._chan.pending.pop(self.rid, None)
+        self._chan.input_sent.pop(self.rid, None)
         with contextlib.suppress(Exception):
             self._chan.outbox.put_nowait(agent_pb2.LogRequest(request_id=self.rid, cancel=True))

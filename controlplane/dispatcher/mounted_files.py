@@ -2,10 +2,11 @@
 
 The hub builds session messages from the informer cache, which holds no values (they live
 outside the cluster's subtree, encrypted). Just before a message goes down a node's stream,
-:func:`attach` adds to each ACTION_UPDATE assignment the decrypted values its container's spec
-names (``spec.secrets`` then ``spec.configs``, as (kind, name, version)), so an agent receives
-exactly the values of the containers assigned to it and nothing else. Versions never change
-once stored, so the plaintexts of one message are read once each.
+:func:`read` and :func:`fill` (called by :mod:`.outgoing`) add to each ACTION_UPDATE
+assignment the decrypted values its container's spec names (``spec.secrets`` then
+``spec.configs``, as (kind, name, version)), so an agent receives exactly the values of the
+containers assigned to it and nothing else. Versions never change once stored, so the
+plaintexts of one message are read once each.
 
 The same goes for the certificates of HTTPS routes: a message carrying the routing table gets
 the PEM (chain and key) of every secret version a route names (``RouteEntry.tls``) as
@@ -32,42 +33,51 @@ log = structlog.get_logger("ccs.dispatcher")
 UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 
 
-async def attach(store: SecretStore | None, cluster: str, msg: agent_pb2.SessionMessage) -> agent_pb2.SessionMessage:
-    """``msg`` with the values its assignments mount; a copy when it has any (the hub may queue
-    one message object to several sessions of a node), ``msg`` itself otherwise."""
+Values = dict[tuple[str, str, int], bytes | None]  # (kind, name, version) -> plaintext, None: unreadable
+
+
+def _certificates(msg: agent_pb2.SessionMessage) -> list[tuple[str, int]]:
+    """(secret, version) of the certificate each routed domain uses: its newest one named."""
     newest: dict[tuple[str, str], int] = {}  # (domain, secret) -> version: what the routers use
     for e in msg.routing.routes:
         if e.HasField("tls"):
             named = (e.domain.lower(), e.tls.secret)
             newest[named] = max(newest.get(named, 0), e.tls.version)
-    certificates = sorted({(secret, version) for (_, secret), version in newest.items()})
-    if store is None or not (certificates or any(
-        a.action == UPDATE and (a.container.spec.secrets or a.container.spec.configs) for a in msg.assignments
-    )):
-        return msg
-    out = agent_pb2.SessionMessage()
-    out.CopyFrom(msg)
-    values: dict[tuple[str, str, int], bytes | None] = {}
+    return sorted({(secret, version) for (_, secret), version in newest.items()})
+
+
+async def read(store: SecretStore | None, cluster: str, msg: agent_pb2.SessionMessage) -> Values:
+    """The values ``msg`` mounts (assignments' files, route certificates), each read once;
+    empty when it mounts none. Versions never change once stored."""
+    wanted = [("secret", name, version) for name, version in _certificates(msg)]
+    for a in msg.assignments:
+        if a.action == UPDATE:
+            wanted += [(kind, ref.name, ref.version) for kind, refs in
+                       (("secret", a.container.spec.secrets), ("config", a.container.spec.configs)) for ref in refs]
+    values: Values = {}
+    if store is None:
+        return values
+    for key in wanted:
+        if key not in values:
+            values[key] = await _read(store, cluster, *key)
+    return values
+
+
+def fill(out: agent_pb2.SessionMessage, values: Values) -> None:
+    """Add to ``out`` (the caller's copy) the files and route certificates :func:`read` found."""
     for a in out.assignments:
         if a.action != UPDATE:
             continue
         spec = a.container.spec
         for kind, refs in (("secret", spec.secrets), ("config", spec.configs)):
             for ref in refs:
-                key = (kind, ref.name, ref.version)
-                if key not in values:
-                    values[key] = await _read(store, cluster, *key)
-                data = values[key]
+                data = values.get((kind, ref.name, ref.version))
                 if data is not None:
                     a.files.append(agent_pb2.MountedFile(kind=kind, name=ref.name, version=ref.version, data=data))
-    for name, version in certificates:
-        key = ("secret", name, version)
-        if key not in values:
-            values[key] = await _read(store, cluster, *key)
-        data = values[key]
+    for name, version in _certificates(out):
+        data = values.get(("secret", name, version))
         if data is not None:  # else the routers skip that domain, naming it (router/config.py)
             out.route_certificates.append(agent_pb2.MountedFile(kind="secret", name=name, version=version, data=data))
-    return out
 
 
 async def _read(store: SecretStore, cluster: str, kind: str, name: str, version: int) -> bytes | None:

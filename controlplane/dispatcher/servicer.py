@@ -18,8 +18,8 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_token, token_record
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import LogBroker
-from controlplane.dispatcher.mounted_files import attach
-from controlplane.dispatcher.pull_auth import attach as attach_pull_auth
+from controlplane.dispatcher.outgoing import attach
+from controlplane.dispatcher.pull_auth import LoginSource
 from controlplane.dispatcher.recheck import rechecked
 from controlplane.dispatcher.status_writer import ContainerStatusWriter
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
@@ -28,7 +28,6 @@ from controlplane.names import check_labels, check_name
 from controlplane.pki import certs, node_certs
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard, current_node
-from controlplane.registry.logins import Logins
 from controlplane.replicas import ReplicaRegistry
 from controlplane.secrets.store import SecretStore
 from controlplane.store import Conflict, keys, reads
@@ -54,11 +53,11 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         self, etcd: Etcd, informer: Informer, hub: AssignmentHub, verifier: TokenVerifier,
         broker: LogBroker, issuer: NodeIssuer | None = None, guard: NodeGuard | None = None,
         files: SecretStore | None = None,
-        replicas: ReplicaRegistry | None = None,
+        replicas: ReplicaRegistry | None = None, logins: LoginSource | None = None,
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
         self.files = files  # the values of mounted secrets and configs (mounted_files)
-        self.logins = Logins(files) if files is not None else None  # pull logins (pull_auth)
+        self.logins = logins  # pull logins (pull_auth), cached: controlplane.registry.login_cache
         self.broker = broker
         # With TLS: certificates are issued at registration and node calls are authenticated
         # by them (the guard); without (--insecure, or tests), bearer node credentials.
@@ -238,9 +237,9 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             messages = rechecked(messages, self.hub.heartbeat_period_ms / 1000,
                                  lambda: guard.authenticate(context))
         try:
-            yield await attach_pull_auth(self.logins, p.cluster, await attach(self.files, p.cluster, complete))
+            yield await attach(self.files, self.logins, p.cluster, complete)
             async for msg in messages:
-                yield await attach_pull_auth(self.logins, p.cluster, await attach(self.files, p.cluster, msg))
+                yield await attach(self.files, self.logins, p.cluster, msg)
         finally:
             self.hub.close(session)
             log.info("session closed", cluster=p.cluster, node=p.node)

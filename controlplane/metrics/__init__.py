@@ -11,19 +11,21 @@ Design choices:
   :class:`~controlplane.store.etcd.Etcd` calls at its one ``txn`` (every write of the server
   goes through it); reconcile passes by a callback of the orchestrator. Pending containers by
   reason, releases by strategy and phase, connected agents and the work queue's depth are
-  *state*: :mod:`.state` reads them from the informer's cache and the assignment hub at scrape
-  time, so they cannot drift from what ``ccs`` shows.
+  *state*: :mod:`.state` reads them from the informer's cache (counts it keeps per change,
+  :mod:`controlplane.state_counts`) and the assignment hub at scrape time, so they cannot drift
+  from what ``ccs`` shows.
 - **The scrape runs in prometheus-client's HTTP thread; the cache belongs to the event loop.**
   The state collector hops onto the loop (``run_coroutine_threadsafe``) to read it, so a scrape
   never iterates a dict the loop is changing.
 - **Bounded labels.** A pending container's reason is free text naming nodes and sizes; the
-  label is its kind (:mod:`.pending`), a fixed set. RPC labels come from the registered
+  label is its kind (:mod:`controlplane.scheduler.pending`), a fixed set. RPC labels come from the registered
   methods only (an unknown method is not counted), so a client cannot grow the label space.
 - The store, the orchestrator and the dispatcher do not import this package: they take plain
   callables, and the server wires them (the layers contract keeps ``metrics`` just below it).
 """
 
-from .pending import PENDING_KINDS, pending_kind
+from controlplane.scheduler.pending import PENDING_KINDS, pending_kind
+
 from .placements import counting_placements, placed
 from .rpc import MetricsInterceptor
 from .series import ServerMetrics

@@ -1,5 +1,7 @@
 """State series read at scrape time: pending containers by reason, containers by state,
 releases by strategy and phase, connected agents, the reconcile queue's depth, leadership.
+The first three are counts the informer keeps as records change, so a scrape costs the number
+of series, not of containers.
 
 prometheus-client calls :meth:`StateCollector.collect` in its HTTP thread; the informer's cache
 and the hub belong to the event loop, so the reading is done there (``run_coroutine_threadsafe``)
@@ -18,15 +20,11 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import Informer
-
-from .pending import PENDING_KINDS, pending_kind
+from controlplane.scheduler.pending import PENDING_KINDS
 
 SCRAPE_TIMEOUT = 5.0
 
-_STATES = {v: k.removeprefix("CONTAINER_STATE_").lower() for k, v in pb.ContainerState.items()}
-_PHASES = {v: k.removeprefix("RELEASE_PHASE_").lower() for k, v in pb.ReleasePhase.items()}
 
 
 @dataclass
@@ -40,16 +38,15 @@ class StateSources:
 
 
 def _families(src: StateSources) -> list[Metric]:
+    """The series, from the counts the informer keeps per change (:mod:`controlplane.state_counts`):
+    O(clusters x series), never a walk over the containers."""
     pending: Counter[str] = Counter({k: 0 for k in PENDING_KINDS})
     states: Counter[str] = Counter()
     releases: Counter[tuple[str, str]] = Counter()
     for state in src.informer.clusters.values():
-        for c in state.containers.values():
-            states[_STATES.get(c.status.state, "unknown")] += 1
-            if c.status.state == pb.CONTAINER_STATE_PENDING and c.desired_state == pb.DESIRED_STATE_RUNNING:
-                pending[pending_kind(c.status.message)] += 1
-        for r in state.releases.values():
-            releases[(r.spec.strategy or "rolling", _PHASES.get(r.status.phase, "unknown"))] += 1
+        pending.update(state.counts.pending)
+        states.update(state.counts.containers)
+        releases.update(state.counts.releases)
     out: list[Metric] = []
     fam = GaugeMetricFamily("ccs_containers_pending", "Containers that want to run and have no node, by the "
                             "kind of reason (see README, Metrics).", labels=["reason"])

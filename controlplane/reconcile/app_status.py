@@ -5,7 +5,7 @@ Run after every service of the pass was planned, so the counts are this pass's
 
 The cost is per application of the pass and its services, never the cluster's containers or the
 pass's writes: a pass that touches one application of 200 must not scan 100,000 containers
-(issue 15 found ``deleted_keys`` rebuilt per service, quadratic in the writes).
+(issue 15 found the set of deleted keys rebuilt per service, quadratic in the writes).
 """
 
 from __future__ import annotations

@@ -130,12 +130,9 @@ class Writes:
     def has(self, key: str) -> bool:
         return key in self._writes
 
-    def deleted_keys(self) -> set[str]:
-        return {k for k, w in self._writes.items() if w.value is None}
-
     def deletes(self, key: str) -> bool:
-        """A delete of ``key`` is pending. O(1): callers ask per object, and building
-        :meth:`deleted_keys` for each would cost the pass's writes every time."""
+        """A delete of ``key`` is pending. O(1): callers ask per object, and building the set of
+        deleted keys for each would cost the pass's writes every time."""
         w = self._writes.get(key)
         return w is not None and w.value is None
 

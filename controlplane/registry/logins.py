@@ -69,10 +69,14 @@ class Logins:
         raise Conflict(KIND, host, 0, 0)
 
     async def get(self, cluster: str, host: str) -> Login | None:
-        versions = await self.store.versions(cluster, KIND, host)
+        return (await self.read(cluster, host))[0]
+
+    async def read(self, cluster: str, host: str) -> tuple[Login | None, int]:
+        """The login of ``host`` (None: the cluster has none) and the etcd revision it was read at."""
+        versions, revision = await self.store.versions_read(cluster, KIND, host)
         if not versions:
-            return None
-        return _open(versions[-1], await self.store.value(versions[-1]))
+            return None, revision
+        return _open(versions[-1], await self.store.value(versions[-1])), revision
 
     async def list(self, cluster: str) -> list[Login]:
         out = []

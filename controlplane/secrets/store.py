@@ -92,8 +92,13 @@ class SecretStore:
         self.etcd, self.keyring = etcd, keyring
 
     async def versions(self, cluster: str, kind: str, name: str) -> list[Version]:
+        return (await self.versions_read(cluster, kind, name))[0]
+
+    async def versions_read(self, cluster: str, kind: str, name: str) -> tuple[list[Version], int]:
+        """The versions of ``name`` and the etcd revision they were read at (for a cache that
+        must know whether a change it was told of is newer than its read)."""
         res = await self.etcd.range(prefix(cluster, kind, name))
-        return [parse_version(kv) for kv in res.kvs]
+        return [parse_version(kv) for kv in res.kvs], res.revision
 
     async def add(self, cluster: str, kind: str, name: str, value: bytes, *, new: bool | None,
                   application: str = "") -> Version:

@@ -20,6 +20,9 @@ apply, and the agent pokes it when one starts or stops.
 
 After routes and rules, `after_apply` (the agent's `sweep.BridgeSweeper`) removes this node's
 application bridges whose block the map no longer lists (`bridges` says why they must go).
+`sweep()` runs that sweep alone, with the plan last applied: the agent calls it after each
+container removal (a bridge that was in use may be free now), which changes no route, rule or
+name, so it costs no iptables-save/restore and no route dump.
 
 Failures never stop the agent: each part's error is kept in `problem` (reported in the node's
 status message) and retried on the next apply; the rest of the plan is applied regardless.
@@ -74,8 +77,10 @@ class NetworkFabric:
         # The agent sets it to its `sweep.BridgeSweeper` once it knows its runtime and cluster.
         self.after_apply: Callable[[FabricPlan], Awaitable[str]] | None = None
         self.applied = asyncio.Event()  # set after each apply (tests wait on it)
+        self.swept = asyncio.Event()  # set after each sweep() ran (tests wait on it)
         self._map: agent_pb2.NetworkMap | None = None
         self._wake = asyncio.Event()
+        self._full = False  # the next wake applies everything (else it only sweeps)
         self._lock = asyncio.Lock()
         self._problems: dict[str, str] = {}
         self._log = log or structlog.get_logger("ccs.agent.network")
@@ -100,10 +105,16 @@ class NetworkFabric:
         if m.version == 0:
             return
         self._map = m
+        self._full = True
         self._wake.set()
 
     def poke(self) -> None:
-        """Re-assert everything soon (after an engine restart)."""
+        """Re-assert everything soon (after an engine restart, a container's endpoints changed)."""
+        self._full = True
+        self._wake.set()
+
+    def sweep(self) -> None:
+        """Run the bridge sweep soon, and nothing else (a container was removed)."""
         self._wake.set()
 
     async def network_created(self) -> None:
@@ -130,11 +141,15 @@ class NetworkFabric:
                     if self.resolver is not None else None)
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
+                full = False
+                try:
                     async with asyncio.timeout(self.period):
                         await self._wake.wait()
+                except TimeoutError:
+                    full = True  # the periodic re-apply
                 self._wake.clear()
-                await self.apply()
+                full, self._full = full or self._full, False
+                await (self.apply() if full else self._sweep())
         finally:
             if starting is not None and not starting.done():
                 starting.cancel()
@@ -181,6 +196,13 @@ class NetworkFabric:
             self.plan = plan
         self.applied.set()
         return plan
+
+    async def _sweep(self) -> None:
+        """The bridge sweep alone, with the plan last applied (none yet: the first apply sweeps)."""
+        async with self._lock:
+            if self.after_apply is not None and self.plan is not None:
+                self._set_problem("bridges", await self.after_apply(self.plan))
+        self.swept.set()
 
     async def _sync_endpoints(self, plan: FabricPlan) -> None:
         """Routes inside each local container on several networks; a container that is gone

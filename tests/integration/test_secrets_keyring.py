@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ccs.v1 import agent_pb2, resources_pb2
-from controlplane.dispatcher.mounted_files import attach
+from controlplane.dispatcher.outgoing import attach
 from controlplane.pki.keywrap import create_master_key
 from controlplane.secrets.keyring import Keyring, SecretsKeyError
 from controlplane.secrets.store import SecretStore, write_version
@@ -263,7 +263,7 @@ async def test_a_value_whose_data_key_is_gone_is_corrupt_and_the_rest_of_the_mes
         return a
 
     msg = agent_pb2.SessionMessage(assignments=[assignment("lost"), assignment("good")])
-    out = await attach(store, "c", msg)
+    out = await attach(store, None, "c", msg)
     assert [[(f.name, f.data) for f in a.files] for a in out.assignments] == [[], [("good", b"good-value")]]
 
 
@@ -281,11 +281,11 @@ async def test_route_certificates_go_beside_the_routing_table(own_etcd: EtcdProc
                                   ("d.test", "gone", 1)):
         msg.routing.routes.add(domain=domain, tls=resources_pb2.RouteTLS(secret=name, version=version))
     msg.routing.routes.add(domain="plain.test")
-    out = await attach(store, "c", msg)
+    out = await attach(store, None, "c", msg)
     assert [(f.kind, f.name, f.version, f.data) for f in out.route_certificates] == [
         ("secret", "crt", 2, b"pem-v2")]  # a.test's crt@1 is not what its routers use
     msg.routing.routes.add(domain="c.test", tls=resources_pb2.RouteTLS(secret="crt", version=1))
-    out = await attach(store, "c", msg)
+    out = await attach(store, None, "c", msg)
     assert [(f.name, f.version) for f in out.route_certificates] == [("crt", 1), ("crt", 2)]
     assert not msg.route_certificates  # the hub's message (shared by sessions) is left alone
     assert b"pem-v" not in out.routing.SerializeToString()

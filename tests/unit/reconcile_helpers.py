@@ -32,6 +32,7 @@ from controlplane.informer import ClusterState, Informer
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.containment import ClusterFailures
 from controlplane.reconcile.orchestrator import plan_pass
+from controlplane.reconcile.writes import Writes
 from controlplane.store import keys
 from controlplane.store.codec import decode, encode
 from controlplane.store.errors import StoreUnavailable, TooLarge
@@ -275,3 +276,8 @@ class Cluster:
 
     def warnings(self, reason: str) -> list[pb.Event]:
         return [e for e in self.events() if e.type == "Warning" and e.reason == reason]
+
+
+def deleted(writes: Writes) -> set[str]:
+    """The keys a pass's pending writes delete."""
+    return {key for key, value, _ in writes.pending() if value is None}

@@ -152,3 +152,17 @@ async def test_an_agent_without_exec_says_so() -> None:
     await server.stop(relay)
     assert server.chunks[0] == agent_pb2.LogChunk(serves_exec=False)
     assert last.error == "this agent runs no exec sessions" and not rt.sessions
+
+
+async def test_an_agent_without_exec_refuses_even_when_its_outgoing_queue_is_full() -> None:
+    """The refusal waits for room like any answer: a full queue must not raise out of the
+    request loop (QueueFull there ended the relay, and every logs and exec request with it)."""
+    relay = LogsRelay(Runtime(), resolve)  # type: ignore[arg-type]
+    while not relay._out.full():
+        relay._out.put_nowait(agent_pb2.LogChunk(request_id="busy", data=b"x"))
+    relay._handle(start("r1"))  # raised QueueFull before
+    relay._out.get_nowait()  # the server reads one: room for the refusal
+    await relay._tasks["r1"]
+    *_, last = [relay._out.get_nowait() for _ in range(relay._out.qsize())]
+    assert last is not None and last.request_id == "r1" and last.error == "this agent runs no exec sessions"
+    await relay.close()

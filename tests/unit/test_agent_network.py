@@ -157,3 +157,94 @@ async def test_a_resolver_that_cannot_serve_does_not_hold_back_routes_and_rules(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_sweep_runs_the_bridge_sweeper_alone_and_poke_applies_everything(monkeypatch: Any) -> None:
+    """`sweep()` (after a container's removal) runs the sweeper with the plan last applied and
+    touches no route or rule; `poke()` and a new map still apply everything (the real apply,
+    its iptables and netlink parts counted instead of run)."""
+    from collections import Counter
+
+    from nodeagent.network import fabric as fabric_module
+
+    calls: Counter[str] = Counter()
+
+    async def firewall(plan: Any) -> None:
+        calls["firewall"] += 1
+
+    async def routes(wanted: Any) -> None:
+        calls["routes"] += 1
+
+    async def sweeper(plan: FabricPlan) -> str:
+        assert plan.version == 7
+        calls["sweep"] += 1
+        return ""
+
+    monkeypatch.setattr(fabric_module, "apply_firewall", firewall)
+    monkeypatch.setattr(fabric_module, "sync_routes", routes)
+    fabric = NetworkFabric(resolver=None, period=3600)
+    fabric.after_apply = sweeper
+    fabric.sweep()  # before any map: nothing to sweep with, nothing applied
+    task = asyncio.create_task(fabric.run(cluster=CLUSTER, node="n1"))
+    try:
+        await fabric.swept.wait()
+        assert calls == {}
+        fabric.submit(agent_pb2.NetworkMap(cluster=CLUSTER, version=7))
+        await fabric.applied.wait()
+        assert calls == {"firewall": 1, "routes": 1, "sweep": 1}
+        for _ in range(3):
+            fabric.swept.clear()
+            fabric.sweep()
+            await fabric.swept.wait()
+        assert calls == {"firewall": 1, "routes": 1, "sweep": 4}
+        fabric.applied.clear()
+        fabric.poke()
+        await fabric.applied.wait()
+        assert calls == {"firewall": 2, "routes": 2, "sweep": 5}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_removed_container_asks_the_fabric_for_a_sweep_not_a_full_apply(tmp_path: Path) -> None:
+    import grpc.aio
+
+    from ccs.v1 import agent_pb2_grpc
+    from ccs.v1 import resources_pb2 as pb
+
+    from .test_agent_helpers import container, incremental
+
+    class Counting(RecordingFabric):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pokes = self.sweeps = 0
+
+        def poke(self) -> None:
+            self.pokes += 1
+            super().poke()
+
+        def sweep(self) -> None:
+            self.sweeps += 1
+            super().sweep()
+
+    server = grpc.aio.server()
+    d = HeartbeatDispatcher()
+    agent_pb2_grpc.add_DispatcherServicer_to_server(d, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    fabric = Counting()
+    agent = Agent(f"127.0.0.1:{port}", insecure=True, runtime=FakeRuntime(), name="node-1", join_token="join-me",
+                  state_dir=tmp_path, status_linger=0.01, network=fabric)
+    script: asyncio.Queue[agent_pb2.SessionMessage] = asyncio.Queue()
+    await d.sessions.put(script)
+    try:
+        async with running(agent):
+            await script.put(complete(1, container("a")))
+            await d.until(lambda: d.state("web-a") == pb.CONTAINER_STATE_RUNNING)
+            pokes = fabric.pokes
+            await script.put(incremental(1, 2, (agent_pb2.Assignment.ACTION_REMOVE, container("a"))))
+            await d.until(lambda: d.state("web-a") == pb.CONTAINER_STATE_REMOVED)
+            await d.until(lambda: fabric.sweeps >= 1)
+            assert fabric.pokes == pokes  # no full apply for a removal
+    finally:
+        await server.stop(None)

@@ -90,6 +90,8 @@ def test_services_without_build_are_not_built() -> None:
     ("team/web", None),
     ("web", None),
     ("docker.io/library/web", "docker.io"),
+    ("[::1]:5000/web:1", "[::1]:5000"),
+    ("[fe80::1]/web", "[fe80::1]"),
 ])
 def test_registry_of_reads_the_first_component_as_docker_does(image: str, registry: str | None) -> None:
     assert registry_of(image) == registry
@@ -104,6 +106,20 @@ def test_push_to_wins_then_the_image_registry_else_a_refusal_naming_the_flag() -
         push_registry(bare, None)
     with pytest.raises(BuildError, match="^" + re.escape("--push-to: 'http://x' is not a registry")):
         push_registry(bare, "http://x")
+
+
+def test_references_are_read_by_the_one_parser_of_ccs_image_refs() -> None:
+    """--push-to and the service's image: are checked as the server and the Engine read them
+    (the CLI's own patterns had drifted: a host label may not start or end with '-', a
+    repository is lowercase)."""
+    bare = BuildSpec("web", BASE, image="team/web")
+    assert push_registry(bare, "[::1]:5000") == "[::1]:5000"
+    assert push_registry(bare, "reg.example.com/team") == "reg.example.com/team"
+    for bad in ("-bad.example.com", "bad-.example.com:5000", "reg.example.com/Team"):
+        with pytest.raises(BuildError, match="^" + re.escape(f"--push-to: {bad!r} is not a registry")):
+            push_registry(bare, bad)
+    with pytest.raises(BuildError, match="^" + re.escape("services.web.image: 'Team/Web' is not a repository name")):
+        push_registry(BuildSpec("web", BASE, image="reg.example.com/Team/Web:1"), None)
 
 
 def test_the_image_name_is_registry_app_service_version() -> None:

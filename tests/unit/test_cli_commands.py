@@ -154,6 +154,34 @@ def test_services_containers_and_default_cluster_from_context(
     assert ok(config, "logs", "shop/web") == "shop-web-1 | hello from shop-web-1\n"
 
 
+def test_a_container_named_alone_is_found_one_way_by_get_logs_and_exec(
+    config: Path, tmp_path: Path, served: ThreadedServer, fake: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ccs container get`, `ccs logs CONTAINER` and `ccs exec CONTAINER` look a container up by
+    its name through one helper (cli.commands.container.named): one answer and one error."""
+    from cli.commands import container
+
+    looked_up: list[str] = []
+    real = container.named
+
+    async def named(cl: object, cluster: str, name: str) -> resources_pb2.Container:
+        looked_up.append(name)
+        return await real(cl, cluster, name)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(container, "named", named)
+    import cli.commands.container_exec as container_exec
+    monkeypatch.setattr(container_exec, "named", named)
+    ok(config, "cluster", "create", "prod")
+    ok(config, "app", "deploy", "-c", "prod", "-f", str(bundle(tmp_path)), "--name", "shop")
+    served.call(fake.add_container, "prod", "shop", "web", 1, "node-1")
+    assert json.loads(ok(config, "container", "get", "shop-web-1", "-c", "prod", "-o", "json"))["service"] == "web"
+    assert ok(config, "logs", "shop-web-1", "-c", "prod") == "hello from shop-web-1\n"
+    for args in (["container", "get", "-c", "prod", "nosuch"], ["logs", "-c", "prod", "nosuch"],
+                 ["exec", "-c", "prod", "nosuch", "--", "true"]):
+        assert fails(config, 3, *args) == "error: container 'nosuch' not found in cluster 'prod'"
+    assert looked_up == ["shop-web-1", "shop-web-1", "nosuch", "nosuch", "nosuch"]
+
+
 def test_service_get_and_ps_show_container_addresses(
     config: Path, tmp_path: Path, served: ThreadedServer, fake: FakeApi
 ) -> None:

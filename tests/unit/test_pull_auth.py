@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
-from controlplane.dispatcher.pull_auth import attach, login_host
+from controlplane.dispatcher import outgoing
+from controlplane.dispatcher.outgoing import attach
+from controlplane.dispatcher.pull_auth import login_host
 from controlplane.registry.logins import Login
 from nodeagent.assignments import AssignmentBook
 
@@ -48,7 +52,7 @@ async def test_only_the_pulls_that_need_a_login_get_it() -> None:
         assignment("e", "local/busybox:1", registry_login="127.0.0.1:5000"),
     ])
     logins = Logins("127.0.0.1:5000")
-    out = await attach(logins, "c1", msg)  # type: ignore[arg-type]
+    out = await attach(None, logins, "c1", msg)
     got = {a.container.meta.id: a.pull_auth.password for a in out.assignments if a.HasField("pull_auth")}
     assert got == {"a": "pw-127.0.0.1:5000"}  # "e": 127.0.0.1:5000's password is not for Docker Hub
     assert not any(a.HasField("pull_auth") for a in msg.assignments)  # the hub's message is not changed
@@ -58,7 +62,7 @@ async def test_only_the_pulls_that_need_a_login_get_it() -> None:
 async def test_a_message_without_registry_images_reads_nothing() -> None:
     msg = agent_pb2.SessionMessage(assignments=[assignment("b", "local/busybox:1")])
     logins = Logins("127.0.0.1:5000")
-    assert await attach(logins, "c1", msg) is msg  # type: ignore[arg-type]
+    assert await attach(None, logins, "c1", msg) is msg
     assert logins.reads == 0
 
 
@@ -71,3 +75,32 @@ def test_the_agent_keeps_a_login_only_while_its_container_is_desired() -> None:
     book.apply(agent_pb2.SessionMessage(type=agent_pb2.SessionMessage.TYPE_INCREMENTAL, version=2, base_version=1,
                                         assignments=[assignment("a", "127.0.0.1:5000/web:1", REMOVE)]))
     assert "a" not in book.auth
+
+
+class Values:
+    """The secret values the dispatcher mounts, by name (as controlplane.secrets.store.SecretStore answers)."""
+
+    async def get(self, cluster: str, kind: str, name: str, version: int | None) -> str:
+        return name
+
+    async def value(self, v: str) -> bytes:
+        return f"value-of-{v}".encode()
+
+
+async def test_a_message_with_mounted_values_and_logins_is_copied_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    copies = []
+    real_copy = outgoing._copy
+
+    def counted(msg: agent_pb2.SessionMessage) -> agent_pb2.SessionMessage:
+        copies.append(msg)
+        return real_copy(msg)
+
+    monkeypatch.setattr(outgoing, "_copy", counted)
+    a = assignment("a", "127.0.0.1:5000/web:1")
+    a.container.spec.secrets.add(name="db", version=1)
+    msg = agent_pb2.SessionMessage(assignments=[a])
+    out = await outgoing.attach(Values(), Logins("127.0.0.1:5000"), "c1", msg)  # type: ignore[arg-type]
+    assert [(f.name, f.data) for f in out.assignments[0].files] == [("db", b"value-of-db")]
+    assert out.assignments[0].pull_auth.password == "pw-127.0.0.1:5000"
+    assert len(copies) == 1
+    assert not msg.assignments[0].files and not msg.assignments[0].HasField("pull_auth")

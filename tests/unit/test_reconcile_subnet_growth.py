@@ -11,6 +11,7 @@ from controlplane.ipam import DEFAULT_NETWORK, MAX_BLOCKS
 from controlplane.reconcile.subnets import PassSubnets
 from controlplane.reconcile.writes import Writes
 from controlplane.store import keys
+from tests.unit.reconcile_helpers import deleted
 
 CLUSTER = "c1"
 #: A node whose agent knows further blocks (what every agent of this release declares).
@@ -102,12 +103,12 @@ def test_each_block_is_freed_when_no_container_holds_it() -> None:
     overlay: dict[CtrKey, pb.Container | None] = {("shop", "web", "web-2"): None}  # the second's last goes
     writes = Writes()
     glue(st, overlay).release_unused(writes, overlay, full=False)
-    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n1", "shop", DEFAULT_NETWORK, 1)}
+    assert deleted(writes) == {keys.subnet(CLUSTER, "n1", "shop", DEFAULT_NETWORK, 1)}
 
     overlay = {("shop", "web", "web-1"): None}  # or the first's: the second stays
     writes = Writes()
     glue(st, overlay).release_unused(writes, overlay, full=True)
-    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n1", "shop", DEFAULT_NETWORK)}
+    assert deleted(writes) == {keys.subnet(CLUSTER, "n1", "shop", DEFAULT_NETWORK)}
 
 
 def test_a_pair_with_the_most_blocks_leaves_a_container_pending_with_the_reason() -> None:
@@ -143,4 +144,4 @@ def test_an_upgrade_from_one_block_per_pair_keeps_its_record_and_containers() ->
     assert placed[0].subnet_index[DEFAULT_NETWORK] == 1
     writes = Writes()
     glue(st).release_unused(writes, {}, full=True)
-    assert writes.deleted_keys() == set()  # the old containers hold the old block
+    assert deleted(writes) == set()  # the old containers hold the old block

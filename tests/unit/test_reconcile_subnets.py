@@ -9,6 +9,7 @@ from controlplane.ipam import DEFAULT_NETWORK
 from controlplane.reconcile.subnets import PassSubnets
 from controlplane.reconcile.writes import MAX_OPS, Writes, _chunk, _needed_first, _Write
 from controlplane.store import keys
+from tests.unit.reconcile_helpers import deleted
 
 CLUSTER = "c1"
 
@@ -105,11 +106,11 @@ def test_blocks_without_containers_or_without_their_node_are_released() -> None:
 
     writes = Writes()
     PassSubnets(st, view).release_unused(writes, overlay, full=False)
-    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n1", "left", DEFAULT_NETWORK)}
+    assert deleted(writes) == {keys.subnet(CLUSTER, "n1", "left", DEFAULT_NETWORK)}
 
     writes = Writes()
     PassSubnets(st, view).release_unused(writes, overlay, full=True)  # also: nodes that are gone
-    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n1", "left", DEFAULT_NETWORK),
+    assert deleted(writes) == {keys.subnet(CLUSTER, "n1", "left", DEFAULT_NETWORK),
                                      keys.subnet(CLUSTER, "gone", "shop", DEFAULT_NETWORK)}
 
 
@@ -202,4 +203,4 @@ def test_a_network_block_no_container_holds_any_more_is_released() -> None:
 
     writes = Writes()
     PassSubnets(st, view).release_unused(writes, overlay, full=False)
-    assert writes.deleted_keys() == {keys.subnet(CLUSTER, "n1", "shop", "back")}
+    assert deleted(writes) == {keys.subnet(CLUSTER, "n1", "shop", "back")}

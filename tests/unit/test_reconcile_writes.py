@@ -16,7 +16,7 @@ from controlplane.store import keys
 from controlplane.store.codec import decode, encode
 from controlplane.store.errors import AlreadyExists, Conflict, NotFound
 from controlplane.store.etcd import Etcd
-from tests.unit.reconcile_helpers import C, FakeEtcd
+from tests.unit.reconcile_helpers import C, FakeEtcd, deleted
 
 
 def ctr(name: str, state: pb.ContainerState = pb.CONTAINER_STATE_ASSIGNED) -> pb.Container:
@@ -160,7 +160,7 @@ def test_rollback_forgets_what_was_added_since_the_savepoint_and_restores_what_i
     assert [(k, v.status.state if isinstance(v, pb.Container) else None, rev) for k, v, rev in w.pending()] == [
         (key("a"), pb.CONTAINER_STATE_ASSIGNED, 7)]
     assert [cast(pb.Event, e).reason for e in w.events()] == ["Kept"]
-    assert w.deleted_keys() == set()
+    assert deleted(w) == set()
 
 
 def event(reason: str) -> tuple[str, pb.Event]:

@@ -6,7 +6,8 @@ filter left nothing, and that is the kind. The headlines are written in
 :mod:`controlplane.scheduler.reasons`, the home-node wait in :mod:`controlplane.reconcile.container_diff`
 and the pod-range refusal in :mod:`controlplane.reconcile.subnets`; ``tests/unit/test_metrics_pending.py``
 builds real ones through the scheduler so a changed wording fails there, not silently here.
-Pure: no I/O.
+Pure: no I/O. It sits beside the headlines it reads (not in ``controlplane.metrics``) because the
+informer counts pending containers by kind as they change (:mod:`controlplane.state_counts`).
 """
 
 from __future__ import annotations
