@@ -249,6 +249,7 @@ class SyncTokens(_Namespace[Tokens]):
     create = blocking(Tokens.create)
     list = blocking(Tokens.list)
     revoke = blocking(Tokens.revoke)
+    whoami = blocking(Tokens.whoami)
 
 
 class SyncAudit(_Namespace[Audit]):

@@ -743,6 +743,22 @@ class ListRoutesRequest(_message.Message):
     cluster: str
     def __init__(self, cluster: _Optional[str] = ...) -> None: ...
 
+class WhoAmIRequest(_message.Message):
+    __slots__ = ("cluster", "application")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    application: str
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ...) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("token", "allowed")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    token: _resources_pb2.Token
+    allowed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, token: _Optional[_Union[_resources_pb2.Token, _Mapping]] = ..., allowed: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class CreateTokenRequest(_message.Message):
     __slots__ = ("name", "role", "clusters", "applications", "ttl_seconds")
     NAME_FIELD_NUMBER: _ClassVar[int]
