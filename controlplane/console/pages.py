@@ -7,6 +7,7 @@ and gets the fragment alone.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.routing import Route
 
 from ccs import errors
 from ccs.client import AsyncClient
+from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.console import views
 from controlplane.console.api import Loopback
@@ -32,8 +34,19 @@ async def _nodes(c: AsyncClient, cluster: str, request: Request, now: float) -> 
     return {"rows": views.node_rows(await c.nodes.list(cluster), now)}
 
 
+async def _allowed(c: AsyncClient, cluster: str, apps: list[str]) -> dict[str, list[str]]:
+    """Per application, the calls the API's policy admits from this token on it (WhoAmI)."""
+    answers = await asyncio.gather(*(c.tokens.whoami(cluster, a) for a in apps))
+    return {a: list(me.allowed) for a, me in zip(apps, answers, strict=True)}
+
+
 async def _applications(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.application_rows(await c.applications.list(cluster), now)}
+    apps = await c.applications.list(cluster)
+    allowed = await _allowed(c, cluster, [a.meta.name for a in apps])
+    rows = views.application_rows(apps, now)
+    for r in rows:
+        r["may_update"] = "yes" if views.may("update", allowed[r["name"]]) else ""
+    return {"rows": rows}
 
 
 async def _services(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
@@ -46,10 +59,11 @@ async def _containers(c: AsyncClient, cluster: str, request: Request, now: float
 
 
 async def _releases(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    releases: list[pb.Release] = []
-    for app in await c.applications.list(cluster):
-        releases += await c.releases.list(cluster, app.meta.name)
-    return {"apps": views.releases_by_app(releases)}
+    names = [app.meta.name for app in await c.applications.list(cluster)]
+    lists, allowed = await asyncio.gather(asyncio.gather(*(c.releases.list(cluster, n) for n in names)),
+                                          _allowed(c, cluster, names))
+    releases: list[pb.Release] = [r for found in lists for r in found]
+    return {"apps": views.releases_by_app(releases, allowed)}
 
 
 async def _routes(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
@@ -78,6 +92,12 @@ LOADERS: dict[str, Loader] = {
     "nodes": _nodes, "applications": _applications, "services": _services, "containers": _containers,
     "releases": _releases, "routes": _routes, "events": _events, "logs": _logs,
 }
+
+
+def _who(me: api_pb2.WhoAmIResponse) -> dict[str, Any]:
+    """Who is signed in, and whether the deploy form is theirs to use (the API's answer)."""
+    return {"me": f"{me.token.meta.name} ({me.token.role})",
+            "may_deploy": views.may("deploy", me.allowed) or views.may("update", me.allowed)}
 
 
 def routes(api: Loopback) -> list[Route]:
@@ -112,19 +132,27 @@ def routes(api: Loopback) -> list[Route]:
         loader = LOADERS.get(name)
         if loader is None:
             return failed(request, errors.NotFound(f"page: no page {name!r}; one of {', '.join(views.PAGES)}"))
+        client = api.client(token)
         try:
-            data = await loader(api.client(token), cluster, request, time.time())
+            data, me = await asyncio.gather(loader(client, cluster, request, time.time()),
+                                            client.tokens.whoami(cluster))
         except errors.CcsError as e:
             return failed(request, e)
         url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return page(request, name, {"cluster": cluster, "current": name, "pages": views.PAGES, "url": url, **data})
+        return page(request, name, {"cluster": cluster, "current": name, "pages": views.PAGES, "url": url,
+                                    **_who(me), **data})
 
     async def deploy_form(request: Request) -> Response:
-        if not token_of(request):
+        token = token_of(request)
+        if not token:
             return sign_in_again(request)
-        cluster = request.path_params["cluster"]
+        cluster, name = request.path_params["cluster"], request.query_params.get("app", "")
+        try:
+            me = await api.client(token).tokens.whoami(cluster, name)
+        except errors.CcsError as e:
+            return failed(request, e)
         return page(request, "deploy", {"cluster": cluster, "current": "deploy", "pages": views.PAGES,
-                                        "name": request.query_params.get("app", "")})
+                                        "name": name, **_who(me)})
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/console/clusters", status_code=303)
