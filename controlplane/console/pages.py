@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -20,18 +20,39 @@ from ccs import errors
 from ccs.client import AsyncClient
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
-from controlplane.console import views
+from controlplane.console import paging, views
 from controlplane.console.api import Loopback
 from controlplane.console.web import failed, page, sign_in_again, templates, token_of
 
 #: Lines of a log tail.
 LOG_TAIL = 200
 
+T = TypeVar("T")
 Loader = Callable[[AsyncClient, str, Request, float], Awaitable[dict[str, Any]]]
 
 
+def _page(request: Request, items: Sequence[T]) -> tuple[Sequence[T], dict[str, Any]]:
+    """The rows of ``items`` the request's ``?offset=&size=`` asks for, and the pager's links
+    (the same URL with another offset or size: the application filter stays)."""
+    q = request.query_params
+    try:
+        win = paging.window(len(items), q.get("offset", ""), q.get("size", ""))
+    except ValueError as e:
+        raise errors.InvalidArgument(str(e)) from None
+
+    def link(**params: int) -> str:
+        url = request.url.include_query_params(**params)
+        return f"{url.path}?{url.query}"
+
+    pager = {"win": win, "prev": "" if win.previous is None else link(offset=win.previous),
+             "next": "" if win.next is None else link(offset=win.next),
+             "sizes": [(n, link(offset=win.offset, size=n)) for n in sorted(paging.SIZES)]}
+    return win.rows(items), {"pager": pager}
+
+
 async def _nodes(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.node_rows(await c.nodes.list(cluster), now)}
+    shown, pager = _page(request, await c.nodes.list(cluster))
+    return {"rows": views.node_rows(shown, now), **pager}
 
 
 async def _allowed(c: AsyncClient, cluster: str, apps: list[str]) -> dict[str, list[str]]:
@@ -41,21 +62,22 @@ async def _allowed(c: AsyncClient, cluster: str, apps: list[str]) -> dict[str, l
 
 
 async def _applications(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    apps = await c.applications.list(cluster)
+    apps, pager = _page(request, await c.applications.list(cluster))
     allowed = await _allowed(c, cluster, [a.meta.name for a in apps])
     rows = views.application_rows(apps, now)
     for r in rows:
         r["may_update"] = "yes" if views.may("update", allowed[r["name"]]) else ""
-    return {"rows": rows}
+    return {"rows": rows, **pager}
 
 
 async def _services(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.service_rows(await c.services.list(cluster, request.query_params.get("app", "")))}
+    shown, pager = _page(request, await c.services.list(cluster, request.query_params.get("app", "")))
+    return {"rows": views.service_rows(shown), **pager}
 
 
 async def _containers(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    found = await c.containers.list(cluster, application=request.query_params.get("app", ""))
-    return {"rows": views.container_rows(found, now)}
+    shown, pager = _page(request, await c.containers.list(cluster, application=request.query_params.get("app", "")))
+    return {"rows": views.container_rows(shown, now), **pager}
 
 
 async def _releases(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
@@ -67,11 +89,13 @@ async def _releases(c: AsyncClient, cluster: str, request: Request, now: float) 
 
 
 async def _routes(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.route_rows(await c.routes.list(cluster))}
+    shown, pager = _page(request, views.route_rows(await c.routes.list(cluster)))
+    return {"rows": shown, **pager}
 
 
 async def _events(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.event_rows(await c.events.list(cluster), now)}
+    shown, pager = _page(request, views.newest_first(await c.events.list(cluster)))
+    return {"rows": views.event_rows(shown, now), **pager}
 
 
 async def _logs(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:

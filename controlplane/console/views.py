@@ -187,11 +187,14 @@ def route_rows(table: pb.RoutingTable) -> list[dict[str, str]]:
     return rows
 
 
-def event_rows(events: Sequence[pb.Event], now: float, limit: int = 200) -> list[dict[str, str]]:
-    """The newest ``limit`` events, newest first."""
-    newest = sorted(events, key=lambda e: (e.meta.created_at.seconds, e.meta.created_at.nanos), reverse=True)
+def newest_first(events: Iterable[pb.Event]) -> list[pb.Event]:
+    return sorted(events, key=lambda e: (e.meta.created_at.seconds, e.meta.created_at.nanos), reverse=True)
+
+
+def event_rows(events: Iterable[pb.Event], now: float) -> list[dict[str, str]]:
+    """One row per event, in the order given (the page's, newest first)."""
     return [{"age": age(e.meta.created_at, now), "kind": e.kind, "object": e.object, "reason": e.reason,
-             "message": e.message} for e in newest[:limit]]
+             "message": e.message} for e in events]
 
 
 @dataclass

@@ -17,7 +17,8 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.console import session
 from tests.conftest import ServerProc
 
-from .console_browser import browser, goto, needs_chromium, new_context, shot, sign_in
+from . import polling
+from .console_browser import browser, goto, mark_loaded, needs_chromium, new_context, not_reloaded, shot, sign_in
 
 pytestmark = [pytest.mark.etcd, needs_chromium]
 
@@ -148,3 +149,44 @@ def test_a_viewer_sees_no_controls_and_the_api_still_refuses_them(ccs_server: Se
         assert c.applications.get(unique, "shop").application.revision == 2
     assert after.status.weight == before.status.weight == 0
     assert phase_name(after.status.phase) == phase_name(before.status.phase)
+
+
+def test_long_lists_are_paged_and_a_paged_list_stays_live(ccs_server: ServerProc, unique: str,
+                                                           tmp_path: Path) -> None:
+    """With no nodes the containers stay pending, so the counts hold still between the checks."""
+    many = V1.replace("replicas: 1", "replicas: 120")
+    with _client(ccs_server) as c:
+        c.clusters.create(unique)
+        c.applications.create(unique, "shop", many)
+        polling.wait_for("120 containers", lambda: len(c.containers.list(unique)) == 120, timeout=60)
+    base = ccs_server.http_url
+    with browser() as b:
+        page = sign_in(new_context(b), base, ccs_server.token)
+        goto(page, f"{base}/console/c/{unique}/containers")
+        page.wait_for_selector("#container-count >> text=/^120$/")
+        assert page.locator("#containers tbody tr").count() == 100  # one page, not the 120
+        assert page.inner_text(".pager").startswith("rows 1-100 of 120")
+        assert page.locator(".pager a.prev").count() == 0
+        page.click(".pager a.next")
+        page.wait_for_selector(".pager >> text=rows 101-120 of 120")
+        assert page.locator("#containers tbody tr").count() == 20
+        assert page.url.endswith("/containers?offset=100")
+        mark_loaded(page)
+        with _client(ccs_server) as c:
+            c.services.scale(unique, "shop", "web", 130)
+        # The live refresh re-reads this page (offset 100), not the first one.
+        page.wait_for_selector(".pager >> text=rows 101-130 of 130")
+        assert page.locator("#containers tbody tr").count() == 30 and not_reloaded(page)
+        assert page.inner_text("#container-count") == "130"
+        shot(page, tmp_path, "containers-page-2")
+        page.click(".pager a.prev")
+        page.wait_for_selector(".pager >> text=rows 1-100 of 130")
+        page.click(".pager a.size >> text=500")
+        page.wait_for_selector(".pager >> text=rows 1-130 of 130")
+        assert page.locator("#containers tbody tr").count() == 130
+        goto(page, f"{base}/console/c/{unique}/events?size=50")
+        page.wait_for_selector(".pager >> text=rows 1-")
+        events = int(page.inner_text(".pager .total"))
+        assert page.locator("#events tr").count() == 1 + min(events, 50)  # the header and one page
+        r = page.context.request.get(f"{base}/console/c/{unique}/containers?size=2000")
+        assert r.status == 400 and "size: 2000 is not one of 50, 100, 500 rows per page" in r.text()
