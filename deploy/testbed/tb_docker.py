@@ -13,6 +13,7 @@ Design choices:
 
 from __future__ import annotations
 
+import shlex
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import tb_procs
-from tb_common import REGISTRY_ADDR, HostLayout, TestbedError, clean_env, log, read_json, write_json
+from tb_common import REGISTRY_ADDR, HostLayout, TestbedError, clean_env, log, read_json, run, write_json
 
 DOCKERD_START_TIMEOUT = 90.0
 DOCKERD_STOP_GRACE = 60.0
@@ -128,6 +129,13 @@ def start_and_wait_dockerd(host: HostLayout) -> None:
     ``local-kv.db.broken-<time>``) and start again. The engine then starts without its user
     networks: containers that were on one fail to start, and the agent replaces them (creating a
     container creates its app network again).
+
+    The store is not all the engine leaves: its user networks' bridges and the iptables rules
+    naming them stay in the host's kernel, owned by no engine now (a real host would lose them
+    only by rebooting). An orphan bridge keeps its subnet's connected route, and its
+    ``-s SUBNET ! -o br-OLD -j MASQUERADE`` rule stays; once the control plane hands that block
+    to another host, this host would route it to the dead bridge. So the repair also removes
+    them (`remove_orphan_bridges`), as the operator who moves the store aside must.
     """
     log_path = host.dir / "dockerd.log"
     offset = log_path.stat().st_size if log_path.exists() else 0
@@ -141,7 +149,32 @@ def start_and_wait_dockerd(host: HostLayout) -> None:
         log(f"{host.name}: dockerd did not answer: it panics on its network store (moby#45057); "
             f"moved {store} to {kept.name} and starting it again")
         store.rename(kept)
+        removed = remove_orphan_bridges(host)
+        if removed:
+            log(f"{host.name}: removed the bridges the old store owned, and their iptables rules: "
+                f"{', '.join(removed)}")
         wait_dockerd(host, pid=start_dockerd(host))
+
+
+def remove_orphan_bridges(host: HostLayout) -> list[str]:
+    """With the host's dockerd stopped and its network store gone: delete every Docker user
+    bridge (``br-<id>``) in the host's namespace and every iptables rule that names one; the
+    names removed. docker0 is the engine's own and is made again at start either way."""
+    ns = str(host.netns_path)
+    links = run(["ip", "-n", host.netns, "-o", "link", "show", "type", "bridge"]).stdout
+    bridges = sorted({line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
+                      if line.split(":")[1].strip().startswith("br-")})
+    if not bridges:
+        return []
+    for table in ("nat", "filter"):
+        dump = run(["nsenter", f"--net={ns}", "--", "iptables-save", "-t", table]).stdout
+        for line in dump.splitlines():
+            words = shlex.split(line)  # a comment may hold spaces in quotes
+            if line.startswith("-A ") and any(w in bridges for w in words):
+                run(["nsenter", f"--net={ns}", "--", "iptables", "-t", table, "-D", *words[1:]], check=False)
+    for name in bridges:
+        run(["ip", "-n", host.netns, "link", "delete", name], check=False)
+    return bridges
 
 
 def stop_host(host: HostLayout) -> None:

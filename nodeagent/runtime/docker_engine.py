@@ -35,7 +35,7 @@ from .docker_networks import AppNetworks, status_code
 from .docker_volumes import Volumes
 from .observe import event_from_docker, observed_from_inspect
 from .streams import ThreadStream
-from .translate import CreateRequest, create_request, with_network_names
+from .translate import CreateRequest, create_request, with_network_names, with_volume_names
 from .types import (
     Bridge,
     ContainerNotFound,
@@ -132,6 +132,7 @@ class DockerRuntime:
         # Engine network name -> the older-named bridge adopted in its stead (`prepare`, which
         # the agent always runs right before `create`, fills it).
         self._adopted: dict[str, str] = {}
+        self._adopted_volumes: dict[str, str] = {}  # new volume name -> the older name adopted
         self._volumes = Volumes(self._api, self._call, self._lock)
         self._images = Images(self._api, self._call, self._lock)
         self._apparmor: bool | None = None  # read from the engine's info on first need
@@ -174,13 +175,17 @@ class DockerRuntime:
             else:
                 self._adopted.pop(join.name, None)
         for volume in request.volumes:
-            await self._volumes.ensure(volume, c.node)
+            used = await self._volumes.ensure(volume, c.node)
+            if used != volume.name:
+                self._adopted_volumes[volume.name] = used  # create mounts the volume an older agent made
+            else:
+                self._adopted_volumes.pop(volume.name, None)
 
     async def create(self, c: resources_pb2.Container) -> str:
         """Create the container, attached to every network it joins; idempotent per ccs
         container id (returns the existing one)."""
-        request = with_network_names(create_request(c, bind_address=self._bind_address, dns=self._dns),
-                                     self._adopted)
+        request = with_volume_names(with_network_names(
+            create_request(c, bind_address=self._bind_address, dns=self._dns), self._adopted), self._adopted_volumes)
         docker_id = await self._create(c, request)
         for join in request.joins[1:]:  # the create body holds the first
             await self._networks.connect(join.name, docker_id, join.aliases)

@@ -12,6 +12,11 @@ outlives its containers and has rules of its own. It shares the runtime's thread
   differ, never option values, which may hold credentials.
 - A driver the node does not have (the engine answers 404, "plugin not found") and options the
   driver refuses (400) are permanent failures naming the volume, the driver and the node.
+- A volume an older agent named `ccs-<app>-<volume>` (`mounts.NamedVolume.legacy`) is adopted
+  when its labels name the same cluster, application and volume: renaming would mean moving the
+  data. `ensure` returns the name to mount, and the runtime mounts that one.
+- A volume ccs would create that exists with another owner's labels (or none) fails the
+  container rather than mounting someone else's data (`mounts.volume_differences`).
 - An external volume is only inspected: when it is missing the container waits (VolumeMissing,
   not permanent; the agent retries with backoff) with a message naming the volume and the node,
   and starts once someone creates it there. ccs never creates or removes an external volume.
@@ -27,6 +32,7 @@ import docker
 import docker.errors
 
 from .mounts import NamedVolume, volume_differences
+from .naming import APP, CLUSTER, VOLUME
 from .types import NotFound, RuntimeFailure, VolumeFailed, VolumeMissing
 
 Call = Callable[..., Awaitable[Any]]  # (doing, fn, *args, **kwargs) -> fn's result, errors mapped
@@ -45,14 +51,17 @@ class Volumes:
         self._call = call
         self._lock = lock
 
-    async def ensure(self, volume: NamedVolume, node: str) -> None:
-        """Create `volume` unless it exists as described; for an external one, check it exists."""
+    async def ensure(self, volume: NamedVolume, node: str) -> str:
+        """Create `volume` unless it exists as described; for an external one, check it exists.
+        The engine name to mount: `volume.name`, or its `legacy` name when that one is adopted."""
+        if volume.legacy and await self._owned_legacy(volume):
+            return volume.legacy
         where = f"volume {volume.name!r} (volumes.{volume.key})" if volume.key else f"volume {volume.name!r}"
         on_node = f"on node {node}" if node else "on this node"
         async with self._lock(f"volume:{volume.name}"):
             if volume.external:
                 await self._find(volume, where, on_node)
-                return
+                return volume.name
             try:
                 found = await self._call(
                     f"create volume {volume.name}",
@@ -71,6 +80,16 @@ class Volumes:
                 "The engine cannot change a volume: remove it on the node (its data is lost) or give the "
                 "volume another name"
             )
+        return volume.name
+
+    async def _owned_legacy(self, volume: NamedVolume) -> bool:
+        """Whether a volume of the older name exists and its ccs labels are `volume`'s own."""
+        try:
+            found = await self._call(f"inspect volume {volume.legacy}", self._api.inspect_volume, volume.legacy)
+        except NotFound:
+            return False
+        labels = found.get("Labels") or {}
+        return all(labels.get(k) == volume.labels.get(k) for k in (CLUSTER, APP, VOLUME))
 
     async def _find(self, volume: NamedVolume, where: str, on_node: str) -> None:
         try:

@@ -50,6 +50,7 @@ from .types import (
     RuntimeFailure,
     StartFailed,
     State,
+    VolumeFailed,
     VolumeMissing,
 )
 
@@ -154,6 +155,11 @@ class FakeRuntime:
             if current is None or (join.subnet and str(current) != join.subnet and not self._in_use.get(join.name)):
                 # Made, or (unused, with another subnet) made again: as AppNetworks.ensure does.
                 self._make_network(join.name, join.subnet)
+        for v in request.volumes:
+            owner = self.volumes.get(v.name)
+            if not v.external and owner is not None and owner != (c.cluster, c.application):
+                raise VolumeFailed(f"volume {v.name!r} (volumes.{v.key}) exists but belongs to cluster {owner[0]!r}, "
+                                   f"application {owner[1]!r} (as the Docker runtime refuses it)")
         self.volumes.update((v.name, (c.cluster, c.application)) for v in request.volumes if not v.external)
 
     async def create(self, c: resources_pb2.Container) -> str:

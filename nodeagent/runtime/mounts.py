@@ -1,9 +1,11 @@
 """A container's volumes, bind mounts and tmpfs mounts -> Engine API: pure functions, tested with tables.
 
-- Named volumes become `ccs-<app>-<volume>`, or the template's `name:`, and `prepare` creates them
-  first with the template's driver, driver_opts and labels (docker_volumes.py); an external one
-  is only looked for. Anonymous volumes carry app labels so app teardown finds those Docker
-  leaves behind. On every volume ccs's labels win over the user's on a clash, as on containers.
+- Named volumes become `ccs-<cluster>_<app>_<volume>` (a volume an older agent made as
+  `ccs-<app>-<volume>`, labelled as this one, is adopted: `legacy`), or the template's `name:`,
+  and `prepare` creates them first with the template's driver, driver_opts and labels
+  (docker_volumes.py); an external one is only looked for. Anonymous volumes carry app labels
+  so app teardown finds those Docker leaves behind. On every volume ccs's labels win over the
+  user's on a clash, as on containers.
 - The engine never changes a volume that exists: creating it again returns it as it is. So
   `volume_differences` compares what came back with what the template asks; a difference is the
   container's failure, not a silent mount of data kept elsewhere.
@@ -44,6 +46,7 @@ class NamedVolume:
     driver_opts: dict[str, str] = field(default_factory=dict)
     user_labels: dict[str, str] = field(default_factory=dict)
     external: bool = False
+    legacy: str = ""  # the name an older agent gave it (ccs-made names only), adopted if labelled as this one
 
 
 _PROPAGATION = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
@@ -55,12 +58,14 @@ _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 def _named_volume(c: resources_pb2.Container, v: resources_pb2.VolumeMount, where: str) -> NamedVolume:
     """The volume a named mount needs: from its definition when the template gave one."""
     ccs_labels = {**naming.app_labels(c.cluster, c.application), naming.VOLUME: v.source}
+    default = naming.volume_name(c.cluster, c.application, v.source)
+    legacy = naming.legacy_volume_name(c.application, v.source)
     if not v.HasField("volume"):
-        return NamedVolume(naming.volume_name(c.application, v.source), ccs_labels, key=v.source)
+        return NamedVolume(default, ccs_labels, key=v.source, legacy=legacy)
     d = v.volume
     if d.name and d.name != v.source:
         raise InvalidSpec(f"{where}.volume.name", f"must be the mount's source {v.source!r}, got {d.name!r}")
-    name = d.volume_name or naming.volume_name(c.application, v.source)
+    name = d.volume_name or default
     if not _VOLUME_NAME.fullmatch(name):
         raise InvalidSpec(f"{where}.volume.volume_name", f"{name!r} is not a valid volume name")
     return NamedVolume(
@@ -71,6 +76,7 @@ def _named_volume(c: resources_pb2.Container, v: resources_pb2.VolumeMount, wher
         driver_opts=dict(d.driver_opts),
         user_labels={key: value for key, value in d.labels.items() if key not in ccs_labels},  # ccs's win
         external=d.external,
+        legacy="" if d.volume_name or d.external else legacy,
     )
 
 
@@ -173,6 +179,12 @@ def volume_differences(volume: NamedVolume, found: Mapping[str, Any]) -> list[st
                          | {k for k in set(options) & set(volume.driver_opts) if options[k] != volume.driver_opts[k]})
         out.append(f"its driver_opts differ ({', '.join(changed)})")
     labels = found.get("Labels") or {}
+    owner = {k: labels.get(k, "") for k in (naming.CLUSTER, naming.APP, naming.VOLUME)}
+    wanted = {k: volume.labels.get(k, "") for k in owner}
+    if owner != wanted:
+        out.append(f"it belongs to cluster {owner[naming.CLUSTER] or '-'!r}, application "
+                   f"{owner[naming.APP] or '-'!r}, volume {owner[naming.VOLUME] or '-'!r} (a volume two "
+                   "applications share must be external in one of them)")
     missing = sorted(k for k, v in volume.user_labels.items() if labels.get(k) != v)
     if missing:
         out.append(f"it lacks labels ({', '.join(missing)})")

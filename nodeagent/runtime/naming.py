@@ -125,8 +125,21 @@ def network_labels(cluster: str, app: str, network: str) -> dict[str, str]:
     return {**app_labels(cluster, app), NETWORK: network}
 
 
-def volume_name(app: str, volume: str) -> str:
-    """The engine name of a Compose named volume: scoped to its app like Compose's project."""
+def volume_name(cluster: str, app: str, volume: str) -> str:
+    """The engine name of a Compose named volume: `ccs-<cluster>_<app>_<volume>`, scoped to its
+    application like Compose's `<project>_<volume>`.
+
+    Why `_` separators, as in `network_name`: the earlier `ccs-<app>-<volume>` gave application
+    `a-b` with volume `c` and application `a` with volume `b-c` the same volume, so one
+    application mounted the other's data. Cluster and application names cannot hold `_`, so the
+    cluster ends at the first `_` and the application at the second."""
+    return f"ccs-{_safe(cluster)}_{_safe(app)}_{_safe(volume)}"
+
+
+def legacy_volume_name(app: str, volume: str) -> str:
+    """The name `volume_name` gave before (`ccs-<app>-<volume>`): ambiguous, so a volume of that
+    name is the application's only if its labels say so (`docker_volumes.Volumes.ensure` adopts
+    it then: its data stays where it is)."""
     return f"ccs-{_safe(app)}-{_safe(volume)}"
 
 

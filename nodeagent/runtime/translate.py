@@ -157,6 +157,20 @@ def create_request(
     return CreateRequest(naming.container_name(c), network, body, volumes, joins[0].subnet if joins else "", joins)
 
 
+def with_volume_names(request: CreateRequest, names: Mapping[str, str]) -> CreateRequest:
+    """`request` mounting `names[v]` instead of each named volume `v` (a volume made under an
+    older name and adopted, `docker_volumes.Volumes.ensure`); the same request when none is."""
+    mounts = request.body["HostConfig"].get("Mounts") or []
+    if not any(m.get("Type") == "volume" and m.get("Source") in names for m in mounts):
+        return request
+    body = dict(request.body)
+    host_config = dict(body["HostConfig"])
+    host_config["Mounts"] = [{**m, "Source": names[m["Source"]]}
+                             if m.get("Type") == "volume" and m.get("Source") in names else m for m in mounts]
+    body["HostConfig"] = host_config
+    return dataclasses.replace(request, body=body)
+
+
 def with_network_names(request: CreateRequest, names: Mapping[str, str]) -> CreateRequest:
     """`request` joining `names[n]` instead of each engine network `n` it names (a bridge made
     under an older name and adopted, `docker_networks.AppNetworks.ensure`); the same request

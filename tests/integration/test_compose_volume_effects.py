@@ -121,15 +121,15 @@ volumes:
     cs = assignments(template, app)
     await rt.prepare(cs["nfs"])
     nfs_id = await rt.create(cs["nfs"])  # created, never started: nothing mounts the export
-    volume = engine.api.inspect_volume(f"ccs-{app}-export")
+    volume = engine.api.inspect_volume(naming.volume_name(CLUSTER, app, "export"))
     assert volume["Driver"] == "local"
     assert volume["Options"] == {"type": "nfs", "o": "addr=192.0.2.10,rw,nfsvers=4", "device": ":/export"}
     assert volume["Labels"]["team"] == "storage"
     assert volume["Labels"][naming.APP] == app  # ccs's own label wins over the template's
-    assert mounts_by_target(engine, nfs_id)["/export"]["Name"] == f"ccs-{app}-export"
+    assert mounts_by_target(engine, nfs_id)["/export"]["Name"] == naming.volume_name(CLUSTER, app, "export")
 
     scratch_id = await launch(rt, cs["scratch"])
-    ram = engine.api.inspect_volume(f"ccs-{app}-ram")
+    ram = engine.api.inspect_volume(naming.volume_name(CLUSTER, app, "ram"))
     assert ram["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=2m,mode=1770"}
     mounted = await shell(rt, scratch_id, "grep ' /ram ' /proc/mounts")
     assert mounted.split()[2] == "tmpfs" and "size=2048k" in mounted and "mode=1770" in mounted, mounted
@@ -178,7 +178,7 @@ volumes:
         await rt.prepare(assignments(template, app)["db"])
     assert info.value.permanent
     reason = info.value.reason
-    assert f"volume 'ccs-{app}-data' (volumes.data): volume driver 'no-such-plugin' is not installed on node node-7" \
+    assert f"volume '{naming.volume_name(CLUSTER, app, 'data')}' (volumes.data): volume driver 'no-such-plugin' is not installed on node node-7" \
         in reason, reason
 
 
@@ -201,9 +201,10 @@ async def test_an_existing_volume_with_other_options_is_refused_not_silently_use
     rt: DockerRuntime, engine: docker.DockerClient, test_image: TestImages,  # noqa: F811
 ) -> None:
     app = f"old{uuid.uuid4().hex[:6]}"
-    engine.api.create_volume(f"ccs-{app}-data", driver="local",
+    name = naming.volume_name(CLUSTER, app, "data")
+    engine.api.create_volume(name, driver="local",
                              driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=1m"},
-                             labels=naming.app_labels(CLUSTER, app))
+                             labels={**naming.app_labels(CLUSTER, app), naming.VOLUME: "data"})
     template = f"""
 services:
   db: {{image: {test_image.busybox}, volumes: [data:/data]}}
@@ -213,10 +214,52 @@ volumes:
     with pytest.raises(VolumeFailed) as info:
         await rt.prepare(assignments(template, app)["db"])
     reason = info.value.reason
-    assert f"volume 'ccs-{app}-data' (volumes.data) exists on node node-7 but not as the template describes" \
+    assert f"volume '{name}' (volumes.data) exists on node node-7 but not as the template describes" \
         in reason, reason
     assert "its driver_opts differ (o)" in reason and "it lacks labels (team)" in reason, reason
     assert "64m" not in reason and "1m" not in reason  # option values may be credentials: never shown
+
+
+async def test_applications_whose_names_joined_with_dashes_collide_get_volumes_of_their_own(
+    rt: DockerRuntime, engine: docker.DockerClient, test_image: TestImages,  # noqa: F811
+) -> None:
+    """`ccs-<app>-<volume>` gave app `X-b` with volume `c` and app `X` with volume `b-c` one
+    volume: the second mounted the first's data. Each now has its own, and the data stays apart."""
+    base = f"co{uuid.uuid4().hex[:6]}"
+    first = assignments(f"services: {{db: {{image: {test_image.busybox}, command: {IDLE}, volumes: [c:/data]}}}}\n"
+                        "volumes: {c: {}}\n", f"{base}-b")["db"]
+    second = assignments(f"services: {{db: {{image: {test_image.busybox}, command: {IDLE}, volumes: [b-c:/data]}}}}\n"
+                         "volumes: {b-c: {}}\n", base)["db"]
+    one = await launch(rt, first)
+    await shell(rt, one, "echo first > /data/owner")
+    two = await launch(rt, second)
+    assert mounts_by_target(engine, one)["/data"]["Name"] != mounts_by_target(engine, two)["/data"]["Name"]
+    assert await shell(rt, two, "cat /data/owner 2>/dev/null || echo empty") == "empty"
+
+
+async def test_a_volume_an_older_agent_named_is_adopted_with_its_data(
+    rt: DockerRuntime, engine: docker.DockerClient, test_image: TestImages,  # noqa: F811
+) -> None:
+    """A volume made under the older name `ccs-<app>-<volume>` and labelled as this application's
+    is mounted as it is (renaming would move the data); one of that name labelled for another
+    application is not: the container gets the new name."""
+    app = f"ad{uuid.uuid4().hex[:6]}"
+    template = f"services: {{db: {{image: {test_image.busybox}, command: {IDLE}, volumes: [data:/data]}}}}\n" \
+               "volumes: {data: {}}\n"
+    legacy = naming.legacy_volume_name(app, "data")
+    engine.api.create_volume(legacy, labels={**naming.app_labels(CLUSTER, app), naming.VOLUME: "data"})
+    seeded = engine.containers.run(test_image.busybox, ["sh", "-c", "echo kept > /data/was-here"],
+                                   volumes={legacy: {"bind": "/data", "mode": "rw"}}, remove=True)
+    assert seeded == b""
+    adopted = await launch(rt, assignments(template, app)["db"])
+    assert mounts_by_target(engine, adopted)["/data"]["Name"] == legacy
+    assert await shell(rt, adopted, "cat /data/was-here") == "kept"
+
+    other = f"ad{uuid.uuid4().hex[:6]}"
+    engine.api.create_volume(naming.legacy_volume_name(other, "data"),
+                             labels={**naming.app_labels(CLUSTER, "someone-else"), naming.VOLUME: "data"})
+    fresh = await launch(rt, assignments(template, other)["db"])
+    assert mounts_by_target(engine, fresh)["/data"]["Name"] == naming.volume_name(CLUSTER, other, "data")
 
 
 # ------------------------------------------------------------------ per-mount options

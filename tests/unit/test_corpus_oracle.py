@@ -39,7 +39,7 @@ def test_a_container_without_the_asked_options_is_reported_field_by_field() -> N
     assert [line.split(":")[0] for line in lines] == ["HostConfig.CapDrop", "HostConfig.PortBindings", "Mounts"]
     bare["HostConfig"] |= {"CapDrop": ["CAP_NET_RAW"],
                            "PortBindings": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}}
-    bare["Mounts"] = [{"Type": "volume", "Name": "ccs-shop-data", "Source": "/var/lib/docker/volumes/x",
+    bare["Mounts"] = [{"Type": "volume", "Name": "ccs-c_shop_data", "Source": "/var/lib/docker/volumes/x",
                        "Destination": "/data", "RW": True}]
     assert mismatches(bare, expected(spec, where)) == []
 

@@ -62,7 +62,7 @@ async def test_lifecycle_and_events() -> None:
     )
     pulls: list[str] = []
     await rt.prepare(c, on_pull=pulls.append)
-    assert pulls == [] and rt.networks == {"ccs-hollow_shop"} and set(rt.volumes) == {"ccs-shop-d"}
+    assert pulls == [] and rt.networks == {"ccs-hollow_shop"} and set(rt.volumes) == {"ccs-hollow_shop_d"}
     docker_id = await rt.create(c)
     assert await rt.create(c) == docker_id  # idempotent per ccs container
     impostor = make()

@@ -35,14 +35,15 @@ def test_a_definition_gives_the_volume_its_driver_options_labels_and_name() -> N
         pb.VolumeMount(type="volume", source="ext", target="/ext", nocopy=True, volume=pb.NamedVolume(
             name="ext", external=True, volume_name="made-by-hand")),
     )
-    assert [(v.name, v.key, v.driver, v.driver_opts, v.labels, v.external) for v in r.volumes] == [
-        ("ccs-shop-data", "data", "local", nfs, {"team": "db", **APP, "ccs.volume": "data"}, False),  # ccs wins
-        ("team-shared", "shared", "", {}, {**APP, "ccs.volume": "shared"}, False),
-        ("made-by-hand", "ext", "", {}, {}, True),  # never created, so no labels
+    assert [(v.name, v.key, v.driver, v.driver_opts, v.labels, v.external, v.legacy) for v in r.volumes] == [
+        ("ccs-prod_shop_data", "data", "local", nfs, {"team": "db", **APP, "ccs.volume": "data"}, False,
+         "ccs-shop-data"),  # ccs wins; the name an older agent gave it may be adopted
+        ("team-shared", "shared", "", {}, {**APP, "ccs.volume": "shared"}, False, ""),  # the user's name: no older one
+        ("made-by-hand", "ext", "", {}, {}, True, ""),  # never created, so no labels
     ]
     assert r.volumes[0].user_labels == {"team": "db"}  # what an existing volume must carry
     assert r.body["HostConfig"]["Mounts"] == [
-        {"Type": "volume", "Target": "/data", "Source": "ccs-shop-data"},
+        {"Type": "volume", "Target": "/data", "Source": "ccs-prod_shop_data"},
         {"Type": "volume", "Target": "/shared", "Source": "team-shared"},
         {"Type": "volume", "Target": "/ext", "Source": "made-by-hand", "VolumeOptions": {"NoCopy": True}},
     ]
@@ -108,25 +109,36 @@ def test_bad_mounts_name_the_field(mount: pb.VolumeMount, field: str, why: str) 
     assert info.value.field == field and why in info.value.why
 
 
+OWNER = {"ccs.cluster": "prod", "ccs.app": "shop", "ccs.volume": "v"}
+
+
 def _volume(**kw: Any) -> NamedVolume:
-    return NamedVolume("v", {**kw.get("user_labels", {}), "ccs.app": "shop"}, **kw)
+    return NamedVolume("v", {**kw.get("user_labels", {}), "ccs.managed": "true", **OWNER}, **kw)
 
 
 @pytest.mark.parametrize(
     ("volume", "found", "differences"),
     [
-        (_volume(), {"Driver": "local", "Options": None, "Labels": {"ccs.app": "shop"}}, []),
+        (_volume(), {"Driver": "local", "Options": None, "Labels": OWNER}, []),
         (_volume(driver="local", driver_opts={"type": "tmpfs", "device": "tmpfs"}),
-         {"Driver": "local", "Options": {"device": "tmpfs", "type": "tmpfs"}}, []),
+         {"Driver": "local", "Options": {"device": "tmpfs", "type": "tmpfs"}, "Labels": OWNER}, []),
         (_volume(user_labels={"team": "db"}),  # extra labels on the volume do not matter
-         {"Driver": "local", "Labels": {"team": "db", "ccs.app": "other-app", "x": "y"}}, []),
-        (_volume(driver="nfs-plugin"), {"Driver": "local"}, ["its driver is 'local', not 'nfs-plugin'"]),
+         {"Driver": "local", "Labels": {"team": "db", **OWNER, "x": "y"}}, []),
+        (_volume(driver="nfs-plugin"), {"Driver": "local", "Labels": OWNER}, ["its driver is 'local', not 'nfs-plugin'"]),
         (_volume(driver_opts={"type": "nfs", "o": "addr=10.0.0.1,password=secret"}),
-         {"Driver": "local", "Options": {"type": "nfs", "o": "addr=10.0.0.2,password=other"}},
+         {"Driver": "local", "Options": {"type": "nfs", "o": "addr=10.0.0.2,password=other"}, "Labels": OWNER},
          ["its driver_opts differ (o)"]),  # names the key, never the values
-        (_volume(), {"Driver": "local", "Options": {"type": "tmpfs"}}, ["its driver_opts differ (type)"]),
-        (_volume(user_labels={"team": "db"}), {"Driver": "local", "Labels": {"team": "web"}},
+        (_volume(), {"Driver": "local", "Options": {"type": "tmpfs"}, "Labels": OWNER},
+         ["its driver_opts differ (type)"]),
+        (_volume(user_labels={"team": "db"}), {"Driver": "local", "Labels": {**OWNER, "team": "web"}},
          ["it lacks labels (team)"]),
+        # Another application's volume of that name (or one made outside ccs) is not mounted.
+        (_volume(), {"Driver": "local", "Labels": {**OWNER, "ccs.app": "other-app"}},
+         ["it belongs to cluster 'prod', application 'other-app', volume 'v' (a volume two applications "
+          "share must be external in one of them)"]),
+        (_volume(), {"Driver": "local", "Labels": None},
+         ["it belongs to cluster '-', application '-', volume '-' (a volume two applications "
+          "share must be external in one of them)"]),
     ],
 )
 def test_an_existing_volume_must_be_the_one_the_template_describes(

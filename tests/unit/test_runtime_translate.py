@@ -128,15 +128,15 @@ def test_volumes() -> None:
     )
     app = {"ccs.managed": "true", "ccs.cluster": "prod", "ccs.app": "shop"}
     assert request.body["HostConfig"]["Mounts"] == [
-        {"Type": "volume", "Target": "/var/lib/db", "Source": "ccs-shop-db"},
-        {"Type": "volume", "Target": "/logs", "Source": "ccs-shop-logs", "ReadOnly": True},
+        {"Type": "volume", "Target": "/var/lib/db", "Source": "ccs-prod_shop_db"},
+        {"Type": "volume", "Target": "/logs", "Source": "ccs-prod_shop_logs", "ReadOnly": True},
         {"Type": "bind", "Target": "/conf", "Source": "/etc/app", "ReadOnly": True},
         {"Type": "tmpfs", "Target": "/tmp"},
         {"Type": "volume", "Target": "/cache", "VolumeOptions": {"Labels": {**app, "ccs.anonymous": "true"}}},
     ]
     assert [(v.name, v.labels) for v in request.volumes] == [
-        ("ccs-shop-db", {**app, "ccs.volume": "db"}),
-        ("ccs-shop-logs", {**app, "ccs.volume": "logs"}),
+        ("ccs-prod_shop_db", {**app, "ccs.volume": "db"}),
+        ("ccs-prod_shop_logs", {**app, "ccs.volume": "logs"}),
     ]
 
 

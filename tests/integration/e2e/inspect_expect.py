@@ -111,7 +111,7 @@ def _mounts(spec: pb.ServiceSpec, where: Where) -> dict[str, Any]:
             tmpfs.append(m.target)
             continue
         if m.type == "volume":
-            name = (m.volume.volume_name or f"ccs-{where.app}-{m.source}") if m.source else "*"  # *: anonymous
+            name = (m.volume.volume_name or naming.volume_name(where.cluster, where.app, m.source)) if m.source else "*"  # *: anonymous
             runtime.append(("volume", name, posixpath.normpath(m.target), not m.read_only))
         else:  # the engine cleans paths ("/media/" -> "/media")
             runtime.append(("bind", posixpath.normpath(m.source), posixpath.normpath(m.target), not m.read_only))

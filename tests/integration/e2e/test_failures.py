@@ -154,3 +154,17 @@ def test_a_host_whose_engine_lost_its_networks_gets_its_containers_back(
         return True
 
     c.wait_for("3 running idle containers again, matching the API", recovered, timeout=90)
+    # The bridges the moved-aside store owned are gone with their rules: a bridge or MASQUERADE
+    # rule no engine owns would keep its block's route on host3 after the block moved elsewhere.
+    assert orphan_bridges(host3) == ([], []), "bridges/rules the engine does not know"
+
+
+def orphan_bridges(host: tb.Host) -> tuple[list[str], list[str]]:
+    """The Docker user bridges in ``host``'s namespace that its engine does not know, and the
+    iptables rules that name such a bridge."""
+    known = {f"br-{n[:12]}" for n in host.docker("network", "ls", "-q", "--no-trunc").stdout.split()}
+    links = host.in_netns(["ip", "-o", "link", "show"]).stdout.splitlines()
+    named = {word for line in links for word in [line.split(":")[1].strip().split("@")[0]] if word.startswith("br-")}
+    dump = host.in_netns(["iptables-save"]).stdout.splitlines()
+    rules = [r for r in dump if any(w.startswith("br-") and w != "br-+" and w not in known for w in r.split())]
+    return sorted(named - known), rules
