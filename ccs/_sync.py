@@ -211,6 +211,7 @@ class SyncContainers(_Namespace[Containers]):
     __doc__ = Containers.__doc__
     get = blocking(Containers.get)
     list = blocking(Containers.list)
+    page = blocking(Containers.page)
     logs = iterating(Containers.logs)
     exec_run = blocking(Containers.exec_run)
 

@@ -142,18 +142,30 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         svc = check_service_name("service", request.service) if request.service else None
         if svc and not app:
             raise InvalidArgument("service", "filtering by service needs application too")
+        if request.offset < 0:
+            raise InvalidArgument("offset", "must not be negative")
+        if request.offset and request.page_token:
+            raise InvalidArgument("offset", "not with page_token (the token goes on from where its page ended)")
+        if request.node and (request.offset or request.with_total):
+            raise InvalidArgument("node", "not with offset or with_total (they count keys; a container's node "
+                                          "is in its record)")
         await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
-        node = request.node
-        page = await reads.list_page(
-            self.etcd,
-            keys.containers(cluster, app, svc),
-            pb.Container,
-            page_size=request.page_size,
-            page_token=request.page_token,
-            keep=(lambda c: c.node == node) if node else None,
-        )
+        node, prefix = request.node, keys.containers(cluster, app, svc)
+        if request.offset:
+            page = await reads.page_at(self.etcd, prefix, pb.Container, offset=request.offset,
+                                       page_size=request.page_size)
+        else:
+            page = await reads.list_page(
+                self.etcd,
+                prefix,
+                pb.Container,
+                page_size=request.page_size,
+                page_token=request.page_token,
+                keep=(lambda c: c.node == node) if node else None,
+            )
+        total = await self.etcd.count(prefix, page.revision) if request.with_total else 0
         return api_pb2.ListContainersResponse(
-            containers=page.items, next_page_token=page.next_page_token, revision=page.revision
+            containers=page.items, next_page_token=page.next_page_token, revision=page.revision, total=total
         )
 
     async def Exec(

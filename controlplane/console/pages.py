@@ -31,23 +31,33 @@ T = TypeVar("T")
 Loader = Callable[[AsyncClient, str, Request, float], Awaitable[dict[str, Any]]]
 
 
-def _page(request: Request, items: Sequence[T]) -> tuple[Sequence[T], dict[str, Any]]:
-    """The rows of ``items`` the request's ``?offset=&size=`` asks for, and the pager's links
-    (the same URL with another offset or size: the application filter stays)."""
+def _window(request: Request, total: int) -> paging.Window:
+    """The page of ``total`` rows the request's ``?offset=&size=`` asks for (InvalidArgument, a
+    400 naming the field, for a bad one)."""
     q = request.query_params
     try:
-        win = paging.window(len(items), q.get("offset", ""), q.get("size", ""))
+        return paging.window(total, q.get("offset", ""), q.get("size", ""))
     except ValueError as e:
         raise errors.InvalidArgument(str(e)) from None
+
+
+def _page(request: Request, items: Sequence[T]) -> tuple[Sequence[T], dict[str, Any]]:
+    """The rows of ``items`` the request asks for, and the pager."""
+    win = _window(request, len(items))
+    return win.rows(items), _pager(request, win)
+
+
+def _pager(request: Request, win: paging.Window) -> dict[str, Any]:
+    """The pager's count and links (the same URL with another offset or size: the application
+    filter stays)."""
 
     def link(**params: int) -> str:
         url = request.url.include_query_params(**params)
         return f"{url.path}?{url.query}"
 
-    pager = {"win": win, "prev": "" if win.previous is None else link(offset=win.previous),
-             "next": "" if win.next is None else link(offset=win.next),
-             "sizes": [(n, link(offset=win.offset, size=n)) for n in sorted(paging.SIZES)]}
-    return win.rows(items), {"pager": pager}
+    return {"pager": {"win": win, "prev": "" if win.previous is None else link(offset=win.previous),
+                      "next": "" if win.next is None else link(offset=win.next),
+                      "sizes": [(n, link(offset=win.offset, size=n)) for n in sorted(paging.SIZES)]}}
 
 
 async def _nodes(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
@@ -76,8 +86,18 @@ async def _services(c: AsyncClient, cluster: str, request: Request, now: float) 
 
 
 async def _containers(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    shown, pager = _page(request, await c.containers.list(cluster, application=request.query_params.get("app", "")))
-    return {"rows": views.container_rows(shown, now), **pager}
+    """The API reads this page alone (``offset``, ``with_total``), not the whole list."""
+    q, app = request.query_params, request.query_params.get("app", "")
+    try:
+        offset, size = paging.asked(q.get("offset", ""), q.get("size", ""))
+    except ValueError as e:
+        raise errors.InvalidArgument(str(e)) from None
+    found = await c.containers.page(cluster, application=app, offset=offset, size=size)
+    win = _window(request, found.total)
+    if win.offset != offset:  # the list shrank under this page: its last page instead
+        found = await c.containers.page(cluster, application=app, offset=win.offset, size=size)
+        win = paging.window(found.total, str(win.offset), str(size))
+    return {"rows": views.container_rows(found.containers, now), **_pager(request, win)}
 
 
 async def _releases(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:

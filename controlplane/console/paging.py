@@ -1,12 +1,14 @@
 """The console's pages of a long list: which rows of the whole a page shows. Pure: no I/O.
 
-Why the console pages what the API returns (offsets into the list it read) rather than
-walking the API's own page tokens: an API page token continues a read pinned to the first page's
-etcd revision, which is what a client walking a list wants, but a console page is re-read every
-time the cluster changes (the live stream), and must then show what is there *now*, at the same
-place in the list. An offset into the current list does that, gives an exact count and a
-"previous" link, and costs one list read on the server; the browser gets one page, however
-large the cluster (the benchmark's figures are in the README, "Web console").
+Why offsets and not the API's page tokens: a page token continues a read pinned to the first
+page's etcd revision, which is what a client walking a list wants, but a console page is re-read
+every time the cluster changes (the live stream) and must then show what is there *now*, at the
+same place in the list. An offset into the current list does that, and gives an exact count and
+a "previous" link. The containers page asks the API for its page alone (``ListContainers`` with
+``offset`` and ``with_total``: the server reads the keys before it and the page's records, not
+the list's); the other lists are read whole and paged here (they grow with nodes, applications
+and services, or are small), so the browser gets one page however large the cluster (the
+benchmark's figures are in the README, "Web console").
 """
 
 from __future__ import annotations
@@ -63,14 +65,20 @@ def _whole(field: str, text: str) -> int:
     return int(text)
 
 
-def window(total: int, offset: str = "", size: str = "") -> Window:
-    """The page of a list of ``total`` rows that ``?offset=&size=`` asks for; ValueError naming
-    the field for what is not a number or not an offered size. An offset past the end (the list
-    shrank since the link was made) shows the last page, so a live page never goes blank."""
+def asked(offset: str = "", size: str = "") -> tuple[int, int]:
+    """(offset, size) from ``?offset=&size=``; ValueError naming the field for what is not a
+    number or not an offered size."""
     rows = _whole("size", size) if size else DEFAULT_SIZE
     if rows not in SIZES:
         raise ValueError(f"size: {rows} is not one of {', '.join(map(str, sorted(SIZES)))} rows per page")
-    start = _whole("offset", offset) if offset else 0
+    return (_whole("offset", offset) if offset else 0), rows
+
+
+def window(total: int, offset: str = "", size: str = "") -> Window:
+    """The page of a list of ``total`` rows that ``?offset=&size=`` asks for (see :func:`asked`).
+    An offset past the end (the list shrank since the link was made) shows the last page, so a
+    live page never goes blank."""
+    start, rows = asked(offset, size)
     if start >= total:
         start = (max(total - 1, 0) // rows) * rows
     return Window(total, start, rows)

@@ -184,6 +184,14 @@ def test_long_lists_are_paged_and_a_paged_list_stays_live(ccs_server: ServerProc
         page.click(".pager a.size >> text=500")
         page.wait_for_selector(".pager >> text=rows 1-130 of 130")
         assert page.locator("#containers tbody tr").count() == 130
+        goto(page, f"{base}/console/c/{unique}/containers?offset=100")
+        page.wait_for_selector(".pager >> text=rows 101-130 of 130")
+        mark_loaded(page)
+        with _client(ccs_server) as c:
+            c.services.scale(unique, "shop", "web", 90)
+        # The list shrank under page 2: the live refresh shows the last page there is.
+        page.wait_for_selector(".pager >> text=rows 1-90 of 90")
+        assert page.locator("#containers tbody tr").count() == 90 and not_reloaded(page)
         goto(page, f"{base}/console/c/{unique}/events?size=50")
         page.wait_for_selector(".pager >> text=rows 1-")
         events = int(page.inner_text(".pager .total"))
