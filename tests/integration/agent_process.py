@@ -29,8 +29,10 @@ STOP_TIMEOUT = 30.0
 
 
 def session_pod_cidr() -> str:
-    """A cluster range no other cluster of this test session has (a /20 of 10.96.0.0/11, which
-    lies outside the default ranges, the testbed's 10.77.0.0/24 and Docker's pools).
+    """A cluster range no other cluster of this test session has: a /20 of 100.64.0.0/11 (shared
+    address space), outside every default range (all sixteen /12s of 10.0.0.0/8, which a server
+    that many tests share hands out in turn), the testbed's 10.77.0.0/24, Docker's pools and the
+    100.100-100.103 ranges other tests name.
 
     Every test that runs agents on this host's one engine uses a server of its own, and each such
     server would give its first cluster the same default range: one network a test leaves behind
@@ -40,7 +42,7 @@ def session_pod_cidr() -> str:
     global _POD_CIDRS_GIVEN
     index = (_POD_CIDR_START + _POD_CIDRS_GIVEN) % 512
     _POD_CIDRS_GIVEN += 1
-    return f"10.{96 + index // 16}.{(index % 16) * 16}.0/20"
+    return f"100.{64 + index // 16}.{(index % 16) * 16}.0/20"
 
 
 #: Where this session starts in the 512 ranges, so that a network left by an earlier session

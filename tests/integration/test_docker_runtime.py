@@ -104,9 +104,9 @@ async def test_create_applies_every_option(
     assert (host["NanoCpus"], host["Memory"], host["PidsLimit"]) == (500_000_000, 64 << 20, 100)
     assert host["RestartPolicy"]["Name"] == "no"
     mounts = {m["Destination"]: m for m in raw["Mounts"]}
-    assert mounts["/data"]["Name"] == "ccs-shop-data"
+    assert mounts["/data"]["Name"] == naming.volume_name(CLUSTER, "shop", "data")
     assert mounts["/conf"]["Source"] == str(tmp_path) and mounts["/conf"]["RW"] is False
-    assert mounts["/cache"]["Type"] == "volume" and mounts["/cache"]["Name"] != "ccs-shop-data"
+    assert mounts["/cache"]["Type"] == "volume" and mounts["/cache"]["Name"] != naming.volume_name(CLUSTER, "shop", "data")
     assert any(m["Target"] == "/scratch" and m["Type"] == "tmpfs" for m in host["Mounts"])
     network = naming.network_name(CLUSTER, "shop")
     assert "web" in raw["NetworkSettings"]["Networks"][network]["Aliases"]

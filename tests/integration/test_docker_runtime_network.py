@@ -75,7 +75,7 @@ async def test_app_network_dns_and_teardown(
     await rt.remove_app_resources(CLUSTER, "dns", volumes=False)
     assert docker_client.api.networks(names=[network]) == []
     left = [v["Name"] for v in docker_client.api.volumes(filters=app_volumes)["Volumes"]]
-    assert left == ["ccs-dns-keep"]  # named volumes survive unless asked
+    assert left == [naming.volume_name(CLUSTER, "dns", "keep")]  # named volumes survive unless asked
     await rt.remove_app_resources(CLUSTER, "dns", volumes=True)
     assert not docker_client.api.volumes(filters=app_volumes)["Volumes"]
 
