@@ -277,7 +277,7 @@ RULES: dict[str, Rule] = {
     ),
     "volumes.*.labels": Rule(S, "ccs's own labels (ccs.*) win on a clash"),
     "volumes.*.name": Rule(
-        S, "the engine's name for the volume (default ccs-<app>-<key>); ccs- names only when external"
+        S, "the engine's name for the volume (default ccs-<cluster>_<app>_<key>); ccs- names only when external"
     ),
     "volumes.*.driver_opts": Rule(S, "passed to the driver, e.g. a local NFS or tmpfs volume"),
     "secrets.*.file": Rule(S, "a file bundled with the template; stored as <app>_<key>, a new version when it changes"),
