@@ -211,6 +211,7 @@ class SyncContainers(_Namespace[Containers]):
     __doc__ = Containers.__doc__
     get = blocking(Containers.get)
     list = blocking(Containers.list)
+    page = blocking(Containers.page)
     logs = iterating(Containers.logs)
     exec_run = blocking(Containers.exec_run)
 
@@ -249,6 +250,7 @@ class SyncTokens(_Namespace[Tokens]):
     create = blocking(Tokens.create)
     list = blocking(Tokens.list)
     revoke = blocking(Tokens.revoke)
+    whoami = blocking(Tokens.whoami)
 
 
 class SyncAudit(_Namespace[Audit]):

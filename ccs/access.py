@@ -1,4 +1,5 @@
-"""API tokens and the audit log (``client.tokens``, ``client.audit``); both need an admin token.
+"""API tokens and the audit log (``client.tokens``, ``client.audit``); both need an admin token,
+but ``tokens.whoami`` (any token: what the calling token is and which calls it may make).
 
 - ``tokens.create`` returns the new token's record and its secret, the one time the secret is
   ever sent (only its digest is stored). ``NewToken`` keeps the secret out of its ``repr``, so a
@@ -62,6 +63,14 @@ class Tokens:
         """Revoke the token named ``name`` (or whose id is ``name``)."""
         req = api_pb2.RevokeTokenRequest(name=name)
         return await self._t.unary(self._t.tokens.RevokeToken, req, resources_pb2.Token)
+
+    async def whoami(self, cluster: str = "", application: str = "") -> api_pb2.WhoAmIResponse:
+        """The calling token (``.token``: name, role, scope; no secret) and ``.allowed``: the
+        calls (``"ReleaseService/ShiftTraffic"``) the server's access policy admits from it on
+        ``cluster`` and ``application`` (empty: on any one application it may act on). Any
+        token may ask; each real call is still decided by the policy."""
+        req = api_pb2.WhoAmIRequest(cluster=cluster, application=application)
+        return await self._t.unary(self._t.tokens.WhoAmI, req, api_pb2.WhoAmIResponse)
 
 
 class Audit:

@@ -85,6 +85,17 @@ class Containers:
 
         return await collect(page, lambda r: r.containers)
 
+    async def page(
+        self, cluster: str, *, application: str = "", service: str = "", offset: int = 0, size: int = 0,
+    ) -> api_pb2.ListContainersResponse:
+        """One page: the ``size`` containers (the server's default page when 0) after the first
+        ``offset`` the filters match, in name order, read now, and ``.total``, how many match.
+        For a view that shows a page and reads it again as the cluster changes; ``list`` walks
+        the whole list at one revision instead."""
+        req = api_pb2.ListContainersRequest(cluster=cluster, application=application, service=service,
+                                            offset=offset, page_size=size, with_total=True)
+        return await self._t.unary(self._t.containers.ListContainers, req, api_pb2.ListContainersResponse)
+
     async def logs(
         self,
         cluster: str,

@@ -255,7 +255,7 @@ class Server:
         ca_pem = self.tls.api_root_pem if self.tls else None
         self._start_metrics()
         await self.replicas.start()
-        await self._start_http(interfaces)  # before gRPC: a trigger URL answered already works
+        await self._start_http(interfaces, server)  # before gRPC: a trigger URL answered already works
         await server.start()
         self.grpc = server
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -285,7 +285,7 @@ class Server:
             self.elector = LeaderElector(etcd, elected, orchestrator.stop, ttl=opts.leader_ttl)
             self.elector.start()
 
-    async def _start_http(self, interfaces: list[str]) -> None:
+    async def _start_http(self, interfaces: list[str], grpc_server: grpc.aio.Server) -> None:
         """The HTTPS port (``--http-listen``): one starlette app for every feature's routes (the
         triggers' today), served with the API's certificate; nothing when it is off."""
         listen = parse_listen(self.opts.http_listen)
@@ -294,14 +294,14 @@ class Server:
             return
         host, port = listen
         pems = self.tls.api_key_and_chain if self.tls is not None else None
-        # The web console calls this server's own API port with the signed-in token.
-        self.console = Console(client_address(self.opts.listen, self.port), tls=self.tls is not None,
-                               ca_pem=self.tls.api_root_pem if self.tls is not None else None)
+        # The web console calls this gRPC server with the signed-in token, over a socket of its own.
+        self.console = Console(grpc_server, tls=self.tls is not None)
         self.http = HttpsEndpoint(build_app([*self.triggers.routes(), *self.console.routes()]), host, port, pems)
         self.http_port = await self.http.start()
         url = public_url(host, self.http_port, self.tls is not None, self.opts.advertise, interfaces)
         self.triggers.served_at(url)
-        log.info("HTTPS endpoint listening", address=f"{host}:{self.http_port}", url=url)
+        log.info("HTTPS endpoint listening", address=f"{host}:{self.http_port}", url=url,
+                 console_socket=self.console.socket.target)
     def _start_metrics(self) -> None:
         """Count placements and read the state series from the cache; serve them if asked to."""
         assert self.informer is not None

@@ -30,7 +30,7 @@ Layout (each module one part of the API, over the shared state of ``state``):
 ``networks`` (cluster networks), ``secrets`` (secrets and configs), ``registries`` (registry logins),
 ``events`` (events, watch),
 ``releases`` (releases, routes), ``apps`` (applications,
-services, containers), ``triggers`` (deploy triggers), ``server`` (serving it).
+services, containers), ``triggers`` (deploy triggers), ``tokens`` (WhoAmI), ``server`` (serving it).
 """
 
 from __future__ import annotations

@@ -333,12 +333,22 @@ class AppsFake(ReleasesFake):
         await self._cluster(context, request.cluster)
         if request.service and not request.application:
             await fail(context, grpc.StatusCode.INVALID_ARGUMENT, "service: filtering by service needs application too")
+        if request.offset < 0:
+            await fail(context, grpc.StatusCode.INVALID_ARGUMENT, "offset: must not be negative")
+        if request.offset and request.page_token:
+            await fail(context, grpc.StatusCode.INVALID_ARGUMENT,
+                       "offset: not with page_token (the token goes on from where its page ended)")
+        if request.node and (request.offset or request.with_total):
+            await fail(context, grpc.StatusCode.INVALID_ARGUMENT, "node: not with offset or with_total (they "
+                       "count keys; a container's node is in its record)")
         items = [c for c in self._items("container", request.cluster)
                  if (not request.application or c.application == request.application)
                  and (not request.service or c.service == request.service)
                  and (not request.node or c.node == request.node)]
-        page, nxt = await self._page(context, items, request.page_size, request.page_token)
-        return api_pb2.ListContainersResponse(containers=page, next_page_token=nxt, revision=self.revision)
+        token = str(request.offset) if request.offset else request.page_token
+        page, nxt = await self._page(context, items, request.page_size, token)
+        return api_pb2.ListContainersResponse(containers=page, next_page_token=nxt, revision=self.revision,
+                                              total=len(items) if request.with_total else 0)
 
     async def Logs(self, request: Any, context: Ctx) -> AsyncIterator[api_pb2.LogsResponse]:
         """One line per matching container (``hello from NAME``), then the end."""

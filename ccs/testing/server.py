@@ -37,6 +37,7 @@ async def start_server(api: FakeApi, address: str = "127.0.0.1:0") -> tuple[grpc
         api_pb2_grpc.add_ConfigServiceServicer_to_server,
         triggers_pb2_grpc.add_TriggerServiceServicer_to_server,
         api_pb2_grpc.add_RegistryServiceServicer_to_server,
+        api_pb2_grpc.add_TokenServiceServicer_to_server,
     ):
         add(api, server)
     port = server.add_insecure_port(address)

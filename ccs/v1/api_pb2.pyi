@@ -600,30 +600,36 @@ class GetContainerRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListContainersRequest(_message.Message):
-    __slots__ = ("cluster", "application", "service", "node", "page_size", "page_token")
+    __slots__ = ("cluster", "application", "service", "node", "page_size", "page_token", "offset", "with_total")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    WITH_TOTAL_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     application: str
     service: str
     node: str
     page_size: int
     page_token: str
-    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    offset: int
+    with_total: bool
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., offset: _Optional[int] = ..., with_total: _Optional[bool] = ...) -> None: ...
 
 class ListContainersResponse(_message.Message):
-    __slots__ = ("containers", "next_page_token", "revision")
+    __slots__ = ("containers", "next_page_token", "revision", "total")
     CONTAINERS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     containers: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Container]
     next_page_token: str
     revision: int
-    def __init__(self, containers: _Optional[_Iterable[_Union[_resources_pb2.Container, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+    total: int
+    def __init__(self, containers: _Optional[_Iterable[_Union[_resources_pb2.Container, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
     __slots__ = ("cluster", "page_size", "page_token")
@@ -742,6 +748,22 @@ class ListRoutesRequest(_message.Message):
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ("cluster", "application")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    application: str
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ...) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("token", "allowed")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    token: _resources_pb2.Token
+    allowed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, token: _Optional[_Union[_resources_pb2.Token, _Mapping]] = ..., allowed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
     __slots__ = ("name", "role", "clusters", "applications", "ttl_seconds")

@@ -2267,7 +2267,7 @@ class RouteService:
 class TokenServiceStub:
     """---------------------------------------------------------------- tokens
 
-    API tokens with roles (admin, deployer, viewer). Admin only.
+    API tokens with roles (admin, deployer, viewer). Admin only, but WhoAmI (any token).
     """
 
     def __init__(self, channel):
@@ -2291,12 +2291,17 @@ class TokenServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_resources__pb2.Token.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/ccs.v1.TokenService/WhoAmI',
+                request_serializer=ccs_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class TokenServiceServicer:
     """---------------------------------------------------------------- tokens
 
-    API tokens with roles (admin, deployer, viewer). Admin only.
+    API tokens with roles (admin, deployer, viewer). Admin only, but WhoAmI (any token).
     """
 
     def CreateToken(self, request, context):
@@ -2314,6 +2319,14 @@ class TokenServiceServicer:
 
     def RevokeToken(self, request, context):
         """Refused at once on the replica that revokes it; on other replicas within a few seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """The calling token itself: its name, role and scope, and the calls the access policy lets
+        it make on a cluster and application (a client shows only what it may use). Any token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -2337,6 +2350,11 @@ def add_TokenServiceServicer_to_server(servicer, server):
                     request_deserializer=ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_resources__pb2.Token.SerializeToString,
             ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.WhoAmIRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.WhoAmIResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'ccs.v1.TokenService', rpc_method_handlers)
@@ -2348,7 +2366,7 @@ def add_TokenServiceServicer_to_server(servicer, server):
 class TokenService:
     """---------------------------------------------------------------- tokens
 
-    API tokens with roles (admin, deployer, viewer). Admin only.
+    API tokens with roles (admin, deployer, viewer). Admin only, but WhoAmI (any token).
     """
 
     @staticmethod
@@ -2422,6 +2440,33 @@ class TokenService:
             '/ccs.v1.TokenService/RevokeToken',
             ccs_dot_v1_dot_api__pb2.RevokeTokenRequest.SerializeToString,
             ccs_dot_v1_dot_resources__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.TokenService/WhoAmI',
+            ccs_dot_v1_dot_api__pb2.WhoAmIRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,9 @@ SECRETS = "secrets"      # create, update, remove secrets, configs and registry 
 KEYS = "keys"            # rotate the secrets data key (re-encrypts every cluster's secrets)
 TRIGGERS = "triggers"    # create, rotate, remove an application's deploy triggers (and see their secrets once)
 INVOKE = "invoke"        # fire an application's triggers (InvokeTrigger)
+#: Not a permission of any role: a call every authenticated token may make (WhoAmI: what the
+#: token itself is and may do; a client needs it to offer only what the token may use).
+ANY_TOKEN = "any token"
 
 PERMISSIONS = (READ, LOGS, EXEC, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT, SECRETS, KEYS,
                TRIGGERS, INVOKE)
@@ -183,6 +186,7 @@ RULES: Mapping[str, Rule] = {
     "RegistryService/LoginRegistry": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
     "RegistryService/ListRegistryLogins": Rule(READ, "registry logins", ("cluster",)),
     "RegistryService/DeleteRegistryLogin": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
+    "TokenService/WhoAmI": Rule(ANY_TOKEN, "token", cluster=""),
     "AuditService/ListAudit": Rule(AUDIT, "audit", cluster=""),
     "AuditService/WatchAudit": Rule(AUDIT, "audit", cluster=""),
 }
@@ -231,6 +235,8 @@ def decide(
     who = f"token {caller.name!r} (role {caller.role})"
     if rule is None:
         return f"{who}: no access rule covers {short_method(method)}; refused"
+    if rule.permission == ANY_TOKEN:
+        return None
     grants = roles.get(caller.role, {})
     level = grants.get(rule.permission)
     if level is None:
@@ -250,6 +256,30 @@ def decide(
             return (f"{who} may {rule.permission} only application(s) {', '.join(caller.applications)}; "
                     f"{short_method(method)} names {where}")
     return None
+
+
+class _Names:
+    """A stand-in request: only the fields a rule reads for its scope check."""
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        self.__dict__.update(fields)
+
+
+def allowed_calls(caller: Caller, cluster: str, application: str,
+                  roles: Mapping[str, Mapping[str, Scope]] = ROLES) -> list[str]:
+    """The RPCs (``Service/Method``) :func:`decide` admits from ``caller`` on ``cluster`` and
+    ``application``; with ``application`` empty, on at least one application (any, or one of the
+    token's own). WhoAmI answers with this, so a client (the web console) offers exactly what
+    the policy would admit and keeps no copy of these tables."""
+    apps = [application] if application else list(caller.applications) or [""]
+    out = []
+    for name, rule in sorted(RULES.items()):
+        for app in apps:
+            fields = {f: v for f, v in ((rule.cluster, cluster), (rule.app, app)) if f}
+            if decide(caller, PACKAGE_PREFIX + name, _Names(fields), roles) is None:
+                out.append(name)
+                break
+    return out
 
 
 def check_role(role: str, clusters: Sequence[str], applications: Sequence[str]) -> tuple[str, str] | None:

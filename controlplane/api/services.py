@@ -154,24 +154,39 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         svc = check_service_name("service", request.service) if request.service else None
         if svc and not app:
             raise InvalidArgument("service", "filtering by service needs application too")
-        node = request.node
+        if request.offset < 0:
+            raise InvalidArgument("offset", "must not be negative")
+        if request.offset and request.page_token:
+            raise InvalidArgument("offset", "not with page_token (the token goes on from where its page ended)")
+        if request.node and (request.offset or request.with_total):
+            raise InvalidArgument("node", "not with offset or with_total (they count keys; a container's node "
+                                          "is in its record)")
+        node, prefix = request.node, keys.containers(cluster, app, svc)
         keep = (lambda c: c.node == node) if node else None
-        page = await cached_page(
-            self.cache, cluster, ("cluster", cluster), keys.containers(cluster, app, svc),
-            lambda state: _containers(state, cluster, app, svc),
-            page_size=request.page_size, page_token=request.page_token, keep=keep)
-        if page is None:
+        total = 0
+        if request.offset or request.with_total:
+            # A view's page by position, with the count: etcd reads only the page's records and
+            # counts keys (the cache would walk the whole list for the same answer).
             await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
-            page = await reads.list_page(
-                self.etcd,
-                keys.containers(cluster, app, svc),
-                pb.Container,
-                page_size=request.page_size,
-                page_token=request.page_token,
-                keep=keep,
-            )
+            if request.offset:
+                page = await reads.page_at(self.etcd, prefix, pb.Container, offset=request.offset,
+                                           page_size=request.page_size)
+            else:
+                page = await reads.list_page(self.etcd, prefix, pb.Container, page_size=request.page_size,
+                                             page_token=request.page_token)
+            total = await self.etcd.count(prefix, page.revision) if request.with_total else 0
+        else:
+            cached = await cached_page(
+                self.cache, cluster, ("cluster", cluster), prefix,
+                lambda state: _containers(state, cluster, app, svc),
+                page_size=request.page_size, page_token=request.page_token, keep=keep)
+            if cached is None:
+                await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+                cached = await reads.list_page(self.etcd, prefix, pb.Container, page_size=request.page_size,
+                                               page_token=request.page_token, keep=keep)
+            page = cached
         return api_pb2.ListContainersResponse(
-            containers=page.items, next_page_token=page.next_page_token, revision=page.revision
+            containers=page.items, next_page_token=page.next_page_token, revision=page.revision, total=total
         )
 
     async def Exec(

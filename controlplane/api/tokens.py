@@ -23,7 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.access.gate import current_principal
-from controlplane.access.policy import check_role
+from controlplane.access.policy import Caller, allowed_calls, check_role
 from controlplane.api.common import read_modify_write
 from controlplane.auth import Principal, TokenVerifier, digest, new_token, parse_record, token_id, token_record
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
@@ -109,6 +109,21 @@ class TokenServicer(api_pb2_grpc.TokenServiceServicer):
         tokens = [p for _, p in await self._all() if p.role != NODE_ROLE]
         tokens.sort(key=lambda p: (p.created_at, p.name))
         return api_pb2.ListTokensResponse(tokens=[to_proto(p) for p in tokens])
+
+    async def WhoAmI(
+        self, request: api_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.WhoAmIResponse:
+        """The caller's own record and what the policy admits from it there (any token: the
+        gate admits every authenticated caller to this one call)."""
+        cluster = check_name("cluster", request.cluster) if request.cluster else ""
+        app = check_name("application", request.application) if request.application else ""
+        if app and not cluster:
+            raise InvalidArgument("application", "needs cluster too")
+        p = current_principal()
+        if p is None:  # the gate sets it for every call it admits
+            raise FailedPrecondition("no authenticated caller for this call")
+        caller = Caller(p.name, p.role, p.clusters, p.applications)
+        return api_pb2.WhoAmIResponse(token=to_proto(p), allowed=allowed_calls(caller, cluster, app))
 
     async def RevokeToken(
         self, request: api_pb2.RevokeTokenRequest, context: grpc.aio.ServicerContext

@@ -8,14 +8,18 @@ nothing is fetched from a CDN at run time) swaps server-rendered fragments in pl
 extension re-fetches the visible fragment when the server says the cluster changed. No page
 reloads, no client-side state to keep in step.
 
-Why the console calls the gRPC API over loopback with the signed-in user's own token (the SDK's
-``AsyncClient`` on one shared channel), instead of calling servicers or the store directly:
+Why the console calls the gRPC API with the signed-in user's own token (the SDK's
+``AsyncClient`` on one shared channel, over a Unix socket of its own on this server's gRPC
+server: :mod:`.api` says why not the API port), instead of calling servicers or the store directly:
 every page and action then passes through the very interceptors every ``ccs`` command passes
 through - authentication, the access policy and its scope checks, the audit log, the request
 limits - so the console cannot drift from the API's rules, and it holds no rule of its own. A
-console page is exactly what the same token could read with the CLI.
+console page is exactly what the same token could read with the CLI; which controls a page
+offers is the API's answer too (``WhoAmI``: the calls its policy admits from the token), so the
+console holds no copy of the role rules either.
 
 Modules: :mod:`.session` (the cookie and the CSRF token; pure), :mod:`.views` (protos to table
-rows; pure), :mod:`.api` (the loopback client), :mod:`.live` (server-sent events over the Watch
-RPC), :mod:`.pages` and :mod:`.actions` (the starlette routes), :mod:`.wiring` (put together).
+rows; pure), :mod:`.paging` (a page of a long list; pure), :mod:`.api` (the client and its
+socket), :mod:`.live` (server-sent events over the Watch RPC), :mod:`.pages` and
+:mod:`.actions` (the starlette routes), :mod:`.wiring` (put together).
 """

@@ -1,14 +1,25 @@
-"""The console's way into the API: the SDK's ``AsyncClient`` over loopback, with the caller's token.
+"""The console's way into the API: the SDK's ``AsyncClient`` over a private socket, with the caller's token.
 
-One gRPC channel to this server's own API port is shared by every request (made on first use:
-the HTTPS port starts before the gRPC server); each request gets a client with its own token on
-that channel, so the interceptors authenticate, authorize and audit it as they do a ``ccs``
-command (see the package docstring for why). SDK errors become HTTP statuses here, in one place.
+ccs-server adds one more port to its own gRPC server for the console: a Unix socket in a
+directory only the server's user can open (:class:`ConsoleSocket`). It is the same
+``grpc.aio.Server`` as the API port - the same servicers, the same interceptors - so each console
+request is authenticated, authorized and audited as a ``ccs`` command is (see the package
+docstring for why). Why a socket of its own and not the API's TCP port: with ``--client-ca`` that
+port wants a client certificate the console cannot have (the operator's CA signs them, and its
+key is not the server's), and with ``--tls-cert`` the certificate need not name the address the
+console would dial; a Unix socket needs neither, and no other host can reach it.
+
+One channel is shared by every request (made on first use: the HTTPS port starts before the
+gRPC server); each request gets a client with its own token on that channel. SDK errors become
+HTTP statuses here, in one place.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc.aio
 
@@ -35,19 +46,35 @@ def http_status(e: errors.CcsError) -> int:
     return 502
 
 
+class ConsoleSocket:
+    """The console's own way into this server's gRPC server: ``unix:DIR/api.sock``, DIR made by
+    ``mkdtemp`` (mode 0700: only the server's user can connect). Short, under the temp dir, so it
+    fits a socket address's 108 bytes whatever ``--state-dir`` is."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ccs-console-"))
+        self.target = f"unix:{self.dir / 'api.sock'}"
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        """Listen on it too (before ``server.start()``); plaintext: it never leaves the host."""
+        if not server.add_insecure_port(self.target):
+            raise RuntimeError(f"cannot listen on {self.target} (the console's socket)")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 @dataclass
 class Loopback:
-    """Where this server's API listens, and how to trust it."""
+    """Where the console reaches this server's API: its private socket's gRPC target."""
 
-    address: str  # host:port of the API port, as a client on this host reaches it
-    tls: bool
-    ca_pem: bytes | None = None
+    target: str
     _channel: grpc.aio.Channel | None = None
 
     def client(self, token: str) -> AsyncClient:
         if self._channel is None:
-            self._channel = make_channel(self.address, tls=self.tls, ca_pem=self.ca_pem if self.tls else None)
-        return AsyncClient(self.address, token, channel=self._channel, timeout=CALL_TIMEOUT)
+            self._channel = make_channel(self.target, tls=False)
+        return AsyncClient(self.target, token, channel=self._channel, timeout=CALL_TIMEOUT)
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -7,9 +7,10 @@ and gets the fragment alone.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -17,47 +18,104 @@ from starlette.routing import Route
 
 from ccs import errors
 from ccs.client import AsyncClient
+from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
-from controlplane.console import views
+from controlplane.console import paging, views
 from controlplane.console.api import Loopback
 from controlplane.console.web import failed, page, sign_in_again, templates, token_of
 
 #: Lines of a log tail.
 LOG_TAIL = 200
 
+T = TypeVar("T")
 Loader = Callable[[AsyncClient, str, Request, float], Awaitable[dict[str, Any]]]
 
 
+def _window(request: Request, total: int) -> paging.Window:
+    """The page of ``total`` rows the request's ``?offset=&size=`` asks for (InvalidArgument, a
+    400 naming the field, for a bad one)."""
+    q = request.query_params
+    try:
+        return paging.window(total, q.get("offset", ""), q.get("size", ""))
+    except ValueError as e:
+        raise errors.InvalidArgument(str(e)) from None
+
+
+def _page(request: Request, items: Sequence[T]) -> tuple[Sequence[T], dict[str, Any]]:
+    """The rows of ``items`` the request asks for, and the pager."""
+    win = _window(request, len(items))
+    return win.rows(items), _pager(request, win)
+
+
+def _pager(request: Request, win: paging.Window) -> dict[str, Any]:
+    """The pager's count and links (the same URL with another offset or size: the application
+    filter stays)."""
+
+    def link(**params: int) -> str:
+        url = request.url.include_query_params(**params)
+        return f"{url.path}?{url.query}"
+
+    return {"pager": {"win": win, "prev": "" if win.previous is None else link(offset=win.previous),
+                      "next": "" if win.next is None else link(offset=win.next),
+                      "sizes": [(n, link(offset=win.offset, size=n)) for n in sorted(paging.SIZES)]}}
+
+
 async def _nodes(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.node_rows(await c.nodes.list(cluster), now)}
+    shown, pager = _page(request, await c.nodes.list(cluster))
+    return {"rows": views.node_rows(shown, now), **pager}
+
+
+async def _allowed(c: AsyncClient, cluster: str, apps: list[str]) -> dict[str, list[str]]:
+    """Per application, the calls the API's policy admits from this token on it (WhoAmI)."""
+    answers = await asyncio.gather(*(c.tokens.whoami(cluster, a) for a in apps))
+    return {a: list(me.allowed) for a, me in zip(apps, answers, strict=True)}
 
 
 async def _applications(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.application_rows(await c.applications.list(cluster), now)}
+    apps, pager = _page(request, await c.applications.list(cluster))
+    allowed = await _allowed(c, cluster, [a.meta.name for a in apps])
+    rows = views.application_rows(apps, now)
+    for r in rows:
+        r["may_update"] = "yes" if views.may("update", allowed[r["name"]]) else ""
+    return {"rows": rows, **pager}
 
 
 async def _services(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.service_rows(await c.services.list(cluster, request.query_params.get("app", "")))}
+    shown, pager = _page(request, await c.services.list(cluster, request.query_params.get("app", "")))
+    return {"rows": views.service_rows(shown), **pager}
 
 
 async def _containers(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    found = await c.containers.list(cluster, application=request.query_params.get("app", ""))
-    return {"rows": views.container_rows(found, now)}
+    """The API reads this page alone (``offset``, ``with_total``), not the whole list."""
+    q, app = request.query_params, request.query_params.get("app", "")
+    try:
+        offset, size = paging.asked(q.get("offset", ""), q.get("size", ""))
+    except ValueError as e:
+        raise errors.InvalidArgument(str(e)) from None
+    found = await c.containers.page(cluster, application=app, offset=offset, size=size)
+    win = _window(request, found.total)
+    if win.offset != offset:  # the list shrank under this page: its last page instead
+        found = await c.containers.page(cluster, application=app, offset=win.offset, size=size)
+        win = paging.window(found.total, str(win.offset), str(size))
+    return {"rows": views.container_rows(found.containers, now), **_pager(request, win)}
 
 
 async def _releases(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    releases: list[pb.Release] = []
-    for app in await c.applications.list(cluster):
-        releases += await c.releases.list(cluster, app.meta.name)
-    return {"apps": views.releases_by_app(releases)}
+    names = [app.meta.name for app in await c.applications.list(cluster)]
+    lists, allowed = await asyncio.gather(asyncio.gather(*(c.releases.list(cluster, n) for n in names)),
+                                          _allowed(c, cluster, names))
+    releases: list[pb.Release] = [r for found in lists for r in found]
+    return {"apps": views.releases_by_app(releases, allowed)}
 
 
 async def _routes(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.route_rows(await c.routes.list(cluster))}
+    shown, pager = _page(request, views.route_rows(await c.routes.list(cluster)))
+    return {"rows": shown, **pager}
 
 
 async def _events(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
-    return {"rows": views.event_rows(await c.events.list(cluster), now)}
+    shown, pager = _page(request, views.newest_first(await c.events.list(cluster)))
+    return {"rows": views.event_rows(shown, now), **pager}
 
 
 async def _logs(c: AsyncClient, cluster: str, request: Request, now: float) -> dict[str, Any]:
@@ -78,6 +136,12 @@ LOADERS: dict[str, Loader] = {
     "nodes": _nodes, "applications": _applications, "services": _services, "containers": _containers,
     "releases": _releases, "routes": _routes, "events": _events, "logs": _logs,
 }
+
+
+def _who(me: api_pb2.WhoAmIResponse) -> dict[str, Any]:
+    """Who is signed in, and whether the deploy form is theirs to use (the API's answer)."""
+    return {"me": f"{me.token.meta.name} ({me.token.role})",
+            "may_deploy": views.may("deploy", me.allowed) or views.may("update", me.allowed)}
 
 
 def routes(api: Loopback) -> list[Route]:
@@ -112,19 +176,27 @@ def routes(api: Loopback) -> list[Route]:
         loader = LOADERS.get(name)
         if loader is None:
             return failed(request, errors.NotFound(f"page: no page {name!r}; one of {', '.join(views.PAGES)}"))
+        client = api.client(token)
         try:
-            data = await loader(api.client(token), cluster, request, time.time())
+            data, me = await asyncio.gather(loader(client, cluster, request, time.time()),
+                                            client.tokens.whoami(cluster))
         except errors.CcsError as e:
             return failed(request, e)
         url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return page(request, name, {"cluster": cluster, "current": name, "pages": views.PAGES, "url": url, **data})
+        return page(request, name, {"cluster": cluster, "current": name, "pages": views.PAGES, "url": url,
+                                    **_who(me), **data})
 
     async def deploy_form(request: Request) -> Response:
-        if not token_of(request):
+        token = token_of(request)
+        if not token:
             return sign_in_again(request)
-        cluster = request.path_params["cluster"]
+        cluster, name = request.path_params["cluster"], request.query_params.get("app", "")
+        try:
+            me = await api.client(token).tokens.whoami(cluster, name)
+        except errors.CcsError as e:
+            return failed(request, e)
         return page(request, "deploy", {"cluster": cluster, "current": "deploy", "pages": views.PAGES,
-                                        "name": request.query_params.get("app", "")})
+                                        "name": name, **_who(me)})
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/console/clusters", status_code=303)

@@ -131,24 +131,47 @@ def controls_for(strategy: str, phase: int) -> tuple[str, ...]:
     return ("abort", "rollback")
 
 
-def release_view(r: pb.Release) -> ReleaseView:
+#: The API call behind each release control and form of the console (what it calls, not who may:
+#: WhoAmI's ``allowed`` says that, from the server's own access policy).
+CALLS = {
+    "shift": "ReleaseService/ShiftTraffic", "confirm": "ReleaseService/ConfirmRelease",
+    "rollback": "ReleaseService/RollbackRelease", "promote": "ReleaseService/PromoteRelease",
+    "abort": "ReleaseService/AbortRelease",
+    "deploy": "ApplicationService/CreateApplication", "update": "ApplicationService/UpdateApplication",
+}
+#: Everything: for a release shown where no WhoAmI answer applies (an action's own answer).
+EVERY_CALL = frozenset(CALLS.values())
+
+
+def may(action: str, allowed: Iterable[str]) -> bool:
+    """Whether the token may use the console's ``action`` (a key of ``CALLS``), by ``allowed``."""
+    return CALLS[action] in allowed
+
+
+def release_view(r: pb.Release, allowed: Iterable[str] = EVERY_CALL) -> ReleaseView:
+    """``allowed``: the calls WhoAmI says the token may make on this application; a control
+    whose call is not among them is not shown (the API would refuse it anyway)."""
+    allowed = frozenset(allowed)
     return ReleaseView(
         application=r.application, number=r.number, strategy=r.spec.strategy or "rolling",
         phase=phase_name(r.status.phase), weight=r.status.weight, message=r.status.message,
         history=list(r.status.history), revisions=f"{r.spec.from_revision} -> {r.spec.to_revision}",
-        controls=controls_for(r.spec.strategy, r.status.phase), live=r.status.phase not in TERMINAL_PHASES,
+        controls=tuple(a for a in controls_for(r.spec.strategy, r.status.phase) if may(a, allowed)),
+        live=r.status.phase not in TERMINAL_PHASES,
     )
 
 
-def releases_by_app(releases: Sequence[pb.Release]) -> list[tuple[ReleaseView, list[ReleaseView]]]:
-    """Per application: its latest release (with controls) and the older ones, newest first."""
+def releases_by_app(releases: Sequence[pb.Release], allowed: Mapping[str, Iterable[str]],
+                    ) -> list[tuple[ReleaseView, list[ReleaseView]]]:
+    """Per application: its latest release (with the controls ``allowed[app]`` permits) and the
+    older ones, newest first."""
     apps: dict[str, list[pb.Release]] = {}
     for r in releases:
         apps.setdefault(r.application, []).append(r)
     out = []
     for name in sorted(apps):
         ordered = sorted(apps[name], key=lambda r: r.number, reverse=True)
-        out.append((release_view(ordered[0]), [release_view(r) for r in ordered[1:]]))
+        out.append((release_view(ordered[0], allowed.get(name, ())), [release_view(r, ()) for r in ordered[1:]]))
     return out
 
 
@@ -164,11 +187,14 @@ def route_rows(table: pb.RoutingTable) -> list[dict[str, str]]:
     return rows
 
 
-def event_rows(events: Sequence[pb.Event], now: float, limit: int = 200) -> list[dict[str, str]]:
-    """The newest ``limit`` events, newest first."""
-    newest = sorted(events, key=lambda e: (e.meta.created_at.seconds, e.meta.created_at.nanos), reverse=True)
+def newest_first(events: Iterable[pb.Event]) -> list[pb.Event]:
+    return sorted(events, key=lambda e: (e.meta.created_at.seconds, e.meta.created_at.nanos), reverse=True)
+
+
+def event_rows(events: Iterable[pb.Event], now: float) -> list[dict[str, str]]:
+    """One row per event, in the order given (the page's, newest first)."""
     return [{"age": age(e.meta.created_at, now), "kind": e.kind, "object": e.object, "reason": e.reason,
-             "message": e.message} for e in newest[:limit]]
+             "message": e.message} for e in events]
 
 
 @dataclass

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc.aio
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from controlplane.console import actions, live, pages
-from controlplane.console.api import Loopback
+from controlplane.console.api import ConsoleSocket, Loopback
 from controlplane.console.web import HERE
 
 
 class Console:
-    def __init__(self, api_address: str, *, tls: bool, ca_pem: bytes | None) -> None:
-        self.api = Loopback(api_address, tls, ca_pem)
+    def __init__(self, grpc_server: grpc.aio.Server, *, tls: bool) -> None:
+        """``grpc_server``: this server's own (not started yet), which gets the console's socket;
+        ``tls``: whether the HTTPS port is HTTPS (the cookie is then ``Secure``)."""
+        self.socket = ConsoleSocket()
+        self.socket.add_to(grpc_server)
+        self.api = Loopback(self.socket.target)
         self.tls = tls
         self.stopping = asyncio.Event()
 
@@ -31,3 +36,4 @@ class Console:
 
     async def stop(self) -> None:
         await self.api.close()
+        self.socket.remove()

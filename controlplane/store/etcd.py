@@ -231,9 +231,11 @@ class Etcd:
         resp = await self._call(stub.Range, req)
         return RangeResult([_kv(kv) for kv in resp.kvs], bool(resp.more), resp.header.revision)
 
-    async def count(self, prefix: str) -> int:
+    async def count(self, prefix: str, revision: int = 0) -> int:
+        """How many keys are under ``prefix`` (at ``revision``, if given); etcd counts them."""
         stub = await self._stub()
-        req = rpc.RangeRequest(key=prefix.encode(), range_end=prefix_end(prefix), count_only=True)
+        req = rpc.RangeRequest(key=prefix.encode(), range_end=prefix_end(prefix), count_only=True,
+                               revision=revision)
         resp = await self._call(stub.Range, req)
         return int(resp.count)
 

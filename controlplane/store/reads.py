@@ -140,6 +140,23 @@ def next_page_token(revision: int, last_key: str) -> str:
     return _encode_token(revision, last_key + "\0")
 
 
+async def page_at(etcd: Etcd, prefix: str, cls: type[M], *, offset: int, page_size: int = 0) -> Page[M]:
+    """The page of the resources under ``prefix`` that begins after the first ``offset``, read
+    at the current revision (a view re-reading the page it shows; a page token would pin the
+    revision of its first page). The ``offset`` keys before it are read without their values
+    (etcd ``keys_only``), so the cost is the page's records, not the list's. Past the end: an
+    empty page."""
+    if offset < 0:
+        raise BadPageToken("offset: must not be negative")
+    if not offset:
+        return await list_page(etcd, prefix, cls, page_size=page_size)
+    keys = await etcd.range(prefix, limit=offset + 1, keys_only=True)
+    if len(keys.kvs) <= offset:
+        return Page([], "", keys.revision)
+    return await list_page(etcd, prefix, cls, page_size=page_size,
+                           page_token=_encode_token(keys.revision, keys.kvs[offset].key))
+
+
 def _within_bytes(kvs: list[KV]) -> tuple[list[KV], bool]:
     """The first records of ``kvs`` that fit ``MAX_PAGE_BYTES`` (at least one), and whether any
     were left out."""

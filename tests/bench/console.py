@@ -1,6 +1,12 @@
 """The web console with 2,000 containers: the containers page's render time, and how soon a change
 reaches an open page (issue 14's goals: < 300 ms and < 1 s).
 
+The containers page is paged (``controlplane/console/paging.py``): what the goal's "the containers
+page listing 2,000 containers" is measured as is the page a user gets on opening it, the first
+100 rows with the count 2,000 and next links; the largest page the console offers (500 rows,
+``?size=500``) is measured too. No page of 2,000 rows is offered any more (before paging, that
+was the page, and it is what the "before" figures in the README measured).
+
 Run: ``.venv/bin/python tests/bench/console.py [--nodes 20] [--apps 4] [--replicas 500] [--rounds 5]``
 
 A real etcd and ccs-server (``--insecure``, as ``hollow.py``: the hollow agents share channels),
@@ -8,7 +14,7 @@ A real etcd and ccs-server (``--insecure``, as ``hollow.py``: the hollow agents 
 ``--replicas`` replicas, all running before anything is measured. Then Debian's chromium
 (playwright, ``executable_path``), signed in with the admin token:
 
-- render: ``--rounds`` navigations to the containers page; per round, the browser's own
+- render: ``--rounds`` navigations to each of those two pages; per round, the browser's own
   Navigation Timing from the start of the navigation to the end of the load event (the table is
   server-rendered, so loaded means shown), and the wall time of ``page.goto``;
 - live update: with the containers page open, one more application of one replica is created;
@@ -63,18 +69,24 @@ async def deploy(stack: common.Stack, apps: int, replicas: int, timeout: float) 
         await api.channel.close()
 
 
-def server_side(stack: common.Stack, base: str, rounds: int) -> tuple[list[float], list[float]]:
-    """(ListContainers through the SDK ms, the page over HTTP without a browser ms)."""
-    listing, http = [], []
+#: The pages measured: (label, query).
+PAGES = (("first page, 100 rows", ""), ("largest page, 500 rows", "?size=500"))
+
+
+def server_side(stack: common.Stack, base: str, rounds: int) -> tuple[list[float], dict[str, list[float]]]:
+    """(ListContainers through the SDK ms, per page: the page over HTTP without a browser ms)."""
+    listing: list[float] = []
+    http: dict[str, list[float]] = {label: [] for label, _ in PAGES}
     with ccs.Client(stack.address, stack.token, tls=False) as c, \
             httpx.Client(cookies={"ccs_console": stack.token}, timeout=30) as h:
         for _ in range(rounds):
             t = time.perf_counter()
             c.containers.list(CLUSTER)
             listing.append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            h.get(f"{base}/console/c/{CLUSTER}/containers").raise_for_status()
-            http.append((time.perf_counter() - t) * 1000)
+            for label, query in PAGES:
+                t = time.perf_counter()
+                h.get(f"{base}/console/c/{CLUSTER}/containers{query}").raise_for_status()
+                http[label].append((time.perf_counter() - t) * 1000)
     return listing, http
 
 
@@ -90,29 +102,34 @@ def first_put(stack: common.Stack, app: str, seen: dict[str, float], ready: thre
                     return
 
 
-def measure(stack: common.Stack, base: str, total: int, rounds: int) -> tuple[list[float], list[float], list[float]]:
-    """(navigation ms, goto wall ms, live update ms)."""
-    nav, wall, live = [], [], []
-    breakdown: list[list[float]] = []
+def measure(stack: common.Stack, base: str, total: int, rounds: int,
+            ) -> tuple[dict[str, list[float]], dict[str, list[float]], list[float]]:
+    """(per page: navigation ms, goto wall ms; live update ms on the first page)."""
+    nav: dict[str, list[float]] = {label: [] for label, _ in PAGES}
+    wall: dict[str, list[float]] = {label: [] for label, _ in PAGES}
+    live: list[float] = []
     url = f"{base}/console/c/{CLUSTER}/containers"
     with browser() as b, ccs.Client(stack.address, stack.token, tls=False) as c:
         ctx = new_context(b)
         page = sign_in(ctx, base, stack.token)
-        page.goto(url)  # warm: templates compiled, channel up
-        for _ in range(rounds):
-            t = time.perf_counter()
-            page.goto(url)
-            wall.append((time.perf_counter() - t) * 1000)
-            page.wait_for_selector(f"#container-count >> text=/^{total}$/")
-            timing = page.evaluate(
-                "(() => { const n = performance.getEntriesByType('navigation')[0];"
-                " return [n.responseEnd, n.domInteractive, n.domContentLoadedEventEnd, n.loadEventEnd]"
-                ".map(x => x - n.startTime); })()")
-            nav.append(float(timing[-1]))
-            breakdown.append([float(x) for x in timing])
-        med = [statistics.median(b[k] for b in breakdown) for k in range(4)]
-        print("  browser, median ms after navigation start: response end {:.0f}, DOM interactive {:.0f}, "
-              "DOMContentLoaded end {:.0f}, load end {:.0f}".format(*med))
+        for label, query in PAGES:
+            page.goto(url + query)  # warm: templates compiled, channel up
+            breakdown: list[list[float]] = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                page.goto(url + query)
+                wall[label].append((time.perf_counter() - t) * 1000)
+                page.wait_for_selector(f"#container-count >> text=/^{total}$/")
+                timing = page.evaluate(
+                    "(() => { const n = performance.getEntriesByType('navigation')[0];"
+                    " return [n.responseEnd, n.domInteractive, n.domContentLoadedEventEnd, n.loadEventEnd]"
+                    ".map(x => x - n.startTime); })()")
+                nav[label].append(float(timing[-1]))
+                breakdown.append([float(x) for x in timing])
+            med = [statistics.median(b[k] for b in breakdown) for k in range(4)]
+            print(f"  browser, {label}, median ms after navigation start: response end {med[0]:.0f}, "
+                  f"DOM interactive {med[1]:.0f}, DOMContentLoaded end {med[2]:.0f}, load end {med[3]:.0f}")
+        page.goto(url)
         page.evaluate("""window.__t = []; for (const e of ['htmx:sseMessage', 'htmx:beforeRequest',
             'htmx:afterRequest', 'htmx:afterSwap', 'htmx:afterSettle'])
             document.body.addEventListener(e, () => window.__t.push([e, performance.now()]));""")
@@ -168,11 +185,13 @@ def main() -> None:
             print(f"{total} containers running on {args.nodes} hollow nodes in {took:.1f} s")
             listing, http = server_side(stack, stack.server.http_url, args.rounds)
             nav, wall, live = measure(stack, stack.server.http_url, total, args.rounds)
-            print(f"containers page, {total} rows, {args.rounds} rounds:")
-            print(_figures("ListContainers (SDK, no page)", listing, RENDER_GOAL_MS))
-            print(_figures("the page over HTTP, no browser", http, RENDER_GOAL_MS))
-            print(_figures("navigation start -> load end (browser)", nav, RENDER_GOAL_MS))
-            print(_figures("page.goto wall time", wall, RENDER_GOAL_MS))
+            print(f"containers page of {total} containers, {args.rounds} rounds:")
+            print(_figures("ListContainers (SDK, all of them)", listing, RENDER_GOAL_MS))
+            for label, _ in PAGES:
+                print(f" {label}:")
+                print(_figures("the page over HTTP, no browser", http[label], RENDER_GOAL_MS))
+                print(_figures("navigation start -> load end (browser)", nav[label], RENDER_GOAL_MS))
+                print(_figures("page.goto wall time", wall[label], RENDER_GOAL_MS))
             print(_figures("live update: the change in the watch -> count shown", live, LIVE_GOAL_MS))
         finally:
             stop.set()

@@ -69,6 +69,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "TokenService/CreateToken":                 (ok, no, no, no, no, un, un, un, no, no),
     "TokenService/ListTokens":                  (ok, no, no, no, no, un, un, un, no, no),
     "TokenService/RevokeToken":                 (ok, no, no, no, no, un, un, un, no, no),
+    "TokenService/WhoAmI":                      (ok, ok, ok, ok, ok, un, un, un, ok, ok),
     "AuditService/ListAudit":                   (ok, no, no, no, no, un, un, un, no, no),
     "AuditService/WatchAudit":                  (ok, no, no, no, no, un, un, un, no, no),
     # Secrets and configs named here are the application's own ({app}_{key}): changing one needs
@@ -201,6 +202,7 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
     "TokenService/CreateToken": lambda c, a: api_pb2.CreateTokenRequest(name=fresh(), role="viewer"),
     "TokenService/ListTokens": lambda c, a: api_pb2.ListTokensRequest(),
     "TokenService/RevokeToken": lambda c, a: api_pb2.RevokeTokenRequest(name="no-such-token"),
+    "TokenService/WhoAmI": lambda c, a: api_pb2.WhoAmIRequest(cluster=c, application=a),
     "AuditService/ListAudit": lambda c, a: api_pb2.ListAuditRequest(),
     "AuditService/WatchAudit": lambda c, a: api_pb2.WatchAuditRequest(from_revision=1),
     "TriggerService/CreateTrigger": lambda c, a: triggers_pb2.CreateTriggerRequest(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 
 import ccs
 from ccs.models import phase_name
@@ -17,7 +18,8 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.console import session
 from tests.conftest import ServerProc
 
-from .console_browser import browser, needs_chromium, new_context, shot, sign_in
+from . import polling
+from .console_browser import browser, goto, mark_loaded, needs_chromium, new_context, not_reloaded, shot, sign_in
 
 pytestmark = [pytest.mark.etcd, needs_chromium]
 
@@ -43,7 +45,7 @@ def test_sign_in_sets_a_strict_cookie_and_pages_need_it(ccs_server: ServerProc, 
     with browser() as b:
         ctx = new_context(b)
         anon = ctx.new_page()
-        anon.goto(f"{base}/console/c/{unique}/nodes")
+        goto(anon, f"{base}/console/c/{unique}/nodes")  # again if chromium says the network changed
         assert anon.url.endswith("/console/login")  # no session: sent to sign in
         anon.fill("#token", "ccs_not-a-real-token")
         anon.click("#sign-in")
@@ -88,29 +90,120 @@ def _shift_requests(r: pb.Release) -> list[str]:
     return [x for x in [*r.status.requests, *r.status.history] if "shift:50" in x]
 
 
-def test_a_viewer_cannot_use_release_controls(ccs_server: ServerProc, unique: str, tmp_path: Path) -> None:
+def test_a_viewer_sees_no_controls_and_the_api_still_refuses_them(ccs_server: ServerProc, unique: str,
+                                                                   tmp_path: Path) -> None:
+    """The console shows a control only to a token the API's policy lets use it (WhoAmI); a
+    deployer's pages have them all. The API's refusal stays the guard: the viewer's POSTs, made
+    with its page's CSRF token, get 403 and change nothing."""
     with _client(ccs_server) as c:
         c.clusters.create(unique)
         c.applications.create(unique, "shop", V1)
         c.applications.update(unique, "shop", env={"TAG": "v2"}, strategy="blue-green")
         before = c.releases.get(unique, "shop")
         viewer = c.tokens.create(f"{unique}-viewer", role="viewer", clusters=[unique]).secret
+        deployer = c.tokens.create(f"{unique}-deployer", role="deployer", clusters=[unique]).secret
+    base = ccs_server.http_url
     with browser() as b:
-        ctx = new_context(b)
-        page = sign_in(ctx, ccs_server.http_url, viewer)
-        page.goto(f"{ccs_server.http_url}/console/c/{unique}/releases")
-        section = page.locator("section.release[data-app=shop]")
-        section.wait_for()
-        with page.expect_response(lambda r: r.url.endswith("/release/confirm")) as confirm:
-            section.locator("button.confirm").click()
-        assert confirm.value.status == 403
-        page.wait_for_selector("#flash-message.error >> text=PermissionDenied")
-        with page.expect_response(lambda r: r.url.endswith("/release/shift")) as shift:
-            section.locator("input[type=range]").evaluate(
-                "e => { e.value = 60; e.dispatchEvent(new Event('change', {bubbles: true})); }")
-        assert shift.value.status == 403
-        shot(page, tmp_path, "viewer-refused")
+        pages = {}
+        for who, token in (("viewer", viewer), ("deployer", deployer)):
+            page = sign_in(new_context(b), base, token)
+            goto(page, f"{base}/console/c/{unique}/releases")
+            page.locator("section.release[data-app=shop] h3").wait_for()
+            goto(page, f"{base}/console/c/{unique}/applications")
+            page.locator("#applications tr[data-app=shop]").wait_for()
+            goto(page, f"{base}/console/c/{unique}/deploy?app=shop")
+            page.locator("h2 >> text=Deploy or update").wait_for()
+            pages[who] = page
+        v, d = pages["viewer"], pages["deployer"]
+        assert v.inner_text("#signed-in-as") == f"{unique}-viewer (viewer)"
+        assert v.locator("#deploy").count() == 0 and v.locator("#nav-deploy").count() == 0
+        assert "may not deploy or update" in v.inner_text("#deploy-refused")
+        assert d.locator("#deploy").count() == 1 and d.locator("#nav-deploy").count() == 1
+        shot(v, tmp_path, "viewer-deploy")
+        for p in (v, d):
+            goto(p, f"{base}/console/c/{unique}/applications")
+            p.locator("#applications tr[data-app=shop]").wait_for()
+        assert v.locator("#applications a.update").count() == 0
+        assert d.locator("#applications tr[data-app=shop] a.update").count() == 1
+        for p in (v, d):
+            goto(p, f"{base}/console/c/{unique}/releases")
+            p.locator("section.release[data-app=shop] h3").wait_for()
+        controls = "section.release[data-app=shop] .controls"
+        assert v.locator(f"{controls} button, {controls} input").count() == 0
+        assert d.locator(f"{controls} input[type=range]").count() == 1
+        assert [d.inner_text(f"{controls} button.{a}") for a in ("confirm", "rollback", "abort")] == [
+            "confirm", "rollback", "abort"]
+        shot(v, tmp_path, "viewer-releases")
+        shot(d, tmp_path, "deployer-releases")
+        # The API is still the guard: the viewer's own session, CSRF token and all, is refused.
+        csrf = {"x-csrf-token": session.csrf_token(viewer)}
+        url = f"{base}/console/c/{unique}/apps/shop/release"
+        r = v.context.request.post(f"{url}/confirm", headers=csrf)
+        assert r.status == 403 and "PermissionDenied" in r.text()
+        r = v.context.request.post(f"{url}/shift", form={"weight": "60"}, headers=csrf)
+        assert r.status == 403 and "PermissionDenied" in r.text()
+        r = v.context.request.post(f"{base}/console/c/{unique}/deploy/apply", headers=csrf,
+                                   multipart={"name": "shop", "template": V1})
+        assert r.status == 403 and "PermissionDenied" in r.text()
     with _client(ccs_server) as c:
         after = c.releases.get(unique, "shop")
+        assert c.applications.get(unique, "shop").application.revision == 2
     assert after.status.weight == before.status.weight == 0
     assert phase_name(after.status.phase) == phase_name(before.status.phase)
+
+
+def follow(page: Page, base: str, link: str) -> None:
+    """Go where a pager link points. Not a click: the page's live stream swaps the table (and its
+    pager) in once as it connects, and a click landing on the link being replaced goes nowhere."""
+    href = page.get_attribute(link, "href")
+    assert href is not None and href.startswith("/console/")
+    goto(page, base + href)
+
+
+def test_long_lists_are_paged_and_a_paged_list_stays_live(ccs_server: ServerProc, unique: str,
+                                                           tmp_path: Path) -> None:
+    """With no nodes the containers stay pending, so the counts hold still between the checks."""
+    many = V1.replace("replicas: 1", "replicas: 120")
+    with _client(ccs_server) as c:
+        c.clusters.create(unique)
+        c.applications.create(unique, "shop", many)
+        polling.wait_for("120 containers", lambda: len(c.containers.list(unique)) == 120, timeout=60)
+    base = ccs_server.http_url
+    with browser() as b:
+        page = sign_in(new_context(b), base, ccs_server.token)
+        goto(page, f"{base}/console/c/{unique}/containers")
+        page.wait_for_selector("#container-count >> text=/^120$/")
+        assert page.locator("#containers tbody tr").count() == 100  # one page, not the 120
+        assert page.inner_text(".pager").startswith("rows 1-100 of 120")
+        assert page.locator(".pager a.prev").count() == 0
+        follow(page, base, ".pager a.next")
+        page.wait_for_selector(".pager >> text=rows 101-120 of 120")
+        assert page.locator("#containers tbody tr").count() == 20
+        assert page.url.endswith("/containers?offset=100")
+        mark_loaded(page)
+        with _client(ccs_server) as c:
+            c.services.scale(unique, "shop", "web", 130)
+        # The live refresh re-reads this page (offset 100), not the first one.
+        page.wait_for_selector(".pager >> text=rows 101-130 of 130")
+        assert page.locator("#containers tbody tr").count() == 30 and not_reloaded(page)
+        assert page.inner_text("#container-count") == "130"
+        shot(page, tmp_path, "containers-page-2")
+        follow(page, base, ".pager a.prev")
+        page.wait_for_selector(".pager >> text=rows 1-100 of 130")
+        follow(page, base, ".pager a.size >> text=500")
+        page.wait_for_selector(".pager >> text=rows 1-130 of 130")
+        assert page.locator("#containers tbody tr").count() == 130
+        goto(page, f"{base}/console/c/{unique}/containers?offset=100")
+        page.wait_for_selector(".pager >> text=rows 101-130 of 130")
+        mark_loaded(page)
+        with _client(ccs_server) as c:
+            c.services.scale(unique, "shop", "web", 90)
+        # The list shrank under page 2: the live refresh shows the last page there is.
+        page.wait_for_selector(".pager >> text=rows 1-90 of 90")
+        assert page.locator("#containers tbody tr").count() == 90 and not_reloaded(page)
+        goto(page, f"{base}/console/c/{unique}/events?size=50")
+        page.wait_for_selector(".pager >> text=rows 1-")
+        events = int(page.inner_text(".pager .total"))
+        assert page.locator("#events tr").count() == 1 + min(events, 50)  # the header and one page
+        r = page.context.request.get(f"{base}/console/c/{unique}/containers?size=2000")
+        assert r.status == 400 and "size: 2000 is not one of 50, 100, 500 rows per page" in r.text()

@@ -13,6 +13,7 @@ from controlplane.access.policy import (
     ROLES,
     RULES,
     Caller,
+    allowed_calls,
     check_role,
     decide,
     rule_for,
@@ -149,6 +150,34 @@ def test_audit_targets_name_the_object() -> None:
 def test_reads_are_not_audited_and_every_change_is() -> None:
     for name, rule in RULES.items():
         # a diff is an update's dry run: it changes nothing
-        reads = name.split("/")[1].startswith(("Get", "List", "Watch", "Logs", "Diff"))
+        reads = name.split("/")[1].startswith(("Get", "List", "Watch", "Logs", "Diff", "WhoAmI"))
         # a join token admits nodes: reading it is audited (and it may rotate)
         assert rule.mutates == (not reads or name == "ClusterService/GetJoinToken"), name
+
+
+RELEASE_CALLS = {"ReleaseService/ShiftTraffic", "ReleaseService/ConfirmRelease", "ReleaseService/RollbackRelease",
+                 "ReleaseService/PromoteRelease", "ReleaseService/AbortRelease"}
+
+
+@pytest.mark.parametrize(
+    ("caller", "cluster", "app", "has", "lacks"),
+    [
+        (Caller("root", "admin"), "", "", USER_API, set()),
+        (Caller("v", "viewer", ("prod",)), "prod", "shop",
+         {"ReleaseService/ListReleases", "ContainerService/ListContainers", "TokenService/WhoAmI"},
+         RELEASE_CALLS | {"ApplicationService/CreateApplication", "ApplicationService/UpdateApplication"}),
+        (Caller("v", "viewer", ("prod",)), "dev", "", {"TokenService/WhoAmI"}, {"ContainerService/ListContainers"}),
+        (DEPLOYER, "prod", "shop", RELEASE_CALLS | {"ApplicationService/UpdateApplication"},
+         {"ApplicationService/DeleteApplication", "TokenService/CreateToken"}),
+        (DEPLOYER, "prod", "blog", {"ApplicationService/GetApplication"}, RELEASE_CALLS),
+        # no application named: what it may do to at least one (its own)
+        (DEPLOYER, "prod", "", RELEASE_CALLS | {"ApplicationService/CreateApplication"}, set()),
+        (TRIGGER, "prod", "shop", {"TriggerService/InvokeTrigger", "TokenService/WhoAmI"},
+         {"ApplicationService/GetApplication"}),
+    ],
+)
+def test_allowed_calls_are_what_decide_admits(
+    caller: Caller, cluster: str, app: str, has: set[str], lacks: set[str]
+) -> None:
+    allowed = allowed_calls(caller, cluster, app)
+    assert allowed == sorted(allowed) and has <= set(allowed) and not lacks & set(allowed)

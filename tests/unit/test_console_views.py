@@ -52,9 +52,21 @@ def test_releases_by_app_puts_the_latest_first_with_its_history() -> None:
                      status=pb.ReleaseStatus(phase=pb.RELEASE_PHASE_SUCCEEDED if n < 3 else pb.RELEASE_PHASE_AWAITING_SHIFT,
                                              weight=20, history=[f"h{n}"]))
           for n in (1, 3, 2)]
-    ((latest, older),) = views.releases_by_app(rs)
+    ((latest, older),) = views.releases_by_app(rs, {"shop": views.EVERY_CALL})
     assert latest.number == 3 and latest.live and latest.phase == "awaiting-shift" and latest.history == ["h3"]
+    assert latest.controls == ("shift", "confirm", "rollback", "abort")
     assert [r.number for r in older] == [2, 1]
+
+
+def test_only_the_controls_whoami_allows_are_shown() -> None:
+    r = pb.Release(application="shop", number=2, spec=pb.ReleaseSpec(strategy="blue-green"),
+                   status=pb.ReleaseStatus(phase=pb.RELEASE_PHASE_AWAITING_SHIFT))
+    reads_only = ["ReleaseService/ListReleases", "ReleaseService/GetRelease"]
+    assert views.release_view(r, reads_only).controls == ()
+    assert views.release_view(r, [*reads_only, "ReleaseService/ShiftTraffic"]).controls == ("shift",)
+    # no answer for the application (WhoAmI was not asked about it): no controls
+    ((latest, _),) = views.releases_by_app([r], {})
+    assert latest.controls == ()
 
 
 @pytest.mark.parametrize("text", ["", "-1", "101", "50.5", "fifty"])
