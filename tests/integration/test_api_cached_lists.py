@@ -30,6 +30,7 @@ from controlplane.informer import Informer
 from controlplane.store import keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
+from tests.conftest import EtcdProc, start_etcd
 
 pytestmark = pytest.mark.etcd
 
@@ -77,11 +78,21 @@ def servicers(etcd: Etcd, informer: Informer, cache: bool) -> Servicers:
     return s
 
 
+@pytest.fixture(scope="module")
+def own_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProc]:
+    """An etcd of this module's own. The session's etcd is watched by the session's ccs-server,
+    whose reconcilers would act on the records seeded here (a service's status, containers with
+    no node) between the two paths' reads, so the pages would differ for that reason alone."""
+    proc = start_etcd(tmp_path_factory.mktemp("cached-lists-etcd"))
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture
-async def world(etcd, unique: str) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
+async def world(own_etcd: EtcdProc, unique: str) -> AsyncIterator[World]:
     """The two paths over one etcd client; afterwards the test's clusters are removed (a damaged
-    cluster record left behind would fail every later ListClusters of the session)."""
-    client = Etcd([etcd.url])
+    cluster record left behind would fail every later ListClusters)."""
+    client = Etcd([own_etcd.url])
     await client.wait_ready()
     informer = Informer(client)
     await informer.start()
