@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Locator, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 import ccs
 from ccs.v1 import api_pb2
@@ -57,6 +59,23 @@ def node(ccs_server: ServerProc, unique: str, tmp_path: Path,
             yield f"{unique}-n1"
     finally:
         remove_from_engine(unique)
+
+
+def slide_to_50(page: Page, section: Locator) -> None:
+    """Set the release's slider to 50 as a user's drag ends (a `change` event), until the
+    console says the shift was done. The live stream swaps the section in whenever the release
+    changes, and htmx binds the slider's trigger only once the swapped-in section has settled: a
+    change sent in those first milliseconds has no listener and nothing is posted (a person
+    cannot drag that fast; a script can). So the event is sent again until the flash answers."""
+    for _ in range(24):
+        section.locator("input[type=range]").evaluate(
+            "e => { e.value = 50; e.dispatchEvent(new Event('change', {bubbles: true})); }")
+        try:
+            page.wait_for_selector("#flash-message >> text=shift done", timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            continue
+    pytest.fail(f"no 'shift done' after 24 slides; flash: {page.locator('#flash-message').inner_text()!r}")
 
 
 def without_published_port(compose: str) -> str:
@@ -127,9 +146,7 @@ def test_deploy_watch_running_read_logs_and_shift_a_blue_green_release(
             goto(page, f"{base}{cl}/releases")
             section = page.locator("section.release[data-app=bg]")
             section.locator(".phase >> text=awaiting-shift").wait_for()
-            section.locator("input[type=range]").evaluate(
-                "e => { e.value = 50; e.dispatchEvent(new Event('change', {bubbles: true})); }")
-            page.wait_for_selector("#flash-message >> text=shift done")
+            slide_to_50(page, section)
             section.locator(".weight >> text=/^50$/").wait_for()
             shot(page, tmp_path, "5-release-shifted")
 
