@@ -51,6 +51,7 @@ _KINDS: dict[str, type[Any]] = {
     "routerstats": pb.RouterStats,
     "subnets": pb.SubnetAllocation,
     "subnetblocks": pb.SubnetAllocation,
+    "alive": bytes,  # the replica's id, raw (keys.alive): not a record
 }
 
 SvcKey = tuple[str, str]  # (app, service)
@@ -98,6 +99,9 @@ class ClusterState:
     # the cache then leaves the answer (Corrupt, naming it) to etcd.
     record_decodes: bool = True
     subnets: dict[SubnetKey, pb.SubnetAllocation] = field(default_factory=dict)
+    # node -> the API replicas holding it alive now (keys.alive, on their leases): a node with
+    # none is not heard from by any live replica (controlplane.dispatcher.liveness).
+    alive: dict[str, set[str]] = field(default_factory=dict)
 
     def latest_release(self, app: str) -> pb.Release | None:
         mine = [r for (a, _), r in self.releases.items() if a == app]
@@ -135,7 +139,7 @@ class Change:
     """One resource change inside a cluster. ``old``/``new`` are None on create/delete."""
 
     cluster: str
-    kind: str  # node | application | service | container | release | routerstats | undecodable
+    kind: str  # node | application | service | container | release | routerstats | alive | undecodable
     key: tuple[str, ...]
     old: Any
     new: Any
@@ -153,6 +157,8 @@ def parse_key(key: str) -> tuple[str, str, tuple[str, ...]] | None:
     parts = key[len(ROOT) :].split("/")
     if len(parts) < 3 or parts[1] not in _KINDS or (parts[1] == "releases" and len(parts) < 4):
         return None
+    if parts[1] == "alive" and len(parts) < 4:
+        return None
     if parts[1] == "subnets" and len(parts) < 5:
         return None
     if parts[1] == "subnetblocks" and (len(parts) < 6 or not parts[5].isdigit() or int(parts[5]) < 1):
@@ -169,6 +175,7 @@ _KIND_NAME = {
     "routerstats": "routerstats",
     "subnets": "subnet",
     "subnetblocks": "subnet",
+    "alive": "alive",
 }
 
 
@@ -263,6 +270,8 @@ class Informer:
             state = clusters[cluster] = ClusterState(cluster)
         cls = _KINDS[plural]
         new: Any = None
+        if plural == "alive":
+            return _apply_alive(state, rest, None if deleted else kv.value, revision)
         if deleted:
             state.undecodable.pop(kv.key, None)
         else:
@@ -365,6 +374,21 @@ class Informer:
                 log.warning("cache watch broke; resuming", error=str(e), revision=self.revision)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+
+def _apply_alive(state: ClusterState, rest: tuple[str, ...], value: bytes | None, revision: int) -> Change:
+    """A liveness key: ``(node, replica)``; old/new are the node's replicas before and after
+    (frozensets), so a listener sees at once whether the node went from some to none."""
+    node, replica = rest[0], rest[1]
+    before = frozenset(state.alive.get(node, ()))
+    held = state.alive.setdefault(node, set())
+    if value is None:
+        held.discard(replica)
+    else:
+        held.add(replica)
+    if not held:
+        del state.alive[node]
+    return Change(state.name, "alive", (node, replica), before, frozenset(held), revision)
 
 
 def _cluster_record(kv: KV) -> tuple[str, bool]:

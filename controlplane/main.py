@@ -71,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--shutdown-grace", type=float, default=10.0, help="seconds in-flight RPCs get to finish on SIGTERM"
     )
     p.add_argument("--heartbeat-period", type=float, default=5.0,
-                   help="seconds between agent heartbeats (the server tells agents)")
-    p.add_argument("--down-grace", type=float, default=30.0,
-                   help="seconds a node may stay down before its containers are rescheduled")
+                   help="seconds between agent heartbeats (the server tells agents); a node unheard for "
+                        "2 periods + 1 s is DOWN")
+    p.add_argument("--down-grace", type=float, default=5.0,
+                   help="seconds a node may stay down before its containers are rescheduled (so a short "
+                        "network blip moves nothing)")
     p.add_argument("--leader-ttl", type=int, default=10,
                    help="leader lease TTL in seconds; another replica takes over within about this")
     p.add_argument("--no-reconcilers", action="store_true",

@@ -36,6 +36,7 @@ from controlplane.client_config import client_address, refresh_client_config, wr
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.console.wiring import Console
 from controlplane.dispatcher.hub import MAP_DELAY, AssignmentHub
+from controlplane.dispatcher.liveness import NodeLiveness
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, PEER_PORT_OFFSET, EmbeddedEtcd
@@ -48,6 +49,7 @@ from controlplane.pki import certs, cluster_ca
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
 from controlplane.pki.server_tls import ServerTls, server_names, strip_port
+from controlplane.planner import liveness_deadline
 from controlplane.reconcile.orchestrator import Orchestrator
 from controlplane.registry.login_cache import LoginCache
 from controlplane.registry.logins import Logins
@@ -89,7 +91,7 @@ class ServerOptions:
     embedded_etcd_port: int = 23790
     shutdown_grace: float = 10.0
     heartbeat_period: float = 5.0
-    down_grace: float = 30.0
+    down_grace: float = 5.0
     leader_ttl: int = 10
     run_reconcilers: bool = True
     etcd_wait: float = 30.0
@@ -134,6 +136,7 @@ class Server:
         self.orchestrator: Orchestrator | None = None
         self.elector: LeaderElector | None = None
         self.replicas: ReplicaRegistry | None = None
+        self.liveness: NodeLiveness | None = None
         self.triggers: Triggers | None = None
         self.http: HttpsEndpoint | None = None
         self.http_port = 0
@@ -213,6 +216,8 @@ class Server:
         issuer = NodeIssuer(keys, self.tls.api_root_fingerprint if self.tls else keys.fingerprint,
                             node_port=self.node_port, ttl=dt.timedelta(seconds=opts.node_cert_ttl),
                             tls=self.tls is not None)
+        self.liveness = NodeLiveness(etcd, self.replicas.id,
+                                     liveness_deadline(dt.timedelta(seconds=opts.heartbeat_period)).total_seconds())
         api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd, issuer, self.replicas), server)
         api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd, self.informer), server)
         apps = ApplicationServicer(etcd, self.informer, opts.template_cpu_seconds, self.secrets)
@@ -241,7 +246,8 @@ class Server:
         self._tasks.append(asyncio.create_task(login_cache.follow()))
         agent_pb2_grpc.add_DispatcherServicer_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker, issuer, guard,
-                               files=self.secrets, replicas=self.replicas, logins=login_cache), server
+                               files=self.secrets, replicas=self.replicas, logins=login_cache,
+                               liveness=self.liveness), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -255,6 +261,7 @@ class Server:
         ca_pem = self.tls.api_root_pem if self.tls else None
         self._start_metrics()
         await self.replicas.start()
+        await self.liveness.start()
         await self._start_http(interfaces, server)  # before gRPC: a trigger URL answered already works
         await server.start()
         self.grpc = server
@@ -343,6 +350,8 @@ class Server:
         if self.grpc is not None:
             # In-flight RPCs get the grace period to finish; new ones are refused.
             await self.grpc.stop(self.opts.shutdown_grace)
+        if self.liveness is not None:
+            await self.liveness.stop()  # its lease is left to expire: agents move meanwhile
         if self.informer is not None:
             await self.informer.stop()
         if self.etcd is not None:

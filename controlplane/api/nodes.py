@@ -133,6 +133,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         txn = Txn().require_revision(key, "node", name, revision).delete(key)
         txn.delete_prefix(keys.subnets(cluster, name))  # its blocks go with it
         txn.delete_prefix(keys.subnet_blocks(cluster, name))
+        txn.delete_prefix(keys.alive(cluster, name))  # no replica vouches for a removed node
         revoked = await self._revoke(txn, cluster, name)  # its agent is refused at once
         record_event(txn, cluster, "node", name, "Removed",
                      f"node {name} removed" + (f"; {revoked} certificate(s) revoked" if revoked else ""))

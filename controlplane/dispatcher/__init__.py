@@ -8,6 +8,9 @@
   assignments and report only that node's containers.
 - :mod:`.logs_relay` relays container logs over a channel the agent opens (to every replica),
   since agents can reach the API but the API cannot reach agents.
+- :mod:`.liveness` keeps heartbeats in memory: each replica vouches for the nodes it hears with
+  one small key per node on a lease of its own; the leader judges liveness from those keys, and
+  the Node record is written only when something in it changes (issue 15).
 - Register and Heartbeat answers name the API replicas alive (:mod:`controlplane.replicas`), so
   agents fail over among them.
 """

@@ -17,6 +17,7 @@ from ccs.v1 import agent_pb2, agent_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_token, token_record
 from controlplane.dispatcher.hub import AssignmentHub
+from controlplane.dispatcher.liveness import NodeLiveness
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.outgoing import attach
 from controlplane.dispatcher.pull_auth import LoginSource
@@ -54,6 +55,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         broker: LogBroker, issuer: NodeIssuer | None = None, guard: NodeGuard | None = None,
         files: SecretStore | None = None,
         replicas: ReplicaRegistry | None = None, logins: LoginSource | None = None,
+        liveness: NodeLiveness | None = None,
     ) -> None:
         self.etcd, self.informer, self.hub, self.verifier = etcd, informer, hub, verifier
         self.files = files  # the values of mounted secrets and configs (mounted_files)
@@ -66,6 +68,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         # The API replicas alive now (controlplane.replicas): agents fail over among them.
         self.replicas = replicas
         self.statuses = ContainerStatusWriter(etcd, informer)
+        # Heartbeats stay in memory; this replica's alive keys say who it hears (dispatcher.liveness).
+        self.liveness = liveness
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal:
         if self.issuer is not None:
@@ -226,6 +230,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         state = self.informer.clusters.get(p.cluster)
         if state is None or p.node not in state.nodes:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"node {p.node!r} is not registered")
+        await self._note_alive(p, None, opened=True)  # its alive key, READY, last_heartbeat
         session, complete = self.hub.open(p.cluster, p.node)
         log.info("session opened", cluster=p.cluster, node=p.node,
                  assignments=len(complete.assignments), version=complete.version)
@@ -248,34 +253,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         self, request: agent_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.HeartbeatResponse:
         p = await self._principal(context)
-        key = keys.node(p.cluster, p.node)
-        for _ in range(5):
-            node = await reads.get(self.etcd, key, pb.Node, "node", p.node)
-            if request.HasField("status"):
-                st = request.status
-                node.status.address = st.address or node.status.address
-                node.status.hostname = st.hostname or node.status.hostname
-                if st.HasField("capacity"):
-                    node.status.capacity.CopyFrom(st.capacity)
-                node.status.docker_version = st.docker_version or node.status.docker_version
-                node.status.agent_version = st.agent_version or node.status.agent_version
-                node.status.agent_features[:] = st.agent_features  # none: an older agent (ccs.features)
-                if st.HasField("prune"):  # its last image collection (`ccs node prune` waits for it)
-                    node.status.prune.CopyFrom(st.prune)
-            was = node.status.state
-            node.status.state = pb.NODE_STATE_READY
-            # What the agent could not put in place (its network fabric's problems), "" when
-            # all is well: kept, cut and NUL-free, since refusing a heartbeat would be worse.
-            node.status.message = _agent_message(request.status.message if request.HasField("status") else "")
-            node.status.last_heartbeat.CopyFrom(now())
-            txn = Txn().update(key, node, "node", p.node, node.meta.resource_version)
-            if was != pb.NODE_STATE_READY:
-                record_event(txn, p.cluster, "node", p.node, "Ready", f"node {p.node} is ready again")
-            try:
-                await txn.commit(self.etcd)
-                break
-            except Conflict:
-                continue
+        node = await self._note_alive(p, request.status if request.HasField("status") else None, opened=False)
         if request.HasField("router_stats"):
             stats = pb.RouterStats()
             stats.CopyFrom(request.router_stats)
@@ -290,6 +268,43 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         return agent_pb2.HeartbeatResponse(period_ms=self.hub.heartbeat_period_ms,
                                            replicas=self.replicas.replicas() if self.replicas is not None else [],
                                            prune_requested=node.spec.prune_requested)
+
+    async def _note_alive(self, p: Principal, reported: pb.NodeStatus | None, *, opened: bool) -> pb.Node:
+        """Record that ``p``'s agent was heard: in memory for a heartbeat; in etcd only what
+        changed (the node's record when its status differs from the cached one or the node is
+        not READY; this replica's alive key when it does not hold it) and, when a session opens,
+        always both (``last_heartbeat`` then says when). One transaction, guarded on the record.
+        Returns the node as stored."""
+        key = keys.node(p.cluster, p.node)
+        state = self.informer.clusters.get(p.cluster)
+        node = state.nodes.get(p.node) if state is not None else None
+        for _ in range(5):
+            if node is None:
+                node = await reads.get(self.etcd, key, pb.Node, "node", p.node)
+            updated = _as_reported(node, reported, opened)
+            held = self.liveness is None or (
+                self.liveness.heard(p.cluster, p.node) if not opened else False)
+            if held and updated == node:
+                return node
+            txn = Txn()
+            if updated != node:
+                updated.status.last_heartbeat.CopyFrom(now())
+                txn.update(key, updated, "node", p.node, node.meta.resource_version)
+                if node.status.state != pb.NODE_STATE_READY:
+                    record_event(txn, p.cluster, "node", p.node, "Ready", f"node {p.node} is ready again")
+            else:
+                txn.require_present(key, "node", p.node)
+            if self.liveness is not None and not held:
+                self.liveness.vouch(txn, p.cluster, p.node)
+            try:
+                updated.meta.resource_version = await txn.commit(self.etcd)
+            except Conflict:
+                node = None  # changed meanwhile: read it afresh
+                continue
+            if self.liveness is not None and not held:
+                self.liveness.vouched(p.cluster, p.node)
+            return updated
+        raise Conflict("node", p.node, 0, 0)
 
     async def UpdateStatus(
         self, request: agent_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext
@@ -315,6 +330,32 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         async for req in rechecked(requests, self.hub.heartbeat_period_ms / 1000,
                                    lambda: guard.authenticate(context)):
             yield req
+
+
+def _as_reported(node: pb.Node, reported: pb.NodeStatus | None, opened: bool) -> pb.Node:
+    """``node`` as the agent's report makes it (a copy): READY, with what the agent says of its host."""
+    out = pb.Node()
+    out.CopyFrom(node)
+    status = out.status
+    if reported is not None:
+        status.address = reported.address or status.address
+        status.hostname = reported.hostname or status.hostname
+        if reported.HasField("capacity"):
+            status.capacity.CopyFrom(reported.capacity)
+        status.docker_version = reported.docker_version or status.docker_version
+        status.agent_version = reported.agent_version or status.agent_version
+        status.agent_features[:] = reported.agent_features  # none: an older agent (ccs.features)
+        if reported.HasField("prune"):  # its last image collection (`ccs node prune` waits for it)
+            status.prune.CopyFrom(reported.prune)
+    status.state = pb.NODE_STATE_READY
+    if not opened:
+        # What the agent could not put in place (its network fabric's problems), "" when all is
+        # well: kept, cut and NUL-free, since refusing a heartbeat would be worse. A session's
+        # opening carries no status: the message stays until the first heartbeat.
+        status.message = _agent_message(reported.message if reported is not None else "")
+    if opened:
+        status.last_heartbeat.CopyFrom(now())  # a session opened: always written (see _note_alive)
+    return out
 
 
 def _same_counters(a: pb.RouterStats, b: pb.RouterStats) -> bool:

@@ -38,12 +38,13 @@ from .actions import (
 )
 from .apply import apply_actions
 from .errors import PlanError
-from .node import NodePlan, node_down_at, plan_node
+from .node import RECONNECT_FLOOR, NodePlan, liveness_deadline, node_down_at, plan_node
 from .restart import RestartPolicy, resolve_policy
 from .service import ServicePlan, plan_service, target_state
 from .status import Counts, DependencyState, count, waiting_for
 
 __all__ = [
+    "RECONNECT_FLOOR",
     "Action",
     "ActionEvent",
     "Counts",
@@ -61,6 +62,7 @@ __all__ = [
     "count",
     "describe",
     "event_of",
+    "liveness_deadline",
     "node_down_at",
     "plan_node",
     "plan_service",

@@ -1,9 +1,10 @@
 """``plan_node``: notice dead nodes and move their containers away, safely.
 
-Timeline for a node whose agent stops heartbeating (all derived from ``last_heartbeat`` and ``now``,
-so the plan is pure and the reconciler just requeues at ``requeue_after``):
+Timeline for a node whose agent stops heartbeating (all derived from when it was last seen and
+``now``, so the plan is pure and the reconciler just requeues at ``requeue_after``):
 
-1. ``last_heartbeat + missed_heartbeats * heartbeat_period`` passes: the node is marked DOWN. Its
+1. ``last_seen + deadline`` passes (``deadline``: by default ``missed_heartbeats * heartbeat_period``):
+   the node is marked DOWN. Its
    containers still count for their services: a short partition must not double a service.
 2. ``down_grace`` later: each container that should run there is set to desired REMOVED, unless
    its service waits for its node (below). The record
@@ -15,6 +16,13 @@ so the plan is pure and the reconciler just requeues at ``requeue_after``):
    agent when its session opens carries them, and the agent removes them at once. The cluster
    never runs more replicas than desired for longer than it takes the agent to reconnect.
 
+Where ``last_seen`` comes from: the caller says (``last_seen=``); without it, the record's
+``last_heartbeat`` (or its creation). The reconciler derives it from the nodes' liveness keys
+(:mod:`controlplane.dispatcher.liveness`): heartbeats stay in the memory of the API replica that
+takes them, and only the presence of a key "a live replica heard this node within the deadline"
+is in etcd; a node whose last key went at ``t`` was last heard at about ``t - deadline``
+(:mod:`controlplane.reconcile.node_pass`).
+
 A leader judges only what it could have seen. Heartbeats reach etcd through the API servers, so
 while no server runs (an outage, a restart) or before a new leader has watched for long, an old
 ``last_heartbeat`` says nothing about the node: its agent may be fine and merely waiting to
@@ -22,7 +30,9 @@ reconnect. ``leading_since`` (when this leader started leading) is therefore the
 silence can be counted from: the timeline above starts at ``max(last_heartbeat, leading_since)``, so
 after any start or leader change every node gets its full heartbeat timeout and ``down_grace``
 again, and a healthy node's containers are never rescheduled because of the control plane's own
-outage.
+outage. ``reconnect_floor`` adds a floor to that: after a leader starts, no node is declared DOWN
+sooner than ``leading_since + reconnect_floor``, whatever the deadline, so agents coming back
+from an outage (backing off up to 2 s between tries, then opening a session) have time to.
 
 Draining is done by the service planner (start the replacement first, then retire the old container
 once the replacement is ready); this planner only reports progress in ``message``.
@@ -51,6 +61,23 @@ from .node_loss import waits_for_its_node
 from .restart import format_duration
 
 DEFAULT_MISSED_HEARTBEATS = 3
+LIVENESS_MISSED_HEARTBEATS = 2
+"""Heartbeats an API replica lets a node miss before it stops vouching for it (liveness keys)."""
+LIVENESS_SLACK = timedelta(seconds=1)
+"""Added to the missed heartbeats: the agent's period runs from the answer to its last call, so
+under load a heartbeat arrives a little after ``period`` (the call's own time)."""
+RECONNECT_FLOOR = timedelta(seconds=10)
+"""After a leader starts, the least time agents get to reconnect before any node is DOWN (five of
+their longest backoffs, 2 s, plus a session to open)."""
+
+
+def liveness_deadline(heartbeat_period: timedelta) -> timedelta:
+    """How long a node may go unheard before no replica vouches for it: 2 missed heartbeats and
+    :data:`LIVENESS_SLACK` (11 s at the default 5 s period). Two, not Swarm's three: an agent
+    whose heartbeat call fails ends its session and reconnects at once, so a live agent is not
+    silent for two whole periods, and the node-loss figure (issue 15: <= 20 s from the host's
+    death to its replacement running) has room for the down grace and the restart."""
+    return heartbeat_period * LIVENESS_MISSED_HEARTBEATS + LIVENESS_SLACK
 
 
 @dataclass(frozen=True)
@@ -71,14 +98,19 @@ def plan_node(
     *,
     missed_heartbeats: int = DEFAULT_MISSED_HEARTBEATS,
     leading_since: datetime | None = None,
+    last_seen: datetime | None = None,
+    deadline: timedelta | None = None,
+    reconnect_floor: timedelta = timedelta(0),
 ) -> NodePlan:
     """Plan one node. ``containers_on_node``: every container record whose ``node`` is this node's id.
 
     A node that never heartbeated is judged from its ``meta.created_at``; with neither timestamp it
     is treated as silent since forever. ``leading_since``: when the calling leader started leading;
     silence before it is not counted (see the module docstring). ``None`` counts all silence (for
-    callers that are not a leader, and tests of the plain timeline). Raises ``PlanError`` for
-    invalid input.
+    callers that are not a leader, and tests of the plain timeline). ``last_seen``: when the node
+    was last heard (default: its record's ``last_heartbeat``); ``deadline``: the silence that makes
+    it DOWN (default ``missed_heartbeats * heartbeat_period``); ``reconnect_floor``: see the module
+    docstring. Raises ``PlanError`` for invalid input.
     """
     require_aware(now)
     if leading_since is not None:
@@ -86,17 +118,24 @@ def plan_node(
     node_id = str(node.meta.id)
     _validate(node_id, containers_on_node, heartbeat_period, down_grace, missed_heartbeats)
 
-    last_seen = timestamp(node.status.last_heartbeat) or timestamp(node.meta.created_at)
+    if last_seen is None:
+        last_seen = timestamp(node.status.last_heartbeat) or timestamp(node.meta.created_at)
+    else:
+        require_aware(last_seen, "last_seen")
     watched_from = _silence_counted_from(last_seen, leading_since)
     down_at = node_down_at(node, heartbeat_period, missed_heartbeats=missed_heartbeats,
-                           leading_since=leading_since)
+                           leading_since=leading_since, last_seen=last_seen, deadline=deadline,
+                           reconnect_floor=reconnect_floor)
 
     actions: list[Action] = []
     if down_at is not None and now < down_at:
         return NodePlan((), (down_at - now).total_seconds(), _ready_message(node, containers_on_node))
 
     silent = _silence(now, last_seen, watched_from, timestamp(node.status.last_heartbeat))
-    why = f"{silent} ({missed_heartbeats} heartbeats of {format_duration(heartbeat_period)} missed)"
+    if deadline is None:
+        why = f"{silent} ({missed_heartbeats} heartbeats of {format_duration(heartbeat_period)} missed)"
+    else:
+        why = f"{silent} (no API replica heard it for the {format_duration(deadline)} deadline)"
     if node.status.state != pb.NODE_STATE_DOWN:
         actions.append(SetNodeState(node_id, pb.NODE_STATE_DOWN, why))
 
@@ -124,13 +163,23 @@ def node_down_at(
     *,
     missed_heartbeats: int = DEFAULT_MISSED_HEARTBEATS,
     leading_since: datetime | None = None,
+    last_seen: datetime | None = None,
+    deadline: timedelta | None = None,
+    reconnect_floor: timedelta = timedelta(0),
 ) -> datetime | None:
     """When the node counts as down if it stays silent (None: silent since forever). Until then
     :func:`plan_node` plans nothing for it, whatever its containers: a caller may skip gathering
-    them (a pass over 2,000 healthy nodes need not list 100,000 containers)."""
-    last_seen = timestamp(node.status.last_heartbeat) or timestamp(node.meta.created_at)
+    them (a pass over 2,000 healthy nodes need not list 100,000 containers). The keywords are
+    :func:`plan_node`'s."""
+    if last_seen is None:
+        last_seen = timestamp(node.status.last_heartbeat) or timestamp(node.meta.created_at)
     watched_from = _silence_counted_from(last_seen, leading_since)
-    return watched_from + heartbeat_period * missed_heartbeats if watched_from else None
+    if watched_from is None:
+        return None
+    down_at = watched_from + (deadline if deadline is not None else heartbeat_period * missed_heartbeats)
+    if leading_since is not None:
+        down_at = max(down_at, leading_since + reconnect_floor)
+    return down_at
 
 
 def _staying_note(count: int) -> str:

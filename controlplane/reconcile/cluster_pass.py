@@ -57,6 +57,7 @@ class ClusterPass:
         mono_now: float = 0.0,
         leading_since: datetime | None = None,
         replicas: Mapping[str, Sequence[str]] | None = None,
+        absent_since: Mapping[str, datetime] | None = None,
     ) -> None:
         self.state = state
         self.cluster = state.name
@@ -68,6 +69,9 @@ class ClusterPass:
         self.heartbeat_period = heartbeat_period
         self.down_grace = down_grace
         self.leading_since = leading_since  # silence before it is not counted (plan_node)
+        # Liveness from the nodes' alive keys (node_pass): node -> when this leader saw its last
+        # key go. None: judge nodes from their records' last_heartbeat (unit tests of the timeline).
+        self.absent_since = absent_since
         self.writes = Writes(tolerate_conflicts=True)
         self.skip_app_status: set[str] = set()
         self.requeue: list[float] = []

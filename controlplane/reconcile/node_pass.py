@@ -1,6 +1,6 @@
 """The node part of a cluster pass: mark silent nodes down and move their containers away.
 
-:func:`~controlplane.planner.plan_node` decides (from ``last_heartbeat``, ``now`` and
+:func:`~controlplane.planner.plan_node` decides (from when the node was last heard, ``now`` and
 ``leading_since``, so it is pure); this module turns its actions into guarded writes of the
 pass: the node's new state with a warning event, and containers' new desired state (through
 :meth:`ClusterPass.put_container`, so the services planned later in the pass see them) with an
@@ -18,22 +18,69 @@ The replacements of the containers given up are not planned in the same pass (th
 and when that unit meets a conflict (the node's agent heartbeats again) the replacements landed
 while the originals still ran: more live containers than replicas (issue 15's hollow benchmark
 saw 502 for 500). The next pass plans from a cache that has seen the unit commit, or not.
+
+Liveness (when the pass has ``absent_since``, as the orchestrator's passes do): a node is alive
+while any API replica holds its alive key (:mod:`controlplane.dispatcher.liveness`), and such a
+node is not planned at all (READY is the dispatcher's to write, when the session opens or a
+heartbeat finds the node otherwise). A replica deletes its key once the node has been unheard for
+:func:`~controlplane.planner.liveness_deadline`, so a node whose last key went at ``t`` was last
+heard at about ``t - deadline``: that is the ``last_seen`` given to the planner, whose timeline
+then makes it DOWN at ``t`` and reschedules ``down_grace`` later. A node without a key whose
+going this leader did not see (it had none when the leadership began, or it registered and never
+opened a session) is judged from its record's ``last_heartbeat`` (set when its last session
+opened), never sooner than :data:`~controlplane.planner.RECONNECT_FLOOR` after the leadership
+began.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner import SetDesired, SetNodeState, event_of, node_down_at, plan_node
+from controlplane.planner import (
+    RECONNECT_FLOOR,
+    SetDesired,
+    SetNodeState,
+    event_of,
+    liveness_deadline,
+    node_down_at,
+    plan_node,
+)
 from controlplane.reconcile.cluster_pass import ClusterPass
 from controlplane.reconcile.writes import MAX_OPS
 from controlplane.store import keys
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """The planner's liveness keywords for one node (defaults: judge it from its record)."""
+
+    last_seen: datetime | None = None
+    deadline: timedelta | None = None
+    reconnect_floor: timedelta = timedelta(0)
+
+
+def _heard(p: ClusterPass, name: str) -> _Heard | None:
+    """How to judge node ``name``; None: it is alive, nothing to plan."""
+    if p.absent_since is None:
+        return _Heard()
+    if p.state.alive.get(name):
+        return None
+    deadline = liveness_deadline(p.heartbeat_period)
+    gone = p.absent_since.get(name)
+    return _Heard(gone - deadline if gone is not None else None, deadline, RECONNECT_FLOOR)
 
 
 def plan_nodes(p: ClusterPass) -> None:
     for name, node in sorted(p.state.nodes.items()):
         if name in p.held.nodes:
             continue
-        down_at = node_down_at(node, p.heartbeat_period, leading_since=p.leading_since)
+        heard = _heard(p, name)
+        if heard is None:
+            continue
+        down_at = node_down_at(node, p.heartbeat_period, leading_since=p.leading_since, last_seen=heard.last_seen,
+                               deadline=heard.deadline, reconnect_floor=heard.reconnect_floor)
         if down_at is not None and p.now < down_at:
             # Heard from in time: plan_node would plan nothing (see node_down_at), so neither the
             # node's copy nor its containers are needed. A pass costs O(nodes) here, not O(cluster).
@@ -44,7 +91,8 @@ def plan_nodes(p: ClusterPass) -> None:
         as_planned.meta.id = name  # containers name their node by name
         on_node = [c for c in p.state.containers_on(name)]
         plan = plan_node(as_planned, on_node, p.now, p.heartbeat_period, p.down_grace,
-                         leading_since=p.leading_since)
+                         leading_since=p.leading_since, last_seen=heard.last_seen, deadline=heard.deadline,
+                         reconnect_floor=heard.reconnect_floor)
         if plan.requeue_after is not None:
             p.requeue.append(plan.requeue_after)
         node_key = keys.node(p.cluster, name)

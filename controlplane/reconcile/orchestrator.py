@@ -6,6 +6,13 @@ change dirties the whole cluster. The cluster key is queued; the pass then plans
 dirty service against one scheduler snapshot. Heartbeat-only node changes are ignored
 here: node deadlines come back through ``requeue_after``.
 
+Liveness: heartbeats never reach etcd (:mod:`controlplane.dispatcher.liveness`); a node is alive
+while an API replica holds an alive key for it. The orchestrator notes when it sees a node's last
+key go (``absent_since``, its own wall clock) and queues the cluster; the node part of the pass
+judges the node from that (:mod:`.node_pass`). Forgotten when a leadership begins (silence is
+then counted from the leadership's start) and on a re-list (counted from then: later, never
+sooner).
+
 The work queue's backoff is for what fails a whole pass (etcd unreachable). A failure
 while planning one service or release belongs to that object (:mod:`.containment`): the
 pass goes on, the object backs off on its own, and the cluster is requeued for its retry.
@@ -106,9 +113,13 @@ class Orchestrator:
         # When this process last started leading: node silence before it is not counted,
         # since no heartbeat could reach etcd while no server ran (see planner.node).
         self.leading_since: datetime | None = None
+        # cluster -> node -> when this process saw the node's last alive key go (see the module
+        # docstring); kept while following, leader or not, and forgotten when a term begins.
+        self.absent_since: dict[str, dict[str, datetime]] = defaultdict(dict)
 
     def start(self) -> None:
         self.leading_since = self._wall()
+        self.absent_since.clear()
         self._term_floor = None
         self._running = True
         self._on_resync()
@@ -119,15 +130,24 @@ class Orchestrator:
         await self.queue.stop()
 
     def _on_resync(self) -> None:
+        now = self._wall()
+        for name, state in self.informer.clusters.items():
+            gone = self.absent_since[name]
+            for node in state.nodes:
+                if state.alive.get(node):
+                    gone.pop(node, None)
+                else:
+                    gone.setdefault(node, now)
         for cluster in list(self.informer.clusters):
             self._all.add(cluster)
             if self._running:
                 self.queue.add(cluster)
 
     def _on_changes(self, changes: list[Change]) -> None:
+        went = self._note_liveness(changes)
         if not self._running:
             return
-        touched: set[str] = set()
+        touched: set[str] = set(went)
         for ch in changes:
             if ch.kind == "undecodable":
                 touched.add(ch.cluster)  # the pass reports it and holds its object
@@ -138,7 +158,7 @@ class Orchestrator:
                     touched.add(ch.cluster)
                 continue
             state = self.informer.clusters.get(ch.cluster)
-            if ch.kind == "subnet":  # written by the passes themselves; plans nothing
+            if ch.kind in ("subnet", "alive"):  # the passes' own writes; liveness: _note_liveness
                 continue
             if ch.kind == "routerstats":
                 # Only canary analysis reads router counters.
@@ -159,6 +179,20 @@ class Orchestrator:
             touched.add(ch.cluster)
         for cluster in touched:
             self.queue.add(cluster)
+
+    def _note_liveness(self, changes: list[Change]) -> set[str]:
+        """Note when nodes lost their last alive key (or got one); the clusters where one was lost."""
+        went: set[str] = set()
+        for ch in changes:
+            if ch.kind != "alive":
+                continue
+            node = ch.key[0]
+            if ch.new:
+                self.absent_since[ch.cluster].pop(node, None)
+            elif ch.old:
+                self.absent_since[ch.cluster][node] = self._wall()
+                went.add(ch.cluster)
+        return went
 
     async def reconcile(self, cluster: str) -> Result:
         """One pass over ``cluster``: take its work, plan it, commit it, say when to come back."""
@@ -187,7 +221,8 @@ class Orchestrator:
             p, release_writes = await plan_pass(
                 state, dirty, full, failures=self._failures[cluster], now=self._wall(), mono_now=now_mono,
                 heartbeat_period=self.heartbeat_period, down_grace=self.down_grace,
-                leading_since=self.leading_since, replicas=self._replicas() if self._replicas is not None else None)
+                leading_since=self.leading_since, replicas=self._replicas() if self._replicas is not None else None,
+                absent_since=self.absent_since[cluster])
             written = await self._commit(cluster, p, release_writes, dirty, full)
         except asyncio.CancelledError:
             raise  # the leader stepping down: not a pass that failed
@@ -210,6 +245,7 @@ class Orchestrator:
     def _forget(self, cluster: str) -> None:
         """The cluster is gone: drop the work kept for it."""
         self._dirty.pop(cluster, None)
+        self.absent_since.pop(cluster, None)
         self._all.discard(cluster)
         self._committed.pop(cluster, None)
 
@@ -293,6 +329,7 @@ async def plan_pass(
     down_grace: timedelta,
     leading_since: datetime | None = None,
     replicas: Mapping[str, Sequence[str]] | None = None,
+    absent_since: Mapping[str, datetime] | None = None,
 ) -> tuple[ClusterPass, Writes]:
     """Plan one pass over ``state`` (no I/O): nodes, releases, then the dirty services.
 
@@ -303,7 +340,8 @@ async def plan_pass(
     cluster = state.name
     dirty |= failures.due("service", mono_now)
     p = ClusterPass(state, now, heartbeat_period=heartbeat_period, down_grace=down_grace,
-                    failures=failures, mono_now=mono_now, leading_since=leading_since, replicas=replicas)
+                    failures=failures, mono_now=mono_now, leading_since=leading_since, replicas=replicas,
+                    absent_since=absent_since)
     p.report_undecodable()
     plan_nodes(p)
     release_writes = Writes()

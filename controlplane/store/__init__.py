@@ -13,6 +13,8 @@ Key layout (every value is a binary-encoded ``ccs.v1`` protobuf message unless n
                                                           place a template is stored, see
                                                           controlplane.api.app_specs)
     /ccs/c/{cluster}/routerstats/{node}                   RouterStats (from the node's agent)
+    /ccs/c/{cluster}/alive/{node}/{replica}               the replica's id, on its lease: it hears the node now
+                                                          (controlplane.dispatcher.liveness)
     /ccs/c/{cluster}/subnets/{node}/{app}/{network}       SubnetAllocation (controlplane/ipam)
     /ccs/c/{cluster}/subnetblocks/{node}/{app}/{network}/{index}  its further blocks (index >= 1)
     /ccs/c/{cluster}/networks/{name}                      ClusterNetwork (ccs network create; joined by

@@ -133,6 +133,16 @@ def owned_by_app(cluster: str, app: str) -> tuple[str, ...]:
             trigger_secrets(cluster, app), trigger_deliveries(cluster, app))
 
 
+def alive(cluster: str, node: str | None = None, replica: str | None = None) -> str:
+    """A node's liveness keys, one per API replica that holds a session of it, each attached to
+    that replica's liveness lease (:mod:`controlplane.dispatcher.liveness`); the value is the
+    replica's id. ``node`` None: every node's; ``replica`` None: every replica's for ``node``."""
+    base = f"{subtree(cluster)}alive/"
+    if node is None:
+        return base
+    return f"{base}{node}/" if replica is None else f"{base}{node}/{replica}"
+
+
 def router_stats(cluster: str, node: str) -> str:
     return f"{subtree(cluster)}routerstats/{node}"
 

@@ -197,6 +197,8 @@ class Cluster:
         self.failures = ClusterFailures()
         self.etcd.put(keys.cluster(C), encode(pb.Cluster()))
         self.put(keys.node(C, "n1"), node("n1", heartbeat=0.0))
+        # n1's agent has a session on an API replica, which vouches for it (dispatcher.liveness).
+        self.etcd.put(keys.alive(C, "n1", "r1"), b"r1")
 
     def _new_informer(self) -> Informer:
         informer = Informer(cast(Etcd, self.etcd))

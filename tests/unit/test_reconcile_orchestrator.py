@@ -73,8 +73,9 @@ async def test_one_pass_plans_and_writes_and_a_second_pass_with_no_change_writes
     assert c.state.apps["shop"].status.phase == "Deploying"
     # The pass's own writes came back through the watch: the cluster is queued again...
     assert queued(o) == {C}
-    # ...and the next timer is the node's heartbeat deadline: 3 missed heartbeats of 5 s after 0.
-    assert result.requeue_after == 14.0
+    # ...and the next timer is the periodic full pass: n1 has an alive key (a replica hears
+    # it), so no node deadline is pending; its loss is a watch event, not a timer.
+    assert result.requeue_after == RESYNC_PERIOD
     # The service's status is planned from the records as the pass found them ("0/2 running"):
     # the pass that follows the first one's own writes says "2 starting" once. Then nothing.
     clock.set(1.0 + THROTTLE)

@@ -1,0 +1,121 @@
+"""The orchestrator judges nodes from their alive keys, not from heartbeats in their records
+(issue 15; controlplane.dispatcher.liveness, controlplane.reconcile.node_pass).
+
+Driven by hand as in test_reconcile_orchestrator.py: the test's clocks, no workers, FakeEtcd
+feeding a real informer. The timings are the defaults: heartbeat period 5 s (liveness deadline
+2 x 5 s + 1 s = 11 s), down grace 5 s.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from ccs.v1 import resources_pb2 as pb
+from controlplane.reconcile.orchestrator import Orchestrator
+from controlplane.store import keys
+from controlplane.store.etcd import Etcd
+from tests.unit.reconcile_helpers import C, Cluster
+from tests.unit.test_reconcile_orchestrator import THROTTLE, Clock, queued
+
+GRACE = 5.0
+
+
+def orchestrator(c: Cluster, clock: Clock) -> Orchestrator:
+    o = Orchestrator(cast(Etcd, c.etcd), c.informer, workers=0, heartbeat_period=5.0, down_grace=GRACE,
+                     monotonic=clock.monotonic, wall=clock.now)
+    o.start()
+    return o
+
+
+def state_of(c: Cluster, node: str) -> int:
+    return c.state.nodes[node].status.state
+
+
+async def deployed(c: Cluster, clock: Clock) -> Orchestrator:
+    c.add_app("shop", web=1)
+    o = orchestrator(c, clock)
+    clock.set(1.0)
+    await o.reconcile(C)
+    assert [x.node for x in c.running("shop", "web")] == ["n1"]
+    queued(o)
+    return o
+
+
+async def test_a_node_whose_last_alive_key_goes_is_down_at_once_and_moved_after_the_grace() -> None:
+    c, clock = Cluster(), Clock()
+    o = await deployed(c, clock)
+    clock.set(100.0)  # far past any start-up floor: only the key's going counts
+    c.etcd.delete(keys.alive(C, "n1", "r1"))  # the replica stopped hearing n1 (11 s without a word)
+    assert queued(o) == {C}, "losing its last key must wake the orchestrator (no timer does)"
+    result = await o.reconcile(C)
+    assert state_of(c, "n1") == pb.NODE_STATE_DOWN
+    assert c.running("shop", "web"), "within the down grace its container still counts"
+    assert result.requeue_after == GRACE
+    clock.set(100.0 + GRACE)
+    await o.reconcile(C)
+    assert not [x for x in c.running("shop", "web") if x.node == "n1"], "rescheduled after the grace"
+
+
+async def test_a_node_that_moves_to_another_replica_is_never_down() -> None:
+    c, clock = Cluster(), Clock()
+    o = await deployed(c, clock)
+    clock.set(100.0)
+    c.etcd.put(keys.alive(C, "n1", "r2"), b"r2")  # its agent reconnected to r2...
+    c.etcd.delete(keys.alive(C, "n1", "r1"))  # ...then r1's lease expired (r1 died)
+    assert queued(o) == set(), "a node that still has a key is no news"
+    clock.set(100.0 + THROTTLE + 3 * GRACE)
+    await o.reconcile(C)
+    assert state_of(c, "n1") == pb.NODE_STATE_READY
+    assert [x.node for x in c.running("shop", "web")] == ["n1"]
+
+
+async def test_heartbeats_in_memory_leave_a_live_node_alone_however_old_its_record() -> None:
+    c, clock = Cluster(), Clock()
+    o = await deployed(c, clock)
+    # n1's record was last written at 0 (its session's opening) and never since: heartbeats no
+    # longer write it. With its alive key present, it is never judged.
+    clock.set(3600.0)
+    result = await o.reconcile(C)
+    assert state_of(c, "n1") == pb.NODE_STATE_READY
+    assert result.requeue_after is not None and result.requeue_after > GRACE
+
+
+async def test_after_a_leader_starts_agents_get_the_deadline_and_the_floor_to_reconnect() -> None:
+    """A control-plane outage: every alive key is gone when the new leader starts at 1000. No
+    node is DOWN before 1000 + max(deadline 11 s, floor 10 s), and none is moved before the grace
+    after that; an agent that reconnects in time (its key is back) is left alone."""
+    c, clock = Cluster(), Clock()
+    c.add_app("shop", web=1)
+    o = orchestrator(c, clock)
+    clock.set(1.0)
+    await o.reconcile(C)
+    await o.stop()
+    c.etcd.delete(keys.alive(C, "n1", "r1"))  # the outage: the replica's lease expired
+    clock.set(1000.0)
+    o.start()  # a new term
+    result = await o.reconcile(C)
+    assert state_of(c, "n1") == pb.NODE_STATE_READY
+    assert result.requeue_after == 11.0
+    clock.set(1010.0)
+    c.etcd.put(keys.alive(C, "n1", "r3"), b"r3")  # the agent found the restarted server
+    clock.set(1000.0 + 11.0 + GRACE + THROTTLE)
+    await o.reconcile(C)
+    assert state_of(c, "n1") == pb.NODE_STATE_READY
+    assert [x.node for x in c.running("shop", "web")] == ["n1"]
+
+
+async def test_after_a_leader_starts_a_node_that_never_comes_back_is_down_after_the_deadline() -> None:
+    c, clock = Cluster(), Clock()
+    c.add_app("shop", web=1)
+    o = orchestrator(c, clock)
+    clock.set(1.0)
+    await o.reconcile(C)
+    await o.stop()
+    c.etcd.delete(keys.alive(C, "n1", "r1"))
+    clock.set(1000.0)
+    o.start()
+    await o.reconcile(C)
+    clock.set(1011.0)
+    result = await o.reconcile(C)
+    assert state_of(c, "n1") == pb.NODE_STATE_DOWN
+    assert result.requeue_after == GRACE
