@@ -46,6 +46,8 @@ log = structlog.get_logger("ccs.liveness")
 
 LEASE_TTL = 10
 """Seconds a dead replica's alive keys outlive it (and the time its agents have to move)."""
+LEASE_MARGIN = 1.0
+"""Seconds before the lease would expire from which this replica stops vouching (see usable)."""
 SWEEP_PERIOD = 0.5
 """Seconds between looks for nodes past their deadline (a key goes at most this late)."""
 BATCH = 64
@@ -90,8 +92,10 @@ class NodeLiveness:
                 await self._task
 
     def usable(self) -> bool:
-        """Whether the lease is surely alive now (kept alive within two thirds of its TTL)."""
-        return bool(self._lease) and self._monotonic() - self._lease_ok_at < self.ttl * 2 / 3
+        """Whether the lease is surely alive now: kept alive less than its TTL ago, with
+        :data:`LEASE_MARGIN` to spare. Not two thirds of it, as the leader's lease: a busy event
+        loop that delays one keep-alive must not make every agent of this replica reconnect."""
+        return bool(self._lease) and self._monotonic() - self._lease_ok_at < self.ttl - LEASE_MARGIN
 
     # ------------------------------------------------------------------ sessions and heartbeats
     def vouch(self, txn: Txn, cluster: str, node: str) -> Txn:
