@@ -71,7 +71,7 @@ class Orchestrator:
         informer: Informer,
         *,
         heartbeat_period: float = 5.0,
-        down_grace: float = 30.0,
+        down_grace: float = 5.0,
         workers: int = 2,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = _utcnow,

@@ -52,6 +52,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
+from controlplane.store.etcd import Etcd
 from tests.bench import _common as common
 from tests.bench._invariants import Invariants
 
@@ -227,6 +228,22 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def measure_idle(etcd_url: str, pid: int, seconds: float) -> tuple[float, float]:
+    """Server CPU (cores) and etcd revisions per second (each a write) over ``seconds`` of
+    quiet: what heartbeats and the steady state cost."""
+    async def revision() -> int:
+        etcd = Etcd([etcd_url])
+        try:
+            return int((await etcd.range("/ccs/", limit=1)).revision)
+        finally:
+            await etcd.close()
+
+    rev0, cpu0, t0 = asyncio.run(revision()), proc_cpu(pid), time.perf_counter()
+    time.sleep(seconds)
+    rev1, cpu1, t1 = asyncio.run(revision()), proc_cpu(pid), time.perf_counter()
+    return (cpu1 - cpu0) / (t1 - t0), (rev1 - rev0) / (t1 - t0)
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -301,6 +318,11 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
             db_mib = db.stat().st_size / (1 << 20)
             print(f"  etcd db file {db_mib:.1f} MiB "
                   f"(data dir {common.dir_size_mib(stack.etcd.data_dir):.1f} MiB)")
+            if args.idle > 0:
+                idle_cpu, writes = measure_idle(stack.etcd.url, pid, args.idle)
+                period = f"{args.heartbeat:g} s" if args.heartbeat is not None else "the server's default period"
+                print(f"  idle {args.idle:g} s after the deploy ({nodes} nodes heartbeating at {period}): "
+                      f"server CPU {idle_cpu:.2f}, etcd {writes:.1f} revisions/s (load average {load_average()})")
             if args.profile:
                 print(f"server profile ({raw}):")
                 print("\n".join(summarise_profile(raw)))
@@ -328,6 +350,9 @@ def main() -> int:
     parser.add_argument("--curve-max", type=int, default=CURVE[-1][0],
                         help="--curve: stop after this many containers")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--idle", type=float, default=20.0,
+                        help="seconds of quiet after the deploy in which the server's CPU and etcd's "
+                             "writes/s are measured (0: skip)")
     parser.add_argument("--profile", action="store_true", help=f"py-spy the server ({PY_SPY})")
     parser.add_argument("--keep", action="store_true", help="keep logs, etcd data and the profile")
     args = parser.parse_args()
