@@ -75,7 +75,6 @@ class NodeLiveness:
         self._lease = 0
         self._lease_ok_at = 0.0  # monotonic time of the last grant or keep-alive that succeeded
         self._task: asyncio.Task[None] | None = None
-        self._sweeping = False
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -158,16 +157,23 @@ class NodeLiveness:
             self._held.update(nodes[i:i + BATCH])
 
     async def _run(self) -> None:
-        next_keep_alive = 0.0
+        """The keep-alive and the sweep, each its own task: a sweep slowed by a busy etcd (its
+        deletes) must not delay the keep-alive past the lease."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._keep_alive_forever())
+            tg.create_task(self._sweep_forever())
+
+    async def _keep_alive_forever(self) -> None:
         while True:
-            now = self._monotonic()
-            if now >= next_keep_alive:
-                try:
-                    await self._keep_alive()
-                    next_keep_alive = now + self.ttl / 3
-                except Exception as exc:
-                    log.warning("liveness lease not kept alive", error=str(exc))
-                    next_keep_alive = now + 1.0
+            try:
+                await self._keep_alive()
+                await asyncio.sleep(self.ttl / 3)
+            except Exception as exc:
+                log.warning("liveness lease not kept alive", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _sweep_forever(self) -> None:
+        while True:
             try:
                 await self.sweep()
             except Exception as exc:
