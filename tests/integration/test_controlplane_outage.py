@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
 T = TypeVar("T")
 HEARTBEAT, MISSED, GRACE = 1.0, 3, 4.0
-#: From the last heartbeat to rescheduling: 3 missed heartbeats, then the down grace.
+#: From the last heartbeat to rescheduling: unheard for 2 periods + 1 s (= 3 s here), then the grace.
 RESCHEDULE_AFTER = HEARTBEAT * MISSED + GRACE
 SERVER_FLAGS = ["--heartbeat-period", str(HEARTBEAT), "--down-grace", str(GRACE), "--leader-ttl", "3",
                 "--shutdown-grace", "2"]

@@ -25,8 +25,8 @@ from .helpers import HEALTH_TEST, IDLE, fetch, ids
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 # From a node's last heartbeat to rescheduling its containers, with the e2e server flags
-# (--heartbeat-period 1, 3 missed heartbeats, --down-grace 5).
-RESCHEDULE_AFTER = 3 * 1 + 5
+# (--heartbeat-period 1: unheard for 2 periods + 1 s, then --down-grace 5).
+RESCHEDULE_AFTER = 2 * 1 + 1 + 5
 
 
 def test_deploy_completes_across_a_control_plane_restart(cluster3: Cluster3, app_name: str) -> None:
