@@ -287,7 +287,8 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             if held and updated == node:
                 return node
             txn = Txn()
-            if updated != node:
+            rewrite = updated != node
+            if rewrite:
                 updated.status.last_heartbeat.CopyFrom(now())
                 txn.update(key, updated, "node", p.node, node.meta.resource_version)
                 if node.status.state != pb.NODE_STATE_READY:
@@ -297,12 +298,14 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             if self.liveness is not None and not held:
                 self.liveness.vouch(txn, p.cluster, p.node)
             try:
-                updated.meta.resource_version = await txn.commit(self.etcd)
+                revision = await txn.commit(self.etcd)
             except Conflict:
                 node = None  # changed meanwhile: read it afresh
                 continue
             if self.liveness is not None and not held:
                 self.liveness.vouched(p.cluster, p.node)
+            if rewrite:
+                updated.meta.resource_version = revision
             return updated
         raise Conflict("node", p.node, 0, 0)
 
