@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner import PlanError, apply_actions, plan_node, plan_service
+from controlplane.planner import PlanError, apply_actions, liveness_deadline, node_down_at, plan_node, plan_service
 
 from .test_planner_helpers import T0, Ids, app, at, container, node, nodes, service, shorts
 
@@ -200,3 +200,31 @@ def test_silence_is_counted_from_when_the_leader_started(case: LeaderCase) -> No
 def test_a_naive_leading_since_is_refused() -> None:
     with pytest.raises(PlanError, match="leading_since: must be a timezone-aware datetime"):
         plan_node(node("n1", heartbeat=0), [], T0, PERIOD, GRACE, leading_since=datetime(2025, 1, 1))
+
+
+def test_liveness_deadline_is_two_periods_and_a_second() -> None:
+    assert liveness_deadline(timedelta(seconds=5)) == timedelta(seconds=11)
+    assert liveness_deadline(timedelta(seconds=1)) == timedelta(seconds=3)
+
+
+def test_last_seen_and_deadline_given_by_the_caller_override_the_record() -> None:
+    """The reconciler judges from the liveness keys: the record's old last_heartbeat says nothing."""
+    n = node("n1", heartbeat=0)
+    deadline = timedelta(seconds=11)
+    assert node_down_at(n, PERIOD, last_seen=at(100), deadline=deadline) == at(111)
+    plan = plan_node(n, [container("a")], at(110), PERIOD, GRACE, last_seen=at(100), deadline=deadline)
+    assert plan.actions == () and plan.requeue_after == 1.0
+    plan = plan_node(n, [container("a")], at(111), PERIOD, GRACE, last_seen=at(100), deadline=deadline)
+    assert shorts(plan.actions) == ["n1 NODE_STATE_DOWN"]
+    assert "no API replica heard it for the 11s deadline" in plan.message
+
+
+def test_after_a_leader_starts_the_reconnect_floor_holds_off_a_short_deadline() -> None:
+    n = node("n1", heartbeat=0)
+    short = timedelta(seconds=3)
+    assert node_down_at(n, PERIOD, leading_since=at(100), deadline=short) == at(103)
+    assert node_down_at(n, PERIOD, leading_since=at(100), deadline=short,
+                        reconnect_floor=timedelta(seconds=10)) == at(110)
+    # Long after the start, the floor no longer matters.
+    assert node_down_at(n, PERIOD, leading_since=at(100), last_seen=at(500), deadline=short,
+                        reconnect_floor=timedelta(seconds=10)) == at(503)
