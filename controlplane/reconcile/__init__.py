@@ -9,8 +9,9 @@ Design (swarmkit's orchestrator + controller-runtime's work queue):
   cluster then plans every dirty service against one scheduler snapshot, so a burst of
   20,000 status updates costs a handful of passes, not 20,000.
 - :mod:`.queue` gives per-key serial processing, parallelism across keys and
-  exponential backoff per key; ``requeue_after`` schedules timed work (restart delays,
-  heartbeat deadlines).
+  exponential backoff per key; ``requeue_after`` schedules timed work (restart delays, down
+  graces); a node's loss arrives as a change (its last alive key going,
+  :mod:`controlplane.dispatcher.liveness`), not as a timer.
 - Planning is pure (:mod:`controlplane.planner`, :mod:`controlplane.scheduler`); the
   applier writes the actions in etcd transactions guarded by the cached
   ``mod_revision``. A stale cache shows up as a ``Conflict`` and simply requeues.
