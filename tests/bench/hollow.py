@@ -1,7 +1,7 @@
 """Hollow-node scale: 500 agents on FakeRuntime against a real server + etcd, 20,000 containers.
 
 Run: ``.venv/bin/python tests/bench/hollow.py [--nodes 500] [--apps 40] [--replicas 500]
-[--procs 2] [--heartbeat S] [--down-grace S] [--curve [--curve-max N]] [--timeout S] [--profile]``
+[--procs 2] [--heartbeat S] [--down-grace S] [--curve [--curve-max N]] [--timeout S] [--idle S] [--profile]``
 
 The real agent code (register, session, executor, status batching, heartbeats) runs against
 ``FakeRuntime`` (kubemark style), ``--nodes / --procs`` agents per spawned process, sharing one
