@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         NotFound,
         OutOfRange,
         PermissionDenied,
+        RateLimited,
         ReleaseFailed,
         Unauthenticated,
         Unavailable,
@@ -78,7 +79,7 @@ _EXPORTS: dict[str, str] = {
         for name in (
             "AlreadyExists", "CcsError", "Conflict", "DataLoss", "DeadlineExceeded", "DeployFailed",
             "EtcdUnavailable", "FailedPrecondition", "Internal", "InvalidArgument", "NotFound",
-            "OutOfRange", "PermissionDenied", "ReleaseFailed", "Unauthenticated", "Unavailable",
+            "OutOfRange", "PermissionDenied", "RateLimited", "ReleaseFailed", "Unauthenticated", "Unavailable",
             "WaitTimeout",
         )
     },
@@ -107,6 +108,7 @@ __all__ = [
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "RateLimited",
     "ReleaseFailed",
     "StepsError",
     "TemplateError",

@@ -6,7 +6,8 @@ Every exception carries the gRPC ``code`` and the server's message unchanged; th
 messages name the field path for ``InvalidArgument``, so they are shown as they come.
 
 ``temporary`` tells a caller whether retrying the same request later can succeed (the kopf
-idea of errors that carry their retry policy): only ``Unavailable`` and ``DeadlineExceeded``.
+idea of errors that carry their retry policy): only ``Unavailable``, ``DeadlineExceeded`` and
+``RateLimited``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ __all__ = [
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "RateLimited",
     "ReleaseFailed",
+    "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
     "WaitTimeout",
@@ -111,9 +114,30 @@ class DataLoss(CcsError):
     """
 
 
-class MessageTooLarge(CcsError):
-    """A request or an answer past gRPC's message size limit (``RESOURCE_EXHAUSTED``); the
-    limits and the reasons for them are in :mod:`ccs.message_size`."""
+class ResourceExhausted(CcsError):
+    """``RESOURCE_EXHAUSTED``: a limit refused the call. gRPC uses the one code both for its own
+    message size limit and for a server's rate limits, so the server names its reason in the
+    ``ccs-reason`` trailer (:data:`REASON_RATE_LIMITED`) and the SDK raises the subclass that says
+    which: :class:`RateLimited` with that reason, :class:`MessageTooLarge` without one (gRPC's
+    own refusals carry no ccs reason)."""
+
+
+class MessageTooLarge(ResourceExhausted):
+    """A request or an answer past gRPC's message size limit (``RESOURCE_EXHAUSTED`` without a
+    ccs reason); the limits and the reasons for them are in :mod:`ccs.message_size`."""
+
+
+class RateLimited(ResourceExhausted):
+    """The server refused the call for a rate limit (``RESOURCE_EXHAUSTED`` with the reason
+    ``rate-limited``), e.g. more than a trigger's calls a second. Temporary: the same call
+    succeeds later; ``retry_after`` is the server's estimate in seconds (0: none given), from
+    the ``ccs-retry-after`` trailer."""
+
+    temporary = True
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None, retry_after: float = 0.0) -> None:
+        super().__init__(message, code)
+        self.retry_after = retry_after
 
 
 class Internal(CcsError):
@@ -170,8 +194,12 @@ REASON_ETCD_UNAVAILABLE = "etcd-unavailable"
 #: A node certificate that ``ccs node revoke`` or ``ccs node rm`` revoked: the agent stops
 #: rather than registering again (see nodeagent.node_tls).
 REASON_CERT_REVOKED = "node-certificate-revoked"
+#: A rate limit refused the call (with RESOURCE_EXHAUSTED); ``RETRY_AFTER_KEY`` carries the
+#: seconds to wait, as a decimal number.
+REASON_RATE_LIMITED = "rate-limited"
+RETRY_AFTER_KEY = "ccs-retry-after"
 
-_BY_REASON: dict[str, type[CcsError]] = {REASON_ETCD_UNAVAILABLE: EtcdUnavailable}
+_BY_REASON: dict[str, type[CcsError]] = {REASON_ETCD_UNAVAILABLE: EtcdUnavailable, REASON_RATE_LIMITED: RateLimited}
 
 _BY_CODE: dict[grpc.StatusCode, type[CcsError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -186,7 +214,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CcsError]] = {
     grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.DATA_LOSS: DataLoss,
     grpc.StatusCode.INTERNAL: Internal,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: MessageTooLarge,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
 }
 
 
@@ -208,11 +236,17 @@ def from_rpc_error(error: grpc.RpcError) -> CcsError:
     details = error.details() if hasattr(error, "details") else None
     message = details or code.name.lower().replace("_", " ")
     cls = _BY_CODE.get(code, CcsError)
-    if cls is MessageTooLarge:  # gRPC says "... larger than max (N vs. M)"; say whose limit it is
-        message += "; ccs requests are at most 4 MiB and answers at most 64 MiB (ccs.message_size)"
     reason = _reason(error)
     if reason in _BY_REASON and issubclass(_BY_REASON[reason], cls):
         cls = _BY_REASON[reason]
+    if cls is RateLimited:
+        retry = _retry_after(error)
+        if retry > 0 and "retry" not in message:
+            message += f"; retry in {retry:.1f}s"
+        return RateLimited(message, code, retry)
+    if cls is ResourceExhausted:  # no ccs reason: gRPC's own size limit ("... larger than max (N vs. M)")
+        cls = MessageTooLarge
+        message += "; ccs requests are at most 4 MiB and answers at most 64 MiB (ccs.message_size)"
     return cls(message, code)
 
 
@@ -221,14 +255,27 @@ def reason_of(error: grpc.RpcError) -> str:
     return _reason(error)
 
 
+def _retry_after(error: grpc.RpcError) -> float:
+    """The ``ccs-retry-after`` trailer in seconds, or 0."""
+    try:
+        return max(0.0, float(_trailer(error, RETRY_AFTER_KEY) or 0))
+    except ValueError:
+        return 0.0
+
+
 def _reason(error: grpc.RpcError) -> str:
     """The ``ccs-reason`` trailing metadata value, or ""."""
+    return _trailer(error, REASON_KEY)
+
+
+def _trailer(error: grpc.RpcError, name: str) -> str:
+    """A trailing metadata value of ``error``, or ""."""
     trailing = getattr(error, "trailing_metadata", None)
     try:
         pairs = trailing() if callable(trailing) else None
     except Exception:  # a call that never reached the server has none
         return ""
     for key, value in pairs or ():
-        if key == REASON_KEY:
+        if key == name:
             return value.decode() if isinstance(value, bytes) else str(value)
     return ""

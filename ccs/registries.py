@@ -1,8 +1,13 @@
 """Typed calls for the cluster's registry logins (``client.registries``).
 
-The password goes up once (``login``) and never comes back: answers hold host, user, whether a
-CA was given and the date. Images naming that host are pulled by the nodes and resolved to
-digests by the control plane with the login.
+The password goes up once (``login``) and does not come back with ``list``: answers hold host,
+user, whether a CA was given and the date. Images naming that host are pulled by the nodes and
+resolved to digests by the control plane with the login.
+
+``push_credential`` is the one way back, for a client that pushes an image it built with the
+cluster's login (``ccs app deploy --build --push-to``): the ``push`` permission, audited, over TLS
+only (see ``controlplane.api.registry`` for why a credential and not a server-side push). Keep
+what it returns in memory for the push; never write it to a file or a log.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ class Registries:
         req = api_pb2.ListRegistryLoginsRequest(cluster=cluster)
         res = await self._t.unary(self._t.registries.ListRegistryLogins, req, api_pb2.ListRegistryLoginsResponse)
         return list(res.logins)
+
+    async def push_credential(self, cluster: str, host: str) -> api_pb2.PushCredential:
+        """The login of ``host`` with its password, to push with (``NotFound``: the cluster has
+        none for that host). The server records the call in the audit log (never the answer)."""
+        req = api_pb2.GetPushCredentialRequest(cluster=cluster, host=host)
+        return await self._t.unary(self._t.registries.GetPushCredential, req, api_pb2.PushCredential)
 
     async def delete(self, cluster: str, host: str) -> None:
         req = api_pb2.DeleteRegistryLoginRequest(cluster=cluster, host=host)

@@ -33,6 +33,7 @@ code  meaning
 11    a stored record does not decode (DATA_LOSS; the message names every key)
 12    ``ccs app diff``: the update would change something (0: it would change nothing)
 13    ``--build``: the local engine refused a build or a push (the message names the service)
+14    rate limited (a trigger's calls a second): retry later; the message says when
 130   interrupted (Ctrl-C)
 ====  =====================================================================
 """

@@ -6,8 +6,9 @@ to deploy (see :mod:`cli.build_plan` for the rules).
   a dependency (the agent drives engines with it), it streams the build's steps and the push's
   layers as structured messages (the progress needs them), and the push's last message carries
   the manifest digest the deploy pins.
-- Push credentials: the SDK reads the local ``~/.docker/config.json`` (``docker login``,
-  credential helpers) for the registry, as ``docker push`` does.
+- Push credentials: the cluster's registry login for the host when it has one (handed to the
+  SDK's push as ``auth_config``, in memory only; :mod:`cli.push_auth`), else the SDK reads the
+  local ``~/.docker/config.json`` (``docker login``, credential helpers), as ``docker push`` does.
 - VERSION without ``--version``: the context's git commit (``git rev-parse --short HEAD``; with
   uncommitted changes under the context, ``SHA-dirty-HASH``), else a content hash. The hash
   covers the files the engine would receive (``.dockerignore`` applied by the SDK's own
@@ -42,11 +43,13 @@ from cli.build_plan import (
     git_version,
     image_ref,
     push_registry,
+    registry_of,
     rewrite_template,
 )
 from cli.build_progress import BuildReporter
+from cli.push_auth import PushAuth
 
-__all__ = ["BuildPlan", "context_hash", "plan_builds", "run_builds", "version_of"]
+__all__ = ["BuildPlan", "context_hash", "plan_builds", "push_host", "run_builds", "version_of"]
 
 
 def context_hash(spec: BuildSpec) -> str:
@@ -115,12 +118,15 @@ def _raise_error(service: str, what: str, message: Mapping[str, Any]) -> None:
         raise BuildFailed(f"services.{service}.build: {what} failed: {(text or message['error']).strip()}")
 
 
-def _push(api: docker.APIClient, service: str, ref: str, reporter: BuildReporter) -> str:
+def _push(api: docker.APIClient, service: str, ref: str, reporter: BuildReporter, auth: PushAuth | None = None) -> str:
     """Push ``ref``; its manifest digest (``sha256:...``) from the push's last message."""
     repository, _, tag = ref.rpartition(":")
     digest = ""
+    if auth is not None:
+        reporter.step(service, auth.describe())
     try:
-        for message in api.push(repository, tag=tag, stream=True, decode=True):
+        for message in api.push(repository, tag=tag, stream=True, decode=True,
+                                auth_config=auth.auth_config() if auth is not None else None):
             _raise_error(service, f"push of {ref}", message)
             aux = message.get("aux")
             if isinstance(aux, Mapping) and aux.get("Digest"):
@@ -146,6 +152,10 @@ class BuildPlan:
     template: str
     specs: dict[str, BuildSpec]
     refs: dict[str, str]
+
+    def hosts(self) -> dict[str, str]:
+        """Each service's registry host (what a cluster's login is named by)."""
+        return {name: push_host(ref) for name, ref in self.refs.items()}
 
     def preview(self) -> str:
         """The template as it will be sent, with a stand-in digest (all zeros) in place of each
@@ -180,9 +190,15 @@ def plan_builds(
     return BuildPlan(template, specs, refs)
 
 
-def run_builds(plan: BuildPlan, reporter: BuildReporter, engine: docker.APIClient | None = None) -> str:
+def push_host(ref: str) -> str:
+    """The registry host ``ref`` is pushed to (``docker.io`` for Docker Hub)."""
+    return registry_of(ref) or "docker.io"
+
+
+def run_builds(plan: BuildPlan, reporter: BuildReporter, engine: docker.APIClient | None = None,
+               auths: Mapping[str, PushAuth] | None = None) -> str:
     """Build and push each service of ``plan``; the template with their images set to the
-    pushed ``ref@digest``."""
+    pushed ``ref@digest``. ``auths``: by registry host, how to log in (absent: the local login)."""
     try:
         api = engine or docker.from_env().api
     except docker.errors.DockerException as exc:
@@ -194,7 +210,8 @@ def run_builds(plan: BuildPlan, reporter: BuildReporter, engine: docker.APIClien
                 ref = plan.refs[name]
                 reporter.step(name, f"building {ref} from {spec.context}")
                 _build(api, spec, ref, reporter)
-                pushed[name] = f"{ref}@{_push(api, name, ref, reporter)}"
+                auth = (auths or {}).get(push_host(ref))
+                pushed[name] = f"{ref}@{_push(api, name, ref, reporter, auth)}"
     finally:
         if engine is None:
             api.close()

@@ -20,6 +20,7 @@ from ruamel.yaml.error import YAMLError
 
 from ccs.template import find_template, load_bundle
 from cli.build_plan import BuildError
+from cli.push_auth import Fetch, push_auths
 
 __all__ = ["BuildOpt", "PushToOpt", "bundle", "check_build_flags"]
 
@@ -32,7 +33,8 @@ PushToOpt = Annotated[
     str | None,
     typer.Option("--push-to", metavar="REGISTRY",
                  help="With --build: the registry (HOST[:PORT]) to push to (default: the registry the "
-                 "service's image: names)."),
+                 "service's image: names). Pushed with the cluster's login for that host (ccs registry "
+                 "login), else with the local docker login; the progress says which."),
 ]
 
 
@@ -52,13 +54,15 @@ async def bundle(
     push_to: str | None,
     version: str,
     check: Callable[[str, dict[str, str]], Awaitable[object]] | None = None,
+    credential: Fetch | None = None,
 ) -> tuple[str, dict[str, str]]:
     """The template and files to send: as written, or with its ``build:`` services built.
 
     With ``--build``, ``check(template, files)`` (the command's own call as a dry run) first
     gets the template as it will be sent, tags in place of digests: a template the server
     refuses for anything else is refused before minutes of building and pushing, and nothing
-    is pushed for it."""
+    is pushed for it. ``credential(host)`` (the SDK's ``registries.push_credential`` for the
+    cluster) gives the cluster's login for a registry host to push with (:mod:`cli.push_auth`)."""
     template, files = load_bundle(file)
     if not build:
         return template, files
@@ -75,4 +79,5 @@ async def bundle(
                                    push_to=push_to, version=version or None)
     if check is not None:
         await check(plan.preview(), files)
-    return await asyncio.to_thread(run_builds, plan, build_reporter()), files
+    auths = await push_auths(plan.hosts().values(), credential)
+    return await asyncio.to_thread(run_builds, plan, build_reporter(), None, auths), files

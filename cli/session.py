@@ -41,6 +41,7 @@ _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (errors.ReleaseFailed, 10),
     (errors.DataLoss, 11),
     (BuildFailed, 13),
+    (errors.RateLimited, 14),
 )
 
 ClusterOpt = Annotated[

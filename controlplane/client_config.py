@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ccs.config import ConfigError, Context, load_config, save_config, upsert_context
+from ccs.private_files import write_private
 
 if TYPE_CHECKING:
     from controlplane.server import ServerOptions
@@ -45,8 +46,9 @@ async def write_client_config(opts: ServerOptions, address: str, token: str, ca_
     cfg_path = await asyncio.to_thread(upsert_context, opts.context_name, ctx, opts.client_config)
     token_file = opts.state_dir / "admin.token"
     token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.touch(mode=0o600)
-    token_file.write_text(token + "\n")
+    # Written whole or not at all (a temporary file renamed into place): a script that waits for
+    # the file to appear must never read it empty (touch, then write, let one read "").
+    await asyncio.to_thread(write_private, token_file, (token + "\n").encode())
     log.info(
         "first start: admin token created",
         client_config=str(opts.client_config or "default"),

@@ -1,7 +1,9 @@
 """RegistryService of the fake: logins kept in memory, the server's answers and refusals.
 
-Like the server, no answer carries a password. What it does not model: encryption, the CA's
-check beyond "is not empty", digest pinning and pull auth (the fake has no registry and no agents).
+Like the server, no answer carries a password but ``GetPushCredential``'s. What it does not model:
+encryption, the CA's check beyond "is not empty", digest pinning and pull auth (the fake has no
+registry and no agents), roles and the audit log (its one token is an admin's), and the TLS-only
+rule (it serves plaintext: a test's fake would be useless if it refused).
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ class RegistriesFake(ClustersFake):
         await self._cluster(context, request.cluster)
         return api_pb2.ListRegistryLoginsResponse(
             logins=[login for (c, _), (login, _) in sorted(self.registry_logins.items()) if c == request.cluster])
+
+    async def GetPushCredential(self, request: Any, context: Ctx) -> api_pb2.PushCredential:
+        await self._cluster(context, request.cluster)
+        host = await self._registry_host(context, request.host)
+        found = self.registry_logins.get((request.cluster, host))
+        if found is None:
+            await fail(context, grpc.StatusCode.NOT_FOUND, f"registry login {host!r} not found")
+        assert found is not None
+        login, password = found
+        return api_pb2.PushCredential(host=host, username=login.username, password=password)
 
     async def DeleteRegistryLogin(self, request: Any, context: Ctx) -> api_pb2.DeleteRegistryLoginResponse:
         await self._cluster(context, request.cluster)

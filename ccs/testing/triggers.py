@@ -4,8 +4,10 @@ What it models: create, list, rotate and remove, with the server's checks and me
 ``InvokeTrigger`` for ``scale`` (the service's replicas) and ``redeploy`` (answered
 ``unchanged``: the fake's templates hold no moving tags). What it does not: the HTTPS
 endpoint (a trigger's ``url`` is empty, as a server's with ``--http-listen off``), signatures,
-replays, the rate limit, callbacks, and ``update-image`` (refused with FAILED_PRECONDITION
-saying so: the fake does not rewrite templates).
+replays, callbacks, and ``update-image`` (refused with FAILED_PRECONDITION saying so: the fake
+does not rewrite templates). The rate limit is not counted: a test sets ``trigger_rate_limited``
+and every ``InvokeTrigger`` is refused as the server refuses a call past it (RESOURCE_EXHAUSTED
+with the ``rate-limited`` reason and the wait in its trailers).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ccs.callback_addresses import refusal, refusal_message
+from ccs.errors import REASON_KEY, REASON_RATE_LIMITED, RETRY_AFTER_KEY
 from ccs.testing.apps import AppsFake
 from ccs.testing.state import Ctx, fail
 from ccs.v1 import api_pb2
@@ -38,6 +41,7 @@ class TriggersFake(AppsFake):
         super().__init__(*args, **kwargs)
         self.triggers: dict[tuple[str, str, str], T.Trigger] = {}
         self.trigger_secrets: dict[tuple[str, str, str], str] = {}
+        self.trigger_rate_limited = False
 
     async def _trigger(self, ctx: Ctx, request: Any) -> tuple[tuple[str, str, str], T.Trigger]:
         await self._auth(ctx)
@@ -118,6 +122,11 @@ class TriggersFake(AppsFake):
         await self._auth(context)
         for field in ("cluster", "application", "name"):
             await self._name(context, field, getattr(request, field))
+        if self.trigger_rate_limited:  # the server counts it before anything is read
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"trigger {request.application}/{request.name}: more than 1 calls a second "
+                                "(bursts of 10); retry in 1.0s",
+                                ((REASON_KEY, REASON_RATE_LIMITED), (RETRY_AFTER_KEY, "1.0")))
         trigger = self.triggers.get((request.cluster, request.application, request.name))
         if trigger is None:
             await fail(context, grpc.StatusCode.NOT_FOUND,

@@ -873,6 +873,24 @@ class ListConfigsResponse(_message.Message):
     configs: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Config]
     def __init__(self, configs: _Optional[_Iterable[_Union[_resources_pb2.Config, _Mapping]]] = ...) -> None: ...
 
+class GetPushCredentialRequest(_message.Message):
+    __slots__ = ("cluster", "host")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    host: str
+    def __init__(self, cluster: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+
+class PushCredential(_message.Message):
+    __slots__ = ("host", "username", "password")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    username: str
+    password: str
+    def __init__(self, host: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
 class LoginRegistryRequest(_message.Message):
     __slots__ = ("cluster", "host", "username", "password", "ca_pem", "insecure")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]

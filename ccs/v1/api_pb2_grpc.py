@@ -3058,6 +3058,11 @@ class RegistryServiceStub:
                 request_serializer=ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginResponse.FromString,
                 _registered_method=True)
+        self.GetPushCredential = channel.unary_unary(
+                '/ccs.v1.RegistryService/GetPushCredential',
+                request_serializer=ccs_dot_v1_dot_api__pb2.GetPushCredentialRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_api__pb2.PushCredential.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -3089,6 +3094,17 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPushCredential(self, request, context):
+        """The login of a host, password included, for `ccs app deploy|update|apply --build
+        --push-to HOST` to push with the cluster's credentials (as `aws ecr get-login-password`
+        does): the `push` permission (deployer in its clusters, admin), every call audited (who and
+        which host, never the password), answered only on a TLS connection (FAILED_PRECONDITION
+        otherwise). NOT_FOUND when the cluster has no login for the host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -3106,6 +3122,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.DeleteRegistryLogin,
                     request_deserializer=ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginResponse.SerializeToString,
+            ),
+            'GetPushCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPushCredential,
+                    request_deserializer=ccs_dot_v1_dot_api__pb2.GetPushCredentialRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_api__pb2.PushCredential.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -3195,6 +3216,33 @@ class RegistryService:
             '/ccs.v1.RegistryService/DeleteRegistryLogin',
             ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginRequest.SerializeToString,
             ccs_dot_v1_dot_api__pb2.DeleteRegistryLoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPushCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ccs.v1.RegistryService/GetPushCredential',
+            ccs_dot_v1_dot_api__pb2.GetPushCredentialRequest.SerializeToString,
+            ccs_dot_v1_dot_api__pb2.PushCredential.FromString,
             options,
             channel_credentials,
             insecure,

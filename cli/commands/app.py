@@ -147,7 +147,8 @@ def deploy(
                                           labels=labels, dry_run=dry, profiles=profile or [])
 
         template, files = await bundle(file, app_name, build=build, push_to=push_to, version=version,
-                                       check=lambda t, f: send(t, f, True))
+                                       check=lambda t, f: send(t, f, True),
+                                       credential=lambda host: cl.registries.push_credential(c, host))
         return await send(template, files, dry_run)
 
     _change(s, c, create, output, wait_for, follow_release=False)
@@ -268,7 +269,8 @@ def update(
             )
 
         template, files = ("", {}) if file is None else await bundle(
-            file, name, build=build, push_to=push_to, version=version, check=lambda t, f: send(t, f, True))
+            file, name, build=build, push_to=push_to, version=version, check=lambda t, f: send(t, f, True),
+            credential=lambda host: cl.registries.push_credential(c, host))
         return await send(template, files, dry_run)
 
     _change(s, c, update, output, wait_for)

@@ -72,7 +72,8 @@ def apply(
         app_name = default_app_name(file) if name is None else name
         profiles = profile or []
         template, files = await bundle(file, app_name, build=build, push_to=push_to, version=version,
-                                       check=lambda t, f: _dry_run(cl, c, app_name, t, f, env_map, version, profiles))
+                                       check=lambda t, f: _dry_run(cl, c, app_name, t, f, env_map, version, profiles),
+                                       credential=lambda host: cl.registries.push_credential(c, host))
         result: ApplyResult = await cl.applications.apply(
             c, app_name, template, env=env_map, files=files, version=version, labels=labels,
             profiles=profiles, strategy=strategy.value if strategy else "",

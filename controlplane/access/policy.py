@@ -41,12 +41,13 @@ SECRETS = "secrets"      # create, update, remove secrets, configs and registry 
 KEYS = "keys"            # rotate the secrets data key (re-encrypts every cluster's secrets)
 TRIGGERS = "triggers"    # create, rotate, remove an application's deploy triggers (and see their secrets once)
 INVOKE = "invoke"        # fire an application's triggers (InvokeTrigger)
+PUSH = "push"            # get a registry login's password to push with it (GetPushCredential; audited)
 #: Not a permission of any role: a call every authenticated token may make (WhoAmI: what the
 #: token itself is and may do; a client needs it to offer only what the token may use).
 ANY_TOKEN = "any token"
 
 PERMISSIONS = (READ, LOGS, EXEC, DEPLOY, UPDATE, RELEASE, SCALE, DELETE, CLUSTERS, NODES, TOKENS, AUDIT, SECRETS, KEYS,
-               TRIGGERS, INVOKE)
+               TRIGGERS, INVOKE, PUSH)
 
 
 class Scope(Enum):
@@ -67,7 +68,7 @@ ROLES: Mapping[str, Mapping[str, Scope]] = {
     # Shared secrets belong to a cluster, so a deployer's reach is its clusters; an application's
     # own names also need UPDATE on that application (checked by controlplane.api.secret_owners).
     "deployer": {READ: CLUSTER, DEPLOY: APP, UPDATE: APP, RELEASE: APP, SCALE: APP, LOGS: APP, EXEC: APP,
-                 SECRETS: CLUSTER, TRIGGERS: APP, INVOKE: APP},
+                 SECRETS: CLUSTER, TRIGGERS: APP, INVOKE: APP, PUSH: CLUSTER},
     "viewer": {READ: CLUSTER},
     # A CI job's token: fire one application's triggers, nothing else (check_role wants exactly
     # one cluster and one application for it).
@@ -186,6 +187,8 @@ RULES: Mapping[str, Rule] = {
     "RegistryService/LoginRegistry": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
     "RegistryService/ListRegistryLogins": Rule(READ, "registry logins", ("cluster",)),
     "RegistryService/DeleteRegistryLogin": Rule(SECRETS, "registry login", ("cluster", "host"), mutates=True),
+    # Hands out a password: audited like a change (who, which host; the answer is never recorded).
+    "RegistryService/GetPushCredential": Rule(PUSH, "registry login", ("cluster", "host"), mutates=True),
     "TokenService/WhoAmI": Rule(ANY_TOKEN, "token", cluster=""),
     "AuditService/ListAudit": Rule(AUDIT, "audit", cluster=""),
     "AuditService/WatchAudit": Rule(AUDIT, "audit", cluster=""),

@@ -33,7 +33,8 @@ CALL_TIMEOUT = 30.0
 _STATUS: tuple[tuple[type[errors.CcsError], int], ...] = (
     (errors.Unauthenticated, 401), (errors.PermissionDenied, 403), (errors.NotFound, 404),
     (errors.InvalidArgument, 400), (errors.AlreadyExists, 409), (errors.Conflict, 409),
-    (errors.FailedPrecondition, 409), (errors.MessageTooLarge, 413), (errors.Unavailable, 503),
+    (errors.FailedPrecondition, 409), (errors.MessageTooLarge, 413), (errors.RateLimited, 429),
+    (errors.Unavailable, 503),
     (errors.DeadlineExceeded, 504),
 )
 

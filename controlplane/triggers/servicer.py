@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
+from ccs.errors import REASON_KEY, REASON_RATE_LIMITED, RETRY_AFTER_KEY
 from ccs.v1 import resources_pb2 as pb
 from ccs.v1 import triggers_pb2 as tpb
 from ccs.v1 import triggers_pb2_grpc
@@ -164,7 +165,11 @@ class TriggerServicer(triggers_pb2_grpc.TriggerServiceServicer):
         try:
             done = await self.invoker.token_call(cluster, app, name, params)
         except Refused as r:
-            await context.abort(r.code or _CODES.get(r.status, grpc.StatusCode.INTERNAL), r.message)
+            # A rate limit shares RESOURCE_EXHAUSTED with gRPC's size limit: the reason trailer
+            # tells the SDK which (ccs.errors.RateLimited, not MessageTooLarge), with the wait.
+            trailers = ((REASON_KEY, REASON_RATE_LIMITED), (RETRY_AFTER_KEY, f"{r.retry_after:.1f}")
+                        ) if r.status == 429 else ()
+            await context.abort(r.code or _CODES.get(r.status, grpc.StatusCode.INTERNAL), r.message, trailers)
             raise AssertionError("unreachable") from None
         o = done.outcome
         return tpb.TriggerResult(trigger=name, result=o.result, release=o.release, status_url=done.status_url,

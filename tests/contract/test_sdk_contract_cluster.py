@@ -93,6 +93,28 @@ async def test_registry_login_answers_and_errors(client: ccs.AsyncClient, unique
     assert await client.registries.list(unique) == []
 
 
+async def test_push_credential_gives_the_login_to_push_with_and_its_refusals(client: ccs.AsyncClient,
+                                                                            unique: str) -> None:
+    """The one call that answers with the password (``ccs app deploy --build --push-to``)."""
+    e = await error(client.registries.push_credential(unique, "127.0.0.1:5000"))
+    assert isinstance(e, ccs.NotFound) and e.message == f"cluster {unique!r} not found"
+    await client.clusters.create(unique)
+    e = await error(client.registries.push_credential(unique, "127.0.0.1:5000"))
+    assert isinstance(e, ccs.NotFound) and e.message == "registry login '127.0.0.1:5000' not found"
+    e = await error(client.registries.push_credential(unique, "https://r.example.com"))
+    assert isinstance(e, ccs.InvalidArgument) and e.message == (
+        "host: 'https://r.example.com' is not a registry host: give host[:port], without a scheme or a path")
+    await client.registries.login(unique, "127.0.0.1:5000", "ci", "s3cret-pw")
+    got = await client.registries.push_credential(unique, "127.0.0.1:5000")
+    assert (got.host, got.username, got.password) == ("127.0.0.1:5000", "ci", "s3cret-pw")
+    await client.registries.login(unique, "127.0.0.1:5000", "ci2", "other-pw")  # the latest login
+    got = await client.registries.push_credential(unique, "127.0.0.1:5000")
+    assert (got.username, got.password) == ("ci2", "other-pw")
+    await client.registries.delete(unique, "127.0.0.1:5000")
+    e = await error(client.registries.push_credential(unique, "127.0.0.1:5000"))
+    assert isinstance(e, ccs.NotFound)
+
+
 async def test_node_prune_of_an_unknown_node(client: ccs.AsyncClient, unique: str) -> None:
     await client.clusters.create(unique)
     e = await error(client.nodes.prune(unique, "nope"))

@@ -85,6 +85,9 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "RegistryService/LoginRegistry":            (ok, ok, ok, no, no, un, un, un, no, no),
     "RegistryService/ListRegistryLogins":       (ok, ok, ok, no, ok, un, un, un, no, no),
     "RegistryService/DeleteRegistryLogin":      (ok, ok, ok, no, no, un, un, un, no, no),
+    # The password to push with (--build --push-to): the deployer's reach is its clusters, as for
+    # the login itself; never a viewer or a trigger token.
+    "RegistryService/GetPushCredential":        (ok, ok, ok, no, no, un, un, un, no, no),
     "SecretService/RotateSecretsKey":           (ok, no, no, no, no, un, un, un, no, no),
     "ConfigService/CreateConfig":               (ok, ok, no, no, no, un, un, un, no, no),
     "ConfigService/UpdateConfig":               (ok, ok, no, no, no, un, un, un, no, no),
@@ -106,6 +109,7 @@ MUTATIONS = {
     "ClusterService/GetJoinToken", "NodeService/UpdateNode", "NodeService/DeleteNode",
     "NodeService/RevokeNode", "NodeService/PruneNode",
     "RegistryService/LoginRegistry", "RegistryService/DeleteRegistryLogin",
+    "RegistryService/GetPushCredential",  # changes nothing, but hands out a password: audited
     "ApplicationService/CreateApplication", "ApplicationService/UpdateApplication",
     "ApplicationService/DeleteApplication", "ApplicationService/StartApplication",
     "ApplicationService/StopApplication", "ApplicationService/RollbackApplication",
@@ -145,6 +149,8 @@ REQUESTS: dict[str, Callable[[str, str], Message]] = {
         cluster=c, host=f"{fresh()}.example", username="u", password="p"),
     "RegistryService/ListRegistryLogins": lambda c, a: api_pb2.ListRegistryLoginsRequest(cluster=c),
     "RegistryService/DeleteRegistryLogin": lambda c, a: api_pb2.DeleteRegistryLoginRequest(
+        cluster=c, host="nope.example"),
+    "RegistryService/GetPushCredential": lambda c, a: api_pb2.GetPushCredentialRequest(
         cluster=c, host="nope.example"),
     "ApplicationService/CreateApplication": lambda c, a: api_pb2.CreateApplicationRequest(
         cluster=c, name=a, template=TEMPLATE, dry_run=True),

@@ -3,7 +3,7 @@
 The script signs with openssl and calls with curl, as a CI job does. The server runs without
 reconcilers, so a release's phase moves only when the test writes it (as the release reconciler
 would): the wait stage's outcome is decided by the test, not by a race. The build and push
-stages need a registry and the engine (the end-to-end test of issue 13 is not written yet).
+stages need a registry and the engine (tests/integration/e2e/test_pipeline.py runs them all on the testbed).
 """
 
 from __future__ import annotations

@@ -18,11 +18,13 @@ Run under the Docker lock (BRIEFING): ``flock /run/ccs-docker.lock pytest ...``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import io
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,9 +61,10 @@ services:
 {extra}"""
 
 
-def cli(server: ServerProc, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(server: ServerProc, *args: str, stdin: str | None = None, ok: bool = True,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
     res = subprocess.run([sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60, input=stdin,
+                         capture_output=True, text=True, cwd=ROOT, timeout=timeout, input=stdin,
                          env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)})
     if ok:
         assert res.returncode == 0, (args, res.stdout, res.stderr)
@@ -169,6 +172,16 @@ def node(ccs_server: ServerProc, unique: str, tmp_path: Path, test_image: TestIm
         remove_from_engine(unique)
 
 
+def pushed_tags(reg: Registry, repository: str) -> list[str]:
+    """The tags the registry holds for ``repository``, asked with its login."""
+    auth = base64.b64encode(f"{reg.user}:{reg.password}".encode()).decode()
+    req = urllib.request.Request(f"http://{reg.addr}/v2/{repository}/tags/list",
+                                 headers={"Authorization": f"Basic {auth}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(req, timeout=10) as resp:
+        return list(json.loads(resp.read()).get("tags") or [])
+
+
 def running(server: ServerProc, cluster: str, app: str) -> list[pb.Container]:
     resp = call(server, lambda s: s.containers.ListContainers(api_pb2.ListContainersRequest(
         cluster=cluster, application=app, service="web"), metadata=s.metadata, timeout=10))
@@ -177,7 +190,7 @@ def running(server: ServerProc, cluster: str, app: str) -> list[pb.Container]:
 
 def test_moved_tag_scale_up_runs_the_recorded_digest_and_the_password_is_nowhere(
     ccs_server: ServerProc, unique: str, registry: Registry, node: Path,  # noqa: F811
-    docker_client: docker.DockerClient,  # noqa: F811
+    docker_client: docker.DockerClient, tmp_path: Path,  # noqa: F811
 ) -> None:
     server, cluster, reg = ccs_server, unique, registry
     repo = f"{unique}/app"
@@ -214,8 +227,29 @@ def test_moved_tag_scale_up_runs_the_recorded_digest_and_the_password_is_nowhere
         assert c.spec.image == f"{image}@{d1}"
         assert docker_client.api.inspect_container(c.status.docker_id)["Image"] == old_id
 
-    # The password is nowhere: logs, events, audit, -o json, docker inspect.
+    # --build --push-to pushes with the cluster's login: the CLI's HOME has no docker login for the
+    # registry (a push with the local login is refused), and none is written.
+    src = tmp_path / "built"
+    src.mkdir()
+    (src / "Dockerfile").write_text(f"FROM local/busybox:1\nRUN echo {unique} > /built\n")
+    (src / "compose.yaml").write_text(f"services:\n  web:\n    build: .\n    command: {IDLE}\n")
+    built = cli(server, "app", "deploy", "-c", cluster, "--name", "built", "-f", str(src / "compose.yaml"),
+                "--build", "--push-to", reg.addr, "--version", "b1", timeout=300)
+    assert f"pushing to {reg.addr} with the cluster's registry login (user {reg.user})" in built.stderr
+    assert "b1" in pushed_tags(reg, "built/web")
+    assert not (server.config_path.parent / ".docker").exists()
+    docker_client.images.remove(f"{reg.addr}/built/web:b1", force=True)  # the tag only: the node may run it
+
+    async def push_audit() -> list[pb.AuditRecord]:
+        async with server.client() as client:
+            return [r for r in await client.audit.list() if r.method == "RegistryService/GetPushCredential"]
+
+    [audited] = asyncio.run(push_audit())
+    assert (audited.target, audited.result) == (f"registry login {cluster}/{reg.addr}", "OK")
+
+    # The password is nowhere: logs, events, audit, -o json, docker inspect, the CLI's output.
     outputs = [
+        built.stdout, built.stderr,
         server.log_path.read_text(errors="replace"),
         node.read_text(errors="replace"),
         cli(server, "events", "-c", cluster, "-o", "json").stdout,

@@ -89,3 +89,28 @@ async def test_invoke_trigger_counts_the_rate_limit_before_reading_anything(ccs_
                 answers.append(e.code.name)
     assert answers[:10] == ["NOT_FOUND"] * 10
     assert "RESOURCE_EXHAUSTED" in answers[10:]
+
+
+async def test_a_rate_limit_refusal_is_rate_limited_not_message_too_large(ccs_server: ServerProc,
+                                                                           unique: str) -> None:
+    """gRPC answers RESOURCE_EXHAUSTED both for its size limit and for the trigger's rate limit;
+    the server's ``rate-limited`` reason makes the SDK raise ``RateLimited`` with the wait and
+    no size hint (it raised ``MessageTooLarge`` saying "ccs requests are at most 4 MiB"). The
+    calls go one after another until the limit refuses one: the burst is 10, refilled at one a
+    second, so it is reached unless every call takes a second."""
+    async with ccs_server.client() as cl:
+        await cl.clusters.create(unique)
+        refused: ccs.errors.CcsError | None = None
+        for _ in range(100):
+            try:
+                await cl.triggers.invoke(unique, "shop", "nope")
+            except ccs.errors.NotFound:
+                continue
+            except ccs.errors.CcsError as e:
+                refused = e
+                break
+    assert isinstance(refused, ccs.RateLimited), repr(refused)
+    assert not isinstance(refused, ccs.errors.MessageTooLarge)
+    assert refused.temporary and 0 < refused.retry_after <= 1.0
+    assert "4 MiB" not in refused.message and "more than 1 calls a second" in refused.message
+    assert "retry in" in refused.message

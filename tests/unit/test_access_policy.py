@@ -82,6 +82,13 @@ TRIGGER = Caller("ci", "trigger", ("prod",), ("shop",))
         (DEPLOYER, "TriggerService/CreateTrigger", triggers_pb2.CreateTriggerRequest(cluster="prod", application="shop"), True),
         (DEPLOYER, "TriggerService/CreateTrigger", triggers_pb2.CreateTriggerRequest(cluster="prod", application="blog"), False),
         (Caller("v", "viewer"), "TriggerService/CreateTrigger", triggers_pb2.CreateTriggerRequest(cluster="prod"), False),
+        # a registry password to push with: deployers in their clusters (any of its applications), not viewers
+        (Caller("v", "viewer"), "RegistryService/GetPushCredential",
+         api_pb2.GetPushCredentialRequest(cluster="prod", host="r.example"), False),
+        (DEPLOYER, "RegistryService/GetPushCredential", api_pb2.GetPushCredentialRequest(cluster="prod", host="r"), True),
+        (DEPLOYER, "RegistryService/GetPushCredential", api_pb2.GetPushCredentialRequest(cluster="dev", host="r"), False),
+        (Caller("t", "trigger", ("prod",), ("shop",)), "RegistryService/GetPushCredential",
+         api_pb2.GetPushCredentialRequest(cluster="prod", host="r"), False),
         # admin: everything; an unknown role: nothing
         (Caller("root", "admin"), "TokenService/CreateToken", api_pb2.CreateTokenRequest(), True),
         (Caller("x", "superuser"), "ClusterService/GetCluster", api_pb2.GetClusterRequest(name="prod"), False),
@@ -151,8 +158,10 @@ def test_reads_are_not_audited_and_every_change_is() -> None:
     for name, rule in RULES.items():
         # a diff is an update's dry run: it changes nothing
         reads = name.split("/")[1].startswith(("Get", "List", "Watch", "Logs", "Diff", "WhoAmI"))
-        # a join token admits nodes: reading it is audited (and it may rotate)
-        assert rule.mutates == (not reads or name == "ClusterService/GetJoinToken"), name
+        # a join token admits nodes: reading it is audited (and it may rotate); a push credential
+        # hands out a registry password: every call is audited
+        audited_reads = ("ClusterService/GetJoinToken", "RegistryService/GetPushCredential")
+        assert rule.mutates == (not reads or name in audited_reads), name
 
 
 RELEASE_CALLS = {"ReleaseService/ShiftTraffic", "ReleaseService/ConfirmRelease", "ReleaseService/RollbackRelease",

@@ -271,6 +271,20 @@ def test_server_errors_map_to_exit_codes(
     assert message in fails(config, code, *args)
 
 
+def test_a_rate_limited_trigger_run_exits_14_with_the_wait_not_the_size_hint(
+    config: Path, tmp_path: Path, fake: FakeApi
+) -> None:
+    """It exited 1 with "ccs requests are at most 4 MiB": every RESOURCE_EXHAUSTED was the size limit."""
+    ok(config, "cluster", "create", "prod")
+    ok(config, "app", "deploy", "-c", "prod", "-f", str(bundle(tmp_path)), "--name", "shop")
+    ok(config, "trigger", "create", "-c", "prod", "shop", "--name", "ci", "--action", "redeploy")
+    fake.trigger_rate_limited = True
+    message = fails(config, 14, "trigger", "run", "-c", "prod", "shop", "ci")
+    assert "more than 1 calls a second" in message and "retry in 1.0s" in message and "4 MiB" not in message
+    fake.trigger_rate_limited = False
+    ok(config, "trigger", "run", "-c", "prod", "shop", "ci")
+
+
 def test_invalid_template_exits_4_naming_the_field(config: Path, tmp_path: Path) -> None:
     ok(config, "cluster", "create", "prod")
     bad = bundle(tmp_path, template="services:\n  web: {ports: ['80']}\n")

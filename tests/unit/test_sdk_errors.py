@@ -51,6 +51,36 @@ def test_every_class_is_a_ccs_error_and_only_transient_ones_are_temporary() -> N
     assert all(issubclass(cls, errors.CcsError) for _, cls in TABLE)
 
 
+def exhausted(details: str, *trailers: tuple[str, str]) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.aio.Metadata(),
+                                grpc.aio.Metadata(*trailers), details)
+
+
+def test_resource_exhausted_without_a_reason_is_the_size_limit_with_its_hint() -> None:
+    err = errors.from_rpc_error(exhausted("Received message larger than max (5000000 vs. 4194304)"))
+    assert type(err) is errors.MessageTooLarge and err.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert err.message.endswith("ccs requests are at most 4 MiB and answers at most 64 MiB (ccs.message_size)")
+    assert not err.temporary
+
+
+def test_resource_exhausted_with_the_rate_limited_reason_is_rate_limited_with_its_wait() -> None:
+    """It was MessageTooLarge with the 4 MiB hint, whatever the server's reason."""
+    err = errors.from_rpc_error(exhausted("trigger shop/ci: more than 1 calls a second (bursts of 10)",
+                                          (errors.REASON_KEY, errors.REASON_RATE_LIMITED),
+                                          (errors.RETRY_AFTER_KEY, "0.7")))
+    assert type(err) is errors.RateLimited and isinstance(err, errors.ResourceExhausted)
+    assert err.code is grpc.StatusCode.RESOURCE_EXHAUSTED and err.temporary and err.retry_after == 0.7
+    assert err.message == "trigger shop/ci: more than 1 calls a second (bursts of 10); retry in 0.7s"
+    bad = errors.from_rpc_error(exhausted("slow down", (errors.REASON_KEY, errors.REASON_RATE_LIMITED),
+                                          (errors.RETRY_AFTER_KEY, "soon")))
+    assert type(bad) is errors.RateLimited and bad.retry_after == 0.0 and bad.message == "slow down"
+
+
+def test_an_sdk_raised_rate_limit_carries_its_code() -> None:
+    assert errors.RateLimited("x").code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert errors.MessageTooLarge("x").code is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_empty_details_fall_back_to_the_code_name() -> None:
     assert errors.from_rpc_error(rpc_error(grpc.StatusCode.NOT_FOUND, "")).message == "not found"
 
