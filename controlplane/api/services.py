@@ -15,7 +15,7 @@ from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.container_exec import exec_stream
 from controlplane.api.object_names import check_container_name, check_service_name
 from controlplane.dispatcher.hub import AssignmentHub
-from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
+from controlplane.dispatcher.logs_relay import AgentNotConnected, ClientTooSlow, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import ClusterState, Informer
 from controlplane.names import check_name
@@ -215,7 +215,7 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
                 if item is None:
                     running -= 1
                 elif isinstance(item, Exception):
-                    if isinstance(item, AgentNotConnected):
+                    if isinstance(item, AgentNotConnected | ClientTooSlow):
                         raise FailedPrecondition(str(item)) from item
                     raise item
                 else:
