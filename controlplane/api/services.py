@@ -149,8 +149,13 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         if request.node and (request.offset or request.with_total):
             raise InvalidArgument("node", "not with offset or with_total (they count keys; a container's node "
                                           "is in its record)")
+        name = check_container_name("name", request.name) if request.name else ""
+        if name and (request.offset or request.with_total):
+            raise InvalidArgument("name", "not with offset or with_total (they count keys; the name is matched "
+                                          "in each record)")
         node, prefix = request.node, keys.containers(cluster, app, svc)
-        keep = (lambda c: c.node == node) if node else None
+        keep = ((lambda c: (not node or c.node == node) and (not name or c.meta.name == name))
+                if node or name else None)
         page = await list_page(
             self.cache, cluster, ("cluster", cluster), prefix, pb.Container,
             lambda state: _containers(state, cluster, app, svc),

@@ -206,9 +206,10 @@ def requests(cluster: str) -> list[tuple[str, Request]]:
         return lambda s, t: s.services.ListServices(
             api_pb2.ListServicesRequest(cluster=cluster, application=app, page_size=size, page_token=t), CONTEXT)
 
-    def containers(app: str, svc: str, node: str, size: int) -> Request:
+    def containers(app: str, svc: str, node: str, size: int, name: str = "") -> Request:
         return lambda s, t: s.containers.ListContainers(api_pb2.ListContainersRequest(
-            cluster=cluster, application=app, service=svc, node=node, page_size=size, page_token=t), CONTEXT)
+            cluster=cluster, application=app, service=svc, node=node, name=name, page_size=size, page_token=t),
+            CONTEXT)
 
     def nodes(size: int) -> Request:
         return lambda s, t: s.nodes.ListNodes(
@@ -225,6 +226,10 @@ def requests(cluster: str) -> list[tuple[str, Request]]:
                                ("a-b", "y", "n1"), ("", "x", ""), ("none", "", ""), ("a", "none", "")):
             out.append((f"containers app={app} service={svc} node={node} size={size}",
                         containers(app, svc, node, size)))
+        for app, name, node in (("", "x-y-1", ""), ("a", "w-2", ""), ("b", "x-y-1", ""), ("", "x-1", "n2"),
+                                ("", "none-0", "")):
+            out.append((f"containers app={app} name={name} node={node} size={size}",
+                        containers(app, "", node, size, name)))
         out.append((f"nodes size={size}", nodes(size)))
         out.append((f"apps size={size}", apps(size)))
     out.append(("services size=-1", services("", -1)))
