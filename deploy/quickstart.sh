@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PATH="$ROOT/.venv/bin:$PATH"
-STATE=${CCS_STATE_DIR:-/var/lib/ccs}
+STATE=${CCS_SERVER_STATE_DIR:-/var/lib/ccs}  # the server's own name: CCS_STATE_DIR was read by the agent too
 LOG=${CCS_LOG_DIR:-/var/log}
 
 bash deploy/install.sh --no-dev
