@@ -167,8 +167,11 @@ def test_a_variable_of_the_cli_does_not_reach_a_daemon_under_its_new_names(
     assert got.namespace.server == "agent.example:7443" and got.sources == {"server": "env CCS_AGENT_SERVER"}
     assert ("warning: ccs-agent: CCS_SERVER is deprecated and was not used: CCS_AGENT_SERVER is set"
             in capsys.readouterr().err)
-    opts = server_main.parse_args(["--state-dir", str(tmp_path)], {"CCS_SERVER_INSECURE": "0", "CCS_INSECURE": "1"})
-    assert opts.insecure is False
+    # (the parser alone: server_main.parse_args would also set logging up on the captured stderr)
+    server = option_sources.parse(server_main.build_parser(), ["--state-dir", str(tmp_path)],
+                                  {"CCS_SERVER_INSECURE": "0", "CCS_INSECURE": "1"},
+                                  prefix=option_sources.SERVER_PREFIX, program="ccs-server")
+    assert server.namespace.insecure is False
     assert "ccs-server: CCS_INSECURE is deprecated and was not used: CCS_SERVER_INSECURE is set" in capsys.readouterr().err
 
 
