@@ -19,7 +19,8 @@ from controlplane.dispatcher.logs_relay import AgentNotConnected, ClientTooSlow,
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import ClusterState, Informer
 from controlplane.names import check_name
-from controlplane.store import NotFound, keys, reads
+from controlplane.store import Corrupt, NotFound, keys, reads
+from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
 from controlplane.store.meta import touch
@@ -250,6 +251,23 @@ class RouteServicer(api_pb2_grpc.RouteServiceServicer):
     async def ListRoutes(
         self, request: api_pb2.ListRoutesRequest, context: grpc.aio.ServicerContext
     ) -> pb.RoutingTable:
+        """The table the routers are given, as of at least etcd's revision at this call.
+
+        The hub keeps the table current from the watch cache, which may lag etcd (milliseconds;
+        more on a loaded machine). A caller that saw a change elsewhere (the console's live
+        stream watches etcd itself, then re-reads this list) must not be answered with the table
+        from before it: with nothing changing afterwards, nothing would ever correct the page.
+        So the read waits until the cache has applied etcd's revision read with the cluster's
+        record (linearizable, also for writes through another API server); if the cache lags
+        more than ``caught_up``'s bound, the hub's current table is the answer, as the routers
+        have it."""
         cluster = check_name("cluster", request.cluster)
-        await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+        kv, revision = await self.etcd.get_with_revision(keys.cluster(cluster))
+        if kv is None:
+            raise NotFound("cluster", cluster)
+        try:
+            decode(kv, pb.Cluster)
+        except Corrupt as e:
+            raise e.named(f"cluster {cluster!r}") from e
+        await self.hub.informer.caught_up(revision)
         return self.hub.routing(cluster)

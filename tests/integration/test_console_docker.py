@@ -12,6 +12,7 @@ agent's own published port, as every routed service does.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,33 @@ def slide_to_50(page: Page, section: Locator) -> None:
     pytest.fail(f"no 'shift done' after 24 slides; flash: {page.locator('#flash-message').inner_text()!r}")
 
 
+@contextlib.contextmanager
+def dump_state_on_failure(server: ServerProc, cluster: str, tmp_path: Path) -> Iterator[None]:
+    """On a failure, what the control plane knew: releases, containers, the cluster's last events
+    and the agent log's tail; a page that did not show what was awaited says what it showed,
+    this says why."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception), ccs.Client(server.address, server.token, ca_pem=server.ca_pem) as c:
+            for r in c.releases.list(cluster, "bg"):
+                print(f"release {r.meta.name}: {pb.ReleasePhase.Name(r.status.phase)} "
+                      f"weight={r.status.weight} {r.status.message!r}")
+            for k in c.containers.list(cluster):
+                print(f"container {k.application}/{k.service} {k.meta.name} gen={k.spec_generation} "
+                      f"{pb.ContainerState.Name(k.status.state)} created={k.meta.created_at.ToJsonString()} "
+                      f"status_at={k.status.updated_at.ToJsonString()} {k.status.message!r} "
+                      f"endpoints={[(e.target, e.published) for e in k.status.endpoints]}")
+            for entry in c.routes.list(cluster).routes:
+                print(f"route {entry.application}/{entry.service} {entry.domain}{entry.path}: "
+                      f"{[(b.container, b.group, b.weight) for b in entry.backends]}")
+            for e in c.events.list(cluster)[-60:]:
+                print(f"event {e.kind} {e.object} {e.reason}: {e.message}")
+        with contextlib.suppress(Exception):
+            print("agent log tail:\n" + "\n".join((tmp_path / "agent.log").read_text().splitlines()[-80:]))
+        raise
+
+
 def without_published_port(compose: str) -> str:
     out = re.sub(r"\n    ports:\n      - \"[^\"]*\"\n", "\n", compose)
     assert out != compose and "ports:" not in out
@@ -92,7 +120,7 @@ def test_deploy_watch_running_read_logs_and_shift_a_blue_green_release(
         ctx = new_context(b)
         page = sign_in(ctx, base, ccs_server.token)
         failing = [page]
-        with shots_on_failure(tmp_path, failing):
+        with dump_state_on_failure(ccs_server, unique, tmp_path), shots_on_failure(tmp_path, failing):
 
             # Deploy the quick-start from its file: the diff first, then apply.
             goto(page, f"{base}{cl}/deploy")

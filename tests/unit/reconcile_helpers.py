@@ -120,6 +120,9 @@ class FakeEtcd:
         resp.header.revision = revision
         return True, resp
 
+    async def get_with_revision(self, key: str) -> tuple[KV | None, int]:
+        return self.kvs.get(key), self.revision
+
     async def range(self, prefix: str, *, start: str | None = None, limit: int = 0, revision: int = 0,
                     keys_only: bool = False) -> RangeResult:
         assert revision in (0, self.revision), "FakeEtcd keeps no history"

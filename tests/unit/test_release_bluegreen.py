@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from ccs.v1 import resources_pb2 as pb
 from controlplane.release import Retire
 
-from .test_release_world import World, spec
+from .test_release_world import T0, World, spec
 
 
 def green_weight_share(world: World) -> float:
@@ -108,3 +110,21 @@ def test_no_container_is_retired_before_its_weight_reached_zero_everywhere() -> 
         world.run()
         retired = [a for p in world.plans for a in p.actions if isinstance(a, Retire)]
         assert len(retired) == 3 and all(a.drain_seconds > 0 for a in retired)
+
+
+def test_a_large_green_side_started_one_after_another_is_not_failed_while_it_progresses() -> None:
+    """30 green containers that one engine starts in turn: the last turns ready 80 s after it was
+    created (steps of 5 s, two a step). Counted from creation, the release rolled back at 60 s
+    (issue 15's benchmark); with a progress deadline it reaches AWAITING_SHIFT."""
+    world = awaiting(World.deploy("blue-green", spec("v1", replicas=30), spec("v2", replicas=30),
+                                  ready_after=lambda c: 1 + c.slot // 2 if c.spec_generation == 2 else 1))
+    assert world.serving(2) == 30, world.dump()
+    up = world.release.status.phase_since.ToDatetime(tzinfo=UTC) - T0
+    assert up.total_seconds() > 60  # the last green container turned ready after the old deadline
+
+
+def test_a_green_container_that_never_turns_ready_fails_one_deadline_after_the_last_progress() -> None:
+    world = World.deploy("blue-green", spec("v1"), spec("v2"),
+                         ready_after=lambda c: 10_000 if c.spec_generation == 2 and c.slot == 3 else 1).run()
+    assert world.phase == "ROLLED_BACK", world.dump()
+    assert "web.3" in world.release.status.message and "not ready 60s after" in world.release.status.message
