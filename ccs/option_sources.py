@@ -2,9 +2,19 @@
 environment and a config file, by one rule for every option.
 
 - **The rule.** Every long option ``--some-option`` is also the environment variable
-  ``CCS_SOME_OPTION`` (upper case, dashes to underscores) and the key ``some-option`` in the
-  TOML file named by ``--config FILE`` (or ``CCS_CONFIG_FILE``; not ``CCS_CONFIG``, which names
-  the CLI's client config). Nothing is listed by hand, so an option added later follows it.
+  ``<PREFIX>SOME_OPTION`` (upper case, dashes to underscores; the prefix is the program's:
+  ``CCS_SERVER_`` for ``ccs-server`` and its backup/restore, ``CCS_AGENT_`` for ``ccs-agent``)
+  and the key ``some-option`` in the TOML file named by ``--config FILE`` (or
+  ``<PREFIX>CONFIG_FILE``). Nothing is listed by hand, so an option added later follows it.
+- **Why a prefix per program.** The names were ``CCS_<OPTION>`` for both daemons, and some are
+  the CLI's own variables: ``CCS_INSECURE`` (a plaintext CLI; a ccs-server without TLS),
+  ``CCS_CONTEXT`` (the CLI's context; the server's context to write), ``CCS_SERVER`` (the
+  CLI's API address; the agent's server), and the two daemons shared ``CCS_STATE_DIR``,
+  ``CCS_LOG_LEVEL``, ``CCS_LOG_FORMAT`` and ``CCS_METRICS_LISTEN``: a variable exported for the
+  CLI or for one daemon changed the other started from the same shell or env file.
+- **The old names** (``CCS_<OPTION>``, ``CCS_CONFIG_FILE``) are still read, each with a
+  deprecation warning on stderr naming the new one; when the new name is set too, it wins and
+  the warning says the old one was not used.
 - **Precedence, per option:** command line > environment > file > built-in default. A list
   option (``--label``, ``--advertise``) is taken whole from the first source that has it: the
   command line's items replace the environment's, they are not added to them.
@@ -27,16 +37,20 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import sys
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_ENV", "ENV_PREFIX", "Resolved", "add_config_option", "env_name", "options", "parse"]
+__all__ = ["AGENT_PREFIX", "CONFIG_ENV", "ENV_PREFIX", "SERVER_PREFIX", "Resolved", "add_config_option", "env_name",
+           "options", "parse"]
 
-ENV_PREFIX = "CCS_"
-CONFIG_ENV = "CCS_CONFIG_FILE"
+ENV_PREFIX = "CCS_"  # the old names' prefix, read with a deprecation warning
+SERVER_PREFIX = "CCS_SERVER_"
+AGENT_PREFIX = "CCS_AGENT_"
+CONFIG_ENV = "CCS_CONFIG_FILE"  # the old name of <PREFIX>CONFIG_FILE
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
 _VALUED = (argparse._StoreAction, argparse._AppendAction)
@@ -53,16 +67,35 @@ class Resolved:
     config_file: Path | None = None
 
 
-def env_name(option: str) -> str:
-    """``--join-token`` -> ``CCS_JOIN_TOKEN``."""
-    return ENV_PREFIX + option.lstrip("-").upper().replace("-", "_")
+def env_name(option: str, prefix: str = ENV_PREFIX) -> str:
+    """``--join-token`` -> ``CCS_AGENT_JOIN_TOKEN`` with ``prefix`` ``CCS_AGENT_`` (default: the
+    old name, ``CCS_JOIN_TOKEN``)."""
+    return prefix + option.lstrip("-").upper().replace("-", "_")
 
 
-def add_config_option(parser: argparse.ArgumentParser) -> None:
+def add_config_option(parser: argparse.ArgumentParser, prefix: str) -> None:
     parser.add_argument(
         "--config", type=Path, metavar="FILE",
-        help=f"TOML file of options (key = the option without '--'; also ${CONFIG_ENV}); every option "
-        f"is also read from ${ENV_PREFIX}<OPTION>; precedence: flag > environment > file > default")
+        help=f"TOML file of options (key = the option without '--'; also ${prefix}CONFIG_FILE); every option "
+        f"is also read from ${prefix}<OPTION>; precedence: flag > environment > file > default")
+
+
+def _env(env: Mapping[str, str], new: str, old: str, program: str, warn: Callable[[str], None]) -> str | None:
+    """The value of ``new``, else of the deprecated ``old`` name; a warning for any use of ``old``."""
+    if new in env:
+        if old in env and old != new:
+            warn(f"{program}: {old} is deprecated and was not used: {new} is set (the {old} name is shared "
+                 "with the ccs CLI or the other daemon)")
+        return env[new]
+    if old in env and old != new:
+        warn(f"{program}: {old} is deprecated (the name is shared with the ccs CLI or the other daemon); "
+             f"use {new}")
+        return env[old]
+    return None
+
+
+def _stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _long(action: argparse.Action) -> str | None:
@@ -152,11 +185,16 @@ def parse(
     argv: list[str] | None = None,
     env: Mapping[str, str] | None = None,
     *,
+    prefix: str,
+    program: str,
     secret: Iterable[str] = (),
     extra_keys: Iterable[str] = (),
+    warn: Callable[[str], None] = _stderr,
 ) -> Resolved:
     """Parse ``argv`` with ``parser`` (which has ``add_config_option``), filling every option
-    not on the command line from ``env`` (default: ``os.environ``), then from the config file.
+    not on the command line from ``env`` (default: ``os.environ``): ``<prefix><OPTION>``, else
+    the deprecated ``CCS_<OPTION>`` (``warn`` says so, on stderr by default; ``program`` names
+    the reader), then from the config file.
 
     ``secret``: option names (``join-token``) whose values never appear in errors.
     ``extra_keys``: file keys accepted without effect here because another command reading the
@@ -167,8 +205,9 @@ def parse(
     given = _given(parser, argv)
     ns = parser.parse_args(argv)
     config_file = given.get("config")
-    if config_file is None and env.get(CONFIG_ENV):
-        config_file = Path(env[CONFIG_ENV])
+    if config_file is None:
+        named = _env(env, f"{prefix}CONFIG_FILE", CONFIG_ENV, program, warn)
+        config_file = Path(named) if named else None
     covered = options(parser)
     try:
         data = _load(config_file) if config_file is not None else {}
@@ -182,9 +221,11 @@ def parse(
         for name, action in covered:
             if action.dest in given:
                 continue
-            var = env_name(name)
-            if var in env:
-                setattr(ns, action.dest, _from_env(action, env[var], var, name in secrets))
+            var, old = env_name(name, prefix), env_name(name)
+            raw = _env(env, var, old, program, warn)
+            if raw is not None:
+                var = var if var in env else old
+                setattr(ns, action.dest, _from_env(action, raw, var, name in secrets))
                 sources[name] = f"env {var}"
             elif name in data:
                 where = f"--config {config_file}: {name}"

@@ -70,13 +70,15 @@ class Containers:
         application: str = "",
         service: str = "",
         node: str = "",
+        name: str = "",
         page_size: int = 0,
     ) -> Listing[resources_pb2.Container]:
-        """Containers of the cluster, optionally filtered (``service`` needs ``application``)."""
+        """Containers of the cluster, optionally filtered (``service`` needs ``application``);
+        ``name`` picks the container of that name, matched on the server (only it comes back)."""
 
         async def page(token: str) -> api_pb2.ListContainersResponse:
             req = api_pb2.ListContainersRequest(
-                cluster=cluster, application=application, service=service, node=node,
+                cluster=cluster, application=application, service=service, node=node, name=name,
                 page_size=page_size, page_token=token,
             )
             return await self._t.unary(

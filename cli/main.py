@@ -30,6 +30,7 @@ from cli.commands import (
     service,
     token,
     trigger,
+    whoami,
 )
 from cli.commands import app as app_cmd
 from cli.session import Session
@@ -106,6 +107,7 @@ app.command("exec", context_settings={"allow_interspersed_args": False})(contain
 app.command("events")(events.events)
 app.command("login")(login.login)
 app.command("version")(about.version_command)
+app.command("whoami")(whoami.whoami_command)
 
 
 def main() -> None:

@@ -129,17 +129,23 @@ class Session:
 
     def cluster(self, flag: str | None) -> str:
         """The -c flag, else the context's cluster, else a usage error."""
+        found = self.cluster_or_none(flag)
+        if found:
+            return found
+        raise typer.BadParameter(
+            "required: the context sets no default cluster", param_hint="'-c' / '--cluster'"
+        )
+
+    def cluster_or_none(self, flag: str | None) -> str:
+        """The -c flag, else the context's cluster, else "" (for a command where none is a
+        valid answer: ``ccs whoami``)."""
         if flag:
             return flag
         try:
             ctx = self._context()
         except ConfigError as exc:
             fail(str(exc))
-        if ctx is not None and ctx.cluster:
-            return ctx.cluster
-        raise typer.BadParameter(
-            "required: the context sets no default cluster", param_hint="'-c' / '--cluster'"
-        )
+        return ctx.cluster if ctx is not None and ctx.cluster else ""
 
     def run(self, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
         """Run ``fn`` with a connected client; SDK, config and template errors become one

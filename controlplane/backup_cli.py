@@ -3,7 +3,7 @@
 
 They take the server's options that locate etcd and the keys (``--state-dir``, ``--etcd``,
 ``--embedded-etcd-port``, the etcd TLS files, the key files), by the same rule as the server
-(flag > ``CCS_<OPTION>`` > ``--config`` file > default, ``ccs.option_sources``), so a host set up
+(flag > ``CCS_SERVER_<OPTION>`` > ``--config`` file > default, ``ccs.option_sources``), so a host set up
 with ``/etc/ccs/server.env`` or a config file backs up the etcd its server uses without
 repeating them. Keys of the server's config file that these commands do not use are accepted
 (the file is the server's); keys the server does not know are refused.
@@ -29,7 +29,7 @@ COMMANDS = ("backup", "restore")
 
 
 def _common(p: argparse.ArgumentParser, state_dir: Path) -> None:
-    option_sources.add_config_option(p)
+    option_sources.add_config_option(p, option_sources.SERVER_PREFIX)
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--state-dir", type=Path, default=state_dir,
                    help=f"the server's state directory (default {state_dir})")
@@ -116,5 +116,6 @@ def _restore(a: argparse.Namespace) -> int:
 def main(command: str, argv: list[str], *, state_dir: Path, server_keys: Iterable[str],
          env: Mapping[str, str] | None = None) -> int:
     p = build_parser(command, state_dir)
-    a = option_sources.parse(p, argv, env, extra_keys=server_keys).namespace
+    a = option_sources.parse(p, argv, env, prefix=option_sources.SERVER_PREFIX, program=f"ccs-server {command}",
+                             extra_keys=server_keys).namespace
     return _backup(a) if command == "backup" else _restore(a)

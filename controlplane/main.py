@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Also: ccs-server backup FILE, ccs-server restore FILE (see their --help).",
     )
     p.add_argument("--version", action="version", version=f"ccs-server {version()}")
-    option_sources.add_config_option(p)
+    option_sources.add_config_option(p, option_sources.SERVER_PREFIX)
     p.add_argument(
         "--listen",
         default="0.0.0.0:7443",
@@ -128,10 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> ServerOptions:
-    """The options from the command line, then ``CCS_<OPTION>`` variables, then ``--config``'s
+    """The options from the command line, then ``CCS_SERVER_<OPTION>`` variables, then ``--config``'s
     file (``ccs.option_sources``); each checked, naming the option."""
     p = build_parser()
-    resolved = option_sources.parse(p, argv, env)
+    resolved = option_sources.parse(p, argv, env, prefix=option_sources.SERVER_PREFIX, program="ccs-server")
     a = resolved.namespace
     if a.etcd_max_txn_ops < 128:
         p.error("--etcd-max-txn-ops: must be at least 128, etcd's default (reconcilers write up to "

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PATH="$ROOT/.venv/bin:$PATH"
-STATE=${CCS_STATE_DIR:-/var/lib/ccs}
+STATE=${CCS_SERVER_STATE_DIR:-/var/lib/ccs}  # the server's own name: CCS_STATE_DIR was read by the agent too
 LOG=${CCS_LOG_DIR:-/var/log}
 
 bash deploy/install.sh --no-dev
@@ -36,7 +36,7 @@ if ! pgrep -f "ccs-agent .*--name $(hostname)" >/dev/null; then
   # loopback only; on a real node, leave them out (the agent uses the address it reaches the
   # server from, and the router listens on every address). The token goes in the environment,
   # not on the command line, where every local user would see it in ps.
-  CCS_JOIN_TOKEN="$TOKEN" setsid ccs-agent --name "$(hostname)" --address 127.0.0.1 --router-bind 127.0.0.1 \
+  CCS_AGENT_JOIN_TOKEN="$TOKEN" setsid ccs-agent --name "$(hostname)" --address 127.0.0.1 --router-bind 127.0.0.1 \
     --log-format json >>"$LOG/ccs-agent.log" 2>&1 < /dev/null &
 fi
 for _ in $(seq 1 80); do

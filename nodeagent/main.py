@@ -54,13 +54,13 @@ SECRET_OPTIONS = frozenset({"join-token"})
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ccs-agent", description="The ccs node agent.")
     p.add_argument("--version", action="version", version=f"ccs-agent {version()}")
-    option_sources.add_config_option(p)
+    option_sources.add_config_option(p, option_sources.AGENT_PREFIX)
     p.add_argument("--server", help="host:port of the ccs API servers, comma-separated (a:7443,b:7443): the agent "
                    "fails over among them, then the join token's, and learns the others from the server "
                    "(default: the join token's servers, else the current client context)")
     p.add_argument("--join-token", help="the cluster's join token (needed on first start only); it carries the "
                    "fingerprint of the CA the server must show before the token is sent; prefer "
-                   "CCS_JOIN_TOKEN or the config file: a flag shows in ps")
+                   "CCS_AGENT_JOIN_TOKEN or the config file: a flag shows in ps")
     p.add_argument("--insecure", action="store_true",
                    help="plaintext and a bearer credential, for a server started with --insecure (development)")
     p.add_argument("--docker-host", help="Docker Engine URL (default: DOCKER_HOST or the local socket)")
@@ -242,7 +242,8 @@ async def _serve(agent: Agent) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    resolved = option_sources.parse(build_parser(), argv, secret=SECRET_OPTIONS)
+    resolved = option_sources.parse(build_parser(), argv, prefix=option_sources.AGENT_PREFIX, program="ccs-agent",
+                                    secret=SECRET_OPTIONS)
     args = resolved.namespace
     log_setup.setup(args.log_level, args.log_format)
     log = structlog.get_logger("ccs.agent")

@@ -25,6 +25,7 @@ from ccs.v1 import api_pb2, resources_pb2
 __all__ = ["AppsFake"]
 
 R = resources_pb2
+CONTAINER_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")  # the server's bound (controlplane.api.object_names)
 STRATEGIES = ("", "rolling", "blue-green", "canary")
 
 
@@ -341,12 +342,20 @@ class AppsFake(ReleasesFake):
         if request.node and (request.offset or request.with_total):
             await fail(context, grpc.StatusCode.INVALID_ARGUMENT, "node: not with offset or with_total (they "
                        "count keys; a container's node is in its record)")
+        if request.name and not CONTAINER_NAME.fullmatch(request.name):
+            await fail(context, grpc.StatusCode.INVALID_ARGUMENT,
+                       f"name: {request.name!r} is not a container name (like web-1-3f9a2b7c)")
+        if request.name and (request.offset or request.with_total):
+            await fail(context, grpc.StatusCode.INVALID_ARGUMENT, "name: not with offset or with_total (they "
+                       "count keys; the name is matched in each record)")
         items = [c for c in self._items("container", request.cluster)
                  if (not request.application or c.application == request.application)
-                 and (not request.service or c.service == request.service)
-                 and (not request.node or c.node == request.node)]
+                 and (not request.service or c.service == request.service)]
         token = str(request.offset) if request.offset else request.page_token
         page, nxt = await self._page(context, items, request.page_size, token)
+        # node and name are matched after the page is cut, as the server does (a page may hold none)
+        page = [c for c in page if (not request.node or c.node == request.node)
+                and (not request.name or c.meta.name == request.name)]
         return api_pb2.ListContainersResponse(containers=page, next_page_token=nxt, revision=self.revision,
                                               total=len(items) if request.with_total else 0)
 

@@ -600,7 +600,7 @@ class GetContainerRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListContainersRequest(_message.Message):
-    __slots__ = ("cluster", "application", "service", "node", "page_size", "page_token", "offset", "with_total")
+    __slots__ = ("cluster", "application", "service", "node", "page_size", "page_token", "offset", "with_total", "name")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
@@ -609,6 +609,7 @@ class ListContainersRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     WITH_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     application: str
     service: str
@@ -617,7 +618,8 @@ class ListContainersRequest(_message.Message):
     page_token: str
     offset: int
     with_total: bool
-    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., offset: _Optional[int] = ..., with_total: _Optional[bool] = ...) -> None: ...
+    name: str
+    def __init__(self, cluster: _Optional[str] = ..., application: _Optional[str] = ..., service: _Optional[str] = ..., node: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., offset: _Optional[int] = ..., with_total: _Optional[bool] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListContainersResponse(_message.Message):
     __slots__ = ("containers", "next_page_token", "revision", "total")

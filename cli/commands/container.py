@@ -76,7 +76,7 @@ def ls(
 async def named(cl: AsyncClient, cluster: str, name: str) -> resources_pb2.Container:
     """One container by its name alone (names are unique in a cluster), as listed; NotFound
     naming it. The one lookup of ``ccs container get``, ``ccs logs CONTAINER`` and ``ccs exec``."""
-    found = [x for x in await cl.containers.list(cluster) if x.meta.name == name]
+    found = await cl.containers.list(cluster, name=name)  # matched by the server: only it comes back
     if not found:
         raise errors.NotFound(f"container {name!r} not found in cluster {cluster!r}")
     return found[0]

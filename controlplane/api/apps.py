@@ -15,7 +15,7 @@ from controlplane.api.app_diff import diff_application
 from controlplane.api.app_policy import check_policy
 from controlplane.api.app_specs import TemplateCache, resolve, resolve_all, same_template, stored_app
 from controlplane.api.app_update import UpdateSeen, apply_update, check_fits, new_service, snapshot, template_digest
-from controlplane.api.cached_lists import bounded, cached_page
+from controlplane.api.cached_lists import bounded, list_page
 from controlplane.api.common import CacheReader, read_modify_write
 from controlplane.api.image_pins import ImagePinner
 from controlplane.api.networks import check_external, guard_networks, refusal_for
@@ -159,19 +159,10 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         self, request: api_pb2.ListApplicationsRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListApplicationsResponse:
         cluster = check_name("cluster", request.cluster)
-        page = await cached_page(
-            self.cache, cluster, ("cluster", cluster), keys.apps(cluster),
+        page = await list_page(
+            self.cache, cluster, ("cluster", cluster), keys.apps(cluster), pb.Application,
             lambda state: bounded(((keys.app(cluster, n), a) for n, a in state.apps.items()), len(state.apps)),
             page_size=request.page_size, page_token=request.page_token)
-        if page is None:
-            await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
-            page = await reads.list_page(
-                self.etcd,
-                keys.apps(cluster),
-                pb.Application,
-                page_size=request.page_size,
-                page_token=request.page_token,
-            )
         return api_pb2.ListApplicationsResponse(
             applications=page.items, next_page_token=page.next_page_token, revision=page.revision
         )

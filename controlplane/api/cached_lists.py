@@ -28,17 +28,24 @@ cannot tell the two paths apart, and so that a page token of one path works on t
 
 A write made through *another* API server can be missed for the watch delay (milliseconds),
 as for gets; the ``revision`` returned says which snapshot the page is.
+
+:func:`list_page` is the one entry the list servicers call: it picks the path (the cache, else
+etcd after the parent check; etcd alone for a page by ``offset`` or one ``with_total``, which
+count keys: the cache would walk the whole list for the same answer), so the rule "answer from
+the cache, else etcd, with the same answer" is written once.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from google.protobuf.message import Message
 
+from ccs.v1 import resources_pb2 as pb
 from controlplane.store import NotFound, keys, reads
 
 if TYPE_CHECKING:
@@ -47,13 +54,73 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=Message)
 
+#: The record a list's prefix belongs under: it must exist, or the list is NotFound.
+Parent = tuple[Literal["cluster", "application"], str]
+
 #: Records a page may scan in the cache; a larger set is listed by etcd (see the module doc).
 MAX_SCAN = 20_000
+
+
+@dataclass
+class Listing(reads.Page[M]):
+    """A page, and the number of records under the prefix at its revision when asked for
+    (``with_total``; else 0)."""
+
+    total: int = 0
+
+
+async def list_page(
+    cache: CacheReader,
+    cluster: str,
+    parent: Parent,
+    prefix: str,
+    cls: type[M],
+    entries: Callable[[ClusterState], Iterable[tuple[str, M]] | None],
+    *,
+    page_size: int,
+    page_token: str,
+    keep: Callable[[M], bool] | None = None,
+    offset: int = 0,
+    with_total: bool = False,
+) -> Listing[M]:
+    """The page a list request asks for: from the cache when it answers exactly
+    (:func:`cached_page`), else from etcd, the parent checked first. A page by ``offset`` or
+    one ``with_total`` is read from etcd alone: it reads only the page's records and counts
+    keys, where the cache would walk the whole list. ``keep`` filters after the cut on either
+    path; it cannot go with ``offset``/``with_total`` (they count keys, not kept records: the
+    servicer refuses that request, naming its field)."""
+    if offset or with_total:
+        if keep is not None:
+            raise ValueError("keep: not with offset or with_total (they count keys)")
+        await _check_parent(cache, cluster, parent)
+        if offset:
+            page = await reads.page_at(cache.etcd, prefix, cls, offset=offset, page_size=page_size)
+        else:
+            page = await reads.list_page(cache.etcd, prefix, cls, page_size=page_size, page_token=page_token)
+        total = await cache.etcd.count(prefix, page.revision) if with_total else 0
+        return Listing(page.items, page.next_page_token, page.revision, total)
+    cached = await cached_page(cache, cluster, parent, prefix, entries, page_size=page_size,
+                               page_token=page_token, keep=keep)
+    if cached is None:
+        await _check_parent(cache, cluster, parent)
+        cached = await reads.list_page(cache.etcd, prefix, cls, page_size=page_size, page_token=page_token,
+                                       keep=keep)
+    return Listing(cached.items, cached.next_page_token, cached.revision)
+
+
+async def _check_parent(cache: CacheReader, cluster: str, parent: Parent) -> None:
+    """NotFound (or Corrupt naming the key) unless the list's parent record is in etcd."""
+    kind, name = parent
+    if kind == "application":
+        await reads.get(cache.etcd, keys.app(cluster, name), pb.Application, "application", name)
+    else:
+        await reads.get(cache.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
+
 
 async def cached_page(
     cache: CacheReader,
     cluster: str,
-    parent: tuple[Literal["cluster", "application"], str],
+    parent: Parent,
     prefix: str,
     entries: Callable[[ClusterState], Iterable[tuple[str, M]] | None],
     *,

@@ -27,8 +27,8 @@ import grpc
 from ccs.v1 import agent_pb2, api_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.object_names import check_container_name, check_service_name
-from controlplane.dispatcher.exec_relay import AgentTooOld, ClientTooSlow, ExecFailed, ExecLine
-from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
+from controlplane.dispatcher.exec_relay import AgentTooOld, ExecFailed, ExecLine
+from controlplane.dispatcher.logs_relay import AgentNotConnected, ClientTooSlow, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument
 from controlplane.names import check_name
 from controlplane.store import keys, reads

@@ -9,7 +9,7 @@ import grpc
 from ccs.labels import apply_label_changes
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.cached_lists import bounded, cached_page
+from controlplane.api.cached_lists import bounded, list_page
 from controlplane.api.common import CacheReader, read_modify_write
 from controlplane.api.node_prune import prune_node
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
@@ -51,20 +51,11 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         self, request: api_pb2.ListNodesRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListNodesResponse:
         cluster = check_name("cluster", request.cluster)
-        page = await cached_page(
-            self.cache, cluster, ("cluster", cluster), keys.nodes(cluster),
+        page = await list_page(
+            self.cache, cluster, ("cluster", cluster), keys.nodes(cluster), pb.Node,
             lambda state: bounded(((keys.node(cluster, n), node) for n, node in state.nodes.items()),
                                   len(state.nodes)),
             page_size=request.page_size, page_token=request.page_token)
-        if page is None:
-            await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
-            page = await reads.list_page(
-                self.etcd,
-                keys.nodes(cluster),
-                pb.Node,
-                page_size=request.page_size,
-                page_token=request.page_token,
-            )
         return api_pb2.ListNodesResponse(
             nodes=page.items, next_page_token=page.next_page_token, revision=page.revision
         )

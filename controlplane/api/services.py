@@ -10,12 +10,12 @@ import grpc
 
 from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
-from controlplane.api.cached_lists import bounded, cached_page
+from controlplane.api.cached_lists import bounded, list_page
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.container_exec import exec_stream
 from controlplane.api.object_names import check_container_name, check_service_name
 from controlplane.dispatcher.hub import AssignmentHub
-from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
+from controlplane.dispatcher.logs_relay import AgentNotConnected, ClientTooSlow, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import ClusterState, Informer
 from controlplane.names import check_name
@@ -55,24 +55,12 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
     ) -> api_pb2.ListServicesResponse:
         cluster = check_name("cluster", request.cluster)
         app = check_name("application", request.application) if request.application else None
-        prefix = keys.services(cluster, app)
-        page = await cached_page(
-            self.cache, cluster, ("application", app) if app else ("cluster", cluster), prefix,
+        page = await list_page(
+            self.cache, cluster, ("application", app) if app else ("cluster", cluster), keys.services(cluster, app),
+            pb.Service,
             lambda state: bounded(((keys.service(cluster, a, n), svc) for (a, n), svc in state.services.items()
                                    if app is None or a == app), len(state.services)),
             page_size=request.page_size, page_token=request.page_token)
-        if page is None:
-            if app:
-                await reads.get(self.etcd, keys.app(cluster, app), pb.Application, "application", app)
-            else:
-                await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
-            page = await reads.list_page(
-                self.etcd,
-                prefix,
-                pb.Service,
-                page_size=request.page_size,
-                page_token=request.page_token,
-            )
         return api_pb2.ListServicesResponse(
             services=page.items, next_page_token=page.next_page_token, revision=page.revision
         )
@@ -162,32 +150,20 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         if request.node and (request.offset or request.with_total):
             raise InvalidArgument("node", "not with offset or with_total (they count keys; a container's node "
                                           "is in its record)")
+        name = check_container_name("name", request.name) if request.name else ""
+        if name and (request.offset or request.with_total):
+            raise InvalidArgument("name", "not with offset or with_total (they count keys; the name is matched "
+                                          "in each record)")
         node, prefix = request.node, keys.containers(cluster, app, svc)
-        keep = (lambda c: c.node == node) if node else None
-        total = 0
-        if request.offset or request.with_total:
-            # A view's page by position, with the count: etcd reads only the page's records and
-            # counts keys (the cache would walk the whole list for the same answer).
-            await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
-            if request.offset:
-                page = await reads.page_at(self.etcd, prefix, pb.Container, offset=request.offset,
-                                           page_size=request.page_size)
-            else:
-                page = await reads.list_page(self.etcd, prefix, pb.Container, page_size=request.page_size,
-                                             page_token=request.page_token)
-            total = await self.etcd.count(prefix, page.revision) if request.with_total else 0
-        else:
-            cached = await cached_page(
-                self.cache, cluster, ("cluster", cluster), prefix,
-                lambda state: _containers(state, cluster, app, svc),
-                page_size=request.page_size, page_token=request.page_token, keep=keep)
-            if cached is None:
-                await reads.get(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
-                cached = await reads.list_page(self.etcd, prefix, pb.Container, page_size=request.page_size,
-                                               page_token=request.page_token, keep=keep)
-            page = cached
+        keep = ((lambda c: (not node or c.node == node) and (not name or c.meta.name == name))
+                if node or name else None)
+        page = await list_page(
+            self.cache, cluster, ("cluster", cluster), prefix, pb.Container,
+            lambda state: _containers(state, cluster, app, svc),
+            page_size=request.page_size, page_token=request.page_token, keep=keep,
+            offset=request.offset, with_total=request.with_total)
         return api_pb2.ListContainersResponse(
-            containers=page.items, next_page_token=page.next_page_token, revision=page.revision, total=total
+            containers=page.items, next_page_token=page.next_page_token, revision=page.revision, total=page.total
         )
 
     async def Exec(
@@ -245,7 +221,7 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
                 if item is None:
                     running -= 1
                 elif isinstance(item, Exception):
-                    if isinstance(item, AgentNotConnected):
+                    if isinstance(item, AgentNotConnected | ClientTooSlow):
                         raise FailedPrecondition(str(item)) from item
                     raise item
                 else:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ccs.v1 import agent_pb2
 
-from .logs_relay import AgentNotConnected, Inbox, LogBroker
+from .logs_relay import AgentNotConnected, ClientTooSlow, Inbox, LogBroker
 
 #: Pieces of one session's input (each at most 64 KiB, container_exec.MAX_STDIN_CHUNK) in the outbox.
 INPUT_IN_FLIGHT = 16
@@ -49,10 +49,6 @@ class ExecFailed(Exception):
         return self.message
 
 
-class ClientTooSlow(Exception):
-    """The client left the command's output unread past :data:`OUTPUT_BACKLOG`: the session was ended."""
-
-
 class ExecLine:
     """One session on a node's channel: `send` input, iterate output chunks until the end."""
 
@@ -62,7 +58,9 @@ class ExecLine:
             raise AgentTooOld(f"the agent of node {node!r} is too old to run exec sessions; upgrade it")
         self._chan, self._node = chan, node
         self.rid = uuid.uuid4().hex
-        self._queue = Inbox(OUTPUT_BACKLOG)
+        self._queue = Inbox(OUTPUT_BACKLOG, too_slow=(
+            f"the client did not read the output: {OUTPUT_BACKLOG} pieces (up to {OUTPUT_BACKLOG * 64} KiB) "
+            "waited unread, so the session was ended"))
         self._credit = asyncio.Semaphore(INPUT_IN_FLIGHT)
         chan.pending[self.rid] = self._queue
         chan.input_sent[self.rid] = self._credit.release

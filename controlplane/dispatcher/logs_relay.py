@@ -5,6 +5,15 @@ session is on (``nodeagent.logs_fanout`` says why that design), so whichever rep
 ``ContainerService.Logs`` call reaches has the agents on the line: it finds the agents that run
 the containers, sends each a ``LogRequest`` with a fresh request id, and merges the chunks that
 come back. A replica an agent cannot reach answers FAILED_PRECONDITION naming the node.
+
+Every request's chunks wait here for their reader in a bounded :class:`Inbox`: the node's one
+stream carries all its requests, so it cannot be held up for one slow client, and buffering
+without a bound would let a client that does not read grow the server's memory without end.
+A logs request holds at most :data:`LOGS_BACKLOG_BYTES`; a reader that falls further behind has
+its request ended with :class:`ClientTooSlow` (exit 5 in the CLI), after the lines already
+buffered. Ended, not thinned out with a "lines dropped" marker: logs are read as evidence, and
+a clear end says exactly where the reader stopped (``--since`` goes on from there), where a
+gap in the middle of a stream is easy to miss.
 """
 
 from __future__ import annotations
@@ -17,18 +26,48 @@ from dataclasses import dataclass, field
 
 from ccs.v1 import agent_pb2
 
+#: Bytes of one logs request's lines that may wait for a reader (each chunk also counts
+#: ``CHUNK_OVERHEAD``, so a log of many short lines is bounded too): about a minute of a busy
+#: service's output, and room for a reader that is briefly slower than the node.
+LOGS_BACKLOG_BYTES = 8 * 1024 * 1024
+#: What a waiting chunk costs beyond its data (the message object and the queue's slot).
+CHUNK_OVERHEAD = 256
+
+
+class ClientTooSlow(Exception):
+    """The client left a request's chunks unread past its inbox's bound: the request was ended."""
+
 
 class Inbox(asyncio.Queue[agent_pb2.LogChunk]):
-    """One request's chunks from the agent. With a ``limit`` (exec sessions) it never holds
-    more: when its reader falls that far behind, the request is ended (:func:`deliver`) and
-    ``overflowed`` says why. A logs request has none: its chunks are still buffered here for a
-    slow reader (a bound would end a slow reader's ``ccs logs`` of a large log: a new refusal,
-    left for a change of its own)."""
+    """One request's chunks from the agent, bounded by ``limit`` chunks (exec sessions) or
+    ``max_bytes`` (logs: their chunks are lines of any length). When the reader falls that far
+    behind, the request is ended (:func:`deliver`) and ``overflowed`` says why: ``too_slow``
+    with the bound filled in."""
 
-    def __init__(self, limit: int = 0) -> None:
+    def __init__(self, limit: int = 0, *, max_bytes: int = 0, too_slow: str = "") -> None:
         super().__init__()  # unbounded as a queue: the place for the end is always there
-        self.limit = limit
+        self.limit, self.max_bytes, self.too_slow = limit, max_bytes, too_slow
+        self.held = 0  # bytes waiting, as ``max_bytes`` counts them
         self.overflowed = ""
+
+    def fits(self, chunk: agent_pb2.LogChunk) -> bool:
+        """Whether ``chunk`` may wait too (one chunk always may, whatever its size)."""
+        if self.limit and self.qsize() >= self.limit:
+            return False
+        return not self.max_bytes or self.qsize() == 0 or self.held + _weight(chunk) <= self.max_bytes
+
+    def put_nowait(self, item: agent_pb2.LogChunk) -> None:
+        super().put_nowait(item)
+        self.held += _weight(item)
+
+    def get_nowait(self) -> agent_pb2.LogChunk:  # asyncio.Queue.get ends here too
+        item = super().get_nowait()
+        self.held -= _weight(item)
+        return item
+
+
+def _weight(chunk: agent_pb2.LogChunk) -> int:
+    return len(chunk.data) + CHUNK_OVERHEAD
 
 
 @dataclass(eq=False)
@@ -43,20 +82,19 @@ class Channel:
 
 
 def deliver(chan: Channel, chunk: agent_pb2.LogChunk) -> None:
-    """Give ``chunk`` to its request. A request whose reader holds ``limit`` chunks unread is
-    ended instead: forgotten here, cancelled on the agent (which kills an exec's command), and
-    its reader gets what was buffered, then the end with the reason. One slow client thus
+    """Give ``chunk`` to its request. A request whose reader left its inbox full is ended
+    instead: forgotten here, cancelled on the agent (which kills an exec's command), and its
+    reader gets what was buffered, then the end with the reason. One slow client thus
     costs bounded memory and never stalls the node's other requests (one stream carries them)."""
     q = chan.pending.get(chunk.request_id)
     if q is None:
         return
-    if not q.limit or q.qsize() < q.limit:
+    if q.fits(chunk):
         q.put_nowait(chunk)
         return
     chan.pending.pop(chunk.request_id, None)
     chan.input_sent.pop(chunk.request_id, None)
-    q.overflowed = (f"the client did not read the output: {q.limit} pieces (up to {q.limit * 64} KiB) waited "
-                    "unread, so the session was ended")
+    q.overflowed = q.too_slow or "the client did not read what was sent, so the request was ended"
     q.put_nowait(agent_pb2.LogChunk(request_id=chunk.request_id, eof=True, error=q.overflowed))
     chan.outbox.put_nowait(agent_pb2.LogRequest(request_id=chunk.request_id, cancel=True))
 
@@ -121,7 +159,9 @@ class LogBroker:
     ) -> AsyncIterator[bytes]:
         chan = self.channel(cluster, node)
         rid = uuid.uuid4().hex
-        q = Inbox()
+        q = Inbox(max_bytes=LOGS_BACKLOG_BYTES, too_slow=(
+            f"the client did not read the logs: {LOGS_BACKLOG_BYTES // (1024 * 1024)} MiB waited unread, so the "
+            "stream was ended (go on from the last line read with --since)"))
         chan.pending[rid] = q
         chan.outbox.put_nowait(agent_pb2.LogRequest(
             request_id=rid, container_id=container_id, follow=follow, tail=tail, since=since))
@@ -130,6 +170,8 @@ class LogBroker:
                 chunk = await q.get()
                 if chunk.data:
                     yield chunk.data
+                if chunk.eof and q.overflowed:
+                    raise ClientTooSlow(q.overflowed)
                 if chunk.error:
                     raise AgentNotConnected(chunk.error)
                 if chunk.eof:

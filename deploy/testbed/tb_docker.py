@@ -159,22 +159,49 @@ def start_and_wait_dockerd(host: HostLayout) -> None:
 def remove_orphan_bridges(host: HostLayout) -> list[str]:
     """With the host's dockerd stopped and its network store gone: delete every Docker user
     bridge (``br-<id>``) in the host's namespace and every iptables rule that names one; the
-    names removed. docker0 is the engine's own and is made again at start either way."""
+    names removed. docker0 is the engine's own and is made again at start either way. The
+    reading of the commands' output is :func:`user_bridges` and :func:`rules_naming` (pure)."""
     ns = str(host.netns_path)
-    links = run(["ip", "-n", host.netns, "-o", "link", "show", "type", "bridge"]).stdout
-    bridges = sorted({line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
-                      if line.split(":")[1].strip().startswith("br-")})
+    bridges = user_bridges(run(["ip", "-n", host.netns, "-o", "link", "show", "type", "bridge"]).stdout)
     if not bridges:
         return []
     for table in ("nat", "filter"):
         dump = run(["nsenter", f"--net={ns}", "--", "iptables-save", "-t", table]).stdout
-        for line in dump.splitlines():
-            words = shlex.split(line)  # a comment may hold spaces in quotes
-            if line.startswith("-A ") and any(w in bridges for w in words):
-                run(["nsenter", f"--net={ns}", "--", "iptables", "-t", table, "-D", *words[1:]], check=False)
+        for rule in rules_naming(dump, bridges):
+            run(["nsenter", f"--net={ns}", "--", "iptables", "-t", table, "-D", *rule], check=False)
     for name in bridges:
         run(["ip", "-n", host.netns, "link", "delete", name], check=False)
     return bridges
+
+
+def user_bridges(links: str) -> list[str]:
+    """The Docker user bridges (``br-<id>``) in ``ip -o link show type bridge`` output, sorted
+    and once each: ``N: NAME: <FLAGS> ...`` (``NAME@PEER`` for a link with a peer)."""
+    names = set()
+    for line in links.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) < 3:
+            continue  # not a link line (a blank line, a warning)
+        name = parts[1].strip().split("@")[0]
+        if name.startswith("br-"):
+            names.add(name)
+    return sorted(names)
+
+
+def rules_naming(dump: str, bridges: Sequence[str]) -> list[list[str]]:
+    """The rules of an ``iptables-save -t TABLE`` dump that name one of ``bridges`` as a whole
+    word (an interface match, ``-i``/``-o``, negated or not), each as the arguments after
+    ``-A`` that ``iptables -D`` takes. A bridge name inside a quoted comment, or one that only
+    begins with a bridge's name, is not matched."""
+    wanted = set(bridges)
+    out = []
+    for line in dump.splitlines():
+        if not line.startswith("-A "):
+            continue  # table, chain and COMMIT lines, comments
+        words = shlex.split(line)  # a comment may hold spaces in quotes
+        if wanted.intersection(words):
+            out.append(words[1:])
+    return out
 
 
 def stop_host(host: HostLayout) -> None:

@@ -62,3 +62,35 @@ async def test_offset_and_with_total_refuse_what_they_cannot_do(
         req = api_pb2.ListContainersRequest(cluster=unique, **fields)
         e = await error(t.unary(t.containers.ListContainers, req, api_pb2.ListContainersResponse))
         assert isinstance(e, ccs.InvalidArgument) and e.message == message, (fields, e)
+
+
+async def test_a_container_is_found_by_its_name_on_the_server(
+    client: ccs.AsyncClient, backend: Backend, unique: str
+) -> None:
+    """``name``: the server matches it, so only that container comes back (the CLI's lookup by
+    name read every container of the cluster before), on every page size; with the other
+    filters it narrows further; a bad name, or one with offset/with_total, is refused."""
+    names = await five_containers(client, backend, unique)
+    for size in (0, 1, 2):
+        found = await client.containers.list(unique, name=names[3], page_size=size)
+        assert [c.meta.name for c in found] == [names[3]], size
+    one = await client.containers.list(unique, name=names[3])
+    assert list(await client.containers.list(unique, application=one[0].application, name=names[3])) == list(one)
+    assert list(await client.containers.list(unique, application="other", name=names[3])) == []
+    assert list(await client.containers.list(unique, name="no-such-1-abc")) == []
+    t = raw(client, backend)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"name": "a/b"}, "name: 'a/b' is not a container name (like web-1-3f9a2b7c)"),
+        ({"name": names[0], "offset": 1}, "name: not with offset or with_total (they count keys; the name is "
+                                          "matched in each record)"),
+        ({"name": names[0], "with_total": True}, "name: not with offset or with_total (they count keys; the "
+                                                 "name is matched in each record)"),
+    ]
+    for fields, message in cases:
+        req = api_pb2.ListContainersRequest(cluster=unique, **fields)
+        e = await error(t.unary(t.containers.ListContainers, req, api_pb2.ListContainersResponse))
+        assert isinstance(e, ccs.InvalidArgument) and e.message == message, (fields, e)
+    page = await t.unary(t.containers.ListContainers,
+                         api_pb2.ListContainersRequest(cluster=unique, name=names[4], page_size=1),
+                         api_pb2.ListContainersResponse)
+    assert list(page.containers) == [] and page.next_page_token  # matched after the cut, as node is

@@ -70,14 +70,14 @@ def agent_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``ccs-agent`` joined with ``token`` to the server at ``server`` (host:port), JSON logs
     appended to ``log``, with its HAProxy router on ``router_port`` (none without one), at node
-    address ``address``; with ``token_in_env`` the token is in ``CCS_JOIN_TOKEN``, not a flag.
+    address ``address``; with ``token_in_env`` the token is in ``CCS_AGENT_JOIN_TOKEN``, not a flag.
     Its metrics on 127.0.0.1:``metrics_port`` (0: a free port, agents of one run must not share
     9465), HAProxy's exporter on ``router_metrics_port`` (0: none)."""
     router = ["--router-port", str(router_port)] if router_port is not None else ["--no-router"]
     router += ["--metrics-listen", f"127.0.0.1:{metrics_port}", "--router-metrics-port", str(router_metrics_port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCS_")}  # options by flag only
     if token_in_env:
-        env["CCS_JOIN_TOKEN"] = token
+        env["CCS_AGENT_JOIN_TOKEN"] = token
     joining = [] if token_in_env else ["--join-token", token]
     with log.open("ab") as out:  # the child has its own copy of the descriptor
         proc = subprocess.Popen(

@@ -1,5 +1,5 @@
 """A real ``ccs-agent`` as a service manager runs it: its join token only in the environment
-(``CCS_JOIN_TOKEN``), so ``ps`` does not show it, and its router on every address, so the node
+(``CCS_AGENT_JOIN_TOKEN``), so ``ps`` does not show it, and its router on every address, so the node
 answers on loopback too (real etcd, ``ccs-server``, Docker Engine and HAProxy).
 
 - Before: the agent read the token only from ``--join-token`` (a flag every local user sees in
@@ -79,7 +79,7 @@ def test_an_agent_joins_with_its_token_only_in_the_environment_and_ps_does_not_s
     assert agent.token.encode() in Path(f"/proc/{agent.pid}/environ").read_bytes()
     text = agent.log.read_text()
     assert agent.token not in text  # nor in its log, which names where the option came from
-    assert '"join-token": "env CCS_JOIN_TOKEN"' in text
+    assert '"join-token": "env CCS_AGENT_JOIN_TOKEN"' in text
 
 
 def test_the_router_listens_on_every_address_and_answers_on_loopback(agent: Agent) -> None:

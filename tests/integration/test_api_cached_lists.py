@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -21,13 +21,14 @@ from google.protobuf.message import Message
 
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
+from controlplane.api import cached_lists
 from controlplane.api.apps import ApplicationServicer
 from controlplane.api.common import CacheReader
 from controlplane.api.nodes import NodeServicer
 from controlplane.api.services import ContainerServicer, ServiceServicer
 from controlplane.dispatcher.logs_relay import LogBroker
-from controlplane.informer import Informer
-from controlplane.store import keys, reads
+from controlplane.informer import ClusterState, Informer
+from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 from tests.conftest import EtcdProc, start_etcd
@@ -205,9 +206,10 @@ def requests(cluster: str) -> list[tuple[str, Request]]:
         return lambda s, t: s.services.ListServices(
             api_pb2.ListServicesRequest(cluster=cluster, application=app, page_size=size, page_token=t), CONTEXT)
 
-    def containers(app: str, svc: str, node: str, size: int) -> Request:
+    def containers(app: str, svc: str, node: str, size: int, name: str = "") -> Request:
         return lambda s, t: s.containers.ListContainers(api_pb2.ListContainersRequest(
-            cluster=cluster, application=app, service=svc, node=node, page_size=size, page_token=t), CONTEXT)
+            cluster=cluster, application=app, service=svc, node=node, name=name, page_size=size, page_token=t),
+            CONTEXT)
 
     def nodes(size: int) -> Request:
         return lambda s, t: s.nodes.ListNodes(
@@ -224,6 +226,10 @@ def requests(cluster: str) -> list[tuple[str, Request]]:
                                ("a-b", "y", "n1"), ("", "x", ""), ("none", "", ""), ("a", "none", "")):
             out.append((f"containers app={app} service={svc} node={node} size={size}",
                         containers(app, svc, node, size)))
+        for app, name, node in (("", "x-y-1", ""), ("a", "w-2", ""), ("b", "x-y-1", ""), ("", "x-1", "n2"),
+                                ("", "none-0", "")):
+            out.append((f"containers app={app} name={name} node={node} size={size}",
+                        containers(app, "", node, size, name)))
         out.append((f"nodes size={size}", nodes(size)))
         out.append((f"apps size={size}", apps(size)))
     out.append(("services size=-1", services("", -1)))
@@ -341,3 +347,42 @@ async def test_what_the_cache_cannot_answer_exactly_is_answered_by_etcd(world: W
     bad_cluster = await outcome(world.cached.nodes.ListNodes(request2, CONTEXT))
     assert bad_cluster == await outcome(world.direct.nodes.ListNodes(request2, CONTEXT))
     assert bad_cluster[1] == grpc.StatusCode.DATA_LOSS
+
+
+async def test_the_one_list_helper_takes_the_cache_or_etcd_and_counts_from_etcd(world: World, unique: str) -> None:
+    """:func:`cached_lists.list_page`, the helper every list servicer calls: the same page from a
+    cache reader with the informer (read from the cache) and one without (read from etcd, the
+    parent checked); a page by offset or with a total comes from etcd and agrees with them."""
+    await seed(world.etcd, unique)
+    prefix = keys.containers(unique)
+
+    def entries(state: ClusterState) -> Iterable[tuple[str, pb.Container]] | None:
+        return cached_lists.bounded(((keys.container(unique, *k), c) for k, c in state.containers.items()),
+                                    len(state.containers))
+
+    async def page(cache: CacheReader, token: str = "", **more: Any) -> cached_lists.Listing[pb.Container]:
+        return await cached_lists.list_page(cache, unique, ("cluster", unique), prefix, pb.Container, entries,
+                                            page_size=4, page_token=token, **more)
+
+    with from_cache(world):
+        cached = await page(world.cached.containers.cache)
+    direct = await page(world.direct.containers.cache)
+    assert cached.items == direct.items and cached.total == direct.total == 0
+    assert token_key(cached.next_page_token) == token_key(direct.next_page_token) != ""
+    world.etcd_reads.clear()
+    world.spying[0] = True
+    try:
+        counted = await page(world.cached.containers.cache, with_total=True)
+        second = await page(world.cached.containers.cache, offset=4, with_total=True)
+    finally:
+        world.spying[0] = False
+    assert world.etcd_reads, "offset and with_total pages are etcd's"
+    assert counted.items == cached.items and counted.total == second.total == 15
+    assert second.items == (await page(world.direct.containers.cache, cached.next_page_token)).items
+    with pytest.raises(ValueError, match="keep"):
+        await page(world.cached.containers.cache, with_total=True, keep=lambda c: True)
+    missing = f"{unique}-missing"
+    for cache in (world.cached.containers.cache, world.direct.containers.cache):
+        with pytest.raises(NotFound):
+            await cached_lists.list_page(cache, missing, ("cluster", missing), keys.containers(missing),
+                                         pb.Container, entries, page_size=0, page_token="")

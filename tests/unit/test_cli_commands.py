@@ -182,6 +182,39 @@ def test_a_container_named_alone_is_found_one_way_by_get_logs_and_exec(
     assert looked_up == ["shop-web-1", "shop-web-1", "nosuch", "nosuch", "nosuch"]
 
 
+def test_the_lookup_by_name_asks_the_server_for_that_name_not_for_every_container(
+    config: Path, tmp_path: Path, served: ThreadedServer, fake: FakeApi
+) -> None:
+    """cli.commands.container.named sends ``name`` (ListContainersRequest.name), so the server
+    answers with that container alone; before, it listed every container of the cluster and
+    picked one on the client."""
+    import asyncio
+
+    from ccs.client import AsyncClient
+    from cli.commands import container
+
+    ok(config, "cluster", "create", "prod")
+    ok(config, "app", "deploy", "-c", "prod", "-f", str(bundle(tmp_path)), "--name", "shop")
+    for slot in (1, 2, 3):
+        served.call(fake.add_container, "prod", "shop", "web", slot, "node-1")
+    asked: list[dict[str, object]] = []
+
+    async def look() -> str:
+        async with AsyncClient(served.address, TOKEN, tls=False) as cl:
+            real = cl.containers.list
+
+            async def spy(cluster: str, **kw: object) -> object:
+                listed = await real(cluster, **kw)  # type: ignore[arg-type]
+                asked.append({**kw, "returned": len(listed)})
+                return listed
+
+            cl.containers.list = spy  # type: ignore[assignment,method-assign]
+            return (await container.named(cl, "prod", "shop-web-3")).meta.name
+
+    assert asyncio.run(look()) == "shop-web-3"
+    assert asked == [{"name": "shop-web-3", "returned": 1}]
+
+
 def test_service_get_and_ps_show_container_addresses(
     config: Path, tmp_path: Path, served: ThreadedServer, fake: FakeApi
 ) -> None:

@@ -14,11 +14,10 @@ from controlplane.dispatcher.exec_relay import (
     INPUT_IN_FLIGHT,
     OUTPUT_BACKLOG,
     AgentTooOld,
-    ClientTooSlow,
     ExecFailed,
     ExecLine,
 )
-from controlplane.dispatcher.logs_relay import AgentNotConnected, LogBroker
+from controlplane.dispatcher.logs_relay import AgentNotConnected, ClientTooSlow, LogBroker
 
 START = agent_pb2.AgentExecStart(container_id="abc", command=["true"])
 

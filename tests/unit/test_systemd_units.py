@@ -44,10 +44,10 @@ def test_the_units_install_and_pass_systemd_analyze_verify(tmp_path: Path) -> No
 def test_a_reinstall_keeps_the_operators_env_files(tmp_path: Path) -> None:
     assert install(tmp_path).returncode == 0
     env_file = tmp_path / "etc" / "agent.env"
-    env_file.write_text("CCS_SERVER=ccs.example.com:7443\n")
+    env_file.write_text("CCS_AGENT_SERVER=ccs.example.com:7443\n")
     done = install(tmp_path)
     assert done.returncode == 0 and f"{env_file} kept" in done.stdout
-    assert env_file.read_text() == "CCS_SERVER=ccs.example.com:7443\n"
+    assert env_file.read_text() == "CCS_AGENT_SERVER=ccs.example.com:7443\n"
 
 
 def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
