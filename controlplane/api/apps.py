@@ -18,6 +18,7 @@ from controlplane.api.app_update import UpdateSeen, apply_update, check_fits, ne
 from controlplane.api.cached_lists import bounded, list_page
 from controlplane.api.common import CacheReader, read_modify_write
 from controlplane.api.image_pins import ImagePinner
+from controlplane.api.list_memo import list_answer
 from controlplane.api.networks import check_external, guard_networks, refusal_for
 from controlplane.api.release_options import check_release_options
 from controlplane.api.secret_refs import keep_out, stored_values
@@ -159,13 +160,11 @@ class ApplicationServicer(api_pb2_grpc.ApplicationServiceServicer):
         self, request: api_pb2.ListApplicationsRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListApplicationsResponse:
         cluster = check_name("cluster", request.cluster)
-        page = await list_page(
+        return await list_answer(self.cache, request, lambda: list_page(
             self.cache, cluster, ("cluster", cluster), keys.apps(cluster), pb.Application,
             lambda state: bounded(((keys.app(cluster, n), a) for n, a in state.apps.items()), len(state.apps)),
-            page_size=request.page_size, page_token=request.page_token)
-        return api_pb2.ListApplicationsResponse(
-            applications=page.items, next_page_token=page.next_page_token, revision=page.revision
-        )
+            page_size=request.page_size, page_token=request.page_token), lambda page: api_pb2.ListApplicationsResponse(
+            applications=page.items, next_page_token=page.next_page_token, revision=page.revision))
 
     async def UpdateApplication(
         self, request: api_pb2.UpdateApplicationRequest, context: grpc.aio.ServicerContext

@@ -64,9 +64,11 @@ MAX_SCAN = 20_000
 @dataclass
 class Listing(reads.Page[M]):
     """A page, and the number of records under the prefix at its revision when asked for
-    (``with_total``; else 0)."""
+    (``with_total``; else 0); ``from_cache``: served from the cache, at its revision (an
+    answer made from it may be kept for that revision: :mod:`controlplane.api.list_memo`)."""
 
     total: int = 0
+    from_cache: bool = False
 
 
 async def list_page(
@@ -101,11 +103,11 @@ async def list_page(
         return Listing(page.items, page.next_page_token, page.revision, total)
     cached = await cached_page(cache, cluster, parent, prefix, entries, page_size=page_size,
                                page_token=page_token, keep=keep)
-    if cached is None:
-        await _check_parent(cache, cluster, parent)
-        cached = await reads.list_page(cache.etcd, prefix, cls, page_size=page_size, page_token=page_token,
-                                       keep=keep)
-    return Listing(cached.items, cached.next_page_token, cached.revision)
+    if cached is not None:
+        return Listing(cached.items, cached.next_page_token, cached.revision, from_cache=True)
+    await _check_parent(cache, cluster, parent)
+    read = await reads.list_page(cache.etcd, prefix, cls, page_size=page_size, page_token=page_token, keep=keep)
+    return Listing(read.items, read.next_page_token, read.revision)
 
 
 async def _check_parent(cache: CacheReader, cluster: str, parent: Parent) -> None:

@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from controlplane.api.list_memo import ListMemo
 from controlplane.store import Conflict, Corrupt
 
 if TYPE_CHECKING:
@@ -64,6 +65,15 @@ class CacheReader:
 
     def __init__(self, etcd: Etcd, informer: Informer | None) -> None:
         self.etcd, self.informer = etcd, informer
+        self.memo = ListMemo()  # list answers made at the cache's revision (controlplane.api.list_memo)
+
+    def current_revision(self) -> int | None:
+        """The revision a read from the cache would be at now, without waiting; None when the
+        cache is not synced or has not applied this server's last write yet."""
+        informer = self.informer
+        if informer is None or not informer.synced.is_set() or informer.revision < self.etcd.last_write_revision:
+            return None
+        return informer.revision
 
     async def state(self, cluster: str) -> ClusterState | Literal[False] | None:
         """The cluster's cached state (None if it has no resources), or False: read etcd."""

@@ -11,6 +11,7 @@ from ccs.v1 import api_pb2, api_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.cached_lists import bounded, list_page
 from controlplane.api.common import CacheReader, read_modify_write
+from controlplane.api.list_memo import list_answer
 from controlplane.api.node_prune import prune_node
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import Informer
@@ -51,14 +52,12 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         self, request: api_pb2.ListNodesRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListNodesResponse:
         cluster = check_name("cluster", request.cluster)
-        page = await list_page(
+        return await list_answer(self.cache, request, lambda: list_page(
             self.cache, cluster, ("cluster", cluster), keys.nodes(cluster), pb.Node,
             lambda state: bounded(((keys.node(cluster, n), node) for n, node in state.nodes.items()),
                                   len(state.nodes)),
-            page_size=request.page_size, page_token=request.page_token)
-        return api_pb2.ListNodesResponse(
-            nodes=page.items, next_page_token=page.next_page_token, revision=page.revision
-        )
+            page_size=request.page_size, page_token=request.page_token), lambda page: api_pb2.ListNodesResponse(
+            nodes=page.items, next_page_token=page.next_page_token, revision=page.revision))
 
     async def UpdateNode(
         self, request: api_pb2.UpdateNodeRequest, context: grpc.aio.ServicerContext

@@ -13,14 +13,14 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.api.cached_lists import bounded, list_page
 from controlplane.api.common import MAX_REPLICAS, CacheReader, read_modify_write
 from controlplane.api.container_exec import exec_stream
+from controlplane.api.list_memo import list_answer
 from controlplane.api.object_names import check_container_name, check_service_name
 from controlplane.dispatcher.hub import AssignmentHub
 from controlplane.dispatcher.logs_relay import AgentNotConnected, ClientTooSlow, LogBroker
 from controlplane.grpc_errors import FailedPrecondition, InvalidArgument, map_errors
 from controlplane.informer import ClusterState, Informer
 from controlplane.names import check_name
-from controlplane.store import Corrupt, NotFound, keys, reads
-from controlplane.store.codec import decode
+from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from controlplane.store.events import record_event
 from controlplane.store.meta import touch
@@ -55,15 +55,13 @@ class ServiceServicer(api_pb2_grpc.ServiceServiceServicer):
     ) -> api_pb2.ListServicesResponse:
         cluster = check_name("cluster", request.cluster)
         app = check_name("application", request.application) if request.application else None
-        page = await list_page(
+        return await list_answer(self.cache, request, lambda: list_page(
             self.cache, cluster, ("application", app) if app else ("cluster", cluster), keys.services(cluster, app),
             pb.Service,
             lambda state: bounded(((keys.service(cluster, a, n), svc) for (a, n), svc in state.services.items()
                                    if app is None or a == app), len(state.services)),
-            page_size=request.page_size, page_token=request.page_token)
-        return api_pb2.ListServicesResponse(
-            services=page.items, next_page_token=page.next_page_token, revision=page.revision
-        )
+            page_size=request.page_size, page_token=request.page_token), lambda page: api_pb2.ListServicesResponse(
+            services=page.items, next_page_token=page.next_page_token, revision=page.revision))
 
     async def ScaleService(
         self, request: api_pb2.ScaleServiceRequest, context: grpc.aio.ServicerContext
@@ -157,14 +155,12 @@ class ContainerServicer(api_pb2_grpc.ContainerServiceServicer):
         node, prefix = request.node, keys.containers(cluster, app, svc)
         keep = ((lambda c: (not node or c.node == node) and (not name or c.meta.name == name))
                 if node or name else None)
-        page = await list_page(
+        return await list_answer(self.cache, request, lambda: list_page(
             self.cache, cluster, ("cluster", cluster), prefix, pb.Container,
             lambda state: _containers(state, cluster, app, svc),
             page_size=request.page_size, page_token=request.page_token, keep=keep,
-            offset=request.offset, with_total=request.with_total)
-        return api_pb2.ListContainersResponse(
-            containers=page.items, next_page_token=page.next_page_token, revision=page.revision, total=page.total
-        )
+            offset=request.offset, with_total=request.with_total), lambda page: api_pb2.ListContainersResponse(
+            containers=page.items, next_page_token=page.next_page_token, revision=page.revision, total=page.total))
 
     async def Exec(
         self, request_iterator: AsyncIterator[api_pb2.ExecRequest], context: grpc.aio.ServicerContext
@@ -262,12 +258,6 @@ class RouteServicer(api_pb2_grpc.RouteServiceServicer):
         more than ``caught_up``'s bound, the hub's current table is the answer, as the routers
         have it."""
         cluster = check_name("cluster", request.cluster)
-        kv, revision = await self.etcd.get_with_revision(keys.cluster(cluster))
-        if kv is None:
-            raise NotFound("cluster", cluster)
-        try:
-            decode(kv, pb.Cluster)
-        except Corrupt as e:
-            raise e.named(f"cluster {cluster!r}") from e
+        _, revision = await reads.get_with_revision(self.etcd, keys.cluster(cluster), pb.Cluster, "cluster", cluster)
         await self.hub.informer.caught_up(revision)
         return self.hub.routing(cluster)

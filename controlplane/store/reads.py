@@ -62,7 +62,20 @@ def _decode_token(token: str) -> tuple[int, str]:
 
 
 async def get(etcd: Etcd, key: str, cls: type[M], kind: str, name: str) -> M:
-    kv = await etcd.get(key)
+    """The record at ``key``: :class:`NotFound` naming ``kind`` and ``name`` if there is none,
+    :class:`Corrupt` naming them if it does not decode."""
+    return _decoded(await etcd.get(key), cls, kind, name)
+
+
+async def get_with_revision(etcd: Etcd, key: str, cls: type[M], kind: str, name: str) -> tuple[M, int]:
+    """As :func:`get`, with etcd's revision at the read (linearizable: every change committed
+    before the call is at or below it), for a caller that must then wait until a cache has
+    applied that revision (``RouteService/ListRoutes``)."""
+    kv, revision = await etcd.get_with_revision(key)
+    return _decoded(kv, cls, kind, name), revision
+
+
+def _decoded(kv: KV | None, cls: type[M], kind: str, name: str) -> M:
     if kv is None:
         raise NotFound(kind, name)
     try:

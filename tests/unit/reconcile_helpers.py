@@ -67,6 +67,7 @@ class FakeEtcd:
         self.unavailable = False  # True: every transaction fails as an unreachable etcd does
         self._undelivered: list[list[WatchedChange]] = []
         self.refused = 0  # transactions whose compares failed
+        self.last_write_revision = 0  # as Etcd's: the newest write committed through txn (this server's)
 
     # -- what the tests use ------------------------------------------------------------
     def put(self, key: str, raw: bytes) -> int:
@@ -117,10 +118,17 @@ class FakeEtcd:
             else:
                 raise NotImplementedError(f"FakeEtcd: {kind} in a success branch")
         revision = self._write(changes) if changes else self.revision
+        if changes:
+            self.last_write_revision = max(self.last_write_revision, revision)
         resp.header.revision = revision
         return True, resp
 
+    async def get(self, key: str) -> KV | None:
+        return (await self.get_with_revision(key))[0]
+
     async def get_with_revision(self, key: str) -> tuple[KV | None, int]:
+        """As etcd's: the record and the store's revision at the read (the newest, which the
+        informer may not have applied yet while ``hold`` is set)."""
         return self.kvs.get(key), self.revision
 
     async def range(self, prefix: str, *, start: str | None = None, limit: int = 0, revision: int = 0,

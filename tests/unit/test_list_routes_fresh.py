@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import grpc
+import pytest
+
 from ccs.v1 import api_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.api.services import RouteServicer
 from controlplane.dispatcher.hub import AssignmentHub
-from controlplane.store import keys
+from controlplane.store import NotFound, keys, reads
 from controlplane.store.etcd import Etcd
 from tests.unit.reconcile_helpers import C, Cluster
 
@@ -65,3 +68,43 @@ async def test_the_list_waits_for_the_lagging_cache_and_shows_the_change() -> No
     cl.etcd.deliver()
     assert backends(await listing) == ["web-1", "web-2"]
 
+
+
+class Aborted(Exception):
+    pass
+
+
+class AbortingContext:
+    """What the servicer uses of a grpc.aio.ServicerContext on an error: ``abort``."""
+
+    async def abort(self, code: grpc.StatusCode, message: str, *_: Any) -> None:
+        raise Aborted(code, message)
+
+
+async def test_the_list_refuses_a_missing_or_damaged_cluster_record_naming_it() -> None:
+    """The cluster record is read through :func:`reads.get_with_revision`, as every typed read
+    (it was decoded by hand here): the same NotFound and Corrupt (DATA_LOSS) naming the cluster."""
+    cl, routes = routed_world()
+    context = cast(Any, AbortingContext())
+    with pytest.raises(Aborted) as raised:
+        await routes.ListRoutes(api_pb2.ListRoutesRequest(cluster="elsewhere"), context)
+    assert raised.value.args == (grpc.StatusCode.NOT_FOUND, "cluster 'elsewhere' not found")
+    cl.put_raw(keys.cluster(C), b"\xff not a cluster")
+    with pytest.raises(Aborted) as raised:
+        await routes.ListRoutes(api_pb2.ListRoutesRequest(cluster=C), context)
+    code, message = raised.value.args
+    assert code == grpc.StatusCode.DATA_LOSS and f"cluster '{C}'" in message and keys.cluster(C) in message
+
+
+async def test_the_typed_read_with_revision_gives_the_record_and_etcd_revision_at_the_read() -> None:
+    """Against FakeEtcd: the revision is the store's, even while the informer lags (``hold``)."""
+    cl, _ = routed_world()
+    etcd = cast(Etcd, cl.etcd)
+    cl.etcd.hold = True
+    written = cl.put(keys.cluster(C), pb.Cluster(meta=pb.Meta(name=C, id="again")))
+    got, revision = await reads.get_with_revision(etcd, keys.cluster(C), pb.Cluster, "cluster", C)
+    assert (got.meta.id, revision) == ("again", written)
+    assert got == await reads.get(etcd, keys.cluster(C), pb.Cluster, "cluster", C)
+    assert cl.informer.revision < revision
+    with pytest.raises(NotFound, match="application 'none' not found"):
+        await reads.get_with_revision(etcd, keys.app(C, "none"), pb.Application, "application", "none")
