@@ -18,7 +18,8 @@ from controlplane.api.services import ServiceServicer
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
-from tests.unit.reconcile_helpers import C, Cluster, service
+from tests.unit.reconcile_helpers import C, Cluster
+from tests.unit.test_planner_helpers import service
 
 CONTEXT = cast(Any, None)
 
