@@ -235,7 +235,15 @@ def _streams_by_generator(handler: grpc.RpcMethodHandler) -> bool:
 
 
 class RequestDecodingInterceptor(grpc.aio.ServerInterceptor):
-    """Refuse undecodable requests with INVALID_ARGUMENT naming the field (see the module)."""
+    """Refuse undecodable requests with INVALID_ARGUMENT naming the field (see the module).
+
+    The wrapped handler depends only on the method and the handler the server registered for
+    it (the same object for every call), so it is made once per method and kept: looking up
+    the input descriptor and building the wrappers on every call was per-request work for
+    nothing (issue 15). A method whose registered handler is another object is wrapped anew."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -245,4 +253,10 @@ class RequestDecodingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or handler.request_deserializer is None or not _streams_by_generator(handler):
             return handler
-        return _wrapped(handler, _input_type(details.method))
+        method = details.method
+        kept = self._wrapped.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = _wrapped(handler, _input_type(method))
+        self._wrapped[method] = (handler, wrapped)  # bounded: only registered methods have a handler
+        return wrapped

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+from types import SimpleNamespace
+from typing import cast
 
+import grpc
 import pytest
 
 from ccs.v1 import api_pb2
@@ -18,7 +21,7 @@ from controlplane.compose import TemplateError, parse_template
 from controlplane.grpc_errors import InvalidArgument, bounded, wire_size
 from controlplane.names import check_labels, check_name, check_text
 from controlplane.release import ReleaseOptions
-from controlplane.request_decoding import bad_utf8_path, describe
+from controlplane.request_decoding import RequestDecodingInterceptor, Undecodable, bad_utf8_path, describe
 from controlplane.store.etcd import KV
 from controlplane.store.reads import MAX_PAGE_BYTES, BadPageToken, _decode_token, _within_bytes
 
@@ -205,3 +208,32 @@ def test_a_template_with_a_lone_surrogate_is_refused_not_a_crash() -> None:
     # check raised UnicodeEncodeError (found by tests/unit/test_compose_fuzz.py).
     assert template_errors("\udcffservices:\n  web: {}\n") == [
         "template: contains a lone surrogate (\\udcff) at line 1, which is not a character: a template is UTF-8 text"]
+
+
+async def test_the_decoding_wrapper_is_made_once_per_method_and_still_refuses() -> None:
+    """The interceptor keeps the handler it made for a method (issue 15: no per-call lookup and
+    wrapping), makes a new one when the server's handler for it is another object, and the kept
+    one still refuses bytes that do not decode."""
+    async def behaviour(request: object, context: object) -> object:
+        return request
+
+    def registered() -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour, api_pb2.ListServicesRequest.FromString, api_pb2.ListServicesResponse.SerializeToString)
+
+    interceptor = RequestDecodingInterceptor()
+    method = "/ccs.v1.ServiceService/ListServices"
+    first = registered()
+
+    async def wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        async def continuation(_: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+            return handler
+        details = cast(grpc.HandlerCallDetails, SimpleNamespace(method=method, invocation_metadata=()))
+        return await interceptor.intercept_service(continuation, details)
+
+    kept = await wrap(first)
+    assert kept is not first and await wrap(first) is kept
+    assert await wrap(registered()) is not kept
+    undecodable = kept.request_deserializer(_bad(api_pb2.CreateApplicationRequest(cluster="QQQQ"), "QQQQ"))
+    assert isinstance(undecodable, Undecodable)
+    assert kept.request_deserializer(b"\n\x01c") == api_pb2.ListServicesRequest(cluster="c")
