@@ -9,7 +9,6 @@ Pushing uses the Docker Engine: run under ``flock /run/ccs-docker.lock`` (BRIEFI
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import subprocess
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.integration.registry_process import serving, write_config
 
 USER = "ci"
 
@@ -77,28 +77,9 @@ def _wait(addr: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     base = tmp_path_factory.mktemp("registry")
     password = secrets.token_urlsafe(18)
-    line = subprocess.run(["htpasswd", "-Bbn", USER, password], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    (base / "htpasswd").write_text(line + "\n")
     addr = f"127.0.0.1:{free_port()}"
-    (base / "config.yml").write_text("\n".join([
-        "version: 0.1",
-        "log: {level: info}",
-        f"storage: {{filesystem: {{rootdirectory: {base / 'data'}}}, delete: {{enabled: true}}}}",
-        f"http: {{addr: {addr}, secret: {secrets.token_hex(16)}}}",
-        f"auth: {{htpasswd: {{realm: ccs-test, path: {base / 'htpasswd'}}}}}",
-        "",
-    ]))
+    config = write_config(base, addr, user=USER, password=password)
     (base / "docker-config").mkdir()
-    with (base / "registry.log").open("ab") as out:
-        proc = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")], stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
+    with serving(config, base / "registry.log") as proc:
         _wait(addr, proc)
         yield Registry(addr, USER, password, base / "docker-config")
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import free_port, wait_port
 from tests.integration.docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
+from tests.integration.registry_process import serving, write_config
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 
@@ -54,24 +55,10 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     if shutil.which("docker-registry") is None or shutil.which("htpasswd") is None:
         pytest.skip("docker-registry and htpasswd (apache2-utils) are not installed")
     port = free_port()
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, text=True,
-                                       check=True).stdout)
-    config = tmp_path / "registry.yml"
-    config.write_text(f"""version: 0.1
-log: {{level: error}}
-storage: {{filesystem: {{rootdirectory: {tmp_path / "data"}}}}}
-http: {{addr: "127.0.0.1:{port}"}}
-auth: {{htpasswd: {{realm: ccs-test, path: {htpasswd}}}}}
-""")
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "registry.log", "wb"))  # noqa: SIM115
-    try:
+    config = write_config(tmp_path / "registry", f"127.0.0.1:{port}", user=USER, password=PASSWORD)
+    with serving(config, tmp_path / "registry.log") as proc:
         wait_port(port, proc=proc)
         yield Registry(f"127.0.0.1:{port}")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

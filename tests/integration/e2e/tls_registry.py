@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.integration.registry_process import serving, write_config
+
 CERTS_D = Path("/etc/docker/certs.d")
 USER = "pipeline"
 
@@ -130,33 +132,15 @@ def tls_registry(base: Path, ip: str) -> Iterator[TlsRegistry]:
     (base / "server.key").write_bytes(key)
     (base / "server.key").chmod(0o600)
     password = secrets.token_urlsafe(18)
-    line = subprocess.run(["htpasswd", "-Bbn", USER, password], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    (base / "htpasswd").write_text(line + "\n")
     addr = f"{ip}:{_free_port(ip)}"
-    (base / "config.yml").write_text("\n".join([
-        "version: 0.1",
-        "log: {level: info}",
-        f"storage: {{filesystem: {{rootdirectory: {base / 'data'}}}, delete: {{enabled: true}}}}",
-        f"http: {{addr: {addr}, secret: {secrets.token_hex(16)}, "
-        f"tls: {{certificate: {base / 'server.crt'}, key: {base / 'server.key'}}}}}",
-        f"auth: {{htpasswd: {{realm: ccs-pipeline, path: {base / 'htpasswd'}}}}}",
-        "",
-    ]))
+    config = write_config(base, addr, user=USER, password=password, realm="ccs-pipeline",
+                          tls=(base / "server.crt", base / "server.key"))
     trust = CERTS_D / addr
     trust.mkdir(parents=True, exist_ok=True)
     (trust / "ca.crt").write_bytes(ca)
-    with (base / "registry.log").open("ab") as out:
-        proc = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")], stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait(addr, ca.decode(), proc)
-        yield TlsRegistry(addr, USER, password, ca.decode(), base / "ca.crt")
+        with serving(config, base / "registry.log") as proc:
+            _wait(addr, ca.decode(), proc)
+            yield TlsRegistry(addr, USER, password, ca.decode(), base / "ca.crt")
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
         shutil.rmtree(trust, ignore_errors=True)
