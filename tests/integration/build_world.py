@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,9 @@ from ccs.v1 import resources_pb2 as pb
 from tests.conftest import ServerProc
 from tests.integration import polling
 from tests.integration.agent_process import agent_process, create_cluster, remove_from_engine
+from tests.integration.cli_process import cli
 from tests.integration.grpc_helpers import call
 from tests.integration.local_registry import local_registry
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -38,11 +36,11 @@ class BuildWorld:
     home: Path
 
     def ccs(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home)}
+        """The CLI with the docker CLI on its PATH (a build runs it) and the test's engine."""
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
         if "DOCKER_HOST" in os.environ:
             env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
-        return subprocess.run([sys.executable, "-m", "cli", "--config", str(self.server.config_path), *args],
-                              capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env)
+        return cli(self.server, *args, home=self.home, timeout=timeout, env=env)
 
     def services(self, app: str) -> dict[str, pb.Service]:
         resp = call(self.server, lambda s: s.apps.GetApplication(api_pb2.GetApplicationRequest(

@@ -25,6 +25,7 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from tests.conftest import ROOT, TRUST, EtcdProc, ServerProc, start_etcd, start_server
+from tests.integration.cli_process import command, environment, run_cli
 from tests.integration.grpc_helpers import TEMPLATE
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
@@ -222,13 +223,16 @@ async def test_audit_list_since_and_watch(admin: ccs.AsyncClient, unique: str) -
 # ---------------------------------------------------------------- the CLI, and secrets
 
 
+#: No config file: the CLI is given the server, the token and the CA as flags.
+NO_CONFIG = {"CCS_CONFIG": "/nonexistent"}
+
+
+def flags(server: ServerProc, token: str) -> list[str]:
+    return ["--server", server.address, "--token", token, "--ca-file", str(server.state_dir / "ca.crt")]
+
+
 def cli(server: ServerProc, token: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--server", server.address, "--token", token,
-         "--ca-file", str(server.state_dir / "ca.crt"), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.state_dir), "CCS_CONFIG": "/nonexistent"},
-    )
+    return run_cli(*flags(server, token), *args, home=server.state_dir, timeout=timeout, env=NO_CONFIG)
 
 
 def test_token_secrets_appear_in_no_output_but_the_one_that_creates_them(
@@ -271,11 +275,9 @@ def test_token_secrets_appear_in_no_output_but_the_one_that_creates_them(
 def test_audit_ls_follows_new_records(servers: tuple[ServerProc, ServerProc], unique: str) -> None:
     srv = servers[0]
     follow = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--server", srv.address, "--token", srv.token,
-         "--ca-file", str(srv.state_dir / "ca.crt"), "audit", "ls", "-f",
-         "--since", "1s", "-o", "json"],
+        command(*flags(srv, srv.token), "audit", "ls", "-f", "--since", "1s", "-o", "json"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(srv.state_dir), "CCS_CONFIG": "/nonexistent"},
+        env=environment(srv.state_dir, NO_CONFIG),
     )
     try:
         assert cli(srv, srv.token, "cluster", "create", unique).returncode == 0

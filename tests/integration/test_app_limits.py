@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,10 @@ from ccs.v1 import api_pb2, api_pb2_grpc
 from controlplane.store import TooLarge, keys
 from controlplane.store.etcd import Etcd
 from tests.conftest import free_port, start_server
+from tests.integration.cli_process import cli
 from tests.integration.grpc_helpers import TEMPLATE, Stubs, code_of, deploy, make_cluster, stubs
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(300)]
-ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 
 
@@ -89,17 +87,10 @@ async def test_an_explicit_empty_application_name_is_invalid(api: Stubs, unique:
 
 
 def test_500_services_cli_exit_4_not_cannot_reach_server(ccs_server: Any, unique: str, tmp_path: Path) -> None:
-    def ccs(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cli", "--config", str(ccs_server.config_path), *args],
-            capture_output=True, text=True, cwd=ROOT, timeout=120,
-            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-        )
-
-    assert ccs("cluster", "create", unique).returncode == 0
+    assert cli(ccs_server, "cluster", "create", unique, home=tmp_path, timeout=120).returncode == 0
     (tmp_path / "big").mkdir()
     (tmp_path / "big" / "compose.yaml").write_text(many_services(500))
-    res = ccs("app", "deploy", "-c", unique, "-f", str(tmp_path / "big"))
+    res = cli(ccs_server, "app", "deploy", "-c", unique, "-f", str(tmp_path / "big"), home=tmp_path, timeout=120)
     assert res.returncode == 4, res.stderr
     assert "services: 500 services" in res.stderr and "128" in res.stderr
     assert "cannot reach" not in res.stderr

@@ -8,7 +8,6 @@ import asyncio
 import ipaddress
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +23,9 @@ from controlplane.store.etcd import Etcd
 from tests.conftest import start_etcd, start_server
 from tests.integration.agent_process import agent_process
 
+from . import cli_process
 from .docker_fixtures import TestImages, docker_client, remove_cluster_objects, test_image  # noqa: F401
-from .test_app_subnets import CLUSTER, POD_RANGE, ROOT, WAIT, clean_engine, network_subnet  # noqa: F401
+from .test_app_subnets import CLUSTER, POD_RANGE, WAIT, clean_engine, network_subnet  # noqa: F401
 
 pytestmark = [pytest.mark.docker]
 
@@ -35,17 +35,11 @@ pytestmark = [pytest.mark.docker]
 
 
 def _cli(server: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
-    )
+    return cli_process.cli(server, *args, timeout=timeout)  # a deploy may wait for the agent
 
 
 def _ok(server: Any, *args: str) -> str:
-    res = _cli(server, *args)
-    assert res.returncode == 0, (args, res.stdout, res.stderr)
-    return res.stdout
+    return cli_process.ok(server, *args, timeout=120)
 
 
 async def _subnet_keys(etcd_url: str, cluster: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +23,11 @@ from tests.integration.agent_process import agent_process, create_cluster, remov
 from tests.integration.grpc_helpers import call
 from tests.integration.polling import wait_for
 
+from . import cli_process
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
 
-ROOT = Path(__file__).resolve().parents[2]
 WAIT = 90.0
 TEMPLATE = """
 services:
@@ -52,11 +51,7 @@ def cluster(ccs_server: ServerProc, unique: str, tmp_path: Path, test_image: Tes
 
 
 def cli(server: ServerProc, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=WAIT + 60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
-    )
+    return cli_process.cli(server, *args, timeout=WAIT + 60)  # past the --timeout the commands are given
 
 
 def test_update_blue_green_wait_exits_0_when_the_new_side_is_up_and_awaits_a_shift(

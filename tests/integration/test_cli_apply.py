@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from .test_cli_e2e import as_json, ok, run, small_app
+from .cli_process import cli, ok
+from .test_cli_e2e import as_json, small_app
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 
@@ -18,17 +19,17 @@ pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 def test_apply_creates_then_reports_unchanged_then_updates(ccs_server: Any, unique: str, tmp_path: Path) -> None:
     ok(ccs_server, "cluster", "create", unique)
     path = str(small_app(tmp_path))
-    first = run(ccs_server, "app", "apply", "-c", unique, "-f", path, "--env", "EXTRA=1", "--version", "v1")
+    first = cli(ccs_server, "app", "apply", "-c", unique, "-f", path, "--env", "EXTRA=1", "--version", "v1")
     assert first.returncode == 0, first.stderr
     assert first.stdout.rstrip().endswith("application web-app: created"), first.stdout
-    again = run(ccs_server, "app", "apply", "-c", unique, "-f", path, "--env", "EXTRA=1", "--version", "v1")
+    again = cli(ccs_server, "app", "apply", "-c", unique, "-f", path, "--env", "EXTRA=1", "--version", "v1")
     assert again.returncode == 0, again.stderr
     assert again.stdout.rstrip().endswith("application web-app: unchanged"), again.stdout
     revisions = [r.revision for r in _revisions(ccs_server, unique)]
     assert revisions == [1]
-    assert run(ccs_server, "release", "get", "-c", unique, "web-app").returncode == 3  # no release
+    assert cli(ccs_server, "release", "get", "-c", unique, "web-app").returncode == 3  # no release
     # -o json: stdout is the application alone, the outcome goes to stderr
-    res = run(ccs_server, "app", "apply", "-c", unique, "-f", path, "--env", "EXTRA=2", "-o", "json")
+    res = cli(ccs_server, "app", "apply", "-c", unique, "-f", path, "--env", "EXTRA=2", "-o", "json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["revision"] == "2" and res.stderr.strip() == "application web-app: updated"
     got = as_json(ccs_server, "app", "get", "-c", unique, "web-app")["application"]
@@ -40,14 +41,14 @@ def test_apply_creates_then_reports_unchanged_then_updates(ccs_server: Any, uniq
 def test_apply_errors_keep_their_exit_codes(ccs_server: Any, unique: str, tmp_path: Path) -> None:
     ok(ccs_server, "cluster", "create", unique)
     bad = small_app(tmp_path, template="services:\n  web:\n    image: x\n    ports: [{target: nope}]\n")
-    res = run(ccs_server, "app", "apply", "-c", unique, "-f", str(bad))
+    res = cli(ccs_server, "app", "apply", "-c", unique, "-f", str(bad))
     assert res.returncode == 4 and res.stderr.startswith("error: ") and "services.web.ports" in res.stderr
-    res = run(ccs_server, "app", "apply", "-c", unique, "-f", str(bad), "--push-to", "127.0.0.1:5000")
+    res = cli(ccs_server, "app", "apply", "-c", unique, "-f", str(bad), "--push-to", "127.0.0.1:5000")
     assert res.returncode == 2 and "only meaningful with --build" in res.stderr, res.stderr
     built = small_app(tmp_path, "built", template="services:\n  web:\n    build: .\n")
-    res = run(ccs_server, "app", "apply", "-c", unique, "-f", str(built))  # no --build: the server says to use it
+    res = cli(ccs_server, "app", "apply", "-c", unique, "-f", str(built))  # no --build: the server says to use it
     assert res.returncode == 4 and "services.web.build: " in res.stderr and "--build" in res.stderr, res.stderr
-    res = run(ccs_server, "app", "apply", "-c", unique, "-f", str(built), "--build")  # nowhere to push
+    res = cli(ccs_server, "app", "apply", "-c", unique, "-f", str(built), "--build")  # nowhere to push
     assert res.returncode == 4, res.stderr
     assert res.stderr.strip() == ("error: services.web.build: no registry to push to: pass --push-to REGISTRY, "
                                   "or name one in services.web.image (e.g. registry.example.com/team/app)")
@@ -55,7 +56,7 @@ def test_apply_errors_keep_their_exit_codes(ccs_server: Any, unique: str, tmp_pa
     # (no engine is touched: this test runs without Docker)
     other = small_app(tmp_path, "other", template="services:\n  web:\n    build: .\n    volumes: [./data:/data]\n")
     for command in ("apply", "deploy"):
-        res = run(ccs_server, "app", command, "-c", unique, "-f", str(other), "--build", "--push-to", "127.0.0.1:1")
+        res = cli(ccs_server, "app", command, "-c", unique, "-f", str(other), "--build", "--push-to", "127.0.0.1:1")
         assert res.returncode == 4, (command, res.stderr)
         assert res.stderr.startswith("error: services.web.volumes[0]: ") and "building" not in res.stderr
     assert as_json(ccs_server, "app", "ls", "-c", unique) == []

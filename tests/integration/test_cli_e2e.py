@@ -8,7 +8,6 @@ import json
 import queue
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ import pytest
 import ccs
 from ccs.v1 import api_pb2
 
+from .cli_process import ROOT, cli, command, ok
 from .stacks import dump_stacks, signal_state, with_default_sigint
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 SMALL = """\
 services:
@@ -30,20 +29,6 @@ services:
     environment: {GREETING: "${GREETING:-hi}"}
     deploy: {replicas: 2}
 """
-
-
-def run(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
-    )
-
-
-def ok(server: Any, *args: str) -> str:
-    res = run(server, *args)
-    assert res.returncode == 0, (args, res.stdout, res.stderr)
-    return res.stdout
 
 
 def as_json(server: Any, *args: str) -> Any:
@@ -67,7 +52,7 @@ def test_cluster_lifecycle(ccs_server: Any, unique: str) -> None:
     token = ok(ccs_server, "cluster", "join-token", unique).strip()
     assert token and "\n" not in token
     ok(ccs_server, "cluster", "rm", unique)
-    res = run(ccs_server, "cluster", "get", unique)
+    res = cli(ccs_server, "cluster", "get", unique)
     assert res.returncode == 3 and res.stderr.startswith("error: ") and unique in res.stderr
 
 
@@ -87,10 +72,10 @@ def test_deploy_get_scale_and_remove(ccs_server: Any, unique: str, tmp_path: Pat
     assert scaled["spec"]["replicas"] == 3
     assert as_json(ccs_server, "service", "get", "-c", unique, "web-app/web")["spec"]["replicas"] == 3
     assert isinstance(as_json(ccs_server, "ps", "-c", unique, "-a", "web-app"), list)
-    res = run(ccs_server, "cluster", "rm", unique)
+    res = cli(ccs_server, "cluster", "rm", unique)
     assert res.returncode == 5, res.stderr  # not empty
     ok(ccs_server, "app", "rm", "-c", unique, "web-app")
-    assert run(ccs_server, "app", "get", "-c", unique, "web-app").returncode == 3
+    assert cli(ccs_server, "app", "get", "-c", unique, "web-app").returncode == 3
     ok(ccs_server, "cluster", "rm", unique, "--force")
 
 
@@ -108,7 +93,7 @@ def test_invalid_template_exits_4_with_the_field_path(
 ) -> None:
     ok(ccs_server, "cluster", "create", unique)
     bad = small_app(tmp_path, template="services:\n  web:\n    image: x\n    ports: [{target: nope}]\n")
-    res = run(ccs_server, "app", "deploy", "-c", unique, "-f", str(bad))
+    res = cli(ccs_server, "app", "deploy", "-c", unique, "-f", str(bad))
     assert res.returncode == 4, (res.stdout, res.stderr)
     assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith("error: ")
     assert "services.web.ports" in res.stderr
@@ -120,7 +105,7 @@ def test_an_explicit_empty_name_is_refused_not_replaced(
 ) -> None:
     """``--name ""`` is a bad name (exit 4, naming the field), not "use the directory name"."""
     ok(ccs_server, "cluster", "create", unique)
-    res = run(ccs_server, "app", "deploy", "-c", unique, "-f", str(small_app(tmp_path)), "--name", "")
+    res = cli(ccs_server, "app", "deploy", "-c", unique, "-f", str(small_app(tmp_path)), "--name", "")
     assert res.returncode == 4, (res.stdout, res.stderr)
     assert res.stderr.startswith("error: name: ") and "required" in res.stderr, res.stderr
     assert as_json(ccs_server, "app", "ls", "-c", unique) == []  # nothing deployed as "web-app"
@@ -133,7 +118,7 @@ def test_deeply_nested_template_exits_4_naming_the_depth_limit(
 ) -> None:
     ok(ccs_server, "cluster", "create", unique)
     deep = "services:\n  web:\n    image: x\nx-deep: " + "[" * depth + "]" * depth + "\n"
-    res = run(ccs_server, "app", "deploy", "-c", unique, "-f", str(small_app(tmp_path, template=deep)))
+    res = cli(ccs_server, "app", "deploy", "-c", unique, "-f", str(small_app(tmp_path, template=deep)))
     assert res.returncode == 4, (res.stdout, res.stderr)
     assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith("error: ")
     assert "nesting deeper than 100 levels" in res.stderr and "the limit is 100" in res.stderr
@@ -141,8 +126,8 @@ def test_deeply_nested_template_exits_4_naming_the_depth_limit(
 
 
 def test_wrong_token_and_unknown_names(ccs_server: Any, unique: str) -> None:
-    assert run(ccs_server, "--token", "wrong", "cluster", "ls").returncode == 6
-    assert run(ccs_server, "app", "ls", "-c", unique).returncode == 3
+    assert cli(ccs_server, "--token", "wrong", "cluster", "ls").returncode == 6
+    assert cli(ccs_server, "app", "ls", "-c", unique).returncode == 3
 
 
 def test_events_and_watch_see_a_deploy(ccs_server: Any, unique: str, tmp_path: Path) -> None:
@@ -154,8 +139,8 @@ def test_events_and_watch_see_a_deploy(ccs_server: Any, unique: str, tmp_path: P
             rev = await client.events.current_revision(unique)
             watch = client.events.watch(unique, rev + 1, ["application", "service"])
             deploy = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cli", "--config", str(ccs_server.config_path),
-                "app", "deploy", "-c", unique, "-f", str(small_app(tmp_path)), cwd=ROOT,
+                *command("--config", str(ccs_server.config_path), "app", "deploy", "-c", unique,
+                         "-f", str(small_app(tmp_path))), cwd=ROOT,
             )
             assert await deploy.wait() == 0
             resp = await anext(watch)

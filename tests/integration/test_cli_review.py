@@ -20,7 +20,8 @@ import yaml
 
 from ccs.version import version
 
-from .test_cli_e2e import ROOT, SMALL, as_json, ok, run, small_app
+from .cli_process import ROOT, cli, command, environment, ok
+from .test_cli_e2e import SMALL, as_json, small_app
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 
@@ -38,11 +39,8 @@ def deployed(server: Any, cluster: str, tmp_path: Path, *extra: str) -> Path:
 def in_tty(server: Any, *args: str) -> tuple[int, str]:
     """Run the CLI with its stdout on a pseudo-terminal; returns (exit code, what it printed)."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        stdout=slave, stderr=subprocess.PIPE, cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
-    )
+    proc = subprocess.Popen(command("--config", str(server.config_path), *args), stdout=slave,
+                            stderr=subprocess.PIPE, cwd=ROOT, env=environment(server.config_path.parent))
     os.close(slave)
     chunks = []
     while True:
@@ -65,14 +63,14 @@ def test_app_diff_shows_each_change_and_exits_12_only_when_there_is_one(
     ccs_server: Any, unique: str, tmp_path: Path
 ) -> None:
     file = deployed(ccs_server, unique, tmp_path)
-    same = run(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(file))
+    same = cli(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(file))
     assert (same.returncode, same.stdout, same.stderr) == (0, "", "")
 
     changed = tmp_path / "v2" / "compose.yaml"
     changed.parent.mkdir()
     changed.write_text(CHANGED)
     (changed.parent / ".env").write_text("GREETING=hello\n")
-    res = run(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(changed), "--version", "v2")
+    res = cli(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(changed), "--version", "v2")
     assert res.returncode == EXIT_DIFFERENT, res.stderr
     lines = res.stdout.splitlines()
     assert "--- a/service/web" in lines and "+++ b/service/web" in lines
@@ -82,14 +80,14 @@ def test_app_diff_shows_each_change_and_exits_12_only_when_there_is_one(
     assert lines[-1] == "# the update would start a rolling release"
 
     # The parameters are interpolated by the server, as the update would (the .env said hello).
-    res = run(ccs_server, "app", "diff", "web-app", "-c", unique, "-e", "GREETING=bye")
+    res = cli(ccs_server, "app", "diff", "web-app", "-c", unique, "-e", "GREETING=bye")
     assert res.returncode == EXIT_DIFFERENT, res.stderr
     assert {"-  GREETING: hello", "+  GREETING: bye"} <= set(res.stdout.splitlines())
 
-    data = json.loads(run(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(changed),
+    data = json.loads(cli(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(changed),
                           "-o", "json").stdout)
     assert [(s["name"], s["change"]) for s in data["services"]] == [("web", "changed")]
-    names = run(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(changed), "-o", "name")
+    names = cli(ccs_server, "app", "diff", "web-app", "-c", unique, "-f", str(changed), "-o", "name")
     assert (names.returncode, names.stdout) == (EXIT_DIFFERENT, "service/web\n")
     assert (data["services"][0]["before"]["image"], data["services"][0]["after"]["image"]) == (
         "local/busybox:1", "local/busybox:2")
@@ -117,9 +115,9 @@ def test_app_diff_refuses_what_the_update_refuses(ccs_server: Any, unique: str, 
     bad.parent.mkdir()
     bad.write_text("services:\n  web:\n    image: x\n    ports: [{target: nope}]\n")
     for cmd in ("diff", "update"):
-        res = run(ccs_server, "app", cmd, "web-app", "-c", unique, "-f", str(bad))
+        res = cli(ccs_server, "app", cmd, "web-app", "-c", unique, "-f", str(bad))
         assert res.returncode == 4 and "services.web.ports" in res.stderr, (cmd, res.stderr)
-    res = run(ccs_server, "app", "diff", "nope", "-c", unique, "--version", "x")
+    res = cli(ccs_server, "app", "diff", "nope", "-c", unique, "--version", "x")
     assert res.returncode == 3 and "application 'nope' not found" in res.stderr
 
 
@@ -129,7 +127,7 @@ def test_a_dry_run_deploy_of_a_name_taken_is_refused_as_the_deploy_is(
     """A dry run evaluates the write's guards: before, a dry-run deploy of an existing name said OK."""
     file = deployed(ccs_server, unique, tmp_path)
     for extra in ((), ("--dry-run",)):
-        res = run(ccs_server, "app", "deploy", "-c", unique, "-f", str(file), *extra)
+        res = cli(ccs_server, "app", "deploy", "-c", unique, "-f", str(file), *extra)
         assert res.returncode == 5 and "already exists" in res.stderr, (extra, res.stderr)
 
 
@@ -159,7 +157,7 @@ def test_app_history_lists_revisions_and_shows_one(ccs_server: Any, unique: str,
     one = yaml.safe_load(ok(ccs_server, "app", "history", "web-app", "-c", unique, "--revision", "1", "-o", "yaml"))
     assert (one["revision"], one["spec"]["template"], one["spec"]["version"]) == ("1", SMALL, "v1")
     assert ok(ccs_server, "app", "history", "web-app", "-c", unique, "--revision", "2") == CHANGED
-    res = run(ccs_server, "app", "history", "web-app", "-c", unique, "--revision", "9")
+    res = cli(ccs_server, "app", "history", "web-app", "-c", unique, "--revision", "9")
     assert res.returncode == 3 and "revision 9" in res.stderr
 
 
@@ -187,7 +185,7 @@ def test_container_get_by_name(ccs_server: Any, unique: str, tmp_path: Path) -> 
     text = ok(ccs_server, "container", "get", name, "-c", unique)
     assert text.splitlines()[0].split()[:3] == ["NAME", "APPLICATION", "SERVICE"]
     assert "image:      local/busybox:1" in text
-    res = run(ccs_server, "container", "get", "nope", "-c", unique)
+    res = cli(ccs_server, "container", "get", "nope", "-c", unique)
     assert res.returncode == 3 and "container 'nope' not found" in res.stderr
 
 
@@ -218,7 +216,7 @@ def test_events_filters_by_time_kind_and_application(ccs_server: Any, unique: st
     assert ("release", "web-app/r000001", "Requested") in {(e["kind"], e["object"], e["reason"]) for e in releases}
     assert {e["kind"] for e in releases} == {"release"}
     assert as_json(ccs_server, "events", "-c", unique, "--type", "release", "--app", "other-app") == []
-    res = run(ccs_server, "events", "-c", unique, "--type", "bogus")
+    res = cli(ccs_server, "events", "-c", unique, "--type", "bogus")
     assert res.returncode == 2 and "'bogus' is not one of" in res.stderr
 
 
@@ -251,9 +249,9 @@ def test_output_formats_headers_and_label_selectors(ccs_server: Any, unique: str
     assert ok(ccs_server, "cluster", "ls", "-o", "wide", "--no-headers", "-l", "team=a").split()[0] == unique
 
     for bad, message in (("-o", "bogus"), ("-o", "jsonpath="), ("-o", "jsonpath={.items[}")):
-        res = run(ccs_server, "app", "ls", "-c", unique, bad, message)
+        res = cli(ccs_server, "app", "ls", "-c", unique, bad, message)
         assert res.returncode == 2 and "--output" in res.stderr, (message, res.stderr)
-    res = run(ccs_server, "app", "ls", "-c", unique, "-l", "=x")
+    res = cli(ccs_server, "app", "ls", "-c", unique, "-l", "=x")
     assert res.returncode == 2 and "--selector" in res.stderr
 
 
@@ -267,36 +265,32 @@ def test_context_ls_use_rename_rm(ccs_server: Any, tmp_path: Path) -> None:
     current = original["current-context"]
     token = original["contexts"][current]["token"]
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli", "--config", str(config), *args],
-                              capture_output=True, text=True, cwd=ROOT, timeout=60)
-
-    listed = cli("context", "ls")
+    listed = cli(config, "context", "ls")
     assert listed.returncode == 0 and token not in listed.stdout
     head, first = listed.stdout.splitlines()[:2]
     assert head.split()[:3] == ["CURRENT", "NAME", "SERVER"] and first.split()[:3] == ["*", current, ccs_server.address]
-    data = json.loads(cli("context", "ls", "-o", "json").stdout)
+    data = json.loads(cli(config, "context", "ls", "-o", "json").stdout)
     assert data[0]["name"] == current and data[0]["current"] is True and data[0]["token"] == "set"
     assert token not in json.dumps(data)
 
-    assert cli("context", "rename", current, "main").returncode == 0
+    assert cli(config, "context", "rename", current, "main").returncode == 0
     after = yaml.safe_load(config.read_text())
     assert after["current-context"] == "main" and after["contexts"]["main"]["token"] == token
-    assert cli("cluster", "ls").returncode == 0  # the renamed current context still connects
-    assert cli("context", "use", "nope").returncode == 3
-    res = cli("context", "rename", "main", "main2")
+    assert cli(config, "cluster", "ls").returncode == 0  # the renamed current context still connects
+    assert cli(config, "context", "use", "nope").returncode == 3
+    res = cli(config, "context", "rename", "main", "main2")
     assert res.returncode == 0
     after = yaml.safe_load(config.read_text())
     after["contexts"]["other"] = after["contexts"]["main2"]
     config.write_text(yaml.safe_dump(after))
-    assert cli("context", "rename", "main2", "other").returncode == 5
-    assert cli("context", "use", "other").returncode == 0
+    assert cli(config, "context", "rename", "main2", "other").returncode == 5
+    assert cli(config, "context", "use", "other").returncode == 0
     assert yaml.safe_load(config.read_text())["current-context"] == "other"
-    res = cli("context", "rm", "other")
+    res = cli(config, "context", "rm", "other")
     assert res.returncode == 0 and "no context is current" in res.stdout
     left = yaml.safe_load(config.read_text())
     assert left["current-context"] is None and list(left["contexts"]) == ["main2"]
-    assert cli("context", "rm", "other").returncode == 3
+    assert cli(config, "context", "rm", "other").returncode == 3
 
 
 def test_versions(ccs_server: Any) -> None:

@@ -5,9 +5,6 @@ access policy admits from it on the cluster and application the flags name."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,24 +12,11 @@ import yaml
 
 from ccs.v1 import api_pb2, triggers_pb2
 
-ROOT = Path(__file__).resolve().parents[2]
+from .cli_process import cli, ok
+
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 SERVICES = {**api_pb2.DESCRIPTOR.services_by_name, **triggers_pb2.DESCRIPTOR.services_by_name}
 USER_API = sorted(f"{s.name}/{m.name}" for s in SERVICES.values() for m in s.methods)
-
-
-def run(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
-    )
-
-
-def ok(server: Any, *args: str) -> str:
-    res = run(server, *args)
-    assert res.returncode == 0, (args, res.stdout, res.stderr)
-    return res.stdout
 
 
 def test_whoami_shows_the_admin_token_and_every_call(ccs_server: Any, unique: str) -> None:
@@ -51,7 +35,7 @@ def test_whoami_shows_the_admin_token_and_every_call(ccs_server: Any, unique: st
 def test_whoami_of_a_scoped_deployer_lists_what_it_may_do_where(ccs_server: Any, unique: str) -> None:
     secret = ok(ccs_server, "token", "create", f"{unique}-d", "--role", "deployer", "--cluster", unique,
                 "--app", "shop", "--ttl", "1h").strip()
-    me = run(ccs_server, "--token", secret, "whoami", "-c", unique, "-a", "shop", "-o", "yaml")
+    me = cli(ccs_server, "--token", secret, "whoami", "-c", unique, "-a", "shop", "-o", "yaml")
     assert me.returncode == 0, me.stderr
     assert secret not in me.stdout + me.stderr
     data = yaml.safe_load(me.stdout)
@@ -70,6 +54,6 @@ def test_whoami_of_a_scoped_deployer_lists_what_it_may_do_where(ccs_server: Any,
 
 
 def test_whoami_refuses_a_bad_name_and_an_unknown_token(ccs_server: Any) -> None:
-    bad = run(ccs_server, "whoami", "-c", "Bad_Name")
+    bad = cli(ccs_server, "whoami", "-c", "Bad_Name")
     assert bad.returncode == 4 and bad.stderr.startswith("error: cluster: 'Bad_Name' is not a valid name"), bad
-    assert run(ccs_server, "--token", "wrong", "whoami").returncode == 6
+    assert cli(ccs_server, "--token", "wrong", "whoami").returncode == 6

@@ -6,8 +6,6 @@ application joins the network (naming it), with the race between the two closed 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +17,9 @@ from controlplane.store import Conflict, keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 
-ROOT = Path(__file__).resolve().parents[2]
+from .cli_process import cli, ok
+
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
-
-
-def run(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
-    )
-
-
-def ok(server: Any, *args: str) -> str:
-    res = run(server, *args)
-    assert res.returncode == 0, (args, res.stdout, res.stderr)
-    return res.stdout
 
 
 def template(network: str = "team", key: str = "shared") -> str:
@@ -62,12 +47,12 @@ def test_a_template_joining_a_missing_cluster_network_is_refused_naming_the_fiel
     c = unique
     ok(ccs_server, "cluster", "create", c)
     shop = write(tmp_path, "shop", template())
-    res = run(ccs_server, "app", "deploy", "-c", c, "-f", str(shop), "--name", "shop")
+    res = cli(ccs_server, "app", "deploy", "-c", c, "-f", str(shop), "--name", "shop")
     assert res.returncode == 4, (res.stdout, res.stderr)
     assert res.stderr.strip() == (
         f"error: networks.shared.external: network 'team' does not exist in cluster '{c}'; create it with "
         f"`ccs network create team -c {c}`, or remove external: true to give the application a network of its own")
-    assert run(ccs_server, "app", "get", "shop", "-c", c).returncode == 3  # nothing was written
+    assert cli(ccs_server, "app", "get", "shop", "-c", c).returncode == 3  # nothing was written
 
     ok(ccs_server, "network", "create", "team", "-c", c, "--description", "shop and blog")
     ok(ccs_server, "app", "deploy", "-c", c, "-f", str(shop), "--name", "shop")
@@ -78,7 +63,7 @@ def test_a_template_joining_a_missing_cluster_network_is_refused_naming_the_fiel
     assert "blog,shop" in ok(ccs_server, "network", "ls", "-c", c)
 
     # rm is refused while applications join the network, naming them (exit 5).
-    res = run(ccs_server, "network", "rm", "team", "-c", c)
+    res = cli(ccs_server, "network", "rm", "team", "-c", c)
     assert res.returncode == 5, (res.stdout, res.stderr)
     assert "network 'team' is used by application(s) blog, shop" in res.stderr
     # An update that leaves the network, and a removal, free it.
@@ -86,9 +71,9 @@ def test_a_template_joining_a_missing_cluster_network_is_refused_naming_the_fiel
     ok(ccs_server, "app", "rm", "blog", "-c", c)
     assert json.loads(ok(ccs_server, "network", "get", "team", "-c", c, "-o", "json")).get("applications", []) == []
     ok(ccs_server, "network", "rm", "team", "-c", c)
-    assert run(ccs_server, "network", "get", "team", "-c", c).returncode == 3
+    assert cli(ccs_server, "network", "get", "team", "-c", c).returncode == 3
     # Gone again: an update that joins it is refused the same way.
-    res = run(ccs_server, "app", "update", "shop", "-c", c, "-f", str(shop))
+    res = cli(ccs_server, "app", "update", "shop", "-c", c, "-f", str(shop))
     assert res.returncode == 4 and "networks.shared.external: network 'team' does not exist" in res.stderr
 
 

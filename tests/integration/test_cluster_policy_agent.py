@@ -21,6 +21,7 @@ import pytest
 
 from nodeagent.runtime import naming
 
+from . import cli_process
 from .docker_fixtures import TestImages, docker_client, remove_cluster_objects, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.etcd, pytest.mark.slow, pytest.mark.timeout(400)]
@@ -39,17 +40,11 @@ def clean_engine(docker_client: docker.DockerClient) -> Iterator[docker.DockerCl
 
 
 def cli(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=180,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
-    )
+    return cli_process.cli(server, *args, timeout=180)  # a deploy may wait for the engine
 
 
 def ok(server: Any, *args: str) -> str:
-    res = cli(server, *args)
-    assert res.returncode == 0, (args, res.stdout, res.stderr)
-    return res.stdout
+    return cli_process.ok(server, *args, timeout=180)
 
 
 def containers(client: docker.DockerClient, service: str) -> list[dict[str, Any]]:

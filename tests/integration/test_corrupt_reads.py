@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
 from nodeagent.runtime import FakeRuntime
 from tests.conftest import ROOT, ServerProc, start_etcd, start_server
+from tests.integration.cli_process import command, environment
 from tests.integration.grpc_helpers import Stubs, stubs
 from tests.integration.test_containment import GARBAGE, TEMPLATE, converged, until
 
@@ -79,9 +79,8 @@ async def _error(call: object) -> grpc.aio.AioRpcError:
 async def ccs(srv: ServerProc, home: Path, *args: str) -> tuple[int, str, str]:
     """The real CLI in a subprocess (not blocking the loop the in-process agent runs on)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "--config", str(srv.config_path), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(home)})
+        *command("--config", str(srv.config_path), *args),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=environment(home))
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

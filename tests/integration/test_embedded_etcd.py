@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,11 +16,11 @@ import pytest
 
 from ccs.v1 import api_pb2
 from tests.conftest import ServerProc, free_port, start_etcd, start_server
+from tests.integration.cli_process import cli
 from tests.integration.grpc_helpers import stubs
 from tests.integration.test_server import create_and_list, etcd_children
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_until(what: str, probe: object, timeout: float = 30.0) -> None:
@@ -40,14 +39,6 @@ def log_events(srv: ServerProc) -> list[dict[str, object]]:
         if line.startswith("{"):
             out.append(json.loads(line))
     return out
-
-
-def cli(srv: ServerProc, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(srv.config_path), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(srv.config_path.parent)},
-    )
 
 
 async def test_sigkill_of_the_server_takes_its_embedded_etcd_along(tmp_path: Path) -> None:

@@ -17,11 +17,9 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import termios
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import docker
 import pytest
@@ -32,11 +30,11 @@ from tests.conftest import ServerProc
 from tests.integration.agent_process import agent_process, create_cluster, remove_from_engine
 from tests.integration.polling import wait_for
 
+from .cli_process import ROOT, cli_bytes, command, environment
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(240)]
 
-ROOT = Path(__file__).resolve().parents[2]
 IDLE = """["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]"""
 TEMPLATE = f"""\
 services:
@@ -211,18 +209,15 @@ async def test_a_viewer_is_refused_and_every_exec_is_audited(world: World, uniqu
 # ---------------------------------------------------------------- CLI
 
 
-def cli(server: ServerProc, *args: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(  # type: ignore[call-overload, no-any-return]
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        capture_output=True, cwd=ROOT, timeout=BOUND,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)}, **kw)
+def cli(server: ServerProc, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return cli_bytes(server, *args, stdin=stdin, timeout=BOUND)
 
 
 def test_cli_exec_output_exit_code_and_stdin(world: World) -> None:
     name = world.container.meta.name
     res = cli(world.server, "exec", "-c", world.cluster, name, "--", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (res.returncode, res.stdout, res.stderr) == (3, b"out\n", b"err\n")
-    res = cli(world.server, "exec", "-c", world.cluster, "-i", name, "--", "cat", input=b"piped\n")
+    res = cli(world.server, "exec", "-c", world.cluster, "-i", name, "--", "cat", stdin=b"piped\n")
     assert (res.returncode, res.stdout) == (0, b"piped\n")
     res = cli(world.server, "exec", "-c", world.cluster, name, "--", "no-such-program")
     assert res.returncode == 127 and b"command not found" in res.stderr
@@ -253,10 +248,10 @@ def test_cli_exec_tty_raw_mode_resize_and_restore(world: World) -> None:
     # (Not the size it starts with: the engine applies a size after the start, as for docker.)
     script = "trap 'stty size; exit 7' WINCH; echo ready; while true; do sleep 0.1; done"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--config", str(world.server.config_path), "exec", "-c", world.cluster,
-         "-it", world.container.meta.name, "--", "sh", "-c", script],
+        command("--config", str(world.server.config_path), "exec", "-c", world.cluster,
+                "-it", world.container.meta.name, "--", "sh", "-c", script),
         stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, start_new_session=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(world.server.config_path.parent)})
+        env=environment(world.server.config_path.parent))
     seen = bytearray()
     try:
         _read_until(master, b"ready", seen, proc)

@@ -22,8 +22,6 @@ import base64
 import functools
 import io
 import json
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,12 +37,12 @@ from tests.integration import polling
 from tests.integration.agent_process import agent_process, create_cluster, remove_from_engine
 from tests.integration.grpc_helpers import call
 
+from .cli_process import checked, cli
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 from .registry_fixture import Registry, registry  # noqa: F401
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
 
-ROOT = Path(__file__).resolve().parents[2]
 IDLE = """["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]"""
 
 
@@ -59,16 +57,6 @@ services:
     image: local/busybox:1
     command: {IDLE}
 {extra}"""
-
-
-def cli(server: ServerProc, *args: str, stdin: str | None = None, ok: bool = True,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run([sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-                         capture_output=True, text=True, cwd=ROOT, timeout=timeout, input=stdin,
-                         env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)})
-    if ok:
-        assert res.returncode == 0, (args, res.stdout, res.stderr)
-    return res
 
 
 async def refused(call_: object) -> ccs.CcsError:
@@ -140,21 +128,21 @@ def test_login_pinning_refusals_and_moved_tags(
             assert web.spec.image == f"{image}@{d1}"
 
     asyncio.run(scenario())
-    shown = json.loads(cli(server, "registry", "ls", "-c", cluster, "-o", "json").stdout)
+    shown = json.loads(checked(server, "registry", "ls", "-c", cluster, "-o", "json").stdout)
     assert [(x["host"], x["username"]) for x in shown] == [(reg.addr, reg.user)]
-    get = cli(server, "app", "get", "shop", "-c", cluster).stdout
+    get = checked(server, "app", "get", "shop", "-c", cluster).stdout
     assert d1 in get and "unpinned" in get, get
-    history = cli(server, "app", "history", "shop", "-c", cluster).stdout
+    history = checked(server, "app", "history", "shop", "-c", cluster).stdout
     assert d1[:19] in history and d2[:19] in history, history
-    for out in (cli(server, "registry", "ls", "-c", cluster, "-o", "json").stdout,
-                cli(server, "app", "get", "shop", "-c", cluster, "-o", "json").stdout,
-                cli(server, "events", "-c", cluster, "-o", "json", ok=False).stdout,
+    for out in (checked(server, "registry", "ls", "-c", cluster, "-o", "json").stdout,
+                checked(server, "app", "get", "shop", "-c", cluster, "-o", "json").stdout,
+                cli(server, "events", "-c", cluster, "-o", "json").stdout,
                 server.log_path.read_text(errors="replace")):
         assert reg.password not in out
     # A second login for the same host replaces the first; rm forgets it.
-    assert "removed" in cli(server, "registry", "rm", reg.addr, "-c", cluster).stdout
-    assert json.loads(cli(server, "registry", "ls", "-c", cluster, "-o", "json").stdout) == []
-    assert cli(server, "registry", "rm", reg.addr, "-c", cluster, ok=False).returncode != 0
+    assert "removed" in checked(server, "registry", "rm", reg.addr, "-c", cluster).stdout
+    assert json.loads(checked(server, "registry", "ls", "-c", cluster, "-o", "json").stdout) == []
+    assert cli(server, "registry", "rm", reg.addr, "-c", cluster).returncode != 0
 
 
 @pytest.fixture
@@ -198,7 +186,7 @@ def test_moved_tag_scale_up_runs_the_recorded_digest_and_the_password_is_nowhere
     d1 = reg.push("local/busybox:1", repo + ":1")
     old_id = docker_client.api.inspect_image("local/busybox:1")["Id"]
     # The login goes in through the CLI, from stdin.
-    cli(server, "registry", "login", reg.addr, "-u", reg.user, "--password-stdin", "-c", cluster,
+    checked(server, "registry", "login", reg.addr, "-u", reg.user, "--password-stdin", "-c", cluster,
         stdin=reg.password + "\n")
 
     async def deploy() -> None:
@@ -233,7 +221,7 @@ def test_moved_tag_scale_up_runs_the_recorded_digest_and_the_password_is_nowhere
     src.mkdir()
     (src / "Dockerfile").write_text(f"FROM local/busybox:1\nRUN echo {unique} > /built\n")
     (src / "compose.yaml").write_text(f"services:\n  web:\n    build: .\n    command: {IDLE}\n")
-    built = cli(server, "app", "deploy", "-c", cluster, "--name", "built", "-f", str(src / "compose.yaml"),
+    built = checked(server, "app", "deploy", "-c", cluster, "--name", "built", "-f", str(src / "compose.yaml"),
                 "--build", "--push-to", reg.addr, "--version", "b1", timeout=300)
     assert f"pushing to {reg.addr} with the cluster's registry login (user {reg.user})" in built.stderr
     assert "b1" in pushed_tags(reg, "built/web")
@@ -253,12 +241,12 @@ def test_moved_tag_scale_up_runs_the_recorded_digest_and_the_password_is_nowhere
         built.stdout, built.stderr,
         server.log_path.read_text(errors="replace"),
         node.read_text(errors="replace"),
-        cli(server, "events", "-c", cluster, "-o", "json").stdout,
-        cli(server, "audit", "ls", "-o", "json").stdout,
-        cli(server, "registry", "ls", "-c", cluster, "-o", "json").stdout,
-        cli(server, "container", "ls", "-c", cluster, "-a", "shop", "-o", "json").stdout,
-        cli(server, "app", "get", "shop", "-c", cluster, "-o", "json").stdout,
-        cli(server, "app", "history", "shop", "-c", cluster, "-o", "json").stdout,
+        checked(server, "events", "-c", cluster, "-o", "json").stdout,
+        checked(server, "audit", "ls", "-o", "json").stdout,
+        checked(server, "registry", "ls", "-c", cluster, "-o", "json").stdout,
+        checked(server, "container", "ls", "-c", cluster, "-a", "shop", "-o", "json").stdout,
+        checked(server, "app", "get", "shop", "-c", cluster, "-o", "json").stdout,
+        checked(server, "app", "history", "shop", "-c", cluster, "-o", "json").stdout,
         *(json.dumps(docker_client.api.inspect_container(c.status.docker_id)) for c in both),
     ]
     for text in outputs:
@@ -280,7 +268,7 @@ def test_node_prune_collects_what_no_container_and_no_recent_revision_uses(
                                tag=f"local/{unique}:1", rm=True)
     first = reg.push(f"local/{unique}:1", repo + ":1")
     docker_client.images.remove(f"local/{unique}:1", noprune=False)
-    cli(server, "registry", "login", reg.addr, "-u", reg.user, "--password-stdin", "-c", cluster, stdin=reg.password)
+    checked(server, "registry", "login", reg.addr, "-u", reg.user, "--password-stdin", "-c", cluster, stdin=reg.password)
 
     async def apply(create: bool) -> None:
         async with server.client() as client:
@@ -306,7 +294,7 @@ def test_node_prune_collects_what_no_container_and_no_recent_revision_uses(
     old = f"{image}@{first}"
     docker_client.api.inspect_image(old)  # still on the node before the prune
 
-    out = json.loads(cli(server, "node", "prune", f"{cluster}-n1", "-c", cluster, "-o", "json").stdout)
+    out = json.loads(checked(server, "node", "prune", f"{cluster}-n1", "-c", cluster, "-o", "json").stdout)
     assert out["images"] == [old], out
     assert int(out["bytes_freed"]) > 0 and out["images_removed"] == 1
     with pytest.raises(docker.errors.ImageNotFound):
@@ -314,5 +302,5 @@ def test_node_prune_collects_what_no_container_and_no_recent_revision_uses(
     for ref in kept:  # the last three the service ran stay, for rollback
         docker_client.api.inspect_image(ref)
     docker_client.api.inspect_image("local/busybox:1")  # no registry: never collected
-    shown = cli(server, "node", "prune", f"{cluster}-n1", "-c", cluster).stdout
+    shown = checked(server, "node", "prune", f"{cluster}-n1", "-c", cluster).stdout
     assert "0 image(s) removed" in shown

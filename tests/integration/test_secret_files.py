@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from tests.integration import polling
 from tests.integration.agent_process import agent_process, create_cluster, remove_from_engine
 from tests.integration.grpc_helpers import call
 
+from .cli_process import checked
 from .docker_fixtures import TestImages, docker_client, test_image  # noqa: F401
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -94,10 +94,8 @@ def node(ccs_server: ServerProc, unique: str, tmp_path: Path, test_image: TestIm
 
 
 def run(server: ServerProc, *args: str) -> str:
-    res = subprocess.run([sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60,
-                         env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)})
-    assert res.returncode == 0, (args, res.stdout, res.stderr)
+    """Both outputs of a ``ccs`` that must succeed (a secret must appear in neither)."""
+    res = checked(server, *args)
     return res.stdout + res.stderr
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +15,11 @@ import pytest
 import ccs
 from controlplane.store.etcd import Etcd
 
-ROOT = Path(__file__).resolve().parents[2]
+from .cli_process import cli
+
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 
 VALUE = b"hunter2-very-secret-value"
-
-
-def cli(server: Any, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--config", str(server.config_path), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, input=stdin,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(server.config_path.parent)},
-    )
 
 
 TEMPLATE = """

@@ -40,6 +40,7 @@ from controlplane.pki import certs
 from controlplane.pki.keywrap import create_master_key
 from nodeagent import node_tls
 from tests.conftest import ROOT, EtcdProc, ServerProc, free_port, start_etcd, start_server
+from tests.integration.cli_process import cli
 from tests.integration.node_link import register_node
 from tests.integration.polling import wait_for
 
@@ -95,9 +96,7 @@ def test_first_start_creates_the_ca_and_serves_tls_only(own_etcd: EtcdProc, tmp_
         assert ctx["tls"] is True and ctx["ca_pem"] == srv.ca_pem
         assert srv.ca_pem is not None
         assert certs.fingerprint(certs.load_cert(srv.ca_pem.encode())) == stored_fingerprint(stored)
-        done = subprocess.run([sys.executable, "-m", "cli", "--config", str(tmp_path / "config.yaml"),
-                               "cluster", "create", "tls1"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60, check=False)
+        done = cli(tmp_path / "config.yaml", "cluster", "create", "tls1")
         assert done.returncode == 0, done.stderr
 
         dns, ips = leaf_sans(srv.address)
@@ -251,31 +250,26 @@ def test_client_ca_requires_a_client_certificate(own_etcd: EtcdProc, tmp_path: P
         srv.stop()
 
 
-def ccs_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli", "--config", str(config), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
 def test_login_pins_the_ca_by_fingerprint_or_refuses(ccs_server: ServerProc, tmp_path: Path) -> None:
     assert ccs_server.ca_pem is not None
     fp = certs.fingerprint(certs.load_cert(ccs_server.ca_pem.encode()))
     openssl_style = ":".join(fp[i:i + 2].upper() for i in range(0, 64, 2))
     config = tmp_path / "elsewhere.yaml"
 
-    wrong = ccs_cli(config, "login", ccs_server.address, "--token", ccs_server.token, "--ca-fingerprint", "0" * 64)
+    wrong = cli(config, "login", ccs_server.address, "--token", ccs_server.token, "--ca-fingerprint", "0" * 64)
     assert wrong.returncode == 6 and "does not present the CA with fingerprint 000" in wrong.stderr
     assert not config.exists()  # nothing written, the token never sent
-    bad_token = ccs_cli(config, "login", ccs_server.address, "--token", "nope", "--ca-fingerprint", fp)
+    bad_token = cli(config, "login", ccs_server.address, "--token", "nope", "--ca-fingerprint", fp)
     assert bad_token.returncode == 6 and "refused the token" in bad_token.stderr and not config.exists()
 
-    done = ccs_cli(config, "login", ccs_server.address, "--token", ccs_server.token,
+    done = cli(config, "login", ccs_server.address, "--token", ccs_server.token,
                    "--ca-fingerprint", openssl_style, "--name", "remote")
     assert done.returncode == 0, done.stderr
     ctx = yaml.safe_load(config.read_text())
     assert ctx["current-context"] == "remote"
     assert ctx["contexts"]["remote"]["ca_pem"] == ccs_server.ca_pem and ctx["contexts"]["remote"]["tls"] is True
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert ccs_cli(config, "cluster", "ls").returncode == 0
+    assert cli(config, "cluster", "ls").returncode == 0
 
 
 def test_a_plaintext_or_unpinned_channel_never_gets_an_answer(ccs_server: ServerProc) -> None:
@@ -309,7 +303,7 @@ def test_an_installation_from_before_tls_keeps_a_working_context(own_etcd: EtcdP
         wait_for("the context refreshed", refreshed, 30)
         ctx = yaml.safe_load(config.read_text())["contexts"]["local"]
         assert ctx["tls"] is True and ctx["ca_pem"] == srv.ca_pem and ctx["token"] == old.token
-        assert ccs_cli(config, "cluster", "ls").returncode == 0
+        assert cli(config, "cluster", "ls").returncode == 0
     finally:
         srv.stop()
 
@@ -317,7 +311,7 @@ def test_an_installation_from_before_tls_keeps_a_working_context(own_etcd: EtcdP
 def test_cli_without_a_context_verifies_against_ca_file(ccs_server: ServerProc, tmp_path: Path) -> None:
     none = tmp_path / "none.yaml"
     base = ["--server", ccs_server.address, "--token", ccs_server.token]
-    unpinned = ccs_cli(none, *base, "cluster", "ls")
+    unpinned = cli(none, *base, "cluster", "ls")
     assert unpinned.returncode == 7 and "CERTIFICATE_VERIFY_FAILED" in unpinned.stderr
-    pinned = ccs_cli(none, *base, "--ca-file", str(ccs_server.state_dir / "ca.crt"), "cluster", "ls")
+    pinned = cli(none, *base, "--ca-file", str(ccs_server.state_dir / "ca.crt"), "cluster", "ls")
     assert pinned.returncode == 0, pinned.stderr
