@@ -8,12 +8,24 @@ field. Either way nothing changes, and the delivery id is given back for a redel
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import aetcd
+import grpc
 import pytest
 
 import ccs
 from ccs.v1 import resources_pb2 as pb
+from ccs.v1 import triggers_pb2 as tpb
+from controlplane.secrets.keyring import Keyring
+from controlplane.secrets.store import SecretStore
 from controlplane.store import keys
+from controlplane.store.etcd import Etcd
+from controlplane.triggers.actions import Actions
+from controlplane.triggers.invoke import Invoker
+from controlplane.triggers.records import TriggerStore
+from controlplane.triggers.rules import RateLimiter
+from controlplane.triggers.servicer import TriggerServicer
 from tests.conftest import ServerProc
 from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, post, state
 
@@ -73,22 +85,66 @@ async def test_a_template_the_server_refuses_answers_400_naming_the_field(ccs_se
     assert await state(s) == before
 
 
+class StoppedClock(RateLimiter):
+    """The server's limiter (burst 10, one a second) with time standing still: no token comes
+    back between calls, however slowly a loaded machine makes them."""
+
+    def take(self, key: str, now: float) -> bool:
+        return super().take(key, 0.0)
+
+
+class Aborted(grpc.aio.AbortError):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+
+
+class AbortingContext:
+    """What the servicer uses of a grpc.aio.ServicerContext: ``abort``."""
+
+    async def abort(self, code: grpc.StatusCode, message: str, *_: Any) -> None:
+        raise Aborted(code, message)
+
+
 async def test_invoke_trigger_counts_the_rate_limit_before_reading_anything(ccs_server: ServerProc,
                                                                             unique: str) -> None:
-    """``ccs trigger run`` of a trigger that does not exist: the first ten calls (the burst) are
-    looked up and answered NOT_FOUND, the next is refused by the limit without a read. (It read
-    etcd first: every call answered NOT_FOUND, a flood cost a read each.) 30 calls, so the
-    limit is reached unless they come slower than one a second."""
+    """``InvokeTrigger`` of a trigger that does not exist: the first ten calls (the burst) are
+    looked up and answered NOT_FOUND, every later one is refused by the limit without a read.
+    (It read etcd first: every call answered NOT_FOUND, a flood cost a read each.) The servicer
+    and its invoker run here on the server's etcd, with the limiter's clock stopped (it was the
+    server's, and the test relied on 30 calls taking less than 20 seconds); a spy on the etcd
+    client sees the reads."""
     async with ccs_server.client() as cl:
         await cl.clusters.create(unique)
+    etcd = Etcd([ccs_server.etcd_url])
+    try:
+        secrets = SecretStore(etcd, await Keyring.load_or_create(etcd, ccs_server.state_dir / "secrets.key"))
+        invoker = Invoker(TriggerStore(etcd, secrets), Actions(etcd, None, None), secrets.keyring,  # type: ignore[arg-type]
+                          limiter=StoppedClock())
+        servicer = TriggerServicer(etcd, secrets, invoker)
+        read: list[str] = []
+        real_get, real_range = etcd.get, etcd.range
+
+        async def get(key: str) -> Any:
+            read.append(key)
+            return await real_get(key)
+
+        async def range_(prefix: str, *args: Any, **kwargs: Any) -> Any:
+            read.append(prefix)
+            return await real_range(prefix, *args, **kwargs)
+
+        etcd.get, etcd.range = get, range_  # type: ignore[method-assign]
         answers = []
         for _ in range(30):
-            try:
-                await cl.triggers.invoke(unique, "shop", "nope")
-            except ccs.errors.CcsError as e:
-                answers.append(e.code.name)
-    assert answers[:10] == ["NOT_FOUND"] * 10
-    assert "RESOURCE_EXHAUSTED" in answers[10:]
+            before = len(read)
+            with pytest.raises(Aborted) as refused:
+                await servicer.InvokeTrigger(
+                    tpb.InvokeTriggerRequest(cluster=unique, application="shop", name="nope"),
+                    cast(grpc.aio.ServicerContext, AbortingContext()))
+            answers.append((refused.value.code.name, len(read) > before))
+    finally:
+        await etcd.close()
+    assert answers == [("NOT_FOUND", True)] * 10 + [("RESOURCE_EXHAUSTED", False)] * 20
 
 
 async def test_a_rate_limit_refusal_is_rate_limited_not_message_too_large(ccs_server: ServerProc,
