@@ -16,7 +16,8 @@ only when the cache has applied this server's last write (read-your-writes, as f
 path itself: :meth:`controlplane.api.common.CacheReader.current_revision`).
 
 A kept answer is shared by the calls it serves: it is never changed after it is kept (gRPC
-only serializes it). The memo holds one revision's answers, at most ``limit`` of them.
+only serializes it). The memo holds one revision's answers, at most ``limit`` of them and
+``max_bytes`` of their encoded size.
 """
 
 from __future__ import annotations
@@ -33,16 +34,19 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
 
-#: Answers kept for one revision: bounded, as page tokens make request keys unbounded.
+#: Answers kept for one revision, and their bytes: bounded, as page tokens make request keys
+#: unbounded and a page may weigh up to ``reads.MAX_PAGE_BYTES``.
 LIMIT = 1024
+MAX_BYTES = 32 * 1024 * 1024
 
 
 class ListMemo:
     """The answers made at one cache revision, keyed by the request (its type and bytes)."""
 
-    def __init__(self, limit: int = LIMIT) -> None:
-        self.limit = limit
+    def __init__(self, limit: int = LIMIT, max_bytes: int = MAX_BYTES) -> None:
+        self.limit, self.max_bytes = limit, max_bytes
         self.revision = 0
+        self.bytes = 0
         self._answers: dict[tuple[str, bytes], Message] = {}
 
     @staticmethod
@@ -58,9 +62,14 @@ class ListMemo:
             return  # made from an older snapshot than the answers kept: not worth keeping
         if revision > self.revision:
             self._answers.clear()
-            self.revision = revision
-        if len(self._answers) < self.limit or key in self._answers:
-            self._answers[key] = answer
+            self.revision, self.bytes = revision, 0
+        if key in self._answers or len(self._answers) >= self.limit:
+            return  # the same answer (made from the same snapshot), or no room
+        size = answer.ByteSize()
+        if self.bytes + size > self.max_bytes:
+            return
+        self._answers[key] = answer
+        self.bytes += size
 
 
 async def list_answer(

@@ -85,7 +85,7 @@ async def test_a_write_through_this_server_is_listed_even_before_the_cache_appli
     assert names(await task) == ["cache", "db", "web"]
 
 
-def test_the_memo_holds_the_answers_of_its_newest_revision_only_and_a_bounded_number() -> None:
+def test_the_memo_holds_the_answers_of_its_newest_revision_only_bounded_in_number_and_bytes() -> None:
     memo = ListMemo(limit=2)
     a, b, c = (ListMemo.key(listing(page_size=n)) for n in (1, 2, 3))
     one, two = pb.Service(), pb.Service()
@@ -98,5 +98,14 @@ def test_the_memo_holds_the_answers_of_its_newest_revision_only_and_a_bounded_nu
     memo.put(6, a, one)
     memo.put(6, c, one)  # over the limit: not kept
     assert memo.get(6, a) is one and memo.get(6, c) is None
+    heavy = ListMemo(max_bytes=100)
+    big, small = pb.Service(meta=pb.Meta(name="x" * 90)), pb.Service(meta=pb.Meta(name="y"))
+    heavy.put(1, a, big)
+    heavy.put(1, b, big)  # past the byte budget: not kept
+    heavy.put(1, c, small)
+    assert heavy.get(1, a) is big and heavy.get(1, b) is None and heavy.get(1, c) is small
+    assert heavy.bytes == big.ByteSize() + small.ByteSize()
+    heavy.put(2, b, big)  # a new revision starts the budget again
+    assert heavy.get(2, b) is big and heavy.bytes == big.ByteSize()
     assert ListMemo.key(listing(page_size=1)) == a != ListMemo.key(listing(page_size=1, page_token="x"))
     assert ListMemo.key(api_pb2.ListNodesRequest(cluster=C)) != ListMemo.key(api_pb2.ListApplicationsRequest(cluster=C))
