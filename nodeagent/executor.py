@@ -43,6 +43,7 @@ from .mounted_files import DEFAULT_ROOT, MountedFiles
 from .probe_monitor import ProbeMonitor, has_probe
 
 DEFAULT_CONCURRENCY = 32
+FIRST_CHECK_PASSED = "health check passed (run by the agent right after the start)"
 
 Report = Callable[[agent_pb2.ContainerStatusUpdate], object]
 
@@ -369,10 +370,16 @@ class Executor:
         by_agent_check = False
         if state is None and o is not None and o.state == State.CONTAINER_STATE_STARTING:
             if self.first_checks.passed(cid, o):
-                state, by_agent_check = State.CONTAINER_STATE_HEALTHY, True
-                message = "health check passed (run by the agent; the engine's first check is still to come)"
+                state, by_agent_check, message = State.CONTAINER_STATE_HEALTHY, True, FIRST_CHECK_PASSED
             else:
                 self.first_checks.ensure(cid, o)
+        elif state is None and o is not None and o.state == State.CONTAINER_STATE_HEALTHY:
+            # The engine agrees: the same report as before, so the time it turned ready (the
+            # status' updated_at, what a release's monitor and delay count from) does not move.
+            if self.first_checks.passed(cid, o):
+                by_agent_check, message = True, FIRST_CHECK_PASSED
+        elif o is not None and o.state == State.CONTAINER_STATE_UNHEALTHY:
+            self.first_checks.engine_judged(cid)  # from now on the engine's verdicts alone
         if state is None and o is not None and o.state in LIVE_STATES and has_probe(c):
             self.probes.ensure(cid, c, o.docker_id)
             verdict = self.probes.verdict(cid)

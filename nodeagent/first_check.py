@@ -20,6 +20,9 @@ inside the engine's `start_period`: it counts towards no UNHEALTHY verdict (only
 a health check (none, `NONE`, `disable: true`) is not probed: it is ready when it runs, as before.
 
 The verdict is keyed by (docker id, start time): a restart of the same container starts over.
+While the engine agrees (HEALTHY) the report stays the same, so the time the container turned
+ready does not move when the engine's first check comes; once the engine calls it UNHEALTHY the
+agent's pass is forgotten.
 """
 
 from __future__ import annotations
@@ -92,6 +95,10 @@ class FirstHealthCheck:
         timeout = o.health_timeout or DEFAULT_TIMEOUT
         task = asyncio.create_task(self._run(cid, key, tuple(o.health_cmd), timeout), name=f"first-check-{cid}")
         self._tasks[cid] = (key, task)
+
+    def engine_judged(self, cid: str) -> None:
+        """The engine called the container unhealthy: the agent's pass no longer says anything."""
+        self._passed.pop(cid, None)
 
     def stop(self, cid: str) -> None:
         entry = self._tasks.pop(cid, None)

@@ -7,10 +7,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import cast
 
+from ccs.v1 import agent_pb2
+from ccs.v1 import resources_pb2 as pb
+from nodeagent.assignments import AssignmentBook
+from nodeagent.executor import Executor
 from nodeagent.first_check import FirstHealthCheck, wants_check
+from nodeagent.mounted_files import MountedFiles
 from nodeagent.runtime.types import ContainerNotFound, ExecResult, Observed, Runtime, State
+from nodeagent.status import same_report
+
+from .test_agent_helpers import CLUSTER, container
 
 STARTING = Observed(docker_id="d1", name="web-1", labels={}, image="i", state=State.CONTAINER_STATE_STARTING,
                     health="starting", started_at=100.0, health_cmd=("/bin/sh", "-c", "test -f /ready"))
@@ -92,3 +101,34 @@ async def test_a_pass_belongs_to_one_start_of_the_container() -> None:
     fc.stop("c1")
     assert not fc.passed("c1", STARTING)
     await fc.close()
+
+
+async def test_the_report_stays_the_same_when_the_engine_agrees_and_turns_when_it_does_not(tmp_path: Path) -> None:
+    """The executor's side: HEALTHY from the agent's pass while the engine says starting; the same
+    report once the engine says healthy (so the time it turned ready does not move); UNHEALTHY from
+    the engine wins and forgets the pass."""
+    reports: list[agent_pb2.ContainerStatusUpdate] = []
+    rt = Scripted([0])
+    ex = Executor(cast(Runtime, rt), AssignmentBook(), reports.append, cluster=CLUSTER, node="n1",
+                  address="127.0.0.1", files=MountedFiles(tmp_path))
+    c = container("c1")
+    ex._emit(c, STARTING)  # starts the agent's check, which passes at its first run
+    for _ in range(1000):
+        if ex.first_checks.passed("c1", STARTING):
+            break
+        await asyncio.sleep(0)
+    assert reports[-1].status.state == pb.CONTAINER_STATE_STARTING
+
+    ex._emit(c, STARTING)
+    by_agent = reports[-1].status
+    assert (by_agent.state, by_agent.healthy_by_agent_check) == (pb.CONTAINER_STATE_HEALTHY, True)
+    ex._emit(c, dataclasses.replace(STARTING, state=State.CONTAINER_STATE_HEALTHY, health="healthy"))
+    assert same_report(reports[-1].status, by_agent)
+
+    ex._emit(c, dataclasses.replace(STARTING, state=State.CONTAINER_STATE_UNHEALTHY, health="unhealthy"))
+    assert (reports[-1].status.state, reports[-1].status.healthy_by_agent_check) == (
+        pb.CONTAINER_STATE_UNHEALTHY, False)
+    ex._emit(c, dataclasses.replace(STARTING, state=State.CONTAINER_STATE_HEALTHY, health="healthy"))
+    assert (reports[-1].status.state, reports[-1].status.healthy_by_agent_check) == (
+        pb.CONTAINER_STATE_HEALTHY, False)
+    await ex.close()
