@@ -36,12 +36,14 @@ from .assignments import AssignmentBook
 from .backoff import Backoff
 from .converge import LIVE_STATES, Kind, LocalAction, drain_remaining, plan_one, router_hold
 from .fence import FenceGate
+from .first_check import FirstHealthCheck
 from .images import NodeImages
 from .local_addresses import LocalAddresses
 from .mounted_files import DEFAULT_ROOT, MountedFiles
 from .probe_monitor import ProbeMonitor, has_probe
 
 DEFAULT_CONCURRENCY = 32
+FIRST_CHECK_PASSED = "health check passed (run by the agent right after the start)"
 
 Report = Callable[[agent_pb2.ContainerStatusUpdate], object]
 
@@ -91,6 +93,8 @@ class Executor:
         self._router_waits: set[str] = set()  # logged once each
         self._backoff: dict[str, Backoff] = {}
         self.probes = ProbeMonitor(runtime, self.enqueue, period=probe_period)
+        # The agent's own first run of a health check, right after the start (nodeagent.first_check).
+        self.first_checks = FirstHealthCheck(runtime, self.enqueue)
         self.files = files or MountedFiles(DEFAULT_ROOT / f"{cluster}-{node}")
         self.images = NodeImages()  # what it pulled and each service ran here (image collection)
         self.fence = FenceGate()  # stale containers stop before anything starts (nodeagent.fence)
@@ -146,6 +150,7 @@ class Executor:
             with contextlib.suppress(asyncio.CancelledError):
                 await w
         await self.probes.close()
+        await self.first_checks.close()
 
     async def _work(self, cid: str) -> None:
         try:
@@ -250,6 +255,7 @@ class Executor:
         elif a.kind is Kind.STOP:
             assert a.observed is not None
             self.probes.stop(a.container_id)
+            self.first_checks.stop(a.container_id)
             await self.runtime.stop(a.observed.docker_id, a.grace_seconds)
             after = await self.runtime.inspect(a.observed.docker_id)
             self._emit(c, after, state=State.CONTAINER_STATE_STOPPED, message="stopped")
@@ -312,6 +318,7 @@ class Executor:
 
     async def _stop_remove(self, cid: str, docker_id: str, grace: float, volumes: bool) -> None:
         self.probes.stop(cid)
+        self.first_checks.stop(cid)
         await self.runtime.stop(docker_id, grace)
         await self.runtime.remove(docker_id, volumes=volumes)
         await self.files.remove(cid)
@@ -320,6 +327,7 @@ class Executor:
 
     def _forget(self, cid: str) -> None:
         self.addresses.forget(cid)
+        self.first_checks.stop(cid)
         self._router_waits.discard(cid)
         self.book.forget(cid)
         self.tracked.discard(cid)
@@ -353,10 +361,25 @@ class Executor:
         message: str | None = None,
         reason: int = 0,
     ) -> None:
-        """Report `c`; overlays the agent-side probe verdict on a live container.
+        """Report `c`; overlays the agent-side probe verdict on a live container, and HEALTHY on
+        a started one the engine still calls "starting" once the agent's own first run of its
+        health check passed (nodeagent.first_check).
 
         `reason` is the FailureReason of a permanent failure (0: none)."""
         cid = c.meta.id
+        by_agent_check = False
+        if state is None and o is not None and o.state == State.CONTAINER_STATE_STARTING:
+            if self.first_checks.passed(cid, o):
+                state, by_agent_check, message = State.CONTAINER_STATE_HEALTHY, True, FIRST_CHECK_PASSED
+            else:
+                self.first_checks.ensure(cid, o)
+        elif state is None and o is not None and o.state == State.CONTAINER_STATE_HEALTHY:
+            # The engine agrees: the same report as before, so the time it turned ready (the
+            # status' updated_at, what a release's monitor and delay count from) does not move.
+            if self.first_checks.passed(cid, o):
+                by_agent_check, message = True, FIRST_CHECK_PASSED
+        elif o is not None and o.state == State.CONTAINER_STATE_UNHEALTHY:
+            self.first_checks.engine_judged(cid)  # from now on the engine's verdicts alone
         if state is None and o is not None and o.state in LIVE_STATES and has_probe(c):
             self.probes.ensure(cid, c, o.docker_id)
             verdict = self.probes.verdict(cid)
@@ -367,5 +390,6 @@ class Executor:
         )
         if reason:
             st.failure_reason = reason  # type: ignore[assignment]  # FailureReason is an int enum
+        st.healthy_by_agent_check = by_agent_check
         self.addresses.note(cid, c, o.pid if o is not None else 0, dict(st.addresses))
         self._report(status.update(c, st))

@@ -10,11 +10,17 @@ adds the timing and the RPC. A batch that fails to send goes back to the buffer 
 status for the same container arrived meanwhile; the loop then raises so the session
 reconnects. Statuses equal to the last one sent are dropped, except right after a
 (re)connect, when `forget_sent()` makes every container report once.
+
+A container turning HEALTHY does not wait for the linger: it is what a rolling update waits for
+before its next slot (and what routers and `depends_on: service_healthy` wait for), so it is
+sent at once, with whatever else is pending. Only HEALTHY: a container without a health check
+is RUNNING, and bursts of RUNNING (a deploy, a hollow node's thousands) keep coalescing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from ccs.v1 import agent_pb2, resources_pb2
@@ -41,6 +47,7 @@ class StatusBatcher:
         self._pending: dict[Key, agent_pb2.ContainerStatusUpdate] = {}
         self._sent: dict[Key, resources_pb2.ContainerStatus] = {}
         self._ready = asyncio.Event()
+        self._urgent = asyncio.Event()  # a pending update is one a release is waiting for
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -54,7 +61,14 @@ class StatusBatcher:
         self._pending.pop(k, None)  # re-insert at the end: oldest-first batches stay fair
         self._pending[k] = u
         self._ready.set()
+        if is_urgent(u):
+            self._urgent.set()
         return True
+
+    @property
+    def urgent(self) -> bool:
+        """A pending update should not wait for the linger (see the module docstring)."""
+        return self._urgent.is_set()
 
     def take(self) -> list[agent_pb2.ContainerStatusUpdate]:
         """Remove and return up to max_batch pending updates, oldest first."""
@@ -62,6 +76,8 @@ class StatusBatcher:
         batch = [self._pending.pop(k) for k in keys]
         if not self._pending:
             self._ready.clear()
+        if not any(is_urgent(u) for u in self._pending.values()):
+            self._urgent.clear()
         return batch
 
     def mark_sent(self, batch: list[agent_pb2.ContainerStatusUpdate]) -> None:
@@ -77,6 +93,8 @@ class StatusBatcher:
             k = key_of(u)
             if k not in self._pending:
                 self._pending[k] = u
+                if is_urgent(u):
+                    self._urgent.set()
         if self._pending:
             self._ready.set()
 
@@ -91,6 +109,16 @@ class StatusBatcher:
     async def wait(self) -> None:
         await self._ready.wait()
 
+    async def linger(self, seconds: float) -> None:
+        """Sleep up to `seconds` for a burst to coalesce; return early once an update is urgent."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._urgent.wait()
+
+
+def is_urgent(u: agent_pb2.ContainerStatusUpdate) -> bool:
+    return u.status.state == resources_pb2.CONTAINER_STATE_HEALTHY
+
 
 Sender = Callable[[agent_pb2.UpdateStatusRequest], Awaitable[object]]
 
@@ -100,7 +128,7 @@ async def send_loop(batcher: StatusBatcher, send: Sender, *, linger: float = DEF
     while True:
         await batcher.wait()
         if len(batcher) < batcher.max_batch:
-            await asyncio.sleep(linger)  # let a burst coalesce
+            await batcher.linger(linger)  # let a burst coalesce, unless a release waits for it
         batch = batcher.take()
         if not batch:
             continue

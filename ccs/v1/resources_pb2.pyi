@@ -829,7 +829,7 @@ class Service(_message.Message):
     def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., cluster: _Optional[str] = ..., application: _Optional[str] = ..., spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., status: _Optional[_Union[ServiceStatus, _Mapping]] = ..., generation: _Optional[int] = ..., app_revision: _Optional[int] = ..., last_generation: _Optional[int] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
-    __slots__ = ("state", "exit_code", "message", "docker_id", "started_at", "updated_at", "endpoints", "failure_reason", "addresses")
+    __slots__ = ("state", "exit_code", "message", "docker_id", "started_at", "updated_at", "endpoints", "failure_reason", "addresses", "healthy_by_agent_check")
     class AddressesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -846,6 +846,7 @@ class ContainerStatus(_message.Message):
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_BY_AGENT_CHECK_FIELD_NUMBER: _ClassVar[int]
     state: ContainerState
     exit_code: int
     message: str
@@ -855,7 +856,8 @@ class ContainerStatus(_message.Message):
     endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
     failure_reason: FailureReason
     addresses: _containers.ScalarMap[str, str]
-    def __init__(self, state: _Optional[_Union[ContainerState, str]] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ..., docker_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., failure_reason: _Optional[_Union[FailureReason, str]] = ..., addresses: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    healthy_by_agent_check: bool
+    def __init__(self, state: _Optional[_Union[ContainerState, str]] = ..., exit_code: _Optional[int] = ..., message: _Optional[str] = ..., docker_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., failure_reason: _Optional[_Union[FailureReason, str]] = ..., addresses: _Optional[_Mapping[str, str]] = ..., healthy_by_agent_check: _Optional[bool] = ...) -> None: ...
 
 class Container(_message.Message):
     __slots__ = ("meta", "cluster", "application", "service", "node", "slot", "spec_generation", "app_revision", "desired_state", "spec", "status", "stop_after", "subnets", "fence_epoch", "subnet_index")

@@ -83,6 +83,28 @@ def addresses(networks: Mapping[str, str], labels: Mapping[str, str]) -> dict[st
     return out
 
 
+DEFAULT_SHELL = ("/bin/sh", "-c")  # the engine's, when the container's config names none
+
+
+def health_command(config: Mapping[str, Any]) -> tuple[tuple[str, ...], float]:
+    """A container's effective ``Config.Healthcheck`` (the service's, or the image's own, as the
+    engine merged them at create) -> (argv to exec, timeout seconds; 0 when unset).
+
+    As the engine runs it: ``CMD`` execs the rest as given; ``CMD-SHELL`` runs the string with
+    the container's ``Config.Shell`` (``/bin/sh -c`` by default). ``NONE``, an empty test or no
+    health check give ``()``: nothing to run.
+    """
+    check = config.get("Healthcheck") or {}
+    test = [str(t) for t in (check.get("Test") or ())]
+    timeout = int(check.get("Timeout") or 0) / 1e9
+    if len(test) >= 2 and test[0] == "CMD":
+        return tuple(test[1:]), timeout
+    if len(test) >= 2 and test[0] == "CMD-SHELL":
+        shell = tuple(str(s) for s in (config.get("Shell") or ())) or DEFAULT_SHELL
+        return (*shell, " ".join(test[1:])), timeout
+    return (), timeout
+
+
 def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
     """A `docker inspect` document -> Observed."""
     state = attrs.get("State") or {}
@@ -94,6 +116,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
         name: str(net.get("IPAddress") or "") for name, net in (settings.get("Networks") or {}).items()
     }
     labels = dict(config.get("Labels") or {})
+    health_cmd, health_timeout = health_command(config)
     ports: list[PortBinding] = []
     for key, binds in sorted((settings.get("Ports") or {}).items()):
         target, _, protocol = key.partition("/")
@@ -118,6 +141,8 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> Observed:
         ports=tuple(ports),
         failure_reason=Reason.FAILURE_REASON_START_FAILED if start_error else 0,
         pid=int(state.get("Pid") or 0),
+        health_cmd=health_cmd,
+        health_timeout=health_timeout,
     )
 
 

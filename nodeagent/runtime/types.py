@@ -60,6 +60,11 @@ class Observed:
     ports: Sequence[PortBinding] = ()
     failure_reason: int = 0  # a ccs.v1.FailureReason when the engine could not start it
     pid: int = 0  # its process while it runs (the way into its network namespace); 0 otherwise
+    # The engine's health check as a command to exec (CMD argv, or the shell and a CMD-SHELL
+    # string), () without one (none, NONE, disabled), and its per-run timeout in seconds
+    # (0: the engine's default): what the agent's first check runs (nodeagent.first_check).
+    health_cmd: Sequence[str] = ()
+    health_timeout: float = 0.0
 
     @property
     def container_id(self) -> str:

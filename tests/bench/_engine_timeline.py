@@ -1,13 +1,19 @@
 """Where a rolling update's time goes, read from the engine's own event log (``docker events``).
 
-For the containers created during an update it reports three medians:
+For the containers created during an update it reports four medians:
 
 - create -> start: the engine's ``start`` event comes when the start call returns, so this is the
   start itself (network attach, port publishing, runc) plus whatever the orchestrator did between
   its create and start calls;
-- start -> healthy: the first health check runs one ``interval`` after the start;
-- healthy -> next create: how long the orchestrator takes to replace the next slot once a new
-  container is healthy (its reaction time), counted for every create after the first window.
+- start -> first pass: the first run of the health check that passed (an ``exec_die`` with exit
+  code 0), whoever ran it: the engine's own check (one ``interval`` after the start) or the ccs
+  agent's first check right after the start (nodeagent.first_check). That is when the container is
+  known ready;
+- start -> healthy: the engine's own ``health_status: healthy`` (its first check, one interval
+  after the start);
+- ready -> next create: how long the orchestrator takes to replace the next slot once a new
+  container is ready (the earlier of its first pass and the engine's healthy; its reaction time),
+  counted for every create after the first window.
 
 The same numbers for Swarm and ccs, from the same daemon, show whether a gap is the
 orchestrator's or the engine's.
@@ -20,49 +26,59 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+FORMAT = '{{.TimeNano}}|{{.Action}}|{{.Actor.ID}}|{{index .Actor.Attributes "exitCode"}}'
+
 
 @dataclass(frozen=True)
 class Timeline:
     created: int
     create_to_start: float
+    start_to_first_pass: float
     start_to_healthy: float
-    healthy_to_next_create: float
+    ready_to_next_create: float
 
     def __str__(self) -> str:
         return (f"engine events, medians over {self.created} new containers: create->start "
-                f"{self.create_to_start:.2f} s, start->healthy {self.start_to_healthy:.2f} s, "
-                f"healthy->next create {self.healthy_to_next_create:.2f} s")
+                f"{self.create_to_start:.2f} s, start->first passing check {self.start_to_first_pass:.2f} s, "
+                f"start->healthy (engine) {self.start_to_healthy:.2f} s, "
+                f"ready->next create {self.ready_to_next_create:.2f} s")
 
 
 def parse(lines: list[str], window: int) -> Timeline | None:
-    """``lines``: ``<timeNano> <action> <id>`` in time order; ``window``: the parallelism."""
+    """``lines``: ``<timeNano>|<action>|<id>|<exitCode>`` (FORMAT) in time order; ``window``: the
+    parallelism."""
     created: dict[str, float] = {}
     started: dict[str, float] = {}
     healthy: dict[str, float] = {}
-    healthy_times: list[float] = []
+    passed: dict[str, float] = {}
     for line in lines:
-        parts = line.split()
-        if len(parts) < 3:
+        parts = line.split("|")
+        if len(parts) < 4:
             continue
-        t, action, cid = int(parts[0]) / 1e9, " ".join(parts[1:-1]), parts[-1]
+        t, action, cid, exit_code = int(parts[0]) / 1e9, parts[1], parts[2], parts[3].strip()
         if action == "create":
             created.setdefault(cid, t)
         elif action == "start":
             started.setdefault(cid, t)
         elif action == "health_status: healthy":
             healthy.setdefault(cid, t)
-            healthy_times.append(t)
+        elif action == "exec_die" and exit_code == "0" and cid in started:
+            passed.setdefault(cid, t)
     ids = sorted(created, key=created.__getitem__)
     starts = [started[c] - created[c] for c in ids if c in started]
+    passes = [passed[c] - started[c] for c in ids if c in passed and c in started]
     checks = [healthy[c] - started[c] for c in ids if c in healthy and c in started]
+    ready_times = sorted(min(t for t in (passed.get(c), healthy.get(c)) if t is not None)
+                         for c in ids if c in passed or c in healthy)
     reactions = []
     for c in ids[window:]:
-        before = [h for h in healthy_times if h < created[c]]
+        before = [r for r in ready_times if r < created[c]]
         if before:
             reactions.append(created[c] - before[-1])
     if not starts or not checks or not reactions:
         return None
-    return Timeline(len(ids), statistics.median(starts), statistics.median(checks), statistics.median(reactions))
+    return Timeline(len(ids), statistics.median(starts), statistics.median(passes) if passes else float("nan"),
+                    statistics.median(checks), statistics.median(reactions))
 
 
 class Recorder:
@@ -82,7 +98,7 @@ class Recorder:
         self._proc = subprocess.Popen(
             ["docker", "events", "--filter", "type=container", "--filter", f"label={self.label}",
              "--filter", "event=create", "--filter", "event=start", "--filter", "event=health_status",
-             "--format", "{{.TimeNano}} {{.Action}} {{.Actor.ID}}"],
+             "--filter", "event=exec_die", "--format", FORMAT],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         return self

@@ -29,8 +29,9 @@ a 1 s monitor, and the same health check (GET /health through nc, every 1 s, 2 r
 
 Printed per run: the update times, the ratio ccs/Swarm, failed requests (with their UTC time, to
 find them in the agent's log), the shift figures, the release history, and for each update the
-engine's own timeline (``_engine_timeline``: create->start, start->healthy and healthy->next
-create medians, from ``docker events`` recorded live). ``--load-threads`` sets the load on the
+engine's own timeline (``_engine_timeline``: create->start, start->first passing health check
+(the engine's or the ccs agent's), start->healthy (the engine's) and ready->next create medians,
+from ``docker events`` recorded live). ``--load-threads`` sets the load on the
 ccs router (default 4). Not collected by pytest.
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 
 import pytest
@@ -106,3 +108,40 @@ def test_the_agent_reconnects_at_most_2s_apart_however_long_the_outage(seed: int
     options = dict(CHANNEL_OPTIONS)
     assert options["grpc.max_reconnect_backoff_ms"] * 1.2 <= 2000
     assert options["grpc.initial_reconnect_backoff_ms"] <= options["grpc.max_reconnect_backoff_ms"]
+
+
+def test_only_a_healthy_update_is_urgent_until_it_is_taken() -> None:
+    b = StatusBatcher(max_batch=2)
+    b.put(upd("a", pb.CONTAINER_STATE_RUNNING))
+    b.put(upd("b", pb.CONTAINER_STATE_STARTING))
+    assert not b.urgent  # RUNNING and STARTING keep coalescing
+    b.put(upd("c", pb.CONTAINER_STATE_HEALTHY))
+    assert b.urgent
+    assert [u.container for u in b.take()] == ["a", "b"]
+    assert b.urgent  # c is still pending
+    assert [u.container for u in b.take()] == ["c"]
+    assert not b.urgent
+
+
+async def test_a_healthy_update_is_sent_without_waiting_for_the_linger() -> None:
+    b = StatusBatcher()
+    sent: list[agent_pb2.UpdateStatusRequest] = []
+    got = asyncio.Event()
+
+    async def send(req: agent_pb2.UpdateStatusRequest) -> None:
+        sent.append(req)
+        got.set()
+
+    loop = asyncio.create_task(send_loop(b, send, linger=3600))  # a linger no test outlives
+    b.put(upd("a", pb.CONTAINER_STATE_RUNNING))
+    await asyncio.sleep(0)  # the loop is now lingering on the RUNNING update
+    assert not sent
+    b.put(upd("b", pb.CONTAINER_STATE_HEALTHY))
+    async with asyncio.timeout(20):  # a hang guard: only the urgency can end the hour's linger
+        await got.wait()
+    loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
+    assert [(u.container, u.status.state) for u in sent[0].updates] == [
+        ("a", pb.CONTAINER_STATE_RUNNING), ("b", pb.CONTAINER_STATE_HEALTHY)
+    ]

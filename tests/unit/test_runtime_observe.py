@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from nodeagent.runtime import EventKind, PortBinding, State
-from nodeagent.runtime.observe import event_from_docker, map_state, observed_from_inspect, parse_time
+from nodeagent.runtime.observe import event_from_docker, health_command, map_state, observed_from_inspect, parse_time
 
 S = State
 
@@ -152,3 +152,23 @@ def test_addresses_are_reported_under_the_compose_network_name() -> None:
     assert observed_from_inspect(stopped).addresses == {}
     unmanaged = {**attrs, "Config": {"Labels": {}}}
     assert observed_from_inspect(unmanaged).addresses == {}
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, ((), 0.0)),
+        ({"Healthcheck": {"Test": ["NONE"]}}, ((), 0.0)),
+        ({"Healthcheck": {"Test": ["CMD", "curl", "-f", "http://x/"], "Timeout": 2_000_000_000}},
+         (("curl", "-f", "http://x/"), 2.0)),
+        ({"Healthcheck": {"Test": ["CMD-SHELL", "test -f /tmp/ready"]}}, (("/bin/sh", "-c", "test -f /tmp/ready"), 0.0)),
+        ({"Healthcheck": {"Test": ["CMD-SHELL", "exit 0"]}, "Shell": ["/bin/bash", "-ec"]},
+         (("/bin/bash", "-ec", "exit 0"), 0.0)),
+        ({"Healthcheck": {"Interval": 1_000_000_000}}, ((), 0.0)),  # timings only: nothing to run
+    ],
+    ids=["none", "NONE", "CMD", "CMD-SHELL", "CMD-SHELL-shell", "timings-only"],
+)
+def test_health_command_runs_what_the_engine_runs(
+    config: dict[str, Any], expected: tuple[tuple[str, ...], float]
+) -> None:
+    assert health_command(config) == expected
