@@ -19,10 +19,16 @@ from pathlib import Path
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
+from ccs.v1 import triggers_pb2 as tpb
+from controlplane.secrets.keyring import Keyring
+from controlplane.secrets.store import SecretStore
 from controlplane.store import keys
 from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd, WatchedChange
-from controlplane.triggers.records import DELIVERIES
+from controlplane.triggers.actions import Actions, Outcome
+from controlplane.triggers.invoke import Invoker, Refused
+from controlplane.triggers.records import DELIVERIES, TriggerStore
+from controlplane.triggers.rules import Params
 from tests.conftest import EtcdProc, start_etcd, start_server
 from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, post, prepare
 
@@ -41,8 +47,10 @@ async def _revision(etcd: Etcd) -> int:
 
 
 async def _written_since(etcd: Etcd, cluster: str, since: int) -> list[WatchedChange]:
-    """Every change etcd made after revision ``since`` (up to now) to the keys of a trigger call
-    in ``cluster``: its subtree, its delivery claims, and audit records."""
+    """Every change etcd made after revision ``since`` (up to now) that a trigger call in
+    ``cluster`` could have made: its delivery claims, the cluster's records but its events (a
+    call's event is checked on its own), and the audit records of trigger calls (so a record
+    another component writes meanwhile, a server's own start for one, is not counted)."""
     now = await _revision(etcd)
     seen: list[WatchedChange] = []
     if now > since:
@@ -54,8 +62,14 @@ async def _written_since(etcd: Etcd, cluster: str, since: int) -> list[WatchedCh
                     return
 
         await asyncio.wait_for(history(), 60)
-    mine = (keys.subtree(cluster), f"{DELIVERIES}{cluster}/", keys.AUDIT)
-    return [c for c in seen if c.kv.key.startswith(mine)]
+    events = f"{keys.subtree(cluster)}events/"
+
+    def by_a_call(c: WatchedChange) -> bool:
+        if c.kv.key.startswith(keys.AUDIT):
+            return not c.deleted and _audit(c).method == "Trigger/POST"
+        return c.kv.key.startswith((f"{DELIVERIES}{cluster}/", keys.subtree(cluster))) and not c.kv.key.startswith(events)
+
+    return [c for c in seen if by_a_call(c)]
 
 
 def _audit(change: WatchedChange) -> pb.AuditRecord:
@@ -122,6 +136,45 @@ async def test_a_refused_action_writes_only_its_record_and_no_claim(tmp_path: Pa
         assert len(wrote) == 1, [(c.kv.key, c.deleted) for c in wrote]
         record = _audit(wrote[0])
         assert record.result == "FAILED_PRECONDITION" and not record.wrote and "refused-1" in record.message
+    finally:
+        await etcd.close()
+        srv.stop()
+
+
+
+class _WritesNothing(Actions):
+    """An action that changes nothing and writes nothing (the real ones all write: even an
+    unchanged redeploy stores the application's new revision), so the call has no transaction
+    for its claim to ride on."""
+
+    async def run(self, trigger: tpb.Trigger, params: Params) -> Outcome:
+        return Outcome("unchanged", message="nothing to do")
+
+
+async def test_an_action_that_writes_nothing_claims_with_its_record_in_one_write_and_its_replay_is_refused(
+        tmp_path: Path, own_etcd: EtcdProc) -> None:
+    srv = start_server(tmp_path / "s", own_etcd.url, tmp_path / "s.yaml", extra=["--no-reconcilers"])
+    etcd = Etcd([own_etcd.url])
+    try:
+        s = await prepare(srv, "c1")
+        secrets = SecretStore(etcd, await Keyring.load_or_create(etcd, srv.state_dir / "secrets.key"))
+        invoker = Invoker(TriggerStore(etcd, secrets), _WritesNothing(etcd, None, None),  # type: ignore[arg-type]
+                          secrets.keyring)
+        body = b"{}"
+        before = await _revision(etcd)
+        done = await invoker.signed_call(s.cluster, "shop", "again",
+                                         ccs_headers(s.secrets["again"], body, delivery="same-1"), body, "test")
+        assert done.outcome.result == "unchanged"
+        wrote = await _written_since(etcd, s.cluster, before)
+        assert len({c.revision for c in wrote}) == 1 and len(wrote) == 2, [(c.revision, c.kv.key) for c in wrote]
+        record = next(_audit(c) for c in wrote if c.kv.key.startswith(keys.AUDIT))
+        assert record.result == "OK" and not record.wrote and "nothing to do" in record.message
+        assert any(c.kv.key.startswith(f"{DELIVERIES}{s.cluster}/shop/again/") for c in wrote)
+        with pytest.raises(Refused) as refused:
+            await invoker.signed_call(s.cluster, "shop", "again",
+                                      ccs_headers(s.secrets["again"], body, delivery="same-1"), body, "test")
+        assert refused.value.status == 401 and "replay" in refused.value.message
+        await invoker.stop()
     finally:
         await etcd.close()
         srv.stop()
