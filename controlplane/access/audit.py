@@ -161,7 +161,7 @@ class AuditLog:
         landed = pb.AuditRecord()
         landed.CopyFrom(rec)
         landed.result, landed.wrote = "OK", True
-        rider = Rider(key, encode(landed))
+        rider = Rider.put(key, encode(landed))
         settled = False
 
         async def settle(result: str, message: str) -> None:

@@ -261,11 +261,13 @@ class Etcd:
         return True
 
     async def txn(
-        self, compare: list[Any], success: list[Any], failure: list[Any] | None = None
+        self, compare: list[Any], success: list[Any], failure: list[Any] | None = None, *, checked: bool = False
     ) -> tuple[bool, Any]:
-        """Run one etcd transaction with raw ``rpc.Compare`` / ``rpc.RequestOp`` messages."""
+        """Run one etcd transaction with raw ``rpc.Compare`` / ``rpc.RequestOp`` messages.
+        ``checked``: the caller has just asked :meth:`fits` about these very lists (not again)."""
         req = rpc.TxnRequest(compare=compare, success=success, failure=failure or [])
-        self.check_fits(req)
+        if not checked:
+            self.check_fits(req)
         stub = await self._stub()
         t0 = time.perf_counter()
         try:

@@ -6,13 +6,19 @@ guarded key, so the caller learns *which* precondition failed and gets the right
 (:class:`NotFound`, :class:`AlreadyExists` or :class:`Conflict`) without a second,
 racy read.
 
-A **rider** (:data:`RIDER`, a context variable) is one extra key that goes into the first
-transaction of the current call that commits: the audit record of an API mutation
-(:mod:`controlplane.access.audit`). It lands with the change or not at all, so a change that
-happened always has its record, and a refused or failed call cannot carry one that says OK.
-The store knows nothing of audit: it only carries the key. A transaction that would exceed
-etcd's limits with the rider commits without it (the rider then says so, and its owner writes
-the record right after).
+A **rider** (:data:`RIDER`, a context variable) is a small transaction of its own that goes
+into the first transaction of the current call that commits: the audit record of an API
+mutation (:mod:`controlplane.access.audit`), and for a trigger call also its delivery claim
+(:mod:`controlplane.triggers.invoke`: a guard that the delivery key is absent, and its put).
+It lands with the change or not at all, so a change that happened always has its record, a
+refused or failed call cannot carry one that says OK, and an accepted trigger call costs one
+etcd round trip. The store knows nothing of audit or claims: it only merges the guards and
+the operations. When the merged transaction fails, the rider's guards are checked first and a
+broken one raises :class:`RiderRefused` (not the store error itself: a Conflict of the rider's
+must not make the call's read-modify-write loop try again, nor be mapped as the change's own
+error). A transaction that would exceed etcd's limits with the rider commits without it: a
+rider without guards (an audit record) says so and its owner writes the record right after;
+one with guards (a claim, which must hold before the change) is committed on its own first.
 """
 
 from __future__ import annotations
@@ -41,20 +47,49 @@ class _Guard:
     revision: int = 0
 
 
+class RiderRefused(Exception):
+    """A guard of the rider's own failed: ``error`` is the store error naming it (the change's
+    own guards were not looked at, and nothing was written)."""
+
+    def __init__(self, error: NotFound | AlreadyExists | Conflict | NotEmpty) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass
 class Rider:
-    """A key to write in the first transaction of the current call that commits."""
+    """What to write (and require) in the first transaction of the current call that commits.
 
-    key: str
-    value: bytes
-    # Set by the first commit of the call: its revision, and whether the key went with it.
+    Commits of one call are expected one after another (as a servicer makes them); two made
+    at once would both carry the rider, and with guards the second would fail on the first's."""
+
+    txn: Txn
+    # Set by the first commit of the call: its revision, and whether the rider went with it.
     revision: int = 0
     attached: bool = False
+    # The revision the rider's own keys were written at (with the change, or alone before it).
+    landed: int = 0
     # Set by the owner when the call is over: later commits (a task the call left behind) skip it.
     closed: bool = False
 
+    @classmethod
+    def put(cls, key: str, value: bytes) -> Rider:
+        """A rider of one key and no guard (an audit record)."""
+        return cls(Txn().put(key, value))
+
     def wants(self) -> bool:
         return not self.closed and not self.revision
+
+    async def land_alone(self, etcd: Etcd) -> int:
+        """Commit the rider's own transaction now, apart from any change (:class:`RiderRefused`
+        if a guard of its fails); its revision."""
+        t = self.txn
+        ok, resp = await etcd.txn(t._compares(), t._ops, t._failure())
+        if not ok:
+            t._raise_if_failed(list(resp.responses), rider=True)
+            raise RiderRefused(Conflict("resource", t._guards[0].name if t._guards else "?", 0, 0))
+        self.landed = int(resp.header.revision)
+        return self.landed
 
 
 RIDER: ContextVar[Rider | None] = ContextVar("ccs_txn_rider", default=None)
@@ -173,23 +208,33 @@ class Txn:
         etcd.check_fits(rpc.TxnRequest(compare=self._compares(), success=self._ops, failure=self._failure()))
 
     async def commit(self, etcd: Etcd) -> int:
-        """Apply everything or nothing. Returns the revision of the write."""
+        """Apply everything or nothing (with the call's rider, if it has one that has not landed
+        yet: module doc). Returns the revision of the write."""
         compares, ops, failure = self._compares(), self._ops, self._failure()
         rider = RIDER.get()
         if rider is None or not rider.wants() or not ops:
             rider = None
         attach = False
-        if rider is not None:
-            with_rider = [*ops, rpc.RequestOp(request_put=rpc.PutRequest(key=rider.key.encode(), value=rider.value))]
-            attach = etcd.fits(compares, with_rider, failure)
+        if rider is not None and not rider.landed:
+            r = rider.txn
+            r_compares, r_failure = r._compares(), r._failure()
+            attach = etcd.fits([*compares, *r_compares], [*ops, *r._ops], [*failure, *r_failure])
             if attach:
-                ops = with_rider
-        ok, resp = await etcd.txn(compares, ops, failure)
+                compares, ops, failure = [*compares, *r_compares], [*ops, *r._ops], [*failure, *r_failure]
+            elif r._guards:
+                await rider.land_alone(etcd)
+        ok, resp = await etcd.txn(compares, ops, failure, checked=attach)
         if ok:
+            revision = int(resp.header.revision)
             if rider is not None and rider.wants():
-                rider.revision, rider.attached = int(resp.header.revision), attach
-            return int(resp.header.revision)
-        self._raise_failed(resp)
+                rider.revision, rider.attached = revision, attach
+                if attach:
+                    rider.landed = revision
+            return revision
+        responses = list(resp.responses)
+        if attach and rider is not None:
+            rider.txn._raise_if_failed(responses[len(self._guards):], rider=True)
+        self._raise_failed(responses[:len(self._guards)])
 
     async def check(self, etcd: Etcd) -> None:
         """Evaluate every precondition now, as :meth:`commit` would, and write nothing: a dry run
@@ -199,21 +244,31 @@ class Txn:
             return
         ok, resp = await etcd.txn(self._compares(), [], self._failure())
         if not ok:
-            self._raise_failed(resp)
+            self._raise_failed(list(resp.responses))
 
-    def _raise_failed(self, resp: Any) -> NoReturn:
-        """The error for the first guard the failure branch's reads show broken."""
-        for guard, r in zip(self._guards, resp.responses, strict=True):
+    def _raise_if_failed(self, responses: list[Any], *, rider: bool = False) -> None:
+        """Raise the error for the first guard the failure branch's reads show broken, if one is
+        (as :class:`RiderRefused` for a rider's guards)."""
+        for guard, r in zip(self._guards, responses, strict=True):
             kvs = r.response_range.kvs
+            error: NotFound | AlreadyExists | Conflict | NotEmpty | None = None
             if guard.expect == "empty" and kvs:
-                raise NotEmpty(guard.kind, guard.name)
-            if guard.expect == "unchanged" and kvs:
-                raise Conflict(guard.kind, guard.name, guard.revision, kvs[0].mod_revision)
-            if guard.expect == "absent" and kvs:
-                raise AlreadyExists(guard.kind, guard.name)
-            if guard.expect in ("present", "revision") and not kvs:
-                raise NotFound(guard.kind, guard.name)
-            if guard.expect == "revision" and kvs[0].mod_revision != guard.revision:
-                raise Conflict(guard.kind, guard.name, guard.revision, kvs[0].mod_revision)
+                error = NotEmpty(guard.kind, guard.name)
+            elif guard.expect == "unchanged" and kvs:
+                error = Conflict(guard.kind, guard.name, guard.revision, kvs[0].mod_revision)
+            elif guard.expect == "absent" and kvs:
+                error = AlreadyExists(guard.kind, guard.name)
+            elif guard.expect in ("present", "revision") and not kvs:
+                error = NotFound(guard.kind, guard.name)
+            elif guard.expect == "revision" and kvs[0].mod_revision != guard.revision:
+                error = Conflict(guard.kind, guard.name, guard.revision, kvs[0].mod_revision)
+            if error is not None:
+                if rider:
+                    raise RiderRefused(error)
+                raise error
+
+    def _raise_failed(self, responses: list[Any]) -> NoReturn:
+        """The error for the first guard the failure branch's reads show broken."""
+        self._raise_if_failed(responses)
         # Every guard holds now: the conflicting write landed between the two reads.
         raise Conflict("resource", self._guards[0].name if self._guards else "?", 0, 0)

@@ -10,15 +10,15 @@ one watch over ``/ccs/`` would stream every container status write to this cache
 
 **A stale copy never lets an old secret in.** The cache may lag a rotation or a removal
 committed through another replica by the watch's delay. That is harmless because the caller
-(:mod:`controlplane.triggers.invoke`) guards its delivery claim, the create-only transaction
-every accepted call commits before it acts, on the ``mod_revision`` of the trigger record
-*and* of the secret version it checked the signature with: a rotation rewrites the record, a
-removal deletes both, a removal followed by a new trigger of the same name rewrites both. A
-claim made with a copy older than any of those fails in etcd, and the caller then reads both
-from etcd and checks the signature again. So a call is accepted only if, at the claim's
-revision, the secret it was signed with is the trigger's current one: exactly as strong as
-reading etcd first, and stronger than that (a read-then-claim could interleave with a
-rotation).
+(:mod:`controlplane.triggers.invoke`) guards its delivery claim (create-only, in the same
+transaction as the action's write: nothing lands without it) on the ``mod_revision`` of the
+trigger record *and* of the secret version it checked the signature with: a rotation
+rewrites the record, a removal deletes both, a removal followed by a new trigger of the same
+name rewrites both. A claim made with a copy older than any of those fails in etcd (the
+action's write with it), and the caller then reads both from etcd and checks the signature
+again. So a call is accepted only if, at the claim's revision, the secret it was signed with
+is the trigger's current one: exactly as strong as reading etcd first, and stronger than that
+(a read-then-claim could interleave with a rotation).
 
 While a watch is broken or re-listing, :meth:`TriggerCache.lookup` answers None and callers
 read etcd.

@@ -7,24 +7,31 @@ Order of the checks, and why:
 2. the trigger exists and belongs to the application that exists now (404);
 3. the signature (401), against the secret decrypted from the secrets store;
 4. the body's parameters (400, naming the field);
-5. the delivery id is claimed in etcd, create-only (401: a replay), guarded on the trigger
-   record and secret version of steps 2-3 being unchanged;
-6. the action; if it fails before writing anything, the claim is given back (a redelivery may
-   try again). Its refusals answer the status the API's gRPC code maps to
+5. the action, with the delivery id's claim riding on its own etcd transaction (the store's
+   rider, :data:`controlplane.store.txn.RIDER`): a compare that the delivery key is absent and
+   that the trigger record and secret version of steps 2-3 are unchanged, the put of the key
+   on a TTL lease, the call's audit record, and the action's own writes, all in one
+   transaction. An accepted call is one etcd write; a replay (401) or a stale copy fails the
+   whole transaction, so the action's write never lands without its claim, nor the claim
+   without the write (a refused action leaves no claim, and a redelivery may try again). An
+   action that writes nothing (an unchanged redeploy) claims right after, with its record.
+   The action's refusals answer the status the API's gRPC code maps to
    (``controlplane.grpc_errors.HTTP_STATUS``).
 
 Steps 2-3 read no etcd when the watch-fed cache (:mod:`.cache`) and the informer hold the
 trigger, its secret and the application; the guard of step 5 is what makes that safe: a copy
-older than a rotation or a removal fails it, and the call is checked again against etcd. A
-signature the cached secret does not match is checked against etcd's too (a rotation the copy
-has not seen yet), so a new secret works at once. ``InvokeTrigger`` checks no secret and reads
-the record from etcd.
+older than a rotation or a removal fails it (and the action's write with it), and the call is
+checked again against etcd. A signature the cached secret does not match is checked against
+etcd's too (a rotation the copy has not seen yet), so a new secret works at once.
+``InvokeTrigger`` checks no secret and reads the record from etcd.
 
-Nothing before step 6 writes anything but the call's audit record. Every call gets one
-(accepted or not); refusals of unknown triggers and bad signatures go through a token bucket per
-server, as unauthenticated gRPC calls do (``controlplane.access.audit``), so a flood of forged
-calls cannot fill etcd; what is skipped is counted in a warning. No answer, record or log line
-holds the secret or a signature.
+A refused call writes nothing but its audit record. Every call gets one (accepted or not). An
+accepted call's rides on the action's transaction, batched into its one write rather than
+left to an asynchronous writer: a change that landed never lacks its record, a crash cannot
+lose one, and it costs no round trip of its own. Refusals of unknown triggers and bad
+signatures go through a token bucket per server, as unauthenticated gRPC calls do
+(``controlplane.access.audit``), so a flood of forged calls cannot fill etcd; what is skipped
+is counted in a warning. No answer, record or log line holds the secret or a signature.
 """
 
 from __future__ import annotations
@@ -50,12 +57,12 @@ from controlplane.store import NotFound, keys
 from controlplane.store.codec import encode
 from controlplane.store.events import event_id
 from controlplane.store.meta import now
-from controlplane.store.txn import RIDER, Rider, Txn
+from controlplane.store.txn import RIDER, Rider, RiderRefused, Txn
 from controlplane.triggers import callback
 from controlplane.triggers.actions import ACTION_NAMES, Actions, Outcome
 from controlplane.triggers.cache import TriggerCache
 from controlplane.triggers.callback_target import CallbackRefused
-from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, Stale, TriggerStore
+from controlplane.triggers.records import CCS_TTL, GITHUB_TTL, Replay, Stale, TriggerStore, refusal
 from controlplane.triggers.rules import BodyError, Params, RateLimiter, parse_body
 from controlplane.triggers.signature import SignatureError, Verified, verify
 
@@ -183,29 +190,56 @@ class Invoker:
             raise Refused(429, f"trigger {app}/{name}: more than {self.limiter.rate:g} calls a second "
                                f"(bursts of {self.limiter.burst:g}); retry in {retry:.1f}s", retry)
 
-    async def _claim(self, trigger: tpb.Trigger, secret: Version, verified: Verified, cached: bool,
-                     headers: dict[str, str], body: bytes) -> str:
-        """Claim the delivery, guarded on the trigger and secret as checked; a copy the claim
-        finds stale (rotated or removed since) is replaced by etcd's and the signature checked
-        again before claiming with it."""
+    async def _act_claimed(self, trigger: tpb.Trigger, secret: Version, verified: Verified, cached: bool,
+                           params: Params, headers: dict[str, str], body: bytes, audit: _Record
+                           ) -> tuple[tpb.Trigger, Outcome, bool]:
+        """Run the action with the delivery's claim and the call's audit record riding on its
+        transaction (:data:`controlplane.store.txn.RIDER`): an accepted call is one etcd write,
+        and a refused action leaves no claim behind, so a redelivery may try again. An action
+        that wrote nothing (unchanged) claims afterwards, its record with it. A claim guard the
+        cached copy fails (rotated or removed since) has the copy replaced by etcd's and the
+        signature checked again before trying once more. The trigger acted on, the outcome, and
+        whether the call's final audit record is written."""
         ttl = GITHUB_TTL if verified.form == "github" else CCS_TTL
-        try:
+        while True:
+            claim, claim_key = await self.store.claim_txn(trigger, secret, verified.delivery, ttl)
+            rider = Rider(claim.put(*audit.encoded(200, f"accepted: {_asked(trigger, params)}", wrote=True)))
+            reset = RIDER.set(rider)
+            refused: Exception | None = None
             try:
-                return await self.store.claim(trigger, secret, verified.delivery, ttl)
-            except Stale:
-                if not cached:
-                    raise
+                outcome = await self.act(trigger, params)
+            except RiderRefused as e:  # the action's transaction failed on the claim: nothing written
+                refused = refusal(e.error, trigger, verified.delivery)
+            except Refused:
+                if rider.landed and not rider.revision:  # claimed on its own; the action wrote nothing
+                    await self.store.release_claim(claim_key)
+                raise
+            finally:
+                RIDER.reset(reset)
+                rider.closed = True
+                audit.revision = rider.revision
+            if refused is None:
+                if rider.landed:
+                    return trigger, outcome, rider.attached
+                try:  # nothing written (unchanged): claim now, so a replay of it is still refused
+                    await self.store.claim(trigger, secret, verified.delivery, ttl,
+                                           also=audit.encoded(200, outcome.message, wrote=False))
+                    return trigger, outcome, True
+                except (Replay, Stale) as e:
+                    refused = e
+            if isinstance(refused, Replay):
+                raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay")
+            if not isinstance(refused, Stale):
+                raise refused
+            if not cached:
+                raise Refused(409, f"trigger {trigger.application}/{trigger.meta.name} was rotated or removed "
+                                   "while called; try again")
             trigger, secret = await self._read(trigger.cluster, trigger.application, trigger.meta.name)
             try:
                 verify(headers, body, await self.store.secrets.value(secret), time.time())
             except SignatureError as e:
                 raise Refused(401, str(e)) from None
-            return await self.store.claim(trigger, secret, verified.delivery, ttl)
-        except Replay:
-            raise Refused(401, f"delivery {verified.delivery!r} was accepted before: a replay") from None
-        except Stale:
-            raise Refused(409, f"trigger {trigger.application}/{trigger.meta.name} was rotated or removed "
-                               "while called; try again") from None
+            cached = False
 
     async def signed_call(self, cluster: str, app: str, name: str, headers: dict[str, str], body: bytes,
                           peer: str) -> Accepted:
@@ -224,21 +258,8 @@ class Invoker:
                 params = parse_body(body, headers.get("content-type", ""))
             except BodyError as e:
                 raise Refused(400, str(e)) from None
-            claim = await self._claim(trigger, secret, verified, cached, headers, body)
-            # The record rides on the action's own transaction (as a gRPC change's does,
-            # controlplane.access.audit): a change that landed never lacks its record.
-            rider = Rider(*audit.encoded(200, f"accepted: {_asked(trigger, params)}", wrote=True))
-            reset = RIDER.set(rider)
-            try:
-                outcome = await self.act(trigger, params)
-            except Refused:
-                if not rider.revision:  # nothing landed: a redelivery may try again
-                    await self.store.release_claim(claim)
-                raise
-            finally:
-                RIDER.reset(reset)
-                rider.closed = True
-                audit.revision = rider.revision
+            trigger, outcome, recorded = await self._act_claimed(trigger, secret, verified, cached, params,
+                                                                 headers, body, audit)
         except Refused as r:
             await self._audit(audit, r.status, r.message, r.code)
             raise
@@ -246,7 +267,7 @@ class Invoker:
             await self._audit(audit, 500, type(e).__name__)
             raise
         accepted = self._accepted(trigger, outcome, verified.delivery)
-        if not rider.attached:  # nothing written (unchanged), or it did not fit: the record now
+        if not recorded:  # the record did not fit the action's transaction: written now
             await self._audit(audit, 200, outcome.message)
         return accepted
 
@@ -254,6 +275,8 @@ class Invoker:
         """Run the action; an error the caller caused becomes :class:`Refused`."""
         try:
             return await self.actions.run(trigger, params)
+        except RiderRefused:  # the call's own claim failed (the caller says what it means)
+            raise
         except Exception as e:
             # The API's one mapping (controlplane.grpc_errors) decides, so a trigger's refusal is
             # the one `ccs app update` gets for the same change, in HTTP's words.

@@ -60,6 +60,17 @@ class Stale(Exception):
 STALE = "trigger (as checked)"
 
 
+def refusal(error: Exception, trigger: tpb.Trigger, delivery: str) -> Exception:
+    """What a failed guard of a claim means: :class:`Replay` (the delivery key exists),
+    :class:`Stale` (the record or the secret changed), else ``error`` itself."""
+    kind = getattr(error, "kind", "")
+    if isinstance(error, AlreadyExists) and kind == "delivery":
+        return Replay(delivery)
+    if isinstance(error, Conflict | NotFound) and kind == STALE:
+        return Stale(f"{trigger.application}/{trigger.meta.name}")
+    return error
+
+
 class TriggerStore:
     def __init__(self, etcd: Etcd, secrets: SecretStore) -> None:
         self.etcd, self.secrets = etcd, secrets
@@ -89,27 +100,35 @@ class TriggerStore:
                 continue
         raise Stale(f"{app}/{name}")
 
-    async def claim(self, trigger: tpb.Trigger, secret: Version, delivery: str, ttl: int) -> str:
-        """Remember ``delivery`` for ``ttl`` seconds; :class:`Replay` if it is already remembered.
-        One create-only transaction: of two replicas claiming the same id, one wins.
+    async def claim_txn(self, trigger: tpb.Trigger, secret: Version, delivery: str, ttl: int) -> tuple[Txn, str]:
+        """The claim of ``delivery`` for ``ttl`` seconds, as a transaction not yet committed (it
+        rides on the action's own: :mod:`controlplane.triggers.invoke`), and the claim's key.
 
-        Guarded on the record and the secret version the signature was checked with being
-        unchanged (their ``mod_revision``): :class:`Stale` when a rotation or a removal landed
-        since they were read (or cached), so no call signed with a replaced secret is claimed
-        after the replacement commits (:mod:`controlplane.triggers.cache`)."""
+        Create-only: of two replicas claiming the same id, one wins (the other's transaction
+        fails on the delivery key, :class:`Replay` through :func:`refusal`). Guarded on the
+        record and the secret version the signature was checked with being unchanged (their
+        ``mod_revision``): :class:`Stale` when a rotation or a removal landed since they were
+        read (or cached), so no call signed with a replaced secret is claimed after the
+        replacement commits (:mod:`controlplane.triggers.cache`)."""
         cluster, app, name = trigger.cluster, trigger.application, trigger.meta.name
         k = delivery_key(cluster, app, name, delivery)
         lease = await self._lease(ttl)
         txn = Txn().require_revision(key(cluster, app, name), STALE, f"{app}/{name}", trigger.meta.resource_version)
         txn.require_revision(secret.key, STALE, f"{app}/{name}@{secret.version}", secret.mod_revision)
+        txn.require_absent(k, "delivery", delivery).put(k, b"1", lease=lease)
+        return txn, k
+
+    async def claim(self, trigger: tpb.Trigger, secret: Version, delivery: str, ttl: int,
+                    also: tuple[str, bytes] | None = None) -> str:
+        """Commit the claim (with the key ``also``, if given: the call's audit record) on its own,
+        for a call whose action wrote nothing; :class:`Replay` or :class:`Stale` if refused."""
+        txn, k = await self.claim_txn(trigger, secret, delivery, ttl)
+        if also is not None:
+            txn.put(*also)
         try:
-            await txn.require_absent(k, "delivery", delivery).put(k, b"1", lease=lease).commit(self.etcd)
-        except AlreadyExists:
-            raise Replay(delivery) from None
-        except (Conflict, NotFound) as e:
-            if e.kind == STALE:
-                raise Stale(f"{app}/{name}") from None
-            raise
+            await txn.commit(self.etcd)
+        except (AlreadyExists, Conflict, NotFound) as e:
+            raise refusal(e, trigger, delivery) from None
         return k
 
     async def release_claim(self, claim: str) -> None:

@@ -5,12 +5,15 @@ A server checks a call's signature against its watch-fed copy of the trigger and
 replica that has not yet seen another replica's rotation would be: the cache is loaded, its
 watches are stopped, then the rotation (or removal) is committed through a real server. The
 claim, guarded on what the call was checked with, must then refuse the old secret and accept
-the new one, with no timing involved. The action itself is replaced (it is not under test);
-etcd, the secrets store, the cache and the invoker are the real ones.
+the new one, with no timing involved. The action itself is replaced (it is not under test) by
+one that writes a key of its own in one transaction, as a real action does: the claim rides on
+that transaction, so a refused claim shows as a write that never landed. Etcd, the secrets
+store, the cache and the invoker are the real ones.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +25,7 @@ from controlplane.informer import Informer
 from controlplane.secrets.keyring import Keyring
 from controlplane.secrets.store import SecretStore
 from controlplane.store.etcd import Etcd
+from controlplane.store.txn import Txn
 from controlplane.triggers.actions import Actions, Outcome
 from controlplane.triggers.cache import TriggerCache
 from controlplane.triggers.invoke import Accepted, Invoker, Refused
@@ -36,13 +40,15 @@ BODY = b'{"replicas": 2}'
 
 
 class _Acted(Actions):
-    """Real reads; the action only counts (the scale write is the API's, tested elsewhere)."""
+    """Real reads; the action writes one key of its own and counts the writes that landed (the
+    scale write is the API's, tested elsewhere)."""
 
     calls = 0
 
     async def run(self, trigger: tpb.Trigger, params: Params) -> Outcome:
+        revision = await Txn().put(f"/ccs-test/acted/{uuid.uuid4().hex}", b"1").commit(self.etcd)
         _Acted.calls += 1
-        return Outcome("scaled", message="counted")
+        return Outcome("scaled", message="counted", revision=revision)
 
 
 @asynccontextmanager

@@ -92,8 +92,8 @@ class FakeEtcd:
         if ops > self.max_txn_ops:
             raise TooLarge("operations", ops, self.max_txn_ops)
 
-    async def txn(self, compare: list[Any], success: list[Any], failure: list[Any] | None = None
-                  ) -> tuple[bool, Any]:
+    async def txn(self, compare: list[Any], success: list[Any], failure: list[Any] | None = None, *,
+                  checked: bool = False) -> tuple[bool, Any]:
         failure = failure or []
         if self.unavailable:
             raise StoreUnavailable("etcd is unreachable (FakeEtcd.unavailable)")
