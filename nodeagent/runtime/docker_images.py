@@ -18,12 +18,14 @@ from docker.utils import parse_repository_tag
 from ccs.v1 import agent_pb2
 
 from .docker_volumes import Call
+from .shared_calls import SharedCalls
 from .types import NotFound, PullCallback, pull_failure
 
 
 class Images:
     def __init__(self, api: docker.APIClient, call: Call, lock: Callable[[str], asyncio.Lock]) -> None:
         self._api, self._call, self._lock = api, call, lock
+        self._checks = SharedCalls()  # concurrent "is it here?" of one image: one inspect
 
     async def _exists(self, image: str) -> bool:
         try:
@@ -34,6 +36,11 @@ class Images:
 
     async def ensure(self, image: str, *, always: bool, on_pull: PullCallback | None,
                             auth: agent_pb2.PullAuth | None = None) -> None:
+        """Pull `image` when it is missing (or `always`). The presence check runs outside the
+        image's lock, shared by the containers asking at the same moment (shared_calls): a
+        deploy's containers no longer check one after the other. Only a pull is serialized."""
+        if not always and await self._checks.run(image, lambda: self._exists(image)):
+            return
         async with self._lock(f"image:{image}"):
             present = await self._exists(image)
             if present and not always:

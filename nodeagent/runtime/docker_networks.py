@@ -21,6 +21,7 @@ import docker
 import docker.errors
 
 from . import naming
+from .shared_calls import SharedCalls
 from .translate import network_ipam
 from .types import Bridge, NetworkFailed, NotFound, ResourceBusy, RuntimeFailure
 
@@ -84,6 +85,7 @@ class AppNetworks:
         self._call = call
         self._lock = lock
         self._on_created = on_created  # awaited after a create, before the caller goes on
+        self._ensures = SharedCalls()  # concurrent ensures of one network: one engine check
 
     async def ensure(self, name: str, labels: dict[str, str], subnet: str = "", legacy: str = "") -> str:
         """Create the app network with the control plane's `subnet` unless it exists; return
@@ -99,7 +101,15 @@ class AppNetworks:
         uses it and it has the block's subnet, it is adopted: new containers join it too (a
         second bridge on the same subnet cannot be made, and running containers must not be
         moved). Unused, it is removed and the bridge made again under the new name.
+
+        Containers of one application that ensure the same network at the same moment share
+        one check (shared_calls): a deploy of 30 replicas lists the network once or twice, not
+        30 times in a row under the network's lock.
         """
+        key = (name, tuple(sorted(labels.items())), subnet, legacy)
+        return await self._ensures.run(key, lambda: self._ensure(name, labels, subnet, legacy))
+
+    async def _ensure(self, name: str, labels: dict[str, str], subnet: str, legacy: str) -> str:
         async with self._lock(f"network:{name}"):
             found = await self._call("list networks", self._api.networks, names=[name])
             for net in found:

@@ -17,6 +17,12 @@ Run (root, local dockerd on /var/run/docker.sock, image local/busybox:1 present)
 
 Each phase cleans up after itself (containers removed, swarm left, app deleted, agent and
 server stopped). Prints seconds and the ratios ccs/(a) and ccs/(b). Not collected by pytest.
+
+For (a') and (c) it also prints the CPU seconds each process of interest took during the timed
+window (``/proc/<pid>/stat`` deltas): dockerd and its containerd, and for (c) the agent, the
+server and etcd, next to the whole machine's busy CPU (``/proc/stat``; other users of the box
+count there too). On 2 cores the engine shares the CPU with ccs: what ccs burns is what the
+engine does not get.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -107,10 +114,81 @@ def wait_removed_by_agent(cluster: str, timeout: float = 120, network_grace: flo
               "removed; removed by the benchmark", flush=True)
 
 
+# ---------------------------------------------------------------- CPU accounting
+
+
+def _clock_ticks() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    """The 1-min load average, printed next to every figure (the box is shared)."""
+    return f"(load {os.getloadavg()[0]:.1f})"
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _clock_ticks()
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores have been busy since boot (``/proc/stat``: all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / _clock_ticks()
+
+
+def engine_pids() -> dict[str, int]:
+    """The local dockerd (its pid file) and the containerd it runs (its child of that name)."""
+    out: dict[str, int] = {}
+    try:
+        dockerd = int(Path("/var/run/docker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return out
+    out["dockerd"] = dockerd
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if comm.endswith("(containerd") and int(rest.split()[1]) == dockerd:
+            out["containerd"] = int(stat.parent.name)
+    return out
+
+
+class CpuMeter:
+    """CPU seconds of named processes, and of the whole machine, between `start` and `stop`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+        self.wall = 0.0
+
+    def start(self) -> None:
+        self._before = {name: process_cpu(pid) for name, pid in self.pids.items()}
+        self._before["machine"] = machine_busy()
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self._t0
+        now = {name: process_cpu(pid) for name, pid in self.pids.items()}
+        now["machine"] = machine_busy()
+        self.used = {name: now[name] - self._before[name] for name in now}
+
+    def summary(self) -> str:
+        parts = [f"{name} {sec:.2f}" for name, sec in self.used.items() if name != "machine"]
+        return (f"  CPU s in the {self.wall:.2f} s window: {', '.join(parts)}; whole machine "
+                f"{self.used.get('machine', 0):.2f} of {self.wall * (os.cpu_count() or 1):.2f}")
+
+
 # ---------------------------------------------------------------- (a) docker run
 
 
-def bench_docker_run(n: int, user_network: bool = False) -> float:
+def bench_docker_run(n: int, user_network: bool = False, meter: CpuMeter | None = None) -> float:
     """(a), or (a') with ``user_network``: the network is made before the clock starts, as ccs's
     agent makes it once per application before its first container."""
     tag = f"{LABEL}=run-{uuid.uuid4().hex[:6]}"
@@ -120,6 +198,8 @@ def bench_docker_run(n: int, user_network: bool = False) -> float:
     if user_network:
         docker("network", "create", net)
     try:
+        if meter is not None:
+            meter.start()
         start = time.perf_counter()
         procs = [
             subprocess.Popen(["docker", "run", "-d", "--label", tag, *extra, IMAGE, "sleep", "3600"],
@@ -131,6 +211,8 @@ def bench_docker_run(n: int, user_network: bool = False) -> float:
             raise RuntimeError(f"{len(failed)} docker run calls failed: {failed[0]}")
         wait_for(lambda: len(running_ids(tag)) >= n, 60, "docker run")
         elapsed = time.perf_counter() - start
+        if meter is not None:
+            meter.stop()
     finally:
         remove_all(LABEL)
         if user_network:
@@ -177,7 +259,8 @@ async def wait_node_ready(stack: common.Stack, cluster: str, timeout: float) -> 
     raise TimeoutError(f"no node of {cluster} became READY within {timeout:.0f} s")
 
 
-async def deploy_and_wait(stack: common.Stack, cluster: str, n: int) -> tuple[float, common.Progress]:
+async def deploy_and_wait(stack: common.Stack, cluster: str, n: int,
+                          meter: CpuMeter | None = None) -> tuple[float, common.Progress]:
     api = stack.stubs()
     try:
         rev = await common.current_revision(api, cluster)
@@ -185,12 +268,16 @@ async def deploy_and_wait(stack: common.Stack, cluster: str, n: int) -> tuple[fl
         watch = asyncio.create_task(
             common.watch_until_running(api, cluster, n, rev + 1, timeout=180, progress=prog))
         await asyncio.sleep(0.2)  # let the watch stream open (it replays from rev+1 anyway)
+        if meter is not None:
+            meter.start()
         start = time.perf_counter()
         await api.apps.CreateApplication(
             api_pb2.CreateApplicationRequest(cluster=cluster, name="web",
                                              template=common.service_template(1, n, IMAGE)),
             metadata=api.metadata)
         await watch
+        if meter is not None:
+            meter.stop()
         elapsed = max(prog.running_at.values()) - start
         rel = common.Progress({k: t - start for k, t in prog.placed_at.items()},
                               {k: t - start for k, t in prog.running_at.items()})
@@ -247,8 +334,10 @@ def bench_ccs(n: int, keep: bool, concurrency: int | None) -> tuple[float, list[
             agent = subprocess.Popen(argv, stdout=log, stderr=log, cwd=common.ROOT)
         try:
             asyncio.run(wait_node_ready(stack, cluster, 60))
+            meter = CpuMeter({"agent": agent.pid, "server": stack.server.proc.pid, "etcd": stack.etcd.proc.pid,
+                              **engine_pids()})
             start_wall = time.time()
-            elapsed, prog = asyncio.run(deploy_and_wait(stack, cluster, n))
+            elapsed, prog = asyncio.run(deploy_and_wait(stack, cluster, n, meter))
             placed = sorted(prog.placed_at.values())
             running = sorted(prog.running_at.values())
             notes = [
@@ -256,6 +345,7 @@ def bench_ccs(n: int, keep: bool, concurrency: int | None) -> tuple[float, list[
                 f"  running reports (watch): {common.span(running)} s; median {statistics.median(running):.2f}",
                 *agent_log_summary(log_path, start_wall),
                 engine_starts(f"ccs.cluster={cluster}", start_wall),
+                meter.summary(),
             ]
             wait_removed_by_agent(cluster)
         finally:
@@ -321,18 +411,20 @@ def main() -> None:
     for i in range(args.runs):
         if args.only in (None, "run"):
             results["run"].append(bench_docker_run(args.replicas))
-            print(f"run {i + 1}: (a) {args.replicas} x docker run -d at once: {results['run'][-1]:.2f} s")
+            print(f"run {i + 1}: (a) {args.replicas} x docker run -d at once: {results['run'][-1]:.2f} s {load()}")
         if args.only in (None, "run-net"):
-            results["run-net"].append(bench_docker_run(args.replicas, user_network=True))
+            meter = CpuMeter(engine_pids())
+            results["run-net"].append(bench_docker_run(args.replicas, user_network=True, meter=meter))
             print(f"run {i + 1}: (a') {args.replicas} x docker run -d --network at once: "
-                  f"{results['run-net'][-1]:.2f} s")
+                  f"{results['run-net'][-1]:.2f} s {load()}")
+            print(meter.summary())
         if args.only in (None, "swarm"):
             results["swarm"].append(bench_swarm(args.replicas))
-            print(f"run {i + 1}: (b) swarm service --replicas {args.replicas}: {results['swarm'][-1]:.2f} s")
+            print(f"run {i + 1}: (b) swarm service --replicas {args.replicas}: {results['swarm'][-1]:.2f} s {load()}")
         if args.only in (None, "ccs"):
             elapsed, notes = bench_ccs(args.replicas, args.keep, args.agent_concurrency)
             results["ccs"].append(elapsed)
-            print(f"run {i + 1}: (c) ccs deploy of {args.replicas} replicas: {elapsed:.2f} s")
+            print(f"run {i + 1}: (c) ccs deploy of {args.replicas} replicas: {elapsed:.2f} s {load()}")
             print("\n".join(notes))
 
     med = {k: statistics.median(v) for k, v in results.items() if v}

@@ -183,3 +183,54 @@ async def test_a_container_joins_every_network_of_its_service_before_it_starts(
         await rt.remove(docker_id, volumes=False)
     await rt.remove_app_resources(CLUSTER, "multi", volumes=False)
     assert docker_client.api.networks(names=[front_net]) == [] and docker_client.api.networks(names=[back_net]) == []
+
+
+async def test_replicas_prepared_at_once_share_one_image_check_and_one_network_check(
+    clean_engine: docker.DockerClient,  # noqa: F811
+    test_image: TestImages,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deploy's containers run `prepare` at the same moment: they share one image inspect
+    and one check of the application network (shared_calls) instead of making them one after
+    the other under a lock, and every one of them still starts on that network. Nothing is
+    remembered past the shared call: a container prepared later asks the engine again."""
+    client = docker.from_env()
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+    for method in ("inspect_image", "networks", "create_network"):
+        real = getattr(client.api, method)
+
+        def counted(*args: Any, _real: Callable[..., Any] = real, _method: str = method, **kwargs: Any) -> Any:
+            calls.append((_method, args, kwargs))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(client.api, method, counted)
+    runtime = DockerRuntime(client, bind_address="127.0.0.1", cluster=CLUSTER)
+    net = naming.network_name(CLUSTER, "fleet")
+    subnet = f"10.{200 + uuid.uuid4().int % 50}.{uuid.uuid4().int % 16 * 16}.0/28"
+
+    def made(method: str) -> int:
+        """Calls of `method` about this test's image or network (the legacy name's check aside)."""
+        return sum(1 for m, args, kwargs in calls if m == method and (
+            args[:1] == (test_image.busybox,) or kwargs.get("names") == [net] or args[:1] == (net,)))
+
+    replicas = []
+    for slot in range(8):
+        c = container("fleet", "web", test_image.busybox, slot=slot, command=["sleep", "300"])
+        c.subnets["default"] = subnet
+        replicas.append(c)
+    try:
+        await asyncio.gather(*(runtime.prepare(c) for c in replicas))
+        assert (made("inspect_image"), made("networks"), made("create_network")) == (1, 1, 1)
+
+        await runtime.prepare(replicas[0])
+        assert (made("inspect_image"), made("networks"), made("create_network")) == (2, 2, 1)
+
+        ids = await asyncio.gather(*(runtime.create(c) for c in replicas))
+        await asyncio.gather(*(runtime.start(d) for d in ids))
+        for docker_id in ids:
+            seen = await wait_observed(runtime, docker_id, lambda o: "default" in o.addresses, "on the app network")
+            assert ipaddress.IPv4Address(seen.addresses["default"]) in ipaddress.IPv4Network(subnet)
+            await runtime.remove(docker_id, volumes=False)
+        await runtime.remove_app_resources(CLUSTER, "fleet", volumes=False)
+    finally:
+        await runtime.aclose()
