@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
+from controlplane.dispatcher import hub as hub_module
 from controlplane.dispatcher.hub import AssignmentHub, NodeSession
 from controlplane.store import keys
 from tests.unit.reconcile_helpers import C, Cluster
@@ -173,3 +176,30 @@ async def test_with_a_map_delay_a_burst_of_changes_sends_each_node_one_map_after
     assert web(flushed.network_map) == ["10.128.0.2", "10.128.0.18"]
     assert flushed.base_version == first[0].version and flushed.version >= flushed.base_version
     assert drain(s1) == []  # nothing changed since: nothing more
+
+
+async def test_a_map_flush_over_many_nodes_lets_the_event_loop_run_between_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15: one synchronous flush of every node's map held the server's event loop for
+    seconds at 500 nodes, so heartbeats were answered past the agents' deadline and sessions
+    reopened. The flush now gives the loop back between slices of work; with a zero slice it
+    yields after every node, so a heartbeat (here: this test) runs between two nodes' maps."""
+    monkeypatch.setattr(hub_module, "FLUSH_SLICE", 0.0, raising=False)
+    cl, _ = world()
+    hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.01)
+    s1, _ = hub.open(C, "n1")
+    s2, _ = hub.open(C, "n2")
+    put_web(cl, "web-1", "n1", "10.128.0.2")  # changes both nodes' maps
+    got: dict[str, list[agent_pb2.NetworkMap]] = {"n1": [], "n2": []}
+    for _ in range(1000):  # up to 10 s for the flush to start, however loaded the box
+        got["n1"] += maps(s1)
+        got["n2"] += maps(s2)
+        if got["n1"] or got["n2"]:
+            break
+        await asyncio.sleep(0.01)
+    assert len([n for n, m in got.items() if m]) == 1, "both maps were sent without a pause between them"
+    await asyncio.sleep(0.05)  # the flush goes on with the other node
+    got["n1"] += maps(s1)
+    got["n2"] += maps(s2)
+    assert [web(m) for m in got["n1"]] == [web(m) for m in got["n2"]] == [["10.128.0.2"]]
