@@ -63,6 +63,31 @@ class NodeSession:
     version: int
     queue: asyncio.Queue[agent_pb2.SessionMessage | None] = field(default_factory=asyncio.Queue)
     netmap_version: int = 0  # the version of the network map this session was last sent
+    # The last queued message while it is map-only and not yet taken: a newer map replaces its
+    # map in place (maps are "latest wins"), so a slow agent's queue holds one map, not one per
+    # flush (issue 15: at 500 nodes each map holds the whole cluster's addresses).
+    open_map: agent_pb2.SessionMessage | None = None
+
+    def put(self, msg: agent_pb2.SessionMessage, *, map_only: bool = False) -> None:
+        self.queue.put_nowait(msg)
+        self.open_map = msg if map_only else None
+
+    def end(self) -> None:
+        """End the stream (the servicer stops after the messages queued before)."""
+        self.queue.put_nowait(None)
+        self.open_map = None
+
+    async def next(self) -> agent_pb2.SessionMessage | None:
+        """The next message to send (None: the stream ends)."""
+        return self._taken(await self.queue.get())
+
+    def next_nowait(self) -> agent_pb2.SessionMessage | None:
+        return self._taken(self.queue.get_nowait())
+
+    def _taken(self, msg: agent_pb2.SessionMessage | None) -> agent_pb2.SessionMessage | None:
+        if msg is not None and msg is self.open_map:
+            self.open_map = None
+        return msg
 
 
 def _assignment_view(c: pb.Container) -> pb.Container:
@@ -193,7 +218,7 @@ class AssignmentHub:
 
     def disconnect(self, cluster: str, node: str) -> None:
         for s in list(self._sessions.get((cluster, node), ())):
-            s.queue.put_nowait(None)
+            s.end()
 
     def _on_resync(self) -> None:
         # The cache re-listed: chains are broken; make every agent reconnect for a complete set,
@@ -202,7 +227,7 @@ class AssignmentHub:
         self._netmaps.clear()
         for sessions in list(self._sessions.values()):
             for s in sessions:
-                s.queue.put_nowait(None)
+                s.end()
 
     def _on_changes(self, changes: list[Change]) -> None:
         per_node: dict[tuple[str, str], list[agent_pb2.Assignment]] = defaultdict(list)
@@ -271,7 +296,7 @@ class AssignmentHub:
                     msg.network_map.version = version
                     s.netmap_version = version
                 s.version = revision
-                s.queue.put_nowait(msg)
+                s.put(msg)
 
     def _schedule_flush(self) -> None:
         delay = max(self.map_delay, self._last_flush_seconds)
@@ -299,6 +324,11 @@ class AssignmentHub:
                 for s in sessions:
                     if version == s.netmap_version:
                         continue
+                    if s.open_map is not None:  # not sent yet: this map replaces its map
+                        s.open_map.network_map.CopyFrom(self._parse(version, raw))
+                        s.open_map.version = s.version = max(s.version, self._last_revision)
+                        s.netmap_version = version
+                        continue
                     msg = agent_pb2.SessionMessage(
                         type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
                         base_version=s.version,
@@ -310,7 +340,7 @@ class AssignmentHub:
                     msg.network_map.CopyFrom(self._parse(version, raw))
                     s.netmap_version = version
                     s.version = msg.version
-                    s.queue.put_nowait(msg)
+                    s.put(msg, map_only=True)
                 if time.perf_counter() - t0 >= FLUSH_SLICE:
                     busy += time.perf_counter() - t0
                     await asyncio.sleep(0)

@@ -50,7 +50,7 @@ def drain(s: NodeSession) -> list[agent_pb2.SessionMessage]:
     out: list[agent_pb2.SessionMessage] = []
     while True:
         try:
-            msg = s.queue.get_nowait()
+            msg = s.next_nowait()
         except asyncio.QueueEmpty:
             return out
         assert msg is not None
@@ -203,3 +203,32 @@ async def test_a_map_flush_over_many_nodes_lets_the_event_loop_run_between_nodes
     got["n1"] += maps(s1)
     got["n2"] += maps(s2)
     assert [web(m) for m in got["n1"]] == [web(m) for m in got["n2"]] == [["10.128.0.2"]]
+
+
+async def test_a_map_not_yet_sent_is_replaced_by_the_newer_one_not_queued_behind_it() -> None:
+    """Issue 15: a slow agent's queue grew by one whole-cluster map per flush. Maps are "latest
+    wins": the queued, unsent map-only message takes the newer map (and version) instead."""
+    cl, _ = world()
+    hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.01)
+    s1, complete = hub.open(C, "n1")
+
+    async def flushed() -> None:
+        for _ in range(1000):  # up to 10 s, however loaded the box
+            await asyncio.sleep(0.01)
+            if s1.open_map is not None and hub._flushing is None and hub._maps_pending is None:
+                return
+        raise AssertionError("no map was flushed")
+
+    put_web(cl, "web-1", "n1", "10.128.0.2")
+    await flushed()
+    put_web(cl, "web-2", "n2", "10.128.0.18")
+    for _ in range(1000):
+        await asyncio.sleep(0.01)
+        if s1.open_map is not None and web(s1.open_map.network_map) == ["10.128.0.2", "10.128.0.18"]:
+            break
+    [msg] = drain(s1)  # one message, with the latest map
+    assert web(msg.network_map) == ["10.128.0.2", "10.128.0.18"]
+    assert msg.base_version == complete.version and msg.version >= msg.base_version
+    put_web(cl, "web-3", "n1", "")  # an assignment after it chains on the replaced message
+    [after] = drain(s1)
+    assert after.base_version == msg.version and [a.container.meta.name for a in after.assignments] == ["web-3"]
