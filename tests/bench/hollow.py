@@ -71,7 +71,7 @@ CURVE = ((10_000, 200), (20_000, 500), (50_000, 1_000), (100_000, 2_000))  # con
 
 
 def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pids: Any,
-                 tally_file: Path) -> dict[str, int]:
+                 tally_file: Path | None = None) -> dict[str, int]:
     """Run `count` hollow agents in this process until `stop` (a Manager Event) is set; tell
     `pids` (a Manager list) this process's id, for its CPU figure. Returns why its agents'
     sessions ended ({reason: times}), also written to ``tally_file`` every 2 s."""
@@ -113,8 +113,10 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
         ]
         tasks = [asyncio.create_task(a.run()) for a in agents]
         while not await asyncio.to_thread(stop.wait, 2.0):
-            await asyncio.to_thread(tally_file.write_text, json.dumps(reasons))  # read by the parent
-        await asyncio.to_thread(tally_file.write_text, json.dumps(reasons))
+            if tally_file is not None:  # read by the parent, even if a stop hangs
+                await asyncio.to_thread(tally_file.write_text, json.dumps(reasons))
+        if tally_file is not None:
+            await asyncio.to_thread(tally_file.write_text, json.dumps(reasons))
         with contextlib.suppress(TimeoutError):  # bounded: a hung agent must not hang the benchmark
             await asyncio.wait_for(asyncio.gather(*(a.stop() for a in agents), return_exceptions=True), 30)
         with contextlib.suppress(TimeoutError):
