@@ -376,7 +376,8 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                 cpu1 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
                 for line in check.report():
                     print(line)
-                    print_disconnects(tallies)
+                print(f"  {session_churn(stack.server.log_path)}")
+                print_disconnects(tallies)
             wall = cpu1[3] - cpu0[3]
             if spy is not None:
                 spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
@@ -401,7 +402,6 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
             print(f"  CPU over the deploy (1.0 = one core): server {cpu[0]:.2f}, hollow nodes {cpu[1]:.2f} "
                   f"({procs} processes), watcher {cpu[2]:.2f}; {os.cpu_count()} cores")
             print(f"  server peak RSS {peak[0]:.0f} MiB, now {common.rss_mib(pid):.0f} MiB")
-            print(f"  {session_churn(stack.server.log_path)}")
             db = stack.etcd.data_dir / "member" / "snap" / "db"
             db_mib = db.stat().st_size / (1 << 20)
             print(f"  etcd db file {db_mib:.1f} MiB "
