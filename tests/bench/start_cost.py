@@ -8,8 +8,12 @@ Beside 30 running ``local/webapp:v1`` containers with the rolling benchmark's he
 them at once, timing each start call:
 
 - ``bridge``: the default bridge (where plain Swarm tasks run);
-- ``alias``: a user-defined bridge network with a DNS alias (what ccs does for every container);
-- ``publish``: the same plus a published port on 127.0.0.1 (what ccs adds for routed ports).
+- ``network``: a user-defined bridge network, no alias (what ccs does for every container since
+  the node resolver answers service names: engine aliases are set only when an agent runs without
+  it, ``--resolver-address ''``);
+- ``alias``: the same network with a DNS alias (what ccs did before the resolver);
+- ``publish``: network and alias plus a published port on 127.0.0.1 (what ccs adds for routed
+  ports).
 
 Everything it made is removed at the end (names ``sc-*``, network ``sc-net``). Not collected by pytest.
 """
@@ -27,7 +31,7 @@ HEALTH = {
     "Test": ["CMD-SHELL", "printf 'GET /health HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 8080 | grep -q ' 200 '"],
     "Interval": 1_000_000_000, "Timeout": 1_000_000_000, "Retries": 2,
 }
-VARIANTS = ("bridge", "alias", "publish")
+VARIANTS = ("bridge", "network", "alias", "publish")
 
 
 def main() -> None:
@@ -68,10 +72,11 @@ def _create(api: docker.APIClient, variant: str, name: str) -> str:
     if variant == "bridge":
         return str(api.create_container("local/webapp:v2", name=name, healthcheck=HEALTH)["Id"])
     ports = {8080: ("127.0.0.1", None)} if variant == "publish" else None
+    aliases = None if variant == "network" else ["web"]
     return str(api.create_container(
         "local/webapp:v2", name=name, healthcheck=HEALTH, ports=[8080] if ports else None,
         host_config=api.create_host_config(network_mode="sc-net", port_bindings=ports),
-        networking_config=api.create_networking_config({"sc-net": api.create_endpoint_config(aliases=["web"])}),
+        networking_config=api.create_networking_config({"sc-net": api.create_endpoint_config(aliases=aliases)}),
     )["Id"])
 
 
