@@ -19,6 +19,9 @@ every container is reported RUNNING. It prints:
 - the CPU used over the deploy by the server, the hollow-node processes and the watcher (1.0 =
   one core), to show which side was the limit (raise ``--procs`` when it is the hollow nodes);
 - the control plane's peak VmRSS (sampled every 0.5 s) and the etcd db file size;
+- session churn (also on a timeout): agent sessions opened and closed (server log), heartbeats by
+  outcome (server ``/metrics``), sweeps that found nodes unheard, and why the hollow agents'
+  sessions ended (their "disconnected" reasons, tallied per process);
 - with ``--profile``: a py-spy profile of the server for the whole deploy, summarised as the
   functions with the most samples (self and inclusive), with the raw file kept for flamegraphs.
 
