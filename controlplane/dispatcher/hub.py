@@ -53,9 +53,9 @@ MAP_DELAY = 0.1
 FLUSH_SLICE = 0.02
 """Seconds of work a map flush does before it lets the rest of the event loop run."""
 MAP_BYTES_PER_SECOND = 50_000_000
-"""The network-map bytes a flush may send per second: it sleeps between nodes to keep to it.
-Each node's map is O(cluster) (issue 15: 1.2 MB per node at 500 nodes and 20,000 containers,
-580 MB per flush), and agents' heartbeat and status calls share
+"""The network-map bytes a flush may send per second, on average: the next flush waits for the
+last one's bytes at this rate. Each node's map is O(cluster) (issue 15: 1.2 MB per node at 500
+nodes and 20,000 containers, 580 MB per flush), and agents' heartbeat and status calls share
 their connection with the session that carries it: unpaced, those calls waited past their
 deadline behind the maps, and the sessions reopened. Maps are "latest wins", so a slower pace
 costs only how soon an address reaches other nodes, until maps are sent as deltas."""
@@ -125,6 +125,7 @@ class AssignmentHub:
         self._flush_again = False  # changes came in while a flush ran
         self._parsed: dict[int, agent_pb2.NetworkMap] = {}  # version -> map (PARSED_MAPS at most)
         self._last_flush_seconds = 0.0
+        self._last_flush_bytes = 0
         self._last_revision = 0
         self._sessions: dict[tuple[str, str], set[NodeSession]] = defaultdict(set)
         self._routing: dict[str, pb.RoutingTable] = {}
@@ -307,8 +308,8 @@ class AssignmentHub:
 
     def flush_delay(self) -> float:
         """Seconds from now to the next map flush: ``map_delay``, or as long as the last flush
-        kept the event loop busy, whichever is longer (a flush paces its own bytes)."""
-        return max(self.map_delay, self._last_flush_seconds)
+        took, or its bytes at :data:`MAP_BYTES_PER_SECOND`, whichever is longest."""
+        return max(self.map_delay, self._last_flush_seconds, self._last_flush_bytes / MAP_BYTES_PER_SECOND)
 
     def _schedule_flush(self) -> None:
         delay = self.flush_delay()
@@ -324,7 +325,7 @@ class AssignmentHub:
         in slices of :data:`FLUSH_SLICE` (see the module docstring)."""
         busy = 0.0
         sent = 0
-        started = t0 = time.perf_counter()
+        t0 = time.perf_counter()
         try:
             for cluster, state, maps, node in self._map_targets():
                 if self.informer.clusters.get(cluster) is not state:
@@ -355,13 +356,13 @@ class AssignmentHub:
                     s.netmap_version = version
                     s.version = msg.version
                     s.put(msg, map_only=True)
-                ahead = sent / MAP_BYTES_PER_SECOND - (time.perf_counter() - started)
-                if ahead > 0 or time.perf_counter() - t0 >= FLUSH_SLICE:
+                if time.perf_counter() - t0 >= FLUSH_SLICE:
                     busy += time.perf_counter() - t0
-                    await asyncio.sleep(max(ahead, 0.0))  # paced: the bytes spread over the flush
+                    await asyncio.sleep(0)
                     t0 = time.perf_counter()
         finally:
             self._last_flush_seconds = busy + time.perf_counter() - t0
+            self._last_flush_bytes = sent
             self._flushing = None
             if self._flush_again and self._netmaps and self._maps_pending is None:
                 self._schedule_flush()
