@@ -24,6 +24,13 @@ incremental message, ``map_delay`` after the first batch of the burst, or as lon
 last such flush took (so the flushes never take more than about half the event loop). The
 agent applies maps "latest wins" in the background anyway; a container's assignment is never
 delayed, only the map that tells the other nodes its address.
+
+A flush is a task that gives the event loop back every :data:`FLUSH_SLICE` seconds: at 500
+nodes with 40 applications each, every node's map holds the whole cluster's addresses, and one
+synchronous flush held the loop for seconds, so heartbeats were answered past the agents'
+deadline and their sessions reopened (issue 15: ~2,000 session opens a minute). A map's
+message is parsed once per version and copied to every session that gets it (in that
+benchmark every node has the same map). Changes seen while a flush runs are flushed after it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,17 @@ UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 REMOVE = agent_pb2.Assignment.ACTION_REMOVE
 MAP_DELAY = 0.1
 """Seconds the server's hub gathers changes before it sends the network maps they changed."""
+FLUSH_SLICE = 0.02
+"""Seconds of work a map flush does before it lets the rest of the event loop run."""
+MAP_BYTES_PER_SECOND = 50_000_000
+"""The network-map bytes a flush may send per second, on average: the next flush waits for the
+last one's bytes at this rate. Each node's map is O(cluster) (issue 15: 1.2 MB per node at 500
+nodes and 20,000 containers, 580 MB per flush), and agents' heartbeat and status calls share
+their connection with the session that carries it: unpaced, those calls waited past their
+deadline behind the maps, and the sessions reopened. Maps are "latest wins", so a slower pace
+costs only how soon an address reaches other nodes, until maps are sent as deltas."""
+PARSED_MAPS = 8
+"""Parsed network maps kept by version (a session opening gets the same map as its neighbours)."""
 
 
 @dataclass(eq=False)
@@ -52,6 +70,31 @@ class NodeSession:
     version: int
     queue: asyncio.Queue[agent_pb2.SessionMessage | None] = field(default_factory=asyncio.Queue)
     netmap_version: int = 0  # the version of the network map this session was last sent
+    # The last queued message while it is map-only and not yet taken: a newer map replaces its
+    # map in place (maps are "latest wins"), so a slow agent's queue holds one map, not one per
+    # flush (issue 15: at 500 nodes each map holds the whole cluster's addresses).
+    open_map: agent_pb2.SessionMessage | None = None
+
+    def put(self, msg: agent_pb2.SessionMessage, *, map_only: bool = False) -> None:
+        self.queue.put_nowait(msg)
+        self.open_map = msg if map_only else None
+
+    def end(self) -> None:
+        """End the stream (the servicer stops after the messages queued before)."""
+        self.queue.put_nowait(None)
+        self.open_map = None
+
+    async def next(self) -> agent_pb2.SessionMessage | None:
+        """The next message to send (None: the stream ends)."""
+        return self._taken(await self.queue.get())
+
+    def next_nowait(self) -> agent_pb2.SessionMessage | None:
+        return self._taken(self.queue.get_nowait())
+
+    def _taken(self, msg: agent_pb2.SessionMessage | None) -> agent_pb2.SessionMessage | None:
+        if msg is not None and msg is self.open_map:
+            self.open_map = None
+        return msg
 
 
 def _assignment_view(c: pb.Container) -> pb.Container:
@@ -78,7 +121,11 @@ class AssignmentHub:
         # the module docstring.
         self.map_delay = map_delay
         self._maps_pending: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self._flush_again = False  # changes came in while a flush ran
+        self._parsed: dict[int, agent_pb2.NetworkMap] = {}  # version -> map (PARSED_MAPS at most)
         self._last_flush_seconds = 0.0
+        self._last_flush_bytes = 0
         self._last_revision = 0
         self._sessions: dict[tuple[str, str], set[NodeSession]] = defaultdict(set)
         self._routing: dict[str, pb.RoutingTable] = {}
@@ -112,7 +159,17 @@ class AssignmentHub:
         if found is None:
             return assemble(cluster, "", [])
         state, maps = found
-        return maps.map_for(state, node)
+        return self._parse(*maps.encoded_for(state, node))
+
+    def _parse(self, version: int, raw: bytes) -> agent_pb2.NetworkMap:
+        """The map of ``version`` as a message (the caller copies it: the message is shared)."""
+        parsed = self._parsed.get(version)
+        if parsed is None:
+            if len(self._parsed) >= PARSED_MAPS:
+                self._parsed.pop(next(iter(self._parsed)))
+            parsed = self._parsed[version] = agent_pb2.NetworkMap.FromString(raw)
+            parsed.version = version
+        return parsed
 
     def _maps(self, cluster: str) -> tuple[ClusterState, NetworkMaps] | None:
         """The cluster's maps, built afresh if the cache holds another state object for it
@@ -169,7 +226,7 @@ class AssignmentHub:
 
     def disconnect(self, cluster: str, node: str) -> None:
         for s in list(self._sessions.get((cluster, node), ())):
-            s.queue.put_nowait(None)
+            s.end()
 
     def _on_resync(self) -> None:
         # The cache re-listed: chains are broken; make every agent reconnect for a complete set,
@@ -178,7 +235,7 @@ class AssignmentHub:
         self._netmaps.clear()
         for sessions in list(self._sessions.values()):
             for s in sessions:
-                s.queue.put_nowait(None)
+                s.end()
 
     def _on_changes(self, changes: list[Change]) -> None:
         per_node: dict[tuple[str, str], list[agent_pb2.Assignment]] = defaultdict(list)
@@ -219,9 +276,10 @@ class AssignmentHub:
         new_maps: dict[tuple[str, str], tuple[int, bytes]] = {}
         if self.map_delay <= 0:
             new_maps = self._changed_maps()
+        elif self._netmaps and self._flushing is not None:
+            self._flush_again = True
         elif self._netmaps and self._maps_pending is None:
-            delay = max(self.map_delay, self._last_flush_seconds)
-            self._maps_pending = asyncio.get_running_loop().call_later(delay, self._flush_maps)
+            self._schedule_flush()
         targets = set(per_node) | {k for k in self._sessions if k[0] in new_routing} | set(new_maps)
         for key in targets:
             assignments = per_node.get(key, [])
@@ -246,30 +304,82 @@ class AssignmentHub:
                     msg.network_map.version = version
                     s.netmap_version = version
                 s.version = revision
-                s.queue.put_nowait(msg)
+                s.put(msg)
 
-    def _flush_maps(self) -> None:
-        """Send the maps the changes since the last flush altered, each in a map-only message."""
+    def flush_delay(self) -> float:
+        """Seconds from now to the next map flush: ``map_delay``, or as long as the last flush
+        took, or its bytes at :data:`MAP_BYTES_PER_SECOND`, whichever is longest."""
+        return max(self.map_delay, self._last_flush_seconds, self._last_flush_bytes / MAP_BYTES_PER_SECOND)
+
+    def _schedule_flush(self) -> None:
+        delay = self.flush_delay()
+        self._maps_pending = asyncio.get_running_loop().call_later(delay, self._start_flush)
+
+    def _start_flush(self) -> None:
         self._maps_pending = None
+        self._flush_again = False
+        self._flushing = asyncio.get_running_loop().create_task(self._flush_maps(), name="network-map-flush")
+
+    async def _flush_maps(self) -> None:
+        """Send the maps the changes since the last flush altered, each in a map-only message,
+        in slices of :data:`FLUSH_SLICE` (see the module docstring)."""
+        busy = 0.0
+        sent = 0
         t0 = time.perf_counter()
-        for key, (version, raw) in self._changed_maps().items():
-            for s in self._sessions.get(key, ()):
-                if version == s.netmap_version:
+        try:
+            for cluster, state, maps, node in self._map_targets():
+                if self.informer.clusters.get(cluster) is not state:
+                    self._flush_again = True  # re-listed meanwhile: the next flush rebuilds
                     continue
-                msg = agent_pb2.SessionMessage(
-                    type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
-                    base_version=s.version,
-                    # Every assignment up to the last batch seen is already queued (batches are
-                    # handled synchronously), so the chain may move on to it.
-                    version=max(s.version, self._last_revision),
-                    heartbeat_period_ms=self.heartbeat_period_ms,
-                )
-                msg.network_map.MergeFromString(raw)
-                msg.network_map.version = version
-                s.netmap_version = version
-                s.version = msg.version
-                s.queue.put_nowait(msg)
-        self._last_flush_seconds = time.perf_counter() - t0
+                sessions = self._sessions.get((cluster, node))
+                if not sessions:
+                    continue
+                version, raw = maps.encoded_for(state, node)
+                for s in sessions:
+                    if version == s.netmap_version:
+                        continue
+                    sent += len(raw)
+                    if s.open_map is not None:  # not sent yet: this map replaces its map
+                        s.open_map.network_map.CopyFrom(self._parse(version, raw))
+                        s.open_map.version = s.version = max(s.version, self._last_revision)
+                        s.netmap_version = version
+                        continue
+                    msg = agent_pb2.SessionMessage(
+                        type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
+                        base_version=s.version,
+                        # Every assignment up to the last batch seen is already queued (batches
+                        # are handled synchronously), so the chain may move on to it.
+                        version=max(s.version, self._last_revision),
+                        heartbeat_period_ms=self.heartbeat_period_ms,
+                    )
+                    msg.network_map.CopyFrom(self._parse(version, raw))
+                    s.netmap_version = version
+                    s.version = msg.version
+                    s.put(msg, map_only=True)
+                if time.perf_counter() - t0 >= FLUSH_SLICE:
+                    busy += time.perf_counter() - t0
+                    await asyncio.sleep(0)
+                    t0 = time.perf_counter()
+        finally:
+            self._last_flush_seconds = busy + time.perf_counter() - t0
+            self._last_flush_bytes = sent
+            self._flushing = None
+            if self._flush_again and self._netmaps and self._maps_pending is None:
+                self._schedule_flush()
+
+    def _map_targets(self) -> list[tuple[str, ClusterState, NetworkMaps, str]]:
+        """Every connected node the last changes may concern, with its cluster's maps (settled)."""
+        out: list[tuple[str, ClusterState, NetworkMaps, str]] = []
+        for cluster, (state, maps) in list(self._netmaps.items()):
+            nodes = maps.settle()
+            if self.informer.clusters.get(cluster) is not state:
+                found = self._maps(cluster)  # another state object: rebuild, check every session
+                if found is None:
+                    continue
+                state, maps = found
+                nodes = {node for (c, node) in self._sessions if c == cluster}
+            out += [(cluster, state, maps, node) for node in sorted(nodes) if self._sessions.get((cluster, node))]
+        return out
 
     def _changed_maps(self) -> dict[tuple[str, str], tuple[int, bytes]]:
         """The current map (version, encoding) of every connected node the last changes may

@@ -18,6 +18,12 @@ one etcd:
   :data:`LEASE_TTL` after. Its agents move to another replica meanwhile (they back off at most
   2 s) and that replica puts its own keys, so the node always has one and is never declared down.
   A replica that stops cleanly does *not* revoke the lease, for the same reason.
+- A replica whose event loop stalled (a long synchronous burst of work under load) did not
+  answer heartbeats meanwhile: they wait in its gRPC queue. The sweep that runs first after the
+  stall must not take that silence for the nodes' (issue 15: at 500 hollow nodes under deploy
+  load, nodes were declared down and their containers placed again while their heartbeats sat
+  unread). So the sweep measures how late it woke; lateness beyond :data:`STALL_TOLERANCE` is
+  time this replica could not hear anyone, and is not counted against any node.
 - A replica whose lease lapsed (etcd unreachable past the TTL) refuses heartbeats
   (UNAVAILABLE) until it has a lease again, so its agents move to a replica that can vouch
   for them instead of being kept, unseen by the leader, on one that cannot.
@@ -50,6 +56,8 @@ LEASE_MARGIN = 1.0
 """Seconds before the lease would expire from which this replica stops vouching (see usable)."""
 SWEEP_PERIOD = 0.5
 """Seconds between looks for nodes past their deadline (a key goes at most this late)."""
+STALL_TOLERANCE = 1.0
+"""Seconds a sweep may run late before the lateness counts as this replica's own stall (see sweep)."""
 BATCH = 64
 """Keys put or deleted per transaction when many nodes change at once (within etcd's op limit)."""
 
@@ -74,6 +82,7 @@ class NodeLiveness:
         self._held: set[NodeKey] = set()  # keys written under the current lease
         self._lease = 0
         self._lease_ok_at = 0.0  # monotonic time of the last grant or keep-alive that succeeded
+        self._sweep_due: float | None = None  # when the next sweep should run (monotonic)
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -181,8 +190,23 @@ class NodeLiveness:
             await asyncio.sleep(SWEEP_PERIOD)
 
     async def sweep(self) -> list[NodeKey]:
-        """Delete the keys of the nodes not heard from within the deadline; returns them."""
+        """Delete the keys of the nodes not heard from within the deadline; returns them.
+
+        The next sweep is due :data:`SWEEP_PERIOD` after this one ends; one that runs later than
+        that by more than :data:`STALL_TOLERANCE` first forgives every node that lateness (see
+        the module docstring): this replica's stall is not the nodes' silence."""
         now = self._monotonic()
+        if self._sweep_due is not None and (stall := now - self._sweep_due - STALL_TOLERANCE) > 0:
+            for k in self._heard:
+                self._heard[k] += stall
+            log.warning("event loop stalled; the stall is not counted against the nodes",
+                        stall_seconds=round(stall + STALL_TOLERANCE, 2), nodes=len(self._heard))
+        try:
+            return await self._sweep_silent(now)
+        finally:
+            self._sweep_due = self._monotonic() + SWEEP_PERIOD
+
+    async def _sweep_silent(self, now: float) -> list[NodeKey]:
         silent = [k for k, at in self._heard.items() if now - at > self.deadline]
         for i in range(0, len(silent), BATCH):
             batch = silent[i:i + BATCH]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ from ccs.join_token import JoinTokenError, parse
 from ccs.v1 import agent_pb2, agent_pb2_grpc
 from ccs.v1 import resources_pb2 as pb
 from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_token, token_record
-from controlplane.dispatcher.hub import AssignmentHub
+from controlplane.dispatcher.hub import AssignmentHub, NodeSession
 from controlplane.dispatcher.liveness import NodeLiveness
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.outgoing import attach
@@ -236,7 +235,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
                  assignments=len(complete.assignments), version=complete.version)
         # A stream outlives a revocation: with node certificates, the node is checked again
         # every heartbeat period (busy or quiet), so a revoked node's session ends too.
-        messages = _queued(session.queue)
+        messages = _queued(session)
         if self.guard is not None and self.issuer is not None:
             guard = self.guard
             messages = rechecked(messages, self.hub.heartbeat_period_ms / 1000,
@@ -374,9 +373,7 @@ def _agent_message(text: str) -> str:
     return text if len(text) <= MAX_AGENT_MESSAGE else text[: MAX_AGENT_MESSAGE - 3] + "..."
 
 
-async def _queued(
-    queue: asyncio.Queue[agent_pb2.SessionMessage | None],
-) -> AsyncIterator[agent_pb2.SessionMessage]:
+async def _queued(session: NodeSession) -> AsyncIterator[agent_pb2.SessionMessage]:
     """A session's messages until the hub ends it (None)."""
-    while (msg := await queue.get()) is not None:
+    while (msg := await session.next()) is not None:
         yield msg

@@ -19,6 +19,9 @@ every container is reported RUNNING. It prints:
 - the CPU used over the deploy by the server, the hollow-node processes and the watcher (1.0 =
   one core), to show which side was the limit (raise ``--procs`` when it is the hollow nodes);
 - the control plane's peak VmRSS (sampled every 0.5 s) and the etcd db file size;
+- session churn (also on a timeout): agent sessions opened and closed (server log), heartbeats by
+  outcome (server ``/metrics``), sweeps that found nodes unheard, and why the hollow agents'
+  sessions ended (their "disconnected" reasons, tallied per process);
 - with ``--profile``: a py-spy profile of the server for the whole deploy, summarised as the
   functions with the most samples (self and inclusive), with the raw file kept for flamegraphs.
 
@@ -37,12 +40,15 @@ import argparse
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
+import json
 import multiprocessing
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,9 +73,11 @@ CURVE = ((10_000, 200), (20_000, 500), (50_000, 1_000), (100_000, 2_000))  # con
 # ---------------------------------------------------------------- hollow node processes
 
 
-def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pids: Any) -> int:
+def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pids: Any,
+                 tally_file: Path | None = None) -> dict[str, int]:
     """Run `count` hollow agents in this process until `stop` (a Manager Event) is set; tell
-    `pids` (a Manager list) this process's id, for its CPU figure."""
+    `pids` (a Manager list) this process's id, for its CPU figure. Returns why its agents'
+    sessions ended ({reason: times}), also written to ``tally_file`` every 2 s."""
     import logging
 
     pids.append(os.getpid())
@@ -81,7 +89,18 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
     from nodeagent.dispatcher_client import CHANNEL_OPTIONS
     from nodeagent.runtime import FakeRuntime
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    # Warnings are dropped (500 agents), but why sessions ended is tallied: the parent prints it.
+    reasons: collections.Counter[str] = collections.Counter()
+
+    def tally(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if event.get("event") == "disconnected":
+            reasons[str(event.get("reason", ""))[:90]] += 1
+        if method not in ("error", "critical", "exception"):
+            raise structlog.DropEvent
+        return event
+
+    structlog.configure(processors=[tally, structlog.processors.KeyValueRenderer()],
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     async def main() -> None:
         # The agent's own channel options: without its message size limits a node's complete
@@ -96,15 +115,20 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
             for i in range(count)
         ]
         tasks = [asyncio.create_task(a.run()) for a in agents]
-        await asyncio.to_thread(stop.wait)
-        for a in agents:
-            await a.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while not await asyncio.to_thread(stop.wait, 2.0):
+            if tally_file is not None:  # read by the parent, even if a stop hangs
+                await asyncio.to_thread(tally_file.write_text, json.dumps(reasons))
+        if tally_file is not None:
+            await asyncio.to_thread(tally_file.write_text, json.dumps(reasons))
+        with contextlib.suppress(TimeoutError):  # bounded: a hung agent must not hang the benchmark
+            await asyncio.wait_for(asyncio.gather(*(a.stop() for a in agents), return_exceptions=True), 30)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
         for ch in channels:
             await ch.close()
 
     asyncio.run(main())
-    return count
+    return dict(reasons)
 
 
 # ---------------------------------------------------------------- driver
@@ -244,6 +268,70 @@ def measure_idle(etcd_url: str, pid: int, seconds: float) -> tuple[float, float]
     return (cpu1 - cpu0) / (t1 - t0), (rev1 - rev0) / (t1 - t0)
 
 
+def server_metrics(log_path: Path) -> dict[str, float]:
+    """The server's /metrics (the URL its log names), as {series: value}; {} if unreadable."""
+    import json
+    import re
+    import urllib.request
+
+    url = ""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if "metrics listening" in line:
+            m = re.search(r'"url": ?"([^"]+)"', line) or re.search(r"url=(\S+)", line)
+            if m:
+                url = m.group(1)
+            else:
+                with contextlib.suppress(ValueError):
+                    url = json.loads(line).get("url", "")
+    if not url:
+        return {}
+    if not url.rstrip("/").endswith("metrics"):
+        url = url.rstrip("/") + "/metrics"
+    try:
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                out[series] = float(value)
+    return out
+
+
+def session_churn(log_path: Path) -> str:
+    """Agent sessions opened, heartbeats by outcome and nodes declared unheard, from the server's
+    metrics and log: sessions that reopen under load show up here first (issue 15)."""
+    m = server_metrics(log_path)
+
+    def total(method: str, code: str | None = None) -> int:
+        return int(sum(v for k, v in m.items() if k.startswith("ccs_rpc_handled_total{")
+                       and f'method="{method}"' in k and (code is None or f'code="{code}"' in k)))
+    opens = closes = unheard = 0
+    for line in log_path.read_text(errors="replace").splitlines():
+        opens += "session opened" in line
+        closes += "session closed" in line
+        unheard += "nodes unheard past the deadline" in line
+    hb_bad = {k.split('code="')[1].split('"')[0]: int(v) for k, v in m.items()
+              if k.startswith("ccs_rpc_handled_total{") and 'method="Heartbeat"' in k and 'code="OK"' not in k}
+    return (f"sessions opened {opens}, closed {closes} (ended: {total('Session')}, by code "
+            + ", ".join(f"{c} {total('Session', c)}" for c in ("OK", "CANCELLED", "UNKNOWN", "UNAVAILABLE")
+                        if total("Session", c))
+            + f"); heartbeats OK {total('Heartbeat', 'OK')}, not OK {hb_bad or 0}; "
+            f"unheard-node sweeps {unheard}")
+
+
+def print_disconnects(tallies: list[Path]) -> None:
+    """Why the hollow agents' sessions ended (the agents' own "disconnected" reasons)."""
+    reasons: collections.Counter[str] = collections.Counter()
+    for path in tallies:
+        with contextlib.suppress(OSError, ValueError):
+            reasons.update(json.loads(path.read_text()))
+    print(f"  hollow agents' sessions ended {sum(reasons.values())} times"
+          + "".join(f"\n    {n:6d}  {r}" for r, n in reasons.most_common(8)), flush=True)
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -264,7 +352,8 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
         pids = manager.list()
         token = asyncio.run(_cluster(stack))
         share = [nodes // procs + (1 if k < nodes % procs else 0) for k in range(procs)]
-        futures = [pool.submit(hollow_nodes, stack.address, token, sum(share[:k]), n, stop_hollow, pids)
+        tallies = [stack.base / f"hollow-{k}-disconnects.json" for k in range(procs)]
+        futures = [pool.submit(hollow_nodes, stack.address, token, sum(share[:k]), n, stop_hollow, pids, tallies[k])
                    for k, n in enumerate(share)]
         try:
             joined = asyncio.run(wait_nodes_ready(stack, "hollow", nodes, 300 + nodes / 5))
@@ -290,6 +379,8 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                 cpu1 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
                 for line in check.report():
                     print(line)
+                print(f"  {session_churn(stack.server.log_path)}")
+                print_disconnects(tallies)
             wall = cpu1[3] - cpu0[3]
             if spy is not None:
                 spy.send_signal(2)  # SIGINT: py-spy writes its output and exits

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
+from controlplane.dispatcher import hub as hub_module
 from controlplane.dispatcher.hub import AssignmentHub, NodeSession
 from controlplane.store import keys
 from tests.unit.reconcile_helpers import C, Cluster
@@ -47,7 +50,7 @@ def drain(s: NodeSession) -> list[agent_pb2.SessionMessage]:
     out: list[agent_pb2.SessionMessage] = []
     while True:
         try:
-            msg = s.queue.get_nowait()
+            msg = s.next_nowait()
         except asyncio.QueueEmpty:
             return out
         assert msg is not None
@@ -173,3 +176,82 @@ async def test_with_a_map_delay_a_burst_of_changes_sends_each_node_one_map_after
     assert web(flushed.network_map) == ["10.128.0.2", "10.128.0.18"]
     assert flushed.base_version == first[0].version and flushed.version >= flushed.base_version
     assert drain(s1) == []  # nothing changed since: nothing more
+
+
+async def test_a_map_flush_over_many_nodes_lets_the_event_loop_run_between_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15: one synchronous flush of every node's map held the server's event loop for
+    seconds at 500 nodes, so heartbeats were answered past the agents' deadline and sessions
+    reopened. The flush now gives the loop back between slices of work; with a zero slice it
+    yields after every node, so a heartbeat (here: this test) runs between two nodes' maps."""
+    monkeypatch.setattr(hub_module, "FLUSH_SLICE", 0.0, raising=False)
+    cl, _ = world()
+    hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.01)
+    s1, _ = hub.open(C, "n1")
+    s2, _ = hub.open(C, "n2")
+    put_web(cl, "web-1", "n1", "10.128.0.2")  # changes both nodes' maps
+    got: dict[str, list[agent_pb2.NetworkMap]] = {"n1": [], "n2": []}
+    for _ in range(1000):  # up to 10 s for the flush to start, however loaded the box
+        got["n1"] += maps(s1)
+        got["n2"] += maps(s2)
+        if got["n1"] or got["n2"]:
+            break
+        await asyncio.sleep(0.01)
+    assert len([n for n, m in got.items() if m]) == 1, "both maps were sent without a pause between them"
+    await asyncio.sleep(0.05)  # the flush goes on with the other node
+    got["n1"] += maps(s1)
+    got["n2"] += maps(s2)
+    assert [web(m) for m in got["n1"]] == [web(m) for m in got["n2"]] == [["10.128.0.2"]]
+
+
+async def test_a_map_not_yet_sent_is_replaced_by_the_newer_one_not_queued_behind_it() -> None:
+    """Issue 15: a slow agent's queue grew by one whole-cluster map per flush. Maps are "latest
+    wins": the queued, unsent map-only message takes the newer map (and version) instead."""
+    cl, _ = world()
+    hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.01)
+    s1, complete = hub.open(C, "n1")
+
+    async def flushed() -> None:
+        for _ in range(1000):  # up to 10 s, however loaded the box
+            await asyncio.sleep(0.01)
+            if s1.open_map is not None and hub._flushing is None and hub._maps_pending is None:
+                return
+        raise AssertionError("no map was flushed")
+
+    put_web(cl, "web-1", "n1", "10.128.0.2")
+    await flushed()
+    put_web(cl, "web-2", "n2", "10.128.0.18")
+    for _ in range(1000):
+        await asyncio.sleep(0.01)
+        if s1.open_map is not None and web(s1.open_map.network_map) == ["10.128.0.2", "10.128.0.18"]:
+            break
+    [msg] = drain(s1)  # one message, with the latest map
+    assert web(msg.network_map) == ["10.128.0.2", "10.128.0.18"]
+    assert msg.base_version == complete.version and msg.version >= msg.base_version
+    put_web(cl, "web-3", "n1", "")  # an assignment after it chains on the replaced message
+    [after] = drain(s1)
+    assert after.base_version == msg.version and [a.container.meta.name for a in after.assignments] == ["web-3"]
+
+
+async def test_the_next_map_flush_waits_for_the_last_ones_bytes_at_the_paced_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15: at 500 nodes a flush sent 580 MB of maps, and the agents' heartbeats waited
+    behind them on their connections past the 5 s deadline (2,421 sessions ended with
+    DEADLINE_EXCEEDED in 90 s while handled heartbeats took < 1 ms). The pace is made small
+    here so that two nodes' maps already set the next flush seconds away."""
+    cl, _ = world()
+    hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.01)
+    s1, _ = hub.open(C, "n1")
+    s2, _ = hub.open(C, "n2")
+    assert hub.flush_delay() == 0.01
+    monkeypatch.setattr(hub_module, "MAP_BYTES_PER_SECOND", 10, raising=False)
+    put_web(cl, "web-1", "n1", "10.128.0.2")
+    for _ in range(1000):  # up to 10 s for the first flush, however loaded the box
+        await asyncio.sleep(0.01)
+        if maps(s1) and hub._flushing is None:
+            break
+    sizes = hub.network_map(C, "n1").ByteSize() + hub.network_map(C, "n2").ByteSize()
+    assert hub.flush_delay() >= (sizes - 20) / 10 > 5, "the next flush is not paced by the bytes sent"
+    assert maps(s2), "n2 got its map in the same flush"

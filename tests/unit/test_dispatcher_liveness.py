@@ -115,3 +115,34 @@ async def test_a_lapsed_lease_is_replaced_and_the_nodes_heard_are_vouched_for_ag
     assert etcd.granted == 2
     assert list(etcd.values(keys.alive(C))) == [keys.alive(C, "n1", "r1")]
     assert live.heard(C, "n1")
+
+
+async def test_a_stall_of_the_replicas_own_loop_is_not_taken_for_the_nodes_silence() -> None:
+    """Issue 15: under deploy load the server's event loop stalled for seconds; the heartbeats of
+    that time waited unread in its gRPC queue, and the sweep that ran first after the stall
+    deleted the keys of nodes that were heartbeating all along (declared down, their containers
+    placed again). The frozen clock makes the stall: the node was last heard at 100 (its next
+    heartbeat is due at 105), the sweeps run on time until 104.5, then the loop stalls for 7.5 s
+    and the sweep wakes before the queued heartbeat is read: 12 s after the node was heard."""
+    etcd, clock, live = await started()
+    await connect(etcd, live, "n1")
+    for _ in range(10):  # 100 .. 104.5: on time
+        assert await live.sweep() == []
+        if clock.t == 103.5:
+            await live._keep_alive()  # every third of the TTL
+        clock.t += 0.5
+    clock.t += 7.0  # the loop stalled: no sweep, no heartbeat read, until 112 (deadline 11 s)
+    assert await live.sweep() == [], "the replica's own stall was counted against the node"
+    assert list(etcd.values(keys.alive(C))) == [keys.alive(C, "n1", "r1")]
+    assert live.heard(C, "n1"), "the queued heartbeat is read now: the key is still held"
+
+
+async def test_a_node_silent_while_the_sweeps_run_on_time_is_still_declared_unheard() -> None:
+    etcd, clock, live = await started()
+    await connect(etcd, live, "n1")
+    swept: list[tuple[str, str]] = []
+    for _ in range(int(DEADLINE / 0.5) + 2):  # the sweep's own cadence: no stall to forgive
+        await live._keep_alive()
+        swept += await live.sweep()
+        clock.t += 0.5
+    assert swept == [(C, "n1")]
