@@ -14,7 +14,8 @@ Lifecycle of `run()`:
    resync (which removes this cluster's orphans and reports every assignment once);
    INCREMENTAL messages must chain on the held version or the stream is dropped. While a
    session is up, heartbeats go out at the server's period (their answers name the API
-   replicas alive now) and status batches flow. Any failure: keep containers running, move to
+   replicas alive now) and status batches flow (a heartbeat that timed out is sent again on the
+   same session for up to three periods: `heartbeat_patience`). Any failure: keep containers running, move to
    the next API replica (`nodeagent.servers`), back off with jitter
    (0.5 s -> 2 s, so a control plane that comes back is found within about 2 s; the channel's
    own reconnect backoff is capped to match, see `dispatcher_client.CHANNEL_OPTIONS`) and reconnect;
@@ -55,7 +56,7 @@ from ccs.errors import REASON_CERT_REVOKED, reason_of
 from ccs.v1 import agent_pb2, resources_pb2
 from nodeagent.runtime.types import Runtime, RuntimeFailure
 
-from . import node_tls
+from . import heartbeat_patience, node_tls
 from .assignments import COMPLETE, AssignmentBook, ChainBroken
 from .backoff import Backoff
 from .config import Identity
@@ -350,6 +351,11 @@ class Agent:
     # ------------------------------------------------------------------ session tasks
 
     async def _heartbeats(self, client: DispatcherClient) -> None:
+        """Heartbeats at the server's period. One that times out is sent again at once on the
+        same session while the last answer is recent (``heartbeat_patience``: a slow replica is
+        not a dead one, and a reconnect costs it a complete set); any other failure, or a
+        timeout past that patience, ends the session."""
+        last_answered = time.monotonic()
         while True:
             raise_if_cancelled()
             deadline = max(self.heartbeat_period, 5.0)
@@ -357,10 +363,18 @@ class Agent:
             stats = await self.router.collect_if_up(node=self.name) if self.router is not None else None
             try:
                 period = await client.heartbeat(self._node_status, deadline_seconds=deadline, router_stats=stats)
-            except Exception:
+            except Exception as exc:
                 if self.metrics is not None:
                     self.metrics.heartbeat(ok=False)
+                if heartbeat_patience.keep_session(code_of(exc), last_answered=last_answered,
+                                                   now=time.monotonic(), period=self.heartbeat_period):
+                    self.log.warning("heartbeat timed out; sending another on the same session",
+                                     seconds_since_last_answer=round(time.monotonic() - last_answered, 1))
+                    # A pause, so that a server answering DEADLINE_EXCEEDED at once is not spun on.
+                    await asyncio.sleep(min(1.0, self.heartbeat_period / 10))
+                    continue
                 raise
+            last_answered = time.monotonic()
             if self.metrics is not None:
                 self.metrics.heartbeat(ok=True)
             self.servers.learn(client.last_replicas)
