@@ -53,12 +53,15 @@ class Dispatcher(ObservedDispatcher):
 
     async def Session(self, request: Any, context: Any) -> AsyncIterator[agent_pb2.SessionMessage]:
         script = await self.sessions.get()
-        await self._notify(lambda: (setattr(self, "opened", self.opened + 1),
-                                    self.opens_at_heartbeat.append(self.heartbeats)))
+        await self._notify(self._opened)
         while True:
             msg = await script.get()
             msg.heartbeat_period_ms = PERIOD_MS
             yield msg
+
+    def _opened(self) -> None:
+        self.opened += 1
+        self.opens_at_heartbeat.append(self.heartbeats)
 
     async def Heartbeat(self, request: Any, context: Any) -> agent_pb2.HeartbeatResponse:
         await self._notify(lambda: setattr(self, "heartbeats", self.heartbeats + 1))
