@@ -4,11 +4,14 @@ Tokens are random 256-bit strings; etcd stores only their SHA-256 digest, so a l
 etcd snapshot does not leak credentials. A token's id is the first 16 hex digits of that
 digest: it names the token in audit records and ``ccs token revoke`` and reveals nothing of it.
 
-Verified digests are cached for ``CACHE_TTL`` seconds so a busy client costs one etcd read per
-``CACHE_TTL`` rather than one per call. A watch on the token records drops a changed token from
-the cache as soon as the change arrives (revocation on another replica), and the replica that
-revokes drops it at once; if that watch is down, a revoked token still stops working within
-``CACHE_TTL``. Expiry is checked on every call against the cached record.
+Verified digests are cached so a busy client, or a node agent heartbeating every few seconds
+under ``--insecure``, does not cost an etcd read per call. A watch on the token records drops a
+changed token from the cache as soon as the change arrives (revocation on another replica), and
+the replica that revokes drops it at once; a record read while any token record changed is not
+kept (it may be the stale one). While that watch runs an entry lives ``FOLLOWED_TTL``, a safety
+net only (it was ``CACHE_TTL``, the heartbeat period, so every heartbeat read its token again);
+while it is down the cache is cleared and entries live ``CACHE_TTL``, so a revoked token still
+stops working within ``CACHE_TTL``. Expiry is checked on every call against the cached record.
 
 No token, an unknown, expired or revoked one: ``UNAUTHENTICATED``. What an authenticated
 token may do (its role and scope) is decided and audited by :mod:`controlplane.access`, through
@@ -45,7 +48,8 @@ from controlplane.store.txn import Txn
 
 log = structlog.get_logger("ccs.auth")
 
-CACHE_TTL = 5.0
+CACHE_TTL = 5.0  # while the watch on token records is down
+FOLLOWED_TTL = 600.0  # while it runs: changes drop entries at once, this is only a safety net
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 PUBLIC_METHODS = ("/ccs.v1.Dispatcher/Register",)
 NODE_PREFIX = "/ccs.v1.Dispatcher/"
@@ -157,27 +161,40 @@ async def _index_bootstrap_admin(etcd: Etcd) -> None:
 
 
 class TokenVerifier:
-    def __init__(self, etcd: Etcd) -> None:
+    """Token records, read from etcd and kept (see the module docstring for how long).
+
+    ``reads`` counts the records read from etcd (tests: a heartbeat every period must not cost a
+    read each). ``clock``: monotonic seconds (tests stop it)."""
+
+    def __init__(self, etcd: Etcd, clock: Callable[[], float] = time.monotonic) -> None:
         self.etcd = etcd
+        self._clock = clock
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._live = False  # the watch runs: an entry lives FOLLOWED_TTL (else CACHE_TTL)
+        self._generation = 0  # bumped when a token record changes or the watch starts or stops
+        self.reads = 0
 
     async def verify(self, token: str) -> Principal | None:
         """The token's record (revoked and expired ones too: the caller decides), or None."""
         d = digest(token)
-        now = time.monotonic()
+        now = self._clock()
         hit = self._cache.get(d)
         if hit is not None and hit[0] > now:
             return hit[1]
+        generation = self._generation
         kv = await self.etcd.get(keys.token(d))
+        self.reads += 1
         principal = None
         if kv is not None:
             try:
                 principal = parse_record(d, kv.value)
             except (ValueError, KeyError, TypeError) as e:  # refused as unknown, and named for the operator
                 log.warning("token record does not decode", key=kv.key, error=f"{type(e).__name__}: {e}")
+        if generation != self._generation:
+            return principal  # a record changed while this one was read: it may be the one; not kept
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[d] = (now + CACHE_TTL, principal)
+        self._cache[d] = (now + (FOLLOWED_TTL if self._live else CACHE_TTL), principal)
         return principal
 
     def forget(self, token: str) -> None:
@@ -185,19 +202,31 @@ class TokenVerifier:
 
     def forget_digest(self, token_digest: str) -> None:
         self._cache.pop(token_digest, None)
+        self._generation += 1
 
     async def follow_changes(self, retry: float = 1.0) -> None:
         """Drop a token from the cache when its record changes (revoked on another replica).
 
-        Runs until cancelled. While the watch is down nothing is lost for good: an entry
-        lives at most ``CACHE_TTL`` anyway, and the cache is cleared when the watch restarts.
+        Runs until cancelled. While the watch is down nothing is kept long: the cache is
+        cleared when it breaks and when it starts again, and entries made meanwhile live
+        ``CACHE_TTL``.
         """
         def forget(batch: list[WatchedChange]) -> None:
             for change in batch:
                 self.forget_digest(change.kv.key[len(keys.TOKENS):])
 
-        await follow_prefix(self.etcd, keys.TOKENS, on_start=lambda _: self._cache.clear(), on_batch=forget,
-                            retry=retry)
+        await follow_prefix(self.etcd, keys.TOKENS, on_start=lambda _: self._following(True), on_batch=forget,
+                            on_break=lambda: self._following(False), retry=retry)
+
+    def _following(self, live: bool) -> None:
+        self._cache.clear()
+        self._generation += 1
+        self._live = live
+
+    @property
+    def following(self) -> bool:
+        """The watch runs (entries are kept ``FOLLOWED_TTL``)."""
+        return self._live
 
 
 def bearer(metadata: Any) -> str | None:

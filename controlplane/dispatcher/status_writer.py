@@ -2,14 +2,16 @@
 
 Apart from the dispatcher servicer because it has rules of its own: only the latest report
 per container counts, a record that does not decode loses its status and not the batch, a
-status equal to the stored one is not written, and only the node a container is assigned to
-may report on it.
+status equal to the stored one is not written, only the node a container is assigned to
+may report on it, and a status is written or the call fails: never answered OK and dropped
+(the agent would not send it again until it reconnects).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import random
 
 import grpc
 import structlog
@@ -27,11 +29,16 @@ from controlplane.store.txn import Txn
 
 log = structlog.get_logger("ccs.dispatcher")
 MAX_BATCH = 100  # etcd refuses transactions of more than 128 operations by default
+#: How long one report keeps retrying through conflicts before the call fails (see _write_batch).
+RETRY_FOR = 10.0
+MAX_BACKOFF = 0.5
+DEADLINE_MARGIN = 1.0
 
 
 class ContainerStatusWriter:
-    def __init__(self, etcd: Etcd, informer: Informer) -> None:
+    def __init__(self, etcd: Etcd, informer: Informer, *, retry_for: float = RETRY_FOR) -> None:
         self.etcd, self.informer = etcd, informer
+        self.retry_for = retry_for
         # (key, mod_revision) of undecodable container records already logged.
         self._corrupt_logged: set[tuple[str, int]] = set()
 
@@ -49,8 +56,19 @@ class ContainerStatusWriter:
         self, p: Principal, items: list[tuple[str, agent_pb2.ContainerStatusUpdate]],
         context: grpc.aio.ServicerContext,
     ) -> None:
+        """Write ``items`` in one guarded transaction; on a conflict (the control plane or an
+        earlier report wrote a record meanwhile) re-read them and apply the statuses again.
+
+        A status is never dropped while the call answers OK: the agent remembers what it sent
+        and sends an unchanged status again only after it reconnects, so a status given up here
+        would be lost until then. Retries back off (capped at ``MAX_BACKOFF``) for as long as
+        ``retry_for`` and the call's deadline allow; past that the call fails (ABORTED) and the
+        agent puts the batch back and sends it again on its next session."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._budget(context)
         state = self.informer.clusters.get(p.cluster)
-        for attempt in range(5):
+        attempt = 0
+        while True:
             txn = Txn()
             for key, u in items:
                 cached = state.containers.get((u.application, u.service, u.container)) if state else None
@@ -91,8 +109,24 @@ class ContainerStatusWriter:
                 await txn.commit(self.etcd)
                 return
             except Conflict:
-                await asyncio.sleep(0.01 * (attempt + 1))
-        log.warning("status update kept conflicting; dropped (agent will resend)", node=p.node)
+                attempt += 1
+            pause = min(MAX_BACKOFF, 0.01 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
+            if loop.time() + pause >= give_up:
+                break
+            await asyncio.sleep(pause)  # let the concurrent writer finish, then read it afresh
+        log.warning("status update kept conflicting; the agent sends it again", node=p.node,
+                    containers=len(items), attempts=attempt)
+        await context.abort(grpc.StatusCode.ABORTED,
+                            f"{len(items)} container status(es) kept conflicting with concurrent writes "
+                            f"({attempt} attempts); send them again")
+
+    def _budget(self, context: grpc.aio.ServicerContext) -> float:
+        """Seconds this call may spend retrying: ``retry_for``, less if the call's deadline is
+        sooner (keeping a margin for the answer to get back before it)."""
+        remaining = context.time_remaining()
+        if remaining is None:
+            return self.retry_for
+        return max(0.0, min(self.retry_for, float(remaining) - DEADLINE_MARGIN))
 
     def _skip_corrupt(self, p: Principal, key: str, mod_revision: int, error: Corrupt) -> None:
         """A container record that does not decode loses this status, not the whole batch.

@@ -13,7 +13,6 @@ reconcilers, so nothing else writes those keys in between. No timing is involved
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,17 +28,17 @@ from controlplane.triggers.actions import Actions, Outcome
 from controlplane.triggers.invoke import Invoker, Refused
 from controlplane.triggers.records import DELIVERIES, TriggerStore
 from controlplane.triggers.rules import Params
-from tests.conftest import EtcdProc, start_etcd, start_server
-from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, post, prepare
+from tests.conftest import EtcdProc, start_server
+from tests.integration.trigger_helpers import (
+    TEMPLATE,
+    Setup,
+    ccs_headers,
+    own_etcd_fixture,  # noqa: F401  (the own_etcd fixture)
+    post,
+    prepare,
+)
 
 pytestmark = pytest.mark.etcd
-
-
-@pytest.fixture
-def own_etcd(tmp_path: Path) -> Iterator[EtcdProc]:
-    proc = start_etcd(tmp_path)
-    yield proc
-    proc.stop()
 
 
 async def _revision(etcd: Etcd) -> int:

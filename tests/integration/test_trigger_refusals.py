@@ -17,6 +17,7 @@ import pytest
 import ccs
 from ccs.v1 import resources_pb2 as pb
 from ccs.v1 import triggers_pb2 as tpb
+from ccs.v1 import triggers_pb2_grpc
 from controlplane.secrets.keyring import Keyring
 from controlplane.secrets.store import SecretStore
 from controlplane.store import keys
@@ -151,20 +152,38 @@ async def test_a_rate_limit_refusal_is_rate_limited_not_message_too_large(ccs_se
                                                                            unique: str) -> None:
     """gRPC answers RESOURCE_EXHAUSTED both for its size limit and for the trigger's rate limit;
     the server's ``rate-limited`` reason makes the SDK raise ``RateLimited`` with the wait and
-    no size hint (it raised ``MessageTooLarge`` saying "ccs requests are at most 4 MiB"). The
-    calls go one after another until the limit refuses one: the burst is 10, refilled at one a
-    second, so it is reached unless every call takes a second."""
+    no size hint (it raised ``MessageTooLarge`` saying "ccs requests are at most 4 MiB").
+
+    The trigger servicer runs here, on the server's etcd, behind a real gRPC server that the SDK
+    calls, with the limiter's clock stopped: the burst of 10 is spent by the first ten calls and
+    the eleventh is refused, however slowly a loaded machine makes them (the test went through
+    the server's own limiter and needed 100 calls to come faster than one a second)."""
     async with ccs_server.client() as cl:
         await cl.clusters.create(unique)
+    etcd = Etcd([ccs_server.etcd_url])
+    server = grpc.aio.server()
+    try:
+        secrets = SecretStore(etcd, await Keyring.load_or_create(etcd, ccs_server.state_dir / "secrets.key"))
+        invoker = Invoker(TriggerStore(etcd, secrets), Actions(etcd, None, None), secrets.keyring,  # type: ignore[arg-type]
+                          limiter=StoppedClock())
+        triggers_pb2_grpc.add_TriggerServiceServicer_to_server(TriggerServicer(etcd, secrets, invoker), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        answers: list[str] = []
         refused: ccs.errors.CcsError | None = None
-        for _ in range(100):
-            try:
-                await cl.triggers.invoke(unique, "shop", "nope")
-            except ccs.errors.NotFound:
-                continue
-            except ccs.errors.CcsError as e:
-                refused = e
-                break
+        async with ccs.AsyncClient(f"127.0.0.1:{port}", "unused", tls=False) as sdk:
+            for _ in range(11):
+                try:
+                    await sdk.triggers.invoke(unique, "shop", "nope")
+                except ccs.errors.NotFound:
+                    answers.append("not found")
+                except ccs.errors.CcsError as e:
+                    answers.append("refused")
+                    refused = e
+    finally:
+        await server.stop(None)
+        await etcd.close()
+    assert answers == ["not found"] * 10 + ["refused"]
     assert isinstance(refused, ccs.RateLimited), repr(refused)
     assert not isinstance(refused, ccs.errors.MessageTooLarge)
     assert refused.temporary and 0 < refused.retry_after <= 1.0

@@ -10,7 +10,6 @@ import asyncio
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,18 @@ from controlplane.secrets.store import SecretStore
 from controlplane.store.etcd import Etcd
 from controlplane.triggers.records import Replay, TriggerStore
 from controlplane.triggers.signature import github_signature
-from tests.conftest import EtcdProc, free_port, start_etcd, start_server
-from tests.integration.trigger_helpers import TEMPLATE, Setup, ccs_headers, post, prepare, state
+from tests.conftest import EtcdProc, free_port, start_server
+from tests.integration.trigger_helpers import (
+    TEMPLATE,
+    Setup,
+    ccs_headers,
+    own_etcd_fixture,  # noqa: F401  (the own_etcd fixture)
+    post,
+    prepare,
+    state,
+)
 
 pytestmark = pytest.mark.etcd
-
-
-@pytest.fixture
-def own_etcd(tmp_path: Path) -> Iterator[EtcdProc]:
-    proc = start_etcd(tmp_path)
-    yield proc
-    proc.stop()
 
 
 async def test_a_replay_is_refused_after_a_restart_and_on_another_replica(tmp_path: Path, own_etcd: EtcdProc) -> None:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import ssl
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aetcd
 import httpx
+import pytest
 
 from controlplane.triggers.records import DELIVERIES
 from controlplane.triggers.signature import ccs_signature
-from tests.conftest import ServerProc
+from tests.conftest import EtcdProc, ServerProc, start_etcd
 
 TEMPLATE = """
 services:
@@ -24,6 +27,16 @@ services:
     image: local/busybox:1
     command: sleep 3600
 """
+
+
+@pytest.fixture(name="own_etcd")
+def own_etcd_fixture(tmp_path: Path) -> Iterator[EtcdProc]:
+    """``own_etcd``: an etcd of the test's own, for tests that start and restart servers on it
+    and count what was written, with no other test's data about. A module that uses it imports
+    ``own_etcd_fixture`` (pytest finds fixtures among a module's names)."""
+    proc = start_etcd(tmp_path)
+    yield proc
+    proc.stop()
 
 
 @dataclass
