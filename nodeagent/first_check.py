@@ -28,11 +28,11 @@ agent's pass is forgotten.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 import structlog
 
+from nodeagent.container_tasks import ContainerTasks
 from nodeagent.runtime.types import ContainerNotFound, Observed, Runtime, RuntimeFailure, State
 
 FIRST_CADENCE = 0.25  # seconds between the end of one run and the next, at first
@@ -74,7 +74,7 @@ class FirstHealthCheck:
         self._on_pass = on_pass
         self._cadence = cadence
         self._max_cadence = max_cadence
-        self._tasks: dict[str, tuple[Key, asyncio.Task[None]]] = {}
+        self._tasks: ContainerTasks[Key] = ContainerTasks("first-check")
         self._passed: dict[str, Key] = {}
         self.failures: dict[str, int] = {}  # failed runs of the current start (logs and tests)
 
@@ -87,34 +87,24 @@ class FirstHealthCheck:
         if not wants_check(o) or self.passed(cid, o):
             return
         key = key_of(o)
-        current = self._tasks.get(cid)
-        if current is not None and current[0] == key and not current[1].done():
+        if self._tasks.running(cid, key):
             return
         self.stop(cid)
         self.failures[cid] = 0
         timeout = o.health_timeout or DEFAULT_TIMEOUT
-        task = asyncio.create_task(self._run(cid, key, tuple(o.health_cmd), timeout), name=f"first-check-{cid}")
-        self._tasks[cid] = (key, task)
+        self._tasks.start(cid, key, self._run(cid, key, tuple(o.health_cmd), timeout))
 
     def engine_judged(self, cid: str) -> None:
         """The engine called the container unhealthy: the agent's pass no longer says anything."""
         self._passed.pop(cid, None)
 
     def stop(self, cid: str) -> None:
-        entry = self._tasks.pop(cid, None)
+        self._tasks.stop(cid)
         self._passed.pop(cid, None)
         self.failures.pop(cid, None)
-        if entry is not None:
-            entry[1].cancel()
 
     async def close(self) -> None:
-        tasks = [t for _, t in self._tasks.values()]
-        self._tasks.clear()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await self._tasks.close()
 
     async def _run(self, cid: str, key: Key, cmd: tuple[str, ...], timeout: float) -> None:
         docker_id = key[0]

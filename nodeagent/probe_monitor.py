@@ -11,7 +11,6 @@ container dirty: the executor re-plans and reports, so the status path stays sin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import structlog
 
 from ccs.v1 import resources_pb2
 from nodeagent import probe_check
+from nodeagent.container_tasks import ContainerTasks
 from nodeagent.runtime.types import Runtime, RuntimeFailure, State
 
 DEFAULT_PERIOD = 3.0
@@ -69,7 +69,7 @@ class ProbeMonitor:
         self._on_change = on_change
         self._period = period
         self._threshold = threshold
-        self._tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._tasks: ContainerTasks[str] = ContainerTasks("probe")  # keyed by docker id
         self._verdicts: dict[str, ProbeVerdict] = {}
 
     def verdict(self, cid: str) -> ProbeVerdict | None:
@@ -77,8 +77,7 @@ class ProbeMonitor:
 
     def ensure(self, cid: str, c: resources_pb2.Container, docker_id: str) -> None:
         """Probe `docker_id` for `cid` (no-op when already probing it)."""
-        current = self._tasks.get(cid)
-        if current is not None and current[0] == docker_id and not current[1].done():
+        if self._tasks.running(cid, docker_id):
             return
         self.stop(cid)
         try:
@@ -89,23 +88,14 @@ class ProbeMonitor:
             )
             return
         self._verdicts[cid] = ProbeVerdict(self._threshold)
-        task = asyncio.create_task(self._run(cid, c.spec.probe, docker_id), name=f"probe-{cid}")
-        self._tasks[cid] = (docker_id, task)
+        self._tasks.start(cid, docker_id, self._run(cid, c.spec.probe, docker_id))
 
     def stop(self, cid: str) -> None:
-        entry = self._tasks.pop(cid, None)
+        self._tasks.stop(cid)
         self._verdicts.pop(cid, None)
-        if entry is not None:
-            entry[1].cancel()
 
     async def close(self) -> None:
-        tasks = [t for _, t in self._tasks.values()]
-        self._tasks.clear()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await self._tasks.close()
 
     async def _run(self, cid: str, probe: resources_pb2.Probe, docker_id: str) -> None:
         while True:

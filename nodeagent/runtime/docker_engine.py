@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import structlog
 
 from ccs.v1 import agent_pb2, resources_pb2
 
@@ -55,6 +56,8 @@ from .types import (
 )
 
 T = TypeVar("T")
+
+log = structlog.get_logger("ccs.agent.docker")
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
 
@@ -141,10 +144,24 @@ class DockerRuntime:
 
     async def _call(self, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
+        submitted = time.time()
+        spans: list[float] = []
+
+        def timed() -> T:
+            spans.append(time.time())
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spans.append(time.time())
+
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(self._executor, timed)
         except Exception as exc:
             raise self._mapped(exc, doing) from exc
+        finally:
+            if len(spans) == 2:
+                log.debug("docker call", doing=doing, submitted=submitted, began=spans[0], ended=spans[1],
+                          resumed=time.time())
 
     def _mapped(self, exc: BaseException, doing: str) -> BaseException:
         """:func:`engine_error`, counting the Docker API errors on the way."""

@@ -26,7 +26,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-FORMAT = '{{.TimeNano}}|{{.Action}}|{{.Actor.ID}}|{{index .Actor.Attributes "exitCode"}}'
+FORMAT = '{{.TimeNano}}|{{.Action}}|{{.Actor.ID}}|{{index .Actor.Attributes "exitCode"}}|{{.Actor.Attributes.name}}'
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class Recorder:
     def __init__(self, label: str, window: int) -> None:
         self.label, self.window = label, window
         self.timeline: Timeline | None = None
+        self.lines: list[str] = []  # the raw FORMAT lines (``_agent_timeline`` reads them too)
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Recorder:
@@ -108,7 +109,8 @@ class Recorder:
         time.sleep(0.2)  # let the last events of the phase arrive
         self._proc.terminate()
         out, _ = self._proc.communicate(timeout=10)
-        self.timeline = parse(out.splitlines(), self.window)
+        self.lines = out.splitlines()
+        self.timeline = parse(self.lines, self.window)
 
     def __str__(self) -> str:
         return str(self.timeline) if self.timeline is not None else "engine events: none recorded"

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import socket
 import statistics
 import subprocess
@@ -55,12 +56,15 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from ccs.client import AsyncClient
 from ccs.models import TERMINAL_PHASES, phase_name
 from ccs.v1 import resources_pb2 as pb
+from tests.bench import _agent_timeline as agent_timeline
 from tests.bench import _common as common
 from tests.bench import _engine_timeline as timeline
 from tests.bench.deploy import (
+    CpuMeter,
     _create_cluster,
     agent_log_summary,
     docker,
+    engine_pids,
     remove_all,
     wait_for,
     wait_node_ready,
@@ -176,6 +180,7 @@ class CcsResult:
     share_ok: float = math.nan  # from the call's return to a window share within tolerance of 50%
     share_after: dict[str, float] = field(default_factory=dict)
     shift_error: str = ""
+    events: list[str] = field(default_factory=list)  # the rolling update's engine event lines
 
 
 def first_share_within(answers: list[Answer], t0: float, new: str, target: float) -> float:
@@ -220,7 +225,7 @@ def wait_routed(router: str, body: str, timeout: float) -> None:
 
 
 async def run_ccs(address: str, token: str, cluster: str, router: str, load_threads: int,
-                  ca_pem: str | None) -> CcsResult:
+                  ca_pem: str | None, meter: CpuMeter, base: Path) -> CcsResult:
     async with AsyncClient(address, token, ca_pem=ca_pem) as client:
         await client.applications.create(cluster, "web", TEMPLATE)
         await client.applications.wait(cluster, "web", timeout=180)
@@ -230,19 +235,23 @@ async def run_ccs(address: str, token: str, cluster: str, router: str, load_thre
         with Load([router], DOMAIN, threads=load_threads, max_seconds=600) as load:
             await asyncio.sleep(1.0)
             with timeline.Recorder(f"ccs.cluster={cluster}", PARALLELISM) as spans:
+                meter.pids.update(haproxy_pids(base))  # the router's master and worker, running by now
+                meter.start()
                 start = time.perf_counter()
                 await client.applications.update(cluster, "web", env={"TAG": "v2"}, strategy="rolling")
                 rel = await client.releases.wait(cluster, "web", timeout=300)
                 rolling = time.perf_counter() - start
+                meter.stop()
             await asyncio.sleep(2.0)  # what the router serves once the release is done
             after = load.since(time.monotonic() - 1.0)
         failed, requests = load.failures(), len(load.answers)
-        notes = [f"  ccs {spans}", f"  release {rel.meta.name} history:", *(f"    {h}" for h in rel.status.history)]
+        notes = [f"  ccs {spans}", meter.summary() + " (bench: this process, the load generator's threads)",
+                 f"  release {rel.meta.name} history:", *(f"    {h}" for h in rel.status.history)]
         rolled = load.shares(after)
         if rolled != {"v2": 1.0}:
             raise RuntimeError(f"after the rolling update the router serves {rolled}, not only v2")
 
-        result = CcsResult(rolling=rolling, requests=requests, failed=failed, notes=notes)
+        result = CcsResult(rolling=rolling, requests=requests, failed=failed, notes=notes, events=spans.lines)
         print(f"(b) ccs rolling update of {REPLICAS}: {rolling:.2f} s; failed requests {len(failed)} of "
               f"{requests} ({requests / (rolling + 3.0):.0f} req/s from {load_threads} load threads)" + (f": {brief(failed)}" if failed else ""), flush=True)
         try:
@@ -288,7 +297,7 @@ def docker_health(cluster: str) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
 
 
-def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
+def bench_ccs(keep: bool, load_threads: int, agent_log_level: str) -> tuple[CcsResult, int]:
     cluster = f"bench{uuid.uuid4().hex[:6]}"
     port = free_port()
     router = f"127.0.0.1:{port}"
@@ -300,15 +309,18 @@ def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
                 [sys.executable, "-m", "nodeagent.main", "--server", stack.address, "--join-token", token,
                  "--name", "bench-node", "--address", "127.0.0.1", "--router-port", str(port),
                  "--state-dir", str(stack.base / "agent"), "--docker-host", "unix:///var/run/docker.sock",
-                 "--log-format", "json",
+                 "--log-format", "json", "--log-level", agent_log_level,
                  "--metrics-listen", "127.0.0.1:0", "--router-metrics-port", "0"],
                 stdout=log, stderr=log, cwd=common.ROOT)
         try:
             asyncio.run(wait_node_ready(stack, cluster, 60))
             start_wall = time.time()
+            meter = CpuMeter({"agent": agent.pid, "server": stack.server.proc.pid, "etcd": stack.etcd.proc.pid,
+                              **engine_pids(), "bench": os.getpid()})
             result = asyncio.run(run_ccs(stack.address, stack.token, cluster, router, load_threads,
-                                         stack.server.ca_pem))
+                                         stack.server.ca_pem, meter, stack.base))
             result.notes += agent_log_summary(log_path, start_wall)
+            result.notes.append(f"  {agent_timeline.breakdown(result.events, log_path)}")
             result.notes.append(f"  server log: {stack.server.log_path}, agent log: {log_path}")
             wait_removed_by_agent(cluster)
         finally:
@@ -323,6 +335,20 @@ def bench_ccs(keep: bool, load_threads: int) -> tuple[CcsResult, int]:
                 docker("network", "rm", net, check=False)
             common.clear_fabric(cluster)
     return result, port
+
+
+def haproxy_pids(base: Path) -> dict[str, int]:
+    """This benchmark's HAProxy processes (the agent's router, master and worker: the ones whose
+    command line names a file under ``base``), by name."""
+    out = subprocess.run(["pgrep", "-x", "haproxy"], capture_output=True, text=True).stdout.split()
+    ours = []
+    for pid in out:
+        try:
+            if str(base) in Path(f"/proc/{pid}/cmdline").read_text():
+                ours.append(int(pid))
+        except OSError:
+            continue
+    return {f"haproxy{i}": pid for i, pid in enumerate(ours)}
 
 
 def brief(answers: list[Answer]) -> str:
@@ -344,6 +370,9 @@ def main() -> None:
                         help="also time Swarm with the service on an overlay network (context, not the goal)")
     parser.add_argument("--load-threads", type=int, default=4,
                         help="load generator threads through the ccs router during the rolling update")
+    parser.add_argument("--agent-log-level", default="debug", choices=["debug", "info"],
+                        help="debug (default): the agent logs each Docker call, which splits a new "
+                             "container's create->start on the agent's side (_agent_timeline)")
     args = parser.parse_args()
     if args.load_threads < 1:
         parser.error(f"--load-threads: must be >= 1, got {args.load_threads}")
@@ -365,7 +394,7 @@ def main() -> None:
                 overlay.append(bench_swarm(overlay=True))
                 print(f"run {i + 1}: (a') swarm on an overlay network: {overlay[-1]:.2f} s", flush=True)
         if args.only in (None, "ccs"):
-            res, port = bench_ccs(args.keep, args.load_threads)
+            res, port = bench_ccs(args.keep, args.load_threads, args.agent_log_level)
             ccs.append(res)
             print(f"run {i + 1}: (b) ccs rolling update of {REPLICAS}: {res.rolling:.2f} s; failed requests "
                   f"{len(res.failed)} of {res.requests} (router 127.0.0.1:{port})"

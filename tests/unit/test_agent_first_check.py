@@ -51,7 +51,7 @@ def checker(rt: Scripted) -> tuple[FirstHealthCheck, list[str]]:
 
 async def settle(fc: FirstHealthCheck) -> None:
     for _ in range(1000):
-        if all(t.done() for _, t in fc._tasks.values()):
+        if all(t.done() for t in fc._tasks.tasks()):
             return
         await asyncio.sleep(0)
     raise AssertionError("the check did not end")

@@ -225,7 +225,8 @@ async def test_stop_forgets_the_verdict_and_an_exited_container_is_not_probed(
     rt.crash(docker_id)
     rt.inspect_failures = 1
     m.ensure("a", c, docker_id)
-    task = m._tasks["a"][1]
+    task = m._tasks.task("a")
+    assert task is not None
     await asyncio.wait_for(task, WAIT)
     assert (rt.inspect_failures, rt.calls) == (0, 1)
     verdict = m.verdict("a")
