@@ -33,8 +33,9 @@ A flush is a task that gives the event loop back every :data:`FLUSH_SLICE` secon
 nodes with 40 applications each, every node's map holds the whole cluster's addresses, and one
 synchronous flush held the loop for seconds, so heartbeats were answered past the agents'
 deadline and their sessions reopened (issue 15: ~2,000 session opens a minute). A map's
-message is parsed once per version and copied to every session that gets it (in that
-benchmark every node has the same map, and all move from one version to the next together).
+message is parsed once (a complete map per version, a delta per base and version) and copied to
+every session that gets it (in that benchmark every node has the same map, and all move from
+one version to the next together).
 Changes seen while a flush runs are flushed after it.
 """
 
