@@ -27,9 +27,8 @@ Lifecycle of `run()`:
    applied in the background so a reload never stalls the stream), its counters sent in every
    heartbeat, stopped with the agent.
 5. Network fabric (optional, `nodeagent.network.fabric.NetworkFabric`): run beside the session
-   loop, fed the whole map after every `SessionMessage.network_map` (complete, or a delta applied
-   on the held version by `nodeagent.network.map_book`, which ends the session when it does not
-   chain; latest wins, applied in the background), poked
+   loop, fed every `SessionMessage.network_map` as a whole map (`network.map_book` applies deltas on the
+   held version; one that does not chain ends the session), latest wins, applied in the background; poked
    after the engine event stream broke (dockerd may have restarted and re-made its rules); what
    it could not put in place is the node's status message in every heartbeat.
 
@@ -327,10 +326,10 @@ class Agent:
                 changed = self.book.apply(msg)  # ChainBroken: drop the stream, reconnect
                 if self.router is not None and msg.HasField("routing"):
                     self.router.submit(msg.routing, delivered(msg))
-                if self.network is not None and msg.HasField("network_map"):
-                    held = self.network_maps.apply(msg.network_map)  # MapChainBroken: reconnect
-                    if held is not None:
-                        self.network.submit(held)
+                # MapChainBroken (a delta on another version than the one held): reconnect
+                held = self.network_maps.apply(msg.network_map) if self.network is not None else None
+                if self.network is not None and held is not None:
+                    self.network.submit(held)
                 fenced = {cid for cid in changed if is_fenced(self.book.get(cid)[0])}
                 if msg.type == COMPLETE:
                     self.log.info("complete set", version=msg.version, containers=len(self.book.desired))
