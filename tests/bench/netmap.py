@@ -20,7 +20,12 @@ node's whole map against the deltas the dispatcher sends (issue 15). Run:
 from __future__ import annotations
 
 import ipaddress
+import sys
 import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: this tree, not the one the venv installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import ClusterState
