@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FEATURES", "IMAGE_COLLECTION", "SUBNET_GROWTH"]
+__all__ = ["FEATURES", "IMAGE_COLLECTION", "NETWORK_MAP_DELTAS", "SUBNET_GROWTH"]
 
 #: Further address blocks of an application network on a node: the agent makes a bridge per
 #: block (``Container.subnet_index``), the control plane counts every block
@@ -24,5 +24,10 @@ SUBNET_GROWTH: Final = "subnet-growth"
 #: (``NodeSpec.prune_requested`` -> ``NodeStatus.prune``).
 IMAGE_COLLECTION: Final = "image-collection"
 
+#: The agent applies network map deltas (``NetworkMap.base_version`` != 0) on top of the map it
+#: holds; an older agent would take a delta for a whole map and drop every network it omits, so
+#: the dispatcher sends it complete maps.
+NETWORK_MAP_DELTAS: Final = "network-map-deltas"
+
 #: What this build of ccs does, agent and server alike.
-FEATURES: Final[tuple[str, ...]] = (SUBNET_GROWTH, IMAGE_COLLECTION)
+FEATURES: Final[tuple[str, ...]] = (SUBNET_GROWTH, IMAGE_COLLECTION, NETWORK_MAP_DELTAS)

@@ -28,7 +28,8 @@ Lifecycle of `run()`:
    applied in the background so a reload never stalls the stream), its counters sent in every
    heartbeat, stopped with the agent.
 5. Network fabric (optional, `nodeagent.network.fabric.NetworkFabric`): run beside the session
-   loop, fed every `SessionMessage.network_map` (latest wins, applied in the background), poked
+   loop, fed every `SessionMessage.network_map` as a whole map (`network.map_book` applies deltas on the
+   held version; one that does not chain ends the session), latest wins, applied in the background; poked
    after the engine event stream broke (dockerd may have restarted and re-made its rules); what
    it could not put in place is the node's status message in every heartbeat.
 
@@ -69,6 +70,7 @@ from .fence import is_fenced
 from .image_collection import ImageCollection
 from .logs_fanout import LogsFanout
 from .metrics import AgentMetrics
+from .network.map_book import MapBook
 from .reporter import DEFAULT_LINGER, StatusBatcher, send_loop
 from .router import Router, delivered
 from .servers import ServerList
@@ -151,6 +153,7 @@ class Agent:
         )
         self.router = router
         self.network = network
+        self.network_maps = MapBook()  # the map the fabric was given, kept to apply deltas on
         self.book = AssignmentBook()
         self.batcher = StatusBatcher()
         self.executor: Executor | None = None
@@ -324,8 +327,10 @@ class Agent:
                 changed = self.book.apply(msg)  # ChainBroken: drop the stream, reconnect
                 if self.router is not None and msg.HasField("routing"):
                     self.router.submit(msg.routing, delivered(msg))
-                if self.network is not None and msg.HasField("network_map"):
-                    self.network.submit(msg.network_map)
+                # MapChainBroken (a delta on another version than the one held): reconnect
+                held = self.network_maps.apply(msg.network_map) if self.network is not None else None
+                if self.network is not None and held is not None:
+                    self.network.submit(held)
                 fenced = {cid for cid in changed if is_fenced(self.book.get(cid)[0])}
                 if msg.type == COMPLETE:
                     self.log.info("complete set", version=msg.version, containers=len(self.book.desired))

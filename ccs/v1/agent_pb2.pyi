@@ -195,16 +195,20 @@ class AppNetwork(_message.Message):
     def __init__(self, application: _Optional[str] = ..., network: _Optional[str] = ..., internal: _Optional[bool] = ..., blocks: _Optional[_Iterable[_Union[NetworkBlock, _Mapping]]] = ..., names: _Optional[_Iterable[_Union[NetworkName, _Mapping]]] = ..., shared: _Optional[str] = ..., members: _Optional[_Iterable[_Union[NetworkBlock, _Mapping]]] = ...) -> None: ...
 
 class NetworkMap(_message.Message):
-    __slots__ = ("cluster", "version", "pod_cidr", "networks")
+    __slots__ = ("cluster", "version", "pod_cidr", "networks", "base_version", "removed")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     POD_CIDR_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     version: int
     pod_cidr: str
     networks: _containers.RepeatedCompositeFieldContainer[AppNetwork]
-    def __init__(self, cluster: _Optional[str] = ..., version: _Optional[int] = ..., pod_cidr: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[AppNetwork, _Mapping]]] = ...) -> None: ...
+    base_version: int
+    removed: _containers.RepeatedCompositeFieldContainer[AppNetwork]
+    def __init__(self, cluster: _Optional[str] = ..., version: _Optional[int] = ..., pod_cidr: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[AppNetwork, _Mapping]]] = ..., base_version: _Optional[int] = ..., removed: _Optional[_Iterable[_Union[AppNetwork, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("status", "router_stats")

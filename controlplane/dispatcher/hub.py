@@ -3,34 +3,40 @@
 Besides its containers, a session carries two tables computed from the cache: the cluster's
 routing table (the same for every node) and the node's network map (its own view of the
 application networks it has a block of, :mod:`controlplane.netmap`). Both go in full in the
-complete set when a session opens, then again in an incremental message only when their
-content-hash version changes for that node.
+complete set when a session opens, then in an incremental message only when their
+content-hash version changes for that node: the routing table in full, the map as the
+networks that changed and the keys that went away (a delta chained on the version the agent
+holds, :mod:`controlplane.dispatcher.map_sender`), so a change costs the change, not the map.
 
 Cost of keeping network maps current: the hub keeps one :class:`NetworkMaps` per cluster with
 at least one open session (built with one scan of the cluster's blocks and services when its
 first session opens, dropped when its last closes or the cache re-lists). Each change costs
 O(1) to read; a batch then costs, for every connected node with a block of an application the
-batch changed, one assembly of its map (a concatenation of the encoded networks on that
-node and one hash of it; a parse of it when it is sent), plus one
-recomputation per changed application (O(its services, containers and blocks)). Nodes without
-a session, and applications no connected node takes part in, cost nothing.
+batch changed, one assembly of its map (a dict of the encoded networks on that node, each
+with its digest, and a version computed from the digests), a comparison of those digests with
+what its session holds, and a parse of the networks that changed (once per distinct delta),
+plus one recomputation per changed application (O(its services, containers and blocks)).
+Nodes without a session, and applications no connected node takes part in, cost nothing.
 
 A node's map holds every address of the applications it has a block of, so its size grows
 with the cluster, and a deploy changes something every few milliseconds: rebuilding and
 sending every concerned node's map per watch batch took most of the server's time in issue
-15's hollow benchmark (200 nodes, 10,000 containers). With ``map_delay`` (the server's hub
+15's hollow benchmark (200 nodes, 10,000 containers), and whole maps made a flush ~580 MB at
+500 nodes (now deltas: the changed networks only). With ``map_delay`` (the server's hub
 uses :data:`MAP_DELAY`) the maps of a burst of batches are settled and sent once, in a map-only
 incremental message, ``map_delay`` after the first batch of the burst, or as long after as the
 last such flush took (so the flushes never take more than about half the event loop). The
-agent applies maps "latest wins" in the background anyway; a container's assignment is never
+agent's fabric applies maps "latest wins" in the background anyway; a container's assignment is never
 delayed, only the map that tells the other nodes its address.
 
 A flush is a task that gives the event loop back every :data:`FLUSH_SLICE` seconds: at 500
 nodes with 40 applications each, every node's map holds the whole cluster's addresses, and one
 synchronous flush held the loop for seconds, so heartbeats were answered past the agents'
 deadline and their sessions reopened (issue 15: ~2,000 session opens a minute). A map's
-message is parsed once per version and copied to every session that gets it (in that
-benchmark every node has the same map). Changes seen while a flush runs are flushed after it.
+message is parsed once (a complete map per version, a delta per base and version) and copied to
+every session that gets it (in that benchmark every node has the same map, and all move from
+one version to the next together).
+Changes seen while a flush runs are flushed after it.
 """
 
 from __future__ import annotations
@@ -38,13 +44,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import Change, ClusterState, Informer
-from controlplane.netmap import NetworkMaps, assemble
+from controlplane.netmap import NetworkMaps, NodeMap
+from controlplane.netmap.delta import Key
 from controlplane.routing import routing_table, table_version
+
+from .map_sender import MapHeld, MapMessages, takes_deltas
 
 UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 REMOVE = agent_pb2.Assignment.ACTION_REMOVE
@@ -58,9 +68,8 @@ last one's bytes at this rate. Each node's map is O(cluster) (issue 15: 1.2 MB p
 nodes and 20,000 containers, 580 MB per flush), and agents' heartbeat and status calls share
 their connection with the session that carries it: unpaced, those calls waited past their
 deadline behind the maps, and the sessions reopened. Maps are "latest wins", so a slower pace
-costs only how soon an address reaches other nodes, until maps are sent as deltas."""
-PARSED_MAPS = 8
-"""Parsed network maps kept by version (a session opening gets the same map as its neighbours)."""
+costs only how soon an address reaches other nodes; since maps go as deltas (the changed
+networks) the bytes, and so the pause, are those of the changes."""
 
 
 @dataclass(eq=False)
@@ -69,11 +78,13 @@ class NodeSession:
     node: str
     version: int
     queue: asyncio.Queue[agent_pb2.SessionMessage | None] = field(default_factory=asyncio.Queue)
-    netmap_version: int = 0  # the version of the network map this session was last sent
+    netmap: MapHeld = field(default_factory=MapHeld)  # the agent's map once it read the queue
     # The last queued message while it is map-only and not yet taken: a newer map replaces its
     # map in place (maps are "latest wins"), so a slow agent's queue holds one map, not one per
-    # flush (issue 15: at 500 nodes each map holds the whole cluster's addresses).
+    # flush (issue 15: at 500 nodes each map holds the whole cluster's addresses). The
+    # replacement is a delta from what the agent held before that message: `before_open`.
     open_map: agent_pb2.SessionMessage | None = None
+    before_open: tuple[int, Mapping[Key, int]] = (0, {})
 
     def put(self, msg: agent_pb2.SessionMessage, *, map_only: bool = False) -> None:
         self.queue.put_nowait(msg)
@@ -123,7 +134,7 @@ class AssignmentHub:
         self._maps_pending: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._flush_again = False  # changes came in while a flush ran
-        self._parsed: dict[int, agent_pb2.NetworkMap] = {}  # version -> map (PARSED_MAPS at most)
+        self._messages = MapMessages()
         self._last_flush_seconds = 0.0
         self._last_flush_bytes = 0
         self._last_revision = 0
@@ -154,22 +165,21 @@ class AssignmentHub:
         return routing_table(cluster, state.services, state.containers.values(), latest)
 
     def network_map(self, cluster: str, node: str) -> agent_pb2.NetworkMap:
-        """``node``'s current network map (empty, with its version, outside any known cluster)."""
+        """``node``'s current network map, complete (the caller copies it: it is shared)."""
+        return self._messages.complete(self._node_map(cluster, node))
+
+    def _node_map(self, cluster: str, node: str) -> NodeMap:
+        """``node``'s current map as parts (empty, with its version, outside any known cluster)."""
         found = self._maps(cluster)
         if found is None:
-            return assemble(cluster, "", [])
+            return NodeMap.of(cluster, "", {})
         state, maps = found
-        return self._parse(*maps.encoded_for(state, node))
+        return maps.parts_for(state, node)
 
-    def _parse(self, version: int, raw: bytes) -> agent_pb2.NetworkMap:
-        """The map of ``version`` as a message (the caller copies it: the message is shared)."""
-        parsed = self._parsed.get(version)
-        if parsed is None:
-            if len(self._parsed) >= PARSED_MAPS:
-                self._parsed.pop(next(iter(self._parsed)))
-            parsed = self._parsed[version] = agent_pb2.NetworkMap.FromString(raw)
-            parsed.version = version
-        return parsed
+    def _deltas(self, cluster: str, node: str) -> bool:
+        """Whether ``node``'s agent takes map deltas (see :mod:`.map_sender`)."""
+        state = self.informer.clusters.get(cluster)
+        return takes_deltas(state.nodes.get(node) if state is not None else None)
 
     def _maps(self, cluster: str) -> tuple[ClusterState, NetworkMaps] | None:
         """The cluster's maps, built afresh if the cache holds another state object for it
@@ -201,15 +211,15 @@ class AssignmentHub:
         ]
         self._sessions[(cluster, node)].add(session)
         self._open_in[cluster] += 1
-        network_map = self.network_map(cluster, node)
-        session.netmap_version = network_map.version
+        target = self._node_map(cluster, node)
+        session.netmap.take(target)
         msg = agent_pb2.SessionMessage(
             type=agent_pb2.SessionMessage.TYPE_COMPLETE,
             version=version,
             assignments=assignments,
             heartbeat_period_ms=self.heartbeat_period_ms,
             routing=self.routing(cluster),
-            network_map=network_map,
+            network_map=self._messages.complete(target),
         )
         return session, msg
 
@@ -273,7 +283,7 @@ class AssignmentHub:
             if before is None or before.version != table.version:
                 new_routing[cluster] = table
         self._last_revision = max(self._last_revision, revision)
-        new_maps: dict[tuple[str, str], tuple[int, bytes]] = {}
+        new_maps: dict[tuple[str, str], NodeMap] = {}
         if self.map_delay <= 0:
             new_maps = self._changed_maps()
         elif self._netmaps and self._flushing is not None:
@@ -284,9 +294,10 @@ class AssignmentHub:
         for key in targets:
             assignments = per_node.get(key, [])
             changed_table = new_routing.get(key[0])
-            network_map = new_maps.get(key)
+            target = new_maps.get(key)
+            deltas = target is not None and self._deltas(*key)
             for s in self._sessions.get(key, ()):
-                map_changed = network_map is not None and network_map[0] != s.netmap_version
+                map_changed = target is not None and target.version != s.netmap.version
                 if not assignments and changed_table is None and not map_changed:
                     continue  # nothing new for this session: its chain stays where it is
                 msg = agent_pb2.SessionMessage(
@@ -298,11 +309,9 @@ class AssignmentHub:
                 )
                 if changed_table is not None:
                     msg.routing.CopyFrom(changed_table)
-                if map_changed and network_map is not None:
-                    version, raw = network_map
-                    msg.network_map.MergeFromString(raw)
-                    msg.network_map.version = version
-                    s.netmap_version = version
+                if map_changed and target is not None:
+                    self._messages.fill(msg, s.netmap.now(), target, deltas=deltas)
+                    s.netmap.take(target)
                 s.version = revision
                 s.put(msg)
 
@@ -334,15 +343,15 @@ class AssignmentHub:
                 sessions = self._sessions.get((cluster, node))
                 if not sessions:
                     continue
-                version, raw = maps.encoded_for(state, node)
+                target = maps.parts_for(state, node)
+                deltas = self._deltas(cluster, node)
                 for s in sessions:
-                    if version == s.netmap_version:
+                    if target.version == s.netmap.version:
                         continue
-                    sent += len(raw)
                     if s.open_map is not None:  # not sent yet: this map replaces its map
-                        s.open_map.network_map.CopyFrom(self._parse(version, raw))
+                        sent += self._messages.fill(s.open_map, s.before_open, target, deltas=deltas)
                         s.open_map.version = s.version = max(s.version, self._last_revision)
-                        s.netmap_version = version
+                        s.netmap.take(target)
                         continue
                     msg = agent_pb2.SessionMessage(
                         type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
@@ -352,8 +361,9 @@ class AssignmentHub:
                         version=max(s.version, self._last_revision),
                         heartbeat_period_ms=self.heartbeat_period_ms,
                     )
-                    msg.network_map.CopyFrom(self._parse(version, raw))
-                    s.netmap_version = version
+                    sent += self._messages.fill(msg, s.netmap.now(), target, deltas=deltas)
+                    s.before_open = s.netmap.now()
+                    s.netmap.take(target)
                     s.version = msg.version
                     s.put(msg, map_only=True)
                 if time.perf_counter() - t0 >= FLUSH_SLICE:
@@ -381,20 +391,6 @@ class AssignmentHub:
             out += [(cluster, state, maps, node) for node in sorted(nodes) if self._sessions.get((cluster, node))]
         return out
 
-    def _changed_maps(self) -> dict[tuple[str, str], tuple[int, bytes]]:
-        """The current map (version, encoding) of every connected node the last changes may
-        concern."""
-        out: dict[tuple[str, str], tuple[int, bytes]] = {}
-        for cluster, (state, maps) in list(self._netmaps.items()):
-            nodes = maps.settle()
-            if self.informer.clusters.get(cluster) is not state:
-                # Another state object for the cluster: rebuild, and check every session.
-                found = self._maps(cluster)
-                if found is None:
-                    continue
-                state, maps = found
-                nodes = {node for (c, node) in self._sessions if c == cluster}
-            for node in nodes:
-                if self._sessions.get((cluster, node)):
-                    out[(cluster, node)] = maps.encoded_for(state, node)
-        return out
+    def _changed_maps(self) -> dict[tuple[str, str], NodeMap]:
+        """The current map of every connected node the last changes may concern."""
+        return {(cluster, node): maps.parts_for(state, node) for cluster, state, maps, node in self._map_targets()}

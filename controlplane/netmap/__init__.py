@@ -11,7 +11,8 @@ table (:mod:`controlplane.routing`):
 
 * no one stores it: any API server derives the same map with the same content-hash version
   (:mod:`controlplane.content_version`), and the dispatcher sends a node its map when the
-  session opens and again only when the version changes;
+  session opens and, when the version changes, the networks that changed
+  (:mod:`controlplane.netmap.delta`);
 * names answer containers that are ready and not leaving, the rule the routers use
   (:func:`controlplane.planner.containers.is_ready`/``is_leaving``): a container that turns
   ready is answered, one that drains stops being answered as soon as the routers stop sending
@@ -37,13 +38,18 @@ from .build import (
     serving,
 )
 from .cache import NetworkMaps
+from .delta import NodeMap, Part, complete, delta
 
 __all__ = [
     "ClusterView",
     "NetworkMaps",
+    "NodeMap",
+    "Part",
     "app_networks",
     "assemble",
     "assemble_encoded",
+    "complete",
+    "delta",
     "encode_network",
     "network_map",
     "service_networks",

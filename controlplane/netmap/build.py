@@ -15,8 +15,11 @@ The pieces, each a pure function of records in the informer's cache:
   on their other networks (a container on several networks sends from the address of the one
   holding its default route, so those must pass and be routed as the network's own).
 * :func:`assemble`: the map of one node from the networks it has a block of, sorted, with its
-  content-hash version. A node with a block of a shared network also gets the entries of every
-  other application on that cluster network (:func:`with_shared`), to route, allow and resolve.
+  version (:func:`map_version`: a hash of its head and of its networks' own hashes, so that
+  the dispatcher can version a map from per-network hashes it keeps and send only the
+  networks that changed, :mod:`controlplane.netmap.delta`). A node with a block of a shared
+  network also gets the entries of every other application on that cluster network
+  (:func:`with_shared`), to route, allow and resolve.
 * :func:`network_map`: both over a whole cluster's state, scanning it (the reference the
   dispatcher's incremental :class:`~controlplane.netmap.cache.NetworkMaps` is tested against).
 
@@ -34,7 +37,7 @@ from typing import Protocol
 from ccs.networks import DEFAULT_NETWORK, joined_networks
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
-from controlplane.content_version import content_version, encoded_version
+from controlplane.content_version import combined_version, part_digest
 from controlplane.planner.containers import is_leaving, is_ready
 
 SvcKey = tuple[str, str]  # (application, service)
@@ -169,7 +172,7 @@ def app_networks(
         entry = agent_pb2.AppNetwork(
             application=app, network=network,
             internal=_internal(application, network),
-            blocks=[b for _, _, b in sorted(found, key=lambda r: (r[0], r[1]))],
+            blocks=[b for _, _, b in sorted(found, key=lambda r: (r[0], r[1], r[2].node))],
             shared=shared.get(network, ""),
         )
         for name, addresses in sorted(names[network].items()):
@@ -198,11 +201,11 @@ def _add_members(c: pb.Container, nets: Mapping[str, list[str]], nodes: Mapping[
 
 def assemble(cluster: str, pod_cidr: str, networks: Iterable[agent_pb2.AppNetwork]) -> agent_pb2.NetworkMap:
     """The map made of ``networks`` (those with a block on the receiving node), sorted by
-    (application, network), with its version."""
+    (application, network), with its version (:func:`map_version`)."""
     ordered: list[agent_pb2.AppNetwork] = sorted(networks, key=lambda n: (n.application, n.network))
     m = agent_pb2.NetworkMap(cluster=cluster, pod_cidr=pod_cidr)
     m.networks.extend(ordered)
-    m.version = content_version(m)
+    m.version = map_version(map_head(cluster, pod_cidr), (part_digest(encode_network(n)) for n in ordered))
     return m
 
 
@@ -213,6 +216,19 @@ def encode_network(network: agent_pb2.AppNetwork) -> bytes:
     return one.SerializeToString(deterministic=True)
 
 
+def map_head(cluster: str, pod_cidr: str) -> bytes:
+    """The encoding of a map's fields before its networks (``cluster``, ``pod_cidr``)."""
+    return agent_pb2.NetworkMap(cluster=cluster, pod_cidr=pod_cidr).SerializeToString(deterministic=True)
+
+
+def map_version(head: bytes, digests: Iterable[int]) -> int:
+    """A map's version: :func:`~controlplane.content_version.combined_version` of its head and
+    its networks' ``part_digest`` (of their ``encode_network``). Order-free, so the dispatcher,
+    which keeps each network's digest, versions a node's map from a few integers instead of
+    hashing the whole map (O(cluster)) for every node."""
+    return combined_version(head, digests)
+
+
 def assemble_encoded(cluster: str, pod_cidr: str, encoded: Iterable[tuple[tuple[str, str], bytes]]
                      ) -> tuple[int, bytes]:
     """``assemble`` from networks already encoded (``encode_network``), keyed by (application,
@@ -220,12 +236,13 @@ def assemble_encoded(cluster: str, pod_cidr: str, encoded: Iterable[tuple[tuple[
 
     The encoding of a message is the concatenation of its fields' encodings in field-number
     order (cluster, pod_cidr, then each network), so this is byte for byte what ``assemble``
-    serializes, and the version is the same - at the cost of hashing the bytes, not of copying
-    and serializing every network again for every node.
+    serializes, and the version is the same, without copying and serializing every network
+    again for every node.
     """
-    head = agent_pb2.NetworkMap(cluster=cluster, pod_cidr=pod_cidr).SerializeToString(deterministic=True)
-    raw = head + b"".join(part for _, part in sorted(encoded, key=lambda e: e[0]))
-    return encoded_version(raw), raw
+    ordered = sorted(encoded, key=lambda e: e[0])
+    head = map_head(cluster, pod_cidr)
+    raw = head + b"".join(part for _, part in ordered)
+    return map_version(head, (part_digest(part) for _, part in ordered)), raw
 
 
 def with_shared(

@@ -15,15 +15,17 @@ something every few milliseconds (issue 15: passes must not cost O(cluster)). In
 * :meth:`NetworkMaps.settle` returns the nodes whose map may have changed (every node with a
   block of a dirty application or of an application sharing a cluster network with it, and the
   node of a block added or freed) and drops the dirty applications' networks; O(those nodes);
-* :meth:`NetworkMaps.encoded_for` assembles one node's map from the applications' networks
+* :meth:`NetworkMaps.parts_for` assembles one node's map from the applications' networks
   (with the other applications' entries of the cluster networks it has a block of), computing
   those that were dropped: O(the networks on the node) plus, per recomputed
   application, O(its services + containers + blocks). Each application's networks are kept
-  encoded, so a node's map is a concatenation of bytes and one hash of them
-  (:func:`~controlplane.netmap.build.assemble_encoded`), not a copy of every network for
-  every node; parsing it into a message is left to the one that sends it.
+  encoded with their digest (:class:`~controlplane.netmap.delta.Part`, hashed once per
+  recomputation), so a node's map is a dict of shared parts and a version computed from their
+  digests (:class:`~controlplane.netmap.delta.NodeMap`), not a copy of every network for every
+  node nor a hash of the whole map; the dispatcher sends a session the parts that changed
+  (:func:`~controlplane.netmap.delta.delta`), or, when it opens, all of them.
 
-The dispatcher asks ``encoded_for`` only for nodes with an open session, so an application's
+The dispatcher asks ``parts_for`` only for nodes with an open session, so an application's
 networks are recomputed at most once per batch of changes, and only if some connected node
 takes part in them. The result equals :func:`network_map` at every point (tested).
 """
@@ -40,12 +42,11 @@ from .build import (
     ClusterView,
     SubnetKey,
     app_networks,
-    assemble_encoded,
-    encode_network,
     service_networks,
     serving,
     shared_networks,
 )
+from .delta import Key, NodeMap, Part, complete
 
 
 class NetworkMaps:
@@ -56,7 +57,7 @@ class NetworkMaps:
         self._blocks: dict[str, dict[tuple[str, str, int], str]] = {}
         self._on_node: dict[str, dict[str, dict[str, int]]] = {}  # node -> app -> network -> its blocks there
         self._services: dict[str, set[str]] = {}  # app -> service names
-        self._networks: dict[str, dict[str, bytes]] = {}  # app -> network -> its encoding
+        self._networks: dict[str, dict[str, Part]] = {}  # app -> network -> its encoding and digest
         self._dirty: set[str] = set()
         self._touched: set[str] = set()  # nodes that gained or lost a block
         self._shared: dict[str, dict[str, str]] = {}  # app -> Compose network -> cluster network
@@ -131,10 +132,10 @@ class NetworkMaps:
 
     # ------------------------------------------------------------------ maps
 
-    def encoded_for(self, state: ClusterView, node: str) -> tuple[int, bytes]:
-        """The version of the map ``node`` receives now and its encoding without the version
-        (call ``settle`` first after changes)."""
-        parts: dict[tuple[str, str], bytes] = {}
+    def parts_for(self, state: ClusterView, node: str) -> NodeMap:
+        """The map ``node`` receives now, as parts with its version (call ``settle`` first
+        after changes)."""
+        parts: dict[Key, Part] = {}
         groups: set[str] = set()
         for app, wanted in self._on_node.get(node, {}).items():
             built = self._app(state, app)
@@ -148,16 +149,18 @@ class NetworkMaps:
                 built = self._app(state, app)
                 parts.update(((app, network), built[network]) for network, g in self._shared[app].items()
                              if g == group and network in built)
-        return assemble_encoded(state.name, state.pod_cidr, list(parts.items()))
+        return NodeMap.of(state.name, state.pod_cidr, parts)
+
+    def encoded_for(self, state: ClusterView, node: str) -> tuple[int, bytes]:
+        """The version of the map ``node`` receives now and its encoding without the version."""
+        found = self.parts_for(state, node)
+        return found.version, found.encoded()
 
     def map_for(self, state: ClusterView, node: str) -> agent_pb2.NetworkMap:
         """The map ``node`` receives now, as a message."""
-        version, raw = self.encoded_for(state, node)
-        m = agent_pb2.NetworkMap.FromString(raw)
-        m.version = version
-        return m
+        return complete(self.parts_for(state, node))
 
-    def _app(self, state: ClusterView, app: str) -> dict[str, bytes]:
+    def _app(self, state: ClusterView, app: str) -> dict[str, Part]:
         built = self._networks.get(app)
         if built is None:
             services = {svc: state.services[(app, svc)] for svc in self._services.get(app, ())
@@ -166,7 +169,7 @@ class NetworkMaps:
                           for k in state.by_service.get((app, svc), ()) if k in state.containers]
             blocks = [(node, network, subnet) for (node, network, _), subnet in self._blocks.get(app, {}).items()]
             networks = app_networks(app, state.apps.get(app), services, containers, blocks, state.nodes)
-            built = self._networks[app] = {name: encode_network(n) for name, n in networks.items()}
+            built = self._networks[app] = {name: Part.of(n) for name, n in networks.items()}
         return built
 
     # ------------------------------------------------------------------ indexes

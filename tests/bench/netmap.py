@@ -4,23 +4,32 @@ Two clusters built in memory as the informer holds them:
 
 - scale: 2,000 nodes, 40 applications x 500 replicas, each application on 500 nodes (20,000
   containers, 20,000 blocks), every node connected;
+- hollow: the shape of ``hollow.py --nodes 500 --apps 40 --replicas 500``: every application on
+  every node, so every node's map holds all 20,000 addresses;
 - dense: one node running 1,000 single-container applications.
 
 For each: building the cluster's ``NetworkMaps`` (once per cluster, when its first session
 opens), every connected node's map (all sessions opening at once), and then one container's
 new address: what the dispatcher does (``observe`` + ``settle`` + ``map_for`` of the nodes it
 names), against recomputing those nodes' maps from scratch with ``network_map`` (which scans
-the cluster once per node). Run: ``.venv/bin/python tests/bench/netmap.py``.
+the cluster once per node), and the bytes that change costs on the wire: every concerned
+node's whole map against the deltas the dispatcher sends (issue 15). Run:
+``.venv/bin/python tests/bench/netmap.py``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import sys
 import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: this tree, not the one the venv installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.informer import ClusterState
-from controlplane.netmap import NetworkMaps, network_map
+from controlplane.netmap import NetworkMaps, NodeMap, delta, network_map
 
 
 def build(nodes: int, apps: int, replicas: int) -> ClusterState:
@@ -63,6 +72,7 @@ def run(label: str, state: ClusterState) -> None:
     took_build, maps = clock(lambda: NetworkMaps(state))
     assert isinstance(maps, NetworkMaps)
     took_open, _ = clock(lambda: [maps.map_for(state, n) for n in connected])
+    held = {n: maps.parts_for(state, n) for n in connected}  # what each session was sent
     # One container reports a new address.
     key = next(iter(sorted(state.containers)))
     old = state.containers[key]
@@ -71,22 +81,29 @@ def run(label: str, state: ClusterState) -> None:
     new.status.addresses["default"] = str(ipaddress.IPv4Address(old.status.addresses["default"]) + 1)
     state.containers[key] = new
 
-    def incremental() -> int:
+    def incremental() -> dict[str, NodeMap]:
         maps.observe(state, "container", key, old, new)
-        nodes = maps.settle()
-        return len([maps.encoded_for(state, n) for n in nodes])
+        return {n: maps.parts_for(state, n) for n in maps.settle()}
 
-    took_change, sent = clock(incremental)
+    took_change, found = clock(incremental)
+    assert isinstance(found, dict)
+    targets: dict[str, NodeMap] = found
+    sent = len(targets)
+    whole = sum(len(t.encoded()) for t in targets.values())
+    deltas = sum(delta(held[n].version, held[n].held, t).ByteSize() for n, t in targets.items())
     affected = sorted(maps.nodes_of(key[0]))
     took_scratch, _ = clock(lambda: [network_map(state, n) for n in affected])
     print(f"{label}: {len(state.nodes)} nodes, {len(state.containers)} containers, {len(state.subnets)} blocks")
     print(f"  build the cluster's maps: {took_build * 1000:.1f} ms; every node's map at open: {took_open * 1000:.0f} ms")
     print(f"  one new address -> {sent} maps: {took_change * 1000:.1f} ms incremental,"
           f" {took_scratch * 1000:.0f} ms from scratch (x{took_scratch / took_change:.0f})")
+    print(f"  on the wire for it: {whole / 1e6:.2f} MB as whole maps, {deltas / 1e6:.3f} MB as deltas"
+          f" (x{whole / max(deltas, 1):.0f})")
 
 
 def main() -> None:
     run("scale", build(2000, 40, 500))
+    run("hollow", build(500, 40, 500))
     run("dense", build(1, 1000, 1))
 
 

@@ -1,10 +1,12 @@
 """The network map through a real ccs-server on a real etcd, seen by a hand-driven agent.
 
 Two nodes register with the Dispatcher (raw gRPC over mutual TLS with node certificates, as
-agents do: the test is the agent, so it decides when a status is reported). An application with one container per node is deployed; node 1's session
-receives a map with the application's network (both nodes' blocks, the service's name with no
-address yet); when node 2 reports its container RUNNING at an address inside its block, node
-1's session receives the map again with that address under the service's name. A report with
+agents do: the test is the agent, so it decides when a status is reported). An application
+with one container per node is deployed; node 1's session receives a map with the
+application's network (both nodes' blocks, the service's name with no address yet); when node
+2 reports its container RUNNING at an address inside its block, node 1's session receives the
+map again with that address under the service's name. Maps after the complete one come as
+deltas, which the test applies with the agent's own ``MapBook``. A report with
 an address that is not IPv4 is refused, naming the field, and nothing of it is stored.
 """
 
@@ -20,6 +22,7 @@ import pytest
 
 from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2
 from ccs.v1 import resources_pb2 as pb
+from nodeagent.network.map_book import MapBook
 from tests.conftest import ServerProc
 from tests.integration.grpc_helpers import Stubs, stubs
 from tests.integration.node_link import register_node
@@ -47,15 +50,24 @@ async def api(ccs_server) -> AsyncIterator[Stubs]:  # type: ignore[no-untyped-de
     await s.channel.close()
 
 
+#: The map each session's "agent" holds (the node links declare network-map-deltas, so the
+#: server sends deltas after the complete map): applied as the agent does, by its MapBook.
+BOOKS: dict[int, MapBook] = {}
+
+
 async def next_map(call: grpc.aio.UnaryStreamCall, want: Callable[[agent_pb2.NetworkMap], bool],
                    what: str) -> agent_pb2.NetworkMap:
-    """Read the session until a message carries a map that ``want`` accepts."""
+    """Read the session until the map it holds, each message's map or delta applied, is one
+    ``want`` accepts."""
+    book = BOOKS.setdefault(id(call), MapBook())
+
     async def read() -> agent_pb2.NetworkMap:
         while True:
             msg = await call.read()
             assert isinstance(msg, agent_pb2.SessionMessage), "the session ended"
-            if msg.network_map.version and want(msg.network_map):
-                return msg.network_map
+            held = book.apply(msg.network_map) if msg.HasField("network_map") else None
+            if held is not None and want(held):
+                return held
 
     try:
         return await asyncio.wait_for(read(), CONVERGE)
@@ -72,7 +84,10 @@ async def open_session(dispatcher: agent_pb2_grpc.DispatcherStub
     while True:
         call = dispatcher.Session(agent_pb2.SessionRequest(agent_version="test"))
         try:
-            return call, await call.read()
+            complete = await call.read()
+            BOOKS[id(call)] = book = MapBook()
+            book.apply(complete.network_map)
+            return call, complete
         except grpc.aio.AioRpcError as e:
             if e.code() != grpc.StatusCode.NOT_FOUND or loop.time() > end:
                 raise

@@ -328,52 +328,61 @@ def test_every_block_of_a_pair_is_the_same_network_and_the_node_stays_until_its_
     assert list(maps.map_for(w.state, "n1").networks) == list(network_map(w.state, "n1").networks) == []
 
 
+NODES, APPS, SERVICES, NETWORKS = ["n1", "n2", "n3", "n4"], ["shop", "other", "third"], ["web", "db"], \
+    ["default", "front", "back"]
+STATES = [pb.CONTAINER_STATE_RUNNING, pb.CONTAINER_STATE_STARTING, pb.CONTAINER_STATE_HEALTHY,
+          pb.CONTAINER_STATE_EXITED]
+
+
+def random_edits(rnd: random.Random, w: World) -> None:
+    """One batch of 1-4 random edits of ``w``: containers, blocks, services, node addresses,
+    applications' network definitions (also used by test_netmap_delta)."""
+    nodes, apps, services, networks = NODES, APPS, SERVICES, NETWORKS
+    for _ in range(rnd.randint(1, 4)):
+        what = rnd.random()
+        node, app, svc = rnd.choice(nodes), rnd.choice(apps), rnd.choice(services)
+        if what < 0.4:
+            extra = {"front": f"10.128.9.{rnd.randint(2, 9)}"} if rnd.random() < 0.3 else None
+            w.ctr(app, svc, f"{svc}-{rnd.randint(1, 4)}", node, f"10.128.{rnd.randint(0, 3)}.{rnd.randint(2, 9)}",
+                  rnd.choice(STATES), draining=rnd.random() < 0.1, addresses=extra)
+        elif what < 0.5:
+            key = rnd.choice(sorted(w.state.containers)) if w.state.containers else None
+            if key is not None:
+                w.remove("container", key)
+        elif what < 0.65:
+            net, index = rnd.choice(networks), rnd.choice([0, 0, 1, 2])  # further blocks of a pair too
+            w.block(node, app, f"10.128.{nodes.index(node) + 8 * index}."
+                    f"{apps.index(app) * 48 + networks.index(net) * 16}/28", net, index)
+        elif what < 0.75:
+            w.remove("subnet", (node, app, rnd.choice(networks), str(rnd.choice([0, 0, 1, 2]))))
+        elif what < 0.85:
+            if rnd.random() < 0.2:
+                w.remove("service", (app, svc))
+            else:
+                nets = {n: [rnd.choice(["x", "y"])] if rnd.random() < 0.5 else [] for n in networks
+                        if rnd.random() < 0.5}
+                w.service(app, svc, nets=nets or None, hc=rnd.random() < 0.3)
+        elif what < 0.95:
+            w.node(node, address=rnd.choice(["192.0.2.1", "192.0.2.7", ""]))
+        else:
+            shared = {"front": rnd.choice(["team", "ops"])} if rnd.random() < 0.6 else None
+            w.app(app, *(["default"] if rnd.random() < 0.5 else []), shared=shared)
+
+
 def test_the_cache_equals_the_definition_after_any_changes() -> None:
     """Random edits (seeded: the same sequence every run), checked after every batch."""
     rnd = random.Random(11)
     w = shop()
     maps = NetworkMaps(w.state)
     w.take()
-    nodes, apps, services = ["n1", "n2", "n3", "n4"], ["shop", "other", "third"], ["web", "db"]
-    networks = ["default", "front", "back"]
-    states = [pb.CONTAINER_STATE_RUNNING, pb.CONTAINER_STATE_STARTING, pb.CONTAINER_STATE_HEALTHY,
-              pb.CONTAINER_STATE_EXITED]
-    last = {node: network_map(w.state, node).version for node in nodes}
+    last = {node: network_map(w.state, node).version for node in NODES}
     for step in range(600):
-        for _ in range(rnd.randint(1, 4)):
-            what = rnd.random()
-            node, app, svc = rnd.choice(nodes), rnd.choice(apps), rnd.choice(services)
-            if what < 0.4:
-                extra = {"front": f"10.128.9.{rnd.randint(2, 9)}"} if rnd.random() < 0.3 else None
-                w.ctr(app, svc, f"{svc}-{rnd.randint(1, 4)}", node, f"10.128.{rnd.randint(0, 3)}.{rnd.randint(2, 9)}",
-                      rnd.choice(states), draining=rnd.random() < 0.1, addresses=extra)
-            elif what < 0.5:
-                key = rnd.choice(sorted(w.state.containers)) if w.state.containers else None
-                if key is not None:
-                    w.remove("container", key)
-            elif what < 0.65:
-                net, index = rnd.choice(networks), rnd.choice([0, 0, 1, 2])  # further blocks of a pair too
-                w.block(node, app, f"10.128.{nodes.index(node) + 8 * index}."
-                        f"{apps.index(app) * 48 + networks.index(net) * 16}/28", net, index)
-            elif what < 0.75:
-                w.remove("subnet", (node, app, rnd.choice(networks), str(rnd.choice([0, 0, 1, 2]))))
-            elif what < 0.85:
-                if rnd.random() < 0.2:
-                    w.remove("service", (app, svc))
-                else:
-                    nets = {n: [rnd.choice(["x", "y"])] if rnd.random() < 0.5 else [] for n in networks
-                            if rnd.random() < 0.5}
-                    w.service(app, svc, nets=nets or None, hc=rnd.random() < 0.3)
-            elif what < 0.95:
-                w.node(node, address=rnd.choice(["192.0.2.1", "192.0.2.7", ""]))
-            else:
-                shared = {"front": rnd.choice(["team", "ops"])} if rnd.random() < 0.6 else None
-                w.app(app, *(["default"] if rnd.random() < 0.5 else []), shared=shared)
+        random_edits(rnd, w)
         changed = settle(maps, w)
-        for node in nodes:
+        for node in NODES:
             want = network_map(w.state, node)
             got = maps.map_for(w.state, node)
             assert got == want, (step, node)
             if node not in changed:  # a node left out of settle() must have kept its map
                 assert got.version == last[node], (step, node)
-        last = {node: maps.map_for(w.state, node).version for node in nodes}
+        last = {node: maps.map_for(w.state, node).version for node in NODES}

@@ -1,0 +1,113 @@
+"""What of a node's network map goes into a session message: whole, or the networks that changed.
+
+Split from :mod:`controlplane.dispatcher.hub` (which decides when maps go out) because the
+hub had reached the size where one more concern made it hard to read, and because this part
+has its own rule to get right: a session remembers what it queued of the map (the version and
+each network's digest, :class:`MapHeld`), and a map-only message that is still unsent is
+replaced in place ("latest wins"), so its replacement must be computed against what the agent
+held *before* that message (``before_open``), not against what the message brought.
+
+Why deltas (issue 15): each node's map is O(cluster) (1.2 MB at 500 nodes and 20,000
+containers), and it was sent whole on every change: one flush was ~580 MB and the agents'
+heartbeats timed out behind it. A delta carries the networks that changed
+(:func:`controlplane.netmap.delta.delta`). An agent gets deltas only if its node record lists
+:data:`ccs.features.NETWORK_MAP_DELTAS` (read at every send: an older agent would take a
+delta for the whole map), else complete maps as before; a session always opens with a complete
+one. The agent applies a delta only on top of the version it names and resyncs otherwise
+(``nodeagent/network/map_book.py``).
+
+Messages are parsed once and copied to every session that gets the same one: a complete map by
+version, a delta by (base version, version), which fixes its content (every node of the hollow
+benchmark holds the same map, and they all move from one version to the next together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ccs.features import NETWORK_MAP_DELTAS
+from ccs.v1 import agent_pb2
+from ccs.v1 import resources_pb2 as pb
+from controlplane.netmap import NodeMap, complete, delta
+from controlplane.netmap.delta import Key
+
+PARSED_MAPS = 8
+"""Parsed maps kept of each kind (complete by version, delta by base and version)."""
+
+
+@dataclass(slots=True)
+class MapHeld:
+    """What a session's agent holds of its map once it read every queued message."""
+
+    version: int = 0
+    digests: Mapping[Key, int] = field(default_factory=dict)  # (application, network) -> digest
+
+    def now(self) -> tuple[int, Mapping[Key, int]]:
+        return self.version, self.digests
+
+    def take(self, target: NodeMap) -> None:
+        self.version, self.digests = target.version, target.held
+
+
+def takes_deltas(node: pb.Node | None) -> bool:
+    """Whether the node's agent said it applies deltas (its record, from its heartbeats)."""
+    return node is not None and NETWORK_MAP_DELTAS in node.status.agent_features
+
+
+class MapMessages:
+    """Map messages, parsed once and shared: callers copy them into their session message."""
+
+    def __init__(self) -> None:
+        self._complete: dict[int, tuple[agent_pb2.NetworkMap, int]] = {}
+        self._deltas: dict[tuple[int, int], tuple[agent_pb2.NetworkMap, int]] = {}
+
+    def complete(self, target: NodeMap) -> agent_pb2.NetworkMap:
+        """``target`` whole (the caller copies it: the message is shared)."""
+        return self._complete_sized(target)[0]
+
+    def fill(self, msg: agent_pb2.SessionMessage, base: tuple[int, Mapping[Key, int]], target: NodeMap,
+             *, deltas: bool) -> int:
+        """Make ``msg.network_map`` what brings an agent holding ``base`` (version, digests) to
+        ``target``: a delta if ``deltas``, else the whole map; none when it holds ``target``
+        already. Returns the bytes of the map put in."""
+        base_version, held = base
+        if target.version == base_version:
+            msg.ClearField("network_map")
+            return 0
+        if deltas and base_version:
+            m, size = self._delta_sized(base_version, held, target)
+        else:
+            m, size = self._complete_sized(target)
+        msg.network_map.CopyFrom(m)
+        return size
+
+    def _complete_sized(self, target: NodeMap) -> tuple[agent_pb2.NetworkMap, int]:
+        found = self._complete.get(target.version)
+        if found is None:
+            m = complete(target)
+            found = _keep(self._complete, target.version, (m, m.ByteSize()))
+        return found
+
+    def _delta_sized(self, base_version: int, held: Mapping[Key, int], target: NodeMap
+                     ) -> tuple[agent_pb2.NetworkMap, int]:
+        found = self._deltas.get((base_version, target.version))
+        if found is None:
+            m = delta(base_version, held, target)
+            found = _keep(self._deltas, (base_version, target.version), (m, m.ByteSize()))
+        return found
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _keep(cache: dict[K, V], key: K, value: V) -> V:
+    if len(cache) >= PARSED_MAPS:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
+
+
+__all__ = ["PARSED_MAPS", "MapHeld", "MapMessages", "takes_deltas"]
