@@ -302,7 +302,8 @@ class Server:
         host, port = listen
         pems = self.tls.api_key_and_chain if self.tls is not None else None
         # The web console calls this gRPC server with the signed-in token, over a socket of its own.
-        self.console = Console(grpc_server, tls=self.tls is not None)
+        assert self.informer is not None
+        self.console = Console(grpc_server, tls=self.tls is not None, settled=self.informer.caught_up)
         self.http = HttpsEndpoint(build_app([*self.triggers.routes(), *self.console.routes()]), host, port, pems)
         self.http_port = await self.http.start()
         url = public_url(host, self.http_port, self.tls is not None, self.opts.advertise, interfaces)
