@@ -307,7 +307,8 @@ class Agent:
         assert self.executor is not None
         self.enrollment.renewed.clear()  # this session opens on the current certificate's channel
         await self.enrollment.close_retired()
-        stream = client.session(VERSION)
+        # The map held from the last session: the server may answer with what changed since.
+        stream = client.session(VERSION, self.network_maps.version if self.network is not None else 0)
         try:
             await self._consume(stream, client)
         finally:

@@ -110,9 +110,11 @@ class DispatcherClient:
             agent_pb2.RenewCertificateRequest(csr_pem=csr_pem), metadata=self.metadata, timeout=self._timeout)
         return response
 
-    def session(self, agent_version: str) -> AsyncIterator[agent_pb2.SessionMessage]:
+    def session(self, agent_version: str, held_map_version: int = 0) -> AsyncIterator[agent_pb2.SessionMessage]:
+        """The session stream; ``held_map_version``: the network map version held (0: none)."""
         call: AsyncIterator[agent_pb2.SessionMessage] = self._stub.Session(
-            agent_pb2.SessionRequest(agent_version=agent_version), metadata=self.metadata
+            agent_pb2.SessionRequest(agent_version=agent_version, held_map_version=held_map_version),
+            metadata=self.metadata,
         )
         return call
 

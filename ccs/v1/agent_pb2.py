@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ccs.v1 import resources_pb2 as ccs_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x63\x63s/v1/agent.proto\x12\x06\x63\x63s.v1\x1a\x16\x63\x63s/v1/resources.proto\"\xcc\x01\n\x0fRegisterRequest\x12\x12\n\njoin_token\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06labels\x18\x03 \x03(\x0b\x32#.ccs.v1.RegisterRequest.LabelsEntry\x12\"\n\x06status\x18\x04 \x01(\x0b\x32\x12.ccs.v1.NodeStatus\x12\x0f\n\x07\x63sr_pem\x18\x05 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x10RegisterResponse\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x1a\n\x04node\x18\x02 \x01(\x0b\x32\x0c.ccs.v1.Node\x12\x12\n\ncredential\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x04 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x05 \x01(\t\x12\x11\n\tnode_port\x18\x06 \x01(\x05\x12!\n\x08replicas\x18\x07 \x03(\x0b\x32\x0f.ccs.v1.Replica\"4\n\x07Replica\x12\x13\n\x0b\x61pi_address\x18\x01 \x01(\t\x12\x14\n\x0cnode_address\x18\x02 \x01(\t\"*\n\x17RenewCertificateRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\t\"C\n\x18RenewCertificateResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x02 \x01(\t\"\'\n\x0eSessionRequest\x12\x15\n\ragent_version\x18\x01 \x01(\t\"\xef\x01\n\nAssignment\x12)\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x19.ccs.v1.Assignment.Action\x12$\n\tcontainer\x18\x02 \x01(\x0b\x32\x11.ccs.v1.Container\x12\"\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x13.ccs.v1.MountedFile\x12$\n\tpull_auth\x18\xd2\x01 \x01(\x0b\x32\x10.ccs.v1.PullAuth\"F\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x11\n\rACTION_UPDATE\x10\x01\x12\x11\n\rACTION_REMOVE\x10\x02\"@\n\x08PullAuth\x12\x10\n\x08registry\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"H\n\x0bMountedFile\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xf0\x02\n\x0eSessionMessage\x12)\n\x04type\x18\x01 \x01(\x0e\x32\x1b.ccs.v1.SessionMessage.Type\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x03\x12\'\n\x0b\x61ssignments\x18\x04 \x03(\x0b\x32\x12.ccs.v1.Assignment\x12\x1b\n\x13heartbeat_period_ms\x18\x05 \x01(\x03\x12%\n\x07routing\x18\x06 \x01(\x0b\x32\x14.ccs.v1.RoutingTable\x12\'\n\x0bnetwork_map\x18\x07 \x01(\x0b\x32\x12.ccs.v1.NetworkMap\x12/\n\x12route_certificates\x18\x08 \x03(\x0b\x32\x13.ccs.v1.MountedFile\"E\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rTYPE_COMPLETE\x10\x01\x12\x14\n\x10TYPE_INCREMENTAL\x10\x02\"B\n\x0cNetworkBlock\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0cnode_address\x18\x02 \x01(\t\x12\x0e\n\x06subnet\x18\x03 \x01(\t\".\n\x0bNetworkName\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\taddresses\x18\x02 \x03(\t\"\xc5\x01\n\nAppNetwork\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\x12\x10\n\x08internal\x18\x03 \x01(\x08\x12$\n\x06\x62locks\x18\x04 \x03(\x0b\x32\x14.ccs.v1.NetworkBlock\x12\"\n\x05names\x18\x05 \x03(\x0b\x32\x13.ccs.v1.NetworkName\x12\x0e\n\x06shared\x18\x06 \x01(\t\x12%\n\x07members\x18\x07 \x03(\x0b\x32\x14.ccs.v1.NetworkBlock\"\xa3\x01\n\nNetworkMap\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x10\n\x08pod_cidr\x18\x03 \x01(\t\x12$\n\x08networks\x18\x04 \x03(\x0b\x32\x12.ccs.v1.AppNetwork\x12\x15\n\x0c\x62\x61se_version\x18\xa4\x03 \x01(\x03\x12$\n\x07removed\x18\xa5\x03 \x03(\x0b\x32\x12.ccs.v1.AppNetwork\"a\n\x10HeartbeatRequest\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.ccs.v1.NodeStatus\x12)\n\x0crouter_stats\x18\x02 \x01(\x0b\x32\x13.ccs.v1.RouterStats\"c\n\x11HeartbeatResponse\x12\x11\n\tperiod_ms\x18\x01 \x01(\x03\x12!\n\x08replicas\x18\x02 \x03(\x0b\x32\x0f.ccs.v1.Replica\x12\x18\n\x0fprune_requested\x18\xd2\x01 \x01(\x03\"y\n\x15\x43ontainerStatusUpdate\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0b\x32\x17.ccs.v1.ContainerStatus\"E\n\x13UpdateStatusRequest\x12.\n\x07updates\x18\x01 \x03(\x0b\x32\x1d.ccs.v1.ContainerStatusUpdate\"\x16\n\x14UpdateStatusResponse\"\xc7\x01\n\nLogRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontainer_id\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0c\n\x04tail\x18\x04 \x01(\x05\x12\r\n\x05since\x18\x05 \x01(\x01\x12\x0e\n\x06\x63\x61ncel\x18\x06 \x01(\x08\x12%\n\x04\x65xec\x18\x8e\x02 \x01(\x0b\x32\x16.ccs.v1.AgentExecStart\x12+\n\nexec_input\x18\x8f\x02 \x01(\x0b\x32\x16.ccs.v1.AgentExecInput\"o\n\x0e\x41gentExecStart\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12\x0b\n\x03tty\x18\x03 \x01(\x08\x12\r\n\x05stdin\x18\x04 \x01(\x08\x12\x0c\n\x04rows\x18\x05 \x01(\r\x12\x0c\n\x04\x63ols\x18\x06 \x01(\r\"P\n\x0e\x41gentExecInput\x12\r\n\x05stdin\x18\x01 \x01(\x0c\x12\x13\n\x0b\x63lose_stdin\x18\x02 \x01(\x08\x12\x0c\n\x04rows\x18\x03 \x01(\r\x12\x0c\n\x04\x63ols\x18\x04 \x01(\r\"\xc0\x01\n\x08LogChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0f\n\x06stderr\x18\x8e\x02 \x01(\x08\x12\x0f\n\x06\x65xited\x18\x8f\x02 \x01(\x08\x12\x12\n\texit_code\x18\x90\x02 \x01(\x05\x12*\n\x0c\x65xec_failure\x18\x91\x02 \x01(\x0e\x32\x13.ccs.v1.ExecFailure\x12\x14\n\x0bserves_exec\x18\x92\x02 \x01(\x08*\x98\x01\n\x0b\x45xecFailure\x12\x1c\n\x18\x45XEC_FAILURE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XEC_FAILURE_NO_CONTAINER\x10\x01\x12\x1c\n\x18\x45XEC_FAILURE_NOT_RUNNING\x10\x02\x12\x15\n\x11\x45XEC_FAILURE_BUSY\x10\x03\x12\x17\n\x13\x45XEC_FAILURE_ENGINE\x10\x04\x32\x9e\x03\n\nDispatcher\x12=\n\x08Register\x12\x17.ccs.v1.RegisterRequest\x1a\x18.ccs.v1.RegisterResponse\x12;\n\x07Session\x12\x16.ccs.v1.SessionRequest\x1a\x16.ccs.v1.SessionMessage0\x01\x12@\n\tHeartbeat\x12\x18.ccs.v1.HeartbeatRequest\x1a\x19.ccs.v1.HeartbeatResponse\x12I\n\x0cUpdateStatus\x12\x1b.ccs.v1.UpdateStatusRequest\x1a\x1c.ccs.v1.UpdateStatusResponse\x12\x30\n\x04Logs\x12\x10.ccs.v1.LogChunk\x1a\x12.ccs.v1.LogRequest(\x01\x30\x01\x12U\n\x10RenewCertificate\x12\x1f.ccs.v1.RenewCertificateRequest\x1a .ccs.v1.RenewCertificateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x63\x63s/v1/agent.proto\x12\x06\x63\x63s.v1\x1a\x16\x63\x63s/v1/resources.proto\"\xcc\x01\n\x0fRegisterRequest\x12\x12\n\njoin_token\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06labels\x18\x03 \x03(\x0b\x32#.ccs.v1.RegisterRequest.LabelsEntry\x12\"\n\x06status\x18\x04 \x01(\x0b\x32\x12.ccs.v1.NodeStatus\x12\x0f\n\x07\x63sr_pem\x18\x05 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x10RegisterResponse\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x1a\n\x04node\x18\x02 \x01(\x0b\x32\x0c.ccs.v1.Node\x12\x12\n\ncredential\x18\x03 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x04 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x05 \x01(\t\x12\x11\n\tnode_port\x18\x06 \x01(\x05\x12!\n\x08replicas\x18\x07 \x03(\x0b\x32\x0f.ccs.v1.Replica\"4\n\x07Replica\x12\x13\n\x0b\x61pi_address\x18\x01 \x01(\t\x12\x14\n\x0cnode_address\x18\x02 \x01(\t\"*\n\x17RenewCertificateRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\t\"C\n\x18RenewCertificateResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x02 \x01(\t\"B\n\x0eSessionRequest\x12\x15\n\ragent_version\x18\x01 \x01(\t\x12\x19\n\x10held_map_version\x18\xc2\x03 \x01(\x03\"\xef\x01\n\nAssignment\x12)\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x19.ccs.v1.Assignment.Action\x12$\n\tcontainer\x18\x02 \x01(\x0b\x32\x11.ccs.v1.Container\x12\"\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x13.ccs.v1.MountedFile\x12$\n\tpull_auth\x18\xd2\x01 \x01(\x0b\x32\x10.ccs.v1.PullAuth\"F\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x11\n\rACTION_UPDATE\x10\x01\x12\x11\n\rACTION_REMOVE\x10\x02\"@\n\x08PullAuth\x12\x10\n\x08registry\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"H\n\x0bMountedFile\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xf0\x02\n\x0eSessionMessage\x12)\n\x04type\x18\x01 \x01(\x0e\x32\x1b.ccs.v1.SessionMessage.Type\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x03\x12\'\n\x0b\x61ssignments\x18\x04 \x03(\x0b\x32\x12.ccs.v1.Assignment\x12\x1b\n\x13heartbeat_period_ms\x18\x05 \x01(\x03\x12%\n\x07routing\x18\x06 \x01(\x0b\x32\x14.ccs.v1.RoutingTable\x12\'\n\x0bnetwork_map\x18\x07 \x01(\x0b\x32\x12.ccs.v1.NetworkMap\x12/\n\x12route_certificates\x18\x08 \x03(\x0b\x32\x13.ccs.v1.MountedFile\"E\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rTYPE_COMPLETE\x10\x01\x12\x14\n\x10TYPE_INCREMENTAL\x10\x02\"B\n\x0cNetworkBlock\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x14\n\x0cnode_address\x18\x02 \x01(\t\x12\x0e\n\x06subnet\x18\x03 \x01(\t\".\n\x0bNetworkName\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\taddresses\x18\x02 \x03(\t\"\xc5\x01\n\nAppNetwork\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07network\x18\x02 \x01(\t\x12\x10\n\x08internal\x18\x03 \x01(\x08\x12$\n\x06\x62locks\x18\x04 \x03(\x0b\x32\x14.ccs.v1.NetworkBlock\x12\"\n\x05names\x18\x05 \x03(\x0b\x32\x13.ccs.v1.NetworkName\x12\x0e\n\x06shared\x18\x06 \x01(\t\x12%\n\x07members\x18\x07 \x03(\x0b\x32\x14.ccs.v1.NetworkBlock\"\xa3\x01\n\nNetworkMap\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x10\n\x08pod_cidr\x18\x03 \x01(\t\x12$\n\x08networks\x18\x04 \x03(\x0b\x32\x12.ccs.v1.AppNetwork\x12\x15\n\x0c\x62\x61se_version\x18\xa4\x03 \x01(\x03\x12$\n\x07removed\x18\xa5\x03 \x03(\x0b\x32\x12.ccs.v1.AppNetwork\"a\n\x10HeartbeatRequest\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.ccs.v1.NodeStatus\x12)\n\x0crouter_stats\x18\x02 \x01(\x0b\x32\x13.ccs.v1.RouterStats\"c\n\x11HeartbeatResponse\x12\x11\n\tperiod_ms\x18\x01 \x01(\x03\x12!\n\x08replicas\x18\x02 \x03(\x0b\x32\x0f.ccs.v1.Replica\x12\x18\n\x0fprune_requested\x18\xd2\x01 \x01(\x03\"y\n\x15\x43ontainerStatusUpdate\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0b\x32\x17.ccs.v1.ContainerStatus\"E\n\x13UpdateStatusRequest\x12.\n\x07updates\x18\x01 \x03(\x0b\x32\x1d.ccs.v1.ContainerStatusUpdate\"\x16\n\x14UpdateStatusResponse\"\xc7\x01\n\nLogRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontainer_id\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x0c\n\x04tail\x18\x04 \x01(\x05\x12\r\n\x05since\x18\x05 \x01(\x01\x12\x0e\n\x06\x63\x61ncel\x18\x06 \x01(\x08\x12%\n\x04\x65xec\x18\x8e\x02 \x01(\x0b\x32\x16.ccs.v1.AgentExecStart\x12+\n\nexec_input\x18\x8f\x02 \x01(\x0b\x32\x16.ccs.v1.AgentExecInput\"o\n\x0e\x41gentExecStart\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x03(\t\x12\x0b\n\x03tty\x18\x03 \x01(\x08\x12\r\n\x05stdin\x18\x04 \x01(\x08\x12\x0c\n\x04rows\x18\x05 \x01(\r\x12\x0c\n\x04\x63ols\x18\x06 \x01(\r\"P\n\x0e\x41gentExecInput\x12\r\n\x05stdin\x18\x01 \x01(\x0c\x12\x13\n\x0b\x63lose_stdin\x18\x02 \x01(\x08\x12\x0c\n\x04rows\x18\x03 \x01(\r\x12\x0c\n\x04\x63ols\x18\x04 \x01(\r\"\xc0\x01\n\x08LogChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0f\n\x06stderr\x18\x8e\x02 \x01(\x08\x12\x0f\n\x06\x65xited\x18\x8f\x02 \x01(\x08\x12\x12\n\texit_code\x18\x90\x02 \x01(\x05\x12*\n\x0c\x65xec_failure\x18\x91\x02 \x01(\x0e\x32\x13.ccs.v1.ExecFailure\x12\x14\n\x0bserves_exec\x18\x92\x02 \x01(\x08*\x98\x01\n\x0b\x45xecFailure\x12\x1c\n\x18\x45XEC_FAILURE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XEC_FAILURE_NO_CONTAINER\x10\x01\x12\x1c\n\x18\x45XEC_FAILURE_NOT_RUNNING\x10\x02\x12\x15\n\x11\x45XEC_FAILURE_BUSY\x10\x03\x12\x17\n\x13\x45XEC_FAILURE_ENGINE\x10\x04\x32\x9e\x03\n\nDispatcher\x12=\n\x08Register\x12\x17.ccs.v1.RegisterRequest\x1a\x18.ccs.v1.RegisterResponse\x12;\n\x07Session\x12\x16.ccs.v1.SessionRequest\x1a\x16.ccs.v1.SessionMessage0\x01\x12@\n\tHeartbeat\x12\x18.ccs.v1.HeartbeatRequest\x1a\x19.ccs.v1.HeartbeatResponse\x12I\n\x0cUpdateStatus\x12\x1b.ccs.v1.UpdateStatusRequest\x1a\x1c.ccs.v1.UpdateStatusResponse\x12\x30\n\x04Logs\x12\x10.ccs.v1.LogChunk\x1a\x12.ccs.v1.LogRequest(\x01\x30\x01\x12U\n\x10RenewCertificate\x12\x1f.ccs.v1.RenewCertificateRequest\x1a .ccs.v1.RenewCertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTERREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_EXECFAILURE']._serialized_start=2896
-  _globals['_EXECFAILURE']._serialized_end=3048
+  _globals['_EXECFAILURE']._serialized_start=2923
+  _globals['_EXECFAILURE']._serialized_end=3075
   _globals['_REGISTERREQUEST']._serialized_start=55
   _globals['_REGISTERREQUEST']._serialized_end=259
   _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_start=214
@@ -49,45 +49,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RENEWCERTIFICATERESPONSE']._serialized_start=540
   _globals['_RENEWCERTIFICATERESPONSE']._serialized_end=607
   _globals['_SESSIONREQUEST']._serialized_start=609
-  _globals['_SESSIONREQUEST']._serialized_end=648
-  _globals['_ASSIGNMENT']._serialized_start=651
-  _globals['_ASSIGNMENT']._serialized_end=890
-  _globals['_ASSIGNMENT_ACTION']._serialized_start=820
-  _globals['_ASSIGNMENT_ACTION']._serialized_end=890
-  _globals['_PULLAUTH']._serialized_start=892
-  _globals['_PULLAUTH']._serialized_end=956
-  _globals['_MOUNTEDFILE']._serialized_start=958
-  _globals['_MOUNTEDFILE']._serialized_end=1030
-  _globals['_SESSIONMESSAGE']._serialized_start=1033
-  _globals['_SESSIONMESSAGE']._serialized_end=1401
-  _globals['_SESSIONMESSAGE_TYPE']._serialized_start=1332
-  _globals['_SESSIONMESSAGE_TYPE']._serialized_end=1401
-  _globals['_NETWORKBLOCK']._serialized_start=1403
-  _globals['_NETWORKBLOCK']._serialized_end=1469
-  _globals['_NETWORKNAME']._serialized_start=1471
-  _globals['_NETWORKNAME']._serialized_end=1517
-  _globals['_APPNETWORK']._serialized_start=1520
-  _globals['_APPNETWORK']._serialized_end=1717
-  _globals['_NETWORKMAP']._serialized_start=1720
-  _globals['_NETWORKMAP']._serialized_end=1883
-  _globals['_HEARTBEATREQUEST']._serialized_start=1885
-  _globals['_HEARTBEATREQUEST']._serialized_end=1982
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1984
-  _globals['_HEARTBEATRESPONSE']._serialized_end=2083
-  _globals['_CONTAINERSTATUSUPDATE']._serialized_start=2085
-  _globals['_CONTAINERSTATUSUPDATE']._serialized_end=2206
-  _globals['_UPDATESTATUSREQUEST']._serialized_start=2208
-  _globals['_UPDATESTATUSREQUEST']._serialized_end=2277
-  _globals['_UPDATESTATUSRESPONSE']._serialized_start=2279
-  _globals['_UPDATESTATUSRESPONSE']._serialized_end=2301
-  _globals['_LOGREQUEST']._serialized_start=2304
-  _globals['_LOGREQUEST']._serialized_end=2503
-  _globals['_AGENTEXECSTART']._serialized_start=2505
-  _globals['_AGENTEXECSTART']._serialized_end=2616
-  _globals['_AGENTEXECINPUT']._serialized_start=2618
-  _globals['_AGENTEXECINPUT']._serialized_end=2698
-  _globals['_LOGCHUNK']._serialized_start=2701
-  _globals['_LOGCHUNK']._serialized_end=2893
-  _globals['_DISPATCHER']._serialized_start=3051
-  _globals['_DISPATCHER']._serialized_end=3465
+  _globals['_SESSIONREQUEST']._serialized_end=675
+  _globals['_ASSIGNMENT']._serialized_start=678
+  _globals['_ASSIGNMENT']._serialized_end=917
+  _globals['_ASSIGNMENT_ACTION']._serialized_start=847
+  _globals['_ASSIGNMENT_ACTION']._serialized_end=917
+  _globals['_PULLAUTH']._serialized_start=919
+  _globals['_PULLAUTH']._serialized_end=983
+  _globals['_MOUNTEDFILE']._serialized_start=985
+  _globals['_MOUNTEDFILE']._serialized_end=1057
+  _globals['_SESSIONMESSAGE']._serialized_start=1060
+  _globals['_SESSIONMESSAGE']._serialized_end=1428
+  _globals['_SESSIONMESSAGE_TYPE']._serialized_start=1359
+  _globals['_SESSIONMESSAGE_TYPE']._serialized_end=1428
+  _globals['_NETWORKBLOCK']._serialized_start=1430
+  _globals['_NETWORKBLOCK']._serialized_end=1496
+  _globals['_NETWORKNAME']._serialized_start=1498
+  _globals['_NETWORKNAME']._serialized_end=1544
+  _globals['_APPNETWORK']._serialized_start=1547
+  _globals['_APPNETWORK']._serialized_end=1744
+  _globals['_NETWORKMAP']._serialized_start=1747
+  _globals['_NETWORKMAP']._serialized_end=1910
+  _globals['_HEARTBEATREQUEST']._serialized_start=1912
+  _globals['_HEARTBEATREQUEST']._serialized_end=2009
+  _globals['_HEARTBEATRESPONSE']._serialized_start=2011
+  _globals['_HEARTBEATRESPONSE']._serialized_end=2110
+  _globals['_CONTAINERSTATUSUPDATE']._serialized_start=2112
+  _globals['_CONTAINERSTATUSUPDATE']._serialized_end=2233
+  _globals['_UPDATESTATUSREQUEST']._serialized_start=2235
+  _globals['_UPDATESTATUSREQUEST']._serialized_end=2304
+  _globals['_UPDATESTATUSRESPONSE']._serialized_start=2306
+  _globals['_UPDATESTATUSRESPONSE']._serialized_end=2328
+  _globals['_LOGREQUEST']._serialized_start=2331
+  _globals['_LOGREQUEST']._serialized_end=2530
+  _globals['_AGENTEXECSTART']._serialized_start=2532
+  _globals['_AGENTEXECSTART']._serialized_end=2643
+  _globals['_AGENTEXECINPUT']._serialized_start=2645
+  _globals['_AGENTEXECINPUT']._serialized_end=2725
+  _globals['_LOGCHUNK']._serialized_start=2728
+  _globals['_LOGCHUNK']._serialized_end=2920
+  _globals['_DISPATCHER']._serialized_start=3078
+  _globals['_DISPATCHER']._serialized_end=3492
 # @@protoc_insertion_point(module_scope)

@@ -83,10 +83,12 @@ class RenewCertificateResponse(_message.Message):
     def __init__(self, certificate_pem: _Optional[str] = ..., ca_pem: _Optional[str] = ...) -> None: ...
 
 class SessionRequest(_message.Message):
-    __slots__ = ("agent_version",)
+    __slots__ = ("agent_version", "held_map_version")
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HELD_MAP_VERSION_FIELD_NUMBER: _ClassVar[int]
     agent_version: str
-    def __init__(self, agent_version: _Optional[str] = ...) -> None: ...
+    held_map_version: int
+    def __init__(self, agent_version: _Optional[str] = ..., held_map_version: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("action", "container", "files", "pull_auth")

@@ -2,9 +2,11 @@
 
 Besides its containers, a session carries two tables computed from the cache: the cluster's
 routing table (the same for every node) and the node's network map (its own view of the
-application networks it has a block of, :mod:`controlplane.netmap`). Both go in full in the
-complete set when a session opens, then in an incremental message only when their
-content-hash version changes for that node: the routing table in full, the map as the
+application networks it has a block of, :mod:`controlplane.netmap`). Both go in the complete
+set when a session opens (the map in full, or as a delta on the version the agent says it
+still holds when this hub queued that version to the node lately: see
+:meth:`AssignmentHub.open`), then in an incremental message only when their content-hash
+version changes for that node: the routing table in full, the map as the
 networks that changed and the keys that went away (a delta chained on the version the agent
 holds, :mod:`controlplane.dispatcher.map_sender`), so a change costs the change, not the map.
 
@@ -143,6 +145,8 @@ class AssignmentHub:
         # Per cluster with open sessions: the state the maps were built from, and the maps.
         self._netmaps: dict[str, tuple[ClusterState, NetworkMaps]] = {}
         self._open_in: Counter[str] = Counter()  # cluster -> open sessions
+        # (cluster, node) -> map versions the node's last closed session queued, with digests.
+        self._closed_maps: dict[tuple[str, str], Mapping[int, Mapping[Key, int]]] = {}
         informer.subscribe(self._on_changes, self._on_resync)
 
     def routing(self, cluster: str) -> pb.RoutingTable:
@@ -200,8 +204,13 @@ class AssignmentHub:
     def connected(self, cluster: str, node: str) -> bool:
         return bool(self._sessions.get((cluster, node)))
 
-    def open(self, cluster: str, node: str) -> tuple[NodeSession, agent_pb2.SessionMessage]:
-        """Register a session and build its complete set, atomically w.r.t. cache updates."""
+    def open(self, cluster: str, node: str, held_map_version: int = 0
+             ) -> tuple[NodeSession, agent_pb2.SessionMessage]:
+        """Register a session and build its complete set, atomically w.r.t. cache updates.
+
+        ``held_map_version``: the map version the agent says it holds (0: none). When this hub
+        queued that version to the node lately (:meth:`_known_map`), the session opens with a
+        delta on top of it (no map if it is current); else with the complete map."""
         version = self.informer.revision
         session = NodeSession(cluster, node, version)
         state = self.informer.clusters.get(cluster)
@@ -209,23 +218,43 @@ class AssignmentHub:
             agent_pb2.Assignment(action=UPDATE, container=_assignment_view(c))
             for c in (state.containers_on(node) if state else [])
         ]
+        known = self._known_map(cluster, node, held_map_version)
         self._sessions[(cluster, node)].add(session)
         self._open_in[cluster] += 1
         target = self._node_map(cluster, node)
-        session.netmap.take(target)
         msg = agent_pb2.SessionMessage(
             type=agent_pb2.SessionMessage.TYPE_COMPLETE,
             version=version,
             assignments=assignments,
             heartbeat_period_ms=self.heartbeat_period_ms,
             routing=self.routing(cluster),
-            network_map=self._messages.complete(target),
         )
+        if known is not None:
+            # Only an agent that applies deltas names a version (older ones leave the field 0).
+            self._messages.fill(msg, (held_map_version, known), target, deltas=True)
+        else:
+            msg.network_map.CopyFrom(self._messages.complete(target))
+        session.netmap.take(target)
         return session, msg
+
+    def _known_map(self, cluster: str, node: str, version: int) -> Mapping[Key, int] | None:
+        """The digests of ``node``'s map ``version``, if one of its sessions (open, or the last
+        closed) queued that version lately; None otherwise (or for 0)."""
+        if not version:
+            return None
+        for s in self._sessions.get((cluster, node), ()):
+            found = s.netmap.recent.get(version)
+            if found is not None:
+                return found
+        return self._closed_maps.get((cluster, node), {}).get(version)
 
     def close(self, session: NodeSession) -> None:
         sessions = self._sessions.get((session.cluster, session.node))
         if sessions is not None and session in sessions:
+            # What it queued lately, for the node's next session (see `open`), while the node is.
+            state = self.informer.clusters.get(session.cluster)
+            if state is not None and session.node in state.nodes:
+                self._closed_maps[(session.cluster, session.node)] = session.netmap.recent
             sessions.discard(session)
             if not sessions:
                 del self._sessions[(session.cluster, session.node)]
@@ -260,6 +289,7 @@ class AssignmentHub:
                 routed.add(ch.cluster)
             if ch.kind == "node" and ch.new is None:
                 self.disconnect(ch.cluster, ch.key[0])  # removed: end its session
+                self._closed_maps.pop((ch.cluster, ch.key[0]), None)
                 continue
             if ch.kind != "container":
                 continue

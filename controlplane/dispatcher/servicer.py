@@ -230,9 +230,11 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         if state is None or p.node not in state.nodes:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"node {p.node!r} is not registered")
         await self._note_alive(p, None, opened=True)  # its alive key, READY, last_heartbeat
-        session, complete = self.hub.open(p.cluster, p.node)
+        session, complete = self.hub.open(p.cluster, p.node, request.held_map_version)
+        m = complete.network_map
         log.info("session opened", cluster=p.cluster, node=p.node,
-                 assignments=len(complete.assignments), version=complete.version)
+                 assignments=len(complete.assignments), version=complete.version,
+                 network_map="delta" if m.base_version else "complete" if m.version else "current")
         # A stream outlives a revocation: with node certificates, the node is checked again
         # every heartbeat period (busy or quiet), so a revoked node's session ends too.
         messages = _queued(session)

@@ -1,12 +1,14 @@
 """The agent's copy of its node's network map, kept by (application, network), chained by version. Pure.
 
 The control plane sends a complete map when a session opens (``NetworkMap.base_version`` 0),
-then, when the map changes, a delta: the networks that are new or changed and the keys that
+or, when the agent names the version it holds (``SessionRequest.held_map_version``: this book
+survives sessions) and the server still knows it, a delta on it or no map at all; then,
+when the map changes, a delta: the networks that are new or changed and the keys that
 went away, valid only on top of the map of ``base_version`` (issue 15: whole maps are
 O(cluster) each and choked the agents' connections at 500 nodes). The rule is the assignments'
 (`nodeagent.assignments`): a delta that does not chain on the version held means a message was
 lost or misordered, so the agent does not guess; `MapBook.apply` raises `MapChainBroken` (a
-`ChainBroken`: the session ends and the next one opens with a complete map).
+`ChainBroken`: the session ends and the next one opens from the version still held).
 
 The fabric is given the complete map the book holds after each message, the same message it
 was given when maps came whole, so planning (`plan`) does not know deltas exist.

@@ -31,6 +31,7 @@ class Dispatcher(ObservedDispatcher):
     def __init__(self) -> None:
         super().__init__()
         self.sessions: asyncio.Queue[asyncio.Queue[agent_pb2.SessionMessage]] = asyncio.Queue()
+        self.session_requests: list[agent_pb2.SessionRequest] = []
 
     async def Register(self, request: Any, context: Any) -> agent_pb2.RegisterResponse:
         if request.join_token != "join-me":
@@ -44,6 +45,7 @@ class Dispatcher(ObservedDispatcher):
 
     async def Session(self, request: Any, context: Any) -> AsyncIterator[agent_pb2.SessionMessage]:
         await self._auth(context)
+        self.session_requests.append(request)
         script = await self.sessions.get()
         await self._notify(lambda: setattr(self, "opened", self.opened + 1))
         while True:

@@ -1,6 +1,7 @@
 """The agent applies network map deltas on the map it holds and gives the fabric the whole map;
 a delta that does not chain on the version held ends the session, and the next session's
-complete map is what the fabric gets (issue 15). In-process Dispatcher of test_agent_e2e."""
+session names the version it still holds, so the server may open it with a delta on that
+(issue 15). In-process Dispatcher of test_agent_e2e."""
 
 from __future__ import annotations
 
@@ -91,7 +92,9 @@ async def test_deltas_reach_the_fabric_as_whole_maps_and_a_broken_chain_resyncs(
                 await first.put(with_map(incremental(3, 4), 9, net("shop"), base=8))
                 await d.until(lambda: d.opened >= 2)
                 assert len(fabric.maps) == 3  # the broken delta never reached the fabric
-                await second.put(with_map(complete(10), 11, net("shop", "10.128.0.3")))
+                # each session named the map held: none at first, then 7 (the broken delta left it)
+                assert [r.held_map_version for r in d.session_requests] == [0, 7]
+                await second.put(with_map(complete(10), 11, net("shop", "10.128.0.3"), base=7, removed=("api",)))
                 m = await next_map()
                 assert m.version == 11 and held(m) == [("shop", ["10.128.0.3"])]
         broken = [e for e in logs if e["event"] == "disconnected" and e["log_level"] == "warning"]

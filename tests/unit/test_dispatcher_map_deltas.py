@@ -12,6 +12,7 @@ from ccs.features import NETWORK_MAP_DELTAS
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.dispatcher.hub import AssignmentHub, NodeSession
+from controlplane.dispatcher.map_sender import RECENT_MAPS
 from controlplane.store import keys
 from nodeagent.network.map_book import MapBook
 from tests.unit.reconcile_helpers import C, Cluster
@@ -156,3 +157,64 @@ async def test_a_change_undone_before_its_delta_was_sent_leaves_the_queued_messa
     await flushed()
     [msg] = drain(s1)
     assert not msg.HasField("network_map") and s1.netmap.version == complete.network_map.version
+
+
+def test_a_session_that_names_the_map_it_holds_opens_with_what_changed_since() -> None:
+    """A reconnecting agent names the version it held (``held_map_version``): the new session
+    brings the networks that changed since (a delta on it), not the whole map."""
+    cl, hub = world()
+    s1, complete = hub.open(C, "n1")
+    agent = Agent(complete)
+    held = agent.book.version
+    hub.close(s1)
+    put_web(cl, "web-2", "n2", "10.128.0.18")  # changes shop while the node is away
+    s2, reopened = hub.open(C, "n1", held)
+    m = reopened.network_map
+    assert reopened.type == agent_pb2.SessionMessage.TYPE_COMPLETE
+    assert m.base_version == held and keys_of(m.networks) == [("shop", "default")]
+    assert agent.book.apply(m) is not None
+    assert agent.book.complete() == hub.network_map(C, "n1")
+    assert s2.netmap.version == agent.book.version  # the chain goes on from there
+    put_web(cl, "web-1", "n1", "10.128.0.2")
+    [m] = agent.read(s2)
+    assert m.base_version == reopened.network_map.version
+    assert agent.book.complete() == hub.network_map(C, "n1")
+
+
+def test_a_session_that_names_the_current_map_opens_without_one() -> None:
+    _, hub = world()
+    s1, complete = hub.open(C, "n1")
+    s2, reopened = hub.open(C, "n1", complete.network_map.version)  # the old one not closed yet
+    assert not reopened.HasField("network_map")
+    assert len(reopened.assignments) == len(complete.assignments) and reopened.HasField("routing")
+    hub.close(s1)
+    hub.close(s2)
+    s3, again = hub.open(C, "n1", complete.network_map.version)
+    assert not again.HasField("network_map") and s3.netmap.version == complete.network_map.version
+
+
+def test_a_session_that_names_an_unknown_map_opens_with_the_complete_one() -> None:
+    """A version this hub never queued to the node (another replica did, or it restarted), or
+    one older than the last few it did, gets the complete map: the digests are not known."""
+    cl, hub = world()
+    s1, complete = hub.open(C, "n1")
+    agent = Agent(complete)
+    first = agent.book.version
+    for i in range(RECENT_MAPS):  # RECENT_MAPS newer versions queued: the first is forgotten
+        put_web(cl, "web-2", "n2", f"10.128.0.{18 + i}")
+        agent.read(s1)
+    hub.close(s1)
+    _, reopened = hub.open(C, "n1", first)
+    assert reopened.network_map.base_version == 0
+    assert reopened.network_map == hub.network_map(C, "n1")
+    _, other = hub.open(C, "n2", agent.book.version)  # n1's version, named by n2
+    assert other.network_map.base_version == 0
+
+
+def test_a_removed_node_leaves_nothing_remembered() -> None:
+    cl, hub = world()
+    s1, _ = hub.open(C, "n1")
+    hub.close(s1)
+    assert (C, "n1") in hub._closed_maps
+    cl.delete(keys.node(C, "n1"))
+    assert (C, "n1") not in hub._closed_maps
