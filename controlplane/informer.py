@@ -148,6 +148,7 @@ class Change:
 
 Listener = Callable[[list[Change]], None]
 ResyncListener = Callable[[], None]
+KeyListener = Callable[[list[str] | None], None]  # the changed keys; None: forget everything
 
 
 def parse_key(key: str) -> tuple[str, str, tuple[str, ...]] | None:
@@ -187,6 +188,7 @@ class Informer:
         self.synced = asyncio.Event()
         self._listeners: list[Listener] = []
         self._resync_listeners: list[ResyncListener] = []
+        self._key_listeners: list[tuple[str, KeyListener]] = []
         self._task: asyncio.Task[None] | None = None
         self._page = page
         self._advanced = asyncio.Event()
@@ -216,6 +218,23 @@ class Informer:
         self._listeners.append(listener)
         if on_resync is not None:
             self._resync_listeners.append(on_resync)
+
+    def follow_keys(self, marker: str, listener: KeyListener) -> None:
+        """Call ``listener`` with the keys containing ``marker`` that each watch batch changed
+        (put or deleted), in order, and with None when changes may have been missed (the watch
+        fell behind a compaction and the cache re-listed). For keys the cache does not keep
+        (node certificate records): a caller keeps its own cache of them correct without a
+        watch of its own - the informer already watches every key under ``/ccs/``."""
+        self._key_listeners.append((marker, listener))
+
+    def _tell_keys(self, batch: list[WatchedChange] | None) -> None:
+        for marker, listener in self._key_listeners:
+            changed = None if batch is None else [c.kv.key for c in batch if marker in c.kv.key]
+            if changed is None or changed:
+                try:
+                    listener(changed)
+                except Exception:
+                    log.exception("key listener failed")
 
     def cluster(self, name: str) -> ClusterState:
         state = self.clusters.get(name)
@@ -353,6 +372,7 @@ class Informer:
                 # One watch over "/ccs/" would include tokens and events; two prefixes
                 # would lose ordering. Watch "/ccs/" and filter: events are skipped cheaply.
                 async for batch in self.etcd.watch("/ccs/", self.revision + 1):
+                    self._tell_keys(batch)
                     relevant = [
                         c for c in batch
                         if c.kv.key.startswith(keys.CLUSTERS) or parse_key(c.kv.key) is not None
@@ -366,6 +386,7 @@ class Informer:
                 raise
             except Compacted:
                 log.warning("cache fell behind a compaction; re-listing")
+                self._tell_keys(None)
                 with contextlib.suppress(Exception):
                     await self._list()
                     for cb in self._resync_listeners:

@@ -186,6 +186,8 @@ class Server:
         await self.informer.start()
         verifier = TokenVerifier(self.etcd)
         guard = NodeGuard(self.etcd) if self.tls is not None else None
+        if guard is not None:
+            guard.follow(self.informer.follow_keys)
         self.hub = AssignmentHub(self.informer, int(opts.heartbeat_period * 1000), map_delay=MAP_DELAY)
         self.broker = LogBroker()
         self._tasks.append(asyncio.create_task(verifier.follow_changes()))

@@ -2,7 +2,8 @@
 
 grpc-python cannot re-validate an established TLS connection, and a connection outlives any
 revocation, so the TLS handshake only proves the CA signed the certificate. Every node call
-then looks up ``/ccs/c/{cluster}/nodecerts/{node}/{serial}`` (one etcd read):
+then looks up ``/ccs/c/{cluster}/nodecerts/{node}/{serial}`` (read from etcd once, then kept
+by :class:`controlplane.pki.node_auth.NodeGuard` until the informer's watch sees the record change):
 
 - present and not revoked: the call goes on as that node;
 - present with ``revoked_at``: refused as revoked (the agent stops and says so instead of
