@@ -7,10 +7,14 @@ Both sides roll ``local/webapp:v1`` -> ``local/webapp:v2`` (busybox httpd behind
 stop takes no grace period), 30 replicas, parallelism 5, start-first, no delay between batches,
 a 1 s monitor, and the same health check (GET /health through nc, every 1 s, 2 retries).
 
-(a) Swarm: ``docker service create --replicas 30`` (v1), wait 30/30, then the clock runs from
+(a) Swarm: ``docker service create --replicas 30 --publish <free>:8080`` (v1, behind Swarm's
+    ingress routing mesh), wait 30/30 and an answer on the port, then the clock runs from
     ``docker service update --detach --image local/webapp:v2 --update-parallelism 5
     --update-order start-first --update-delay 0s --update-monitor 1s`` until
-    ``UpdateStatus.State`` is ``completed`` and 30 running task containers run v2.
+    ``UpdateStatus.State`` is ``completed`` and 30 running task containers run v2, under the
+    same load generator as (b) (``--load-threads`` threads through the published port: both
+    sides start their containers beside the same request load, and Swarm's failed requests are
+    counted too; ``--swarm-unloaded``: no port, no load, as before 2026-12-01).
     The swarm is always left (``docker swarm leave --force``) in a ``finally``.
 (b) ccs: etcd + ccs-server + one ``ccs-agent`` (``--address 127.0.0.1 --router-port <free>``)
     on the same dockerd. Deploy v1, wait until the router serves it, then the clock runs from
@@ -119,8 +123,18 @@ def swarm_v2_running() -> int:
     return sum(1 for image in out.split() if image.startswith(V2))
 
 
-def bench_swarm(overlay: bool = False) -> float:
+@dataclass
+class SwarmResult:
+    rolling: float
+    failed: list[Answer] = field(default_factory=list)
+    requests: int = 0
+
+
+def bench_swarm(overlay: bool = False, load_threads: int = 0) -> SwarmResult:
     """Seconds from ``docker service update`` until the update completed with 30 v2 tasks running.
+
+    ``load_threads`` > 0: publish the service's port through Swarm's ingress and run that many
+    load threads through it during the update (0: no port, no load).
 
     ``overlay``: attach the service to an overlay network, as a Swarm service must be for other
     services to find it by name (ccs attaches every container to its application's network with the
@@ -134,12 +148,18 @@ def bench_swarm(overlay: bool = False) -> float:
         if overlay:
             docker("network", "create", "--driver", "overlay", f"{SWARM_SERVICE}-net")
             network = ["--network", f"{SWARM_SERVICE}-net"]
+        port = free_port() if load_threads else 0
+        publish = ["--publish", f"published={port},target=8080"] if port else []
         docker("service", "create", "--detach", "--name", SWARM_SERVICE, "--replicas", str(REPLICAS), *network,
-               "--health-cmd", HEALTH_CMD, "--health-interval", "1s", "--health-timeout", "1s",
+               *publish, "--health-cmd", HEALTH_CMD, "--health-interval", "1s", "--health-timeout", "1s",
                "--health-retries", "2", V1)
         wait_for(lambda: docker("service", "ls", "--filter", f"name={SWARM_SERVICE}",
                                 "--format", "{{.Replicas}}").strip() == f"{REPLICAS}/{REPLICAS}",
                  180, "swarm: 30/30 v1 replicas", poll=0.2)
+        if port:
+            with Load([f"127.0.0.1:{port}"], DOMAIN, threads=1, max_seconds=60) as probe:
+                wait_for(lambda: any(a.status == 200 for a in probe.answers), 60,
+                         f"swarm: an answer through the ingress port {port}", poll=0.2)
 
         def done() -> bool:
             state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
@@ -148,19 +168,32 @@ def bench_swarm(overlay: bool = False) -> float:
                 raise RuntimeError(f"swarm update ended {state}")
             return state == "completed" and swarm_v2_running() >= REPLICAS
 
+        load = Load([f"127.0.0.1:{port}"], DOMAIN, threads=load_threads, max_seconds=600) if port else None
         with timeline.Recorder(f"com.docker.swarm.service.name={SWARM_SERVICE}", PARALLELISM) as spans:
-            start = time.perf_counter()
-            docker("service", "update", "--detach", "--image", V2,
-                   "--update-parallelism", str(PARALLELISM), "--update-order", "start-first",
-                   "--update-delay", "0s", "--update-monitor", "1s", SWARM_SERVICE)
-            wait_for(done, 300, "swarm: update completed with 30 v2 tasks", poll=0.1)
-            elapsed = time.perf_counter() - start
+            if load is not None:
+                load.start()
+            try:
+                start = time.perf_counter()
+                docker("service", "update", "--detach", "--image", V2,
+                       "--update-parallelism", str(PARALLELISM), "--update-order", "start-first",
+                       "--update-delay", "0s", "--update-monitor", "1s", SWARM_SERVICE)
+                wait_for(done, 300, "swarm: update completed with 30 v2 tasks", poll=0.1)
+                elapsed = time.perf_counter() - start
+            finally:
+                if load is not None:
+                    load.stop()
         print(f"  swarm{' (overlay)' if overlay else ''} {spans}", flush=True)
+        result = SwarmResult(elapsed)
+        if load is not None:
+            result.failed, result.requests = load.failures(), len(load.answers)
+            print(f"  swarm load: {result.requests} requests ({result.requests / elapsed:.0f} req/s from "
+                  f"{load_threads} load threads through the ingress port), failed {len(result.failed)}"
+                  + (f": {brief(result.failed)}" if result.failed else ""), flush=True)
         docker("service", "rm", SWARM_SERVICE)
         wait_for(lambda: not docker("ps", "-aq", "--filter",
                                     f"label=com.docker.swarm.service.name={SWARM_SERVICE}").split(),
                  120, "swarm task removal", poll=0.2)
-        return elapsed
+        return result
     finally:
         docker("swarm", "leave", "--force", check=False)
 
@@ -369,7 +402,9 @@ def main() -> None:
     parser.add_argument("--swarm-overlay", action="store_true",
                         help="also time Swarm with the service on an overlay network (context, not the goal)")
     parser.add_argument("--load-threads", type=int, default=4,
-                        help="load generator threads through the ccs router during the rolling update")
+                        help="load generator threads during each rolling update (ccs router, Swarm ingress)")
+    parser.add_argument("--swarm-unloaded", action="store_true",
+                        help="Swarm's update without a published port and without load (as before 2026-12-01)")
     parser.add_argument("--agent-log-level", default="debug", choices=["debug", "info"],
                         help="debug (default): the agent logs each Docker call, which splits a new "
                              "container's create->start on the agent's side (_agent_timeline)")
@@ -383,15 +418,20 @@ def main() -> None:
         sys.exit(f"images {sorted(missing)} are missing: run deploy/images/build.sh")
 
     swarm: list[float] = []
+    swarm_runs: list[SwarmResult] = []
     overlay: list[float] = []
+    swarm_threads = 0 if args.swarm_unloaded else args.load_threads
     ccs: list[CcsResult] = []
     for i in range(args.runs):
         remove_all(f"com.docker.swarm.service.name={SWARM_SERVICE}")
         if args.only in (None, "swarm"):
-            swarm.append(bench_swarm())
-            print(f"run {i + 1}: (a) swarm rolling update of {REPLICAS}: {swarm[-1]:.2f} s", flush=True)
+            swarm_runs.append(bench_swarm(load_threads=swarm_threads))
+            swarm.append(swarm_runs[-1].rolling)
+            print(f"run {i + 1}: (a) swarm rolling update of {REPLICAS}: {swarm[-1]:.2f} s"
+                  + (f"; failed requests {len(swarm_runs[-1].failed)} of {swarm_runs[-1].requests}"
+                     if swarm_threads else " (no load)"), flush=True)
             if args.swarm_overlay:
-                overlay.append(bench_swarm(overlay=True))
+                overlay.append(bench_swarm(overlay=True, load_threads=swarm_threads).rolling)
                 print(f"run {i + 1}: (a') swarm on an overlay network: {overlay[-1]:.2f} s", flush=True)
         if args.only in (None, "ccs"):
             res, port = bench_ccs(args.keep, args.load_threads, args.agent_log_level)
@@ -411,7 +451,9 @@ def main() -> None:
             print(f"run {i + 1}: ccs / swarm = {ccs[-1].rolling / swarm[-1]:.2f}", flush=True)
 
     if swarm:
-        print(f"swarm: {', '.join(f'{x:.2f}' for x in swarm)} s; median {statistics.median(swarm):.2f} s")
+        print(f"swarm: {', '.join(f'{x:.2f}' for x in swarm)} s; median {statistics.median(swarm):.2f} s"
+              + (f"; failed requests {sum(len(r.failed) for r in swarm_runs)} of "
+                 f"{sum(r.requests for r in swarm_runs)}" if swarm_threads else " (unloaded)"))
     if overlay:
         print(f"swarm on an overlay network: {', '.join(f'{x:.2f}' for x in overlay)} s; "
               f"median {statistics.median(overlay):.2f} s")
