@@ -308,7 +308,7 @@ class Agent:
         self.enrollment.renewed.clear()  # this session opens on the current certificate's channel
         await self.enrollment.close_retired()
         # The map held from the last session: the server may answer with what changed since.
-        stream = client.session(VERSION, self.network_maps.version if self.network is not None else 0)
+        stream = client.session(VERSION, self.network_maps.version)
         try:
             await self._consume(stream, client)
         finally:
@@ -329,9 +329,8 @@ class Agent:
                 if self.router is not None and msg.HasField("routing"):
                     self.router.submit(msg.routing, delivered(msg))
                 # MapChainBroken (a delta on another version than the one held): reconnect
-                held = self.network_maps.apply(msg.network_map) if self.network is not None else None
-                if self.network is not None and held is not None:
-                    self.network.submit(held)
+                if self.network_maps.take(msg.network_map) and self.network is not None:
+                    self.network.submit(self.network_maps.complete())
                 fenced = {cid for cid in changed if is_fenced(self.book.get(cid)[0])}
                 if msg.type == COMPLETE:
                     self.log.info("complete set", version=msg.version, containers=len(self.book.desired))

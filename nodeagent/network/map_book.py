@@ -48,8 +48,14 @@ class MapBook:
     def apply(self, m: agent_pb2.NetworkMap) -> agent_pb2.NetworkMap | None:
         """Apply one map message; return the complete map now held, or None when ``m`` says
         "unchanged" (version 0). Raises `MapChainBroken` for a delta on another version."""
+        return self.complete() if self.take(m) else None
+
+    def take(self, m: agent_pb2.NetworkMap) -> bool:
+        """Apply one map message without building the complete map (an agent without a
+        network fabric keeps its book only to name its version at the next session); False
+        when ``m`` says "unchanged". Raises `MapChainBroken` as `apply`."""
         if m.version == 0:
-            return None
+            return False
         if m.base_version == 0:
             networks = {}
         elif m.base_version == self.version and self.version != 0:
@@ -62,7 +68,7 @@ class MapBook:
             networks[(n.application, n.network)] = n
         self.networks = networks
         self.version, self.cluster, self.pod_cidr = m.version, m.cluster, m.pod_cidr
-        return self.complete()
+        return True
 
     def complete(self) -> agent_pb2.NetworkMap:
         """The map held, as the complete message (networks sorted by key)."""
