@@ -4,8 +4,11 @@ Run: ``.venv/bin/python tests/bench/hollow.py [--nodes 500] [--apps 40] [--repli
 [--procs 2] [--heartbeat S] [--down-grace S] [--curve [--curve-max N]] [--timeout S] [--idle S] [--profile]``
 
 The real agent code (register, session, executor, status batching, heartbeats) runs against
-``FakeRuntime`` (kubemark style), ``--nodes / --procs`` agents per spawned process, sharing one
-grpc.aio channel per 50 agents. Once every node is READY, it creates ``--apps`` applications of
+``FakeRuntime`` (kubemark style), ``--nodes / --procs`` agents per spawned process, each on a
+grpc.aio channel (one connection) of its own, as real nodes are (``--agents-per-channel N``
+shares one among N: until 2026-12-01 50 shared one, and a heartbeat's answer then waited on
+that connection behind 50 agents' network maps: HTTP/2 streams share one TCP connection and its
+flow-control window, so the benchmark made head-of-line blocking no real node has). Once every node is READY, it creates ``--apps`` applications of
 one service with ``--replicas`` replicas each, back to back, and follows the Watch stream until
 every container is reported RUNNING. It prints:
 
@@ -62,7 +65,6 @@ from controlplane.store.etcd import Etcd
 from tests.bench import _common as common
 from tests.bench._invariants import Invariants
 
-AGENTS_PER_CHANNEL = 50
 GOAL_SECONDS = 60.0
 GOAL_RATE = 1000.0
 PY_SPY = Path("/tmp/benchvenv/bin/py-spy")
@@ -74,7 +76,7 @@ CURVE = ((10_000, 200), (20_000, 500), (50_000, 1_000), (100_000, 2_000))  # con
 
 
 def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pids: Any,
-                 tally_file: Path | None = None) -> dict[str, int]:
+                 tally_file: Path | None = None, per_channel: int = 1) -> dict[str, int]:
     """Run `count` hollow agents in this process until `stop` (a Manager Event) is set; tell
     `pids` (a Manager list) this process's id, for its CPU figure. Returns why its agents'
     sessions ended ({reason: times}), also written to ``tally_file`` every 2 s."""
@@ -107,11 +109,11 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
         # set or network map above gRPC's 4 MiB default is refused, and the agent reconnects for
         # ever (what stalled the 20,000-container run at 6,052 RUNNING with 9,022 session opens).
         channels = [grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-                    for _ in range(0, count, AGENTS_PER_CHANNEL)]
+                    for _ in range(0, count, per_channel)]
         agents = [
             Agent(address, runtime=FakeRuntime(), name=f"hollow-{first + i:04d}", join_token=token,
                   labels={"zone": f"z{(first + i) % 5}"}, address=f"10.1.{(first + i) // 250}.{(first + i) % 250}",
-                  channel=channels[i // AGENTS_PER_CHANNEL])
+                  channel=channels[i // per_channel])
             for i in range(count)
         ]
         tasks = [asyncio.create_task(a.run()) for a in agents]
@@ -338,7 +340,7 @@ def load_average() -> str:
 
 def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, procs: int) -> Figures:
     """Fresh etcd + server, ``nodes`` hollow agents in ``procs`` processes, then the deploy."""
-    # --insecure: hollow nodes share channels (AGENTS_PER_CHANNEL) with bearer credentials; a
+    # --insecure: hollow nodes may share channels (--agents-per-channel) with bearer credentials; a
     # node certificate is per channel, and this benchmark measures the reconciler, not TLS.
     server_args = ["--insecure"]  # the default log level: wait_serving looks for an info line
     if args.heartbeat is not None:
@@ -353,7 +355,8 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
         token = asyncio.run(_cluster(stack))
         share = [nodes // procs + (1 if k < nodes % procs else 0) for k in range(procs)]
         tallies = [stack.base / f"hollow-{k}-disconnects.json" for k in range(procs)]
-        futures = [pool.submit(hollow_nodes, stack.address, token, sum(share[:k]), n, stop_hollow, pids, tallies[k])
+        futures = [pool.submit(hollow_nodes, stack.address, token, sum(share[:k]), n, stop_hollow, pids, tallies[k],
+                               args.agents_per_channel)
                    for k, n in enumerate(share)]
         try:
             joined = asyncio.run(wait_nodes_ready(stack, "hollow", nodes, 300 + nodes / 5))
@@ -430,6 +433,8 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=500)
     parser.add_argument("--apps", type=int, default=40, help="applications of one service each")
     parser.add_argument("--replicas", type=int, default=500, help="replicas per service")
+    parser.add_argument("--agents-per-channel", type=int, default=1,
+                        help="hollow agents sharing one gRPC channel (default 1: a connection each, as real nodes)")
     parser.add_argument("--procs", type=int, default=2,
                         help="processes the hollow nodes are split over (--curve: at least one per 500 nodes)")
     parser.add_argument("--heartbeat", type=float, default=None,
@@ -447,6 +452,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help=f"py-spy the server ({PY_SPY})")
     parser.add_argument("--keep", action="store_true", help="keep logs, etcd data and the profile")
     args = parser.parse_args()
+    if args.agents_per_channel < 1:
+        parser.error(f"--agents-per-channel: must be >= 1, got {args.agents_per_channel}")
     for name in ("nodes", "apps", "replicas", "procs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: must be >= 1")
