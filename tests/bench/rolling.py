@@ -7,14 +7,15 @@ Both sides roll ``local/webapp:v1`` -> ``local/webapp:v2`` (busybox httpd behind
 stop takes no grace period), 30 replicas, parallelism 5, start-first, no delay between batches,
 a 1 s monitor, and the same health check (GET /health through nc, every 1 s, 2 retries).
 
-(a) Swarm: ``docker service create --replicas 30 --publish <free>:8080`` (v1, behind Swarm's
-    ingress routing mesh), wait 30/30 and an answer on the port, then the clock runs from
+(a) Swarm: ``docker service create --replicas 30`` (v1), wait 30/30, then the clock runs from
     ``docker service update --detach --image local/webapp:v2 --update-parallelism 5
     --update-order start-first --update-delay 0s --update-monitor 1s`` until
-    ``UpdateStatus.State`` is ``completed`` and 30 running task containers run v2, under the
-    same load generator as (b) (``--load-threads`` threads through the published port: both
-    sides start their containers beside the same request load, and Swarm's failed requests are
-    counted too; ``--swarm-unloaded``: no port, no load, as before 2026-12-01).
+    ``UpdateStatus.State`` is ``completed`` and 30 running task containers run v2. Unloaded by
+    default; with ``--swarm-load`` the service is published through Swarm's ingress routing
+    mesh and the same load generator as (b) runs through it (``--load-threads``), so both sides
+    start their containers beside the same request load and Swarm's failed requests are counted
+    too. The ingress needs the kernel's IPVS; on a box without it (this project's development
+    machine: no ``/proc/net/ip_vs``) the port never answers and the run stops saying so.
     The swarm is always left (``docker swarm leave --force``) in a ``finally``.
 (b) ccs: etcd + ccs-server + one ``ccs-agent`` (``--address 127.0.0.1 --router-port <free>``)
     on the same dockerd. Deploy v1, wait until the router serves it, then the clock runs from
@@ -158,8 +159,9 @@ def bench_swarm(overlay: bool = False, load_threads: int = 0) -> SwarmResult:
                  180, "swarm: 30/30 v1 replicas", poll=0.2)
         if port:
             with Load([f"127.0.0.1:{port}"], DOMAIN, threads=1, max_seconds=60) as probe:
+                ipvs = "" if Path("/proc/net/ip_vs").exists() else " (this kernel has no IPVS, which Swarm's ingress needs)"
                 wait_for(lambda: any(a.status == 200 for a in probe.answers), 60,
-                         f"swarm: an answer through the ingress port {port}", poll=0.2)
+                         f"swarm: an answer through the ingress port {port}{ipvs}; run without --swarm-load", poll=0.2)
 
         def done() -> bool:
             state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
@@ -403,8 +405,8 @@ def main() -> None:
                         help="also time Swarm with the service on an overlay network (context, not the goal)")
     parser.add_argument("--load-threads", type=int, default=4,
                         help="load generator threads during each rolling update (ccs router, Swarm ingress)")
-    parser.add_argument("--swarm-unloaded", action="store_true",
-                        help="Swarm's update without a published port and without load (as before 2026-12-01)")
+    parser.add_argument("--swarm-load", action="store_true",
+                        help="run the load through Swarm's ingress port during its update too (needs IPVS)")
     parser.add_argument("--agent-log-level", default="debug", choices=["debug", "info"],
                         help="debug (default): the agent logs each Docker call, which splits a new "
                              "container's create->start on the agent's side (_agent_timeline)")
@@ -420,7 +422,7 @@ def main() -> None:
     swarm: list[float] = []
     swarm_runs: list[SwarmResult] = []
     overlay: list[float] = []
-    swarm_threads = 0 if args.swarm_unloaded else args.load_threads
+    swarm_threads = args.load_threads if args.swarm_load else 0
     ccs: list[CcsResult] = []
     for i in range(args.runs):
         remove_all(f"com.docker.swarm.service.name={SWARM_SERVICE}")
