@@ -77,7 +77,10 @@ async def _events(
     async def follow() -> None:
         nonlocal revision
         async for resp in watch:
-            revision = int(getattr(resp, "revision", 0))
+            # WatchResponse.revision is the batch's first revision (controlplane/api/events.py);
+            # the cache must have its last one before the page re-reads.
+            events = getattr(resp, "events", ())
+            revision = max([int(getattr(resp, "revision", 0)), *(int(e.revision) for e in events)])
             changed.set()
 
     task = asyncio.create_task(follow())
