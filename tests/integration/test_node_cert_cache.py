@@ -10,10 +10,9 @@ TTL can be what dropped the entry.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -25,19 +24,9 @@ from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
 from tests.conftest import EtcdProc
+from tests.integration.test_token_cache import until
 
 pytestmark = pytest.mark.etcd
-
-WAIT = 30.0
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not await check():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
 
 @pytest.fixture
 async def clients(etcd: EtcdProc) -> AsyncIterator[tuple[Etcd, Etcd, Informer]]:
