@@ -11,11 +11,13 @@ a 1 s monitor, and the same health check (GET /health through nc, every 1 s, 2 r
     ``docker service update --detach --image local/webapp:v2 --update-parallelism 5
     --update-order start-first --update-delay 0s --update-monitor 1s`` until
     ``UpdateStatus.State`` is ``completed`` and 30 running task containers run v2. Unloaded by
-    default; with ``--swarm-load`` the service is published through Swarm's ingress routing
-    mesh and the same load generator as (b) runs through it (``--load-threads``), so both sides
-    start their containers beside the same request load and Swarm's failed requests are counted
-    too. The ingress needs the kernel's IPVS; on a box without it (this project's development
-    machine: no ``/proc/net/ip_vs``) the port never answers and the run stops saying so.
+    default; with ``--swarm-load`` the same load generator as (b) (``--load-threads``) sends
+    its requests to the running tasks' addresses on the default bridge (refreshed every second
+    from ``docker ps``), so both sides start their containers beside a comparable request load.
+    Not through Swarm's ingress routing mesh: it needs the kernel's IPVS, which this project's
+    development machine lacks (no ``/proc/net/ip_vs``: a published port never answers). With no
+    router in front, Swarm's failed requests (tasks stopped while asked) are printed but are not
+    comparable with ccs's.
     The swarm is always left (``docker swarm leave --force``) in a ``finally``.
 (b) ccs: etcd + ccs-server + one ``ccs-agent`` (``--address 127.0.0.1 --router-port <free>``)
     on the same dockerd. Deploy v1, wait until the router serves it, then the clock runs from
@@ -44,12 +46,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import math
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -131,11 +135,62 @@ class SwarmResult:
     requests: int = 0
 
 
+class TaskLoad(Load):
+    """:class:`Load` aimed at the running Swarm tasks by address (see the module docstring):
+    the same threads, requests and record; the targets are refreshed every second by a thread
+    of its own and replaced whole, so a request thread always indexes a complete tuple."""
+
+    targets: tuple[str, ...] = ()  # a class default: Load's generated __init__ knows no such field
+
+    def start(self) -> Load:
+        self._refresh_once()
+        threading.Thread(target=self._refresh, daemon=True).start()
+        return super().start()
+
+    def _refresh_once(self) -> None:
+        ids = docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SWARM_SERVICE}",
+                     "--filter", "status=running", check=False).split()
+        if not ids:
+            return
+        out = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", *ids, check=False)
+        found = tuple(f"{ip}:8080" for ip in out.split() if ip)
+        if found:
+            self.targets = found
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(1.0):
+            self._refresh_once()
+
+    def _run(self, offset: int) -> None:
+        end = time.monotonic() + self.max_seconds
+        i = offset
+        while not self._stop.is_set() and time.monotonic() < end:
+            targets = self.targets
+            if not targets:
+                time.sleep(0.05)
+                continue
+            addr, port = targets[i % len(targets)].rsplit(":", 1)
+            i += 1
+            status, body = 0, ""
+            conn = http.client.HTTPConnection(addr, int(port), timeout=5)
+            try:
+                conn.request("GET", "/", headers={"Host": self.host})
+                resp = conn.getresponse()
+                status, body = resp.status, resp.read().decode(errors="replace").strip()
+            except (OSError, http.client.HTTPException) as e:
+                body = f"{type(e).__name__}: {e}"
+            finally:
+                conn.close()
+            with self._lock:
+                self.answers.append(Answer(time.monotonic(), status, body))
+            time.sleep(0.005)
+
+
 def bench_swarm(overlay: bool = False, load_threads: int = 0) -> SwarmResult:
     """Seconds from ``docker service update`` until the update completed with 30 v2 tasks running.
 
-    ``load_threads`` > 0: publish the service's port through Swarm's ingress and run that many
-    load threads through it during the update (0: no port, no load).
+    ``load_threads`` > 0: that many load threads on the running tasks' addresses during the
+    update (:class:`TaskLoad`; 0: no load).
 
     ``overlay``: attach the service to an overlay network, as a Swarm service must be for other
     services to find it by name (ccs attaches every container to its application's network with the
@@ -149,19 +204,12 @@ def bench_swarm(overlay: bool = False, load_threads: int = 0) -> SwarmResult:
         if overlay:
             docker("network", "create", "--driver", "overlay", f"{SWARM_SERVICE}-net")
             network = ["--network", f"{SWARM_SERVICE}-net"]
-        port = free_port() if load_threads else 0
-        publish = ["--publish", f"published={port},target=8080"] if port else []
         docker("service", "create", "--detach", "--name", SWARM_SERVICE, "--replicas", str(REPLICAS), *network,
-               *publish, "--health-cmd", HEALTH_CMD, "--health-interval", "1s", "--health-timeout", "1s",
+               "--health-cmd", HEALTH_CMD, "--health-interval", "1s", "--health-timeout", "1s",
                "--health-retries", "2", V1)
         wait_for(lambda: docker("service", "ls", "--filter", f"name={SWARM_SERVICE}",
                                 "--format", "{{.Replicas}}").strip() == f"{REPLICAS}/{REPLICAS}",
                  180, "swarm: 30/30 v1 replicas", poll=0.2)
-        if port:
-            with Load([f"127.0.0.1:{port}"], DOMAIN, threads=1, max_seconds=60) as probe:
-                ipvs = "" if Path("/proc/net/ip_vs").exists() else " (this kernel has no IPVS, which Swarm's ingress needs)"
-                wait_for(lambda: any(a.status == 200 for a in probe.answers), 60,
-                         f"swarm: an answer through the ingress port {port}{ipvs}; run without --swarm-load", poll=0.2)
 
         def done() -> bool:
             state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
@@ -170,7 +218,7 @@ def bench_swarm(overlay: bool = False, load_threads: int = 0) -> SwarmResult:
                 raise RuntimeError(f"swarm update ended {state}")
             return state == "completed" and swarm_v2_running() >= REPLICAS
 
-        load = Load([f"127.0.0.1:{port}"], DOMAIN, threads=load_threads, max_seconds=600) if port else None
+        load = TaskLoad([], DOMAIN, threads=load_threads, max_seconds=600) if load_threads else None
         with timeline.Recorder(f"com.docker.swarm.service.name={SWARM_SERVICE}", PARALLELISM) as spans:
             if load is not None:
                 load.start()
@@ -189,7 +237,7 @@ def bench_swarm(overlay: bool = False, load_threads: int = 0) -> SwarmResult:
         if load is not None:
             result.failed, result.requests = load.failures(), len(load.answers)
             print(f"  swarm load: {result.requests} requests ({result.requests / elapsed:.0f} req/s from "
-                  f"{load_threads} load threads through the ingress port), failed {len(result.failed)}"
+                  f"{load_threads} load threads on the tasks' addresses), failed {len(result.failed)} (no router in front)"
                   + (f": {brief(result.failed)}" if result.failed else ""), flush=True)
         docker("service", "rm", SWARM_SERVICE)
         wait_for(lambda: not docker("ps", "-aq", "--filter",
@@ -406,7 +454,7 @@ def main() -> None:
     parser.add_argument("--load-threads", type=int, default=4,
                         help="load generator threads during each rolling update (ccs router, Swarm ingress)")
     parser.add_argument("--swarm-load", action="store_true",
-                        help="run the load through Swarm's ingress port during its update too (needs IPVS)")
+                        help="run the load during Swarm's update too, on its tasks' addresses")
     parser.add_argument("--agent-log-level", default="debug", choices=["debug", "info"],
                         help="debug (default): the agent logs each Docker call, which splits a new "
                              "container's create->start on the agent's side (_agent_timeline)")
