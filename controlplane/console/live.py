@@ -77,10 +77,8 @@ async def _events(
     async def follow() -> None:
         nonlocal revision
         async for resp in watch:
-            # WatchResponse.revision is the batch's first revision (controlplane/api/events.py);
-            # the cache must have its last one before the page re-reads.
-            events = getattr(resp, "events", ())
-            revision = max([int(getattr(resp, "revision", 0)), *(int(e.revision) for e in events)])
+            # One response per etcd revision (Store.watch splits etcd's batches by revision).
+            revision = int(getattr(resp, "revision", 0))
             changed.set()
 
     task = asyncio.create_task(follow())

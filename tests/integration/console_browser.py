@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,11 +34,31 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
+#: What went wrong in the browser during the test, printed on a failure: each failed request
+#: with chromium's reason (net::ERR_...), and each console warning or error of a page.
+TROUBLE: list[str] = []
+
+
 def new_context(b: Browser) -> BrowserContext:
     """The server's certificate chains to its own CA, which chromium does not know."""
     ctx = b.new_context(ignore_https_errors=True, viewport={"width": 1400, "height": 900})
     ctx.set_default_timeout(WAIT_MS)
+    TROUBLE.clear()
+
+    def failed(r: Request) -> None:
+        TROUBLE.append(f"{_now()} request failed: {r.method} {r.url}: {r.failure}")
+
+    def console(m: ConsoleMessage) -> None:
+        if m.type in ("warning", "error"):
+            TROUBLE.append(f"{_now()} console {m.type}: {m.text}")
+
+    ctx.on("requestfailed", failed)
+    ctx.on("console", console)
     return ctx
+
+
+def _now() -> str:
+    return time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
 
 
 def sign_in(ctx: BrowserContext, base_url: str, token: str) -> Page:
@@ -77,17 +98,27 @@ def shots_on_failure(tmp_path: Path, pages: list[Page]) -> Iterator[None]:
             with contextlib.suppress(Exception):
                 shot(p, tmp_path, f"failure-{i}")
                 print(f"page {i} ({p.url}):\n{p.inner_text('body')}")
+        print("browser trouble (UTC):", *TROUBLE, sep="\n  ")
         raise
 
 
+#: Navigation failures that are the network's, not the page's: chromium ends a navigation with
+#: ERR_NETWORK_CHANGED when an interface appears or goes (Docker adds one per container), and
+#: playwright reports a network error met after the request was sent as the navigation being
+#: "interrupted by another navigation to chrome-error://chromewebdata/" (chromium's error page).
+TRANSIENT = ("ERR_NETWORK_CHANGED", "chrome-error://chromewebdata/")
+
+
 def goto(page: Page, url: str, attempts: int = 5) -> None:
-    """``page.goto``, again when chromium aborts it with ERR_NETWORK_CHANGED: it does so when a
-    network interface appears or goes (Docker adds a veth per container), whatever the address
-    navigated to; the navigation itself was fine."""
+    """``page.goto``, again (as a user would reload) when the navigation failed on the network
+    (``TRANSIENT``); each such failure is printed with chromium's reason."""
     for left in range(attempts - 1, -1, -1):
         try:
             page.goto(url)
             return
         except PlaywrightError as e:
-            if "ERR_NETWORK_CHANGED" not in str(e) or not left:
+            if not any(t in str(e) for t in TRANSIENT) or not left:
                 raise
+            print(f"{_now()} navigation to {url} failed on the network, again:", str(e).splitlines()[0],
+                  *TROUBLE[-3:], sep="\n  ")
+            time.sleep(0.5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 import ccs
 from ccs.models import phase_name
@@ -207,3 +207,45 @@ def test_long_lists_are_paged_and_a_paged_list_stays_live(ccs_server: ServerProc
         assert page.locator("#events tr").count() == 1 + min(events, 50)  # the header and one page
         r = page.context.request.get(f"{base}/console/c/{unique}/containers?size=2000")
         assert r.status == 400 and "size: 2000 is not one of 50, 100, 500 rows per page" in r.text()
+
+
+def test_a_refresh_that_failed_on_the_network_is_fetched_again(ccs_server: ServerProc, unique: str) -> None:
+    """The live stream says "changed" once per change; a re-fetch that never reached the server
+    (here: chromium told the connection was reset, as for ERR_NETWORK_CHANGED) must not leave the
+    page showing the state from before the change. No node: the containers stay pending, and
+    after the scale nothing changes again, so only the page's own retry can bring the new count."""
+    with _client(ccs_server) as c:
+        c.clusters.create(unique)
+        c.applications.create(unique, "shop", V1.replace("replicas: 1", "replicas: 3"))
+        polling.wait_for("3 containers", lambda: len(c.containers.list(unique)) == 3, timeout=60)
+    base = ccs_server.http_url
+    with browser() as b:
+        page = sign_in(new_context(b), base, ccs_server.token)
+        goto(page, f"{base}/console/c/{unique}/containers")
+        page.wait_for_selector("#container-count >> text=/^3$/")
+        refused: list[str] = []
+        failing = True
+
+        def fragment(route: Route) -> None:
+            if failing and route.request.headers.get("hx-request") == "true":
+                refused.append(route.request.url)
+                route.abort("connectionreset")
+            else:
+                route.continue_()
+
+        page.route(f"{base}/console/c/{unique}/containers*", fragment)
+        mark_loaded(page)
+        before = len(refused)
+        with _client(ccs_server) as c:
+            c.services.scale(unique, "shop", "web", 5)
+            polling.wait_for("5 containers", lambda: len(c.containers.list(unique)) == 5, timeout=60)
+        # The re-fetch after the scale failed (and its retries, while they fail) ...
+        for _ in range(600):  # the route handler runs while playwright is called: wait in the page
+            if len(refused) > before:
+                break
+            page.wait_for_timeout(100)
+        assert len(refused) > before, "the page did not re-fetch after the scale"
+        failing = False
+        # ... and a later retry, with no change in between, shows the new count.
+        page.wait_for_selector("#container-count >> text=/^5$/")
+        assert not_reloaded(page)
