@@ -1,7 +1,8 @@
 """Hollow-node scale: 500 agents on FakeRuntime against a real server + etcd, 20,000 containers.
 
 Run: ``.venv/bin/python tests/bench/hollow.py [--nodes 500] [--apps 40] [--replicas 500]
-[--procs 2] [--heartbeat S] [--down-grace S] [--curve [--curve-max N]] [--timeout S] [--idle S] [--profile]``
+[--procs 2] [--insecure [--agents-per-channel N]] [--heartbeat S] [--down-grace S] [--curve [--curve-max N]]
+[--timeout S] [--idle S] [--profile]``
 
 The real agent code (register, session, executor, status batching, heartbeats) runs against
 ``FakeRuntime`` (kubemark style), ``--nodes / --procs`` agents per spawned process, each on a
@@ -10,7 +11,16 @@ shares one among N: until 2026-12-01 50 shared one, and a heartbeat's answer the
 that connection behind 50 agents' network maps: HTTP/2 streams share one TCP connection and its
 flow-control window, so the benchmark made head-of-line blocking no real node has). Once every node is READY, it creates ``--apps`` applications of
 one service with ``--replicas`` replicas each, back to back, and follows the Watch stream until
-every container is reported RUNNING. It prints:
+every container is reported RUNNING.
+
+TLS and node certificates are on, as in a default deployment (issue 15 asks for the figures
+with them): each hollow agent joins as a real one does - fetches the server's CA named by the
+join token's digest, makes a key and a CSR, gets a node certificate - and holds a mutual-TLS
+connection of its own to the node port. ``--insecure`` runs the server plaintext with bearer
+node credentials instead (how every hollow figure before 2026-12-01 15:00 UTC was taken), and
+only then may ``--agents-per-channel`` share a connection (a certificate is per connection).
+
+It prints:
 
 - a progress line every 15 s, and every invariant violation as it is seen (``_invariants.py``:
   never more live containers than replicas in a service, never one container id on two nodes;
@@ -76,10 +86,12 @@ CURVE = ((10_000, 200), (20_000, 500), (50_000, 1_000), (100_000, 2_000))  # con
 
 
 def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pids: Any,
-                 tally_file: Path | None = None, per_channel: int = 1) -> dict[str, int]:
+                 tally_file: Path | None = None, per_channel: int = 1, tls: bool = True) -> dict[str, int]:
     """Run `count` hollow agents in this process until `stop` (a Manager Event) is set; tell
     `pids` (a Manager list) this process's id, for its CPU figure. Returns why its agents'
-    sessions ended ({reason: times}), also written to ``tally_file`` every 2 s."""
+    sessions ended ({reason: times}), also written to ``tally_file`` every 2 s. ``tls``: each
+    agent joins with a node certificate on a connection of its own (``per_channel`` is then 1);
+    else plaintext channels shared by ``per_channel`` agents."""
     import logging
 
     pids.append(os.getpid())
@@ -108,12 +120,12 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
         # The agent's own channel options: without its message size limits a node's complete
         # set or network map above gRPC's 4 MiB default is refused, and the agent reconnects for
         # ever (what stalled the 20,000-container run at 6,052 RUNNING with 9,022 session opens).
-        channels = [grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-                    for _ in range(0, count, per_channel)]
+        channels = [] if tls else [grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                                   for _ in range(0, count, per_channel)]
         agents = [
             Agent(address, runtime=FakeRuntime(), name=f"hollow-{first + i:04d}", join_token=token,
                   labels={"zone": f"z{(first + i) % 5}"}, address=f"10.1.{(first + i) // 250}.{(first + i) % 250}",
-                  channel=channels[i // per_channel])
+                  channel=None if tls else channels[i // per_channel])
             for i in range(count)
         ]
         tasks = [asyncio.create_task(a.run()) for a in agents]
@@ -340,9 +352,8 @@ def load_average() -> str:
 
 def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, procs: int) -> Figures:
     """Fresh etcd + server, ``nodes`` hollow agents in ``procs`` processes, then the deploy."""
-    # --insecure: hollow nodes may share channels (--agents-per-channel) with bearer credentials; a
-    # node certificate is per channel, and this benchmark measures the reconciler, not TLS.
-    server_args = ["--insecure"]  # the default log level: wait_serving looks for an info line
+    # The default log level: wait_serving looks for an info line. TLS unless --insecure.
+    server_args = ["--insecure"] if args.insecure else []
     if args.heartbeat is not None:
         server_args += ["--heartbeat-period", str(args.heartbeat)]
     if args.down_grace is not None:
@@ -356,12 +367,13 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
         share = [nodes // procs + (1 if k < nodes % procs else 0) for k in range(procs)]
         tallies = [stack.base / f"hollow-{k}-disconnects.json" for k in range(procs)]
         futures = [pool.submit(hollow_nodes, stack.address, token, sum(share[:k]), n, stop_hollow, pids, tallies[k],
-                               args.agents_per_channel)
+                               args.agents_per_channel, not args.insecure)
                    for k, n in enumerate(share)]
         try:
             joined = asyncio.run(wait_nodes_ready(stack, "hollow", nodes, 300 + nodes / 5))
             pid = stack.server.proc.pid
-            print(f"{nodes} hollow nodes READY in {joined:.1f} s ({procs} processes); "
+            print(f"{nodes} hollow nodes READY in {joined:.1f} s ({procs} processes, "
+                  f"{'plaintext, bearer credentials' if args.insecure else 'TLS, node certificates'}); "
                   f"server RSS {common.rss_mib(pid):.0f} MiB; load average {load_average()}", flush=True)
             peak = [0.0]
             stop = threading.Event()
@@ -433,8 +445,11 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=500)
     parser.add_argument("--apps", type=int, default=40, help="applications of one service each")
     parser.add_argument("--replicas", type=int, default=500, help="replicas per service")
+    parser.add_argument("--insecure", action="store_true",
+                        help="plaintext server and bearer node credentials (default: TLS and node certificates)")
     parser.add_argument("--agents-per-channel", type=int, default=1,
-                        help="hollow agents sharing one gRPC channel (default 1: a connection each, as real nodes)")
+                        help="--insecure: hollow agents sharing one gRPC channel (default 1: a connection each, "
+                             "as real nodes)")
     parser.add_argument("--procs", type=int, default=2,
                         help="processes the hollow nodes are split over (--curve: at least one per 500 nodes)")
     parser.add_argument("--heartbeat", type=float, default=None,
@@ -454,6 +469,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.agents_per_channel < 1:
         parser.error(f"--agents-per-channel: must be >= 1, got {args.agents_per_channel}")
+    if args.agents_per_channel > 1 and not args.insecure:
+        parser.error("--agents-per-channel: only with --insecure (a node certificate is per connection)")
     for name in ("nodes", "apps", "replicas", "procs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: must be >= 1")
