@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from ccs.interfaces import interface_addresses
 from ccs.message_size import SERVER_OPTIONS
 from ccs.metrics_endpoint import MetricsEndpoint
-from ccs.v1 import agent_pb2, agent_pb2_grpc, api_pb2, api_pb2_grpc
+from ccs.v1 import agent_pb2, api_pb2, api_pb2_grpc
 from controlplane.access.audit import AuditLog
 from controlplane.access.gate import AccessGate
 from controlplane.api.apps import ApplicationServicer
@@ -39,6 +39,7 @@ from controlplane.dispatcher.hub import MAP_DELAY, AssignmentHub
 from controlplane.dispatcher.liveness import NodeLiveness
 from controlplane.dispatcher.logs_relay import LogBroker
 from controlplane.dispatcher.servicer import DispatcherServicer
+from controlplane.dispatcher.servicer import add_to_server as add_dispatcher_to_server
 from controlplane.embedded_etcd import EMBEDDED_MAX_TXN_OPS, PEER_PORT_OFFSET, EmbeddedEtcd
 from controlplane.http.server import HttpsEndpoint, build_app, parse_listen, public_url
 from controlplane.informer import Informer
@@ -246,7 +247,7 @@ class Server:
         api_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(etcd), server)
         login_cache = LoginCache(Logins(self.secrets))
         self._tasks.append(asyncio.create_task(login_cache.follow()))
-        agent_pb2_grpc.add_DispatcherServicer_to_server(
+        add_dispatcher_to_server(
             DispatcherServicer(etcd, self.informer, self.hub, verifier, self.broker, issuer, guard,
                                files=self.secrets, replicas=self.replicas, logins=login_cache,
                                liveness=self.liveness), server

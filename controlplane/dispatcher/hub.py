@@ -56,7 +56,7 @@ from controlplane.netmap import NetworkMaps, NodeMap
 from controlplane.netmap.delta import Key
 from controlplane.routing import routing_table, table_version
 
-from .map_sender import MapHeld, MapMessages, takes_deltas
+from .map_sender import MapHeld, MapMessages, QueuedMessage, takes_deltas
 
 UPDATE = agent_pb2.Assignment.ACTION_UPDATE
 REMOVE = agent_pb2.Assignment.ACTION_REMOVE
@@ -79,16 +79,16 @@ class NodeSession:
     cluster: str
     node: str
     version: int
-    queue: asyncio.Queue[agent_pb2.SessionMessage | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[QueuedMessage | None] = field(default_factory=asyncio.Queue)
     netmap: MapHeld = field(default_factory=MapHeld)  # the agent's map once it read the queue
     # The last queued message while it is map-only and not yet taken: a newer map replaces its
     # map in place (maps are "latest wins"), so a slow agent's queue holds one map, not one per
     # flush (issue 15: at 500 nodes each map holds the whole cluster's addresses). The
     # replacement is a delta from what the agent held before that message: `before_open`.
-    open_map: agent_pb2.SessionMessage | None = None
+    open_map: QueuedMessage | None = None
     before_open: tuple[int, Mapping[Key, int]] = (0, {})
 
-    def put(self, msg: agent_pb2.SessionMessage, *, map_only: bool = False) -> None:
+    def put(self, msg: QueuedMessage, *, map_only: bool = False) -> None:
         self.queue.put_nowait(msg)
         self.open_map = msg if map_only else None
 
@@ -97,14 +97,14 @@ class NodeSession:
         self.queue.put_nowait(None)
         self.open_map = None
 
-    async def next(self) -> agent_pb2.SessionMessage | None:
+    async def next(self) -> QueuedMessage | None:
         """The next message to send (None: the stream ends)."""
         return self._taken(await self.queue.get())
 
-    def next_nowait(self) -> agent_pb2.SessionMessage | None:
+    def next_nowait(self) -> QueuedMessage | None:
         return self._taken(self.queue.get_nowait())
 
-    def _taken(self, msg: agent_pb2.SessionMessage | None) -> agent_pb2.SessionMessage | None:
+    def _taken(self, msg: QueuedMessage | None) -> QueuedMessage | None:
         if msg is not None and msg is self.open_map:
             self.open_map = None
         return msg
@@ -205,7 +205,7 @@ class AssignmentHub:
         return bool(self._sessions.get((cluster, node)))
 
     def open(self, cluster: str, node: str, held_map_version: int = 0
-             ) -> tuple[NodeSession, agent_pb2.SessionMessage]:
+             ) -> tuple[NodeSession, QueuedMessage]:
         """Register a session and build its complete set, atomically w.r.t. cache updates.
 
         ``held_map_version``: the map version the agent says it holds (0: none). When this hub
@@ -222,18 +222,16 @@ class AssignmentHub:
         self._sessions[(cluster, node)].add(session)
         self._open_in[cluster] += 1
         target = self._node_map(cluster, node)
-        msg = agent_pb2.SessionMessage(
+        msg = QueuedMessage(agent_pb2.SessionMessage(
             type=agent_pb2.SessionMessage.TYPE_COMPLETE,
             version=version,
             assignments=assignments,
             heartbeat_period_ms=self.heartbeat_period_ms,
             routing=self.routing(cluster),
-        )
-        if known is not None:
-            # Only an agent that applies deltas names a version (older ones leave the field 0).
-            self._messages.fill(msg, (held_map_version, known), target, deltas=True)
-        else:
-            msg.network_map.CopyFrom(self._messages.complete(target))
+        ))
+        # Only an agent that applies deltas names a version (older ones leave the field 0).
+        self._messages.fill(msg, (held_map_version, known) if known is not None else (0, {}), target,
+                            deltas=known is not None)
         session.netmap.take(target)
         return session, msg
 
@@ -330,15 +328,15 @@ class AssignmentHub:
                 map_changed = target is not None and target.version != s.netmap.version
                 if not assignments and changed_table is None and not map_changed:
                     continue  # nothing new for this session: its chain stays where it is
-                msg = agent_pb2.SessionMessage(
+                msg = QueuedMessage(agent_pb2.SessionMessage(
                     type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
                     base_version=s.version,
                     version=revision,
                     assignments=assignments,
                     heartbeat_period_ms=self.heartbeat_period_ms,
-                )
+                ))
                 if changed_table is not None:
-                    msg.routing.CopyFrom(changed_table)
+                    msg.header.routing.CopyFrom(changed_table)
                 if map_changed and target is not None:
                     self._messages.fill(msg, s.netmap.now(), target, deltas=deltas)
                     s.netmap.take(target)
@@ -380,21 +378,21 @@ class AssignmentHub:
                         continue
                     if s.open_map is not None:  # not sent yet: this map replaces its map
                         sent += self._messages.fill(s.open_map, s.before_open, target, deltas=deltas)
-                        s.open_map.version = s.version = max(s.version, self._last_revision)
+                        s.open_map.header.version = s.version = max(s.version, self._last_revision)
                         s.netmap.take(target)
                         continue
-                    msg = agent_pb2.SessionMessage(
+                    msg = QueuedMessage(agent_pb2.SessionMessage(
                         type=agent_pb2.SessionMessage.TYPE_INCREMENTAL,
                         base_version=s.version,
                         # Every assignment up to the last batch seen is already queued (batches
                         # are handled synchronously), so the chain may move on to it.
                         version=max(s.version, self._last_revision),
                         heartbeat_period_ms=self.heartbeat_period_ms,
-                    )
+                    ))
                     sent += self._messages.fill(msg, s.netmap.now(), target, deltas=deltas)
                     s.before_open = s.netmap.now()
                     s.netmap.take(target)
-                    s.version = msg.version
+                    s.version = msg.header.version
                     s.put(msg, map_only=True)
                 if time.perf_counter() - t0 >= FLUSH_SLICE:
                     busy += time.perf_counter() - t0

@@ -18,6 +18,7 @@ from controlplane.auth import Principal, TokenVerifier, bearer, digest, new_toke
 from controlplane.dispatcher.hub import AssignmentHub, NodeSession
 from controlplane.dispatcher.liveness import NodeLiveness
 from controlplane.dispatcher.logs_relay import LogBroker
+from controlplane.dispatcher.map_sender import QueuedMessage
 from controlplane.dispatcher.outgoing import attach
 from controlplane.dispatcher.pull_auth import LoginSource
 from controlplane.dispatcher.recheck import rechecked
@@ -223,7 +224,10 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
 
     async def Session(
         self, request: agent_pb2.SessionRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[agent_pb2.SessionMessage]:
+    ) -> AsyncIterator[bytes]:
+        """The node's stream: encoded ``SessionMessage``s (:class:`~.map_sender.QueuedMessage`:
+        the network map's bytes are shared by every session that gets them, so the stream is
+        registered with :func:`session_message_bytes` as its serializer, see :func:`add_to_server`)."""
         p = await self._principal(context)
         await self.informer.synced.wait()
         state = self.informer.clusters.get(p.cluster)
@@ -233,7 +237,7 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
         session, complete = self.hub.open(p.cluster, p.node, request.held_map_version)
         m = complete.network_map
         log.info("session opened", cluster=p.cluster, node=p.node,
-                 assignments=len(complete.assignments), version=complete.version,
+                 assignments=len(complete.header.assignments), version=complete.header.version,
                  network_map="delta" if m.base_version else "complete" if m.version else "current")
         # A stream outlives a revocation: with node certificates, the node is checked again
         # every heartbeat period (busy or quiet), so a revoked node's session ends too.
@@ -243,9 +247,9 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
             messages = rechecked(messages, self.hub.heartbeat_period_ms / 1000,
                                  lambda: guard.authenticate(context))
         try:
-            yield await attach(self.files, self.logins, p.cluster, complete)
+            yield complete.encode(await attach(self.files, self.logins, p.cluster, complete.header))
             async for msg in messages:
-                yield await attach(self.files, self.logins, p.cluster, msg)
+                yield msg.encode(await attach(self.files, self.logins, p.cluster, msg.header))
         finally:
             self.hub.close(session)
             log.info("session closed", cluster=p.cluster, node=p.node)
@@ -375,7 +379,42 @@ def _agent_message(text: str) -> str:
     return text if len(text) <= MAX_AGENT_MESSAGE else text[: MAX_AGENT_MESSAGE - 3] + "..."
 
 
-async def _queued(session: NodeSession) -> AsyncIterator[agent_pb2.SessionMessage]:
+async def _queued(session: NodeSession) -> AsyncIterator[QueuedMessage]:
     """A session's messages until the hub ends it (None)."""
     while (msg := await session.next()) is not None:
         yield msg
+
+
+def session_message_bytes(msg: bytes | agent_pb2.SessionMessage) -> bytes:
+    """The Session stream's serializer: its messages come encoded (:meth:`DispatcherServicer.
+    Session`); a message object is still encoded here, so nothing depends on which it gets."""
+    return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
+class _Handlers:
+    """Takes the method handlers the generated code registers, so they can be changed first."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def add_to_server(servicer: DispatcherServicer, server: grpc.aio.Server) -> None:
+    """Register the Dispatcher service as the generated code does, with one change: the Session
+    stream's serializer passes bytes through (:func:`session_message_bytes`). The generated
+    handlers are taken and re-registered (rather than written out) so that every other method,
+    and any method added to the proto later, keeps the generated wiring."""
+    taken = _Handlers()
+    agent_pb2_grpc.add_DispatcherServicer_to_server(servicer, taken)
+    handlers = dict(taken.handlers)
+    session = handlers["Session"]
+    handlers["Session"] = grpc.unary_stream_rpc_method_handler(
+        session.unary_stream, request_deserializer=session.request_deserializer,
+        response_serializer=session_message_bytes)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(taken.service, handlers),))
+    server.add_registered_method_handlers(taken.service, handlers)

@@ -15,6 +15,7 @@ from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
 from controlplane.dispatcher import hub as hub_module
 from controlplane.dispatcher.hub import AssignmentHub, NodeSession
+from controlplane.dispatcher.map_sender import QueuedMessage
 from controlplane.store import keys
 from tests.unit.reconcile_helpers import C, Cluster
 from tests.unit.test_planner_helpers import node
@@ -46,6 +47,18 @@ def put_web(cl: Cluster, name: str, on: str, address: str, *, message: str = "")
     cl.put(keys.container(C, "shop", "web", name), c)
 
 
+def wire(msg: QueuedMessage) -> agent_pb2.SessionMessage:
+    """A queued message as its agent gets it: its encoding (header and shared map bytes), parsed."""
+    return agent_pb2.SessionMessage.FromString(msg.encode())
+
+
+def opened(hub: AssignmentHub, cluster: str, node: str, held_map_version: int = 0
+           ) -> tuple[NodeSession, agent_pb2.SessionMessage]:
+    """``hub.open``, its first message as the agent gets it."""
+    s, complete = hub.open(cluster, node, held_map_version)
+    return s, wire(complete)
+
+
 def drain(s: NodeSession) -> list[agent_pb2.SessionMessage]:
     out: list[agent_pb2.SessionMessage] = []
     while True:
@@ -54,7 +67,7 @@ def drain(s: NodeSession) -> list[agent_pb2.SessionMessage]:
         except asyncio.QueueEmpty:
             return out
         assert msg is not None
-        out.append(msg)
+        out.append(wire(msg))
 
 
 def maps(s: NodeSession) -> list[agent_pb2.NetworkMap]:
@@ -68,22 +81,22 @@ def web(m: agent_pb2.NetworkMap) -> list[str]:
 
 def test_the_complete_set_carries_the_nodes_map() -> None:
     _cl, hub = world()
-    _, complete = hub.open(C, "n1")
+    _, complete = opened(hub, C, "n1")
     m = complete.network_map
     assert m.version != 0 and m.cluster == C
     [net] = m.networks
     assert (net.application, net.network) == ("shop", "default")
     assert [(b.node, b.node_address) for b in net.blocks] == [("n1", "192.0.2.1"), ("n2", "192.0.2.2")]
     assert web(m) == []  # no container reported an address yet
-    _, elsewhere = hub.open(C, "n3")
+    _, elsewhere = opened(hub, C, "n3")
     assert elsewhere.network_map.version != 0 and list(elsewhere.network_map.networks) == []
 
 
 def test_a_reported_address_reaches_every_node_of_the_network_and_only_them() -> None:
     cl, hub = world()
-    s1, _ = hub.open(C, "n1")
-    s2, _ = hub.open(C, "n2")
-    s3, _ = hub.open(C, "n3")
+    s1, _ = opened(hub, C, "n1")
+    s2, _ = opened(hub, C, "n2")
+    s3, _ = opened(hub, C, "n3")
     put_web(cl, "web-2", "n2", "10.128.0.18")
     [m1], [m2] = maps(s1), maps(s2)
     assert web(m1) == web(m2) == ["10.128.0.18"] and m1.version == m2.version
@@ -111,8 +124,8 @@ def test_a_reported_address_reaches_every_node_of_the_network_and_only_them() ->
 
 def test_a_block_on_a_new_node_brings_the_network_there() -> None:
     cl, hub = world()
-    s3, _ = hub.open(C, "n3")
-    s1, _ = hub.open(C, "n1")
+    s3, _ = opened(hub, C, "n3")
+    s1, _ = opened(hub, C, "n1")
     cl.put(keys.subnet(C, "n3", "shop", "default"),
            pb.SubnetAllocation(application="shop", network="default", node="n3", subnet="10.128.0.32/28"))
     [m3], [m1] = maps(s3), maps(s1)
@@ -127,7 +140,7 @@ def test_maps_are_kept_only_for_clusters_with_sessions() -> None:
     cl, hub = world()
     put_web(cl, "web-1", "n1", "10.128.0.2")
     assert hub._netmaps == {}  # no session: nothing computed
-    s1, _ = hub.open(C, "n1")
+    s1, _ = opened(hub, C, "n1")
     assert set(hub._netmaps) == {C}
     hub.close(s1)
     assert hub._netmaps == {}
@@ -137,7 +150,7 @@ async def test_after_a_relist_tables_come_from_the_new_cache() -> None:
     """The cache fell behind a compaction and listed again: a session that opens then gets
     the routing table and map of what is stored now, not of the cache before the re-list."""
     cl, hub = world()
-    hub.open(C, "n1")
+    opened(hub, C, "n1")
     cl.etcd.hold = True  # the watch misses these writes; only the re-list sees them
     put_web(cl, "web-1", "n1", "10.128.0.2")
     svc = cl.service("shop", "web")
@@ -145,7 +158,7 @@ async def test_after_a_relist_tables_come_from_the_new_cache() -> None:
     cl.put(keys.service(C, "shop", "web"), svc)
     await cl.informer._list()
     hub._on_resync()  # as Informer._follow does after re-listing
-    _, complete = hub.open(C, "n1")
+    _, complete = opened(hub, C, "n1")
     assert [r.domain for r in complete.routing.routes] == ["shop.test"]
     assert web(complete.network_map) == ["10.128.0.2"]
 
@@ -155,7 +168,7 @@ async def test_with_a_map_delay_a_burst_of_changes_sends_each_node_one_map_after
     with their batch, and the map-only message keeps the session's chain."""
     cl, _ = world()
     hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.05)
-    s1, complete = hub.open(C, "n1")
+    s1, complete = opened(hub, C, "n1")
     assert web(complete.network_map) == []
     put_web(cl, "web-1", "n1", "10.128.0.2")
     put_web(cl, "web-2", "n2", "10.128.0.18")
@@ -188,8 +201,8 @@ async def test_a_map_flush_over_many_nodes_lets_the_event_loop_run_between_nodes
     monkeypatch.setattr(hub_module, "FLUSH_SLICE", 0.0, raising=False)
     cl, _ = world()
     hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.01)
-    s1, _ = hub.open(C, "n1")
-    s2, _ = hub.open(C, "n2")
+    s1, _ = opened(hub, C, "n1")
+    s2, _ = opened(hub, C, "n2")
     put_web(cl, "web-1", "n1", "10.128.0.2")  # changes both nodes' maps
     got: dict[str, list[agent_pb2.NetworkMap]] = {"n1": [], "n2": []}
     for _ in range(1000):  # up to 10 s for the flush to start, however loaded the box
@@ -210,7 +223,7 @@ async def test_a_map_not_yet_sent_is_replaced_by_the_newer_one_not_queued_behind
     wins": the queued, unsent map-only message takes the newer map (and version) instead."""
     cl, _ = world()
     hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.01)
-    s1, complete = hub.open(C, "n1")
+    s1, complete = opened(hub, C, "n1")
 
     async def flushed() -> None:
         for _ in range(1000):  # up to 10 s, however loaded the box
@@ -243,8 +256,8 @@ async def test_the_next_map_flush_waits_for_the_last_ones_bytes_at_the_paced_rat
     here so that two nodes' maps already set the next flush seconds away."""
     cl, _ = world()
     hub = AssignmentHub(cl.informer, heartbeat_period_ms=1000, map_delay=0.01)
-    s1, _ = hub.open(C, "n1")
-    s2, _ = hub.open(C, "n2")
+    s1, _ = opened(hub, C, "n1")
+    s2, _ = opened(hub, C, "n2")
     assert hub.flush_delay() == 0.01
     monkeypatch.setattr(hub_module, "MAP_BYTES_PER_SECOND", 10, raising=False)
     put_web(cl, "web-1", "n1", "10.128.0.2")

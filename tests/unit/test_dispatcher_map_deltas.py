@@ -16,7 +16,7 @@ from controlplane.dispatcher.map_sender import RECENT_MAPS
 from controlplane.store import keys
 from nodeagent.network.map_book import MapBook
 from tests.unit.reconcile_helpers import C, Cluster
-from tests.unit.test_dispatcher_hub import drain, put_web, web
+from tests.unit.test_dispatcher_hub import drain, opened, put_web, web
 from tests.unit.test_planner_helpers import node
 
 
@@ -61,7 +61,7 @@ def keys_of(networks: object) -> list[tuple[str, str]]:
 
 def test_a_change_sends_only_the_network_it_changed_chained_on_the_held_version() -> None:
     cl, hub = world()
-    s1, complete = hub.open(C, "n1")
+    s1, complete = opened(hub, C, "n1")
     agent = Agent(complete)
     assert keys_of(complete.network_map.networks) == [("other", "default"), ("shop", "default")]
     assert complete.network_map.base_version == 0  # a session opens with the complete map
@@ -80,7 +80,7 @@ def test_a_change_sends_only_the_network_it_changed_chained_on_the_held_version(
 
 def test_a_network_that_leaves_the_node_is_named_in_removed() -> None:
     cl, hub = world()
-    s1, complete = hub.open(C, "n1")
+    s1, complete = opened(hub, C, "n1")
     agent = Agent(complete)
     cl.delete(keys.subnet(C, "n1", "other", "default"))
     [m] = agent.read(s1)
@@ -93,7 +93,7 @@ def test_a_network_that_leaves_the_node_is_named_in_removed() -> None:
 def test_an_agent_that_does_not_list_the_feature_gets_complete_maps() -> None:
     """An older agent would take a delta for its whole map and drop every network it omits."""
     cl, hub = world(deltas=False)
-    s1, _ = hub.open(C, "n1")
+    s1, _ = opened(hub, C, "n1")
     put_web(cl, "web-2", "n2", "10.128.0.18")
     [msg] = drain(s1)
     assert msg.network_map.base_version == 0
@@ -113,7 +113,7 @@ async def test_a_queued_unsent_delta_is_replaced_by_one_from_what_the_agent_held
     sent, a second flush changes other. The one message left must bring the agent from the
     complete map to the latest (both networks), not from the first delta's result."""
     cl, hub = world(map_delay=0.01)
-    s1, complete = hub.open(C, "n1")
+    s1, complete = opened(hub, C, "n1")
     agent = Agent(complete)
 
     async def flushed(done: object) -> None:
@@ -140,7 +140,7 @@ async def test_a_queued_unsent_delta_is_replaced_by_one_from_what_the_agent_held
 
 async def test_a_change_undone_before_its_delta_was_sent_leaves_the_queued_message_without_a_map() -> None:
     cl, hub = world(map_delay=0.01)
-    s1, complete = hub.open(C, "n1")
+    s1, complete = opened(hub, C, "n1")
 
     async def flushed() -> None:
         for _ in range(1000):  # up to 10 s, however loaded the box
@@ -163,12 +163,12 @@ def test_a_session_that_names_the_map_it_holds_opens_with_what_changed_since() -
     """A reconnecting agent names the version it held (``held_map_version``): the new session
     brings the networks that changed since (a delta on it), not the whole map."""
     cl, hub = world()
-    s1, complete = hub.open(C, "n1")
+    s1, complete = opened(hub, C, "n1")
     agent = Agent(complete)
     held = agent.book.version
     hub.close(s1)
     put_web(cl, "web-2", "n2", "10.128.0.18")  # changes shop while the node is away
-    s2, reopened = hub.open(C, "n1", held)
+    s2, reopened = opened(hub, C, "n1", held)
     m = reopened.network_map
     assert reopened.type == agent_pb2.SessionMessage.TYPE_COMPLETE
     assert m.base_version == held and keys_of(m.networks) == [("shop", "default")]
@@ -183,13 +183,13 @@ def test_a_session_that_names_the_map_it_holds_opens_with_what_changed_since() -
 
 def test_a_session_that_names_the_current_map_opens_without_one() -> None:
     _, hub = world()
-    s1, complete = hub.open(C, "n1")
-    s2, reopened = hub.open(C, "n1", complete.network_map.version)  # the old one not closed yet
+    s1, complete = opened(hub, C, "n1")
+    s2, reopened = opened(hub, C, "n1", complete.network_map.version)  # the old one not closed yet
     assert not reopened.HasField("network_map")
     assert len(reopened.assignments) == len(complete.assignments) and reopened.HasField("routing")
     hub.close(s1)
     hub.close(s2)
-    s3, again = hub.open(C, "n1", complete.network_map.version)
+    s3, again = opened(hub, C, "n1", complete.network_map.version)
     assert not again.HasField("network_map") and s3.netmap.version == complete.network_map.version
 
 
@@ -197,24 +197,42 @@ def test_a_session_that_names_an_unknown_map_opens_with_the_complete_one() -> No
     """A version this hub never queued to the node (another replica did, or it restarted), or
     one older than the last few it did, gets the complete map: the digests are not known."""
     cl, hub = world()
-    s1, complete = hub.open(C, "n1")
+    s1, complete = opened(hub, C, "n1")
     agent = Agent(complete)
     first = agent.book.version
     for i in range(RECENT_MAPS):  # RECENT_MAPS newer versions queued: the first is forgotten
         put_web(cl, "web-2", "n2", f"10.128.0.{18 + i}")
         agent.read(s1)
     hub.close(s1)
-    _, reopened = hub.open(C, "n1", first)
+    _, reopened = opened(hub, C, "n1", first)
     assert reopened.network_map.base_version == 0
     assert reopened.network_map == hub.network_map(C, "n1")
-    _, other = hub.open(C, "n2", agent.book.version)  # n1's version, named by n2
+    _, other = opened(hub, C, "n2", agent.book.version)  # n1's version, named by n2
     assert other.network_map.base_version == 0
 
 
 def test_a_removed_node_leaves_nothing_remembered() -> None:
     cl, hub = world()
-    s1, _ = hub.open(C, "n1")
+    s1, _ = opened(hub, C, "n1")
     hub.close(s1)
     assert (C, "n1") in hub._closed_maps
     cl.delete(keys.node(C, "n1"))
     assert (C, "n1") not in hub._closed_maps
+
+
+def test_sessions_given_the_same_map_share_one_encoding_of_it() -> None:
+    """A map goes to many sessions (every hollow node holds the same one): it is encoded once
+    and each queued message holds those bytes, not a copy of the map; what the agent gets is
+    the header's fields and the map, whole."""
+    cl, hub = world()
+    s1, first = hub.open(C, "n1")
+    s2, second = hub.open(C, "n1")
+    assert first.map_field and first.map_field is second.map_field
+    assert not first.header.HasField("network_map")  # the map travels as the shared bytes only
+    got = agent_pb2.SessionMessage.FromString(first.encode())
+    assert got.network_map == hub.network_map(C, "n1") and got.version == first.header.version
+    assert list(got.assignments) == list(first.header.assignments)
+    put_web(cl, "web-2", "n2", "10.128.0.18")
+    [d1], [d2] = (list(filter(None, [s.next_nowait()])) for s in (s1, s2))
+    assert d1 is not None and d2 is not None and d1.map_field is d2.map_field
+    assert agent_pb2.SessionMessage.FromString(d1.encode()).network_map.base_version == first.network_map.version
