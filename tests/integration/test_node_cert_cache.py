@@ -23,21 +23,19 @@ from controlplane.pki.node_certs import CertRecord
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
-from tests.conftest import EtcdProc
 
 pytestmark = pytest.mark.etcd
 
 @pytest.fixture
-async def clients(etcd: EtcdProc) -> AsyncIterator[tuple[Etcd, Etcd, Informer]]:
-    mine, other = Etcd([etcd.url]), Etcd([etcd.url])
+async def informed(clients: tuple[Etcd, Etcd]) -> AsyncIterator[tuple[Etcd, Etcd, Informer]]:
+    """The two etcd clients (``clients``), the first with an informer of its own."""
+    mine, other = clients
     informer = Informer(mine)
     await informer.start()
     try:
         yield mine, other, informer
     finally:
         await informer.stop()
-        await mine.close()
-        await other.close()
 
 
 def cert(cluster: str, node: str, serial: str) -> certs.NodeCert:
@@ -45,8 +43,8 @@ def cert(cluster: str, node: str, serial: str) -> certs.NodeCert:
 
 
 async def test_checks_read_the_record_once_and_a_change_elsewhere_is_seen_at_the_next_check(
-        clients: tuple[Etcd, Etcd, Informer]) -> None:
-    mine, other, informer = clients
+        informed: tuple[Etcd, Etcd, Informer]) -> None:
+    mine, other, informer = informed
     cluster = f"c{uuid.uuid4().hex[:8]}"
     good, gone = cert(cluster, "n1", "aa01"), cert(cluster, "n2", "bb02")
     record = CertRecord(good.not_after.timestamp(), 1.0)
@@ -79,8 +77,8 @@ async def test_checks_read_the_record_once_and_a_change_elsewhere_is_seen_at_the
 
 
 async def test_nothing_is_kept_until_the_guard_follows_the_records(
-        clients: tuple[Etcd, Etcd, Informer]) -> None:
-    mine, other, _ = clients
+        informed: tuple[Etcd, Etcd, Informer]) -> None:
+    mine, other, _ = informed
     cluster = f"c{uuid.uuid4().hex[:8]}"
     c = cert(cluster, "n1", "cc03")
     await Txn().put(keys.node_cert(cluster, "n1", "cc03"), CertRecord(c.not_after.timestamp(), 1.0).encode()).commit(other)

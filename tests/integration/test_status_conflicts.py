@@ -13,7 +13,6 @@ call must fail (ABORTED, so the agent puts the batch back and sends it again), n
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -30,7 +29,6 @@ from controlplane.store.codec import decode
 from controlplane.store.etcd import Etcd
 from controlplane.store.meta import new_meta
 from controlplane.store.txn import Txn
-from tests.conftest import EtcdProc
 
 pytestmark = pytest.mark.etcd
 
@@ -77,16 +75,6 @@ class Competitor:
                            else pb.DESIRED_STATE_RUNNING)
         await Txn().update(self.key, c, "container", c.meta.name, kv.mod_revision).commit(self.other)
         self.done += 1
-
-
-@pytest.fixture
-async def clients(etcd: EtcdProc) -> AsyncIterator[tuple[Etcd, Etcd]]:
-    writer, other = Etcd([etcd.url]), Etcd([etcd.url])
-    try:
-        yield writer, other
-    finally:
-        await writer.close()
-        await other.close()
 
 
 async def _container(etcd: Etcd) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -22,7 +22,6 @@ from controlplane.auth import CACHE_TTL, Principal, TokenVerifier, digest, new_t
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
-from tests.conftest import EtcdProc
 
 pytestmark = pytest.mark.etcd
 
@@ -43,16 +42,6 @@ async def until(what: str, check: Callable[[], Awaitable[bool]]) -> None:
     while not await check():
         assert loop.time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def clients(etcd: EtcdProc) -> AsyncIterator[tuple[Etcd, Etcd]]:
-    mine, other = Etcd([etcd.url]), Etcd([etcd.url])
-    try:
-        yield mine, other
-    finally:
-        await mine.close()
-        await other.close()
 
 
 async def test_heartbeats_read_their_token_once_and_a_revocation_elsewhere_refuses_the_next_call(

@@ -58,16 +58,6 @@ class Dispatcher(ObservedDispatcher):
         await self._notify(lambda: setattr(self, "heartbeats", self.heartbeats + 1))
         return agent_pb2.HeartbeatResponse(period_ms=200)
 
-    async def UpdateStatus(self, request: Any, context: Any) -> agent_pb2.UpdateStatusResponse:
-        await self._auth(context)
-        await self._notify(lambda: self.statuses.update({u.container: u for u in request.updates}))
-        return agent_pb2.UpdateStatusResponse()
-
-    async def Logs(self, request_iterator: Any, context: Any) -> AsyncIterator[agent_pb2.LogRequest]:
-        async for _ in request_iterator:
-            pass
-        if False:  # pragma: no cover - makes this an async generator that sends nothing
-            yield agent_pb2.LogRequest()
 
 
 

@@ -70,15 +70,6 @@ class Dispatcher(ObservedDispatcher):
             await context.abort(code, "scripted")
         return agent_pb2.HeartbeatResponse(period_ms=PERIOD_MS)
 
-    async def UpdateStatus(self, request: Any, context: Any) -> agent_pb2.UpdateStatusResponse:
-        await self._notify(lambda: self.statuses.update({u.container: u for u in request.updates}))
-        return agent_pb2.UpdateStatusResponse()
-
-    async def Logs(self, request_iterator: Any, context: Any) -> AsyncIterator[agent_pb2.LogRequest]:
-        async for _ in request_iterator:
-            pass
-        if False:  # pragma: no cover - makes this an async generator that sends nothing
-            yield agent_pb2.LogRequest()
 
 
 async def run_agent(d: Dispatcher, check: Callable[[], Any]) -> None:

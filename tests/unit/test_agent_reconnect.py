@@ -59,15 +59,8 @@ class Dispatcher(ObservedDispatcher):
         await self._notify(lambda: setattr(self, "heartbeats", self.heartbeats + 1))
         return agent_pb2.HeartbeatResponse(period_ms=100)
 
-    async def UpdateStatus(self, request: Any, context: Any) -> agent_pb2.UpdateStatusResponse:
-        await self._notify(lambda: self.statuses.update({u.container: u for u in request.updates}))
-        return agent_pb2.UpdateStatusResponse()
-
-    async def Logs(self, request_iterator: Any, context: Any) -> AsyncIterator[agent_pb2.LogRequest]:
-        async for _ in request_iterator:  # the hello, then nothing: the relay stays open
-            await self._notify(lambda: setattr(self, "logs_open", self.logs_open + 1))
-        if False:  # pragma: no cover - makes this an async generator that sends nothing
-            yield agent_pb2.LogRequest()
+    async def _log_request(self) -> None:
+        await self._notify(lambda: setattr(self, "logs_open", self.logs_open + 1))
 
 
 
