@@ -49,6 +49,11 @@ class DispatcherStub:
                 request_serializer=ccs_dot_v1_dot_agent__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=ccs_dot_v1_dot_agent__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
+        self.Heartbeats = channel.stream_stream(
+                '/ccs.v1.Dispatcher/Heartbeats',
+                request_serializer=ccs_dot_v1_dot_agent__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=ccs_dot_v1_dot_agent__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
         self.UpdateStatus = channel.unary_unary(
                 '/ccs.v1.Dispatcher/UpdateStatus',
                 request_serializer=ccs_dot_v1_dot_agent__pb2.UpdateStatusRequest.SerializeToString,
@@ -83,6 +88,15 @@ class DispatcherServicer:
 
     def Heartbeat(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeats(self, request_iterator, context):
+        """The same heartbeats as messages on one stream per session, each answered in order: no new
+        call per heartbeat, so a busy server (whose gRPC takes in new calls at the pace of its event
+        loop) still hears them. An agent falls back to Heartbeat on UNIMPLEMENTED (an older server).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -124,6 +138,11 @@ def add_DispatcherServicer_to_server(servicer, server):
             ),
             'Heartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.Heartbeat,
+                    request_deserializer=ccs_dot_v1_dot_agent__pb2.HeartbeatRequest.FromString,
+                    response_serializer=ccs_dot_v1_dot_agent__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'Heartbeats': grpc.stream_stream_rpc_method_handler(
+                    servicer.Heartbeats,
                     request_deserializer=ccs_dot_v1_dot_agent__pb2.HeartbeatRequest.FromString,
                     response_serializer=ccs_dot_v1_dot_agent__pb2.HeartbeatResponse.SerializeToString,
             ),
@@ -222,6 +241,33 @@ class Dispatcher:
             request,
             target,
             '/ccs.v1.Dispatcher/Heartbeat',
+            ccs_dot_v1_dot_agent__pb2.HeartbeatRequest.SerializeToString,
+            ccs_dot_v1_dot_agent__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeats(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ccs.v1.Dispatcher/Heartbeats',
             ccs_dot_v1_dot_agent__pb2.HeartbeatRequest.SerializeToString,
             ccs_dot_v1_dot_agent__pb2.HeartbeatResponse.FromString,
             options,

@@ -257,7 +257,23 @@ class DispatcherServicer(agent_pb2_grpc.DispatcherServicer):
     async def Heartbeat(
         self, request: agent_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.HeartbeatResponse:
+        return await self._heartbeat(await self._principal(context), request)
+
+    async def Heartbeats(
+        self, requests: AsyncIterator[agent_pb2.HeartbeatRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[agent_pb2.HeartbeatResponse]:
+        """Heartbeats on one stream, answered in order (see the proto). The node is checked when
+        the stream opens and, with node certificates, again every heartbeat period, as a session
+        is: a revoked node's stream ends too."""
         p = await self._principal(context)
+        beats: AsyncIterator[agent_pb2.HeartbeatRequest] = aiter(requests)
+        if self.guard is not None and self.issuer is not None:
+            guard = self.guard
+            beats = rechecked(beats, self.hub.heartbeat_period_ms / 1000, lambda: guard.authenticate(context))
+        async for request in beats:
+            yield await self._heartbeat(p, request)
+
+    async def _heartbeat(self, p: Principal, request: agent_pb2.HeartbeatRequest) -> agent_pb2.HeartbeatResponse:
         node = await self._note_alive(p, request.status if request.HasField("status") else None, opened=False)
         if request.HasField("router_stats"):
             stats = pb.RouterStats()

@@ -1,0 +1,128 @@
+"""Heartbeats as messages on one stream per session (``Dispatcher.Heartbeats``), with the unary
+call kept for servers without it.
+
+Against in-process Dispatcher doubles on a real grpc.aio server: an agent's heartbeats go on one
+stream; an answer later than its heartbeat's deadline raises DEADLINE_EXCEEDED and is dropped
+when it comes (never taken for the next heartbeat's); a server without the stream answers
+UNIMPLEMENTED and the client uses the unary call from then on. The server's side runs on a real
+server in ``tests/integration/test_heartbeat_stream.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import grpc.aio
+import pytest
+
+from ccs.v1 import agent_pb2, agent_pb2_grpc, resources_pb2
+from nodeagent.agent import Agent
+from nodeagent.backoff import Backoff
+from nodeagent.dispatcher_client import DispatcherClient
+from nodeagent.runtime import FakeRuntime
+
+from .test_agent_helpers import CLUSTER, ObservedDispatcher, complete, container
+
+PERIOD_MS = 200
+
+
+class Dispatcher(ObservedDispatcher):
+    """One scripted session per open; heartbeats on the stream, each answered with its number
+    (``period_ms = 1000 + n``) after ``delay(n)`` seconds; unary heartbeats counted apart."""
+
+    def __init__(self, delay: Any = lambda n: 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.streams = 0
+        self.unary = 0
+
+    async def Session(self, request: Any, context: Any) -> AsyncIterator[agent_pb2.SessionMessage]:
+        await self._notify(lambda: setattr(self, "opened", self.opened + 1))
+        msg = complete(1, container("a"))
+        msg.heartbeat_period_ms = PERIOD_MS
+        yield msg
+        await asyncio.Event().wait()
+
+    async def Heartbeats(self, requests: Any, context: Any) -> AsyncIterator[agent_pb2.HeartbeatResponse]:
+        await self._notify(lambda: setattr(self, "streams", self.streams + 1))
+        async for _ in requests:
+            await self._notify(lambda: setattr(self, "heartbeats", self.heartbeats + 1))
+            n = self.heartbeats
+            await asyncio.sleep(self.delay(n))
+            yield agent_pb2.HeartbeatResponse(period_ms=1000 + n)
+
+    async def Heartbeat(self, request: Any, context: Any) -> agent_pb2.HeartbeatResponse:
+        await self._notify(lambda: setattr(self, "unary", self.unary + 1))
+        return agent_pb2.HeartbeatResponse(period_ms=PERIOD_MS)
+
+
+class UnaryOnly(ObservedDispatcher):
+    """A server of before the stream: Heartbeats is UNIMPLEMENTED (the generated base's)."""
+
+    async def Heartbeat(self, request: Any, context: Any) -> agent_pb2.HeartbeatResponse:
+        await self._notify(lambda: setattr(self, "heartbeats", self.heartbeats + 1))
+        return agent_pb2.HeartbeatResponse(period_ms=PERIOD_MS)
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Any]:
+    servers: list[grpc.aio.Server] = []
+
+    async def start(d: agent_pb2_grpc.DispatcherServicer) -> str:
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_DispatcherServicer_to_server(d, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for s in servers:
+        await s.stop(None)
+
+
+async def test_an_agents_heartbeats_go_on_one_stream_per_session(serve: Any) -> None:
+    d = Dispatcher()
+    address = await serve(d)
+    agent = Agent(address, insecure=True, runtime=FakeRuntime(), name="node-1", credential="cred-1",
+                  cluster=CLUSTER, status_linger=0.01, reconnect=Backoff(base=0.05, cap=0.2))
+    run = asyncio.create_task(agent.run())
+    try:
+        await d.until(lambda: d.heartbeats >= 4)
+        assert (d.streams, d.unary, d.opened) == (1, 0, 1)
+    finally:
+        await agent.stop()
+        await run
+
+
+async def test_a_late_answer_times_its_heartbeat_out_and_is_not_taken_for_the_next(serve: Any) -> None:
+    d = Dispatcher(delay=lambda n: 1.0 if n == 1 else 0.0)
+    client = DispatcherClient(grpc.aio.insecure_channel(await serve(d)))
+    status = resources_pb2.NodeStatus()
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await client.heartbeat(status, deadline_seconds=0.2)
+        assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # Sent while the first answer is still on its way: the answer taken is the second's.
+        assert await client.heartbeat(status, deadline_seconds=5) == 1002
+        assert await client.heartbeat(status, deadline_seconds=5) == 1003
+        assert d.streams == 1 and d.unary == 0  # the timeout did not end the stream
+    finally:
+        client.close_heartbeats()
+        await client.channel.close()
+
+
+async def test_a_server_without_the_stream_gets_unary_heartbeats(serve: Any) -> None:
+    d = UnaryOnly()
+    client = DispatcherClient(grpc.aio.insecure_channel(await serve(d)))
+    status = resources_pb2.NodeStatus()
+    try:
+        assert await client.heartbeat(status, deadline_seconds=5) == PERIOD_MS
+        assert await client.heartbeat(status, deadline_seconds=5) == PERIOD_MS
+        assert d.heartbeats == 2
+    finally:
+        client.close_heartbeats()
+        await client.channel.close()
