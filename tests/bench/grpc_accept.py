@@ -26,7 +26,7 @@ so calls wait seconds before their handler runs and many miss a 5 s deadline (22
 grpc.aio takes in one new call at a time, and each step of taking it in is a callback that
 waits for the next iteration). Served from its own thread, the same busy loop answered 265 and
 196 calls/s, p50 189 and 251 ms, none past the deadline; unloaded, 1,948 calls/s against 3,379
-on the loop (the hop between threads and the GIL). A first run of the same code gave 24 / 2
+on the loop (the hop between threads and the GIL). A first prototype of this script gave 24 / 2
 against 296 / 204. Not collected by pytest.
 """
 
