@@ -312,7 +312,7 @@ class Agent:
         try:
             await self._consume(stream, client)
         finally:
-            client.close_heartbeats()
+            client.close_streams()
             cancel = getattr(stream, "cancel", None)  # a grpc call: do not leave it open
             if cancel is not None:
                 cancel()

@@ -4,7 +4,8 @@ call kept for servers without it.
 Against in-process Dispatcher doubles on a real grpc.aio server: an agent's heartbeats go on one
 stream; an answer later than its heartbeat's deadline raises DEADLINE_EXCEEDED and is dropped
 when it comes (never taken for the next heartbeat's); a server without the stream answers
-UNIMPLEMENTED and the client uses the unary call from then on. The server's side runs on a real
+UNIMPLEMENTED and the client uses the unary call from then on; an agent stopped while a
+heartbeat's answer comes stops (the cancellation is not lost). The server's side runs on a real
 server in ``tests/integration/test_heartbeat_stream.py``.
 """
 
@@ -111,7 +112,7 @@ async def test_a_late_answer_times_its_heartbeat_out_and_is_not_taken_for_the_ne
         assert await client.heartbeat(status, deadline_seconds=5) == 1003
         assert d.streams == 1 and d.unary == 0  # the timeout did not end the stream
     finally:
-        client.close_heartbeats()
+        client.close_streams()
         await client.channel.close()
 
 
@@ -124,5 +125,5 @@ async def test_a_server_without_the_stream_gets_unary_heartbeats(serve: Any) -> 
         assert await client.heartbeat(status, deadline_seconds=5) == PERIOD_MS
         assert d.heartbeats == 2
     finally:
-        client.close_heartbeats()
+        client.close_streams()
         await client.channel.close()
