@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aetcd
@@ -20,6 +20,7 @@ from ccs.v1 import resources_pb2 as pb
 from controlplane.store import keys
 from tests.conftest import ServerProc, start_etcd, start_server
 from tests.integration.grpc_helpers import Stubs, stubs
+from tests.integration.polling import until
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
@@ -33,16 +34,6 @@ services:
     command: sleep 3600
 """
 GARBAGE = b"\x00not a protobuf\xff\xff"
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    """Poll ``check`` until it holds; a convergence bound, not a speed assertion."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not await check():
-        if loop.time() > end:
-            raise AssertionError(f"not converged after {timeout}s: {what}")
-        await asyncio.sleep(0.2)
 
 
 async def running(api: Stubs, cluster: str, service: str) -> list[pb.Container]:

@@ -28,7 +28,8 @@ from nodeagent.runtime import FakeRuntime
 from tests.conftest import ROOT, ServerProc, start_etcd, start_server
 from tests.integration.cli_process import command, environment
 from tests.integration.grpc_helpers import Stubs, stubs
-from tests.integration.test_containment import GARBAGE, TEMPLATE, converged, until
+from tests.integration.polling import until
+from tests.integration.test_containment import GARBAGE, TEMPLATE, converged
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 

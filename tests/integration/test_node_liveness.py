@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,26 +35,15 @@ from nodeagent.agent import Agent
 from nodeagent.dispatcher_client import DispatcherClient
 from nodeagent.runtime import FakeRuntime
 from tests.conftest import EtcdProc, ServerProc, free_port, start_etcd, start_server
+from tests.integration import polling
 from tests.integration.grpc_helpers import stubs
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(240)]
 
 WAIT = 90.0
+until = functools.partial(polling.until, timeout=WAIT)
 FLAGS = ["--heartbeat-period", "1", "--down-grace", "2", "--leader-ttl", "3", "--shutdown-grace", "1"]
 TEMPLATE = "services:\n  web:\n    image: local/busybox:1\n"
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: object = None
-    while True:
-        try:
-            if await check():
-                return
-        except Exception as exc:  # not yet: a replica may be starting or taking over
-            last = exc
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}; last: {last!r}"
-        await asyncio.sleep(0.2)
 
 
 def says(server: ServerProc, event: str, node: str) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from nodeagent.agent import Agent
 from nodeagent.runtime import FakeRuntime
 from tests.conftest import ServerProc, start_etcd, start_server
 from tests.integration.grpc_helpers import stubs
+from tests.integration.polling import until
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 
@@ -46,19 +47,6 @@ def two(tmp_path: Path) -> Iterator[tuple[ServerProc, ServerProc]]:
             if s is not None:
                 s.stop(signal.SIGKILL)
         etcd.stop()
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]]) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    last: object = None
-    while True:
-        try:
-            if await check():
-                return
-        except Exception as exc:  # not yet: a replica may be taking over
-            last = exc
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}; last: {last!r}"
-        await asyncio.sleep(0.2)
 
 
 def says(server: ServerProc, event: str, node: str) -> bool:
