@@ -211,13 +211,18 @@ def _needed_first(writes: list[_Write]) -> list[_Write]:
     if not needed:
         return writes
     deferred = {w.key: w for w in writes if w.key in needed and w.value is not None}
+    moved: set[str] = set()
     out: list[_Write] = []
     for w in writes:
-        if w.key in deferred:
+        if w.key in deferred or w.key in moved:
+            # Its place is before its first needer (already taken when that came first: a
+            # needed write added after the writes needing it was written twice before this,
+            # and its second copy failed a whole chunk).
             continue
         for k in w.needs:
             if k in deferred:
                 out.append(deferred.pop(k))
+                moved.add(k)
         out.append(w)
     out.extend(deferred.values())
     return out

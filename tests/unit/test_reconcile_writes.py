@@ -236,3 +236,16 @@ async def test_writes_bound_to_another_commit_in_its_transaction_or_not_at_all()
     assert w.conflicts == 1
     assert not any(key(name) in etcd.kvs for name in members)
     assert all(key(f"free{i}") in etcd.kvs for i in range(MAX_OPS - 10))
+
+
+async def test_a_needed_write_added_after_the_writes_needing_it_is_written_once() -> None:
+    """It moves to before its first needer, and only there (it was also written at its own
+    place, and that second create failed its whole transaction: 297 of 300 containers landed)."""
+    etcd = FakeEtcd()
+    w = Writes()
+    block = keys.subnet(C, "n1", "shop", "default")
+    for i in range(2 * MAX_OPS):
+        w.put(key(f"c{i}"), ctr(f"c{i}"), 0, "container", f"c{i}", needs=(block,))
+    w.put(block, pb.Event(reason="block"), 0, "block", "n1")
+    assert await commit(w, etcd) == 2 * MAX_OPS + 1
+    assert len(etcd.values(keys.containers(C))) == 2 * MAX_OPS
