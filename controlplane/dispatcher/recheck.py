@@ -48,6 +48,10 @@ async def rechecked(items: AsyncIterator[T], period: float,
             waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                 await waiting
+        elif waiting is not None and not waiting.cancelled():
+            # Ended (the stream's end, StopAsyncIteration) as a check raised: retrieved, or
+            # asyncio logs "Task exception was never retrieved" for every such stream.
+            waiting.exception()
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()
