@@ -42,7 +42,9 @@ class ServerMetrics:
             ["service", "method"], registry=r)
         self.pass_seconds = Histogram(
             "ccs_reconcile_pass_seconds", "Duration of one reconcile pass over a cluster (plan and commit), "
-            "by outcome: done, conflict (some chunks met newer writes; replanned) or error.",
+            "by outcome: done, conflict (some chunks met newer writes; replanned), error, or behind (no "
+            "plan: the watch cache had not caught up with the leader's last writes within 1 s; the time "
+            "waited).",
             ["outcome"], buckets=PASS_BUCKETS, registry=r)
         self.placements = Counter(
             "ccs_placements_total", "Containers placed on a node (committed to etcd), seen by the leader.",

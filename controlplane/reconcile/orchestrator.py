@@ -209,7 +209,9 @@ class Orchestrator:
         if self._term_floor is None:
             self._term_floor = (await self.etcd.range(keys.CLUSTERS, limit=1)).revision
         committed = max(self._committed.get(cluster, 0), self._term_floor)
+        waited = time.perf_counter()
         if self.informer.revision < committed and not await self.informer.caught_up(committed, timeout=1.0):
+            self._told(waited, "behind")
             # The cache has not seen this leader's own last writes yet. Planning from it would
             # find the slots just filled still empty and fill them again under new names: no
             # guard catches that, since a new container is a new key (issue 15's duplicates).

@@ -192,8 +192,9 @@ async def deploy(stack: common.Stack, cluster: str, apps: int, replicas: int,
         while not watch.done():
             await asyncio.wait([watch], timeout=PROGRESS_EVERY)
             if not watch.done():
+                passes = pass_tally(await asyncio.to_thread(server_metrics, stack.server.log_path))
                 print(f"  {time.perf_counter() - t0:5.0f} s: {len(prog.placed_at)} placed, "
-                      f"{len(prog.running_at)} running, {len(check.violations)} violations; "
+                      f"{len(prog.running_at)} running, {len(check.violations)} violations; {passes}; "
                       f"load average {load_average()}", flush=True)
         await watch
         rel = common.Progress({k: t - start for k, t in prog.placed_at.items()},
@@ -314,6 +315,17 @@ def server_metrics(log_path: Path) -> dict[str, float]:
     return out
 
 
+def pass_tally(m: dict[str, float]) -> str:
+    """The leader's reconcile passes so far, by outcome, and etcd transaction conflicts: a pass
+    "behind" waited for the watch cache to see the leader's own last writes and planned nothing."""
+    def count(outcome: str) -> int:
+        return int(sum(v for k, v in m.items() if k.startswith("ccs_reconcile_pass_seconds_count{")
+                       and f'outcome="{outcome}"' in k))
+    conflicts = int(sum(v for k, v in m.items() if k.startswith("ccs_etcd_txn_conflicts_total")))
+    return ("passes " + ", ".join(f"{o} {count(o)}" for o in ("done", "conflict", "behind", "error"))
+            + f"; txn conflicts {conflicts}")
+
+
 def session_churn(log_path: Path) -> str:
     """Agent sessions opened, heartbeats by outcome and nodes declared unheard, from the server's
     metrics and log: sessions that reopen under load show up here first (issue 15)."""
@@ -327,15 +339,17 @@ def session_churn(log_path: Path) -> str:
         opens += "session opened" in line
         closes += "session closed" in line
         unheard += "nodes unheard past the deadline" in line
-    streams = int(sum(v for k, v in m.items()
-                      if k.startswith("ccs_rpc_streams_open{") and 'method="Heartbeats"' in k))
+    def open_streams(method: str) -> int:
+        return int(sum(v for k, v in m.items()
+                       if k.startswith("ccs_rpc_streams_open{") and f'method="{method}"' in k))
     hb_bad = {k.split('code="')[1].split('"')[0]: int(v) for k, v in m.items()
               if k.startswith("ccs_rpc_handled_total{") and 'method="Heartbeat"' in k and 'code="OK"' not in k}
     return (f"sessions opened {opens}, closed {closes} (ended: {total('Session')}, by code "
             + ", ".join(f"{c} {total('Session', c)}" for c in ("OK", "CANCELLED", "UNKNOWN", "UNAVAILABLE")
                         if total("Session", c))
             + f"); heartbeat calls OK {total('Heartbeat', 'OK')}, not OK {hb_bad or 0}; heartbeat streams "
-            f"ended {total('Heartbeats')}, open {streams}; unheard-node sweeps {unheard}")
+            f"ended {total('Heartbeats')}, open {open_streams('Heartbeats')}; status calls "
+            f"{total('UpdateStatus')}; unheard-node sweeps {unheard}")
 
 
 def print_disconnects(tallies: list[Path]) -> None:
