@@ -312,7 +312,7 @@ class Agent:
         try:
             await self._consume(stream, client)
         finally:
-            client.close_streams()
+            client.close_heartbeats()
             cancel = getattr(stream, "cancel", None)  # a grpc call: do not leave it open
             if cancel is not None:
                 cancel()

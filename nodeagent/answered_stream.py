@@ -50,7 +50,7 @@ class AnsweredStream(Generic[Request, Answer]):
     """One open stream-stream call; :meth:`ask` sends a request and waits for its answer.
 
     ``call`` is the stream-stream call as the stub makes it with no request iterator (this
-    object writes to it). ``what`` names the stream in errors ("heartbeat", "status")."""
+    object writes to it). ``what`` names the stream in errors ("heartbeat")."""
 
     def __init__(self, call: Any, what: str) -> None:
         self._call = call
@@ -61,10 +61,6 @@ class AnsweredStream(Generic[Request, Answer]):
         self._error: BaseException | None = None
         loop = asyncio.get_running_loop()
         self._tasks = (loop.create_task(self._write()), loop.create_task(self._read()))
-
-    @property
-    def failed(self) -> bool:
-        return self._error is not None
 
     async def ask(self, request: Request, deadline: float) -> Answer:
         """Send ``request``; its answer, or :class:`AnswerTimeout` after ``deadline`` seconds
@@ -77,7 +73,7 @@ class AnsweredStream(Generic[Request, Answer]):
         try:
             # Not asyncio.wait_for: on Python 3.11 it returns the result of a future that
             # completes as the caller is cancelled, and swallows the cancellation (the agent's
-            # session then never ended: its status task went on waiting for the next batch).
+            # session then never ended, and Agent.stop waited for ever).
             async with asyncio.timeout(deadline):
                 return await answer
         except TimeoutError:

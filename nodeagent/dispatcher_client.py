@@ -85,7 +85,7 @@ class DispatcherClient:
         # from then on one unary call each, as before.
         self._beats_on_stream = True
 
-    def close_streams(self) -> None:
+    def close_heartbeats(self) -> None:
         """End the heartbeat stream (the session ended, or the channel changes)."""
         if self._beats is not None:
             self._beats.close()
@@ -93,7 +93,7 @@ class DispatcherClient:
 
     def use(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
         """Send later calls on ``channel`` (a renewed certificate's); returns the previous one."""
-        self.close_streams()
+        self.close_heartbeats()
         old, self.channel = self.channel, channel
         self._stub = agent_pb2_grpc.DispatcherStub(channel)
         return old

@@ -211,18 +211,17 @@ def _needed_first(writes: list[_Write]) -> list[_Write]:
     if not needed:
         return writes
     deferred = {w.key: w for w in writes if w.key in needed and w.value is not None}
-    moved: set[str] = set()
+    # Never at their own place: before their first needer, or at the end. (Skipping only those
+    # still deferred wrote one twice when it came after its needers, and the second copy failed
+    # a whole chunk.)
+    moving = set(deferred)
     out: list[_Write] = []
     for w in writes:
-        if w.key in deferred or w.key in moved:
-            # Its place is before its first needer (already taken when that came first: a
-            # needed write added after the writes needing it was written twice before this,
-            # and its second copy failed a whole chunk).
+        if w.key in moving:
             continue
         for k in w.needs:
             if k in deferred:
                 out.append(deferred.pop(k))
-                moved.add(k)
         out.append(w)
     out.extend(deferred.values())
     return out

@@ -339,16 +339,15 @@ def session_churn(log_path: Path) -> str:
         opens += "session opened" in line
         closes += "session closed" in line
         unheard += "nodes unheard past the deadline" in line
-    def open_streams(method: str) -> int:
-        return int(sum(v for k, v in m.items()
-                       if k.startswith("ccs_rpc_streams_open{") and f'method="{method}"' in k))
+    streams = int(sum(v for k, v in m.items()
+                      if k.startswith("ccs_rpc_streams_open{") and 'method="Heartbeats"' in k))
     hb_bad = {k.split('code="')[1].split('"')[0]: int(v) for k, v in m.items()
               if k.startswith("ccs_rpc_handled_total{") and 'method="Heartbeat"' in k and 'code="OK"' not in k}
     return (f"sessions opened {opens}, closed {closes} (ended: {total('Session')}, by code "
             + ", ".join(f"{c} {total('Session', c)}" for c in ("OK", "CANCELLED", "UNKNOWN", "UNAVAILABLE")
                         if total("Session", c))
             + f"); heartbeat calls OK {total('Heartbeat', 'OK')}, not OK {hb_bad or 0}; heartbeat streams "
-            f"ended {total('Heartbeats')}, open {open_streams('Heartbeats')}; status calls "
+            f"ended {total('Heartbeats')}, open {streams}; status calls "
             f"{total('UpdateStatus')}; unheard-node sweeps {unheard}")
 
 

@@ -112,7 +112,7 @@ async def test_a_late_answer_times_its_heartbeat_out_and_is_not_taken_for_the_ne
         assert await client.heartbeat(status, deadline_seconds=5) == 1003
         assert d.streams == 1 and d.unary == 0  # the timeout did not end the stream
     finally:
-        client.close_streams()
+        client.close_heartbeats()
         await client.channel.close()
 
 
@@ -125,5 +125,5 @@ async def test_a_server_without_the_stream_gets_unary_heartbeats(serve: Any) -> 
         assert await client.heartbeat(status, deadline_seconds=5) == PERIOD_MS
         assert d.heartbeats == 2
     finally:
-        client.close_streams()
+        client.close_heartbeats()
         await client.channel.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc.aio
 import pytest
 
 from nodeagent.answered_stream import AnsweredStream, AnswerTimeout, StreamEnded
@@ -67,8 +68,6 @@ async def test_answers_are_matched_by_place_and_a_late_one_is_dropped() -> None:
 
 
 async def test_the_end_of_the_call_fails_the_waiting_and_every_later_request() -> None:
-    import grpc.aio
-
     call = ScriptedCall()
     stream: AnsweredStream[str, str] = AnsweredStream(call, "test")
     waiting = asyncio.create_task(stream.ask("one", 5.0))
