@@ -249,3 +249,46 @@ def test_a_refresh_that_failed_on_the_network_is_fetched_again(ccs_server: Serve
         # ... and a later retry, with no change in between, shows the new count.
         page.wait_for_selector("#container-count >> text=/^5$/")
         assert not_reloaded(page)
+
+
+def test_a_diff_that_failed_on_the_network_is_sent_again_and_an_apply_is_not(ccs_server: ServerProc,
+                                                                             unique: str) -> None:
+    """The diff only reads, so a diff request that never reached the server (chromium's
+    ERR_NETWORK_CHANGED while Docker adds a bridge) is sent again by the page. Apply changes the
+    cluster and may have landed before the connection broke, so it is not repeated behind the
+    user's back: the flash says it did not reach the server, and nothing was created."""
+    with _client(ccs_server) as c:
+        c.clusters.create(unique)
+    base, cl = ccs_server.http_url, f"/console/c/{unique}"
+    with browser() as b:
+        page = sign_in(new_context(b), base, ccs_server.token)
+        aborted: list[str] = []
+
+        def once(route: Route) -> None:
+            step = route.request.url.rsplit("/", 1)[1]
+            if step not in aborted:
+                aborted.append(step)
+                route.abort("internetdisconnected")
+            else:
+                route.continue_()
+
+        page.route(f"{base}{cl}/deploy/*", once)
+        goto(page, f"{base}{cl}/deploy")
+        page.fill("#app-name", "shop")
+        page.fill("#template", V1)
+        page.click("#show-diff")
+        page.wait_for_selector("#diff-text >> text=new application")
+        assert aborted == ["diff"]
+        # The flash that said "sending it again" is gone once the diff arrived.
+        assert page.locator("#flash-message").count() == 0
+
+        page.click("#apply")
+        page.wait_for_selector("#flash-message >> text=/did not reach the server.*not sent again/")
+        assert aborted == ["diff", "apply"]
+        page.wait_for_timeout(3000)  # longer than the first retry's delay: none may come
+        with _client(ccs_server) as c:
+            assert [a.meta.name for a in c.applications.list(unique)] == []
+        page.click("#apply")
+        page.wait_for_selector("#flash-message >> text=shop: deployed")
+        with _client(ccs_server) as c:
+            assert [a.meta.name for a in c.applications.list(unique)] == ["shop"]

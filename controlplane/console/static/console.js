@@ -1,29 +1,69 @@
-// The live page's one piece of script of ccs's own: a fragment re-fetch that failed on the
-// network is tried again.
+// The console's one piece of script of its own: what happens to a request that never reached
+// the server (a reset connection, chromium's ERR_NETWORK_CHANGED when an interface comes or goes
+// - Docker creating a bridge or a veth is enough - or a replica restarting).
 //
-// Why: the page re-reads its fragment when the live stream says the cluster changed. A fetch
-// that never reached the server (a reset connection, the browser's ERR_NETWORK_CHANGED when an
-// interface comes or goes, a replica restarting) leaves the page showing the state from before
-// that change, and nothing corrects it until the cluster changes again - which may be never.
-// So a failed fetch of #content is issued again after 1, 2, 4, 8, then every 10 seconds until
-// one reaches the server. Answers with an error status are not retried: they are shown (the
-// htmx-config in layout.html swaps them in) and the next change re-reads anyway.
+// Why: htmx drops such a request and says nothing. For the live page that means showing the
+// state from before a change until the cluster changes again, which may be never; for a form it
+// means a button that seems to do nothing.
+//
+// - An element marked data-retry="EVENT" only reads (the live fragment, the deploy diff) or sets
+//   a value that is the same however often it is set (a release's traffic weight). Its request
+//   is issued again by triggering EVENT on it after 1, 2, 4, 8, then every 10 seconds until one
+//   reaches the server.
+// - Any other request changes the cluster (apply a deploy, promote, roll back). It may or may not
+//   have reached the server before the connection broke, so it is not sent again behind the
+//   user's back: the flash says so and the user looks and decides.
+//
+// Answers with an error status are not retried: they are shown (the htmx-config in layout.html
+// swaps them in).
 (function () {
   "use strict";
-  var delay = 0;
-  var timer = null;
+  var retries = new WeakMap();  // element -> {delay: seconds, timer: id or null}
+
+  function say(text) {
+    var flash = document.getElementById("flash");
+    if (!flash) { return; }
+    var p = document.createElement("p");
+    p.className = "flash error";
+    p.id = "flash-message";
+    p.setAttribute("role", "status");
+    p.textContent = text;
+    flash.replaceChildren(p);
+  }
+
   document.addEventListener("htmx:sendError", function (e) {
     var elt = e.detail && e.detail.elt;
-    if (!elt || elt.id !== "content" || timer !== null) { return; }
-    delay = delay ? Math.min(delay * 2, 10) : 1;
-    console.warn("ccs: the page's refresh did not reach the server; again in " + delay + " s");
-    timer = window.setTimeout(function () {
-      timer = null;
-      htmx.trigger(elt, "sse:change");
-    }, delay * 1000);
+    if (!elt) { return; }
+    var again = elt.getAttribute("data-retry");
+    if (!again) {
+      say("The request did not reach the server (a network error). It changes the cluster, so it " +
+          "was not sent again: check the current state, then try again.");
+      return;
+    }
+    var r = retries.get(elt) || {delay: 0, timer: null};
+    retries.set(elt, r);
+    if (r.timer !== null) { return; }
+    r.delay = r.delay ? Math.min(r.delay * 2, 10) : 1;
+    console.warn("ccs: a request did not reach the server; again in " + r.delay + " s");
+    if (elt.id !== "content") {
+      say("The request did not reach the server (a network error); sending it again in " + r.delay + " s.");
+    }
+    r.timer = window.setTimeout(function () {
+      r.timer = null;
+      htmx.trigger(elt, again);
+    }, r.delay * 1000);
   });
+
   document.addEventListener("htmx:afterRequest", function (e) {
     var elt = e.detail && e.detail.elt;
-    if (elt && elt.id === "content" && e.detail.xhr && e.detail.xhr.status) { delay = 0; }
+    var r = elt && retries.get(elt);
+    if (r && e.detail.xhr && e.detail.xhr.status) {
+      r.delay = 0;
+      if (elt.id !== "content") {
+        var flash = document.getElementById("flash");
+        var msg = flash && flash.querySelector(".flash.error");
+        if (msg && msg.textContent.indexOf("did not reach the server") >= 0) { flash.replaceChildren(); }
+      }
+    }
   });
 })();
