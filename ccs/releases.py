@@ -137,7 +137,8 @@ class Releases:
                 if remaining is not None and remaining <= 0:
                     raise WaitTimeout(_timeout_message(release, timeout))
                 try:
-                    release = await asyncio.wait_for(next_read(), remaining)
+                    async with asyncio.timeout(remaining):
+                        release = await next_read()
                 except TimeoutError:
                     raise WaitTimeout(_timeout_message(release, timeout)) from None
         finally:

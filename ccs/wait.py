@@ -162,7 +162,8 @@ class Waiter:
                     raise timeout_error(verdict.progress, self.timeout)
                 wake = min(deadline, resync_at, verdict.recheck_at or math.inf)
                 try:
-                    item = await asyncio.wait_for(queue.get(), max(0.0, wake - now))
+                    async with asyncio.timeout(max(0.0, wake - now)):
+                        item = await queue.get()
                 except TimeoutError:
                     if loop.time() >= resync_at:
                         return None

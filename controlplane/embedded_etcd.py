@@ -244,7 +244,8 @@ class EmbeddedEtcd:
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await proc.wait()
             except TimeoutError:
                 log.warning("embedded etcd did not stop in time; killing")
                 proc.kill()

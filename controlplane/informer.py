@@ -209,7 +209,8 @@ class Informer:
             if remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._advanced.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._advanced.wait()
             except TimeoutError:
                 return False
         return True

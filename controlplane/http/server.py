@@ -161,7 +161,8 @@ class HttpsEndpoint:
             self.server.should_exit = True
         if self._tasks:
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._tasks[0], 10)
+                async with asyncio.timeout(10):
+                    await self._tasks[0]
 
 
 def public_url(host: str, port: int, tls: bool, advertise: Sequence[str], interfaces: Sequence[str]) -> str:

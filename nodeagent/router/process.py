@@ -133,7 +133,8 @@ class HAProxyProcess:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
             try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+                async with asyncio.timeout(STOP_TIMEOUT):
+                    await proc.wait()
                 break
             except TimeoutError:
                 continue
@@ -142,7 +143,8 @@ class HAProxyProcess:
 
     async def worker_pid(self) -> int | None:
         try:
-            pid = (await asyncio.wait_for(self.api.show_info(), PID_POLL_TIMEOUT)).get("Pid", "")
+            async with asyncio.timeout(PID_POLL_TIMEOUT):
+                pid = (await self.api.show_info()).get("Pid", "")
         except (RuntimeAPIError, TimeoutError):
             return None
         return int(pid) if pid.isdigit() else None

@@ -40,7 +40,8 @@ class RuntimeAPI:
         if "\n" in line or ";" in line:
             raise ValueError(f"command: one command per call, without newline or ';', got {line!r}")
         try:
-            return await asyncio.wait_for(self._exchange(line), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(line)
         except (OSError, TimeoutError) as exc:
             raise RuntimeAPIError(f"{self.path}: {line.split()[0]}: {type(exc).__name__}: {exc}") from exc
 
@@ -50,7 +51,8 @@ class RuntimeAPI:
         if "\n" in line or ";" in line or "\n\n" in payload or "\r" in payload:
             raise ValueError(f"command: one command, and a payload without blank lines: {line!r}")
         try:
-            return await asyncio.wait_for(self._exchange(f"{line} <<\n{payload}\n"), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(f"{line} <<\n{payload}\n")
         except (OSError, TimeoutError) as exc:
             raise RuntimeAPIError(f"{self.path}: {line}: {type(exc).__name__}: {exc}") from exc
 
@@ -86,7 +88,8 @@ class RuntimeAPI:
         confirmation of ``add server``."""
         for line in batch_lines(commands, LINE_LIMIT):
             try:
-                answer = await asyncio.wait_for(self._exchange(line), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    answer = await self._exchange(line)
             except (OSError, TimeoutError) as exc:
                 raise RuntimeAPIError(f"{self.path}: {line.split()[0]}: {type(exc).__name__}: {exc}") from exc
             for ok in _CONFIRMATIONS:

@@ -323,7 +323,8 @@ class Router:
         if self.pid is None:
             return None
         try:
-            return await asyncio.wait_for(self.collect(node=node), 2.0)
+            async with asyncio.timeout(2.0):
+                return await self.collect(node=node)
         except (RouterError, RuntimeAPIError, OSError, TimeoutError) as exc:
             self._log.warning("router stats unavailable", error=str(exc))
             return None
