@@ -56,6 +56,10 @@ async def test_parses_beyond_the_pool_wait_and_a_cancelled_waiter_never_starts(
     await until(lambda: gate.running == n)
     waiting = calls[-1]
     waiting.cancel()  # queued behind the pool: cancelled before it starts
+    # The cancel reaches the pool's queue one loop turn later (a done callback of the wrapping
+    # future, which runs before the task's own wake-up): wait for the task to end before the
+    # gate opens, or a freed thread can take the queued parse first.
+    await asyncio.wait([waiting])
     gate.release.set()
     done = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(done[-1], asyncio.CancelledError)
