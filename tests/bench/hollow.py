@@ -267,20 +267,44 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure_idle(etcd_url: str, pid: int, seconds: float) -> tuple[float, float]:
-    """Server CPU (cores) and etcd revisions per second (each a write) over ``seconds`` of
-    quiet: what heartbeats and the steady state cost."""
+def etcd_revision(etcd_url: str) -> int:
+    """etcd's current revision: one more for every committed write transaction."""
     async def revision() -> int:
         etcd = Etcd([etcd_url])
         try:
             return int((await etcd.range("/ccs/", limit=1)).revision)
         finally:
             await etcd.close()
+    return asyncio.run(revision())
 
-    rev0, cpu0, t0 = asyncio.run(revision()), proc_cpu(pid), time.perf_counter()
+
+def measure_idle(etcd_url: str, pid: int, seconds: float) -> tuple[float, float]:
+    """Server CPU (cores) and etcd revisions per second (each a write) over ``seconds`` of
+    quiet: what heartbeats and the steady state cost."""
+    rev0, cpu0, t0 = etcd_revision(etcd_url), proc_cpu(pid), time.perf_counter()
     time.sleep(seconds)
-    rev1, cpu1, t1 = asyncio.run(revision()), proc_cpu(pid), time.perf_counter()
+    rev1, cpu1, t1 = etcd_revision(etcd_url), proc_cpu(pid), time.perf_counter()
     return (cpu1 - cpu0) / (t1 - t0), (rev1 - rev0) / (t1 - t0)
+
+
+def write_counts(m: dict[str, float]) -> tuple[int, float, int]:
+    """From the server's metrics: committed etcd transactions, the seconds spent in them, and
+    status calls taken in."""
+    txns = sum(v for k, v in m.items() if k.startswith("ccs_etcd_txn_seconds_count{") and "committed" in k)
+    secs = sum(v for k, v in m.items() if k.startswith("ccs_etcd_txn_seconds_sum{") and "committed" in k)
+    calls = sum(v for k, v in m.items() if k.startswith("ccs_rpc_handled_total{") and 'method="UpdateStatus"' in k)
+    return int(txns), secs, int(calls)
+
+
+def print_write_counts(rev: tuple[int, int], before: dict[str, float], after: dict[str, float],
+                       containers: int) -> None:
+    """What the deploy cost etcd, in counts rather than seconds: wall times on this 2-core box
+    move by a third from one run to the next, counts do not (the eleventh session's lesson)."""
+    (t0, s0, c0), (t1, s1, c1) = write_counts(before), write_counts(after)
+    revisions, txns = rev[1] - rev[0], t1 - t0
+    print(f"  etcd over the deploy: {revisions} revisions ({revisions / containers:.2f} per container); "
+          f"this server's committed txns {txns} (mean {1000 * (s1 - s0) / max(txns, 1):.1f} ms); "
+          f"status calls {c1 - c0} ({(c1 - c0) / containers:.2f} per container)")
 
 
 def server_metrics(log_path: Path) -> dict[str, float]:
@@ -401,6 +425,7 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                                         "--format", "raw", "--output", str(raw), "--nonblocking"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             check = Invariants(replicas)
+            rev0, metrics0 = etcd_revision(stack.etcd.url), server_metrics(stack.server.log_path)
             cpu0 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
             try:
                 created, placed, running, prog = asyncio.run(
@@ -409,6 +434,8 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                 cpu1 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
                 for line in check.report():
                     print(line)
+                print_write_counts((rev0, etcd_revision(stack.etcd.url)), metrics0,
+                                   server_metrics(stack.server.log_path), apps * replicas)
                 print(f"  {session_churn(stack.server.log_path)}")
                 print_disconnects(tallies)
             wall = cpu1[3] - cpu0[3]
