@@ -461,6 +461,9 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
             cpu = [(b - a) / wall for a, b in zip(cpu0[:3], cpu1[:3], strict=True)]
             print(f"  CPU over the deploy (1.0 = one core): server {cpu[0]:.2f}, hollow nodes {cpu[1]:.2f} "
                   f"({procs} processes), watcher {cpu[2]:.2f}; {os.cpu_count()} cores")
+            # CPU seconds per container: what a build costs, steadier than wall time on a shared box.
+            print(f"  server CPU per container {1000 * (cpu1[0] - cpu0[0]) / total:.2f} ms, "
+                  f"hollow nodes {1000 * (cpu1[1] - cpu0[1]) / total:.2f} ms")
             print(f"  server peak RSS {peak[0]:.0f} MiB, now {common.rss_mib(pid):.0f} MiB")
             db = stack.etcd.data_dir / "member" / "snap" / "db"
             db_mib = db.stat().st_size / (1 << 20)
