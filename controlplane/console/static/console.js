@@ -20,11 +20,14 @@
   "use strict";
   var retries = new WeakMap();  // element -> {delay: seconds, timer: id or null}
 
-  function say(text) {
+  // The markup of templates/_flash.html; ``retrying`` marks a message this script takes back
+  // once the request it speaks of has reached the server.
+  function say(text, retrying) {
     var flash = document.getElementById("flash");
     if (!flash) { return; }
     var p = document.createElement("p");
     p.className = "flash error";
+    if (retrying) { p.setAttribute("data-retrying", ""); }
     p.id = "flash-message";
     p.setAttribute("role", "status");
     p.textContent = text;
@@ -46,7 +49,7 @@
     r.delay = r.delay ? Math.min(r.delay * 2, 10) : 1;
     console.warn("ccs: a request did not reach the server; again in " + r.delay + " s");
     if (elt.id !== "content") {
-      say("The request did not reach the server (a network error); sending it again in " + r.delay + " s.");
+      say("The request did not reach the server (a network error); sending it again in " + r.delay + " s.", true);
     }
     r.timer = window.setTimeout(function () {
       r.timer = null;
@@ -59,11 +62,8 @@
     var r = elt && retries.get(elt);
     if (r && e.detail.xhr && e.detail.xhr.status) {
       r.delay = 0;
-      if (elt.id !== "content") {
-        var flash = document.getElementById("flash");
-        var msg = flash && flash.querySelector(".flash.error");
-        if (msg && msg.textContent.indexOf("did not reach the server") >= 0) { flash.replaceChildren(); }
-      }
+      var msg = document.querySelector("#flash [data-retrying]");
+      if (msg) { msg.remove(); }
     }
   });
 })();
