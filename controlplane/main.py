@@ -15,7 +15,7 @@ from ccs import log_setup, option_sources
 from ccs.durations import DurationError, parse_seconds
 from ccs.metrics_listen import MetricsListenError, parse_metrics_listen
 from ccs.version import version
-from controlplane import backup_cli
+from controlplane import backup_cli, gc_tuning
 from controlplane.compose import DEFAULT_PARSE_CPU_SECONDS
 from controlplane.http.server import parse_listen
 from controlplane.server import ServerOptions, serve
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long audit records are kept (default 30d; e.g. 90d, 12h)")
     p.add_argument("--metrics-listen", default="127.0.0.1:9464", metavar="HOST:PORT",
                    help="where Prometheus scrapes /metrics (default 127.0.0.1:9464; 'off' turns it off)")
+    p.add_argument("--gc-young-threshold", type=int, default=gc_tuning.DEFAULT_YOUNG_THRESHOLD, metavar="N",
+                   help="net allocations between collections of the Python garbage collector's young "
+                        f"generation (default {gc_tuning.DEFAULT_YOUNG_THRESHOLD:,}; 0: CPython's own, 700)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     return p
@@ -133,6 +136,8 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
     p = build_parser()
     resolved = option_sources.parse(p, argv, env, prefix=option_sources.SERVER_PREFIX, program="ccs-server")
     a = resolved.namespace
+    if a.gc_young_threshold < 0:
+        p.error("--gc-young-threshold: must be 0 (CPython's own thresholds) or more")
     if a.etcd_max_txn_ops < 128:
         p.error("--etcd-max-txn-ops: must be at least 128, etcd's default (reconcilers write up to "
                 "100 keys and their events in one transaction)")
@@ -202,6 +207,7 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
         http_listen=a.http_listen,
         allow_private_callbacks=a.allow_private_callbacks,
         metrics_listen=metrics_listen,
+        gc_young_threshold=a.gc_young_threshold,
     )
 
 

@@ -18,6 +18,7 @@ from ccs.interfaces import interface_addresses
 from ccs.message_size import SERVER_OPTIONS
 from ccs.metrics_endpoint import MetricsEndpoint
 from ccs.v1 import agent_pb2, api_pb2, api_pb2_grpc
+from controlplane import gc_tuning
 from controlplane.access.audit import AuditLog
 from controlplane.access.gate import AccessGate
 from controlplane.api.apps import ApplicationServicer
@@ -121,6 +122,9 @@ class ServerOptions:
     # Where Prometheus scrapes (host, port; port 0: a free one); None: no metrics endpoint. The
     # command line's default is 127.0.0.1:9464 (controlplane/main.py).
     metrics_listen: tuple[str, int] | None = None
+    # The cyclic GC's young threshold (controlplane.gc_tuning); 0: CPython's own. Process-wide,
+    # so only serve() (the ccs-server entry point) applies it, with the freeze after the first list.
+    gc_young_threshold: int = gc_tuning.DEFAULT_YOUNG_THRESHOLD
 
 
 class Server:
@@ -317,6 +321,7 @@ class Server:
         """Count placements and read the state series from the cache; serve them if asked to."""
         assert self.informer is not None
         self.informer.subscribe(counting_placements(self.metrics.placements, self._leads))
+        self.metrics.registry.register(gc_tuning.GcCollector(gc_tuning.gc_times()))
         self.metrics.registry.register(StateCollector(asyncio.get_running_loop(), StateSources(
             self.informer, agents_connected=self.hub.connected_nodes,
             queue_depth=lambda: self.orchestrator.queue.depth() if self.orchestrator and self._leads() else 0,
@@ -373,8 +378,12 @@ async def serve(opts: ServerOptions) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    gc_tuning.tune(opts.gc_young_threshold)
     try:
         await server.start()
+        # The informer has listed the cluster: what the server holds now lives as long as it does.
+        gc_tuning.freeze_startup_heap()
+        log.info("garbage collector", **gc_tuning.settings())
         await stop.wait()
     finally:
         await server.stop()

@@ -307,6 +307,22 @@ def print_write_counts(rev: tuple[int, int], before: dict[str, float], after: di
           f"status calls {c1 - c0} ({(c1 - c0) / containers:.2f} per container)")
 
 
+def print_gc(before: dict[str, float], after: dict[str, float]) -> None:
+    """The server's time in CPython's cyclic collector over the deploy (controlplane.gc_tuning):
+    each full collection stalls the event loop that serves every agent."""
+    def series(m: dict[str, float], name: str, generation: int) -> float:
+        return m.get(f'{name}{{generation="{generation}"}}', 0.0)
+
+    if not any(k.startswith("ccs_gc_seconds_total") for k in after):
+        print("  server GC: no ccs_gc_* series (a server from before they existed)")
+        return
+    runs = [int(series(after, "ccs_gc_collections_total", g) - series(before, "ccs_gc_collections_total", g))
+            for g in range(3)]
+    secs = [series(after, "ccs_gc_seconds_total", g) - series(before, "ccs_gc_seconds_total", g) for g in range(3)]
+    print(f"  server GC over the deploy: {sum(secs):.2f} s in {' / '.join(map(str, runs))} collections of "
+          f"generations 0 / 1 / 2 ({' + '.join(f'{s:.2f}' for s in secs)} s)")
+
+
 def server_metrics(log_path: Path) -> dict[str, float]:
     """The server's /metrics (the URL its log names), as {series: value}; {} if unreadable."""
     import json
@@ -397,6 +413,8 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
         server_args += ["--heartbeat-period", str(args.heartbeat)]
     if args.down_grace is not None:
         server_args += ["--down-grace", str(args.down_grace)]
+    if args.gc_young_threshold is not None:
+        server_args += ["--gc-young-threshold", str(args.gc_young_threshold)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, common.stack(server_args, keep=args.keep or args.profile) as stack, \
             concurrent.futures.ProcessPoolExecutor(procs, mp_context=ctx) as pool:
@@ -434,8 +452,9 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                 cpu1 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
                 for line in check.report():
                     print(line)
-                print_write_counts((rev0, etcd_revision(stack.etcd.url)), metrics0,
-                                   server_metrics(stack.server.log_path), apps * replicas)
+                metrics1 = server_metrics(stack.server.log_path)
+                print_write_counts((rev0, etcd_revision(stack.etcd.url)), metrics0, metrics1, apps * replicas)
+                print_gc(metrics0, metrics1)
                 print(f"  {session_churn(stack.server.log_path)}")
                 print_disconnects(tallies)
             wall = cpu1[3] - cpu0[3]
@@ -501,6 +520,8 @@ def main() -> int:
                         help="server --heartbeat-period (default: the server's own)")
     parser.add_argument("--down-grace", type=float, default=None,
                         help="server --down-grace (default: the server's own)")
+    parser.add_argument("--gc-young-threshold", type=int, default=None, metavar="N",
+                        help="server --gc-young-threshold (default: the server's own; 0: CPython's 700)")
     parser.add_argument("--curve", action="store_true",
                         help="run " + ", ".join(f"{c:,}/{n:,} nodes" for c, n in CURVE) + " and print a table")
     parser.add_argument("--curve-max", type=int, default=CURVE[-1][0],

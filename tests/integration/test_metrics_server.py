@@ -76,12 +76,29 @@ async def server_with_node(tmp_path: Path, cluster: str) -> AsyncIterator[tuple[
         etcd.stop()
 
 
+async def log_line(srv: ServerProc, marker: str, timeout: float = 30.0) -> str:
+    """The server's first log line holding ``marker``, once written (the GC line comes just after
+    "ccs-server listening", which is what start_server waits for)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        found = [line for line in srv.log_path.read_text().splitlines() if marker in line]
+        if found:
+            return found[0]
+        assert loop.time() < end, f"no log line with {marker} within {timeout} s"
+        await asyncio.sleep(0.1)
+
+
 async def test_deploying_moves_the_server_series(tmp_path: Path, unique: str) -> None:
     async with server_with_node(tmp_path, unique) as (srv, api, url):
-        before = await scrape_until(url, "the server leads and the agent is connected", lambda s: (
-            value(s, "ccs_leader") == 1 and value(s, "ccs_agents_connected") == 1))
+        before = await scrape_until(url, "the server leads, the agent is connected, the heap is frozen", lambda s: (
+            value(s, "ccs_leader") == 1 and value(s, "ccs_agents_connected") == 1
+            and value(s, "ccs_gc_collections_total", generation="2") >= 1))
         assert value(before, "ccs_rpc_streams_open", service="ccs.v1.Dispatcher", method="Session") == 1
         assert value(before, "ccs_placements_total") == 0
+        # serve() collected once and froze the heap after the informer's first list, and says so.
+        assert value(before, "ccs_gc_seconds_total", generation="2") > 0
+        assert '"thresholds": [100000, 10, 10]' in await log_line(srv, '"garbage collector"')
         assert value(before, "ccs_rpc_handled_total", service=APPS, method="CreateApplication", code="OK") == 0
 
         await api.apps.CreateApplication(api_pb2.CreateApplicationRequest(
@@ -123,6 +140,19 @@ async def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
     try:
         log = srv.log_path.read_text()
         assert '"ccs-server listening"' in log and '"metrics listening"' not in log
+    finally:
+        srv.stop()
+        etcd.stop()
+
+
+async def test_the_young_gc_threshold_option_reaches_the_process(tmp_path: Path) -> None:
+    etcd = start_etcd(tmp_path)
+    srv = start_server(tmp_path / "state", etcd.url, tmp_path / "config.yaml",
+                       extra=["--metrics-listen", "off", "--gc-young-threshold", "0"])
+    try:
+        line = await log_line(srv, '"garbage collector"')
+        assert '"thresholds": [700, 10, 10]' in line  # 0: CPython's own
+        assert '"frozen_objects": ' in line and '"frozen_objects": 0' not in line
     finally:
         srv.stop()
         etcd.stop()
