@@ -278,6 +278,38 @@ def etcd_revision(etcd_url: str) -> int:
     return asyncio.run(revision())
 
 
+ETCD_LATENCIES = (("WAL fsyncs", "etcd_disk_wal_fsync_duration_seconds"),
+                  ("backend commits", "etcd_disk_backend_commit_duration_seconds"))
+
+
+def etcd_metrics(etcd_url: str) -> dict[str, float]:
+    """etcd's own /metrics (count and sum of its disk latencies), as {series: value}; {} if unreadable."""
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"{etcd_url}/metrics", timeout=10).read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(tuple(name for _, name in ETCD_LATENCIES)):
+            series, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                out[series] = float(value)
+    return out
+
+
+def print_etcd_latency(before: dict[str, float], after: dict[str, float]) -> None:
+    """What etcd itself spent on the deploy's writes: tells a slow etcd from a slow server when
+    the server's mean transaction time rises (the twelfth session could not tell them apart)."""
+    parts = []
+    for what, name in ETCD_LATENCIES:
+        n = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
+        s = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
+        parts.append(f"{int(n)} {what} (mean {1000 * s / n:.2f} ms)" if n else f"no {what} counted")
+    print("  etcd's own disk over the deploy: " + ", ".join(parts))
+
+
 def measure_idle(etcd_url: str, pid: int, seconds: float) -> tuple[float, float]:
     """Server CPU (cores) and etcd revisions per second (each a write) over ``seconds`` of
     quiet: what heartbeats and the steady state cost."""
@@ -444,17 +476,22 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             check = Invariants(replicas)
             rev0, metrics0 = etcd_revision(stack.etcd.url), server_metrics(stack.server.log_path)
-            cpu0 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
+            disk0 = etcd_metrics(stack.etcd.url)
+            etcd_pid = stack.etcd.proc.pid
+            cpu0 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter(),
+                    proc_cpu(etcd_pid)]
             try:
                 created, placed, running, prog = asyncio.run(
                     deploy(stack, "hollow", apps, replicas, args.timeout, check))
             finally:
-                cpu1 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter()]
+                cpu1 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter(),
+                        proc_cpu(etcd_pid)]
                 for line in check.report():
                     print(line)
                 metrics1 = server_metrics(stack.server.log_path)
                 print_write_counts((rev0, etcd_revision(stack.etcd.url)), metrics0, metrics1, apps * replicas)
                 print_gc(metrics0, metrics1)
+                print_etcd_latency(disk0, etcd_metrics(stack.etcd.url))
                 print(f"  {session_churn(stack.server.log_path)}")
                 print_disconnects(tallies)
             wall = cpu1[3] - cpu0[3]
@@ -479,10 +516,11 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                     f"{q}% {common.percentile(t, q):.2f}" for q in (25, 50, 75, 100)))
             cpu = [(b - a) / wall for a, b in zip(cpu0[:3], cpu1[:3], strict=True)]
             print(f"  CPU over the deploy (1.0 = one core): server {cpu[0]:.2f}, hollow nodes {cpu[1]:.2f} "
-                  f"({procs} processes), watcher {cpu[2]:.2f}; {os.cpu_count()} cores")
+                  f"({procs} processes), watcher {cpu[2]:.2f}, etcd {(cpu1[4] - cpu0[4]) / wall:.2f}; "
+                  f"{os.cpu_count()} cores")
             # CPU seconds per container: what a build costs, steadier than wall time on a shared box.
             print(f"  server CPU per container {1000 * (cpu1[0] - cpu0[0]) / total:.2f} ms, "
-                  f"hollow nodes {1000 * (cpu1[1] - cpu0[1]) / total:.2f} ms")
+                  f"hollow nodes {1000 * (cpu1[1] - cpu0[1]) / total:.2f} ms, etcd {1000 * (cpu1[4] - cpu0[4]) / total:.2f} ms")
             print(f"  server peak RSS {peak[0]:.0f} MiB, now {common.rss_mib(pid):.0f} MiB")
             db = stack.etcd.data_dir / "member" / "snap" / "db"
             db_mib = db.stat().st_size / (1 << 20)
