@@ -38,7 +38,7 @@ from .actions import (
 )
 from .apply import apply_actions
 from .errors import PlanError
-from .node import RECONNECT_FLOOR, NodePlan, liveness_deadline, node_down_at, plan_node
+from .node import RECONNECT_FLOOR, NodePlan, liveness_deadline, mass_loss_hold, node_down_at, plan_node
 from .restart import RestartPolicy, resolve_policy
 from .service import ServicePlan, plan_service, target_state
 from .status import Counts, DependencyState, count, waiting_for
@@ -63,6 +63,7 @@ __all__ = [
     "describe",
     "event_of",
     "liveness_deadline",
+    "mass_loss_hold",
     "node_down_at",
     "plan_node",
     "plan_service",

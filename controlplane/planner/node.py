@@ -41,6 +41,17 @@ A container whose service waits for its node (``x-ccs.on_node_loss: wait``, the 
 service with named volumes: see :mod:`.node_loss`) is never moved by this planner: it keeps its
 slot on the DOWN node and runs there again when the node returns; the message counts them.
 
+Many nodes at once: when more than half of a cluster's nodes (of at least
+:data:`MASS_LOSS_MIN_NODES`) are unheard together, the likelier fault is the control plane's or
+the network's (an overloaded API server that answered no heartbeat in time, a partition), not
+that many hosts failing at the same moment; moving their containers would double the load on
+what is left and, when the nodes come back, remove everything that was moved. So nodes are
+still marked DOWN, but their containers are held (``hold``, from :func:`mass_loss_hold`) until
+fewer than half are unheard; then the normal timeline applies. Kubernetes' node lifecycle
+controller does the same above 55% unhealthy nodes in a zone. (Issue 15's hollow benchmark:
+330 of 500 nodes went unheard within 2 s while the server was saturated, and 8,000 containers
+were placed again.)
+
 Containers are always rescheduled, never merely unassigned: a container that an unreachable agent
 may already be running cannot safely be moved by clearing its node, so every move goes through a new
 record and an explicit removal of the old one.
@@ -89,6 +100,21 @@ class NodePlan:
     message: str
 
 
+MASS_LOSS_MIN_NODES = 10
+"""Clusters smaller than this always reschedule (losing most of 3 hosts is a plausible failure)."""
+HOLD_RECHECK = 2.0
+"""Seconds between looks at a node whose containers are held (see the module docstring)."""
+
+
+def mass_loss_hold(unheard: int, nodes: int) -> str:
+    """Why rescheduling is held ("" when it is not): more than half of ``nodes`` (at least
+    :data:`MASS_LOSS_MIN_NODES`) are ``unheard``."""
+    if nodes < MASS_LOSS_MIN_NODES or unheard * 2 <= nodes:
+        return ""
+    return (f"{unheard} of {nodes} nodes are unheard at once: a control-plane or network fault is likelier "
+            "than that many failed hosts, so no container moves until fewer than half are unheard")
+
+
 def plan_node(
     node: pb.Node,
     containers_on_node: Sequence[pb.Container],
@@ -101,6 +127,7 @@ def plan_node(
     last_seen: datetime | None = None,
     deadline: timedelta | None = None,
     reconnect_floor: timedelta = timedelta(0),
+    hold: str = "",
 ) -> NodePlan:
     """Plan one node. ``containers_on_node``: every container record whose ``node`` is this node's id.
 
@@ -110,7 +137,8 @@ def plan_node(
     callers that are not a leader, and tests of the plain timeline). ``last_seen``: when the node
     was last heard (default: its record's ``last_heartbeat``); ``deadline``: the silence that makes
     it DOWN (default ``missed_heartbeats * heartbeat_period``); ``reconnect_floor``: see the module
-    docstring. Raises ``PlanError`` for invalid input.
+    docstring; ``hold``: why containers must not move now (:func:`mass_loss_hold`; "" lets them).
+    Raises ``PlanError`` for invalid input.
     """
     require_aware(now)
     if leading_since is not None:
@@ -151,6 +179,8 @@ def plan_node(
         note = f"; {len(movable)} container(s) move in {wait:.0f}s" if movable else ""
         return NodePlan(tuple(actions), wait, f"down: {why}{note}{staying}")
 
+    if hold and movable:
+        return NodePlan(tuple(actions), HOLD_RECHECK, f"down: {why}; {len(movable)} container(s) held: {hold}{staying}")
     reason = f"node {node_id} down: {why}; rescheduled after {format_duration(down_grace)} grace"
     actions.extend(SetDesired(c.meta.id, pb.DESIRED_STATE_REMOVED, reason) for c in movable)
     moved = f"; {len(movable)} container(s) rescheduled" if movable else ""

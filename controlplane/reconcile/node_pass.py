@@ -30,12 +30,18 @@ going this leader did not see (it had none when the leadership began, or it regi
 opened a session) is judged from its record's ``last_heartbeat`` (set when its last session
 opened), never sooner than :data:`~controlplane.planner.RECONNECT_FLOOR` after the leadership
 began.
+
+Many unheard at once: with liveness keys, the pass counts the cluster's nodes that have none;
+above half (:func:`~controlplane.planner.mass_loss_hold`) the DOWN nodes keep their containers
+until fewer are unheard (logged once per pass that holds some).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import structlog
 
 from ccs.v1 import resources_pb2 as pb
 from controlplane.planner import (
@@ -44,6 +50,7 @@ from controlplane.planner import (
     SetNodeState,
     event_of,
     liveness_deadline,
+    mass_loss_hold,
     node_down_at,
     plan_node,
 )
@@ -72,7 +79,15 @@ def _heard(p: ClusterPass, name: str) -> _Heard | None:
     return _Heard(gone - deadline if gone is not None else None, deadline, RECONNECT_FLOOR)
 
 
+log = structlog.get_logger("ccs.nodes")
+
+
 def plan_nodes(p: ClusterPass) -> None:
+    hold = ""
+    if p.absent_since is not None:
+        unheard = sum(1 for name in p.state.nodes if not p.state.alive.get(name))
+        hold = mass_loss_hold(unheard, len(p.state.nodes))
+    held = 0
     for name, node in sorted(p.state.nodes.items()):
         if name in p.held.nodes:
             continue
@@ -92,9 +107,11 @@ def plan_nodes(p: ClusterPass) -> None:
         on_node = [c for c in p.state.containers_on(name)]
         plan = plan_node(as_planned, on_node, p.now, p.heartbeat_period, p.down_grace,
                          leading_since=p.leading_since, last_seen=heard.last_seen, deadline=heard.deadline,
-                         reconnect_floor=heard.reconnect_floor)
+                         reconnect_floor=heard.reconnect_floor, hold=hold)
         if plan.requeue_after is not None:
             p.requeue.append(plan.requeue_after)
+        if hold and "held:" in plan.message:
+            held += 1
         node_key = keys.node(p.cluster, name)
         updated = pb.Node()
         updated.CopyFrom(node)
@@ -138,3 +155,5 @@ def plan_nodes(p: ClusterPass) -> None:
             p.event_with(p.writes, node_key, "node", name, "NodeFenced",
                          f"fence epoch {updated.fence_epoch}: {len(fenced)} container(s) rescheduled away; if the "
                          "node comes back, its agent stops them before it starts anything", warning=True)
+    if held:
+        log.warning("rescheduling held", cluster=p.cluster, nodes=held, why=hold)

@@ -9,7 +9,15 @@ from datetime import datetime, timedelta
 import pytest
 
 from ccs.v1 import resources_pb2 as pb
-from controlplane.planner import PlanError, apply_actions, liveness_deadline, node_down_at, plan_node, plan_service
+from controlplane.planner import (
+    PlanError,
+    apply_actions,
+    liveness_deadline,
+    mass_loss_hold,
+    node_down_at,
+    plan_node,
+    plan_service,
+)
 
 from .test_planner_helpers import T0, Ids, app, at, container, node, nodes, service, shorts
 
@@ -228,3 +236,21 @@ def test_after_a_leader_starts_the_reconnect_floor_holds_off_a_short_deadline() 
     # Long after the start, the floor no longer matters.
     assert node_down_at(n, PERIOD, leading_since=at(100), last_seen=at(500), deadline=short,
                         reconnect_floor=timedelta(seconds=10)) == at(503)
+
+
+@pytest.mark.parametrize(("unheard", "nodes", "held"), [
+    (6, 12, False),   # half: a real loss of half the hosts still moves
+    (7, 12, True),    # more than half
+    (9, 9, False),    # below the minimum size: always moves
+    (500, 500, True),
+    (0, 500, False),
+])
+def test_mass_loss_hold(unheard: int, nodes: int, held: bool) -> None:
+    assert bool(mass_loss_hold(unheard, nodes)) is held
+
+
+def test_a_held_node_is_down_and_its_containers_stay() -> None:
+    down = node("n1", heartbeat=0, state=pb.NODE_STATE_DOWN)
+    plan = plan_node(down, [container("a")], at(75), PERIOD, GRACE, hold=mass_loss_hold(300, 500))
+    assert shorts(plan.actions) == []
+    assert plan.requeue_after == 2.0 and "1 container(s) held: 300 of 500 nodes are unheard" in plan.message

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import cast
 
+import structlog
+
 from ccs.v1 import resources_pb2 as pb
 from controlplane.reconcile.orchestrator import Orchestrator
 from controlplane.store import keys
 from controlplane.store.etcd import Etcd
 from tests.unit.reconcile_helpers import C, Cluster
+from tests.unit.test_planner_helpers import node
 from tests.unit.test_reconcile_orchestrator import THROTTLE, Clock, queued
 
 GRACE = 5.0
@@ -119,3 +122,65 @@ async def test_after_a_leader_starts_a_node_that_never_comes_back_is_down_after_
     result = await o.reconcile(C)
     assert state_of(c, "n1") == pb.NODE_STATE_DOWN
     assert result.requeue_after == GRACE
+
+
+def many_nodes(c: Cluster, count: int) -> None:
+    """n2..n{count} beside n1, each with a session on replica r1."""
+    for i in range(2, count + 1):
+        c.put(keys.node(C, f"n{i}"), node(f"n{i}", heartbeat=0.0))
+        c.etcd.put(keys.alive(C, f"n{i}", "r1"), b"r1")
+
+
+async def test_when_most_nodes_go_unheard_at_once_they_are_down_but_nothing_moves_until_fewer_are() -> None:
+    """More than half of 12 nodes unheard together: a control-plane or network fault is likelier
+    than 7 failed hosts. They are marked DOWN, their containers stay; once only 5 of 12 are
+    unheard, the normal timeline moves those 5 nodes' containers."""
+    c, clock = Cluster(), Clock()
+    many_nodes(c, 12)
+    c.add_app("shop", web=12)
+    o = orchestrator(c, clock)
+    clock.set(1.0)
+    await o.reconcile(C)
+    assert len({x.node for x in c.running("shop", "web")}) == 12  # spread: one per node
+    queued(o)
+    clock.set(100.0)
+    lost = [f"n{i}" for i in range(1, 8)]
+    for name in lost:
+        c.etcd.delete(keys.alive(C, name, "r1"))
+    await o.reconcile(C)
+    clock.set(100.0 + 10 * GRACE)
+    with structlog.testing.capture_logs() as logs:
+        result = await o.reconcile(C)
+    assert all(state_of(c, name) == pb.NODE_STATE_DOWN for name in lost)
+    assert sorted(x.node for x in c.running("shop", "web")) == sorted(f"n{i}" for i in range(1, 13)), \
+        "7 of 12 unheard: nothing moves"
+    assert result.requeue_after is not None and result.requeue_after <= 2.0  # looks again soon
+    [held] = [e for e in logs if e["event"] == "rescheduling held"]
+    assert held["nodes"] == 7 and "7 of 12 nodes are unheard at once" in held["why"]
+
+    for name in ("n6", "n7"):  # two come back: 5 of 12 unheard
+        c.etcd.put(keys.alive(C, name, "r1"), b"r1")
+    clock.set(100.0 + 10 * GRACE + THROTTLE)
+    await o.reconcile(C)  # gives the 5 nodes' containers up...
+    clock.set(100.0 + 10 * GRACE + 2 * THROTTLE)
+    await o.reconcile(C)  # ...and places their replacements (the next pass, see node_pass)
+    on = sorted(x.node for x in c.running("shop", "web"))
+    assert not set(on) & {"n1", "n2", "n3", "n4", "n5"}, "the 5 still unheard are moved away"
+    assert len(on) == 12
+
+
+async def test_a_small_cluster_moves_containers_whatever_share_of_it_is_unheard() -> None:
+    c, clock = Cluster(), Clock()
+    many_nodes(c, 3)
+    c.add_app("shop", web=3)
+    o = orchestrator(c, clock)
+    clock.set(1.0)
+    await o.reconcile(C)
+    queued(o)
+    clock.set(100.0)
+    for name in ("n1", "n2"):
+        c.etcd.delete(keys.alive(C, name, "r1"))
+    await o.reconcile(C)
+    clock.set(100.0 + GRACE)
+    await o.reconcile(C)
+    assert {x.node for x in c.running("shop", "web")} == {"n3"}, "2 of 3 lost: moved (below the minimum size)"
