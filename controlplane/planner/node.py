@@ -98,6 +98,7 @@ class NodePlan:
     actions: tuple[Action, ...]
     requeue_after: float | None
     message: str
+    held: int = 0  # containers that would have moved but are held (mass_loss_hold)
 
 
 MASS_LOSS_MIN_NODES = 10
@@ -180,7 +181,8 @@ def plan_node(
         return NodePlan(tuple(actions), wait, f"down: {why}{note}{staying}")
 
     if hold and movable:
-        return NodePlan(tuple(actions), HOLD_RECHECK, f"down: {why}; {len(movable)} container(s) held: {hold}{staying}")
+        return NodePlan(tuple(actions), HOLD_RECHECK,
+                        f"down: {why}; {len(movable)} container(s) held: {hold}{staying}", held=len(movable))
     reason = f"node {node_id} down: {why}; rescheduled after {format_duration(down_grace)} grace"
     actions.extend(SetDesired(c.meta.id, pb.DESIRED_STATE_REMOVED, reason) for c in movable)
     moved = f"; {len(movable)} container(s) rescheduled" if movable else ""

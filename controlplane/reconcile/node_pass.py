@@ -110,7 +110,7 @@ def plan_nodes(p: ClusterPass) -> None:
                          reconnect_floor=heard.reconnect_floor, hold=hold)
         if plan.requeue_after is not None:
             p.requeue.append(plan.requeue_after)
-        if hold and "held:" in plan.message:
+        if plan.held:
             held += 1
         node_key = keys.node(p.cluster, name)
         updated = pb.Node()

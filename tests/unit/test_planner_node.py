@@ -254,3 +254,4 @@ def test_a_held_node_is_down_and_its_containers_stay() -> None:
     plan = plan_node(down, [container("a")], at(75), PERIOD, GRACE, hold=mass_loss_hold(300, 500))
     assert shorts(plan.actions) == []
     assert plan.requeue_after == 2.0 and "1 container(s) held: 300 of 500 nodes are unheard" in plan.message
+    assert plan.held == 1
