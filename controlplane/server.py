@@ -47,6 +47,7 @@ from controlplane.informer import Informer
 from controlplane.janitor import AUDIT_RETENTION_SECONDS, prune_events_forever
 from controlplane.leader import LeaderElector
 from controlplane.metrics import MetricsInterceptor, ServerMetrics, StateCollector, StateSources, counting_placements
+from controlplane.metrics.loop_lag import measure_loop_lag
 from controlplane.pki import certs, cluster_ca
 from controlplane.pki.issuer import NodeIssuer
 from controlplane.pki.node_auth import NodeGuard
@@ -322,6 +323,7 @@ class Server:
         assert self.informer is not None
         self.informer.subscribe(counting_placements(self.metrics.placements, self._leads))
         self.metrics.registry.register(gc_tuning.GcCollector(gc_tuning.gc_times()))
+        self._tasks.append(asyncio.create_task(measure_loop_lag(self.metrics.loop_lag), name="loop-lag"))
         self.metrics.registry.register(StateCollector(asyncio.get_running_loop(), StateSources(
             self.informer, agents_connected=self.hub.connected_nodes,
             queue_depth=lambda: self.orchestrator.queue.depth() if self.orchestrator and self._leads() else 0,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from . import loop_lag
+
 # Seconds: an RPC from a cache read (sub-millisecond) to a deploy's template parse (seconds).
 RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PASS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -52,6 +54,10 @@ class ServerMetrics:
         self.txn_seconds = Histogram(
             "ccs_etcd_txn_seconds", "etcd transactions of this server, by outcome: committed, conflict "
             "(a compare failed: someone wrote first) or error.", ["outcome"], buckets=TXN_BUCKETS, registry=r)
+        self.loop_lag = Histogram(
+            "ccs_event_loop_lag_seconds", "How much later than due the event loop ran a timer sampled "
+            "every 0.25 s (controlplane.metrics.loop_lag): the loop's stalls, which delay every RPC and "
+            "heartbeat.", buckets=loop_lag.LAG_BUCKETS, registry=r)
         self.txn_conflicts = Counter(
             "ccs_etcd_txn_conflicts_total", "etcd transactions whose compares failed (optimistic concurrency "
             "conflicts).", registry=r)

@@ -355,6 +355,21 @@ def print_gc(before: dict[str, float], after: dict[str, float]) -> None:
           f"generations 0 / 1 / 2 ({' + '.join(f'{s:.2f}' for s in secs)} s)")
 
 
+def print_loop_lag(before: dict[str, float], after: dict[str, float]) -> None:
+    """The server's event-loop lag over the deploy (``ccs_event_loop_lag_seconds``, sampled every
+    0.25 s): how long its stalls held every heartbeat and RPC."""
+    def diff(series: str) -> float:
+        return after.get(series, 0.0) - before.get(series, 0.0)
+
+    n = diff("ccs_event_loop_lag_seconds_count")
+    if not n:
+        print("  server event-loop lag: no samples (a server without ccs_event_loop_lag_seconds)")
+        return
+    late = {le: n - diff(f'ccs_event_loop_lag_seconds_bucket{{le="{le}"}}') for le in ("0.1", "1.0", "5.0")}
+    print(f"  server event-loop lag over the deploy: {int(n)} samples, mean {diff('ccs_event_loop_lag_seconds_sum') / n:.3f} s, "
+          f"later than 0.1 s {int(late['0.1'])}, 1 s {int(late['1.0'])}, 5 s {int(late['5.0'])}")
+
+
 def server_metrics(log_path: Path) -> dict[str, float]:
     """The server's /metrics (the URL its log names), as {series: value}; {} if unreadable."""
     import json
@@ -491,6 +506,7 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                 metrics1 = server_metrics(stack.server.log_path)
                 print_write_counts((rev0, etcd_revision(stack.etcd.url)), metrics0, metrics1, apps * replicas)
                 print_gc(metrics0, metrics1)
+                print_loop_lag(metrics0, metrics1)
                 print_etcd_latency(disk0, etcd_metrics(stack.etcd.url))
                 print(f"  {session_churn(stack.server.log_path)}")
                 print_disconnects(tallies)

@@ -98,6 +98,7 @@ async def test_deploying_moves_the_server_series(tmp_path: Path, unique: str) ->
         assert value(before, "ccs_placements_total") == 0
         # serve() collected once and froze the heap after the informer's first list, and says so.
         assert value(before, "ccs_gc_seconds_total", generation="2") > 0
+        assert value(before, "ccs_event_loop_lag_seconds_count") > 0  # sampled from the start
         assert '"thresholds": [100000, 10, 10]' in await log_line(srv, '"garbage collector"')
         assert value(before, "ccs_rpc_handled_total", service=APPS, method="CreateApplication", code="OK") == 0
 
