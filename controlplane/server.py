@@ -225,7 +225,8 @@ class Server:
                             node_port=self.node_port, ttl=dt.timedelta(seconds=opts.node_cert_ttl),
                             tls=self.tls is not None)
         self.liveness = NodeLiveness(etcd, self.replicas.id,
-                                     liveness_deadline(dt.timedelta(seconds=opts.heartbeat_period)).total_seconds())
+                                     liveness_deadline(dt.timedelta(seconds=opts.heartbeat_period)).total_seconds(),
+                                     blocking_channel=etcd.blocking_channel)
         api_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterServicer(etcd, issuer, self.replicas), server)
         api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(etcd, self.informer), server)
         apps = ApplicationServicer(etcd, self.informer, opts.template_cpu_seconds, self.secrets)

@@ -42,8 +42,10 @@ import contextlib
 import time
 from collections.abc import Callable
 
+import grpc
 import structlog
 
+from controlplane.dispatcher.lease_keeper import LeaseKeeper
 from controlplane.store import StoreUnavailable, keys
 from controlplane.store.etcd import Etcd
 from controlplane.store.txn import Txn
@@ -75,7 +77,11 @@ class NodeLiveness:
     def __init__(
         self, etcd: Etcd, replica: str, deadline: float, *, ttl: int = LEASE_TTL,
         monotonic: Callable[[], float] = time.monotonic,
+        blocking_channel: Callable[[], grpc.Channel] | None = None,
     ) -> None:
+        """``blocking_channel``: makes the channel of the thread that keeps the lease alive beside
+        the loop (:mod:`.lease_keeper`; the server passes ``Etcd.blocking_channel``); None: the
+        loop alone keeps it (unit tests with a fake etcd)."""
         self.etcd, self.replica, self.deadline, self.ttl = etcd, replica, deadline, ttl
         self._monotonic = monotonic
         self._heard: dict[NodeKey, float] = {}  # last heartbeat or session open (monotonic)
@@ -84,6 +90,10 @@ class NodeLiveness:
         self._lease_ok_at = 0.0  # monotonic time of the last grant or keep-alive that succeeded
         self._sweep_due: float | None = None  # when the next sweep should run (monotonic)
         self._task: asyncio.Task[None] | None = None
+        self._loop_seen = monotonic()  # the sweep's last run: the keeper's sign that the loop lives
+        self.keeper = None if blocking_channel is None else LeaseKeeper(
+            blocking_channel, lambda: self._lease, self._kept, lambda: self._loop_seen, period=ttl / 3,
+            monotonic=monotonic)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -91,6 +101,8 @@ class NodeLiveness:
         with contextlib.suppress(Exception):
             await self._grant()
         self._task = asyncio.create_task(self._run(), name="node-liveness")
+        if self.keeper is not None:
+            self.keeper.start()
 
     async def stop(self) -> None:
         """Stop keeping the lease alive, without revoking it (see the module docstring)."""
@@ -98,6 +110,8 @@ class NodeLiveness:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.keeper is not None:
+            await asyncio.to_thread(self.keeper.stop)
 
     def usable(self) -> bool:
         """Whether the lease is surely alive now: kept alive less than its TTL ago, with
@@ -145,13 +159,21 @@ class NodeLiveness:
         if not self._lease:
             await self._grant()
             return
-        alive = await self.etcd.client.refresh_lease(self._lease)
+        lease, sent = self._lease, self._monotonic()
+        alive = await self.etcd.client.refresh_lease(lease)
         if alive is None or alive.TTL <= 0:
             log.warning("liveness lease expired (etcd was out of reach); taking a new one")
             await self._grant()
             await self._vouch_again()
         else:
-            self._lease_ok_at = self._monotonic()
+            self._kept(lease, sent)
+
+    def _kept(self, lease: int, sent_at: float) -> None:
+        """etcd confirmed a refresh of ``lease`` sent at ``sent_at`` (from the loop or the keeper's
+        thread): the TTL restarted no earlier than that. A refresh of a lease since replaced counts
+        for nothing."""
+        if lease == self._lease and sent_at > self._lease_ok_at:
+            self._lease_ok_at = sent_at
 
     async def _vouch_again(self) -> None:
         """Put the keys of the nodes heard within the deadline again, under the new lease (their
@@ -183,6 +205,7 @@ class NodeLiveness:
 
     async def _sweep_forever(self) -> None:
         while True:
+            self._loop_seen = self._monotonic()
             try:
                 await self.sweep()
             except Exception as exc:

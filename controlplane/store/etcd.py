@@ -135,13 +135,25 @@ class Etcd:
             "grpc.keepalive_timeout_ms": 5_000,
             "grpc.max_receive_message_length": 64 * 1024 * 1024,
         }
+        if tls is not None and len(hosts) > 1:  # one channel over several members: check them by the first's name
+            tls = EtcdTls(tls.ca, tls.cert, tls.key, server_name=hosts[0][0])
+        self._target, self._options, self._tls_material = f"{host}:{port}", options, tls
         if tls is not None:
-            if len(hosts) > 1:  # one channel over several members: check them by the first's name
-                tls = EtcdTls(tls.ca, tls.cert, tls.key, server_name=hosts[0][0])
             self._client: aetcd.Client = TlsClient(host=host, port=port, timeout=int(timeout), options=options,
                                                    tls=tls)
         else:
             self._client = aetcd.Client(host=host, port=port, timeout=int(timeout), options=options)
+
+    def blocking_channel(self) -> grpc.Channel:
+        """A synchronous gRPC channel to the same members with the same credentials, for a
+        thread that must not wait for the event loop
+        (:class:`controlplane.dispatcher.lease_keeper.LeaseKeeper`). The caller closes it."""
+        options: list[tuple[str, str | int]] = list(self._options.items())
+        if self._tls_material is None:
+            return grpc.insecure_channel(self._target, options=options)
+        if self._tls_material.server_name:
+            options.append(("grpc.ssl_target_name_override", self._tls_material.server_name))
+        return grpc.secure_channel(self._target, self._tls_material.credentials(), options=options)
 
     @property
     def client(self) -> aetcd.Client:

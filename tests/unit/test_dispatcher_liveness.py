@@ -146,3 +146,17 @@ async def test_a_node_silent_while_the_sweeps_run_on_time_is_still_declared_unhe
         swept += await live.sweep()
         clock.t += 0.5
     assert swept == [(C, "n1")]
+
+
+async def test_a_refresh_counts_from_when_it_was_sent_and_only_for_the_current_lease() -> None:
+    """The keeper's thread reports refreshes of the lease it read; one of a lease since replaced,
+    or one older than what is known, changes nothing (lease_keeper's docstring)."""
+    _, clock, live = await started()
+    granted_at = clock.t
+    clock.t += 8.0
+    live._kept(live._lease, granted_at - 1.0)  # older than the grant: no news
+    live._kept(live._lease + 99, clock.t)  # another lease's refresh
+    clock.t += 1.5
+    assert not live.usable()  # 9.5 s since the grant: past the TTL less the margin
+    live._kept(live._lease, clock.t - 0.5)  # sent half a second ago, confirmed now
+    assert live.usable()
