@@ -73,7 +73,7 @@ class LeaseKeeper:
     def _run(self) -> None:
         channel = self._channel_factory()
         stub = rpc.LeaseStub(channel)
-        wedged = False
+        wedged = failing = False
         try:
             while not self._stop.wait(self.period):
                 lease = self._lease()
@@ -95,7 +95,12 @@ class LeaseKeeper:
                             self.refreshed += 1
                             self._kept(lease, sent)
                         break
-                except grpc.RpcError:
-                    pass  # etcd out of reach: the loop's keep-alive logs it and takes a new lease
+                except grpc.RpcError as exc:
+                    # etcd out of reach: the loop's keep-alive also sees it and takes a new lease.
+                    if not failing:
+                        log.warning("liveness lease not refreshed from the keeper's thread", error=str(exc.code()))
+                    failing = True
+                else:
+                    failing = False
         finally:
             channel.close()

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aetcd import rpc
 
 from controlplane.pki import certs
+from controlplane.store.etcd import Etcd
 from nodeagent.node_tls import new_key_and_csr
 from tests.conftest import ROOT, free_port, start_server, wait_port
 
@@ -126,3 +128,17 @@ def test_endpoints_that_do_not_match_the_flags_are_named(tls_etcd: TlsEtcd, tmp_
     assert done.returncode == 1
     last = last_word(done.stderr)
     assert endpoint in last and said in last, last
+
+
+def test_the_lease_keepers_blocking_channel_uses_the_same_credentials(tls_etcd: TlsEtcd) -> None:
+    """The liveness lease's thread (controlplane/dispatcher/lease_keeper.py) has a synchronous
+    channel of its own: it must reach a member that demands a client certificate."""
+    etcd = Etcd([tls_etcd.url], cacert=tls_etcd.ca, cert=tls_etcd.cert, key=tls_etcd.key)
+    channel = etcd.blocking_channel()
+    try:
+        granted = rpc.LeaseStub(channel).LeaseGrant(rpc.LeaseGrantRequest(TTL=5), timeout=10)
+        kept = next(iter(rpc.LeaseStub(channel).LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=granted.ID)]),
+                                                                timeout=10)))
+        assert granted.ID > 0 and kept.TTL > 0
+    finally:
+        channel.close()
