@@ -111,8 +111,8 @@ def gc_times() -> GcTimes:
 
 
 class GcCollector(Collector):
-    """``ccs_gc_seconds_total``, ``ccs_gc_collections_total`` and ``ccs_gc_objects_collected_total``
-    by generation, read from the process's :class:`GcTimes` at scrape time."""
+    """``ccs_gc_seconds_total`` and ``ccs_gc_collections_total`` by generation, read from the
+    process's :class:`GcTimes` at scrape time."""
 
     def __init__(self, times: GcTimes) -> None:
         self._times = times
@@ -124,13 +124,8 @@ class GcCollector(Collector):
         runs = CounterMetricFamily(
             "ccs_gc_collections", "Collections of CPython's cyclic garbage collector, by generation.",
             labels=["generation"])
-        freed = CounterMetricFamily(
-            "ccs_gc_objects_collected", "Objects the cyclic garbage collector found unreachable and freed, "
-            "by generation.", labels=["generation"])
-        for generation, (n, s, c) in enumerate(self._times.snapshot()):
+        for generation, (n, s, _) in enumerate(self._times.snapshot()):
             seconds.add_metric([str(generation)], s)
             runs.add_metric([str(generation)], n)
-            freed.add_metric([str(generation)], c)
         yield seconds
         yield runs
-        yield freed

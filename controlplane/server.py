@@ -323,7 +323,6 @@ class Server:
         """Count placements and read the state series from the cache; serve them if asked to."""
         assert self.informer is not None
         self.informer.subscribe(counting_placements(self.metrics.placements, self._leads))
-        self.metrics.registry.register(gc_tuning.GcCollector(gc_tuning.gc_times()))
         self._tasks.append(asyncio.create_task(measure_loop_lag(self.metrics.loop_lag), name="loop-lag"))
         self.metrics.registry.register(StateCollector(asyncio.get_running_loop(), StateSources(
             self.informer, agents_connected=self.hub.connected_nodes,

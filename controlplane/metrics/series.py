@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from controlplane.gc_tuning import GcCollector, gc_times
+
 from . import loop_lag
 
 # Seconds: an RPC from a cache read (sub-millisecond) to a deploy's template parse (seconds).
@@ -61,6 +63,9 @@ class ServerMetrics:
         self.txn_conflicts = Counter(
             "ccs_etcd_txn_conflicts_total", "etcd transactions whose compares failed (optimistic concurrency "
             "conflicts).", registry=r)
+
+        # The process's time in the cyclic garbage collector (controlplane.gc_tuning), read at scrape.
+        r.register(GcCollector(gc_times()))
 
     def observe_txn(self, seconds: float, outcome: str) -> None:
         """The callback :class:`~controlplane.store.etcd.Etcd` calls after every transaction."""
