@@ -339,6 +339,20 @@ def print_write_counts(rev: tuple[int, int], before: dict[str, float], after: di
           f"status calls {c1 - c0} ({(c1 - c0) / containers:.2f} per container)")
 
 
+def print_cpu(cpu0: list[float], cpu1: list[float], procs: int, total: int) -> list[float]:
+    """CPU over the deploy: [server, hollow nodes, watcher, wall clock, etcd] seconds at its start
+    and end. Printed also for a failed deploy: that is when it tells which side was the limit."""
+    wall = cpu1[3] - cpu0[3]
+    cpu = [(b - a) / wall for a, b in zip(cpu0[:3], cpu1[:3], strict=True)]
+    print(f"  CPU over the deploy (1.0 = one core): server {cpu[0]:.2f}, hollow nodes {cpu[1]:.2f} "
+          f"({procs} processes), watcher {cpu[2]:.2f}, etcd {(cpu1[4] - cpu0[4]) / wall:.2f}; "
+          f"{os.cpu_count()} cores")
+    # CPU seconds per container: what a build costs, steadier than wall time on a shared box.
+    print(f"  server CPU per container {1000 * (cpu1[0] - cpu0[0]) / total:.2f} ms, "
+          f"hollow nodes {1000 * (cpu1[1] - cpu0[1]) / total:.2f} ms, etcd {1000 * (cpu1[4] - cpu0[4]) / total:.2f} ms")
+    return cpu
+
+
 def print_gc(before: dict[str, float], after: dict[str, float]) -> None:
     """The server's time in CPython's cyclic collector over the deploy (controlplane.gc_tuning):
     each full collection stalls the event loop that serves every agent."""
@@ -510,7 +524,7 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                 print_etcd_latency(disk0, etcd_metrics(stack.etcd.url))
                 print(f"  {session_churn(stack.server.log_path)}")
                 print_disconnects(tallies)
-            wall = cpu1[3] - cpu0[3]
+                cpu = print_cpu(cpu0, cpu1, procs, apps * replicas)  # also when the deploy failed
             if spy is not None:
                 spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
                 spy.wait(60)
@@ -530,13 +544,6 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                 t = sorted(times.values())
                 print(f"  {what:<8} quartiles (s after the first create): " + ", ".join(
                     f"{q}% {common.percentile(t, q):.2f}" for q in (25, 50, 75, 100)))
-            cpu = [(b - a) / wall for a, b in zip(cpu0[:3], cpu1[:3], strict=True)]
-            print(f"  CPU over the deploy (1.0 = one core): server {cpu[0]:.2f}, hollow nodes {cpu[1]:.2f} "
-                  f"({procs} processes), watcher {cpu[2]:.2f}, etcd {(cpu1[4] - cpu0[4]) / wall:.2f}; "
-                  f"{os.cpu_count()} cores")
-            # CPU seconds per container: what a build costs, steadier than wall time on a shared box.
-            print(f"  server CPU per container {1000 * (cpu1[0] - cpu0[0]) / total:.2f} ms, "
-                  f"hollow nodes {1000 * (cpu1[1] - cpu0[1]) / total:.2f} ms, etcd {1000 * (cpu1[4] - cpu0[4]) / total:.2f} ms")
             print(f"  server peak RSS {peak[0]:.0f} MiB, now {common.rss_mib(pid):.0f} MiB")
             db = stack.etcd.data_dir / "member" / "snap" / "db"
             db_mib = db.stat().st_size / (1 << 20)
