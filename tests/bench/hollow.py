@@ -85,6 +85,45 @@ CURVE = ((10_000, 200), (20_000, 500), (50_000, 1_000), (100_000, 2_000))  # con
 # ---------------------------------------------------------------- hollow node processes
 
 
+class LoopLagTally:
+    """A hollow process's event-loop lag (``measure_loop_lag``'s samples), kept as counts."""
+
+    def __init__(self) -> None:
+        self.samples, self.total, self.over_1s, self.over_5s, self.max = 0, 0.0, 0, 0, 0.0
+
+    def observe(self, amount: float) -> None:
+        self.samples += 1
+        self.total += amount
+        self.over_1s += amount > 1.0
+        self.over_5s += amount > 5.0
+        self.max = max(self.max, amount)
+
+
+def lag_file(tally_file: Path) -> Path:
+    return tally_file.with_name(tally_file.name.replace("disconnects", "loop-lag"))
+
+
+def hollow_lag(tallies: list[Path]) -> dict[str, float]:
+    """The hollow processes' loop lag so far, summed (max: the largest of them)."""
+    out = {"samples": 0.0, "total": 0.0, "over_1s": 0.0, "over_5s": 0.0, "max": 0.0}
+    for path in tallies:
+        with contextlib.suppress(OSError, ValueError):
+            one = json.loads(lag_file(path).read_text())
+            for k in out:
+                out[k] = max(out[k], one[k]) if k == "max" else out[k] + one[k]
+    return out
+
+
+def print_hollow_lag(before: dict[str, float], after: dict[str, float]) -> None:
+    n = after["samples"] - before["samples"]
+    if not n:
+        print("  hollow processes' event-loop lag: no samples")
+        return
+    print(f"  hollow processes' event-loop lag over the deploy: {int(n)} samples, mean "
+          f"{(after['total'] - before['total']) / n:.3f} s, later than 1 s {int(after['over_1s'] - before['over_1s'])}, "
+          f"5 s {int(after['over_5s'] - before['over_5s'])}; largest since they started {after['max']:.1f} s")
+
+
 def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pids: Any,
                  tally_file: Path | None = None, per_channel: int = 1, tls: bool = True) -> dict[str, int]:
     """Run `count` hollow agents in this process until `stop` (a Manager Event) is set; tell
@@ -99,9 +138,12 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
     import grpc.aio
     import structlog
 
+    from controlplane.metrics.loop_lag import measure_loop_lag
     from nodeagent.agent import Agent
     from nodeagent.dispatcher_client import CHANNEL_OPTIONS
     from nodeagent.runtime import FakeRuntime
+
+    lag = LoopLagTally()  # this process's loop: do the agents' answers wait here?
 
     # Warnings are dropped (500 agents), but why sessions ended is tallied: the parent prints it.
     reasons: collections.Counter[str] = collections.Counter()
@@ -129,9 +171,12 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
             for i in range(count)
         ]
         tasks = [asyncio.create_task(a.run()) for a in agents]
+        lag_task = asyncio.create_task(measure_loop_lag(lag))
         while not await asyncio.to_thread(stop.wait, 2.0):
             if tally_file is not None:  # read by the parent, even if a stop hangs
                 await asyncio.to_thread(tally_file.write_text, json.dumps(reasons))
+                await asyncio.to_thread(lag_file(tally_file).write_text, json.dumps(lag.__dict__))
+        lag_task.cancel()
         if tally_file is not None:
             await asyncio.to_thread(tally_file.write_text, json.dumps(reasons))
         with contextlib.suppress(TimeoutError):  # bounded: a hung agent must not hang the benchmark
@@ -506,6 +551,7 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
             check = Invariants(replicas)
             rev0, metrics0 = etcd_revision(stack.etcd.url), server_metrics(stack.server.log_path)
             disk0 = etcd_metrics(stack.etcd.url)
+            hollow_lag0 = hollow_lag(tallies)
             etcd_pid = stack.etcd.proc.pid
             cpu0 = [proc_cpu(pid), sum(proc_cpu(p) for p in pids), time.process_time(), time.perf_counter(),
                     proc_cpu(etcd_pid)]
@@ -524,6 +570,7 @@ def run_size(args: argparse.Namespace, nodes: int, apps: int, replicas: int, pro
                 print_etcd_latency(disk0, etcd_metrics(stack.etcd.url))
                 print(f"  {session_churn(stack.server.log_path)}")
                 print_disconnects(tallies)
+                print_hollow_lag(hollow_lag0, hollow_lag(tallies))
                 cpu = print_cpu(cpu0, cpu1, procs, apps * replicas)  # also when the deploy failed
             if spy is not None:
                 spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
