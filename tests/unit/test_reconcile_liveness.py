@@ -131,18 +131,24 @@ def many_nodes(c: Cluster, count: int) -> None:
         c.etcd.put(keys.alive(C, f"n{i}", "r1"), b"r1")
 
 
+async def spread_over(count: int) -> tuple[Cluster, Clock, Orchestrator]:
+    """``count`` nodes with sessions, app shop's ``web`` with one replica per node, reconciled once."""
+    c, clock = Cluster(), Clock()
+    many_nodes(c, count)
+    c.add_app("shop", web=count)
+    o = orchestrator(c, clock)
+    clock.set(1.0)
+    await o.reconcile(C)
+    queued(o)
+    return c, clock, o
+
+
 async def test_when_most_nodes_go_unheard_at_once_they_are_down_but_nothing_moves_until_fewer_are() -> None:
     """More than half of 12 nodes unheard together: a control-plane or network fault is likelier
     than 7 failed hosts. They are marked DOWN, their containers stay; once only 5 of 12 are
     unheard, the normal timeline moves those 5 nodes' containers."""
-    c, clock = Cluster(), Clock()
-    many_nodes(c, 12)
-    c.add_app("shop", web=12)
-    o = orchestrator(c, clock)
-    clock.set(1.0)
-    await o.reconcile(C)
+    c, clock, o = await spread_over(12)
     assert len({x.node for x in c.running("shop", "web")}) == 12  # spread: one per node
-    queued(o)
     clock.set(100.0)
     lost = [f"n{i}" for i in range(1, 8)]
     for name in lost:
@@ -170,13 +176,7 @@ async def test_when_most_nodes_go_unheard_at_once_they_are_down_but_nothing_move
 
 
 async def test_a_small_cluster_moves_containers_whatever_share_of_it_is_unheard() -> None:
-    c, clock = Cluster(), Clock()
-    many_nodes(c, 3)
-    c.add_app("shop", web=3)
-    o = orchestrator(c, clock)
-    clock.set(1.0)
-    await o.reconcile(C)
-    queued(o)
+    c, clock, o = await spread_over(3)
     clock.set(100.0)
     for name in ("n1", "n2"):
         c.etcd.delete(keys.alive(C, name, "r1"))
