@@ -14,8 +14,11 @@ Lifecycle of `run()`:
    resync (which removes this cluster's orphans and reports every assignment once);
    INCREMENTAL messages must chain on the held version or the stream is dropped. While a
    session is up, heartbeats go out at the server's period (their answers name the API
-   replicas alive now) and status batches flow (a heartbeat that timed out is sent again on the
-   same session for up to three periods: `heartbeat_patience`). Any failure: keep containers running, move to
+   replicas alive now; they go on through a reconnect, on a stream that outlives the session,
+   unless they are what failed: `Agent._heartbeats`) and status batches flow (a heartbeat that
+   timed out is sent again on the same session for up to three periods: `heartbeat_patience`;
+   a status batch that timed out, up to three times in a row: `reporter.send_loop`). Any
+   failure: keep containers running, move to
    the next API replica (`nodeagent.servers`), back off with jitter
    (0.5 s -> 2 s, so a control plane that comes back is found within about 2 s; the channel's
    own reconnect backoff is capped to match, see `dispatcher_client.CHANNEL_OPTIONS`) and reconnect;
@@ -44,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +97,30 @@ def default_reconnect() -> Backoff:
 
 class CertificateRenewed(Exception):
     """The session moves to the channel of the renewed certificate (reconnect at once)."""
+
+
+PART_NOTE = "ccs session part: "
+
+
+async def session_part(name: str, work: Awaitable[None]) -> None:
+    """Run one task of a session, with its name noted on the error that ends it, so that the
+    "disconnected" log says which part ended the session (the heartbeats, the status reports or
+    the session stream itself): under load (issue 15) the same code, DEADLINE_EXCEEDED or
+    CANCELLED, came from different calls, and only the part tells them apart."""
+    try:
+        await work
+    except Exception as exc:
+        exc.add_note(PART_NOTE + name)
+        raise
+
+
+def part_of(exc: BaseException) -> str:
+    """The session part noted by :func:`session_part`; an error without one came from the
+    session stream (or the agent's own handling of a message)."""
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(PART_NOTE):
+            return note.removeprefix(PART_NOTE)
+    return "session stream"
 
 
 class Agent:
@@ -161,6 +188,11 @@ class Agent:
         self.heartbeat_period = DEFAULT_HEARTBEAT
         self.image_collection = ImageCollection(self._collect_images)  # nodeagent.images
         self.connected = asyncio.Event()  # set while a session is up (for tests and health)
+        # Heartbeats outlive sessions (see _heartbeats): set when a session is up and the
+        # heartbeats have not failed since; the failure that ends a session is handed over here.
+        self._beats_wanted = asyncio.Event()
+        self._beats_failed = asyncio.Event()
+        self._beats_failure: Exception | None = None
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
         self.log = structlog.get_logger("ccs.agent").bind(node=name)
@@ -249,7 +281,9 @@ class Agent:
             execs = ExecServer(self.runtime, self.executor.docker_ids.get)
             fanout = LogsFanout(self.runtime, self.executor.docker_ids.get, enrollment, self.log, execs)
             background.append(asyncio.create_task(fanout.run(), name=f"logs-{self.name}"))
+            background.append(asyncio.create_task(self._heartbeats(client), name=f"heartbeats-{self.name}"))
             while True:
+                part = "session stream"
                 try:
                     await self._session(client)
                     reason = "session stream ended"
@@ -273,9 +307,11 @@ class Agent:
                         await enrollment.reregister(client, why)
                         continue
                     reason = describe(exc)
+                    part = part_of(exc)
                 self.connected.clear()
                 delay = self._reconnect.next()
-                self.log.warning("disconnected", server=self.servers.api(), reason=reason, retry_in=round(delay, 2))
+                self.log.warning("disconnected", server=self.servers.api(), reason=reason, part=part,
+                                 retry_in=round(delay, 2))
                 await enrollment.fail_over(client, reason)
                 await asyncio.sleep(delay)
         finally:
@@ -311,8 +347,7 @@ class Agent:
         stream = client.session(VERSION, self.network_maps.version)
         try:
             await self._consume(stream, client)
-        finally:
-            client.close_heartbeats()
+        finally:  # the heartbeat stream stays: heartbeats go on through the reconnect
             cancel = getattr(stream, "cancel", None)  # a grpc call: do not leave it open
             if cancel is not None:
                 cancel()
@@ -345,10 +380,16 @@ class Agent:
                     started = True
                     self._reconnect.reset()
                     self.connected.set()
-                    tg.create_task(self._heartbeats(client))
-                    tg.create_task(send_loop(self.batcher, client.update_status, linger=self._linger))
+                    self._beats_failed.clear()  # only a failure from now on ends this session
+                    self._beats_wanted.set()
+                    tg.create_task(session_part("heartbeats", self._until_heartbeats_fail()))
+                    tg.create_task(session_part("status reports", send_loop(
+                        self.batcher, client.update_status, linger=self._linger, on_timeout=self._status_timed_out)))
                     tg.create_task(self._until_renewed())
             raise ConnectionError("session stream closed by the server")
+
+    def _status_timed_out(self, in_a_row: int) -> None:
+        self.log.warning("status report timed out; sending it again on the same session", in_a_row=in_a_row)
 
     async def _until_renewed(self) -> None:
         await self.enrollment.renewed.wait()
@@ -356,20 +397,53 @@ class Agent:
 
     # ------------------------------------------------------------------ session tasks
 
+    async def _until_heartbeats_fail(self) -> None:
+        await self._beats_failed.wait()
+        assert self._beats_failure is not None
+        raise self._beats_failure
+
     async def _heartbeats(self, client: DispatcherClient) -> None:
-        """Heartbeats at the server's period. One that times out is sent again at once on the
-        same session while the last answer is recent (``heartbeat_patience``: a slow replica is
-        not a dead one, and a reconnect costs it a complete set); any other failure, or a
-        timeout past that patience, ends the session."""
+        """Heartbeats for the agent's life, from its first session on, on one stream that
+        outlives sessions. Why not one per session (as before): a session that ended for another
+        reason (its stream broke, a status report timed out past its bound, a map chain broke)
+        stopped the heartbeats until the next session was up, which under load is the wait for
+        the server to take two new calls in (the session and a new heartbeat stream; issue 15:
+        grpc.aio takes calls in at its loop's pace). At 1,000 hollow nodes that wait passed
+        the server's liveness deadline thousands of times: nodes were declared down and their
+        containers placed again while their agents were only reconnecting. Now heartbeats go on
+        through a reconnect and the node stays heard. A heartbeat failure that ends the session
+        (any error, or timeouts past ``heartbeat_patience``) closes the stream and stops the
+        heartbeats until the next session is up, as before."""
+        while True:
+            raise_if_cancelled()
+            await self._beats_wanted.wait()
+            try:
+                failure = await self._beat_until_failure(client)
+            except Exception as exc:  # anything else in the loop ends the session, as it did
+                failure = exc
+            client.close_heartbeats()
+            self._beats_wanted.clear()
+            self._beats_failure = failure
+            self._beats_failed.set()
+
+    async def _beat_until_failure(self, client: DispatcherClient) -> Exception:
+        """Heartbeats at the server's period until one fails in a way that ends the session
+        (returned). One that times out is sent again at once while the last answer is recent
+        (``heartbeat_patience``: a slow replica is not a dead one, and a reconnect costs it a
+        complete set); one that failed because the channel changed under it (a renewed
+        certificate, a fail-over: ``DispatcherClient.use``) goes again on the new channel."""
         last_answered = time.monotonic()
         while True:
             raise_if_cancelled()
             deadline = max(self.heartbeat_period, 5.0)
             self._node_status.message = self.network.problem if self.network is not None else ""
             stats = await self.router.collect_if_up(node=self.name) if self.router is not None else None
+            channel_generation = client.generation
             try:
                 period = await client.heartbeat(self._node_status, deadline_seconds=deadline, router_stats=stats)
             except Exception as exc:
+                if client.generation != channel_generation:
+                    continue
                 if self.metrics is not None:
                     self.metrics.heartbeat(ok=False)
                 if heartbeat_patience.keep_session(code_of(exc), last_answered=last_answered,
@@ -379,7 +453,7 @@ class Agent:
                     # A pause, so that a server answering DEADLINE_EXCEEDED at once is not spun on.
                     await asyncio.sleep(min(1.0, self.heartbeat_period / 10))
                     continue
-                raise
+                return exc
             last_answered = time.monotonic()
             if self.metrics is not None:
                 self.metrics.heartbeat(ok=True)

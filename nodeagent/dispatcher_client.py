@@ -75,18 +75,21 @@ class DispatcherClient:
         self.channel = channel
         self._timeout = unary_timeout
         self.credential = ""
+        #: Counts the channel changes (``use``): a heartbeat that failed while it changed is not
+        #: the server's failure.
+        self.generation = 0
         #: The API replicas the last heartbeat answer named (empty from an older server).
         self.last_replicas: list[agent_pb2.Replica] = []
         self.last_prune_requested = 0
-        # Heartbeats go as messages on one stream per session (``answered_stream``); None until
-        # the first, or after the stream failed.
+        # Heartbeats go as messages on one stream (``answered_stream``) that outlives sessions
+        # on the same channel (``Agent._heartbeats``); None until the first, or after it failed.
         self._beats: AnsweredStream[agent_pb2.HeartbeatRequest, agent_pb2.HeartbeatResponse] | None = None
         # False once the server answered the stream UNIMPLEMENTED (a server of before it):
         # from then on one unary call each, as before.
         self._beats_on_stream = True
 
     def close_heartbeats(self) -> None:
-        """End the heartbeat stream (the session ended, or the channel changes)."""
+        """End the heartbeat stream (its heartbeats failed, or the channel changes)."""
         if self._beats is not None:
             self._beats.close()
         self._beats = None
@@ -95,6 +98,7 @@ class DispatcherClient:
         """Send later calls on ``channel`` (a renewed certificate's); returns the previous one."""
         self.close_heartbeats()
         old, self.channel = self.channel, channel
+        self.generation += 1
         self._stub = agent_pb2_grpc.DispatcherStub(channel)
         return old
 

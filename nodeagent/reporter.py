@@ -8,13 +8,21 @@ minutes costs one update per container, not one per change. Updates wait ~150 ms
 `StatusBatcher` is synchronous and clock-free (unit-tested without sleeping); `send_loop`
 adds the timing and the RPC. A batch that fails to send goes back to the buffer unless a newer
 status for the same container arrived meanwhile; the loop then raises so the session
-reconnects. Statuses equal to the last one sent are dropped, except right after a
+reconnects, except after a timeout (below). Statuses equal to the last one sent are dropped, except right after a
 (re)connect, when `forget_sent()` makes every container report once.
 
 A container turning HEALTHY does not wait for the linger: it is what a rolling update waits for
 before its next slot (and what routers and `depends_on: service_healthy` wait for), so it is
 sent at once, with whatever else is pending. Only HEALTHY: a container without a health check
 is RUNNING, and bursts of RUNNING (a deploy, a hollow node's thousands) keep coalescing.
+
+A batch that timed out (DEADLINE_EXCEEDED: the server is slow, not gone) is put back and sent
+again on the same session, up to :data:`TIMEOUTS_KEPT` times in a row. Ending the session there
+(as before) cost the server a complete assignment set and network map per reconnect, the work
+that made it slow: at 1,000 hollow nodes / 50,000 containers (issue 15) 2,212 sessions ended on
+a "Deadline Exceeded". A status is the latest state of a container, so sending it twice is
+harmless. The heartbeats keep judging whether the replica is alive (``heartbeat_patience``);
+past the bound the session ends as it does on any other error.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+import grpc
+
+from ccs.cancellation import raise_if_cancelled
 from ccs.v1 import agent_pb2, resources_pb2
 
 from .status import same_report
@@ -31,6 +42,12 @@ Key = tuple[str, str, str]  # application, service, container name
 
 DEFAULT_LINGER = 0.15
 DEFAULT_MAX_BATCH = 100
+TIMEOUTS_KEPT = 3
+"""Status calls in a row that may time out before the session ends (each waits the call's
+deadline, 30 s, so the bound is about 90 s of a server too slow to take a status)."""
+TIMEOUT_PAUSE = 1.0
+"""Seconds before a timed-out batch goes again: a server that answers DEADLINE_EXCEEDED at once
+(a proxy's deadline, say) is not spun on."""
 
 
 def key_of(u: agent_pb2.ContainerStatusUpdate) -> Key:
@@ -123,8 +140,23 @@ def is_urgent(u: agent_pb2.ContainerStatusUpdate) -> bool:
 Sender = Callable[[agent_pb2.UpdateStatusRequest], Awaitable[object]]
 
 
-async def send_loop(batcher: StatusBatcher, send: Sender, *, linger: float = DEFAULT_LINGER) -> None:
-    """Send batches until cancelled; raises the send error (after requeueing) so the caller reconnects."""
+def timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def send_loop(
+    batcher: StatusBatcher,
+    send: Sender,
+    *,
+    linger: float = DEFAULT_LINGER,
+    timeouts_kept: int = TIMEOUTS_KEPT,
+    on_timeout: Callable[[int], object] | None = None,
+    timeout_pause: float = TIMEOUT_PAUSE,
+) -> None:
+    """Send batches until cancelled. A send error puts the batch back; a timeout is then retried
+    on the same session up to ``timeouts_kept`` times in a row (``on_timeout(n)`` is told the
+    count), anything else is raised so the caller reconnects."""
+    timeouts = 0
     while True:
         await batcher.wait()
         if len(batcher) < batcher.max_batch:
@@ -134,7 +166,15 @@ async def send_loop(batcher: StatusBatcher, send: Sender, *, linger: float = DEF
             continue
         try:
             await send(agent_pb2.UpdateStatusRequest(updates=batch))
-        except BaseException:
+        except BaseException as exc:
             batcher.requeue(batch)
-            raise
+            if not timed_out(exc) or timeouts >= timeouts_kept:
+                raise
+            raise_if_cancelled()  # grpc.aio may have eaten a cancellation in that call
+            timeouts += 1
+            if on_timeout is not None:
+                on_timeout(timeouts)
+            await asyncio.sleep(timeout_pause)
+            continue
+        timeouts = 0
         batcher.mark_sent(batch)

@@ -150,7 +150,7 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
 
     def tally(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if event.get("event") == "disconnected":
-            reasons[str(event.get("reason", ""))[:90]] += 1
+            reasons[f'{str(event.get("reason", ""))[:80]} (in the {event.get("part", "?")})'] += 1
         if method not in ("error", "critical", "exception"):
             raise structlog.DropEvent
         return event

@@ -1,8 +1,8 @@
-"""Heartbeats as messages on one stream per session (``Dispatcher.Heartbeats``), with the unary
-call kept for servers without it.
+"""Heartbeats as messages on one stream (``Dispatcher.Heartbeats``) that outlives sessions, with
+the unary call kept for servers without it.
 
 Against in-process Dispatcher doubles on a real grpc.aio server: an agent's heartbeats go on one
-stream; an answer later than its heartbeat's deadline raises DEADLINE_EXCEEDED and is dropped
+stream, and go on through a reconnect while the next session is not up yet; an answer later than its heartbeat's deadline raises DEADLINE_EXCEEDED and is dropped
 when it comes (never taken for the next heartbeat's); a server without the stream answers
 UNIMPLEMENTED and the client uses the unary call from then on; an agent stopped while a
 heartbeat's answer comes stops (the cancellation is not lost). The server's side runs on a real
@@ -85,7 +85,7 @@ async def serve() -> AsyncIterator[Any]:
         await s.stop(None)
 
 
-async def test_an_agents_heartbeats_go_on_one_stream_per_session(serve: Any) -> None:
+async def test_an_agents_heartbeats_go_on_one_stream(serve: Any) -> None:
     d = Dispatcher()
     address = await serve(d)
     agent = Agent(address, insecure=True, runtime=FakeRuntime(), name="node-1", credential="cred-1",
@@ -94,6 +94,51 @@ async def test_an_agents_heartbeats_go_on_one_stream_per_session(serve: Any) -> 
     try:
         await d.until(lambda: d.heartbeats >= 4)
         assert (d.streams, d.unary, d.opened) == (1, 0, 1)
+    finally:
+        await agent.stop()
+        await run
+
+
+class EndsTheFirstSession(Dispatcher):
+    """The first session ends (UNAVAILABLE) after two heartbeats; the next is taken in but sends
+    nothing until ``release`` is set: a reconnect to a server too busy to start the session."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def Session(self, request: Any, context: Any) -> AsyncIterator[agent_pb2.SessionMessage]:
+        await self._notify(lambda: setattr(self, "opened", self.opened + 1))
+        msg = complete(1, container("a"))
+        msg.heartbeat_period_ms = PERIOD_MS
+        if self.opened == 1:
+            yield msg
+            await self.until(lambda: self.heartbeats >= 2)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the session's stream broke")
+        await self.release.wait()
+        yield msg
+        await asyncio.Event().wait()
+
+
+async def test_heartbeats_go_on_through_a_reconnect_on_the_same_stream(serve: Any) -> None:
+    """A session that ended for another reason than its heartbeats does not stop them: the node
+    stays heard while the agent waits for its next session (issue 15: under load that wait
+    passed the server's liveness deadline, and nodes were declared down while reconnecting)."""
+    d = EndsTheFirstSession()
+    address = await serve(d)
+    agent = Agent(address, insecure=True, runtime=FakeRuntime(), name="node-1", credential="cred-1",
+                  cluster=CLUSTER, status_linger=0.01, reconnect=Backoff(base=0.05, cap=0.2))
+    run = asyncio.create_task(agent.run())
+    try:
+        await d.until(lambda: d.opened == 2)
+        at_reopen = d.heartbeats
+        await d.until(lambda: d.heartbeats >= at_reopen + 3)
+        assert not agent.connected.is_set()  # the second session has sent nothing yet
+        d.release.set()
+        async with asyncio.timeout(20):  # a hang guard
+            await agent.connected.wait()
+        await d.until(lambda: d.heartbeats >= at_reopen + 5)
+        assert (d.streams, d.unary, d.opened) == (1, 0, 2)
     finally:
         await agent.stop()
         await run

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import random
 
+import grpc
 import pytest
 
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.agent import default_reconnect
+from nodeagent.agent import default_reconnect, part_of, session_part
 from nodeagent.backoff import Backoff
 from nodeagent.dispatcher_client import CHANNEL_OPTIONS
 from nodeagent.reporter import StatusBatcher, send_loop
@@ -145,3 +146,84 @@ async def test_a_healthy_update_is_sent_without_waiting_for_the_linger() -> None
     assert [(u.container, u.status.state) for u in sent[0].updates] == [
         ("a", pb.CONTAINER_STATE_RUNNING), ("b", pb.CONTAINER_STATE_HEALTHY)
     ]
+
+
+def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "from the test")
+
+
+async def test_a_timed_out_batch_is_sent_again_on_the_same_session() -> None:
+    """A slow server is not a gone one: two timeouts in a row, then the batch goes through, and
+    the loop is still running (it did not raise to end the session)."""
+    b = StatusBatcher()
+    b.put(upd("a", pb.CONTAINER_STATE_RUNNING))
+    calls: list[list[str]] = []
+    told: list[int] = []
+    delivered = asyncio.Event()
+
+    async def slow_then_fine(req: agent_pb2.UpdateStatusRequest) -> None:
+        calls.append([u.container for u in req.updates])
+        if len(calls) <= 2:
+            raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)
+        delivered.set()
+
+    loop = asyncio.create_task(send_loop(b, slow_then_fine, linger=0, timeout_pause=0, on_timeout=told.append))
+    async with asyncio.timeout(20):  # a hang guard
+        await delivered.wait()
+    assert not loop.done()
+    loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
+    assert calls == [["a"], ["a"], ["a"]]
+    assert told == [1, 2]
+    assert len(b) == 0
+
+
+async def test_timeouts_past_the_bound_end_the_session_with_the_batch_kept() -> None:
+    b = StatusBatcher()
+    b.put(upd("a", pb.CONTAINER_STATE_RUNNING))
+    calls = 0
+
+    async def always_slow(_: agent_pb2.UpdateStatusRequest) -> None:
+        nonlocal calls
+        calls += 1
+        raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await send_loop(b, always_slow, linger=0, timeout_pause=0, timeouts_kept=3)
+    assert raised.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert calls == 4  # the first call and three kept timeouts
+    assert [u.container for u in b.take()] == ["a"]
+
+
+async def test_a_success_resets_the_count_of_timeouts_in_a_row() -> None:
+    b = StatusBatcher()
+    outcomes = iter(["late", "ok", "late", "ok", "late", "unavailable"])
+    seen: list[str] = []
+
+    async def scripted(_: agent_pb2.UpdateStatusRequest) -> None:
+        outcome = next(outcomes)
+        seen.append(outcome)
+        b.put(upd(f"c{len(seen)}", pb.CONTAINER_STATE_RUNNING))  # keep the loop fed
+        if outcome == "late":
+            raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)
+        if outcome == "unavailable":
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+
+    b.put(upd("c0", pb.CONTAINER_STATE_RUNNING))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await send_loop(b, scripted, linger=0, timeout_pause=0, timeouts_kept=1)
+    # With a bound of one, each single timeout was kept because a success came between them;
+    # UNAVAILABLE (the replica is gone or refuses) ends the session at once.
+    assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert seen == ["late", "ok", "late", "ok", "late", "unavailable"]
+
+
+async def test_the_part_that_ended_a_session_is_named_on_its_error() -> None:
+    async def late() -> None:
+        raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await session_part("status reports", late())
+    assert part_of(raised.value) == "status reports"
+    assert part_of(ConnectionError("stream closed")) == "session stream"
