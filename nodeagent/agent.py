@@ -123,6 +123,18 @@ def part_of(exc: BaseException) -> str:
     return "session stream"
 
 
+def debug_of(exc: BaseException) -> str:
+    """gRPC's own account of a failed call (whether the status came from the server, which
+    transport event ended it), cut to a log line's size; empty for other errors."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return ""
+    try:
+        text = exc.debug_error_string() or ""
+    except Exception:  # an AioRpcError made by hand (AnswerTimeout) may have none
+        return ""
+    return text[:300]
+
+
 class Agent:
     def __init__(
         self,
@@ -283,7 +295,7 @@ class Agent:
             background.append(asyncio.create_task(fanout.run(), name=f"logs-{self.name}"))
             background.append(asyncio.create_task(self._heartbeats(client), name=f"heartbeats-{self.name}"))
             while True:
-                part = "session stream"
+                part, debug = "session stream", ""
                 try:
                     await self._session(client)
                     reason = "session stream ended"
@@ -308,10 +320,11 @@ class Agent:
                         continue
                     reason = describe(exc)
                     part = part_of(exc)
+                    debug = debug_of(exc)
                 self.connected.clear()
                 delay = self._reconnect.next()
                 self.log.warning("disconnected", server=self.servers.api(), reason=reason, part=part,
-                                 retry_in=round(delay, 2))
+                                 retry_in=round(delay, 2), **({"debug": debug} if debug else {}))
                 await enrollment.fail_over(client, reason)
                 await asyncio.sleep(delay)
         finally:

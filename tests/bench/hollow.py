@@ -57,6 +57,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -150,7 +151,9 @@ def hollow_nodes(address: str, token: str, first: int, count: int, stop: Any, pi
 
     def tally(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if event.get("event") == "disconnected":
-            reasons[f'{str(event.get("reason", ""))[:80]} (in the {event.get("part", "?")})'] += 1
+            # gRPC's account without its timestamps and addresses: where the status came from
+            debug = re.sub(r'created_time:"[^"]*"|ipv4:[0-9.:]+|\d{4}-\d\d-\d\dT[^ ,}]*', "", str(event.get("debug", "")))
+            reasons[f'{str(event.get("reason", ""))[:80]} (in the {event.get("part", "?")}) {debug[:160]}'.rstrip()] += 1
         if method not in ("error", "critical", "exception"):
             raise structlog.DropEvent
         return event

@@ -11,7 +11,7 @@ import pytest
 
 from ccs.v1 import agent_pb2
 from ccs.v1 import resources_pb2 as pb
-from nodeagent.agent import default_reconnect, part_of, session_part
+from nodeagent.agent import debug_of, default_reconnect, part_of, session_part
 from nodeagent.backoff import Backoff
 from nodeagent.dispatcher_client import CHANNEL_OPTIONS
 from nodeagent.reporter import StatusBatcher, send_loop
@@ -227,3 +227,14 @@ async def test_the_part_that_ended_a_session_is_named_on_its_error() -> None:
         await session_part("status reports", late())
     assert part_of(raised.value) == "status reports"
     assert part_of(ConnectionError("stream closed")) == "session stream"
+
+
+def test_grpcs_own_account_of_a_failure_is_kept_for_the_log() -> None:
+    """``debug_of``: the text gRPC gives (it says whether a status came from the server), cut to
+    a log line; nothing for errors that are not gRPC's or carry none."""
+    from_server = grpc.aio.AioRpcError(grpc.StatusCode.CANCELLED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       "CANCELLED", 'Error received from peer {grpc_status:1}' + "x" * 400)
+    assert debug_of(from_server).startswith("Error received from peer")
+    assert len(debug_of(from_server)) == 300
+    assert debug_of(rpc_error(grpc.StatusCode.UNAVAILABLE)) == ""
+    assert debug_of(ConnectionError("stream closed")) == ""
