@@ -205,6 +205,8 @@ class Agent:
         self._beats_wanted = asyncio.Event()
         self._beats_failed = asyncio.Event()
         self._beats_failure: Exception | None = None
+        self._session_ended_at = time.monotonic()  # when the last session ended (see _heartbeats)
+        self._stream_before_session: object | None = None  # the heartbeat stream a session found
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
         self.log = structlog.get_logger("ccs.agent").bind(node=name)
@@ -293,7 +295,9 @@ class Agent:
             execs = ExecServer(self.runtime, self.executor.docker_ids.get)
             fanout = LogsFanout(self.runtime, self.executor.docker_ids.get, enrollment, self.log, execs)
             background.append(asyncio.create_task(fanout.run(), name=f"logs-{self.name}"))
-            background.append(asyncio.create_task(self._heartbeats(client), name=f"heartbeats-{self.name}"))
+            beats = asyncio.create_task(self._heartbeats(client), name=f"heartbeats-{self.name}")
+            beats.add_done_callback(self._heartbeats_ended)
+            background.append(beats)
             while True:
                 part, debug = "session stream", ""
                 try:
@@ -322,6 +326,7 @@ class Agent:
                     part = part_of(exc)
                     debug = debug_of(exc)
                 self.connected.clear()
+                self._session_ended_at = time.monotonic()
                 delay = self._reconnect.next()
                 self.log.warning("disconnected", server=self.servers.api(), reason=reason, part=part,
                                  retry_in=round(delay, 2), **({"debug": debug} if debug else {}))
@@ -394,6 +399,8 @@ class Agent:
                     self._reconnect.reset()
                     self.connected.set()
                     self._beats_failed.clear()  # only a failure from now on ends this session
+                    client.drop_failed_heartbeats()  # nor one of a stream that died before it
+                    self._stream_before_session = client.heartbeat_stream
                     self._beats_wanted.set()
                     tg.create_task(session_part("heartbeats", self._until_heartbeats_fail()))
                     tg.create_task(session_part("status reports", send_loop(
@@ -426,18 +433,41 @@ class Agent:
         containers placed again while their agents were only reconnecting. Now heartbeats go on
         through a reconnect and the node stays heard. A heartbeat failure that ends the session
         (any error, or timeouts past ``heartbeat_patience``) closes the stream and stops the
-        heartbeats until the next session is up, as before."""
+        heartbeats until the next session is up, as before.
+
+        Without a session, heartbeats go on for at most ``heartbeat_patience.PATIENCE_PERIODS``
+        periods (``_no_session_for_too_long``): a node whose sessions keep failing before they
+        start (its engine is down, a complete set it cannot take) must still go DOWN so that
+        its containers are placed elsewhere, as before, not be kept READY by heartbeats alone."""
         while True:
             raise_if_cancelled()
             await self._beats_wanted.wait()
             try:
                 failure = await self._beat_until_failure(client)
+            except asyncio.CancelledError:
+                raise_if_cancelled()  # the agent stops
+                failure = ConnectionError("a heartbeat call was cancelled")
             except Exception as exc:  # anything else in the loop ends the session, as it did
                 failure = exc
             client.close_heartbeats()
             self._beats_wanted.clear()
             self._beats_failure = failure
             self._beats_failed.set()
+            if not self.connected.is_set():  # no session's "disconnected" line will say it
+                self.log.warning("heartbeats stopped until the next session", reason=describe(failure))
+
+    def _heartbeats_ended(self, task: asyncio.Task[None]) -> None:
+        """The heartbeat task ends only when the agent stops; anything else is a bug to see."""
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("heartbeats ended", error=describe(task.exception() or Exception()))
+
+    def _no_session_for_too_long(self) -> Exception | None:
+        if self.connected.is_set():
+            return None
+        alone = time.monotonic() - self._session_ended_at
+        if alone < heartbeat_patience.PATIENCE_PERIODS * self.heartbeat_period:
+            return None
+        return ConnectionError(f"no session for {alone:.1f} s")
 
     async def _beat_until_failure(self, client: DispatcherClient) -> Exception:
         """Heartbeats at the server's period until one fails in a way that ends the session
@@ -448,14 +478,30 @@ class Agent:
         last_answered = time.monotonic()
         while True:
             raise_if_cancelled()
+            if (alone := self._no_session_for_too_long()) is not None:
+                return alone
             deadline = max(self.heartbeat_period, 5.0)
             self._node_status.message = self.network.problem if self.network is not None else ""
             stats = await self.router.collect_if_up(node=self.name) if self.router is not None else None
             channel_generation = client.generation
+            stream = client.heartbeat_stream
             try:
                 period = await client.heartbeat(self._node_status, deadline_seconds=deadline, router_stats=stats)
+            except asyncio.CancelledError:
+                # grpc.aio raises this (not an AioRpcError) for a call whose channel was closed
+                # under it (fail-over, re-registration, a renewed certificate's old channel).
+                raise_if_cancelled()
+                if client.generation != channel_generation:
+                    continue
+                return ConnectionError("the heartbeat call was cancelled")
             except Exception as exc:
                 if client.generation != channel_generation:
+                    continue
+                if (stream is not None and stream is self._stream_before_session
+                        and code_of(exc) is not grpc.StatusCode.DEADLINE_EXCEEDED):
+                    # The stream is older than this session and its call is over: it may have
+                    # died with the last session before anyone noticed. Once, on a new stream.
+                    self._stream_before_session = None
                     continue
                 if self.metrics is not None:
                     self.metrics.heartbeat(ok=False)

@@ -80,6 +80,11 @@ class AnsweredStream(Generic[Request, Answer]):
             # The timeout cancelled the future: the reader drops its answer when it comes.
             raise AnswerTimeout(deadline, self.what) from None
 
+    @property
+    def failed(self) -> bool:
+        """Whether the call is over (every later request would fail with its error)."""
+        return self._error is not None
+
     def close(self) -> None:
         """End the call (and fail whoever waits); idempotent."""
         self._fail(StreamEnded(f"the {self.what} stream was closed"))

@@ -94,6 +94,18 @@ class DispatcherClient:
             self._beats.close()
         self._beats = None
 
+    @property
+    def heartbeat_stream(self) -> object | None:
+        """The heartbeat stream the next heartbeat goes on (None: it opens a new one)."""
+        return self._beats
+
+    def drop_failed_heartbeats(self) -> None:
+        """Close the heartbeat stream if its call is already over, so that the next heartbeat
+        opens a new one instead of failing with that old error (a new session starts: the
+        stream may have died with the last one, while no heartbeat was waiting on it)."""
+        if self._beats is not None and self._beats.failed:
+            self.close_heartbeats()
+
     def use(self, channel: grpc.aio.Channel) -> grpc.aio.Channel:
         """Send later calls on ``channel`` (a renewed certificate's); returns the previous one."""
         self.close_heartbeats()
@@ -152,13 +164,15 @@ class DispatcherClient:
         if self._beats_on_stream:
             if self._beats is None:
                 self._beats = AnsweredStream(self._stub.Heartbeats(metadata=self.metadata), "heartbeat")
+            beats = self._beats  # `use` may replace it while this heartbeat waits
             try:
-                response = await self._beats.ask(request, deadline_seconds)
+                response = await beats.ask(request, deadline_seconds)
             except AnswerTimeout:
                 raise  # the stream stays: the next heartbeat goes on it (the agent's patience)
             except BaseException as exc:
-                self._beats.close()
-                self._beats = None
+                beats.close()
+                if self._beats is beats:
+                    self._beats = None
                 if code_of(exc) != grpc.StatusCode.UNIMPLEMENTED:
                     raise
                 self._beats_on_stream = False  # an older server: one call per heartbeat

@@ -43,8 +43,9 @@ Key = tuple[str, str, str]  # application, service, container name
 DEFAULT_LINGER = 0.15
 DEFAULT_MAX_BATCH = 100
 TIMEOUTS_KEPT = 3
-"""Status calls in a row that may time out before the session ends (each waits the call's
-deadline, 30 s, so the bound is about 90 s of a server too slow to take a status)."""
+"""Timed-out status calls in a row sent again before the session ends: with the first, four
+calls of the 30 s deadline (and the pauses), about two minutes of a server too slow to take a
+status."""
 TIMEOUT_PAUSE = 1.0
 """Seconds before a timed-out batch goes again: a server that answers DEADLINE_EXCEEDED at once
 (a proxy's deadline, say) is not spun on."""
